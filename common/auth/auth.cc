@@ -1,0 +1,198 @@
+#include "common/auth/auth.h"
+
+#include <errno.h>
+#include <google/protobuf/struct.pb.h>
+#include <google/protobuf/util/json_util.h>
+#include <jwt.h>
+
+#include <fstream>
+#include <memory>
+#include <sstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/config/env.h"
+
+namespace common::auth {
+namespace {
+
+struct JwtDeleter {
+  void operator()(jwt_t* jwt) const { jwt_free(jwt); }
+};
+using JwtPtr = std::unique_ptr<jwt_t, JwtDeleter>;
+
+absl::Status Unauthenticated(absl::string_view why) {
+  return absl::UnauthenticatedError(absl::StrCat("invalid token: ", why));
+}
+
+// Reads a claim that may be a string or an array of strings.
+std::vector<std::string> StringOrArrayClaim(jwt_t* jwt, const char* name) {
+  std::vector<std::string> values;
+  if (const char* single = jwt_get_grant(jwt, name); single != nullptr) {
+    values.emplace_back(single);
+    return values;
+  }
+  char* json = jwt_get_grants_json(jwt, name);
+  if (json == nullptr) return values;
+  google::protobuf::ListValue list;
+  if (google::protobuf::util::JsonStringToMessage(json, &list).ok()) {
+    for (const auto& value : list.values()) {
+      if (value.kind_case() == google::protobuf::Value::kStringValue) {
+        values.push_back(value.string_value());
+      }
+    }
+  }
+  free(json);
+  return values;
+}
+
+absl::StatusOr<uint32_t> ParseRoles(const std::vector<std::string>& names, bool allow_service) {
+  uint32_t roles = 0;
+  for (const std::string& name : names) {
+    if (name == "member") roles |= static_cast<uint32_t>(Role::kMember);
+    else if (name == "manager") roles |= static_cast<uint32_t>(Role::kManager);
+    else if (name == "admin") roles |= static_cast<uint32_t>(Role::kAdmin);
+    else if (name == "screen") roles |= static_cast<uint32_t>(Role::kScreen);
+    else if (name == "service" && allow_service) roles |= static_cast<uint32_t>(Role::kService);
+    else if (name == "service") return Unauthenticated("role 'service' needs a service-signed token");
+    // Unknown roles are ignored: they grant nothing.
+  }
+  return roles;
+}
+
+// Decodes and checks signature, algorithm, expiry, issuer and audience.
+absl::StatusOr<Principal> Decode(absl::string_view token, jwt_alg_t expected_alg,
+                                 const std::string& key, const std::string& issuer,
+                                 const std::string& audience, bool is_service_key,
+                                 absl::Time now) {
+  jwt_t* raw = nullptr;
+  std::string token_str(token);
+  if (jwt_decode(&raw, token_str.c_str(), reinterpret_cast<const unsigned char*>(key.data()),
+                 static_cast<int>(key.size())) != 0 ||
+      raw == nullptr) {
+    return Unauthenticated("signature or format rejected");
+  }
+  JwtPtr jwt(raw);
+  // Refuse "none" and algorithm confusion: only the configured algorithm.
+  if (jwt_get_alg(jwt.get()) != expected_alg) return Unauthenticated("unexpected algorithm");
+  errno = 0;
+  long exp = jwt_get_grant_int(jwt.get(), "exp");
+  if (errno == ENOENT || exp <= 0) return Unauthenticated("no 'exp' claim");
+  if (absl::FromUnixSeconds(exp) <= now) return Unauthenticated("expired");
+  const char* iss = jwt_get_grant(jwt.get(), "iss");
+  if (!issuer.empty() && (iss == nullptr || issuer != iss)) {
+    return Unauthenticated(absl::StrCat("issuer must be '", issuer, "'"));
+  }
+  std::vector<std::string> audiences = StringOrArrayClaim(jwt.get(), "aud");
+  if (std::find(audiences.begin(), audiences.end(), audience) == audiences.end()) {
+    return Unauthenticated(absl::StrCat("audience must include '", audience, "'"));
+  }
+  Principal principal;
+  const char* sub = jwt_get_grant(jwt.get(), "sub");
+  const char* org = jwt_get_grant(jwt.get(), "org");
+  if (sub == nullptr || *sub == '\0') return Unauthenticated("no 'sub' claim");
+  if (org == nullptr || *org == '\0') return Unauthenticated("no 'org' claim");
+  principal.subject = sub;
+  principal.org = org;
+  absl::StatusOr<uint32_t> roles =
+      ParseRoles(StringOrArrayClaim(jwt.get(), "roles"), is_service_key);
+  if (!roles.ok()) return roles.status();
+  principal.roles = *roles;
+  if (principal.roles == 0) return Unauthenticated("no known role in 'roles'");
+  return principal;
+}
+
+}  // namespace
+
+Authenticator::Authenticator(JwtConfig config) : config_(std::move(config)) {}
+
+absl::StatusOr<Principal> Authenticator::Verify(absl::string_view token, absl::Time now) const {
+  if (token.empty()) return absl::UnauthenticatedError("missing bearer token");
+  if (token.size() > 8192) return Unauthenticated("longer than 8192 bytes");
+  jwt_alg_t alg = config_.algorithm == "RS256" ? JWT_ALG_RS256 : JWT_ALG_HS256;
+  absl::StatusOr<Principal> person =
+      Decode(token, alg, config_.key, config_.issuer, config_.audience, false, now);
+  if (person.ok() || config_.service_secret.empty()) return person;
+  absl::StatusOr<Principal> service = Decode(token, JWT_ALG_HS256, config_.service_secret,
+                                             config_.issuer, kServiceAudience, true, now);
+  if (service.ok()) return service;
+  return person.status();
+}
+
+absl::StatusOr<Principal> Authenticator::Authenticate(const grpc::ServerContext& context) const {
+  const auto& metadata = context.client_metadata();
+  auto it = metadata.find("authorization");
+  if (it == metadata.end()) {
+    return absl::UnauthenticatedError(
+        "missing 'authorization: Bearer <token>' metadata");
+  }
+  absl::string_view value(it->second.data(), it->second.size());
+  if (!absl::StartsWithIgnoreCase(value, "Bearer ")) {
+    return absl::UnauthenticatedError("authorization metadata must be 'Bearer <token>'");
+  }
+  return Verify(value.substr(7), absl::Now());
+}
+
+absl::StatusOr<std::string> MintHs256(const TokenRequest& request, absl::string_view secret,
+                                      absl::Time now) {
+  jwt_t* raw = nullptr;
+  if (jwt_new(&raw) != 0) return absl::InternalError("jwt_new failed");
+  JwtPtr jwt(raw);
+  std::string key(secret);
+  int rc = jwt_set_alg(jwt.get(), JWT_ALG_HS256, reinterpret_cast<const unsigned char*>(key.data()),
+                       static_cast<int>(key.size()));
+  rc |= jwt_add_grant(jwt.get(), "sub", request.subject.c_str());
+  rc |= jwt_add_grant(jwt.get(), "org", request.org.c_str());
+  rc |= jwt_add_grant(jwt.get(), "iss", request.issuer.c_str());
+  rc |= jwt_add_grant(jwt.get(), "aud", request.audience.c_str());
+  rc |= jwt_add_grant_int(jwt.get(), "iat", absl::ToUnixSeconds(now));
+  rc |= jwt_add_grant_int(jwt.get(), "exp", absl::ToUnixSeconds(now + request.ttl));
+  google::protobuf::ListValue roles;
+  for (const std::string& role : request.roles) roles.add_values()->set_string_value(role);
+  std::string roles_json;
+  google::protobuf::Struct wrapper;
+  (*wrapper.mutable_fields())["roles"].mutable_list_value()->CopyFrom(roles);
+  if (!google::protobuf::util::MessageToJsonString(wrapper, &roles_json).ok()) {
+    return absl::InternalError("cannot encode roles");
+  }
+  rc |= jwt_add_grants_json(jwt.get(), roles_json.c_str());
+  if (rc != 0) return absl::InternalError("cannot build token");
+  char* encoded = jwt_encode_str(jwt.get());
+  if (encoded == nullptr) return absl::InternalError("cannot sign token");
+  std::string token(encoded);
+  free(encoded);
+  return token;
+}
+
+absl::StatusOr<std::string> MintServiceToken(absl::string_view service_name,
+                                             absl::string_view org, absl::string_view secret,
+                                             absl::Time now) {
+  TokenRequest request;
+  request.subject = std::string(service_name);
+  request.org = std::string(org);
+  request.roles = {"service"};
+  request.audience = kServiceAudience;
+  request.ttl = absl::Minutes(5);
+  return MintHs256(request, secret, now);
+}
+
+JwtConfig JwtConfigFromEnvironment() {
+  JwtConfig config;
+  config.algorithm = config::EnvOr("JWT_ALGORITHM", "HS256");
+  std::string key_file = config::EnvOr("JWT_KEY_FILE", "");
+  if (!key_file.empty()) {
+    std::ifstream in(key_file);
+    std::stringstream buffer;
+    buffer << in.rdbuf();
+    config.key = buffer.str();
+  } else {
+    config.key = config::EnvOr("JWT_KEY", kDevJwtSecret);
+  }
+  config.issuer = config::EnvOr("JWT_ISSUER", config.issuer);
+  config.audience = config::EnvOr("JWT_AUDIENCE", config.audience);
+  config.service_secret = config::EnvOr("SERVICE_TOKEN_SECRET", kDevServiceSecret);
+  return config;
+}
+
+}  // namespace common::auth

@@ -1,0 +1,96 @@
+// Authentication: JWT bearer tokens from gRPC metadata ("authorization:
+// Bearer <token>"). People carry tokens signed with the platform key
+// (HS256 secret in development, RS256 public key in production); services
+// carry tokens signed with a separate service secret, so no person's token
+// can claim to be a service. The org always comes from the token.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+
+namespace common::auth {
+
+enum class Role : uint32_t {
+  kMember = 1,
+  kManager = 2,
+  kAdmin = 4,
+  kScreen = 8,
+  kService = 16,  // only from tokens signed with the service secret
+};
+
+struct Principal {
+  std::string subject;  // person id, or service name ("kudos")
+  std::string org;
+  uint32_t roles = 0;
+
+  bool Has(Role role) const { return (roles & static_cast<uint32_t>(role)) != 0; }
+  bool is_service() const { return Has(Role::kService); }
+  bool is_admin() const { return Has(Role::kAdmin); }
+  // Screens are read-only: they see boards and the feed, nothing personal.
+  bool is_screen_only() const {
+    return Has(Role::kScreen) && !Has(Role::kMember) && !Has(Role::kManager) &&
+           !Has(Role::kAdmin) && !is_service();
+  }
+};
+
+struct JwtConfig {
+  // "HS256" (key = shared secret) or "RS256" (key = PEM public key).
+  std::string algorithm = "HS256";
+  std::string key;
+  std::string issuer = "kudos-platform";
+  std::string audience = "kudos-api";
+  // HS256 secret that only services hold; empty disables service identity.
+  std::string service_secret;
+};
+
+inline constexpr char kServiceAudience[] = "kudos-internal";
+
+class Authenticator {
+ public:
+  explicit Authenticator(JwtConfig config);
+
+  // UNAUTHENTICATED with a reason when the token is missing or invalid.
+  absl::StatusOr<Principal> Verify(absl::string_view token, absl::Time now) const;
+  absl::StatusOr<Principal> Authenticate(const grpc::ServerContext& context) const;
+
+  const JwtConfig& config() const { return config_; }
+
+ private:
+  JwtConfig config_;
+};
+
+struct TokenRequest {
+  std::string subject;
+  std::string org;
+  std::vector<std::string> roles;  // "member", "manager", "admin", "screen", "service"
+  std::string issuer = "kudos-platform";
+  std::string audience = "kudos-api";
+  absl::Duration ttl = absl::Hours(12);
+};
+
+// Signs an HS256 token (development tokens, service identity, tests).
+absl::StatusOr<std::string> MintHs256(const TokenRequest& request, absl::string_view secret,
+                                      absl::Time now);
+
+// A service-identity token for calls between services, for one org.
+absl::StatusOr<std::string> MintServiceToken(absl::string_view service_name,
+                                             absl::string_view org, absl::string_view secret,
+                                             absl::Time now);
+
+// Reads a JwtConfig from flags-with-env-defaults conventions:
+// JWT_ALGORITHM, JWT_KEY (or JWT_KEY_FILE), JWT_ISSUER, JWT_AUDIENCE,
+// SERVICE_TOKEN_SECRET. Development defaults are used when unset.
+JwtConfig JwtConfigFromEnvironment();
+
+// Development defaults, used by the start script and tests.
+inline constexpr char kDevJwtSecret[] = "dev-only-jwt-secret-change-me";
+inline constexpr char kDevServiceSecret[] = "dev-only-service-secret-change-me";
+
+}  // namespace common::auth

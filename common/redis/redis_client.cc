@@ -1,0 +1,287 @@
+#include "common/redis/redis_client.h"
+
+#include <openssl/evp.h>
+
+#include <thread>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+
+namespace common::redis {
+namespace {
+
+constexpr std::chrono::milliseconds kMaxBackoff{1000};
+constexpr std::chrono::milliseconds kFirstBackoff{20};
+
+timeval ToTimeval(std::chrono::milliseconds ms) {
+  timeval tv;
+  tv.tv_sec = ms.count() / 1000;
+  tv.tv_usec = (ms.count() % 1000) * 1000;
+  return tv;
+}
+
+// Converts a hiredis reply; error replies become a Status.
+absl::StatusOr<Reply> Convert(const redisReply* raw) {
+  Reply reply;
+  switch (raw->type) {
+    case REDIS_REPLY_ERROR:
+      return StatusFromRedisError(absl::string_view(raw->str, raw->len));
+    case REDIS_REPLY_NIL:
+      reply.type = Reply::Type::kNil;
+      break;
+    case REDIS_REPLY_STRING:
+      reply.type = Reply::Type::kString;
+      reply.str.assign(raw->str, raw->len);
+      break;
+    case REDIS_REPLY_STATUS:
+      reply.type = Reply::Type::kStatus;
+      reply.str.assign(raw->str, raw->len);
+      break;
+    case REDIS_REPLY_INTEGER:
+      reply.type = Reply::Type::kInteger;
+      reply.integer = raw->integer;
+      break;
+    case REDIS_REPLY_ARRAY:
+      reply.type = Reply::Type::kArray;
+      reply.elements.reserve(raw->elements);
+      for (size_t i = 0; i < raw->elements; ++i) {
+        // An error nested in an array (e.g. inside EXEC) fails the whole reply.
+        absl::StatusOr<Reply> element = Convert(raw->element[i]);
+        if (!element.ok()) return element.status();
+        reply.elements.push_back(*std::move(element));
+      }
+      break;
+    default:
+      return absl::InternalError(absl::StrCat("unexpected Redis reply type ", raw->type));
+  }
+  return reply;
+}
+
+std::string Sha1Hex(absl::string_view data) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_Digest(data.data(), data.size(), digest, &length, EVP_sha1(), nullptr);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  for (unsigned int i = 0; i < length; ++i) {
+    hex.push_back(kHex[digest[i] >> 4]);
+    hex.push_back(kHex[digest[i] & 15]);
+  }
+  return hex;
+}
+
+}  // namespace
+
+absl::StatusOr<long long> Reply::AsInteger() const {
+  if (type == Type::kInteger) return integer;
+  long long value = 0;
+  if ((type == Type::kString || type == Type::kStatus) && absl::SimpleAtoi(str, &value)) {
+    return value;
+  }
+  return absl::InternalError("Redis reply is not an integer");
+}
+
+absl::StatusOr<Endpoint> ParseEndpoint(absl::string_view address) {
+  std::vector<std::string> parts = absl::StrSplit(address, absl::MaxSplits(':', 1));
+  Endpoint endpoint;
+  if (parts.size() != 2 || parts[0].empty() || !absl::SimpleAtoi(parts[1], &endpoint.port) ||
+      endpoint.port <= 0 || endpoint.port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("redis address '", address, "' is not host:port"));
+  }
+  endpoint.host = parts[0];
+  return endpoint;
+}
+
+absl::Status StatusFromRedisError(absl::string_view message) {
+  static const std::pair<absl::string_view, absl::StatusCode> kCodes[] = {
+      {"INVALID_ARGUMENT", absl::StatusCode::kInvalidArgument},
+      {"NOT_FOUND", absl::StatusCode::kNotFound},
+      {"ALREADY_EXISTS", absl::StatusCode::kAlreadyExists},
+      {"PERMISSION_DENIED", absl::StatusCode::kPermissionDenied},
+      {"FAILED_PRECONDITION", absl::StatusCode::kFailedPrecondition},
+      {"RESOURCE_EXHAUSTED", absl::StatusCode::kResourceExhausted},
+      {"ABORTED", absl::StatusCode::kAborted},
+      {"OUT_OF_RANGE", absl::StatusCode::kOutOfRange},
+      {"UNAVAILABLE", absl::StatusCode::kUnavailable},
+  };
+  for (const auto& [name, code] : kCodes) {
+    if (absl::StartsWith(message, name) && message.size() > name.size() &&
+        (message[name.size()] == ' ' || message[name.size()] == ':')) {
+      absl::string_view rest = absl::StripLeadingAsciiWhitespace(
+          message.substr(name.size() + 1));
+      return absl::Status(code, rest);
+    }
+  }
+  // LOADING / BUSY / MASTERDOWN / TRYAGAIN are transient server states.
+  for (absl::string_view transient : {"LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN"}) {
+    if (absl::StartsWith(message, transient)) {
+      return absl::UnavailableError(absl::StrCat("redis: ", message));
+    }
+  }
+  if (absl::StartsWith(message, "NOSCRIPT")) return absl::NotFoundError("NOSCRIPT");
+  return absl::InternalError(absl::StrCat("redis: ", message));
+}
+
+Connection::Connection(Endpoint endpoint, std::chrono::milliseconds timeout)
+    : endpoint_(std::move(endpoint)), timeout_(timeout) {}
+
+Connection::~Connection() {
+  if (context_ != nullptr) redisFree(context_);
+}
+
+void Connection::Drop(absl::string_view /*why*/) {
+  if (context_ != nullptr) redisFree(context_);
+  context_ = nullptr;
+}
+
+void Connection::SetTimeout(std::chrono::milliseconds timeout) {
+  timeout_ = timeout;
+  if (context_ != nullptr) redisSetTimeout(context_, ToTimeval(timeout_));
+}
+
+absl::Status Connection::EnsureConnected() {
+  if (context_ != nullptr) return absl::OkStatus();
+  auto now = std::chrono::steady_clock::now();
+  if (now < next_attempt_) {
+    return absl::UnavailableError(absl::StrCat("redis at ", endpoint_.host, ":",
+                                               endpoint_.port, " is unreachable; retrying"));
+  }
+  redisContext* context =
+      redisConnectWithTimeout(endpoint_.host.c_str(), endpoint_.port, ToTimeval(timeout_));
+  if (context == nullptr || context->err != 0) {
+    std::string why = context != nullptr ? context->errstr : "out of memory";
+    if (context != nullptr) redisFree(context);
+    backoff_ = backoff_.count() == 0 ? kFirstBackoff : std::min(backoff_ * 2, kMaxBackoff);
+    next_attempt_ = now + backoff_;
+    return absl::UnavailableError(absl::StrCat("cannot connect to redis at ", endpoint_.host,
+                                               ":", endpoint_.port, ": ", why));
+  }
+  redisSetTimeout(context, ToTimeval(timeout_));
+  backoff_ = std::chrono::milliseconds(0);
+  context_ = context;
+  return absl::OkStatus();
+}
+
+namespace {
+void ArgvOf(const Command& command, std::vector<const char*>& argv, std::vector<size_t>& lens) {
+  argv.clear();
+  lens.clear();
+  for (const std::string& arg : command) {
+    argv.push_back(arg.data());
+    lens.push_back(arg.size());
+  }
+}
+}  // namespace
+
+absl::StatusOr<Reply> Connection::Run(const Command& command) {
+  absl::StatusOr<std::vector<absl::StatusOr<Reply>>> replies = Pipeline({command});
+  if (!replies.ok()) return replies.status();
+  return std::move((*replies)[0]);
+}
+
+absl::StatusOr<std::vector<absl::StatusOr<Reply>>> Connection::Pipeline(
+    const std::vector<Command>& commands) {
+  if (absl::Status status = EnsureConnected(); !status.ok()) return status;
+  std::vector<const char*> argv;
+  std::vector<size_t> lens;
+  for (const Command& command : commands) {
+    ArgvOf(command, argv, lens);
+    if (redisAppendCommandArgv(context_, static_cast<int>(argv.size()), argv.data(),
+                               lens.data()) != REDIS_OK) {
+      std::string why = context_->errstr;
+      Drop(why);
+      return absl::UnavailableError(absl::StrCat("redis write failed: ", why));
+    }
+  }
+  std::vector<absl::StatusOr<Reply>> replies;
+  replies.reserve(commands.size());
+  for (size_t i = 0; i < commands.size(); ++i) {
+    void* raw = nullptr;
+    if (redisGetReply(context_, &raw) != REDIS_OK || raw == nullptr) {
+      std::string why = context_->errstr;
+      Drop(why);
+      return absl::UnavailableError(absl::StrCat("redis read failed: ", why));
+    }
+    replies.push_back(Convert(static_cast<redisReply*>(raw)));
+    freeReplyObject(raw);
+  }
+  return replies;
+}
+
+Script::Script(std::string name, std::string source)
+    : name_(std::move(name)), source_(std::move(source)), sha_(Sha1Hex(source_)) {}
+
+Pool::Pool(PoolOptions options) : options_(std::move(options)) {}
+
+absl::StatusOr<std::unique_ptr<Connection>> Pool::Acquire() {
+  std::unique_lock<std::mutex> lock(mu_);
+  auto deadline = std::chrono::steady_clock::now() + options_.acquire_timeout;
+  while (idle_.empty() && created_ >= options_.size) {
+    if (available_.wait_until(lock, deadline) == std::cv_status::timeout && idle_.empty() &&
+        created_ >= options_.size) {
+      return absl::UnavailableError("all redis connections are busy");
+    }
+  }
+  if (!idle_.empty()) {
+    std::unique_ptr<Connection> connection = std::move(idle_.back());
+    idle_.pop_back();
+    return connection;
+  }
+  ++created_;
+  return std::make_unique<Connection>(options_.endpoint, options_.timeout);
+}
+
+void Pool::Release(std::unique_ptr<Connection> connection) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    idle_.push_back(std::move(connection));
+  }
+  available_.notify_one();
+}
+
+absl::StatusOr<Reply> Pool::Run(const Command& command) {
+  absl::StatusOr<std::unique_ptr<Connection>> connection = Acquire();
+  if (!connection.ok()) return connection.status();
+  absl::StatusOr<Reply> reply = (*connection)->Run(command);
+  Release(*std::move(connection));
+  return reply;
+}
+
+absl::StatusOr<std::vector<absl::StatusOr<Reply>>> Pool::Pipeline(
+    const std::vector<Command>& commands) {
+  absl::StatusOr<std::unique_ptr<Connection>> connection = Acquire();
+  if (!connection.ok()) return connection.status();
+  auto replies = (*connection)->Pipeline(commands);
+  Release(*std::move(connection));
+  return replies;
+}
+
+absl::StatusOr<Reply> Pool::Eval(const Script& script, const std::vector<std::string>& keys,
+                                 const std::vector<std::string>& args) {
+  Command command;
+  command.reserve(3 + keys.size() + args.size());
+  command.push_back("EVALSHA");
+  command.push_back(script.sha());
+  command.push_back(std::to_string(keys.size()));
+  command.insert(command.end(), keys.begin(), keys.end());
+  command.insert(command.end(), args.begin(), args.end());
+  absl::StatusOr<Reply> reply = Run(command);
+  if (!reply.ok() && reply.status().code() == absl::StatusCode::kNotFound &&
+      reply.status().message() == "NOSCRIPT") {
+    absl::StatusOr<Reply> loaded = Run({"SCRIPT", "LOAD", script.source()});
+    if (!loaded.ok()) return loaded.status();
+    if (loaded->str != script.sha()) {
+      return absl::InternalError(absl::StrCat("script ", script.name(), " loaded with SHA ",
+                                              loaded->str, ", expected ", script.sha()));
+    }
+    reply = Run(command);
+  }
+  return reply;
+}
+
+}  // namespace common::redis

@@ -1,0 +1,147 @@
+#include "tests/harness/process.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <stdexcept>
+#include <thread>
+
+namespace harness {
+
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    throw std::runtime_error("cannot bind a free port");
+  }
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+bool WaitForPort(int port, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(port);
+    bool ok = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+    close(fd);
+    if (ok) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+Process::Process(std::string binary, std::vector<std::string> args,
+                 std::map<std::string, std::string> env)
+    : binary_(std::move(binary)), args_(std::move(args)), env_(std::move(env)) {}
+
+Process::~Process() { Stop(std::chrono::milliseconds(2000)); }
+
+void Process::Start() {
+  if (pid_ > 0) return;
+  pid_t pid = fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    for (const auto& [key, value] : env_) setenv(key.c_str(), value.c_str(), 1);
+    std::vector<char*> argv;
+    argv.push_back(const_cast<char*>(binary_.c_str()));
+    for (auto& arg : args_) argv.push_back(const_cast<char*>(arg.c_str()));
+    argv.push_back(nullptr);
+    execv(binary_.c_str(), argv.data());
+    std::perror(("exec " + binary_).c_str());
+    _exit(127);
+  }
+  pid_ = pid;
+}
+
+void Process::Stop(std::chrono::milliseconds grace) {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGTERM);
+  auto deadline = std::chrono::steady_clock::now() + grace;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (waitpid(pid_, nullptr, WNOHANG) == pid_) {
+      pid_ = -1;
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  Kill();
+}
+
+void Process::Kill() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGKILL);
+  waitpid(pid_, nullptr, 0);
+  pid_ = -1;
+}
+
+namespace {
+std::string MakeTempDir() {
+  char pattern[] = "/tmp/kudos-test-redis-XXXXXX";
+  char* dir = mkdtemp(pattern);
+  if (dir == nullptr) throw std::runtime_error("mkdtemp failed");
+  return dir;
+}
+}  // namespace
+
+RedisServer::RedisServer()
+    : port_(FreePort()),
+      dir_(MakeTempDir()),
+      process_(REDIS_SERVER_BINARY,
+               {"--port", std::to_string(port_), "--bind", "127.0.0.1", "--dir", dir_,
+                "--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel",
+                "warning"}) {
+  process_.Start();
+  if (!WaitForPort(port_, std::chrono::seconds(10))) {
+    throw std::runtime_error("redis-server did not start");
+  }
+}
+
+RedisServer::~RedisServer() {
+  process_.Stop();
+  std::string command = "rm -rf '" + dir_ + "'";
+  if (std::system(command.c_str()) != 0) std::perror("rm");
+}
+
+void RedisServer::Restart() {
+  process_.Stop();
+  process_.Start();
+  WaitForPort(port_, std::chrono::seconds(10));
+}
+
+Service::Service(const std::string& binary, const std::string& redis_address,
+                 std::vector<std::string> extra_args)
+    : port_(FreePort()),
+      process_(binary, [&] {
+        std::vector<std::string> args = {"--listen=127.0.0.1:" + std::to_string(port_),
+                                         "--redis=" + redis_address};
+        args.insert(args.end(), extra_args.begin(), extra_args.end());
+        return args;
+      }()) {
+  Start();
+}
+
+void Service::Start() {
+  process_.Start();
+  if (!WaitForPort(port_, std::chrono::seconds(15))) {
+    throw std::runtime_error("service did not start listening");
+  }
+}
+
+}  // namespace harness

@@ -1,0 +1,78 @@
+// Test harness: real processes on loopback. A redis-server on a free port
+// with its data in a temporary folder, and the real service binaries, each
+// started, stopped and restarted by the test.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace harness {
+
+// A free TCP port on 127.0.0.1 (bound once to port 0, then released).
+int FreePort();
+
+// Blocks until something accepts TCP connections on 127.0.0.1:port.
+bool WaitForPort(int port, std::chrono::milliseconds timeout);
+
+// A child process; killed when destroyed.
+class Process {
+ public:
+  Process(std::string binary, std::vector<std::string> args,
+          std::map<std::string, std::string> env = {});
+  ~Process();
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+
+  void Start();
+  // SIGTERM, then SIGKILL after the grace period.
+  void Stop(std::chrono::milliseconds grace = std::chrono::milliseconds(3000));
+  // SIGKILL: a crash.
+  void Kill();
+  bool running() const { return pid_ > 0; }
+
+ private:
+  std::string binary_;
+  std::vector<std::string> args_;
+  std::map<std::string, std::string> env_;
+  pid_t pid_ = -1;
+};
+
+class RedisServer {
+ public:
+  RedisServer();
+  ~RedisServer();
+  int port() const { return port_; }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  void Restart();
+
+ private:
+  int port_;
+  std::string dir_;
+  Process process_;
+};
+
+// One service binary listening on a free port.
+class Service {
+ public:
+  Service(const std::string& binary, const std::string& redis_address,
+          std::vector<std::string> extra_args = {});
+  int port() const { return port_; }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  void Start();
+  void Stop() { process_.Stop(); }
+  void Kill() { process_.Kill(); }
+  void Restart() {
+    process_.Stop();
+    Start();
+  }
+
+ private:
+  int port_;
+  Process process_;
+};
+
+}  // namespace harness
