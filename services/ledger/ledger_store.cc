@@ -1,0 +1,540 @@
+#include "services/ledger/ledger_store.h"
+
+#include <algorithm>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "common/audit.h"
+#include "kLedgerAdjustLua.h"
+#include "kLedgerBalanceLua.h"
+#include "kLedgerLibLua.h"
+#include "kLedgerPostLua.h"
+#include "kLedgerRedemptionLua.h"
+
+namespace ledger {
+namespace {
+
+using common::redis::Reply;
+
+constexpr int kJournalChunk = 1000;
+
+std::string WithLib(const char* script) { return std::string(kLedgerLibLua) + "\n" + script; }
+
+int64_t ToMillis(absl::Time t) { return absl::ToUnixMillis(t); }
+
+// The body the script stores: the transfer with its post time, without a
+// sequence (the script appends it).
+std::string TransferBody(Transfer transfer, absl::Time now) {
+  transfer.clear_sequence();
+  SetTimestamp(transfer.mutable_post_time(), now);
+  return transfer.SerializeAsString();
+}
+
+// The TF fields read_transfer() (scripts/lib.lua) expects.
+void AppendTransferArgs(std::vector<std::string>& args, int index, const Transfer& transfer,
+                        absl::Time now, absl::string_view dkind, absl::string_view dperson) {
+  args.push_back(absl::StrCat(index));
+  args.push_back(transfer.transfer_id());
+  args.push_back(Fingerprint(transfer));
+  args.push_back(AccountKey(transfer.debit_account()));
+  args.push_back(AccountKey(transfer.credit_account()));
+  args.push_back(absl::StrCat(transfer.amount()));
+  args.push_back(TransferBody(transfer, now));
+  args.push_back(std::string(dkind));
+  args.push_back(std::string(dperson));
+}
+
+absl::Status Malformed(absl::string_view what) {
+  return absl::InternalError(absl::StrCat("ledger script returned a malformed ", what));
+}
+
+absl::StatusOr<Transfer> ParseTransfer(absl::string_view bytes) {
+  Transfer transfer;
+  if (!transfer.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    return absl::DataLossError("stored transfer does not parse");
+  }
+  return transfer;
+}
+
+// One row {index, code, created, payload, n1, n2} of post.lua / adjust.lua.
+struct Row {
+  int index = 0;
+  std::string code;
+  bool created = false;
+  std::string payload;
+  int64_t n1 = 0;
+  int64_t n2 = 0;
+};
+
+absl::StatusOr<std::vector<Row>> ParseRows(const Reply& reply) {
+  if (reply.type != Reply::Type::kArray) return Malformed("reply");
+  std::vector<Row> rows;
+  for (const Reply& element : reply.elements) {
+    if (element.type != Reply::Type::kArray || element.elements.size() != 6) {
+      return Malformed("row");
+    }
+    Row row;
+    absl::StatusOr<long long> index = element.elements[0].AsInteger();
+    absl::StatusOr<long long> created = element.elements[2].AsInteger();
+    absl::StatusOr<long long> n1 = element.elements[4].AsInteger();
+    absl::StatusOr<long long> n2 = element.elements[5].AsInteger();
+    if (!index.ok() || !created.ok() || !n1.ok() || !n2.ok()) return Malformed("row");
+    row.index = static_cast<int>(*index);
+    row.code = element.elements[1].str;
+    row.created = *created == 1;
+    row.payload = element.elements[3].str;
+    row.n1 = *n1;
+    row.n2 = *n2;
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
+absl::StatusOr<std::map<std::string, std::string>> FlatMap(const Reply& reply) {
+  if (reply.type != Reply::Type::kArray || reply.elements.size() % 2 != 0) {
+    return Malformed("hash");
+  }
+  std::map<std::string, std::string> out;
+  for (size_t i = 0; i + 1 < reply.elements.size(); i += 2) {
+    out[reply.elements[i].str] = reply.elements[i + 1].str;
+  }
+  return out;
+}
+
+int64_t Int(const std::map<std::string, std::string>& fields, const std::string& name) {
+  int64_t value = 0;
+  auto it = fields.find(name);
+  if (it != fields.end()) (void)absl::SimpleAtoi(it->second, &value);
+  return value;
+}
+
+std::string Str(const std::map<std::string, std::string>& fields, const std::string& name) {
+  auto it = fields.find(name);
+  return it == fields.end() ? std::string() : it->second;
+}
+
+ledger::v1::Redemption RedemptionFrom(absl::string_view id,
+                                      const std::map<std::string, std::string>& fields,
+                                      absl::Time now) {
+  ledger::v1::Redemption redemption;
+  redemption.set_redemption_id(std::string(id));
+  redemption.set_person_id(Str(fields, "person"));
+  redemption.set_reward(Str(fields, "reward"));
+  redemption.set_points(Int(fields, "points"));
+  int64_t expire_ms = Int(fields, "expire_ms");
+  SetTimestamp(redemption.mutable_create_time(), absl::FromUnixMillis(Int(fields, "create_ms")));
+  SetTimestamp(redemption.mutable_expire_time(), absl::FromUnixMillis(expire_ms));
+  redemption.set_transfer_id(Str(fields, "transfer_id"));
+  std::string state = Str(fields, "state");
+  if (state == "PENDING") {
+    // Expiry is lazy: a due hold reads EXPIRED before any script releases it.
+    redemption.set_state(expire_ms <= ToMillis(now) ? ledger::v1::REDEMPTION_STATE_EXPIRED
+                                                    : ledger::v1::REDEMPTION_STATE_PENDING);
+  } else if (state == "FULFILLED") {
+    redemption.set_state(ledger::v1::REDEMPTION_STATE_FULFILLED);
+  } else if (state == "CANCELLED") {
+    redemption.set_state(ledger::v1::REDEMPTION_STATE_CANCELLED);
+  } else if (state == "EXPIRED") {
+    redemption.set_state(ledger::v1::REDEMPTION_STATE_EXPIRED);
+  }
+  return redemption;
+}
+
+// {code, n1, n2, HGETALL} of redemption.lua.
+struct RedemptionReply {
+  std::string code;
+  int64_t n1 = 0;
+  int64_t n2 = 0;
+  std::map<std::string, std::string> fields;
+};
+
+absl::StatusOr<RedemptionReply> ParseRedemptionReply(const Reply& reply) {
+  if (reply.type != Reply::Type::kArray || reply.elements.size() != 4) {
+    return Malformed("redemption reply");
+  }
+  RedemptionReply out;
+  out.code = reply.elements[0].str;
+  absl::StatusOr<long long> n1 = reply.elements[1].AsInteger();
+  absl::StatusOr<long long> n2 = reply.elements[2].AsInteger();
+  if (!n1.ok() || !n2.ok()) return Malformed("redemption reply");
+  out.n1 = *n1;
+  out.n2 = *n2;
+  absl::StatusOr<std::map<std::string, std::string>> fields = FlatMap(reply.elements[3]);
+  if (!fields.ok()) return fields.status();
+  out.fields = *std::move(fields);
+  return out;
+}
+
+const char* StateName(ledger::v1::RedemptionState state) {
+  switch (state) {
+    case ledger::v1::REDEMPTION_STATE_PENDING:
+      return "pending";
+    case ledger::v1::REDEMPTION_STATE_FULFILLED:
+      return "fulfilled";
+    case ledger::v1::REDEMPTION_STATE_CANCELLED:
+      return "cancelled";
+    case ledger::v1::REDEMPTION_STATE_EXPIRED:
+      return "expired";
+    default:
+      return "unknown";
+  }
+}
+
+}  // namespace
+
+LedgerStore::LedgerStore(common::redis::Pool& pool)
+    : pool_(pool),
+      post_("ledger_post", WithLib(kLedgerPostLua)),
+      adjust_("ledger_adjust", WithLib(kLedgerAdjustLua)),
+      redemption_("ledger_redemption", WithLib(kLedgerRedemptionLua)),
+      balance_("ledger_balance", WithLib(kLedgerBalanceLua)) {}
+
+std::string LedgerStore::Prefix(absl::string_view org) {
+  return absl::StrCat("ledger:{", org, "}:");
+}
+
+absl::Status LedgerStore::RegisterOrg(absl::string_view org) {
+  // platform:orgs lives in another cluster slot, so it cannot be written by
+  // the org's scripts; it is added first, so an org with an outbox is always
+  // registered.
+  return pool_.Run(common::audit::RegisterOrgCommand(org)).status();
+}
+
+absl::StatusOr<AllowancePolicy> LedgerStore::GetPolicy(absl::string_view org) {
+  absl::StatusOr<Reply> reply = pool_.Run({"GET", Prefix(org) + "policy"});
+  if (!reply.ok()) return reply.status();
+  if (reply->is_nil()) return DefaultPolicy();
+  AllowancePolicy policy;
+  if (!policy.ParseFromString(reply->str)) {
+    return absl::DataLossError("stored allowance policy does not parse");
+  }
+  return policy;
+}
+
+absl::Status LedgerStore::SetPolicy(absl::string_view org, const AllowancePolicy& policy) {
+  return pool_.Run({"SET", Prefix(org) + "policy", policy.SerializeAsString()}).status();
+}
+
+absl::StatusOr<std::vector<PostResult>> LedgerStore::Post(
+    absl::string_view org, const std::vector<std::pair<int, Transfer>>& transfers, bool linked,
+    absl::Time now) {
+  absl::StatusOr<AllowancePolicy> policy = GetPolicy(org);
+  if (!policy.ok()) return policy.status();
+  absl::StatusOr<common::calendar::Period> period = AllowancePeriodAt(*policy, now);
+  if (!period.ok()) return period.status();
+
+  std::vector<std::string> args = {absl::StrCat(ToMillis(now)),
+                                   EventHeader(org, now),
+                                   period->key,
+                                   absl::StrCat(policy->points_per_period()),
+                                   absl::StrCat(kSpentTtlSeconds),
+                                   linked ? "1" : "0"};
+  std::map<int, const Transfer*> by_index;
+  for (const auto& [index, transfer] : transfers) {
+    AppendTransferArgs(args, index, transfer, now, "A", transfer.debit_account().person_id());
+    by_index[index] = &transfer;
+  }
+  if (absl::Status s = RegisterOrg(org); !s.ok()) return s;
+  absl::StatusOr<Reply> reply = pool_.Eval(post_, {Prefix(org)}, args);
+  if (!reply.ok()) return reply.status();
+  absl::StatusOr<std::vector<Row>> rows = ParseRows(*reply);
+  if (!rows.ok()) return rows.status();
+
+  std::vector<PostResult> results;
+  for (const Row& row : *rows) {
+    auto it = by_index.find(row.index);
+    if (it == by_index.end()) return Malformed("row index");
+    const Transfer& request = *it->second;
+    std::string field = absl::StrCat("transfers[", row.index, "]");
+    PostResult result;
+    result.index = row.index;
+    if (row.code == "OK") {
+      absl::StatusOr<Transfer> stored = ParseTransfer(row.payload);
+      if (!stored.ok()) return stored.status();
+      result.transfer = *std::move(stored);
+      result.created = row.created;
+    } else if (row.code == "CONFLICT") {
+      absl::StatusOr<Transfer> stored = ParseTransfer(row.payload);
+      if (!stored.ok()) return stored.status();
+      result.status = absl::AlreadyExistsError(ConflictMessage(field, *stored, request));
+    } else if (row.code == "RESOURCE_EXHAUSTED") {
+      result.status = absl::ResourceExhaustedError(absl::StrCat(
+          field, ": ",
+          AllowanceExhaustedMessage(request.debit_account().person_id(), row.n1, row.n2,
+                                    period->key),
+          ", ", request.amount(), " requested"));
+    } else if (row.code == "FAILED_PRECONDITION") {
+      result.status = absl::FailedPreconditionError(
+          absl::StrCat(field, ": ",
+                       InsufficientFundsMessage(request.debit_account().person_id(), row.n1,
+                                                row.n2, request.amount())));
+    } else {
+      return Malformed(absl::StrCat("row code '", row.code, "'"));
+    }
+    results.push_back(std::move(result));
+  }
+  return results;
+}
+
+absl::StatusOr<BalanceInfo> LedgerStore::GetBalance(absl::string_view org,
+                                                    const Account& account, absl::Time now) {
+  std::string holder =
+      account.type() == ledger::v1::ACCOUNT_TYPE_EARNED ? account.person_id() : "";
+  absl::StatusOr<Reply> reply = pool_.Eval(
+      balance_, {Prefix(org)}, {absl::StrCat(ToMillis(now)), AccountKey(account), holder});
+  if (!reply.ok()) return reply.status();
+  if (reply->type != Reply::Type::kArray || reply->elements.size() != 2) {
+    return Malformed("balance reply");
+  }
+  absl::StatusOr<long long> balance = reply->elements[0].AsInteger();
+  absl::StatusOr<long long> held = reply->elements[1].AsInteger();
+  if (!balance.ok() || !held.ok()) return Malformed("balance reply");
+  return BalanceInfo{*balance, *held};
+}
+
+absl::StatusOr<int64_t> LedgerStore::Spent(absl::string_view org, absl::string_view person,
+                                           absl::string_view period_key) {
+  absl::StatusOr<Reply> reply =
+      pool_.Run({"GET", absl::StrCat(Prefix(org), "spent:", person, ":", period_key)});
+  if (!reply.ok()) return reply.status();
+  if (reply->is_nil()) return 0;
+  absl::StatusOr<long long> spent = reply->AsInteger();
+  if (!spent.ok()) return spent.status();
+  return *spent;
+}
+
+absl::StatusOr<TransferPage> LedgerStore::ListTransfers(absl::string_view org,
+                                                        absl::string_view account_key,
+                                                        int64_t before, int limit) {
+  std::string prefix = Prefix(org);
+  absl::StatusOr<Reply> ids = pool_.Run(
+      {"ZREVRANGEBYSCORE", absl::StrCat(prefix, "acct:", account_key),
+       before > 0 ? absl::StrCat("(", before) : "+inf", "-inf", "WITHSCORES", "LIMIT", "0",
+       absl::StrCat(limit + 1)});
+  if (!ids.ok()) return ids.status();
+  if (ids->type != Reply::Type::kArray || ids->elements.size() % 2 != 0) {
+    return Malformed("transfer index");
+  }
+  size_t found = ids->elements.size() / 2;
+  size_t take = std::min<size_t>(found, static_cast<size_t>(limit));
+  TransferPage page;
+  if (take == 0) return page;
+  std::vector<common::redis::Command> commands;
+  for (size_t i = 0; i < take; ++i) {
+    commands.push_back({"HGET", absl::StrCat(prefix, "tx:", ids->elements[2 * i].str), "t"});
+  }
+  absl::StatusOr<std::vector<absl::StatusOr<Reply>>> bodies = pool_.Pipeline(commands);
+  if (!bodies.ok()) return bodies.status();
+  for (size_t i = 0; i < take; ++i) {
+    const absl::StatusOr<Reply>& body = (*bodies)[i];
+    if (!body.ok()) return body.status();
+    if (body->is_nil()) {
+      return absl::DataLossError(absl::StrCat("transfer '", ids->elements[2 * i].str,
+                                              "' is indexed but not stored"));
+    }
+    absl::StatusOr<Transfer> transfer = ParseTransfer(body->str);
+    if (!transfer.ok()) return transfer.status();
+    page.transfers.push_back(*std::move(transfer));
+  }
+  if (found > take) page.next_before = page.transfers.back().sequence();
+  return page;
+}
+
+absl::StatusOr<ledger::v1::Redemption> LedgerStore::CreateRedemption(
+    absl::string_view org, absl::string_view person,
+    const ledger::v1::CreateRedemptionRequest& request, absl::Time now) {
+  absl::StatusOr<int64_t> hold = HoldSeconds(request.hold_seconds());
+  if (!hold.ok()) return hold.status();
+  std::string id = RedemptionId(person, request.request_id());
+  absl::StatusOr<Reply> reply = pool_.Eval(
+      redemption_, {Prefix(org)},
+      {"create", absl::StrCat(ToMillis(now)), id, std::string(person), request.reward(),
+       absl::StrCat(request.points()), absl::StrCat(ToMillis(now + absl::Seconds(*hold))),
+       request.request_id()});
+  if (!reply.ok()) return reply.status();
+  absl::StatusOr<RedemptionReply> parsed = ParseRedemptionReply(*reply);
+  if (!parsed.ok()) return parsed.status();
+  if (parsed->code == "CONFLICT") {
+    return absl::AlreadyExistsError(absl::StrCat(
+        "request_id: '", request.request_id(), "' was already used with a different payload (",
+        Str(parsed->fields, "reward"), " for ", Str(parsed->fields, "points"), " points)"));
+  }
+  if (parsed->code == "FUNDS") {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "points: ", InsufficientFundsMessage(person, parsed->n1, parsed->n2, request.points())));
+  }
+  if (parsed->code != "OK") return Malformed(absl::StrCat("code '", parsed->code, "'"));
+  return RedemptionFrom(id, parsed->fields, now);
+}
+
+absl::StatusOr<ledger::v1::Redemption> LedgerStore::GetRedemption(absl::string_view org,
+                                                                  absl::string_view redemption_id,
+                                                                  absl::Time now) {
+  absl::StatusOr<Reply> reply =
+      pool_.Run({"HGETALL", absl::StrCat(Prefix(org), "rdm:", redemption_id)});
+  if (!reply.ok()) return reply.status();
+  absl::StatusOr<std::map<std::string, std::string>> fields = FlatMap(*reply);
+  if (!fields.ok()) return fields.status();
+  if (fields->empty()) {
+    return absl::NotFoundError(
+        absl::StrCat("redemption_id: '", redemption_id, "' does not exist"));
+  }
+  return RedemptionFrom(redemption_id, *fields, now);
+}
+
+absl::StatusOr<ledger::v1::Redemption> LedgerStore::FulfillRedemption(
+    absl::string_view org, const ledger::v1::Redemption& pending, absl::Time now) {
+  Transfer transfer;
+  transfer.set_transfer_id(absl::StrCat(kRedemptionIdPrefix, pending.redemption_id()));
+  *transfer.mutable_debit_account() =
+      PersonAccount(ledger::v1::ACCOUNT_TYPE_EARNED, pending.person_id());
+  *transfer.mutable_credit_account() = OrgAccount(ledger::v1::ACCOUNT_TYPE_REWARDS);
+  transfer.set_amount(pending.points());
+  transfer.set_kind(ledger::v1::TRANSFER_KIND_REDEMPTION);
+  transfer.set_reference(pending.redemption_id());
+  (*transfer.mutable_tags())["reward"] = pending.reward();
+
+  std::vector<std::string> args = {"fulfill", absl::StrCat(ToMillis(now)),
+                                   pending.redemption_id(), EventHeader(org, now)};
+  AppendTransferArgs(args, 0, transfer, now, "E", pending.person_id());
+  if (absl::Status s = RegisterOrg(org); !s.ok()) return s;
+  absl::StatusOr<Reply> reply = pool_.Eval(redemption_, {Prefix(org)}, args);
+  if (!reply.ok()) return reply.status();
+  absl::StatusOr<RedemptionReply> parsed = ParseRedemptionReply(*reply);
+  if (!parsed.ok()) return parsed.status();
+  ledger::v1::Redemption current = RedemptionFrom(pending.redemption_id(), parsed->fields, now);
+  if (parsed->code == "OK") return current;
+  if (parsed->code == "NOT_FOUND") {
+    return absl::NotFoundError(
+        absl::StrCat("redemption_id: '", pending.redemption_id(), "' does not exist"));
+  }
+  if (parsed->code == "FAILED_PRECONDITION") {
+    return absl::FailedPreconditionError(
+        absl::StrCat("redemption_id: '", pending.redemption_id(), "' is ",
+                     StateName(current.state()), " and cannot be fulfilled"));
+  }
+  if (parsed->code == "FUNDS") {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "redemption_id: ", InsufficientFundsMessage(pending.person_id(), parsed->n1, parsed->n2,
+                                                    pending.points())));
+  }
+  if (parsed->code == "CONFLICT") {
+    return absl::AlreadyExistsError(absl::StrCat("redemption_id: transfer '",
+                                                 transfer.transfer_id(),
+                                                 "' exists with a different payload"));
+  }
+  return Malformed(absl::StrCat("code '", parsed->code, "'"));
+}
+
+absl::StatusOr<ledger::v1::Redemption> LedgerStore::CancelRedemption(
+    absl::string_view org, absl::string_view redemption_id, absl::Time now) {
+  absl::StatusOr<Reply> reply =
+      pool_.Eval(redemption_, {Prefix(org)},
+                 {"cancel", absl::StrCat(ToMillis(now)), std::string(redemption_id)});
+  if (!reply.ok()) return reply.status();
+  absl::StatusOr<RedemptionReply> parsed = ParseRedemptionReply(*reply);
+  if (!parsed.ok()) return parsed.status();
+  if (parsed->code == "NOT_FOUND") {
+    return absl::NotFoundError(
+        absl::StrCat("redemption_id: '", redemption_id, "' does not exist"));
+  }
+  ledger::v1::Redemption current = RedemptionFrom(redemption_id, parsed->fields, now);
+  if (parsed->code == "FAILED_PRECONDITION") {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "redemption_id: '", redemption_id, "' is ", StateName(current.state()),
+        " and cannot be cancelled"));
+  }
+  if (parsed->code != "OK") return Malformed(absl::StrCat("code '", parsed->code, "'"));
+  return current;
+}
+
+absl::StatusOr<Transfer> LedgerStore::Adjust(absl::string_view org, absl::string_view actor,
+                                             const ledger::v1::AdjustBalanceRequest& request,
+                                             absl::Time now) {
+  const std::string& person = request.person_id();
+  Transfer transfer;
+  transfer.set_transfer_id(absl::StrCat(kAdjustmentIdPrefix, request.request_id()));
+  Account earned = PersonAccount(ledger::v1::ACCOUNT_TYPE_EARNED, person);
+  Account issuer = OrgAccount(ledger::v1::ACCOUNT_TYPE_ISSUER);
+  bool credit = request.amount() > 0;
+  *transfer.mutable_debit_account() = credit ? issuer : earned;
+  *transfer.mutable_credit_account() = credit ? earned : issuer;
+  transfer.set_amount(credit ? request.amount() : -request.amount());
+  transfer.set_kind(ledger::v1::TRANSFER_KIND_ADJUSTMENT);
+  transfer.set_reference(request.reason());
+
+  std::vector<std::string> args = {absl::StrCat(ToMillis(now)), EventHeader(org, now)};
+  AppendTransferArgs(args, 0, transfer, now, credit ? "N" : "E", person);
+  common::redis::Command audit = common::audit::AppendCommand(
+      org, actor, "ledger.adjust_balance", AccountKey(earned), request.reason());
+  // "XADD", key, "*", then the field/value pairs, plus what was adjusted.
+  args.insert(args.end(), audit.begin() + 3, audit.end());
+  for (std::string extra : {std::string("amount"), absl::StrCat(request.amount()),
+                            std::string("transfer_id"), transfer.transfer_id()}) {
+    args.push_back(std::move(extra));
+  }
+  if (absl::Status s = RegisterOrg(org); !s.ok()) return s;
+  absl::StatusOr<Reply> reply =
+      pool_.Eval(adjust_, {Prefix(org), common::audit::StreamKey(org)}, args);
+  if (!reply.ok()) return reply.status();
+  absl::StatusOr<std::vector<Row>> rows = ParseRows(*reply);
+  if (!rows.ok()) return rows.status();
+  if (rows->size() != 1) return Malformed("adjust reply");
+  const Row& row = (*rows)[0];
+  if (row.code == "OK") return ParseTransfer(row.payload);
+  if (row.code == "CONFLICT") {
+    absl::StatusOr<Transfer> stored = ParseTransfer(row.payload);
+    if (!stored.ok()) return stored.status();
+    return absl::AlreadyExistsError(absl::StrCat(
+        "request_id: '", request.request_id(), "' was already used with a different payload (",
+        DescribeDifference(*stored, transfer), ")"));
+  }
+  if (row.code == "FAILED_PRECONDITION") {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "amount: ", InsufficientFundsMessage(person, row.n1, row.n2, transfer.amount()),
+        "; earned balances never go below zero"));
+  }
+  return Malformed(absl::StrCat("row code '", row.code, "'"));
+}
+
+absl::StatusOr<ledger::v1::VerifyLedgerResponse> LedgerStore::Verify(absl::string_view org) {
+  std::string prefix = Prefix(org);
+  // The balances and the journal length in one atomic snapshot; the journal
+  // is append-only, so its first `length` entries are exactly what the
+  // snapshot's balances reflect.
+  absl::StatusOr<std::vector<absl::StatusOr<Reply>>> snapshot = pool_.Pipeline(
+      {{"MULTI"}, {"HGETALL", prefix + "bal"}, {"LLEN", prefix + "journal"}, {"EXEC"}});
+  if (!snapshot.ok()) return snapshot.status();
+  if (snapshot->size() != 4 || !(*snapshot)[3].ok()) {
+    return snapshot->size() == 4 ? (*snapshot)[3].status() : Malformed("snapshot");
+  }
+  const Reply& exec = *(*snapshot)[3];
+  if (exec.type != Reply::Type::kArray || exec.elements.size() != 2) {
+    return Malformed("snapshot");
+  }
+  absl::StatusOr<std::map<std::string, std::string>> raw = FlatMap(exec.elements[0]);
+  if (!raw.ok()) return raw.status();
+  absl::StatusOr<long long> length = exec.elements[1].AsInteger();
+  if (!length.ok()) return length.status();
+  std::map<std::string, int64_t> stored;
+  for (const auto& [key, value] : *raw) {
+    int64_t balance = 0;
+    if (!absl::SimpleAtoi(value, &balance)) return Malformed("balance");
+    stored[key] = balance;
+  }
+  Verifier verifier;
+  for (long long start = 0; start < *length; start += kJournalChunk) {
+    long long stop = std::min<long long>(start + kJournalChunk, *length) - 1;
+    absl::StatusOr<Reply> chunk = pool_.Run(
+        {"LRANGE", prefix + "journal", absl::StrCat(start), absl::StrCat(stop)});
+    if (!chunk.ok()) return chunk.status();
+    for (const Reply& line : chunk->elements) {
+      absl::StatusOr<JournalEntry> entry = ParseJournalEntry(line.str);
+      if (!entry.ok()) return entry.status();
+      verifier.Add(*entry);
+    }
+  }
+  return verifier.Finish(stored);
+}
+
+}  // namespace ledger

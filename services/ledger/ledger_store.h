@@ -1,0 +1,104 @@
+// The ledger's Redis side: every write is one Lua script (scripts/*.lua, with
+// scripts/lib.lua prepended) that checks everything first and then applies,
+// so a call is all or nothing and the outbox entry is written in the same
+// atomic step as the balances. Key layout: see scripts/lib.lua. All keys of
+// an org share the prefix "ledger:{org}:" (one Redis Cluster slot); the
+// scripts get that prefix as KEYS[1] and derive the keys from it.
+//
+// Callers validate requests and permissions (ledger_rules.h) first; the store
+// composes the domain error messages from what the scripts report.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "common/redis/redis_client.h"
+#include "services/ledger/ledger_rules.h"
+
+namespace ledger {
+
+struct PostResult {
+  int index = 0;  // position in the request
+  absl::Status status;
+  bool created = false;
+  Transfer transfer;  // the stored transfer when status is OK
+};
+
+struct BalanceInfo {
+  int64_t balance = 0;
+  int64_t held = 0;
+};
+
+struct TransferPage {
+  std::vector<Transfer> transfers;
+  int64_t next_before = 0;  // 0: no more pages
+};
+
+class LedgerStore {
+ public:
+  explicit LedgerStore(common::redis::Pool& pool);
+
+  // "ledger:{org}:"
+  static std::string Prefix(absl::string_view org);
+
+  // The stored policy, or DefaultPolicy() when none was set.
+  absl::StatusOr<AllowancePolicy> GetPolicy(absl::string_view org);
+  absl::Status SetPolicy(absl::string_view org, const AllowancePolicy& policy);
+
+  // Posts validated KUDOS/BOOST transfers (index = position in the request).
+  // Linked: on failure a single result, the first failing transfer, and
+  // nothing was written. Unlinked: one result per transfer.
+  absl::StatusOr<std::vector<PostResult>> Post(absl::string_view org,
+                                               const std::vector<std::pair<int, Transfer>>& transfers,
+                                               bool linked, absl::Time now);
+
+  // Earned accounts report the points held by pending redemptions.
+  absl::StatusOr<BalanceInfo> GetBalance(absl::string_view org, const Account& account,
+                                         absl::Time now);
+  absl::StatusOr<int64_t> Spent(absl::string_view org, absl::string_view person,
+                                absl::string_view period_key);
+  // Newest first, sequences below `before` (0: from the newest).
+  absl::StatusOr<TransferPage> ListTransfers(absl::string_view org,
+                                             absl::string_view account_key, int64_t before,
+                                             int limit);
+
+  absl::StatusOr<ledger::v1::Redemption> CreateRedemption(absl::string_view org,
+                                                          absl::string_view person,
+                                                          const ledger::v1::CreateRedemptionRequest& request,
+                                                          absl::Time now);
+  // NOT_FOUND when there is no such redemption; state reads EXPIRED once due.
+  absl::StatusOr<ledger::v1::Redemption> GetRedemption(absl::string_view org,
+                                                       absl::string_view redemption_id,
+                                                       absl::Time now);
+  absl::StatusOr<ledger::v1::Redemption> FulfillRedemption(absl::string_view org,
+                                                           const ledger::v1::Redemption& pending,
+                                                           absl::Time now);
+  absl::StatusOr<ledger::v1::Redemption> CancelRedemption(absl::string_view org,
+                                                          absl::string_view redemption_id,
+                                                          absl::Time now);
+
+  // ADJUSTMENT issuer -> earned (amount > 0) or earned -> issuer (< 0), with
+  // the audit entry written by the same script.
+  absl::StatusOr<Transfer> Adjust(absl::string_view org, absl::string_view actor,
+                                  const ledger::v1::AdjustBalanceRequest& request, absl::Time now);
+
+  absl::StatusOr<ledger::v1::VerifyLedgerResponse> Verify(absl::string_view org);
+
+ private:
+  absl::Status RegisterOrg(absl::string_view org);
+
+  common::redis::Pool& pool_;
+  common::redis::Script post_;
+  common::redis::Script adjust_;
+  common::redis::Script redemption_;
+  common::redis::Script balance_;
+};
+
+}  // namespace ledger

@@ -1,0 +1,154 @@
+-- Shared helpers, prepended by the C++ side to every ledger script
+-- (LedgerStore builds Script(name, kLedgerLibLua + kLedger<Name>Lua)).
+--
+-- KEYS[1] is the org's key prefix "ledger:{org}:" and every key the scripts
+-- touch is built from it (plus, for adjust.lua, KEYS[2] = "audit:{org}").
+-- They all carry the hash tag {org}, so they hash to the one Redis Cluster
+-- slot KEYS[1] routes the script to: the script stays atomic and
+-- cluster-safe even though it derives keys instead of declaring each one.
+--
+-- Keys (P = KEYS[1]):
+--   P..'bal'                      HASH account key -> balance
+--   P..'seq'                      counter, the journal sequence
+--   P..'tx:'..id                  HASH fp, t (serialized Transfer), seq
+--   P..'acct:'..account           ZSET transfer id, score = sequence
+--   P..'journal'                  LIST "debit\tcredit\tamount\tid"
+--   P..'outbox'                   STREAM field event = ledger.v1.LedgerEvent
+--   P..'spent:'..person..':'..period   counter of allowance spent (with TTL)
+--   P..'rdm:'..id                 HASH a redemption
+--   P..'holds:'..person           ZSET pending redemption ids, score = expire ms
+--   P..'policy'                   common.v1.AllowancePolicy (read by C++ only)
+-- Nothing is written before every check of a call has passed.
+local P = KEYS[1]
+
+local function num(v)
+  if v == false or v == nil then return 0 end
+  return tonumber(v)
+end
+
+-- Protobuf varint of a non-negative integer (exact below 2^53).
+local function varint(n)
+  local out = {}
+  while n >= 128 do
+    local low = n % 128
+    out[#out + 1] = string.char(low + 128)
+    n = (n - low) / 128
+  end
+  out[#out + 1] = string.char(n)
+  return table.concat(out)
+end
+
+-- `body` as the length-delimited field number `field`.
+local function wrap(field, body)
+  return string.char(field * 8 + 2) .. varint(#body) .. body
+end
+
+-- Releases the expired holds of a person (their redemptions read EXPIRED)
+-- and returns the points still held.
+local function held_points(person, now)
+  local holds = P .. 'holds:' .. person
+  local expired = redis.call('ZRANGEBYSCORE', holds, '-inf', now)
+  for _, id in ipairs(expired) do
+    local r = P .. 'rdm:' .. id
+    if redis.call('HGET', r, 'state') == 'PENDING' then
+      redis.call('HSET', r, 'state', 'EXPIRED')
+    end
+  end
+  if #expired > 0 then redis.call('ZREMRANGEBYSCORE', holds, '-inf', now) end
+  local total = 0
+  for _, id in ipairs(redis.call('ZRANGE', holds, 0, -1)) do
+    total = total + num(redis.call('HGET', P .. 'rdm:' .. id, 'points'))
+  end
+  return total
+end
+
+-- A transfer as C++ passes it: TF consecutive ARGV fields from position i.
+-- dkind: 'A' debit is an allowance (spent-per-period check), 'E' debit is an
+-- earned account (available must cover it), 'N' no check.
+local TF = 9
+local function read_transfer(i)
+  return {index = ARGV[i], id = ARGV[i + 1], fp = ARGV[i + 2], debit = ARGV[i + 3],
+          credit = ARGV[i + 4], amount = ARGV[i + 5], body = ARGV[i + 6],
+          dkind = ARGV[i + 7], dperson = ARGV[i + 8]}
+end
+
+local function new_ctx(now, period, limit, ttl)
+  return {now = tonumber(now), period = period, limit = tonumber(limit), ttl = ttl,
+          spent = {}, bal = {}, seen = {}, fragments = {}}
+end
+
+-- Checks one transfer against Redis plus the effects of the transfers
+-- recorded before it in this call. Returns (error_reply_row, is_new).
+-- A row is {index, code, created, payload, n1, n2}.
+local function check(t, ctx)
+  local tx = P .. 'tx:' .. t.id
+  local fp = redis.call('HGET', tx, 'fp')
+  local stored = nil
+  if fp then
+    stored = redis.call('HGET', tx, 't')
+  elseif ctx.seen[t.id] then
+    fp = ctx.seen[t.id].fp
+    stored = ctx.seen[t.id].body
+  end
+  if fp then
+    if fp == t.fp then return nil, false end
+    return {t.index, 'CONFLICT', 0, stored, 0, 0}, false
+  end
+  local amount = tonumber(t.amount)
+  if t.dkind == 'A' then
+    local spent = num(redis.call('GET', P .. 'spent:' .. t.dperson .. ':' .. ctx.period)) +
+                  (ctx.spent[t.dperson] or 0)
+    if spent + amount > ctx.limit then
+      return {t.index, 'RESOURCE_EXHAUSTED', 0, '', spent, ctx.limit}, false
+    end
+  elseif t.dkind == 'E' then
+    local balance = num(redis.call('HGET', P .. 'bal', t.debit)) + (ctx.bal[t.debit] or 0)
+    local held = held_points(t.dperson, ctx.now)
+    if balance - held < amount then
+      return {t.index, 'FAILED_PRECONDITION', 0, '', balance, held}, false
+    end
+  end
+  return nil, true
+end
+
+-- Remembers a checked new transfer so later checks of the call see it.
+local function record(t, ctx)
+  ctx.seen[t.id] = t
+  local amount = tonumber(t.amount)
+  if t.dkind == 'A' then ctx.spent[t.dperson] = (ctx.spent[t.dperson] or 0) + amount end
+  ctx.bal[t.debit] = (ctx.bal[t.debit] or 0) - amount
+  ctx.bal[t.credit] = (ctx.bal[t.credit] or 0) + amount
+end
+
+-- Applies a checked transfer (or returns the original of a retry).
+local function apply(t, ctx)
+  local tx = P .. 'tx:' .. t.id
+  local stored = redis.call('HGET', tx, 't')
+  if stored then return {t.index, 'OK', 0, stored, 0, 0} end
+  redis.call('HINCRBY', P .. 'bal', t.debit, '-' .. t.amount)
+  redis.call('HINCRBY', P .. 'bal', t.credit, t.amount)
+  if t.dkind == 'A' then
+    local spent = P .. 'spent:' .. t.dperson .. ':' .. ctx.period
+    redis.call('INCRBY', spent, t.amount)
+    redis.call('EXPIRE', spent, ctx.ttl)
+  end
+  local seq = redis.call('INCR', P .. 'seq')
+  -- Transfer.sequence is field 9, varint: tag byte 72.
+  local full = t.body .. string.char(72) .. varint(seq)
+  redis.call('HSET', tx, 'fp', t.fp, 't', full, 'seq', seq)
+  redis.call('ZADD', P .. 'acct:' .. t.debit, seq, t.id)
+  redis.call('ZADD', P .. 'acct:' .. t.credit, seq, t.id)
+  redis.call('RPUSH', P .. 'journal',
+             t.debit .. '\t' .. t.credit .. '\t' .. t.amount .. '\t' .. t.id)
+  -- LedgerEvent.transfers_posted (1) { TransfersPosted.transfers (2) { full } }
+  ctx.fragments[#ctx.fragments + 1] = wrap(1, wrap(2, full))
+  return {t.index, 'OK', 1, full, seq, 0}
+end
+
+-- One outbox entry for everything this call created: the pre-encoded
+-- header (org_id, post_time) followed by the fragments; protobuf merges them.
+local function flush_outbox(ctx, header)
+  if #ctx.fragments > 0 then
+    redis.call('XADD', P .. 'outbox', '*', 'event', header .. table.concat(ctx.fragments))
+  end
+end
