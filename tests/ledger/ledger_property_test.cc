@@ -1,0 +1,271 @@
+// Property-style test: a seeded random sequence of linked and unlinked
+// batches with injected retries, duplicate transfer ids (same and different
+// payloads), adjustments and ledger process restarts and crashes, compared
+// after every step with a simple in-memory model; at the end VerifyLedger
+// must find the journal and the balances consistent and the outbox must
+// carry every transfer exactly once.
+#include <gtest/gtest.h>
+
+#include <random>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "services/ledger/ledger_rules.h"
+#include "tests/ledger/ledger_test_util.h"
+
+namespace ledger_test {
+namespace {
+
+constexpr int kOps = 300;
+constexpr int64_t kLimit = 600;
+const std::vector<std::string> kPeople = {"ann", "ben", "cat", "dan", "eve"};
+
+struct Outcome {
+  int code = 0;
+  bool created = false;
+};
+
+// The ledger as the spec describes it, for KUDOS transfers and adjustments.
+struct Model {
+  std::map<std::string, Transfer> posted;
+  std::map<std::string, int64_t> balances;
+  std::map<std::string, int64_t> spent;
+
+  Outcome TryPost(const Transfer& t) {
+    auto it = posted.find(t.transfer_id());
+    if (it != posted.end()) {
+      if (ledger::Fingerprint(it->second) == ledger::Fingerprint(t)) return {0, false};
+      return {static_cast<int>(grpc::StatusCode::ALREADY_EXISTS), false};
+    }
+    const std::string& giver = t.debit_account().person_id();
+    if (spent[giver] + t.amount() > kLimit) {
+      return {static_cast<int>(grpc::StatusCode::RESOURCE_EXHAUSTED), false};
+    }
+    spent[giver] += t.amount();
+    Apply(t);
+    return {0, true};
+  }
+
+  void Apply(const Transfer& t) {
+    posted[t.transfer_id()] = t;
+    balances[ledger::AccountKey(t.debit_account())] -= t.amount();
+    balances[ledger::AccountKey(t.credit_account())] += t.amount();
+  }
+
+  std::map<std::string, int64_t> NonZero() const {
+    std::map<std::string, int64_t> out;
+    for (const auto& [k, v] : balances) {
+      if (v != 0) out[k] = v;
+    }
+    return out;
+  }
+};
+
+class LedgerProperty : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    env_ = std::make_unique<LedgerEnv>();
+    stub_ = env_->NewStub();
+    service_ = ServiceToken(kOrg);
+    admin_ = harness::MintToken(kOrg, "root", {"admin"});
+  }
+
+  void Reconnect() {
+    stub_ = env_->NewStub();
+    service_ = ServiceToken(kOrg);
+    WaitUntilServing(*stub_, admin_);
+  }
+
+  std::map<std::string, int64_t> StoredBalances() {
+    auto reply = env_->pool().Run({"HGETALL", std::string("ledger:{") + kOrg + "}:bal"});
+    EXPECT_TRUE(reply.ok());
+    std::map<std::string, int64_t> out;
+    for (size_t i = 0; i + 1 < reply->elements.size(); i += 2) {
+      int64_t v = std::stoll(reply->elements[i + 1].str);
+      if (v != 0) out[reply->elements[i].str] = v;
+    }
+    return out;
+  }
+
+  static constexpr char kOrg[] = "prop-org";
+  std::unique_ptr<LedgerEnv> env_;
+  std::unique_ptr<ledger::v1::LedgerService::Stub> stub_;
+  std::string service_;
+  std::string admin_;
+};
+
+TEST_F(LedgerProperty, RandomBatchesRetriesAndRestartsMatchModelAndVerify) {
+  {
+    ledger::v1::SetAllowancePolicyRequest request;
+    request.mutable_policy()->set_points_per_period(kLimit);
+    ledger::v1::SetAllowancePolicyResponse response;
+    ASSERT_TRUE(
+        stub_->SetAllowancePolicy(harness::Context(admin_).get(), request, &response).ok());
+  }
+  std::mt19937 rng(20261123);
+  auto chance = [&](double p) { return std::uniform_real_distribution<double>(0, 1)(rng) < p; };
+  auto pick = [&](int n) { return std::uniform_int_distribution<int>(0, n - 1)(rng); };
+
+  Model model;
+  std::vector<std::string> used_ids;
+  ledger::v1::PostTransfersRequest last;
+  int next_id = 0, restarts = 0, retries = 0, conflicts = 0, exhausted = 0, adjustments = 0;
+
+  for (int op = 0; op < kOps; ++op) {
+    SCOPED_TRACE(absl::StrCat("op ", op));
+    if (op > 0 && (op % 60 == 0 || chance(0.01))) {
+      // A crash every other time, a graceful restart otherwise. The channel
+      // is closed first: a graceful stop waits for connected clients.
+      stub_.reset();
+      if (restarts % 2 == 0) {
+        env_->ledger().Kill();
+        env_->ledger().Start();
+      } else {
+        env_->ledger().Restart();
+      }
+      ++restarts;
+      Reconnect();
+    }
+
+    if (chance(0.05)) {
+      // An admin adjustment, positive or negative (never below zero).
+      int64_t amount = pick(41) - 20;
+      if (amount == 0) amount = 1;
+      std::string person = kPeople[pick(kPeople.size())];
+      ledger::v1::AdjustBalanceRequest request;
+      request.set_request_id(absl::StrCat("adj", op));
+      request.set_person_id(person);
+      request.set_amount(amount);
+      request.set_reason("property test");
+      ledger::v1::AdjustBalanceResponse response;
+      grpc::Status status =
+          stub_->AdjustBalance(harness::Context(admin_).get(), request, &response);
+      std::string earned = "earned:" + person;
+      if (amount < 0 && model.balances[earned] < -amount) {
+        EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+      } else {
+        ASSERT_TRUE(status.ok()) << status.error_message();
+        model.Apply(response.transfer());
+        ++adjustments;
+      }
+    } else {
+      ledger::v1::PostTransfersRequest request;
+      bool retry = last.transfers_size() > 0 && chance(0.1);
+      if (retry) {
+        request = last;  // the caller never saw the answer and tries again
+        ++retries;
+      } else {
+        request.set_linked(chance(0.5));
+        int size = 1 + pick(4);
+        for (int i = 0; i < size; ++i) {
+          Transfer t;
+          if (i > 0 && chance(0.08)) {
+            t = request.transfers(i - 1);  // duplicate inside one batch
+          } else {
+            int from = pick(kPeople.size());
+            int to = (from + 1 + pick(kPeople.size() - 1)) % kPeople.size();
+            std::string id = absl::StrCat("t", next_id++);
+            if (!used_ids.empty() && chance(0.12)) id = used_ids[pick(used_ids.size())];
+            t = Kudos(id, kPeople[from], kPeople[to], 1 + pick(25), absl::StrCat("kudos-", op));
+            auto posted = model.posted.find(id);
+            if (posted != model.posted.end() && chance(0.5)) t = posted->second;  // same payload
+            used_ids.push_back(id);
+          }
+          *request.add_transfers() = t;
+        }
+        last = request;
+      }
+
+      // What the model expects.
+      std::vector<Outcome> expected;
+      int linked_failure = 0;
+      if (request.linked()) {
+        Model tentative = model;
+        for (const Transfer& t : request.transfers()) {
+          Outcome o = tentative.TryPost(t);
+          if (o.code != 0) {
+            linked_failure = o.code;
+            break;
+          }
+          expected.push_back(o);
+        }
+        if (linked_failure == 0) model = tentative;
+      } else {
+        for (const Transfer& t : request.transfers()) expected.push_back(model.TryPost(t));
+      }
+
+      ledger::v1::PostTransfersResponse response;
+      grpc::Status status =
+          stub_->PostTransfers(harness::Context(service_).get(), request, &response);
+      if (linked_failure != 0) {
+        EXPECT_EQ(static_cast<int>(status.error_code()), linked_failure) << status.error_message();
+        if (linked_failure == static_cast<int>(grpc::StatusCode::ALREADY_EXISTS)) ++conflicts;
+        if (linked_failure == static_cast<int>(grpc::StatusCode::RESOURCE_EXHAUSTED)) ++exhausted;
+      } else {
+        ASSERT_TRUE(status.ok()) << status.error_message();
+        ASSERT_EQ(response.results_size(), request.transfers_size());
+        for (int i = 0; i < request.transfers_size(); ++i) {
+          SCOPED_TRACE(absl::StrCat("transfer ", i));
+          const auto& result = response.results(i);
+          EXPECT_EQ(result.status_code(), expected[i].code) << result.error_message();
+          EXPECT_EQ(result.created(), expected[i].created);
+          if (expected[i].code == 0) {
+            const Transfer& original = model.posted.at(request.transfers(i).transfer_id());
+            EXPECT_EQ(result.transfer().amount(), original.amount());
+            EXPECT_GT(result.transfer().sequence(), 0);
+          }
+          if (expected[i].code == static_cast<int>(grpc::StatusCode::ALREADY_EXISTS)) ++conflicts;
+          if (expected[i].code == static_cast<int>(grpc::StatusCode::RESOURCE_EXHAUSTED)) {
+            ++exhausted;
+          }
+        }
+      }
+    }
+    ASSERT_EQ(StoredBalances(), model.NonZero());
+  }
+
+  // The random walk exercised what it is meant to.
+  EXPECT_GE(restarts, 4);
+  EXPECT_GT(retries, 10);
+  EXPECT_GT(conflicts, 5);
+  EXPECT_GT(exhausted, 5);
+  EXPECT_GT(adjustments, 3);
+
+  ledger::v1::VerifyLedgerResponse verify;
+  ASSERT_TRUE(stub_->VerifyLedger(harness::Context(admin_).get(), {}, &verify).ok());
+  EXPECT_TRUE(verify.consistent());
+  EXPECT_EQ(verify.sum_of_balances(), 0);
+  EXPECT_EQ(verify.differences_size(), 0);
+  EXPECT_EQ(verify.negative_earned_accounts_size(), 0);
+  EXPECT_EQ(verify.transfer_count(), static_cast<int64_t>(model.posted.size()));
+
+  for (const std::string& person : kPeople) {
+    ledger::v1::GetBalanceRequest request;
+    *request.mutable_account() = Earned(person);
+    ledger::v1::GetBalanceResponse response;
+    ASSERT_TRUE(stub_->GetBalance(harness::Context(service_).get(), request, &response).ok());
+    EXPECT_EQ(response.balance(), model.balances["earned:" + person]);
+    EXPECT_GE(response.balance(), 0);
+  }
+
+  // Every transfer is in the outbox exactly once, in sequence order.
+  auto outbox = env_->pool().Run({"XRANGE", std::string("ledger:{") + kOrg + "}:outbox", "-", "+"});
+  ASSERT_TRUE(outbox.ok());
+  std::set<std::string> in_outbox;
+  int64_t last_sequence = 0;
+  for (const auto& entry : outbox->elements) {
+    ledger::v1::LedgerEvent event;
+    ASSERT_TRUE(event.ParseFromString(entry.elements[1].elements[1].str));
+    EXPECT_EQ(event.transfers_posted().org_id(), kOrg);
+    for (const Transfer& t : event.transfers_posted().transfers()) {
+      EXPECT_TRUE(in_outbox.insert(t.transfer_id()).second) << t.transfer_id();
+      EXPECT_EQ(t.sequence(), last_sequence + 1);
+      last_sequence = t.sequence();
+      EXPECT_EQ(ledger::Fingerprint(t), ledger::Fingerprint(model.posted.at(t.transfer_id())));
+    }
+  }
+  EXPECT_EQ(in_outbox.size(), model.posted.size());
+}
+
+}  // namespace
+}  // namespace ledger_test
