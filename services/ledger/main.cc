@@ -3,6 +3,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/strings/numbers.h"
 #include "common/auth/auth.h"
 #include "common/config/env.h"
 #include "common/grpc/server.h"
@@ -13,10 +14,18 @@
 
 using common::config::EnvOr;
 
+namespace {
+// An integer from the environment, or `fallback` when unset or malformed.
+int IntEnvOr(const char* name, int fallback) {
+  int value = 0;
+  return absl::SimpleAtoi(EnvOr(name, ""), &value) ? value : fallback;
+}
+}  // namespace
+
 ABSL_FLAG(std::string, listen, EnvOr("LISTEN", "127.0.0.1:50051"), "gRPC address to serve on");
 ABSL_FLAG(std::string, redis, EnvOr("REDIS_ADDR", "127.0.0.1:6379"), "Redis host:port");
-ABSL_FLAG(int, redis_pool_size, std::stoi(EnvOr("REDIS_POOL_SIZE", "16")), "Redis connections");
-ABSL_FLAG(int, redis_timeout_ms, std::stoi(EnvOr("REDIS_TIMEOUT_MS", "2000")),
+ABSL_FLAG(int, redis_pool_size, IntEnvOr("REDIS_POOL_SIZE", 16), "Redis connections");
+ABSL_FLAG(int, redis_timeout_ms, IntEnvOr("REDIS_TIMEOUT_MS", 2000),
           "timeout of each Redis call");
 
 int main(int argc, char** argv) {

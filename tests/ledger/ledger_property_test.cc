@@ -8,6 +8,7 @@
 
 #include <random>
 #include <set>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "services/ledger/ledger_rules.h"
@@ -265,6 +266,48 @@ TEST_F(LedgerProperty, RandomBatchesRetriesAndRestartsMatchModelAndVerify) {
     }
   }
   EXPECT_EQ(in_outbox.size(), model.posted.size());
+}
+
+// Redis going away is UNAVAILABLE (never a silent success); once it is back
+// the ledger serves again without a restart of its own.
+TEST(LedgerOutage, RedisDownIsUnavailableAndRecovers) {
+  LedgerEnv env;
+  auto stub = env.NewStub();
+  std::string service = ServiceToken("outage-org");
+  ledger::v1::PostTransfersRequest request;
+  *request.add_transfers() = Kudos("k1", "alice", "bob", 5);
+  request.set_linked(true);
+  ledger::v1::PostTransfersResponse response;
+  ASSERT_TRUE(stub->PostTransfers(harness::Context(service).get(), request, &response).ok());
+
+  env.redis().Restart();  // no persistence in tests: the data is gone, the pool's links too
+  // The first call may see the dropped connection; it must say UNAVAILABLE.
+  bool recovered = false;
+  for (int attempt = 0; attempt < 50 && !recovered; ++attempt) {
+    grpc::Status status =
+        stub->PostTransfers(harness::Context(service).get(), request, &response);
+    if (status.ok()) {
+      recovered = true;
+    } else {
+      EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+  EXPECT_TRUE(recovered);
+
+  // A ledger whose Redis is not there at all refuses with UNAVAILABLE.
+  harness::Service orphan(LEDGER_BINARY, "127.0.0.1:" + std::to_string(harness::FreePort()));
+  auto orphan_stub = ledger::v1::LedgerService::NewStub(
+      grpc::CreateChannel(orphan.address(), grpc::InsecureChannelCredentials()));
+  grpc::Status status =
+      orphan_stub->PostTransfers(harness::Context(service).get(), request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+  ledger::v1::GetBalanceRequest balance;
+  *balance.mutable_account() = Earned("bob");
+  ledger::v1::GetBalanceResponse balance_response;
+  status = orphan_stub->GetBalance(harness::Context(service).get(), balance, &balance_response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE) << status.error_message();
+  orphan_stub.reset();
 }
 
 }  // namespace

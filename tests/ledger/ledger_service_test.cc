@@ -3,6 +3,7 @@
 #include <google/protobuf/util/message_differencer.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <thread>
 
 #include "absl/strings/match.h"
@@ -301,6 +302,41 @@ TEST_F(LedgerApi, PostTransfers_OutboxEventDecodesToTheCreatedTransfers) {
   auto member = env_->pool().Run({"SISMEMBER", "platform:orgs", org_});
   ASSERT_TRUE(member.ok());
   EXPECT_EQ(member->integer, 1);
+}
+
+TEST_F(LedgerApi, PostTransfers_ConcurrentCallersNeverOverspendAnAllowance) {
+  ASSERT_TRUE(SetPolicy(50, common::v1::ALLOWANCE_PERIOD_MONTH).ok());
+  std::atomic<int> accepted{0}, refused{0}, other{0};
+  std::vector<std::thread> threads;
+  for (int worker = 0; worker < 6; ++worker) {
+    threads.emplace_back([&, worker] {
+      auto stub = env_->NewStub();
+      for (int i = 0; i < 15; ++i) {
+        PostTransfersRequest request;
+        *request.add_transfers() =
+            Kudos(absl::StrCat("w", worker, "-", i), "alice", absl::StrCat("p", worker), 1);
+        request.set_linked(true);
+        PostTransfersResponse response;
+        grpc::Status status =
+            stub->PostTransfers(harness::Context(service_).get(), request, &response);
+        if (status.ok()) {
+          ++accepted;
+        } else if (status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+          ++refused;
+        } else {
+          ++other;
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_EQ(accepted.load(), 50);
+  EXPECT_EQ(refused.load(), 40);
+  EXPECT_EQ(other.load(), 0);
+  EXPECT_EQ(Balance(Allowance("alice")), -50);
+  ledger::v1::VerifyLedgerResponse verify = Verify();
+  EXPECT_TRUE(verify.consistent());
+  EXPECT_EQ(verify.transfer_count(), 50);
 }
 
 // ---- permissions --------------------------------------------------------------------

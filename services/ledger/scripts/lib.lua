@@ -18,7 +18,9 @@
 --   P..'rdm:'..id                 HASH a redemption
 --   P..'holds:'..person           ZSET pending redemption ids, score = expire ms
 --   P..'policy'                   common.v1.AllowancePolicy (read by C++ only)
--- Nothing is written before every check of a call has passed.
+-- Nothing is written before every check of a call has passed (except that
+-- expired holds are released whenever they are looked at, which changes no
+-- balance and is right whatever the outcome).
 local P = KEYS[1]
 
 local function num(v)
