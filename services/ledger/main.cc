@@ -50,6 +50,11 @@ int main(int argc, char** argv) {
   options.address = absl::GetFlag(FLAGS_listen);
   options.service_name = "ledger";
   options.services = {&service};
+  // The largest valid PostTransfers (100 transfers with 16 tags of 256-byte
+  // keys and values each) is about 1 MB; leave room so a valid request is
+  // never refused by the transport with RESOURCE_EXHAUSTED, which callers
+  // would mistake for an allowance refusal.
+  options.max_receive_message_bytes = 2 * 1024 * 1024;
   absl::Status status = common::grpc_util::RunServer(options);
   if (!status.ok()) {
     common::log::Error(status.ToString());

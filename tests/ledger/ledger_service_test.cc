@@ -304,6 +304,27 @@ TEST_F(LedgerApi, PostTransfers_OutboxEventDecodesToTheCreatedTransfers) {
   EXPECT_EQ(member->integer, 1);
 }
 
+TEST_F(LedgerApi, PostTransfers_LargestValidRequestIsAccepted) {
+  std::vector<Transfer> transfers;
+  for (int i = 0; i < 100; ++i) {
+    Transfer t = Kudos(absl::StrCat(i, "-", std::string(120, 'x')), "alice", "bob", 1,
+                       std::string(256, 'r'));
+    t.mutable_tags()->clear();
+    for (int tag = 0; tag < 16; ++tag) {
+      (*t.mutable_tags())[absl::StrCat(tag, std::string(250, 'k'))] = std::string(256, 'v');
+    }
+    transfers.push_back(t);
+  }
+  PostTransfersResponse response;
+  grpc::Status status = Post(service_, transfers, true, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.results_size(), 100);
+  EXPECT_EQ(Balance(Earned("bob")), 100);  // exactly the default 100-point allowance
+  std::vector<LedgerEvent> events = Outbox();
+  ASSERT_EQ(events.size(), 1u);
+  EXPECT_EQ(events[0].transfers_posted().transfers_size(), 100);
+}
+
 TEST_F(LedgerApi, PostTransfers_ConcurrentCallersNeverOverspendAnAllowance) {
   ASSERT_TRUE(SetPolicy(50, common::v1::ALLOWANCE_PERIOD_MONTH).ok());
   std::atomic<int> accepted{0}, refused{0}, other{0};
