@@ -1,0 +1,585 @@
+#include "services/leaderboard/leaderboard_rules.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+
+namespace leaderboard {
+
+using common::calendar::Period;
+using common::calendar::PeriodUnit;
+using leaderboard::v1::Metric;
+using leaderboard::v1::Scope;
+using leaderboard::v1::Window;
+
+// ---------------------------------------------------------------- keys
+
+std::string Prefix(absl::string_view org) { return absl::StrCat("lb:{", org, "}:"); }
+std::string AppliedKey(absl::string_view org) { return Prefix(org) + "applied"; }
+std::string SettingsKey(absl::string_view org) { return Prefix(org) + "dir:settings"; }
+std::string PeopleKey(absl::string_view org) { return Prefix(org) + "dir:people"; }
+std::string TeamsKey(absl::string_view org) { return Prefix(org) + "dir:teams"; }
+std::string BadgesKey(absl::string_view org, absl::string_view person) {
+  return absl::StrCat(Prefix(org), "badges:", person);
+}
+std::string DaysKey(absl::string_view org, absl::string_view kind, absl::string_view person) {
+  return absl::StrCat(Prefix(org), "days:", kind, ":", person);
+}
+std::string ValuesKey(absl::string_view org, absl::string_view person) {
+  return absl::StrCat(Prefix(org), "values:", person);
+}
+std::string LedgerStream(absl::string_view org) { return absl::StrCat("ledger:{", org, "}:outbox"); }
+std::string KudosStream(absl::string_view org) { return absl::StrCat("kudos:{", org, "}:events"); }
+
+absl::string_view MetricName(Metric metric) {
+  switch (metric) {
+    case v1::METRIC_POINTS_RECEIVED:
+      return "points_received";
+    case v1::METRIC_KUDOS_RECEIVED:
+      return "kudos_received";
+    case v1::METRIC_KUDOS_GIVEN:
+      return "kudos_given";
+    default:
+      return "";
+  }
+}
+
+absl::string_view WindowName(Window window) {
+  switch (window) {
+    case v1::WINDOW_DAY:
+      return "day";
+    case v1::WINDOW_WEEK:
+      return "week";
+    case v1::WINDOW_MONTH:
+      return "month";
+    case v1::WINDOW_QUARTER:
+      return "quarter";
+    case v1::WINDOW_YEAR:
+      return "year";
+    case v1::WINDOW_ALL_TIME:
+      return "all";
+    default:
+      return "";
+  }
+}
+
+PeriodUnit WindowUnit(Window window) {
+  switch (window) {
+    case v1::WINDOW_DAY:
+      return PeriodUnit::kDay;
+    case v1::WINDOW_WEEK:
+      return PeriodUnit::kWeek;
+    case v1::WINDOW_MONTH:
+      return PeriodUnit::kMonth;
+    case v1::WINDOW_QUARTER:
+      return PeriodUnit::kQuarter;
+    case v1::WINDOW_YEAR:
+      return PeriodUnit::kYear;
+    default:
+      return PeriodUnit::kAllTime;
+  }
+}
+
+std::string ScopeName(Scope scope, absl::string_view scope_id) {
+  switch (scope) {
+    case v1::SCOPE_TEAM:
+      return absl::StrCat("team:", scope_id);
+    case v1::SCOPE_VALUE:
+      return absl::StrCat("value:", scope_id);
+    case v1::SCOPE_TEAMS:
+      return "teams";
+    default:
+      return "org";
+  }
+}
+
+std::string BoardKey(absl::string_view org, Metric metric, Window window,
+                     absl::string_view period_key, Scope scope, absl::string_view scope_id) {
+  return absl::StrCat(Prefix(org), MetricName(metric), ":", WindowName(window), ":", period_key,
+                      ":", ScopeName(scope, scope_id));
+}
+
+bool ValidId(absl::string_view id) {
+  if (id.empty() || id.size() > 64) return false;
+  for (char c : id) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------- calendar
+
+kudos::v1::OrgSettings DefaultSettings() {
+  kudos::v1::OrgSettings settings;
+  settings.set_time_zone("UTC");
+  settings.set_week_start(common::v1::DAY_OF_WEEK_MONDAY);
+  for (int day = 1; day <= 5; ++day) {
+    settings.add_work_days(static_cast<common::v1::DayOfWeek>(day));
+  }
+  for (const char* id : {"on-time-delivery", "consistent-follow-up", "clear-communication",
+                         "service-mindset", "goals-accomplished", "empathy", "teamwork"}) {
+    settings.add_values()->set_value_id(id);
+  }
+  settings.set_streak_freezes_per_month(2);
+  return settings;
+}
+
+OrgCalendar CalendarFromSettings(const kudos::v1::OrgSettings& settings) {
+  OrgCalendar calendar;
+  if (!settings.time_zone().empty()) {
+    absl::StatusOr<absl::TimeZone> zone = common::calendar::LoadZone(settings.time_zone());
+    if (zone.ok()) {
+      calendar.zone = *zone;
+      calendar.zone_name = settings.time_zone();
+    }
+  }
+  int week_start = static_cast<int>(settings.week_start());
+  calendar.week_start = week_start >= 1 && week_start <= 7 ? week_start : 1;
+  if (settings.work_days_size() > 0) {
+    calendar.work_days.clear();
+    for (int day : settings.work_days()) {
+      if (day >= 1 && day <= 7) calendar.work_days.insert(day);
+    }
+  }
+  for (const common::v1::Date& date : settings.holidays()) {
+    absl::CivilDay day(date.year(), date.month(), date.day());
+    if (day.year() == date.year() && day.month() == date.month() && day.day() == date.day()) {
+      calendar.holidays.insert(day);
+    }
+  }
+  calendar.freezes_per_month = std::max(0, settings.streak_freezes_per_month());
+  for (const kudos::v1::Value& value : settings.values()) {
+    if (!value.value_id().empty()) calendar.values.push_back(value.value_id());
+  }
+  return calendar;
+}
+
+std::optional<absl::Time> BoardExpiry(Window window, const Period& period) {
+  switch (window) {
+    case v1::WINDOW_DAY:
+      return period.end + absl::Hours(24 * 90);
+    case v1::WINDOW_WEEK:
+      return period.end + absl::Hours(24 * 366);
+    case v1::WINDOW_MONTH:
+    case v1::WINDOW_QUARTER:
+      return period.end + absl::Hours(24 * 3 * 366);
+    default:
+      return std::nullopt;
+  }
+}
+
+absl::StatusOr<ResolvedBoard> ResolveBoard(absl::string_view org, const v1::Board& board,
+                                           const OrgCalendar& calendar, absl::Time now) {
+  if (MetricName(board.metric()).empty()) {
+    return absl::InvalidArgumentError("board.metric: must be one of the METRIC_ values");
+  }
+  if (WindowName(board.window()).empty()) {
+    return absl::InvalidArgumentError("board.window: must be one of the WINDOW_ values");
+  }
+  switch (board.scope()) {
+    case v1::SCOPE_ORG:
+    case v1::SCOPE_TEAMS:
+      if (!board.scope_id().empty()) {
+        return absl::InvalidArgumentError(
+            "board.scope_id: must be empty for SCOPE_ORG and SCOPE_TEAMS");
+      }
+      break;
+    case v1::SCOPE_TEAM:
+    case v1::SCOPE_VALUE:
+      if (!ValidId(board.scope_id())) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "board.scope_id: '", board.scope_id(),
+            "' must be 1..64 characters of [A-Za-z0-9._-] for SCOPE_TEAM and SCOPE_VALUE"));
+      }
+      break;
+    default:
+      return absl::InvalidArgumentError("board.scope: must be one of the SCOPE_ values");
+  }
+  PeriodUnit unit = WindowUnit(board.window());
+  Period period;
+  if (board.period().empty() || unit == PeriodUnit::kAllTime) {
+    period = common::calendar::PeriodAt(unit, now, calendar.zone, calendar.week_start);
+  } else {
+    absl::StatusOr<Period> parsed =
+        common::calendar::ParsePeriod(unit, board.period(), calendar.zone, calendar.week_start);
+    if (!parsed.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("board.", parsed.status().message()));
+    }
+    period = *std::move(parsed);
+  }
+  ResolvedBoard resolved;
+  resolved.key = BoardKey(org, board.metric(), board.window(), period.key, board.scope(),
+                          board.scope_id());
+  resolved.period = std::move(period);
+  return resolved;
+}
+
+// ---------------------------------------------------------------- ranks
+
+std::vector<RankedEntry> RankEntries(std::vector<std::pair<std::string, int64_t>> scores) {
+  std::sort(scores.begin(), scores.end(), [](const auto& a, const auto& b) {
+    if (a.second != b.second) return a.second > b.second;
+    return a.first < b.first;
+  });
+  std::vector<RankedEntry> out;
+  out.reserve(scores.size());
+  for (size_t i = 0; i < scores.size(); ++i) {
+    int64_t rank = (i > 0 && scores[i].second == scores[i - 1].second)
+                       ? out.back().rank
+                       : static_cast<int64_t>(i) + 1;
+    out.push_back(RankedEntry{rank, scores[i].first, scores[i].second});
+  }
+  return out;
+}
+
+double Percentile(int64_t strictly_below, int64_t total) {
+  if (total <= 0) return 0;
+  return 100.0 * static_cast<double>(strictly_below) / static_cast<double>(total);
+}
+
+// ---------------------------------------------------------------- paging
+
+std::string EncodePageToken(const PageToken& token) {
+  std::string raw = absl::StrCat("v1|", std::string(1, token.direction), "|", token.score, "|",
+                                 token.subject_id, "|", token.period, "|", token.board_key);
+  return absl::WebSafeBase64Escape(raw);
+}
+
+absl::StatusOr<PageToken> DecodePageToken(absl::string_view text) {
+  auto bad = [](absl::string_view why) {
+    return absl::InvalidArgumentError(absl::StrCat("page_token: ", why));
+  };
+  std::string raw;
+  if (text.size() > 1024 || !absl::WebSafeBase64Unescape(text, &raw)) {
+    return bad("not a token from this service");
+  }
+  std::vector<std::string> parts = absl::StrSplit(raw, '|');
+  if (parts.size() != 6 || parts[0] != "v1" || parts[1].size() != 1 ||
+      std::string("fFbB").find(parts[1][0]) == std::string::npos) {
+    return bad("not a token from this service");
+  }
+  PageToken token;
+  token.direction = parts[1][0];
+  if (!absl::SimpleAtoi(parts[2], &token.score)) return bad("bad score");
+  token.subject_id = parts[3];
+  if (!ValidId(token.subject_id)) return bad("bad subject");
+  token.period = parts[4];
+  token.board_key = parts[5];
+  if (token.period.empty() || token.board_key.empty()) return bad("bad board");
+  return token;
+}
+
+// ---------------------------------------------------------------- streaks
+
+bool WorkCalendar::IsWorkDay(absl::CivilDay day) const {
+  return work_days.count(common::calendar::DayOfWeekNumber(day)) > 0 &&
+         holidays.count(day) == 0;
+}
+
+StreakResult ComputeStreak(const std::vector<absl::CivilDay>& active_days,
+                           const WorkCalendar& calendar, absl::CivilDay today) {
+  std::set<absl::CivilDay> active;
+  for (absl::CivilDay day : active_days) {
+    if (day <= today) active.insert(day);
+  }
+  StreakResult result;
+  if (active.empty()) return result;
+  result.last_active = *active.rbegin();
+  std::map<absl::CivilMonth, int> used;       // freezes spent per month
+  std::map<absl::CivilMonth, int> run_frozen;  // of which by the running streak
+  int run = 0;
+  for (absl::CivilDay day = *active.begin(); day <= today; ++day) {
+    if (!calendar.IsWorkDay(day)) continue;
+    if (active.count(day) > 0) {
+      ++run;
+      result.longest = std::max(result.longest, run);
+      continue;
+    }
+    if (day == today) continue;  // the day is not over yet
+    absl::CivilMonth month(day);
+    if (run > 0 && used[month] < calendar.freezes_per_month) {
+      ++used[month];
+      ++run_frozen[month];
+    } else {
+      run = 0;
+      run_frozen.clear();
+    }
+  }
+  result.current = run;
+  if (run > 0) {
+    auto it = run_frozen.find(absl::CivilMonth(today));
+    result.freezes_used = it == run_frozen.end() ? 0 : it->second;
+  }
+  return result;
+}
+
+absl::StatusOr<absl::CivilDay> ParseDay(absl::string_view text) {
+  absl::CivilDay day;
+  if (!absl::ParseCivilTime(text, &day)) {
+    return absl::InvalidArgumentError(absl::StrCat("'", text, "' is not a date"));
+  }
+  return day;
+}
+
+// ---------------------------------------------------------------- badges
+
+const std::vector<BadgeRule>& BadgeRules() {
+  static const std::vector<BadgeRule> kRules = {
+      {"first_kudos_given", "First kudos given"},
+      {"first_kudos_received", "First kudos received"},
+      {"received_10", "10 kudos received"},
+      {"received_50", "50 kudos received"},
+      {"received_100", "100 kudos received"},
+      {"given_10", "10 kudos given"},
+      {"given_50", "50 kudos given"},
+      {"all_values_received", "Every value received"},
+      {"giving_streak_20", "4-week giving streak"},
+  };
+  return kRules;
+}
+
+const BadgeRule* FindBadge(absl::string_view id) {
+  for (const BadgeRule& rule : BadgeRules()) {
+    if (id == rule.id) return &rule;
+  }
+  return nullptr;
+}
+
+// ---------------------------------------------------------------- events
+
+int ApplyPlan::Key(const std::string& key) {
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (keys[i] == key) return static_cast<int>(i) + 1;
+  }
+  keys.push_back(key);
+  return static_cast<int>(keys.size());
+}
+
+const std::vector<Window>& AllWindows() {
+  static const std::vector<Window> kWindows = {v1::WINDOW_DAY,     v1::WINDOW_WEEK,
+                                               v1::WINDOW_MONTH,   v1::WINDOW_QUARTER,
+                                               v1::WINDOW_YEAR,    v1::WINDOW_ALL_TIME};
+  return kWindows;
+}
+
+absl::Time FromProto(const google::protobuf::Timestamp& ts) {
+  return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
+}
+
+void ToProto(absl::Time t, google::protobuf::Timestamp* ts) {
+  int64_t seconds = absl::ToUnixSeconds(t);
+  ts->set_seconds(seconds);
+  ts->set_nanos(static_cast<int32_t>(absl::ToInt64Nanoseconds(t - absl::FromUnixSeconds(seconds))));
+}
+
+namespace {
+
+std::string Ms(absl::Time t) { return absl::StrCat(absl::ToUnixMillis(t)); }
+
+class PlanBuilder {
+ public:
+  PlanBuilder(absl::string_view org, absl::string_view dedupe_id, const OrgCalendar& calendar)
+      : org_(org), calendar_(calendar) {
+    plan_.Key(AppliedKey(org));
+    plan_.args.push_back(std::string(dedupe_id));
+  }
+
+  void Guard(const std::string& logical_id) { Op({"G", logical_id}); }
+
+  // Adds `amount` for `subject` on every window of (metric, scope).
+  void AddAllWindows(Metric metric, Scope scope, absl::string_view scope_id,
+                     const std::string& subject, int64_t amount, absl::Time t) {
+    for (Window window : AllWindows()) {
+      Period period = common::calendar::PeriodAt(WindowUnit(window), t, calendar_.zone,
+                                                 calendar_.week_start);
+      std::string key = BoardKey(org_, metric, window, period.key, scope, scope_id);
+      std::optional<absl::Time> expiry = BoardExpiry(window, period);
+      Op({"Z", Idx(key), subject, absl::StrCat(amount),
+          expiry ? absl::StrCat(absl::ToUnixSeconds(*expiry)) : "0"});
+      touched_.insert(key);
+    }
+  }
+
+  // A person's contribution to every scope of a metric.
+  void AddPerson(Metric metric, const std::string& person, const std::string& team,
+                 const std::vector<std::string>& values, int64_t amount, absl::Time t) {
+    AddAllWindows(metric, v1::SCOPE_ORG, "", person, amount, t);
+    if (ValidId(team)) {
+      AddAllWindows(metric, v1::SCOPE_TEAM, team, person, amount, t);
+      AddAllWindows(metric, v1::SCOPE_TEAMS, "", team, amount, t);
+    }
+    for (const std::string& value : values) {
+      AddAllWindows(metric, v1::SCOPE_VALUE, value, person, amount, t);
+    }
+  }
+
+  void Op(std::initializer_list<std::string> op) {
+    plan_.args.insert(plan_.args.end(), op.begin(), op.end());
+  }
+  void Op(const std::vector<std::string>& op) {
+    plan_.args.insert(plan_.args.end(), op.begin(), op.end());
+  }
+  std::string Idx(const std::string& key) { return absl::StrCat(plan_.Key(key)); }
+
+  ApplyPlan Finish() {
+    plan_.touched_boards.assign(touched_.begin(), touched_.end());
+    return std::move(plan_);
+  }
+  ApplyPlan& plan() { return plan_; }
+
+ private:
+  std::string org_;
+  const OrgCalendar& calendar_;
+  ApplyPlan plan_;
+  std::set<std::string> touched_;
+};
+
+// Value ids, deduplicated, in first-seen order, only valid ids.
+std::vector<std::string> CleanValues(const std::vector<std::string>& raw) {
+  std::vector<std::string> out;
+  for (const std::string& value : raw) {
+    if (ValidId(value) && std::find(out.begin(), out.end(), value) == out.end()) {
+      out.push_back(value);
+    }
+  }
+  return out;
+}
+
+absl::TimeZone ZoneOf(const std::string& name, const OrgCalendar& calendar) {
+  if (name.empty()) return calendar.zone;
+  absl::StatusOr<absl::TimeZone> zone = common::calendar::LoadZone(name);
+  return zone.ok() ? *zone : calendar.zone;
+}
+
+}  // namespace
+
+std::vector<std::string> PeopleOfEvent(const kudos::v1::KudosEvent& event) {
+  std::vector<std::string> people;
+  if (event.has_kudos_sent()) {
+    const kudos::v1::Kudos& kudos = event.kudos_sent().kudos();
+    people.push_back(kudos.giver_id());
+    for (const std::string& r : kudos.recipient_ids()) people.push_back(r);
+  }
+  return people;
+}
+
+ApplyPlan PlanKudosEvent(absl::string_view org, absl::string_view dedupe_id,
+                         const kudos::v1::KudosEvent& event, const OrgCalendar& calendar,
+                         const ZoneLookup& person_zone) {
+  PlanBuilder b(org, dedupe_id, calendar);
+  switch (event.event_case()) {
+    case kudos::v1::KudosEvent::kKudosSent: {
+      const kudos::v1::KudosSent& sent = event.kudos_sent();
+      const kudos::v1::Kudos& kudos = sent.kudos();
+      if (!ValidId(kudos.giver_id()) || kudos.kudos_id().empty()) break;
+      absl::Time t = kudos.has_create_time() ? FromProto(kudos.create_time())
+                                             : FromProto(event.event_time());
+      std::vector<std::string> values =
+          CleanValues({kudos.values().begin(), kudos.values().end()});
+      std::vector<std::string> recipients;
+      for (const std::string& r : kudos.recipient_ids()) {
+        if (ValidId(r) && r != kudos.giver_id() &&
+            std::find(recipients.begin(), recipients.end(), r) == recipients.end()) {
+          recipients.push_back(r);
+        }
+      }
+      b.Guard(absl::StrCat("kudos:", kudos.kudos_id()));
+      const std::string& giver = kudos.giver_id();
+      std::string ms = Ms(t);
+      b.AddPerson(v1::METRIC_KUDOS_GIVEN, giver, sent.giver_team_id(), values, 1, t);
+      absl::CivilDay giver_day = absl::ToCivilDay(t, ZoneOf(person_zone(giver), calendar));
+      b.Op({"S", b.Idx(DaysKey(org, "giving", giver)), absl::FormatCivilTime(giver_day)});
+      std::string giver_badges = b.Idx(BadgesKey(org, giver));
+      std::string given_all = b.Idx(BoardKey(org, v1::METRIC_KUDOS_GIVEN, v1::WINDOW_ALL_TIME,
+                                             "all", v1::SCOPE_ORG, ""));
+      b.Op({"N", giver_badges, "first_kudos_given", ms});
+      b.Op({"T", giver_badges, "given_10", ms, given_all, giver, "10"});
+      b.Op({"T", giver_badges, "given_50", ms, given_all, giver, "50"});
+      std::string received_all = b.Idx(BoardKey(org, v1::METRIC_KUDOS_RECEIVED,
+                                                 v1::WINDOW_ALL_TIME, "all", v1::SCOPE_ORG, ""));
+      for (const std::string& r : recipients) {
+        auto team_it = sent.recipient_team_ids().find(r);
+        std::string team = team_it == sent.recipient_team_ids().end() ? "" : team_it->second;
+        b.AddPerson(v1::METRIC_KUDOS_RECEIVED, r, team, values, 1, t);
+        absl::CivilDay day = absl::ToCivilDay(t, ZoneOf(person_zone(r), calendar));
+        b.Op({"S", b.Idx(DaysKey(org, "receiving", r)), absl::FormatCivilTime(day)});
+        std::string values_key = b.Idx(ValuesKey(org, r));
+        for (const std::string& value : values) b.Op({"S", values_key, value});
+        std::string badges = b.Idx(BadgesKey(org, r));
+        b.Op({"N", badges, "first_kudos_received", ms});
+        b.Op({"T", badges, "received_10", ms, received_all, r, "10"});
+        b.Op({"T", badges, "received_50", ms, received_all, r, "50"});
+        b.Op({"T", badges, "received_100", ms, received_all, r, "100"});
+        if (!calendar.values.empty()) {
+          std::vector<std::string> op = {"V", badges, "all_values_received", ms, values_key,
+                                         absl::StrCat(calendar.values.size())};
+          op.insert(op.end(), calendar.values.begin(), calendar.values.end());
+          b.Op(op);
+        }
+      }
+      b.plan().streak_checks.push_back({giver, giver_day, t});
+      break;
+    }
+    case kudos::v1::KudosEvent::kOrgSettingsChanged:
+      b.Op({"P", b.Idx(SettingsKey(org)),
+            event.org_settings_changed().settings().SerializeAsString()});
+      break;
+    case kudos::v1::KudosEvent::kPersonChanged: {
+      const kudos::v1::Person& person = event.person_changed().person();
+      if (!ValidId(person.person_id())) break;
+      b.Op({"H", b.Idx(PeopleKey(org)), person.person_id(), person.SerializeAsString()});
+      break;
+    }
+    case kudos::v1::KudosEvent::kTeamChanged: {
+      const kudos::v1::Team& team = event.team_changed().team();
+      if (!ValidId(team.team_id())) break;
+      b.Op({"H", b.Idx(TeamsKey(org)), team.team_id(), team.SerializeAsString()});
+      break;
+    }
+    default:
+      // KudosBoosted: points arrive through the ledger; no counts change.
+      break;
+  }
+  return b.Finish();
+}
+
+ApplyPlan PlanLedgerEvent(absl::string_view org, absl::string_view dedupe_id,
+                          const ledger::v1::LedgerEvent& event, const OrgCalendar& calendar) {
+  PlanBuilder b(org, dedupe_id, calendar);
+  if (event.has_transfers_posted()) {
+    const ledger::v1::TransfersPosted& posted = event.transfers_posted();
+    for (const ledger::v1::Transfer& transfer : posted.transfers()) {
+      if (transfer.kind() != ledger::v1::TRANSFER_KIND_KUDOS &&
+          transfer.kind() != ledger::v1::TRANSFER_KIND_BOOST) {
+        continue;
+      }
+      if (transfer.credit_account().type() != ledger::v1::ACCOUNT_TYPE_EARNED ||
+          !ValidId(transfer.credit_account().person_id()) || transfer.amount() <= 0 ||
+          transfer.transfer_id().empty()) {
+        continue;
+      }
+      absl::Time t = transfer.has_post_time() ? FromProto(transfer.post_time())
+                                              : FromProto(posted.post_time());
+      auto tag = [&](const char* name) {
+        auto it = transfer.tags().find(name);
+        return it == transfer.tags().end() ? std::string() : it->second;
+      };
+      std::vector<std::string> values =
+          CleanValues(absl::StrSplit(tag("values"), ',', absl::SkipEmpty()));
+      b.Guard(absl::StrCat("transfer:", transfer.transfer_id()));
+      b.AddPerson(v1::METRIC_POINTS_RECEIVED, transfer.credit_account().person_id(), tag("team"),
+                  values, transfer.amount(), t);
+    }
+  }
+  return b.Finish();
+}
+
+}  // namespace leaderboard

@@ -1,0 +1,213 @@
+// The leaderboard's domain, plain C++ (no gRPC, no Redis I/O): board keys,
+// the org calendar, rank math, streaks on civil dates, badge rules, page
+// tokens, and the translation of one stream event into an ApplyPlan (the
+// list of Redis operations the apply script runs atomically).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/civil_time.h"
+#include "absl/time/time.h"
+#include "common/calendar/calendar.h"
+#include "kudos/v1/kudos.pb.h"
+#include "leaderboard/v1/leaderboard.pb.h"
+#include "ledger/v1/ledger.pb.h"
+
+namespace leaderboard {
+
+// ---------------------------------------------------------------- keys
+
+// The org's key prefix with its hash tag: "lb:{org}:".
+std::string Prefix(absl::string_view org);
+std::string AppliedKey(absl::string_view org);        // SET of applied event ids
+std::string SettingsKey(absl::string_view org);       // STRING: serialized OrgSettings
+std::string PeopleKey(absl::string_view org);         // HASH person id -> serialized Person
+std::string TeamsKey(absl::string_view org);          // HASH team id -> serialized Team
+std::string BadgesKey(absl::string_view org, absl::string_view person);  // HASH badge -> ms
+std::string DaysKey(absl::string_view org, absl::string_view kind,
+                    absl::string_view person);  // SET of "YYYY-MM-DD"; kind giving|receiving
+std::string ValuesKey(absl::string_view org, absl::string_view person);  // SET of value ids
+
+// Input streams of an org.
+std::string LedgerStream(absl::string_view org);  // ledger:{org}:outbox
+std::string KudosStream(absl::string_view org);   // kudos:{org}:events
+
+absl::string_view MetricName(leaderboard::v1::Metric metric);  // "points_received", ...
+absl::string_view WindowName(leaderboard::v1::Window window);  // "day", ..., "all"
+common::calendar::PeriodUnit WindowUnit(leaderboard::v1::Window window);
+// "org", "team:<id>", "value:<id>", "teams".
+std::string ScopeName(leaderboard::v1::Scope scope, absl::string_view scope_id);
+// lb:{org}:<metric>:<window>:<period>:<scope>
+std::string BoardKey(absl::string_view org, leaderboard::v1::Metric metric,
+                     leaderboard::v1::Window window, absl::string_view period_key,
+                     leaderboard::v1::Scope scope, absl::string_view scope_id);
+
+// Ids that may appear in keys: 1..64 of [A-Za-z0-9._-].
+bool ValidId(absl::string_view id);
+
+// ---------------------------------------------------------------- calendar
+
+// The org's settings as the leaderboard uses them (defaults filled in).
+struct OrgCalendar {
+  std::string zone_name = "UTC";
+  absl::TimeZone zone = absl::UTCTimeZone();
+  int week_start = 1;               // 1 = Monday .. 7 = Sunday
+  std::set<int> work_days = {1, 2, 3, 4, 5};
+  std::set<absl::CivilDay> holidays;
+  int freezes_per_month = 0;
+  std::vector<std::string> values;  // the catalog's value ids
+};
+
+// The defaults when an org never published settings (mirrors the kudos
+// service's defaults: UTC, Monday, Mon-Fri, the seven values, 2 freezes).
+kudos::v1::OrgSettings DefaultSettings();
+OrgCalendar CalendarFromSettings(const kudos::v1::OrgSettings& settings);
+
+// Retention of a board: the instant its key expires (period end + retention),
+// or nullopt for boards kept forever (year, all time).
+std::optional<absl::Time> BoardExpiry(leaderboard::v1::Window window,
+                                      const common::calendar::Period& period);
+
+struct ResolvedBoard {
+  std::string key;
+  common::calendar::Period period;
+};
+
+// Validates a Board and resolves its period ("" = the period containing now).
+absl::StatusOr<ResolvedBoard> ResolveBoard(absl::string_view org, const leaderboard::v1::Board& board,
+                                           const OrgCalendar& calendar, absl::Time now);
+
+// ---------------------------------------------------------------- ranks
+
+struct RankedEntry {
+  int64_t rank = 0;
+  std::string subject_id;
+  int64_t score = 0;
+  bool operator==(const RankedEntry& o) const {
+    return rank == o.rank && subject_id == o.subject_id && score == o.score;
+  }
+};
+
+// Display order: score descending, ties by subject_id ascending (bytewise);
+// rank = 1 + number of strictly greater scores (1, 2, 2, 4).
+std::vector<RankedEntry> RankEntries(std::vector<std::pair<std::string, int64_t>> scores);
+
+// Share of entries strictly below, 0..100.
+double Percentile(int64_t strictly_below, int64_t total);
+
+// ---------------------------------------------------------------- paging
+
+// A keyset position: the boundary entry of a page and the direction to go.
+struct PageToken {
+  // 'f': entries after the boundary, 'F': from it (inclusive),
+  // 'b': entries before the boundary, 'B': up to it (inclusive).
+  char direction = 'f';
+  int64_t score = 0;
+  std::string subject_id;
+  std::string period;        // the resolved period key the token belongs to
+  std::string board_key;     // the full board key, checked on use
+};
+std::string EncodePageToken(const PageToken& token);
+// INVALID_ARGUMENT "page_token: ..." when malformed.
+absl::StatusOr<PageToken> DecodePageToken(absl::string_view text);
+
+// ---------------------------------------------------------------- streaks
+
+struct WorkCalendar {
+  std::set<int> work_days = {1, 2, 3, 4, 5};
+  std::set<absl::CivilDay> holidays;
+  int freezes_per_month = 0;
+  bool IsWorkDay(absl::CivilDay day) const;
+};
+
+struct StreakResult {
+  int current = 0;
+  int longest = 0;
+  std::optional<absl::CivilDay> last_active;
+  int freezes_used = 0;  // freezes spent in today's month by the current streak
+};
+
+// Counts work days with activity. Non-work days and holidays neither count
+// nor break a streak; a missed work day breaks it unless a freeze of that
+// calendar month is left (spent greedily, only while a streak is running);
+// today, if it is a work day without activity yet, does not break it.
+// Dates after `today` are ignored.
+StreakResult ComputeStreak(const std::vector<absl::CivilDay>& active_days,
+                           const WorkCalendar& calendar, absl::CivilDay today);
+
+absl::StatusOr<absl::CivilDay> ParseDay(absl::string_view text);
+
+// ---------------------------------------------------------------- badges
+
+struct BadgeRule {
+  const char* id;
+  const char* display_name;
+};
+// Every badge the service knows, in display order.
+const std::vector<BadgeRule>& BadgeRules();
+const BadgeRule* FindBadge(absl::string_view id);
+inline constexpr int kGivingStreakBadgeDays = 20;
+
+// ---------------------------------------------------------------- events
+
+// The Redis work for one stream entry: KEYS and ARGV of apply_event.lua.
+// ARGV[1] is the entry's dedupe id; then operations, each naming its keys by
+// index into `keys` (1-based, KEYS[1] is the applied set):
+//   G <logical id>                    guard: skip the next ops if already applied ("" = none)
+//   Z <k> <member> <incr> <expireat>  ZINCRBY, then EXPIREAT unless 0
+//   S <k> <member>                    SADD
+//   H <k> <field> <value>             HSET
+//   N <k> <field> <value>             HSETNX
+//   P <k> <value>                     SET
+//   D <k>                             DEL
+//   T <k badges> <badge> <ms> <k board> <member> <threshold>
+//                                      HSETNX badge when ZSCORE >= threshold
+//   V <k badges> <badge> <ms> <k set> <n> <v1..vn>
+//                                      HSETNX badge when the set holds all n values
+struct ApplyPlan {
+  std::vector<std::string> keys;
+  std::vector<std::string> args;
+  // Board keys changed (for watchers).
+  std::vector<std::string> touched_boards;
+  // Givers whose giving-streak badge to evaluate after applying: person,
+  // local date of the event, event time.
+  struct StreakCheck {
+    std::string person;
+    absl::CivilDay day;
+    absl::Time time;
+  };
+  std::vector<StreakCheck> streak_checks;
+
+  int Key(const std::string& key);
+  bool empty() const { return args.size() <= 1; }
+};
+
+// The people the plan needs to know about (their time zones).
+std::vector<std::string> PeopleOfEvent(const kudos::v1::KudosEvent& event);
+
+// `person_zone` returns a person's IANA zone name ("" = the org's).
+using ZoneLookup = std::function<std::string(const std::string& person)>;
+
+ApplyPlan PlanKudosEvent(absl::string_view org, absl::string_view dedupe_id,
+                         const kudos::v1::KudosEvent& event, const OrgCalendar& calendar,
+                         const ZoneLookup& person_zone);
+ApplyPlan PlanLedgerEvent(absl::string_view org, absl::string_view dedupe_id,
+                          const ledger::v1::LedgerEvent& event, const OrgCalendar& calendar);
+
+// The windows every event updates.
+const std::vector<leaderboard::v1::Window>& AllWindows();
+
+absl::Time FromProto(const google::protobuf::Timestamp& ts);
+void ToProto(absl::Time t, google::protobuf::Timestamp* ts);
+
+}  // namespace leaderboard

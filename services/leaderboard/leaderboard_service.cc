@@ -1,0 +1,425 @@
+#include "services/leaderboard/leaderboard_service.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/audit.h"
+#include "common/grpc/status.h"
+#include "common/log/log.h"
+
+namespace leaderboard {
+
+using common::auth::Principal;
+using common::grpc_util::ToGrpcStatus;
+
+namespace {
+
+constexpr int kDefaultPageSize = 10;
+constexpr int kMaxPageSize = 100;
+constexpr int kMaxNeighbors = 50;
+
+void FillPeriod(const common::calendar::Period& period, v1::Window window,
+                google::protobuf::Timestamp* start, google::protobuf::Timestamp* end) {
+  if (window == v1::WINDOW_ALL_TIME) return;
+  ToProto(period.start, start);
+  ToProto(period.end, end);
+}
+
+void FillDate(absl::CivilDay day, common::v1::Date* date) {
+  date->set_year(static_cast<int32_t>(day.year()));
+  date->set_month(day.month());
+  date->set_day(day.day());
+}
+
+}  // namespace
+
+LeaderboardServiceImpl::LeaderboardServiceImpl(common::auth::Authenticator auth, Store& store,
+                                               Projector& projector, Watchers& watchers)
+    : auth_(std::move(auth)), store_(store), projector_(projector), watchers_(watchers) {}
+
+absl::StatusOr<Principal> LeaderboardServiceImpl::Authenticate(
+    const grpc::ServerContextBase& context) {
+  // Same rules as Authenticator::Authenticate, which takes a sync context only.
+  const auto& metadata = context.client_metadata();
+  auto it = metadata.find("authorization");
+  if (it == metadata.end()) {
+    return absl::UnauthenticatedError("missing 'authorization: Bearer <token>' metadata");
+  }
+  absl::string_view value(it->second.data(), it->second.size());
+  if (!absl::StartsWithIgnoreCase(value, "Bearer ")) {
+    return absl::UnauthenticatedError("authorization metadata must be 'Bearer <token>'");
+  }
+  absl::StatusOr<Principal> who = auth_.Verify(value.substr(7), absl::Now());
+  if (!who.ok()) return who.status();
+  if (!ValidId(who->org)) return absl::UnauthenticatedError("token: org claim is not a valid id");
+  return who;
+}
+
+absl::Status LeaderboardServiceImpl::FillEntries(
+    const std::string& org, bool teams, const std::vector<RankedEntry>& entries,
+    google::protobuf::RepeatedPtrField<v1::LeaderboardEntry>* out) {
+  std::vector<std::string> ids;
+  for (const RankedEntry& entry : entries) ids.push_back(entry.subject_id);
+  absl::StatusOr<std::map<std::string, std::string>> names = store_.DisplayNames(org, teams, ids);
+  if (!names.ok()) return names.status();
+  for (const RankedEntry& entry : entries) {
+    v1::LeaderboardEntry* e = out->Add();
+    e->set_rank(entry.rank);
+    e->set_subject_id(entry.subject_id);
+    e->set_display_name((*names)[entry.subject_id]);
+    e->set_score(entry.score);
+  }
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------- boards
+
+absl::Status LeaderboardServiceImpl::DoGetLeaderboard(const Principal& who,
+                                                      const v1::GetLeaderboardRequest& request,
+                                                      v1::GetLeaderboardResponse& response) {
+  int page_size = request.page_size() == 0 ? kDefaultPageSize : request.page_size();
+  if (page_size < 1 || page_size > kMaxPageSize) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("page_size: ", request.page_size(), " is not within 1..", kMaxPageSize));
+  }
+  absl::StatusOr<OrgCalendar> calendar = store_.Calendar(who.org);
+  if (!calendar.ok()) return calendar.status();
+  v1::Board board = request.board();
+  std::optional<PageToken> token;
+  if (!request.page_token().empty()) {
+    absl::StatusOr<PageToken> decoded = DecodePageToken(request.page_token());
+    if (!decoded.ok()) return decoded.status();
+    if (!board.period().empty() && board.window() != v1::WINDOW_ALL_TIME &&
+        board.period() != decoded->period) {
+      return absl::InvalidArgumentError("page_token: belongs to another period");
+    }
+    // A token keeps paging the period it started on, even after a rollover.
+    if (board.window() != v1::WINDOW_ALL_TIME) board.set_period(decoded->period);
+    token = *std::move(decoded);
+  }
+  absl::StatusOr<ResolvedBoard> resolved = ResolveBoard(who.org, board, *calendar, absl::Now());
+  if (!resolved.ok()) return resolved.status();
+  if (token && token->board_key != resolved->key) {
+    return absl::InvalidArgumentError("page_token: belongs to another board");
+  }
+  absl::StatusOr<BoardPage> page =
+      token ? store_.Page(resolved->key, token->direction, token->score, token->subject_id,
+                          page_size)
+            : store_.FirstPage(resolved->key, page_size);
+  if (!page.ok()) return page.status();
+  if (absl::Status s = FillEntries(who.org, board.scope() == v1::SCOPE_TEAMS, page->entries,
+                                   response.mutable_entries());
+      !s.ok()) {
+    return s;
+  }
+  auto make = [&](char direction, int64_t score, const std::string& subject) {
+    return EncodePageToken(
+        PageToken{direction, score, subject, resolved->period.key, resolved->key});
+  };
+  if (!page->entries.empty()) {
+    if (page->has_next) {
+      response.set_next_page_token(
+          make('f', page->entries.back().score, page->entries.back().subject_id));
+    }
+    if (page->has_prev) {
+      response.set_prev_page_token(
+          make('b', page->entries.front().score, page->entries.front().subject_id));
+    }
+  } else if (token) {
+    // An empty page (past the end, or before the start): the way back
+    // includes the boundary entry itself.
+    bool forward = token->direction == 'f' || token->direction == 'F';
+    if (page->has_prev && forward) {
+      response.set_prev_page_token(make('B', token->score, token->subject_id));
+    }
+    if (page->has_next && !forward) {
+      response.set_next_page_token(make('F', token->score, token->subject_id));
+    }
+  }
+  response.set_period(resolved->period.key);
+  FillPeriod(resolved->period, board.window(), response.mutable_period_start(),
+             response.mutable_period_end());
+  response.set_total_entries(page->total);
+  return absl::OkStatus();
+}
+
+grpc::Status LeaderboardServiceImpl::GetLeaderboard(grpc::ServerContext* context,
+                                                    const v1::GetLeaderboardRequest* request,
+                                                    v1::GetLeaderboardResponse* response) {
+  absl::StatusOr<Principal> who = Authenticate(*context);
+  if (!who.ok()) return ToGrpcStatus(who.status());
+  return ToGrpcStatus(DoGetLeaderboard(*who, *request, *response));
+}
+
+absl::Status LeaderboardServiceImpl::DoGetRank(const Principal& who,
+                                               const v1::GetRankRequest& request,
+                                               v1::GetRankResponse& response) {
+  if (request.neighbors() < 0 || request.neighbors() > kMaxNeighbors) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("neighbors: ", request.neighbors(), " is not within 0..", kMaxNeighbors));
+  }
+  if (!ValidId(request.subject_id())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "subject_id: '", request.subject_id(), "' must be 1..64 characters of [A-Za-z0-9._-]"));
+  }
+  absl::StatusOr<OrgCalendar> calendar = store_.Calendar(who.org);
+  if (!calendar.ok()) return calendar.status();
+  absl::StatusOr<ResolvedBoard> resolved =
+      ResolveBoard(who.org, request.board(), *calendar, absl::Now());
+  if (!resolved.ok()) return resolved.status();
+  absl::StatusOr<BoardAround> around =
+      store_.Around(resolved->key, request.subject_id(), request.neighbors());
+  if (!around.ok()) return around.status();
+  bool teams = request.board().scope() == v1::SCOPE_TEAMS;
+  response.set_ranked(around->ranked);
+  response.set_total_entries(around->total);
+  response.set_period(resolved->period.key);
+  google::protobuf::RepeatedPtrField<v1::LeaderboardEntry> self;
+  RankedEntry entry = around->ranked ? around->entry : RankedEntry{0, request.subject_id(), 0};
+  if (absl::Status s = FillEntries(who.org, teams, {entry}, &self); !s.ok()) return s;
+  *response.mutable_entry() = self[0];
+  if (!around->ranked) return absl::OkStatus();
+  response.set_percentile(Percentile(around->below_count, around->total));
+  if (absl::Status s = FillEntries(who.org, teams, around->above, response.mutable_above());
+      !s.ok()) {
+    return s;
+  }
+  return FillEntries(who.org, teams, around->below, response.mutable_below());
+}
+
+grpc::Status LeaderboardServiceImpl::GetRank(grpc::ServerContext* context,
+                                             const v1::GetRankRequest* request,
+                                             v1::GetRankResponse* response) {
+  absl::StatusOr<Principal> who = Authenticate(*context);
+  if (!who.ok()) return ToGrpcStatus(who.status());
+  return ToGrpcStatus(DoGetRank(*who, *request, *response));
+}
+
+grpc::ServerWriteReactor<v1::WatchLeaderboardResponse>* LeaderboardServiceImpl::WatchLeaderboard(
+    grpc::CallbackServerContext* context, const v1::WatchLeaderboardRequest* request) {
+  absl::Status status;
+  absl::StatusOr<Principal> who = Authenticate(*context);
+  int top_n = request->top_n() == 0 ? kDefaultPageSize : request->top_n();
+  std::string org;
+  if (!who.ok()) {
+    status = who.status();
+  } else if (top_n < 1 || top_n > kMaxPageSize) {
+    status = absl::InvalidArgumentError(
+        absl::StrCat("top_n: ", request->top_n(), " is not within 1..", kMaxPageSize));
+  } else {
+    org = who->org;
+    // Validates the board (period syntax included) before streaming.
+    OrgCalendar defaults;
+    absl::StatusOr<ResolvedBoard> resolved =
+        ResolveBoard(org, request->board(), defaults, absl::Now());
+    if (!resolved.ok()) status = resolved.status();
+  }
+  std::shared_ptr<WatchReactor> reactor =
+      WatchReactor::Create(watchers_, Watchers::HubId(org, request->board()), top_n);
+  if (!status.ok()) {
+    reactor->Close(ToGrpcStatus(status));
+    return reactor.get();
+  }
+  WatchReactor* raw = reactor.get();
+  watchers_.Register(org, request->board(), std::move(reactor));
+  return raw;
+}
+
+// ---------------------------------------------------------------- people
+
+absl::Status LeaderboardServiceImpl::DoGetStreaks(const Principal& who,
+                                                  const v1::GetStreaksRequest& request,
+                                                  v1::GetStreaksResponse& response) {
+  if (!ValidId(request.person_id())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "person_id: '", request.person_id(), "' must be 1..64 characters of [A-Za-z0-9._-]"));
+  }
+  absl::StatusOr<OrgCalendar> calendar = store_.Calendar(who.org);
+  if (!calendar.ok()) return calendar.status();
+  absl::StatusOr<std::map<std::string, kudos::v1::Person>> people =
+      store_.People(who.org, {request.person_id()});
+  if (!people.ok()) return people.status();
+  absl::TimeZone zone = calendar->zone;
+  auto person = people->find(request.person_id());
+  if (person != people->end() && !person->second.time_zone().empty()) {
+    absl::StatusOr<absl::TimeZone> own = common::calendar::LoadZone(person->second.time_zone());
+    if (own.ok()) zone = *own;
+  }
+  absl::CivilDay today = absl::ToCivilDay(absl::Now(), zone);
+  WorkCalendar work{calendar->work_days, calendar->holidays, calendar->freezes_per_month};
+  bool any = person != people->end();
+  response.set_person_id(request.person_id());
+  for (const char* kind : {"giving", "receiving"}) {
+    absl::StatusOr<std::vector<absl::CivilDay>> days =
+        store_.Days(who.org, kind, request.person_id());
+    if (!days.ok()) return days.status();
+    any = any || !days->empty();
+    StreakResult streak = ComputeStreak(*days, work, today);
+    v1::Streak* out = std::string(kind) == "giving" ? response.mutable_giving()
+                                                    : response.mutable_receiving();
+    out->set_current_days(streak.current);
+    out->set_longest_days(streak.longest);
+    out->set_freezes_used(streak.freezes_used);
+    if (streak.last_active) FillDate(*streak.last_active, out->mutable_last_active_date());
+  }
+  if (!any) {
+    return absl::NotFoundError(
+        absl::StrCat("person_id: '", request.person_id(), "' is not known in this org"));
+  }
+  return absl::OkStatus();
+}
+
+grpc::Status LeaderboardServiceImpl::GetStreaks(grpc::ServerContext* context,
+                                                const v1::GetStreaksRequest* request,
+                                                v1::GetStreaksResponse* response) {
+  absl::StatusOr<Principal> who = Authenticate(*context);
+  if (!who.ok()) return ToGrpcStatus(who.status());
+  return ToGrpcStatus(DoGetStreaks(*who, *request, *response));
+}
+
+absl::Status LeaderboardServiceImpl::DoListBadges(const Principal& who,
+                                                  const v1::ListBadgesRequest& request,
+                                                  v1::ListBadgesResponse& response) {
+  if (!ValidId(request.person_id())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "person_id: '", request.person_id(), "' must be 1..64 characters of [A-Za-z0-9._-]"));
+  }
+  absl::StatusOr<std::map<std::string, int64_t>> badges =
+      store_.Badges(who.org, request.person_id());
+  if (!badges.ok()) return badges.status();
+  for (const BadgeRule& rule : BadgeRules()) {
+    auto it = badges->find(rule.id);
+    if (it == badges->end()) continue;
+    v1::Badge* badge = response.add_badges();
+    badge->set_badge_id(rule.id);
+    badge->set_display_name(rule.display_name);
+    ToProto(absl::FromUnixMillis(it->second), badge->mutable_earn_time());
+  }
+  return absl::OkStatus();
+}
+
+grpc::Status LeaderboardServiceImpl::ListBadges(grpc::ServerContext* context,
+                                                const v1::ListBadgesRequest* request,
+                                                v1::ListBadgesResponse* response) {
+  absl::StatusOr<Principal> who = Authenticate(*context);
+  if (!who.ok()) return ToGrpcStatus(who.status());
+  return ToGrpcStatus(DoListBadges(*who, *request, *response));
+}
+
+// ---------------------------------------------------------------- insights
+
+absl::Status LeaderboardServiceImpl::DoGetInsights(const Principal& who,
+                                                   const v1::GetInsightsRequest& request,
+                                                   v1::GetInsightsResponse& response) {
+  bool admin = who.is_admin();
+  if (!admin && !who.Has(common::auth::Role::kManager)) {
+    return absl::PermissionDeniedError("insights are for managers of the team and admins");
+  }
+  if (request.team_id().empty() && !admin) {
+    return absl::PermissionDeniedError("team_id: org-wide insights are for admins only");
+  }
+  if (!request.team_id().empty() && !ValidId(request.team_id())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "team_id: '", request.team_id(), "' must be 1..64 characters of [A-Za-z0-9._-]"));
+  }
+  v1::Window window = request.window() == v1::WINDOW_UNSPECIFIED ? v1::WINDOW_MONTH
+                                                                 : request.window();
+  absl::StatusOr<std::map<std::string, kudos::v1::Person>> people = store_.AllPeople(who.org);
+  if (!people.ok()) return people.status();
+  std::vector<std::string> members;
+  bool manages = false;
+  for (const auto& [id, person] : *people) {
+    if (!person.active()) continue;
+    if (!request.team_id().empty() && person.team_id() != request.team_id()) continue;
+    members.push_back(id);
+    if (person.manager_id() == who.subject) manages = true;
+  }
+  if (!admin && !manages) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "team_id: '", request.team_id(), "' has no active member managed by the caller"));
+  }
+  absl::StatusOr<OrgCalendar> calendar = store_.Calendar(who.org);
+  if (!calendar.ok()) return calendar.status();
+  v1::Board board;
+  board.set_window(window);
+  board.set_scope(v1::SCOPE_ORG);
+  board.set_period(request.period());
+  board.set_metric(v1::METRIC_KUDOS_RECEIVED);
+  absl::StatusOr<ResolvedBoard> received = ResolveBoard(who.org, board, *calendar, absl::Now());
+  if (!received.ok()) return received.status();
+  board.set_metric(v1::METRIC_KUDOS_GIVEN);
+  absl::StatusOr<ResolvedBoard> given = ResolveBoard(who.org, board, *calendar, absl::Now());
+  if (!given.ok()) return given.status();
+  absl::StatusOr<std::map<std::string, int64_t>> recognized = store_.Scores(received->key, members);
+  if (!recognized.ok()) return recognized.status();
+  absl::StatusOr<std::map<std::string, int64_t>> givers = store_.Scores(given->key, members);
+  if (!givers.ok()) return givers.status();
+  int64_t recognized_count = 0, giving_count = 0;
+  for (const std::string& id : members) {
+    auto r = recognized->find(id);
+    if (r != recognized->end() && r->second > 0) {
+      ++recognized_count;
+    } else {
+      response.add_unrecognized_person_ids(id);
+    }
+    auto g = givers->find(id);
+    if (g != givers->end() && g->second > 0) ++giving_count;
+  }
+  response.set_member_count(static_cast<int64_t>(members.size()));
+  response.set_recognized_count(recognized_count);
+  response.set_giving_count(giving_count);
+  response.set_recognition_coverage_percent(
+      members.empty() ? 0 : 100.0 * recognized_count / static_cast<double>(members.size()));
+  response.set_period(received->period.key);
+  return absl::OkStatus();
+}
+
+grpc::Status LeaderboardServiceImpl::GetInsights(grpc::ServerContext* context,
+                                                 const v1::GetInsightsRequest* request,
+                                                 v1::GetInsightsResponse* response) {
+  absl::StatusOr<Principal> who = Authenticate(*context);
+  if (!who.ok()) return ToGrpcStatus(who.status());
+  return ToGrpcStatus(DoGetInsights(*who, *request, *response));
+}
+
+// ---------------------------------------------------------------- rebuild
+
+absl::Status LeaderboardServiceImpl::DoRebuild(const Principal& who,
+                                               v1::RebuildProjectionsResponse& response) {
+  if (!who.is_admin()) {
+    return absl::PermissionDeniedError("RebuildProjections is for admins only");
+  }
+  auto started = std::chrono::steady_clock::now();
+  absl::StatusOr<Projector::RebuildResult> result;
+  {
+    std::lock_guard<std::mutex> lock(projector_.apply_mutex());
+    result = projector_.Rebuild(who.org);
+  }
+  if (!result.ok()) return result.status();
+  auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - started);
+  response.set_events_applied(result->events_applied);
+  response.set_duration_ms(elapsed.count());
+  absl::StatusOr<common::redis::Reply> audited = store_.pool().Run(common::audit::AppendCommand(
+      who.org, who.subject, "leaderboard.rebuild_projections", "lb:{" + who.org + "}:*",
+      absl::StrCat("replayed ", result->events_read, " entries, applied ",
+                   result->events_applied)));
+  if (!audited.ok()) return audited.status();
+  common::log::Info(absl::StrCat("leaderboard: rebuilt org '", who.org, "': ",
+                                 result->events_applied, " events in ", elapsed.count(), " ms"));
+  watchers_.TouchOrg(who.org);
+  return absl::OkStatus();
+}
+
+grpc::Status LeaderboardServiceImpl::RebuildProjections(
+    grpc::ServerContext* context, const v1::RebuildProjectionsRequest* /*request*/,
+    v1::RebuildProjectionsResponse* response) {
+  absl::StatusOr<Principal> who = Authenticate(*context);
+  if (!who.ok()) return ToGrpcStatus(who.status());
+  return ToGrpcStatus(DoRebuild(*who, *response));
+}
+
+}  // namespace leaderboard

@@ -1,0 +1,317 @@
+#include "services/leaderboard/leaderboard_store.h"
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "kApplyEventLua.h"
+#include "kBoardReadLua.h"
+
+namespace leaderboard {
+
+using common::redis::Reply;
+
+namespace {
+
+absl::StatusOr<int64_t> Int(const Reply& reply) {
+  if (reply.type == Reply::Type::kString) {
+    // Scores come back as strings; integral boards only.
+    double value = 0;
+    if (!absl::SimpleAtod(reply.str, &value)) {
+      return absl::InternalError(absl::StrCat("not a number: '", reply.str, "'"));
+    }
+    return static_cast<int64_t>(value);
+  }
+  return reply.AsInteger();
+}
+
+absl::Status Shape(absl::string_view what) {
+  return absl::InternalError(absl::StrCat("unexpected reply shape from ", what));
+}
+
+// Reads `count` triples (member, score, rank) starting at elements[at].
+absl::Status ReadEntries(const Reply& reply, size_t& at, int64_t count,
+                         std::vector<RankedEntry>& out) {
+  for (int64_t i = 0; i < count; ++i) {
+    if (at + 3 > reply.elements.size()) return Shape("board_read");
+    RankedEntry entry;
+    entry.subject_id = reply.elements[at].str;
+    absl::StatusOr<int64_t> score = Int(reply.elements[at + 1]);
+    absl::StatusOr<int64_t> rank = Int(reply.elements[at + 2]);
+    if (!score.ok()) return score.status();
+    if (!rank.ok()) return rank.status();
+    entry.score = *score;
+    entry.rank = *rank;
+    out.push_back(std::move(entry));
+    at += 3;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<BoardPage> ParsePage(const Reply& reply) {
+  if (reply.type != Reply::Type::kArray || reply.elements.size() < 3 ||
+      (reply.elements.size() - 3) % 3 != 0) {
+    return Shape("board_read");
+  }
+  BoardPage page;
+  page.total = reply.elements[0].integer;
+  page.has_prev = reply.elements[1].integer != 0;
+  page.has_next = reply.elements[2].integer != 0;
+  size_t at = 3;
+  if (absl::Status s = ReadEntries(reply, at, (reply.elements.size() - 3) / 3, page.entries);
+      !s.ok()) {
+    return s;
+  }
+  return page;
+}
+
+}  // namespace
+
+std::vector<StreamEntry> ParseEntries(const Reply& reply) {
+  std::vector<StreamEntry> out;
+  for (const Reply& item : reply.elements) {
+    if (item.type != Reply::Type::kArray || item.elements.size() < 2) continue;
+    StreamEntry entry;
+    entry.id = item.elements[0].str;
+    const Reply& fields = item.elements[1];
+    for (size_t i = 0; i + 1 < fields.elements.size(); i += 2) {
+      if (fields.elements[i].str == "event") entry.event = fields.elements[i + 1].str;
+    }
+    out.push_back(std::move(entry));
+  }
+  return out;
+}
+
+Store::Store(common::redis::Pool& pool)
+    : pool_(pool),
+      apply_script_("leaderboard_apply_event", kApplyEventLua),
+      read_script_("leaderboard_board_read", kBoardReadLua) {}
+
+absl::StatusOr<std::vector<std::string>> Store::Orgs() {
+  absl::StatusOr<Reply> reply = pool_.Run({"SMEMBERS", "platform:orgs"});
+  if (!reply.ok()) return reply.status();
+  std::vector<std::string> orgs;
+  for (const Reply& element : reply->elements) {
+    if (ValidId(element.str)) orgs.push_back(element.str);
+  }
+  return orgs;
+}
+
+absl::StatusOr<kudos::v1::OrgSettings> Store::Settings(const std::string& org) {
+  absl::StatusOr<Reply> reply = pool_.Run({"GET", SettingsKey(org)});
+  if (!reply.ok()) return reply.status();
+  if (reply->is_nil()) return DefaultSettings();
+  kudos::v1::OrgSettings settings;
+  if (!settings.ParseFromString(reply->str)) {
+    return absl::InternalError(absl::StrCat("stored settings of org '", org, "' are corrupt"));
+  }
+  return settings;
+}
+
+absl::StatusOr<OrgCalendar> Store::Calendar(const std::string& org) {
+  absl::StatusOr<kudos::v1::OrgSettings> settings = Settings(org);
+  if (!settings.ok()) return settings.status();
+  return CalendarFromSettings(*settings);
+}
+
+absl::StatusOr<std::map<std::string, kudos::v1::Person>> Store::People(
+    const std::string& org, const std::vector<std::string>& ids) {
+  std::map<std::string, kudos::v1::Person> out;
+  if (ids.empty()) return out;
+  common::redis::Command command = {"HMGET", PeopleKey(org)};
+  command.insert(command.end(), ids.begin(), ids.end());
+  absl::StatusOr<Reply> reply = pool_.Run(command);
+  if (!reply.ok()) return reply.status();
+  for (size_t i = 0; i < reply->elements.size() && i < ids.size(); ++i) {
+    kudos::v1::Person person;
+    if (!reply->elements[i].is_nil() && person.ParseFromString(reply->elements[i].str)) {
+      out[ids[i]] = std::move(person);
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<std::map<std::string, kudos::v1::Person>> Store::AllPeople(
+    const std::string& org) {
+  absl::StatusOr<Reply> reply = pool_.Run({"HGETALL", PeopleKey(org)});
+  if (!reply.ok()) return reply.status();
+  std::map<std::string, kudos::v1::Person> out;
+  for (size_t i = 0; i + 1 < reply->elements.size(); i += 2) {
+    kudos::v1::Person person;
+    if (person.ParseFromString(reply->elements[i + 1].str)) {
+      out[reply->elements[i].str] = std::move(person);
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<std::map<std::string, kudos::v1::Team>> Store::Teams(
+    const std::string& org, const std::vector<std::string>& ids) {
+  std::map<std::string, kudos::v1::Team> out;
+  if (ids.empty()) return out;
+  common::redis::Command command = {"HMGET", TeamsKey(org)};
+  command.insert(command.end(), ids.begin(), ids.end());
+  absl::StatusOr<Reply> reply = pool_.Run(command);
+  if (!reply.ok()) return reply.status();
+  for (size_t i = 0; i < reply->elements.size() && i < ids.size(); ++i) {
+    kudos::v1::Team team;
+    if (!reply->elements[i].is_nil() && team.ParseFromString(reply->elements[i].str)) {
+      out[ids[i]] = std::move(team);
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<std::map<std::string, std::string>> Store::DisplayNames(
+    const std::string& org, bool teams, const std::vector<std::string>& ids) {
+  std::map<std::string, std::string> out;
+  for (const std::string& id : ids) out[id] = id;
+  if (teams) {
+    auto found = Teams(org, ids);
+    if (!found.ok()) return found.status();
+    for (const auto& [id, team] : *found) {
+      if (!team.display_name().empty()) out[id] = team.display_name();
+    }
+  } else {
+    auto found = People(org, ids);
+    if (!found.ok()) return found.status();
+    for (const auto& [id, person] : *found) {
+      if (!person.display_name().empty()) out[id] = person.display_name();
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<bool> Store::Apply(const ApplyPlan& plan) {
+  absl::StatusOr<Reply> reply = pool_.Eval(apply_script_, plan.keys, plan.args);
+  if (!reply.ok()) return reply.status();
+  if (reply->type != Reply::Type::kArray || reply->elements.empty()) return Shape("apply_event");
+  return reply->elements[0].integer == 1;
+}
+
+absl::Status Store::CheckGivingStreak(const std::string& org, const OrgCalendar& calendar,
+                                      const ApplyPlan::StreakCheck& check) {
+  absl::StatusOr<std::vector<absl::CivilDay>> days = Days(org, "giving", check.person);
+  if (!days.ok()) return days.status();
+  WorkCalendar work{calendar.work_days, calendar.holidays, calendar.freezes_per_month};
+  StreakResult streak = ComputeStreak(*days, work, check.day);
+  if (streak.longest < kGivingStreakBadgeDays) return absl::OkStatus();
+  absl::StatusOr<Reply> reply =
+      pool_.Run({"HSETNX", BadgesKey(org, check.person), "giving_streak_20",
+                 absl::StrCat(absl::ToUnixMillis(check.time))});
+  return reply.status();
+}
+
+absl::StatusOr<BoardPage> Store::FirstPage(const std::string& board_key, int n) {
+  absl::StatusOr<Reply> reply = pool_.Eval(read_script_, {board_key}, {"first", absl::StrCat(n)});
+  if (!reply.ok()) return reply.status();
+  return ParsePage(*reply);
+}
+
+absl::StatusOr<BoardPage> Store::Page(const std::string& board_key, char direction,
+                                      int64_t score, const std::string& member, int n) {
+  absl::StatusOr<Reply> reply =
+      pool_.Eval(read_script_, {board_key},
+                 {"page", std::string(1, direction), absl::StrCat(score), member,
+                  absl::StrCat(n)});
+  if (!reply.ok()) return reply.status();
+  return ParsePage(*reply);
+}
+
+absl::StatusOr<BoardAround> Store::Around(const std::string& board_key,
+                                          const std::string& member, int n) {
+  absl::StatusOr<Reply> reply =
+      pool_.Eval(read_script_, {board_key}, {"around", member, absl::StrCat(n)});
+  if (!reply.ok()) return reply.status();
+  const auto& e = reply->elements;
+  if (reply->type != Reply::Type::kArray || e.size() < 2) return Shape("board_read");
+  BoardAround around;
+  around.total = e[0].integer;
+  around.ranked = e[1].integer != 0;
+  if (!around.ranked) return around;
+  if (e.size() < 6) return Shape("board_read");
+  absl::StatusOr<int64_t> score = Int(e[2]);
+  if (!score.ok()) return score.status();
+  around.entry = RankedEntry{e[3].integer, member, *score};
+  around.below_count = e[4].integer;
+  size_t at = 6;
+  if (absl::Status s = ReadEntries(*reply, at, e[5].integer, around.above); !s.ok()) return s;
+  if (at >= e.size()) return Shape("board_read");
+  int64_t below = e[at].integer;
+  ++at;
+  if (absl::Status s = ReadEntries(*reply, at, below, around.below); !s.ok()) return s;
+  return around;
+}
+
+absl::StatusOr<std::map<std::string, int64_t>> Store::Scores(
+    const std::string& board_key, const std::vector<std::string>& members) {
+  std::map<std::string, int64_t> out;
+  if (members.empty()) return out;
+  common::redis::Command command = {"ZMSCORE", board_key};
+  command.insert(command.end(), members.begin(), members.end());
+  absl::StatusOr<Reply> reply = pool_.Run(command);
+  if (!reply.ok()) return reply.status();
+  for (size_t i = 0; i < reply->elements.size() && i < members.size(); ++i) {
+    if (reply->elements[i].is_nil()) continue;
+    absl::StatusOr<int64_t> score = Int(reply->elements[i]);
+    if (score.ok()) out[members[i]] = *score;
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<absl::CivilDay>> Store::Days(const std::string& org,
+                                                        const std::string& kind,
+                                                        const std::string& person) {
+  absl::StatusOr<Reply> reply = pool_.Run({"SMEMBERS", DaysKey(org, kind, person)});
+  if (!reply.ok()) return reply.status();
+  std::vector<absl::CivilDay> days;
+  for (const Reply& element : reply->elements) {
+    absl::StatusOr<absl::CivilDay> day = ParseDay(element.str);
+    if (day.ok()) days.push_back(*day);
+  }
+  return days;
+}
+
+absl::StatusOr<std::map<std::string, int64_t>> Store::Badges(const std::string& org,
+                                                             const std::string& person) {
+  absl::StatusOr<Reply> reply = pool_.Run({"HGETALL", BadgesKey(org, person)});
+  if (!reply.ok()) return reply.status();
+  std::map<std::string, int64_t> out;
+  for (size_t i = 0; i + 1 < reply->elements.size(); i += 2) {
+    int64_t ms = 0;
+    if (absl::SimpleAtoi(reply->elements[i + 1].str, &ms)) out[reply->elements[i].str] = ms;
+  }
+  return out;
+}
+
+absl::StatusOr<int64_t> Store::DropProjections(const std::string& org) {
+  // Org ids are validated ([A-Za-z0-9._-]), so the pattern has no glob characters
+  // besides the trailing star.
+  std::string pattern = Prefix(org) + "*";
+  std::string cursor = "0";
+  int64_t dropped = 0;
+  do {
+    absl::StatusOr<Reply> reply =
+        pool_.Run({"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"});
+    if (!reply.ok()) return reply.status();
+    if (reply->elements.size() != 2) return Shape("SCAN");
+    cursor = reply->elements[0].str;
+    common::redis::Command unlink = {"UNLINK"};
+    for (const Reply& key : reply->elements[1].elements) unlink.push_back(key.str);
+    if (unlink.size() > 1) {
+      absl::StatusOr<Reply> removed = pool_.Run(unlink);
+      if (!removed.ok()) return removed.status();
+      dropped += removed->integer;
+    }
+  } while (cursor != "0");
+  return dropped;
+}
+
+absl::StatusOr<std::vector<StreamEntry>> Store::Range(const std::string& stream,
+                                                      const std::string& after, int count) {
+  std::string start = after == "-" ? "-" : "(" + after;
+  absl::StatusOr<Reply> reply =
+      pool_.Run({"XRANGE", stream, start, "+", "COUNT", absl::StrCat(count)});
+  if (!reply.ok()) return reply.status();
+  return ParseEntries(*reply);
+}
+
+}  // namespace leaderboard

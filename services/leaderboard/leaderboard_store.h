@@ -1,0 +1,99 @@
+// Redis access of the leaderboard: the apply script, board reads, the
+// directory copy (people, teams, settings), streak days and badges.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/redis/redis_client.h"
+#include "services/leaderboard/leaderboard_rules.h"
+
+namespace leaderboard {
+
+struct BoardPage {
+  int64_t total = 0;
+  bool has_prev = false;
+  bool has_next = false;
+  std::vector<RankedEntry> entries;
+};
+
+struct BoardAround {
+  int64_t total = 0;
+  bool ranked = false;
+  RankedEntry entry;
+  int64_t below_count = 0;
+  std::vector<RankedEntry> above;
+  std::vector<RankedEntry> below;
+};
+
+struct StreamEntry {
+  std::string id;
+  std::string event;  // the "event" field; empty when missing
+};
+
+class Store {
+ public:
+  explicit Store(common::redis::Pool& pool);
+
+  common::redis::Pool& pool() { return pool_; }
+
+  absl::StatusOr<std::vector<std::string>> Orgs();
+
+  // The org's settings as last seen on its kudos stream (defaults if none).
+  absl::StatusOr<kudos::v1::OrgSettings> Settings(const std::string& org);
+  absl::StatusOr<OrgCalendar> Calendar(const std::string& org);
+
+  // People by id (missing ones are absent from the map).
+  absl::StatusOr<std::map<std::string, kudos::v1::Person>> People(
+      const std::string& org, const std::vector<std::string>& ids);
+  absl::StatusOr<std::map<std::string, kudos::v1::Person>> AllPeople(const std::string& org);
+  absl::StatusOr<std::map<std::string, kudos::v1::Team>> Teams(
+      const std::string& org, const std::vector<std::string>& ids);
+  // Display names of people (or of teams), falling back to the id.
+  absl::StatusOr<std::map<std::string, std::string>> DisplayNames(
+      const std::string& org, bool teams, const std::vector<std::string>& ids);
+
+  // Runs a plan; true when the entry was new.
+  absl::StatusOr<bool> Apply(const ApplyPlan& plan);
+  // Awards giving_streak_20 if the giver's streak up to `check.day` reached
+  // it. Idempotent; safe to repeat after a redelivery.
+  absl::Status CheckGivingStreak(const std::string& org, const OrgCalendar& calendar,
+                                 const ApplyPlan::StreakCheck& check);
+
+  absl::StatusOr<BoardPage> FirstPage(const std::string& board_key, int n);
+  absl::StatusOr<BoardPage> Page(const std::string& board_key, char direction, int64_t score,
+                                 const std::string& member, int n);
+  absl::StatusOr<BoardAround> Around(const std::string& board_key, const std::string& member,
+                                     int n);
+  // Scores of `members` on a board (absent ones are missing from the map).
+  absl::StatusOr<std::map<std::string, int64_t>> Scores(const std::string& board_key,
+                                                        const std::vector<std::string>& members);
+
+  absl::StatusOr<std::vector<absl::CivilDay>> Days(const std::string& org,
+                                                   const std::string& kind,
+                                                   const std::string& person);
+  // badge id -> earn time (unix ms).
+  absl::StatusOr<std::map<std::string, int64_t>> Badges(const std::string& org,
+                                                        const std::string& person);
+
+  // Deletes every lb:{org}:* key; returns how many.
+  absl::StatusOr<int64_t> DropProjections(const std::string& org);
+  // Entries of a stream with id > after ("-" for the start), at most count.
+  absl::StatusOr<std::vector<StreamEntry>> Range(const std::string& stream,
+                                                 const std::string& after, int count);
+
+ private:
+  common::redis::Pool& pool_;
+  common::redis::Script apply_script_;
+  common::redis::Script read_script_;
+};
+
+// Parses XRANGE / XREADGROUP entries ([id, [field, value, ...]], ...).
+std::vector<StreamEntry> ParseEntries(const common::redis::Reply& reply);
+
+}  // namespace leaderboard

@@ -1,0 +1,88 @@
+// leaderboard_server: flags and wiring only.
+#include <unistd.h>
+
+#include <chrono>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
+#include "common/auth/auth.h"
+#include "common/config/env.h"
+#include "common/grpc/server.h"
+#include "common/log/log.h"
+#include "common/redis/redis_client.h"
+#include "services/leaderboard/leaderboard_consumer.h"
+#include "services/leaderboard/leaderboard_service.h"
+#include "services/leaderboard/leaderboard_store.h"
+#include "services/leaderboard/leaderboard_watch.h"
+
+namespace {
+std::string DefaultConsumerName() {
+  char host[256] = {0};
+  if (gethostname(host, sizeof(host) - 1) != 0 || host[0] == '\0') return "leaderboard-1";
+  return absl::StrCat("leaderboard-", host);
+}
+}  // namespace
+
+ABSL_FLAG(std::string, listen, common::config::EnvOr("LISTEN", "127.0.0.1:50053"),
+          "gRPC listen address (env LISTEN)");
+ABSL_FLAG(std::string, redis, common::config::EnvOr("REDIS_ADDR", "127.0.0.1:6379"),
+          "Redis host:port (env REDIS_ADDR)");
+ABSL_FLAG(std::string, consumer_name,
+          common::config::EnvOr("LEADERBOARD_CONSUMER", DefaultConsumerName()),
+          "consumer name in the streams' consumer group; stable per replica so a restarted "
+          "replica resumes its own pending entries (env LEADERBOARD_CONSUMER)");
+ABSL_FLAG(int, claim_min_idle_ms,
+          std::stoi(common::config::EnvOr("LEADERBOARD_CLAIM_MIN_IDLE_MS", "30000")),
+          "pending entries idle this long at another consumer are claimed "
+          "(env LEADERBOARD_CLAIM_MIN_IDLE_MS)");
+ABSL_FLAG(int, redis_pool_size, 16, "Redis connections in the pool");
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  absl::StatusOr<common::redis::Endpoint> endpoint =
+      common::redis::ParseEndpoint(absl::GetFlag(FLAGS_redis));
+  if (!endpoint.ok()) {
+    common::log::Error(std::string(endpoint.status().message()));
+    return 2;
+  }
+  common::redis::PoolOptions pool_options;
+  pool_options.endpoint = *endpoint;
+  pool_options.size = absl::GetFlag(FLAGS_redis_pool_size);
+  common::redis::Pool pool(pool_options);
+
+  leaderboard::Store store(pool);
+  leaderboard::Projector projector(store);
+  leaderboard::Watchers watchers(store);
+  watchers.Start();
+
+  leaderboard::ConsumerOptions consumer_options;
+  consumer_options.endpoint = *endpoint;
+  consumer_options.consumer_name = absl::GetFlag(FLAGS_consumer_name);
+  consumer_options.claim_min_idle = std::chrono::milliseconds(absl::GetFlag(FLAGS_claim_min_idle_ms));
+  leaderboard::Consumer consumer(
+      store, projector, consumer_options,
+      [&watchers](const std::string& org, const std::vector<std::string>& touched) {
+        watchers.Touched(org, touched);
+      });
+  consumer.Start();
+
+  leaderboard::LeaderboardServiceImpl service(
+      common::auth::Authenticator(common::auth::JwtConfigFromEnvironment()), store, projector,
+      watchers);
+  common::grpc_util::ServerOptions options;
+  options.address = absl::GetFlag(FLAGS_listen);
+  options.service_name = "leaderboard";
+  options.services = {&service};
+  options.on_shutdown = [&] {
+    watchers.Shutdown();
+    consumer.Stop();
+  };
+  absl::Status status = common::grpc_util::RunServer(options);
+  if (!status.ok()) {
+    common::log::Error(std::string(status.message()));
+    return 1;
+  }
+  return 0;
+}

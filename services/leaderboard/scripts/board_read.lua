@@ -1,0 +1,157 @@
+-- Reads a board in display order: score descending, ties by member ascending
+-- (bytewise), rank = 1 + number of strictly greater scores. A sorted set
+-- natively orders (score asc, member asc), so each group of equal scores is
+-- a contiguous, member-ascending run; we walk groups from the highest score
+-- down and read each group forward. Positions are keysets (score, member),
+-- never offsets, so paging neither skips nor repeats while scores change.
+-- KEYS[1]: the board.
+-- ARGV[1] mode:
+--   'first' n                      -> {total, has_prev, has_next, m, s, r, ...}
+--   'page' dir score member n      -> same; dir f/F = after (F: including)
+--                                     the member, b/B = before (B: including)
+--   'around' member n              -> {total, ranked, score, rank, below_count,
+--                                      #above, m, s, r..., #below, m, s, r...}
+local key = KEYS[1]
+local mode = ARGV[1]
+
+local function less(a, b)
+  local n = math.min(#a, #b)
+  for i = 1, n do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+
+local function group_start(s) return redis.call('ZCOUNT', key, '-inf', '(' .. s) end
+local function group_size(s) return redis.call('ZCOUNT', key, s, s) end
+
+-- First native index in the group [a, a + g) whose member is > x (after=true)
+-- or >= x (after=false).
+local function bound(s, a, g, x, after)
+  local own = redis.call('ZSCORE', key, x)
+  if own and tonumber(own) == tonumber(s) then
+    local r = redis.call('ZRANK', key, x)
+    if after then return r + 1 end
+    return r
+  end
+  local lo, hi = a, a + g
+  while lo < hi do
+    local mid = math.floor((lo + hi) / 2)
+    local m = redis.call('ZRANGE', key, mid, mid)[1]
+    if less(m, x) or (after and m == x) then lo = mid + 1 else hi = mid end
+  end
+  return lo
+end
+
+local function lower_group(s)
+  local r = redis.call('ZRANGE', key, '(' .. s, '-inf', 'BYSCORE', 'REV', 'LIMIT', 0, 1, 'WITHSCORES')
+  if #r == 0 then return nil end
+  return r[2]
+end
+
+local function higher_group(s)
+  local r = redis.call('ZRANGE', key, '(' .. s, '+inf', 'BYSCORE', 'LIMIT', 0, 1, 'WITHSCORES')
+  if #r == 0 then return nil end
+  return r[2]
+end
+
+-- Up to n entries after (s, x) in display order; x == nil: from the start of
+-- group s. inclusive: x itself too.
+local function forward(s, x, inclusive, n)
+  local out = {}
+  while s and #out < n do
+    local a = group_start(s)
+    local g = group_size(s)
+    local i = a
+    if x then i = bound(s, a, g, x, not inclusive) end
+    local last = math.min(a + g - 1, i + (n - #out) - 1)
+    if last >= i then
+      local r = redis.call('ZRANGE', key, i, last, 'WITHSCORES')
+      for j = 1, #r, 2 do out[#out + 1] = {r[j], r[j + 1]} end
+    end
+    s = lower_group(s)
+    x = nil
+  end
+  return out
+end
+
+-- Up to n entries before (s, x) in display order, returned in display order;
+-- x == nil: the whole group s. inclusive: x itself too.
+local function backward(s, x, inclusive, n)
+  local rev = {}
+  while s and #rev < n do
+    local a = group_start(s)
+    local g = group_size(s)
+    local i = a + g
+    if x then i = bound(s, a, g, x, inclusive) end
+    local first = math.max(a, i - (n - #rev))
+    if i - 1 >= first then
+      local r = redis.call('ZRANGE', key, first, i - 1, 'WITHSCORES')
+      for j = #r - 1, 1, -2 do rev[#rev + 1] = {r[j], r[j + 1]} end
+    end
+    s = higher_group(s)
+    x = nil
+  end
+  local out = {}
+  for j = #rev, 1, -1 do out[#out + 1] = rev[j] end
+  return out
+end
+
+local ranks = {}
+local function rank(s)
+  if not ranks[s] then ranks[s] = 1 + redis.call('ZCOUNT', key, '(' .. s, '+inf') end
+  return ranks[s]
+end
+
+local function emit(out, entries)
+  for _, e in ipairs(entries) do
+    out[#out + 1] = e[1]
+    out[#out + 1] = e[2]
+    out[#out + 1] = rank(e[2])
+  end
+end
+
+local total = redis.call('ZCARD', key)
+
+if mode == 'first' or mode == 'page' then
+  local entries
+  local has_prev, has_next = 0, 0
+  if mode == 'first' then
+    local top = redis.call('ZRANGE', key, '+inf', '-inf', 'BYSCORE', 'REV', 'LIMIT', 0, 1, 'WITHSCORES')
+    entries = {}
+    if #top > 0 then entries = forward(top[2], nil, false, tonumber(ARGV[2])) end
+  else
+    local dir, s, x, n = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+    if dir == 'f' or dir == 'F' then
+      entries = forward(s, x, dir == 'F', n)
+      if #entries == 0 and #backward(s, x, dir == 'f', 1) > 0 then has_prev = 1 end
+    else
+      entries = backward(s, x, dir == 'B', n)
+      if #entries == 0 and #forward(s, x, dir == 'b', 1) > 0 then has_next = 1 end
+    end
+  end
+  if #entries > 0 then
+    local first, last = entries[1], entries[#entries]
+    if #backward(first[2], first[1], false, 1) > 0 then has_prev = 1 end
+    if #forward(last[2], last[1], false, 1) > 0 then has_next = 1 end
+  end
+  local out = {total, has_prev, has_next}
+  emit(out, entries)
+  return out
+end
+
+if mode == 'around' then
+  local x, n = ARGV[2], tonumber(ARGV[3])
+  local s = redis.call('ZSCORE', key, x)
+  if not s then return {total, 0} end
+  local above = backward(s, x, false, n)
+  local below = forward(s, x, false, n)
+  local out = {total, 1, s, rank(s), redis.call('ZCOUNT', key, '-inf', '(' .. s), #above}
+  emit(out, above)
+  out[#out + 1] = #below
+  emit(out, below)
+  return out
+end
+
+return redis.error_reply('INVALID_ARGUMENT board_read: unknown mode')
