@@ -178,7 +178,7 @@ TEST_F(LedgerApi, PostTransfers_MovesPointsFromAllowanceToEarned) {
 TEST_F(LedgerApi, PostTransfers_RetryWithSamePayloadReturnsOriginal) {
   PostTransfersResponse first, second;
   ASSERT_TRUE(Post(service_, {Kudos("k1", "alice", "bob", 5)}, true, &first).ok());
-  // Tags given in another order are the same payload.
+  // A fresh message: its tags map may serialize in another order, still the same payload.
   Transfer again = Kudos("k1", "alice", "bob", 5);
   ASSERT_TRUE(Post(service_, {again}, true, &second).ok());
   ASSERT_EQ(second.results_size(), 1);
