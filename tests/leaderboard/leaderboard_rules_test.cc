@@ -1,0 +1,495 @@
+// Unit tests of the leaderboard's pure domain: rank math, page tokens, board
+// resolution, streaks on civil dates (weekends, holidays, freezes, DST) and
+// the translation of events into apply plans (scopes, badges, dedupe).
+#include "services/leaderboard/leaderboard_rules.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <random>
+
+namespace leaderboard {
+namespace {
+
+using absl::CivilDay;
+
+absl::TimeZone Zone(const char* name) { return *common::calendar::LoadZone(name); }
+
+// ---------------------------------------------------------------- ranks
+
+TEST(RankTest, TiesShareRankAndSkipTheNext) {
+  auto ranked = RankEntries({{"d", 5}, {"b", 7}, {"c", 5}, {"a", 9}, {"e", 1}});
+  std::vector<RankedEntry> want = {
+      {1, "a", 9}, {2, "b", 7}, {3, "c", 5}, {3, "d", 5}, {5, "e", 1}};
+  EXPECT_EQ(ranked, want);
+}
+
+TEST(RankTest, AllTiedAreAllFirstOrderedById) {
+  auto ranked = RankEntries({{"z", 3}, {"m", 3}, {"a", 3}});
+  ASSERT_EQ(ranked.size(), 3u);
+  for (const auto& e : ranked) EXPECT_EQ(e.rank, 1);
+  EXPECT_EQ(ranked[0].subject_id, "a");
+  EXPECT_EQ(ranked[2].subject_id, "z");
+}
+
+TEST(RankTest, TieOrderIsBytewiseNotLocale) {
+  auto ranked = RankEntries({{"b", 1}, {"B", 1}, {"a", 1}, {"_", 1}});
+  EXPECT_EQ(ranked[0].subject_id, "B");  // 'B' (66) < '_' (95) < 'a' (97) < 'b'
+  EXPECT_EQ(ranked[1].subject_id, "_");
+  EXPECT_EQ(ranked[2].subject_id, "a");
+}
+
+TEST(RankTest, EmptyAndSingle) {
+  EXPECT_TRUE(RankEntries({}).empty());
+  auto one = RankEntries({{"x", 0}});
+  ASSERT_EQ(one.size(), 1u);
+  EXPECT_EQ(one[0].rank, 1);
+}
+
+TEST(RankTest, RankIsOnePlusStrictlyGreaterOnRandomBoards) {
+  std::mt19937 rng(7);
+  for (int round = 0; round < 50; ++round) {
+    std::vector<std::pair<std::string, int64_t>> scores;
+    int n = rng() % 40;
+    for (int i = 0; i < n; ++i) scores.push_back({"p" + std::to_string(i), rng() % 6});
+    auto ranked = RankEntries(scores);
+    for (const auto& e : ranked) {
+      int64_t greater = std::count_if(scores.begin(), scores.end(),
+                                      [&](const auto& s) { return s.second > e.score; });
+      EXPECT_EQ(e.rank, greater + 1);
+    }
+  }
+}
+
+TEST(RankTest, Percentile) {
+  EXPECT_DOUBLE_EQ(Percentile(0, 0), 0);
+  EXPECT_DOUBLE_EQ(Percentile(3, 4), 75);
+  EXPECT_DOUBLE_EQ(Percentile(0, 4), 0);
+}
+
+// ---------------------------------------------------------------- tokens
+
+TEST(PageTokenTest, RoundTrips) {
+  for (char dir : {'f', 'F', 'b', 'B'}) {
+    PageToken token{dir, -42, "user.1_x-y", "2026-W48", "lb:{acme}:points_received:week:2026-W48:org"};
+    absl::StatusOr<PageToken> back = DecodePageToken(EncodePageToken(token));
+    ASSERT_TRUE(back.ok()) << back.status();
+    EXPECT_EQ(back->direction, dir);
+    EXPECT_EQ(back->score, -42);
+    EXPECT_EQ(back->subject_id, "user.1_x-y");
+    EXPECT_EQ(back->period, "2026-W48");
+    EXPECT_EQ(back->board_key, token.board_key);
+  }
+}
+
+TEST(PageTokenTest, MalformedIsInvalidArgument) {
+  for (const char* bad : {"", "!!!", "djE=", "abc", "djF8eHwxfGF8cHxr"}) {
+    absl::StatusOr<PageToken> token = DecodePageToken(bad);
+    EXPECT_EQ(token.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
+  std::string good = EncodePageToken(PageToken{'f', 1, "a", "all", "k"});
+  std::string tampered = good;
+  tampered[2] = tampered[2] == 'A' ? 'B' : 'A';
+  EXPECT_FALSE(DecodePageToken(tampered).ok());
+}
+
+// ---------------------------------------------------------------- boards
+
+TEST(BoardTest, KeysFollowTheLayout) {
+  EXPECT_EQ(BoardKey("acme", v1::METRIC_POINTS_RECEIVED, v1::WINDOW_WEEK, "2026-W48",
+                     v1::SCOPE_ORG, ""),
+            "lb:{acme}:points_received:week:2026-W48:org");
+  EXPECT_EQ(BoardKey("acme", v1::METRIC_KUDOS_GIVEN, v1::WINDOW_DAY, "2026-11-23",
+                     v1::SCOPE_TEAM, "t1"),
+            "lb:{acme}:kudos_given:day:2026-11-23:team:t1");
+  EXPECT_EQ(BoardKey("acme", v1::METRIC_KUDOS_RECEIVED, v1::WINDOW_ALL_TIME, "all",
+                     v1::SCOPE_VALUE, "teamwork"),
+            "lb:{acme}:kudos_received:all:all:value:teamwork");
+  EXPECT_EQ(BoardKey("acme", v1::METRIC_POINTS_RECEIVED, v1::WINDOW_QUARTER, "2026-Q4",
+                     v1::SCOPE_TEAMS, ""),
+            "lb:{acme}:points_received:quarter:2026-Q4:teams");
+}
+
+TEST(BoardTest, ResolvesCurrentAndNamedPeriodsInTheOrgZone) {
+  OrgCalendar calendar;
+  calendar.zone = Zone("Europe/Paris");
+  calendar.week_start = 7;  // Sunday
+  v1::Board board;
+  board.set_metric(v1::METRIC_POINTS_RECEIVED);
+  board.set_window(v1::WINDOW_DAY);
+  board.set_scope(v1::SCOPE_ORG);
+  // 23:30 UTC on Nov 22 is Nov 23 in Paris.
+  absl::Time now = absl::FromCivil(absl::CivilSecond(2026, 11, 22, 23, 30, 0), absl::UTCTimeZone());
+  auto resolved = ResolveBoard("acme", board, calendar, now);
+  ASSERT_TRUE(resolved.ok());
+  EXPECT_EQ(resolved->period.key, "2026-11-23");
+  board.set_window(v1::WINDOW_WEEK);
+  board.set_period("2026-W47");
+  resolved = ResolveBoard("acme", board, calendar, now);
+  ASSERT_TRUE(resolved.ok()) << resolved.status();
+  EXPECT_EQ(common::calendar::DayOfWeekNumber(resolved->period.first_day), 7);
+  board.set_window(v1::WINDOW_ALL_TIME);
+  board.set_period("whatever");  // ignored
+  resolved = ResolveBoard("acme", board, calendar, now);
+  ASSERT_TRUE(resolved.ok());
+  EXPECT_EQ(resolved->key, "lb:{acme}:points_received:all:all:org");
+}
+
+TEST(BoardTest, RejectsBadBoards) {
+  OrgCalendar calendar;
+  absl::Time now = absl::Now();
+  v1::Board board;
+  EXPECT_EQ(ResolveBoard("o", board, calendar, now).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  board.set_metric(v1::METRIC_KUDOS_GIVEN);
+  board.set_window(v1::WINDOW_MONTH);
+  board.set_scope(v1::SCOPE_TEAM);
+  EXPECT_FALSE(ResolveBoard("o", board, calendar, now).ok());  // team needs an id
+  board.set_scope_id("bad:id");
+  EXPECT_FALSE(ResolveBoard("o", board, calendar, now).ok());
+  board.set_scope_id("t1");
+  EXPECT_TRUE(ResolveBoard("o", board, calendar, now).ok());
+  board.set_period("2026-13");
+  EXPECT_FALSE(ResolveBoard("o", board, calendar, now).ok());
+  board.set_period("2026-W48");  // a week key on a month board
+  EXPECT_FALSE(ResolveBoard("o", board, calendar, now).ok());
+  board.set_period("");
+  board.set_scope(v1::SCOPE_ORG);
+  EXPECT_FALSE(ResolveBoard("o", board, calendar, now).ok());  // org takes no id
+}
+
+TEST(BoardTest, RetentionByWindow) {
+  auto period = common::calendar::PeriodOfDay(common::calendar::PeriodUnit::kDay,
+                                              CivilDay(2026, 11, 23), absl::UTCTimeZone(), 1);
+  EXPECT_EQ(*BoardExpiry(v1::WINDOW_DAY, period), period.end + absl::Hours(24 * 90));
+  EXPECT_FALSE(BoardExpiry(v1::WINDOW_YEAR, period).has_value());
+  EXPECT_FALSE(BoardExpiry(v1::WINDOW_ALL_TIME, period).has_value());
+  EXPECT_GT(*BoardExpiry(v1::WINDOW_QUARTER, period), *BoardExpiry(v1::WINDOW_WEEK, period));
+}
+
+// ---------------------------------------------------------------- streaks
+
+std::vector<CivilDay> Days(std::initializer_list<CivilDay> days) { return days; }
+
+// 2026-11-02 is a Monday.
+const CivilDay kMon(2026, 11, 2);
+
+TEST(StreakTest, NoActivity) {
+  StreakResult s = ComputeStreak({}, WorkCalendar{}, kMon);
+  EXPECT_EQ(s.current, 0);
+  EXPECT_EQ(s.longest, 0);
+  EXPECT_FALSE(s.last_active.has_value());
+}
+
+TEST(StreakTest, WeekendDoesNotBreak) {
+  // Thu, Fri, (Sat, Sun off), Mon, Tue.
+  WorkCalendar cal;
+  auto days = Days({kMon - 4, kMon - 3, kMon, kMon + 1});
+  StreakResult s = ComputeStreak(days, cal, kMon + 1);
+  EXPECT_EQ(s.current, 4);
+  EXPECT_EQ(s.longest, 4);
+  EXPECT_EQ(*s.last_active, kMon + 1);
+}
+
+TEST(StreakTest, TodayWithoutActivityKeepsTheStreakCurrent) {
+  WorkCalendar cal;
+  auto days = Days({kMon, kMon + 1, kMon + 2});
+  EXPECT_EQ(ComputeStreak(days, cal, kMon + 3).current, 3);  // Thursday, nothing yet
+  EXPECT_EQ(ComputeStreak(days, cal, kMon + 4).current, 0);  // Friday: Thursday was missed
+  EXPECT_EQ(ComputeStreak(days, cal, kMon + 4).longest, 3);
+  // On Saturday and Sunday after a full week the streak is still current.
+  auto week = Days({kMon, kMon + 1, kMon + 2, kMon + 3, kMon + 4});
+  EXPECT_EQ(ComputeStreak(week, cal, kMon + 5).current, 5);
+  EXPECT_EQ(ComputeStreak(week, cal, kMon + 6).current, 5);
+  EXPECT_EQ(ComputeStreak(week, cal, kMon + 7).current, 5);  // next Monday, not over yet
+  EXPECT_EQ(ComputeStreak(week, cal, kMon + 8).current, 0);
+}
+
+TEST(StreakTest, WeekendActivityNeitherCountsNorBreaks) {
+  WorkCalendar cal;
+  auto days = Days({kMon - 3, kMon - 2, kMon - 1, kMon});  // Fri, Sat, Sun, Mon
+  StreakResult s = ComputeStreak(days, cal, kMon);
+  EXPECT_EQ(s.current, 2);
+  // Only weekend activity: no streak, but a last active date.
+  s = ComputeStreak(Days({kMon - 2}), cal, kMon - 1);
+  EXPECT_EQ(s.current, 0);
+  EXPECT_EQ(*s.last_active, kMon - 2);
+}
+
+TEST(StreakTest, HolidaysDoNotBreak) {
+  WorkCalendar cal;
+  cal.holidays = {kMon + 2};  // Wednesday off
+  auto days = Days({kMon, kMon + 1, kMon + 3});
+  StreakResult s = ComputeStreak(days, cal, kMon + 3);
+  EXPECT_EQ(s.current, 3);
+  // Without the holiday the missed Wednesday breaks it.
+  EXPECT_EQ(ComputeStreak(days, WorkCalendar{}, kMon + 3).current, 1);
+}
+
+TEST(StreakTest, CustomWorkWeek) {
+  WorkCalendar cal;
+  cal.work_days = {7, 1, 2, 3, 4};  // Sunday..Thursday
+  // Thu, (Fri, Sat off), Sun, Mon.
+  auto days = Days({kMon - 4, kMon - 1, kMon});
+  EXPECT_EQ(ComputeStreak(days, cal, kMon).current, 3);
+  // With the default week the Friday is missed.
+  EXPECT_EQ(ComputeStreak(days, WorkCalendar{}, kMon).current, 1);
+}
+
+TEST(StreakTest, FreezesForgiveMissedDaysPerMonth) {
+  WorkCalendar cal;
+  cal.freezes_per_month = 1;
+  // Mon, (Tue missed), Wed, Thu, (Fri missed), Mon.
+  auto days = Days({kMon, kMon + 2, kMon + 3, kMon + 7});
+  StreakResult s = ComputeStreak(days, cal, kMon + 7);
+  EXPECT_EQ(s.current, 1);  // second miss in November breaks it
+  EXPECT_EQ(s.longest, 3);
+  cal.freezes_per_month = 2;
+  s = ComputeStreak(days, cal, kMon + 7);
+  EXPECT_EQ(s.current, 4);
+  EXPECT_EQ(s.freezes_used, 2);
+}
+
+TEST(StreakTest, FreezeBudgetResetsWithTheCalendarMonth) {
+  WorkCalendar cal;
+  cal.freezes_per_month = 1;
+  // Thu Oct 29 active, Fri Oct 30 missed (October freeze), Mon Nov 2 missed
+  // (November freeze), Tue Nov 3 active.
+  auto days = Days({CivilDay(2026, 10, 29), CivilDay(2026, 11, 3)});
+  StreakResult s = ComputeStreak(days, cal, CivilDay(2026, 11, 3));
+  EXPECT_EQ(s.current, 2);
+  EXPECT_EQ(s.freezes_used, 1);  // only November's counts this month
+}
+
+TEST(StreakTest, FreezesAreNotSpentWithoutAStreak) {
+  WorkCalendar cal;
+  cal.freezes_per_month = 1;
+  // Mon active, Tue+Wed missed -> broken (one freeze spent on Tue); Thu active,
+  // Fri missed -> November's only freeze is gone -> broken.
+  auto days = Days({kMon, kMon + 3});
+  StreakResult s = ComputeStreak(days, cal, kMon + 7);
+  EXPECT_EQ(s.current, 0);
+  EXPECT_EQ(s.longest, 1);
+}
+
+TEST(StreakTest, FutureDatesAreIgnored) {
+  auto days = Days({kMon, kMon + 1, kMon + 30});
+  StreakResult s = ComputeStreak(days, WorkCalendar{}, kMon + 1);
+  EXPECT_EQ(s.current, 2);
+  EXPECT_EQ(*s.last_active, kMon + 1);
+}
+
+TEST(StreakTest, LongestAcrossBreaks) {
+  WorkCalendar cal;
+  std::vector<CivilDay> days;
+  for (int i = 0; i < 5; ++i) days.push_back(kMon + i);        // 5
+  for (int i = 7; i < 9; ++i) days.push_back(kMon + i);        // 2 (after a full week: 7 total)
+  for (int i = 14 + 1; i < 14 + 4; ++i) days.push_back(kMon + i);  // Tue..Thu, Monday missed
+  StreakResult s = ComputeStreak(days, cal, kMon + 17);
+  EXPECT_EQ(s.longest, 7);
+  EXPECT_EQ(s.current, 3);
+}
+
+// A person who gives at the same local time every work day across a
+// daylight-saving change (New York: Nov 1 / Mar 8 2026, Paris: Oct 25 / Mar 29).
+void ExpectDstSafe(const char* zone_name, CivilDay first, int work_days_wanted, int hour, int minute) {
+  absl::TimeZone zone = Zone(zone_name);
+  std::vector<CivilDay> days;
+  std::vector<CivilDay> naive;  // dividing UTC timestamps by a day: wrong
+  CivilDay day = first;
+  CivilDay last = first;
+  int counted = 0;
+  WorkCalendar cal;
+  while (counted < work_days_wanted) {
+    if (cal.IsWorkDay(day)) {
+      absl::Time t = absl::FromCivil(absl::CivilSecond(day.year(), day.month(), day.day(), hour, minute, 0), zone);
+      days.push_back(absl::ToCivilDay(t, zone));
+      naive.push_back(absl::ToCivilDay(t, absl::UTCTimeZone()));
+      ++counted;
+      last = day;
+    }
+    ++day;
+  }
+  StreakResult s = ComputeStreak(days, cal, last);
+  EXPECT_EQ(s.current, work_days_wanted) << zone_name;
+  if (hour == 0 || hour >= 20) EXPECT_NE(days, naive) << zone_name;  // naive UTC dates shift
+}
+
+TEST(StreakTest, DaylightSavingNeverBreaks) {
+  ExpectDstSafe("America/New_York", CivilDay(2026, 10, 19), 20, 23, 30);
+  ExpectDstSafe("Europe/Paris", CivilDay(2026, 10, 12), 20, 0, 30);
+  ExpectDstSafe("America/New_York", CivilDay(2026, 3, 2), 20, 23, 30);  // spring forward Mar 8
+  // 02:30 on Mar 29 does not exist in Paris; the day still counts once.
+  ExpectDstSafe("Europe/Paris", CivilDay(2026, 3, 16), 20, 2, 30);
+}
+
+// ---------------------------------------------------------------- events
+
+kudos::v1::KudosEvent Sent(const std::string& id, const std::string& giver,
+                           std::vector<std::string> recipients, std::vector<std::string> values,
+                           absl::Time t) {
+  kudos::v1::KudosEvent event;
+  auto* sent = event.mutable_kudos_sent();
+  auto* k = sent->mutable_kudos();
+  k->set_kudos_id(id);
+  k->set_giver_id(giver);
+  for (auto& r : recipients) {
+    k->add_recipient_ids(r);
+    (*sent->mutable_recipient_team_ids())[r] = "t-" + r;
+  }
+  for (auto& v : values) k->add_values(v);
+  sent->set_giver_team_id("t-" + giver);
+  ToProto(t, k->mutable_create_time());
+  return event;
+}
+
+bool HasOp(const ApplyPlan& plan, const std::vector<std::string>& op_with_key_names) {
+  // op_with_key_names: op code, key name, then the remaining args verbatim.
+  for (size_t i = 1; i + op_with_key_names.size() <= plan.args.size(); ++i) {
+    if (plan.args[i] != op_with_key_names[0]) continue;
+    int idx = 0;
+    if (!absl::SimpleAtoi(plan.args[i + 1], &idx) || idx < 1 ||
+        idx > static_cast<int>(plan.keys.size()) ||
+        plan.keys[idx - 1] != op_with_key_names[1]) {
+      continue;
+    }
+    bool same = true;
+    for (size_t j = 2; j < op_with_key_names.size(); ++j) {
+      if (plan.args[i + j] != op_with_key_names[j]) same = false;
+    }
+    if (same) return true;
+  }
+  return false;
+}
+
+TEST(PlanTest, KudosSentUpdatesEveryScopeAndWindow) {
+  OrgCalendar cal = CalendarFromSettings(DefaultSettings());
+  absl::Time t = absl::FromCivil(absl::CivilSecond(2026, 11, 23, 10, 0, 0), absl::UTCTimeZone());
+  ApplyPlan plan = PlanKudosEvent("o", "k:1-0", Sent("K1", "g", {"r1", "r2", "r1"}, {"teamwork"}, t),
+                                  cal, [](const std::string&) { return ""; });
+  EXPECT_EQ(plan.keys[0], "lb:{o}:applied");
+  EXPECT_EQ(plan.args[0], "k:1-0");
+  EXPECT_TRUE(HasOp(plan, {"Z", "lb:{o}:kudos_given:week:2026-W48:org", "g", "1"}));
+  EXPECT_TRUE(HasOp(plan, {"Z", "lb:{o}:kudos_given:day:2026-11-23:team:t-g", "g", "1"}));
+  EXPECT_TRUE(HasOp(plan, {"Z", "lb:{o}:kudos_given:month:2026-11:teams", "t-g", "1"}));
+  EXPECT_TRUE(HasOp(plan, {"Z", "lb:{o}:kudos_received:quarter:2026-Q4:value:teamwork", "r2", "1"}));
+  EXPECT_TRUE(HasOp(plan, {"Z", "lb:{o}:kudos_received:all:all:org", "r1", "1", "0"}));
+  EXPECT_TRUE(HasOp(plan, {"S", "lb:{o}:days:giving:g", "2026-11-23"}));
+  EXPECT_TRUE(HasOp(plan, {"N", "lb:{o}:badges:r1", "first_kudos_received"}));
+  // r1 listed twice counts once: 6 windows x (org, team, teams, value) for
+  // each of two recipients.
+  int received_ops = 0;
+  for (size_t i = 1; i + 1 < plan.args.size(); ++i) {
+    if (plan.args[i] == "Z" && plan.keys[std::stoi(plan.args[i + 1]) - 1].find("kudos_received") !=
+                                   std::string::npos) {
+      ++received_ops;
+    }
+  }
+  EXPECT_EQ(received_ops, 2 * 6 * 4);
+  ASSERT_EQ(plan.streak_checks.size(), 1u);
+  EXPECT_EQ(plan.streak_checks[0].day, CivilDay(2026, 11, 23));
+  EXPECT_EQ(plan.args[1], "G");
+  EXPECT_EQ(plan.args[2], "kudos:K1");
+}
+
+TEST(PlanTest, StreakDaysUseThePersonsZone) {
+  OrgCalendar cal;  // UTC org
+  // 02:00 UTC Nov 23 is still Nov 22 in New York.
+  absl::Time t = absl::FromCivil(absl::CivilSecond(2026, 11, 23, 2, 0, 0), absl::UTCTimeZone());
+  ApplyPlan plan = PlanKudosEvent("o", "k:1-0", Sent("K", "g", {"r"}, {}, t), cal,
+                                  [](const std::string& p) {
+                                    return p == "g" ? "America/New_York" : "";
+                                  });
+  EXPECT_TRUE(HasOp(plan, {"S", "lb:{o}:days:giving:g", "2026-11-22"}));
+  EXPECT_TRUE(HasOp(plan, {"S", "lb:{o}:days:receiving:r", "2026-11-23"}));
+  // Boards follow the org's zone.
+  EXPECT_TRUE(HasOp(plan, {"Z", "lb:{o}:kudos_given:day:2026-11-23:org", "g", "1"}));
+}
+
+TEST(PlanTest, BoardsFollowTheOrgZoneAndWeekStart) {
+  kudos::v1::OrgSettings settings = DefaultSettings();
+  settings.set_time_zone("America/New_York");
+  settings.set_week_start(common::v1::DAY_OF_WEEK_SUNDAY);
+  OrgCalendar cal = CalendarFromSettings(settings);
+  // Sunday Nov 22 2026 22:00 in New York = Monday 03:00 UTC.
+  absl::Time t = absl::FromCivil(absl::CivilSecond(2026, 11, 22, 22, 0, 0), cal.zone);
+  ApplyPlan plan = PlanKudosEvent("o", "k:1-0", Sent("K", "g", {"r"}, {}, t), cal,
+                                  [](const std::string&) { return ""; });
+  EXPECT_TRUE(HasOp(plan, {"Z", "lb:{o}:kudos_given:day:2026-11-22:org", "g", "1"}));
+  auto week = common::calendar::PeriodOfDay(common::calendar::PeriodUnit::kWeek,
+                                            CivilDay(2026, 11, 22), cal.zone, 7);
+  EXPECT_TRUE(HasOp(plan, {"Z", "lb:{o}:kudos_given:week:" + week.key + ":org", "g", "1"}));
+}
+
+TEST(PlanTest, AllValuesBadgeListsTheCatalog) {
+  kudos::v1::OrgSettings settings = DefaultSettings();
+  settings.clear_values();
+  settings.add_values()->set_value_id("a");
+  settings.add_values()->set_value_id("b");
+  OrgCalendar cal = CalendarFromSettings(settings);
+  ApplyPlan plan = PlanKudosEvent("o", "k:1-0", Sent("K", "g", {"r"}, {"a"}, absl::Now()), cal,
+                                  [](const std::string&) { return ""; });
+  EXPECT_TRUE(HasOp(plan, {"V", "lb:{o}:badges:r", "all_values_received"}));
+  auto it = std::find(plan.args.begin(), plan.args.end(), "all_values_received");
+  ASSERT_NE(it, plan.args.end());
+  EXPECT_EQ(*(it + 3), "2");
+  EXPECT_EQ(*(it + 4), "a");
+  EXPECT_EQ(*(it + 5), "b");
+}
+
+TEST(PlanTest, LedgerTransfersCountOnlyKudosAndBoostCredits) {
+  OrgCalendar cal;
+  ledger::v1::LedgerEvent event;
+  auto* posted = event.mutable_transfers_posted();
+  absl::Time t = absl::FromCivil(absl::CivilSecond(2026, 11, 23, 10, 0, 0), absl::UTCTimeZone());
+  auto add = [&](const char* id, ledger::v1::TransferKind kind, const char* person, int64_t amount) {
+    auto* tr = posted->add_transfers();
+    tr->set_transfer_id(id);
+    tr->set_kind(kind);
+    tr->mutable_credit_account()->set_type(ledger::v1::ACCOUNT_TYPE_EARNED);
+    tr->mutable_credit_account()->set_person_id(person);
+    tr->set_amount(amount);
+    (*tr->mutable_tags())["team"] = "t1";
+    (*tr->mutable_tags())["values"] = "teamwork,empathy,,teamwork";
+    ToProto(t, tr->mutable_post_time());
+  };
+  add("T1", ledger::v1::TRANSFER_KIND_KUDOS, "r1", 5);
+  add("T2", ledger::v1::TRANSFER_KIND_BOOST, "r2", 3);
+  add("T3", ledger::v1::TRANSFER_KIND_ADJUSTMENT, "r3", 100);
+  ApplyPlan plan = PlanLedgerEvent("o", "l:1-0", event, cal);
+  EXPECT_TRUE(HasOp(plan, {"Z", "lb:{o}:points_received:week:2026-W48:org", "r1", "5"}));
+  EXPECT_TRUE(HasOp(plan, {"Z", "lb:{o}:points_received:year:2026:team:t1", "r2", "3"}));
+  EXPECT_TRUE(HasOp(plan, {"Z", "lb:{o}:points_received:all:all:teams", "t1", "5"}));
+  EXPECT_TRUE(HasOp(plan, {"Z", "lb:{o}:points_received:month:2026-11:value:empathy", "r1", "5"}));
+  for (const std::string& arg : plan.args) EXPECT_NE(arg, "r3");
+  EXPECT_NE(std::find(plan.args.begin(), plan.args.end(), "transfer:T1"), plan.args.end());
+  EXPECT_NE(std::find(plan.args.begin(), plan.args.end(), "transfer:T2"), plan.args.end());
+}
+
+TEST(PlanTest, DirectoryEventsAndBoostsAreSafe) {
+  OrgCalendar cal;
+  kudos::v1::KudosEvent boosted;
+  boosted.mutable_kudos_boosted()->set_kudos_id("K");
+  EXPECT_TRUE(PlanKudosEvent("o", "k:1-0", boosted, cal, [](const std::string&) { return ""; })
+                  .touched_boards.empty());
+  kudos::v1::KudosEvent person;
+  person.mutable_person_changed()->mutable_person()->set_person_id("p1");
+  ApplyPlan plan = PlanKudosEvent("o", "k:2-0", person, cal, [](const std::string&) { return ""; });
+  EXPECT_TRUE(HasOp(plan, {"H", "lb:{o}:dir:people", "p1"}));
+  kudos::v1::KudosEvent evil;
+  evil.mutable_person_changed()->mutable_person()->set_person_id("a:b*");
+  plan = PlanKudosEvent("o", "k:3-0", evil, cal, [](const std::string&) { return ""; });
+  EXPECT_TRUE(plan.empty());
+}
+
+TEST(BadgeTest, KnownBadges) {
+  for (const char* id : {"first_kudos_given", "first_kudos_received", "received_10", "received_50",
+                         "received_100", "given_10", "given_50", "all_values_received",
+                         "giving_streak_20"}) {
+    EXPECT_NE(FindBadge(id), nullptr) << id;
+  }
+  EXPECT_EQ(FindBadge("nope"), nullptr);
+}
+
+}  // namespace
+}  // namespace leaderboard
