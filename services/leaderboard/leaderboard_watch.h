@@ -1,6 +1,7 @@
 // Live boards: one hub per watched board, fed by the consumer after it
 // applies an event (no Redis polling per watcher). A single notifier thread
-// refreshes a dirty hub at most every 250 ms (coalescing), reads the top N
+// refreshes a dirty hub at most every 200 ms (coalescing: at most 5 snapshots a
+// second, and a change waits at most 200 ms plus one read), reads the top N
 // once for all of the hub's watchers and hands each watcher a snapshot when
 // its top N changed. Watchers are gRPC callback reactors: no thread each.
 #pragma once
@@ -68,7 +69,7 @@ class WatchReactor : public grpc::ServerWriteReactor<v1::WatchLeaderboardRespons
 
 class Watchers {
  public:
-  Watchers(Store& store, std::chrono::milliseconds min_interval = std::chrono::milliseconds(250));
+  Watchers(Store& store, std::chrono::milliseconds min_interval = std::chrono::milliseconds(200));
   ~Watchers();
 
   void Start();

@@ -1,0 +1,676 @@
+// Integration tests: a real redis-server, the real leaderboard_server over
+// gRPC, and events XADDed exactly as the ledger and kudos services write
+// them. Every wait polls the API with a bounded deadline.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "leaderboard/v1/leaderboard.grpc.pb.h"
+#include "services/leaderboard/leaderboard_rules.h"
+#include "services/leaderboard/leaderboard_store.h"
+#include "tests/harness/process.h"
+#include "tests/harness/tokens.h"
+#include "tests/leaderboard/event_writer.h"
+
+namespace {
+
+using leaderboard::RankEntries;
+using leaderboard::RankedEntry;
+namespace v1 = leaderboard::v1;
+using lbtest::Recipient;
+
+bool Eventually(const std::function<bool()>& condition,
+                std::chrono::milliseconds timeout = std::chrono::seconds(15)) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (condition()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return condition();
+}
+
+v1::Board MakeBoard(v1::Metric metric, v1::Window window, v1::Scope scope,
+                    const std::string& scope_id = "", const std::string& period = "") {
+  v1::Board board;
+  board.set_metric(metric);
+  board.set_window(window);
+  board.set_scope(scope);
+  board.set_scope_id(scope_id);
+  board.set_period(period);
+  return board;
+}
+
+v1::Board AllTimePoints() {
+  return MakeBoard(v1::METRIC_POINTS_RECEIVED, v1::WINDOW_ALL_TIME, v1::SCOPE_ORG);
+}
+
+class LeaderboardIntegrationTest : public ::testing::Test {
+ protected:
+  LeaderboardIntegrationTest()
+      : server_(LEADERBOARD_BINARY, redis_.address(), {"--claim_min_idle_ms=200"}),
+        writer_(redis_.address(), org_) {
+    Connect();
+    member_ = harness::MintToken(org_, "p00", {"member"});
+    admin_ = harness::MintToken(org_, "boss", {"admin"});
+  }
+
+  void Connect() {
+    stub_ = v1::LeaderboardService::NewStub(
+        grpc::CreateChannel(server_.address(), grpc::InsecureChannelCredentials()));
+  }
+
+  grpc::Status Get(const v1::Board& board, int page_size, const std::string& token,
+                   v1::GetLeaderboardResponse* response, const std::string& auth = "") {
+    v1::GetLeaderboardRequest request;
+    *request.mutable_board() = board;
+    request.set_page_size(page_size);
+    request.set_page_token(token);
+    auto context = harness::Context(auth.empty() ? member_ : auth);
+    return stub_->GetLeaderboard(context.get(), request, response);
+  }
+
+  int64_t Total(const v1::Board& board) {
+    v1::GetLeaderboardResponse response;
+    if (!Get(board, 1, "", &response).ok()) return -1;
+    return response.total_entries();
+  }
+
+  int64_t ScoreOf(const v1::Board& board, const std::string& subject) {
+    v1::GetRankRequest request;
+    *request.mutable_board() = board;
+    request.set_subject_id(subject);
+    v1::GetRankResponse response;
+    auto context = harness::Context(member_);
+    if (!stub_->GetRank(context.get(), request, &response).ok() || !response.ranked()) return -1;
+    return response.entry().score();
+  }
+
+  // Every entry, following next tokens (forward) or prev tokens from the end.
+  std::vector<v1::LeaderboardEntry> Forward(const v1::Board& board, int page_size,
+                                            std::string* last_prev = nullptr) {
+    std::vector<v1::LeaderboardEntry> all;
+    std::string token;
+    for (int guard = 0; guard < 1000; ++guard) {
+      v1::GetLeaderboardResponse response;
+      grpc::Status status = Get(board, page_size, token, &response);
+      EXPECT_TRUE(status.ok()) << status.error_message();
+      if (!status.ok()) break;
+      EXPECT_LE(response.entries_size(), page_size);
+      all.insert(all.end(), response.entries().begin(), response.entries().end());
+      if (last_prev != nullptr) *last_prev = response.prev_page_token();
+      if (response.next_page_token().empty()) break;
+      token = response.next_page_token();
+    }
+    return all;
+  }
+
+  void Person(const std::string& id, const std::string& team, const std::string& manager = "",
+              const std::string& zone = "") {
+    writer_.Kudos(lbtest::PersonEvent(id, "Name " + id, team, manager, zone));
+  }
+
+  // Points for one person through the ledger stream.
+  void Points(const std::string& person, const std::string& team, int64_t amount,
+              absl::Time t = absl::Now(), std::vector<std::string> values = {}) {
+    writer_.Ledger(lbtest::TransfersEvent(org_, "K" + std::to_string(++seq_), "T" + std::to_string(seq_),
+                                          ledger::v1::TRANSFER_KIND_KUDOS, "giver",
+                                          {{person, team}}, values, amount, t));
+  }
+
+  std::string Send(const std::string& giver, const std::string& giver_team,
+                   const std::vector<Recipient>& recipients, std::vector<std::string> values,
+                   int64_t points, absl::Time t = absl::Now()) {
+    std::string id = "K" + std::to_string(++seq_);
+    writer_.Kudos(lbtest::SentEvent(org_, id, giver, giver_team, recipients, values, points, t));
+    writer_.Ledger(lbtest::TransfersEvent(org_, id, id, ledger::v1::TRANSFER_KIND_KUDOS, giver,
+                                          recipients, values, points, t));
+    return id;
+  }
+
+  std::string org_ = "org-" + std::to_string(harness::FreePort());
+  harness::RedisServer redis_;
+  harness::Service server_;
+  lbtest::EventWriter writer_;
+  std::unique_ptr<v1::LeaderboardService::Stub> stub_;
+  std::string member_;
+  std::string admin_;
+  int seq_ = 0;
+};
+
+std::vector<RankedEntry> Strip(const std::vector<v1::LeaderboardEntry>& entries) {
+  std::vector<RankedEntry> out;
+  for (const auto& e : entries) out.push_back(RankedEntry{e.rank(), e.subject_id(), e.score()});
+  return out;
+}
+
+// 25 people with many ties, paged forward and backward with odd page sizes.
+TEST_F(LeaderboardIntegrationTest, PagingWithTiesNeverSkipsOrRepeats) {
+  std::vector<std::pair<std::string, int64_t>> model;
+  for (int i = 0; i < 25; ++i) {
+    std::string id = absl::StrCat("p", i < 10 ? "0" : "", i);
+    Person(id, "t1");
+    int64_t score = 1 + (i * 7) % 5;  // five distinct scores, five people each
+    Points(id, "t1", score);
+    model.push_back({id, score});
+  }
+  ASSERT_TRUE(Eventually([&] { return Total(AllTimePoints()) == 25; }));
+  std::vector<RankedEntry> want = RankEntries(model);
+  EXPECT_EQ(want[0].rank, 1);
+  EXPECT_EQ(want[5].rank, 6);
+  for (int page_size : {1, 3, 4, 7, 25, 100}) {
+    std::string prev;
+    std::vector<v1::LeaderboardEntry> forward = Forward(AllTimePoints(), page_size, &prev);
+    EXPECT_EQ(Strip(forward), want) << "page_size " << page_size;
+    for (const auto& e : forward) EXPECT_EQ(e.display_name(), "Name " + e.subject_id());
+    // Backward from the last page: prev tokens cover everything before it.
+    std::vector<v1::LeaderboardEntry> backward;
+    int last_page = static_cast<int>(want.size() - 1) / page_size * page_size;
+    backward.assign(forward.begin() + last_page, forward.end());
+    std::string token = prev;
+    while (!token.empty()) {
+      v1::GetLeaderboardResponse response;
+      ASSERT_TRUE(Get(AllTimePoints(), page_size, token, &response).ok());
+      ASSERT_EQ(response.entries_size(), page_size);
+      backward.insert(backward.begin(), response.entries().begin(), response.entries().end());
+      token = response.prev_page_token();
+      ASSERT_FALSE(response.next_page_token().empty());
+    }
+    EXPECT_EQ(Strip(backward), want) << "backward, page_size " << page_size;
+  }
+  // The period of the all-time board has no bounds; a month board has.
+  v1::GetLeaderboardResponse response;
+  ASSERT_TRUE(Get(AllTimePoints(), 5, "", &response).ok());
+  EXPECT_EQ(response.period(), "all");
+  EXPECT_EQ(response.total_entries(), 25);
+  EXPECT_TRUE(response.prev_page_token().empty());
+  ASSERT_TRUE(Get(MakeBoard(v1::METRIC_POINTS_RECEIVED, v1::WINDOW_MONTH, v1::SCOPE_ORG), 5, "",
+                  &response)
+                  .ok());
+  EXPECT_LT(response.period_start().seconds(), absl::ToUnixSeconds(absl::Now()));
+  EXPECT_GT(response.period_end().seconds(), absl::ToUnixSeconds(absl::Now()));
+  EXPECT_EQ(response.total_entries(), 25);
+}
+
+// Keyset tokens: entries whose score did not change are seen exactly once
+// even when others jump over the cursor mid-paging.
+TEST_F(LeaderboardIntegrationTest, PagingIsStableWhileScoresChange) {
+  std::vector<std::pair<std::string, int64_t>> model;
+  for (int i = 0; i < 20; ++i) {
+    std::string id = absl::StrCat("q", i < 10 ? "0" : "", i);
+    Points(id, "", 1 + i % 4);
+  }
+  ASSERT_TRUE(Eventually([&] { return Total(AllTimePoints()) == 20; }));
+  v1::GetLeaderboardResponse first;
+  ASSERT_TRUE(Get(AllTimePoints(), 6, "", &first).ok());
+  std::multiset<std::string> seen;
+  for (const auto& e : first.entries()) seen.insert(e.subject_id());
+  // Someone on a later page jumps to the top; someone on this page too.
+  std::string jumper = "q00";  // score 1: last page
+  std::string page_one = first.entries(2).subject_id();
+  Points(jumper, "", 100);
+  Points(page_one, "", 200);
+  ASSERT_TRUE(Eventually([&] { return ScoreOf(AllTimePoints(), jumper) == 101; }));
+  ASSERT_TRUE(Eventually([&] { return ScoreOf(AllTimePoints(), page_one) > 200; }));
+  std::string token = first.next_page_token();
+  while (!token.empty()) {
+    v1::GetLeaderboardResponse response;
+    ASSERT_TRUE(Get(AllTimePoints(), 6, token, &response).ok());
+    for (const auto& e : response.entries()) seen.insert(e.subject_id());
+    token = response.next_page_token();
+  }
+  for (int i = 0; i < 20; ++i) {
+    std::string id = absl::StrCat("q", i < 10 ? "0" : "", i);
+    if (id == jumper || id == page_one) continue;
+    EXPECT_EQ(seen.count(id), 1u) << id;
+  }
+}
+
+TEST_F(LeaderboardIntegrationTest, RejectsBadRequests) {
+  Points("p01", "t1", 3);
+  Points("p02", "t1", 2);
+  ASSERT_TRUE(Eventually([&] { return Total(AllTimePoints()) == 2; }));
+  v1::GetLeaderboardResponse response;
+  EXPECT_EQ(Get(AllTimePoints(), 101, "", &response).error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_EQ(Get(AllTimePoints(), -1, "", &response).error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_EQ(Get(AllTimePoints(), 5, "garbage", &response).error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_EQ(Get(MakeBoard(v1::METRIC_UNSPECIFIED, v1::WINDOW_DAY, v1::SCOPE_ORG), 5, "", &response)
+                .error_code(),
+            grpc::INVALID_ARGUMENT);
+  EXPECT_EQ(Get(MakeBoard(v1::METRIC_POINTS_RECEIVED, v1::WINDOW_WEEK, v1::SCOPE_ORG, "", "2026-11"),
+                5, "", &response)
+                .error_code(),
+            grpc::INVALID_ARGUMENT);
+  // A token from one board is refused on another.
+  ASSERT_TRUE(Get(AllTimePoints(), 1, "", &response).ok());
+  ASSERT_FALSE(response.next_page_token().empty());
+  v1::GetLeaderboardResponse other;
+  EXPECT_EQ(Get(MakeBoard(v1::METRIC_KUDOS_GIVEN, v1::WINDOW_ALL_TIME, v1::SCOPE_ORG), 1,
+                response.next_page_token(), &other)
+                .error_code(),
+            grpc::INVALID_ARGUMENT);
+  // Default page size is 10; unauthenticated callers are refused.
+  ASSERT_TRUE(Get(AllTimePoints(), 0, "", &response).ok());
+  EXPECT_EQ(response.entries_size(), 2);
+  v1::GetLeaderboardRequest request;
+  *request.mutable_board() = AllTimePoints();
+  grpc::ClientContext anonymous;
+  EXPECT_EQ(stub_->GetLeaderboard(&anonymous, request, &response).error_code(),
+            grpc::UNAUTHENTICATED);
+  // A screen may read boards.
+  EXPECT_TRUE(Get(AllTimePoints(), 5, "", &response, harness::MintToken(org_, "tv", {"screen"})).ok());
+  // Another org's token sees another org's (empty) board.
+  ASSERT_TRUE(Get(AllTimePoints(), 5, "", &response, harness::MintToken("other", "x", {"member"})).ok());
+  EXPECT_EQ(response.total_entries(), 0);
+  v1::GetRankRequest rank;
+  *rank.mutable_board() = AllTimePoints();
+  rank.set_subject_id("p01");
+  rank.set_neighbors(51);
+  v1::GetRankResponse rank_response;
+  auto context = harness::Context(member_);
+  EXPECT_EQ(stub_->GetRank(context.get(), rank, &rank_response).error_code(),
+            grpc::INVALID_ARGUMENT);
+}
+
+TEST_F(LeaderboardIntegrationTest, GetRankAtTheEdges) {
+  // Scores: a 9, b 7, c 7, d 7, e 5, f 1.
+  std::vector<std::pair<std::string, int64_t>> model = {{"a", 9}, {"b", 7}, {"c", 7},
+                                                        {"d", 7}, {"e", 5}, {"f", 1}};
+  for (auto& [id, score] : model) Points(id, "t1", score);
+  ASSERT_TRUE(Eventually([&] { return Total(AllTimePoints()) == 6; }));
+  auto rank = [&](const std::string& subject, int neighbors) {
+    v1::GetRankRequest request;
+    *request.mutable_board() = AllTimePoints();
+    request.set_subject_id(subject);
+    request.set_neighbors(neighbors);
+    v1::GetRankResponse response;
+    auto context = harness::Context(member_);
+    EXPECT_TRUE(stub_->GetRank(context.get(), request, &response).ok());
+    return response;
+  };
+  auto ids = [](const auto& entries) {
+    std::vector<std::string> out;
+    for (const auto& e : entries) out.push_back(e.subject_id());
+    return out;
+  };
+  v1::GetRankResponse top = rank("a", 2);
+  EXPECT_TRUE(top.ranked());
+  EXPECT_EQ(top.entry().rank(), 1);
+  EXPECT_TRUE(top.above().empty());
+  EXPECT_EQ(ids(top.below()), (std::vector<std::string>{"b", "c"}));
+  EXPECT_DOUBLE_EQ(top.percentile(), 100.0 * 5 / 6);
+  v1::GetRankResponse tied = rank("c", 2);
+  EXPECT_EQ(tied.entry().rank(), 2);
+  EXPECT_EQ(ids(tied.above()), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(ids(tied.below()), (std::vector<std::string>{"d", "e"}));
+  EXPECT_EQ(tied.below()[0].rank(), 2);
+  EXPECT_EQ(tied.below()[1].rank(), 5);
+  EXPECT_DOUBLE_EQ(tied.percentile(), 100.0 * 2 / 6);
+  v1::GetRankResponse last = rank("f", 3);
+  EXPECT_EQ(last.entry().rank(), 6);
+  EXPECT_EQ(ids(last.above()), (std::vector<std::string>{"c", "d", "e"}));
+  EXPECT_TRUE(last.below().empty());
+  EXPECT_DOUBLE_EQ(last.percentile(), 0);
+  v1::GetRankResponse none = rank("nobody", 3);
+  EXPECT_FALSE(none.ranked());
+  EXPECT_EQ(none.entry().rank(), 0);
+  EXPECT_EQ(none.total_entries(), 6);
+  EXPECT_TRUE(none.above().empty());
+  v1::GetRankResponse zero = rank("d", 0);
+  EXPECT_TRUE(zero.above().empty());
+  EXPECT_TRUE(zero.below().empty());
+  EXPECT_EQ(zero.entry().rank(), 2);
+}
+
+TEST_F(LeaderboardIntegrationTest, WatchSendsSnapshotsQuicklyAndCoalesced) {
+  Person("w1", "t1");
+  Points("w1", "t1", 5);
+  ASSERT_TRUE(Eventually([&] { return Total(AllTimePoints()) == 1; }));
+  v1::WatchLeaderboardRequest request;
+  *request.mutable_board() = AllTimePoints();
+  request.set_top_n(3);
+  auto context = harness::Context(member_, std::chrono::seconds(30));
+  auto reader = stub_->WatchLeaderboard(context.get(), request);
+  v1::WatchLeaderboardResponse snapshot;
+  ASSERT_TRUE(reader->Read(&snapshot));  // the first snapshot comes at once
+  ASSERT_EQ(snapshot.entries_size(), 1);
+  EXPECT_EQ(snapshot.entries(0).subject_id(), "w1");
+  EXPECT_EQ(snapshot.entries(0).display_name(), "Name w1");
+  EXPECT_EQ(snapshot.period(), "all");
+
+  // One kudos (outside the coalescing window of the first snapshot): a new
+  // snapshot promptly.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  auto sent = std::chrono::steady_clock::now();
+  Points("w2", "t1", 9);
+  ASSERT_TRUE(reader->Read(&snapshot));
+  auto latency = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - sent);
+  ASSERT_EQ(snapshot.entries_size(), 2);
+  EXPECT_EQ(snapshot.entries(0).subject_id(), "w2");
+  // 250 ms is the target; allow scheduling slack on a busy 2-core machine.
+  EXPECT_LT(latency.count(), 500) << "latency " << latency.count() << " ms";
+  std::cout << "watch latency: " << latency.count() << " ms\n";
+
+  // A burst of 60 events in ~0.5 s is coalesced into a few snapshots.
+  std::atomic<int> received{0};
+  std::atomic<int64_t> last_top{0};
+  std::thread counter([&] {
+    v1::WatchLeaderboardResponse s;
+    while (reader->Read(&s)) {
+      ++received;
+      if (s.entries_size() > 0) last_top = s.entries(0).score();
+    }
+  });
+  auto burst_start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 60; ++i) {
+    Points("w3", "t1", 1);
+    std::this_thread::sleep_for(std::chrono::milliseconds(8));
+  }
+  ASSERT_TRUE(Eventually([&] { return last_top.load() == 60; }, std::chrono::seconds(10)));
+  auto burst = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - burst_start);
+  // At most 5 per second, plus the edges.
+  EXPECT_LE(received.load(), static_cast<int>(burst.count() / 200) + 3)
+      << received.load() << " snapshots in " << burst.count() << " ms";
+  EXPECT_GE(received.load(), 2);
+  // A change below the top N sends nothing.
+  int before = received.load();
+  Points("w4", "t1", 1);
+  ASSERT_TRUE(Eventually([&] { return ScoreOf(AllTimePoints(), "w4") == 1; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  EXPECT_EQ(received.load(), before);
+  context->TryCancel();
+  counter.join();
+}
+
+TEST_F(LeaderboardIntegrationTest, WatchRejectsBadRequestsAndManyWatchersShareAHub) {
+  v1::WatchLeaderboardRequest bad;
+  *bad.mutable_board() = AllTimePoints();
+  bad.set_top_n(500);
+  auto context = harness::Context(member_);
+  auto reader = stub_->WatchLeaderboard(context.get(), bad);
+  v1::WatchLeaderboardResponse snapshot;
+  EXPECT_FALSE(reader->Read(&snapshot));
+  EXPECT_EQ(reader->Finish().error_code(), grpc::INVALID_ARGUMENT);
+
+  // 200 concurrent watchers on one board all see the change.
+  constexpr int kWatchers = 200;
+  v1::WatchLeaderboardRequest request;
+  *request.mutable_board() = AllTimePoints();
+  request.set_top_n(5);
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<std::unique_ptr<grpc::ClientReader<v1::WatchLeaderboardResponse>>> readers;
+  for (int i = 0; i < kWatchers; ++i) {
+    contexts.push_back(harness::Context(member_, std::chrono::seconds(30)));
+    readers.push_back(stub_->WatchLeaderboard(contexts.back().get(), request));
+  }
+  for (auto& r : readers) {
+    ASSERT_TRUE(r->Read(&snapshot));
+    EXPECT_EQ(snapshot.entries_size(), 0);
+  }
+  Points("z", "t1", 4);
+  for (auto& r : readers) {
+    ASSERT_TRUE(r->Read(&snapshot));
+    ASSERT_EQ(snapshot.entries_size(), 1);
+    EXPECT_EQ(snapshot.entries(0).score(), 4);
+  }
+  for (auto& c : contexts) c->TryCancel();
+  for (auto& r : readers) r->Finish();
+}
+
+TEST_F(LeaderboardIntegrationTest, StreaksBadgesAndInsights) {
+  kudos::v1::OrgSettings settings = leaderboard::DefaultSettings();
+  settings.clear_values();
+  settings.add_values()->set_value_id("teamwork");
+  settings.add_values()->set_value_id("empathy");
+  writer_.Kudos(lbtest::SettingsEvent(settings));
+  Person("boss1", "t0");
+  Person("a", "t1", "boss1");
+  Person("b", "t1", "boss1");
+  Person("c", "t1", "boss1");
+  Person("x", "t2", "boss2");
+  writer_.Kudos(lbtest::PersonEvent("gone", "Gone", "t1", "boss1", "", /*active=*/false));
+  absl::Time now = absl::Now();
+  // a thanks b 10 times (two values over time), c once.
+  for (int i = 0; i < 10; ++i) {
+    Send("a", "t1", {{"b", "t1"}}, {i < 9 ? "teamwork" : "empathy"}, 2, now - absl::Minutes(10 - i));
+  }
+  Send("a", "t1", {{"c", "t1"}}, {"teamwork"}, 1, now);
+  v1::Board given = MakeBoard(v1::METRIC_KUDOS_GIVEN, v1::WINDOW_ALL_TIME, v1::SCOPE_ORG);
+  ASSERT_TRUE(Eventually([&] { return ScoreOf(given, "a") == 11; }));
+  ASSERT_TRUE(Eventually([&] {
+    return ScoreOf(AllTimePoints(), "c") == 1;
+  }));
+
+  auto badges = [&](const std::string& person) {
+    v1::ListBadgesRequest request;
+    request.set_person_id(person);
+    v1::ListBadgesResponse response;
+    auto context = harness::Context(harness::MintToken(org_, "tv", {"screen"}));
+    EXPECT_TRUE(stub_->ListBadges(context.get(), request, &response).ok());
+    std::map<std::string, int64_t> out;
+    for (const auto& b : response.badges()) out[b.badge_id()] = b.earn_time().seconds();
+    return out;
+  };
+  auto b_badges = badges("b");
+  EXPECT_EQ(b_badges.count("first_kudos_received"), 1u);
+  EXPECT_EQ(b_badges.count("received_10"), 1u);
+  EXPECT_EQ(b_badges.count("all_values_received"), 1u);
+  EXPECT_EQ(b_badges["all_values_received"], absl::ToUnixSeconds(now - absl::Minutes(1)));
+  EXPECT_EQ(b_badges["first_kudos_received"], absl::ToUnixSeconds(now - absl::Minutes(10)));
+  auto a_badges = badges("a");
+  EXPECT_EQ(a_badges.count("first_kudos_given"), 1u);
+  EXPECT_EQ(a_badges.count("given_10"), 1u);
+  EXPECT_EQ(a_badges.count("given_50"), 0u);
+  EXPECT_EQ(a_badges.count("first_kudos_received"), 0u);
+
+  v1::GetStreaksRequest streak_request;
+  streak_request.set_person_id("a");
+  v1::GetStreaksResponse streaks;
+  auto context = harness::Context(member_);
+  ASSERT_TRUE(stub_->GetStreaks(context.get(), streak_request, &streaks).ok());
+  absl::CivilDay today = absl::ToCivilDay(absl::Now(), absl::UTCTimeZone());
+  bool work_day = common::calendar::DayOfWeekNumber(today) <= 5;
+  EXPECT_EQ(streaks.giving().current_days(), work_day ? 1 : 0);
+  EXPECT_EQ(streaks.giving().last_active_date().day(), today.day());
+  EXPECT_EQ(streaks.receiving().longest_days(), 0);
+  streak_request.set_person_id("unknown-person");
+  context = harness::Context(member_);
+  EXPECT_EQ(stub_->GetStreaks(context.get(), streak_request, &streaks).error_code(),
+            grpc::NOT_FOUND);
+
+  // Insights: boss1 manages t1; members and other managers may not look.
+  auto insights = [&](const std::string& token, const std::string& team,
+                      v1::GetInsightsResponse* response) {
+    v1::GetInsightsRequest request;
+    request.set_team_id(team);
+    request.set_window(v1::WINDOW_MONTH);
+    auto ctx = harness::Context(token);
+    return stub_->GetInsights(ctx.get(), request, response);
+  };
+  v1::GetInsightsResponse response;
+  ASSERT_TRUE(insights(harness::MintToken(org_, "boss1", {"manager"}), "t1", &response).ok());
+  EXPECT_EQ(response.member_count(), 3);  // a, b, c (gone is inactive)
+  EXPECT_EQ(response.recognized_count(), 2);
+  EXPECT_EQ(response.giving_count(), 1);
+  EXPECT_NEAR(response.recognition_coverage_percent(), 200.0 / 3, 1e-9);
+  ASSERT_EQ(response.unrecognized_person_ids_size(), 1);
+  EXPECT_EQ(response.unrecognized_person_ids(0), "a");
+  EXPECT_EQ(insights(harness::MintToken(org_, "boss2", {"manager"}), "t1", &response).error_code(),
+            grpc::PERMISSION_DENIED);
+  EXPECT_EQ(insights(harness::MintToken(org_, "boss1", {"manager"}), "", &response).error_code(),
+            grpc::PERMISSION_DENIED);
+  EXPECT_EQ(insights(member_, "t1", &response).error_code(), grpc::PERMISSION_DENIED);
+  EXPECT_EQ(insights(harness::MintToken(org_, "tv", {"screen"}), "t1", &response).error_code(),
+            grpc::PERMISSION_DENIED);
+  ASSERT_TRUE(insights(admin_, "", &response).ok());
+  EXPECT_EQ(response.member_count(), 5);  // boss1, a, b, c, x
+  EXPECT_EQ(response.recognized_count(), 2);
+}
+
+// Duplicated events, a consumer-group replay and a crash never double count.
+TEST_F(LeaderboardIntegrationTest, ExactlyOnceAcrossDuplicatesReplaysAndCrashes) {
+  absl::Time now = absl::Now();
+  std::string id = "K-dup";
+  auto sent = lbtest::SentEvent(org_, id, "g", "t1", {{"r", "t2"}}, {"teamwork"}, 5, now);
+  auto posted = lbtest::TransfersEvent(org_, id, id, ledger::v1::TRANSFER_KIND_KUDOS, "g",
+                                       {{"r", "t2"}}, {"teamwork"}, 5, now);
+  writer_.Kudos(sent);
+  writer_.Kudos(sent);  // the producer retried after a timeout
+  writer_.Ledger(posted);
+  writer_.Ledger(posted);
+  Points("marker", "", 1);
+  v1::Board received = MakeBoard(v1::METRIC_KUDOS_RECEIVED, v1::WINDOW_ALL_TIME, v1::SCOPE_ORG);
+  ASSERT_TRUE(Eventually([&] { return ScoreOf(AllTimePoints(), "marker") == 1; }));
+  ASSERT_TRUE(Eventually([&] { return ScoreOf(received, "r") == 1; }));
+  EXPECT_EQ(ScoreOf(AllTimePoints(), "r"), 5);
+
+  // Everything delivered again.
+  writer_.ReplayAll();
+  Points("marker", "", 1);
+  ASSERT_TRUE(Eventually([&] { return ScoreOf(AllTimePoints(), "marker") == 2; }));
+  EXPECT_EQ(ScoreOf(AllTimePoints(), "r"), 5);
+  EXPECT_EQ(ScoreOf(received, "r"), 1);
+
+  // A crash with entries in flight, then a restart: pending entries are
+  // recovered, nothing is counted twice.
+  for (int i = 0; i < 100; ++i) Points("crash", "", 1);
+  server_.Kill();
+  for (int i = 0; i < 50; ++i) Points("crash", "", 1);
+  server_.Start();
+  Connect();
+  ASSERT_TRUE(Eventually([&] { return ScoreOf(AllTimePoints(), "crash") == 150; }));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(ScoreOf(AllTimePoints(), "crash"), 150);
+  EXPECT_EQ(ScoreOf(AllTimePoints(), "r"), 5);
+  // Nothing left pending in the group.
+  auto pending = writer_.pool().Run({"XPENDING", leaderboard::LedgerStream(org_), "leaderboard"});
+  ASSERT_TRUE(pending.ok());
+  EXPECT_EQ(pending->elements[0].integer, 0);
+}
+
+TEST_F(LeaderboardIntegrationTest, RebuildIsAdminOnlyAndIdentical) {
+  absl::Time now = absl::Now();
+  for (int i = 0; i < 30; ++i) {
+    Send(absl::StrCat("g", i % 4), "t1", {{absl::StrCat("r", i % 7), "t2"}}, {"teamwork"},
+         1 + i % 3, now - absl::Hours(24 * (i % 20)));
+  }
+  Points("marker", "", 1);
+  ASSERT_TRUE(Eventually([&] { return ScoreOf(AllTimePoints(), "marker") == 1; }));
+  v1::Board given = MakeBoard(v1::METRIC_KUDOS_GIVEN, v1::WINDOW_ALL_TIME, v1::SCOPE_ORG);
+  ASSERT_TRUE(Eventually([&] { return Total(given) == 4; }));
+  auto before_points = Forward(AllTimePoints(), 100);
+  auto before_given = Forward(given, 100);
+
+  v1::RebuildProjectionsResponse response;
+  auto context = harness::Context(member_);
+  EXPECT_EQ(stub_->RebuildProjections(context.get(), {}, &response).error_code(),
+            grpc::PERMISSION_DENIED);
+  context = harness::Context(harness::MintToken(org_, "boss", {"manager"}));
+  EXPECT_EQ(stub_->RebuildProjections(context.get(), {}, &response).error_code(),
+            grpc::PERMISSION_DENIED);
+  context = harness::Context(admin_, std::chrono::seconds(30));
+  ASSERT_TRUE(stub_->RebuildProjections(context.get(), {}, &response).ok());
+  EXPECT_EQ(response.events_applied(), 61);
+  EXPECT_GE(response.duration_ms(), 0);
+  EXPECT_EQ(Strip(Forward(AllTimePoints(), 100)), Strip(before_points));
+  EXPECT_EQ(Strip(Forward(given, 100)), Strip(before_given));
+  // The rebuild is audited.
+  auto audit = writer_.pool().Run({"XLEN", "audit:{" + org_ + "}"});
+  ASSERT_TRUE(audit.ok());
+  EXPECT_EQ(audit->integer, 1);
+  // The live consumer carries on after a rebuild.
+  Points("marker", "", 1);
+  ASSERT_TRUE(Eventually([&] { return ScoreOf(AllTimePoints(), "marker") == 2; }));
+}
+
+// The board read script itself, against random boards full of ties.
+TEST(BoardReadScriptTest, RandomBoardsPageAndRankLikeTheModel) {
+  harness::RedisServer redis;
+  common::redis::PoolOptions options;
+  options.endpoint = *common::redis::ParseEndpoint(redis.address());
+  common::redis::Pool pool(options);
+  leaderboard::Store store(pool);
+  std::mt19937 rng(42);
+  for (int round = 0; round < 30; ++round) {
+    std::string key = absl::StrCat("lb:{t}:board", round);
+    std::vector<std::pair<std::string, int64_t>> model;
+    int n = 1 + rng() % 60;
+    int distinct = 1 + rng() % 6;
+    common::redis::Command zadd = {"ZADD", key};
+    for (int i = 0; i < n; ++i) {
+      std::string id = absl::StrCat(std::string(1, "aBz_-."[rng() % 6]), rng() % 1000);
+      if (std::any_of(model.begin(), model.end(), [&](auto& m) { return m.first == id; })) continue;
+      int64_t score = static_cast<int64_t>(rng() % distinct) - 1;  // negatives and zero too
+      model.push_back({id, score});
+      zadd.push_back(absl::StrCat(score));
+      zadd.push_back(id);
+    }
+    ASSERT_TRUE(pool.Run(zadd).ok());
+    std::vector<RankedEntry> want = RankEntries(model);
+    int page = 1 + rng() % 8;
+    // Forward.
+    std::vector<RankedEntry> got;
+    auto first = store.FirstPage(key, page);
+    ASSERT_TRUE(first.ok()) << first.status();
+    EXPECT_FALSE(first->has_prev);
+    got = first->entries;
+    bool more = first->has_next;
+    while (more) {
+      auto next = store.Page(key, 'f', got.back().score, got.back().subject_id, page);
+      ASSERT_TRUE(next.ok());
+      ASSERT_FALSE(next->entries.empty());
+      EXPECT_TRUE(next->has_prev);
+      got.insert(got.end(), next->entries.begin(), next->entries.end());
+      more = next->has_next;
+    }
+    EXPECT_EQ(got, want) << "round " << round;
+    // Backward from the last entry (inclusive).
+    std::vector<RankedEntry> back;
+    auto last = store.Page(key, 'B', want.back().score, want.back().subject_id, page);
+    ASSERT_TRUE(last.ok());
+    back = last->entries;
+    more = last->has_prev;
+    while (more) {
+      auto prev = store.Page(key, 'b', back.front().score, back.front().subject_id, page);
+      ASSERT_TRUE(prev.ok());
+      back.insert(back.begin(), prev->entries.begin(), prev->entries.end());
+      more = prev->has_prev;
+    }
+    EXPECT_EQ(back, want) << "round " << round;
+    // Around every member, and a boundary that is not on the board.
+    for (size_t i = 0; i < want.size(); ++i) {
+      auto around = store.Around(key, want[i].subject_id, 3);
+      ASSERT_TRUE(around.ok());
+      ASSERT_TRUE(around->ranked);
+      EXPECT_EQ(around->entry, want[i]);
+      std::vector<RankedEntry> above(want.begin() + std::max<int>(0, static_cast<int>(i) - 3),
+                                     want.begin() + i);
+      std::vector<RankedEntry> below(want.begin() + i + 1,
+                                     want.begin() + std::min(want.size(), i + 4));
+      EXPECT_EQ(around->above, above);
+      EXPECT_EQ(around->below, below);
+      int64_t strictly_below = std::count_if(want.begin(), want.end(),
+                                             [&](auto& e) { return e.score < want[i].score; });
+      EXPECT_EQ(around->below_count, strictly_below);
+    }
+    auto ghost = store.Page(key, 'f', 0, "m", 1000);
+    ASSERT_TRUE(ghost.ok());
+    std::vector<RankedEntry> after_ghost;
+    for (const auto& e : want) {
+      if (e.score < 0 || (e.score == 0 && e.subject_id > "m")) after_ghost.push_back(e);
+    }
+    EXPECT_EQ(ghost->entries, after_ghost);
+  }
+}
+
+}  // namespace
