@@ -567,6 +567,35 @@ TEST_F(LeaderboardIntegrationTest, ExactlyOnceAcrossDuplicatesReplaysAndCrashes)
   EXPECT_EQ(pending->elements[0].integer, 0);
 }
 
+// A replica dies for good with entries in flight; another replica (another
+// consumer name) claims its pending entries (XAUTOCLAIM) and applies them once.
+TEST_F(LeaderboardIntegrationTest, AnotherReplicaClaimsADeadConsumersPendingEntries) {
+  server_.Kill();
+  harness::Service first(LEADERBOARD_BINARY, redis_.address(),
+                         {"--consumer_name=replica-a", "--claim_min_idle_ms=200"});
+  for (int i = 0; i < 400; ++i) Points("busy", "", 1);
+  // Kill it as soon as it has started reading.
+  ASSERT_TRUE(Eventually([&] {
+    auto pending = writer_.pool().Run({"XPENDING", leaderboard::LedgerStream(org_), "leaderboard"});
+    return pending.ok() && pending->type == common::redis::Reply::Type::kArray &&
+           !pending->elements.empty() && pending->elements[0].integer > 0;
+  }, std::chrono::seconds(10)));
+  first.Kill();
+  auto pending = writer_.pool().Run({"XPENDING", leaderboard::LedgerStream(org_), "leaderboard"});
+  ASSERT_TRUE(pending.ok());
+  std::cout << pending->elements[0].integer << " entries pending at the dead replica\n";
+  harness::Service second(LEADERBOARD_BINARY, redis_.address(),
+                          {"--consumer_name=replica-b", "--claim_min_idle_ms=200"});
+  stub_ = v1::LeaderboardService::NewStub(
+      grpc::CreateChannel(second.address(), grpc::InsecureChannelCredentials()));
+  ASSERT_TRUE(Eventually([&] { return ScoreOf(AllTimePoints(), "busy") == 400; }));
+  ASSERT_TRUE(Eventually([&] {
+    auto p = writer_.pool().Run({"XPENDING", leaderboard::LedgerStream(org_), "leaderboard"});
+    return p.ok() && p->elements[0].integer == 0;
+  }));
+  EXPECT_EQ(ScoreOf(AllTimePoints(), "busy"), 400);
+}
+
 TEST_F(LeaderboardIntegrationTest, RebuildIsAdminOnlyAndIdentical) {
   absl::Time now = absl::Now();
   for (int i = 0; i < 30; ++i) {
