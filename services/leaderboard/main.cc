@@ -6,6 +6,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/auth/auth.h"
 #include "common/config/env.h"
@@ -18,6 +19,11 @@
 #include "services/leaderboard/leaderboard_watch.h"
 
 namespace {
+int EnvInt(const char* name, int fallback) {
+  int value = 0;
+  return absl::SimpleAtoi(common::config::EnvOr(name, ""), &value) && value > 0 ? value : fallback;
+}
+
 std::string DefaultConsumerName() {
   char host[256] = {0};
   if (gethostname(host, sizeof(host) - 1) != 0 || host[0] == '\0') return "leaderboard-1";
@@ -34,7 +40,7 @@ ABSL_FLAG(std::string, consumer_name,
           "consumer name in the streams' consumer group; stable per replica so a restarted "
           "replica resumes its own pending entries (env LEADERBOARD_CONSUMER)");
 ABSL_FLAG(int, claim_min_idle_ms,
-          std::stoi(common::config::EnvOr("LEADERBOARD_CLAIM_MIN_IDLE_MS", "30000")),
+          EnvInt("LEADERBOARD_CLAIM_MIN_IDLE_MS", 30000),
           "pending entries idle this long at another consumer are claimed "
           "(env LEADERBOARD_CLAIM_MIN_IDLE_MS)");
 ABSL_FLAG(int, redis_pool_size, 16, "Redis connections in the pool");
