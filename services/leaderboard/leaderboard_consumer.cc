@@ -1,6 +1,9 @@
 #include "services/leaderboard/leaderboard_consumer.h"
 
+#include <random>
+
 #include "absl/strings/match.h"
+#include "absl/time/clock.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -20,7 +23,8 @@ std::pair<uint64_t, uint64_t> ParseStreamId(const std::string& id) {
 // ---------------------------------------------------------------- Projector
 
 absl::StatusOr<Projector::Result> Projector::ApplyEntry(const std::string& org, StreamKind kind,
-                                                        const StreamEntry& entry) {
+                                                        const StreamEntry& entry,
+                                                        const std::string& rebuild_token) {
   Result result;
   absl::StatusOr<OrgCalendar> calendar = store_.Calendar(org);
   if (!calendar.ok()) return calendar.status();
@@ -48,6 +52,7 @@ absl::StatusOr<Projector::Result> Projector::ApplyEntry(const std::string& org, 
       return it == people->end() ? std::string() : it->second.time_zone();
     });
   }
+  plan.args[1] = rebuild_token;
   absl::StatusOr<bool> applied = store_.Apply(plan);
   if (!applied.ok()) return applied.status();
   // Streak badges are re-checked on redelivery too (idempotent), so a crash
@@ -61,6 +66,17 @@ absl::StatusOr<Projector::Result> Projector::ApplyEntry(const std::string& org, 
 }
 
 absl::StatusOr<Projector::RebuildResult> Projector::Rebuild(const std::string& org) {
+  std::string token = absl::StrCat(absl::ToUnixNanos(absl::Now()), "-", std::random_device()());
+  if (absl::Status s = store_.AcquireRebuildLock(org, token); !s.ok()) return s;
+  absl::StatusOr<RebuildResult> result = Replay(org, token);
+  absl::Status released = store_.ReleaseRebuildLock(org, token);
+  if (!result.ok()) return result.status();
+  if (!released.ok()) return released;
+  return result;
+}
+
+absl::StatusOr<Projector::RebuildResult> Projector::Replay(const std::string& org,
+                                                           const std::string& token) {
   RebuildResult result;
   absl::StatusOr<int64_t> dropped = store_.DropProjections(org);
   if (!dropped.ok()) return dropped.status();
@@ -83,7 +99,7 @@ absl::StatusOr<Projector::RebuildResult> Projector::Rebuild(const std::string& o
     c.at = 0;
     if (c.buffer.empty()) c.done = true;
     else c.after = c.buffer.back().id;
-    return absl::OkStatus();
+    return store_.RefreshRebuildLock(org, token);
   };
   while (true) {
     for (Cursor& c : cursors) {
@@ -99,7 +115,7 @@ absl::StatusOr<Projector::RebuildResult> Projector::Rebuild(const std::string& o
     }
     if (next == nullptr) break;
     const StreamEntry& entry = next->buffer[next->at++];
-    absl::StatusOr<Result> applied = ApplyEntry(org, next->kind, entry);
+    absl::StatusOr<Result> applied = ApplyEntry(org, next->kind, entry, token);
     if (!applied.ok()) return applied.status();
     ++result.events_read;
     if (applied->applied) ++result.events_applied;

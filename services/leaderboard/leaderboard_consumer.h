@@ -31,15 +31,20 @@ class Projector {
     std::vector<std::string> touched_boards;
   };
   // UNAVAILABLE when Redis failed (retry); a corrupt entry is skipped, logged.
+  // `rebuild_token`: the rebuild lock's owner token ("" when live).
   absl::StatusOr<Result> ApplyEntry(const std::string& org, StreamKind kind,
-                                    const StreamEntry& entry);
+                                    const StreamEntry& entry,
+                                    const std::string& rebuild_token = "");
 
   struct RebuildResult {
     int64_t events_applied = 0;
     int64_t events_read = 0;
   };
-  // Drops every lb:{org}:* key and replays both streams from the start,
-  // merged in stream-id order. The caller holds the apply lock.
+  // Takes the org's rebuild lock in Redis (ABORTED if another rebuild runs),
+  // so every replica's apply script refuses to write meanwhile; drops every
+  // lb:{org}:* key and replays both streams from the start, merged in
+  // stream-id order; releases the lock. The caller also holds apply_mutex()
+  // so this replica's consumer simply waits.
   absl::StatusOr<RebuildResult> Rebuild(const std::string& org);
 
   // Held while applying an entry; Rebuild's caller takes it for the whole
@@ -47,6 +52,8 @@ class Projector {
   std::mutex& apply_mutex() { return apply_mu_; }
 
  private:
+  absl::StatusOr<RebuildResult> Replay(const std::string& org, const std::string& token);
+
   Store& store_;
   std::mutex apply_mu_;
 };

@@ -22,6 +22,7 @@ using leaderboard::v1::Window;
 
 std::string Prefix(absl::string_view org) { return absl::StrCat("lb:{", org, "}:"); }
 std::string AppliedKey(absl::string_view org) { return Prefix(org) + "applied"; }
+std::string RebuildLockKey(absl::string_view org) { return absl::StrCat("lbctl:{", org, "}:rebuild"); }
 std::string SettingsKey(absl::string_view org) { return Prefix(org) + "dir:settings"; }
 std::string PeopleKey(absl::string_view org) { return Prefix(org) + "dir:people"; }
 std::string TeamsKey(absl::string_view org) { return Prefix(org) + "dir:teams"; }
@@ -389,7 +390,9 @@ class PlanBuilder {
   PlanBuilder(absl::string_view org, absl::string_view dedupe_id, const OrgCalendar& calendar)
       : org_(org), calendar_(calendar) {
     plan_.Key(AppliedKey(org));
+    plan_.Key(RebuildLockKey(org));
     plan_.args.push_back(std::string(dedupe_id));
+    plan_.args.push_back("");  // the rebuild token, set by the caller
   }
 
   void Guard(const std::string& logical_id) { Op({"G", logical_id}); }

@@ -30,6 +30,10 @@ namespace leaderboard {
 // The org's key prefix with its hash tag: "lb:{org}:".
 std::string Prefix(absl::string_view org);
 std::string AppliedKey(absl::string_view org);        // SET of applied event ids
+// Held (value = owner token) while a rebuild runs; outside lb:{org}:* so the
+// rebuild's drop keeps it. Every replica's apply script refuses to write
+// while another owner holds it.
+std::string RebuildLockKey(absl::string_view org);
 std::string SettingsKey(absl::string_view org);       // STRING: serialized OrgSettings
 std::string PeopleKey(absl::string_view org);         // HASH person id -> serialized Person
 std::string TeamsKey(absl::string_view org);          // HASH team id -> serialized Team
@@ -161,8 +165,9 @@ inline constexpr int kGivingStreakBadgeDays = 20;
 // ---------------------------------------------------------------- events
 
 // The Redis work for one stream entry: KEYS and ARGV of apply_event.lua.
-// ARGV[1] is the entry's dedupe id; then operations, each naming its keys by
-// index into `keys` (1-based, KEYS[1] is the applied set):
+// KEYS[1] is the applied set, KEYS[2] the rebuild lock. ARGV[1] is the
+// entry's dedupe id, ARGV[2] the rebuild token ("" for the live consumer);
+// then operations, each naming its keys by index into `keys` (1-based):
 //   G <logical id>                    guard: skip the next ops if already applied ("" = none)
 //   Z <k> <member> <incr> <expireat>  ZINCRBY, then EXPIREAT unless 0
 //   S <k> <member>                    SADD
@@ -189,7 +194,7 @@ struct ApplyPlan {
   std::vector<StreakCheck> streak_checks;
 
   int Key(const std::string& key);
-  bool empty() const { return args.size() <= 1; }
+  bool empty() const { return args.size() <= 2; }
 };
 
 // The people the plan needs to know about (their time zones).

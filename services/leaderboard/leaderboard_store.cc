@@ -282,6 +282,34 @@ absl::StatusOr<std::map<std::string, int64_t>> Store::Badges(const std::string& 
   return out;
 }
 
+absl::Status Store::AcquireRebuildLock(const std::string& org, const std::string& token,
+                                       std::chrono::milliseconds ttl) {
+  absl::StatusOr<Reply> reply = pool_.Run(
+      {"SET", RebuildLockKey(org), token, "NX", "PX", absl::StrCat(ttl.count())});
+  if (!reply.ok()) return reply.status();
+  if (reply->is_nil()) {
+    return absl::AbortedError("a rebuild of this org's projections is already running");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Store::RefreshRebuildLock(const std::string& org, const std::string& token,
+                                       std::chrono::milliseconds ttl) {
+  absl::StatusOr<Reply> reply = pool_.Run({"GET", RebuildLockKey(org)});
+  if (!reply.ok()) return reply.status();
+  if (reply->is_nil() || reply->str != token) {
+    return absl::AbortedError("the rebuild lock was lost (expired); run the rebuild again");
+  }
+  return pool_.Run({"PEXPIRE", RebuildLockKey(org), absl::StrCat(ttl.count())}).status();
+}
+
+absl::Status Store::ReleaseRebuildLock(const std::string& org, const std::string& token) {
+  absl::StatusOr<Reply> reply = pool_.Run({"GET", RebuildLockKey(org)});
+  if (!reply.ok()) return reply.status();
+  if (reply->is_nil() || reply->str != token) return absl::OkStatus();
+  return pool_.Run({"DEL", RebuildLockKey(org)}).status();
+}
+
 absl::StatusOr<int64_t> Store::DropProjections(const std::string& org) {
   // Org ids are validated ([A-Za-z0-9._-]), so the pattern has no glob characters
   // besides the trailing star.

@@ -2,6 +2,7 @@
 // directory copy (people, teams, settings), streak days and badges.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -80,6 +81,14 @@ class Store {
   // badge id -> earn time (unix ms).
   absl::StatusOr<std::map<std::string, int64_t>> Badges(const std::string& org,
                                                         const std::string& person);
+
+  // The rebuild lock: ABORTED when another owner holds it. It expires after
+  // `ttl` unless refreshed (a crashed rebuild does not block forever).
+  absl::Status AcquireRebuildLock(const std::string& org, const std::string& token,
+                                  std::chrono::milliseconds ttl = std::chrono::minutes(2));
+  absl::Status RefreshRebuildLock(const std::string& org, const std::string& token,
+                                  std::chrono::milliseconds ttl = std::chrono::minutes(2));
+  absl::Status ReleaseRebuildLock(const std::string& org, const std::string& token);
 
   // Deletes every lb:{org}:* key; returns how many.
   absl::StatusOr<int64_t> DropProjections(const std::string& org);

@@ -388,8 +388,10 @@ TEST(PlanTest, KudosSentUpdatesEveryScopeAndWindow) {
   EXPECT_EQ(received_ops, 2 * 6 * 4);
   ASSERT_EQ(plan.streak_checks.size(), 1u);
   EXPECT_EQ(plan.streak_checks[0].day, CivilDay(2026, 11, 23));
-  EXPECT_EQ(plan.args[1], "G");
-  EXPECT_EQ(plan.args[2], "kudos:K1");
+  EXPECT_EQ(plan.keys[1], "lbctl:{o}:rebuild");
+  EXPECT_EQ(plan.args[1], "");  // the rebuild token slot
+  EXPECT_EQ(plan.args[2], "G");
+  EXPECT_EQ(plan.args[3], "kudos:K1");
 }
 
 TEST(PlanTest, StreakDaysUseThePersonsZone) {

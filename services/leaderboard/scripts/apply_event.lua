@@ -1,17 +1,24 @@
 -- Applies one stream entry to the projections, exactly once.
 -- KEYS[1]: the org's applied set (dedupe ids of entries and logical events).
--- KEYS[2..]: every key the operations touch (all in the org's slot).
+-- KEYS[2]: the org's rebuild lock (value = the rebuilding owner's token).
+-- KEYS[3..]: every key the operations touch (all in the org's slot).
 -- ARGV[1]: the entry's dedupe id ("k:<stream id>" / "l:<stream id>").
--- ARGV[2..]: operations (see leaderboard_rules.h, ApplyPlan).
+-- ARGV[2]: the rebuild token of the caller ("" for live consumers).
+-- ARGV[3..]: operations (see leaderboard_rules.h, ApplyPlan).
 -- Returns {status, groups_applied}: status 1 = applied, 0 = entry seen before.
 local applied = KEYS[1]
+local owner = redis.call('GET', KEYS[2])
+if owner and owner ~= ARGV[2] then
+  -- Not applied, not acknowledged: redelivered after the rebuild.
+  return redis.error_reply('ABORTED projections of this org are being rebuilt')
+end
 if redis.call('SADD', applied, ARGV[1]) == 0 then
   return {0, 0}
 end
 
 local skip = false
 local groups = 0
-local i = 2
+local i = 3
 local n = #ARGV
 local function key(at) return KEYS[tonumber(ARGV[at])] end
 
