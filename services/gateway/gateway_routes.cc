@@ -1,0 +1,109 @@
+// The route table: every HTTP route of the gateway, declared once. The
+// server executes them generically (services/gateway/gateway_server.cc).
+#include "services/gateway/gateway_rules.h"
+
+namespace gateway {
+namespace {
+
+constexpr char kKudos[] = "/kudos.v1.KudosService/";
+constexpr char kDirectory[] = "/kudos.v1.DirectoryService/";
+constexpr char kLedger[] = "/ledger.v1.LedgerService/";
+constexpr char kBoards[] = "/leaderboard.v1.LeaderboardService/";
+
+Route R(std::string method, std::string pattern, std::string grpc, std::string body,
+        std::string summary, std::string query_prefix = "",
+        std::vector<FieldDefault> defaults = {}) {
+  Route route;
+  route.http_method = std::move(method);
+  route.pattern = std::move(pattern);
+  route.grpc_method = std::move(grpc);
+  route.body = std::move(body);
+  route.summary = std::move(summary);
+  route.query_prefix = std::move(query_prefix);
+  route.defaults = std::move(defaults);
+  return route;
+}
+
+Route Sse(std::string pattern, std::string grpc, std::string event, std::string summary,
+          std::string query_prefix) {
+  Route route = R("GET", std::move(pattern), std::move(grpc), "", std::move(summary),
+                  std::move(query_prefix));
+  route.sse = true;
+  route.sse_event = std::move(event);
+  return route;
+}
+
+std::string S(const char* service, const char* method) { return std::string(service) + method; }
+
+// The caller's own account unless the query names an org account.
+std::vector<FieldDefault> CallerEarnedAccount() {
+  return {{"account.type", "ACCOUNT_TYPE_EARNED", "", {}},
+          {"account.person_id", "{caller}", "account.type",
+           {"ACCOUNT_TYPE_ISSUER", "ACCOUNT_TYPE_REWARDS"}}};
+}
+
+std::vector<Route> Build() {
+  return {
+      // Kudos.
+      R("POST", "/v1/kudos", S(kKudos, "SendKudos"), "*", "send a kudos"),
+      R("GET", "/v1/kudos", S(kKudos, "ListKudos"), "", "list kudos, newest first", "filter"),
+      R("GET", "/v1/kudos/{kudos_id}", S(kKudos, "GetKudos"), "", "one kudos"),
+      R("POST", "/v1/kudos/{kudos_id}:boost", S(kKudos, "BoostKudos"), "*", "boost a kudos"),
+      // Boards, streaks, badges, insights.
+      R("GET", "/v1/leaderboard", S(kBoards, "GetLeaderboard"), "", "a leaderboard page",
+        "board"),
+      R("GET", "/v1/leaderboard/rank", S(kBoards, "GetRank"), "", "a subject's rank", "board",
+        {{"subject_id", "{caller}", "", {}}}),
+      R("GET", "/v1/people/{person_id}/streaks", S(kBoards, "GetStreaks"), "",
+        "giving and receiving streaks"),
+      R("GET", "/v1/people/{person_id}/badges", S(kBoards, "ListBadges"), "", "badges earned"),
+      R("GET", "/v1/insights", S(kBoards, "GetInsights"), "", "recognition coverage"),
+      R("POST", "/v1/admin/rebuild-projections", S(kBoards, "RebuildProjections"), "*",
+        "admin: rebuild rankings, streaks and badges"),
+      // Ledger.
+      R("GET", "/v1/balance", S(kLedger, "GetBalance"), "",
+        "a balance (default: the caller's earned points)", "account", CallerEarnedAccount()),
+      R("GET", "/v1/people/{account.person_id}/balance", S(kLedger, "GetBalance"), "",
+        "a person's earned balance", "account", CallerEarnedAccount()),
+      R("GET", "/v1/transfers", S(kLedger, "ListTransfers"), "",
+        "transfers of an account (default: the caller's earned)", "account",
+        CallerEarnedAccount()),
+      R("GET", "/v1/allowance", S(kLedger, "GetAllowance"), "", "the caller's allowance", "",
+        {{"person_id", "{caller}", "", {}}}),
+      R("PUT", "/v1/allowance/policy", S(kLedger, "SetAllowancePolicy"), "policy",
+        "admin: the allowance policy"),
+      R("POST", "/v1/redemptions", S(kLedger, "CreateRedemption"), "*", "redeem points"),
+      R("POST", "/v1/redemptions/{redemption_id}:fulfill", S(kLedger, "FulfillRedemption"), "*",
+        "fulfill a redemption"),
+      R("POST", "/v1/redemptions/{redemption_id}:cancel", S(kLedger, "CancelRedemption"), "*",
+        "cancel a redemption"),
+      R("POST", "/v1/admin/adjust", S(kLedger, "AdjustBalance"), "*",
+        "admin: a correcting transfer"),
+      R("POST", "/v1/admin/verify-ledger", S(kLedger, "VerifyLedger"), "*",
+        "admin: recompute every balance"),
+      // Directory.
+      R("POST", "/v1/people", S(kDirectory, "CreatePerson"), "person", "admin: add a person"),
+      R("GET", "/v1/people", S(kDirectory, "ListPeople"), "", "people of the org"),
+      R("GET", "/v1/people/{person_id}", S(kDirectory, "GetPerson"), "", "one person"),
+      R("PUT", "/v1/people/{person.person_id}", S(kDirectory, "UpdatePerson"), "person",
+        "admin: replace a person"),
+      R("POST", "/v1/teams", S(kDirectory, "CreateTeam"), "team", "admin: add a team"),
+      R("GET", "/v1/teams", S(kDirectory, "ListTeams"), "", "teams of the org"),
+      R("GET", "/v1/settings", S(kDirectory, "GetOrgSettings"), "", "org settings"),
+      R("PUT", "/v1/settings", S(kDirectory, "UpdateOrgSettings"), "settings",
+        "admin: replace org settings"),
+      // Live streams (Server-Sent Events).
+      Sse("/v1/stream/leaderboard", S(kBoards, "WatchLeaderboard"), "snapshot",
+          "SSE: leaderboard snapshots (metric, window, scope, scope_id, top_n)", "board"),
+      Sse("/v1/stream/feed", S(kKudos, "WatchFeed"), "kudos", "SSE: new kudos", "filter"),
+  };
+}
+
+}  // namespace
+
+const std::vector<Route>& Routes() {
+  static const std::vector<Route>* routes = new std::vector<Route>(Build());
+  return *routes;
+}
+
+}  // namespace gateway

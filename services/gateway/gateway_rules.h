@@ -1,0 +1,130 @@
+// The gateway's domain logic, free of HTTP and gRPC plumbing: the route
+// table and its matcher, building a gRPC request message from path, query
+// and body by protobuf reflection, gRPC status -> HTTP status, JSON error
+// bodies, CORS decisions and Server-Sent Events framing.
+#pragma once
+
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/message.h>
+
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace gateway {
+
+// A field default applied when the request leaves the field unset.
+// value "{caller}" stands for the token's subject (skipped when unknown).
+// unless_field/unless_values: skip the default when that field's value (as
+// text, enum names for enums) is one of unless_values.
+struct FieldDefault {
+  std::string field;
+  std::string value;
+  std::string unless_field;
+  std::vector<std::string> unless_values;
+};
+
+// One HTTP route onto one gRPC method. Declared once in Routes().
+struct Route {
+  std::string http_method;  // GET, POST, PUT
+  // Segments are literals, "{field.path}" or "{field.path}:verb" (last
+  // segment only). Captured segments fill the named request field.
+  std::string pattern;
+  // Full gRPC method, "/kudos.v1.KudosService/SendKudos".
+  std::string grpc_method;
+  // "" no body, "*" the body is the whole request message, otherwise the
+  // body is this (message) field of the request.
+  std::string body;
+  // Query names that are not request fields are looked up under this
+  // message field too ("board" lets ?metric= fill board.metric).
+  std::string query_prefix;
+  std::vector<FieldDefault> defaults;
+  // Server-streaming route served as Server-Sent Events; each message is
+  // one event named sse_event.
+  bool sse = false;
+  std::string sse_event;
+  std::string summary;
+};
+
+// The route table (static, built once).
+const std::vector<Route>& Routes();
+
+// "/kudos.v1.KudosService/SendKudos" -> its method descriptor in the
+// generated pool, or nullptr.
+const google::protobuf::MethodDescriptor* FindMethod(absl::string_view grpc_method);
+
+struct RouteMatch {
+  const Route* route = nullptr;
+  // field path -> captured (percent-decoded) value
+  std::vector<std::pair<std::string, std::string>> path_params;
+  // Set when the path matched some route but not with this method.
+  std::vector<std::string> allowed_methods;
+};
+
+// Matches method + path (no query) against routes.
+RouteMatch MatchRoute(const std::vector<Route>& routes, absl::string_view method,
+                      absl::string_view path);
+
+// Percent-decoding; plus_as_space for query strings.
+std::string PercentDecode(absl::string_view text, bool plus_as_space);
+
+// "a=1&b=x%20y&b=z" -> {{a,1},{b,x y},{b,z}} in order.
+std::vector<std::pair<std::string, std::string>> ParseQuery(absl::string_view query);
+
+// Sets one field, addressed by a dotted path of proto or JSON names
+// ("filter.giver_id", "filter.giverId", "board.metric"), from text. Enums
+// accept full names, short forms ("points_received", "week") in any case,
+// or numbers. Repeated fields get the value appended.
+absl::Status SetFieldFromText(google::protobuf::Message* message, absl::string_view path,
+                              absl::string_view value);
+
+struct RequestInput {
+  std::vector<std::pair<std::string, std::string>> path_params;
+  std::vector<std::pair<std::string, std::string>> query_params;
+  std::string body;
+  std::string caller;  // token subject, "" when unknown
+};
+
+// Builds the request message of `route` into `message` (already the right
+// type): body (proto JSON, lowerCamelCase or original names), then query
+// params, then path params, then defaults for what is still unset.
+// INVALID_ARGUMENT naming the parameter on bad input.
+absl::Status BuildRequest(const Route& route, const RequestInput& input,
+                          google::protobuf::Message* message);
+
+// Proto3 JSON of a message (lowerCamelCase names, unset scalars printed).
+std::string ToJson(const google::protobuf::Message& message);
+
+// gRPC status code (numeric) -> HTTP status. FAILED_PRECONDITION and ABORTED
+// are 409 Conflict (see README).
+int HttpStatusFromGrpcCode(int code);
+// "INVALID_ARGUMENT"
+std::string GrpcCodeName(int code);
+// {"error":{"code":"INVALID_ARGUMENT","message":"...","httpStatus":400}}
+std::string ErrorJson(int grpc_code, absl::string_view message);
+std::string ErrorJsonWithHttp(int grpc_code, absl::string_view message, int http_status);
+
+// JSON string literal, quotes included.
+std::string JsonQuote(absl::string_view text);
+
+// The Access-Control-Allow-Origin to send for a request's Origin header, or
+// "" for none. allowed may hold "*".
+std::string CorsAllowOrigin(const std::vector<std::string>& allowed, absl::string_view origin);
+
+// Server-Sent Events framing.
+std::string SseEvent(absl::string_view event, absl::string_view data);
+std::string SseComment(absl::string_view text);
+std::string SseRetry(int milliseconds);
+
+// gRPC codes an SSE watch keeps retrying (the service may come back).
+bool IsRetryableWatchCode(int code);
+
+// The backoff after `previous_ms` (0 at first): 500 ms doubling up to max_ms.
+int NextBackoffMs(int previous_ms, int max_ms);
+
+}  // namespace gateway

@@ -1,0 +1,59 @@
+// The HTTP/1.1 + Server-Sent Events gateway in front of the gRPC services.
+//
+// One libevent loop thread owns every HTTP connection. gRPC calls are made
+// with the callback API; their completions are posted back to the loop
+// thread through a mutex-protected queue and a user event, so nothing on the
+// loop ever blocks on the network. Identical live streams (same org, roles
+// and request) share one upstream gRPC watch fanned out to all clients.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "common/auth/auth.h"
+
+namespace gateway {
+
+struct GatewayOptions {
+  std::string http_address = "127.0.0.1:8080";
+  std::string kudos_address = "127.0.0.1:50052";
+  std::string ledger_address = "127.0.0.1:50051";
+  std::string leaderboard_address = "127.0.0.1:50053";
+  // Allowed portal origins; "*" allows any.
+  std::vector<std::string> cors_origins = {"*"};
+  // Deadline of unary calls.
+  std::chrono::milliseconds call_timeout{5000};
+  // Deadline of one upstream watch; renewed transparently when reached.
+  std::chrono::milliseconds watch_deadline{std::chrono::minutes(30)};
+  std::chrono::milliseconds heartbeat{15000};
+  // Longest backoff between upstream watch attempts.
+  int max_backoff_ms = 5000;
+  // The `retry:` hint sent to EventSource clients.
+  int sse_retry_ms = 2000;
+  common::auth::JwtConfig jwt;
+};
+
+class Gateway {
+ public:
+  explicit Gateway(GatewayOptions options);
+  ~Gateway();
+  Gateway(const Gateway&) = delete;
+  Gateway& operator=(const Gateway&) = delete;
+
+  // Binds the HTTP listener.
+  absl::Status Start();
+  // Runs the loop until Stop() or SIGINT/SIGTERM.
+  void Run();
+  // Thread-safe.
+  void Stop();
+
+  class Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace gateway

@@ -1,0 +1,261 @@
+#include "services/gateway/gateway_rules.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "kudos/v1/kudos.pb.h"
+#include "leaderboard/v1/leaderboard.pb.h"
+#include "ledger/v1/ledger.pb.h"
+
+namespace gateway {
+namespace {
+
+TEST(RoutesTest, EveryRouteNamesARealMethodWithMatchingStreaming) {
+  std::set<std::string> seen;
+  for (const Route& route : Routes()) {
+    const auto* method = FindMethod(route.grpc_method);
+    ASSERT_NE(method, nullptr) << route.grpc_method;
+    EXPECT_EQ(method->server_streaming(), route.sse) << route.pattern;
+    EXPECT_TRUE(seen.insert(route.http_method + " " + route.pattern).second)
+        << "duplicate " << route.pattern;
+    if (!route.body.empty() && route.body != "*") {
+      EXPECT_NE(method->input_type()->FindFieldByName(route.body), nullptr) << route.pattern;
+    }
+  }
+}
+
+TEST(RoutesTest, MatchesLiteralsParamsAndVerbs) {
+  RouteMatch m = MatchRoute(Routes(), "POST", "/v1/kudos");
+  ASSERT_NE(m.route, nullptr);
+  EXPECT_EQ(m.route->grpc_method, "/kudos.v1.KudosService/SendKudos");
+
+  m = MatchRoute(Routes(), "GET", "/v1/kudos/k%2D1");
+  ASSERT_NE(m.route, nullptr);
+  EXPECT_EQ(m.route->grpc_method, "/kudos.v1.KudosService/GetKudos");
+  ASSERT_EQ(m.path_params.size(), 1u);
+  EXPECT_EQ(m.path_params[0].first, "kudos_id");
+  EXPECT_EQ(m.path_params[0].second, "k-1");
+
+  m = MatchRoute(Routes(), "POST", "/v1/kudos/abc:boost");
+  ASSERT_NE(m.route, nullptr);
+  EXPECT_EQ(m.route->grpc_method, "/kudos.v1.KudosService/BoostKudos");
+  EXPECT_EQ(m.path_params[0].second, "abc");
+
+  m = MatchRoute(Routes(), "PUT", "/v1/people/u1");
+  ASSERT_NE(m.route, nullptr);
+  EXPECT_EQ(m.path_params[0].first, "person.person_id");
+
+  m = MatchRoute(Routes(), "GET", "/v1/people/u1/streaks");
+  ASSERT_NE(m.route, nullptr);
+  EXPECT_EQ(m.route->grpc_method, "/leaderboard.v1.LeaderboardService/GetStreaks");
+}
+
+TEST(RoutesTest, WrongMethodListsAllowedOnes) {
+  RouteMatch m = MatchRoute(Routes(), "DELETE", "/v1/kudos");
+  EXPECT_EQ(m.route, nullptr);
+  EXPECT_EQ(m.allowed_methods, (std::vector<std::string>{"POST", "GET"}));
+  m = MatchRoute(Routes(), "GET", "/v1/nope");
+  EXPECT_EQ(m.route, nullptr);
+  EXPECT_TRUE(m.allowed_methods.empty());
+  // An empty capture does not match.
+  EXPECT_EQ(MatchRoute(Routes(), "GET", "/v1/people//streaks").route, nullptr);
+}
+
+TEST(QueryTest, DecodesPercentAndPlus) {
+  auto q = ParseQuery("a=1&b=x%20y+z&b=w&flag&=v&c=%zz");
+  ASSERT_EQ(q.size(), 6u);
+  EXPECT_EQ(q[1].second, "x y z");
+  EXPECT_EQ(q[2], (std::pair<std::string, std::string>("b", "w")));
+  EXPECT_EQ(q[3], (std::pair<std::string, std::string>("flag", "")));
+  EXPECT_EQ(q[5].second, "%zz");
+  EXPECT_EQ(PercentDecode("a+b%2Fc", false), "a+b/c");
+}
+
+TEST(FieldTest, EnumsAcceptFullShortAndNumericForms) {
+  leaderboard::v1::GetLeaderboardRequest r;
+  ASSERT_TRUE(SetFieldFromText(&r, "board.metric", "METRIC_KUDOS_GIVEN").ok());
+  EXPECT_EQ(r.board().metric(), leaderboard::v1::METRIC_KUDOS_GIVEN);
+  ASSERT_TRUE(SetFieldFromText(&r, "board.metric", "points_received").ok());
+  EXPECT_EQ(r.board().metric(), leaderboard::v1::METRIC_POINTS_RECEIVED);
+  ASSERT_TRUE(SetFieldFromText(&r, "board.window", "Week").ok());
+  EXPECT_EQ(r.board().window(), leaderboard::v1::WINDOW_WEEK);
+  ASSERT_TRUE(SetFieldFromText(&r, "board.window", "all-time").ok());
+  EXPECT_EQ(r.board().window(), leaderboard::v1::WINDOW_ALL_TIME);
+  ASSERT_TRUE(SetFieldFromText(&r, "board.scope", "2").ok());
+  EXPECT_EQ(r.board().scope(), leaderboard::v1::SCOPE_TEAM);
+  EXPECT_EQ(SetFieldFromText(&r, "board.scope", "galaxy").code(),
+            absl::StatusCode::kInvalidArgument);
+  kudos::v1::OrgSettings settings;
+  ASSERT_TRUE(SetFieldFromText(&settings, "week_start", "sunday").ok());
+  EXPECT_EQ(settings.week_start(), common::v1::DAY_OF_WEEK_SUNDAY);
+}
+
+TEST(FieldTest, ScalarsRepeatedAndJsonNames) {
+  ledger::v1::CreateRedemptionRequest r;
+  ASSERT_TRUE(SetFieldFromText(&r, "holdSeconds", "60").ok());
+  EXPECT_EQ(r.hold_seconds(), 60);
+  EXPECT_EQ(SetFieldFromText(&r, "points", "12x").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(SetFieldFromText(&r, "nope", "1").code(), absl::StatusCode::kNotFound);
+  kudos::v1::SendKudosRequest s;
+  ASSERT_TRUE(SetFieldFromText(&s, "recipient_ids", "a").ok());
+  ASSERT_TRUE(SetFieldFromText(&s, "recipientIds", "b").ok());
+  EXPECT_EQ(s.recipient_ids_size(), 2);
+  kudos::v1::Person p;
+  ASSERT_TRUE(SetFieldFromText(&p, "active", "true").ok());
+  EXPECT_TRUE(p.active());
+}
+
+const Route& RouteFor(const std::string& method, const std::string& path,
+                      std::vector<std::pair<std::string, std::string>>* params) {
+  RouteMatch m = MatchRoute(Routes(), method, path);
+  if (m.route == nullptr) throw std::runtime_error("no route " + path);
+  *params = m.path_params;
+  return *m.route;
+}
+
+TEST(BuildTest, LeaderboardFromQueryWithPrefix) {
+  RequestInput in;
+  const Route& route = RouteFor("GET", "/v1/leaderboard", &in.path_params);
+  in.query_params = ParseQuery(
+      "metric=kudos_received&window=WINDOW_MONTH&scope=team&scope_id=t1&period=2026-11&page_size=5"
+      "&page_token=abc&access_token=ignored");
+  leaderboard::v1::GetLeaderboardRequest r;
+  ASSERT_TRUE(BuildRequest(route, in, &r).ok());
+  EXPECT_EQ(r.board().metric(), leaderboard::v1::METRIC_KUDOS_RECEIVED);
+  EXPECT_EQ(r.board().window(), leaderboard::v1::WINDOW_MONTH);
+  EXPECT_EQ(r.board().scope(), leaderboard::v1::SCOPE_TEAM);
+  EXPECT_EQ(r.board().scope_id(), "t1");
+  EXPECT_EQ(r.board().period(), "2026-11");
+  EXPECT_EQ(r.page_size(), 5);
+  EXPECT_EQ(r.page_token(), "abc");
+}
+
+TEST(BuildTest, UnknownQueryParameterIsInvalidArgument) {
+  RequestInput in;
+  const Route& route = RouteFor("GET", "/v1/kudos", &in.path_params);
+  in.query_params = ParseQuery("colour=red");
+  kudos::v1::ListKudosRequest r;
+  absl::Status status = BuildRequest(route, in, &r);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(status.message().find("colour"), std::string::npos);
+  in.query_params = ParseQuery("filter.giver_id=u1&page_size=3");
+  ASSERT_TRUE(BuildRequest(route, in, &r).ok());
+  EXPECT_EQ(r.filter().giver_id(), "u1");
+  r.Clear();
+  in.query_params = ParseQuery("recipientId=u2");  // under the prefix, JSON name
+  ASSERT_TRUE(BuildRequest(route, in, &r).ok());
+  EXPECT_EQ(r.filter().recipient_id(), "u2");
+}
+
+TEST(BuildTest, BodyWholeCamelOrSnakeAndPathWins) {
+  RequestInput in;
+  const Route& route = RouteFor("POST", "/v1/kudos/k9:boost", &in.path_params);
+  in.body = R"({"kudosId":"other","request_id":"r1","points":3})";
+  kudos::v1::BoostKudosRequest r;
+  ASSERT_TRUE(BuildRequest(route, in, &r).ok());
+  EXPECT_EQ(r.kudos_id(), "k9");
+  EXPECT_EQ(r.request_id(), "r1");
+  EXPECT_EQ(r.points(), 3);
+  in.body = R"({"points":"nope"})";
+  EXPECT_EQ(BuildRequest(route, in, &r).code(), absl::StatusCode::kInvalidArgument);
+  in.body = R"({"unknownField":1})";
+  EXPECT_EQ(BuildRequest(route, in, &r).code(), absl::StatusCode::kInvalidArgument);
+  in.body = "";
+  EXPECT_TRUE(BuildRequest(route, in, &r).ok());
+}
+
+TEST(BuildTest, BodyFieldAcceptsTheFieldOrTheWholeRequest) {
+  RequestInput in;
+  const Route& route = RouteFor("PUT", "/v1/people/u7", &in.path_params);
+  in.body = R"({"displayName":"Ada","teamId":"t1","active":true})";
+  kudos::v1::UpdatePersonRequest r;
+  ASSERT_TRUE(BuildRequest(route, in, &r).ok());
+  EXPECT_EQ(r.person().person_id(), "u7");
+  EXPECT_EQ(r.person().display_name(), "Ada");
+  EXPECT_TRUE(r.person().active());
+  r.Clear();
+  in.body = R"({"person":{"display_name":"Bea"}})";
+  ASSERT_TRUE(BuildRequest(route, in, &r).ok());
+  EXPECT_EQ(r.person().display_name(), "Bea");
+  EXPECT_EQ(r.person().person_id(), "u7");
+}
+
+TEST(BuildTest, CallerDefaultsAndTheirExceptions) {
+  RequestInput in;
+  const Route& route = RouteFor("GET", "/v1/balance", &in.path_params);
+  in.caller = "u1";
+  ledger::v1::GetBalanceRequest r;
+  ASSERT_TRUE(BuildRequest(route, in, &r).ok());
+  EXPECT_EQ(r.account().type(), ledger::v1::ACCOUNT_TYPE_EARNED);
+  EXPECT_EQ(r.account().person_id(), "u1");
+  r.Clear();
+  in.query_params = ParseQuery("type=allowance&person_id=u2");
+  ASSERT_TRUE(BuildRequest(route, in, &r).ok());
+  EXPECT_EQ(r.account().type(), ledger::v1::ACCOUNT_TYPE_ALLOWANCE);
+  EXPECT_EQ(r.account().person_id(), "u2");
+  r.Clear();
+  in.query_params = ParseQuery("type=issuer");
+  ASSERT_TRUE(BuildRequest(route, in, &r).ok());
+  EXPECT_EQ(r.account().type(), ledger::v1::ACCOUNT_TYPE_ISSUER);
+  EXPECT_EQ(r.account().person_id(), "");
+  r.Clear();
+  in.query_params.clear();
+  in.caller = "";  // unknown caller: left for the service to refuse
+  ASSERT_TRUE(BuildRequest(route, in, &r).ok());
+  EXPECT_EQ(r.account().person_id(), "");
+}
+
+TEST(JsonTest, LowerCamelCaseAndPrimitivesPrinted) {
+  leaderboard::v1::LeaderboardEntry e;
+  e.set_subject_id("u1");
+  e.set_rank(1);
+  std::string json = ToJson(e);
+  EXPECT_NE(json.find("\"subjectId\":\"u1\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"score\":\"0\""), std::string::npos) << json;
+}
+
+TEST(StatusTest, GrpcToHttp) {
+  EXPECT_EQ(HttpStatusFromGrpcCode(3), 400);
+  EXPECT_EQ(HttpStatusFromGrpcCode(16), 401);
+  EXPECT_EQ(HttpStatusFromGrpcCode(7), 403);
+  EXPECT_EQ(HttpStatusFromGrpcCode(5), 404);
+  EXPECT_EQ(HttpStatusFromGrpcCode(6), 409);
+  EXPECT_EQ(HttpStatusFromGrpcCode(9), 409);
+  EXPECT_EQ(HttpStatusFromGrpcCode(8), 429);
+  EXPECT_EQ(HttpStatusFromGrpcCode(14), 503);
+  EXPECT_EQ(HttpStatusFromGrpcCode(4), 504);
+  EXPECT_EQ(HttpStatusFromGrpcCode(13), 500);
+  EXPECT_EQ(HttpStatusFromGrpcCode(2), 500);
+  EXPECT_EQ(GrpcCodeName(16), "UNAUTHENTICATED");
+  EXPECT_EQ(ErrorJson(3, "recipient_ids[0]: \"x\" bad\n"),
+            R"({"error":{"code":"INVALID_ARGUMENT","message":"recipient_ids[0]: \"x\" bad\n","httpStatus":400}})");
+}
+
+TEST(CorsTest, StarOrListedOrigin) {
+  EXPECT_EQ(CorsAllowOrigin({"*"}, "https://a"), "*");
+  EXPECT_EQ(CorsAllowOrigin({"https://a", "https://b"}, "https://b"), "https://b");
+  EXPECT_EQ(CorsAllowOrigin({"https://a"}, "https://evil"), "");
+  EXPECT_EQ(CorsAllowOrigin({"https://a"}, ""), "");
+}
+
+TEST(SseTest, Framing) {
+  EXPECT_EQ(SseEvent("kudos", "{\"a\":1}"), "event: kudos\ndata: {\"a\":1}\n\n");
+  EXPECT_EQ(SseEvent("snapshot", "l1\nl2\r\n"), "event: snapshot\ndata: l1\ndata: l2\ndata: \n\n");
+  EXPECT_EQ(SseComment("heartbeat"), ": heartbeat\n\n");
+  EXPECT_EQ(SseRetry(2000), "retry: 2000\n\n");
+}
+
+TEST(SseTest, RetryPolicy) {
+  EXPECT_TRUE(IsRetryableWatchCode(14));
+  EXPECT_TRUE(IsRetryableWatchCode(4));
+  EXPECT_TRUE(IsRetryableWatchCode(13));
+  EXPECT_FALSE(IsRetryableWatchCode(16));
+  EXPECT_FALSE(IsRetryableWatchCode(7));
+  EXPECT_EQ(NextBackoffMs(0, 5000), 500);
+  EXPECT_EQ(NextBackoffMs(500, 5000), 1000);
+  EXPECT_EQ(NextBackoffMs(4000, 5000), 5000);
+}
+
+}  // namespace
+}  // namespace gateway
