@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <atomic>
 #include <chrono>
 #include <functional>
@@ -392,6 +393,12 @@ TEST_F(LeaderboardIntegrationTest, WatchSendsSnapshotsQuicklyAndCoalesced) {
   counter.join();
 }
 
+v1::WatchLeaderboardRequest request_for_auth_check() {
+  v1::WatchLeaderboardRequest request;
+  *request.mutable_board() = AllTimePoints();
+  return request;
+}
+
 TEST_F(LeaderboardIntegrationTest, WatchRejectsBadRequestsAndManyWatchersShareAHub) {
   v1::WatchLeaderboardRequest bad;
   *bad.mutable_board() = AllTimePoints();
@@ -401,6 +408,10 @@ TEST_F(LeaderboardIntegrationTest, WatchRejectsBadRequestsAndManyWatchersShareAH
   v1::WatchLeaderboardResponse snapshot;
   EXPECT_FALSE(reader->Read(&snapshot));
   EXPECT_EQ(reader->Finish().error_code(), grpc::INVALID_ARGUMENT);
+  grpc::ClientContext anonymous;
+  auto anonymous_reader = stub_->WatchLeaderboard(&anonymous, request_for_auth_check());
+  EXPECT_FALSE(anonymous_reader->Read(&snapshot));
+  EXPECT_EQ(anonymous_reader->Finish().error_code(), grpc::UNAUTHENTICATED);
 
   // 1,000 concurrent watchers on one board (callback reactors, one hub)
   // all see the change.
@@ -432,8 +443,28 @@ TEST_F(LeaderboardIntegrationTest, WatchRejectsBadRequestsAndManyWatchersShareAH
                    std::chrono::steady_clock::now() - sent)
                    .count()
             << " ms\n";
-  for (auto& c : contexts) c->TryCancel();
-  for (auto& r : readers) r->Finish();
+  // A graceful stop (SIGTERM) ends every open stream with UNAVAILABLE.
+  auto stop_start = std::chrono::steady_clock::now();
+  std::atomic<int64_t> drained_ms{-1};
+  std::thread drain([&] {
+    v1::WatchLeaderboardResponse s;
+    for (auto& r : readers) {
+      while (r->Read(&s)) {
+      }
+      grpc::Status status = r->Finish();
+      EXPECT_EQ(status.error_code(), grpc::UNAVAILABLE) << status.error_message();
+    }
+    drained_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                     std::chrono::steady_clock::now() - stop_start)
+                     .count();
+  });
+  server_.Stop();
+  auto stop_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - stop_start);
+  drain.join();
+  std::cout << "streams ended " << drained_ms.load() << " ms after SIGTERM, process exited after "
+            << stop_ms.count() << " ms\n";
+  EXPECT_LT(drained_ms.load(), 2500);
 }
 
 TEST_F(LeaderboardIntegrationTest, StreaksBadgesAndInsights) {
