@@ -2,6 +2,8 @@
 
 #include <random>
 
+#include <algorithm>
+
 #include "absl/strings/match.h"
 #include "absl/time/clock.h"
 #include "absl/strings/numbers.h"
@@ -279,14 +281,24 @@ void Consumer::Run() {
       continue;
     }
     if (reply->is_nil()) continue;
+    // Entries of all streams in stream-id order (what a rebuild replays), so
+    // an org's settings change and the points posted around it are applied
+    // in the same order live and on rebuild (one replica, no backlog beyond
+    // one batch; see README).
+    std::vector<std::pair<StreamRef, StreamEntry>> batch;
     for (const Reply& per_stream : reply->elements) {
       if (per_stream.elements.size() < 2) continue;
       const StreamRef* stream = Find(per_stream.elements[0].str);
       if (stream == nullptr) continue;
-      StreamRef copy = *stream;
-      for (const StreamEntry& entry : ParseEntries(per_stream.elements[1])) {
-        if (!Handle(copy, entry)) return;
+      for (StreamEntry& entry : ParseEntries(per_stream.elements[1])) {
+        batch.emplace_back(*stream, std::move(entry));
       }
+    }
+    std::stable_sort(batch.begin(), batch.end(), [](const auto& a, const auto& b) {
+      return ParseStreamId(a.second.id) < ParseStreamId(b.second.id);
+    });
+    for (const auto& [stream, entry] : batch) {
+      if (!Handle(stream, entry)) return;
     }
   }
 }
