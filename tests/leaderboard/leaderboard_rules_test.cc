@@ -290,6 +290,58 @@ TEST(StreakTest, LongestAcrossBreaks) {
   EXPECT_EQ(s.current, 3);
 }
 
+// Without freezes, an independent definition: the current streak counts
+// active work days walking back from today (today may be pending) until a
+// missed work day; the longest is the longest run of active work days
+// between missed ones. Freezes can only lengthen streaks.
+TEST(StreakTest, MatchesANaiveDefinitionOnRandomHistories) {
+  std::mt19937 rng(11);
+  for (int round = 0; round < 300; ++round) {
+    WorkCalendar cal;
+    CivilDay first(2026, 9, 1);
+    CivilDay today = first + 40 + rng() % 40;
+    for (int h = 0; h < 3; ++h) cal.holidays.insert(first + rng() % 80);
+    if (rng() % 3 == 0) cal.work_days = {1, 2, 3, 4, 5, 6};
+    std::vector<CivilDay> active;
+    int density = 1 + rng() % 9;  // out of 10
+    for (CivilDay d = first; d <= today + 3; ++d) {
+      if (static_cast<int>(rng() % 10) < density) active.push_back(d);
+    }
+    std::set<CivilDay> set(active.begin(), active.end());
+    // Naive current.
+    int current = 0;
+    for (CivilDay d = today; d >= first; --d) {
+      if (!cal.IsWorkDay(d)) continue;
+      if (set.count(d)) {
+        ++current;
+      } else if (d != today) {
+        break;
+      }
+    }
+    // Naive longest.
+    int longest = 0, run = 0;
+    for (CivilDay d = first; d <= today; ++d) {
+      if (!cal.IsWorkDay(d)) continue;
+      if (set.count(d)) {
+        longest = std::max(longest, ++run);
+      } else if (d != today) {
+        run = 0;
+      }
+    }
+    StreakResult got = ComputeStreak(active, cal, today);
+    ASSERT_EQ(got.current, current) << "round " << round;
+    ASSERT_EQ(got.longest, longest) << "round " << round;
+    ASSERT_EQ(got.freezes_used, 0);
+    for (int freezes = 1; freezes <= 3; ++freezes) {
+      cal.freezes_per_month = freezes;
+      StreakResult frozen = ComputeStreak(active, cal, today);
+      EXPECT_GE(frozen.current, current) << "round " << round;
+      EXPECT_GE(frozen.longest, longest) << "round " << round;
+      EXPECT_LE(frozen.freezes_used, freezes);
+    }
+  }
+}
+
 // A person who gives at the same local time every work day across a
 // daylight-saving change (New York: Nov 1 / Mar 8 2026, Paris: Oct 25 / Mar 29).
 void ExpectDstSafe(const char* zone_name, CivilDay first, int work_days_wanted, int hour, int minute) {
