@@ -393,6 +393,35 @@ TEST_F(LeaderboardIntegrationTest, WatchSendsSnapshotsQuicklyAndCoalesced) {
   counter.join();
 }
 
+// A board on the current period (empty period) of a team scope: the
+// snapshot names the period, and only this team's changes update it.
+TEST_F(LeaderboardIntegrationTest, WatchCurrentWeekOfOneTeam) {
+  Points("seed", "t9", 1);
+  ASSERT_TRUE(Eventually([&] { return Total(AllTimePoints()) == 1; }));
+  v1::WatchLeaderboardRequest request;
+  *request.mutable_board() =
+      MakeBoard(v1::METRIC_POINTS_RECEIVED, v1::WINDOW_WEEK, v1::SCOPE_TEAM, "t1");
+  auto context = harness::Context(member_, std::chrono::seconds(30));
+  auto reader = stub_->WatchLeaderboard(context.get(), request);
+  v1::WatchLeaderboardResponse snapshot;
+  ASSERT_TRUE(reader->Read(&snapshot));
+  EXPECT_EQ(snapshot.entries_size(), 0);
+  auto week = common::calendar::PeriodAt(common::calendar::PeriodUnit::kWeek, absl::Now(),
+                                         absl::UTCTimeZone(), 1);
+  EXPECT_EQ(snapshot.period(), week.key);
+  Points("other-team", "t2", 50);  // not on this board
+  Points("member", "t1", 7);
+  ASSERT_TRUE(reader->Read(&snapshot));
+  ASSERT_EQ(snapshot.entries_size(), 1);
+  EXPECT_EQ(snapshot.entries(0).subject_id(), "member");
+  EXPECT_EQ(snapshot.entries(0).score(), 7);
+  EXPECT_EQ(snapshot.entries(0).rank(), 1);
+  context->TryCancel();
+  while (reader->Read(&snapshot)) {
+  }
+  EXPECT_EQ(reader->Finish().error_code(), grpc::CANCELLED);
+}
+
 v1::WatchLeaderboardRequest request_for_auth_check() {
   v1::WatchLeaderboardRequest request;
   *request.mutable_board() = AllTimePoints();
