@@ -83,6 +83,7 @@ absl::StatusOr<Projector::RebuildResult> Projector::Replay(const std::string& or
   absl::StatusOr<int64_t> dropped = store_.DropProjections(org);
   if (!dropped.ok()) return dropped.status();
   struct Cursor {
+    Cursor(StreamKind k, std::string stream) : kind(k), key(std::move(stream)) {}
     StreamKind kind;
     std::string key;
     std::string after = "-";
@@ -90,8 +91,8 @@ absl::StatusOr<Projector::RebuildResult> Projector::Replay(const std::string& or
     size_t at = 0;
     bool done = false;
   };
-  Cursor cursors[2] = {{StreamKind::kKudos, KudosStream(org)},
-                       {StreamKind::kLedger, LedgerStream(org)}};
+  Cursor cursors[2] = {Cursor(StreamKind::kKudos, KudosStream(org)),
+                       Cursor(StreamKind::kLedger, LedgerStream(org))};
   constexpr int kBatch = 500;
   auto fill = [&](Cursor& c) -> absl::Status {
     if (c.done || c.at < c.buffer.size()) return absl::OkStatus();
