@@ -14,6 +14,8 @@
 #include <signal.h>
 
 #include <atomic>
+#include <deque>
+#include <set>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -30,6 +32,7 @@
 #include "common/log/log.h"
 #include "leaderboard/v1/leaderboard.pb.h"
 #include "kudos/v1/kudos.pb.h"
+#include <google/protobuf/util/time_util.h>
 #include "services/gateway/gateway_rules.h"
 #include "services/gateway/static_screen.h"  // generated from static/screen.html
 
@@ -135,8 +138,28 @@ struct WatchGroup {
   int backoff_ms = 0;
   bool got_message = false;
   event* retry_timer = nullptr;
+  // Feed groups: kudos already delivered (ids, bounded) and the newest
+  // create_time seen, so a catch-up after an upstream reconnect sends only
+  // what the outage hid.
+  bool is_feed = false;
+  bool needs_catchup = false;
+  std::deque<std::string> recent_order;
+  std::set<std::string> recent_ids;
+  int64_t since_ms = 0;
+  event* catchup_timer = nullptr;
   ~WatchGroup() {
     if (retry_timer != nullptr) event_free(retry_timer);
+    if (catchup_timer != nullptr) event_free(catchup_timer);
+  }
+  // True when the id is new (and remembers it).
+  bool Remember(const std::string& id) {
+    if (!recent_ids.insert(id).second) return false;
+    recent_order.push_back(id);
+    if (recent_order.size() > 512) {
+      recent_ids.erase(recent_order.front());
+      recent_order.pop_front();
+    }
+    return true;
   }
 };
 
@@ -223,6 +246,9 @@ class Gateway::Impl {
                  const pb::Message& request, const std::string& authorization,
                  const std::string& tag, bool replay_last);
   void StartStream(const std::shared_ptr<WatchGroup>& group);
+  void CatchUpFeed(const std::shared_ptr<WatchGroup>& group);
+  void DeliverKudos(const std::shared_ptr<WatchGroup>& group, const kudos::v1::Kudos& kudos);
+  static void OnCatchupTimer(evutil_socket_t, short, void* arg);
   void RemoveClient(SseClient* client);
   void Send(SseClient* client, absl::string_view data, bool droppable);
   std::string Frame(const WatchGroup& group, const std::string& tag, const std::string& json);
@@ -486,6 +512,7 @@ void Gateway::Impl::Handle(evhttp_request* req) {
 
   if (method == "GET" && path == "/") return ReplyIndex(req);
   if (method == "GET" && path == "/healthz") return StartHealth(req);
+  if (method == "GET" && path == "/favicon.ico") return Reply(req, 204, "", "");
   if (method == "GET" && (path == "/screen" || path == "/screen/")) {
     return Reply(req, 200, "text/html; charset=utf-8", kScreenHtml);
   }
@@ -770,6 +797,8 @@ void Gateway::Impl::Subscribe(SseClient* client, const std::string& principal_ke
     group->upstream = UpstreamFor(grpc_method);
     group->request_bytes = bytes;
     group->replay_last = replay_last;
+    group->is_feed = grpc_method == "/kudos.v1.KudosService/WatchFeed";
+    group->since_ms = absl::ToUnixMillis(absl::Now());
   }
   group->authorization = authorization;  // the freshest token renews the watch
   group->members.emplace_back(client, tag);
@@ -786,6 +815,74 @@ void Gateway::Impl::StartStream(const std::shared_ptr<WatchGroup>& group) {
   group->got_message = false;
   group->stream = new WatchStream(this, group, group->generation);
   group->stream->Begin();
+  if (group->is_feed && group->needs_catchup) {
+    // Kudos sent while the watch was down are not in a new watch (it starts
+    // at "now"): list them now and once more after the watch has settled.
+    group->needs_catchup = false;
+    CatchUpFeed(group);
+    if (group->catchup_timer == nullptr) {
+      group->catchup_timer = evtimer_new(base_, &Impl::OnCatchupTimer, group.get());
+    }
+    timeval later{1, 0};
+    evtimer_add(group->catchup_timer, &later);
+  }
+}
+
+void Gateway::Impl::OnCatchupTimer(evutil_socket_t, short, void* arg) {
+  auto* raw = static_cast<WatchGroup*>(arg);
+  Impl* self = raw->impl;
+  auto it = self->groups_.find(raw->key);
+  if (it == self->groups_.end() || it->second.get() != raw) return;
+  self->CatchUpFeed(it->second);
+}
+
+void Gateway::Impl::CatchUpFeed(const std::shared_ptr<WatchGroup>& group) {
+  kudos::v1::WatchFeedRequest watch;
+  if (!watch.ParseFromString(group->request_bytes)) return;
+  kudos::v1::ListKudosRequest list;
+  *list.mutable_filter() = watch.filter();
+  list.set_page_size(50);
+  struct Call {
+    grpc::ClientContext context;
+    grpc::ByteBuffer request, response;
+  };
+  auto call = std::make_shared<Call>();
+  if (!group->authorization.empty()) call->context.AddMetadata("authorization", group->authorization);
+  common::grpc_util::SetDeadline(call->context, options_.call_timeout);
+  call->request = ToByteBuffer(list.SerializeAsString());
+  ++outstanding_;
+  kudos_.stub->UnaryCall(
+      &call->context, "/kudos.v1.KudosService/ListKudos", grpc::StubOptions(), &call->request,
+      &call->response, [this, call, group](grpc::Status status) {
+        if (status.ok()) {
+          Post([this, call, group] {
+            kudos::v1::ListKudosResponse response;
+            if (!response.ParseFromString(Dump(call->response))) return;
+            // Oldest first, only what is newer than the last delivered.
+            for (int i = response.kudos_size() - 1; i >= 0; --i) {
+              const kudos::v1::Kudos& kudos = response.kudos(i);
+              if (kudos.state() != kudos::v1::KUDOS_STATE_COMMITTED) continue;
+              int64_t created = google::protobuf::util::TimeUtil::TimestampToMilliseconds(
+                  kudos.create_time());
+              if (created + 2000 < group->since_ms) continue;
+              DeliverKudos(group, kudos);
+            }
+          });
+        }
+        --outstanding_;
+      });
+}
+
+void Gateway::Impl::DeliverKudos(const std::shared_ptr<WatchGroup>& group,
+                                 const kudos::v1::Kudos& kudos) {
+  if (!group->Remember(kudos.kudos_id())) return;
+  group->since_ms = std::max(group->since_ms, google::protobuf::util::TimeUtil::TimestampToMilliseconds(
+                                                  kudos.create_time()));
+  kudos::v1::WatchFeedResponse response;
+  *response.mutable_kudos() = kudos;
+  std::string frame = SseEvent(group->sse_event, ToJson(response));
+  auto members = group->members;
+  for (const auto& [client, tag] : members) Send(client, frame, true);
 }
 
 std::string Gateway::Impl::Frame(const WatchGroup& group, const std::string& tag,
@@ -812,6 +909,11 @@ void Gateway::Impl::OnWatchMessage(const std::shared_ptr<WatchGroup>& group, uin
   if (generation != group->generation) return;
   group->backoff_ms = 0;
   group->got_message = true;
+  if (group->is_feed) {
+    kudos::v1::WatchFeedResponse feed;
+    if (feed.ParseFromString(bytes)) DeliverKudos(group, feed.kudos());
+    return;
+  }
   std::unique_ptr<pb::Message> message = NewMessage(group->response_type);
   if (!message->ParseFromString(bytes)) return;
   std::string json = ToJson(*message);
@@ -840,6 +942,7 @@ void Gateway::Impl::OnWatchDone(const std::shared_ptr<WatchGroup>& group, uint64
   const bool renew = (code == grpc::StatusCode::DEADLINE_EXCEEDED || code == grpc::StatusCode::OK) &&
                      group->got_message;
   int delay_ms = 0;
+  group->needs_catchup = true;  // also after a renewal: the gap is tiny but real
   if (!renew) {
     const bool first_failure = group->backoff_ms == 0;
     group->backoff_ms = IsRetryableWatchCode(code)
@@ -892,6 +995,7 @@ void Gateway::Impl::RemoveClient(SseClient* client) {
       auto found = groups_.find(group->key);
       if (found != groups_.end() && found->second == group) groups_.erase(found);
       if (group->retry_timer != nullptr) evtimer_del(group->retry_timer);
+      if (group->catchup_timer != nullptr) evtimer_del(group->catchup_timer);
     }
   }
   clients_.erase(client);
