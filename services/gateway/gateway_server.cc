@@ -627,7 +627,8 @@ void Gateway::Impl::StartHealth(evhttp_request* req) {
             }
             Reply(check->req, check->all_serving ? 200 : 503, "application/json",
                   absl::StrCat("{\"status\":", check->all_serving ? "\"SERVING\"" : "\"DEGRADED\"",
-                               ",\"upstreams\":{", upstreams, "}}"));
+                               ",\"upstreams\":{", upstreams, "},\"sseClients\":",
+                               clients_.size(), ",\"upstreamWatches\":", groups_.size(), "}"));
           });
           --outstanding_;
         });

@@ -331,4 +331,42 @@ TEST_F(GatewayHttpTest, StreamSurvivesAServiceRestart) {
   EXPECT_FALSE(s.closed());
 }
 
+
+// Identical streams share one upstream watch, and closed clients leave.
+TEST_F(GatewayHttpTest, IdenticalStreamsShareOneWatchAndClosedClientsLeave) {
+  auto counts = [] {
+    HttpResponse h = Get("/healthz");
+    auto number = [&](const std::string& name) {
+      size_t at = h.body.find("\"" + name + "\":");
+      return at == std::string::npos ? -1 : std::atoi(h.body.c_str() + at + name.size() + 3);
+    };
+    return std::make_pair(number("sseClients"), number("upstreamWatches"));
+  };
+  const std::string screen = harness::MintToken("acme", "wall-5", {"screen"});
+  {
+    std::vector<std::unique_ptr<SseReader>> readers;
+    for (int i = 0; i < 5; ++i) {
+      readers.push_back(std::make_unique<SseReader>(
+          port_, "/v1/stream/feed?filter.team_id=t1&access_token=" + screen));
+    }
+    for (auto& r : readers) {
+      for (int i = 0; i < 100 && r->status() == 0; ++i) std::this_thread::sleep_for(20ms);
+      ASSERT_EQ(r->status(), 200);
+    }
+    auto [clients, watches] = counts();
+    EXPECT_GE(clients, 5);
+    // Five clients, one upstream watch for them (other tests' streams are closed).
+    EXPECT_EQ(watches, 1);
+  }
+  // Closed connections are noticed (at the latest by the next heartbeat).
+  std::pair<int, int> after;
+  for (int i = 0; i < 50; ++i) {
+    after = counts();
+    if (after.first == 0 && after.second == 0) break;
+    std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_EQ(after.first, 0);
+  EXPECT_EQ(after.second, 0);
+}
+
 }  // namespace

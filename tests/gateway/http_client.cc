@@ -13,7 +13,8 @@ namespace gwtest {
 namespace {
 
 int Connect(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  // CLOEXEC: services the test restarts (fork+exec) must not inherit it.
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
