@@ -635,8 +635,19 @@ void Gateway::Impl::StartHealth(evhttp_request* req) {
   }
 }
 
+// A client that disconnects before its reply leaves evhttp with a request
+// detached from any connection (evhttp_request_get_connection == nullptr):
+// the request is then ours to free. When the whole server is being freed the
+// request is still attached and evhttp frees it itself.
+static void FreeIfDetached(evhttp_request* req) {
+  if (req != nullptr && evhttp_request_get_connection(req) == nullptr) evhttp_request_free(req);
+}
+
 void Gateway::Impl::OnHealthClosed(evhttp_connection*, void* arg) {
-  static_cast<HealthCheck*>(arg)->gone = true;
+  auto* check = static_cast<HealthCheck*>(arg);
+  check->gone = true;
+  FreeIfDetached(check->req);
+  check->req = nullptr;
 }
 
 void Gateway::Impl::StartUnary(evhttp_request* req, const Route& route, const RequestInput& input,
@@ -667,6 +678,8 @@ void Gateway::Impl::StartUnary(evhttp_request* req, const Route& route, const Re
 void Gateway::Impl::OnUnaryClosed(evhttp_connection*, void* arg) {
   auto* call = static_cast<UnaryCall*>(arg);
   call->gone = true;
+  FreeIfDetached(call->req);
+  call->req = nullptr;
   call->context.TryCancel();
 }
 
@@ -979,7 +992,9 @@ void Gateway::Impl::OnRetryTimer(evutil_socket_t, short, void* arg) {
 
 void Gateway::Impl::OnSseClosed(evhttp_connection*, void* arg) {
   auto* client = static_cast<SseClient*>(arg);
+  evhttp_request* req = client->req;
   client->impl->RemoveClient(client);
+  FreeIfDetached(req);
 }
 
 void Gateway::Impl::RemoveClient(SseClient* client) {
