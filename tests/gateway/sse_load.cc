@@ -41,7 +41,9 @@ ABSL_FLAG(int, interval_ms, 250, "pause between two kudos");
 ABSL_FLAG(int, max_seconds, 120, "hard limit on the whole run");
 ABSL_FLAG(std::string, gateway, "", "host:port of a running gateway; empty starts a platform");
 ABSL_FLAG(std::string, org, "load-org", "org of the tokens");
-ABSL_FLAG(std::string, stream, "/v1/stream/feed", "SSE route (feed or screen)");
+ABSL_FLAG(std::string, stream, "/v1/stream/feed",
+          "SSE route: /v1/stream/feed, /v1/stream/screen?team=load, or "
+          "/v1/stream/leaderboard?metric=points_received&window=week&scope=org");
 
 namespace {
 
@@ -143,8 +145,13 @@ int main(int argc, char** argv) {
 
   // N SSE clients, one epoll thread.
   const std::string screen_token = harness::MintToken(org, "load-screen", {"screen"});
-  const std::string request = absl::StrCat("GET ", absl::GetFlag(FLAGS_stream),
-                                           "?access_token=", screen_token,
+  const std::string stream = absl::GetFlag(FLAGS_stream);
+  // Leaderboard streams: the first snapshot after a send counts as its update
+  // (use --interval_ms above the service's coalescing window).
+  const bool snapshots = stream.find("leaderboard") != std::string::npos;
+  const std::string request = absl::StrCat("GET ", stream,
+                                           stream.find('?') == std::string::npos ? "?" : "&",
+                                           "access_token=", screen_token,
                                            " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
   int epoll = epoll_create1(0);
   std::vector<Client> clients(n_clients);
@@ -164,6 +171,7 @@ int main(int argc, char** argv) {
   std::vector<std::atomic<int64_t>> sent_ns(n_kudos);
   for (auto& s : sent_ns) s = 0;
   std::atomic<bool> sending_done{false};
+  std::atomic<int> latest_sent{-1};
   std::atomic<int> sent_ok{0};
   std::vector<double> post_ms;
 
@@ -204,8 +212,16 @@ int main(int argc, char** argv) {
       }
       size_t pos;
       while ((pos = c.buffer.find("\n\n")) != std::string::npos) {
+        size_t snap = c.buffer.find("event: snapshot");
+        if (snapshots && snap != std::string::npos && snap < pos) {
+          int index = latest_sent.load();
+          if (index >= 0 && c.received_ns[index] == 0 && now > sent_ns[index].load()) {
+            c.received_ns[index] = now;
+            ++c.count;
+          }
+        }
         size_t at = c.buffer.find(marker);
-        if (at != std::string::npos && at < pos) {
+        if (!snapshots && at != std::string::npos && at < pos) {
           int index = std::atoi(c.buffer.c_str() + at + marker.size());
           if (index >= 0 && index < n_kudos && c.received_ns[index] == 0) {
             c.received_ns[index] = now;
@@ -233,6 +249,7 @@ int main(int argc, char** argv) {
               {"Authorization", "Bearer " + harness::MintToken(org, giver)}};
           int64_t start = NowNs();
           sent_ns[k] = start;
+          latest_sent = k;
           gwtest::HttpResponse r = gwtest::Http(port, "POST", "/v1/kudos", body, headers);
           post_ms.push_back((NowNs() - start) / 1e6);
           if (r.status == 200) {
