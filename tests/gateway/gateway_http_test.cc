@@ -369,4 +369,43 @@ TEST_F(GatewayHttpTest, IdenticalStreamsShareOneWatchAndClosedClientsLeave) {
   EXPECT_EQ(after.second, 0);
 }
 
+
+TEST_F(GatewayHttpTest, DirectoryRoutesTakeTheMessageOrTheWholeRequest) {
+  HttpResponse created = Post("/v1/people",
+                              R"({"person":{"personId":"dora","displayName":"Dora","teamId":"t1",)"
+                              R"("active":true}})",
+                              admin_);
+  ASSERT_EQ(created.status, 200) << created.body;
+  HttpResponse updated = Http(port_, "PUT", "/v1/people/dora",
+                              R"({"displayName":"Dora the Explorer","teamId":"t1","active":true})",
+                              admin_);
+  ASSERT_EQ(updated.status, 200) << updated.body;
+  HttpResponse got = Get("/v1/people/dora", Bearer(Token("bob")));
+  ASSERT_EQ(got.status, 200) << got.body;
+  EXPECT_NE(got.body.find("Dora the Explorer"), std::string::npos) << got.body;
+  HttpResponse people = Get("/v1/people?team_id=t1&page_size=100", Bearer(Token("bob")));
+  ASSERT_EQ(people.status, 200) << people.body;
+  EXPECT_NE(people.body.find("\"personId\":\"dora\""), std::string::npos);
+  HttpResponse teams = Get("/v1/teams", Bearer(Token("bob")));
+  ASSERT_EQ(teams.status, 200) << teams.body;
+  EXPECT_NE(teams.body.find("Team One"), std::string::npos);
+  HttpResponse settings = Get("/v1/settings", Bearer(Token("bob")));
+  ASSERT_EQ(settings.status, 200) << settings.body;
+  EXPECT_NE(settings.body.find("\"valueId\":\"teamwork\""), std::string::npos) << settings.body;
+  // An unknown field in the body is a 400 that names it.
+  HttpResponse bad = Http(port_, "PUT", "/v1/people/dora", R"({"shoeSize":44})", admin_);
+  EXPECT_EQ(bad.status, 400) << bad.body;
+  EXPECT_NE(bad.body.find("shoeSize"), std::string::npos) << bad.body;
+}
+
+TEST_F(GatewayHttpTest, ScreenStreamRejectsBadParameters) {
+  const std::string screen = harness::MintToken("acme", "wall-6", {"screen"});
+  SseReader s(port_, "/v1/stream/screen?top_n=0&access_token=" + screen);
+  for (int i = 0; i < 100 && s.status() == 0; ++i) std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(s.status(), 400);
+  SseReader m(port_, "/v1/stream/leaderboard?metric=nope&access_token=" + screen);
+  for (int i = 0; i < 100 && m.status() == 0; ++i) std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(m.status(), 400);
+}
+
 }  // namespace
