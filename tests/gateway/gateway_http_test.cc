@@ -408,4 +408,25 @@ TEST_F(GatewayHttpTest, ScreenStreamRejectsBadParameters) {
   EXPECT_EQ(m.status(), 400);
 }
 
+
+TEST_F(GatewayHttpTest, LeaderboardStreamSurvivesALeaderboardRestart) {
+  const std::string screen = harness::MintToken("acme", "wall-7", {"screen"});
+  SseReader s(port_, "/v1/stream/leaderboard?metric=kudos_received&window=month&scope=org"
+                     "&top_n=5&access_token=" + screen);
+  SseEvent first = s.WaitFor([](const SseEvent& e) { return e.event == "snapshot"; }, 5s);
+  ASSERT_EQ(first.event, "snapshot") << s.raw();
+  leaderboard_->Restart();
+  // The client stays connected; after the re-watch snapshots flow again.
+  ASSERT_EQ(Send("carol", "lb-restart-1", "Still counting", 2).status, 200);
+  bool moved = false;
+  for (int i = 0; i < 100 && !moved; ++i) {
+    std::string raw = s.raw();
+    moved = raw.find(": upstream") != std::string::npos &&
+            raw.rfind("event: snapshot") > raw.find(": upstream");
+    if (!moved) std::this_thread::sleep_for(100ms);
+  }
+  EXPECT_TRUE(moved) << s.raw();
+  EXPECT_FALSE(s.closed());
+}
+
 }  // namespace
