@@ -1,0 +1,74 @@
+// The rules of recognition, as plain functions over protobuf values: what a
+// valid kudos, person and org setting is. No I/O here; unit-tested directly.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "kudos/v1/kudos.pb.h"
+
+namespace kudos {
+
+inline constexpr int kMaxRecipients = 20;
+inline constexpr int kMaxMessageChars = 1000;
+inline constexpr int kMaxValues = 3;
+inline constexpr int kMaxRequestIdBytes = 128;
+
+// The settings an org starts with, including the default values catalog.
+kudos::v1::OrgSettings DefaultOrgSettings();
+
+// Fills unset fields with defaults and checks the rest; INVALID_ARGUMENT
+// names the field ("settings.max_points: ...").
+absl::StatusOr<kudos::v1::OrgSettings> NormalizeOrgSettings(kudos::v1::OrgSettings settings);
+
+// Ids of people, teams and values: 1..64 of [A-Za-z0-9._-].
+absl::Status ValidateId(absl::string_view field, absl::string_view id);
+absl::Status ValidateRequestId(absl::string_view request_id);
+absl::Status ValidatePerson(const kudos::v1::Person& person);
+absl::Status ValidateTeam(const kudos::v1::Team& team);
+
+// Number of Unicode code points, or an error if `text` is not valid UTF-8.
+absl::StatusOr<int> Utf8Length(absl::string_view text);
+
+// What SendKudos needs to know of the directory: the people named.
+struct Directory {
+  // person id -> person; absent means not in the org.
+  std::map<std::string, kudos::v1::Person> people;
+};
+
+// Checks a SendKudos request from `giver_id` against the org's rules:
+// recipients (1..20, distinct, known, active, not the giver), message
+// (1..1000 characters of UTF-8), values (1..3 distinct, in the catalog) and
+// points (within the org's bounds). Caps and allowance are checked later,
+// atomically, where the counters live.
+absl::Status ValidateSendKudos(const kudos::v1::SendKudosRequest& request,
+                               absl::string_view giver_id,
+                               const kudos::v1::OrgSettings& settings,
+                               const Directory& directory);
+
+// Checks the points of a boost and that the booster may boost this kudos.
+absl::Status ValidateBoost(const kudos::v1::BoostKudosRequest& request,
+                           absl::string_view booster_id, const kudos::v1::Kudos& kudos,
+                           const kudos::v1::OrgSettings& settings);
+
+// A stable digest of what a request asks for, to tell a retry (same
+// request_id, same payload) from a conflicting reuse of the request_id.
+std::string SendFingerprint(const kudos::v1::SendKudosRequest& request);
+std::string BoostFingerprint(const kudos::v1::BoostKudosRequest& request);
+
+// At most one filter field may be set.
+absl::Status ValidateFilter(const kudos::v1::KudosFilter& filter);
+
+// Page sizes: 0 means `default_size`; above `max_size` is INVALID_ARGUMENT.
+absl::StatusOr<int> PageSize(int requested, int default_size, int max_size);
+
+// Opaque page tokens carrying a position (a sequence number or an id).
+std::string EncodePageToken(absl::string_view position);
+absl::StatusOr<std::string> DecodePageToken(absl::string_view token);
+
+}  // namespace kudos

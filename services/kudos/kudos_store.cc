@@ -1,0 +1,286 @@
+#include "services/kudos/kudos_store.h"
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "common/audit.h"
+#include "lua/kBeginRecognitionLua.h"
+#include "lua/kFinishRecognitionLua.h"
+#include "lua/kPutDirectoryEntryLua.h"
+#include "lua/kPutSettingsLua.h"
+#include "services/kudos/kudos_rules.h"
+
+namespace kudos {
+namespace {
+
+using common::redis::Reply;
+
+std::string NowText() { return absl::FormatTime(absl::RFC3339_sec, absl::Now(), absl::UTCTimeZone()); }
+
+absl::Status Corrupt(absl::string_view what) {
+  return absl::InternalError(absl::StrCat("stored ", what, " cannot be parsed"));
+}
+
+}  // namespace
+
+const char* KindName(RecordKind kind) { return kind == RecordKind::kKudos ? "kudos" : "boost"; }
+
+KudosStore::KudosStore(common::redis::Pool& pool)
+    : pool_(pool),
+      put_directory_entry_("put_directory_entry", kPutDirectoryEntryLua),
+      put_settings_("put_settings", kPutSettingsLua),
+      begin_("begin_recognition", kBeginRecognitionLua),
+      finish_("finish_recognition", kFinishRecognitionLua) {}
+
+absl::StatusOr<kudos::v1::OrgSettings> KudosStore::GetSettings(const std::string& org) {
+  absl::StatusOr<Reply> reply = pool_.Run({"GET", Prefix(org) + "settings"});
+  if (!reply.ok()) return reply.status();
+  if (reply->is_nil()) return DefaultOrgSettings();
+  kudos::v1::OrgSettings settings;
+  if (!settings.ParseFromString(reply->str)) return Corrupt("org settings");
+  return settings;
+}
+
+absl::Status KudosStore::PutSettings(const std::string& org,
+                                     const kudos::v1::OrgSettings& settings,
+                                     const std::string& event_pb, const std::string& actor) {
+  return pool_
+      .Eval(put_settings_, {Prefix(org), common::audit::StreamKey(org)},
+            {settings.SerializeAsString(), event_pb, org, actor, NowText()})
+      .status();
+}
+
+absl::Status KudosStore::PutPerson(const std::string& org, const kudos::v1::Person& person,
+                                   bool create, const std::string& event_pb,
+                                   const std::string& actor) {
+  return pool_
+      .Eval(put_directory_entry_, {Prefix(org), common::audit::StreamKey(org)},
+            {"person", create ? "create" : "update", person.person_id(),
+             person.SerializeAsString(), person.team_id(), person.manager_id(), event_pb, org,
+             actor, NowText()})
+      .status();
+}
+
+absl::Status KudosStore::PutTeam(const std::string& org, const kudos::v1::Team& team,
+                                 const std::string& event_pb, const std::string& actor) {
+  return pool_
+      .Eval(put_directory_entry_, {Prefix(org), common::audit::StreamKey(org)},
+            {"team", "create", team.team_id(), team.SerializeAsString(), "", "", event_pb, org,
+             actor, NowText()})
+      .status();
+}
+
+absl::StatusOr<std::map<std::string, kudos::v1::Person>> KudosStore::GetPeople(
+    const std::string& org, const std::vector<std::string>& ids) {
+  std::map<std::string, kudos::v1::Person> people;
+  if (ids.empty()) return people;
+  std::vector<common::redis::Command> commands;
+  for (const std::string& id : ids) commands.push_back({"HGET", Prefix(org) + "person:" + id, "pb"});
+  auto replies = pool_.Pipeline(commands);
+  if (!replies.ok()) return replies.status();
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const absl::StatusOr<Reply>& reply = (*replies)[i];
+    if (!reply.ok()) return reply.status();
+    if (reply->is_nil()) continue;
+    kudos::v1::Person person;
+    if (!person.ParseFromString(reply->str)) return Corrupt("person");
+    people[ids[i]] = std::move(person);
+  }
+  return people;
+}
+
+namespace {
+// Ids in a lexicographic ZSET strictly after `after_id`.
+common::redis::Command RangeAfter(const std::string& key, const std::string& after_id, int limit) {
+  return {"ZRANGE", key, after_id.empty() ? "-" : "(" + after_id, "+", "BYLEX", "LIMIT", "0",
+          std::to_string(limit)};
+}
+}  // namespace
+
+absl::StatusOr<std::vector<kudos::v1::Person>> KudosStore::ListPeople(const std::string& org,
+                                                                      const std::string& team_id,
+                                                                      const std::string& after_id,
+                                                                      int limit) {
+  std::string index = team_id.empty() ? Prefix(org) + "people" : Prefix(org) + "team_members:" + team_id;
+  absl::StatusOr<Reply> ids = pool_.Run(RangeAfter(index, after_id, limit));
+  if (!ids.ok()) return ids.status();
+  std::vector<std::string> id_list;
+  for (const Reply& id : ids->elements) id_list.push_back(id.str);
+  auto people = GetPeople(org, id_list);
+  if (!people.ok()) return people.status();
+  std::vector<kudos::v1::Person> ordered;
+  for (const std::string& id : id_list) {
+    auto it = people->find(id);
+    if (it != people->end()) ordered.push_back(it->second);
+  }
+  return ordered;
+}
+
+absl::StatusOr<std::vector<kudos::v1::Team>> KudosStore::ListTeams(const std::string& org,
+                                                                   const std::string& after_id,
+                                                                   int limit) {
+  absl::StatusOr<Reply> ids = pool_.Run(RangeAfter(Prefix(org) + "teams", after_id, limit));
+  if (!ids.ok()) return ids.status();
+  std::vector<common::redis::Command> commands;
+  for (const Reply& id : ids->elements) commands.push_back({"HGET", Prefix(org) + "team:" + id.str, "pb"});
+  std::vector<kudos::v1::Team> teams;
+  if (commands.empty()) return teams;
+  auto replies = pool_.Pipeline(commands);
+  if (!replies.ok()) return replies.status();
+  for (const auto& reply : *replies) {
+    if (!reply.ok()) return reply.status();
+    if (reply->is_nil()) continue;
+    kudos::v1::Team team;
+    if (!team.ParseFromString(reply->str)) return Corrupt("team");
+    teams.push_back(std::move(team));
+  }
+  return teams;
+}
+
+absl::StatusOr<BeginOutcome> KudosStore::Begin(const std::string& org,
+                                               const BeginRecognition& begin) {
+  std::vector<std::string> args = {KindName(begin.kind),
+                                   begin.actor,
+                                   begin.request_id,
+                                   begin.fingerprint,
+                                   begin.record_id,
+                                   begin.record_pb,
+                                   std::to_string(begin.now_ms),
+                                   begin.minute_key,
+                                   std::to_string(begin.rate_limit),
+                                   std::to_string(begin.retry_after_seconds),
+                                   begin.week_key,
+                                   std::to_string(begin.pair_cap),
+                                   std::to_string(begin.points),
+                                   begin.kudos_id,
+                                   std::to_string(begin.recipients.size())};
+  args.insert(args.end(), begin.recipients.begin(), begin.recipients.end());
+  args.push_back(begin.transfers_pb);
+  args.push_back(begin.event_pb);
+  args.push_back(absl::StrJoin(begin.feeds, ","));
+  absl::StatusOr<Reply> reply = pool_.Eval(begin_, {Prefix(org)}, args);
+  if (!reply.ok()) return reply.status();
+  if (reply->elements.size() != 3) return absl::InternalError("begin_recognition: bad reply");
+  return BeginOutcome{reply->elements[0].str == "NEW", reply->elements[1].str,
+                      reply->elements[2].str};
+}
+
+absl::StatusOr<std::string> KudosStore::Finish(const std::string& org, RecordKind kind,
+                                               const std::string& id, bool commit,
+                                               const absl::Status& error) {
+  absl::StatusOr<Reply> reply =
+      pool_.Eval(finish_, {Prefix(org)},
+                 {KindName(kind), id, commit ? "COMMITTED" : "ABORTED",
+                  std::to_string(static_cast<int>(error.code())), std::string(error.message())});
+  if (!reply.ok()) return reply.status();
+  return reply->str;
+}
+
+absl::StatusOr<std::optional<Record>> KudosStore::GetRecord(const std::string& org,
+                                                            RecordKind kind,
+                                                            const std::string& id) {
+  absl::StatusOr<Reply> reply =
+      pool_.Run({"HMGET", Prefix(org) + KindName(kind) + ":" + id, "pb", "state", "transfers",
+                 "kudos_id", "error_code", "error_message"});
+  if (!reply.ok()) return reply.status();
+  if (reply->elements.size() != 6) return absl::InternalError("HMGET: bad reply");
+  if (reply->elements[1].is_nil()) return std::optional<Record>();
+  Record record;
+  record.pb = reply->elements[0].str;
+  record.state = reply->elements[1].str;
+  record.transfers_pb = reply->elements[2].str;
+  record.kudos_id = reply->elements[3].str;
+  record.error_code = reply->elements[4].str;
+  record.error_message = reply->elements[5].str;
+  return std::optional<Record>(std::move(record));
+}
+
+namespace {
+// Builds committed kudos from HMGET {pb, state} + LRANGE boosts reply pairs.
+absl::StatusOr<std::vector<kudos::v1::Kudos>> ParseKudosReplies(
+    const std::vector<absl::StatusOr<Reply>>& replies) {
+  std::vector<kudos::v1::Kudos> result;
+  for (size_t i = 0; i + 1 < replies.size(); i += 2) {
+    if (!replies[i].ok()) return replies[i].status();
+    if (!replies[i + 1].ok()) return replies[i + 1].status();
+    const Reply& fields = *replies[i];
+    if (fields.elements.size() != 2 || fields.elements[1].str != "COMMITTED") continue;
+    kudos::v1::Kudos kudos;
+    if (!kudos.ParseFromString(fields.elements[0].str)) return Corrupt("kudos");
+    kudos.set_state(kudos::v1::KUDOS_STATE_COMMITTED);
+    for (const Reply& boost_pb : replies[i + 1]->elements) {
+      if (!kudos.add_boosts()->ParseFromString(boost_pb.str)) return Corrupt("boost");
+    }
+    result.push_back(std::move(kudos));
+  }
+  return result;
+}
+}  // namespace
+
+absl::StatusOr<kudos::v1::Kudos> KudosStore::GetKudos(const std::string& org,
+                                                      const std::string& kudos_id) {
+  auto replies = pool_.Pipeline({{"HMGET", Prefix(org) + "kudos:" + kudos_id, "pb", "state"},
+                                 {"LRANGE", Prefix(org) + "boosts:" + kudos_id, "0", "-1"}});
+  if (!replies.ok()) return replies.status();
+  auto kudos = ParseKudosReplies(*replies);
+  if (!kudos.ok()) return kudos.status();
+  if (kudos->empty()) {
+    return absl::NotFoundError(absl::StrCat("kudos_id: '", kudos_id, "' does not exist"));
+  }
+  return std::move(kudos->front());
+}
+
+absl::StatusOr<FeedPage> KudosStore::ListFeed(const std::string& org, const std::string& feed_key,
+                                              const std::string& before_seq, int limit) {
+  // Scores are sequence numbers: a page continues strictly below the last
+  // one seen, so kudos arriving meanwhile never shift or repeat entries.
+  absl::StatusOr<Reply> ids =
+      pool_.Run({"ZRANGE", Prefix(org) + feed_key, before_seq.empty() ? "+inf" : "(" + before_seq,
+                 "-inf", "BYSCORE", "REV", "LIMIT", "0", std::to_string(limit + 1), "WITHSCORES"});
+  if (!ids.ok()) return ids.status();
+  FeedPage page;
+  std::vector<common::redis::Command> commands;
+  std::string last_seq;
+  size_t count = ids->elements.size() / 2;
+  for (size_t i = 0; i < count && static_cast<int>(i) < limit; ++i) {
+    const std::string& id = ids->elements[2 * i].str;
+    last_seq = ids->elements[2 * i + 1].str;
+    commands.push_back({"HMGET", Prefix(org) + "kudos:" + id, "pb", "state"});
+    commands.push_back({"LRANGE", Prefix(org) + "boosts:" + id, "0", "-1"});
+  }
+  if (static_cast<int>(count) > limit) page.next_cursor = last_seq;
+  if (commands.empty()) return page;
+  auto replies = pool_.Pipeline(commands);
+  if (!replies.ok()) return replies.status();
+  auto kudos = ParseKudosReplies(*replies);
+  if (!kudos.ok()) return kudos.status();
+  page.kudos = *std::move(kudos);
+  return page;
+}
+
+absl::StatusOr<std::vector<std::pair<RecordKind, std::string>>> KudosStore::PendingBefore(
+    const std::string& org, int64_t cutoff_ms, int limit) {
+  absl::StatusOr<Reply> reply =
+      pool_.Run({"ZRANGE", Prefix(org) + "pending", "-inf", std::to_string(cutoff_ms), "BYSCORE",
+                 "LIMIT", "0", std::to_string(limit)});
+  if (!reply.ok()) return reply.status();
+  std::vector<std::pair<RecordKind, std::string>> pending;
+  for (const Reply& member : reply->elements) {
+    std::pair<std::string, std::string> parts = absl::StrSplit(member.str, absl::MaxSplits(':', 1));
+    pending.emplace_back(parts.first == "boost" ? RecordKind::kBoost : RecordKind::kKudos,
+                         parts.second);
+  }
+  return pending;
+}
+
+absl::StatusOr<std::vector<std::string>> KudosStore::Orgs() {
+  absl::StatusOr<Reply> reply = pool_.Run({"SMEMBERS", "platform:orgs"});
+  if (!reply.ok()) return reply.status();
+  std::vector<std::string> orgs;
+  for (const Reply& org : reply->elements) orgs.push_back(org.str);
+  return orgs;
+}
+
+}  // namespace kudos

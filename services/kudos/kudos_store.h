@@ -1,0 +1,123 @@
+// The kudos service's Redis access. Key shapes (every key carries {org}):
+//   kudos:{org}:settings                 serialized OrgSettings
+//   kudos:{org}:person:<id>              hash {pb, team}; kudos:{org}:people ZSET
+//   kudos:{org}:team:<id>                hash {pb}; kudos:{org}:teams ZSET
+//   kudos:{org}:team_members:<team>      ZSET of person ids
+//   kudos:{org}:kudos:<id>, boost:<id>   hash {pb, state, seq, transfers, event, ...}
+//   kudos:{org}:kudosreq:<giver>:<request_id>, boostreq:...  idempotency
+//   kudos:{org}:feed:all|giver:<id>|recipient:<id>|team:<id>|value:<id>  ZSET by seq
+//   kudos:{org}:boosts:<kudos_id>        LIST of serialized Boost
+//   kudos:{org}:pending                  ZSET "kind:id" by creation ms
+//   kudos:{org}:events                   the event stream (field "event")
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/redis/redis_client.h"
+#include "kudos/v1/kudos.pb.h"
+
+namespace kudos {
+
+enum class RecordKind { kKudos, kBoost };
+
+struct BeginRecognition {
+  RecordKind kind = RecordKind::kKudos;
+  std::string actor;  // giver or booster
+  std::string request_id;
+  std::string fingerprint;
+  std::string record_id;
+  std::string record_pb;
+  int64_t now_ms = 0;
+  std::string minute_key;
+  int rate_limit = 0;
+  int retry_after_seconds = 0;
+  std::string week_key;
+  int64_t pair_cap = 0;
+  int64_t points = 0;
+  std::string kudos_id;  // boosts: the boosted kudos
+  std::vector<std::string> recipients;
+  std::string transfers_pb;  // ledger.v1.PostTransfersRequest, empty for 0 points
+  std::string event_pb;
+  std::vector<std::string> feeds;
+};
+
+struct BeginOutcome {
+  bool is_new = false;
+  std::string record_id;
+  std::string fingerprint;
+};
+
+// A kudos or boost record as stored.
+struct Record {
+  std::string pb;
+  std::string state;  // PENDING, COMMITTED, ABORTED
+  std::string transfers_pb;
+  std::string kudos_id;
+  std::string error_code;
+  std::string error_message;
+};
+
+struct FeedPage {
+  std::vector<kudos::v1::Kudos> kudos;
+  std::string next_cursor;  // the seq to continue below, or empty
+};
+
+class KudosStore {
+ public:
+  explicit KudosStore(common::redis::Pool& pool);
+
+  // Directory
+  absl::StatusOr<kudos::v1::OrgSettings> GetSettings(const std::string& org);
+  absl::Status PutSettings(const std::string& org, const kudos::v1::OrgSettings& settings,
+                           const std::string& event_pb, const std::string& actor);
+  absl::Status PutPerson(const std::string& org, const kudos::v1::Person& person, bool create,
+                         const std::string& event_pb, const std::string& actor);
+  absl::Status PutTeam(const std::string& org, const kudos::v1::Team& team,
+                       const std::string& event_pb, const std::string& actor);
+  // The people found among `ids` (absent ones are left out).
+  absl::StatusOr<std::map<std::string, kudos::v1::Person>> GetPeople(
+      const std::string& org, const std::vector<std::string>& ids);
+  // Ordered by id, after `after_id`; `team_id` empty lists everyone.
+  absl::StatusOr<std::vector<kudos::v1::Person>> ListPeople(const std::string& org,
+                                                            const std::string& team_id,
+                                                            const std::string& after_id,
+                                                            int limit);
+  absl::StatusOr<std::vector<kudos::v1::Team>> ListTeams(const std::string& org,
+                                                         const std::string& after_id, int limit);
+
+  // Recognition records
+  absl::StatusOr<BeginOutcome> Begin(const std::string& org, const BeginRecognition& begin);
+  // Returns the record's state after the call.
+  absl::StatusOr<std::string> Finish(const std::string& org, RecordKind kind,
+                                     const std::string& id, bool commit,
+                                     const absl::Status& error);
+  absl::StatusOr<std::optional<Record>> GetRecord(const std::string& org, RecordKind kind,
+                                                  const std::string& id);
+  // A committed kudos with its boosts; NOT_FOUND for unknown, pending or aborted ones.
+  absl::StatusOr<kudos::v1::Kudos> GetKudos(const std::string& org, const std::string& kudos_id);
+  // Newest first, strictly below `before_seq` (empty: from the newest).
+  absl::StatusOr<FeedPage> ListFeed(const std::string& org, const std::string& feed_key,
+                                    const std::string& before_seq, int limit);
+  // Pending records created before `cutoff_ms`, as (kind, id).
+  absl::StatusOr<std::vector<std::pair<RecordKind, std::string>>> PendingBefore(
+      const std::string& org, int64_t cutoff_ms, int limit);
+  absl::StatusOr<std::vector<std::string>> Orgs();
+
+  static std::string Prefix(const std::string& org) { return "kudos:{" + org + "}:"; }
+  static std::string EventStream(const std::string& org) { return Prefix(org) + "events"; }
+
+ private:
+  common::redis::Pool& pool_;
+  common::redis::Script put_directory_entry_;
+  common::redis::Script put_settings_;
+  common::redis::Script begin_;
+  common::redis::Script finish_;
+};
+
+const char* KindName(RecordKind kind);
+
+}  // namespace kudos

@@ -1,0 +1,323 @@
+#include "services/kudos/kudos_workflow.h"
+
+#include <google/protobuf/util/time_util.h>
+
+#include "absl/random/random.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "common/calendar/calendar.h"
+#include "common/log/log.h"
+#include "services/kudos/kudos_rules.h"
+
+namespace kudos {
+namespace {
+
+using google::protobuf::util::TimeUtil;
+
+std::string NewId(char prefix) {
+  static thread_local absl::BitGen bits;
+  return absl::StrFormat("%c%016x%08x", prefix, absl::Uniform<uint64_t>(bits),
+                         absl::Uniform<uint32_t>(bits));
+}
+
+google::protobuf::Timestamp ToProto(absl::Time t) {
+  return TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(t));
+}
+
+// The calendar week (org zone and week start) that weekly caps count in.
+absl::StatusOr<std::string> WeekKey(const kudos::v1::OrgSettings& settings, absl::Time now) {
+  absl::StatusOr<absl::TimeZone> zone = common::calendar::LoadZone(settings.time_zone());
+  if (!zone.ok()) return zone.status();
+  return common::calendar::PeriodAt(common::calendar::PeriodUnit::kWeek, now, *zone,
+                                    settings.week_start())
+      .key;
+}
+
+ledger::v1::Transfer MakeTransfer(const std::string& transfer_id, const std::string& from,
+                                  const std::string& to, int64_t points,
+                                  ledger::v1::TransferKind kind, const std::string& reference,
+                                  const std::string& team, const std::string& values) {
+  ledger::v1::Transfer transfer;
+  transfer.set_transfer_id(transfer_id);
+  transfer.mutable_debit_account()->set_type(ledger::v1::ACCOUNT_TYPE_ALLOWANCE);
+  transfer.mutable_debit_account()->set_person_id(from);
+  transfer.mutable_credit_account()->set_type(ledger::v1::ACCOUNT_TYPE_EARNED);
+  transfer.mutable_credit_account()->set_person_id(to);
+  transfer.set_amount(points);
+  transfer.set_kind(kind);
+  transfer.set_reference(reference);
+  (*transfer.mutable_tags())["giver"] = from;
+  (*transfer.mutable_tags())["team"] = team;
+  (*transfer.mutable_tags())["values"] = values;
+  return transfer;
+}
+
+absl::Status StoredError(const Record& record) {
+  int code = 0;
+  if (!absl::SimpleAtoi(record.error_code, &code) || code == 0) code = static_cast<int>(absl::StatusCode::kAborted);
+  return absl::Status(static_cast<absl::StatusCode>(code),
+                      absl::StrCat(record.error_message, " (this request_id was refused; use a new one to try again)"));
+}
+
+}  // namespace
+
+KudosWorkflow::KudosWorkflow(KudosStore& store, LedgerClient& ledger,
+                             std::function<absl::Time()> clock)
+    : store_(store), ledger_(ledger), clock_(std::move(clock)) {}
+
+absl::StatusOr<kudos::v1::Person> KudosWorkflow::ActivePerson(const std::string& org,
+                                                              const std::string& id,
+                                                              absl::string_view role) {
+  auto people = store_.GetPeople(org, {id});
+  if (!people.ok()) return people.status();
+  auto it = people->find(id);
+  if (it == people->end()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        role, " '", id, "' is not in the directory of org '", org, "'; an admin must add them"));
+  }
+  if (!it->second.active()) {
+    return absl::PermissionDeniedError(absl::StrCat(role, " '", id, "' is not active"));
+  }
+  return it->second;
+}
+
+absl::StatusOr<kudos::v1::Kudos> KudosWorkflow::SendKudos(
+    const std::string& org, const std::string& giver_id,
+    const kudos::v1::SendKudosRequest& request) {
+  absl::StatusOr<kudos::v1::OrgSettings> settings = store_.GetSettings(org);
+  if (!settings.ok()) return settings.status();
+  std::vector<std::string> ids(request.recipient_ids().begin(), request.recipient_ids().end());
+  if (ids.size() > static_cast<size_t>(kMaxRecipients)) ids.resize(kMaxRecipients + 1);
+  ids.push_back(giver_id);
+  absl::StatusOr<std::map<std::string, kudos::v1::Person>> people = store_.GetPeople(org, ids);
+  if (!people.ok()) return people.status();
+  auto giver = people->find(giver_id);
+  if (giver == people->end()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "giver '", giver_id, "' is not in the directory of org '", org, "'; an admin must add them"));
+  }
+  if (!giver->second.active()) {
+    return absl::PermissionDeniedError(absl::StrCat("giver '", giver_id, "' is not active"));
+  }
+  Directory directory{*people};
+  if (absl::Status valid = ValidateSendKudos(request, giver_id, *settings, directory); !valid.ok()) {
+    return valid;
+  }
+
+  absl::Time now = clock_();
+  absl::StatusOr<std::string> week = WeekKey(*settings, now);
+  if (!week.ok()) return week.status();
+  const std::string kudos_id = NewId('k');
+
+  kudos::v1::Kudos kudos;
+  kudos.set_kudos_id(kudos_id);
+  kudos.set_giver_id(giver_id);
+  *kudos.mutable_recipient_ids() = request.recipient_ids();
+  kudos.set_message(request.message());
+  *kudos.mutable_values() = request.values();
+  kudos.set_points_per_recipient(request.points_per_recipient());
+  *kudos.mutable_create_time() = ToProto(now);
+  kudos.set_state(kudos::v1::KUDOS_STATE_PENDING);
+
+  const std::string values = absl::StrJoin(request.values(), ",");
+  ledger::v1::PostTransfersRequest transfers;
+  transfers.set_linked(true);
+  kudos::v1::KudosEvent event;
+  event.set_org_id(org);
+  *event.mutable_event_time() = ToProto(now);
+  kudos::v1::KudosSent* sent = event.mutable_kudos_sent();
+  sent->set_giver_team_id(giver->second.team_id());
+  std::vector<std::string> feeds = {"feed:all", "feed:giver:" + giver_id};
+  if (!giver->second.team_id().empty()) feeds.push_back("feed:team:" + giver->second.team_id());
+  for (const std::string& recipient : request.recipient_ids()) {
+    const std::string& team = (*people)[recipient].team_id();
+    (*sent->mutable_recipient_team_ids())[recipient] = team;
+    feeds.push_back("feed:recipient:" + recipient);
+    if (!team.empty()) feeds.push_back("feed:team:" + team);
+    if (request.points_per_recipient() > 0) {
+      *transfers.add_transfers() =
+          MakeTransfer(kudos_id + ":" + recipient, giver_id, recipient,
+                       request.points_per_recipient(), ledger::v1::TRANSFER_KIND_KUDOS, kudos_id,
+                       team, values);
+    }
+  }
+  for (const std::string& value : request.values()) feeds.push_back("feed:value:" + value);
+  std::sort(feeds.begin(), feeds.end());
+  feeds.erase(std::unique(feeds.begin(), feeds.end()), feeds.end());
+  *sent->mutable_kudos() = kudos;
+  sent->mutable_kudos()->set_state(kudos::v1::KUDOS_STATE_COMMITTED);
+
+  BeginRecognition begin;
+  begin.kind = RecordKind::kKudos;
+  begin.actor = giver_id;
+  begin.request_id = request.request_id();
+  begin.fingerprint = SendFingerprint(request);
+  begin.record_id = kudos_id;
+  begin.record_pb = kudos.SerializeAsString();
+  begin.now_ms = absl::ToUnixMillis(now);
+  int64_t now_s = absl::ToUnixSeconds(now);
+  begin.minute_key = std::to_string(now_s / 60);
+  begin.retry_after_seconds = static_cast<int>(60 - now_s % 60);
+  begin.rate_limit = settings->max_kudos_per_minute();
+  begin.week_key = *week;
+  begin.pair_cap = settings->weekly_pair_cap_points();
+  begin.points = request.points_per_recipient();
+  begin.recipients = ids;
+  begin.recipients.pop_back();  // the giver
+  begin.transfers_pb = transfers.transfers().empty() ? "" : transfers.SerializeAsString();
+  begin.event_pb = event.SerializeAsString();
+  begin.feeds = feeds;
+  absl::StatusOr<BeginOutcome> outcome = store_.Begin(org, begin);
+  if (!outcome.ok()) return outcome.status();
+  if (!outcome->is_new && outcome->fingerprint != begin.fingerprint) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("request_id: '", request.request_id(),
+                     "' was already used for a different kudos (", outcome->record_id,
+                     "); use a new request_id for a new kudos"));
+  }
+  return Complete(org, RecordKind::kKudos, outcome->record_id, outcome->record_id);
+}
+
+absl::StatusOr<kudos::v1::Kudos> KudosWorkflow::BoostKudos(
+    const std::string& org, const std::string& booster_id,
+    const kudos::v1::BoostKudosRequest& request) {
+  if (absl::Status id = ValidateId("kudos_id", request.kudos_id()); !id.ok()) return id;
+  absl::StatusOr<kudos::v1::Kudos> kudos = store_.GetKudos(org, request.kudos_id());
+  if (!kudos.ok()) return kudos.status();
+  absl::StatusOr<kudos::v1::OrgSettings> settings = store_.GetSettings(org);
+  if (!settings.ok()) return settings.status();
+  absl::StatusOr<kudos::v1::Person> booster = ActivePerson(org, booster_id, "booster");
+  if (!booster.ok()) return booster.status();
+  if (absl::Status valid = ValidateBoost(request, booster_id, *kudos, *settings); !valid.ok()) {
+    return valid;
+  }
+  std::vector<std::string> recipients(kudos->recipient_ids().begin(), kudos->recipient_ids().end());
+  absl::StatusOr<std::map<std::string, kudos::v1::Person>> people = store_.GetPeople(org, recipients);
+  if (!people.ok()) return people.status();
+
+  absl::Time now = clock_();
+  absl::StatusOr<std::string> week = WeekKey(*settings, now);
+  if (!week.ok()) return week.status();
+  const std::string boost_id = NewId('b');
+  kudos::v1::Boost boost;
+  boost.set_booster_id(booster_id);
+  boost.set_points_per_recipient(request.points());
+  *boost.mutable_create_time() = ToProto(now);
+
+  const std::string values = absl::StrJoin(kudos->values(), ",");
+  ledger::v1::PostTransfersRequest transfers;
+  transfers.set_linked(true);
+  kudos::v1::KudosEvent event;
+  event.set_org_id(org);
+  *event.mutable_event_time() = ToProto(now);
+  kudos::v1::KudosBoosted* boosted = event.mutable_kudos_boosted();
+  boosted->set_kudos_id(kudos->kudos_id());
+  *boosted->mutable_boost() = boost;
+  *boosted->mutable_recipient_ids() = kudos->recipient_ids();
+  *boosted->mutable_values() = kudos->values();
+  for (const std::string& recipient : recipients) {
+    auto person = people->find(recipient);
+    const std::string team = person == people->end() ? "" : person->second.team_id();
+    (*boosted->mutable_recipient_team_ids())[recipient] = team;
+    *transfers.add_transfers() =
+        MakeTransfer(boost_id + ":" + recipient, booster_id, recipient, request.points(),
+                     ledger::v1::TRANSFER_KIND_BOOST, kudos->kudos_id(), team, values);
+  }
+
+  BeginRecognition begin;
+  begin.kind = RecordKind::kBoost;
+  begin.actor = booster_id;
+  begin.request_id = request.request_id();
+  begin.fingerprint = BoostFingerprint(request);
+  begin.record_id = boost_id;
+  begin.record_pb = boost.SerializeAsString();
+  begin.now_ms = absl::ToUnixMillis(now);
+  int64_t now_s = absl::ToUnixSeconds(now);
+  begin.minute_key = std::to_string(now_s / 60);
+  begin.retry_after_seconds = static_cast<int>(60 - now_s % 60);
+  begin.rate_limit = settings->max_kudos_per_minute();
+  begin.week_key = *week;
+  begin.pair_cap = settings->weekly_pair_cap_points();
+  begin.points = request.points();
+  begin.kudos_id = kudos->kudos_id();
+  begin.recipients = recipients;
+  begin.transfers_pb = transfers.SerializeAsString();
+  begin.event_pb = event.SerializeAsString();
+  absl::StatusOr<BeginOutcome> outcome = store_.Begin(org, begin);
+  if (!outcome.ok()) return outcome.status();
+  if (!outcome->is_new && outcome->fingerprint != begin.fingerprint) {
+    return absl::AlreadyExistsError(absl::StrCat(
+        "request_id: '", request.request_id(),
+        "' was already used for a different boost; use a new request_id for a new boost"));
+  }
+  return Complete(org, RecordKind::kBoost, outcome->record_id, kudos->kudos_id());
+}
+
+absl::StatusOr<kudos::v1::Kudos> KudosWorkflow::Complete(const std::string& org, RecordKind kind,
+                                                         const std::string& id,
+                                                         const std::string& kudos_id) {
+  absl::StatusOr<std::string> state = Settle(org, kind, id);
+  if (!state.ok()) return state.status();
+  if (*state == "ABORTED") {
+    absl::StatusOr<std::optional<Record>> record = store_.GetRecord(org, kind, id);
+    if (!record.ok()) return record.status();
+    if (!record->has_value()) return absl::InternalError("aborted record vanished");
+    return StoredError(**record);
+  }
+  if (*state != "COMMITTED") {
+    return absl::UnavailableError(
+        "the ledger has not confirmed the points yet; retry with the same request_id");
+  }
+  return store_.GetKudos(org, kudos_id);
+}
+
+absl::StatusOr<std::string> KudosWorkflow::Settle(const std::string& org, RecordKind kind,
+                                                  const std::string& id) {
+  absl::StatusOr<std::optional<Record>> record = store_.GetRecord(org, kind, id);
+  if (!record.ok()) return record.status();
+  if (!record->has_value()) {
+    return absl::NotFoundError(absl::StrCat(KindName(kind), " '", id, "' does not exist"));
+  }
+  if ((*record)->state != "PENDING") return (*record)->state;
+  if (!(*record)->transfers_pb.empty()) {
+    ledger::v1::PostTransfersRequest transfers;
+    if (!transfers.ParseFromString((*record)->transfers_pb)) {
+      return absl::InternalError("stored transfers cannot be parsed");
+    }
+    absl::Status posted = ledger_.PostTransfers(org, transfers);
+    if (!posted.ok()) {
+      if (!IsDefinitiveRefusal(posted)) {
+        return absl::UnavailableError(absl::StrCat(
+            "the ledger did not confirm the points (", posted.message(),
+            "); retry with the same request_id"));
+      }
+      return store_.Finish(org, kind, id, /*commit=*/false, posted);
+    }
+  }
+  return store_.Finish(org, kind, id, /*commit=*/true, absl::OkStatus());
+}
+
+absl::StatusOr<int> KudosWorkflow::ReconcileOnce(absl::Duration min_age) {
+  absl::StatusOr<std::vector<std::string>> orgs = store_.Orgs();
+  if (!orgs.ok()) return orgs.status();
+  int finished = 0;
+  int64_t cutoff_ms = absl::ToUnixMillis(clock_() - min_age);
+  for (const std::string& org : *orgs) {
+    auto pending = store_.PendingBefore(org, cutoff_ms, 100);
+    if (!pending.ok()) return pending.status();
+    for (const auto& [kind, id] : *pending) {
+      absl::StatusOr<std::string> state = Settle(org, kind, id);
+      if (state.ok() && *state != "PENDING") {
+        ++finished;
+      } else if (!state.ok()) {
+        common::log::Warning(absl::StrCat("reconciler: ", KindName(kind), " ", id, " in ", org,
+                                          " still pending: ", state.status().message()));
+      }
+    }
+  }
+  return finished;
+}
+
+}  // namespace kudos

@@ -1,0 +1,51 @@
+// The write path of one kudos (see the architecture's write path):
+// validate against the directory, record PENDING (idempotency, caps and rate
+// limit reserved atomically), post linked transfers to the ledger, then
+// COMMIT (feed + event) or ABORT (caps released). A retry with the same
+// request_id, or the reconciler, resumes a PENDING record with the same
+// transfer ids, which the ledger applies at most once.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/auth/auth.h"
+#include "kudos/v1/kudos.pb.h"
+#include "services/kudos/kudos_store.h"
+#include "services/kudos/ledger_client.h"
+
+namespace kudos {
+
+class KudosWorkflow {
+ public:
+  KudosWorkflow(KudosStore& store, LedgerClient& ledger,
+                std::function<absl::Time()> clock = [] { return absl::Now(); });
+
+  absl::StatusOr<kudos::v1::Kudos> SendKudos(const std::string& org, const std::string& giver_id,
+                                             const kudos::v1::SendKudosRequest& request);
+  absl::StatusOr<kudos::v1::Kudos> BoostKudos(const std::string& org,
+                                              const std::string& booster_id,
+                                              const kudos::v1::BoostKudosRequest& request);
+  // Finishes records still PENDING `min_age` after they began (a caller
+  // crashed or gave up). Returns how many reached COMMITTED or ABORTED.
+  absl::StatusOr<int> ReconcileOnce(absl::Duration min_age);
+
+ private:
+  // Posts the record's transfers and moves it out of PENDING when the
+  // ledger gives a final answer. Returns the record's state afterwards.
+  absl::StatusOr<std::string> Settle(const std::string& org, RecordKind kind,
+                                     const std::string& id);
+  // Settles a record and turns its final state into the caller's answer.
+  absl::StatusOr<kudos::v1::Kudos> Complete(const std::string& org, RecordKind kind,
+                                            const std::string& id, const std::string& kudos_id);
+  absl::StatusOr<kudos::v1::Person> ActivePerson(const std::string& org, const std::string& id,
+                                                 absl::string_view role);
+
+  KudosStore& store_;
+  LedgerClient& ledger_;
+  std::function<absl::Time()> clock_;
+};
+
+}  // namespace kudos

@@ -1,0 +1,73 @@
+#include "services/kudos/ledger_client.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/time/clock.h"
+#include "common/auth/auth.h"
+#include "common/grpc/status.h"
+
+namespace kudos {
+namespace {
+
+class GrpcLedgerClient : public LedgerClient {
+ public:
+  explicit GrpcLedgerClient(const GrpcLedgerClientOptions& options)
+      : options_(options),
+        stub_(ledger::v1::LedgerService::NewStub(
+            grpc::CreateChannel(options.address, grpc::InsecureChannelCredentials()))) {}
+
+  absl::Status PostTransfers(const std::string& org,
+                             const ledger::v1::PostTransfersRequest& request) override {
+    grpc::ClientContext context;
+    if (absl::Status status = Prepare(context, org); !status.ok()) return status;
+    ledger::v1::PostTransfersResponse response;
+    return common::grpc_util::FromGrpcStatus(stub_->PostTransfers(&context, request, &response));
+  }
+
+  absl::Status SetAllowancePolicy(const std::string& org,
+                                  const common::v1::AllowancePolicy& policy) override {
+    grpc::ClientContext context;
+    if (absl::Status status = Prepare(context, org); !status.ok()) return status;
+    ledger::v1::SetAllowancePolicyRequest request;
+    *request.mutable_policy() = policy;
+    ledger::v1::SetAllowancePolicyResponse response;
+    return common::grpc_util::FromGrpcStatus(
+        stub_->SetAllowancePolicy(&context, request, &response));
+  }
+
+ private:
+  absl::Status Prepare(grpc::ClientContext& context, const std::string& org) {
+    absl::StatusOr<std::string> token =
+        common::auth::MintServiceToken("kudos", org, options_.service_secret, absl::Now());
+    if (!token.ok()) return token.status();
+    context.AddMetadata("authorization", "Bearer " + *token);
+    common::grpc_util::SetDeadline(context, std::chrono::milliseconds(options_.timeout_ms));
+    return absl::OkStatus();
+  }
+
+  GrpcLedgerClientOptions options_;
+  std::unique_ptr<ledger::v1::LedgerService::Stub> stub_;
+};
+
+}  // namespace
+
+std::unique_ptr<LedgerClient> MakeGrpcLedgerClient(const GrpcLedgerClientOptions& options) {
+  return std::make_unique<GrpcLedgerClient>(options);
+}
+
+bool IsDefinitiveRefusal(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kResourceExhausted:
+    case absl::StatusCode::kAlreadyExists:
+    case absl::StatusCode::kPermissionDenied:
+    case absl::StatusCode::kNotFound:
+    case absl::StatusCode::kOutOfRange:
+      return true;
+    default:
+      return false;  // UNAVAILABLE, DEADLINE_EXCEEDED, INTERNAL...: outcome unknown
+  }
+}
+
+}  // namespace kudos

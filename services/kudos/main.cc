@@ -1,0 +1,75 @@
+// kudos_server: recognition (KudosService) and the directory (DirectoryService).
+#include <atomic>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
+#include "common/auth/auth.h"
+#include "common/config/env.h"
+#include "common/grpc/server.h"
+#include "common/log/log.h"
+#include "common/redis/redis_client.h"
+#include "services/kudos/kudos_service.h"
+
+using common::config::EnvOr;
+
+ABSL_FLAG(std::string, listen, EnvOr("LISTEN", "127.0.0.1:50052"), "gRPC address to serve on");
+ABSL_FLAG(std::string, redis, EnvOr("REDIS_ADDR", "127.0.0.1:6379"), "Redis host:port");
+ABSL_FLAG(std::string, ledger, EnvOr("LEDGER_ADDR", "127.0.0.1:50051"), "ledger service host:port");
+ABSL_FLAG(int, redis_pool_size, 16, "Redis connections");
+ABSL_FLAG(int, ledger_timeout_ms, 3000, "deadline of each call to the ledger");
+ABSL_FLAG(int, reconcile_after_ms, 5000,
+          "a kudos still PENDING this long after it began is finished by the reconciler");
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  absl::StatusOr<common::redis::Endpoint> endpoint =
+      common::redis::ParseEndpoint(absl::GetFlag(FLAGS_redis));
+  if (!endpoint.ok()) {
+    common::log::Error(endpoint.status().ToString());
+    return 2;
+  }
+  common::redis::PoolOptions pool_options;
+  pool_options.endpoint = *endpoint;
+  pool_options.size = absl::GetFlag(FLAGS_redis_pool_size);
+  common::redis::Pool pool(pool_options);
+
+  common::auth::JwtConfig jwt = common::auth::JwtConfigFromEnvironment();
+  common::auth::Authenticator auth(jwt);
+  std::unique_ptr<kudos::LedgerClient> ledger = kudos::MakeGrpcLedgerClient(
+      {absl::GetFlag(FLAGS_ledger), jwt.service_secret, absl::GetFlag(FLAGS_ledger_timeout_ms)});
+  kudos::KudosStore store(pool);
+  kudos::KudosWorkflow workflow(store, *ledger);
+  kudos::KudosServiceImpl kudos_service(auth, store, workflow, *endpoint);
+  kudos::DirectoryServiceImpl directory_service(auth, store, *ledger);
+
+  // The reconciler finishes kudos whose caller crashed or gave up mid-way.
+  std::atomic<bool> stopping{false};
+  const absl::Duration reconcile_after = absl::Milliseconds(absl::GetFlag(FLAGS_reconcile_after_ms));
+  std::thread reconciler([&] {
+    while (!stopping.load()) {
+      absl::StatusOr<int> finished = workflow.ReconcileOnce(reconcile_after);
+      if (finished.ok() && *finished > 0) {
+        common::log::Info(absl::StrCat("reconciler finished ", *finished, " pending records"));
+      }
+      for (int i = 0; i < 10 && !stopping.load(); ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+    }
+  });
+
+  common::grpc_util::ServerOptions options;
+  options.address = absl::GetFlag(FLAGS_listen);
+  options.service_name = "kudos";
+  options.services = {&kudos_service, &directory_service};
+  options.on_shutdown = [&] { stopping.store(true); };
+  absl::Status status = common::grpc_util::RunServer(options);
+  stopping.store(true);
+  reconciler.join();
+  if (!status.ok()) {
+    common::log::Error(status.ToString());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,60 @@
+-- First step of a kudos or a boost: idempotency, rate limit and weekly pair
+-- caps, checked and reserved atomically, and a PENDING record written.
+-- A retry with the same (actor, request_id) finds the first record instead.
+-- KEYS[1] = "kudos:{org}:"
+-- ARGV: kind ("kudos"|"boost"), actor, request_id, fingerprint, record_id,
+--       record_pb, now_ms, minute_key, rate_limit, retry_after_s, week_key,
+--       pair_cap, points, kudos_id (boosts), n, recipient_1..recipient_n,
+--       transfers (serialized ledger.v1.PostTransfersRequest, may be empty),
+--       event (the serialized event to append on commit), feeds (the feed
+--       keys to index a committed kudos under, comma-separated)
+-- The record keeps everything the commit needs, so whoever finishes it
+-- (the caller, a retry or the reconciler) needs nothing but its id.
+local p = KEYS[1]
+local kind, actor, request_id, fp, id, pb = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+local now_ms, minute_key, rate_limit, retry_after = ARGV[7], ARGV[8], tonumber(ARGV[9]), ARGV[10]
+local week_key, pair_cap, points = ARGV[11], tonumber(ARGV[12]), tonumber(ARGV[13])
+local kudos_id, n = ARGV[14], tonumber(ARGV[15])
+local transfers, event, feeds = ARGV[16 + n], ARGV[17 + n], ARGV[18 + n]
+
+local req_key = p .. kind .. 'req:' .. actor .. ':' .. request_id
+local existing = redis.call('HMGET', req_key, 'id', 'fp')
+if existing[1] then
+  return {'EXISTING', existing[1], existing[2]}
+end
+
+local rate_key = p .. 'rate:' .. actor .. ':' .. minute_key
+local sent = tonumber(redis.call('GET', rate_key) or '0')
+if sent >= rate_limit then
+  return redis.error_reply('RESOURCE_EXHAUSTED rate limit: at most ' .. rate_limit ..
+    ' kudos and boosts per minute; retry after ' .. retry_after .. 's')
+end
+local pair_keys = {}
+for i = 1, n do
+  local recipient = ARGV[15 + i]
+  local pair_key = p .. 'pair:' .. actor .. ':' .. recipient .. ':' .. week_key
+  local given = tonumber(redis.call('GET', pair_key) or '0')
+  if points > 0 and given + points > pair_cap then
+    return redis.error_reply('RESOURCE_EXHAUSTED recipient_ids[' .. (i - 1) .. "]: '" .. recipient ..
+      "' already got " .. given .. ' of the weekly cap of ' .. pair_cap ..
+      ' points from you this week (' .. week_key .. ')')
+  end
+  pair_keys[i] = pair_key
+end
+
+redis.call('INCR', rate_key)
+redis.call('EXPIRE', rate_key, 120)
+if points > 0 then
+  for i = 1, n do
+    redis.call('INCRBY', pair_keys[i], points)
+    redis.call('EXPIRE', pair_keys[i], 8 * 24 * 3600)
+  end
+end
+local seq = redis.call('INCR', p .. 'seq')
+local record = p .. kind .. ':' .. id
+redis.call('HSET', record, 'pb', pb, 'state', 'PENDING', 'actor', actor, 'fp', fp, 'seq', seq,
+  'points', points, 'week', week_key, 'kudos_id', kudos_id, 'recipients', table.concat(ARGV, ',', 16, 15 + n),
+  'transfers', transfers, 'event', event, 'feeds', feeds, 'create_ms', now_ms)
+redis.call('HSET', req_key, 'id', id, 'fp', fp)
+redis.call('ZADD', p .. 'pending', now_ms, kind .. ':' .. id)
+return {'NEW', id, fp}

@@ -1,0 +1,10 @@
+-- Replaces the org's settings and records the change (event + audit).
+-- KEYS[1] = "kudos:{org}:"  KEYS[2] = "audit:{org}"
+-- ARGV: pb, event, org, actor, time
+local p, audit = KEYS[1], KEYS[2]
+redis.call('SET', p .. 'settings', ARGV[1])
+redis.call('XADD', p .. 'events', '*', 'event', ARGV[2])
+redis.call('XADD', audit, '*', 'actor', ARGV[4], 'action', 'update_settings', 'target', ARGV[3],
+  'reason', '', 'time', ARGV[5])
+redis.call('SADD', 'platform:orgs', ARGV[3])
+return 'OK'
