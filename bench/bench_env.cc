@@ -1,0 +1,234 @@
+#include "bench/bench_env.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <stdexcept>
+#include <thread>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "common/auth/auth.h"
+
+namespace bench {
+
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    throw std::runtime_error("cannot bind a free port");
+  }
+  socklen_t len = sizeof(addr);
+  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+bool WaitForPort(int port, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(port);
+    bool ok = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+    close(fd);
+    if (ok) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+Child::Child(std::string binary, std::vector<std::string> args, std::string log_path) {
+  pid_t pid = fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+      dup2(fd, 1);
+      dup2(fd, 2);
+      close(fd);
+    }
+    std::vector<char*> argv;
+    argv.push_back(const_cast<char*>(binary.c_str()));
+    for (auto& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
+    argv.push_back(nullptr);
+    execv(binary.c_str(), argv.data());
+    std::perror(("exec " + binary).c_str());
+    _exit(127);
+  }
+  pid_ = pid;
+}
+
+Child::~Child() { Stop(); }
+
+void Child::Stop() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGTERM);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(8);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (waitpid(pid_, nullptr, WNOHANG) == pid_) {
+      pid_ = -1;
+      return;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  kill(pid_, SIGKILL);
+  waitpid(pid_, nullptr, 0);
+  pid_ = -1;
+}
+
+// ---------------------------------------------------------------- redis
+
+namespace {
+RedisReply Convert(const redisReply* r) {
+  RedisReply out;
+  out.type = r->type;
+  switch (r->type) {
+    case REDIS_REPLY_INTEGER:
+      out.integer = r->integer;
+      break;
+    case REDIS_REPLY_STRING:
+    case REDIS_REPLY_STATUS:
+    case REDIS_REPLY_ERROR:
+      out.str.assign(r->str, r->len);
+      break;
+    case REDIS_REPLY_ARRAY:
+      for (size_t i = 0; i < r->elements; ++i) out.elements.push_back(Convert(r->element[i]));
+      break;
+    default:
+      break;
+  }
+  return out;
+}
+}  // namespace
+
+Redis::Redis(const std::string& host, int port) {
+  context_ = redisConnect(host.c_str(), port);
+  if (context_ == nullptr || context_->err) {
+    throw std::runtime_error(absl::StrCat("redis connect ", host, ":", port, ": ",
+                                          context_ ? context_->errstr : "no memory"));
+  }
+}
+
+Redis::~Redis() {
+  if (context_) redisFree(context_);
+}
+
+void Redis::Append(const std::vector<std::string>& command) {
+  std::vector<const char*> argv;
+  std::vector<size_t> lens;
+  for (const std::string& part : command) {
+    argv.push_back(part.data());
+    lens.push_back(part.size());
+  }
+  if (redisAppendCommandArgv(context_, static_cast<int>(argv.size()), argv.data(), lens.data()) !=
+      REDIS_OK) {
+    throw std::runtime_error(absl::StrCat("redis append: ", context_->errstr));
+  }
+}
+
+RedisReply Redis::Read() {
+  void* raw = nullptr;
+  if (redisGetReply(context_, &raw) != REDIS_OK || raw == nullptr) {
+    throw std::runtime_error(absl::StrCat("redis read: ", context_->errstr));
+  }
+  RedisReply reply = Convert(static_cast<redisReply*>(raw));
+  freeReplyObject(raw);
+  return reply;
+}
+
+RedisReply Redis::Run(const std::vector<std::string>& command) {
+  Append(command);
+  return Read();
+}
+
+std::vector<RedisReply> Redis::Pipeline(const std::vector<std::vector<std::string>>& commands) {
+  for (const auto& command : commands) Append(command);
+  std::vector<RedisReply> replies;
+  replies.reserve(commands.size());
+  for (size_t i = 0; i < commands.size(); ++i) replies.push_back(Read());
+  return replies;
+}
+
+int64_t Redis::UsedMemory() {
+  RedisReply info = Run({"INFO", "memory"});
+  for (absl::string_view line : absl::StrSplit(info.str, "\r\n")) {
+    if (absl::ConsumePrefix(&line, "used_memory:")) {
+      int64_t v = 0;
+      if (absl::SimpleAtoi(line, &v)) return v;
+    }
+  }
+  return -1;
+}
+
+// ---------------------------------------------------------------- JSON
+
+std::string Escape(absl::string_view s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '"') out += "\\\"";
+    else if (c == '\\') out += "\\\\";
+    else if (c == '\n') out += "\\n";
+    else if (static_cast<unsigned char>(c) < 0x20) out += absl::StrFormat("\\u%04x", c);
+    else out += c;
+  }
+  return out;
+}
+
+Json& Json::Str(absl::string_view key, absl::string_view value) {
+  fields_.push_back(absl::StrCat("\"", key, "\":\"", Escape(value), "\""));
+  return *this;
+}
+Json& Json::Num(absl::string_view key, double value) {
+  fields_.push_back(absl::StrFormat("\"%s\":%.3f", key, value));
+  return *this;
+}
+Json& Json::Int(absl::string_view key, int64_t value) {
+  fields_.push_back(absl::StrFormat("\"%s\":%d", key, value));
+  return *this;
+}
+Json& Json::Bool(absl::string_view key, bool value) {
+  fields_.push_back(absl::StrCat("\"", key, "\":", value ? "true" : "false"));
+  return *this;
+}
+Json& Json::Raw(absl::string_view key, absl::string_view json) {
+  fields_.push_back(absl::StrCat("\"", key, "\":", json));
+  return *this;
+}
+std::string Json::str() const { return absl::StrCat("{", absl::StrJoin(fields_, ","), "}"); }
+
+// ---------------------------------------------------------------- tokens
+
+std::string Token(const std::string& org, const std::string& subject,
+                  std::vector<std::string> roles) {
+  common::auth::TokenRequest request;
+  request.org = org;
+  request.subject = subject;
+  request.roles = std::move(roles);
+  auto token = common::auth::MintHs256(request, common::auth::kDevJwtSecret, absl::Now());
+  if (!token.ok()) throw std::runtime_error(std::string(token.status().message()));
+  return *token;
+}
+
+void Authorize(grpc::ClientContext& context, const std::string& token, double timeout_s) {
+  context.AddMetadata("authorization", "Bearer " + token);
+  context.set_deadline(DeadlineIn(timeout_s));
+}
+
+}  // namespace bench

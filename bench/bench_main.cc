@@ -1,0 +1,951 @@
+// kudos_bench: starts its own redis-server (loopback, free port), the
+// ledger, kudos and leaderboard services and the bench echo servers, runs
+// every scenario of issue 8, prints one JSON report per scenario and a
+// summary table. See bench/README.md.
+#include <sys/stat.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "bench/bench_env.h"
+#include "bench/loadgen.h"
+#include "bench/redis_floor.h"
+#include "bench/v1/bench.grpc.pb.h"
+#include "kudos/v1/kudos.grpc.pb.h"
+#include "leaderboard/v1/leaderboard.grpc.pb.h"
+#include "ledger/v1/ledger.pb.h"
+#include "services/leaderboard/leaderboard_rules.h"
+
+ABSL_FLAG(std::string, out_dir, "/tmp/kudos-bench", "logs, redis data and report.json go here");
+ABSL_FLAG(std::string, scenarios, "all",
+          "comma-separated subset of floor_a,floor_b,send_kudos,leaderboard,watch,rebuild");
+ABSL_FLAG(double, duration_s, 10, "measured seconds of each load scenario");
+ABSL_FLAG(double, warmup_s, 1, "unmeasured seconds before each load scenario");
+ABSL_FLAG(int, concurrency, 32, "calls in flight (closed loop)");
+ABSL_FLAG(int, channels, 2, "gRPC connections of the load generator");
+ABSL_FLAG(int, people, 10000, "people of the SendKudos org");
+ABSL_FLAG(int, teams, 100, "teams of the SendKudos org");
+ABSL_FLAG(int, board_people, 1000000, "entries of each leaderboard board");
+ABSL_FLAG(int, rank_neighbors, 2, "GetRank neighbors above and below");
+ABSL_FLAG(int, watchers, 1000, "WatchLeaderboard streams");
+ABSL_FLAG(int, watch_channels, 8, "connections the watch streams are spread over");
+ABSL_FLAG(double, watch_duration_s, 15, "seconds of probes while watchers listen");
+ABSL_FLAG(int, probe_interval_ms, 250, "a probe kudos every this many ms");
+ABSL_FLAG(double, watch_load_fraction, 0.5, "background SendKudos rate as a share of the peak");
+ABSL_FLAG(int, rebuild_events, 200000, "stream entries replayed by RebuildProjections");
+ABSL_FLAG(int, floor_b_depth, 16, "kudos per pipelined batch in floor (b)");
+ABSL_FLAG(int, floor_b_connections, 2, "connections (threads) of floor (b)");
+ABSL_FLAG(bool, redis_aof, false, "run redis-server with appendonly yes (appendfsync everysec)");
+ABSL_FLAG(std::string, redis_server, BENCH_REDIS_SERVER, "redis-server binary");
+ABSL_FLAG(std::string, echo_binary, BENCH_ECHO_BINARY, "bench_echo_server binary");
+ABSL_FLAG(std::string, ledger_binary, BENCH_LEDGER_BINARY, "ledger_server binary");
+ABSL_FLAG(std::string, kudos_binary, BENCH_KUDOS_BINARY, "kudos_server binary");
+ABSL_FLAG(std::string, leaderboard_binary, BENCH_LEADERBOARD_BINARY, "leaderboard_server binary");
+
+namespace bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+namespace kv1 = kudos::v1;
+namespace lv1 = leaderboard::v1;
+
+constexpr char kOrg[] = "benchorg";       // SendKudos, watch
+constexpr char kBoardOrg[] = "benchlb";   // 1,000,000-entry boards
+constexpr char kRebuildOrg[] = "benchrb"; // rebuild
+constexpr int64_t kProbePoints = 1000;
+const std::vector<std::string> kValues = {"on-time-delivery", "consistent-follow-up",
+                                          "clear-communication", "service-mindset",
+                                          "goals-accomplished", "empathy", "teamwork"};
+
+std::string PersonId(int i) { return absl::StrFormat("p%05d", i); }
+std::string TeamId(int i) { return absl::StrFormat("team-%03d", i); }
+
+void Log(const std::string& line) {
+  std::cerr << absl::FormatTime("%H:%M:%S ", absl::Now(), absl::LocalTimeZone()) << line
+            << std::endl;
+}
+
+double Seconds(Clock::time_point since) {
+  return std::chrono::duration<double>(Clock::now() - since).count();
+}
+
+std::string Pct(double ratio) { return absl::StrFormat("%.1f%%", ratio * 100); }
+
+// Everything scenarios share.
+struct Bench {
+  std::string redis_host = "127.0.0.1";
+  int redis_port = 0;
+  std::string echo_callback, echo_sync, ledger, kudos, leaderboard;
+  std::vector<std::string> reports;  // one JSON object per scenario
+  std::vector<Row> rows;
+  // Figures later scenarios compare with.
+  double floor_a = 0, floor_a_sync = 0, floor_b = 0, send_peak = 0;
+  bool org_ready = false;
+  std::vector<std::string> tokens;  // per person of kOrg
+  std::string admin_token;
+
+  void Report(const std::string& scenario, const std::string& json) {
+    std::string line = Json().Str("scenario", scenario).Raw("report", json).str();
+    std::cout << line << std::endl;
+    reports.push_back(line);
+  }
+};
+
+LoadOptions Load(const std::string& name, int concurrency = 0) {
+  LoadOptions o;
+  o.name = name;
+  o.concurrency = concurrency > 0 ? concurrency : absl::GetFlag(FLAGS_concurrency);
+  o.duration_s = absl::GetFlag(FLAGS_duration_s);
+  o.warmup_s = absl::GetFlag(FLAGS_warmup_s);
+  return o;
+}
+
+template <typename Stub>
+std::vector<std::unique_ptr<Stub>> Stubs(const std::vector<std::shared_ptr<grpc::Channel>>& channels) {
+  std::vector<std::unique_ptr<Stub>> stubs;
+  for (const auto& channel : channels) stubs.push_back(std::make_unique<Stub>(channel));
+  return stubs;
+}
+
+// ---------------------------------------------------------------- floor (a)
+
+LoadResult EchoLoad(const std::string& address, const std::string& name) {
+  auto channels = MakeChannels(address, absl::GetFlag(FLAGS_channels));
+  auto stubs = Stubs<bench::v1::Echo::Stub>(channels);
+  struct Call {
+    grpc::ClientContext context;
+    google::protobuf::Empty request, response;
+  };
+  return RunLoad(Load(name), [&](int slot, int64_t, Done done) {
+    auto call = std::make_shared<Call>();
+    call->context.set_deadline(DeadlineIn(5));
+    stubs[slot % stubs.size()]->async()->Ping(&call->context, &call->request, &call->response,
+                                              [call, done](grpc::Status s) { done(s); });
+  });
+}
+
+void FloorA(Bench& b) {
+  LoadResult callback = EchoLoad(b.echo_callback, "floor_a_echo_callback");
+  b.floor_a = callback.throughput;
+  b.Report("floor_a", ToJson(callback));
+  LoadResult sync = EchoLoad(b.echo_sync, "floor_a_echo_sync");
+  b.floor_a_sync = sync.throughput;
+  b.Report("floor_a_sync", ToJson(sync));
+  b.rows.push_back({"floor_a", "echo (callback server) calls/s", callback.throughput, "/s", "", "",
+                    "", absl::StrFormat("p99 %.2f ms", callback.p99_ms)});
+  b.rows.push_back({"floor_a_sync", "echo (sync server) calls/s", sync.throughput, "/s", "", "",
+                    "", absl::StrFormat("p99 %.2f ms", sync.p99_ms)});
+}
+
+// ---------------------------------------------------------------- floor (b)
+
+void FloorB(Bench& b) {
+  FloorBOptions o;
+  o.host = b.redis_host;
+  o.port = b.redis_port;
+  o.people = absl::GetFlag(FLAGS_people);
+  o.depth = absl::GetFlag(FLAGS_floor_b_depth);
+  o.connections = absl::GetFlag(FLAGS_floor_b_connections);
+  o.duration_s = absl::GetFlag(FLAGS_duration_s);
+  o.warmup_s = absl::GetFlag(FLAGS_warmup_s);
+  FloorBResult r = RunFloorB(o);
+  b.floor_b = r.kudos_per_s;
+  b.Report("floor_b", Json()
+                          .Str("name", "floor_b_redis_kudos_work")
+                          .Int("connections", o.connections)
+                          .Int("kudos_per_batch", o.depth)
+                          .Num("seconds", o.duration_s)
+                          .Int("kudos", r.kudos)
+                          .Num("kudos_per_s", r.kudos_per_s)
+                          .Int("commands_per_kudos", r.commands_per_kudos)
+                          .Num("commands_per_s", r.commands_per_s)
+                          .Num("scripts_per_s", r.scripts_per_s)
+                          .Num("batch_p50_ms", r.batch_p50_ms)
+                          .Num("batch_p99_ms", r.batch_p99_ms)
+                          .Int("error_replies", r.error_replies)
+                          .Str("first_error", r.first_error)
+                          .str());
+  b.rows.push_back({"floor_b", "Redis work of one kudos, pipelined (kudos/s)", r.kudos_per_s, "/s",
+                    "", "", "",
+                    r.error_replies ? absl::StrCat(r.error_replies, " error replies") : "info"});
+}
+
+// ---------------------------------------------------------------- the org
+
+// Teams, people (p00000.., plus "probe" and "probe-giver"), settings that
+// keep a load clear of caps and rate limits.
+void SetUpOrg(Bench& b) {
+  if (b.org_ready) return;
+  const int people = absl::GetFlag(FLAGS_people);
+  const int teams = absl::GetFlag(FLAGS_teams);
+  b.admin_token = Token(kOrg, "bench-admin", {"admin"});
+  auto channel = MakeChannels(b.kudos, 1)[0];
+  auto directory = kv1::DirectoryService::NewStub(channel);
+
+  kv1::UpdateOrgSettingsRequest settings_request;
+  kv1::OrgSettings* settings = settings_request.mutable_settings();
+  settings->set_time_zone("UTC");
+  settings->mutable_allowance()->set_points_per_period(1000000000);
+  settings->mutable_allowance()->set_period(common::v1::ALLOWANCE_PERIOD_MONTH);
+  settings->set_min_points(1);
+  settings->set_max_points(1000000);
+  settings->set_weekly_pair_cap_points(1000000000000);
+  settings->set_max_kudos_per_minute(10000);
+  kv1::UpdateOrgSettingsResponse settings_response;
+  grpc::ClientContext context;
+  Authorize(context, b.admin_token, 10);
+  grpc::Status status = directory->UpdateOrgSettings(&context, settings_request, &settings_response);
+  if (!status.ok()) throw std::runtime_error("UpdateOrgSettings: " + status.error_message());
+
+  auto channels = MakeChannels(b.kudos, 2);
+  auto stubs = Stubs<kv1::DirectoryService::Stub>(channels);
+  // The services limit calls per person (common/ratelimit, 50/s by
+  // default): the setup is spread over many admins, as the loads are over
+  // many people and screens.
+  std::vector<std::string> admins;
+  for (int i = 0; i < 256; ++i) admins.push_back(Token(kOrg, absl::StrCat("bench-admin-", i), {"admin"}));
+  auto bounded = [&](const std::string& name, int64_t count) {
+    LoadOptions o = Load(name);
+    o.warmup_s = 0;
+    o.duration_s = 300;
+    o.max_requests = count;
+    return o;
+  };
+  struct TeamCall {
+    grpc::ClientContext context;
+    kv1::CreateTeamRequest request;
+    kv1::CreateTeamResponse response;
+  };
+  Clock::time_point t0 = Clock::now();
+  LoadResult team_result = RunLoad(bounded("setup_create_team", teams), [&](int slot, int64_t seq, Done done) {
+    auto call = std::make_shared<TeamCall>();
+    Authorize(call->context, admins[seq % admins.size()], 10);
+    call->request.mutable_team()->set_team_id(TeamId(static_cast<int>(seq)));
+    call->request.mutable_team()->set_display_name(absl::StrCat("Team ", seq));
+    stubs[slot % stubs.size()]->async()->CreateTeam(&call->context, &call->request,
+                                                    &call->response,
+                                                    [call, done](grpc::Status s) { done(s); });
+  });
+  struct PersonCall {
+    grpc::ClientContext context;
+    kv1::CreatePersonRequest request;
+    kv1::CreatePersonResponse response;
+  };
+  LoadResult person_result =
+      RunLoad(bounded("setup_create_person", people + 2), [&](int slot, int64_t seq, Done done) {
+        auto call = std::make_shared<PersonCall>();
+        Authorize(call->context, admins[seq % admins.size()], 10);
+        kv1::Person* person = call->request.mutable_person();
+        if (seq < people) {
+          person->set_person_id(PersonId(static_cast<int>(seq)));
+          person->set_display_name(absl::StrCat("Person ", seq));
+          person->set_team_id(TeamId(static_cast<int>(seq % teams)));
+        } else {
+          person->set_person_id(seq == people ? "probe" : "probe-giver");
+          person->set_display_name(person->person_id());
+        }
+        person->set_active(true);
+        stubs[slot % stubs.size()]->async()->CreatePerson(&call->context, &call->request,
+                                                          &call->response,
+                                                          [call, done](grpc::Status s) { done(s); });
+      });
+  for (int i = 0; i < people; ++i) b.tokens.push_back(Token(kOrg, PersonId(i), {"member"}));
+  b.Report("setup", Json()
+                        .Num("seconds", Seconds(t0))
+                        .Raw("create_team", ToJson(team_result))
+                        .Raw("create_person", ToJson(person_result))
+                        .str());
+  if (person_result.errors > 0 || team_result.errors > 0) {
+    throw std::runtime_error("org setup failed: " + person_result.first_error +
+                             team_result.first_error);
+  }
+  b.org_ready = true;
+}
+
+// ---------------------------------------------------------------- catch-up
+
+// Entries of the org's two streams the leaderboard group has not acknowledged
+// (lag + pending), or -1 when the group does not exist yet.
+int64_t Backlog(Redis& redis, const std::string& org) {
+  int64_t total = 0;
+  for (const std::string& stream : {leaderboard::KudosStream(org), leaderboard::LedgerStream(org)}) {
+    RedisReply groups = redis.Run({"XINFO", "GROUPS", stream});
+    if (groups.is_error() || groups.elements.empty()) return -1;
+    for (const RedisReply& group : groups.elements) {
+      for (size_t i = 0; i + 1 < group.elements.size(); i += 2) {
+        const std::string& field = group.elements[i].str;
+        const RedisReply& value = group.elements[i + 1];
+        if (field == "pending") total += value.integer;
+        if (field == "lag") total += value.type == REDIS_REPLY_INTEGER ? value.integer : 0;
+      }
+    }
+  }
+  return total;
+}
+
+// Waits (bounded) until the leaderboard consumed everything of kOrg.
+std::string WaitForConsumer(Bench& b, double timeout_s) {
+  Redis redis(b.redis_host, b.redis_port);
+  Clock::time_point t0 = Clock::now();
+  int64_t first = Backlog(redis, kOrg);
+  int64_t now = first;
+  while (Seconds(t0) < timeout_s) {
+    now = Backlog(redis, kOrg);
+    if (now == 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  double took = Seconds(t0);
+  return Json()
+      .Int("backlog_entries", first)
+      .Num("seconds_to_drain", took)
+      .Int("left", now)
+      .Num("drain_entries_per_s", took > 0.05 && first > 0 ? (first - std::max<int64_t>(now, 0)) / took : 0)
+      .str();
+}
+
+// ---------------------------------------------------------------- SendKudos
+
+struct SendKudosLoad {
+  Bench& b;
+  std::vector<std::unique_ptr<kv1::KudosService::Stub>> stubs;
+  std::vector<std::mt19937_64> rngs;
+  std::string run_id = absl::StrCat(absl::ToUnixMillis(absl::Now()));
+  std::atomic<int64_t> counter{0};
+
+  SendKudosLoad(Bench& bench, int slots) : b(bench) {
+    stubs = Stubs<kv1::KudosService::Stub>(MakeChannels(b.kudos, absl::GetFlag(FLAGS_channels)));
+    for (int i = 0; i < slots; ++i) rngs.emplace_back(1000 + i);
+  }
+
+  void Start(int slot, Done done) {
+    struct Call {
+      grpc::ClientContext context;
+      kv1::SendKudosRequest request;
+      kv1::SendKudosResponse response;
+    };
+    auto call = std::make_shared<Call>();
+    std::mt19937_64& rng = rngs[slot];
+    const int people = static_cast<int>(b.tokens.size());
+    int giver = static_cast<int>(rng() % people);
+    int recipient = static_cast<int>(rng() % (people - 1));
+    if (recipient >= giver) ++recipient;
+    Authorize(call->context, b.tokens[giver], 5);
+    kv1::SendKudosRequest& r = call->request;
+    r.set_request_id(absl::StrCat("bench-", run_id, "-", counter.fetch_add(1)));
+    r.add_recipient_ids(PersonId(recipient));
+    r.set_message("Thanks for the on-time delivery and the clear follow-up!");
+    r.add_values(kValues[rng() % kValues.size()]);
+    r.set_points_per_recipient(1 + static_cast<int64_t>(rng() % 5));
+    stubs[slot % stubs.size()]->async()->SendKudos(&call->context, &call->request,
+                                                   &call->response,
+                                                   [call, done](grpc::Status s) { done(s); });
+  }
+};
+
+void SendKudos(Bench& b) {
+  SetUpOrg(b);
+  LoadOptions o = Load("send_kudos");
+  SendKudosLoad load(b, o.concurrency);
+  LoadResult r = RunLoad(o, [&](int slot, int64_t, Done done) { load.Start(slot, std::move(done)); });
+  b.send_peak = r.throughput;
+  std::string catchup = WaitForConsumer(b, 120);
+  b.Report("send_kudos", Json()
+                             .Raw("load", ToJson(r))
+                             .Int("people", static_cast<int64_t>(b.tokens.size()))
+                             .Num("floor_a", b.floor_a)
+                             .Num("ratio_to_floor_a", b.floor_a > 0 ? r.throughput / b.floor_a : 0)
+                             .Num("floor_b", b.floor_b)
+                             .Num("ratio_to_floor_b", b.floor_b > 0 ? r.throughput / b.floor_b : 0)
+                             .Raw("leaderboard_catch_up", catchup)
+                             .str());
+  double ratio = b.floor_a > 0 ? r.throughput / b.floor_a : 0;
+  b.rows.push_back({"send_kudos", "throughput at 32 in flight", r.throughput, "/s",
+                    absl::StrFormat("floor_a %.0f/s", b.floor_a), Pct(ratio),
+                    ">= 20% of floor_a", ratio >= 0.2 ? "met" : "MISSED"});
+  b.rows.push_back({"send_kudos", "p99 latency at 32 in flight", r.p99_ms, "ms", "", "",
+                    "< 10 ms", r.p99_ms < 10 ? "met" : "MISSED"});
+  b.rows.push_back({"send_kudos", "share of floor_b (Redis work)", r.throughput, "/s",
+                    absl::StrFormat("floor_b %.0f/s", b.floor_b),
+                    Pct(b.floor_b > 0 ? r.throughput / b.floor_b : 0), "", "info"});
+  if (r.errors > 0) {
+    b.rows.push_back({"send_kudos", "errors", static_cast<double>(r.errors), "", "", "", "0",
+                      r.first_error.substr(0, 60)});
+  }
+}
+
+// ---------------------------------------------------------------- boards
+
+lv1::Board OrgBoard(lv1::Window window) {
+  lv1::Board board;
+  board.set_metric(lv1::METRIC_POINTS_RECEIVED);
+  board.set_window(window);
+  board.set_scope(lv1::SCOPE_ORG);
+  return board;
+}
+
+std::string BoardMember(int i) { return absl::StrFormat("m%07d", i); }
+
+// Fills one board per window with `n` members (ZADD, 1000 per command,
+// pipelined) and measures used_memory per entry.
+std::string PopulateBoards(Bench& b, int n, std::vector<Row>& rows) {
+  Redis redis(b.redis_host, b.redis_port);
+  leaderboard::OrgCalendar calendar =
+      leaderboard::CalendarFromSettings(leaderboard::DefaultSettings());
+  std::mt19937_64 rng(42);
+  std::vector<std::string> per_window;
+  int64_t total_bytes = 0, total_entries = 0;
+  for (lv1::Window window : leaderboard::AllWindows()) {
+    auto resolved = leaderboard::ResolveBoard(kBoardOrg, OrgBoard(window), calendar, absl::Now());
+    if (!resolved.ok()) throw std::runtime_error(std::string(resolved.status().message()));
+    Clock::time_point t0 = Clock::now();
+    int64_t before = redis.UsedMemory();
+    std::vector<std::vector<std::string>> batch;
+    for (int i = 0; i < n;) {
+      std::vector<std::string> zadd = {"ZADD", resolved->key};
+      for (int j = 0; j < 1000 && i < n; ++j, ++i) {
+        // Scores like a busy board: many small totals, a long tail, ties.
+        int64_t score = 1 + static_cast<int64_t>(std::pow(static_cast<double>(rng() % 1000000) / 1e6, 3) * 20000);
+        zadd.push_back(absl::StrCat(score));
+        zadd.push_back(BoardMember(i));
+      }
+      batch.push_back(std::move(zadd));
+      if (batch.size() == 16) {
+        for (const RedisReply& r : redis.Pipeline(batch)) {
+          if (r.is_error()) throw std::runtime_error("ZADD: " + r.str);
+        }
+        batch.clear();
+      }
+    }
+    redis.Pipeline(batch);
+    std::optional<absl::Time> expiry = leaderboard::BoardExpiry(window, resolved->period);
+    if (expiry) redis.Run({"EXPIREAT", resolved->key, absl::StrCat(absl::ToUnixSeconds(*expiry))});
+    int64_t after = redis.UsedMemory();
+    double per_entry = static_cast<double>(after - before) / n;
+    total_bytes += after - before;
+    total_entries += n;
+    std::string name(leaderboard::WindowName(window));
+    RedisReply encoding = redis.Run({"OBJECT", "ENCODING", resolved->key});
+    per_window.push_back(Json()
+                             .Str("window", name)
+                             .Str("key", resolved->key)
+                             .Str("encoding", encoding.str)
+                             .Int("entries", n)
+                             .Int("used_memory_delta", after - before)
+                             .Num("bytes_per_entry", per_entry)
+                             .Num("populate_seconds", Seconds(t0))
+                             .str());
+    rows.push_back({"memory", absl::StrCat("bytes per entry, ", name, " board"), per_entry, "B",
+                    "", "", "< 150 B", per_entry < 150 ? "met" : "MISSED"});
+  }
+  double average = static_cast<double>(total_bytes) / static_cast<double>(total_entries);
+  rows.push_back({"memory", "bytes per entry, all 6 windows", average, "B", "", "", "< 150 B",
+                  average < 150 ? "met" : "MISSED"});
+  return Json()
+      .Int("people", n)
+      .Int("boards", static_cast<int64_t>(per_window.size()))
+      .Int("used_memory_delta_total", total_bytes)
+      .Num("bytes_per_entry_per_board", average)
+      .Raw("boards_detail", absl::StrCat("[", absl::StrJoin(per_window, ","), "]"))
+      .str();
+}
+
+void Leaderboard(Bench& b) {
+  const int n = absl::GetFlag(FLAGS_board_people);
+  std::vector<Row> memory_rows;
+  std::string memory = PopulateBoards(b, n, memory_rows);
+  b.Report("memory", memory);
+
+  // Many screens, so the per-person API limit (50/s) is not what is measured.
+  std::vector<std::string> screens;
+  for (int i = 0; i < 1000; ++i) screens.push_back(Token(kBoardOrg, absl::StrCat("screen-", i), {"screen"}));
+  auto stubs = Stubs<lv1::LeaderboardService::Stub>(
+      MakeChannels(b.leaderboard, absl::GetFlag(FLAGS_channels)));
+  struct TopCall {
+    grpc::ClientContext context;
+    lv1::GetLeaderboardRequest request;
+    lv1::GetLeaderboardResponse response;
+  };
+  LoadResult top = RunLoad(Load("get_leaderboard_top10"), [&](int slot, int64_t seq, Done done) {
+    auto call = std::make_shared<TopCall>();
+    Authorize(call->context, screens[seq % screens.size()], 5);
+    *call->request.mutable_board() = OrgBoard(lv1::WINDOW_WEEK);
+    call->request.set_page_size(10);
+    stubs[slot % stubs.size()]->async()->GetLeaderboard(
+        &call->context, &call->request, &call->response, [call, done](grpc::Status s) {
+          if (s.ok() && call->response.entries_size() != 10) {
+            s = grpc::Status(grpc::StatusCode::INTERNAL, "top 10 did not return 10 entries");
+          }
+          done(s);
+        });
+  });
+  std::vector<std::mt19937_64> rngs;
+  for (int i = 0; i < absl::GetFlag(FLAGS_concurrency); ++i) rngs.emplace_back(7 + i);
+  const int neighbors = absl::GetFlag(FLAGS_rank_neighbors);
+  struct RankCall {
+    grpc::ClientContext context;
+    lv1::GetRankRequest request;
+    lv1::GetRankResponse response;
+  };
+  LoadResult rank = RunLoad(Load("get_rank"), [&](int slot, int64_t seq, Done done) {
+    auto call = std::make_shared<RankCall>();
+    Authorize(call->context, screens[seq % screens.size()], 5);
+    *call->request.mutable_board() = OrgBoard(lv1::WINDOW_WEEK);
+    call->request.set_subject_id(BoardMember(static_cast<int>(rngs[slot]() % n)));
+    call->request.set_neighbors(neighbors);
+    stubs[slot % stubs.size()]->async()->GetRank(
+        &call->context, &call->request, &call->response, [call, done](grpc::Status s) {
+          if (s.ok() && !call->response.ranked()) {
+            s = grpc::Status(grpc::StatusCode::INTERNAL, "subject not ranked");
+          }
+          done(s);
+        });
+  });
+  for (const auto& [name, r] : {std::pair<std::string, LoadResult*>{"get_leaderboard_top10", &top},
+                                {"get_rank", &rank}}) {
+    double ratio = b.floor_a > 0 ? r->throughput / b.floor_a : 0;
+    b.Report(name, Json()
+                       .Raw("load", ToJson(*r))
+                       .Int("board_entries", n)
+                       .Num("floor_a", b.floor_a)
+                       .Num("ratio_to_floor_a", ratio)
+                       .str());
+    b.rows.push_back({name, "throughput at 32 in flight, 1M board", r->throughput, "/s",
+                      absl::StrFormat("floor_a %.0f/s", b.floor_a), Pct(ratio),
+                      ">= 50% of floor_a", ratio >= 0.5 ? "met" : "MISSED"});
+    b.rows.push_back({name, "p99 latency", r->p99_ms, "ms", "", "", "", 
+                      r->errors ? absl::StrCat(r->errors, " errors: ", r->first_error.substr(0, 40)) : "info"});
+  }
+  b.rows.insert(b.rows.end(), memory_rows.begin(), memory_rows.end());
+}
+
+// ---------------------------------------------------------------- watch
+
+struct WatchShared {
+  std::vector<std::atomic<int64_t>> probe_sent_ns;  // probe k (1-based) -> send time
+  std::atomic<int> first_snapshots{0};
+  std::atomic<int> finished{0};
+  explicit WatchShared(int max_probes) : probe_sent_ns(max_probes + 2) {
+    for (auto& t : probe_sent_ns) t.store(0);
+  }
+};
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             Clock::now().time_since_epoch())
+      .count();
+}
+
+class Watcher : public grpc::ClientReadReactor<lv1::WatchLeaderboardResponse> {
+ public:
+  Watcher(lv1::LeaderboardService::Stub* stub, const std::string& token, lv1::Window window,
+          WatchShared* shared, double deadline_s)
+      : shared_(shared) {
+    Authorize(context_, token, deadline_s);
+    *request_.mutable_board() = OrgBoard(window);
+    request_.set_top_n(10);
+    stub->async()->WatchLeaderboard(&context_, &request_, this);
+    StartRead(&response_);
+    StartCall();
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) return;  // OnDone follows
+    int64_t now = NowNs();
+    ++snapshots_;
+    int64_t k = 0;
+    for (const auto& entry : response_.entries()) {
+      if (entry.subject_id() == "probe") k = entry.score() / kProbePoints;
+    }
+    if (snapshots_ == 1) {
+      last_k_ = k;
+      shared_->first_snapshots.fetch_add(1);
+    } else {
+      for (int64_t j = last_k_ + 1; j <= k; ++j) {
+        if (j < static_cast<int64_t>(shared_->probe_sent_ns.size())) {
+          int64_t sent = shared_->probe_sent_ns[j].load();
+          if (sent > 0) delays_us_.push_back(static_cast<uint32_t>((now - sent) / 1000));
+        }
+      }
+      if (k > last_k_) last_k_ = k;
+    }
+    StartRead(&response_);
+  }
+
+  void OnDone(const grpc::Status& status) override {
+    status_ = status;
+    shared_->finished.fetch_add(1);
+  }
+
+  void Cancel() { context_.TryCancel(); }
+  const std::vector<uint32_t>& delays() const { return delays_us_; }
+  int64_t snapshots() const { return snapshots_; }
+  const grpc::Status& status() const { return status_; }
+
+ private:
+  WatchShared* shared_;
+  grpc::ClientContext context_;
+  lv1::WatchLeaderboardRequest request_;
+  lv1::WatchLeaderboardResponse response_;
+  int64_t snapshots_ = 0;
+  int64_t last_k_ = 0;
+  std::vector<uint32_t> delays_us_;
+  grpc::Status status_;
+};
+
+void Watch(Bench& b) {
+  SetUpOrg(b);
+  WaitForConsumer(b, 120);
+  if (b.send_peak <= 0) {
+    LoadOptions o = Load("send_kudos_peak_probe");
+    o.duration_s = 5;
+    SendKudosLoad load(b, o.concurrency);
+    b.send_peak = RunLoad(o, [&](int slot, int64_t, Done done) { load.Start(slot, std::move(done)); }).throughput;
+    WaitForConsumer(b, 120);
+  }
+  const int watchers = absl::GetFlag(FLAGS_watchers);
+  const double watch_s = absl::GetFlag(FLAGS_watch_duration_s);
+  const int interval_ms = absl::GetFlag(FLAGS_probe_interval_ms);
+  const int max_probes = static_cast<int>(watch_s * 1000 / interval_ms) + 2;
+  WatchShared shared(max_probes);
+  auto stubs = Stubs<lv1::LeaderboardService::Stub>(
+      MakeChannels(b.leaderboard, absl::GetFlag(FLAGS_watch_channels)));
+  const auto& windows = leaderboard::AllWindows();
+  std::vector<std::unique_ptr<Watcher>> list;
+  Clock::time_point t0 = Clock::now();
+  for (int i = 0; i < watchers; ++i) {
+    list.push_back(std::make_unique<Watcher>(stubs[i % stubs.size()].get(),
+                                             Token(kOrg, absl::StrCat("screen-", i), {"screen"}),
+                                             windows[i % windows.size()], &shared,
+                                             watch_s + 120));
+  }
+  while (shared.first_snapshots.load() + shared.finished.load() < watchers && Seconds(t0) < 30) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  double connect_s = Seconds(t0);
+  int connected = shared.first_snapshots.load();
+  Log(absl::StrCat("watch: ", connected, " of ", watchers, " streams have their first snapshot after ",
+                   connect_s, " s"));
+
+  // Probes: probe-giver sends kProbePoints to "probe", who then leads every
+  // watched board with score k * kProbePoints after probe k.
+  std::atomic<bool> probing{true};
+  std::atomic<int> probes_sent{0};
+  std::string probe_error;
+  std::thread prober([&] {
+    auto stub = kv1::KudosService::NewStub(MakeChannels(b.kudos, 1)[0]);
+    std::string token = Token(kOrg, "probe-giver", {"member"});
+    Clock::time_point start = Clock::now();
+    for (int k = 1; k <= max_probes - 1 && probing.load(); ++k) {
+      std::this_thread::sleep_until(start + std::chrono::milliseconds(interval_ms * k));
+      if (!probing.load()) break;
+      shared.probe_sent_ns[k].store(NowNs());
+      kv1::SendKudosRequest request;
+      request.set_request_id(absl::StrCat("probe-", absl::ToUnixMillis(absl::Now()), "-", k));
+      request.add_recipient_ids("probe");
+      request.set_message("probe");
+      request.add_values(kValues[0]);
+      request.set_points_per_recipient(kProbePoints);
+      kv1::SendKudosResponse response;
+      grpc::ClientContext context;
+      Authorize(context, token, 5);
+      grpc::Status status = stub->SendKudos(&context, request, &response);
+      if (!status.ok()) {
+        probe_error = absl::StrCat("probe ", k, ": ", CodeName(status.error_code()), " ",
+                                   status.error_message());
+        break;
+      }
+      probes_sent.store(k);
+    }
+  });
+
+  LoadOptions o = Load("send_kudos_background", 64);
+  o.rate = b.send_peak * absl::GetFlag(FLAGS_watch_load_fraction);
+  o.duration_s = watch_s;
+  o.warmup_s = 0;
+  SendKudosLoad load(b, o.concurrency);
+  LoadResult background =
+      RunLoad(o, [&](int slot, int64_t, Done done) { load.Start(slot, std::move(done)); });
+  probing.store(false);
+  prober.join();
+  // Late updates still count for a while (they are bounded by the wait).
+  std::this_thread::sleep_for(std::chrono::seconds(3));
+  for (auto& w : list) w->Cancel();
+  Clock::time_point cancel_at = Clock::now();
+  while (shared.finished.load() < watchers && Seconds(cancel_at) < 15) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  std::vector<uint32_t> all;
+  int64_t snapshots = 0;
+  std::map<std::string, int64_t> ends;
+  for (auto& w : list) {
+    all.insert(all.end(), w->delays().begin(), w->delays().end());
+    snapshots += w->snapshots();
+    ends[CodeName(w->status().error_code())]++;
+  }
+  const int64_t probes = probes_sent.load();
+  const int64_t expected = probes * connected;
+  Percentiles p = ComputePercentiles(all);
+  std::vector<std::string> end_codes;
+  for (const auto& [code, count] : ends) end_codes.push_back(absl::StrFormat("\"%s\":%d", code, count));
+  b.Report("watch", Json()
+                        .Int("watchers", watchers)
+                        .Int("connected", connected)
+                        .Num("connect_seconds", connect_s)
+                        .Int("probes", probes)
+                        .Str("probe_error", probe_error)
+                        .Int("delay_samples", p.count)
+                        .Int("missed_updates", expected - p.count)
+                        .Int("snapshots_received", snapshots)
+                        .Raw("update_delay_ms", Json()
+                                                    .Num("mean", p.mean_ms)
+                                                    .Num("p50", p.p50_ms)
+                                                    .Num("p90", p.p90_ms)
+                                                    .Num("p99", p.p99_ms)
+                                                    .Num("p999", p.p999_ms)
+                                                    .Num("max", p.max_ms)
+                                                    .str())
+                        .Num("send_kudos_peak", b.send_peak)
+                        .Raw("background_load", ToJson(background))
+                        .Raw("stream_end_codes", absl::StrCat("{", absl::StrJoin(end_codes, ","), "}"))
+                        .str());
+  b.rows.push_back({"watch", absl::StrFormat("p99 update delay, %d streams", watchers), p.p99_ms,
+                    "ms", "", "", "< 250 ms", p.count > 0 && p.p99_ms < 250 ? "met" : "MISSED"});
+  b.rows.push_back({"watch", "background SendKudos achieved", background.throughput, "/s",
+                    absl::StrFormat("target %.0f/s", o.rate), Pct(o.rate > 0 ? background.throughput / o.rate : 0),
+                    "half of peak", absl::StrFormat("p99 %.1f ms", background.p99_ms)});
+  b.rows.push_back({"watch", "updates missed (probes x streams - samples)",
+                    static_cast<double>(expected - p.count), "", "", "", "0", "info"});
+  WaitForConsumer(b, 120);
+}
+
+// ---------------------------------------------------------------- rebuild
+
+// Fills the rebuild org's two streams with `n` entries shaped like the
+// services' (KudosSent on kudos:{org}:events, TransfersPosted with the
+// linked transfer on ledger:{org}:outbox), event times spread over 90 days.
+// The org is not in platform:orgs, so the live consumer leaves it alone.
+std::string FillStreams(Bench& b, int n) {
+  Redis redis(b.redis_host, b.redis_port);
+  std::mt19937_64 rng(99);
+  const int people = absl::GetFlag(FLAGS_people);
+  const int teams = absl::GetFlag(FLAGS_teams);
+  const std::string kudos_stream = leaderboard::KudosStream(kRebuildOrg);
+  const std::string ledger_stream = leaderboard::LedgerStream(kRebuildOrg);
+  const int64_t now_s = absl::ToUnixSeconds(absl::Now());
+  Clock::time_point t0 = Clock::now();
+  std::vector<std::vector<std::string>> batch;
+  int64_t seq = 0;
+  for (int i = 0; i < n; i += 2) {
+    int giver = static_cast<int>(rng() % people);
+    int recipient = static_cast<int>(rng() % (people - 1));
+    if (recipient >= giver) ++recipient;
+    const std::string g = PersonId(giver), r = PersonId(recipient);
+    const std::string kid = absl::StrFormat("k%016x%08x", rng(), static_cast<uint32_t>(i));
+    const std::string value = kValues[rng() % kValues.size()];
+    const int64_t points = 1 + static_cast<int64_t>(rng() % 5);
+    google::protobuf::Timestamp when;
+    when.set_seconds(now_s - static_cast<int64_t>(rng() % (90 * 86400)));
+    kv1::KudosEvent event;
+    event.set_org_id(kRebuildOrg);
+    *event.mutable_event_time() = when;
+    kv1::KudosSent* sent = event.mutable_kudos_sent();
+    kv1::Kudos* kudos = sent->mutable_kudos();
+    kudos->set_kudos_id(kid);
+    kudos->set_giver_id(g);
+    kudos->add_recipient_ids(r);
+    kudos->set_message("Thanks for the on-time delivery and the clear follow-up!");
+    kudos->add_values(value);
+    kudos->set_points_per_recipient(points);
+    *kudos->mutable_create_time() = when;
+    kudos->set_state(kv1::KUDOS_STATE_COMMITTED);
+    sent->set_giver_team_id(TeamId(giver % teams));
+    (*sent->mutable_recipient_team_ids())[r] = TeamId(recipient % teams);
+    batch.push_back({"XADD", kudos_stream, "*", "event", event.SerializeAsString()});
+
+    ledger::v1::LedgerEvent posted;
+    auto* tp = posted.mutable_transfers_posted();
+    tp->set_org_id(kRebuildOrg);
+    *tp->mutable_post_time() = when;
+    ledger::v1::Transfer* t = tp->add_transfers();
+    t->set_transfer_id(kid + ":" + r);
+    t->mutable_debit_account()->set_type(ledger::v1::ACCOUNT_TYPE_ALLOWANCE);
+    t->mutable_debit_account()->set_person_id(g);
+    t->mutable_credit_account()->set_type(ledger::v1::ACCOUNT_TYPE_EARNED);
+    t->mutable_credit_account()->set_person_id(r);
+    t->set_amount(points);
+    t->set_kind(ledger::v1::TRANSFER_KIND_KUDOS);
+    t->set_reference(kid);
+    (*t->mutable_tags())["giver"] = g;
+    (*t->mutable_tags())["team"] = TeamId(recipient % teams);
+    (*t->mutable_tags())["values"] = value;
+    *t->mutable_post_time() = when;
+    t->set_sequence(++seq);
+    batch.push_back({"XADD", ledger_stream, "*", "event", posted.SerializeAsString()});
+    if (batch.size() >= 1000) {
+      redis.Pipeline(batch);
+      batch.clear();
+    }
+  }
+  redis.Pipeline(batch);
+  int64_t klen = redis.Run({"XLEN", kudos_stream}).integer;
+  int64_t llen = redis.Run({"XLEN", ledger_stream}).integer;
+  return Json()
+      .Int("kudos_entries", klen)
+      .Int("ledger_entries", llen)
+      .Num("xadd_seconds", Seconds(t0))
+      .str();
+}
+
+void Rebuild(Bench& b) {
+  const int n = absl::GetFlag(FLAGS_rebuild_events);
+  std::string fill = FillStreams(b, n);
+  auto stub = lv1::LeaderboardService::NewStub(MakeChannels(b.leaderboard, 1)[0]);
+  lv1::RebuildProjectionsRequest request;
+  lv1::RebuildProjectionsResponse response;
+  grpc::ClientContext context;
+  Authorize(context, Token(kRebuildOrg, "bench-admin", {"admin"}), 600);
+  Clock::time_point t0 = Clock::now();
+  grpc::Status status = stub->RebuildProjections(&context, request, &response);
+  double wall = Seconds(t0);
+  double per_s = response.duration_ms() > 0
+                     ? response.events_applied() / (response.duration_ms() / 1000.0)
+                     : 0;
+  double per_s_wall = wall > 0 ? response.events_applied() / wall : 0;
+  b.Report("rebuild", Json()
+                          .Raw("streams", fill)
+                          .Str("status", status.ok() ? "OK" : CodeName(status.error_code()) + ": " + status.error_message())
+                          .Int("events_applied", response.events_applied())
+                          .Int("duration_ms", response.duration_ms())
+                          .Num("client_seconds", wall)
+                          .Num("events_per_s", per_s)
+                          .Num("events_per_s_client", per_s_wall)
+                          .str());
+  b.rows.push_back({"rebuild", absl::StrFormat("RebuildProjections, %d entries", n), per_s_wall,
+                    "events/s", "", "", ">= 100,000/s",
+                    status.ok() ? (per_s_wall >= 100000 ? "met" : "MISSED")
+                                : "FAILED " + CodeName(status.error_code())});
+}
+
+// ---------------------------------------------------------------- table
+
+std::string Table(const std::vector<Row>& rows) {
+  std::string out = absl::StrFormat("| %-22s | %-44s | %12s | %-18s | %-7s | %-18s | %-18s |\n",
+                                    "scenario", "metric", "value", "floor", "ratio", "target",
+                                    "result");
+  out += absl::StrFormat("|%s|%s|%s|%s|%s|%s|%s|\n", std::string(24, '-'), std::string(46, '-'),
+                         std::string(14, '-'), std::string(20, '-'), std::string(9, '-'),
+                         std::string(20, '-'), std::string(20, '-'));
+  for (const Row& r : rows) {
+    out += absl::StrFormat("| %-22s | %-44s | %12s | %-18s | %-7s | %-18s | %-18s |\n", r.scenario,
+                           r.metric, absl::StrFormat("%.1f %s", r.value, r.unit), r.floor, r.ratio,
+                           r.target, r.verdict);
+  }
+  return out;
+}
+
+int Main() {
+  const std::string out_dir = absl::GetFlag(FLAGS_out_dir);
+  std::system(("mkdir -p '" + out_dir + "/redis' && rm -f '" + out_dir + "'/*.log '" + out_dir +
+               "'/redis/*")
+                  .c_str());
+  std::set<std::string> wanted;
+  for (absl::string_view s : absl::StrSplit(absl::GetFlag(FLAGS_scenarios), ',')) {
+    wanted.insert(std::string(s));
+  }
+  auto want = [&](const std::string& s) { return wanted.count("all") || wanted.count(s); };
+
+  Bench b;
+  b.redis_port = FreePort();
+  std::vector<std::string> redis_args = {
+      "--port", absl::StrCat(b.redis_port), "--bind", "127.0.0.1", "--dir", out_dir + "/redis",
+      "--save", "", "--daemonize", "no", "--loglevel", "warning"};
+  if (absl::GetFlag(FLAGS_redis_aof)) {
+    redis_args.insert(redis_args.end(), {"--appendonly", "yes", "--appendfsync", "everysec"});
+  } else {
+    redis_args.insert(redis_args.end(), {"--appendonly", "no"});
+  }
+  Child redis(absl::GetFlag(FLAGS_redis_server), redis_args, out_dir + "/redis.log");
+  if (!WaitForPort(b.redis_port, std::chrono::seconds(10))) {
+    Log("redis-server did not start; see " + out_dir + "/redis.log");
+    return 1;
+  }
+  const std::string redis_address = absl::StrCat("127.0.0.1:", b.redis_port);
+  std::vector<std::unique_ptr<Child>> children;
+  auto start = [&](const std::string& name, const std::string& binary,
+                   std::vector<std::string> extra) {
+    int port = FreePort();
+    std::vector<std::string> args = {absl::StrCat("--listen=127.0.0.1:", port),
+                                     "--redis=" + redis_address};
+    args.insert(args.end(), extra.begin(), extra.end());
+    children.push_back(std::make_unique<Child>(binary, args, out_dir + "/" + name + ".log"));
+    if (!WaitForPort(port, std::chrono::seconds(20))) {
+      throw std::runtime_error(name + " did not start; see " + out_dir + "/" + name + ".log");
+    }
+    return absl::StrCat("127.0.0.1:", port);
+  };
+  try {
+    b.echo_callback = start("echo_callback", absl::GetFlag(FLAGS_echo_binary), {"--model=callback"});
+    b.echo_sync = start("echo_sync", absl::GetFlag(FLAGS_echo_binary), {"--model=sync"});
+    b.ledger = start("ledger", absl::GetFlag(FLAGS_ledger_binary), {});
+    b.kudos = start("kudos", absl::GetFlag(FLAGS_kudos_binary), {"--ledger=" + b.ledger});
+    b.leaderboard = start("leaderboard", absl::GetFlag(FLAGS_leaderboard_binary),
+                          {"--consumer_name=bench"});
+    Log(absl::StrCat("redis ", redis_address, ", ledger ", b.ledger, ", kudos ", b.kudos,
+                     ", leaderboard ", b.leaderboard));
+    Clock::time_point t0 = Clock::now();
+    struct Step {
+      std::string name;
+      void (*run)(Bench&);
+    };
+    const std::vector<Step> steps = {{"floor_a", FloorA},   {"floor_b", FloorB},
+                                     {"send_kudos", SendKudos}, {"leaderboard", Leaderboard},
+                                     {"watch", Watch},       {"rebuild", Rebuild}};
+    for (const Step& step : steps) {
+      if (!want(step.name)) continue;
+      Log("scenario " + step.name);
+      Clock::time_point s0 = Clock::now();
+      try {
+        step.run(b);
+      } catch (const std::exception& e) {
+        Log("scenario " + step.name + " failed: " + e.what());
+        b.Report(step.name, Json().Str("error", e.what()).str());
+        b.rows.push_back({step.name, "scenario failed", 0, "", "", "", "", "FAILED"});
+      }
+      Log(absl::StrFormat("scenario %s took %.1f s", step.name, Seconds(s0)));
+    }
+    std::string table = Table(b.rows);
+    std::cout << "\n" << table << std::flush;
+    std::ofstream(out_dir + "/report.json") << "[\n" << absl::StrJoin(b.reports, ",\n") << "\n]\n";
+    std::ofstream(out_dir + "/table.md") << table;
+    Log(absl::StrFormat("all scenarios took %.1f s; report in %s/report.json", Seconds(t0), out_dir));
+  } catch (const std::exception& e) {
+    Log(std::string("bench failed: ") + e.what());
+    return 1;
+  }
+  for (auto it = children.rbegin(); it != children.rend(); ++it) (*it)->Stop();
+  return 0;
+}
+
+}  // namespace
+}  // namespace bench
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  return bench::Main();
+}
