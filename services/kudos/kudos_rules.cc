@@ -96,11 +96,12 @@ absl::StatusOr<OrgSettings> NormalizeOrgSettings(OrgSettings settings) {
       settings.mutable_values(i)->set_display_name(settings.values(i).value_id());
     }
   }
+  const bool had_allowance = settings.has_allowance();
   common::v1::AllowancePolicy* allowance = settings.mutable_allowance();
   if (allowance->period() == common::v1::ALLOWANCE_PERIOD_UNSPECIFIED) {
     allowance->set_period(defaults.allowance().period());
   }
-  if (allowance->points_per_period() == 0 && !settings.has_allowance()) {
+  if (allowance->points_per_period() == 0 && !had_allowance) {
     allowance->set_points_per_period(defaults.allowance().points_per_period());
   }
   if (allowance->points_per_period() < 0 || allowance->points_per_period() > 1000000000) {

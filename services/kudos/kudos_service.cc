@@ -7,6 +7,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/grpc/server.h"
 #include "common/grpc/status.h"
 #include "services/kudos/kudos_rules.h"
 
@@ -65,7 +66,7 @@ bool MatchesFilter(const kudos::v1::KudosSent& sent, const kudos::v1::KudosFilte
   return true;
 }
 
-KudosServiceImpl::KudosServiceImpl(const common::auth::Authenticator& auth, KudosStore& store,
+KudosServiceImpl::KudosServiceImpl(const common::auth::Guard& auth, KudosStore& store,
                                    KudosWorkflow& workflow, common::redis::Endpoint redis)
     : auth_(auth), store_(store), workflow_(workflow), redis_(std::move(redis)) {}
 
@@ -150,6 +151,9 @@ grpc::Status KudosServiceImpl::WatchFeed(grpc::ServerContext* context,
   const std::string stream = KudosStore::EventStream(principal->org);
   std::string last_id = "$";
   while (!context->IsCancelled()) {
+    if (common::grpc_util::ShutdownRequested()) {
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE, "server shutting down; reconnect");
+    }
     absl::StatusOr<common::redis::Reply> reply = connection.Run(
         {"XREAD", "COUNT", "100", "BLOCK", "1000", "STREAMS", stream, last_id});
     if (!reply.ok()) {
@@ -186,7 +190,7 @@ grpc::Status KudosServiceImpl::WatchFeed(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
-DirectoryServiceImpl::DirectoryServiceImpl(const common::auth::Authenticator& auth,
+DirectoryServiceImpl::DirectoryServiceImpl(const common::auth::Guard& auth,
                                            KudosStore& store, LedgerClient& ledger)
     : auth_(auth), store_(store), ledger_(ledger) {}
 

@@ -4,7 +4,7 @@
 
 #include <grpcpp/grpcpp.h>
 
-#include "common/auth/auth.h"
+#include "common/auth/guard.h"
 #include "common/redis/redis_client.h"
 #include "kudos/v1/kudos.grpc.pb.h"
 #include "services/kudos/kudos_store.h"
@@ -15,7 +15,7 @@ namespace kudos {
 
 class KudosServiceImpl final : public kudos::v1::KudosService::Service {
  public:
-  KudosServiceImpl(const common::auth::Authenticator& auth, KudosStore& store,
+  KudosServiceImpl(const common::auth::Guard& auth, KudosStore& store,
                    KudosWorkflow& workflow, common::redis::Endpoint redis);
 
   grpc::Status SendKudos(grpc::ServerContext* context, const kudos::v1::SendKudosRequest* request,
@@ -31,7 +31,7 @@ class KudosServiceImpl final : public kudos::v1::KudosService::Service {
                          grpc::ServerWriter<kudos::v1::WatchFeedResponse>* writer) override;
 
  private:
-  const common::auth::Authenticator& auth_;
+  const common::auth::Guard& auth_;  // authentication and rate limits
   KudosStore& store_;
   KudosWorkflow& workflow_;
   common::redis::Endpoint redis_;
@@ -39,7 +39,7 @@ class KudosServiceImpl final : public kudos::v1::KudosService::Service {
 
 class DirectoryServiceImpl final : public kudos::v1::DirectoryService::Service {
  public:
-  DirectoryServiceImpl(const common::auth::Authenticator& auth, KudosStore& store,
+  DirectoryServiceImpl(const common::auth::Guard& auth, KudosStore& store,
                        LedgerClient& ledger);
 
   grpc::Status CreatePerson(grpc::ServerContext* context,
@@ -69,7 +69,7 @@ class DirectoryServiceImpl final : public kudos::v1::DirectoryService::Service {
   grpc::Status PutPerson(grpc::ServerContext* context, const kudos::v1::Person& person,
                          bool create, kudos::v1::Person* stored);
 
-  const common::auth::Authenticator& auth_;
+  const common::auth::Guard& auth_;  // authentication and rate limits
   KudosStore& store_;
   LedgerClient& ledger_;
 };

@@ -5,7 +5,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
-#include "common/auth/auth.h"
+#include "common/auth/guard.h"
 #include "common/config/env.h"
 #include "common/grpc/server.h"
 #include "common/log/log.h"
@@ -36,7 +36,9 @@ int main(int argc, char** argv) {
   common::redis::Pool pool(pool_options);
 
   common::auth::JwtConfig jwt = common::auth::JwtConfigFromEnvironment();
-  common::auth::Authenticator auth(jwt);
+  // Authentication and the general API rate limits (--rate_limit_* flags).
+  common::auth::Guard auth(common::auth::Authenticator(jwt),
+                           common::ratelimit::OptionsFromFlags());
   std::unique_ptr<kudos::LedgerClient> ledger = kudos::MakeGrpcLedgerClient(
       {absl::GetFlag(FLAGS_ledger), jwt.service_secret, absl::GetFlag(FLAGS_ledger_timeout_ms)});
   kudos::KudosStore store(pool);

@@ -1,0 +1,160 @@
+#include "services/kudos/kudos_rules.h"
+
+#include <gtest/gtest.h>
+
+namespace kudos {
+namespace {
+
+using kudos::v1::SendKudosRequest;
+
+Directory People() {
+  Directory directory;
+  for (const char* id : {"alice", "bob", "carol"}) {
+    kudos::v1::Person person;
+    person.set_person_id(id);
+    person.set_display_name(id);
+    person.set_active(true);
+    directory.people[id] = person;
+  }
+  directory.people["carol"].set_active(false);
+  return directory;
+}
+
+SendKudosRequest Valid() {
+  SendKudosRequest request;
+  request.set_request_id("r1");
+  request.add_recipient_ids("bob");
+  request.set_message("Thanks for the quick turnaround!");
+  request.add_values("teamwork");
+  request.set_points_per_recipient(10);
+  return request;
+}
+
+absl::StatusCode CodeOf(const SendKudosRequest& request,
+                        const kudos::v1::OrgSettings& settings = DefaultOrgSettings()) {
+  return ValidateSendKudos(request, "alice", settings, People()).code();
+}
+
+TEST(KudosRulesTest, ValidKudosPasses) { EXPECT_EQ(CodeOf(Valid()), absl::StatusCode::kOk); }
+
+TEST(KudosRulesTest, SendKudos_RejectsSelfRecognition) {
+  SendKudosRequest request = Valid();
+  request.set_recipient_ids(0, "alice");
+  absl::Status status = ValidateSendKudos(request, "alice", DefaultOrgSettings(), People());
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(), "recipient_ids[0]: you cannot recognize yourself");
+}
+
+TEST(KudosRulesTest, SendKudos_RejectsUnknownInactiveAndDuplicateRecipients) {
+  SendKudosRequest unknown = Valid();
+  unknown.add_recipient_ids("zed");
+  EXPECT_EQ(CodeOf(unknown), absl::StatusCode::kNotFound);
+  SendKudosRequest inactive = Valid();
+  inactive.add_recipient_ids("carol");
+  EXPECT_EQ(CodeOf(inactive), absl::StatusCode::kFailedPrecondition);
+  SendKudosRequest duplicate = Valid();
+  duplicate.add_recipient_ids("bob");
+  EXPECT_EQ(CodeOf(duplicate), absl::StatusCode::kInvalidArgument);
+  SendKudosRequest none = Valid();
+  none.clear_recipient_ids();
+  EXPECT_EQ(CodeOf(none), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(KudosRulesTest, SendKudos_RejectsMoreThanTwentyRecipients) {
+  SendKudosRequest request = Valid();
+  for (int i = 0; i < 20; ++i) request.add_recipient_ids("p" + std::to_string(i));
+  EXPECT_EQ(CodeOf(request), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(KudosRulesTest, SendKudos_MessageMustBeOneToThousandCharactersOfUtf8) {
+  SendKudosRequest request = Valid();
+  request.set_message("");
+  EXPECT_EQ(CodeOf(request), absl::StatusCode::kInvalidArgument);
+  // 1000 two-byte characters are 1000 characters, not 2000.
+  std::string accented;
+  for (int i = 0; i < 1000; ++i) accented += "\xC3\xA9";
+  request.set_message(accented);
+  EXPECT_EQ(CodeOf(request), absl::StatusCode::kOk);
+  request.set_message(accented + "e");
+  EXPECT_EQ(CodeOf(request), absl::StatusCode::kInvalidArgument);
+  for (const char* bad : {"\xC3", "\xC0\xAF", "\xED\xA0\x80", "\xFF", "ok\xE2\x82"}) {
+    request.set_message(bad);
+    EXPECT_EQ(CodeOf(request), absl::StatusCode::kInvalidArgument) << bad;
+  }
+}
+
+TEST(KudosRulesTest, SendKudos_ValuesComeFromTheCatalogOneToThree) {
+  SendKudosRequest request = Valid();
+  request.clear_values();
+  EXPECT_EQ(CodeOf(request), absl::StatusCode::kInvalidArgument);
+  request.add_values("bravery");
+  EXPECT_EQ(CodeOf(request), absl::StatusCode::kInvalidArgument);
+  request.clear_values();
+  for (const char* value : {"teamwork", "empathy", "service-mindset", "goals-accomplished"}) {
+    request.add_values(value);
+  }
+  EXPECT_EQ(CodeOf(request), absl::StatusCode::kInvalidArgument);
+  request.mutable_values()->RemoveLast();
+  EXPECT_EQ(CodeOf(request), absl::StatusCode::kOk);
+}
+
+TEST(KudosRulesTest, SendKudos_PointsWithinBoundsAndZeroOnlyWhenAllowed) {
+  SendKudosRequest request = Valid();
+  request.set_points_per_recipient(51);
+  EXPECT_EQ(CodeOf(request), absl::StatusCode::kInvalidArgument);
+  request.set_points_per_recipient(-1);
+  EXPECT_EQ(CodeOf(request), absl::StatusCode::kInvalidArgument);
+  request.set_points_per_recipient(0);
+  EXPECT_EQ(CodeOf(request), absl::StatusCode::kInvalidArgument);
+  kudos::v1::OrgSettings settings = DefaultOrgSettings();
+  settings.set_allow_zero_points(true);
+  EXPECT_EQ(CodeOf(request, settings), absl::StatusCode::kOk);
+}
+
+TEST(KudosRulesTest, DefaultCatalogHasTheSevenServiceValues) {
+  kudos::v1::OrgSettings settings = DefaultOrgSettings();
+  ASSERT_EQ(settings.values_size(), 7);
+  EXPECT_EQ(settings.values(0).value_id(), "on-time-delivery");
+  EXPECT_EQ(settings.values(6).value_id(), "teamwork");
+}
+
+TEST(KudosRulesTest, NormalizeOrgSettings_FillsDefaultsAndRejectsBadZone) {
+  kudos::v1::OrgSettings empty;
+  absl::StatusOr<kudos::v1::OrgSettings> normalized = NormalizeOrgSettings(empty);
+  ASSERT_TRUE(normalized.ok()) << normalized.status();
+  EXPECT_EQ(normalized->time_zone(), "UTC");
+  EXPECT_EQ(normalized->work_days_size(), 5);
+  EXPECT_EQ(normalized->allowance().points_per_period(), 100);
+  kudos::v1::OrgSettings bad;
+  bad.set_time_zone("Nowhere/City");
+  EXPECT_EQ(NormalizeOrgSettings(bad).status().code(), absl::StatusCode::kInvalidArgument);
+  kudos::v1::OrgSettings inverted;
+  inverted.set_min_points(10);
+  inverted.set_max_points(5);
+  EXPECT_EQ(NormalizeOrgSettings(inverted).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(KudosRulesTest, FingerprintIgnoresRequestIdButNotPayload) {
+  SendKudosRequest a = Valid();
+  SendKudosRequest b = Valid();
+  b.set_request_id("other");
+  EXPECT_EQ(SendFingerprint(a), SendFingerprint(b));
+  b.set_points_per_recipient(11);
+  EXPECT_NE(SendFingerprint(a), SendFingerprint(b));
+}
+
+TEST(KudosRulesTest, PageTokensRoundTripAndRejectGarbage) {
+  EXPECT_EQ(*DecodePageToken(EncodePageToken("42")), "42");
+  EXPECT_FALSE(DecodePageToken("!!!").ok());
+  EXPECT_FALSE(DecodePageToken("YWJj").ok());  // "abc": valid base64, not ours
+}
+
+TEST(KudosRulesTest, ValidateId_RejectsSeparatorsAndLongIds) {
+  EXPECT_TRUE(ValidateId("id", "alice.smith-2").ok());
+  EXPECT_FALSE(ValidateId("id", "a:b").ok());
+  EXPECT_FALSE(ValidateId("id", "a{b}").ok());
+  EXPECT_FALSE(ValidateId("id", std::string(65, 'a')).ok());
+}
+
+}  // namespace
+}  // namespace kudos
