@@ -3,6 +3,7 @@
 // every scenario of issue 8, prints one JSON report per scenario and a
 // summary table. See bench/README.md.
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cmath>
@@ -99,12 +100,54 @@ struct Bench {
   bool org_ready = false;
   std::vector<std::string> tokens;  // per person of kOrg
   std::string admin_token;
+  // Processes whose CPU time is reported (name, pid); 0 = this process.
+  std::vector<std::pair<std::string, pid_t>> processes;
 
   void Report(const std::string& scenario, const std::string& json) {
     std::string line = Json().Str("scenario", scenario).Raw("report", json).str();
     std::cout << line << std::endl;
     reports.push_back(line);
   }
+};
+
+// CPU seconds (user + system) of a process so far; -1 when unknown.
+double CpuSeconds(pid_t pid) {
+  std::ifstream in(pid == 0 ? std::string("/proc/self/stat") : absl::StrCat("/proc/", pid, "/stat"));
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  size_t close = text.rfind(')');
+  if (close == std::string::npos) return -1;
+  std::vector<std::string> fields = absl::StrSplit(text.substr(close + 2), ' ');
+  // After "pid (comm) ": state is field 3, utime 14, stime 15 (1-based).
+  if (fields.size() < 13) return -1;
+  double utime = 0, stime = 0;
+  if (!absl::SimpleAtod(fields[11], &utime) || !absl::SimpleAtod(fields[12], &stime)) return -1;
+  return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// Cores used by each process between construction and Json(): where the
+// machine's two cores went during a load.
+class CpuMeter {
+ public:
+  explicit CpuMeter(const Bench& b) : processes_(b.processes), t0_(Clock::now()) {
+    for (const auto& [name, pid] : processes_) start_.push_back(CpuSeconds(pid));
+  }
+  std::string Json() const {
+    double wall = Seconds(t0_);
+    bench::Json json;
+    double total = 0;
+    for (size_t i = 0; i < processes_.size(); ++i) {
+      double used = CpuSeconds(processes_[i].second) - start_[i];
+      total += used;
+      if (used / wall >= 0.005) json.Num(processes_[i].first, used / wall);
+    }
+    json.Num("total", total / wall);
+    return json.str();
+  }
+
+ private:
+  std::vector<std::pair<std::string, pid_t>> processes_;
+  std::vector<double> start_;
+  Clock::time_point t0_;
 };
 
 LoadOptions Load(const std::string& name, int concurrency = 0) {
@@ -141,12 +184,14 @@ LoadResult EchoLoad(const std::string& address, const std::string& name) {
 }
 
 void FloorA(Bench& b) {
+  CpuMeter cpu_callback(b);
   LoadResult callback = EchoLoad(b.echo_callback, "floor_a_echo_callback");
   b.floor_a = callback.throughput;
-  b.Report("floor_a", ToJson(callback));
+  b.Report("floor_a", Json().Raw("load", ToJson(callback)).Raw("cpu_cores", cpu_callback.Json()).str());
+  CpuMeter cpu_sync(b);
   LoadResult sync = EchoLoad(b.echo_sync, "floor_a_echo_sync");
   b.floor_a_sync = sync.throughput;
-  b.Report("floor_a_sync", ToJson(sync));
+  b.Report("floor_a_sync", Json().Raw("load", ToJson(sync)).Raw("cpu_cores", cpu_sync.Json()).str());
   b.rows.push_back({"floor_a", "echo (callback server) calls/s", callback.throughput, "/s", "", "",
                     "", absl::StrFormat("p99 %.2f ms", callback.p99_ms)});
   b.rows.push_back({"floor_a_sync", "echo (sync server) calls/s", sync.throughput, "/s", "", "",
@@ -164,7 +209,9 @@ void FloorB(Bench& b) {
   o.connections = absl::GetFlag(FLAGS_floor_b_connections);
   o.duration_s = absl::GetFlag(FLAGS_duration_s);
   o.warmup_s = absl::GetFlag(FLAGS_warmup_s);
+  CpuMeter cpu(b);
   FloorBResult r = RunFloorB(o);
+  std::string cpu_json = cpu.Json();
   b.floor_b = r.kudos_per_s;
   b.Report("floor_b", Json()
                           .Str("name", "floor_b_redis_kudos_work")
@@ -180,6 +227,7 @@ void FloorB(Bench& b) {
                           .Num("batch_p99_ms", r.batch_p99_ms)
                           .Int("error_replies", r.error_replies)
                           .Str("first_error", r.first_error)
+                          .Raw("cpu_cores", cpu_json)
                           .str());
   b.rows.push_back({"floor_b", "Redis work of one kudos, pipelined (kudos/s)", r.kudos_per_s, "/s",
                     "", "", "",
@@ -362,9 +410,13 @@ void SendKudos(Bench& b) {
   SetUpOrg(b);
   LoadOptions o = Load("send_kudos");
   SendKudosLoad load(b, o.concurrency);
+  CpuMeter cpu(b);
   LoadResult r = RunLoad(o, [&](int slot, int64_t, Done done) { load.Start(slot, std::move(done)); });
+  std::string cpu_json = cpu.Json();
   b.send_peak = r.throughput;
+  CpuMeter catchup_cpu(b);
   std::string catchup = WaitForConsumer(b, 120);
+  std::string catchup_cpu_json = catchup_cpu.Json();
   b.Report("send_kudos", Json()
                              .Raw("load", ToJson(r))
                              .Int("people", static_cast<int64_t>(b.tokens.size()))
@@ -372,7 +424,9 @@ void SendKudos(Bench& b) {
                              .Num("ratio_to_floor_a", b.floor_a > 0 ? r.throughput / b.floor_a : 0)
                              .Num("floor_b", b.floor_b)
                              .Num("ratio_to_floor_b", b.floor_b > 0 ? r.throughput / b.floor_b : 0)
+                             .Raw("cpu_cores", cpu_json)
                              .Raw("leaderboard_catch_up", catchup)
+                             .Raw("catch_up_cpu_cores", catchup_cpu_json)
                              .str());
   double ratio = b.floor_a > 0 ? r.throughput / b.floor_a : 0;
   b.rows.push_back({"send_kudos", "throughput at 32 in flight", r.throughput, "/s",
@@ -481,6 +535,7 @@ void Leaderboard(Bench& b) {
     lv1::GetLeaderboardRequest request;
     lv1::GetLeaderboardResponse response;
   };
+  CpuMeter top_cpu(b);
   LoadResult top = RunLoad(Load("get_leaderboard_top10"), [&](int slot, int64_t seq, Done done) {
     auto call = std::make_shared<TopCall>();
     Authorize(call->context, screens[seq % screens.size()], 5);
@@ -502,6 +557,8 @@ void Leaderboard(Bench& b) {
     lv1::GetRankRequest request;
     lv1::GetRankResponse response;
   };
+  std::string top_cpu_json = top_cpu.Json();
+  CpuMeter rank_cpu(b);
   LoadResult rank = RunLoad(Load("get_rank"), [&](int slot, int64_t seq, Done done) {
     auto call = std::make_shared<RankCall>();
     Authorize(call->context, screens[seq % screens.size()], 5);
@@ -516,11 +573,13 @@ void Leaderboard(Bench& b) {
           done(s);
         });
   });
+  std::string rank_cpu_json = rank_cpu.Json();
   for (const auto& [name, r] : {std::pair<std::string, LoadResult*>{"get_leaderboard_top10", &top},
                                 {"get_rank", &rank}}) {
     double ratio = b.floor_a > 0 ? r->throughput / b.floor_a : 0;
     b.Report(name, Json()
                        .Raw("load", ToJson(*r))
+                       .Raw("cpu_cores", r == &top ? top_cpu_json : rank_cpu_json)
                        .Int("board_entries", n)
                        .Num("floor_a", b.floor_a)
                        .Num("ratio_to_floor_a", ratio)
@@ -679,8 +738,10 @@ void Watch(Bench& b) {
   o.duration_s = watch_s;
   o.warmup_s = 0;
   SendKudosLoad load(b, o.concurrency);
+  CpuMeter cpu(b);
   LoadResult background =
       RunLoad(o, [&](int slot, int64_t, Done done) { load.Start(slot, std::move(done)); });
+  std::string cpu_json = cpu.Json();
   probing.store(false);
   prober.join();
   // Late updates still count for a while (they are bounded by the wait).
@@ -722,6 +783,7 @@ void Watch(Bench& b) {
                                                     .str())
                         .Num("send_kudos_peak", b.send_peak)
                         .Raw("background_load", ToJson(background))
+                        .Raw("cpu_cores", cpu_json)
                         .Raw("stream_end_codes", absl::StrCat("{", absl::StrJoin(end_codes, ","), "}"))
                         .str());
   b.rows.push_back({"watch", absl::StrFormat("p99 update delay, %d streams", watchers), p.p99_ms,
@@ -821,8 +883,10 @@ void Rebuild(Bench& b) {
   grpc::ClientContext context;
   Authorize(context, Token(kRebuildOrg, "bench-admin", {"admin"}), 600);
   Clock::time_point t0 = Clock::now();
+  CpuMeter cpu(b);
   grpc::Status status = stub->RebuildProjections(&context, request, &response);
   double wall = Seconds(t0);
+  std::string cpu_json = cpu.Json();
   double per_s = response.duration_ms() > 0
                      ? response.events_applied() / (response.duration_ms() / 1000.0)
                      : 0;
@@ -835,6 +899,7 @@ void Rebuild(Bench& b) {
                           .Num("client_seconds", wall)
                           .Num("events_per_s", per_s)
                           .Num("events_per_s_client", per_s_wall)
+                          .Raw("cpu_cores", cpu_json)
                           .str());
   b.rows.push_back({"rebuild", absl::StrFormat("RebuildProjections, %d entries", n), per_s_wall,
                     "events/s", "", "", ">= 100,000/s",
@@ -886,6 +951,8 @@ int Main() {
     return 1;
   }
   const std::string redis_address = absl::StrCat("127.0.0.1:", b.redis_port);
+  b.processes.emplace_back("bench", 0);
+  b.processes.emplace_back("redis", redis.pid());
   std::vector<std::unique_ptr<Child>> children;
   auto start = [&](const std::string& name, const std::string& binary,
                    std::vector<std::string> extra) {
@@ -894,6 +961,8 @@ int Main() {
                                      "--redis=" + redis_address};
     args.insert(args.end(), extra.begin(), extra.end());
     children.push_back(std::make_unique<Child>(binary, args, out_dir + "/" + name + ".log"));
+    b.processes.emplace_back(name, children.back()->pid());
+    Log(absl::StrCat(name, " pid ", children.back()->pid()));
     if (!WaitForPort(port, std::chrono::seconds(20))) {
       throw std::runtime_error(name + " did not start; see " + out_dir + "/" + name + ".log");
     }

@@ -18,7 +18,7 @@ export KUDOS_ORG=${KUDOS_ORG:-demo}
 export LEDGER_ADDR KUDOS_ADDR LEADERBOARD_ADDR
 
 bash scripts/install-deps.sh
-cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKUDOS_SERVICES="ledger;kudos;leaderboard;gateway" >/dev/null
 cmake --build "$BUILD_DIR" -j "$(nproc)" --target ledger_server kudos_server leaderboard_server gateway_server kudosctl
 
 mkdir -p "$VAR/redis" "$VAR/log"

@@ -4,6 +4,9 @@
 #include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
 #include <jwt.h>
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 
 #include <fstream>
 #include <memory>
@@ -13,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/config/env.h"
+#include "common/log/log.h"
 
 namespace common::auth {
 namespace {
@@ -93,6 +97,7 @@ absl::StatusOr<Principal> Decode(absl::string_view token, jwt_alg_t expected_alg
   const char* org = jwt_get_grant(jwt.get(), "org");
   if (sub == nullptr || *sub == '\0') return Unauthenticated("no 'sub' claim");
   if (org == nullptr || *org == '\0') return Unauthenticated("no 'org' claim");
+  if (!ValidOrgId(org)) return Unauthenticated("'org' must be 1..128 characters of [A-Za-z0-9._-]");
   principal.subject = sub;
   principal.org = org;
   absl::StatusOr<uint32_t> roles =
@@ -103,12 +108,55 @@ absl::StatusOr<Principal> Decode(absl::string_view token, jwt_alg_t expected_alg
   return principal;
 }
 
+// Why `config` cannot verify tokens, or OK.
+absl::Status CheckConfig(const JwtConfig& config) {
+  if (config.algorithm != "HS256" && config.algorithm != "RS256") {
+    return absl::FailedPreconditionError(
+        absl::StrCat("JWT algorithm '", config.algorithm, "' is not HS256 or RS256"));
+  }
+  if (config.key.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("no ", config.algorithm == "RS256" ? "public key" : "secret",
+                     " configured (JWT_KEY or JWT_KEY_FILE)"));
+  }
+  if (config.algorithm == "RS256") {
+    BIO* bio = BIO_new_mem_buf(config.key.data(), static_cast<int>(config.key.size()));
+    EVP_PKEY* pkey = bio == nullptr ? nullptr : PEM_read_bio_PUBKEY(bio, nullptr, nullptr, nullptr);
+    bool rsa = pkey != nullptr && EVP_PKEY_base_id(pkey) == EVP_PKEY_RSA;
+    EVP_PKEY_free(pkey);
+    BIO_free(bio);
+    if (!rsa) {
+      return absl::FailedPreconditionError(
+          "the RS256 key is not a PEM RSA public key (-----BEGIN PUBLIC KEY-----)");
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
-Authenticator::Authenticator(JwtConfig config) : config_(std::move(config)) {}
+bool ValidOrgId(absl::string_view org) {
+  if (org.empty() || org.size() > 128) return false;
+  for (char c : org) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+Authenticator::Authenticator(JwtConfig config)
+    : config_(std::move(config)), config_status_(CheckConfig(config_)) {
+  if (!config_status_.ok()) {
+    log::Error(absl::StrCat("auth: every token will be refused: ", config_status_.message()));
+  }
+}
 
 absl::StatusOr<Principal> Authenticator::Verify(absl::string_view token, absl::Time now) const {
   if (token.empty()) return absl::UnauthenticatedError("missing bearer token");
+  if (!config_status_.ok()) {
+    return absl::UnauthenticatedError("this server cannot verify tokens (misconfigured)");
+  }
   if (token.size() > 8192) return Unauthenticated("longer than 8192 bytes");
   jwt_alg_t alg = config_.algorithm == "RS256" ? JWT_ALG_RS256 : JWT_ALG_HS256;
   absl::StatusOr<Principal> person =
@@ -120,18 +168,28 @@ absl::StatusOr<Principal> Authenticator::Verify(absl::string_view token, absl::T
   return person.status();
 }
 
-absl::StatusOr<Principal> Authenticator::Authenticate(const grpc::ServerContext& context) const {
+absl::StatusOr<absl::string_view> Authenticator::BearerToken(
+    const grpc::ServerContextBase& context) {
   const auto& metadata = context.client_metadata();
   auto it = metadata.find("authorization");
   if (it == metadata.end()) {
-    return absl::UnauthenticatedError(
-        "missing 'authorization: Bearer <token>' metadata");
+    return absl::UnauthenticatedError("missing 'authorization: Bearer <token>' metadata");
+  }
+  if (metadata.count("authorization") > 1) {
+    return absl::UnauthenticatedError("more than one 'authorization' metadata entry");
   }
   absl::string_view value(it->second.data(), it->second.size());
   if (!absl::StartsWithIgnoreCase(value, "Bearer ")) {
     return absl::UnauthenticatedError("authorization metadata must be 'Bearer <token>'");
   }
-  return Verify(value.substr(7), absl::Now());
+  return value.substr(7);
+}
+
+absl::StatusOr<Principal> Authenticator::Authenticate(
+    const grpc::ServerContextBase& context) const {
+  absl::StatusOr<absl::string_view> token = BearerToken(context);
+  if (!token.ok()) return token.status();
+  return Verify(*token, absl::Now());
 }
 
 absl::StatusOr<std::string> MintHs256(const TokenRequest& request, absl::string_view secret,
@@ -185,13 +243,19 @@ JwtConfig JwtConfigFromEnvironment() {
     std::ifstream in(key_file);
     std::stringstream buffer;
     buffer << in.rdbuf();
-    config.key = buffer.str();
+    config.key = in ? buffer.str() : "";
+    if (config.key.empty()) log::Error(absl::StrCat("auth: cannot read JWT_KEY_FILE ", key_file));
   } else {
     config.key = config::EnvOr("JWT_KEY", kDevJwtSecret);
   }
   config.issuer = config::EnvOr("JWT_ISSUER", config.issuer);
   config.audience = config::EnvOr("JWT_AUDIENCE", config.audience);
-  config.service_secret = config::EnvOr("SERVICE_TOKEN_SECRET", kDevServiceSecret);
+  // The development service secret is in the source: never in production.
+  config.service_secret = config::EnvOr(
+      "SERVICE_TOKEN_SECRET", config.algorithm == "RS256" ? "" : kDevServiceSecret);
+  if (config.service_secret.empty()) {
+    log::Error("auth: SERVICE_TOKEN_SECRET is not set: service identity is off");
+  }
   return config;
 }
 

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
@@ -54,17 +55,33 @@ inline constexpr char kServiceAudience[] = "kudos-internal";
 
 class Authenticator {
  public:
+  // A config that cannot verify anything (no key, an RS256 key that is not
+  // a PEM public key) is logged and fails closed: every token is refused.
   explicit Authenticator(JwtConfig config);
 
   // UNAUTHENTICATED with a reason when the token is missing or invalid.
   absl::StatusOr<Principal> Verify(absl::string_view token, absl::Time now) const;
-  absl::StatusOr<Principal> Authenticate(const grpc::ServerContext& context) const;
+  // Any server context: sync (grpc::ServerContext) and callback
+  // (grpc::CallbackServerContext). Handlers usually go through a Guard
+  // (common/auth/guard.h), which also applies the rate limits.
+  absl::StatusOr<Principal> Authenticate(const grpc::ServerContextBase& context) const;
+
+  // The token of "authorization: Bearer <token>", or UNAUTHENTICATED.
+  static absl::StatusOr<absl::string_view> BearerToken(const grpc::ServerContextBase& context);
 
   const JwtConfig& config() const { return config_; }
+  // OK, or why every token is refused.
+  const absl::Status& config_status() const { return config_status_; }
 
  private:
   JwtConfig config_;
+  absl::Status config_status_;
 };
+
+// Whether `org` may name a tenant: 1..128 characters of [A-Za-z0-9._-], so
+// it can never break out of a key's {org} hash tag. Tokens with another org
+// are refused.
+bool ValidOrgId(absl::string_view org);
 
 struct TokenRequest {
   std::string subject;
@@ -86,7 +103,10 @@ absl::StatusOr<std::string> MintServiceToken(absl::string_view service_name,
 
 // Reads a JwtConfig from flags-with-env-defaults conventions:
 // JWT_ALGORITHM, JWT_KEY (or JWT_KEY_FILE), JWT_ISSUER, JWT_AUDIENCE,
-// SERVICE_TOKEN_SECRET. Development defaults are used when unset.
+// SERVICE_TOKEN_SECRET. Development defaults are used when unset, except
+// that RS256 (production) never falls back to the development service
+// secret: without SERVICE_TOKEN_SECRET service identity is off (logged).
+// An unreadable JWT_KEY_FILE leaves the key empty, so every token is refused.
 JwtConfig JwtConfigFromEnvironment();
 
 // Development defaults, used by the start script and tests.

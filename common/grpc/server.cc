@@ -7,7 +7,9 @@
 #include <memory>
 #include <thread>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/config/env.h"
 #include "common/log/log.h"
 
 namespace common::grpc_util {
@@ -19,6 +21,18 @@ std::atomic<bool> g_stop_requested{false};
 void OnSignal(int) { g_stop_requested.store(true); }
 
 }  // namespace
+
+std::chrono::milliseconds ServerOptions::DefaultShutdownGrace() {
+  int ms = 0;
+  if (absl::SimpleAtoi(config::EnvOr("SHUTDOWN_GRACE_MS", ""), &ms) && ms >= 0) {
+    return std::chrono::milliseconds(ms);
+  }
+  return std::chrono::milliseconds(1000);
+}
+
+bool ShutdownRequested() { return g_stop_requested.load(); }
+
+void RequestShutdown() { g_stop_requested.store(true); }
 
 absl::Status RunServer(const ServerOptions& options) {
   grpc::EnableDefaultHealthCheckService(true);
@@ -43,7 +57,17 @@ absl::Status RunServer(const ServerOptions& options) {
     log::Info(absl::StrCat(options.service_name, " shutting down"));
     server->GetHealthCheckService()->SetServingStatus(false);
     if (options.on_shutdown) options.on_shutdown();
-    server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    // Shutdown stops new calls, lets calls in flight finish until the
+    // deadline, and only then cancels the rest; it also waits for every
+    // client connection to close, so an idle client would hold it until the
+    // deadline. Hence a short deadline: unary calls here take milliseconds.
+    auto started = std::chrono::steady_clock::now();
+    server->Shutdown(std::chrono::system_clock::now() + options.shutdown_grace);
+    log::Info(absl::StrCat(options.service_name, " stopped after ",
+                           std::chrono::duration_cast<std::chrono::milliseconds>(
+                               std::chrono::steady_clock::now() - started)
+                               .count(),
+                           " ms"));
   });
   server->Wait();
   stopper.join();

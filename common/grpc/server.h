@@ -1,9 +1,13 @@
 // Starts a gRPC server with the standard health service and server
-// reflection, and shuts it down gracefully on SIGINT/SIGTERM.
+// reflection, and shuts it down gracefully on SIGINT/SIGTERM: health turns
+// NOT_SERVING, on_shutdown runs (end your streams there), calls in flight
+// get `shutdown_grace` to finish, then whatever is left (open streams, idle
+// client connections, which gRPC would otherwise wait for) is cancelled.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
 
+#include <chrono>
 #include <functional>
 #include <string>
 #include <vector>
@@ -18,11 +22,25 @@ struct ServerOptions {
   std::vector<grpc::Service*> services;
   // Largest request accepted; bigger ones fail with RESOURCE_EXHAUSTED.
   int max_receive_message_bytes = 256 * 1024;
-  // Called once the server stopped accepting calls, before it is destroyed.
+  // Called once a stop was requested, before the server stops accepting
+  // calls; streams should end here.
   std::function<void()> on_shutdown;
+  // How long calls in flight may take to finish after a signal (env
+  // SHUTDOWN_GRACE_MS). Keep well under the orchestrator's kill timeout
+  // (the test harness kills after 3 s, Kubernetes after 30 s).
+  std::chrono::milliseconds shutdown_grace = DefaultShutdownGrace();
+
+  static std::chrono::milliseconds DefaultShutdownGrace();
 };
 
-// Blocks until a signal arrives, then drains calls for up to 5 seconds.
+// Blocks until a signal arrives (or RequestShutdown), then drains calls for
+// up to options.shutdown_grace.
 absl::Status RunServer(const ServerOptions& options);
+
+// True once SIGINT/SIGTERM arrived: long-running handlers (sync server
+// streams) poll it and end, e.g. with UNAVAILABLE, so shutdown stays prompt.
+bool ShutdownRequested();
+// The same as a signal (tests, admin endpoints).
+void RequestShutdown();
 
 }  // namespace common::grpc_util

@@ -36,23 +36,14 @@ void FillDate(absl::CivilDay day, common::v1::Date* date) {
 
 }  // namespace
 
-LeaderboardServiceImpl::LeaderboardServiceImpl(common::auth::Authenticator auth, Store& store,
+LeaderboardServiceImpl::LeaderboardServiceImpl(common::auth::Guard auth, Store& store,
                                                Projector& projector, Watchers& watchers)
     : auth_(std::move(auth)), store_(store), projector_(projector), watchers_(watchers) {}
 
 absl::StatusOr<Principal> LeaderboardServiceImpl::Authenticate(
-    const grpc::ServerContextBase& context) {
-  // Same rules as Authenticator::Authenticate, which takes a sync context only.
-  const auto& metadata = context.client_metadata();
-  auto it = metadata.find("authorization");
-  if (it == metadata.end()) {
-    return absl::UnauthenticatedError("missing 'authorization: Bearer <token>' metadata");
-  }
-  absl::string_view value(it->second.data(), it->second.size());
-  if (!absl::StartsWithIgnoreCase(value, "Bearer ")) {
-    return absl::UnauthenticatedError("authorization metadata must be 'Bearer <token>'");
-  }
-  absl::StatusOr<Principal> who = auth_.Verify(value.substr(7), absl::Now());
+    grpc::ServerContextBase& context) {
+  // Sync and callback contexts alike; also charges the rate limits.
+  absl::StatusOr<Principal> who = auth_.Authenticate(context);
   if (!who.ok()) return who.status();
   if (!ValidId(who->org)) return absl::UnauthenticatedError("token: org claim is not a valid id");
   return who;

@@ -5,7 +5,7 @@
 
 #include <grpcpp/grpcpp.h>
 
-#include "common/auth/auth.h"
+#include "common/auth/guard.h"
 #include "leaderboard/v1/leaderboard.grpc.pb.h"
 #include "services/leaderboard/leaderboard_consumer.h"
 #include "services/leaderboard/leaderboard_store.h"
@@ -17,7 +17,7 @@ class LeaderboardServiceImpl final
     : public v1::LeaderboardService::WithCallbackMethod_WatchLeaderboard<
           v1::LeaderboardService::Service> {
  public:
-  LeaderboardServiceImpl(common::auth::Authenticator auth, Store& store, Projector& projector,
+  LeaderboardServiceImpl(common::auth::Guard auth, Store& store, Projector& projector,
                          Watchers& watchers);
 
   grpc::Status GetLeaderboard(grpc::ServerContext* context, const v1::GetLeaderboardRequest* request,
@@ -37,7 +37,7 @@ class LeaderboardServiceImpl final
                                   v1::RebuildProjectionsResponse* response) override;
 
  private:
-  absl::StatusOr<common::auth::Principal> Authenticate(const grpc::ServerContextBase& context);
+  absl::StatusOr<common::auth::Principal> Authenticate(grpc::ServerContextBase& context);
   absl::Status DoGetLeaderboard(const common::auth::Principal& who,
                                 const v1::GetLeaderboardRequest& request,
                                 v1::GetLeaderboardResponse& response);
@@ -58,7 +58,7 @@ class LeaderboardServiceImpl final
                            const std::vector<RankedEntry>& entries,
                            google::protobuf::RepeatedPtrField<v1::LeaderboardEntry>* out);
 
-  common::auth::Authenticator auth_;
+  common::auth::Guard auth_;  // authentication and rate limits
   Store& store_;
   Projector& projector_;
   Watchers& watchers_;

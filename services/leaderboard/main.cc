@@ -8,7 +8,7 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "common/auth/auth.h"
+#include "common/auth/guard.h"
 #include "common/config/env.h"
 #include "common/grpc/server.h"
 #include "common/log/log.h"
@@ -75,7 +75,9 @@ int main(int argc, char** argv) {
   consumer.Start();
 
   leaderboard::LeaderboardServiceImpl service(
-      common::auth::Authenticator(common::auth::JwtConfigFromEnvironment()), store, projector,
+      common::auth::Guard(common::auth::Authenticator(common::auth::JwtConfigFromEnvironment()),
+                          common::ratelimit::OptionsFromFlags()),
+      store, projector,
       watchers);
   common::grpc_util::ServerOptions options;
   options.address = absl::GetFlag(FLAGS_listen);

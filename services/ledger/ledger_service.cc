@@ -20,13 +20,11 @@ grpc::Status Handle(const absl::StatusOr<Principal>& principal, Body body) {
 
 }  // namespace
 
-LedgerServiceImpl::LedgerServiceImpl(common::auth::Authenticator authenticator,
-                                     LedgerStore& store, Clock clock)
-    : authenticator_(std::move(authenticator)), store_(store), clock_(std::move(clock)) {}
+LedgerServiceImpl::LedgerServiceImpl(common::auth::Guard guard, LedgerStore& store, Clock clock)
+    : guard_(std::move(guard)), store_(store), clock_(std::move(clock)) {}
 
-absl::StatusOr<Principal> LedgerServiceImpl::Authenticate(
-    const grpc::ServerContext& context) const {
-  absl::StatusOr<Principal> principal = authenticator_.Authenticate(context);
+absl::StatusOr<Principal> LedgerServiceImpl::Authenticate(grpc::ServerContext& context) const {
+  absl::StatusOr<Principal> principal = guard_.Authenticate(context);
   if (!principal.ok()) return principal.status();
   if (absl::Status s = ValidateOrg(principal->org); !s.ok()) return s;
   return principal;

@@ -10,7 +10,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "common/auth/auth.h"
+#include "common/auth/guard.h"
 #include "ledger/v1/ledger.grpc.pb.h"
 #include "services/ledger/ledger_store.h"
 
@@ -19,7 +19,7 @@ namespace ledger {
 class LedgerServiceImpl final : public ledger::v1::LedgerService::Service {
  public:
   using Clock = std::function<absl::Time()>;
-  LedgerServiceImpl(common::auth::Authenticator authenticator, LedgerStore& store,
+  LedgerServiceImpl(common::auth::Guard guard, LedgerStore& store,
                     Clock clock = [] { return absl::Now(); });
 
   grpc::Status PostTransfers(grpc::ServerContext* context,
@@ -54,7 +54,7 @@ class LedgerServiceImpl final : public ledger::v1::LedgerService::Service {
                             ledger::v1::VerifyLedgerResponse* response) override;
 
  private:
-  absl::StatusOr<common::auth::Principal> Authenticate(const grpc::ServerContext& context) const;
+  absl::StatusOr<common::auth::Principal> Authenticate(grpc::ServerContext& context) const;
 
   absl::Status DoPostTransfers(const common::auth::Principal& principal,
                                const ledger::v1::PostTransfersRequest& request,
@@ -86,7 +86,7 @@ class LedgerServiceImpl final : public ledger::v1::LedgerService::Service {
   absl::Status DoVerifyLedger(const common::auth::Principal& principal,
                               ledger::v1::VerifyLedgerResponse& response);
 
-  common::auth::Authenticator authenticator_;
+  common::auth::Guard guard_;  // authentication and rate limits
   LedgerStore& store_;
   Clock clock_;
 };

@@ -4,7 +4,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/numbers.h"
-#include "common/auth/auth.h"
+#include "common/auth/guard.h"
 #include "common/config/env.h"
 #include "common/grpc/server.h"
 #include "common/log/log.h"
@@ -44,7 +44,9 @@ int main(int argc, char** argv) {
 
   common::auth::Authenticator auth(common::auth::JwtConfigFromEnvironment());
   ledger::LedgerStore store(pool);
-  ledger::LedgerServiceImpl service(auth, store);
+  // Rate limits: --rate_limit_* flags (common/ratelimit/rate_limit.h).
+  ledger::LedgerServiceImpl service(
+      common::auth::Guard(auth, common::ratelimit::OptionsFromFlags()), store);
 
   common::grpc_util::ServerOptions options;
   options.address = absl::GetFlag(FLAGS_listen);

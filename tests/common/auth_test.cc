@@ -1,7 +1,24 @@
 #include "common/auth/auth.h"
 
 #include <gtest/gtest.h>
+#include <jwt.h>
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
+#include <stdlib.h>
+#include <unistd.h>
 
+#include <cstdlib>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 
 namespace common::auth {
@@ -74,5 +91,282 @@ TEST(AuthTest, ServiceTokenSignedWithServiceSecretIsAService) {
   EXPECT_EQ(principal->org, "acme");
 }
 
+// ---- RS256, algorithm confusion, "none", misconfiguration --------------------
+
+namespace rs256 {
+
+struct KeyPair {
+  std::string private_pem;
+  std::string public_pem;
+};
+
+// A fresh RSA key from OpenSSL, as PEM.
+KeyPair GenerateRsaKey() {
+  EVP_PKEY* pkey = EVP_RSA_gen(2048);
+  if (pkey == nullptr) throw std::runtime_error("EVP_RSA_gen failed");
+  auto to_pem = [&](bool private_key) {
+    BIO* bio = BIO_new(BIO_s_mem());
+    int ok = private_key
+                 ? PEM_write_bio_PrivateKey(bio, pkey, nullptr, nullptr, 0, nullptr, nullptr)
+                 : PEM_write_bio_PUBKEY(bio, pkey);
+    char* data = nullptr;
+    long size = BIO_get_mem_data(bio, &data);
+    std::string pem = ok == 1 ? std::string(data, size) : "";
+    BIO_free(bio);
+    return pem;
+  };
+  KeyPair pair{to_pem(true), to_pem(false)};
+  EVP_PKEY_free(pkey);
+  if (pair.private_pem.empty() || pair.public_pem.empty()) throw std::runtime_error("PEM failed");
+  return pair;
+}
+
+// Signs the claims of `request` with libjwt directly (not through auth.cc),
+// with any algorithm and key.
+std::string SignWithLibjwt(const TokenRequest& request, jwt_alg_t alg, const std::string& key,
+                           absl::Time now) {
+  jwt_t* jwt = nullptr;
+  EXPECT_EQ(jwt_new(&jwt), 0);
+  EXPECT_EQ(jwt_add_grant(jwt, "sub", request.subject.c_str()), 0);
+  EXPECT_EQ(jwt_add_grant(jwt, "org", request.org.c_str()), 0);
+  EXPECT_EQ(jwt_add_grant(jwt, "iss", request.issuer.c_str()), 0);
+  EXPECT_EQ(jwt_add_grant(jwt, "aud", request.audience.c_str()), 0);
+  EXPECT_EQ(jwt_add_grant_int(jwt, "exp", absl::ToUnixSeconds(now + request.ttl)), 0);
+  std::string roles = "{\"roles\":[";
+  for (size_t i = 0; i < request.roles.size(); ++i) {
+    roles += (i ? ",\"" : "\"") + request.roles[i] + "\"";
+  }
+  roles += "]}";
+  EXPECT_EQ(jwt_add_grants_json(jwt, roles.c_str()), 0);
+  EXPECT_EQ(jwt_set_alg(jwt, alg, reinterpret_cast<const unsigned char*>(key.data()),
+                        static_cast<int>(key.size())),
+            0);
+  char* encoded = jwt_encode_str(jwt);
+  std::string token = encoded == nullptr ? "" : encoded;
+  free(encoded);
+  jwt_free(jwt);
+  EXPECT_FALSE(token.empty());
+  return token;
+}
+
+std::string Base64Url(const std::string& text) {
+  std::string out;
+  absl::WebSafeBase64Escape(text, &out);
+  return out;
+}
+
+std::string Claims(const TokenRequest& request, absl::Time now) {
+  return absl::StrCat("{\"sub\":\"", request.subject, "\",\"org\":\"", request.org,
+                      "\",\"iss\":\"", request.issuer, "\",\"aud\":\"", request.audience,
+                      "\",\"exp\":", absl::ToUnixSeconds(now + request.ttl),
+                      ",\"roles\":[\"admin\"]}");
+}
+
+// An HS256 token computed with OpenSSL's HMAC, for keys libjwt refuses.
+std::string HmacTokenByHand(const TokenRequest& request, const std::string& key, absl::Time now) {
+  std::string signing_input = Base64Url("{\"alg\":\"HS256\",\"typ\":\"JWT\"}") + "." +
+                              Base64Url(Claims(request, now));
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int mac_size = 0;
+  static const unsigned char kEmpty = 0;
+  HMAC(EVP_sha256(), key.empty() ? static_cast<const void*>(&kEmpty) : key.data(),
+       static_cast<int>(key.size()),
+       reinterpret_cast<const unsigned char*>(signing_input.data()), signing_input.size(), mac,
+       &mac_size);
+  return signing_input + "." + Base64Url(std::string(reinterpret_cast<char*>(mac), mac_size));
+}
+
+// {"alg":"none"} with valid claims and no signature.
+std::string UnsignedToken(const TokenRequest& request, absl::Time now) {
+  return Base64Url("{\"alg\":\"none\",\"typ\":\"JWT\"}") + "." +
+         Base64Url(Claims(request, now)) + ".";
+}
+
+// Sets environment variables for one test and restores them after.
+class ScopedEnv {
+ public:
+  void Set(const char* name, const std::string& value) {
+    const char* old = std::getenv(name);
+    saved_.emplace_back(name, old == nullptr ? std::nullopt : std::optional<std::string>(old));
+    setenv(name, value.c_str(), 1);
+  }
+  ~ScopedEnv() {
+    for (auto it = saved_.rbegin(); it != saved_.rend(); ++it) {
+      if (it->second) setenv(it->first, it->second->c_str(), 1);
+      else unsetenv(it->first);
+    }
+  }
+
+ private:
+  std::vector<std::pair<const char*, std::optional<std::string>>> saved_;
+};
+
+std::string WriteTempFile(const std::string& contents) {
+  char path[] = "/tmp/kudos-auth-test-XXXXXX";
+  int fd = mkstemp(path);
+  if (fd < 0) throw std::runtime_error("mkstemp failed");
+  if (write(fd, contents.data(), contents.size()) != static_cast<ssize_t>(contents.size())) {
+    throw std::runtime_error("write failed");
+  }
+  close(fd);
+  return path;
+}
+
+class Rs256Test : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    keys_ = new KeyPair(GenerateRsaKey());
+    other_keys_ = new KeyPair(GenerateRsaKey());
+  }
+  static void TearDownTestSuite() {
+    delete keys_;
+    delete other_keys_;
+  }
+  void SetUp() override {
+    key_file_ = WriteTempFile(keys_->public_pem);
+    env_.Set("JWT_ALGORITHM", "RS256");
+    env_.Set("JWT_KEY_FILE", key_file_);
+    env_.Set("SERVICE_TOKEN_SECRET", kDevServiceSecret);
+  }
+  void TearDown() override { unlink(key_file_.c_str()); }
+
+  void ExpectRefused(const Authenticator& auth, const std::string& token, absl::string_view why) {
+    auto principal = auth.Verify(token, absl::Now());
+    ASSERT_FALSE(principal.ok()) << why;
+    EXPECT_EQ(principal.status().code(), absl::StatusCode::kUnauthenticated) << why;
+  }
+
+  static KeyPair* keys_;
+  static KeyPair* other_keys_;
+  std::string key_file_;
+  ScopedEnv env_;
+};
+KeyPair* Rs256Test::keys_ = nullptr;
+KeyPair* Rs256Test::other_keys_ = nullptr;
+
+TEST_F(Rs256Test, TokenSignedWithThePrivateKeyVerifiesWithTheConfiguredPublicKeyFile) {
+  JwtConfig config = JwtConfigFromEnvironment();
+  ASSERT_EQ(config.algorithm, "RS256");
+  ASSERT_EQ(config.key, keys_->public_pem);
+  Authenticator auth(config);
+  ASSERT_TRUE(auth.config_status().ok()) << auth.config_status();
+  TokenRequest request = Member();
+  request.roles = {"member", "manager"};
+  auto principal =
+      auth.Verify(SignWithLibjwt(request, JWT_ALG_RS256, keys_->private_pem, absl::Now()),
+                  absl::Now());
+  ASSERT_TRUE(principal.ok()) << principal.status();
+  EXPECT_EQ(principal->subject, "alice");
+  EXPECT_EQ(principal->org, "acme");
+  EXPECT_TRUE(principal->Has(Role::kManager));
+  EXPECT_FALSE(principal->is_admin());
+}
+
+TEST_F(Rs256Test, Hs256TokenIsRefusedWhenRs256IsConfigured) {
+  Authenticator auth(JwtConfigFromEnvironment());
+  // The classic confusion: HMAC with the (public) PEM as the secret.
+  ExpectRefused(auth, SignWithLibjwt(Member(), JWT_ALG_HS256, keys_->public_pem, absl::Now()),
+                "HS256 keyed with the public key");
+  ExpectRefused(auth, *MintHs256(Member(), kDevJwtSecret, absl::Now()),
+                "HS256 with the development secret");
+  ExpectRefused(auth, SignWithLibjwt(Member(), JWT_ALG_HS512, keys_->public_pem, absl::Now()),
+                "HS512 keyed with the public key");
+}
+
+TEST_F(Rs256Test, RefusesOtherKeysNoneExpiryAudienceAndIssuer) {
+  Authenticator auth(JwtConfigFromEnvironment());
+  absl::Time now = absl::Now();
+  ExpectRefused(auth, SignWithLibjwt(Member(), JWT_ALG_RS256, other_keys_->private_pem, now),
+                "another key pair");
+  ExpectRefused(auth, SignWithLibjwt(Member(), JWT_ALG_RS512, keys_->private_pem, now),
+                "RS512 with the right key");
+  ExpectRefused(auth, UnsignedToken(Member(), now), "alg none");
+  TokenRequest expired = Member();
+  expired.ttl = absl::Seconds(1);
+  ExpectRefused(auth, SignWithLibjwt(expired, JWT_ALG_RS256, keys_->private_pem,
+                                     now - absl::Minutes(1)),
+                "expired");
+  TokenRequest audience = Member();
+  audience.audience = "someone-else";
+  ExpectRefused(auth, SignWithLibjwt(audience, JWT_ALG_RS256, keys_->private_pem, now),
+                "audience");
+  TokenRequest issuer = Member();
+  issuer.issuer = "evil";
+  ExpectRefused(auth, SignWithLibjwt(issuer, JWT_ALG_RS256, keys_->private_pem, now), "issuer");
+  TokenRequest service = Member();
+  service.roles = {"service"};
+  ExpectRefused(auth, SignWithLibjwt(service, JWT_ALG_RS256, keys_->private_pem, now),
+                "a person token claiming the service role");
+}
+
+TEST_F(Rs256Test, ServiceTokensStillUseTheServiceSecret) {
+  Authenticator auth(JwtConfigFromEnvironment());
+  auto principal =
+      auth.Verify(*MintServiceToken("kudos", "acme", kDevServiceSecret, absl::Now()), absl::Now());
+  ASSERT_TRUE(principal.ok()) << principal.status();
+  EXPECT_TRUE(principal->is_service());
+}
+
+TEST_F(Rs256Test, ProductionNeverFallsBackToTheDevelopmentServiceSecret) {
+  unsetenv("SERVICE_TOKEN_SECRET");
+  JwtConfig config = JwtConfigFromEnvironment();
+  EXPECT_TRUE(config.service_secret.empty());
+  Authenticator auth(config);
+  ExpectRefused(auth, *MintServiceToken("kudos", "acme", kDevServiceSecret, absl::Now()),
+                "service token signed with the public development secret");
+}
+
+TEST_F(Rs256Test, UnreadableOrInvalidKeyRefusesEveryToken) {
+  env_.Set("JWT_KEY_FILE", "/nonexistent/key.pem");
+  Authenticator missing(JwtConfigFromEnvironment());
+  EXPECT_FALSE(missing.config_status().ok());
+  ExpectRefused(missing, SignWithLibjwt(Member(), JWT_ALG_RS256, keys_->private_pem, absl::Now()),
+                "no key");
+  // A private key, or a secret, where the public key belongs.
+  JwtConfig wrong = JwtConfigFromEnvironment();
+  wrong.key = "not a pem";
+  Authenticator garbage(wrong);
+  EXPECT_FALSE(garbage.config_status().ok());
+  ExpectRefused(garbage, SignWithLibjwt(Member(), JWT_ALG_HS256, "not a pem", absl::Now()),
+                "HS256 keyed with the configured garbage");
+}
+
+TEST(AuthConfigTest, EmptyHs256SecretRefusesTokensSignedWithAnEmptyKey) {
+  JwtConfig config = DevConfig();
+  config.key = "";
+  Authenticator auth(config);
+  EXPECT_FALSE(auth.config_status().ok());
+  // libjwt will not sign with an empty key: do it by hand.
+  auto principal = auth.Verify(HmacTokenByHand(Member(), "", absl::Now()), absl::Now());
+  EXPECT_EQ(principal.status().code(), absl::StatusCode::kUnauthenticated);
+}
+
+TEST(AuthConfigTest, HandMadeHmacTokenIsAcceptedWithTheRightSecret) {
+  Authenticator auth(DevConfig());
+  auto principal = auth.Verify(HmacTokenByHand(Member(), kDevJwtSecret, absl::Now()), absl::Now());
+  ASSERT_TRUE(principal.ok()) << principal.status();
+  EXPECT_TRUE(principal->is_admin());
+}
+
+TEST(AuthConfigTest, UnsignedTokenIsRefusedUnderHs256) {
+  Authenticator auth(DevConfig());
+  auto principal = auth.Verify(UnsignedToken(Member(), absl::Now()), absl::Now());
+  EXPECT_EQ(principal.status().code(), absl::StatusCode::kUnauthenticated);
+}
+
+TEST(AuthConfigTest, OrgClaimThatCouldBreakAHashTagIsRefused) {
+  Authenticator auth(DevConfig());
+  for (const char* org : {"a}b", "{acme}", "ac me", "acme:x", "x\xc3\xa9"}) {
+    TokenRequest request = Member();
+    request.org = org;
+    auto principal = auth.Verify(*MintHs256(request, kDevJwtSecret, absl::Now()), absl::Now());
+    EXPECT_EQ(principal.status().code(), absl::StatusCode::kUnauthenticated) << org;
+  }
+  TokenRequest fine = Member();
+  fine.org = "org-Some_Test.1";
+  EXPECT_TRUE(auth.Verify(*MintHs256(fine, kDevJwtSecret, absl::Now()), absl::Now()).ok());
+}
+
+}  // namespace rs256
 }  // namespace
 }  // namespace common::auth
