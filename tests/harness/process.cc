@@ -133,7 +133,10 @@ Service::Service(const std::string& binary, const std::string& redis_address,
                                          "--redis=" + redis_address};
         args.insert(args.end(), extra_args.begin(), extra_args.end());
         return args;
-      }()) {
+      }(),
+               // No API rate limit (common/ratelimit) unless a test asks for
+               // one with --rate_limit_* flags: load tests use one token.
+               {{"RATE_LIMIT_PERSON_RPS", "0"}, {"RATE_LIMIT_TOKEN_RPS", "0"}}) {
   Start();
 }
 

@@ -55,7 +55,8 @@ class RedisServer {
   Process process_;
 };
 
-// One service binary listening on a free port.
+// One service binary listening on a free port. Started without the API rate
+// limit (env RATE_LIMIT_*_RPS=0); pass --rate_limit_* flags to test it.
 class Service {
  public:
   Service(const std::string& binary, const std::string& redis_address,
