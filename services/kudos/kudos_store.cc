@@ -167,6 +167,19 @@ absl::StatusOr<BeginOutcome> KudosStore::Begin(const std::string& org,
                       reply->elements[2].str};
 }
 
+absl::StatusOr<std::optional<BeginOutcome>> KudosStore::FindRequest(
+    const std::string& org, RecordKind kind, const std::string& actor,
+    const std::string& request_id) {
+  absl::StatusOr<Reply> reply = pool_.Run(
+      {"HMGET", Prefix(org) + KindName(kind) + "req:" + actor + ":" + request_id, "id", "fp"});
+  if (!reply.ok()) return reply.status();
+  if (reply->elements.size() != 2 || reply->elements[0].is_nil()) {
+    return std::optional<BeginOutcome>();
+  }
+  return std::optional<BeginOutcome>(
+      BeginOutcome{false, reply->elements[0].str, reply->elements[1].str});
+}
+
 absl::StatusOr<std::string> KudosStore::Finish(const std::string& org, RecordKind kind,
                                                const std::string& id, bool commit,
                                                const absl::Status& error) {

@@ -91,6 +91,10 @@ class KudosStore {
 
   // Recognition records
   absl::StatusOr<BeginOutcome> Begin(const std::string& org, const BeginRecognition& begin);
+  // The record an earlier call with this (actor, request_id) made, if any.
+  absl::StatusOr<std::optional<BeginOutcome>> FindRequest(const std::string& org, RecordKind kind,
+                                                          const std::string& actor,
+                                                          const std::string& request_id);
   // Returns the record's state after the call.
   absl::StatusOr<std::string> Finish(const std::string& org, RecordKind kind,
                                      const std::string& id, bool commit,

@@ -103,6 +103,15 @@ absl::StatusOr<kudos::v1::Kudos> KudosWorkflow::SendKudos(
   }
   Directory directory{*people};
   if (absl::Status valid = ValidateSendKudos(request, giver_id, *settings, directory); !valid.ok()) {
+    // A retry of a kudos accepted earlier returns it even if the directory
+    // changed since (a recipient left, a value was retired).
+    if (ValidateRequestId(request.request_id()).ok()) {
+      auto earlier = store_.FindRequest(org, RecordKind::kKudos, giver_id, request.request_id());
+      if (!earlier.ok()) return earlier.status();
+      if (earlier->has_value() && (*earlier)->fingerprint == SendFingerprint(request)) {
+        return Complete(org, RecordKind::kKudos, (*earlier)->record_id, (*earlier)->record_id);
+      }
+    }
     return valid;
   }
 

@@ -304,6 +304,23 @@ TEST_F(KudosIntegrationTest, SendKudos_SameRequestIdReturnsSameKudosAndDifferent
   EXPECT_EQ(Earned("bob"), 10);
 }
 
+TEST_F(KudosIntegrationTest, SendKudos_RetryAfterRecipientLeftStillReturnsTheKudos) {
+  kudos::v1::Kudos first, retried;
+  ASSERT_TRUE(Send("alice", Request("before-leave", {"dave"}, 5), &first).ok());
+  kudos::v1::UpdatePersonRequest leave;
+  leave.mutable_person()->set_person_id("dave");
+  leave.mutable_person()->set_display_name("Person dave");
+  leave.mutable_person()->set_team_id("eng");
+  leave.mutable_person()->set_active(false);
+  kudos::v1::UpdatePersonResponse left;
+  ASSERT_TRUE(directory_->UpdatePerson(Context(admin_).get(), leave, &left).ok());
+  ASSERT_TRUE(Send("alice", Request("before-leave", {"dave"}, 5), &retried).ok());
+  EXPECT_EQ(retried.kudos_id(), first.kudos_id());
+  EXPECT_EQ(Send("alice", Request("after-leave", {"dave"}, 5)).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(Earned("dave"), 5);
+}
+
 TEST_F(KudosIntegrationTest, SendKudos_RetriesWhileLedgerRestartsEndWithExactlyOneKudos) {
   // The ledger goes down before the call and comes back while the client
   // keeps retrying with the same request_id.
