@@ -5,7 +5,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <map>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -148,6 +150,68 @@ class CpuMeter {
   std::vector<std::pair<std::string, pid_t>> processes_;
   std::vector<double> start_;
   Clock::time_point t0_;
+};
+
+// Redis commands (INFO commandstats) between construction and Json(units):
+// calls and server-side microseconds per unit of work (a kudos, an event).
+class RedisMeter {
+ public:
+  explicit RedisMeter(const Bench& b)
+      : redis_(b.redis_host, b.redis_port), start_(Snapshot()) {
+    for (const auto& [name, pid] : b.processes) {
+      if (name == "redis") pid_ = pid;
+    }
+    cpu_start_ = CpuSeconds(pid_);
+  }
+  std::string Json(double units) {
+    std::map<std::string, std::pair<double, double>> end = Snapshot();
+    std::vector<std::pair<double, std::string>> by_calls;
+    double calls = 0, script_usec = 0;
+    double cpu_us = (CpuSeconds(pid_) - cpu_start_) * 1e6;
+    for (const auto& [cmd, v] : end) {
+      auto it = start_.find(cmd);
+      double c = v.first - (it == start_.end() ? 0 : it->second.first);
+      double u = v.second - (it == start_.end() ? 0 : it->second.second);
+      if (c <= 0 || cmd == "info") continue;
+      calls += c;
+      if (cmd == "evalsha" || cmd == "eval") script_usec += u;
+      by_calls.emplace_back(c, absl::StrFormat("\"%s\":%.2f", cmd, c / units));
+    }
+    std::sort(by_calls.rbegin(), by_calls.rend());
+    std::vector<std::string> top;
+    for (size_t i = 0; i < by_calls.size() && i < 12; ++i) top.push_back(by_calls[i].second);
+    return bench::Json()
+        // Commands run inside scripts are counted too.
+        .Num("commands_per_unit", calls / units)
+        // Server time inside scripts (their inner commands included).
+        .Num("script_usec_per_unit", script_usec / units)
+        // redis-server's whole CPU time (user + system, syscalls included).
+        .Num("redis_cpu_usec_per_unit", cpu_us / units)
+        .Raw("calls_per_unit", absl::StrCat("{", absl::StrJoin(top, ","), "}"))
+        .str();
+  }
+
+ private:
+  // command -> (calls, usec); commands run inside scripts count too.
+  std::map<std::string, std::pair<double, double>> Snapshot() {
+    std::map<std::string, std::pair<double, double>> out;
+    RedisReply info = redis_.Run({"INFO", "commandstats"});
+    for (absl::string_view line : absl::StrSplit(info.str, "\r\n")) {
+      if (!absl::ConsumePrefix(&line, "cmdstat_")) continue;
+      std::pair<absl::string_view, absl::string_view> parts = absl::StrSplit(line, absl::MaxSplits(':', 1));
+      double calls = 0, usec = 0;
+      for (absl::string_view field : absl::StrSplit(parts.second, ',')) {
+        if (absl::ConsumePrefix(&field, "calls=")) (void)absl::SimpleAtod(field, &calls);
+        if (absl::ConsumePrefix(&field, "usec=")) (void)absl::SimpleAtod(field, &usec);
+      }
+      out[std::string(parts.first)] = {calls, usec};
+    }
+    return out;
+  }
+  Redis redis_;
+  std::map<std::string, std::pair<double, double>> start_;
+  pid_t pid_ = -1;
+  double cpu_start_ = 0;
 };
 
 LoadOptions Load(const std::string& name, int concurrency = 0) {
@@ -411,12 +475,18 @@ void SendKudos(Bench& b) {
   LoadOptions o = Load("send_kudos");
   SendKudosLoad load(b, o.concurrency);
   CpuMeter cpu(b);
+  RedisMeter redis_meter(b);
   LoadResult r = RunLoad(o, [&](int slot, int64_t, Done done) { load.Start(slot, std::move(done)); });
   std::string cpu_json = cpu.Json();
+  // Every kudos started is done by now (drained), warm-up included; the
+  // leaderboard consumer's share is subtracted by measuring it separately.
+  std::string redis_json = redis_meter.Json(static_cast<double>(r.started));
   b.send_peak = r.throughput;
   CpuMeter catchup_cpu(b);
+  RedisMeter catchup_redis(b);
   std::string catchup = WaitForConsumer(b, 120);
   std::string catchup_cpu_json = catchup_cpu.Json();
+  std::string catchup_redis_json = catchup_redis.Json(static_cast<double>(r.started));
   b.Report("send_kudos", Json()
                              .Raw("load", ToJson(r))
                              .Int("people", static_cast<int64_t>(b.tokens.size()))
@@ -427,6 +497,8 @@ void SendKudos(Bench& b) {
                              .Raw("cpu_cores", cpu_json)
                              .Raw("leaderboard_catch_up", catchup)
                              .Raw("catch_up_cpu_cores", catchup_cpu_json)
+                             .Raw("redis_per_kudos_during_load", redis_json)
+                             .Raw("redis_per_kudos_consumer_catch_up", catchup_redis_json)
                              .str());
   double ratio = b.floor_a > 0 ? r.throughput / b.floor_a : 0;
   b.rows.push_back({"send_kudos", "throughput at 32 in flight", r.throughput, "/s",
@@ -884,9 +956,11 @@ void Rebuild(Bench& b) {
   Authorize(context, Token(kRebuildOrg, "bench-admin", {"admin"}), 600);
   Clock::time_point t0 = Clock::now();
   CpuMeter cpu(b);
+  RedisMeter redis_meter(b);
   grpc::Status status = stub->RebuildProjections(&context, request, &response);
   double wall = Seconds(t0);
   std::string cpu_json = cpu.Json();
+  std::string redis_json = redis_meter.Json(std::max<double>(1, response.events_applied()));
   double per_s = response.duration_ms() > 0
                      ? response.events_applied() / (response.duration_ms() / 1000.0)
                      : 0;
@@ -900,6 +974,7 @@ void Rebuild(Bench& b) {
                           .Num("events_per_s", per_s)
                           .Num("events_per_s_client", per_s_wall)
                           .Raw("cpu_cores", cpu_json)
+                          .Raw("redis_per_event", redis_json)
                           .str());
   b.rows.push_back({"rebuild", absl::StrFormat("RebuildProjections, %d entries", n), per_s_wall,
                     "events/s", "", "", ">= 100,000/s",
