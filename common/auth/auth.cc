@@ -84,6 +84,12 @@ absl::StatusOr<Principal> Decode(absl::string_view token, jwt_alg_t expected_alg
   long exp = jwt_get_grant_int(jwt.get(), "exp");
   if (errno == ENOENT || exp <= 0) return Unauthenticated("no 'exp' claim");
   if (absl::FromUnixSeconds(exp) <= now) return Unauthenticated("expired");
+  // Not valid yet (a minute of leeway for clock skew between issuer and us).
+  errno = 0;
+  long nbf = jwt_get_grant_int(jwt.get(), "nbf");
+  if (errno != ENOENT && absl::FromUnixSeconds(nbf) > now + absl::Minutes(1)) {
+    return Unauthenticated("not valid before its 'nbf'");
+  }
   const char* iss = jwt_get_grant(jwt.get(), "iss");
   if (!issuer.empty() && (iss == nullptr || issuer != iss)) {
     return Unauthenticated(absl::StrCat("issuer must be '", issuer, "'"));

@@ -348,6 +348,29 @@ TEST(AuthConfigTest, HandMadeHmacTokenIsAcceptedWithTheRightSecret) {
   EXPECT_TRUE(principal->is_admin());
 }
 
+TEST(AuthConfigTest, TokenNotValidYetIsRefused) {
+  Authenticator auth(DevConfig());
+  absl::Time now = absl::Now();
+  jwt_t* jwt = nullptr;
+  ASSERT_EQ(jwt_new(&jwt), 0);
+  jwt_add_grant(jwt, "sub", "alice");
+  jwt_add_grant(jwt, "org", "acme");
+  jwt_add_grant(jwt, "iss", "kudos-platform");
+  jwt_add_grant(jwt, "aud", "kudos-api");
+  jwt_add_grant_int(jwt, "exp", absl::ToUnixSeconds(now + absl::Hours(2)));
+  jwt_add_grant_int(jwt, "nbf", absl::ToUnixSeconds(now + absl::Hours(1)));
+  jwt_add_grants_json(jwt, "{\"roles\":[\"member\"]}");
+  std::string secret = kDevJwtSecret;
+  jwt_set_alg(jwt, JWT_ALG_HS256, reinterpret_cast<const unsigned char*>(secret.data()),
+              static_cast<int>(secret.size()));
+  char* encoded = jwt_encode_str(jwt);
+  std::string token = encoded;
+  free(encoded);
+  jwt_free(jwt);
+  EXPECT_EQ(auth.Verify(token, now).status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_TRUE(auth.Verify(token, now + absl::Minutes(61)).ok());
+}
+
 TEST(AuthConfigTest, UnsignedTokenIsRefusedUnderHs256) {
   Authenticator auth(DevConfig());
   auto principal = auth.Verify(UnsignedToken(Member(), absl::Now()), absl::Now());
