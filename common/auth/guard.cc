@@ -13,7 +13,13 @@ Guard::Guard(Authenticator authenticator) : authenticator_(std::move(authenticat
 
 Guard::Guard(Authenticator authenticator, ratelimit::Options limits)
     : authenticator_(std::move(authenticator)),
-      limiter_(std::make_shared<ratelimit::RateLimiter>(limits)) {}
+      limiter_(std::make_shared<ratelimit::RateLimiter>(limits)),
+      streams_(std::make_shared<ratelimit::StreamSlots>(limits.max_streams_per_person)) {}
+
+absl::StatusOr<ratelimit::StreamSlots::Slot> Guard::OpenStream(const Principal& principal) const {
+  if (streams_ == nullptr || principal.is_service()) return ratelimit::StreamSlots::Slot();
+  return streams_->Open(principal.org, principal.subject);
+}
 
 std::string TokenKey(absl::string_view token) {
   unsigned char digest[SHA256_DIGEST_LENGTH];

@@ -34,6 +34,10 @@ class Guard {
   // Authenticates and rate-limits; on RESOURCE_EXHAUSTED the retry
   // metadata is already added to `context`'s trailers.
   absl::StatusOr<Principal> Authenticate(grpc::ServerContextBase& context) const;
+  // For server streams, after Authenticate: a slot among the person's open
+  // streams (hold it until the stream ends), or RESOURCE_EXHAUSTED "too many
+  // open streams". Services are never limited.
+  absl::StatusOr<ratelimit::StreamSlots::Slot> OpenStream(const Principal& principal) const;
   // The same without a gRPC context (tests, other transports).
   absl::StatusOr<Principal> Check(absl::string_view bearer_token, absl::Time now) const;
 
@@ -43,6 +47,7 @@ class Guard {
  private:
   Authenticator authenticator_;
   std::shared_ptr<ratelimit::RateLimiter> limiter_;
+  std::shared_ptr<ratelimit::StreamSlots> streams_;
 };
 
 // A short stable key for a token in the per-token bucket (a SHA-256 prefix).

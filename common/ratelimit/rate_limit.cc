@@ -35,6 +35,9 @@ ABSL_FLAG(double, rate_limit_token_rps, DoubleEnvOr("RATE_LIMIT_TOKEN_RPS", 50),
           "calls per second per bearer token; 0 = unlimited (env RATE_LIMIT_TOKEN_RPS)");
 ABSL_FLAG(int64_t, rate_limit_token_burst, IntEnvOr("RATE_LIMIT_TOKEN_BURST", 100),
           "calls one token may make at once (env RATE_LIMIT_TOKEN_BURST)");
+ABSL_FLAG(int64_t, max_streams_per_person, IntEnvOr("MAX_STREAMS_PER_PERSON", 32),
+          "server streams one person may hold open at once; 0 = unlimited "
+          "(env MAX_STREAMS_PER_PERSON)");
 
 namespace common::ratelimit {
 namespace {
@@ -47,6 +50,8 @@ Options OptionsFromFlags() {
                         absl::GetFlag(FLAGS_rate_limit_person_burst)};
   options.per_token = {absl::GetFlag(FLAGS_rate_limit_token_rps),
                        absl::GetFlag(FLAGS_rate_limit_token_burst)};
+  options.max_streams_per_person =
+      static_cast<int>(std::min<int64_t>(absl::GetFlag(FLAGS_max_streams_per_person), 1 << 30));
   return options;
 }
 
@@ -64,6 +69,52 @@ int64_t RetryAfterMillis(const absl::Status& status) {
   int64_t ms = 0;
   if (end == absl::string_view::npos || !absl::SimpleAtoi(message.substr(0, end), &ms)) return -1;
   return ms;
+}
+
+namespace {
+std::string PersonKey(absl::string_view org, absl::string_view subject) {
+  // Claims are C strings: a NUL cannot occur inside either part.
+  return absl::StrCat(org, absl::string_view("\0", 1), subject);
+}
+}  // namespace
+
+StreamSlots::Slot& StreamSlots::Slot::operator=(Slot&& other) noexcept {
+  if (this != &other) {
+    Release();
+    owner_ = other.owner_;
+    key_ = std::move(other.key_);
+    other.owner_ = nullptr;
+  }
+  return *this;
+}
+
+void StreamSlots::Slot::Release() {
+  if (owner_ == nullptr) return;
+  absl::MutexLock lock(&owner_->mu_);
+  auto it = owner_->open_.find(key_);
+  if (it != owner_->open_.end() && --it->second <= 0) owner_->open_.erase(it);
+  owner_ = nullptr;
+}
+
+absl::StatusOr<StreamSlots::Slot> StreamSlots::Open(absl::string_view org,
+                                                    absl::string_view subject) {
+  std::string key = PersonKey(org, subject);
+  if (per_person_ <= 0) return Slot();
+  absl::MutexLock lock(&mu_);
+  int& open = open_[key];
+  if (open >= per_person_) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "too many open streams: '", subject, "' already holds ", open,
+        "; close one first"));
+  }
+  ++open;
+  return Slot(this, std::move(key));
+}
+
+int StreamSlots::open(absl::string_view org, absl::string_view subject) const {
+  absl::MutexLock lock(&mu_);
+  auto it = open_.find(PersonKey(org, subject));
+  return it == open_.end() ? 0 : it->second;
 }
 
 RateLimiter::Bucket RateLimiter::MakeBucket(Limit limit) {
@@ -111,8 +162,7 @@ void RateLimiter::TakeLocked(Bucket& bucket, const std::string& key, absl::Time 
 
 absl::Status RateLimiter::Acquire(absl::string_view org, absl::string_view subject,
                                   absl::string_view token_key, absl::Time now) {
-  // Claims are C strings: a NUL cannot occur inside either part.
-  std::string person_key = absl::StrCat(org, absl::string_view("\0", 1), subject);
+  std::string person_key = PersonKey(org, subject);
   std::string token(token_key);
   absl::MutexLock lock(&mu_);
   absl::Duration person_wait = WaitLocked(person_, person_key, now);

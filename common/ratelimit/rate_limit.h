@@ -18,6 +18,7 @@
 #include <unordered_map>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -33,6 +34,8 @@ struct Limit {
 struct Options {
   Limit per_person{50, 100};
   Limit per_token{50, 100};
+  // Server streams one person may hold open at once; 0 = unlimited.
+  int max_streams_per_person = 32;
   // Keys remembered per kind before idle ones are swept.
   size_t max_keys = 100000;
 };
@@ -42,13 +45,48 @@ struct Options {
 //   --rate_limit_person_burst (RATE_LIMIT_PERSON_BURST, default 100)
 //   --rate_limit_token_rps    (RATE_LIMIT_TOKEN_RPS,    default 50)
 //   --rate_limit_token_burst  (RATE_LIMIT_TOKEN_BURST,  default 100)
-// A rate of 0 turns that limit off.
+//   --max_streams_per_person  (MAX_STREAMS_PER_PERSON,  default 32)
+// A rate (or stream count) of 0 turns that limit off.
 Options OptionsFromFlags();
 
 // RESOURCE_EXHAUSTED "rate limit: retry after N ms (...)".
 absl::Status RateLimitedError(absl::Duration retry_after, absl::string_view what);
 // The N of a status made by RateLimitedError; -1 for any other status.
 int64_t RetryAfterMillis(const absl::Status& status);
+
+// Counts the server streams each person holds open. A slot is released when
+// its StreamSlot is destroyed (keep it alive for the stream's lifetime).
+class StreamSlots {
+ public:
+  class Slot {
+   public:
+    Slot() = default;
+    Slot(Slot&& other) noexcept : owner_(other.owner_), key_(std::move(other.key_)) {
+      other.owner_ = nullptr;
+    }
+    Slot& operator=(Slot&& other) noexcept;
+    Slot(const Slot&) = delete;
+    Slot& operator=(const Slot&) = delete;
+    ~Slot() { Release(); }
+
+   private:
+    friend class StreamSlots;
+    Slot(StreamSlots* owner, std::string key) : owner_(owner), key_(std::move(key)) {}
+    void Release();
+    StreamSlots* owner_ = nullptr;
+    std::string key_;
+  };
+
+  explicit StreamSlots(int per_person) : per_person_(per_person) {}
+  // A slot, or RESOURCE_EXHAUSTED when the person already holds the maximum.
+  absl::StatusOr<Slot> Open(absl::string_view org, absl::string_view subject);
+  int open(absl::string_view org, absl::string_view subject) const;
+
+ private:
+  int per_person_;
+  mutable absl::Mutex mu_;
+  std::unordered_map<std::string, int> open_ ABSL_GUARDED_BY(mu_);
+};
 
 class RateLimiter {
  public:

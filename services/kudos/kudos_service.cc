@@ -145,6 +145,9 @@ grpc::Status KudosServiceImpl::WatchFeed(grpc::ServerContext* context,
   if (absl::Status filter = ValidateFilter(request->filter()); !filter.ok()) {
     return ToGrpcStatus(filter);
   }
+  // Each watcher holds a thread and a Redis connection: cap them per person.
+  auto slot = auth_.OpenStream(*principal);
+  if (!slot.ok()) return ToGrpcStatus(slot.status());
   // One blocking reader per watcher; the gateway fans one watch out to its
   // many screens, so watchers per process stay few.
   common::redis::Connection connection(redis_, std::chrono::milliseconds(3000));

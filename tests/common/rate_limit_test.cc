@@ -133,3 +133,46 @@ TEST(GuardTest, LimitsPeopleButNeverServices) {
 
 }  // namespace
 }  // namespace common::ratelimit
+
+namespace common::ratelimit {
+namespace {
+
+TEST(StreamSlotsTest, CapsOpenStreamsPerPersonAndReleasesOnDestruction) {
+  StreamSlots slots(2);
+  auto first = slots.Open("acme", "alice");
+  auto second = slots.Open("acme", "alice");
+  ASSERT_TRUE(first.ok() && second.ok());
+  auto third = slots.Open("acme", "alice");
+  EXPECT_EQ(third.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_TRUE(slots.Open("acme", "bob").ok());    // released at once (temporary)
+  EXPECT_TRUE(slots.Open("globex", "alice").ok());
+  EXPECT_EQ(slots.open("acme", "alice"), 2);
+  {
+    StreamSlots::Slot moved = std::move(*first);  // moving keeps one slot
+    EXPECT_EQ(slots.open("acme", "alice"), 2);
+  }
+  EXPECT_EQ(slots.open("acme", "alice"), 1);
+  EXPECT_TRUE(slots.Open("acme", "alice").ok());
+  StreamSlots unlimited(0);
+  std::vector<StreamSlots::Slot> many;
+  for (int i = 0; i < 100; ++i) many.push_back(*unlimited.Open("acme", "alice"));
+}
+
+TEST(StreamSlotsTest, GuardExemptsServices) {
+  auth::JwtConfig config;
+  config.key = auth::kDevJwtSecret;
+  config.service_secret = auth::kDevServiceSecret;
+  Options options;
+  options.max_streams_per_person = 1;
+  auth::Guard guard(auth::Authenticator(config), options);
+  auth::Principal person{"alice", "acme", static_cast<uint32_t>(auth::Role::kMember)};
+  auto held = guard.OpenStream(person);
+  ASSERT_TRUE(held.ok());
+  EXPECT_EQ(guard.OpenStream(person).status().code(), absl::StatusCode::kResourceExhausted);
+  auth::Principal service{"kudos", "acme", static_cast<uint32_t>(auth::Role::kService)};
+  std::vector<StreamSlots::Slot> slots;
+  for (int i = 0; i < 10; ++i) slots.push_back(*guard.OpenStream(service));
+}
+
+}  // namespace
+}  // namespace common::ratelimit

@@ -136,7 +136,9 @@ Service::Service(const std::string& binary, const std::string& redis_address,
       }(),
                // No API rate limit (common/ratelimit) unless a test asks for
                // one with --rate_limit_* flags: load tests use one token.
-               {{"RATE_LIMIT_PERSON_RPS", "0"}, {"RATE_LIMIT_TOKEN_RPS", "0"}}) {
+               {{"RATE_LIMIT_PERSON_RPS", "0"},
+                {"RATE_LIMIT_TOKEN_RPS", "0"},
+                {"MAX_STREAMS_PER_PERSON", "0"}}) {
   Start();
 }
 

@@ -56,7 +56,8 @@ class RedisServer {
 };
 
 // One service binary listening on a free port. Started without the API rate
-// limit (env RATE_LIMIT_*_RPS=0); pass --rate_limit_* flags to test it.
+// limit nor stream cap (env RATE_LIMIT_*_RPS=0, MAX_STREAMS_PER_PERSON=0); pass
+// --rate_limit_* / --max_streams_per_person flags to test them.
 class Service {
  public:
   Service(const std::string& binary, const std::string& redis_address,

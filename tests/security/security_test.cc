@@ -1381,6 +1381,40 @@ TEST_F(RateLimitTest, PerTokenLimitStopsOneTokenNotThePerson) {
   EXPECT_TRUE(other.status.ok()) << other.status.error_message();
 }
 
+// Each kudos feed watcher holds a thread and a Redis connection: one person
+// cannot hold more than --max_streams_per_person of them.
+TEST_F(RateLimitTest, OpenStreamsPerPersonAreCapped) {
+  Platform& p = *Platform::Get();
+  harness::Service kudos = Start(
+      KUDOS_BINARY, {"--max_streams_per_person=2", "--ledger=" + p.ledger().address()});
+  Stubs st;
+  st.Connect(kudos.address(), p.ledger().address(), p.board().address());
+  Auth alice = Bearer(p.a().alice);
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<std::unique_ptr<grpc::ClientReader<kv1::WatchFeedResponse>>> streams;
+  for (int i = 0; i < 2; ++i) {
+    contexts.push_back(Ctx(alice, 30s));
+    streams.push_back(st.kudos->WatchFeed(contexts.back().get(), kv1::WatchFeedRequest()));
+  }
+  std::this_thread::sleep_for(500ms);  // both handlers hold their slot
+  // A third is refused at once; a watcher that is accepted just waits.
+  auto probe = [&](const Auth& auth) {
+    return FirstMessage(st.kudos.get(), &kv1::KudosService::Stub::WatchFeed, auth,
+                        kv1::WatchFeedRequest(), 1500ms);
+  };
+  grpc::Status third = probe(alice);
+  EXPECT_EQ(third.error_code(), StatusCode::RESOURCE_EXHAUSTED) << third.error_message();
+  // Other people are not affected.
+  EXPECT_EQ(probe(Bearer(p.a().bob)).error_code(), StatusCode::DEADLINE_EXCEEDED);
+  // Closing one frees its slot (the handler notices within its 1 s read).
+  contexts[0]->TryCancel();
+  streams[0]->Finish();
+  EXPECT_TRUE(Eventually(
+      [&] { return probe(alice).error_code() == StatusCode::DEADLINE_EXCEEDED; }, 10s));
+  contexts[1]->TryCancel();
+  streams[1]->Finish();
+}
+
 // ---- audit -------------------------------------------------------------------------------
 
 TEST(AuditTest, AdminActionsAreAuditedInTheirOrgsStreamOnly) {
