@@ -12,7 +12,8 @@ JOBS=${JOBS:-$(nproc)}
 bash scripts/install-deps.sh
 
 echo "== buf lint"
-(cd tools/buf && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+# npm install, not npm ci: the lockfile holds only this platform's buf binary package.
+(cd tools/buf && npm install --no-audit --no-fund --loglevel=error >/dev/null)
 (cd proto && "$ROOT/tools/buf/node_modules/.bin/buf" lint)
 
 echo "== build"
