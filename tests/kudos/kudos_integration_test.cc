@@ -352,6 +352,7 @@ TEST_F(KudosIntegrationTest, SendKudos_LedgerKilledMidCallThenRetriedYieldsOneSe
   // Repeatedly kill the ledger while sends are in flight; each request id is
   // retried until it succeeds. Whatever the crash point, each kudos ends
   // with exactly one transfer per recipient.
+  UpdateSettings([](kudos::v1::OrgSettings& s) { s.set_max_kudos_per_minute(1000); });
   std::atomic<bool> done{false};
   std::thread killer([&] {
     for (int i = 0; i < 4 && !done.load(); ++i) {
@@ -361,6 +362,16 @@ TEST_F(KudosIntegrationTest, SendKudos_LedgerKilledMidCallThenRetriedYieldsOneSe
       ledger_->Start();
     }
   });
+  // Joins the killer on every exit path, so a failed assertion cannot
+  // destroy a joinable thread.
+  struct JoinOnExit {
+    std::atomic<bool>& done;
+    std::thread& thread;
+    ~JoinOnExit() {
+      done.store(true);
+      thread.join();
+    }
+  } join_killer{done, killer};
   const int kKudos = 12;
   for (int i = 0; i < kKudos; ++i) {
     grpc::Status status;
@@ -372,8 +383,6 @@ TEST_F(KudosIntegrationTest, SendKudos_LedgerKilledMidCallThenRetriedYieldsOneSe
     } while (!status.ok() && std::chrono::steady_clock::now() < deadline);
     ASSERT_TRUE(status.ok()) << i << ": " << status.error_message();
   }
-  done.store(true);
-  killer.join();
   EXPECT_EQ(Earned("bob"), kKudos);
   EXPECT_EQ(TransferCount("bob"), kKudos);
   EXPECT_EQ(Feed().size(), static_cast<size_t>(kKudos));
