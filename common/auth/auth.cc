@@ -10,6 +10,7 @@
 
 #include <fstream>
 #include <memory>
+#include <optional>
 #include <sstream>
 
 #include "absl/strings/match.h"
@@ -66,10 +67,11 @@ absl::StatusOr<uint32_t> ParseRoles(const std::vector<std::string>& names, bool 
 }
 
 // Decodes and checks signature, algorithm, expiry, issuer and audience.
+// `validity` receives the token's [nbf, exp) for the verified-token cache.
 absl::StatusOr<Principal> Decode(absl::string_view token, jwt_alg_t expected_alg,
                                  const std::string& key, const std::string& issuer,
                                  const std::string& audience, bool is_service_key,
-                                 absl::Time now) {
+                                 absl::Time now, std::pair<absl::Time, absl::Time>* validity) {
   jwt_t* raw = nullptr;
   std::string token_str(token);
   if (jwt_decode(&raw, token_str.c_str(), reinterpret_cast<const unsigned char*>(key.data()),
@@ -90,6 +92,8 @@ absl::StatusOr<Principal> Decode(absl::string_view token, jwt_alg_t expected_alg
   if (errno != ENOENT && absl::FromUnixSeconds(nbf) > now + absl::Minutes(1)) {
     return Unauthenticated("not valid before its 'nbf'");
   }
+  *validity = {errno == ENOENT ? absl::InfinitePast() : absl::FromUnixSeconds(nbf),
+               absl::FromUnixSeconds(exp)};
   const char* iss = jwt_get_grant(jwt.get(), "iss");
   if (!issuer.empty() && (iss == nullptr || issuer != iss)) {
     return Unauthenticated(absl::StrCat("issuer must be '", issuer, "'"));
@@ -152,7 +156,9 @@ bool ValidOrgId(absl::string_view org) {
 }
 
 Authenticator::Authenticator(JwtConfig config)
-    : config_(std::move(config)), config_status_(CheckConfig(config_)) {
+    : config_(std::move(config)),
+      config_status_(CheckConfig(config_)),
+      cache_(std::make_shared<VerifiedTokenCache>()) {
   if (!config_status_.ok()) {
     log::Error(absl::StrCat("auth: every token will be refused: ", config_status_.message()));
   }
@@ -164,14 +170,43 @@ absl::StatusOr<Principal> Authenticator::Verify(absl::string_view token, absl::T
     return absl::UnauthenticatedError("this server cannot verify tokens (misconfigured)");
   }
   if (token.size() > 8192) return Unauthenticated("longer than 8192 bytes");
+  if (std::optional<Principal> cached = cache_->Find(token, now)) return *std::move(cached);
   jwt_alg_t alg = config_.algorithm == "RS256" ? JWT_ALG_RS256 : JWT_ALG_HS256;
+  std::pair<absl::Time, absl::Time> validity;
   absl::StatusOr<Principal> person =
-      Decode(token, alg, config_.key, config_.issuer, config_.audience, false, now);
-  if (person.ok() || config_.service_secret.empty()) return person;
-  absl::StatusOr<Principal> service = Decode(token, JWT_ALG_HS256, config_.service_secret,
-                                             config_.issuer, kServiceAudience, true, now);
-  if (service.ok()) return service;
+      Decode(token, alg, config_.key, config_.issuer, config_.audience, false, now, &validity);
+  if (person.ok()) {
+    cache_->Insert(token, *person, validity);
+    return person;
+  }
+  if (config_.service_secret.empty()) return person;
+  absl::StatusOr<Principal> service =
+      Decode(token, JWT_ALG_HS256, config_.service_secret, config_.issuer, kServiceAudience, true,
+             now, &validity);
+  if (service.ok()) {
+    cache_->Insert(token, *service, validity);
+    return service;
+  }
   return person.status();
+}
+
+std::optional<Principal> VerifiedTokenCache::Find(absl::string_view token, absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  auto it = entries_.find(token);
+  if (it == entries_.end()) return std::nullopt;
+  // Outside its validity the token is decoded again, which says why it fails.
+  if (now >= it->second.not_after || it->second.not_before > now + absl::Minutes(1)) {
+    return std::nullopt;
+  }
+  return it->second.principal;
+}
+
+void VerifiedTokenCache::Insert(absl::string_view token, const Principal& principal,
+                                std::pair<absl::Time, absl::Time> validity) {
+  absl::MutexLock lock(&mu_);
+  // Bounded: starting over is cheap (one signature check per token).
+  if (entries_.size() >= max_entries_) entries_.clear();
+  entries_[token] = Entry{principal, validity.first, validity.second};
 }
 
 absl::StatusOr<absl::string_view> Authenticator::BearerToken(

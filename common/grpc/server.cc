@@ -9,6 +9,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "common/config/env.h"
 #include "common/log/log.h"
 
@@ -35,6 +36,9 @@ bool ShutdownRequested() { return g_stop_requested.load(); }
 void RequestShutdown() { g_stop_requested.store(true); }
 
 absl::Status RunServer(const ServerOptions& options) {
+  // Debian's Abseil is built with mutex deadlock detection on: it records
+  // every lock order in a global graph, a few percent of all CPU under load.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -42,6 +46,13 @@ absl::Status RunServer(const ServerOptions& options) {
   builder.AddListeningPort(options.address, grpc::InsecureServerCredentials(), &selected_port);
   builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
   for (grpc::Service* service : options.services) builder.RegisterService(service);
+  // Handlers block on Redis, so the sync server runs a thread per call in
+  // flight. By default it keeps only 2 idle threads and retires the rest when
+  // the load dips, then creates them again: thread creation was a large share
+  // of the services' CPU under load (bench/README.md). Idle threads are kept.
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MIN_POLLERS, 2);
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS,
+                              options.max_idle_threads);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || selected_port == 0) {
     return absl::UnavailableError(

@@ -29,6 +29,9 @@ struct ServerOptions {
   // SHUTDOWN_GRACE_MS). Keep well under the orchestrator's kill timeout
   // (the test harness kills after 3 s, Kubernetes after 30 s).
   std::chrono::milliseconds shutdown_grace = DefaultShutdownGrace();
+  // Idle handler threads the sync server keeps for the next burst instead
+  // of retiring them (gRPC's default is 2).
+  int max_idle_threads = 64;
 
   static std::chrono::milliseconds DefaultShutdownGrace();
 };

@@ -73,6 +73,32 @@ TEST(AuthTest, RejectsWrongSignatureExpiryAudienceAndIssuer) {
   expect_rejected("");
 }
 
+TEST(AuthTest, VerifiedTokenIsRefusedOnceExpiredEvenAfterItWasCached) {
+  Authenticator auth(DevConfig());
+  absl::Time issued = absl::Now();
+  TokenRequest request = Member();
+  request.ttl = absl::Minutes(10);
+  std::string token = *MintHs256(request, kDevJwtSecret, issued);
+  ASSERT_TRUE(auth.Verify(token, issued).ok());
+  ASSERT_TRUE(auth.Verify(token, issued + absl::Minutes(9)).ok());  // from the cache
+  auto late = auth.Verify(token, issued + absl::Minutes(11));
+  EXPECT_EQ(late.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_NE(late.status().message().find("expired"), std::string::npos) << late.status();
+}
+
+TEST(AuthTest, CopiesShareTheCacheButATamperedTokenIsStillChecked) {
+  Authenticator auth(DevConfig());
+  Authenticator copy = auth;
+  std::string token = *MintHs256(Member(), kDevJwtSecret, absl::Now());
+  ASSERT_TRUE(auth.Verify(token, absl::Now()).ok());
+  ASSERT_TRUE(copy.Verify(token, absl::Now()).ok());
+  std::string tampered = token;
+  char& in_signature = tampered[tampered.size() - 5];  // not the last char's padding bits
+  in_signature = in_signature == 'A' ? 'B' : 'A';
+  EXPECT_EQ(copy.Verify(tampered, absl::Now()).status().code(),
+            absl::StatusCode::kUnauthenticated);
+}
+
 TEST(AuthTest, PersonTokenCannotClaimServiceRole) {
   Authenticator auth(DevConfig());
   TokenRequest forged = Member();
