@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/log/log.h"
+#include "services/leaderboard/projection_image.h"
 
 namespace leaderboard {
 
@@ -24,11 +25,53 @@ std::pair<uint64_t, uint64_t> ParseStreamId(const std::string& id) {
 
 // ---------------------------------------------------------------- Projector
 
-absl::StatusOr<Projector::Result> Projector::ApplyEntry(const std::string& org, StreamKind kind,
-                                                        const StreamEntry& entry,
-                                                        const std::string& rebuild_token) {
-  Result result;
-  absl::StatusOr<OrgCalendar> calendar = store_.Calendar(org);
+namespace {
+
+// Where ApplyEntryTo reads the directory and writes projections: Redis
+// (live), or the rebuild's in-memory image. Both run the same plans.
+class RedisTarget {
+ public:
+  explicit RedisTarget(Store& store) : store_(store) {}
+  absl::StatusOr<OrgCalendar> Calendar(const std::string& org) { return store_.Calendar(org); }
+  absl::StatusOr<std::map<std::string, kudos::v1::Person>> People(
+      const std::string& org, const std::vector<std::string>& ids) {
+    return store_.People(org, ids);
+  }
+  absl::StatusOr<bool> Apply(const ApplyPlan& plan) { return store_.Apply(plan); }
+  absl::Status CheckGivingStreak(const std::string& org, const OrgCalendar& calendar,
+                                 const ApplyPlan::StreakCheck& check) {
+    return store_.CheckGivingStreak(org, calendar, check);
+  }
+
+ private:
+  Store& store_;
+};
+
+class ImageTarget {
+ public:
+  explicit ImageTarget(ProjectionImage& image) : image_(image) {}
+  absl::StatusOr<OrgCalendar> Calendar(const std::string& org) { return image_.Calendar(org); }
+  absl::StatusOr<std::map<std::string, kudos::v1::Person>> People(
+      const std::string& org, const std::vector<std::string>& ids) {
+    return image_.People(org, ids);
+  }
+  absl::StatusOr<bool> Apply(const ApplyPlan& plan) { return image_.Apply(plan); }
+  absl::Status CheckGivingStreak(const std::string& org, const OrgCalendar& calendar,
+                                 const ApplyPlan::StreakCheck& check) {
+    image_.CheckGivingStreak(org, calendar, check);
+    return absl::OkStatus();
+  }
+
+ private:
+  ProjectionImage& image_;
+};
+
+template <typename Target>
+absl::StatusOr<Projector::Result> ApplyEntryTo(Target& target, const std::string& org,
+                                               StreamKind kind, const StreamEntry& entry,
+                                               const std::string& rebuild_token) {
+  Projector::Result result;
+  absl::StatusOr<OrgCalendar> calendar = target.Calendar(org);
   if (!calendar.ok()) return calendar.status();
   ApplyPlan plan;
   if (kind == StreamKind::kLedger) {
@@ -47,7 +90,7 @@ absl::StatusOr<Projector::Result> Projector::ApplyEntry(const std::string& org, 
       return result;
     }
     absl::StatusOr<std::map<std::string, kudos::v1::Person>> people =
-        store_.People(org, PeopleOfEvent(event));
+        target.People(org, PeopleOfEvent(event));
     if (!people.ok()) return people.status();
     plan = PlanKudosEvent(org, "k:" + entry.id, event, *calendar, [&](const std::string& id) {
       auto it = people->find(id);
@@ -55,16 +98,25 @@ absl::StatusOr<Projector::Result> Projector::ApplyEntry(const std::string& org, 
     });
   }
   plan.args[1] = rebuild_token;
-  absl::StatusOr<bool> applied = store_.Apply(plan);
+  absl::StatusOr<bool> applied = target.Apply(plan);
   if (!applied.ok()) return applied.status();
   // Streak badges are re-checked on redelivery too (idempotent), so a crash
   // between the script and this check cannot lose one.
   for (const ApplyPlan::StreakCheck& check : plan.streak_checks) {
-    if (absl::Status s = store_.CheckGivingStreak(org, *calendar, check); !s.ok()) return s;
+    if (absl::Status s = target.CheckGivingStreak(org, *calendar, check); !s.ok()) return s;
   }
   result.applied = *applied;
   if (result.applied) result.touched_boards = std::move(plan.touched_boards);
   return result;
+}
+
+}  // namespace
+
+absl::StatusOr<Projector::Result> Projector::ApplyEntry(const std::string& org, StreamKind kind,
+                                                        const StreamEntry& entry,
+                                                        const std::string& rebuild_token) {
+  RedisTarget target(store_);
+  return ApplyEntryTo(target, org, kind, entry, rebuild_token);
 }
 
 absl::StatusOr<Projector::RebuildResult> Projector::Rebuild(const std::string& org) {
@@ -80,8 +132,8 @@ absl::StatusOr<Projector::RebuildResult> Projector::Rebuild(const std::string& o
 absl::StatusOr<Projector::RebuildResult> Projector::Replay(const std::string& org,
                                                            const std::string& token) {
   RebuildResult result;
-  absl::StatusOr<int64_t> dropped = store_.DropProjections(org);
-  if (!dropped.ok()) return dropped.status();
+  ProjectionImage image(absl::Now());
+  ImageTarget target(image);
   struct Cursor {
     Cursor(StreamKind k, std::string stream) : kind(k), key(std::move(stream)) {}
     StreamKind kind;
@@ -118,10 +170,20 @@ absl::StatusOr<Projector::RebuildResult> Projector::Replay(const std::string& or
     }
     if (next == nullptr) break;
     const StreamEntry& entry = next->buffer[next->at++];
-    absl::StatusOr<Result> applied = ApplyEntry(org, next->kind, entry, token);
+    absl::StatusOr<Result> applied = ApplyEntryTo(target, org, next->kind, entry, token);
     if (!applied.ok()) return applied.status();
     ++result.events_read;
     if (applied->applied) ++result.events_applied;
+  }
+  // Only now are the old projections replaced: the lock keeps every other
+  // writer out, and this replica's consumer waits on apply_mutex.
+  if (absl::Status s = store_.RefreshRebuildLock(org, token); !s.ok()) return s;
+  absl::StatusOr<int64_t> dropped = store_.DropProjections(org);
+  if (!dropped.ok()) return dropped.status();
+  if (absl::Status s = image.Write(store_.pool(), 200,
+                                   [&] { return store_.RefreshRebuildLock(org, token); });
+      !s.ok()) {
+    return s;
   }
   return result;
 }

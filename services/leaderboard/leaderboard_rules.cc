@@ -285,6 +285,12 @@ bool WorkCalendar::IsWorkDay(absl::CivilDay day) const {
          holidays.count(day) == 0;
 }
 
+bool ReachesGivingStreakBadge(const std::vector<absl::CivilDay>& active_days,
+                              const OrgCalendar& calendar, absl::CivilDay day) {
+  WorkCalendar work{calendar.work_days, calendar.holidays, calendar.freezes_per_month};
+  return ComputeStreak(active_days, work, day).longest >= kGivingStreakBadgeDays;
+}
+
 StreakResult ComputeStreak(const std::vector<absl::CivilDay>& active_days,
                            const WorkCalendar& calendar, absl::CivilDay today) {
   std::set<absl::CivilDay> active;
@@ -342,7 +348,7 @@ const std::vector<BadgeRule>& BadgeRules() {
       {"given_10", "10 kudos given"},
       {"given_50", "50 kudos given"},
       {"all_values_received", "Every value received"},
-      {"giving_streak_20", "4-week giving streak"},
+      {kGivingStreakBadge, "4-week giving streak"},
   };
   return kRules;
 }

@@ -161,6 +161,11 @@ struct BadgeRule {
 const std::vector<BadgeRule>& BadgeRules();
 const BadgeRule* FindBadge(absl::string_view id);
 inline constexpr int kGivingStreakBadgeDays = 20;
+inline constexpr char kGivingStreakBadge[] = "giving_streak_20";
+// Whether giving on `active_days` makes a streak of kGivingStreakBadgeDays
+// by `day` (the giving-streak badge, checked after each kudos given).
+bool ReachesGivingStreakBadge(const std::vector<absl::CivilDay>& active_days,
+                              const OrgCalendar& calendar, absl::CivilDay day);
 
 // ---------------------------------------------------------------- events
 

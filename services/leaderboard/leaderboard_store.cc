@@ -191,11 +191,9 @@ absl::Status Store::CheckGivingStreak(const std::string& org, const OrgCalendar&
                                       const ApplyPlan::StreakCheck& check) {
   absl::StatusOr<std::vector<absl::CivilDay>> days = Days(org, "giving", check.person);
   if (!days.ok()) return days.status();
-  WorkCalendar work{calendar.work_days, calendar.holidays, calendar.freezes_per_month};
-  StreakResult streak = ComputeStreak(*days, work, check.day);
-  if (streak.longest < kGivingStreakBadgeDays) return absl::OkStatus();
+  if (!ReachesGivingStreakBadge(*days, calendar, check.day)) return absl::OkStatus();
   absl::StatusOr<Reply> reply =
-      pool_.Run({"HSETNX", BadgesKey(org, check.person), "giving_streak_20",
+      pool_.Run({"HSETNX", BadgesKey(org, check.person), kGivingStreakBadge,
                  absl::StrCat(absl::ToUnixMillis(check.time))});
   return reply.status();
 }

@@ -1,0 +1,270 @@
+#include "services/leaderboard/projection_image.h"
+
+#include <cstdlib>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace leaderboard {
+
+namespace {
+
+absl::Status Malformed(absl::string_view why) {
+  return absl::InternalError(absl::StrCat("apply_event: malformed plan: ", why));
+}
+
+// Redis prints scores with %.17g; the same text makes the same double.
+std::string ScoreText(double score) { return absl::StrFormat("%.17g", score); }
+
+}  // namespace
+
+ProjectionImage::Value& ProjectionImage::Slot(const std::string& key, Value::Kind kind) {
+  auto [it, inserted] = keys_.try_emplace(key);
+  if (inserted) it->second.kind = kind;
+  return it->second;
+}
+
+const ProjectionImage::Value* ProjectionImage::Find(const std::string& key,
+                                                    Value::Kind kind) const {
+  auto it = keys_.find(key);
+  if (it == keys_.end() || it->second.kind != kind) return nullptr;
+  return &it->second;
+}
+
+bool ProjectionImage::SAdd(const std::string& key, const std::string& member) {
+  return Slot(key, Value::Kind::kSet).set.insert(member).second;
+}
+
+void ProjectionImage::HSetNx(const std::string& key, const std::string& field,
+                             const std::string& value) {
+  Slot(key, Value::Kind::kHash).hash.try_emplace(field, value);
+}
+
+void ProjectionImage::ExpireAt(const std::string& key, int64_t at) {
+  auto it = keys_.find(key);
+  if (it == keys_.end()) return;
+  // EXPIREAT in the past deletes the key at once.
+  if (at <= now_unix_seconds_) {
+    keys_.erase(it);
+    return;
+  }
+  it->second.expire_at = at;
+}
+
+absl::StatusOr<bool> ProjectionImage::Apply(const ApplyPlan& plan) {
+  const std::vector<std::string>& args = plan.args;
+  if (plan.keys.empty() || args.size() < 2) return Malformed("no applied set or dedupe id");
+  const std::string& applied = plan.keys[0];
+  if (!SAdd(applied, args[0])) return false;
+  auto key = [&](size_t at) -> const std::string* {
+    int index = 0;
+    if (at >= args.size() || !absl::SimpleAtoi(args[at], &index) || index < 1 ||
+        static_cast<size_t>(index) > plan.keys.size()) {
+      return nullptr;
+    }
+    return &plan.keys[index - 1];
+  };
+  auto need = [&](size_t i, size_t count) { return i + count <= args.size(); };
+  bool skip = false;
+  size_t i = 2;
+  while (i < args.size()) {
+    const std::string& op = args[i];
+    if (op == "G") {
+      if (!need(i, 2)) return Malformed("G");
+      skip = args[i + 1].empty() ? false : !SAdd(applied, args[i + 1]);
+      i += 2;
+    } else if (op == "Z") {
+      if (!need(i, 5) || key(i + 1) == nullptr) return Malformed("Z");
+      if (!skip) {
+        const std::string& k = *key(i + 1);
+        double increment = std::strtod(args[i + 3].c_str(), nullptr);
+        Slot(k, Value::Kind::kZset).zset[args[i + 2]] += increment;
+        if (args[i + 4] != "0") {
+          int64_t at = 0;
+          if (!absl::SimpleAtoi(args[i + 4], &at)) return Malformed("Z expiry");
+          ExpireAt(k, at);
+        }
+      }
+      i += 5;
+    } else if (op == "S") {
+      if (!need(i, 3) || key(i + 1) == nullptr) return Malformed("S");
+      if (!skip) SAdd(*key(i + 1), args[i + 2]);
+      i += 3;
+    } else if (op == "H") {
+      if (!need(i, 4) || key(i + 1) == nullptr) return Malformed("H");
+      if (!skip) Slot(*key(i + 1), Value::Kind::kHash).hash[args[i + 2]] = args[i + 3];
+      i += 4;
+    } else if (op == "N") {
+      if (!need(i, 4) || key(i + 1) == nullptr) return Malformed("N");
+      if (!skip) HSetNx(*key(i + 1), args[i + 2], args[i + 3]);
+      i += 4;
+    } else if (op == "P") {
+      if (!need(i, 3) || key(i + 1) == nullptr) return Malformed("P");
+      if (!skip) {
+        // SET replaces the value and drops any expiry.
+        Value& value = keys_[*key(i + 1)];
+        value = Value();
+        value.str = args[i + 2];
+        calendar_.reset();
+      }
+      i += 3;
+    } else if (op == "D") {
+      if (!need(i, 2) || key(i + 1) == nullptr) return Malformed("D");
+      if (!skip) {
+        keys_.erase(*key(i + 1));
+        calendar_.reset();
+      }
+      i += 2;
+    } else if (op == "T") {
+      if (!need(i, 7) || key(i + 1) == nullptr || key(i + 4) == nullptr) return Malformed("T");
+      if (!skip) {
+        double score = 0;
+        if (const Value* board = Find(*key(i + 4), Value::Kind::kZset)) {
+          auto it = board->zset.find(args[i + 5]);
+          if (it != board->zset.end()) score = it->second;
+        }
+        if (score >= std::strtod(args[i + 6].c_str(), nullptr)) {
+          HSetNx(*key(i + 1), args[i + 2], args[i + 3]);
+        }
+      }
+      i += 7;
+    } else if (op == "V") {
+      int count = 0;
+      if (!need(i, 6) || key(i + 1) == nullptr || key(i + 4) == nullptr ||
+          !absl::SimpleAtoi(args[i + 5], &count) || count < 0 || !need(i, 6 + count)) {
+        return Malformed("V");
+      }
+      if (!skip) {
+        const Value* set = Find(*key(i + 4), Value::Kind::kSet);
+        bool all = true;
+        for (int j = 1; j <= count && all; ++j) {
+          all = set != nullptr && set->set.contains(args[i + 5 + j]);
+        }
+        if (all) HSetNx(*key(i + 1), args[i + 2], args[i + 3]);
+      }
+      i += 6 + count;
+    } else {
+      return Malformed(absl::StrCat("unknown operation ", op));
+    }
+  }
+  return true;
+}
+
+absl::StatusOr<OrgCalendar> ProjectionImage::Calendar(const std::string& org) {
+  std::string key = SettingsKey(org);
+  if (calendar_.has_value() && calendar_->first == key) return calendar_->second;
+  kudos::v1::OrgSettings settings = DefaultSettings();
+  if (const Value* stored = Find(key, Value::Kind::kString)) {
+    if (!settings.ParseFromString(stored->str)) {
+      return absl::InternalError(absl::StrCat("stored settings of org '", org, "' are corrupt"));
+    }
+  }
+  calendar_.emplace(key, CalendarFromSettings(settings));
+  return calendar_->second;
+}
+
+std::map<std::string, kudos::v1::Person> ProjectionImage::People(
+    const std::string& org, const std::vector<std::string>& ids) {
+  std::map<std::string, kudos::v1::Person> out;
+  const Value* people = Find(PeopleKey(org), Value::Kind::kHash);
+  if (people == nullptr) return out;
+  for (const std::string& id : ids) {
+    auto it = people->hash.find(id);
+    kudos::v1::Person person;
+    if (it != people->hash.end() && person.ParseFromString(it->second)) out[id] = std::move(person);
+  }
+  return out;
+}
+
+void ProjectionImage::CheckGivingStreak(const std::string& org, const OrgCalendar& calendar,
+                                        const ApplyPlan::StreakCheck& check) {
+  std::vector<absl::CivilDay> days;
+  if (const Value* set = Find(DaysKey(org, "giving", check.person), Value::Kind::kSet)) {
+    for (const std::string& text : set->set) {
+      absl::StatusOr<absl::CivilDay> day = ParseDay(text);
+      if (day.ok()) days.push_back(*day);
+    }
+  }
+  if (ReachesGivingStreakBadge(days, calendar, check.day)) {
+    HSetNx(BadgesKey(org, check.person), kGivingStreakBadge,
+           absl::StrCat(absl::ToUnixMillis(check.time)));
+  }
+}
+
+absl::Status ProjectionImage::Write(common::redis::Pool& pool, int batch,
+                                    const std::function<absl::Status()>& between_batches) {
+  constexpr size_t kMembersPerCommand = 500;
+  std::vector<common::redis::Command> pending;
+  auto flush = [&]() -> absl::Status {
+    if (pending.empty()) return absl::OkStatus();
+    absl::StatusOr<std::vector<absl::StatusOr<common::redis::Reply>>> replies =
+        pool.Pipeline(pending);
+    pending.clear();
+    if (!replies.ok()) return replies.status();
+    for (const absl::StatusOr<common::redis::Reply>& reply : *replies) {
+      if (!reply.ok()) return reply.status();
+    }
+    return between_batches ? between_batches() : absl::OkStatus();
+  };
+  auto add = [&](common::redis::Command command) -> absl::Status {
+    pending.push_back(std::move(command));
+    if (pending.size() >= static_cast<size_t>(batch)) return flush();
+    return absl::OkStatus();
+  };
+  for (const auto& [key, value] : keys_) {
+    common::redis::Command command;
+    auto start = [&](const char* verb) { command = {verb, key}; };
+    absl::Status status;
+    switch (value.kind) {
+      case Value::Kind::kString:
+        status = add({"SET", key, value.str});
+        break;
+      case Value::Kind::kHash:
+        start("HSET");
+        for (const auto& [field, text] : value.hash) {
+          command.push_back(field);
+          command.push_back(text);
+          if (command.size() >= 2 + 2 * kMembersPerCommand) {
+            if (status = add(std::move(command)); !status.ok()) return status;
+            start("HSET");
+          }
+        }
+        if (command.size() > 2) status = add(std::move(command));
+        break;
+      case Value::Kind::kSet:
+        start("SADD");
+        for (const std::string& member : value.set) {
+          command.push_back(member);
+          if (command.size() >= 2 + kMembersPerCommand) {
+            if (status = add(std::move(command)); !status.ok()) return status;
+            start("SADD");
+          }
+        }
+        if (command.size() > 2) status = add(std::move(command));
+        break;
+      case Value::Kind::kZset:
+        start("ZADD");
+        for (const auto& [member, score] : value.zset) {
+          command.push_back(ScoreText(score));
+          command.push_back(member);
+          if (command.size() >= 2 + 2 * kMembersPerCommand) {
+            if (status = add(std::move(command)); !status.ok()) return status;
+            start("ZADD");
+          }
+        }
+        if (command.size() > 2) status = add(std::move(command));
+        break;
+    }
+    if (!status.ok()) return status;
+    if (value.expire_at != 0) {
+      if (absl::Status s = add({"EXPIREAT", key, absl::StrCat(value.expire_at)}); !s.ok()) {
+        return s;
+      }
+    }
+  }
+  return flush();
+}
+
+}  // namespace leaderboard
