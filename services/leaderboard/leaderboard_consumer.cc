@@ -1,5 +1,7 @@
 #include "services/leaderboard/leaderboard_consumer.h"
 
+#include <map>
+#include <optional>
 #include <random>
 
 #include <algorithm>
@@ -27,47 +29,8 @@ std::pair<uint64_t, uint64_t> ParseStreamId(const std::string& id) {
 
 namespace {
 
-// Where ApplyEntryTo reads the directory and writes projections: Redis
-// (live), or the rebuild's in-memory image. Both run the same plans.
-class RedisTarget {
- public:
-  explicit RedisTarget(Store& store) : store_(store) {}
-  absl::StatusOr<OrgCalendar> Calendar(const std::string& org) { return store_.Calendar(org); }
-  absl::StatusOr<std::map<std::string, kudos::v1::Person>> People(
-      const std::string& org, const std::vector<std::string>& ids) {
-    return store_.People(org, ids);
-  }
-  absl::StatusOr<bool> Apply(const ApplyPlan& plan) { return store_.Apply(plan); }
-  absl::Status CheckGivingStreak(const std::string& org, const OrgCalendar& calendar,
-                                 const ApplyPlan::StreakCheck& check) {
-    return store_.CheckGivingStreak(org, calendar, check);
-  }
-
- private:
-  Store& store_;
-};
-
-class ImageTarget {
- public:
-  explicit ImageTarget(ProjectionImage& image) : image_(image) {}
-  absl::StatusOr<OrgCalendar> Calendar(const std::string& org) { return image_.Calendar(org); }
-  absl::StatusOr<std::map<std::string, kudos::v1::Person>> People(
-      const std::string& org, const std::vector<std::string>& ids) {
-    return image_.People(org, ids);
-  }
-  absl::StatusOr<bool> Apply(const ApplyPlan& plan) { return image_.Apply(plan); }
-  absl::Status CheckGivingStreak(const std::string& org, const OrgCalendar& calendar,
-                                 const ApplyPlan::StreakCheck& check) {
-    image_.CheckGivingStreak(org, calendar, check);
-    return absl::OkStatus();
-  }
-
- private:
-  ProjectionImage& image_;
-};
-
-template <typename Target>
-absl::StatusOr<Projector::Result> ApplyEntryTo(Target& target, const std::string& org,
+// One entry into the rebuild's image, as ApplyBatch does it into Redis.
+absl::StatusOr<Projector::Result> ApplyEntryTo(ProjectionImage& target, const std::string& org,
                                                StreamKind kind, const StreamEntry& entry,
                                                const std::string& rebuild_token) {
   Projector::Result result;
@@ -89,21 +52,17 @@ absl::StatusOr<Projector::Result> ApplyEntryTo(Target& target, const std::string
                                         " of ", KudosStream(org)));
       return result;
     }
-    absl::StatusOr<std::map<std::string, kudos::v1::Person>> people =
-        target.People(org, PeopleOfEvent(event));
-    if (!people.ok()) return people.status();
+    std::map<std::string, kudos::v1::Person> people = target.People(org, PeopleOfEvent(event));
     plan = PlanKudosEvent(org, "k:" + entry.id, event, *calendar, [&](const std::string& id) {
-      auto it = people->find(id);
-      return it == people->end() ? std::string() : it->second.time_zone();
+      auto it = people.find(id);
+      return it == people.end() ? std::string() : it->second.time_zone();
     });
   }
   plan.args[1] = rebuild_token;
   absl::StatusOr<bool> applied = target.Apply(plan);
   if (!applied.ok()) return applied.status();
-  // Streak badges are re-checked on redelivery too (idempotent), so a crash
-  // between the script and this check cannot lose one.
   for (const ApplyPlan::StreakCheck& check : plan.streak_checks) {
-    if (absl::Status s = target.CheckGivingStreak(org, *calendar, check); !s.ok()) return s;
+    target.CheckGivingStreak(org, *calendar, check);
   }
   result.applied = *applied;
   if (result.applied) result.touched_boards = std::move(plan.touched_boards);
@@ -112,11 +71,104 @@ absl::StatusOr<Projector::Result> ApplyEntryTo(Target& target, const std::string
 
 }  // namespace
 
-absl::StatusOr<Projector::Result> Projector::ApplyEntry(const std::string& org, StreamKind kind,
-                                                        const StreamEntry& entry,
-                                                        const std::string& rebuild_token) {
-  RedisTarget target(store_);
-  return ApplyEntryTo(target, org, kind, entry, rebuild_token);
+absl::StatusOr<std::vector<Projector::Result>> Projector::ApplyBatch(
+    const std::vector<BatchItem>& items) {
+  std::vector<Result> results(items.size());
+  // Events parsed once; nullopt for entries skipped as unparsable.
+  std::vector<std::optional<kudos::v1::KudosEvent>> kudos_events(items.size());
+  std::vector<std::optional<ledger::v1::LedgerEvent>> ledger_events(items.size());
+  for (size_t i = 0; i < items.size(); ++i) {
+    const BatchItem& item = items[i];
+    bool parsed = item.kind == StreamKind::kLedger
+                      ? ledger_events[i].emplace().ParseFromString(item.entry->event)
+                      : kudos_events[i].emplace().ParseFromString(item.entry->event);
+    if (!parsed) {
+      kudos_events[i].reset();
+      ledger_events[i].reset();
+      common::log::Warning(absl::StrCat(
+          "leaderboard: skipping unparsable entry ", item.entry->id, " of ",
+          item.kind == StreamKind::kLedger ? LedgerStream(*item.org) : KudosStream(*item.org)));
+    }
+  }
+  size_t begin = 0;
+  while (begin < items.size()) {
+    // The run: up to and including the first directory change.
+    size_t end = begin;
+    while (end < items.size()) {
+      const auto& kudos_event = kudos_events[end++];
+      if (kudos_event.has_value() && !kudos_event->has_kudos_sent()) break;
+    }
+    std::map<std::string, OrgCalendar> calendars;
+    std::map<std::string, std::vector<std::string>> wanted;
+    for (size_t i = begin; i < end; ++i) {
+      const std::string& org = *items[i].org;
+      if (calendars.count(org) == 0) {
+        absl::StatusOr<OrgCalendar> calendar = store_.Calendar(org);
+        if (!calendar.ok()) return calendar.status();
+        calendars.emplace(org, *std::move(calendar));
+      }
+      if (kudos_events[i].has_value()) {
+        std::vector<std::string> ids = PeopleOfEvent(*kudos_events[i]);
+        wanted[org].insert(wanted[org].end(), ids.begin(), ids.end());
+      }
+    }
+    std::map<std::string, std::map<std::string, kudos::v1::Person>> people;
+    for (auto& [org, ids] : wanted) {
+      std::sort(ids.begin(), ids.end());
+      ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+      absl::StatusOr<std::map<std::string, kudos::v1::Person>> found = store_.People(org, ids);
+      if (!found.ok()) return found.status();
+      people[org] = *std::move(found);
+    }
+    std::vector<ApplyPlan> plans;
+    std::vector<size_t> plan_items;
+    plans.reserve(end - begin);
+    for (size_t i = begin; i < end; ++i) {
+      const std::string& org = *items[i].org;
+      const OrgCalendar& calendar = calendars.at(org);
+      if (ledger_events[i].has_value()) {
+        plans.push_back(
+            PlanLedgerEvent(org, "l:" + items[i].entry->id, *ledger_events[i], calendar));
+      } else if (kudos_events[i].has_value()) {
+        const auto& known = people[org];
+        plans.push_back(PlanKudosEvent(org, "k:" + items[i].entry->id, *kudos_events[i],
+                                       calendar, [&](const std::string& id) {
+                                         auto it = known.find(id);
+                                         return it == known.end() ? std::string()
+                                                                  : it->second.time_zone();
+                                       }));
+      } else {
+        continue;
+      }
+      plan_items.push_back(i);
+    }
+    std::vector<const ApplyPlan*> pointers;
+    for (const ApplyPlan& plan : plans) pointers.push_back(&plan);
+    absl::StatusOr<std::vector<bool>> applied = store_.ApplyAll(pointers);
+    if (!applied.ok()) return applied.status();
+    // Streak badges are checked on redelivery too (idempotent), so a crash
+    // between the scripts and the check cannot lose one.
+    std::map<std::string, std::vector<ApplyPlan::StreakCheck>> checks;
+    for (size_t k = 0; k < plans.size(); ++k) {
+      Result& result = results[plan_items[k]];
+      result.applied = (*applied)[k];
+      // Boards of entries seen before too: a retried batch still wakes the
+      // watchers of entries its first attempt applied (a spare wake-up is
+      // only a re-read).
+      result.touched_boards = std::move(plans[k].touched_boards);
+      std::vector<ApplyPlan::StreakCheck>& org_checks = checks[*items[plan_items[k]].org];
+      org_checks.insert(org_checks.end(), plans[k].streak_checks.begin(),
+                        plans[k].streak_checks.end());
+    }
+    for (const auto& [org, org_checks] : checks) {
+      if (absl::Status s = store_.CheckGivingStreaks(org, calendars.at(org), org_checks);
+          !s.ok()) {
+        return s;
+      }
+    }
+    begin = end;
+  }
+  return results;
 }
 
 absl::StatusOr<Projector::RebuildResult> Projector::Rebuild(const std::string& org) {
@@ -133,7 +185,6 @@ absl::StatusOr<Projector::RebuildResult> Projector::Replay(const std::string& or
                                                            const std::string& token) {
   RebuildResult result;
   ProjectionImage image(absl::Now());
-  ImageTarget target(image);
   struct Cursor {
     Cursor(StreamKind k, std::string stream) : kind(k), key(std::move(stream)) {}
     StreamKind kind;
@@ -170,7 +221,7 @@ absl::StatusOr<Projector::RebuildResult> Projector::Replay(const std::string& or
     }
     if (next == nullptr) break;
     const StreamEntry& entry = next->buffer[next->at++];
-    absl::StatusOr<Result> applied = ApplyEntryTo(target, org, next->kind, entry, token);
+    absl::StatusOr<Result> applied = ApplyEntryTo(image, org, next->kind, entry, token);
     if (!applied.ok()) return applied.status();
     ++result.events_read;
     if (applied->applied) ++result.events_applied;
@@ -252,10 +303,8 @@ absl::Status Consumer::Recover(const StreamRef& stream) {
     if (reply->is_nil() || reply->elements.empty() || reply->elements[0].elements.size() < 2) break;
     std::vector<StreamEntry> entries = ParseEntries(reply->elements[0].elements[1]);
     if (entries.empty()) break;
-    for (const StreamEntry& entry : entries) {
-      if (!Handle(stream, entry)) return absl::UnavailableError("stopping");
-    }
     after = entries.back().id;
+    if (!HandleAll(stream, std::move(entries))) return absl::UnavailableError("stopping");
   }
   std::string cursor = "0-0";
   do {
@@ -266,33 +315,61 @@ absl::Status Consumer::Recover(const StreamRef& stream) {
     if (!reply.ok()) return reply.status();
     if (reply->elements.size() < 2) break;
     cursor = reply->elements[0].str;
-    for (const StreamEntry& entry : ParseEntries(reply->elements[1])) {
-      if (!Handle(stream, entry)) return absl::UnavailableError("stopping");
+    if (!HandleAll(stream, ParseEntries(reply->elements[1]))) {
+      return absl::UnavailableError("stopping");
     }
   } while (cursor != "0-0" && !stop_.load());
   return absl::OkStatus();
 }
 
-bool Consumer::Handle(const StreamRef& stream, const StreamEntry& entry) {
+bool Consumer::HandleAll(const StreamRef& stream, std::vector<StreamEntry> entries) {
+  std::vector<std::pair<const StreamRef*, StreamEntry>> batch;
+  batch.reserve(entries.size());
+  for (StreamEntry& entry : entries) batch.emplace_back(&stream, std::move(entry));
+  return HandleBatch(batch);
+}
+
+bool Consumer::HandleBatch(const std::vector<std::pair<const StreamRef*, StreamEntry>>& batch) {
+  if (batch.empty()) return true;
+  std::vector<Projector::BatchItem> items;
+  items.reserve(batch.size());
+  for (const auto& [stream, entry] : batch) items.push_back({&stream->org, stream->kind, &entry});
   std::chrono::milliseconds backoff(50);
   while (!stop_.load()) {
-    absl::StatusOr<Projector::Result> result;
+    absl::StatusOr<std::vector<Projector::Result>> results;
     {
       std::lock_guard<std::mutex> lock(projector_.apply_mutex());
-      result = projector_.ApplyEntry(stream.org, stream.kind, entry);
+      results = projector_.ApplyBatch(items);
     }
-    if (result.ok()) {
-      absl::StatusOr<Reply> acked =
-          store_.pool().Run({"XACK", stream.key, options_.group, entry.id});
+    if (results.ok()) {
+      // One XACK per stream; unacknowledged entries are redelivered and
+      // deduplicated.
+      std::map<std::string, common::redis::Command> acks;
+      std::map<std::string, std::set<std::string>> touched;
+      for (size_t i = 0; i < batch.size(); ++i) {
+        const StreamRef& stream = *batch[i].first;
+        common::redis::Command& ack = acks[stream.key];
+        if (ack.empty()) ack = {"XACK", stream.key, options_.group};
+        ack.push_back(batch[i].second.id);
+        const std::vector<std::string>& boards = (*results)[i].touched_boards;
+        touched[stream.org].insert(boards.begin(), boards.end());
+      }
+      std::vector<common::redis::Command> commands;
+      for (auto& [key, ack] : acks) commands.push_back(std::move(ack));
+      absl::StatusOr<std::vector<absl::StatusOr<Reply>>> acked = store_.pool().Pipeline(commands);
       if (!acked.ok()) {
-        // Unacknowledged entries are redelivered and deduplicated.
         common::log::Warning(absl::StrCat("leaderboard: XACK failed: ", acked.status().message()));
       }
-      if (result->applied && on_applied_) on_applied_(stream.org, result->touched_boards);
+      if (on_applied_) {
+        for (const auto& [org, boards] : touched) {
+          if (!boards.empty()) on_applied_(org, std::vector<std::string>(boards.begin(), boards.end()));
+        }
+      }
       return true;
     }
-    common::log::Warning(absl::StrCat("leaderboard: applying ", stream.key, " ", entry.id,
-                                      " failed: ", result.status().ToString()));
+    common::log::Warning(absl::StrCat("leaderboard: applying ", batch.size(), " entries from ",
+                                      batch.front().first->key, " ", batch.front().second.id,
+                                      " failed: ", results.status().ToString()));
     std::this_thread::sleep_for(backoff);
     backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
   }
@@ -348,21 +425,19 @@ void Consumer::Run() {
     // an org's settings change and the points posted around it are applied
     // in the same order live and on rebuild (one replica, no backlog beyond
     // one batch; see README).
-    std::vector<std::pair<StreamRef, StreamEntry>> batch;
+    std::vector<std::pair<const StreamRef*, StreamEntry>> batch;
     for (const Reply& per_stream : reply->elements) {
       if (per_stream.elements.size() < 2) continue;
       const StreamRef* stream = Find(per_stream.elements[0].str);
       if (stream == nullptr) continue;
       for (StreamEntry& entry : ParseEntries(per_stream.elements[1])) {
-        batch.emplace_back(*stream, std::move(entry));
+        batch.emplace_back(stream, std::move(entry));
       }
     }
     std::stable_sort(batch.begin(), batch.end(), [](const auto& a, const auto& b) {
       return ParseStreamId(a.second.id) < ParseStreamId(b.second.id);
     });
-    for (const auto& [stream, entry] : batch) {
-      if (!Handle(stream, entry)) return;
-    }
+    if (!HandleBatch(batch)) return;
   }
 }
 

@@ -187,6 +187,84 @@ absl::StatusOr<bool> Store::Apply(const ApplyPlan& plan) {
   return reply->elements[0].integer == 1;
 }
 
+absl::StatusOr<std::vector<bool>> Store::ApplyAll(const std::vector<const ApplyPlan*>& plans) {
+  std::vector<bool> applied(plans.size(), false);
+  std::vector<size_t> todo(plans.size());
+  for (size_t i = 0; i < plans.size(); ++i) todo[i] = i;
+  // Twice at most: NOSCRIPT (first use, or Redis restarted) loads the script
+  // and runs the plans that met it again. NOSCRIPT comes for all of them,
+  // short of a SCRIPT FLUSH in the middle of the pipeline.
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    std::vector<common::redis::Command> commands;
+    commands.reserve(todo.size());
+    for (size_t i : todo) {
+      const ApplyPlan& plan = *plans[i];
+      common::redis::Command command = {"EVALSHA", apply_script_.sha(),
+                                        absl::StrCat(plan.keys.size())};
+      command.insert(command.end(), plan.keys.begin(), plan.keys.end());
+      command.insert(command.end(), plan.args.begin(), plan.args.end());
+      commands.push_back(std::move(command));
+    }
+    absl::StatusOr<std::vector<absl::StatusOr<Reply>>> replies = pool_.Pipeline(commands);
+    if (!replies.ok()) return replies.status();
+    std::vector<size_t> missing;
+    absl::Status first_error;
+    for (size_t k = 0; k < todo.size(); ++k) {
+      const absl::StatusOr<Reply>& reply = (*replies)[k];
+      if (!reply.ok()) {
+        if (reply.status().code() == absl::StatusCode::kNotFound &&
+            reply.status().message() == "NOSCRIPT") {
+          missing.push_back(todo[k]);
+        } else if (first_error.ok()) {
+          first_error = reply.status();
+        }
+        continue;
+      }
+      if (reply->type != Reply::Type::kArray || reply->elements.empty()) {
+        return Shape("apply_event");
+      }
+      applied[todo[k]] = reply->elements[0].integer == 1;
+    }
+    if (!first_error.ok()) return first_error;
+    if (missing.empty()) return applied;
+    absl::StatusOr<Reply> loaded = pool_.Run({"SCRIPT", "LOAD", apply_script_.source()});
+    if (!loaded.ok()) return loaded.status();
+    todo = std::move(missing);
+  }
+  return absl::UnavailableError("apply_event: the script is missing right after loading it");
+}
+
+absl::Status Store::CheckGivingStreaks(const std::string& org, const OrgCalendar& calendar,
+                                       const std::vector<ApplyPlan::StreakCheck>& checks) {
+  if (checks.empty()) return absl::OkStatus();
+  std::vector<common::redis::Command> reads;
+  for (const ApplyPlan::StreakCheck& check : checks) {
+    reads.push_back({"SMEMBERS", DaysKey(org, "giving", check.person)});
+  }
+  absl::StatusOr<std::vector<absl::StatusOr<Reply>>> days = pool_.Pipeline(reads);
+  if (!days.ok()) return days.status();
+  std::vector<common::redis::Command> awards;
+  for (size_t i = 0; i < checks.size(); ++i) {
+    if (!(*days)[i].ok()) return (*days)[i].status();
+    std::vector<absl::CivilDay> active;
+    for (const Reply& element : (*days)[i]->elements) {
+      absl::StatusOr<absl::CivilDay> day = ParseDay(element.str);
+      if (day.ok()) active.push_back(*day);
+    }
+    if (ReachesGivingStreakBadge(active, calendar, checks[i].day)) {
+      awards.push_back({"HSETNX", BadgesKey(org, checks[i].person), kGivingStreakBadge,
+                        absl::StrCat(absl::ToUnixMillis(checks[i].time))});
+    }
+  }
+  if (awards.empty()) return absl::OkStatus();
+  absl::StatusOr<std::vector<absl::StatusOr<Reply>>> awarded = pool_.Pipeline(awards);
+  if (!awarded.ok()) return awarded.status();
+  for (const absl::StatusOr<Reply>& reply : *awarded) {
+    if (!reply.ok()) return reply.status();
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Store::CheckGivingStreak(const std::string& org, const OrgCalendar& calendar,
                                       const ApplyPlan::StreakCheck& check) {
   absl::StatusOr<std::vector<absl::CivilDay>> days = Days(org, "giving", check.person);

@@ -61,6 +61,13 @@ class Store {
 
   // Runs a plan; true when the entry was new.
   absl::StatusOr<bool> Apply(const ApplyPlan& plan);
+  // Runs plans in one pipeline, in order; per plan, true when it was new.
+  // The first failing script's error fails the call (the ones before it
+  // took effect; running them again is a no-op).
+  absl::StatusOr<std::vector<bool>> ApplyAll(const std::vector<const ApplyPlan*>& plans);
+  // CheckGivingStreak for many checks of one org in two round trips.
+  absl::Status CheckGivingStreaks(const std::string& org, const OrgCalendar& calendar,
+                                  const std::vector<ApplyPlan::StreakCheck>& checks);
   // Awards giving_streak_20 if the giver's streak up to `check.day` reached
   // it. Idempotent; safe to repeat after a redelivery.
   absl::Status CheckGivingStreak(const std::string& org, const OrgCalendar& calendar,
