@@ -627,6 +627,46 @@ TEST_F(LeaderboardIntegrationTest, ExactlyOnceAcrossDuplicatesReplaysAndCrashes)
   EXPECT_EQ(pending->elements[0].integer, 0);
 }
 
+// Entries that reach the consumer in one batch: each is planned with the
+// directory the entries before it left (a person's or the org's time zone
+// changing between two events), as when they arrive one at a time.
+TEST_F(LeaderboardIntegrationTest, EntriesAfterADirectoryChangeInTheSameBatchUseTheNewDirectory) {
+  server_.Kill();
+  absl::Time t = absl::Now();
+  // 25 hours apart: the two zones never share a local date.
+  absl::TimeZone east, west;
+  ASSERT_TRUE(absl::LoadTimeZone("Pacific/Kiritimati", &east));
+  ASSERT_TRUE(absl::LoadTimeZone("Pacific/Pago_Pago", &west));
+  std::string east_day = absl::FormatCivilTime(absl::ToCivilDay(t, east));
+  std::string west_day = absl::FormatCivilTime(absl::ToCivilDay(t, west));
+  kudos::v1::OrgSettings settings;
+  settings.set_time_zone("Pacific/Kiritimati");
+  writer_.Kudos(lbtest::SettingsEvent(settings));
+  Person("r", "t1", "", "Pacific/Kiritimati");
+  Send("g", "t1", {{"r", "t1"}}, {"teamwork"}, 1, t);
+  Person("r", "t1", "", "Pacific/Pago_Pago");
+  settings.set_time_zone("Pacific/Pago_Pago");
+  writer_.Kudos(lbtest::SettingsEvent(settings));
+  Send("g", "t1", {{"r", "t1"}}, {"teamwork"}, 1, t);
+  server_.Start();  // reads all of it in one batch
+  Connect();
+  v1::Board received = MakeBoard(v1::METRIC_KUDOS_RECEIVED, v1::WINDOW_ALL_TIME, v1::SCOPE_ORG);
+  ASSERT_TRUE(Eventually([&] { return ScoreOf(received, "r") == 2; }));
+  auto days = writer_.pool().Run({"SMEMBERS", leaderboard::DaysKey(org_, "receiving", "r")});
+  ASSERT_TRUE(days.ok());
+  std::set<std::string> seen;
+  for (const auto& day : days->elements) seen.insert(day.str);
+  EXPECT_EQ(seen, (std::set<std::string>{east_day, west_day}));
+  // The org's day boards: one kudos on each zone's date.
+  for (const std::string& day : {east_day, west_day}) {
+    std::string key = leaderboard::BoardKey(org_, v1::METRIC_KUDOS_RECEIVED, v1::WINDOW_DAY, day,
+                                            v1::SCOPE_ORG, "");
+    auto score = writer_.pool().Run({"ZSCORE", key, "r"});
+    ASSERT_TRUE(score.ok());
+    EXPECT_EQ(score->str, "1") << key;
+  }
+}
+
 // A replica dies for good with entries in flight; another replica (another
 // consumer name) claims its pending entries (XAUTOCLAIM) and applies them once.
 TEST_F(LeaderboardIntegrationTest, AnotherReplicaClaimsADeadConsumersPendingEntries) {
