@@ -76,7 +76,7 @@ absl::Status LeaderboardServiceImpl::DoGetLeaderboard(const Principal& who,
     return absl::InvalidArgumentError(
         absl::StrCat("page_size: ", request.page_size(), " is not within 1..", kMaxPageSize));
   }
-  absl::StatusOr<OrgCalendar> calendar = store_.Calendar(who.org);
+  absl::StatusOr<OrgCalendar> calendar = store_.CachedCalendar(who.org);
   if (!calendar.ok()) return calendar.status();
   v1::Board board = request.board();
   std::optional<PageToken> token;
@@ -156,7 +156,7 @@ absl::Status LeaderboardServiceImpl::DoGetRank(const Principal& who,
     return absl::InvalidArgumentError(absl::StrCat(
         "subject_id: '", request.subject_id(), "' must be 1..64 characters of [A-Za-z0-9._-]"));
   }
-  absl::StatusOr<OrgCalendar> calendar = store_.Calendar(who.org);
+  absl::StatusOr<OrgCalendar> calendar = store_.CachedCalendar(who.org);
   if (!calendar.ok()) return calendar.status();
   absl::StatusOr<ResolvedBoard> resolved =
       ResolveBoard(who.org, request.board(), *calendar, absl::Now());
@@ -168,17 +168,20 @@ absl::Status LeaderboardServiceImpl::DoGetRank(const Principal& who,
   response.set_ranked(around->ranked);
   response.set_total_entries(around->total);
   response.set_period(resolved->period.key);
-  google::protobuf::RepeatedPtrField<v1::LeaderboardEntry> self;
-  RankedEntry entry = around->ranked ? around->entry : RankedEntry{0, request.subject_id(), 0};
-  if (absl::Status s = FillEntries(who.org, teams, {entry}, &self); !s.ok()) return s;
-  *response.mutable_entry() = self[0];
+  // One display-name lookup for the subject and its neighbors.
+  std::vector<RankedEntry> all = {around->ranked ? around->entry
+                                                 : RankedEntry{0, request.subject_id(), 0}};
+  all.insert(all.end(), around->above.begin(), around->above.end());
+  all.insert(all.end(), around->below.begin(), around->below.end());
+  google::protobuf::RepeatedPtrField<v1::LeaderboardEntry> filled;
+  if (absl::Status s = FillEntries(who.org, teams, all, &filled); !s.ok()) return s;
+  *response.mutable_entry() = filled[0];
   if (!around->ranked) return absl::OkStatus();
   response.set_percentile(Percentile(around->below_count, around->total));
-  if (absl::Status s = FillEntries(who.org, teams, around->above, response.mutable_above());
-      !s.ok()) {
-    return s;
-  }
-  return FillEntries(who.org, teams, around->below, response.mutable_below());
+  int at = 1;
+  for (size_t i = 0; i < around->above.size(); ++i) *response.add_above() = filled[at++];
+  for (size_t i = 0; i < around->below.size(); ++i) *response.add_below() = filled[at++];
+  return absl::OkStatus();
 }
 
 grpc::Status LeaderboardServiceImpl::GetRank(grpc::ServerContext* context,
@@ -228,7 +231,7 @@ absl::Status LeaderboardServiceImpl::DoGetStreaks(const Principal& who,
     return absl::InvalidArgumentError(absl::StrCat(
         "person_id: '", request.person_id(), "' must be 1..64 characters of [A-Za-z0-9._-]"));
   }
-  absl::StatusOr<OrgCalendar> calendar = store_.Calendar(who.org);
+  absl::StatusOr<OrgCalendar> calendar = store_.CachedCalendar(who.org);
   if (!calendar.ok()) return calendar.status();
   absl::StatusOr<std::map<std::string, kudos::v1::Person>> people =
       store_.People(who.org, {request.person_id()});
@@ -332,7 +335,7 @@ absl::Status LeaderboardServiceImpl::DoGetInsights(const Principal& who,
     return absl::PermissionDeniedError(absl::StrCat(
         "team_id: '", request.team_id(), "' has no active member managed by the caller"));
   }
-  absl::StatusOr<OrgCalendar> calendar = store_.Calendar(who.org);
+  absl::StatusOr<OrgCalendar> calendar = store_.CachedCalendar(who.org);
   if (!calendar.ok()) return calendar.status();
   v1::Board board;
   board.set_window(window);

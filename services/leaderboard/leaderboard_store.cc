@@ -1,6 +1,7 @@
 #include "services/leaderboard/leaderboard_store.h"
 
 #include "absl/strings/numbers.h"
+#include "absl/time/clock.h"
 #include "absl/strings/str_cat.h"
 #include "kApplyEventLua.h"
 #include "kBoardReadLua.h"
@@ -110,6 +111,27 @@ absl::StatusOr<OrgCalendar> Store::Calendar(const std::string& org) {
   absl::StatusOr<kudos::v1::OrgSettings> settings = Settings(org);
   if (!settings.ok()) return settings.status();
   return CalendarFromSettings(*settings);
+}
+
+absl::StatusOr<OrgCalendar> Store::CachedCalendar(const std::string& org) {
+  constexpr absl::Duration kFresh = absl::Seconds(1);
+  absl::Time now = absl::Now();
+  {
+    absl::MutexLock lock(&calendars_mu_);
+    auto it = calendars_.find(org);
+    if (it != calendars_.end() && now - it->second.second < kFresh) return it->second.first;
+  }
+  absl::StatusOr<OrgCalendar> calendar = Calendar(org);
+  if (!calendar.ok()) return calendar.status();
+  absl::MutexLock lock(&calendars_mu_);
+  if (calendars_.size() > 10000) calendars_.clear();  // bounded; refilled on demand
+  calendars_[org] = {*calendar, now};
+  return calendar;
+}
+
+void Store::ForgetCalendar(const std::string& org) {
+  absl::MutexLock lock(&calendars_mu_);
+  calendars_.erase(org);
 }
 
 absl::StatusOr<std::map<std::string, kudos::v1::Person>> Store::People(

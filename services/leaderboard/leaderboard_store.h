@@ -9,8 +9,11 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "common/redis/redis_client.h"
 #include "services/leaderboard/leaderboard_rules.h"
 
@@ -47,7 +50,14 @@ class Store {
 
   // The org's settings as last seen on its kudos stream (defaults if none).
   absl::StatusOr<kudos::v1::OrgSettings> Settings(const std::string& org);
+  // Read from Redis every time: what the consumer plans events with.
   absl::StatusOr<OrgCalendar> Calendar(const std::string& org);
+  // For reads (boards, ranks, streaks, watch): the calendar cached for up
+  // to a second, so a read costs no settings round trip. This replica drops
+  // it when its consumer applies a directory change; another replica's
+  // change shows within the second (boards themselves trail the events).
+  absl::StatusOr<OrgCalendar> CachedCalendar(const std::string& org);
+  void ForgetCalendar(const std::string& org);
 
   // People by id (missing ones are absent from the map).
   absl::StatusOr<std::map<std::string, kudos::v1::Person>> People(
@@ -105,6 +115,9 @@ class Store {
 
  private:
   common::redis::Pool& pool_;
+  absl::Mutex calendars_mu_;
+  absl::flat_hash_map<std::string, std::pair<OrgCalendar, absl::Time>> calendars_
+      ABSL_GUARDED_BY(calendars_mu_);
   common::redis::Script apply_script_;
   common::redis::Script read_script_;
 };

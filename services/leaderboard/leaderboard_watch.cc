@@ -255,7 +255,7 @@ void Watchers::Refresh(const std::string& hub_id) {
     auto it = hubs_.find(hub_id);
     if (it != hubs_.end()) it->second.dirty = true;  // retried after the interval
   };
-  absl::StatusOr<OrgCalendar> calendar = store_.Calendar(org);
+  absl::StatusOr<OrgCalendar> calendar = store_.CachedCalendar(org);
   if (!calendar.ok()) return fail(calendar.status());
   absl::StatusOr<ResolvedBoard> resolved = ResolveBoard(org, board, *calendar, absl::Now());
   if (!resolved.ok()) return fail(resolved.status());
