@@ -34,13 +34,21 @@ KudosStore::KudosStore(common::redis::Pool& pool)
       begin_("begin_recognition", kBeginRecognitionLua),
       finish_("finish_recognition", kFinishRecognitionLua) {}
 
+namespace {
+
+absl::StatusOr<kudos::v1::OrgSettings> ParseSettings(const Reply& reply) {
+  if (reply.is_nil()) return DefaultOrgSettings();
+  kudos::v1::OrgSettings settings;
+  if (!settings.ParseFromString(reply.str)) return Corrupt("org settings");
+  return settings;
+}
+
+}  // namespace
+
 absl::StatusOr<kudos::v1::OrgSettings> KudosStore::GetSettings(const std::string& org) {
   absl::StatusOr<Reply> reply = pool_.Run({"GET", Prefix(org) + "settings"});
   if (!reply.ok()) return reply.status();
-  if (reply->is_nil()) return DefaultOrgSettings();
-  kudos::v1::OrgSettings settings;
-  if (!settings.ParseFromString(reply->str)) return Corrupt("org settings");
-  return settings;
+  return ParseSettings(*reply);
 }
 
 absl::Status KudosStore::PutSettings(const std::string& org,
@@ -74,21 +82,41 @@ absl::Status KudosStore::PutTeam(const std::string& org, const kudos::v1::Team& 
 
 absl::StatusOr<std::map<std::string, kudos::v1::Person>> KudosStore::GetPeople(
     const std::string& org, const std::vector<std::string>& ids) {
-  std::map<std::string, kudos::v1::Person> people;
-  if (ids.empty()) return people;
+  if (ids.empty()) return std::map<std::string, kudos::v1::Person>();
+  absl::StatusOr<SettingsAndPeople> read = ReadDirectory(org, ids, /*with_settings=*/false);
+  if (!read.ok()) return read.status();
+  return std::move(read->people);
+}
+
+absl::StatusOr<KudosStore::SettingsAndPeople> KudosStore::GetSettingsAndPeople(
+    const std::string& org, const std::vector<std::string>& ids) {
+  return ReadDirectory(org, ids, /*with_settings=*/true);
+}
+
+absl::StatusOr<KudosStore::SettingsAndPeople> KudosStore::ReadDirectory(
+    const std::string& org, const std::vector<std::string>& ids, bool with_settings) {
   std::vector<common::redis::Command> commands;
   for (const std::string& id : ids) commands.push_back({"HGET", Prefix(org) + "person:" + id, "pb"});
+  if (with_settings) commands.push_back({"GET", Prefix(org) + "settings"});
   auto replies = pool_.Pipeline(commands);
   if (!replies.ok()) return replies.status();
+  SettingsAndPeople read;
   for (size_t i = 0; i < ids.size(); ++i) {
     const absl::StatusOr<Reply>& reply = (*replies)[i];
     if (!reply.ok()) return reply.status();
     if (reply->is_nil()) continue;
     kudos::v1::Person person;
     if (!person.ParseFromString(reply->str)) return Corrupt("person");
-    people[ids[i]] = std::move(person);
+    read.people[ids[i]] = std::move(person);
   }
-  return people;
+  if (with_settings) {
+    const absl::StatusOr<Reply>& reply = replies->back();
+    if (!reply.ok()) return reply.status();
+    absl::StatusOr<kudos::v1::OrgSettings> settings = ParseSettings(*reply);
+    if (!settings.ok()) return settings.status();
+    read.settings = *std::move(settings);
+  }
+  return read;
 }
 
 namespace {

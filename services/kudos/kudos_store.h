@@ -81,6 +81,13 @@ class KudosStore {
   // The people found among `ids` (absent ones are left out).
   absl::StatusOr<std::map<std::string, kudos::v1::Person>> GetPeople(
       const std::string& org, const std::vector<std::string>& ids);
+  // GetSettings and GetPeople in one round trip.
+  struct SettingsAndPeople {
+    kudos::v1::OrgSettings settings;
+    std::map<std::string, kudos::v1::Person> people;
+  };
+  absl::StatusOr<SettingsAndPeople> GetSettingsAndPeople(const std::string& org,
+                                                         const std::vector<std::string>& ids);
   // Ordered by id, after `after_id`; `team_id` empty lists everyone.
   absl::StatusOr<std::vector<kudos::v1::Person>> ListPeople(const std::string& org,
                                                             const std::string& team_id,
@@ -115,6 +122,9 @@ class KudosStore {
   static std::string EventStream(const std::string& org) { return Prefix(org) + "events"; }
 
  private:
+  absl::StatusOr<SettingsAndPeople> ReadDirectory(const std::string& org,
+                                                  const std::vector<std::string>& ids,
+                                                  bool with_settings);
   common::redis::Pool& pool_;
   common::redis::Script put_directory_entry_;
   common::redis::Script put_settings_;

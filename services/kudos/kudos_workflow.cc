@@ -86,13 +86,13 @@ absl::StatusOr<kudos::v1::Person> KudosWorkflow::ActivePerson(const std::string&
 absl::StatusOr<kudos::v1::Kudos> KudosWorkflow::SendKudos(
     const std::string& org, const std::string& giver_id,
     const kudos::v1::SendKudosRequest& request) {
-  absl::StatusOr<kudos::v1::OrgSettings> settings = store_.GetSettings(org);
-  if (!settings.ok()) return settings.status();
   std::vector<std::string> ids(request.recipient_ids().begin(), request.recipient_ids().end());
   if (ids.size() > static_cast<size_t>(kMaxRecipients)) ids.resize(kMaxRecipients + 1);
   ids.push_back(giver_id);
-  absl::StatusOr<std::map<std::string, kudos::v1::Person>> people = store_.GetPeople(org, ids);
-  if (!people.ok()) return people.status();
+  absl::StatusOr<KudosStore::SettingsAndPeople> read = store_.GetSettingsAndPeople(org, ids);
+  if (!read.ok()) return read.status();
+  const kudos::v1::OrgSettings* settings = &read->settings;
+  std::map<std::string, kudos::v1::Person>* people = &read->people;
   auto giver = people->find(giver_id);
   if (giver == people->end()) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -185,6 +185,21 @@ absl::StatusOr<kudos::v1::Kudos> KudosWorkflow::SendKudos(
         absl::StrCat("request_id: '", request.request_id(),
                      "' was already used for a different kudos (", outcome->record_id,
                      "); use a new request_id for a new kudos"));
+  }
+  if (outcome->is_new) {
+    // The record is the one just written: settle it without reading it
+    // back, and answer with the kudos it holds (two round trips fewer).
+    Record record;
+    record.pb = begin.record_pb;
+    record.state = "PENDING";
+    record.transfers_pb = begin.transfers_pb;
+    record.kudos_id = kudos_id;
+    absl::StatusOr<std::string> state = SettleRecord(org, RecordKind::kKudos, kudos_id, record);
+    if (!state.ok()) return state.status();
+    if (*state == "COMMITTED") {
+      kudos.set_state(kudos::v1::KUDOS_STATE_COMMITTED);
+      return kudos;
+    }
   }
   return Complete(org, RecordKind::kKudos, outcome->record_id, outcome->record_id);
 }
@@ -289,10 +304,16 @@ absl::StatusOr<std::string> KudosWorkflow::Settle(const std::string& org, Record
   if (!record->has_value()) {
     return absl::NotFoundError(absl::StrCat(KindName(kind), " '", id, "' does not exist"));
   }
-  if ((*record)->state != "PENDING") return (*record)->state;
-  if (!(*record)->transfers_pb.empty()) {
+  return SettleRecord(org, kind, id, **record);
+}
+
+absl::StatusOr<std::string> KudosWorkflow::SettleRecord(const std::string& org, RecordKind kind,
+                                                        const std::string& id,
+                                                        const Record& record) {
+  if (record.state != "PENDING") return record.state;
+  if (!record.transfers_pb.empty()) {
     ledger::v1::PostTransfersRequest transfers;
-    if (!transfers.ParseFromString((*record)->transfers_pb)) {
+    if (!transfers.ParseFromString(record.transfers_pb)) {
       return absl::InternalError("stored transfers cannot be parsed");
     }
     absl::Status posted = ledger_.PostTransfers(org, transfers);

@@ -37,6 +37,9 @@ class KudosWorkflow {
   // ledger gives a final answer. Returns the record's state afterwards.
   absl::StatusOr<std::string> Settle(const std::string& org, RecordKind kind,
                                      const std::string& id);
+  // Settle for a record already in hand.
+  absl::StatusOr<std::string> SettleRecord(const std::string& org, RecordKind kind,
+                                           const std::string& id, const Record& record);
   // Settles a record and turns its final state into the caller's answer.
   absl::StatusOr<kudos::v1::Kudos> Complete(const std::string& org, RecordKind kind,
                                             const std::string& id, const std::string& kudos_id);

@@ -42,9 +42,9 @@ void ProjectionImage::HSetNx(const std::string& key, const std::string& field,
   Slot(key, Value::Kind::kHash).hash.try_emplace(field, value);
 }
 
-void ProjectionImage::ExpireAt(const std::string& key, int64_t at) {
+void ProjectionImage::ExpireAtIfNone(const std::string& key, int64_t at) {
   auto it = keys_.find(key);
-  if (it == keys_.end()) return;
+  if (it == keys_.end() || it->second.expire_at != 0) return;
   // EXPIREAT in the past deletes the key at once.
   if (at <= now_unix_seconds_) {
     keys_.erase(it);
@@ -80,11 +80,13 @@ absl::StatusOr<bool> ProjectionImage::Apply(const ApplyPlan& plan) {
       if (!skip) {
         const std::string& k = *key(i + 1);
         double increment = std::strtod(args[i + 3].c_str(), nullptr);
-        Slot(k, Value::Kind::kZset).zset[args[i + 2]] += increment;
-        if (args[i + 4] != "0") {
+        double& score = Slot(k, Value::Kind::kZset).zset[args[i + 2]];
+        score += increment;
+        // EXPIREAT ... NX, only when the member was new (see the script).
+        if (args[i + 4] != "0" && score == increment) {
           int64_t at = 0;
           if (!absl::SimpleAtoi(args[i + 4], &at)) return Malformed("Z expiry");
-          ExpireAt(k, at);
+          ExpireAtIfNone(k, at);
         }
       }
       i += 5;

@@ -63,7 +63,8 @@ class ProjectionImage {
   const Value* Find(const std::string& key, Value::Kind kind) const;
   bool SAdd(const std::string& key, const std::string& member);
   void HSetNx(const std::string& key, const std::string& field, const std::string& value);
-  void ExpireAt(const std::string& key, int64_t at);
+  // EXPIREAT key at NX.
+  void ExpireAtIfNone(const std::string& key, int64_t at);
 
   int64_t now_unix_seconds_;
   absl::flat_hash_map<std::string, Value> keys_;

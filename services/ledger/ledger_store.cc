@@ -200,15 +200,23 @@ absl::Status LedgerStore::RegisterOrg(absl::string_view org) {
   return pool_.Run(common::audit::RegisterOrgCommand(org)).status();
 }
 
-absl::StatusOr<AllowancePolicy> LedgerStore::GetPolicy(absl::string_view org) {
-  absl::StatusOr<Reply> reply = pool_.Run({"GET", Prefix(org) + "policy"});
-  if (!reply.ok()) return reply.status();
-  if (reply->is_nil()) return DefaultPolicy();
+namespace {
+
+absl::StatusOr<AllowancePolicy> ParsePolicy(const Reply& reply) {
+  if (reply.is_nil()) return DefaultPolicy();
   AllowancePolicy policy;
-  if (!policy.ParseFromString(reply->str)) {
+  if (!policy.ParseFromString(reply.str)) {
     return absl::DataLossError("stored allowance policy does not parse");
   }
   return policy;
+}
+
+}  // namespace
+
+absl::StatusOr<AllowancePolicy> LedgerStore::GetPolicy(absl::string_view org) {
+  absl::StatusOr<Reply> reply = pool_.Run({"GET", Prefix(org) + "policy"});
+  if (!reply.ok()) return reply.status();
+  return ParsePolicy(*reply);
 }
 
 absl::Status LedgerStore::SetPolicy(absl::string_view org, const AllowancePolicy& policy) {
@@ -218,7 +226,14 @@ absl::Status LedgerStore::SetPolicy(absl::string_view org, const AllowancePolicy
 absl::StatusOr<std::vector<PostResult>> LedgerStore::Post(
     absl::string_view org, const std::vector<std::pair<int, Transfer>>& transfers, bool linked,
     absl::Time now) {
-  absl::StatusOr<AllowancePolicy> policy = GetPolicy(org);
+  // The org is registered before anything reaches its outbox (see
+  // RegisterOrg), in the same round trip as the policy read.
+  absl::StatusOr<std::vector<absl::StatusOr<Reply>>> replies =
+      pool_.Pipeline({common::audit::RegisterOrgCommand(org), {"GET", Prefix(org) + "policy"}});
+  if (!replies.ok()) return replies.status();
+  if (!(*replies)[0].ok()) return (*replies)[0].status();
+  if (!(*replies)[1].ok()) return (*replies)[1].status();
+  absl::StatusOr<AllowancePolicy> policy = ParsePolicy(*(*replies)[1]);
   if (!policy.ok()) return policy.status();
   absl::StatusOr<common::calendar::Period> period = AllowancePeriodAt(*policy, now);
   if (!period.ok()) return period.status();
@@ -234,7 +249,6 @@ absl::StatusOr<std::vector<PostResult>> LedgerStore::Post(
     AppendTransferArgs(args, index, transfer, now, "A", transfer.debit_account().person_id());
     by_index[index] = &transfer;
   }
-  if (absl::Status s = RegisterOrg(org); !s.ok()) return s;
   absl::StatusOr<Reply> reply = pool_.Eval(post_, {Prefix(org)}, args);
   if (!reply.ok()) return reply.status();
   absl::StatusOr<std::vector<Row>> rows = ParseRows(*reply);

@@ -35,8 +35,13 @@ while i <= n do
   elseif op == 'Z' then
     if not skip then
       local k = key(i + 1)
-      redis.call('ZINCRBY', k, ARGV[i + 3], ARGV[i + 2])
-      if ARGV[i + 4] ~= '0' then redis.call('EXPIREAT', k, ARGV[i + 4]) end
+      local score = redis.call('ZINCRBY', k, ARGV[i + 3], ARGV[i + 2])
+      -- A board's expiry depends only on its period, so it is set once, when
+      -- the key is created; a new key means a new member, whose score is the
+      -- increment. Skipping the call otherwise halves the script's commands.
+      if ARGV[i + 4] ~= '0' and tonumber(score) == tonumber(ARGV[i + 3]) then
+        redis.call('EXPIREAT', k, ARGV[i + 4], 'NX')
+      end
     end
     i = i + 5
   elseif op == 'S' then
