@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <map>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -362,14 +363,6 @@ const BadgeRule* FindBadge(absl::string_view id) {
 
 // ---------------------------------------------------------------- events
 
-int ApplyPlan::Key(const std::string& key) {
-  for (size_t i = 0; i < keys.size(); ++i) {
-    if (keys[i] == key) return static_cast<int>(i) + 1;
-  }
-  keys.push_back(key);
-  return static_cast<int>(keys.size());
-}
-
 const std::vector<Window>& AllWindows() {
   static const std::vector<Window> kWindows = {v1::WINDOW_DAY,     v1::WINDOW_WEEK,
                                                v1::WINDOW_MONTH,   v1::WINDOW_QUARTER,
@@ -395,8 +388,8 @@ class PlanBuilder {
  public:
   PlanBuilder(absl::string_view org, absl::string_view dedupe_id, const OrgCalendar& calendar)
       : org_(org), calendar_(calendar) {
-    plan_.Key(AppliedKey(org));
-    plan_.Key(RebuildLockKey(org));
+    Idx(AppliedKey(org));
+    Idx(RebuildLockKey(org));
     plan_.args.push_back(std::string(dedupe_id));
     plan_.args.push_back("");  // the rebuild token, set by the caller
   }
@@ -406,14 +399,13 @@ class PlanBuilder {
   // Adds `amount` for `subject` on every window of (metric, scope).
   void AddAllWindows(Metric metric, Scope scope, absl::string_view scope_id,
                      const std::string& subject, int64_t amount, absl::Time t) {
-    for (Window window : AllWindows()) {
-      Period period = common::calendar::PeriodAt(WindowUnit(window), t, calendar_.zone,
-                                                 calendar_.week_start);
-      std::string key = BoardKey(org_, metric, window, period.key, scope, scope_id);
-      std::optional<absl::Time> expiry = BoardExpiry(window, period);
-      Op({"Z", Idx(key), subject, absl::StrCat(amount),
-          expiry ? absl::StrCat(absl::ToUnixSeconds(*expiry)) : "0"});
-      touched_.insert(key);
+    const std::vector<WindowPeriod>& periods = PeriodsAt(t);
+    std::string amount_text = absl::StrCat(amount);
+    for (size_t w = 0; w < AllWindows().size(); ++w) {
+      std::string key =
+          BoardKey(org_, metric, AllWindows()[w], periods[w].key, scope, scope_id);
+      Op({"Z", Idx(key), subject, amount_text, periods[w].expiry});
+      touched_.insert(std::move(key));
     }
   }
 
@@ -436,7 +428,15 @@ class PlanBuilder {
   void Op(const std::vector<std::string>& op) {
     plan_.args.insert(plan_.args.end(), op.begin(), op.end());
   }
-  std::string Idx(const std::string& key) { return absl::StrCat(plan_.Key(key)); }
+  // The plan's KEYS index of `key` (1-based), added when new.
+  std::string Idx(const std::string& key) {
+    auto [it, added] = key_index_.try_emplace(key, 0);
+    if (added) {
+      plan_.keys.push_back(key);
+      it->second = static_cast<int>(plan_.keys.size());
+    }
+    return absl::StrCat(it->second);
+  }
 
   ApplyPlan Finish() {
     plan_.touched_boards.assign(touched_.begin(), touched_.end());
@@ -445,10 +445,32 @@ class PlanBuilder {
   ApplyPlan& plan() { return plan_; }
 
  private:
+  // Every window's period at one instant: computed once per plan (an event
+  // touches the same windows for each metric and scope).
+  struct WindowPeriod {
+    std::string key;
+    std::string expiry;  // unix seconds, "0" for none
+  };
+  const std::vector<WindowPeriod>& PeriodsAt(absl::Time t) {
+    auto it = periods_.find(t);
+    if (it != periods_.end()) return it->second;
+    std::vector<WindowPeriod>& periods = periods_[t];
+    for (Window window : AllWindows()) {
+      Period period = common::calendar::PeriodAt(WindowUnit(window), t, calendar_.zone,
+                                                 calendar_.week_start);
+      std::optional<absl::Time> expiry = BoardExpiry(window, period);
+      periods.push_back(
+          {period.key, expiry ? absl::StrCat(absl::ToUnixSeconds(*expiry)) : "0"});
+    }
+    return periods;
+  }
+
   std::string org_;
   const OrgCalendar& calendar_;
   ApplyPlan plan_;
   std::set<std::string> touched_;
+  absl::flat_hash_map<std::string, int> key_index_;
+  std::map<absl::Time, std::vector<WindowPeriod>> periods_;
 };
 
 // Value ids, deduplicated, in first-seen order, only valid ids.

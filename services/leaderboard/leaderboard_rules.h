@@ -198,7 +198,6 @@ struct ApplyPlan {
   };
   std::vector<StreakCheck> streak_checks;
 
-  int Key(const std::string& key);
   bool empty() const { return args.size() <= 2; }
 };
 

@@ -33,118 +33,135 @@ const ProjectionImage::Value* ProjectionImage::Find(const std::string& key,
   return &it->second;
 }
 
-bool ProjectionImage::SAdd(const std::string& key, const std::string& member) {
-  return Slot(key, Value::Kind::kSet).set.insert(member).second;
-}
-
 void ProjectionImage::HSetNx(const std::string& key, const std::string& field,
                              const std::string& value) {
   Slot(key, Value::Kind::kHash).hash.try_emplace(field, value);
 }
 
-void ProjectionImage::ExpireAtIfNone(const std::string& key, int64_t at) {
-  auto it = keys_.find(key);
-  if (it == keys_.end() || it->second.expire_at != 0) return;
-  // EXPIREAT in the past deletes the key at once.
-  if (at <= now_unix_seconds_) {
-    keys_.erase(it);
-    return;
-  }
-  it->second.expire_at = at;
-}
-
 absl::StatusOr<bool> ProjectionImage::Apply(const ApplyPlan& plan) {
   const std::vector<std::string>& args = plan.args;
   if (plan.keys.empty() || args.size() < 2) return Malformed("no applied set or dedupe id");
-  const std::string& applied = plan.keys[0];
-  if (!SAdd(applied, args[0])) return false;
-  auto key = [&](size_t at) -> const std::string* {
+  // Each of the plan's keys is looked up once (values have stable addresses).
+  std::vector<Value*> slots(plan.keys.size(), nullptr);
+  auto slot = [&](size_t k, Value::Kind kind) -> Value& {
+    if (slots[k] == nullptr) slots[k] = &Slot(plan.keys[k], kind);
+    return *slots[k];
+  };
+  auto find = [&](size_t k, Value::Kind kind) -> const Value* {
+    Value* value = slots[k];
+    if (value == nullptr) {
+      auto it = keys_.find(plan.keys[k]);
+      if (it == keys_.end()) return nullptr;
+      value = slots[k] = &it->second;
+    }
+    return value->kind == kind ? value : nullptr;
+  };
+  auto erase = [&](size_t k) {
+    keys_.erase(plan.keys[k]);
+    slots[k] = nullptr;
+  };
+  auto sadd = [&](size_t k, const std::string& member) {
+    return slot(k, Value::Kind::kSet).set.insert(member).second;
+  };
+  auto hsetnx = [&](size_t k, const std::string& field, const std::string& value) {
+    slot(k, Value::Kind::kHash).hash.try_emplace(field, value);
+  };
+  // The 0-based index of the key named by args[at] (1-based, as in Lua).
+  auto key = [&](size_t at, size_t* k) {
     int index = 0;
     if (at >= args.size() || !absl::SimpleAtoi(args[at], &index) || index < 1 ||
         static_cast<size_t>(index) > plan.keys.size()) {
-      return nullptr;
+      return false;
     }
-    return &plan.keys[index - 1];
+    *k = static_cast<size_t>(index - 1);
+    return true;
   };
   auto need = [&](size_t i, size_t count) { return i + count <= args.size(); };
+  if (!sadd(0, args[0])) return false;
   bool skip = false;
   size_t i = 2;
+  size_t k = 0, k2 = 0;
   while (i < args.size()) {
     const std::string& op = args[i];
     if (op == "G") {
       if (!need(i, 2)) return Malformed("G");
-      skip = args[i + 1].empty() ? false : !SAdd(applied, args[i + 1]);
+      skip = args[i + 1].empty() ? false : !sadd(0, args[i + 1]);
       i += 2;
     } else if (op == "Z") {
-      if (!need(i, 5) || key(i + 1) == nullptr) return Malformed("Z");
+      if (!need(i, 5) || !key(i + 1, &k)) return Malformed("Z");
       if (!skip) {
-        const std::string& k = *key(i + 1);
         double increment = std::strtod(args[i + 3].c_str(), nullptr);
-        double& score = Slot(k, Value::Kind::kZset).zset[args[i + 2]];
+        Value& board = slot(k, Value::Kind::kZset);
+        double& score = board.zset[args[i + 2]];
         score += increment;
         // EXPIREAT ... NX, only when the member was new (see the script).
-        if (args[i + 4] != "0" && score == increment) {
+        if (args[i + 4] != "0" && score == increment && board.expire_at == 0) {
           int64_t at = 0;
           if (!absl::SimpleAtoi(args[i + 4], &at)) return Malformed("Z expiry");
-          ExpireAtIfNone(k, at);
+          // In the past, Redis deletes the key at once.
+          if (at <= now_unix_seconds_) {
+            erase(k);
+          } else {
+            board.expire_at = at;
+          }
         }
       }
       i += 5;
     } else if (op == "S") {
-      if (!need(i, 3) || key(i + 1) == nullptr) return Malformed("S");
-      if (!skip) SAdd(*key(i + 1), args[i + 2]);
+      if (!need(i, 3) || !key(i + 1, &k)) return Malformed("S");
+      if (!skip) sadd(k, args[i + 2]);
       i += 3;
     } else if (op == "H") {
-      if (!need(i, 4) || key(i + 1) == nullptr) return Malformed("H");
-      if (!skip) Slot(*key(i + 1), Value::Kind::kHash).hash[args[i + 2]] = args[i + 3];
+      if (!need(i, 4) || !key(i + 1, &k)) return Malformed("H");
+      if (!skip) slot(k, Value::Kind::kHash).hash[args[i + 2]] = args[i + 3];
       i += 4;
     } else if (op == "N") {
-      if (!need(i, 4) || key(i + 1) == nullptr) return Malformed("N");
-      if (!skip) HSetNx(*key(i + 1), args[i + 2], args[i + 3]);
+      if (!need(i, 4) || !key(i + 1, &k)) return Malformed("N");
+      if (!skip) hsetnx(k, args[i + 2], args[i + 3]);
       i += 4;
     } else if (op == "P") {
-      if (!need(i, 3) || key(i + 1) == nullptr) return Malformed("P");
+      if (!need(i, 3) || !key(i + 1, &k)) return Malformed("P");
       if (!skip) {
         // SET replaces the value and drops any expiry.
-        Value& value = keys_[*key(i + 1)];
+        Value& value = slot(k, Value::Kind::kString);
         value = Value();
         value.str = args[i + 2];
         calendar_.reset();
       }
       i += 3;
     } else if (op == "D") {
-      if (!need(i, 2) || key(i + 1) == nullptr) return Malformed("D");
+      if (!need(i, 2) || !key(i + 1, &k)) return Malformed("D");
       if (!skip) {
-        keys_.erase(*key(i + 1));
+        erase(k);
         calendar_.reset();
       }
       i += 2;
     } else if (op == "T") {
-      if (!need(i, 7) || key(i + 1) == nullptr || key(i + 4) == nullptr) return Malformed("T");
+      if (!need(i, 7) || !key(i + 1, &k) || !key(i + 4, &k2)) return Malformed("T");
       if (!skip) {
         double score = 0;
-        if (const Value* board = Find(*key(i + 4), Value::Kind::kZset)) {
+        if (const Value* board = find(k2, Value::Kind::kZset)) {
           auto it = board->zset.find(args[i + 5]);
           if (it != board->zset.end()) score = it->second;
         }
         if (score >= std::strtod(args[i + 6].c_str(), nullptr)) {
-          HSetNx(*key(i + 1), args[i + 2], args[i + 3]);
+          hsetnx(k, args[i + 2], args[i + 3]);
         }
       }
       i += 7;
     } else if (op == "V") {
       int count = 0;
-      if (!need(i, 6) || key(i + 1) == nullptr || key(i + 4) == nullptr ||
+      if (!need(i, 6) || !key(i + 1, &k) || !key(i + 4, &k2) ||
           !absl::SimpleAtoi(args[i + 5], &count) || count < 0 || !need(i, 6 + count)) {
         return Malformed("V");
       }
       if (!skip) {
-        const Value* set = Find(*key(i + 4), Value::Kind::kSet);
+        const Value* set = find(k2, Value::Kind::kSet);
         bool all = true;
         for (int j = 1; j <= count && all; ++j) {
           all = set != nullptr && set->set.contains(args[i + 5 + j]);
         }
-        if (all) HSetNx(*key(i + 1), args[i + 2], args[i + 3]);
+        if (all) hsetnx(k, args[i + 2], args[i + 3]);
       }
       i += 6 + count;
     } else {

@@ -15,6 +15,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/container/node_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -61,13 +62,11 @@ class ProjectionImage {
 
   Value& Slot(const std::string& key, Value::Kind kind);
   const Value* Find(const std::string& key, Value::Kind kind) const;
-  bool SAdd(const std::string& key, const std::string& member);
   void HSetNx(const std::string& key, const std::string& field, const std::string& value);
-  // EXPIREAT key at NX.
-  void ExpireAtIfNone(const std::string& key, int64_t at);
 
   int64_t now_unix_seconds_;
-  absl::flat_hash_map<std::string, Value> keys_;
+  // Node-based: Apply keeps pointers to values while inserting others.
+  absl::node_hash_map<std::string, Value> keys_;
   // Calendar of the settings last read, dropped when a string key is set.
   std::optional<std::pair<std::string, OrgCalendar>> calendar_;
 };

@@ -1,7 +1,11 @@
 #include "tests/leaderboard/event_writer.h"
 
+#include <gtest/gtest.h>
+
+#include <algorithm>
 #include <stdexcept>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "services/leaderboard/leaderboard_rules.h"
 
@@ -138,6 +142,54 @@ ledger::v1::LedgerEvent TransfersEvent(const std::string& org, const std::string
     t->set_sequence(++sequence);
   }
   return event;
+}
+
+std::map<std::string, std::string> DumpProjections(common::redis::Pool& pool,
+                                                   const std::string& org) {
+  std::map<std::string, std::string> out;
+  std::string cursor = "0";
+  std::vector<std::string> keys;
+  do {
+    auto scan = pool.Run({"SCAN", cursor, "MATCH", "lb:{" + org + "}:*", "COUNT", "1000"});
+    EXPECT_TRUE(scan.ok());
+    if (!scan.ok()) return out;
+    cursor = scan->elements[0].str;
+    for (const auto& k : scan->elements[1].elements) keys.push_back(k.str);
+  } while (cursor != "0");
+  for (const std::string& key : keys) {
+    auto type = pool.Run({"TYPE", key});
+    EXPECT_TRUE(type.ok()) << key;
+    if (!type.ok()) continue;
+    std::string text = type->str + "|";
+    common::redis::Command read;
+    if (type->str == "zset") read = {"ZRANGE", key, "0", "-1", "WITHSCORES"};
+    if (type->str == "set") read = {"SMEMBERS", key};
+    if (type->str == "hash") read = {"HGETALL", key};
+    if (type->str == "string") read = {"GET", key};
+    auto content = pool.Run(read);
+    EXPECT_TRUE(content.ok()) << key;
+    if (!content.ok()) continue;
+    std::vector<std::string> parts;
+    if (content->type == common::redis::Reply::Type::kArray) {
+      if (type->str == "hash") {
+        std::map<std::string, std::string> fields;
+        for (size_t i = 0; i + 1 < content->elements.size(); i += 2) {
+          fields[content->elements[i].str] = content->elements[i + 1].str;
+        }
+        for (auto& [f, v] : fields) parts.push_back(f + "=" + v);
+      } else {
+        for (const auto& e : content->elements) parts.push_back(e.str);
+        if (type->str == "set") std::sort(parts.begin(), parts.end());
+      }
+    } else {
+      parts.push_back(content->str);
+    }
+    auto expiry = pool.Run({"EXPIRETIME", key});
+    EXPECT_TRUE(expiry.ok()) << key;
+    text += absl::StrJoin(parts, ",") + "|expires " + absl::StrCat(expiry.ok() ? expiry->integer : -9);
+    out[key] = text;
+  }
+  return out;
 }
 
 }  // namespace lbtest

@@ -64,4 +64,9 @@ ledger::v1::LedgerEvent TransfersEvent(const std::string& org, const std::string
                                        const std::vector<std::string>& values, int64_t points,
                                        absl::Time time);
 
+// Every lb:{org}:* key of a Redis with its type, content (sorted where Redis
+// does not order it) and expiry, as text: equal dumps, equal projections.
+std::map<std::string, std::string> DumpProjections(common::redis::Pool& pool,
+                                                   const std::string& org);
+
 }  // namespace lbtest

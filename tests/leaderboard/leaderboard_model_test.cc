@@ -455,49 +455,7 @@ class ModelTest : public ::testing::Test {
     return diffs;
   }
 
-  // Every lb:{model}:* key with its type, content and expiry, as text.
-  std::map<std::string, std::string> Dump() {
-    std::map<std::string, std::string> out;
-    std::string cursor = "0";
-    std::vector<std::string> keys;
-    do {
-      auto scan = writer_.pool().Run({"SCAN", cursor, "MATCH", "lb:{model}:*", "COUNT", "1000"});
-      EXPECT_TRUE(scan.ok());
-      if (!scan.ok()) return out;
-      cursor = scan->elements[0].str;
-      for (const auto& k : scan->elements[1].elements) keys.push_back(k.str);
-    } while (cursor != "0");
-    for (const std::string& key : keys) {
-      auto type = writer_.pool().Run({"TYPE", key});
-      std::string text = type->str + "|";
-      common::redis::Command read;
-      if (type->str == "zset") read = {"ZRANGE", key, "0", "-1", "WITHSCORES"};
-      if (type->str == "set") read = {"SMEMBERS", key};
-      if (type->str == "hash") read = {"HGETALL", key};
-      if (type->str == "string") read = {"GET", key};
-      auto content = writer_.pool().Run(read);
-      EXPECT_TRUE(content.ok()) << key;
-      std::vector<std::string> parts;
-      if (content->type == common::redis::Reply::Type::kArray) {
-        if (type->str == "hash") {
-          std::map<std::string, std::string> fields;
-          for (size_t i = 0; i + 1 < content->elements.size(); i += 2) {
-            fields[content->elements[i].str] = content->elements[i + 1].str;
-          }
-          for (auto& [f, v] : fields) parts.push_back(f + "=" + v);
-        } else {
-          for (const auto& e : content->elements) parts.push_back(e.str);
-          if (type->str == "set") std::sort(parts.begin(), parts.end());
-        }
-      } else {
-        parts.push_back(content->str);
-      }
-      auto expiry = writer_.pool().Run({"EXPIRETIME", key});
-      text += absl::StrJoin(parts, ",") + "|expires " + absl::StrCat(expiry->integer);
-      out[key] = text;
-    }
-    return out;
-  }
+  std::map<std::string, std::string> Dump() { return lbtest::DumpProjections(writer_.pool(), "model"); }
 
   harness::RedisServer redis_;
   harness::Service server_;
