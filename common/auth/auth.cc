@@ -272,7 +272,7 @@ absl::StatusOr<std::string> MintServiceToken(absl::string_view service_name,
   request.org = std::string(org);
   request.roles = {"service"};
   request.audience = kServiceAudience;
-  request.ttl = absl::Minutes(5);
+  request.ttl = kServiceTokenTtl;
   return MintHs256(request, secret, now);
 }
 

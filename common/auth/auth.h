@@ -125,6 +125,9 @@ struct TokenRequest {
 absl::StatusOr<std::string> MintHs256(const TokenRequest& request, absl::string_view secret,
                                       absl::Time now);
 
+// How long a service token is valid.
+inline constexpr absl::Duration kServiceTokenTtl = absl::Minutes(5);
+
 // A service-identity token for calls between services, for one org.
 absl::StatusOr<std::string> MintServiceToken(absl::string_view service_name,
                                              absl::string_view org, absl::string_view secret,

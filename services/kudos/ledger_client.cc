@@ -2,6 +2,8 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/auth/auth.h"
 #include "common/grpc/status.h"
@@ -37,14 +39,37 @@ class GrpcLedgerClient : public LedgerClient {
 
  private:
   absl::Status Prepare(grpc::ClientContext& context, const std::string& org) {
-    absl::StatusOr<std::string> token =
-        common::auth::MintServiceToken("kudos", org, options_.service_secret, absl::Now());
+    absl::StatusOr<std::string> token = ServiceToken(org);
     if (!token.ok()) return token.status();
     context.AddMetadata("authorization", "Bearer " + *token);
     common::grpc_util::SetDeadline(context, std::chrono::milliseconds(options_.timeout_ms));
     return absl::OkStatus();
   }
 
+  // One service token per org is reused until a minute before it expires,
+  // so a call does not pay for signing (and the ledger verifies each once).
+  absl::StatusOr<std::string> ServiceToken(const std::string& org) {
+    absl::Time now = absl::Now();
+    {
+      absl::MutexLock lock(&tokens_mu_);
+      auto it = tokens_.find(org);
+      if (it != tokens_.end() &&
+          now - it->second.second < common::auth::kServiceTokenTtl - absl::Minutes(1)) {
+        return it->second.first;
+      }
+    }
+    absl::StatusOr<std::string> token =
+        common::auth::MintServiceToken("kudos", org, options_.service_secret, now);
+    if (!token.ok()) return token.status();
+    absl::MutexLock lock(&tokens_mu_);
+    if (tokens_.size() > 10000) tokens_.clear();  // bounded; minted again on demand
+    tokens_[org] = {*token, now};
+    return token;
+  }
+
+  absl::Mutex tokens_mu_;
+  absl::flat_hash_map<std::string, std::pair<std::string, absl::Time>> tokens_
+      ABSL_GUARDED_BY(tokens_mu_);
   GrpcLedgerClientOptions options_;
   std::unique_ptr<ledger::v1::LedgerService::Stub> stub_;
 };

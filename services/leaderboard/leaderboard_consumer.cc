@@ -167,7 +167,7 @@ absl::StatusOr<std::vector<Projector::Result>> Projector::ApplyBatch(
       }
     }
     if (kudos_events[end - 1].has_value() && !kudos_events[end - 1]->has_kudos_sent()) {
-      store_.ForgetCalendar(*items[end - 1].org);
+      store_.ForgetDirectory(*items[end - 1].org);
     }
     begin = end;
   }
@@ -178,7 +178,7 @@ absl::StatusOr<Projector::RebuildResult> Projector::Rebuild(const std::string& o
   std::string token = absl::StrCat(absl::ToUnixNanos(absl::Now()), "-", std::random_device()());
   if (absl::Status s = store_.AcquireRebuildLock(org, token); !s.ok()) return s;
   absl::StatusOr<RebuildResult> result = Replay(org, token);
-  store_.ForgetCalendar(org);
+  store_.ForgetDirectory(org);
   absl::Status released = store_.ReleaseRebuildLock(org, token);
   if (!result.ok()) return result.status();
   if (!released.ok()) return released;

@@ -113,8 +113,12 @@ absl::StatusOr<OrgCalendar> Store::Calendar(const std::string& org) {
   return CalendarFromSettings(*settings);
 }
 
+namespace {
+// How long a cached calendar or display name is used.
+constexpr absl::Duration kFresh = absl::Seconds(1);
+}  // namespace
+
 absl::StatusOr<OrgCalendar> Store::CachedCalendar(const std::string& org) {
-  constexpr absl::Duration kFresh = absl::Seconds(1);
   absl::Time now = absl::Now();
   {
     absl::MutexLock lock(&calendars_mu_);
@@ -129,9 +133,12 @@ absl::StatusOr<OrgCalendar> Store::CachedCalendar(const std::string& org) {
   return calendar;
 }
 
-void Store::ForgetCalendar(const std::string& org) {
+void Store::ForgetDirectory(const std::string& org) {
   absl::MutexLock lock(&calendars_mu_);
   calendars_.erase(org);
+  // A directory change is rare: dropping every org's names is simpler than
+  // an index by org, and costs one reread each.
+  names_.clear();
 }
 
 absl::StatusOr<std::map<std::string, kudos::v1::Person>> Store::People(
@@ -185,19 +192,44 @@ absl::StatusOr<std::map<std::string, kudos::v1::Team>> Store::Teams(
 absl::StatusOr<std::map<std::string, std::string>> Store::DisplayNames(
     const std::string& org, bool teams, const std::vector<std::string>& ids) {
   std::map<std::string, std::string> out;
-  for (const std::string& id : ids) out[id] = id;
+  std::vector<std::string> missing;
+  absl::Time now = absl::Now();
+  // Ids and org ids never hold a space.
+  auto cache_key = [&](const std::string& id) {
+    return absl::StrCat(org, teams ? " t " : " p ", id);
+  };
+  {
+    absl::MutexLock lock(&calendars_mu_);
+    for (const std::string& id : ids) {
+      auto it = names_.find(cache_key(id));
+      if (it != names_.end() && now - it->second.second < kFresh) {
+        out[id] = it->second.first;
+      } else {
+        missing.push_back(id);
+      }
+    }
+  }
+  if (missing.empty()) return out;
+  std::map<std::string, std::string> found;
+  for (const std::string& id : missing) found[id] = id;
   if (teams) {
-    auto found = Teams(org, ids);
-    if (!found.ok()) return found.status();
-    for (const auto& [id, team] : *found) {
-      if (!team.display_name().empty()) out[id] = team.display_name();
+    auto read = Teams(org, missing);
+    if (!read.ok()) return read.status();
+    for (const auto& [id, team] : *read) {
+      if (!team.display_name().empty()) found[id] = team.display_name();
     }
   } else {
-    auto found = People(org, ids);
-    if (!found.ok()) return found.status();
-    for (const auto& [id, person] : *found) {
-      if (!person.display_name().empty()) out[id] = person.display_name();
+    auto read = People(org, missing);
+    if (!read.ok()) return read.status();
+    for (const auto& [id, person] : *read) {
+      if (!person.display_name().empty()) found[id] = person.display_name();
     }
+  }
+  absl::MutexLock lock(&calendars_mu_);
+  if (names_.size() > 100000) names_.clear();  // bounded; refilled on demand
+  for (const auto& [id, name] : found) {
+    names_[cache_key(id)] = {name, now};
+    out[id] = name;
   }
   return out;
 }

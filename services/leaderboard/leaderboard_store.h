@@ -57,7 +57,8 @@ class Store {
   // it when its consumer applies a directory change; another replica's
   // change shows within the second (boards themselves trail the events).
   absl::StatusOr<OrgCalendar> CachedCalendar(const std::string& org);
-  void ForgetCalendar(const std::string& org);
+  // Drops the org's cached calendar and display names.
+  void ForgetDirectory(const std::string& org);
 
   // People by id (missing ones are absent from the map).
   absl::StatusOr<std::map<std::string, kudos::v1::Person>> People(
@@ -65,7 +66,8 @@ class Store {
   absl::StatusOr<std::map<std::string, kudos::v1::Person>> AllPeople(const std::string& org);
   absl::StatusOr<std::map<std::string, kudos::v1::Team>> Teams(
       const std::string& org, const std::vector<std::string>& ids);
-  // Display names of people (or of teams), falling back to the id.
+  // Display names of people (or of teams), falling back to the id. Cached
+  // for a second like the calendar (a board page needs no extra round trip).
   absl::StatusOr<std::map<std::string, std::string>> DisplayNames(
       const std::string& org, bool teams, const std::vector<std::string>& ids);
 
@@ -117,6 +119,9 @@ class Store {
   common::redis::Pool& pool_;
   absl::Mutex calendars_mu_;
   absl::flat_hash_map<std::string, std::pair<OrgCalendar, absl::Time>> calendars_
+      ABSL_GUARDED_BY(calendars_mu_);
+  // (org, people or teams, id) -> display name and when it was read.
+  absl::flat_hash_map<std::string, std::pair<std::string, absl::Time>> names_
       ABSL_GUARDED_BY(calendars_mu_);
   common::redis::Script apply_script_;
   common::redis::Script read_script_;

@@ -232,48 +232,43 @@ absl::Status ProjectionImage::Write(common::redis::Pool& pool, int batch,
     if (pending.size() >= static_cast<size_t>(batch)) return flush();
     return absl::OkStatus();
   };
+  // `verb key item...` commands of at most kMembersPerCommand items each.
+  auto chunked = [&](const char* verb, const std::string& key, const auto& items,
+                     auto append) -> absl::Status {
+    common::redis::Command command = {verb, key};
+    size_t count = 0;
+    for (const auto& item : items) {
+      append(command, item);
+      if (++count == kMembersPerCommand) {
+        if (absl::Status s = add(std::move(command)); !s.ok()) return s;
+        command = {verb, key};
+        count = 0;
+      }
+    }
+    return count > 0 ? add(std::move(command)) : absl::OkStatus();
+  };
   for (const auto& [key, value] : keys_) {
-    common::redis::Command command;
-    auto start = [&](const char* verb) { command = {verb, key}; };
     absl::Status status;
     switch (value.kind) {
       case Value::Kind::kString:
         status = add({"SET", key, value.str});
         break;
       case Value::Kind::kHash:
-        start("HSET");
-        for (const auto& [field, text] : value.hash) {
-          command.push_back(field);
-          command.push_back(text);
-          if (command.size() >= 2 + 2 * kMembersPerCommand) {
-            if (status = add(std::move(command)); !status.ok()) return status;
-            start("HSET");
-          }
-        }
-        if (command.size() > 2) status = add(std::move(command));
+        status = chunked("HSET", key, value.hash, [](common::redis::Command& c, const auto& f) {
+          c.push_back(f.first);
+          c.push_back(f.second);
+        });
         break;
       case Value::Kind::kSet:
-        start("SADD");
-        for (const std::string& member : value.set) {
-          command.push_back(member);
-          if (command.size() >= 2 + kMembersPerCommand) {
-            if (status = add(std::move(command)); !status.ok()) return status;
-            start("SADD");
-          }
-        }
-        if (command.size() > 2) status = add(std::move(command));
+        status = chunked("SADD", key, value.set, [](common::redis::Command& c, const auto& m) {
+          c.push_back(m);
+        });
         break;
       case Value::Kind::kZset:
-        start("ZADD");
-        for (const auto& [member, score] : value.zset) {
-          command.push_back(ScoreText(score));
-          command.push_back(member);
-          if (command.size() >= 2 + 2 * kMembersPerCommand) {
-            if (status = add(std::move(command)); !status.ok()) return status;
-            start("ZADD");
-          }
-        }
-        if (command.size() > 2) status = add(std::move(command));
+        status = chunked("ZADD", key, value.zset, [](common::redis::Command& c, const auto& m) {
+          c.push_back(ScoreText(m.second));
+          c.push_back(m.first);
+        });
         break;
     }
     if (!status.ok()) return status;
