@@ -673,7 +673,10 @@ TEST_F(LeaderboardIntegrationTest, AnotherReplicaClaimsADeadConsumersPendingEntr
   server_.Kill();
   harness::Service first(LEADERBOARD_BINARY, redis_.address(),
                          {"--consumer_name=replica-a", "--claim_min_idle_ms=200"});
-  for (int i = 0; i < 400; ++i) Points("busy", "", 1);
+  // Enough entries that the replica is still applying them when the test
+  // sees them pending (a few batches of pipelined scripts).
+  constexpr int kEntries = 2000;
+  for (int i = 0; i < kEntries; ++i) Points("busy", "", 1);
   // Kill it as soon as it has started reading.
   ASSERT_TRUE(Eventually([&] {
     auto pending = writer_.pool().Run({"XPENDING", leaderboard::LedgerStream(org_), "leaderboard"});
@@ -688,12 +691,12 @@ TEST_F(LeaderboardIntegrationTest, AnotherReplicaClaimsADeadConsumersPendingEntr
                           {"--consumer_name=replica-b", "--claim_min_idle_ms=200"});
   stub_ = v1::LeaderboardService::NewStub(
       grpc::CreateChannel(second.address(), grpc::InsecureChannelCredentials()));
-  ASSERT_TRUE(Eventually([&] { return ScoreOf(AllTimePoints(), "busy") == 400; }));
+  ASSERT_TRUE(Eventually([&] { return ScoreOf(AllTimePoints(), "busy") == kEntries; }));
   ASSERT_TRUE(Eventually([&] {
     auto p = writer_.pool().Run({"XPENDING", leaderboard::LedgerStream(org_), "leaderboard"});
     return p.ok() && p->elements[0].integer == 0;
   }));
-  EXPECT_EQ(ScoreOf(AllTimePoints(), "busy"), 400);
+  EXPECT_EQ(ScoreOf(AllTimePoints(), "busy"), kEntries);
 }
 
 TEST_F(LeaderboardIntegrationTest, RebuildIsAdminOnlyAndIdentical) {
