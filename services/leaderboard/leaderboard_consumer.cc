@@ -98,39 +98,33 @@ absl::StatusOr<std::vector<Projector::Result>> Projector::ApplyBatch(
       const auto& kudos_event = kudos_events[end++];
       if (kudos_event.has_value() && !kudos_event->has_kudos_sent()) break;
     }
-    std::map<std::string, OrgCalendar> calendars;
-    std::map<std::string, std::vector<std::string>> wanted;
+    std::map<std::string, std::vector<std::string>> wanted;  // every org of the run
     for (size_t i = begin; i < end; ++i) {
-      const std::string& org = *items[i].org;
-      if (calendars.count(org) == 0) {
-        absl::StatusOr<OrgCalendar> calendar = store_.Calendar(org);
-        if (!calendar.ok()) return calendar.status();
-        calendars.emplace(org, *std::move(calendar));
-      }
+      std::vector<std::string>& ids = wanted[*items[i].org];
       if (kudos_events[i].has_value()) {
-        std::vector<std::string> ids = PeopleOfEvent(*kudos_events[i]);
-        wanted[org].insert(wanted[org].end(), ids.begin(), ids.end());
+        std::vector<std::string> people = PeopleOfEvent(*kudos_events[i]);
+        ids.insert(ids.end(), people.begin(), people.end());
       }
     }
-    std::map<std::string, std::map<std::string, kudos::v1::Person>> people;
     for (auto& [org, ids] : wanted) {
       std::sort(ids.begin(), ids.end());
       ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-      absl::StatusOr<std::map<std::string, kudos::v1::Person>> found = store_.People(org, ids);
-      if (!found.ok()) return found.status();
-      people[org] = *std::move(found);
     }
+    absl::StatusOr<std::map<std::string, Store::Directory>> directories =
+        store_.ReadDirectories(wanted);
+    if (!directories.ok()) return directories.status();
     std::vector<ApplyPlan> plans;
     std::vector<size_t> plan_items;
     plans.reserve(end - begin);
     for (size_t i = begin; i < end; ++i) {
       const std::string& org = *items[i].org;
-      const OrgCalendar& calendar = calendars.at(org);
+      const Store::Directory& directory = directories->at(org);
+      const OrgCalendar& calendar = directory.calendar;
       if (ledger_events[i].has_value()) {
         plans.push_back(
             PlanLedgerEvent(org, "l:" + items[i].entry->id, *ledger_events[i], calendar));
       } else if (kudos_events[i].has_value()) {
-        const auto& known = people[org];
+        const auto& known = directory.people;
         plans.push_back(PlanKudosEvent(org, "k:" + items[i].entry->id, *kudos_events[i],
                                        calendar, [&](const std::string& id) {
                                          auto it = known.find(id);
@@ -142,13 +136,14 @@ absl::StatusOr<std::vector<Projector::Result>> Projector::ApplyBatch(
       }
       plan_items.push_back(i);
     }
-    std::vector<const ApplyPlan*> pointers;
-    for (const ApplyPlan& plan : plans) pointers.push_back(&plan);
-    absl::StatusOr<std::vector<bool>> applied = store_.ApplyAll(pointers);
+    std::vector<Store::PlanToApply> to_apply;
+    to_apply.reserve(plans.size());
+    for (size_t k = 0; k < plans.size(); ++k) {
+      const std::string* org = items[plan_items[k]].org;
+      to_apply.push_back({&plans[k], org, &directories->at(*org).calendar});
+    }
+    absl::StatusOr<std::vector<bool>> applied = store_.ApplyAll(to_apply);
     if (!applied.ok()) return applied.status();
-    // Streak badges are checked on redelivery too (idempotent), so a crash
-    // between the scripts and the check cannot lose one.
-    std::map<std::string, std::vector<ApplyPlan::StreakCheck>> checks;
     for (size_t k = 0; k < plans.size(); ++k) {
       Result& result = results[plan_items[k]];
       result.applied = (*applied)[k];
@@ -156,15 +151,6 @@ absl::StatusOr<std::vector<Projector::Result>> Projector::ApplyBatch(
       // watchers of entries its first attempt applied (a spare wake-up is
       // only a re-read).
       result.touched_boards = std::move(plans[k].touched_boards);
-      std::vector<ApplyPlan::StreakCheck>& org_checks = checks[*items[plan_items[k]].org];
-      org_checks.insert(org_checks.end(), plans[k].streak_checks.begin(),
-                        plans[k].streak_checks.end());
-    }
-    for (const auto& [org, org_checks] : checks) {
-      if (absl::Status s = store_.CheckGivingStreaks(org, calendars.at(org), org_checks);
-          !s.ok()) {
-        return s;
-      }
     }
     if (kudos_events[end - 1].has_value() && !kudos_events[end - 1]->has_kudos_sent()) {
       store_.ForgetDirectory(*items[end - 1].org);

@@ -31,8 +31,9 @@ class Projector {
     std::vector<std::string> touched_boards;
   };
   // Applies entries (of any orgs, in the given order) with a few pipelined
-  // round trips instead of several per entry: directory reads once per run,
-  // the apply scripts in one pipeline, streak checks in two. A run ends
+  // round trips instead of several per entry: the directory (settings and
+  // people) in one per run, the apply scripts and the givers' streak days in
+  // one pipeline, badge awards in one more when due. A run ends
   // after an entry that changes the directory (settings, people), so the
   // entries after it are planned with the directory it leaves, exactly as
   // one at a time. Results are per entry, in order. On error nothing needs

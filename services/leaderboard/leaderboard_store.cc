@@ -234,30 +234,77 @@ absl::StatusOr<std::map<std::string, std::string>> Store::DisplayNames(
   return out;
 }
 
-absl::StatusOr<bool> Store::Apply(const ApplyPlan& plan) {
-  absl::StatusOr<Reply> reply = pool_.Eval(apply_script_, plan.keys, plan.args);
-  if (!reply.ok()) return reply.status();
-  if (reply->type != Reply::Type::kArray || reply->elements.empty()) return Shape("apply_event");
-  return reply->elements[0].integer == 1;
+absl::StatusOr<std::map<std::string, Store::Directory>> Store::ReadDirectories(
+    const std::map<std::string, std::vector<std::string>>& people_by_org) {
+  std::vector<common::redis::Command> commands;
+  for (const auto& [org, ids] : people_by_org) {
+    commands.push_back({"GET", SettingsKey(org)});
+    common::redis::Command people = {"HMGET", PeopleKey(org)};
+    people.insert(people.end(), ids.begin(), ids.end());
+    // HMGET needs a field: an org without kudos in the run asks for none.
+    if (ids.empty()) people.push_back("");
+    commands.push_back(std::move(people));
+  }
+  std::map<std::string, Directory> out;
+  if (commands.empty()) return out;
+  absl::StatusOr<std::vector<absl::StatusOr<Reply>>> replies = pool_.Pipeline(commands);
+  if (!replies.ok()) return replies.status();
+  size_t at = 0;
+  for (const auto& [org, ids] : people_by_org) {
+    const absl::StatusOr<Reply>& settings_reply = (*replies)[at++];
+    const absl::StatusOr<Reply>& people_reply = (*replies)[at++];
+    if (!settings_reply.ok()) return settings_reply.status();
+    if (!people_reply.ok()) return people_reply.status();
+    kudos::v1::OrgSettings settings = DefaultSettings();
+    if (!settings_reply->is_nil() && !settings.ParseFromString(settings_reply->str)) {
+      return absl::InternalError(absl::StrCat("stored settings of org '", org, "' are corrupt"));
+    }
+    Directory& directory = out[org];
+    directory.calendar = CalendarFromSettings(settings);
+    for (size_t i = 0; i < ids.size() && i < people_reply->elements.size(); ++i) {
+      kudos::v1::Person person;
+      if (!people_reply->elements[i].is_nil() &&
+          person.ParseFromString(people_reply->elements[i].str)) {
+        directory.people[ids[i]] = std::move(person);
+      }
+    }
+  }
+  return out;
 }
 
-absl::StatusOr<std::vector<bool>> Store::ApplyAll(const std::vector<const ApplyPlan*>& plans) {
+absl::StatusOr<std::vector<bool>> Store::ApplyAll(const std::vector<PlanToApply>& plans) {
   std::vector<bool> applied(plans.size(), false);
+  if (plans.empty()) return applied;
   std::vector<size_t> todo(plans.size());
   for (size_t i = 0; i < plans.size(); ++i) todo[i] = i;
+  // The giving days of every streak check, read in the same pipeline after
+  // the scripts, so they include what the scripts just added.
+  struct Check {
+    const PlanToApply* owner;
+    const ApplyPlan::StreakCheck* check;
+  };
+  std::vector<Check> checks;
+  for (const PlanToApply& plan : plans) {
+    for (const ApplyPlan::StreakCheck& check : plan.plan->streak_checks) {
+      checks.push_back({&plan, &check});
+    }
+  }
   // Twice at most: NOSCRIPT (first use, or Redis restarted) loads the script
-  // and runs the plans that met it again. NOSCRIPT comes for all of them,
-  // short of a SCRIPT FLUSH in the middle of the pipeline.
+  // and runs the plans that met it again (and reads the days again).
+  // NOSCRIPT comes for all of them, short of a SCRIPT FLUSH mid-pipeline.
   for (int attempt = 0; attempt < 2; ++attempt) {
     std::vector<common::redis::Command> commands;
-    commands.reserve(todo.size());
+    commands.reserve(todo.size() + checks.size());
     for (size_t i : todo) {
-      const ApplyPlan& plan = *plans[i];
+      const ApplyPlan& plan = *plans[i].plan;
       common::redis::Command command = {"EVALSHA", apply_script_.sha(),
                                         absl::StrCat(plan.keys.size())};
       command.insert(command.end(), plan.keys.begin(), plan.keys.end());
       command.insert(command.end(), plan.args.begin(), plan.args.end());
       commands.push_back(std::move(command));
+    }
+    for (const Check& check : checks) {
+      commands.push_back({"SMEMBERS", DaysKey(*check.owner->org, "giving", check.check->person)});
     }
     absl::StatusOr<std::vector<absl::StatusOr<Reply>>> replies = pool_.Pipeline(commands);
     if (!replies.ok()) return replies.status();
@@ -280,54 +327,39 @@ absl::StatusOr<std::vector<bool>> Store::ApplyAll(const std::vector<const ApplyP
       applied[todo[k]] = reply->elements[0].integer == 1;
     }
     if (!first_error.ok()) return first_error;
-    if (missing.empty()) return applied;
-    absl::StatusOr<Reply> loaded = pool_.Run({"SCRIPT", "LOAD", apply_script_.source()});
-    if (!loaded.ok()) return loaded.status();
-    todo = std::move(missing);
+    if (!missing.empty()) {
+      absl::StatusOr<Reply> loaded = pool_.Run({"SCRIPT", "LOAD", apply_script_.source()});
+      if (!loaded.ok()) return loaded.status();
+      todo = std::move(missing);
+      continue;
+    }
+    // Streak badges are checked on redelivery too (HSETNX: idempotent), so a
+    // crash between the scripts and the award cannot lose one.
+    std::vector<common::redis::Command> awards;
+    for (size_t c = 0; c < checks.size(); ++c) {
+      const absl::StatusOr<Reply>& days = (*replies)[todo.size() + c];
+      if (!days.ok()) return days.status();
+      std::vector<absl::CivilDay> active;
+      for (const Reply& element : days->elements) {
+        absl::StatusOr<absl::CivilDay> day = ParseDay(element.str);
+        if (day.ok()) active.push_back(*day);
+      }
+      const ApplyPlan::StreakCheck& check = *checks[c].check;
+      if (ReachesGivingStreakBadge(active, *checks[c].owner->calendar, check.day)) {
+        awards.push_back({"HSETNX", BadgesKey(*checks[c].owner->org, check.person),
+                          kGivingStreakBadge, absl::StrCat(absl::ToUnixMillis(check.time))});
+      }
+    }
+    if (!awards.empty()) {
+      absl::StatusOr<std::vector<absl::StatusOr<Reply>>> awarded = pool_.Pipeline(awards);
+      if (!awarded.ok()) return awarded.status();
+      for (const absl::StatusOr<Reply>& reply : *awarded) {
+        if (!reply.ok()) return reply.status();
+      }
+    }
+    return applied;
   }
   return absl::UnavailableError("apply_event: the script is missing right after loading it");
-}
-
-absl::Status Store::CheckGivingStreaks(const std::string& org, const OrgCalendar& calendar,
-                                       const std::vector<ApplyPlan::StreakCheck>& checks) {
-  if (checks.empty()) return absl::OkStatus();
-  std::vector<common::redis::Command> reads;
-  for (const ApplyPlan::StreakCheck& check : checks) {
-    reads.push_back({"SMEMBERS", DaysKey(org, "giving", check.person)});
-  }
-  absl::StatusOr<std::vector<absl::StatusOr<Reply>>> days = pool_.Pipeline(reads);
-  if (!days.ok()) return days.status();
-  std::vector<common::redis::Command> awards;
-  for (size_t i = 0; i < checks.size(); ++i) {
-    if (!(*days)[i].ok()) return (*days)[i].status();
-    std::vector<absl::CivilDay> active;
-    for (const Reply& element : (*days)[i]->elements) {
-      absl::StatusOr<absl::CivilDay> day = ParseDay(element.str);
-      if (day.ok()) active.push_back(*day);
-    }
-    if (ReachesGivingStreakBadge(active, calendar, checks[i].day)) {
-      awards.push_back({"HSETNX", BadgesKey(org, checks[i].person), kGivingStreakBadge,
-                        absl::StrCat(absl::ToUnixMillis(checks[i].time))});
-    }
-  }
-  if (awards.empty()) return absl::OkStatus();
-  absl::StatusOr<std::vector<absl::StatusOr<Reply>>> awarded = pool_.Pipeline(awards);
-  if (!awarded.ok()) return awarded.status();
-  for (const absl::StatusOr<Reply>& reply : *awarded) {
-    if (!reply.ok()) return reply.status();
-  }
-  return absl::OkStatus();
-}
-
-absl::Status Store::CheckGivingStreak(const std::string& org, const OrgCalendar& calendar,
-                                      const ApplyPlan::StreakCheck& check) {
-  absl::StatusOr<std::vector<absl::CivilDay>> days = Days(org, "giving", check.person);
-  if (!days.ok()) return days.status();
-  if (!ReachesGivingStreakBadge(*days, calendar, check.day)) return absl::OkStatus();
-  absl::StatusOr<Reply> reply =
-      pool_.Run({"HSETNX", BadgesKey(org, check.person), kGivingStreakBadge,
-                 absl::StrCat(absl::ToUnixMillis(check.time))});
-  return reply.status();
 }
 
 absl::StatusOr<BoardPage> Store::FirstPage(const std::string& board_key, int n) {

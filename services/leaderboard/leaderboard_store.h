@@ -71,19 +71,27 @@ class Store {
   absl::StatusOr<std::map<std::string, std::string>> DisplayNames(
       const std::string& org, bool teams, const std::vector<std::string>& ids);
 
-  // Runs a plan; true when the entry was new.
-  absl::StatusOr<bool> Apply(const ApplyPlan& plan);
-  // Runs plans in one pipeline, in order; per plan, true when it was new.
-  // The first failing script's error fails the call (the ones before it
-  // took effect; running them again is a no-op).
-  absl::StatusOr<std::vector<bool>> ApplyAll(const std::vector<const ApplyPlan*>& plans);
-  // CheckGivingStreak for many checks of one org in two round trips.
-  absl::Status CheckGivingStreaks(const std::string& org, const OrgCalendar& calendar,
-                                  const std::vector<ApplyPlan::StreakCheck>& checks);
-  // Awards giving_streak_20 if the giver's streak up to `check.day` reached
-  // it. Idempotent; safe to repeat after a redelivery.
-  absl::Status CheckGivingStreak(const std::string& org, const OrgCalendar& calendar,
-                                 const ApplyPlan::StreakCheck& check);
+  // The org calendar and the given people of each org, in one round trip
+  // (what the consumer plans a run of entries with).
+  struct Directory {
+    OrgCalendar calendar;
+    std::map<std::string, kudos::v1::Person> people;
+  };
+  absl::StatusOr<std::map<std::string, Directory>> ReadDirectories(
+      const std::map<std::string, std::vector<std::string>>& people_by_org);
+
+  // Runs plans in one pipeline, in order, and awards the giving-streak badge
+  // (kGivingStreakBadgeDays) where a plan's streak checks reach it: the
+  // givers' days are read in the same pipeline, the awards (HSETNX) take one
+  // more round trip when there are any. Per plan, true when it was new. The
+  // first failing script's error fails the call (the ones before it took
+  // effect; running them again is a no-op).
+  struct PlanToApply {
+    const ApplyPlan* plan;
+    const std::string* org;
+    const OrgCalendar* calendar;
+  };
+  absl::StatusOr<std::vector<bool>> ApplyAll(const std::vector<PlanToApply>& plans);
 
   absl::StatusOr<BoardPage> FirstPage(const std::string& board_key, int n);
   absl::StatusOr<BoardPage> Page(const std::string& board_key, char direction, int64_t score,
