@@ -39,8 +39,19 @@ std::string FeedKey(const kudos::v1::KudosFilter& filter) {
   return "feed:all";
 }
 
-google::protobuf::Timestamp Now() {
-  return google::protobuf::util::TimeUtil::GetCurrentTime();
+// A directory change for the org's event stream, stamped now; the caller
+// sets the change itself.
+kudos::v1::KudosEvent DirectoryEvent(const std::string& org) {
+  kudos::v1::KudosEvent event;
+  event.set_org_id(org);
+  *event.mutable_event_time() = google::protobuf::util::TimeUtil::GetCurrentTime();
+  return event;
+}
+
+// The id a directory listing continues after ("" for the first page).
+absl::StatusOr<std::string> ListCursor(const std::string& page_token) {
+  if (page_token.empty()) return std::string();
+  return DecodePageToken(page_token);
 }
 
 }  // namespace
@@ -204,9 +215,7 @@ grpc::Status DirectoryServiceImpl::PutPerson(grpc::ServerContext* context,
   if (!principal.ok()) return ToGrpcStatus(principal.status());
   if (absl::Status role = RequireAdmin(*principal); !role.ok()) return ToGrpcStatus(role);
   if (absl::Status valid = ValidatePerson(person); !valid.ok()) return ToGrpcStatus(valid);
-  kudos::v1::KudosEvent event;
-  event.set_org_id(principal->org);
-  *event.mutable_event_time() = Now();
+  kudos::v1::KudosEvent event = DirectoryEvent(principal->org);
   *event.mutable_person_changed()->mutable_person() = person;
   absl::Status put = store_.PutPerson(principal->org, person, create, event.SerializeAsString(),
                                       principal->subject);
@@ -256,13 +265,9 @@ grpc::Status DirectoryServiceImpl::ListPeople(grpc::ServerContext* context,
   }
   absl::StatusOr<int> page_size = PageSize(request->page_size(), 100, 1000);
   if (!page_size.ok()) return ToGrpcStatus(page_size.status());
-  std::string after;
-  if (!request->page_token().empty()) {
-    absl::StatusOr<std::string> decoded = DecodePageToken(request->page_token());
-    if (!decoded.ok()) return ToGrpcStatus(decoded.status());
-    after = *decoded;
-  }
-  auto people = store_.ListPeople(principal->org, request->team_id(), after, *page_size + 1);
+  absl::StatusOr<std::string> after = ListCursor(request->page_token());
+  if (!after.ok()) return ToGrpcStatus(after.status());
+  auto people = store_.ListPeople(principal->org, request->team_id(), *after, *page_size + 1);
   if (!people.ok()) return ToGrpcStatus(people.status());
   bool more = static_cast<int>(people->size()) > *page_size;
   if (more) people->resize(*page_size);
@@ -278,9 +283,7 @@ grpc::Status DirectoryServiceImpl::CreateTeam(grpc::ServerContext* context,
   if (!principal.ok()) return ToGrpcStatus(principal.status());
   if (absl::Status role = RequireAdmin(*principal); !role.ok()) return ToGrpcStatus(role);
   if (absl::Status valid = ValidateTeam(request->team()); !valid.ok()) return ToGrpcStatus(valid);
-  kudos::v1::KudosEvent event;
-  event.set_org_id(principal->org);
-  *event.mutable_event_time() = Now();
+  kudos::v1::KudosEvent event = DirectoryEvent(principal->org);
   *event.mutable_team_changed()->mutable_team() = request->team();
   absl::Status put = store_.PutTeam(principal->org, request->team(), event.SerializeAsString(),
                                     principal->subject);
@@ -296,13 +299,9 @@ grpc::Status DirectoryServiceImpl::ListTeams(grpc::ServerContext* context,
   if (!principal.ok()) return ToGrpcStatus(principal.status());
   absl::StatusOr<int> page_size = PageSize(request->page_size(), 100, 1000);
   if (!page_size.ok()) return ToGrpcStatus(page_size.status());
-  std::string after;
-  if (!request->page_token().empty()) {
-    absl::StatusOr<std::string> decoded = DecodePageToken(request->page_token());
-    if (!decoded.ok()) return ToGrpcStatus(decoded.status());
-    after = *decoded;
-  }
-  auto teams = store_.ListTeams(principal->org, after, *page_size + 1);
+  absl::StatusOr<std::string> after = ListCursor(request->page_token());
+  if (!after.ok()) return ToGrpcStatus(after.status());
+  auto teams = store_.ListTeams(principal->org, *after, *page_size + 1);
   if (!teams.ok()) return ToGrpcStatus(teams.status());
   bool more = static_cast<int>(teams->size()) > *page_size;
   if (more) teams->resize(*page_size);
@@ -339,9 +338,7 @@ grpc::Status DirectoryServiceImpl::UpdateOrgSettings(
                                                             : absl::StatusCode::kUnavailable,
         absl::StrCat("the ledger did not accept the allowance policy: ", policy.message())));
   }
-  kudos::v1::KudosEvent event;
-  event.set_org_id(principal->org);
-  *event.mutable_event_time() = Now();
+  kudos::v1::KudosEvent event = DirectoryEvent(principal->org);
   *event.mutable_org_settings_changed()->mutable_settings() = *settings;
   absl::Status put =
       store_.PutSettings(principal->org, *settings, event.SerializeAsString(), principal->subject);

@@ -61,27 +61,42 @@ absl::Status StoredError(const Record& record) {
                       absl::StrCat(record.error_message, " (this request_id was refused; use a new one to try again)"));
 }
 
-}  // namespace
-
-KudosWorkflow::KudosWorkflow(KudosStore& store, LedgerClient& ledger,
-                             std::function<absl::Time()> clock)
-    : store_(store), ledger_(ledger), clock_(std::move(clock)) {}
-
-absl::StatusOr<kudos::v1::Person> KudosWorkflow::ActivePerson(const std::string& org,
-                                                              const std::string& id,
-                                                              absl::string_view role) {
-  auto people = store_.GetPeople(org, {id});
-  if (!people.ok()) return people.status();
-  auto it = people->find(id);
-  if (it == people->end()) {
+// OK when `id` is in `people` (as read from the directory) and active, so
+// they may act as `role` ("giver", "booster").
+absl::Status CheckActive(const std::map<std::string, kudos::v1::Person>& people,
+                         const std::string& org, const std::string& id, absl::string_view role) {
+  auto it = people.find(id);
+  if (it == people.end()) {
     return absl::FailedPreconditionError(absl::StrCat(
         role, " '", id, "' is not in the directory of org '", org, "'; an admin must add them"));
   }
   if (!it->second.active()) {
     return absl::PermissionDeniedError(absl::StrCat(role, " '", id, "' is not active"));
   }
-  return it->second;
+  return absl::OkStatus();
 }
+
+// The fields of a BeginRecognition set by the clock and the org's limits
+// (rate limit per minute, weekly pair cap).
+absl::StatusOr<BeginRecognition> BeginAt(absl::Time now, const kudos::v1::OrgSettings& settings) {
+  absl::StatusOr<std::string> week = WeekKey(settings, now);
+  if (!week.ok()) return week.status();
+  BeginRecognition begin;
+  begin.now_ms = absl::ToUnixMillis(now);
+  int64_t now_s = absl::ToUnixSeconds(now);
+  begin.minute_key = std::to_string(now_s / 60);
+  begin.retry_after_seconds = static_cast<int>(60 - now_s % 60);
+  begin.rate_limit = settings.max_kudos_per_minute();
+  begin.week_key = *week;
+  begin.pair_cap = settings.weekly_pair_cap_points();
+  return begin;
+}
+
+}  // namespace
+
+KudosWorkflow::KudosWorkflow(KudosStore& store, LedgerClient& ledger,
+                             std::function<absl::Time()> clock)
+    : store_(store), ledger_(ledger), clock_(std::move(clock)) {}
 
 absl::StatusOr<kudos::v1::Kudos> KudosWorkflow::SendKudos(
     const std::string& org, const std::string& giver_id,
@@ -93,14 +108,8 @@ absl::StatusOr<kudos::v1::Kudos> KudosWorkflow::SendKudos(
   if (!read.ok()) return read.status();
   const kudos::v1::OrgSettings* settings = &read->settings;
   std::map<std::string, kudos::v1::Person>* people = &read->people;
-  auto giver = people->find(giver_id);
-  if (giver == people->end()) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "giver '", giver_id, "' is not in the directory of org '", org, "'; an admin must add them"));
-  }
-  if (!giver->second.active()) {
-    return absl::PermissionDeniedError(absl::StrCat("giver '", giver_id, "' is not active"));
-  }
+  if (absl::Status giver = CheckActive(*people, org, giver_id, "giver"); !giver.ok()) return giver;
+  const kudos::v1::Person& giver = people->at(giver_id);
   Directory directory{*people};
   if (absl::Status valid = ValidateSendKudos(request, giver_id, *settings, directory); !valid.ok()) {
     // A retry of a kudos accepted earlier returns it even if the directory
@@ -116,8 +125,8 @@ absl::StatusOr<kudos::v1::Kudos> KudosWorkflow::SendKudos(
   }
 
   absl::Time now = clock_();
-  absl::StatusOr<std::string> week = WeekKey(*settings, now);
-  if (!week.ok()) return week.status();
+  absl::StatusOr<BeginRecognition> begin = BeginAt(now, *settings);
+  if (!begin.ok()) return begin.status();
   const std::string kudos_id = NewId('k');
 
   kudos::v1::Kudos kudos;
@@ -137,9 +146,9 @@ absl::StatusOr<kudos::v1::Kudos> KudosWorkflow::SendKudos(
   event.set_org_id(org);
   *event.mutable_event_time() = ToProto(now);
   kudos::v1::KudosSent* sent = event.mutable_kudos_sent();
-  sent->set_giver_team_id(giver->second.team_id());
+  sent->set_giver_team_id(giver.team_id());
   std::vector<std::string> feeds = {"feed:all", "feed:giver:" + giver_id};
-  if (!giver->second.team_id().empty()) feeds.push_back("feed:team:" + giver->second.team_id());
+  if (!giver.team_id().empty()) feeds.push_back("feed:team:" + giver.team_id());
   for (const std::string& recipient : request.recipient_ids()) {
     const std::string& team = (*people)[recipient].team_id();
     (*sent->mutable_recipient_team_ids())[recipient] = team;
@@ -158,29 +167,21 @@ absl::StatusOr<kudos::v1::Kudos> KudosWorkflow::SendKudos(
   *sent->mutable_kudos() = kudos;
   sent->mutable_kudos()->set_state(kudos::v1::KUDOS_STATE_COMMITTED);
 
-  BeginRecognition begin;
-  begin.kind = RecordKind::kKudos;
-  begin.actor = giver_id;
-  begin.request_id = request.request_id();
-  begin.fingerprint = SendFingerprint(request);
-  begin.record_id = kudos_id;
-  begin.record_pb = kudos.SerializeAsString();
-  begin.now_ms = absl::ToUnixMillis(now);
-  int64_t now_s = absl::ToUnixSeconds(now);
-  begin.minute_key = std::to_string(now_s / 60);
-  begin.retry_after_seconds = static_cast<int>(60 - now_s % 60);
-  begin.rate_limit = settings->max_kudos_per_minute();
-  begin.week_key = *week;
-  begin.pair_cap = settings->weekly_pair_cap_points();
-  begin.points = request.points_per_recipient();
-  begin.recipients = ids;
-  begin.recipients.pop_back();  // the giver
-  begin.transfers_pb = transfers.transfers().empty() ? "" : transfers.SerializeAsString();
-  begin.event_pb = event.SerializeAsString();
-  begin.feeds = feeds;
-  absl::StatusOr<BeginOutcome> outcome = store_.Begin(org, begin);
+  begin->kind = RecordKind::kKudos;
+  begin->actor = giver_id;
+  begin->request_id = request.request_id();
+  begin->fingerprint = SendFingerprint(request);
+  begin->record_id = kudos_id;
+  begin->record_pb = kudos.SerializeAsString();
+  begin->points = request.points_per_recipient();
+  begin->recipients = ids;
+  begin->recipients.pop_back();  // the giver
+  begin->transfers_pb = transfers.transfers().empty() ? "" : transfers.SerializeAsString();
+  begin->event_pb = event.SerializeAsString();
+  begin->feeds = feeds;
+  absl::StatusOr<BeginOutcome> outcome = store_.Begin(org, *begin);
   if (!outcome.ok()) return outcome.status();
-  if (!outcome->is_new && outcome->fingerprint != begin.fingerprint) {
+  if (!outcome->is_new && outcome->fingerprint != begin->fingerprint) {
     return absl::AlreadyExistsError(
         absl::StrCat("request_id: '", request.request_id(),
                      "' was already used for a different kudos (", outcome->record_id,
@@ -190,9 +191,9 @@ absl::StatusOr<kudos::v1::Kudos> KudosWorkflow::SendKudos(
     // The record is the one just written: settle it without reading it
     // back, and answer with the kudos it holds (two round trips fewer).
     Record record;
-    record.pb = begin.record_pb;
+    record.pb = begin->record_pb;
     record.state = "PENDING";
-    record.transfers_pb = begin.transfers_pb;
+    record.transfers_pb = begin->transfers_pb;
     record.kudos_id = kudos_id;
     absl::StatusOr<std::string> state = SettleRecord(org, RecordKind::kKudos, kudos_id, record);
     if (!state.ok()) return state.status();
@@ -210,20 +211,23 @@ absl::StatusOr<kudos::v1::Kudos> KudosWorkflow::BoostKudos(
   if (absl::Status id = ValidateId("kudos_id", request.kudos_id()); !id.ok()) return id;
   absl::StatusOr<kudos::v1::Kudos> kudos = store_.GetKudos(org, request.kudos_id());
   if (!kudos.ok()) return kudos.status();
-  absl::StatusOr<kudos::v1::OrgSettings> settings = store_.GetSettings(org);
-  if (!settings.ok()) return settings.status();
-  absl::StatusOr<kudos::v1::Person> booster = ActivePerson(org, booster_id, "booster");
-  if (!booster.ok()) return booster.status();
+  std::vector<std::string> recipients(kudos->recipient_ids().begin(), kudos->recipient_ids().end());
+  std::vector<std::string> ids = recipients;
+  ids.push_back(booster_id);
+  absl::StatusOr<KudosStore::SettingsAndPeople> read = store_.GetSettingsAndPeople(org, ids);
+  if (!read.ok()) return read.status();
+  const kudos::v1::OrgSettings* settings = &read->settings;
+  const std::map<std::string, kudos::v1::Person>* people = &read->people;
+  if (absl::Status booster = CheckActive(*people, org, booster_id, "booster"); !booster.ok()) {
+    return booster;
+  }
   if (absl::Status valid = ValidateBoost(request, booster_id, *kudos, *settings); !valid.ok()) {
     return valid;
   }
-  std::vector<std::string> recipients(kudos->recipient_ids().begin(), kudos->recipient_ids().end());
-  absl::StatusOr<std::map<std::string, kudos::v1::Person>> people = store_.GetPeople(org, recipients);
-  if (!people.ok()) return people.status();
 
   absl::Time now = clock_();
-  absl::StatusOr<std::string> week = WeekKey(*settings, now);
-  if (!week.ok()) return week.status();
+  absl::StatusOr<BeginRecognition> begin = BeginAt(now, *settings);
+  if (!begin.ok()) return begin.status();
   const std::string boost_id = NewId('b');
   kudos::v1::Boost boost;
   boost.set_booster_id(booster_id);
@@ -250,28 +254,20 @@ absl::StatusOr<kudos::v1::Kudos> KudosWorkflow::BoostKudos(
                      ledger::v1::TRANSFER_KIND_BOOST, kudos->kudos_id(), team, values);
   }
 
-  BeginRecognition begin;
-  begin.kind = RecordKind::kBoost;
-  begin.actor = booster_id;
-  begin.request_id = request.request_id();
-  begin.fingerprint = BoostFingerprint(request);
-  begin.record_id = boost_id;
-  begin.record_pb = boost.SerializeAsString();
-  begin.now_ms = absl::ToUnixMillis(now);
-  int64_t now_s = absl::ToUnixSeconds(now);
-  begin.minute_key = std::to_string(now_s / 60);
-  begin.retry_after_seconds = static_cast<int>(60 - now_s % 60);
-  begin.rate_limit = settings->max_kudos_per_minute();
-  begin.week_key = *week;
-  begin.pair_cap = settings->weekly_pair_cap_points();
-  begin.points = request.points();
-  begin.kudos_id = kudos->kudos_id();
-  begin.recipients = recipients;
-  begin.transfers_pb = transfers.SerializeAsString();
-  begin.event_pb = event.SerializeAsString();
-  absl::StatusOr<BeginOutcome> outcome = store_.Begin(org, begin);
+  begin->kind = RecordKind::kBoost;
+  begin->actor = booster_id;
+  begin->request_id = request.request_id();
+  begin->fingerprint = BoostFingerprint(request);
+  begin->record_id = boost_id;
+  begin->record_pb = boost.SerializeAsString();
+  begin->points = request.points();
+  begin->kudos_id = kudos->kudos_id();
+  begin->recipients = recipients;
+  begin->transfers_pb = transfers.SerializeAsString();
+  begin->event_pb = event.SerializeAsString();
+  absl::StatusOr<BeginOutcome> outcome = store_.Begin(org, *begin);
   if (!outcome.ok()) return outcome.status();
-  if (!outcome->is_new && outcome->fingerprint != begin.fingerprint) {
+  if (!outcome->is_new && outcome->fingerprint != begin->fingerprint) {
     return absl::AlreadyExistsError(absl::StrCat(
         "request_id: '", request.request_id(),
         "' was already used for a different boost; use a new request_id for a new boost"));

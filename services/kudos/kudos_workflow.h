@@ -43,8 +43,6 @@ class KudosWorkflow {
   // Settles a record and turns its final state into the caller's answer.
   absl::StatusOr<kudos::v1::Kudos> Complete(const std::string& org, RecordKind kind,
                                             const std::string& id, const std::string& kudos_id);
-  absl::StatusOr<kudos::v1::Person> ActivePerson(const std::string& org, const std::string& id,
-                                                 absl::string_view role);
 
   KudosStore& store_;
   LedgerClient& ledger_;
