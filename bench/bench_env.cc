@@ -1,10 +1,7 @@
 #include "bench/bench_env.h"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,42 +14,8 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "absl/time/clock.h"
-#include "common/auth/auth.h"
 
 namespace bench {
-
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    close(fd);
-    throw std::runtime_error("cannot bind a free port");
-  }
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
-bool WaitForPort(int port, std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = htons(port);
-    bool ok = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-    close(fd);
-    if (ok) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return false;
-}
 
 Child::Child(std::string binary, std::vector<std::string> args, std::string log_path) {
   pid_t pid = fork();
@@ -214,17 +177,6 @@ Json& Json::Raw(absl::string_view key, absl::string_view json) {
 std::string Json::str() const { return absl::StrCat("{", absl::StrJoin(fields_, ","), "}"); }
 
 // ---------------------------------------------------------------- tokens
-
-std::string Token(const std::string& org, const std::string& subject,
-                  std::vector<std::string> roles) {
-  common::auth::TokenRequest request;
-  request.org = org;
-  request.subject = subject;
-  request.roles = std::move(roles);
-  auto token = common::auth::MintHs256(request, common::auth::kDevJwtSecret, absl::Now());
-  if (!token.ok()) throw std::runtime_error(std::string(token.status().message()));
-  return *token;
-}
 
 void Authorize(grpc::ClientContext& context, const std::string& token, double timeout_s) {
   context.AddMetadata("authorization", "Bearer " + token);

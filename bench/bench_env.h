@@ -13,13 +13,15 @@
 
 #include "absl/strings/string_view.h"
 #include "bench/loadgen.h"
+#include "tests/harness/loopback.h"
+#include "tests/harness/tokens.h"
 
 namespace bench {
 
 // ---------------------------------------------------------------- processes
 
-int FreePort();
-bool WaitForPort(int port, std::chrono::milliseconds timeout);
+using harness::FreePort;
+using harness::WaitForPort;
 
 // A child process with stdout and stderr appended to `log_path`; SIGTERM
 // (then SIGKILL) when destroyed.
@@ -100,8 +102,8 @@ struct Row {
 
 // ---------------------------------------------------------------- tokens
 
-std::string Token(const std::string& org, const std::string& subject,
-                  std::vector<std::string> roles);
+// Development tokens (HS256, dev secret), as the tests mint them.
+using harness::MintToken;
 
 // Adds the bearer token and a deadline.
 void Authorize(grpc::ClientContext& context, const std::string& token, double timeout_s);

@@ -309,7 +309,7 @@ void SetUpOrg(Bench& b) {
   if (b.org_ready) return;
   const int people = absl::GetFlag(FLAGS_people);
   const int teams = absl::GetFlag(FLAGS_teams);
-  b.admin_token = Token(kOrg, "bench-admin", {"admin"});
+  b.admin_token = MintToken(kOrg, "bench-admin", {"admin"});
   auto channel = MakeChannels(b.kudos, 1)[0];
   auto directory = kv1::DirectoryService::NewStub(channel);
 
@@ -334,7 +334,7 @@ void SetUpOrg(Bench& b) {
   // default): the setup is spread over many admins, as the loads are over
   // many people and screens.
   std::vector<std::string> admins;
-  for (int i = 0; i < 256; ++i) admins.push_back(Token(kOrg, absl::StrCat("bench-admin-", i), {"admin"}));
+  for (int i = 0; i < 256; ++i) admins.push_back(MintToken(kOrg, absl::StrCat("bench-admin-", i), {"admin"}));
   auto bounded = [&](const std::string& name, int64_t count) {
     LoadOptions o = Load(name);
     o.warmup_s = 0;
@@ -380,7 +380,7 @@ void SetUpOrg(Bench& b) {
                                                           &call->response,
                                                           [call, done](grpc::Status s) { done(s); });
       });
-  for (int i = 0; i < people; ++i) b.tokens.push_back(Token(kOrg, PersonId(i), {"member"}));
+  for (int i = 0; i < people; ++i) b.tokens.push_back(MintToken(kOrg, PersonId(i), {"member"}));
   b.Report("setup", Json()
                         .Num("seconds", Seconds(t0))
                         .Raw("create_team", ToJson(team_result))
@@ -602,7 +602,7 @@ void Leaderboard(Bench& b) {
 
   // Many screens, so the per-person API limit (50/s) is not what is measured.
   std::vector<std::string> screens;
-  for (int i = 0; i < 1000; ++i) screens.push_back(Token(kBoardOrg, absl::StrCat("screen-", i), {"screen"}));
+  for (int i = 0; i < 1000; ++i) screens.push_back(MintToken(kBoardOrg, absl::StrCat("screen-", i), {"screen"}));
   auto stubs = Stubs<lv1::LeaderboardService::Stub>(
       MakeChannels(b.leaderboard, absl::GetFlag(FLAGS_channels)));
   struct TopCall {
@@ -780,7 +780,7 @@ void WatchAt(Bench& b, double fraction, bool target) {
   Clock::time_point t0 = Clock::now();
   for (int i = 0; i < watchers; ++i) {
     list.push_back(std::make_unique<Watcher>(stubs[i % stubs.size()].get(),
-                                             Token(kOrg, absl::StrCat("screen-", i), {"screen"}),
+                                             MintToken(kOrg, absl::StrCat("screen-", i), {"screen"}),
                                              windows[i % windows.size()], &shared,
                                              watch_s + 120));
   }
@@ -799,7 +799,7 @@ void WatchAt(Bench& b, double fraction, bool target) {
   std::string probe_error;
   std::thread prober([&] {
     auto stub = kv1::KudosService::NewStub(MakeChannels(b.kudos, 1)[0]);
-    std::string token = Token(kOrg, "probe-giver", {"member"});
+    std::string token = MintToken(kOrg, "probe-giver", {"member"});
     Clock::time_point start = Clock::now();
     for (int k = 1; k <= max_probes - 1 && probing.load(); ++k) {
       std::this_thread::sleep_until(start + std::chrono::milliseconds(interval_ms * k));
@@ -1049,7 +1049,7 @@ void Rebuild(Bench& b) {
   lv1::RebuildProjectionsRequest request;
   lv1::RebuildProjectionsResponse response;
   grpc::ClientContext context;
-  Authorize(context, Token(kRebuildOrg, "bench-admin", {"admin"}), 600);
+  Authorize(context, MintToken(kRebuildOrg, "bench-admin", {"admin"}), 600);
   Clock::time_point t0 = Clock::now();
   CpuMeter cpu(b);
   RedisMeter redis_meter(b);

@@ -10,13 +10,9 @@
 #include <string>
 #include <vector>
 
+#include "tests/harness/loopback.h"
+
 namespace harness {
-
-// A free TCP port on 127.0.0.1 (bound once to port 0, then released).
-int FreePort();
-
-// Blocks until something accepts TCP connections on 127.0.0.1:port.
-bool WaitForPort(int port, std::chrono::milliseconds timeout);
 
 // A child process; killed when destroyed.
 class Process {
