@@ -1,5 +1,6 @@
 // Shared pieces of kudos_bench: child processes, a small synchronous hiredis
-// connection with pipelining, JSON building, tokens, the summary table.
+// connection with pipelining, JSON building, the summary table; loopback
+// ports and development tokens come from tests/harness (test_support).
 #pragma once
 
 #include <hiredis/hiredis.h>
