@@ -10,21 +10,8 @@
 #include "absl/strings/strip.h"
 #include "common/config/env.h"
 
-namespace {
-
-double DoubleEnvOr(const char* name, double fallback) {
-  double value = 0;
-  return absl::SimpleAtod(common::config::EnvOr(name, ""), &value) && value >= 0 ? value
-                                                                                : fallback;
-}
-
-int64_t IntEnvOr(const char* name, int64_t fallback) {
-  int64_t value = 0;
-  return absl::SimpleAtoi(common::config::EnvOr(name, ""), &value) && value >= 0 ? value
-                                                                                : fallback;
-}
-
-}  // namespace
+using common::config::DoubleEnvOr;
+using common::config::IntEnvOr;
 
 ABSL_FLAG(double, rate_limit_person_rps, DoubleEnvOr("RATE_LIMIT_PERSON_RPS", 50),
           "calls per second per person (org, subject); 0 = unlimited "

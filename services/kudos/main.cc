@@ -9,31 +9,26 @@
 #include "common/config/env.h"
 #include "common/grpc/server.h"
 #include "common/log/log.h"
-#include "common/redis/redis_client.h"
+#include "common/redis/pool_flags.h"
 #include "services/kudos/kudos_service.h"
 
 using common::config::EnvOr;
 
 ABSL_FLAG(std::string, listen, EnvOr("LISTEN", "127.0.0.1:50052"), "gRPC address to serve on");
-ABSL_FLAG(std::string, redis, EnvOr("REDIS_ADDR", "127.0.0.1:6379"), "Redis host:port");
 ABSL_FLAG(std::string, ledger, EnvOr("LEDGER_ADDR", "127.0.0.1:50051"), "ledger service host:port");
-ABSL_FLAG(int, redis_pool_size, 16, "Redis connections");
 ABSL_FLAG(int, ledger_timeout_ms, 3000, "deadline of each call to the ledger");
 ABSL_FLAG(int, reconcile_after_ms, 5000,
           "a kudos still PENDING this long after it began is finished by the reconciler");
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
-  absl::StatusOr<common::redis::Endpoint> endpoint =
-      common::redis::ParseEndpoint(absl::GetFlag(FLAGS_redis));
-  if (!endpoint.ok()) {
-    common::log::Error(endpoint.status().ToString());
+  absl::StatusOr<common::redis::PoolOptions> pool_options =
+      common::redis::PoolOptionsFromFlags();
+  if (!pool_options.ok()) {
+    common::log::Error(pool_options.status().ToString());
     return 2;
   }
-  common::redis::PoolOptions pool_options;
-  pool_options.endpoint = *endpoint;
-  pool_options.size = absl::GetFlag(FLAGS_redis_pool_size);
-  common::redis::Pool pool(pool_options);
+  common::redis::Pool pool(*pool_options);
 
   common::auth::JwtConfig jwt = common::auth::JwtConfigFromEnvironment();
   // Authentication and the general API rate limits (--rate_limit_* flags).
@@ -43,7 +38,7 @@ int main(int argc, char** argv) {
       {absl::GetFlag(FLAGS_ledger), jwt.service_secret, absl::GetFlag(FLAGS_ledger_timeout_ms)});
   kudos::KudosStore store(pool);
   kudos::KudosWorkflow workflow(store, *ledger);
-  kudos::KudosServiceImpl kudos_service(auth, store, workflow, *endpoint);
+  kudos::KudosServiceImpl kudos_service(auth, store, workflow, pool_options->endpoint);
   kudos::DirectoryServiceImpl directory_service(auth, store, *ledger);
 
   // The reconciler finishes kudos whose caller crashed or gave up mid-way.

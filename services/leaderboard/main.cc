@@ -6,23 +6,18 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/auth/guard.h"
 #include "common/config/env.h"
 #include "common/grpc/server.h"
 #include "common/log/log.h"
-#include "common/redis/redis_client.h"
+#include "common/redis/pool_flags.h"
 #include "services/leaderboard/leaderboard_consumer.h"
 #include "services/leaderboard/leaderboard_service.h"
 #include "services/leaderboard/leaderboard_store.h"
 #include "services/leaderboard/leaderboard_watch.h"
 
 namespace {
-int EnvInt(const char* name, int fallback) {
-  int value = 0;
-  return absl::SimpleAtoi(common::config::EnvOr(name, ""), &value) && value > 0 ? value : fallback;
-}
 
 std::string DefaultConsumerName() {
   char host[256] = {0};
@@ -33,30 +28,24 @@ std::string DefaultConsumerName() {
 
 ABSL_FLAG(std::string, listen, common::config::EnvOr("LISTEN", "127.0.0.1:50053"),
           "gRPC listen address (env LISTEN)");
-ABSL_FLAG(std::string, redis, common::config::EnvOr("REDIS_ADDR", "127.0.0.1:6379"),
-          "Redis host:port (env REDIS_ADDR)");
 ABSL_FLAG(std::string, consumer_name,
           common::config::EnvOr("LEADERBOARD_CONSUMER", DefaultConsumerName()),
           "consumer name in the streams' consumer group; stable per replica so a restarted "
           "replica resumes its own pending entries (env LEADERBOARD_CONSUMER)");
 ABSL_FLAG(int, claim_min_idle_ms,
-          EnvInt("LEADERBOARD_CLAIM_MIN_IDLE_MS", 30000),
+          static_cast<int>(common::config::IntEnvOr("LEADERBOARD_CLAIM_MIN_IDLE_MS", 30000, 1)),
           "pending entries idle this long at another consumer are claimed "
           "(env LEADERBOARD_CLAIM_MIN_IDLE_MS)");
-ABSL_FLAG(int, redis_pool_size, 16, "Redis connections in the pool");
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
-  absl::StatusOr<common::redis::Endpoint> endpoint =
-      common::redis::ParseEndpoint(absl::GetFlag(FLAGS_redis));
-  if (!endpoint.ok()) {
-    common::log::Error(std::string(endpoint.status().message()));
+  absl::StatusOr<common::redis::PoolOptions> pool_options =
+      common::redis::PoolOptionsFromFlags();
+  if (!pool_options.ok()) {
+    common::log::Error(pool_options.status().ToString());
     return 2;
   }
-  common::redis::PoolOptions pool_options;
-  pool_options.endpoint = *endpoint;
-  pool_options.size = absl::GetFlag(FLAGS_redis_pool_size);
-  common::redis::Pool pool(pool_options);
+  common::redis::Pool pool(*pool_options);
 
   leaderboard::Store store(pool);
   leaderboard::Projector projector(store);
@@ -64,7 +53,7 @@ int main(int argc, char** argv) {
   watchers.Start();
 
   leaderboard::ConsumerOptions consumer_options;
-  consumer_options.endpoint = *endpoint;
+  consumer_options.endpoint = pool_options->endpoint;
   consumer_options.consumer_name = absl::GetFlag(FLAGS_consumer_name);
   consumer_options.claim_min_idle = std::chrono::milliseconds(absl::GetFlag(FLAGS_claim_min_idle_ms));
   leaderboard::Consumer consumer(

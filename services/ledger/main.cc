@@ -3,44 +3,27 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
-#include "absl/strings/numbers.h"
 #include "common/auth/guard.h"
 #include "common/config/env.h"
 #include "common/grpc/server.h"
 #include "common/log/log.h"
-#include "common/redis/redis_client.h"
+#include "common/redis/pool_flags.h"
 #include "services/ledger/ledger_service.h"
 #include "services/ledger/ledger_store.h"
 
 using common::config::EnvOr;
 
-namespace {
-// An integer from the environment, or `fallback` when unset or malformed.
-int IntEnvOr(const char* name, int fallback) {
-  int value = 0;
-  return absl::SimpleAtoi(EnvOr(name, ""), &value) ? value : fallback;
-}
-}  // namespace
-
 ABSL_FLAG(std::string, listen, EnvOr("LISTEN", "127.0.0.1:50051"), "gRPC address to serve on");
-ABSL_FLAG(std::string, redis, EnvOr("REDIS_ADDR", "127.0.0.1:6379"), "Redis host:port");
-ABSL_FLAG(int, redis_pool_size, IntEnvOr("REDIS_POOL_SIZE", 16), "Redis connections");
-ABSL_FLAG(int, redis_timeout_ms, IntEnvOr("REDIS_TIMEOUT_MS", 2000),
-          "timeout of each Redis call");
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
-  absl::StatusOr<common::redis::Endpoint> endpoint =
-      common::redis::ParseEndpoint(absl::GetFlag(FLAGS_redis));
-  if (!endpoint.ok()) {
-    common::log::Error(endpoint.status().ToString());
+  absl::StatusOr<common::redis::PoolOptions> pool_options =
+      common::redis::PoolOptionsFromFlags();
+  if (!pool_options.ok()) {
+    common::log::Error(pool_options.status().ToString());
     return 2;
   }
-  common::redis::PoolOptions pool_options;
-  pool_options.endpoint = *endpoint;
-  pool_options.size = absl::GetFlag(FLAGS_redis_pool_size);
-  pool_options.timeout = std::chrono::milliseconds(absl::GetFlag(FLAGS_redis_timeout_ms));
-  common::redis::Pool pool(pool_options);
+  common::redis::Pool pool(*pool_options);
 
   common::auth::Authenticator auth(common::auth::JwtConfigFromEnvironment());
   ledger::LedgerStore store(pool);
