@@ -7,7 +7,6 @@
 #include <memory>
 #include <thread>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/config/env.h"
@@ -24,11 +23,7 @@ void OnSignal(int) { g_stop_requested.store(true); }
 }  // namespace
 
 std::chrono::milliseconds ServerOptions::DefaultShutdownGrace() {
-  int ms = 0;
-  if (absl::SimpleAtoi(config::EnvOr("SHUTDOWN_GRACE_MS", ""), &ms) && ms >= 0) {
-    return std::chrono::milliseconds(ms);
-  }
-  return std::chrono::milliseconds(1000);
+  return std::chrono::milliseconds(config::IntEnvOr("SHUTDOWN_GRACE_MS", 1000));
 }
 
 bool ShutdownRequested() { return g_stop_requested.load(); }
