@@ -134,6 +134,16 @@ kudos::v1::OrgSettings DefaultSettings() {
   return settings;
 }
 
+absl::StatusOr<kudos::v1::OrgSettings> ParseStoredSettings(absl::string_view org,
+                                                          const std::string* stored) {
+  if (stored == nullptr) return DefaultSettings();
+  kudos::v1::OrgSettings settings;
+  if (!settings.ParseFromString(*stored)) {
+    return absl::InternalError(absl::StrCat("stored settings of org '", org, "' are corrupt"));
+  }
+  return settings;
+}
+
 OrgCalendar CalendarFromSettings(const kudos::v1::OrgSettings& settings) {
   OrgCalendar calendar;
   if (!settings.time_zone().empty()) {

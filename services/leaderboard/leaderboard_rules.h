@@ -75,6 +75,10 @@ struct OrgCalendar {
 // The defaults when an org never published settings (mirrors the kudos
 // service's defaults: UTC, Monday, Mon-Fri, the seven values, 2 freezes).
 kudos::v1::OrgSettings DefaultSettings();
+// The org's settings as stored at SettingsKey (nullptr: none yet, the
+// defaults); INTERNAL when the stored bytes do not parse.
+absl::StatusOr<kudos::v1::OrgSettings> ParseStoredSettings(absl::string_view org,
+                                                          const std::string* stored);
 OrgCalendar CalendarFromSettings(const kudos::v1::OrgSettings& settings);
 
 // Retention of a board: the instant its key expires (period end + retention),

@@ -99,12 +99,7 @@ absl::StatusOr<std::vector<std::string>> Store::Orgs() {
 absl::StatusOr<kudos::v1::OrgSettings> Store::Settings(const std::string& org) {
   absl::StatusOr<Reply> reply = pool_.Run({"GET", SettingsKey(org)});
   if (!reply.ok()) return reply.status();
-  if (reply->is_nil()) return DefaultSettings();
-  kudos::v1::OrgSettings settings;
-  if (!settings.ParseFromString(reply->str)) {
-    return absl::InternalError(absl::StrCat("stored settings of org '", org, "' are corrupt"));
-  }
-  return settings;
+  return ParseStoredSettings(org, reply->is_nil() ? nullptr : &reply->str);
 }
 
 absl::StatusOr<OrgCalendar> Store::Calendar(const std::string& org) {
@@ -255,12 +250,11 @@ absl::StatusOr<std::map<std::string, Store::Directory>> Store::ReadDirectories(
     const absl::StatusOr<Reply>& people_reply = (*replies)[at++];
     if (!settings_reply.ok()) return settings_reply.status();
     if (!people_reply.ok()) return people_reply.status();
-    kudos::v1::OrgSettings settings = DefaultSettings();
-    if (!settings_reply->is_nil() && !settings.ParseFromString(settings_reply->str)) {
-      return absl::InternalError(absl::StrCat("stored settings of org '", org, "' are corrupt"));
-    }
+    absl::StatusOr<kudos::v1::OrgSettings> settings =
+        ParseStoredSettings(org, settings_reply->is_nil() ? nullptr : &settings_reply->str);
+    if (!settings.ok()) return settings.status();
     Directory& directory = out[org];
-    directory.calendar = CalendarFromSettings(settings);
+    directory.calendar = CalendarFromSettings(*settings);
     for (size_t i = 0; i < ids.size() && i < people_reply->elements.size(); ++i) {
       kudos::v1::Person person;
       if (!people_reply->elements[i].is_nil() &&

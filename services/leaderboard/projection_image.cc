@@ -174,13 +174,11 @@ absl::StatusOr<bool> ProjectionImage::Apply(const ApplyPlan& plan) {
 absl::StatusOr<OrgCalendar> ProjectionImage::Calendar(const std::string& org) {
   std::string key = SettingsKey(org);
   if (calendar_.has_value() && calendar_->first == key) return calendar_->second;
-  kudos::v1::OrgSettings settings = DefaultSettings();
-  if (const Value* stored = Find(key, Value::Kind::kString)) {
-    if (!settings.ParseFromString(stored->str)) {
-      return absl::InternalError(absl::StrCat("stored settings of org '", org, "' are corrupt"));
-    }
-  }
-  calendar_.emplace(key, CalendarFromSettings(settings));
+  const Value* stored = Find(key, Value::Kind::kString);
+  absl::StatusOr<kudos::v1::OrgSettings> settings =
+      ParseStoredSettings(org, stored == nullptr ? nullptr : &stored->str);
+  if (!settings.ok()) return settings.status();
+  calendar_.emplace(key, CalendarFromSettings(*settings));
   return calendar_->second;
 }
 
