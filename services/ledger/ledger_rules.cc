@@ -396,6 +396,33 @@ std::string InsufficientFundsMessage(absl::string_view person, int64_t balance, 
                       balance, ", held ", held, "), ", needed, " needed");
 }
 
+std::string BalanceBoundMessage(absl::string_view account_key, absl::string_view stored,
+                                absl::string_view movement, int64_t amount) {
+  return absl::StrCat(account_key, " holds ", stored, " points; ", movement, " ", amount,
+                      " would take it past the ledger's bound of +-", kMaxBalance, " points");
+}
+
+std::string PendingRedemptionsCapMessage(absl::string_view person) {
+  return absl::StrCat("'", person, "' already has ", kMaxPendingRedemptionsPerPerson,
+                      " pending redemptions, the most a person may hold at once; fulfil or "
+                      "cancel one (or let it expire) before redeeming again");
+}
+
+std::map<std::string, int64_t> NetMovements(const std::vector<const Transfer*>& transfers) {
+  std::map<std::string, int64_t> movements;
+  for (const Transfer* transfer : transfers) {
+    movements[AccountKey(transfer->debit_account())] -= transfer->amount();
+    movements[AccountKey(transfer->credit_account())] += transfer->amount();
+  }
+  return movements;
+}
+
+int64_t SumOfMovements(const std::map<std::string, int64_t>& movements) {
+  int64_t sum = 0;
+  for (const auto& [account, movement] : movements) sum += movement;
+  return sum;
+}
+
 // ---- outbox events ----------------------------------------------------------
 
 void SetTimestamp(google::protobuf::Timestamp* out, absl::Time t) {
@@ -523,17 +550,30 @@ absl::Status ValidateAdjustRequest(const ledger::v1::AdjustBalanceRequest& reque
 
 // ---- permissions ------------------------------------------------------------
 
+bool IsKudosService(const common::auth::Principal& principal) {
+  return principal.is_service() && principal.subject == kKudosServiceSubject;
+}
+
+bool IsPersonAdmin(const common::auth::Principal& principal) {
+  return principal.is_admin() && !principal.is_service();
+}
+
 absl::Status CanPost(const common::auth::Principal& principal) {
-  if (principal.is_service() || principal.is_admin()) return absl::OkStatus();
+  if (IsKudosService(principal)) return absl::OkStatus();
+  if (IsPersonAdmin(principal)) {
+    return absl::PermissionDeniedError(
+        "PostTransfers: only the kudos service posts kudos and boosts; an admin moves points "
+        "with AdjustBalance, which is audited");
+  }
   return absl::PermissionDeniedError(
-      "PostTransfers: only the kudos service or an admin may post transfers");
+      "PostTransfers: only the kudos service may post transfers");
 }
 
 absl::Status CanReadPerson(const common::auth::Principal& principal, absl::string_view person) {
   if (principal.is_screen_only()) {
     return absl::PermissionDeniedError("screens cannot read accounts");
   }
-  if (principal.is_admin() || principal.is_service()) return absl::OkStatus();
+  if (IsPersonAdmin(principal) || principal.is_service()) return absl::OkStatus();
   if (principal.subject == person) return absl::OkStatus();
   return absl::PermissionDeniedError(
       absl::StrCat("person_id: '", principal.subject, "' may not read the accounts of '", person,
@@ -546,25 +586,25 @@ absl::Status CanReadAccount(const common::auth::Principal& principal, const Acco
   }
   if (account.type() == ledger::v1::ACCOUNT_TYPE_ISSUER ||
       account.type() == ledger::v1::ACCOUNT_TYPE_REWARDS) {
-    if (principal.is_admin()) return absl::OkStatus();
+    if (IsPersonAdmin(principal)) return absl::OkStatus();
     return absl::PermissionDeniedError("account: only admins may read org accounts");
   }
   return CanReadPerson(principal, account.person_id());
 }
 
 absl::Status CanSetPolicy(const common::auth::Principal& principal) {
-  if (principal.is_admin() || principal.is_service()) return absl::OkStatus();
+  if (IsPersonAdmin(principal) || IsKudosService(principal)) return absl::OkStatus();
   return absl::PermissionDeniedError(
       "SetAllowancePolicy: only an admin or the kudos service may set the policy");
 }
 
 absl::Status RequireAdmin(const common::auth::Principal& principal, absl::string_view what) {
-  if (principal.is_admin()) return absl::OkStatus();
+  if (IsPersonAdmin(principal)) return absl::OkStatus();
   return absl::PermissionDeniedError(absl::StrCat(what, ": admins only"));
 }
 
 absl::Status CanRedeemFor(const common::auth::Principal& principal, absl::string_view person) {
-  if (principal.is_admin()) return absl::OkStatus();
+  if (IsPersonAdmin(principal)) return absl::OkStatus();
   if (IsPerson(principal) && principal.subject == person) return absl::OkStatus();
   if (principal.is_screen_only()) {
     return absl::PermissionDeniedError("screens cannot redeem");
@@ -575,7 +615,7 @@ absl::Status CanRedeemFor(const common::auth::Principal& principal, absl::string
 
 absl::Status CanCancelRedemption(const common::auth::Principal& principal,
                                  absl::string_view owner) {
-  if (principal.is_admin()) return absl::OkStatus();
+  if (IsPersonAdmin(principal)) return absl::OkStatus();
   if (IsPerson(principal) && principal.subject == owner) return absl::OkStatus();
   return absl::PermissionDeniedError(
       "CancelRedemption: only an admin or the redemption's owner may cancel it");

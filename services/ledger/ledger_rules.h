@@ -25,8 +25,17 @@ using ::ledger::v1::Account;
 using ::ledger::v1::AccountType;
 using ::ledger::v1::Transfer;
 
-// Lua numbers are doubles: every amount and balance must stay exact.
-inline constexpr int64_t kMaxAmount = 1'000'000'000'000;  // 1e12
+// Lua numbers are doubles, exact below 2^53 (~9.007e15): amounts within
+// 1e12 and balances within +-1e15 keep every sum and comparison the scripts
+// make exact (1e15 + 100 transfers of 1e12 < 2^53), and far from int64 so an
+// HINCRBY never overflows.
+inline constexpr int64_t kMaxAmount = 1'000'000'000'000;          // 1e12
+inline constexpr int64_t kMaxBalance = 1'000'000'000'000'000;     // 1e15
+// Pending redemptions per person: holds a person can open at once (each is
+// a small record; the cap keeps one person's writes and expiry work small).
+inline constexpr int kMaxPendingRedemptionsPerPerson = 20;
+// The only service that posts kudos and boosts (service token subject).
+inline constexpr char kKudosServiceSubject[] = "kudos";
 inline constexpr int kMaxTransfersPerCall = 100;
 inline constexpr int kMaxTransferIdLength = 128;
 inline constexpr int kMaxPersonIdLength = 128;
@@ -103,6 +112,18 @@ std::string AllowanceExhaustedMessage(absl::string_view person, int64_t spent, i
 // "'alice' has 30 points available (balance 50, held 20), 40 needed"
 std::string InsufficientFundsMessage(absl::string_view person, int64_t balance, int64_t held,
                                      int64_t needed);
+// "earned:bob holds 999999999999999 points; crediting 5 would take it past
+// the ledger's bound of +-1000000000000000 points". `stored` is the stored
+// balance as Redis holds it (it may itself be out of bounds).
+std::string BalanceBoundMessage(absl::string_view account_key, absl::string_view stored,
+                                absl::string_view movement, int64_t amount);
+// "'bob' already has 20 pending redemptions, the most a person may hold; ..."
+std::string PendingRedemptionsCapMessage(absl::string_view person);
+
+// Net movement per account key of a set of transfers (debit -amount,
+// credit +amount); double entry means the values sum to zero.
+std::map<std::string, int64_t> NetMovements(const std::vector<const Transfer*>& transfers);
+int64_t SumOfMovements(const std::map<std::string, int64_t>& movements);
 
 // ---- outbox events ----------------------------------------------------------
 //
@@ -146,13 +167,21 @@ absl::Status ValidateAdjustRequest(const ledger::v1::AdjustBalanceRequest& reque
 
 // ---- permissions ------------------------------------------------------------
 
-// PostTransfers: the kudos service or an admin.
+// The kudos service, by subject: another service (the gateway) is not it.
+bool IsKudosService(const common::auth::Principal& principal);
+// An admin person: a service token is never an org's admin, whatever it claims.
+bool IsPersonAdmin(const common::auth::Principal& principal);
+
+// PostTransfers (kudos and boosts): the kudos service only. An admin moves
+// points with AdjustBalance, which is audited.
 absl::Status CanPost(const common::auth::Principal& principal);
 // Reading a person's accounts: the person, an admin or a service. Org
 // accounts (issuer, rewards): admins only. Screens: never.
 absl::Status CanReadAccount(const common::auth::Principal& principal, const Account& account);
 absl::Status CanReadPerson(const common::auth::Principal& principal, absl::string_view person);
+// An admin or the kudos service (mirroring the org's settings).
 absl::Status CanSetPolicy(const common::auth::Principal& principal);
+// An admin person (IsPersonAdmin).
 absl::Status RequireAdmin(const common::auth::Principal& principal, absl::string_view what);
 // Members redeem for themselves, admins for anyone.
 absl::Status CanRedeemFor(const common::auth::Principal& principal, absl::string_view person);

@@ -190,7 +190,9 @@ absl::Status LedgerServiceImpl::DoSetAllowancePolicy(
   if (!request.has_policy()) return absl::InvalidArgumentError("policy: is required");
   absl::StatusOr<AllowancePolicy> policy = NormalizePolicy(request.policy());
   if (!policy.ok()) return policy.status();
-  if (absl::Status s = store_.SetPolicy(principal.org, *policy); !s.ok()) return s;
+  if (absl::Status s = store_.SetPolicy(principal.org, principal.subject, *policy); !s.ok()) {
+    return s;
+  }
   *response.mutable_policy() = *policy;
   return absl::OkStatus();
 }
@@ -213,8 +215,10 @@ absl::Status LedgerServiceImpl::DoCreateRedemption(
   std::string person = request.person_id().empty() ? principal.subject : request.person_id();
   if (absl::Status s = ValidatePersonId(person, "person_id"); !s.ok()) return s;
   if (absl::Status s = CanRedeemFor(principal, person); !s.ok()) return s;
+  // Redeeming for someone else is an admin action: audited.
+  std::string audit_actor = person == principal.subject ? "" : principal.subject;
   absl::StatusOr<ledger::v1::Redemption> redemption =
-      store_.CreateRedemption(principal.org, person, request, clock_());
+      store_.CreateRedemption(principal.org, audit_actor, person, request, clock_());
   if (!redemption.ok()) return redemption.status();
   *response.mutable_redemption() = *std::move(redemption);
   return absl::OkStatus();
@@ -241,7 +245,7 @@ absl::Status LedgerServiceImpl::DoFulfillRedemption(
       store_.GetRedemption(principal.org, request.redemption_id(), now);
   if (!current.ok()) return current.status();
   absl::StatusOr<ledger::v1::Redemption> fulfilled =
-      store_.FulfillRedemption(principal.org, *current, now);
+      store_.FulfillRedemption(principal.org, principal.subject, *current, now);
   if (!fulfilled.ok()) return fulfilled.status();
   *response.mutable_redemption() = *std::move(fulfilled);
   return absl::OkStatus();
@@ -270,15 +274,18 @@ absl::Status LedgerServiceImpl::DoCancelRedemption(
       store_.GetRedemption(principal.org, request.redemption_id(), now);
   if (!current.ok()) {
     // Do not tell a non-admin whether someone else's redemption exists.
-    if (!principal.is_admin() && absl::IsNotFound(current.status())) {
+    if (!IsPersonAdmin(principal) && absl::IsNotFound(current.status())) {
       return absl::PermissionDeniedError(
           "CancelRedemption: only an admin or the redemption's owner may cancel it");
     }
     return current.status();
   }
   if (absl::Status s = CanCancelRedemption(principal, current->person_id()); !s.ok()) return s;
+  // Cancelling someone else's redemption is an admin action: audited.
+  std::string audit_actor =
+      current->person_id() == principal.subject ? "" : principal.subject;
   absl::StatusOr<ledger::v1::Redemption> cancelled =
-      store_.CancelRedemption(principal.org, request.redemption_id(), now);
+      store_.CancelRedemption(principal.org, audit_actor, *current, now);
   if (!cancelled.ok()) return cancelled.status();
   *response.mutable_redemption() = *std::move(cancelled);
   return absl::OkStatus();

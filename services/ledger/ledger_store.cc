@@ -4,7 +4,9 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "common/audit.h"
+#include "common/check/check.h"
 #include "kLedgerAdjustLua.h"
 #include "kLedgerBalanceLua.h"
 #include "kLedgerLibLua.h"
@@ -18,7 +20,32 @@ using common::redis::Reply;
 
 constexpr int kJournalChunk = 1000;
 
-std::string WithLib(const char* script) { return std::string(kLedgerLibLua) + "\n" + script; }
+// The bounds come from ledger_rules.h, so C++ and Lua cannot disagree.
+std::string WithLib(const char* script) {
+  return absl::StrCat("local MAX_BALANCE = ", kMaxBalance, "\nlocal MAX_PENDING = ",
+                      kMaxPendingRedemptionsPerPerson, "\n", kLedgerLibLua, "\n", script);
+}
+
+// The field/value pairs of an audit entry (AppendCommand after "XADD key *").
+std::vector<std::string> AuditFields(absl::string_view org, absl::string_view actor,
+                                     absl::string_view action, absl::string_view target,
+                                     absl::string_view reason,
+                                     std::vector<std::string> extra_pairs = {}) {
+  common::redis::Command entry = common::audit::AppendCommand(org, actor, action, target, reason);
+  std::vector<std::string> fields(entry.begin() + 3, entry.end());
+  for (std::string& field : extra_pairs) fields.push_back(std::move(field));
+  return fields;
+}
+
+// "OUT_OF_BOUNDS" payload "account\tstored balance" as a refusal.
+absl::Status OutOfBounds(absl::string_view field, absl::string_view payload, bool credit,
+                         int64_t amount) {
+  std::vector<std::string> parts = absl::StrSplit(payload, absl::MaxSplits('\t', 1));
+  if (parts.size() != 2) return absl::InternalError("ledger script returned a malformed bound");
+  return absl::FailedPreconditionError(absl::StrCat(
+      field, ": ", BalanceBoundMessage(parts[0], parts[1], credit ? "crediting" : "debiting",
+                                       amount)));
+}
 
 int64_t ToMillis(absl::Time t) { return absl::ToUnixMillis(t); }
 
@@ -180,6 +207,40 @@ const char* StateName(ledger::v1::RedemptionState state) {
   }
 }
 
+// Before a post reaches the script: every amount validated, and double
+// entry, what the call debits it credits.
+void CheckDoubleEntry(const std::vector<const Transfer*>& transfers) {
+  for (const Transfer* transfer : transfers) {
+    KUDOS_CHECK(transfer->amount() >= 1 && transfer->amount() <= kMaxAmount,
+                "a posted amount was validated to 1..kMaxAmount");
+    KUDOS_CHECK(AccountKey(transfer->debit_account()) != AccountKey(transfer->credit_account()),
+                "a posted transfer moves points between two accounts");
+  }
+  KUDOS_CHECK(SumOfMovements(NetMovements(transfers)) == 0,
+              "a post's debits equal its credits before the script runs");
+}
+
+// After a linked post's reply is read: all of it or one refusal; when
+// applied, the stored transfers move exactly what was asked, and their
+// debits equal their credits.
+void CheckLinkedResult(const std::vector<const Transfer*>& requested,
+                       const std::vector<PostResult>& results) {
+  if (results.size() == 1 && !results[0].status.ok()) return;
+  KUDOS_CHECK(results.size() == requested.size(),
+              "a linked post returns one result per transfer or a single refusal");
+  std::vector<const Transfer*> stored;
+  for (const PostResult& result : results) {
+    KUDOS_CHECK(result.status.ok(), "a linked post applies every transfer or none");
+    KUDOS_CHECK(result.transfer.sequence() > 0, "an applied transfer has a journal position");
+    stored.push_back(&result.transfer);
+  }
+  std::map<std::string, int64_t> movements = NetMovements(stored);
+  KUDOS_CHECK(SumOfMovements(movements) == 0,
+              "a linked post's stored debits equal its credits");
+  KUDOS_CHECK(movements == NetMovements(requested),
+              "a linked post stores exactly the movements requested");
+}
+
 }  // namespace
 
 LedgerStore::LedgerStore(common::redis::Pool& pool)
@@ -219,8 +280,24 @@ absl::StatusOr<AllowancePolicy> LedgerStore::GetPolicy(absl::string_view org) {
   return ParsePolicy(*reply);
 }
 
-absl::Status LedgerStore::SetPolicy(absl::string_view org, const AllowancePolicy& policy) {
-  return pool_.Run({"SET", Prefix(org) + "policy", policy.SerializeAsString()}).status();
+absl::Status LedgerStore::SetPolicy(absl::string_view org, absl::string_view actor,
+                                    const AllowancePolicy& policy) {
+  common::redis::Command audit = common::audit::AppendCommand(
+      org, actor, "ledger.set_allowance_policy", "policy", "allowance policy set");
+  for (std::string extra :
+       {std::string("points_per_period"), absl::StrCat(policy.points_per_period()),
+        std::string("period"), common::v1::AllowancePeriod_Name(policy.period()),
+        std::string("time_zone"), policy.time_zone()}) {
+    audit.push_back(std::move(extra));
+  }
+  // The policy and its audit entry (same slot) together or not at all.
+  absl::StatusOr<std::vector<absl::StatusOr<Reply>>> replies = pool_.Pipeline(
+      {{"MULTI"}, {"SET", Prefix(org) + "policy", policy.SerializeAsString()}, audit, {"EXEC"}});
+  if (!replies.ok()) return replies.status();
+  for (const absl::StatusOr<Reply>& reply : *replies) {
+    if (!reply.ok()) return reply.status();
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<PostResult>> LedgerStore::Post(
@@ -245,10 +322,13 @@ absl::StatusOr<std::vector<PostResult>> LedgerStore::Post(
                                    absl::StrCat(kSpentTtlSeconds),
                                    linked ? "1" : "0"};
   std::map<int, const Transfer*> by_index;
+  std::vector<const Transfer*> requested;
   for (const auto& [index, transfer] : transfers) {
     AppendTransferArgs(args, index, transfer, now, "A", transfer.debit_account().person_id());
     by_index[index] = &transfer;
+    requested.push_back(&transfer);
   }
+  CheckDoubleEntry(requested);
   absl::StatusOr<Reply> reply = pool_.Eval(post_, {Prefix(org)}, args);
   if (!reply.ok()) return reply.status();
   absl::StatusOr<std::vector<Row>> rows = ParseRows(*reply);
@@ -282,11 +362,14 @@ absl::StatusOr<std::vector<PostResult>> LedgerStore::Post(
           absl::StrCat(field, ": ",
                        InsufficientFundsMessage(request.debit_account().person_id(), row.n1,
                                                 row.n2, request.amount())));
+    } else if (row.code == "OUT_OF_BOUNDS") {
+      result.status = OutOfBounds(field, row.payload, row.n1 == 2, request.amount());
     } else {
       return Malformed(absl::StrCat("row code '", row.code, "'"));
     }
     results.push_back(std::move(result));
   }
+  if (linked) CheckLinkedResult(requested, results);
   return results;
 }
 
@@ -303,6 +386,8 @@ absl::StatusOr<BalanceInfo> LedgerStore::GetBalance(absl::string_view org,
   absl::StatusOr<long long> balance = reply->elements[0].AsInteger();
   absl::StatusOr<long long> held = reply->elements[1].AsInteger();
   if (!balance.ok() || !held.ok()) return Malformed("balance reply");
+  KUDOS_CHECK(*held >= 0, "the held counter never goes below zero");
+  KUDOS_CHECK(!holder.empty() || *held == 0, "only earned accounts have holds");
   return BalanceInfo{*balance, *held};
 }
 
@@ -355,19 +440,32 @@ absl::StatusOr<TransferPage> LedgerStore::ListTransfers(absl::string_view org,
 }
 
 absl::StatusOr<ledger::v1::Redemption> LedgerStore::CreateRedemption(
-    absl::string_view org, absl::string_view person,
+    absl::string_view org, absl::string_view audit_actor, absl::string_view person,
     const ledger::v1::CreateRedemptionRequest& request, absl::Time now) {
   absl::StatusOr<int64_t> hold = HoldSeconds(request.hold_seconds());
   if (!hold.ok()) return hold.status();
   std::string id = RedemptionId(person, request.request_id());
-  absl::StatusOr<Reply> reply = pool_.Eval(
-      redemption_, {Prefix(org)},
-      {"create", absl::StrCat(ToMillis(now)), id, std::string(person), request.reward(),
-       absl::StrCat(request.points()), absl::StrCat(ToMillis(now + absl::Seconds(*hold))),
-       request.request_id()});
+  std::vector<std::string> audit;
+  if (!audit_actor.empty()) {
+    audit = AuditFields(org, audit_actor, "ledger.create_redemption",
+                        AccountKey(PersonAccount(ledger::v1::ACCOUNT_TYPE_EARNED, person)),
+                        request.reward(),
+                        {"redemption_id", id, "points", absl::StrCat(request.points())});
+  }
+  absl::StatusOr<Reply> reply = EvalRedemption(
+      org, "create", now, id, audit,
+      {std::string(person), request.reward(), absl::StrCat(request.points()),
+       absl::StrCat(ToMillis(now + absl::Seconds(*hold))), request.request_id()});
   if (!reply.ok()) return reply.status();
   absl::StatusOr<RedemptionReply> parsed = ParseRedemptionReply(*reply);
   if (!parsed.ok()) return parsed.status();
+  if (parsed->code == "CAP") {
+    return absl::FailedPreconditionError(
+        absl::StrCat("person_id: ", PendingRedemptionsCapMessage(person)));
+  }
+  if (parsed->code == "OUT_OF_BOUNDS") {
+    return OutOfBounds("points", Str(parsed->fields, "bound"), false, request.points());
+  }
   if (parsed->code == "CONFLICT") {
     return absl::AlreadyExistsError(absl::StrCat(
         "request_id: '", request.request_id(), "' was already used with a different payload (",
@@ -397,7 +495,8 @@ absl::StatusOr<ledger::v1::Redemption> LedgerStore::GetRedemption(absl::string_v
 }
 
 absl::StatusOr<ledger::v1::Redemption> LedgerStore::FulfillRedemption(
-    absl::string_view org, const ledger::v1::Redemption& pending, absl::Time now) {
+    absl::string_view org, absl::string_view audit_actor, const ledger::v1::Redemption& pending,
+    absl::Time now) {
   Transfer transfer;
   transfer.set_transfer_id(absl::StrCat(kRedemptionIdPrefix, pending.redemption_id()));
   *transfer.mutable_debit_account() =
@@ -408,14 +507,24 @@ absl::StatusOr<ledger::v1::Redemption> LedgerStore::FulfillRedemption(
   transfer.set_reference(pending.redemption_id());
   (*transfer.mutable_tags())["reward"] = pending.reward();
 
-  std::vector<std::string> args = {"fulfill", absl::StrCat(ToMillis(now)),
-                                   pending.redemption_id(), EventHeader(org, now)};
+  std::vector<std::string> args = {EventHeader(org, now)};
   AppendTransferArgs(args, 0, transfer, now, "E", pending.person_id());
+  std::vector<std::string> audit;
+  if (!audit_actor.empty()) {
+    audit = AuditFields(org, audit_actor, "ledger.fulfill_redemption",
+                        AccountKey(transfer.debit_account()), pending.reward(),
+                        {"redemption_id", pending.redemption_id(), "points",
+                         absl::StrCat(pending.points()), "transfer_id", transfer.transfer_id()});
+  }
   if (absl::Status s = RegisterOrg(org); !s.ok()) return s;
-  absl::StatusOr<Reply> reply = pool_.Eval(redemption_, {Prefix(org)}, args);
+  absl::StatusOr<Reply> reply =
+      EvalRedemption(org, "fulfill", now, pending.redemption_id(), audit, std::move(args));
   if (!reply.ok()) return reply.status();
   absl::StatusOr<RedemptionReply> parsed = ParseRedemptionReply(*reply);
   if (!parsed.ok()) return parsed.status();
+  if (parsed->code == "OUT_OF_BOUNDS") {
+    return OutOfBounds("redemption_id", Str(parsed->fields, "bound"), false, pending.points());
+  }
   ledger::v1::Redemption current = RedemptionFrom(pending.redemption_id(), parsed->fields, now);
   if (parsed->code == "OK") return current;
   if (parsed->code == "NOT_FOUND") {
@@ -441,10 +550,18 @@ absl::StatusOr<ledger::v1::Redemption> LedgerStore::FulfillRedemption(
 }
 
 absl::StatusOr<ledger::v1::Redemption> LedgerStore::CancelRedemption(
-    absl::string_view org, absl::string_view redemption_id, absl::Time now) {
-  absl::StatusOr<Reply> reply =
-      pool_.Eval(redemption_, {Prefix(org)},
-                 {"cancel", absl::StrCat(ToMillis(now)), std::string(redemption_id)});
+    absl::string_view org, absl::string_view audit_actor, const ledger::v1::Redemption& pending,
+    absl::Time now) {
+  const std::string& redemption_id = pending.redemption_id();
+  std::vector<std::string> audit;
+  if (!audit_actor.empty()) {
+    audit = AuditFields(
+        org, audit_actor, "ledger.cancel_redemption",
+        AccountKey(PersonAccount(ledger::v1::ACCOUNT_TYPE_EARNED, pending.person_id())),
+        pending.reward(),
+        {"redemption_id", redemption_id, "points", absl::StrCat(pending.points())});
+  }
+  absl::StatusOr<Reply> reply = EvalRedemption(org, "cancel", now, redemption_id, audit, {});
   if (!reply.ok()) return reply.status();
   absl::StatusOr<RedemptionReply> parsed = ParseRedemptionReply(*reply);
   if (!parsed.ok()) return parsed.status();
@@ -460,6 +577,18 @@ absl::StatusOr<ledger::v1::Redemption> LedgerStore::CancelRedemption(
   }
   if (parsed->code != "OK") return Malformed(absl::StrCat("code '", parsed->code, "'"));
   return current;
+}
+
+absl::StatusOr<Reply> LedgerStore::EvalRedemption(absl::string_view org, absl::string_view op,
+                                                  absl::Time now,
+                                                  absl::string_view redemption_id,
+                                                  const std::vector<std::string>& audit,
+                                                  std::vector<std::string> op_args) {
+  std::vector<std::string> args = {std::string(op), absl::StrCat(ToMillis(now)),
+                                   std::string(redemption_id), absl::StrCat(audit.size())};
+  args.insert(args.end(), audit.begin(), audit.end());
+  for (std::string& arg : op_args) args.push_back(std::move(arg));
+  return pool_.Eval(redemption_, {Prefix(org), common::audit::StreamKey(org)}, args);
 }
 
 absl::StatusOr<Transfer> LedgerStore::Adjust(absl::string_view org, absl::string_view actor,
@@ -507,6 +636,9 @@ absl::StatusOr<Transfer> LedgerStore::Adjust(absl::string_view org, absl::string
     return absl::FailedPreconditionError(absl::StrCat(
         "amount: ", InsufficientFundsMessage(person, row.n1, row.n2, transfer.amount()),
         "; earned balances never go below zero"));
+  }
+  if (row.code == "OUT_OF_BOUNDS") {
+    return OutOfBounds("amount", row.payload, row.n1 == 2, transfer.amount());
   }
   return Malformed(absl::StrCat("row code '", row.code, "'"));
 }

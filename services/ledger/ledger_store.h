@@ -50,7 +50,9 @@ class LedgerStore {
 
   // The stored policy, or DefaultPolicy() when none was set.
   absl::StatusOr<AllowancePolicy> GetPolicy(absl::string_view org);
-  absl::Status SetPolicy(absl::string_view org, const AllowancePolicy& policy);
+  // Writes the policy and an audit entry by `actor` in one transaction.
+  absl::Status SetPolicy(absl::string_view org, absl::string_view actor,
+                         const AllowancePolicy& policy);
 
   // Posts validated KUDOS/BOOST transfers (index = position in the request).
   // Linked: on failure a single result, the first failing transfer, and
@@ -69,20 +71,22 @@ class LedgerStore {
                                              absl::string_view account_key, int64_t before,
                                              int limit);
 
-  absl::StatusOr<ledger::v1::Redemption> CreateRedemption(absl::string_view org,
-                                                          absl::string_view person,
-                                                          const ledger::v1::CreateRedemptionRequest& request,
-                                                          absl::Time now);
+  // `audit_actor`: who to record in the audit stream when the call changes
+  // the redemption (an admin acting for someone), empty for none. At most
+  // kMaxPendingRedemptionsPerPerson pending per person (FAILED_PRECONDITION).
+  absl::StatusOr<ledger::v1::Redemption> CreateRedemption(
+      absl::string_view org, absl::string_view audit_actor, absl::string_view person,
+      const ledger::v1::CreateRedemptionRequest& request, absl::Time now);
   // NOT_FOUND when there is no such redemption; state reads EXPIRED once due.
   absl::StatusOr<ledger::v1::Redemption> GetRedemption(absl::string_view org,
                                                        absl::string_view redemption_id,
                                                        absl::Time now);
-  absl::StatusOr<ledger::v1::Redemption> FulfillRedemption(absl::string_view org,
-                                                           const ledger::v1::Redemption& pending,
-                                                           absl::Time now);
-  absl::StatusOr<ledger::v1::Redemption> CancelRedemption(absl::string_view org,
-                                                          absl::string_view redemption_id,
-                                                          absl::Time now);
+  absl::StatusOr<ledger::v1::Redemption> FulfillRedemption(
+      absl::string_view org, absl::string_view audit_actor, const ledger::v1::Redemption& pending,
+      absl::Time now);
+  absl::StatusOr<ledger::v1::Redemption> CancelRedemption(
+      absl::string_view org, absl::string_view audit_actor, const ledger::v1::Redemption& pending,
+      absl::Time now);
 
   // ADJUSTMENT issuer -> earned (amount > 0) or earned -> issuer (< 0), with
   // the audit entry written by the same script.
@@ -93,6 +97,13 @@ class LedgerStore {
 
  private:
   absl::Status RegisterOrg(absl::string_view org);
+  // redemption.lua: op, now, id, the audit entry's fields (none: not
+  // audited), then the op's own arguments.
+  absl::StatusOr<common::redis::Reply> EvalRedemption(absl::string_view org, absl::string_view op,
+                                                      absl::Time now,
+                                                      absl::string_view redemption_id,
+                                                      const std::vector<std::string>& audit,
+                                                      std::vector<std::string> op_args);
 
   common::redis::Pool& pool_;
   common::redis::Script post_;

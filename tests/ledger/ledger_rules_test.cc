@@ -257,7 +257,7 @@ TEST(LedgerRules, JournalEntriesRoundTrip) {
   EXPECT_FALSE(ParseJournalEntry("a\tb\tx\tid").ok());
 }
 
-TEST(LedgerRules, PermissionsFollowRoles) {
+TEST(LedgerRules, PermissionsFollowRolesAndOnlyKudosPostsKudos) {
   using common::auth::Principal;
   using common::auth::Role;
   Principal member{"alice", "acme", static_cast<uint32_t>(Role::kMember)};
@@ -267,7 +267,17 @@ TEST(LedgerRules, PermissionsFollowRoles) {
   EXPECT_EQ(CanPost(member).code(), absl::StatusCode::kPermissionDenied);
   EXPECT_EQ(CanPost(screen).code(), absl::StatusCode::kPermissionDenied);
   EXPECT_TRUE(CanPost(service).ok());
-  EXPECT_TRUE(CanPost(admin).ok());
+  // Admins adjust (audited); other services move no points.
+  EXPECT_EQ(CanPost(admin).code(), absl::StatusCode::kPermissionDenied);
+  Principal gateway{"gateway", "acme", static_cast<uint32_t>(Role::kService)};
+  Principal service_admin{"gateway", "acme",
+                          static_cast<uint32_t>(Role::kService) | static_cast<uint32_t>(Role::kAdmin)};
+  EXPECT_EQ(CanPost(gateway).code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(CanSetPolicy(gateway).code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(RequireAdmin(service_admin, "AdjustBalance").code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(RequireAdmin(service, "AdjustBalance").code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_TRUE(RequireAdmin(admin, "AdjustBalance").ok());
   Account alice = PersonAccount(ledger::v1::ACCOUNT_TYPE_EARNED, "alice");
   Account bob = PersonAccount(ledger::v1::ACCOUNT_TYPE_EARNED, "bob");
   Account issuer = OrgAccount(ledger::v1::ACCOUNT_TYPE_ISSUER);

@@ -362,14 +362,17 @@ TEST_F(LedgerApi, PostTransfers_ConcurrentCallersNeverOverspendAnAllowance) {
 
 // ---- permissions --------------------------------------------------------------------
 
-TEST_F(LedgerApi, Permissions_MemberCannotPost) {
+TEST_F(LedgerApi, Permissions_OnlyTheKudosServicePosts) {
   grpc::Status status = Post(Member("alice"), {Kudos("k1", "alice", "bob", 5)}, true);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_EQ(Post(harness::MintToken(org_, "tv", {"screen"}), {Kudos("k1", "alice", "bob", 5)},
                  true)
                 .error_code(),
             grpc::StatusCode::PERMISSION_DENIED);
-  EXPECT_TRUE(Post(admin_, {Kudos("k1", "alice", "bob", 5)}, true).ok());
+  // Admins move points with AdjustBalance, which is audited.
+  EXPECT_EQ(Post(admin_, {Kudos("k1", "alice", "bob", 5)}, true).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_TRUE(Post(service_, {Kudos("k1", "alice", "bob", 5)}, true).ok());
 }
 
 TEST_F(LedgerApi, Permissions_MemberReadsOnlyOwnAccounts) {

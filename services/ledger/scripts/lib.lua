@@ -17,10 +17,17 @@
 --   P..'spent:'..person..':'..period   counter of allowance spent (with TTL)
 --   P..'rdm:'..id                 HASH a redemption
 --   P..'holds:'..person           ZSET pending redemption ids, score = expire ms
+--   P..'held:'..person            counter, the points of those holds (so no call
+--                                 sums holds one by one)
 --   P..'policy'                   common.v1.AllowancePolicy (read by C++ only)
 -- Nothing is written before every check of a call has passed (except that
 -- expired holds are released whenever they are looked at, which changes no
 -- balance and is right whatever the outcome).
+--
+-- MAX_BALANCE and MAX_PENDING are defined by the C++ side in front of this
+-- file (LedgerStore, from ledger_rules.h). Balances stay within
+-- +-MAX_BALANCE and amounts within 1e12, so every number here is an integer
+-- a double holds exactly, and no HINCRBY can overflow.
 local P = KEYS[1]
 
 local function num(v)
@@ -45,23 +52,66 @@ local function wrap(field, body)
   return string.char(field * 8 + 2) .. varint(#body) .. body
 end
 
--- Releases the expired holds of a person (their redemptions read EXPIRED)
--- and returns the points still held.
-local function held_points(person, now)
-  local holds = P .. 'holds:' .. person
-  local expired = redis.call('ZRANGEBYSCORE', holds, '-inf', now)
-  for _, id in ipairs(expired) do
-    local r = P .. 'rdm:' .. id
-    if redis.call('HGET', r, 'state') == 'PENDING' then
-      redis.call('HSET', r, 'state', 'EXPIRED')
-    end
-  end
-  if #expired > 0 then redis.call('ZREMRANGEBYSCORE', holds, '-inf', now) end
+-- An integer as Redis wants it (Lua's tostring would write 1e+15).
+local function int(n)
+  return string.format('%.0f', n)
+end
+
+-- The person's held counter. Holds made before the counter existed are
+-- summed once (bounded by what the old code allowed), then counted.
+local function held_counter(person)
+  local key = P .. 'held:' .. person
+  local value = redis.call('GET', key)
+  if value then return tonumber(value) end
+  local ids = redis.call('ZRANGE', P .. 'holds:' .. person, 0, -1)
+  if #ids == 0 then return 0 end
   local total = 0
-  for _, id in ipairs(redis.call('ZRANGE', holds, 0, -1)) do
+  for _, id in ipairs(ids) do
     total = total + num(redis.call('HGET', P .. 'rdm:' .. id, 'points'))
   end
+  redis.call('SET', key, int(total))
   return total
+end
+
+local function add_held(person, delta)
+  redis.call('INCRBY', P .. 'held:' .. person, int(delta))
+end
+
+-- Releases the expired holds of a person (their redemptions read EXPIRED)
+-- and returns the points still held. The work is one counter read plus one
+-- step per hold that expired since the last look (at most MAX_PENDING).
+local function held_points(person, now)
+  local holds = P .. 'holds:' .. person
+  local held = held_counter(person)
+  local expired = redis.call('ZRANGEBYSCORE', holds, '-inf', now)
+  if #expired == 0 then return held end
+  local released = 0
+  for _, id in ipairs(expired) do
+    local r = P .. 'rdm:' .. id
+    local fields = redis.call('HMGET', r, 'state', 'points')
+    if fields[1] == 'PENDING' then
+      redis.call('HSET', r, 'state', 'EXPIRED')
+      released = released + num(fields[2])
+    end
+  end
+  redis.call('ZREMRANGEBYSCORE', holds, '-inf', now)
+  if released > 0 then add_held(person, -released) end
+  return held - released
+end
+
+local function within_bounds(balance)
+  return balance >= -MAX_BALANCE and balance <= MAX_BALANCE
+end
+
+-- The stored balance of `account` (a string, as Redis holds it) and, when
+-- it and `balance + delta` stay within bounds, its number; else nil.
+local function bounded_balance(account, delta, pending)
+  local stored = redis.call('HGET', P .. 'bal', account) or '0'
+  local balance = tonumber(stored)
+  if balance == nil or not within_bounds(balance) then return stored, nil end
+  balance = balance + (pending or 0)
+  if not within_bounds(balance + delta) then return stored, nil end
+  return stored, balance
 end
 
 -- A transfer as C++ passes it: TF consecutive ARGV fields from position i.
@@ -76,12 +126,13 @@ end
 
 local function new_ctx(now, period, limit, ttl)
   return {now = tonumber(now), period = period, limit = tonumber(limit), ttl = ttl,
-          spent = {}, bal = {}, seen = {}, fragments = {}}
+          spent = {}, bal = {}, seen = {}, fragments = {}, released = {}}
 end
 
 -- Checks one transfer against Redis plus the effects of the transfers
 -- recorded before it in this call. Returns (error_reply_row, is_new).
--- A row is {index, code, created, payload, n1, n2}.
+-- A row is {index, code, created, payload, n1, n2}; OUT_OF_BOUNDS carries
+-- "account\tstored balance" and n1 = 1 for the debit, 2 for the credit.
 local function check(t, ctx)
   local tx = P .. 'tx:' .. t.id
   local fp = redis.call('HGET', tx, 'fp')
@@ -97,6 +148,14 @@ local function check(t, ctx)
     return {t.index, 'CONFLICT', 0, stored, 0, 0}, false
   end
   local amount = tonumber(t.amount)
+  local debit_stored, balance = bounded_balance(t.debit, -amount, ctx.bal[t.debit])
+  if balance == nil then
+    return {t.index, 'OUT_OF_BOUNDS', 0, t.debit .. '\t' .. debit_stored, 1, 0}, false
+  end
+  local credit_stored, credit = bounded_balance(t.credit, amount, ctx.bal[t.credit])
+  if credit == nil then
+    return {t.index, 'OUT_OF_BOUNDS', 0, t.credit .. '\t' .. credit_stored, 2, 0}, false
+  end
   if t.dkind == 'A' then
     local spent = num(redis.call('GET', P .. 'spent:' .. t.dperson .. ':' .. ctx.period)) +
                   (ctx.spent[t.dperson] or 0)
@@ -104,8 +163,7 @@ local function check(t, ctx)
       return {t.index, 'RESOURCE_EXHAUSTED', 0, '', spent, ctx.limit}, false
     end
   elseif t.dkind == 'E' then
-    local balance = num(redis.call('HGET', P .. 'bal', t.debit)) + (ctx.bal[t.debit] or 0)
-    local held = held_points(t.dperson, ctx.now)
+    local held = held_points(t.dperson, ctx.now) - (ctx.released[t.dperson] or 0)
     if balance - held < amount then
       return {t.index, 'FAILED_PRECONDITION', 0, '', balance, held}, false
     end
