@@ -190,9 +190,10 @@ absl::Status LedgerServiceImpl::DoSetAllowancePolicy(
   if (!request.has_policy()) return absl::InvalidArgumentError("policy: is required");
   absl::StatusOr<AllowancePolicy> policy = NormalizePolicy(request.policy());
   if (!policy.ok()) return policy.status();
-  if (absl::Status s = store_.SetPolicy(principal.org, principal.subject, *policy); !s.ok()) {
-    return s;
-  }
+  // An admin's change is audited here; the kudos service's mirrors an
+  // UpdateOrgSettings that kudos audits itself.
+  std::string audit_actor = IsPersonAdmin(principal) ? principal.subject : "";
+  if (absl::Status s = store_.SetPolicy(principal.org, audit_actor, *policy); !s.ok()) return s;
   *response.mutable_policy() = *policy;
   return absl::OkStatus();
 }

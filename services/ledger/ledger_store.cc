@@ -37,14 +37,16 @@ std::vector<std::string> AuditFields(absl::string_view org, absl::string_view ac
   return fields;
 }
 
+// OUT_OF_BOUNDS rows: n1 = 1 the debit account, 2 the credit account.
+const char* Movement(int64_t side) { return side == 2 ? "crediting" : "debiting"; }
+
 // "OUT_OF_BOUNDS" payload "account\tstored balance" as a refusal.
-absl::Status OutOfBounds(absl::string_view field, absl::string_view payload, bool credit,
-                         int64_t amount) {
+absl::Status OutOfBounds(absl::string_view field, absl::string_view payload,
+                         absl::string_view movement, int64_t amount) {
   std::vector<std::string> parts = absl::StrSplit(payload, absl::MaxSplits('\t', 1));
   if (parts.size() != 2) return absl::InternalError("ledger script returned a malformed bound");
   return absl::FailedPreconditionError(absl::StrCat(
-      field, ": ", BalanceBoundMessage(parts[0], parts[1], credit ? "crediting" : "debiting",
-                                       amount)));
+      field, ": ", BalanceBoundMessage(parts[0], parts[1], movement, amount)));
 }
 
 int64_t ToMillis(absl::Time t) { return absl::ToUnixMillis(t); }
@@ -280,10 +282,12 @@ absl::StatusOr<AllowancePolicy> LedgerStore::GetPolicy(absl::string_view org) {
   return ParsePolicy(*reply);
 }
 
-absl::Status LedgerStore::SetPolicy(absl::string_view org, absl::string_view actor,
+absl::Status LedgerStore::SetPolicy(absl::string_view org, absl::string_view audit_actor,
                                     const AllowancePolicy& policy) {
+  common::redis::Command set = {"SET", Prefix(org) + "policy", policy.SerializeAsString()};
+  if (audit_actor.empty()) return pool_.Run(set).status();
   common::redis::Command audit = common::audit::AppendCommand(
-      org, actor, "ledger.set_allowance_policy", "policy", "allowance policy set");
+      org, audit_actor, "ledger.set_allowance_policy", "policy", "allowance policy set");
   for (std::string extra :
        {std::string("points_per_period"), absl::StrCat(policy.points_per_period()),
         std::string("period"), common::v1::AllowancePeriod_Name(policy.period()),
@@ -292,7 +296,7 @@ absl::Status LedgerStore::SetPolicy(absl::string_view org, absl::string_view act
   }
   // The policy and its audit entry (same slot) together or not at all.
   absl::StatusOr<std::vector<absl::StatusOr<Reply>>> replies = pool_.Pipeline(
-      {{"MULTI"}, {"SET", Prefix(org) + "policy", policy.SerializeAsString()}, audit, {"EXEC"}});
+      {{"MULTI"}, set, audit, {"EXEC"}});
   if (!replies.ok()) return replies.status();
   for (const absl::StatusOr<Reply>& reply : *replies) {
     if (!reply.ok()) return reply.status();
@@ -363,7 +367,7 @@ absl::StatusOr<std::vector<PostResult>> LedgerStore::Post(
                        InsufficientFundsMessage(request.debit_account().person_id(), row.n1,
                                                 row.n2, request.amount())));
     } else if (row.code == "OUT_OF_BOUNDS") {
-      result.status = OutOfBounds(field, row.payload, row.n1 == 2, request.amount());
+      result.status = OutOfBounds(field, row.payload, Movement(row.n1), request.amount());
     } else {
       return Malformed(absl::StrCat("row code '", row.code, "'"));
     }
@@ -464,7 +468,7 @@ absl::StatusOr<ledger::v1::Redemption> LedgerStore::CreateRedemption(
         absl::StrCat("person_id: ", PendingRedemptionsCapMessage(person)));
   }
   if (parsed->code == "OUT_OF_BOUNDS") {
-    return OutOfBounds("points", Str(parsed->fields, "bound"), false, request.points());
+    return OutOfBounds("points", Str(parsed->fields, "bound"), "holding", request.points());
   }
   if (parsed->code == "CONFLICT") {
     return absl::AlreadyExistsError(absl::StrCat(
@@ -523,7 +527,8 @@ absl::StatusOr<ledger::v1::Redemption> LedgerStore::FulfillRedemption(
   absl::StatusOr<RedemptionReply> parsed = ParseRedemptionReply(*reply);
   if (!parsed.ok()) return parsed.status();
   if (parsed->code == "OUT_OF_BOUNDS") {
-    return OutOfBounds("redemption_id", Str(parsed->fields, "bound"), false, pending.points());
+    return OutOfBounds("redemption_id", Str(parsed->fields, "bound"), "debiting",
+                       pending.points());
   }
   ledger::v1::Redemption current = RedemptionFrom(pending.redemption_id(), parsed->fields, now);
   if (parsed->code == "OK") return current;
@@ -638,7 +643,7 @@ absl::StatusOr<Transfer> LedgerStore::Adjust(absl::string_view org, absl::string
         "; earned balances never go below zero"));
   }
   if (row.code == "OUT_OF_BOUNDS") {
-    return OutOfBounds("amount", row.payload, row.n1 == 2, transfer.amount());
+    return OutOfBounds("amount", row.payload, Movement(row.n1), transfer.amount());
   }
   return Malformed(absl::StrCat("row code '", row.code, "'"));
 }

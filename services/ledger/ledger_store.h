@@ -50,8 +50,9 @@ class LedgerStore {
 
   // The stored policy, or DefaultPolicy() when none was set.
   absl::StatusOr<AllowancePolicy> GetPolicy(absl::string_view org);
-  // Writes the policy and an audit entry by `actor` in one transaction.
-  absl::Status SetPolicy(absl::string_view org, absl::string_view actor,
+  // Writes the policy and, when `audit_actor` is not empty, an audit entry
+  // by them in the same transaction.
+  absl::Status SetPolicy(absl::string_view org, absl::string_view audit_actor,
                          const AllowancePolicy& policy);
 
   // Posts validated KUDOS/BOOST transfers (index = position in the request).

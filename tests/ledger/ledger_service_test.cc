@@ -523,6 +523,28 @@ TEST_F(LedgerApi, Redemption_HoldExpiresLazily) {
 
 // ---- adjustments ----------------------------------------------------------------------
 
+// Holds created before the held counter existed (no counter key) are
+// summed once, then counted as they are created, cancelled and fulfilled.
+TEST_F(LedgerApi, Redemption_HeldCounterTakesOverHoldsMadeBeforeIt) {
+  ASSERT_TRUE(Post(service_, {Kudos("k1", "alice", "bob", 50)}, true).ok());
+  std::string bob = Member("bob");
+  ledger::v1::Redemption five, six;
+  ASSERT_TRUE(Redeem(bob, "r5", 5, &five).ok());
+  ASSERT_TRUE(Redeem(bob, "r6", 6, &six).ok());
+  ASSERT_TRUE(Redeem(bob, "r7", 7, nullptr).ok());
+  ASSERT_TRUE(env_->pool().Run({"DEL", "ledger:{" + org_ + "}:held:bob"}).ok());
+  EXPECT_EQ(BalanceInfo(Earned("bob")).held(), 18);
+  ASSERT_TRUE(Cancel(bob, six.redemption_id()).ok());
+  EXPECT_EQ(BalanceInfo(Earned("bob")).held(), 12);
+  ASSERT_TRUE(Fulfill(admin_, five.redemption_id()).ok());
+  ASSERT_TRUE(Redeem(bob, "r4", 4, nullptr).ok());
+  ledger::v1::GetBalanceResponse balance = BalanceInfo(Earned("bob"));
+  EXPECT_EQ(balance.balance(), 45);
+  EXPECT_EQ(balance.held(), 11);
+  EXPECT_EQ(balance.available(), 34);
+  EXPECT_TRUE(Verify().consistent());
+}
+
 TEST_F(LedgerApi, AdjustBalance_PostsFromIssuerAndWritesOneAuditEntry) {
   Transfer transfer;
   ASSERT_TRUE(Adjust("a1", "bob", 25, "welcome bonus", &transfer).ok());

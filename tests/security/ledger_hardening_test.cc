@@ -281,6 +281,8 @@ TEST_F(LedgerHardening, AdminLedgerActions_AreEachAudited) {
   lv1::Redemption own;
   ASSERT_TRUE(Redeem(Member("bob"), "own2", 5, "", &own).ok());
   ASSERT_TRUE(Cancel(Member("bob"), own.redemption_id()).ok());
+  // The kudos service mirrors org settings (kudos audits UpdateOrgSettings).
+  ASSERT_TRUE(SetPolicy(kudos_, 100).ok());
   ASSERT_TRUE(Audit().empty());
 
   lv1::Redemption first, second;
