@@ -611,6 +611,7 @@ absl::StatusOr<Transfer> LedgerStore::Adjust(absl::string_view org, absl::string
   transfer.set_kind(ledger::v1::TRANSFER_KIND_ADJUSTMENT);
   transfer.set_reference(request.reason());
 
+  CheckDoubleEntry({&transfer});
   std::vector<std::string> args = {absl::StrCat(ToMillis(now)), EventHeader(org, now)};
   AppendTransferArgs(args, 0, transfer, now, credit ? "N" : "E", person);
   common::redis::Command audit = common::audit::AppendCommand(
@@ -629,7 +630,13 @@ absl::StatusOr<Transfer> LedgerStore::Adjust(absl::string_view org, absl::string
   if (!rows.ok()) return rows.status();
   if (rows->size() != 1) return Malformed("adjust reply");
   const Row& row = (*rows)[0];
-  if (row.code == "OK") return ParseTransfer(row.payload);
+  if (row.code == "OK") {
+    absl::StatusOr<Transfer> stored = ParseTransfer(row.payload);
+    if (!stored.ok()) return stored.status();
+    KUDOS_CHECK(NetMovements({&*stored}) == NetMovements({&transfer}),
+                "an adjustment stores exactly the movement requested");
+    return stored;
+  }
   if (row.code == "CONFLICT") {
     absl::StatusOr<Transfer> stored = ParseTransfer(row.payload);
     if (!stored.ok()) return stored.status();
