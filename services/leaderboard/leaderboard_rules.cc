@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/auth/ids.h"
 
 namespace leaderboard {
 
@@ -107,15 +108,8 @@ std::string BoardKey(absl::string_view org, Metric metric, Window window,
                       ":", ScopeName(scope, scope_id));
 }
 
-bool ValidId(absl::string_view id) {
-  if (id.empty() || id.size() > 64) return false;
-  for (char c : id) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-';
-    if (!ok) return false;
-  }
-  return true;
-}
+// The platform's one id rule, the one auth applies to a token's org and sub.
+bool ValidId(absl::string_view id) { return common::auth::ValidId(id); }
 
 // ---------------------------------------------------------------- calendar
 
@@ -232,6 +226,42 @@ absl::StatusOr<ResolvedBoard> ResolveBoard(absl::string_view org, const v1::Boar
                           board.scope_id());
   resolved.period = std::move(period);
   return resolved;
+}
+
+absl::Status CheckScopeKnown(const v1::Board& board, const OrgCalendar& calendar,
+                             const std::set<std::string>& teams) {
+  const std::string& id = board.scope_id();
+  if (board.scope() == v1::SCOPE_TEAM && teams.count(id) == 0) {
+    return absl::NotFoundError(absl::StrCat(
+        "board.scope_id: team '", id,
+        "' does not exist in this org (a team created seconds ago appears once the leaderboard "
+        "has caught up)"));
+  }
+  if (board.scope() == v1::SCOPE_VALUE &&
+      std::find(calendar.values.begin(), calendar.values.end(), id) == calendar.values.end()) {
+    return absl::NotFoundError(absl::StrCat("board.scope_id: value '", id,
+                                            "' is not in this org's values catalog"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckWatchablePeriod(const v1::Board& board, const OrgCalendar& calendar,
+                                  absl::Time now) {
+  PeriodUnit unit = WindowUnit(board.window());
+  if (board.period().empty() || unit == PeriodUnit::kAllTime) return absl::OkStatus();
+  Period current = common::calendar::PeriodAt(unit, now, calendar.zone, calendar.week_start);
+  Period previous = common::calendar::PeriodAt(unit, current.start - absl::Nanoseconds(1),
+                                               calendar.zone, calendar.week_start);
+  absl::StatusOr<Period> asked =
+      common::calendar::ParsePeriod(unit, board.period(), calendar.zone, calendar.week_start);
+  if (!asked.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("board.", asked.status().message()));
+  }
+  if (asked->key == current.key || asked->key == previous.key) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "board.period: '", board.period(), "' cannot be watched: a watch follows the current ",
+      WindowName(board.window()), " ('", current.key, "', or leave period empty) or the previous one ('",
+      previous.key, "'); read other periods with GetLeaderboard"));
 }
 
 // ---------------------------------------------------------------- ranks

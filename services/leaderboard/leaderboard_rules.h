@@ -95,6 +95,20 @@ struct ResolvedBoard {
 absl::StatusOr<ResolvedBoard> ResolveBoard(absl::string_view org, const leaderboard::v1::Board& board,
                                            const OrgCalendar& calendar, absl::Time now);
 
+// NOT_FOUND naming the scope_id when a SCOPE_TEAM board names a team not in
+// `teams` (the org's directory) or a SCOPE_VALUE board a value not in the
+// org's catalog; OK for every other board. Callers check it where a board is
+// empty (a board with entries names a team or value its events carried).
+absl::Status CheckScopeKnown(const leaderboard::v1::Board& board, const OrgCalendar& calendar,
+                             const std::set<std::string>& teams);
+
+// A watch follows the current period (period empty, or its key) or the
+// previous one (late events may still move it); older and future periods are
+// INVALID_ARGUMENT (read them with GetLeaderboard). Bounds the distinct boards
+// watchers can make the service keep fresh.
+absl::Status CheckWatchablePeriod(const leaderboard::v1::Board& board, const OrgCalendar& calendar,
+                                  absl::Time now);
+
 // ---------------------------------------------------------------- ranks
 
 struct RankedEntry {

@@ -19,6 +19,7 @@ namespace {
 
 constexpr int kDefaultPageSize = 10;
 constexpr int kMaxPageSize = 100;
+static_assert(kMaxWatchTopN == kMaxPageSize, "a watch shows at most one page");
 constexpr int kMaxNeighbors = 50;
 
 void FillPeriod(const common::calendar::Period& period, v1::Window window,
@@ -101,6 +102,11 @@ absl::Status LeaderboardServiceImpl::DoGetLeaderboard(const Principal& who,
                           page_size)
             : store_.FirstPage(resolved->key, page_size);
   if (!page.ok()) return page.status();
+  if (page->total == 0) {
+    if (absl::Status known = CheckEmptyBoardScope(store_, who.org, board, *calendar); !known.ok()) {
+      return known;
+    }
+  }
   if (absl::Status s = FillEntries(who.org, board.scope() == v1::SCOPE_TEAMS, page->entries,
                                    response.mutable_entries());
       !s.ok()) {
@@ -164,6 +170,12 @@ absl::Status LeaderboardServiceImpl::DoGetRank(const Principal& who,
   absl::StatusOr<BoardAround> around =
       store_.Around(resolved->key, request.subject_id(), request.neighbors());
   if (!around.ok()) return around.status();
+  if (around->total == 0) {
+    if (absl::Status known = CheckEmptyBoardScope(store_, who.org, request.board(), *calendar);
+        !known.ok()) {
+      return known;
+    }
+  }
   bool teams = request.board().scope() == v1::SCOPE_TEAMS;
   response.set_ranked(around->ranked);
   response.set_total_entries(around->total);
@@ -192,33 +204,55 @@ grpc::Status LeaderboardServiceImpl::GetRank(grpc::ServerContext* context,
   return ToGrpcStatus(DoGetRank(*who, *request, *response));
 }
 
+absl::StatusOr<Principal> LeaderboardServiceImpl::CheckWatch(
+    grpc::CallbackServerContext& context, const v1::WatchLeaderboardRequest& request) {
+  absl::StatusOr<Principal> who = Authenticate(context);
+  if (!who.ok()) return who.status();
+  int top_n = request.top_n() == 0 ? kDefaultPageSize : request.top_n();
+  if (top_n < 1 || top_n > kMaxWatchTopN) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("top_n: ", request.top_n(), " is not within 1..", kMaxWatchTopN));
+  }
+  // The board's shape and period syntax; the period's range and the scope's
+  // existence need the org's calendar and directory: the hub's first refresh
+  // checks them (no Redis read on the callback thread).
+  absl::StatusOr<ResolvedBoard> resolved =
+      ResolveBoard(who->org, request.board(), OrgCalendar(), absl::Now());
+  if (!resolved.ok()) return resolved.status();
+  return who;
+}
+
+void LeaderboardServiceImpl::AddRetryTrailers(grpc::ServerContextBase& context) {
+  std::string ms = absl::StrCat(watchers_.limits().retry_after.count());
+  context.AddTrailingMetadata(common::auth::kRetryAfterMetadata, ms);
+  context.AddTrailingMetadata(common::auth::kRetryPushbackMetadata, ms);
+}
+
 grpc::ServerWriteReactor<v1::WatchLeaderboardResponse>* LeaderboardServiceImpl::WatchLeaderboard(
     grpc::CallbackServerContext* context, const v1::WatchLeaderboardRequest* request) {
-  absl::Status status;
-  absl::StatusOr<Principal> who = Authenticate(*context);
   int top_n = request->top_n() == 0 ? kDefaultPageSize : request->top_n();
-  std::string org;
-  if (!who.ok()) {
-    status = who.status();
-  } else if (top_n < 1 || top_n > kMaxPageSize) {
-    status = absl::InvalidArgumentError(
-        absl::StrCat("top_n: ", request->top_n(), " is not within 1..", kMaxPageSize));
-  } else {
-    org = who->org;
-    // Validates the board (period syntax included) before streaming.
-    OrgCalendar defaults;
-    absl::StatusOr<ResolvedBoard> resolved =
-        ResolveBoard(org, request->board(), defaults, absl::Now());
-    if (!resolved.ok()) status = resolved.status();
-  }
-  std::shared_ptr<WatchReactor> reactor =
-      WatchReactor::Create(watchers_, Watchers::HubId(org, request->board()), top_n);
-  if (!status.ok()) {
-    reactor->Close(ToGrpcStatus(status));
+  absl::StatusOr<Principal> who = CheckWatch(*context, *request);
+  // One slot among the person's open streams, held by the reactor until the
+  // stream is done. Services (the gateway's shared watch) are not charged.
+  absl::StatusOr<common::ratelimit::StreamSlots::Slot> slot =
+      who.ok() ? auth_.OpenStream(*who) : absl::StatusOr<common::ratelimit::StreamSlots::Slot>(
+                                              who.status());
+  if (!slot.ok()) {
+    if (who.ok() && slot.status().code() == absl::StatusCode::kResourceExhausted) {
+      AddRetryTrailers(*context);
+    }
+    std::shared_ptr<WatchReactor> reactor = WatchReactor::Create(watchers_, "", kDefaultPageSize);
+    reactor->Close(ToGrpcStatus(slot.status()));
     return reactor.get();
   }
+  std::shared_ptr<WatchReactor> reactor = WatchReactor::Create(
+      watchers_, Watchers::HubId(who->org, request->board()), top_n, *std::move(slot));
   WatchReactor* raw = reactor.get();
-  watchers_.Register(org, request->board(), std::move(reactor));
+  absl::Status registered = watchers_.Register(who->org, request->board(), reactor);
+  if (!registered.ok()) {
+    if (registered.code() == absl::StatusCode::kResourceExhausted) AddRetryTrailers(*context);
+    reactor->Close(ToGrpcStatus(registered));
+  }
   return raw;
 }
 

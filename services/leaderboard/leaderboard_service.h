@@ -38,6 +38,11 @@ class LeaderboardServiceImpl final
 
  private:
   absl::StatusOr<common::auth::Principal> Authenticate(grpc::ServerContextBase& context);
+  // Authentication, top_n and the board's shape, before a watch opens.
+  absl::StatusOr<common::auth::Principal> CheckWatch(grpc::CallbackServerContext& context,
+                                                     const v1::WatchLeaderboardRequest& request);
+  // retry-after-ms / grpc-retry-pushback-ms for a refused watch.
+  void AddRetryTrailers(grpc::ServerContextBase& context);
   absl::Status DoGetLeaderboard(const common::auth::Principal& who,
                                 const v1::GetLeaderboardRequest& request,
                                 v1::GetLeaderboardResponse& response);

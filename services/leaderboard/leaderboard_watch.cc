@@ -1,12 +1,59 @@
 #include "services/leaderboard/leaderboard_watch.h"
 
 #include <algorithm>
+#include <tuple>
 
+#include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/check/check.h"
+#include "common/config/env.h"
+#include "common/grpc/status.h"
 #include "common/log/log.h"
 
+ABSL_FLAG(int, max_watched_boards_per_org,
+          static_cast<int>(common::config::IntEnvOr("LEADERBOARD_MAX_WATCHED_BOARDS_PER_ORG", 256, 1)),
+          "distinct boards one org may have watched at once on a replica; a watch of another "
+          "board is RESOURCE_EXHAUSTED (env LEADERBOARD_MAX_WATCHED_BOARDS_PER_ORG)");
+ABSL_FLAG(int, max_board_watchers,
+          static_cast<int>(common::config::IntEnvOr("LEADERBOARD_MAX_BOARD_WATCHERS", 20000, 1)),
+          "open WatchLeaderboard streams on a replica, services included "
+          "(env LEADERBOARD_MAX_BOARD_WATCHERS)");
+
 namespace leaderboard {
+
+WatchLimits WatchLimitsFromFlags() {
+  WatchLimits limits;
+  limits.max_boards_per_org = std::max(1, absl::GetFlag(FLAGS_max_watched_boards_per_org));
+  limits.max_watchers = std::max(1, absl::GetFlag(FLAGS_max_board_watchers));
+  return limits;
+}
+
+absl::Status CheckEmptyBoardScope(Store& store, const std::string& org, const v1::Board& board,
+                                  const OrgCalendar& calendar) {
+  std::set<std::string> teams;
+  if (board.scope() == v1::SCOPE_TEAM) {
+    absl::StatusOr<std::map<std::string, kudos::v1::Team>> found =
+        store.Teams(org, {board.scope_id()});
+    if (!found.ok()) return found.status();
+    for (const auto& [id, team] : *found) teams.insert(id);
+  }
+  return CheckScopeKnown(board, calendar, teams);
+}
+
+std::vector<std::string> FairRound(std::vector<RefreshCandidate> due) {
+  auto before = [](const RefreshCandidate& a, const RefreshCandidate& b) {
+    return std::make_tuple(!a.urgent, a.last_refresh, std::cref(a.hub_id)) <
+           std::make_tuple(!b.urgent, b.last_refresh, std::cref(b.hub_id));
+  };
+  std::sort(due.begin(), due.end(), before);
+  std::set<std::string> served;
+  std::vector<std::string> round;
+  for (RefreshCandidate& candidate : due) {
+    if (served.insert(candidate.org).second) round.push_back(std::move(candidate.hub_id));
+  }
+  return round;
+}
 
 // ---------------------------------------------------------------- reactor
 
@@ -22,8 +69,11 @@ std::string EntriesKey(const v1::WatchLeaderboardResponse& snapshot) {
 }  // namespace
 
 std::shared_ptr<WatchReactor> WatchReactor::Create(Watchers& watchers, std::string hub_id,
-                                                   int top_n) {
-  std::shared_ptr<WatchReactor> reactor(new WatchReactor(watchers, std::move(hub_id), top_n));
+                                                   int top_n,
+                                                   common::ratelimit::StreamSlots::Slot slot) {
+  KUDOS_CHECK(top_n >= 1 && top_n <= kMaxWatchTopN, "top_n is validated before a watch opens");
+  std::shared_ptr<WatchReactor> reactor(
+      new WatchReactor(watchers, std::move(hub_id), top_n, std::move(slot)));
   reactor->self_ = reactor;
   return reactor;
 }
@@ -98,8 +148,14 @@ void WatchReactor::OnDone() {
 
 // ---------------------------------------------------------------- watchers
 
-Watchers::Watchers(Store& store, std::chrono::milliseconds min_interval)
-    : store_(store), min_interval_(min_interval) {}
+namespace {
+// How often every hub is re-read even when no event touched it: display
+// names and the org calendar change without touching boards.
+constexpr auto kDirectoryRecheck = std::chrono::seconds(30);
+}  // namespace
+
+Watchers::Watchers(Store& store, WatchLimits limits, std::chrono::milliseconds min_interval)
+    : store_(store), limits_(limits), min_interval_(min_interval) {}
 
 Watchers::~Watchers() { Shutdown(); }
 
@@ -130,33 +186,55 @@ std::string Watchers::HubId(const std::string& org, const v1::Board& board) {
 
 size_t Watchers::watcher_count() {
   std::lock_guard<std::mutex> lock(mu_);
-  size_t n = 0;
-  for (const auto& [id, hub] : hubs_) n += hub.reactors.size();
-  return n;
+  return watcher_total_;
 }
 
-void Watchers::Register(const std::string& org, const v1::Board& board,
-                        std::shared_ptr<WatchReactor> reactor) {
-  bool refused = false;
+absl::Status Watchers::Register(const std::string& org, const v1::Board& board,
+                                std::shared_ptr<WatchReactor> reactor) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    refused = stopping_;
-    if (!refused) {
-      Hub& hub = hubs_[reactor->hub_id()];
-      if (hub.reactors.empty()) {
-        hub.org = org;
-        hub.board = board;
-      }
-      hub.reactors[reactor.get()] = reactor;
-      hub.dirty = true;
-      hub.urgent = true;
+    if (stopping_) return absl::UnavailableError("server shutting down; reconnect");
+    const int64_t retry_ms = limits_.retry_after.count();
+    if (watcher_total_ >= static_cast<size_t>(limits_.max_watchers)) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "too many watchers on this replica (", limits_.max_watchers,
+          " streams open); retry after ", retry_ms, " ms"));
     }
-  }
-  if (refused) {
-    reactor->Close(grpc::Status(grpc::StatusCode::UNAVAILABLE, "server shutting down"));
-    return;
+    std::set<std::string>& org_hubs = hubs_of_org_[org];
+    bool new_hub = hubs_.count(reactor->hub_id()) == 0;
+    if (new_hub && org_hubs.size() >= static_cast<size_t>(limits_.max_boards_per_org)) {
+      if (org_hubs.empty()) hubs_of_org_.erase(org);
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "too many watched boards in this org: ", limits_.max_boards_per_org,
+          " distinct boards are watched; watch one of them (e.g. the current period) or retry "
+          "after ", retry_ms, " ms, when a board's last watcher has left"));
+    }
+    Hub& hub = hubs_[reactor->hub_id()];
+    if (new_hub) {
+      hub.org = org;
+      hub.board = board;
+      org_hubs.insert(reactor->hub_id());
+    }
+    hub.reactors[reactor.get()] = reactor;
+    ++watcher_total_;
+    hub.dirty = true;
+    hub.urgent = true;
+    KUDOS_CHECK(org_hubs.size() <= static_cast<size_t>(limits_.max_boards_per_org),
+                "an org never holds more hubs than its cap");
+    KUDOS_CHECK(watcher_total_ <= static_cast<size_t>(limits_.max_watchers),
+                "a replica never holds more watchers than its cap");
   }
   cv_.notify_all();
+  return absl::OkStatus();
+}
+
+void Watchers::EraseHubLocked(std::map<std::string, Hub>::iterator it) {
+  auto org = hubs_of_org_.find(it->second.org);
+  KUDOS_CHECK(org != hubs_of_org_.end() && org->second.count(it->first) == 1,
+              "every hub is indexed under its org");
+  org->second.erase(it->first);
+  if (org->second.empty()) hubs_of_org_.erase(org);
+  hubs_.erase(it);
 }
 
 void Watchers::Unregister(WatchReactor* reactor) {
@@ -168,16 +246,36 @@ void Watchers::Unregister(WatchReactor* reactor) {
   if (found != it->second.reactors.end()) {
     released = std::move(found->second);
     it->second.reactors.erase(found);
+    KUDOS_CHECK(watcher_total_ > 0, "the watcher count covers every registered reactor");
+    --watcher_total_;
   }
-  if (it->second.reactors.empty()) hubs_.erase(it);
+  if (it->second.reactors.empty()) EraseHubLocked(it);
+}
+
+void Watchers::Reject(const std::string& hub_id, const absl::Status& status) {
+  std::vector<std::shared_ptr<WatchReactor>> rejected;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = hubs_.find(hub_id);
+    if (it == hubs_.end()) return;
+    for (auto& [raw, reactor] : it->second.reactors) rejected.push_back(std::move(reactor));
+    KUDOS_CHECK(watcher_total_ >= rejected.size(),
+                "the watcher count covers every registered reactor");
+    watcher_total_ -= rejected.size();
+    EraseHubLocked(it);
+  }
+  for (auto& reactor : rejected) reactor->Close(common::grpc_util::ToGrpcStatus(status));
 }
 
 void Watchers::Touched(const std::string& org, const std::vector<std::string>& board_keys) {
   bool any = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    for (auto& [id, hub] : hubs_) {
-      if (hub.org != org || hub.dirty) continue;
+    auto org_hubs = hubs_of_org_.find(org);
+    if (org_hubs == hubs_of_org_.end()) return;
+    for (const std::string& id : org_hubs->second) {
+      Hub& hub = hubs_.at(id);
+      if (hub.dirty) continue;
       if (hub.key.empty() ||
           std::find(board_keys.begin(), board_keys.end(), hub.key) != board_keys.end()) {
         hub.dirty = true;
@@ -191,51 +289,74 @@ void Watchers::Touched(const std::string& org, const std::vector<std::string>& b
 void Watchers::TouchOrg(const std::string& org) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    for (auto& [id, hub] : hubs_) {
-      if (hub.org == org) hub.dirty = true;
-    }
+    auto org_hubs = hubs_of_org_.find(org);
+    if (org_hubs == hubs_of_org_.end()) return;
+    for (const std::string& id : org_hubs->second) hubs_.at(id).dirty = true;
   }
   cv_.notify_all();
 }
 
+void Watchers::MarkStaleLocked(std::chrono::steady_clock::time_point now,
+                               std::chrono::steady_clock::time_point& next_recheck) {
+  bool recheck = now >= next_recheck;
+  if (recheck) next_recheck = now + kDirectoryRecheck;
+  absl::Time wall = absl::Now();
+  for (auto& [id, hub] : hubs_) {
+    // A watch of the current period moves on when the period rolls over.
+    bool rolled = hub.board.period().empty() && wall >= hub.period_end;
+    if (recheck || rolled) hub.dirty = true;
+  }
+}
+
+std::vector<RefreshCandidate> Watchers::DueLocked(std::chrono::steady_clock::time_point now,
+                                                  std::chrono::steady_clock::time_point& wake) {
+  std::vector<RefreshCandidate> due;
+  for (auto& [id, hub] : hubs_) {
+    if (!hub.dirty) continue;
+    auto ready = hub.last_refresh + min_interval_;
+    if (hub.urgent || ready <= now) {
+      due.push_back({id, hub.org, hub.urgent, hub.last_refresh});
+    } else {
+      wake = std::min(wake, ready);
+    }
+  }
+  return due;
+}
+
 void Watchers::Run() {
-  // Boards on the current period are re-resolved now and then, so a
-  // watcher moves on to the new day / week when the period rolls over.
-  constexpr auto kRollCheck = std::chrono::seconds(5);
-  auto next_roll_check = std::chrono::steady_clock::now() + kRollCheck;
+  auto next_recheck = std::chrono::steady_clock::now() + kDirectoryRecheck;
   std::unique_lock<std::mutex> lock(mu_);
   while (!stopping_) {
     auto now = std::chrono::steady_clock::now();
-    if (now >= next_roll_check) {
-      for (auto& [id, hub] : hubs_) {
-        if (hub.board.period().empty()) hub.dirty = true;
-      }
-      next_roll_check = now + kRollCheck;
-    }
-    std::vector<std::string> due;
-    auto wake = std::min(next_roll_check, now + std::chrono::seconds(1));
-    for (auto& [id, hub] : hubs_) {
-      if (!hub.dirty) continue;
-      auto ready = hub.last_refresh + min_interval_;
-      if (hub.urgent || ready <= now) {
-        due.push_back(id);
-      } else {
-        wake = std::min(wake, ready);
-      }
-    }
-    if (due.empty()) {
+    MarkStaleLocked(now, next_recheck);
+    // Wakes at least every second: period ends are checked on the wall clock.
+    auto wake = std::min(next_recheck, now + std::chrono::seconds(1));
+    std::vector<std::string> round = FairRound(DueLocked(now, wake));
+    if (round.empty()) {
       cv_.wait_until(lock, wake);
       continue;
     }
+    // One hub per org, then the loop looks again: a hub of another org
+    // dirtied meanwhile waits for at most one hub of each busy org.
     lock.unlock();
-    for (const std::string& id : due) Refresh(id);
+    for (const std::string& id : round) Refresh(id);
     lock.lock();
   }
+}
+
+absl::Status Watchers::Validate(const std::string& org, const v1::Board& board,
+                                const OrgCalendar& calendar, const BoardPage& page) {
+  if (absl::Status period = CheckWatchablePeriod(board, calendar, absl::Now()); !period.ok()) {
+    return period;
+  }
+  if (page.total > 0) return absl::OkStatus();
+  return CheckEmptyBoardScope(store_, org, board, calendar);
 }
 
 void Watchers::Refresh(const std::string& hub_id) {
   std::string org;
   v1::Board board;
+  bool validated = false;
   int max_n = 1;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -247,6 +368,7 @@ void Watchers::Refresh(const std::string& hub_id) {
     hub.last_refresh = std::chrono::steady_clock::now();
     org = hub.org;
     board = hub.board;
+    validated = hub.validated;
     for (auto& [raw, reactor] : hub.reactors) max_n = std::max(max_n, reactor->top_n());
   }
   auto fail = [&](const absl::Status& status) {
@@ -258,9 +380,17 @@ void Watchers::Refresh(const std::string& hub_id) {
   absl::StatusOr<OrgCalendar> calendar = store_.CachedCalendar(org);
   if (!calendar.ok()) return fail(calendar.status());
   absl::StatusOr<ResolvedBoard> resolved = ResolveBoard(org, board, *calendar, absl::Now());
-  if (!resolved.ok()) return fail(resolved.status());
+  if (!resolved.ok()) return Reject(hub_id, resolved.status());
+  KUDOS_CHECK(max_n >= 1 && max_n <= kMaxWatchTopN, "a hub reads at most the largest top_n");
   absl::StatusOr<BoardPage> page = store_.FirstPage(resolved->key, max_n);
   if (!page.ok()) return fail(page.status());
+  KUDOS_CHECK(page->entries.size() <= static_cast<size_t>(max_n),
+              "a board read returns at most the entries asked for");
+  if (!validated) {
+    absl::Status valid = Validate(org, board, *calendar, *page);
+    if (valid.code() == absl::StatusCode::kUnavailable) return fail(valid);
+    if (!valid.ok()) return Reject(hub_id, valid);
+  }
   std::vector<std::string> ids;
   for (const RankedEntry& entry : page->entries) ids.push_back(entry.subject_id);
   absl::StatusOr<std::map<std::string, std::string>> names =
@@ -269,7 +399,11 @@ void Watchers::Refresh(const std::string& hub_id) {
   v1::WatchLeaderboardResponse full;
   full.set_period(resolved->period.key);
   ToProto(absl::Now(), full.mutable_snapshot_time());
-  for (const RankedEntry& entry : page->entries) {
+  for (size_t i = 0; i < page->entries.size(); ++i) {
+    const RankedEntry& entry = page->entries[i];
+    KUDOS_CHECK(i == 0 || (entry.score <= page->entries[i - 1].score &&
+                           entry.rank >= page->entries[i - 1].rank),
+                "a board page is in rank order");
     v1::LeaderboardEntry* out = full.add_entries();
     out->set_rank(entry.rank);
     out->set_subject_id(entry.subject_id);
@@ -281,9 +415,13 @@ void Watchers::Refresh(const std::string& hub_id) {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = hubs_.find(hub_id);
     if (it == hubs_.end()) return;
-    it->second.key = resolved->key;
-    it->second.period = resolved->period.key;
-    for (auto& [raw, reactor] : it->second.reactors) reactors.push_back(reactor);
+    Hub& hub = it->second;
+    hub.key = resolved->key;
+    hub.period = resolved->period.key;
+    hub.period_end = board.window() == v1::WINDOW_ALL_TIME ? absl::InfiniteFuture()
+                                                            : resolved->period.end;
+    hub.validated = true;
+    for (auto& [raw, reactor] : hub.reactors) reactors.push_back(reactor);
   }
   for (auto& reactor : reactors) {
     v1::WatchLeaderboardResponse snapshot;

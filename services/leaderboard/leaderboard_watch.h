@@ -4,6 +4,14 @@
 // second, and a change waits at most 200 ms plus one read), reads the top N
 // once for all of the hub's watchers and hands each watcher a snapshot when
 // its top N changed. Watchers are gRPC callback reactors: no thread each.
+//
+// Bounds (issue 12, finding 4): streams per person (the Guard's slots, held by
+// the reactor), distinct boards watched per org, watchers per replica. The
+// notifier serves orgs round-robin, one hub per org per round, so one org's
+// many busy boards cannot delay another org's update. A hub is validated on
+// its first refresh with the org's calendar and directory (the period is the
+// current or the previous one; an empty board's team or value exists); an
+// invalid hub's watchers end with that status.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -20,6 +28,9 @@
 #include <thread>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "common/ratelimit/rate_limit.h"
 #include "leaderboard/v1/leaderboard.pb.h"
 #include "services/leaderboard/leaderboard_store.h"
 
@@ -27,12 +38,43 @@ namespace leaderboard {
 
 class Watchers;
 
+// The most entries a watcher may ask for (WatchLeaderboardRequest.top_n).
+inline constexpr int kMaxWatchTopN = 100;
+
+struct WatchLimits {
+  int max_boards_per_org = 256;  // distinct boards one org has watched at once
+  int max_watchers = 20000;      // open watch streams on this replica, services included
+  std::chrono::milliseconds retry_after{5000};  // advised to a refused client
+};
+// From --max_watched_boards_per_org (env LEADERBOARD_MAX_WATCHED_BOARDS_PER_ORG,
+// 256) and --max_board_watchers (env LEADERBOARD_MAX_BOARD_WATCHERS, 20000).
+WatchLimits WatchLimitsFromFlags();
+
+// For reads and watches of an empty board: NOT_FOUND when its SCOPE_TEAM /
+// SCOPE_VALUE names no team of the org's directory / no value of its catalog
+// (CheckScopeKnown); UNAVAILABLE when the directory cannot be read.
+absl::Status CheckEmptyBoardScope(Store& store, const std::string& org,
+                                  const v1::Board& board, const OrgCalendar& calendar);
+
+// A hub that may be refreshed now. FairRound picks one notifier round: at
+// most one hub per org (a new watcher's hub first, then the least recently
+// refreshed), urgent and stalest first across orgs.
+struct RefreshCandidate {
+  std::string hub_id;
+  std::string org;
+  bool urgent = false;
+  std::chrono::steady_clock::time_point last_refresh;
+};
+std::vector<std::string> FairRound(std::vector<RefreshCandidate> due);
+
 // Owned by shared pointers: the hub and the reactor itself (until OnDone),
 // so the notifier can offer snapshots without holding any lock while gRPC
 // runs callbacks (which may run inline in StartWrite / Finish).
 class WatchReactor : public grpc::ServerWriteReactor<v1::WatchLeaderboardResponse> {
  public:
-  static std::shared_ptr<WatchReactor> Create(Watchers& watchers, std::string hub_id, int top_n);
+  // `slot` is the person's stream slot, held until the stream is done.
+  static std::shared_ptr<WatchReactor> Create(Watchers& watchers, std::string hub_id, int top_n,
+                                              common::ratelimit::StreamSlots::Slot slot = {});
 
   int top_n() const { return top_n_; }
   const std::string& hub_id() const { return hub_id_; }
@@ -48,13 +90,15 @@ class WatchReactor : public grpc::ServerWriteReactor<v1::WatchLeaderboardRespons
   void OnDone() override;
 
  private:
-  WatchReactor(Watchers& watchers, std::string hub_id, int top_n)
-      : watchers_(watchers), hub_id_(std::move(hub_id)), top_n_(top_n) {}
+  WatchReactor(Watchers& watchers, std::string hub_id, int top_n,
+               common::ratelimit::StreamSlots::Slot slot)
+      : watchers_(watchers), hub_id_(std::move(hub_id)), top_n_(top_n), slot_(std::move(slot)) {}
   void PrepareLocked(v1::WatchLeaderboardResponse snapshot);
 
   Watchers& watchers_;
   std::string hub_id_;
   int top_n_;
+  common::ratelimit::StreamSlots::Slot slot_;  // released when the reactor is freed
   std::shared_ptr<WatchReactor> self_;
   std::mutex mu_;
   bool writing_ = false;
@@ -69,7 +113,8 @@ class WatchReactor : public grpc::ServerWriteReactor<v1::WatchLeaderboardRespons
 
 class Watchers {
  public:
-  Watchers(Store& store, std::chrono::milliseconds min_interval = std::chrono::milliseconds(200));
+  explicit Watchers(Store& store, WatchLimits limits = WatchLimitsFromFlags(),
+                    std::chrono::milliseconds min_interval = std::chrono::milliseconds(200));
   ~Watchers();
 
   void Start();
@@ -77,9 +122,11 @@ class Watchers {
   void Shutdown();
 
   // Registers a reactor on the hub of (org, board); the first snapshot
-  // follows at once.
-  void Register(const std::string& org, const v1::Board& board,
-                std::shared_ptr<WatchReactor> reactor);
+  // follows at once. RESOURCE_EXHAUSTED (retry after limits().retry_after)
+  // past the org's boards or the replica's watchers, UNAVAILABLE while
+  // shutting down: the caller then closes the reactor with that status.
+  absl::Status Register(const std::string& org, const v1::Board& board,
+                        std::shared_ptr<WatchReactor> reactor);
   void Unregister(WatchReactor* reactor);
   // Called by the consumer after an event changed these board keys.
   void Touched(const std::string& org, const std::vector<std::string>& board_keys);
@@ -88,6 +135,7 @@ class Watchers {
 
   static std::string HubId(const std::string& org, const v1::Board& board);
   size_t watcher_count();
+  const WatchLimits& limits() const { return limits_; }
 
  private:
   struct Hub {
@@ -97,18 +145,35 @@ class Watchers {
     std::string period;  // resolved period key
     std::map<WatchReactor*, std::shared_ptr<WatchReactor>> reactors;
     bool dirty = true;
-    bool urgent = true;  // a new watcher waits for its first snapshot
+    bool urgent = true;      // a new watcher waits for its first snapshot
+    bool validated = false;  // period and scope checked on the first refresh
+    absl::Time period_end = absl::InfiniteFuture();  // of the resolved period
     std::chrono::steady_clock::time_point last_refresh{};
   };
 
   void Run();
+  // Marks hubs due for a re-read: current-period hubs whose period ended,
+  // and every hub at each directory re-check (names, calendar changes).
+  void MarkStaleLocked(std::chrono::steady_clock::time_point now,
+                       std::chrono::steady_clock::time_point& next_recheck);
+  std::vector<RefreshCandidate> DueLocked(std::chrono::steady_clock::time_point now,
+                                          std::chrono::steady_clock::time_point& wake);
   void Refresh(const std::string& hub_id);
+  // The first refresh's checks: the period, and the scope of an empty board.
+  absl::Status Validate(const std::string& org, const v1::Board& board,
+                        const OrgCalendar& calendar, const BoardPage& page);
+  // Ends every watcher of the hub with `status` and drops the hub.
+  void Reject(const std::string& hub_id, const absl::Status& status);
+  void EraseHubLocked(std::map<std::string, Hub>::iterator it);
 
   Store& store_;
+  WatchLimits limits_;
   std::chrono::milliseconds min_interval_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::map<std::string, Hub> hubs_;
+  std::map<std::string, std::set<std::string>> hubs_of_org_;  // org -> hub ids
+  size_t watcher_total_ = 0;                                    // reactors in hubs_
   bool stopping_ = false;
   std::thread thread_;
 };

@@ -6,7 +6,11 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <random>
+#include <set>
+
+#include "services/leaderboard/leaderboard_watch.h"
 
 namespace leaderboard {
 namespace {
@@ -165,6 +169,103 @@ TEST(BoardTest, RetentionByWindow) {
   EXPECT_FALSE(BoardExpiry(v1::WINDOW_YEAR, period).has_value());
   EXPECT_FALSE(BoardExpiry(v1::WINDOW_ALL_TIME, period).has_value());
   EXPECT_GT(*BoardExpiry(v1::WINDOW_QUARTER, period), *BoardExpiry(v1::WINDOW_WEEK, period));
+}
+
+v1::Board ScopedBoard(v1::Scope scope, const std::string& scope_id) {
+  v1::Board board;
+  board.set_metric(v1::METRIC_POINTS_RECEIVED);
+  board.set_window(v1::WINDOW_WEEK);
+  board.set_scope(scope);
+  board.set_scope_id(scope_id);
+  return board;
+}
+
+TEST(BoardTest, ScopeKnown_UnknownTeamOrValueIsNotFound) {
+  OrgCalendar calendar = CalendarFromSettings(DefaultSettings());
+  std::set<std::string> teams = {"core"};
+  EXPECT_TRUE(CheckScopeKnown(ScopedBoard(v1::SCOPE_TEAM, "core"), calendar, teams).ok());
+  EXPECT_TRUE(CheckScopeKnown(ScopedBoard(v1::SCOPE_VALUE, "teamwork"), calendar, teams).ok());
+  EXPECT_TRUE(CheckScopeKnown(ScopedBoard(v1::SCOPE_ORG, ""), calendar, teams).ok());
+  EXPECT_TRUE(CheckScopeKnown(ScopedBoard(v1::SCOPE_TEAMS, ""), calendar, teams).ok());
+  absl::Status team = CheckScopeKnown(ScopedBoard(v1::SCOPE_TEAM, "nope"), calendar, teams);
+  EXPECT_EQ(team.code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(team.message().find("board.scope_id: team 'nope'"), std::string::npos)
+      << team.message();
+  absl::Status value = CheckScopeKnown(ScopedBoard(v1::SCOPE_VALUE, "core"), calendar, teams);
+  EXPECT_EQ(value.code(), absl::StatusCode::kNotFound);  // a team id is not a value
+  EXPECT_NE(value.message().find("value 'core'"), std::string::npos) << value.message();
+}
+
+TEST(BoardTest, WatchablePeriod_IsTheCurrentOrThePreviousOne) {
+  OrgCalendar calendar;
+  calendar.zone = Zone("Europe/Paris");
+  calendar.week_start = 7;  // Sunday
+  // Wednesday 2026-11-25, 10:00 UTC.
+  absl::Time now = absl::FromCivil(absl::CivilSecond(2026, 11, 25, 10, 0, 0), absl::UTCTimeZone());
+  auto check = [&](v1::Window window, const std::string& period) {
+    v1::Board board = ScopedBoard(v1::SCOPE_ORG, "");
+    board.set_window(window);
+    board.set_period(period);
+    return CheckWatchablePeriod(board, calendar, now);
+  };
+  EXPECT_TRUE(check(v1::WINDOW_DAY, "").ok());
+  EXPECT_TRUE(check(v1::WINDOW_DAY, "2026-11-25").ok());
+  EXPECT_TRUE(check(v1::WINDOW_DAY, "2026-11-24").ok());
+  EXPECT_TRUE(check(v1::WINDOW_MONTH, "2026-10").ok());
+  EXPECT_TRUE(check(v1::WINDOW_YEAR, "2025").ok());
+  EXPECT_TRUE(check(v1::WINDOW_ALL_TIME, "anything").ok());  // the period is ignored
+  for (const auto& [window, period] : std::vector<std::pair<v1::Window, std::string>>{
+           {v1::WINDOW_DAY, "2026-11-23"},   // two days ago
+           {v1::WINDOW_DAY, "2026-11-26"},   // tomorrow
+           {v1::WINDOW_DAY, "1970-01-01"},
+           {v1::WINDOW_MONTH, "2026-09"},
+           {v1::WINDOW_QUARTER, "2027-Q1"},
+           {v1::WINDOW_YEAR, "2024"}}) {
+    absl::Status status = check(window, period);
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << period;
+    EXPECT_NE(status.message().find("board.period: '" + period + "'"), std::string::npos)
+        << status.message();
+  }
+}
+
+// ---------------------------------------------------------------- watch rounds
+
+// One org with many dirty boards cannot delay another org's board: a round
+// of the notifier refreshes at most one hub per org.
+TEST(WatchRoundTest, FairRound_ServesEveryOrgBeforeAnyOrgsSecondHub) {
+  auto t0 = std::chrono::steady_clock::time_point() + std::chrono::hours(1);
+  std::vector<RefreshCandidate> due;
+  for (int i = 0; i < 200; ++i) {
+    due.push_back({"a-noisy|" + std::to_string(i), "a-noisy", /*urgent=*/true, t0});
+  }
+  due.push_back({"b-quiet|0", "b-quiet", /*urgent=*/false, t0});
+  std::vector<std::string> round = FairRound(due);
+  ASSERT_EQ(round.size(), 2u);
+  EXPECT_NE(std::find(round.begin(), round.end(), "b-quiet|0"), round.end());
+}
+
+TEST(WatchRoundTest, FairRound_WithinAnOrgUrgentFirstThenLeastRecentlyRefreshed) {
+  auto t0 = std::chrono::steady_clock::time_point() + std::chrono::hours(1);
+  std::vector<RefreshCandidate> due = {
+      {"o|recent", "o", false, t0 + std::chrono::seconds(5)},
+      {"o|stale", "o", false, t0},
+      {"p|stale", "p", false, t0},
+      {"p|new", "p", true, t0 + std::chrono::seconds(9)},
+  };
+  std::vector<std::string> round = FairRound(due);
+  ASSERT_EQ(round.size(), 2u);
+  EXPECT_EQ(round[0], "p|new");  // a new watcher waits for its first snapshot
+  EXPECT_EQ(round[1], "o|stale");
+  // Every hub of a busy org is reached: refreshing the chosen one makes the
+  // others the stalest.
+  std::set<std::string> served;
+  for (int i = 0; i < 4 && served.size() < 2; ++i) {
+    std::vector<RefreshCandidate> org_o = {
+        {"o|a", "o", false, served.count("o|a") ? t0 + std::chrono::seconds(1) : t0},
+        {"o|b", "o", false, served.count("o|b") ? t0 + std::chrono::seconds(1) : t0}};
+    for (const std::string& id : FairRound(org_o)) served.insert(id);
+  }
+  EXPECT_EQ(served.size(), 2u);
 }
 
 // ---------------------------------------------------------------- streaks
@@ -364,7 +465,9 @@ void ExpectDstSafe(const char* zone_name, CivilDay first, int work_days_wanted, 
   }
   StreakResult s = ComputeStreak(days, cal, last);
   EXPECT_EQ(s.current, work_days_wanted) << zone_name;
-  if (hour == 0 || hour >= 20) EXPECT_NE(days, naive) << zone_name;  // naive UTC dates shift
+  if (hour == 0 || hour >= 20) {
+    EXPECT_NE(days, naive) << zone_name;  // naive UTC dates shift
+  }
 }
 
 TEST(StreakTest, DaylightSavingNeverBreaks) {
