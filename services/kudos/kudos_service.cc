@@ -3,7 +3,6 @@
 #include <google/protobuf/util/time_util.h>
 
 #include <algorithm>
-#include <thread>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -26,7 +25,12 @@ absl::Status RequirePerson(const Principal& principal) {
   return absl::OkStatus();
 }
 
+// A service token is never an org's admin, whatever roles it lists: the
+// kudos service acts for people only through their own tokens.
 absl::Status RequireAdmin(const Principal& principal) {
+  if (principal.is_service()) {
+    return absl::PermissionDeniedError("service tokens cannot manage the directory");
+  }
   if (!principal.is_admin()) return absl::PermissionDeniedError("only admins manage the directory");
   return absl::OkStatus();
 }
@@ -78,8 +82,8 @@ bool MatchesFilter(const kudos::v1::KudosSent& sent, const kudos::v1::KudosFilte
 }
 
 KudosServiceImpl::KudosServiceImpl(const common::auth::Guard& auth, KudosStore& store,
-                                   KudosWorkflow& workflow, common::redis::Endpoint redis)
-    : auth_(auth), store_(store), workflow_(workflow), redis_(std::move(redis)) {}
+                                   KudosWorkflow& workflow, FeedHub& feeds)
+    : auth_(auth), store_(store), workflow_(workflow), feeds_(feeds) {}
 
 grpc::Status KudosServiceImpl::SendKudos(grpc::ServerContext* context,
                                          const kudos::v1::SendKudosRequest* request,
@@ -156,49 +160,39 @@ grpc::Status KudosServiceImpl::WatchFeed(grpc::ServerContext* context,
   if (absl::Status filter = ValidateFilter(request->filter()); !filter.ok()) {
     return ToGrpcStatus(filter);
   }
-  // Each watcher holds a thread and a Redis connection: cap them per person.
+  // Each watcher holds a handler thread: cap them per person (and the hub
+  // caps them per replica).
   auto slot = auth_.OpenStream(*principal);
   if (!slot.ok()) return ToGrpcStatus(slot.status());
-  // One blocking reader per watcher; the gateway fans one watch out to its
-  // many screens, so watchers per process stay few.
-  common::redis::Connection connection(redis_, std::chrono::milliseconds(3000));
-  const std::string stream = KudosStore::EventStream(principal->org);
-  std::string last_id = "$";
+  absl::StatusOr<std::unique_ptr<FeedHub::Watcher>> watcher = feeds_.Watch(principal->org);
+  if (!watcher.ok()) {
+    if (watcher.status().code() == absl::StatusCode::kResourceExhausted) {
+      const std::string retry_ms = absl::StrCat(feeds_.options().retry_after_ms);
+      context->AddTrailingMetadata(common::auth::kRetryAfterMetadata, retry_ms);
+      context->AddTrailingMetadata(common::auth::kRetryPushbackMetadata, retry_ms);
+    }
+    return ToGrpcStatus(watcher.status());
+  }
+  // The watch is live: every kudos committed after the client sees these
+  // headers is delivered (clients may wait for them before acting).
+  writer->SendInitialMetadata();
+  return StreamFeed(context, request->filter(), **watcher, writer);
+}
+
+grpc::Status KudosServiceImpl::StreamFeed(
+    grpc::ServerContext* context, const kudos::v1::KudosFilter& filter, FeedHub::Watcher& watcher,
+    grpc::ServerWriter<kudos::v1::WatchFeedResponse>* writer) {
   while (!context->IsCancelled()) {
     if (common::grpc_util::ShutdownRequested()) {
       return grpc::Status(grpc::StatusCode::UNAVAILABLE, "server shutting down; reconnect");
     }
-    absl::StatusOr<common::redis::Reply> reply = connection.Run(
-        {"XREAD", "COUNT", "100", "BLOCK", "1000", "STREAMS", stream, last_id});
-    if (!reply.ok()) {
-      if (reply.status().code() != absl::StatusCode::kUnavailable) return ToGrpcStatus(reply.status());
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
-      continue;
-    }
-    if (reply->is_nil()) {
-      if (last_id == "$") {
-        // Pin the position so nothing added between two reads is missed.
-        auto latest = connection.Run({"XREVRANGE", stream, "+", "-", "COUNT", "1"});
-        if (latest.ok() && !latest->elements.empty()) last_id = latest->elements[0].elements[0].str;
-        else if (latest.ok()) last_id = "0-0";
-      }
-      continue;
-    }
-    for (const auto& stream_reply : reply->elements) {
-      if (stream_reply.elements.size() < 2) continue;
-      for (const auto& entry : stream_reply.elements[1].elements) {
-        last_id = entry.elements[0].str;
-        const auto& fields = entry.elements[1].elements;
-        for (size_t i = 0; i + 1 < fields.size(); i += 2) {
-          if (fields[i].str != "event") continue;
-          kudos::v1::KudosEvent event;
-          if (!event.ParseFromString(fields[i + 1].str) || !event.has_kudos_sent()) continue;
-          if (!MatchesFilter(event.kudos_sent(), request->filter())) continue;
-          kudos::v1::WatchFeedResponse response;
-          *response.mutable_kudos() = event.kudos_sent().kudos();
-          if (!writer->Write(response)) return grpc::Status::OK;
-        }
-      }
+    absl::StatusOr<std::vector<SharedEvent>> events = watcher.Next(std::chrono::seconds(1));
+    if (!events.ok()) return ToGrpcStatus(events.status());
+    for (const SharedEvent& event : *events) {
+      if (!MatchesFilter(event->kudos_sent(), filter)) continue;
+      kudos::v1::WatchFeedResponse response;
+      *response.mutable_kudos() = event->kudos_sent().kudos();
+      if (!writer->Write(response)) return grpc::Status::OK;
     }
   }
   return grpc::Status::OK;

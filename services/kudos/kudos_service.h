@@ -5,8 +5,8 @@
 #include <grpcpp/grpcpp.h>
 
 #include "common/auth/guard.h"
-#include "common/redis/redis_client.h"
 #include "kudos/v1/kudos.grpc.pb.h"
+#include "services/kudos/feed_hub.h"
 #include "services/kudos/kudos_store.h"
 #include "services/kudos/kudos_workflow.h"
 #include "services/kudos/ledger_client.h"
@@ -16,7 +16,7 @@ namespace kudos {
 class KudosServiceImpl final : public kudos::v1::KudosService::Service {
  public:
   KudosServiceImpl(const common::auth::Guard& auth, KudosStore& store,
-                   KudosWorkflow& workflow, common::redis::Endpoint redis);
+                   KudosWorkflow& workflow, FeedHub& feeds);
 
   grpc::Status SendKudos(grpc::ServerContext* context, const kudos::v1::SendKudosRequest* request,
                          kudos::v1::SendKudosResponse* response) override;
@@ -31,10 +31,16 @@ class KudosServiceImpl final : public kudos::v1::KudosService::Service {
                          grpc::ServerWriter<kudos::v1::WatchFeedResponse>* writer) override;
 
  private:
+  // Writes the watcher's matching kudos until the client leaves or the
+  // watch ends.
+  grpc::Status StreamFeed(grpc::ServerContext* context, const kudos::v1::KudosFilter& filter,
+                          FeedHub::Watcher& watcher,
+                          grpc::ServerWriter<kudos::v1::WatchFeedResponse>* writer);
+
   const common::auth::Guard& auth_;  // authentication and rate limits
   KudosStore& store_;
   KudosWorkflow& workflow_;
-  common::redis::Endpoint redis_;
+  FeedHub& feeds_;  // one Redis reader per org, shared by its watchers
 };
 
 class DirectoryServiceImpl final : public kudos::v1::DirectoryService::Service {

@@ -6,10 +6,13 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/audit.h"
+#include "common/check/check.h"
 #include "lua/kBeginRecognitionLua.h"
+#include "lua/kClaimReconcileLua.h"
 #include "lua/kFinishRecognitionLua.h"
 #include "lua/kPutDirectoryEntryLua.h"
 #include "lua/kPutSettingsLua.h"
+#include "lua/kReconcileFailedLua.h"
 #include "services/kudos/kudos_rules.h"
 
 namespace kudos {
@@ -32,7 +35,9 @@ KudosStore::KudosStore(common::redis::Pool& pool)
       put_directory_entry_("put_directory_entry", kPutDirectoryEntryLua),
       put_settings_("put_settings", kPutSettingsLua),
       begin_("begin_recognition", kBeginRecognitionLua),
-      finish_("finish_recognition", kFinishRecognitionLua) {}
+      finish_("finish_recognition", kFinishRecognitionLua),
+      claim_reconcile_("claim_reconcile", kClaimReconcileLua),
+      reconcile_failed_("reconcile_failed", kReconcileFailedLua) {}
 
 namespace {
 
@@ -188,6 +193,8 @@ absl::StatusOr<BeginOutcome> KudosStore::Begin(const std::string& org,
   args.push_back(begin.transfers_pb);
   args.push_back(begin.event_pb);
   args.push_back(absl::StrJoin(begin.feeds, ","));
+  KUDOS_CHECK(begin.reconcile_at_ms >= begin.now_ms, "the reconciler waits for the caller first");
+  args.push_back(std::to_string(begin.reconcile_at_ms));
   absl::StatusOr<Reply> reply = pool_.Eval(begin_, {Prefix(org)}, args);
   if (!reply.ok()) return reply.status();
   if (reply->elements.size() != 3) return absl::InternalError("begin_recognition: bad reply");
@@ -301,19 +308,52 @@ absl::StatusOr<FeedPage> KudosStore::ListFeed(const std::string& org, const std:
   return page;
 }
 
-absl::StatusOr<std::vector<std::pair<RecordKind, std::string>>> KudosStore::PendingBefore(
-    const std::string& org, int64_t cutoff_ms, int limit) {
+absl::StatusOr<std::vector<std::pair<RecordKind, std::string>>> KudosStore::DuePending(
+    const std::string& org, int64_t now_ms, int limit) {
   absl::StatusOr<Reply> reply =
-      pool_.Run({"ZRANGE", Prefix(org) + "pending", "-inf", std::to_string(cutoff_ms), "BYSCORE",
+      pool_.Run({"ZRANGE", Prefix(org) + "pending", "-inf", std::to_string(now_ms), "BYSCORE",
                  "LIMIT", "0", std::to_string(limit)});
   if (!reply.ok()) return reply.status();
   std::vector<std::pair<RecordKind, std::string>> pending;
   for (const Reply& member : reply->elements) {
     std::pair<std::string, std::string> parts = absl::StrSplit(member.str, absl::MaxSplits(':', 1));
+    if (parts.second.empty() || (parts.first != "kudos" && parts.first != "boost")) continue;
     pending.emplace_back(parts.first == "boost" ? RecordKind::kBoost : RecordKind::kKudos,
                          parts.second);
   }
   return pending;
+}
+
+absl::StatusOr<int> KudosStore::ClaimAttempt(const std::string& org, RecordKind kind,
+                                             const std::string& id, int64_t now_ms,
+                                             const ReconcileBackoff& backoff, int64_t jitter_ms) {
+  KUDOS_CHECK(backoff.first_ms > 0 && backoff.max_ms >= backoff.first_ms && jitter_ms >= 0,
+              "each attempt moves the next one into the future");
+  absl::StatusOr<Reply> reply =
+      pool_.Eval(claim_reconcile_, {Prefix(org)},
+                 {KindName(kind), id, std::to_string(now_ms), std::to_string(backoff.first_ms),
+                  std::to_string(backoff.max_ms), std::to_string(jitter_ms)});
+  if (!reply.ok()) return reply.status();
+  KUDOS_CHECK(reply->type == Reply::Type::kInteger && reply->integer >= 0,
+              "claim_reconcile answers an attempt number");
+  return static_cast<int>(reply->integer);
+}
+
+absl::StatusOr<bool> KudosStore::AttemptFailed(const std::string& org, RecordKind kind,
+                                               const std::string& id, int attempt,
+                                               const ReconcileBackoff& backoff,
+                                               const std::string& reason) {
+  KUDOS_CHECK(attempt >= 1, "only a claimed attempt can fail");
+  absl::StatusOr<Reply> reply =
+      pool_.Eval(reconcile_failed_, {Prefix(org)},
+                 {KindName(kind), id, std::to_string(attempt), std::to_string(backoff.max_attempts),
+                  reason, NowText(), std::to_string(kMaxDeadLetters)});
+  if (!reply.ok()) return reply.status();
+  const bool dead = reply->str == "DEAD";
+  KUDOS_CHECK(dead || reply->str == "RETRY" || reply->str == "SETTLED",
+              "reconcile_failed answers DEAD, RETRY or SETTLED");
+  KUDOS_CHECK(!dead || attempt >= backoff.max_attempts, "dead-lettered only after the last attempt");
+  return dead;
 }
 
 absl::StatusOr<std::vector<std::string>> KudosStore::Orgs() {

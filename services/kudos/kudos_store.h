@@ -7,7 +7,8 @@
 //   kudos:{org}:kudosreq:<giver>:<request_id>, boostreq:...  idempotency
 //   kudos:{org}:feed:all|giver:<id>|recipient:<id>|team:<id>|value:<id>  ZSET by seq
 //   kudos:{org}:boosts:<kudos_id>        LIST of serialized Boost
-//   kudos:{org}:pending                  ZSET "kind:id" by creation ms
+//   kudos:{org}:pending                  ZSET "kind:id" by the reconciler's next attempt (ms)
+//   kudos:{org}:deadletter               STREAM {kind, id, attempts, reason, time}, capped
 //   kudos:{org}:events                   the event stream (field "event")
 #pragma once
 
@@ -43,7 +44,18 @@ struct BeginRecognition {
   std::string transfers_pb;  // ledger.v1.PostTransfersRequest, empty for 0 points
   std::string event_pb;
   std::vector<std::string> feeds;
+  int64_t reconcile_at_ms = 0;  // the reconciler's first attempt, if still PENDING
 };
+
+// How the reconciler spaces and bounds its attempts at one record.
+struct ReconcileBackoff {
+  int64_t first_ms = 2000;   // after the first failed attempt; doubles each time
+  int64_t max_ms = 300000;
+  int max_attempts = 10;     // then the record goes to the dead-letter stream
+};
+
+// Oldest dead letters beyond this are trimmed.
+inline constexpr int kMaxDeadLetters = 10000;
 
 struct BeginOutcome {
   bool is_new = false;
@@ -113,9 +125,22 @@ class KudosStore {
   // Newest first, strictly below `before_seq` (empty: from the newest).
   absl::StatusOr<FeedPage> ListFeed(const std::string& org, const std::string& feed_key,
                                     const std::string& before_seq, int limit);
-  // Pending records created before `cutoff_ms`, as (kind, id).
-  absl::StatusOr<std::vector<std::pair<RecordKind, std::string>>> PendingBefore(
-      const std::string& org, int64_t cutoff_ms, int limit);
+  // Pending records whose next reconcile attempt is due at `now_ms`, as
+  // (kind, id), most overdue first.
+  absl::StatusOr<std::vector<std::pair<RecordKind, std::string>>> DuePending(
+      const std::string& org, int64_t now_ms, int limit);
+  // Claims a due record for one attempt and schedules the next one after
+  // its backoff. The attempt number, or 0 when there is nothing to attempt
+  // (not due any more, or no longer PENDING).
+  absl::StatusOr<int> ClaimAttempt(const std::string& org, RecordKind kind, const std::string& id,
+                                   int64_t now_ms, const ReconcileBackoff& backoff,
+                                   int64_t jitter_ms);
+  // After attempt `attempt` left the record PENDING: keeps `reason`, and
+  // after the last attempt moves the record to the dead-letter stream.
+  // True when it was dead-lettered.
+  absl::StatusOr<bool> AttemptFailed(const std::string& org, RecordKind kind,
+                                     const std::string& id, int attempt,
+                                     const ReconcileBackoff& backoff, const std::string& reason);
   absl::StatusOr<std::vector<std::string>> Orgs();
 
   static std::string Prefix(const std::string& org) { return "kudos:{" + org + "}:"; }
@@ -130,6 +155,8 @@ class KudosStore {
   common::redis::Script put_settings_;
   common::redis::Script begin_;
   common::redis::Script finish_;
+  common::redis::Script claim_reconcile_;
+  common::redis::Script reconcile_failed_;
 };
 
 const char* KindName(RecordKind kind);

@@ -2,6 +2,11 @@
 
 #include <google/protobuf/util/time_util.h>
 
+#include <algorithm>
+#include <atomic>
+#include <thread>
+#include <vector>
+
 #include "absl/random/random.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -78,7 +83,8 @@ absl::Status CheckActive(const std::map<std::string, kudos::v1::Person>& people,
 
 // The fields of a BeginRecognition set by the clock and the org's limits
 // (rate limit per minute, weekly pair cap).
-absl::StatusOr<BeginRecognition> BeginAt(absl::Time now, const kudos::v1::OrgSettings& settings) {
+absl::StatusOr<BeginRecognition> BeginAt(absl::Time now, const kudos::v1::OrgSettings& settings,
+                                         absl::Duration reconcile_after) {
   absl::StatusOr<std::string> week = WeekKey(settings, now);
   if (!week.ok()) return week.status();
   BeginRecognition begin;
@@ -89,14 +95,15 @@ absl::StatusOr<BeginRecognition> BeginAt(absl::Time now, const kudos::v1::OrgSet
   begin.rate_limit = settings.max_kudos_per_minute();
   begin.week_key = *week;
   begin.pair_cap = settings.weekly_pair_cap_points();
+  begin.reconcile_at_ms = absl::ToUnixMillis(now + reconcile_after);
   return begin;
 }
 
 }  // namespace
 
 KudosWorkflow::KudosWorkflow(KudosStore& store, LedgerClient& ledger,
-                             std::function<absl::Time()> clock)
-    : store_(store), ledger_(ledger), clock_(std::move(clock)) {}
+                             ReconcilerOptions reconciler, std::function<absl::Time()> clock)
+    : store_(store), ledger_(ledger), reconciler_(reconciler), clock_(std::move(clock)) {}
 
 absl::StatusOr<kudos::v1::Kudos> KudosWorkflow::SendKudos(
     const std::string& org, const std::string& giver_id,
@@ -125,7 +132,7 @@ absl::StatusOr<kudos::v1::Kudos> KudosWorkflow::SendKudos(
   }
 
   absl::Time now = clock_();
-  absl::StatusOr<BeginRecognition> begin = BeginAt(now, *settings);
+  absl::StatusOr<BeginRecognition> begin = BeginAt(now, *settings, reconciler_.first_attempt_after);
   if (!begin.ok()) return begin.status();
   const std::string kudos_id = NewId('k');
 
@@ -226,7 +233,7 @@ absl::StatusOr<kudos::v1::Kudos> KudosWorkflow::BoostKudos(
   }
 
   absl::Time now = clock_();
-  absl::StatusOr<BeginRecognition> begin = BeginAt(now, *settings);
+  absl::StatusOr<BeginRecognition> begin = BeginAt(now, *settings, reconciler_.first_attempt_after);
   if (!begin.ok()) return begin.status();
   const std::string boost_id = NewId('b');
   kudos::v1::Boost boost;
@@ -325,23 +332,56 @@ absl::StatusOr<std::string> KudosWorkflow::SettleRecord(const std::string& org, 
   return store_.Finish(org, kind, id, /*commit=*/true, absl::OkStatus());
 }
 
-absl::StatusOr<int> KudosWorkflow::ReconcileOnce(absl::Duration min_age) {
+absl::StatusOr<int> KudosWorkflow::ReconcileOnce() {
   absl::StatusOr<std::vector<std::string>> orgs = store_.Orgs();
   if (!orgs.ok()) return orgs.status();
+  std::atomic<size_t> next{0};
+  std::atomic<int> finished{0};
+  auto work = [&] {
+    for (size_t i = next++; i < orgs->size(); i = next++) finished += ReconcileOrg((*orgs)[i]);
+  };
+  const size_t workers =
+      std::min(orgs->size(), static_cast<size_t>(std::max(1, reconciler_.workers)));
+  std::vector<std::thread> threads;
+  for (size_t w = 1; w < workers; ++w) threads.emplace_back(work);
+  work();
+  for (std::thread& thread : threads) thread.join();
+  return finished.load();
+}
+
+int KudosWorkflow::ReconcileOrg(const std::string& org) {
+  static thread_local absl::BitGen bits;
+  const int64_t now_ms = absl::ToUnixMillis(clock_());
+  auto due = store_.DuePending(org, now_ms, reconciler_.batch_per_org);
+  if (!due.ok()) {
+    common::log::Warning(absl::StrCat("reconciler: org ", org, " skipped this pass: ",
+                                      due.status().message()));
+    return 0;
+  }
   int finished = 0;
-  int64_t cutoff_ms = absl::ToUnixMillis(clock_() - min_age);
-  for (const std::string& org : *orgs) {
-    auto pending = store_.PendingBefore(org, cutoff_ms, 100);
-    if (!pending.ok()) return pending.status();
-    for (const auto& [kind, id] : *pending) {
-      absl::StatusOr<std::string> state = Settle(org, kind, id);
-      if (state.ok() && *state != "PENDING") {
-        ++finished;
-      } else if (!state.ok()) {
-        common::log::Warning(absl::StrCat("reconciler: ", KindName(kind), " ", id, " in ", org,
-                                          " still pending: ", state.status().message()));
-      }
+  for (const auto& [kind, id] : *due) {
+    // Spread retries of records that failed together.
+    const int64_t jitter_ms = absl::Uniform<int64_t>(bits, 0, reconciler_.backoff.first_ms / 4 + 1);
+    absl::StatusOr<int> attempt =
+        store_.ClaimAttempt(org, kind, id, now_ms, reconciler_.backoff, jitter_ms);
+    if (!attempt.ok() || *attempt == 0) {
+      if (!attempt.ok()) break;  // Redis trouble: this org waits for the next pass
+      continue;
     }
+    absl::StatusOr<std::string> state = Settle(org, kind, id);
+    if (state.ok()) {
+      if (*state != "PENDING") ++finished;
+      continue;
+    }
+    const std::string reason(state.status().message());
+    absl::StatusOr<bool> dead = store_.AttemptFailed(org, kind, id, *attempt, reconciler_.backoff,
+                                                     reason);
+    common::log::Warning(absl::StrCat(
+        "reconciler: ", KindName(kind), " ", id, " in ", org, " attempt ", *attempt,
+        dead.ok() && *dead ? " failed for the last time (dead-lettered): " : " failed: ", reason));
+    // The ledger is unreachable or slow: the org's other records wait for
+    // the next pass instead of each spending a deadline now.
+    if (state.status().code() == absl::StatusCode::kUnavailable) break;
   }
   return finished;
 }

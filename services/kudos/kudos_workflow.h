@@ -18,9 +18,19 @@
 
 namespace kudos {
 
+// The reconciler's pace. Each pass takes every org's due records (at most
+// `batch_per_org`), orgs spread over `workers` threads, so one org's slow or
+// failing records delay neither younger records nor other orgs.
+struct ReconcilerOptions {
+  absl::Duration first_attempt_after = absl::Seconds(5);  // after a record began
+  ReconcileBackoff backoff;
+  int batch_per_org = 100;
+  int workers = 4;
+};
+
 class KudosWorkflow {
  public:
-  KudosWorkflow(KudosStore& store, LedgerClient& ledger,
+  KudosWorkflow(KudosStore& store, LedgerClient& ledger, ReconcilerOptions reconciler = {},
                 std::function<absl::Time()> clock = [] { return absl::Now(); });
 
   absl::StatusOr<kudos::v1::Kudos> SendKudos(const std::string& org, const std::string& giver_id,
@@ -28,9 +38,10 @@ class KudosWorkflow {
   absl::StatusOr<kudos::v1::Kudos> BoostKudos(const std::string& org,
                                               const std::string& booster_id,
                                               const kudos::v1::BoostKudosRequest& request);
-  // Finishes records still PENDING `min_age` after they began (a caller
-  // crashed or gave up). Returns how many reached COMMITTED or ABORTED.
-  absl::StatusOr<int> ReconcileOnce(absl::Duration min_age);
+  // Finishes records still PENDING when their attempt is due (a caller
+  // crashed or gave up). Returns how many reached COMMITTED or ABORTED;
+  // an org that fails is logged and skipped, never stops the pass.
+  absl::StatusOr<int> ReconcileOnce();
 
  private:
   // Posts the record's transfers and moves it out of PENDING when the
@@ -41,11 +52,14 @@ class KudosWorkflow {
   absl::StatusOr<std::string> SettleRecord(const std::string& org, RecordKind kind,
                                            const std::string& id, const Record& record);
   // Settles a record and turns its final state into the caller's answer.
+  // One org's share of a pass; returns how many records it finished.
+  int ReconcileOrg(const std::string& org);
   absl::StatusOr<kudos::v1::Kudos> Complete(const std::string& org, RecordKind kind,
                                             const std::string& id, const std::string& kudos_id);
 
   KudosStore& store_;
   LedgerClient& ledger_;
+  const ReconcilerOptions reconciler_;
   std::function<absl::Time()> clock_;
 };
 

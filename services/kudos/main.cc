@@ -1,4 +1,5 @@
 // kudos_server: recognition (KudosService) and the directory (DirectoryService).
+#include <algorithm>
 #include <atomic>
 #include <thread>
 
@@ -13,12 +14,38 @@
 #include "services/kudos/kudos_service.h"
 
 using common::config::EnvOr;
+using common::config::IntEnvOr;
 
 ABSL_FLAG(std::string, listen, EnvOr("LISTEN", "127.0.0.1:50052"), "gRPC address to serve on");
 ABSL_FLAG(std::string, ledger, EnvOr("LEDGER_ADDR", "127.0.0.1:50051"), "ledger service host:port");
 ABSL_FLAG(int, ledger_timeout_ms, 3000, "deadline of each call to the ledger");
 ABSL_FLAG(int, reconcile_after_ms, 5000,
           "a kudos still PENDING this long after it began is finished by the reconciler");
+ABSL_FLAG(int, reconcile_backoff_ms, static_cast<int>(IntEnvOr("RECONCILE_BACKOFF_MS", 2000, 1)),
+          "wait after a record's first failed reconcile attempt; doubles with each attempt");
+ABSL_FLAG(int, reconcile_max_backoff_ms,
+          static_cast<int>(IntEnvOr("RECONCILE_MAX_BACKOFF_MS", 300000, 1)),
+          "longest wait between two reconcile attempts of a record");
+ABSL_FLAG(int, reconcile_max_attempts, static_cast<int>(IntEnvOr("RECONCILE_MAX_ATTEMPTS", 10, 1)),
+          "failed attempts after which a record goes to kudos:{org}:deadletter");
+ABSL_FLAG(int, max_feed_streams, static_cast<int>(IntEnvOr("MAX_FEED_STREAMS", 1000, 1)),
+          "open WatchFeed streams on this replica (each holds a handler thread)");
+ABSL_FLAG(int, max_feed_orgs, static_cast<int>(IntEnvOr("MAX_FEED_ORGS", 100, 1)),
+          "orgs with live feed watchers on this replica (each holds one Redis connection)");
+
+namespace {
+
+kudos::ReconcilerOptions ReconcilerOptionsFromFlags() {
+  kudos::ReconcilerOptions options;
+  options.first_attempt_after = absl::Milliseconds(absl::GetFlag(FLAGS_reconcile_after_ms));
+  options.backoff.first_ms = std::max(1, absl::GetFlag(FLAGS_reconcile_backoff_ms));
+  options.backoff.max_ms =
+      std::max<int64_t>(options.backoff.first_ms, absl::GetFlag(FLAGS_reconcile_max_backoff_ms));
+  options.backoff.max_attempts = std::max(1, absl::GetFlag(FLAGS_reconcile_max_attempts));
+  return options;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
@@ -37,16 +64,20 @@ int main(int argc, char** argv) {
   std::unique_ptr<kudos::LedgerClient> ledger = kudos::MakeGrpcLedgerClient(
       {absl::GetFlag(FLAGS_ledger), jwt.service_secret, absl::GetFlag(FLAGS_ledger_timeout_ms)});
   kudos::KudosStore store(pool);
-  kudos::KudosWorkflow workflow(store, *ledger);
-  kudos::KudosServiceImpl kudos_service(auth, store, workflow, pool_options->endpoint);
+  kudos::KudosWorkflow workflow(store, *ledger, ReconcilerOptionsFromFlags());
+  kudos::FeedHubOptions feed_options;
+  feed_options.redis = pool_options->endpoint;
+  feed_options.max_watchers = absl::GetFlag(FLAGS_max_feed_streams);
+  feed_options.max_orgs = absl::GetFlag(FLAGS_max_feed_orgs);
+  kudos::FeedHub feeds(feed_options);
+  kudos::KudosServiceImpl kudos_service(auth, store, workflow, feeds);
   kudos::DirectoryServiceImpl directory_service(auth, store, *ledger);
 
   // The reconciler finishes kudos whose caller crashed or gave up mid-way.
   std::atomic<bool> stopping{false};
-  const absl::Duration reconcile_after = absl::Milliseconds(absl::GetFlag(FLAGS_reconcile_after_ms));
   std::thread reconciler([&] {
     while (!stopping.load()) {
-      absl::StatusOr<int> finished = workflow.ReconcileOnce(reconcile_after);
+      absl::StatusOr<int> finished = workflow.ReconcileOnce();
       if (finished.ok() && *finished > 0) {
         common::log::Info(absl::StrCat("reconciler finished ", *finished, " pending records"));
       }
@@ -60,7 +91,10 @@ int main(int argc, char** argv) {
   options.address = absl::GetFlag(FLAGS_listen);
   options.service_name = "kudos";
   options.services = {&kudos_service, &directory_service};
-  options.on_shutdown = [&] { stopping.store(true); };
+  options.on_shutdown = [&] {
+    stopping.store(true);
+    feeds.Shutdown();
+  };
   absl::Status status = common::grpc_util::RunServer(options);
   stopping.store(true);
   reconciler.join();

@@ -7,7 +7,8 @@
 --       pair_cap, points, kudos_id (boosts), n, recipient_1..recipient_n,
 --       transfers (serialized ledger.v1.PostTransfersRequest, may be empty),
 --       event (the serialized event to append on commit), feeds (the feed
---       keys to index a committed kudos under, comma-separated)
+--       keys to index a committed kudos under, comma-separated),
+--       reconcile_at_ms (when the reconciler first tries to finish it)
 -- The record keeps everything the commit needs, so whoever finishes it
 -- (the caller, a retry or the reconciler) needs nothing but its id.
 local p = KEYS[1]
@@ -16,6 +17,7 @@ local now_ms, minute_key, rate_limit, retry_after = ARGV[7], ARGV[8], tonumber(A
 local week_key, pair_cap, points = ARGV[11], tonumber(ARGV[12]), tonumber(ARGV[13])
 local kudos_id, n = ARGV[14], tonumber(ARGV[15])
 local transfers, event, feeds = ARGV[16 + n], ARGV[17 + n], ARGV[18 + n]
+local reconcile_at_ms = ARGV[19 + n]
 
 local req_key = p .. kind .. 'req:' .. actor .. ':' .. request_id
 local existing = redis.call('HMGET', req_key, 'id', 'fp')
@@ -56,5 +58,6 @@ redis.call('HSET', record, 'pb', pb, 'state', 'PENDING', 'actor', actor, 'fp', f
   'points', points, 'week', week_key, 'kudos_id', kudos_id, 'recipients', table.concat(ARGV, ',', 16, 15 + n),
   'transfers', transfers, 'event', event, 'feeds', feeds, 'create_ms', now_ms)
 redis.call('HSET', req_key, 'id', id, 'fp', fp)
-redis.call('ZADD', p .. 'pending', now_ms, kind .. ':' .. id)
+-- The reconcile queue, by next attempt time.
+redis.call('ZADD', p .. 'pending', reconcile_at_ms, kind .. ':' .. id)
 return {'NEW', id, fp}

@@ -1,0 +1,288 @@
+#include "services/kudos/feed_hub.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/check/check.h"
+#include "common/log/log.h"
+#include "services/kudos/kudos_store.h"
+
+namespace kudos {
+
+// One org's reader and its watchers. `state`, `start_status` and `thread`
+// are guarded by the hub's mutex; `watchers` by `mu`.
+class FeedHub::OrgFeed {
+ public:
+  enum class State { kStarting, kRunning, kEnded };
+  explicit OrgFeed(std::string org_id)
+      : org(std::move(org_id)), stream(KudosStore::EventStream(org)) {}
+
+  const std::string org;
+  const std::string stream;
+  State state = State::kStarting;
+  absl::Status start_status;
+  std::condition_variable started;  // with the hub's mutex
+  std::thread thread;
+
+  std::mutex mu;
+  std::vector<Watcher*> watchers;
+};
+
+namespace {
+
+// A stream entry id "ms-seq" as a comparable pair; {0, 0} when malformed.
+std::pair<uint64_t, uint64_t> ParseEntryId(const std::string& id) {
+  std::pair<absl::string_view, absl::string_view> parts = absl::StrSplit(id, '-');
+  uint64_t ms = 0, seq = 0;
+  if (!absl::SimpleAtoi(parts.first, &ms) || !absl::SimpleAtoi(parts.second, &seq)) return {0, 0};
+  return {ms, seq};
+}
+
+absl::Status Exhausted(absl::string_view what, int limit, int retry_after_ms) {
+  return absl::ResourceExhaustedError(absl::StrCat(
+      what, " (at most ", limit, " on this replica); retry after ", retry_after_ms, " ms"));
+}
+
+// The KudosSent events of an XREAD reply, and the id of its last entry.
+std::vector<SharedEvent> ParseEntries(const common::redis::Reply& reply, std::string* last_id) {
+  std::vector<SharedEvent> events;
+  for (const common::redis::Reply& stream : reply.elements) {
+    if (stream.elements.size() < 2) continue;
+    for (const common::redis::Reply& entry : stream.elements[1].elements) {
+      if (entry.elements.size() < 2) continue;
+      const std::string& id = entry.elements[0].str;
+      // Redis hands entries in id order after the id asked for.
+      KUDOS_CHECK(ParseEntryId(*last_id) < ParseEntryId(id), "stream entries move forward");
+      *last_id = id;
+      const auto& fields = entry.elements[1].elements;
+      for (size_t i = 0; i + 1 < fields.size(); i += 2) {
+        if (fields[i].str != "event") continue;
+        auto event = std::make_shared<kudos::v1::KudosEvent>();
+        if (event->ParseFromString(fields[i + 1].str) && event->has_kudos_sent()) {
+          events.push_back(std::move(event));
+        }
+      }
+    }
+  }
+  return events;
+}
+
+}  // namespace
+
+FeedHub::Watcher::~Watcher() { hub_->Unsubscribe(this); }
+
+absl::StatusOr<std::vector<SharedEvent>> FeedHub::Watcher::Next(
+    std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  ready_.wait_for(lock, timeout, [&] { return !queue_.empty() || !ended_.ok(); });
+  if (!ended_.ok()) return ended_;
+  std::vector<SharedEvent> events(std::make_move_iterator(queue_.begin()),
+                                  std::make_move_iterator(queue_.end()));
+  queue_.clear();
+  return events;
+}
+
+void FeedHub::Watcher::Push(const std::vector<SharedEvent>& events) {
+  const size_t bound = static_cast<size_t>(hub_->options_.max_queued_per_watcher);
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!ended_.ok()) return;
+  if (queue_.size() + events.size() > bound) {
+    // Dropped rather than waited for: the reader serves every watcher.
+    ended_ = absl::AbortedError(absl::StrCat(
+        "this feed watcher fell more than ", bound,
+        " kudos behind; reconnect and read what was missed with ListKudos"));
+    queue_.clear();
+  } else {
+    queue_.insert(queue_.end(), events.begin(), events.end());
+  }
+  KUDOS_CHECK(queue_.size() <= bound, "a watcher's queue stays bounded");
+  ready_.notify_all();
+}
+
+void FeedHub::Watcher::End(absl::Status why) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (ended_.ok()) ended_ = std::move(why);
+  ready_.notify_all();
+}
+
+FeedHub::FeedHub(FeedHubOptions options) : options_(std::move(options)) {}
+
+FeedHub::~FeedHub() {
+  Shutdown();
+  // Readers notice within one XREAD BLOCK; join them all.
+  for (;;) {
+    std::vector<std::thread> threads;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      threads.swap(finished_);
+      for (auto& [org, feed] : feeds_) {
+        if (feed->thread.joinable()) threads.push_back(std::move(feed->thread));
+      }
+    }
+    if (threads.empty()) break;
+    for (std::thread& thread : threads) {
+      if (thread.joinable()) thread.join();
+    }
+  }
+}
+
+int FeedHub::watchers() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return watchers_;
+}
+
+int FeedHub::orgs() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return static_cast<int>(feeds_.size());
+}
+
+absl::StatusOr<std::unique_ptr<FeedHub::Watcher>> FeedHub::Watch(const std::string& org) {
+  JoinFinished();
+  std::unique_lock<std::mutex> lock(mu_);
+  if (stopping_) return absl::UnavailableError("server shutting down; reconnect");
+  if (watchers_ >= options_.max_watchers) {
+    return Exhausted("too many live feed watchers", options_.max_watchers,
+                     options_.retry_after_ms);
+  }
+  std::shared_ptr<OrgFeed>& slot = feeds_[org];
+  if (slot == nullptr) {
+    if (static_cast<int>(feeds_.size()) > options_.max_orgs) {
+      feeds_.erase(org);
+      return Exhausted("too many orgs with live feed watchers", options_.max_orgs,
+                       options_.retry_after_ms);
+    }
+    slot = std::make_shared<OrgFeed>(org);
+    slot->thread = std::thread([this, feed = slot] { Run(feed); });
+  }
+  std::shared_ptr<OrgFeed> feed = slot;
+  std::unique_ptr<Watcher> watcher(new Watcher(this, feed));
+  {
+    std::lock_guard<std::mutex> feed_lock(feed->mu);
+    feed->watchers.push_back(watcher.get());
+  }
+  ++watchers_;
+  KUDOS_CHECK(watchers_ <= options_.max_watchers, "watchers stay within the replica's cap");
+  // Wait until the reader has pinned its position (or failed).
+  feed->started.wait_for(lock, options_.start_timeout,
+                         [&] { return feed->state != OrgFeed::State::kStarting; });
+  if (feed->state == OrgFeed::State::kStarting) {
+    lock.unlock();
+    return absl::UnavailableError("the feed reader did not start in time; retry");
+  }
+  if (feed->state == OrgFeed::State::kEnded) {
+    absl::Status why = feed->start_status.ok()
+                           ? absl::UnavailableError("the feed reader stopped; retry")
+                           : feed->start_status;
+    lock.unlock();
+    return why;  // `watcher` unsubscribes as it goes
+  }
+  return watcher;
+}
+
+void FeedHub::Unsubscribe(Watcher* watcher) {
+  std::lock_guard<std::mutex> lock(mu_);
+  {
+    std::lock_guard<std::mutex> feed_lock(watcher->feed_->mu);
+    auto& list = watcher->feed_->watchers;
+    list.erase(std::remove(list.begin(), list.end(), watcher), list.end());
+  }
+  --watchers_;
+  KUDOS_CHECK(watchers_ >= 0, "every unsubscribe matches a subscribe");
+}
+
+void FeedHub::Shutdown() {
+  std::lock_guard<std::mutex> lock(mu_);
+  stopping_ = true;
+  for (auto& [org, feed] : feeds_) {
+    std::lock_guard<std::mutex> feed_lock(feed->mu);
+    for (Watcher* watcher : feed->watchers) {
+      watcher->End(absl::UnavailableError("server shutting down; reconnect"));
+    }
+  }
+}
+
+void FeedHub::JoinFinished() {
+  std::vector<std::thread> threads;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    threads.swap(finished_);
+  }
+  for (std::thread& thread : threads) {
+    if (thread.joinable()) thread.join();
+  }
+}
+
+bool FeedHub::RetireIfIdle(const std::shared_ptr<OrgFeed>& feed) {
+  std::lock_guard<std::mutex> lock(mu_);
+  {
+    std::lock_guard<std::mutex> feed_lock(feed->mu);
+    if (!feed->watchers.empty() && !stopping_) return false;
+  }
+  feed->state = OrgFeed::State::kEnded;
+  feed->started.notify_all();
+  auto it = feeds_.find(feed->org);
+  if (it != feeds_.end() && it->second == feed) feeds_.erase(it);
+  // Joined by the next Watch or the destructor (a thread cannot join itself).
+  if (feed->thread.joinable()) finished_.push_back(std::move(feed->thread));
+  return true;
+}
+
+void FeedHub::EndFeed(const std::shared_ptr<OrgFeed>& feed, const absl::Status& why) {
+  common::log::Warning(absl::StrCat("feed reader of org ", feed->org, " stopped: ", why.message()));
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    feed->start_status = why;
+    std::lock_guard<std::mutex> feed_lock(feed->mu);
+    for (Watcher* watcher : feed->watchers) watcher->End(why);
+    feed->watchers.clear();  // the watchers still unsubscribe (a no-op here)
+  }
+  RetireIfIdle(feed);
+}
+
+void FeedHub::Run(std::shared_ptr<OrgFeed> feed) {
+  common::redis::Connection connection(options_.redis,
+                                       options_.block + std::chrono::milliseconds(2000));
+  // Pin the position before the first read: everything appended after a
+  // watcher is told it is subscribed comes after this id.
+  absl::StatusOr<common::redis::Reply> latest =
+      connection.Run({"XREVRANGE", feed->stream, "+", "-", "COUNT", "1"});
+  if (!latest.ok()) {
+    EndFeed(feed, absl::UnavailableError(
+                      absl::StrCat("the feed cannot be read: ", latest.status().message())));
+    return;
+  }
+  std::string last_id = "0-0";
+  if (!latest->elements.empty() && !latest->elements[0].elements.empty()) {
+    last_id = latest->elements[0].elements[0].str;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    feed->state = OrgFeed::State::kRunning;
+    feed->started.notify_all();
+  }
+  const std::string block_ms = std::to_string(options_.block.count());
+  while (!RetireIfIdle(feed)) {
+    absl::StatusOr<common::redis::Reply> reply = connection.Run(
+        {"XREAD", "COUNT", "100", "BLOCK", block_ms, "STREAMS", feed->stream, last_id});
+    if (!reply.ok() && reply.status().code() == absl::StatusCode::kUnavailable) {
+      // Redis is away: the connection backs off; the position is kept.
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      continue;
+    }
+    if (!reply.ok()) {
+      EndFeed(feed, reply.status());  // this org only
+      return;
+    }
+    if (reply->is_nil()) continue;
+    std::vector<SharedEvent> events = ParseEntries(*reply, &last_id);
+    if (events.empty()) continue;
+    std::lock_guard<std::mutex> feed_lock(feed->mu);
+    for (Watcher* watcher : feed->watchers) watcher->Push(events);
+  }
+}
+
+}  // namespace kudos
