@@ -11,6 +11,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/check/check.h"
 #include "common/log/log.h"
 #include "services/leaderboard/projection_image.h"
 
@@ -162,12 +163,15 @@ absl::StatusOr<std::vector<Projector::Result>> Projector::ApplyBatch(
 
 absl::StatusOr<Projector::RebuildResult> Projector::Rebuild(const std::string& org) {
   std::string token = absl::StrCat(absl::ToUnixNanos(absl::Now()), "-", std::random_device()());
-  if (absl::Status s = store_.AcquireRebuildLock(org, token); !s.ok()) return s;
+  if (absl::Status s = store_.BeginRebuild(org, token, rebuild_.lock_ttl, rebuild_.min_interval);
+      !s.ok()) {
+    return s;  // refused: nothing taken
+  }
   absl::StatusOr<RebuildResult> result = Replay(org, token);
-  store_.ForgetDirectory(org);
-  absl::Status released = store_.ReleaseRebuildLock(org, token);
+  // A failed rebuild gives its budget back: the admin may simply retry.
+  absl::Status ended = store_.EndRebuild(org, token, /*refund_budget=*/!result.ok());
   if (!result.ok()) return result.status();
-  if (!released.ok()) return released;
+  if (!ended.ok()) return ended;
   return result;
 }
 
@@ -175,6 +179,7 @@ absl::StatusOr<Projector::RebuildResult> Projector::Replay(const std::string& or
                                                            const std::string& token) {
   RebuildResult result;
   ProjectionImage image(absl::Now());
+  auto refresh = [&] { return store_.RefreshRebuildLock(org, token, rebuild_.lock_ttl); };
   struct Cursor {
     Cursor(StreamKind k, std::string stream) : kind(k), key(std::move(stream)) {}
     StreamKind kind;
@@ -195,7 +200,7 @@ absl::StatusOr<Projector::RebuildResult> Projector::Replay(const std::string& or
     c.at = 0;
     if (c.buffer.empty()) c.done = true;
     else c.after = c.buffer.back().id;
-    return store_.RefreshRebuildLock(org, token);
+    return refresh();
   };
   while (true) {
     for (Cursor& c : cursors) {
@@ -216,20 +221,142 @@ absl::StatusOr<Projector::RebuildResult> Projector::Replay(const std::string& or
     ++result.events_read;
     if (applied->applied) ++result.events_applied;
   }
-  // Only now are the old projections replaced: the lock keeps every other
-  // writer out, and this replica's consumer waits on apply_mutex.
-  if (absl::Status s = store_.RefreshRebuildLock(org, token); !s.ok()) return s;
-  absl::StatusOr<int64_t> dropped = store_.DropProjections(org);
-  if (!dropped.ok()) return dropped.status();
-  if (absl::Status s = image.Write(store_.pool(), 200,
-                                   [&] { return store_.RefreshRebuildLock(org, token); });
-      !s.ok()) {
-    return s;
+  // The new image goes under temporary keys first; the live boards stay as
+  // they are until the swap below replaces them all at once.
+  absl::StatusOr<std::vector<StagedKey>> staged =
+      image.Stage(store_.pool(), absl::StrCat(StagingPrefix(org), token, ":"),
+                  rebuild_.staging_ttl, 200, refresh);
+  if (!staged.ok()) return staged.status();
+  KUDOS_CHECK(staged->size() == image.key_count(), "every key of the image is staged");
+  absl::StatusOr<std::vector<std::string>> old_keys = store_.ProjectionKeys(org);
+  if (!old_keys.ok()) return old_keys.status();
+  if (absl::Status s = refresh(); !s.ok()) return s;
+  {
+    std::lock_guard<std::mutex> lock(apply_mu_);
+    absl::Status swapped = store_.SwapInProjections(org, token, *old_keys, *staged);
+    store_.ForgetDirectory(org);
+    if (!swapped.ok()) return swapped;
   }
   return result;
 }
 
+// ---------------------------------------------------------------- OrgRetries
+
+OrgRetries::OrgRetries(Options options) : options_(options) {
+  KUDOS_CHECK(options_.min_backoff.count() > 0 && options_.max_backoff >= options_.min_backoff,
+              "backoff bounds are positive and ordered");
+  KUDOS_CHECK(options_.max_attempts >= 1, "an entry is tried at least once");
+}
+
+bool OrgRetries::Live(const std::string& org) const { return orgs_.count(org) == 0; }
+
+std::vector<std::string> OrgRetries::Due(Clock::time_point now) const {
+  std::vector<std::string> due;
+  for (const auto& [org, state] : orgs_) {
+    if (state.due <= now) due.push_back(org);
+  }
+  return due;
+}
+
+std::optional<OrgRetries::Clock::time_point> OrgRetries::NextDue() const {
+  std::optional<Clock::time_point> next;
+  for (const auto& [org, state] : orgs_) {
+    if (!next.has_value() || state.due < *next) next = state.due;
+  }
+  return next;
+}
+
+void OrgRetries::CatchUp(const std::string& org, Clock::time_point now) {
+  State& state = orgs_[org];  // keeps the failure history of a waiting org
+  if (state.failures == 0) state.due = now;
+}
+
+void OrgRetries::Progressed(const std::string& org, Clock::time_point now) {
+  State& state = orgs_[org];
+  state.due = now;
+  state.failures = 0;
+  state.isolate = false;
+  state.entry_id.clear();
+  state.attempts = 0;
+}
+
+void OrgRetries::Drained(const std::string& org) { orgs_.erase(org); }
+
+bool OrgRetries::Failed(const std::string& org, const std::string& entry_id, bool counts,
+                        Clock::time_point now) {
+  State& state = orgs_[org];
+  state.failures = std::min(state.failures + 1, 30);
+  auto backoff = options_.min_backoff * (int64_t{1} << std::min(state.failures - 1, 20));
+  state.due = now + std::min<std::chrono::milliseconds>(backoff, options_.max_backoff);
+  if (!counts) return false;
+  if (entry_id.empty()) {
+    state.isolate = true;  // pin the failure on the oldest entry next time
+    return false;
+  }
+  if (state.entry_id != entry_id) {
+    state.entry_id = entry_id;
+    state.attempts = 0;
+  }
+  ++state.attempts;
+  return state.attempts >= options_.max_attempts;
+}
+
+int OrgRetries::NextCount(const std::string& org, int batch) const {
+  auto it = orgs_.find(org);
+  return it != orgs_.end() && it->second.isolate ? 1 : batch;
+}
+
+int OrgRetries::attempts(const std::string& org) const {
+  auto it = orgs_.find(org);
+  return it == orgs_.end() ? 0 : it->second.attempts;
+}
+
 // ---------------------------------------------------------------- Consumer
+
+std::string DeadLetterStream(const std::string& org) {
+  return absl::StrCat("lbctl:{", org, "}:deadletter");
+}
+
+namespace {
+
+int64_t SteadyMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// Waiting cures these (a rebuild holds the org, Redis is away): they are
+// retried without end and never dead-letter an entry.
+bool Transient(const absl::Status& status) {
+  return status.code() == absl::StatusCode::kAborted ||
+         status.code() == absl::StatusCode::kUnavailable;
+}
+
+// Entries of several streams of one org in stream-id order, cut where a
+// stream that returned a full `count` may have more: nothing after the cut
+// is applied before what may precede it.
+std::vector<std::pair<size_t, StreamEntry>> MergeInOrder(
+    std::vector<std::vector<StreamEntry>> per_stream, size_t count) {
+  std::optional<std::pair<uint64_t, uint64_t>> horizon;
+  for (const std::vector<StreamEntry>& entries : per_stream) {
+    if (entries.size() < count || entries.empty()) continue;
+    auto last = ParseStreamId(entries.back().id);
+    if (!horizon.has_value() || last < *horizon) horizon = last;
+  }
+  std::vector<std::pair<size_t, StreamEntry>> merged;
+  for (size_t s = 0; s < per_stream.size(); ++s) {
+    for (StreamEntry& entry : per_stream[s]) {
+      if (horizon.has_value() && ParseStreamId(entry.id) > *horizon) break;
+      merged.emplace_back(s, std::move(entry));
+    }
+  }
+  std::stable_sort(merged.begin(), merged.end(), [](const auto& a, const auto& b) {
+    return ParseStreamId(a.second.id) < ParseStreamId(b.second.id);
+  });
+  return merged;
+}
+
+}  // namespace
 
 Consumer::Consumer(Store& store, Projector& projector, ConsumerOptions options,
                    OnApplied on_applied)
@@ -237,7 +364,12 @@ Consumer::Consumer(Store& store, Projector& projector, ConsumerOptions options,
       projector_(projector),
       options_(std::move(options)),
       on_applied_(std::move(on_applied)),
-      reader_(options_.endpoint, options_.block + std::chrono::milliseconds(3000)) {}
+      reader_(options_.endpoint, options_.block + std::chrono::milliseconds(3000)),
+      retries_(options_.retries) {
+  KUDOS_CHECK(options_.batch >= 1 && options_.block.count() >= 1,
+              "the consumer reads at least one entry and never blocks forever");
+  progress_ms_.store(SteadyMs());
+}
 
 Consumer::~Consumer() { Stop(); }
 
@@ -249,6 +381,12 @@ void Consumer::Stop() {
   stop_.store(true);
   if (thread_.joinable()) thread_.join();
 }
+
+std::chrono::milliseconds Consumer::SinceProgress() const {
+  return std::chrono::milliseconds(SteadyMs() - progress_ms_.load());
+}
+
+void Consumer::MarkProgress() { progress_ms_.store(SteadyMs()); }
 
 const Consumer::StreamRef* Consumer::Find(const std::string& key) const {
   for (const StreamRef& stream : streams_) {
@@ -272,98 +410,251 @@ absl::Status Consumer::DiscoverOrgs() {
       }
     }
     for (const StreamRef& stream : added) {
-      if (absl::Status s = Recover(stream); !s.ok()) return s;
+      if (absl::Status s = ClaimIdle(stream); !s.ok()) return s;
     }
     streams_.insert(streams_.end(), added.begin(), added.end());
     known_orgs_.insert(org);
+    // Entries pending at a previous life of this consumer come first.
+    retries_.CatchUp(org, std::chrono::steady_clock::now());
     common::log::Info(absl::StrCat("leaderboard: consuming org '", org, "'"));
   }
   return absl::OkStatus();
 }
 
-// Our own pending entries (a previous life of this consumer), then entries
-// pending too long at other consumers (dead ones).
-absl::Status Consumer::Recover(const StreamRef& stream) {
-  std::string after = "0";
-  while (!stop_.load()) {
-    absl::StatusOr<Reply> reply = store_.pool().Run(
-        {"XREADGROUP", "GROUP", options_.group, options_.consumer_name, "COUNT",
-         absl::StrCat(options_.batch), "STREAMS", stream.key, after});
-    if (!reply.ok()) return reply.status();
-    if (reply->is_nil() || reply->elements.empty() || reply->elements[0].elements.size() < 2) break;
-    std::vector<StreamEntry> entries = ParseEntries(reply->elements[0].elements[1]);
-    if (entries.empty()) break;
-    after = entries.back().id;
-    if (!HandleAll(stream, std::move(entries))) return absl::UnavailableError("stopping");
-  }
+absl::Status Consumer::ClaimIdle(const StreamRef& stream) {
   std::string cursor = "0-0";
-  do {
+  bool claimed = false;
+  // Bounded: a stream's pending list is walked at most this many pages per pass.
+  for (int page = 0; page < 100 && !stop_.load(); ++page) {
     absl::StatusOr<Reply> reply = store_.pool().Run(
         {"XAUTOCLAIM", stream.key, options_.group, options_.consumer_name,
          absl::StrCat(options_.claim_min_idle.count()), cursor, "COUNT",
-         absl::StrCat(options_.batch)});
+         absl::StrCat(options_.batch), "JUSTID"});
     if (!reply.ok()) return reply.status();
     if (reply->elements.size() < 2) break;
     cursor = reply->elements[0].str;
-    if (!HandleAll(stream, ParseEntries(reply->elements[1]))) {
-      return absl::UnavailableError("stopping");
-    }
-  } while (cursor != "0-0" && !stop_.load());
+    if (!reply->elements[1].elements.empty()) claimed = true;
+    if (cursor == "0-0") break;
+  }
+  if (claimed) retries_.CatchUp(stream.org, std::chrono::steady_clock::now());
   return absl::OkStatus();
 }
 
-bool Consumer::HandleAll(const StreamRef& stream, std::vector<StreamEntry> entries) {
-  std::vector<std::pair<const StreamRef*, StreamEntry>> batch;
-  batch.reserve(entries.size());
-  for (StreamEntry& entry : entries) batch.emplace_back(&stream, std::move(entry));
-  return HandleBatch(batch);
+void Consumer::ClaimAll() {
+  for (const StreamRef& stream : streams_) {
+    if (absl::Status s = ClaimIdle(stream); !s.ok()) {
+      common::log::Warning(absl::StrCat("leaderboard: XAUTOCLAIM ", stream.key, ": ", s.ToString()));
+      return;
+    }
+  }
 }
 
-bool Consumer::HandleBatch(const std::vector<std::pair<const StreamRef*, StreamEntry>>& batch) {
-  if (batch.empty()) return true;
+void Consumer::RetryDue() {
+  for (const std::string& org : retries_.Due(std::chrono::steady_clock::now())) {
+    if (stop_.load()) return;
+    RetryPending(org);
+  }
+}
+
+// The org's own pending entries (XREADGROUP from id 0), oldest first.
+void Consumer::RetryPending(const std::string& org) {
+  std::vector<const StreamRef*> streams;
+  for (const StreamRef& stream : streams_) {
+    if (stream.org == org) streams.push_back(&stream);
+  }
+  int count = retries_.NextCount(org, options_.batch);
+  common::redis::Command command = {"XREADGROUP", "GROUP", options_.group, options_.consumer_name,
+                                    "COUNT", absl::StrCat(count), "STREAMS"};
+  for (const StreamRef* stream : streams) command.push_back(stream->key);
+  for (size_t i = 0; i < streams.size(); ++i) command.push_back("0");
+  absl::StatusOr<Reply> reply = store_.pool().Run(command);
+  if (!reply.ok()) {
+    Defer(org, {}, reply.status());
+    return;
+  }
+  std::vector<std::vector<StreamEntry>> per_stream(streams.size());
+  for (const Reply& item : reply->elements) {
+    if (item.elements.size() < 2) continue;
+    for (size_t s = 0; s < streams.size(); ++s) {
+      if (streams[s]->key == item.elements[0].str) per_stream[s] = ParseEntries(item.elements[1]);
+    }
+  }
+  std::vector<std::pair<size_t, StreamEntry>> merged =
+      MergeInOrder(std::move(per_stream), static_cast<size_t>(count));
+  if (merged.empty()) {
+    retries_.Drained(org);
+    return;
+  }
+  Batch batch;
+  for (auto& [s, entry] : merged) {
+    batch.emplace_back(streams[s], std::move(entry));
+    if (static_cast<int>(batch.size()) == count) break;
+  }
+  absl::Status status = ApplyAndAck(batch);
+  if (status.ok()) {
+    retries_.Progressed(org, std::chrono::steady_clock::now());
+  } else {
+    Defer(org, batch, status);
+  }
+}
+
+bool Consumer::ReadLive() {
+  common::redis::Command command = {"XREADGROUP", "GROUP", options_.group,
+                                    options_.consumer_name, "COUNT",
+                                    absl::StrCat(options_.batch), "BLOCK", "", "STREAMS"};
+  size_t live = 0;
+  for (const StreamRef& stream : streams_) {
+    if (!retries_.Live(stream.org)) continue;
+    command.push_back(stream.key);
+    ++live;
+  }
+  // Block no longer than until the next org's retry is due.
+  auto block = options_.block;
+  if (std::optional<std::chrono::steady_clock::time_point> due = retries_.NextDue()) {
+    auto until = std::chrono::duration_cast<std::chrono::milliseconds>(
+        *due - std::chrono::steady_clock::now());
+    block = std::clamp(until, std::chrono::milliseconds(1), block);
+  }
+  if (live == 0) {
+    std::this_thread::sleep_for(std::min(block, std::chrono::milliseconds(100)));
+    return false;
+  }
+  command[7] = absl::StrCat(block.count());
+  for (size_t i = 0; i < live; ++i) command.push_back(">");
+  absl::StatusOr<Reply> reply = reader_.Run(command);
+  if (!reply.ok()) {
+    if (absl::StrContains(reply.status().message(), "NOGROUP")) {
+      // A stream was deleted under us: set everything up again.
+      streams_.clear();
+      known_orgs_.clear();
+      next_refresh_ = {};
+      return false;
+    }
+    common::log::Warning(absl::StrCat("leaderboard: XREADGROUP: ", reply.status().ToString()));
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    return false;
+  }
+  if (reply->is_nil()) return false;
+  Batch batch;
+  for (const Reply& per_stream : reply->elements) {
+    if (per_stream.elements.size() < 2) continue;
+    const StreamRef* stream = Find(per_stream.elements[0].str);
+    if (stream == nullptr) continue;
+    for (StreamEntry& entry : ParseEntries(per_stream.elements[1])) {
+      batch.emplace_back(stream, std::move(entry));
+    }
+  }
+  // Each org's entries in stream-id order (what a rebuild replays), so an
+  // org's settings change and the points posted around it are applied in
+  // the same order live and on rebuild (see README).
+  std::stable_sort(batch.begin(), batch.end(), [](const auto& a, const auto& b) {
+    return ParseStreamId(a.second.id) < ParseStreamId(b.second.id);
+  });
+  Apply(batch);
+  return !batch.empty();
+}
+
+void Consumer::Apply(const Batch& batch) {
+  if (batch.empty()) return;
+  std::map<std::string, Batch> by_org;
+  for (const auto& item : batch) by_org[item.first->org].push_back(item);
+  // Together first (fewest round trips); only when that fails is each org
+  // applied alone, so one org's failure holds back no other.
+  absl::Status together = ApplyAndAck(batch);
+  if (together.ok()) return;
+  if (by_org.size() == 1) {
+    Defer(by_org.begin()->first, batch, together);
+    return;
+  }
+  for (const auto& [org, entries] : by_org) {
+    if (stop_.load()) return;
+    if (absl::Status s = ApplyAndAck(entries); !s.ok()) Defer(org, entries, s);
+  }
+}
+
+absl::Status Consumer::ApplyAndAck(const Batch& batch) {
   std::vector<Projector::BatchItem> items;
   items.reserve(batch.size());
   for (const auto& [stream, entry] : batch) items.push_back({&stream->org, stream->kind, &entry});
-  std::chrono::milliseconds backoff(50);
-  while (!stop_.load()) {
-    absl::StatusOr<std::vector<Projector::Result>> results;
-    {
-      std::lock_guard<std::mutex> lock(projector_.apply_mutex());
-      results = projector_.ApplyBatch(items);
-    }
-    if (results.ok()) {
-      // One XACK per stream; unacknowledged entries are redelivered and
-      // deduplicated.
-      std::map<std::string, common::redis::Command> acks;
-      std::map<std::string, std::set<std::string>> touched;
-      for (size_t i = 0; i < batch.size(); ++i) {
-        const StreamRef& stream = *batch[i].first;
-        common::redis::Command& ack = acks[stream.key];
-        if (ack.empty()) ack = {"XACK", stream.key, options_.group};
-        ack.push_back(batch[i].second.id);
-        const std::vector<std::string>& boards = (*results)[i].touched_boards;
-        touched[stream.org].insert(boards.begin(), boards.end());
-      }
-      std::vector<common::redis::Command> commands;
-      for (auto& [key, ack] : acks) commands.push_back(std::move(ack));
-      absl::StatusOr<std::vector<absl::StatusOr<Reply>>> acked = store_.pool().Pipeline(commands);
-      if (!acked.ok()) {
-        common::log::Warning(absl::StrCat("leaderboard: XACK failed: ", acked.status().message()));
-      }
-      if (on_applied_) {
-        for (const auto& [org, boards] : touched) {
-          if (!boards.empty()) on_applied_(org, std::vector<std::string>(boards.begin(), boards.end()));
-        }
-      }
-      return true;
-    }
-    common::log::Warning(absl::StrCat("leaderboard: applying ", batch.size(), " entries from ",
-                                      batch.front().first->key, " ", batch.front().second.id,
-                                      " failed: ", results.status().ToString()));
-    std::this_thread::sleep_for(backoff);
-    backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
+  absl::StatusOr<std::vector<Projector::Result>> results;
+  {
+    std::lock_guard<std::mutex> lock(projector_.apply_mutex());
+    results = projector_.ApplyBatch(items);
   }
-  return false;
+  if (!results.ok()) return results.status();
+  KUDOS_CHECK(results->size() == batch.size(), "one apply result per entry");
+  // One XACK per stream; unacknowledged entries are re-read and deduplicated.
+  std::map<std::string, common::redis::Command> acks;
+  std::map<std::string, std::set<std::string>> touched;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const StreamRef& stream = *batch[i].first;
+    common::redis::Command& ack = acks[stream.key];
+    if (ack.empty()) ack = {"XACK", stream.key, options_.group};
+    ack.push_back(batch[i].second.id);
+    const std::vector<std::string>& boards = (*results)[i].touched_boards;
+    touched[stream.org].insert(boards.begin(), boards.end());
+  }
+  std::vector<common::redis::Command> commands;
+  for (auto& [key, ack] : acks) commands.push_back(std::move(ack));
+  absl::StatusOr<std::vector<absl::StatusOr<Reply>>> acked = store_.pool().Pipeline(commands);
+  if (!acked.ok()) {
+    // Applied but still pending: each org re-reads its pending entries
+    // (a no-op apply) and acknowledges them then.
+    common::log::Warning(absl::StrCat("leaderboard: XACK failed: ", acked.status().message()));
+    for (const auto& [org, boards] : touched) {
+      retries_.CatchUp(org, std::chrono::steady_clock::now());
+    }
+  } else {
+    MarkProgress();
+  }
+  if (on_applied_) {
+    for (const auto& [org, boards] : touched) {
+      if (!boards.empty()) on_applied_(org, std::vector<std::string>(boards.begin(), boards.end()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+void Consumer::Defer(const std::string& org, const Batch& entries, const absl::Status& status) {
+  bool counts = !Transient(status);
+  std::string entry_id = entries.size() == 1 ? entries.front().second.id : "";
+  bool give_up = retries_.Failed(org, entry_id, counts, std::chrono::steady_clock::now());
+  common::log::Warning(absl::StrCat(
+      "leaderboard: org '", org, "': applying ", entries.size(), " entries",
+      entries.empty() ? "" : absl::StrCat(" from ", entries.front().second.id), " failed (",
+      counts ? absl::StrCat("attempt ", retries_.attempts(org)) : "will wait",
+      "): ", status.ToString()));
+  if (!give_up) return;
+  KUDOS_CHECK(entries.size() == 1, "only an entry tried alone is dead-lettered");
+  if (absl::Status s = DeadLetter(*entries.front().first, entries.front().second, status,
+                                  retries_.attempts(org));
+      !s.ok()) {
+    common::log::Warning(absl::StrCat("leaderboard: dead-lettering failed: ", s.ToString()));
+    return;  // retried with the next attempt
+  }
+  retries_.Progressed(org, std::chrono::steady_clock::now());
+  MarkProgress();
+}
+
+absl::Status Consumer::DeadLetter(const StreamRef& stream, const StreamEntry& entry,
+                                  const absl::Status& reason, int attempts) {
+  std::string dead = DeadLetterStream(stream.org);
+  KUDOS_CHECK(absl::StrContains(dead, absl::StrCat("{", stream.org, "}")) &&
+                  absl::StrContains(stream.key, absl::StrCat("{", stream.org, "}")),
+              "an org's dead letters stay in its own slot");
+  absl::StatusOr<std::vector<absl::StatusOr<Reply>>> replies = store_.pool().Pipeline(
+      {{"XADD", dead, "MAXLEN", "~", absl::StrCat(options_.dead_letter_max_len), "*", "stream",
+        stream.key, "id", entry.id, "event", entry.event, "reason", reason.ToString(),
+        "attempts", absl::StrCat(attempts), "time", absl::StrCat(absl::ToUnixMillis(absl::Now()))},
+       {"XACK", stream.key, options_.group, entry.id}});
+  if (!replies.ok()) return replies.status();
+  for (const absl::StatusOr<Reply>& reply : *replies) {
+    if (!reply.ok()) return reply.status();
+  }
+  common::log::Error(absl::StrCat("leaderboard: org '", stream.org, "': entry ", entry.id, " of ",
+                                  stream.key, " dead-lettered to ", dead, " after ", attempts,
+                                  " attempts: ", reason.ToString()));
+  return absl::OkStatus();
 }
 
 void Consumer::Run() {
@@ -380,54 +671,18 @@ void Consumer::Run() {
     }
     if (now >= next_claim_) {
       // Periodically adopt entries stuck at consumers that died meanwhile.
-      if (next_claim_ != std::chrono::steady_clock::time_point{}) {
-        for (const StreamRef& stream : streams_) {
-          if (absl::Status s = Recover(stream); !s.ok()) break;
-        }
-      }
+      if (next_claim_ != std::chrono::steady_clock::time_point{}) ClaimAll();
       next_claim_ = now + options_.claim_min_idle;
     }
+    RetryDue();
     if (streams_.empty()) {
+      MarkProgress();  // nothing to consume
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
       continue;
     }
-    common::redis::Command command = {"XREADGROUP", "GROUP", options_.group,
-                                      options_.consumer_name, "COUNT",
-                                      absl::StrCat(options_.batch), "BLOCK",
-                                      absl::StrCat(options_.block.count()), "STREAMS"};
-    for (const StreamRef& stream : streams_) command.push_back(stream.key);
-    for (size_t i = 0; i < streams_.size(); ++i) command.push_back(">");
-    absl::StatusOr<Reply> reply = reader_.Run(command);
-    if (!reply.ok()) {
-      if (absl::StrContains(reply.status().message(), "NOGROUP")) {
-        // A stream was deleted under us: set everything up again.
-        streams_.clear();
-        known_orgs_.clear();
-        next_refresh_ = {};
-        continue;
-      }
-      common::log::Warning(absl::StrCat("leaderboard: XREADGROUP: ", reply.status().ToString()));
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
-      continue;
-    }
-    if (reply->is_nil()) continue;
-    // Entries of all streams in stream-id order (what a rebuild replays), so
-    // an org's settings change and the points posted around it are applied
-    // in the same order live and on rebuild (one replica, no backlog beyond
-    // one batch; see README).
-    std::vector<std::pair<const StreamRef*, StreamEntry>> batch;
-    for (const Reply& per_stream : reply->elements) {
-      if (per_stream.elements.size() < 2) continue;
-      const StreamRef* stream = Find(per_stream.elements[0].str);
-      if (stream == nullptr) continue;
-      for (StreamEntry& entry : ParseEntries(per_stream.elements[1])) {
-        batch.emplace_back(stream, std::move(entry));
-      }
-    }
-    std::stable_sort(batch.begin(), batch.end(), [](const auto& a, const auto& b) {
-      return ParseStreamId(a.second.id) < ParseStreamId(b.second.id);
-    });
-    if (!HandleBatch(batch)) return;
+    bool read = ReadLive();
+    // Idle with no org waiting: there is no backlog, which is progress too.
+    if (!read && retries_.waiting() == 0) MarkProgress();
   }
 }
 

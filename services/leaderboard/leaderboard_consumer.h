@@ -2,12 +2,21 @@
 // consumer group (at least once) and applies each entry exactly once through
 // the Projector (dedupe inside the apply script). Also replays whole streams
 // for RebuildProjections.
+//
+// Orgs are isolated from each other (issue 12, finding 2): an org whose
+// entries fail waits alone, with backoff, and re-reads its own pending
+// entries when due (OrgRetries); the other orgs are applied, acknowledged
+// and read on. An entry that keeps failing goes to the org's dead-letter
+// stream. The isolation (OrgRetries, Consumer) knows nothing of how entries
+// are applied (Projector), so either can change without the other.
 #pragma once
 
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -21,10 +30,22 @@ namespace leaderboard {
 
 enum class StreamKind { kLedger, kKudos };
 
+struct RebuildOptions {
+  // One rebuild per org per interval (kept in Redis, shared by replicas);
+  // 0 = unlimited (tests).
+  std::chrono::milliseconds min_interval{60000};
+  // The rebuild lock lapses this long after its last refresh, so a crashed
+  // rebuild pauses its org's consumption only that long.
+  std::chrono::milliseconds lock_ttl{30000};
+  // What a rebuild staged but never swapped in (it crashed) lives this long.
+  std::chrono::milliseconds staging_ttl{600000};
+};
+
 // Turns one stream entry into projection updates.
 class Projector {
  public:
-  explicit Projector(Store& store) : store_(store) {}
+  explicit Projector(Store& store, RebuildOptions rebuild = {})
+      : store_(store), rebuild_(rebuild) {}
 
   struct Result {
     bool applied = false;  // false: seen before, or not a usable event
@@ -49,22 +70,82 @@ class Projector {
     int64_t events_applied = 0;
     int64_t events_read = 0;
   };
-  // Takes the org's rebuild lock in Redis (ABORTED if another rebuild runs),
-  // so every replica's apply script refuses to write meanwhile; drops every
-  // lb:{org}:* key and replays both streams from the start, merged in
-  // stream-id order; releases the lock. The caller also holds apply_mutex()
-  // so this replica's consumer simply waits.
+  // Takes the org's rebuild lock and its rebuild budget in Redis (ABORTED
+  // if another rebuild runs, RESOURCE_EXHAUSTED "retry after N ms" within
+  // RebuildOptions::min_interval of the last one; both change nothing), so
+  // every replica's apply script refuses to write the org meanwhile (its
+  // entries wait, other orgs carry on). Replays both streams from the start,
+  // merged in stream-id order, into an image in memory, stages it under
+  // temporary keys, then swaps it in with one atomic script: readers see the
+  // old boards or the new ones, never a mix or none, and a rebuild that dies
+  // before the swap leaves the old boards (its staged keys expire).
   absl::StatusOr<RebuildResult> Rebuild(const std::string& org);
 
-  // Held while applying an entry; Rebuild's caller takes it for the whole
-  // rebuild so the live consumer pauses.
+  // Held while the consumer applies entries and for a rebuild's final swap
+  // only (never for the replay). Rebuild takes it itself.
   std::mutex& apply_mutex() { return apply_mu_; }
 
  private:
   absl::StatusOr<RebuildResult> Replay(const std::string& org, const std::string& token);
 
   Store& store_;
+  RebuildOptions rebuild_;
   std::mutex apply_mu_;
+};
+
+// Per-org failure bookkeeping of the consumer, without Redis: which orgs
+// read new entries ("live") and which wait to retry their pending entries,
+// when, and how often the entry an org's failures are pinned on has failed.
+// Not thread-safe (the consumer thread owns it).
+class OrgRetries {
+ public:
+  using Clock = std::chrono::steady_clock;
+  struct Options {
+    std::chrono::milliseconds min_backoff{100};
+    std::chrono::milliseconds max_backoff{5000};
+    // Failures of one entry before it is dead-lettered.
+    int max_attempts = 5;
+  };
+  explicit OrgRetries(Options options);
+
+  // True unless the org waits or catches up on its pending entries.
+  bool Live(const std::string& org) const;
+  // Orgs whose pending entries are due at `now`, and the earliest due time.
+  std::vector<std::string> Due(Clock::time_point now) const;
+  std::optional<Clock::time_point> NextDue() const;
+  // Orgs not live.
+  size_t waiting() const { return orgs_.size(); }
+
+  // The org's pending entries come before new ones (start-up, claimed
+  // entries, a lost acknowledgement): due now.
+  void CatchUp(const std::string& org, Clock::time_point now);
+  // Some of its pending entries were handled: due again now, so it drains.
+  void Progressed(const std::string& org, Clock::time_point now);
+  // No pending entries left: live again, its failures forgotten.
+  void Drained(const std::string& org);
+  // Applying the org's entries failed. `entry_id`: the one entry that was
+  // tried, or "" for a batch (the next try is of its oldest entry alone, so
+  // a failure is pinned on one entry). `counts`: false when waiting is the
+  // cure (a rebuild holds the org, Redis is unavailable); those never
+  // dead-letter. Schedules the retry with backoff and returns true when
+  // `entry_id` has failed max_attempts times: dead-letter it.
+  bool Failed(const std::string& org, const std::string& entry_id, bool counts,
+              Clock::time_point now);
+  // How many pending entries the next try of the org should apply: one
+  // while a failure is being pinned on an entry, else `batch`.
+  int NextCount(const std::string& org, int batch) const;
+  int attempts(const std::string& org) const;
+
+ private:
+  struct State {
+    Clock::time_point due;
+    int failures = 0;       // in a row, for the backoff
+    bool isolate = false;   // try the oldest entry alone
+    std::string entry_id;   // the entry `attempts` counts
+    int attempts = 0;
+  };
+  Options options_;
+  std::map<std::string, State> orgs_;  // orgs not live
 };
 
 struct ConsumerOptions {
@@ -78,7 +159,16 @@ struct ConsumerOptions {
   // Entries read per stream at a time (each batch costs a fixed number of
   // round trips; 1,000 measured no better than 200 in bench/).
   int batch = 200;
+  OrgRetries::Options retries;
+  // Entries kept in each org's dead-letter stream (XADD MAXLEN ~).
+  int dead_letter_max_len = 10000;
 };
+
+// The org's dead-letter stream: entries given up on after
+// OrgRetries::Options::max_attempts, with fields stream, id, event, reason,
+// attempts, time (unix ms). In the org's slot, outside lb:{org}:* (a rebuild
+// replaces those).
+std::string DeadLetterStream(const std::string& org);
 
 class Consumer {
  public:
@@ -91,20 +181,39 @@ class Consumer {
   void Start();
   void Stop();
 
+  // How long since the consumer last made progress: acknowledged entries or
+  // found nothing to do. Grows while entries wait and none can be applied,
+  // or while the consumer's thread is stuck.
+  std::chrono::milliseconds SinceProgress() const;
+
  private:
   struct StreamRef {
     std::string org;
     StreamKind kind;
     std::string key;
   };
+  using Batch = std::vector<std::pair<const StreamRef*, StreamEntry>>;
 
   void Run();
   absl::Status DiscoverOrgs();
-  absl::Status Recover(const StreamRef& stream);
-  // Applies (retrying while Redis is unavailable) and acknowledges; false
-  // only when stopping.
-  bool HandleAll(const StreamRef& stream, std::vector<StreamEntry> entries);
-  bool HandleBatch(const std::vector<std::pair<const StreamRef*, StreamEntry>>& batch);
+  // Takes entries idle at other (dead) consumers into ours (ids only); the
+  // org then catches up on them.
+  absl::Status ClaimIdle(const StreamRef& stream);
+  void ClaimAll();
+  // One try of each org whose pending entries are due.
+  void RetryDue();
+  void RetryPending(const std::string& org);
+  // New entries of the live orgs, applied; false when nothing came.
+  bool ReadLive();
+  // Applies entries of one or more orgs (each org's in order), acknowledges
+  // what was applied and defers each org that failed, alone.
+  void Apply(const Batch& batch);
+  // Applies, acknowledges and notifies; the status of the apply.
+  absl::Status ApplyAndAck(const Batch& batch);
+  void Defer(const std::string& org, const Batch& entries, const absl::Status& status);
+  absl::Status DeadLetter(const StreamRef& stream, const StreamEntry& entry,
+                          const absl::Status& reason, int attempts);
+  void MarkProgress();
   const StreamRef* Find(const std::string& key) const;
 
   Store& store_;
@@ -114,8 +223,10 @@ class Consumer {
   common::redis::Connection reader_;
   std::vector<StreamRef> streams_;
   std::set<std::string> known_orgs_;
+  OrgRetries retries_;
   std::chrono::steady_clock::time_point next_refresh_{};
   std::chrono::steady_clock::time_point next_claim_{};
+  std::atomic<int64_t> progress_ms_{0};  // steady clock, ms
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };

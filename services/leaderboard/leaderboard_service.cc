@@ -421,11 +421,8 @@ absl::Status LeaderboardServiceImpl::DoRebuild(const Principal& who,
     return absl::PermissionDeniedError("RebuildProjections is for admins only");
   }
   auto started = std::chrono::steady_clock::now();
-  absl::StatusOr<Projector::RebuildResult> result;
-  {
-    std::lock_guard<std::mutex> lock(projector_.apply_mutex());
-    result = projector_.Rebuild(who.org);
-  }
+  // Rebuild holds apply_mutex only for its final swap (other orgs carry on).
+  absl::StatusOr<Projector::RebuildResult> result = projector_.Rebuild(who.org);
   if (!result.ok()) return result.status();
   auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - started);
@@ -447,7 +444,13 @@ grpc::Status LeaderboardServiceImpl::RebuildProjections(
     v1::RebuildProjectionsResponse* response) {
   absl::StatusOr<Principal> who = Authenticate(*context);
   if (!who.ok()) return ToGrpcStatus(who.status());
-  return ToGrpcStatus(DoRebuild(*who, *response));
+  absl::Status status = DoRebuild(*who, *response);
+  if (std::optional<int64_t> retry_after_ms = RetryAfterMs(status)) {
+    context->AddTrailingMetadata(common::auth::kRetryAfterMetadata, absl::StrCat(*retry_after_ms));
+    context->AddTrailingMetadata(common::auth::kRetryPushbackMetadata,
+                                 absl::StrCat(*retry_after_ms));
+  }
+  return ToGrpcStatus(status);
 }
 
 }  // namespace leaderboard

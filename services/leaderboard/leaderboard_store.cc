@@ -1,10 +1,15 @@
 #include "services/leaderboard/leaderboard_store.h"
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
-#include "absl/time/clock.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/check/check.h"
 #include "kApplyEventLua.h"
 #include "kBoardReadLua.h"
+#include "kRebuildBeginLua.h"
+#include "kRebuildEndLua.h"
+#include "kRebuildSwapLua.h"
 
 namespace leaderboard {
 
@@ -84,7 +89,10 @@ std::vector<StreamEntry> ParseEntries(const Reply& reply) {
 Store::Store(common::redis::Pool& pool)
     : pool_(pool),
       apply_script_("leaderboard_apply_event", kApplyEventLua),
-      read_script_("leaderboard_board_read", kBoardReadLua) {}
+      read_script_("leaderboard_board_read", kBoardReadLua),
+      rebuild_begin_script_("leaderboard_rebuild_begin", kRebuildBeginLua),
+      rebuild_end_script_("leaderboard_rebuild_end", kRebuildEndLua),
+      swap_script_("leaderboard_rebuild_swap", kRebuildSwapLua) {}
 
 absl::StatusOr<std::vector<std::string>> Store::Orgs() {
   absl::StatusOr<Reply> reply = pool_.Run({"SMEMBERS", "platform:orgs"});
@@ -438,15 +446,33 @@ absl::StatusOr<std::map<std::string, int64_t>> Store::Badges(const std::string& 
   return out;
 }
 
-absl::Status Store::AcquireRebuildLock(const std::string& org, const std::string& token,
-                                       std::chrono::milliseconds ttl) {
-  absl::StatusOr<Reply> reply = pool_.Run(
-      {"SET", RebuildLockKey(org), token, "NX", "PX", absl::StrCat(ttl.count())});
-  if (!reply.ok()) return reply.status();
-  if (reply->is_nil()) {
-    return absl::AbortedError("a rebuild of this org's projections is already running");
-  }
-  return absl::OkStatus();
+std::string StagingPrefix(const std::string& org) { return absl::StrCat("lbstage:{", org, "}:"); }
+
+std::string RebuildBudgetKey(const std::string& org) {
+  return absl::StrCat("lbctl:{", org, "}:rebuild_budget");
+}
+
+std::optional<int64_t> RetryAfterMs(const absl::Status& status) {
+  if (status.code() != absl::StatusCode::kResourceExhausted) return std::nullopt;
+  absl::string_view message = status.message();
+  constexpr absl::string_view kMarker = "retry after ";
+  size_t at = message.rfind(kMarker);
+  if (at == absl::string_view::npos) return std::nullopt;
+  absl::string_view rest = message.substr(at + kMarker.size());
+  rest = rest.substr(0, rest.find(' '));
+  int64_t ms = 0;
+  if (!absl::SimpleAtoi(rest, &ms) || ms < 0) return std::nullopt;
+  return ms;
+}
+
+absl::Status Store::BeginRebuild(const std::string& org, const std::string& token,
+                                 std::chrono::milliseconds lock_ttl,
+                                 std::chrono::milliseconds min_interval) {
+  KUDOS_CHECK(lock_ttl.count() > 0 && min_interval.count() >= 0, "rebuild limits are sane");
+  return pool_
+      .Eval(rebuild_begin_script_, {RebuildLockKey(org), RebuildBudgetKey(org)},
+            {token, absl::StrCat(lock_ttl.count()), absl::StrCat(min_interval.count())})
+      .status();
 }
 
 absl::Status Store::RefreshRebuildLock(const std::string& org, const std::string& token,
@@ -459,34 +485,58 @@ absl::Status Store::RefreshRebuildLock(const std::string& org, const std::string
   return pool_.Run({"PEXPIRE", RebuildLockKey(org), absl::StrCat(ttl.count())}).status();
 }
 
-absl::Status Store::ReleaseRebuildLock(const std::string& org, const std::string& token) {
-  absl::StatusOr<Reply> reply = pool_.Run({"GET", RebuildLockKey(org)});
-  if (!reply.ok()) return reply.status();
-  if (reply->is_nil() || reply->str != token) return absl::OkStatus();
-  return pool_.Run({"DEL", RebuildLockKey(org)}).status();
+absl::Status Store::EndRebuild(const std::string& org, const std::string& token,
+                               bool refund_budget) {
+  return pool_
+      .Eval(rebuild_end_script_, {RebuildLockKey(org), RebuildBudgetKey(org)},
+            {token, refund_budget ? "1" : "0"})
+      .status();
 }
 
-absl::StatusOr<int64_t> Store::DropProjections(const std::string& org) {
+absl::StatusOr<std::vector<std::string>> Store::ProjectionKeys(const std::string& org) {
   // Org ids are validated ([A-Za-z0-9._-]), so the pattern has no glob characters
   // besides the trailing star.
   std::string pattern = Prefix(org) + "*";
   std::string cursor = "0";
-  int64_t dropped = 0;
+  std::vector<std::string> keys;
   do {
     absl::StatusOr<Reply> reply =
         pool_.Run({"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"});
     if (!reply.ok()) return reply.status();
     if (reply->elements.size() != 2) return Shape("SCAN");
     cursor = reply->elements[0].str;
-    common::redis::Command unlink = {"UNLINK"};
-    for (const Reply& key : reply->elements[1].elements) unlink.push_back(key.str);
-    if (unlink.size() > 1) {
-      absl::StatusOr<Reply> removed = pool_.Run(unlink);
-      if (!removed.ok()) return removed.status();
-      dropped += removed->integer;
-    }
+    for (const Reply& key : reply->elements[1].elements) keys.push_back(key.str);
   } while (cursor != "0");
-  return dropped;
+  return keys;
+}
+
+absl::Status Store::SwapInProjections(const std::string& org, const std::string& token,
+                                      const std::vector<std::string>& old_keys,
+                                      const std::vector<StagedKey>& staged) {
+  std::string slot = absl::StrCat("{", org, "}");
+  std::vector<std::string> keys = {RebuildLockKey(org)};
+  keys.insert(keys.end(), old_keys.begin(), old_keys.end());
+  std::vector<std::string> args = {token, absl::StrCat(old_keys.size()),
+                                   absl::StrCat(staged.size())};
+  for (const StagedKey& key : staged) {
+    KUDOS_CHECK(absl::StartsWith(key.staging, StagingPrefix(org)) &&
+                    absl::StartsWith(key.final_key, Prefix(org)),
+                "a rebuild swaps only its own org's keys");
+    keys.push_back(key.staging);
+  }
+  for (const StagedKey& key : staged) {
+    keys.push_back(key.final_key);
+    args.push_back(absl::StrCat(key.expire_at));
+  }
+  for (const std::string& key : keys) {
+    KUDOS_CHECK(absl::StrContains(key, slot), "every key of the swap is in the org's slot");
+  }
+  absl::StatusOr<Reply> reply = pool_.Eval(swap_script_, keys, args);
+  if (!reply.ok()) return reply.status();
+  KUDOS_CHECK(reply->type == Reply::Type::kInteger &&
+                  reply->integer == static_cast<long long>(staged.size()),
+              "the swap renamed every staged key");
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<StreamEntry>> Store::Range(const std::string& stream,

@@ -35,6 +35,14 @@ struct BoardAround {
   std::vector<RankedEntry> below;
 };
 
+// A key of a rebuilt image under its temporary name, with its final name
+// and expiry (unix seconds, 0 = none).
+struct StagedKey {
+  std::string staging;
+  std::string final_key;
+  int64_t expire_at = 0;
+};
+
 struct StreamEntry {
   std::string id;
   std::string event;  // the "event" field; empty when missing
@@ -109,16 +117,31 @@ class Store {
   absl::StatusOr<std::map<std::string, int64_t>> Badges(const std::string& org,
                                                         const std::string& person);
 
-  // The rebuild lock: ABORTED when another owner holds it. It expires after
-  // `ttl` unless refreshed (a crashed rebuild does not block forever).
-  absl::Status AcquireRebuildLock(const std::string& org, const std::string& token,
-                                  std::chrono::milliseconds ttl = std::chrono::minutes(2));
+  // Starts a rebuild: takes the org's rebuild lock (ABORTED when another
+  // rebuild holds it) and, unless `min_interval` is 0, its rebuild budget
+  // (RESOURCE_EXHAUSTED "retry after N ms" while the last rebuild's interval
+  // runs; RetryAfterMs reads N back). One script: a refusal takes nothing.
+  // The lock lapses after `lock_ttl` unless refreshed (a crashed rebuild
+  // does not hold the org for long).
+  absl::Status BeginRebuild(const std::string& org, const std::string& token,
+                            std::chrono::milliseconds lock_ttl,
+                            std::chrono::milliseconds min_interval);
+  // ABORTED when the lock is no longer `token`'s.
   absl::Status RefreshRebuildLock(const std::string& org, const std::string& token,
-                                  std::chrono::milliseconds ttl = std::chrono::minutes(2));
-  absl::Status ReleaseRebuildLock(const std::string& org, const std::string& token);
+                                  std::chrono::milliseconds ttl);
+  // Releases the lock if still `token`'s; `refund_budget`: gives the budget
+  // back too (the rebuild failed, the admin may retry at once).
+  absl::Status EndRebuild(const std::string& org, const std::string& token, bool refund_budget);
 
-  // Deletes every lb:{org}:* key; returns how many.
-  absl::StatusOr<int64_t> DropProjections(const std::string& org);
+  // Every lb:{org}:* key (SCAN).
+  absl::StatusOr<std::vector<std::string>> ProjectionKeys(const std::string& org);
+  // One atomic script: checks the lock is still `token`'s (else ABORTED,
+  // nothing changed) and that every staged key is there, deletes
+  // `old_keys`, renames each staged key to its final name and sets its
+  // expiry (or none).
+  absl::Status SwapInProjections(const std::string& org, const std::string& token,
+                                 const std::vector<std::string>& old_keys,
+                                 const std::vector<StagedKey>& staged);
   // Entries of a stream with id > after ("-" for the start), at most count.
   absl::StatusOr<std::vector<StreamEntry>> Range(const std::string& stream,
                                                  const std::string& after, int count);
@@ -133,7 +156,18 @@ class Store {
       ABSL_GUARDED_BY(calendars_mu_);
   common::redis::Script apply_script_;
   common::redis::Script read_script_;
+  common::redis::Script rebuild_begin_script_;
+  common::redis::Script rebuild_end_script_;
+  common::redis::Script swap_script_;
 };
+
+// The retry delay a RESOURCE_EXHAUSTED status from BeginRebuild carries.
+std::optional<int64_t> RetryAfterMs(const absl::Status& status);
+
+// Where a rebuild stages its image: lbstage:{org}: (the org's slot).
+std::string StagingPrefix(const std::string& org);
+// The key holding an org's rebuild budget (its value: the last rebuild's token).
+std::string RebuildBudgetKey(const std::string& org);
 
 // Parses XRANGE / XREADGROUP entries ([id, [field, value, ...]], ...).
 std::vector<StreamEntry> ParseEntries(const common::redis::Reply& reply);

@@ -1,6 +1,7 @@
 // leaderboard_server: flags and wiring only.
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <string>
 
@@ -12,6 +13,7 @@
 #include "common/grpc/server.h"
 #include "common/log/log.h"
 #include "common/redis/pool_flags.h"
+#include "services/leaderboard/consumer_health.h"
 #include "services/leaderboard/leaderboard_consumer.h"
 #include "services/leaderboard/leaderboard_service.h"
 #include "services/leaderboard/leaderboard_store.h"
@@ -37,6 +39,23 @@ ABSL_FLAG(int, claim_min_idle_ms,
           "pending entries idle this long at another consumer are claimed "
           "(env LEADERBOARD_CLAIM_MIN_IDLE_MS)");
 
+ABSL_FLAG(int, consumer_max_attempts,
+          static_cast<int>(common::config::IntEnvOr("LEADERBOARD_CONSUMER_MAX_ATTEMPTS", 5, 1)),
+          "failures of one entry before it goes to its org's dead-letter stream "
+          "(env LEADERBOARD_CONSUMER_MAX_ATTEMPTS)");
+ABSL_FLAG(int, consumer_max_backoff_ms,
+          static_cast<int>(common::config::IntEnvOr("LEADERBOARD_CONSUMER_MAX_BACKOFF_MS", 5000, 100)),
+          "longest wait before an org whose entries failed is retried "
+          "(env LEADERBOARD_CONSUMER_MAX_BACKOFF_MS)");
+ABSL_FLAG(int, consumer_stall_ms,
+          static_cast<int>(common::config::IntEnvOr("LEADERBOARD_CONSUMER_STALL_MS", 30000, 100)),
+          "health name kudos.leaderboard.v1.Consumer turns NOT_SERVING after this long with "
+          "entries waiting and none applied (env LEADERBOARD_CONSUMER_STALL_MS)");
+ABSL_FLAG(int, rebuild_min_interval_ms,
+          static_cast<int>(common::config::IntEnvOr("LEADERBOARD_REBUILD_MIN_INTERVAL_MS", 60000, 0)),
+          "one RebuildProjections per org per interval; 0 = unlimited "
+          "(env LEADERBOARD_REBUILD_MIN_INTERVAL_MS)");
+
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   absl::StatusOr<common::redis::PoolOptions> pool_options =
@@ -48,7 +67,10 @@ int main(int argc, char** argv) {
   common::redis::Pool pool(*pool_options);
 
   leaderboard::Store store(pool);
-  leaderboard::Projector projector(store);
+  leaderboard::RebuildOptions rebuild_options;
+  rebuild_options.min_interval =
+      std::chrono::milliseconds(std::max(0, absl::GetFlag(FLAGS_rebuild_min_interval_ms)));
+  leaderboard::Projector projector(store, rebuild_options);
   leaderboard::Watchers watchers(store);
   watchers.Start();
 
@@ -56,12 +78,22 @@ int main(int argc, char** argv) {
   consumer_options.endpoint = pool_options->endpoint;
   consumer_options.consumer_name = absl::GetFlag(FLAGS_consumer_name);
   consumer_options.claim_min_idle = std::chrono::milliseconds(absl::GetFlag(FLAGS_claim_min_idle_ms));
+  consumer_options.retries.max_attempts = std::max(1, absl::GetFlag(FLAGS_consumer_max_attempts));
+  consumer_options.retries.max_backoff =
+      std::chrono::milliseconds(std::max(1, absl::GetFlag(FLAGS_consumer_max_backoff_ms)));
+  consumer_options.retries.min_backoff =
+      std::min(consumer_options.retries.min_backoff, consumer_options.retries.max_backoff);
   leaderboard::Consumer consumer(
       store, projector, consumer_options,
       [&watchers](const std::string& org, const std::vector<std::string>& touched) {
         watchers.Touched(org, touched);
       });
   consumer.Start();
+  auto health = std::make_shared<leaderboard::HealthBoard>();
+  leaderboard::InstallHealthService(health);
+  leaderboard::ConsumerHealthMonitor consumer_health(
+      health, [&consumer] { return consumer.SinceProgress(); },
+      std::chrono::milliseconds(std::max(1, absl::GetFlag(FLAGS_consumer_stall_ms))));
 
   leaderboard::LeaderboardServiceImpl service(
       common::auth::Guard(common::auth::Authenticator(common::auth::JwtConfigFromEnvironment()),
@@ -74,6 +106,7 @@ int main(int argc, char** argv) {
   options.services = {&service};
   options.on_shutdown = [&] {
     watchers.Shutdown();
+    consumer_health.Stop();
     consumer.Stop();
   };
   absl::Status status = common::grpc_util::RunServer(options);

@@ -6,6 +6,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/check/check.h"
 
 namespace leaderboard {
 
@@ -212,7 +213,82 @@ void ProjectionImage::CheckGivingStreak(const std::string& org, const OrgCalenda
 
 absl::Status ProjectionImage::Write(common::redis::Pool& pool, int batch,
                                     const std::function<absl::Status()>& between_batches) {
+  return WriteAs(
+      pool, batch, between_batches, [](const std::string& key) { return key; },
+      [](const std::string& name, const Value& value) -> common::redis::Command {
+        if (value.expire_at == 0) return {};
+        return {"EXPIREAT", name, absl::StrCat(value.expire_at)};
+      },
+      /*expire_first=*/false);
+}
+
+absl::StatusOr<std::vector<StagedKey>> ProjectionImage::Stage(
+    common::redis::Pool& pool, const std::string& prefix, std::chrono::milliseconds ttl, int batch,
+    const std::function<absl::Status()>& between_batches) {
+  KUDOS_CHECK(ttl.count() > 0, "staged keys expire (a crashed rebuild leaves no garbage)");
+  std::vector<StagedKey> staged;
+  staged.reserve(keys_.size());
+  absl::Status status = WriteAs(
+      pool, batch, between_batches,
+      [&](const std::string& key) {
+        staged.push_back({absl::StrCat(prefix, staged.size()), key, 0});
+        return staged.back().staging;
+      },
+      [&](const std::string& name, const Value& value) -> common::redis::Command {
+        staged.back().expire_at = value.expire_at;
+        return {"PEXPIRE", name, absl::StrCat(ttl.count())};
+      },
+      /*expire_first=*/true);
+  if (!status.ok()) return status;
+  return staged;
+}
+
+std::vector<common::redis::Command> ProjectionImage::Commands(const std::string& name,
+                                                             const Value& value) {
   constexpr size_t kMembersPerCommand = 500;
+  std::vector<common::redis::Command> out;
+  // `verb name item...` commands of at most kMembersPerCommand items each.
+  auto chunked = [&](const char* verb, const auto& items, auto append) {
+    common::redis::Command command = {verb, name};
+    size_t count = 0;
+    for (const auto& item : items) {
+      append(command, item);
+      if (++count == kMembersPerCommand) {
+        out.push_back(std::move(command));
+        command = {verb, name};
+        count = 0;
+      }
+    }
+    if (count > 0) out.push_back(std::move(command));
+  };
+  switch (value.kind) {
+    case Value::Kind::kString:
+      out.push_back({"SET", name, value.str});
+      break;
+    case Value::Kind::kHash:
+      chunked("HSET", value.hash, [](common::redis::Command& c, const auto& f) {
+        c.push_back(f.first);
+        c.push_back(f.second);
+      });
+      break;
+    case Value::Kind::kSet:
+      chunked("SADD", value.set, [](common::redis::Command& c, const auto& m) { c.push_back(m); });
+      break;
+    case Value::Kind::kZset:
+      chunked("ZADD", value.zset, [](common::redis::Command& c, const auto& m) {
+        c.push_back(ScoreText(m.second));
+        c.push_back(m.first);
+      });
+      break;
+  }
+  return out;
+}
+
+absl::Status ProjectionImage::WriteAs(
+    common::redis::Pool& pool, int batch, const std::function<absl::Status()>& between_batches,
+    const std::function<std::string(const std::string&)>& name_of,
+    const std::function<common::redis::Command(const std::string&, const Value&)>& expiry,
+    bool expire_first) {
   std::vector<common::redis::Command> pending;
   auto flush = [&]() -> absl::Status {
     if (pending.empty()) return absl::OkStatus();
@@ -225,54 +301,22 @@ absl::Status ProjectionImage::Write(common::redis::Pool& pool, int batch,
     }
     return between_batches ? between_batches() : absl::OkStatus();
   };
-  auto add = [&](common::redis::Command command) -> absl::Status {
+  // A flush only after a command that may end a pipeline: a staged key and
+  // its expiry always travel together.
+  auto add = [&](common::redis::Command command, bool may_flush) -> absl::Status {
     pending.push_back(std::move(command));
-    if (pending.size() >= static_cast<size_t>(batch)) return flush();
+    if (may_flush && pending.size() >= static_cast<size_t>(batch)) return flush();
     return absl::OkStatus();
   };
-  // `verb key item...` commands of at most kMembersPerCommand items each.
-  auto chunked = [&](const char* verb, const std::string& key, const auto& items,
-                     auto append) -> absl::Status {
-    common::redis::Command command = {verb, key};
-    size_t count = 0;
-    for (const auto& item : items) {
-      append(command, item);
-      if (++count == kMembersPerCommand) {
-        if (absl::Status s = add(std::move(command)); !s.ok()) return s;
-        command = {verb, key};
-        count = 0;
-      }
-    }
-    return count > 0 ? add(std::move(command)) : absl::OkStatus();
-  };
   for (const auto& [key, value] : keys_) {
-    absl::Status status;
-    switch (value.kind) {
-      case Value::Kind::kString:
-        status = add({"SET", key, value.str});
-        break;
-      case Value::Kind::kHash:
-        status = chunked("HSET", key, value.hash, [](common::redis::Command& c, const auto& f) {
-          c.push_back(f.first);
-          c.push_back(f.second);
-        });
-        break;
-      case Value::Kind::kSet:
-        status = chunked("SADD", key, value.set, [](common::redis::Command& c, const auto& m) {
-          c.push_back(m);
-        });
-        break;
-      case Value::Kind::kZset:
-        status = chunked("ZADD", key, value.zset, [](common::redis::Command& c, const auto& m) {
-          c.push_back(ScoreText(m.second));
-          c.push_back(m.first);
-        });
-        break;
-    }
-    if (!status.ok()) return status;
-    if (value.expire_at != 0) {
-      if (absl::Status s = add({"EXPIREAT", key, absl::StrCat(value.expire_at)}); !s.ok()) {
-        return s;
+    std::string name = name_of(key);
+    std::vector<common::redis::Command> commands = Commands(name, value);
+    common::redis::Command expire = expiry(name, value);
+    for (size_t i = 0; i < commands.size(); ++i) {
+      bool expire_now = !expire.empty() && (expire_first ? i == 0 : i + 1 == commands.size());
+      if (absl::Status s = add(std::move(commands[i]), !expire_now); !s.ok()) return s;
+      if (expire_now) {
+        if (absl::Status s = add(std::move(expire), true); !s.ok()) return s;
       }
     }
   }

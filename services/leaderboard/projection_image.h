@@ -6,6 +6,7 @@
 // written in bulk (pipelined ZADD/SADD/HSET/SET/EXPIREAT).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -21,6 +22,7 @@
 #include "absl/time/time.h"
 #include "common/redis/redis_client.h"
 #include "services/leaderboard/leaderboard_rules.h"
+#include "services/leaderboard/leaderboard_store.h"
 
 namespace leaderboard {
 
@@ -47,6 +49,15 @@ class ProjectionImage {
   absl::Status Write(common::redis::Pool& pool, int batch,
                      const std::function<absl::Status()>& between_batches);
 
+  // The same keys under temporary names (`prefix` + a number), each
+  // expiring after `ttl` so a rebuild that dies before its swap leaves no
+  // garbage; returns each staged name with its final name and expiry, for
+  // Store::SwapInProjections.
+  absl::StatusOr<std::vector<StagedKey>> Stage(common::redis::Pool& pool,
+                                               const std::string& prefix,
+                                               std::chrono::milliseconds ttl, int batch,
+                                               const std::function<absl::Status()>& between_batches);
+
   size_t key_count() const { return keys_.size(); }
 
  private:
@@ -59,6 +70,18 @@ class ProjectionImage {
     absl::flat_hash_map<std::string, double> zset;
     int64_t expire_at = 0;  // unix seconds; 0 = none
   };
+
+  // Write and Stage: every key under name_of(key), with the command
+  // expiry(name, value) returns (if any) after the key's first command
+  // (`expire_first`, in the same pipeline) or after its last.
+  absl::Status WriteAs(
+      common::redis::Pool& pool, int batch, const std::function<absl::Status()>& between_batches,
+      const std::function<std::string(const std::string&)>& name_of,
+      const std::function<common::redis::Command(const std::string&, const Value&)>& expiry,
+      bool expire_first);
+  // The commands that write `value` under `name` (large ones in chunks).
+  static std::vector<common::redis::Command> Commands(const std::string& name,
+                                                      const Value& value);
 
   Value& Slot(const std::string& key, Value::Kind kind);
   const Value* Find(const std::string& key, Value::Kind kind) const;

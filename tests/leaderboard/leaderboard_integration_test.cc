@@ -57,7 +57,8 @@ v1::Board AllTimePoints() {
 class LeaderboardIntegrationTest : public ::testing::Test {
  protected:
   LeaderboardIntegrationTest()
-      : server_(LEADERBOARD_BINARY, redis_.address(), {"--claim_min_idle_ms=200"}),
+      : server_(LEADERBOARD_BINARY, redis_.address(),
+                {"--claim_min_idle_ms=200", "--rebuild_min_interval_ms=0"}),
         writer_(redis_.address(), org_) {
     Connect();
     member_ = harness::MintToken(org_, "p00", {"member"});
@@ -122,7 +123,8 @@ class LeaderboardIntegrationTest : public ::testing::Test {
   // Points for one person through the ledger stream.
   void Points(const std::string& person, const std::string& team, int64_t amount,
               absl::Time t = absl::Now(), std::vector<std::string> values = {}) {
-    writer_.Ledger(lbtest::TransfersEvent(org_, "K" + std::to_string(++seq_), "T" + std::to_string(seq_),
+    const int n = ++seq_;  // one number for both ids (unsequenced otherwise)
+    writer_.Ledger(lbtest::TransfersEvent(org_, "K" + std::to_string(n), "T" + std::to_string(n),
                                           ledger::v1::TRANSFER_KIND_KUDOS, "giver",
                                           {{person, team}}, values, amount, t));
   }
@@ -396,11 +398,13 @@ TEST_F(LeaderboardIntegrationTest, WatchSendsSnapshotsQuicklyAndCoalesced) {
 // A board on the current period (empty period) of a team scope: the
 // snapshot names the period, and only this team's changes update it.
 TEST_F(LeaderboardIntegrationTest, WatchCurrentWeekOfOneTeam) {
+  writer_.Kudos(lbtest::TeamEvent("t1", "Team one"));  // a board of an unknown team is NOT_FOUND
   Points("seed", "t9", 1);
   ASSERT_TRUE(Eventually([&] { return Total(AllTimePoints()) == 1; }));
   v1::WatchLeaderboardRequest request;
   *request.mutable_board() =
       MakeBoard(v1::METRIC_POINTS_RECEIVED, v1::WINDOW_WEEK, v1::SCOPE_TEAM, "t1");
+  ASSERT_TRUE(Eventually([&] { return Total(request.board()) == 0; }));  // t1 is known
   auto context = harness::Context(member_, std::chrono::seconds(30));
   auto reader = stub_->WatchLeaderboard(context.get(), request);
   v1::WatchLeaderboardResponse snapshot;
@@ -740,7 +744,8 @@ TEST_F(LeaderboardIntegrationTest, RebuildIsAdminOnlyAndIdentical) {
 // retried after it, so nothing is lost or counted twice.
 TEST_F(LeaderboardIntegrationTest, RebuildWhileAnotherReplicaConsumesStaysExact) {
   harness::Service other(LEADERBOARD_BINARY, redis_.address(),
-                         {"--consumer_name=replica-b", "--claim_min_idle_ms=200"});
+                         {"--consumer_name=replica-b", "--claim_min_idle_ms=200",
+                          "--rebuild_min_interval_ms=0"});
   Points("busy", "", 1);
   ASSERT_TRUE(Eventually([&] { return ScoreOf(AllTimePoints(), "busy") == 1; }));
   std::atomic<bool> writing{true};

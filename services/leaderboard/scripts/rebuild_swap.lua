@@ -1,0 +1,35 @@
+-- Swaps a rebuilt image in, atomically: readers see the old projections or
+-- the new ones, never a mix or none.
+-- KEYS[1]: the org's rebuild lock; then n_old keys to delete (the current
+-- projections), then n_new staged keys, then their n_new final names.
+-- ARGV[1]: the rebuild's token; ARGV[2]: n_old; ARGV[3]: n_new;
+-- ARGV[4 ..]: each final key's expiry (unix seconds, 0 = none).
+-- Returns n_new.
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return redis.error_reply('ABORTED the rebuild lock was lost (expired); run the rebuild again')
+end
+local n_old = tonumber(ARGV[2])
+local n_new = tonumber(ARGV[3])
+if #KEYS ~= 1 + n_old + 2 * n_new or #ARGV ~= 3 + n_new then
+  return redis.error_reply('INTERNAL rebuild_swap: key and argument counts disagree')
+end
+local staged = 1 + n_old
+-- Checked before anything changes: a staged key that expired (a rebuild far
+-- slower than the staging ttl) aborts with the old projections intact.
+for j = 1, n_new do
+  if redis.call('EXISTS', KEYS[staged + j]) == 0 then
+    return redis.error_reply('ABORTED the staged image expired; run the rebuild again')
+  end
+end
+for i = 2, 1 + n_old do redis.call('UNLINK', KEYS[i]) end
+for j = 1, n_new do
+  local final = KEYS[staged + n_new + j]
+  redis.call('RENAME', KEYS[staged + j], final)
+  local at = tonumber(ARGV[3 + j])
+  if at > 0 then
+    redis.call('EXPIREAT', final, at)
+  else
+    redis.call('PERSIST', final)
+  end
+end
+return n_new
