@@ -5,6 +5,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/check/check.h"
 
 namespace common::calendar {
 namespace {
@@ -41,6 +42,12 @@ Period Make(std::string key, absl::CivilDay first, absl::CivilDay end,
 
 }  // namespace
 
+// PeriodOfDay and ParsePeriod without their checks (defined below them).
+Period PeriodOfDayUnchecked(PeriodUnit unit, absl::CivilDay day, const absl::TimeZone& zone,
+                            int week_start);
+absl::StatusOr<Period> ParsePeriodLoosely(PeriodUnit unit, absl::string_view key,
+                                          const absl::TimeZone& zone, int week_start);
+
 int DayOfWeekNumber(absl::CivilDay day) { return static_cast<int>(absl::GetWeekday(day)) + 1; }
 
 absl::StatusOr<absl::TimeZone> LoadZone(absl::string_view name) {
@@ -64,6 +71,17 @@ absl::CivilDay LocalDay(absl::Time t, const absl::TimeZone& zone) {
 
 Period PeriodOfDay(PeriodUnit unit, absl::CivilDay day, const absl::TimeZone& zone,
                    int week_start) {
+  Period period = PeriodOfDayUnchecked(unit, day, zone, week_start);
+  // Every board and allowance key is derived from this: a day outside its own
+  // period would credit points to the wrong board.
+  KUDOS_CHECK(period.first_day < period.end_day, "a period is never empty");
+  KUDOS_CHECK(unit == PeriodUnit::kAllTime || (period.first_day <= day && day < period.end_day),
+              "a day lies in the period computed for it");
+  return period;
+}
+
+Period PeriodOfDayUnchecked(PeriodUnit unit, absl::CivilDay day, const absl::TimeZone& zone,
+                            int week_start) {
   switch (unit) {
     case PeriodUnit::kDay:
       return Make(absl::FormatCivilTime(day), day, day + 1, zone);
@@ -101,6 +119,18 @@ Period PeriodAt(PeriodUnit unit, absl::Time t, const absl::TimeZone& zone, int w
 
 absl::StatusOr<Period> ParsePeriod(PeriodUnit unit, absl::string_view key,
                                    const absl::TimeZone& zone, int week_start) {
+  absl::StatusOr<Period> period = ParsePeriodLoosely(unit, key, zone, week_start);
+  // sscanf accepts spaces and signs ("2026- 1"); only the canonical key names
+  // a period, so that a key always parses back to the period it came from.
+  if (period.ok() && unit != PeriodUnit::kAllTime && period->key != key) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "period: '", key, "' is not in canonical form (did you mean '", period->key, "'?)"));
+  }
+  return period;
+}
+
+absl::StatusOr<Period> ParsePeriodLoosely(PeriodUnit unit, absl::string_view key,
+                                          const absl::TimeZone& zone, int week_start) {
   auto bad = [&](absl::string_view shape) {
     return absl::InvalidArgumentError(
         absl::StrCat("period: '", key, "' is not a ", shape));

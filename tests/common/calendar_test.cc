@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <utility>
+
 namespace common::calendar {
 namespace {
 
@@ -74,6 +76,32 @@ TEST(CalendarTest, LoadZone_RejectsUnknownZone) {
   absl::StatusOr<absl::TimeZone> zone = LoadZone("Mars/Olympus");
   ASSERT_FALSE(zone.ok());
   EXPECT_EQ(zone.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(CalendarTest, ParsePeriod_RefusesKeysThatAreNotCanonical) {
+  // sscanf alone would read these as 2026-01, 2026-Q1 and 2026-11-02.
+  for (auto [unit, key] : {std::pair{PeriodUnit::kMonth, "2026- 1"},
+                           std::pair{PeriodUnit::kMonth, "2026-+1"},
+                           std::pair{PeriodUnit::kDay, "2026-11- 2"},
+                           std::pair{PeriodUnit::kWeek, "2026-W 8"}}) {
+    absl::StatusOr<Period> parsed = ParsePeriod(unit, key, absl::UTCTimeZone(), 1);
+    EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument) << key;
+  }
+}
+
+TEST(CalendarTest, EveryUnitsKeyParsesBackToItsPeriod) {
+  absl::TimeZone zone = Zone("America/New_York");
+  for (PeriodUnit unit : {PeriodUnit::kDay, PeriodUnit::kWeek, PeriodUnit::kMonth,
+                          PeriodUnit::kQuarter, PeriodUnit::kYear}) {
+    for (absl::CivilDay day(2025, 12, 20); day < absl::CivilDay(2026, 4, 10); day += 1) {
+      Period period = PeriodOfDay(unit, day, zone, 1);
+      absl::StatusOr<Period> parsed = ParsePeriod(unit, period.key, zone, 1);
+      ASSERT_TRUE(parsed.ok()) << period.key << " " << parsed.status();
+      EXPECT_EQ(parsed->key, period.key);
+      EXPECT_EQ(parsed->first_day, period.first_day) << period.key;
+      EXPECT_EQ(parsed->end_day, period.end_day) << period.key;
+    }
+  }
 }
 
 }  // namespace
