@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/auth/ids.h"
 
 namespace ledger {
 namespace {
@@ -135,18 +136,9 @@ absl::Status ValidatePersonId(absl::string_view person, absl::string_view field)
   if (person.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(field, ": is required"));
   }
-  if (person.size() > kMaxPersonIdLength) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, ": at most ", kMaxPersonIdLength, " characters"));
-  }
-  for (char c : person) {
-    if (!IsPrintableAscii(c) || c == ' ') {
-      return absl::InvalidArgumentError(
-          absl::StrCat(field, ": '", absl::CHexEscape(person),
-                       "' must be printable ASCII without spaces"));
-    }
-  }
-  return absl::OkStatus();
+  // The platform's one id rule (common/auth/ids.h): no ':' to blur the
+  // ledger's "allowance:<person>" and "spent:<person>:<period>" keys.
+  return common::auth::CheckId(field, person);
 }
 
 absl::Status ValidateAccount(const Account& account, absl::string_view field) {
@@ -167,16 +159,9 @@ absl::Status ValidateAccount(const Account& account, absl::string_view field) {
 }
 
 absl::Status ValidateOrg(absl::string_view org) {
-  if (org.empty() || org.size() > 128) {
-    return absl::InvalidArgumentError("org: the token's org must be 1..128 characters");
-  }
-  for (char c : org) {
-    if (!IsPrintableAscii(c) || c == ' ' || c == '{' || c == '}') {
-      return absl::InvalidArgumentError(
-          "org: the token's org must be printable ASCII without spaces or braces");
-    }
-  }
-  return absl::OkStatus();
+  if (common::auth::ValidOrgId(org)) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("org: the token's org must be ", common::auth::kIdRule));
 }
 
 // ---- transfers --------------------------------------------------------------

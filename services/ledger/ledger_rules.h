@@ -38,7 +38,6 @@ inline constexpr int kMaxPendingRedemptionsPerPerson = 20;
 inline constexpr char kKudosServiceSubject[] = "kudos";
 inline constexpr int kMaxTransfersPerCall = 100;
 inline constexpr int kMaxTransferIdLength = 128;
-inline constexpr int kMaxPersonIdLength = 128;
 inline constexpr int kMaxTags = 16;
 inline constexpr int kMaxTagBytes = 256;
 inline constexpr int kMaxReferenceBytes = 256;
@@ -64,12 +63,13 @@ absl::StatusOr<Account> ParseAccountKey(absl::string_view key);
 Account PersonAccount(AccountType type, absl::string_view person);
 Account OrgAccount(AccountType type);
 
-// 1..128 printable ASCII characters without spaces.
+// Required, and the platform's id rule (common/auth/ids.h: 1..64 of
+// [A-Za-z0-9._-]).
 absl::Status ValidatePersonId(absl::string_view person, absl::string_view field);
 // A fully specified account: person accounts carry a valid person id, org
 // accounts none.
 absl::Status ValidateAccount(const Account& account, absl::string_view field);
-// Org ids end up inside Redis hash tags: no braces, no whitespace.
+// Org ids end up inside Redis hash tags: the platform's id rule.
 absl::Status ValidateOrg(absl::string_view org);
 
 // ---- transfers --------------------------------------------------------------

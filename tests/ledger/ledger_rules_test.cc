@@ -295,6 +295,27 @@ TEST(LedgerRules, PermissionsFollowRolesAndOnlyKudosPostsKudos) {
   EXPECT_EQ(CanCancelRedemption(member, "bob").code(), absl::StatusCode::kPermissionDenied);
 }
 
+TEST(LedgerRules, NetMovementsFollowDoubleEntry) {
+  Transfer a = Kudos("k1", "alice", "bob", 5);
+  Transfer b = Kudos("k2", "alice", "carol", 7);
+  std::map<std::string, int64_t> movements = NetMovements({&a, &b});
+  EXPECT_EQ(movements["allowance:alice"], -12);
+  EXPECT_EQ(movements["earned:bob"], 5);
+  EXPECT_EQ(movements["earned:carol"], 7);
+  EXPECT_EQ(SumOfMovements(movements), 0);
+}
+
+TEST(LedgerRules, BoundAndCapMessagesNameTheAccountAndTheLimit) {
+  EXPECT_EQ(BalanceBoundMessage("earned:bob", "999999999999999", "crediting", 5),
+            "earned:bob holds 999999999999999 points; crediting 5 would take it past the "
+            "ledger's bound of +-1000000000000000 points");
+  std::string cap = PendingRedemptionsCapMessage("bob");
+  EXPECT_TRUE(absl::StrContains(cap, "'bob' already has 20 pending redemptions")) << cap;
+  EXPECT_TRUE(absl::StrContains(cap, "cancel")) << cap;
+  // The bounds keep every script number exact in a double.
+  static_assert(kMaxBalance + kMaxTransfersPerCall * kMaxAmount < (int64_t{1} << 53));
+}
+
 TEST(LedgerRules, RedemptionAndAdjustValidation) {
   ledger::v1::CreateRedemptionRequest r;
   r.set_request_id("r1");
