@@ -1,11 +1,14 @@
 #include "services/gateway/gateway_rules.h"
 
+#include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
 
 #include <algorithm>
 #include <cstdio>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -515,6 +518,158 @@ bool IsRetryableWatchCode(int code) {
 int NextBackoffMs(int previous_ms, int max_ms) {
   if (previous_ms <= 0) return std::min(500, max_ms);
   return std::min(previous_ms * 2, max_ms);
+}
+
+// ---- Request heads ---------------------------------------------------------
+
+namespace {
+
+// Splits a head into lines (without their "\r\n"/"\n"), the blank one excluded.
+std::vector<absl::string_view> HeadLines(absl::string_view head) {
+  std::vector<absl::string_view> lines;
+  while (!head.empty()) {
+    size_t eol = head.find('\n');
+    absl::string_view line = head.substr(0, eol);
+    absl::ConsumeSuffix(&line, "\r");
+    if (line.empty()) break;
+    lines.push_back(line);
+    if (eol == absl::string_view::npos) break;
+    head.remove_prefix(eol + 1);
+  }
+  return lines;
+}
+
+bool HeaderIs(absl::string_view line, absl::string_view name) {
+  return line.size() > name.size() && line[name.size()] == ':' &&
+         absl::EqualsIgnoreCase(line.substr(0, name.size()), name);
+}
+
+absl::string_view HeaderValue(absl::string_view line) {
+  return absl::StripAsciiWhitespace(line.substr(line.find(':') + 1));
+}
+
+}  // namespace
+
+size_t FindHeadEnd(absl::string_view bytes, size_t* resume) {
+  size_t start = resume != nullptr ? *resume : 0;
+  while (start < bytes.size()) {
+    size_t eol = bytes.find('\n', start);
+    if (eol == absl::string_view::npos) break;
+    absl::string_view line = bytes.substr(start, eol - start);
+    absl::ConsumeSuffix(&line, "\r");
+    // A blank line ends the head (at the start: a bad head of its own).
+    if (line.empty()) return eol + 1;
+    start = eol + 1;
+  }
+  if (resume != nullptr) *resume = start;
+  return absl::string_view::npos;
+}
+
+RequestHead ParseRequestHead(absl::string_view head) {
+  RequestHead out;
+  std::vector<absl::string_view> lines = HeadLines(head);
+  if (lines.empty()) return out;
+  std::vector<absl::string_view> request_line = absl::StrSplit(lines[0], ' ', absl::SkipEmpty());
+  if (request_line.size() != 3 || !absl::StartsWith(request_line[2], "HTTP/")) return out;
+  bool has_length = false;
+  bool has_authorization = false;
+  for (size_t i = 1; i < lines.size(); ++i) {
+    absl::string_view line = lines[i];
+    // Folded (obsolete) continuation lines could hide a header: refused.
+    if (line.front() == ' ' || line.front() == '\t' || line.find(':') == absl::string_view::npos) {
+      return out;
+    }
+    if (HeaderIs(line, "Content-Length")) {
+      int64_t length = 0;
+      absl::string_view text = HeaderValue(line);
+      bool digits = !text.empty() && text.size() <= 18 &&
+                    std::all_of(text.begin(), text.end(), absl::ascii_isdigit);
+      if (!digits || !absl::SimpleAtoi(text, &length) ||
+          (has_length && length != out.content_length)) {
+        out.bad_length = true;
+      }
+      out.content_length = length;
+      has_length = true;
+    } else if (HeaderIs(line, "Transfer-Encoding")) {
+      out.chunked = true;
+    } else if (HeaderIs(line, "Authorization") && !has_authorization) {
+      out.authorization = std::string(HeaderValue(line));
+      has_authorization = true;
+    }
+  }
+  out.valid = true;
+  return out;
+}
+
+BodyVerdict JudgeBody(const RequestHead& head, bool token_verified, int64_t max_body_bytes) {
+  if (!head.valid || head.bad_length) return BodyVerdict::kBadRequest;
+  if (head.chunked) return BodyVerdict::kNeedsLength;
+  if (head.content_length == 0) return BodyVerdict::kAdmit;
+  if (head.content_length > max_body_bytes) return BodyVerdict::kTooLarge;
+  if (!token_verified) return BodyVerdict::kUnauthenticated;
+  return BodyVerdict::kAdmit;
+}
+
+const char* RefusalReason(BodyVerdict verdict) {
+  switch (verdict) {
+    case BodyVerdict::kAdmit: return "";
+    case BodyVerdict::kTooLarge: return "too_large";
+    case BodyVerdict::kUnauthenticated: return "unauthenticated";
+    case BodyVerdict::kNeedsLength: return "needs_length";
+    case BodyVerdict::kBadRequest: return "bad_request";
+  }
+  return "bad_request";
+}
+
+bool KeepsFraming(BodyVerdict verdict) {
+  return verdict == BodyVerdict::kAdmit || verdict == BodyVerdict::kTooLarge ||
+         verdict == BodyVerdict::kUnauthenticated;
+}
+
+std::string StripRefusal(absl::string_view head) {
+  std::vector<absl::string_view> lines = HeadLines(head);
+  std::string out;
+  for (absl::string_view line : lines) {
+    if (HeaderIs(line, kRefusalHeader)) continue;
+    absl::StrAppend(&out, line, "\r\n");
+  }
+  out += "\r\n";
+  return out;
+}
+
+std::string RefusedHead(absl::string_view head, absl::string_view reason) {
+  std::vector<absl::string_view> lines = HeadLines(head);
+  std::string out;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    absl::string_view line = lines[i];
+    if (i > 0 && (HeaderIs(line, kRefusalHeader) || HeaderIs(line, "Content-Length") ||
+                  HeaderIs(line, "Transfer-Encoding") || line.front() == ' ' ||
+                  line.front() == '\t' || line.find(':') == absl::string_view::npos)) {
+      continue;
+    }
+    absl::StrAppend(&out, line, "\r\n");
+  }
+  // A head without a request line still becomes a request the handler answers.
+  if (lines.empty() || !ParseRequestHead(head).valid) out = "GET / HTTP/1.1\r\n";
+  absl::StrAppend(&out, kRefusalHeader, ": ", reason, "\r\nContent-Length: 0\r\n\r\n");
+  return out;
+}
+
+absl::StatusOr<absl::Time> TokenExpiry(absl::string_view token) {
+  std::vector<absl::string_view> parts = absl::StrSplit(token, '.');
+  std::string payload;
+  if (parts.size() != 3 || !absl::WebSafeBase64Unescape(parts[1], &payload)) {
+    return absl::InvalidArgumentError("token: not a JWT");
+  }
+  pb::Struct claims;
+  if (!pb::util::JsonStringToMessage(payload, &claims).ok()) {
+    return absl::InvalidArgumentError("token: the payload is not JSON");
+  }
+  auto exp = claims.fields().find("exp");
+  if (exp == claims.fields().end() || !exp->second.has_number_value()) {
+    return absl::InvalidArgumentError("token: no numeric exp claim");
+  }
+  return absl::FromUnixSeconds(static_cast<int64_t>(exp->second.number_value()));
 }
 
 }  // namespace gateway

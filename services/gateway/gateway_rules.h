@@ -7,6 +7,7 @@
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/message.h>
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <utility>
@@ -15,6 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 
 namespace gateway {
 
@@ -126,5 +128,56 @@ bool IsRetryableWatchCode(int code);
 
 // The backoff after `previous_ms` (0 at first): 500 ms doubling up to max_ms.
 int NextBackoffMs(int previous_ms, int max_ms);
+
+// ---- Request heads, judged before any body byte is read ----------------
+//
+// The gateway's connection filter reads each request's head (request line
+// and headers) itself, so a body is refused (and discarded, never buffered)
+// before libevent reads it: too large by Content-Length, or sent without a
+// verified token. A refused request reaches the HTTP layer without its body
+// and with the refusal header, which the handler answers.
+
+inline constexpr char kRefusalHeader[] = "X-Gateway-Refusal";
+// The longest head the filter holds while waiting for its end.
+inline constexpr size_t kMaxHeadBytes = 64 * 1024;
+
+struct RequestHead {
+  bool valid = false;          // a request line and well-formed headers
+  std::string authorization;   // the first Authorization header
+  int64_t content_length = 0;  // 0 when absent
+  bool chunked = false;        // any Transfer-Encoding
+  bool bad_length = false;     // unparsable or conflicting Content-Length
+};
+
+// The offset just past the head's blank line, or npos while incomplete.
+// Lines end in "\n" with an optional "\r", as libevent reads them. With
+// `resume`, the scan starts there and, when incomplete, leaves it at the
+// start of the unfinished line (so bytes arriving one by one cost O(n)).
+size_t FindHeadEnd(absl::string_view bytes, size_t* resume = nullptr);
+RequestHead ParseRequestHead(absl::string_view head);
+
+enum class BodyVerdict {
+  kAdmit,
+  kTooLarge,         // 413, the body is discarded
+  kUnauthenticated,  // 401, the body is discarded
+  kNeedsLength,      // 411: chunked bodies have no length to judge first
+  kBadRequest,       // 400: the head does not parse
+};
+// token_verified: the head's Authorization is a bearer token the gateway
+// verified. A request without a body is always admitted here.
+BodyVerdict JudgeBody(const RequestHead& head, bool token_verified, int64_t max_body_bytes);
+// The refusal reason sent in kRefusalHeader ("too_large", ...).
+const char* RefusalReason(BodyVerdict verdict);
+// Whether the connection can go on after the refused request (its body has
+// a known length to discard).
+bool KeepsFraming(BodyVerdict verdict);
+
+// The head with any client-sent kRefusalHeader removed.
+std::string StripRefusal(absl::string_view head);
+// The head as a bodyless request carrying kRefusalHeader: reason.
+std::string RefusedHead(absl::string_view head, absl::string_view reason);
+
+// The exp claim of a JWT whose signature was already verified.
+absl::StatusOr<absl::Time> TokenExpiry(absl::string_view token);
 
 }  // namespace gateway

@@ -8,6 +8,7 @@
 #include <event2/listener.h>
 #include <event2/thread.h>
 #include <event2/util.h>
+#include <sys/socket.h>
 #include <google/protobuf/message.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
@@ -28,6 +29,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "common/auth/guard.h"
+#include "common/check/check.h"
 #include "common/grpc/status.h"
 #include "common/log/log.h"
 #include "leaderboard/v1/leaderboard.pb.h"
@@ -43,8 +46,14 @@ namespace pb = google::protobuf;
 namespace {
 
 constexpr size_t kMaxBodyBytes = 256 * 1024;
-// A client this far behind stops receiving events (heartbeats still go).
-constexpr size_t kMaxPendingBytes = 4 * 1024 * 1024;
+// Connections accepted past max_connections (each answered 503) before the
+// listener pauses and leaves the rest in the kernel's backlog.
+constexpr int kConnectionOverflow = 64;
+// How long accepting pauses after accept() fails (EMFILE and the like).
+constexpr int kAcceptPauseMs = 200;
+// Kernel send buffer of an SSE socket: backpressure shows in the gateway's
+// own pending count early instead of hiding megabytes per client.
+constexpr int kSseSocketSendBuffer = 64 * 1024;
 
 const char* ReasonPhrase(int code) {
   switch (code) {
@@ -56,6 +65,8 @@ const char* ReasonPhrase(int code) {
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 409: return "Conflict";
+    case 411: return "Length Required";
+    case 431: return "Request Header Fields Too Large";
     case 413: return "Payload Too Large";
     case 429: return "Too Many Requests";
     case 500: return "Internal Server Error";
@@ -106,6 +117,14 @@ std::unique_ptr<pb::Message> NewMessage(const pb::Descriptor* type) {
       pb::MessageFactory::generated_factory()->GetPrototype(type)->New());
 }
 
+// The gateway that owns a listener (evhttp holds the listener's own
+// callback argument, so its error callback finds the gateway here).
+std::mutex listener_owners_mu;
+std::map<evconnlistener*, Gateway::Impl*>& ListenerOwners() {
+  static auto* owners = new std::map<evconnlistener*, Gateway::Impl*>();
+  return *owners;
+}
+
 }  // namespace
 
 class WatchStream;
@@ -129,7 +148,7 @@ struct WatchGroup {
   const pb::Descriptor* response_type = nullptr;
   Upstream* upstream = nullptr;
   std::string request_bytes;
-  std::string authorization;  // the newest member's
+  std::string org;  // every member's org (part of the key)
   bool replay_last = false;
   std::string last_json;
   std::vector<std::pair<SseClient*, std::string>> members;  // client, tag
@@ -163,11 +182,41 @@ struct WatchGroup {
   }
 };
 
+// One SSE connection. Its own token decides how long it streams, and its
+// own person and token are charged for it, whoever else shares its watches.
 struct SseClient {
   Gateway::Impl* impl = nullptr;
+  uint64_t id = 0;  // unique for the process: a posted close finds the right client
   evhttp_request* req = nullptr;
   evhttp_connection* conn = nullptr;
   std::vector<std::pair<std::shared_ptr<WatchGroup>, std::string>> subs;
+  std::string org;
+  std::string subject;
+  std::string token;      // without "Bearer "
+  std::string token_key;  // common::auth::TokenKey(token)
+  absl::Time expires = absl::InfiniteFuture();
+  event* expiry_timer = nullptr;
+  common::ratelimit::StreamSlots::Slot slot;
+  bool closing = false;  // no more writes; a close is on its way
+  ~SseClient() {
+    if (expiry_timer != nullptr) event_free(expiry_timer);
+  }
+};
+
+// Per connection: sees every byte read before libevent parses it, holds an
+// incomplete request head back, and judges each complete head (body size,
+// token) before a byte of its body is buffered. Also counts the connection:
+// it holds a reference to the bufferevent, released once libevent freed it.
+struct ConnectionGuard {
+  enum class Mode { kHead, kPass, kDiscard, kDiscardAll };
+  Gateway::Impl* impl = nullptr;
+  bufferevent* bev = nullptr;
+  evbuffer_cb_entry* input_cb = nullptr;
+  Mode mode = Mode::kHead;
+  int64_t remaining = 0;  // body bytes left to pass or discard
+  std::string head;       // an incomplete head, not yet given to libevent
+  size_t head_scan = 0;   // where FindHeadEnd resumes in `head`
+  bool over_capacity = false;
 };
 
 struct UnaryCall {
@@ -180,18 +229,13 @@ struct UnaryCall {
   grpc::ByteBuffer response;
 };
 
-struct HealthCheck {
-  evhttp_request* req = nullptr;
-  bool gone = false;
-  int pending = 0;
-  std::map<std::string, std::string> results;
-  bool all_serving = true;
-};
-
 class Gateway::Impl {
  public:
   explicit Impl(GatewayOptions options)
-      : options_(std::move(options)), auth_(options_.jwt) {}
+      : options_(std::move(options)),
+        auth_(options_.jwt),
+        limiter_(options_.limits),
+        slots_(options_.limits.max_streams_per_person) {}
   ~Impl();
 
   absl::Status Start();
@@ -223,9 +267,15 @@ class Gateway::Impl {
   static void OnSignal(evutil_socket_t, short, void* arg);
   static void OnHeartbeat(evutil_socket_t, short, void* arg);
   static void OnUnaryClosed(evhttp_connection*, void* arg);
-  static void OnHealthClosed(evhttp_connection*, void* arg);
   static void OnSseClosed(evhttp_connection*, void* arg);
   static void OnRetryTimer(evutil_socket_t, short, void* arg);
+  static void OnTokenTimer(evutil_socket_t, short, void* arg);
+  static void OnHealthTimer(evutil_socket_t, short, void* arg);
+  static void OnResumeTimer(evutil_socket_t, short, void* arg);
+  static void OnAcceptError(evconnlistener* listener, void* arg);
+  static bufferevent* OnNewConnection(event_base* base, void* arg);
+  static void OnInput(evbuffer* input, const evbuffer_cb_info* info, void* arg);
+  static void OnSweepTimer(evutil_socket_t, short, void* arg);
 
   void Handle(evhttp_request* req);
   void Reply(evhttp_request* req, int code, absl::string_view content_type,
@@ -235,27 +285,42 @@ class Gateway::Impl {
           ErrorJson(grpc_code, message));
   }
   void ReplyIndex(evhttp_request* req);
-  void StartHealth(evhttp_request* req);
+  void ReplyRefusal(evhttp_request* req, absl::string_view reason);
+  void ReplyRetryLater(evhttp_request* req, const absl::Status& status);
+  void ReplyHealth(evhttp_request* req);
+  void ProbeUpstreams();
+  std::string Screen(ConnectionGuard& guard, absl::string_view fresh);
+  std::string JudgeHead(ConnectionGuard& guard, absl::string_view head);
+  void PauseAccepting(int resume_after_ms);
+  void SweepClosedConnections();
   void StartUnary(evhttp_request* req, const Route& route, const RequestInput& input,
                   const std::string& authorization);
   void FinishUnary(const std::shared_ptr<UnaryCall>& call, const grpc::Status& status);
   void StartSse(evhttp_request* req, const Route* route, const RequestInput& input,
                 const std::string& authorization);
+  absl::Status ChargeStream(SseClient& client);
   void Subscribe(SseClient* client, const std::string& principal_key,
                  const std::string& grpc_method, const std::string& event,
-                 const pb::Message& request, const std::string& authorization,
-                 const std::string& tag, bool replay_last);
+                 const pb::Message& request, const std::string& tag, bool replay_last);
+  std::string UpstreamAuthorization(const WatchGroup& group);
+  void CheckToken(SseClient* client);
+  void Reauthenticate(SseClient* client);
+  void EndClient(SseClient* client, bool flush_first);
+  void CloseLater(SseClient* client);
+  size_t PendingBytes(const SseClient* client) const;
   void StartStream(const std::shared_ptr<WatchGroup>& group);
   void CatchUpFeed(const std::shared_ptr<WatchGroup>& group);
   void DeliverKudos(const std::shared_ptr<WatchGroup>& group, const kudos::v1::Kudos& kudos);
   static void OnCatchupTimer(evutil_socket_t, short, void* arg);
   void RemoveClient(SseClient* client);
-  void Send(SseClient* client, absl::string_view data, bool droppable);
+  void Send(SseClient* client, absl::string_view data);
   std::string Frame(const WatchGroup& group, const std::string& tag, const std::string& json);
   Upstream* UpstreamFor(absl::string_view grpc_method);
 
   GatewayOptions options_;
   common::auth::Authenticator auth_;
+  common::ratelimit::RateLimiter limiter_;
+  common::ratelimit::StreamSlots slots_;
   event_base* base_ = nullptr;
   evhttp* http_ = nullptr;
   evconnlistener* listener_ = nullptr;
@@ -263,6 +328,18 @@ class Gateway::Impl {
   event* heartbeat_ = nullptr;
   event* sigint_ = nullptr;
   event* sigterm_ = nullptr;
+  event* health_timer_ = nullptr;
+  event* resume_timer_ = nullptr;
+  event* sweep_timer_ = nullptr;
+
+  int connections_ = 0;  // open HTTP connections (loop thread)
+  std::unordered_map<ConnectionGuard*, std::unique_ptr<ConnectionGuard>> guards_;
+  bool accept_paused_ = false;
+  uint64_t next_client_id_ = 1;
+  std::unordered_map<std::string, int> sse_per_token_;  // token key -> open streams
+  // Upstream name -> its last probed health ("SERVING", or why not).
+  std::map<std::string, std::string> upstream_health_ = {
+      {"kudos", "UNKNOWN"}, {"ledger", "UNKNOWN"}, {"leaderboard", "UNKNOWN"}};
 
   std::mutex mu_;
   bool closed_ = false;
@@ -288,10 +365,8 @@ class WatchStream : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteB
       : impl_(impl), group_(std::move(group)), generation_(generation) {}
 
   // Loop thread.
-  void Begin() {
-    if (!group_->authorization.empty()) {
-      context_.AddMetadata("authorization", group_->authorization);
-    }
+  void Begin(const std::string& authorization) {
+    if (!authorization.empty()) context_.AddMetadata("authorization", authorization);
     common::grpc_util::SetDeadline(context_, impl_->options().watch_deadline);
     request_ = ToByteBuffer(group_->request_bytes);
     group_->upstream->stub->PrepareBidiStreamingCall(&context_, group_->grpc_method,
@@ -339,6 +414,10 @@ Gateway::Impl::~Impl() {
   for (int i = 0; i < 200 && (outstanding_.load() > 0 || streams_.load() > 0); ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
+  if (listener_ != nullptr) {
+    std::lock_guard<std::mutex> lock(listener_owners_mu);
+    ListenerOwners().erase(listener_);
+  }
   // Freeing the HTTP server runs the close callbacks of open connections,
   // which still need the clients, groups and queued calls.
   if (http_ != nullptr) evhttp_free(http_);
@@ -349,6 +428,11 @@ Gateway::Impl::~Impl() {
     queue_.clear();
   }
   if (heartbeat_ != nullptr) event_free(heartbeat_);
+  if (health_timer_ != nullptr) event_free(health_timer_);
+  if (resume_timer_ != nullptr) event_free(resume_timer_);
+  if (sweep_timer_ != nullptr) event_free(sweep_timer_);
+  accept_paused_ = false;    // the listener went with evhttp_free
+  SweepClosedConnections();  // evhttp_free freed every connection
   if (sigint_ != nullptr) event_free(sigint_);
   if (sigterm_ != nullptr) event_free(sigterm_);
   if (wake_ != nullptr) event_free(wake_);
@@ -395,16 +479,15 @@ absl::Status Gateway::Impl::Start() {
   wake_ = event_new(base_, -1, 0, &Impl::OnWake, this);
   http_ = evhttp_new(base_);
   evhttp_set_gencb(http_, &Impl::OnRequest, this);
-  // Up to 1 MiB is read and refused with a JSON 413; beyond, libevent
-  // answers 413 itself.
-  evhttp_set_max_body_size(http_, 4 * kMaxBodyBytes);
-  evhttp_set_max_headers_size(http_, 64 * 1024);
+  // The connection filter refuses larger bodies by Content-Length before
+  // reading them; this is libevent's own backstop.
+  evhttp_set_max_body_size(http_, kMaxBodyBytes);
+  evhttp_set_max_headers_size(http_, kMaxHeadBytes);
+  evhttp_set_bevcb(http_, &Impl::OnNewConnection, this);
   evhttp_set_timeout(http_, 60);
   evhttp_set_allowed_methods(http_, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
                                         EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
                                         EVHTTP_REQ_HEAD | EVHTTP_REQ_PATCH);
-  // Bodies over the limit get a 413 while the rest of the upload is drained.
-  evhttp_set_flags(http_, EVHTTP_SERVER_LINGERING_CLOSE);
 
   sockaddr_storage address{};
   int length = sizeof(address);
@@ -423,6 +506,22 @@ absl::Status Gateway::Impl::Start() {
                                                    EVUTIL_SOCKET_ERROR())));
   }
   evhttp_bind_listener(http_, listener_);
+  // Out of descriptors (EMFILE): pause accepting briefly instead of spinning.
+  {
+    std::lock_guard<std::mutex> lock(listener_owners_mu);
+    ListenerOwners()[listener_] = this;
+  }
+  evconnlistener_set_error_cb(listener_, &Impl::OnAcceptError);
+  resume_timer_ = evtimer_new(base_, &Impl::OnResumeTimer, this);
+  sweep_timer_ = event_new(base_, -1, EV_PERSIST, &Impl::OnSweepTimer, this);
+  timeval sweep_every{0, 50 * 1000};
+  event_add(sweep_timer_, &sweep_every);
+  health_timer_ = event_new(base_, -1, EV_PERSIST, &Impl::OnHealthTimer, this);
+  const int64_t health_ms = options_.health_interval.count();
+  timeval health_every{static_cast<time_t>(health_ms / 1000),
+                       static_cast<suseconds_t>((health_ms % 1000) * 1000)};
+  event_add(health_timer_, &health_every);
+  ProbeUpstreams();
 
   heartbeat_ = event_new(base_, -1, EV_PERSIST, &Impl::OnHeartbeat, this);
   timeval interval{static_cast<time_t>(options_.heartbeat.count() / 1000),
@@ -460,7 +559,234 @@ void Gateway::Impl::OnHeartbeat(evutil_socket_t, short, void* arg) {
   clients.reserve(self->clients_.size());
   for (auto& [client, owned] : self->clients_) clients.push_back(client);
   const std::string beat = SseComment("heartbeat");
-  for (SseClient* client : clients) self->Send(client, beat, /*droppable=*/false);
+  for (SseClient* client : clients) {
+    // Each beat also re-checks the client's token: one no longer valid
+    // (expired, or refused by the current keys) stops streaming.
+    self->CheckToken(client);
+    if (self->clients_.count(client) != 0) self->Send(client, beat);
+  }
+}
+
+// ---- Connections: the cap, accept errors and the request-head filter --------
+
+bufferevent* Gateway::Impl::OnNewConnection(event_base* base, void* arg) {
+  auto* self = static_cast<Impl*>(arg);
+  bufferevent* bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+  if (bev == nullptr) return nullptr;
+  auto guard = std::make_unique<ConnectionGuard>();
+  guard->impl = self;
+  guard->bev = bev;
+  guard->over_capacity = self->connections_ >= self->options_.max_connections;
+  guard->input_cb = evbuffer_add_cb(bufferevent_get_input(bev), &Impl::OnInput, guard.get());
+  bufferevent_incref(bev);  // released by SweepClosedConnections
+  self->guards_[guard.get()] = std::move(guard);
+  ++self->connections_;
+  if (self->connections_ >= self->options_.max_connections + kConnectionOverflow) {
+    self->PauseAccepting(/*resume_after_ms=*/0);
+  }
+  return bev;
+}
+
+namespace {
+// libevent clears every callback of a bufferevent it frees; while it serves
+// a connection the event callback is always set.
+bool FreedByLibevent(bufferevent* bev) {
+  bufferevent_event_cb event_cb = nullptr;
+  bufferevent_getcb(bev, nullptr, nullptr, &event_cb, nullptr);
+  return event_cb == nullptr;
+}
+}  // namespace
+
+void Gateway::Impl::OnSweepTimer(evutil_socket_t, short, void* arg) {
+  static_cast<Impl*>(arg)->SweepClosedConnections();
+}
+
+void Gateway::Impl::SweepClosedConnections() {
+  for (auto it = guards_.begin(); it != guards_.end();) {
+    ConnectionGuard* guard = it->first;
+    if (!FreedByLibevent(guard->bev)) {
+      ++it;
+      continue;
+    }
+    evbuffer_remove_cb_entry(bufferevent_get_input(guard->bev), guard->input_cb);
+    bufferevent_decref(guard->bev);  // the last reference: closes the socket
+    it = guards_.erase(it);
+    --connections_;
+  }
+  KUDOS_CHECK(connections_ == static_cast<int>(guards_.size()),
+              "every open connection has exactly one guard");
+  if (accept_paused_ && resume_timer_ != nullptr && !evtimer_pending(resume_timer_, nullptr) &&
+      connections_ < options_.max_connections + kConnectionOverflow) {
+    accept_paused_ = false;
+    evconnlistener_enable(listener_);
+  }
+}
+
+// resume_after_ms 0: until connections drop below the overflow mark.
+void Gateway::Impl::PauseAccepting(int resume_after_ms) {
+  if (!accept_paused_) evconnlistener_disable(listener_);
+  accept_paused_ = true;
+  if (resume_after_ms > 0) {
+    timeval delay{resume_after_ms / 1000, (resume_after_ms % 1000) * 1000};
+    evtimer_add(resume_timer_, &delay);
+  }
+}
+
+void Gateway::Impl::OnResumeTimer(evutil_socket_t, short, void* arg) {
+  auto* self = static_cast<Impl*>(arg);
+  if (self->connections_ >= self->options_.max_connections + kConnectionOverflow) return;
+  self->accept_paused_ = false;
+  evconnlistener_enable(self->listener_);
+}
+
+void Gateway::Impl::OnAcceptError(evconnlistener* listener, void*) {
+  Impl* self = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(listener_owners_mu);
+    auto it = ListenerOwners().find(listener);
+    if (it != ListenerOwners().end()) self = it->second;
+  }
+  if (self == nullptr) return;
+  const int error = EVUTIL_SOCKET_ERROR();
+  common::log::Warning(absl::StrCat("gateway: accept failed (", evutil_socket_error_to_string(error),
+                                    ", ", self->connections_, " connections open); pausing ",
+                                    kAcceptPauseMs, " ms"));
+  self->PauseAccepting(kAcceptPauseMs);
+}
+
+// Runs inside the socket read, before libevent parses: the bytes just read
+// (the buffer's tail) are replaced by what libevent may see of them.
+void Gateway::Impl::OnInput(evbuffer* input, const evbuffer_cb_info* info, void* arg) {
+  auto* guard = static_cast<ConnectionGuard*>(arg);
+  const size_t added = info->n_added;
+  if (added == 0) return;
+  using Mode = ConnectionGuard::Mode;
+  if (guard->mode == Mode::kPass && guard->remaining >= static_cast<int64_t>(added)) {
+    guard->remaining -= static_cast<int64_t>(added);  // body bytes: left as they are
+    if (guard->remaining == 0) guard->mode = Mode::kHead;
+    return;
+  }
+  evbuffer_cb_clear_flags(input, guard->input_cb, EVBUFFER_CB_ENABLED);
+  const size_t total = evbuffer_get_length(input);
+  KUDOS_CHECK(total >= added, "the bytes just read are the buffer's tail");
+  evbuffer* earlier = evbuffer_new();
+  evbuffer_remove_buffer(input, earlier, total - added);
+  std::string fresh(added, '\0');
+  evbuffer_remove(input, fresh.data(), added);
+  const std::string out =
+      FreedByLibevent(guard->bev) ? std::string() : guard->impl->Screen(*guard, fresh);
+  evbuffer_add_buffer(input, earlier);
+  evbuffer_add(input, out.data(), out.size());
+  evbuffer_free(earlier);
+  evbuffer_cb_set_flags(input, guard->input_cb, EVBUFFER_CB_ENABLED);
+}
+
+// The state machine over the bytes as they arrive: heads are held until
+// complete and judged, bodies passed or discarded by their Content-Length.
+std::string Gateway::Impl::Screen(ConnectionGuard& guard, absl::string_view fresh) {
+  using Mode = ConnectionGuard::Mode;
+  std::string out;
+  // Bounded: every pass consumes input.
+  while (!fresh.empty()) {
+    if (guard.mode == Mode::kDiscardAll) return out;
+    if (guard.mode == Mode::kPass || guard.mode == Mode::kDiscard) {
+      KUDOS_CHECK(guard.remaining > 0, "a body mode has bytes left to pass or discard");
+      const size_t n = std::min<size_t>(fresh.size(), static_cast<size_t>(guard.remaining));
+      if (guard.mode == Mode::kPass) out.append(fresh.data(), n);
+      fresh.remove_prefix(n);
+      guard.remaining -= static_cast<int64_t>(n);
+      if (guard.remaining == 0) guard.mode = Mode::kHead;
+      continue;
+    }
+    KUDOS_CHECK(guard.head.size() < kMaxHeadBytes, "a held head stays under the limit");
+    const size_t before = guard.head.size();
+    const size_t take = std::min(fresh.size(), kMaxHeadBytes - before);
+    guard.head.append(fresh.data(), take);
+    const size_t end = FindHeadEnd(guard.head, &guard.head_scan);
+    if (end != absl::string_view::npos) {
+      KUDOS_CHECK(end > before, "a head completes only with new bytes");
+      fresh.remove_prefix(end - before);
+      const std::string head = guard.head.substr(0, end);
+      guard.head.clear();
+      guard.head_scan = 0;
+      out += JudgeHead(guard, head);
+      continue;
+    }
+    fresh.remove_prefix(take);
+    if (guard.head.size() >= kMaxHeadBytes) {
+      // Only the request line goes on: the rest is what was too large.
+      out += RefusedHead(guard.head.substr(0, guard.head.find('\n') + 1), "head_too_large");
+      guard.head.clear();
+      guard.mode = Mode::kDiscardAll;
+    }
+  }
+  return out;
+}
+
+std::string Gateway::Impl::JudgeHead(ConnectionGuard& guard, absl::string_view head) {
+  using Mode = ConnectionGuard::Mode;
+  const RequestHead parsed = ParseRequestHead(head);
+  bool token_verified = false;
+  if (parsed.content_length > 0) {
+    absl::string_view token = parsed.authorization;
+    token_verified = (absl::ConsumePrefix(&token, "Bearer ") ||
+                      absl::ConsumePrefix(&token, "bearer ")) &&
+                     auth_.Verify(token, absl::Now()).ok();
+  }
+  const BodyVerdict verdict = JudgeBody(parsed, token_verified, kMaxBodyBytes);
+  if (!guard.over_capacity && verdict == BodyVerdict::kAdmit) {
+    guard.remaining = parsed.content_length;
+    guard.mode = guard.remaining > 0 ? Mode::kPass : Mode::kHead;
+    return StripRefusal(head);
+  }
+  // A refused body of known length is discarded as it arrives and the
+  // connection goes on; otherwise the reply closes it.
+  const bool framed = !guard.over_capacity && KeepsFraming(verdict);
+  guard.remaining = framed ? parsed.content_length : 0;
+  guard.mode = !framed ? Mode::kDiscardAll
+                       : (guard.remaining > 0 ? Mode::kDiscard : Mode::kHead);
+  return RefusedHead(head, guard.over_capacity ? "busy" : RefusalReason(verdict));
+}
+
+void Gateway::Impl::ReplyRefusal(evhttp_request* req, absl::string_view reason) {
+  evkeyvalq* out = evhttp_request_get_output_headers(req);
+  if (reason == "too_large") {
+    return Reply(req, 413, "application/json",
+                 ErrorJsonWithHttp(8, "the body is larger than 256 KiB", 413));
+  }
+  if (reason == "unauthenticated") {
+    return ReplyError(req, 16,
+                      "a valid bearer token (Authorization header) must come with a request "
+                      "body; the body was not read");
+  }
+  evhttp_add_header(out, "Connection", "close");
+  if (reason == "busy") {
+    evhttp_add_header(out, "Retry-After", "1");
+    evhttp_add_header(out, "Retry-After-Ms", "1000");
+    return Reply(req, 503, "application/json",
+                 ErrorJson(14, absl::StrCat("the gateway holds its maximum of ",
+                                            options_.max_connections,
+                                            " connections; retry after 1000 ms")));
+  }
+  if (reason == "head_too_large") {
+    return Reply(req, 431, "application/json",
+                 ErrorJsonWithHttp(3, "the request head is larger than 64 KiB", 431));
+  }
+  if (reason == "needs_length") {
+    return Reply(req, 411, "application/json",
+                 ErrorJsonWithHttp(3, "a request body needs a Content-Length (chunked uploads "
+                                      "are not accepted)", 411));
+  }
+  ReplyError(req, 3, "the request head does not parse (request line, headers or Content-Length)");
+}
+
+void Gateway::Impl::ReplyRetryLater(evhttp_request* req, const absl::Status& status) {
+  int64_t retry_ms = common::ratelimit::RetryAfterMillis(status);
+  if (retry_ms < 0) retry_ms = 1000;
+  evkeyvalq* out = evhttp_request_get_output_headers(req);
+  evhttp_add_header(out, "Retry-After", absl::StrCat((retry_ms + 999) / 1000).c_str());
+  evhttp_add_header(out, "Retry-After-Ms", absl::StrCat(retry_ms).c_str());
+  ReplyError(req, static_cast<int>(status.code()), status.message());
 }
 
 void Gateway::Impl::OnRequest(evhttp_request* req, void* arg) {
@@ -501,6 +827,10 @@ void Gateway::Impl::Handle(evhttp_request* req) {
     evhttp_add_header(out, "Access-Control-Allow-Origin", allow.c_str());
     if (allow != "*") evhttp_add_header(out, "Vary", "Origin");
   }
+  // Set only by the connection filter (a client's own copy is stripped).
+  if (const char* refusal = evhttp_find_header(in, kRefusalHeader)) {
+    return ReplyRefusal(req, refusal);
+  }
   if (method == "OPTIONS") {
     evhttp_add_header(out, "Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS");
     evhttp_add_header(out, "Access-Control-Allow-Headers",
@@ -511,7 +841,7 @@ void Gateway::Impl::Handle(evhttp_request* req) {
   }
 
   if (method == "GET" && path == "/") return ReplyIndex(req);
-  if (method == "GET" && path == "/healthz") return StartHealth(req);
+  if (method == "GET" && path == "/healthz") return ReplyHealth(req);
   if (method == "GET" && path == "/favicon.ico") return Reply(req, 204, "", "");
   if (method == "GET" && (path == "/screen" || path == "/screen/")) {
     return Reply(req, 200, "text/html; charset=utf-8", kScreenHtml);
@@ -587,12 +917,26 @@ void Gateway::Impl::ReplyIndex(evhttp_request* req) {
   Reply(req, 200, "application/json", body);
 }
 
-void Gateway::Impl::StartHealth(evhttp_request* req) {
-  auto check = std::make_shared<HealthCheck>();
-  check->req = req;
-  check->pending = 3;
-  evhttp_connection_set_closecb(evhttp_request_get_connection(req), &Impl::OnHealthClosed,
-                                check.get());
+// Readiness is the gateway's own: this answer comes from its loop, so a 200
+// means it accepts, parses and forwards. Upstreams are reported beside it
+// from the last probe (an outage of one fails only the routes that need it).
+void Gateway::Impl::ReplyHealth(evhttp_request* req) {
+  std::string upstreams;
+  for (const auto& [name, result] : upstream_health_) {
+    absl::StrAppend(&upstreams, upstreams.empty() ? "" : ",", JsonQuote(name), ":",
+                    JsonQuote(result));
+  }
+  Reply(req, 200, "application/json",
+        absl::StrCat("{\"status\":\"SERVING\",\"upstreams\":{", upstreams,
+                     "},\"sseClients\":", clients_.size(), ",\"upstreamWatches\":",
+                     groups_.size(), ",\"connections\":", connections_, "}"));
+}
+
+void Gateway::Impl::OnHealthTimer(evutil_socket_t, short, void* arg) {
+  static_cast<Impl*>(arg)->ProbeUpstreams();
+}
+
+void Gateway::Impl::ProbeUpstreams() {
   for (Upstream* upstream : {&kudos_, &ledger_, &leaderboard_}) {
     struct Call {
       grpc::ClientContext context;
@@ -600,11 +944,13 @@ void Gateway::Impl::StartHealth(evhttp_request* req) {
       grpc::ByteBuffer response;
     };
     auto call = std::make_shared<Call>();
-    common::grpc_util::SetDeadline(call->context, std::chrono::milliseconds(2000));
+    // Shorter than the probe interval, so probes never pile up.
+    common::grpc_util::SetDeadline(
+        call->context, std::min(std::chrono::milliseconds(1000), options_.health_interval));
     ++outstanding_;
     upstream->stub->UnaryCall(
         &call->context, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &call->request,
-        &call->response, [this, call, check, name = upstream->name](grpc::Status status) {
+        &call->response, [this, call, name = upstream->name](grpc::Status status) {
           std::string result;
           if (status.ok()) {
             // HealthCheckResponse{status = 1 (SERVING)} is the bytes 08 01.
@@ -614,22 +960,7 @@ void Gateway::Impl::StartHealth(evhttp_request* req) {
             result = absl::StrCat(GrpcCodeName(status.error_code()), ": ",
                                   status.error_message());
           }
-          Post([this, check, name, result] {
-            check->results[name] = result;
-            if (result != "SERVING") check->all_serving = false;
-            if (--check->pending > 0 || check->gone) return;
-            evhttp_connection_set_closecb(evhttp_request_get_connection(check->req), nullptr,
-                                          nullptr);
-            std::string upstreams;
-            for (const auto& [n, r] : check->results) {
-              absl::StrAppend(&upstreams, upstreams.empty() ? "" : ",", JsonQuote(n), ":",
-                              JsonQuote(r));
-            }
-            Reply(check->req, check->all_serving ? 200 : 503, "application/json",
-                  absl::StrCat("{\"status\":", check->all_serving ? "\"SERVING\"" : "\"DEGRADED\"",
-                               ",\"upstreams\":{", upstreams, "},\"sseClients\":",
-                               clients_.size(), ",\"upstreamWatches\":", groups_.size(), "}"));
-          });
+          Post([this, name, result] { upstream_health_[name] = result; });
           --outstanding_;
         });
   }
@@ -641,13 +972,6 @@ void Gateway::Impl::StartHealth(evhttp_request* req) {
 // request is still attached and evhttp frees it itself.
 static void FreeIfDetached(evhttp_request* req) {
   if (req != nullptr && evhttp_request_get_connection(req) == nullptr) evhttp_request_free(req);
-}
-
-void Gateway::Impl::OnHealthClosed(evhttp_connection*, void* arg) {
-  auto* check = static_cast<HealthCheck*>(arg);
-  check->gone = true;
-  FreeIfDetached(check->req);
-  check->req = nullptr;
 }
 
 void Gateway::Impl::StartUnary(evhttp_request* req, const Route& route, const RequestInput& input,
@@ -707,9 +1031,19 @@ void Gateway::Impl::StartSse(evhttp_request* req, const Route* route, const Requ
   }
   // Clients share upstream watches, so the gateway checks the token itself
   // and keys the sharing by org and roles.
-  auto principal = auth_.Verify(token, absl::Now());
+  const absl::Time now = absl::Now();
+  auto principal = auth_.Verify(token, now);
   if (!principal.ok()) return ReplyError(req, 16, principal.status().message());
+  absl::StatusOr<absl::Time> expires = TokenExpiry(token);
+  if (!expires.ok()) return ReplyError(req, 16, expires.status().message());
   const std::string principal_key = absl::StrCat(principal->org, "|", principal->roles);
+  // The upstream watch runs under the gateway's identity, so this client's
+  // own person and token are charged here, for this stream.
+  const std::string token_key = common::auth::TokenKey(token);
+  if (absl::Status allowed = limiter_.Acquire(principal->org, principal->subject, token_key, now);
+      !allowed.ok()) {
+    return ReplyRetryLater(req, allowed);
+  }
 
   // Build every request first, so bad parameters are a plain 400.
   struct Want {
@@ -768,14 +1102,27 @@ void Gateway::Impl::StartSse(evhttp_request* req, const Route* route, const Requ
     }
   }
 
+  auto owned = std::make_unique<SseClient>();
+  SseClient* client = owned.get();
+  client->impl = this;
+  client->id = next_client_id_++;
+  client->org = principal->org;
+  client->subject = principal->subject;
+  client->token = std::string(token);
+  client->token_key = token_key;
+  client->expires = *expires;
+  if (absl::Status charged = ChargeStream(*client); !charged.ok()) {
+    return ReplyRetryLater(req, charged);
+  }
+  ++sse_per_token_[token_key];
+
   evkeyvalq* out = evhttp_request_get_output_headers(req);
   evhttp_add_header(out, "Content-Type", "text/event-stream; charset=utf-8");
   evhttp_add_header(out, "Cache-Control", "no-cache");
   evhttp_add_header(out, "X-Accel-Buffering", "no");
+  // Ending the stream (a reauth) ends the connection too.
+  evhttp_add_header(out, "Connection", "close");
   evhttp_send_reply_start(req, 200, "OK");
-  auto owned = std::make_unique<SseClient>();
-  SseClient* client = owned.get();
-  client->impl = this;
   client->req = req;
   client->conn = evhttp_request_get_connection(req);
   clients_[client] = std::move(owned);
@@ -784,18 +1131,102 @@ void Gateway::Impl::StartSse(evhttp_request* req, const Route* route, const Requ
   if (bufferevent* bev = evhttp_connection_get_bufferevent(client->conn)) {
     timeval write_timeout{60, 0};
     bufferevent_set_timeouts(bev, nullptr, &write_timeout);
+    const evutil_socket_t fd = bufferevent_getfd(bev);
+    if (fd >= 0) {
+      setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &kSseSocketSendBuffer, sizeof(kSseSocketSendBuffer));
+    }
   }
-  Send(client, SseRetry(options_.sse_retry_ms) + SseComment("connected"), false);
+  client->expiry_timer = evtimer_new(base_, &Impl::OnTokenTimer, client);
+  Send(client, SseRetry(options_.sse_retry_ms) + SseComment("connected"));
   for (Want& want : wants) {
-    Subscribe(client, principal_key, want.grpc_method, want.event, *want.request, authorization,
-              want.tag, want.replay);
+    Subscribe(client, principal_key, want.grpc_method, want.event, *want.request, want.tag,
+              want.replay);
   }
+  CheckToken(client);  // last: arms the timer at the token's expiry (or ends the client)
+}
+
+// A slot among the person's streams and one of the token's (both released
+// with the client), or RESOURCE_EXHAUSTED with retry information.
+absl::Status Gateway::Impl::ChargeStream(SseClient& client) {
+  auto open = sse_per_token_.find(client.token_key);
+  if (options_.max_sse_per_token > 0 && open != sse_per_token_.end() &&
+      open->second >= options_.max_sse_per_token) {
+    return common::ratelimit::RateLimitedError(
+        absl::Seconds(1), absl::StrCat("this token already holds its maximum of ",
+                                       options_.max_sse_per_token,
+                                       " open streams; close one first"));
+  }
+  absl::StatusOr<common::ratelimit::StreamSlots::Slot> slot =
+      slots_.Open(client.org, client.subject);
+  if (!slot.ok()) {
+    return common::ratelimit::RateLimitedError(absl::Seconds(1), slot.status().message());
+  }
+  client.slot = std::move(*slot);
+  return absl::OkStatus();
+}
+
+void Gateway::Impl::OnTokenTimer(evutil_socket_t, short, void* arg) {
+  auto* client = static_cast<SseClient*>(arg);
+  client->impl->CheckToken(client);
+}
+
+// Ends the stream with `event: reauth` once the client's token is no longer
+// valid; otherwise (re)arms the timer at its expiry.
+void Gateway::Impl::CheckToken(SseClient* client) {
+  if (client->closing) return;
+  const absl::Time now = absl::Now();
+  if (now >= client->expires || !auth_.Verify(client->token, now).ok()) {
+    return Reauthenticate(client);
+  }
+  // At most a day ahead (timeval range); the timer re-checks when it fires.
+  const absl::Duration left = std::min(client->expires - now, absl::Hours(24));
+  timeval delay = absl::ToTimeval(left + absl::Milliseconds(1));
+  evtimer_add(client->expiry_timer, &delay);
+}
+
+void Gateway::Impl::Reauthenticate(SseClient* client) {
+  Send(client, SseEvent("reauth", ErrorJson(16, "the stream's token expired or is no longer "
+                                                "valid: reconnect with a fresh token")));
+  if (!client->closing) EndClient(client, /*flush_first=*/true);
+}
+
+// Removes the client now; its connection is flushed and closed, or closed
+// at once (a slow reader's backlog is dropped).
+void Gateway::Impl::EndClient(SseClient* client, bool flush_first) {
+  evhttp_request* req = client->req;
+  evhttp_connection* conn = client->conn;
+  evhttp_connection_set_closecb(conn, nullptr, nullptr);
+  RemoveClient(client);
+  if (flush_first) {
+    evhttp_send_reply_end(req);  // Connection: close ends the connection after it
+  } else {
+    evhttp_connection_free(conn);
+  }
+}
+
+// Closes the client from the loop, outside whatever callback found it must go.
+void Gateway::Impl::CloseLater(SseClient* client) {
+  client->closing = true;
+  Post([this, client, id = client->id] {
+    auto it = clients_.find(client);
+    if (it != clients_.end() && it->second->id == id) EndClient(client, /*flush_first=*/false);
+  });
+}
+
+size_t Gateway::Impl::PendingBytes(const SseClient* client) const {
+  bufferevent* bev = evhttp_connection_get_bufferevent(client->conn);
+  if (bev == nullptr) return 0;
+  size_t pending = evbuffer_get_length(bufferevent_get_output(bev));
+  if (bufferevent* socket = bufferevent_get_underlying(bev)) {
+    pending += evbuffer_get_length(bufferevent_get_output(socket));
+  }
+  return pending;
 }
 
 void Gateway::Impl::Subscribe(SseClient* client, const std::string& principal_key,
                               const std::string& grpc_method, const std::string& event,
-                              const pb::Message& request, const std::string& authorization,
-                              const std::string& tag, bool replay_last) {
+                              const pb::Message& request, const std::string& tag,
+                              bool replay_last) {
   std::string bytes;
   request.SerializeToString(&bytes);
   std::string key = absl::StrCat(principal_key, "\n", grpc_method, "\n", bytes);
@@ -810,25 +1241,47 @@ void Gateway::Impl::Subscribe(SseClient* client, const std::string& principal_ke
     group->response_type = methods_[grpc_method]->output_type();
     group->upstream = UpstreamFor(grpc_method);
     group->request_bytes = bytes;
+    group->org = client->org;
     group->replay_last = replay_last;
     group->is_feed = grpc_method == "/kudos.v1.KudosService/WatchFeed";
     group->since_ms = absl::ToUnixMillis(absl::Now());
   }
-  group->authorization = authorization;  // the freshest token renews the watch
+  // The key starts with the org: a client never joins another org's watch.
+  KUDOS_CHECK(group->org == client->org, "a watch group serves one org");
   group->members.emplace_back(client, tag);
   client->subs.emplace_back(group, tag);
   if (fresh) {
     StartStream(group);
   } else if (group->replay_last && !group->last_json.empty()) {
-    Send(client, Frame(*group, tag, group->last_json), false);
+    Send(client, Frame(*group, tag, group->last_json));
   }
+}
+
+// The upstream watch's credential: a service token of the gateway for the
+// group's org, minted per (re)watch, so no member's expiry or departure
+// breaks it. Without a service secret: the member token valid longest.
+std::string Gateway::Impl::UpstreamAuthorization(const WatchGroup& group) {
+  if (!options_.jwt.service_secret.empty()) {
+    absl::StatusOr<std::string> token = common::auth::MintServiceToken(
+        "gateway", group.org, options_.jwt.service_secret, absl::Now());
+    if (token.ok()) return "Bearer " + *token;
+    common::log::Warning(absl::StrCat("gateway: cannot mint a service token: ",
+                                      token.status().ToString()));
+  }
+  const SseClient* longest = nullptr;
+  for (const auto& [client, tag] : group.members) {
+    if (longest == nullptr || client->expires > longest->expires) longest = client;
+  }
+  if (longest == nullptr) return "";
+  KUDOS_CHECK(longest->org == group.org, "a group's credential is one of its own org");
+  return "Bearer " + longest->token;
 }
 
 void Gateway::Impl::StartStream(const std::shared_ptr<WatchGroup>& group) {
   group->generation++;
   group->got_message = false;
   group->stream = new WatchStream(this, group, group->generation);
-  group->stream->Begin();
+  group->stream->Begin(UpstreamAuthorization(*group));
   if (group->is_feed && group->needs_catchup) {
     // Kudos sent while the watch was down are not in a new watch (it starts
     // at "now"): list them now and once more after the watch has settled.
@@ -861,7 +1314,8 @@ void Gateway::Impl::CatchUpFeed(const std::shared_ptr<WatchGroup>& group) {
     grpc::ByteBuffer request, response;
   };
   auto call = std::make_shared<Call>();
-  if (!group->authorization.empty()) call->context.AddMetadata("authorization", group->authorization);
+  const std::string authorization = UpstreamAuthorization(*group);
+  if (!authorization.empty()) call->context.AddMetadata("authorization", authorization);
   common::grpc_util::SetDeadline(call->context, options_.call_timeout);
   call->request = ToByteBuffer(list.SerializeAsString());
   ++outstanding_;
@@ -896,7 +1350,7 @@ void Gateway::Impl::DeliverKudos(const std::shared_ptr<WatchGroup>& group,
   *response.mutable_kudos() = kudos;
   std::string frame = SseEvent(group->sse_event, ToJson(response));
   auto members = group->members;
-  for (const auto& [client, tag] : members) Send(client, frame, true);
+  for (const auto& [client, tag] : members) Send(client, frame);
 }
 
 std::string Gateway::Impl::Frame(const WatchGroup& group, const std::string& tag,
@@ -906,11 +1360,15 @@ std::string Gateway::Impl::Frame(const WatchGroup& group, const std::string& tag
                                             json, "}"));
 }
 
-void Gateway::Impl::Send(SseClient* client, absl::string_view data, bool droppable) {
-  if (droppable) {
-    if (bufferevent* bev = evhttp_connection_get_bufferevent(client->conn)) {
-      if (evbuffer_get_length(bufferevent_get_output(bev)) > kMaxPendingBytes) return;
-    }
+void Gateway::Impl::Send(SseClient* client, absl::string_view data) {
+  if (client->closing) return;
+  // A reader this far behind would grow memory without bound: it goes, and
+  // EventSource reconnects it to fresh state when it can keep up.
+  if (PendingBytes(client) + data.size() > options_.max_pending_bytes) {
+    common::log::Info(absl::StrCat("gateway: SSE client of ", client->org,
+                                   " disconnected: more than ", options_.max_pending_bytes,
+                                   " bytes pending"));
+    return CloseLater(client);
   }
   evbuffer* buffer = evbuffer_new();
   evbuffer_add(buffer, data.data(), data.size());
@@ -937,7 +1395,7 @@ void Gateway::Impl::OnWatchMessage(const std::shared_ptr<WatchGroup>& group, uin
   for (const auto& [client, tag] : members) {
     auto it = frames.find(tag);
     if (it == frames.end()) it = frames.emplace(tag, Frame(*group, tag, json)).first;
-    Send(client, it->second, true);
+    Send(client, it->second);
   }
 }
 
@@ -971,7 +1429,7 @@ void Gateway::Impl::OnWatchDone(const std::shared_ptr<WatchGroup>& group, uint64
     std::string frame = SseComment(note);
     if (!IsRetryableWatchCode(code)) frame += SseEvent("error", ErrorJson(code, status.error_message()));
     auto members = group->members;
-    for (const auto& [client, tag] : members) Send(client, frame, true);
+    for (const auto& [client, tag] : members) Send(client, frame);
   }
   if (group->retry_timer == nullptr) {
     group->retry_timer = evtimer_new(base_, &Impl::OnRetryTimer, group.get());
@@ -1014,6 +1472,10 @@ void Gateway::Impl::RemoveClient(SseClient* client) {
       if (group->catchup_timer != nullptr) evtimer_del(group->catchup_timer);
     }
   }
+  auto open = sse_per_token_.find(client->token_key);
+  KUDOS_CHECK(open != sse_per_token_.end() && open->second > 0,
+              "a client's stream was counted for its token when it started");
+  if (--open->second == 0) sse_per_token_.erase(open);
   clients_.erase(client);
 }
 

@@ -14,6 +14,7 @@
 
 #include "absl/status/status.h"
 #include "common/auth/auth.h"
+#include "common/ratelimit/rate_limit.h"
 
 namespace gateway {
 
@@ -33,6 +34,18 @@ struct GatewayOptions {
   int max_backoff_ms = 5000;
   // The `retry:` hint sent to EventSource clients.
   int sse_retry_ms = 2000;
+  // Open HTTP connections served; past it requests get 503 with Retry-After,
+  // and past kConnectionOverflow more the listener pauses.
+  int max_connections = 4096;
+  // SSE streams one token may hold open at once.
+  int max_sse_per_token = 8;
+  // A client with more output than this waiting is disconnected.
+  size_t max_pending_bytes = 256 * 1024;
+  // How often upstream health is probed (reported by /healthz, never gating it).
+  std::chrono::milliseconds health_interval{2000};
+  // Rate limits (per person and token, charged per request the gateway
+  // serves itself: every SSE connect) and streams per person.
+  common::ratelimit::Options limits;
   common::auth::JwtConfig jwt;
 };
 

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -14,6 +15,7 @@
 #include "common/auth/auth.h"
 #include "common/config/env.h"
 #include "common/log/log.h"
+#include "common/ratelimit/rate_limit.h"
 #include "services/gateway/gateway_server.h"
 
 using common::config::EnvOr;
@@ -33,6 +35,17 @@ ABSL_FLAG(int, heartbeat_ms, std::atoi(EnvOr("SSE_HEARTBEAT_MS", "15000").c_str(
           "SSE heartbeat comment interval");
 ABSL_FLAG(int, sse_retry_ms, 2000, "retry hint sent to EventSource clients");
 ABSL_FLAG(int, max_backoff_ms, 5000, "longest wait between upstream watch attempts");
+using common::config::IntEnvOr;
+
+ABSL_FLAG(int, max_connections, static_cast<int>(IntEnvOr("MAX_CONNECTIONS", 4096)),
+          "HTTP connections served at once; past it requests get 503 with Retry-After");
+ABSL_FLAG(int, max_sse_per_token, static_cast<int>(IntEnvOr("MAX_SSE_PER_TOKEN", 8)),
+          "SSE streams one token may hold open (0 = unlimited)");
+ABSL_FLAG(int, sse_max_pending_bytes,
+          static_cast<int>(IntEnvOr("SSE_MAX_PENDING_BYTES", 262144)),
+          "an SSE client with more output waiting is disconnected");
+ABSL_FLAG(int, health_interval_ms, static_cast<int>(IntEnvOr("HEALTH_INTERVAL_MS", 2000)),
+          "how often upstream health is probed for /healthz");
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
@@ -55,6 +68,19 @@ int main(int argc, char** argv) {
   options.heartbeat = std::chrono::milliseconds(absl::GetFlag(FLAGS_heartbeat_ms));
   options.sse_retry_ms = absl::GetFlag(FLAGS_sse_retry_ms);
   options.max_backoff_ms = absl::GetFlag(FLAGS_max_backoff_ms);
+  options.max_connections = std::max(1, absl::GetFlag(FLAGS_max_connections));
+  options.max_sse_per_token = std::max(0, absl::GetFlag(FLAGS_max_sse_per_token));
+  options.max_pending_bytes =
+      static_cast<size_t>(std::max(4096, absl::GetFlag(FLAGS_sse_max_pending_bytes)));
+  options.health_interval =
+      std::chrono::milliseconds(std::max(100, absl::GetFlag(FLAGS_health_interval_ms)));
+  options.limits = common::ratelimit::OptionsFromFlags();
+  if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY &&
+      static_cast<rlim_t>(options.max_connections) + 256 > limit.rlim_cur) {
+    common::log::Warning(absl::StrCat("gateway: --max_connections=", options.max_connections,
+                                      " is near the descriptor limit ", limit.rlim_cur,
+                                      "; accept errors will pause accepting"));
+  }
   options.jwt = common::auth::JwtConfigFromEnvironment();
 
   auto* server = new gateway::Gateway(options);

@@ -4,6 +4,8 @@
 
 #include <set>
 
+#include "absl/time/clock.h"
+#include "common/auth/auth.h"
 #include "kudos/v1/kudos.pb.h"
 #include "leaderboard/v1/leaderboard.pb.h"
 #include "ledger/v1/ledger.pb.h"
@@ -255,6 +257,70 @@ TEST(SseTest, RetryPolicy) {
   EXPECT_EQ(NextBackoffMs(0, 5000), 500);
   EXPECT_EQ(NextBackoffMs(500, 5000), 1000);
   EXPECT_EQ(NextBackoffMs(4000, 5000), 5000);
+}
+
+TEST(RequestHeadTest, FindsTheEndAcrossLineEndingsAndResumes) {
+  EXPECT_EQ(FindHeadEnd("GET / HTTP/1.1\r\nHost: x\r\n\r\nbody"), 27u);
+  EXPECT_EQ(FindHeadEnd("GET / HTTP/1.1\nHost: x\n\n"), 24u);
+  EXPECT_EQ(FindHeadEnd("GET / HTTP/1.1\r\nHost: x\r\n"), absl::string_view::npos);
+  // Fed in pieces, the scan resumes at the unfinished line.
+  std::string head = "GET / HTTP/1.1\r\nHo";
+  size_t resume = 0;
+  EXPECT_EQ(FindHeadEnd(head, &resume), absl::string_view::npos);
+  EXPECT_EQ(resume, 16u);
+  head += "st: x\r\n\r\n";
+  EXPECT_EQ(FindHeadEnd(head, &resume), head.size());
+}
+
+TEST(RequestHeadTest, BodiesAreJudgedByLengthAndTokenBeforeReading) {
+  RequestHead head = ParseRequestHead(
+      "POST /v1/kudos HTTP/1.1\r\nauthorization: Bearer abc\r\nContent-Length: 12\r\n\r\n");
+  ASSERT_TRUE(head.valid);
+  EXPECT_EQ(head.authorization, "Bearer abc");
+  EXPECT_EQ(head.content_length, 12);
+  EXPECT_EQ(JudgeBody(head, true, 256 * 1024), BodyVerdict::kAdmit);
+  EXPECT_EQ(JudgeBody(head, false, 256 * 1024), BodyVerdict::kUnauthenticated);
+  EXPECT_EQ(JudgeBody(head, true, 10), BodyVerdict::kTooLarge);
+  // No body: nothing to refuse, token or not.
+  EXPECT_EQ(JudgeBody(ParseRequestHead("GET / HTTP/1.1\r\n\r\n"), false, 10), BodyVerdict::kAdmit);
+  EXPECT_EQ(JudgeBody(ParseRequestHead("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"),
+                      true, 10),
+            BodyVerdict::kNeedsLength);
+  // Lengths that could desynchronise framing are refused.
+  for (const char* bad : {"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+                          "POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+                          "POST / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n",
+                          "POST / HTTP/1.1\r\nX: a\r\n  folded: 1\r\n\r\n", "\r\n"}) {
+    EXPECT_EQ(JudgeBody(ParseRequestHead(bad), true, 1 << 20), BodyVerdict::kBadRequest) << bad;
+  }
+}
+
+TEST(RequestHeadTest, RefusedHeadsCarryTheReasonAndNoBody) {
+  EXPECT_EQ(RefusedHead("POST /v1/kudos HTTP/1.1\r\nHost: h\r\nContent-Length: 9\r\n"
+                        "X-Gateway-Refusal: busy\r\n\r\n",
+                        "too_large"),
+            "POST /v1/kudos HTTP/1.1\r\nHost: h\r\nX-Gateway-Refusal: too_large\r\n"
+            "Content-Length: 0\r\n\r\n");
+  // A client cannot pose as the gateway's own refusal.
+  EXPECT_EQ(StripRefusal("GET / HTTP/1.1\r\nx-gateway-refusal: busy\r\nHost: h\r\n\r\n"),
+            "GET / HTTP/1.1\r\nHost: h\r\n\r\n");
+  EXPECT_EQ(RefusedHead("garbage\r\n\r\n", "bad_request"),
+            "GET / HTTP/1.1\r\nX-Gateway-Refusal: bad_request\r\nContent-Length: 0\r\n\r\n");
+}
+
+TEST(RequestHeadTest, TokenExpiryIsTheExpClaim) {
+  common::auth::TokenRequest request;
+  request.org = "acme";
+  request.subject = "wall";
+  request.roles = {"screen"};
+  request.ttl = absl::Minutes(3);
+  const absl::Time now = absl::FromUnixSeconds(absl::ToUnixSeconds(absl::Now()));
+  auto token = common::auth::MintHs256(request, "secret", now);
+  ASSERT_TRUE(token.ok());
+  auto expiry = TokenExpiry(*token);
+  ASSERT_TRUE(expiry.ok()) << expiry.status();
+  EXPECT_EQ(*expiry, now + absl::Minutes(3));
+  EXPECT_FALSE(TokenExpiry("not.a-jwt").ok());
 }
 
 }  // namespace

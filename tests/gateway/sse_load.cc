@@ -143,16 +143,18 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "settings not raised (%d); rotating givers instead\n", settings.status);
   }
 
-  // N SSE clients, one epoll thread.
-  const std::string screen_token = harness::MintToken(org, "load-screen", {"screen"});
+  // N SSE clients, one epoll thread. One screen token per client: the
+  // gateway caps the streams of one token (a wall of screens, one each).
   const std::string stream = absl::GetFlag(FLAGS_stream);
   // Leaderboard streams: the first snapshot after a send counts as its update
   // (use --interval_ms above the service's coalescing window).
   const bool snapshots = stream.find("leaderboard") != std::string::npos;
-  const std::string request = absl::StrCat("GET ", stream,
-                                           stream.find('?') == std::string::npos ? "?" : "&",
-                                           "access_token=", screen_token,
-                                           " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+  auto request_of = [&](int i) {
+    return absl::StrCat("GET ", stream, stream.find('?') == std::string::npos ? "?" : "&",
+                        "access_token=",
+                        harness::MintToken(org, absl::StrCat("load-screen-", i), {"screen"}),
+                        " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+  };
   int epoll = epoll_create1(0);
   std::vector<Client> clients(n_clients);
   auto connect_start = Clock::now();
@@ -188,6 +190,7 @@ int main(int argc, char** argv) {
     for (int e = 0; e < ready; ++e) {
       Client& c = clients[events[e].data.u32];
       if (events[e].events & EPOLLOUT) {
+        const std::string request = request_of(static_cast<int>(events[e].data.u32));
         send(c.fd, request.data(), request.size(), MSG_NOSIGNAL);
         epoll_event ev{};
         ev.events = EPOLLIN;
