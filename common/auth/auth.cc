@@ -8,19 +8,30 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include <openssl/sha.h>
+
+#include <algorithm>
+#include <cstdlib>
 #include <fstream>
 #include <memory>
 #include <optional>
 #include <sstream>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/check/check.h"
 #include "common/config/env.h"
 #include "common/log/log.h"
 
 namespace common::auth {
 namespace {
+
+// Clock skew tolerated between a token's issuer and us.
+constexpr absl::Duration kClockLeeway = absl::Minutes(1);
+// Services mint 5-minute tokens (kServiceTokenTtl); allow the skew on top.
+const absl::Duration kMaxServiceTokenLifetime = kServiceTokenTtl + kClockLeeway;
 
 struct JwtDeleter {
   void operator()(jwt_t* jwt) const { jwt_free(jwt); }
@@ -52,70 +63,131 @@ std::vector<std::string> StringOrArrayClaim(jwt_t* jwt, const char* name) {
   return values;
 }
 
-absl::StatusOr<uint32_t> ParseRoles(const std::vector<std::string>& names, bool allow_service) {
+// Roles of a person token: never "service" (only the service secret signs
+// that); unknown names are ignored, they grant nothing.
+absl::StatusOr<uint32_t> ParsePersonRoles(const std::vector<std::string>& names) {
   uint32_t roles = 0;
   for (const std::string& name : names) {
     if (name == "member") roles |= static_cast<uint32_t>(Role::kMember);
     else if (name == "manager") roles |= static_cast<uint32_t>(Role::kManager);
     else if (name == "admin") roles |= static_cast<uint32_t>(Role::kAdmin);
     else if (name == "screen") roles |= static_cast<uint32_t>(Role::kScreen);
-    else if (name == "service" && allow_service) roles |= static_cast<uint32_t>(Role::kService);
     else if (name == "service") return Unauthenticated("role 'service' needs a service-signed token");
-    // Unknown roles are ignored: they grant nothing.
   }
   return roles;
 }
 
-// Decodes and checks signature, algorithm, expiry, issuer and audience.
-// `validity` receives the token's [nbf, exp) for the verified-token cache.
-absl::StatusOr<Principal> Decode(absl::string_view token, jwt_alg_t expected_alg,
-                                 const std::string& key, const std::string& issuer,
-                                 const std::string& audience, bool is_service_key,
-                                 absl::Time now, std::pair<absl::Time, absl::Time>* validity) {
+// Roles of a service token: exactly "service". A service is never an admin
+// (or member) of an org, whatever a token signed with its secret claims.
+absl::StatusOr<uint32_t> ParseServiceRoles(const std::vector<std::string>& names) {
+  if (names.size() != 1 || names[0] != "service") {
+    return Unauthenticated("a service token carries the role 'service' and no other");
+  }
+  return static_cast<uint32_t>(Role::kService);
+}
+
+// A NumericDate claim: nullopt when absent, refused when it is not an
+// integer (a string "nbf" must not be ignored).
+absl::StatusOr<std::optional<absl::Time>> NumericDateClaim(jwt_t* jwt, const char* name) {
+  // libjwt's jwt_get_grant_int reads a string or an array as 0 (so a string
+  // "nbf" was ignored): read the claim's JSON and accept an integer only.
+  char* json = jwt_get_grants_json(jwt, name);
+  if (json == nullptr) return std::nullopt;
+  int64_t seconds = 0;
+  bool integer = absl::SimpleAtoi(json, &seconds);
+  free(json);
+  if (!integer) {
+    return Unauthenticated(absl::StrCat("'", name, "' must be an integer number of seconds"));
+  }
+  return absl::FromUnixSeconds(seconds);
+}
+
+struct Expected {
+  jwt_alg_t alg;
+  const std::string& key;
+  const std::string& issuer;
+  const std::string& audience;
+  bool service;                   // signed with the service secret
+  absl::Duration max_lifetime;    // exp at most now + this
+};
+
+// `validity` receives [nbf, exp) for the verified-token cache.
+absl::Status CheckTimes(jwt_t* jwt, const Expected& expected, absl::Time now,
+                        std::pair<absl::Time, absl::Time>* validity) {
+  absl::StatusOr<std::optional<absl::Time>> exp = NumericDateClaim(jwt, "exp");
+  if (!exp.ok()) return exp.status();
+  if (!exp->has_value()) return Unauthenticated("no 'exp' claim");
+  if (**exp <= now) return Unauthenticated("expired");
+  if (**exp > now + expected.max_lifetime) {
+    return Unauthenticated(absl::StrCat("'exp' is more than ",
+                                        absl::FormatDuration(expected.max_lifetime),
+                                        " ahead (the longest lifetime accepted)"));
+  }
+  absl::StatusOr<std::optional<absl::Time>> nbf = NumericDateClaim(jwt, "nbf");
+  if (!nbf.ok()) return nbf.status();
+  // A minute of leeway for clock skew between issuer and us.
+  if (nbf->has_value() && **nbf > now + kClockLeeway) {
+    return Unauthenticated("not valid before its 'nbf'");
+  }
+  *validity = {nbf->value_or(absl::InfinitePast()), **exp};
+  return absl::OkStatus();
+}
+
+absl::Status CheckIssuerAndAudience(jwt_t* jwt, const Expected& expected) {
+  const char* iss = jwt_get_grant(jwt, "iss");
+  if (!expected.issuer.empty() && (iss == nullptr || expected.issuer != iss)) {
+    return Unauthenticated(absl::StrCat("issuer must be '", expected.issuer, "'"));
+  }
+  std::vector<std::string> audiences = StringOrArrayClaim(jwt, "aud");
+  if (std::find(audiences.begin(), audiences.end(), expected.audience) == audiences.end()) {
+    return Unauthenticated(absl::StrCat("audience must include '", expected.audience, "'"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Principal> ReadPrincipal(jwt_t* jwt, bool service) {
+  const char* sub = jwt_get_grant(jwt, "sub");
+  const char* org = jwt_get_grant(jwt, "org");
+  if (sub == nullptr || *sub == '\0') return Unauthenticated("no 'sub' claim");
+  if (!ValidId(sub)) return Unauthenticated(absl::StrCat("'sub' must be ", kIdRule));
+  if (org == nullptr || *org == '\0') return Unauthenticated("no 'org' claim");
+  if (!ValidOrgId(org)) return Unauthenticated(absl::StrCat("'org' must be ", kIdRule));
+  std::vector<std::string> names = StringOrArrayClaim(jwt, "roles");
+  absl::StatusOr<uint32_t> roles = service ? ParseServiceRoles(names) : ParsePersonRoles(names);
+  if (!roles.ok()) return roles.status();
+  if (*roles == 0) return Unauthenticated("no known role in 'roles'");
+  Principal principal{sub, org, *roles};
+  KUDOS_CHECK(principal.is_service() == service,
+              "the service role comes from the service secret only");
+  KUDOS_CHECK(!service || principal.roles == static_cast<uint32_t>(Role::kService),
+              "a service principal holds no other role");
+  return principal;
+}
+
+// Decodes and checks signature, algorithm, times, issuer, audience, subject,
+// org and roles. `signed_with_key` tells whether the signature matched.
+absl::StatusOr<Principal> Decode(absl::string_view token, const Expected& expected,
+                                 absl::Time now, std::pair<absl::Time, absl::Time>* validity,
+                                 bool* signed_with_key) {
+  *signed_with_key = false;
   jwt_t* raw = nullptr;
   std::string token_str(token);
-  if (jwt_decode(&raw, token_str.c_str(), reinterpret_cast<const unsigned char*>(key.data()),
-                 static_cast<int>(key.size())) != 0 ||
+  if (jwt_decode(&raw, token_str.c_str(), reinterpret_cast<const unsigned char*>(expected.key.data()),
+                 static_cast<int>(expected.key.size())) != 0 ||
       raw == nullptr) {
     return Unauthenticated("signature or format rejected");
   }
   JwtPtr jwt(raw);
   // Refuse "none" and algorithm confusion: only the configured algorithm.
-  if (jwt_get_alg(jwt.get()) != expected_alg) return Unauthenticated("unexpected algorithm");
-  errno = 0;
-  long exp = jwt_get_grant_int(jwt.get(), "exp");
-  if (errno == ENOENT || exp <= 0) return Unauthenticated("no 'exp' claim");
-  if (absl::FromUnixSeconds(exp) <= now) return Unauthenticated("expired");
-  // Not valid yet (a minute of leeway for clock skew between issuer and us).
-  errno = 0;
-  long nbf = jwt_get_grant_int(jwt.get(), "nbf");
-  if (errno != ENOENT && absl::FromUnixSeconds(nbf) > now + absl::Minutes(1)) {
-    return Unauthenticated("not valid before its 'nbf'");
+  if (jwt_get_alg(jwt.get()) != expected.alg) return Unauthenticated("unexpected algorithm");
+  *signed_with_key = true;
+  if (absl::Status times = CheckTimes(jwt.get(), expected, now, validity); !times.ok()) {
+    return times;
   }
-  *validity = {errno == ENOENT ? absl::InfinitePast() : absl::FromUnixSeconds(nbf),
-               absl::FromUnixSeconds(exp)};
-  const char* iss = jwt_get_grant(jwt.get(), "iss");
-  if (!issuer.empty() && (iss == nullptr || issuer != iss)) {
-    return Unauthenticated(absl::StrCat("issuer must be '", issuer, "'"));
+  if (absl::Status claims = CheckIssuerAndAudience(jwt.get(), expected); !claims.ok()) {
+    return claims;
   }
-  std::vector<std::string> audiences = StringOrArrayClaim(jwt.get(), "aud");
-  if (std::find(audiences.begin(), audiences.end(), audience) == audiences.end()) {
-    return Unauthenticated(absl::StrCat("audience must include '", audience, "'"));
-  }
-  Principal principal;
-  const char* sub = jwt_get_grant(jwt.get(), "sub");
-  const char* org = jwt_get_grant(jwt.get(), "org");
-  if (sub == nullptr || *sub == '\0') return Unauthenticated("no 'sub' claim");
-  if (org == nullptr || *org == '\0') return Unauthenticated("no 'org' claim");
-  if (!ValidOrgId(org)) return Unauthenticated("'org' must be 1..128 characters of [A-Za-z0-9._-]");
-  principal.subject = sub;
-  principal.org = org;
-  absl::StatusOr<uint32_t> roles =
-      ParseRoles(StringOrArrayClaim(jwt.get(), "roles"), is_service_key);
-  if (!roles.ok()) return roles.status();
-  principal.roles = *roles;
-  if (principal.roles == 0) return Unauthenticated("no known role in 'roles'");
-  return principal;
+  return ReadPrincipal(jwt.get(), expected.service);
 }
 
 // Why `config` cannot verify tokens, or OK.
@@ -128,6 +200,11 @@ absl::Status CheckConfig(const JwtConfig& config) {
     return absl::FailedPreconditionError(
         absl::StrCat("no ", config.algorithm == "RS256" ? "public key" : "secret",
                      " configured (JWT_KEY or JWT_KEY_FILE)"));
+  }
+  if (!config.service_secret.empty() && config.service_secret == config.key) {
+    return absl::FailedPreconditionError(
+        "SERVICE_TOKEN_SECRET equals the JWT key: anyone holding a person-token key could pose "
+        "as a service; give services their own secret");
   }
   if (config.algorithm == "RS256") {
     BIO* bio = BIO_new_mem_buf(config.key.data(), static_cast<int>(config.key.size()));
@@ -145,16 +222,6 @@ absl::Status CheckConfig(const JwtConfig& config) {
 
 }  // namespace
 
-bool ValidOrgId(absl::string_view org) {
-  if (org.empty() || org.size() > 128) return false;
-  for (char c : org) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-';
-    if (!ok) return false;
-  }
-  return true;
-}
-
 Authenticator::Authenticator(JwtConfig config)
     : config_(std::move(config)),
       config_status_(CheckConfig(config_)),
@@ -171,42 +238,71 @@ absl::StatusOr<Principal> Authenticator::Verify(absl::string_view token, absl::T
   }
   if (token.size() > 8192) return Unauthenticated("longer than 8192 bytes");
   if (std::optional<Principal> cached = cache_->Find(token, now)) return *std::move(cached);
-  jwt_alg_t alg = config_.algorithm == "RS256" ? JWT_ALG_RS256 : JWT_ALG_HS256;
   std::pair<absl::Time, absl::Time> validity;
-  absl::StatusOr<Principal> person =
-      Decode(token, alg, config_.key, config_.issuer, config_.audience, false, now, &validity);
+  Expected person_key{config_.algorithm == "RS256" ? JWT_ALG_RS256 : JWT_ALG_HS256, config_.key,
+                      config_.issuer, config_.audience, false, config_.max_token_lifetime};
+  bool person_signed = false;
+  absl::StatusOr<Principal> person = Decode(token, person_key, now, &validity, &person_signed);
   if (person.ok()) {
     cache_->Insert(token, *person, validity);
     return person;
   }
   if (config_.service_secret.empty()) return person;
-  absl::StatusOr<Principal> service =
-      Decode(token, JWT_ALG_HS256, config_.service_secret, config_.issuer, kServiceAudience, true,
-             now, &validity);
+  Expected service_key{JWT_ALG_HS256, config_.service_secret, config_.issuer, kServiceAudience,
+                       true, kMaxServiceTokenLifetime};
+  bool service_signed = false;
+  absl::StatusOr<Principal> service = Decode(token, service_key, now, &validity, &service_signed);
   if (service.ok()) {
     cache_->Insert(token, *service, validity);
     return service;
   }
-  return person.status();
+  // A token signed with the service secret says why it was refused; any
+  // other token gets the person-key reason.
+  KUDOS_CHECK(!(person_signed && service_signed), "the service secret differs from the JWT key");
+  return service_signed ? service.status() : person.status();
 }
 
+namespace {
+std::string CacheKey(absl::string_view token) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(token.data()), token.size(), digest);
+  return std::string(reinterpret_cast<const char*>(digest), sizeof(digest));
+}
+}  // namespace
+
 std::optional<Principal> VerifiedTokenCache::Find(absl::string_view token, absl::Time now) {
+  std::string key = CacheKey(token);
   absl::MutexLock lock(&mu_);
-  auto it = entries_.find(token);
-  if (it == entries_.end()) return std::nullopt;
+  auto it = index_.find(key);
+  if (it == index_.end()) return std::nullopt;
+  const Entry& entry = *it->second;
   // Outside its validity the token is decoded again, which says why it fails.
-  if (now >= it->second.not_after || it->second.not_before > now + absl::Minutes(1)) {
-    return std::nullopt;
-  }
-  return it->second.principal;
+  if (now >= entry.not_after || entry.not_before > now + kClockLeeway) return std::nullopt;
+  lru_.splice(lru_.begin(), lru_, it->second);
+  return entry.principal;
 }
 
 void VerifiedTokenCache::Insert(absl::string_view token, const Principal& principal,
                                 std::pair<absl::Time, absl::Time> validity) {
+  std::string key = CacheKey(token);
   absl::MutexLock lock(&mu_);
-  // Bounded: starting over is cheap (one signature check per token).
-  if (entries_.size() >= max_entries_) entries_.clear();
-  entries_[token] = Entry{principal, validity.first, validity.second};
+  if (auto it = index_.find(key); it != index_.end()) {
+    lru_.erase(it->second);
+    index_.erase(it);
+  }
+  while (!lru_.empty() && lru_.size() >= max_entries_) {
+    index_.erase(lru_.back().key);
+    lru_.pop_back();
+  }
+  lru_.push_front(Entry{key, principal, validity.first, validity.second});
+  index_[key] = lru_.begin();
+  KUDOS_CHECK(index_.size() == lru_.size() && lru_.size() <= std::max<size_t>(max_entries_, 1),
+              "the token cache's index and recency list hold the same bounded entries");
+}
+
+size_t VerifiedTokenCache::size() {
+  absl::MutexLock lock(&mu_);
+  return lru_.size();
 }
 
 absl::StatusOr<absl::string_view> Authenticator::BearerToken(
@@ -276,28 +372,101 @@ absl::StatusOr<std::string> MintServiceToken(absl::string_view service_name,
   return MintHs256(request, secret, now);
 }
 
-JwtConfig JwtConfigFromEnvironment() {
+namespace {
+
+// Whether KUDOS_DEV_INSECURE_DEFAULTS allows the public development secrets.
+absl::StatusOr<bool> DevInsecureDefaults() {
+  std::string value = config::EnvOr(kDevInsecureDefaultsEnv, "0");
+  if (value == "0" || value == "1") return value == "1";
+  return absl::FailedPreconditionError(
+      absl::StrCat(kDevInsecureDefaultsEnv, " must be 0 or 1 (1 = public development secrets)"));
+}
+
+absl::StatusOr<std::string> ReadKeyFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  if (!in || buffer.str().empty()) {
+    return absl::FailedPreconditionError(absl::StrCat("cannot read JWT_KEY_FILE ", path));
+  }
+  return buffer.str();
+}
+
+// Outside development an HS256 secret is long and not one of the public
+// development secrets.
+absl::Status CheckProductionSecret(const char* name, absl::string_view secret) {
+  if (secret == kDevJwtSecret || secret == kDevServiceSecret) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        name, " is a public development secret; set a private one (or ", kDevInsecureDefaultsEnv,
+        "=1 for local development only)"));
+  }
+  if (secret.size() < kMinSecretBytes) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(name, " must be at least ", kMinSecretBytes, " bytes"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RequireExplicitSecrets(const JwtConfig& config) {
+  if (config.key.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "no JWT key: set JWT_KEY or JWT_KEY_FILE (or ", kDevInsecureDefaultsEnv,
+        "=1 for the public development secrets, local development only)"));
+  }
+  if (config.service_secret.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "no SERVICE_TOKEN_SECRET: set one that differs from the JWT key (or ",
+        kDevInsecureDefaultsEnv, "=1 for local development only)"));
+  }
+  if (config.algorithm == "HS256") {
+    if (absl::Status s = CheckProductionSecret("JWT_KEY", config.key); !s.ok()) return s;
+  }
+  return CheckProductionSecret("SERVICE_TOKEN_SECRET", config.service_secret);
+}
+
+}  // namespace
+
+absl::StatusOr<JwtConfig> LoadJwtConfig() {
+  absl::StatusOr<bool> dev = DevInsecureDefaults();
+  if (!dev.ok()) return dev.status();
   JwtConfig config;
   config.algorithm = config::EnvOr("JWT_ALGORITHM", "HS256");
   std::string key_file = config::EnvOr("JWT_KEY_FILE", "");
   if (!key_file.empty()) {
-    std::ifstream in(key_file);
-    std::stringstream buffer;
-    buffer << in.rdbuf();
-    config.key = in ? buffer.str() : "";
-    if (config.key.empty()) log::Error(absl::StrCat("auth: cannot read JWT_KEY_FILE ", key_file));
+    absl::StatusOr<std::string> key = ReadKeyFile(key_file);
+    if (!key.ok()) return key.status();
+    config.key = *std::move(key);
   } else {
-    config.key = config::EnvOr("JWT_KEY", kDevJwtSecret);
+    config.key = config::EnvOr("JWT_KEY", "");
+  }
+  config.service_secret = config::EnvOr("SERVICE_TOKEN_SECRET", "");
+  if (*dev && config.key.empty() && config.algorithm == "HS256") config.key = kDevJwtSecret;
+  if (*dev && config.service_secret.empty()) config.service_secret = kDevServiceSecret;
+  if (!*dev) {
+    if (absl::Status s = RequireExplicitSecrets(config); !s.ok()) return s;
   }
   config.issuer = config::EnvOr("JWT_ISSUER", config.issuer);
   config.audience = config::EnvOr("JWT_AUDIENCE", config.audience);
-  // The development service secret is in the source: never in production.
-  config.service_secret = config::EnvOr(
-      "SERVICE_TOKEN_SECRET", config.algorithm == "RS256" ? "" : kDevServiceSecret);
-  if (config.service_secret.empty()) {
-    log::Error("auth: SERVICE_TOKEN_SECRET is not set: service identity is off");
-  }
+  config.max_token_lifetime = absl::Seconds(config::IntEnvOr(
+      "JWT_MAX_TOKEN_LIFETIME_S", absl::ToInt64Seconds(config.max_token_lifetime), 1));
+  // Unusable keys (bad algorithm, bad PEM, service secret = JWT key).
+  if (absl::Status s = CheckConfig(config); !s.ok()) return s;
   return config;
+}
+
+JwtConfig JwtConfigFromEnvironment() {
+  absl::StatusOr<JwtConfig> config = LoadJwtConfig();
+  if (!config.ok()) {
+    log::Error(absl::StrCat("auth: refusing to start: ", config.status().message()));
+    std::exit(2);
+  }
+  if (*DevInsecureDefaults()) {
+    log::Warning(absl::StrCat(
+        "auth: !!! ", kDevInsecureDefaultsEnv, "=1: DEVELOPMENT MODE. Unset keys fall back to the "
+        "PUBLIC development secrets in the source: anyone can mint tokens for any org. Never "
+        "run this in production !!!"));
+  }
+  return *std::move(config);
 }
 
 }  // namespace common::auth

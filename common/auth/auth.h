@@ -8,6 +8,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <cstdint>
+#include <list>
 #include <memory>
 #include <optional>
 #include <utility>
@@ -20,6 +21,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/auth/ids.h"
 
 namespace common::auth {
 
@@ -54,13 +56,19 @@ struct JwtConfig {
   std::string audience = "kudos-api";
   // HS256 secret that only services hold; empty disables service identity.
   std::string service_secret;
+  // Person tokens whose `exp` lies further ahead are refused (env
+  // JWT_MAX_TOKEN_LIFETIME_S): a leaked token is not valid for decades.
+  absl::Duration max_token_lifetime = absl::Hours(24);
 };
 
 inline constexpr char kServiceAudience[] = "kudos-internal";
 
 // Tokens whose signature and claims were verified, with their validity, so
 // a client's every call does not pay a signature check and JSON parse
-// (profiled: most of a leaderboard read's CPU). Keyed by the whole token.
+// (profiled: most of a leaderboard read's CPU). Keyed by a SHA-256 of the
+// token (32 bytes, whatever the token's size); bounded, the least recently
+// used entry goes first, so a working set larger than the cache costs one
+// signature check per miss instead of a cold cache for everyone.
 class VerifiedTokenCache {
  public:
   explicit VerifiedTokenCache(size_t max_entries = 20000) : max_entries_(max_entries) {}
@@ -68,16 +76,20 @@ class VerifiedTokenCache {
   // `validity`: [nbf, exp) of the token.
   void Insert(absl::string_view token, const Principal& principal,
               std::pair<absl::Time, absl::Time> validity);
+  size_t size();
 
  private:
   struct Entry {
+    std::string key;
     Principal principal;
     absl::Time not_before;
     absl::Time not_after;
   };
+  using Lru = std::list<Entry>;  // most recently used first
   const size_t max_entries_;
   absl::Mutex mu_;
-  absl::flat_hash_map<std::string, Entry> entries_ ABSL_GUARDED_BY(mu_);
+  Lru lru_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, Lru::iterator> index_ ABSL_GUARDED_BY(mu_);
 };
 
 class Authenticator {
@@ -107,11 +119,6 @@ class Authenticator {
   std::shared_ptr<VerifiedTokenCache> cache_;
 };
 
-// Whether `org` may name a tenant: 1..128 characters of [A-Za-z0-9._-], so
-// it can never break out of a key's {org} hash tag. Tokens with another org
-// are refused.
-bool ValidOrgId(absl::string_view org);
-
 struct TokenRequest {
   std::string subject;
   std::string org;
@@ -133,15 +140,29 @@ absl::StatusOr<std::string> MintServiceToken(absl::string_view service_name,
                                              absl::string_view org, absl::string_view secret,
                                              absl::Time now);
 
-// Reads a JwtConfig from flags-with-env-defaults conventions:
-// JWT_ALGORITHM, JWT_KEY (or JWT_KEY_FILE), JWT_ISSUER, JWT_AUDIENCE,
-// SERVICE_TOKEN_SECRET. Development defaults are used when unset, except
-// that RS256 (production) never falls back to the development service
-// secret: without SERVICE_TOKEN_SECRET service identity is off (logged).
-// An unreadable JWT_KEY_FILE leaves the key empty, so every token is refused.
+// The environment variable that allows the public development secrets
+// below: "1" = allowed (start.sh, the test harness, bench), unset or "0" =
+// production (explicit keys required); anything else is refused.
+inline constexpr char kDevInsecureDefaultsEnv[] = "KUDOS_DEV_INSECURE_DEFAULTS";
+// Shortest HS256 secret accepted outside development (RFC 7518 3.2: at least
+// the hash's size).
+inline constexpr size_t kMinSecretBytes = 32;
+
+// Reads a JwtConfig from the environment: JWT_ALGORITHM, JWT_KEY (or
+// JWT_KEY_FILE), JWT_ISSUER, JWT_AUDIENCE, SERVICE_TOKEN_SECRET,
+// JWT_MAX_TOKEN_LIFETIME_S. FAILED_PRECONDITION naming what to set when
+// the key or the service secret is missing (unless KUDOS_DEV_INSECURE_DEFAULTS=1,
+// which falls back to the public development secrets), unreadable, too
+// short or public, or when the service secret equals the JWT key.
+absl::StatusOr<JwtConfig> LoadJwtConfig();
+
+// For main(): LoadJwtConfig(), or logs why and exits the process with
+// status 2, so no service ever runs on secrets anyone can read. Logs loudly
+// when the development secrets are in use.
 JwtConfig JwtConfigFromEnvironment();
 
-// Development defaults, used by the start script and tests.
+// Development defaults: public (they are in this source), accepted only with
+// KUDOS_DEV_INSECURE_DEFAULTS=1.
 inline constexpr char kDevJwtSecret[] = "dev-only-jwt-secret-change-me";
 inline constexpr char kDevServiceSecret[] = "dev-only-service-secret-change-me";
 

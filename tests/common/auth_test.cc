@@ -250,9 +250,15 @@ class Rs256Test : public ::testing::Test {
   }
   void SetUp() override {
     key_file_ = WriteTempFile(keys_->public_pem);
+    env_.Set(kDevInsecureDefaultsEnv, "0");
     env_.Set("JWT_ALGORITHM", "RS256");
     env_.Set("JWT_KEY_FILE", key_file_);
-    env_.Set("SERVICE_TOKEN_SECRET", kDevServiceSecret);
+    env_.Set("SERVICE_TOKEN_SECRET", kServiceSecret);
+  }
+  static JwtConfig Load() {
+    absl::StatusOr<JwtConfig> config = LoadJwtConfig();
+    EXPECT_TRUE(config.ok()) << config.status();
+    return config.ok() ? *config : JwtConfig();
   }
   void TearDown() override { unlink(key_file_.c_str()); }
 
@@ -262,16 +268,18 @@ class Rs256Test : public ::testing::Test {
     EXPECT_EQ(principal.status().code(), absl::StatusCode::kUnauthenticated) << why;
   }
 
+  static constexpr char kServiceSecret[] = "rs256-test-service-secret-0123456789abc";
   static KeyPair* keys_;
   static KeyPair* other_keys_;
   std::string key_file_;
   ScopedEnv env_;
 };
+constexpr char Rs256Test::kServiceSecret[];
 KeyPair* Rs256Test::keys_ = nullptr;
 KeyPair* Rs256Test::other_keys_ = nullptr;
 
 TEST_F(Rs256Test, TokenSignedWithThePrivateKeyVerifiesWithTheConfiguredPublicKeyFile) {
-  JwtConfig config = JwtConfigFromEnvironment();
+  JwtConfig config = Load();
   ASSERT_EQ(config.algorithm, "RS256");
   ASSERT_EQ(config.key, keys_->public_pem);
   Authenticator auth(config);
@@ -289,7 +297,7 @@ TEST_F(Rs256Test, TokenSignedWithThePrivateKeyVerifiesWithTheConfiguredPublicKey
 }
 
 TEST_F(Rs256Test, Hs256TokenIsRefusedWhenRs256IsConfigured) {
-  Authenticator auth(JwtConfigFromEnvironment());
+  Authenticator auth(Load());
   // The classic confusion: HMAC with the (public) PEM as the secret.
   ExpectRefused(auth, SignWithLibjwt(Member(), JWT_ALG_HS256, keys_->public_pem, absl::Now()),
                 "HS256 keyed with the public key");
@@ -300,7 +308,7 @@ TEST_F(Rs256Test, Hs256TokenIsRefusedWhenRs256IsConfigured) {
 }
 
 TEST_F(Rs256Test, RefusesOtherKeysNoneExpiryAudienceAndIssuer) {
-  Authenticator auth(JwtConfigFromEnvironment());
+  Authenticator auth(Load());
   absl::Time now = absl::Now();
   ExpectRefused(auth, SignWithLibjwt(Member(), JWT_ALG_RS256, other_keys_->private_pem, now),
                 "another key pair");
@@ -326,35 +334,122 @@ TEST_F(Rs256Test, RefusesOtherKeysNoneExpiryAudienceAndIssuer) {
 }
 
 TEST_F(Rs256Test, ServiceTokensStillUseTheServiceSecret) {
-  Authenticator auth(JwtConfigFromEnvironment());
+  Authenticator auth(Load());
   auto principal =
-      auth.Verify(*MintServiceToken("kudos", "acme", kDevServiceSecret, absl::Now()), absl::Now());
+      auth.Verify(*MintServiceToken("kudos", "acme", kServiceSecret, absl::Now()), absl::Now());
   ASSERT_TRUE(principal.ok()) << principal.status();
   EXPECT_TRUE(principal->is_service());
-}
-
-TEST_F(Rs256Test, ProductionNeverFallsBackToTheDevelopmentServiceSecret) {
-  unsetenv("SERVICE_TOKEN_SECRET");
-  JwtConfig config = JwtConfigFromEnvironment();
-  EXPECT_TRUE(config.service_secret.empty());
-  Authenticator auth(config);
   ExpectRefused(auth, *MintServiceToken("kudos", "acme", kDevServiceSecret, absl::Now()),
                 "service token signed with the public development secret");
 }
 
-TEST_F(Rs256Test, UnreadableOrInvalidKeyRefusesEveryToken) {
+TEST_F(Rs256Test, ProductionRefusesToStartWithoutAServiceSecret) {
+  unsetenv("SERVICE_TOKEN_SECRET");
+  absl::StatusOr<JwtConfig> config = LoadJwtConfig();
+  EXPECT_EQ(config.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(config.status().message().find("SERVICE_TOKEN_SECRET"), std::string::npos)
+      << config.status();
+}
+
+TEST_F(Rs256Test, UnreadableOrInvalidKeyRefusesToStart) {
   env_.Set("JWT_KEY_FILE", "/nonexistent/key.pem");
-  Authenticator missing(JwtConfigFromEnvironment());
-  EXPECT_FALSE(missing.config_status().ok());
-  ExpectRefused(missing, SignWithLibjwt(Member(), JWT_ALG_RS256, keys_->private_pem, absl::Now()),
-                "no key");
+  absl::StatusOr<JwtConfig> missing = LoadJwtConfig();
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(missing.status().message().find("JWT_KEY_FILE"), std::string::npos);
   // A private key, or a secret, where the public key belongs.
-  JwtConfig wrong = JwtConfigFromEnvironment();
+  env_.Set("JWT_KEY_FILE", "");
+  env_.Set("JWT_KEY", "not a pem");
+  EXPECT_EQ(LoadJwtConfig().status().code(), absl::StatusCode::kFailedPrecondition);
+  // An Authenticator built from such a config anyway refuses every token.
+  JwtConfig wrong;
+  wrong.algorithm = "RS256";
   wrong.key = "not a pem";
   Authenticator garbage(wrong);
   EXPECT_FALSE(garbage.config_status().ok());
   ExpectRefused(garbage, SignWithLibjwt(Member(), JWT_ALG_HS256, "not a pem", absl::Now()),
                 "HS256 keyed with the configured garbage");
+}
+
+// ---- finding 1: explicit secrets, or an explicit development start ----------
+
+class SecretsFromEnvironmentTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (const char* name : {"JWT_ALGORITHM", "JWT_KEY", "JWT_KEY_FILE", "SERVICE_TOKEN_SECRET",
+                             kDevInsecureDefaultsEnv}) {
+      env_.Set(name, "");
+    }
+  }
+  ScopedEnv env_;
+};
+
+constexpr char kPrivateJwtKey[] = "private-jwt-key-0123456789abcdefghij";
+constexpr char kPrivateServiceSecret[] = "private-service-secret-0123456789abcd";
+
+TEST_F(SecretsFromEnvironmentTest, LoadJwtConfig_RefusesMissingKeysWithoutTheDevelopmentFlag) {
+  absl::StatusOr<JwtConfig> none = LoadJwtConfig();
+  EXPECT_EQ(none.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(none.status().message().find("JWT_KEY"), std::string::npos) << none.status();
+  // The case: JWT_KEY set, SERVICE_TOKEN_SECRET silently public.
+  env_.Set("JWT_KEY", kPrivateJwtKey);
+  absl::StatusOr<JwtConfig> no_service = LoadJwtConfig();
+  EXPECT_EQ(no_service.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(no_service.status().message().find("SERVICE_TOKEN_SECRET"), std::string::npos)
+      << no_service.status();
+  env_.Set("SERVICE_TOKEN_SECRET", kPrivateServiceSecret);
+  absl::StatusOr<JwtConfig> explicit_keys = LoadJwtConfig();
+  ASSERT_TRUE(explicit_keys.ok()) << explicit_keys.status();
+  EXPECT_EQ(explicit_keys->key, kPrivateJwtKey);
+  EXPECT_EQ(explicit_keys->service_secret, kPrivateServiceSecret);
+}
+
+TEST_F(SecretsFromEnvironmentTest, LoadJwtConfig_RefusesPublicShortOrSharedSecrets) {
+  struct Case {
+    const char* what;
+    std::string jwt_key;
+    std::string service_secret;
+  };
+  const std::vector<Case> cases = {
+      {"service secret equal to JWT_KEY", kPrivateJwtKey, kPrivateJwtKey},
+      {"public development JWT secret", kDevJwtSecret, kPrivateServiceSecret},
+      {"public development service secret", kPrivateJwtKey, kDevServiceSecret},
+      {"short JWT_KEY", "short", kPrivateServiceSecret},
+      {"short service secret", kPrivateJwtKey, "short"},
+  };
+  for (const Case& c : cases) {
+    env_.Set("JWT_KEY", c.jwt_key);
+    env_.Set("SERVICE_TOKEN_SECRET", c.service_secret);
+    EXPECT_EQ(LoadJwtConfig().status().code(), absl::StatusCode::kFailedPrecondition) << c.what;
+  }
+  // Even in development, a service secret equal to the JWT key is refused.
+  env_.Set(kDevInsecureDefaultsEnv, "1");
+  env_.Set("JWT_KEY", kPrivateJwtKey);
+  env_.Set("SERVICE_TOKEN_SECRET", kPrivateJwtKey);
+  EXPECT_EQ(LoadJwtConfig().status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(SecretsFromEnvironmentTest, DevelopmentFlag_FallsBackToThePublicSecretsOnlyWhenSetTo1) {
+  env_.Set(kDevInsecureDefaultsEnv, "1");
+  absl::StatusOr<JwtConfig> dev = LoadJwtConfig();
+  ASSERT_TRUE(dev.ok()) << dev.status();
+  EXPECT_EQ(dev->key, kDevJwtSecret);
+  EXPECT_EQ(dev->service_secret, kDevServiceSecret);
+  // Explicit keys win over the development fallback.
+  env_.Set("SERVICE_TOKEN_SECRET", kPrivateServiceSecret);
+  EXPECT_EQ(LoadJwtConfig()->service_secret, kPrivateServiceSecret);
+  env_.Set(kDevInsecureDefaultsEnv, "yes");
+  EXPECT_EQ(LoadJwtConfig().status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(AuthConfigTest, AuthenticatorWithTheServiceSecretEqualToTheKeyRefusesEveryToken) {
+  JwtConfig config = DevConfig();
+  config.service_secret = config.key;
+  Authenticator auth(config);
+  EXPECT_FALSE(auth.config_status().ok());
+  EXPECT_EQ(auth.Verify(*MintServiceToken("kudos", "acme", config.key, absl::Now()), absl::Now())
+                .status()
+                .code(),
+            absl::StatusCode::kUnauthenticated);
 }
 
 TEST(AuthConfigTest, EmptyHs256SecretRefusesTokensSignedWithAnEmptyKey) {

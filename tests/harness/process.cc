@@ -1,5 +1,6 @@
 #include "tests/harness/process.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/wait.h>
@@ -23,6 +24,14 @@ void Process::Start() {
   pid_t pid = fork();
   if (pid < 0) throw std::runtime_error("fork failed");
   if (pid == 0) {
+    if (!output_file_.empty()) {
+      int fd = open(output_file_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      if (fd >= 0) {
+        dup2(fd, 1);
+        dup2(fd, 2);
+        close(fd);
+      }
+    }
     for (const auto& [key, value] : env_) setenv(key.c_str(), value.c_str(), 1);
     std::vector<char*> argv;
     argv.push_back(const_cast<char*>(binary_.c_str()));
@@ -47,6 +56,21 @@ void Process::Stop(std::chrono::milliseconds grace) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   Kill();
+}
+
+std::optional<int> Process::WaitForExit(std::chrono::milliseconds timeout) {
+  if (pid_ <= 0) return std::nullopt;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      if (WIFEXITED(status)) return WEXITSTATUS(status);
+      return std::nullopt;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return std::nullopt;
 }
 
 void Process::Kill() {
@@ -90,8 +114,16 @@ void RedisServer::Restart() {
   WaitForPort(port_, std::chrono::seconds(10));
 }
 
+std::map<std::string, std::string> DevServiceEnv() {
+  return {{"KUDOS_DEV_INSECURE_DEFAULTS", "1"},
+          {"RATE_LIMIT_PERSON_RPS", "0"},
+          {"RATE_LIMIT_TOKEN_RPS", "0"},
+          {"MAX_STREAMS_PER_PERSON", "0"}};
+}
+
 Service::Service(const std::string& binary, const std::string& redis_address,
-                 std::vector<std::string> extra_args)
+                 std::vector<std::string> extra_args,
+                 const std::map<std::string, std::string>& env)
     : port_(FreePort()),
       process_(binary, [&] {
         std::vector<std::string> args = {"--listen=127.0.0.1:" + std::to_string(port_),
@@ -99,11 +131,11 @@ Service::Service(const std::string& binary, const std::string& redis_address,
         args.insert(args.end(), extra_args.begin(), extra_args.end());
         return args;
       }(),
-               // No API rate limit (common/ratelimit) unless a test asks for
-               // one with --rate_limit_* flags: load tests use one token.
-               {{"RATE_LIMIT_PERSON_RPS", "0"},
-                {"RATE_LIMIT_TOKEN_RPS", "0"},
-                {"MAX_STREAMS_PER_PERSON", "0"}}) {
+               [&] {
+                 std::map<std::string, std::string> merged = DevServiceEnv();
+                 for (const auto& [key, value] : env) merged[key] = value;
+                 return merged;
+               }()) {
   Start();
 }
 

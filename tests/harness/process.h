@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,13 +30,25 @@ class Process {
   // SIGKILL: a crash.
   void Kill();
   bool running() const { return pid_ > 0; }
+  // Before Start: the child's stdout and stderr go to this file (appended).
+  void set_output_file(std::string path) { output_file_ = std::move(path); }
+  // The exit status once the process has exited on its own within
+  // `timeout` (polled), or nullopt while it still runs (or died of a signal).
+  std::optional<int> WaitForExit(std::chrono::milliseconds timeout);
 
  private:
   std::string binary_;
   std::vector<std::string> args_;
   std::map<std::string, std::string> env_;
+  std::string output_file_;
   pid_t pid_ = -1;
 };
+
+// The environment every service started by the harness gets: the public
+// development secrets allowed (KUDOS_DEV_INSECURE_DEFAULTS=1; services refuse
+// to start without explicit keys otherwise), no API rate limit nor stream
+// cap (RATE_LIMIT_*_RPS=0, MAX_STREAMS_PER_PERSON=0): load tests use one token.
+std::map<std::string, std::string> DevServiceEnv();
 
 class RedisServer {
  public:
@@ -51,13 +64,15 @@ class RedisServer {
   Process process_;
 };
 
-// One service binary listening on a free port. Started without the API rate
-// limit nor stream cap (env RATE_LIMIT_*_RPS=0, MAX_STREAMS_PER_PERSON=0); pass
-// --rate_limit_* / --max_streams_per_person flags to test them.
+// One service binary listening on a free port, with DevServiceEnv(); pass
+// --rate_limit_* / --max_streams_per_person flags to test the limits, and
+// `env` entries to override (e.g. {KUDOS_DEV_INSECURE_DEFAULTS, "0"} plus
+// explicit JWT_KEY / SERVICE_TOKEN_SECRET to run as in production).
 class Service {
  public:
   Service(const std::string& binary, const std::string& redis_address,
-          std::vector<std::string> extra_args = {});
+          std::vector<std::string> extra_args = {},
+          const std::map<std::string, std::string>& env = {});
   int port() const { return port_; }
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
   void Start();

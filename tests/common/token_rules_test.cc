@@ -1,0 +1,179 @@
+// What a verified token may say (issue #12 findings 1, 10, 13): service
+// tokens are services only, times are numbers and bounded, subject and org
+// follow the platform's one id rule, and the verified-token cache evicts the
+// least recently used entry instead of starting over.
+#include <gtest/gtest.h>
+#include <jwt.h>
+
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/auth/auth.h"
+
+namespace common::auth {
+namespace {
+
+constexpr char kKey[] = "token-rules-test-jwt-key-0123456789abcdef";
+constexpr char kServiceKey[] = "token-rules-test-service-key-0123456789ab";
+
+JwtConfig Config() {
+  JwtConfig config;
+  config.key = kKey;
+  config.service_secret = kServiceKey;
+  return config;
+}
+
+// An HS256 token with exactly these claims (a JSON object), via libjwt.
+std::string SignClaims(const std::string& claims_json, const std::string& key) {
+  jwt_t* jwt = nullptr;
+  EXPECT_EQ(jwt_new(&jwt), 0);
+  EXPECT_EQ(jwt_add_grants_json(jwt, claims_json.c_str()), 0) << claims_json;
+  EXPECT_EQ(jwt_set_alg(jwt, JWT_ALG_HS256, reinterpret_cast<const unsigned char*>(key.data()),
+                        static_cast<int>(key.size())),
+            0);
+  char* encoded = jwt_encode_str(jwt);
+  std::string token = encoded == nullptr ? "" : encoded;
+  free(encoded);
+  jwt_free(jwt);
+  return token;
+}
+
+// Person claims valid for an hour, with `extra` appended (e.g. ",\"nbf\":1").
+std::string PersonClaims(absl::Time now, const std::string& extra = "",
+                         const std::string& sub = "alice", const std::string& org = "acme") {
+  return absl::StrCat("{\"sub\":\"", sub, "\",\"org\":\"", org,
+                      "\",\"iss\":\"kudos-platform\",\"aud\":\"kudos-api\",\"exp\":",
+                      absl::ToUnixSeconds(now + absl::Hours(1)), ",\"roles\":[\"member\"]", extra,
+                      "}");
+}
+
+void ExpectRefused(const Authenticator& auth, const std::string& token, absl::Time now,
+                   const std::string& why, const std::string& message_names = "") {
+  absl::StatusOr<Principal> principal = auth.Verify(token, now);
+  ASSERT_FALSE(principal.ok()) << why;
+  EXPECT_EQ(principal.status().code(), absl::StatusCode::kUnauthenticated) << why;
+  EXPECT_NE(principal.status().message().find(message_names), std::string::npos)
+      << why << ": " << principal.status().message();
+}
+
+TEST(ServiceTokenTest, ServiceSignedToken_CarriesTheServiceRoleOnly) {
+  Authenticator auth(Config());
+  absl::Time now = absl::Now();
+  for (const char* roles : {"[\"service\",\"admin\"]", "[\"admin\"]", "[\"service\",\"member\"]",
+                            "[\"admin\",\"service\",\"screen\"]"}) {
+    std::string claims = absl::StrCat(
+        "{\"sub\":\"kudos\",\"org\":\"victim\",\"iss\":\"kudos-platform\","
+        "\"aud\":\"kudos-internal\",\"exp\":",
+        absl::ToUnixSeconds(now + absl::Minutes(5)), ",\"roles\":", roles, "}");
+    ExpectRefused(auth, SignClaims(claims, kServiceKey), now, roles, "service");
+  }
+  absl::StatusOr<Principal> service =
+      auth.Verify(*MintServiceToken("kudos", "victim", kServiceKey, now), now);
+  ASSERT_TRUE(service.ok()) << service.status();
+  EXPECT_TRUE(service->is_service());
+  EXPECT_FALSE(service->is_admin());
+  EXPECT_EQ(service->roles, static_cast<uint32_t>(Role::kService));
+}
+
+TEST(ServiceTokenTest, PersonToken_NeverCarriesTheServiceRole) {
+  Authenticator auth(Config());
+  absl::Time now = absl::Now();
+  std::string claims = absl::StrCat(
+      "{\"sub\":\"alice\",\"org\":\"acme\",\"iss\":\"kudos-platform\",\"aud\":\"kudos-api\","
+      "\"exp\":",
+      absl::ToUnixSeconds(now + absl::Hours(1)), ",\"roles\":[\"member\",\"service\"]}");
+  ExpectRefused(auth, SignClaims(claims, kKey), now, "person token with service", "service");
+}
+
+TEST(TokenTimesTest, StringNbf_IsRefusedNotIgnored) {
+  Authenticator auth(Config());
+  absl::Time now = absl::Now();
+  std::string later = absl::StrCat(absl::ToUnixSeconds(now + absl::Hours(1)));
+  ExpectRefused(auth, SignClaims(PersonClaims(now, ",\"nbf\":\"" + later + "\""), kKey), now,
+                "string nbf", "'nbf'");
+  ExpectRefused(auth, SignClaims(PersonClaims(now, ",\"nbf\":[1]"), kKey), now, "array nbf",
+                "'nbf'");
+  // A numeric nbf in the past is fine.
+  std::string past = absl::StrCat(",\"nbf\":", absl::ToUnixSeconds(now - absl::Minutes(1)));
+  EXPECT_TRUE(auth.Verify(SignClaims(PersonClaims(now, past), kKey), now).ok());
+}
+
+TEST(TokenTimesTest, ExpBeyondTheMaximumLifetime_IsRefused) {
+  Authenticator auth(Config());  // the default maximum lifetime: 24 h
+  absl::Time now = absl::Now();
+  auto claims_with_exp = [&](const std::string& exp) {
+    return absl::StrCat(
+        "{\"sub\":\"alice\",\"org\":\"acme\",\"iss\":\"kudos-platform\",\"aud\":\"kudos-api\","
+        "\"exp\":",
+        exp, ",\"roles\":[\"member\"]}");
+  };
+  ExpectRefused(auth, SignClaims(claims_with_exp("1000000000000000000"), kKey), now, "exp 1e18",
+                "'exp'");
+  ExpectRefused(auth,
+                SignClaims(claims_with_exp(absl::StrCat(absl::ToUnixSeconds(now + absl::Hours(25)))),
+                           kKey),
+                now, "25 h", "'exp'");
+  ExpectRefused(auth, SignClaims(claims_with_exp("\"2099-01-01\""), kKey), now, "string exp",
+                "'exp'");
+  EXPECT_TRUE(auth.Verify(SignClaims(claims_with_exp(absl::StrCat(
+                                         absl::ToUnixSeconds(now + absl::Hours(23)))),
+                                     kKey),
+                          now)
+                  .ok());
+  // Service tokens live minutes, not hours.
+  std::string service_claims = absl::StrCat(
+      "{\"sub\":\"kudos\",\"org\":\"acme\",\"iss\":\"kudos-platform\",\"aud\":\"kudos-internal\","
+      "\"exp\":",
+      absl::ToUnixSeconds(now + absl::Hours(1)), ",\"roles\":[\"service\"]}");
+  ExpectRefused(auth, SignClaims(service_claims, kServiceKey), now, "1 h service token", "'exp'");
+}
+
+TEST(TokenIdsTest, SubjectAndOrg_FollowThePlatformsOneIdRule) {
+  Authenticator auth(Config());
+  absl::Time now = absl::Now();
+  for (const std::string& sub :
+       {std::string("a}b"), std::string("al ice"), std::string("{acme}"), std::string(65, 's'),
+        std::string("x\xc3\xa9")}) {
+    ExpectRefused(auth, SignClaims(PersonClaims(now, "", sub), kKey), now, "sub " + sub, "'sub'");
+  }
+  // Finding 10: 64 characters is the limit everywhere (auth used to allow
+  // 128 while the leaderboard refused more than 64).
+  ExpectRefused(auth, SignClaims(PersonClaims(now, "", "alice", std::string(65, 'o')), kKey), now,
+                "65-character org", "'org'");
+  EXPECT_TRUE(
+      auth.Verify(SignClaims(PersonClaims(now, "", std::string(64, 's'), std::string(64, 'o')),
+                             kKey),
+                  now)
+          .ok());
+}
+
+Principal Person(const std::string& subject) {
+  return Principal{subject, "acme", static_cast<uint32_t>(Role::kMember)};
+}
+
+TEST(VerifiedTokenCacheTest, FullCache_EvictsTheLeastRecentlyUsedTokenOnly) {
+  VerifiedTokenCache cache(2);
+  absl::Time now = absl::Now();
+  std::pair<absl::Time, absl::Time> validity = {absl::InfinitePast(), now + absl::Hours(1)};
+  cache.Insert("token-a", Person("a"), validity);
+  cache.Insert("token-b", Person("b"), validity);
+  ASSERT_TRUE(cache.Find("token-a", now).has_value());  // a is now the most recent
+  cache.Insert("token-c", Person("c"), validity);
+  EXPECT_TRUE(cache.Find("token-a", now).has_value());
+  EXPECT_FALSE(cache.Find("token-b", now).has_value());
+  std::optional<Principal> c = cache.Find("token-c", now);
+  ASSERT_TRUE(c.has_value());
+  EXPECT_EQ(c->subject, "c");
+  // Re-inserting a cached token does not grow the cache past its bound.
+  cache.Insert("token-c", Person("c"), validity);
+  cache.Insert("token-d", Person("d"), validity);
+  EXPECT_FALSE(cache.Find("token-a", now).has_value());
+  EXPECT_TRUE(cache.Find("token-c", now).has_value());
+  EXPECT_TRUE(cache.Find("token-d", now).has_value());
+}
+
+}  // namespace
+}  // namespace common::auth
