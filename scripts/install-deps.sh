@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs every Debian package the platform needs to build, run and test.
 # Idempotent: does nothing when all are present. Runs apt as root or via sudo.
+#   --fuzz: also clang and its libFuzzer runtime (scripts/fuzz.sh; not needed by CI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +13,9 @@ PACKAGES=(
   redis-server redis-tools tzdata
   chromium
 )
+if [ "${1:-}" = "--fuzz" ]; then
+  PACKAGES+=(clang libclang-rt-14-dev)
+fi
 
 missing=()
 for package in "${PACKAGES[@]}"; do

@@ -1,25 +1,80 @@
 #!/usr/bin/env bash
 # Builds everything and runs every test: unit and integration tests against
 # real redis-server processes (each test starts its own on a free loopback
-# port), the gateway's browser test in headless Chromium, and buf lint.
-#   bash scripts/test.sh
+# port), the fuzz targets over their seed corpus, the gateway's browser test
+# in headless Chromium, and buf lint. Warnings are errors (KUDOS_WERROR=ON).
+#   bash scripts/test.sh                              # build/, what CI runs first
+#   bash scripts/test.sh --sanitize=address,undefined # build-asan/, every test under ASan+UBSan
+#   bash scripts/test.sh --sanitize=thread            # build-tsan/, the concurrency-heavy suites under TSan
+# Under a sanitizer the first finding aborts the process that hit it (the
+# test's or a service's started by the test); reports are written to
+# <build dir>/sanitizer-logs/ and any report there fails the run.
+# Environment: BUILD_DIR, JOBS, CTEST_ARGS (extra ctest arguments, e.g. "-R Ledger").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-BUILD_DIR=${BUILD_DIR:-$ROOT/build}
 JOBS=${JOBS:-$(nproc)}
+
+SANITIZE=""
+for arg in "$@"; do
+  case "$arg" in
+    --sanitize=*) SANITIZE=${arg#--sanitize=} ;;
+    *) echo "unknown argument: $arg (use --sanitize=address,undefined or --sanitize=thread)" >&2; exit 2 ;;
+  esac
+done
+case "$SANITIZE" in
+  "") DEFAULT_BUILD_DIR=$ROOT/build ;;
+  thread) DEFAULT_BUILD_DIR=$ROOT/build-tsan ;;
+  *) DEFAULT_BUILD_DIR=$ROOT/build-asan ;;
+esac
+BUILD_DIR=${BUILD_DIR:-$DEFAULT_BUILD_DIR}
 
 bash scripts/install-deps.sh
 
-echo "== buf lint"
-# npm install, not npm ci: the lockfile holds only this platform's buf binary package.
-(cd tools/buf && npm install --no-audit --no-fund --loglevel=error >/dev/null)
-(cd proto && "$ROOT/tools/buf/node_modules/.bin/buf" lint)
+if [ -z "$SANITIZE" ]; then
+  echo "== buf lint"
+  # npm install, not npm ci: the lockfile holds only this platform's buf binary package.
+  (cd tools/buf && npm install --no-audit --no-fund --loglevel=error >/dev/null)
+  (cd proto && "$ROOT/tools/buf/node_modules/.bin/buf" lint)
+fi
 
-echo "== build"
-cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKUDOS_SERVICES="ledger;kudos;leaderboard;gateway" >/dev/null
-cmake --build "$BUILD_DIR" -j "$JOBS"
+echo "== build ${SANITIZE:+(sanitizers: $SANITIZE) }in $BUILD_DIR"
+cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKUDOS_WERROR=ON \
+  -DKUDOS_SANITIZE="$SANITIZE" -DKUDOS_SERVICES="ledger;kudos;leaderboard;gateway" >/dev/null
+# The suites that exercise threads (pools, rate limits, streams, consumers,
+# shutdown, SSE fan-out): what TSan runs, and the targets they need.
+TSAN_TARGETS=(common_test leaderboard_integration_test gateway_http_test kudos_integration_test)
+TSAN_TESTS='^(RateLimiterTest|RateLimitTest|RedisClientTest|GuardTest|StreamSlotsTest|ShutdownTest|LeaderboardIntegrationTest|GatewayHttpTest|KudosIntegrationTest)\.'
+if [ "$SANITIZE" = thread ]; then
+  cmake --build "$BUILD_DIR" -j "$JOBS" --target "${TSAN_TARGETS[@]}"
+else
+  cmake --build "$BUILD_DIR" -j "$JOBS"
+fi
 
 echo "== test"
-cd "$BUILD_DIR"
-ctest --output-on-failure -j "$JOBS" --timeout 900
+CTEST_SELECT=()
+if [ -n "$SANITIZE" ]; then
+  LOG_DIR=$BUILD_DIR/sanitizer-logs
+  rm -rf "$LOG_DIR" && mkdir -p "$LOG_DIR"
+  SUPP=$ROOT/tests/sanitizers
+  COMMON="halt_on_error=1:print_stacktrace=1:log_path=$LOG_DIR/report"
+  export ASAN_OPTIONS="$COMMON:detect_leaks=1:suppressions=$SUPP/asan.supp"
+  export LSAN_OPTIONS="suppressions=$SUPP/lsan.supp:print_suppressions=0"
+  export UBSAN_OPTIONS="$COMMON:suppressions=$SUPP/ubsan.supp"
+  export TSAN_OPTIONS="$COMMON:second_deadlock_stack=1:suppressions=$SUPP/tsan.supp"
+  [ "$SANITIZE" = thread ] && CTEST_SELECT=(-R "$TSAN_TESTS")
+fi
+status=0
+(cd "$BUILD_DIR" && ctest --output-on-failure -j "$JOBS" --timeout 900 "${CTEST_SELECT[@]}" ${CTEST_ARGS:-}) || status=$?
+
+if [ -n "$SANITIZE" ]; then
+  reports=$(find "$LOG_DIR" -type f | sort)
+  if [ -n "$reports" ]; then
+    echo "== sanitizer reports (each fails the run):"
+    for report in $reports; do echo "--- $report"; cat "$report"; done
+    status=1
+  else
+    echo "== no sanitizer report"
+  fi
+fi
+exit $status

@@ -1,0 +1,29 @@
+# KUDOS_SANITIZE: compile and link every target with these sanitizers, e.g.
+# "address,undefined" (build-asan) or "thread" (build-tsan). Third-party
+# libraries (Debian's gRPC, protobuf, Abseil) are not instrumented; the
+# suppressions in tests/sanitizers/ cover their frames only.
+if(KUDOS_SANITIZE)
+  if(KUDOS_SANITIZE MATCHES "thread" AND KUDOS_SANITIZE MATCHES "address")
+    message(FATAL_ERROR "KUDOS_SANITIZE: thread cannot be combined with address")
+  endif()
+  message(STATUS "sanitizers: ${KUDOS_SANITIZE}")
+  # No recovery: the first finding aborts the process, so it fails the test.
+  add_compile_options(-fsanitize=${KUDOS_SANITIZE} -fno-sanitize-recover=all
+                      -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=${KUDOS_SANITIZE} -fno-sanitize-recover=all)
+endif()
+
+# KUDOS_FUZZ (clang only): every library gets libFuzzer's coverage
+# instrumentation plus ASan/UBSan, and the tests/fuzz targets link libFuzzer's
+# main instead of the corpus replay driver.
+if(KUDOS_FUZZ)
+  if(NOT CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+    message(FATAL_ERROR "KUDOS_FUZZ=ON needs clang: -DCMAKE_CXX_COMPILER=clang++")
+  endif()
+  if(KUDOS_SANITIZE)
+    message(FATAL_ERROR "KUDOS_FUZZ=ON brings its own sanitizers; leave KUDOS_SANITIZE empty")
+  endif()
+  add_compile_options(-fsanitize=fuzzer-no-link,address,undefined
+                      -fno-sanitize-recover=all -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=address,undefined)
+endif()
