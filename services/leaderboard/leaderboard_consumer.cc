@@ -562,8 +562,10 @@ void Consumer::Apply(const Batch& batch) {
   // applied alone, so one org's failure holds back no other.
   absl::Status together = ApplyAndAck(batch);
   if (together.ok()) return;
-  if (by_org.size() == 1) {
-    Defer(by_org.begin()->first, batch, together);
+  // Redis itself is away (one endpoint for all orgs): every org waits, and
+  // no org pays a timeout per try of the others.
+  if (by_org.size() == 1 || together.code() == absl::StatusCode::kUnavailable) {
+    for (const auto& [org, entries] : by_org) Defer(org, entries, together);
     return;
   }
   for (const auto& [org, entries] : by_org) {

@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "leaderboard/v1/leaderboard.grpc.pb.h"
+#include "services/leaderboard/leaderboard_consumer.h"
 #include "services/leaderboard/leaderboard_rules.h"
 #include "services/leaderboard/leaderboard_store.h"
 #include "tests/harness/process.h"
@@ -866,6 +867,98 @@ TEST(BoardReadScriptTest, RandomBoardsPageAndRankLikeTheModel) {
     }
     EXPECT_EQ(ghost->entries, after_ghost);
   }
+}
+
+// The consumer's per-org bookkeeping (issue 12, finding 2): backoff grows
+// and is capped, waiting on a rebuild or on Redis never dead-letters, a
+// failed batch is narrowed to its oldest entry, and only that entry failing
+// max_attempts times in a row is given up on.
+TEST(OrgRetriesTest, BacksOffPerOrgAndDeadLettersOnlyAnEntryThatKeepsFailing) {
+  using Clock = leaderboard::OrgRetries::Clock;
+  leaderboard::OrgRetries::Options options;
+  options.min_backoff = std::chrono::milliseconds(100);
+  options.max_backoff = std::chrono::milliseconds(1000);
+  options.max_attempts = 3;
+  leaderboard::OrgRetries retries(options);
+  Clock::time_point t0 = Clock::now();
+  EXPECT_TRUE(retries.Live("acme"));
+  EXPECT_TRUE(retries.Live("victim"));
+
+  // A failed batch: victim waits alone; its next try is one entry.
+  EXPECT_FALSE(retries.Failed("victim", "", /*counts=*/true, t0));
+  EXPECT_FALSE(retries.Live("victim"));
+  EXPECT_TRUE(retries.Live("acme"));
+  EXPECT_EQ(retries.NextCount("victim", 200), 1);
+  EXPECT_EQ(retries.NextCount("acme", 200), 200);
+  EXPECT_TRUE(retries.Due(t0).empty());
+  EXPECT_EQ(retries.Due(t0 + std::chrono::milliseconds(100)),
+            std::vector<std::string>{"victim"});
+
+  // Backoff doubles, capped at max_backoff; transient failures never count.
+  for (int i = 0; i < 10; ++i) EXPECT_FALSE(retries.Failed("victim", "1-1", false, t0));
+  EXPECT_EQ(retries.attempts("victim"), 0);
+  ASSERT_TRUE(retries.NextDue().has_value());
+  EXPECT_EQ(*retries.NextDue(), t0 + std::chrono::milliseconds(1000));
+
+  // The same entry failing max_attempts times is given up on; another
+  // entry starts its own count.
+  EXPECT_FALSE(retries.Failed("victim", "1-1", true, t0));
+  EXPECT_FALSE(retries.Failed("victim", "1-2", true, t0));
+  EXPECT_EQ(retries.attempts("victim"), 1);
+  EXPECT_FALSE(retries.Failed("victim", "1-2", true, t0));
+  EXPECT_TRUE(retries.Failed("victim", "1-2", true, t0));
+  EXPECT_EQ(retries.attempts("victim"), 3);
+
+  // Progress forgets the failures; drained, the org is live again.
+  retries.Progressed("victim", t0);
+  EXPECT_EQ(retries.attempts("victim"), 0);
+  EXPECT_EQ(retries.NextCount("victim", 200), 200);
+  EXPECT_EQ(retries.Due(t0), std::vector<std::string>{"victim"});
+  retries.Drained("victim");
+  EXPECT_TRUE(retries.Live("victim"));
+  EXPECT_EQ(retries.waiting(), 0u);
+  EXPECT_FALSE(retries.NextDue().has_value());
+}
+
+// The rebuild's swap changes nothing unless it still holds the org's lock
+// and every staged key is there; then it replaces the old keys at once.
+TEST(RebuildSwapTest, RefusesWithoutTheLockOrWithAnExpiredStageAndChangesNothing) {
+  harness::RedisServer redis;
+  common::redis::PoolOptions options;
+  options.endpoint = *common::redis::ParseEndpoint(redis.address());
+  options.size = 2;
+  common::redis::Pool pool(options);
+  leaderboard::Store store(pool);
+  const std::string org = "swap-org";
+  const std::string board = leaderboard::Prefix(org) + "points_received:all:all:org";
+  const std::string stale = leaderboard::Prefix(org) + "values:gone";
+  ASSERT_TRUE(pool.Pipeline({{"ZADD", board, "1", "old"}, {"SADD", stale, "x"}}).ok());
+  const std::string staging = leaderboard::StagingPrefix(org) + "tok:0";
+  ASSERT_TRUE(pool.Run({"ZADD", staging, "5", "new"}).ok());
+  std::vector<leaderboard::StagedKey> staged = {{staging, board, 0}};
+  auto keys = store.ProjectionKeys(org);
+  ASSERT_TRUE(keys.ok());
+  ASSERT_EQ(keys->size(), 2u);
+
+  // No lock (or another's): ABORTED, nothing changed.
+  absl::Status refused = store.SwapInProjections(org, "tok", *keys, staged);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kAborted) << refused;
+  ASSERT_TRUE(store.BeginRebuild(org, "tok", std::chrono::seconds(30), std::chrono::milliseconds(0)).ok());
+  // A missing staged key: ABORTED, nothing changed.
+  std::vector<leaderboard::StagedKey> missing = {{staging + "x", board, 0}};
+  refused = store.SwapInProjections(org, "tok", *keys, missing);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kAborted) << refused;
+  EXPECT_EQ(pool.Run({"ZSCORE", board, "old"})->str, "1");
+  EXPECT_EQ(pool.Run({"EXISTS", stale})->integer, 1);
+
+  ASSERT_TRUE(store.SwapInProjections(org, "tok", *keys, staged).ok());
+  EXPECT_TRUE(pool.Run({"ZSCORE", board, "old"})->is_nil());
+  EXPECT_EQ(pool.Run({"ZSCORE", board, "new"})->str, "5");
+  EXPECT_EQ(pool.Run({"EXISTS", stale})->integer, 0);
+  EXPECT_EQ(pool.Run({"EXISTS", staging})->integer, 0);
+  EXPECT_EQ(pool.Run({"PTTL", board})->integer, -1);  // its own expiry: none
+  ASSERT_TRUE(store.EndRebuild(org, "tok", false).ok());
+  EXPECT_EQ(pool.Run({"EXISTS", leaderboard::RebuildLockKey(org)})->integer, 0);
 }
 
 }  // namespace
