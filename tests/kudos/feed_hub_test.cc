@@ -86,7 +86,7 @@ TEST_F(FeedHubTest, Watch_OrgsShareOneReaderAndItStopsWhenTheLastWatcherLeaves) 
   EXPECT_EQ(hub.watchers(), 3);
   Append("acme", "k1");
   for (auto* watcher : {&*first, &*second}) {
-    auto ids = Receive(***watcher, 1);
+    auto ids = Receive(**watcher, 1);
     ASSERT_TRUE(ids.ok());
     EXPECT_EQ(*ids, std::vector<std::string>{"k1"});
   }
