@@ -15,6 +15,11 @@ KUDOS_ADDR=${KUDOS_ADDR:-127.0.0.1:50052}
 LEADERBOARD_ADDR=${LEADERBOARD_ADDR:-127.0.0.1:50053}
 HTTP_ADDR=${HTTP_ADDR:-127.0.0.1:8080}
 export KUDOS_ORG=${KUDOS_ORG:-demo}
+# Local development: unset JWT_KEY / SERVICE_TOKEN_SECRET fall back to the
+# PUBLIC development secrets (services refuse to start without explicit keys
+# otherwise). Export real secrets and KUDOS_DEV_INSECURE_DEFAULTS=0 to try a
+# production-like start.
+export KUDOS_DEV_INSECURE_DEFAULTS=${KUDOS_DEV_INSECURE_DEFAULTS:-1}
 export LEDGER_ADDR KUDOS_ADDR LEADERBOARD_ADDR
 
 bash scripts/install-deps.sh
@@ -70,7 +75,8 @@ Kudos platform is up (org '$KUDOS_ORG'; logs in var/log, Redis data in var/redis
   leaderboard (gRPC)  $LEADERBOARD_ADDR
   gateway  (HTTP)     http://$HTTP_ADDR/
 
-Try it from another shell:
+Try it from another shell (development mode: kudosctl mints with the public secret):
+  export KUDOS_DEV_INSECURE_DEFAULTS=1
   $CTL send --as=alice --to=bob,carol --points=5 --values=teamwork --message="Thanks for the demo!"
   $CTL leaderboard --window=week
   $CTL feed

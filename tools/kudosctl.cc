@@ -4,7 +4,8 @@
 //   kudosctl send --as=alice --to=bob,carol --points=5 --values=teamwork --message="Thanks!"
 //   kudosctl leaderboard [--metric=points_received] [--window=week] [--scope=org] [--scope_id=]
 //   kudosctl feed | balance --person=bob | streaks --person=bob | badges --person=bob
-// Tokens are minted with the development secret (JWT_KEY), or given with --token.
+// Tokens are minted with JWT_KEY, or with the public development secret when
+// KUDOS_DEV_INSECURE_DEFAULTS=1 (as scripts/start.sh sets), or given with --token.
 #include <grpcpp/grpcpp.h>
 
 #include <iostream>
@@ -49,6 +50,20 @@ ABSL_FLAG(int, timeout_ms, 5000, "deadline of each call");
 
 namespace {
 
+// JWT_KEY, else the public development secret, which only services started
+// with KUDOS_DEV_INSECURE_DEFAULTS=1 accept.
+std::string MintingSecret() {
+  std::string key = EnvOr("JWT_KEY", "");
+  if (!key.empty()) return key;
+  if (EnvOr(common::auth::kDevInsecureDefaultsEnv, "0") != "1") {
+    std::cerr << "kudosctl: set JWT_KEY to mint tokens, or " << common::auth::kDevInsecureDefaultsEnv
+              << "=1 for the public development secret (services started by scripts/start.sh), "
+                 "or pass --token\n";
+    std::exit(2);
+  }
+  return common::auth::kDevJwtSecret;
+}
+
 std::string Token(const std::string& default_roles) {
   if (!absl::GetFlag(FLAGS_token).empty()) return absl::GetFlag(FLAGS_token);
   common::auth::TokenRequest request;
@@ -56,8 +71,7 @@ std::string Token(const std::string& default_roles) {
   request.subject = absl::GetFlag(FLAGS_as);
   std::string roles = absl::GetFlag(FLAGS_roles).empty() ? default_roles : absl::GetFlag(FLAGS_roles);
   request.roles = absl::StrSplit(roles, ',', absl::SkipEmpty());
-  auto token = common::auth::MintHs256(
-      request, EnvOr("JWT_KEY", common::auth::kDevJwtSecret), absl::Now());
+  auto token = common::auth::MintHs256(request, MintingSecret(), absl::Now());
   if (!token.ok()) {
     std::cerr << token.status() << "\n";
     std::exit(2);
