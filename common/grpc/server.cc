@@ -46,8 +46,9 @@ void CaptureProtobufLog(google::protobuf::LogLevel level, const char* filename, 
                filename, line, message.c_str());
 }
 
-// Turns gRPC's answer to a request that does not parse (INTERNAL with an
-// empty message) into INVALID_ARGUMENT with a message a client can act on.
+// Turns gRPC's answer to a request that does not parse (INTERNAL or, on the
+// callback API, UNIMPLEMENTED, with an empty message) into INVALID_ARGUMENT
+// with a message a client can act on.
 // The request did not parse when the received message is null.
 class UnparseableRequestInterceptor : public grpc::experimental::Interceptor {
  public:
@@ -62,7 +63,10 @@ class UnparseableRequestInterceptor : public grpc::experimental::Interceptor {
       t_protobuf_error.clear();
     }
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
-      if (unparsed_ && methods->GetSendStatus().error_code() == grpc::StatusCode::INTERNAL) {
+      grpc::StatusCode code = methods->GetSendStatus().error_code();
+      // The sync server answers INTERNAL, the callback API UNIMPLEMENTED.
+      if (unparsed_ &&
+          (code == grpc::StatusCode::INTERNAL || code == grpc::StatusCode::UNIMPLEMENTED)) {
         methods->ModifySendStatus(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                                                UnparseableRequestMessage(method_, protobuf_error_)));
       }

@@ -291,11 +291,18 @@ class UnparseableRequestTest : public ::testing::Test {
     ledger_ = std::make_unique<harness::Service>(LEDGER_BINARY, redis_.address());
     kudos_ = std::make_unique<harness::Service>(
         KUDOS_BINARY, redis_.address(), std::vector<std::string>{"--ledger=" + ledger_->address()});
+    board_ = std::make_unique<harness::Service>(LEADERBOARD_BINARY, redis_.address());
     channel_ = grpc::CreateChannel(kudos_->address(), grpc::InsecureChannelCredentials());
+    board_channel_ = grpc::CreateChannel(board_->address(), grpc::InsecureChannelCredentials());
   }
 
   grpc::Status SendRaw(const std::string& method, const std::string& bytes) {
-    grpc::GenericStub stub(channel_);
+    return SendRawTo(channel_, method, bytes);
+  }
+
+  static grpc::Status SendRawTo(std::shared_ptr<grpc::Channel> channel, const std::string& method,
+                                const std::string& bytes) {
+    grpc::GenericStub stub(channel);
     auto context = harness::Context(harness::MintToken("acme", "alice", {"member"}));
     grpc::Slice slice(bytes);
     grpc::ByteBuffer request(&slice, 1);
@@ -317,7 +324,9 @@ class UnparseableRequestTest : public ::testing::Test {
   harness::RedisServer redis_;
   std::unique_ptr<harness::Service> ledger_;
   std::unique_ptr<harness::Service> kudos_;
+  std::unique_ptr<harness::Service> board_;
   std::shared_ptr<grpc::Channel> channel_;
+  std::shared_ptr<grpc::Channel> board_channel_;
 };
 
 // A length-delimited field on the wire: tag, length, bytes.
@@ -337,6 +346,21 @@ TEST_F(UnparseableRequestTest, InvalidUtf8StringField_IsInvalidArgumentNamingThe
   EXPECT_NE(status.error_message().find("kudos.v1.SendKudosRequest.message"), std::string::npos)
       << status.error_message();
   EXPECT_NE(status.error_message().find("UTF-8"), std::string::npos) << status.error_message();
+}
+
+TEST_F(UnparseableRequestTest, InvalidUtf8_IsInvalidArgumentOnSyncAndCallbackMethodsAlike) {
+  // {board: {scope_id: <not UTF-8>}}: GetLeaderboard runs on the sync
+  // server, WatchLeaderboard on the callback API.
+  std::string board = LengthDelimited(4, std::string("\xff\xfe", 2));
+  std::string request = LengthDelimited(1, board);
+  for (const char* method : {"/leaderboard.v1.LeaderboardService/GetLeaderboard",
+                             "/leaderboard.v1.LeaderboardService/WatchLeaderboard"}) {
+    grpc::Status status = SendRawTo(board_channel_, method, request);
+    EXPECT_EQ(status.error_code(), StatusCode::INVALID_ARGUMENT)
+        << method << ": " << status.error_message();
+    EXPECT_NE(status.error_message().find("leaderboard.v1.Board.scope_id"), std::string::npos)
+        << method << ": " << status.error_message();
+  }
 }
 
 TEST_F(UnparseableRequestTest, MalformedEncoding_IsInvalidArgumentNamingTheRequestType) {
