@@ -11,6 +11,15 @@
   valueFrom: {secretKeyRef: {name: {{ .Values.auth.existingSecret }}, key: jwt-key}}
 - name: SERVICE_TOKEN_SECRET
   valueFrom: {secretKeyRef: {name: {{ .Values.auth.existingSecret }}, key: service-token-secret}}
+# Never the public development secrets in a cluster.
+- name: KUDOS_DEV_INSECURE_DEFAULTS
+  value: "0"
+- name: JWT_MAX_TOKEN_LIFETIME_S
+  value: {{ .Values.auth.maxTokenLifetimeSeconds | quote }}
+- name: GRPC_MAX_THREADS
+  value: {{ .Values.grpc.maxThreads | quote }}
+- name: GRPC_MAX_MEMORY_BYTES
+  value: {{ .Values.grpc.maxMemoryBytes | quote }}
 - name: LEDGER_ADDR
   value: "{{ .Release.Name }}-ledger:{{ .Values.services.ledger.port }}"
 - name: KUDOS_ADDR
