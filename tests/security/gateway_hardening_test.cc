@@ -49,7 +49,8 @@ std::string GatewayBinary() {
 void AddCompatibilityFlag(std::vector<std::string>& args) {
   if (GatewayBinary() == GATEWAY_BINARY) return;
   args.push_back("--undefok=health_interval_ms,max_connections,max_sse_per_token,"
-                 "sse_max_pending_bytes,max_streams_per_person");
+                 "sse_max_pending_bytes,max_streams_per_person,rate_limit_person_rps,"
+                 "rate_limit_person_burst");
 }
 
 // ---- raw HTTP over loopback -------------------------------------------------
@@ -390,6 +391,25 @@ TEST_F(GatewayHardeningTest, Sse_StreamSlotsAreChargedToEachPerson) {
   EXPECT_NE(third.body.find("RESOURCE_EXHAUSTED"), std::string::npos) << third.body;
   EXPECT_FALSE(third.headers["retry-after"].empty());
   // Another person on the same board is not charged for alice's streams.
+  Stream bob(port, kBoard + harness::MintToken(kOrg, "bob"));
+  EXPECT_TRUE(bob.WaitFor("event: snapshot", 10s)) << bob.raw();
+}
+
+TEST_F(GatewayHardeningTest, Sse_ConnectsAreChargedToEachPersonsRateLimit) {
+  auto gateway = StartGateway({"--rate_limit_person_rps=0.2", "--rate_limit_person_burst=2"});
+  const int port = gateway->port();
+  // Each connect is charged to its own person, though all share one watch.
+  for (int i = 0; i < 2; ++i) {
+    Response streamed = Exchange(
+        port, absl::StrCat("GET ", kBoard, harness::MintToken(kOrg, "carol"),
+                           " HTTP/1.0\r\nHost: h\r\n\r\n"),
+        1s);
+    EXPECT_NE(streamed.status, 429) << streamed.body;
+  }
+  Response limited = Http(port, "GET", kBoard + harness::MintToken(kOrg, "carol"));
+  EXPECT_EQ(limited.status, 429) << limited.body;
+  EXPECT_NE(limited.body.find("rate limit"), std::string::npos) << limited.body;
+  EXPECT_FALSE(limited.headers["retry-after"].empty());
   Stream bob(port, kBoard + harness::MintToken(kOrg, "bob"));
   EXPECT_TRUE(bob.WaitFor("event: snapshot", 10s)) << bob.raw();
 }
