@@ -462,6 +462,10 @@ void Consumer::RetryPending(const std::string& org) {
   for (const StreamRef& stream : streams_) {
     if (stream.org == org) streams.push_back(&stream);
   }
+  if (streams.empty()) {  // forgotten (streams reset): rediscovery catches it up
+    retries_.Drained(org);
+    return;
+  }
   int count = retries_.NextCount(org, options_.batch);
   common::redis::Command command = {"XREADGROUP", "GROUP", options_.group, options_.consumer_name,
                                     "COUNT", absl::StrCat(count), "STREAMS"};
@@ -469,6 +473,7 @@ void Consumer::RetryPending(const std::string& org) {
   for (size_t i = 0; i < streams.size(); ++i) command.push_back("0");
   absl::StatusOr<Reply> reply = store_.pool().Run(command);
   if (!reply.ok()) {
+    if (ResetOnNoGroup(reply.status())) return;
     Defer(org, {}, reply.status());
     return;
   }
@@ -498,6 +503,16 @@ void Consumer::RetryPending(const std::string& org) {
   }
 }
 
+bool Consumer::ResetOnNoGroup(const absl::Status& status) {
+  if (!absl::StrContains(status.message(), "NOGROUP")) return false;
+  // A stream was deleted under us: set everything up again (every org
+  // catches up on its pending entries once rediscovered).
+  streams_.clear();
+  known_orgs_.clear();
+  next_refresh_ = {};
+  return true;
+}
+
 bool Consumer::ReadLive() {
   common::redis::Command command = {"XREADGROUP", "GROUP", options_.group,
                                     options_.consumer_name, "COUNT",
@@ -523,13 +538,7 @@ bool Consumer::ReadLive() {
   for (size_t i = 0; i < live; ++i) command.push_back(">");
   absl::StatusOr<Reply> reply = reader_.Run(command);
   if (!reply.ok()) {
-    if (absl::StrContains(reply.status().message(), "NOGROUP")) {
-      // A stream was deleted under us: set everything up again.
-      streams_.clear();
-      known_orgs_.clear();
-      next_refresh_ = {};
-      return false;
-    }
+    if (ResetOnNoGroup(reply.status())) return false;
     common::log::Warning(absl::StrCat("leaderboard: XREADGROUP: ", reply.status().ToString()));
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
     return false;

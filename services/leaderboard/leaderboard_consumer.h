@@ -214,6 +214,8 @@ class Consumer {
   absl::Status DeadLetter(const StreamRef& stream, const StreamEntry& entry,
                           const absl::Status& reason, int attempts);
   void MarkProgress();
+  // True (and everything is set up again) when a stream lost its group.
+  bool ResetOnNoGroup(const absl::Status& status);
   const StreamRef* Find(const std::string& key) const;
 
   Store& store_;
