@@ -222,25 +222,30 @@ bool FeedHub::RetireIfIdle(const std::shared_ptr<OrgFeed>& feed) {
     std::lock_guard<std::mutex> feed_lock(feed->mu);
     if (!feed->watchers.empty() && !stopping_) return false;
   }
+  RetireLocked(feed);
+  return true;
+}
+
+void FeedHub::RetireLocked(const std::shared_ptr<OrgFeed>& feed) {
   feed->state = OrgFeed::State::kEnded;
   feed->started.notify_all();
   auto it = feeds_.find(feed->org);
   if (it != feeds_.end() && it->second == feed) feeds_.erase(it);
   // Joined by the next Watch or the destructor (a thread cannot join itself).
   if (feed->thread.joinable()) finished_.push_back(std::move(feed->thread));
-  return true;
 }
 
 void FeedHub::EndFeed(const std::shared_ptr<OrgFeed>& feed, const absl::Status& why) {
   common::log::Warning(absl::StrCat("feed reader of org ", feed->org, " stopped: ", why.message()));
+  std::lock_guard<std::mutex> lock(mu_);
+  feed->start_status = why;
   {
-    std::lock_guard<std::mutex> lock(mu_);
-    feed->start_status = why;
     std::lock_guard<std::mutex> feed_lock(feed->mu);
     for (Watcher* watcher : feed->watchers) watcher->End(why);
     feed->watchers.clear();  // the watchers still unsubscribe (a no-op here)
   }
-  RetireIfIdle(feed);
+  // In the same critical section, so no new watcher joins an ended feed.
+  RetireLocked(feed);
 }
 
 void FeedHub::Run(std::shared_ptr<OrgFeed> feed) {

@@ -92,6 +92,8 @@ class FeedHub {
   void Run(std::shared_ptr<OrgFeed> feed);
   // Removes `feed` from the map if it has no watchers; true if removed.
   bool RetireIfIdle(const std::shared_ptr<OrgFeed>& feed);
+  // Marks `feed` ended and takes it out of the map; with mu_ held.
+  void RetireLocked(const std::shared_ptr<OrgFeed>& feed);
   void EndFeed(const std::shared_ptr<OrgFeed>& feed, const absl::Status& why);
   void JoinFinished();
 
