@@ -67,7 +67,10 @@ async function waitPort(port, timeoutMs = 15000) {
 function start(name, binary, args, port) {
   if (!binary) throw new Error('binary for ' + name + ' not given (set ' + name.toUpperCase() + '_BINARY)');
   const out = fs.openSync(path.join(work, name + '.log'), 'a');
-  const child = spawn(binary, args, { stdio: ['ignore', out, out] });
+  // Explicit development mode: the services refuse the public dev secrets
+  // (which this test signs its tokens with) unless told, like the harness.
+  const childEnv = Object.assign({}, process.env, { KUDOS_DEV_INSECURE_DEFAULTS: '1' });
+  const child = spawn(binary, args, { stdio: ['ignore', out, out], env: childEnv });
   procs[name] = { child, binary, args, port };
   return waitPort(port);
 }
