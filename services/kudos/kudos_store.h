@@ -3,7 +3,8 @@
 //   kudos:{org}:person:<id>              hash {pb, team}; kudos:{org}:people ZSET
 //   kudos:{org}:team:<id>                hash {pb}; kudos:{org}:teams ZSET
 //   kudos:{org}:team_members:<team>      ZSET of person ids
-//   kudos:{org}:kudos:<id>, boost:<id>   hash {pb, state, seq, transfers, event, ...}
+//   kudos:{org}:kudos:<id>, boost:<id>   hash {pb, state, seq, transfers, event, ...,
+//                                        reconcile_attempts, reconcile_error, dead_letter_time}
 //   kudos:{org}:kudosreq:<giver>:<request_id>, boostreq:...  idempotency
 //   kudos:{org}:feed:all|giver:<id>|recipient:<id>|team:<id>|value:<id>  ZSET by seq
 //   kudos:{org}:boosts:<kudos_id>        LIST of serialized Boost
