@@ -343,11 +343,11 @@ absl::StatusOr<bool> KudosStore::AttemptFailed(const std::string& org, RecordKin
                                                const std::string& id, int attempt,
                                                const ReconcileBackoff& backoff,
                                                const std::string& reason) {
-  KUDOS_CHECK(attempt >= 1, "only a claimed attempt can fail");
+  KUDOS_CHECK(attempt >= 1 && backoff.max_dead_letters >= 1, "only a claimed attempt can fail");
   absl::StatusOr<Reply> reply =
       pool_.Eval(reconcile_failed_, {Prefix(org)},
                  {KindName(kind), id, std::to_string(attempt), std::to_string(backoff.max_attempts),
-                  reason, NowText(), std::to_string(kMaxDeadLetters)});
+                  reason, NowText(), std::to_string(backoff.max_dead_letters)});
   if (!reply.ok()) return reply.status();
   const bool dead = reply->str == "DEAD";
   KUDOS_CHECK(dead || reply->str == "RETRY" || reply->str == "SETTLED",

@@ -53,10 +53,8 @@ struct ReconcileBackoff {
   int64_t first_ms = 2000;   // after the first failed attempt; doubles each time
   int64_t max_ms = 300000;
   int max_attempts = 10;     // then the record goes to the dead-letter stream
+  int max_dead_letters = 10000;  // per org; the oldest beyond are trimmed
 };
-
-// Oldest dead letters beyond this are trimmed.
-inline constexpr int kMaxDeadLetters = 10000;
 
 struct BeginOutcome {
   bool is_new = false;

@@ -28,6 +28,9 @@ ABSL_FLAG(int, reconcile_max_backoff_ms,
           "longest wait between two reconcile attempts of a record");
 ABSL_FLAG(int, reconcile_max_attempts, static_cast<int>(IntEnvOr("RECONCILE_MAX_ATTEMPTS", 10, 1)),
           "failed attempts after which a record goes to kudos:{org}:deadletter");
+ABSL_FLAG(int, reconcile_max_dead_letters,
+          static_cast<int>(IntEnvOr("RECONCILE_MAX_DEAD_LETTERS", 10000, 1)),
+          "entries kept in each org's kudos:{org}:deadletter stream (the oldest are trimmed)");
 ABSL_FLAG(int, max_feed_streams, static_cast<int>(IntEnvOr("MAX_FEED_STREAMS", 1000, 1)),
           "open WatchFeed streams on this replica (each holds a handler thread)");
 ABSL_FLAG(int, max_feed_orgs, static_cast<int>(IntEnvOr("MAX_FEED_ORGS", 100, 1)),
@@ -42,6 +45,7 @@ kudos::ReconcilerOptions ReconcilerOptionsFromFlags() {
   options.backoff.max_ms =
       std::max<int64_t>(options.backoff.first_ms, absl::GetFlag(FLAGS_reconcile_max_backoff_ms));
   options.backoff.max_attempts = std::max(1, absl::GetFlag(FLAGS_reconcile_max_attempts));
+  options.backoff.max_dead_letters = std::max(1, absl::GetFlag(FLAGS_reconcile_max_dead_letters));
   return options;
 }
 

@@ -360,6 +360,23 @@ TEST_F(KudosHardeningTest, Reconciler_DeadLettersARecordAfterMaxAttemptsWithTheR
   EXPECT_EQ(attempts->str, "3");
 }
 
+// The dead-letter stream is capped per org: the newest entries are kept.
+TEST_F(KudosHardeningTest, Reconciler_DeadLetterStreamKeepsOnlyTheNewestEntries) {
+  Start({"--reconcile_after_ms=100", "--reconcile_max_attempts=1",
+         "--reconcile_max_dead_letters=3"});
+  for (int i = 0; i < 5; ++i) WriteUnsettleableRecord(kOrg, absl::StrCat("kcap", i));
+  const std::string prefix = "kudos:{" + std::string(kOrg) + "}:";
+  // Every record was dead-lettered (none left in the queue)...
+  ASSERT_TRUE(Eventually([&] {
+    auto queued = pool_->Run({"ZCARD", prefix + "pending"});
+    return queued.ok() && queued->integer == 0;
+  }));
+  // ...and the stream holds the newest three.
+  auto length = pool_->Run({"XLEN", prefix + "deadletter"});
+  ASSERT_TRUE(length.ok());
+  EXPECT_EQ(length->integer, 3);
+}
+
 // ---- service principals ------------------------------------------------------------------------
 
 // A service token other than the kudos service (the gateway, say) carries no

@@ -1,6 +1,6 @@
 -- After a reconcile attempt that left a record PENDING: keeps the reason on
 -- the record and, after the last allowed attempt, takes it out of the queue
--- into the org's dead-letter stream (bounded). The record stays PENDING: its
+-- into the org's dead-letter stream (capped: the oldest entries go). The record stays PENDING: its
 -- ledger outcome is unknown, so nothing is committed or released; a client
 -- retry with its request_id still finishes it.
 -- KEYS[1] = "kudos:{org}:"
@@ -15,6 +15,6 @@ redis.call('HSET', record, 'reconcile_error', reason)
 if attempts < max_attempts then return 'RETRY' end
 redis.call('ZREM', p .. 'pending', kind .. ':' .. id)
 redis.call('HSET', record, 'dead_letter_time', time)
-redis.call('XADD', p .. 'deadletter', 'MAXLEN', '~', max_dead, '*', 'kind', kind, 'id', id,
+redis.call('XADD', p .. 'deadletter', 'MAXLEN', max_dead, '*', 'kind', kind, 'id', id,
   'attempts', tostring(attempts), 'reason', reason, 'time', time)
 return 'DEAD'
