@@ -33,7 +33,9 @@ void CheckOrg(const std::string& org) {
 
 void CheckAccountKey(const ledger::v1::Account& account) {
   absl::StatusOr<ledger::v1::Account> parsed = ledger::ParseAccountKey(ledger::AccountKey(account));
-  KUDOS_CHECK(parsed.ok() && MessageDifferencer::Equals(*parsed, account),
+  // Type and person only: the request's account may carry unknown fields.
+  KUDOS_CHECK(parsed.ok() && parsed->type() == account.type() &&
+                  parsed->person_id() == account.person_id(),
               "a valid account's key parses back to it");
 }
 
