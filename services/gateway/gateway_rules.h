@@ -131,15 +131,16 @@ int NextBackoffMs(int previous_ms, int max_ms);
 
 // ---- Request heads, judged before any body byte is read ----------------
 //
-// The gateway's connection filter reads each request's head (request line
+// The gateway's connection guard reads each request's head (request line
 // and headers) itself, so a body is refused (and discarded, never buffered)
 // before libevent reads it: too large by Content-Length, or sent without a
 // verified token. A refused request reaches the HTTP layer without its body
 // and with the refusal header, which the handler answers.
 
 inline constexpr char kRefusalHeader[] = "X-Gateway-Refusal";
-// The longest head the filter holds while waiting for its end.
-inline constexpr size_t kMaxHeadBytes = 64 * 1024;
+// The longest head held while waiting for its end (an API's heads are a
+// few hundred bytes; this bounds what an unauthenticated connection holds).
+inline constexpr size_t kMaxHeadBytes = 16 * 1024;
 
 struct RequestHead {
   bool valid = false;          // a request line and well-formed headers

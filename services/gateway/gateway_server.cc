@@ -479,10 +479,11 @@ absl::Status Gateway::Impl::Start() {
   wake_ = event_new(base_, -1, 0, &Impl::OnWake, this);
   http_ = evhttp_new(base_);
   evhttp_set_gencb(http_, &Impl::OnRequest, this);
-  // The connection filter refuses larger bodies by Content-Length before
+  // The connection guard refuses larger bodies by Content-Length before
   // reading them; this is libevent's own backstop.
   evhttp_set_max_body_size(http_, kMaxBodyBytes);
-  evhttp_set_max_headers_size(http_, kMaxHeadBytes);
+  // Room for the guard's refusal header on a head at the guard's limit.
+  evhttp_set_max_headers_size(http_, kMaxHeadBytes + 1024);
   evhttp_set_bevcb(http_, &Impl::OnNewConnection, this);
   evhttp_set_timeout(http_, 60);
   evhttp_set_allowed_methods(http_, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
@@ -770,7 +771,7 @@ void Gateway::Impl::ReplyRefusal(evhttp_request* req, absl::string_view reason) 
   }
   if (reason == "head_too_large") {
     return Reply(req, 431, "application/json",
-                 ErrorJsonWithHttp(3, "the request head is larger than 64 KiB", 431));
+                 ErrorJsonWithHttp(3, absl::StrCat("the request head is larger than ", kMaxHeadBytes / 1024, " KiB"), 431));
   }
   if (reason == "needs_length") {
     return Reply(req, 411, "application/json",
@@ -827,7 +828,7 @@ void Gateway::Impl::Handle(evhttp_request* req) {
     evhttp_add_header(out, "Access-Control-Allow-Origin", allow.c_str());
     if (allow != "*") evhttp_add_header(out, "Vary", "Origin");
   }
-  // Set only by the connection filter (a client's own copy is stripped).
+  // Set only by the connection guard (a client's own copy is stripped).
   if (const char* refusal = evhttp_find_header(in, kRefusalHeader)) {
     return ReplyRefusal(req, refusal);
   }

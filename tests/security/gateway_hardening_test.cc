@@ -453,6 +453,16 @@ TEST_F(GatewayHardeningTest, Body_WithoutAValidTokenIsRefusedBeforeItIsSent) {
   close(fd);
 }
 
+TEST_F(GatewayHardeningTest, Head_LargerThanTheLimitIsRefusedWith431) {
+  auto gateway = StartGateway({});
+  const std::string head = absl::StrCat("GET / HTTP/1.1\r\nHost: h\r\nX-Padding: ",
+                                        std::string(20 * 1024, 'p'), "\r\n\r\n");
+  Response response = Exchange(gateway->port(), head, 5s);
+  EXPECT_EQ(response.status, 431) << response.body;
+  EXPECT_NE(response.body.find("request head is larger than 16 KiB"), std::string::npos)
+      << response.body;
+}
+
 TEST_F(GatewayHardeningTest, Connections_PastTheCapAreRefusedWith503AndServedAgainAfter) {
   auto gateway = StartGateway({"--max_connections=8"});
   const int port = gateway->port();
