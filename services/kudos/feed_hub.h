@@ -25,7 +25,7 @@ namespace kudos {
 
 struct FeedHubOptions {
   common::redis::Endpoint redis;
-  int max_watchers = 1000;        // open watchers on this replica
+  int max_watchers = 256;         // open watchers on this replica
   int max_orgs = 100;             // orgs with a reader (= Redis connections)
   int max_queued_per_watcher = 256;  // kudos a watcher may fall behind by
   std::chrono::milliseconds block{1000};  // each XREAD's BLOCK
