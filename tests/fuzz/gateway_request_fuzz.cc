@@ -68,6 +68,7 @@ void BuildAndPrint(const gateway::Route& route, gateway::RequestInput input) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  fuzz::QuietProtobuf();
   fuzz::Input input(data, size);
   std::string method = input.Field();
   std::string target = input.Field();

@@ -101,6 +101,7 @@ void Settings(const std::string& bytes) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  fuzz::QuietProtobuf();
   fuzz::Input input(data, size);
   uint8_t mode = input.Byte() % 2;
   std::string bytes = input.Rest();

@@ -73,6 +73,7 @@ void CheckJournal(const ledger::v1::Transfer& transfer) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  fuzz::QuietProtobuf();
   fuzz::Input input(data, size);
   std::string org = input.Field();
   uint64_t raw_sequence = 0;

@@ -106,6 +106,7 @@ void ApplyRecord(leaderboard::ProjectionImage& image, bool is_ledger, int index,
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  fuzz::QuietProtobuf();
   fuzz::Input input(data, size);
   leaderboard::ProjectionImage image(absl::FromUnixSeconds(1794700800));
   for (int index = 1; index <= kMaxRecords && !input.empty(); ++index) {

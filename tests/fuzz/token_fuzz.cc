@@ -53,6 +53,7 @@ const common::auth::Authenticator& Verifier() {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  fuzz::QuietProtobuf();
   fuzz::Input input(data, size);
   uint8_t mode = input.Byte() % 3;
   std::string token;
