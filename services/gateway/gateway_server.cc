@@ -214,6 +214,8 @@ struct ConnectionGuard {
   evbuffer_cb_entry* input_cb = nullptr;
   Mode mode = Mode::kHead;
   int64_t remaining = 0;  // body bytes left to pass or discard
+  // Admitted bodies not yet handed to a handler, oldest first (pipelining).
+  std::deque<int64_t> charged_bodies;
   std::string head;       // an incomplete head, not yet given to libevent
   size_t head_scan = 0;   // where FindHeadEnd resumes in `head`
   bool over_capacity = false;
@@ -291,6 +293,8 @@ class Gateway::Impl {
   void ProbeUpstreams();
   std::string Screen(ConnectionGuard& guard, absl::string_view fresh);
   std::string JudgeHead(ConnectionGuard& guard, absl::string_view head);
+  void ReleaseBody(evhttp_request* req, size_t body_length);
+  void ReleaseCharges(ConnectionGuard& guard);
   void PauseAccepting(int resume_after_ms);
   void SweepClosedConnections();
   void StartUnary(evhttp_request* req, const Route& route, const RequestInput& input,
@@ -334,6 +338,9 @@ class Gateway::Impl {
 
   int connections_ = 0;  // open HTTP connections (loop thread)
   std::unordered_map<ConnectionGuard*, std::unique_ptr<ConnectionGuard>> guards_;
+  std::unordered_map<bufferevent*, ConnectionGuard*> guard_by_bev_;
+  // Bytes of admitted bodies still arriving or waiting for their handler.
+  int64_t body_bytes_in_flight_ = 0;
   bool accept_paused_ = false;
   uint64_t next_client_id_ = 1;
   std::unordered_map<std::string, int> sse_per_token_;  // token key -> open streams
@@ -580,6 +587,7 @@ bufferevent* Gateway::Impl::OnNewConnection(event_base* base, void* arg) {
   guard->over_capacity = self->connections_ >= self->options_.max_connections;
   guard->input_cb = evbuffer_add_cb(bufferevent_get_input(bev), &Impl::OnInput, guard.get());
   bufferevent_incref(bev);  // released by SweepClosedConnections
+  self->guard_by_bev_[bev] = guard.get();
   self->guards_[guard.get()] = std::move(guard);
   ++self->connections_;
   if (self->connections_ >= self->options_.max_connections + kConnectionOverflow) {
@@ -610,6 +618,8 @@ void Gateway::Impl::SweepClosedConnections() {
       continue;
     }
     evbuffer_remove_cb_entry(bufferevent_get_input(guard->bev), guard->input_cb);
+    ReleaseCharges(*guard);  // bodies that never reached a handler
+    guard_by_bev_.erase(guard->bev);
     bufferevent_decref(guard->bev);  // the last reference: closes the socket
     it = guards_.erase(it);
     --connections_;
@@ -735,10 +745,23 @@ std::string Gateway::Impl::JudgeHead(ConnectionGuard& guard, absl::string_view h
                      auth_.Verify(token, absl::Now()).ok();
   }
   const BodyVerdict verdict = JudgeBody(parsed, token_verified, kMaxBodyBytes);
-  if (!guard.over_capacity && verdict == BodyVerdict::kAdmit) {
+  const bool bodies_full =
+      verdict == BodyVerdict::kAdmit && parsed.content_length > 0 &&
+      body_bytes_in_flight_ + parsed.content_length >
+          static_cast<int64_t>(options_.max_body_bytes_in_flight);
+  if (!guard.over_capacity && verdict == BodyVerdict::kAdmit && !bodies_full) {
     guard.remaining = parsed.content_length;
     guard.mode = guard.remaining > 0 ? Mode::kPass : Mode::kHead;
+    if (parsed.content_length > 0) {
+      guard.charged_bodies.push_back(parsed.content_length);
+      body_bytes_in_flight_ += parsed.content_length;
+    }
     return StripRefusal(head);
+  }
+  if (bodies_full && !guard.over_capacity) {
+    guard.remaining = parsed.content_length;  // discarded; the connection goes on
+    guard.mode = Mode::kDiscard;
+    return RefusedHead(head, "bodies_busy");
   }
   // A refused body of known length is discarded as it arrives and the
   // connection goes on; otherwise the reply closes it.
@@ -761,6 +784,14 @@ void Gateway::Impl::ReplyRefusal(evhttp_request* req, absl::string_view reason) 
                       "body; the body was not read");
   }
   evhttp_add_header(out, "Connection", "close");
+  if (reason == "bodies_busy") {
+    evhttp_add_header(out, "Retry-After", "1");
+    evhttp_add_header(out, "Retry-After-Ms", "1000");
+    return Reply(req, 503, "application/json",
+                 ErrorJson(14, absl::StrCat("the gateway is receiving its maximum of ",
+                                            options_.max_body_bytes_in_flight,
+                                            " bytes of request bodies; retry after 1000 ms")));
+  }
   if (reason == "busy") {
     evhttp_add_header(out, "Retry-After", "1");
     evhttp_add_header(out, "Retry-After-Ms", "1000");
@@ -779,6 +810,26 @@ void Gateway::Impl::ReplyRefusal(evhttp_request* req, absl::string_view reason) 
                                       "are not accepted)", 411));
   }
   ReplyError(req, 3, "the request head does not parse (request line, headers or Content-Length)");
+}
+
+// The handler has the body: it no longer counts as arriving.
+void Gateway::Impl::ReleaseBody(evhttp_request* req, size_t body_length) {
+  if (body_length == 0) return;
+  bufferevent* bev = evhttp_connection_get_bufferevent(evhttp_request_get_connection(req));
+  auto it = guard_by_bev_.find(bev);
+  if (it == guard_by_bev_.end() || it->second->charged_bodies.empty()) return;
+  ConnectionGuard& guard = *it->second;
+  KUDOS_CHECK(guard.charged_bodies.front() == static_cast<int64_t>(body_length),
+              "a handler gets the body its head announced, in order");
+  body_bytes_in_flight_ -= guard.charged_bodies.front();
+  guard.charged_bodies.pop_front();
+  KUDOS_CHECK(body_bytes_in_flight_ >= 0, "released bodies were charged");
+}
+
+void Gateway::Impl::ReleaseCharges(ConnectionGuard& guard) {
+  for (int64_t bytes : guard.charged_bodies) body_bytes_in_flight_ -= bytes;
+  guard.charged_bodies.clear();
+  KUDOS_CHECK(body_bytes_in_flight_ >= 0, "released bodies were charged");
 }
 
 void Gateway::Impl::ReplyRetryLater(evhttp_request* req, const absl::Status& status) {
@@ -832,6 +883,7 @@ void Gateway::Impl::Handle(evhttp_request* req) {
   if (const char* refusal = evhttp_find_header(in, kRefusalHeader)) {
     return ReplyRefusal(req, refusal);
   }
+  ReleaseBody(req, evbuffer_get_length(evhttp_request_get_input_buffer(req)));
   if (method == "OPTIONS") {
     evhttp_add_header(out, "Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS");
     evhttp_add_header(out, "Access-Control-Allow-Headers",

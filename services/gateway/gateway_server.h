@@ -38,7 +38,10 @@ struct GatewayOptions {
   // and past kConnectionOverflow more the listener pauses.
   int max_connections = 4096;
   // SSE streams one token may hold open at once.
-  int max_sse_per_token = 8;
+  int max_sse_per_token = 16;
+  // Bytes of request bodies the gateway receives at once (each admitted by
+  // its Content-Length); past it a body is refused with 503 before it is read.
+  size_t max_body_bytes_in_flight = 64 * 1024 * 1024;
   // A client with more output than this waiting is disconnected.
   size_t max_pending_bytes = 256 * 1024;
   // How often upstream health is probed (reported by /healthz, never gating it).

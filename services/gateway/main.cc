@@ -39,8 +39,11 @@ using common::config::IntEnvOr;
 
 ABSL_FLAG(int, max_connections, static_cast<int>(IntEnvOr("MAX_CONNECTIONS", 4096)),
           "HTTP connections served at once; past it requests get 503 with Retry-After");
-ABSL_FLAG(int, max_sse_per_token, static_cast<int>(IntEnvOr("MAX_SSE_PER_TOKEN", 8)),
+ABSL_FLAG(int, max_sse_per_token, static_cast<int>(IntEnvOr("MAX_SSE_PER_TOKEN", 16)),
           "SSE streams one token may hold open (0 = unlimited)");
+ABSL_FLAG(int64_t, max_body_bytes_in_flight,
+          IntEnvOr("MAX_BODY_BYTES_IN_FLIGHT", int64_t{64} * 1024 * 1024),
+          "request body bytes received at once; past it bodies get 503 before being read");
 ABSL_FLAG(int, sse_max_pending_bytes,
           static_cast<int>(IntEnvOr("SSE_MAX_PENDING_BYTES", 262144)),
           "an SSE client with more output waiting is disconnected");
@@ -70,6 +73,8 @@ int main(int argc, char** argv) {
   options.max_backoff_ms = absl::GetFlag(FLAGS_max_backoff_ms);
   options.max_connections = std::max(1, absl::GetFlag(FLAGS_max_connections));
   options.max_sse_per_token = std::max(0, absl::GetFlag(FLAGS_max_sse_per_token));
+  options.max_body_bytes_in_flight = static_cast<size_t>(
+      std::max<int64_t>(256 * 1024, absl::GetFlag(FLAGS_max_body_bytes_in_flight)));
   options.max_pending_bytes =
       static_cast<size_t>(std::max(4096, absl::GetFlag(FLAGS_sse_max_pending_bytes)));
   options.health_interval =

@@ -50,7 +50,7 @@ void AddCompatibilityFlag(std::vector<std::string>& args) {
   if (GatewayBinary() == GATEWAY_BINARY) return;
   args.push_back("--undefok=health_interval_ms,max_connections,max_sse_per_token,"
                  "sse_max_pending_bytes,max_streams_per_person,rate_limit_person_rps,"
-                 "rate_limit_person_burst");
+                 "rate_limit_person_burst,max_body_bytes_in_flight");
 }
 
 // ---- raw HTTP over loopback -------------------------------------------------
@@ -451,6 +451,32 @@ TEST_F(GatewayHardeningTest, Body_WithoutAValidTokenIsRefusedBeforeItIsSent) {
   EXPECT_EQ(ReadResponse(fd, 5s).status, 401);
   EXPECT_EQ(ReadResponse(fd, 5s).status, 200);
   close(fd);
+}
+
+TEST_F(GatewayHardeningTest, Body_BytesArrivingAtOnceAreBoundedAcrossConnections) {
+  auto gateway = StartGateway({"--max_body_bytes_in_flight=300000"});
+  const int port = gateway->port();
+  const std::string token = harness::MintToken(kOrg, "alice");
+  auto head = [&](size_t length) {
+    return absl::StrCat("POST /v1/kudos HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer ", token,
+                        "\r\nContent-Type: application/json\r\nContent-Length: ", length,
+                        "\r\n\r\n");
+  };
+  // A slow upload holds 200,000 bytes of the budget...
+  int slow = Connect(port);
+  ASSERT_GE(slow, 0);
+  ASSERT_TRUE(WriteAll(slow, head(200000) + std::string(1000, ' ')));
+  // ...so another 200,000-byte body is refused before it is sent.
+  Response refused = Exchange(port, head(200000), 5s);
+  EXPECT_EQ(refused.status, 503) << refused.body;
+  EXPECT_EQ(refused.headers["retry-after"], "1");
+  EXPECT_NE(refused.body.find("bytes of request bodies"), std::string::npos) << refused.body;
+  // The slow upload completes (an invalid kudos: 400) and frees its share.
+  ASSERT_TRUE(WriteAll(slow, std::string(199000, ' ')));
+  EXPECT_EQ(ReadResponse(slow, 10s).status, 400);
+  close(slow);
+  Response after = Http(port, "POST", "/v1/kudos", std::string(200000, ' '), token);
+  EXPECT_EQ(after.status, 400) << after.body;
 }
 
 TEST_F(GatewayHardeningTest, Head_LargerThanTheLimitIsRefusedWith431) {
