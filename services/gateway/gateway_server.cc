@@ -221,6 +221,13 @@ struct ConnectionGuard {
   bool over_capacity = false;
 };
 
+// One upstream stream an SSE client asks for (a screen asks for several).
+struct SseWant {
+  std::string grpc_method, event, tag;
+  std::unique_ptr<pb::Message> request;
+  bool replay;  // a joining client gets the group's latest message at once
+};
+
 struct UnaryCall {
   Gateway::Impl* impl = nullptr;
   evhttp_request* req = nullptr;
@@ -302,6 +309,10 @@ class Gateway::Impl {
   void FinishUnary(const std::shared_ptr<UnaryCall>& call, const grpc::Status& status);
   void StartSse(evhttp_request* req, const Route* route, const RequestInput& input,
                 const std::string& authorization);
+  absl::StatusOr<std::vector<SseWant>> RouteWants(const Route& route, const RequestInput& input);
+  absl::StatusOr<std::vector<SseWant>> ScreenWants(const RequestInput& input);
+  void StartStreaming(evhttp_request* req, std::unique_ptr<SseClient> client,
+                      const std::string& principal_key, const std::vector<SseWant>& wants);
   absl::Status ChargeStream(SseClient& client);
   void Subscribe(SseClient* client, const std::string& principal_key,
                  const std::string& grpc_method, const std::string& event,
@@ -1089,7 +1100,6 @@ void Gateway::Impl::StartSse(evhttp_request* req, const Route* route, const Requ
   if (!principal.ok()) return ReplyError(req, 16, principal.status().message());
   absl::StatusOr<absl::Time> expires = TokenExpiry(token);
   if (!expires.ok()) return ReplyError(req, 16, expires.status().message());
-  const std::string principal_key = absl::StrCat(principal->org, "|", principal->roles);
   // The upstream watch runs under the gateway's identity, so this client's
   // own person and token are charged here, for this stream.
   const std::string token_key = common::auth::TokenKey(token);
@@ -1097,66 +1107,14 @@ void Gateway::Impl::StartSse(evhttp_request* req, const Route* route, const Requ
       !allowed.ok()) {
     return ReplyRetryLater(req, allowed);
   }
-
-  // Build every request first, so bad parameters are a plain 400.
-  struct Want {
-    std::string grpc_method, event, tag;
-    std::unique_ptr<pb::Message> request;
-    bool replay;
-  };
-  std::vector<Want> wants;
-  if (route != nullptr) {
-    const pb::MethodDescriptor* method = methods_[route->grpc_method];
-    std::unique_ptr<pb::Message> request = NewMessage(method->input_type());
-    absl::Status built = BuildRequest(*route, input, request.get());
-    if (!built.ok()) return ReplyError(req, static_cast<int>(built.code()), built.message());
-    bool replay = route->sse_event == "snapshot";
-    wants.push_back({route->grpc_method, route->sse_event, "", std::move(request), replay});
-  } else {
-    // The team screen: org and team boards for this week and month, and
-    // the feed, over one connection.
-    std::string team, metric = "METRIC_POINTS_RECEIVED";
-    int top_n = 10;
-    bool feed = true;
-    for (const auto& [name, value] : input.query_params) {
-      if (name == "team" || name == "team_id") team = value;
-      if (name == "metric") metric = value;
-      if (name == "feed") feed = value != "0" && value != "false";
-      if ((name == "top_n" || name == "topN") && (!absl::SimpleAtoi(value, &top_n) || top_n < 1 ||
-                                                   top_n > 100)) {
-        return ReplyError(req, 3, "top_n: must be 1..100");
-      }
-    }
-    struct Board {
-      const char* tag;
-      const char* scope;
-      const char* window;
-    };
-    std::vector<Board> boards = {{"org_week", "SCOPE_ORG", "WINDOW_WEEK"},
-                                 {"org_month", "SCOPE_ORG", "WINDOW_MONTH"}};
-    if (!team.empty()) {
-      boards.push_back({"team_week", "SCOPE_TEAM", "WINDOW_WEEK"});
-      boards.push_back({"team_month", "SCOPE_TEAM", "WINDOW_MONTH"});
-    }
-    for (const Board& board : boards) {
-      auto request = std::make_unique<leaderboard::v1::WatchLeaderboardRequest>();
-      request->set_top_n(top_n);
-      absl::Status status = SetFieldFromText(request.get(), "board.metric", metric);
-      if (!status.ok()) return ReplyError(req, 3, status.message());
-      SetFieldFromText(request.get(), "board.scope", board.scope).IgnoreError();
-      SetFieldFromText(request.get(), "board.window", board.window).IgnoreError();
-      if (absl::StartsWith(board.tag, "team")) request->mutable_board()->set_scope_id(team);
-      wants.push_back({"/leaderboard.v1.LeaderboardService/WatchLeaderboard", "snapshot",
-                       board.tag, std::move(request), true});
-    }
-    if (feed) {
-      wants.push_back({"/kudos.v1.KudosService/WatchFeed", "kudos", "",
-                       std::make_unique<kudos::v1::WatchFeedRequest>(), false});
-    }
+  // Every request is built first, so bad parameters are a plain 400.
+  absl::StatusOr<std::vector<SseWant>> wants =
+      route != nullptr ? RouteWants(*route, input) : ScreenWants(input);
+  if (!wants.ok()) {
+    return ReplyError(req, static_cast<int>(wants.status().code()), wants.status().message());
   }
 
-  auto owned = std::make_unique<SseClient>();
-  SseClient* client = owned.get();
+  auto client = std::make_unique<SseClient>();
   client->impl = this;
   client->id = next_client_id_++;
   client->org = principal->org;
@@ -1168,7 +1126,71 @@ void Gateway::Impl::StartSse(evhttp_request* req, const Route* route, const Requ
     return ReplyRetryLater(req, charged);
   }
   ++sse_per_token_[token_key];
+  StartStreaming(req, std::move(client), absl::StrCat(principal->org, "|", principal->roles),
+                 *wants);
+}
 
+absl::StatusOr<std::vector<SseWant>> Gateway::Impl::RouteWants(const Route& route,
+                                                                const RequestInput& input) {
+  const pb::MethodDescriptor* method = methods_[route.grpc_method];
+  std::unique_ptr<pb::Message> request = NewMessage(method->input_type());
+  absl::Status built = BuildRequest(route, input, request.get());
+  if (!built.ok()) return built;
+  std::vector<SseWant> wants;
+  wants.push_back({route.grpc_method, route.sse_event, "", std::move(request),
+                   route.sse_event == "snapshot"});
+  return wants;
+}
+
+// The team screen: org and team boards for this week and month, and the
+// feed, over one connection.
+absl::StatusOr<std::vector<SseWant>> Gateway::Impl::ScreenWants(const RequestInput& input) {
+  std::string team, metric = "METRIC_POINTS_RECEIVED";
+  int top_n = 10;
+  bool feed = true;
+  for (const auto& [name, value] : input.query_params) {
+    if (name == "team" || name == "team_id") team = value;
+    if (name == "metric") metric = value;
+    if (name == "feed") feed = value != "0" && value != "false";
+    if ((name == "top_n" || name == "topN") &&
+        (!absl::SimpleAtoi(value, &top_n) || top_n < 1 || top_n > 100)) {
+      return absl::InvalidArgumentError("top_n: must be 1..100");
+    }
+  }
+  struct Board {
+    const char* tag;
+    const char* scope;
+    const char* window;
+  };
+  std::vector<Board> boards = {{"org_week", "SCOPE_ORG", "WINDOW_WEEK"},
+                               {"org_month", "SCOPE_ORG", "WINDOW_MONTH"}};
+  if (!team.empty()) {
+    boards.push_back({"team_week", "SCOPE_TEAM", "WINDOW_WEEK"});
+    boards.push_back({"team_month", "SCOPE_TEAM", "WINDOW_MONTH"});
+  }
+  std::vector<SseWant> wants;
+  for (const Board& board : boards) {
+    auto request = std::make_unique<leaderboard::v1::WatchLeaderboardRequest>();
+    request->set_top_n(top_n);
+    absl::Status status = SetFieldFromText(request.get(), "board.metric", metric);
+    if (!status.ok()) return absl::InvalidArgumentError(status.message());
+    SetFieldFromText(request.get(), "board.scope", board.scope).IgnoreError();
+    SetFieldFromText(request.get(), "board.window", board.window).IgnoreError();
+    if (absl::StartsWith(board.tag, "team")) request->mutable_board()->set_scope_id(team);
+    wants.push_back({"/leaderboard.v1.LeaderboardService/WatchLeaderboard", "snapshot",
+                     board.tag, std::move(request), true});
+  }
+  if (feed) {
+    wants.push_back({"/kudos.v1.KudosService/WatchFeed", "kudos", "",
+                     std::make_unique<kudos::v1::WatchFeedRequest>(), false});
+  }
+  return wants;
+}
+
+// The client was charged: its stream starts and joins (or opens) its watches.
+void Gateway::Impl::StartStreaming(evhttp_request* req, std::unique_ptr<SseClient> owned,
+                                   const std::string& principal_key,
+                                   const std::vector<SseWant>& wants) {
   evkeyvalq* out = evhttp_request_get_output_headers(req);
   evhttp_add_header(out, "Content-Type", "text/event-stream; charset=utf-8");
   evhttp_add_header(out, "Cache-Control", "no-cache");
@@ -1176,6 +1198,7 @@ void Gateway::Impl::StartSse(evhttp_request* req, const Route* route, const Requ
   // Ending the stream (a reauth) ends the connection too.
   evhttp_add_header(out, "Connection", "close");
   evhttp_send_reply_start(req, 200, "OK");
+  SseClient* client = owned.get();
   client->req = req;
   client->conn = evhttp_request_get_connection(req);
   clients_[client] = std::move(owned);
@@ -1191,7 +1214,7 @@ void Gateway::Impl::StartSse(evhttp_request* req, const Route* route, const Requ
   }
   client->expiry_timer = evtimer_new(base_, &Impl::OnTokenTimer, client);
   Send(client, SseRetry(options_.sse_retry_ms) + SseComment("connected"));
-  for (Want& want : wants) {
+  for (const SseWant& want : wants) {
     Subscribe(client, principal_key, want.grpc_method, want.event, *want.request, want.tag,
               want.replay);
   }
