@@ -13,8 +13,8 @@
 
 namespace kudos {
 
-// One org's reader and its watchers. `state`, `start_status` and `thread`
-// are guarded by the hub's mutex; `watchers` by `mu`.
+// One org's reader and its subscribers. `state`, `start_status` and
+// `thread` are guarded by the hub's mutex; `sinks` by `mu`.
 class FeedHub::OrgFeed {
  public:
   enum class State { kStarting, kRunning, kEnded };
@@ -29,7 +29,52 @@ class FeedHub::OrgFeed {
   std::thread thread;
 
   std::mutex mu;
-  std::vector<Watcher*> watchers;
+  std::vector<std::shared_ptr<FeedSink>> sinks;
+};
+
+// The polling Watcher's bounded queue.
+class FeedHub::Watcher::Queue : public FeedSink {
+ public:
+  explicit Queue(size_t bound) : bound_(bound) {}
+
+  void Deliver(const std::vector<SharedEvent>& events) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!ended_.ok()) return;
+    if (queue_.size() + events.size() > bound_) {
+      // Dropped rather than waited for: the reader serves every subscriber.
+      ended_ = absl::AbortedError(absl::StrCat(
+          "this feed watcher fell more than ", bound_,
+          " kudos behind; reconnect and read what was missed with ListKudos"));
+      queue_.clear();
+    } else {
+      queue_.insert(queue_.end(), events.begin(), events.end());
+    }
+    KUDOS_CHECK(queue_.size() <= bound_, "a watcher's queue stays bounded");
+    ready_.notify_all();
+  }
+
+  void End(const absl::Status& why) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (ended_.ok()) ended_ = why;
+    ready_.notify_all();
+  }
+
+  absl::StatusOr<std::vector<SharedEvent>> Next(std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(mu_);
+    ready_.wait_for(lock, timeout, [&] { return !queue_.empty() || !ended_.ok(); });
+    if (!ended_.ok()) return ended_;
+    std::vector<SharedEvent> events(std::make_move_iterator(queue_.begin()),
+                                    std::make_move_iterator(queue_.end()));
+    queue_.clear();
+    return events;
+  }
+
+ private:
+  const size_t bound_;
+  std::mutex mu_;
+  std::condition_variable ready_;
+  std::deque<SharedEvent> queue_;
+  absl::Status ended_;  // not OK once nothing more can come
 };
 
 namespace {
@@ -73,40 +118,21 @@ std::vector<SharedEvent> ParseEntries(const common::redis::Reply& reply, std::st
 
 }  // namespace
 
-FeedHub::Watcher::~Watcher() { hub_->Unsubscribe(this); }
+FeedHub::Subscription::~Subscription() { hub_->Unsubscribe(feed_, sink_); }
 
 absl::StatusOr<std::vector<SharedEvent>> FeedHub::Watcher::Next(
     std::chrono::milliseconds timeout) {
-  std::unique_lock<std::mutex> lock(mu_);
-  ready_.wait_for(lock, timeout, [&] { return !queue_.empty() || !ended_.ok(); });
-  if (!ended_.ok()) return ended_;
-  std::vector<SharedEvent> events(std::make_move_iterator(queue_.begin()),
-                                  std::make_move_iterator(queue_.end()));
-  queue_.clear();
-  return events;
+  return queue_->Next(timeout);
 }
 
-void FeedHub::Watcher::Push(const std::vector<SharedEvent>& events) {
-  const size_t bound = static_cast<size_t>(hub_->options_.max_queued_per_watcher);
-  std::lock_guard<std::mutex> lock(mu_);
-  if (!ended_.ok()) return;
-  if (queue_.size() + events.size() > bound) {
-    // Dropped rather than waited for: the reader serves every watcher.
-    ended_ = absl::AbortedError(absl::StrCat(
-        "this feed watcher fell more than ", bound,
-        " kudos behind; reconnect and read what was missed with ListKudos"));
-    queue_.clear();
-  } else {
-    queue_.insert(queue_.end(), events.begin(), events.end());
-  }
-  KUDOS_CHECK(queue_.size() <= bound, "a watcher's queue stays bounded");
-  ready_.notify_all();
-}
-
-void FeedHub::Watcher::End(absl::Status why) {
-  std::lock_guard<std::mutex> lock(mu_);
-  if (ended_.ok()) ended_ = std::move(why);
-  ready_.notify_all();
+absl::StatusOr<std::unique_ptr<FeedHub::Watcher>> FeedHub::Watch(const std::string& org) {
+  auto queue = std::make_shared<Watcher::Queue>(options_.max_queued_per_watcher);
+  absl::StatusOr<std::unique_ptr<Subscription>> subscription = Subscribe(org, queue);
+  if (!subscription.ok()) return subscription.status();
+  std::unique_ptr<Watcher> watcher(new Watcher());
+  watcher->queue_ = std::move(queue);
+  watcher->subscription_ = *std::move(subscription);
+  return watcher;
 }
 
 FeedHub::FeedHub(FeedHubOptions options) : options_(std::move(options)) {}
@@ -140,7 +166,8 @@ int FeedHub::orgs() const {
   return static_cast<int>(feeds_.size());
 }
 
-absl::StatusOr<std::unique_ptr<FeedHub::Watcher>> FeedHub::Watch(const std::string& org) {
+absl::StatusOr<std::unique_ptr<FeedHub::Subscription>> FeedHub::Subscribe(
+    const std::string& org, std::shared_ptr<FeedSink> sink) {
   JoinFinished();
   std::unique_lock<std::mutex> lock(mu_);
   if (stopping_) return absl::UnavailableError("server shutting down; reconnect");
@@ -159,50 +186,54 @@ absl::StatusOr<std::unique_ptr<FeedHub::Watcher>> FeedHub::Watch(const std::stri
     slot->thread = std::thread([this, feed = slot] { Run(feed); });
   }
   std::shared_ptr<OrgFeed> feed = slot;
-  std::unique_ptr<Watcher> watcher(new Watcher(this, feed));
+  const FeedSink* raw = sink.get();
   {
     std::lock_guard<std::mutex> feed_lock(feed->mu);
-    feed->watchers.push_back(watcher.get());
+    feed->sinks.push_back(std::move(sink));
   }
   ++watchers_;
   KUDOS_CHECK(watchers_ <= options_.max_watchers, "watchers stay within the replica's cap");
+  std::unique_ptr<Subscription> subscription(new Subscription(this, feed, raw));
   // Wait until the reader has pinned its position (or failed).
   feed->started.wait_for(lock, options_.start_timeout,
                          [&] { return feed->state != OrgFeed::State::kStarting; });
+  absl::Status failed;
   if (feed->state == OrgFeed::State::kStarting) {
-    lock.unlock();
-    return absl::UnavailableError("the feed reader did not start in time; retry");
+    failed = absl::UnavailableError("the feed reader did not start in time; retry");
+  } else if (feed->state == OrgFeed::State::kEnded) {
+    failed = feed->start_status.ok() ? absl::UnavailableError("the feed reader stopped; retry")
+                                     : feed->start_status;
   }
-  if (feed->state == OrgFeed::State::kEnded) {
-    absl::Status why = feed->start_status.ok()
-                           ? absl::UnavailableError("the feed reader stopped; retry")
-                           : feed->start_status;
-    lock.unlock();
-    return why;  // `watcher` unsubscribes as it goes
-  }
-  return watcher;
+  lock.unlock();
+  if (!failed.ok()) return failed;  // `subscription` unsubscribes as it goes
+  return subscription;
 }
 
-void FeedHub::Unsubscribe(Watcher* watcher) {
+void FeedHub::Unsubscribe(const std::shared_ptr<OrgFeed>& feed, const FeedSink* sink) {
   std::lock_guard<std::mutex> lock(mu_);
   {
-    std::lock_guard<std::mutex> feed_lock(watcher->feed_->mu);
-    auto& list = watcher->feed_->watchers;
-    list.erase(std::remove(list.begin(), list.end(), watcher), list.end());
+    std::lock_guard<std::mutex> feed_lock(feed->mu);
+    auto& list = feed->sinks;
+    list.erase(std::remove_if(list.begin(), list.end(),
+                              [&](const std::shared_ptr<FeedSink>& s) { return s.get() == sink; }),
+               list.end());
   }
   --watchers_;
   KUDOS_CHECK(watchers_ >= 0, "every unsubscribe matches a subscribe");
 }
 
 void FeedHub::Shutdown() {
-  std::lock_guard<std::mutex> lock(mu_);
-  stopping_ = true;
-  for (auto& [org, feed] : feeds_) {
-    std::lock_guard<std::mutex> feed_lock(feed->mu);
-    for (Watcher* watcher : feed->watchers) {
-      watcher->End(absl::UnavailableError("server shutting down; reconnect"));
+  std::vector<std::shared_ptr<FeedSink>> sinks;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+    for (auto& [org, feed] : feeds_) {
+      std::lock_guard<std::mutex> feed_lock(feed->mu);
+      sinks.insert(sinks.end(), feed->sinks.begin(), feed->sinks.end());
     }
   }
+  // Outside the locks: a sink may finish its stream inline.
+  for (const auto& sink : sinks) sink->End(absl::UnavailableError("server shutting down; reconnect"));
 }
 
 void FeedHub::JoinFinished() {
@@ -220,7 +251,7 @@ bool FeedHub::RetireIfIdle(const std::shared_ptr<OrgFeed>& feed) {
   std::lock_guard<std::mutex> lock(mu_);
   {
     std::lock_guard<std::mutex> feed_lock(feed->mu);
-    if (!feed->watchers.empty() && !stopping_) return false;
+    if (!feed->sinks.empty() && !stopping_) return false;
   }
   RetireLocked(feed);
   return true;
@@ -237,15 +268,18 @@ void FeedHub::RetireLocked(const std::shared_ptr<OrgFeed>& feed) {
 
 void FeedHub::EndFeed(const std::shared_ptr<OrgFeed>& feed, const absl::Status& why) {
   common::log::Warning(absl::StrCat("feed reader of org ", feed->org, " stopped: ", why.message()));
-  std::lock_guard<std::mutex> lock(mu_);
-  feed->start_status = why;
+  std::vector<std::shared_ptr<FeedSink>> sinks;
   {
-    std::lock_guard<std::mutex> feed_lock(feed->mu);
-    for (Watcher* watcher : feed->watchers) watcher->End(why);
-    feed->watchers.clear();  // the watchers still unsubscribe (a no-op here)
+    std::lock_guard<std::mutex> lock(mu_);
+    feed->start_status = why;
+    {
+      std::lock_guard<std::mutex> feed_lock(feed->mu);
+      sinks.swap(feed->sinks);  // their subscriptions still unsubscribe (a no-op)
+    }
+    // In the same critical section, so no new subscriber joins an ended feed.
+    RetireLocked(feed);
   }
-  // In the same critical section, so no new watcher joins an ended feed.
-  RetireLocked(feed);
+  for (const auto& sink : sinks) sink->End(why);
 }
 
 void FeedHub::Run(std::shared_ptr<OrgFeed> feed) {
@@ -285,8 +319,13 @@ void FeedHub::Run(std::shared_ptr<OrgFeed> feed) {
     if (reply->is_nil()) continue;
     std::vector<SharedEvent> events = ParseEntries(*reply, &last_id);
     if (events.empty()) continue;
-    std::lock_guard<std::mutex> feed_lock(feed->mu);
-    for (Watcher* watcher : feed->watchers) watcher->Push(events);
+    std::vector<std::shared_ptr<FeedSink>> sinks;
+    {
+      std::lock_guard<std::mutex> feed_lock(feed->mu);
+      sinks = feed->sinks;
+    }
+    // Outside the locks: a sink may write (or finish) its stream inline.
+    for (const auto& sink : sinks) sink->Deliver(events);
   }
 }
 

@@ -1,9 +1,9 @@
-// Live feed fan-out for WatchFeed: one reader per org with watchers on this
-// replica (one thread, one Redis connection, one blocking XREAD at a time on
-// kudos:{org}:events), handing each KudosSent to that org's watchers through
-// bounded queues. Redis connections are bounded by the cap on orgs, threads
-// and queues by the cap on watchers; a slow watcher never delays the reader
-// nor any other watcher (it is dropped once its queue is full).
+// Live feed fan-out for WatchFeed: one reader per org with subscribers on
+// this replica (one thread, one Redis connection, one blocking XREAD at a
+// time on kudos:{org}:events), handing each KudosSent to that org's
+// subscribers. Redis connections are bounded by the cap on orgs, subscribers
+// by the cap on watchers; subscribers must not block (each keeps its own
+// bounded queue), so a slow one never delays the reader nor any other.
 #pragma once
 
 #include <chrono>
@@ -25,48 +25,64 @@ namespace kudos {
 
 struct FeedHubOptions {
   common::redis::Endpoint redis;
-  int max_watchers = 256;         // open watchers on this replica
+  int max_watchers = 1000;        // subscribers on this replica
   int max_orgs = 100;             // orgs with a reader (= Redis connections)
-  int max_queued_per_watcher = 256;  // kudos a watcher may fall behind by
+  int max_queued_per_watcher = 256;  // kudos a subscriber may fall behind by
   std::chrono::milliseconds block{1000};  // each XREAD's BLOCK
-  // How long a first watcher waits for its org's reader to pin its position.
+  // How long a first subscriber waits for its org's reader to pin its position.
   std::chrono::milliseconds start_timeout{5000};
-  // How long a refused watcher is told to wait before trying again.
+  // How long a refused subscriber is told to wait before trying again.
   int retry_after_ms = 1000;
 };
 
 using SharedEvent = std::shared_ptr<const kudos::v1::KudosEvent>;
 
+// What a subscriber implements. Called by the org's reader thread with no
+// hub lock held; must not block.
+class FeedSink {
+ public:
+  virtual ~FeedSink() = default;
+  // KudosSent events committed since the last delivery, in order.
+  virtual void Deliver(const std::vector<SharedEvent>& events) = 0;
+  // Nothing more will come: the org's reader failed or the hub is stopping.
+  virtual void End(const absl::Status& why) = 0;
+};
+
 class FeedHub {
  public:
   class OrgFeed;
 
-  // One watcher's subscription; unsubscribes when destroyed.
+  // A subscription; unsubscribes when destroyed. After that the sink may
+  // still get one delivery that was already under way.
+  class Subscription {
+   public:
+    ~Subscription();
+    Subscription(const Subscription&) = delete;
+    Subscription& operator=(const Subscription&) = delete;
+
+   private:
+    friend class FeedHub;
+    Subscription(FeedHub* hub, std::shared_ptr<OrgFeed> feed, const FeedSink* sink)
+        : hub_(hub), feed_(std::move(feed)), sink_(sink) {}
+    FeedHub* hub_;
+    std::shared_ptr<OrgFeed> feed_;
+    const FeedSink* sink_;
+  };
+
+  // A subscriber that is read by polling (tests, simple consumers).
   class Watcher {
    public:
-    ~Watcher();
-    Watcher(const Watcher&) = delete;
-    Watcher& operator=(const Watcher&) = delete;
     // The KudosSent events committed since the last call, waiting up to
-    // `timeout` for one (empty when none came). ABORTED once the watcher fell
-    // more than max_queued_per_watcher behind; UNAVAILABLE when the org's
-    // reader failed or the hub stopped.
+    // `timeout` for one (empty when none came). ABORTED once it fell more
+    // than max_queued_per_watcher behind; UNAVAILABLE when the org's reader
+    // failed or the hub stopped.
     absl::StatusOr<std::vector<SharedEvent>> Next(std::chrono::milliseconds timeout);
 
    private:
     friend class FeedHub;
-    friend class OrgFeed;
-    Watcher(FeedHub* hub, std::shared_ptr<OrgFeed> feed) : hub_(hub), feed_(std::move(feed)) {}
-    // Called by the org's reader; never blocks on the watcher's consumer.
-    void Push(const std::vector<SharedEvent>& events);
-    void End(absl::Status why);
-
-    FeedHub* hub_;
-    std::shared_ptr<OrgFeed> feed_;
-    std::mutex mu_;
-    std::condition_variable ready_;
-    std::deque<SharedEvent> queue_;
-    absl::Status ended_;  // not OK once the watcher can get nothing more
+    class Queue;
+    std::shared_ptr<Queue> queue_;
+    std::unique_ptr<Subscription> subscription_;  // destroyed first
   };
 
   explicit FeedHub(FeedHubOptions options);
@@ -74,12 +90,15 @@ class FeedHub {
   FeedHub(const FeedHub&) = delete;
   FeedHub& operator=(const FeedHub&) = delete;
 
-  // Subscribes to `org`'s feed. Returns once the position is pinned: every
-  // kudos committed after this returns is delivered. RESOURCE_EXHAUSTED
+  // Subscribes `sink` to `org`'s feed. Returns once the position is pinned:
+  // every kudos committed after this returns is delivered. RESOURCE_EXHAUSTED
   // (with "retry after N ms") past max_watchers or, for an org without a
   // reader, past max_orgs; UNAVAILABLE when Redis cannot be read.
+  absl::StatusOr<std::unique_ptr<Subscription>> Subscribe(const std::string& org,
+                                                          std::shared_ptr<FeedSink> sink);
+  // Subscribe with a polling Watcher.
   absl::StatusOr<std::unique_ptr<Watcher>> Watch(const std::string& org);
-  // Ends every watcher with UNAVAILABLE and stops the readers (no wait).
+  // Ends every subscriber with UNAVAILABLE and stops the readers (no wait).
   void Shutdown();
 
   const FeedHubOptions& options() const { return options_; }
@@ -87,10 +106,10 @@ class FeedHub {
   int orgs() const;
 
  private:
-  void Unsubscribe(Watcher* watcher);
+  void Unsubscribe(const std::shared_ptr<OrgFeed>& feed, const FeedSink* sink);
   // The reader thread of one org.
   void Run(std::shared_ptr<OrgFeed> feed);
-  // Removes `feed` from the map if it has no watchers; true if removed.
+  // Removes `feed` from the map if it has no subscribers; true if removed.
   bool RetireIfIdle(const std::shared_ptr<OrgFeed>& feed);
   // Marks `feed` ended and takes it out of the map; with mu_ held.
   void RetireLocked(const std::shared_ptr<OrgFeed>& feed);

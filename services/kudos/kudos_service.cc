@@ -6,8 +6,8 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "common/grpc/server.h"
 #include "common/grpc/status.h"
+#include "services/kudos/feed_writer.h"
 #include "services/kudos/kudos_rules.h"
 
 namespace kudos {
@@ -152,50 +152,38 @@ grpc::Status KudosServiceImpl::BoostKudos(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
-grpc::Status KudosServiceImpl::WatchFeed(grpc::ServerContext* context,
-                                         const kudos::v1::WatchFeedRequest* request,
-                                         grpc::ServerWriter<kudos::v1::WatchFeedResponse>* writer) {
+grpc::ServerWriteReactor<kudos::v1::WatchFeedResponse>* KudosServiceImpl::WatchFeed(
+    grpc::CallbackServerContext* context, const kudos::v1::WatchFeedRequest* request) {
+  const size_t max_queued = static_cast<size_t>(feeds_.options().max_queued_per_watcher);
+  auto refuse = [&](const absl::Status& status) {
+    std::shared_ptr<FeedWriter> writer = FeedWriter::Create({}, max_queued);
+    writer->Close(ToGrpcStatus(status));
+    return writer.get();  // alive until its OnDone
+  };
   absl::StatusOr<Principal> principal = auth_.Authenticate(*context);
-  if (!principal.ok()) return ToGrpcStatus(principal.status());
-  if (absl::Status filter = ValidateFilter(request->filter()); !filter.ok()) {
-    return ToGrpcStatus(filter);
-  }
-  // Each watcher holds a handler thread: cap them per person (and the hub
-  // caps them per replica).
+  if (!principal.ok()) return refuse(principal.status());
+  if (absl::Status filter = ValidateFilter(request->filter()); !filter.ok()) return refuse(filter);
+  // A slot among the person's open streams, held until the stream is done.
   auto slot = auth_.OpenStream(*principal);
-  if (!slot.ok()) return ToGrpcStatus(slot.status());
-  absl::StatusOr<std::unique_ptr<FeedHub::Watcher>> watcher = feeds_.Watch(principal->org);
-  if (!watcher.ok()) {
-    if (watcher.status().code() == absl::StatusCode::kResourceExhausted) {
+  if (!slot.ok()) return refuse(slot.status());
+  std::shared_ptr<FeedWriter> writer =
+      FeedWriter::Create(request->filter(), max_queued, *std::move(slot));
+  absl::StatusOr<std::unique_ptr<FeedHub::Subscription>> subscription =
+      feeds_.Subscribe(principal->org, writer);
+  if (!subscription.ok()) {
+    if (subscription.status().code() == absl::StatusCode::kResourceExhausted) {
       const std::string retry_ms = absl::StrCat(feeds_.options().retry_after_ms);
       context->AddTrailingMetadata(common::auth::kRetryAfterMetadata, retry_ms);
       context->AddTrailingMetadata(common::auth::kRetryPushbackMetadata, retry_ms);
     }
-    return ToGrpcStatus(watcher.status());
+    writer->Close(ToGrpcStatus(subscription.status()));
+    return writer.get();
   }
+  writer->Attach(*std::move(subscription));
   // The watch is live: every kudos committed after the client sees these
   // headers is delivered (clients may wait for them before acting).
-  writer->SendInitialMetadata();
-  return StreamFeed(context, request->filter(), **watcher, writer);
-}
-
-grpc::Status KudosServiceImpl::StreamFeed(
-    grpc::ServerContext* context, const kudos::v1::KudosFilter& filter, FeedHub::Watcher& watcher,
-    grpc::ServerWriter<kudos::v1::WatchFeedResponse>* writer) {
-  while (!context->IsCancelled()) {
-    if (common::grpc_util::ShutdownRequested()) {
-      return grpc::Status(grpc::StatusCode::UNAVAILABLE, "server shutting down; reconnect");
-    }
-    absl::StatusOr<std::vector<SharedEvent>> events = watcher.Next(std::chrono::seconds(1));
-    if (!events.ok()) return ToGrpcStatus(events.status());
-    for (const SharedEvent& event : *events) {
-      if (!MatchesFilter(event->kudos_sent(), filter)) continue;
-      kudos::v1::WatchFeedResponse response;
-      *response.mutable_kudos() = event->kudos_sent().kudos();
-      if (!writer->Write(response)) return grpc::Status::OK;
-    }
-  }
-  return grpc::Status::OK;
+  writer->GoLive();
+  return writer.get();
 }
 
 DirectoryServiceImpl::DirectoryServiceImpl(const common::auth::Guard& auth,

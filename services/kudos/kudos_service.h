@@ -13,7 +13,11 @@
 
 namespace kudos {
 
-class KudosServiceImpl final : public kudos::v1::KudosService::Service {
+// WatchFeed is a callback method (a reactor holds no thread while it
+// waits); the rest are sync handlers.
+class KudosServiceImpl final
+    : public kudos::v1::KudosService::WithCallbackMethod_WatchFeed<
+          kudos::v1::KudosService::Service> {
  public:
   KudosServiceImpl(const common::auth::Guard& auth, KudosStore& store,
                    KudosWorkflow& workflow, FeedHub& feeds);
@@ -27,16 +31,10 @@ class KudosServiceImpl final : public kudos::v1::KudosService::Service {
   grpc::Status BoostKudos(grpc::ServerContext* context,
                           const kudos::v1::BoostKudosRequest* request,
                           kudos::v1::BoostKudosResponse* response) override;
-  grpc::Status WatchFeed(grpc::ServerContext* context, const kudos::v1::WatchFeedRequest* request,
-                         grpc::ServerWriter<kudos::v1::WatchFeedResponse>* writer) override;
+  grpc::ServerWriteReactor<kudos::v1::WatchFeedResponse>* WatchFeed(
+      grpc::CallbackServerContext* context, const kudos::v1::WatchFeedRequest* request) override;
 
  private:
-  // Writes the watcher's matching kudos until the client leaves or the
-  // watch ends.
-  grpc::Status StreamFeed(grpc::ServerContext* context, const kudos::v1::KudosFilter& filter,
-                          FeedHub::Watcher& watcher,
-                          grpc::ServerWriter<kudos::v1::WatchFeedResponse>* writer);
-
   const common::auth::Guard& auth_;  // authentication and rate limits
   KudosStore& store_;
   KudosWorkflow& workflow_;

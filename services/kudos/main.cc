@@ -31,9 +31,8 @@ ABSL_FLAG(int, reconcile_max_attempts, static_cast<int>(IntEnvOr("RECONCILE_MAX_
 ABSL_FLAG(int, reconcile_max_dead_letters,
           static_cast<int>(IntEnvOr("RECONCILE_MAX_DEAD_LETTERS", 10000, 1)),
           "entries kept in each org's kudos:{org}:deadletter stream (the oldest are trimmed)");
-ABSL_FLAG(int, max_feed_streams, static_cast<int>(IntEnvOr("MAX_FEED_STREAMS", 256, 1)),
-          "open WatchFeed streams on this replica (each holds a handler thread; at most half "
-          "of GRPC_MAX_THREADS, so unary calls always find threads)");
+ABSL_FLAG(int, max_feed_streams, static_cast<int>(IntEnvOr("MAX_FEED_STREAMS", 1000, 1)),
+          "open WatchFeed streams on this replica (callback streams: no handler thread each)");
 ABSL_FLAG(int, max_feed_orgs, static_cast<int>(IntEnvOr("MAX_FEED_ORGS", 100, 1)),
           "orgs with live feed watchers on this replica (each holds one Redis connection)");
 
@@ -48,17 +47,6 @@ kudos::ReconcilerOptions ReconcilerOptionsFromFlags() {
   options.backoff.max_attempts = std::max(1, absl::GetFlag(FLAGS_reconcile_max_attempts));
   options.backoff.max_dead_letters = std::max(1, absl::GetFlag(FLAGS_reconcile_max_dead_letters));
   return options;
-}
-
-// Each feed stream holds a sync handler thread out of the server's quota:
-// feeds get at most half of it, so they can never starve unary calls.
-int FeedStreamCap() {
-  const int wanted = absl::GetFlag(FLAGS_max_feed_streams);
-  const int half_of_threads = common::grpc_util::ServerOptions::DefaultMaxThreads() / 2;
-  if (wanted <= half_of_threads) return wanted;
-  common::log::Warning(absl::StrCat("--max_feed_streams=", wanted, " lowered to ", half_of_threads,
-                                    ", half of the gRPC handler threads (GRPC_MAX_THREADS)"));
-  return half_of_threads;
 }
 
 }  // namespace
@@ -83,7 +71,7 @@ int main(int argc, char** argv) {
   kudos::KudosWorkflow workflow(store, *ledger, ReconcilerOptionsFromFlags());
   kudos::FeedHubOptions feed_options;
   feed_options.redis = pool_options->endpoint;
-  feed_options.max_watchers = FeedStreamCap();
+  feed_options.max_watchers = absl::GetFlag(FLAGS_max_feed_streams);
   feed_options.max_orgs = absl::GetFlag(FLAGS_max_feed_orgs);
   kudos::FeedHub feeds(feed_options);
   kudos::KudosServiceImpl kudos_service(auth, store, workflow, feeds);

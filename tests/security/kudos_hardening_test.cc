@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <functional>
 #include <map>
 #include <memory>
@@ -219,6 +220,28 @@ TEST_F(KudosHardeningTest, WatchFeed_WatchersOfAnOrgShareOneRedisReader) {
     EXPECT_EQ(update.kudos().kudos_id(), sent.kudos_id()) << i;
   }
   EXPECT_LE(StreamReaders(), 2);
+  for (Watch& watch : watches) watch.Close();
+}
+
+// An open watch holds no handler thread: with a server quota of 8 threads,
+// 24 watchers stay open, each gets a kudos, and unary calls still run (each
+// sync stream used to hold one of those threads until it ended).
+TEST_F(KudosHardeningTest, WatchFeed_StreamsHoldNoHandlerThreads) {
+  setenv("GRPC_MAX_THREADS", "8", 1);  // inherited by the services started here
+  Start();
+  unsetenv("GRPC_MAX_THREADS");
+  std::vector<Watch> watches;
+  for (int i = 0; i < 24; ++i) watches.push_back(OpenWatch(kOrg, absl::StrCat("watcher-", i)));
+  for (Watch& watch : watches) watch.reader->WaitForInitialMetadata();
+  EXPECT_EQ(Feed(kOrg).size(), 0u);  // a unary call gets a thread
+  kv1::Kudos sent;
+  grpc::Status status = Send(kOrg, "alice", "while-watched", "bob", &sent);
+  ASSERT_TRUE(status.ok()) << status.error_code() << " " << status.error_message();
+  for (size_t i = 0; i < watches.size(); ++i) {
+    kv1::WatchFeedResponse update;
+    ASSERT_TRUE(watches[i].reader->Read(&update)) << i << ": " << watches[i].Close().error_message();
+    EXPECT_EQ(update.kudos().kudos_id(), sent.kudos_id()) << i;
+  }
   for (Watch& watch : watches) watch.Close();
 }
 
