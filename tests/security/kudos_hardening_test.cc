@@ -5,6 +5,7 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <functional>
@@ -243,6 +244,49 @@ TEST_F(KudosHardeningTest, WatchFeed_StreamsHoldNoHandlerThreads) {
     EXPECT_EQ(update.kudos().kudos_id(), sent.kudos_id()) << i;
   }
   for (Watch& watch : watches) watch.Close();
+}
+
+// A client that opens a watch and never reads gets its stream ended with
+// ABORTED once it is 256 kudos behind, rather than the server buffering
+// without bound; a watcher that reads gets every kudos.
+TEST_F(KudosHardeningTest, WatchFeed_AStreamThatDoesNotReadIsEndedNotBuffered) {
+  Start();
+  Watch idle = OpenWatch(kOrg, "alice");
+  Watch reading = OpenWatch(kOrg, "bob");
+  idle.reader->WaitForInitialMetadata();
+  reading.reader->WaitForInitialMetadata();
+  common::redis::Connection append({"127.0.0.1", redis_->port()}, 10s);
+  const int kEvents = 600;
+  std::atomic<int> received{0};
+  std::thread reader([&] {  // keeps up while the kudos arrive
+    kv1::WatchFeedResponse update;
+    while (received < kEvents && reading.reader->Read(&update)) ++received;
+  });
+  const std::string message(16 * 1024, 'x');  // fills the idle stream's flow-control window
+  for (int i = 0; i < kEvents; ++i) {
+    kv1::KudosEvent event;
+    event.set_org_id(kOrg);
+    event.mutable_kudos_sent()->mutable_kudos()->set_kudos_id(absl::StrCat("k", i));
+    event.mutable_kudos_sent()->mutable_kudos()->set_message(message);
+    auto added = append.Run({"XADD", "kudos:{" + std::string(kOrg) + "}:events", "*", "event",
+                             event.SerializeAsString()});
+    EXPECT_TRUE(added.ok()) << added.status();
+    // In batches the reading watcher keeps up with, however slow the machine.
+    if ((i + 1) % 100 == 0 && !Eventually([&] { return received.load() > i; })) break;
+  }
+  if (received.load() < kEvents) reading.context->TryCancel();  // the thread ends either way
+  // The reading watcher got every kudos, so the idle one was offered them
+  // all: far past its bound.
+  reader.join();
+  EXPECT_EQ(received.load(), kEvents);
+  kv1::WatchFeedResponse update;
+  int idle_received = 0;
+  while (idle.reader->Read(&update)) ++idle_received;
+  grpc::Status ended = idle.reader->Finish();
+  EXPECT_EQ(ended.error_code(), StatusCode::ABORTED) << ended.error_message();
+  EXPECT_TRUE(absl::StrContains(ended.error_message(), "behind")) << ended.error_message();
+  EXPECT_LT(idle_received, kEvents);
+  reading.Close();
 }
 
 // Past the replica's cap on feed streams a watch is refused at once with
