@@ -237,6 +237,12 @@ void Watchers::EraseHubLocked(std::map<std::string, Hub>::iterator it) {
   hubs_.erase(it);
 }
 
+Watchers::Hub& Watchers::IndexedHubLocked(const std::string& hub_id) {
+  auto it = hubs_.find(hub_id);
+  KUDOS_CHECK(it != hubs_.end(), "every hub indexed under an org exists");
+  return it->second;
+}
+
 void Watchers::Unregister(WatchReactor* reactor) {
   std::shared_ptr<WatchReactor> released;  // dropped after the lock
   std::lock_guard<std::mutex> lock(mu_);
@@ -274,7 +280,7 @@ void Watchers::Touched(const std::string& org, const std::vector<std::string>& b
     auto org_hubs = hubs_of_org_.find(org);
     if (org_hubs == hubs_of_org_.end()) return;
     for (const std::string& id : org_hubs->second) {
-      Hub& hub = hubs_.at(id);
+      Hub& hub = IndexedHubLocked(id);
       if (hub.dirty) continue;
       if (hub.key.empty() ||
           std::find(board_keys.begin(), board_keys.end(), hub.key) != board_keys.end()) {
@@ -291,7 +297,7 @@ void Watchers::TouchOrg(const std::string& org) {
     std::lock_guard<std::mutex> lock(mu_);
     auto org_hubs = hubs_of_org_.find(org);
     if (org_hubs == hubs_of_org_.end()) return;
-    for (const std::string& id : org_hubs->second) hubs_.at(id).dirty = true;
+    for (const std::string& id : org_hubs->second) IndexedHubLocked(id).dirty = true;
   }
   cv_.notify_all();
 }

@@ -165,6 +165,7 @@ class Watchers {
   // Ends every watcher of the hub with `status` and drops the hub.
   void Reject(const std::string& hub_id, const absl::Status& status);
   void EraseHubLocked(std::map<std::string, Hub>::iterator it);
+  Hub& IndexedHubLocked(const std::string& hub_id);  // a hub id from hubs_of_org_
 
   Store& store_;
   WatchLimits limits_;
