@@ -149,9 +149,11 @@ void WatchReactor::OnDone() {
 // ---------------------------------------------------------------- watchers
 
 namespace {
-// How often every hub is re-read even when no event touched it: display
-// names and the org calendar change without touching boards.
-constexpr auto kDirectoryRecheck = std::chrono::seconds(30);
+// How often every hub is re-read even when no event of this replica touched
+// it: with several replicas another replica's consumer may apply the event,
+// and display names and the org calendar change without touching boards.
+// The notifier's fair rounds keep this from letting one org crowd out others.
+constexpr auto kDirectoryRecheck = std::chrono::seconds(5);
 }  // namespace
 
 Watchers::Watchers(Store& store, WatchLimits limits, std::chrono::milliseconds min_interval)
