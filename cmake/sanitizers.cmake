@@ -27,3 +27,9 @@ if(KUDOS_FUZZ)
                       -fno-sanitize-recover=all -fno-omit-frame-pointer)
   add_link_options(-fsanitize=address,undefined)
 endif()
+
+# Under a sanitizer, tests run through tests/sanitizers/reap.sh, which ends
+# what a test process aborted by a finding left running (its services).
+if(KUDOS_SANITIZE)
+  set(CMAKE_CROSSCOMPILING_EMULATOR ${PROJECT_SOURCE_DIR}/tests/sanitizers/reap.sh)
+endif()
