@@ -16,7 +16,7 @@ ALL_TARGETS=(token page_token gateway_request stream_event ledger_args kudos_arg
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=("${ALL_TARGETS[@]}")
 
-bash scripts/install-deps.sh --fuzz
+bash scripts/install-deps.sh --clang
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
   -DKUDOS_FUZZ=ON >/dev/null
 cmake --build "$BUILD_DIR" -j "$JOBS" --target "${TARGETS[@]/%/_fuzz}"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs every Debian package the platform needs to build, run and test.
 # Idempotent: does nothing when all are present. Runs apt as root or via sudo.
-#   --fuzz: also clang and its libFuzzer runtime (scripts/fuzz.sh; not needed by CI).
+#   --clang: also clang and its sanitizer/libFuzzer runtimes (scripts/fuzz.sh and
+#   scripts/test.sh --sanitize=thread; not needed by CI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,7 +14,7 @@ PACKAGES=(
   redis-server redis-tools tzdata
   chromium
 )
-if [ "${1:-}" = "--fuzz" ]; then
+if [ "${1:-}" = "--clang" ]; then
   PACKAGES+=(clang libclang-rt-14-dev)
 fi
 
