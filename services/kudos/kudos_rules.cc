@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/match.h"
+#include "common/auth/ids.h"
 #include "common/calendar/calendar.h"
 
 namespace kudos {
@@ -137,17 +138,14 @@ absl::StatusOr<OrgSettings> NormalizeOrgSettings(OrgSettings settings) {
 }
 
 absl::Status ValidateId(absl::string_view field, absl::string_view id) {
+  // The platform's one id rule (common/auth/ids.h); the messages say which part failed.
+  if (common::auth::ValidId(id)) return absl::OkStatus();
   if (id.empty()) return Invalid(field, "is required");
-  if (id.size() > 64) return Invalid(field, "is longer than 64 characters");
-  for (char c : id) {
-    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-';
-    if (!ok) {
-      return Invalid(field, absl::StrCat("'", absl::CHexEscape(id),
-                                         "' may only contain letters, digits, '.', '_' and '-'"));
-    }
+  if (id.size() > common::auth::kMaxIdLength) {
+    return Invalid(field, absl::StrCat("is longer than ", common::auth::kMaxIdLength, " characters"));
   }
-  return absl::OkStatus();
+  return Invalid(field, absl::StrCat("'", absl::CHexEscape(id),
+                                     "' may only contain letters, digits, '.', '_' and '-'"));
 }
 
 absl::Status ValidateRequestId(absl::string_view request_id) {
