@@ -6,10 +6,34 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/auth/auth.h"
+#include "common/check/check.h"
 #include "common/grpc/status.h"
 
 namespace kudos {
 namespace {
+
+// The other half of the ledger's own double-entry check: an accepted linked
+// post applied exactly the transfers the kudos asked for, no more, no fewer,
+// for the same amounts. Anything else would commit a kudos whose points differ
+// from what the ledger holds.
+void CheckLinkedPostAnswer(const ledger::v1::PostTransfersRequest& request,
+                           const ledger::v1::PostTransfersResponse& response) {
+  if (!request.linked()) return;
+  KUDOS_CHECK(response.results_size() == request.transfers_size(),
+              "an accepted linked post answers for every transfer");
+  for (int i = 0; i < request.transfers_size(); ++i) {
+    const ledger::v1::TransferResult& result = response.results(i);
+    const ledger::v1::Transfer& asked = request.transfers(i);
+    KUDOS_CHECK(result.status_code() == 0 && result.transfer_id() == asked.transfer_id(),
+                "an accepted linked post applied every transfer, in request order");
+    KUDOS_CHECK(result.transfer().amount() == asked.amount() &&
+                    result.transfer().credit_account().person_id() ==
+                        asked.credit_account().person_id() &&
+                    result.transfer().debit_account().person_id() ==
+                        asked.debit_account().person_id(),
+                "the ledger moved the amount between the accounts the kudos named");
+  }
+}
 
 class GrpcLedgerClient : public LedgerClient {
  public:
@@ -23,7 +47,9 @@ class GrpcLedgerClient : public LedgerClient {
     grpc::ClientContext context;
     if (absl::Status status = Prepare(context, org); !status.ok()) return status;
     ledger::v1::PostTransfersResponse response;
-    return common::grpc_util::FromGrpcStatus(stub_->PostTransfers(&context, request, &response));
+    grpc::Status status = stub_->PostTransfers(&context, request, &response);
+    if (status.ok()) CheckLinkedPostAnswer(request, response);
+    return common::grpc_util::FromGrpcStatus(status);
   }
 
   absl::Status SetAllowancePolicy(const std::string& org,

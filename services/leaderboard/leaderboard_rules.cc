@@ -11,6 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/auth/ids.h"
+#include "common/check/check.h"
 
 namespace leaderboard {
 
@@ -439,6 +440,9 @@ class PlanBuilder {
   // Adds `amount` for `subject` on every window of (metric, scope).
   void AddAllWindows(Metric metric, Scope scope, absl::string_view scope_id,
                      const std::string& subject, int64_t amount, absl::Time t) {
+    // Boards only grow: events add points and counts, and a refused event is
+    // skipped by the planner, never subtracted from a board.
+    KUDOS_CHECK(amount > 0, "a board increment is never negative or zero");
     const std::vector<WindowPeriod>& periods = PeriodsAt(t);
     std::string amount_text = absl::StrCat(amount);
     for (size_t w = 0; w < AllWindows().size(); ++w) {
