@@ -117,8 +117,13 @@ absl::Status StatusFromRedisError(absl::string_view message) {
       return absl::Status(code, rest);
     }
   }
-  // LOADING / BUSY / MASTERDOWN / TRYAGAIN are transient server states.
-  for (absl::string_view transient : {"LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN"}) {
+  // Transient server states, not faults of the command: LOADING / BUSY /
+  // MASTERDOWN / TRYAGAIN / CLUSTERDOWN; OOM (maxmemory reached), READONLY (a
+  // failover made this node a replica), MISCONF (snapshots failing) and
+  // NOREPLICAS clear without the caller changing anything. Callers that retry
+  // UNAVAILABLE (the leaderboard consumer) must not dead-letter on them.
+  for (absl::string_view transient : {"LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN",
+                                      "OOM", "READONLY", "MISCONF", "NOREPLICAS"}) {
     if (absl::StartsWith(message, transient)) {
       return absl::UnavailableError(absl::StrCat("redis: ", message));
     }

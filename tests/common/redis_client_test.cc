@@ -48,6 +48,30 @@ TEST(RedisClientTest, ScriptErrorNamingACodeBecomesThatStatus) {
   EXPECT_EQ(reply.status().message(), "allowance: 5 left");
 }
 
+// A full Redis (maxmemory) or a node demoted by a failover is a server state
+// that clears, not a bad command: UNAVAILABLE, which the leaderboard consumer
+// waits out instead of dead-lettering every org's entries.
+TEST(RedisClientTest, OutOfMemoryAndReadOnlyAreUnavailableNotInternal) {
+  harness::RedisServer server;
+  Pool pool(OptionsFor(server));
+  ASSERT_TRUE(pool.Run({"SET", "filler", std::string(4096, 'x')}).ok());
+  ASSERT_TRUE(pool.Run({"CONFIG", "SET", "maxmemory-policy", "noeviction"}).ok());
+  ASSERT_TRUE(pool.Run({"CONFIG", "SET", "maxmemory", "1"}).ok());
+  absl::StatusOr<Reply> full = pool.Run({"SET", "another", "value"});
+  ASSERT_FALSE(full.ok());
+  EXPECT_EQ(full.status().code(), absl::StatusCode::kUnavailable) << full.status();
+  Script write("write", "return redis.call('SET', KEYS[1], 'v')");
+  absl::StatusOr<Reply> scripted = pool.Eval(write, {"k"}, {});
+  ASSERT_FALSE(scripted.ok());
+  EXPECT_EQ(scripted.status().code(), absl::StatusCode::kUnavailable) << scripted.status();
+  ASSERT_TRUE(pool.Run({"CONFIG", "SET", "maxmemory", "0"}).ok());
+
+  EXPECT_EQ(StatusFromRedisError("READONLY You can't write against a read only replica.").code(),
+            absl::StatusCode::kUnavailable);
+  EXPECT_EQ(StatusFromRedisError("ERR unknown command 'FOO'").code(),
+            absl::StatusCode::kInternal);
+}
+
 TEST(RedisClientTest, ReconnectsAfterRedisRestart) {
   harness::RedisServer server;
   Pool pool(OptionsFor(server));

@@ -57,19 +57,24 @@ local function int(n)
   return string.format('%.0f', n)
 end
 
--- The person's held counter. Holds made before the counter existed are
--- summed once (bounded by what the old code allowed), then counted.
+-- The person's held counter. It is summed from the holds (bounded by what
+-- the old code allowed) when missing (holds made before the counter existed)
+-- and when it cannot be right: below zero, or zero with holds / non-zero
+-- without (a replica of an older version added or released holds without it
+-- during a rolling update). Checking that costs one ZCARD.
 local function held_counter(person)
   local key = P .. 'held:' .. person
-  local value = redis.call('GET', key)
-  if value then return tonumber(value) end
-  local ids = redis.call('ZRANGE', P .. 'holds:' .. person, 0, -1)
-  if #ids == 0 then return 0 end
+  local holds = P .. 'holds:' .. person
+  local value = tonumber(redis.call('GET', key) or '')
+  local hold_count = redis.call('ZCARD', holds)
+  if value and value >= 0 and ((value == 0) == (hold_count == 0)) then return value end
   local total = 0
-  for _, id in ipairs(ids) do
-    total = total + num(redis.call('HGET', P .. 'rdm:' .. id, 'points'))
+  if hold_count > 0 then
+    for _, id in ipairs(redis.call('ZRANGE', holds, 0, -1)) do
+      total = total + num(redis.call('HGET', P .. 'rdm:' .. id, 'points'))
+    end
   end
-  redis.call('SET', key, int(total))
+  if value or total ~= 0 then redis.call('SET', key, int(total)) end
   return total
 end
 
