@@ -173,6 +173,11 @@ TEST(LedgerRules, PageTokenRoundTripsAndRejectsGarbage) {
     absl::StatusOr<int64_t> decoded = DecodePageToken(bad, "earned:bob");
     EXPECT_EQ(decoded.status().code(), absl::StatusCode::kInvalidArgument) << bad;
   }
+  // A well-formed token for a key no account has is refused by its length
+  // alone, like the kudos and leaderboard tokens.
+  std::string huge_key(2000, 'k');
+  EXPECT_EQ(DecodePageToken(EncodePageToken(7, huge_key), huge_key).status().code(),
+            absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(*NormalizePageSize(0), 50);
   EXPECT_EQ(*NormalizePageSize(500), 500);
   EXPECT_EQ(NormalizePageSize(501).status().code(), absl::StatusCode::kInvalidArgument);

@@ -138,7 +138,7 @@ class KudosHardeningTest : public ::testing::Test {
 
   // The status a fresh watch ends with, or OK while it stays open for `wait`.
   grpc::Status Probe(const std::string& org, const std::string& subject,
-                     std::multimap<grpc::string_ref, grpc::string_ref>* trailers = nullptr,
+                     std::multimap<std::string, std::string>* trailers = nullptr,
                      std::chrono::milliseconds wait = 1500ms) {
     auto context = Ctx(harness::MintToken(org, subject), wait);
     auto reader = kudos_stub_->WatchFeed(context.get(), kv1::WatchFeedRequest());
@@ -146,7 +146,13 @@ class KudosHardeningTest : public ::testing::Test {
     while (reader->Read(&message)) {
     }
     grpc::Status status = reader->Finish();
-    if (trailers != nullptr) *trailers = context->GetServerTrailingMetadata();
+    // Copied out: the string_refs point into `context`, gone on return.
+    if (trailers != nullptr) {
+      for (const auto& [key, value] : context->GetServerTrailingMetadata()) {
+        trailers->emplace(std::string(key.data(), key.size()),
+                          std::string(value.data(), value.size()));
+      }
+    }
     return status.error_code() == StatusCode::DEADLINE_EXCEEDED ? grpc::Status::OK : status;
   }
 
@@ -296,7 +302,7 @@ TEST_F(KudosHardeningTest, WatchFeed_RefusesStreamsPastTheReplicasCap) {
   std::vector<Watch> watches;
   for (const char* who : {"alice", "bob", "carol"}) watches.push_back(OpenWatch(kOrg, who));
   for (Watch& watch : watches) watch.reader->WaitForInitialMetadata();
-  std::multimap<grpc::string_ref, grpc::string_ref> trailers;
+  std::multimap<std::string, std::string> trailers;
   grpc::Status refused = Probe(kOtherOrg, "alice", &trailers);
   EXPECT_EQ(refused.error_code(), StatusCode::RESOURCE_EXHAUSTED) << refused.error_message();
   EXPECT_TRUE(absl::StrContains(refused.error_message(), "retry after"))
