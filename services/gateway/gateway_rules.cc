@@ -569,8 +569,14 @@ RequestHead ParseRequestHead(absl::string_view head) {
   RequestHead out;
   std::vector<absl::string_view> lines = HeadLines(head);
   if (lines.empty()) return out;
-  std::vector<absl::string_view> request_line = absl::StrSplit(lines[0], ' ', absl::SkipEmpty());
-  if (request_line.size() != 3 || !absl::StartsWith(request_line[2], "HTTP/")) return out;
+  // Exactly "METHOD SP target SP version", as libevent's parser takes it
+  // (strsep on single spaces): the method read here is the one it sees.
+  std::vector<absl::string_view> request_line = absl::StrSplit(lines[0], ' ');
+  if (request_line.size() != 3 || request_line[0].empty() || request_line[1].empty() ||
+      !absl::StartsWith(request_line[2], "HTTP/")) {
+    return out;
+  }
+  out.method = std::string(request_line[0]);
   bool has_length = false;
   bool has_authorization = false;
   for (size_t i = 1; i < lines.size(); ++i) {
@@ -601,8 +607,15 @@ RequestHead ParseRequestHead(absl::string_view head) {
   return out;
 }
 
+bool MethodMayHaveBody(absl::string_view method) {
+  return method == "POST" || method == "PUT" || method == "PATCH";
+}
+
 BodyVerdict JudgeBody(const RequestHead& head, bool token_verified, int64_t max_body_bytes) {
   if (!head.valid || head.bad_length) return BodyVerdict::kBadRequest;
+  if ((head.content_length > 0 || head.chunked) && !MethodMayHaveBody(head.method)) {
+    return BodyVerdict::kBodyNotAllowed;
+  }
   if (head.chunked) return BodyVerdict::kNeedsLength;
   if (head.content_length == 0) return BodyVerdict::kAdmit;
   if (head.content_length > max_body_bytes) return BodyVerdict::kTooLarge;
@@ -617,6 +630,7 @@ const char* RefusalReason(BodyVerdict verdict) {
     case BodyVerdict::kUnauthenticated: return "unauthenticated";
     case BodyVerdict::kNeedsLength: return "needs_length";
     case BodyVerdict::kBadRequest: return "bad_request";
+    case BodyVerdict::kBodyNotAllowed: return "body_not_allowed";
   }
   return "bad_request";
 }

@@ -144,6 +144,7 @@ inline constexpr size_t kMaxHeadBytes = 16 * 1024;
 
 struct RequestHead {
   bool valid = false;          // a request line and well-formed headers
+  std::string method;          // the request line's method, as sent
   std::string authorization;   // the first Authorization header
   int64_t content_length = 0;  // 0 when absent
   bool chunked = false;        // any Transfer-Encoding
@@ -163,7 +164,14 @@ enum class BodyVerdict {
   kUnauthenticated,  // 401, the body is discarded
   kNeedsLength,      // 411: chunked bodies have no length to judge first
   kBadRequest,       // 400: the head does not parse
+  kBodyNotAllowed,   // 400: a body on a method libevent reads no body for
 };
+// Whether libevent 2.1.12 reads a request body for this method
+// (evhttp_method_may_have_body: POST, PUT and PATCH, matched exactly as its
+// request-line parser does). For any other method it treats the request as
+// complete after the head, so bytes announced as a body would be parsed as
+// the next request: such a head is refused (kBodyNotAllowed), never passed.
+bool MethodMayHaveBody(absl::string_view method);
 // token_verified: the head's Authorization is a bearer token the gateway
 // verified. A request without a body is always admitted here.
 BodyVerdict JudgeBody(const RequestHead& head, bool token_verified, int64_t max_body_bytes);

@@ -54,6 +54,9 @@ constexpr int kAcceptPauseMs = 200;
 // Kernel send buffer of an SSE socket: backpressure shows in the gateway's
 // own pending count early instead of hiding megabytes per client.
 constexpr int kSseSocketSendBuffer = 64 * 1024;
+// Input a client may send on its SSE connection (which reads nothing more:
+// it is discarded) before the stream is closed.
+constexpr size_t kSseMaxDiscardedInput = 64 * 1024;
 
 const char* ReasonPhrase(int code) {
   switch (code) {
@@ -219,6 +222,12 @@ struct ConnectionGuard {
   std::string head;       // an incomplete head, not yet given to libevent
   size_t head_scan = 0;   // where FindHeadEnd resumes in `head`
   bool over_capacity = false;
+  // Set once the connection streams SSE: libevent keeps reading it with no
+  // read callback, so every byte that arrives is dropped here, and a client
+  // that keeps talking past kSseMaxDiscardedInput is closed.
+  SseClient* sse_client = nullptr;
+  uint64_t sse_client_id = 0;
+  size_t sse_discarded = 0;
 };
 
 // One upstream stream an SSE client asks for (a screen asks for several).
@@ -300,7 +309,8 @@ class Gateway::Impl {
   void ProbeUpstreams();
   std::string Screen(ConnectionGuard& guard, absl::string_view fresh);
   std::string JudgeHead(ConnectionGuard& guard, absl::string_view head);
-  void ReleaseBody(evhttp_request* req, size_t body_length);
+  bool ReleaseBody(evhttp_request* req, size_t body_length);
+  void DiscardStreamInput(ConnectionGuard& guard, evbuffer* input);
   void ReleaseCharges(ConnectionGuard& guard);
   void PauseAccepting(int resume_after_ms);
   void SweepClosedConnections();
@@ -682,6 +692,7 @@ void Gateway::Impl::OnInput(evbuffer* input, const evbuffer_cb_info* info, void*
   auto* guard = static_cast<ConnectionGuard*>(arg);
   const size_t added = info->n_added;
   if (added == 0) return;
+  if (guard->sse_client != nullptr) return guard->impl->DiscardStreamInput(*guard, input);
   using Mode = ConnectionGuard::Mode;
   if (guard->mode == Mode::kPass && guard->remaining >= static_cast<int64_t>(added)) {
     guard->remaining -= static_cast<int64_t>(added);  // body bytes: left as they are
@@ -701,6 +712,23 @@ void Gateway::Impl::OnInput(evbuffer* input, const evbuffer_cb_info* info, void*
   evbuffer_add(input, out.data(), out.size());
   evbuffer_free(earlier);
   evbuffer_cb_set_flags(input, guard->input_cb, EVBUFFER_CB_ENABLED);
+}
+
+// An SSE connection is never parsed again (its reply ends it): what the
+// client sends is dropped at once, and past a small cap the stream closes.
+void Gateway::Impl::DiscardStreamInput(ConnectionGuard& guard, evbuffer* input) {
+  evbuffer_cb_clear_flags(input, guard.input_cb, EVBUFFER_CB_ENABLED);
+  guard.sse_discarded += evbuffer_get_length(input);
+  evbuffer_drain(input, evbuffer_get_length(input));
+  evbuffer_cb_set_flags(input, guard.input_cb, EVBUFFER_CB_ENABLED);
+  if (guard.sse_discarded <= kSseMaxDiscardedInput) return;
+  auto it = clients_.find(guard.sse_client);
+  if (it == clients_.end() || it->second->id != guard.sse_client_id || it->second->closing) {
+    return;  // already ending
+  }
+  common::log::Warning(absl::StrCat("gateway: SSE client ", guard.sse_client_id, " sent ",
+                                    guard.sse_discarded, " bytes on its stream; closing it"));
+  CloseLater(guard.sse_client);
 }
 
 // The state machine over the bytes as they arrive: heads are held until
@@ -749,7 +777,7 @@ std::string Gateway::Impl::JudgeHead(ConnectionGuard& guard, absl::string_view h
   using Mode = ConnectionGuard::Mode;
   const RequestHead parsed = ParseRequestHead(head);
   bool token_verified = false;
-  if (parsed.content_length > 0) {
+  if (parsed.content_length > 0 && MethodMayHaveBody(parsed.method)) {
     absl::string_view token = parsed.authorization;
     token_verified = (absl::ConsumePrefix(&token, "Bearer ") ||
                       absl::ConsumePrefix(&token, "bearer ")) &&
@@ -815,6 +843,12 @@ void Gateway::Impl::ReplyRefusal(evhttp_request* req, absl::string_view reason) 
     return Reply(req, 431, "application/json",
                  ErrorJsonWithHttp(3, absl::StrCat("the request head is larger than ", kMaxHeadBytes / 1024, " KiB"), 431));
   }
+  if (reason == "body_not_allowed") {
+    return Reply(req, 400, "application/json",
+                 ErrorJson(3, "this method's requests carry no body here: a Content-Length "
+                              "above 0 or a Transfer-Encoding is refused (only POST, PUT and "
+                              "PATCH take a body); the connection is closed"));
+  }
   if (reason == "needs_length") {
     return Reply(req, 411, "application/json",
                  ErrorJsonWithHttp(3, "a request body needs a Content-Length (chunked uploads "
@@ -823,18 +857,36 @@ void Gateway::Impl::ReplyRefusal(evhttp_request* req, absl::string_view reason) 
   ReplyError(req, 3, "the request head does not parse (request line, headers or Content-Length)");
 }
 
-// The handler has the body: it no longer counts as arriving.
-void Gateway::Impl::ReleaseBody(evhttp_request* req, size_t body_length) {
-  if (body_length == 0) return;
+// The handler has the body: it no longer counts as arriving. False when the
+// body is not the one the guard admitted next on this connection: the guard
+// and libevent framed the bytes differently (reachable from the network if
+// their parsers ever disagree), so nothing more on the connection is
+// trusted: its charges are released, further input is dropped, and the
+// caller refuses the request and closes the connection.
+bool Gateway::Impl::ReleaseBody(evhttp_request* req, size_t body_length) {
+  if (body_length == 0) return true;
   bufferevent* bev = evhttp_connection_get_bufferevent(evhttp_request_get_connection(req));
   auto it = guard_by_bev_.find(bev);
-  if (it == guard_by_bev_.end() || it->second->charged_bodies.empty()) return;
+  if (it == guard_by_bev_.end()) return true;
   ConnectionGuard& guard = *it->second;
-  KUDOS_CHECK(guard.charged_bodies.front() == static_cast<int64_t>(body_length),
-              "a handler gets the body its head announced, in order");
+  if (guard.charged_bodies.empty() ||
+      guard.charged_bodies.front() != static_cast<int64_t>(body_length)) {
+    common::log::Warning(absl::StrCat(
+        "gateway: a request body of ", body_length, " bytes does not match the length its head "
+        "announced (", guard.charged_bodies.empty() ? std::string("none")
+                                                    : absl::StrCat(guard.charged_bodies.front()),
+        "); refusing it and closing the connection"));
+    ReleaseCharges(guard);
+    guard.mode = ConnectionGuard::Mode::kDiscardAll;
+    guard.remaining = 0;
+    guard.head.clear();
+    guard.head_scan = 0;
+    return false;
+  }
   body_bytes_in_flight_ -= guard.charged_bodies.front();
   guard.charged_bodies.pop_front();
   KUDOS_CHECK(body_bytes_in_flight_ >= 0, "released bodies were charged");
+  return true;
 }
 
 void Gateway::Impl::ReleaseCharges(ConnectionGuard& guard) {
@@ -894,7 +946,11 @@ void Gateway::Impl::Handle(evhttp_request* req) {
   if (const char* refusal = evhttp_find_header(in, kRefusalHeader)) {
     return ReplyRefusal(req, refusal);
   }
-  ReleaseBody(req, evbuffer_get_length(evhttp_request_get_input_buffer(req)));
+  if (!ReleaseBody(req, evbuffer_get_length(evhttp_request_get_input_buffer(req)))) {
+    evhttp_add_header(out, "Connection", "close");
+    return ReplyError(req, 3, "the request's body does not match its head; the connection is "
+                              "closed");
+  }
   if (method == "OPTIONS") {
     evhttp_add_header(out, "Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS");
     evhttp_add_header(out, "Access-Control-Allow-Headers",
@@ -1205,6 +1261,13 @@ void Gateway::Impl::StartStreaming(evhttp_request* req, std::unique_ptr<SseClien
   evhttp_connection_set_closecb(client->conn, &Impl::OnSseClosed, client);
   // No read timeout on a stream; heartbeats keep writes flowing.
   if (bufferevent* bev = evhttp_connection_get_bufferevent(client->conn)) {
+    // libevent reads on with no read callback: the guard drops what comes.
+    if (auto guard = guard_by_bev_.find(bev); guard != guard_by_bev_.end()) {
+      guard->second->sse_client = client;
+      guard->second->sse_client_id = client->id;
+      guard->second->head.clear();
+      guard->second->head_scan = 0;
+    }
     timeval write_timeout{60, 0};
     bufferevent_set_timeouts(bev, nullptr, &write_timeout);
     const evutil_socket_t fd = bufferevent_getfd(bev);

@@ -6,6 +6,7 @@
 // KUDOS_GATEWAY_BINARY, when set, replaces the gateway under test (to run
 // these cases against an older build and watch them fail).
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -16,6 +17,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -172,6 +175,67 @@ Response Http(int port, const std::string& method, const std::string& target,
   return Exchange(port, RequestText(method, target, body, token));
 }
 
+// Everything the peer sends until it closes (or the deadline passes).
+std::string ReadUntilClosed(int fd, std::chrono::milliseconds timeout, bool* closed) {
+  std::string raw;
+  *closed = false;
+  const auto deadline = Clock::now() + timeout;
+  char chunk[16384];
+  while (Clock::now() < deadline) {
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, 100) <= 0) continue;
+    ssize_t n = recv(fd, chunk, sizeof(chunk), 0);
+    if (n <= 0) {
+      *closed = true;
+      break;
+    }
+    raw.append(chunk, static_cast<size_t>(n));
+  }
+  return raw;
+}
+
+int CountOf(const std::string& text, const std::string& needle) {
+  int count = 0;
+  for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) {
+    ++count;
+  }
+  return count;
+}
+
+// The pid of the gateway child listening on `port` (harness::Service passes
+// --listen=127.0.0.1:<port>), or -1.
+pid_t GatewayPid(int port) {
+  const std::string wanted = absl::StrCat("--listen=127.0.0.1:", port);
+  DIR* proc = opendir("/proc");
+  if (proc == nullptr) return -1;
+  pid_t found = -1;
+  while (dirent* entry = readdir(proc)) {
+    const pid_t pid = static_cast<pid_t>(std::atoi(entry->d_name));
+    if (pid <= 0) continue;
+    std::ifstream file(absl::StrCat("/proc/", pid, "/cmdline"), std::ios::binary);
+    std::string cmdline((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+    size_t at = cmdline.find(wanted);
+    if (at != std::string::npos && (at == 0 || cmdline[at - 1] == '\0') &&
+        at + wanted.size() <= cmdline.size() &&
+        (at + wanted.size() == cmdline.size() || cmdline[at + wanted.size()] == '\0')) {
+      found = pid;
+      break;
+    }
+  }
+  closedir(proc);
+  return found;
+}
+
+// VmRSS of `pid` in KiB, or -1.
+long VmRssKib(pid_t pid) {
+  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::atol(line.c_str() + 6);
+  }
+  return -1;
+}
+
 // An SSE stream read on a background thread into one string.
 class Stream {
  public:
@@ -193,6 +257,14 @@ class Stream {
     return raw_;
   }
   size_t size() { return raw().size(); }
+  // Writes on the stream's own socket; false once the gateway closed it or
+  // no byte could be sent for 10 s.
+  bool Send(const std::string& data) {
+    if (fd_ < 0) return false;
+    timeval limit{10, 0};
+    setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof(limit));
+    return WriteAll(fd_, data);
+  }
   int status() {
     std::string text = raw();
     if (text.rfind("HTTP/1.1 ", 0) != 0) return 0;
@@ -595,6 +667,85 @@ TEST_F(GatewayHardeningTest, Sse_SlowReaderIsDisconnectedPastThePendingLimit) {
   EXPECT_TRUE(fast.WaitFor(absl::StrCat("slow-", sent - 1), 10s) ||
               fast.WaitFor("event: kudos", 1s));
   EXPECT_FALSE(fast.closed());
+}
+
+// ---- review of the guard: bodies libevent never reads, input on SSE ---------
+
+// libevent 2.1.12 reads a body only for POST, PUT and PATCH: a GET (HEAD,
+// DELETE, OPTIONS) announcing one has those bytes parsed as the next
+// request. The guard once admitted such a "body" with a valid token, so a
+// request hidden in it skipped the guard, and its body, charged to nobody,
+// aborted the gateway. Now the head is refused and the connection closed.
+TEST_F(GatewayHardeningTest, Body_OnAMethodWithoutBodiesIsRefusedNotSmuggledAsARequest) {
+  auto gateway = StartGateway({});
+  const int port = gateway->port();
+  const std::string token = harness::MintToken(kOrg, "alice");
+  for (const std::string method : {"GET", "DELETE", "OPTIONS", "HEAD"}) {
+    SCOPED_TRACE(method);
+    const std::string marker =
+        absl::StrCat("smuggled-", method, "-", absl::ToUnixMicros(absl::Now()));
+    const std::string kudos =
+        absl::StrCat(R"({"requestId":")", marker, R"(","recipientIds":["bob"],"message":")",
+                     marker, R"(","values":["teamwork"],"pointsPerRecipient":1})");
+    const std::string smuggled = absl::StrCat(
+        "POST /v1/kudos HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer ", token,
+        "\r\nContent-Type: application/json\r\nContent-Length: ", kudos.size(), "\r\n\r\n",
+        kudos);
+    int fd = Connect(port);
+    ASSERT_GE(fd, 0);
+    ASSERT_TRUE(WriteAll(fd, absl::StrCat(method, " /healthz HTTP/1.1\r\nHost: h\r\n",
+                                          "Authorization: Bearer ", token,
+                                          "\r\nContent-Length: ", smuggled.size(), "\r\n\r\n",
+                                          smuggled)));
+    bool closed = false;
+    const std::string raw = ReadUntilClosed(fd, 10s, &closed);
+    close(fd);
+    EXPECT_EQ(raw.rfind("HTTP/1.1 400 ", 0), 0u) << raw;
+    EXPECT_EQ(CountOf(raw, "HTTP/1.1 "), 1) << raw;  // nothing answered the hidden request
+    EXPECT_TRUE(closed);
+    if (method != "HEAD") {
+      EXPECT_NE(raw.find("carry no body"), std::string::npos) << raw;
+    }
+    // The gateway is still up, and the hidden kudos was never sent.
+    Response health = Http(port, "GET", "/healthz");
+    ASSERT_EQ(health.status, 200) << "the gateway died: " << health.body;
+    Response listed =
+        Http(port, "GET", "/v1/kudos?filter.giver_id=alice&page_size=50", "", admin_);
+    ASSERT_EQ(listed.status, 200) << listed.body;
+    EXPECT_EQ(listed.body.find(marker), std::string::npos) << listed.body;
+  }
+  // Content-Length: 0 on a GET stays an ordinary request.
+  Response plain = Exchange(port, "GET /healthz HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n"
+                                  "Connection: close\r\n\r\n");
+  EXPECT_EQ(plain.status, 200) << plain.body;
+}
+
+// After evhttp_send_reply_start libevent keeps reading an SSE connection with
+// no read callback: complete heads sent on it once piled up without limit.
+TEST_F(GatewayHardeningTest, Sse_InputOnAStreamIsNotBuffered) {
+  auto gateway = StartGateway({});
+  const int port = gateway->port();
+  const pid_t pid = GatewayPid(port);
+  ASSERT_GT(pid, 0);
+  Stream stream(port, kBoard + harness::MintToken(kOrg, "wall-talker", {"screen"}));
+  ASSERT_TRUE(stream.WaitFor("event: snapshot", 10s)) << stream.raw();
+  ASSERT_EQ(Http(port, "GET", "/healthz").status, 200);
+  const long before = VmRssKib(pid);
+  ASSERT_GT(before, 0);
+  const std::string head = "GET /healthz HTTP/1.1\r\nHost: h\r\n\r\n";
+  std::string heads;
+  heads.reserve(16 * 1024 * 1024 + head.size());
+  while (heads.size() < 16 * 1024 * 1024) heads += head;
+  const bool all_sent = stream.Send(heads);  // false once the gateway closed the stream
+  // The gateway's loop got past this connection's input.
+  Response health = Http(port, "GET", "/healthz");
+  ASSERT_EQ(health.status, 200) << health.body;
+  const long after = VmRssKib(pid);
+  EXPECT_LT(after - before, 4 * 1024) << "VmRSS " << before << " -> " << after
+                                      << " KiB; all sent: " << all_sent;
+  // A client talking on a stream is closed; the heads were never answered.
+  EXPECT_TRUE(stream.WaitClosed(10s));
+  EXPECT_EQ(stream.raw().find("\"status\":\"SERVING\""), std::string::npos);
 }
 
 // ---- finding 8: readiness is the gateway's own -------------------------------
