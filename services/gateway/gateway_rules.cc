@@ -11,6 +11,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "kudos/v1/kudos.pb.h"
@@ -481,12 +482,20 @@ std::string CorsAllowOrigin(const std::vector<std::string>& allowed, absl::strin
   return "";
 }
 
+namespace {
+// SSE parsers end a line at CRLF, LF or a bare CR: text relayed from upstream
+// (error messages) must not start a field or an event of its own.
+std::string SseLines(absl::string_view text) {
+  std::string lf = absl::StrReplaceAll(text, {{"\r\n", "\n"}});
+  return absl::StrReplaceAll(lf, {{"\r", "\n"}});
+}
+}  // namespace
+
 std::string SseEvent(absl::string_view event, absl::string_view data) {
   std::string out;
   out.reserve(data.size() + event.size() + 16);
   if (!event.empty()) absl::StrAppend(&out, "event: ", event, "\n");
-  for (absl::string_view line : absl::StrSplit(data, '\n')) {
-    absl::ConsumeSuffix(&line, "\r");
+  for (absl::string_view line : absl::StrSplit(SseLines(data), '\n')) {
     absl::StrAppend(&out, "data: ", line, "\n");
   }
   out += "\n";
@@ -495,7 +504,9 @@ std::string SseEvent(absl::string_view event, absl::string_view data) {
 
 std::string SseComment(absl::string_view text) {
   std::string out;
-  for (absl::string_view line : absl::StrSplit(text, '\n')) absl::StrAppend(&out, ": ", line, "\n");
+  for (absl::string_view line : absl::StrSplit(SseLines(text), '\n')) {
+    absl::StrAppend(&out, ": ", line, "\n");
+  }
   out += "\n";
   return out;
 }

@@ -249,6 +249,14 @@ TEST(SseTest, Framing) {
   EXPECT_EQ(SseRetry(2000), "retry: 2000\n\n");
 }
 
+// A bare CR ends a line for SSE parsers: relayed upstream text containing one
+// must stay inside its comment or data line, never forge an event.
+TEST(SseTest, BareCarriageReturnCannotForgeAFieldOrEvent) {
+  EXPECT_EQ(SseComment("upstream failed\revent: reauth\rdata: x"),
+            ": upstream failed\n: event: reauth\n: data: x\n\n");
+  EXPECT_EQ(SseEvent("error", "a\rb\r\nc"), "event: error\ndata: a\ndata: b\ndata: c\n\n");
+}
+
 TEST(SseTest, RetryPolicy) {
   EXPECT_TRUE(IsRetryableWatchCode(14));
   EXPECT_TRUE(IsRetryableWatchCode(4));
