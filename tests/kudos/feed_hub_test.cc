@@ -12,20 +12,14 @@
 #include "common/redis/redis_client.h"
 #include "services/kudos/kudos_store.h"
 #include "tests/harness/process.h"
+#include "tests/harness/eventually.h"
 
 namespace kudos {
 namespace {
 
 using namespace std::chrono_literals;
 
-bool Eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout = 20s) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return condition();
-}
+using harness::Eventually;
 
 class FeedHubTest : public ::testing::Test {
  protected:

@@ -22,6 +22,7 @@
 #include "tests/harness/process.h"
 #include "tests/harness/tokens.h"
 #include "tests/leaderboard/event_writer.h"
+#include "tests/harness/eventually.h"
 
 namespace {
 
@@ -30,15 +31,7 @@ using leaderboard::RankedEntry;
 namespace v1 = leaderboard::v1;
 using lbtest::Recipient;
 
-bool Eventually(const std::function<bool()>& condition,
-                std::chrono::milliseconds timeout = std::chrono::seconds(15)) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return condition();
-}
+using harness::Eventually;
 
 v1::Board MakeBoard(v1::Metric metric, v1::Window window, v1::Scope scope,
                     const std::string& scope_id = "", const std::string& period = "") {

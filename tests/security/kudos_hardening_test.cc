@@ -26,6 +26,7 @@
 #include "kudos/v1/kudos.grpc.pb.h"
 #include "tests/harness/process.h"
 #include "tests/harness/tokens.h"
+#include "tests/harness/eventually.h"
 
 namespace {
 
@@ -36,14 +37,7 @@ using grpc::StatusCode;
 constexpr char kOrg[] = "hard-acme";
 constexpr char kOtherOrg[] = "hard-globex";
 
-bool Eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout = 30s) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(50ms);
-  }
-  return condition();
-}
+using harness::Eventually;
 
 std::unique_ptr<grpc::ClientContext> Ctx(const std::string& token,
                                          std::chrono::milliseconds timeout = 5s) {

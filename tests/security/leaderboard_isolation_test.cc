@@ -23,6 +23,7 @@
 #include "ledger/v1/ledger.pb.h"
 #include "tests/harness/process.h"
 #include "tests/harness/tokens.h"
+#include "tests/harness/eventually.h"
 
 namespace {
 
@@ -32,14 +33,7 @@ namespace bv1 = leaderboard::v1;
 constexpr char kAcme[] = "acme";
 constexpr char kVictim[] = "victim";
 
-bool Eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout = 20s) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return condition();
-}
+using harness::Eventually;
 
 std::string LedgerStream(const std::string& org) { return "ledger:{" + org + "}:outbox"; }
 std::string KudosStream(const std::string& org) { return "kudos:{" + org + "}:events"; }

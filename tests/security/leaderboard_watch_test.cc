@@ -20,6 +20,7 @@
 #include "leaderboard/v1/leaderboard.grpc.pb.h"
 #include "tests/harness/process.h"
 #include "tests/harness/tokens.h"
+#include "tests/harness/eventually.h"
 
 namespace {
 
@@ -30,14 +31,7 @@ namespace bv1 = leaderboard::v1;
 constexpr char kOrg[] = "lbw-acme";
 constexpr char kOtherOrg[] = "lbw-globex";
 
-bool Eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout = 20s) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(50ms);
-  }
-  return condition();
-}
+using harness::Eventually;
 
 bv1::Board Board(bv1::Scope scope, const std::string& scope_id = "",
                  bv1::Window window = bv1::WINDOW_WEEK, const std::string& period = "") {

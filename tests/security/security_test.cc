@@ -30,6 +30,7 @@
 #include "ledger/v1/ledger.grpc.pb.h"
 #include "tests/harness/process.h"
 #include "tests/harness/tokens.h"
+#include "tests/harness/eventually.h"
 
 namespace {
 
@@ -109,14 +110,7 @@ std::string B64(const std::string& text) {
   return out;
 }
 
-bool Eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout = 20s) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (condition()) return true;
-    std::this_thread::sleep_for(50ms);
-  }
-  return condition();
-}
+using harness::Eventually;
 
 bv1::Board AllTimePoints() {
   bv1::Board board;
