@@ -741,8 +741,14 @@ TEST_F(GatewayHardeningTest, Sse_InputOnAStreamIsNotBuffered) {
   Response health = Http(port, "GET", "/healthz");
   ASSERT_EQ(health.status, 200) << health.body;
   const long after = VmRssKib(pid);
+#if defined(__SANITIZE_ADDRESS__)
+  // ASan keeps freed chunks resident (its quarantine), so RSS says nothing
+  // here; the closed stream and the unsent input below still pin the bound.
+  EXPECT_FALSE(all_sent) << "VmRSS " << before << " -> " << after << " KiB";
+#else
   EXPECT_LT(after - before, 4 * 1024) << "VmRSS " << before << " -> " << after
                                       << " KiB; all sent: " << all_sent;
+#endif
   // A client talking on a stream is closed; the heads were never answered.
   EXPECT_TRUE(stream.WaitClosed(30s));
   EXPECT_EQ(stream.raw().find("\"status\":\"SERVING\""), std::string::npos);
