@@ -16,6 +16,7 @@
 #include "lua/kBenchFinishLua.h"
 #include "lua/kBenchLedgerLibLua.h"
 #include "lua/kBenchLedgerPostLua.h"
+#include "services/ledger/ledger_rules.h"
 
 namespace bench {
 namespace {
@@ -122,9 +123,13 @@ FloorBResult RunFloorB(const FloorBOptions& o) {
     Redis redis(o.host, o.port);
     shas.begin = redis.Run({"SCRIPT", "LOAD", kBenchBeginLua}).str;
     shas.finish = redis.Run({"SCRIPT", "LOAD", kBenchFinishLua}).str;
+    // The ledger's bounds prelude, as LedgerStore prepends it (ledger_store.cc).
+    const std::string ledger_prelude =
+        absl::StrCat("local MAX_BALANCE = ", ledger::kMaxBalance, "\nlocal MAX_PENDING = ",
+                     ledger::kMaxPendingRedemptionsPerPerson, "\n");
     shas.post = redis
                     .Run({"SCRIPT", "LOAD",
-                          std::string(kBenchLedgerLibLua) + "\n" + kBenchLedgerPostLua})
+                          ledger_prelude + kBenchLedgerLibLua + "\n" + kBenchLedgerPostLua})
                     .str;
     std::vector<Command> setup = {{"SET", kp + "settings", blobs.settings_pb},
                                   {"SET", lp + "policy", blobs.policy_pb}};
@@ -141,6 +146,8 @@ FloorBResult RunFloorB(const FloorBOptions& o) {
 
   const absl::Time now = absl::Now();
   const std::string now_ms = absl::StrCat(absl::ToUnixMillis(now));
+  // The kudos service's first reconcile attempt (--reconcile_after_ms, 5 s).
+  const std::string reconcile_at_ms = absl::StrCat(absl::ToUnixMillis(now) + 5000);
   const std::string minute_key = absl::StrCat(absl::ToUnixSeconds(now) / 60);
   const std::string week_key = absl::FormatTime("%G-W%V", now, absl::UTCTimeZone());
   const std::string month_key = absl::FormatTime("%Y-%m", now, absl::UTCTimeZone());
@@ -184,7 +191,7 @@ FloorBResult RunFloorB(const FloorBOptions& o) {
         batch.push_back({"EVALSHA", shas.begin, "1", kp, "kudos", g, request_id, kudos_fp, id,
                          blobs.record_pb, now_ms, minute_key, "10000", "30", week_key,
                          "1000000000000", "3", "", "1", r, blobs.transfers_pb, blobs.event_pb,
-                         feeds});
+                         feeds, reconcile_at_ms});
         batch.push_back({"HMGET", record, "pb", "state", "transfers", "kudos_id", "error_code",
                          "error_message"});
         batch.push_back({"GET", lp + "policy"});
