@@ -4,16 +4,13 @@
 // does not parse is INVALID_ARGUMENT (finding 15).
 #include "common/grpc/server.h"
 
-#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <stdlib.h>
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -21,6 +18,7 @@
 
 #include "kudos/v1/kudos.grpc.pb.h"
 #include "tests/harness/loopback.h"
+#include "tests/harness/raw_call.h"
 
 namespace {
 
@@ -139,28 +137,15 @@ TEST_F(GrpcServerTest, HandlerThreads_AreBoundedByTheResourceQuota) {
 }
 
 TEST_F(GrpcServerTest, UnparseableRequest_IsInvalidArgumentNotInternal) {
-  grpc::GenericStub stub(*channel_);
   auto context = Context();
   // ListKudosRequest.page_token (field 3) holding bytes that are not UTF-8.
   std::string bytes = std::string("\x1a\x03", 2) + std::string("\xff\xfe\xfd", 3);
-  grpc::Slice slice(bytes);
-  grpc::ByteBuffer request(&slice, 1);
-  grpc::ByteBuffer response;
-  std::mutex mu;
-  std::condition_variable done_cv;
-  std::optional<grpc::Status> result;
-  stub.UnaryCall(context.get(), "/kudos.v1.KudosService/ListKudos", grpc::StubOptions(), &request,
-                 &response, [&](grpc::Status status) {
-                   std::lock_guard<std::mutex> lock(mu);
-                   result = std::move(status);
-                   done_cv.notify_one();
-                 });
-  std::unique_lock<std::mutex> lock(mu);
-  ASSERT_TRUE(done_cv.wait_for(lock, 60s, [&] { return result.has_value(); }));
-  EXPECT_EQ(result->error_code(), grpc::StatusCode::INVALID_ARGUMENT) << result->error_message();
-  EXPECT_NE(result->error_message().find("kudos.v1.ListKudosRequest.page_token"),
+  grpc::Status result =
+      harness::RawUnaryCall(*channel_, context.get(), "/kudos.v1.KudosService/ListKudos", bytes);
+  EXPECT_EQ(result.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << result.error_message();
+  EXPECT_NE(result.error_message().find("kudos.v1.ListKudosRequest.page_token"),
             std::string::npos)
-      << result->error_message();
+      << result.error_message();
 }
 
 }  // namespace

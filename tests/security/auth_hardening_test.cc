@@ -5,18 +5,15 @@
 // - a service token is only ever a service, never an org's admin;
 // - a token can never name an org the services then refuse;
 // - a request that does not parse gets INVALID_ARGUMENT naming the cause.
-#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdio>
 #include <fstream>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <sstream>
 #include <string>
@@ -30,6 +27,7 @@
 #include "leaderboard/v1/leaderboard.grpc.pb.h"
 #include "ledger/v1/ledger.grpc.pb.h"
 #include "tests/harness/process.h"
+#include "tests/harness/raw_call.h"
 #include "tests/harness/tokens.h"
 
 namespace {
@@ -302,23 +300,8 @@ class UnparseableRequestTest : public ::testing::Test {
 
   static grpc::Status SendRawTo(std::shared_ptr<grpc::Channel> channel, const std::string& method,
                                 const std::string& bytes) {
-    grpc::GenericStub stub(channel);
     auto context = harness::Context(harness::MintToken("acme", "alice", {"member"}));
-    grpc::Slice slice(bytes);
-    grpc::ByteBuffer request(&slice, 1);
-    grpc::ByteBuffer response;
-    std::mutex mu;
-    std::condition_variable done_cv;
-    std::optional<grpc::Status> result;
-    stub.UnaryCall(context.get(), method, grpc::StubOptions(), &request, &response,
-                   [&](grpc::Status status) {
-                     std::lock_guard<std::mutex> lock(mu);
-                     result = std::move(status);
-                     done_cv.notify_one();
-                   });
-    std::unique_lock<std::mutex> lock(mu);
-    done_cv.wait_for(lock, 30s, [&] { return result.has_value(); });
-    return result.value_or(grpc::Status(StatusCode::DEADLINE_EXCEEDED, "no answer"));
+    return harness::RawUnaryCall(channel, context.get(), method, bytes, 30s);
   }
 
   harness::RedisServer redis_;
