@@ -14,6 +14,13 @@
 
 namespace gwtest {
 
+// A socket connected to 127.0.0.1:port (CLOEXEC: services a test restarts
+// must not inherit it), or -1. receive_buffer > 0 shrinks the socket's
+// receive buffer before connecting (slow-reader tests).
+int Connect(int port, int receive_buffer = 0);
+// Sends all of `data`; false once the peer closed or the send timed out.
+bool WriteAll(int fd, const std::string& data);
+
 struct HttpResponse {
   int status = 0;
   std::map<std::string, std::string> headers;  // lower-case names

@@ -30,6 +30,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/auth/auth.h"
+#include "tests/gateway/http_client.h"
 #include "tests/harness/loopback.h"
 #include "tests/harness/process.h"
 #include "tests/harness/tokens.h"
@@ -58,34 +59,8 @@ void AddCompatibilityFlag(std::vector<std::string>& args) {
 
 // ---- raw HTTP over loopback -------------------------------------------------
 
-// A connected socket (CLOEXEC: restarted services must not inherit it), or -1.
-// receive_buffer > 0 shrinks the socket's receive buffer before connecting.
-int Connect(int port, int receive_buffer = 0) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  if (receive_buffer > 0) {
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof(receive_buffer));
-  }
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-bool WriteAll(int fd, const std::string& data) {
-  size_t sent = 0;
-  while (sent < data.size()) {
-    ssize_t n = send(fd, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
-    if (n <= 0) return false;
-    sent += static_cast<size_t>(n);
-  }
-  return true;
-}
+using gwtest::Connect;
+using gwtest::WriteAll;
 
 struct Response {
   int status = 0;  // 0: no complete response before the deadline
