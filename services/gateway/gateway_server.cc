@@ -823,21 +823,20 @@ void Gateway::Impl::ReplyRefusal(evhttp_request* req, absl::string_view reason) 
                       "body; the body was not read");
   }
   evhttp_add_header(out, "Connection", "close");
-  if (reason == "bodies_busy") {
+  // UNAVAILABLE for a second: a gateway-wide bound is full, nothing of the client's.
+  auto busy = [&](absl::string_view what_is_full) {
     evhttp_add_header(out, "Retry-After", "1");
     evhttp_add_header(out, "Retry-After-Ms", "1000");
     return Reply(req, 503, "application/json",
-                 ErrorJson(14, absl::StrCat("the gateway is receiving its maximum of ",
-                                            options_.max_body_bytes_in_flight,
-                                            " bytes of request bodies; retry after 1000 ms")));
+                 ErrorJson(14, absl::StrCat(what_is_full, "; retry after 1000 ms")));
+  };
+  if (reason == "bodies_busy") {
+    return busy(absl::StrCat("the gateway is receiving its maximum of ",
+                             options_.max_body_bytes_in_flight, " bytes of request bodies"));
   }
   if (reason == "busy") {
-    evhttp_add_header(out, "Retry-After", "1");
-    evhttp_add_header(out, "Retry-After-Ms", "1000");
-    return Reply(req, 503, "application/json",
-                 ErrorJson(14, absl::StrCat("the gateway holds its maximum of ",
-                                            options_.max_connections,
-                                            " connections; retry after 1000 ms")));
+    return busy(absl::StrCat("the gateway holds its maximum of ", options_.max_connections,
+                             " connections"));
   }
   if (reason == "head_too_large") {
     return Reply(req, 431, "application/json",
