@@ -161,6 +161,23 @@ async function main() {
     const page = await browser.newPage({ viewport: { width: 1920, height: 1080 } });
     page.on('console', (m) => { if (m.type() === 'error') log('page console:', m.text()); });
     const screenToken = mint('lobby-screen', ['screen']);
+
+    // A team the leaderboard does not know yet: its boards are refused upstream
+    // (an SSE `error` event), which must not mark the screen as disconnected;
+    // once the team exists and is caught up, its boards fill and the banner goes.
+    const early = await browser.newPage({ viewport: { width: 1280, height: 720 } });
+    await early.goto(gatewayUrl + '/screen?token=' + encodeURIComponent(screenToken) + '&team=late');
+    await early.waitForSelector('#banner:has-text("does not exist")', { timeout: 15000 });
+    if (!(await early.$('#status.live'))) throw new Error('an upstream refusal marked the screen as not live');
+    await api('POST', '/v1/teams', admin, { teamId: 'late', displayName: 'Late Team' });
+    await api('POST', '/v1/people', admin, { personId: 'gina', displayName: 'Gina Rossi', teamId: 'late', active: true });
+    await sendKudos('alice', ['gina'], 'Welcome aboard, thanks for the onboarding notes', 2, ['empathy']);
+    await early.waitForSelector('#board-team_week .row[data-subject="gina"]', { timeout: 15000 });
+    await early.waitForSelector('#banner', { state: 'hidden', timeout: 5000 });
+    if (!(await early.$('#status.live'))) throw new Error('the screen is not live after its team appeared');
+    await early.close();
+    log('a screen opened before its team existed went live and filled in');
+
     await page.goto(gatewayUrl + '/screen?token=' + encodeURIComponent(screenToken) + '&team=platform');
     await page.waitForSelector('#status.live', { timeout: 15000 });
     await page.waitForSelector('#board-team_week .row[data-subject="bob"]', { timeout: 15000 });
