@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 PACKAGES=(
   build-essential cmake pkg-config ccache git
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libhiredis-dev libabsl-dev libjwt-dev libssl-dev libgtest-dev libgmock-dev
+  libhiredis-dev libzstd-dev libabsl-dev libjwt-dev libssl-dev libgtest-dev libgmock-dev
   libevent-dev
   redis-server redis-tools tzdata
   chromium
