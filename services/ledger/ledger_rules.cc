@@ -346,6 +346,60 @@ absl::StatusOr<AllowancePolicy> NormalizePolicy(const AllowancePolicy& policy) {
   return out;
 }
 
+// ---- retention ----------------------------------------------------------------
+
+RetentionPolicy DefaultRetention() {
+  RetentionPolicy retention;
+  retention.set_idempotency_days(kDefaultIdempotencyDays);
+  retention.set_kudos_live_days(kDefaultKudosLiveDays);
+  retention.set_transfers_live_days(kDefaultTransfersLiveDays);
+  retention.set_audit_days(kDefaultAuditDays);
+  return retention;
+}
+
+namespace {
+
+// 0 -> `fallback`; else 1..kMaxRetentionDays.
+absl::StatusOr<int32_t> RetentionDays(int32_t days, int32_t fallback, absl::string_view field) {
+  if (days == 0) return fallback;
+  if (days < 1 || days > kMaxRetentionDays) {
+    return absl::InvalidArgumentError(absl::StrCat("retention.", field,
+                                                   ": must be 0 (the default, ", fallback,
+                                                   ") or 1..", kMaxRetentionDays, ", got ", days));
+  }
+  return days;
+}
+
+}  // namespace
+
+absl::StatusOr<RetentionPolicy> NormalizeRetention(const RetentionPolicy& retention) {
+  RetentionPolicy out;
+  absl::StatusOr<int32_t> idempotency =
+      RetentionDays(retention.idempotency_days(), kDefaultIdempotencyDays, "idempotency_days");
+  if (!idempotency.ok()) return idempotency.status();
+  absl::StatusOr<int32_t> kudos =
+      RetentionDays(retention.kudos_live_days(), kDefaultKudosLiveDays, "kudos_live_days");
+  if (!kudos.ok()) return kudos.status();
+  absl::StatusOr<int32_t> transfers = RetentionDays(
+      retention.transfers_live_days(), kDefaultTransfersLiveDays, "transfers_live_days");
+  if (!transfers.ok()) return transfers.status();
+  absl::StatusOr<int32_t> audit =
+      RetentionDays(retention.audit_days(), kDefaultAuditDays, "audit_days");
+  if (!audit.ok()) return audit.status();
+  if (*transfers < *idempotency) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "retention.transfers_live_days: ", *transfers,
+        " days is shorter than retention.idempotency_days (", *idempotency,
+        " days); transfers must stay live for the whole retry window, or a retry could post "
+        "an archived transfer again"));
+  }
+  out.set_idempotency_days(*idempotency);
+  out.set_kudos_live_days(*kudos);
+  out.set_transfers_live_days(*transfers);
+  out.set_audit_days(*audit);
+  return out;
+}
+
 common::calendar::PeriodUnit PeriodUnitOf(common::v1::AllowancePeriod period) {
   switch (period) {
     case common::v1::ALLOWANCE_PERIOD_DAY:
@@ -628,6 +682,11 @@ absl::StatusOr<JournalEntry> ParseJournalEntry(absl::string_view line) {
   entry.credit = std::move(parts[1]);
   entry.transfer_id = std::move(parts[3]);
   return entry;
+}
+
+void Verifier::AddArchived(const std::map<std::string, int64_t>& totals, int64_t count) {
+  for (const auto& [account, total] : totals) recomputed_[account] += total;
+  count_ += count;
 }
 
 void Verifier::Add(const JournalEntry& entry) {

@@ -21,6 +21,7 @@
 namespace ledger {
 
 using ::common::v1::AllowancePolicy;
+using ::common::v1::RetentionPolicy;
 using ::ledger::v1::Account;
 using ::ledger::v1::AccountType;
 using ::ledger::v1::Transfer;
@@ -102,6 +103,23 @@ AllowancePolicy DefaultPolicy();
 // Fills defaults (period MONTH, week start MONDAY) and checks the rest:
 // points_per_period in 0..1e12, a known zone. Fields are named "policy.*".
 absl::StatusOr<AllowancePolicy> NormalizePolicy(const AllowancePolicy& policy);
+// ---- retention ----------------------------------------------------------------
+
+// Days, when a RetentionPolicy field is 0 (docs/retention-ledger.md).
+inline constexpr int kDefaultIdempotencyDays = 30;
+inline constexpr int kDefaultKudosLiveDays = 400;
+inline constexpr int kDefaultTransfersLiveDays = 400;
+inline constexpr int kDefaultAuditDays = 400;
+inline constexpr int kMaxRetentionDays = 3650;
+
+// Every field at its default.
+RetentionPolicy DefaultRetention();
+// 0 means the default, anything else must be 1..3650 ("retention.<field>:
+// ..."). transfers_live_days must be at least idempotency_days: a retry of a
+// transfer id inside the retry window must still find the live transfer,
+// or it would be posted twice.
+absl::StatusOr<RetentionPolicy> NormalizeRetention(const RetentionPolicy& retention);
+
 common::calendar::PeriodUnit PeriodUnitOf(common::v1::AllowancePeriod period);
 // The policy's period containing `t`, in its zone and week start.
 absl::StatusOr<common::calendar::Period> AllowancePeriodAt(const AllowancePolicy& policy,
@@ -204,6 +222,9 @@ absl::StatusOr<JournalEntry> ParseJournalEntry(absl::string_view line);
 // Compares stored balances with balances recomputed from the journal.
 class Verifier {
  public:
+  // What the archived checkpoint holds: net movement per account and the
+  // number of transfers folded into it.
+  void AddArchived(const std::map<std::string, int64_t>& totals, int64_t count);
   void Add(const JournalEntry& entry);
   ledger::v1::VerifyLedgerResponse Finish(const std::map<std::string, int64_t>& stored) const;
 

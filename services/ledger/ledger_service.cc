@@ -1,5 +1,6 @@
 #include "services/ledger/ledger_service.h"
 
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -190,11 +191,27 @@ absl::Status LedgerServiceImpl::DoSetAllowancePolicy(
   if (!request.has_policy()) return absl::InvalidArgumentError("policy: is required");
   absl::StatusOr<AllowancePolicy> policy = NormalizePolicy(request.policy());
   if (!policy.ok()) return policy.status();
+  // The retention travels with the policy (kudos pushes both); a request
+  // without it leaves the stored one as it is.
+  std::optional<RetentionPolicy> retention;
+  if (request.has_retention()) {
+    absl::StatusOr<RetentionPolicy> normalized = NormalizeRetention(request.retention());
+    if (!normalized.ok()) return normalized.status();
+    retention = *std::move(normalized);
+  }
   // An admin's change is audited here; the kudos service's mirrors an
   // UpdateOrgSettings that kudos audits itself.
   std::string audit_actor = IsPersonAdmin(principal) ? principal.subject : "";
-  if (absl::Status s = store_.SetPolicy(principal.org, audit_actor, *policy); !s.ok()) return s;
+  if (absl::Status s = store_.SetPolicy(principal.org, audit_actor, *policy, retention); !s.ok()) {
+    return s;
+  }
   *response.mutable_policy() = *policy;
+  if (!retention.has_value()) {
+    absl::StatusOr<RetentionPolicy> stored = store_.GetRetention(principal.org);
+    if (!stored.ok()) return stored.status();
+    retention = *std::move(stored);
+  }
+  *response.mutable_retention() = *retention;
   return absl::OkStatus();
 }
 

@@ -7,9 +7,11 @@
 #include "absl/strings/str_split.h"
 #include "common/audit.h"
 #include "common/check/check.h"
+#include "services/ledger/ledger_archive.h"
 #include "kLedgerAdjustLua.h"
 #include "kLedgerBalanceLua.h"
 #include "kLedgerLibLua.h"
+#include "kLedgerListLua.h"
 #include "kLedgerPostLua.h"
 #include "kLedgerRedemptionLua.h"
 
@@ -250,7 +252,8 @@ LedgerStore::LedgerStore(common::redis::Pool& pool)
       post_("ledger_post", WithLib(kLedgerPostLua)),
       adjust_("ledger_adjust", WithLib(kLedgerAdjustLua)),
       redemption_("ledger_redemption", WithLib(kLedgerRedemptionLua)),
-      balance_("ledger_balance", WithLib(kLedgerBalanceLua)) {}
+      balance_("ledger_balance", WithLib(kLedgerBalanceLua)),
+      list_("ledger_list", WithLib(kLedgerListLua)) {}
 
 std::string LedgerStore::Prefix(absl::string_view org) {
   return absl::StrCat("ledger:{", org, "}:");
@@ -282,21 +285,46 @@ absl::StatusOr<AllowancePolicy> LedgerStore::GetPolicy(absl::string_view org) {
   return ParsePolicy(*reply);
 }
 
-absl::Status LedgerStore::SetPolicy(absl::string_view org, absl::string_view audit_actor,
-                                    const AllowancePolicy& policy) {
-  common::redis::Command set = {"SET", Prefix(org) + "policy", policy.SerializeAsString()};
-  if (audit_actor.empty()) return pool_.Run(set).status();
-  common::redis::Command audit = common::audit::AppendCommand(
-      org, audit_actor, "ledger.set_allowance_policy", "policy", "allowance policy set");
-  for (std::string extra :
-       {std::string("points_per_period"), absl::StrCat(policy.points_per_period()),
-        std::string("period"), common::v1::AllowancePeriod_Name(policy.period()),
-        std::string("time_zone"), policy.time_zone()}) {
-    audit.push_back(std::move(extra));
+absl::StatusOr<RetentionPolicy> LedgerStore::GetRetention(absl::string_view org) {
+  absl::StatusOr<Reply> reply = pool_.Run({"GET", Prefix(org) + "retention"});
+  if (!reply.ok()) return reply.status();
+  if (reply->is_nil()) return DefaultRetention();
+  RetentionPolicy retention;
+  if (!retention.ParseFromString(reply->str)) {
+    return absl::DataLossError("stored retention policy does not parse");
   }
-  // The policy and its audit entry (same slot) together or not at all.
-  absl::StatusOr<std::vector<absl::StatusOr<Reply>>> replies = pool_.Pipeline(
-      {{"MULTI"}, set, audit, {"EXEC"}});
+  return retention;
+}
+
+absl::Status LedgerStore::SetPolicy(absl::string_view org, absl::string_view audit_actor,
+                                    const AllowancePolicy& policy,
+                                    const std::optional<RetentionPolicy>& retention) {
+  // The policy, the retention and the audit entry (same slot) together or
+  // not at all.
+  std::vector<common::redis::Command> commands = {
+      {"MULTI"}, {"SET", Prefix(org) + "policy", policy.SerializeAsString()}};
+  if (retention.has_value()) {
+    commands.push_back({"SET", Prefix(org) + "retention", retention->SerializeAsString()});
+  }
+  if (!audit_actor.empty()) {
+    common::redis::Command audit = common::audit::AppendCommand(
+        org, audit_actor, "ledger.set_allowance_policy", "policy", "allowance policy set");
+    for (std::string extra :
+         {std::string("points_per_period"), absl::StrCat(policy.points_per_period()),
+          std::string("period"), common::v1::AllowancePeriod_Name(policy.period()),
+          std::string("time_zone"), policy.time_zone()}) {
+      audit.push_back(std::move(extra));
+    }
+    if (retention.has_value()) {
+      audit.push_back("transfers_live_days");
+      audit.push_back(absl::StrCat(retention->transfers_live_days()));
+      audit.push_back("idempotency_days");
+      audit.push_back(absl::StrCat(retention->idempotency_days()));
+    }
+    commands.push_back(std::move(audit));
+  }
+  commands.push_back({"EXEC"});
+  absl::StatusOr<std::vector<absl::StatusOr<Reply>>> replies = pool_.Pipeline(commands);
   if (!replies.ok()) return replies.status();
   for (const absl::StatusOr<Reply>& reply : *replies) {
     if (!reply.ok()) return reply.status();
@@ -410,37 +438,97 @@ absl::StatusOr<TransferPage> LedgerStore::ListTransfers(absl::string_view org,
                                                         absl::string_view account_key,
                                                         int64_t before, int limit) {
   std::string prefix = Prefix(org);
-  absl::StatusOr<Reply> ids = pool_.Run(
-      {"ZREVRANGEBYSCORE", absl::StrCat(prefix, "acct:", account_key),
-       before > 0 ? absl::StrCat("(", before) : "+inf", "-inf", "WITHSCORES", "LIMIT", "0",
-       absl::StrCat(limit + 1)});
-  if (!ids.ok()) return ids.status();
-  if (ids->type != Reply::Type::kArray || ids->elements.size() % 2 != 0) {
-    return Malformed("transfer index");
+  absl::StatusOr<Reply> reply = pool_.Eval(
+      list_, {prefix}, {std::string(account_key), absl::StrCat(before), absl::StrCat(limit)});
+  if (!reply.ok()) return reply.status();
+  if (reply->type != Reply::Type::kArray || reply->elements.size() != 5) {
+    return Malformed("transfer page");
   }
-  size_t found = ids->elements.size() / 2;
-  size_t take = std::min<size_t>(found, static_cast<size_t>(limit));
+  const std::vector<Reply>& parts = reply->elements;
+  if (!parts[3].str.empty()) {
+    return absl::DataLossError(
+        absl::StrCat("transfer '", parts[3].str, "' is indexed but not stored"));
+  }
+  absl::StatusOr<long long> more = parts[4].AsInteger();
+  if (!more.ok() || parts[1].elements.size() != parts[2].elements.size()) {
+    return Malformed("transfer page");
+  }
   TransferPage page;
-  if (take == 0) return page;
-  std::vector<common::redis::Command> commands;
-  for (size_t i = 0; i < take; ++i) {
-    commands.push_back({"HGET", absl::StrCat(prefix, "tx:", ids->elements[2 * i].str), "t"});
-  }
-  absl::StatusOr<std::vector<absl::StatusOr<Reply>>> bodies = pool_.Pipeline(commands);
-  if (!bodies.ok()) return bodies.status();
-  for (size_t i = 0; i < take; ++i) {
-    const absl::StatusOr<Reply>& body = (*bodies)[i];
-    if (!body.ok()) return body.status();
-    if (body->is_nil()) {
-      return absl::DataLossError(absl::StrCat("transfer '", ids->elements[2 * i].str,
-                                              "' is indexed but not stored"));
-    }
-    absl::StatusOr<Transfer> transfer = ParseTransfer(body->str);
+  for (const Reply& body : parts[0].elements) {
+    absl::StatusOr<Transfer> transfer = ParseTransfer(body.str);
     if (!transfer.ok()) return transfer.status();
     page.transfers.push_back(*std::move(transfer));
   }
-  if (found > take) page.next_before = page.transfers.back().sequence();
+  if (!parts[1].elements.empty()) {
+    absl::StatusOr<std::vector<Transfer>> archived = ReadArchived(prefix, parts[1], parts[2]);
+    if (!archived.ok()) return archived.status();
+    for (Transfer& transfer : *archived) page.transfers.push_back(std::move(transfer));
+  }
+  KUDOS_CHECK(page.transfers.size() <= static_cast<size_t>(limit),
+              "a page holds at most page_size transfers");
+  for (size_t i = 1; i < page.transfers.size(); ++i) {
+    KUDOS_CHECK(page.transfers[i - 1].sequence() > page.transfers[i].sequence(),
+                "a page runs newest first, live tail before the archive");
+  }
+  if (*more == 1 && !page.transfers.empty()) {
+    page.next_before = page.transfers.back().sequence();
+  }
   return page;
+}
+
+absl::StatusOr<std::vector<Transfer>> LedgerStore::ReadArchived(const std::string& prefix,
+                                                                const Reply& sequences,
+                                                                const Reply& chunk_ids) {
+  // Each chunk once, in the order first needed; chunks never change once
+  // written, so reading them after the script's snapshot is safe.
+  std::vector<std::string> order;
+  std::map<std::string, std::vector<int64_t>> wanted;
+  for (size_t i = 0; i < sequences.elements.size(); ++i) {
+    int64_t sequence = 0;
+    const std::string& chunk_id = chunk_ids.elements[i].str;
+    if (!absl::SimpleAtoi(sequences.elements[i].str, &sequence) || chunk_id.empty()) {
+      return absl::DataLossError(absl::StrCat("archived transfer at sequence ",
+                                              sequences.elements[i].str,
+                                              " is indexed but no archive chunk holds it"));
+    }
+    if (wanted.find(chunk_id) == wanted.end()) order.push_back(chunk_id);
+    wanted[chunk_id].push_back(sequence);
+  }
+  std::vector<common::redis::Command> reads;
+  for (const std::string& chunk_id : order) reads.push_back({"GET", prefix + "arch:c:" + chunk_id});
+  absl::StatusOr<std::vector<absl::StatusOr<Reply>>> chunks = pool_.Pipeline(reads);
+  if (!chunks.ok()) return chunks.status();
+  std::map<int64_t, Transfer> found;
+  for (size_t c = 0; c < order.size(); ++c) {
+    const absl::StatusOr<Reply>& raw = (*chunks)[c];
+    if (!raw.ok()) return raw.status();
+    if (raw->is_nil()) {
+      return absl::DataLossError(absl::StrCat("archive chunk '", order[c], "' is missing"));
+    }
+    absl::StatusOr<ledger::v1::TransfersPosted> chunk = DecompressChunk(raw->str);
+    if (!chunk.ok()) {
+      return absl::DataLossError(
+          absl::StrCat("archive chunk '", order[c], "' ", chunk.status().message()));
+    }
+    const std::vector<int64_t>& want = wanted[order[c]];
+    for (Transfer& transfer : *chunk->mutable_transfers()) {
+      if (std::find(want.begin(), want.end(), transfer.sequence()) != want.end()) {
+        found[transfer.sequence()] = std::move(transfer);
+      }
+    }
+  }
+  std::vector<Transfer> out;
+  for (const Reply& element : sequences.elements) {
+    int64_t sequence = 0;
+    (void)absl::SimpleAtoi(element.str, &sequence);
+    auto it = found.find(sequence);
+    if (it == found.end()) {
+      return absl::DataLossError(absl::StrCat("archived transfer at sequence ", sequence,
+                                              " is indexed but not in its archive chunk"));
+    }
+    out.push_back(it->second);
+  }
+  return out;
 }
 
 absl::StatusOr<ledger::v1::Redemption> LedgerStore::CreateRedemption(
@@ -655,44 +743,230 @@ absl::StatusOr<Transfer> LedgerStore::Adjust(absl::string_view org, absl::string
   return Malformed(absl::StrCat("row code '", row.code, "'"));
 }
 
-absl::StatusOr<ledger::v1::VerifyLedgerResponse> LedgerStore::Verify(absl::string_view org) {
-  std::string prefix = Prefix(org);
-  // The balances and the journal length in one atomic snapshot; the journal
-  // is append-only, so its first `length` entries are exactly what the
-  // snapshot's balances reflect.
-  absl::StatusOr<std::vector<absl::StatusOr<Reply>>> snapshot = pool_.Pipeline(
-      {{"MULTI"}, {"HGETALL", prefix + "bal"}, {"LLEN", prefix + "journal"}, {"EXEC"}});
-  if (!snapshot.ok()) return snapshot.status();
-  if (snapshot->size() != 4 || !(*snapshot)[3].ok()) {
-    return snapshot->size() == 4 ? (*snapshot)[3].status() : Malformed("snapshot");
+namespace {
+
+int64_t IntOr0(const std::map<std::string, std::string>& fields, const std::string& name) {
+  return Int(fields, name);
+}
+
+// The checkpoint as the snapshot read it.
+struct Checkpoint {
+  int64_t through_seq = 0;
+  int64_t count = 0;
+  std::string chain;
+  std::map<std::string, int64_t> totals;
+};
+
+// "last_seq,count,sha256,raw_bytes" of P..'arch:meta'.
+struct ChunkMeta {
+  int64_t last_seq = 0;
+  int64_t count = 0;
+  std::string sha;
+};
+
+absl::StatusOr<ChunkMeta> ParseChunkMeta(absl::string_view chunk_id, absl::string_view text) {
+  std::vector<std::string> parts = absl::StrSplit(text, ',');
+  ChunkMeta meta;
+  if (parts.size() != 4 || !absl::SimpleAtoi(parts[0], &meta.last_seq) ||
+      !absl::SimpleAtoi(parts[1], &meta.count)) {
+    return absl::DataLossError(
+        absl::StrCat("archive chunk '", chunk_id, "' has no readable record of its digest"));
   }
-  const Reply& exec = *(*snapshot)[3];
-  if (exec.type != Reply::Type::kArray || exec.elements.size() != 2) {
+  meta.sha = parts[2];
+  return meta;
+}
+
+absl::StatusOr<std::map<std::string, int64_t>> ParseTotals(
+    const std::map<std::string, std::string>& raw, absl::string_view what) {
+  std::map<std::string, int64_t> totals;
+  for (const auto& [key, value] : raw) {
+    int64_t number = 0;
+    if (!absl::SimpleAtoi(value, &number)) {
+      return absl::DataLossError(absl::StrCat(what, " of ", key, " is not a number"));
+    }
+    totals[key] = number;
+  }
+  return totals;
+}
+
+// The archived chunk against its record, and what it adds up to.
+absl::Status CheckChunk(absl::string_view chunk_id, int64_t first_seq, const ChunkMeta& meta,
+                        absl::string_view compressed, std::map<std::string, int64_t>& totals) {
+  if (ChunkDigest(compressed) != meta.sha) {
+    return absl::DataLossError(absl::StrCat(
+        "archive chunk '", chunk_id,
+        "' does not match the digest recorded when it was archived (tampered or corrupted)"));
+  }
+  absl::StatusOr<ledger::v1::TransfersPosted> chunk = DecompressChunk(compressed);
+  if (!chunk.ok()) {
+    return absl::DataLossError(
+        absl::StrCat("archive chunk '", chunk_id, "' ", chunk.status().message()));
+  }
+  if (chunk->transfers_size() != meta.count || meta.last_seq != first_seq + meta.count - 1) {
+    return absl::DataLossError(absl::StrCat("archive chunk '", chunk_id, "' holds ",
+                                            chunk->transfers_size(), " transfers, its record ",
+                                            meta.count));
+  }
+  for (int i = 0; i < chunk->transfers_size(); ++i) {
+    const Transfer& transfer = chunk->transfers(i);
+    if (transfer.sequence() != first_seq + i) {
+      return absl::DataLossError(absl::StrCat("archive chunk '", chunk_id, "' holds sequence ",
+                                              transfer.sequence(), " where ", first_seq + i,
+                                              " belongs"));
+    }
+    totals[AccountKey(transfer.debit_account())] -= transfer.amount();
+    totals[AccountKey(transfer.credit_account())] += transfer.amount();
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CompareTotals(const std::map<std::string, int64_t>& checkpoint,
+                           const std::map<std::string, int64_t>& archived) {
+  std::map<std::string, std::pair<int64_t, int64_t>> both;
+  for (const auto& [key, total] : checkpoint) both[key].first = total;
+  for (const auto& [key, total] : archived) both[key].second = total;
+  for (const auto& [key, totals] : both) {
+    if (totals.first != totals.second) {
+      return absl::DataLossError(absl::StrCat("archive: the checkpoint total of ", key, " is ",
+                                              totals.first, " but its archived transfers add up to ",
+                                              totals.second));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<ledger::v1::VerifyLedgerResponse> LedgerStore::Verify(absl::string_view org) {
+  // An archive run between the snapshot and the journal reads shifts the
+  // journal; the attempt notices and starts again.
+  constexpr int kAttempts = 3;
+  for (int attempt = 0; attempt < kAttempts; ++attempt) {
+    absl::StatusOr<std::optional<ledger::v1::VerifyLedgerResponse>> result = VerifyOnce(org);
+    if (!result.ok()) return result.status();
+    if (result->has_value()) return **result;
+  }
+  return absl::AbortedError(absl::StrCat(
+      "VerifyLedger: the archive moved transfers out of the journal during each of ", kAttempts,
+      " attempts; retry"));
+}
+
+absl::StatusOr<std::optional<ledger::v1::VerifyLedgerResponse>> LedgerStore::VerifyOnce(
+    absl::string_view org) {
+  std::string prefix = Prefix(org);
+  // Balances, journal length, checkpoint and archive directory in one atomic
+  // snapshot: the journal holds exactly the transfers after the checkpoint.
+  absl::StatusOr<std::vector<absl::StatusOr<Reply>>> snapshot = pool_.Pipeline(
+      {{"MULTI"},
+       {"HGETALL", prefix + "bal"},
+       {"LLEN", prefix + "journal"},
+       {"HGETALL", prefix + "ckpt"},
+       {"HGETALL", prefix + "ckpt:bal"},
+       {"ZRANGE", prefix + "arch:dir", "0", "-1", "WITHSCORES"},
+       {"HGETALL", prefix + "arch:meta"},
+       {"EXEC"}});
+  if (!snapshot.ok()) return snapshot.status();
+  if (snapshot->size() != 8 || !(*snapshot)[7].ok()) {
+    return snapshot->size() == 8 ? (*snapshot)[7].status() : Malformed("snapshot");
+  }
+  const Reply& exec = *(*snapshot)[7];
+  if (exec.type != Reply::Type::kArray || exec.elements.size() != 6) {
     return Malformed("snapshot");
   }
-  absl::StatusOr<std::map<std::string, std::string>> raw = FlatMap(exec.elements[0]);
-  if (!raw.ok()) return raw.status();
+  absl::StatusOr<std::map<std::string, std::string>> raw_balances = FlatMap(exec.elements[0]);
+  if (!raw_balances.ok()) return raw_balances.status();
   absl::StatusOr<long long> length = exec.elements[1].AsInteger();
   if (!length.ok()) return length.status();
-  std::map<std::string, int64_t> stored;
-  for (const auto& [key, value] : *raw) {
-    int64_t balance = 0;
-    if (!absl::SimpleAtoi(value, &balance)) return Malformed("balance");
-    stored[key] = balance;
+  absl::StatusOr<std::map<std::string, std::string>> raw_checkpoint = FlatMap(exec.elements[2]);
+  if (!raw_checkpoint.ok()) return raw_checkpoint.status();
+  absl::StatusOr<std::map<std::string, std::string>> raw_totals = FlatMap(exec.elements[3]);
+  if (!raw_totals.ok()) return raw_totals.status();
+  absl::StatusOr<std::map<std::string, std::string>> raw_meta = FlatMap(exec.elements[5]);
+  if (!raw_meta.ok()) return raw_meta.status();
+  const Reply& dir = exec.elements[4];
+  if (dir.type != Reply::Type::kArray || dir.elements.size() % 2 != 0) {
+    return Malformed("archive directory");
   }
+  absl::StatusOr<std::map<std::string, int64_t>> stored =
+      ParseTotals(*raw_balances, "the stored balance");
+  if (!stored.ok()) return stored.status();
+  Checkpoint checkpoint;
+  checkpoint.through_seq = IntOr0(*raw_checkpoint, "through_seq");
+  checkpoint.count = IntOr0(*raw_checkpoint, "count");
+  checkpoint.chain = Str(*raw_checkpoint, "chain");
+  absl::StatusOr<std::map<std::string, int64_t>> totals =
+      ParseTotals(*raw_totals, "the checkpoint total");
+  if (!totals.ok()) return totals.status();
+  checkpoint.totals = *std::move(totals);
+
+  // The archive: every chunk in sequence order, each against its record.
+  std::map<std::string, int64_t> archived;
+  std::string chain;
+  int64_t next_seq = 1;
+  int64_t count = 0;
+  for (size_t i = 0; i + 1 < dir.elements.size(); i += 2) {
+    const std::string& chunk_id = dir.elements[i].str;
+    int64_t first_seq = 0;
+    if (!absl::SimpleAtoi(dir.elements[i + 1].str, &first_seq) || first_seq != next_seq) {
+      return absl::DataLossError(absl::StrCat("archive chunk '", chunk_id, "' starts at sequence ",
+                                              dir.elements[i + 1].str, ", expected ", next_seq,
+                                              " (a chunk is missing or repeated)"));
+    }
+    absl::StatusOr<ChunkMeta> meta = ParseChunkMeta(chunk_id, Str(*raw_meta, chunk_id));
+    if (!meta.ok()) return meta.status();
+    absl::StatusOr<Reply> compressed = pool_.Run({"GET", prefix + "arch:c:" + chunk_id});
+    if (!compressed.ok()) return compressed.status();
+    if (compressed->is_nil()) {
+      return absl::DataLossError(absl::StrCat("archive chunk '", chunk_id, "' is missing"));
+    }
+    if (absl::Status s = CheckChunk(chunk_id, first_seq, *meta, compressed->str, archived);
+        !s.ok()) {
+      return s;
+    }
+    chain = ChainAfter(chain, meta->sha);
+    count += meta->count;
+    next_seq = meta->last_seq + 1;
+  }
+  if (next_seq - 1 != checkpoint.through_seq || count != checkpoint.count) {
+    return absl::DataLossError(absl::StrCat(
+        "archive: the chunks hold sequences 1..", next_seq - 1, " (", count,
+        " transfers) but the checkpoint says through ", checkpoint.through_seq, " (",
+        checkpoint.count, " transfers)"));
+  }
+  if (chain != checkpoint.chain) {
+    return absl::DataLossError(
+        "archive: the chunks' digest chain does not match the checkpoint's (a chunk record was "
+        "replaced)");
+  }
+  if (absl::Status s = CompareTotals(checkpoint.totals, archived); !s.ok()) return s;
+
   Verifier verifier;
+  verifier.AddArchived(checkpoint.totals, checkpoint.count);
   for (long long start = 0; start < *length; start += kJournalChunk) {
     long long stop = std::min<long long>(start + kJournalChunk, *length) - 1;
-    absl::StatusOr<Reply> chunk = pool_.Run(
-        {"LRANGE", prefix + "journal", absl::StrCat(start), absl::StrCat(stop)});
+    absl::StatusOr<std::vector<absl::StatusOr<Reply>>> chunk = pool_.Pipeline(
+        {{"MULTI"},
+         {"HGET", prefix + "ckpt", "through_seq"},
+         {"LRANGE", prefix + "journal", absl::StrCat(start), absl::StrCat(stop)},
+         {"EXEC"}});
     if (!chunk.ok()) return chunk.status();
-    for (const Reply& line : chunk->elements) {
+    if (chunk->size() != 4 || !(*chunk)[3].ok()) {
+      return chunk->size() == 4 ? (*chunk)[3].status() : Malformed("journal read");
+    }
+    const Reply& read = *(*chunk)[3];
+    if (read.type != Reply::Type::kArray || read.elements.size() != 2) {
+      return Malformed("journal read");
+    }
+    int64_t through_now = 0;
+    if (!read.elements[0].is_nil()) (void)absl::SimpleAtoi(read.elements[0].str, &through_now);
+    if (through_now != checkpoint.through_seq) return std::nullopt;
+    for (const Reply& line : read.elements[1].elements) {
       absl::StatusOr<JournalEntry> entry = ParseJournalEntry(line.str);
       if (!entry.ok()) return entry.status();
       verifier.Add(*entry);
     }
   }
-  return verifier.Finish(stored);
+  return verifier.Finish(*stored);
 }
 
 }  // namespace ledger

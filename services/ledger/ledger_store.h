@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -50,10 +51,13 @@ class LedgerStore {
 
   // The stored policy, or DefaultPolicy() when none was set.
   absl::StatusOr<AllowancePolicy> GetPolicy(absl::string_view org);
-  // Writes the policy and, when `audit_actor` is not empty, an audit entry
-  // by them in the same transaction.
+  // Writes the policy, the (normalized) retention when given, and, when
+  // `audit_actor` is not empty, an audit entry by them, in one transaction.
   absl::Status SetPolicy(absl::string_view org, absl::string_view audit_actor,
-                         const AllowancePolicy& policy);
+                         const AllowancePolicy& policy,
+                         const std::optional<RetentionPolicy>& retention = std::nullopt);
+  // The stored retention policy, or DefaultRetention() when none was set.
+  absl::StatusOr<RetentionPolicy> GetRetention(absl::string_view org);
 
   // Posts validated KUDOS/BOOST transfers (index = position in the request).
   // Linked: on failure a single result, the first failing transfer, and
@@ -67,7 +71,8 @@ class LedgerStore {
                                          absl::Time now);
   absl::StatusOr<int64_t> Spent(absl::string_view org, absl::string_view person,
                                 absl::string_view period_key);
-  // Newest first, sequences below `before` (0: from the newest).
+  // Newest first, sequences below `before` (0: from the newest): the live
+  // tail, then the archived transfers (ledger_archive.h), in one atomic read.
   absl::StatusOr<TransferPage> ListTransfers(absl::string_view org,
                                              absl::string_view account_key, int64_t before,
                                              int limit);
@@ -94,10 +99,22 @@ class LedgerStore {
   absl::StatusOr<Transfer> Adjust(absl::string_view org, absl::string_view actor,
                                   const ledger::v1::AdjustBalanceRequest& request, absl::Time now);
 
+  // Recomputes every balance from the archived checkpoint plus the live
+  // journal. The archive itself is checked first (each chunk against the
+  // digest recorded when it was written, the chain, the sequences, the
+  // checkpoint's totals and count): a mismatch there is DATA_LOSS naming the
+  // chunk or the account.
   absl::StatusOr<ledger::v1::VerifyLedgerResponse> Verify(absl::string_view org);
 
  private:
   absl::Status RegisterOrg(absl::string_view org);
+  // The archived transfers at `sequences` (newest first), from their chunks.
+  absl::StatusOr<std::vector<Transfer>> ReadArchived(const std::string& prefix,
+                                                     const common::redis::Reply& sequences,
+                                                     const common::redis::Reply& chunk_ids);
+  // One attempt; nullopt when the archive moved the journal meanwhile.
+  absl::StatusOr<std::optional<ledger::v1::VerifyLedgerResponse>> VerifyOnce(
+      absl::string_view org);
   // redemption.lua: op, now, id, the audit entry's fields (none: not
   // audited), then the op's own arguments.
   absl::StatusOr<common::redis::Reply> EvalRedemption(absl::string_view org, absl::string_view op,
@@ -111,6 +128,7 @@ class LedgerStore {
   common::redis::Script adjust_;
   common::redis::Script redemption_;
   common::redis::Script balance_;
+  common::redis::Script list_;
 };
 
 }  // namespace ledger

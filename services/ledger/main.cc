@@ -1,19 +1,51 @@
 // ledger_server: the points ledger (LedgerService). Flags and wiring only.
 #include <string>
+#include <thread>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "common/auth/guard.h"
 #include "common/config/env.h"
 #include "common/grpc/server.h"
 #include "common/log/log.h"
 #include "common/redis/pool_flags.h"
+#include "services/ledger/ledger_archive.h"
 #include "services/ledger/ledger_service.h"
 #include "services/ledger/ledger_store.h"
 
 using common::config::EnvOr;
+using common::config::IntEnvOr;
 
 ABSL_FLAG(std::string, listen, EnvOr("LISTEN", "127.0.0.1:50051"), "gRPC address to serve on");
+ABSL_FLAG(int64_t, archive_interval_s, IntEnvOr("ARCHIVE_INTERVAL_S", 3600),
+          "seconds between archive rounds over every org (transfers older than the org's "
+          "transfers_live_days fold into its checkpoint); 0 = off");
+ABSL_FLAG(int64_t, archive_max_transfers_per_run, IntEnvOr("ARCHIVE_MAX_TRANSFERS_PER_RUN", 5000),
+          "transfers one archive run folds per org (the rest waits for the next round)");
+
+namespace {
+
+// Every replica runs the rounds; the per-org lock and the checkpoint's
+// compare-and-set make concurrent rounds safe.
+void ArchiveLoop(common::redis::Pool& pool, absl::Duration interval, int64_t per_run,
+                 absl::Notification& stop) {
+  ledger::ArchiveOptions options;
+  options.max_transfers_per_run = static_cast<int>(per_run);
+  ledger::Archiver archiver(pool, options);
+  while (!stop.WaitForNotificationWithTimeout(interval)) {
+    ledger::RoundStats round =
+        archiver.RunRound(absl::Now(), [&] { return stop.HasBeenNotified(); });
+    if (round.archived > 0 || round.failed > 0) {
+      common::log::Info(absl::StrCat("archive round: ", round.orgs, " orgs, ", round.archived,
+                                     " transfers archived, ", round.failed, " orgs failed"));
+    }
+  }
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
@@ -40,7 +72,21 @@ int main(int argc, char** argv) {
   // never refused by the transport with RESOURCE_EXHAUSTED, which callers
   // would mistake for an allowance refusal.
   options.max_receive_message_bytes = 2 * 1024 * 1024;
+  int64_t archive_interval_s = absl::GetFlag(FLAGS_archive_interval_s);
+  int64_t archive_per_run = absl::GetFlag(FLAGS_archive_max_transfers_per_run);
+  if (archive_interval_s < 0 || archive_per_run < 1 || archive_per_run > 1000000) {
+    common::log::Error("--archive_interval_s must be >= 0 and --archive_max_transfers_per_run 1..1000000");
+    return 2;
+  }
+  absl::Notification stop_archive;
+  std::thread archive_thread;
+  if (archive_interval_s > 0) {
+    archive_thread = std::thread(ArchiveLoop, std::ref(pool), absl::Seconds(archive_interval_s),
+                                 archive_per_run, std::ref(stop_archive));
+  }
   absl::Status status = common::grpc_util::RunServer(options);
+  stop_archive.Notify();
+  if (archive_thread.joinable()) archive_thread.join();
   if (!status.ok()) {
     common::log::Error(status.ToString());
     return 1;

@@ -217,3 +217,22 @@ local function flush_outbox(ctx, header)
     redis.call('XADD', P .. 'outbox', '*', 'event', header .. table.concat(ctx.fragments))
   end
 end
+
+-- A sequence as 5 bytes, big-endian (exact below 2^40): the archive's
+-- per-account index P..'arch:a:'..account is these, ascending.
+local function seq5(n)
+  local bytes = {}
+  for i = 5, 1, -1 do
+    local low = n % 256
+    bytes[i] = string.char(low)
+    n = (n - low) / 256
+  end
+  return table.concat(bytes)
+end
+
+-- The sequence at byte `at` (1-based) of such a string.
+local function unseq5(s, at)
+  local n = 0
+  for i = at, at + 4 do n = n * 256 + string.byte(s, i) end
+  return n
+end

@@ -1,0 +1,312 @@
+#include "services/ledger/ledger_archive.h"
+
+#include <openssl/evp.h>
+#include <zstd.h>
+
+#include <algorithm>
+#include <random>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/check/check.h"
+#include "common/log/log.h"
+#include "kLedgerArchiveLua.h"
+#include "kLedgerLibLua.h"
+#include "services/ledger/ledger_rules.h"
+#include "services/ledger/ledger_store.h"
+
+namespace ledger {
+namespace {
+
+using common::redis::Reply;
+
+// A chunk holds at most max_chunk_raw_bytes plus one transfer (< 1 MB
+// each), so anything claiming more than this is not a chunk we wrote.
+constexpr unsigned long long kMaxDecompressedChunkBytes = 64ull << 20;
+// Journal lines read per planning step.
+constexpr int kPlanReadBatch = 1000;
+
+std::string WithLib(const char* script) {
+  return absl::StrCat("local MAX_BALANCE = ", kMaxBalance, "\nlocal MAX_PENDING = ",
+                      kMaxPendingRedemptionsPerPerson, "\n", kLedgerLibLua, "\n", script);
+}
+
+constexpr char kUnlockLua[] =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end\n"
+    "return 0";
+
+std::string RandomToken() {
+  std::random_device device;
+  return absl::StrCat(absl::Hex(device(), absl::kZeroPad8), absl::Hex(device(), absl::kZeroPad8));
+}
+
+// "2026-11": the UTC month of a transfer's post time.
+std::string MonthOf(const Transfer& transfer) {
+  return absl::FormatTime("%Y-%m", FromTimestamp(transfer.post_time()), absl::UTCTimeZone());
+}
+
+absl::Status Malformed(absl::string_view what) {
+  return absl::InternalError(absl::StrCat("archive: Redis returned a malformed ", what));
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> CompressChunk(const ledger::v1::TransfersPosted& chunk, int level) {
+  std::string raw = chunk.SerializeAsString();
+  std::string out(ZSTD_compressBound(raw.size()), '\0');
+  size_t written = ZSTD_compress(out.data(), out.size(), raw.data(), raw.size(), level);
+  if (ZSTD_isError(written)) {
+    return absl::InternalError(absl::StrCat("zstd: ", ZSTD_getErrorName(written)));
+  }
+  out.resize(written);
+  return out;
+}
+
+absl::StatusOr<ledger::v1::TransfersPosted> DecompressChunk(absl::string_view compressed) {
+  unsigned long long size = ZSTD_getFrameContentSize(compressed.data(), compressed.size());
+  if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN) {
+    return absl::DataLossError("is not a zstd frame with a known size");
+  }
+  if (size > kMaxDecompressedChunkBytes) {
+    return absl::DataLossError(absl::StrCat("claims ", size, " bytes, more than a chunk holds"));
+  }
+  std::string raw(size, '\0');
+  size_t read = ZSTD_decompress(raw.data(), raw.size(), compressed.data(), compressed.size());
+  if (ZSTD_isError(read) || read != size) {
+    return absl::DataLossError(absl::StrCat(
+        "does not decompress: ", ZSTD_isError(read) ? ZSTD_getErrorName(read) : "short"));
+  }
+  ledger::v1::TransfersPosted chunk;
+  if (!chunk.ParseFromString(raw)) return absl::DataLossError("does not parse");
+  return chunk;
+}
+
+std::string ChunkDigest(absl::string_view compressed) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_Digest(compressed.data(), compressed.size(), digest, &length, EVP_sha256(), nullptr);
+  return absl::BytesToHexString(
+      absl::string_view(reinterpret_cast<const char*>(digest), length));
+}
+
+std::string ChainAfter(absl::string_view chain, absl::string_view chunk_sha) {
+  return ChunkDigest(absl::StrCat(chain, chunk_sha));
+}
+
+Archiver::Archiver(common::redis::Pool& pool, ArchiveOptions options)
+    : pool_(pool),
+      options_(options),
+      archive_("ledger_archive", WithLib(kLedgerArchiveLua)),
+      unlock_("ledger_archive_unlock", kUnlockLua) {
+  KUDOS_CHECK(options_.max_transfers_per_chunk >= 1 && options_.max_transfers_per_run >= 1,
+              "archive bounds are positive");
+}
+
+absl::StatusOr<int32_t> Archiver::LiveDays(const std::string& org) {
+  absl::StatusOr<Reply> reply = pool_.Run({"GET", LedgerStore::Prefix(org) + "retention"});
+  if (!reply.ok()) return reply.status();
+  if (reply->is_nil()) return kDefaultTransfersLiveDays;
+  RetentionPolicy retention;
+  if (!retention.ParseFromString(reply->str)) {
+    return absl::DataLossError(absl::StrCat("org '", org, "': stored retention does not parse"));
+  }
+  absl::StatusOr<RetentionPolicy> normalized = NormalizeRetention(retention);
+  if (!normalized.ok()) return normalized.status();
+  return normalized->transfers_live_days();
+}
+
+absl::StatusOr<Archiver::ChunkPlan> Archiver::PlanChunk(const std::string& org, absl::Time now) {
+  if (absl::Status s = ValidateOrg(org); !s.ok()) return s;
+  absl::StatusOr<int32_t> live_days = LiveDays(org);
+  if (!live_days.ok()) return live_days.status();
+  return Plan(org, now - absl::Hours(24) * *live_days, options_.max_transfers_per_chunk);
+}
+
+absl::StatusOr<Archiver::ChunkPlan> Archiver::Plan(const std::string& org, absl::Time cutoff,
+                                                 int budget) {
+  std::string prefix = LedgerStore::Prefix(org);
+  int want = std::min({budget, options_.max_transfers_per_chunk, kPlanReadBatch});
+  // The checkpoint and the journal head it continues from, together.
+  absl::StatusOr<std::vector<absl::StatusOr<Reply>>> snapshot = pool_.Pipeline(
+      {{"MULTI"},
+       {"HMGET", prefix + "ckpt", "through_seq", "chain"},
+       {"LRANGE", prefix + "journal", "0", absl::StrCat(want - 1)},
+       {"EXEC"}});
+  if (!snapshot.ok()) return snapshot.status();
+  if (snapshot->size() != 4 || !(*snapshot)[3].ok()) {
+    return snapshot->size() == 4 ? (*snapshot)[3].status() : Malformed("snapshot");
+  }
+  const Reply& exec = *(*snapshot)[3];
+  if (exec.type != Reply::Type::kArray || exec.elements.size() != 2 ||
+      exec.elements[0].elements.size() != 2) {
+    return Malformed("snapshot");
+  }
+  ChunkPlan plan;
+  const Reply& through = exec.elements[0].elements[0];
+  if (!through.is_nil() && !absl::SimpleAtoi(through.str, &plan.through_seq)) {
+    return absl::DataLossError(absl::StrCat("org '", org, "': checkpoint through_seq '",
+                                            through.str, "' is not a number"));
+  }
+  plan.chain = exec.elements[0].elements[1].str;
+  std::vector<common::redis::Command> reads;
+  for (const Reply& line : exec.elements[1].elements) {
+    absl::StatusOr<JournalEntry> entry = ParseJournalEntry(line.str);
+    if (!entry.ok()) return entry.status();
+    reads.push_back({"HGET", prefix + "tx:" + entry->transfer_id, "t"});
+  }
+  if (reads.empty()) return plan;
+  absl::StatusOr<std::vector<absl::StatusOr<Reply>>> bodies = pool_.Pipeline(reads);
+  if (!bodies.ok()) return bodies.status();
+  int64_t raw_bytes = 0;
+  for (size_t i = 0; i < bodies->size(); ++i) {
+    const absl::StatusOr<Reply>& body = (*bodies)[i];
+    if (!body.ok()) return body.status();
+    // Gone since the snapshot: another run archived it; the commit's
+    // compare-and-set would refuse this plan anyway.
+    if (body->is_nil()) break;
+    Transfer transfer;
+    if (!transfer.ParseFromString(body->str)) {
+      return absl::DataLossError(absl::StrCat("org '", org, "': stored transfer '", reads[i][1],
+                                              "' does not parse"));
+    }
+    // Oldest first: the first transfer still inside the live window ends the
+    // plan, so the archive stays a sequence prefix.
+    if (FromTimestamp(transfer.post_time()) >= cutoff) break;
+    if (!plan.transfers.empty() && MonthOf(transfer) != MonthOf(plan.transfers.front())) break;
+    raw_bytes += static_cast<int64_t>(body->str.size());
+    plan.transfers.push_back(std::move(transfer));
+    if (raw_bytes >= options_.max_chunk_raw_bytes) break;
+  }
+  return plan;
+}
+
+absl::StatusOr<bool> Archiver::Commit(const std::string& org, const ChunkPlan& plan,
+                                      ArchiveStats& stats) {
+  if (plan.transfers.empty()) {
+    return absl::InvalidArgumentError("archive: an empty plan has nothing to commit");
+  }
+  ledger::v1::TransfersPosted chunk;
+  chunk.set_org_id(org);
+  for (const Transfer& transfer : plan.transfers) *chunk.add_transfers() = transfer;
+  absl::StatusOr<std::string> compressed = CompressChunk(chunk, options_.zstd_level);
+  if (!compressed.ok()) return compressed.status();
+  std::string sha = ChunkDigest(*compressed);
+  int64_t first_seq = plan.through_seq + 1;
+  std::string chunk_id = absl::StrCat(MonthOf(plan.transfers.front()), ":", first_seq);
+  int64_t raw_bytes = static_cast<int64_t>(chunk.ByteSizeLong());
+  std::vector<std::string> args = {absl::StrCat(plan.through_seq),
+                                   absl::StrCat(plan.transfers.size()),
+                                   chunk_id,
+                                   *compressed,
+                                   sha,
+                                   ChainAfter(plan.chain, sha),
+                                   absl::StrCat(raw_bytes)};
+  for (size_t i = 0; i < plan.transfers.size(); ++i) {
+    const Transfer& transfer = plan.transfers[i];
+    // The journal is the sequence order: the i-th line after the checkpoint
+    // is sequence through_seq + 1 + i (the script checks it against Redis).
+    if (transfer.sequence() != first_seq + static_cast<int64_t>(i)) {
+      return absl::DataLossError(absl::StrCat("org '", org, "': transfer '",
+                                              transfer.transfer_id(), "' has sequence ",
+                                              transfer.sequence(), " at journal position ",
+                                              first_seq + static_cast<int64_t>(i)));
+    }
+    args.push_back(transfer.transfer_id());
+    args.push_back(AccountKey(transfer.debit_account()));
+    args.push_back(AccountKey(transfer.credit_account()));
+    args.push_back(absl::StrCat(transfer.amount()));
+  }
+  absl::StatusOr<Reply> reply = pool_.Eval(archive_, {LedgerStore::Prefix(org)}, args);
+  if (!reply.ok()) return reply.status();
+  if (reply->type != Reply::Type::kArray || reply->elements.size() != 2) {
+    return Malformed("archive reply");
+  }
+  absl::StatusOr<long long> through = reply->elements[1].AsInteger();
+  if (!through.ok()) return Malformed("archive reply");
+  if (reply->elements[0].str == "RACED") return false;
+  KUDOS_CHECK(reply->elements[0].str == "OK", "the archive script answers OK or RACED");
+  KUDOS_CHECK(*through == plan.through_seq + static_cast<int64_t>(plan.transfers.size()),
+              "a committed chunk moves the checkpoint by exactly its transfers");
+  stats.transfers_archived += static_cast<int64_t>(plan.transfers.size());
+  stats.chunks += 1;
+  stats.bytes_written +=
+      static_cast<int64_t>(compressed->size()) + 2 * 5 * static_cast<int64_t>(plan.transfers.size());
+  stats.raw_bytes += raw_bytes;
+  return true;
+}
+
+absl::StatusOr<ArchiveStats> Archiver::RunOnce(const std::string& org, absl::Time now) {
+  if (absl::Status s = ValidateOrg(org); !s.ok()) return s;
+  ArchiveStats stats;
+  absl::StatusOr<int32_t> live_days = LiveDays(org);
+  if (!live_days.ok()) return live_days.status();
+  absl::Time cutoff = now - absl::Hours(24) * *live_days;
+
+  std::string lock = LedgerStore::Prefix(org) + "arch:lock";
+  std::string token = RandomToken();
+  int64_t ttl_ms = std::max<int64_t>(1, absl::ToInt64Milliseconds(options_.lock_ttl));
+  absl::StatusOr<Reply> locked =
+      pool_.Run({"SET", lock, token, "NX", "PX", absl::StrCat(ttl_ms)});
+  if (!locked.ok()) return locked.status();
+  if (locked->is_nil()) {
+    stats.lock_busy = true;
+    return stats;
+  }
+  absl::Status status = absl::OkStatus();
+  while (stats.transfers_archived < options_.max_transfers_per_run) {
+    int budget = static_cast<int>(options_.max_transfers_per_run - stats.transfers_archived);
+    absl::StatusOr<ChunkPlan> plan = Plan(org, cutoff, budget);
+    if (!plan.ok()) {
+      status = plan.status();
+      break;
+    }
+    if (plan->transfers.empty()) break;
+    absl::StatusOr<bool> committed = Commit(org, *plan, stats);
+    if (!committed.ok()) {
+      status = committed.status();
+      break;
+    }
+    if (!*committed) {
+      stats.raced = true;
+      break;
+    }
+  }
+  // Released only if still ours (it may have expired and been taken).
+  absl::StatusOr<Reply> unlocked = pool_.Eval(unlock_, {lock}, {token});
+  if (!status.ok()) return status;
+  if (!unlocked.ok()) return unlocked.status();
+  return stats;
+}
+
+RoundStats Archiver::RunRound(absl::Time now, const std::function<bool()>& stop) {
+  RoundStats round;
+  std::string cursor = "0";
+  // Bounded even if SSCAN keeps returning empty pages.
+  for (int pages = 0; pages < options_.max_orgs_per_round; ++pages) {
+    absl::StatusOr<Reply> page = pool_.Run({"SSCAN", "platform:orgs", cursor, "COUNT", "100"});
+    if (!page.ok() || page->elements.size() != 2) {
+      common::log::Error(absl::StrCat("archive: reading platform:orgs: ",
+                                      page.ok() ? "malformed reply" : page.status().ToString()));
+      ++round.failed;
+      return round;
+    }
+    cursor = page->elements[0].str;
+    for (const Reply& org : page->elements[1].elements) {
+      if (stop() || round.orgs >= options_.max_orgs_per_round) return round;
+      ++round.orgs;
+      absl::StatusOr<ArchiveStats> stats = RunOnce(org.str, now);
+      if (!stats.ok()) {
+        ++round.failed;
+        common::log::Error(absl::StrCat("archive: org '", absl::CHexEscape(org.str),
+                                        "': ", stats.status().ToString()));
+        continue;
+      }
+      round.archived += stats->transfers_archived;
+    }
+    if (cursor == "0") break;
+  }
+  return round;
+}
+
+}  // namespace ledger

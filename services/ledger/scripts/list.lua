@@ -1,0 +1,48 @@
+-- ListTransfers over the live tail and the archive, in one atomic read (so
+-- an archive run between the two parts cannot hide or repeat a transfer).
+-- KEYS[1] = "ledger:{org}:". ARGV: account key, before (0: from the newest),
+-- limit. Newest first: live transfers have higher sequences than archived
+-- ones (the archive is a sequence prefix), so the live part comes first.
+-- Returns {live bodies, archived sequences, their chunk ids, missing id,
+-- more}: at most `limit` entries in all; more = 1 when others follow.
+local account, before, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local ids = redis.call('ZREVRANGEBYSCORE', P .. 'acct:' .. account,
+                       before > 0 and ('(' .. ARGV[2]) or '+inf', '-inf',
+                       'LIMIT', 0, limit + 1)
+local live = {}
+for i = 1, math.min(#ids, limit) do
+  local body = redis.call('HGET', P .. 'tx:' .. ids[i], 't')
+  if not body then return {{}, {}, {}, ids[i], 0} end
+  live[#live + 1] = body
+end
+if #ids > limit then return {live, {}, {}, '', 1} end
+local index = P .. 'arch:a:' .. account
+local count = redis.call('STRLEN', index) / 5
+-- pos = how many archived sequences are below `before` (binary search).
+local lo, hi = 0, count
+if before > 0 then
+  while lo < hi do
+    local mid = math.floor((lo + hi) / 2)
+    if unseq5(redis.call('GETRANGE', index, mid * 5, mid * 5 + 4), 1) < before then
+      lo = mid + 1
+    else
+      hi = mid
+    end
+  end
+else
+  lo = count
+end
+local pos = lo
+local first = math.max(0, pos - (limit + 1 - #ids))
+local seqs, chunks = {}, {}
+if pos > first then
+  local packed = redis.call('GETRANGE', index, first * 5, pos * 5 - 1)
+  for i = pos - 1, first, -1 do
+    if #live + #seqs == limit then break end  -- the one past the page only says "more"
+    local seq = unseq5(packed, (i - first) * 5 + 1)
+    seqs[#seqs + 1] = int(seq)
+    chunks[#chunks + 1] =
+        redis.call('ZREVRANGEBYSCORE', P .. 'arch:dir', seq, '-inf', 'LIMIT', 0, 1)[1] or ''
+  end
+end
+return {live, seqs, chunks, '', (#ids + pos - first > limit) and 1 or 0}

@@ -1,0 +1,606 @@
+// Retention and the archived checkpoint: the real ledger_server over gRPC and
+// a real redis-server; the Archiver library runs against the same Redis with
+// an injected `now` (no sleeping). Each test uses its own org.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <set>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "services/ledger/ledger_archive.h"
+#include "tests/ledger/ledger_test_util.h"
+
+namespace ledger_test {
+namespace {
+
+using ledger::ArchiveOptions;
+using ledger::ArchiveStats;
+using ledger::Archiver;
+using ledger::v1::PostTransfersRequest;
+using ledger::v1::PostTransfersResponse;
+
+constexpr int kPeople = 6;
+
+std::string TestOrg() {
+  std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+  std::string org = "arc-" + name;
+  if (org.size() <= 64) return org;
+  return absl::StrCat(org.substr(0, 55), "-",
+                      absl::Hex(std::hash<std::string>()(name) & 0xffffffff, absl::kZeroPad8));
+}
+
+std::string Person(int i) { return absl::StrCat("p", i); }
+
+class LedgerArchive : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { env_ = new LedgerEnv(); }
+  static void TearDownTestSuite() {
+    delete env_;
+    env_ = nullptr;
+  }
+
+  void SetUp() override {
+    org_ = TestOrg();
+    stub_ = env_->NewStub();
+    admin_ = harness::MintToken(org_, "root", {"admin"});
+    service_ = ServiceToken(org_);
+  }
+
+  std::string Key(const std::string& suffix) { return "ledger:{" + org_ + "}:" + suffix; }
+
+  common::redis::Reply Redis(const common::redis::Command& command) {
+    absl::StatusOr<common::redis::Reply> reply = env_->pool().Run(command);
+    EXPECT_TRUE(reply.ok()) << reply.status();
+    return reply.ok() ? *reply : common::redis::Reply();
+  }
+
+  grpc::Status SetRetention(const common::v1::RetentionPolicy& retention,
+                            ledger::v1::SetAllowancePolicyResponse* out = nullptr,
+                            bool with_retention = true) {
+    ledger::v1::SetAllowancePolicyRequest request;
+    request.mutable_policy()->set_points_per_period(1000000);
+    if (with_retention) *request.mutable_retention() = retention;
+    ledger::v1::SetAllowancePolicyResponse response;
+    grpc::Status status =
+        stub_->SetAllowancePolicy(harness::Context(service_).get(), request, &response);
+    if (out != nullptr) *out = response;
+    return status;
+  }
+
+  void AllowPlenty() {
+    ASSERT_TRUE(SetRetention({}, nullptr, /*with_retention=*/false).ok());
+  }
+
+  // Kudos-shaped transfers: one giver per call to distinct recipients (at
+  // most kPeople - 1), ids and references like the kudos service's
+  // ("<kudos id>:<recipient>"), tags giver/team/values; each call linked.
+  void PostKudos(int count, int per_call = 5, const std::string& id_prefix = "kd") {
+    per_call = std::min(per_call, kPeople - 1);
+    for (int done = 0, call = 0; done < count; ++call) {
+      PostTransfersRequest request;
+      request.set_linked(true);
+      std::string kudos_id = absl::StrFormat("%s_%016x", id_prefix, call * 7919 + 17);
+      int from = call % kPeople;
+      for (int i = 0; i < per_call && done < count; ++i, ++done) {
+        int to = (from + 1 + (i + call) % (kPeople - 1)) % kPeople;
+        Transfer t = Kudos(absl::StrCat(kudos_id, ":", Person(to)), Person(from), Person(to),
+                           1 + done % 9, kudos_id);
+        (*t.mutable_tags())["team"] = absl::StrCat("team-", to % 3);
+        *request.add_transfers() = t;
+      }
+      PostTransfersResponse response;
+      grpc::Status status =
+          stub_->PostTransfers(harness::Context(service_).get(), request, &response);
+      ASSERT_TRUE(status.ok()) << status.error_message();
+    }
+  }
+
+  void Adjust(const std::string& request_id, const std::string& person, int64_t amount) {
+    ledger::v1::AdjustBalanceRequest request;
+    request.set_request_id(request_id);
+    request.set_person_id(person);
+    request.set_amount(amount);
+    request.set_reason("correction");
+    ledger::v1::AdjustBalanceResponse response;
+    grpc::Status status =
+        stub_->AdjustBalance(harness::Context(admin_).get(), request, &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+  }
+
+  ledger::v1::Redemption Redeem(const std::string& request_id, const std::string& person,
+                                int64_t points) {
+    ledger::v1::CreateRedemptionRequest request;
+    request.set_request_id(request_id);
+    request.set_person_id(person);
+    request.set_reward("mug");
+    request.set_points(points);
+    request.set_hold_seconds(30 * 24 * 3600);
+    ledger::v1::CreateRedemptionResponse response;
+    grpc::Status status =
+        stub_->CreateRedemption(harness::Context(admin_).get(), request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response.redemption();
+  }
+
+  void Fulfill(const std::string& redemption_id) {
+    ledger::v1::FulfillRedemptionRequest request;
+    request.set_redemption_id(redemption_id);
+    ledger::v1::FulfillRedemptionResponse response;
+    grpc::Status status =
+        stub_->FulfillRedemption(harness::Context(admin_).get(), request, &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+  }
+
+  // Kudos, adjustments both ways, a fulfilled redemption and a pending hold.
+  void PostHistory(int kudos) {
+    AllowPlenty();
+    PostKudos(kudos);
+    Adjust("bonus-1", Person(1), 50);
+    Adjust("fix-1", Person(2), -1);
+    Fulfill(Redeem("r-done", Person(1), 3).redemption_id());
+    Redeem("r-pending", Person(3), 2);
+  }
+
+  std::vector<Account> Accounts() {
+    std::vector<Account> accounts = {Issuer(), Rewards()};
+    for (int i = 0; i < kPeople; ++i) {
+      accounts.push_back(Allowance(Person(i)));
+      accounts.push_back(Earned(Person(i)));
+    }
+    return accounts;
+  }
+
+  grpc::Status ListPage(const Account& account, int page_size, const std::string& token,
+                        ledger::v1::ListTransfersResponse* out) {
+    ledger::v1::ListTransfersRequest request;
+    *request.mutable_account() = account;
+    request.set_page_size(page_size);
+    request.set_page_token(token);
+    return stub_->ListTransfers(harness::Context(admin_).get(), request, out);
+  }
+
+  // Every page of every account (page sizes 1, 7 and 500), with its token.
+  std::vector<std::string> AllPages() {
+    std::vector<std::string> pages;
+    for (const Account& account : Accounts()) {
+      for (int page_size : {1, 7, 500}) {
+        std::string token;
+        for (int page = 0; page < 10000; ++page) {
+          ledger::v1::ListTransfersResponse response;
+          grpc::Status status = ListPage(account, page_size, token, &response);
+          EXPECT_TRUE(status.ok()) << status.error_message();
+          if (!status.ok()) return pages;
+          pages.push_back(response.ShortDebugString());
+          token = response.next_page_token();
+          if (token.empty()) break;
+        }
+      }
+    }
+    return pages;
+  }
+
+  ledger::v1::VerifyLedgerResponse Verify(grpc::Status* status_out = nullptr) {
+    ledger::v1::VerifyLedgerResponse response;
+    grpc::Status status = stub_->VerifyLedger(harness::Context(admin_).get(), {}, &response);
+    if (status_out != nullptr) {
+      *status_out = status;
+    } else {
+      EXPECT_TRUE(status.ok()) << status.error_message();
+    }
+    return response;
+  }
+
+  // Everything a reader sees: balances (held, available), allowances, every
+  // page of every account, and VerifyLedger.
+  std::vector<std::string> Reads() {
+    std::vector<std::string> reads;
+    for (const Account& account : Accounts()) {
+      ledger::v1::GetBalanceRequest request;
+      *request.mutable_account() = account;
+      ledger::v1::GetBalanceResponse response;
+      grpc::Status status = stub_->GetBalance(harness::Context(admin_).get(), request, &response);
+      EXPECT_TRUE(status.ok()) << status.error_message();
+      reads.push_back(response.ShortDebugString());
+    }
+    for (int i = 0; i < kPeople; ++i) {
+      ledger::v1::GetAllowanceRequest request;
+      request.set_person_id(Person(i));
+      ledger::v1::GetAllowanceResponse response;
+      grpc::Status status =
+          stub_->GetAllowance(harness::Context(admin_).get(), request, &response);
+      EXPECT_TRUE(status.ok()) << status.error_message();
+      reads.push_back(response.ShortDebugString());
+    }
+    for (std::string& page : AllPages()) reads.push_back(std::move(page));
+    reads.push_back(Verify().ShortDebugString());
+    return reads;
+  }
+
+  absl::StatusOr<ArchiveStats> Archive(absl::Duration ahead = absl::Hours(24 * 500),
+                                       ArchiveOptions options = {}) {
+    Archiver archiver(env_->pool(), options);
+    return archiver.RunOnce(org_, absl::Now() + ahead);
+  }
+
+  // Runs until nothing is left to archive (bounded).
+  int64_t ArchiveAll(ArchiveOptions options = {}) {
+    int64_t total = 0;
+    for (int run = 0; run < 1000; ++run) {
+      absl::StatusOr<ArchiveStats> stats = Archive(absl::Hours(24 * 500), options);
+      EXPECT_TRUE(stats.ok()) << stats.status();
+      if (!stats.ok() || stats->transfers_archived == 0) break;
+      total += stats->transfers_archived;
+    }
+    return total;
+  }
+
+  int64_t LiveTransferKeys() {
+    int64_t found = 0;
+    std::string cursor = "0";
+    for (int i = 0; i < 10000; ++i) {
+      common::redis::Reply reply =
+          Redis({"SCAN", cursor, "MATCH", Key("tx:*"), "COUNT", "1000"});
+      cursor = reply.elements[0].str;
+      found += static_cast<int64_t>(reply.elements[1].elements.size());
+      if (cursor == "0") break;
+    }
+    return found;
+  }
+
+  static LedgerEnv* env_;
+  std::string org_;
+  std::unique_ptr<ledger::v1::LedgerService::Stub> stub_;
+  std::string admin_;
+  std::string service_;
+};
+
+LedgerEnv* LedgerArchive::env_ = nullptr;
+
+// ---- retention policy -------------------------------------------------------------
+
+TEST_F(LedgerArchive, Retention_DefaultsAreFilledInStoredAndReturned) {
+  ledger::v1::SetAllowancePolicyResponse response;
+  common::v1::RetentionPolicy retention;
+  retention.set_transfers_live_days(500);
+  ASSERT_TRUE(SetRetention(retention, &response).ok());
+  EXPECT_EQ(response.retention().idempotency_days(), 30);
+  EXPECT_EQ(response.retention().kudos_live_days(), 400);
+  EXPECT_EQ(response.retention().transfers_live_days(), 500);
+  EXPECT_EQ(response.retention().audit_days(), 400);
+  common::v1::RetentionPolicy stored;
+  ASSERT_TRUE(stored.ParseFromString(Redis({"GET", Key("retention")}).str));
+  EXPECT_EQ(stored.ShortDebugString(), response.retention().ShortDebugString());
+
+  // A policy push without retention keeps the stored one and returns it.
+  ASSERT_TRUE(SetRetention({}, &response, /*with_retention=*/false).ok());
+  EXPECT_EQ(response.retention().transfers_live_days(), 500);
+}
+
+TEST_F(LedgerArchive, Retention_NeverSetReturnsTheDefaults) {
+  ledger::v1::SetAllowancePolicyResponse response;
+  ASSERT_TRUE(SetRetention({}, &response, /*with_retention=*/false).ok());
+  EXPECT_EQ(response.retention().idempotency_days(), 30);
+  EXPECT_EQ(response.retention().transfers_live_days(), 400);
+}
+
+TEST_F(LedgerArchive, Retention_OutOfRangeDaysAreInvalidArgumentNamingTheField) {
+  struct Case {
+    void (common::v1::RetentionPolicy::*set)(int32_t);
+    int32_t days;
+    std::string field;
+  };
+  for (const Case& c : std::vector<Case>{
+           {&common::v1::RetentionPolicy::set_transfers_live_days, 3651, "transfers_live_days"},
+           {&common::v1::RetentionPolicy::set_idempotency_days, -1, "idempotency_days"},
+           {&common::v1::RetentionPolicy::set_kudos_live_days, 4000, "kudos_live_days"},
+           {&common::v1::RetentionPolicy::set_audit_days, -30, "audit_days"}}) {
+    common::v1::RetentionPolicy retention;
+    (retention.*c.set)(c.days);
+    grpc::Status status = SetRetention(retention);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << c.field;
+    EXPECT_TRUE(absl::StrContains(status.error_message(), "retention." + c.field))
+        << status.error_message();
+  }
+  EXPECT_TRUE(Redis({"GET", Key("retention")}).is_nil());
+}
+
+TEST_F(LedgerArchive, Retention_TransfersLiveShorterThanTheRetryWindowIsRefused) {
+  common::v1::RetentionPolicy retention;
+  retention.set_idempotency_days(60);
+  retention.set_transfers_live_days(59);
+  grpc::Status status = SetRetention(retention);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(absl::StrContains(status.error_message(), "retention.transfers_live_days"))
+      << status.error_message();
+  EXPECT_TRUE(absl::StrContains(status.error_message(), "idempotency_days"))
+      << status.error_message();
+  retention.set_transfers_live_days(60);
+  EXPECT_TRUE(SetRetention(retention).ok());
+}
+
+// ---- archive ----------------------------------------------------------------------
+
+TEST_F(LedgerArchive, Archive_500DaysLaterEveryReadGivesExactlyWhatItGaveBefore) {
+  PostHistory(60);
+  std::vector<std::string> before = Reads();
+  int64_t journal = Redis({"LLEN", Key("journal")}).integer;
+
+  absl::StatusOr<ArchiveStats> stats = Archive();
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->transfers_archived, journal);
+  // The live history is gone: no transfer hash, index or journal line left.
+  EXPECT_EQ(LiveTransferKeys(), 0);
+  EXPECT_EQ(Redis({"LLEN", Key("journal")}).integer, 0);
+  EXPECT_EQ(Redis({"EXISTS", Key("acct:earned:p1")}).integer, 0);
+
+  std::vector<std::string> after = Reads();
+  ASSERT_EQ(before.size(), after.size());
+  for (size_t i = 0; i < before.size(); ++i) EXPECT_EQ(before[i], after[i]) << i;
+  EXPECT_TRUE(Verify().consistent());
+}
+
+TEST_F(LedgerArchive, Archive_OnlyTransfersOlderThanTheOrgsLiveWindowFold) {
+  AllowPlenty();
+  PostKudos(10);
+  absl::StatusOr<ArchiveStats> stats = Archive(absl::Hours(24 * 399));
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->transfers_archived, 0);  // default 400 days
+
+  common::v1::RetentionPolicy retention;
+  retention.set_transfers_live_days(100);
+  ASSERT_TRUE(SetRetention(retention).ok());
+  stats = Archive(absl::Hours(24 * 99));
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->transfers_archived, 0);
+  stats = Archive(absl::Hours(24 * 101));
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->transfers_archived, 10);
+}
+
+TEST_F(LedgerArchive, Archive_NewTransfersAfterTheArchiveKeepEverythingExact) {
+  PostHistory(30);
+  ASSERT_GT(ArchiveAll(), 0);
+  std::vector<std::string> archived_only = AllPages();
+  PostKudos(25, 5, "late");
+  Adjust("bonus-2", Person(4), 7);
+
+  ledger::v1::VerifyLedgerResponse verify = Verify();
+  EXPECT_TRUE(verify.consistent()) << verify.ShortDebugString();
+  EXPECT_EQ(verify.transfer_count(), 30 + 3 + 25 + 1);
+  // Pages run from the live tail into the archive, newest first, with no
+  // sequence seen twice or skipped.
+  for (const Account& account : Accounts()) {
+    std::vector<int64_t> sequences;
+    std::string token;
+    for (int page = 0; page < 1000; ++page) {
+      ledger::v1::ListTransfersResponse response;
+      ASSERT_TRUE(ListPage(account, 4, token, &response).ok());
+      for (const Transfer& t : response.transfers()) sequences.push_back(t.sequence());
+      token = response.next_page_token();
+      if (token.empty()) break;
+    }
+    for (size_t i = 1; i < sequences.size(); ++i) EXPECT_GT(sequences[i - 1], sequences[i]);
+  }
+  // Archiving the new ones too gives the same pages as reading them live.
+  std::vector<std::string> mixed = AllPages();
+  ASSERT_GT(ArchiveAll(), 0);
+  EXPECT_EQ(AllPages(), mixed);
+  EXPECT_TRUE(Verify().consistent());
+  EXPECT_NE(mixed, archived_only);
+}
+
+TEST_F(LedgerArchive, Archive_PendingRedemptionHoldsStayAndStillCount) {
+  PostHistory(20);
+  ASSERT_GT(ArchiveAll(), 0);
+  ledger::v1::GetBalanceRequest request;
+  *request.mutable_account() = Earned(Person(3));
+  ledger::v1::GetBalanceResponse response;
+  ASSERT_TRUE(stub_->GetBalance(harness::Context(admin_).get(), request, &response).ok());
+  EXPECT_EQ(response.held(), 2);
+  EXPECT_EQ(Redis({"ZCARD", Key("holds:p3")}).integer, 1);
+}
+
+TEST_F(LedgerArchive, Archive_SecondRunIsANoOp) {
+  PostHistory(20);
+  ASSERT_GT(ArchiveAll(), 0);
+  std::string checkpoint = Redis({"HGET", Key("ckpt"), "chain"}).str;
+  int64_t chunks = Redis({"ZCARD", Key("arch:dir")}).integer;
+  absl::StatusOr<ArchiveStats> again = Archive();
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->transfers_archived, 0);
+  EXPECT_EQ(again->chunks, 0);
+  EXPECT_EQ(Redis({"HGET", Key("ckpt"), "chain"}).str, checkpoint);
+  EXPECT_EQ(Redis({"ZCARD", Key("arch:dir")}).integer, chunks);
+}
+
+TEST_F(LedgerArchive, Archive_WorkPerRunAndChunkSizeAreBounded) {
+  AllowPlenty();
+  PostKudos(23);
+  ArchiveOptions options;
+  options.max_transfers_per_run = 10;
+  options.max_transfers_per_chunk = 4;
+  absl::StatusOr<ArchiveStats> stats = Archive(absl::Hours(24 * 500), options);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->transfers_archived, 10);
+  EXPECT_EQ(stats->chunks, 3);  // 4 + 4 + 2
+  EXPECT_EQ(Redis({"LLEN", Key("journal")}).integer, 13);
+  EXPECT_EQ(ArchiveAll(options), 13);
+  EXPECT_EQ(Redis({"ZCARD", Key("arch:dir")}).integer, 7);  // runs of 4+4+2, 4+4+2, 3
+  EXPECT_TRUE(Verify().consistent());
+}
+
+TEST_F(LedgerArchive, Archive_AnotherReplicaHoldingTheLockMakesTheRunANoOp) {
+  AllowPlenty();
+  PostKudos(5);
+  Redis({"SET", Key("arch:lock"), "other-replica", "PX", "60000"});
+  absl::StatusOr<ArchiveStats> stats = Archive();
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_TRUE(stats->lock_busy);
+  EXPECT_EQ(stats->transfers_archived, 0);
+  EXPECT_EQ(Redis({"LLEN", Key("journal")}).integer, 5);
+  EXPECT_EQ(Redis({"GET", Key("arch:lock")}).str, "other-replica");  // not released by us
+}
+
+TEST_F(LedgerArchive, Archive_TwoRunsPlannedFromOneCheckpointCommitOnlyOnce) {
+  AllowPlenty();
+  PostKudos(12);
+  std::vector<std::string> before = AllPages();
+  ArchiveOptions options;
+  options.max_transfers_per_chunk = 5;
+  Archiver first(env_->pool(), options);
+  Archiver second(env_->pool(), options);
+  absl::Time later = absl::Now() + absl::Hours(24 * 500);
+  absl::StatusOr<Archiver::ChunkPlan> plan_a = first.PlanChunk(org_, later);
+  absl::StatusOr<Archiver::ChunkPlan> plan_b = second.PlanChunk(org_, later);
+  ASSERT_TRUE(plan_a.ok() && plan_b.ok());
+  ASSERT_EQ(plan_a->transfers.size(), 5u);
+  ArchiveStats stats_a, stats_b;
+  absl::StatusOr<bool> committed_a = first.Commit(org_, *plan_a, stats_a);
+  absl::StatusOr<bool> committed_b = second.Commit(org_, *plan_b, stats_b);
+  ASSERT_TRUE(committed_a.ok() && committed_b.ok());
+  EXPECT_TRUE(*committed_a);
+  EXPECT_FALSE(*committed_b);  // the checkpoint moved: nothing written
+  EXPECT_EQ(stats_b.transfers_archived, 0);
+  EXPECT_EQ(Redis({"HGET", Key("ckpt"), "count"}).str, "5");
+  EXPECT_EQ(Redis({"ZCARD", Key("arch:dir")}).integer, 1);
+  EXPECT_EQ(Redis({"LLEN", Key("journal")}).integer, 7);
+  EXPECT_TRUE(Verify().consistent());
+  EXPECT_EQ(AllPages(), before);
+}
+
+TEST_F(LedgerArchive, Archive_ConcurrentRunsArchiveEachTransferOnce) {
+  AllowPlenty();
+  PostKudos(120);
+  std::vector<std::string> before = AllPages();
+  // A lock that expires at once: the runs overlap and only the checkpoint's
+  // compare-and-set keeps them apart.
+  ArchiveOptions options;
+  options.max_transfers_per_run = 40;
+  options.max_transfers_per_chunk = 3;
+  options.lock_ttl = absl::Milliseconds(1);
+  std::atomic<int64_t> archived{0};
+  std::atomic<int> raced{0};
+  std::vector<std::thread> runners;
+  for (int r = 0; r < 3; ++r) {
+    runners.emplace_back([&] {
+      common::redis::PoolOptions pool_options;
+      pool_options.endpoint.port = env_->redis().port();
+      pool_options.size = 1;
+      common::redis::Pool pool(pool_options);  // a replica of its own
+      Archiver archiver(pool, options);
+      for (int run = 0; run < 200; ++run) {
+        absl::StatusOr<ArchiveStats> stats = archiver.RunOnce(org_, absl::Now() + absl::Hours(24 * 500));
+        ASSERT_TRUE(stats.ok()) << stats.status();
+        archived += stats->transfers_archived;
+        if (stats->raced) ++raced;
+        if (stats->transfers_archived == 0 && !stats->raced && !stats->lock_busy) break;
+      }
+    });
+  }
+  for (std::thread& runner : runners) runner.join();
+  EXPECT_EQ(archived.load(), 120);
+  EXPECT_EQ(Redis({"HGET", Key("ckpt"), "count"}).str, "120");
+  EXPECT_EQ(Redis({"HGET", Key("ckpt"), "through_seq"}).str, "120");
+  ledger::v1::VerifyLedgerResponse verify = Verify();
+  EXPECT_TRUE(verify.consistent()) << verify.ShortDebugString();
+  EXPECT_EQ(verify.transfer_count(), 120);
+  EXPECT_EQ(AllPages(), before);
+  std::cout << "concurrent runs that lost the compare-and-set: " << raced.load() << "\n";
+}
+
+TEST_F(LedgerArchive, Verify_ReportsATamperedBalanceAfterTheArchive) {
+  PostHistory(20);
+  ASSERT_GT(ArchiveAll(), 0);
+  int64_t stored = std::stoll(Redis({"HGET", Key("bal"), "earned:p2"}).str);
+  Redis({"HINCRBY", Key("bal"), "earned:p2", "5"});
+  ledger::v1::VerifyLedgerResponse verify = Verify();
+  EXPECT_FALSE(verify.consistent());
+  ASSERT_EQ(verify.differences_size(), 1) << verify.ShortDebugString();
+  EXPECT_EQ(verify.differences(0).account().person_id(), "p2");
+  EXPECT_EQ(verify.differences(0).stored_balance(), stored + 5);
+  EXPECT_EQ(verify.differences(0).recomputed_balance(), stored);
+}
+
+TEST_F(LedgerArchive, Verify_ReportsATamperedArchiveChunkByName) {
+  PostHistory(20);
+  ASSERT_GT(ArchiveAll(), 0);
+  common::redis::Reply dir = Redis({"ZRANGE", Key("arch:dir"), "0", "0"});
+  ASSERT_EQ(dir.elements.size(), 1u);
+  std::string chunk_id = dir.elements[0].str;
+  // Re-encode the chunk with one amount raised: it still decompresses.
+  std::string compressed = Redis({"GET", Key("arch:c:" + chunk_id)}).str;
+  absl::StatusOr<ledger::v1::TransfersPosted> chunk = ledger::DecompressChunk(compressed);
+  ASSERT_TRUE(chunk.ok()) << chunk.status();
+  chunk->mutable_transfers(0)->set_amount(chunk->transfers(0).amount() + 1);
+  absl::StatusOr<std::string> tampered = ledger::CompressChunk(*chunk, 3);
+  ASSERT_TRUE(tampered.ok());
+  Redis({"SET", Key("arch:c:" + chunk_id), *tampered});
+
+  grpc::Status status;
+  Verify(&status);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::DATA_LOSS);
+  EXPECT_TRUE(absl::StrContains(status.error_message(), chunk_id)) << status.error_message();
+}
+
+TEST_F(LedgerArchive, Verify_ReportsATamperedCheckpointTotalByAccount) {
+  PostHistory(20);
+  ASSERT_GT(ArchiveAll(), 0);
+  Redis({"HINCRBY", Key("ckpt:bal"), "earned:p4", "3"});
+  grpc::Status status;
+  Verify(&status);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::DATA_LOSS);
+  EXPECT_TRUE(absl::StrContains(status.error_message(), "earned:p4")) << status.error_message();
+}
+
+TEST_F(LedgerArchive, Round_OneOrgsFailureDoesNotStopAnotherOrgsArchive) {
+  AllowPlenty();
+  PostKudos(8);
+  std::string broken = org_ + "-broken";
+  Redis({"SADD", "platform:orgs", broken});
+  Redis({"SET", "ledger:{" + broken + "}:retention", "not a policy \xff\xff"});
+  Archiver archiver(env_->pool());
+  ledger::RoundStats round = archiver.RunRound(absl::Now() + absl::Hours(24 * 500));
+  EXPECT_GE(round.failed, 1);
+  EXPECT_EQ(Redis({"LLEN", Key("journal")}).integer, 0);
+  EXPECT_EQ(Redis({"HGET", Key("ckpt"), "count"}).str, "8");
+  Redis({"SREM", "platform:orgs", broken});
+}
+
+// The memory an archived transfer costs, all archive keys included, against
+// the live keys it replaces (figure printed; target: a few hundred bytes).
+TEST_F(LedgerArchive, Archive_CostsAtMostAFewHundredBytesPerTransfer) {
+  AllowPlenty();
+  constexpr int kTransfers = 2000;
+  PostKudos(kTransfers, 4);
+  auto bytes_of = [&](const std::string& pattern) {
+    int64_t bytes = 0;
+    std::string cursor = "0";
+    for (int i = 0; i < 100000; ++i) {
+      common::redis::Reply reply = Redis({"SCAN", cursor, "MATCH", Key(pattern), "COUNT", "1000"});
+      cursor = reply.elements[0].str;
+      for (const common::redis::Reply& key : reply.elements[1].elements) {
+        bytes += Redis({"MEMORY", "USAGE", key.str, "SAMPLES", "0"}).integer;
+      }
+      if (cursor == "0") break;
+    }
+    return bytes;
+  };
+  auto history_bytes = [&] {
+    return bytes_of("tx:*") + bytes_of("acct:*") + bytes_of("journal") + bytes_of("arch:*") +
+           bytes_of("ckpt*");
+  };
+  int64_t live = history_bytes();
+  ASSERT_EQ(ArchiveAll(), kTransfers);
+  int64_t archived = history_bytes();
+  std::cout << "history bytes per transfer: live " << live / kTransfers << ", archived "
+            << archived / kTransfers << " (" << kTransfers << " kudos transfers)\n";
+  EXPECT_LE(archived / kTransfers, 200);
+  EXPECT_LT(archived * 4, live);
+}
+
+}  // namespace
+}  // namespace ledger_test
