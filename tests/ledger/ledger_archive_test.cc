@@ -79,14 +79,14 @@ class LedgerArchive : public ::testing::Test {
   // most kPeople - 1), ids and references like the kudos service's
   // ("<kudos id>:<recipient>"), tags giver/team/values; each call linked.
   void PostKudos(int count, int per_call = 5, const std::string& id_prefix = "kd") {
-    per_call = std::min(per_call, kPeople - 1);
+    per_call = std::min(per_call, people_ - 1);
     for (int done = 0, call = 0; done < count; ++call) {
       PostTransfersRequest request;
       request.set_linked(true);
       std::string kudos_id = absl::StrFormat("%s_%016x", id_prefix, call * 7919 + 17);
-      int from = call % kPeople;
+      int from = call % people_;
       for (int i = 0; i < per_call && done < count; ++i, ++done) {
-        int to = (from + 1 + (i + call) % (kPeople - 1)) % kPeople;
+        int to = (from + 1 + (i + call) % (people_ - 1)) % people_;
         Transfer t = Kudos(absl::StrCat(kudos_id, ":", Person(to)), Person(from), Person(to),
                            1 + done % 9, kudos_id);
         (*t.mutable_tags())["team"] = absl::StrCat("team-", to % 3);
@@ -251,7 +251,19 @@ class LedgerArchive : public ::testing::Test {
     return found;
   }
 
+  // Rewrites the stored post time of the transfer at journal position
+  // `index` (as if posted then; the archive reads it from there).
+  void Backdate(int index, absl::Time post_time) {
+    std::string line = Redis({"LINDEX", Key("journal"), absl::StrCat(index)}).str;
+    std::string id = line.substr(line.rfind('\t') + 1);
+    Transfer transfer;
+    ASSERT_TRUE(transfer.ParseFromString(Redis({"HGET", Key("tx:" + id), "t"}).str));
+    transfer.mutable_post_time()->set_seconds(absl::ToUnixSeconds(post_time));
+    Redis({"HSET", Key("tx:" + id), "t", transfer.SerializeAsString()});
+  }
+
   static LedgerEnv* env_;
+  int people_ = kPeople;
   std::string org_;
   std::unique_ptr<ledger::v1::LedgerService::Stub> stub_;
   std::string admin_;
@@ -570,11 +582,52 @@ TEST_F(LedgerArchive, Round_OneOrgsFailureDoesNotStopAnotherOrgsArchive) {
   Redis({"SREM", "platform:orgs", broken});
 }
 
+TEST_F(LedgerArchive, Archive_ChunksArePerMonthOfPostTime) {
+  AllowPlenty();
+  PostKudos(5);
+  absl::Time january = absl::FromCivil(absl::CivilSecond(2024, 1, 31, 23, 0, 0), absl::UTCTimeZone());
+  for (int i = 0; i < 5; ++i) Backdate(i, january + absl::Hours(i < 2 ? 0 : 2));
+  std::vector<std::string> before = AllPages();
+  absl::StatusOr<ArchiveStats> stats = Archive(absl::ZeroDuration());
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->transfers_archived, 5);
+  common::redis::Reply dir = Redis({"ZRANGE", Key("arch:dir"), "0", "-1"});
+  ASSERT_EQ(dir.elements.size(), 2u);
+  EXPECT_EQ(dir.elements[0].str, "2024-01:1");
+  EXPECT_EQ(dir.elements[1].str, "2024-02:3");
+  EXPECT_EQ(AllPages(), before);
+  EXPECT_TRUE(Verify().consistent());
+}
+
+// The ledger service's own rounds (--archive_interval_s): a transfer whose
+// stored post time is two years old is folded by a second replica within a
+// few rounds, and every read stays as it was.
+TEST_F(LedgerArchive, Service_ArchivesEveryOrgOnItsInterval) {
+  AllowPlenty();
+  PostKudos(3);
+  // The oldest transfer, as if posted two years ago (the sequence prefix
+  // rule then archives it alone).
+  Backdate(0, absl::Now() - absl::Hours(2 * 365 * 24));
+  std::vector<std::string> before = AllPages();
+
+  harness::Service replica(LEDGER_BINARY, env_->redis().address(), {"--archive_interval_s=1"});
+  std::string count;
+  for (int poll = 0; poll < 1500 && count != "1"; ++poll) {  // up to 30 s
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    count = Redis({"HGET", Key("ckpt"), "count"}).str;
+  }
+  EXPECT_EQ(count, "1");
+  EXPECT_EQ(Redis({"LLEN", Key("journal")}).integer, 2);
+  EXPECT_EQ(AllPages(), before);
+  EXPECT_TRUE(Verify().consistent());
+}
+
 // The memory an archived transfer costs, all archive keys included, against
 // the live keys it replaces (figure printed; target: a few hundred bytes).
 TEST_F(LedgerArchive, Archive_CostsAtMostAFewHundredBytesPerTransfer) {
   AllowPlenty();
-  constexpr int kTransfers = 2000;
+  people_ = 400;  // the bench's small org: 400 people, 4,000 kudos, 2 transfers each on average
+  constexpr int kTransfers = 4000;
   PostKudos(kTransfers, 4);
   auto bytes_of = [&](const std::string& pattern) {
     int64_t bytes = 0;
@@ -597,7 +650,9 @@ TEST_F(LedgerArchive, Archive_CostsAtMostAFewHundredBytesPerTransfer) {
   ASSERT_EQ(ArchiveAll(), kTransfers);
   int64_t archived = history_bytes();
   std::cout << "history bytes per transfer: live " << live / kTransfers << ", archived "
-            << archived / kTransfers << " (" << kTransfers << " kudos transfers)\n";
+            << archived / kTransfers << " (" << kTransfers << " kudos transfers among "
+            << people_ << " people); archived: chunks " << bytes_of("arch:c:*") / kTransfers
+            << ", account indexes " << bytes_of("arch:a:*") / kTransfers << "\n";
   EXPECT_LE(archived / kTransfers, 200);
   EXPECT_LT(archived * 4, live);
 }
