@@ -20,6 +20,9 @@
 --   P..'held:'..person            counter, the points of those holds (so no call
 --                                 sums holds one by one)
 --   P..'policy'                   common.v1.AllowancePolicy (read by C++ only)
+--   P..'retention'                common.v1.RetentionPolicy (read by C++ only)
+--   P..'ckpt', 'ckpt:bal', 'arch:*'   the archived checkpoint (archive.lua,
+--                                 list.lua; format in ledger_archive.h)
 -- Nothing is written before every check of a call has passed (except that
 -- expired holds are released whenever they are looked at, which changes no
 -- balance and is right whatever the outcome).
