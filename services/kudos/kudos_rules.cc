@@ -56,7 +56,43 @@ OrgSettings DefaultOrgSettings() {
   settings.set_weekly_pair_cap_points(50);
   settings.set_max_kudos_per_minute(10);
   settings.set_streak_freezes_per_month(2);
+  *settings.mutable_retention() = RetentionWithDefaults({});
   return settings;
+}
+
+common::v1::RetentionPolicy RetentionWithDefaults(common::v1::RetentionPolicy retention) {
+  if (retention.idempotency_days() == 0) retention.set_idempotency_days(kDefaultIdempotencyDays);
+  if (retention.kudos_live_days() == 0) retention.set_kudos_live_days(kDefaultKudosLiveDays);
+  if (retention.transfers_live_days() == 0) {
+    retention.set_transfers_live_days(kDefaultTransfersLiveDays);
+  }
+  if (retention.audit_days() == 0) retention.set_audit_days(kDefaultAuditDays);
+  return retention;
+}
+
+absl::StatusOr<common::v1::RetentionPolicy> NormalizeRetention(
+    const common::v1::RetentionPolicy& retention) {
+  const std::pair<const char*, int32_t> kDays[] = {
+      {"settings.retention.idempotency_days", retention.idempotency_days()},
+      {"settings.retention.kudos_live_days", retention.kudos_live_days()},
+      {"settings.retention.transfers_live_days", retention.transfers_live_days()},
+      {"settings.retention.audit_days", retention.audit_days()},
+  };
+  for (const auto& [field, days] : kDays) {
+    if (days < 0 || days > kMaxRetentionDays) {
+      return Invalid(field, absl::StrCat("must be 0 (the default) or 1..", kMaxRetentionDays,
+                                         " days, got ", days));
+    }
+  }
+  common::v1::RetentionPolicy filled = RetentionWithDefaults(retention);
+  if (filled.kudos_live_days() < filled.idempotency_days()) {
+    return Invalid("settings.retention.kudos_live_days",
+                   absl::StrCat(filled.kudos_live_days(), " is shorter than idempotency_days (",
+                                filled.idempotency_days(),
+                                "): a retry within the retry window must still find its kudos "
+                                "live; raise kudos_live_days or lower idempotency_days"));
+  }
+  return filled;
 }
 
 absl::StatusOr<OrgSettings> NormalizeOrgSettings(OrgSettings settings) {
@@ -134,6 +170,9 @@ absl::StatusOr<OrgSettings> NormalizeOrgSettings(OrgSettings settings) {
   if (settings.streak_freezes_per_month() < 0 || settings.streak_freezes_per_month() > 31) {
     return Invalid("settings.streak_freezes_per_month", "must be 0..31");
   }
+  absl::StatusOr<common::v1::RetentionPolicy> retention = NormalizeRetention(settings.retention());
+  if (!retention.ok()) return retention.status();
+  *settings.mutable_retention() = *std::move(retention);
   return settings;
 }
 

@@ -19,6 +19,21 @@ inline constexpr int kMaxMessageChars = 1000;
 inline constexpr int kMaxValues = 3;
 inline constexpr int kMaxRequestIdBytes = 128;
 
+// Retention defaults in days (docs/retention-kudos.md); 0 in a policy means
+// the default, anything else must be 1..kMaxRetentionDays.
+inline constexpr int kDefaultIdempotencyDays = 30;
+inline constexpr int kDefaultKudosLiveDays = 400;
+inline constexpr int kDefaultTransfersLiveDays = 400;
+inline constexpr int kDefaultAuditDays = 400;
+inline constexpr int kMaxRetentionDays = 3650;
+
+// `retention` with each 0 replaced by its default (no validation).
+common::v1::RetentionPolicy RetentionWithDefaults(common::v1::RetentionPolicy retention);
+// Checks each field (0 or 1..3650) and that kudos stay live at least as long
+// as their request ids are remembered; returns it with defaults filled in.
+absl::StatusOr<common::v1::RetentionPolicy> NormalizeRetention(
+    const common::v1::RetentionPolicy& retention);
+
 // The settings an org starts with, including the default values catalog.
 kudos::v1::OrgSettings DefaultOrgSettings();
 

@@ -313,7 +313,8 @@ grpc::Status DirectoryServiceImpl::UpdateOrgSettings(
   if (!settings.ok()) return ToGrpcStatus(settings.status());
   // The ledger enforces the allowance: it learns the policy first, so a
   // stored setting is never looser than what the ledger applies.
-  if (absl::Status policy = ledger_.SetAllowancePolicy(principal->org, settings->allowance());
+  if (absl::Status policy = ledger_.SetAllowancePolicy(principal->org, settings->allowance(),
+                                                       settings->retention());
       !policy.ok()) {
     return ToGrpcStatus(absl::Status(
         policy.code() == absl::StatusCode::kInvalidArgument ? policy.code()

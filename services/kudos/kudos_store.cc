@@ -1,5 +1,7 @@
 #include "services/kudos/kudos_store.h"
 
+#include <algorithm>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -45,6 +47,8 @@ absl::StatusOr<kudos::v1::OrgSettings> ParseSettings(const Reply& reply) {
   if (reply.is_nil()) return DefaultOrgSettings();
   kudos::v1::OrgSettings settings;
   if (!settings.ParseFromString(reply.str)) return Corrupt("org settings");
+  // Settings stored before the retention policy existed read with its defaults.
+  *settings.mutable_retention() = RetentionWithDefaults(settings.retention());
   return settings;
 }
 
@@ -195,6 +199,8 @@ absl::StatusOr<BeginOutcome> KudosStore::Begin(const std::string& org,
   args.push_back(absl::StrJoin(begin.feeds, ","));
   KUDOS_CHECK(begin.reconcile_at_ms >= begin.now_ms, "the reconciler waits for the caller first");
   args.push_back(std::to_string(begin.reconcile_at_ms));
+  KUDOS_CHECK(begin.idempotency_ttl_s >= 86400, "a request_id is remembered for at least a day");
+  args.push_back(std::to_string(begin.idempotency_ttl_s));
   absl::StatusOr<Reply> reply = pool_.Eval(begin_, {Prefix(org)}, args);
   if (!reply.ok()) return reply.status();
   if (reply->elements.size() != 3) return absl::InternalError("begin_recognition: bad reply");
@@ -274,37 +280,183 @@ absl::StatusOr<kudos::v1::Kudos> KudosStore::GetKudos(const std::string& org,
   if (!replies.ok()) return replies.status();
   auto kudos = ParseKudosReplies(*replies);
   if (!kudos.ok()) return kudos.status();
-  if (kudos->empty()) {
-    return absl::NotFoundError(absl::StrCat("kudos_id: '", kudos_id, "' does not exist"));
+  if (!kudos->empty()) return std::move(kudos->front());
+  const Reply& record = *(*replies)[0];
+  if (record.elements.size() == 2 && record.elements[1].is_nil()) {
+    // No live record: it may have moved to the archive.
+    auto archived = GetArchivedKudos(org, kudos_id, *(*replies)[1]);
+    if (!archived.ok()) return archived.status();
+    if (archived->has_value()) return **std::move(archived);
   }
-  return std::move(kudos->front());
+  return absl::NotFoundError(absl::StrCat("kudos_id: '", kudos_id, "' does not exist"));
+}
+
+namespace {
+
+void AppendBoosts(const Reply& boosts, kudos::v1::Kudos& kudos, absl::Status& status) {
+  for (const Reply& boost_pb : boosts.elements) {
+    if (!kudos.add_boosts()->ParseFromString(boost_pb.str)) status = Corrupt("boost");
+  }
+}
+
+absl::StatusOr<int64_t> SeqOf(const Reply& score) {
+  int64_t seq = 0;
+  if (!absl::SimpleAtoi(score.str, &seq) || seq <= 0) return Corrupt("feed position");
+  return seq;
+}
+
+}  // namespace
+
+absl::StatusOr<std::optional<kudos::v1::Kudos>> KudosStore::GetArchivedKudos(
+    const std::string& org, const std::string& kudos_id, const Reply& live_boosts) {
+  const uint64_t digest = IdDigest(kudos_id);
+  absl::StatusOr<Reply> field = pool_.Run({"HGET", ArchiveIndex(org), IndexField(digest)});
+  if (!field.ok()) return field.status();
+  for (const ChunkRef& ref : FindInIndex(field->str, digest)) {
+    absl::StatusOr<Reply> chunk = pool_.Run({"GET", ArchiveChunk(org, ChunkName(ref))});
+    if (!chunk.ok()) return chunk.status();
+    if (chunk->is_nil()) return Corrupt(absl::StrCat("archive chunk ", ChunkName(ref), " (missing)"));
+    auto entries = DecodeChunk(chunk->str);
+    if (!entries.ok()) return entries.status();
+    for (ArchivedKudos& entry : *entries) {
+      if (entry.kudos.kudos_id() != kudos_id) continue;
+      absl::Status boosts_ok;
+      AppendBoosts(live_boosts, entry.kudos, boosts_ok);
+      if (!boosts_ok.ok()) return boosts_ok;
+      return std::optional<kudos::v1::Kudos>(std::move(entry.kudos));
+    }
+  }
+  return std::optional<kudos::v1::Kudos>();
+}
+
+absl::StatusOr<KudosStore::ArchivedPage> KudosStore::ListArchived(const std::string& org,
+                                                                  const std::string& feed_key,
+                                                                  int64_t before_seq,
+                                                                  size_t wanted) {
+  // Chunks never overlap: the one holding `before_seq` (highest seq at or
+  // above it), then every chunk below, newest first.
+  const std::string limit = std::to_string(kMaxChunksPerPage);
+  std::vector<common::redis::Command> commands;
+  if (before_seq > 0) {
+    commands.push_back({"ZRANGE", ArchiveChunks(org), std::to_string(before_seq), "+inf", "BYSCORE",
+                        "LIMIT", "0", "1", "WITHSCORES"});
+  }
+  commands.push_back({"ZRANGE", ArchiveChunks(org),
+                      before_seq > 0 ? "(" + std::to_string(before_seq) : "+inf", "-inf",
+                      "BYSCORE", "REV", "LIMIT", "0", limit, "WITHSCORES"});
+  auto replies = pool_.Pipeline(commands);
+  if (!replies.ok()) return replies.status();
+  std::vector<std::string> chunks;
+  for (const auto& reply : *replies) {
+    if (!reply.ok()) return reply.status();
+    for (size_t i = 0; i + 1 < reply->elements.size(); i += 2) chunks.push_back(reply->elements[i].str);
+  }
+  const bool more_chunks = (*replies).back()->elements.size() / 2 >= static_cast<size_t>(kMaxChunksPerPage);
+  if (chunks.size() > static_cast<size_t>(kMaxChunksPerPage)) chunks.resize(kMaxChunksPerPage);
+  ArchivedPage page;
+  for (size_t c = 0; c < chunks.size() && page.entries.size() < wanted; ++c) {
+    absl::StatusOr<Reply> chunk = pool_.Run({"GET", ArchiveChunk(org, chunks[c])});
+    if (!chunk.ok()) return chunk.status();
+    if (chunk->is_nil()) continue;  // rewritten under another name meanwhile: never, names are stable
+    auto entries = DecodeChunk(chunk->str);
+    if (!entries.ok()) return entries.status();
+    for (auto it = entries->rbegin(); it != entries->rend(); ++it) {
+      if (before_seq > 0 && it->seq >= before_seq) continue;
+      const std::vector<std::string> feeds = FeedKeysOf(it->kudos, it->teams);
+      if (std::find(feeds.begin(), feeds.end(), feed_key) == feeds.end()) continue;
+      page.entries.push_back(std::move(*it));
+    }
+    if (c + 1 == chunks.size() && more_chunks && page.entries.size() < wanted && !entries->empty()) {
+      page.floor = entries->front().seq;  // the next call continues below this chunk
+    }
+  }
+  return page;
 }
 
 absl::StatusOr<FeedPage> KudosStore::ListFeed(const std::string& org, const std::string& feed_key,
                                               const std::string& before_seq, int limit) {
   // Scores are sequence numbers: a page continues strictly below the last
   // one seen, so kudos arriving meanwhile never shift or repeat entries.
-  absl::StatusOr<Reply> ids =
-      pool_.Run({"ZRANGE", Prefix(org) + feed_key, before_seq.empty() ? "+inf" : "(" + before_seq,
-                 "-inf", "BYSCORE", "REV", "LIMIT", "0", std::to_string(limit + 1), "WITHSCORES"});
-  if (!ids.ok()) return ids.status();
+  int64_t before = 0;
+  if (!before_seq.empty() && (!absl::SimpleAtoi(before_seq, &before) || before <= 0)) {
+    return absl::InvalidArgumentError("page_token: is not a token this API returned");
+  }
+  auto heads = pool_.Pipeline(
+      {{"ZRANGE", Prefix(org) + feed_key, before_seq.empty() ? "+inf" : "(" + before_seq, "-inf",
+        "BYSCORE", "REV", "LIMIT", "0", std::to_string(limit + 1), "WITHSCORES"},
+       {"ZRANGE", ArchiveChunks(org), "-1", "-1", "WITHSCORES"}});
+  if (!heads.ok()) return heads.status();
+  for (const auto& reply : *heads) {
+    if (!reply.ok()) return reply.status();
+  }
+  // Candidates by seq, newest first: live ids, then archived entries.
+  struct Candidate {
+    int64_t seq;
+    std::string live_id;        // set for a live kudos
+    ArchivedKudos* archived;    // set for an archived one
+  };
+  std::vector<Candidate> candidates;
+  const Reply& live = *(*heads)[0];
+  for (size_t i = 0; i + 1 < live.elements.size(); i += 2) {
+    auto seq = SeqOf(live.elements[i + 1]);
+    if (!seq.ok()) return seq.status();
+    candidates.push_back({*seq, live.elements[i].str, nullptr});
+  }
+  const Reply& top_chunk = *(*heads)[1];
+  int64_t archived_up_to = 0;
+  if (top_chunk.elements.size() == 2) {
+    auto seq = SeqOf(top_chunk.elements[1]);
+    if (!seq.ok()) return seq.status();
+    archived_up_to = *seq;
+  }
+  const bool live_fills_page = candidates.size() > static_cast<size_t>(limit) &&
+                               candidates.back().seq > archived_up_to;
+  ArchivedPage archived;
+  if (archived_up_to > 0 && !live_fills_page) {
+    auto read = ListArchived(org, feed_key, before, static_cast<size_t>(limit) + 1);
+    if (!read.ok()) return read.status();
+    archived = *std::move(read);
+    for (ArchivedKudos& entry : archived.entries) candidates.push_back({entry.seq, "", &entry});
+    std::sort(candidates.begin(), candidates.end(),
+              [](const Candidate& a, const Candidate& b) { return a.seq > b.seq; });
+    // Below an unscanned part of the archive the order is not known yet.
+    candidates.erase(std::remove_if(candidates.begin(), candidates.end(),
+                                    [&](const Candidate& c) { return c.seq < archived.floor; }),
+                     candidates.end());
+  }
   FeedPage page;
+  if (candidates.size() > static_cast<size_t>(limit)) {
+    candidates.resize(limit);
+    page.next_cursor = std::to_string(candidates.back().seq);
+  } else if (archived.floor > 0) {
+    page.next_cursor = std::to_string(archived.floor);
+  }
   std::vector<common::redis::Command> commands;
-  std::string last_seq;
-  size_t count = ids->elements.size() / 2;
-  for (size_t i = 0; i < count && static_cast<int>(i) < limit; ++i) {
-    const std::string& id = ids->elements[2 * i].str;
-    last_seq = ids->elements[2 * i + 1].str;
-    commands.push_back({"HMGET", Prefix(org) + "kudos:" + id, "pb", "state"});
+  for (const Candidate& c : candidates) {
+    const std::string& id = c.archived != nullptr ? c.archived->kudos.kudos_id() : c.live_id;
+    if (c.archived == nullptr) commands.push_back({"HMGET", Prefix(org) + "kudos:" + id, "pb", "state"});
     commands.push_back({"LRANGE", Prefix(org) + "boosts:" + id, "0", "-1"});
   }
-  if (static_cast<int>(count) > limit) page.next_cursor = last_seq;
   if (commands.empty()) return page;
   auto replies = pool_.Pipeline(commands);
   if (!replies.ok()) return replies.status();
-  auto kudos = ParseKudosReplies(*replies);
-  if (!kudos.ok()) return kudos.status();
-  page.kudos = *std::move(kudos);
+  size_t next = 0;
+  for (Candidate& c : candidates) {
+    if (c.archived == nullptr) {
+      std::vector<absl::StatusOr<Reply>> pair = {(*replies)[next], (*replies)[next + 1]};
+      next += 2;
+      auto kudos = ParseKudosReplies(pair);
+      if (!kudos.ok()) return kudos.status();
+      for (kudos::v1::Kudos& k : *kudos) page.kudos.push_back(std::move(k));
+      continue;
+    }
+    const absl::StatusOr<Reply>& boosts = (*replies)[next++];
+    if (!boosts.ok()) return boosts.status();
+    absl::Status boosts_ok;
+    AppendBoosts(*boosts, c.archived->kudos, boosts_ok);
+    if (!boosts_ok.ok()) return boosts_ok;
+    page.kudos.push_back(std::move(c.archived->kudos));
+  }
   return page;
 }
 

@@ -5,7 +5,12 @@
 //   kudos:{org}:team_members:<team>      ZSET of person ids
 //   kudos:{org}:kudos:<id>, boost:<id>   hash {pb, state, seq, transfers, event, ...,
 //                                        reconcile_attempts, reconcile_error, dead_letter_time}
-//   kudos:{org}:kudosreq:<giver>:<request_id>, boostreq:...  idempotency
+//                                        while PENDING; once finished only {pb, state, teams}
+//                                        (committed kudos) or {state[, error]} expiring with
+//                                        the retry window (boosts, aborted records)
+//   kudos:{org}:kudosreq:<giver>:<request_id>, boostreq:...  idempotency, expire after
+//                                        retention.idempotency_days
+//   kudos:{org}:archive:...              archived kudos (services/kudos/kudos_archive.h)
 //   kudos:{org}:feed:all|giver:<id>|recipient:<id>|team:<id>|value:<id>  ZSET by seq
 //   kudos:{org}:boosts:<kudos_id>        LIST of serialized Boost
 //   kudos:{org}:pending                  ZSET "kind:id" by the reconciler's next attempt (ms)
@@ -21,6 +26,7 @@
 #include "absl/status/statusor.h"
 #include "common/redis/redis_client.h"
 #include "kudos/v1/kudos.pb.h"
+#include "services/kudos/archive_chunk.h"
 
 namespace kudos {
 
@@ -46,6 +52,7 @@ struct BeginRecognition {
   std::string event_pb;
   std::vector<std::string> feeds;
   int64_t reconcile_at_ms = 0;  // the reconciler's first attempt, if still PENDING
+  int64_t idempotency_ttl_s = 0;  // the org's retry window: the request_id is forgotten then
 };
 
 // How the reconciler spaces and bounds its attempts at one record.
@@ -119,9 +126,13 @@ class KudosStore {
                                      const absl::Status& error);
   absl::StatusOr<std::optional<Record>> GetRecord(const std::string& org, RecordKind kind,
                                                   const std::string& id);
-  // A committed kudos with its boosts; NOT_FOUND for unknown, pending or aborted ones.
+  // A committed kudos with its boosts, live or archived; NOT_FOUND for
+  // unknown, pending or aborted ones.
   absl::StatusOr<kudos::v1::Kudos> GetKudos(const std::string& org, const std::string& kudos_id);
-  // Newest first, strictly below `before_seq` (empty: from the newest).
+  // Newest first, strictly below `before_seq` (empty: from the newest),
+  // continuing from live kudos into archived ones in the same seq order. A
+  // page may come back short (with a cursor) when the archive holds few
+  // matches in the chunks one call may scan.
   absl::StatusOr<FeedPage> ListFeed(const std::string& org, const std::string& feed_key,
                                     const std::string& before_seq, int limit);
   // Pending records whose next reconcile attempt is due at `now_ms`, as
@@ -144,11 +155,29 @@ class KudosStore {
 
   static std::string Prefix(const std::string& org) { return "kudos:{" + org + "}:"; }
   static std::string EventStream(const std::string& org) { return Prefix(org) + "events"; }
+  static std::string ArchiveChunks(const std::string& org) { return Prefix(org) + "archive:chunks"; }
+  static std::string ArchiveIndex(const std::string& org) { return Prefix(org) + "archive:index"; }
+  static std::string ArchiveChunk(const std::string& org, const std::string& chunk_name) {
+    return Prefix(org) + "archive:" + chunk_name;
+  }
+  // Chunks one ListFeed call reads at most.
+  static constexpr int kMaxChunksPerPage = 16;
 
  private:
   absl::StatusOr<SettingsAndPeople> ReadDirectory(const std::string& org,
                                                   const std::vector<std::string>& ids,
                                                   bool with_settings);
+  // The archived kudos `kudos_id`, with `live_boosts` (boosts committed
+  // after it was archived) appended; nullopt when it is not archived.
+  absl::StatusOr<std::optional<kudos::v1::Kudos>> GetArchivedKudos(
+      const std::string& org, const std::string& kudos_id, const common::redis::Reply& live_boosts);
+  struct ArchivedPage {
+    std::vector<ArchivedKudos> entries;  // seq descending
+    int64_t floor = 0;  // > 0: chunks below this seq were not scanned yet
+  };
+  absl::StatusOr<ArchivedPage> ListArchived(const std::string& org, const std::string& feed_key,
+                                            int64_t before_seq, size_t wanted);
+
   common::redis::Pool& pool_;
   common::redis::Script put_directory_entry_;
   common::redis::Script put_settings_;

@@ -14,6 +14,7 @@
 #include "absl/strings/str_join.h"
 #include "common/calendar/calendar.h"
 #include "common/log/log.h"
+#include "services/kudos/archive_chunk.h"
 #include "services/kudos/kudos_rules.h"
 
 namespace kudos {
@@ -96,6 +97,8 @@ absl::StatusOr<BeginRecognition> BeginAt(absl::Time now, const kudos::v1::OrgSet
   begin.week_key = *week;
   begin.pair_cap = settings.weekly_pair_cap_points();
   begin.reconcile_at_ms = absl::ToUnixMillis(now + reconcile_after);
+  begin.idempotency_ttl_s =
+      int64_t{RetentionWithDefaults(settings.retention()).idempotency_days()} * 24 * 3600;
   return begin;
 }
 
@@ -154,13 +157,11 @@ absl::StatusOr<kudos::v1::Kudos> KudosWorkflow::SendKudos(
   *event.mutable_event_time() = ToProto(now);
   kudos::v1::KudosSent* sent = event.mutable_kudos_sent();
   sent->set_giver_team_id(giver.team_id());
-  std::vector<std::string> feeds = {"feed:all", "feed:giver:" + giver_id};
-  if (!giver.team_id().empty()) feeds.push_back("feed:team:" + giver.team_id());
+  std::vector<std::string> teams = {giver.team_id()};
   for (const std::string& recipient : request.recipient_ids()) {
     const std::string& team = (*people)[recipient].team_id();
     (*sent->mutable_recipient_team_ids())[recipient] = team;
-    feeds.push_back("feed:recipient:" + recipient);
-    if (!team.empty()) feeds.push_back("feed:team:" + team);
+    teams.push_back(team);
     if (request.points_per_recipient() > 0) {
       *transfers.add_transfers() =
           MakeTransfer(kudos_id + ":" + recipient, giver_id, recipient,
@@ -168,9 +169,9 @@ absl::StatusOr<kudos::v1::Kudos> KudosWorkflow::SendKudos(
                        team, values);
     }
   }
-  for (const std::string& value : request.values()) feeds.push_back("feed:value:" + value);
-  std::sort(feeds.begin(), feeds.end());
-  feeds.erase(std::unique(feeds.begin(), feeds.end()), feeds.end());
+  std::sort(teams.begin(), teams.end());
+  teams.erase(std::unique(teams.begin(), teams.end()), teams.end());
+  const std::vector<std::string> feeds = FeedKeysOf(kudos, teams);
   *sent->mutable_kudos() = kudos;
   sent->mutable_kudos()->set_state(kudos::v1::KUDOS_STATE_COMMITTED);
 

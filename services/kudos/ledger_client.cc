@@ -53,11 +53,13 @@ class GrpcLedgerClient : public LedgerClient {
   }
 
   absl::Status SetAllowancePolicy(const std::string& org,
-                                  const common::v1::AllowancePolicy& policy) override {
+                                  const common::v1::AllowancePolicy& policy,
+                                  const common::v1::RetentionPolicy& retention) override {
     grpc::ClientContext context;
     if (absl::Status status = Prepare(context, org); !status.ok()) return status;
     ledger::v1::SetAllowancePolicyRequest request;
     *request.mutable_policy() = policy;
+    *request.mutable_retention() = retention;
     ledger::v1::SetAllowancePolicyResponse response;
     return common::grpc_util::FromGrpcStatus(
         stub_->SetAllowancePolicy(&context, request, &response));

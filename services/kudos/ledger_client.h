@@ -17,8 +17,10 @@ class LedgerClient {
   virtual ~LedgerClient() = default;
   virtual absl::Status PostTransfers(const std::string& org,
                                      const ledger::v1::PostTransfersRequest& request) = 0;
+  // The org's retention policy travels with its allowance policy.
   virtual absl::Status SetAllowancePolicy(const std::string& org,
-                                          const common::v1::AllowancePolicy& policy) = 0;
+                                          const common::v1::AllowancePolicy& policy,
+                                          const common::v1::RetentionPolicy& retention) = 0;
 };
 
 struct GrpcLedgerClientOptions {

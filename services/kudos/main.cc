@@ -11,6 +11,7 @@
 #include "common/grpc/server.h"
 #include "common/log/log.h"
 #include "common/redis/pool_flags.h"
+#include "services/kudos/kudos_archive.h"
 #include "services/kudos/kudos_service.h"
 
 using common::config::EnvOr;
@@ -33,6 +34,9 @@ ABSL_FLAG(int, reconcile_max_dead_letters,
           "entries kept in each org's kudos:{org}:deadletter stream (the oldest are trimmed)");
 ABSL_FLAG(int, max_feed_streams, static_cast<int>(IntEnvOr("MAX_FEED_STREAMS", 1000, 1)),
           "open WatchFeed streams on this replica (callback streams: no handler thread each)");
+ABSL_FLAG(int, archive_interval_s, static_cast<int>(IntEnvOr("ARCHIVE_INTERVAL_S", 3600, 0)),
+          "seconds between retention sweeps of every org (kudos past kudos_live_days to the "
+          "archive, audit past audit_days trimmed); 0 = off");
 ABSL_FLAG(int, max_feed_orgs, static_cast<int>(IntEnvOr("MAX_FEED_ORGS", 100, 1)),
           "orgs with live feed watchers on this replica (each holds one Redis connection)");
 
@@ -91,6 +95,26 @@ int main(int argc, char** argv) {
     }
   });
 
+  // The retention sweep: bounded work per org per run; an org with more old
+  // kudos than one run takes is swept again after a second, not an interval.
+  kudos::Archiver archiver(pool, store);
+  const int archive_interval_s = absl::GetFlag(FLAGS_archive_interval_s);
+  std::thread sweeper([&] {
+    if (archive_interval_s <= 0) return;
+    while (!stopping.load()) {
+      kudos::ArchiveStats stats = archiver.RunAllOrgs(absl::Now());
+      if (stats.kudos_archived > 0 || stats.audit_entries_trimmed > 0) {
+        common::log::Info(absl::StrCat("retention sweep: ", stats.kudos_archived, " kudos archived (",
+                                       stats.bytes_written, " bytes), ", stats.audit_entries_trimmed,
+                                       " audit entries trimmed"));
+      }
+      const int wait_s = stats.more ? 1 : archive_interval_s;
+      for (int i = 0; i < wait_s * 10 && !stopping.load(); ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+    }
+  });
+
   common::grpc_util::ServerOptions options;
   options.address = absl::GetFlag(FLAGS_listen);
   options.service_name = "kudos";
@@ -102,6 +126,7 @@ int main(int argc, char** argv) {
   absl::Status status = common::grpc_util::RunServer(options);
   stopping.store(true);
   reconciler.join();
+  sweeper.join();
   if (!status.ok()) {
     common::log::Error(status.ToString());
     return 1;

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "absl/strings/match.h"
+
 namespace kudos {
 namespace {
 
@@ -132,6 +134,61 @@ TEST(KudosRulesTest, NormalizeOrgSettings_FillsDefaultsAndRejectsBadZone) {
   inverted.set_min_points(10);
   inverted.set_max_points(5);
   EXPECT_EQ(NormalizeOrgSettings(inverted).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(KudosRulesTest, Retention_ZeroMeansTheDocumentedDefaults) {
+  absl::StatusOr<kudos::v1::OrgSettings> normalized = NormalizeOrgSettings({});
+  ASSERT_TRUE(normalized.ok()) << normalized.status();
+  EXPECT_EQ(normalized->retention().idempotency_days(), 30);
+  EXPECT_EQ(normalized->retention().kudos_live_days(), 400);
+  EXPECT_EQ(normalized->retention().transfers_live_days(), 400);
+  EXPECT_EQ(normalized->retention().audit_days(), 400);
+  EXPECT_EQ(DefaultOrgSettings().retention().SerializeAsString(),
+            normalized->retention().SerializeAsString());
+  kudos::v1::OrgSettings custom;
+  custom.mutable_retention()->set_idempotency_days(7);
+  custom.mutable_retention()->set_audit_days(3650);
+  normalized = NormalizeOrgSettings(custom);
+  ASSERT_TRUE(normalized.ok()) << normalized.status();
+  EXPECT_EQ(normalized->retention().idempotency_days(), 7);
+  EXPECT_EQ(normalized->retention().kudos_live_days(), 400);
+  EXPECT_EQ(normalized->retention().audit_days(), 3650);
+}
+
+TEST(KudosRulesTest, Retention_OutOfRangeDaysAreInvalidArgumentNamingTheField) {
+  const std::pair<const char*, void (common::v1::RetentionPolicy::*)(int32_t)> kFields[] = {
+      {"settings.retention.idempotency_days", &common::v1::RetentionPolicy::set_idempotency_days},
+      {"settings.retention.kudos_live_days", &common::v1::RetentionPolicy::set_kudos_live_days},
+      {"settings.retention.transfers_live_days",
+       &common::v1::RetentionPolicy::set_transfers_live_days},
+      {"settings.retention.audit_days", &common::v1::RetentionPolicy::set_audit_days},
+  };
+  for (const auto& [field, set] : kFields) {
+    for (int32_t days : {-1, 3651}) {
+      kudos::v1::OrgSettings settings;
+      (settings.mutable_retention()->*set)(days);
+      absl::Status status = NormalizeOrgSettings(settings).status();
+      EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << field << " " << days;
+      EXPECT_TRUE(absl::StartsWith(status.message(), field)) << status.message();
+    }
+  }
+}
+
+TEST(KudosRulesTest, Retention_KudosMustStayLiveAsLongAsRequestIdsAreRemembered) {
+  kudos::v1::OrgSettings settings;
+  settings.mutable_retention()->set_idempotency_days(60);
+  settings.mutable_retention()->set_kudos_live_days(45);
+  absl::Status status = NormalizeOrgSettings(settings).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StartsWith(status.message(), "settings.retention.kudos_live_days"))
+      << status.message();
+  EXPECT_TRUE(absl::StrContains(status.message(), "retry window")) << status.message();
+  // The default live window (400) against a longer retry window is refused too.
+  settings.mutable_retention()->set_kudos_live_days(0);
+  settings.mutable_retention()->set_idempotency_days(401);
+  EXPECT_EQ(NormalizeOrgSettings(settings).status().code(), absl::StatusCode::kInvalidArgument);
+  settings.mutable_retention()->set_kudos_live_days(401);
+  EXPECT_TRUE(NormalizeOrgSettings(settings).ok());
 }
 
 TEST(KudosRulesTest, FingerprintIgnoresRequestIdButNotPayload) {

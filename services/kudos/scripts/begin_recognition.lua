@@ -8,7 +8,9 @@
 --       transfers (serialized ledger.v1.PostTransfersRequest, may be empty),
 --       event (the serialized event to append on commit), feeds (the feed
 --       keys to index a committed kudos under, comma-separated),
---       reconcile_at_ms (when the reconciler first tries to finish it)
+--       reconcile_at_ms (when the reconciler first tries to finish it),
+--       idempotency_ttl_s (the org's retry window: the request key expires
+--       then, and the record once it is finished unless it is a committed kudos)
 -- The record keeps everything the commit needs, so whoever finishes it
 -- (the caller, a retry or the reconciler) needs nothing but its id.
 local p = KEYS[1]
@@ -18,6 +20,7 @@ local week_key, pair_cap, points = ARGV[11], tonumber(ARGV[12]), tonumber(ARGV[1
 local kudos_id, n = ARGV[14], tonumber(ARGV[15])
 local transfers, event, feeds = ARGV[16 + n], ARGV[17 + n], ARGV[18 + n]
 local reconcile_at_ms = ARGV[19 + n]
+local ttl_s = tonumber(ARGV[20 + n]) or 30 * 24 * 3600
 
 local req_key = p .. kind .. 'req:' .. actor .. ':' .. request_id
 local existing = redis.call('HMGET', req_key, 'id', 'fp')
@@ -56,8 +59,9 @@ local seq = redis.call('INCR', p .. 'seq')
 local record = p .. kind .. ':' .. id
 redis.call('HSET', record, 'pb', pb, 'state', 'PENDING', 'actor', actor, 'fp', fp, 'seq', seq,
   'points', points, 'week', week_key, 'kudos_id', kudos_id, 'recipients', table.concat(ARGV, ',', 16, 15 + n),
-  'transfers', transfers, 'event', event, 'feeds', feeds, 'create_ms', now_ms)
+  'transfers', transfers, 'event', event, 'feeds', feeds, 'create_ms', now_ms, 'ttl_s', ttl_s)
 redis.call('HSET', req_key, 'id', id, 'fp', fp)
+redis.call('EXPIRE', req_key, ttl_s)
 -- The reconcile queue, by next attempt time.
 redis.call('ZADD', p .. 'pending', reconcile_at_ms, kind .. ':' .. id)
 return {'NEW', id, fp}

@@ -1,6 +1,10 @@
 -- Last step of a kudos or a boost, once the ledger answered: COMMITTED
 -- (indexes, event) or ABORTED (caps released). Only a PENDING record moves,
 -- so a retry racing the reconciler finishes it exactly once.
+-- What only the commit needed leaves the record: a committed kudos keeps
+-- {pb, state, teams} (reads, and the archive's team feeds); a committed boost
+-- (its pb is in the kudos's boosts list) and an aborted record keep their
+-- state (and error) for retries, and expire with the retry window (ttl_s).
 -- KEYS[1] = "kudos:{org}:"
 -- ARGV: kind, id, outcome ("COMMITTED"|"ABORTED"), error_code, error_message
 local p = KEYS[1]
@@ -11,28 +15,41 @@ if not state then
   return redis.error_reply('NOT_FOUND ' .. kind .. " '" .. id .. "' does not exist")
 end
 if state ~= 'PENDING' then return state end
-local seq = redis.call('HGET', record, 'seq')
+local fields = redis.call('HMGET', record, 'seq', 'feeds', 'kudos_id', 'pb', 'event', 'points',
+  'actor', 'week', 'recipients', 'ttl_s')
+local seq, feeds, kudos_id, pb, event = fields[1], fields[2] or '', fields[3], fields[4], fields[5]
+local points, actor, week, recipients = tonumber(fields[6]) or 0, fields[7], fields[8], fields[9] or ''
+local ttl_s = tonumber(fields[10]) or 30 * 24 * 3600
+local commit_only = {'actor', 'fp', 'seq', 'points', 'week', 'kudos_id', 'recipients', 'transfers',
+  'event', 'feeds', 'create_ms', 'ttl_s', 'reconcile_attempts', 'reconcile_error', 'dead_letter_time'}
 redis.call('ZREM', p .. 'pending', kind .. ':' .. id)
 if outcome == 'COMMITTED' then
-  redis.call('HSET', record, 'state', 'COMMITTED')
-  local feeds = redis.call('HGET', record, 'feeds')
+  local teams = {}
   for feed in string.gmatch(feeds, '[^,]+') do
     redis.call('ZADD', p .. feed, seq, id)
+    local team = string.match(feed, '^feed:team:(.+)$')
+    if team then teams[#teams + 1] = team end
   end
   if kind == 'boost' then
-    redis.call('RPUSH', p .. 'boosts:' .. redis.call('HGET', record, 'kudos_id'),
-      redis.call('HGET', record, 'pb'))
+    redis.call('RPUSH', p .. 'boosts:' .. kudos_id, pb)
   end
-  redis.call('XADD', p .. 'events', '*', 'event', redis.call('HGET', record, 'event'))
+  redis.call('XADD', p .. 'events', '*', 'event', event)
+  redis.call('HDEL', record, unpack(commit_only))
+  redis.call('HSET', record, 'state', 'COMMITTED')
+  if kind == 'boost' then
+    redis.call('HDEL', record, 'pb')
+    redis.call('EXPIRE', record, ttl_s)
+  elseif #teams > 0 then
+    redis.call('HSET', record, 'teams', table.concat(teams, ','))
+  end
   return 'COMMITTED'
 end
-redis.call('HSET', record, 'state', 'ABORTED', 'error_code', ARGV[4], 'error_message', ARGV[5])
-local points = tonumber(redis.call('HGET', record, 'points'))
 if points > 0 then
-  local actor = redis.call('HGET', record, 'actor')
-  local week = redis.call('HGET', record, 'week')
-  for recipient in string.gmatch(redis.call('HGET', record, 'recipients'), '[^,]+') do
+  for recipient in string.gmatch(recipients, '[^,]+') do
     redis.call('DECRBY', p .. 'pair:' .. actor .. ':' .. recipient .. ':' .. week, points)
   end
 end
+redis.call('HDEL', record, 'pb', unpack(commit_only))
+redis.call('HSET', record, 'state', 'ABORTED', 'error_code', ARGV[4], 'error_message', ARGV[5])
+redis.call('EXPIRE', record, ttl_s)
 return 'ABORTED'

@@ -1,0 +1,539 @@
+// Bounded history (issue #15), kudos side, against a real redis-server, the
+// real ledger and kudos services over real gRPC, and the kudos library's
+// Archiver with an injected `now`: idempotency keys expire with the retry
+// window, finished records keep only what reads need, old kudos move to the
+// compressed archive and read back exactly as before, the audit stream is
+// trimmed by age, and the retention policy travels to the ledger.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/audit.h"
+#include "common/redis/redis_client.h"
+#include "kudos/v1/kudos.grpc.pb.h"
+#include "ledger/v1/ledger.grpc.pb.h"
+#include "services/kudos/kudos_archive.h"
+#include "services/kudos/kudos_store.h"
+#include "tests/harness/eventually.h"
+#include "tests/harness/loopback.h"
+#include "tests/harness/process.h"
+#include "tests/harness/tokens.h"
+
+namespace {
+
+using harness::Context;
+using harness::MintToken;
+using kudos::v1::DirectoryService;
+using kudos::v1::KudosService;
+
+constexpr char kOrg[] = "acme";
+const std::string kPrefix = "kudos:{acme}:";
+
+kudos::ArchiverOptions Options(int batch_kudos, int max_batches_per_run, int chunk_kudos) {
+  kudos::ArchiverOptions options;
+  options.batch_kudos = batch_kudos;
+  options.max_batches_per_run = max_batches_per_run;
+  options.chunk_kudos = chunk_kudos;
+  return options;
+}
+
+std::unique_ptr<common::redis::Pool> MakePool(int port) {
+  common::redis::PoolOptions options;
+  options.endpoint.port = port;
+  options.size = 4;
+  return std::make_unique<common::redis::Pool>(options);
+}
+
+class RetentionTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    redis_ = std::make_unique<harness::RedisServer>();
+    ledger_ = std::make_unique<harness::Service>(LEDGER_BINARY, redis_->address());
+    kudos_ = std::make_unique<harness::Service>(
+        KUDOS_BINARY, redis_->address(),
+        std::vector<std::string>{"--ledger=" + ledger_->address(), "--archive_interval_s=0"});
+    auto channel = grpc::CreateChannel(kudos_->address(), grpc::InsecureChannelCredentials());
+    kudos_stub_ = KudosService::NewStub(channel);
+    directory_ = DirectoryService::NewStub(channel);
+    admin_ = MintToken(kOrg, "root", {"admin"});
+    pool_ = MakePool(redis_->port());
+    store_ = std::make_unique<kudos::KudosStore>(*pool_);
+    CreateTeam("eng");
+    CreateTeam("ops");
+    for (const char* id : {"alice", "bob", "carol", "dave"}) CreatePerson(id, "eng");
+    for (const char* id : {"olga", "pete"}) CreatePerson(id, "ops");
+    CreatePerson("nina", "");
+    UpdateSettings([](kudos::v1::OrgSettings& s) { s.set_max_kudos_per_minute(10000); });
+  }
+
+  void CreateTeam(const std::string& id) {
+    kudos::v1::CreateTeamRequest request;
+    request.mutable_team()->set_team_id(id);
+    request.mutable_team()->set_display_name("Team " + id);
+    kudos::v1::CreateTeamResponse response;
+    grpc::Status status = directory_->CreateTeam(Context(admin_).get(), request, &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+  }
+
+  void CreatePerson(const std::string& id, const std::string& team) {
+    kudos::v1::CreatePersonRequest request;
+    request.mutable_person()->set_person_id(id);
+    request.mutable_person()->set_display_name("Person " + id);
+    request.mutable_person()->set_team_id(team);
+    request.mutable_person()->set_active(true);
+    kudos::v1::CreatePersonResponse response;
+    grpc::Status status = directory_->CreatePerson(Context(admin_).get(), request, &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+  }
+
+  grpc::Status TryUpdateSettings(const std::function<void(kudos::v1::OrgSettings&)>& change) {
+    kudos::v1::GetOrgSettingsResponse current;
+    grpc::Status got = directory_->GetOrgSettings(Context(admin_).get(), {}, &current);
+    if (!got.ok()) return got;
+    kudos::v1::UpdateOrgSettingsRequest request;
+    *request.mutable_settings() = current.settings();
+    change(*request.mutable_settings());
+    kudos::v1::UpdateOrgSettingsResponse response;
+    return directory_->UpdateOrgSettings(Context(admin_).get(), request, &response);
+  }
+
+  void UpdateSettings(const std::function<void(kudos::v1::OrgSettings&)>& change) {
+    grpc::Status status = TryUpdateSettings(change);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+  }
+
+  grpc::Status Send(const std::string& giver, const std::string& request_id,
+                    std::vector<std::string> recipients, const std::string& value,
+                    kudos::v1::Kudos* kudos = nullptr, int64_t points = 1) {
+    kudos::v1::SendKudosRequest request;
+    request.set_request_id(request_id);
+    for (const auto& r : recipients) request.add_recipient_ids(r);
+    request.set_message("Thanks for " + request_id + ", that follow-up saved our release!");
+    request.add_values(value);
+    request.set_points_per_recipient(points);
+    kudos::v1::SendKudosResponse response;
+    grpc::Status status =
+        kudos_stub_->SendKudos(Context(MintToken(kOrg, giver)).get(), request, &response);
+    if (kudos != nullptr) *kudos = response.kudos();
+    return status;
+  }
+
+  // `count` kudos among everyone, varied givers, recipients, teams, values.
+  std::vector<std::string> SendMany(int count, const std::string& tag) {
+    const std::vector<std::string> people = {"alice", "bob", "carol", "dave", "olga", "pete", "nina"};
+    const std::vector<std::string> values = {"teamwork", "empathy", "service-mindset"};
+    std::vector<std::string> ids;
+    for (int i = 0; i < count; ++i) {
+      const std::string& giver = people[i % people.size()];
+      std::vector<std::string> recipients = {people[(i + 1 + i / 7) % people.size()]};
+      if (recipients[0] == giver) recipients[0] = people[(i + 2) % people.size()];
+      if (i % 3 == 0) {
+        const std::string& second = people[(i + 3) % people.size()];
+        if (second != giver && second != recipients[0]) recipients.push_back(second);
+      }
+      kudos::v1::Kudos kudos;
+      grpc::Status status = Send(giver, absl::StrCat(tag, i), recipients, values[i % values.size()], &kudos);
+      EXPECT_TRUE(status.ok()) << status.error_message();
+      ids.push_back(kudos.kudos_id());
+    }
+    return ids;
+  }
+
+  grpc::Status Boost(const std::string& booster, const std::string& kudos_id,
+                     const std::string& request_id) {
+    kudos::v1::BoostKudosRequest request;
+    request.set_kudos_id(kudos_id);
+    request.set_request_id(request_id);
+    request.set_points(1);
+    kudos::v1::BoostKudosResponse response;
+    return kudos_stub_->BoostKudos(Context(MintToken(kOrg, booster)).get(), request, &response);
+  }
+
+  std::string GetKudosBytes(const std::string& id) {
+    kudos::v1::GetKudosRequest request;
+    request.set_kudos_id(id);
+    kudos::v1::GetKudosResponse response;
+    grpc::Status status =
+        kudos_stub_->GetKudos(Context(MintToken(kOrg, "alice")).get(), request, &response);
+    EXPECT_TRUE(status.ok()) << id << ": " << status.error_message();
+    return response.kudos().SerializeAsString();
+  }
+
+  // Every page of a listing, each kudos serialized.
+  std::vector<std::string> ListAll(const kudos::v1::KudosFilter& filter, int page_size) {
+    std::vector<std::string> all;
+    std::string token;
+    for (int pages = 0; pages < 1000; ++pages) {
+      kudos::v1::ListKudosRequest request;
+      *request.mutable_filter() = filter;
+      request.set_page_size(page_size);
+      request.set_page_token(token);
+      kudos::v1::ListKudosResponse response;
+      grpc::Status status =
+          kudos_stub_->ListKudos(Context(MintToken(kOrg, "bob")).get(), request, &response);
+      EXPECT_TRUE(status.ok()) << status.error_message();
+      EXPECT_LE(response.kudos_size(), page_size);
+      for (const auto& k : response.kudos()) all.push_back(k.SerializeAsString());
+      token = response.next_page_token();
+      if (token.empty()) break;
+    }
+    return all;
+  }
+
+  // What every read returns: GetKudos of each id and every listing the
+  // filters read, at two page sizes.
+  std::map<std::string, std::vector<std::string>> Snapshot(const std::vector<std::string>& ids) {
+    std::map<std::string, std::vector<std::string>> reads;
+    for (const std::string& id : ids) reads["get " + id] = {GetKudosBytes(id)};
+    std::vector<std::pair<std::string, kudos::v1::KudosFilter>> filters = {{"all", {}}};
+    for (const char* person : {"alice", "bob", "olga", "nina"}) {
+      kudos::v1::KudosFilter by_giver, by_recipient;
+      by_giver.set_giver_id(person);
+      by_recipient.set_recipient_id(person);
+      filters.push_back({std::string("giver ") + person, by_giver});
+      filters.push_back({std::string("recipient ") + person, by_recipient});
+    }
+    kudos::v1::KudosFilter by_team, by_value;
+    by_team.set_team_id("ops");
+    by_value.set_value("empathy");
+    filters.push_back({"team ops", by_team});
+    filters.push_back({"value empathy", by_value});
+    for (const auto& [name, filter] : filters) {
+      for (int page_size : {3, 100}) reads[absl::StrCat(name, " /", page_size)] = ListAll(filter, page_size);
+    }
+    return reads;
+  }
+
+  int64_t Integer(const common::redis::Command& command) {
+    auto reply = pool_->Run(command);
+    EXPECT_TRUE(reply.ok()) << reply.status();
+    return reply.ok() ? reply->integer : -1;
+  }
+
+  std::set<std::string> Fields(const std::string& key) {
+    auto reply = pool_->Run({"HKEYS", key});
+    EXPECT_TRUE(reply.ok()) << reply.status();
+    std::set<std::string> fields;
+    if (reply.ok()) {
+      for (const auto& f : reply->elements) fields.insert(f.str);
+    }
+    return fields;
+  }
+
+  std::vector<std::string> Keys(const std::string& pattern) {
+    auto reply = pool_->Run({"KEYS", pattern});  // a test's small redis only
+    std::vector<std::string> keys;
+    if (reply.ok()) {
+      for (const auto& k : reply->elements) keys.push_back(k.str);
+    }
+    return keys;
+  }
+
+  // Archives everything old as of `now` (bounded runs).
+  int64_t ArchiveAll(kudos::Archiver& archiver, absl::Time now) {
+    int64_t archived = 0;
+    for (int run = 0; run < 100; ++run) {
+      auto stats = archiver.RunOnce(kOrg, now);
+      EXPECT_TRUE(stats.ok()) << stats.status();
+      if (!stats.ok()) break;
+      archived += stats->kudos_archived;
+      if (!stats->more) break;
+    }
+    return archived;
+  }
+
+  std::unique_ptr<harness::RedisServer> redis_;
+  std::unique_ptr<harness::Service> ledger_;
+  std::unique_ptr<harness::Service> kudos_;
+  std::unique_ptr<KudosService::Stub> kudos_stub_;
+  std::unique_ptr<DirectoryService::Stub> directory_;
+  std::unique_ptr<common::redis::Pool> pool_;
+  std::unique_ptr<kudos::KudosStore> store_;
+  std::string admin_;
+};
+
+// ---- retention policy ---------------------------------------------------------------------------
+
+TEST_F(RetentionTest, Settings_ReturnTheRetentionDefaultsAndRefuseALiveWindowShorterThanTheRetryWindow) {
+  kudos::v1::GetOrgSettingsResponse got;
+  ASSERT_TRUE(directory_->GetOrgSettings(Context(admin_).get(), {}, &got).ok());
+  EXPECT_EQ(got.settings().retention().idempotency_days(), 30);
+  EXPECT_EQ(got.settings().retention().kudos_live_days(), 400);
+  EXPECT_EQ(got.settings().retention().transfers_live_days(), 400);
+  EXPECT_EQ(got.settings().retention().audit_days(), 400);
+  grpc::Status refused = TryUpdateSettings([](kudos::v1::OrgSettings& s) {
+    s.mutable_retention()->set_idempotency_days(30);
+    s.mutable_retention()->set_kudos_live_days(10);
+  });
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(absl::StartsWith(refused.error_message(), "settings.retention.kudos_live_days"))
+      << refused.error_message();
+  refused = TryUpdateSettings([](kudos::v1::OrgSettings& s) { s.mutable_retention()->set_audit_days(4000); });
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(absl::StartsWith(refused.error_message(), "settings.retention.audit_days"))
+      << refused.error_message();
+  UpdateSettings([](kudos::v1::OrgSettings& s) {
+    s.mutable_retention()->set_kudos_live_days(90);
+    s.mutable_retention()->set_audit_days(0);
+  });
+  ASSERT_TRUE(directory_->GetOrgSettings(Context(admin_).get(), {}, &got).ok());
+  EXPECT_EQ(got.settings().retention().kudos_live_days(), 90);
+  EXPECT_EQ(got.settings().retention().audit_days(), 400);
+}
+
+// A stand-in ledger that records the policy pushes it receives.
+class RecordingLedger final : public ledger::v1::LedgerService::Service {
+ public:
+  grpc::Status SetAllowancePolicy(grpc::ServerContext*,
+                                  const ledger::v1::SetAllowancePolicyRequest* request,
+                                  ledger::v1::SetAllowancePolicyResponse* response) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    pushes_.push_back(*request);
+    *response->mutable_policy() = request->policy();
+    *response->mutable_retention() = request->retention();
+    return grpc::Status::OK;
+  }
+  std::vector<ledger::v1::SetAllowancePolicyRequest> pushes() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return pushes_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<ledger::v1::SetAllowancePolicyRequest> pushes_;
+};
+
+TEST(RetentionPushTest, UpdateOrgSettings_PushesTheRetentionPolicyWithTheAllowancePolicy) {
+  harness::RedisServer redis;
+  RecordingLedger recording;
+  const int port = harness::FreePort();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort("127.0.0.1:" + std::to_string(port), grpc::InsecureServerCredentials());
+  builder.RegisterService(&recording);
+  std::unique_ptr<grpc::Server> fake_ledger = builder.BuildAndStart();
+  ASSERT_NE(fake_ledger, nullptr);
+  harness::Service kudos(KUDOS_BINARY, redis.address(),
+                         {"--ledger=127.0.0.1:" + std::to_string(port), "--archive_interval_s=0"});
+  auto directory = DirectoryService::NewStub(
+      grpc::CreateChannel(kudos.address(), grpc::InsecureChannelCredentials()));
+  kudos::v1::UpdateOrgSettingsRequest request;
+  request.mutable_settings()->mutable_retention()->set_idempotency_days(14);
+  request.mutable_settings()->mutable_retention()->set_transfers_live_days(800);
+  kudos::v1::UpdateOrgSettingsResponse response;
+  grpc::Status status = directory->UpdateOrgSettings(
+      Context(MintToken(kOrg, "root", {"admin"})).get(), request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  auto pushes = recording.pushes();
+  ASSERT_EQ(pushes.size(), 1u);
+  // Sent with the defaults filled in, as stored.
+  EXPECT_EQ(pushes[0].retention().idempotency_days(), 14);
+  EXPECT_EQ(pushes[0].retention().kudos_live_days(), 400);
+  EXPECT_EQ(pushes[0].retention().transfers_live_days(), 800);
+  EXPECT_EQ(pushes[0].retention().audit_days(), 400);
+  EXPECT_EQ(pushes[0].retention().SerializeAsString(),
+            response.settings().retention().SerializeAsString());
+  EXPECT_EQ(pushes[0].policy().points_per_period(), 100);
+  fake_ledger->Shutdown();
+}
+
+// ---- idempotency keys and finished records ------------------------------------------------------
+
+TEST_F(RetentionTest, IdempotencyKey_ExpiresAfterTheRetryWindowAndARetryInsideItReturnsTheSameKudos) {
+  kudos::v1::Kudos first, retried;
+  ASSERT_TRUE(Send("alice", "r1", {"bob"}, "teamwork", &first).ok());
+  const int64_t ttl_s = Integer({"TTL", kPrefix + "kudosreq:alice:r1"});
+  EXPECT_GT(ttl_s, 30 * 86400 - 600);
+  EXPECT_LE(ttl_s, 30 * 86400);
+  ASSERT_TRUE(Send("alice", "r1", {"bob"}, "teamwork", &retried).ok());
+  EXPECT_EQ(retried.SerializeAsString(), first.SerializeAsString());
+  // The window follows the org's policy.
+  UpdateSettings([](kudos::v1::OrgSettings& s) { s.mutable_retention()->set_idempotency_days(2); });
+  ASSERT_TRUE(Send("alice", "r2", {"bob"}, "teamwork").ok());
+  const int64_t short_ttl_s = Integer({"TTL", kPrefix + "kudosreq:alice:r2"});
+  EXPECT_GT(short_ttl_s, 2 * 86400 - 600);
+  EXPECT_LE(short_ttl_s, 2 * 86400);
+  // Boost request ids too.
+  ASSERT_TRUE(Boost("carol", first.kudos_id(), "b1").ok());
+  EXPECT_GT(Integer({"TTL", kPrefix + "boostreq:carol:b1"}), 0);
+}
+
+TEST_F(RetentionTest, CommittedRecord_KeepsNoCommitOnlyFieldsAndReadsBackByteIdentical) {
+  kudos::v1::Kudos sent;
+  ASSERT_TRUE(Send("alice", "r1", {"bob", "olga"}, "teamwork", &sent).ok());
+  const std::string record = kPrefix + "kudos:" + sent.kudos_id();
+  EXPECT_EQ(Fields(record), (std::set<std::string>{"pb", "state", "teams"}));
+  EXPECT_EQ(Integer({"TTL", record}), -1);  // a committed kudos stays until archived
+  EXPECT_EQ(GetKudosBytes(sent.kudos_id()), sent.SerializeAsString());
+  const int64_t record_bytes = Integer({"MEMORY", "USAGE", record});
+  std::printf("committed kudos record: %lld bytes of Redis memory (MEMORY USAGE)\n",
+              static_cast<long long>(record_bytes));
+  EXPECT_LT(record_bytes, 700);  // was ~1,900 with the commit-only blobs
+
+  // A committed boost keeps only its state, for retries within the window.
+  ASSERT_TRUE(Boost("carol", sent.kudos_id(), "b1").ok());
+  auto boost_ids = Keys(kPrefix + "boost:*");
+  ASSERT_EQ(boost_ids.size(), 1u);
+  EXPECT_EQ(Fields(boost_ids[0]), (std::set<std::string>{"state"}));
+  EXPECT_GT(Integer({"TTL", boost_ids[0]}), 0);
+  ASSERT_TRUE(Boost("carol", sent.kudos_id(), "b1").ok());  // retry: same answer, no new boost
+  kudos::v1::GetKudosRequest get;
+  get.set_kudos_id(sent.kudos_id());
+  kudos::v1::GetKudosResponse got;
+  ASSERT_TRUE(kudos_stub_->GetKudos(Context(MintToken(kOrg, "bob")).get(), get, &got).ok());
+  EXPECT_EQ(got.kudos().boosts_size(), 1);
+
+  // An aborted kudos keeps its state and error, and expires with the window.
+  kudos::v1::Kudos big;
+  ASSERT_TRUE(Send("dave", "x1", {"bob", "olga"}, "teamwork", &big, 50).ok());
+  grpc::Status refused = Send("dave", "x2", {"carol"}, "teamwork", nullptr, 50);
+  ASSERT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << refused.error_message();
+  auto aborted = pool_->Run({"HGET", kPrefix + "kudosreq:dave:x2", "id"});
+  ASSERT_TRUE(aborted.ok() && !aborted->is_nil());
+  const std::string aborted_record = kPrefix + "kudos:" + aborted->str;
+  EXPECT_EQ(Fields(aborted_record), (std::set<std::string>{"state", "error_code", "error_message"}));
+  EXPECT_GT(Integer({"TTL", aborted_record}), 0);
+  grpc::Status again = Send("dave", "x2", {"carol"}, "teamwork", nullptr, 50);
+  EXPECT_EQ(again.error_code(), refused.error_code());
+}
+
+// ---- archive ------------------------------------------------------------------------------------
+
+TEST_F(RetentionTest, Archive_500DaysLaterEveryReadReturnsExactlyWhatItReturnedBefore) {
+  std::vector<std::string> ids = SendMany(40, "r");
+  // ids[1]: bob to carol.
+  ASSERT_TRUE(Boost("nina", ids[1], "b1").ok());
+  ASSERT_TRUE(Boost("olga", ids[1], "b2").ok());
+  const auto before = Snapshot(ids);
+  ASSERT_EQ(before.at("all /100").size(), 40u);
+
+  // Small chunks: several chunks per month, more than one page scans.
+  kudos::Archiver archiver(*pool_, *store_, Options(7, 2, 2));
+  EXPECT_EQ(ArchiveAll(archiver, absl::Now() + absl::Hours(24) * 399), 0);  // still live
+  const absl::Time later = absl::Now() + absl::Hours(24) * 500;
+  EXPECT_EQ(ArchiveAll(archiver, later), 40);
+  for (const std::string& id : ids) {
+    EXPECT_EQ(Integer({"EXISTS", kPrefix + "kudos:" + id}), 0) << id;
+  }
+  EXPECT_EQ(Integer({"ZCARD", kPrefix + "feed:all"}), 0);
+  EXPECT_EQ(Integer({"ZCARD", kPrefix + "feed:recipient:bob"}), 0);
+  EXPECT_EQ(Integer({"EXISTS", kPrefix + "boosts:" + ids[1]}), 0);
+  EXPECT_EQ(Integer({"ZCARD", kPrefix + "archive:chunks"}), 20);
+
+  EXPECT_EQ(Snapshot(ids), before);
+  // A second run finds nothing to do and changes nothing.
+  auto again = archiver.RunOnce(kOrg, later);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->kudos_archived, 0);
+  EXPECT_EQ(again->bytes_written, 0);
+  EXPECT_EQ(Snapshot(ids), before);
+
+  // An archived kudos can still be boosted; the boost reads back with it.
+  // ids[5]: pete to nina.
+  grpc::Status boosted = Boost("alice", ids[5], "b3");
+  ASSERT_TRUE(boosted.ok()) << boosted.error_message();
+  kudos::v1::GetKudosRequest get;
+  get.set_kudos_id(ids[5]);
+  kudos::v1::GetKudosResponse got;
+  ASSERT_TRUE(kudos_stub_->GetKudos(Context(MintToken(kOrg, "bob")).get(), get, &got).ok());
+  ASSERT_EQ(got.kudos().boosts_size(), 1);
+  EXPECT_EQ(got.kudos().boosts(0).booster_id(), "alice");
+  // An unknown id is still NOT_FOUND.
+  get.set_kudos_id("k0000000000000000deadbeef");
+  EXPECT_EQ(kudos_stub_->GetKudos(Context(MintToken(kOrg, "bob")).get(), get, &got).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(RetentionTest, Archive_PagesContinueFromLiveKudosIntoArchivedOnesInTheSameOrder) {
+  std::vector<std::string> old_ids = SendMany(20, "old");
+  // Everything sent before this instant is old 400 days later.
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  const absl::Time boundary = absl::Now();
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  std::vector<std::string> new_ids = SendMany(15, "new");
+  std::vector<std::string> ids = old_ids;
+  ids.insert(ids.end(), new_ids.begin(), new_ids.end());
+  const auto before = Snapshot(ids);
+  kudos::Archiver archiver(*pool_, *store_, Options(6, 8, 4));
+  EXPECT_EQ(ArchiveAll(archiver, boundary + absl::Hours(24) * 400), 20);
+  EXPECT_EQ(Integer({"ZCARD", kPrefix + "feed:all"}), 15);
+  EXPECT_EQ(Snapshot(ids), before);
+  for (const std::string& id : new_ids) EXPECT_EQ(Integer({"EXISTS", kPrefix + "kudos:" + id}), 1);
+}
+
+TEST_F(RetentionTest, Archive_TwoReplicasRunningAtOnceArchiveEachKudosOnce) {
+  std::vector<std::string> ids = SendMany(60, "r");
+  const auto before = Snapshot(ids);
+  const absl::Time later = absl::Now() + absl::Hours(24) * 500;
+  std::atomic<int64_t> archived{0};
+  auto replica = [&] {
+    auto pool = MakePool(redis_->port());
+    kudos::KudosStore store(*pool);
+    kudos::Archiver archiver(*pool, store, Options(5, 1, 8));
+    // Until the other replica or this one has archived everything.
+    EXPECT_TRUE(harness::Eventually([&] {
+      auto stats = archiver.RunOnce(kOrg, later);
+      EXPECT_TRUE(stats.ok()) << stats.status();
+      if (stats.ok()) archived += stats->kudos_archived;
+      auto live = pool->Run({"ZCARD", kPrefix + "feed:all"});
+      return live.ok() && live->integer == 0;
+    }));
+  };
+  std::thread first(replica), second(replica);
+  first.join();
+  second.join();
+  EXPECT_EQ(archived.load(), 60);
+  EXPECT_EQ(Snapshot(ids), before);
+  // Exactly one index record per kudos.
+  auto index = pool_->Run({"HVALS", kPrefix + "archive:index"});
+  ASSERT_TRUE(index.ok());
+  size_t records = 0;
+  for (const auto& value : index->elements) records += value.str.size() / kudos::kIndexRecordBytes;
+  EXPECT_EQ(records, 60u);
+}
+
+TEST_F(RetentionTest, Archive_TakesFewBytesPerArchivedKudosAllKeysIncluded) {
+  std::vector<std::string> ids = SendMany(300, "r");
+  kudos::Archiver archiver(*pool_, *store_);
+  EXPECT_EQ(ArchiveAll(archiver, absl::Now() + absl::Hours(24) * 500), 300);
+  int64_t bytes = 0;
+  for (const std::string& key : Keys(kPrefix + "archive:*")) {
+    bytes += Integer({"MEMORY", "USAGE", key, "SAMPLES", "0"});
+  }
+  std::printf("archive: %lld bytes of Redis memory for 300 kudos = %.1f B per archived kudos\n",
+              static_cast<long long>(bytes), static_cast<double>(bytes) / 300);
+  EXPECT_LT(bytes / 300, 400);  // loose: the bench reports the real figure
+  EXPECT_EQ(GetKudosBytes(ids[123]).empty(), false);
+}
+
+// ---- audit --------------------------------------------------------------------------------------
+
+TEST_F(RetentionTest, Audit_EntriesOlderThanAuditDaysAreTrimmed) {
+  const std::string audit = common::audit::StreamKey(kOrg);
+  auto entries = pool_->Run({"XRANGE", audit, "-", "+"});
+  ASSERT_TRUE(entries.ok());
+  const size_t total = entries->elements.size();
+  ASSERT_GE(total, 9u);  // teams, people, settings
+  // Cut in the middle: entries from that one's millisecond on stay.
+  const std::string middle_id = entries->elements[total / 2].elements[0].str;
+  const int64_t middle_ms = std::stoll(middle_id.substr(0, middle_id.find('-')));
+  size_t kept = 0;
+  for (const auto& entry : entries->elements) {
+    const std::string& id = entry.elements[0].str;
+    if (std::stoll(id.substr(0, id.find('-'))) >= middle_ms) ++kept;
+  }
+  kudos::Archiver archiver(*pool_, *store_);
+  auto stats = archiver.RunOnce(kOrg, absl::FromUnixMillis(middle_ms) + absl::Hours(24) * 400);
+  ASSERT_TRUE(stats.ok()) << stats.status();
+  EXPECT_EQ(stats->audit_entries_trimmed, static_cast<int64_t>(total - kept));
+  EXPECT_EQ(Integer({"XLEN", audit}), static_cast<int64_t>(kept));
+  EXPECT_LT(kept, total);
+}
+
+}  // namespace
