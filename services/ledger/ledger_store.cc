@@ -789,9 +789,35 @@ absl::StatusOr<std::map<std::string, int64_t>> ParseTotals(
   return totals;
 }
 
+// FNV-1a (64-bit) over an account's archive index, fed in sequence order:
+// what the index string must hash to, without holding the whole string.
+struct IndexDigest {
+  uint64_t hash = 14695981039346656037ull;
+  void Add(absl::string_view bytes) {
+    for (char c : bytes) {
+      hash ^= static_cast<unsigned char>(c);
+      hash *= 1099511628211ull;
+    }
+  }
+  void AddSequence(int64_t sequence) {
+    char packed[5];
+    for (int i = 4; i >= 0; --i) {
+      packed[i] = static_cast<char>(sequence & 0xff);
+      sequence >>= 8;
+    }
+    Add(absl::string_view(packed, 5));
+  }
+};
+
+// What the archived transfers add up to, per account.
+struct ArchiveSums {
+  std::map<std::string, int64_t> totals;
+  std::map<std::string, IndexDigest> indexes;
+};
+
 // The archived chunk against its record, and what it adds up to.
 absl::Status CheckChunk(absl::string_view chunk_id, int64_t first_seq, const ChunkMeta& meta,
-                        absl::string_view compressed, std::map<std::string, int64_t>& totals) {
+                        absl::string_view compressed, ArchiveSums& sums) {
   if (ChunkDigest(compressed) != meta.sha) {
     return absl::DataLossError(absl::StrCat(
         "archive chunk '", chunk_id,
@@ -814,8 +840,12 @@ absl::Status CheckChunk(absl::string_view chunk_id, int64_t first_seq, const Chu
                                               transfer.sequence(), " where ", first_seq + i,
                                               " belongs"));
     }
-    totals[AccountKey(transfer.debit_account())] -= transfer.amount();
-    totals[AccountKey(transfer.credit_account())] += transfer.amount();
+    std::string debit = AccountKey(transfer.debit_account());
+    std::string credit = AccountKey(transfer.credit_account());
+    sums.totals[debit] -= transfer.amount();
+    sums.totals[credit] += transfer.amount();
+    sums.indexes[debit].AddSequence(transfer.sequence());
+    sums.indexes[credit].AddSequence(transfer.sequence());
   }
   return absl::OkStatus();
 }
@@ -833,6 +863,40 @@ absl::Status CompareTotals(const std::map<std::string, int64_t>& checkpoint,
     }
   }
   return absl::OkStatus();
+}
+
+// Each account's archive index (what ListTransfers reads) against the
+// digest of the sequences its archived transfers carry.
+absl::Status CheckIndexes(common::redis::Pool& pool, const std::string& prefix,
+                          const std::map<std::string, IndexDigest>& expected) {
+  // A batch of index strings per round trip (each 10 bytes per transfer).
+  constexpr size_t kBatch = 100;
+  std::vector<const std::pair<const std::string, IndexDigest>*> batch;
+  auto flush = [&]() -> absl::Status {
+    std::vector<common::redis::Command> reads;
+    for (const auto* entry : batch) reads.push_back({"GET", prefix + "arch:a:" + entry->first});
+    absl::StatusOr<std::vector<absl::StatusOr<Reply>>> replies = pool.Pipeline(reads);
+    if (!replies.ok()) return replies.status();
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (!(*replies)[i].ok()) return (*replies)[i].status();
+      IndexDigest stored;
+      stored.Add((*replies)[i]->str);
+      if (stored.hash != batch[i]->second.hash) {
+        return absl::DataLossError(absl::StrCat(
+            "archive: the ListTransfers index of ", batch[i]->first, " (", prefix, "arch:a:",
+            batch[i]->first, ") does not list exactly its archived transfers"));
+      }
+    }
+    batch.clear();
+    return absl::OkStatus();
+  };
+  for (const auto& entry : expected) {
+    batch.push_back(&entry);
+    if (batch.size() == kBatch) {
+      if (absl::Status s = flush(); !s.ok()) return s;
+    }
+  }
+  return batch.empty() ? absl::OkStatus() : flush();
 }
 
 }  // namespace
@@ -900,7 +964,7 @@ absl::StatusOr<std::optional<ledger::v1::VerifyLedgerResponse>> LedgerStore::Ver
   checkpoint.totals = *std::move(totals);
 
   // The archive: every chunk in sequence order, each against its record.
-  std::map<std::string, int64_t> archived;
+  ArchiveSums archived;
   std::string chain;
   int64_t next_seq = 1;
   int64_t count = 0;
@@ -938,7 +1002,8 @@ absl::StatusOr<std::optional<ledger::v1::VerifyLedgerResponse>> LedgerStore::Ver
         "archive: the chunks' digest chain does not match the checkpoint's (a chunk record was "
         "replaced)");
   }
-  if (absl::Status s = CompareTotals(checkpoint.totals, archived); !s.ok()) return s;
+  if (absl::Status s = CompareTotals(checkpoint.totals, archived.totals); !s.ok()) return s;
+  if (absl::Status s = CheckIndexes(pool_, prefix, archived.indexes); !s.ok()) return s;
 
   Verifier verifier;
   verifier.AddArchived(checkpoint.totals, checkpoint.count);

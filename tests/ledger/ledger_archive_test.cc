@@ -568,6 +568,32 @@ TEST_F(LedgerArchive, Verify_ReportsATamperedCheckpointTotalByAccount) {
   EXPECT_TRUE(absl::StrContains(status.error_message(), "earned:p4")) << status.error_message();
 }
 
+TEST_F(LedgerArchive, Verify_ReportsAMissingChunkAndATamperedListingIndex) {
+  PostHistory(20);
+  ASSERT_GT(ArchiveAll(), 0);
+  // ListTransfers' index of one account loses its newest archived entry.
+  std::string index = Redis({"GET", Key("arch:a:earned:p1")}).str;
+  ASSERT_GE(index.size(), 10u);
+  Redis({"SET", Key("arch:a:earned:p1"), index.substr(0, index.size() - 5)});
+  grpc::Status status;
+  Verify(&status);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::DATA_LOSS);
+  EXPECT_TRUE(absl::StrContains(status.error_message(), "index of earned:p1"))
+      << status.error_message();
+  Redis({"SET", Key("arch:a:earned:p1"), index});
+  EXPECT_TRUE(Verify().consistent());
+
+  std::string chunk_id = Redis({"ZRANGE", Key("arch:dir"), "0", "0"}).elements[0].str;
+  Redis({"DEL", Key("arch:c:" + chunk_id)});
+  Verify(&status);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::DATA_LOSS);
+  EXPECT_TRUE(absl::StrContains(status.error_message(), "'" + chunk_id + "' is missing"))
+      << status.error_message();
+  ledger::v1::ListTransfersResponse page;
+  EXPECT_EQ(ListPage(Earned(Person(1)), 500, "", &page).error_code(),
+            grpc::StatusCode::DATA_LOSS);
+}
+
 TEST_F(LedgerArchive, Round_OneOrgsFailureDoesNotStopAnotherOrgsArchive) {
   AllowPlenty();
   PostKudos(8);

@@ -17,7 +17,7 @@ for i = 1, math.min(#ids, limit) do
 end
 if #ids > limit then return {live, {}, {}, '', 1} end
 local index = P .. 'arch:a:' .. account
-local count = redis.call('STRLEN', index) / 5
+local count = math.floor(redis.call('STRLEN', index) / 5)
 -- pos = how many archived sequences are below `before` (binary search).
 local lo, hi = 0, count
 if before > 0 then
