@@ -12,6 +12,7 @@ PACKAGES=(
   libhiredis-dev libzstd-dev libabsl-dev libjwt-dev libssl-dev libgtest-dev libgmock-dev
   libevent-dev
   redis-server redis-tools tzdata
+  python3-yaml
   chromium
 )
 if [ "${1:-}" = "--clang" ]; then

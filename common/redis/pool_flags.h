@@ -1,7 +1,11 @@
 // The flags every service reads its Redis connection from (each default
 // from the environment): --redis (REDIS_ADDR), --redis_pool_size
-// (REDIS_POOL_SIZE), --redis_timeout_ms (REDIS_TIMEOUT_MS). Defined in
-// pool_flags.cc, linked only into binaries that call PoolOptionsFromFlags.
+// (REDIS_POOL_SIZE), --redis_timeout_ms (REDIS_TIMEOUT_MS), and the
+// credentials: --redis_user (REDIS_USERNAME), --redis_password_file
+// (REDIS_PASSWORD_FILE) or the password itself in REDIS_PASSWORD (an
+// environment variable only: a flag would show in `ps`). No credentials:
+// no AUTH (a local development Redis). Defined in pool_flags.cc, linked only
+// into binaries that call PoolOptionsFromFlags.
 #pragma once
 
 #include "absl/status/statusor.h"
@@ -9,7 +13,13 @@
 
 namespace common::redis {
 
-// INVALID_ARGUMENT when --redis is not host:port.
+// The pool's options, with the credentials checked against Redis once, so a
+// missing or wrong secret is a startup error naming what to set instead of
+// every call failing later. INVALID_ARGUMENT when --redis is not host:port,
+// --redis_user has no password, or both a password file and REDIS_PASSWORD
+// are set; FAILED_PRECONDITION when the password file cannot be read;
+// UNAUTHENTICATED when Redis refuses the credentials or requires some. An
+// unreachable Redis is not an error (logged; connections are retried).
 absl::StatusOr<PoolOptions> PoolOptionsFromFlags();
 
 }  // namespace common::redis

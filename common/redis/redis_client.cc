@@ -2,6 +2,10 @@
 
 #include <openssl/evp.h>
 
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
 #include <thread>
 #include <utility>
 
@@ -74,7 +78,104 @@ std::string Sha1Hex(absl::string_view data) {
   return hex;
 }
 
+std::string Where(const Endpoint& endpoint) {
+  return absl::StrCat(endpoint.host, ":", endpoint.port);
+}
+
+constexpr absl::string_view kWhatToSet =
+    "set --redis_password_file (env REDIS_PASSWORD_FILE) or REDIS_PASSWORD, and --redis_user "
+    "(env REDIS_USERNAME) for an ACL user";
+
+// AUTH [username] password on a fresh context, before any other command.
+// UNAUTHENTICATED when Redis refuses; UNAVAILABLE on I/O errors.
+absl::Status Authenticate(redisContext* context, const Endpoint& endpoint) {
+  const Credentials& credentials = endpoint.credentials;
+  if (credentials.empty()) return absl::OkStatus();
+  absl::StatusOr<std::string> password = ResolvePassword(credentials);
+  if (!password.ok()) return password.status();
+  std::vector<const char*> argv = {"AUTH"};
+  std::vector<size_t> lens = {4};
+  if (!credentials.username.empty()) {
+    argv.push_back(credentials.username.data());
+    lens.push_back(credentials.username.size());
+  }
+  argv.push_back(password->data());
+  lens.push_back(password->size());
+  auto* reply = static_cast<redisReply*>(
+      redisCommandArgv(context, static_cast<int>(argv.size()), argv.data(), lens.data()));
+  if (reply == nullptr) {
+    return absl::UnavailableError(
+        absl::StrCat("redis at ", Where(endpoint), ": AUTH failed: ", context->errstr));
+  }
+  absl::Status status;
+  if (reply->type == REDIS_REPLY_ERROR) {
+    // Redis's message names the problem (WRONGPASS, no password configured),
+    // never the password sent.
+    status = absl::UnauthenticatedError(absl::StrCat(
+        "redis at ", Where(endpoint), " refused AUTH as user '",
+        credentials.username.empty() ? "default" : credentials.username,
+        "': ", absl::string_view(reply->str, reply->len), "; check the secret: ", kWhatToSet));
+  }
+  freeReplyObject(reply);
+  return status;
+}
+
+// PING after AUTH: NOAUTH means Redis wants credentials none were given for.
+absl::Status PingAuthenticated(redisContext* context, const Endpoint& endpoint) {
+  auto* reply = static_cast<redisReply*>(redisCommand(context, "PING"));
+  if (reply == nullptr) {
+    return absl::UnavailableError(
+        absl::StrCat("redis at ", Where(endpoint), ": PING failed: ", context->errstr));
+  }
+  absl::Status status;
+  if (reply->type == REDIS_REPLY_ERROR &&
+      absl::StartsWith(absl::string_view(reply->str, reply->len), "NOAUTH")) {
+    status = absl::UnauthenticatedError(
+        absl::StrCat("redis at ", Where(endpoint), " requires a password: ", kWhatToSet));
+  }
+  freeReplyObject(reply);
+  return status;
+}
+
 }  // namespace
+
+absl::StatusOr<std::string> ResolvePassword(const Credentials& credentials) {
+  if (credentials.password_file.empty()) return credentials.password;
+  std::ifstream file(credentials.password_file);
+  if (!file) {
+    return absl::FailedPreconditionError(absl::StrCat("cannot read the redis password file '",
+                                                      credentials.password_file,
+                                                      "': ", std::strerror(errno)));
+  }
+  std::stringstream content;
+  content << file.rdbuf();
+  std::string password = content.str();
+  // Files written by hand end with a newline that is not part of the secret.
+  while (!password.empty() && (password.back() == '\n' || password.back() == '\r')) {
+    password.pop_back();
+  }
+  if (password.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the redis password file '", credentials.password_file, "' is empty"));
+  }
+  return password;
+}
+
+absl::Status VerifyCredentials(const Endpoint& endpoint, std::chrono::milliseconds timeout) {
+  redisContext* context =
+      redisConnectWithTimeout(endpoint.host.c_str(), endpoint.port, ToTimeval(timeout));
+  if (context == nullptr || context->err != 0) {
+    std::string why = context != nullptr ? context->errstr : "out of memory";
+    if (context != nullptr) redisFree(context);
+    return absl::UnavailableError(
+        absl::StrCat("cannot connect to redis at ", Where(endpoint), ": ", why));
+  }
+  redisSetTimeout(context, ToTimeval(timeout));
+  absl::Status status = Authenticate(context, endpoint);
+  if (status.ok()) status = PingAuthenticated(context, endpoint);
+  redisFree(context);
+  return status;
+}
 
 absl::StatusOr<long long> Reply::AsInteger() const {
   if (type == Type::kInteger) return integer;
@@ -122,8 +223,11 @@ absl::Status StatusFromRedisError(absl::string_view message) {
   // failover made this node a replica), MISCONF (snapshots failing) and
   // NOREPLICAS clear without the caller changing anything. Callers that retry
   // UNAVAILABLE (the leaderboard consumer) must not dead-letter on them.
+  // NOAUTH / WRONGPASS: the deployment's secret and Redis disagree; fixed by
+  // an operator, not by dropping the command's data.
   for (absl::string_view transient : {"LOADING", "BUSY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN",
-                                      "OOM", "READONLY", "MISCONF", "NOREPLICAS"}) {
+                                      "OOM", "READONLY", "MISCONF", "NOREPLICAS", "NOAUTH",
+                                      "WRONGPASS"}) {
     if (absl::StartsWith(message, transient)) {
       return absl::UnavailableError(absl::StrCat("redis: ", message));
     }
@@ -161,15 +265,27 @@ absl::Status Connection::EnsureConnected() {
   if (context == nullptr || context->err != 0) {
     std::string why = context != nullptr ? context->errstr : "out of memory";
     if (context != nullptr) redisFree(context);
-    backoff_ = backoff_.count() == 0 ? kFirstBackoff : std::min(backoff_ * 2, kMaxBackoff);
-    next_attempt_ = now + backoff_;
-    return absl::UnavailableError(absl::StrCat("cannot connect to redis at ", endpoint_.host,
-                                               ":", endpoint_.port, ": ", why));
+    return BackOff(now, absl::StrCat("cannot connect to redis at ", endpoint_.host, ":",
+                                     endpoint_.port, ": ", why));
   }
   redisSetTimeout(context, ToTimeval(timeout_));
+  // AUTH before any command. A refusal after startup (a password changed
+  // under a running service) is UNAVAILABLE: retried like an outage, never a
+  // reason for a consumer to dead-letter an entry.
+  if (absl::Status auth = Authenticate(context, endpoint_); !auth.ok()) {
+    redisFree(context);
+    return BackOff(now, auth.message());
+  }
   backoff_ = std::chrono::milliseconds(0);
   context_ = context;
   return absl::OkStatus();
+}
+
+absl::Status Connection::BackOff(std::chrono::steady_clock::time_point now,
+                                 absl::string_view why) {
+  backoff_ = backoff_.count() == 0 ? kFirstBackoff : std::min(backoff_ * 2, kMaxBackoff);
+  next_attempt_ = now + backoff_;
+  return absl::UnavailableError(why);
 }
 
 namespace {

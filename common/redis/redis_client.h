@@ -35,17 +35,47 @@ struct Reply {
   absl::StatusOr<long long> AsInteger() const;
 };
 
+// Who a connection authenticates as: AUTH [username] password on every
+// (re)connect, before any command. No password: no AUTH (local dev Redis).
+// Never defaulted in the source: from --redis_password_file / REDIS_PASSWORD
+// and --redis_user / REDIS_USERNAME (pool_flags.h).
+struct Credentials {
+  std::string username;  // an ACL user; empty = Redis's default user
+  std::string password;
+  // Takes the place of `password` when set; read at each connect, so a
+  // rotated Kubernetes Secret is picked up by the next reconnect.
+  std::string password_file;
+
+  bool empty() const { return password.empty() && password_file.empty(); }
+};
+
 struct Endpoint {
   std::string host = "127.0.0.1";
   int port = 6379;
+  // Carried with the address so every Connection made from an Endpoint (the
+  // pool's, the feed readers', the leaderboard consumer's) authenticates.
+  Credentials credentials = {};
 };
 // Parses "host:port".
 absl::StatusOr<Endpoint> ParseEndpoint(absl::string_view address);
 
+// The password of `credentials` (the file's content without a trailing
+// newline, or the password itself). FAILED_PRECONDITION when the file cannot
+// be read or is empty; the message names the file, never the password.
+absl::StatusOr<std::string> ResolvePassword(const Credentials& credentials);
+
+// A startup check: connects once, authenticates and PINGs. UNAUTHENTICATED
+// when Redis refuses the credentials or requires some and none are set (the
+// message says what to set); UNAVAILABLE when Redis cannot be reached (not a
+// credentials problem: connections are retried later); FAILED_PRECONDITION
+// when the password file cannot be read.
+absl::Status VerifyCredentials(const Endpoint& endpoint, std::chrono::milliseconds timeout);
+
 using Command = std::vector<std::string>;
 
 // One connection; not thread-safe. Reconnects lazily, with exponential
-// backoff between failed attempts so a dead Redis is not hammered.
+// backoff between failed attempts so a dead Redis is not hammered; each new
+// connection authenticates first (a refusal is UNAVAILABLE, retried likewise).
 class Connection {
  public:
   Connection(Endpoint endpoint, std::chrono::milliseconds timeout);
@@ -63,6 +93,8 @@ class Connection {
 
  private:
   absl::Status EnsureConnected();
+  // UNAVAILABLE with `why`, and the next attempt pushed back.
+  absl::Status BackOff(std::chrono::steady_clock::time_point now, absl::string_view why);
   void Drop(absl::string_view why);
 
   Endpoint endpoint_;

@@ -89,13 +89,18 @@ std::string MakeTempDir() {
 }
 }  // namespace
 
-RedisServer::RedisServer()
+RedisServer::RedisServer() : RedisServer(std::vector<std::string>{}) {}
+
+RedisServer::RedisServer(std::vector<std::string> extra_args)
     : port_(FreePort()),
       dir_(MakeTempDir()),
-      process_(REDIS_SERVER_BINARY,
-               {"--port", std::to_string(port_), "--bind", "127.0.0.1", "--dir", dir_,
-                "--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel",
-                "warning"}) {
+      process_(REDIS_SERVER_BINARY, [&] {
+        std::vector<std::string> args = {"--port", std::to_string(port_), "--bind", "127.0.0.1",
+                                         "--dir", dir_, "--save", "", "--appendonly", "no",
+                                         "--daemonize", "no", "--loglevel", "warning"};
+        args.insert(args.end(), extra_args.begin(), extra_args.end());
+        return args;
+      }()) {
   process_.Start();
   if (!WaitForPort(port_, std::chrono::seconds(10))) {
     throw std::runtime_error("redis-server did not start");

@@ -53,6 +53,9 @@ std::map<std::string, std::string> DevServiceEnv();
 class RedisServer {
  public:
   RedisServer();
+  // With extra redis-server arguments, e.g. {"--requirepass", "secret"} or
+  // an ACL user {"--user", "alice", "on", ">pw", "~*", "&*", "+@all"}.
+  explicit RedisServer(std::vector<std::string> extra_args);
   ~RedisServer();
   int port() const { return port_; }
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
