@@ -158,7 +158,7 @@ absl::StatusOr<std::vector<ArchivedKudos>> Archiver::OldCandidates(const std::st
     int64_t seq = 0;
     if (!absl::SimpleAtoi(ids->elements[i + 1].str, &seq)) return absl::InternalError("bad feed seq");
     seqs.push_back(seq);
-    commands.push_back({"HMGET", KudosStore::Prefix(org) + "kudos:" + id, "pb", "state", "teams"});
+    commands.push_back({"GET", KudosStore::Prefix(org) + "kudos:" + id});
     commands.push_back({"LRANGE", KudosStore::Prefix(org) + "boosts:" + id, "0", "-1"});
   }
   std::vector<ArchivedKudos> batch;
@@ -170,14 +170,14 @@ absl::StatusOr<std::vector<ArchivedKudos>> Archiver::OldCandidates(const std::st
     const auto& boosts = (*replies)[2 * i + 1];
     if (!record.ok()) return record.status();
     if (!boosts.ok()) return boosts.status();
-    // Only committed kudos are in feeds; a missing one was just archived
-    // by another replica: stop here, the script would refuse anyway.
-    if (record->elements.size() != 3 || record->elements[1].str != "COMMITTED") break;
+    // Only committed kudos (STRINGs) are in feeds; a missing one was just
+    // archived by another replica: stop here, the script would refuse anyway.
+    if (record->is_nil()) break;
+    kudos::v1::KudosSent sent;
+    if (!sent.ParseFromString(record->str)) return absl::InternalError("stored kudos cannot be parsed");
     ArchivedKudos entry;
     entry.seq = seqs[i];
-    if (!entry.kudos.ParseFromString(record->elements[0].str)) {
-      return absl::InternalError("stored kudos cannot be parsed");
-    }
+    entry.kudos = std::move(*sent.mutable_kudos());
     if (CreateTime(entry.kudos) >= cutoff) break;  // still live, and so is everything after
     entry.kudos.set_state(kudos::v1::KUDOS_STATE_COMMITTED);
     for (const Reply& boost : boosts->elements) {
@@ -185,9 +185,11 @@ absl::StatusOr<std::vector<ArchivedKudos>> Archiver::OldCandidates(const std::st
         return absl::InternalError("stored boost cannot be parsed");
       }
     }
-    if (!record->elements[2].str.empty()) {
-      entry.teams = absl::StrSplit(record->elements[2].str, ',', absl::SkipEmpty());
-    }
+    entry.teams.push_back(sent.giver_team_id());
+    for (const auto& [recipient, team] : sent.recipient_team_ids()) entry.teams.push_back(team);
+    std::sort(entry.teams.begin(), entry.teams.end());
+    entry.teams.erase(std::unique(entry.teams.begin(), entry.teams.end()), entry.teams.end());
+    entry.teams.erase(std::remove(entry.teams.begin(), entry.teams.end(), ""), entry.teams.end());
     batch.push_back(std::move(entry));
   }
   return batch;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -235,9 +236,20 @@ absl::StatusOr<std::string> KudosStore::Finish(const std::string& org, RecordKin
 absl::StatusOr<std::optional<Record>> KudosStore::GetRecord(const std::string& org,
                                                             RecordKind kind,
                                                             const std::string& id) {
-  absl::StatusOr<Reply> reply =
-      pool_.Run({"HMGET", Prefix(org) + KindName(kind) + ":" + id, "pb", "state", "transfers",
-                 "kudos_id", "error_code", "error_message"});
+  const std::string key = Prefix(org) + KindName(kind) + ":" + id;
+  auto replies = pool_.Pipeline({{"TYPE", key},
+                                 {"HMGET", key, "pb", "state", "transfers", "kudos_id",
+                                  "error_code", "error_message"}});
+  if (!replies.ok()) return replies.status();
+  const absl::StatusOr<Reply>& type = (*replies)[0];
+  if (!type.ok()) return type.status();
+  if (type->str == "string") {
+    // A committed kudos: its pb alone (finish_recognition.lua).
+    Record committed;
+    committed.state = "COMMITTED";
+    return std::optional<Record>(std::move(committed));
+  }
+  const absl::StatusOr<Reply>& reply = (*replies)[1];
   if (!reply.ok()) return reply.status();
   if (reply->elements.size() != 6) return absl::InternalError("HMGET: bad reply");
   if (reply->elements[1].is_nil()) return std::optional<Record>();
@@ -252,37 +264,48 @@ absl::StatusOr<std::optional<Record>> KudosStore::GetRecord(const std::string& o
 }
 
 namespace {
-// Builds committed kudos from HMGET {pb, state} + LRANGE boosts reply pairs.
-absl::StatusOr<std::vector<kudos::v1::Kudos>> ParseKudosReplies(
-    const std::vector<absl::StatusOr<Reply>>& replies) {
-  std::vector<kudos::v1::Kudos> result;
-  for (size_t i = 0; i + 1 < replies.size(); i += 2) {
-    if (!replies[i].ok()) return replies[i].status();
-    if (!replies[i + 1].ok()) return replies[i + 1].status();
-    const Reply& fields = *replies[i];
-    if (fields.elements.size() != 2 || fields.elements[1].str != "COMMITTED") continue;
-    kudos::v1::Kudos kudos;
-    if (!kudos.ParseFromString(fields.elements[0].str)) return Corrupt("kudos");
-    kudos.set_state(kudos::v1::KUDOS_STATE_COMMITTED);
-    for (const Reply& boost_pb : replies[i + 1]->elements) {
-      if (!kudos.add_boosts()->ParseFromString(boost_pb.str)) return Corrupt("boost");
-    }
-    result.push_back(std::move(kudos));
+
+// A live kudos record as read by GET: absent, not committed yet (a hash:
+// PENDING or ABORTED; GET answers WRONGTYPE), or committed.
+struct LiveKudos {
+  bool absent = false;
+  std::optional<kudos::v1::Kudos> committed;
+};
+
+absl::StatusOr<LiveKudos> ParseLiveKudos(const absl::StatusOr<Reply>& record,
+                                         const absl::StatusOr<Reply>& boosts) {
+  LiveKudos live;
+  if (!record.ok()) {
+    if (absl::StartsWith(record.status().message(), "WRONGTYPE")) return live;
+    return record.status();
   }
-  return result;
+  if (!boosts.ok()) return boosts.status();
+  if (record->is_nil()) {
+    live.absent = true;
+    return live;
+  }
+  kudos::v1::KudosSent sent;
+  if (!sent.ParseFromString(record->str)) return Corrupt("kudos");
+  kudos::v1::Kudos kudos = std::move(*sent.mutable_kudos());
+  kudos.set_state(kudos::v1::KUDOS_STATE_COMMITTED);
+  for (const Reply& boost_pb : boosts->elements) {
+    if (!kudos.add_boosts()->ParseFromString(boost_pb.str)) return Corrupt("boost");
+  }
+  live.committed = std::move(kudos);
+  return live;
 }
+
 }  // namespace
 
 absl::StatusOr<kudos::v1::Kudos> KudosStore::GetKudos(const std::string& org,
                                                       const std::string& kudos_id) {
-  auto replies = pool_.Pipeline({{"HMGET", Prefix(org) + "kudos:" + kudos_id, "pb", "state"},
+  auto replies = pool_.Pipeline({{"GET", Prefix(org) + "kudos:" + kudos_id},
                                  {"LRANGE", Prefix(org) + "boosts:" + kudos_id, "0", "-1"}});
   if (!replies.ok()) return replies.status();
-  auto kudos = ParseKudosReplies(*replies);
-  if (!kudos.ok()) return kudos.status();
-  if (!kudos->empty()) return std::move(kudos->front());
-  const Reply& record = *(*replies)[0];
-  if (record.elements.size() == 2 && record.elements[1].is_nil()) {
+  auto live = ParseLiveKudos((*replies)[0], (*replies)[1]);
+  if (!live.ok()) return live.status();
+  if (live->committed.has_value()) return *std::move(live->committed);
+  if (live->absent) {
     // No live record: it may have moved to the archive.
     auto archived = GetArchivedKudos(org, kudos_id, *(*replies)[1]);
     if (!archived.ok()) return archived.status();
@@ -434,7 +457,7 @@ absl::StatusOr<FeedPage> KudosStore::ListFeed(const std::string& org, const std:
   std::vector<common::redis::Command> commands;
   for (const Candidate& c : candidates) {
     const std::string& id = c.archived != nullptr ? c.archived->kudos.kudos_id() : c.live_id;
-    if (c.archived == nullptr) commands.push_back({"HMGET", Prefix(org) + "kudos:" + id, "pb", "state"});
+    if (c.archived == nullptr) commands.push_back({"GET", Prefix(org) + "kudos:" + id});
     commands.push_back({"LRANGE", Prefix(org) + "boosts:" + id, "0", "-1"});
   }
   if (commands.empty()) return page;
@@ -443,11 +466,10 @@ absl::StatusOr<FeedPage> KudosStore::ListFeed(const std::string& org, const std:
   size_t next = 0;
   for (Candidate& c : candidates) {
     if (c.archived == nullptr) {
-      std::vector<absl::StatusOr<Reply>> pair = {(*replies)[next], (*replies)[next + 1]};
+      auto live = ParseLiveKudos((*replies)[next], (*replies)[next + 1]);
       next += 2;
-      auto kudos = ParseKudosReplies(pair);
-      if (!kudos.ok()) return kudos.status();
-      for (kudos::v1::Kudos& k : *kudos) page.kudos.push_back(std::move(k));
+      if (!live.ok()) return live.status();
+      if (live->committed.has_value()) page.kudos.push_back(*std::move(live->committed));
       continue;
     }
     const absl::StatusOr<Reply>& boosts = (*replies)[next++];

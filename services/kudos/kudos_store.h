@@ -5,9 +5,11 @@
 //   kudos:{org}:team_members:<team>      ZSET of person ids
 //   kudos:{org}:kudos:<id>, boost:<id>   hash {pb, state, seq, transfers, event, ...,
 //                                        reconcile_attempts, reconcile_error, dead_letter_time}
-//                                        while PENDING; once finished only {pb, state, teams}
-//                                        (committed kudos) or {state[, error]} expiring with
-//                                        the retry window (boosts, aborted records)
+//                                        while PENDING; a committed kudos becomes a STRING:
+//                                        serialized KudosSent (the kudos and its teams);
+//                                        committed boosts and aborted records keep
+//                                        {state[, error_code, error_message]} and expire with
+//                                        the retry window
 //   kudos:{org}:kudosreq:<giver>:<request_id>, boostreq:...  idempotency, expire after
 //                                        retention.idempotency_days
 //   kudos:{org}:archive:...              archived kudos (services/kudos/kudos_archive.h)

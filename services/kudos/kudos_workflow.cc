@@ -180,7 +180,9 @@ absl::StatusOr<kudos::v1::Kudos> KudosWorkflow::SendKudos(
   begin->request_id = request.request_id();
   begin->fingerprint = SendFingerprint(request);
   begin->record_id = kudos_id;
-  begin->record_pb = kudos.SerializeAsString();
+  // Committed, the record is this alone (the kudos and its teams, for reads
+  // and the archive's team feeds).
+  begin->record_pb = sent->SerializeAsString();
   begin->points = request.points_per_recipient();
   begin->recipients = ids;
   begin->recipients.pop_back();  // the giver

@@ -23,7 +23,8 @@ end
 local items, i = {}, 8
 for k = 1, n do
   local nf = tonumber(ARGV[i + 4])
-  if redis.call('HGET', p .. 'kudos:' .. ARGV[i], 'state') ~= 'COMMITTED' then return 'CONFLICT' end
+  -- Committed kudos are STRINGs; gone (archived by another replica) or a hash is a conflict.
+  if redis.call('TYPE', p .. 'kudos:' .. ARGV[i]).ok ~= 'string' then return 'CONFLICT' end
   items[k] = {i, nf}
   i = i + 5 + nf
 end

@@ -14,7 +14,8 @@ local member = kind .. ':' .. id
 local due = redis.call('ZSCORE', p .. 'pending', member)
 if not due or tonumber(due) > now_ms then return 0 end
 local record = p .. kind .. ':' .. id
-if redis.call('HGET', record, 'state') ~= 'PENDING' then
+-- A committed kudos is a STRING (finish_recognition.lua).
+if redis.call('TYPE', record).ok ~= 'hash' or redis.call('HGET', record, 'state') ~= 'PENDING' then
   redis.call('ZREM', p .. 'pending', member)
   return 0
 end

@@ -1,15 +1,18 @@
 -- Last step of a kudos or a boost, once the ledger answered: COMMITTED
 -- (indexes, event) or ABORTED (caps released). Only a PENDING record moves,
 -- so a retry racing the reconciler finishes it exactly once.
--- What only the commit needed leaves the record: a committed kudos keeps
--- {pb, state, teams} (reads, and the archive's team feeds); a committed boost
--- (its pb is in the kudos's boosts list) and an aborted record keep their
--- state (and error) for retries, and expire with the retry window (ttl_s).
+-- What only the commit needed leaves the record: a committed kudos becomes a
+-- STRING holding its pb alone (a kudos.v1.KudosSent: the kudos and its teams;
+-- a hash with a pb over 64 bytes is a hashtable, twice the memory); a
+-- committed boost (its pb is in the kudos's boosts list) and an aborted
+-- record stay hashes of their state (and error) for retries, and expire with
+-- the retry window (ttl_s).
 -- KEYS[1] = "kudos:{org}:"
 -- ARGV: kind, id, outcome ("COMMITTED"|"ABORTED"), error_code, error_message
 local p = KEYS[1]
 local kind, id, outcome = ARGV[1], ARGV[2], ARGV[3]
 local record = p .. kind .. ':' .. id
+if redis.call('TYPE', record).ok == 'string' then return 'COMMITTED' end
 local state = redis.call('HGET', record, 'state')
 if not state then
   return redis.error_reply('NOT_FOUND ' .. kind .. " '" .. id .. "' does not exist")
@@ -24,24 +27,21 @@ local commit_only = {'actor', 'fp', 'seq', 'points', 'week', 'kudos_id', 'recipi
   'event', 'feeds', 'create_ms', 'ttl_s', 'reconcile_attempts', 'reconcile_error', 'dead_letter_time'}
 redis.call('ZREM', p .. 'pending', kind .. ':' .. id)
 if outcome == 'COMMITTED' then
-  local teams = {}
   for feed in string.gmatch(feeds, '[^,]+') do
     redis.call('ZADD', p .. feed, seq, id)
-    local team = string.match(feed, '^feed:team:(.+)$')
-    if team then teams[#teams + 1] = team end
   end
   if kind == 'boost' then
     redis.call('RPUSH', p .. 'boosts:' .. kudos_id, pb)
   end
   redis.call('XADD', p .. 'events', '*', 'event', event)
-  redis.call('HDEL', record, unpack(commit_only))
-  redis.call('HSET', record, 'state', 'COMMITTED')
-  if kind == 'boost' then
-    redis.call('HDEL', record, 'pb')
-    redis.call('EXPIRE', record, ttl_s)
-  elseif #teams > 0 then
-    redis.call('HSET', record, 'teams', table.concat(teams, ','))
+  if kind == 'kudos' then
+    redis.call('DEL', record)
+    redis.call('SET', record, pb)
+    return 'COMMITTED'
   end
+  redis.call('HDEL', record, 'pb', unpack(commit_only))
+  redis.call('HSET', record, 'state', 'COMMITTED')
+  redis.call('EXPIRE', record, ttl_s)
   return 'COMMITTED'
 end
 if points > 0 then

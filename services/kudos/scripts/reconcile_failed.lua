@@ -10,7 +10,10 @@ local p = KEYS[1]
 local kind, id, attempts, max_attempts = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local reason, time, max_dead = ARGV[5], ARGV[6], ARGV[7]
 local record = p .. kind .. ':' .. id
-if redis.call('HGET', record, 'state') ~= 'PENDING' then return 'SETTLED' end
+-- A committed kudos is a STRING (finish_recognition.lua).
+if redis.call('TYPE', record).ok ~= 'hash' or redis.call('HGET', record, 'state') ~= 'PENDING' then
+  return 'SETTLED'
+end
 redis.call('HSET', record, 'reconcile_error', reason)
 if attempts < max_attempts then return 'RETRY' end
 redis.call('ZREM', p .. 'pending', kind .. ':' .. id)
