@@ -1525,14 +1525,14 @@ void Archive(Bench& b) {
 // ---------------------------------------------------------------- table
 
 std::string Table(const std::vector<Row>& rows) {
-  std::string out = absl::StrFormat("| %-22s | %-44s | %12s | %-18s | %-7s | %-18s | %-18s |\n",
+  std::string out = absl::StrFormat("| %-22s | %-60s | %12s | %-20s | %-7s | %-18s | %-18s |\n",
                                     "scenario", "metric", "value", "floor", "ratio", "target",
                                     "result");
-  out += absl::StrFormat("|%s|%s|%s|%s|%s|%s|%s|\n", std::string(24, '-'), std::string(46, '-'),
-                         std::string(14, '-'), std::string(20, '-'), std::string(9, '-'),
+  out += absl::StrFormat("|%s|%s|%s|%s|%s|%s|%s|\n", std::string(24, '-'), std::string(62, '-'),
+                         std::string(14, '-'), std::string(22, '-'), std::string(9, '-'),
                          std::string(20, '-'), std::string(20, '-'));
   for (const Row& r : rows) {
-    out += absl::StrFormat("| %-22s | %-44s | %12s | %-18s | %-7s | %-18s | %-18s |\n", r.scenario,
+    out += absl::StrFormat("| %-22s | %-60s | %12s | %-20s | %-7s | %-18s | %-18s |\n", r.scenario,
                            r.metric, absl::StrFormat("%.1f %s", r.value, r.unit), r.floor, r.ratio,
                            r.target, r.verdict);
   }
@@ -1543,8 +1543,8 @@ std::string Table(const std::vector<Row>& rows) {
 std::string CpuTable(const std::vector<CpuRow>& rows) {
   const std::vector<std::string> columns = {"redis", "kudos", "ledger", "leaderboard", "echo",
                                             "bench"};
-  std::string out = absl::StrFormat("| %-30s | %-6s | %10s |", "CPU us per op: scenario", "op", "ops/s");
-  std::string rule = absl::StrFormat("|%s|%s|%s|", std::string(32, '-'), std::string(8, '-'),
+  std::string out = absl::StrFormat("| %-32s | %-6s | %10s |", "CPU us per op: scenario", "op", "ops/s");
+  std::string rule = absl::StrFormat("|%s|%s|%s|", std::string(34, '-'), std::string(8, '-'),
                                      std::string(12, '-'));
   for (const std::string& c : columns) {
     out += absl::StrFormat(" %11s |", c);
@@ -1554,7 +1554,7 @@ std::string CpuTable(const std::vector<CpuRow>& rows) {
   rule += std::string(11, '-') + "|\n";
   out += rule;
   for (const CpuRow& r : rows) {
-    out += absl::StrFormat("| %-30s | %-6s | %10.0f |", r.scenario, r.unit, r.ops_per_s);
+    out += absl::StrFormat("| %-32s | %-6s | %10.0f |", r.scenario, r.unit, r.ops_per_s);
     double total = 0;
     for (const std::string& c : columns) {
       double usec = 0;
