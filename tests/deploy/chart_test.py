@@ -31,6 +31,7 @@ import unittest
 
 import yaml
 
+sys.dont_write_bytecode = True  # run from the source tree: leave no __pycache__ in it
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gotemplate import Renderer  # noqa: E402
 

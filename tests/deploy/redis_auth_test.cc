@@ -9,10 +9,12 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <future>
 #include <map>
 #include <memory>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -232,8 +234,9 @@ TEST(RedisAuthServiceTest, Services_WithAnUnreadableOrAmbiguousSecret_ExitAtStar
 
 // The three Redis services on a password-protected Redis (ledger and kudos
 // from a file, the leaderboard from the environment): a kudos is sent, the
-// ledger posts it and the leaderboard's consumer (its own connection) ranks it.
-TEST(RedisAuthServiceTest, Services_WithTheRedisPassword_SendAKudosAndRankIt) {
+// ledger posts it, the leaderboard's consumer (its own connection) ranks it,
+// and the kudos feed reader (another connection of its own) streams kudos.
+TEST(RedisAuthServiceTest, Services_WithTheRedisPassword_SendAKudosRankItAndStreamTheFeed) {
   harness::RedisServer redis(RequirePass());
   TempFile secret(kPassword);
   const std::string from_file = "--redis_password_file=" + secret.path();
@@ -294,6 +297,24 @@ TEST(RedisAuthServiceTest, Services_WithTheRedisPassword_SendAKudosAndRankIt) {
     return read.ok() && board.entries_size() == 1 && board.entries(0).subject_id() == "bob" &&
            board.entries(0).score() == 3;
   }));
+
+  // WatchFeed delivers kudos sent after it started; its start is not
+  // observable, so kudos are sent until one arrives (bounded).
+  auto watch_context = harness::Context(member, 60s);
+  auto watch = kudos_stub->WatchFeed(watch_context.get(), kudos::v1::WatchFeedRequest());
+  std::promise<std::string> first;
+  std::thread reader([&] {
+    kudos::v1::WatchFeedResponse message;
+    first.set_value(watch->Read(&message) ? message.kudos().message() : "stream ended");
+  });
+  std::future<std::string> arrived = first.get_future();
+  for (int i = 0; i < 100 && arrived.wait_for(200ms) != std::future_status::ready; ++i) {
+    send.set_request_id("auth-feed-" + std::to_string(i));
+    kudos_stub->SendKudos(harness::Context(harness::MintToken(org, "alice")).get(), send, &sent);
+  }
+  EXPECT_EQ(arrived.get(), "thanks for the quick follow-up");
+  watch_context->TryCancel();
+  reader.join();
 }
 
 TEST(RedisAuthServiceTest, Services_AsAnAclUser_ServeACall) {
