@@ -92,6 +92,14 @@ absl::StatusOr<common::v1::RetentionPolicy> NormalizeRetention(
                                 "): a retry within the retry window must still find its kudos "
                                 "live; raise kudos_live_days or lower idempotency_days"));
   }
+  if (filled.transfers_live_days() < filled.idempotency_days()) {
+    return Invalid("settings.retention.transfers_live_days",
+                   absl::StrCat(filled.transfers_live_days(),
+                                " is shorter than idempotency_days (", filled.idempotency_days(),
+                                "): a retried kudos re-posts its transfer ids, which the ledger "
+                                "recognises only while they are live; raise transfers_live_days or "
+                                "lower idempotency_days"));
+  }
   return filled;
 }
 

@@ -276,7 +276,11 @@ absl::StatusOr<LiveKudos> ParseLiveKudos(const absl::StatusOr<Reply>& record,
                                          const absl::StatusOr<Reply>& boosts) {
   LiveKudos live;
   if (!record.ok()) {
-    if (absl::StartsWith(record.status().message(), "WRONGTYPE")) return live;
+    // ("redis: WRONGTYPE ..."): the record is a hash, not committed yet.
+    if (record.status().code() == absl::StatusCode::kInternal &&
+        absl::StrContains(record.status().message(), "WRONGTYPE")) {
+      return live;
+    }
     return record.status();
   }
   if (!boosts.ok()) return boosts.status();

@@ -289,7 +289,15 @@ absl::StatusOr<kudos::v1::Kudos> KudosWorkflow::Complete(const std::string& org,
                                                          const std::string& id,
                                                          const std::string& kudos_id) {
   absl::StatusOr<std::string> state = Settle(org, kind, id);
-  if (!state.ok()) return state.status();
+  if (!state.ok()) {
+    // A retry whose kudos has moved to the archive (a policy changed in
+    // between) still gets its kudos.
+    if (state.status().code() == absl::StatusCode::kNotFound && kind == RecordKind::kKudos) {
+      absl::StatusOr<kudos::v1::Kudos> archived = store_.GetKudos(org, kudos_id);
+      if (archived.ok()) return archived;
+    }
+    return state.status();
+  }
   if (*state == "ABORTED") {
     absl::StatusOr<std::optional<Record>> record = store_.GetRecord(org, kind, id);
     if (!record.ok()) return record.status();

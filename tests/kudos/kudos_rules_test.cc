@@ -188,6 +188,10 @@ TEST(KudosRulesTest, Retention_KudosMustStayLiveAsLongAsRequestIdsAreRemembered)
   settings.mutable_retention()->set_idempotency_days(401);
   EXPECT_EQ(NormalizeOrgSettings(settings).status().code(), absl::StatusCode::kInvalidArgument);
   settings.mutable_retention()->set_kudos_live_days(401);
+  status = NormalizeOrgSettings(settings).status();  // transfers_live_days 400 < 401 too
+  EXPECT_TRUE(absl::StartsWith(status.message(), "settings.retention.transfers_live_days"))
+      << status.message();
+  settings.mutable_retention()->set_transfers_live_days(401);
   EXPECT_TRUE(NormalizeOrgSettings(settings).ok());
 }
 
