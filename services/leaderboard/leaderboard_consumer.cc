@@ -28,6 +28,8 @@ std::pair<uint64_t, uint64_t> ParseStreamId(const std::string& id) {
 
 // ---------------------------------------------------------------- Projector
 
+std::string StreamPrefix(StreamKind kind) { return kind == StreamKind::kKudos ? "k:" : "l:"; }
+
 namespace {
 
 // One entry into the rebuild's image, as ApplyBatch does it into Redis.
@@ -43,7 +45,7 @@ absl::StatusOr<Projector::Result> ApplyEntryTo(ProjectionImage& target, const st
     if (!event.ParseFromString(entry.event)) {
       common::log::Warning(absl::StrCat("leaderboard: skipping unparsable entry ", entry.id,
                                         " of ", LedgerStream(org)));
-      return result;
+      event.Clear();  // applied as nothing: the mark moves past it, as live
     }
     plan = PlanLedgerEvent(org, "l:" + entry.id, event, *calendar);
   } else {
@@ -51,7 +53,7 @@ absl::StatusOr<Projector::Result> ApplyEntryTo(ProjectionImage& target, const st
     if (!event.ParseFromString(entry.event)) {
       common::log::Warning(absl::StrCat("leaderboard: skipping unparsable entry ", entry.id,
                                         " of ", KudosStream(org)));
-      return result;
+      event.Clear();  // applied as nothing (no event case): the mark moves past it
     }
     std::map<std::string, kudos::v1::Person> people = target.People(org, PeopleOfEvent(event));
     plan = PlanKudosEvent(org, "k:" + entry.id, event, *calendar, [&](const std::string& id) {
@@ -133,7 +135,9 @@ absl::StatusOr<std::vector<Projector::Result>> Projector::ApplyBatch(
                                                                   : it->second.time_zone();
                                        }));
       } else {
-        continue;
+        // Unparsable: applied as nothing, so its stream's mark moves past it.
+        plans.push_back(PlanLedgerEvent(org, StreamPrefix(items[i].kind) + items[i].entry->id,
+                                        ledger::v1::LedgerEvent(), calendar));
       }
       plan_items.push_back(i);
     }
@@ -143,6 +147,7 @@ absl::StatusOr<std::vector<Projector::Result>> Projector::ApplyBatch(
       const std::string* org = items[plan_items[k]].org;
       to_apply.push_back({&plans[k], org, &directories->at(*org).calendar});
     }
+    if (store_.Crash("planned")) return Store::Crashed("planned");
     absl::StatusOr<std::vector<bool>> applied = store_.ApplyAll(to_apply);
     if (!applied.ok()) return applied.status();
     for (size_t k = 0; k < plans.size(); ++k) {
@@ -159,6 +164,17 @@ absl::StatusOr<std::vector<Projector::Result>> Projector::ApplyBatch(
     begin = end;
   }
   return results;
+}
+
+absl::StatusOr<bool> Projector::Skip(const std::string& org, StreamKind kind,
+                                     const std::string& entry_id) {
+  OrgCalendar calendar;  // an empty plan reads no calendar
+  ApplyPlan plan = PlanLedgerEvent(org, StreamPrefix(kind) + entry_id, ledger::v1::LedgerEvent(),
+                                   calendar);
+  KUDOS_CHECK(plan.empty(), "a skipped entry changes nothing but its stream's mark");
+  absl::StatusOr<std::vector<bool>> applied = store_.ApplyAll({{&plan, &org, &calendar}});
+  if (!applied.ok()) return applied.status();
+  return (*applied)[0];
 }
 
 absl::StatusOr<Projector::RebuildResult> Projector::Rebuild(const std::string& org) {
@@ -495,12 +511,51 @@ void Consumer::RetryPending(const std::string& org) {
     batch.emplace_back(streams[s], std::move(entry));
     if (static_cast<int>(batch.size()) == count) break;
   }
-  absl::Status status = ApplyAndAck(batch);
+  if (store_.Crash("read")) return;
+  absl::Status status = CutAtGaps(batch);
+  if (status.ok()) status = ApplyAndAck(batch);
   if (status.ok()) {
     retries_.Progressed(org, std::chrono::steady_clock::now());
   } else {
     Defer(org, batch, status);
   }
+}
+
+absl::Status Consumer::CutAtGaps(Batch& batch) {
+  std::map<const StreamRef*, std::vector<std::string>> ids;
+  for (const auto& [stream, entry] : batch) ids[stream].push_back(entry.id);
+  std::vector<common::redis::Command> ranges;
+  for (const auto& [stream, list] : ids) {
+    ranges.push_back({"XRANGE", stream->key, list.front(), list.back(), "COUNT",
+                      absl::StrCat(list.size())});
+  }
+  absl::StatusOr<std::vector<absl::StatusOr<Reply>>> replies = store_.pool().Pipeline(ranges);
+  if (!replies.ok()) return replies.status();
+  // Per stream, the first id that is not the stream's next entry: there and
+  // after, the stream has entries this consumer does not hold.
+  std::map<const StreamRef*, std::string> cut;
+  size_t r = 0;
+  for (const auto& [stream, list] : ids) {
+    const absl::StatusOr<Reply>& reply = (*replies)[r++];
+    if (!reply.ok()) return reply.status();
+    std::vector<StreamEntry> present = ParseEntries(*reply);
+    for (size_t i = 0; i < list.size(); ++i) {
+      if (i >= present.size() || present[i].id != list[i]) {
+        cut[stream] = list[i];
+        break;
+      }
+    }
+  }
+  if (cut.empty()) return absl::OkStatus();
+  Batch kept;
+  std::set<const StreamRef*> stopped;
+  for (auto& item : batch) {
+    auto it = cut.find(item.first);
+    if (it != cut.end() && it->second == item.second.id) stopped.insert(item.first);
+    if (stopped.count(item.first) == 0) kept.push_back(std::move(item));
+  }
+  batch = std::move(kept);
+  return absl::OkStatus();
 }
 
 bool Consumer::ResetOnNoGroup(const absl::Status& status) {
@@ -553,6 +608,7 @@ bool Consumer::ReadLive() {
       batch.emplace_back(stream, std::move(entry));
     }
   }
+  if (store_.Crash("read")) return false;
   // Each org's entries in stream-id order (what a rebuild replays), so an
   // org's settings change and the points posted around it are applied in
   // the same order live and on rebuild (see README).
@@ -607,7 +663,9 @@ absl::Status Consumer::ApplyAndAck(const Batch& batch) {
   }
   std::vector<common::redis::Command> commands;
   for (auto& [key, ack] : acks) commands.push_back(std::move(ack));
+  if (store_.crashed()) return Store::Crashed("applied");
   absl::StatusOr<std::vector<absl::StatusOr<Reply>>> acked = store_.pool().Pipeline(commands);
+  if (store_.Crash("acked")) return Store::Crashed("acked");
   if (!acked.ok()) {
     // Applied but still pending: each org re-reads its pending entries
     // (a no-op apply) and acknowledges them then.
@@ -627,6 +685,7 @@ absl::Status Consumer::ApplyAndAck(const Batch& batch) {
 }
 
 void Consumer::Defer(const std::string& org, const Batch& entries, const absl::Status& status) {
+  if (store_.crashed()) return;  // a crash stops dead: nothing after it runs
   bool counts = !Transient(status);
   std::string entry_id = entries.size() == 1 ? entries.front().second.id : "";
   bool give_up = retries_.Failed(org, entry_id, counts, std::chrono::steady_clock::now());
@@ -653,15 +712,23 @@ absl::Status Consumer::DeadLetter(const StreamRef& stream, const StreamEntry& en
   KUDOS_CHECK(absl::StrContains(dead, absl::StrCat("{", stream.org, "}")) &&
                   absl::StrContains(stream.key, absl::StrCat("{", stream.org, "}")),
               "an org's dead letters stay in its own slot");
-  absl::StatusOr<std::vector<absl::StatusOr<Reply>>> replies = store_.pool().Pipeline(
-      {{"XADD", dead, "MAXLEN", "~", absl::StrCat(options_.dead_letter_max_len), "*", "stream",
-        stream.key, "id", entry.id, "event", entry.event, "reason", reason.ToString(),
-        "attempts", absl::StrCat(attempts), "time", absl::StrCat(absl::ToUnixMillis(absl::Now()))},
-       {"XACK", stream.key, options_.group, entry.id}});
-  if (!replies.ok()) return replies.status();
-  for (const absl::StatusOr<Reply>& reply : *replies) {
-    if (!reply.ok()) return reply.status();
+  // The letter first, then the entry's mark moves past it (applied as
+  // nothing, so the entries after it can follow), then the XACK: a crash in
+  // between writes a second letter, never loses one.
+  absl::StatusOr<Reply> added = store_.pool().Run(
+      {"XADD", dead, "MAXLEN", "~", absl::StrCat(options_.dead_letter_max_len), "*", "stream",
+       stream.key, "id", entry.id, "event", entry.event, "reason", reason.ToString(), "attempts",
+       absl::StrCat(attempts), "time", absl::StrCat(absl::ToUnixMillis(absl::Now()))});
+  if (!added.ok()) return added.status();
+  if (store_.Crash("dead_lettered")) return Store::Crashed("dead_lettered");
+  absl::StatusOr<bool> skipped;
+  {
+    std::lock_guard<std::mutex> lock(projector_.apply_mutex());
+    skipped = projector_.Skip(stream.org, stream.kind, entry.id);
   }
+  if (!skipped.ok()) return skipped.status();
+  absl::StatusOr<Reply> acked = store_.pool().Run({"XACK", stream.key, options_.group, entry.id});
+  if (!acked.ok()) return acked.status();
   common::log::Error(absl::StrCat("leaderboard: org '", stream.org, "': entry ", entry.id, " of ",
                                   stream.key, " dead-lettered to ", dead, " after ", attempts,
                                   " attempts: ", reason.ToString()));
@@ -669,7 +736,7 @@ absl::Status Consumer::DeadLetter(const StreamRef& stream, const StreamEntry& en
 }
 
 void Consumer::Run() {
-  while (!stop_.load()) {
+  while (!stop_.load() && !store_.crashed()) {
     auto now = std::chrono::steady_clock::now();
     if (now >= next_refresh_) {
       if (absl::Status s = DiscoverOrgs(); !s.ok()) {

@@ -41,6 +41,10 @@ struct RebuildOptions {
   std::chrono::milliseconds staging_ttl{600000};
 };
 
+// "k:" for the kudos stream, "l:" for the ledger's: the stream of an
+// ApplyPlan's entry id (its marks field).
+std::string StreamPrefix(StreamKind kind);
+
 // Turns one stream entry into projection updates.
 class Projector {
  public:
@@ -65,6 +69,10 @@ class Projector {
     const StreamEntry* entry;
   };
   absl::StatusOr<std::vector<Result>> ApplyBatch(const std::vector<BatchItem>& items);
+  // Moves the entry's stream mark past it without applying it (a
+  // dead-lettered entry), so the entries after it can follow. False when it
+  // was applied before; ABORTED while entries before it are not applied.
+  absl::StatusOr<bool> Skip(const std::string& org, StreamKind kind, const std::string& entry_id);
 
   struct RebuildResult {
     int64_t events_applied = 0;
@@ -211,6 +219,11 @@ class Consumer {
   // Applies, acknowledges and notifies; the status of the apply.
   absl::Status ApplyAndAck(const Batch& batch);
   void Defer(const std::string& org, const Batch& entries, const absl::Status& status);
+  // Pending entries (our own, claimed ones) may skip stream entries other
+  // consumers hold; the apply script takes a stream's entries only without
+  // a gap, so the batch ends, per stream, before the first entry that is
+  // not the stream's next one (one XRANGE per stream).
+  absl::Status CutAtGaps(Batch& batch);
   absl::Status DeadLetter(const StreamRef& stream, const StreamEntry& entry,
                           const absl::Status& reason, int attempts);
   void MarkProgress();

@@ -25,6 +25,10 @@ using leaderboard::v1::Window;
 
 std::string Prefix(absl::string_view org) { return absl::StrCat("lb:{", org, "}:"); }
 std::string AppliedKey(absl::string_view org) { return Prefix(org) + "applied"; }
+std::string MarksKey(absl::string_view org) { return Prefix(org) + "hwm"; }
+std::string GuardKey(absl::string_view org, char stream) {
+  return absl::StrCat(Prefix(org), "seen:", std::string(1, stream));
+}
 std::string RebuildLockKey(absl::string_view org) { return absl::StrCat("lbctl:{", org, "}:rebuild"); }
 std::string SettingsKey(absl::string_view org) { return Prefix(org) + "dir:settings"; }
 std::string PeopleKey(absl::string_view org) { return Prefix(org) + "dir:people"; }
@@ -163,6 +167,8 @@ OrgCalendar CalendarFromSettings(const kudos::v1::OrgSettings& settings) {
     }
   }
   calendar.freezes_per_month = std::max(0, settings.streak_freezes_per_month());
+  int guard_days = settings.retention().idempotency_days();
+  if (guard_days >= 1 && guard_days <= 3650) calendar.guard_days = guard_days;
   for (const kudos::v1::Value& value : settings.values()) {
     if (!value.value_id().empty()) calendar.values.push_back(value.value_id());
   }
@@ -404,6 +410,16 @@ const BadgeRule* FindBadge(absl::string_view id) {
 
 // ---------------------------------------------------------------- events
 
+bool ApplyPlan::EntryId(char* stream, std::string* id) const {
+  if (args.empty() || args[0].size() < 3 || args[0][1] != ':' ||
+      (args[0][0] != 'k' && args[0][0] != 'l')) {
+    return false;
+  }
+  *stream = args[0][0];
+  *id = args[0].substr(2);
+  return true;
+}
+
 const std::vector<Window>& AllWindows() {
   static const std::vector<Window> kWindows = {v1::WINDOW_DAY,     v1::WINDOW_WEEK,
                                                v1::WINDOW_MONTH,   v1::WINDOW_QUARTER,
@@ -429,13 +445,19 @@ class PlanBuilder {
  public:
   PlanBuilder(absl::string_view org, absl::string_view dedupe_id, const OrgCalendar& calendar)
       : org_(org), calendar_(calendar) {
-    Idx(AppliedKey(org));
+    Idx(MarksKey(org));
     Idx(RebuildLockKey(org));
     plan_.args.push_back(std::string(dedupe_id));
     plan_.args.push_back("");  // the rebuild token, set by the caller
   }
 
-  void Guard(const std::string& logical_id) { Op({"G", logical_id}); }
+  // Logical ids are remembered for the retry window after the entry that
+  // applied them (its append time, not the event's: backfilled events are
+  // old, their retries are not).
+  void Guard(const std::string& logical_id) {
+    Op({"G", logical_id, Idx(GuardKey(org_, plan_.args[0].empty() ? '?' : plan_.args[0][0])),
+        absl::StrCat(int64_t{calendar_.guard_days} * 86400 * 1000)});
+  }
 
   // Adds `amount` for `subject` on every window of (metric, scope).
   void AddAllWindows(Metric metric, Scope scope, absl::string_view scope_id,

@@ -29,7 +29,17 @@ namespace leaderboard {
 
 // The org's key prefix with its hash tag: "lb:{org}:".
 std::string Prefix(absl::string_view org);
-std::string AppliedKey(absl::string_view org);        // SET of applied event ids
+// HASH of the consumer's high-water marks: field "k" / "l" = the last
+// applied entry id of the kudos / ledger stream (exactly once per entry).
+std::string MarksKey(absl::string_view org);
+// SET of applied entry and logical ids of older versions (replaced by the
+// marks; read only while a stream has no mark yet, dropped by a rebuild).
+std::string AppliedKey(absl::string_view org);
+// ZSET of the logical ids (kudos, transfers) the stream (`k` / `l`) applied,
+// scored by the time of their entry (the ms of its stream id): a producer's
+// duplicate append within OrgCalendar::guard_days of the first is counted
+// once; older ids are removed as the stream moves on.
+std::string GuardKey(absl::string_view org, char stream);
 // Held (value = owner token) while a rebuild runs; outside lb:{org}:* so the
 // rebuild's drop keeps it. Every replica's apply script refuses to write
 // while another owner holds it.
@@ -70,6 +80,9 @@ struct OrgCalendar {
   std::set<absl::CivilDay> holidays;
   int freezes_per_month = 0;
   std::vector<std::string> values;  // the catalog's value ids
+  // How long a logical event id is remembered (the retention policy's
+  // idempotency window: a producer's retries happen within it).
+  int guard_days = 30;
 };
 
 // The defaults when an org never published settings (mirrors the kudos
@@ -187,11 +200,17 @@ bool ReachesGivingStreakBadge(const std::vector<absl::CivilDay>& active_days,
 
 // ---------------------------------------------------------------- events
 
-// The Redis work for one stream entry: KEYS and ARGV of apply_event.lua.
-// KEYS[1] is the applied set, KEYS[2] the rebuild lock. ARGV[1] is the
-// entry's dedupe id, ARGV[2] the rebuild token ("" for the live consumer);
-// then operations, each naming its keys by index into `keys` (1-based):
-//   G <logical id>                    guard: skip the next ops if already applied ("" = none)
+// The Redis work for one stream entry. keys[0] is the org's marks hash,
+// keys[1] the rebuild lock. args[0] is the entry's id with its stream
+// ("k:<stream id>" / "l:<stream id>"), args[1] the rebuild token ("" for
+// the live consumer); then operations, each naming its keys by index into
+// `keys` (1-based). Store::ApplyAll (apply_batch.h) sends the plans of an
+// org's batch as one call of apply_event.lua, its Z ops summed per (board,
+// member); ProjectionImage applies them one by one with the same result.
+//   G <logical id> <k zset> <window ms> guard: skip the next ops if the id was
+//                                     applied from an entry at most window ms
+//                                     older than this one ("" = none); ids
+//                                     older than the window leave the zset
 //   Z <k> <member> <incr> <expireat>  ZINCRBY, then EXPIREAT unless 0
 //   S <k> <member>                    SADD
 //   H <k> <field> <value>             HSET
@@ -217,6 +236,8 @@ struct ApplyPlan {
   std::vector<StreakCheck> streak_checks;
 
   bool empty() const { return args.size() <= 2; }
+  // 'k' or 'l' and the stream id of args[0]; false when malformed.
+  bool EntryId(char* stream, std::string* id) const;
 };
 
 // The people the plan needs to know about (their time zones).

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/check/check.h"
+#include "services/leaderboard/apply_batch.h"
 #include "kApplyEventLua.h"
 #include "kBoardReadLua.h"
 #include "kRebuildBeginLua.h"
@@ -274,11 +275,45 @@ absl::StatusOr<std::map<std::string, Store::Directory>> Store::ReadDirectories(
   return out;
 }
 
+namespace {
+
+// One org's share of ApplyAll.
+struct OrgCall {
+  const std::string* org = nullptr;
+  std::vector<size_t> plans;  // indexes into ApplyAll's plans, in order
+  std::vector<const ApplyPlan*> plan_ptrs;
+  AppliedBefore before;
+  std::optional<BatchCall> call;
+  bool done = false;
+};
+
+// Tries of one batch: a refusal (entries or guards applied before, by a
+// redelivery or another replica) drops those and tries again, NOSCRIPT
+// loads the script.
+constexpr int kApplyTries = 4;
+
+}  // namespace
+
+bool Store::Crash(absl::string_view step) {
+  if (!crash_hook_ || !crash_hook_(step)) return false;
+  crashed_.store(true);
+  return true;
+}
+
+absl::Status Store::Crashed(absl::string_view step) {
+  return absl::CancelledError(absl::StrCat("fault injection: crashed at ", step));
+}
+
 absl::StatusOr<std::vector<bool>> Store::ApplyAll(const std::vector<PlanToApply>& plans) {
   std::vector<bool> applied(plans.size(), false);
   if (plans.empty()) return applied;
-  std::vector<size_t> todo(plans.size());
-  for (size_t i = 0; i < plans.size(); ++i) todo[i] = i;
+  std::map<std::string, OrgCall> orgs;
+  for (size_t i = 0; i < plans.size(); ++i) {
+    OrgCall& org = orgs[*plans[i].org];
+    org.org = plans[i].org;
+    org.plans.push_back(i);
+    org.plan_ptrs.push_back(plans[i].plan);
+  }
   // The giving days of every streak check, read in the same pipeline after
   // the scripts, so they include what the scripts just added.
   struct Check {
@@ -291,77 +326,89 @@ absl::StatusOr<std::vector<bool>> Store::ApplyAll(const std::vector<PlanToApply>
       checks.push_back({&plan, &check});
     }
   }
-  // Twice at most: NOSCRIPT (first use, or Redis restarted) loads the script
-  // and runs the plans that met it again (and reads the days again).
-  // NOSCRIPT comes for all of them, short of a SCRIPT FLUSH mid-pipeline.
-  for (int attempt = 0; attempt < 2; ++attempt) {
+  std::vector<absl::StatusOr<Reply>> days;
+  bool all_done = false;
+  for (int attempt = 0; attempt < kApplyTries && !all_done; ++attempt) {
     std::vector<common::redis::Command> commands;
-    commands.reserve(todo.size() + checks.size());
-    for (size_t i : todo) {
-      const ApplyPlan& plan = *plans[i].plan;
+    std::vector<OrgCall*> sent;
+    for (auto& [name, org] : orgs) {
+      if (org.done) continue;
+      absl::StatusOr<BatchCall> call =
+          BuildBatchCall(name, org.plan_ptrs, plans[org.plans[0]].plan->args[1], org.before);
+      if (!call.ok()) return call.status();
+      if (call->entries == 0) {  // everything was applied before
+        org.done = true;
+        continue;
+      }
       common::redis::Command command = {"EVALSHA", apply_script_.sha(),
-                                        absl::StrCat(plan.keys.size())};
-      command.insert(command.end(), plan.keys.begin(), plan.keys.end());
-      command.insert(command.end(), plan.args.begin(), plan.args.end());
+                                        absl::StrCat(call->keys.size())};
+      command.insert(command.end(), call->keys.begin(), call->keys.end());
+      command.insert(command.end(), call->args.begin(), call->args.end());
       commands.push_back(std::move(command));
+      org.call = *std::move(call);
+      sent.push_back(&org);
     }
     for (const Check& check : checks) {
       commands.push_back({"SMEMBERS", DaysKey(*check.owner->org, "giving", check.check->person)});
     }
     absl::StatusOr<std::vector<absl::StatusOr<Reply>>> replies = pool_.Pipeline(commands);
     if (!replies.ok()) return replies.status();
-    std::vector<size_t> missing;
-    absl::Status first_error;
-    for (size_t k = 0; k < todo.size(); ++k) {
+    days.assign(replies->begin() + sent.size(), replies->end());
+    bool load = false;
+    for (size_t k = 0; k < sent.size(); ++k) {
       const absl::StatusOr<Reply>& reply = (*replies)[k];
       if (!reply.ok()) {
         if (reply.status().code() == absl::StatusCode::kNotFound &&
             reply.status().message() == "NOSCRIPT") {
-          missing.push_back(todo[k]);
-        } else if (first_error.ok()) {
-          first_error = reply.status();
+          load = true;
+          continue;
         }
-        continue;
+        return reply.status();
       }
-      if (reply->type != Reply::Type::kArray || reply->elements.empty()) {
-        return Shape("apply_event");
+      absl::StatusOr<bool> ok = ParseBatchReply(*reply, &sent[k]->before);
+      if (!ok.ok()) return ok.status();
+      if (!*ok) continue;  // applied before in part: those are dropped next try
+      sent[k]->done = true;
+      for (size_t p = 0; p < sent[k]->plans.size(); ++p) {
+        if (sent[k]->call->included[p]) applied[sent[k]->plans[p]] = true;
       }
-      applied[todo[k]] = reply->elements[0].integer == 1;
     }
-    if (!first_error.ok()) return first_error;
-    if (!missing.empty()) {
+    if (load) {
       absl::StatusOr<Reply> loaded = pool_.Run({"SCRIPT", "LOAD", apply_script_.source()});
       if (!loaded.ok()) return loaded.status();
-      todo = std::move(missing);
-      continue;
     }
-    // Streak badges are checked on redelivery too (HSETNX: idempotent), so a
-    // crash between the scripts and the award cannot lose one.
-    std::vector<common::redis::Command> awards;
-    for (size_t c = 0; c < checks.size(); ++c) {
-      const absl::StatusOr<Reply>& days = (*replies)[todo.size() + c];
-      if (!days.ok()) return days.status();
-      std::vector<absl::CivilDay> active;
-      for (const Reply& element : days->elements) {
-        absl::StatusOr<absl::CivilDay> day = ParseDay(element.str);
-        if (day.ok()) active.push_back(*day);
-      }
-      const ApplyPlan::StreakCheck& check = *checks[c].check;
-      if (ReachesGivingStreakBadge(active, *checks[c].owner->calendar, check.day)) {
-        awards.push_back({"HSETNX", BadgesKey(*checks[c].owner->org, check.person),
-                          kGivingStreakBadge, absl::StrCat(absl::ToUnixMillis(check.time))});
-      }
-    }
-    if (!awards.empty()) {
-      absl::StatusOr<std::vector<absl::StatusOr<Reply>>> awarded = pool_.Pipeline(awards);
-      if (!awarded.ok()) return awarded.status();
-      for (const absl::StatusOr<Reply>& reply : *awarded) {
-        if (!reply.ok()) return reply.status();
-      }
-    }
-    return applied;
+    all_done = true;
+    for (const auto& [name, org] : orgs) all_done = all_done && org.done;
   }
-  return absl::UnavailableError("apply_event: the script is missing right after loading it");
+  if (!all_done) {
+    return absl::AbortedError("apply_event: other consumers kept applying the same entries");
+  }
+  if (Crash("applied")) return Crashed("applied");
+  // Streak badges are checked on redelivery too (HSETNX: idempotent), so a
+  // crash between the scripts and the award cannot lose one.
+  std::vector<common::redis::Command> awards;
+  for (size_t c = 0; c < checks.size() && c < days.size(); ++c) {
+    if (!days[c].ok()) return days[c].status();
+    std::vector<absl::CivilDay> active;
+    for (const Reply& element : days[c]->elements) {
+      absl::StatusOr<absl::CivilDay> day = ParseDay(element.str);
+      if (day.ok()) active.push_back(*day);
+    }
+    const ApplyPlan::StreakCheck& check = *checks[c].check;
+    if (ReachesGivingStreakBadge(active, *checks[c].owner->calendar, check.day)) {
+      awards.push_back({"HSETNX", BadgesKey(*checks[c].owner->org, check.person),
+                        kGivingStreakBadge, absl::StrCat(absl::ToUnixMillis(check.time))});
+    }
+  }
+  if (!awards.empty()) {
+    absl::StatusOr<std::vector<absl::StatusOr<Reply>>> awarded = pool_.Pipeline(awards);
+    if (!awarded.ok()) return awarded.status();
+    for (const absl::StatusOr<Reply>& reply : *awarded) {
+      if (!reply.ok()) return reply.status();
+    }
+  }
+  if (Crash("awarded")) return Crashed("awarded");
+  return applied;
 }
 
 absl::StatusOr<BoardPage> Store::FirstPage(const std::string& board_key, int n) {

@@ -2,7 +2,9 @@
 // directory copy (people, teams, settings), streak days and badges.
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <functional>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -88,18 +90,32 @@ class Store {
   absl::StatusOr<std::map<std::string, Directory>> ReadDirectories(
       const std::map<std::string, std::vector<std::string>>& people_by_org);
 
-  // Runs plans in one pipeline, in order, and awards the giving-streak badge
-  // (kGivingStreakBadgeDays) where a plan's streak checks reach it: the
-  // givers' days are read in the same pipeline, the awards (HSETNX) take one
-  // more round trip when there are any. Per plan, true when it was new. The
-  // first failing script's error fails the call (the ones before it took
-  // effect; running them again is a no-op).
+  // Runs plans with one script per org (apply_batch.h), all orgs in one
+  // pipeline, and awards the giving-streak badge (kGivingStreakBadgeDays)
+  // where a plan's streak checks reach it: the givers' days are read in the
+  // same pipeline, the awards (HSETNX) take one more round trip when there
+  // are any. Per plan, true when its entry was new (above its stream's
+  // mark). The first failing script's error fails the call (the other orgs'
+  // scripts took effect; running them again is a no-op). ABORTED while a
+  // rebuild holds an org, or when entries before an org's batch are held by
+  // another consumer (a gap before its marks).
   struct PlanToApply {
     const ApplyPlan* plan;
     const std::string* org;
     const OrgCalendar* calendar;
   };
   absl::StatusOr<std::vector<bool>> ApplyAll(const std::vector<PlanToApply>& plans);
+
+  // Fault injection for tests: `hook(step)` returning true makes the
+  // caller stop at that step of a batch as a crash would (CANCELLED, and
+  // crashed() turns true so the consumer stops dead). Steps: "read",
+  // "planned", "applied", "awarded", "acked", "dead_lettered".
+  void set_crash_hook(std::function<bool(absl::string_view step)> hook) {
+    crash_hook_ = std::move(hook);
+  }
+  bool Crash(absl::string_view step);
+  static absl::Status Crashed(absl::string_view step);
+  bool crashed() const { return crashed_.load(); }
 
   absl::StatusOr<BoardPage> FirstPage(const std::string& board_key, int n);
   absl::StatusOr<BoardPage> Page(const std::string& board_key, char direction, int64_t score,
@@ -159,6 +175,8 @@ class Store {
   common::redis::Script rebuild_begin_script_;
   common::redis::Script rebuild_end_script_;
   common::redis::Script swap_script_;
+  std::function<bool(absl::string_view)> crash_hook_;
+  std::atomic<bool> crashed_{false};
 };
 
 // The retry delay a RESOURCE_EXHAUSTED status from BeginRebuild carries.

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/check/check.h"
+#include "services/leaderboard/apply_batch.h"
 
 namespace leaderboard {
 
@@ -78,16 +79,30 @@ absl::StatusOr<bool> ProjectionImage::Apply(const ApplyPlan& plan) {
     return true;
   };
   auto need = [&](size_t i, size_t count) { return i + count <= args.size(); };
-  if (!sadd(0, args[0])) return false;
+  // Exactly once per entry: at or below its stream's mark it was applied.
+  char stream = 0;
+  std::string entry_id;
+  if (!plan.EntryId(&stream, &entry_id)) return Malformed("entry id");
+  std::string& mark = slot(0, Value::Kind::kHash).hash[std::string(1, stream)];
+  if (!mark.empty() && !StreamIdLess(mark, entry_id)) return false;
+  std::optional<int64_t> ms = StreamIdMs(entry_id);
+  if (!ms.has_value()) return Malformed("entry id");
+  const int64_t entry_ms = *ms;
+  mark = entry_id;
   bool skip = false;
   size_t i = 2;
   size_t k = 0, k2 = 0;
   while (i < args.size()) {
     const std::string& op = args[i];
     if (op == "G") {
-      if (!need(i, 2)) return Malformed("G");
-      skip = args[i + 1].empty() ? false : !sadd(0, args[i + 1]);
-      i += 2;
+      int64_t window = 0;
+      if (!need(i, 4) || !key(i + 2, &k) || !absl::SimpleAtoi(args[i + 3], &window)) {
+        return Malformed("G");
+      }
+      skip = !args[i + 1].empty() && !Guard(plan.keys[k], slot(k, Value::Kind::kZset),
+                                            args[i + 1], entry_ms, entry_ms - window);
+      if (slots[k]->zset.empty()) erase(k);  // Redis drops an empty key
+      i += 4;
     } else if (op == "Z") {
       if (!need(i, 5) || !key(i + 1, &k)) return Malformed("Z");
       if (!skip) {
@@ -170,6 +185,23 @@ absl::StatusOr<bool> ProjectionImage::Apply(const ApplyPlan& plan) {
     }
   }
   return true;
+}
+
+bool ProjectionImage::Guard(const std::string& key, Value& seen, const std::string& id,
+                            int64_t entry_ms, int64_t oldest_ms) {
+  // Ids applied before the window behind this entry leave (ZREMRANGEBYSCORE).
+  // A stream's entry times only grow: the oldest are at the log's front.
+  std::deque<std::pair<int64_t, std::string>>& log = guard_log_[key];
+  while (!log.empty() && log.front().first < oldest_ms) {
+    auto it = seen.zset.find(log.front().second);
+    if (it != seen.zset.end() && it->second == static_cast<double>(log.front().first)) {
+      seen.zset.erase(it);
+    }
+    log.pop_front();
+  }
+  auto [it, added] = seen.zset.try_emplace(id, static_cast<double>(entry_ms));
+  if (added) log.emplace_back(entry_ms, id);
+  return added;
 }
 
 absl::StatusOr<OrgCalendar> ProjectionImage::Calendar(const std::string& org) {

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <optional>
@@ -86,10 +87,17 @@ class ProjectionImage {
   Value& Slot(const std::string& key, Value::Kind kind);
   const Value* Find(const std::string& key, Value::Kind kind) const;
   void HSetNx(const std::string& key, const std::string& field, const std::string& value);
+  // A logical guard (apply_batch.h) on the stream's zset of applied ids:
+  // true (and the id recorded at entry_ms) when it was not applied since
+  // oldest_ms.
+  bool Guard(const std::string& key, Value& seen, const std::string& id, int64_t entry_ms,
+             int64_t oldest_ms);
 
   int64_t now_unix_seconds_;
   // Node-based: Apply keeps pointers to values while inserting others.
   absl::node_hash_map<std::string, Value> keys_;
+  // Per guard zset: (entry ms, id) in the order added, to trim it cheaply.
+  absl::flat_hash_map<std::string, std::deque<std::pair<int64_t, std::string>>> guard_log_;
   // Calendar of the settings last read, dropped when a string key is set.
   std::optional<std::pair<std::string, OrgCalendar>> calendar_;
 };

@@ -669,12 +669,13 @@ TEST_F(LeaderboardIntegrationTest, EntriesAfterADirectoryChangeInTheSameBatchUse
 // consumer name) claims its pending entries (XAUTOCLAIM) and applies them once.
 TEST_F(LeaderboardIntegrationTest, AnotherReplicaClaimsADeadConsumersPendingEntries) {
   server_.Kill();
+  // Enough entries, written before the replica starts, that it is still
+  // applying them when the test sees them pending (issue 15: a batch of 200
+  // is one script now, so 2,000 were done between two polls).
+  constexpr int kEntries = 20000;
+  for (int i = 0; i < kEntries; ++i) Points("busy", "", 1);
   harness::Service first(LEADERBOARD_BINARY, redis_.address(),
                          {"--consumer_name=replica-a", "--claim_min_idle_ms=200"});
-  // Enough entries that the replica is still applying them when the test
-  // sees them pending (a few batches of pipelined scripts).
-  constexpr int kEntries = 2000;
-  for (int i = 0; i < kEntries; ++i) Points("busy", "", 1);
   // Kill it as soon as it has started reading.
   ASSERT_TRUE(Eventually([&] {
     auto pending = writer_.pool().Run({"XPENDING", leaderboard::LedgerStream(org_), "leaderboard"});

@@ -522,7 +522,7 @@ TEST(PlanTest, KudosSentUpdatesEveryScopeAndWindow) {
   absl::Time t = absl::FromCivil(absl::CivilSecond(2026, 11, 23, 10, 0, 0), absl::UTCTimeZone());
   ApplyPlan plan = PlanKudosEvent("o", "k:1-0", Sent("K1", "g", {"r1", "r2", "r1"}, {"teamwork"}, t),
                                   cal, [](const std::string&) { return ""; });
-  EXPECT_EQ(plan.keys[0], "lb:{o}:applied");
+  EXPECT_EQ(plan.keys[0], "lb:{o}:hwm");  // issue 15: marks, not an applied set
   EXPECT_EQ(plan.args[0], "k:1-0");
   EXPECT_TRUE(HasOp(plan, {"Z", "lb:{o}:kudos_given:week:2026-W48:org", "g", "1"}));
   EXPECT_TRUE(HasOp(plan, {"Z", "lb:{o}:kudos_given:day:2026-11-23:team:t-g", "g", "1"}));

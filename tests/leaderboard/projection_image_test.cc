@@ -130,4 +130,107 @@ TEST(ProjectionImageTest, SameKeysValuesAndExpiryAsTheApplyScriptOnRandomEvents)
   EXPECT_EQ(differing, 0);
 }
 
+// The live consumer sends an org's batch as one script with its increments
+// summed (apply_batch.h); the image applies entry by entry. Random batches,
+// some delivered twice (a redelivery), must leave the same keys.
+TEST(ProjectionImageTest, BatchedApplyWithSummedIncrementsMatchesTheImageEntryByEntry) {
+  const std::string org = "imgb";
+  harness::RedisServer script_redis;
+  harness::RedisServer image_redis;
+  common::redis::Pool script_pool(PoolFor(script_redis));
+  common::redis::Pool image_pool(PoolFor(image_redis));
+  Store store(script_pool);
+  ProjectionImage image(absl::Now());
+  std::mt19937 rng(20261129);
+  auto pick = [&](int n) { return static_cast<int>(rng() % n); };
+  const std::vector<std::string> people = {"ann", "bob", "cem", "dia"};
+  const std::vector<std::string> teams = {"", "ops", "dev"};
+  std::vector<std::string> catalog =
+      leaderboard::CalendarFromSettings(leaderboard::DefaultSettings()).values;
+  std::vector<ApplyPlan> plans;
+  std::vector<OrgCalendar> calendars;
+  std::vector<kudos::v1::KudosEvent> sent_before;
+  for (int entry = 1; entry <= 600; ++entry) {
+    absl::StatusOr<OrgCalendar> calendar = image.Calendar(org);
+    ASSERT_TRUE(calendar.ok());
+    int kind = pick(30);
+    std::string giver = people[pick(people.size())];
+    std::string recipient = people[pick(people.size())];
+    absl::Time t = absl::Now() - absl::Minutes(pick(400 * 24 * 60));
+    std::vector<std::string> values = {catalog[pick(catalog.size())]};
+    std::string id = absl::StrCat("K", entry);
+    ApplyPlan plan;
+    if (kind == 0) {
+      plan = leaderboard::PlanKudosEvent(
+          org, absl::StrCat("k:", entry, "-0"),
+          lbtest::PersonEvent(giver, "Someone", teams[pick(teams.size())], "", "Asia/Kolkata"),
+          *calendar, [](const std::string&) { return std::string(); });
+    } else if (kind == 1 && !sent_before.empty()) {
+      plan = leaderboard::PlanKudosEvent(org, absl::StrCat("k:", entry, "-0"),
+                                         sent_before[pick(sent_before.size())], *calendar,
+                                         [](const std::string&) { return std::string(); });
+    } else if (kind % 2 == 0 && giver != recipient) {
+      auto event = lbtest::SentEvent(org, id, giver, teams[pick(teams.size())],
+                                     {{recipient, teams[pick(teams.size())]}}, values, 1, t);
+      sent_before.push_back(event);
+      std::map<std::string, kudos::v1::Person> known =
+          image.People(org, leaderboard::PeopleOfEvent(event));
+      plan = leaderboard::PlanKudosEvent(
+          org, absl::StrCat("k:", entry, "-0"), event, *calendar, [&](const std::string& p) {
+            auto it = known.find(p);
+            return it == known.end() ? std::string() : it->second.time_zone();
+          });
+    } else {
+      auto posted = lbtest::TransfersEvent(org, id, id, ledger::v1::TRANSFER_KIND_KUDOS, giver,
+                                           {{recipient, teams[pick(teams.size())]}}, values,
+                                           1 + pick(9), t);
+      plan = leaderboard::PlanLedgerEvent(org, absl::StrCat("l:", entry, "-0"), posted, *calendar);
+    }
+    absl::StatusOr<bool> by_image = image.Apply(plan);
+    ASSERT_TRUE(by_image.ok()) << by_image.status();
+    for (const auto& check : plan.streak_checks) image.CheckGivingStreak(org, *calendar, check);
+    plans.push_back(std::move(plan));
+    calendars.push_back(*calendar);
+  }
+  size_t at = 0;
+  int redelivered = 0;
+  while (at < plans.size()) {
+    size_t end = std::min(plans.size(), at + 1 + pick(40));
+    std::vector<Store::PlanToApply> batch;
+    for (size_t i = at; i < end; ++i) batch.push_back({&plans[i], &org, &calendars[i]});
+    absl::StatusOr<std::vector<bool>> applied = store.ApplyAll(batch);
+    ASSERT_TRUE(applied.ok()) << applied.status();
+    for (bool one : *applied) EXPECT_TRUE(one);
+    if (pick(5) == 0) {  // delivered again, with the next entry: only that one is new
+      size_t next = std::min(plans.size(), end + 1);
+      for (size_t i = end; i < next; ++i) batch.push_back({&plans[i], &org, &calendars[i]});
+      applied = store.ApplyAll(batch);
+      ASSERT_TRUE(applied.ok()) << applied.status();
+      for (size_t i = 0; i < applied->size(); ++i) {
+        EXPECT_EQ((*applied)[i], at + i >= end) << i;
+      }
+      end = next;
+      ++redelivered;
+    }
+    at = end;
+  }
+  EXPECT_GT(redelivered, 0);
+  ASSERT_TRUE(image.Write(image_pool, 50, nullptr).ok());
+  std::map<std::string, std::string> by_script = lbtest::DumpProjections(script_pool, org);
+  std::map<std::string, std::string> by_image = lbtest::DumpProjections(image_pool, org);
+  EXPECT_GT(by_script.size(), 100u);
+  EXPECT_EQ(by_script.size(), by_image.size());
+  int differing = 0;
+  for (const auto& [key, text] : by_script) {
+    auto it = by_image.find(key);
+    if (it == by_image.end() || it->second != text) {
+      if (++differing <= 5) {
+        ADD_FAILURE() << key << "\n script: " << text
+                      << "\n image:  " << (it == by_image.end() ? "(missing)" : it->second);
+      }
+    }
+  }
+  EXPECT_EQ(differing, 0);
+}
+
 }  // namespace

@@ -1,88 +1,191 @@
--- Applies one stream entry to the projections, exactly once.
--- KEYS[1]: the org's applied set (dedupe ids of entries and logical events).
+-- Applies one org's batch of stream entries to the projections, exactly once:
+-- per stream, the entries must follow the org's high-water mark (the last
+-- applied id) without a gap; they are applied and the mark moves to the
+-- last one in the same atomic step (apply_batch.h builds the call).
+-- KEYS[1]: the org's marks (HASH k / l -> last applied id of each stream).
 -- KEYS[2]: the org's rebuild lock (value = the rebuilding owner's token).
--- KEYS[3..]: every key the operations touch (all in the org's slot).
--- ARGV[1]: the entry's dedupe id ("k:<stream id>" / "l:<stream id>").
--- ARGV[2]: the rebuild token of the caller ("" for live consumers).
--- ARGV[3..]: operations (see leaderboard_rules.h, ApplyPlan).
--- Returns {status, groups_applied}: status 1 = applied, 0 = entry seen before.
-local applied = KEYS[1]
+-- KEYS[3]: the applied set of older versions (read while a stream has no mark).
+-- KEYS[4], KEYS[5]: the org's kudos and ledger streams (read: the gap check;
+--   entries that are not in their stream, e.g. a deleted one, are not checked).
+-- KEYS[6..]: every key the operations touch (all in the org's slot).
+-- ARGV: token,
+--   nk, kudos entry ids..., nl, ledger entry ids...   (each stream's in order)
+--   ng, (logical id, zset key, entry ms, oldest ms)... guards of the batch: an
+--        id already there with a score >= oldest was applied within the window
+--   nr, (zset key, ms)...                              guard scores below ms leave
+--   no, ops...                                         S H N P D V, in entry order
+--   nz, (key, member, total, expireat)...              board increments, summed
+--   nt, (badges key, badge, ms, board key, member, threshold, cum)...
+--        badge when the board score after the entry (= final - total + cum)
+--        reaches the threshold
+-- Returns {1} when applied; {0, mark k, mark l, {stale ids}, {seen guard ids}}
+-- when part of the batch was applied before (nothing written: the caller
+-- drops those and calls again); ABORTED while a rebuild holds the org or
+-- when entries before the batch are not applied yet.
 local owner = redis.call('GET', KEYS[2])
-if owner and owner ~= ARGV[2] then
-  -- Not applied, not acknowledged: redelivered after the rebuild.
+if owner and owner ~= ARGV[1] then
   return redis.error_reply('ABORTED projections of this org are being rebuilt')
 end
-if redis.call('SADD', applied, ARGV[1]) == 0 then
-  return {0, 0}
-end
-
-local skip = false
-local groups = 0
-local i = 3
-local n = #ARGV
 local function key(at) return KEYS[tonumber(ARGV[at])] end
 
-while i <= n do
-  local op = ARGV[i]
-  if op == 'G' then
-    if ARGV[i + 1] == '' then
-      skip = false
-    else
-      skip = redis.call('SADD', applied, ARGV[i + 1]) == 0
-    end
-    if not skip then groups = groups + 1 end
-    i = i + 2
-  elseif op == 'Z' then
-    if not skip then
-      local k = key(i + 1)
-      local score = redis.call('ZINCRBY', k, ARGV[i + 3], ARGV[i + 2])
-      -- A board's expiry depends only on its period, so it is set once, when
-      -- the key is created; a new key means a new member, whose score is the
-      -- increment. Skipping the call otherwise halves the script's commands.
-      if ARGV[i + 4] ~= '0' and tonumber(score) == tonumber(ARGV[i + 3]) then
-        redis.call('EXPIREAT', k, ARGV[i + 4], 'NX')
-      end
-    end
-    i = i + 5
-  elseif op == 'S' then
-    if not skip then redis.call('SADD', key(i + 1), ARGV[i + 2]) end
-    i = i + 3
-  elseif op == 'H' then
-    if not skip then redis.call('HSET', key(i + 1), ARGV[i + 2], ARGV[i + 3]) end
-    i = i + 4
-  elseif op == 'N' then
-    if not skip then redis.call('HSETNX', key(i + 1), ARGV[i + 2], ARGV[i + 3]) end
-    i = i + 4
-  elseif op == 'P' then
-    if not skip then redis.call('SET', key(i + 1), ARGV[i + 2]) end
-    i = i + 3
-  elseif op == 'D' then
-    if not skip then redis.call('DEL', key(i + 1)) end
-    i = i + 2
-  elseif op == 'T' then
-    if not skip then
-      local score = tonumber(redis.call('ZSCORE', key(i + 4), ARGV[i + 5]) or '0')
-      if score >= tonumber(ARGV[i + 6]) then
-        redis.call('HSETNX', key(i + 1), ARGV[i + 2], ARGV[i + 3])
-      end
-    end
-    i = i + 7
-  elseif op == 'V' then
-    local count = tonumber(ARGV[i + 5])
-    if not skip then
-      local set = key(i + 4)
-      local all = true
-      for j = 1, count do
-        if redis.call('SISMEMBER', set, ARGV[i + 5 + j]) == 0 then
-          all = false
-          break
+local function parse(id)
+  local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+  return tonumber(ms), tonumber(seq)
+end
+local function greater(a, b)
+  local ams, aseq = parse(a)
+  local bms, bseq = parse(b)
+  return ams > bms or (ams == bms and aseq > bseq)
+end
+
+-- Phase 1: checks only, nothing written.
+local marks = redis.call('HMGET', KEYS[1], 'k', 'l')
+local legacy = nil
+local stale, seen = {}, {}
+local streams = {{'k', KEYS[4], marks[1]}, {'l', KEYS[5], marks[2]}}
+local at = 2
+local last = {}
+for s = 1, 2 do
+  local field, stream, mark = streams[s][1], streams[s][2], streams[s][3]
+  local n = tonumber(ARGV[at])
+  if n > 0 then
+    local first = ARGV[at + 1]
+    last[s] = ARGV[at + n]
+    if mark then
+      if not greater(first, mark) then
+        stale[#stale + 1] = field .. ':' .. first
+      else
+        local next = redis.call('XRANGE', stream, '(' .. mark, '+', 'COUNT', 1)[1]
+        if next and next[1] ~= first then
+          return redis.error_reply('ABORTED ' .. stream .. ': entries before ' .. first ..
+                                   ' are not applied yet (another consumer holds them)')
         end
       end
-      if all then redis.call('HSETNX', key(i + 1), ARGV[i + 2], ARGV[i + 3]) end
+    else
+      if legacy == nil then legacy = redis.call('EXISTS', KEYS[3]) == 1 end
+      if legacy then
+        for j = 1, n do
+          local id = field .. ':' .. ARGV[at + j]
+          if redis.call('SISMEMBER', KEYS[3], id) == 1 then stale[#stale + 1] = id end
+        end
+      else
+        local head = redis.call('XRANGE', stream, '-', '+', 'COUNT', 1)[1]
+        if head and head[1] ~= first then
+          return redis.error_reply('ABORTED ' .. stream .. ': entries before ' .. first ..
+                                   ' are not applied yet (another consumer holds them)')
+        end
+      end
     end
+  end
+  at = at + 1 + n
+end
+local ng = tonumber(ARGV[at])
+local guards = at + 1
+for g = 0, ng - 1 do
+  local j = guards + 4 * g
+  local id = ARGV[j]
+  local score = redis.call('ZSCORE', key(j + 1), id)
+  if score and tonumber(score) >= tonumber(ARGV[j + 3]) then
+    seen[#seen + 1] = id
+    seen[#seen + 1] = score
+  elseif legacy and redis.call('SISMEMBER', KEYS[3], id) == 1 then
+    seen[#seen + 1] = id
+    seen[#seen + 1] = ARGV[j + 2]
+  end
+end
+if #stale > 0 or #seen > 0 then
+  return {0, marks[1] or '', marks[2] or '', stale, seen}
+end
+
+-- Phase 2: the writes.
+for g = 0, ng - 1 do
+  local j = guards + 4 * g
+  redis.call('ZADD', key(j + 1), ARGV[j + 2], ARGV[j])
+end
+at = guards + 4 * ng
+local nr = tonumber(ARGV[at])
+for r = 0, nr - 1 do
+  redis.call('ZREMRANGEBYSCORE', key(at + 1 + 2 * r), '-inf', '(' .. ARGV[at + 2 + 2 * r])
+end
+at = at + 1 + 2 * nr
+local ops_end = at + tonumber(ARGV[at])
+local i = at + 1
+while i <= ops_end do
+  local op = ARGV[i]
+  if op == 'S' then
+    redis.call('SADD', key(i + 1), ARGV[i + 2])
+    i = i + 3
+  elseif op == 'H' then
+    redis.call('HSET', key(i + 1), ARGV[i + 2], ARGV[i + 3])
+    i = i + 4
+  elseif op == 'N' then
+    redis.call('HSETNX', key(i + 1), ARGV[i + 2], ARGV[i + 3])
+    i = i + 4
+  elseif op == 'P' then
+    redis.call('SET', key(i + 1), ARGV[i + 2])
+    i = i + 3
+  elseif op == 'D' then
+    redis.call('DEL', key(i + 1))
+    i = i + 2
+  elseif op == 'V' then
+    local count = tonumber(ARGV[i + 5])
+    local set = key(i + 4)
+    local all = true
+    for j = 1, count do
+      if redis.call('SISMEMBER', set, ARGV[i + 5 + j]) == 0 then
+        all = false
+        break
+      end
+    end
+    if all then redis.call('HSETNX', key(i + 1), ARGV[i + 2], ARGV[i + 3]) end
     i = i + 6 + count
   else
     return redis.error_reply('INTERNAL apply_event: unknown operation ' .. tostring(op))
   end
 end
-return {1, groups}
+
+-- Board increments: one ZINCRBY per (board, member); a board's expiry
+-- depends only on its period, so it is set once, when the board is new
+-- (a member new to it), after every increment (an expiry in the past
+-- deletes the key, as the increments one by one would leave it).
+at = ops_end + 1
+local nz = tonumber(ARGV[at])
+local base = {}
+local fresh, fresh_keys = {}, {}
+for z = 0, nz - 1 do
+  local j = at + 1 + 4 * z
+  local k, member, total = key(j), ARGV[j + 1], tonumber(ARGV[j + 2])
+  local score = tonumber(redis.call('ZINCRBY', k, ARGV[j + 2], member))
+  base[ARGV[j] .. ' ' .. member] = score - total
+  if ARGV[j + 3] ~= '0' and score == total and not fresh[k] then
+    fresh[k] = ARGV[j + 3]
+    fresh_keys[#fresh_keys + 1] = k
+  end
+end
+for _, k in ipairs(fresh_keys) do redis.call('EXPIREAT', k, fresh[k], 'NX') end
+
+-- Threshold badges, in entry order: the score each entry left.
+at = at + 1 + 4 * nz
+local nt = tonumber(ARGV[at])
+local awarded = {}
+for t = 0, nt - 1 do
+  local j = at + 1 + 7 * t
+  local badges, badge = key(j), ARGV[j + 1]
+  if not awarded[badges .. ' ' .. badge] then
+    local before = base[ARGV[j + 3] .. ' ' .. ARGV[j + 4]]
+    local score
+    if before then
+      score = before + tonumber(ARGV[j + 6])
+    else
+      score = tonumber(redis.call('ZSCORE', key(j + 3), ARGV[j + 4]) or '0')
+    end
+    if score >= tonumber(ARGV[j + 5]) then
+      redis.call('HSETNX', badges, badge, ARGV[j + 2])
+      awarded[badges .. ' ' .. badge] = true
+    end
+  end
+end
+
+if last[1] then redis.call('HSET', KEYS[1], 'k', last[1]) end
+if last[2] then redis.call('HSET', KEYS[1], 'l', last[2]) end
+return {1}

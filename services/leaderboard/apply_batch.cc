@@ -1,0 +1,295 @@
+#include "services/leaderboard/apply_batch.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/check/check.h"
+
+namespace leaderboard {
+
+using common::redis::Reply;
+
+namespace {
+
+std::optional<std::pair<uint64_t, uint64_t>> ParseId(const std::string& id) {
+  std::pair<absl::string_view, absl::string_view> parts =
+      absl::StrSplit(id, absl::MaxSplits('-', 1));
+  uint64_t ms = 0, seq = 0;
+  if (!absl::SimpleAtoi(parts.first, &ms) || !absl::SimpleAtoi(parts.second, &seq)) {
+    return std::nullopt;
+  }
+  return std::make_pair(ms, seq);
+}
+
+absl::Status Malformed(absl::string_view why) {
+  return absl::InternalError(absl::StrCat("apply_event: malformed plan: ", why));
+}
+
+// The call's KEYS: five fixed ones, then each other key once.
+class KeyTable {
+ public:
+  KeyTable(const std::string& org, std::vector<std::string>* keys) : keys_(keys) {
+    *keys_ = {MarksKey(org), RebuildLockKey(org), AppliedKey(org), KudosStream(org),
+              LedgerStream(org)};
+    for (size_t i = 0; i < keys_->size(); ++i) index_[(*keys_)[i]] = i + 1;
+  }
+  // The call's index (1-based, as text) of the plan's key named by `arg`.
+  absl::StatusOr<std::string> Map(const ApplyPlan& plan, const std::string& arg) {
+    size_t k = 0;
+    if (!absl::SimpleAtoi(arg, &k) || k < 1 || k > plan.keys.size()) {
+      return Malformed(absl::StrCat("key index '", arg, "'"));
+    }
+    auto [it, added] = index_.try_emplace(plan.keys[k - 1], keys_->size() + 1);
+    if (added) keys_->push_back(plan.keys[k - 1]);
+    return absl::StrCat(it->second);
+  }
+
+ private:
+  std::vector<std::string>* keys_;
+  absl::flat_hash_map<std::string, size_t> index_;
+};
+
+// The operations of the included plans, in order, reduced to what changes
+// the outcome (see the header).
+class OpsBuilder {
+ public:
+  OpsBuilder(KeyTable& keys, const AppliedBefore& before) : keys_(keys) {
+    for (const auto& [id, ms] : before.seen_guards) applied_at_[id] = ms;
+  }
+
+  // `entry_ms`: when the plan's entry was appended (its guards' time).
+  absl::Status Add(const ApplyPlan& plan, int64_t entry_ms) {
+    const std::vector<std::string>& a = plan.args;
+    bool skip = false;
+    size_t i = 2;
+    while (i < a.size()) {
+      const std::string& op = a[i];
+      size_t width = op == "G" ? 4 : op == "Z" ? 5 : op == "S" || op == "P" ? 3
+                     : op == "H" || op == "N" ? 4 : op == "D" ? 2 : op == "T" ? 7 : 0;
+      size_t count = 0;
+      if (op == "V") {
+        if (i + 6 > a.size() || !absl::SimpleAtoi(a[i + 5], &count)) return Malformed("V");
+        width = 6 + count;
+      }
+      if (width == 0) return Malformed(absl::StrCat("unknown operation ", op));
+      if (i + width > a.size()) return Malformed(op);
+      if (op == "G") {
+        absl::StatusOr<bool> s = Guard(plan, a[i + 1], a[i + 2], a[i + 3], entry_ms);
+        if (!s.ok()) return s.status();
+        skip = *s;
+      } else if (!skip) {
+        if (absl::Status s = Op(plan, i, width); !s.ok()) return s;
+      }
+      i += width;
+    }
+    return absl::OkStatus();
+  }
+
+  // ARGV from the guards on (after the entry ids).
+  absl::Status Append(std::vector<std::string>& args) {
+    for (const std::string& key : deleted_) {
+      if (zkeys_.contains(key)) return Malformed("a board deleted and incremented in one batch");
+    }
+    args.push_back(absl::StrCat(guards_.size() / 4));
+    args.insert(args.end(), guards_.begin(), guards_.end());
+    args.push_back(absl::StrCat(trims_.size()));
+    for (const auto& [key, below] : trims_) args.insert(args.end(), {key, absl::StrCat(below)});
+    args.push_back(absl::StrCat(ops_.size()));
+    args.insert(args.end(), ops_.begin(), ops_.end());
+    args.push_back(absl::StrCat(order_.size()));
+    for (const auto& pair : order_) {
+      const Total& total = totals_.at(pair);
+      args.insert(args.end(), {pair.first, pair.second, absl::StrCat(total.sum), total.expire_at});
+    }
+    args.push_back(absl::StrCat(thresholds_.size() / 7));
+    args.insert(args.end(), thresholds_.begin(), thresholds_.end());
+    return absl::OkStatus();
+  }
+
+ private:
+  using Pair = std::pair<std::string, std::string>;  // (call key index, member)
+  struct Total {
+    int64_t sum = 0;
+    std::string expire_at;
+  };
+
+  // True: skip the group (its logical id was applied within the window).
+  // As ProjectionImage: ids older than the window behind this entry are gone.
+  absl::StatusOr<bool> Guard(const ApplyPlan& plan, const std::string& id,
+                             const std::string& key_arg, const std::string& window_text,
+                             int64_t entry_ms) {
+    if (id.empty()) return false;
+    int64_t window = 0;
+    if (!absl::SimpleAtoi(window_text, &window) || window < 0) return Malformed("G window");
+    absl::StatusOr<std::string> k = keys_.Map(plan, key_arg);
+    if (!k.ok()) return k.status();
+    int64_t oldest = entry_ms - window;
+    int64_t& below = trims_[*k];
+    below = std::max(below, oldest);
+    auto it = applied_at_.find(id);
+    if (it != applied_at_.end() && it->second >= oldest) return true;
+    applied_at_[id] = entry_ms;
+    guards_.insert(guards_.end(), {id, *k, absl::StrCat(entry_ms), absl::StrCat(oldest)});
+    return false;
+  }
+
+  absl::Status Op(const ApplyPlan& plan, size_t i, size_t width) {
+    const std::vector<std::string>& a = plan.args;
+    const std::string& op = a[i];
+    absl::StatusOr<std::string> k = keys_.Map(plan, a[i + 1]);
+    if (!k.ok()) return k.status();
+    if (op == "Z") return Increment(*k, a[i + 2], a[i + 3], a[i + 4]);
+    if (op == "T") {
+      absl::StatusOr<std::string> board = keys_.Map(plan, a[i + 4]);
+      if (!board.ok()) return board.status();
+      auto it = totals_.find(Pair(*board, a[i + 5]));
+      int64_t cum = it == totals_.end() ? 0 : it->second.sum;
+      thresholds_.insert(thresholds_.end(), {*k, a[i + 2], a[i + 3], *board, a[i + 5], a[i + 6],
+                                             absl::StrCat(cum)});
+      return absl::OkStatus();
+    }
+    // Members and HSETNX fields already written in this batch change nothing.
+    if (op == "S" && !written_.insert(Pair(*k, "s " + a[i + 2])).second) return absl::OkStatus();
+    if (op == "N" && !written_.insert(Pair(*k, "h " + a[i + 2])).second) return absl::OkStatus();
+    if (op == "H") written_.insert(Pair(*k, "h " + a[i + 2]));
+    if (op == "D" || op == "P") Forget(*k);
+    if (op == "D") deleted_.insert(*k);
+    ops_.push_back(op);
+    ops_.push_back(*k);
+    for (size_t j = 2; j < width; ++j) {
+      if (op == "V" && j == 4) {
+        absl::StatusOr<std::string> set = keys_.Map(plan, a[i + j]);
+        if (!set.ok()) return set.status();
+        ops_.push_back(*set);
+      } else {
+        ops_.push_back(a[i + j]);
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Increment(const std::string& k, const std::string& member,
+                         const std::string& amount, const std::string& expire_at) {
+    int64_t increment = 0;
+    if (!absl::SimpleAtoi(amount, &increment) || increment <= 0) return Malformed("Z amount");
+    Pair pair(k, member);
+    auto [it, added] = totals_.try_emplace(pair);
+    if (added) {
+      order_.push_back(pair);
+      it->second.expire_at = expire_at;
+    }
+    it->second.sum += increment;
+    zkeys_.insert(k);
+    return absl::OkStatus();
+  }
+
+  void Forget(const std::string& k) {
+    for (auto it = written_.begin(); it != written_.end();) {
+      it = it->first == k ? written_.erase(it) : std::next(it);
+    }
+  }
+
+  KeyTable& keys_;
+  // Logical id -> entry time it was applied at: stored, or earlier in the batch.
+  absl::flat_hash_map<std::string, int64_t> applied_at_;
+  std::vector<std::string> guards_;
+  std::map<std::string, int64_t> trims_;  // guard key -> scores below it leave
+  std::vector<std::string> ops_;
+  std::map<Pair, Total> totals_;
+  std::vector<Pair> order_;
+  std::vector<std::string> thresholds_;
+  std::set<Pair> written_;
+  absl::flat_hash_set<std::string> zkeys_;
+  absl::flat_hash_set<std::string> deleted_;
+};
+
+}  // namespace
+
+bool StreamIdLess(const std::string& a, const std::string& b) {
+  std::optional<std::pair<uint64_t, uint64_t>> x = ParseId(a), y = ParseId(b);
+  return x.has_value() && y.has_value() && *x < *y;
+}
+
+std::optional<int64_t> StreamIdMs(const std::string& id) {
+  std::optional<std::pair<uint64_t, uint64_t>> parsed = ParseId(id);
+  if (!parsed.has_value() || parsed->first > (uint64_t{1} << 52)) return std::nullopt;
+  return static_cast<int64_t>(parsed->first);
+}
+
+absl::StatusOr<BatchCall> BuildBatchCall(const std::string& org,
+                                         const std::vector<const ApplyPlan*>& plans,
+                                         const std::string& rebuild_token,
+                                         const AppliedBefore& before) {
+  BatchCall call;
+  call.included.assign(plans.size(), false);
+  KeyTable keys(org, &call.keys);
+  OpsBuilder ops(keys, before);
+  std::vector<std::string> ids[2];  // kudos, ledger
+  for (size_t p = 0; p < plans.size(); ++p) {
+    const ApplyPlan& plan = *plans[p];
+    char stream = 0;
+    std::string id;
+    if (!plan.EntryId(&stream, &id) || !StreamIdMs(id).has_value()) {
+      return Malformed(absl::StrCat("entry id '", plan.args.empty() ? "" : plan.args[0], "'"));
+    }
+    if (plan.keys.size() < 2 || plan.keys[0] != MarksKey(org)) return Malformed("marks key");
+    const std::optional<std::string>& mark = stream == 'k' ? before.mark_k : before.mark_l;
+    if ((mark.has_value() && !StreamIdLess(*mark, id)) ||
+        before.stale_entries.contains(plan.args[0])) {
+      continue;  // applied before
+    }
+    std::vector<std::string>& list = ids[stream == 'k' ? 0 : 1];
+    if (!list.empty() && !StreamIdLess(list.back(), id)) {
+      return absl::InternalError(absl::StrCat("apply_event: entries out of order: ", id,
+                                              " after ", list.back()));
+    }
+    list.push_back(id);
+    call.included[p] = true;
+    ++call.entries;
+    if (absl::Status s = ops.Add(plan, *StreamIdMs(id)); !s.ok()) return s;
+  }
+  call.args.push_back(rebuild_token);
+  for (const std::vector<std::string>& list : ids) {
+    call.args.push_back(absl::StrCat(list.size()));
+    call.args.insert(call.args.end(), list.begin(), list.end());
+  }
+  if (absl::Status s = ops.Append(call.args); !s.ok()) return s;
+  for (const std::string& key : call.keys) {
+    KUDOS_CHECK(absl::StrContains(key, absl::StrCat("{", org, "}")),
+                "an org's batch touches only keys in its own slot");
+  }
+  return call;
+}
+
+absl::StatusOr<bool> ParseBatchReply(const Reply& reply, AppliedBefore* before) {
+  if (reply.type != Reply::Type::kArray || reply.elements.empty()) {
+    return absl::InternalError("apply_event: unexpected reply shape");
+  }
+  if (reply.elements[0].integer == 1) return true;
+  if (reply.elements.size() != 5) return absl::InternalError("apply_event: unexpected refusal");
+  auto mark = [](const Reply& r) -> std::optional<std::string> {
+    if (r.str.empty()) return std::nullopt;
+    return r.str;
+  };
+  before->mark_k = mark(reply.elements[1]);
+  before->mark_l = mark(reply.elements[2]);
+  for (const Reply& id : reply.elements[3].elements) before->stale_entries.insert(id.str);
+  const std::vector<Reply>& seen = reply.elements[4].elements;
+  for (size_t i = 0; i + 1 < seen.size(); i += 2) {
+    int64_t ms = 0;
+    if (!absl::SimpleAtoi(seen[i + 1].str, &ms)) {
+      return absl::InternalError("apply_event: unexpected guard time");
+    }
+    before->seen_guards[seen[i].str] = ms;
+  }
+  return false;
+}
+
+}  // namespace leaderboard

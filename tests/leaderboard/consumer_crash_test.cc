@@ -1,0 +1,292 @@
+// Issue 15, item 1: the consumer's exactly-once by per-stream high-water
+// marks, against a real redis-server and the real library (Store, Projector,
+// Consumer). A fault-injection hook stops the consumer dead at a step of a
+// batch (as SIGKILL would: nothing after it runs, nothing is cleaned up);
+// a new consumer then takes over its pending entries.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "services/leaderboard/leaderboard_consumer.h"
+#include "services/leaderboard/leaderboard_store.h"
+#include "services/leaderboard/projection_image.h"
+#include "tests/harness/eventually.h"
+#include "tests/harness/process.h"
+#include "tests/leaderboard/event_writer.h"
+
+namespace {
+
+using harness::Eventually;
+namespace v1 = leaderboard::v1;
+
+common::redis::PoolOptions PoolFor(const harness::RedisServer& redis) {
+  common::redis::PoolOptions options;
+  options.endpoint = {"127.0.0.1", redis.port()};
+  options.size = 4;
+  return options;
+}
+
+// Store + Projector + Consumer, as main.cc wires them.
+struct Replica {
+  Replica(const harness::RedisServer& redis, const std::string& name, int batch,
+          std::function<bool(absl::string_view)> crash_hook = nullptr)
+      : pool(PoolFor(redis)), store(pool), projector(store, RebuildFor()) {
+    store.set_crash_hook(std::move(crash_hook));
+    leaderboard::ConsumerOptions options;
+    options.endpoint = {"127.0.0.1", redis.port()};
+    options.consumer_name = name;
+    options.block = std::chrono::milliseconds(50);
+    options.claim_min_idle = std::chrono::milliseconds(200);
+    options.org_refresh = std::chrono::milliseconds(50);
+    options.batch = batch;
+    consumer = std::make_unique<leaderboard::Consumer>(store, projector, options, nullptr);
+  }
+  static leaderboard::RebuildOptions RebuildFor() {
+    leaderboard::RebuildOptions options;
+    options.min_interval = std::chrono::milliseconds(0);
+    return options;
+  }
+  common::redis::Pool pool;
+  leaderboard::Store store;
+  leaderboard::Projector projector;
+  std::unique_ptr<leaderboard::Consumer> consumer;
+};
+
+// Entries of the org's streams not yet acknowledged by the group (pending
+// + never delivered); -1 before the group exists.
+int64_t Backlog(common::redis::Pool& pool, const std::string& org) {
+  int64_t total = 0;
+  for (const std::string& stream : {leaderboard::KudosStream(org), leaderboard::LedgerStream(org)}) {
+    auto groups = pool.Run({"XINFO", "GROUPS", stream});
+    if (!groups.ok() || groups->elements.empty()) return -1;
+    const auto& fields = groups->elements[0].elements;
+    for (size_t i = 0; i + 1 < fields.size(); i += 2) {
+      if (fields[i].str == "pending" || fields[i].str == "lag") total += fields[i + 1].integer;
+    }
+  }
+  return total;
+}
+
+int64_t ZScore(common::redis::Pool& pool, const std::string& key, const std::string& member) {
+  auto reply = pool.Run({"ZSCORE", key, member});
+  if (!reply.ok() || reply->is_nil()) return 0;
+  return std::stoll(reply->str);
+}
+
+// A history with every kind of entry: directory changes between kudos,
+// kudos with their transfers, a producer's duplicate append, a boost.
+struct History {
+  std::map<std::string, int64_t> points;    // all-time points received
+  std::map<std::string, int64_t> received;  // all-time kudos received
+  int entries = 0;
+};
+
+History WriteHistory(lbtest::EventWriter& writer) {
+  const std::string& org = writer.org();
+  History h;
+  const std::vector<std::string> people = {"ann", "bob", "cem", "dia", "eli"};
+  for (size_t i = 0; i < people.size(); ++i) {
+    writer.Kudos(lbtest::PersonEvent(people[i], people[i], i % 2 ? "ops" : "dev", "",
+                                     i == 2 ? "Asia/Kolkata" : ""));
+    ++h.entries;
+  }
+  absl::Time now = absl::Now();
+  for (int i = 0; i < 36; ++i) {
+    const std::string& giver = people[i % people.size()];
+    const std::string& recipient = people[(i * 3 + 1) % people.size()];
+    if (giver == recipient) continue;
+    std::string id = absl::StrCat("K", i);
+    int64_t points = 1 + i % 4;
+    auto sent = lbtest::SentEvent(org, id, giver, "dev", {{recipient, "ops"}}, {"teamwork"},
+                                  points, now - absl::Hours(i));
+    auto posted = lbtest::TransfersEvent(org, id, id, ledger::v1::TRANSFER_KIND_KUDOS, giver,
+                                         {{recipient, "ops"}}, {"teamwork"}, points,
+                                         now - absl::Hours(i));
+    writer.Kudos(sent);
+    writer.Ledger(posted);
+    h.entries += 2;
+    if (i % 9 == 4) {  // the producers retried after a timeout
+      writer.Kudos(sent);
+      writer.Ledger(posted);
+      h.entries += 2;
+    }
+    h.points[recipient] += points;
+    h.received[recipient] += 1;
+    if (i == 20) {
+      kudos::v1::OrgSettings settings = leaderboard::DefaultSettings();
+      settings.set_time_zone("America/New_York");
+      writer.Kudos(lbtest::SettingsEvent(settings));
+      writer.Kudos(lbtest::PersonEvent("bob", "bob", "dev", "", "Europe/Paris"));
+      h.entries += 2;
+    }
+  }
+  return h;
+}
+
+void ExpectTotals(common::redis::Pool& pool, const std::string& org, const History& h,
+                  const std::string& where) {
+  std::string points = leaderboard::BoardKey(org, v1::METRIC_POINTS_RECEIVED, v1::WINDOW_ALL_TIME,
+                                             "all", v1::SCOPE_ORG, "");
+  std::string received = leaderboard::BoardKey(org, v1::METRIC_KUDOS_RECEIVED,
+                                               v1::WINDOW_ALL_TIME, "all", v1::SCOPE_ORG, "");
+  for (const auto& [person, total] : h.points) {
+    EXPECT_EQ(ZScore(pool, points, person), total) << where << ": points of " << person;
+    EXPECT_EQ(ZScore(pool, received, person), h.received.at(person)) << where << ": " << person;
+  }
+}
+
+// Kill at each step of a batch (its 1st, 2nd and 4th time), then a new
+// consumer takes over: the boards hold every entry exactly once, and equal
+// what a rebuild from the streams makes of them (marks included).
+TEST(ConsumerCrashTest, Consumer_KilledBetweenAnyTwoStepsAppliesEveryEntryExactlyOnce) {
+  harness::RedisServer redis;
+  common::redis::Pool pool(PoolFor(redis));
+  const std::vector<std::string> steps = {"read", "planned", "applied", "awarded", "acked"};
+  for (const std::string& step : steps) {
+    for (int nth : {1, 2, 4}) {
+      std::string org = absl::StrCat("crash-", step, "-", nth);
+      std::string where = absl::StrCat("killed at '", step, "' #", nth);
+      lbtest::EventWriter writer(redis.address(), org);
+      History history = WriteHistory(writer);
+      {
+        std::atomic<int> seen{0};
+        Replica doomed(redis, "replica-a", 7, [&, step, nth](absl::string_view at) {
+          return at == step && ++seen >= nth;
+        });
+        doomed.consumer->Start();
+        ASSERT_TRUE(Eventually([&] { return doomed.store.crashed(); })) << where;
+        doomed.consumer->Stop();
+      }
+      // The same replica restarted (its own pending entries first) ...
+      Replica restarted(redis, "replica-a", 7);
+      restarted.consumer->Start();
+      ASSERT_TRUE(Eventually([&] { return Backlog(pool, org) == 0; })) << where;
+      restarted.consumer->Stop();
+      ExpectTotals(pool, org, history, where);
+      auto marks = pool.Run({"HGETALL", leaderboard::MarksKey(org)});
+      ASSERT_TRUE(marks.ok());
+      EXPECT_EQ(marks->elements.size(), 4u) << where << ": a mark per stream";
+      std::map<std::string, std::string> live = lbtest::DumpProjections(pool, org);
+      auto rebuilt = restarted.projector.Rebuild(org);
+      ASSERT_TRUE(rebuilt.ok()) << rebuilt.status();
+      EXPECT_EQ(rebuilt->events_read, history.entries);
+      std::map<std::string, std::string> replayed = lbtest::DumpProjections(pool, org);
+      EXPECT_EQ(live, replayed) << where;
+    }
+  }
+}
+
+// Entries claimed from a dead replica after another replica applied the
+// entries after them, and a whole stream delivered again: at or below the
+// marks, nothing is applied twice; no set of applied ids grows.
+TEST(ConsumerCrashTest, Consumer_MarksMakeRedeliveriesAndClaimsNoOpsWithoutAnAppliedSet) {
+  harness::RedisServer redis;
+  common::redis::Pool pool(PoolFor(redis));
+  const std::string org = "marks";
+  lbtest::EventWriter writer(redis.address(), org);
+  History history = WriteHistory(writer);
+  {
+    std::atomic<int> seen{0};
+    Replica doomed(redis, "replica-a", 5, [&](absl::string_view at) {
+      return at == "applied" && ++seen >= 3;
+    });
+    doomed.consumer->Start();
+    ASSERT_TRUE(Eventually([&] { return doomed.store.crashed(); }));
+    doomed.consumer->Stop();
+  }
+  Replica other(redis, "replica-b", 5);  // claims replica-a's entries when idle
+  other.consumer->Start();
+  ASSERT_TRUE(Eventually([&] { return Backlog(pool, org) == 0; }));
+  ExpectTotals(pool, org, history, "after the claim");
+  writer.ReplayAll();  // every entry delivered again
+  ASSERT_TRUE(Eventually([&] { return Backlog(pool, org) == 0; }));
+  other.consumer->Stop();
+  ExpectTotals(pool, org, history, "after a full redelivery");
+  auto exists = pool.Run({"EXISTS", leaderboard::AppliedKey(org)});
+  ASSERT_TRUE(exists.ok());
+  EXPECT_EQ(exists->integer, 0) << "no applied set";
+  auto last_kudos = pool.Run({"XREVRANGE", leaderboard::KudosStream(org), "+", "-", "COUNT", "1"});
+  auto last_ledger = pool.Run({"XREVRANGE", leaderboard::LedgerStream(org), "+", "-", "COUNT", "1"});
+  auto marks = pool.Run({"HMGET", leaderboard::MarksKey(org), "k", "l"});
+  ASSERT_TRUE(last_kudos.ok() && last_ledger.ok() && marks.ok());
+  EXPECT_EQ(marks->elements[0].str, last_kudos->elements[0].elements[0].str);
+  EXPECT_EQ(marks->elements[1].str, last_ledger->elements[0].elements[0].str);
+}
+
+// A producer's duplicate append (the same transfer id) counts once within
+// the retry window (the retention policy's idempotency days, 30 by
+// default) after the entry that applied it; ids older than the window
+// leave the guard set, so it holds only the window's ids.
+TEST(ConsumerCrashTest, Consumer_DuplicatesWithinTheRetryWindowCountOnceAndOlderIdsAreTrimmed) {
+  harness::RedisServer redis;
+  common::redis::Pool pool(PoolFor(redis));
+  const std::string org = "window";
+  const std::string stream = leaderboard::LedgerStream(org);
+  ASSERT_TRUE(pool.Run({"SADD", "platform:orgs", org}).ok());
+  const int64_t now_ms = absl::ToUnixMillis(absl::Now());
+  const int64_t day_ms = 86400 * 1000;
+  auto append = [&](const std::string& transfer, int64_t at_ms) {
+    auto event = lbtest::TransfersEvent(org, transfer, transfer, ledger::v1::TRANSFER_KIND_KUDOS,
+                                        "g", {{"r", ""}}, {}, 1, absl::Now());
+    auto added = pool.Run({"XADD", stream, absl::StrCat(at_ms, "-0"), "event",
+                           event.SerializeAsString()});
+    ASSERT_TRUE(added.ok()) << added.status();
+  };
+  append("old", now_ms - 100 * day_ms);
+  append("recent", now_ms - 40 * day_ms);
+  append("recent", now_ms - 35 * day_ms);  // 5 days later: a retry, counted once
+  append("old", now_ms - 1 * day_ms);      // 99 days later: outside the window, counted again
+  append("last", now_ms);
+  Replica replica(redis, "replica-a", 200);
+  replica.consumer->Start();
+  ASSERT_TRUE(Eventually([&] { return Backlog(pool, org) == 0; }));
+  replica.consumer->Stop();
+  std::string all = leaderboard::BoardKey(org, v1::METRIC_POINTS_RECEIVED, v1::WINDOW_ALL_TIME,
+                                          "all", v1::SCOPE_ORG, "");
+  EXPECT_EQ(ZScore(pool, all, "r"), 4);
+  // Left: the ids applied within 30 days of the newest entry.
+  auto seen = pool.Run({"ZRANGE", leaderboard::GuardKey(org, 'l'), "0", "-1"});
+  ASSERT_TRUE(seen.ok());
+  std::vector<std::string> ids;
+  for (const auto& id : seen->elements) ids.push_back(id.str);
+  EXPECT_EQ(ids, (std::vector<std::string>{"transfer:old:r", "transfer:last:r"}));
+}
+
+// A batch's increments are summed per (board, member) before they are sent:
+// 40 kudos to one person in one batch are one ZINCRBY per board.
+TEST(ConsumerCrashTest, Consumer_SendsOneIncrementPerBoardAndMemberPerBatch) {
+  harness::RedisServer redis;
+  common::redis::Pool pool(PoolFor(redis));
+  const std::string org = "agg";
+  lbtest::EventWriter writer(redis.address(), org);
+  absl::Time t = absl::Now();
+  for (int i = 0; i < 40; ++i) {
+    std::string id = absl::StrCat("K", i);
+    writer.Ledger(lbtest::TransfersEvent(org, id, id, ledger::v1::TRANSFER_KIND_KUDOS, "g",
+                                         {{"r", "ops"}}, {"teamwork"}, 2, t));
+  }
+  ASSERT_TRUE(pool.Run({"CONFIG", "RESETSTAT"}).ok());
+  Replica replica(redis, "replica-a", 200);
+  replica.consumer->Start();
+  ASSERT_TRUE(Eventually([&] { return Backlog(pool, org) == 0; }));
+  replica.consumer->Stop();
+  std::string all = leaderboard::BoardKey(org, v1::METRIC_POINTS_RECEIVED, v1::WINDOW_ALL_TIME,
+                                          "all", v1::SCOPE_ORG, "");
+  EXPECT_EQ(ZScore(pool, all, "r"), 80);
+  auto info = pool.Run({"INFO", "commandstats"});
+  ASSERT_TRUE(info.ok());
+  std::string stats = info->str;
+  size_t at = stats.find("cmdstat_zincrby:calls=");
+  ASSERT_NE(at, std::string::npos);
+  int64_t calls = std::stoll(stats.substr(at + 22));
+  // points_received x 6 windows x (org, team, teams, value) boards, one member each.
+  EXPECT_EQ(calls, 6 * 4) << stats;
+}
+
+}  // namespace
