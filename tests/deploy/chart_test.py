@@ -283,8 +283,15 @@ class ChartTest(unittest.TestCase):
                                         for d in by_kind["HorizontalPodAutoscaler"]), service)
                     self.assertNotIn("replicas", workload["spec"], service)
                 if values["networkPolicy"]["enabled"]:
-                    self.assertTrue(any(selects(d, ("podSelector", "matchLabels"))
-                                        for d in by_kind["NetworkPolicy"]), service)
+                    (policy,) = [d for d in by_kind["NetworkPolicy"]
+                                 if selects(d, ("podSelector", "matchLabels"))]
+                    for rule in policy["spec"]["ingress"]:
+                        # Restricted ingress still admits the release's own callers.
+                        peers = [p.get("podSelector", {}).get("matchLabels", {})
+                                 for p in rule.get("from", [])]
+                        self.assertTrue(not peers or any(
+                            all(labels.get(k) == v for k, v in peer.items()) and peer
+                            for peer in peers), "%s refuses the release's pods" % service)
                 port = values["services"][service]["port"]
                 listen = [a for a in container["args"] if a.startswith(("--listen=", "--http="))]
                 self.assertEqual(listen, ["--%s=0.0.0.0:%d" % (

@@ -175,6 +175,17 @@ TEST(RedisAuthTest, RefusedAuthAfterStartup_IsUnavailableSoCallersRetryInsteadOf
   EXPECT_FALSE(absl::StrContains(status.message(), kPassword)) << status;
 }
 
+// A Redis that started wanting a password after the service connected
+// answers NOAUTH to its new connections: a deployment fault, retried, never
+// INTERNAL (which the leaderboard consumer would dead-letter entries over).
+TEST(RedisAuthTest, NoAuthReply_IsUnavailableNotInternal) {
+  harness::RedisServer redis(RequirePass());
+  Pool pool(OptionsFor(redis, Credentials()));
+  absl::Status status = pool.Run({"SET", "k", "v"}).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
+  EXPECT_TRUE(absl::StrContains(status.message(), "NOAUTH")) << status;
+}
+
 // --- the service binaries ----------------------------------------------------
 
 const std::vector<std::string>& RedisBinaries() {
