@@ -70,7 +70,6 @@ Blobs MakeBlobs(const std::string& org) {
   kudos.mutable_create_time()->set_seconds(absl::ToUnixSeconds(absl::Now()));
   kudos.mutable_create_time()->set_nanos(123456789);
   kudos.set_state(kudos::v1::KUDOS_STATE_PENDING);
-  b.record_pb = kudos.SerializeAsString();
 
   ledger::v1::Transfer transfer;
   transfer.set_transfer_id("k0123456789abcdef01234567:p05678");
@@ -100,6 +99,10 @@ Blobs MakeBlobs(const std::string& org) {
   sent->set_giver_team_id("team-012");
   (*sent->mutable_recipient_team_ids())["p05678"] = "team-056";
   b.event_pb = event.SerializeAsString();
+  // The record is the KudosSent (kudos_workflow.cc), pending until finished.
+  kudos::v1::KudosSent record = *sent;
+  record.mutable_kudos()->set_state(kudos::v1::KUDOS_STATE_PENDING);
+  b.record_pb = record.SerializeAsString();
 
   ledger::v1::LedgerEvent header;
   header.mutable_transfers_posted()->set_org_id(org);
@@ -152,6 +155,9 @@ FloorBResult RunFloorB(const FloorBOptions& o) {
   const std::string week_key = absl::FormatTime("%G-W%V", now, absl::UTCTimeZone());
   const std::string month_key = absl::FormatTime("%Y-%m", now, absl::UTCTimeZone());
   const std::string kudos_fp(64, 'f');
+  const std::string transfer_fp(64, 'e');  // the ledger's SHA-256 hex of the transfer
+  // The org's idempotency window (retention policy default: 30 days).
+  const std::string idempotency_ttl_s = absl::StrCat(30 * 86400);
 
   std::atomic<int64_t> kudos_total{0}, errors_total{0};
   std::mutex mu;
@@ -181,31 +187,23 @@ FloorBResult RunFloorB(const FloorBOptions& o) {
         const std::string g = Person(gi), r = Person(ri);
         const std::string id = absl::StrFormat("k%02d%016x%08x", thread_index, n, rng() & 0xffffffff);
         const std::string request_id = absl::StrCat("floor-", thread_index, "-", n);
-        const std::string record = kp + "kudos:" + id;
         const std::string feeds = absl::StrCat("feed:all,feed:giver:", g, ",feed:recipient:", r,
                                                ",feed:team:team-012,feed:team:team-056,"
                                                "feed:value:on-time-delivery");
-        batch.push_back({"GET", kp + "settings"});
         batch.push_back({"HGET", kp + "person:" + r, "pb"});
         batch.push_back({"HGET", kp + "person:" + g, "pb"});
+        batch.push_back({"GET", kp + "settings"});
         batch.push_back({"EVALSHA", shas.begin, "1", kp, "kudos", g, request_id, kudos_fp, id,
                          blobs.record_pb, now_ms, minute_key, "10000", "30", week_key,
                          "1000000000000", "3", "", "1", r, blobs.transfers_pb, blobs.event_pb,
-                         feeds, reconcile_at_ms});
-        batch.push_back({"HMGET", record, "pb", "state", "transfers", "kudos_id", "error_code",
-                         "error_message"});
-        batch.push_back({"GET", lp + "policy"});
+                         feeds, reconcile_at_ms, idempotency_ttl_s});
         batch.push_back({"SADD", "bench:orgs", o.org});
+        batch.push_back({"GET", lp + "policy"});
         const std::string transfer_id = id + ":" + r;
         batch.push_back({"EVALSHA", shas.post, "1", lp, now_ms, blobs.ledger_header, month_key,
-                         "1000000000", "34560000", "1", "0", transfer_id,
-                         absl::StrCat("v1;9:allowance:", g, ";7:earned:", r,
-                                      ";1:3;1:1;25:", id, ";1:3;5:giver;6:", g,
-                                      ";4:team;8:team-056;6:values;16:on-time-delivery;"),
+                         "1000000000", "34560000", "1", "0", transfer_id, transfer_fp,
                          "allowance:" + g, "earned:" + r, "3", blobs.transfer_body, "A", g});
         batch.push_back({"EVALSHA", shas.finish, "1", kp, "kudos", id, "COMMITTED", "0", ""});
-        batch.push_back({"HMGET", record, "pb", "state"});
-        batch.push_back({"LRANGE", kp + "boosts:" + id, "0", "-1"});
         if (thread_index == 0 && n == 0) commands_per_kudos = static_cast<int>(batch.size());
       }
       Clock::time_point sent = Clock::now();
