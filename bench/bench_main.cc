@@ -39,20 +39,11 @@
 #include "leaderboard/v1/leaderboard.grpc.pb.h"
 #include "ledger/v1/ledger.pb.h"
 #include "common/redis/redis_client.h"
-#include "services/leaderboard/leaderboard_rules.h"
-#ifdef BENCH_HAVE_APPLY_BATCH
-#include "services/leaderboard/apply_batch.h"
-#endif
-// The archivers of issue 15: bench/CMakeLists.txt defines these when the
-// services' libraries compile them; without one, the archive scenario
-// reports that it could not run.
-#ifdef BENCH_HAVE_KUDOS_ARCHIVER
 #include "services/kudos/kudos_archive.h"
 #include "services/kudos/kudos_store.h"
-#endif
-#ifdef BENCH_HAVE_LEDGER_ARCHIVER
+#include "services/leaderboard/apply_batch.h"
+#include "services/leaderboard/leaderboard_rules.h"
 #include "services/ledger/ledger_archive.h"
-#endif
 
 ABSL_FLAG(std::string, out_dir, "/tmp/kudos-bench", "logs, redis data and report.json go here");
 ABSL_FLAG(std::string, scenarios, "all",
@@ -1244,7 +1235,6 @@ std::string FillStreams(Bench& b, int n) {
       .str();
 }
 
-#ifdef BENCH_HAVE_APPLY_BATCH
 // Floor (c): Redis alone doing the leaderboard consumer's apply work for
 // entries like the rebuild's: planned by the service's own planners
 // (PlanKudosEvent / PlanLedgerEvent) and sent as the consumer sends an org's
@@ -1322,68 +1312,6 @@ std::string FloorC(Bench& b, int n, double* events_per_s, int64_t* not_applied) 
       .Raw("cpu_usec_per_op", CpuPerOp(b, "floor_c", "event", static_cast<double>(plans.size()), use))
       .str();
 }
-#else
-// Floor (c): Redis running the leaderboard's own apply_event.lua for the
-// same kind of entries, planned by the service's own planners
-// (PlanKudosEvent / PlanLedgerEvent), pipelined `depth` entries at a time
-// on one connection: what a consumer or a rebuild that batches its round
-// trips could reach with today's per-entry script (no people lookups, no
-// streak checks, no XACK).
-std::string FloorC(Bench& b, int n, double* events_per_s, int64_t* not_applied) {
-  Redis redis(b.redis_host, b.redis_port);
-  const std::string sha = redis.Run({"SCRIPT", "LOAD", kBenchApplyEventLua}).str;
-  const std::string org = "benchfc";
-  leaderboard::OrgCalendar calendar =
-      leaderboard::CalendarFromSettings(leaderboard::DefaultSettings());
-  std::mt19937_64 rng(99);
-  const int64_t now_s = absl::ToUnixSeconds(absl::Now());
-  Clock::time_point t0 = Clock::now();
-  std::vector<leaderboard::ApplyPlan> plans;
-  plans.reserve(n);
-  for (int i = 0; i < n; i += 2) {
-    auto [event, posted] = MakeEventPair(rng, org, i, now_s, i / 2 + 1);
-    plans.push_back(leaderboard::PlanKudosEvent(org, absl::StrCat("k:fc-", i), event, calendar,
-                                                [](const std::string&) { return std::string(); }));
-    plans.push_back(leaderboard::PlanLedgerEvent(org, absl::StrCat("l:fc-", i), posted, calendar));
-  }
-  double plan_s = Seconds(t0);
-  const int depth = 200;
-  int64_t errors = 0;
-  std::string first_error;
-  CpuMeter cpu(b);
-  Clock::time_point t1 = Clock::now();
-  for (size_t at = 0; at < plans.size(); at += depth) {
-    size_t end = std::min(plans.size(), at + depth);
-    for (size_t i = at; i < end; ++i) {
-      std::vector<std::string> command = {"EVALSHA", sha, absl::StrCat(plans[i].keys.size())};
-      command.insert(command.end(), plans[i].keys.begin(), plans[i].keys.end());
-      command.insert(command.end(), plans[i].args.begin(), plans[i].args.end());
-      command[3 + plans[i].keys.size() + 1] = "";  // ARGV[2]: no rebuild token
-      redis.Append(command);
-    }
-    for (size_t i = at; i < end; ++i) {
-      RedisReply reply = redis.Read();
-      if (reply.is_error() && errors++ == 0) first_error = reply.str;
-    }
-  }
-  double apply_s = Seconds(t1);
-  CpuUse use = cpu.Take();
-  *events_per_s = apply_s > 0 ? plans.size() / apply_s : 0;
-  *not_applied = errors;
-  return Json()
-      .Int("entries", static_cast<int64_t>(plans.size()))
-      .Num("plan_usec_per_entry", plan_s * 1e6 / std::max<size_t>(1, plans.size()))
-      .Num("apply_seconds", apply_s)
-      .Num("events_per_s", *events_per_s)
-      .Int("pipeline_depth", depth)
-      .Int("error_replies", errors)
-      .Str("first_error", first_error)
-      .Raw("cpu_cores", CpuMeter::CoresJson(use))
-      .Raw("cpu_usec_per_op", CpuPerOp(b, "floor_c", "event", static_cast<double>(plans.size()), use))
-      .str();
-}
-
-#endif
 
 void Rebuild(Bench& b) {
   double floor_c = 0;
@@ -1483,7 +1411,6 @@ ArchiveRuns RunUntilDone(const std::function<absl::StatusOr<ArchiveRun>()>& run_
 }
 
 ArchiveRuns RunKudosArchiver(common::redis::Pool& pool, const std::string& org, absl::Time now) {
-#ifdef BENCH_HAVE_KUDOS_ARCHIVER
   kudos::KudosStore store(pool);
   kudos::Archiver archiver(pool, store);
   return RunUntilDone([&]() -> absl::StatusOr<ArchiveRun> {
@@ -1491,16 +1418,9 @@ ArchiveRuns RunKudosArchiver(common::redis::Pool& pool, const std::string& org, 
     if (!stats.ok()) return stats.status();
     return ArchiveRun{stats->kudos_archived, stats->bytes_written, stats->lock_busy};
   });
-#else
-  (void)pool, (void)org, (void)now;
-  ArchiveRuns out;
-  out.error = "kudos::Archiver (services/kudos/kudos_archive.h) is not in this checkout";
-  return out;
-#endif
 }
 
 ArchiveRuns RunLedgerArchiver(common::redis::Pool& pool, const std::string& org, absl::Time now) {
-#ifdef BENCH_HAVE_LEDGER_ARCHIVER
   ledger::Archiver archiver(pool);
   return RunUntilDone([&]() -> absl::StatusOr<ArchiveRun> {
     absl::StatusOr<ledger::ArchiveStats> stats = archiver.RunOnce(org, now);
@@ -1509,12 +1429,6 @@ ArchiveRuns RunLedgerArchiver(common::redis::Pool& pool, const std::string& org,
     return ArchiveRun{stats->transfers_archived, stats->bytes_written,
                       stats->lock_busy || stats->raced};
   });
-#else
-  (void)pool, (void)org, (void)now;
-  ArchiveRuns out;
-  out.error = "ledger::Archiver (services/ledger/ledger_archive.h) is not in this checkout";
-  return out;
-#endif
 }
 
 // The small org's kudos and transfers archived by the services' own
