@@ -1,4 +1,5 @@
 // ledger_server: the points ledger (LedgerService). Flags and wiring only.
+#include <functional>
 #include <string>
 #include <thread>
 
@@ -75,7 +76,8 @@ int main(int argc, char** argv) {
   int64_t archive_interval_s = absl::GetFlag(FLAGS_archive_interval_s);
   int64_t archive_per_run = absl::GetFlag(FLAGS_archive_max_transfers_per_run);
   if (archive_interval_s < 0 || archive_per_run < 1 || archive_per_run > 1000000) {
-    common::log::Error("--archive_interval_s must be >= 0 and --archive_max_transfers_per_run 1..1000000");
+    common::log::Error(
+        "--archive_interval_s must be >= 0 and --archive_max_transfers_per_run 1..1000000");
     return 2;
   }
   absl::Notification stop_archive;

@@ -272,6 +272,30 @@ class LedgerArchive : public ::testing::Test {
 
 LedgerEnv* LedgerArchive::env_ = nullptr;
 
+// ---- chunk format ------------------------------------------------------------------
+
+TEST(ArchiveChunk, RoundTripsAndRefusesWhatIsNotAChunk) {
+  ledger::v1::TransfersPosted chunk;
+  chunk.set_org_id("acme");
+  for (int i = 1; i <= 3; ++i) {
+    Transfer t = Kudos(absl::StrCat("k", i), "a", "b", i);
+    t.set_sequence(i);
+    *chunk.add_transfers() = t;
+  }
+  absl::StatusOr<std::string> compressed = ledger::CompressChunk(chunk, 9);
+  ASSERT_TRUE(compressed.ok()) << compressed.status();
+  absl::StatusOr<ledger::v1::TransfersPosted> back = ledger::DecompressChunk(*compressed);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->ShortDebugString(), chunk.ShortDebugString());
+
+  for (const std::string& bad :
+       {std::string(), std::string("not zstd at all"), compressed->substr(0, compressed->size() / 2),
+        *compressed + *compressed}) {
+    absl::StatusOr<ledger::v1::TransfersPosted> refused = ledger::DecompressChunk(bad);
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kDataLoss) << bad.size();
+  }
+}
+
 // ---- retention policy -------------------------------------------------------------
 
 TEST_F(LedgerArchive, Retention_DefaultsAreFilledInStoredAndReturned) {
