@@ -59,6 +59,9 @@ absl::StatusOr<std::vector<ArchivedKudos>> Parse(absl::string_view raw) {
       return Corrupt("truncated entry");
     }
     entry.seq = static_cast<int64_t>(seq);
+    if (entry.seq <= 0 || (!entries.empty() && entry.seq <= entries.back().seq)) {
+      return Corrupt("entries out of seq order");
+    }
     for (uint32_t i = 0; i < teams; ++i) {
       std::string team;
       if (!in.ReadVarint32(&length) || !in.ReadString(&team, length)) return Corrupt("bad team");

@@ -98,7 +98,10 @@ absl::StatusOr<ArchiveStats> Archiver::RunOnce(const std::string& org, absl::Tim
                                         std::make_move_iterator(batch->begin() + end));
         auto archived = ArchiveMonth(org, MonthName(month), part, stats);
         if (!archived.ok()) return archived.status();
-        if (!*archived) return absl::OkStatus();  // another replica moved first: next run
+        if (!*archived) {  // another replica moved first: the next run starts over
+          ++stats.conflicts;
+          return absl::OkStatus();
+        }
         begin = end;
       }
       if (batch->size() < static_cast<size_t>(options_.batch_kudos)) return absl::OkStatus();
@@ -135,6 +138,7 @@ ArchiveStats Archiver::RunAllOrgs(absl::Time now) {
     total.bytes_written += stats->bytes_written;
     total.chunks_written += stats->chunks_written;
     total.audit_entries_trimmed += stats->audit_entries_trimmed;
+    total.conflicts += stats->conflicts;
     total.more = total.more || stats->more;
   }
   return total;
@@ -231,6 +235,8 @@ absl::StatusOr<bool> Archiver::ArchiveMonth(const std::string& org, const std::s
         return absl::InternalError("archive:months holds a count that is not a number");
       }
     }
+    // Another replica archived past this batch since it was read.
+    if (top->seq >= batch[done].seq) return false;
     const size_t room = static_cast<size_t>(options_.chunk_kudos) - entries.size();
     const size_t take = std::min(room, batch.size() - done);
     const size_t first_new = entries.size();

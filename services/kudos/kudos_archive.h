@@ -39,6 +39,7 @@ struct ArchiveStats {
   int64_t bytes_written = 0;  // compressed chunk bytes written (rewrites included)
   int64_t chunks_written = 0;
   int64_t audit_entries_trimmed = 0;
+  int64_t conflicts = 0;  // batches another replica moved first (nothing written; next run)
   bool lock_busy = false;  // another replica was sweeping this org: nothing done
   bool more = false;       // the run stopped at its bound with old kudos left
 };

@@ -384,7 +384,8 @@ absl::StatusOr<KudosStore::ArchivedPage> KudosStore::ListArchived(const std::str
   for (size_t c = 0; c < chunks.size() && page.entries.size() < wanted; ++c) {
     absl::StatusOr<Reply> chunk = pool_.Run({"GET", ArchiveChunk(org, chunks[c])});
     if (!chunk.ok()) return chunk.status();
-    if (chunk->is_nil()) continue;  // rewritten under another name meanwhile: never, names are stable
+    // Chunks keep their names and are never deleted: a listed one is there.
+    if (chunk->is_nil()) return Corrupt(absl::StrCat("archive chunk ", chunks[c], " (missing)"));
     auto entries = DecodeChunk(chunk->str);
     if (!entries.ok()) return entries.status();
     for (auto it = entries->rbegin(); it != entries->rend(); ++it) {
