@@ -103,7 +103,12 @@ class OpsBuilder {
     for (const auto& [key, below] : trims_) args.insert(args.end(), {key, absl::StrCat(below)});
     args.push_back(absl::StrCat(ops_.size()));
     args.insert(args.end(), ops_.begin(), ops_.end());
+    // The pairs count badges read first (the script keeps their scores).
+    auto read_end = std::stable_partition(order_.begin(), order_.end(), [&](const Pair& pair) {
+      return read_.count(pair) > 0;
+    });
     args.push_back(absl::StrCat(order_.size()));
+    args.push_back(absl::StrCat(read_end - order_.begin()));
     for (const auto& pair : order_) {
       const Total& total = totals_.at(pair);
       args.insert(args.end(), {pair.first, pair.second, absl::StrCat(total.sum), total.expire_at});
@@ -151,6 +156,8 @@ class OpsBuilder {
       if (!board.ok()) return board.status();
       auto it = totals_.find(Pair(*board, a[i + 5]));
       int64_t cum = it == totals_.end() ? 0 : it->second.sum;
+      // Its score after the batch is not the entry's: keep the one before.
+      read_.insert(Pair(*board, a[i + 5]));
       thresholds_.insert(thresholds_.end(), {*k, a[i + 2], a[i + 3], *board, a[i + 5], a[i + 6],
                                              absl::StrCat(cum)});
       return absl::OkStatus();
@@ -205,6 +212,7 @@ class OpsBuilder {
   std::map<Pair, Total> totals_;
   std::vector<Pair> order_;
   std::vector<std::string> thresholds_;
+  std::set<Pair> read_;  // incremented pairs a count badge reads
   std::set<Pair> written_;
   absl::flat_hash_set<std::string> zkeys_;
   absl::flat_hash_set<std::string> deleted_;

@@ -1,6 +1,10 @@
 #include "services/leaderboard/leaderboard_consumer.h"
 
 #include <map>
+#include <thread>
+#include <memory>
+#include <deque>
+#include <condition_variable>
 #include <optional>
 #include <random>
 
@@ -13,6 +17,7 @@
 #include "absl/strings/str_split.h"
 #include "common/check/check.h"
 #include "common/log/log.h"
+#include "services/leaderboard/apply_batch.h"
 #include "services/leaderboard/projection_image.h"
 
 namespace leaderboard {
@@ -30,49 +35,6 @@ std::pair<uint64_t, uint64_t> ParseStreamId(const std::string& id) {
 
 std::string StreamPrefix(StreamKind kind) { return kind == StreamKind::kKudos ? "k:" : "l:"; }
 
-namespace {
-
-// One entry into the rebuild's image, as ApplyBatch does it into Redis.
-absl::StatusOr<Projector::Result> ApplyEntryTo(ProjectionImage& target, const std::string& org,
-                                               StreamKind kind, const StreamEntry& entry,
-                                               const std::string& rebuild_token) {
-  Projector::Result result;
-  absl::StatusOr<OrgCalendar> calendar = target.Calendar(org);
-  if (!calendar.ok()) return calendar.status();
-  ApplyPlan plan;
-  if (kind == StreamKind::kLedger) {
-    ledger::v1::LedgerEvent event;
-    if (!event.ParseFromString(entry.event)) {
-      common::log::Warning(absl::StrCat("leaderboard: skipping unparsable entry ", entry.id,
-                                        " of ", LedgerStream(org)));
-      event.Clear();  // applied as nothing: the mark moves past it, as live
-    }
-    plan = PlanLedgerEvent(org, "l:" + entry.id, event, *calendar);
-  } else {
-    kudos::v1::KudosEvent event;
-    if (!event.ParseFromString(entry.event)) {
-      common::log::Warning(absl::StrCat("leaderboard: skipping unparsable entry ", entry.id,
-                                        " of ", KudosStream(org)));
-      event.Clear();  // applied as nothing (no event case): the mark moves past it
-    }
-    std::map<std::string, kudos::v1::Person> people = target.People(org, PeopleOfEvent(event));
-    plan = PlanKudosEvent(org, "k:" + entry.id, event, *calendar, [&](const std::string& id) {
-      auto it = people.find(id);
-      return it == people.end() ? std::string() : it->second.time_zone();
-    });
-  }
-  plan.args[1] = rebuild_token;
-  absl::StatusOr<bool> applied = target.Apply(plan);
-  if (!applied.ok()) return applied.status();
-  for (const ApplyPlan::StreakCheck& check : plan.streak_checks) {
-    target.CheckGivingStreak(org, *calendar, check);
-  }
-  result.applied = *applied;
-  if (result.applied) result.touched_boards = std::move(plan.touched_boards);
-  return result;
-}
-
-}  // namespace
 
 absl::StatusOr<std::vector<Projector::Result>> Projector::ApplyBatch(
     const std::vector<BatchItem>& items) {
@@ -191,11 +153,50 @@ absl::StatusOr<Projector::RebuildResult> Projector::Rebuild(const std::string& o
   return result;
 }
 
-absl::StatusOr<Projector::RebuildResult> Projector::Replay(const std::string& org,
-                                                           const std::string& token) {
-  RebuildResult result;
-  ProjectionImage image(absl::Now());
-  auto refresh = [&] { return store_.RefreshRebuildLock(org, token, rebuild_.lock_ttl); };
+namespace {
+
+// The rebuild's planning half: reads both streams merged in stream-id order
+// and plans every entry, keeping its own copy of the directory the plans
+// need (the settings and people the entries before it left, exactly what
+// the image holds at that point: only these events write them). Runs on its
+// own thread while the caller applies the plans to the image, so planning
+// and applying use both cores.
+class ReplayPlanner {
+ public:
+  struct Planned {
+    ApplyPlan plan;
+    std::shared_ptr<const OrgCalendar> calendar;
+  };
+
+  ReplayPlanner(Store& store, std::string org, std::function<absl::Status()> refresh)
+      : store_(store), org_(std::move(org)), refresh_(std::move(refresh)),
+        calendar_(std::make_shared<OrgCalendar>(CalendarFromSettings(DefaultSettings()))) {}
+
+  // Plans the next chunk (up to kChunk entries); empty at the end.
+  absl::StatusOr<std::vector<Planned>> Next() {
+    std::vector<Planned> out;
+    while (out.size() < kChunk) {
+      for (Cursor& c : cursors_) {
+        if (absl::Status s = Fill(c); !s.ok()) return s;
+      }
+      Cursor* next = nullptr;
+      for (Cursor& c : cursors_) {
+        if (c.done) continue;
+        if (next == nullptr ||
+            StreamIdLess(c.buffer[c.at].id, next->buffer[next->at].id)) {
+          next = &c;
+        }
+      }
+      if (next == nullptr) break;
+      absl::StatusOr<Planned> planned = Plan(next->kind, next->buffer[next->at++]);
+      if (!planned.ok()) return planned.status();
+      out.push_back(*std::move(planned));
+    }
+    return out;
+  }
+
+ private:
+  static constexpr size_t kChunk = 512;
   struct Cursor {
     Cursor(StreamKind k, std::string stream) : kind(k), key(std::move(stream)) {}
     StreamKind kind;
@@ -205,38 +206,145 @@ absl::StatusOr<Projector::RebuildResult> Projector::Replay(const std::string& or
     size_t at = 0;
     bool done = false;
   };
-  Cursor cursors[2] = {Cursor(StreamKind::kKudos, KudosStream(org)),
-                       Cursor(StreamKind::kLedger, LedgerStream(org))};
-  constexpr int kBatch = 500;
-  auto fill = [&](Cursor& c) -> absl::Status {
+
+  absl::Status Fill(Cursor& c) {
     if (c.done || c.at < c.buffer.size()) return absl::OkStatus();
-    absl::StatusOr<std::vector<StreamEntry>> batch = store_.Range(c.key, c.after, kBatch);
+    absl::StatusOr<std::vector<StreamEntry>> batch = store_.Range(c.key, c.after, 2000);
     if (!batch.ok()) return batch.status();
     c.buffer = *std::move(batch);
     c.at = 0;
     if (c.buffer.empty()) c.done = true;
     else c.after = c.buffer.back().id;
-    return refresh();
-  };
-  while (true) {
-    for (Cursor& c : cursors) {
-      if (absl::Status s = fill(c); !s.ok()) return s;
+    return refresh_();
+  }
+
+  absl::StatusOr<Planned> Plan(StreamKind kind, const StreamEntry& entry) {
+    std::string dedupe = StreamPrefix(kind) + entry.id;
+    Planned out{ApplyPlan(), calendar_};
+    if (kind == StreamKind::kLedger) {
+      ledger::v1::LedgerEvent event;
+      if (!event.ParseFromString(entry.event)) {
+        Unparsable(entry, LedgerStream(org_));
+        event.Clear();  // applied as nothing: the mark moves past it, as live
+      }
+      out.plan = PlanLedgerEvent(org_, dedupe, event, *calendar_);
+      return out;
     }
-    Cursor* next = nullptr;
-    for (Cursor& c : cursors) {
-      if (c.done) continue;
-      if (next == nullptr ||
-          ParseStreamId(c.buffer[c.at].id) < ParseStreamId(next->buffer[next->at].id)) {
-        next = &c;
+    kudos::v1::KudosEvent event;
+    if (!event.ParseFromString(entry.event)) {
+      Unparsable(entry, KudosStream(org_));
+      event.Clear();
+    }
+    out.plan = PlanKudosEvent(org_, dedupe, event, *calendar_, [&](const std::string& id) {
+      auto it = people_.find(id);
+      return it == people_.end() ? std::string() : it->second.time_zone();
+    });
+    // The directory the next entries are planned with, as the image holds it.
+    if (event.has_org_settings_changed()) {
+      std::string stored = event.org_settings_changed().settings().SerializeAsString();
+      absl::StatusOr<kudos::v1::OrgSettings> settings = ParseStoredSettings(org_, &stored);
+      if (!settings.ok()) return settings.status();
+      calendar_ = std::make_shared<OrgCalendar>(CalendarFromSettings(*settings));
+    } else if (event.has_person_changed() &&
+               ValidId(event.person_changed().person().person_id())) {
+      kudos::v1::Person& person = people_[event.person_changed().person().person_id()];
+      person.ParseFromString(event.person_changed().person().SerializeAsString());
+    }
+    return out;
+  }
+
+  void Unparsable(const StreamEntry& entry, const std::string& stream) {
+    common::log::Warning(
+        absl::StrCat("leaderboard: skipping unparsable entry ", entry.id, " of ", stream));
+  }
+
+  Store& store_;
+  std::string org_;
+  std::function<absl::Status()> refresh_;
+  Cursor cursors_[2] = {Cursor(StreamKind::kKudos, KudosStream(org_)),
+                        Cursor(StreamKind::kLedger, LedgerStream(org_))};
+  std::shared_ptr<const OrgCalendar> calendar_;
+  std::map<std::string, kudos::v1::Person> people_;
+};
+
+// Chunks from the planner thread to the applier, at most kDepth waiting.
+class PlanQueue {
+ public:
+  static constexpr size_t kDepth = 8;
+  // False when the consumer gave up (stop the producer).
+  bool Push(absl::StatusOr<std::vector<ReplayPlanner::Planned>> chunk) {
+    std::unique_lock<std::mutex> lock(mu_);
+    space_.wait(lock, [&] { return chunks_.size() < kDepth || closed_; });
+    if (closed_) return false;
+    chunks_.push_back(std::move(chunk));
+    ready_.notify_one();
+    return true;
+  }
+  absl::StatusOr<std::vector<ReplayPlanner::Planned>> Pop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    ready_.wait(lock, [&] { return !chunks_.empty(); });
+    absl::StatusOr<std::vector<ReplayPlanner::Planned>> chunk = std::move(chunks_.front());
+    chunks_.pop_front();
+    space_.notify_one();
+    return chunk;
+  }
+  void Close() {
+    std::lock_guard<std::mutex> lock(mu_);
+    closed_ = true;
+    space_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable ready_, space_;
+  std::deque<absl::StatusOr<std::vector<ReplayPlanner::Planned>>> chunks_;
+  bool closed_ = false;
+};
+
+}  // namespace
+
+absl::StatusOr<Projector::RebuildResult> Projector::Replay(const std::string& org,
+                                                           const std::string& token) {
+  RebuildResult result;
+  ProjectionImage image(absl::Now());
+  auto refresh = [&] { return store_.RefreshRebuildLock(org, token, rebuild_.lock_ttl); };
+  ReplayPlanner planner(store_, org, refresh);
+  PlanQueue queue;
+  // Planning (stream reads, parsing, plans) on its own thread; an error or
+  // the end is a chunk too (an error, or an empty one).
+  std::thread planning([&] {
+    while (true) {
+      absl::StatusOr<std::vector<ReplayPlanner::Planned>> chunk = planner.Next();
+      bool last = !chunk.ok() || chunk->empty();
+      if (!queue.Push(std::move(chunk)) || last) return;
+    }
+  });
+  absl::Status applied = absl::OkStatus();
+  while (applied.ok()) {
+    absl::StatusOr<std::vector<ReplayPlanner::Planned>> chunk = queue.Pop();
+    if (!chunk.ok()) {
+      applied = chunk.status();
+    } else if (chunk->empty()) {
+      break;
+    } else {
+      for (ReplayPlanner::Planned& planned : *chunk) {
+        planned.plan.args[1] = token;
+        absl::StatusOr<bool> one = image.Apply(planned.plan);
+        if (!one.ok()) {
+          applied = one.status();
+          break;
+        }
+        for (const ApplyPlan::StreakCheck& check : planned.plan.streak_checks) {
+          image.CheckGivingStreak(org, *planned.calendar, check);
+        }
+        ++result.events_read;
+        if (*one) ++result.events_applied;
       }
     }
-    if (next == nullptr) break;
-    const StreamEntry& entry = next->buffer[next->at++];
-    absl::StatusOr<Result> applied = ApplyEntryTo(image, org, next->kind, entry, token);
-    if (!applied.ok()) return applied.status();
-    ++result.events_read;
-    if (applied->applied) ++result.events_applied;
   }
+  queue.Close();
+  planning.join();
+  if (!applied.ok()) return applied;
   // The new image goes under temporary keys first; the live boards stay as
   // they are until the swap below replaces them all at once.
   absl::StatusOr<std::vector<StagedKey>> staged =

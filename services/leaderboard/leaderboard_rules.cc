@@ -471,7 +471,7 @@ class PlanBuilder {
       std::string key =
           BoardKey(org_, metric, AllWindows()[w], periods[w].key, scope, scope_id);
       Op({"Z", Idx(key), subject, amount_text, periods[w].expiry});
-      touched_.insert(std::move(key));
+      touched_.push_back(std::move(key));
     }
   }
 
@@ -505,7 +505,9 @@ class PlanBuilder {
   }
 
   ApplyPlan Finish() {
-    plan_.touched_boards.assign(touched_.begin(), touched_.end());
+    std::sort(touched_.begin(), touched_.end());
+    touched_.erase(std::unique(touched_.begin(), touched_.end()), touched_.end());
+    plan_.touched_boards = std::move(touched_);
     return std::move(plan_);
   }
   ApplyPlan& plan() { return plan_; }
@@ -517,24 +519,35 @@ class PlanBuilder {
     std::string key;
     std::string expiry;  // unix seconds, "0" for none
   };
+  // Periods depend only on the local day (zone, week start): computed once
+  // per day and kept across plans (a rebuild plans thousands per day).
   const std::vector<WindowPeriod>& PeriodsAt(absl::Time t) {
     auto it = periods_.find(t);
     if (it != periods_.end()) return it->second;
-    std::vector<WindowPeriod>& periods = periods_[t];
-    for (Window window : AllWindows()) {
-      Period period = common::calendar::PeriodAt(WindowUnit(window), t, calendar_.zone,
-                                                 calendar_.week_start);
-      std::optional<absl::Time> expiry = BoardExpiry(window, period);
-      periods.push_back(
-          {period.key, expiry ? absl::StrCat(absl::ToUnixSeconds(*expiry)) : "0"});
+    absl::CivilDay day = absl::ToCivilDay(t, calendar_.zone);
+    std::string day_key = absl::StrCat(calendar_.zone_name, "|", calendar_.week_start, "|",
+                                       day - absl::CivilDay(1970, 1, 1));
+    thread_local absl::flat_hash_map<std::string, std::vector<WindowPeriod>> by_day;
+    auto cached = by_day.find(day_key);
+    if (cached == by_day.end()) {
+      if (by_day.size() >= 8192) by_day.clear();  // bounded; refilled on demand
+      std::vector<WindowPeriod> periods;
+      for (Window window : AllWindows()) {
+        Period period = common::calendar::PeriodAt(WindowUnit(window), t, calendar_.zone,
+                                                   calendar_.week_start);
+        std::optional<absl::Time> expiry = BoardExpiry(window, period);
+        periods.push_back(
+            {period.key, expiry ? absl::StrCat(absl::ToUnixSeconds(*expiry)) : "0"});
+      }
+      cached = by_day.emplace(day_key, std::move(periods)).first;
     }
-    return periods;
+    return periods_.emplace(t, cached->second).first->second;
   }
 
   std::string org_;
   const OrgCalendar& calendar_;
   ApplyPlan plan_;
-  std::set<std::string> touched_;
+  std::vector<std::string> touched_;
   absl::flat_hash_map<std::string, int> key_index_;
   std::map<absl::Time, std::vector<WindowPeriod>> periods_;
 };

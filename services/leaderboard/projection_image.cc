@@ -105,7 +105,12 @@ absl::StatusOr<bool> ProjectionImage::Apply(const ApplyPlan& plan) {
       i += 4;
     } else if (op == "Z") {
       if (!need(i, 5) || !key(i + 1, &k)) return Malformed("Z");
-      if (!skip) {
+      int64_t expire_at = 0;
+      if (!absl::SimpleAtoi(args[i + 4], &expire_at)) return Malformed("Z expiry");
+      // A board's expiry is set when it is created and depends only on its
+      // period: one already past is deleted at once, whatever it held, so
+      // the increment leaves nothing (an old replay skips the work).
+      if (!skip && (expire_at == 0 || expire_at > now_unix_seconds_)) {
         double increment = std::strtod(args[i + 3].c_str(), nullptr);
         Value& board = slot(k, Value::Kind::kZset);
         double& score = board.zset[args[i + 2]];

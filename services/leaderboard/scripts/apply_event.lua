@@ -14,7 +14,8 @@
 --        id already there with a score >= oldest was applied within the window
 --   nr, (zset key, ms)...                              guard scores below ms leave
 --   no, ops...                                         S H N P D V, in entry order
---   nz, (key, member, total, expireat)...              board increments, summed
+--   nz, nb, (key, member, total, expireat)...          board increments, summed;
+--        the first nb are the ones the badges below read
 --   nt, (badges key, badge, ms, board key, member, threshold, cum)...
 --        badge when the board score after the entry (= final - total + cum)
 --        reaches the threshold
@@ -148,24 +149,28 @@ end
 -- depends only on its period, so it is set once, when the board is new
 -- (a member new to it), after every increment (an expiry in the past
 -- deletes the key, as the increments one by one would leave it).
+-- Increments the count badges read come first (nb of them): their score
+-- before the batch is kept for the badges below.
 at = ops_end + 1
-local nz = tonumber(ARGV[at])
+local nz, nb = tonumber(ARGV[at]), tonumber(ARGV[at + 1])
 local base = {}
 local fresh, fresh_keys = {}, {}
+local call = redis.call
 for z = 0, nz - 1 do
-  local j = at + 1 + 4 * z
-  local k, member, total = key(j), ARGV[j + 1], tonumber(ARGV[j + 2])
-  local score = tonumber(redis.call('ZINCRBY', k, ARGV[j + 2], member))
-  base[ARGV[j] .. ' ' .. member] = score - total
-  if ARGV[j + 3] ~= '0' and score == total and not fresh[k] then
+  local j = at + 2 + 4 * z
+  local k, total = KEYS[tonumber(ARGV[j])], ARGV[j + 2]
+  local score = call('ZINCRBY', k, total, ARGV[j + 1])
+  if z < nb then base[ARGV[j] .. ' ' .. ARGV[j + 1]] = tonumber(score) - tonumber(total) end
+  -- Integral scores print as integers: equal text = the member was new.
+  if score == total and ARGV[j + 3] ~= '0' and not fresh[k] then
     fresh[k] = ARGV[j + 3]
     fresh_keys[#fresh_keys + 1] = k
   end
 end
-for _, k in ipairs(fresh_keys) do redis.call('EXPIREAT', k, fresh[k], 'NX') end
+for _, k in ipairs(fresh_keys) do call('EXPIREAT', k, fresh[k], 'NX') end
 
 -- Threshold badges, in entry order: the score each entry left.
-at = at + 1 + 4 * nz
+at = at + 2 + 4 * nz
 local nt = tonumber(ARGV[at])
 local awarded = {}
 for t = 0, nt - 1 do
