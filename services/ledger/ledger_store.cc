@@ -466,9 +466,15 @@ absl::StatusOr<TransferPage> LedgerStore::ListTransfers(absl::string_view org,
   }
   KUDOS_CHECK(page.transfers.size() <= static_cast<size_t>(limit),
               "a page holds at most page_size transfers");
+  // Newest first, live tail before the archive; stored data that breaks it
+  // (a tampered index) is reported, not served.
   for (size_t i = 1; i < page.transfers.size(); ++i) {
-    KUDOS_CHECK(page.transfers[i - 1].sequence() > page.transfers[i].sequence(),
-                "a page runs newest first, live tail before the archive");
+    if (page.transfers[i - 1].sequence() <= page.transfers[i].sequence()) {
+      return absl::DataLossError(absl::StrCat(
+          "transfers of ", account_key, " are not stored newest first (sequence ",
+          page.transfers[i - 1].sequence(), " before ", page.transfers[i].sequence(),
+          "); run VerifyLedger"));
+    }
   }
   if (*more == 1 && !page.transfers.empty()) {
     page.next_before = page.transfers.back().sequence();

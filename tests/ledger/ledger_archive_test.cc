@@ -618,6 +618,22 @@ TEST_F(LedgerArchive, Verify_ReportsAMissingChunkAndATamperedListingIndex) {
             grpc::StatusCode::DATA_LOSS);
 }
 
+TEST_F(LedgerArchive, ListTransfers_AnArchiveIndexOutOfOrderIsDataLossNotACrash) {
+  PostHistory(20);
+  ASSERT_GT(ArchiveAll(), 0);
+  std::string index = Redis({"GET", Key("arch:a:earned:p1")}).str;
+  ASSERT_GE(index.size(), 10u);
+  std::string reversed;
+  for (size_t at = index.size(); at >= 5; at -= 5) reversed += index.substr(at - 5, 5);
+  Redis({"SET", Key("arch:a:earned:p1"), reversed});
+  ledger::v1::ListTransfersResponse page;
+  grpc::Status status = ListPage(Earned(Person(1)), 500, "", &page);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::DATA_LOSS);
+  EXPECT_TRUE(absl::StrContains(status.error_message(), "earned:p1")) << status.error_message();
+  Redis({"SET", Key("arch:a:earned:p1"), index});
+  EXPECT_TRUE(ListPage(Earned(Person(1)), 500, "", &page).ok());  // the server is still up
+}
+
 TEST_F(LedgerArchive, Round_OneOrgsFailureDoesNotStopAnotherOrgsArchive) {
   AllowPlenty();
   PostKudos(8);
