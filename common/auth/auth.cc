@@ -21,6 +21,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "common/check/check.h"
 #include "common/config/env.h"
 #include "common/log/log.h"
@@ -382,14 +383,32 @@ absl::StatusOr<bool> DevInsecureDefaults() {
       absl::StrCat(kDevInsecureDefaultsEnv, " must be 0 or 1 (1 = public development secrets)"));
 }
 
-absl::StatusOr<std::string> ReadKeyFile(const std::string& path) {
+absl::StatusOr<std::string> ReadSecretFile(const char* variable, const std::string& path) {
   std::ifstream in(path);
   std::stringstream buffer;
   buffer << in.rdbuf();
   if (!in || buffer.str().empty()) {
-    return absl::FailedPreconditionError(absl::StrCat("cannot read JWT_KEY_FILE ", path));
+    return absl::FailedPreconditionError(absl::StrCat("cannot read ", variable, " ", path));
   }
   return buffer.str();
+}
+
+// SERVICE_TOKEN_SECRET, or the file SERVICE_TOKEN_SECRET_FILE names (how a
+// deployment mounts it from a Secret), without the file's trailing newline.
+absl::StatusOr<std::string> ServiceSecretFromEnvironment() {
+  std::string secret = config::EnvOr("SERVICE_TOKEN_SECRET", "");
+  const std::string path = config::EnvOr("SERVICE_TOKEN_SECRET_FILE", "");
+  if (path.empty()) return secret;
+  if (!secret.empty()) {
+    return absl::FailedPreconditionError(
+        "both SERVICE_TOKEN_SECRET and SERVICE_TOKEN_SECRET_FILE are set: keep one");
+  }
+  absl::StatusOr<std::string> from_file = ReadSecretFile("SERVICE_TOKEN_SECRET_FILE", path);
+  if (!from_file.ok()) return from_file.status();
+  absl::string_view trimmed = *from_file;
+  absl::ConsumeSuffix(&trimmed, "\n");
+  absl::ConsumeSuffix(&trimmed, "\r");
+  return std::string(trimmed);
 }
 
 // Outside development an HS256 secret is long and not one of the public
@@ -433,13 +452,15 @@ absl::StatusOr<JwtConfig> LoadJwtConfig() {
   config.algorithm = config::EnvOr("JWT_ALGORITHM", "HS256");
   std::string key_file = config::EnvOr("JWT_KEY_FILE", "");
   if (!key_file.empty()) {
-    absl::StatusOr<std::string> key = ReadKeyFile(key_file);
+    absl::StatusOr<std::string> key = ReadSecretFile("JWT_KEY_FILE", key_file);
     if (!key.ok()) return key.status();
     config.key = *std::move(key);
   } else {
     config.key = config::EnvOr("JWT_KEY", "");
   }
-  config.service_secret = config::EnvOr("SERVICE_TOKEN_SECRET", "");
+  absl::StatusOr<std::string> service_secret = ServiceSecretFromEnvironment();
+  if (!service_secret.ok()) return service_secret.status();
+  config.service_secret = *std::move(service_secret);
   if (*dev && config.key.empty() && config.algorithm == "HS256") config.key = kDevJwtSecret;
   if (*dev && config.service_secret.empty()) config.service_secret = kDevServiceSecret;
   if (!*dev) {

@@ -149,7 +149,8 @@ inline constexpr char kDevInsecureDefaultsEnv[] = "KUDOS_DEV_INSECURE_DEFAULTS";
 inline constexpr size_t kMinSecretBytes = 32;
 
 // Reads a JwtConfig from the environment: JWT_ALGORITHM, JWT_KEY (or
-// JWT_KEY_FILE), JWT_ISSUER, JWT_AUDIENCE, SERVICE_TOKEN_SECRET,
+// JWT_KEY_FILE), JWT_ISSUER, JWT_AUDIENCE, SERVICE_TOKEN_SECRET (or
+// SERVICE_TOKEN_SECRET_FILE),
 // JWT_MAX_TOKEN_LIFETIME_S. FAILED_PRECONDITION naming what to set when
 // the key or the service secret is missing (unless KUDOS_DEV_INSECURE_DEFAULTS=1,
 // which falls back to the public development secrets), unreadable, too

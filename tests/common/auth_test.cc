@@ -1,5 +1,6 @@
 #include "common/auth/auth.h"
 
+#include <fstream>
 #include <gtest/gtest.h>
 #include <jwt.h>
 #include <openssl/bio.h>
@@ -376,7 +377,7 @@ class SecretsFromEnvironmentTest : public ::testing::Test {
  protected:
   void SetUp() override {
     for (const char* name : {"JWT_ALGORITHM", "JWT_KEY", "JWT_KEY_FILE", "SERVICE_TOKEN_SECRET",
-                             kDevInsecureDefaultsEnv}) {
+                             "SERVICE_TOKEN_SECRET_FILE", kDevInsecureDefaultsEnv}) {
       env_.Set(name, "");
     }
   }
@@ -401,6 +402,31 @@ TEST_F(SecretsFromEnvironmentTest, LoadJwtConfig_RefusesMissingKeysWithoutTheDev
   ASSERT_TRUE(explicit_keys.ok()) << explicit_keys.status();
   EXPECT_EQ(explicit_keys->key, kPrivateJwtKey);
   EXPECT_EQ(explicit_keys->service_secret, kPrivateServiceSecret);
+}
+
+// A deployment mounts the service secret as a file (a Kubernetes Secret), so
+// it never shows in the process's environment; a trailing newline (`echo`)
+// is not part of it. An unreadable file refuses to start, naming the path.
+TEST_F(SecretsFromEnvironmentTest, ServiceSecretFile_IsReadWithoutItsTrailingNewline) {
+  const std::string path = ::testing::TempDir() + "/service_secret";
+  {
+    std::ofstream out(path);
+    out << kPrivateServiceSecret << "\n";
+  }
+  env_.Set("JWT_KEY", kPrivateJwtKey);
+  env_.Set("SERVICE_TOKEN_SECRET_FILE", path);
+  absl::StatusOr<JwtConfig> from_file = LoadJwtConfig();
+  ASSERT_TRUE(from_file.ok()) << from_file.status();
+  EXPECT_EQ(from_file->service_secret, kPrivateServiceSecret);
+  env_.Set("SERVICE_TOKEN_SECRET", kPrivateServiceSecret);
+  absl::StatusOr<JwtConfig> both = LoadJwtConfig();
+  EXPECT_EQ(both.status().code(), absl::StatusCode::kFailedPrecondition) << "ambiguous: both set";
+  env_.Set("SERVICE_TOKEN_SECRET", "");
+  env_.Set("SERVICE_TOKEN_SECRET_FILE", "/nonexistent/service_secret");
+  absl::StatusOr<JwtConfig> missing = LoadJwtConfig();
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(missing.status().message().find("/nonexistent/service_secret"), std::string::npos)
+      << missing.status();
 }
 
 TEST_F(SecretsFromEnvironmentTest, LoadJwtConfig_RefusesPublicShortOrSharedSecrets) {

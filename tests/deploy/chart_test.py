@@ -245,15 +245,13 @@ class ChartTest(unittest.TestCase):
             for service, container, workload in service_containers(docs):
                 env = {e["name"]: e for e in container["env"]}
                 mounts = {m["mountPath"] for m in container["volumeMounts"]}
-                files = ["JWT_KEY_FILE"] + (["REDIS_PASSWORD_FILE"]
+                files = ["JWT_KEY_FILE", "SERVICE_TOKEN_SECRET_FILE"] + (["REDIS_PASSWORD_FILE"]
                                             if service in REDIS_USERS else [])
                 for variable in files:
                     path = env[variable]["value"]
                     self.assertIn(os.path.dirname(path), mounts, "%s %s" % (service, variable))
                 for secret in ("JWT_KEY", "REDIS_PASSWORD", "SERVICE_TOKEN_SECRET"):
-                    if secret in env:
-                        self.assertIn("secretKeyRef", env[secret].get("valueFrom", {}),
-                                      "%s %s must come from a Secret" % (service, secret))
+                    self.assertNotIn(secret, env, "%s: %s must be a mounted file" % (service, secret))
                 self.assertEqual(env["KUDOS_DEV_INSECURE_DEFAULTS"]["value"], "0")
                 volumes = {v["name"]: v for v in workload["spec"]["template"]["spec"]["volumes"]}
                 self.assertIn("secret", volumes["auth"])

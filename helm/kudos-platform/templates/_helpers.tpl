@@ -15,8 +15,7 @@ app.kubernetes.io/part-of: kudos-platform
 {{- end -}}
 
 {{/* Environment of every service: (dict "root" $ "name" "ledger"). Secrets come from files
-     (JWT_KEY_FILE, REDIS_PASSWORD_FILE) except SERVICE_TOKEN_SECRET, which the binaries
-     read only from the environment. */}}
+     (JWT_KEY_FILE, SERVICE_TOKEN_SECRET_FILE, REDIS_PASSWORD_FILE), never the environment. */}}
 {{- define "kudos.env" -}}
 - name: JWT_ALGORITHM
   value: {{ .root.Values.auth.algorithm | quote }}
@@ -26,8 +25,8 @@ app.kubernetes.io/part-of: kudos-platform
   value: {{ .root.Values.auth.audience | quote }}
 - name: JWT_KEY_FILE
   value: /run/secrets/kudos/jwt-key
-- name: SERVICE_TOKEN_SECRET
-  valueFrom: {secretKeyRef: {name: {{ .root.Values.auth.existingSecret }}, key: service-token-secret}}
+- name: SERVICE_TOKEN_SECRET_FILE
+  value: /run/secrets/kudos/service-token-secret
 # Never the public development secrets in a cluster.
 - name: KUDOS_DEV_INSECURE_DEFAULTS
   value: "0"
