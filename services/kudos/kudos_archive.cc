@@ -234,6 +234,10 @@ absl::StatusOr<bool> Archiver::ArchiveMonth(const std::string& org, const std::s
       if (!count->is_nil() && !absl::SimpleAtoi(count->str, &ref.chunk)) {
         return absl::InternalError("archive:months holds a count that is not a number");
       }
+      if (ref.chunk > 0xffff) {  // an index record holds the chunk number in 16 bits
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "archive month ", month, " is full (65536 chunks of up to ", kMaxChunkKudos, " kudos)"));
+      }
     }
     // Another replica archived past this batch since it was read.
     if (top->seq >= batch[done].seq) return false;
