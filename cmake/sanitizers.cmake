@@ -11,6 +11,8 @@ if(KUDOS_SANITIZE)
   add_compile_options(-fsanitize=${KUDOS_SANITIZE} -fno-sanitize-recover=all
                       -fno-omit-frame-pointer)
   add_link_options(-fsanitize=${KUDOS_SANITIZE} -fno-sanitize-recover=all)
+  # For the few tests that cannot run under a sanitizer (they say why).
+  add_compile_definitions(KUDOS_SANITIZED=1)
 endif()
 
 # KUDOS_FUZZ (clang only): every library gets libFuzzer's coverage

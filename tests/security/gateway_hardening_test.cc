@@ -559,6 +559,12 @@ TEST_F(GatewayHardeningTest, Connections_PastTheCapAreRefusedWith503AndServedAga
 }
 
 TEST_F(GatewayHardeningTest, Accept_SurvivesRunningOutOfDescriptors) {
+#ifdef KUDOS_SANITIZED
+  // The sanitizer runtimes need descriptors of their own: UBSan probes memory
+  // through a pipe, so with none left its vptr check reports valid gRPC
+  // objects as invalid and aborts. The plain build runs this test.
+  GTEST_SKIP() << "running a sanitized process out of descriptors tests the sanitizer";
+#endif
   // A gateway limited to 64 descriptors, under a cap it cannot reach.
   const int port = harness::FreePort();
   std::vector<std::string> args = {
