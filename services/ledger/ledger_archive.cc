@@ -196,7 +196,13 @@ absl::StatusOr<bool> Archiver::Commit(const std::string& org, const ChunkPlan& p
   }
   ledger::v1::TransfersPosted chunk;
   chunk.set_org_id(org);
-  for (const Transfer& transfer : plan.transfers) *chunk.add_transfers() = transfer;
+  std::vector<const Transfer*> moved;
+  for (const Transfer& transfer : plan.transfers) {
+    *chunk.add_transfers() = transfer;
+    moved.push_back(&transfer);
+  }
+  KUDOS_CHECK(SumOfMovements(NetMovements(moved)) == 0,
+              "what a chunk adds to the checkpoint totals sums to zero (double entry)");
   absl::StatusOr<std::string> compressed = CompressChunk(chunk, options_.zstd_level);
   if (!compressed.ok()) return compressed.status();
   std::string sha = ChunkDigest(*compressed);
