@@ -293,11 +293,25 @@ class PlanQueue {
     closed_ = true;
     space_.notify_all();
   }
+  // Applied chunks go back to be freed on the planning thread (freeing a
+  // chunk's strings cost the applying thread about a sixth of its time).
+  void Recycle(std::vector<ReplayPlanner::Planned> chunk) {
+    std::lock_guard<std::mutex> lock(mu_);
+    applied_.push_back(std::move(chunk));
+  }
+  void FreeRecycled() {
+    std::vector<std::vector<ReplayPlanner::Planned>> applied;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      applied.swap(applied_);
+    }
+  }
 
  private:
   std::mutex mu_;
   std::condition_variable ready_, space_;
   std::deque<absl::StatusOr<std::vector<ReplayPlanner::Planned>>> chunks_;
+  std::vector<std::vector<ReplayPlanner::Planned>> applied_;
   bool closed_ = false;
 };
 
@@ -314,6 +328,7 @@ absl::StatusOr<Projector::RebuildResult> Projector::Replay(const std::string& or
   // the end is a chunk too (an error, or an empty one).
   std::thread planning([&] {
     while (true) {
+      queue.FreeRecycled();
       absl::StatusOr<std::vector<ReplayPlanner::Planned>> chunk = planner.Next();
       bool last = !chunk.ok() || chunk->empty();
       if (!queue.Push(std::move(chunk)) || last) return;
@@ -340,6 +355,7 @@ absl::StatusOr<Projector::RebuildResult> Projector::Replay(const std::string& or
         ++result.events_read;
         if (*one) ++result.events_applied;
       }
+      queue.Recycle(*std::move(chunk));
     }
   }
   queue.Close();

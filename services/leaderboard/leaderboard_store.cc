@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/check/check.h"
+#include "common/log/log.h"
 #include "services/leaderboard/apply_batch.h"
 #include "kApplyEventLua.h"
 #include "kBoardReadLua.h"
@@ -557,6 +558,10 @@ absl::StatusOr<std::vector<std::string>> Store::ProjectionKeys(const std::string
   return keys;
 }
 
+namespace {
+constexpr std::chrono::milliseconds kSwapTimeout{60000};
+}  // namespace
+
 absl::Status Store::SwapInProjections(const std::string& org, const std::string& token,
                                       const std::vector<std::string>& old_keys,
                                       const std::vector<StagedKey>& staged) {
@@ -578,8 +583,19 @@ absl::Status Store::SwapInProjections(const std::string& org, const std::string&
   for (const std::string& key : keys) {
     KUDOS_CHECK(absl::StrContains(key, slot), "every key of the swap is in the org's slot");
   }
-  absl::StatusOr<Reply> reply = pool_.Eval(swap_script_, keys, args);
+  // One atomic script whose run time grows with the org's key count (a
+  // RENAME per key: seconds for a large org on a busy machine), so it runs
+  // on its own connection with a timeout to match, not the pool's.
+  common::redis::Connection connection(pool_.options().endpoint, kSwapTimeout);
+  common::redis::Command command = {"EVAL", swap_script_.source(), absl::StrCat(keys.size())};
+  command.insert(command.end(), keys.begin(), keys.end());
+  command.insert(command.end(), args.begin(), args.end());
+  absl::Time start = absl::Now();
+  absl::StatusOr<Reply> reply = connection.Run(command);
   if (!reply.ok()) return reply.status();
+  common::log::Info(absl::StrCat("leaderboard: org '", org, "': swapped in ", staged.size(),
+                                 " keys in ", absl::ToInt64Milliseconds(absl::Now() - start),
+                                 " ms"));
   KUDOS_CHECK(reply->type == Reply::Type::kInteger &&
                   reply->integer == static_cast<long long>(staged.size()),
               "the swap renamed every staged key");
