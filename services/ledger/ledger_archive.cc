@@ -252,11 +252,9 @@ absl::StatusOr<bool> Archiver::Commit(const std::string& org, const ChunkPlan& p
 
 absl::StatusOr<ArchiveStats> Archiver::RunOnce(const std::string& org, absl::Time now) {
   if (absl::Status s = ValidateOrg(org); !s.ok()) return s;
-  ArchiveStats stats;
   absl::StatusOr<int32_t> live_days = LiveDays(org);
   if (!live_days.ok()) return live_days.status();
-  absl::Time cutoff = now - absl::Hours(24) * *live_days;
-
+  ArchiveStats stats;
   std::string lock = LedgerStore::Prefix(org) + "arch:lock";
   std::string token = RandomToken();
   int64_t ttl_ms = std::max<int64_t>(1, absl::ToInt64Milliseconds(options_.lock_ttl));
@@ -267,30 +265,29 @@ absl::StatusOr<ArchiveStats> Archiver::RunOnce(const std::string& org, absl::Tim
     stats.lock_busy = true;
     return stats;
   }
-  absl::Status status = absl::OkStatus();
-  while (stats.transfers_archived < options_.max_transfers_per_run) {
-    int budget = static_cast<int>(options_.max_transfers_per_run - stats.transfers_archived);
-    absl::StatusOr<ChunkPlan> plan = Plan(org, cutoff, budget);
-    if (!plan.ok()) {
-      status = plan.status();
-      break;
-    }
-    if (plan->transfers.empty()) break;
-    absl::StatusOr<bool> committed = Commit(org, *plan, stats);
-    if (!committed.ok()) {
-      status = committed.status();
-      break;
-    }
-    if (!*committed) {
-      stats.raced = true;
-      break;
-    }
-  }
+  absl::Status status = ArchiveChunks(org, now - absl::Hours(24) * *live_days, stats);
   // Released only if still ours (it may have expired and been taken).
   absl::StatusOr<Reply> unlocked = pool_.Eval(unlock_, {lock}, {token});
   if (!status.ok()) return status;
   if (!unlocked.ok()) return unlocked.status();
   return stats;
+}
+
+absl::Status Archiver::ArchiveChunks(const std::string& org, absl::Time cutoff,
+                                     ArchiveStats& stats) {
+  while (stats.transfers_archived < options_.max_transfers_per_run) {
+    int budget = static_cast<int>(options_.max_transfers_per_run - stats.transfers_archived);
+    absl::StatusOr<ChunkPlan> plan = Plan(org, cutoff, budget);
+    if (!plan.ok()) return plan.status();
+    if (plan->transfers.empty()) return absl::OkStatus();
+    absl::StatusOr<bool> committed = Commit(org, *plan, stats);
+    if (!committed.ok()) return committed.status();
+    if (!*committed) {
+      stats.raced = true;
+      return absl::OkStatus();
+    }
+  }
+  return absl::OkStatus();
 }
 
 RoundStats Archiver::RunRound(absl::Time now, const std::function<bool()>& stop) {

@@ -103,6 +103,9 @@ class Archiver {
  private:
   absl::StatusOr<int32_t> LiveDays(const std::string& org);
   absl::StatusOr<ChunkPlan> Plan(const std::string& org, absl::Time cutoff, int budget);
+  // Plans and commits chunks until the run's budget is spent, nothing is
+  // old enough, or another run moved the checkpoint.
+  absl::Status ArchiveChunks(const std::string& org, absl::Time cutoff, ArchiveStats& stats);
 
   common::redis::Pool& pool_;
   ArchiveOptions options_;
