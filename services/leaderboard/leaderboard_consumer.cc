@@ -165,6 +165,7 @@ class ReplayPlanner {
  public:
   struct Planned {
     ApplyPlan plan;
+    std::vector<uint32_t> key_ids;  // KeyInterner ids of plan.keys
     std::shared_ptr<const OrgCalendar> calendar;
   };
 
@@ -190,6 +191,7 @@ class ReplayPlanner {
       if (next == nullptr) break;
       absl::StatusOr<Planned> planned = Plan(next->kind, next->buffer[next->at++]);
       if (!planned.ok()) return planned.status();
+      planned->key_ids = interner_.Ids(planned->plan.keys);
       out.push_back(*std::move(planned));
     }
     return out;
@@ -220,7 +222,7 @@ class ReplayPlanner {
 
   absl::StatusOr<Planned> Plan(StreamKind kind, const StreamEntry& entry) {
     std::string dedupe = StreamPrefix(kind) + entry.id;
-    Planned out{ApplyPlan(), calendar_};
+    Planned out{ApplyPlan(), {}, calendar_};
     if (kind == StreamKind::kLedger) {
       ledger::v1::LedgerEvent event;
       if (!event.ParseFromString(entry.event)) {
@@ -265,6 +267,7 @@ class ReplayPlanner {
                         Cursor(StreamKind::kLedger, LedgerStream(org_))};
   std::shared_ptr<const OrgCalendar> calendar_;
   std::map<std::string, kudos::v1::Person> people_;
+  KeyInterner interner_;
 };
 
 // Chunks from the planner thread to the applier, at most kDepth waiting.
@@ -344,7 +347,7 @@ absl::StatusOr<Projector::RebuildResult> Projector::Replay(const std::string& or
     } else {
       for (ReplayPlanner::Planned& planned : *chunk) {
         planned.plan.args[1] = token;
-        absl::StatusOr<bool> one = image.Apply(planned.plan);
+        absl::StatusOr<bool> one = image.Apply(planned.plan, &planned.key_ids);
         if (!one.ok()) {
           applied = one.status();
           break;

@@ -40,27 +40,48 @@ void ProjectionImage::HSetNx(const std::string& key, const std::string& field,
   Slot(key, Value::Kind::kHash).hash.try_emplace(field, value);
 }
 
-absl::StatusOr<bool> ProjectionImage::Apply(const ApplyPlan& plan) {
+absl::StatusOr<bool> ProjectionImage::Apply(const ApplyPlan& plan,
+                                             const std::vector<uint32_t>* key_ids) {
   const std::vector<std::string>& args = plan.args;
   if (plan.keys.empty() || args.size() < 2) return Malformed("no applied set or dedupe id");
-  // Each of the plan's keys is looked up once (values have stable addresses).
+  if (key_ids != nullptr && key_ids->size() != plan.keys.size()) return Malformed("key ids");
+  // Each of the plan's keys is looked up once (values have stable addresses);
+  // with interned ids, once per rebuild (the id's slot remembers it).
   std::vector<Value*> slots(plan.keys.size(), nullptr);
+  auto interned = [&](size_t k) -> Value** {
+    if (key_ids == nullptr) return nullptr;
+    uint32_t id = (*key_ids)[k];
+    if (id >= interned_.size()) interned_.resize(id + 1, nullptr);
+    return &interned_[id];
+  };
   auto slot = [&](size_t k, Value::Kind kind) -> Value& {
-    if (slots[k] == nullptr) slots[k] = &Slot(plan.keys[k], kind);
+    if (slots[k] == nullptr) {
+      Value** known = interned(k);
+      slots[k] = known != nullptr && *known != nullptr ? *known : &Slot(plan.keys[k], kind);
+      if (known != nullptr) *known = slots[k];
+    }
     return *slots[k];
   };
   auto find = [&](size_t k, Value::Kind kind) -> const Value* {
     Value* value = slots[k];
     if (value == nullptr) {
-      auto it = keys_.find(plan.keys[k]);
-      if (it == keys_.end()) return nullptr;
-      value = slots[k] = &it->second;
+      Value** known = interned(k);
+      if (known != nullptr && *known != nullptr) {
+        value = *known;
+      } else {
+        auto it = keys_.find(plan.keys[k]);
+        if (it == keys_.end()) return nullptr;
+        value = &it->second;
+        if (known != nullptr) *known = value;
+      }
+      slots[k] = value;
     }
     return value->kind == kind ? value : nullptr;
   };
   auto erase = [&](size_t k) {
     keys_.erase(plan.keys[k]);
     slots[k] = nullptr;
+    if (Value** known = interned(k)) *known = nullptr;
   };
   auto sadd = [&](size_t k, const std::string& member) {
     return slot(k, Value::Kind::kSet).set.insert(member).second;

@@ -27,6 +27,23 @@
 
 namespace leaderboard {
 
+// Gives each distinct key string a small id (for ProjectionImage::Apply);
+// used on the planning thread, so the applying thread hashes no key names.
+class KeyInterner {
+ public:
+  std::vector<uint32_t> Ids(const std::vector<std::string>& keys) {
+    std::vector<uint32_t> ids;
+    ids.reserve(keys.size());
+    for (const std::string& key : keys) {
+      ids.push_back(ids_.try_emplace(key, static_cast<uint32_t>(ids_.size())).first->second);
+    }
+    return ids;
+  }
+
+ private:
+  absl::flat_hash_map<std::string, uint32_t> ids_;
+};
+
 class ProjectionImage {
  public:
   // `now`: the time against which EXPIREAT in the past deletes a key, as
@@ -35,7 +52,11 @@ class ProjectionImage {
 
   // apply_event.lua on the image: true when the entry was new. INTERNAL for
   // a malformed plan (the script would refuse it too).
-  absl::StatusOr<bool> Apply(const ApplyPlan& plan);
+  // `key_ids` (optional, one per plan key): the same id for the same key
+  // string in every plan of this image (KeyInterner), so each key is looked
+  // up by name once per image instead of once per plan.
+  absl::StatusOr<bool> Apply(const ApplyPlan& plan,
+                             const std::vector<uint32_t>* key_ids = nullptr);
 
   // What Store reads from Redis, read from the image.
   absl::StatusOr<OrgCalendar> Calendar(const std::string& org);
@@ -96,6 +117,8 @@ class ProjectionImage {
   int64_t now_unix_seconds_;
   // Node-based: Apply keeps pointers to values while inserting others.
   absl::node_hash_map<std::string, Value> keys_;
+  // Interned key id -> its value (nullptr: not known yet or erased).
+  std::vector<Value*> interned_;
   // Per guard zset: (entry ms, id) in the order added, to trim it cheaply.
   absl::flat_hash_map<std::string, std::deque<std::pair<int64_t, std::string>>> guard_log_;
   // Calendar of the settings last read, dropped when a string key is set.
