@@ -120,7 +120,7 @@ absl::StatusOr<ArchiveStats> Archiver::RunOnce(const std::string& org, absl::Tim
   return stats;
 }
 
-ArchiveStats Archiver::RunAllOrgs(absl::Time now) {
+ArchiveStats Archiver::RunAllOrgs(absl::Time now, const std::function<bool()>& stop) {
   ArchiveStats total;
   absl::StatusOr<std::vector<std::string>> orgs = store_.Orgs();
   if (!orgs.ok()) {
@@ -128,6 +128,7 @@ ArchiveStats Archiver::RunAllOrgs(absl::Time now) {
     return total;
   }
   for (const std::string& org : *orgs) {
+    if (stop()) break;
     absl::StatusOr<ArchiveStats> stats = RunOnce(org, now);
     if (!stats.ok()) {
       common::log::Warning(absl::StrCat("archiver: org ", org, " skipped this run: ",

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -55,8 +56,9 @@ class Archiver {
   absl::StatusOr<ArchiveStats> RunOnce(const std::string& org, absl::Time now);
 
   // Every org in platform:orgs, each on its own (one org's failure is
-  // logged and skipped). Returns the summed stats.
-  ArchiveStats RunAllOrgs(absl::Time now);
+  // logged and skipped), until `stop` says so (checked between orgs, so a
+  // shutdown waits for one org's bounded run at most). Returns the summed stats.
+  ArchiveStats RunAllOrgs(absl::Time now, const std::function<bool()>& stop = [] { return false; });
 
  private:
   // The oldest live committed kudos after the archive's last seq, up to a

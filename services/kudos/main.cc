@@ -102,7 +102,8 @@ int main(int argc, char** argv) {
   std::thread sweeper([&] {
     if (archive_interval_s <= 0) return;
     while (!stopping.load()) {
-      kudos::ArchiveStats stats = archiver.RunAllOrgs(absl::Now());
+      kudos::ArchiveStats stats =
+          archiver.RunAllOrgs(absl::Now(), [&] { return stopping.load(); });
       if (stats.kudos_archived > 0 || stats.audit_entries_trimmed > 0) {
         common::log::Info(absl::StrCat("retention sweep: ", stats.kudos_archived, " kudos archived (",
                                        stats.bytes_written, " bytes), ", stats.audit_entries_trimmed,

@@ -604,6 +604,22 @@ TEST_F(RetentionTest, Archive_TwoReplicasRunningAtOnceArchiveEachKudosOnce) {
   EXPECT_EQ(records, 60u);
 }
 
+TEST_F(RetentionTest, Archive_SweepOfEveryOrgSkipsAnOrgThatFailsAndArchivesTheOthers) {
+  std::vector<std::string> ids = SendMany(5, "r");
+  // An org whose settings cannot be read (listed first or not, it must not stop the sweep).
+  ASSERT_TRUE(pool_->Run({"SADD", "platform:orgs", "broken"}).ok());
+  ASSERT_TRUE(pool_->Run({"SET", "kudos:{broken}:settings", std::string("\xff\xff\xff", 3)}).ok());
+  kudos::Archiver archiver(*pool_, *store_);
+  EXPECT_FALSE(archiver.RunOnce("broken", absl::Now()).ok());
+  const absl::Time later = absl::Now() + absl::Hours(24) * 500;
+  // A sweep told to stop (shutdown) takes no further org.
+  EXPECT_EQ(archiver.RunAllOrgs(later, [] { return true; }).kudos_archived, 0);
+  EXPECT_EQ(Integer({"ZCARD", kPrefix + "feed:all"}), 5);
+  kudos::ArchiveStats total = archiver.RunAllOrgs(later);
+  EXPECT_EQ(total.kudos_archived, 5);
+  EXPECT_EQ(Integer({"ZCARD", kPrefix + "feed:all"}), 0);
+}
+
 TEST_F(RetentionTest, Archive_TakesFewBytesPerArchivedKudosAllKeysIncluded) {
   std::vector<std::string> ids = SendMany(300, "r");
   kudos::Archiver archiver(*pool_, *store_);
