@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <stdexcept>
+
 #include "absl/strings/str_cat.h"
 #include "tests/harness/process.h"
 
@@ -60,6 +62,15 @@ TEST(SlotMemoryTest, KeysExpiringByTheSimulatedNowAreCountedApart) {
   EXPECT_EQ(later.expired_by_as_of_bytes, a);
   EXPECT_EQ(today.keys, 3);
   EXPECT_EQ(today.expired_by_as_of_keys, 0);
+}
+
+TEST(SlotMemoryTest, MoreKeysThanTheBoundIsRefusedRatherThanAPartialFigure) {
+  harness::RedisServer server;
+  Redis redis("127.0.0.1", server.port());
+  for (int i = 0; i < 50; ++i) redis.Run({"SET", absl::StrCat("kudos:{acme}:k:", i), "x"});
+
+  EXPECT_THROW(MeasureSlot(redis, "acme", std::nullopt, /*max_keys=*/49), std::runtime_error);
+  EXPECT_EQ(MeasureSlot(redis, "acme", std::nullopt, /*max_keys=*/50).keys, 50);
 }
 
 TEST(SlotMemoryTest, KeyClassIsThePrefixAndTheFirstSegmentAfterTheTag) {
