@@ -258,6 +258,37 @@ TEST(ConsumerCrashTest, Consumer_DuplicatesWithinTheRetryWindowCountOnceAndOlder
   EXPECT_EQ(ids, (std::vector<std::string>{"transfer:old:r", "transfer:last:r"}));
 }
 
+// Upgrading from the applied set: while a stream has no mark yet, its
+// entries in the old `lb:{org}:applied` set (and logical ids there) are
+// applied already; the first batch sets the marks.
+TEST(ConsumerCrashTest, Consumer_UpgradeReadsTheOldAppliedSetUntilTheStreamHasAMark) {
+  harness::RedisServer redis;
+  common::redis::Pool pool(PoolFor(redis));
+  const std::string org = "upgrade";
+  lbtest::EventWriter writer(redis.address(), org);
+  absl::Time t = absl::Now();
+  auto transfer = [&](const std::string& id, int64_t points) {
+    return writer.Ledger(lbtest::TransfersEvent(org, id, id, ledger::v1::TRANSFER_KIND_KUDOS,
+                                                "g", {{"r", ""}}, {}, points, t));
+  };
+  std::string applied_before = transfer("A", 1);  // applied by the old version, still pending
+  transfer("B", 10);
+  transfer("A", 1);  // a producer's duplicate of A, after the upgrade
+  transfer("C", 100);
+  ASSERT_TRUE(pool.Run({"SADD", leaderboard::AppliedKey(org), "l:" + applied_before,
+                        "transfer:A:r"}).ok());
+  Replica replica(redis, "replica-a", 200);
+  replica.consumer->Start();
+  ASSERT_TRUE(Eventually([&] { return Backlog(pool, org) == 0; }));
+  replica.consumer->Stop();
+  std::string all = leaderboard::BoardKey(org, v1::METRIC_POINTS_RECEIVED, v1::WINDOW_ALL_TIME,
+                                          "all", v1::SCOPE_ORG, "");
+  EXPECT_EQ(ZScore(pool, all, "r"), 110);  // B and C only
+  auto mark = pool.Run({"HGET", leaderboard::MarksKey(org), "l"});
+  ASSERT_TRUE(mark.ok());
+  EXPECT_FALSE(mark->str.empty());
+}
+
 // A batch's increments are summed per (board, member) before they are sent:
 // 40 kudos to one person in one batch are one ZINCRBY per board.
 TEST(ConsumerCrashTest, Consumer_SendsOneIncrementPerBoardAndMemberPerBatch) {
