@@ -18,6 +18,7 @@
 #include "common/check/check.h"
 #include "common/log/log.h"
 #include "services/leaderboard/apply_batch.h"
+#include "kTrimStreamLua.h"
 #include "services/leaderboard/projection_image.h"
 
 namespace leaderboard {
@@ -173,6 +174,25 @@ class ReplayPlanner {
       : store_(store), org_(std::move(org)), refresh_(std::move(refresh)),
         calendar_(std::make_shared<OrgCalendar>(CalendarFromSettings(DefaultSettings()))) {}
 
+  // Continues from a snapshot's image: its directory, after its marks.
+  absl::Status Seed(ProjectionImage& image) {
+    absl::StatusOr<OrgCalendar> calendar = image.Calendar(org_);
+    if (!calendar.ok()) return calendar.status();
+    calendar_ = std::make_shared<OrgCalendar>(*std::move(calendar));
+    people_ = image.AllPeople(org_);
+    for (Cursor& c : cursors_) {
+      std::string mark = image.Mark(org_, c.kind == StreamKind::kKudos ? 'k' : 'l');
+      if (!mark.empty()) c.after = mark;
+    }
+    return absl::OkStatus();
+  }
+  // Stops each stream after this id ("" = its end): a compaction covers
+  // what the consumer applied.
+  void StopAfter(const std::string& kudos, const std::string& ledger) {
+    cursors_[0].until = kudos;
+    cursors_[1].until = ledger;
+  }
+
   // Plans the next chunk (up to kChunk entries); empty at the end.
   absl::StatusOr<std::vector<Planned>> Next() {
     std::vector<Planned> out;
@@ -207,14 +227,25 @@ class ReplayPlanner {
     std::vector<StreamEntry> buffer;
     size_t at = 0;
     bool done = false;
+    std::string until;  // "" = the stream's end
   };
 
   absl::Status Fill(Cursor& c) {
     if (c.done || c.at < c.buffer.size()) return absl::OkStatus();
+    if (!c.until.empty() && !StreamIdLess(c.after, c.until) && c.after != "-") {
+      c.done = true;
+      return absl::OkStatus();
+    }
     absl::StatusOr<std::vector<StreamEntry>> batch = store_.Range(c.key, c.after, 2000);
     if (!batch.ok()) return batch.status();
     c.buffer = *std::move(batch);
     c.at = 0;
+    if (!c.until.empty()) {  // the entries after `until` are not covered
+      auto beyond = std::find_if(c.buffer.begin(), c.buffer.end(), [&](const StreamEntry& e) {
+        return StreamIdLess(c.until, e.id);
+      });
+      c.buffer.erase(beyond, c.buffer.end());
+    }
     if (c.buffer.empty()) c.done = true;
     else c.after = c.buffer.back().id;
     return refresh_();
@@ -320,12 +351,14 @@ class PlanQueue {
 
 }  // namespace
 
-absl::StatusOr<Projector::RebuildResult> Projector::Replay(const std::string& org,
-                                                           const std::string& token) {
-  RebuildResult result;
-  ProjectionImage image(absl::Now());
-  auto refresh = [&] { return store_.RefreshRebuildLock(org, token, rebuild_.lock_ttl); };
+absl::Status Projector::ReplayInto(ProjectionImage& image, const std::string& org,
+                                   const std::string& token,
+                                   const std::function<absl::Status()>& refresh,
+                                   const std::pair<std::string, std::string>& until,
+                                   RebuildResult& result) {
   ReplayPlanner planner(store_, org, refresh);
+  if (absl::Status s = planner.Seed(image); !s.ok()) return s;
+  planner.StopAfter(until.first, until.second);
   PlanQueue queue;
   // Planning (stream reads, parsing, plans) on its own thread; an error or
   // the end is a chunk too (an error, or an empty one).
@@ -363,7 +396,118 @@ absl::StatusOr<Projector::RebuildResult> Projector::Replay(const std::string& or
   }
   queue.Close();
   planning.join();
-  if (!applied.ok()) return applied;
+  return applied;
+}
+
+absl::StatusOr<std::optional<ProjectionImage>> Projector::LoadSnapshot(const std::string& org) {
+  absl::StatusOr<Reply> stored = store_.pool().Run({"GET", SnapshotKey(org)});
+  if (!stored.ok()) return stored.status();
+  if (stored->is_nil()) return std::optional<ProjectionImage>();
+  absl::StatusOr<ProjectionImage> image = ProjectionImage::Parse(stored->str, absl::Now());
+  if (!image.ok()) return image.status();
+  return std::optional<ProjectionImage>(*std::move(image));
+}
+
+const char* Projector::TrimStreamLua() { return kTrimStreamLua; }
+
+std::string SnapshotKey(const std::string& org) {
+  return absl::StrCat("lbctl:{", org, "}:snapshot");
+}
+std::string CompactLockKey(const std::string& org) {
+  return absl::StrCat("lbctl:{", org, "}:compact");
+}
+
+absl::StatusOr<Projector::CompactResult> Projector::Compact(const std::string& org) {
+  std::string token = absl::StrCat(absl::ToUnixNanos(absl::Now()), "-", std::random_device()());
+  absl::StatusOr<Reply> locked = store_.pool().Run(
+      {"SET", CompactLockKey(org), token, "NX", "PX", absl::StrCat(rebuild_.lock_ttl.count())});
+  if (!locked.ok()) return locked.status();
+  if (locked->is_nil()) return absl::AbortedError("another replica compacts this org");
+  auto refresh = [&]() -> absl::Status {
+    return store_.pool()
+        .Run({"PEXPIRE", CompactLockKey(org), absl::StrCat(rebuild_.lock_ttl.count())})
+        .status();
+  };
+  CompactResult out;
+  absl::Status status = [&]() -> absl::Status {
+    absl::StatusOr<Reply> marks = store_.pool().Run({"HMGET", MarksKey(org), "k", "l"});
+    if (!marks.ok()) return marks.status();
+    if (marks->elements.size() != 2) return absl::InternalError("HMGET: unexpected reply");
+    // A stream without a mark has nothing applied: nothing of it is covered.
+    auto covered = [](const Reply& mark) { return mark.is_nil() ? "0-0" : mark.str; };
+    absl::StatusOr<std::optional<ProjectionImage>> snapshot = LoadSnapshot(org);
+    if (!snapshot.ok()) return snapshot.status();
+    ProjectionImage image =
+        snapshot->has_value() ? **std::move(snapshot) : ProjectionImage(absl::Now());
+    RebuildResult replayed;
+    if (absl::Status s = ReplayInto(image, org, "", refresh,
+                                    {covered(marks->elements[0]), covered(marks->elements[1])},
+                                    replayed);
+        !s.ok()) {
+      return s;
+    }
+    out.events_read = replayed.events_read;
+    absl::StatusOr<std::string> bytes = image.Serialize();
+    if (!bytes.ok()) return bytes.status();
+    if (absl::Status s = refresh(); !s.ok()) return s;
+    absl::StatusOr<Reply> stored = store_.pool().Run({"SET", SnapshotKey(org), *bytes});
+    if (!stored.ok()) return stored.status();
+    for (char stream : {'k', 'l'}) {
+      std::string mark = image.Mark(org, stream);
+      if (mark.empty()) continue;
+      absl::StatusOr<int64_t> trimmed =
+          TrimStream(org, stream == 'k' ? KudosStream(org) : LedgerStream(org), mark);
+      if (!trimmed.ok()) return trimmed.status();
+      out.trimmed += *trimmed;
+    }
+    return absl::OkStatus();
+  }();
+  // Released only if still ours (it may have lapsed to another replica).
+  absl::StatusOr<Reply> released = store_.pool().Run(
+      {"EVAL", "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end",
+       "1", CompactLockKey(org), token});
+  if (!status.ok()) return status;
+  if (!released.ok()) return released.status();
+  return out;
+}
+
+absl::StatusOr<int64_t> Projector::TrimStream(const std::string& org, const std::string& stream,
+                                              const std::string& covered) {
+  std::string min_id = covered;
+  absl::StatusOr<Reply> groups = store_.pool().Run({"XINFO", "GROUPS", stream});
+  if (!groups.ok()) return groups.status();
+  for (const Reply& group : groups->elements) {
+    std::string name, last_delivered;
+    for (size_t i = 0; i + 1 < group.elements.size(); i += 2) {
+      if (group.elements[i].str == "name") name = group.elements[i + 1].str;
+      if (group.elements[i].str == "last-delivered-id") last_delivered = group.elements[i + 1].str;
+    }
+    if (StreamIdLess(last_delivered, min_id)) min_id = last_delivered;
+    absl::StatusOr<Reply> pending = store_.pool().Run({"XPENDING", stream, name});
+    if (!pending.ok()) return pending.status();
+    // Summary form: count, smallest id, greatest id, consumers.
+    if (pending->elements.size() >= 2 && pending->elements[0].integer > 0 &&
+        StreamIdLess(pending->elements[1].str, min_id)) {
+      min_id = pending->elements[1].str;
+    }
+  }
+  KUDOS_CHECK(!StreamIdLess(covered, min_id), "a trim never passes the snapshot's mark");
+  absl::StatusOr<Reply> trimmed =
+      store_.pool().Eval(trim_script_, {RebuildLockKey(org), stream}, {min_id});
+  if (!trimmed.ok()) return trimmed.status();
+  if (trimmed->integer < 0) return absl::AbortedError("a rebuild holds the org; trim later");
+  return trimmed->integer;
+}
+
+absl::StatusOr<Projector::RebuildResult> Projector::Replay(const std::string& org,
+                                                           const std::string& token) {
+  RebuildResult result;
+  auto refresh = [&] { return store_.RefreshRebuildLock(org, token, rebuild_.lock_ttl); };
+  // The snapshot's image, then the streams after its marks (issue 15).
+  absl::StatusOr<std::optional<ProjectionImage>> snapshot = LoadSnapshot(org);
+  if (!snapshot.ok()) return snapshot.status();
+  ProjectionImage image = snapshot->has_value() ? **std::move(snapshot) : ProjectionImage(absl::Now());
+  if (absl::Status s = ReplayInto(image, org, token, refresh, {"", ""}, result); !s.ok()) return s;
   // The new image goes under temporary keys first; the live boards stay as
   // they are until the swap below replaces them all at once.
   absl::StatusOr<std::vector<StagedKey>> staged =
@@ -381,6 +525,58 @@ absl::StatusOr<Projector::RebuildResult> Projector::Replay(const std::string& or
     if (!swapped.ok()) return swapped;
   }
   return result;
+}
+
+// ---------------------------------------------------------------- Compactor
+
+Compactor::Compactor(Store& store, Projector& projector, Options options)
+    : store_(store), projector_(projector), options_(options) {
+  KUDOS_CHECK(options_.interval.count() > 0 && options_.min_entries > 0,
+              "compaction runs at an interval, past a stream length");
+}
+
+Compactor::~Compactor() { Stop(); }
+
+void Compactor::Start() {
+  thread_ = std::thread([this] {
+    while (!stop_.load()) {
+      auto due = std::chrono::steady_clock::now() + options_.interval;
+      while (!stop_.load() && std::chrono::steady_clock::now() < due) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+      if (!stop_.load()) RunOnce();
+    }
+  });
+}
+
+void Compactor::Stop() {
+  stop_.store(true);
+  if (thread_.joinable()) thread_.join();
+}
+
+int Compactor::RunOnce() {
+  absl::StatusOr<std::vector<std::string>> orgs = store_.Orgs();
+  if (!orgs.ok()) return 0;
+  int compacted = 0;
+  for (const std::string& org : *orgs) {
+    if (stop_.load()) break;
+    absl::StatusOr<std::vector<absl::StatusOr<Reply>>> lengths = store_.pool().Pipeline(
+        {{"XLEN", KudosStream(org)}, {"XLEN", LedgerStream(org)}});
+    if (!lengths.ok() || !(*lengths)[0].ok() || !(*lengths)[1].ok()) continue;
+    if ((*lengths)[0]->integer + (*lengths)[1]->integer < options_.min_entries) continue;
+    // One org's failure (or another replica compacting it) skips only it.
+    absl::StatusOr<Projector::CompactResult> result = projector_.Compact(org);
+    if (!result.ok()) {
+      common::log::Warning(absl::StrCat("leaderboard: compacting org '", org, "': ",
+                                        result.status().ToString()));
+      continue;
+    }
+    ++compacted;
+    common::log::Info(absl::StrCat("leaderboard: compacted org '", org, "': ",
+                                   result->events_read, " entries into its snapshot, ",
+                                   result->trimmed, " trimmed"));
+  }
+  return compacted;
 }
 
 // ---------------------------------------------------------------- OrgRetries

@@ -25,6 +25,7 @@
 #include "absl/status/statusor.h"
 #include "common/redis/redis_client.h"
 #include "services/leaderboard/leaderboard_store.h"
+#include "services/leaderboard/projection_image.h"
 
 namespace leaderboard {
 
@@ -41,6 +42,11 @@ struct RebuildOptions {
   std::chrono::milliseconds staging_ttl{600000};
 };
 
+// The org's projection snapshot (zstd-compressed ProjectionImage) and the
+// lock of its compaction; outside lb:{org}:*, which a rebuild replaces.
+std::string SnapshotKey(const std::string& org);
+std::string CompactLockKey(const std::string& org);
+
 // "k:" for the kudos stream, "l:" for the ledger's: the stream of an
 // ApplyPlan's entry id (its marks field).
 std::string StreamPrefix(StreamKind kind);
@@ -49,7 +55,7 @@ std::string StreamPrefix(StreamKind kind);
 class Projector {
  public:
   explicit Projector(Store& store, RebuildOptions rebuild = {})
-      : store_(store), rebuild_(rebuild) {}
+      : store_(store), rebuild_(rebuild), trim_script_("leaderboard_trim_stream", TrimStreamLua()) {}
 
   struct Result {
     bool applied = false;  // false: seen before, or not a usable event
@@ -89,16 +95,69 @@ class Projector {
   // before the swap leaves the old boards (its staged keys expire).
   absl::StatusOr<RebuildResult> Rebuild(const std::string& org);
 
+  // Compacts the org's history (docs/retention-leaderboard.md): under the
+  // org's compaction lock (ABORTED while another replica compacts), replays
+  // the previous snapshot + both streams up to the consumer's marks into an
+  // image, stores it zstd-compressed as the org's snapshot (it covers the
+  // image's marks), then trims each stream (XTRIM MINID) to at most the
+  // snapshot's mark and every consumer group's last-delivered and oldest
+  // pending id, so no group loses an undelivered or unacknowledged entry.
+  // RebuildProjections then replays the snapshot + the streams' tails.
+  struct CompactResult {
+    int64_t events_read = 0;
+    int64_t trimmed = 0;  // entries removed from both streams
+  };
+  absl::StatusOr<CompactResult> Compact(const std::string& org);
+
   // Held while the consumer applies entries and for a rebuild's final swap
   // only (never for the replay). Rebuild takes it itself.
   std::mutex& apply_mutex() { return apply_mu_; }
 
  private:
   absl::StatusOr<RebuildResult> Replay(const std::string& org, const std::string& token);
+  // Both streams after the image's marks (up to `until` k, l; "" = the end)
+  // into the image: planned on a thread of its own, applied on this one.
+  absl::Status ReplayInto(ProjectionImage& image, const std::string& org,
+                          const std::string& token, const std::function<absl::Status()>& refresh,
+                          const std::pair<std::string, std::string>& until,
+                          RebuildResult& result);
+  // The org's snapshot as an image (nullopt: none yet).
+  absl::StatusOr<std::optional<ProjectionImage>> LoadSnapshot(const std::string& org);
+  // XTRIM of one stream to at most `covered` and every group's positions.
+  absl::StatusOr<int64_t> TrimStream(const std::string& org, const std::string& stream,
+                                     const std::string& covered);
+
+  static const char* TrimStreamLua();
 
   Store& store_;
   RebuildOptions rebuild_;
+  common::redis::Script trim_script_;
   std::mutex apply_mu_;
+};
+
+// Compacts orgs in the background (issue 15): every `interval`, each org
+// whose two streams hold at least `min_entries` entries gets
+// Projector::Compact (its lock makes replicas take turns). On its own
+// thread: one org's compaction never holds up the consumer.
+class Compactor {
+ public:
+  struct Options {
+    std::chrono::milliseconds interval{600000};
+    int64_t min_entries = 100000;
+  };
+  Compactor(Store& store, Projector& projector, Options options);
+  ~Compactor();
+  void Start();
+  void Stop();
+  // One pass over the orgs; how many were compacted.
+  int RunOnce();
+
+ private:
+  Store& store_;
+  Projector& projector_;
+  Options options_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
 };
 
 // Per-org failure bookkeeping of the consumer, without Redis: which orgs

@@ -56,6 +56,15 @@ ABSL_FLAG(int, rebuild_min_interval_ms,
           "one RebuildProjections per org per interval; 0 = unlimited "
           "(env LEADERBOARD_REBUILD_MIN_INTERVAL_MS)");
 
+ABSL_FLAG(int, compact_interval_ms,
+          static_cast<int>(common::config::IntEnvOr("LEADERBOARD_COMPACT_INTERVAL_MS", 600000, 100)),
+          "how often orgs are considered for compaction (snapshot + trimmed streams; env "
+          "LEADERBOARD_COMPACT_INTERVAL_MS)");
+ABSL_FLAG(int, compact_min_entries,
+          static_cast<int>(common::config::IntEnvOr("LEADERBOARD_COMPACT_MIN_ENTRIES", 100000, 1)),
+          "an org is compacted once its two streams hold this many entries (env "
+          "LEADERBOARD_COMPACT_MIN_ENTRIES)");
+
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   absl::StatusOr<common::redis::PoolOptions> pool_options =
@@ -89,6 +98,12 @@ int main(int argc, char** argv) {
         watchers.Touched(org, touched);
       });
   consumer.Start();
+  leaderboard::Compactor::Options compact_options;
+  compact_options.interval =
+      std::chrono::milliseconds(std::max(100, absl::GetFlag(FLAGS_compact_interval_ms)));
+  compact_options.min_entries = std::max(1, absl::GetFlag(FLAGS_compact_min_entries));
+  leaderboard::Compactor compactor(store, projector, compact_options);
+  compactor.Start();
   auto health = std::make_shared<leaderboard::HealthBoard>();
   leaderboard::InstallHealthService(health);
   leaderboard::ConsumerHealthMonitor consumer_health(
@@ -107,6 +122,7 @@ int main(int argc, char** argv) {
   options.on_shutdown = [&] {
     watchers.Shutdown();
     consumer_health.Stop();
+    compactor.Stop();
     consumer.Stop();
   };
   absl::Status status = common::grpc_util::RunServer(options);

@@ -1,6 +1,10 @@
 #include "services/leaderboard/projection_image.h"
 
+#include <algorithm>
 #include <cstdlib>
+#include <cstring>
+
+#include <zstd.h>
 #include <utility>
 
 #include "absl/strings/numbers.h"
@@ -218,6 +222,12 @@ bool ProjectionImage::Guard(const std::string& key, Value& seen, const std::stri
   // Ids applied before the window behind this entry leave (ZREMRANGEBYSCORE).
   // A stream's entry times only grow: the oldest are at the log's front.
   std::deque<std::pair<int64_t, std::string>>& log = guard_log_[key];
+  if (log.empty() && !seen.zset.empty()) {  // an image parsed from a snapshot
+    for (const auto& [member, score] : seen.zset) {
+      log.emplace_back(static_cast<int64_t>(score), member);
+    }
+    std::sort(log.begin(), log.end());
+  }
   while (!log.empty() && log.front().first < oldest_ms) {
     auto it = seen.zset.find(log.front().second);
     if (it != seen.zset.end() && it->second == static_cast<double>(log.front().first)) {
@@ -379,6 +389,173 @@ absl::Status ProjectionImage::WriteAs(
     }
   }
   return flush();
+}
+
+// ---------------------------------------------------------------- snapshot
+
+namespace {
+
+constexpr char kSnapshotMagic[] = "LBS1";
+
+void PutU64(std::string& out, uint64_t value) {
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((value >> (8 * i)) & 0xff));
+}
+void PutString(std::string& out, const std::string& value) {
+  PutU64(out, value.size());
+  out.append(value);
+}
+
+class Reader {
+ public:
+  explicit Reader(const std::string& bytes) : bytes_(bytes) {}
+  bool U64(uint64_t* value) {
+    if (at_ + 8 > bytes_.size()) return false;
+    *value = 0;
+    for (int i = 0; i < 8; ++i) {
+      *value |= static_cast<uint64_t>(static_cast<unsigned char>(bytes_[at_ + i])) << (8 * i);
+    }
+    at_ += 8;
+    return true;
+  }
+  bool String(std::string* value) {
+    uint64_t size = 0;
+    if (!U64(&size) || size > bytes_.size() - at_) return false;
+    value->assign(bytes_, at_, size);
+    at_ += size;
+    return true;
+  }
+  bool done() const { return at_ == bytes_.size(); }
+
+ private:
+  const std::string& bytes_;
+  size_t at_ = 0;
+};
+
+absl::Status NotASnapshot(absl::string_view why) {
+  return absl::DataLossError(absl::StrCat("leaderboard snapshot: ", why));
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> ProjectionImage::Serialize() const {
+  std::string raw = kSnapshotMagic;
+  PutU64(raw, keys_.size());
+  for (const auto& [name, value] : keys_) {
+    PutString(raw, name);
+    PutU64(raw, static_cast<uint64_t>(value.kind));
+    PutU64(raw, static_cast<uint64_t>(value.expire_at));
+    switch (value.kind) {
+      case Value::Kind::kString:
+        PutString(raw, value.str);
+        break;
+      case Value::Kind::kHash:
+        PutU64(raw, value.hash.size());
+        for (const auto& [field, text] : value.hash) {
+          PutString(raw, field);
+          PutString(raw, text);
+        }
+        break;
+      case Value::Kind::kSet:
+        PutU64(raw, value.set.size());
+        for (const std::string& member : value.set) PutString(raw, member);
+        break;
+      case Value::Kind::kZset:
+        PutU64(raw, value.zset.size());
+        for (const auto& [member, score] : value.zset) {
+          PutString(raw, member);
+          uint64_t bits = 0;
+          std::memcpy(&bits, &score, sizeof bits);
+          PutU64(raw, bits);
+        }
+        break;
+    }
+  }
+  std::string compressed(ZSTD_compressBound(raw.size()), '\0');
+  size_t size = ZSTD_compress(compressed.data(), compressed.size(), raw.data(), raw.size(), 3);
+  if (ZSTD_isError(size)) {
+    return absl::InternalError(absl::StrCat("zstd: ", ZSTD_getErrorName(size)));
+  }
+  compressed.resize(size);
+  return compressed;
+}
+
+absl::StatusOr<ProjectionImage> ProjectionImage::Parse(const std::string& compressed,
+                                                       absl::Time now) {
+  unsigned long long size = ZSTD_getFrameContentSize(compressed.data(), compressed.size());
+  // Bounded: a snapshot is one org's projection (rejects a forged frame size).
+  constexpr unsigned long long kMaxBytes = 4ull << 30;
+  if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN || size > kMaxBytes) {
+    return NotASnapshot("not a zstd frame with its size");
+  }
+  std::string raw(size, '\0');
+  size_t got = ZSTD_decompress(raw.data(), raw.size(), compressed.data(), compressed.size());
+  if (ZSTD_isError(got) || got != size) return NotASnapshot("does not decompress");
+  if (raw.compare(0, 4, kSnapshotMagic) != 0) return NotASnapshot("no magic");
+  raw.erase(0, 4);
+  Reader in(raw);
+  ProjectionImage image(now);
+  uint64_t keys = 0;
+  if (!in.U64(&keys)) return NotASnapshot("truncated");
+  for (uint64_t k = 0; k < keys; ++k) {
+    std::string name;
+    uint64_t kind = 0, expire_at = 0, count = 0;
+    if (!in.String(&name) || !in.U64(&kind) || !in.U64(&expire_at) || kind > 3) {
+      return NotASnapshot("truncated key");
+    }
+    Value& value = image.Slot(name, static_cast<Value::Kind>(kind));
+    value.expire_at = static_cast<int64_t>(expire_at);
+    bool ok = true;
+    if (value.kind == Value::Kind::kString) {
+      ok = in.String(&value.str);
+    } else if (!in.U64(&count)) {
+      ok = false;
+    }
+    for (uint64_t i = 0; ok && value.kind != Value::Kind::kString && i < count; ++i) {
+      std::string first, second;
+      uint64_t bits = 0;
+      if (!in.String(&first)) {
+        ok = false;
+      } else if (value.kind == Value::Kind::kHash) {
+        ok = in.String(&second) && value.hash.emplace(first, second).second;
+      } else if (value.kind == Value::Kind::kSet) {
+        ok = value.set.insert(first).second;
+      } else {
+        double score = 0;
+        ok = in.U64(&bits);
+        std::memcpy(&score, &bits, sizeof score);
+        ok = ok && value.zset.emplace(first, score).second;
+      }
+    }
+    if (!ok) return NotASnapshot(absl::StrCat("malformed key ", name));
+  }
+  if (!in.done()) return NotASnapshot("trailing bytes");
+  // Boards whose retention ended since: Redis has deleted them.
+  for (auto it = image.keys_.begin(); it != image.keys_.end();) {
+    if (it->second.expire_at != 0 && it->second.expire_at <= image.now_unix_seconds_) {
+      image.keys_.erase(it++);
+    } else {
+      ++it;
+    }
+  }
+  return image;
+}
+
+std::string ProjectionImage::Mark(const std::string& org, char stream) const {
+  const Value* marks = Find(MarksKey(org), Value::Kind::kHash);
+  if (marks == nullptr) return "";
+  auto it = marks->hash.find(std::string(1, stream));
+  return it == marks->hash.end() ? "" : it->second;
+}
+
+std::map<std::string, kudos::v1::Person> ProjectionImage::AllPeople(const std::string& org) const {
+  std::map<std::string, kudos::v1::Person> out;
+  const Value* people = Find(PeopleKey(org), Value::Kind::kHash);
+  if (people == nullptr) return out;
+  for (const auto& [id, bytes] : people->hash) {
+    kudos::v1::Person person;
+    if (person.ParseFromString(bytes)) out[id] = std::move(person);
+  }
+  return out;
 }
 
 }  // namespace leaderboard

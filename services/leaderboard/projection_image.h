@@ -82,6 +82,18 @@ class ProjectionImage {
 
   size_t key_count() const { return keys_.size(); }
 
+  // The snapshot of an org's projection (docs/retention-leaderboard.md):
+  // every key with its type, contents and expiry, zstd-compressed. Parse
+  // gives back an image equal to the one serialized (DATA_LOSS when the
+  // bytes are not a snapshot).
+  absl::StatusOr<std::string> Serialize() const;
+  static absl::StatusOr<ProjectionImage> Parse(const std::string& compressed, absl::Time now);
+  // The image's high-water mark of a stream ('k' / 'l'; "" = none): the
+  // entries it covers.
+  std::string Mark(const std::string& org, char stream) const;
+  // Every person of the org's directory copy (the rebuild planner's seed).
+  std::map<std::string, kudos::v1::Person> AllPeople(const std::string& org) const;
+
  private:
   struct Value {
     enum class Kind { kString, kHash, kSet, kZset };

@@ -320,4 +320,137 @@ TEST(ConsumerCrashTest, Consumer_SendsOneIncrementPerBoardAndMemberPerBatch) {
   EXPECT_EQ(calls, 6 * 4) << stats;
 }
 
+// Both streams of `org` copied from one Redis to another with the same ids,
+// from after `after` (stream key -> last id copied).
+void CopyStreams(common::redis::Pool& from, common::redis::Pool& to, const std::string& org,
+                 std::map<std::string, std::string>& after) {
+  for (const std::string& stream : {leaderboard::KudosStream(org), leaderboard::LedgerStream(org)}) {
+    std::string start = after.count(stream) ? "(" + after[stream] : "-";
+    auto entries = from.Run({"XRANGE", stream, start, "+"});
+    ASSERT_TRUE(entries.ok());
+    for (const auto& entry : entries->elements) {
+      const auto& fields = entry.elements[1].elements;
+      ASSERT_TRUE(to.Run({"XADD", stream, entry.elements[0].str, fields[0].str, fields[1].str}).ok());
+      after[stream] = entry.elements[0].str;
+    }
+  }
+  ASSERT_TRUE(to.Run({"SADD", "platform:orgs", org}).ok());
+}
+
+// Issue 15, item 3: a compaction stores the projection as a snapshot and
+// trims the streams below it; a rebuild from the snapshot + the tails gives
+// the same projection as a full replay of the untrimmed streams (a second
+// Redis holding the same entries, never compacted).
+TEST(SnapshotTest, Compact_RebuildFromSnapshotAndTrimmedStreamsEqualsAFullReplay) {
+  harness::RedisServer redis;
+  harness::RedisServer untrimmed_redis;
+  common::redis::Pool pool(PoolFor(redis));
+  common::redis::Pool untrimmed(PoolFor(untrimmed_redis));
+  const std::string org = "snap";
+  lbtest::EventWriter writer(redis.address(), org);
+  std::map<std::string, std::string> copied;
+  WriteHistory(writer);
+  CopyStreams(pool, untrimmed, org, copied);
+  Replica replica(redis, "replica-a", 50);
+  replica.consumer->Start();
+  ASSERT_TRUE(Eventually([&] { return Backlog(pool, org) == 0; }));
+  auto compacted = replica.projector.Compact(org);
+  ASSERT_TRUE(compacted.ok()) << compacted.status();
+  EXPECT_GT(compacted->trimmed, 0);
+  auto length = pool.Run({"XLEN", leaderboard::LedgerStream(org)});
+  ASSERT_TRUE(length.ok());
+  EXPECT_LE(length->integer, 1) << "trimmed to the snapshot's mark";
+  // More history after the snapshot (the tail), then a second compaction
+  // starts from the first snapshot.
+  WriteHistory(writer);
+  CopyStreams(pool, untrimmed, org, copied);
+  ASSERT_TRUE(Eventually([&] { return Backlog(pool, org) == 0; }));
+  ASSERT_TRUE(replica.projector.Compact(org).ok());
+  WriteHistory(writer);
+  CopyStreams(pool, untrimmed, org, copied);
+  ASSERT_TRUE(Eventually([&] { return Backlog(pool, org) == 0; }));
+  replica.consumer->Stop();
+  std::map<std::string, std::string> live = lbtest::DumpProjections(pool, org);
+  auto rebuilt = replica.projector.Rebuild(org);
+  ASSERT_TRUE(rebuilt.ok()) << rebuilt.status();
+  std::map<std::string, std::string> from_snapshot = lbtest::DumpProjections(pool, org);
+  EXPECT_EQ(from_snapshot, live);
+  Replica other(untrimmed_redis, "replica-b", 50);
+  auto full = other.projector.Rebuild(org);
+  ASSERT_TRUE(full.ok()) << full.status();
+  EXPECT_GT(full->events_read, rebuilt->events_read) << "the full replay read the trimmed entries";
+  EXPECT_EQ(lbtest::DumpProjections(untrimmed, org), from_snapshot);
+}
+
+// The trim keeps every entry another consumer group has not acknowledged
+// or not been delivered yet.
+TEST(SnapshotTest, Compact_NeverTrimsWhatAConsumerGroupHasNotAcknowledged) {
+  harness::RedisServer redis;
+  common::redis::Pool pool(PoolFor(redis));
+  const std::string org = "groups";
+  lbtest::EventWriter writer(redis.address(), org);
+  std::string stream = leaderboard::LedgerStream(org);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 20; ++i) {
+    ids.push_back(writer.Ledger(lbtest::TransfersEvent(org, absl::StrCat("T", i),
+                                                       absl::StrCat("T", i),
+                                                       ledger::v1::TRANSFER_KIND_KUDOS, "g",
+                                                       {{"r", ""}}, {}, 1, absl::Now())));
+  }
+  // Another reader's group: entries 0..4 delivered, 2..4 still pending.
+  ASSERT_TRUE(pool.Run({"XGROUP", "CREATE", stream, "other", "0"}).ok());
+  ASSERT_TRUE(pool.Run({"XREADGROUP", "GROUP", "other", "o1", "COUNT", "5", "STREAMS", stream, ">"}).ok());
+  ASSERT_TRUE(pool.Run({"XACK", stream, "other", ids[0], ids[1]}).ok());
+  Replica replica(redis, "replica-a", 200);
+  replica.consumer->Start();
+  ASSERT_TRUE(Eventually([&] { return Backlog(pool, org) == 0; }));
+  replica.consumer->Stop();
+  auto compacted = replica.projector.Compact(org);
+  ASSERT_TRUE(compacted.ok()) << compacted.status();
+  auto first = pool.Run({"XRANGE", stream, "-", "+", "COUNT", "1"});
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->elements[0].elements[0].str, ids[2]) << "the oldest pending entry stays";
+  // Once the other group acknowledged everything, the next compaction trims
+  // to the snapshot's mark.
+  ASSERT_TRUE(pool.Run({"XREADGROUP", "GROUP", "other", "o1", "STREAMS", stream, ">"}).ok());
+  common::redis::Command ack = {"XACK", stream, "other"};
+  ack.insert(ack.end(), ids.begin(), ids.end());
+  ASSERT_TRUE(pool.Run(ack).ok());
+  ASSERT_TRUE(replica.projector.Compact(org).ok());
+  first = pool.Run({"XRANGE", stream, "-", "+"});
+  ASSERT_TRUE(first.ok());
+  ASSERT_EQ(first->elements.size(), 1u);
+  EXPECT_EQ(first->elements[0].elements[0].str, ids.back());
+}
+
+// The background compactor: an org past the stream length gets a snapshot
+// and trimmed streams; a smaller org is left alone.
+TEST(SnapshotTest, Compactor_CompactsOnlyOrgsWhoseStreamsPassTheLength) {
+  harness::RedisServer redis;
+  common::redis::Pool pool(PoolFor(redis));
+  lbtest::EventWriter big(redis.address(), "big");
+  lbtest::EventWriter small(redis.address(), "small");
+  WriteHistory(big);
+  for (int i = 0; i < 3; ++i) {
+    small.Ledger(lbtest::TransfersEvent("small", absl::StrCat("S", i), absl::StrCat("S", i),
+                                        ledger::v1::TRANSFER_KIND_KUDOS, "g", {{"r", ""}}, {}, 1,
+                                        absl::Now()));
+  }
+  Replica replica(redis, "replica-a", 200);
+  replica.consumer->Start();
+  ASSERT_TRUE(Eventually([&] { return Backlog(pool, "big") == 0 && Backlog(pool, "small") == 0; }));
+  leaderboard::Compactor::Options options;
+  options.min_entries = 20;
+  leaderboard::Compactor compactor(replica.store, replica.projector, options);
+  EXPECT_EQ(compactor.RunOnce(), 1);
+  replica.consumer->Stop();
+  auto exists = pool.Pipeline({{"EXISTS", leaderboard::SnapshotKey("big")},
+                               {"EXISTS", leaderboard::SnapshotKey("small")},
+                               {"XLEN", leaderboard::LedgerStream("small")}});
+  ASSERT_TRUE(exists.ok());
+  EXPECT_EQ((*exists)[0]->integer, 1);
+  EXPECT_EQ((*exists)[1]->integer, 0);
+  EXPECT_EQ((*exists)[2]->integer, 3);
+}
+
 }  // namespace
