@@ -799,6 +799,7 @@ absl::StatusOr<std::map<std::string, int64_t>> ParseTotals(
 // what the index string must hash to, without holding the whole string.
 struct IndexDigest {
   uint64_t hash = 14695981039346656037ull;
+  int64_t entries = 0;  // sequences added (5 bytes each in the index)
   void Add(absl::string_view bytes) {
     for (char c : bytes) {
       hash ^= static_cast<unsigned char>(c);
@@ -806,6 +807,7 @@ struct IndexDigest {
     }
   }
   void AddSequence(int64_t sequence) {
+    ++entries;
     char packed[5];
     for (int i = 4; i >= 0; --i) {
       packed[i] = static_cast<char>(sequence & 0xff);
@@ -871,23 +873,69 @@ absl::Status CompareTotals(const std::map<std::string, int64_t>& checkpoint,
   return absl::OkStatus();
 }
 
+// The 5-byte big-endian sequence at `at` of an archive index.
+int64_t IndexSequenceAt(absl::string_view index, size_t at) {
+  int64_t sequence = 0;
+  for (size_t i = 0; i < 5; ++i) {
+    sequence = (sequence << 8) | static_cast<unsigned char>(index[at + i]);
+  }
+  return sequence;
+}
+
 // Each account's archive index (what ListTransfers reads) against the
-// digest of the sequences its archived transfers carry.
+// digest of the sequences its archived transfers carry, as of the snapshot
+// that archived through `snapshot_through_seq`. An archive run committing
+// after that snapshot appends to the indexes, so each batch is read with the
+// checkpoint's current through_seq in one transaction: unmoved, the index
+// must be exactly the snapshot's; moved, the snapshot's entries must be its
+// prefix and the rest only sequences the later runs archived, ascending.
 absl::Status CheckIndexes(common::redis::Pool& pool, const std::string& prefix,
+                          int64_t snapshot_through_seq,
                           const std::map<std::string, IndexDigest>& expected) {
   // A batch of index strings per round trip (each 10 bytes per transfer).
   constexpr size_t kBatch = 100;
   std::vector<const std::pair<const std::string, IndexDigest>*> batch;
   auto flush = [&]() -> absl::Status {
-    std::vector<common::redis::Command> reads;
+    std::vector<common::redis::Command> reads = {{"MULTI"},
+                                                 {"HGET", prefix + "ckpt", "through_seq"}};
     for (const auto* entry : batch) reads.push_back({"GET", prefix + "arch:a:" + entry->first});
+    reads.push_back({"EXEC"});
     absl::StatusOr<std::vector<absl::StatusOr<Reply>>> replies = pool.Pipeline(reads);
     if (!replies.ok()) return replies.status();
+    if (replies->size() != reads.size() || !replies->back().ok()) {
+      return replies->size() == reads.size() ? replies->back().status()
+                                             : Malformed("archive index read");
+    }
+    const Reply& exec = *replies->back();
+    if (exec.type != Reply::Type::kArray || exec.elements.size() != batch.size() + 1) {
+      return Malformed("archive index read");
+    }
+    int64_t through_now = 0;
+    if (!exec.elements[0].is_nil() && !absl::SimpleAtoi(exec.elements[0].str, &through_now)) {
+      return absl::DataLossError("archive: the checkpoint's through_seq is not a number");
+    }
+    const bool archived_since = through_now > snapshot_through_seq;
     for (size_t i = 0; i < batch.size(); ++i) {
-      if (!(*replies)[i].ok()) return (*replies)[i].status();
-      IndexDigest stored;
-      stored.Add((*replies)[i]->str);
-      if (stored.hash != batch[i]->second.hash) {
+      absl::string_view index = exec.elements[i + 1].str;
+      const IndexDigest& want = batch[i]->second;
+      const size_t covered = static_cast<size_t>(want.entries) * 5;
+      bool matches = archived_since ? index.size() >= covered : index.size() == covered;
+      if (matches) {
+        IndexDigest stored;
+        stored.Add(index.substr(0, covered));
+        matches = stored.hash == want.hash;
+      }
+      // Entries past the snapshot's: whole, ascending, archived after it.
+      if (matches && (index.size() - covered) % 5 != 0) matches = false;
+      int64_t previous = snapshot_through_seq;
+      for (size_t at = covered; matches && at < index.size(); at += 5) {
+        int64_t sequence = IndexSequenceAt(index, at);
+        // Equal to the previous: a transfer with debit == credit lists twice.
+        matches = sequence > snapshot_through_seq && sequence >= previous &&
+                  sequence <= through_now;
+        previous = sequence;
+      }
+      if (!matches) {
         return absl::DataLossError(absl::StrCat(
             "archive: the ListTransfers index of ", batch[i]->first, " (", prefix, "arch:a:",
             batch[i]->first, ") does not list exactly its archived transfers"));
@@ -943,6 +991,7 @@ absl::StatusOr<std::optional<ledger::v1::VerifyLedgerResponse>> LedgerStore::Ver
   if (exec.type != Reply::Type::kArray || exec.elements.size() != 6) {
     return Malformed("snapshot");
   }
+  if (after_verify_snapshot_for_test_) after_verify_snapshot_for_test_();
   absl::StatusOr<std::map<std::string, std::string>> raw_balances = FlatMap(exec.elements[0]);
   if (!raw_balances.ok()) return raw_balances.status();
   absl::StatusOr<long long> length = exec.elements[1].AsInteger();
@@ -1009,7 +1058,10 @@ absl::StatusOr<std::optional<ledger::v1::VerifyLedgerResponse>> LedgerStore::Ver
         "replaced)");
   }
   if (absl::Status s = CompareTotals(checkpoint.totals, archived.totals); !s.ok()) return s;
-  if (absl::Status s = CheckIndexes(pool_, prefix, archived.indexes); !s.ok()) return s;
+  if (absl::Status s = CheckIndexes(pool_, prefix, checkpoint.through_seq, archived.indexes);
+      !s.ok()) {
+    return s;
+  }
 
   Verifier verifier;
   verifier.AddArchived(checkpoint.totals, checkpoint.count);

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -105,6 +106,11 @@ class LedgerStore {
   // checkpoint's totals and count): a mismatch there is DATA_LOSS naming the
   // chunk or the account.
   absl::StatusOr<ledger::v1::VerifyLedgerResponse> Verify(absl::string_view org);
+  // Tests only: runs in each Verify attempt right after its snapshot, so a
+  // test can commit an archive run exactly there.
+  void SetAfterVerifySnapshotForTest(std::function<void()> hook) {
+    after_verify_snapshot_for_test_ = std::move(hook);
+  }
 
  private:
   absl::Status RegisterOrg(absl::string_view org);
@@ -129,6 +135,7 @@ class LedgerStore {
   common::redis::Script redemption_;
   common::redis::Script balance_;
   common::redis::Script list_;
+  std::function<void()> after_verify_snapshot_for_test_;
 };
 
 }  // namespace ledger

@@ -12,6 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "services/ledger/ledger_archive.h"
+#include "services/ledger/ledger_store.h"
 #include "tests/ledger/ledger_test_util.h"
 
 namespace ledger_test {
@@ -616,6 +617,78 @@ TEST_F(LedgerArchive, Verify_ReportsAMissingChunkAndATamperedListingIndex) {
   ledger::v1::ListTransfersResponse page;
   EXPECT_EQ(ListPage(Earned(Person(1)), 500, "", &page).error_code(),
             grpc::StatusCode::DATA_LOSS);
+}
+
+// An archive run that commits between VerifyLedger's snapshot and its index
+// check appends to the account indexes: not data loss. The store runs in
+// process so the run lands exactly there (the hook, no timing).
+TEST_F(LedgerArchive, Verify_AnArchiveCommittingAfterTheSnapshotIsNotDataLoss) {
+  PostHistory(20);
+  ASSERT_GT(ArchiveAll(), 0);
+  PostKudos(10, 5, "late");
+  ledger::LedgerStore store(env_->pool());
+  int runs_after_snapshot = 0;
+  store.SetAfterVerifySnapshotForTest([&] {
+    if (runs_after_snapshot++ > 0) return;  // the first attempt only
+    absl::StatusOr<ArchiveStats> stats = Archive();
+    ASSERT_TRUE(stats.ok()) << stats.status();
+    EXPECT_EQ(stats->transfers_archived, 10);
+  });
+  absl::StatusOr<ledger::v1::VerifyLedgerResponse> verify = store.Verify(org_);
+  ASSERT_TRUE(verify.ok()) << verify.status();
+  EXPECT_GE(runs_after_snapshot, 1);
+  EXPECT_TRUE(verify->consistent()) << verify->ShortDebugString();
+  EXPECT_TRUE(Verify().consistent());
+}
+
+// The same interleaving with a real tamper of the part of an index the
+// snapshot covers, or an entry appended that no new chunk holds: DATA_LOSS.
+TEST_F(LedgerArchive, Verify_ATamperedIndexIsDataLossEvenWhileAnArchiveCommits) {
+  PostHistory(20);
+  ASSERT_GT(ArchiveAll(), 0);
+  PostKudos(10, 5, "late");
+  PostKudos(10, 5, "later");
+  const std::string index_key = Key("arch:a:earned:p1");
+  const std::string original = Redis({"GET", index_key}).str;
+  ASSERT_GE(original.size(), 10u);
+  ledger::LedgerStore store(env_->pool());
+  ArchiveOptions ten_per_run;
+  ten_per_run.max_transfers_per_run = 10;
+
+  // The snapshot's part of the index loses its newest entry.
+  bool tampered_prefix = false;
+  store.SetAfterVerifySnapshotForTest([&] {
+    if (tampered_prefix) return;
+    tampered_prefix = true;
+    ASSERT_TRUE(Archive(absl::Hours(24 * 500), ten_per_run).ok());
+    std::string grown = Redis({"GET", index_key}).str;
+    ASSERT_GT(grown.size(), original.size());
+    Redis({"SET", index_key, grown.substr(0, original.size() - 5) + grown.substr(original.size())});
+  });
+  absl::StatusOr<ledger::v1::VerifyLedgerResponse> verify = store.Verify(org_);
+  EXPECT_EQ(verify.status().code(), absl::StatusCode::kDataLoss) << verify.status();
+  EXPECT_TRUE(absl::StrContains(verify.status().message(), "index of earned:p1"))
+      << verify.status();
+
+  // Repaired, then an old sequence appended after the new chunk's entries.
+  std::string repaired;
+  {
+    std::string grown = Redis({"GET", index_key}).str;
+    repaired = original + grown.substr(original.size() - 5);
+    Redis({"SET", index_key, repaired});
+  }
+  ASSERT_TRUE(Verify().consistent());
+  bool appended = false;
+  store.SetAfterVerifySnapshotForTest([&] {
+    if (appended) return;
+    appended = true;
+    ASSERT_TRUE(Archive(absl::Hours(24 * 500), ten_per_run).ok());
+    Redis({"APPEND", index_key, original.substr(0, 5)});
+  });
+  verify = store.Verify(org_);
+  EXPECT_EQ(verify.status().code(), absl::StatusCode::kDataLoss) << verify.status();
+  EXPECT_TRUE(absl::StrContains(verify.status().message(), "index of earned:p1"))
+      << verify.status();
 }
 
 TEST_F(LedgerArchive, ListTransfers_AnArchiveIndexOutOfOrderIsDataLossNotACrash) {
