@@ -18,6 +18,7 @@
 #include "common/check/check.h"
 #include "common/log/log.h"
 #include "services/leaderboard/apply_batch.h"
+#include "kStoreSnapshotLua.h"
 #include "kTrimStreamLua.h"
 #include "services/leaderboard/projection_image.h"
 
@@ -409,12 +410,91 @@ absl::StatusOr<std::optional<ProjectionImage>> Projector::LoadSnapshot(const std
 }
 
 const char* Projector::TrimStreamLua() { return kTrimStreamLua; }
+const char* Projector::StoreSnapshotLua() { return kStoreSnapshotLua; }
 
 std::string SnapshotKey(const std::string& org) {
   return absl::StrCat("lbctl:{", org, "}:snapshot");
 }
 std::string CompactLockKey(const std::string& org) {
   return absl::StrCat("lbctl:{", org, "}:compact");
+}
+std::string SnapshotMarksKey(const std::string& org) {
+  return absl::StrCat("lbctl:{", org, "}:snapshot_marks");
+}
+
+absl::Status Projector::RefreshCompactLock(const std::string& org, const std::string& token) {
+  absl::StatusOr<Reply> refreshed = store_.pool().Run(
+      {"EVAL",
+       "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end "
+       "return redis.call('PEXPIRE', KEYS[1], ARGV[2])",
+       "1", CompactLockKey(org), token, absl::StrCat(rebuild_.lock_ttl.count())});
+  if (!refreshed.ok()) return refreshed.status();
+  if (refreshed->integer != 1) {
+    return absl::AbortedError("the compaction lock lapsed to another replica; compaction abandoned");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Projector::StoreSnapshot(const std::string& org, const std::string& token,
+                                      const std::string& bytes, const std::string& kudos_mark,
+                                      const std::string& ledger_mark) {
+  absl::StatusOr<Reply> stored = store_.pool().Eval(
+      store_snapshot_script_, {CompactLockKey(org), SnapshotKey(org), SnapshotMarksKey(org)},
+      {token, bytes, kudos_mark.empty() ? "0-0" : kudos_mark,
+       ledger_mark.empty() ? "0-0" : ledger_mark});
+  if (!stored.ok()) return stored.status();
+  if (stored->integer == 0) {
+    return absl::AbortedError("the compaction lock lapsed to another replica; snapshot not stored");
+  }
+  if (stored->integer < 0) {
+    return absl::FailedPreconditionError(
+        "the stored snapshot covers newer stream entries than this one; snapshot not stored");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Projector::CheckTailsIntact(const std::string& org, const ProjectionImage& image) {
+  for (char kind : {'k', 'l'}) {
+    std::string stream = kind == 'k' ? KudosStream(org) : LedgerStream(org);
+    absl::StatusOr<Reply> exists = store_.pool().Run({"EXISTS", stream});
+    if (!exists.ok()) return exists.status();
+    if (exists->integer == 0) continue;
+    absl::StatusOr<Reply> info = store_.pool().Run({"XINFO", "STREAM", stream});
+    if (!info.ok()) return info.status();
+    // Redis 7: XDEL sets max-deleted-entry-id, XTRIM only moves the first
+    // entry; entries-added > length says something was removed.
+    std::map<std::string, const Reply*> fields;
+    for (size_t i = 0; i + 1 < info->elements.size(); i += 2) {
+      fields[info->elements[i].str] = &info->elements[i + 1];
+    }
+    for (const char* name : {"length", "entries-added", "max-deleted-entry-id",
+                             "recorded-first-entry-id", "last-generated-id"}) {
+      if (fields.count(name) == 0) {
+        return absl::InternalError(absl::StrCat("XINFO STREAM without ", name, " (Redis 7 or later)"));
+      }
+    }
+    std::string mark = image.Mark(org, kind);
+    if (mark.empty()) mark = "0-0";
+    // A trim stops below the mark, whose entry stays: anything removed
+    // above the mark, or the mark's entry gone, is history no snapshot holds.
+    std::string lost;
+    if (StreamIdLess(mark, fields["max-deleted-entry-id"]->str)) {
+      lost = absl::StrCat("entries up to ", fields["max-deleted-entry-id"]->str, " were deleted");
+    } else if (fields["entries-added"]->integer > fields["length"]->integer) {
+      if (fields["length"]->integer == 0 && StreamIdLess(mark, fields["last-generated-id"]->str)) {
+        lost = absl::StrCat("it is empty, its last entry was ", fields["last-generated-id"]->str);
+      } else if (fields["length"]->integer > 0 &&
+                 StreamIdLess(mark, fields["recorded-first-entry-id"]->str)) {
+        lost = absl::StrCat("it was trimmed to start at ", fields["recorded-first-entry-id"]->str);
+      }
+    }
+    if (!lost.empty()) {
+      return absl::DataLossError(absl::StrCat(
+          "stream ", stream, " lost entries after the snapshot's mark ", mark, " (", lost,
+          "): replaying would miss them; refused, the live boards are kept"));
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<Projector::CompactResult> Projector::Compact(const std::string& org) {
@@ -423,11 +503,7 @@ absl::StatusOr<Projector::CompactResult> Projector::Compact(const std::string& o
       {"SET", CompactLockKey(org), token, "NX", "PX", absl::StrCat(rebuild_.lock_ttl.count())});
   if (!locked.ok()) return locked.status();
   if (locked->is_nil()) return absl::AbortedError("another replica compacts this org");
-  auto refresh = [&]() -> absl::Status {
-    return store_.pool()
-        .Run({"PEXPIRE", CompactLockKey(org), absl::StrCat(rebuild_.lock_ttl.count())})
-        .status();
-  };
+  auto refresh = [&]() -> absl::Status { return RefreshCompactLock(org, token); };
   CompactResult out;
   absl::Status status = [&]() -> absl::Status {
     absl::StatusOr<Reply> marks = store_.pool().Run({"HMGET", MarksKey(org), "k", "l"});
@@ -439,6 +515,7 @@ absl::StatusOr<Projector::CompactResult> Projector::Compact(const std::string& o
     if (!snapshot.ok()) return snapshot.status();
     ProjectionImage image =
         snapshot->has_value() ? **std::move(snapshot) : ProjectionImage(absl::Now());
+    if (absl::Status s = CheckTailsIntact(org, image); !s.ok()) return s;
     RebuildResult replayed;
     if (absl::Status s = ReplayInto(image, org, "", refresh,
                                     {covered(marks->elements[0]), covered(marks->elements[1])},
@@ -449,9 +526,11 @@ absl::StatusOr<Projector::CompactResult> Projector::Compact(const std::string& o
     out.events_read = replayed.events_read;
     absl::StatusOr<std::string> bytes = image.Serialize();
     if (!bytes.ok()) return bytes.status();
-    if (absl::Status s = refresh(); !s.ok()) return s;
-    absl::StatusOr<Reply> stored = store_.pool().Run({"SET", SnapshotKey(org), *bytes});
-    if (!stored.ok()) return stored.status();
+    if (absl::Status s =
+            StoreSnapshot(org, token, *bytes, image.Mark(org, 'k'), image.Mark(org, 'l'));
+        !s.ok()) {
+      return s;
+    }
     for (char stream : {'k', 'l'}) {
       std::string mark = image.Mark(org, stream);
       if (mark.empty()) continue;
@@ -492,8 +571,11 @@ absl::StatusOr<int64_t> Projector::TrimStream(const std::string& org, const std:
     }
   }
   KUDOS_CHECK(!StreamIdLess(covered, min_id), "a trim never passes the snapshot's mark");
+  // LIMIT 0 would mean no limit to Redis.
+  KUDOS_CHECK(rebuild_.trim_limit > 0, "a trim removes a bounded number of entries");
   absl::StatusOr<Reply> trimmed =
-      store_.pool().Eval(trim_script_, {RebuildLockKey(org), stream}, {min_id});
+      store_.pool().Eval(trim_script_, {RebuildLockKey(org), stream},
+                         {min_id, absl::StrCat(rebuild_.trim_limit)});
   if (!trimmed.ok()) return trimmed.status();
   if (trimmed->integer < 0) return absl::AbortedError("a rebuild holds the org; trim later");
   return trimmed->integer;
@@ -507,6 +589,7 @@ absl::StatusOr<Projector::RebuildResult> Projector::Replay(const std::string& or
   absl::StatusOr<std::optional<ProjectionImage>> snapshot = LoadSnapshot(org);
   if (!snapshot.ok()) return snapshot.status();
   ProjectionImage image = snapshot->has_value() ? **std::move(snapshot) : ProjectionImage(absl::Now());
+  if (absl::Status s = CheckTailsIntact(org, image); !s.ok()) return s;
   if (absl::Status s = ReplayInto(image, org, token, refresh, {"", ""}, result); !s.ok()) return s;
   // The new image goes under temporary keys first; the live boards stay as
   // they are until the swap below replaces them all at once.

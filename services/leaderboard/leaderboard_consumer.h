@@ -40,12 +40,19 @@ struct RebuildOptions {
   std::chrono::milliseconds lock_ttl{30000};
   // What a rebuild staged but never swapped in (it crashed) lives this long.
   std::chrono::milliseconds staging_ttl{600000};
+  // A compaction removes at most this many entries per stream (XTRIM ~
+  // LIMIT), so a first trim of a long stream does not block Redis; the next
+  // compaction continues it.
+  int64_t trim_limit = 10000;
 };
 
 // The org's projection snapshot (zstd-compressed ProjectionImage) and the
 // lock of its compaction; outside lb:{org}:*, which a rebuild replaces.
 std::string SnapshotKey(const std::string& org);
 std::string CompactLockKey(const std::string& org);
+// The marks the stored snapshot covers (hash k, l): a snapshot is replaced
+// only by one covering at least these.
+std::string SnapshotMarksKey(const std::string& org);
 
 // "k:" for the kudos stream, "l:" for the ledger's: the stream of an
 // ApplyPlan's entry id (its marks field).
@@ -55,7 +62,8 @@ std::string StreamPrefix(StreamKind kind);
 class Projector {
  public:
   explicit Projector(Store& store, RebuildOptions rebuild = {})
-      : store_(store), rebuild_(rebuild), trim_script_("leaderboard_trim_stream", TrimStreamLua()) {}
+      : store_(store), rebuild_(rebuild), trim_script_("leaderboard_trim_stream", TrimStreamLua()),
+        store_snapshot_script_("leaderboard_store_snapshot", StoreSnapshotLua()) {}
 
   struct Result {
     bool applied = false;  // false: seen before, or not a usable event
@@ -93,13 +101,16 @@ class Projector {
   // temporary keys, then swaps it in with one atomic script: readers see the
   // old boards or the new ones, never a mix or none, and a rebuild that dies
   // before the swap leaves the old boards (its staged keys expire).
+  // DATA_LOSS (boards kept) if a stream lost entries after the snapshot's mark.
   absl::StatusOr<RebuildResult> Rebuild(const std::string& org);
 
   // Compacts the org's history (docs/retention-leaderboard.md): under the
   // org's compaction lock (ABORTED while another replica compacts), replays
   // the previous snapshot + both streams up to the consumer's marks into an
   // image, stores it zstd-compressed as the org's snapshot (it covers the
-  // image's marks), then trims each stream (XTRIM MINID) to at most the
+  // image's marks; refused if they are older than the stored snapshot's, or
+  // if the lock lapsed to another replica), then trims each stream
+  // (XTRIM MINID ~ LIMIT trim_limit: bounded, never past the id) to at most the
   // snapshot's mark and every consumer group's last-delivered and oldest
   // pending id, so no group loses an undelivered or unacknowledged entry.
   // RebuildProjections then replays the snapshot + the streams' tails.
@@ -108,6 +119,16 @@ class Projector {
     int64_t trimmed = 0;  // entries removed from both streams
   };
   absl::StatusOr<CompactResult> Compact(const std::string& org);
+
+  // The pieces of Compact that guard against a compaction whose lock lapsed
+  // to another replica (public for tests). Refreshing: ABORTED unless the
+  // lock holds `token`. Storing: ABORTED unless the lock holds `token`,
+  // FAILED_PRECONDITION if the marks (stream ids, "0-0" for none) are older
+  // than the stored snapshot's.
+  absl::Status RefreshCompactLock(const std::string& org, const std::string& token);
+  absl::Status StoreSnapshot(const std::string& org, const std::string& token,
+                             const std::string& bytes, const std::string& kudos_mark,
+                             const std::string& ledger_mark);
 
   // Held while the consumer applies entries and for a rebuild's final swap
   // only (never for the replay). Rebuild takes it itself.
@@ -127,11 +148,17 @@ class Projector {
   absl::StatusOr<int64_t> TrimStream(const std::string& org, const std::string& stream,
                                      const std::string& covered);
 
+  // DATA_LOSS when a stream lost entries after the image's mark (trimmed
+  // above it): replaying the tail would silently miss them.
+  absl::Status CheckTailsIntact(const std::string& org, const ProjectionImage& image);
+
   static const char* TrimStreamLua();
+  static const char* StoreSnapshotLua();
 
   Store& store_;
   RebuildOptions rebuild_;
   common::redis::Script trim_script_;
+  common::redis::Script store_snapshot_script_;
   std::mutex apply_mu_;
 };
 

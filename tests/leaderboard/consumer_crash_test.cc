@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "services/leaderboard/apply_batch.h"
 #include "services/leaderboard/leaderboard_consumer.h"
 #include "services/leaderboard/leaderboard_store.h"
 #include "services/leaderboard/projection_image.h"
@@ -347,6 +348,8 @@ TEST(SnapshotTest, Compact_RebuildFromSnapshotAndTrimmedStreamsEqualsAFullReplay
   common::redis::Pool pool(PoolFor(redis));
   common::redis::Pool untrimmed(PoolFor(untrimmed_redis));
   const std::string org = "snap";
+  // The trim removes whole macro nodes only: small ones, so it removes some.
+  ASSERT_TRUE(pool.Run({"CONFIG", "SET", "stream-node-max-entries", "4"}).ok());
   lbtest::EventWriter writer(redis.address(), org);
   std::map<std::string, std::string> copied;
   WriteHistory(writer);
@@ -359,7 +362,7 @@ TEST(SnapshotTest, Compact_RebuildFromSnapshotAndTrimmedStreamsEqualsAFullReplay
   EXPECT_GT(compacted->trimmed, 0);
   auto length = pool.Run({"XLEN", leaderboard::LedgerStream(org)});
   ASSERT_TRUE(length.ok());
-  EXPECT_LE(length->integer, 1) << "trimmed to the snapshot's mark";
+  EXPECT_LE(length->integer, 4) << "trimmed to the macro node holding the snapshot's mark";
   // More history after the snapshot (the tail), then a second compaction
   // starts from the first snapshot.
   WriteHistory(writer);
@@ -388,6 +391,8 @@ TEST(SnapshotTest, Compact_NeverTrimsWhatAConsumerGroupHasNotAcknowledged) {
   harness::RedisServer redis;
   common::redis::Pool pool(PoolFor(redis));
   const std::string org = "groups";
+  // Macro nodes of 2 entries: the approximate trim can stop exactly at ids[2].
+  ASSERT_TRUE(pool.Run({"CONFIG", "SET", "stream-node-max-entries", "2"}).ok());
   lbtest::EventWriter writer(redis.address(), org);
   std::string stream = leaderboard::LedgerStream(org);
   std::vector<std::string> ids;
@@ -419,8 +424,8 @@ TEST(SnapshotTest, Compact_NeverTrimsWhatAConsumerGroupHasNotAcknowledged) {
   ASSERT_TRUE(replica.projector.Compact(org).ok());
   first = pool.Run({"XRANGE", stream, "-", "+"});
   ASSERT_TRUE(first.ok());
-  ASSERT_EQ(first->elements.size(), 1u);
-  EXPECT_EQ(first->elements[0].elements[0].str, ids.back());
+  ASSERT_EQ(first->elements.size(), 2u) << "the macro node holding the mark stays";
+  EXPECT_EQ(first->elements[1].elements[0].str, ids.back());
 }
 
 // The background compactor: an org past the stream length gets a snapshot
@@ -451,6 +456,125 @@ TEST(SnapshotTest, Compactor_CompactsOnlyOrgsWhoseStreamsPassTheLength) {
   EXPECT_EQ((*exists)[0]->integer, 1);
   EXPECT_EQ((*exists)[1]->integer, 0);
   EXPECT_EQ((*exists)[2]->integer, 3);
+}
+
+// A compaction whose lock lapsed to another replica (it paused past the
+// lock's TTL) can neither extend the other's lock nor store its snapshot;
+// once it holds the lock again, a snapshot older than the stored one's marks
+// is refused (the streams may be trimmed up to those marks already).
+TEST(SnapshotTest, Compact_AStaleCompactionNeitherRefreshesNorStoresOverANewerSnapshot) {
+  harness::RedisServer redis;
+  common::redis::Pool pool(PoolFor(redis));
+  const std::string org = "stale";
+  Replica replica(redis, "replica-a", 50);
+  leaderboard::Projector& projector = replica.projector;
+  const std::string lock = leaderboard::CompactLockKey(org);
+  // A took the lock, it lapsed; B holds it now.
+  ASSERT_TRUE(pool.Run({"SET", lock, "token-b", "PX", "600000"}).ok());
+  absl::Status refreshed = projector.RefreshCompactLock(org, "token-a");
+  EXPECT_EQ(refreshed.code(), absl::StatusCode::kAborted) << refreshed;
+  absl::Status stored = projector.StoreSnapshot(org, "token-a", "snapshot-a", "5-0", "5-0");
+  EXPECT_EQ(stored.code(), absl::StatusCode::kAborted) << stored;
+  EXPECT_TRUE(projector.RefreshCompactLock(org, "token-b").ok());
+  ASSERT_TRUE(projector.StoreSnapshot(org, "token-b", "snapshot-b", "9-0", "9-0").ok());
+  // B released; A takes the lock again, with its older image.
+  ASSERT_TRUE(pool.Run({"DEL", lock}).ok());
+  ASSERT_TRUE(pool.Run({"SET", lock, "token-a", "PX", "600000"}).ok());
+  stored = projector.StoreSnapshot(org, "token-a", "snapshot-a", "5-0", "9-0");
+  EXPECT_EQ(stored.code(), absl::StatusCode::kFailedPrecondition) << stored;
+  stored = projector.StoreSnapshot(org, "token-a", "snapshot-a", "10-0", "8-5");
+  EXPECT_EQ(stored.code(), absl::StatusCode::kFailedPrecondition) << stored;
+  auto snapshot = pool.Run({"GET", leaderboard::SnapshotKey(org)});
+  ASSERT_TRUE(snapshot.ok());
+  EXPECT_EQ(snapshot->str, "snapshot-b");
+  // Covering at least the stored marks replaces it.
+  ASSERT_TRUE(projector.StoreSnapshot(org, "token-a", "snapshot-a2", "9-0", "10-0").ok());
+  snapshot = pool.Run({"GET", leaderboard::SnapshotKey(org)});
+  ASSERT_TRUE(snapshot.ok());
+  EXPECT_EQ(snapshot->str, "snapshot-a2");
+}
+
+// A stream trimmed above the snapshot's mark lost entries no snapshot
+// covers: the rebuild says so (DATA_LOSS) and keeps the live boards instead
+// of swapping in boards missing them.
+TEST(SnapshotTest, Rebuild_RefusesWhenAStreamWasTrimmedPastTheSnapshotsMark) {
+  harness::RedisServer redis;
+  common::redis::Pool pool(PoolFor(redis));
+  const std::string org = "overtrim";
+  lbtest::EventWriter writer(redis.address(), org);
+  std::string stream = leaderboard::LedgerStream(org);
+  std::vector<std::string> ids;
+  auto write = [&](int count) {
+    for (int i = 0; i < count; ++i) {
+      std::string id = absl::StrCat("T", ids.size());
+      ids.push_back(writer.Ledger(lbtest::TransfersEvent(org, id, id,
+                                                         ledger::v1::TRANSFER_KIND_KUDOS, "g",
+                                                         {{"r", ""}}, {}, 1, absl::Now())));
+    }
+  };
+  write(10);
+  Replica replica(redis, "replica-a", 50);
+  replica.consumer->Start();
+  ASSERT_TRUE(Eventually([&] { return Backlog(pool, org) == 0; }));
+  ASSERT_TRUE(replica.projector.Compact(org).ok());  // the snapshot covers ids[9]
+  write(10);
+  ASSERT_TRUE(Eventually([&] { return Backlog(pool, org) == 0; }));
+  replica.consumer->Stop();
+  // Trimmed up to ids[15]: ids[10..14] are neither in the snapshot nor the tail.
+  ASSERT_TRUE(pool.Run({"XTRIM", stream, "MINID", ids[15]}).ok());
+  std::map<std::string, std::string> live = lbtest::DumpProjections(pool, org);
+  auto rebuilt = replica.projector.Rebuild(org);
+  ASSERT_FALSE(rebuilt.ok());
+  EXPECT_EQ(rebuilt.status().code(), absl::StatusCode::kDataLoss) << rebuilt.status();
+  EXPECT_NE(rebuilt.status().message().find(ids[15]), std::string::npos) << rebuilt.status();
+  EXPECT_EQ(lbtest::DumpProjections(pool, org), live) << "the live boards are kept";
+  auto compacted = replica.projector.Compact(org);
+  EXPECT_EQ(compacted.status().code(), absl::StatusCode::kDataLoss) << compacted.status();
+}
+
+// The trim is approximate and bounded: each compaction removes at most
+// trim_limit entries of a stream, never one at or past the snapshot's mark;
+// the next compactions continue it.
+TEST(SnapshotTest, Compact_TrimIsBoundedPerCallAndNeverPassesTheMark) {
+  harness::RedisServer redis;
+  common::redis::Pool pool(PoolFor(redis));
+  const std::string org = "long";
+  ASSERT_TRUE(pool.Run({"CONFIG", "SET", "stream-node-max-entries", "10"}).ok());
+  lbtest::EventWriter writer(redis.address(), org);
+  std::string stream = leaderboard::LedgerStream(org);
+  std::vector<std::string> ids;
+  for (int i = 0; i < 300; ++i) {
+    std::string id = absl::StrCat("T", i);
+    ids.push_back(writer.Ledger(lbtest::TransfersEvent(org, id, id, ledger::v1::TRANSFER_KIND_KUDOS,
+                                                       "g", {{"r", ""}}, {}, 1, absl::Now())));
+  }
+  Replica replica(redis, "replica-a", 200);
+  replica.consumer->Start();
+  ASSERT_TRUE(Eventually([&] { return Backlog(pool, org) == 0; }));
+  replica.consumer->Stop();
+  leaderboard::RebuildOptions options = Replica::RebuildFor();
+  options.trim_limit = 50;
+  leaderboard::Projector projector(replica.store, options);
+  int64_t total = 0;
+  int rounds = 0;
+  for (; rounds < 20; ++rounds) {
+    auto compacted = projector.Compact(org);
+    ASSERT_TRUE(compacted.ok()) << compacted.status();
+    EXPECT_LE(compacted->trimmed, 50) << "round " << rounds;
+    auto first = pool.Run({"XRANGE", stream, "-", "+", "COUNT", "1"});
+    ASSERT_TRUE(first.ok());
+    ASSERT_EQ(first->elements.size(), 1u);
+    EXPECT_FALSE(leaderboard::StreamIdLess(ids.back(), first->elements[0].elements[0].str))
+        << "round " << rounds << ": trimmed past the mark";
+    if (compacted->trimmed == 0) break;
+    total += compacted->trimmed;
+  }
+  EXPECT_GE(rounds, 6) << "one compaction removed more than its limit";
+  EXPECT_GE(total, 290) << "all but the macro node holding the mark";
+  std::map<std::string, std::string> live = lbtest::DumpProjections(pool, org);
+  auto rebuilt = projector.Rebuild(org);
+  ASSERT_TRUE(rebuilt.ok()) << rebuilt.status();
+  EXPECT_EQ(lbtest::DumpProjections(pool, org), live);
 }
 
 }  // namespace
