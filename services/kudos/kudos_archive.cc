@@ -173,28 +173,22 @@ absl::StatusOr<std::vector<ArchivedKudos>> Archiver::OldCandidates(const std::st
   for (size_t i = 0; i < seqs.size(); ++i) {
     const auto& record = (*replies)[2 * i];
     const auto& boosts = (*replies)[2 * i + 1];
-    if (!record.ok()) return record.status();
     if (!boosts.ok()) return boosts.status();
-    // Only committed kudos (STRINGs) are in feeds; a missing one was just
-    // archived by another replica: stop here, the script would refuse anyway.
-    if (record->is_nil()) break;
-    kudos::v1::KudosSent sent;
-    if (!sent.ParseFromString(record->str)) return absl::InternalError("stored kudos cannot be parsed");
+    auto live = KudosStore::ReadLiveRecord(pool_, org, ids->elements[2 * i].str, record);
+    if (!live.ok()) return live.status();
+    // Only committed kudos are in feeds; a missing one was just archived by
+    // another replica: stop here, the script would refuse anyway.
+    if (!live->committed.has_value()) break;
     ArchivedKudos entry;
     entry.seq = seqs[i];
-    entry.kudos = std::move(*sent.mutable_kudos());
+    entry.kudos = std::move(live->committed->kudos);
     if (CreateTime(entry.kudos) >= cutoff) break;  // still live, and so is everything after
-    entry.kudos.set_state(kudos::v1::KUDOS_STATE_COMMITTED);
     for (const Reply& boost : boosts->elements) {
       if (!entry.kudos.add_boosts()->ParseFromString(boost.str)) {
         return absl::InternalError("stored boost cannot be parsed");
       }
     }
-    entry.teams.push_back(sent.giver_team_id());
-    for (const auto& [recipient, team] : sent.recipient_team_ids()) entry.teams.push_back(team);
-    std::sort(entry.teams.begin(), entry.teams.end());
-    entry.teams.erase(std::unique(entry.teams.begin(), entry.teams.end()), entry.teams.end());
-    entry.teams.erase(std::remove(entry.teams.begin(), entry.teams.end(), ""), entry.teams.end());
+    entry.teams = std::move(live->committed->teams);
     batch.push_back(std::move(entry));
   }
   return batch;

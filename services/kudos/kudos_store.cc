@@ -1,6 +1,7 @@
 #include "services/kudos/kudos_store.h"
 
 #include <algorithm>
+#include <set>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -265,66 +266,118 @@ absl::StatusOr<std::optional<Record>> KudosStore::GetRecord(const std::string& o
 
 namespace {
 
-// A live kudos record as read by GET: absent, not committed yet (a hash:
-// PENDING or ABORTED; GET answers WRONGTYPE), or committed.
-struct LiveKudos {
-  bool absent = false;
-  std::optional<kudos::v1::Kudos> committed;
-};
-
-absl::StatusOr<LiveKudos> ParseLiveKudos(const absl::StatusOr<Reply>& record,
-                                         const absl::StatusOr<Reply>& boosts) {
-  LiveKudos live;
-  if (!record.ok()) {
-    // ("redis: WRONGTYPE ..."): the record is a hash, not committed yet.
-    if (record.status().code() == absl::StatusCode::kInternal &&
-        absl::StrContains(record.status().message(), "WRONGTYPE")) {
-      return live;
-    }
-    return record.status();
-  }
-  if (!boosts.ok()) return boosts.status();
-  if (record->is_nil()) {
-    live.absent = true;
-    return live;
-  }
-  kudos::v1::KudosSent sent;
-  if (!sent.ParseFromString(record->str)) return Corrupt("kudos");
-  kudos::v1::Kudos kudos = std::move(*sent.mutable_kudos());
-  kudos.set_state(kudos::v1::KUDOS_STATE_COMMITTED);
-  for (const Reply& boost_pb : boosts->elements) {
-    if (!kudos.add_boosts()->ParseFromString(boost_pb.str)) return Corrupt("boost");
-  }
-  live.committed = std::move(kudos);
-  return live;
+bool IsWrongType(const absl::Status& status) {
+  // ("redis: WRONGTYPE ..."): GET of a hash.
+  return status.code() == absl::StatusCode::kInternal &&
+         absl::StrContains(status.message(), "WRONGTYPE");
 }
-
-}  // namespace
-
-absl::StatusOr<kudos::v1::Kudos> KudosStore::GetKudos(const std::string& org,
-                                                      const std::string& kudos_id) {
-  auto replies = pool_.Pipeline({{"GET", Prefix(org) + "kudos:" + kudos_id},
-                                 {"LRANGE", Prefix(org) + "boosts:" + kudos_id, "0", "-1"}});
-  if (!replies.ok()) return replies.status();
-  auto live = ParseLiveKudos((*replies)[0], (*replies)[1]);
-  if (!live.ok()) return live.status();
-  if (live->committed.has_value()) return *std::move(live->committed);
-  if (live->absent) {
-    // No live record: it may have moved to the archive.
-    auto archived = GetArchivedKudos(org, kudos_id, *(*replies)[1]);
-    if (!archived.ok()) return archived.status();
-    if (archived->has_value()) return **std::move(archived);
-  }
-  return absl::NotFoundError(absl::StrCat("kudos_id: '", kudos_id, "' does not exist"));
-}
-
-namespace {
 
 void AppendBoosts(const Reply& boosts, kudos::v1::Kudos& kudos, absl::Status& status) {
   for (const Reply& boost_pb : boosts.elements) {
     if (!kudos.add_boosts()->ParseFromString(boost_pb.str)) status = Corrupt("boost");
   }
 }
+
+}  // namespace
+
+absl::StatusOr<KudosStore::LiveRecord> KudosStore::ReadLiveRecord(
+    common::redis::Pool& pool, const std::string& org, const std::string& kudos_id,
+    const absl::StatusOr<Reply>& get_reply) {
+  LiveRecord live;
+  if (get_reply.ok()) {
+    if (get_reply->is_nil()) {
+      live.absent = true;
+      return live;
+    }
+    kudos::v1::KudosSent sent;
+    if (!sent.ParseFromString(get_reply->str)) return Corrupt("kudos");
+    CommittedKudos committed;
+    committed.kudos = std::move(*sent.mutable_kudos());
+    committed.teams.push_back(sent.giver_team_id());
+    for (const auto& [recipient, team] : sent.recipient_team_ids()) committed.teams.push_back(team);
+    live.committed = std::move(committed);
+  } else {
+    if (!IsWrongType(get_reply.status())) return get_reply.status();
+    absl::StatusOr<Reply> fields =
+        pool.Run({"HMGET", Prefix(org) + "kudos:" + kudos_id, "state", "pb", "teams"});
+    if (!fields.ok()) return fields.status();
+    if (fields->elements.size() != 3) return absl::InternalError("HMGET: bad reply");
+    if (fields->elements[0].is_nil()) {
+      live.absent = true;  // gone since the GET (archived)
+      return live;
+    }
+    if (fields->elements[0].str != "COMMITTED") return live;
+    // Before 334bb16: pb is the Kudos as begun, teams those of its team feeds.
+    CommittedKudos committed;
+    if (!committed.kudos.ParseFromString(fields->elements[1].str)) return Corrupt("kudos");
+    committed.teams = absl::StrSplit(fields->elements[2].str, ',', absl::SkipEmpty());
+    live.committed = std::move(committed);
+  }
+  std::vector<std::string>& teams = live.committed->teams;
+  std::sort(teams.begin(), teams.end());
+  teams.erase(std::unique(teams.begin(), teams.end()), teams.end());
+  teams.erase(std::remove(teams.begin(), teams.end(), ""), teams.end());
+  live.committed->kudos.set_state(kudos::v1::KUDOS_STATE_COMMITTED);
+  return live;
+}
+
+absl::StatusOr<std::vector<std::optional<kudos::v1::Kudos>>> KudosStore::ReadKudos(
+    const std::string& org, const std::vector<std::string>& ids) {
+  // Per id: boosts, record, boosts. The archive moves the record and its
+  // boosts at once, so a live record means the boosts read before it are
+  // all of them, and an absent one that the boosts read after it are the
+  // live ones left beside the archived.
+  std::vector<common::redis::Command> commands;
+  for (const std::string& id : ids) {
+    commands.push_back({"LRANGE", Prefix(org) + "boosts:" + id, "0", "-1"});
+    commands.push_back({"GET", Prefix(org) + "kudos:" + id});
+    commands.push_back({"LRANGE", Prefix(org) + "boosts:" + id, "0", "-1"});
+  }
+  std::vector<std::optional<kudos::v1::Kudos>> result;
+  if (commands.empty()) return result;
+  auto replies = pool_.Pipeline(commands);
+  if (!replies.ok()) return replies.status();
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const absl::StatusOr<Reply>& boosts_before = (*replies)[3 * i];
+    const absl::StatusOr<Reply>& boosts_after = (*replies)[3 * i + 2];
+    if (!boosts_before.ok()) return boosts_before.status();
+    if (!boosts_after.ok()) return boosts_after.status();
+    auto live = ReadLiveRecord(pool_, org, ids[i], (*replies)[3 * i + 1]);
+    if (!live.ok()) return live.status();
+    if (live->committed.has_value()) {
+      kudos::v1::Kudos kudos = std::move(live->committed->kudos);
+      absl::Status boosts_ok;
+      AppendBoosts(*boosts_before, kudos, boosts_ok);
+      if (!boosts_ok.ok()) return boosts_ok;
+      result.push_back(std::move(kudos));
+      continue;
+    }
+    if (!live->absent) {
+      result.push_back(std::nullopt);  // PENDING or ABORTED
+      continue;
+    }
+    absl::StatusOr<Reply> boosts_now = boosts_after;
+    if (!(*replies)[3 * i + 1].ok()) {
+      // A hash archived after boosts_after was read: read them again.
+      boosts_now = pool_.Run({"LRANGE", Prefix(org) + "boosts:" + ids[i], "0", "-1"});
+      if (!boosts_now.ok()) return boosts_now.status();
+    }
+    auto archived = GetArchivedKudos(org, ids[i], *boosts_now);
+    if (!archived.ok()) return archived.status();
+    result.push_back(*std::move(archived));
+  }
+  return result;
+}
+
+absl::StatusOr<kudos::v1::Kudos> KudosStore::GetKudos(const std::string& org,
+                                                      const std::string& kudos_id) {
+  auto read = ReadKudos(org, {kudos_id});
+  if (!read.ok()) return read.status();
+  if (read->size() == 1 && read->front().has_value()) return *std::move(read->front());
+  return absl::NotFoundError(absl::StrCat("kudos_id: '", kudos_id, "' does not exist"));
+}
+
+namespace {
 
 absl::StatusOr<int64_t> SeqOf(const Reply& score) {
   int64_t seq = 0;
@@ -444,6 +497,12 @@ absl::StatusOr<FeedPage> KudosStore::ListFeed(const std::string& org, const std:
     auto read = ListArchived(org, feed_key, before, static_cast<size_t>(limit) + 1);
     if (!read.ok()) return read.status();
     archived = *std::move(read);
+    // A live candidate archived since the ZRANGE is listed once, from the archive.
+    std::set<int64_t> archived_seqs;
+    for (const ArchivedKudos& entry : archived.entries) archived_seqs.insert(entry.seq);
+    candidates.erase(std::remove_if(candidates.begin(), candidates.end(),
+                                    [&](const Candidate& c) { return archived_seqs.count(c.seq) > 0; }),
+                     candidates.end());
     for (ArchivedKudos& entry : archived.entries) candidates.push_back({entry.seq, "", &entry});
     std::sort(candidates.begin(), candidates.end(),
               [](const Candidate& a, const Candidate& b) { return a.seq > b.seq; });
@@ -459,25 +518,32 @@ absl::StatusOr<FeedPage> KudosStore::ListFeed(const std::string& org, const std:
   } else if (archived.floor > 0) {
     page.next_cursor = std::to_string(archived.floor);
   }
-  std::vector<common::redis::Command> commands;
+  std::vector<std::string> live_ids;
+  std::vector<common::redis::Command> archived_boosts;
   for (const Candidate& c : candidates) {
-    const std::string& id = c.archived != nullptr ? c.archived->kudos.kudos_id() : c.live_id;
-    if (c.archived == nullptr) commands.push_back({"GET", Prefix(org) + "kudos:" + id});
-    commands.push_back({"LRANGE", Prefix(org) + "boosts:" + id, "0", "-1"});
+    if (c.archived == nullptr) {
+      live_ids.push_back(c.live_id);
+    } else {
+      archived_boosts.push_back({"LRANGE", Prefix(org) + "boosts:" + c.archived->kudos.kudos_id(), "0", "-1"});
+    }
   }
-  if (commands.empty()) return page;
-  auto replies = pool_.Pipeline(commands);
-  if (!replies.ok()) return replies.status();
-  size_t next = 0;
+  // A live candidate archived since the ZRANGE reads from the archive.
+  auto live_kudos = ReadKudos(org, live_ids);
+  if (!live_kudos.ok()) return live_kudos.status();
+  std::vector<absl::StatusOr<Reply>> boosts_replies;
+  if (!archived_boosts.empty()) {
+    auto replies = pool_.Pipeline(archived_boosts);
+    if (!replies.ok()) return replies.status();
+    boosts_replies = *std::move(replies);
+  }
+  size_t next_live = 0, next_archived = 0;
   for (Candidate& c : candidates) {
     if (c.archived == nullptr) {
-      auto live = ParseLiveKudos((*replies)[next], (*replies)[next + 1]);
-      next += 2;
-      if (!live.ok()) return live.status();
-      if (live->committed.has_value()) page.kudos.push_back(*std::move(live->committed));
+      std::optional<kudos::v1::Kudos>& kudos = (*live_kudos)[next_live++];
+      if (kudos.has_value()) page.kudos.push_back(*std::move(kudos));
       continue;
     }
-    const absl::StatusOr<Reply>& boosts = (*replies)[next++];
+    const absl::StatusOr<Reply>& boosts = boosts_replies[next_archived++];
     if (!boosts.ok()) return boosts.status();
     absl::Status boosts_ok;
     AppendBoosts(*boosts, c.archived->kudos, boosts_ok);

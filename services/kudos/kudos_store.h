@@ -9,7 +9,9 @@
 //                                        serialized KudosSent (the kudos and its teams);
 //                                        committed boosts and aborted records keep
 //                                        {state[, error_code, error_message]} and expire with
-//                                        the retry window
+//                                        the retry window. Committed before 334bb16, a kudos
+//                                        stayed a hash {pb: the Kudos, state: COMMITTED,
+//                                        teams: "a,b"[, commit blobs]}: read like the STRING
 //   kudos:{org}:kudosreq:<giver>:<request_id>, boostreq:...  idempotency, expire after
 //                                        retention.idempotency_days
 //   kudos:{org}:archive:...              archived kudos (services/kudos/kudos_archive.h)
@@ -155,6 +157,22 @@ class KudosStore {
                                      const ReconcileBackoff& backoff, const std::string& reason);
   absl::StatusOr<std::vector<std::string>> Orgs();
 
+  // A committed kudos, from either stored form (see the key shapes above).
+  struct CommittedKudos {
+    kudos::v1::Kudos kudos;          // state COMMITTED, no boosts
+    std::vector<std::string> teams;  // sorted, unique, none empty
+  };
+  struct LiveRecord {
+    bool absent = false;                      // no record: never was, or archived
+    std::optional<CommittedKudos> committed;  // unset while PENDING or once ABORTED
+  };
+  // Interprets `get_reply`, the GET of kudos:<kudos_id>. A hash (GET answers
+  // WRONGTYPE) is read again with HMGET: PENDING, ABORTED, or a committed
+  // kudos from before 334bb16.
+  static absl::StatusOr<LiveRecord> ReadLiveRecord(
+      common::redis::Pool& pool, const std::string& org, const std::string& kudos_id,
+      const absl::StatusOr<common::redis::Reply>& get_reply);
+
   static std::string Prefix(const std::string& org) { return "kudos:{" + org + "}:"; }
   static std::string EventStream(const std::string& org) { return Prefix(org) + "events"; }
   static std::string ArchiveChunks(const std::string& org) { return Prefix(org) + "archive:chunks"; }
@@ -177,6 +195,10 @@ class KudosStore {
     std::vector<ArchivedKudos> entries;  // seq descending
     int64_t floor = 0;  // > 0: chunks below this seq were not scanned yet
   };
+  // Each id's committed kudos with its boosts as of one moment, live or
+  // archived (also when archived while being read); nullopt when neither.
+  absl::StatusOr<std::vector<std::optional<kudos::v1::Kudos>>> ReadKudos(
+      const std::string& org, const std::vector<std::string>& ids);
   absl::StatusOr<ArchivedPage> ListArchived(const std::string& org, const std::string& feed_key,
                                             int64_t before_seq, size_t wanted);
 

@@ -469,6 +469,81 @@ TEST_F(RetentionTest, Archive_500DaysLaterEveryReadReturnsExactlyWhatItReturnedB
             grpc::StatusCode::NOT_FOUND);
 }
 
+// Before 334bb16 a committed kudos was a hash {pb: the Kudos as begun
+// (PENDING), state: COMMITTED, teams: "a,b"}, older ones with the commit
+// blobs too; after an upgrade those read, boost and archive like STRINGs.
+TEST_F(RetentionTest, UpgradedHashRecord_ReadsBoostsAndArchivesExactlyLikeAStringRecord) {
+  std::vector<std::string> ids = SendMany(12, "u");
+  const auto before = Snapshot(ids);
+  for (size_t i = 0; i < ids.size(); i += 2) {  // every other one, as the old scripts left it
+    const std::string record = kPrefix + "kudos:" + ids[i];
+    auto value = pool_->Run({"GET", record});
+    ASSERT_TRUE(value.ok()) << value.status();
+    kudos::v1::KudosSent sent;
+    ASSERT_TRUE(sent.ParseFromString(value->str));
+    std::set<std::string> teams = {sent.giver_team_id()};
+    for (const auto& [recipient, team] : sent.recipient_team_ids()) teams.insert(team);
+    teams.erase("");
+    std::string teams_field;
+    for (const std::string& team : teams) teams_field += (teams_field.empty() ? "" : ",") + team;
+    kudos::v1::Kudos begun = sent.kudos();
+    begun.set_state(kudos::v1::KUDOS_STATE_PENDING);
+    ASSERT_TRUE(pool_->Run({"DEL", record}).ok());
+    common::redis::Command hset = {"HSET", record, "pb", begun.SerializeAsString(), "state", "COMMITTED"};
+    if (!teams_field.empty()) {
+      hset.push_back("teams");
+      hset.push_back(teams_field);
+    }
+    if (i % 4 == 0) {  // older still: the commit blobs stayed
+      for (const char* blob : {"event", "transfers", "feeds"}) {
+        hset.push_back(blob);
+        hset.push_back("x");
+      }
+    }
+    ASSERT_TRUE(pool_->Run(hset).ok());
+    auto type = pool_->Run({"TYPE", record});
+    ASSERT_TRUE(type.ok());
+    ASSERT_EQ(type->str, "hash");
+  }
+  EXPECT_EQ(Snapshot(ids), before);
+
+  // An old record can be boosted; the boost reads back with it.
+  grpc::Status boosted = Boost("carol", ids[0], "ub1");
+  ASSERT_TRUE(boosted.ok()) << boosted.error_message();
+  const auto boosted_before = Snapshot(ids);
+  EXPECT_NE(boosted_before, before);
+
+  kudos::Archiver archiver(*pool_, *store_, Options(5, 4, 3));
+  EXPECT_EQ(ArchiveAll(archiver, absl::Now() + absl::Hours(24) * 500), 12);
+  for (const std::string& id : ids) {
+    EXPECT_EQ(Integer({"EXISTS", kPrefix + "kudos:" + id}), 0) << id;
+  }
+  EXPECT_EQ(Snapshot(ids), boosted_before);
+}
+
+// A listing that read a feed entry just before the archive moved its kudos
+// (the entry left in the live ZSET stands for that moment) reads the kudos
+// from the archive: neither dropped nor listed twice.
+TEST_F(RetentionTest, Archive_AFeedEntryReadBeforeItsKudosWasArchivedStillListsItOnce) {
+  std::vector<std::string> ids = SendMany(8, "f");
+  ASSERT_TRUE(Boost("nina", ids[2], "fb1").ok());
+  const auto before = Snapshot(ids);
+  const std::string raced = ids[2];
+  auto seq = pool_->Run({"ZSCORE", kPrefix + "feed:all", raced});
+  ASSERT_TRUE(seq.ok() && !seq->is_nil());
+  kudos::Archiver archiver(*pool_, *store_, Options(5, 4, 3));
+  EXPECT_EQ(ArchiveAll(archiver, absl::Now() + absl::Hours(24) * 500), 8);
+  ASSERT_TRUE(pool_->Run({"ZADD", kPrefix + "feed:all", seq->str, raced}).ok());
+  EXPECT_EQ(Snapshot(ids), before);  // feed:all lists it once
+  // A feed the archive does not list it in: only the live entry finds it.
+  ASSERT_TRUE(pool_->Run({"ZADD", kPrefix + "feed:value:raced", seq->str, raced}).ok());
+  auto page = store_->ListFeed(kOrg, "feed:value:raced", "", 10);
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_EQ(page->kudos.size(), 1u);
+  EXPECT_EQ(page->kudos[0].SerializeAsString(), before.at("get " + raced).at(0));
+  EXPECT_EQ(page->kudos[0].boosts_size(), 1);
+}
+
 TEST_F(RetentionTest, Archive_PagesContinueFromLiveKudosIntoArchivedOnesInTheSameOrder) {
   std::vector<std::string> old_ids = SendMany(20, "old");
   // Everything sent before this instant is old 400 days later.

@@ -23,8 +23,15 @@ end
 local items, i = {}, 8
 for k = 1, n do
   local nf = tonumber(ARGV[i + 4])
-  -- Committed kudos are STRINGs; gone (archived by another replica) or a hash is a conflict.
-  if redis.call('TYPE', p .. 'kudos:' .. ARGV[i]).ok ~= 'string' then return 'CONFLICT' end
+  -- Committed kudos are STRINGs, or hashes in state COMMITTED from before
+  -- 334bb16; gone (archived by another replica) or another hash is a conflict.
+  local record = p .. 'kudos:' .. ARGV[i]
+  local kind = redis.call('TYPE', record).ok
+  if kind == 'hash' then
+    if redis.call('HGET', record, 'state') ~= 'COMMITTED' then return 'CONFLICT' end
+  elseif kind ~= 'string' then
+    return 'CONFLICT'
+  end
   items[k] = {i, nf}
   i = i + 5 + nf
 end
