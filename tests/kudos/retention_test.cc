@@ -521,6 +521,43 @@ TEST_F(RetentionTest, UpgradedHashRecord_ReadsBoostsAndArchivesExactlyLikeAStrin
   EXPECT_EQ(Snapshot(ids), boosted_before);
 }
 
+// A kudos begun before 334bb16 and committed after it holds the Kudos
+// itself as pb, not a KudosSent: it commits as the hash it was then, and
+// reads and archives like any other.
+TEST_F(RetentionTest, UpgradedPendingRecord_CommitsAfterTheUpgradeAndReadsLikeAStringRecord) {
+  ledger_->Stop();
+  grpc::Status pending = Send("alice", "up1", {"bob", "olga"}, "teamwork");
+  ASSERT_EQ(pending.error_code(), grpc::StatusCode::UNAVAILABLE) << pending.error_message();
+  auto id = pool_->Run({"HGET", kPrefix + "kudosreq:alice:up1", "id"});
+  ASSERT_TRUE(id.ok() && !id->is_nil());
+  const std::string record = kPrefix + "kudos:" + id->str;
+  auto pb = pool_->Run({"HGET", record, "pb"});
+  ASSERT_TRUE(pb.ok() && !pb->is_nil());
+  kudos::v1::KudosSent sent;
+  ASSERT_TRUE(sent.ParseFromString(pb->str));
+  kudos::v1::Kudos begun = sent.kudos();
+  begun.set_state(kudos::v1::KUDOS_STATE_PENDING);
+  ASSERT_TRUE(pool_->Run({"HSET", record, "pb", begun.SerializeAsString()}).ok());  // as the old workflow wrote it
+  ledger_->Start();
+  kudos::v1::Kudos committed;
+  ASSERT_TRUE(harness::Eventually(
+      [&] { return Send("alice", "up1", {"bob", "olga"}, "teamwork", &committed).ok(); }));
+  kudos::v1::Kudos expected = begun;
+  expected.set_state(kudos::v1::KUDOS_STATE_COMMITTED);
+  EXPECT_EQ(committed.SerializeAsString(), expected.SerializeAsString());
+  auto type = pool_->Run({"TYPE", record});
+  ASSERT_TRUE(type.ok());
+  EXPECT_EQ(type->str, "hash");
+  EXPECT_EQ(Fields(record), (std::set<std::string>{"pb", "state", "teams"}));
+  const auto before = Snapshot({id->str});
+  EXPECT_EQ(before.at("get " + id->str).at(0), expected.SerializeAsString());
+  EXPECT_EQ(before.at("team ops /100").size(), 1u);
+  kudos::Archiver archiver(*pool_, *store_, Options(5, 4, 3));
+  EXPECT_EQ(ArchiveAll(archiver, absl::Now() + absl::Hours(24) * 500), 1);
+  EXPECT_EQ(Integer({"EXISTS", record}), 0);
+  EXPECT_EQ(Snapshot({id->str}), before);
+}
+
 // A listing that read a feed entry just before the archive moved its kudos
 // (the entry left in the live ZSET stands for that moment) reads the kudos
 // from the archive: neither dropped nor listed twice.

@@ -34,6 +34,20 @@ if outcome == 'COMMITTED' then
     redis.call('RPUSH', p .. 'boosts:' .. kudos_id, pb)
   end
   redis.call('XADD', p .. 'events', '*', 'event', event)
+  -- A kudos begun before 334bb16 holds the Kudos itself (field 1, its id,
+  -- first), not a KudosSent (field 1, the whole Kudos, longer than the id):
+  -- it commits as the hash {pb, state, teams} it was then, which reads alike.
+  if kind == 'kudos' and #id < 128 and string.sub(pb, 1, 2 + #id) == '\10' .. string.char(#id) .. id then
+    local teams = {}
+    for feed in string.gmatch(feeds, '[^,]+') do
+      local team = string.match(feed, '^feed:team:(.+)$')
+      if team then teams[#teams + 1] = team end
+    end
+    redis.call('HDEL', record, unpack(commit_only))
+    redis.call('HSET', record, 'state', 'COMMITTED')
+    if #teams > 0 then redis.call('HSET', record, 'teams', table.concat(teams, ',')) end
+    return 'COMMITTED'
+  end
   if kind == 'kudos' then
     redis.call('DEL', record)
     redis.call('SET', record, pb)
