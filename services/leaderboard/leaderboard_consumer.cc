@@ -790,6 +790,9 @@ Consumer::Consumer(Store& store, Projector& projector, ConsumerOptions options,
       retries_(options_.retries) {
   KUDOS_CHECK(options_.batch >= 1 && options_.block.count() >= 1,
               "the consumer reads at least one entry and never blocks forever");
+  // Before any thread starts: the apply script reads the group's pending
+  // entries while a stream has no mark yet (upgrade).
+  store_.set_consumer_group(options_.group);
   progress_ms_.store(SteadyMs());
 }
 

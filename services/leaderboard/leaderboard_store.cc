@@ -337,6 +337,7 @@ absl::StatusOr<std::vector<bool>> Store::ApplyAll(const std::vector<PlanToApply>
       absl::StatusOr<BatchCall> call =
           BuildBatchCall(name, org.plan_ptrs, plans[org.plans[0]].plan->args[1], org.before);
       if (!call.ok()) return call.status();
+      if (!consumer_group_.empty()) call->args.push_back(consumer_group_);
       if (call->entries == 0) {  // everything was applied before
         org.done = true;
         continue;

@@ -110,6 +110,9 @@ class Store {
   // caller stop at that step of a batch as a crash would (CANCELLED, and
   // crashed() turns true so the consumer stops dead). Steps: "read",
   // "planned", "applied", "awarded", "acked", "dead_lettered".
+  // The consumer group whose pending entries the apply script consults while
+  // a stream has no mark yet (apply_event.lua); "" = none.
+  void set_consumer_group(std::string group) { consumer_group_ = std::move(group); }
   void set_crash_hook(std::function<bool(absl::string_view step)> hook) {
     crash_hook_ = std::move(hook);
   }
@@ -176,6 +179,7 @@ class Store {
   common::redis::Script rebuild_end_script_;
   common::redis::Script swap_script_;
   std::function<bool(absl::string_view)> crash_hook_;
+  std::string consumer_group_;
   std::atomic<bool> crashed_{false};
 };
 

@@ -290,6 +290,40 @@ TEST(ConsumerCrashTest, Consumer_UpgradeReadsTheOldAppliedSetUntilTheStreamHasAM
   EXPECT_FALSE(mark->str.empty());
 }
 
+// Upgrade window: an old version's consumer read e1..e5 (pending, never
+// applied) and died; the new consumer reads e6..e10 while the stream has no
+// mark yet. It must not apply them (that would set the mark past e1..e5,
+// which are then dropped as applied once claimed): it waits until it claimed
+// e1..e5, then applies all ten exactly once.
+TEST(ConsumerCrashTest, Consumer_UpgradeWaitsForAnotherConsumersEarlierPendingEntries) {
+  harness::RedisServer redis;
+  common::redis::Pool pool(PoolFor(redis));
+  const std::string org = "upgrade-pending";
+  lbtest::EventWriter writer(redis.address(), org);
+  std::string stream = leaderboard::LedgerStream(org);
+  int64_t total = 0;
+  for (int i = 0; i < 10; ++i) {
+    std::string id = absl::StrCat("T", i);
+    writer.Ledger(lbtest::TransfersEvent(org, id, id, ledger::v1::TRANSFER_KIND_KUDOS, "g",
+                                         {{"r", ""}}, {}, 1 << i, absl::Now()));
+    total += 1 << i;
+  }
+  // The old version's applied set exists (other entries of it).
+  ASSERT_TRUE(pool.Run({"SADD", leaderboard::AppliedKey(org), "l:1-1"}).ok());
+  leaderboard::ConsumerOptions defaults;
+  ASSERT_TRUE(pool.Run({"XGROUP", "CREATE", stream, defaults.group, "0"}).ok());
+  auto old_read = pool.Run({"XREADGROUP", "GROUP", defaults.group, "old-pod", "COUNT", "5",
+                            "STREAMS", stream, ">"});
+  ASSERT_TRUE(old_read.ok());
+  Replica replica(redis, "new-pod", 5);
+  replica.consumer->Start();
+  ASSERT_TRUE(Eventually([&] { return Backlog(pool, org) == 0; }));
+  replica.consumer->Stop();
+  std::string all = leaderboard::BoardKey(org, v1::METRIC_POINTS_RECEIVED, v1::WINDOW_ALL_TIME,
+                                          "all", v1::SCOPE_ORG, "");
+  EXPECT_EQ(ZScore(pool, all, "r"), total) << "every entry applied exactly once";
+}
+
 // A batch's increments are summed per (board, member) before they are sent:
 // 40 kudos to one person in one batch are one ZINCRBY per board.
 TEST(ConsumerCrashTest, Consumer_SendsOneIncrementPerBoardAndMemberPerBatch) {

@@ -19,6 +19,10 @@
 --   nt, (badges key, badge, ms, board key, member, threshold, cum)...
 --        badge when the board score after the entry (= final - total + cum)
 --        reaches the threshold
+--   group (optional, last): the consumer group; a stream without a mark yet
+--        is refused (ABORTED) while the group holds an entry before the batch
+--        pending (an old version's consumer's, not applied yet: marking past
+--        it would drop it as applied once claimed)
 -- Returns {1} when applied; {0, mark k, mark l, {stale ids}, {seen guard ids}}
 -- when part of the batch was applied before (nothing written: the caller
 -- drops those and calls again); ABORTED while a rebuild holds the org or
@@ -37,6 +41,18 @@ local function greater(a, b)
   local ams, aseq = parse(a)
   local bms, bseq = parse(b)
   return ams > bms or (ams == bms and aseq > bseq)
+end
+
+-- The optional consumer group after every section (nothing else follows).
+local function consumer_group()
+  local i = 2
+  for _ = 1, 2 do i = i + 1 + tonumber(ARGV[i]) end  -- nk / nl entry ids
+  i = i + 1 + 4 * tonumber(ARGV[i])  -- guards
+  i = i + 1 + 2 * tonumber(ARGV[i])  -- guard trims
+  i = i + 1 + tonumber(ARGV[i])  -- ops
+  i = i + 2 + 4 * tonumber(ARGV[i])  -- nz, nb, increments
+  i = i + 1 + 7 * tonumber(ARGV[i])  -- thresholds
+  return ARGV[i]
 end
 
 -- Phase 1: checks only, nothing written.
@@ -65,6 +81,32 @@ for s = 1, 2 do
     else
       if legacy == nil then legacy = redis.call('EXISTS', KEYS[3]) == 1 end
       if legacy then
+        local group = consumer_group()
+        if group and group ~= '' then
+          -- Pending entries before the batch the old version applied (its
+          -- set holds them: a redelivery, or this batch's own dropped stale
+          -- ones) are fine; any other must be applied first. Bounded: past
+          -- 50 pages of 200 it refuses too (retried; claims ack them).
+          local from, waiting, seen_all = '-', false, false
+          for _ = 1, 50 do
+            local page = redis.call('XPENDING', stream, group, from, '(' .. first, 200)
+            for _, entry in ipairs(page) do
+              if redis.call('SISMEMBER', KEYS[3], field .. ':' .. entry[1]) == 0 then
+                waiting = true
+                break
+              end
+            end
+            if waiting or #page < 200 then
+              seen_all = true
+              break
+            end
+            from = '(' .. page[#page][1]
+          end
+          if waiting or not seen_all then
+            return redis.error_reply('ABORTED ' .. stream .. ': entries before ' .. first ..
+                                     ' are pending, not applied yet (upgrade: no mark yet)')
+          end
+        end
         for j = 1, n do
           local id = field .. ':' .. ARGV[at + j]
           if redis.call('SISMEMBER', KEYS[3], id) == 1 then stale[#stale + 1] = id end
