@@ -12,18 +12,16 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <fstream>
 #include <memory>
 #include <optional>
-#include <sstream>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/strip.h"
 #include "common/check/check.h"
 #include "common/config/env.h"
+#include "common/config/secret_file.h"
 #include "common/log/log.h"
 
 namespace common::auth {
@@ -383,16 +381,6 @@ absl::StatusOr<bool> DevInsecureDefaults() {
       absl::StrCat(kDevInsecureDefaultsEnv, " must be 0 or 1 (1 = public development secrets)"));
 }
 
-absl::StatusOr<std::string> ReadSecretFile(const char* variable, const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  if (!in || buffer.str().empty()) {
-    return absl::FailedPreconditionError(absl::StrCat("cannot read ", variable, " ", path));
-  }
-  return buffer.str();
-}
-
 // SERVICE_TOKEN_SECRET, or the file SERVICE_TOKEN_SECRET_FILE names (how a
 // deployment mounts it from a Secret), without the file's trailing newline.
 absl::StatusOr<std::string> ServiceSecretFromEnvironment() {
@@ -403,12 +391,7 @@ absl::StatusOr<std::string> ServiceSecretFromEnvironment() {
     return absl::FailedPreconditionError(
         "both SERVICE_TOKEN_SECRET and SERVICE_TOKEN_SECRET_FILE are set: keep one");
   }
-  absl::StatusOr<std::string> from_file = ReadSecretFile("SERVICE_TOKEN_SECRET_FILE", path);
-  if (!from_file.ok()) return from_file.status();
-  absl::string_view trimmed = *from_file;
-  absl::ConsumeSuffix(&trimmed, "\n");
-  absl::ConsumeSuffix(&trimmed, "\r");
-  return std::string(trimmed);
+  return config::ReadSecretFile("SERVICE_TOKEN_SECRET_FILE", path, config::LineEnd::kStrip);
 }
 
 // Outside development an HS256 secret is long and not one of the public
@@ -452,7 +435,8 @@ absl::StatusOr<JwtConfig> LoadJwtConfig() {
   config.algorithm = config::EnvOr("JWT_ALGORITHM", "HS256");
   std::string key_file = config::EnvOr("JWT_KEY_FILE", "");
   if (!key_file.empty()) {
-    absl::StatusOr<std::string> key = ReadSecretFile("JWT_KEY_FILE", key_file);
+    absl::StatusOr<std::string> key =
+        config::ReadSecretFile("JWT_KEY_FILE", key_file, config::LineEnd::kKeep);
     if (!key.ok()) return key.status();
     config.key = *std::move(key);
   } else {

@@ -2,14 +2,11 @@
 
 #include <openssl/evp.h>
 
-#include <cerrno>
-#include <cstring>
-#include <fstream>
-#include <sstream>
 #include <thread>
 #include <utility>
 
 #include "absl/strings/ascii.h"
+#include "common/config/secret_file.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -141,24 +138,8 @@ absl::Status PingAuthenticated(redisContext* context, const Endpoint& endpoint) 
 
 absl::StatusOr<std::string> ResolvePassword(const Credentials& credentials) {
   if (credentials.password_file.empty()) return credentials.password;
-  std::ifstream file(credentials.password_file);
-  if (!file) {
-    return absl::FailedPreconditionError(absl::StrCat("cannot read the redis password file '",
-                                                      credentials.password_file,
-                                                      "': ", std::strerror(errno)));
-  }
-  std::stringstream content;
-  content << file.rdbuf();
-  std::string password = content.str();
-  // Files written by hand end with a newline that is not part of the secret.
-  while (!password.empty() && (password.back() == '\n' || password.back() == '\r')) {
-    password.pop_back();
-  }
-  if (password.empty()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("the redis password file '", credentials.password_file, "' is empty"));
-  }
-  return password;
+  return config::ReadSecretFile("the redis password file", credentials.password_file,
+                                config::LineEnd::kStrip);
 }
 
 absl::Status VerifyCredentials(const Endpoint& endpoint, std::chrono::milliseconds timeout) {
