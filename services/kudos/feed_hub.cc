@@ -19,17 +19,24 @@ class FeedHub::OrgFeed {
  public:
   enum class State { kStarting, kRunning, kEnded };
   explicit OrgFeed(std::string org_id)
-      : org(std::move(org_id)), stream(KudosStore::EventStream(org)) {}
+      : org(std::move(org_id)),
+        stream(KudosStore::EventStream(org)),
+        invitations(InvitationStream(org)) {}
 
   const std::string org;
   const std::string stream;
+  const std::string invitations;
   State state = State::kStarting;
   absl::Status start_status;
   std::condition_variable started;  // with the hub's mutex
   std::thread thread;
 
+  struct Subscriber {
+    std::shared_ptr<FeedSink> sink;
+    InvitationAudience audience;
+  };
   std::mutex mu;
-  std::vector<std::shared_ptr<FeedSink>> sinks;
+  std::vector<Subscriber> sinks;
 };
 
 // The polling Watcher's bounded queue.
@@ -92,11 +99,13 @@ absl::Status Exhausted(absl::string_view what, int limit, int retry_after_ms) {
       what, " (at most ", limit, " on this replica); retry after ", retry_after_ms, " ms"));
 }
 
-// The KudosSent events of an XREAD reply, and the id of its last entry.
-std::vector<SharedEvent> ParseEntries(const common::redis::Reply& reply, std::string* last_id) {
+// The KudosSent events of an XREAD reply's `stream`, and the id of its last
+// entry.
+std::vector<SharedEvent> ParseEntries(const common::redis::Reply& reply, const std::string& name,
+                                      std::string* last_id) {
   std::vector<SharedEvent> events;
   for (const common::redis::Reply& stream : reply.elements) {
-    if (stream.elements.size() < 2) continue;
+    if (stream.elements.size() < 2 || stream.elements[0].str != name) continue;
     for (const common::redis::Reply& entry : stream.elements[1].elements) {
       if (entry.elements.size() < 2) continue;
       const std::string& id = entry.elements[0].str;
@@ -116,7 +125,47 @@ std::vector<SharedEvent> ParseEntries(const common::redis::Reply& reply, std::st
   return events;
 }
 
+// The invitations of an XREAD reply's `stream`, and the id of its last entry.
+std::vector<SharedInvitation> ParseInvitations(const common::redis::Reply& reply,
+                                               const std::string& name, std::string* last_id) {
+  std::vector<SharedInvitation> invitations;
+  for (const common::redis::Reply& stream : reply.elements) {
+    if (stream.elements.size() < 2 || stream.elements[0].str != name) continue;
+    for (const common::redis::Reply& entry : stream.elements[1].elements) {
+      if (entry.elements.size() < 2) continue;
+      const std::string& id = entry.elements[0].str;
+      KUDOS_CHECK(ParseEntryId(*last_id) < ParseEntryId(id), "stream entries move forward");
+      *last_id = id;
+      const auto& fields = entry.elements[1].elements;
+      for (size_t i = 0; i + 1 < fields.size(); i += 2) {
+        if (fields[i].str != "invitation") continue;
+        auto invitation = std::make_shared<feedback::v1::Invitation>();
+        if (invitation->ParseFromString(fields[i + 1].str) && !invitation->person_id().empty()) {
+          invitations.push_back(std::move(invitation));
+        }
+      }
+    }
+  }
+  return invitations;
+}
+
+// The id of the newest entry of `stream` ("0-0" when empty).
+absl::StatusOr<std::string> LatestId(common::redis::Connection& connection,
+                                     const std::string& stream) {
+  absl::StatusOr<common::redis::Reply> latest =
+      connection.Run({"XREVRANGE", stream, "+", "-", "COUNT", "1"});
+  if (!latest.ok()) return latest.status();
+  if (!latest->elements.empty() && !latest->elements[0].elements.empty()) {
+    return latest->elements[0].elements[0].str;
+  }
+  return std::string("0-0");
+}
+
 }  // namespace
+
+std::string InvitationStream(const std::string& org) {
+  return "feedback:{" + org + "}:invitations";
+}
 
 FeedHub::Subscription::~Subscription() { hub_->Unsubscribe(feed_, sink_); }
 
@@ -167,7 +216,7 @@ int FeedHub::orgs() const {
 }
 
 absl::StatusOr<std::unique_ptr<FeedHub::Subscription>> FeedHub::Subscribe(
-    const std::string& org, std::shared_ptr<FeedSink> sink) {
+    const std::string& org, std::shared_ptr<FeedSink> sink, InvitationAudience invitations) {
   JoinFinished();
   std::unique_lock<std::mutex> lock(mu_);
   if (stopping_) return absl::UnavailableError("server shutting down; reconnect");
@@ -189,7 +238,7 @@ absl::StatusOr<std::unique_ptr<FeedHub::Subscription>> FeedHub::Subscribe(
   const FeedSink* raw = sink.get();
   {
     std::lock_guard<std::mutex> feed_lock(feed->mu);
-    feed->sinks.push_back(std::move(sink));
+    feed->sinks.push_back({std::move(sink), std::move(invitations)});
   }
   ++watchers_;
   KUDOS_CHECK(watchers_ <= options_.max_watchers, "watchers stay within the replica's cap");
@@ -215,7 +264,7 @@ void FeedHub::Unsubscribe(const std::shared_ptr<OrgFeed>& feed, const FeedSink* 
     std::lock_guard<std::mutex> feed_lock(feed->mu);
     auto& list = feed->sinks;
     list.erase(std::remove_if(list.begin(), list.end(),
-                              [&](const std::shared_ptr<FeedSink>& s) { return s.get() == sink; }),
+                              [&](const OrgFeed::Subscriber& s) { return s.sink.get() == sink; }),
                list.end());
   }
   --watchers_;
@@ -229,7 +278,7 @@ void FeedHub::Shutdown() {
     stopping_ = true;
     for (auto& [org, feed] : feeds_) {
       std::lock_guard<std::mutex> feed_lock(feed->mu);
-      sinks.insert(sinks.end(), feed->sinks.begin(), feed->sinks.end());
+      for (const auto& subscriber : feed->sinks) sinks.push_back(subscriber.sink);
     }
   }
   // Outside the locks: a sink may finish its stream inline.
@@ -268,7 +317,7 @@ void FeedHub::RetireLocked(const std::shared_ptr<OrgFeed>& feed) {
 
 void FeedHub::EndFeed(const std::shared_ptr<OrgFeed>& feed, const absl::Status& why) {
   common::log::Warning(absl::StrCat("feed reader of org ", feed->org, " stopped: ", why.message()));
-  std::vector<std::shared_ptr<FeedSink>> sinks;
+  std::vector<OrgFeed::Subscriber> sinks;
   {
     std::lock_guard<std::mutex> lock(mu_);
     feed->start_status = why;
@@ -279,7 +328,7 @@ void FeedHub::EndFeed(const std::shared_ptr<OrgFeed>& feed, const absl::Status& 
     // In the same critical section, so no new subscriber joins an ended feed.
     RetireLocked(feed);
   }
-  for (const auto& sink : sinks) sink->End(why);
+  for (const auto& subscriber : sinks) subscriber.sink->End(why);
 }
 
 void FeedHub::Run(std::shared_ptr<OrgFeed> feed) {
@@ -287,17 +336,16 @@ void FeedHub::Run(std::shared_ptr<OrgFeed> feed) {
                                        options_.block + std::chrono::milliseconds(2000));
   // Pin the position before the first read: everything appended after a
   // watcher is told it is subscribed comes after this id.
-  absl::StatusOr<common::redis::Reply> latest =
-      connection.Run({"XREVRANGE", feed->stream, "+", "-", "COUNT", "1"});
-  if (!latest.ok()) {
-    EndFeed(feed, absl::UnavailableError(
-                      absl::StrCat("the feed cannot be read: ", latest.status().message())));
+  absl::StatusOr<std::string> latest = LatestId(connection, feed->stream);
+  absl::StatusOr<std::string> latest_invitation =
+      latest.ok() ? LatestId(connection, feed->invitations) : latest;
+  if (!latest_invitation.ok()) {
+    EndFeed(feed, absl::UnavailableError(absl::StrCat("the feed cannot be read: ",
+                                                      latest_invitation.status().message())));
     return;
   }
-  std::string last_id = "0-0";
-  if (!latest->elements.empty() && !latest->elements[0].elements.empty()) {
-    last_id = latest->elements[0].elements[0].str;
-  }
+  std::string last_id = *latest;
+  std::string last_invitation_id = *latest_invitation;
   {
     std::lock_guard<std::mutex> lock(mu_);
     feed->state = OrgFeed::State::kRunning;
@@ -305,8 +353,10 @@ void FeedHub::Run(std::shared_ptr<OrgFeed> feed) {
   }
   const std::string block_ms = std::to_string(options_.block.count());
   while (!RetireIfIdle(feed)) {
-    absl::StatusOr<common::redis::Reply> reply = connection.Run(
-        {"XREAD", "COUNT", "100", "BLOCK", block_ms, "STREAMS", feed->stream, last_id});
+    // Both streams carry {org}: one slot, one blocking read.
+    absl::StatusOr<common::redis::Reply> reply =
+        connection.Run({"XREAD", "COUNT", "100", "BLOCK", block_ms, "STREAMS", feed->stream,
+                        feed->invitations, last_id, last_invitation_id});
     if (!reply.ok() && reply.status().code() == absl::StatusCode::kUnavailable) {
       // Redis is away: the connection backs off; the position is kept.
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
@@ -317,15 +367,25 @@ void FeedHub::Run(std::shared_ptr<OrgFeed> feed) {
       return;
     }
     if (reply->is_nil()) continue;
-    std::vector<SharedEvent> events = ParseEntries(*reply, &last_id);
-    if (events.empty()) continue;
-    std::vector<std::shared_ptr<FeedSink>> sinks;
+    std::vector<SharedEvent> events = ParseEntries(*reply, feed->stream, &last_id);
+    std::vector<SharedInvitation> invitations =
+        ParseInvitations(*reply, feed->invitations, &last_invitation_id);
+    if (events.empty() && invitations.empty()) continue;
+    std::vector<OrgFeed::Subscriber> sinks;
     {
       std::lock_guard<std::mutex> feed_lock(feed->mu);
       sinks = feed->sinks;
     }
     // Outside the locks: a sink may write (or finish) its stream inline.
-    for (const auto& sink : sinks) sink->Deliver(events);
+    for (const auto& subscriber : sinks) {
+      if (!events.empty()) subscriber.sink->Deliver(events);
+      if (invitations.empty()) continue;
+      std::vector<SharedInvitation> seen;
+      for (const SharedInvitation& invitation : invitations) {
+        if (subscriber.audience.Sees(*invitation)) seen.push_back(invitation);
+      }
+      if (!seen.empty()) subscriber.sink->DeliverInvitations(seen);
+    }
   }
 }
 

@@ -1,7 +1,8 @@
 // Live feed fan-out for WatchFeed: one reader per org with subscribers on
 // this replica (one thread, one Redis connection, one blocking XREAD at a
-// time on kudos:{org}:events), handing each KudosSent to that org's
-// subscribers. Redis connections are bounded by the cap on orgs, subscribers
+// time on kudos:{org}:events and feedback:{org}:invitations), handing each
+// KudosSent to that org's subscribers, and each new feedback invitation to
+// the subscribers allowed to see it (the invitee's own streams, services). Redis connections are bounded by the cap on orgs, subscribers
 // by the cap on watchers; subscribers must not block (each keeps its own
 // bounded queue), so a slow one never delays the reader nor any other.
 #pragma once
@@ -19,6 +20,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/redis/redis_client.h"
+#include "feedback/v1/feedback.pb.h"
 #include "kudos/v1/kudos.pb.h"
 
 namespace kudos {
@@ -36,6 +38,23 @@ struct FeedHubOptions {
 };
 
 using SharedEvent = std::shared_ptr<const kudos::v1::KudosEvent>;
+using SharedInvitation = std::shared_ptr<const feedback::v1::Invitation>;
+
+// Which feedback invitations a subscriber gets: none (the default: screens,
+// polling watchers), one person's own (person_id), or every invitee's
+// (`all`: services such as the gateway, which route by Invitation.person_id).
+struct InvitationAudience {
+  bool all = false;
+  std::string person_id;
+  bool Sees(const feedback::v1::Invitation& invitation) const {
+    return all || (!person_id.empty() && invitation.person_id() == person_id);
+  }
+};
+
+// The stream the feedback sweep appends each new invitation to (field
+// "invitation" = serialized feedback.v1.Invitation), capped; read only by
+// the feed readers.
+std::string InvitationStream(const std::string& org);
 
 // What a subscriber implements. Called by the org's reader thread with no
 // hub lock held; must not block.
@@ -44,6 +63,11 @@ class FeedSink {
   virtual ~FeedSink() = default;
   // KudosSent events committed since the last delivery, in order.
   virtual void Deliver(const std::vector<SharedEvent>& events) = 0;
+  // Feedback invitations created since the last delivery, only those the
+  // subscription's InvitationAudience sees. Default: dropped.
+  virtual void DeliverInvitations(const std::vector<SharedInvitation>& invitations) {
+    (void)invitations;
+  }
   // Nothing more will come: the org's reader failed or the hub is stopping.
   virtual void End(const absl::Status& why) = 0;
 };
@@ -94,8 +118,10 @@ class FeedHub {
   // every kudos committed after this returns is delivered. RESOURCE_EXHAUSTED
   // (with "retry after N ms") past max_watchers or, for an org without a
   // reader, past max_orgs; UNAVAILABLE when Redis cannot be read.
+  // `invitations`: which feedback invitations the sink gets (none by default).
   absl::StatusOr<std::unique_ptr<Subscription>> Subscribe(const std::string& org,
-                                                          std::shared_ptr<FeedSink> sink);
+                                                          std::shared_ptr<FeedSink> sink,
+                                                          InvitationAudience invitations = {});
   // Subscribe with a polling Watcher.
   absl::StatusOr<std::unique_ptr<Watcher>> Watch(const std::string& org);
   // Ends every subscriber with UNAVAILABLE and stops the readers (no wait).

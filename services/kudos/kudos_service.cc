@@ -168,8 +168,16 @@ grpc::ServerWriteReactor<kudos::v1::WatchFeedResponse>* KudosServiceImpl::WatchF
   if (!slot.ok()) return refuse(slot.status());
   std::shared_ptr<FeedWriter> writer =
       FeedWriter::Create(request->filter(), max_queued, *std::move(slot));
+  // Feedback invitations: a person gets their own, a service (the gateway,
+  // which routes each to its invitee's SSE clients) every one, a screen none.
+  InvitationAudience invitations;
+  if (principal->is_service()) {
+    invitations.all = true;
+  } else if (!principal->is_screen_only()) {
+    invitations.person_id = principal->subject;
+  }
   absl::StatusOr<std::unique_ptr<FeedHub::Subscription>> subscription =
-      feeds_.Subscribe(principal->org, writer);
+      feeds_.Subscribe(principal->org, writer, std::move(invitations));
   if (!subscription.ok()) {
     if (subscription.status().code() == absl::StatusCode::kResourceExhausted) {
       const std::string retry_ms = absl::StrCat(feeds_.options().retry_after_ms);
