@@ -9,6 +9,8 @@ constexpr char kKudos[] = "/kudos.v1.KudosService/";
 constexpr char kDirectory[] = "/kudos.v1.DirectoryService/";
 constexpr char kLedger[] = "/ledger.v1.LedgerService/";
 constexpr char kBoards[] = "/leaderboard.v1.LeaderboardService/";
+// Served by the kudos binary (services/feedback): routed to the kudos upstream.
+constexpr char kFeedback[] = "/feedback.v1.FeedbackService/";
 
 Route R(std::string method, std::string pattern, std::string grpc, std::string body,
         std::string summary, std::string query_prefix = "",
@@ -57,7 +59,14 @@ std::vector<Route> Build() {
       R("GET", "/v1/people/{person_id}/streaks", S(kBoards, "GetStreaks"), "",
         "giving and receiving streaks"),
       R("GET", "/v1/people/{person_id}/badges", S(kBoards, "ListBadges"), "", "badges earned"),
-      R("GET", "/v1/insights", S(kBoards, "GetInsights"), "", "recognition coverage"),
+      R("GET", "/v1/insights", S(kBoards, "GetInsights"), "",
+        "manager/admin: recognition insights (team_id, window, period; empty team: the org)"),
+      R("GET", "/v1/teams/{team_id}/insights", S(kBoards, "GetInsights"), "",
+        "manager/admin: a team's recognition insights (window, period)"),
+      R("GET", "/v1/insights/unrecognized", S(kBoards, "ListUnrecognized"), "",
+        "manager/admin: people not recognized for `days` days, oldest first (team_id, days)"),
+      R("GET", "/v1/teams/{team_id}/unrecognized", S(kBoards, "ListUnrecognized"), "",
+        "manager/admin: a team's people not recognized for `days` days, oldest first"),
       R("POST", "/v1/admin/rebuild-projections", S(kBoards, "RebuildProjections"), "*",
         "admin: rebuild rankings, streaks and badges"),
       // Ledger.
@@ -92,10 +101,29 @@ std::vector<Route> Build() {
       R("GET", "/v1/settings", S(kDirectory, "GetOrgSettings"), "", "org settings"),
       R("PUT", "/v1/settings", S(kDirectory, "UpdateOrgSettings"), "settings",
         "admin: replace org settings"),
+      // Feedback from the people a team served (issue 16).
+      R("POST", "/v1/surveys", S(kFeedback, "CreateSurvey"), "survey",
+        "admin or the team's manager: a service survey about one team"),
+      R("GET", "/v1/surveys", S(kFeedback, "ListSurveys"), "", "surveys (one team's: team_id)"),
+      R("GET", "/v1/surveys/{survey_id}", S(kFeedback, "GetSurvey"), "", "one survey"),
+      R("POST", "/v1/service-requests", S(kFeedback, "RecordServiceRequest"), "*",
+        "the caller got a piece of work from a team or person"),
+      R("GET", "/v1/invitations", S(kFeedback, "ListInvitations"), "",
+        "the caller's open survey invitations"),
+      R("POST", "/v1/invitations/{invitation_id}:respond", S(kFeedback, "SubmitResponse"), "*",
+        "answer an invitation (request_id, answers)"),
+      R("GET", "/v1/teams/{team_id}/service-score", S(kFeedback, "GetServiceScore"), "",
+        "manager/admin: a team's service score (window, period, survey_id)"),
+      R("GET", "/v1/feedback/settings", S(kFeedback, "GetFeedbackSettings"), "",
+        "the org's feedback settings (anonymity threshold, weekly cap)"),
+      R("PUT", "/v1/feedback/settings", S(kFeedback, "UpdateFeedbackSettings"), "settings",
+        "admin: replace the org's feedback settings"),
       // Live streams (Server-Sent Events).
       Sse("/v1/stream/leaderboard", S(kBoards, "WatchLeaderboard"), "snapshot",
           "SSE: leaderboard snapshots (metric, window, scope, scope_id, top_n)", "board"),
-      Sse("/v1/stream/feed", S(kKudos, "WatchFeed"), "kudos", "SSE: new kudos", "filter"),
+      Sse("/v1/stream/feed", S(kKudos, "WatchFeed"), "kudos",
+          "SSE: new kudos (event kudos) and the caller's survey invitations (event invitation)",
+          "filter"),
   };
 }
 

@@ -14,6 +14,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "feedback/v1/feedback.pb.h"
 #include "kudos/v1/kudos.pb.h"
 #include "leaderboard/v1/leaderboard.pb.h"
 #include "ledger/v1/ledger.pb.h"
@@ -31,6 +32,7 @@ void EnsureDescriptorsLinked() {
     kudos::v1::SendKudosRequest::descriptor();
     ledger::v1::GetBalanceRequest::descriptor();
     leaderboard::v1::GetLeaderboardRequest::descriptor();
+    feedback::v1::CreateSurveyRequest::descriptor();
     return true;
   }();
   (void)linked;

@@ -34,9 +34,11 @@
 #include "common/grpc/status.h"
 #include "common/log/log.h"
 #include "leaderboard/v1/leaderboard.pb.h"
+#include "feedback/v1/feedback.pb.h"
 #include "kudos/v1/kudos.pb.h"
 #include <google/protobuf/util/time_util.h>
 #include "services/gateway/gateway_rules.h"
+#include "services/gateway/static_insights.h"  // generated from static/insights.html
 #include "services/gateway/static_screen.h"  // generated from static/screen.html
 
 namespace gateway {
@@ -195,6 +197,9 @@ struct SseClient {
   std::vector<std::pair<std::shared_ptr<WatchGroup>, std::string>> subs;
   std::string org;
   std::string subject;
+  // A person (not a screen-only or service token): gets their own survey
+  // invitations on a feed stream.
+  bool person = false;
   std::string token;      // without "Bearer "
   std::string token_key;  // common::auth::TokenKey(token)
   absl::Time expires = absl::InfiniteFuture();
@@ -336,6 +341,8 @@ class Gateway::Impl {
   void StartStream(const std::shared_ptr<WatchGroup>& group);
   void CatchUpFeed(const std::shared_ptr<WatchGroup>& group);
   void DeliverKudos(const std::shared_ptr<WatchGroup>& group, const kudos::v1::Kudos& kudos);
+  void DeliverInvitation(const std::shared_ptr<WatchGroup>& group,
+                         const feedback::v1::Invitation& invitation);
   static void OnCatchupTimer(evutil_socket_t, short, void* arg);
   void RemoveClient(SseClient* client);
   void Send(SseClient* client, absl::string_view data);
@@ -921,7 +928,11 @@ void Gateway::Impl::Reply(evhttp_request* req, int code, absl::string_view conte
 }
 
 Upstream* Gateway::Impl::UpstreamFor(absl::string_view grpc_method) {
-  if (absl::StartsWith(grpc_method, "/kudos.v1.")) return &kudos_;
+  // The feedback service is hosted by the kudos binary.
+  if (absl::StartsWith(grpc_method, "/kudos.v1.") ||
+      absl::StartsWith(grpc_method, "/feedback.v1.")) {
+    return &kudos_;
+  }
   if (absl::StartsWith(grpc_method, "/ledger.v1.")) return &ledger_;
   return &leaderboard_;
 }
@@ -964,6 +975,9 @@ void Gateway::Impl::Handle(evhttp_request* req) {
   if (method == "GET" && path == "/favicon.ico") return Reply(req, 204, "", "");
   if (method == "GET" && (path == "/screen" || path == "/screen/")) {
     return Reply(req, 200, "text/html; charset=utf-8", kScreenHtml);
+  }
+  if (method == "GET" && (path == "/insights" || path == "/insights/")) {
+    return Reply(req, 200, "text/html; charset=utf-8", kInsightsHtml);
   }
 
   RequestInput input;
@@ -1031,6 +1045,7 @@ void Gateway::Impl::ReplyIndex(evhttp_request* req) {
   std::string body = absl::StrCat(
       "{\"service\":\"kudos-gateway\",\"health\":\"/healthz\",",
       "\"screen\":\"/screen?token=<screen token>&team=<team id>\",",
+      "\"insights\":\"/insights?token=<manager token>&team=<team id>&window=month\",",
       "\"screenStream\":\"/v1/stream/screen?access_token=<token>&team=<team id>&top_n=10\",",
       "\"routes\":[", routes, "]}");
   Reply(req, 200, "application/json", body);
@@ -1174,6 +1189,7 @@ void Gateway::Impl::StartSse(evhttp_request* req, const Route* route, const Requ
   client->id = next_client_id_++;
   client->org = principal->org;
   client->subject = principal->subject;
+  client->person = !principal->is_screen_only() && !principal->is_service();
   client->token = std::string(token);
   client->token_key = token_key;
   client->expires = *expires;
@@ -1491,6 +1507,24 @@ void Gateway::Impl::DeliverKudos(const std::shared_ptr<WatchGroup>& group,
   for (const auto& [client, tag] : members) Send(client, frame);
 }
 
+// A survey invitation is personal: the shared watch (under the gateway's
+// service identity) receives every invitation of the org with its invitee,
+// and only that person's own SSE clients get it, as `event: invitation`.
+// Screens, services, other people and an invitation without an invitee get
+// nothing.
+void Gateway::Impl::DeliverInvitation(const std::shared_ptr<WatchGroup>& group,
+                                      const feedback::v1::Invitation& invitation) {
+  if (invitation.person_id().empty() || invitation.invitation_id().empty()) return;
+  if (!group->Remember("invitation\n" + invitation.invitation_id())) return;
+  kudos::v1::WatchFeedResponse response;
+  *response.mutable_invitation() = invitation;
+  const std::string frame = SseEvent("invitation", ToJson(response));
+  auto members = group->members;
+  for (const auto& [client, tag] : members) {
+    if (client->person && client->subject == invitation.person_id()) Send(client, frame);
+  }
+}
+
 std::string Gateway::Impl::Frame(const WatchGroup& group, const std::string& tag,
                                  const std::string& json) {
   if (tag.empty()) return SseEvent(group.sse_event, json);
@@ -1521,7 +1555,9 @@ void Gateway::Impl::OnWatchMessage(const std::shared_ptr<WatchGroup>& group, uin
   group->got_message = true;
   if (group->is_feed) {
     kudos::v1::WatchFeedResponse feed;
-    if (feed.ParseFromString(bytes)) DeliverKudos(group, feed.kudos());
+    if (!feed.ParseFromString(bytes)) return;
+    if (feed.has_invitation()) return DeliverInvitation(group, feed.invitation());
+    if (feed.has_kudos()) DeliverKudos(group, feed.kudos());
     return;
   }
   std::unique_ptr<pb::Message> message = NewMessage(group->response_type);

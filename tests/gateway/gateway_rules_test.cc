@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/auth/auth.h"
+#include "feedback/v1/feedback.pb.h"
 #include "kudos/v1/kudos.pb.h"
 #include "leaderboard/v1/leaderboard.pb.h"
 #include "ledger/v1/ledger.pb.h"
@@ -63,6 +64,98 @@ TEST(RoutesTest, WrongMethodListsAllowedOnes) {
   EXPECT_TRUE(m.allowed_methods.empty());
   // An empty capture does not match.
   EXPECT_EQ(MatchRoute(Routes(), "GET", "/v1/people//streaks").route, nullptr);
+}
+
+// Issue 16: surveys, service requests, invitations and scores (served by the
+// kudos binary) and the leaderboard's insights.
+TEST(RoutesTest, FeedbackAndInsightsRoutes) {
+  struct Case {
+    const char* method;
+    const char* path;
+    const char* rpc;
+    std::vector<std::pair<std::string, std::string>> params;
+  };
+  const Case cases[] = {
+      {"POST", "/v1/surveys", "/feedback.v1.FeedbackService/CreateSurvey", {}},
+      {"GET", "/v1/surveys", "/feedback.v1.FeedbackService/ListSurveys", {}},
+      {"GET", "/v1/surveys/s-1", "/feedback.v1.FeedbackService/GetSurvey", {{"survey_id", "s-1"}}},
+      {"POST", "/v1/service-requests", "/feedback.v1.FeedbackService/RecordServiceRequest", {}},
+      {"GET", "/v1/invitations", "/feedback.v1.FeedbackService/ListInvitations", {}},
+      {"POST", "/v1/invitations/i.9:respond", "/feedback.v1.FeedbackService/SubmitResponse",
+       {{"invitation_id", "i.9"}}},
+      {"GET", "/v1/teams/t1/service-score", "/feedback.v1.FeedbackService/GetServiceScore",
+       {{"team_id", "t1"}}},
+      {"GET", "/v1/feedback/settings", "/feedback.v1.FeedbackService/GetFeedbackSettings", {}},
+      {"PUT", "/v1/feedback/settings", "/feedback.v1.FeedbackService/UpdateFeedbackSettings", {}},
+      {"GET", "/v1/insights", "/leaderboard.v1.LeaderboardService/GetInsights", {}},
+      {"GET", "/v1/teams/t1/insights", "/leaderboard.v1.LeaderboardService/GetInsights",
+       {{"team_id", "t1"}}},
+      {"GET", "/v1/insights/unrecognized", "/leaderboard.v1.LeaderboardService/ListUnrecognized",
+       {}},
+      {"GET", "/v1/teams/t1/unrecognized", "/leaderboard.v1.LeaderboardService/ListUnrecognized",
+       {{"team_id", "t1"}}},
+  };
+  for (const Case& c : cases) {
+    RouteMatch m = MatchRoute(Routes(), c.method, c.path);
+    ASSERT_NE(m.route, nullptr) << c.method << " " << c.path;
+    EXPECT_EQ(m.route->grpc_method, c.rpc) << c.path;
+    EXPECT_EQ(m.path_params, c.params) << c.path;
+  }
+  // The team list keeps its own route.
+  EXPECT_EQ(MatchRoute(Routes(), "GET", "/v1/teams").route->grpc_method,
+            "/kudos.v1.DirectoryService/ListTeams");
+  EXPECT_EQ(MatchRoute(Routes(), "DELETE", "/v1/teams/t1/service-score").allowed_methods,
+            (std::vector<std::string>{"GET"}));
+}
+
+TEST(BuildTest, SurveyAnswerAndScoreRequests) {
+  // A survey from the Survey itself or the whole request; short enum forms.
+  const Route* create = MatchRoute(Routes(), "POST", "/v1/surveys").route;
+  ASSERT_NE(create, nullptr);
+  feedback::v1::CreateSurveyRequest survey;
+  RequestInput input;
+  input.body = R"({"teamId":"t1","cadence":"CADENCE_WEEKLY","invitationsPerPeriod":5,
+                  "questions":[{"kind":"QUESTION_KIND_CSAT"},
+                               {"kind":"QUESTION_KIND_DIMENSION","dimension":"DIMENSION_ON_TIME"}]})";
+  ASSERT_TRUE(BuildRequest(*create, input, &survey).ok());
+  EXPECT_EQ(survey.survey().team_id(), "t1");
+  EXPECT_EQ(survey.survey().questions_size(), 2);
+  EXPECT_EQ(survey.survey().questions(1).dimension(), feedback::v1::DIMENSION_ON_TIME);
+
+  // The invitation comes from the path, the answers from the body.
+  const RouteMatch respond = MatchRoute(Routes(), "POST", "/v1/invitations/inv-1:respond");
+  ASSERT_NE(respond.route, nullptr);
+  feedback::v1::SubmitResponseRequest answer;
+  input = RequestInput();
+  input.path_params = respond.path_params;
+  input.body = R"({"requestId":"r1","invitationId":"other",
+                  "answers":[{"questionId":"q1","score":5},{"questionId":"q3","text":"quick"}]})";
+  ASSERT_TRUE(BuildRequest(*respond.route, input, &answer).ok());
+  EXPECT_EQ(answer.invitation_id(), "inv-1");
+  ASSERT_EQ(answer.answers_size(), 2);
+  EXPECT_EQ(answer.answers(0).score(), 5);
+  EXPECT_EQ(answer.answers(1).text(), "quick");
+
+  const RouteMatch score = MatchRoute(Routes(), "GET", "/v1/teams/t1/service-score");
+  feedback::v1::GetServiceScoreRequest read;
+  input = RequestInput();
+  input.path_params = score.path_params;
+  input.query_params = {{"window", "week"}, {"period", "2026-W48"}};
+  ASSERT_TRUE(BuildRequest(*score.route, input, &read).ok());
+  EXPECT_EQ(read.team_id(), "t1");
+  EXPECT_EQ(read.window(), feedback::v1::SCORE_WINDOW_WEEK);
+  EXPECT_EQ(read.period(), "2026-W48");
+
+  const RouteMatch unrecognized = MatchRoute(Routes(), "GET", "/v1/insights/unrecognized");
+  leaderboard::v1::ListUnrecognizedRequest list;
+  input = RequestInput();
+  input.query_params = {{"team_id", "t1"}, {"days", "14"}, {"page_size", "20"}};
+  ASSERT_TRUE(BuildRequest(*unrecognized.route, input, &list).ok());
+  EXPECT_EQ(list.team_id(), "t1");
+  EXPECT_EQ(list.days(), 14);
+  input.query_params = {{"days", "soon"}};
+  EXPECT_EQ(BuildRequest(*unrecognized.route, input, &list).code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 TEST(QueryTest, DecodesPercentAndPlus) {
