@@ -38,8 +38,13 @@ void FillDate(absl::CivilDay day, common::v1::Date* date) {
 }  // namespace
 
 LeaderboardServiceImpl::LeaderboardServiceImpl(common::auth::Guard auth, Store& store,
-                                               Projector& projector, Watchers& watchers)
-    : auth_(std::move(auth)), store_(store), projector_(projector), watchers_(watchers) {}
+                                               Projector& projector, Watchers& watchers,
+                                               insights::Reader& insights)
+    : auth_(std::move(auth)),
+      store_(store),
+      projector_(projector),
+      watchers_(watchers),
+      insights_(insights) {}
 
 absl::StatusOr<Principal> LeaderboardServiceImpl::Authenticate(
     grpc::ServerContextBase& context) {
@@ -338,79 +343,22 @@ grpc::Status LeaderboardServiceImpl::ListBadges(grpc::ServerContext* context,
 }
 
 // ---------------------------------------------------------------- insights
-
-absl::Status LeaderboardServiceImpl::DoGetInsights(const Principal& who,
-                                                   const v1::GetInsightsRequest& request,
-                                                   v1::GetInsightsResponse& response) {
-  bool admin = who.is_admin();
-  if (!admin && !who.Has(common::auth::Role::kManager)) {
-    return absl::PermissionDeniedError("insights are for managers of the team and admins");
-  }
-  if (request.team_id().empty() && !admin) {
-    return absl::PermissionDeniedError("team_id: org-wide insights are for admins only");
-  }
-  if (!request.team_id().empty() && !ValidId(request.team_id())) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "team_id: '", request.team_id(), "' must be 1..64 characters of [A-Za-z0-9._-]"));
-  }
-  v1::Window window = request.window() == v1::WINDOW_UNSPECIFIED ? v1::WINDOW_MONTH
-                                                                 : request.window();
-  absl::StatusOr<std::map<std::string, kudos::v1::Person>> people = store_.AllPeople(who.org);
-  if (!people.ok()) return people.status();
-  std::vector<std::string> members;
-  bool manages = false;
-  for (const auto& [id, person] : *people) {
-    if (!person.active()) continue;
-    if (!request.team_id().empty() && person.team_id() != request.team_id()) continue;
-    members.push_back(id);
-    if (person.manager_id() == who.subject) manages = true;
-  }
-  if (!admin && !manages) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        "team_id: '", request.team_id(), "' has no active member managed by the caller"));
-  }
-  absl::StatusOr<OrgCalendar> calendar = store_.CachedCalendar(who.org);
-  if (!calendar.ok()) return calendar.status();
-  v1::Board board;
-  board.set_window(window);
-  board.set_scope(v1::SCOPE_ORG);
-  board.set_period(request.period());
-  board.set_metric(v1::METRIC_KUDOS_RECEIVED);
-  absl::StatusOr<ResolvedBoard> received = ResolveBoard(who.org, board, *calendar, absl::Now());
-  if (!received.ok()) return received.status();
-  board.set_metric(v1::METRIC_KUDOS_GIVEN);
-  absl::StatusOr<ResolvedBoard> given = ResolveBoard(who.org, board, *calendar, absl::Now());
-  if (!given.ok()) return given.status();
-  absl::StatusOr<std::map<std::string, int64_t>> recognized = store_.Scores(received->key, members);
-  if (!recognized.ok()) return recognized.status();
-  absl::StatusOr<std::map<std::string, int64_t>> givers = store_.Scores(given->key, members);
-  if (!givers.ok()) return givers.status();
-  int64_t recognized_count = 0, giving_count = 0;
-  for (const std::string& id : members) {
-    auto r = recognized->find(id);
-    if (r != recognized->end() && r->second > 0) {
-      ++recognized_count;
-    } else {
-      response.add_unrecognized_person_ids(id);
-    }
-    auto g = givers->find(id);
-    if (g != givers->end() && g->second > 0) ++giving_count;
-  }
-  response.set_member_count(static_cast<int64_t>(members.size()));
-  response.set_recognized_count(recognized_count);
-  response.set_giving_count(giving_count);
-  response.set_recognition_coverage_percent(
-      members.empty() ? 0 : 100.0 * recognized_count / static_cast<double>(members.size()));
-  response.set_period(received->period.key);
-  return absl::OkStatus();
-}
+// services/leaderboard/insights_service.cc: access, arguments and figures.
 
 grpc::Status LeaderboardServiceImpl::GetInsights(grpc::ServerContext* context,
                                                  const v1::GetInsightsRequest* request,
                                                  v1::GetInsightsResponse* response) {
   absl::StatusOr<Principal> who = Authenticate(*context);
   if (!who.ok()) return ToGrpcStatus(who.status());
-  return ToGrpcStatus(DoGetInsights(*who, *request, *response));
+  return ToGrpcStatus(insights_.GetInsights(*who, *request, *response));
+}
+
+grpc::Status LeaderboardServiceImpl::ListUnrecognized(grpc::ServerContext* context,
+                                                      const v1::ListUnrecognizedRequest* request,
+                                                      v1::ListUnrecognizedResponse* response) {
+  absl::StatusOr<Principal> who = Authenticate(*context);
+  if (!who.ok()) return ToGrpcStatus(who.status());
+  return ToGrpcStatus(insights_.ListUnrecognized(*who, *request, *response));
 }
 
 // ---------------------------------------------------------------- rebuild

@@ -7,6 +7,7 @@
 
 #include "common/auth/guard.h"
 #include "leaderboard/v1/leaderboard.grpc.pb.h"
+#include "services/leaderboard/insights_service.h"
 #include "services/leaderboard/leaderboard_consumer.h"
 #include "services/leaderboard/leaderboard_store.h"
 #include "services/leaderboard/leaderboard_watch.h"
@@ -18,7 +19,7 @@ class LeaderboardServiceImpl final
           v1::LeaderboardService::Service> {
  public:
   LeaderboardServiceImpl(common::auth::Guard auth, Store& store, Projector& projector,
-                         Watchers& watchers);
+                         Watchers& watchers, insights::Reader& insights);
 
   grpc::Status GetLeaderboard(grpc::ServerContext* context, const v1::GetLeaderboardRequest* request,
                               v1::GetLeaderboardResponse* response) override;
@@ -32,6 +33,9 @@ class LeaderboardServiceImpl final
                           v1::ListBadgesResponse* response) override;
   grpc::Status GetInsights(grpc::ServerContext* context, const v1::GetInsightsRequest* request,
                            v1::GetInsightsResponse* response) override;
+  grpc::Status ListUnrecognized(grpc::ServerContext* context,
+                                const v1::ListUnrecognizedRequest* request,
+                                v1::ListUnrecognizedResponse* response) override;
   grpc::Status RebuildProjections(grpc::ServerContext* context,
                                   const v1::RebuildProjectionsRequest* request,
                                   v1::RebuildProjectionsResponse* response) override;
@@ -54,9 +58,6 @@ class LeaderboardServiceImpl final
   absl::Status DoListBadges(const common::auth::Principal& who,
                             const v1::ListBadgesRequest& request,
                             v1::ListBadgesResponse& response);
-  absl::Status DoGetInsights(const common::auth::Principal& who,
-                             const v1::GetInsightsRequest& request,
-                             v1::GetInsightsResponse& response);
   absl::Status DoRebuild(const common::auth::Principal& who,
                          v1::RebuildProjectionsResponse& response);
   absl::Status FillEntries(const std::string& org, bool teams,
@@ -67,6 +68,7 @@ class LeaderboardServiceImpl final
   Store& store_;
   Projector& projector_;
   Watchers& watchers_;
+  insights::Reader& insights_;  // GetInsights, ListUnrecognized
 };
 
 }  // namespace leaderboard

@@ -14,6 +14,9 @@
 #include "common/log/log.h"
 #include "common/redis/pool_flags.h"
 #include "services/leaderboard/consumer_health.h"
+#include "services/leaderboard/insights_consumer.h"
+#include "services/leaderboard/insights_service.h"
+#include "services/leaderboard/insights_store.h"
 #include "services/leaderboard/leaderboard_consumer.h"
 #include "services/leaderboard/leaderboard_service.h"
 #include "services/leaderboard/leaderboard_store.h"
@@ -65,6 +68,23 @@ ABSL_FLAG(int, compact_min_entries,
           "an org is compacted once its two streams hold this many entries (env "
           "LEADERBOARD_COMPACT_MIN_ENTRIES)");
 
+// Insights (issue 16): their own consumer group on kudos:{org}:events.
+ABSL_FLAG(bool, insights_consumer,
+          common::config::EnvOr("INSIGHTS_CONSUMER", "1") != "0",
+          "run the insights consumer (group \"insights\"); off: the figures stop moving, the "
+          "group keeps its place (env INSIGHTS_CONSUMER=0)");
+ABSL_FLAG(int, insights_batch,
+          static_cast<int>(common::config::IntEnvOr("INSIGHTS_BATCH", 200, 1)),
+          "entries per insights apply script (env INSIGHTS_BATCH)");
+ABSL_FLAG(int64_t, insights_max_pairs_per_period,
+          common::config::IntEnvOr("INSIGHTS_MAX_PAIRS_PER_PERIOD", 200000, 1),
+          "distinct giver->recipient pairs counted per org, window and period; past it unique "
+          "givers and reciprocity say pairs_truncated (env INSIGHTS_MAX_PAIRS_PER_PERIOD)");
+ABSL_FLAG(int64_t, insights_unrecognized_limit,
+          common::config::IntEnvOr("INSIGHTS_UNRECOGNIZED_LIMIT", 1000, 1),
+          "most people ListUnrecognized lists over all pages, oldest first "
+          "(env INSIGHTS_UNRECOGNIZED_LIMIT)");
+
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   absl::StatusOr<common::redis::PoolOptions> pool_options =
@@ -104,6 +124,18 @@ int main(int argc, char** argv) {
   compact_options.min_entries = std::max(1, absl::GetFlag(FLAGS_compact_min_entries));
   leaderboard::Compactor compactor(store, projector, compact_options);
   compactor.Start();
+  leaderboard::insights::InsightsStore insights_store(pool);
+  leaderboard::insights::ConsumerOptions insights_options;
+  insights_options.consumer_name = absl::GetFlag(FLAGS_consumer_name);
+  insights_options.claim_min_idle = consumer_options.claim_min_idle;
+  insights_options.max_backoff = consumer_options.retries.max_backoff;
+  insights_options.min_backoff = std::min(insights_options.min_backoff, insights_options.max_backoff);
+  insights_options.batch = std::max(1, absl::GetFlag(FLAGS_insights_batch));
+  insights_options.pair_cap = std::max<int64_t>(1, absl::GetFlag(FLAGS_insights_max_pairs_per_period));
+  leaderboard::insights::Consumer insights_consumer(store, insights_store, insights_options);
+  if (absl::GetFlag(FLAGS_insights_consumer)) insights_consumer.Start();
+  leaderboard::insights::Reader insights_reader(store, insights_store,
+                                                absl::GetFlag(FLAGS_insights_unrecognized_limit));
   auto health = std::make_shared<leaderboard::HealthBoard>();
   leaderboard::InstallHealthService(health);
   leaderboard::ConsumerHealthMonitor consumer_health(
@@ -114,7 +146,7 @@ int main(int argc, char** argv) {
       common::auth::Guard(common::auth::Authenticator(common::auth::JwtConfigFromEnvironment()),
                           common::ratelimit::OptionsFromFlags()),
       store, projector,
-      watchers);
+      watchers, insights_reader);
   common::grpc_util::ServerOptions options;
   options.address = absl::GetFlag(FLAGS_listen);
   options.service_name = "leaderboard";
@@ -123,6 +155,7 @@ int main(int argc, char** argv) {
     watchers.Shutdown();
     consumer_health.Stop();
     compactor.Stop();
+    insights_consumer.Stop();
     consumer.Stop();
   };
   absl::Status status = common::grpc_util::RunServer(options);

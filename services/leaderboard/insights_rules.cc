@@ -1,0 +1,379 @@
+#include "services/leaderboard/insights_rules.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/auth/ids.h"
+#include "services/leaderboard/leaderboard_rules.h"
+
+namespace leaderboard::insights {
+
+namespace {
+
+absl::Time TimeOf(const google::protobuf::Timestamp& ts) {
+  return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
+}
+
+double Percent(int64_t part, int64_t whole) {
+  return whole <= 0 ? 0.0 : 100.0 * static_cast<double>(part) / static_cast<double>(whole);
+}
+
+}  // namespace
+
+const std::vector<v1::Window>& Windows() {
+  static const std::vector<v1::Window> windows = {v1::WINDOW_DAY, v1::WINDOW_WEEK,
+                                                  v1::WINDOW_MONTH, v1::WINDOW_QUARTER,
+                                                  v1::WINDOW_YEAR};
+  return windows;
+}
+
+bool SupportedWindow(v1::Window window) {
+  const std::vector<v1::Window>& all = Windows();
+  return std::find(all.begin(), all.end(), window) != all.end();
+}
+
+absl::string_view WindowKeyName(v1::Window window) {
+  switch (window) {
+    case v1::WINDOW_DAY: return "day";
+    case v1::WINDOW_WEEK: return "week";
+    case v1::WINDOW_MONTH: return "month";
+    case v1::WINDOW_QUARTER: return "quarter";
+    case v1::WINDOW_YEAR: return "year";
+    default: return "all";
+  }
+}
+
+common::calendar::PeriodUnit Unit(v1::Window window) {
+  using common::calendar::PeriodUnit;
+  switch (window) {
+    case v1::WINDOW_DAY: return PeriodUnit::kDay;
+    case v1::WINDOW_WEEK: return PeriodUnit::kWeek;
+    case v1::WINDOW_MONTH: return PeriodUnit::kMonth;
+    case v1::WINDOW_QUARTER: return PeriodUnit::kQuarter;
+    case v1::WINDOW_YEAR: return PeriodUnit::kYear;
+    default: return PeriodUnit::kAllTime;
+  }
+}
+
+std::string HwmKey(absl::string_view org) { return absl::StrCat("ins:{", org, "}:hwm"); }
+std::string SettingsKey(absl::string_view org) {
+  return absl::StrCat("ins:{", org, "}:settings");
+}
+std::string LastKey(absl::string_view org) { return absl::StrCat("ins:{", org, "}:last"); }
+std::string PeriodKey(absl::string_view org, v1::Window window, absl::string_view period,
+                      absl::string_view kind) {
+  return absl::StrCat("ins:{", org, "}:", WindowKeyName(window), ":", period, ":", kind);
+}
+
+std::string PersonField(absl::string_view person, absl::string_view counter) {
+  return absl::StrCat(person, "|", counter);
+}
+std::string ValueField(absl::string_view person, absl::string_view value) {
+  return absl::StrCat(person, "|v|", value);
+}
+std::string PairField(absl::string_view giver, absl::string_view recipient) {
+  return absl::StrCat(giver, ">", recipient);
+}
+
+absl::Time Expiry(v1::Window window, const common::calendar::Period& period) {
+  int days = window == v1::WINDOW_DAY ? 90 : window == v1::WINDOW_WEEK ? 366 : 1096;
+  return period.end + absl::Hours(24 * days);
+}
+
+int BatchOps::Key(const std::string& key) {
+  auto it = key_index.find(key);
+  if (it != key_index.end()) return it->second;
+  // KEYS[1..4] are the mark, the stream, the last-recognized hash and the
+  // settings; period keys follow.
+  int index = static_cast<int>(keys.size()) + 5;
+  keys.push_back(key);
+  key_index.emplace(key, index);
+  return index;
+}
+
+Planner::Planner(std::string org, kudos::v1::OrgSettings settings)
+    : org_(std::move(org)), settings_(std::move(settings)) {
+  OrgCalendar calendar = CalendarFromSettings(settings_);
+  zone_ = calendar.zone;
+  week_start_ = calendar.week_start;
+}
+
+void Planner::Count(v1::Window window, absl::Time t, const std::string& giver,
+                    const std::string& giver_team, const std::string& recipient,
+                    const std::string& recipient_team, int64_t points,
+                    const std::vector<std::string>& values) {
+  common::calendar::Period period = common::calendar::PeriodAt(Unit(window), t, zone_, week_start_);
+  int people = ops_.Key(PeriodKey(org_, window, period.key, "people"));
+  int64_t expire_at = absl::ToUnixSeconds(Expiry(window, period));
+  ops_.expire[people] = expire_at;
+  if (points != 0) ops_.incr[{people, PersonField(recipient, kPoints)}] += points;
+  if (giver.empty()) return;  // a boost: points only
+  ops_.incr[{people, PersonField(giver, kGiven)}] += 1;
+  ops_.incr[{people, PersonField(recipient, kReceived)}] += 1;
+  if (!giver_team.empty() && !recipient_team.empty() && giver_team != recipient_team) {
+    ops_.incr[{people, PersonField(recipient, kCross)}] += 1;
+  }
+  for (const std::string& value : values) ops_.incr[{people, ValueField(recipient, value)}] += 1;
+  int pairs = ops_.Key(PeriodKey(org_, window, period.key, "pairs"));
+  int recip = ops_.Key(PeriodKey(org_, window, period.key, "recip"));
+  int meta = ops_.Key(PeriodKey(org_, window, period.key, "meta"));
+  ops_.expire[pairs] = expire_at;
+  ops_.expire[recip] = expire_at;
+  ops_.expire[meta] = expire_at;
+  ops_.pairs[{people, pairs, recip, meta, giver, recipient}] += 1;
+}
+
+void Planner::Add(const std::string& payload) {
+  kudos::v1::KudosEvent event;
+  if (payload.empty() || !event.ParseFromString(payload)) return;
+  if (event.has_org_settings_changed()) {
+    settings_ = event.org_settings_changed().settings();
+    OrgCalendar calendar = CalendarFromSettings(settings_);
+    zone_ = calendar.zone;
+    week_start_ = calendar.week_start;
+    ops_.settings = settings_.SerializeAsString();
+    return;
+  }
+  if (event.has_kudos_sent()) {
+    const kudos::v1::KudosSent& sent = event.kudos_sent();
+    const kudos::v1::Kudos& kudos = sent.kudos();
+    const std::string& giver = kudos.giver_id();
+    if (!common::auth::ValidId(giver)) return;
+    absl::Time t = kudos.has_create_time() ? TimeOf(kudos.create_time()) : TimeOf(event.event_time());
+    std::vector<std::string> values;
+    for (const std::string& value : kudos.values()) {
+      if (common::auth::ValidId(value) &&
+          std::find(values.begin(), values.end(), value) == values.end()) {
+        values.push_back(value);
+      }
+    }
+    std::set<std::string> seen;
+    for (const std::string& recipient : kudos.recipient_ids()) {
+      if (!common::auth::ValidId(recipient) || recipient == giver || !seen.insert(recipient).second) {
+        continue;
+      }
+      auto team = sent.recipient_team_ids().find(recipient);
+      std::string recipient_team = team == sent.recipient_team_ids().end() ? "" : team->second;
+      for (v1::Window window : Windows()) {
+        Count(window, t, giver, sent.giver_team_id(), recipient, recipient_team,
+              kudos.points_per_recipient(), values);
+      }
+      int64_t ms = absl::ToUnixMillis(t);
+      auto [it, inserted] = ops_.last.emplace(recipient, ms);
+      if (!inserted) it->second = std::max(it->second, ms);
+    }
+    return;
+  }
+  if (event.has_kudos_boosted()) {
+    const kudos::v1::KudosBoosted& boosted = event.kudos_boosted();
+    int64_t points = boosted.boost().points_per_recipient();
+    if (points == 0) return;
+    absl::Time t = boosted.boost().has_create_time() ? TimeOf(boosted.boost().create_time())
+                                                     : TimeOf(event.event_time());
+    std::set<std::string> seen;
+    for (const std::string& recipient : boosted.recipient_ids()) {
+      if (!common::auth::ValidId(recipient) || !seen.insert(recipient).second) continue;
+      for (v1::Window window : Windows()) Count(window, t, "", "", recipient, "", points, {});
+    }
+  }
+}
+
+std::vector<std::string> Planner::Args() const {
+  std::vector<std::string> args;
+  args.push_back(absl::StrCat(ops_.incr.size()));
+  for (const auto& [key, amount] : ops_.incr) {
+    args.push_back(absl::StrCat(key.first));
+    args.push_back(key.second);
+    args.push_back(absl::StrCat(amount));
+  }
+  args.push_back(absl::StrCat(ops_.pairs.size()));
+  for (const auto& [key, amount] : ops_.pairs) {
+    const auto& [people, pairs, recip, meta, giver, recipient] = key;
+    args.push_back(absl::StrCat(people));
+    args.push_back(absl::StrCat(pairs));
+    args.push_back(absl::StrCat(recip));
+    args.push_back(absl::StrCat(meta));
+    args.push_back(giver);
+    args.push_back(recipient);
+    args.push_back(absl::StrCat(amount));
+  }
+  args.push_back(absl::StrCat(ops_.last.size()));
+  for (const auto& [person, ms] : ops_.last) {
+    args.push_back(person);
+    args.push_back(absl::StrCat(ms));
+  }
+  args.push_back(absl::StrCat(ops_.expire.size()));
+  for (const auto& [key, at] : ops_.expire) {
+    args.push_back(absl::StrCat(key));
+    args.push_back(absl::StrCat(at));
+  }
+  args.push_back(ops_.settings ? "1" : "0");
+  args.push_back(ops_.settings ? *ops_.settings : "");
+  return args;
+}
+
+// ----------------------------------------------------------------- reads
+
+bool Reciprocal(const PairCounts& pair) {
+  return pair.a_to_b >= kReciprocityMinEachWay && pair.b_to_a >= kReciprocityMinEachWay &&
+         pair.a_to_b * 100 >= kReciprocityMinSharePercent * pair.a_given &&
+         pair.b_to_a * 100 >= kReciprocityMinSharePercent * pair.b_given;
+}
+
+double Gini(std::vector<int64_t> values) {
+  if (values.empty()) return 0;
+  std::sort(values.begin(), values.end());
+  long double total = 0, weighted = 0;
+  size_t n = values.size();
+  for (size_t i = 0; i < n; ++i) {
+    total += static_cast<long double>(values[i]);
+    weighted += static_cast<long double>(i + 1) * static_cast<long double>(values[i]);
+  }
+  if (total <= 0) return 0;
+  long double g = 2 * weighted / (static_cast<long double>(n) * total) -
+                  static_cast<long double>(n + 1) / static_cast<long double>(n);
+  return static_cast<double>(g);
+}
+
+double Top10Percent(std::vector<int64_t> values) {
+  if (values.empty()) return 0;
+  std::sort(values.begin(), values.end(), std::greater<int64_t>());
+  size_t k = (values.size() + 9) / 10;
+  int64_t total = 0, top = 0;
+  for (size_t i = 0; i < values.size(); ++i) {
+    total += values[i];
+    if (i < k) top += values[i];
+  }
+  return Percent(top, total);
+}
+
+double Median(std::vector<int64_t> values) {
+  if (values.empty()) return 0;
+  std::sort(values.begin(), values.end());
+  size_t n = values.size();
+  if (n % 2 == 1) return static_cast<double>(values[n / 2]);
+  return (static_cast<double>(values[n / 2 - 1]) + static_cast<double>(values[n / 2])) / 2.0;
+}
+
+void ComputeFigures(const std::vector<std::string>& members,
+                    const std::map<std::string, PersonCounters>& counters,
+                    const std::vector<std::pair<std::string, std::string>>& catalog,
+                    const std::vector<PairCounts>& pairs, v1::InsightFigures* out) {
+  static const PersonCounters kZero;
+  int64_t n = static_cast<int64_t>(members.size());
+  int64_t giving = 0, receiving = 0, kudos = 0, points = 0, cross = 0;
+  std::vector<int64_t> points_each, unique_each;
+  std::map<std::string, int64_t> value_counts;
+  std::vector<int64_t> histogram(6, 0);
+  std::set<std::string> scope(members.begin(), members.end());
+  for (const std::string& id : members) {
+    auto it = counters.find(id);
+    const PersonCounters& c = it == counters.end() ? kZero : it->second;
+    if (c.given > 0) ++giving;
+    if (c.received > 0) ++receiving;
+    kudos += c.received;
+    points += c.points;
+    cross += c.cross;
+    points_each.push_back(c.points);
+    unique_each.push_back(c.unique_givers);
+    histogram[static_cast<size_t>(std::min<int64_t>(5, std::max<int64_t>(0, c.unique_givers)))]++;
+    for (const auto& [value, count] : c.values) value_counts[value] += count;
+  }
+  out->set_member_count(n);
+  out->set_giving_count(giving);
+  out->set_receiving_count(receiving);
+  out->set_participation_percent(Percent(giving, n));
+  out->set_reach_percent(Percent(receiving, n));
+  out->set_kudos_received(kudos);
+  out->set_points_received(points);
+  out->set_points_gini(Gini(points_each));
+  out->set_top10_points_percent(Top10Percent(points_each));
+  out->set_cross_team_kudos(cross);
+  out->set_cross_team_percent(Percent(cross, kudos));
+  int64_t unique_total = 0;
+  for (int64_t u : unique_each) unique_total += u;
+  out->set_unique_givers_mean(n == 0 ? 0 : static_cast<double>(unique_total) / static_cast<double>(n));
+  out->set_unique_givers_median(Median(unique_each));
+  for (int64_t h : histogram) out->add_unique_givers_histogram(h);
+  int64_t used = 0;
+  for (const auto& [id, name] : catalog) {
+    v1::ValueUse* use = out->add_values();
+    use->set_value_id(id);
+    use->set_display_name(name);
+    auto it = value_counts.find(id);
+    int64_t count = it == value_counts.end() ? 0 : it->second;
+    use->set_kudos_count(count);
+    if (count > 0) ++used;
+  }
+  out->set_values_used(used);
+  out->set_values_in_catalog(static_cast<int64_t>(catalog.size()));
+  out->set_values_coverage_percent(Percent(used, static_cast<int64_t>(catalog.size())));
+  std::vector<PairCounts> flagged;
+  for (const PairCounts& pair : pairs) {
+    if (!scope.count(pair.a) && !scope.count(pair.b)) continue;
+    if (Reciprocal(pair)) flagged.push_back(pair);
+  }
+  std::sort(flagged.begin(), flagged.end(), [](const PairCounts& x, const PairCounts& y) {
+    int64_t tx = x.a_to_b + x.b_to_a, ty = y.a_to_b + y.b_to_a;
+    if (tx != ty) return tx > ty;
+    return std::tie(x.a, x.b) < std::tie(y.a, y.b);
+  });
+  if (flagged.size() > static_cast<size_t>(kMaxReciprocityFlags)) {
+    flagged.resize(kMaxReciprocityFlags);
+  }
+  for (const PairCounts& pair : flagged) {
+    v1::ReciprocityFlag* flag = out->add_reciprocity_flags();
+    flag->set_person_a(pair.a);
+    flag->set_person_b(pair.b);
+    flag->set_a_to_b(pair.a_to_b);
+    flag->set_b_to_a(pair.b_to_a);
+    flag->set_a_given(pair.a_given);
+    flag->set_b_given(pair.b_given);
+  }
+}
+
+void ComputeTrend(const v1::InsightFigures& current, const v1::InsightFigures& previous,
+                  v1::InsightTrend* out) {
+  out->set_participation_percent(current.participation_percent() -
+                                 previous.participation_percent());
+  out->set_reach_percent(current.reach_percent() - previous.reach_percent());
+  out->set_points_gini(current.points_gini() - previous.points_gini());
+  out->set_top10_points_percent(current.top10_points_percent() - previous.top10_points_percent());
+  out->set_cross_team_percent(current.cross_team_percent() - previous.cross_team_percent());
+  out->set_unique_givers_mean(current.unique_givers_mean() - previous.unique_givers_mean());
+  out->set_values_coverage_percent(current.values_coverage_percent() -
+                                   previous.values_coverage_percent());
+  out->set_kudos_received(current.kudos_received() - previous.kudos_received());
+  out->set_points_received(current.points_received() - previous.points_received());
+}
+
+std::string EncodeUnrecognizedToken(const UnrecognizedToken& token) {
+  return absl::WebSafeBase64Escape(absl::StrCat("u1|", token.team_id, "|", token.days, "|",
+                                                token.last_ms, "|", token.person_id));
+}
+
+absl::StatusOr<UnrecognizedToken> DecodeUnrecognizedToken(absl::string_view token) {
+  auto bad = [] { return absl::InvalidArgumentError("page_token: malformed"); };
+  if (token.size() > 512) return bad();
+  std::string raw;
+  if (!absl::WebSafeBase64Unescape(token, &raw)) return bad();
+  std::vector<std::string> parts = absl::StrSplit(raw, '|');
+  if (parts.size() != 5 || parts[0] != "u1") return bad();
+  UnrecognizedToken out;
+  out.team_id = parts[1];
+  if (!absl::SimpleAtoi(parts[2], &out.days) || !absl::SimpleAtoi(parts[3], &out.last_ms)) {
+    return bad();
+  }
+  out.person_id = parts[4];
+  if (out.last_ms < -1 || !common::auth::ValidId(out.person_id) ||
+      (!out.team_id.empty() && !common::auth::ValidId(out.team_id))) {
+    return bad();
+  }
+  return out;
+}
+
+}  // namespace leaderboard::insights
