@@ -84,7 +84,9 @@ int64_t Consumer::RunOnce() {
       total += *applied;
       continue;
     }
-    // This org alone waits; the others carry on in this round.
+    // This org alone waits; the others carry on in this round. What it read
+    // stays pending with us: read it again first.
+    state.pending = true;
     state.failures = std::min(state.failures + 1, 20);
     auto wait = options_.min_backoff * (1LL << std::min(state.failures - 1, 10));
     state.next_try = std::chrono::steady_clock::now() +
