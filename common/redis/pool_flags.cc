@@ -50,6 +50,8 @@ absl::StatusOr<Credentials> CredentialsFromFlags() {
 
 }  // namespace
 
+absl::StatusOr<Credentials> RedisCredentialsFromFlags() { return CredentialsFromFlags(); }
+
 absl::StatusOr<PoolOptions> PoolOptionsFromFlags() {
   absl::StatusOr<Endpoint> endpoint = ParseEndpoint(absl::GetFlag(FLAGS_redis));
   if (!endpoint.ok()) return endpoint.status();

@@ -22,4 +22,9 @@ namespace common::redis {
 // unreachable Redis is not an error (logged; connections are retried).
 absl::StatusOr<PoolOptions> PoolOptionsFromFlags();
 
+// The credentials of --redis_user / --redis_password_file / REDIS_PASSWORD,
+// checked as PoolOptionsFromFlags checks them (the file read once now), not
+// yet against Redis. Shared with AsyncClientOptionsFromFlags (async_flags.h).
+absl::StatusOr<Credentials> RedisCredentialsFromFlags();
+
 }  // namespace common::redis

@@ -25,8 +25,12 @@ timeval ToTimeval(std::chrono::milliseconds ms) {
   return tv;
 }
 
+absl::StatusOr<Reply> Convert(const redisReply* raw) { return ReplyFromHiredis(raw); }
+
+}  // namespace
+
 // Converts a hiredis reply; error replies become a Status.
-absl::StatusOr<Reply> Convert(const redisReply* raw) {
+absl::StatusOr<Reply> ReplyFromHiredis(const redisReply* raw) {
   Reply reply;
   switch (raw->type) {
     case REDIS_REPLY_ERROR:
@@ -61,6 +65,8 @@ absl::StatusOr<Reply> Convert(const redisReply* raw) {
   }
   return reply;
 }
+
+namespace {
 
 std::string Sha1Hex(absl::string_view data) {
   unsigned char digest[EVP_MAX_MD_SIZE];

@@ -159,4 +159,9 @@ class Pool {
 // ("NOT_FOUND: ..." or "NOT_FOUND ...") becomes that code.
 absl::Status StatusFromRedisError(absl::string_view message);
 
+// A hiredis reply as a Reply, detached from hiredis memory; an error reply
+// (also one nested in an array) becomes StatusFromRedisError of its message.
+// The one mapping shared by Connection/Pool and AsyncClient (async_client.h).
+absl::StatusOr<Reply> ReplyFromHiredis(const redisReply* raw);
+
 }  // namespace common::redis
