@@ -752,6 +752,39 @@ TEST_F(InsightsTest, CompactionHonoursTheInsightsGroup) {
   EXPECT_LT(now_length, written) << "the stream is trimmed once the insights group moved on";
 }
 
+// One org whose insights cannot be applied (its mark key holds the wrong
+// type: every script fails) never delays another org; it catches up once
+// repaired.
+TEST_F(InsightsTest, OneOrgsFailureNeverDelaysAnother) {
+  std::mt19937_64 rng(Seed());
+  Writer other(redis_.address(), "other");
+  ASSERT_TRUE(writer_.pool().Run({"SET", ins::HwmKey("other"), "not-a-hash"}).ok());
+  History broken = RandomHistory(rng, 10, 300);
+  Write(other, broken);
+  History h = RandomHistory(rng, 20, 300);
+  StartServer({"--consumer_max_backoff_ms=300"});
+  Write(writer_, h);
+  WaitFor(writer_.last());
+  CheckAllFigures(h);
+  auto type = writer_.pool().Run({"TYPE", ins::HwmKey("other")});
+  ASSERT_TRUE(type.ok());
+  EXPECT_EQ(type->str, "string") << "the broken org applied nothing";
+  // Repaired: it catches up from its group's pending entries.
+  ASSERT_TRUE(writer_.pool().Run({"DEL", ins::HwmKey("other")}).ok());
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < until &&
+         writer_.Hget(ins::HwmKey("other"), "k") != other.last()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_EQ(writer_.Hget(ins::HwmKey("other"), "k"), other.last());
+  v1::GetInsightsResponse response;
+  ASSERT_TRUE(Insights(harness::MintToken("other", "ceo", {"admin"}), "", v1::WINDOW_YEAR, "",
+                       &response)
+                  .ok());
+  ExpectFigures(Expected(broken, "", v1::WINDOW_YEAR, response.current().period()),
+                response.current(), "the repaired org");
+}
+
 // Pair counters are bounded per period: past the bound the figures say so.
 TEST_F(InsightsTest, PairCountersAreBoundedPerPeriod) {
   StartServer({"--insights_max_pairs_per_period=5"});
