@@ -1,4 +1,6 @@
-// kudos_server: recognition (KudosService) and the directory (DirectoryService).
+// kudos_server: recognition (KudosService), the directory (DirectoryService)
+// and the feedback from the people each team served (feedback.v1.FeedbackService,
+// services/feedback: it needs the directory this service owns).
 #include <algorithm>
 #include <atomic>
 #include <thread>
@@ -11,6 +13,9 @@
 #include "common/grpc/server.h"
 #include "common/log/log.h"
 #include "common/redis/pool_flags.h"
+#include "services/feedback/feedback_sampler.h"
+#include "services/feedback/feedback_service.h"
+#include "services/feedback/feedback_store.h"
 #include "services/kudos/kudos_archive.h"
 #include "services/kudos/kudos_service.h"
 
@@ -37,6 +42,12 @@ ABSL_FLAG(int, max_feed_streams, static_cast<int>(IntEnvOr("MAX_FEED_STREAMS", 1
 ABSL_FLAG(int, archive_interval_s, static_cast<int>(IntEnvOr("ARCHIVE_INTERVAL_S", 3600, 0)),
           "seconds between retention sweeps of every org (kudos past kudos_live_days to the "
           "archive, audit past audit_days trimmed); 0 = off");
+ABSL_FLAG(int, survey_interval_s, static_cast<int>(IntEnvOr("SURVEY_INTERVAL_S", 300, 0)),
+          "seconds between feedback sweeps (each survey's invitations for its current period, "
+          "created once across replicas); 0 = off");
+ABSL_FLAG(bool, feedback_consumer, true,
+          "record who each team served from kudos:{org}:events (consumer group 'feedback'); "
+          "off only where another replica consumes");
 ABSL_FLAG(int, max_feed_orgs, static_cast<int>(IntEnvOr("MAX_FEED_ORGS", 100, 1)),
           "orgs with live feed watchers on this replica (each holds one Redis connection)");
 
@@ -80,6 +91,9 @@ int main(int argc, char** argv) {
   kudos::FeedHub feeds(feed_options);
   kudos::KudosServiceImpl kudos_service(auth, store, workflow, feeds);
   kudos::DirectoryServiceImpl directory_service(auth, store, *ledger);
+  feedback::FeedbackStore feedback_store(pool);
+  feedback::Directory feedback_directory(store);
+  feedback::FeedbackServiceImpl feedback_service(auth, feedback_store, feedback_directory);
 
   // The reconciler finishes kudos whose caller crashed or gave up mid-way.
   std::atomic<bool> stopping{false};
@@ -116,10 +130,32 @@ int main(int argc, char** argv) {
     }
   });
 
+  // Feedback: who each team served (a consumer group on the kudos events)
+  // and each survey period's invitations (the sweep).
+  feedback::ServedConsumer served(feedback_store, store);
+  std::thread feedback_consumer([&] {
+    if (absl::GetFlag(FLAGS_feedback_consumer)) served.Run(stopping);
+  });
+  feedback::Sampler sampler(feedback_store, feedback_directory);
+  const int survey_interval_s = absl::GetFlag(FLAGS_survey_interval_s);
+  std::thread survey_sweeper([&] {
+    if (survey_interval_s <= 0) return;
+    while (!stopping.load()) {
+      feedback::SweepStats stats = sampler.RunAllOrgs(absl::Now(), [&] { return stopping.load(); });
+      if (stats.invitations > 0) {
+        common::log::Info(absl::StrCat("feedback sweep: ", stats.invitations, " invitations for ",
+                                       stats.surveys_swept, " survey periods"));
+      }
+      for (int i = 0; i < survey_interval_s * 10 && !stopping.load(); ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+    }
+  });
+
   common::grpc_util::ServerOptions options;
   options.address = absl::GetFlag(FLAGS_listen);
   options.service_name = "kudos";
-  options.services = {&kudos_service, &directory_service};
+  options.services = {&kudos_service, &directory_service, &feedback_service};
   options.on_shutdown = [&] {
     stopping.store(true);
     feeds.Shutdown();
@@ -128,6 +164,8 @@ int main(int argc, char** argv) {
   stopping.store(true);
   reconciler.join();
   sweeper.join();
+  feedback_consumer.join();
+  survey_sweeper.join();
   if (!status.ok()) {
     common::log::Error(status.ToString());
     return 1;

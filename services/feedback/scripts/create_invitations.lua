@@ -1,0 +1,49 @@
+-- Creates one survey period's invitations, exactly once across replicas: the
+-- marker P swept:<survey>:<period> is checked and set in this same script.
+-- KEYS[1] = "feedback:{org}:"  KEYS[2] = "feedback:{org}:invitations" (stream)
+-- ARGV: survey, team, period, period start (ms), closes (ms), max invitations,
+--       week key, weekly cap, retention (s), template pb, nonce, now (ms),
+--       stream cap, candidates...
+-- Returns the number created, or -1 when the period was swept before.
+local p, stream = KEYS[1], KEYS[2]
+local survey, team, period = ARGV[1], ARGV[2], ARGV[3]
+local period_start, closes = tonumber(ARGV[4]), tonumber(ARGV[5])
+local max_n, week_key, cap = tonumber(ARGV[6]), ARGV[7], tonumber(ARGV[8])
+local retention, template, nonce = tonumber(ARGV[9]), ARGV[10], ARGV[11]
+local now, stream_cap = tonumber(ARGV[12]), ARGV[13]
+local marker = p .. 'swept:' .. survey .. ':' .. period
+if redis.call('EXISTS', marker) == 1 then return -1 end
+local weekly = p .. 'weekly:' .. week_key
+-- A day past the close, so a late sweep of the same period still sees it.
+local marker_ttl = math.max(1, math.floor((closes - now) / 1000) + 86400)
+local created = 0
+local seen = {}
+for i = 14, #ARGV do
+  if created >= max_n then break end
+  local person = ARGV[i]
+  if not seen[person] then
+    seen[person] = true
+    local count = tonumber(redis.call('HGET', weekly, person) or '0')
+    if count < cap then
+      local id = string.sub(redis.sha1hex(nonce .. ':id:' .. person), 1, 24)
+      local salt = string.sub(redis.sha1hex(nonce .. ':salt:' .. person), 1, 32)
+      -- The template plus field 1 (invitation_id) and field 8 (person_id):
+      -- appending a field to a serialized message sets it (ids < 128 bytes).
+      local pb = template .. '\10' .. string.char(#id) .. id .. '\66' .. string.char(#person) .. person
+      local inv = p .. 'inv:' .. id
+      redis.call('HSET', inv, 'pb', pb, 'invitee', person, 'team', team, 'survey', survey,
+        'period_start', period_start, 'closes', closes, 'salt', salt, 'answered', '0')
+      redis.call('EXPIRE', inv, retention)
+      local inbox = p .. 'inbox:' .. person
+      redis.call('ZREMRANGEBYSCORE', inbox, '-inf', '(' .. now)
+      redis.call('ZADD', inbox, closes, id)
+      if redis.call('TTL', inbox) < marker_ttl then redis.call('EXPIRE', inbox, marker_ttl) end
+      redis.call('HINCRBY', weekly, person, 1)
+      redis.call('XADD', stream, 'MAXLEN', '~', stream_cap, '*', 'invitation', pb)
+      created = created + 1
+    end
+  end
+end
+if redis.call('EXISTS', weekly) == 1 then redis.call('EXPIRE', weekly, 8 * 86400) end
+redis.call('SET', marker, created, 'EX', marker_ttl)
+return created
