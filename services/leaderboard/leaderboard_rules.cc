@@ -9,7 +9,9 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "common/auth/ids.h"
 #include "common/check/check.h"
 
@@ -116,6 +118,70 @@ std::string BoardKey(absl::string_view org, Metric metric, Window window,
 // The platform's one id rule, the one auth applies to a token's org and sub.
 bool ValidId(absl::string_view id) { return common::auth::ValidId(id); }
 
+// ---------------------------------------------------------------- derived boards
+
+bool BoardDerived(Window window, Scope scope) {
+  return scope != v1::SCOPE_ORG && (window == v1::WINDOW_QUARTER || window == v1::WINDOW_ALL_TIME);
+}
+
+std::string YearsKey(absl::string_view org) { return Prefix(org) + "years"; }
+
+std::string DerivedBoard::YearBoard(absl::string_view year) const {
+  return absl::StrCat(Prefix(org), metric, ":year:", year, ":", scope);
+}
+
+std::optional<DerivedBoard> ParseDerivedBoard(absl::string_view board_key) {
+  // lb:{org}:<metric>:<window>:<period>:<scope>
+  if (!absl::ConsumePrefix(&board_key, "lb:{")) return std::nullopt;
+  size_t close = board_key.find("}:");
+  if (close == absl::string_view::npos) return std::nullopt;
+  DerivedBoard board;
+  board.org = std::string(board_key.substr(0, close));
+  board_key.remove_prefix(close + 2);
+  std::vector<absl::string_view> parts = absl::StrSplit(board_key, absl::MaxSplits(':', 3));
+  if (parts.size() != 4) return std::nullopt;
+  board.metric = std::string(parts[0]);
+  board.window = std::string(parts[1]);
+  board.period = std::string(parts[2]);
+  board.scope = std::string(parts[3]);
+  if (board.scope == "org" || board.scope.empty()) return std::nullopt;
+  if (board.window == "all") {
+    if (board.period != "all") return std::nullopt;
+    return board;
+  }
+  if (board.window != "quarter") return std::nullopt;
+  // "2026-Q4" -> "2026-10", "2026-11", "2026-12".
+  int year = 0, quarter = 0;
+  if (board.period.size() != 7 || board.period[4] != '-' || board.period[5] != 'Q' ||
+      !absl::SimpleAtoi(board.period.substr(0, 4), &year) ||
+      !absl::SimpleAtoi(board.period.substr(6), &quarter) || quarter < 1 || quarter > 4) {
+    return std::nullopt;
+  }
+  for (int m = 3 * quarter - 2; m <= 3 * quarter; ++m) {
+    board.sources.push_back(absl::StrCat(Prefix(board.org), board.metric, ":month:",
+                                         absl::StrFormat("%04d-%02d", year, m), ":",
+                                         board.scope));
+  }
+  return board;
+}
+
+namespace {
+// "lb:{org}:rest" -> "lbcache:{org}:<infix>rest".
+std::string CacheName(absl::string_view board_key, absl::string_view infix) {
+  absl::ConsumePrefix(&board_key, "lb:");
+  size_t close = board_key.find("}:");
+  if (close == absl::string_view::npos) return absl::StrCat("lbcache:", infix, board_key);
+  return absl::StrCat("lbcache:", board_key.substr(0, close + 2), infix,
+                      board_key.substr(close + 2));
+}
+}  // namespace
+
+std::string DerivedCacheKey(absl::string_view board_key) { return CacheName(board_key, "z:"); }
+std::string DerivedVersionKey(absl::string_view board_key) { return CacheName(board_key, "v:"); }
+std::string DerivedGenerationKey(absl::string_view org) {
+  return absl::StrCat("lbcache:{", org, "}:gen");
+}
+
 // ---------------------------------------------------------------- calendar
 
 kudos::v1::OrgSettings DefaultSettings() {
@@ -181,7 +247,16 @@ std::optional<absl::Time> BoardExpiry(Window window, const Period& period) {
       return period.end + absl::Hours(24 * 90);
     case v1::WINDOW_WEEK:
       return period.end + absl::Hours(24 * 366);
-    case v1::WINDOW_MONTH:
+    case v1::WINDOW_MONTH: {
+      // A month lives as long as its quarter: sub-scope quarters are the sum
+      // of their months (BoardDerived).
+      absl::CivilMonth month(period.first_day);
+      absl::CivilMonth quarter_end(month.year(), 3 * ((month.month() - 1) / 3) + 4);
+      absl::CivilDay after(quarter_end);
+      int64_t extra_days = after - period.end_day;
+      if (period.end_day <= period.first_day) extra_days = 0;
+      return period.end + absl::Hours(24 * (3 * 366 + std::max<int64_t>(0, extra_days)));
+    }
     case v1::WINDOW_QUARTER:
       return period.end + absl::Hours(24 * 3 * 366);
     default:
@@ -468,9 +543,16 @@ class PlanBuilder {
     const std::vector<WindowPeriod>& periods = PeriodsAt(t);
     std::string amount_text = absl::StrCat(amount);
     for (size_t w = 0; w < AllWindows().size(); ++w) {
-      std::string key =
-          BoardKey(org_, metric, AllWindows()[w], periods[w].key, scope, scope_id);
-      Op({"Z", Idx(key), subject, amount_text, periods[w].expiry});
+      Window window = AllWindows()[w];
+      std::string key = BoardKey(org_, metric, window, periods[w].key, scope, scope_id);
+      // A derived board is read from the boards it sums; watchers of it
+      // still learn it moved.
+      if (!BoardDerived(window, scope)) {
+        Op({"Z", Idx(key), subject, amount_text, periods[w].expiry});
+      } else if (window == v1::WINDOW_ALL_TIME) {
+        const std::string& year = periods[kYearIndex].key;
+        if (years_.insert(year).second) Op({"S", Idx(YearsKey(org_)), year});
+      }
       touched_.push_back(std::move(key));
     }
   }
@@ -544,8 +626,11 @@ class PlanBuilder {
     return periods_.emplace(t, cached->second).first->second;
   }
 
+  static constexpr size_t kYearIndex = 4;  // AllWindows()[4] == WINDOW_YEAR
+
   std::string org_;
   const OrgCalendar& calendar_;
+  std::set<std::string> years_;  // years added to YearsKey by this plan
   ApplyPlan plan_;
   std::vector<std::string> touched_;
   absl::flat_hash_map<std::string, int> key_index_;

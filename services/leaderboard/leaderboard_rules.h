@@ -69,6 +69,40 @@ std::string BoardKey(absl::string_view org, leaderboard::v1::Metric metric,
 // Ids that may appear in keys: 1..64 of [A-Za-z0-9._-].
 bool ValidId(absl::string_view id);
 
+// ---------------------------------------------------------------- derived boards
+//
+// Not every board is written (issue 15: board writes per kudos). The boards of
+// SCOPE_ORG are materialized for every window (the ones screens watch, the
+// badges read, the most read). The sub-scope boards (SCOPE_TEAM, SCOPE_VALUE,
+// SCOPE_TEAMS) are materialized for day, week, month and year only; their
+// quarter is the sum of its three months and their all-time board the sum of
+// the years (the org's years with boards: YearsKey), computed on read
+// (Store) from the same ZSETs, so every board reads exactly as if written.
+bool BoardDerived(leaderboard::v1::Window window, leaderboard::v1::Scope scope);
+// SET of the year period keys ("2026") the org has sub-scope boards of.
+std::string YearsKey(absl::string_view org);
+
+// A derived board named by its key: where its sources are.
+struct DerivedBoard {
+  std::string org;
+  std::string metric;   // "points_received", ...
+  std::string window;   // "quarter" | "all"
+  std::string period;   // "2026-Q4" | "all"
+  std::string scope;    // "team:<id>" | "value:<id>" | "teams"
+  // quarter: its three month boards; all: empty (the years are in YearsKey).
+  std::vector<std::string> sources;
+  // The board of one year of the same metric and scope (window "all").
+  std::string YearBoard(absl::string_view year) const;
+};
+// nullopt when `board_key` names a materialized board (or is malformed).
+std::optional<DerivedBoard> ParseDerivedBoard(absl::string_view board_key);
+// Where a derived board's union is cached (outside lb:{org}:*, so it is
+// never part of the projection) and the version it was made at.
+std::string DerivedCacheKey(absl::string_view board_key);
+std::string DerivedVersionKey(absl::string_view board_key);
+// INCRed by every rebuild swap: cached unions made before it are stale.
+std::string DerivedGenerationKey(absl::string_view org);
+
 // ---------------------------------------------------------------- calendar
 
 // The org's settings as the leaderboard uses them (defaults filled in).

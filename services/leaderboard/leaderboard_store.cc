@@ -1,5 +1,7 @@
 #include "services/leaderboard/leaderboard_store.h"
 
+#include <algorithm>
+
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -413,16 +415,46 @@ absl::StatusOr<std::vector<bool>> Store::ApplyAll(const std::vector<PlanToApply>
   return applied;
 }
 
+absl::StatusOr<std::optional<std::vector<std::string>>> Store::DerivedSources(
+    const std::string& board_key) {
+  std::optional<DerivedBoard> derived = ParseDerivedBoard(board_key);
+  if (!derived) return std::nullopt;
+  if (derived->window == "quarter") return std::move(derived->sources);
+  absl::StatusOr<Reply> years = pool_.Run({"SMEMBERS", YearsKey(derived->org)});
+  if (!years.ok()) return years.status();
+  std::vector<std::string> sources;
+  for (const Reply& year : years->elements) sources.push_back(derived->YearBoard(year.str));
+  std::sort(sources.begin(), sources.end());
+  return sources;
+}
+
+absl::StatusOr<std::vector<std::string>> Store::ReadKeys(const std::string& board_key) {
+  absl::StatusOr<std::optional<std::vector<std::string>>> sources = DerivedSources(board_key);
+  if (!sources.ok()) return sources.status();
+  if (!sources->has_value()) return std::vector<std::string>{board_key};
+  std::vector<std::string>& from = **sources;
+  if (from.size() == 1) return std::vector<std::string>{from[0]};  // nothing to add up
+  std::optional<DerivedBoard> derived = ParseDerivedBoard(board_key);
+  std::vector<std::string> keys = {DerivedCacheKey(board_key), DerivedVersionKey(board_key),
+                                   MarksKey(derived->org), DerivedGenerationKey(derived->org)};
+  keys.insert(keys.end(), from.begin(), from.end());
+  return keys;
+}
+
 absl::StatusOr<BoardPage> Store::FirstPage(const std::string& board_key, int n) {
-  absl::StatusOr<Reply> reply = pool_.Eval(read_script_, {board_key}, {"first", absl::StrCat(n)});
+  absl::StatusOr<std::vector<std::string>> keys = ReadKeys(board_key);
+  if (!keys.ok()) return keys.status();
+  absl::StatusOr<Reply> reply = pool_.Eval(read_script_, *keys, {"first", absl::StrCat(n)});
   if (!reply.ok()) return reply.status();
   return ParsePage(*reply);
 }
 
 absl::StatusOr<BoardPage> Store::Page(const std::string& board_key, char direction,
                                       int64_t score, const std::string& member, int n) {
+  absl::StatusOr<std::vector<std::string>> keys = ReadKeys(board_key);
+  if (!keys.ok()) return keys.status();
   absl::StatusOr<Reply> reply =
-      pool_.Eval(read_script_, {board_key},
+      pool_.Eval(read_script_, *keys,
                  {"page", std::string(1, direction), absl::StrCat(score), member,
                   absl::StrCat(n)});
   if (!reply.ok()) return reply.status();
@@ -431,8 +463,10 @@ absl::StatusOr<BoardPage> Store::Page(const std::string& board_key, char directi
 
 absl::StatusOr<BoardAround> Store::Around(const std::string& board_key,
                                           const std::string& member, int n) {
+  absl::StatusOr<std::vector<std::string>> keys = ReadKeys(board_key);
+  if (!keys.ok()) return keys.status();
   absl::StatusOr<Reply> reply =
-      pool_.Eval(read_script_, {board_key}, {"around", member, absl::StrCat(n)});
+      pool_.Eval(read_script_, *keys, {"around", member, absl::StrCat(n)});
   if (!reply.ok()) return reply.status();
   const auto& e = reply->elements;
   if (reply->type != Reply::Type::kArray || e.size() < 2) return Shape("board_read");
@@ -458,14 +492,27 @@ absl::StatusOr<std::map<std::string, int64_t>> Store::Scores(
     const std::string& board_key, const std::vector<std::string>& members) {
   std::map<std::string, int64_t> out;
   if (members.empty()) return out;
-  common::redis::Command command = {"ZMSCORE", board_key};
-  command.insert(command.end(), members.begin(), members.end());
-  absl::StatusOr<Reply> reply = pool_.Run(command);
-  if (!reply.ok()) return reply.status();
-  for (size_t i = 0; i < reply->elements.size() && i < members.size(); ++i) {
-    if (reply->elements[i].is_nil()) continue;
-    absl::StatusOr<int64_t> score = Int(reply->elements[i]);
-    if (score.ok()) out[members[i]] = *score;
+  // A derived board's score is the sum of its sources' (absent on all: absent).
+  absl::StatusOr<std::optional<std::vector<std::string>>> sources = DerivedSources(board_key);
+  if (!sources.ok()) return sources.status();
+  std::vector<std::string> boards =
+      sources->has_value() ? **sources : std::vector<std::string>{board_key};
+  if (boards.empty()) return out;
+  std::vector<common::redis::Command> commands;
+  for (const std::string& board : boards) {
+    common::redis::Command command = {"ZMSCORE", board};
+    command.insert(command.end(), members.begin(), members.end());
+    commands.push_back(std::move(command));
+  }
+  absl::StatusOr<std::vector<absl::StatusOr<Reply>>> replies = pool_.Pipeline(commands);
+  if (!replies.ok()) return replies.status();
+  for (const absl::StatusOr<Reply>& reply : *replies) {
+    if (!reply.ok()) return reply.status();
+    for (size_t i = 0; i < reply->elements.size() && i < members.size(); ++i) {
+      if (reply->elements[i].is_nil()) continue;
+      absl::StatusOr<int64_t> score = Int(reply->elements[i]);
+      if (score.ok()) out[members[i]] += *score;
+    }
   }
   return out;
 }
@@ -581,6 +628,7 @@ absl::Status Store::SwapInProjections(const std::string& org, const std::string&
     keys.push_back(key.final_key);
     args.push_back(absl::StrCat(key.expire_at));
   }
+  keys.push_back(DerivedGenerationKey(org));  // cached derived boards are stale now
   for (const std::string& key : keys) {
     KUDOS_CHECK(absl::StrContains(key, slot), "every key of the swap is in the org's slot");
   }

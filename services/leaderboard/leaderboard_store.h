@@ -166,6 +166,14 @@ class Store {
                                                  const std::string& after, int count);
 
  private:
+  // The KEYS of a board_read.lua call for `board_key`: the board itself, or
+  // for a derived board (BoardDerived) its cached union, the version keys and
+  // the boards it sums (a derived all-time board of one year reads that year).
+  absl::StatusOr<std::vector<std::string>> ReadKeys(const std::string& board_key);
+  // The boards a derived board sums (nullopt: `board_key` is materialized).
+  absl::StatusOr<std::optional<std::vector<std::string>>> DerivedSources(
+      const std::string& board_key);
+
   common::redis::Pool& pool_;
   absl::Mutex calendars_mu_;
   absl::flat_hash_map<std::string, std::pair<OrgCalendar, absl::Time>> calendars_

@@ -733,6 +733,72 @@ TEST_F(LeaderboardIntegrationTest, RebuildIsAdminOnlyAndIdentical) {
   ASSERT_TRUE(Eventually([&] { return ScoreOf(AllTimePoints(), "marker") == 2; }));
 }
 
+// Sub-scope quarter and all-time boards are not written: they read as the
+// sum of the quarter's months and of the years (BoardDerived), through
+// GetLeaderboard, GetRank and Store::Scores alike, before and after more
+// events and a rebuild.
+TEST_F(LeaderboardIntegrationTest, DerivedQuarterAndAllTimeBoardsReadAsTheSumOfTheirSources) {
+  absl::TimeZone utc = absl::UTCTimeZone();
+  auto at = [&](int y, int m, int d) { return absl::FromCivil(absl::CivilSecond(y, m, d, 12, 0, 0), utc); };
+  writer_.Kudos(lbtest::TeamEvent("t1", "Team 1"));
+  writer_.Kudos(lbtest::TeamEvent("t2", "Team 2"));
+  Points("a", "t1", 5, at(2025, 11, 10), {"teamwork"});
+  Points("a", "t1", 7, at(2026, 2, 10), {"teamwork"});
+  Points("a", "t1", 3, at(2026, 3, 5));
+  Points("b", "t1", 4, at(2026, 1, 20), {"teamwork"});
+  Points("c", "t2", 2, at(2026, 5, 1));
+  Points("marker", "", 1);
+  ASSERT_TRUE(Eventually([&] { return ScoreOf(AllTimePoints(), "marker") == 1; }));
+  using P = std::vector<std::pair<std::string, int64_t>>;
+  auto board = [&](v1::Window window, v1::Scope scope, const std::string& id,
+                   const std::string& period = "") {
+    return MakeBoard(v1::METRIC_POINTS_RECEIVED, window, scope, id, period);
+  };
+  auto check = [&](const std::string& when, int64_t a_extra) {
+    SCOPED_TRACE(when);
+    EXPECT_EQ(Strip(Forward(board(v1::WINDOW_ALL_TIME, v1::SCOPE_TEAM, "t1"), 1)),
+              RankEntries(P{{"a", 15 + a_extra}, {"b", 4}}));
+    EXPECT_EQ(Strip(Forward(board(v1::WINDOW_ALL_TIME, v1::SCOPE_TEAMS, ""), 1)),
+              RankEntries(P{{"t1", 19 + a_extra}, {"t2", 2}}));
+    EXPECT_EQ(Strip(Forward(board(v1::WINDOW_ALL_TIME, v1::SCOPE_VALUE, "teamwork"), 2)),
+              RankEntries(P{{"a", 12}, {"b", 4}}));
+    EXPECT_EQ(Strip(Forward(board(v1::WINDOW_QUARTER, v1::SCOPE_TEAM, "t1", "2026-Q1"), 1)),
+              RankEntries(P{{"a", 10 + a_extra}, {"b", 4}}));
+    EXPECT_EQ(Strip(Forward(board(v1::WINDOW_QUARTER, v1::SCOPE_TEAM, "t1", "2025-Q4"), 5)),
+              RankEntries(P{{"a", 5}}));
+    EXPECT_EQ(Strip(Forward(board(v1::WINDOW_QUARTER, v1::SCOPE_TEAMS, "", "2026-Q2"), 5)),
+              RankEntries(P{{"t2", 2}}));
+    EXPECT_EQ(Strip(Forward(board(v1::WINDOW_QUARTER, v1::SCOPE_TEAM, "t1", "2026-Q3"), 5)),
+              RankEntries(P{}));
+    EXPECT_EQ(ScoreOf(board(v1::WINDOW_ALL_TIME, v1::SCOPE_TEAM, "t1"), "a"), 15 + a_extra);
+    EXPECT_EQ(ScoreOf(board(v1::WINDOW_QUARTER, v1::SCOPE_TEAM, "t1", "2026-Q1"), "b"), 4);
+    leaderboard::Store store(writer_.pool());
+    std::string all_t1 = leaderboard::BoardKey(org_, v1::METRIC_POINTS_RECEIVED,
+                                               v1::WINDOW_ALL_TIME, "all", v1::SCOPE_TEAM, "t1");
+    auto scores = store.Scores(all_t1, {"a", "b", "c"});
+    ASSERT_TRUE(scores.ok()) << scores.status();
+    EXPECT_EQ(*scores, (std::map<std::string, int64_t>{{"a", 15 + a_extra}, {"b", 4}}));
+    // Neither board is written: only their sources are.
+    EXPECT_EQ(writer_.pool().Run({"EXISTS", all_t1})->integer, 0);
+    EXPECT_EQ(writer_.pool()
+                  .Run({"EXISTS", leaderboard::BoardKey(org_, v1::METRIC_POINTS_RECEIVED,
+                                                        v1::WINDOW_QUARTER, "2026-Q1",
+                                                        v1::SCOPE_TEAM, "t1")})
+                  ->integer,
+              0);
+  };
+  check("live", 0);
+  // More events move the cached unions.
+  Points("a", "t1", 6, at(2026, 3, 6));
+  Points("marker", "", 1);
+  ASSERT_TRUE(Eventually([&] { return ScoreOf(AllTimePoints(), "marker") == 2; }));
+  check("after more events", 6);
+  v1::RebuildProjectionsResponse response;
+  auto context = harness::Context(admin_, std::chrono::seconds(30));
+  ASSERT_TRUE(stub_->RebuildProjections(context.get(), {}, &response).ok());
+  check("after a rebuild", 6);
+}
+
 // Two replicas share the consumer group while events keep arriving and an
 // admin rebuilds on one of them: the other replica's writes are refused
 // during the rebuild (the lock is checked inside the apply script) and

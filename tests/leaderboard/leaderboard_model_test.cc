@@ -24,6 +24,7 @@
 #include "absl/time/clock.h"
 #include "leaderboard/v1/leaderboard.grpc.pb.h"
 #include "services/leaderboard/leaderboard_rules.h"
+#include "services/leaderboard/leaderboard_store.h"
 #include "tests/harness/process.h"
 #include "tests/harness/tokens.h"
 #include "tests/leaderboard/event_writer.h"
@@ -282,7 +283,23 @@ class ModelTest : public ::testing::Test {
     std::vector<std::string> diffs;
     std::vector<common::redis::Command> commands;
     std::vector<std::string> keys;
+    // Sub-scope quarter and all-time boards are not stored (BoardDerived):
+    // their key must not exist, and they read (Store, as the service does)
+    // as the model's board.
+    leaderboard::Store store(writer_.pool());
     for (const auto& [key, scores] : model.boards) {
+      if (!leaderboard::ParseDerivedBoard(key).has_value()) continue;
+      auto exists = writer_.pool().Run({"EXISTS", key});
+      if (!exists.ok()) return {exists.status().ToString()};
+      if (exists->integer != 0) diffs.push_back("stored derived board " + key);
+      auto page = store.FirstPage(key, 1000);
+      if (!page.ok()) return {page.status().ToString()};
+      std::map<std::string, int64_t> got;
+      for (const auto& entry : page->entries) got[entry.subject_id] = entry.score;
+      if (got != scores) diffs.push_back(key);
+    }
+    for (const auto& [key, scores] : model.boards) {
+      if (leaderboard::ParseDerivedBoard(key).has_value()) continue;
       std::string real = "lb:{model}" + key.substr(std::string("lb:{model}").size());
       keys.push_back(key);
       commands.push_back({"ZRANGE", real, "0", "-1", "WITHSCORES"});

@@ -114,6 +114,33 @@ TEST(BoardTest, KeysFollowTheLayout) {
             "lb:{acme}:points_received:quarter:2026-Q4:teams");
 }
 
+TEST(BoardTest, SubScopeQuartersAndAllTimeBoardsAreDerived) {
+  EXPECT_FALSE(BoardDerived(v1::WINDOW_QUARTER, v1::SCOPE_ORG));
+  EXPECT_FALSE(BoardDerived(v1::WINDOW_ALL_TIME, v1::SCOPE_ORG));
+  EXPECT_TRUE(BoardDerived(v1::WINDOW_QUARTER, v1::SCOPE_TEAM));
+  EXPECT_TRUE(BoardDerived(v1::WINDOW_ALL_TIME, v1::SCOPE_TEAMS));
+  EXPECT_FALSE(BoardDerived(v1::WINDOW_YEAR, v1::SCOPE_VALUE));
+  EXPECT_FALSE(ParseDerivedBoard("lb:{acme}:points_received:quarter:2026-Q4:org").has_value());
+  EXPECT_FALSE(ParseDerivedBoard("lb:{acme}:points_received:month:2026-11:team:t1").has_value());
+  EXPECT_FALSE(ParseDerivedBoard("lb:{acme}:points_received:quarter:2026-11:team:t1").has_value());
+  auto quarter = ParseDerivedBoard("lb:{acme}:kudos_given:quarter:2026-Q1:team:t:1");
+  ASSERT_TRUE(quarter.has_value());
+  EXPECT_EQ(quarter->org, "acme");
+  EXPECT_EQ(quarter->scope, "team:t:1");
+  EXPECT_EQ(quarter->sources, (std::vector<std::string>{
+                                  "lb:{acme}:kudos_given:month:2026-01:team:t:1",
+                                  "lb:{acme}:kudos_given:month:2026-02:team:t:1",
+                                  "lb:{acme}:kudos_given:month:2026-03:team:t:1"}));
+  auto all = ParseDerivedBoard("lb:{acme}:points_received:all:all:value:teamwork");
+  ASSERT_TRUE(all.has_value());
+  EXPECT_TRUE(all->sources.empty());
+  EXPECT_EQ(all->YearBoard("2025"), "lb:{acme}:points_received:year:2025:value:teamwork");
+  EXPECT_EQ(DerivedCacheKey("lb:{acme}:points_received:all:all:teams"),
+            "lbcache:{acme}:z:points_received:all:all:teams");
+  EXPECT_EQ(DerivedVersionKey("lb:{acme}:points_received:all:all:teams"),
+            "lbcache:{acme}:v:points_received:all:all:teams");
+}
+
 TEST(BoardTest, ResolvesCurrentAndNamedPeriodsInTheOrgZone) {
   OrgCalendar calendar;
   calendar.zone = Zone("Europe/Paris");
@@ -169,6 +196,15 @@ TEST(BoardTest, RetentionByWindow) {
   EXPECT_FALSE(BoardExpiry(v1::WINDOW_YEAR, period).has_value());
   EXPECT_FALSE(BoardExpiry(v1::WINDOW_ALL_TIME, period).has_value());
   EXPECT_GT(*BoardExpiry(v1::WINDOW_QUARTER, period), *BoardExpiry(v1::WINDOW_WEEK, period));
+  // A month lives as long as its quarter (sub-scope quarters are its sum).
+  auto month = common::calendar::PeriodOfDay(common::calendar::PeriodUnit::kMonth,
+                                             CivilDay(2026, 10, 5), absl::UTCTimeZone(), 1);
+  auto quarter = common::calendar::PeriodOfDay(common::calendar::PeriodUnit::kQuarter,
+                                               CivilDay(2026, 10, 5), absl::UTCTimeZone(), 1);
+  EXPECT_EQ(*BoardExpiry(v1::WINDOW_MONTH, month), *BoardExpiry(v1::WINDOW_QUARTER, quarter));
+  month = common::calendar::PeriodOfDay(common::calendar::PeriodUnit::kMonth,
+                                        CivilDay(2026, 12, 5), absl::UTCTimeZone(), 1);
+  EXPECT_EQ(*BoardExpiry(v1::WINDOW_MONTH, month), *BoardExpiry(v1::WINDOW_QUARTER, quarter));
 }
 
 v1::Board ScopedBoard(v1::Scope scope, const std::string& scope_id) {
@@ -527,12 +563,25 @@ TEST(PlanTest, KudosSentUpdatesEveryScopeAndWindow) {
   EXPECT_TRUE(HasOp(plan, {"Z", "lb:{o}:kudos_given:week:2026-W48:org", "g", "1"}));
   EXPECT_TRUE(HasOp(plan, {"Z", "lb:{o}:kudos_given:day:2026-11-23:team:t-g", "g", "1"}));
   EXPECT_TRUE(HasOp(plan, {"Z", "lb:{o}:kudos_given:month:2026-11:teams", "t-g", "1"}));
-  EXPECT_TRUE(HasOp(plan, {"Z", "lb:{o}:kudos_received:quarter:2026-Q4:value:teamwork", "r2", "1"}));
+  // Sub-scope quarter and all-time boards are derived on read (BoardDerived):
+  // written are their sources, the month and year boards; watchers of the
+  // derived boards still learn they moved.
+  EXPECT_TRUE(HasOp(plan, {"Z", "lb:{o}:kudos_received:month:2026-11:value:teamwork", "r2", "1"}));
+  EXPECT_FALSE(HasOp(plan, {"Z", "lb:{o}:kudos_received:quarter:2026-Q4:value:teamwork", "r2", "1"}));
+  EXPECT_TRUE(HasOp(plan, {"S", "lb:{o}:years", "2026"}));
+  for (const char* derived : {"lb:{o}:kudos_received:quarter:2026-Q4:value:teamwork",
+                              "lb:{o}:kudos_given:all:all:team:t-g",
+                              "lb:{o}:kudos_received:all:all:teams"}) {
+    EXPECT_EQ(std::find(plan.keys.begin(), plan.keys.end(), derived), plan.keys.end()) << derived;
+    EXPECT_NE(std::find(plan.touched_boards.begin(), plan.touched_boards.end(), derived),
+              plan.touched_boards.end())
+        << derived;
+  }
   EXPECT_TRUE(HasOp(plan, {"Z", "lb:{o}:kudos_received:all:all:org", "r1", "1", "0"}));
   EXPECT_TRUE(HasOp(plan, {"S", "lb:{o}:days:giving:g", "2026-11-23"}));
   EXPECT_TRUE(HasOp(plan, {"N", "lb:{o}:badges:r1", "first_kudos_received"}));
-  // r1 listed twice counts once: 6 windows x (org, team, teams, value) for
-  // each of two recipients.
+  // r1 listed twice counts once: 6 windows of org, 4 of team, teams and value
+  // (quarter and all-time derived) for each of two recipients.
   int received_ops = 0;
   for (size_t i = 1; i + 1 < plan.args.size(); ++i) {
     if (plan.args[i] == "Z" && plan.keys[std::stoi(plan.args[i + 1]) - 1].find("kudos_received") !=
@@ -540,7 +589,7 @@ TEST(PlanTest, KudosSentUpdatesEveryScopeAndWindow) {
       ++received_ops;
     }
   }
-  EXPECT_EQ(received_ops, 2 * 6 * 4);
+  EXPECT_EQ(received_ops, 2 * (6 + 3 * 4));
   ASSERT_EQ(plan.streak_checks.size(), 1u);
   EXPECT_EQ(plan.streak_checks[0].day, CivilDay(2026, 11, 23));
   EXPECT_EQ(plan.keys[1], "lbctl:{o}:rebuild");
@@ -616,7 +665,8 @@ TEST(PlanTest, LedgerTransfersCountOnlyKudosAndBoostCredits) {
   ApplyPlan plan = PlanLedgerEvent("o", "l:1-0", event, cal);
   EXPECT_TRUE(HasOp(plan, {"Z", "lb:{o}:points_received:week:2026-W48:org", "r1", "5"}));
   EXPECT_TRUE(HasOp(plan, {"Z", "lb:{o}:points_received:year:2026:team:t1", "r2", "3"}));
-  EXPECT_TRUE(HasOp(plan, {"Z", "lb:{o}:points_received:all:all:teams", "t1", "5"}));
+  EXPECT_FALSE(HasOp(plan, {"Z", "lb:{o}:points_received:all:all:teams", "t1", "5"}));
+  EXPECT_TRUE(HasOp(plan, {"Z", "lb:{o}:points_received:year:2026:teams", "t1", "5"}));
   EXPECT_TRUE(HasOp(plan, {"Z", "lb:{o}:points_received:month:2026-11:value:empathy", "r1", "5"}));
   for (const std::string& arg : plan.args) EXPECT_NE(arg, "r3");
   EXPECT_NE(std::find(plan.args.begin(), plan.args.end(), "transfer:T1"), plan.args.end());

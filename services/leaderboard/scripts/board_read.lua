@@ -11,8 +11,28 @@
 --                                     the member, b/B = before (B: including)
 --   'around' member n              -> {total, ranked, score, rank, below_count,
 --                                      #above, m, s, r..., #below, m, s, r...}
+-- KEYS[2..] (a derived board: the sum of others, BoardDerived): KEYS[1] is
+-- its cached union, KEYS[2] the version the cache was made at, KEYS[3] the
+-- org's marks, KEYS[4] its cache generation (a rebuild moves it), KEYS[5..]
+-- the boards it sums. The union is made again when the marks or the
+-- generation moved since (a batch applied, a rebuild swapped), else reused.
 local key = KEYS[1]
 local mode = ARGV[1]
+if #KEYS > 1 then
+  local marks = redis.call('HMGET', KEYS[3], 'k', 'l')
+  local version = (marks[1] or '-') .. '|' .. (marks[2] or '-') .. '|' ..
+                  (redis.call('GET', KEYS[4]) or '0')
+  if redis.call('GET', KEYS[2]) ~= version then
+    if #KEYS > 4 then
+      redis.call('ZUNIONSTORE', key, #KEYS - 4, unpack(KEYS, 5))
+      redis.call('PEXPIRE', key, 60000)
+    else
+      redis.call('DEL', key)
+    end
+    -- The version lapses before the union it describes.
+    redis.call('SET', KEYS[2], version, 'PX', 55000)
+  end
+end
 
 local function less(a, b)
   local n = math.min(#a, #b)

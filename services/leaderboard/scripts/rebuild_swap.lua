@@ -1,7 +1,9 @@
 -- Swaps a rebuilt image in, atomically: readers see the old projections or
 -- the new ones, never a mix or none.
 -- KEYS[1]: the org's rebuild lock; then n_old keys to delete (the current
--- projections), then n_new staged keys, then their n_new final names.
+-- projections), then n_new staged keys, then their n_new final names, then
+-- the org's derived-board cache generation (INCRed: unions cached before the
+-- swap are stale).
 -- ARGV[1]: the rebuild's token; ARGV[2]: n_old; ARGV[3]: n_new;
 -- ARGV[4 ..]: each final key's expiry (unix seconds, 0 = none).
 -- Returns n_new.
@@ -10,7 +12,7 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then
 end
 local n_old = tonumber(ARGV[2])
 local n_new = tonumber(ARGV[3])
-if #KEYS ~= 1 + n_old + 2 * n_new or #ARGV ~= 3 + n_new then
+if #KEYS ~= 2 + n_old + 2 * n_new or #ARGV ~= 3 + n_new then
   return redis.error_reply('INTERNAL rebuild_swap: key and argument counts disagree')
 end
 local staged = 1 + n_old
@@ -32,4 +34,5 @@ for j = 1, n_new do
     redis.call('PERSIST', final)
   end
 end
+redis.call('INCR', KEYS[#KEYS])
 return n_new
