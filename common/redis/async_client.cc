@@ -2,10 +2,12 @@
 
 // clang-format off
 #include <event2/event.h>
+#include <event2/event_struct.h>
 #include <hiredis/async.h>
 #include <hiredis/sds.h>
 #include <hiredis/adapters/libevent.h>
 // clang-format on
+#include <signal.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -18,6 +20,7 @@
 #include <unordered_set>
 #include <utility>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -111,8 +114,11 @@ struct Call {
   bool transactional = false;  // holds MULTI: redirected as a whole
 
   Loop* loop = nullptr;
-  event* deadline_timer = nullptr;
-  event* retry_timer = nullptr;
+  // Timers embedded in the call (event_assign): no allocation per call.
+  event deadline_timer;
+  event retry_timer;
+  bool deadline_armed = false;
+  bool retry_assigned = false;
   OnceFlag once;
   int refs = 1;
   uint32_t attempt = 0;
@@ -135,8 +141,12 @@ struct Call {
 
   ~Call() {
     KUDOS_CHECK(once.fired(), "a Redis call is never dropped without its callback");
-    if (deadline_timer != nullptr) event_free(deadline_timer);
-    if (retry_timer != nullptr) event_free(retry_timer);
+    DisarmTimers();
+  }
+  void DisarmTimers() {
+    if (deadline_armed) event_del(&deadline_timer);
+    if (retry_assigned) event_del(&retry_timer);
+    deadline_armed = false;
   }
 };
 
@@ -156,6 +166,10 @@ class AsyncClient::Impl {
 
   void Submit(std::unique_ptr<Call> call);
   std::shared_ptr<const Topology> topology() const { return std::atomic_load(&topology_); }
+  // Bumped by every Publish: loops re-read the topology only when it moved.
+  uint64_t topology_version() const { return topology_version_.load(std::memory_order_acquire); }
+  // Known standalone: calls skip computing their keys' slot.
+  bool standalone() const { return standalone_.load(std::memory_order_relaxed); }
   void OnMoved(int slot, const std::string& address);
   void RequestRefresh();
 
@@ -170,13 +184,17 @@ class AsyncClient::Impl {
   // Reads INFO cluster (+ CLUSTER SLOTS) from the first node that answers.
   bool Detect(milliseconds timeout);
   void Publish(std::shared_ptr<const Topology> topology) {
+    standalone_.store(topology->mode == Mode::kStandalone, std::memory_order_relaxed);
     std::atomic_store(&topology_, std::move(topology));
+    topology_version_.fetch_add(1, std::memory_order_release);
   }
   void TopologyThread();
 
   std::vector<std::unique_ptr<Loop>> loops_;
   std::atomic<size_t> next_loop_{0};
   std::shared_ptr<const Topology> topology_;
+  std::atomic<uint64_t> topology_version_{0};
+  std::atomic<bool> standalone_{false};
   std::mutex mu_;  // topology writers, refresh requests
   std::condition_variable refresh_cv_;
   bool refresh_requested_ = false;
@@ -257,6 +275,14 @@ class Loop {
   void Resend(Call* call);
   void FinishStatus(Call* call, absl::Status status);
   NodeConn* Conn(const std::string& address);
+  const Topology& topology() {
+    uint64_t version = client_->topology_version();
+    if (topology_ == nullptr || version != topology_seen_) {
+      topology_seen_ = version;
+      topology_ = client_->topology();
+    }
+    return *topology_;
+  }
 
   AsyncClient::Impl* client_;
   event_base* base_;
@@ -268,6 +294,8 @@ class Loop {
   bool wake_pending_ = false;
   std::unordered_map<std::string, std::unique_ptr<NodeConn>> conns_;
   std::unordered_set<Call*> live_;
+  std::shared_ptr<const Topology> topology_;
+  uint64_t topology_seen_ = 0;
   std::thread thread_;
 };
 
@@ -558,7 +586,7 @@ void Loop::Start(Call* call) {
     FinishStatus(call, call->refused);
     return;
   }
-  if (!call->cross_slot.ok() && client_->topology()->mode == AsyncClient::Mode::kCluster) {
+  if (!call->cross_slot.ok() && topology().mode == AsyncClient::Mode::kCluster) {
     FinishStatus(call, call->cross_slot);
     return;
   }
@@ -567,9 +595,10 @@ void Loop::Start(Call* call) {
     FinishStatus(call, absl::DeadlineExceededError("redis call: deadline already passed"));
     return;
   }
-  call->deadline_timer = event_new(base_, -1, 0, &Loop::OnDeadline, call);
+  event_assign(&call->deadline_timer, base_, -1, 0, &Loop::OnDeadline, call);
   timeval tv = TimevalOf(call->deadline - now);
-  event_add(call->deadline_timer, &tv);
+  event_add(&call->deadline_timer, &tv);
+  call->deadline_armed = true;
   std::vector<int> all(call->commands.size());
   for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int>(i);
   Send(call, "", std::move(all), false, false);
@@ -577,11 +606,11 @@ void Loop::Start(Call* call) {
 
 void Loop::Send(Call* call, std::string target, std::vector<int> indices, bool asking,
                 bool script_load) {
-  std::shared_ptr<const Topology> topology = client_->topology();
-  if (target.empty()) target = topology->Route(call->slot);
+  const Topology& topology = this->topology();
+  if (target.empty()) target = topology.Route(call->slot);
   NodeConn* conn = Conn(target);
   if (absl::Status admitted = conn->Admit(Clock::now()); !admitted.ok()) {
-    if (absl::IsUnavailable(admitted) && topology->mode == AsyncClient::Mode::kCluster) {
+    if (absl::IsUnavailable(admitted) && topology.mode == AsyncClient::Mode::kCluster) {
       client_->RequestRefresh();  // a node gone: a failover may have moved its slots
     }
     FinishStatus(call, std::move(admitted));
@@ -600,10 +629,8 @@ void Loop::Send(Call* call, std::string target, std::vector<int> indices, bool a
   bool failed = false;
   auto append = [&](WireRef::Kind kind, int index, const Command& command) {
     if (failed) return;
-    std::vector<const char*> argv;
-    std::vector<size_t> lens;
-    argv.reserve(command.size());
-    lens.reserve(command.size());
+    absl::InlinedVector<const char*, 16> argv;
+    absl::InlinedVector<size_t, 16> lens;
     for (const std::string& arg : command) {
       argv.push_back(arg.data());
       lens.push_back(arg.size());
@@ -654,7 +681,7 @@ void Loop::OnReply(redisAsyncContext* ac, void* reply, void* privdata) {
 void Loop::Handle(NodeConn* conn, WireRef* ref, redisReply* reply, const char* why) {
   Call* call = ref->call;
   if (reply == nullptr) {
-    if (client_->topology()->mode == AsyncClient::Mode::kCluster) client_->RequestRefresh();
+    if (topology().mode == AsyncClient::Mode::kCluster) client_->RequestRefresh();
     FinishStatus(call, absl::UnavailableError(
                            absl::StrCat("redis at ", conn->address(), ": connection lost: ",
                                         why && *why ? why : "connection closed")));
@@ -763,11 +790,12 @@ void Loop::Advance(Call* call) {
       return;
     }
     client_->counters.retried.fetch_add(1, std::memory_order_relaxed);
-    if (call->retry_timer == nullptr) {
-      call->retry_timer = event_new(base_, -1, 0, &Loop::OnRetry, call);
+    if (!call->retry_assigned) {
+      event_assign(&call->retry_timer, base_, -1, 0, &Loop::OnRetry, call);
+      call->retry_assigned = true;
     }
     timeval tv = TimevalOf(call->retry_backoff);
-    event_add(call->retry_timer, &tv);
+    event_add(&call->retry_timer, &tv);
     return;
   }
   Resend(call);
@@ -808,8 +836,7 @@ void Loop::FinishStatus(Call* call, absl::Status status) {
 
 void Loop::Finish(Call* call, absl::StatusOr<Reply> reply) {
   call->once.Fire();
-  if (call->deadline_timer != nullptr) event_del(call->deadline_timer);
-  if (call->retry_timer != nullptr) event_del(call->retry_timer);
+  call->DisarmTimers();
   live_.erase(call);
   std::move(call->reply_done)(std::move(reply));
   Release(call);
@@ -817,8 +844,7 @@ void Loop::Finish(Call* call, absl::StatusOr<Reply> reply) {
 
 void Loop::Finish(Call* call, absl::StatusOr<PipelineReplies> replies) {
   call->once.Fire();
-  if (call->deadline_timer != nullptr) event_del(call->deadline_timer);
-  if (call->retry_timer != nullptr) event_del(call->retry_timer);
+  call->DisarmTimers();
   live_.erase(call);
   std::move(call->pipeline_done)(std::move(replies));
   Release(call);
@@ -828,6 +854,13 @@ void Loop::Finish(Call* call, absl::StatusOr<PipelineReplies> replies) {
 
 AsyncClient::Impl::Impl(AsyncClientOptions opts) : options(std::move(opts)) {
   KUDOS_CHECK(!options.seeds.empty(), "an AsyncClient needs at least one Redis address");
+  // hiredis write()s to its sockets: a Redis that went away must be an
+  // UNAVAILABLE, not a SIGPIPE that kills the process. Only the default
+  // disposition is replaced (a handler the process installed stays).
+  struct sigaction current {};
+  if (sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) {
+    signal(SIGPIPE, SIG_IGN);
+  }
   auto initial = std::make_shared<Topology>();
   initial->standalone = AddressOf(options.seeds[0]);
   Publish(std::move(initial));
@@ -850,15 +883,17 @@ AsyncClient::Impl::~Impl() {
 }
 
 void AsyncClient::Impl::Submit(std::unique_ptr<Call> call) {
-  absl::StatusOr<std::optional<int>> slot = SlotOf(call->commands);
-  if (slot.ok()) {
-    call->slot = *slot;
-  } else {
-    call->cross_slot = slot.status();
-  }
-  for (const Command& command : call->commands) {
-    if (!command.empty() && absl::EqualsIgnoreCase(command[0], "MULTI")) {
-      call->transactional = true;
+  if (!standalone()) {  // a cluster, or not known yet: the slot routes the call
+    absl::StatusOr<std::optional<int>> slot = SlotOf(call->commands);
+    if (slot.ok()) {
+      call->slot = *slot;
+    } else {
+      call->cross_slot = slot.status();
+    }
+    for (const Command& command : call->commands) {
+      if (!command.empty() && absl::EqualsIgnoreCase(command[0], "MULTI")) {
+        call->transactional = true;
+      }
     }
   }
   call->results.resize(call->commands.size());

@@ -1,7 +1,9 @@
 #include "common/redis/cluster_slots.h"
 
+#include <algorithm>
 #include <array>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -29,6 +31,72 @@ bool Is(absl::string_view name, absl::string_view upper) {
   return absl::EqualsIgnoreCase(name, upper);
 }
 
+// Where a command's keys are.
+enum class KeyRule {
+  kNone,         // PING, INFO, SCRIPT, MULTI, ...
+  kFirst,        // GET k, SET k v, HSET k ...: the usual command
+  kAll,          // DEL k1 k2 ...
+  kPairs,        // MSET k1 v1 k2 v2
+  kFirstTwo,     // SMOVE src dst member, LMOVE, COPY
+  kAllButLast,   // BLPOP k1 k2 timeout
+  kNumKeysAt2,   // EVAL script numkeys k...
+  kDestNumKeys,  // ZUNIONSTORE dest numkeys k...
+  kNumKeysAt1,   // ZUNION numkeys k...
+  kStreams,      // XREAD ... STREAMS s1 s2 id1 id2
+  kSecond,       // OBJECT ENCODING k, XINFO STREAM k, XGROUP CREATE k
+};
+
+const absl::flat_hash_map<std::string, KeyRule>& Rules() {
+  static const auto* rules = [] {
+    auto* map = new absl::flat_hash_map<std::string, KeyRule>;
+    for (const char* name :
+         {"PING", "ECHO", "INFO", "SCRIPT", "CLUSTER", "TIME", "DBSIZE", "FLUSHALL", "FLUSHDB",
+          "CONFIG", "CLIENT", "COMMAND", "AUTH", "HELLO", "SELECT", "ASKING", "READONLY",
+          "READWRITE", "WAIT", "MULTI", "EXEC", "DISCARD", "UNWATCH", "SLOWLOG", "LASTSAVE",
+          "SAVE", "BGSAVE", "BGREWRITEAOF", "ROLE", "LATENCY", "ACL", "FUNCTION", "RANDOMKEY",
+          "SCAN", "KEYS", "PUBLISH", "SUBSCRIBE", "PSUBSCRIBE", "DEBUG", "MONITOR", "SHUTDOWN",
+          "SWAPDB", "MODULE", "LOLWUT", "RESET"}) {
+      (*map)[name] = KeyRule::kNone;
+    }
+    for (const char* name : {"EVAL", "EVALSHA", "EVAL_RO", "EVALSHA_RO", "FCALL", "FCALL_RO"}) {
+      (*map)[name] = KeyRule::kNumKeysAt2;
+    }
+    for (const char* name : {"DEL", "UNLINK", "EXISTS", "MGET", "TOUCH", "WATCH", "SINTER",
+                             "SUNION", "SDIFF", "SINTERSTORE", "SUNIONSTORE", "SDIFFSTORE",
+                             "PFCOUNT", "PFMERGE", "RENAME", "RENAMENX", "RPOPLPUSH"}) {
+      (*map)[name] = KeyRule::kAll;
+    }
+    for (const char* name : {"MSET", "MSETNX"}) (*map)[name] = KeyRule::kPairs;
+    for (const char* name : {"SMOVE", "LMOVE", "BLMOVE", "COPY", "BRPOPLPUSH"}) {
+      (*map)[name] = KeyRule::kFirstTwo;
+    }
+    for (const char* name : {"BLPOP", "BRPOP", "BZPOPMIN", "BZPOPMAX"}) {
+      (*map)[name] = KeyRule::kAllButLast;
+    }
+    for (const char* name : {"ZUNIONSTORE", "ZINTERSTORE", "ZDIFFSTORE"}) {
+      (*map)[name] = KeyRule::kDestNumKeys;
+    }
+    for (const char* name :
+         {"ZUNION", "ZINTER", "ZDIFF", "SINTERCARD", "ZINTERCARD", "LMPOP", "ZMPOP"}) {
+      (*map)[name] = KeyRule::kNumKeysAt1;
+    }
+    for (const char* name : {"XREAD", "XREADGROUP"}) (*map)[name] = KeyRule::kStreams;
+    for (const char* name : {"OBJECT", "MEMORY", "XINFO", "XGROUP"}) {
+      (*map)[name] = KeyRule::kSecond;
+    }
+    return map;
+  }();
+  return *rules;
+}
+
+KeyRule RuleOf(absl::string_view name) {
+  char upper[24];
+  if (name.size() >= sizeof(upper)) return KeyRule::kFirst;
+  for (size_t i = 0; i < name.size(); ++i) upper[i] = absl::ascii_toupper(name[i]);
+  auto it = Rules().find(absl::string_view(upper, name.size()));
+  return it == Rules().end() ? KeyRule::kFirst : it->second;
+}
+
 }  // namespace
 
 uint16_t Crc16(absl::string_view data) {
@@ -53,74 +121,55 @@ int KeySlot(absl::string_view key) {
 std::vector<absl::string_view> KeysOf(const Command& command) {
   std::vector<absl::string_view> keys;
   if (command.empty()) return keys;
-  const std::string& name = command[0];
   const size_t n = command.size();
   auto range = [&](size_t first, size_t end, size_t step) {
     for (size_t i = first; i < end && i < n; i += step) keys.push_back(command[i]);
   };
-  for (absl::string_view keyless :
-       {"PING", "ECHO", "INFO", "SCRIPT", "CLUSTER", "TIME", "DBSIZE", "FLUSHALL", "FLUSHDB",
-        "CONFIG", "CLIENT", "COMMAND", "AUTH", "HELLO", "SELECT", "ASKING", "READONLY",
-        "READWRITE", "WAIT", "MULTI", "EXEC", "DISCARD", "UNWATCH", "SLOWLOG", "LASTSAVE",
-        "SAVE", "BGSAVE", "BGREWRITEAOF", "ROLE", "LATENCY", "ACL", "FUNCTION", "RANDOMKEY",
-        "SCAN", "KEYS", "PUBLISH", "SUBSCRIBE", "PSUBSCRIBE", "DEBUG", "MONITOR", "SHUTDOWN",
-        "SWAPDB", "MODULE", "LOLWUT", "RESET"}) {
-    if (Is(name, keyless)) return keys;
-  }
-  if (Is(name, "EVAL") || Is(name, "EVALSHA") || Is(name, "EVAL_RO") || Is(name, "EVALSHA_RO") ||
-      Is(name, "FCALL") || Is(name, "FCALL_RO")) {
-    size_t numkeys = 0;
-    if (n > 2 && absl::SimpleAtoi(command[2], &numkeys)) range(3, 3 + numkeys, 1);
-    return keys;
-  }
-  for (absl::string_view all : {"DEL", "UNLINK", "EXISTS", "MGET", "TOUCH", "WATCH", "SINTER",
-                                "SUNION", "SDIFF", "SINTERSTORE", "SUNIONSTORE", "SDIFFSTORE",
-                                "PFCOUNT", "PFMERGE", "RENAME", "RENAMENX", "RPOPLPUSH"}) {
-    if (Is(name, all)) {
+  size_t numkeys = 0;
+  auto numkeys_at = [&](size_t at) {
+    return n > at && absl::SimpleAtoi(command[at], &numkeys) && (numkeys = std::min(numkeys, n), true);
+  };
+  switch (RuleOf(command[0])) {
+    case KeyRule::kNone:
+      break;
+    case KeyRule::kFirst:
+      range(1, 2, 1);
+      break;
+    case KeyRule::kAll:
       range(1, n, 1);
-      return keys;
-    }
-  }
-  if (Is(name, "MSET") || Is(name, "MSETNX")) {
-    range(1, n, 2);
-    return keys;
-  }
-  if (Is(name, "SMOVE") || Is(name, "LMOVE") || Is(name, "BLMOVE") || Is(name, "COPY") ||
-      Is(name, "BRPOPLPUSH")) {
-    range(1, 3, 1);
-    return keys;
-  }
-  if (Is(name, "BLPOP") || Is(name, "BRPOP") || Is(name, "BZPOPMIN") || Is(name, "BZPOPMAX")) {
-    range(1, n - 1, 1);
-    return keys;
-  }
-  if (Is(name, "ZUNIONSTORE") || Is(name, "ZINTERSTORE") || Is(name, "ZDIFFSTORE")) {
-    range(1, 2, 1);
-    size_t numkeys = 0;
-    if (n > 2 && absl::SimpleAtoi(command[2], &numkeys)) range(3, 3 + numkeys, 1);
-    return keys;
-  }
-  if (Is(name, "ZUNION") || Is(name, "ZINTER") || Is(name, "ZDIFF") || Is(name, "SINTERCARD") ||
-      Is(name, "ZINTERCARD") || Is(name, "LMPOP") || Is(name, "ZMPOP")) {
-    size_t numkeys = 0;
-    if (n > 1 && absl::SimpleAtoi(command[1], &numkeys)) range(2, 2 + numkeys, 1);
-    return keys;
-  }
-  if (Is(name, "XREAD") || Is(name, "XREADGROUP")) {
-    for (size_t i = 1; i < n; ++i) {
-      if (Is(command[i], "STREAMS")) {
-        size_t rest = n - i - 1;
-        range(i + 1, i + 1 + rest / 2, 1);
-        break;
+      break;
+    case KeyRule::kPairs:
+      range(1, n, 2);
+      break;
+    case KeyRule::kFirstTwo:
+      range(1, 3, 1);
+      break;
+    case KeyRule::kAllButLast:
+      range(1, n - 1, 1);
+      break;
+    case KeyRule::kNumKeysAt2:
+      if (numkeys_at(2)) range(3, 3 + numkeys, 1);
+      break;
+    case KeyRule::kDestNumKeys:
+      range(1, 2, 1);
+      if (numkeys_at(2)) range(3, 3 + numkeys, 1);
+      break;
+    case KeyRule::kNumKeysAt1:
+      if (numkeys_at(1)) range(2, 2 + numkeys, 1);
+      break;
+    case KeyRule::kStreams:
+      for (size_t i = 1; i < n; ++i) {
+        if (Is(command[i], "STREAMS")) {
+          size_t rest = n - i - 1;
+          range(i + 1, i + 1 + rest / 2, 1);
+          break;
+        }
       }
-    }
-    return keys;
+      break;
+    case KeyRule::kSecond:
+      range(2, 3, 1);
+      break;
   }
-  if (Is(name, "OBJECT") || Is(name, "MEMORY") || Is(name, "XINFO") || Is(name, "XGROUP")) {
-    range(2, 3, 1);
-    return keys;
-  }
-  range(1, 2, 1);  // the usual single-key command: GET, SET, HSET, ZADD, XADD, ...
   return keys;
 }
 

@@ -1,6 +1,6 @@
 // Micro-bench (not a test): N GETs with `depth` in flight through AsyncClient
 // (one loop, one connection) versus Pool::Pipeline batches of `depth` on one
-// connection. Prints ops/s, client CPU µs per op (getrusage) and Redis CPU µs
+// connection and versus `depth` threads calling Pool::Run (pool of 16). Prints ops/s, client CPU µs per op (getrusage) and Redis CPU µs
 // per op (INFO cpu). Usage: redis_async_bench 127.0.0.1:6379 [N] [depth] [loops]
 #include <sys/resource.h>
 
@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <future>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -105,6 +107,29 @@ int main(int argc, char** argv) {
       double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
       Report("Pool::Pipeline (batches)", n, seconds, CpuSeconds() - cpu0, RedisCpu(admin) - redis0);
       if (failed) std::printf("  %d batches failed\n", failed);
+    }
+    {
+      // The services' pattern today: one blocking thread per call in flight,
+      // a pool of 16 connections (--redis_pool_size default).
+      PoolOptions options;
+      options.endpoint = *endpoint;
+      options.size = 16;
+      Pool pool(options);
+      std::atomic<int> next{0}, failed{0};
+      double redis0 = RedisCpu(admin), cpu0 = CpuSeconds();
+      auto t0 = Clock::now();
+      std::vector<std::thread> threads;
+      for (int t = 0; t < depth; ++t) {
+        threads.emplace_back([&] {
+          for (int i = next.fetch_add(1); i < n; i = next.fetch_add(1)) {
+            if (!pool.Run({"GET", "bench:{k}" + std::to_string(i % 1000)}).ok()) failed.fetch_add(1);
+          }
+        });
+      }
+      for (auto& thread : threads) thread.join();
+      double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+      Report("Pool::Run, threads, pool 16", n, seconds, CpuSeconds() - cpu0, RedisCpu(admin) - redis0);
+      if (failed) std::printf("  %d calls failed\n", failed.load());
     }
     {
       absl::StatusOr<AsyncClientOptions> options = AsyncClientOptionsFor(argv[1]);

@@ -212,5 +212,44 @@ TEST_F(RedisClusterTest, SeedListAndAPausedNodeFailOnlyItsOwnSlots) {
   }));
 }
 
+// One replica per primary: kill -9 the primary of an org; once its replica
+// is promoted, the client (seeded with every node) finds it by refreshing its
+// map and serves the org again, without a restart.
+TEST(RedisClusterFailoverTest, AKilledPrimarysOrgIsServedByItsPromotedReplica) {
+  harness::RedisCluster::Options with_replicas;
+  with_replicas.replicas_per_primary = 1;
+  harness::RedisCluster cluster(with_replicas);
+  ASSERT_EQ(cluster.size(), 6);
+  const std::string org = "acme";
+  const int primary = cluster.PrimaryOfSlot(KeySlot(org));
+  ASSERT_GE(primary, 0);
+  ASSERT_LT(primary, 3) << "the first three nodes are the primaries";
+  absl::StatusOr<AsyncClientOptions> options = AsyncClientOptionsFor(cluster.seeds());
+  ASSERT_TRUE(options.ok());
+  options->loops = 1;
+  AsyncClient client(*options);
+  // WAIT 1: the replica has the write before its primary dies.
+  absl::StatusOr<PipelineReplies> written =
+      client.PipelineSync({{"SET", "{acme}:k", "v"}, {"WAIT", "1", "10000"}}, seconds(20));
+  ASSERT_TRUE(written.ok()) << written.status();
+  ASSERT_TRUE((*written)[1].ok()) << (*written)[1].status();
+  ASSERT_EQ((*written)[1]->integer, 1);
+  const uint64_t refreshes = client.stats().topology_refreshes;
+  cluster.Kill(primary);
+  EXPECT_TRUE(harness::Eventually(
+      [&] {
+        absl::StatusOr<Reply> reply = client.RunSync({"GET", "{acme}:k"}, seconds(2));
+        if (!reply.ok()) {
+          EXPECT_TRUE(absl::IsUnavailable(reply.status()) ||
+                      absl::IsDeadlineExceeded(reply.status()))
+              << reply.status();
+        }
+        return reply.ok() && reply->str == "v";
+      },
+      seconds(45)));
+  EXPECT_NE(client.NodeForSlot(KeySlot(org)), cluster.address(primary));
+  EXPECT_GT(client.stats().topology_refreshes, refreshes);
+}
+
 }  // namespace
 }  // namespace common::redis
