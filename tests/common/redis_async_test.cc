@@ -271,6 +271,49 @@ TEST(AsyncClientTest, InFlightCallsPerConnectionAreBounded) {
   EXPECT_TRUE(client.RunSync({"PING"}, seconds(10)).ok());
 }
 
+// A stopped Redis stops reading: the kernel's socket buffers fill, then
+// hiredis's output buffer; past max_pending_write_bytes a call is refused
+// instead of the buffer growing without bound.
+TEST(AsyncClientTest, PendingWritesPerConnectionAreBounded) {
+  harness::RedisServer server;
+  AsyncClientOptions options = OptionsFor(server, /*loops=*/1);
+  options.max_pending_write_bytes = 1 << 20;
+  AsyncClient client(options);
+  ASSERT_TRUE(client.RunSync({"PING"}, seconds(10)).ok());
+  Connection direct = Direct(server);
+  pid_t pid = static_cast<pid_t>(InfoField(direct, "server", "process_id"));
+  ASSERT_GT(pid, 0);
+  const std::string value(1 << 20, 'x');
+  std::vector<std::future<absl::StatusOr<Reply>>> accepted;
+  bool refused = false;
+  {
+    Paused paused(pid);
+    for (int i = 0; i < 200 && !refused; ++i) {
+      auto promise = std::make_shared<std::promise<absl::StatusOr<Reply>>>();
+      std::future<absl::StatusOr<Reply>> future = promise->get_future();
+      client.Run({"SET", "big" + std::to_string(i), value}, DeadlineIn(seconds(60)),
+                 [promise](absl::StatusOr<Reply> reply) { promise->set_value(std::move(reply)); });
+      // A refusal answers at once; an accepted call waits for SIGCONT.
+      if (future.wait_for(milliseconds(100)) == std::future_status::ready) {
+        absl::StatusOr<Reply> reply = future.get();
+        ASSERT_EQ(reply.status().code(), absl::StatusCode::kResourceExhausted) << reply.status();
+        EXPECT_NE(reply.status().message().find("bytes waiting"), absl::string_view::npos);
+        refused = true;
+      } else {
+        accepted.push_back(std::move(future));
+      }
+    }
+  }
+  EXPECT_TRUE(refused);
+  EXPECT_FALSE(accepted.empty());
+  for (auto& future : accepted) {
+    ASSERT_EQ(future.wait_for(seconds(60)), std::future_status::ready);
+    absl::StatusOr<Reply> reply = future.get();
+    EXPECT_TRUE(reply.ok()) << reply.status();
+  }
+  EXPECT_TRUE(client.RunSync({"PING"}, seconds(10)).ok());
+}
+
 TEST(AsyncClientTest, EveryCallbackFiresExactlyOnceAcrossDeadlinesAndReplies) {
   harness::RedisServer server;
   AsyncClient client(OptionsFor(server, /*loops=*/2));
