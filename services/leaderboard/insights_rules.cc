@@ -7,6 +7,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "common/auth/ids.h"
 #include "services/leaderboard/leaderboard_rules.h"
 
@@ -96,7 +97,9 @@ int BatchOps::Key(const std::string& key) {
 }
 
 Planner::Planner(std::string org, kudos::v1::OrgSettings settings)
-    : org_(std::move(org)), settings_(std::move(settings)) {
+    : org_(std::move(org)),
+      settings_(std::move(settings)),
+      now_(absl::ToUnixSeconds(absl::Now())) {
   OrgCalendar calendar = CalendarFromSettings(settings_);
   zone_ = calendar.zone;
   week_start_ = calendar.week_start;
@@ -107,8 +110,11 @@ void Planner::Count(v1::Window window, absl::Time t, const std::string& giver,
                     const std::string& recipient_team, int64_t points,
                     const std::vector<std::string>& values) {
   common::calendar::Period period = common::calendar::PeriodAt(Unit(window), t, zone_, week_start_);
-  int people = ops_.Key(PeriodKey(org_, window, period.key, "people"));
   int64_t expire_at = absl::ToUnixSeconds(Expiry(window, period));
+  // A period past its retention (a replay of old history): its keys would
+  // expire as they are written.
+  if (expire_at <= now_) return;
+  int people = ops_.Key(PeriodKey(org_, window, period.key, "people"));
   ops_.expire[people] = expire_at;
   if (points != 0) ops_.incr[{people, PersonField(recipient, kPoints)}] += points;
   if (giver.empty()) return;  // a boost: points only

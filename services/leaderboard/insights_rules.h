@@ -95,6 +95,7 @@ class Planner {
   kudos::v1::OrgSettings settings_;
   absl::TimeZone zone_;
   int week_start_ = 1;
+  int64_t now_ = 0;  // unix seconds: periods already expired are skipped
   BatchOps ops_;
 };
 

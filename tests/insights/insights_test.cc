@@ -335,8 +335,10 @@ History RandomHistory(std::mt19937_64& rng, int people, int kudos) {
     p.active = rng() % 10 != 0;
     h.people.push_back(p);
   }
-  // The team "t0" always has an active member managed by boss0.
-  h.people.push_back({"p-anchor", "t0", "boss0", true});
+  // Each team has an active member managed by its boss (who may then look).
+  for (int t = 0; t < 4; ++t) {
+    h.people.push_back({absl::StrCat("anchor", t), h.teams[t], absl::StrCat("boss", t), true});
+  }
   auto team_of = [&](const std::string& id) { return h.Find(id)->team; };
   absl::Time now = absl::Now();
   auto random_time = [&] {
