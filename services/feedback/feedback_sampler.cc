@@ -218,10 +218,12 @@ absl::StatusOr<int> ServedConsumer::PollOrg(const std::string& org) {
   common::redis::Pool& pool = store_.pool();
   OrgState& state = orgs_[org];
   if (!state.group_ready) {
-    absl::StatusOr<Reply> created =
-        pool.Run({"XGROUP", "CREATE", stream, options_.group, "0", "MKSTREAM"});
-    if (!created.ok() && !absl::StrContains(created.status().message(), "BUSYGROUP")) {
-      return created.status();
+    // Without MKSTREAM: an org with no kudos stream yet has nothing to
+    // consume, and this background reader never creates keys of its own.
+    absl::StatusOr<Reply> created = pool.Run({"XGROUP", "CREATE", stream, options_.group, "0"});
+    if (!created.ok()) {
+      if (absl::StrContains(created.status().message(), "requires the key to exist")) return 0;
+      if (!absl::StrContains(created.status().message(), "BUSYGROUP")) return created.status();
     }
     state.group_ready = true;
   }

@@ -723,6 +723,107 @@ TEST_F(FeedbackIntegrationTest, Score_MeanDistributionNetScoreDimensionsAndTrend
   EXPECT_NEAR(score.net_score(), net(before.recommend), 1e-9);
 }
 
+// ------------------------------------------------------------------ access
+
+TEST_F(FeedbackIntegrationTest, Access_EveryRpcAuthenticatesScreensAndServicesReadNothingOrgsAreApart) {
+  ServeAll("eng");
+  Survey survey = MustCreate(FullSurvey("eng", 9));
+  ASSERT_TRUE(replica_->sampler.RunOnce(kOrg, absl::Now()).ok());
+  const std::string invitation = Invitations("cust1").at(0).invitation_id();
+  auto service_token =
+      common::auth::MintServiceToken("gateway", kOrg, common::auth::kDevServiceSecret, absl::Now());
+  ASSERT_TRUE(service_token.ok());
+  // Every RPC, called with `token`.
+  auto every_rpc = [&](const std::string& token) {
+    std::vector<std::pair<std::string, grpc::Status>> out;
+    auto ctx = [&] {
+      auto context = std::make_unique<grpc::ClientContext>();
+      if (!token.empty()) context->AddMetadata("authorization", "Bearer " + token);
+      context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+      return context;
+    };
+    {
+      feedback::v1::CreateSurveyRequest r;
+      *r.mutable_survey() = FullSurvey("eng", 3);
+      feedback::v1::CreateSurveyResponse w;
+      out.emplace_back("CreateSurvey", feedback_->CreateSurvey(ctx().get(), r, &w));
+    }
+    {
+      feedback::v1::GetSurveyRequest r;
+      r.set_survey_id(survey.survey_id());
+      feedback::v1::GetSurveyResponse w;
+      out.emplace_back("GetSurvey", feedback_->GetSurvey(ctx().get(), r, &w));
+    }
+    {
+      feedback::v1::ListSurveysResponse w;
+      out.emplace_back("ListSurveys", feedback_->ListSurveys(ctx().get(), {}, &w));
+    }
+    {
+      feedback::v1::RecordServiceRequestRequest r;
+      r.set_provider_team_id("eng");
+      feedback::v1::RecordServiceRequestResponse w;
+      out.emplace_back("RecordServiceRequest", feedback_->RecordServiceRequest(ctx().get(), r, &w));
+    }
+    {
+      feedback::v1::ListInvitationsResponse w;
+      out.emplace_back("ListInvitations", feedback_->ListInvitations(ctx().get(), {}, &w));
+    }
+    {
+      feedback::v1::SubmitResponseRequest r;
+      r.set_request_id("x");
+      r.set_invitation_id(invitation);
+      *r.add_answers() = Score("q1", 5);
+      feedback::v1::SubmitResponseResponse w;
+      out.emplace_back("SubmitResponse", feedback_->SubmitResponse(ctx().get(), r, &w));
+    }
+    {
+      feedback::v1::GetServiceScoreRequest r;
+      r.set_team_id("eng");
+      feedback::v1::GetServiceScoreResponse w;
+      out.emplace_back("GetServiceScore", feedback_->GetServiceScore(ctx().get(), r, &w));
+    }
+    {
+      feedback::v1::GetFeedbackSettingsResponse w;
+      out.emplace_back("GetFeedbackSettings", feedback_->GetFeedbackSettings(ctx().get(), {}, &w));
+    }
+    {
+      feedback::v1::UpdateFeedbackSettingsRequest r;
+      r.mutable_settings()->set_anonymity_threshold(3);
+      feedback::v1::UpdateFeedbackSettingsResponse w;
+      out.emplace_back("UpdateFeedbackSettings",
+                       feedback_->UpdateFeedbackSettings(ctx().get(), r, &w));
+    }
+    return out;
+  };
+  for (const std::string& bad :
+       {std::string(), std::string("not-a-jwt"), MintToken(kOrg, "root", {"admin"}) + "x"}) {
+    for (const auto& [rpc, status] : every_rpc(bad)) {
+      EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED) << rpc;
+    }
+  }
+  for (const std::string& token : {MintToken(kOrg, "lobby", {"screen"}), *service_token}) {
+    for (const auto& [rpc, status] : every_rpc(token)) {
+      EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED) << rpc;
+    }
+  }
+  // Org B's admin reaches nothing of acme: its teams, surveys and invitations are not there.
+  const std::string other_admin = MintToken("globex", "root", {"admin"});
+  for (const auto& [rpc, status] : every_rpc(other_admin)) {
+    if (rpc == "ListSurveys" || rpc == "ListInvitations" || rpc == "GetFeedbackSettings" ||
+        rpc == "UpdateFeedbackSettings") {
+      continue;  // their own (empty) org
+    }
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND) << rpc;
+  }
+  feedback::v1::ListSurveysResponse listed;
+  ASSERT_TRUE(feedback_->ListSurveys(Context(other_admin).get(), {}, &listed).ok());
+  EXPECT_EQ(listed.surveys_size(), 0);
+  EXPECT_EQ(StoredResponses("eng"), 0);
+  feedback::v1::GetFeedbackSettingsResponse settings;
+  ASSERT_TRUE(feedback_->GetFeedbackSettings(Context(admin_).get(), {}, &settings).ok());
+  EXPECT_EQ(settings.settings().anonymity_threshold(), 5) << "acme's settings untouched";
+}
+
 // ------------------------------------------------------------------ the push
 
 // DISABLED_ until services/kudos/feed_writer (owned by another change)
