@@ -10,7 +10,7 @@
 //   kudosctl survey list [--team=] | survey settings [--threshold=3] [--weekly_cap=3]
 //   kudosctl survey request --as=alice --team=platform [--url=https://...]   (a service request)
 //   kudosctl survey invitations --as=alice
-//   kudosctl survey answer --as=alice [--invitation=ID] --csat=5 --recommend=9 --on_time=4 --comment="..."
+//   kudosctl survey answer --as=alice [--invitation=ID | --team=T] --csat=5 --recommend=9 --on_time=4 --comment="..."
 //   kudosctl survey results --as=dave --team=platform [--window=month] [--period=]
 //   kudosctl insights --as=dave --team=platform [--window=month] [--period=]
 //   kudosctl unrecognized --as=dave --team=platform [--days=30]
@@ -68,7 +68,8 @@ ABSL_FLAG(int, per_period, 10, "survey invitations per period (1..100)");
 ABSL_FLAG(std::string, questions, "csat,recommend,text,on_time,follow_up,clarity,respect",
           "survey questions: csat, recommend, text and the dimensions on_time, follow_up, "
           "clarity, respect");
-ABSL_FLAG(std::string, invitation, "", "invitation id (default: the oldest open one)");
+ABSL_FLAG(std::string, invitation, "",
+          "invitation id (default: the oldest open one, of --team's surveys if given)");
 ABSL_FLAG(int, csat, -1, "answer to the CSAT question, 1..5 (-1: skip)");
 ABSL_FLAG(int, recommend, -1, "answer to the recommend question, 0..10 (-1: skip)");
 ABSL_FLAG(int, on_time, -1, "answer to the on-time dimension, 1..5 (-1: skip)");
@@ -148,10 +149,10 @@ int Seed() {
   // erin leads platform and manages both teams (manager_id of their
   // members), so `--as=erin` is a manager's view of either.
   const std::tuple<const char*, const char*, const char*, const char*> kPeople[] = {
-      {"alice", "Alice Martin", "support", "erin"}, {"bob", "Bob Chen", "support", "erin"},
-      {"frank", "Frank Li", "support", "erin"},     {"gina", "Gina Rossi", "support", "erin"},
-      {"carol", "Carol Diaz", "platform", "erin"},  {"dave", "Dave Okafor", "platform", "erin"},
-      {"erin", "Erin Novak", "platform", ""}};
+      {"erin", "Erin Novak", "platform", ""},       {"alice", "Alice Martin", "support", "erin"},
+      {"bob", "Bob Chen", "support", "erin"},       {"frank", "Frank Li", "support", "erin"},
+      {"gina", "Gina Rossi", "support", "erin"},    {"carol", "Carol Diaz", "platform", "erin"},
+      {"dave", "Dave Okafor", "platform", "erin"}};
   for (const auto& [id, name, team, manager] : kPeople) {
     kudos::v1::CreatePersonRequest request;
     request.mutable_person()->set_person_id(id);
@@ -467,9 +468,11 @@ int SurveyAnswer() {
     return 1;
   }
   const feedback::v1::Invitation* invitation = nullptr;
+  // The named invitation, else the oldest open one (of --team's surveys).
   for (const auto& inv : *invitations) {
-    if (absl::GetFlag(FLAGS_invitation).empty() ||
-        inv.invitation_id() == absl::GetFlag(FLAGS_invitation)) {
+    const bool named = !absl::GetFlag(FLAGS_invitation).empty();
+    if ((named && inv.invitation_id() == absl::GetFlag(FLAGS_invitation)) ||
+        (!named && (absl::GetFlag(FLAGS_team).empty() || inv.team_id() == absl::GetFlag(FLAGS_team)))) {
       invitation = &inv;
       break;
     }
@@ -480,7 +483,9 @@ int SurveyAnswer() {
   request.set_request_id(request_id);
   if (invitation == nullptr) {
     if (absl::GetFlag(FLAGS_invitation).empty()) {
-      std::cerr << absl::GetFlag(FLAGS_as) << " has no open invitation\n";
+      std::cerr << absl::GetFlag(FLAGS_as) << " has no open invitation"
+                << (absl::GetFlag(FLAGS_team).empty() ? "" : " about team " + absl::GetFlag(FLAGS_team))
+                << "\n";
       return 1;
     }
     // Not open (answered, closed or someone else's): the service says which.

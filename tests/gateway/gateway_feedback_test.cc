@@ -47,16 +47,18 @@ class GatewayFeedbackTest : public ::testing::Test {
          "--max_backoff_ms=1000"});
     port_ = gateway_->port();
     const Headers admin = As("root", {"admin"});
-    // t1 and t2 are managed by mgr (manager_id of their members); carol,
-    // dan and erin are t3's, the people the other teams serve.
-    for (const char* team : {"t1", "t2", "t3", "leads"}) {
+    // t1, t2 and t4 are managed by mgr (manager_id of their members); the
+    // people of t3 are the customers the other teams serve.
+    for (const char* team : {"t1", "t2", "t3", "t4", "leads"}) {
       ASSERT_EQ(Post("/v1/teams", absl::StrCat(R"({"teamId":")", team, R"(","displayName":")", team, R"("})"), admin).status,
                 200);
     }
     const std::vector<std::array<const char*, 3>> people = {
         {"mgr", "leads", ""},  {"alice", "t1", "mgr"}, {"bob", "t1", "mgr"},
         {"gus", "t2", "mgr"},  {"hal", "t2", "mgr"},   {"carol", "t3", ""},
-        {"dan", "t3", ""},     {"erin", "t3", ""},     {"fay", "t3", ""}};
+        {"dan", "t3", ""},     {"erin", "t3", ""},     {"fay", "t3", ""},
+        {"lou", "t4", "mgr"},  {"ivy", "t3", ""},      {"jon", "t3", ""},
+        {"kim", "t3", ""}};
     for (const auto& [id, team, manager] : people) {
       HttpResponse r = Post("/v1/people",
                             absl::StrCat(R"({"personId":")", id, R"(","displayName":")", id,
@@ -128,9 +130,9 @@ harness::Service* GatewayFeedbackTest::leaderboard_ = nullptr;
 harness::Service* GatewayFeedbackTest::gateway_ = nullptr;
 int GatewayFeedbackTest::port_ = 0;
 
-// Surveys, service requests, invitations (listed and pushed on the SSE feed
-// to the invitee only), answers and the score, with their statuses.
-TEST_F(GatewayFeedbackTest, SurveyToScoreThroughJsonAndTheSseFeed) {
+// Surveys, service requests, invitations, answers and the score, with their
+// statuses.
+TEST_F(GatewayFeedbackTest, SurveyToScoreThroughJson) {
   // Who may create a survey, about which team.
   HttpResponse r = Post("/v1/surveys",
                         R"({"teamId":"t1","questions":[{"kind":"QUESTION_KIND_CSAT"}]})",
@@ -146,25 +148,8 @@ TEST_F(GatewayFeedbackTest, SurveyToScoreThroughJsonAndTheSseFeed) {
                           R"("invitationsPerPeriod":5,"questions":[{"kind":"QUESTION_KIND_CSAT"}]})",
            As("root", {"admin"}));
   EXPECT_EQ(r.status, 404) << r.body;
-  const std::string survey = CreateSurvey("t1");
-  ASSERT_FALSE(survey.empty());
-  r = Get("/v1/surveys?team_id=t1", Manager());
-  ASSERT_EQ(r.status, 200) << r.body;
-  EXPECT_TRUE(Has(r.body, survey)) << r.body;
-  r = Get("/v1/surveys/" + survey, Manager());
-  ASSERT_EQ(r.status, 200) << r.body;
-  EXPECT_EQ(Field(r.body, "teamId"), "t1");
-
-  // Screens and two customers watch the feed before t1 serves the customers.
-  const std::string screen = harness::MintToken("acme", "wall", {"screen"});
-  SseReader wall(port_, "/v1/stream/feed?access_token=" + screen);
-  SseReader carol(port_, "/v1/stream/feed?access_token=" + harness::MintToken("acme", "carol"));
-  SseReader dan(port_, "/v1/stream/feed", As("dan"));
-  SseReader fay(port_, "/v1/stream/feed", As("fay"));
-  ASSERT_TRUE(Eventually([&] { return wall.status() && carol.status() && dan.status() &&
-                                      fay.status(); }, 5s));
-  ASSERT_EQ(carol.status(), 200);
-  std::this_thread::sleep_for(500ms);  // the upstream watches are open
+  // carol and dan got work from t1 (the sweep of a period invites whom the
+  // team served when it runs: before the survey here).
   for (const char* customer : {"carol", "dan"}) {
     r = Post("/v1/service-requests",
              R"({"providerTeamId":"t1","workItemUrl":"https://tracker.example/T-1"})",
@@ -175,26 +160,26 @@ TEST_F(GatewayFeedbackTest, SurveyToScoreThroughJsonAndTheSseFeed) {
   r = Post("/v1/service-requests", R"({"providerTeamId":"nope"})", As("erin"));
   EXPECT_EQ(r.status, 404) << r.body;
 
-  // The sweep invites both; each sees their own invitation, pushed.
-  auto invitation = [](const SseEvent& e) { return e.event == "invitation"; };
-  SseEvent pushed = carol.WaitFor(invitation, 20s);
-  ASSERT_EQ(pushed.event, "invitation") << carol.raw();
-  EXPECT_TRUE(Has(pushed.data, R"("invitation":{)")) << pushed.data;
-  EXPECT_TRUE(Has(pushed.data, survey)) << pushed.data;
-  EXPECT_EQ(Field(pushed.data, "personId"), "carol") << pushed.data;
-  SseEvent dans = dan.WaitFor(invitation, 20s);
-  ASSERT_EQ(dans.event, "invitation") << dan.raw();
-  EXPECT_EQ(Field(dans.data, "personId"), "dan");
-  const std::string carol_invitation = Field(pushed.data, "invitationId");
-  ASSERT_FALSE(carol_invitation.empty());
-  EXPECT_NE(Field(dans.data, "invitationId"), carol_invitation);
-  // Nobody else's stream carries an invitation: not the screen, not fay
-  // (served by nobody), and carol's only her own.
-  std::this_thread::sleep_for(1s);
-  EXPECT_FALSE(Has(wall.raw(), "invitation")) << wall.raw();
-  EXPECT_FALSE(Has(fay.raw(), "invitation")) << fay.raw();
-  EXPECT_FALSE(Has(carol.raw(), Field(dans.data, "invitationId"))) << carol.raw();
-  EXPECT_FALSE(Has(carol.raw(), R"("personId":"dan")")) << carol.raw();
+  // The survey's first sweep invites whom the team served by then.
+  const std::string survey = CreateSurvey("t1");
+  ASSERT_FALSE(survey.empty());
+  r = Get("/v1/surveys?team_id=t1", Manager());
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_TRUE(Has(r.body, survey)) << r.body;
+  r = Get("/v1/surveys/" + survey, Manager());
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Field(r.body, "teamId"), "t1");
+
+  // The sweep invites both customers, each to answer once.
+  std::string carol_invitation;
+  ASSERT_TRUE(Eventually([&] {
+    r = Get("/v1/invitations", As("carol"));
+    carol_invitation = r.status == 200 && Has(r.body, survey) ? Field(r.body, "invitationId") : "";
+    return !carol_invitation.empty();
+  }, 20s)) << r.body;
+  EXPECT_EQ(Field(r.body, "personId"), "carol") << r.body;
+  ASSERT_TRUE(Eventually([&] { return Has(Get("/v1/invitations", As("dan")).body, survey); }, 20s));
+  EXPECT_FALSE(Has(Get("/v1/invitations", As("dan")).body, carol_invitation));
 
   r = Get("/v1/invitations", As("carol"));
   ASSERT_EQ(r.status, 200) << r.body;
@@ -235,6 +220,50 @@ TEST_F(GatewayFeedbackTest, SurveyToScoreThroughJsonAndTheSseFeed) {
   r = Http(port_, "PUT", "/v1/feedback/settings", R"({"anonymityThreshold":2})",
            As("root", {"admin"}));
   EXPECT_EQ(r.status, 400) << r.body;
+}
+
+// An invitation is pushed on the SSE feed as `event: invitation` to its
+// invitee's streams only: not to a screen, another customer or someone the
+// team never served (the feed watch is shared, under the gateway's identity).
+TEST_F(GatewayFeedbackTest, SseFeedPushesEachInvitationToItsInviteeOnly) {
+  const std::string screen = harness::MintToken("acme", "wall", {"screen"});
+  SseReader wall(port_, "/v1/stream/feed?access_token=" + screen);
+  SseReader ivy(port_, "/v1/stream/feed?access_token=" + harness::MintToken("acme", "ivy"));
+  SseReader jon(port_, "/v1/stream/feed", As("jon"));
+  SseReader kim(port_, "/v1/stream/feed", As("kim"));
+  ASSERT_TRUE(Eventually([&] { return wall.status() && ivy.status() && jon.status() &&
+                                      kim.status(); }, 5s));
+  ASSERT_EQ(ivy.status(), 200);
+  ASSERT_EQ(jon.status(), 200);
+  std::this_thread::sleep_for(500ms);  // the upstream watches are open
+  for (const char* customer : {"ivy", "jon"}) {
+    HttpResponse r = Post("/v1/service-requests", R"({"providerTeamId":"t4"})", As(customer));
+    ASSERT_EQ(r.status, 200) << r.body;
+  }
+  const std::string survey = CreateSurvey("t4");
+  ASSERT_FALSE(survey.empty());
+  auto invitation = [](const SseEvent& e) { return e.event == "invitation"; };
+  SseEvent ivys = ivy.WaitFor(invitation, 20s);
+  ASSERT_EQ(ivys.event, "invitation") << ivy.raw();
+  EXPECT_TRUE(Has(ivys.data, R"({"invitation":{)")) << ivys.data;
+  EXPECT_TRUE(Has(ivys.data, survey)) << ivys.data;
+  EXPECT_EQ(Field(ivys.data, "personId"), "ivy") << ivys.data;
+  EXPECT_EQ(Field(ivys.data, "teamId"), "t4") << ivys.data;
+  EXPECT_TRUE(Has(ivys.data, R"("questions":[)")) << ivys.data;
+  SseEvent jons = jon.WaitFor(invitation, 20s);
+  ASSERT_EQ(jons.event, "invitation") << jon.raw();
+  EXPECT_EQ(Field(jons.data, "personId"), "jon");
+  const std::string ivy_invitation = Field(ivys.data, "invitationId");
+  ASSERT_FALSE(ivy_invitation.empty());
+  EXPECT_NE(Field(jons.data, "invitationId"), ivy_invitation);
+  // The pushed invitation is the listed one, and can be answered.
+  HttpResponse listed = Get("/v1/invitations", As("ivy"));
+  EXPECT_TRUE(Has(listed.body, ivy_invitation)) << listed.body;
+  std::this_thread::sleep_for(1s);
+  EXPECT_FALSE(Has(wall.raw(), "invitation")) << wall.raw();
+  EXPECT_FALSE(Has(kim.raw(), "invitation")) << kim.raw();
+  EXPECT_FALSE(Has(ivy.raw(), Field(jons.data, "invitationId"))) << ivy.raw();
+  EXPECT_FALSE(Has(ivy.raw(), R"("personId":"jon")")) << ivy.raw();
 }
 
 TEST_F(GatewayFeedbackTest, InsightsAndUnrecognizedForManagersOnly) {
@@ -310,8 +339,17 @@ TEST_F(GatewayFeedbackTest, KudosctlSurveyInsightsAndUnrecognized) {
     std::cout << "$ kudosctl " << absl::StrJoin(args, " ") << "\n" << run.output;
     return run;
   };
-  CtlRun run = ctl({"survey", "create", "--as=mgr", "--team=t2", "--cadence=weekly",
-                 "--per_period=10", "--questions=csat,recommend,text,on_time"});
+  // Three customers got work from t2, then its manager creates the survey.
+  CtlRun run;
+  const std::vector<std::string> customers = {"carol", "dan", "erin"};
+  for (const std::string& who : customers) {
+    run = ctl({"survey", "request", "--as=" + who, "--team=t2",
+               "--url=https://tracker.example/T2-" + who});
+    ASSERT_EQ(run.exit_code, 0) << run.output;
+    EXPECT_TRUE(absl::StrContains(run.output, who + " was served by team t2")) << run.output;
+  }
+  run = ctl({"survey", "create", "--as=mgr", "--team=t2", "--cadence=weekly", "--per_period=10",
+             "--questions=csat,recommend,text,on_time"});
   ASSERT_EQ(run.exit_code, 0) << run.output;
   EXPECT_TRUE(absl::StrContains(run.output, "team t2  weekly, 10 invitations per period"))
       << run.output;
@@ -323,24 +361,17 @@ TEST_F(GatewayFeedbackTest, KudosctlSurveyInsightsAndUnrecognized) {
   ASSERT_EQ(run.exit_code, 0) << run.output;
   EXPECT_TRUE(absl::StrContains(run.output, "team t2")) << run.output;
 
-  const std::vector<std::string> customers = {"carol", "dan", "erin"};
-  for (const std::string& who : customers) {
-    run = ctl({"survey", "request", "--as=" + who, "--team=t2",
-               "--url=https://tracker.example/T2-" + who});
-    ASSERT_EQ(run.exit_code, 0) << run.output;
-    EXPECT_TRUE(absl::StrContains(run.output, who + " was served by team t2")) << run.output;
-  }
   for (const std::string& who : customers) {
     ASSERT_TRUE(Eventually([&] {
       return absl::StrContains(ctl({"survey", "invitations", "--as=" + who}).output,
                                "how was the service of t2");
     }, 20s)) << who << " was not invited";
   }
-  run = ctl({"survey", "answer", "--as=carol", "--csat=5", "--recommend=10", "--on_time=4",
-             "--comment=Always on time"});
+  run = ctl({"survey", "answer", "--as=carol", "--team=t2", "--csat=5", "--recommend=10",
+             "--on_time=4", "--comment=Always on time"});
   ASSERT_EQ(run.exit_code, 0) << run.output;
   EXPECT_TRUE(absl::StrContains(run.output, "csat=5, recommend=10")) << run.output;
-  run = ctl({"survey", "answer", "--as=carol", "--csat=5"});  // nothing left open
+  run = ctl({"survey", "answer", "--as=carol", "--team=t2", "--csat=5"});  // none left open
   EXPECT_EQ(run.exit_code, 1) << run.output;
 
   // Below the threshold (5): the reason only.
@@ -353,10 +384,10 @@ TEST_F(GatewayFeedbackTest, KudosctlSurveyInsightsAndUnrecognized) {
   run = ctl({"survey", "settings", "--as=root", "--roles=admin", "--threshold=3"});
   ASSERT_EQ(run.exit_code, 0) << run.output;
   EXPECT_TRUE(absl::StrContains(run.output, "anonymity threshold 3")) << run.output;
-  ASSERT_EQ(ctl({"survey", "answer", "--as=dan", "--csat=4", "--recommend=9", "--on_time=5"})
-                .exit_code, 0);
-  ASSERT_EQ(ctl({"survey", "answer", "--as=erin", "--csat=3", "--recommend=6", "--on_time=3"})
-                .exit_code, 0);
+  ASSERT_EQ(ctl({"survey", "answer", "--as=dan", "--team=t2", "--csat=4", "--recommend=9",
+                 "--on_time=5"}).exit_code, 0);
+  ASSERT_EQ(ctl({"survey", "answer", "--as=erin", "--team=t2", "--csat=3", "--recommend=6",
+                 "--on_time=3"}).exit_code, 0);
   run = ctl({"survey", "results", "--as=mgr", "--team=t2", "--window=week"});
   ASSERT_EQ(run.exit_code, 0) << run.output;
   // CSAT (5 + 4 + 3) / 3 = 4.00; recommend 10, 9, 6: 2 promoters, 1
