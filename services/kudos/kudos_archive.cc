@@ -152,19 +152,16 @@ absl::StatusOr<std::vector<ArchivedKudos>> Archiver::OldCandidates(const std::st
   // Oldest first, above everything archived (chunks never overlap; a kudos
   // committed below the archive's top, i.e. more than the live window after
   // it began, stays live).
-  absl::StatusOr<Reply> ids = pool_.Run(
-      {"ZRANGE", KudosStore::Prefix(org) + "feed:all", absl::StrCat("(", top->seq), "+inf",
-       "BYSCORE", "LIMIT", "0", std::to_string(options_.batch_kudos), "WITHSCORES"});
+  // feed:all's head and sealed chunks (KudosStore::LiveFeedRange).
+  absl::StatusOr<std::vector<KudosStore::FeedEntry>> ids =
+      store_.LiveFeedRange(org, "feed:all", top->seq, options_.batch_kudos, /*newest_first=*/false);
   if (!ids.ok()) return ids.status();
   std::vector<common::redis::Command> commands;
   std::vector<int64_t> seqs;
-  for (size_t i = 0; i + 1 < ids->elements.size(); i += 2) {
-    const std::string& id = ids->elements[i].str;
-    int64_t seq = 0;
-    if (!absl::SimpleAtoi(ids->elements[i + 1].str, &seq)) return absl::InternalError("bad feed seq");
-    seqs.push_back(seq);
-    commands.push_back({"GET", KudosStore::Prefix(org) + "kudos:" + id});
-    commands.push_back({"LRANGE", KudosStore::Prefix(org) + "boosts:" + id, "0", "-1"});
+  for (const KudosStore::FeedEntry& entry : *ids) {
+    seqs.push_back(entry.seq);
+    commands.push_back({"GET", KudosStore::Prefix(org) + "kudos:" + entry.id});
+    commands.push_back({"LRANGE", KudosStore::Prefix(org) + "boosts:" + entry.id, "0", "-1"});
   }
   std::vector<ArchivedKudos> batch;
   if (commands.empty()) return batch;
@@ -174,7 +171,7 @@ absl::StatusOr<std::vector<ArchivedKudos>> Archiver::OldCandidates(const std::st
     const auto& record = (*replies)[2 * i];
     const auto& boosts = (*replies)[2 * i + 1];
     if (!boosts.ok()) return boosts.status();
-    auto live = KudosStore::ReadLiveRecord(pool_, org, ids->elements[2 * i].str, record);
+    auto live = KudosStore::ReadLiveRecord(pool_, org, (*ids)[i].id, record);
     if (!live.ok()) return live.status();
     // Only committed kudos are in feeds; a missing one was just archived by
     // another replica: stop here, the script would refuse anyway.
@@ -255,7 +252,8 @@ absl::StatusOr<bool> Archiver::ArchiveMonth(const std::string& org, const std::s
       const ArchivedKudos& entry = entries[i];
       const uint64_t digest = IdDigest(entry.kudos.kudos_id());
       const std::vector<std::string> feeds = FeedKeysOf(entry.kudos, entry.teams);
-      args.insert(args.end(), {entry.kudos.kudos_id(), std::to_string(entry.kudos.boosts_size()),
+      args.insert(args.end(), {entry.kudos.kudos_id(), std::to_string(entry.seq),
+                               std::to_string(entry.kudos.boosts_size()),
                                IndexField(digest), IndexRecord(digest, ref),
                                std::to_string(feeds.size())});
       args.insert(args.end(), feeds.begin(), feeds.end());

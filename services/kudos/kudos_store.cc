@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <set>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -24,6 +25,71 @@ namespace {
 
 using common::redis::Reply;
 
+// A feed's entries in one direction across its head and sealed chunks
+// (finish_recognition.lua writes them, archive_batch.lua removes them).
+// KEYS[1] = "kudos:{org}:". ARGV: feed, bound ('' = none), limit, order
+// ('desc': seq < bound, newest first; 'asc': seq > bound, oldest first).
+// Returns {{id, seq, id, seq, ...} (at most limit), the archive's top chunk
+// {name, score} or {}}. The head is read as a whole range and merged, so an
+// entry a replica of the previous version added to the head below the top
+// chunk is still listed in its place.
+constexpr char kFeedRangeLua[] = R"lua(
+local p, feed = KEYS[1], ARGV[1]
+local head = p .. feed
+local dir = head .. '#'
+local bound, limit, desc = ARGV[2], tonumber(ARGV[3]), ARGV[4] == 'desc'
+local lo, hi = '-inf', '+inf'
+if bound ~= '' then
+  if desc then hi = '(' .. bound else lo = '(' .. bound end
+end
+local function range(key, n)
+  if desc then
+    return redis.call('ZRANGE', key, hi, lo, 'BYSCORE', 'REV', 'LIMIT', 0, n, 'WITHSCORES')
+  end
+  return redis.call('ZRANGE', key, lo, hi, 'BYSCORE', 'LIMIT', 0, n, 'WITHSCORES')
+end
+local found = {}
+local function keep(entries)
+  for i = 1, #entries, 2 do
+    found[#found + 1] = {entries[i], entries[i + 1], tonumber(entries[i + 1])}
+  end
+  return #entries / 2
+end
+keep(range(head, limit))
+-- Chunks in order (their ranges do not overlap) until they gave `limit`.
+local from_chunks = 0
+if desc and bound ~= '' then
+  local straddle = redis.call('ZRANGE', dir, bound, '+inf', 'BYSCORE', 'LIMIT', 0, 1)[1]
+  if straddle then from_chunks = from_chunks + keep(range(dir .. straddle, limit)) end
+end
+local offset = 0
+while from_chunks < limit do
+  local chunks
+  if desc then
+    chunks = redis.call('ZRANGE', dir, hi, '-inf', 'BYSCORE', 'REV', 'LIMIT', offset, 16)
+  else
+    chunks = redis.call('ZRANGE', dir, lo, '+inf', 'BYSCORE', 'LIMIT', offset, 16)
+  end
+  if #chunks == 0 then break end
+  for _, chunk in ipairs(chunks) do
+    if from_chunks >= limit then break end
+    from_chunks = from_chunks + keep(range(dir .. chunk, limit - from_chunks))
+  end
+  offset = offset + #chunks
+end
+if desc then
+  table.sort(found, function(a, b) return a[3] > b[3] end)
+else
+  table.sort(found, function(a, b) return a[3] < b[3] end)
+end
+local out = {}
+for i = 1, math.min(#found, limit) do
+  out[#out + 1] = found[i][1]
+  out[#out + 1] = found[i][2]
+end
+return {out, redis.call('ZRANGE', p .. 'archive:chunks', -1, -1, 'WITHSCORES')}
+)lua";
+
 std::string NowText() { return absl::FormatTime(absl::RFC3339_sec, absl::Now(), absl::UTCTimeZone()); }
 
 absl::Status Corrupt(absl::string_view what) {
@@ -34,6 +100,15 @@ absl::Status Corrupt(absl::string_view what) {
 
 const char* KindName(RecordKind kind) { return kind == RecordKind::kKudos ? "kudos" : "boost"; }
 
+std::string KudosStore::StoredFingerprint(const std::string& fingerprint) {
+  if (fingerprint.size() != 64) return fingerprint;
+  return absl::HexStringToBytes(fingerprint.substr(0, 32));
+}
+
+bool KudosStore::SameFingerprint(const std::string& stored, const std::string& fingerprint) {
+  return stored == fingerprint || (fingerprint.size() == 64 && stored == StoredFingerprint(fingerprint));
+}
+
 KudosStore::KudosStore(common::redis::Pool& pool)
     : pool_(pool),
       put_directory_entry_("put_directory_entry", kPutDirectoryEntryLua),
@@ -41,7 +116,8 @@ KudosStore::KudosStore(common::redis::Pool& pool)
       begin_("begin_recognition", kBeginRecognitionLua),
       finish_("finish_recognition", kFinishRecognitionLua),
       claim_reconcile_("claim_reconcile", kClaimReconcileLua),
-      reconcile_failed_("reconcile_failed", kReconcileFailedLua) {}
+      reconcile_failed_("reconcile_failed", kReconcileFailedLua),
+      feed_range_("feed_range", kFeedRangeLua) {}
 
 namespace {
 
@@ -183,7 +259,7 @@ absl::StatusOr<BeginOutcome> KudosStore::Begin(const std::string& org,
   std::vector<std::string> args = {KindName(begin.kind),
                                    begin.actor,
                                    begin.request_id,
-                                   begin.fingerprint,
+                                   StoredFingerprint(begin.fingerprint),
                                    begin.record_id,
                                    begin.record_pb,
                                    std::to_string(begin.now_ms),
@@ -206,8 +282,11 @@ absl::StatusOr<BeginOutcome> KudosStore::Begin(const std::string& org,
   absl::StatusOr<Reply> reply = pool_.Eval(begin_, {Prefix(org)}, args);
   if (!reply.ok()) return reply.status();
   if (reply->elements.size() != 3) return absl::InternalError("begin_recognition: bad reply");
-  return BeginOutcome{reply->elements[0].str == "NEW", reply->elements[1].str,
-                      reply->elements[2].str};
+  BeginOutcome outcome{reply->elements[0].str == "NEW", reply->elements[1].str,
+                       reply->elements[2].str};
+  // The caller compares fingerprints in full.
+  if (SameFingerprint(outcome.fingerprint, begin.fingerprint)) outcome.fingerprint = begin.fingerprint;
+  return outcome;
 }
 
 absl::StatusOr<std::optional<BeginOutcome>> KudosStore::FindRequest(
@@ -454,6 +533,25 @@ absl::StatusOr<KudosStore::ArchivedPage> KudosStore::ListArchived(const std::str
   return page;
 }
 
+absl::StatusOr<std::vector<KudosStore::FeedEntry>> KudosStore::LiveFeedRange(
+    const std::string& org, const std::string& feed_key, int64_t bound, int limit,
+    bool newest_first) {
+  absl::StatusOr<Reply> reply = pool_.Eval(
+      feed_range_, {Prefix(org)},
+      {feed_key, bound > 0 ? std::to_string(bound) : "", std::to_string(limit),
+       newest_first ? "desc" : "asc"});
+  if (!reply.ok()) return reply.status();
+  if (reply->elements.size() != 2) return absl::InternalError("feed_range: bad reply");
+  std::vector<FeedEntry> entries;
+  const Reply& flat = reply->elements[0];
+  for (size_t i = 0; i + 1 < flat.elements.size(); i += 2) {
+    auto seq = SeqOf(flat.elements[i + 1]);
+    if (!seq.ok()) return seq.status();
+    entries.push_back({flat.elements[i].str, *seq});
+  }
+  return entries;
+}
+
 absl::StatusOr<FeedPage> KudosStore::ListFeed(const std::string& org, const std::string& feed_key,
                                               const std::string& before_seq, int limit) {
   // Scores are sequence numbers: a page continues strictly below the last
@@ -462,14 +560,12 @@ absl::StatusOr<FeedPage> KudosStore::ListFeed(const std::string& org, const std:
   if (!before_seq.empty() && (!absl::SimpleAtoi(before_seq, &before) || before <= 0)) {
     return absl::InvalidArgumentError("page_token: is not a token this API returned");
   }
-  auto heads = pool_.Pipeline(
-      {{"ZRANGE", Prefix(org) + feed_key, before_seq.empty() ? "+inf" : "(" + before_seq, "-inf",
-        "BYSCORE", "REV", "LIMIT", "0", std::to_string(limit + 1), "WITHSCORES"},
-       {"ZRANGE", ArchiveChunks(org), "-1", "-1", "WITHSCORES"}});
+  // The live feed (head and sealed chunks) and the archive's top, at once.
+  absl::StatusOr<Reply> heads = pool_.Eval(
+      feed_range_, {Prefix(org)},
+      {feed_key, before_seq, std::to_string(limit + 1), "desc"});
   if (!heads.ok()) return heads.status();
-  for (const auto& reply : *heads) {
-    if (!reply.ok()) return reply.status();
-  }
+  if (heads->elements.size() != 2) return absl::InternalError("feed_range: bad reply");
   // Candidates by seq, newest first: live ids, then archived entries.
   struct Candidate {
     int64_t seq;
@@ -477,13 +573,13 @@ absl::StatusOr<FeedPage> KudosStore::ListFeed(const std::string& org, const std:
     ArchivedKudos* archived;    // set for an archived one
   };
   std::vector<Candidate> candidates;
-  const Reply& live = *(*heads)[0];
+  const Reply& live = heads->elements[0];
   for (size_t i = 0; i + 1 < live.elements.size(); i += 2) {
     auto seq = SeqOf(live.elements[i + 1]);
     if (!seq.ok()) return seq.status();
     candidates.push_back({*seq, live.elements[i].str, nullptr});
   }
-  const Reply& top_chunk = *(*heads)[1];
+  const Reply& top_chunk = heads->elements[1];
   int64_t archived_up_to = 0;
   if (top_chunk.elements.size() == 2) {
     auto seq = SeqOf(top_chunk.elements[1]);

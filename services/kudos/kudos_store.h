@@ -15,7 +15,12 @@
 //   kudos:{org}:kudosreq:<giver>:<request_id>, boostreq:...  idempotency, expire after
 //                                        retention.idempotency_days
 //   kudos:{org}:archive:...              archived kudos (services/kudos/kudos_archive.h)
-//   kudos:{org}:feed:all|giver:<id>|recipient:<id>|team:<id>|value:<id>  ZSET by seq
+//   kudos:{org}:feed:all|giver:<id>|recipient:<id>|team:<id>|value:<id>  ZSET by seq,
+//                                        the feed's newest entries (at most 128); past
+//                                        that the oldest 64 at a time move to sealed
+//                                        chunks <feed>#<max seq> (ZSETs), listed in
+//                                        <feed># (member = score = max seq): every
+//                                        ZSET a listpack (finish_recognition.lua)
 //   kudos:{org}:boosts:<kudos_id>        LIST of serialized Boost
 //   kudos:{org}:pending                  ZSET "kind:id" by the reconciler's next attempt (ms)
 //   kudos:{org}:deadletter               STREAM {kind, id, attempts, reason, time}, capped
@@ -139,6 +144,15 @@ class KudosStore {
   // matches in the chunks one call may scan.
   absl::StatusOr<FeedPage> ListFeed(const std::string& org, const std::string& feed_key,
                                     const std::string& before_seq, int limit);
+  // Up to `limit` live entries of a feed (head and sealed chunks): below
+  // `bound` newest first (bound 0: from the newest), or above it oldest first.
+  struct FeedEntry {
+    std::string id;
+    int64_t seq = 0;
+  };
+  absl::StatusOr<std::vector<FeedEntry>> LiveFeedRange(const std::string& org,
+                                                       const std::string& feed_key, int64_t bound,
+                                                       int limit, bool newest_first);
   // Pending records whose next reconcile attempt is due at `now_ms`, as
   // (kind, id), most overdue first.
   absl::StatusOr<std::vector<std::pair<RecordKind, std::string>>> DuePending(
@@ -172,6 +186,13 @@ class KudosStore {
   static absl::StatusOr<LiveRecord> ReadLiveRecord(
       common::redis::Pool& pool, const std::string& org, const std::string& kudos_id,
       const absl::StatusOr<common::redis::Reply>& get_reply);
+
+  // What a request key and a PENDING record keep of a request's
+  // fingerprint (SendFingerprint, 64 hex digits): its first 16 bytes, raw
+  // (the hash stays 48 bytes smaller). Keys written before kept all 64
+  // digits: SameFingerprint accepts either against the full fingerprint.
+  static std::string StoredFingerprint(const std::string& fingerprint);
+  static bool SameFingerprint(const std::string& stored, const std::string& fingerprint);
 
   static std::string Prefix(const std::string& org) { return "kudos:{" + org + "}:"; }
   static std::string EventStream(const std::string& org) { return Prefix(org) + "events"; }
@@ -209,6 +230,7 @@ class KudosStore {
   common::redis::Script finish_;
   common::redis::Script claim_reconcile_;
   common::redis::Script reconcile_failed_;
+  common::redis::Script feed_range_;
 };
 
 const char* KindName(RecordKind kind);

@@ -127,7 +127,8 @@ absl::StatusOr<kudos::v1::Kudos> KudosWorkflow::SendKudos(
     if (ValidateRequestId(request.request_id()).ok()) {
       auto earlier = store_.FindRequest(org, RecordKind::kKudos, giver_id, request.request_id());
       if (!earlier.ok()) return earlier.status();
-      if (earlier->has_value() && (*earlier)->fingerprint == SendFingerprint(request)) {
+      if (earlier->has_value() &&
+          KudosStore::SameFingerprint((*earlier)->fingerprint, SendFingerprint(request))) {
         return Complete(org, RecordKind::kKudos, (*earlier)->record_id, (*earlier)->record_id);
       }
     }

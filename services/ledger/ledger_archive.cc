@@ -98,6 +98,13 @@ Archiver::Archiver(common::redis::Pool& pool, ArchiveOptions options)
     : pool_(pool),
       options_(options),
       archive_("ledger_archive", WithLib(kLedgerArchiveLua)),
+      bodies_("ledger_tx_bodies",
+              WithLib("local out = {}\n"
+                      "for i, id in ipairs(ARGV) do\n"
+                      "  local tx = read_tx(id)\n"
+                      "  out[i] = tx and tx.body or false\n"
+                      "end\n"
+                      "return out\n")),
       unlock_("ledger_archive_unlock", kUnlockLua) {
   KUDOS_CHECK(options_.max_transfers_per_chunk >= 1 && options_.max_transfers_per_run >= 1,
               "archive bounds are positive");
@@ -149,30 +156,31 @@ absl::StatusOr<Archiver::ChunkPlan> Archiver::Plan(const std::string& org, absl:
                                             through.str, "' is not a number"));
   }
   plan.chain = exec.elements[0].elements[1].str;
-  std::vector<common::redis::Command> reads;
+  std::vector<std::string> ids;
   for (const Reply& line : exec.elements[1].elements) {
     absl::StatusOr<JournalEntry> entry = ParseJournalEntry(line.str);
     if (!entry.ok()) return entry.status();
-    reads.push_back({"HGET", prefix + "tx:" + entry->transfer_id, "t"});
+    ids.push_back(entry->transfer_id);
   }
   int64_t raw_bytes = 0;
   // Bodies in growing batches (1, 4, 16, ...): an org with nothing old
-  // enough costs one read per round, not a chunk's worth.
-  for (size_t begin = 0; begin < reads.size();) {
-    size_t end = std::min(reads.size(), std::max<size_t>(1, begin * 4));
-    absl::StatusOr<std::vector<absl::StatusOr<Reply>>> bodies = pool_.Pipeline(
-        std::vector<common::redis::Command>(reads.begin() + begin, reads.begin() + end));
+  // enough costs one read per round, not a chunk's worth. A transfer is a
+  // STRING, or a hash written before the string form: one script reads both.
+  for (size_t begin = 0; begin < ids.size();) {
+    size_t end = std::min(ids.size(), std::max<size_t>(1, begin * 4));
+    absl::StatusOr<Reply> bodies = pool_.Eval(
+        bodies_, {prefix}, std::vector<std::string>(ids.begin() + begin, ids.begin() + end));
     if (!bodies.ok()) return bodies.status();
-    for (size_t i = 0; i < bodies->size(); ++i) {
-      const absl::StatusOr<Reply>& body = (*bodies)[i];
-      if (!body.ok()) return body.status();
+    if (bodies->elements.size() != end - begin) return Malformed("transfer bodies");
+    for (size_t i = 0; i < bodies->elements.size(); ++i) {
+      const Reply& body = bodies->elements[i];
       // Gone since the snapshot: another run archived it; the commit's
       // compare-and-set would refuse this plan anyway.
-      if (body->is_nil()) return plan;
+      if (body.is_nil()) return plan;
       Transfer transfer;
-      if (!transfer.ParseFromString(body->str)) {
+      if (!transfer.ParseFromString(body.str)) {
         return absl::DataLossError(absl::StrCat("org '", org, "': stored transfer '",
-                                                reads[begin + i][1], "' does not parse"));
+                                                ids[begin + i], "' does not parse"));
       }
       // Oldest first: the first transfer still inside the live window ends
       // the plan, so the archive stays a sequence prefix.
@@ -180,7 +188,7 @@ absl::StatusOr<Archiver::ChunkPlan> Archiver::Plan(const std::string& org, absl:
       if (!plan.transfers.empty() && MonthOf(transfer) != MonthOf(plan.transfers.front())) {
         return plan;
       }
-      raw_bytes += static_cast<int64_t>(body->str.size());
+      raw_bytes += static_cast<int64_t>(body.str.size());
       plan.transfers.push_back(std::move(transfer));
       if (raw_bytes >= options_.max_chunk_raw_bytes) return plan;
     }

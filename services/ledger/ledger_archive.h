@@ -110,6 +110,7 @@ class Archiver {
   common::redis::Pool& pool_;
   ArchiveOptions options_;
   common::redis::Script archive_;
+  common::redis::Script bodies_;  // live transfers' bodies, either stored form (lib.lua read_tx)
   common::redis::Script unlock_;
 };
 

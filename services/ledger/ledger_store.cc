@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -66,7 +67,8 @@ void AppendTransferArgs(std::vector<std::string>& args, int index, const Transfe
                         absl::Time now, absl::string_view dkind, absl::string_view dperson) {
   args.push_back(absl::StrCat(index));
   args.push_back(transfer.transfer_id());
-  args.push_back(Fingerprint(transfer));
+  // Raw bytes (32), half the hex digits, in the stored transfer.
+  args.push_back(absl::HexStringToBytes(Fingerprint(transfer)));
   args.push_back(AccountKey(transfer.debit_account()));
   args.push_back(AccountKey(transfer.credit_account()));
   args.push_back(absl::StrCat(transfer.amount()));

@@ -20,6 +20,7 @@
 #include "kudos/v1/kudos.grpc.pb.h"
 #include "ledger/v1/ledger.grpc.pb.h"
 #include "services/kudos/kudos_archive.h"
+#include "services/kudos/kudos_rules.h"
 #include "services/kudos/kudos_store.h"
 #include "tests/harness/eventually.h"
 #include "tests/harness/loopback.h"
@@ -366,6 +367,34 @@ TEST_F(RetentionTest, IdempotencyKey_ExpiresAfterTheRetryWindowAndARetryInsideIt
   EXPECT_GT(Integer({"TTL", kPrefix + "boostreq:carol:b1"}), 0);
 }
 
+// A request key keeps 16 raw bytes of the request's fingerprint (was all 64
+// hex digits); keys written before still recognise a retry and refuse a
+// different kudos under the same request_id.
+TEST_F(RetentionTest, IdempotencyKey_KeepsAShortFingerprintAndKeysWithTheOldOneStillWork) {
+  kudos::v1::Kudos first, retried;
+  ASSERT_TRUE(Send("alice", "r1", {"bob"}, "teamwork", &first).ok());
+  const std::string key = kPrefix + "kudosreq:alice:r1";
+  auto fp = pool_->Run({"HGET", key, "fp"});
+  ASSERT_TRUE(fp.ok());
+  EXPECT_EQ(fp->str.size(), 16u);
+  // As the previous version stored it: the full hex fingerprint.
+  kudos::v1::SendKudosRequest request;
+  request.set_request_id("r1");
+  request.add_recipient_ids("bob");
+  request.set_message("Thanks for r1, that follow-up saved our release!");
+  request.add_values("teamwork");
+  request.set_points_per_recipient(1);
+  const std::string full = kudos::SendFingerprint(request);
+  ASSERT_EQ(kudos::KudosStore::StoredFingerprint(full), fp->str);
+  ASSERT_TRUE(pool_->Run({"HSET", key, "fp", full}).ok());
+  ASSERT_TRUE(Send("alice", "r1", {"bob"}, "teamwork", &retried).ok());
+  EXPECT_EQ(retried.SerializeAsString(), first.SerializeAsString());
+  // A different kudos under the same request_id is refused, old key or new.
+  EXPECT_EQ(Send("alice", "r1", {"carol"}, "teamwork").error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  ASSERT_TRUE(Send("alice", "r2", {"bob"}, "teamwork").ok());
+  EXPECT_EQ(Send("alice", "r2", {"carol"}, "teamwork").error_code(), grpc::StatusCode::ALREADY_EXISTS);
+}
+
 TEST_F(RetentionTest, CommittedRecord_KeepsNoCommitOnlyFieldsAndReadsBackByteIdentical) {
   kudos::v1::Kudos sent;
   ASSERT_TRUE(Send("alice", "r1", {"bob", "olga"}, "teamwork", &sent).ok());
@@ -643,6 +672,127 @@ TEST_F(RetentionTest, Archive_NeverTakesAPendingKudosWhichReadsInItsPlaceOnceCom
   // Committed below the archive's top, it stays live (documented).
   EXPECT_EQ(ArchiveAll(archiver, later), 0);
   EXPECT_EQ(Integer({"EXISTS", kPrefix + "kudos:" + committed.kudos_id()}), 1);
+}
+
+// The ids ListKudos returns for `filter`, every page of `page_size`.
+std::vector<std::string> IdsOf(const std::vector<std::string>& listed) {
+  std::vector<std::string> ids;
+  for (const std::string& bytes : listed) {
+    kudos::v1::Kudos k;
+    EXPECT_TRUE(k.ParseFromString(bytes));
+    ids.push_back(k.kudos_id());
+  }
+  return ids;
+}
+
+// A feed past 128 entries keeps its newest in its head ZSET and moves the
+// oldest 64 at a time to sealed chunks, so every feed ZSET stays a listpack;
+// a kudos committed late lands in the chunk whose range holds it and lists
+// in its place; feeds stored as one ZSET each (before the chunks) read
+// alike and are sealed down by new kudos; the archive empties heads,
+// chunks and chunk lists, and every read is the same before and after.
+TEST_F(RetentionTest, Feeds_PastAHeadOf128SealChunksThatListArchiveAndUpgradeExactly) {
+  std::vector<std::string> first = SendMany(20, "a");
+  ledger_->Stop();
+  grpc::Status pending = Send("alice", "p1", {"bob"}, "teamwork");
+  ASSERT_EQ(pending.error_code(), grpc::StatusCode::UNAVAILABLE) << pending.error_message();
+  ledger_->Start();
+  kudos::v1::Kudos probe;
+  ASSERT_TRUE(harness::Eventually([&] { return Send("olga", "probe", {"pete"}, "empathy", &probe).ok(); }));
+  std::vector<std::string> second = SendMany(300, "b");
+  EXPECT_GE(Integer({"ZCARD", kPrefix + "feed:all#"}), 4);
+  EXPECT_LE(Integer({"ZCARD", kPrefix + "feed:all"}), 128);
+  // Committed now, below every sealed chunk's range but the first: it waits
+  // in the head, listed in its place, until sealing moves it to its chunk.
+  kudos::v1::Kudos late;
+  grpc::Status retried = Send("alice", "p1", {"bob"}, "teamwork", &late);
+  ASSERT_TRUE(retried.ok()) << retried.error_message();
+  std::vector<std::string> all = first;
+  all.push_back(late.kudos_id());
+  all.push_back(probe.kudos_id());
+  all.insert(all.end(), second.begin(), second.end());
+  std::vector<std::string> newest_first(all.rbegin(), all.rend());
+  for (int page_size : {1, 7, 100}) {
+    EXPECT_EQ(IdsOf(ListAll({}, page_size)), newest_first) << "page size " << page_size;
+  }
+  std::vector<std::string> more = SendMany(70, "m");
+  all.insert(all.end(), more.begin(), more.end());
+  newest_first.assign(all.rbegin(), all.rend());
+  for (int page_size : {1, 100}) {
+    EXPECT_EQ(IdsOf(ListAll({}, page_size)), newest_first) << "page size " << page_size;
+  }
+  auto in_head = pool_->Run({"ZSCORE", kPrefix + "feed:all", late.kudos_id()});
+  ASSERT_TRUE(in_head.ok());
+  EXPECT_TRUE(in_head->is_nil());
+  // Chunks hold disjoint ranges (previous max, own max], the head the rest.
+  for (const std::string& dir : Keys(kPrefix + "feed:*#")) {
+    auto chunks = pool_->Run({"ZRANGE", dir, "0", "-1", "WITHSCORES"});
+    ASSERT_TRUE(chunks.ok());
+    double previous = 0;
+    for (size_t c = 0; c + 1 < chunks->elements.size(); c += 2) {
+      const double max = std::stod(chunks->elements[c + 1].str);
+      auto entries = pool_->Run({"ZRANGE", dir + chunks->elements[c].str, "0", "-1", "WITHSCORES"});
+      ASSERT_TRUE(entries.ok());
+      for (size_t i = 0; i + 1 < entries->elements.size(); i += 2) {
+        const double seq = std::stod(entries->elements[i + 1].str);
+        EXPECT_GT(seq, previous) << dir << chunks->elements[c].str;
+        EXPECT_LE(seq, max) << dir << chunks->elements[c].str;
+      }
+      previous = max;
+    }
+    auto head_min = pool_->Run({"ZRANGE", dir.substr(0, dir.size() - 1), "0", "0", "WITHSCORES"});
+    ASSERT_TRUE(head_min.ok());
+    if (head_min->elements.size() == 2) {
+      EXPECT_GT(std::stod(head_min->elements[1].str), previous) << dir;
+    }
+  }
+  int feeds = 0;
+  for (const std::string& key : Keys(kPrefix + "feed:*")) {
+    auto encoding = pool_->Run({"OBJECT", "ENCODING", key});
+    ASSERT_TRUE(encoding.ok());
+    EXPECT_EQ(encoding->str, "listpack") << key;
+    ++feeds;
+  }
+  EXPECT_GT(feeds, 20);
+  const auto chunked = Snapshot(all);
+
+  // The previous version's form: each feed one ZSET (a skiplist past 128).
+  for (const std::string& dir : Keys(kPrefix + "feed:*#")) {
+    const std::string head = dir.substr(0, dir.size() - 1);
+    auto chunks = pool_->Run({"ZRANGE", dir, "0", "-1"});
+    ASSERT_TRUE(chunks.ok());
+    for (const auto& chunk : chunks->elements) {
+      auto entries = pool_->Run({"ZRANGE", dir + chunk.str, "0", "-1", "WITHSCORES"});
+      ASSERT_TRUE(entries.ok());
+      common::redis::Command zadd = {"ZADD", head};
+      for (size_t i = 0; i + 1 < entries->elements.size(); i += 2) {
+        zadd.push_back(entries->elements[i + 1].str);
+        zadd.push_back(entries->elements[i].str);
+      }
+      if (zadd.size() > 2) {
+        ASSERT_TRUE(pool_->Run(zadd).ok());
+      }
+      ASSERT_TRUE(pool_->Run({"DEL", dir + chunk.str}).ok());
+    }
+    ASSERT_TRUE(pool_->Run({"DEL", dir}).ok());
+  }
+  EXPECT_GT(Integer({"ZCARD", kPrefix + "feed:all"}), 300);
+  EXPECT_EQ(Snapshot(all), chunked);
+
+  // New kudos seal the big heads down, 64 entries a commit.
+  std::vector<std::string> third = SendMany(40, "c");
+  all.insert(all.end(), third.begin(), third.end());
+  EXPECT_LE(Integer({"ZCARD", kPrefix + "feed:all"}), 128);
+  newest_first.assign(all.rbegin(), all.rend());
+  for (int page_size : {7, 100}) {
+    EXPECT_EQ(IdsOf(ListAll({}, page_size)), newest_first) << "page size " << page_size;
+  }
+  const auto before = Snapshot(all);
+
+  kudos::Archiver archiver(*pool_, *store_, Options(64, 8, 50));
+  EXPECT_EQ(ArchiveAll(archiver, absl::Now() + absl::Hours(24) * 500), static_cast<int64_t>(all.size()));
+  EXPECT_EQ(Keys(kPrefix + "feed:*"), std::vector<std::string>());
+  EXPECT_EQ(Snapshot(all), before);
 }
 
 TEST_F(RetentionTest, Archive_AListingDecodesABoundedNumberOfChunksPerPageAndContinuesBelowThem) {

@@ -7,6 +7,7 @@
 #include <set>
 #include <thread>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -258,9 +259,40 @@ class LedgerArchive : public ::testing::Test {
     std::string line = Redis({"LINDEX", Key("journal"), absl::StrCat(index)}).str;
     std::string id = line.substr(line.rfind('\t') + 1);
     Transfer transfer;
-    ASSERT_TRUE(transfer.ParseFromString(Redis({"HGET", Key("tx:" + id), "t"}).str));
+    if (Redis({"TYPE", Key("tx:" + id)}).str == "hash") {
+      ASSERT_TRUE(transfer.ParseFromString(Redis({"HGET", Key("tx:" + id), "t"}).str));
+      transfer.mutable_post_time()->set_seconds(absl::ToUnixSeconds(post_time));
+      Redis({"HSET", Key("tx:" + id), "t", transfer.SerializeAsString()});
+      return;
+    }
+    // The string form: seq5 | fp length | fp | body (scripts/lib.lua).
+    std::string stored = Redis({"GET", Key("tx:" + id)}).str;
+    ASSERT_GT(stored.size(), 6u);
+    const size_t header = 6 + static_cast<unsigned char>(stored[5]);
+    ASSERT_TRUE(transfer.ParseFromString(stored.substr(header)));
     transfer.mutable_post_time()->set_seconds(absl::ToUnixSeconds(post_time));
-    Redis({"HSET", Key("tx:" + id), "t", transfer.SerializeAsString()});
+    Redis({"SET", Key("tx:" + id), stored.substr(0, header) + transfer.SerializeAsString()});
+  }
+
+  // Rewrites every live transfer in the form the ledger stored before the
+  // string form: a hash {fp: hex sha256, t: body, seq}. How many it rewrote.
+  int RewriteAsOldHashes() {
+    int rewritten = 0;
+    for (const common::redis::Reply& line : Redis({"LRANGE", Key("journal"), "0", "-1"}).elements) {
+      std::string id = line.str.substr(line.str.rfind('\t') + 1);
+      std::string stored = Redis({"GET", Key("tx:" + id)}).str;
+      EXPECT_GT(stored.size(), 6u);
+      if (stored.size() <= 6) continue;
+      int64_t seq = 0;
+      for (int i = 0; i < 5; ++i) seq = seq * 256 + static_cast<unsigned char>(stored[i]);
+      const size_t fp_size = static_cast<unsigned char>(stored[5]);
+      std::string fp_hex = absl::BytesToHexString(stored.substr(6, fp_size));
+      std::string body = stored.substr(6 + fp_size);
+      Redis({"DEL", Key("tx:" + id)});
+      Redis({"HSET", Key("tx:" + id), "fp", fp_hex, "t", body, "seq", absl::StrCat(seq)});
+      ++rewritten;
+    }
+    return rewritten;
   }
 
   static LedgerEnv* env_;
@@ -377,6 +409,55 @@ TEST_F(LedgerArchive, Archive_500DaysLaterEveryReadGivesExactlyWhatItGaveBefore)
   std::vector<std::string> after = Reads();
   ASSERT_EQ(before.size(), after.size());
   for (size_t i = 0; i < before.size(); ++i) EXPECT_EQ(before[i], after[i]) << i;
+  EXPECT_TRUE(Verify().consistent());
+}
+
+// A transfer is one STRING (seq, raw fingerprint, body) instead of a hash
+// with field names; transfers an org stored as hashes before the upgrade
+// read, retry, list, verify and archive exactly as before.
+TEST_F(LedgerArchive, Upgrade_TransfersStoredAsHashesReadRetryAndArchiveExactly) {
+  PostHistory(30);
+  // A retry of the last kudos post, for after the rewrite.
+  PostTransfersRequest retry;
+  retry.set_linked(true);
+  {
+    std::string line = Redis({"LINDEX", Key("journal"), "0"}).str;  // the first kudos transfer
+    std::string id = line.substr(line.rfind('\t') + 1);
+    std::string stored = Redis({"GET", Key("tx:" + id)}).str;
+    ASSERT_GT(stored.size(), 6u);
+    Transfer first;
+    ASSERT_TRUE(first.ParseFromString(stored.substr(6 + static_cast<unsigned char>(stored[5]))));
+    first.clear_sequence();
+    first.clear_post_time();
+    *retry.add_transfers() = first;
+  }
+  std::vector<std::string> before = Reads();
+  EXPECT_EQ(RewriteAsOldHashes(), Redis({"LLEN", Key("journal")}).integer);
+  EXPECT_EQ(Redis({"TYPE", Key("tx:" + retry.transfers(0).transfer_id())}).str, "hash");
+  EXPECT_EQ(Reads(), before);
+
+  // The same transfer id again: recognised, applied once, same answer.
+  PostTransfersResponse again;
+  grpc::Status status = stub_->PostTransfers(harness::Context(service_).get(), retry, &again);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(again.results_size(), 1);
+  EXPECT_FALSE(again.results(0).created());
+  EXPECT_GT(again.results(0).transfer().sequence(), 0);
+  EXPECT_EQ(Reads(), before);
+  // The same id with other content: refused, nothing written.
+  (*retry.mutable_transfers(0)).set_amount(retry.transfers(0).amount() + 1);
+  status = stub_->PostTransfers(harness::Context(service_).get(), retry, &again);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::ALREADY_EXISTS) << status.error_message();
+  EXPECT_EQ(Reads(), before);
+
+  // New transfers are strings beside the old hashes; then everything archives.
+  PostKudos(10, 5, "new");
+  std::vector<std::string> mixed = Reads();
+  EXPECT_TRUE(Verify().consistent());
+  const int64_t journal = Redis({"LLEN", Key("journal")}).integer;
+  ASSERT_EQ(ArchiveAll(), journal);
+  EXPECT_EQ(LiveTransferKeys(), 0);
+  EXPECT_EQ(Reads(), mixed);
   EXPECT_TRUE(Verify().consistent());
 }
 

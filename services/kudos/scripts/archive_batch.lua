@@ -6,9 +6,23 @@
 -- KEYS[1] = "kudos:{org}:"
 -- ARGV: month (YYYY-MM), chunk (number in the month), chunk_bytes, max_seq,
 --       min_new_seq, expected_score ('' = a new chunk, else the open chunk's
---       current score), n, then n times: id, boosts_archived, index_field,
+--       current score), n, then n times: id, seq, boosts_archived, index_field,
 --       index_record, feed_count, feed_1..feed_count
 local p = KEYS[1]
+
+-- Removes `id` (at `seq`) from a feed: its head ZSET or the sealed chunk
+-- whose range holds `seq` (finish_recognition.lua), dropping a chunk that
+-- empties from the feed's chunk list.
+local function feed_remove(feed, seq, id)
+  local head = p .. feed
+  if redis.call('ZREM', head, id) == 1 then return end
+  local dir = head .. '#'
+  local chunk = redis.call('ZRANGE', dir, seq, '+inf', 'BYSCORE', 'LIMIT', 0, 1)[1]
+  if not chunk then return end
+  redis.call('ZREM', dir .. chunk, id)
+  if redis.call('EXISTS', dir .. chunk) == 0 then redis.call('ZREM', dir, chunk) end
+end
+
 local month, chunk, bytes = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local max_seq, min_new, expected, n = ARGV[4], tonumber(ARGV[5]), ARGV[6], tonumber(ARGV[7])
 local chunks, months, index = p .. 'archive:chunks', p .. 'archive:months', p .. 'archive:index'
@@ -22,7 +36,7 @@ elseif top[1] ~= name or tonumber(top[2]) ~= tonumber(expected) then
 end
 local items, i = {}, 8
 for k = 1, n do
-  local nf = tonumber(ARGV[i + 4])
+  local nf = tonumber(ARGV[i + 5])
   -- Committed kudos are STRINGs, or hashes in state COMMITTED from before
   -- 334bb16; gone (archived by another replica) or another hash is a conflict.
   local record = p .. 'kudos:' .. ARGV[i]
@@ -33,7 +47,7 @@ for k = 1, n do
     return 'CONFLICT'
   end
   items[k] = {i, nf}
-  i = i + 5 + nf
+  i = i + 6 + nf
 end
 redis.call('SET', p .. 'archive:' .. name, bytes)
 redis.call('ZADD', chunks, max_seq, name)
@@ -41,12 +55,12 @@ if expected == '' then redis.call('HSET', months, month, chunk + 1) end
 local add = {}
 for k = 1, n do
   local at, nf = items[k][1], items[k][2]
-  local id, boosts, field = ARGV[at], tonumber(ARGV[at + 1]), ARGV[at + 2]
+  local id, seq, boosts, field = ARGV[at], ARGV[at + 1], tonumber(ARGV[at + 2]), ARGV[at + 3]
   redis.call('DEL', p .. 'kudos:' .. id)
   -- Boosts committed since the batch was read stay live, after the archived ones.
   if boosts > 0 then redis.call('LTRIM', p .. 'boosts:' .. id, boosts, -1) end
-  for f = 1, nf do redis.call('ZREM', p .. ARGV[at + 4 + f], id) end
-  add[field] = (add[field] or '') .. ARGV[at + 3]
+  for f = 1, nf do feed_remove(ARGV[at + 5 + f], seq, id) end
+  add[field] = (add[field] or '') .. ARGV[at + 4]
 end
 for field, records in pairs(add) do
   redis.call('HSET', index, field, (redis.call('HGET', index, field) or '') .. records)

@@ -34,26 +34,29 @@ if sent >= rate_limit then
   return redis.error_reply('RESOURCE_EXHAUSTED rate limit: at most ' .. rate_limit ..
     ' kudos and boosts per minute; retry after ' .. retry_after .. 's')
 end
-local pair_keys = {}
-for i = 1, n do
-  local recipient = ARGV[15 + i]
-  local pair_key = p .. 'pair:' .. actor .. ':' .. recipient .. ':' .. week_key
-  local given = tonumber(redis.call('GET', pair_key) or '0')
-  if points > 0 and given + points > pair_cap then
-    return redis.error_reply('RESOURCE_EXHAUSTED recipient_ids[' .. (i - 1) .. "]: '" .. recipient ..
-      "' already got " .. given .. ' of the weekly cap of ' .. pair_cap ..
-      ' points from you this week (' .. week_key .. ')')
+-- Points given per (giver, week): one hash, field = recipient (a listpack:
+-- one key per giver and week, not one per pair). Counters written before
+-- the hash existed (pair:<giver>:<recipient>:<week>, gone within 8 days)
+-- still count.
+local pairs_key = p .. 'pairs:' .. actor .. ':' .. week_key
+if points > 0 then
+  for i = 1, n do
+    local recipient = ARGV[15 + i]
+    local given = tonumber(redis.call('HGET', pairs_key, recipient) or '0') +
+      tonumber(redis.call('GET', p .. 'pair:' .. actor .. ':' .. recipient .. ':' .. week_key) or '0')
+    if given + points > pair_cap then
+      return redis.error_reply('RESOURCE_EXHAUSTED recipient_ids[' .. (i - 1) .. "]: '" .. recipient ..
+        "' already got " .. given .. ' of the weekly cap of ' .. pair_cap ..
+        ' points from you this week (' .. week_key .. ')')
+    end
   end
-  pair_keys[i] = pair_key
 end
 
 redis.call('INCR', rate_key)
 redis.call('EXPIRE', rate_key, 120)
 if points > 0 then
-  for i = 1, n do
-    redis.call('INCRBY', pair_keys[i], points)
-    redis.call('EXPIRE', pair_keys[i], 8 * 24 * 3600)
-  end
+  for i = 1, n do redis.call('HINCRBY', pairs_key, ARGV[15 + i], points) end
+  redis.call('EXPIRE', pairs_key, 8 * 24 * 3600)
 end
 local seq = redis.call('INCR', p .. 'seq')
 local record = p .. kind .. ':' .. id

@@ -11,6 +11,43 @@
 -- ARGV: kind, id, outcome ("COMMITTED"|"ABORTED"), error_code, error_message
 local p = KEYS[1]
 local kind, id, outcome = ARGV[1], ARGV[2], ARGV[3]
+
+-- A feed is a head ZSET p..feed (its newest entries) and, once the head
+-- reached 128 entries, sealed chunks p..feed..'#'..<max seq> of its oldest
+-- 64 at a time, listed in p..feed..'#' (member = score = the chunk's
+-- highest seq). Every ZSET stays within 128 entries, a listpack (~30 bytes
+-- an entry instead of ~110 in a skiplist). Chunks never overlap: a chunk
+-- holds (the previous chunk's max, its max]. A commit adds to the head
+-- (two commands); an entry below the top chunk's max (committed late)
+-- stays in the head until sealing moves it to the chunk whose range holds
+-- it, and readers merge the head with the chunks by seq, so it lists in its
+-- place meanwhile. Readers: KudosStore's feed_range; archive_batch.lua.
+local function feed_add(feed, seq)
+  local head = p .. feed
+  redis.call('ZADD', head, seq, id)
+  if redis.call('ZCARD', head) < 128 then return end
+  local dir = head .. '#'
+  local top = tonumber(redis.call('ZRANGE', dir, -1, -1, 'WITHSCORES')[2] or '0')
+  local oldest = redis.call('ZRANGE', head, 0, 63, 'WITHSCORES')
+  local args, max = {}, nil
+  for i = 1, #oldest, 2 do
+    local member, score = oldest[i], oldest[i + 1]
+    if tonumber(score) <= top then
+      local chunk = redis.call('ZRANGE', dir, score, '+inf', 'BYSCORE', 'LIMIT', 0, 1)[1]
+      redis.call('ZADD', dir .. chunk, score, member)
+    else
+      args[#args + 1] = score
+      args[#args + 1] = member
+      max = score
+    end
+  end
+  if max then
+    redis.call('ZADD', dir .. max, unpack(args))
+    redis.call('ZADD', dir, max, max)
+  end
+  redis.call('ZREMRANGEBYRANK', head, 0, 63)
+end
+
 local record = p .. kind .. ':' .. id
 if redis.call('TYPE', record).ok == 'string' then return 'COMMITTED' end
 local state = redis.call('HGET', record, 'state')
@@ -27,9 +64,7 @@ local commit_only = {'actor', 'fp', 'seq', 'points', 'week', 'kudos_id', 'recipi
   'event', 'feeds', 'create_ms', 'ttl_s', 'reconcile_attempts', 'reconcile_error', 'dead_letter_time'}
 redis.call('ZREM', p .. 'pending', kind .. ':' .. id)
 if outcome == 'COMMITTED' then
-  for feed in string.gmatch(feeds, '[^,]+') do
-    redis.call('ZADD', p .. feed, seq, id)
-  end
+  for feed in string.gmatch(feeds, '[^,]+') do feed_add(feed, seq) end
   if kind == 'boost' then
     redis.call('RPUSH', p .. 'boosts:' .. kudos_id, pb)
   end
@@ -60,7 +95,8 @@ if outcome == 'COMMITTED' then
 end
 if points > 0 then
   for recipient in string.gmatch(recipients, '[^,]+') do
-    redis.call('DECRBY', p .. 'pair:' .. actor .. ':' .. recipient .. ':' .. week, points)
+    -- Into the hash even when reserved in a pre-hash counter: the cap reads their sum.
+    redis.call('HINCRBY', p .. 'pairs:' .. actor .. ':' .. week, recipient, -points)
   end
 end
 redis.call('HDEL', record, 'pb', unpack(commit_only))

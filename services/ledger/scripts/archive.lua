@@ -23,7 +23,8 @@ for i = 0, n - 1 do
     return redis.error_reply('ABORTED journal line ' .. (through + i + 1) ..
                              ' is not the transfer the archive read; nothing archived')
   end
-  if tonumber(redis.call('HGET', P .. 'tx:' .. ARGV[b], 'seq')) ~= through + i + 1 then
+  local tx = read_tx(ARGV[b])
+  if not tx or tx.seq ~= through + i + 1 then
     return redis.error_reply('DATA_LOSS transfer ' .. ARGV[b] .. ' is not stored at sequence ' ..
                              (through + i + 1) .. '; nothing archived')
   end

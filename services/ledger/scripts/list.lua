@@ -11,9 +11,9 @@ local ids = redis.call('ZREVRANGEBYSCORE', P .. 'acct:' .. account,
                        'LIMIT', 0, limit + 1)
 local live = {}
 for i = 1, math.min(#ids, limit) do
-  local body = redis.call('HGET', P .. 'tx:' .. ids[i], 't')
-  if not body then return {{}, {}, {}, ids[i], 0} end
-  live[#live + 1] = body
+  local tx = read_tx(ids[i])
+  if not tx then return {{}, {}, {}, ids[i], 0} end
+  live[#live + 1] = tx.body
 end
 if #ids > limit then return {live, {}, {}, '', 1} end
 local index = P .. 'arch:a:' .. account
