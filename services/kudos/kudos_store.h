@@ -12,8 +12,11 @@
 //                                        the retry window. Committed before 334bb16, a kudos
 //                                        stayed a hash {pb: the Kudos, state: COMMITTED,
 //                                        teams: "a,b"[, commit blobs]}: read like the STRING
-//   kudos:{org}:kudosreq:<giver>:<request_id>, boostreq:...  idempotency, expire after
-//                                        retention.idempotency_days
+//   kudos:{org}:kudosreq:<giver>:<request_id>, boostreq:...  hash {id, fp: 16 raw bytes of
+//                                        the fingerprint (64 hex digits before)}, expire
+//                                        after retention.idempotency_days
+//   kudos:{org}:pairs:<giver>:<week>     hash recipient -> points given that week (8 days;
+//                                        pair:<giver>:<recipient>:<week> counters before)
 //   kudos:{org}:archive:...              archived kudos (services/kudos/kudos_archive.h)
 //   kudos:{org}:feed:all|giver:<id>|recipient:<id>|team:<id>|value:<id>  ZSET by seq,
 //                                        the feed's newest entries (at most 128); past
