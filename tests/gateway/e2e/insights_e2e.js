@@ -210,7 +210,7 @@ async function main() {
     near(await point('chart-score', 'net'), 40, 'net score point of the current period');
     near(await point('chart-coverage', 'reach'), c.reachPercent, 'reach bar of the current period');
     near(await point('chart-coverage', 'participation'), c.participationPercent, 'participation bar of the current period');
-    const periods = await page.$$eval('#chart-coverage > text', (ts) => ts.map((t) => t.textContent).filter((t) => /W\d\d$/.test(t)));
+    const periods = await page.$$eval('#chart-coverage rect[data-series="reach"]', (rs) => rs.map((r) => r.dataset.period));
     check(periods.length === 8 && periods[7] === current, 'the coverage chart spans 8 weeks ending ' + current + ': ' + periods);
     check(!(await page.isVisible('#notice')), 'no error notice once every figure loaded');
     check(errors.length === 0, 'page errors: ' + errors.join('; '));
