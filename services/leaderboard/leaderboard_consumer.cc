@@ -261,7 +261,7 @@ class ReplayPlanner {
         Unparsable(entry, LedgerStream(org_));
         event.Clear();  // applied as nothing: the mark moves past it, as live
       }
-      out.plan = PlanLedgerEvent(org_, dedupe, event, *calendar_);
+      out.plan = PlanLedgerEvent(org_, dedupe, event, *calendar_, /*list_touched=*/false);
       return out;
     }
     kudos::v1::KudosEvent event;
@@ -272,7 +272,7 @@ class ReplayPlanner {
     out.plan = PlanKudosEvent(org_, dedupe, event, *calendar_, [&](const std::string& id) {
       auto it = people_.find(id);
       return it == people_.end() ? std::string() : it->second.time_zone();
-    });
+    }, /*list_touched=*/false);
     // The directory the next entries are planned with, as the image holds it.
     if (event.has_org_settings_changed()) {
       std::string stored = event.org_settings_changed().settings().SerializeAsString();

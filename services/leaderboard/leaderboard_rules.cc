@@ -518,8 +518,9 @@ std::string Ms(absl::Time t) { return absl::StrCat(absl::ToUnixMillis(t)); }
 
 class PlanBuilder {
  public:
-  PlanBuilder(absl::string_view org, absl::string_view dedupe_id, const OrgCalendar& calendar)
-      : org_(org), calendar_(calendar) {
+  PlanBuilder(absl::string_view org, absl::string_view dedupe_id, const OrgCalendar& calendar,
+              bool list_touched)
+      : org_(org), calendar_(calendar), list_touched_(list_touched) {
     Idx(MarksKey(org));
     Idx(RebuildLockKey(org));
     plan_.args.push_back(std::string(dedupe_id));
@@ -544,16 +545,17 @@ class PlanBuilder {
     std::string amount_text = absl::StrCat(amount);
     for (size_t w = 0; w < AllWindows().size(); ++w) {
       Window window = AllWindows()[w];
-      std::string key = BoardKey(org_, metric, window, periods[w].key, scope, scope_id);
-      // A derived board is read from the boards it sums; watchers of it
-      // still learn it moved.
-      if (!BoardDerived(window, scope)) {
-        Op({"Z", Idx(key), subject, amount_text, periods[w].expiry});
-      } else if (window == v1::WINDOW_ALL_TIME) {
+      bool derived = BoardDerived(window, scope);
+      if (derived && window == v1::WINDOW_ALL_TIME) {
         const std::string& year = periods[kYearIndex].key;
         if (years_.insert(year).second) Op({"S", Idx(YearsKey(org_)), year});
       }
-      touched_.push_back(std::move(key));
+      if (derived && !list_touched_) continue;
+      std::string key = BoardKey(org_, metric, window, periods[w].key, scope, scope_id);
+      // A derived board is read from the boards it sums; watchers of it
+      // still learn it moved.
+      if (!derived) Op({"Z", Idx(key), subject, amount_text, periods[w].expiry});
+      if (list_touched_) touched_.push_back(std::move(key));
     }
   }
 
@@ -630,6 +632,7 @@ class PlanBuilder {
 
   std::string org_;
   const OrgCalendar& calendar_;
+  bool list_touched_;
   std::set<std::string> years_;  // years added to YearsKey by this plan
   ApplyPlan plan_;
   std::vector<std::string> touched_;
@@ -668,8 +671,8 @@ std::vector<std::string> PeopleOfEvent(const kudos::v1::KudosEvent& event) {
 
 ApplyPlan PlanKudosEvent(absl::string_view org, absl::string_view dedupe_id,
                          const kudos::v1::KudosEvent& event, const OrgCalendar& calendar,
-                         const ZoneLookup& person_zone) {
-  PlanBuilder b(org, dedupe_id, calendar);
+                         const ZoneLookup& person_zone, bool list_touched) {
+  PlanBuilder b(org, dedupe_id, calendar, list_touched);
   switch (event.event_case()) {
     case kudos::v1::KudosEvent::kKudosSent: {
       const kudos::v1::KudosSent& sent = event.kudos_sent();
@@ -747,8 +750,9 @@ ApplyPlan PlanKudosEvent(absl::string_view org, absl::string_view dedupe_id,
 }
 
 ApplyPlan PlanLedgerEvent(absl::string_view org, absl::string_view dedupe_id,
-                          const ledger::v1::LedgerEvent& event, const OrgCalendar& calendar) {
-  PlanBuilder b(org, dedupe_id, calendar);
+                          const ledger::v1::LedgerEvent& event, const OrgCalendar& calendar,
+                          bool list_touched) {
+  PlanBuilder b(org, dedupe_id, calendar, list_touched);
   if (event.has_transfers_posted()) {
     const ledger::v1::TransfersPosted& posted = event.transfers_posted();
     for (const ledger::v1::Transfer& transfer : posted.transfers()) {

@@ -280,11 +280,14 @@ std::vector<std::string> PeopleOfEvent(const kudos::v1::KudosEvent& event);
 // `person_zone` returns a person's IANA zone name ("" = the org's).
 using ZoneLookup = std::function<std::string(const std::string& person)>;
 
+// `list_touched` false: touched_boards stays empty (a rebuild notifies every
+// watcher of the org at once and need not name, sort or copy the boards).
 ApplyPlan PlanKudosEvent(absl::string_view org, absl::string_view dedupe_id,
                          const kudos::v1::KudosEvent& event, const OrgCalendar& calendar,
-                         const ZoneLookup& person_zone);
+                         const ZoneLookup& person_zone, bool list_touched = true);
 ApplyPlan PlanLedgerEvent(absl::string_view org, absl::string_view dedupe_id,
-                          const ledger::v1::LedgerEvent& event, const OrgCalendar& calendar);
+                          const ledger::v1::LedgerEvent& event, const OrgCalendar& calendar,
+                          bool list_touched = true);
 
 // The windows every event updates.
 const std::vector<leaderboard::v1::Window>& AllWindows();
