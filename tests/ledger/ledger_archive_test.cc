@@ -13,6 +13,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "services/ledger/ledger_archive.h"
+#include "services/ledger/ledger_rules.h"
 #include "services/ledger/ledger_store.h"
 #include "tests/ledger/ledger_test_util.h"
 
@@ -265,13 +266,33 @@ class LedgerArchive : public ::testing::Test {
       Redis({"HSET", Key("tx:" + id), "t", transfer.SerializeAsString()});
       return;
     }
-    // The string form: seq5 | fp length | fp | body (scripts/lib.lua).
-    std::string stored = Redis({"GET", Key("tx:" + id)}).str;
-    ASSERT_GT(stored.size(), 6u);
-    const size_t header = 6 + static_cast<unsigned char>(stored[5]);
-    ASSERT_TRUE(transfer.ParseFromString(stored.substr(header)));
+    // The string form (scripts/lib.lua), written back with its whole body.
+    StoredTransfer stored = ReadStoredTransfer(id);
+    ASSERT_TRUE(transfer.ParseFromString(stored.body));
     transfer.mutable_post_time()->set_seconds(absl::ToUnixSeconds(post_time));
-    Redis({"SET", Key("tx:" + id), stored.substr(0, header) + transfer.SerializeAsString()});
+    std::string value = Redis({"GET", Key("tx:" + id)}).str.substr(0, 5);
+    value += static_cast<char>(stored.fp.size());
+    Redis({"SET", Key("tx:" + id), value + stored.fp + transfer.SerializeAsString()});
+  }
+
+  // A transfer in the string form: seq5 | fp length (+128: the body's
+  // transfer_id field left out) | fp | body (scripts/lib.lua, read_tx).
+  struct StoredTransfer {
+    int64_t seq = 0;
+    std::string fp;
+    std::string body;  // the whole serialized Transfer
+  };
+  StoredTransfer ReadStoredTransfer(const std::string& id) {
+    StoredTransfer out;
+    std::string stored = Redis({"GET", Key("tx:" + id)}).str;
+    EXPECT_GT(stored.size(), 6u) << id;
+    if (stored.size() <= 6) return out;
+    for (int i = 0; i < 5; ++i) out.seq = out.seq * 256 + static_cast<unsigned char>(stored[i]);
+    const unsigned char flags = static_cast<unsigned char>(stored[5]);
+    out.fp = stored.substr(6, flags % 128);
+    out.body = stored.substr(6 + flags % 128);
+    if (flags >= 128) out.body = std::string(1, '\x0a') + static_cast<char>(id.size()) + id + out.body;
+    return out;
   }
 
   // Rewrites every live transfer in the form the ledger stored before the
@@ -280,16 +301,15 @@ class LedgerArchive : public ::testing::Test {
     int rewritten = 0;
     for (const common::redis::Reply& line : Redis({"LRANGE", Key("journal"), "0", "-1"}).elements) {
       std::string id = line.str.substr(line.str.rfind('\t') + 1);
-      std::string stored = Redis({"GET", Key("tx:" + id)}).str;
-      EXPECT_GT(stored.size(), 6u);
-      if (stored.size() <= 6) continue;
-      int64_t seq = 0;
-      for (int i = 0; i < 5; ++i) seq = seq * 256 + static_cast<unsigned char>(stored[i]);
-      const size_t fp_size = static_cast<unsigned char>(stored[5]);
-      std::string fp_hex = absl::BytesToHexString(stored.substr(6, fp_size));
-      std::string body = stored.substr(6 + fp_size);
+      StoredTransfer stored = ReadStoredTransfer(id);
+      Transfer transfer;
+      EXPECT_TRUE(transfer.ParseFromString(stored.body)) << id;
+      EXPECT_EQ(transfer.transfer_id(), id);
+      // The old hash kept the whole fingerprint, in hex.
+      const std::string fp_hex = ledger::Fingerprint(transfer);
+      EXPECT_EQ(absl::HexStringToBytes(fp_hex).substr(0, 16), stored.fp);
       Redis({"DEL", Key("tx:" + id)});
-      Redis({"HSET", Key("tx:" + id), "fp", fp_hex, "t", body, "seq", absl::StrCat(seq)});
+      Redis({"HSET", Key("tx:" + id), "fp", fp_hex, "t", stored.body, "seq", absl::StrCat(stored.seq)});
       ++rewritten;
     }
     return rewritten;
@@ -423,10 +443,9 @@ TEST_F(LedgerArchive, Upgrade_TransfersStoredAsHashesReadRetryAndArchiveExactly)
   {
     std::string line = Redis({"LINDEX", Key("journal"), "0"}).str;  // the first kudos transfer
     std::string id = line.substr(line.rfind('\t') + 1);
-    std::string stored = Redis({"GET", Key("tx:" + id)}).str;
-    ASSERT_GT(stored.size(), 6u);
     Transfer first;
-    ASSERT_TRUE(first.ParseFromString(stored.substr(6 + static_cast<unsigned char>(stored[5]))));
+    ASSERT_TRUE(first.ParseFromString(ReadStoredTransfer(id).body));
+    ASSERT_EQ(first.transfer_id(), id);
     first.clear_sequence();
     first.clear_post_time();
     *retry.add_transfers() = first;

@@ -10,9 +10,11 @@
 -- Keys (P = KEYS[1]):
 --   P..'bal'                      HASH account key -> balance
 --   P..'seq'                      counter, the journal sequence
---   P..'tx:'..id                  STRING seq5(seq) .. char(#fp) .. fp (raw
---                                 sha256) .. serialized Transfer; before it
---                                 a HASH fp (hex), t, seq: read_tx reads both
+--   P..'tx:'..id                  STRING seq5(seq) .. char(#fp [+128]) .. fp
+--                                 (16 raw bytes of the sha256) .. serialized
+--                                 Transfer [without its id field: +128];
+--                                 before it a HASH fp (hex), t, seq: read_tx
+--                                 reads both
 --   P..'acct:'..account           ZSET transfer id, score = sequence
 --   P..'journal'                  LIST "debit\tcredit\tamount\tid"
 --   P..'outbox'                   STREAM field event = ledger.v1.LedgerEvent
@@ -87,20 +89,32 @@ local function unhex(h)
   return (string.gsub(h, '%x%x', function(b) return string.char(tonumber(b, 16)) end))
 end
 
--- A live transfer {fp, body, seq} from either stored form, or nil:
--- a STRING seq5(seq) .. char(#fp) .. fp (raw bytes) .. body, or (written
--- before the string form) a HASH {fp (hex), t (body), seq}.
+-- The serialized Transfer's first field, its transfer_id (field 1, tag 10;
+-- ids are at most 128 bytes, so the length is one byte below 128).
+local function id_field(id)
+  return '\10' .. string.char(#id) .. id
+end
+
+-- A live transfer {fp, body, seq} from either stored form, or nil: a STRING
+-- seq5(seq) .. char(#fp + 128 if the body's transfer_id field was left out,
+-- the key names it) .. fp (raw bytes, 16 from the C++ side) .. body, or
+-- (written before the string form) a HASH {fp (64 hex digits), t, seq},
+-- whose fingerprint compares by its first 16 bytes. `body` is always the
+-- whole serialized Transfer, byte for byte as it was posted.
 local function read_tx(id)
   local key = P .. 'tx:' .. id
   local v = redis.pcall('GET', key)
   if type(v) == 'table' and v.err then
     local h = redis.call('HMGET', key, 'fp', 't', 'seq')
     if not h[1] then return nil end
-    return {fp = unhex(h[1]), body = h[2], seq = tonumber(h[3])}
+    return {fp = string.sub(unhex(h[1]), 1, 16), body = h[2], seq = tonumber(h[3])}
   end
   if not v then return nil end
-  local n = string.byte(v, 6)
-  return {fp = string.sub(v, 7, 6 + n), body = string.sub(v, 7 + n), seq = unseq5(v, 1)}
+  local b = string.byte(v, 6)
+  local n = b % 128
+  local body = string.sub(v, 7 + n)
+  if b >= 128 then body = id_field(id) .. body end
+  return {fp = string.sub(v, 7, 6 + n), body = body, seq = unseq5(v, 1)}
 end
 
 
@@ -247,7 +261,13 @@ local function apply(t, ctx)
   local full = t.body .. string.char(72) .. varint(seq)
   -- One STRING, not a hash with field names (a hashtable: the body is over
   -- 64 bytes): 568 -> ~300 bytes per transfer (docs/retention-ledger.md).
-  redis.call('SET', P .. 'tx:' .. t.id, seq5(seq) .. string.char(#t.fp) .. t.fp .. full)
+  -- Without its transfer_id field when the body starts with it (the key
+  -- names it): read_tx puts it back.
+  local head, stored, flag = id_field(t.id), full, 0
+  if #t.id < 128 and #t.fp < 128 and string.sub(full, 1, #head) == head then
+    stored, flag = string.sub(full, #head + 1), 128
+  end
+  redis.call('SET', P .. 'tx:' .. t.id, seq5(seq) .. string.char(flag + #t.fp) .. t.fp .. stored)
   redis.call('ZADD', P .. 'acct:' .. t.debit, seq, t.id)
   redis.call('ZADD', P .. 'acct:' .. t.credit, seq, t.id)
   redis.call('RPUSH', P .. 'journal',
