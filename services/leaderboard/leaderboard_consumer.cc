@@ -590,13 +590,20 @@ absl::StatusOr<Projector::RebuildResult> Projector::Replay(const std::string& or
   if (!snapshot.ok()) return snapshot.status();
   ProjectionImage image = snapshot->has_value() ? **std::move(snapshot) : ProjectionImage(absl::Now());
   if (absl::Status s = CheckTailsIntact(org, image); !s.ok()) return s;
+  absl::Time started = absl::Now();
   if (absl::Status s = ReplayInto(image, org, token, refresh, {"", ""}, result); !s.ok()) return s;
+  absl::Time replayed = absl::Now();
   // The new image goes under temporary keys first; the live boards stay as
   // they are until the swap below replaces them all at once.
   absl::StatusOr<std::vector<StagedKey>> staged =
       image.Stage(store_.pool(), absl::StrCat(StagingPrefix(org), token, ":"),
                   rebuild_.staging_ttl, 200, refresh);
   if (!staged.ok()) return staged.status();
+  // Where a rebuild's time goes (bench/README.md reads these).
+  common::log::Info(absl::StrCat(
+      "leaderboard: org '", org, "': replayed ", result.events_read, " entries into ",
+      image.key_count(), " keys in ", absl::ToInt64Milliseconds(replayed - started),
+      " ms, staged them in ", absl::ToInt64Milliseconds(absl::Now() - replayed), " ms"));
   KUDOS_CHECK(staged->size() == image.key_count(), "every key of the image is staged");
   absl::StatusOr<std::vector<std::string>> old_keys = store_.ProjectionKeys(org);
   if (!old_keys.ok()) return old_keys.status();
