@@ -126,6 +126,7 @@ absl::StatusOr<SweepStats> Sampler::RunOnce(const std::string& org, absl::Time n
       ++stats.already_swept;
       continue;
     }
+    if (**created == 0) continue;  // nobody to invite yet: a later sweep tries again
     ++stats.surveys_swept;
     stats.invitations += **created;
   }

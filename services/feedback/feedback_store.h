@@ -98,7 +98,8 @@ class FeedbackStore {
   };
   // Creates the period's invitations atomically, once: the number created,
   // or nullopt when the period was already swept (another replica, an
-  // earlier run).
+  // earlier run). A period where none could be created (nobody eligible)
+  // is not marked: a later sweep tries again.
   absl::StatusOr<std::optional<int>> CreateInvitations(const std::string& org,
                                                        const InvitationBatch& batch,
                                                        int64_t now_ms);

@@ -317,12 +317,32 @@ TEST_F(FeedbackIntegrationTest, Sampling_RespectsTheWeeklyCapPerPerson) {
   const absl::Time now = absl::Now();
   auto stats = replica_->sampler.RunOnce(kOrg, now);
   ASSERT_TRUE(stats.ok()) << stats.status();
-  EXPECT_EQ(stats->surveys_swept, 3);
+  EXPECT_EQ(stats->surveys_swept, 2) << "the third finds everyone at the cap";
   EXPECT_EQ(stats->invitations, 9);
   std::map<std::string, int> per_person;
   for (const auto& [id, who] : StoredInvitations()) ++per_person[who.second];
   EXPECT_EQ(per_person.size(), 9u);
   for (const auto& [person, count] : per_person) EXPECT_EQ(count, 1) << person;
+}
+
+TEST_F(FeedbackIntegrationTest, Sweep_APeriodWithNobodyToInviteYetIsSweptAgainLater) {
+  MustCreate(FullSurvey("eng", 3));
+  const absl::Time now = absl::Now();
+  auto empty = replica_->sampler.RunOnce(kOrg, now);
+  ASSERT_TRUE(empty.ok());
+  EXPECT_EQ(empty->invitations, 0);
+  EXPECT_EQ(empty->surveys_swept, 0);
+  ServeAll("eng");
+  auto later = replica_->sampler.RunOnce(kOrg, now + absl::Seconds(1));
+  ASSERT_TRUE(later.ok());
+  EXPECT_EQ(later->surveys_swept, 1);
+  EXPECT_EQ(later->invitations, 3);
+  // Once it has invitations, the period is done.
+  auto again = replica_->sampler.RunOnce(kOrg, now + absl::Seconds(2));
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->invitations, 0);
+  EXPECT_EQ(again->already_swept, 1);
+  EXPECT_EQ(StoredInvitations().size(), 3u);
 }
 
 TEST_F(FeedbackIntegrationTest, Sweep_TwoConcurrentSweepsCreateEachPeriodsInvitationsExactlyOnce) {

@@ -1,5 +1,6 @@
 -- Creates one survey period's invitations, exactly once across replicas: the
--- marker P swept:<survey>:<period> is checked and set in this same script.
+-- marker P swept:<survey>:<period> is checked and set in this same script
+-- (set only when some were created).
 -- KEYS[1] = "feedback:{org}:"  KEYS[2] = "feedback:{org}:invitations" (stream)
 -- ARGV: survey, team, period, period start (ms), closes (ms), max invitations,
 --       week key, weekly cap, retention (s), template pb, nonce, now (ms),
@@ -45,5 +46,7 @@ for i = 14, #ARGV do
   end
 end
 if redis.call('EXISTS', weekly) == 1 then redis.call('EXPIRE', weekly, 8 * 86400) end
-redis.call('SET', marker, created, 'EX', marker_ttl)
+-- A period with nobody to invite yet stays open to a later sweep (people
+-- served since); once it has invitations it is done.
+if created > 0 then redis.call('SET', marker, created, 'EX', marker_ttl) end
 return created
