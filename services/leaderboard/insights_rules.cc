@@ -9,6 +9,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/auth/ids.h"
+#include "common/check/check.h"
 #include "services/leaderboard/leaderboard_rules.h"
 
 namespace leaderboard::insights {
@@ -65,35 +66,68 @@ std::string SettingsKey(absl::string_view org) {
   return absl::StrCat("ins:{", org, "}:settings");
 }
 std::string LastKey(absl::string_view org) { return absl::StrCat("ins:{", org, "}:last"); }
-std::string PeriodKey(absl::string_view org, v1::Window window, absl::string_view period,
-                      absl::string_view kind) {
-  return absl::StrCat("ins:{", org, "}:", WindowKeyName(window), ":", period, ":", kind);
+std::string IdsKey(absl::string_view org) { return absl::StrCat("ins:{", org, "}:ids"); }
+std::string ValueName(absl::string_view value) { return absl::StrCat("=", value); }
+
+bool Written(v1::Window window) {
+  return window == v1::WINDOW_DAY || window == v1::WINDOW_WEEK || window == v1::WINDOW_MONTH;
 }
 
-std::string PersonField(absl::string_view person, absl::string_view counter) {
-  return absl::StrCat(person, "|", counter);
+v1::Window SourceWindow(v1::Window window) {
+  return Written(window) ? window : v1::WINDOW_MONTH;
 }
-std::string ValueField(absl::string_view person, absl::string_view value) {
-  return absl::StrCat(person, "|v|", value);
+
+std::vector<std::string> SourcePeriods(v1::Window window, absl::string_view period) {
+  if (Written(window)) return {std::string(period)};
+  // Quarters and years are whole months in any zone: the calendar's civil
+  // days are all that is used here.
+  absl::StatusOr<common::calendar::Period> parsed =
+      common::calendar::ParsePeriod(Unit(window), period, absl::UTCTimeZone(), 1);
+  std::vector<std::string> months;
+  if (!parsed.ok()) return months;
+  absl::CivilDay day = parsed->first_day;
+  for (int i = 0; i < 12 && day < parsed->end_day; ++i) {
+    common::calendar::Period month = common::calendar::PeriodOfDay(
+        common::calendar::PeriodUnit::kMonth, day, absl::UTCTimeZone(), 1);
+    months.push_back(month.key);
+    day = month.end_day;
+  }
+  return months;
 }
-std::string PairField(absl::string_view giver, absl::string_view recipient) {
+
+std::string PeriodPrefix(absl::string_view org, v1::Window window, absl::string_view period) {
+  return absl::StrCat("ins:{", org, "}:", WindowKeyName(window), ":", period, ":");
+}
+std::string PeopleKey(absl::string_view prefix, int64_t person) {
+  return absl::StrCat(prefix, "u", person / kPeoplePerBucket);
+}
+std::string PairsKey(absl::string_view prefix, int64_t giver) {
+  return absl::StrCat(prefix, "q", giver / kGiversPerBucket);
+}
+std::string RecipKey(absl::string_view prefix) { return absl::StrCat(prefix, "c"); }
+std::string MetaKey(absl::string_view prefix) { return absl::StrCat(prefix, "m"); }
+
+std::string PersonField(int64_t person, absl::string_view counter) {
+  return absl::StrCat(person, counter);
+}
+std::string ValueField(int64_t person, int64_t value) { return absl::StrCat(person, "v", value); }
+std::string PairField(int64_t giver, int64_t recipient) {
   return absl::StrCat(giver, ">", recipient);
 }
 
-absl::Time Expiry(v1::Window window, const common::calendar::Period& period) {
-  int days = window == v1::WINDOW_DAY ? 90 : window == v1::WINDOW_WEEK ? 366 : 1096;
-  return period.end + absl::Hours(24 * days);
+bool ParsePairField(absl::string_view field, int64_t* giver, int64_t* recipient) {
+  size_t at = field.find('>');
+  return at != absl::string_view::npos && absl::SimpleAtoi(field.substr(0, at), giver) &&
+         absl::SimpleAtoi(field.substr(at + 1), recipient);
 }
 
-int BatchOps::Key(const std::string& key) {
-  auto it = key_index.find(key);
-  if (it != key_index.end()) return it->second;
-  // KEYS[1..4] are the mark, the stream, the last-recognized hash and the
-  // settings; period keys follow.
-  int index = static_cast<int>(keys.size()) + 5;
-  keys.push_back(key);
-  key_index.emplace(key, index);
-  return index;
+absl::Time Expiry(v1::Window window, const common::calendar::Period& period,
+                  const absl::TimeZone& zone) {
+  if (window == v1::WINDOW_DAY) return period.end + absl::Hours(24 * 90);
+  if (window == v1::WINDOW_WEEK) return period.end + absl::Hours(24 * 366);
+  common::calendar::Period year = common::calendar::PeriodOfDay(
+      common::calendar::PeriodUnit::kYear, period.first_day, zone, 1);
+  return year.end + absl::Hours(24 * 1096);
 }
 
 Planner::Planner(std::string org, kudos::v1::OrgSettings settings)
@@ -110,27 +144,21 @@ void Planner::Count(v1::Window window, absl::Time t, const std::string& giver,
                     const std::string& recipient_team, int64_t points,
                     const std::vector<std::string>& values) {
   common::calendar::Period period = common::calendar::PeriodAt(Unit(window), t, zone_, week_start_);
-  int64_t expire_at = absl::ToUnixSeconds(Expiry(window, period));
+  int64_t expire_at = absl::ToUnixSeconds(Expiry(window, period, zone_));
   // A period past its retention (a replay of old history): its keys would
   // expire as they are written.
   if (expire_at <= now_) return;
-  int people = ops_.Key(PeriodKey(org_, window, period.key, "people"));
-  ops_.expire[people] = expire_at;
-  if (points != 0) ops_.incr[{people, PersonField(recipient, kPoints)}] += points;
+  std::string prefix = PeriodPrefix(org_, window, period.key);
+  ops_.periods[prefix] = expire_at;
+  if (points != 0) ops_.incr[{prefix, recipient, kPoints, ""}] += points;
   if (giver.empty()) return;  // a boost: points only
-  ops_.incr[{people, PersonField(giver, kGiven)}] += 1;
-  ops_.incr[{people, PersonField(recipient, kReceived)}] += 1;
+  ops_.incr[{prefix, giver, kGiven, ""}] += 1;
+  ops_.incr[{prefix, recipient, kReceived, ""}] += 1;
   if (!giver_team.empty() && !recipient_team.empty() && giver_team != recipient_team) {
-    ops_.incr[{people, PersonField(recipient, kCross)}] += 1;
+    ops_.incr[{prefix, recipient, kCross, ""}] += 1;
   }
-  for (const std::string& value : values) ops_.incr[{people, ValueField(recipient, value)}] += 1;
-  int pairs = ops_.Key(PeriodKey(org_, window, period.key, "pairs"));
-  int recip = ops_.Key(PeriodKey(org_, window, period.key, "recip"));
-  int meta = ops_.Key(PeriodKey(org_, window, period.key, "meta"));
-  ops_.expire[pairs] = expire_at;
-  ops_.expire[recip] = expire_at;
-  ops_.expire[meta] = expire_at;
-  ops_.pairs[{people, pairs, recip, meta, giver, recipient}] += 1;
+  for (const std::string& value : values) ops_.incr[{prefix, recipient, "v", value}] += 1;
+  ops_.pairs[{prefix, giver, recipient}] += 1;
 }
 
 void Planner::Add(const std::string& payload) {
@@ -165,6 +193,7 @@ void Planner::Add(const std::string& payload) {
       auto team = sent.recipient_team_ids().find(recipient);
       std::string recipient_team = team == sent.recipient_team_ids().end() ? "" : team->second;
       for (v1::Window window : Windows()) {
+        if (!Written(window)) continue;
         Count(window, t, giver, sent.giver_team_id(), recipient, recipient_team,
               kudos.points_per_recipient(), values);
       }
@@ -183,28 +212,83 @@ void Planner::Add(const std::string& payload) {
     std::set<std::string> seen;
     for (const std::string& recipient : boosted.recipient_ids()) {
       if (!common::auth::ValidId(recipient) || !seen.insert(recipient).second) continue;
-      for (v1::Window window : Windows()) Count(window, t, "", "", recipient, "", points, {});
+      for (v1::Window window : Windows()) {
+        if (Written(window)) Count(window, t, "", "", recipient, "", points, {});
+      }
     }
   }
 }
 
-std::vector<std::string> Planner::Args() const {
-  std::vector<std::string> args;
-  args.push_back(absl::StrCat(ops_.incr.size()));
+std::vector<std::string> Planner::Names() const {
+  std::set<std::string> names;
   for (const auto& [key, amount] : ops_.incr) {
-    args.push_back(absl::StrCat(key.first));
-    args.push_back(key.second);
+    const auto& [prefix, person, counter, value] = key;
+    names.insert(person);
+    if (!value.empty()) names.insert(ValueName(value));
+  }
+  for (const auto& [key, amount] : ops_.pairs) {
+    names.insert(std::get<1>(key));
+    names.insert(std::get<2>(key));
+  }
+  return {names.begin(), names.end()};
+}
+
+namespace {
+
+// KEYS[1..4] of the script are the mark, the stream, the last-recognized
+// hash and the settings; period keys follow, each named once.
+class KeyIndex {
+ public:
+  explicit KeyIndex(std::vector<std::string>* keys) : keys_(keys) {}
+  int Of(const std::string& key) {
+    auto [it, inserted] = index_.emplace(key, static_cast<int>(keys_->size()) + 5);
+    if (inserted) keys_->push_back(key);
+    return it->second;
+  }
+
+ private:
+  std::vector<std::string>* keys_;
+  std::map<std::string, int> index_;
+};
+
+int64_t IdOf(const std::map<std::string, int64_t>& ids, const std::string& name) {
+  auto it = ids.find(name);
+  KUDOS_CHECK(it != ids.end(), "insights: every name of a plan has an id before its apply");
+  return it->second;
+}
+
+}  // namespace
+
+ApplyArgs Planner::Args(const std::map<std::string, int64_t>& ids) const {
+  ApplyArgs out;
+  KeyIndex keys(&out.keys);
+  std::map<int, int64_t> expire;  // key index -> unix seconds
+  auto key = [&](const std::string& name, const std::string& prefix) {
+    int index = keys.Of(name);
+    expire[index] = ops_.periods.at(prefix);
+    return absl::StrCat(index);
+  };
+  std::vector<std::string>& args = out.args;
+  args.push_back(absl::StrCat(ops_.incr.size()));
+  for (const auto& [k, amount] : ops_.incr) {
+    const auto& [prefix, person, counter, value] = k;
+    int64_t id = IdOf(ids, person);
+    args.push_back(key(PeopleKey(prefix, id), prefix));
+    args.push_back(value.empty() ? PersonField(id, counter)
+                                 : ValueField(id, IdOf(ids, ValueName(value))));
     args.push_back(absl::StrCat(amount));
   }
   args.push_back(absl::StrCat(ops_.pairs.size()));
-  for (const auto& [key, amount] : ops_.pairs) {
-    const auto& [people, pairs, recip, meta, giver, recipient] = key;
-    args.push_back(absl::StrCat(people));
-    args.push_back(absl::StrCat(pairs));
-    args.push_back(absl::StrCat(recip));
-    args.push_back(absl::StrCat(meta));
-    args.push_back(giver);
-    args.push_back(recipient);
+  for (const auto& [k, amount] : ops_.pairs) {
+    const auto& [prefix, giver, recipient] = k;
+    int64_t g = IdOf(ids, giver), r = IdOf(ids, recipient);
+    args.push_back(key(PeopleKey(prefix, r), prefix));
+    args.push_back(key(PairsKey(prefix, g), prefix));
+    args.push_back(key(PairsKey(prefix, r), prefix));
+    args.push_back(key(RecipKey(prefix), prefix));
+    args.push_back(key(MetaKey(prefix), prefix));
+    args.push_back(absl::StrCat(g));
+    args.push_back(absl::StrCat(r));
     args.push_back(absl::StrCat(amount));
   }
   args.push_back(absl::StrCat(ops_.last.size()));
@@ -212,14 +296,14 @@ std::vector<std::string> Planner::Args() const {
     args.push_back(person);
     args.push_back(absl::StrCat(ms));
   }
-  args.push_back(absl::StrCat(ops_.expire.size()));
-  for (const auto& [key, at] : ops_.expire) {
-    args.push_back(absl::StrCat(key));
+  args.push_back(absl::StrCat(expire.size()));
+  for (const auto& [index, at] : expire) {
+    args.push_back(absl::StrCat(index));
     args.push_back(absl::StrCat(at));
   }
   args.push_back(ops_.settings ? "1" : "0");
   args.push_back(ops_.settings ? *ops_.settings : "");
-  return args;
+  return out;
 }
 
 // ----------------------------------------------------------------- reads

@@ -37,42 +37,77 @@ common::calendar::PeriodUnit Unit(v1::Window window);
 std::string HwmKey(absl::string_view org);       // HASH "k" -> last applied entry id
 std::string SettingsKey(absl::string_view org);  // STRING: serialized OrgSettings as last seen
 std::string LastKey(absl::string_view org);      // HASH person -> ms of last kudos received
-// ins:{org}:<window>:<period>:people|pairs|recip|meta
-std::string PeriodKey(absl::string_view org, v1::Window window, absl::string_view period,
-                      absl::string_view kind);
+// HASH person id -> small integer, "=<value id>" -> small integer, "#" ->
+// the last integer handed out: the period keys name people and values by
+// these integers (a few bytes a field).
+std::string IdsKey(absl::string_view org);
+inline constexpr char kLastIdField[] = "#";
+std::string ValueName(absl::string_view value);  // "=<value>": its name in the ids hash
 
-// Fields of the people hash: "<person>|<counter>".
+// Windows whose counters are written (day, week, month); quarter and year
+// are the sums of their months, read from the month keys.
+bool Written(v1::Window window);
+// The written periods a period is read from: itself, or its months (keys
+// "2026-10" ..., at most 12). Empty for a malformed key.
+std::vector<std::string> SourcePeriods(v1::Window window, absl::string_view period);
+v1::Window SourceWindow(v1::Window window);  // the window of SourcePeriods
+// "ins:{org}:<window>:<period>:"; the period's keys are this plus
+//   u<n> HASH people counters of the people with ids n*8 .. n*8+7
+//   q<n> HASH pair counters of the givers with ids n*8 .. n*8+7
+//   c    SET "<a>|<b>" (ids, a < b): pairs with >= 3 kudos each way
+//   m    HASH "n" pairs kept, "d" kudos left out past the pair cap
+// Buckets of 8 people keep each hash within Redis's listpack thresholds
+// (hash-max-listpack-entries 128) for the usual counts.
+std::string PeriodPrefix(absl::string_view org, v1::Window window, absl::string_view period);
+inline constexpr int64_t kPeoplePerBucket = 8;
+inline constexpr int64_t kGiversPerBucket = 8;
+std::string PeopleKey(absl::string_view prefix, int64_t person);
+std::string PairsKey(absl::string_view prefix, int64_t giver);
+std::string RecipKey(absl::string_view prefix);
+std::string MetaKey(absl::string_view prefix);
+
+// Fields of a people hash: "<id><counter>".
 inline constexpr char kGiven[] = "g";      // kudos given (per recipient)
 inline constexpr char kReceived[] = "r";   // kudos received (per recipient)
 inline constexpr char kPoints[] = "p";     // points received (kudos and boosts)
 inline constexpr char kCross[] = "x";      // kudos received from another team's giver
-inline constexpr char kUniqueGivers[] = "ug";
-std::string PersonField(absl::string_view person, absl::string_view counter);
-std::string ValueField(absl::string_view person, absl::string_view value);  // "<p>|v|<value>"
-std::string PairField(absl::string_view giver, absl::string_view recipient);  // "<g>><r>"
+inline constexpr char kUniqueGivers[] = "u";
+std::string PersonField(int64_t person, absl::string_view counter);
+std::string ValueField(int64_t person, int64_t value);  // "<p>v<value>"
+std::string PairField(int64_t giver, int64_t recipient);  // "<g>><r>"
+// Parses a pair field; false when malformed.
+bool ParsePairField(absl::string_view field, int64_t* giver, int64_t* recipient);
 
 // When a period's counters expire: the period's end plus day 90 days, week
-// 366 days, month, quarter and year 3 years (1096 days).
-absl::Time Expiry(v1::Window window, const common::calendar::Period& period);
+// 366 days; a month 3 years (1096 days) after the end of its year, so that
+// a year (and each quarter), summed from its months, reads whole as long
+// as it did when it had keys of its own.
+absl::Time Expiry(v1::Window window, const common::calendar::Period& period,
+                  const absl::TimeZone& zone);
 
-// The summed effect of a run of entries.
+// The summed effect of a run of entries, by names (people and values);
+// Args() turns it into KEYS and ARGV once the names have ids.
 struct BatchOps {
-  std::vector<std::string> keys;  // period keys, in first-use order
-  std::map<std::string, int> key_index;
-  // (key, field) -> increment
-  std::map<std::pair<int, std::string>, int64_t> incr;
-  // (people key, pairs key, recip key, meta key, giver, recipient) -> kudos
-  std::map<std::tuple<int, int, int, int, std::string, std::string>, int64_t> pairs;
+  // period prefix -> unix seconds of its expiry
+  std::map<std::string, int64_t> periods;
+  // (prefix, person, counter, value) -> increment; value only for "v"
+  std::map<std::tuple<std::string, std::string, std::string, std::string>, int64_t> incr;
+  // (prefix, giver, recipient) -> kudos
+  std::map<std::tuple<std::string, std::string, std::string>, int64_t> pairs;
   // person -> latest ms received
   std::map<std::string, int64_t> last;
-  // key -> unix seconds
-  std::map<int, int64_t> expire;
   // The last OrgSettingsChanged of the run, serialized.
   std::optional<std::string> settings;
-  int Key(const std::string& key);
   bool empty() const {
     return incr.empty() && pairs.empty() && last.empty() && !settings.has_value();
   }
+};
+
+// KEYS after the fixed four and ARGV after the entry ids of
+// insights_apply.lua (see the script).
+struct ApplyArgs {
+  std::vector<std::string> keys;
+  std::vector<std::string> args;
 };
 
 // Plans entries in stream order with the org's settings as of each entry
@@ -83,8 +118,10 @@ class Planner {
   // Unparsable payloads and other kinds of events plan nothing.
   void Add(const std::string& payload);
   const BatchOps& ops() const { return ops_; }
-  // ARGV of insights_apply.lua after the entry ids (see the script).
-  std::vector<std::string> Args() const;
+  // Every name the plan needs an id for: people, and values as ValueName.
+  std::vector<std::string> Names() const;
+  // `ids` holds an id for every name of Names().
+  ApplyArgs Args(const std::map<std::string, int64_t>& ids) const;
 
  private:
   void Count(v1::Window window, absl::Time t, const std::string& giver,

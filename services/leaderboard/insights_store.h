@@ -1,5 +1,6 @@
-// Redis access of the insights: the apply script and the reads of the
-// per-period counters, the reciprocity candidates and last-recognized times.
+// Redis access of the insights: the ids of people and values, the apply
+// script and the reads of the per-period counters (quarter and year summed
+// from their months), the reciprocity candidates and last-recognized times.
 #pragma once
 
 #include <cstdint>
@@ -30,6 +31,9 @@ class InsightsStore {
   // The settings the planner starts from: the insights' own copy (as of
   // the mark), else the leaderboard's directory copy, else the defaults.
   absl::StatusOr<kudos::v1::OrgSettings> PlanningSettings(const std::string& org);
+  // Plans nothing: gives every name of the planner an id (first sight
+  // assigns the next one; idempotent, safe with other replicas), then runs
+  // the apply script.
   absl::StatusOr<ApplyResult> Apply(const std::string& org, const std::vector<std::string>& ids,
                                     const Planner& planner, int64_t pair_cap);
   // "" when nothing was applied yet.
@@ -43,11 +47,28 @@ class InsightsStore {
                                                      const std::string& period);
   absl::StatusOr<bool> PairsTruncated(const std::string& org, v1::Window window,
                                       const std::string& period);
+  // How many pair fields the period's keys hold (written windows).
+  absl::StatusOr<int64_t> StoredPairs(const std::string& org, v1::Window window,
+                                      const std::string& period);
   // person -> ms of the last kudos received (absent: never).
   absl::StatusOr<std::map<std::string, int64_t>> LastRecognized(
       const std::string& org, const std::vector<std::string>& people);
 
  private:
+  using PairSums = std::map<std::pair<int64_t, int64_t>, int64_t>;
+  // name -> id of the names that have one; Intern assigns the missing.
+  absl::StatusOr<std::map<std::string, int64_t>> Ids(const std::string& org,
+                                                     const std::vector<std::string>& names);
+  absl::StatusOr<std::map<std::string, int64_t>> Intern(const std::string& org,
+                                                        const std::vector<std::string>& names);
+  absl::StatusOr<std::map<int64_t, std::string>> NamesById(const std::string& org);
+  // (giver, recipient) -> kudos over the periods' pair buckets.
+  absl::StatusOr<PairSums> SummedPairs(const std::string& org,
+                                       const std::vector<std::string>& prefixes);
+  // Replies of many commands, pipelined in chunks; the first error fails.
+  absl::StatusOr<std::vector<common::redis::Reply>> RunAll(
+      const std::vector<common::redis::Command>& commands);
+
   common::redis::Pool& pool_;
   common::redis::Script apply_script_;
 };

@@ -19,13 +19,20 @@
 #include <tuple>
 #include <vector>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "common/calendar/calendar.h"
 #include "common/redis/redis_client.h"
 #include "kudos/v1/kudos.pb.h"
 #include "leaderboard/v1/leaderboard.grpc.pb.h"
+#include "services/leaderboard/insights_consumer.h"
 #include "services/leaderboard/insights_rules.h"
+#include "services/leaderboard/insights_store.h"
+#include "services/leaderboard/leaderboard_store.h"
 #include "services/leaderboard/leaderboard_rules.h"
 #include "tests/harness/process.h"
 #include "tests/harness/tokens.h"
@@ -811,16 +818,141 @@ TEST_F(InsightsTest, PairCountersAreBoundedPerPeriod) {
   }
   Write(writer_, h);
   WaitFor(writer_.last());
-  auto hlen = writer_.pool().Run(
-      {"HLEN", ins::PeriodKey(kOrg, v1::WINDOW_YEAR, PeriodOf(v1::WINDOW_YEAR, now), "pairs")});
-  ASSERT_TRUE(hlen.ok());
-  EXPECT_EQ(hlen->integer, 5);
+  ins::InsightsStore store(writer_.pool());
+  auto stored = store.StoredPairs(kOrg, v1::WINDOW_MONTH, PeriodOf(v1::WINDOW_MONTH, now));
+  ASSERT_TRUE(stored.ok());
+  EXPECT_EQ(*stored, 5);
   v1::GetInsightsResponse year;
   ASSERT_TRUE(Insights(Admin(), "", v1::WINDOW_YEAR, "", &year).ok());
   EXPECT_TRUE(year.current().pairs_truncated());
   // Counters that need no pair stay exact.
   EXPECT_EQ(year.current().kudos_received(), 25);
   EXPECT_EQ(year.current().giving_count(), 5);
+}
+
+// Redis's own figures: the sum of every command's usec (INFO
+// commandstats) and its process CPU (INFO cpu), in microseconds.
+struct RedisCpu {
+  int64_t command_usec = 0;  // every command but EVAL/EVALSHA (a script's commands count on their own)
+  int64_t script_usec = 0;   // EVAL/EVALSHA, the commands they ran included
+  int64_t calls = 0;
+  double process_usec = 0;
+};
+
+RedisCpu ReadRedisCpu(common::redis::Pool& pool) {
+  RedisCpu out;
+  auto stats = pool.Run({"INFO", "commandstats"});
+  auto cpu = pool.Run({"INFO", "cpu"});
+  EXPECT_TRUE(stats.ok() && cpu.ok());
+  if (!stats.ok() || !cpu.ok()) return out;
+  for (absl::string_view line : absl::StrSplit(stats->str, "\r\n")) {
+    bool script = absl::StartsWith(line, "cmdstat_eval");
+    for (absl::string_view part : absl::StrSplit(line, ',')) {
+      int64_t v = 0;
+      if (absl::ConsumePrefix(&part, "usec=") && absl::SimpleAtoi(part, &v)) {
+        (script ? out.script_usec : out.command_usec) += v;
+      }
+      if (absl::StrContains(part, "calls=")) {
+        absl::string_view calls = part.substr(part.find("calls=") + 6);
+        if (absl::SimpleAtoi(calls, &v)) out.calls += v;
+      }
+    }
+  }
+  for (absl::string_view line : absl::StrSplit(cpu->str, "\r\n")) {
+    double v = 0;
+    if ((absl::ConsumePrefix(&line, "used_cpu_sys:") || absl::ConsumePrefix(&line, "used_cpu_user:")) &&
+        absl::SimpleAtod(line, &v)) {
+      out.process_usec += v * 1e6;
+    }
+  }
+  return out;
+}
+
+// Bytes of every ins:{org}:* key (MEMORY USAGE … SAMPLES 0, as the bench).
+int64_t InsightsBytes(common::redis::Pool& pool, const std::string& org) {
+  int64_t total = 0;
+  std::string cursor = "0";
+  for (int round = 0; round < 100000; ++round) {
+    auto scan = pool.Run({"SCAN", cursor, "MATCH", absl::StrCat("ins:{", org, "}:*"), "COUNT", "1000"});
+    EXPECT_TRUE(scan.ok() && scan->elements.size() == 2);
+    if (!scan.ok() || scan->elements.size() != 2) return -1;
+    for (const Reply& key : scan->elements[1].elements) {
+      auto usage = pool.Run({"MEMORY", "USAGE", key.str, "SAMPLES", "0"});
+      EXPECT_TRUE(usage.ok());
+      if (usage.ok()) total += usage->integer;
+    }
+    cursor = scan->elements[0].str;
+    if (cursor == "0") break;
+  }
+  return total;
+}
+
+// The issue-15 memory shape (the bench's small org: 400 people in 20
+// teams, 4,000 kudos of one value and 1..5 points, all within the last
+// hours): the insights keep at most 150 B per kudos, and the figures stay
+// exact. The catch-up runs the library's consumer alone against the
+// stream so Redis's CPU of the insights apply is measured on its own.
+TEST_F(InsightsTest, InsightsKeysTakeAtMost150BytesPerKudosOfTheBenchShape) {
+  std::mt19937_64 rng(15);
+  History h;
+  h.catalog = {"on-time-delivery", "follow-up", "clear-communication", "service-mindset", "teamwork"};
+  for (int t = 0; t < 20; ++t) h.teams.push_back(absl::StrCat("team-", t));
+  h.people.push_back({"ceo", "", "", true});
+  for (int i = 0; i < 399; ++i) {
+    h.people.push_back({absl::StrCat("person-", 1000 + i), h.teams[i % 20], "ceo", true});
+  }
+  absl::Time now = absl::Now();
+  constexpr int kKudos = 4000;
+  for (int n = 0; n < kKudos; ++n) {
+    Kudos k;
+    size_t giver = rng() % h.people.size();
+    size_t recipient = (giver + 1 + rng() % (h.people.size() - 1)) % h.people.size();
+    k.giver = h.people[giver].id;
+    k.giver_team = h.people[giver].team;
+    k.recipients = {{h.people[recipient].id, h.people[recipient].team}};
+    k.values = {h.catalog[rng() % h.catalog.size()]};
+    k.points = 1 + static_cast<int64_t>(rng() % 5);
+    k.time = now - absl::Seconds(kKudos - n);
+    h.kudos.push_back(k);
+  }
+  Write(writer_, h);
+
+  leaderboard::Store store(writer_.pool());
+  ins::InsightsStore insights(writer_.pool());
+  ins::ConsumerOptions options;
+  options.idle_wait = std::chrono::milliseconds(1);
+  ins::Consumer consumer(store, insights, options);
+  RedisCpu before = ReadRedisCpu(writer_.pool());
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (writer_.Hget(ins::HwmKey(kOrg), "k") != writer_.last() &&
+         std::chrono::steady_clock::now() < until) {
+    consumer.RunOnce();
+  }
+  RedisCpu after = ReadRedisCpu(writer_.pool());
+  ASSERT_EQ(writer_.Hget(ins::HwmKey(kOrg), "k"), writer_.last());
+
+  int64_t bytes = InsightsBytes(writer_.pool(), kOrg);
+  double per_kudos = static_cast<double>(bytes) / kKudos;
+  std::cout << "[insights] ins:* bytes " << bytes << " = " << per_kudos << " B per kudos; Redis per kudos: "
+            << static_cast<double>(after.script_usec - before.script_usec) / kKudos
+            << " us in scripts, "
+            << static_cast<double>(after.command_usec - before.command_usec) / kKudos
+            << " us in commands (INFO commandstats: a script's commands count on their own too), "
+            << (after.process_usec - before.process_usec) / kKudos << " us of process CPU, "
+            << static_cast<double>(after.calls - before.calls) / kKudos << " calls\n";
+  EXPECT_LE(per_kudos, 150.0);
+
+  StartServer();
+  WaitFor(writer_.last());
+  for (v1::Window window : {v1::WINDOW_DAY, v1::WINDOW_MONTH, v1::WINDOW_QUARTER, v1::WINDOW_YEAR}) {
+    v1::GetInsightsResponse response;
+    ASSERT_TRUE(Insights(Admin(), "", window, PeriodOf(window, now), &response).ok());
+    ExpectFigures(Expected(h, "", window, response.current().period()), response.current(),
+                  absl::StrCat("the org, ", ins::WindowKeyName(window)));
+    ASSERT_TRUE(Insights(Admin(), "team-3", window, PeriodOf(window, now), &response).ok());
+    ExpectFigures(Expected(h, "team-3", window, response.current().period()), response.current(),
+                  absl::StrCat("team-3, ", ins::WindowKeyName(window)));
+  }
 }
 
 // ------------------------------------------------------------------ units

@@ -4,12 +4,15 @@
 -- script.
 --
 -- KEYS[1] ins:{org}:hwm  KEYS[2] kudos:{org}:events  KEYS[3] ins:{org}:last
--- KEYS[4] ins:{org}:settings  KEYS[5..] period keys (people, pairs, recip, meta)
+-- KEYS[4] ins:{org}:settings  KEYS[5..] period keys (people and pair
+-- buckets, recip, meta; see insights_rules.h). People and values are the
+-- small integers of ins:{org}:ids, assigned before this script runs.
 -- ARGV: pair_cap, n, id_1..id_n,
 --   m, (key, field, amount) * m                       -- HINCRBY
---   p, (people, pairs, recip, meta, giver, recipient, amount) * p
+--   p, (recipient's people, giver's pairs, recipient's pairs, recip, meta,
+--       giver, recipient, amount) * p
 --   l, (person, ms) * l                               -- last recognized (max)
---   e, (key, unix_seconds) * e                        -- EXPIREAT
+--   e, (key, unix_seconds) * e                        -- EXPIREAT once a key
 --   has_settings, settings
 -- Returns {1, last id} applied; {0, mark} when the batch starts at or below
 -- the mark (nothing written: drop those entries and call again); {-1, k}
@@ -56,27 +59,32 @@ local p = tonumber(ARGV[at]); at = at + 1
 for _ = 1, p do
   local people = KEYS[tonumber(ARGV[at])]
   local pairs = KEYS[tonumber(ARGV[at + 1])]
-  local recip = KEYS[tonumber(ARGV[at + 2])]
-  local meta = KEYS[tonumber(ARGV[at + 3])]
-  local giver, recipient, amount = ARGV[at + 4], ARGV[at + 5], tonumber(ARGV[at + 6])
-  at = at + 7
+  local back_pairs = KEYS[tonumber(ARGV[at + 2])]
+  local recip = KEYS[tonumber(ARGV[at + 3])]
+  local meta = KEYS[tonumber(ARGV[at + 4])]
+  local giver, recipient, amount = ARGV[at + 5], ARGV[at + 6], tonumber(ARGV[at + 7])
+  at = at + 8
   local field = giver .. '>' .. recipient
-  local known = redis.call('HEXISTS', pairs, field) == 1
-  if not known and redis.call('HLEN', pairs) >= pair_cap then
-    redis.call('HINCRBY', meta, 'pairs_dropped', amount)
-  else
-    local count = redis.call('HINCRBY', pairs, field, amount)
-    if not known then
-      redis.call('HINCRBY', people, recipient .. '|ug', 1)
+  -- Counts are never zero, so a count equal to the amount is a new pair.
+  local count = redis.call('HINCRBY', pairs, field, amount)
+  local kept = true
+  if count == amount then
+    if redis.call('HINCRBY', meta, 'n', 1) > pair_cap then
+      redis.call('HDEL', pairs, field)
+      redis.call('HINCRBY', meta, 'n', -1)
+      redis.call('HINCRBY', meta, 'd', amount)
+      kept = false
+    else
+      redis.call('HINCRBY', people, recipient .. 'u', 1)
     end
-    if count >= 3 then
-      local back = tonumber(redis.call('HGET', pairs, recipient .. '>' .. giver) or '0')
-      if back >= 3 then
-        if giver < recipient then
-          redis.call('SADD', recip, giver .. '|' .. recipient)
-        else
-          redis.call('SADD', recip, recipient .. '|' .. giver)
-        end
+  end
+  if kept and count >= 3 then
+    local back = tonumber(redis.call('HGET', back_pairs, recipient .. '>' .. giver) or '0')
+    if back >= 3 then
+      if tonumber(giver) < tonumber(recipient) then
+        redis.call('SADD', recip, giver .. '|' .. recipient)
+      else
+        redis.call('SADD', recip, recipient .. '|' .. giver)
       end
     end
   end
@@ -93,7 +101,9 @@ end
 local e = tonumber(ARGV[at]); at = at + 1
 for _ = 1, e do
   local key = KEYS[tonumber(ARGV[at])]
-  if redis.call('EXISTS', key) == 1 then redis.call('EXPIREAT', key, ARGV[at + 1]) end
+  -- A period's expiry never changes: set it once, when the key has none
+  -- (-1; -2: the key does not exist).
+  if redis.call('PTTL', key) == -1 then redis.call('EXPIREAT', key, ARGV[at + 1]) end
   at = at + 2
 end
 
