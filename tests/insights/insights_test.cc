@@ -868,8 +868,10 @@ RedisCpu ReadRedisCpu(common::redis::Pool& pool) {
   return out;
 }
 
-// Bytes of every ins:{org}:* key (MEMORY USAGE … SAMPLES 0, as the bench).
-int64_t InsightsBytes(common::redis::Pool& pool, const std::string& org) {
+// Bytes of every ins:{org}:* key (MEMORY USAGE … SAMPLES 0, as the bench),
+// and by class (the key without its org, period and bucket number).
+int64_t InsightsBytes(common::redis::Pool& pool, const std::string& org,
+                      std::map<std::string, std::pair<int64_t, int64_t>>* by_class) {
   int64_t total = 0;
   std::string cursor = "0";
   for (int round = 0; round < 100000; ++round) {
@@ -879,7 +881,13 @@ int64_t InsightsBytes(common::redis::Pool& pool, const std::string& org) {
     for (const Reply& key : scan->elements[1].elements) {
       auto usage = pool.Run({"MEMORY", "USAGE", key.str, "SAMPLES", "0"});
       EXPECT_TRUE(usage.ok());
-      if (usage.ok()) total += usage->integer;
+      if (!usage.ok()) continue;
+      total += usage->integer;
+      std::vector<std::string> parts = absl::StrSplit(key.str, ':');
+      std::string name = parts.size() == 5 ? absl::StrCat(parts[2], ":", parts[4].substr(0, 1))
+                                           : parts.back();
+      (*by_class)[name].first += 1;
+      (*by_class)[name].second += usage->integer;
     }
     cursor = scan->elements[0].str;
     if (cursor == "0") break;
@@ -931,7 +939,12 @@ TEST_F(InsightsTest, InsightsKeysTakeAtMost150BytesPerKudosOfTheBenchShape) {
   RedisCpu after = ReadRedisCpu(writer_.pool());
   ASSERT_EQ(writer_.Hget(ins::HwmKey(kOrg), "k"), writer_.last());
 
-  int64_t bytes = InsightsBytes(writer_.pool(), kOrg);
+  std::map<std::string, std::pair<int64_t, int64_t>> by_class;
+  int64_t bytes = InsightsBytes(writer_.pool(), kOrg, &by_class);
+  for (const auto& [name, keys_bytes] : by_class) {
+    std::cout << "[insights]   " << name << ": " << keys_bytes.first << " keys, "
+              << static_cast<double>(keys_bytes.second) / kKudos << " B per kudos\n";
+  }
   double per_kudos = static_cast<double>(bytes) / kKudos;
   std::cout << "[insights] ins:* bytes " << bytes << " = " << per_kudos << " B per kudos; Redis per kudos: "
             << static_cast<double>(after.script_usec - before.script_usec) / kKudos

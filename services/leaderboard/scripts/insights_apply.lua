@@ -55,30 +55,37 @@ for _ = 1, m do
   at = at + 3
 end
 
+-- Pairs kept and kudos left out per meta key: read once, written once.
+local kept_pairs, dropped, metas = {}, {}, {}
 local p = tonumber(ARGV[at]); at = at + 1
 for _ = 1, p do
   local people = KEYS[tonumber(ARGV[at])]
-  local pairs = KEYS[tonumber(ARGV[at + 1])]
+  local pair_key = KEYS[tonumber(ARGV[at + 1])]
   local back_pairs = KEYS[tonumber(ARGV[at + 2])]
   local recip = KEYS[tonumber(ARGV[at + 3])]
   local meta = KEYS[tonumber(ARGV[at + 4])]
   local giver, recipient, amount = ARGV[at + 5], ARGV[at + 6], tonumber(ARGV[at + 7])
   at = at + 8
+  if not kept_pairs[meta] then
+    kept_pairs[meta] = tonumber(redis.call('HGET', meta, 'n') or '0')
+    dropped[meta] = 0
+    metas[#metas + 1] = meta
+  end
   local field = giver .. '>' .. recipient
-  -- Counts are never zero, so a count equal to the amount is a new pair.
-  local count = redis.call('HINCRBY', pairs, field, amount)
-  local kept = true
-  if count == amount then
-    if redis.call('HINCRBY', meta, 'n', 1) > pair_cap then
-      redis.call('HDEL', pairs, field)
-      redis.call('HINCRBY', meta, 'n', -1)
-      redis.call('HINCRBY', meta, 'd', amount)
-      kept = false
-    else
+  local count
+  if kept_pairs[meta] < pair_cap then
+    -- Counts are never zero, so a count equal to the amount is a new pair.
+    count = redis.call('HINCRBY', pair_key, field, amount)
+    if count == amount then
+      kept_pairs[meta] = kept_pairs[meta] + 1
       redis.call('HINCRBY', people, recipient .. 'u', 1)
     end
+  elseif redis.call('HEXISTS', pair_key, field) == 1 then
+    count = redis.call('HINCRBY', pair_key, field, amount)
+  else
+    dropped[meta] = dropped[meta] + amount
   end
-  if kept and count >= 3 then
+  if count and count >= 3 then
     local back = tonumber(redis.call('HGET', back_pairs, recipient .. '>' .. giver) or '0')
     if back >= 3 then
       if tonumber(giver) < tonumber(recipient) then
@@ -88,6 +95,10 @@ for _ = 1, p do
       end
     end
   end
+end
+for _, meta in ipairs(metas) do
+  redis.call('HSET', meta, 'n', kept_pairs[meta])
+  if dropped[meta] > 0 then redis.call('HINCRBY', meta, 'd', dropped[meta]) end
 end
 
 local l = tonumber(ARGV[at]); at = at + 1
