@@ -406,6 +406,11 @@ absl::StatusOr<std::optional<ProjectionImage>> Projector::LoadSnapshot(const std
   if (stored->is_nil()) return std::optional<ProjectionImage>();
   absl::StatusOr<ProjectionImage> image = ProjectionImage::Parse(stored->str, absl::Now());
   if (!image.ok()) return image.status();
+  // A snapshot stored by a version that wrote the now derived boards.
+  if (int dropped = image->UpgradeDerivedBoards(org); dropped > 0) {
+    common::log::Info(absl::StrCat("leaderboard: org '", org, "': ", dropped,
+                                   " derived boards of an older snapshot dropped"));
+  }
   return std::optional<ProjectionImage>(*std::move(image));
 }
 
@@ -843,6 +848,14 @@ absl::Status Consumer::DiscoverOrgs() {
     }
     for (const StreamRef& stream : added) {
       if (absl::Status s = ClaimIdle(stream); !s.ok()) return s;
+    }
+    // Before its first batch: the years an older version's boards hold
+    // (derived sub-scope all-time boards read them; rules.h BoardDerived).
+    absl::StatusOr<int> seeded = store_.SeedYearsAfterUpgrade(org, absl::Now());
+    if (!seeded.ok()) return seeded.status();
+    if (*seeded > 0) {
+      common::log::Info(absl::StrCat("leaderboard: org '", org, "': ", *seeded,
+                                     " years of boards written before the upgrade listed"));
     }
     streams_.insert(streams_.end(), added.begin(), added.end());
     known_orgs_.insert(org);

@@ -428,6 +428,47 @@ absl::StatusOr<std::optional<std::vector<std::string>>> Store::DerivedSources(
   return sources;
 }
 
+absl::StatusOr<int> Store::SeedYearsAfterUpgrade(const std::string& org, absl::Time now) {
+  const std::vector<v1::Metric> metrics = {v1::METRIC_POINTS_RECEIVED, v1::METRIC_KUDOS_RECEIVED,
+                                           v1::METRIC_KUDOS_GIVEN};
+  std::vector<common::redis::Command> evidence = {{"EXISTS", YearsKey(org)}};
+  for (v1::Metric metric : metrics) {
+    evidence.push_back(
+        {"EXISTS", BoardKey(org, metric, v1::WINDOW_ALL_TIME, "all", v1::SCOPE_TEAMS, "")});
+  }
+  absl::StatusOr<std::vector<absl::StatusOr<Reply>>> found = pool_.Pipeline(evidence);
+  if (!found.ok()) return found.status();
+  for (const absl::StatusOr<Reply>& reply : *found) {
+    if (!reply.ok()) return reply.status();
+  }
+  bool old_boards = false;
+  for (size_t i = 1; i < found->size(); ++i) old_boards = old_boards || (*found)[i]->integer > 0;
+  if ((*found)[0]->integer > 0 || !old_boards) return 0;
+  const int last = static_cast<int>(absl::ToCivilYear(now, absl::UTCTimeZone()).year()) + 1;
+  std::vector<common::redis::Command> probes;
+  std::vector<std::string> years;
+  for (int year = 1990; year <= last; ++year) {
+    common::redis::Command probe = {"EXISTS"};
+    for (v1::Metric metric : metrics) {
+      probe.push_back(
+          BoardKey(org, metric, v1::WINDOW_YEAR, absl::StrCat(year), v1::SCOPE_ORG, ""));
+    }
+    probes.push_back(std::move(probe));
+    years.push_back(absl::StrCat(year));
+  }
+  absl::StatusOr<std::vector<absl::StatusOr<Reply>>> probed = pool_.Pipeline(probes);
+  if (!probed.ok()) return probed.status();
+  common::redis::Command add = {"SADD", YearsKey(org)};
+  for (size_t i = 0; i < probed->size(); ++i) {
+    if (!(*probed)[i].ok()) return (*probed)[i].status();
+    if ((*probed)[i]->integer > 0) add.push_back(years[i]);
+  }
+  if (add.size() == 2) return 0;
+  absl::StatusOr<Reply> added = pool_.Run(add);
+  if (!added.ok()) return added.status();
+  return static_cast<int>(add.size() - 2);
+}
+
 absl::StatusOr<std::vector<std::string>> Store::ReadKeys(const std::string& board_key) {
   absl::StatusOr<std::optional<std::vector<std::string>>> sources = DerivedSources(board_key);
   if (!sources.ok()) return sources.status();

@@ -154,6 +154,12 @@ class Store {
 
   // Every lb:{org}:* key (SCAN).
   absl::StatusOr<std::vector<std::string>> ProjectionKeys(const std::string& org);
+  // Upgrade from a version that wrote the sub-scope all-time boards (one of
+  // its `teams` all-time boards exists) and kept no YearsKey: adds the years
+  // of the org-scope year boards (1990 .. next year) to YearsKey, so the
+  // derived all-time boards read the years written before the upgrade too.
+  // Nothing otherwise. Returns the years added.
+  absl::StatusOr<int> SeedYearsAfterUpgrade(const std::string& org, absl::Time now);
   // One atomic script: checks the lock is still `token`'s (else ABORTED,
   // nothing changed) and that every staged key is there, deletes
   // `old_keys`, renames each staged key to its final name and sets its

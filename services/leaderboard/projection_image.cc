@@ -7,6 +7,7 @@
 #include <zstd.h>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -30,6 +31,39 @@ ProjectionImage::Value& ProjectionImage::Slot(const std::string& key, Value::Kin
   auto [it, inserted] = keys_.try_emplace(key);
   if (inserted) it->second.kind = kind;
   return it->second;
+}
+
+int ProjectionImage::UpgradeDerivedBoards(const std::string& org) {
+  std::vector<std::string> derived;
+  for (const auto& [key, value] : keys_) {
+    std::optional<DerivedBoard> board = ParseDerivedBoard(key);
+    if (board.has_value() && board->org == org) derived.push_back(key);
+  }
+  if (derived.empty()) return 0;
+  for (const std::string& key : derived) keys_.erase(key);
+  interned_.clear();
+  const std::string years_key = YearsKey(org);
+  if (keys_.count(years_key) > 0) return static_cast<int>(derived.size());
+  // lb:{org}:<metric>:year:<year>:org
+  const std::string prefix = Prefix(org);
+  std::vector<std::string> years;
+  for (const auto& [key, value] : keys_) {
+    if (value.kind != Value::Kind::kZset || !absl::StartsWith(key, prefix) ||
+        !absl::EndsWith(key, ":org")) {
+      continue;
+    }
+    absl::string_view rest = absl::string_view(key).substr(prefix.size());
+    size_t at = rest.find(":year:");
+    if (at == absl::string_view::npos) continue;
+    absl::string_view year = rest.substr(at + 6);
+    year.remove_suffix(4);  // ":org"
+    if (!year.empty() && year.find(':') == absl::string_view::npos) years.emplace_back(year);
+  }
+  if (!years.empty()) {
+    Value& set = Slot(years_key, Value::Kind::kSet);
+    for (const std::string& year : years) set.set.insert(year);
+  }
+  return static_cast<int>(derived.size());
 }
 
 const ProjectionImage::Value* ProjectionImage::Find(const std::string& key,

@@ -82,6 +82,13 @@ class ProjectionImage {
 
   size_t key_count() const { return keys_.size(); }
 
+  // A snapshot of a version that wrote the sub-scope quarter and all-time
+  // boards (BoardDerived): they leave the image (derived on read now) and,
+  // when it holds no YearsKey, the years of its org-scope year boards are
+  // listed there (the derived all-time boards read those years). Returns
+  // the boards dropped.
+  int UpgradeDerivedBoards(const std::string& org);
+
   // The snapshot of an org's projection (docs/retention-leaderboard.md):
   // every key with its type, contents and expiry, zstd-compressed. Parse
   // gives back an image equal to the one serialized (DATA_LOSS when the

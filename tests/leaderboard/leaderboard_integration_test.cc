@@ -799,6 +799,38 @@ TEST_F(LeaderboardIntegrationTest, DerivedQuarterAndAllTimeBoardsReadAsTheSumOfT
   check("after a rebuild", 6);
 }
 
+// Upgrade: boards written by a version that materialized the sub-scope
+// all-time boards (and kept no years set). The consumer lists the years of
+// the org-scope year boards before its first batch, so the derived all-time
+// boards include the years before the upgrade; the old all-time keys are no
+// longer read; a rebuild drops them.
+TEST_F(LeaderboardIntegrationTest, DerivedAllTimeBoardsReadTheYearsAnOlderVersionWrote) {
+  auto& pool = writer_.pool();
+  const std::string p = leaderboard::Prefix(org_);
+  ASSERT_TRUE(pool.Pipeline({{"ZADD", p + "points_received:year:2025:org", "5", "a"},
+                             {"ZADD", p + "points_received:year:2025:team:t1", "5", "a"},
+                             {"ZADD", p + "points_received:year:2025:teams", "5", "t1"},
+                             {"ZADD", p + "points_received:all:all:teams", "99", "t1"},
+                             {"ZADD", p + "points_received:all:all:team:t1", "99", "a"}})
+                  .ok());
+  writer_.Kudos(lbtest::TeamEvent("t1", "Team 1"));
+  absl::Time t = absl::FromCivil(absl::CivilSecond(2026, 2, 10, 12, 0, 0), absl::UTCTimeZone());
+  Points("a", "t1", 7, t);
+  Points("marker", "", 1);
+  ASSERT_TRUE(Eventually([&] { return ScoreOf(AllTimePoints(), "marker") == 1; }));
+  using P = std::vector<std::pair<std::string, int64_t>>;
+  auto all = [&](v1::Scope scope, const std::string& id) {
+    return MakeBoard(v1::METRIC_POINTS_RECEIVED, v1::WINDOW_ALL_TIME, scope, id);
+  };
+  EXPECT_EQ(Strip(Forward(all(v1::SCOPE_TEAM, "t1"), 10)), RankEntries(P{{"a", 12}}));
+  EXPECT_EQ(Strip(Forward(all(v1::SCOPE_TEAMS, ""), 10)), RankEntries(P{{"t1", 12}}));
+  auto years = pool.Run({"SMEMBERS", leaderboard::YearsKey(org_)});
+  ASSERT_TRUE(years.ok());
+  std::set<std::string> listed;
+  for (const auto& year : years->elements) listed.insert(year.str);
+  EXPECT_EQ(listed, (std::set<std::string>{"2025", "2026"}));
+}
+
 // Two replicas share the consumer group while events keep arriving and an
 // admin rebuilds on one of them: the other replica's writes are refused
 // during the rebuild (the lock is checked inside the apply script) and

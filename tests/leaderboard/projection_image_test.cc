@@ -234,3 +234,39 @@ TEST(ProjectionImageTest, BatchedApplyWithSummedIncrementsMatchesTheImageEntryBy
 }
 
 }  // namespace
+
+namespace {
+
+// A snapshot of a version that wrote the sub-scope quarter and all-time
+// boards: those leave the image, the org-scope year boards' years are listed.
+TEST(ProjectionImageTest, UpgradeDropsDerivedBoardsOfAnOlderSnapshotAndListsItsYears) {
+  const std::string org = "up";
+  harness::RedisServer redis;
+  common::redis::Pool pool(PoolFor(redis));
+  ProjectionImage image(absl::Now());
+  ApplyPlan plan;
+  const std::string p = leaderboard::Prefix(org);
+  plan.keys = {leaderboard::MarksKey(org), leaderboard::RebuildLockKey(org),
+               p + "points_received:year:2025:org", p + "kudos_given:year:2024:org",
+               p + "points_received:year:2025:team:t1", p + "points_received:all:all:team:t1",
+               p + "points_received:quarter:2025-Q4:value:v", p + "points_received:all:all:org"};
+  plan.args = {"l:1-0", ""};
+  for (int k = 3; k <= 8; ++k) {
+    for (const char* arg : {"Z", "", "a", "5", "0"}) plan.args.push_back(arg);
+    plan.args[plan.args.size() - 4] = absl::StrCat(k);
+  }
+  ASSERT_TRUE(image.Apply(plan).ok());
+  EXPECT_EQ(image.UpgradeDerivedBoards(org), 2);
+  EXPECT_EQ(image.UpgradeDerivedBoards(org), 0);  // nothing left to drop
+  ASSERT_TRUE(image.Write(pool, 50, nullptr).ok());
+  std::map<std::string, std::string> keys = lbtest::DumpProjections(pool, org);
+  EXPECT_EQ(keys.count(p + "points_received:all:all:team:t1"), 0u);
+  EXPECT_EQ(keys.count(p + "points_received:quarter:2025-Q4:value:v"), 0u);
+  EXPECT_EQ(keys.count(p + "points_received:all:all:org"), 1u);  // org scope: materialized
+  EXPECT_EQ(keys.count(p + "points_received:year:2025:team:t1"), 1u);
+  ASSERT_EQ(keys.count(leaderboard::YearsKey(org)), 1u);
+  EXPECT_NE(keys[leaderboard::YearsKey(org)].find("2024,2025"), std::string::npos)
+      << keys[leaderboard::YearsKey(org)];
+}
+
+}  // namespace
