@@ -284,7 +284,8 @@ ApplyArgs Planner::Args(const std::map<std::string, int64_t>& ids) const {
     int64_t g = IdOf(ids, giver), r = IdOf(ids, recipient);
     args.push_back(key(PeopleKey(prefix, r), prefix));
     args.push_back(key(PairsKey(prefix, g), prefix));
-    args.push_back(key(PairsKey(prefix, r), prefix));
+    // The recipient's pair bucket is only read (the way back): no expiry.
+    args.push_back(absl::StrCat(keys.Of(PairsKey(prefix, r))));
     args.push_back(key(RecipKey(prefix), prefix));
     args.push_back(key(MetaKey(prefix), prefix));
     args.push_back(absl::StrCat(g));
