@@ -59,6 +59,13 @@ void FeedWriter::Close(const grpc::Status& status) {
 
 void FeedWriter::Queue(const kudos::v1::KudosEvent& event) {
   if (close_requested_ || !MatchesFilter(event.kudos_sent(), filter_)) return;
+  kudos::v1::WatchFeedResponse response;
+  *response.mutable_kudos() = event.kudos_sent().kudos();
+  QueueResponse(std::move(response));
+}
+
+void FeedWriter::QueueResponse(kudos::v1::WatchFeedResponse response) {
+  if (close_requested_) return;
   if (queue_.size() >= max_queued_) {
     // Dropped rather than waited for: the org's reader serves every stream.
     close_requested_ = true;
@@ -69,8 +76,6 @@ void FeedWriter::Queue(const kudos::v1::KudosEvent& event) {
     queue_.clear();
     return;
   }
-  kudos::v1::WatchFeedResponse response;
-  *response.mutable_kudos() = event.kudos_sent().kudos();
   queue_.push_back(std::move(response));
 }
 
@@ -80,6 +85,22 @@ void FeedWriter::Deliver(const std::vector<SharedEvent>& events) {
     std::lock_guard<std::mutex> lock(mu_);
     if (finish_called_) return;
     for (const SharedEvent& event : events) Queue(*event);
+    KUDOS_CHECK(queue_.size() <= max_queued_, "a feed stream's queue stays bounded");
+    action = NextLocked();
+  }
+  Act(action);
+}
+
+void FeedWriter::DeliverInvitations(const std::vector<SharedInvitation>& invitations) {
+  Action action;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (finish_called_) return;
+    for (const SharedInvitation& invitation : invitations) {
+      kudos::v1::WatchFeedResponse response;
+      *response.mutable_invitation() = *invitation;
+      QueueResponse(std::move(response));
+    }
     KUDOS_CHECK(queue_.size() <= max_queued_, "a feed stream's queue stays bounded");
     action = NextLocked();
   }

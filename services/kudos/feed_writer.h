@@ -39,6 +39,9 @@ class FeedWriter : public grpc::ServerWriteReactor<kudos::v1::WatchFeedResponse>
 
   // FeedSink
   void Deliver(const std::vector<SharedEvent>& events) override;
+  // Feedback invitations the hub already filtered for this stream's caller:
+  // queued as they come, whatever the kudos filter.
+  void DeliverInvitations(const std::vector<SharedInvitation>& invitations) override;
   void End(const absl::Status& why) override;
 
   // grpc::ServerWriteReactor
@@ -56,6 +59,7 @@ class FeedWriter : public grpc::ServerWriteReactor<kudos::v1::WatchFeedResponse>
   Action NextLocked();
   void Act(Action action);
   void Queue(const kudos::v1::KudosEvent& event);  // with mu_ held
+  void QueueResponse(kudos::v1::WatchFeedResponse response);  // with mu_ held
 
   const kudos::v1::KudosFilter filter_;
   const size_t max_queued_;

@@ -846,9 +846,7 @@ TEST_F(FeedbackIntegrationTest, Access_EveryRpcAuthenticatesScreensAndServicesRe
 
 // ------------------------------------------------------------------ the push
 
-// DISABLED_ until services/kudos/feed_writer (owned by another change)
-// overrides FeedSink::DeliverInvitations; the hub side is in place.
-TEST_F(FeedbackIntegrationTest, DISABLED_Invitation_IsPushedOnTheInviteesWatchFeed) {
+TEST_F(FeedbackIntegrationTest, Invitation_IsPushedOnTheInviteesWatchFeed) {
   ServeAll("eng");
   MustCreate(FullSurvey("eng", 9));
   auto watch = [&](const std::string& token, grpc::ClientContext& context) {
