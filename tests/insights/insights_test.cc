@@ -869,7 +869,8 @@ RedisCpu ReadRedisCpu(common::redis::Pool& pool) {
 }
 
 // Bytes of every ins:{org}:* key (MEMORY USAGE … SAMPLES 0, as the bench),
-// and by class (the key without its org, period and bucket number).
+// and by class (the key without its org, period and bucket number); every
+// period key must have its expiry.
 int64_t InsightsBytes(common::redis::Pool& pool, const std::string& org,
                       std::map<std::string, std::pair<int64_t, int64_t>>* by_class) {
   int64_t total = 0;
@@ -886,6 +887,10 @@ int64_t InsightsBytes(common::redis::Pool& pool, const std::string& org,
       std::vector<std::string> parts = absl::StrSplit(key.str, ':');
       std::string name = parts.size() == 5 ? absl::StrCat(parts[2], ":", parts[4].substr(0, 1))
                                            : parts.back();
+      if (parts.size() == 5) {  // a period key: it expires
+        auto ttl = pool.Run({"PTTL", key.str});
+        EXPECT_TRUE(ttl.ok() && ttl->integer > 0) << key.str << " has no expiry";
+      }
       (*by_class)[name].first += 1;
       (*by_class)[name].second += usage->integer;
     }

@@ -49,9 +49,19 @@ for i = 1, n do
 end
 if k < n then return {-1, k} end
 
+-- Keys that may have been created by this script (a field written anew):
+-- only they can lack their expiry, as every key gets it in the script that
+-- creates it.
+local fresh = {}
+local function incr(key, field, amount)
+  local value = redis.call('HINCRBY', key, field, amount)
+  if value == amount then fresh[key] = true end
+  return value
+end
+
 local m = tonumber(ARGV[at]); at = at + 1
 for _ = 1, m do
-  redis.call('HINCRBY', KEYS[tonumber(ARGV[at])], ARGV[at + 1], ARGV[at + 2])
+  incr(KEYS[tonumber(ARGV[at])], ARGV[at + 1], tonumber(ARGV[at + 2]))
   at = at + 3
 end
 
@@ -75,10 +85,10 @@ for _ = 1, p do
   local count
   if kept_pairs[meta] < pair_cap then
     -- Counts are never zero, so a count equal to the amount is a new pair.
-    count = redis.call('HINCRBY', pair_key, field, amount)
+    count = incr(pair_key, field, amount)
     if count == amount then
       kept_pairs[meta] = kept_pairs[meta] + 1
-      redis.call('HINCRBY', people, recipient .. 'u', 1)
+      incr(people, recipient .. 'u', 1)
     end
   elseif redis.call('HEXISTS', pair_key, field) == 1 then
     count = redis.call('HINCRBY', pair_key, field, amount)
@@ -89,16 +99,16 @@ for _ = 1, p do
     local back = tonumber(redis.call('HGET', back_pairs, recipient .. '>' .. giver) or '0')
     if back >= 3 then
       if tonumber(giver) < tonumber(recipient) then
-        redis.call('SADD', recip, giver .. '|' .. recipient)
+        if redis.call('SADD', recip, giver .. '|' .. recipient) == 1 then fresh[recip] = true end
       else
-        redis.call('SADD', recip, recipient .. '|' .. giver)
+        if redis.call('SADD', recip, recipient .. '|' .. giver) == 1 then fresh[recip] = true end
       end
     end
   end
 end
 for _, meta in ipairs(metas) do
-  redis.call('HSET', meta, 'n', kept_pairs[meta])
-  if dropped[meta] > 0 then redis.call('HINCRBY', meta, 'd', dropped[meta]) end
+  if redis.call('HSET', meta, 'n', kept_pairs[meta]) == 1 then fresh[meta] = true end
+  if dropped[meta] > 0 then incr(meta, 'd', dropped[meta]) end
 end
 
 local l = tonumber(ARGV[at]); at = at + 1
@@ -112,9 +122,11 @@ end
 local e = tonumber(ARGV[at]); at = at + 1
 for _ = 1, e do
   local key = KEYS[tonumber(ARGV[at])]
-  -- A period's expiry never changes: set it once, when the key has none
-  -- (-1; -2: the key does not exist).
-  if redis.call('PTTL', key) == -1 then redis.call('EXPIREAT', key, ARGV[at + 1]) end
+  -- A period's expiry never changes: set it once, when a key this script
+  -- may have created has none (-1; -2: the key does not exist).
+  if fresh[key] and redis.call('PTTL', key) == -1 then
+    redis.call('EXPIREAT', key, ARGV[at + 1])
+  end
   at = at + 2
 end
 
