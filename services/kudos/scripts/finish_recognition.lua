@@ -94,10 +94,14 @@ if outcome == 'COMMITTED' then
   return 'COMMITTED'
 end
 if points > 0 then
+  local pairs_key = p .. 'pairs:' .. actor .. ':' .. week
   for recipient in string.gmatch(recipients, '[^,]+') do
     -- Into the hash even when reserved in a pre-hash counter: the cap reads their sum.
-    redis.call('HINCRBY', p .. 'pairs:' .. actor .. ':' .. week, recipient, -points)
+    redis.call('HINCRBY', pairs_key, recipient, -points)
   end
+  -- The hash may be new here (reserved in a pre-hash counter, or already
+  -- expired): it must never outlive its week, as begin_recognition sets.
+  if redis.call('TTL', pairs_key) < 0 then redis.call('EXPIRE', pairs_key, 8 * 24 * 3600) end
 end
 redis.call('HDEL', record, 'pb', unpack(commit_only))
 redis.call('HSET', record, 'state', 'ABORTED', 'error_code', ARGV[4], 'error_message', ARGV[5])
