@@ -273,11 +273,12 @@ common::calendar::PeriodUnit WindowUnit(feedback::v1::ScoreWindow window) {
 
 feedback::v1::ServiceScore ComputeScore(const std::vector<StoredResponse>& responses,
                                         const std::map<std::string, Survey>& surveys,
-                                        int threshold) {
+                                        int threshold, int respondents) {
   feedback::v1::ServiceScore score;
   score.set_threshold(threshold);
   const int n = static_cast<int>(responses.size());
-  if (n < threshold) {
+  // People, not responses: one person answering every week is still one.
+  if (respondents < threshold || n < threshold) {
     score.set_below_threshold(true);
     return score;
   }

@@ -75,13 +75,13 @@ struct StoredResponse {
   std::vector<feedback::v1::Answer> answers;
 };
 
-// The figures of one period: responses counted against the threshold;
+// The figures of one period. `respondents` (distinct people who answered) is what the threshold counts:
 // below it, only team_id, window, period, threshold and below_threshold are
 // set. `surveys` gives each question's kind (answers to unknown surveys or
 // questions are ignored).
 feedback::v1::ServiceScore ComputeScore(const std::vector<StoredResponse>& responses,
                                         const std::map<std::string, feedback::v1::Survey>& surveys,
-                                        int threshold);
+                                        int threshold, int respondents);
 // Sets score.trend from the previous period's score (left unset when either
 // is below the threshold).
 void SetTrend(feedback::v1::ServiceScore& score, const feedback::v1::ServiceScore& previous);

@@ -9,6 +9,8 @@
 #include "common/calendar/calendar.h"
 #include "common/grpc/status.h"
 #include "google/protobuf/util/time_util.h"
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 namespace feedback {
 namespace {
@@ -61,11 +63,46 @@ grpc::Status Serve(const common::auth::Guard& auth, grpc::ServerContext* context
   return ToGrpcStatus(fn(*who));
 }
 
+const char* UnitName(common::calendar::PeriodUnit unit) {
+  switch (unit) {
+    case common::calendar::PeriodUnit::kWeek: return "week";
+    case common::calendar::PeriodUnit::kQuarter: return "quarter";
+    default: return "month";
+  }
+}
+
+constexpr common::calendar::PeriodUnit kScoreUnits[] = {common::calendar::PeriodUnit::kWeek,
+                                                        common::calendar::PeriodUnit::kMonth,
+                                                        common::calendar::PeriodUnit::kQuarter};
+
 }  // namespace
 
+std::string RespondentTag(const std::string& secret, const std::string& org,
+                          const std::string& team, const std::string& person) {
+  const std::string message = absl::StrCat("feedback-respondent", std::string(1, '\0'), org,
+                                           std::string(1, '\0'), team, std::string(1, '\0'),
+                                           person);
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+       reinterpret_cast<const unsigned char*>(message.data()), message.size(), digest, &length);
+  static const char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned int i = 0; i < length && i < 16; ++i) {
+    out.push_back(kHex[digest[i] >> 4]);
+    out.push_back(kHex[digest[i] & 15]);
+  }
+  return out;
+}
+
 FeedbackServiceImpl::FeedbackServiceImpl(const common::auth::Guard& auth, FeedbackStore& store,
-                                         Directory& directory, std::function<absl::Time()> clock)
-    : auth_(auth), store_(store), directory_(directory), clock_(std::move(clock)) {}
+                                         Directory& directory, std::string respondent_secret,
+                                         std::function<absl::Time()> clock)
+    : auth_(auth),
+      store_(store),
+      directory_(directory),
+      respondent_secret_(std::move(respondent_secret)),
+      clock_(std::move(clock)) {}
 
 absl::Status FeedbackServiceImpl::RequireTeamReader(const Principal& who,
                                                     const std::string& team_id) {
@@ -262,10 +299,28 @@ absl::Status FeedbackServiceImpl::DoSubmitResponse(const Principal& who,
   if (absl::Status valid = ValidateAnswers(questions, request.answers()); !valid.ok()) return valid;
   absl::StatusOr<v1::FeedbackSettings> settings = store_.GetSettings(who.org);
   if (!settings.ok()) return settings.status();
+  // The respondent sets of every score window holding this response (it
+  // counts where its survey period starts), team-wide and for its survey.
+  absl::StatusOr<kudos::v1::OrgSettings> org_settings = directory_.kudos().GetSettings(who.org);
+  if (!org_settings.ok()) return org_settings.status();
+  absl::StatusOr<absl::TimeZone> zone = common::calendar::LoadZone(org_settings->time_zone());
+  if (!zone.ok()) return zone.status();
+  const absl::Time bucket = absl::FromUnixMillis((*stored)->period_start_ms);
+  std::vector<std::string> sets;
+  for (common::calendar::PeriodUnit unit : kScoreUnits) {
+    const std::string key =
+        common::calendar::PeriodAt(unit, bucket, *zone, static_cast<int>(org_settings->week_start()))
+            .key;
+    sets.push_back(FeedbackStore::RespondentsKey(who.org, invitation.team_id(), "", UnitName(unit), key));
+    sets.push_back(FeedbackStore::RespondentsKey(who.org, invitation.team_id(),
+                                                 invitation.survey_id(), UnitName(unit), key));
+  }
   absl::StatusOr<SubmitOutcome> outcome =
       store_.Submit(who.org, request.invitation_id(), who.subject, request.request_id(),
                     CanonicalAnswers(request.answers()), RandomHex(8),
-                    EffectiveSettings(*settings).retention_days(), absl::ToUnixMillis(clock_()));
+                    EffectiveSettings(*settings).retention_days(), absl::ToUnixMillis(clock_()),
+                    RespondentTag(respondent_secret_, who.org, invitation.team_id(), who.subject),
+                    sets);
   if (!outcome.ok()) return outcome.status();
   response.set_invitation_id(invitation.invitation_id());
   response.set_survey_id(invitation.survey_id());
@@ -325,6 +380,7 @@ absl::Status FeedbackServiceImpl::DoGetServiceScore(const Principal& who,
     absl::StatusOr<std::vector<StoredResponse>> responses = store_.Responses(
         who.org, request.team_id(), absl::ToUnixMillis(p.start), absl::ToUnixMillis(p.end));
     if (!responses.ok()) return responses.status();
+    const int team_responses = static_cast<int>(responses->size());
     if (!request.survey_id().empty()) {
       std::vector<StoredResponse> kept;
       for (StoredResponse& r : *responses) {
@@ -332,7 +388,21 @@ absl::Status FeedbackServiceImpl::DoGetServiceScore(const Principal& who,
       }
       responses->swap(kept);
     }
-    v1::ServiceScore score = ComputeScore(*responses, by_id, threshold);
+    // The threshold counts distinct people (respondent tags), not responses.
+    absl::StatusOr<int> respondents = store_.Respondents(FeedbackStore::RespondentsKey(
+        who.org, request.team_id(), request.survey_id(), UnitName(unit), p.key));
+    if (!respondents.ok()) return respondents.status();
+    int shown_to = *respondents;
+    if (!request.survey_id().empty()) {
+      // A subset read: the team's figures minus this survey's must not leave
+      // a group under the threshold either (1..threshold-1 responses).
+      const int complement = team_responses - static_cast<int>(responses->size());
+      if (complement > 0 && complement < threshold) shown_to = 0;
+    }
+    v1::ServiceScore score = ComputeScore(*responses, by_id, threshold, shown_to);
+    // Comments only at the team level: a subset's comments could be
+    // subtracted from the team's word for word.
+    if (!request.survey_id().empty()) score.clear_comments();
     score.set_team_id(request.team_id());
     score.set_window(request.window() == v1::SCORE_WINDOW_UNSPECIFIED ? v1::SCORE_WINDOW_MONTH
                                                                       : request.window());

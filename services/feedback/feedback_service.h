@@ -17,7 +17,11 @@ namespace feedback {
 
 class FeedbackServiceImpl final : public feedback::v1::FeedbackService::Service {
  public:
+  // `respondent_secret` keys the opaque per-person tags the anonymity
+  // threshold counts (never stored in Redis; the kudos binary derives it from
+  // SERVICE_TOKEN_SECRET).
   FeedbackServiceImpl(const common::auth::Guard& auth, FeedbackStore& store, Directory& directory,
+                      std::string respondent_secret,
                       std::function<absl::Time()> clock = absl::Now);
 
   grpc::Status CreateSurvey(grpc::ServerContext* context, const v1::CreateSurveyRequest* request,
@@ -71,7 +75,13 @@ class FeedbackServiceImpl final : public feedback::v1::FeedbackService::Service 
   const common::auth::Guard& auth_;
   FeedbackStore& store_;
   Directory& directory_;
+  std::string respondent_secret_;
   std::function<absl::Time()> clock_;
 };
+
+// The opaque tag of a person among a team's respondents: HMAC-SHA256 of
+// (org, team, person) keyed with `secret`, hex, 32 characters.
+std::string RespondentTag(const std::string& secret, const std::string& org,
+                          const std::string& team, const std::string& person);
 
 }  // namespace feedback

@@ -249,15 +249,34 @@ absl::StatusOr<SubmitOutcome> FeedbackStore::Submit(const std::string& org,
                                                     const std::string& request_id,
                                                     const std::string& canonical_answers,
                                                     const std::string& response_nonce,
-                                                    int retention_days, int64_t now_ms) {
-  absl::StatusOr<Reply> reply = pool_.Eval(
-      submit_response_, {Prefix(org)},
-      {invitation_id, caller, request_id, canonical_answers, response_nonce, absl::StrCat(now_ms),
-       absl::StrCat(int64_t{retention_days} * 86400)});
+                                                    int retention_days, int64_t now_ms,
+                                                    const std::string& respondent_tag,
+                                                    const std::vector<std::string>& respondent_sets) {
+  std::vector<std::string> args = {invitation_id,   caller,
+                                   request_id,      canonical_answers,
+                                   response_nonce,  absl::StrCat(now_ms),
+                                   absl::StrCat(int64_t{retention_days} * 86400),
+                                   respondent_tag};
+  args.insert(args.end(), respondent_sets.begin(), respondent_sets.end());
+  absl::StatusOr<Reply> reply = pool_.Eval(submit_response_, {Prefix(org)}, args);
   if (!reply.ok()) return reply.status();
   SubmitOutcome outcome;
   outcome.replayed = reply->str == "REPLAY";
   return outcome;
+}
+
+std::string FeedbackStore::RespondentsKey(const std::string& org, const std::string& team,
+                                          const std::string& survey, const std::string& unit,
+                                          const std::string& period) {
+  std::string key = Prefix(org) + "respondents:" + team + ":";
+  if (!survey.empty()) key += survey + ":";
+  return key + unit + ":" + period;
+}
+
+absl::StatusOr<int> FeedbackStore::Respondents(const std::string& key) {
+  absl::StatusOr<Reply> reply = pool_.Run({"SCARD", key});
+  if (!reply.ok()) return reply.status();
+  return static_cast<int>(reply->integer);
 }
 
 absl::StatusOr<std::vector<StoredResponse>> FeedbackStore::Responses(const std::string& org,

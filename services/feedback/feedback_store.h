@@ -17,6 +17,10 @@
 //   P invreq:<id>                sha1(salt, request_id, answers) of the accepted answer:
 //                                idempotency only; expires a day after the invitation closes
 //   P inbox:<person>             ZSET open invitation ids by closes_at (ms)
+//   P respondents:<team>[:<survey>]:<unit>:<period>
+//                                SET of opaque respondent tags (HMAC of org, team, person with
+//                                a server secret not in Redis) per score window period: the
+//                                threshold counts people, not responses; expires with retention
 //   P responses:<team>           ZSET "<random>|<survey>|<answers>" by the start (ms) of the
 //                                survey period answered; no person, no invitation, no time
 //                                of answering; older than retention_days removed on write
@@ -121,7 +125,13 @@ class FeedbackStore {
                                        const std::string& caller, const std::string& request_id,
                                        const std::string& canonical_answers,
                                        const std::string& response_nonce, int retention_days,
-                                       int64_t now_ms);
+                                       int64_t now_ms, const std::string& respondent_tag,
+                                       const std::vector<std::string>& respondent_sets);
+  // The key of a respondents set ("" survey: the whole team).
+  static std::string RespondentsKey(const std::string& org, const std::string& team,
+                                    const std::string& survey, const std::string& unit,
+                                    const std::string& period);
+  absl::StatusOr<int> Respondents(const std::string& key);
 
   // The team's responses to periods starting in [start_ms, end_ms).
   absl::StatusOr<std::vector<StoredResponse>> Responses(const std::string& org,

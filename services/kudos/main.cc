@@ -47,7 +47,9 @@ ABSL_FLAG(int, survey_interval_s, static_cast<int>(IntEnvOr("SURVEY_INTERVAL_S",
           "created once across replicas); 0 = off");
 ABSL_FLAG(bool, feedback_consumer, true,
           "record who each team served from kudos:{org}:events (consumer group 'feedback'); "
-          "off only where another replica consumes");
+          "off only where another kudos replica consumes: once the group exists, the "
+          "leaderboard's compaction never trims the stream past it, so if every replica is off "
+          "the stream grows until one is on again (or the group is removed: XGROUP DESTROY)");
 ABSL_FLAG(int, max_feed_orgs, static_cast<int>(IntEnvOr("MAX_FEED_ORGS", 100, 1)),
           "orgs with live feed watchers on this replica (each holds one Redis connection)");
 
@@ -93,7 +95,9 @@ int main(int argc, char** argv) {
   kudos::DirectoryServiceImpl directory_service(auth, store, *ledger);
   feedback::FeedbackStore feedback_store(pool);
   feedback::Directory feedback_directory(store);
-  feedback::FeedbackServiceImpl feedback_service(auth, feedback_store, feedback_directory);
+  // The respondent tags' key: derived from the service secret, never in Redis.
+  feedback::FeedbackServiceImpl feedback_service(auth, feedback_store, feedback_directory,
+                                                 "feedback-respondents:" + jwt.service_secret);
 
   // The reconciler finishes kudos whose caller crashed or gave up mid-way.
   std::atomic<bool> stopping{false};

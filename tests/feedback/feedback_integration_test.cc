@@ -17,6 +17,7 @@
 #include "kudos/v1/kudos.grpc.pb.h"
 #include "services/feedback/feedback_rules.h"
 #include "services/feedback/feedback_sampler.h"
+#include "services/feedback/feedback_service.h"
 #include "services/feedback/feedback_store.h"
 #include "services/kudos/kudos_store.h"
 #include "tests/harness/eventually.h"
@@ -234,6 +235,39 @@ class FeedbackIntegrationTest : public ::testing::Test {
         replica_->pool->Run({"ZCARD", feedback::FeedbackStore::Prefix(kOrg) + "responses:" + team});
     EXPECT_TRUE(reply.ok());
     return reply.ok() ? reply->integer : -1;
+  }
+
+  // SubmitResponse through the service layer in this process, at `at` (the
+  // binary's clock cannot be moved); the same respondent secret as the binary.
+  absl::Status SubmitAt(const std::string& person, const std::string& invitation_id,
+                        const std::vector<Answer>& answers, absl::Time at) {
+    common::auth::Guard guard{common::auth::Authenticator(common::auth::JwtConfig())};
+    feedback::FeedbackServiceImpl service(
+        guard, replica_->store, replica_->directory,
+        std::string("feedback-respondents:") + common::auth::kDevServiceSecret, [at] { return at; });
+    feedback::v1::SubmitResponseRequest request;
+    request.set_request_id("at-" + std::to_string(absl::ToUnixSeconds(at)));
+    request.set_invitation_id(invitation_id);
+    for (const Answer& a : answers) *request.add_answers() = a;
+    feedback::v1::SubmitResponseResponse response;
+    common::auth::Principal who;
+    who.org = kOrg;
+    who.subject = person;
+    who.roles = static_cast<uint32_t>(common::auth::Role::kMember);
+    return service.DoSubmitResponse(who, request, response);
+  }
+
+  feedback::v1::ServiceScore ScoreAt(const std::string& team, feedback::v1::ScoreWindow window,
+                                     const std::string& period, const std::string& survey_id = "") {
+    feedback::v1::GetServiceScoreRequest request;
+    request.set_team_id(team);
+    request.set_window(window);
+    request.set_period(period);
+    request.set_survey_id(survey_id);
+    feedback::v1::GetServiceScoreResponse response;
+    grpc::Status status = feedback_->GetServiceScore(Context(admin_).get(), request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response.score();
   }
 
   std::string WeekKey(absl::Time t) {
@@ -683,12 +717,8 @@ TEST_F(FeedbackIntegrationTest, Score_MeanDistributionNetScoreDimensionsAndTrend
   int answered_before = 0;
   for (const auto& [id, who] : StoredInvitations()) {
     if (answered_before == 6) break;
-    std::vector<Answer> answers = random_answers(before);
-    google::protobuf::RepeatedPtrField<Answer> list(answers.begin(), answers.end());
-    auto outcome = replica_->store.Submit(kOrg, id, who.second, "r", feedback::CanonicalAnswers(list),
-                                          feedback::RandomHex(8), 400,
-                                          absl::ToUnixMillis(last_week));
-    ASSERT_TRUE(outcome.ok()) << outcome.status();
+    absl::Status status = SubmitAt(who.second, id, random_answers(before), last_week);
+    ASSERT_TRUE(status.ok()) << status;
     ++answered_before;
   }
   // This week: through the API.
@@ -741,6 +771,68 @@ TEST_F(FeedbackIntegrationTest, Score_MeanDistributionNetScoreDimensionsAndTrend
   ASSERT_TRUE(GetScore(manager_, "eng", &score, WeekKey(last_week)).ok());
   EXPECT_EQ(score.responses(), 6);
   EXPECT_NEAR(score.net_score(), net(before.recommend), 1e-9);
+}
+
+TEST_F(FeedbackIntegrationTest, Anonymity_TheThresholdCountsPeopleNotResponses) {
+  // One customer, invited every week of a quarter, answers six times: six
+  // responses, one person: the quarter shows nothing.
+  ASSERT_TRUE(Serve("cust1", "eng").ok());
+  MustCreate(FullSurvey("eng", 1));
+  const absl::Time monday = absl::FromCivil(absl::CivilSecond(2026, 1, 5, 12, 0, 0), absl::UTCTimeZone());
+  for (int week = 0; week < 6; ++week) {
+    const absl::Time at = monday + absl::Hours(24 * 7 * week);
+    ASSERT_TRUE(replica_->store.RecordServed(kOrg, {{"eng", {"cust1"}}}, absl::ToUnixMillis(at)).ok());
+    auto stats = replica_->sampler.RunOnce(kOrg, at);
+    ASSERT_TRUE(stats.ok()) << stats.status();
+    ASSERT_EQ(stats->invitations, 1) << week;
+  }
+  int answered = 0;
+  for (const auto& [id, who] : StoredInvitations()) {
+    auto stored = replica_->store.GetInvitation(kOrg, id);
+    ASSERT_TRUE(stored.ok() && stored->has_value());
+    absl::Status status = SubmitAt("cust1", id, {Score("q1", 2), Text("q3", "mine")},
+                                   absl::FromUnixMillis((*stored)->period_start_ms) + absl::Hours(1));
+    ASSERT_TRUE(status.ok()) << status;
+    ++answered;
+  }
+  ASSERT_EQ(answered, 6);
+  EXPECT_EQ(StoredResponses("eng"), 6);
+  feedback::v1::ServiceScore score = ScoreAt("eng", feedback::v1::SCORE_WINDOW_QUARTER, "2026-Q1");
+  EXPECT_TRUE(score.below_threshold());
+  EXPECT_EQ(score.comments_size(), 0);
+  EXPECT_EQ(score.csat_mean(), 0);
+  score = ScoreAt("eng", feedback::v1::SCORE_WINDOW_MONTH, "2026-01");
+  EXPECT_TRUE(score.below_threshold());
+}
+
+TEST_F(FeedbackIntegrationTest, Anonymity_ASurveysFiguresNeverLeaveTheRestOfTheTeamUnderTheThreshold) {
+  ServeAll("eng");
+  Survey a = MustCreate(FullSurvey("eng", 5));
+  const absl::Time now = absl::Now();
+  ASSERT_TRUE(replica_->sampler.RunOnce(kOrg, now).ok());
+  Survey b = MustCreate(FullSurvey("eng", 1));
+  ASSERT_TRUE(replica_->sampler.RunOnce(kOrg, now).ok());
+  // Five people answer survey a; one answers survey b (with a comment).
+  for (const std::string& person : kCustomers) {
+    for (const Invitation& inv : Invitations(person)) {
+      const bool of_b = inv.survey_id() == b.survey_id();
+      ASSERT_TRUE(Submit(person, "r-" + inv.invitation_id(), inv.invitation_id(),
+                         {Score("q1", of_b ? 1 : 5), Text("q3", of_b ? "only b" : "from a")})
+                      .ok());
+    }
+  }
+  const std::string week = WeekKey(now);
+  feedback::v1::ServiceScore team = ScoreAt("eng", feedback::v1::SCORE_WINDOW_WEEK, week);
+  ASSERT_FALSE(team.below_threshold());
+  EXPECT_EQ(team.responses(), 6);
+  // Survey a alone has five people, but the team minus a is one response: nothing.
+  feedback::v1::ServiceScore only_a =
+      ScoreAt("eng", feedback::v1::SCORE_WINDOW_WEEK, week, a.survey_id());
+  EXPECT_TRUE(only_a.below_threshold());
+  feedback::v1::ServiceScore only_b =
+      ScoreAt("eng", feedback::v1::SCORE_WINDOW_WEEK, week, b.survey_id());
+  EXPECT_TRUE(only_b.below_threshold());
+  EXPECT_EQ(only_b.comments_size(), 0);
 }
 
 // ------------------------------------------------------------------ access

@@ -281,7 +281,13 @@ TEST(FeedbackRulesTest, ComputeScore_MatchesADirectComputationOverRandomAnswers)
       responses.push_back(std::move(r));
     }
     const int threshold = std::uniform_int_distribution<int>(3, 8)(rng);
-    feedback::v1::ServiceScore score = feedback::ComputeScore(responses, surveys, threshold);
+    feedback::v1::ServiceScore score = feedback::ComputeScore(responses, surveys, threshold, n);
+    // The same responses from fewer people than the threshold: nothing.
+    feedback::v1::ServiceScore few =
+        feedback::ComputeScore(responses, surveys, threshold, threshold - 1);
+    EXPECT_TRUE(few.below_threshold());
+    EXPECT_EQ(few.responses(), 0);
+    EXPECT_EQ(few.comments_size(), 0);
     EXPECT_EQ(score.threshold(), threshold);
     if (n < threshold) {
       EXPECT_TRUE(score.below_threshold());

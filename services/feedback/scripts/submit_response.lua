@@ -1,7 +1,8 @@
 -- Accepts the one answer to an invitation, or replays it.
 -- KEYS[1] = "feedback:{org}:"
 -- ARGV: invitation id, caller, request id, canonical answers, response nonce,
---       now (ms), retention (s)
+--       now (ms), retention (s), respondent tag, respondents set keys...
+-- (the sets carry {org} in their names: same slot)
 -- The response is stored under the team by its period's start with a random
 -- prefix: no person, no invitation id, no time of answering. The invitation
 -- keeps only `answered` and, for the retry window, a salted hash.
@@ -33,4 +34,8 @@ redis.call('ZADD', responses, h[4], nonce .. '|' .. h[3] .. '|' .. answers)
 redis.call('ZREMRANGEBYSCORE', responses, '-inf', '(' .. (now - retention * 1000))
 redis.call('EXPIRE', responses, retention)
 redis.call('ZREM', p .. 'inbox:' .. caller, id)
+for i = 9, #ARGV do
+  redis.call('SADD', ARGV[i], ARGV[8])
+  redis.call('EXPIRE', ARGV[i], retention)
+end
 return 'OK'
