@@ -235,7 +235,25 @@ TEST_F(GatewayFeedbackTest, SseFeedPushesEachInvitationToItsInviteeOnly) {
                                       kim.status(); }, 5s));
   ASSERT_EQ(ivy.status(), 200);
   ASSERT_EQ(jon.status(), 200);
-  std::this_thread::sleep_for(500ms);  // the upstream watches are open
+  // The upstream watches are open once a kudos reaches every stream (a watch
+  // starts at "now": an invitation created before it would be missed). The
+  // kudos is between people the survey's team never served.
+  std::vector<SseReader*> streams = {&wall, &ivy, &jon, &kim};
+  auto opened = [](const SseEvent& e) {
+    return e.event == "kudos" && Has(e.data, "Watches are open");
+  };
+  for (int attempt = 0; attempt < 8; ++attempt) {  // under the 10 kudos a minute per giver
+    HttpResponse sent = Post("/v1/kudos",
+                             absl::StrCat(R"({"requestId":"open-)", attempt,
+                                          R"(","recipientIds":["fay"],"message":"Watches are open",)"
+                                          R"("values":["teamwork"],"pointsPerRecipient":1})"),
+                             As("erin"));
+    ASSERT_EQ(sent.status, 200) << sent.body;
+    bool all = true;
+    for (SseReader* stream : streams) all = all && !stream->WaitFor(opened, 1500ms).event.empty();
+    if (all) break;
+  }
+  for (SseReader* stream : streams) ASSERT_FALSE(stream->WaitFor(opened, 1s).event.empty());
   for (const char* customer : {"ivy", "jon"}) {
     HttpResponse r = Post("/v1/service-requests", R"({"providerTeamId":"t4"})", As(customer));
     ASSERT_EQ(r.status, 200) << r.body;
