@@ -30,7 +30,8 @@ struct ConsumerOptions {
   std::chrono::milliseconds claim_every{5000};
   std::chrono::milliseconds min_backoff{100};
   std::chrono::milliseconds max_backoff{5000};
-  // Distinct giver -> recipient pairs kept per period (per window).
+  // Distinct giver -> recipient pairs kept per written period (day, week,
+  // month; a quarter or year holds its months' pairs).
   int64_t pair_cap = 200000;
 };
 
