@@ -78,8 +78,9 @@ ABSL_FLAG(int, insights_batch,
           "entries per insights apply script (env INSIGHTS_BATCH)");
 ABSL_FLAG(int64_t, insights_max_pairs_per_period,
           common::config::IntEnvOr("INSIGHTS_MAX_PAIRS_PER_PERIOD", 200000, 1),
-          "distinct giver->recipient pairs counted per org, window and period; past it unique "
-          "givers and reciprocity say pairs_truncated (env INSIGHTS_MAX_PAIRS_PER_PERIOD)");
+          "distinct giver->recipient pairs counted per org and written period (day, week, "
+          "month; quarters and years sum their months); past it unique givers and reciprocity "
+          "say pairs_truncated (env INSIGHTS_MAX_PAIRS_PER_PERIOD)");
 ABSL_FLAG(int64_t, insights_unrecognized_limit,
           common::config::IntEnvOr("INSIGHTS_UNRECOGNIZED_LIMIT", 1000, 1),
           "most people ListUnrecognized lists over all pages, oldest first "
