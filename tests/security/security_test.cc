@@ -25,6 +25,7 @@
 #include "common/auth/auth.h"
 #include "common/auth/guard.h"
 #include "common/redis/redis_client.h"
+#include "feedback/v1/feedback.grpc.pb.h"
 #include "kudos/v1/kudos.grpc.pb.h"
 #include "leaderboard/v1/leaderboard.grpc.pb.h"
 #include "ledger/v1/ledger.grpc.pb.h"
@@ -38,6 +39,7 @@ using namespace std::chrono_literals;
 namespace kv1 = kudos::v1;
 namespace lv1 = ledger::v1;
 namespace bv1 = leaderboard::v1;
+namespace fv1 = feedback::v1;
 using grpc::StatusCode;
 
 constexpr char kOrgA[] = "sec-org-a";
@@ -140,6 +142,8 @@ struct Stubs {
   std::unique_ptr<kv1::DirectoryService::Stub> directory;
   std::unique_ptr<lv1::LedgerService::Stub> ledger;
   std::unique_ptr<bv1::LeaderboardService::Stub> board;
+  // Hosted by the kudos binary, same address.
+  std::unique_ptr<fv1::FeedbackService::Stub> feedback;
 
   static std::shared_ptr<grpc::Channel> Channel(const std::string& address) {
     grpc::ChannelArguments args;
@@ -151,6 +155,7 @@ struct Stubs {
     auto k = Channel(kudos_address);
     kudos = kv1::KudosService::NewStub(k);
     directory = kv1::DirectoryService::NewStub(k);
+    feedback = fv1::FeedbackService::NewStub(k);
     ledger = lv1::LedgerService::NewStub(Channel(ledger_address));
     board = bv1::LeaderboardService::NewStub(Channel(board_address));
   }
@@ -163,6 +168,7 @@ struct Org {
   std::string kudos_id;                          // alice -> bob
   int64_t points = 0;
   std::string only_here;                         // a person only this org has
+  std::string survey_id;                         // a survey about team core
 };
 
 // The platform, started once per test binary process.
@@ -293,6 +299,17 @@ class Platform : public ::testing::Environment {
     third.set_points_per_recipient(1);
     Check(Call(stubs_.kudos.get(), &kv1::KudosService::Stub::SendKudos, Bearer(org.alice), third),
           "SendKudos 3");
+    // A survey, so survey reads have something to reach (or not, across orgs).
+    fv1::CreateSurveyRequest survey;
+    survey.mutable_survey()->set_team_id("core");
+    survey.mutable_survey()->add_questions()->set_kind(fv1::QUESTION_KIND_CSAT);
+    survey.mutable_survey()->set_cadence(fv1::CADENCE_WEEKLY);
+    survey.mutable_survey()->set_invitations_per_period(5);
+    fv1::CreateSurveyResponse created;
+    Check(Call(stubs_.feedback.get(), &fv1::FeedbackService::Stub::CreateSurvey, admin, survey,
+               &created),
+          "CreateSurvey");
+    org.survey_id = created.survey().survey_id();
     return org;
   }
 
@@ -342,7 +359,11 @@ std::map<std::string, std::string> RedisState(common::redis::Pool& pool) {
   if (!keys.ok()) throw std::runtime_error("KEYS failed");
   for (const auto& key : keys->elements) {
     auto ttl = pool.Run({"PTTL", key.str});
-    if (!ttl.ok() || ttl->integer != -1) continue;  // expiring keys come and go
+    // Expiring keys come and go (rate limits, idempotency), except feedback's:
+    // served sets, invitations and responses expire after days, and an
+    // attack must not add one.
+    const bool feedback = key.str.rfind("feedback:", 0) == 0;
+    if (!ttl.ok() || (ttl->integer != -1 && !feedback)) continue;
     auto type = pool.Run({"TYPE", key.str});
     if (!type.ok()) continue;
     if (type->str == "stream") {
@@ -409,6 +430,16 @@ std::map<std::string, std::string> ApiState(Stubs& stubs, const Org& org) {
       Call(stubs.directory.get(), &kv1::DirectoryService::Stub::GetOrgSettings, admin,
            kv1::GetOrgSettingsRequest(), &settings),
       settings);
+  fv1::ListSurveysResponse surveys;
+  put("surveys",
+      Call(stubs.feedback.get(), &fv1::FeedbackService::Stub::ListSurveys, admin,
+           fv1::ListSurveysRequest(), &surveys),
+      surveys);
+  fv1::GetFeedbackSettingsResponse feedback_settings;
+  put("feedback settings",
+      Call(stubs.feedback.get(), &fv1::FeedbackService::Stub::GetFeedbackSettings, admin,
+           fv1::GetFeedbackSettingsRequest(), &feedback_settings),
+      feedback_settings);
   bv1::GetLeaderboardRequest board;
   *board.mutable_board() = AllTimePoints();
   board.set_page_size(100);
@@ -628,11 +659,77 @@ class AttackTest : public ::testing::Test {
       r.set_team_id("core");
       return Call(st->board.get(), &bv1::LeaderboardService::Stub::GetInsights, auth, r);
     });
+    rpcs.emplace_back("ListUnrecognized", [st](const Auth& auth) {
+      bv1::ListUnrecognizedRequest r;
+      r.set_team_id("core");
+      return Call(st->board.get(), &bv1::LeaderboardService::Stub::ListUnrecognized, auth, r);
+    });
     rpcs.emplace_back("RebuildProjections", [st](const Auth& auth) {
       return Call(st->board.get(), &bv1::LeaderboardService::Stub::RebuildProjections, auth,
                   bv1::RebuildProjectionsRequest());
     });
+    AddFeedbackRpcs(rpcs);
     return rpcs;
+  }
+
+  // feedback.v1.FeedbackService, hosted by the kudos binary.
+  void AddFeedbackRpcs(
+      std::vector<std::pair<std::string, std::function<grpc::Status(const Auth&)>>>& rpcs) {
+    Stubs* st = &s();
+    std::string survey_id = A().survey_id;
+    rpcs.emplace_back("CreateSurvey", [st](const Auth& auth) {
+      fv1::CreateSurveyRequest r;
+      r.mutable_survey()->set_team_id("core");
+      r.mutable_survey()->add_questions()->set_kind(fv1::QUESTION_KIND_RECOMMEND);
+      r.mutable_survey()->set_cadence(fv1::CADENCE_MONTHLY);
+      r.mutable_survey()->set_invitations_per_period(100);
+      return Call(st->feedback.get(), &fv1::FeedbackService::Stub::CreateSurvey, auth, r);
+    });
+    rpcs.emplace_back("GetSurvey", [st, survey_id](const Auth& auth) {
+      fv1::GetSurveyRequest r;
+      r.set_survey_id(survey_id);
+      return Call(st->feedback.get(), &fv1::FeedbackService::Stub::GetSurvey, auth, r);
+    });
+    rpcs.emplace_back("ListSurveys", [st](const Auth& auth) {
+      return Call(st->feedback.get(), &fv1::FeedbackService::Stub::ListSurveys, auth,
+                  fv1::ListSurveysRequest());
+    });
+    // For someone else (bob): admins only.
+    rpcs.emplace_back("RecordServiceRequest", [st](const Auth& auth) {
+      fv1::RecordServiceRequestRequest r;
+      r.set_provider_team_id("core");
+      r.set_customer_id("bob");
+      r.set_work_item_url("https://tickets.example/1");
+      return Call(st->feedback.get(), &fv1::FeedbackService::Stub::RecordServiceRequest, auth, r);
+    });
+    rpcs.emplace_back("ListInvitations", [st](const Auth& auth) {
+      return Call(st->feedback.get(), &fv1::FeedbackService::Stub::ListInvitations, auth,
+                  fv1::ListInvitationsRequest());
+    });
+    // An invitation the caller does not have.
+    rpcs.emplace_back("SubmitResponse", [st](const Auth& auth) {
+      fv1::SubmitResponseRequest r;
+      r.set_request_id("attack-answer");
+      r.set_invitation_id("not-yours");
+      fv1::Answer* answer = r.add_answers();
+      answer->set_question_id("q1");
+      answer->set_score(5);
+      return Call(st->feedback.get(), &fv1::FeedbackService::Stub::SubmitResponse, auth, r);
+    });
+    rpcs.emplace_back("GetServiceScore", [st](const Auth& auth) {
+      fv1::GetServiceScoreRequest r;
+      r.set_team_id("core");
+      return Call(st->feedback.get(), &fv1::FeedbackService::Stub::GetServiceScore, auth, r);
+    });
+    rpcs.emplace_back("GetFeedbackSettings", [st](const Auth& auth) {
+      return Call(st->feedback.get(), &fv1::FeedbackService::Stub::GetFeedbackSettings, auth,
+                  fv1::GetFeedbackSettingsRequest());
+    });
+    rpcs.emplace_back("UpdateFeedbackSettings", [st](const Auth& auth) {
+      fv1::UpdateFeedbackSettingsRequest r;
+      r.mutable_settings()->set_anonymity_threshold(3);
+      return Call(st->feedback.get(), &fv1::FeedbackService::Stub::UpdateFeedbackSettings, auth, r);
+    });
   }
 
   Snapshot baseline_;
@@ -714,7 +811,8 @@ TEST_F(AttackTest, ForgedServiceIdentityIsUnauthenticated) {
   std::vector<Case> cases;
   for (const auto& [rpc, call] : EveryRpc()) {
     if (rpc != "PostTransfers" && rpc != "SetAllowancePolicy" && rpc != "GetBalance" &&
-        rpc != "AdjustBalance" && rpc != "CreatePerson") {
+        rpc != "AdjustBalance" && rpc != "CreatePerson" && rpc != "CreateSurvey" &&
+        rpc != "UpdateFeedbackSettings" && rpc != "ListUnrecognized") {
       continue;
     }
     for (const auto& [what, auth] : forged) {
@@ -745,7 +843,18 @@ TEST_F(AttackTest, ScreenTokensCannotWrite) {
       {"AdjustBalance", StatusCode::PERMISSION_DENIED},
       {"VerifyLedger", StatusCode::PERMISSION_DENIED},
       {"GetInsights", StatusCode::PERMISSION_DENIED},
+      {"ListUnrecognized", StatusCode::PERMISSION_DENIED},
       {"RebuildProjections", StatusCode::PERMISSION_DENIED},
+      // Screens read nothing of feedback.
+      {"CreateSurvey", StatusCode::PERMISSION_DENIED},
+      {"GetSurvey", StatusCode::PERMISSION_DENIED},
+      {"ListSurveys", StatusCode::PERMISSION_DENIED},
+      {"RecordServiceRequest", StatusCode::PERMISSION_DENIED},
+      {"ListInvitations", StatusCode::PERMISSION_DENIED},
+      {"SubmitResponse", StatusCode::PERMISSION_DENIED},
+      {"GetServiceScore", StatusCode::PERMISSION_DENIED},
+      {"GetFeedbackSettings", StatusCode::PERMISSION_DENIED},
+      {"UpdateFeedbackSettings", StatusCode::PERMISSION_DENIED},
       // What a screen is for.
       {"ListKudos", StatusCode::OK},
       {"GetLeaderboard", StatusCode::OK},
@@ -779,7 +888,19 @@ TEST_F(AttackTest, MembersCannotDoAdminWorkOrReadOthersAccounts) {
       {"AdjustBalance", StatusCode::PERMISSION_DENIED},
       {"VerifyLedger", StatusCode::PERMISSION_DENIED},
       {"GetInsights", StatusCode::PERMISSION_DENIED},
+      {"ListUnrecognized", StatusCode::PERMISSION_DENIED},
       {"RebuildProjections", StatusCode::PERMISSION_DENIED},
+      // Surveys, scores and settings are for managers and admins.
+      {"CreateSurvey", StatusCode::PERMISSION_DENIED},
+      {"GetSurvey", StatusCode::PERMISSION_DENIED},
+      {"ListSurveys", StatusCode::PERMISSION_DENIED},
+      {"RecordServiceRequest", StatusCode::PERMISSION_DENIED},  // for bob
+      {"SubmitResponse", StatusCode::NOT_FOUND},                // not alice's invitation
+      {"GetServiceScore", StatusCode::PERMISSION_DENIED},
+      {"GetFeedbackSettings", StatusCode::PERMISSION_DENIED},
+      {"UpdateFeedbackSettings", StatusCode::PERMISSION_DENIED},
+      // Her own invitations (none).
+      {"ListInvitations", StatusCode::OK},
   };
   std::vector<Case> cases;
   for (const auto& [rpc, call] : EveryRpc()) {
@@ -839,6 +960,55 @@ TEST_F(AttackTest, MembersCannotDoAdminWorkOrReadOthersAccounts) {
                      r.set_team_id("core");
                      return Call(st->board.get(), &bv1::LeaderboardService::Stub::GetInsights,
                                  manager_elsewhere, r);
+                   }});
+  cases.push_back({"manager lists unrecognized people org-wide", StatusCode::PERMISSION_DENIED,
+                   [st, carol] {
+                     return Call(st->board.get(),
+                                 &bv1::LeaderboardService::Stub::ListUnrecognized, carol,
+                                 bv1::ListUnrecognizedRequest());
+                   }});
+  cases.push_back({"manager of no one lists the team's unrecognized people",
+                   StatusCode::PERMISSION_DENIED, [st, manager_elsewhere] {
+                     bv1::ListUnrecognizedRequest r;
+                     r.set_team_id("core");
+                     return Call(st->board.get(),
+                                 &bv1::LeaderboardService::Stub::ListUnrecognized,
+                                 manager_elsewhere, r);
+                   }});
+  // Feedback: a manager of another team neither creates surveys nor reads
+  // scores of this one; managers never change the settings.
+  cases.push_back({"manager of no one creates a survey of the team", StatusCode::PERMISSION_DENIED,
+                   [st, manager_elsewhere] {
+                     fv1::CreateSurveyRequest r;
+                     r.mutable_survey()->set_team_id("core");
+                     r.mutable_survey()->add_questions()->set_kind(fv1::QUESTION_KIND_CSAT);
+                     r.mutable_survey()->set_cadence(fv1::CADENCE_WEEKLY);
+                     r.mutable_survey()->set_invitations_per_period(1);
+                     return Call(st->feedback.get(), &fv1::FeedbackService::Stub::CreateSurvey,
+                                 manager_elsewhere, r);
+                   }});
+  cases.push_back({"manager of no one reads the team's service score",
+                   StatusCode::PERMISSION_DENIED, [st, manager_elsewhere] {
+                     fv1::GetServiceScoreRequest r;
+                     r.set_team_id("core");
+                     return Call(st->feedback.get(),
+                                 &fv1::FeedbackService::Stub::GetServiceScore, manager_elsewhere,
+                                 r);
+                   }});
+  std::string survey_id = A().survey_id;
+  cases.push_back({"manager of no one reads the team's survey", StatusCode::PERMISSION_DENIED,
+                   [st, manager_elsewhere, survey_id] {
+                     fv1::GetSurveyRequest r;
+                     r.set_survey_id(survey_id);
+                     return Call(st->feedback.get(), &fv1::FeedbackService::Stub::GetSurvey,
+                                 manager_elsewhere, r);
+                   }});
+  cases.push_back({"manager changes the feedback settings", StatusCode::PERMISSION_DENIED,
+                   [st, carol] {
+                     fv1::UpdateFeedbackSettingsRequest r;
+                     r.mutable_settings()->set_anonymity_threshold(3);
+                     return Call(st->feedback.get(),
+                                 &fv1::FeedbackService::Stub::UpdateFeedbackSettings, carol, r);
                    }});
   // And what members may do, for contrast: their own balance.
   cases.push_back({"member reads own balance", StatusCode::OK, [st, bob] {
@@ -905,6 +1075,36 @@ TEST_F(AttackTest, OrgAReachesNothingOfOrgB) {
                      return Call(st->board.get(), &bv1::LeaderboardService::Stub::GetStreaks,
                                  alice, r);
                    }});
+  // Feedback: B's survey and B's people are unknown in A.
+  std::string b_survey = b.survey_id;
+  cases.push_back({"A admin reads B's survey", StatusCode::NOT_FOUND, [st, admin, b_survey] {
+                     fv1::GetSurveyRequest r;
+                     r.set_survey_id(b_survey);
+                     return Call(st->feedback.get(), &fv1::FeedbackService::Stub::GetSurvey, admin,
+                                 r);
+                   }});
+  cases.push_back({"A admin reads a score of B's survey", StatusCode::NOT_FOUND,
+                   [st, admin, b_survey] {
+                     fv1::GetServiceScoreRequest r;
+                     r.set_team_id("core");
+                     r.set_survey_id(b_survey);
+                     return Call(st->feedback.get(),
+                                 &fv1::FeedbackService::Stub::GetServiceScore, admin, r);
+                   }});
+  cases.push_back({"A admin records B's person as a provider", StatusCode::NOT_FOUND, [st, admin] {
+                     fv1::RecordServiceRequestRequest r;
+                     r.set_provider_person_id("only-b");
+                     r.set_customer_id("alice");
+                     return Call(st->feedback.get(),
+                                 &fv1::FeedbackService::Stub::RecordServiceRequest, admin, r);
+                   }});
+  cases.push_back({"A admin records B's person as a customer", StatusCode::NOT_FOUND, [st, admin] {
+                     fv1::RecordServiceRequestRequest r;
+                     r.set_provider_team_id("core");
+                     r.set_customer_id("only-b");
+                     return Call(st->feedback.get(),
+                                 &fv1::FeedbackService::Stub::RecordServiceRequest, admin, r);
+                   }});
   // B's leaderboard page token in A: bound to B's board.
   bv1::GetLeaderboardRequest first;
   *first.mutable_board() = AllTimePoints();
@@ -942,6 +1142,12 @@ TEST_F(AttackTest, OrgAReachesNothingOfOrgB) {
   std::vector<std::string> ids;
   for (const auto& person : people.people()) ids.push_back(person.person_id());
   EXPECT_EQ(absl::StrJoin(ids, ","), "alice,bob,carol,only-a");
+  fv1::ListSurveysResponse surveys;
+  ASSERT_TRUE(Call(st->feedback.get(), &fv1::FeedbackService::Stub::ListSurveys, admin,
+                   fv1::ListSurveysRequest(), &surveys)
+                  .ok());
+  ASSERT_EQ(surveys.surveys_size(), 1);
+  EXPECT_EQ(surveys.surveys(0).survey_id(), a.survey_id);
   lv1::GetBalanceRequest balance;
   *balance.mutable_account() = Earned("bob");
   lv1::GetBalanceResponse bob_a;
