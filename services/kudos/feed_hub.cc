@@ -99,11 +99,12 @@ absl::Status Exhausted(absl::string_view what, int limit, int retry_after_ms) {
       what, " (at most ", limit, " on this replica); retry after ", retry_after_ms, " ms"));
 }
 
-// The KudosSent events of an XREAD reply's `stream`, and the id of its last
-// entry.
-std::vector<SharedEvent> ParseEntries(const common::redis::Reply& reply, const std::string& name,
-                                      std::string* last_id) {
-  std::vector<SharedEvent> events;
+// Calls `visit` with the value of each `field` of the entries of an XREAD
+// reply's `stream`, in order, and leaves the id of its last entry in
+// `last_id`. One walk for both streams a feed reads.
+template <typename Visit>
+void VisitStreamField(const common::redis::Reply& reply, const std::string& name,
+                      absl::string_view field, std::string* last_id, Visit visit) {
   for (const common::redis::Reply& stream : reply.elements) {
     if (stream.elements.size() < 2 || stream.elements[0].str != name) continue;
     for (const common::redis::Reply& entry : stream.elements[1].elements) {
@@ -114,14 +115,21 @@ std::vector<SharedEvent> ParseEntries(const common::redis::Reply& reply, const s
       *last_id = id;
       const auto& fields = entry.elements[1].elements;
       for (size_t i = 0; i + 1 < fields.size(); i += 2) {
-        if (fields[i].str != "event") continue;
-        auto event = std::make_shared<kudos::v1::KudosEvent>();
-        if (event->ParseFromString(fields[i + 1].str) && event->has_kudos_sent()) {
-          events.push_back(std::move(event));
-        }
+        if (fields[i].str == field) visit(fields[i + 1].str);
       }
     }
   }
+}
+
+// The KudosSent events of an XREAD reply's `stream`, and the id of its last
+// entry.
+std::vector<SharedEvent> ParseEntries(const common::redis::Reply& reply, const std::string& name,
+                                      std::string* last_id) {
+  std::vector<SharedEvent> events;
+  VisitStreamField(reply, name, "event", last_id, [&](const std::string& bytes) {
+    auto event = std::make_shared<kudos::v1::KudosEvent>();
+    if (event->ParseFromString(bytes) && event->has_kudos_sent()) events.push_back(std::move(event));
+  });
   return events;
 }
 
@@ -129,23 +137,12 @@ std::vector<SharedEvent> ParseEntries(const common::redis::Reply& reply, const s
 std::vector<SharedInvitation> ParseInvitations(const common::redis::Reply& reply,
                                                const std::string& name, std::string* last_id) {
   std::vector<SharedInvitation> invitations;
-  for (const common::redis::Reply& stream : reply.elements) {
-    if (stream.elements.size() < 2 || stream.elements[0].str != name) continue;
-    for (const common::redis::Reply& entry : stream.elements[1].elements) {
-      if (entry.elements.size() < 2) continue;
-      const std::string& id = entry.elements[0].str;
-      KUDOS_CHECK(ParseEntryId(*last_id) < ParseEntryId(id), "stream entries move forward");
-      *last_id = id;
-      const auto& fields = entry.elements[1].elements;
-      for (size_t i = 0; i + 1 < fields.size(); i += 2) {
-        if (fields[i].str != "invitation") continue;
-        auto invitation = std::make_shared<feedback::v1::Invitation>();
-        if (invitation->ParseFromString(fields[i + 1].str) && !invitation->person_id().empty()) {
-          invitations.push_back(std::move(invitation));
-        }
-      }
+  VisitStreamField(reply, name, "invitation", last_id, [&](const std::string& bytes) {
+    auto invitation = std::make_shared<feedback::v1::Invitation>();
+    if (invitation->ParseFromString(bytes) && !invitation->person_id().empty()) {
+      invitations.push_back(std::move(invitation));
     }
-  }
+  });
   return invitations;
 }
 
