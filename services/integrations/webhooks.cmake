@@ -1,0 +1,2 @@
+# Area "webhooks" of the integrations service: its sources (owned by that area).
+target_sources(integrations_lib PRIVATE ${CMAKE_CURRENT_LIST_DIR}/webhooks_module.cc)

@@ -1,0 +1,1 @@
+#include "services/leaderboard/leaderboard_events.h"
