@@ -85,6 +85,20 @@ absl::StatusOr<uint32_t> ParseServiceRoles(const std::vector<std::string>& names
   return static_cast<uint32_t>(Role::kService);
 }
 
+// Why `names` cannot be a delegated token's roles, or nullopt: one or more
+// of member and admin, nothing else (a service never delegates the service
+// role, nor screen or manager rights).
+std::optional<std::string> DelegatedRolesProblem(const std::vector<std::string>& names) {
+  if (names.empty()) return "a delegated token carries the role 'member' and/or 'admin'";
+  for (const std::string& name : names) {
+    if (name != "member" && name != "admin") {
+      return absl::StrCat("a delegated token carries only the roles 'member' and 'admin', not '",
+                          name.substr(0, 32), "'");
+    }
+  }
+  return std::nullopt;
+}
+
 // A NumericDate claim: nullopt when absent, refused when it is not an
 // integer (a string "nbf" must not be ignored).
 absl::StatusOr<std::optional<absl::Time>> NumericDateClaim(jwt_t* jwt, const char* name) {
@@ -108,6 +122,8 @@ struct Expected {
   const std::string& audience;
   bool service;                   // signed with the service secret
   absl::Duration max_lifetime;    // exp at most now + this
+  // Services whose `act` is accepted (service-secret tokens only).
+  const std::vector<std::string>& delegating_services;
 };
 
 // `validity` receives [nbf, exp) for the verified-token cache.
@@ -144,21 +160,85 @@ absl::Status CheckIssuerAndAudience(jwt_t* jwt, const Expected& expected) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<Principal> ReadPrincipal(jwt_t* jwt, bool service) {
+// The `act` claim (RFC 8693 4.1): nullopt when absent, else the acting
+// service's name; refused unless it is exactly {"sub": "<id>"} (no
+// delegation chains, no other members).
+absl::StatusOr<std::optional<std::string>> ActorClaim(jwt_t* jwt) {
+  char* json = jwt_get_grants_json(jwt, "act");
+  if (json == nullptr) return std::nullopt;
+  google::protobuf::Value act;
+  bool parsed = google::protobuf::util::JsonStringToMessage(json, &act).ok();
+  free(json);
+  const char kShape[] = "'act' must be {\"sub\": \"<service>\"} and nothing else (no delegation chain)";
+  if (!parsed || act.kind_case() != google::protobuf::Value::kStructValue) {
+    return Unauthenticated(kShape);
+  }
+  const auto& fields = act.struct_value().fields();
+  auto sub = fields.find("sub");
+  if (fields.size() != 1 || sub == fields.end() ||
+      sub->second.kind_case() != google::protobuf::Value::kStringValue) {
+    return Unauthenticated(kShape);
+  }
+  if (!ValidId(sub->second.string_value())) {
+    return Unauthenticated(absl::StrCat("'act.sub' must be ", kIdRule));
+  }
+  return std::optional<std::string>(sub->second.string_value());
+}
+
+// Roles of a delegated token: exactly the delegated member/admin roles.
+absl::StatusOr<uint32_t> ParseDelegatedRoles(const std::vector<std::string>& names) {
+  if (std::optional<std::string> problem = DelegatedRolesProblem(names)) {
+    return Unauthenticated(*problem);
+  }
+  uint32_t roles = 0;
+  for (const std::string& name : names) {
+    roles |= static_cast<uint32_t>(name == "admin" ? Role::kAdmin : Role::kMember);
+  }
+  return roles;
+}
+
+// The roles a token grants, by who signed it and whether it delegates;
+// `actor` receives the acting service of a delegated token.
+absl::StatusOr<uint32_t> ReadRoles(jwt_t* jwt, const Expected& expected, std::string* actor) {
+  absl::StatusOr<std::optional<std::string>> act = ActorClaim(jwt);
+  if (!act.ok()) return act.status();
+  std::vector<std::string> names = StringOrArrayClaim(jwt, "roles");
+  if (!expected.service) {
+    if (act->has_value()) {
+      return Unauthenticated(
+          "a person token cannot carry 'act': only services delegate, with the service secret");
+    }
+    return ParsePersonRoles(names);
+  }
+  if (!act->has_value()) return ParseServiceRoles(names);
+  const std::vector<std::string>& allowed = expected.delegating_services;
+  if (std::find(allowed.begin(), allowed.end(), **act) == allowed.end()) {
+    return Unauthenticated(absl::StrCat("service '", **act,
+                                        "' may not act for people (delegated tokens are accepted "
+                                        "from: ",
+                                        absl::StrJoin(allowed, ", "), ")"));
+  }
+  *actor = **act;
+  return ParseDelegatedRoles(names);
+}
+
+absl::StatusOr<Principal> ReadPrincipal(jwt_t* jwt, const Expected& expected) {
   const char* sub = jwt_get_grant(jwt, "sub");
   const char* org = jwt_get_grant(jwt, "org");
   if (sub == nullptr || *sub == '\0') return Unauthenticated("no 'sub' claim");
   if (!ValidId(sub)) return Unauthenticated(absl::StrCat("'sub' must be ", kIdRule));
   if (org == nullptr || *org == '\0') return Unauthenticated("no 'org' claim");
   if (!ValidOrgId(org)) return Unauthenticated(absl::StrCat("'org' must be ", kIdRule));
-  std::vector<std::string> names = StringOrArrayClaim(jwt, "roles");
-  absl::StatusOr<uint32_t> roles = service ? ParseServiceRoles(names) : ParsePersonRoles(names);
+  std::string actor;
+  absl::StatusOr<uint32_t> roles = ReadRoles(jwt, expected, &actor);
   if (!roles.ok()) return roles.status();
   if (*roles == 0) return Unauthenticated("no known role in 'roles'");
-  Principal principal{sub, org, *roles};
-  KUDOS_CHECK(principal.is_service() == service,
-              "the service role comes from the service secret only");
-  KUDOS_CHECK(!service || principal.roles == static_cast<uint32_t>(Role::kService),
+  Principal principal{sub, org, *roles, actor};
+  const bool delegated = !actor.empty();
+  KUDOS_CHECK(!delegated || expected.service, "only the service secret signs delegated tokens");
+  KUDOS_CHECK(principal.is_service() == (expected.service && !delegated),
+              "the service role comes from an undelegated service-secret token only");
+  KUDOS_CHECK(!principal.is_service() || principal.roles == static_cast<uint32_t>(Role::kService),
               "a service principal holds no other role");
   return principal;
 }
@@ -186,7 +266,7 @@ absl::StatusOr<Principal> Decode(absl::string_view token, const Expected& expect
   if (absl::Status claims = CheckIssuerAndAudience(jwt.get(), expected); !claims.ok()) {
     return claims;
   }
-  return ReadPrincipal(jwt.get(), expected.service);
+  return ReadPrincipal(jwt.get(), expected);
 }
 
 // Why `config` cannot verify tokens, or OK.
@@ -239,7 +319,8 @@ absl::StatusOr<Principal> Authenticator::Verify(absl::string_view token, absl::T
   if (std::optional<Principal> cached = cache_->Find(token, now)) return *std::move(cached);
   std::pair<absl::Time, absl::Time> validity;
   Expected person_key{config_.algorithm == "RS256" ? JWT_ALG_RS256 : JWT_ALG_HS256, config_.key,
-                      config_.issuer, config_.audience, false, config_.max_token_lifetime};
+                      config_.issuer, config_.audience, false, config_.max_token_lifetime,
+                      config_.delegating_services};
   bool person_signed = false;
   absl::StatusOr<Principal> person = Decode(token, person_key, now, &validity, &person_signed);
   if (person.ok()) {
@@ -248,7 +329,7 @@ absl::StatusOr<Principal> Authenticator::Verify(absl::string_view token, absl::T
   }
   if (config_.service_secret.empty()) return person;
   Expected service_key{JWT_ALG_HS256, config_.service_secret, config_.issuer, kServiceAudience,
-                       true, kMaxServiceTokenLifetime};
+                       true, kMaxServiceTokenLifetime, config_.delegating_services};
   bool service_signed = false;
   absl::StatusOr<Principal> service = Decode(token, service_key, now, &validity, &service_signed);
   if (service.ok()) {
@@ -328,8 +409,12 @@ absl::StatusOr<Principal> Authenticator::Authenticate(
   return Verify(*token, absl::Now());
 }
 
-absl::StatusOr<std::string> MintHs256(const TokenRequest& request, absl::string_view secret,
-                                      absl::Time now) {
+namespace {
+
+// `extra_claims`: a JSON object of further claims ("" for none).
+absl::StatusOr<std::string> MintWithClaims(const TokenRequest& request,
+                                           const std::string& extra_claims,
+                                           absl::string_view secret, absl::Time now) {
   jwt_t* raw = nullptr;
   if (jwt_new(&raw) != 0) return absl::InternalError("jwt_new failed");
   JwtPtr jwt(raw);
@@ -351,12 +436,20 @@ absl::StatusOr<std::string> MintHs256(const TokenRequest& request, absl::string_
     return absl::InternalError("cannot encode roles");
   }
   rc |= jwt_add_grants_json(jwt.get(), roles_json.c_str());
+  if (!extra_claims.empty()) rc |= jwt_add_grants_json(jwt.get(), extra_claims.c_str());
   if (rc != 0) return absl::InternalError("cannot build token");
   char* encoded = jwt_encode_str(jwt.get());
   if (encoded == nullptr) return absl::InternalError("cannot sign token");
   std::string token(encoded);
   free(encoded);
   return token;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> MintHs256(const TokenRequest& request, absl::string_view secret,
+                                      absl::Time now) {
+  return MintWithClaims(request, "", secret, now);
 }
 
 absl::StatusOr<std::string> MintServiceToken(absl::string_view service_name,
@@ -369,6 +462,29 @@ absl::StatusOr<std::string> MintServiceToken(absl::string_view service_name,
   request.audience = kServiceAudience;
   request.ttl = kServiceTokenTtl;
   return MintHs256(request, secret, now);
+}
+
+absl::StatusOr<std::string> MintDelegatedToken(absl::string_view service_name,
+                                               absl::string_view org, absl::string_view subject,
+                                               const std::vector<std::string>& roles,
+                                               absl::string_view secret, absl::Time now) {
+  for (auto [field, id] : {std::pair<const char*, absl::string_view>{"service_name", service_name},
+                           {"org", org},
+                           {"subject", subject}}) {
+    if (absl::Status s = CheckId(field, id); !s.ok()) return s;
+  }
+  if (std::optional<std::string> problem = DelegatedRolesProblem(roles)) {
+    return absl::InvalidArgumentError(*problem);
+  }
+  TokenRequest request;
+  request.subject = std::string(subject);
+  request.org = std::string(org);
+  request.roles = roles;
+  request.audience = kServiceAudience;
+  request.ttl = kDelegatedTokenTtl;
+  // service_name follows the id rule: nothing to escape in the JSON.
+  return MintWithClaims(request, absl::StrCat("{\"act\":{\"sub\":\"", service_name, "\"}}"),
+                        secret, now);
 }
 
 namespace {

@@ -37,6 +37,9 @@ struct Principal {
   std::string subject;  // person id, or service name ("kudos")
   std::string org;
   uint32_t roles = 0;
+  // The service acting for `subject` under a delegated token (RFC 8693
+  // `act.sub`, e.g. "integrations"); empty when the subject acts itself.
+  std::string actor = "";
 
   bool Has(Role role) const { return (roles & static_cast<uint32_t>(role)) != 0; }
   bool is_service() const { return Has(Role::kService); }
@@ -59,6 +62,8 @@ struct JwtConfig {
   // Person tokens whose `exp` lies further ahead are refused (env
   // JWT_MAX_TOKEN_LIFETIME_S): a leaked token is not valid for decades.
   absl::Duration max_token_lifetime = absl::Hours(24);
+  // Services whose delegated tokens (MintDelegatedToken) may act for people.
+  std::vector<std::string> delegating_services = {"integrations"};
 };
 
 inline constexpr char kServiceAudience[] = "kudos-internal";
@@ -139,6 +144,23 @@ inline constexpr absl::Duration kServiceTokenTtl = absl::Minutes(5);
 absl::StatusOr<std::string> MintServiceToken(absl::string_view service_name,
                                              absl::string_view org, absl::string_view secret,
                                              absl::Time now);
+
+// Delegated tokens: a service acting for a person of an org (the Slack app
+// sends a kudos as the mapped giver; SCIM writes the directory as an admin).
+// Signed with the service secret, audience kServiceAudience, `sub` = the
+// person (or an admin actor id), roles = exactly the delegated ones (member
+// and/or admin, never service), and RFC 8693's `act: {"sub": service}`. The
+// Authenticator accepts one only when `act.sub` is in
+// JwtConfig::delegating_services and yields a person Principal with `actor`
+// set; a person-key token carrying `act` is refused.
+inline constexpr absl::Duration kDelegatedTokenTtl = absl::Minutes(2);
+
+// INVALID_ARGUMENT when an id breaks the id rule or `roles` is empty or
+// names anything but "member" and "admin".
+absl::StatusOr<std::string> MintDelegatedToken(absl::string_view service_name,
+                                               absl::string_view org, absl::string_view subject,
+                                               const std::vector<std::string>& roles,
+                                               absl::string_view secret, absl::Time now);
 
 // The environment variable that allows the public development secrets
 // below: "1" = allowed (start.sh, the test harness, bench), unset or "0" =

@@ -175,5 +175,131 @@ TEST(VerifiedTokenCacheTest, FullCache_EvictsTheLeastRecentlyUsedTokenOnly) {
   EXPECT_TRUE(cache.Find("token-d", now).has_value());
 }
 
+// Delegated tokens (issue 17): the integrations service acts for a person
+// (Slack's slash command sends as the mapped giver; SCIM writes as an admin)
+// with a short service-signed token carrying RFC 8693's `act` claim.
+std::string DelegatedClaims(absl::Time now, const std::string& act_json,
+                            const std::string& roles_json = "[\"member\"]",
+                            const std::string& audience = "kudos-internal",
+                            absl::Duration ttl = absl::Minutes(2)) {
+  return absl::StrCat("{\"sub\":\"alice\",\"org\":\"acme\",\"iss\":\"kudos-platform\",\"aud\":\"",
+                      audience, "\",\"exp\":", absl::ToUnixSeconds(now + ttl),
+                      ",\"roles\":", roles_json, ",\"act\":", act_json, "}");
+}
+
+TEST(DelegatedTokenTest, DelegatedToken_ActsAsThePersonWithExactlyTheDelegatedRolesAndNamesTheActor) {
+  Authenticator auth(Config());
+  absl::Time now = absl::Now();
+  absl::StatusOr<std::string> member =
+      MintDelegatedToken("integrations", "acme", "alice", {"member"}, kServiceKey, now);
+  ASSERT_TRUE(member.ok()) << member.status();
+  for (int call = 0; call < 2; ++call) {  // the second call comes from the verified-token cache
+    absl::StatusOr<Principal> principal = auth.Verify(*member, now);
+    ASSERT_TRUE(principal.ok()) << principal.status();
+    EXPECT_EQ(principal->subject, "alice");
+    EXPECT_EQ(principal->org, "acme");
+    EXPECT_EQ(principal->roles, static_cast<uint32_t>(Role::kMember));
+    EXPECT_FALSE(principal->is_service());
+    EXPECT_FALSE(principal->is_admin());
+    EXPECT_EQ(principal->actor, "integrations");
+  }
+  absl::StatusOr<std::string> admin =
+      MintDelegatedToken("integrations", "acme", "scim", {"admin"}, kServiceKey, now);
+  ASSERT_TRUE(admin.ok()) << admin.status();
+  absl::StatusOr<Principal> principal = auth.Verify(*admin, now);
+  ASSERT_TRUE(principal.ok()) << principal.status();
+  EXPECT_EQ(principal->subject, "scim");
+  EXPECT_EQ(principal->roles, static_cast<uint32_t>(Role::kAdmin));
+  EXPECT_EQ(principal->actor, "integrations");
+}
+
+TEST(DelegatedTokenTest, PlainServiceToken_StaysAServiceWithNoActor) {
+  Authenticator auth(Config());
+  absl::Time now = absl::Now();
+  absl::StatusOr<Principal> service =
+      auth.Verify(*MintServiceToken("integrations", "acme", kServiceKey, now), now);
+  ASSERT_TRUE(service.ok()) << service.status();
+  EXPECT_TRUE(service->is_service());
+  EXPECT_EQ(service->roles, static_cast<uint32_t>(Role::kService));
+  EXPECT_EQ(service->actor, "");
+  // A person's token names no actor either.
+  absl::StatusOr<Principal> person = auth.Verify(SignClaims(PersonClaims(now), kKey), now);
+  ASSERT_TRUE(person.ok()) << person.status();
+  EXPECT_EQ(person->actor, "");
+}
+
+TEST(DelegatedTokenTest, DelegatedTokenFromAServiceNotAllowedToDelegate_IsRefused) {
+  Authenticator auth(Config());
+  absl::Time now = absl::Now();
+  absl::StatusOr<std::string> from_kudos =
+      MintDelegatedToken("kudos", "acme", "alice", {"member"}, kServiceKey, now);
+  ASSERT_TRUE(from_kudos.ok()) << from_kudos.status();
+  ExpectRefused(auth, *from_kudos, now, "act.sub kudos", "may not act for people");
+  ExpectRefused(auth, SignClaims(DelegatedClaims(now, "{\"sub\":\"integrationsX\"}"), kServiceKey),
+                now, "act.sub integrationsX", "may not act for people");
+}
+
+TEST(DelegatedTokenTest, DelegatedTokenWithTheServiceOrAnyOtherRole_IsRefused) {
+  Authenticator auth(Config());
+  absl::Time now = absl::Now();
+  const std::string act = "{\"sub\":\"integrations\"}";
+  for (const char* roles : {"[\"service\"]", "[\"member\",\"service\"]", "[\"screen\"]",
+                            "[\"manager\"]", "[\"admin\",\"owner\"]", "[]"}) {
+    ExpectRefused(auth, SignClaims(DelegatedClaims(now, act, roles), kServiceKey), now, roles,
+                  "delegated");
+  }
+  // Minting refuses them too, before anything is signed.
+  for (const std::vector<std::string>& roles :
+       {std::vector<std::string>{"service"}, std::vector<std::string>{"member", "screen"},
+        std::vector<std::string>{}}) {
+    absl::StatusOr<std::string> token =
+        MintDelegatedToken("integrations", "acme", "alice", roles, kServiceKey, now);
+    EXPECT_EQ(token.status().code(), absl::StatusCode::kInvalidArgument);
+  }
+  EXPECT_EQ(MintDelegatedToken("integrations", "acme", "a}b", {"member"}, kServiceKey, now)
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(DelegatedTokenTest, PersonTokenWithAnActClaim_IsRefused) {
+  Authenticator auth(Config());
+  absl::Time now = absl::Now();
+  ExpectRefused(auth,
+                SignClaims(PersonClaims(now, ",\"act\":{\"sub\":\"integrations\"}"), kKey), now,
+                "person token with act", "'act'");
+  // The same claims signed with the person key under the internal audience.
+  ExpectRefused(auth, SignClaims(DelegatedClaims(now, "{\"sub\":\"integrations\"}"), kKey), now,
+                "person key, internal audience", "");
+}
+
+TEST(DelegatedTokenTest, MalformedActClaim_IsRefused) {
+  Authenticator auth(Config());
+  absl::Time now = absl::Now();
+  for (const char* act : {"\"integrations\"", "{}", "{\"sub\":7}", "[\"integrations\"]",
+                          "{\"sub\":\"integrations\",\"act\":{\"sub\":\"kudos\"}}"}) {
+    ExpectRefused(auth, SignClaims(DelegatedClaims(now, act), kServiceKey), now, act, "'act'");
+  }
+}
+
+TEST(DelegatedTokenTest, DelegatedToken_LivesMinutesAndOnlyUnderTheInternalAudience) {
+  Authenticator auth(Config());
+  absl::Time now = absl::Now();
+  const std::string act = "{\"sub\":\"integrations\"}";
+  ExpectRefused(auth,
+                SignClaims(DelegatedClaims(now, act, "[\"member\"]", "kudos-internal",
+                                           absl::Hours(1)),
+                           kServiceKey),
+                now, "1 h delegated token", "'exp'");
+  ExpectRefused(auth, SignClaims(DelegatedClaims(now, act, "[\"member\"]", "kudos-api"), kServiceKey),
+                now, "person audience", "audience");
+  absl::StatusOr<std::string> token =
+      MintDelegatedToken("integrations", "acme", "alice", {"member"}, kServiceKey, now);
+  ASSERT_TRUE(token.ok()) << token.status();
+  EXPECT_TRUE(auth.Verify(*token, now + kDelegatedTokenTtl - absl::Seconds(1)).ok());
+  ExpectRefused(auth, *token, now + kDelegatedTokenTtl, "past its ttl", "expired");
+  EXPECT_LE(kDelegatedTokenTtl, absl::Minutes(5));
+}
+
 }  // namespace
 }  // namespace common::auth
