@@ -16,6 +16,7 @@
 #include "absl/strings/strip.h"
 #include "feedback/v1/feedback.pb.h"
 #include "kudos/v1/kudos.pb.h"
+#include "integrations/v1/http_ingress.pb.h"
 #include "leaderboard/v1/leaderboard.pb.h"
 #include "ledger/v1/ledger.pb.h"
 
@@ -590,6 +591,7 @@ RequestHead ParseRequestHead(absl::string_view head) {
     return out;
   }
   out.method = std::string(request_line[0]);
+  out.target = std::string(request_line[1]);
   bool has_length = false;
   bool has_authorization = false;
   for (size_t i = 1; i < lines.size(); ++i) {
@@ -680,6 +682,82 @@ std::string RefusedHead(absl::string_view head, absl::string_view reason) {
   if (lines.empty() || !ParseRequestHead(head).valid) out = "GET / HTTP/1.1\r\n";
   absl::StrAppend(&out, kRefusalHeader, ": ", reason, "\r\nContent-Length: 0\r\n\r\n");
   return out;
+}
+
+// ---- Raw routes forwarded to the integrations service ----------------------
+
+bool IsIngressPath(absl::string_view raw_path) {
+  for (absl::string_view prefix : {"/slack/", "/scim/", "/v1/export/"}) {
+    if (absl::StartsWith(raw_path, prefix)) return true;
+  }
+  return false;
+}
+
+absl::string_view TargetPath(absl::string_view target) {
+  return target.substr(0, target.find('?'));
+}
+
+integrations::v1::HandleRequest BuildIngressRequest(
+    absl::string_view method, absl::string_view raw_path, absl::string_view raw_query,
+    const std::vector<std::pair<std::string, std::string>>& headers, std::string body) {
+  integrations::v1::HandleRequest request;
+  request.set_method(std::string(method));
+  request.set_path(PercentDecode(raw_path, /*plus_as_space=*/false));
+  request.set_query(std::string(raw_query));
+  for (const auto& [name, value] : headers) {
+    integrations::v1::HttpHeader* header = request.add_headers();
+    header->set_name(absl::AsciiStrToLower(name));
+    header->set_value(value);
+  }
+  request.set_body(std::move(body));
+  return request;
+}
+
+namespace {
+
+// RFC 9110 token characters: what a header name may hold.
+bool IsHeaderName(absl::string_view name) {
+  if (name.empty()) return false;
+  for (char c : name) {
+    if (!absl::ascii_isalnum(c) && absl::string_view("!#$%&'*+-.^_`|~").find(c) ==
+                                       absl::string_view::npos) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Visible ASCII, space and tab; anything else (CR, LF) could end the header.
+bool IsHeaderValue(absl::string_view value) {
+  for (char c : value) {
+    if (c != '\t' && (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+absl::StatusOr<IngressReply> CheckIngressResponse(
+    const integrations::v1::HandleResponse& response) {
+  if (response.status() < 200 || response.status() > 599) {
+    return absl::InternalError(
+        absl::StrCat("the integrations service answered HTTP status ", response.status()));
+  }
+  IngressReply reply;
+  reply.status = response.status();
+  for (const integrations::v1::HttpHeader& header : response.headers()) {
+    if (!IsHeaderName(header.name()) || !IsHeaderValue(header.value())) {
+      return absl::InternalError(absl::StrCat(
+          "the integrations service answered a malformed header ", JsonQuote(header.name())));
+    }
+    const std::string name = absl::AsciiStrToLower(header.name());
+    if (name == "content-length" || name == "transfer-encoding" || name == "connection") {
+      continue;
+    }
+    reply.headers.emplace_back(header.name(), header.value());
+  }
+  reply.body = response.body();
+  return reply;
 }
 
 absl::StatusOr<absl::Time> TokenExpiry(absl::string_view token) {

@@ -17,6 +17,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "integrations/v1/http_ingress.pb.h"
 
 namespace gateway {
 
@@ -145,6 +146,7 @@ inline constexpr size_t kMaxHeadBytes = 16 * 1024;
 struct RequestHead {
   bool valid = false;          // a request line and well-formed headers
   std::string method;          // the request line's method, as sent
+  std::string target;          // the request line's target, as sent (path and query)
   std::string authorization;   // the first Authorization header
   int64_t content_length = 0;  // 0 when absent
   bool chunked = false;        // any Transfer-Encoding
@@ -185,6 +187,40 @@ bool KeepsFraming(BodyVerdict verdict);
 std::string StripRefusal(absl::string_view head);
 // The head as a bodyless request carrying kRefusalHeader: reason.
 std::string RefusedHead(absl::string_view head, absl::string_view reason);
+
+// ---- Raw routes forwarded to the integrations service (issue 17) ---------
+//
+// Protocols that are not ours (Slack's slash command, SCIM 2.0) and the
+// NDJSON export authenticate themselves inside the integrations service, so
+// the gateway checks no token on them: it forwards the request unchanged to
+// integrations.v1.HttpIngressService/Handle and writes its answer back.
+
+inline constexpr char kIngressMethod[] = "/integrations.v1.HttpIngressService/Handle";
+
+// Whether a request's raw path (as sent, before percent-decoding) is one of
+// the forwarded prefixes: /slack/, /scim/, /v1/export/. The connection guard
+// (admitting a body without a bearer token) and the handler (forwarding)
+// both decide on these same raw bytes, so they always agree.
+bool IsIngressPath(absl::string_view raw_path);
+// The path of a request target ("/a/b?x=1" -> "/a/b").
+absl::string_view TargetPath(absl::string_view target);
+
+// The forwarded request: the path percent-decoded (the query stays raw),
+// header names lower-cased, every header in order, the body's exact bytes.
+integrations::v1::HandleRequest BuildIngressRequest(
+    absl::string_view method, absl::string_view raw_path, absl::string_view raw_query,
+    const std::vector<std::pair<std::string, std::string>>& headers, std::string body);
+
+// An upstream answer checked before it is written back: a status in
+// 200..599 and headers that are HTTP tokens with values free of control
+// characters (no response splitting). Content-Length, Transfer-Encoding and
+// Connection are the gateway's own framing and are dropped.
+struct IngressReply {
+  int status = 502;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+};
+absl::StatusOr<IngressReply> CheckIngressResponse(const integrations::v1::HandleResponse& response);
 
 // The exp claim of a JWT whose signature was already verified.
 absl::StatusOr<absl::Time> TokenExpiry(absl::string_view token);

@@ -35,6 +35,7 @@
 #include "common/log/log.h"
 #include "leaderboard/v1/leaderboard.pb.h"
 #include "feedback/v1/feedback.pb.h"
+#include "integrations/v1/http_ingress.pb.h"
 #include "kudos/v1/kudos.pb.h"
 #include <google/protobuf/util/time_util.h>
 #include "services/gateway/gateway_rules.h"
@@ -63,19 +64,26 @@ constexpr size_t kSseMaxDiscardedInput = 64 * 1024;
 const char* ReasonPhrase(int code) {
   switch (code) {
     case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
     case 204: return "No Content";
+    case 304: return "Not Modified";
     case 400: return "Bad Request";
     case 401: return "Unauthorized";
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
     case 409: return "Conflict";
+    case 412: return "Precondition Failed";
+    case 415: return "Unsupported Media Type";
+    case 422: return "Unprocessable Content";
     case 411: return "Length Required";
     case 431: return "Request Header Fields Too Large";
     case 413: return "Payload Too Large";
     case 429: return "Too Many Requests";
     case 500: return "Internal Server Error";
     case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
     case 503: return "Service Unavailable";
     case 504: return "Gateway Timeout";
     default: return "Status";
@@ -322,6 +330,9 @@ class Gateway::Impl {
   void StartUnary(evhttp_request* req, const Route& route, const RequestInput& input,
                   const std::string& authorization);
   void FinishUnary(const std::shared_ptr<UnaryCall>& call, const grpc::Status& status);
+  void StartIngress(evhttp_request* req, const std::string& method, const std::string& raw_path,
+                    const char* raw_query);
+  void FinishIngress(const std::shared_ptr<UnaryCall>& call, const grpc::Status& status);
   void StartSse(evhttp_request* req, const Route* route, const RequestInput& input,
                 const std::string& authorization);
   absl::StatusOr<std::vector<SseWant>> RouteWants(const Route& route, const RequestInput& input);
@@ -374,13 +385,14 @@ class Gateway::Impl {
   std::unordered_map<std::string, int> sse_per_token_;  // token key -> open streams
   // Upstream name -> its last probed health ("SERVING", or why not).
   std::map<std::string, std::string> upstream_health_ = {
-      {"kudos", "UNKNOWN"}, {"ledger", "UNKNOWN"}, {"leaderboard", "UNKNOWN"}};
+      {"kudos", "UNKNOWN"}, {"ledger", "UNKNOWN"}, {"leaderboard", "UNKNOWN"},
+      {"integrations", "UNKNOWN"}};
 
   std::mutex mu_;
   bool closed_ = false;
   std::vector<std::function<void()>> queue_;
 
-  Upstream kudos_, ledger_, leaderboard_;
+  Upstream kudos_, ledger_, leaderboard_, integrations_;
   std::atomic<int> outstanding_{0};
 
  public:
@@ -507,6 +519,7 @@ absl::Status Gateway::Impl::Start() {
   connect(kudos_, "kudos", options_.kudos_address);
   connect(ledger_, "ledger", options_.ledger_address);
   connect(leaderboard_, "leaderboard", options_.leaderboard_address);
+  connect(integrations_, "integrations", options_.integrations_address);
 
   evthread_use_pthreads();
   base_ = event_base_new();
@@ -569,7 +582,8 @@ absl::Status Gateway::Impl::Start() {
   event_add(sigterm_, nullptr);
   common::log::Info(absl::StrCat("gateway: HTTP on ", options_.http_address, "; kudos ",
                                  options_.kudos_address, ", ledger ", options_.ledger_address,
-                                 ", leaderboard ", options_.leaderboard_address));
+                                 ", leaderboard ", options_.leaderboard_address,
+                                 ", integrations ", options_.integrations_address));
   return absl::OkStatus();
 }
 
@@ -783,8 +797,11 @@ std::string Gateway::Impl::Screen(ConnectionGuard& guard, absl::string_view fres
 std::string Gateway::Impl::JudgeHead(ConnectionGuard& guard, absl::string_view head) {
   using Mode = ConnectionGuard::Mode;
   const RequestHead parsed = ParseRequestHead(head);
-  bool token_verified = false;
-  if (parsed.content_length > 0 && MethodMayHaveBody(parsed.method)) {
+  // Forwarded routes authenticate inside the integrations service (a Slack
+  // signature over the exact body, a SCIM token): their bodies are admitted
+  // without a JWT, bounded like every other body.
+  bool token_verified = IsIngressPath(TargetPath(parsed.target));
+  if (!token_verified && parsed.content_length > 0 && MethodMayHaveBody(parsed.method)) {
     absl::string_view token = parsed.authorization;
     token_verified = (absl::ConsumePrefix(&token, "Bearer ") ||
                       absl::ConsumePrefix(&token, "bearer ")) &&
@@ -970,6 +987,7 @@ void Gateway::Impl::Handle(evhttp_request* req) {
     return;
   }
 
+  if (IsIngressPath(path)) return StartIngress(req, method, path, raw_query);
   if (method == "GET" && path == "/") return ReplyIndex(req);
   if (method == "GET" && path == "/healthz") return ReplyHealth(req);
   if (method == "GET" && path == "/favicon.ico") return Reply(req, 204, "", "");
@@ -1047,6 +1065,7 @@ void Gateway::Impl::ReplyIndex(evhttp_request* req) {
       "\"screen\":\"/screen?token=<screen token>&team=<team id>\",",
       "\"insights\":\"/insights?token=<manager token>&team=<team id>&window=month\",",
       "\"screenStream\":\"/v1/stream/screen?access_token=<token>&team=<team id>&top_n=10\",",
+      "\"forwarded\":[\"/slack/\",\"/scim/\",\"/v1/export/\"],",
       "\"routes\":[", routes, "]}");
   Reply(req, 200, "application/json", body);
 }
@@ -1071,7 +1090,7 @@ void Gateway::Impl::OnHealthTimer(evutil_socket_t, short, void* arg) {
 }
 
 void Gateway::Impl::ProbeUpstreams() {
-  for (Upstream* upstream : {&kudos_, &ledger_, &leaderboard_}) {
+  for (Upstream* upstream : {&kudos_, &ledger_, &leaderboard_, &integrations_}) {
     struct Call {
       grpc::ClientContext context;
       grpc::ByteBuffer request = ToByteBuffer("");
@@ -1153,6 +1172,74 @@ void Gateway::Impl::FinishUnary(const std::shared_ptr<UnaryCall>& call,
     return ReplyError(call->req, 13, "the upstream response could not be parsed");
   }
   Reply(call->req, 200, "application/json", ToJson(*response));
+}
+
+// ---- Raw routes forwarded to the integrations service ----------------------
+
+// The request goes as it came (method, path, query, headers, body bytes) to
+// integrations.v1.HttpIngressService/Handle; its answer comes back as is.
+void Gateway::Impl::StartIngress(evhttp_request* req, const std::string& method,
+                                 const std::string& raw_path, const char* raw_query) {
+  evbuffer* body = evhttp_request_get_input_buffer(req);
+  const size_t body_length = evbuffer_get_length(body);
+  if (body_length > kMaxBodyBytes) {
+    return Reply(req, 413, "application/json",
+                 ErrorJsonWithHttp(8, "the body is larger than 256 KiB", 413));
+  }
+  std::string bytes(body_length, '\0');
+  if (body_length > 0) evbuffer_copyout(body, bytes.data(), body_length);
+  std::vector<std::pair<std::string, std::string>> headers;
+  evkeyvalq* in = evhttp_request_get_input_headers(req);
+  for (evkeyval* header = in->tqh_first; header != nullptr; header = header->next.tqe_next) {
+    headers.emplace_back(header->key, header->value);
+  }
+  integrations::v1::HandleRequest request = BuildIngressRequest(
+      method, raw_path, raw_query != nullptr ? raw_query : "", headers, std::move(bytes));
+
+  auto call = std::make_shared<UnaryCall>();
+  call->impl = this;
+  call->req = req;
+  call->response_type = integrations::v1::HandleResponse::descriptor();
+  common::grpc_util::SetDeadline(call->context, options_.call_timeout);
+  call->request = ToByteBuffer(request.SerializeAsString());
+  evhttp_connection_set_closecb(evhttp_request_get_connection(req), &Impl::OnUnaryClosed,
+                                call.get());
+  ++outstanding_;
+  integrations_.stub->UnaryCall(&call->context, kIngressMethod, grpc::StubOptions(),
+                                &call->request, &call->response,
+                                [this, call](grpc::Status status) {
+                                  Post([this, call, status] { FinishIngress(call, status); });
+                                  --outstanding_;
+                                });
+}
+
+void Gateway::Impl::FinishIngress(const std::shared_ptr<UnaryCall>& call,
+                                  const grpc::Status& status) {
+  if (call->gone) return;
+  evhttp_connection_set_closecb(evhttp_request_get_connection(call->req), nullptr, nullptr);
+  if (!status.ok()) {
+    return ReplyError(call->req, status.error_code(),
+                      absl::StrCat("integrations: ", status.error_message()));
+  }
+  integrations::v1::HandleResponse response;
+  if (!response.ParseFromString(Dump(call->response))) {
+    return Reply(call->req, 502, "application/json",
+                 ErrorJsonWithHttp(13, "the integrations service's answer does not parse", 502));
+  }
+  absl::StatusOr<IngressReply> reply = CheckIngressResponse(response);
+  if (!reply.ok()) {
+    common::log::Warning(absl::StrCat("gateway: ", reply.status().message()));
+    return Reply(call->req, 502, "application/json",
+                 ErrorJsonWithHttp(13, reply.status().message(), 502));
+  }
+  evkeyvalq* out = evhttp_request_get_output_headers(call->req);
+  for (const auto& [name, value] : reply->headers) {
+    evhttp_add_header(out, name.c_str(), value.c_str());
+  }
+  evbuffer* buffer = evbuffer_new();
+  evbuffer_add(buffer, reply->body.data(), reply->body.size());
+  evhttp_send_reply(call->req, reply->status, ReasonPhrase(reply->status), buffer);
+  evbuffer_free(buffer);
 }
 
 // ---- Server-Sent Events ----------------------------------------------------

@@ -23,6 +23,9 @@ struct GatewayOptions {
   std::string kudos_address = "127.0.0.1:50052";
   std::string ledger_address = "127.0.0.1:50051";
   std::string leaderboard_address = "127.0.0.1:50053";
+  // integrations.v1.HttpIngressService: /slack/, /scim/ and /v1/export/ are
+  // forwarded there unchanged (issue 17).
+  std::string integrations_address = "127.0.0.1:50054";
   // Allowed portal origins; "*" allows any.
   std::vector<std::string> cors_origins = {"*"};
   // Deadline of unary calls.

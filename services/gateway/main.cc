@@ -27,6 +27,8 @@ ABSL_FLAG(std::string, kudos, EnvOr("KUDOS_ADDR", "127.0.0.1:50052"), "kudos ser
 ABSL_FLAG(std::string, ledger, EnvOr("LEDGER_ADDR", "127.0.0.1:50051"), "ledger service");
 ABSL_FLAG(std::string, leaderboard, EnvOr("LEADERBOARD_ADDR", "127.0.0.1:50053"),
           "leaderboard service");
+ABSL_FLAG(std::string, integrations, EnvOr("INTEGRATIONS_ADDR", "127.0.0.1:50054"),
+          "integrations service: /slack/, /scim/ and /v1/export/ are forwarded to it");
 ABSL_FLAG(std::string, cors_origin, EnvOr("CORS_ORIGIN", "*"),
           "allowed portal origins, comma-separated, or *");
 ABSL_FLAG(int, call_timeout_ms, std::atoi(EnvOr("CALL_TIMEOUT_MS", "5000").c_str()),
@@ -66,6 +68,7 @@ int main(int argc, char** argv) {
   options.kudos_address = absl::GetFlag(FLAGS_kudos);
   options.ledger_address = absl::GetFlag(FLAGS_ledger);
   options.leaderboard_address = absl::GetFlag(FLAGS_leaderboard);
+  options.integrations_address = absl::GetFlag(FLAGS_integrations);
   options.cors_origins = absl::StrSplit(absl::GetFlag(FLAGS_cors_origin), ',', absl::SkipEmpty());
   options.call_timeout = std::chrono::milliseconds(absl::GetFlag(FLAGS_call_timeout_ms));
   options.heartbeat = std::chrono::milliseconds(absl::GetFlag(FLAGS_heartbeat_ms));

@@ -468,5 +468,74 @@ TEST(RequestHeadTest, TokenExpiryIsTheExpClaim) {
   EXPECT_FALSE(TokenExpiry("not.a-jwt").ok());
 }
 
+// ---- Raw routes forwarded to the integrations service (issue 17) ----------
+
+TEST(IngressRulesTest, OnlyTheSlackScimAndExportPrefixesAreForwarded) {
+  EXPECT_TRUE(IsIngressPath("/slack/acme/commands"));
+  EXPECT_TRUE(IsIngressPath("/scim/acme/v2/Users"));
+  EXPECT_TRUE(IsIngressPath("/v1/export/kudos"));
+  EXPECT_FALSE(IsIngressPath("/slack"));
+  EXPECT_FALSE(IsIngressPath("/slackers/x"));
+  EXPECT_FALSE(IsIngressPath("/%73lack/acme/commands"));  // raw bytes decide, as the guard sees them
+  EXPECT_FALSE(IsIngressPath("/v1/exports"));
+  EXPECT_FALSE(IsIngressPath("/v1/kudos"));
+  EXPECT_FALSE(IsIngressPath("http://h/slack/acme/commands"));
+  EXPECT_EQ(TargetPath("/scim/acme/v2/Users?filter=x"), "/scim/acme/v2/Users");
+  EXPECT_EQ(TargetPath("/slack/acme/commands"), "/slack/acme/commands");
+  // The guard reads the target from the request line.
+  EXPECT_EQ(ParseRequestHead("POST /slack/a/commands?x=1 HTTP/1.1\r\nHost: h\r\n\r\n").target,
+            "/slack/a/commands?x=1");
+}
+
+TEST(IngressRulesTest, RequestKeepsMethodQueryBodyBytesAndLowerCasesHeaderNames) {
+  const std::string body("token=x&text=%40bob+5\0\xff", 23);
+  integrations::v1::HandleRequest request = BuildIngressRequest(
+      "POST", "/scim/acme/v2/Users/u%201", "filter=userName%20eq%20%22bob%22",
+      {{"X-Slack-Signature", "v0=ab"}, {"Content-Type", "application/scim+json"}}, body);
+  EXPECT_EQ(request.method(), "POST");
+  EXPECT_EQ(request.path(), "/scim/acme/v2/Users/u 1");
+  EXPECT_EQ(request.query(), "filter=userName%20eq%20%22bob%22");
+  ASSERT_EQ(request.headers_size(), 2);
+  EXPECT_EQ(request.headers(0).name(), "x-slack-signature");
+  EXPECT_EQ(request.headers(0).value(), "v0=ab");
+  EXPECT_EQ(request.headers(1).name(), "content-type");
+  EXPECT_EQ(request.body(), body);
+}
+
+TEST(IngressRulesTest, ResponseDropsFramingHeadersAndRefusesSplittingOrOddStatuses) {
+  integrations::v1::HandleResponse response;
+  response.set_status(201);
+  response.set_body("{\"id\":\"u1\"}");
+  auto add = [&](const std::string& name, const std::string& value) {
+    integrations::v1::HttpHeader* header = response.add_headers();
+    header->set_name(name);
+    header->set_value(value);
+  };
+  add("Content-Type", "application/scim+json");
+  add("ETag", "W/\"3\"");
+  add("content-length", "999");
+  add("Transfer-Encoding", "chunked");
+  add("connection", "keep-alive");
+  absl::StatusOr<IngressReply> reply = CheckIngressResponse(response);
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  EXPECT_EQ(reply->status, 201);
+  EXPECT_EQ(reply->body, "{\"id\":\"u1\"}");
+  ASSERT_EQ(reply->headers.size(), 2u);
+  EXPECT_EQ(reply->headers[0].first, "Content-Type");
+  EXPECT_EQ(reply->headers[1].second, "W/\"3\"");
+
+  integrations::v1::HandleResponse split = response;
+  split.mutable_headers(0)->set_value("text/plain\r\nSet-Cookie: a=b");
+  EXPECT_FALSE(CheckIngressResponse(split).ok());
+  integrations::v1::HandleResponse bad_name = response;
+  bad_name.mutable_headers(0)->set_name("Content Type");
+  EXPECT_FALSE(CheckIngressResponse(bad_name).ok());
+  for (int status : {0, 101, 199, 600}) {
+    integrations::v1::HandleResponse odd = response;
+    odd.set_status(status);
+    EXPECT_FALSE(CheckIngressResponse(odd).ok()) << status;
+  }
+}
+
 }  // namespace
 }  // namespace gateway
