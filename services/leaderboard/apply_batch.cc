@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/check/check.h"
+#include "services/leaderboard/leaderboard_events.h"
 
 namespace leaderboard {
 
@@ -42,13 +43,22 @@ class KeyTable {
   }
   // The call's index (1-based, as text) of the plan's key named by `arg`.
   absl::StatusOr<std::string> Map(const ApplyPlan& plan, const std::string& arg) {
+    absl::StatusOr<std::string> key = KeyOf(plan, arg);
+    if (!key.ok()) return key.status();
+    return Add(*key);
+  }
+  // The call's index of `key`, added when new.
+  std::string Add(const std::string& key) {
+    auto [it, added] = index_.try_emplace(key, keys_->size() + 1);
+    if (added) keys_->push_back(key);
+    return absl::StrCat(it->second);
+  }
+  static absl::StatusOr<std::string> KeyOf(const ApplyPlan& plan, const std::string& arg) {
     size_t k = 0;
     if (!absl::SimpleAtoi(arg, &k) || k < 1 || k > plan.keys.size()) {
       return Malformed(absl::StrCat("key index '", arg, "'"));
     }
-    auto [it, added] = index_.try_emplace(plan.keys[k - 1], keys_->size() + 1);
-    if (added) keys_->push_back(plan.keys[k - 1]);
-    return absl::StrCat(it->second);
+    return plan.keys[k - 1];
   }
 
  private:
@@ -56,31 +66,60 @@ class KeyTable {
   absl::flat_hash_map<std::string, size_t> index_;
 };
 
+// The width of the plan operation at a[i] (apply_batch.h, leaderboard_rules.h).
+absl::StatusOr<size_t> OpWidth(const std::vector<std::string>& a, size_t i) {
+  const std::string& op = a[i];
+  size_t width = op == "G" ? 4 : op == "Z" ? 5 : op == "S" || op == "P" ? 3
+                 : op == "H" || op == "N" ? 4 : op == "D" ? 2 : op == "T" ? 7
+                 : op == "E" ? 8 : 0;
+  size_t count = 0;
+  if (op == "V") {
+    if (i + 6 > a.size() || !absl::SimpleAtoi(a[i + 5], &count)) return Malformed("V");
+    width = 6 + count;
+  }
+  if (width == 0) return Malformed(absl::StrCat("unknown operation ", op));
+  if (i + width > a.size()) return Malformed(op);
+  return width;
+}
+
+// A plan's "E" op (leaderboard_events.h AddEmitOp): its changes append events.
+struct EmitContext {
+  std::string cause;  // kudos id
+  int64_t ms = 0;
+};
+
+// The batch's events section (ARGV, before the group): "0", or "1", the
+// stream's index, max len, freezes per month, work days, holidays.
+struct EventsSection {
+  std::string stream_index;
+  std::string max_len, freezes, work_days, holidays;
+};
+
 // The operations of the included plans, in order, reduced to what changes
 // the outcome (see the header).
 class OpsBuilder {
  public:
-  OpsBuilder(KeyTable& keys, const AppliedBefore& before) : keys_(keys) {
+  OpsBuilder(const std::string& org, KeyTable& keys, const AppliedBefore& before)
+      : org_(org), keys_(keys) {
     for (const auto& [id, ms] : before.seen_guards) applied_at_[id] = ms;
   }
 
   // `entry_ms`: when the plan's entry was appended (its guards' time).
   absl::Status Add(const ApplyPlan& plan, int64_t entry_ms) {
     const std::vector<std::string>& a = plan.args;
+    absl::StatusOr<std::optional<EmitContext>> emit = FindEmit(plan);
+    if (!emit.ok()) return emit.status();
+    emit_ = *std::move(emit);
     bool skip = false;
     size_t i = 2;
     while (i < a.size()) {
       const std::string& op = a[i];
-      size_t width = op == "G" ? 4 : op == "Z" ? 5 : op == "S" || op == "P" ? 3
-                     : op == "H" || op == "N" ? 4 : op == "D" ? 2 : op == "T" ? 7 : 0;
-      size_t count = 0;
-      if (op == "V") {
-        if (i + 6 > a.size() || !absl::SimpleAtoi(a[i + 5], &count)) return Malformed("V");
-        width = 6 + count;
-      }
-      if (width == 0) return Malformed(absl::StrCat("unknown operation ", op));
-      if (i + width > a.size()) return Malformed(op);
-      if (op == "G") {
+      absl::StatusOr<size_t> measured = OpWidth(a, i);
+      if (!measured.ok()) return measured.status();
+      size_t width = *measured;
+      if (op == "E") {
+        // Read by FindEmit: the batch's section and the plan's context.
+      } else if (op == "G") {
         absl::StatusOr<bool> s = Guard(plan, a[i + 1], a[i + 2], a[i + 3], entry_ms);
         if (!s.ok()) return s.status();
         skip = *s;
@@ -113,13 +152,85 @@ class OpsBuilder {
       const Total& total = totals_.at(pair);
       args.insert(args.end(), {pair.first, pair.second, absl::StrCat(total.sum), total.expire_at});
     }
-    args.push_back(absl::StrCat(thresholds_.size() / 7));
+    args.push_back(absl::StrCat(thresholds_.size() / 8));
     args.insert(args.end(), thresholds_.begin(), thresholds_.end());
+    if (!events_.has_value()) {
+      args.push_back("0");
+    } else {
+      args.insert(args.end(), {"1", events_->stream_index, events_->max_len, events_->freezes,
+                               events_->work_days, events_->holidays});
+    }
     return absl::OkStatus();
   }
 
  private:
   using Pair = std::pair<std::string, std::string>;  // (call key index, member)
+
+  // The plan's "E" op, if any; the first one also sets the batch's section.
+  absl::StatusOr<std::optional<EmitContext>> FindEmit(const ApplyPlan& plan) {
+    const std::vector<std::string>& a = plan.args;
+    for (size_t i = 2; i < a.size();) {
+      absl::StatusOr<size_t> width = OpWidth(a, i);
+      if (!width.ok()) return width.status();
+      if (a[i] == "E") {
+        EmitContext emit;
+        if (!absl::SimpleAtoi(a[i + 4], &emit.ms)) return Malformed("E ms");
+        emit.cause = a[i + 3];
+        if (!events_.has_value()) {
+          absl::StatusOr<std::string> stream = keys_.Map(plan, a[i + 1]);
+          if (!stream.ok()) return stream.status();
+          if (keys_.KeyOf(plan, a[i + 1]).value() != EventsStream(org_)) {
+            return Malformed("E stream");
+          }
+          events_ = EventsSection{*stream, a[i + 2], a[i + 5], a[i + 6], a[i + 7]};
+        }
+        return std::optional<EmitContext>(std::move(emit));
+      }
+      i += *width;
+    }
+    return std::optional<EmitContext>();
+  }
+
+  // The person whose key `key` is, when it starts with `prefix` (org's).
+  std::optional<std::string> Owner(const std::string& key, absl::string_view prefix) const {
+    std::string full = absl::StrCat(Prefix(org_), prefix);
+    if (!absl::StartsWith(key, full) || key.size() == full.size()) return std::nullopt;
+    return key.substr(full.size());
+  }
+
+  // The badge event of a badge op on `badges_key`, "" when not emitting.
+  std::string BadgeEvent(const std::string& badges_key, const std::string& badge,
+                         const std::string& ms_text) const {
+    std::optional<std::string> person = Owner(badges_key, "badges:");
+    int64_t ms = 0;
+    if (!emit_.has_value() || !person.has_value() || !absl::SimpleAtoi(ms_text, &ms)) return "";
+    KUDOS_CHECK(BadgesKey(org_, *person) == badges_key, "a badge event names the key's person");
+    return BadgeEarnedEvent(org_, *person, badge, ms, emit_->cause);
+  }
+
+  // S on a person's active days, emitting: "Y" (the day, its streak event
+  // and, for giving, the giving-streak badge). False: an ordinary S.
+  bool StreakOp(const std::string& days_key, const std::string& k, const std::string& day_text) {
+    if (!emit_.has_value()) return false;
+    for (const char* kind : {"giving", "receiving"}) {
+      std::optional<std::string> person = Owner(days_key, absl::StrCat("days:", kind, ":"));
+      absl::StatusOr<absl::CivilDay> day = ParseDay(day_text);
+      if (!person.has_value() || !day.ok()) continue;
+      KUDOS_CHECK(DaysKey(org_, kind, *person) == days_key, "a streak event names the key's person");
+      bool giving = std::string(kind) == "giving";
+      std::string ms = absl::StrCat(emit_->ms);
+      ops_.insert(ops_.end(),
+                  {"Y", k, day_text,
+                   StreakExtendedEventPrefix(org_, kind, *person, *day, emit_->ms, emit_->cause),
+                   giving ? keys_.Add(BadgesKey(org_, *person)) : "0", kGivingStreakBadge,
+                   absl::StrCat(kGivingStreakBadgeDays), ms,
+                   giving ? BadgeEarnedEvent(org_, *person, kGivingStreakBadge, emit_->ms,
+                                             emit_->cause)
+                          : ""});
+      return true;
+    }
+    return false;
+  }
   struct Total {
     int64_t sum = 0;
     std::string expire_at;
@@ -158,8 +269,9 @@ class OpsBuilder {
       int64_t cum = it == totals_.end() ? 0 : it->second.sum;
       // Its score after the batch is not the entry's: keep the one before.
       read_.insert(Pair(*board, a[i + 5]));
-      thresholds_.insert(thresholds_.end(), {*k, a[i + 2], a[i + 3], *board, a[i + 5], a[i + 6],
-                                             absl::StrCat(cum)});
+      thresholds_.insert(thresholds_.end(),
+                         {*k, a[i + 2], a[i + 3], *board, a[i + 5], a[i + 6], absl::StrCat(cum),
+                          BadgeEvent(plan.keys[std::stoul(a[i + 1]) - 1], a[i + 2], a[i + 3])});
       return absl::OkStatus();
     }
     // Members and HSETNX fields already written in this batch change nothing.
@@ -168,6 +280,23 @@ class OpsBuilder {
     if (op == "H") written_.insert(Pair(*k, "h " + a[i + 2]));
     if (op == "D" || op == "P") Forget(*k);
     if (op == "D") deleted_.insert(*k);
+    const std::string& key = plan.keys[std::stoul(a[i + 1]) - 1];  // checked by Map
+    if (op == "S" && StreakOp(key, *k, a[i + 2])) return absl::OkStatus();
+    std::string event = op == "N" || op == "V" ? BadgeEvent(key, a[i + 2], a[i + 3]) : "";
+    if (!event.empty()) {
+      // B = N, U = V, each appending its event when it wrote the badge.
+      ops_.push_back(op == "N" ? "B" : "U");
+      ops_.insert(ops_.end(), a.begin() + static_cast<std::ptrdiff_t>(i) + 1,
+                  a.begin() + static_cast<std::ptrdiff_t>(i + width));
+      ops_[ops_.size() - width + 1] = *k;
+      if (op == "V") {
+        absl::StatusOr<std::string> set = keys_.Map(plan, a[i + 4]);
+        if (!set.ok()) return set.status();
+        ops_[ops_.size() - width + 4] = *set;
+      }
+      ops_.push_back(std::move(event));
+      return absl::OkStatus();
+    }
     ops_.push_back(op);
     ops_.push_back(*k);
     for (size_t j = 2; j < width; ++j) {
@@ -203,7 +332,10 @@ class OpsBuilder {
     }
   }
 
+  std::string org_;
   KeyTable& keys_;
+  std::optional<EmitContext> emit_;  // the current plan's
+  std::optional<EventsSection> events_;
   // Logical id -> entry time it was applied at: stored, or earlier in the batch.
   absl::flat_hash_map<std::string, int64_t> applied_at_;
   std::vector<std::string> guards_;
@@ -238,7 +370,7 @@ absl::StatusOr<BatchCall> BuildBatchCall(const std::string& org,
   BatchCall call;
   call.included.assign(plans.size(), false);
   KeyTable keys(org, &call.keys);
-  OpsBuilder ops(keys, before);
+  OpsBuilder ops(org, keys, before);
   std::vector<std::string> ids[2];  // kudos, ledger
   for (size_t p = 0; p < plans.size(); ++p) {
     const ApplyPlan& plan = *plans[p];

@@ -11,6 +11,13 @@
 // window behind the batch's newest guarded entry. The script reports the
 // entries and guards it found applied before, without writing anything; the
 // caller drops them and calls again (AppliedBefore).
+//
+// Issue 17: a plan carrying the live consumer's "E" op (leaderboard_events.h
+// AddEmitOp) makes its badge writes (N, T, V) and active-day adds (S on a
+// days key) append their events to lb:{org}:events in the same call, only
+// when they change something (HSETNX / SADD returned 1): ops B, U, Y and the
+// thresholds' event field (scripts/apply_event.lua). A refused call writes
+// nothing, events included, so a redelivery never appends one twice.
 #pragma once
 
 #include <optional>

@@ -98,6 +98,8 @@ absl::StatusOr<std::vector<Projector::Result>> Projector::ApplyBatch(
                                          return it == known.end() ? std::string()
                                                                   : it->second.time_zone();
                                        }));
+        // Live only: its badge and streak changes append their events.
+        AddEmitOp(plans.back(), org, *kudos_events[i], calendar, events_);
       } else {
         // Unparsable: applied as nothing, so its stream's mark moves past it.
         plans.push_back(PlanLedgerEvent(org, StreamPrefix(items[i].kind) + items[i].entry->id,
@@ -612,6 +614,10 @@ absl::StatusOr<Projector::RebuildResult> Projector::Replay(const std::string& or
   KUDOS_CHECK(staged->size() == image.key_count(), "every key of the image is staged");
   absl::StatusOr<std::vector<std::string>> old_keys = store_.ProjectionKeys(org);
   if (!old_keys.ok()) return old_keys.status();
+  // The org's events stream is not a projection: the swap keeps it as it is
+  // (the rebuild appends nothing to it, nor takes anything away).
+  old_keys->erase(std::remove(old_keys->begin(), old_keys->end(), EventsStream(org)),
+                  old_keys->end());
   if (absl::Status s = refresh(); !s.ok()) return s;
   {
     std::lock_guard<std::mutex> lock(apply_mu_);
@@ -799,12 +805,14 @@ Consumer::Consumer(Store& store, Projector& projector, ConsumerOptions options,
       options_(std::move(options)),
       on_applied_(std::move(on_applied)),
       reader_(options_.endpoint, options_.block + std::chrono::milliseconds(3000)),
-      retries_(options_.retries) {
+      retries_(options_.retries),
+      closer_(store, options_.events) {
   KUDOS_CHECK(options_.batch >= 1 && options_.block.count() >= 1,
               "the consumer reads at least one entry and never blocks forever");
   // Before any thread starts: the apply script reads the group's pending
   // entries while a stream has no mark yet (upgrade).
   store_.set_consumer_group(options_.group);
+  projector_.set_events(options_.events);
   progress_ms_.store(SteadyMs());
 }
 
@@ -1164,6 +1172,20 @@ absl::Status Consumer::DeadLetter(const StreamRef& stream, const StreamEntry& en
   return absl::OkStatus();
 }
 
+void Consumer::SweepPeriods() {
+  for (const std::string& org : known_orgs_) {
+    if (stop_.load() || store_.crashed()) return;
+    absl::StatusOr<PeriodCloser::Result> closed = closer_.RunOnce(org, absl::Now());
+    if (!closed.ok()) {
+      common::log::Warning(absl::StrCat("leaderboard: closing the periods of org '", org,
+                                        "': ", closed.status().ToString()));
+    } else if (closed->periods_closed > 0) {
+      common::log::Info(absl::StrCat("leaderboard: org '", org, "': ", closed->periods_closed,
+                                     " periods closed, ", closed->events, " events"));
+    }
+  }
+}
+
 void Consumer::Run() {
   while (!stop_.load() && !store_.crashed()) {
     auto now = std::chrono::steady_clock::now();
@@ -1182,6 +1204,13 @@ void Consumer::Run() {
       next_claim_ = now + options_.claim_min_idle;
     }
     RetryDue();
+    if (next_sweep_ == std::chrono::steady_clock::time_point{}) {
+      next_sweep_ = now + absl::ToChronoMilliseconds(options_.events.sweep_interval);
+    }
+    if (options_.events.enabled && now >= next_sweep_) {
+      next_sweep_ = now + absl::ToChronoMilliseconds(options_.events.sweep_interval);
+      SweepPeriods();
+    }
     if (streams_.empty()) {
       MarkProgress();  // nothing to consume
       std::this_thread::sleep_for(std::chrono::milliseconds(100));

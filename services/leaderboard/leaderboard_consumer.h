@@ -24,6 +24,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/redis/redis_client.h"
+#include "services/leaderboard/leaderboard_events.h"
 #include "services/leaderboard/leaderboard_store.h"
 #include "services/leaderboard/projection_image.h"
 
@@ -83,6 +84,11 @@ class Projector {
     const StreamEntry* entry;
   };
   absl::StatusOr<std::vector<Result>> ApplyBatch(const std::vector<BatchItem>& items);
+  // Issue 17: ApplyBatch appends the badge and streak events its scripts
+  // cause to lb:{org}:events (leaderboard_events.h) when `events.enabled`;
+  // off until set (the Consumer sets its options'). Rebuilds, compactions
+  // and skips never append any. Set before any thread applies.
+  void set_events(const EventsOptions& events) { events_ = events; }
   // Moves the entry's stream mark past it without applying it (a
   // dead-lettered entry), so the entries after it can follow. False when it
   // was applied before; ABORTED while entries before it are not applied.
@@ -160,6 +166,11 @@ class Projector {
   common::redis::Script trim_script_;
   common::redis::Script store_snapshot_script_;
   std::mutex apply_mu_;
+  EventsOptions events_ = [] {
+    EventsOptions off;
+    off.enabled = false;
+    return off;
+  }();
 };
 
 // Compacts orgs in the background (issue 15): every `interval`, each org
@@ -256,6 +267,9 @@ struct ConsumerOptions {
   OrgRetries::Options retries;
   // Entries kept in each org's dead-letter stream (XADD MAXLEN ~).
   int dead_letter_max_len = 10000;
+  // Issue 17: the leaderboard's events (badges, streaks, period closes),
+  // from the --lb_events* flags unless set.
+  EventsOptions events = EventsOptionsFromFlags();
 };
 
 // The org's dead-letter stream: entries given up on after
@@ -313,6 +327,9 @@ class Consumer {
   absl::Status DeadLetter(const StreamRef& stream, const StreamEntry& entry,
                           const absl::Status& reason, int attempts);
   void MarkProgress();
+  // Issue 17: closes the known orgs' due periods (PeriodCloser), every
+  // events.sweep_interval; one org's failure is logged and skips only it.
+  void SweepPeriods();
   // True (and everything is set up again) when a stream lost its group.
   bool ResetOnNoGroup(const absl::Status& status);
   const StreamRef* Find(const std::string& key) const;
@@ -327,6 +344,8 @@ class Consumer {
   OrgRetries retries_;
   std::chrono::steady_clock::time_point next_refresh_{};
   std::chrono::steady_clock::time_point next_claim_{};
+  std::chrono::steady_clock::time_point next_sweep_{};
+  PeriodCloser closer_;
   std::atomic<int64_t> progress_ms_{0};  // steady clock, ms
   std::atomic<bool> stop_{false};
   std::thread thread_;

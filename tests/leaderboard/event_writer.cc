@@ -160,6 +160,8 @@ std::map<std::string, std::string> DumpProjections(common::redis::Pool& pool,
     auto type = pool.Run({"TYPE", key});
     EXPECT_TRUE(type.ok()) << key;
     if (!type.ok()) continue;
+    // The org's events stream (issue 17) is not a projection: a rebuild keeps it.
+    if (type->str == "stream") continue;
     std::string text = type->str + "|";
     common::redis::Command read;
     if (type->str == "zset") read = {"ZRANGE", key, "0", "-1", "WITHSCORES"};

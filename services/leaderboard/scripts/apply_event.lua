@@ -16,9 +16,12 @@
 --   no, ops...                                         S H N P D V, in entry order
 --   nz, nb, (key, member, total, expireat)...          board increments, summed;
 --        the first nb are the ones the badges below read
---   nt, (badges key, badge, ms, board key, member, threshold, cum)...
+--   nt, (badges key, badge, ms, board key, member, threshold, cum, event)...
 --        badge when the board score after the entry (= final - total + cum)
---        reaches the threshold
+--        reaches the threshold; its event ("" = none) appended when written
+--   events: "0", or "1", events stream key, max len, freezes per month,
+--        work days ("12345", 1 = Monday), holidays ("YYYY-MM-DD,...")
+--        (issue 17: what the ops B, U, Y and the thresholds append to)
 --   group (optional, last): the consumer group; a stream without a mark yet
 --        is refused (ABORTED) while the group holds an entry before the batch
 --        pending (an old version's consumer's, not applied yet: marking past
@@ -43,16 +46,23 @@ local function greater(a, b)
   return ams > bms or (ams == bms and aseq > bseq)
 end
 
--- The optional consumer group after every section (nothing else follows).
-local function consumer_group()
+-- The events section and the optional consumer group after it (nothing
+-- else follows): their ARGV indexes.
+local function tail_sections()
   local i = 2
   for _ = 1, 2 do i = i + 1 + tonumber(ARGV[i]) end  -- nk / nl entry ids
   i = i + 1 + 4 * tonumber(ARGV[i])  -- guards
   i = i + 1 + 2 * tonumber(ARGV[i])  -- guard trims
   i = i + 1 + tonumber(ARGV[i])  -- ops
   i = i + 2 + 4 * tonumber(ARGV[i])  -- nz, nb, increments
-  i = i + 1 + 7 * tonumber(ARGV[i])  -- thresholds
-  return ARGV[i]
+  i = i + 1 + 8 * tonumber(ARGV[i])  -- thresholds
+  local events = i
+  if ARGV[i] == '1' then i = i + 6 else i = i + 1 end
+  return events, i
+end
+local function consumer_group()
+  local _, group = tail_sections()
+  return ARGV[group]
 end
 
 -- Phase 1: checks only, nothing written.
@@ -141,6 +151,107 @@ if #stale > 0 or #seen > 0 then
 end
 
 -- Phase 2: the writes.
+
+-- Issue 17: the leaderboard's events (lb:{org}:events), appended only by
+-- a change (a badge written, an active day added), in this atomic call.
+local ev_key, ev_max_len, ev_freezes
+local ev_work, ev_holidays = {}, {}
+do
+  local at_events = tail_sections()
+  if ARGV[at_events] == '1' then
+    ev_key = KEYS[tonumber(ARGV[at_events + 1])]
+    ev_max_len = ARGV[at_events + 2]
+    ev_freezes = tonumber(ARGV[at_events + 3])
+    for d in string.gmatch(ARGV[at_events + 4], '%d') do ev_work[tonumber(d)] = true end
+    ev_holidays = ARGV[at_events + 5]
+  end
+end
+local function emit(event)
+  if ev_key and event ~= '' then
+    redis.call('XADD', ev_key, 'MAXLEN', '~', ev_max_len, '*', 'event', event)
+  end
+end
+-- Protobuf varint of a non-negative integer (exact below 2^53).
+local function varint(n)
+  local out = {}
+  repeat
+    local b = n % 128
+    n = (n - b) / 128
+    if n > 0 then b = b + 128 end
+    out[#out + 1] = string.char(b)
+  until n == 0
+  return table.concat(out)
+end
+-- Days since 1970-01-01 of 'YYYY-MM-DD' (proleptic Gregorian), nil if not one.
+local function day_number(text)
+  local y, m, d = string.match(text, '^(%d+)-(%d+)-(%d+)$')
+  if not y then return nil end
+  y, m, d = tonumber(y), tonumber(m), tonumber(d)
+  if m <= 2 then y = y - 1 end
+  local era = math.floor(y / 400)
+  local yoe = y - era * 400
+  local doy = math.floor((153 * ((m + 9) % 12) + 2) / 5) + d - 1
+  local doe = yoe * 365 + math.floor(yoe / 4) - math.floor(yoe / 100) + doy
+  return era * 146097 + doe - 719468
+end
+-- year * 12 + month of a day number.
+local function month_of(n)
+  n = n + 719468
+  local era = math.floor(n / 146097)
+  local doe = n - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524) -
+                          math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local m = mp < 10 and mp + 3 or mp - 9
+  local y = yoe + era * 400
+  if m <= 2 then y = y + 1 end
+  return y * 12 + m
+end
+-- ComputeStreak (leaderboard_rules.cc) as of `day`, today = day: the
+-- current and the longest run of active work days (non-work days and
+-- holidays skipped, a missed work day frozen while the month has freezes).
+-- Bounded: days more than 3 years before `day` are not looked at. A
+-- non-work day or holiday extends nothing: 0, 0.
+local function streak(days_key, day)
+  local target = day_number(day)
+  if not target then return 0, 0 end
+  local holidays = {}
+  for h in string.gmatch(ev_holidays, '[^,]+') do
+    local n = day_number(h)
+    if n then holidays[n] = true end
+  end
+  if not ev_work[(target + 3) % 7 + 1] or holidays[target] then return 0, 0 end
+  local active, first = {}, nil
+  for _, text in ipairs(redis.call('SMEMBERS', days_key)) do
+    local n = day_number(text)
+    if n and n <= target and n >= target - 1096 then
+      active[n] = true
+      if not first or n < first then first = n end
+    end
+  end
+  if not first then return 0, 0 end
+  local run, longest, used = 0, 0, {}
+  for n = first, target do
+    if ev_work[(n + 3) % 7 + 1] and not holidays[n] then  -- 1970-01-01: Thursday (4)
+      if active[n] then
+        run = run + 1
+        if run > longest then longest = run end
+      elseif n ~= target then
+        local frozen = false
+        if run > 0 and ev_freezes > 0 then
+          local m = month_of(n)
+          if (used[m] or 0) < ev_freezes then
+            used[m] = (used[m] or 0) + 1
+            frozen = true
+          end
+        end
+        if not frozen then run = 0 end
+      end
+    end
+  end
+  return run, longest
+end
 for g = 0, ng - 1 do
   local j = guards + 4 * g
   redis.call('ZADD', key(j + 1), ARGV[j + 2], ARGV[j])
@@ -164,6 +275,26 @@ while i <= ops_end do
   elseif op == 'N' then
     redis.call('HSETNX', key(i + 1), ARGV[i + 2], ARGV[i + 3])
     i = i + 4
+  elseif op == 'B' then  -- N + its BadgeEarned when written
+    if redis.call('HSETNX', key(i + 1), ARGV[i + 2], ARGV[i + 3]) == 1 then emit(ARGV[i + 4]) end
+    i = i + 5
+  elseif op == 'Y' then
+    -- S on a person's active days; a new day appends its StreakExtended
+    -- (the event's prefix + streak_extended {length_days}, field 11 / 3)
+    -- when the streak reaches 2 work days, and a giving streak reaching
+    -- its badge's days awards the badge (k badges "0": receiving).
+    if redis.call('SADD', key(i + 1), ARGV[i + 2]) == 1 and ev_key then
+      local run, longest = streak(key(i + 1), ARGV[i + 2])
+      if run >= 2 then
+        local length = string.char(24) .. varint(run)
+        emit(ARGV[i + 3] .. string.char(90) .. varint(#length) .. length)
+      end
+      if ARGV[i + 4] ~= '0' and longest >= tonumber(ARGV[i + 6]) and
+          redis.call('HSETNX', key(i + 4), ARGV[i + 5], ARGV[i + 7]) == 1 then
+        emit(ARGV[i + 8])
+      end
+    end
+    i = i + 9
   elseif op == 'P' then
     redis.call('SET', key(i + 1), ARGV[i + 2])
     i = i + 3
@@ -182,6 +313,20 @@ while i <= ops_end do
     end
     if all then redis.call('HSETNX', key(i + 1), ARGV[i + 2], ARGV[i + 3]) end
     i = i + 6 + count
+  elseif op == 'U' then  -- V + its BadgeEarned when written
+    local count = tonumber(ARGV[i + 5])
+    local set = key(i + 4)
+    local all = true
+    for j = 1, count do
+      if redis.call('SISMEMBER', set, ARGV[i + 5 + j]) == 0 then
+        all = false
+        break
+      end
+    end
+    if all and redis.call('HSETNX', key(i + 1), ARGV[i + 2], ARGV[i + 3]) == 1 then
+      emit(ARGV[i + 6 + count])
+    end
+    i = i + 7 + count
   else
     return redis.error_reply('INTERNAL apply_event: unknown operation ' .. tostring(op))
   end
@@ -216,7 +361,7 @@ at = at + 2 + 4 * nz
 local nt = tonumber(ARGV[at])
 local awarded = {}
 for t = 0, nt - 1 do
-  local j = at + 1 + 7 * t
+  local j = at + 1 + 8 * t
   local badges, badge = key(j), ARGV[j + 1]
   if not awarded[badges .. ' ' .. badge] then
     local before = base[ARGV[j + 3] .. ' ' .. ARGV[j + 4]]
@@ -227,7 +372,7 @@ for t = 0, nt - 1 do
       score = tonumber(redis.call('ZSCORE', key(j + 3), ARGV[j + 4]) or '0')
     end
     if score >= tonumber(ARGV[j + 5]) then
-      redis.call('HSETNX', badges, badge, ARGV[j + 2])
+      if redis.call('HSETNX', badges, badge, ARGV[j + 2]) == 1 then emit(ARGV[j + 7]) end
       awarded[badges .. ' ' .. badge] = true
     end
   end

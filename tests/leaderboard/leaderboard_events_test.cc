@@ -1,0 +1,450 @@
+// Issue 17: the leaderboard's own events on lb:{org}:events (badge earned,
+// streak extended, period closed), against a real redis-server and the real
+// library (Store, Projector, Consumer, PeriodCloser), as main.cc wires them.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/civil_time.h"
+#include "absl/time/clock.h"
+#include "services/leaderboard/leaderboard_consumer.h"
+#include "services/leaderboard/leaderboard_events.h"
+#include "services/leaderboard/leaderboard_rules.h"
+#include "services/leaderboard/leaderboard_store.h"
+#include "tests/harness/eventually.h"
+#include "tests/harness/process.h"
+#include "tests/leaderboard/event_writer.h"
+
+namespace {
+
+using harness::Eventually;
+namespace v1 = leaderboard::v1;
+
+common::redis::PoolOptions PoolFor(const harness::RedisServer& redis) {
+  common::redis::PoolOptions options;
+  options.endpoint = {"127.0.0.1", redis.port()};
+  options.size = 4;
+  return options;
+}
+
+leaderboard::EventsOptions Events(int64_t max_len = 100000) {
+  leaderboard::EventsOptions events;
+  events.enabled = true;
+  events.max_len = max_len;
+  events.top_n = 2;
+  // The tests' sweeps run with an injected now (RunOnce), not the loop's.
+  events.sweep_interval = absl::Hours(24);
+  return events;
+}
+
+struct Replica {
+  Replica(const harness::RedisServer& redis, const std::string& name, int batch,
+          leaderboard::EventsOptions events = Events(),
+          std::function<bool(absl::string_view)> crash_hook = nullptr)
+      : pool(PoolFor(redis)), store(pool), projector(store, RebuildFor()) {
+    store.set_crash_hook(std::move(crash_hook));
+    leaderboard::ConsumerOptions options;
+    options.endpoint = {"127.0.0.1", redis.port()};
+    options.consumer_name = name;
+    options.block = std::chrono::milliseconds(50);
+    options.claim_min_idle = std::chrono::milliseconds(200);
+    options.org_refresh = std::chrono::milliseconds(50);
+    options.batch = batch;
+    options.events = events;
+    consumer = std::make_unique<leaderboard::Consumer>(store, projector, options, nullptr);
+  }
+  static leaderboard::RebuildOptions RebuildFor() {
+    leaderboard::RebuildOptions options;
+    options.min_interval = std::chrono::milliseconds(0);
+    return options;
+  }
+  common::redis::Pool pool;
+  leaderboard::Store store;
+  leaderboard::Projector projector;
+  std::unique_ptr<leaderboard::Consumer> consumer;
+};
+
+int64_t Backlog(common::redis::Pool& pool, const std::string& org) {
+  int64_t total = 0;
+  for (const std::string& stream : {leaderboard::KudosStream(org), leaderboard::LedgerStream(org)}) {
+    auto groups = pool.Run({"XINFO", "GROUPS", stream});
+    if (!groups.ok() || groups->elements.empty()) return -1;
+    const auto& fields = groups->elements[0].elements;
+    for (size_t i = 0; i + 1 < fields.size(); i += 2) {
+      if (fields[i].str == "pending" || fields[i].str == "lag") total += fields[i + 1].integer;
+    }
+  }
+  return total;
+}
+
+struct StoredEvent {
+  std::string entry_id;
+  v1::LeaderboardEvent event;
+};
+
+// Every entry of the org's events stream, parsed (a field other than
+// `event`, or bytes that do not parse, fail the test).
+std::vector<StoredEvent> ReadEvents(common::redis::Pool& pool, const std::string& org) {
+  std::vector<StoredEvent> out;
+  auto range = pool.Run({"XRANGE", leaderboard::EventsStream(org), "-", "+"});
+  EXPECT_TRUE(range.ok()) << range.status();
+  if (!range.ok()) return out;
+  for (const auto& entry : range->elements) {
+    StoredEvent stored;
+    stored.entry_id = entry.elements[0].str;
+    const auto& fields = entry.elements[1].elements;
+    EXPECT_EQ(fields.size(), 2u);
+    EXPECT_EQ(fields[0].str, "event");
+    EXPECT_TRUE(stored.event.ParseFromString(fields[1].str)) << stored.entry_id;
+    out.push_back(std::move(stored));
+  }
+  return out;
+}
+
+std::map<std::string, int> CountById(const std::vector<StoredEvent>& events) {
+  std::map<std::string, int> out;
+  for (const StoredEvent& e : events) ++out[e.event.event_id()];
+  return out;
+}
+
+void People(lbtest::EventWriter& writer, const std::vector<std::string>& ids) {
+  for (size_t i = 0; i < ids.size(); ++i) {
+    writer.Kudos(lbtest::PersonEvent(ids[i], "Name " + ids[i], i % 2 ? "ops" : "dev"));
+  }
+}
+
+void SendKudos(lbtest::EventWriter& writer, const std::string& id, const std::string& giver,
+               const std::string& recipient, int64_t points, absl::Time time) {
+  const std::string& org = writer.org();
+  writer.Kudos(lbtest::SentEvent(org, id, giver, "dev", {{recipient, "ops"}}, {"teamwork"}, points,
+                                 time));
+  writer.Ledger(lbtest::TransfersEvent(org, id, id, ledger::v1::TRANSFER_KIND_KUDOS, giver,
+                                       {{recipient, "ops"}}, {"teamwork"}, points, time));
+}
+
+absl::Time Utc(int y, int m, int d, int hour) {
+  return absl::FromCivil(absl::CivilHour(y, m, d, hour), absl::UTCTimeZone());
+}
+
+TEST(LeaderboardEventsTest, Events_AKudosThatEarnsTheFirstBadgesEmitsExactlyOneBadgeEarnedEach) {
+  harness::RedisServer redis;
+  common::redis::Pool pool(PoolFor(redis));
+  const std::string org = "badges";
+  lbtest::EventWriter writer(redis.address(), org);
+  People(writer, {"ann", "bob"});
+  absl::Time sent = Utc(2026, 11, 23, 10);
+  SendKudos(writer, "K1", "ann", "bob", 3, sent);
+  Replica replica(redis, "replica-a", 50);
+  replica.consumer->Start();
+  ASSERT_TRUE(Eventually([&] { return Backlog(pool, org) == 0; }));
+
+  std::vector<StoredEvent> events = ReadEvents(pool, org);
+  ASSERT_EQ(CountById(events),
+            (std::map<std::string, int>{{"badge.earned/ann/first_kudos_given", 1},
+                                        {"badge.earned/bob/first_kudos_received", 1}}));
+  for (const StoredEvent& stored : events) {
+    const v1::LeaderboardEvent& e = stored.event;
+    ASSERT_TRUE(e.has_badge_earned());
+    EXPECT_EQ(e.org_id(), org);
+    EXPECT_EQ(e.badge_earned().cause_kudos_id(), "K1");
+    EXPECT_EQ(leaderboard::FromProto(e.badge_earned().earned_time()), sent);
+    EXPECT_EQ(leaderboard::FromProto(e.badge_earned().badge().earn_time()), sent);
+    EXPECT_EQ(leaderboard::FromProto(e.event_time()), sent);
+    const leaderboard::BadgeRule* rule = leaderboard::FindBadge(e.badge_earned().badge().badge_id());
+    ASSERT_NE(rule, nullptr);
+    EXPECT_EQ(e.badge_earned().badge().display_name(), rule->display_name);
+  }
+  // As ListBadges reports it: the stored badge has the event's earn time.
+  auto badges = replica.store.Badges(org, "bob");
+  ASSERT_TRUE(badges.ok());
+  EXPECT_EQ(badges->at("first_kudos_received"), absl::ToUnixMillis(sent));
+
+  // The same badges again, a redelivery of everything: nothing more.
+  SendKudos(writer, "K2", "ann", "bob", 1, sent + absl::Minutes(5));
+  ASSERT_TRUE(Eventually([&] { return Backlog(pool, org) == 0; }));
+  writer.ReplayAll();
+  ASSERT_TRUE(Eventually([&] { return Backlog(pool, org) == 0; }));
+  replica.consumer->Stop();
+  EXPECT_EQ(ReadEvents(pool, org).size(), 2u);
+}
+
+// Many kudos over several days: count badges, first badges, streaks.
+void WriteBusyHistory(lbtest::EventWriter& writer) {
+  People(writer, {"ann", "bob", "cem", "dia"});
+  const std::vector<std::string> people = {"ann", "bob", "cem", "dia"};
+  int n = 0;
+  for (int day = 16; day <= 27; ++day) {  // 2026-11-16 (Monday) .. 27
+    for (int i = 0; i < 4; ++i) {
+      const std::string& giver = people[(day + i) % 4];
+      const std::string& recipient = people[(day + i + 1 + i % 2) % 4];
+      SendKudos(writer, absl::StrCat("K", ++n), giver, recipient, 1 + i, Utc(2026, 11, day, 9 + i));
+    }
+  }
+}
+
+// Killed at each step of a batch, then restarted: every event is in the
+// stream once, and the same events as a run that never crashed.
+TEST(LeaderboardEventsTest, Events_AConsumerKilledMidBatchAndRestartedEmitsNoEventTwice) {
+  harness::RedisServer redis;
+  common::redis::Pool pool(PoolFor(redis));
+  std::map<std::string, int> expected;
+  {
+    lbtest::EventWriter writer(redis.address(), "reference");
+    WriteBusyHistory(writer);
+    Replica clean(redis, "replica-a", 7);
+    clean.consumer->Start();
+    ASSERT_TRUE(Eventually([&] { return Backlog(pool, "reference") == 0; }));
+    clean.consumer->Stop();
+    expected = CountById(ReadEvents(pool, "reference"));
+  }
+  ASSERT_GT(expected.size(), 20u);
+  for (const auto& [id, count] : expected) EXPECT_EQ(count, 1) << id;
+  for (const std::string step : {"planned", "applied", "awarded", "acked"}) {
+    for (int nth : {1, 3}) {
+      std::string org = absl::StrCat("crash-", step, "-", nth);
+      std::string where = absl::StrCat("killed at '", step, "' #", nth);
+      lbtest::EventWriter writer(redis.address(), org);
+      WriteBusyHistory(writer);
+      {
+        std::atomic<int> seen{0};
+        Replica doomed(redis, "replica-a", 7, Events(), [&, step, nth](absl::string_view at) {
+          return at == step && ++seen >= nth;
+        });
+        doomed.consumer->Start();
+        ASSERT_TRUE(Eventually([&] { return doomed.store.crashed(); })) << where;
+        doomed.consumer->Stop();
+      }
+      Replica restarted(redis, "replica-a", 7);
+      restarted.consumer->Start();
+      ASSERT_TRUE(Eventually([&] { return Backlog(pool, org) == 0; })) << where;
+      restarted.consumer->Stop();
+      EXPECT_EQ(CountById(ReadEvents(pool, org)), expected) << where;
+    }
+  }
+}
+
+TEST(LeaderboardEventsTest, Events_ARebuildEmitsNothingAndKeepsTheStream) {
+  harness::RedisServer redis;
+  common::redis::Pool pool(PoolFor(redis));
+  const std::string org = "rebuild";
+  lbtest::EventWriter writer(redis.address(), org);
+  WriteBusyHistory(writer);
+  Replica replica(redis, "replica-a", 20);
+  replica.consumer->Start();
+  ASSERT_TRUE(Eventually([&] { return Backlog(pool, org) == 0; }));
+  std::vector<StoredEvent> before = ReadEvents(pool, org);
+  ASSERT_FALSE(before.empty());
+  std::map<std::string, std::string> live = lbtest::DumpProjections(pool, org);
+  auto rebuilt = replica.projector.Rebuild(org);
+  ASSERT_TRUE(rebuilt.ok()) << rebuilt.status();
+  EXPECT_GT(rebuilt->events_applied, 0);
+  // New entries after the rebuild still emit (the consumer goes on).
+  SendKudos(writer, "after", "dia", "ann", 1, Utc(2026, 11, 28, 9));
+  ASSERT_TRUE(Eventually([&] { return Backlog(pool, org) == 0; }));
+  replica.consumer->Stop();
+  std::vector<StoredEvent> after = ReadEvents(pool, org);
+  ASSERT_GE(after.size(), before.size());
+  for (size_t i = 0; i < before.size(); ++i) {
+    EXPECT_EQ(after[i].entry_id, before[i].entry_id) << "the rebuild kept the stream as it was";
+  }
+  for (size_t i = before.size(); i < after.size(); ++i) {
+    EXPECT_TRUE(absl::StrContains(after[i].event.event_id(), "/2026-11-28") ||
+                absl::StrContains(after[i].event.badge_earned().cause_kudos_id(), "after"))
+        << after[i].event.event_id() << ": only the new kudos' events";
+  }
+  EXPECT_EQ(CountById(after).size(), after.size()) << "no event twice";
+}
+
+// Monday, Tuesday (twice), Thursday: the giving and receiving streaks are
+// extended once on Tuesday (2 days) and once on Thursday (3: Wednesday
+// frozen, 2 freezes a month by default), as GetStreaks counts them.
+TEST(LeaderboardEventsTest, Events_AStreakIsExtendedOncePerDayWithItsLength) {
+  harness::RedisServer redis;
+  common::redis::Pool pool(PoolFor(redis));
+  const std::string org = "streaks";
+  lbtest::EventWriter writer(redis.address(), org);
+  People(writer, {"ann", "bob"});
+  SendKudos(writer, "mon", "ann", "bob", 1, Utc(2026, 11, 23, 9));
+  SendKudos(writer, "tue1", "ann", "bob", 1, Utc(2026, 11, 24, 9));
+  SendKudos(writer, "tue2", "ann", "bob", 1, Utc(2026, 11, 24, 15));
+  SendKudos(writer, "thu", "ann", "bob", 1, Utc(2026, 11, 26, 9));
+  Replica replica(redis, "replica-a", 1);  // one entry per batch: days in separate scripts
+  replica.consumer->Start();
+  ASSERT_TRUE(Eventually([&] { return Backlog(pool, org) == 0; }));
+  writer.ReplayAll();
+  ASSERT_TRUE(Eventually([&] { return Backlog(pool, org) == 0; }));
+  replica.consumer->Stop();
+
+  std::map<std::string, v1::StreakExtended> streaks;
+  std::map<std::string, int> count;
+  for (const StoredEvent& stored : ReadEvents(pool, org)) {
+    if (!stored.event.has_streak_extended()) continue;
+    streaks[stored.event.event_id()] = stored.event.streak_extended();
+    ++count[stored.event.event_id()];
+  }
+  EXPECT_EQ(count, (std::map<std::string, int>{{"streak.extended/giving/ann/2026-11-24", 1},
+                                               {"streak.extended/giving/ann/2026-11-26", 1},
+                                               {"streak.extended/receiving/bob/2026-11-24", 1},
+                                               {"streak.extended/receiving/bob/2026-11-26", 1}}));
+  const v1::StreakExtended& tuesday = streaks["streak.extended/giving/ann/2026-11-24"];
+  EXPECT_EQ(tuesday.person_id(), "ann");
+  EXPECT_EQ(tuesday.kind(), v1::STREAK_KIND_GIVING);
+  EXPECT_EQ(tuesday.length_days(), 2);
+  EXPECT_EQ(tuesday.day().year(), 2026);
+  EXPECT_EQ(tuesday.day().month(), 11);
+  EXPECT_EQ(tuesday.day().day(), 24);
+  EXPECT_EQ(tuesday.cause_kudos_id(), "tue1");
+  const v1::StreakExtended& thursday = streaks["streak.extended/receiving/bob/2026-11-26"];
+  EXPECT_EQ(thursday.kind(), v1::STREAK_KIND_RECEIVING);
+  EXPECT_EQ(thursday.cause_kudos_id(), "thu");
+  // The length is the one GetStreaks computes (ComputeStreak) as of the day.
+  leaderboard::OrgCalendar calendar =
+      leaderboard::CalendarFromSettings(leaderboard::DefaultSettings());
+  leaderboard::WorkCalendar work{calendar.work_days, calendar.holidays, calendar.freezes_per_month};
+  auto days = replica.store.Days(org, "receiving", "bob");
+  ASSERT_TRUE(days.ok());
+  EXPECT_EQ(thursday.length_days(),
+            leaderboard::ComputeStreak(*days, work, absl::CivilDay(2026, 11, 26)).current);
+  EXPECT_EQ(thursday.length_days(), 3);
+}
+
+// Two sweeps (two replicas' PeriodClosers) at once: each closed period's
+// boards get one PeriodClosed, with the final top N.
+TEST(LeaderboardEventsTest, Events_APeriodIsClosedExactlyOnceWithItsTopNWhenTwoSweepsRunAtOnce) {
+  harness::RedisServer redis;
+  common::redis::Pool pool(PoolFor(redis));
+  const std::string org = "periods";
+  lbtest::EventWriter writer(redis.address(), org);
+  People(writer, {"ann", "bob", "cem", "dia"});
+  // Week 2026-W47 (Monday 16 .. Sunday 22): points received bob 7, cem 5, dia 5, ann 1.
+  SendKudos(writer, "a", "ann", "bob", 4, Utc(2026, 11, 16, 9));
+  SendKudos(writer, "b", "ann", "bob", 3, Utc(2026, 11, 17, 9));
+  SendKudos(writer, "c", "bob", "dia", 5, Utc(2026, 11, 18, 9));
+  SendKudos(writer, "d", "ann", "cem", 5, Utc(2026, 11, 19, 9));
+  SendKudos(writer, "e", "cem", "ann", 1, Utc(2026, 11, 20, 9));
+  Replica replica(redis, "replica-a", 50);
+  replica.consumer->Start();
+  ASSERT_TRUE(Eventually([&] { return Backlog(pool, org) == 0; }));
+  replica.consumer->Stop();
+  size_t before = ReadEvents(pool, org).size();
+
+  absl::Time now = Utc(2026, 11, 23, 6);  // Monday of W48, past W47's end + grace
+  common::redis::Pool pool_b(PoolFor(redis));
+  leaderboard::Store store_b(pool_b);
+  leaderboard::PeriodCloser first(replica.store, Events());
+  leaderboard::PeriodCloser second(store_b, Events());
+  absl::StatusOr<leaderboard::PeriodCloser::Result> result_a, result_b;
+  std::thread a([&] { result_a = first.RunOnce(org, now); });
+  std::thread b([&] { result_b = second.RunOnce(org, now); });
+  a.join();
+  b.join();
+  ASSERT_TRUE(result_a.ok()) << result_a.status();
+  ASSERT_TRUE(result_b.ok()) << result_b.status();
+  // W47 and the days 16 .. 22 (a week of lookback): 8 periods, once.
+  EXPECT_EQ(result_a->periods_closed + result_b->periods_closed, 8);
+  std::vector<StoredEvent> all = ReadEvents(pool, org);
+  std::vector<StoredEvent> closes(all.begin() + static_cast<std::ptrdiff_t>(before), all.end());
+  EXPECT_EQ(static_cast<int>(closes.size()), result_a->events + result_b->events);
+  std::map<std::string, int> count = CountById(closes);
+  for (const auto& [id, n] : count) EXPECT_EQ(n, 1) << id;
+  ASSERT_EQ(count.count("period.closed/points_received/week/2026-W47/org"), 1u);
+  EXPECT_EQ(count.count("period.closed/points_received/week/2026-W47/team:ops"), 1u);
+  EXPECT_EQ(count.count("period.closed/kudos_given/day/2026-11-16/org"), 1u);
+  EXPECT_EQ(count.count("period.closed/kudos_given/week/2026-W48/org"), 0u) << "not over";
+  EXPECT_EQ(count.count("period.closed/points_received/month/2026-10/org"), 0u) << "past lookback";
+  for (const StoredEvent& stored : closes) {
+    if (stored.event.event_id() != "period.closed/points_received/week/2026-W47/org") continue;
+    const v1::PeriodClosed& closed = stored.event.period_closed();
+    EXPECT_EQ(closed.board().metric(), v1::METRIC_POINTS_RECEIVED);
+    EXPECT_EQ(closed.board().window(), v1::WINDOW_WEEK);
+    EXPECT_EQ(closed.board().scope(), v1::SCOPE_ORG);
+    EXPECT_EQ(closed.period(), "2026-W47");
+    EXPECT_EQ(leaderboard::FromProto(closed.period_start()), Utc(2026, 11, 16, 0));
+    EXPECT_EQ(leaderboard::FromProto(closed.period_end()), Utc(2026, 11, 23, 0));
+    EXPECT_EQ(closed.total_entries(), 4);
+    ASSERT_EQ(closed.entries_size(), 2);  // top_n
+    EXPECT_EQ(closed.entries(0).subject_id(), "bob");
+    EXPECT_EQ(closed.entries(0).score(), 7);
+    EXPECT_EQ(closed.entries(0).rank(), 1);
+    EXPECT_EQ(closed.entries(0).display_name(), "Name bob");
+    EXPECT_EQ(closed.entries(1).subject_id(), "cem");  // ties by id: cem before dia
+    EXPECT_EQ(closed.entries(1).rank(), 2);
+  }
+  // Later sweeps close nothing again (the markers), until the next period.
+  auto again = first.RunOnce(org, now + absl::Hours(1));
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->periods_closed, 0);
+  auto marker = pool.Run({"TTL", leaderboard::PeriodClosedMarkerKey(org, "week", "2026-W47")});
+  ASSERT_TRUE(marker.ok());
+  EXPECT_GT(marker->integer, 0) << "markers expire";
+}
+
+// The sweep waits for the consumer: entries after its mark hold the
+// position at the mark.
+TEST(LeaderboardEventsTest, Events_APeriodDoesNotCloseBeforeTheConsumerHasAppliedItsEntries) {
+  harness::RedisServer redis;
+  common::redis::Pool pool(PoolFor(redis));
+  const std::string org = "lagging";
+  lbtest::EventWriter writer(redis.address(), org);
+  People(writer, {"ann", "bob"});
+  leaderboard::Store store(pool);
+  leaderboard::PeriodCloser closer(store, Events());
+  absl::Time now = absl::Now();
+  auto position = closer.Position(org, now);
+  ASSERT_TRUE(position.ok()) << position.status();
+  EXPECT_EQ(*position, absl::FromUnixMillis(0)) << "nothing applied yet";
+  auto closed = closer.RunOnce(org, now);
+  ASSERT_TRUE(closed.ok()) << closed.status();
+  EXPECT_EQ(closed->periods_closed, 0);
+  {
+    Replica replica(redis, "replica-a", 50);
+    replica.consumer->Start();
+    ASSERT_TRUE(Eventually([&] { return Backlog(pool, org) == 0; }));
+    replica.consumer->Stop();
+  }
+  position = closer.Position(org, now);
+  ASSERT_TRUE(position.ok());
+  EXPECT_EQ(*position, now) << "caught up";
+}
+
+// More events than the bound: the stream keeps about max_len of them.
+TEST(LeaderboardEventsTest, Events_TheStreamIsBoundedByMaxLen) {
+  harness::RedisServer redis;
+  common::redis::Pool pool(PoolFor(redis));
+  // Small stream nodes, so MAXLEN ~ trims close to the bound.
+  ASSERT_TRUE(pool.Run({"CONFIG", "SET", "stream-node-max-entries", "10"}).ok());
+  const std::string org = "bounded";
+  lbtest::EventWriter writer(redis.address(), org);
+  std::vector<std::string> people;
+  for (int i = 0; i < 60; ++i) people.push_back(absl::StrCat("p", i));
+  People(writer, people);
+  for (int i = 0; i < 60; ++i) {  // 120 first badges
+    SendKudos(writer, absl::StrCat("K", i), people[i], people[(i + 1) % 60], 1,
+              Utc(2026, 11, 23, 9));
+  }
+  Replica replica(redis, "replica-a", 50, Events(/*max_len=*/20));
+  replica.consumer->Start();
+  ASSERT_TRUE(Eventually([&] { return Backlog(pool, org) == 0; }));
+  replica.consumer->Stop();
+  auto length = pool.Run({"XLEN", leaderboard::EventsStream(org)});
+  ASSERT_TRUE(length.ok());
+  EXPECT_GE(length->integer, 20);
+  EXPECT_LE(length->integer, 30) << "MAXLEN ~ 20 with nodes of 10";
+  auto added = pool.Run({"XINFO", "STREAM", leaderboard::EventsStream(org)});
+  ASSERT_TRUE(added.ok());
+  for (size_t i = 0; i + 1 < added->elements.size(); i += 2) {
+    if (added->elements[i].str == "entries-added") {
+      EXPECT_EQ(added->elements[i + 1].integer, 120);
+    }
+  }
+}
+
+}  // namespace
