@@ -1,3 +1,10 @@
-# Tests of area "webhooks" of the integrations service (owned by that area), e.g.
-# kudos_test(webhooks_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/webhooks_test.cc
-#            SERVERS integrations_server kudos_server ledger_server)
+# Tests of area "webhooks" of the integrations service (owned by that area).
+pkg_check_modules(WEBHOOKS_TEST_EVENT REQUIRED IMPORTED_TARGET libevent)
+find_package(OpenSSL REQUIRED)
+kudos_test(webhooks_unit_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/webhooks_unit_test.cc ${CMAKE_CURRENT_LIST_DIR}/webhooks_receiver.cc
+  LIBS integrations_lib PkgConfig::WEBHOOKS_TEST_EVENT OpenSSL::Crypto)
+kudos_test(webhooks_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/webhooks_test.cc ${CMAKE_CURRENT_LIST_DIR}/webhooks_receiver.cc
+  LIBS PkgConfig::WEBHOOKS_TEST_EVENT OpenSSL::Crypto
+  SERVERS integrations_server kudos_server ledger_server)

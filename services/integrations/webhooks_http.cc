@@ -1,0 +1,121 @@
+#include "services/integrations/webhooks_http.h"
+
+#include <curl/curl.h>
+
+#include <mutex>
+
+#include "absl/strings/str_cat.h"
+#include "common/check/check.h"
+
+namespace integrations::webhooks {
+namespace {
+
+// A receiver's answer body is not needed: read and dropped.
+size_t Discard(char*, size_t size, size_t count, void*) { return size * count; }
+
+void GlobalInit() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    KUDOS_CHECK(curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK, "libcurl initializes");
+  });
+}
+
+}  // namespace
+
+struct HttpSender::Transfer {
+  CURL* easy = nullptr;
+  curl_slist* headers = nullptr;
+  std::string body;
+  uint64_t tag = 0;
+  std::chrono::milliseconds timeout{0};
+  ~Transfer() {
+    if (headers != nullptr) curl_slist_free_all(headers);
+    if (easy != nullptr) curl_easy_cleanup(easy);
+  }
+};
+
+HttpSender::HttpSender() {
+  GlobalInit();
+  multi_ = curl_multi_init();
+  KUDOS_CHECK(multi_ != nullptr, "libcurl gives a multi handle");
+}
+
+HttpSender::~HttpSender() {
+  for (auto& [easy, transfer] : transfers_) {
+    curl_multi_remove_handle(static_cast<CURLM*>(multi_), static_cast<CURL*>(easy));
+  }
+  transfers_.clear();
+  curl_multi_cleanup(static_cast<CURLM*>(multi_));
+}
+
+absl::Status HttpSender::Start(HttpPost post) {
+  auto transfer = std::make_unique<Transfer>();
+  transfer->easy = curl_easy_init();
+  if (transfer->easy == nullptr) return absl::InternalError("webhooks: curl_easy_init failed");
+  transfer->body = std::move(post.body);
+  transfer->tag = post.tag;
+  transfer->timeout = post.timeout;
+  for (const std::string& header : post.headers) {
+    curl_slist* next = curl_slist_append(transfer->headers, header.c_str());
+    if (next == nullptr) return absl::InternalError("webhooks: curl_slist_append failed");
+    transfer->headers = next;
+  }
+  CURL* easy = transfer->easy;
+  bool ok = curl_easy_setopt(easy, CURLOPT_URL, post.url.c_str()) == CURLE_OK &&
+            curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, post.allow_http ? "http,https" : "https") ==
+                CURLE_OK &&
+            // Never follow a redirect: the subscription names the receiver.
+            curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L) == CURLE_OK &&
+            curl_easy_setopt(easy, CURLOPT_POST, 1L) == CURLE_OK &&
+            curl_easy_setopt(easy, CURLOPT_POSTFIELDS, transfer->body.data()) == CURLE_OK &&
+            curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE,
+                             static_cast<curl_off_t>(transfer->body.size())) == CURLE_OK &&
+            curl_easy_setopt(easy, CURLOPT_HTTPHEADER, transfer->headers) == CURLE_OK &&
+            curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, static_cast<long>(post.timeout.count())) ==
+                CURLE_OK &&
+            curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L) == CURLE_OK &&
+            curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &Discard) == CURLE_OK &&
+            curl_easy_setopt(easy, CURLOPT_USERAGENT, "kudos-webhooks/1") == CURLE_OK;
+  if (!ok) return absl::InvalidArgumentError(absl::StrCat("webhooks: curl refused the request to ", post.url));
+  if (curl_multi_add_handle(static_cast<CURLM*>(multi_), easy) != CURLM_OK) {
+    return absl::InternalError("webhooks: curl_multi_add_handle failed");
+  }
+  transfers_[easy] = std::move(transfer);
+  return absl::OkStatus();
+}
+
+std::vector<HttpResult> HttpSender::Poll(std::chrono::milliseconds wait) {
+  CURLM* multi = static_cast<CURLM*>(multi_);
+  int running = 0;
+  curl_multi_perform(multi, &running);
+  curl_multi_poll(multi, nullptr, 0, static_cast<int>(wait.count()), nullptr);
+  curl_multi_perform(multi, &running);
+  std::vector<HttpResult> results;
+  int queued = 0;
+  while (CURLMsg* message = curl_multi_info_read(multi, &queued)) {
+    if (message->msg != CURLMSG_DONE) continue;
+    CURL* easy = message->easy_handle;
+    auto it = transfers_.find(easy);
+    KUDOS_CHECK(it != transfers_.end(), "every finished transfer is one this sender started");
+    HttpResult result;
+    result.tag = it->second->tag;
+    long status = 0;
+    curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+    result.http_status = static_cast<int>(status);
+    CURLcode code = message->data.result;
+    if (code == CURLE_OK) {
+      result.ok = status >= 200 && status < 300;
+      if (!result.ok) result.error = absl::StrCat("HTTP ", status);
+    } else if (code == CURLE_OPERATION_TIMEDOUT) {
+      result.error = absl::StrCat("timeout after ", it->second->timeout.count(), " ms");
+    } else {
+      result.error = curl_easy_strerror(code);
+    }
+    curl_multi_remove_handle(multi, easy);
+    transfers_.erase(it);
+    results.push_back(std::move(result));
+  }
+  return results;
+}
+
+}  // namespace integrations::webhooks

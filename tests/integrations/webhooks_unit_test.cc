@@ -1,0 +1,115 @@
+// The webhooks area's pure parts: the Standard Webhooks signature against
+// the scheme's published example, the backoff, URL rules and the events'
+// JSON and Slack bodies.
+#include <gtest/gtest.h>
+
+#include "absl/strings/match.h"
+#include "kudos/v1/kudos.pb.h"
+#include "services/integrations/webhooks_dispatcher.h"
+#include "services/integrations/webhooks_events.h"
+#include "services/integrations/webhooks_service.h"
+#include "services/integrations/webhooks_signature.h"
+#include "tests/integrations/webhooks_receiver.h"
+
+namespace integrations::webhooks {
+namespace {
+
+TEST(WebhookSignature, MatchesTheStandardWebhooksExample) {
+  // From the Standard Webhooks specification's reference libraries.
+  absl::StatusOr<std::string> signature =
+      Sign("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330,
+           R"({"test": 2432232314})");
+  ASSERT_TRUE(signature.ok());
+  EXPECT_EQ(*signature, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+  // The test receiver's independent check agrees.
+  EXPECT_EQ(webhooks_test::ExpectedSignature("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+                                             "msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330",
+                                             R"({"test": 2432232314})"),
+            *signature);
+  EXPECT_EQ(Sign("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "id", 1, "{}").status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(WebhookSignature, NewSecretsAreDistinctWhsecKeysOf32Bytes) {
+  absl::StatusOr<std::string> a = NewSigningSecret();
+  absl::StatusOr<std::string> b = NewSigningSecret();
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_NE(*a, *b);
+  EXPECT_TRUE(absl::StartsWith(*a, "whsec_"));
+  EXPECT_EQ(a->size(), 6u + 44u);  // base64 of 32 bytes
+}
+
+TEST(WebhookBackoff, FullJitterUnderADoublingCeilingThatIsCapped) {
+  const absl::Duration base = absl::Seconds(1), max = absl::Hours(1);
+  EXPECT_EQ(Dispatcher::Backoff(1, base, max, 1.0), absl::Seconds(1));
+  EXPECT_EQ(Dispatcher::Backoff(2, base, max, 1.0), absl::Seconds(2));
+  EXPECT_EQ(Dispatcher::Backoff(5, base, max, 1.0), absl::Seconds(16));
+  EXPECT_EQ(Dispatcher::Backoff(5, base, max, 0.5), absl::Seconds(8));
+  EXPECT_EQ(Dispatcher::Backoff(40, base, max, 1.0), absl::Hours(1));
+  EXPECT_EQ(Dispatcher::Backoff(1000000, base, max, 1.0), absl::Hours(1));
+  // Never zero: a retry never spins.
+  EXPECT_EQ(Dispatcher::Backoff(3, base, max, 0.0), absl::Milliseconds(1));
+}
+
+TEST(WebhookUrl, HttpsOnlyUnlessDevelopment) {
+  EXPECT_TRUE(CheckUrl("https://hooks.example/x?y=1", false, 2048).ok());
+  EXPECT_FALSE(CheckUrl("http://hooks.example/x", false, 2048).ok());
+  EXPECT_TRUE(CheckUrl("http://127.0.0.1:8080/x", true, 2048).ok());
+  EXPECT_FALSE(CheckUrl("https://hooks.example/a b", false, 2048).ok());
+  EXPECT_FALSE(CheckUrl("https:///path", false, 2048).ok());
+  EXPECT_FALSE(CheckUrl("https://a@b/", false, 2048).ok());
+  EXPECT_FALSE(CheckUrl("https://hooks.example/" + std::string(2048, 'x'), false, 2048).ok());
+  EXPECT_FALSE(CheckUrl("", false, 2048).ok());
+}
+
+TEST(WebhookEvents, KudosSentBecomesOneEventWithAStableIdAndBothBodies) {
+  kudos::v1::KudosEvent event;
+  event.set_org_id("acme");
+  event.mutable_event_time()->set_seconds(1764400000);
+  kudos::v1::Kudos* kudos = event.mutable_kudos_sent()->mutable_kudos();
+  kudos->set_kudos_id("k1");
+  kudos->set_giver_id("alice");
+  kudos->add_recipient_ids("bob");
+  kudos->set_message("a \"quoted\" <thanks>");
+  kudos->add_values("teamwork");
+  kudos->set_points_per_recipient(5);
+  StreamEntry entry{"1764400000123-0", {{"event", event.SerializeAsString()}}};
+  std::vector<OutboundEvent> out;
+  ASSERT_TRUE(Translate(Source::kKudos, "acme", entry, out).ok());
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].id, "evt_kudos_1764400000123-0");
+  EXPECT_EQ(out[0].type, "kudos.sent");
+  EXPECT_EQ(out[0].created_ms, 1764400000000);
+  EXPECT_TRUE(absl::StartsWith(out[0].json_body,
+                               R"({"id":"evt_kudos_1764400000123-0","type":"kudos.sent","org":"acme","created_at":"2025-11-29T07:06:40.000Z","data":{)"))
+      << out[0].json_body;
+  EXPECT_TRUE(absl::StrContains(out[0].json_body, R"("message":"a \"quoted\" \u003cthanks\u003e")") ||
+              absl::StrContains(out[0].json_body, R"("message":"a \"quoted\" <thanks>")"))
+      << out[0].json_body;
+  EXPECT_EQ(out[0].slack_body,
+            R"({"text":"alice gave 5 points to bob: a \"quoted\" &lt;thanks&gt; #teamwork"})");
+
+  // A person change carries no webhook; a broken entry is DATA_LOSS, not a crash.
+  kudos::v1::KudosEvent person;
+  person.mutable_person_changed()->mutable_person()->set_person_id("bob");
+  out.clear();
+  ASSERT_TRUE(Translate(Source::kKudos, "acme", {"1-0", {{"event", person.SerializeAsString()}}}, out).ok());
+  EXPECT_TRUE(out.empty());
+  EXPECT_EQ(Translate(Source::kKudos, "acme", {"1-1", {{"event", "\xff\xff"}}}, out).code(),
+            absl::StatusCode::kDataLoss);
+  EXPECT_EQ(Translate(Source::kKudos, "acme", {"1-2", {}}, out).code(), absl::StatusCode::kDataLoss);
+}
+
+TEST(WebhookEvents, EveryTypeComesFromOneOfTheOrgsStreams) {
+  for (const auto& [type, source] : EventTypes()) {
+    EXPECT_TRUE(CheckEventType(type).ok()) << type;
+    Source back;
+    EXPECT_TRUE(SourceOfStream("acme", StreamKey(source, "acme"), &back));
+    EXPECT_EQ(back, source);
+    EXPECT_TRUE(absl::StrContains(StreamKey(source, "acme"), "{acme}"));
+  }
+  EXPECT_FALSE(CheckEventType("redemption.cancelled").ok());
+}
+
+}  // namespace
+}  // namespace integrations::webhooks
