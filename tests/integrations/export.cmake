@@ -1,3 +1,11 @@
-# Tests of area "export" of the integrations service (owned by that area), e.g.
-# kudos_test(webhooks_test SOURCES ${CMAKE_CURRENT_LIST_DIR}/webhooks_test.cc
-#            SERVERS integrations_server kudos_server ledger_server)
+# Tests of area "export" of the integrations service (owned by that area).
+# The plain rules: periods, page sizes and tokens, the HTTP query, NDJSON.
+kudos_test(export_rules_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/export_rules_test.cc
+  LIBS integrations_lib)
+# End to end over the real binaries: delegated tokens in kudos, the exports,
+# the audit read, the HTTP route.
+kudos_test(export_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/export_test.cc
+  SERVERS integrations_server kudos_server ledger_server)
+# Archived kudos (issue 15) through the export: the kudos archiver runs in the
