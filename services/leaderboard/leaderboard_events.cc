@@ -163,7 +163,8 @@ void AddEmitOp(ApplyPlan& plan, absl::string_view org, const kudos::v1::KudosEve
 
 PeriodCloser::PeriodCloser(Store& store, EventsOptions options)
     : store_(store), options_(options), close_script_("leaderboard_close_period", kCloseLua) {
-  KUDOS_CHECK(options_.top_n >= 1 && options_.max_len >= 1 && options_.max_teams >= 1,
+  KUDOS_CHECK(options_.top_n >= 1 && options_.max_len >= 1 && options_.max_teams >= 1 &&
+                  options_.max_periods_per_run >= 1,
               "a period close lists a bounded, positive number of entries");
 }
 
@@ -218,6 +219,10 @@ absl::StatusOr<PeriodCloser::Result> PeriodCloser::RunOnce(const std::string& or
     }
   }
   if (due.empty()) return result;
+  // Oldest first: a backlog of closes goes out in the order periods ended.
+  std::stable_sort(due.begin(), due.end(), [](const auto& a, const auto& b) {
+    return a.second.end < b.second.end;
+  });
   // The markers first: a closed period costs one EXISTS per sweep.
   std::vector<common::redis::Command> exists;
   for (const auto& [window, period] : due) {
@@ -225,9 +230,11 @@ absl::StatusOr<PeriodCloser::Result> PeriodCloser::RunOnce(const std::string& or
   }
   absl::StatusOr<std::vector<absl::StatusOr<Reply>>> found = store_.pool().Pipeline(exists);
   if (!found.ok()) return found.status();
-  for (size_t i = 0; i < due.size(); ++i) {
+  int built = 0;
+  for (size_t i = 0; i < due.size() && built < options_.max_periods_per_run; ++i) {
     if (!(*found)[i].ok()) return (*found)[i].status();
     if ((*found)[i]->integer == 1) continue;
+    ++built;
     const auto& [window, period] = due[i];
     absl::StatusOr<std::vector<std::string>> events = BuildEvents(org, window, period);
     if (!events.ok()) return events.status();

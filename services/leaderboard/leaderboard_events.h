@@ -58,6 +58,11 @@ struct EventsOptions {
   absl::Duration sweep_interval = absl::Minutes(1);
   // Teams of one period whose boards are closed, at most (bounded work).
   int max_teams = 500;
+  // Periods one RunOnce closes per org, at most: the sweep runs on the
+  // consumer's thread, so one org's closes (up to 3 x (1 + teams) board
+  // reads a period) hold the other orgs' entries back only this long; the
+  // rest follow on the next sweeps, oldest first.
+  int max_periods_per_run = 2;
 };
 // From the flags --lb_events, --lb_events_max_len, --lb_events_top_n,
 // --lb_events_close_grace_s, --lb_events_sweep_interval_s (env LB_EVENTS_*).

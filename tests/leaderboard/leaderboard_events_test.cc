@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <iostream>
 #include <map>
 #include <memory>
 #include <set>
@@ -12,7 +13,9 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/civil_time.h"
 #include "absl/time/clock.h"
 #include "services/leaderboard/leaderboard_consumer.h"
@@ -339,8 +342,10 @@ TEST(LeaderboardEventsTest, Events_APeriodIsClosedExactlyOnceWithItsTopNWhenTwoS
   absl::Time now = Utc(2026, 11, 23, 6);  // Monday of W48, past W47's end + grace
   common::redis::Pool pool_b(PoolFor(redis));
   leaderboard::Store store_b(pool_b);
-  leaderboard::PeriodCloser first(replica.store, Events());
-  leaderboard::PeriodCloser second(store_b, Events());
+  leaderboard::EventsOptions options = Events();
+  options.max_periods_per_run = 100;
+  leaderboard::PeriodCloser first(replica.store, options);
+  leaderboard::PeriodCloser second(store_b, options);
   absl::StatusOr<leaderboard::PeriodCloser::Result> result_a, result_b;
   std::thread a([&] { result_a = first.RunOnce(org, now); });
   std::thread b([&] { result_b = second.RunOnce(org, now); });
@@ -382,6 +387,11 @@ TEST(LeaderboardEventsTest, Events_APeriodIsClosedExactlyOnceWithItsTopNWhenTwoS
   auto again = first.RunOnce(org, now + absl::Hours(1));
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->periods_closed, 0);
+  // One sweep closes at most max_periods_per_run (2) periods, oldest first.
+  leaderboard::PeriodCloser bounded(replica.store, Events());
+  auto next_week = bounded.RunOnce(org, now + absl::Hours(24 * 7));
+  ASSERT_TRUE(next_week.ok()) << next_week.status();
+  EXPECT_EQ(next_week->periods_closed, 2);
   auto marker = pool.Run({"TTL", leaderboard::PeriodClosedMarkerKey(org, "week", "2026-W47")});
   ASSERT_TRUE(marker.ok());
   EXPECT_GT(marker->integer, 0) << "markers expire";
@@ -445,6 +455,88 @@ TEST(LeaderboardEventsTest, Events_TheStreamIsBoundedByMaxLen) {
       EXPECT_EQ(added->elements[i + 1].integer, 120);
     }
   }
+}
+
+// The Redis cost of the events: only changes append (one XADD per event)
+// and a new active day is the only one that reads the person's days (one
+// SMEMBERS per person, kind and day). Prints the calls and script CPU per
+// kudos with the events off and on (same history, same Redis).
+std::map<std::string, std::pair<int64_t, int64_t>> CommandStats(common::redis::Pool& pool) {
+  std::map<std::string, std::pair<int64_t, int64_t>> out;  // name -> (calls, usec)
+  auto info = pool.Run({"INFO", "commandstats"});
+  EXPECT_TRUE(info.ok());
+  if (!info.ok()) return out;
+  for (absl::string_view line : absl::StrSplit(info->str, "\r\n")) {
+    if (!absl::StartsWith(line, "cmdstat_")) continue;
+    std::pair<absl::string_view, absl::string_view> parts = absl::StrSplit(line, ':');
+    std::string name(parts.first.substr(8));
+    for (absl::string_view field : absl::StrSplit(parts.second, ',')) {
+      std::pair<absl::string_view, absl::string_view> kv = absl::StrSplit(field, '=');
+      int64_t value = 0;
+      if (kv.first == "calls" && absl::SimpleAtoi(kv.second, &value)) out[name].first = value;
+      if (kv.first == "usec" && absl::SimpleAtoi(kv.second, &value)) out[name].second = value;
+    }
+  }
+  return out;
+}
+
+TEST(LeaderboardEventsTest, Events_CostOneXaddPerEventAndOneDaysReadPerNewActiveDay) {
+  harness::RedisServer redis;
+  common::redis::Pool pool(PoolFor(redis));
+  constexpr int kPeople = 200, kKudos = 1500, kDays = 5;
+  std::map<std::string, std::map<std::string, std::pair<int64_t, int64_t>>> stats;
+  std::set<std::string> person_days;  // kind|person|day
+  for (bool on : {false, true}) {
+    const std::string org = on ? "cost-on" : "cost-off";
+    lbtest::EventWriter writer(redis.address(), org);
+    std::vector<std::string> people;
+    for (int i = 0; i < kPeople; ++i) people.push_back(absl::StrCat("p", i));
+    People(writer, people);
+    uint64_t seed = 42;
+    auto next = [&seed] {
+      seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+      return static_cast<int>((seed >> 33) % kPeople);
+    };
+    for (int k = 0; k < kKudos; ++k) {
+      int day = 23 + k * kDays / kKudos;  // Monday 2026-11-23 .. Friday 27
+      int giver = next(), recipient = next();
+      if (recipient == giver) recipient = (recipient + 1) % kPeople;
+      SendKudos(writer, absl::StrCat("K", k), people[giver], people[recipient], 1,
+                Utc(2026, 11, day, 9));
+      person_days.insert(absl::StrCat("g|", giver, "|", day));
+      person_days.insert(absl::StrCat("r|", recipient, "|", day));
+    }
+    leaderboard::EventsOptions events = Events();
+    events.enabled = on;
+    ASSERT_TRUE(pool.Run({"CONFIG", "RESETSTAT"}).ok());
+    Replica replica(redis, "replica-a", 200, events);
+    replica.consumer->Start();
+    ASSERT_TRUE(Eventually([&] { return Backlog(pool, org) == 0; }, std::chrono::seconds(120)));
+    replica.consumer->Stop();
+    stats[org] = CommandStats(pool);
+  }
+  auto calls = [&](const std::string& org, const std::string& name) {
+    return stats[org][name].first;
+  };
+  int64_t events = ReadEvents(pool, "cost-on").size();
+  EXPECT_EQ(calls("cost-on", "xadd"), events) << "one XADD per event, nothing else appended";
+  EXPECT_EQ(calls("cost-off", "xadd"), 0);
+  int64_t days_reads = calls("cost-on", "smembers") - calls("cost-off", "smembers");
+  // Store::ApplyAll sends the givers' days reads again with each try of a
+  // batch (the first try of a run meets NOSCRIPT): at most a batch's more.
+  EXPECT_LE(days_reads, static_cast<int64_t>(person_days.size()) + 200)
+      << "one days read per person, kind and new day";
+  EXPECT_GE(days_reads, static_cast<int64_t>(person_days.size()) - 200);
+  int64_t total[2] = {0, 0};
+  for (const auto& [name, value] : stats["cost-off"]) total[0] += value.first;
+  for (const auto& [name, value] : stats["cost-on"]) total[1] += value.first;
+  std::cout << "events: " << events << " for " << kKudos << " kudos; Redis calls per kudos "
+            << static_cast<double>(total[0]) / kKudos << " off, "
+            << static_cast<double>(total[1]) / kKudos << " on (xadd "
+            << static_cast<double>(calls("cost-on", "xadd")) / kKudos << ", extra smembers "
+            << static_cast<double>(days_reads) / kKudos << "); script usec per kudos "
+            << static_cast<double>(stats["cost-off"]["evalsha"].second) / kKudos << " off, "
+            << static_cast<double>(stats["cost-on"]["evalsha"].second) / kKudos << " on\n";
 }
 
 }  // namespace
