@@ -536,7 +536,14 @@ TEST(LeaderboardEventsTest, Events_CostOneXaddPerEventAndOneDaysReadPerNewActive
             << static_cast<double>(calls("cost-on", "xadd")) / kKudos << ", extra smembers "
             << static_cast<double>(days_reads) / kKudos << "); script usec per kudos "
             << static_cast<double>(stats["cost-off"]["evalsha"].second) / kKudos << " off, "
-            << static_cast<double>(stats["cost-on"]["evalsha"].second) / kKudos << " on\n";
+            << static_cast<double>(stats["cost-on"]["evalsha"].second) / kKudos
+            << " on, of which xadd " << static_cast<double>(stats["cost-on"]["xadd"].second) / kKudos
+            << " and smembers " << static_cast<double>(stats["cost-on"]["smembers"].second) / kKudos
+            << " (off: smembers " << static_cast<double>(stats["cost-off"]["smembers"].second) / kKudos
+            << ", sadd " << static_cast<double>(stats["cost-off"]["sadd"].second) / kKudos << " / on "
+            << static_cast<double>(stats["cost-on"]["sadd"].second) / kKudos << ", hsetnx "
+            << static_cast<double>(stats["cost-off"]["hsetnx"].second) / kKudos << " / "
+            << static_cast<double>(stats["cost-on"]["hsetnx"].second) / kKudos << ")\n";
 }
 
 }  // namespace
