@@ -1,12 +1,15 @@
-// Directory sync end to end: a real redis-server, the real ledger, kudos and
-// integrations binaries over real gRPC. SCIM requests go through
-// integrations.v1.HttpIngressService/Handle exactly as the gateway forwards
-// them; the CSV import through DirectorySyncService.
+// Directory sync end to end: a real redis-server, the real ledger, kudos,
+// integrations and gateway binaries over real gRPC and HTTP. SCIM requests
+// go over HTTP through the gateway's /scim/ passthrough (without a gateway in
+// the build: straight to integrations.v1.HttpIngressService/Handle, as the
+// gateway would forward them); the CSV import through DirectorySyncService.
 #include <gtest/gtest.h>
 
 #include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
 
+#include <chrono>
+#include <cstdio>
 #include <map>
 #include <set>
 #include <string>
@@ -17,7 +20,11 @@
 #include "kudos/v1/kudos.grpc.pb.h"
 #include "services/integrations/directory_sync_csv.h"
 #include "services/integrations/directory_sync_scim_store.h"
+#include "tests/harness/loopback.h"
 #include "tests/harness/process.h"
+#ifdef GATEWAY_BINARY
+#include "tests/gateway/http_client.h"
+#endif
 #include "tests/harness/tokens.h"
 
 namespace {
@@ -94,6 +101,14 @@ class DirectorySyncTest : public ::testing::Test {
     kudos_stub_ = kudos::v1::KudosService::NewStub(kudos_channel);
     auto channel = grpc::CreateChannel(integrations_->address(), grpc::InsecureChannelCredentials());
     ingress_ = HttpIngressService::NewStub(channel);
+#ifdef GATEWAY_BINARY
+    const std::string unused = "127.0.0.1:" + std::to_string(harness::FreePort());
+    gateway_ = std::make_unique<harness::Service>(
+        GATEWAY_BINARY, redis_->address(),
+        std::vector<std::string>{"--integrations=" + integrations_->address(),
+                                 "--kudos=" + kudos_->address(), "--ledger=" + ledger_->address(),
+                                 "--leaderboard=" + unused});
+#endif
     sync_ = DirectorySyncService::NewStub(channel);
     admin_ = MintToken(kOrg, "root", {"admin"});
     common::redis::PoolOptions options;
@@ -117,15 +132,23 @@ class DirectorySyncTest : public ::testing::Test {
 
   Http Call(const std::string& method, const std::string& path, const std::string& body = "",
             std::map<std::string, std::string> headers = {}, const std::string* token = nullptr) {
-    HandleRequest request;
-    request.set_method(method);
-    size_t question = path.find('?');
-    request.set_path("/scim/" + std::string(kOrg) + "/v2" + path.substr(0, question));
-    if (question != std::string::npos) request.set_query(path.substr(question + 1));
     if (headers.count("authorization") == 0) {
       headers["authorization"] = "Bearer " + (token != nullptr ? *token : scim_token_);
     }
     if (!body.empty()) headers["content-type"] = "application/scim+json";
+    const std::string target = "/scim/" + std::string(kOrg) + "/v2" + path;
+    Http http;
+#ifdef GATEWAY_BINARY
+    gwtest::HttpResponse response = gwtest::Http(gateway_->port(), method, target, body, headers);
+    http.status = response.status;
+    http.headers = response.headers;
+    http.body = response.body;
+#else
+    HandleRequest request;
+    request.set_method(method);
+    size_t question = target.find('?');
+    request.set_path(target.substr(0, question));
+    if (question != std::string::npos) request.set_query(target.substr(question + 1));
     for (const auto& [name, value] : headers) {
       auto* header = request.add_headers();
       header->set_name(name);
@@ -137,10 +160,10 @@ class DirectorySyncTest : public ::testing::Test {
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
     grpc::Status status = ingress_->Handle(&context, request, &response);
     EXPECT_TRUE(status.ok()) << status.error_message();
-    Http http;
     http.status = response.status();
     for (const auto& header : response.headers()) http.headers[header.name()] = header.value();
     http.body = response.body();
+#endif
     http.json = Parse(http.body);
     return http;
   }
@@ -187,6 +210,7 @@ class DirectorySyncTest : public ::testing::Test {
   std::unique_ptr<harness::Service> ledger_;
   std::unique_ptr<harness::Service> kudos_;
   std::unique_ptr<harness::Service> integrations_;
+  std::unique_ptr<harness::Service> gateway_;
   std::unique_ptr<kudos::v1::DirectoryService::Stub> directory_;
   std::unique_ptr<kudos::v1::KudosService::Stub> kudos_stub_;
   std::unique_ptr<HttpIngressService::Stub> ingress_;
@@ -579,6 +603,26 @@ TEST_F(DirectorySyncTest, Csv_PastTheRowBoundIsInvalidArgumentNamingTheLimit) {
   status = Import(big, true, &report);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(status.error_message().find("at most 1048576"), std::string::npos) << status.error_message();
+}
+
+TEST_F(DirectorySyncTest, Csv_ExactlyTheRowBoundIsAcceptedAndAppliedOnce) {
+  std::string csv = "kind,person_id,display_name,team_id\nteam,,Sales,sales\n";
+  for (int i = 0; i < 4999; ++i) csv += "person,p" + std::to_string(i) + ",Person " + std::to_string(i) + ",sales\n";
+  integrations::v1::ImportDirectoryCsvResponse report;
+  auto started = std::chrono::steady_clock::now();
+  grpc::Status status = Import(csv, false, &report);
+  auto elapsed = std::chrono::steady_clock::now() - started;
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(report.created(), 5000);
+  EXPECT_EQ(report.errors(), 0);
+  std::printf("5000-row import: %lld ms\n", static_cast<long long>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count()));
+  started = std::chrono::steady_clock::now();
+  ASSERT_TRUE(Import(csv, false, &report).ok());
+  elapsed = std::chrono::steady_clock::now() - started;
+  EXPECT_EQ(report.unchanged(), 5000);
+  std::printf("5000-row re-import (unchanged): %lld ms\n", static_cast<long long>(
+      std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count()));
 }
 
 TEST_F(DirectorySyncTest, Csv_OnlyAdminsImportAndAnUnknownColumnIsRefused) {
