@@ -11,6 +11,7 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libhiredis-dev libzstd-dev libabsl-dev libjwt-dev libssl-dev libgtest-dev libgmock-dev
   libevent-dev
+  libcurl4-openssl-dev ca-certificates
   redis-server redis-tools tzdata
   python3-yaml
   chromium
