@@ -108,6 +108,18 @@ TEST(ScimPatch, ABadOperationLeavesTheResourceUnchanged) {
   EXPECT_EQ(scim::ToJson(user), before);
 }
 
+TEST(ScimPatch, MoreThanAThousandOperationsIsTooMany) {
+  std::string operations;
+  for (int i = 0; i <= 1000; ++i) {
+    operations += std::string(i ? "," : "") + R"({"op":"replace","path":"nickName","value":"x"})";
+  }
+  Struct user = Json(R"({"userName":"bjensen"})");
+  absl::Status applied = scim::ApplyPatch(Json(R"({"Operations":[)" + operations + "]}"), scim::kUserSchema, user);
+  EXPECT_EQ(scim::ScimType(applied), "tooMany");
+  EXPECT_NE(applied.message().find("at most 1000"), absl::string_view::npos);
+  EXPECT_EQ(user.fields().count("nickName"), 0u);
+}
+
 TEST(ScimJson, MalformedBodyIsInvalidSyntax) {
   for (const char* bad : {"{", "[1,2]", "not json", "{\"a\":}"}) {
     absl::StatusOr<Struct> parsed = scim::ParseObject(bad);

@@ -531,6 +531,43 @@ TEST_F(DirectorySyncTest, ScimStore_UserBoundIsHit) {
   EXPECT_TRUE(store.Put(kOrg, integrations::ScimKind::kUser, "b", "{}", "b2", "", false, now).ok());
 }
 
+TEST_F(DirectorySyncTest, ScimStore_GroupBoundIsHit) {
+  integrations::ScimLimits limits;
+  limits.max_groups = 1;
+  integrations::ScimStore store(*pool_, limits);
+  absl::Time now = absl::Now();
+  ASSERT_TRUE(store.Put(kOrg, integrations::ScimKind::kGroup, "g1", "{}", "G1", "", true, now).ok());
+  absl::Status second = store.Put(kOrg, integrations::ScimKind::kGroup, "g2", "{}", "G2", "", true, now);
+  EXPECT_EQ(second.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(second.message().find("at most 1"), absl::string_view::npos) << second;
+}
+
+TEST_F(DirectorySyncTest, Scim_MembersPastTheBoundAndABodyPastTheBoundAreRefused) {
+  ASSERT_EQ(Call("POST", "/Users", UserBody("ann")).status, 201);
+  long long events = DirectoryEvents();
+  std::string members;
+  for (int i = 0; i <= 10000; ++i) members += std::string(i ? "," : "") + "{\"value\":\"p" + std::to_string(i) + "\"}";
+  ExpectScimError(Call("POST", "/Groups", R"({"displayName":"Big","members":[)" + members + "]}"), 400,
+                  "tooMany");
+  // Straight to the ingress (the gateway itself stops bodies past 256 KiB).
+  HandleRequest request;
+  request.set_method("POST");
+  request.set_path("/scim/acme/v2/Users");
+  auto* header = request.add_headers();
+  header->set_name("authorization");
+  header->set_value("Bearer " + scim_token_);
+  request.set_body(R"({"userName":"big","nickName":")" + std::string(256 * 1024, 'x') + R"("})");
+  HandleResponse response;
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  ASSERT_TRUE(ingress_->Handle(&context, request, &response).ok());
+  EXPECT_EQ(response.status(), 400);
+  EXPECT_NE(response.body().find("tooMany"), std::string::npos) << response.body();
+  EXPECT_EQ(DirectoryEvents(), events);
+  EXPECT_FALSE(Person("big").has_value());
+  EXPECT_EQ(Call("GET", "/Groups?count=0").json.fields().at("totalResults").number_value(), 0);
+}
+
 constexpr char kCsv[] =
     "kind,person_id,display_name,team_id,manager_id,time_zone,active\n"
     "team,,Engineering,eng,,,\n"
