@@ -191,6 +191,21 @@ absl::Status AddOrReplace(Struct& container, const PatchPath& path, const Value&
         }
       }
     }
+    if (!matched && !path.sub_attribute.empty()) {
+      // `emails[type eq "work"].value` on a user without a work email: Entra
+      // ID sends this to set one, so the element is made (filter + value).
+      if (target == nullptr) {
+        target = &(*container.mutable_fields())[path.attribute];
+        target->mutable_list_value();
+      }
+      if (!target->has_list_value()) {
+        return InvalidPath(absl::StrCat(path.attribute, " is not multi-valued"));
+      }
+      auto& element = *target->mutable_list_value()->add_values()->mutable_struct_value()->mutable_fields();
+      element[path.filter->attribute].set_string_value(path.filter->value);
+      element[path.sub_attribute] = value;
+      return absl::OkStatus();
+    }
     if (!matched) {
       return ScimStatus(absl::StatusCode::kInvalidArgument, "noTarget",
                         absl::StrCat(path.attribute, ": no element matches the filter"));

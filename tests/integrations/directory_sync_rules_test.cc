@@ -82,6 +82,20 @@ TEST(ScimPatch, ReplaceActiveFalseWithoutPathAndEnterpriseManagerPath) {
             "boss");
 }
 
+TEST(ScimPatch, AFilteredSubAttributeWithNoMatchMakesTheElementAsEntraExpects) {
+  Struct user = Json(R"({"userName":"bjensen"})");
+  Struct patch = Json(R"({"Operations":[
+    {"op":"Replace","path":"emails[type eq \"work\"].value","value":"b@example.com"},
+    {"op":"Add","path":"emails[type eq \"work\"].primary","value":true}]})");
+  absl::Status applied = scim::ApplyPatch(patch, scim::kUserSchema, user);
+  ASSERT_TRUE(applied.ok()) << applied;
+  const auto& emails = user.fields().at("emails").list_value().values();
+  ASSERT_EQ(emails.size(), 1);
+  EXPECT_EQ(emails[0].struct_value().fields().at("type").string_value(), "work");
+  EXPECT_EQ(emails[0].struct_value().fields().at("value").string_value(), "b@example.com");
+  EXPECT_TRUE(emails[0].struct_value().fields().at("primary").bool_value());
+}
+
 TEST(ScimPatch, RemoveMembersByFilterAndByValueList) {
   Struct group = Json(R"({"displayName":"g","members":[{"value":"a"},{"value":"b"},{"value":"c"}]})");
   Struct patch = Json(R"({"Operations":[{"op":"remove","path":"members[value eq \"a\"]"},
@@ -96,7 +110,7 @@ TEST(ScimPatch, ABadOperationLeavesTheResourceUnchanged) {
   Struct user = Json(R"({"userName":"bjensen","emails":[{"value":"w@example.com","type":"work"}]})");
   const std::string before = scim::ToJson(user);
   Struct patch = Json(R"({"Operations":[{"op":"replace","path":"displayName","value":"B"},
-    {"op":"replace","path":"emails[type eq \"home\"].value","value":"x"}]})");
+    {"op":"replace","path":"emails[type eq \"home\"]","value":{"value":"x"}}]})");
   absl::Status applied = scim::ApplyPatch(patch, scim::kUserSchema, user);
   EXPECT_EQ(scim::ScimType(applied), "noTarget");
   EXPECT_EQ(scim::ToJson(user), before);
