@@ -2,17 +2,21 @@
 
 #include <algorithm>
 #include <chrono>
+#include <set>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/audit.h"
+#include "common/check/check.h"
 #include "common/grpc/status.h"
 #include "common/log/log.h"
 
 namespace leaderboard {
 
 using common::auth::Principal;
+using common::grpc_util::Done;
+using common::grpc_util::Into;
 using common::grpc_util::ToGrpcStatus;
 
 namespace {
@@ -35,130 +39,206 @@ void FillDate(absl::CivilDay day, common::v1::Date* date) {
   date->set_day(day.day());
 }
 
-}  // namespace
-
-LeaderboardServiceImpl::LeaderboardServiceImpl(common::auth::Guard auth, Store& store,
-                                               Projector& projector, Watchers& watchers,
-                                               insights::Reader& insights)
-    : auth_(std::move(auth)),
-      store_(store),
-      projector_(projector),
-      watchers_(watchers),
-      insights_(insights) {}
-
-absl::StatusOr<Principal> LeaderboardServiceImpl::Authenticate(
-    grpc::ServerContextBase& context) {
-  // Sync and callback contexts alike; also charges the rate limits.
-  absl::StatusOr<Principal> who = auth_.Authenticate(context);
-  if (!who.ok()) return who.status();
-  if (!ValidId(who->org)) return absl::UnauthenticatedError("token: org claim is not a valid id");
-  return who;
-}
-
-absl::Status LeaderboardServiceImpl::FillEntries(
-    const std::string& org, bool teams, const std::vector<RankedEntry>& entries,
-    google::protobuf::RepeatedPtrField<v1::LeaderboardEntry>* out) {
-  std::vector<std::string> ids;
-  for (const RankedEntry& entry : entries) ids.push_back(entry.subject_id);
-  absl::StatusOr<std::map<std::string, std::string>> names = store_.DisplayNames(org, teams, ids);
-  if (!names.ok()) return names.status();
+void FillEntries(const std::vector<RankedEntry>& entries,
+                 const std::map<std::string, std::string>& names,
+                 google::protobuf::RepeatedPtrField<v1::LeaderboardEntry>* out) {
   for (const RankedEntry& entry : entries) {
     v1::LeaderboardEntry* e = out->Add();
     e->set_rank(entry.rank);
     e->set_subject_id(entry.subject_id);
-    e->set_display_name((*names)[entry.subject_id]);
+    auto name = names.find(entry.subject_id);
+    e->set_display_name(name == names.end() ? entry.subject_id : name->second);
     e->set_score(entry.score);
   }
+}
+
+absl::Status CheckOrgClaim(const Principal& who) {
+  if (!ValidId(who.org)) return absl::UnauthenticatedError("token: org claim is not a valid id");
   return absl::OkStatus();
+}
+
+}  // namespace
+
+// What one board read (GetLeaderboard or GetRank) carries from step to step.
+struct LeaderboardServiceImpl::BoardRead {
+  std::string org;
+  v1::Board board;  // as asked (a page token may pin its period)
+  OrgCalendar calendar;
+  ResolvedBoard resolved;
+  int64_t total = 0;                   // entries on the board
+  std::vector<RankedEntry> entries;    // whose names are read
+  std::map<std::string, std::string> names;
+};
+
+LeaderboardServiceImpl::LeaderboardServiceImpl(common::auth::Guard auth, Store& store,
+                                               Projector& projector, Watchers& watchers,
+                                               insights::Reader& insights,
+                                               ServiceWorkers workers,
+                                               common::grpc_util::UnaryOptions options)
+    : auth_(auth),
+      store_(store),
+      projector_(projector),
+      watchers_(watchers),
+      insights_(insights),
+      workers_(workers),
+      calls_(std::move(auth), std::move(options), CheckOrgClaim) {
+  KUDOS_CHECK(store_.has_async(), "the RPC handlers read through the AsyncClient");
+  KUDOS_CHECK(workers_.rebuild != nullptr && workers_.insights != nullptr,
+              "long calls have their workers");
+}
+
+absl::StatusOr<Principal> LeaderboardServiceImpl::Authenticate(
+    grpc::ServerContextBase& context) {
+  // Also charges the rate limits.
+  absl::StatusOr<Principal> who = auth_.Authenticate(context);
+  if (!who.ok()) return who.status();
+  if (absl::Status s = CheckOrgClaim(*who); !s.ok()) return s;
+  return who;
+}
+
+// ---------------------------------------------------------------- board steps
+
+void LeaderboardServiceImpl::ReadCalendar(Call& call, const std::shared_ptr<BoardRead>& read) {
+  call.Then([this, &call, read](Done done) {
+    store_.CachedCalendarAsync(read->org, call.deadline(), Into(&read->calendar, std::move(done)));
+  });
+}
+
+void LeaderboardServiceImpl::CheckEmptyScope(Call& call, const std::shared_ptr<BoardRead>& read) {
+  // Only an empty board costs the check (live boards need no extra read).
+  call.Then([this, &call, read](Done done) {
+    if (read->total != 0) return std::move(done)(absl::OkStatus());
+    if (read->board.scope() != v1::SCOPE_TEAM) {
+      return std::move(done)(CheckScopeKnown(read->board, read->calendar, {}));
+    }
+    store_.TeamsAsync(
+        read->org, {read->board.scope_id()}, call.deadline(),
+        [read, done = std::move(done)](
+            absl::StatusOr<std::map<std::string, kudos::v1::Team>> found) mutable {
+          if (!found.ok()) return std::move(done)(found.status());
+          std::set<std::string> teams;
+          for (const auto& [id, team] : *found) teams.insert(id);
+          std::move(done)(CheckScopeKnown(read->board, read->calendar, teams));
+        });
+  });
+}
+
+void LeaderboardServiceImpl::ReadNames(Call& call, const std::shared_ptr<BoardRead>& read) {
+  call.Then([this, &call, read](Done done) {
+    std::vector<std::string> ids;
+    ids.reserve(read->entries.size());
+    for (const RankedEntry& entry : read->entries) ids.push_back(entry.subject_id);
+    store_.DisplayNamesAsync(read->org, read->board.scope() == v1::SCOPE_TEAMS, ids,
+                             call.deadline(), Into(&read->names, std::move(done)));
+  });
 }
 
 // ---------------------------------------------------------------- boards
 
-absl::Status LeaderboardServiceImpl::DoGetLeaderboard(const Principal& who,
-                                                      const v1::GetLeaderboardRequest& request,
-                                                      v1::GetLeaderboardResponse& response) {
+grpc::ServerUnaryReactor* LeaderboardServiceImpl::GetLeaderboard(
+    grpc::CallbackServerContext* context, const v1::GetLeaderboardRequest* request,
+    v1::GetLeaderboardResponse* response) {
+  return calls_.Serve(context, [this, request, response](Call& call) {
+    return StartGetLeaderboard(call, *request, *response);
+  });
+}
+
+absl::Status LeaderboardServiceImpl::StartGetLeaderboard(Call& call,
+                                                         const v1::GetLeaderboardRequest& request,
+                                                         v1::GetLeaderboardResponse& response) {
   int page_size = request.page_size() == 0 ? kDefaultPageSize : request.page_size();
   if (page_size < 1 || page_size > kMaxPageSize) {
     return absl::InvalidArgumentError(
         absl::StrCat("page_size: ", request.page_size(), " is not within 1..", kMaxPageSize));
   }
-  absl::StatusOr<OrgCalendar> calendar = store_.CachedCalendar(who.org);
-  if (!calendar.ok()) return calendar.status();
-  v1::Board board = request.board();
-  std::optional<PageToken> token;
-  if (!request.page_token().empty()) {
-    absl::StatusOr<PageToken> decoded = DecodePageToken(request.page_token());
-    if (!decoded.ok()) return decoded.status();
-    if (!board.period().empty() && board.window() != v1::WINDOW_ALL_TIME &&
-        board.period() != decoded->period) {
-      return absl::InvalidArgumentError("page_token: belongs to another period");
+  auto read = std::make_shared<BoardRead>();
+  read->org = call.principal().org;
+  read->board = request.board();
+  auto token = std::make_shared<std::optional<PageToken>>();
+  auto page = std::make_shared<BoardPage>();
+  ReadCalendar(call, read);
+  call.Then([read, token, &request]() -> absl::Status {
+        if (!request.page_token().empty()) {
+          absl::StatusOr<PageToken> decoded = DecodePageToken(request.page_token());
+          if (!decoded.ok()) return decoded.status();
+          v1::Board& board = read->board;
+          if (!board.period().empty() && board.window() != v1::WINDOW_ALL_TIME &&
+              board.period() != decoded->period) {
+            return absl::InvalidArgumentError("page_token: belongs to another period");
+          }
+          // A token keeps paging the period it started on, even after a rollover.
+          if (board.window() != v1::WINDOW_ALL_TIME) board.set_period(decoded->period);
+          *token = *std::move(decoded);
+        }
+        absl::StatusOr<ResolvedBoard> resolved =
+            ResolveBoard(read->org, read->board, read->calendar, absl::Now());
+        if (!resolved.ok()) return resolved.status();
+        if (*token && (*token)->board_key != resolved->key) {
+          return absl::InvalidArgumentError("page_token: belongs to another board");
+        }
+        read->resolved = *std::move(resolved);
+        return absl::OkStatus();
+      })
+      .Then([this, &call, read, token, page, page_size](Done done) {
+        auto into = [read, page, done = std::move(done)](absl::StatusOr<BoardPage> got) mutable {
+          if (!got.ok()) return std::move(done)(got.status());
+          *page = *std::move(got);
+          read->total = page->total;
+          read->entries = page->entries;
+          std::move(done)(absl::OkStatus());
+        };
+        if (*token) {
+          const PageToken& t = **token;
+          store_.PageAsync(read->resolved.key, t.direction, t.score, t.subject_id, page_size,
+                           call.deadline(), std::move(into));
+        } else {
+          store_.FirstPageAsync(read->resolved.key, page_size, call.deadline(), std::move(into));
+        }
+      });
+  CheckEmptyScope(call, read);
+  ReadNames(call, read);
+  call.Then([read, token, page, &response]() -> absl::Status {
+    FillEntries(page->entries, read->names, response.mutable_entries());
+    const ResolvedBoard& resolved = read->resolved;
+    auto make = [&](char direction, int64_t score, const std::string& subject) {
+      return EncodePageToken(PageToken{direction, score, subject, resolved.period.key, resolved.key});
+    };
+    if (!page->entries.empty()) {
+      if (page->has_next) {
+        response.set_next_page_token(
+            make('f', page->entries.back().score, page->entries.back().subject_id));
+      }
+      if (page->has_prev) {
+        response.set_prev_page_token(
+            make('b', page->entries.front().score, page->entries.front().subject_id));
+      }
+    } else if (*token) {
+      // An empty page (past the end, or before the start): the way back
+      // includes the boundary entry itself.
+      const PageToken& t = **token;
+      bool forward = t.direction == 'f' || t.direction == 'F';
+      if (page->has_prev && forward) response.set_prev_page_token(make('B', t.score, t.subject_id));
+      if (page->has_next && !forward) response.set_next_page_token(make('F', t.score, t.subject_id));
     }
-    // A token keeps paging the period it started on, even after a rollover.
-    if (board.window() != v1::WINDOW_ALL_TIME) board.set_period(decoded->period);
-    token = *std::move(decoded);
-  }
-  absl::StatusOr<ResolvedBoard> resolved = ResolveBoard(who.org, board, *calendar, absl::Now());
-  if (!resolved.ok()) return resolved.status();
-  if (token && token->board_key != resolved->key) {
-    return absl::InvalidArgumentError("page_token: belongs to another board");
-  }
-  absl::StatusOr<BoardPage> page =
-      token ? store_.Page(resolved->key, token->direction, token->score, token->subject_id,
-                          page_size)
-            : store_.FirstPage(resolved->key, page_size);
-  if (!page.ok()) return page.status();
-  if (page->total == 0) {
-    if (absl::Status known = CheckEmptyBoardScope(store_, who.org, board, *calendar); !known.ok()) {
-      return known;
-    }
-  }
-  if (absl::Status s = FillEntries(who.org, board.scope() == v1::SCOPE_TEAMS, page->entries,
-                                   response.mutable_entries());
-      !s.ok()) {
-    return s;
-  }
-  auto make = [&](char direction, int64_t score, const std::string& subject) {
-    return EncodePageToken(
-        PageToken{direction, score, subject, resolved->period.key, resolved->key});
-  };
-  if (!page->entries.empty()) {
-    if (page->has_next) {
-      response.set_next_page_token(
-          make('f', page->entries.back().score, page->entries.back().subject_id));
-    }
-    if (page->has_prev) {
-      response.set_prev_page_token(
-          make('b', page->entries.front().score, page->entries.front().subject_id));
-    }
-  } else if (token) {
-    // An empty page (past the end, or before the start): the way back
-    // includes the boundary entry itself.
-    bool forward = token->direction == 'f' || token->direction == 'F';
-    if (page->has_prev && forward) {
-      response.set_prev_page_token(make('B', token->score, token->subject_id));
-    }
-    if (page->has_next && !forward) {
-      response.set_next_page_token(make('F', token->score, token->subject_id));
-    }
-  }
-  response.set_period(resolved->period.key);
-  FillPeriod(resolved->period, board.window(), response.mutable_period_start(),
-             response.mutable_period_end());
-  response.set_total_entries(page->total);
+    response.set_period(resolved.period.key);
+    FillPeriod(resolved.period, read->board.window(), response.mutable_period_start(),
+               response.mutable_period_end());
+    response.set_total_entries(page->total);
+    return absl::OkStatus();
+  });
   return absl::OkStatus();
 }
 
-grpc::Status LeaderboardServiceImpl::GetLeaderboard(grpc::ServerContext* context,
-                                                    const v1::GetLeaderboardRequest* request,
-                                                    v1::GetLeaderboardResponse* response) {
-  absl::StatusOr<Principal> who = Authenticate(*context);
-  if (!who.ok()) return ToGrpcStatus(who.status());
-  return ToGrpcStatus(DoGetLeaderboard(*who, *request, *response));
+grpc::ServerUnaryReactor* LeaderboardServiceImpl::GetRank(grpc::CallbackServerContext* context,
+                                                          const v1::GetRankRequest* request,
+                                                          v1::GetRankResponse* response) {
+  return calls_.Serve(context, [this, request, response](Call& call) {
+    return StartGetRank(call, *request, *response);
+  });
 }
 
-absl::Status LeaderboardServiceImpl::DoGetRank(const Principal& who,
-                                               const v1::GetRankRequest& request,
-                                               v1::GetRankResponse& response) {
+absl::Status LeaderboardServiceImpl::StartGetRank(Call& call, const v1::GetRankRequest& request,
+                                                  v1::GetRankResponse& response) {
   if (request.neighbors() < 0 || request.neighbors() > kMaxNeighbors) {
     return absl::InvalidArgumentError(
         absl::StrCat("neighbors: ", request.neighbors(), " is not within 0..", kMaxNeighbors));
@@ -167,46 +247,53 @@ absl::Status LeaderboardServiceImpl::DoGetRank(const Principal& who,
     return absl::InvalidArgumentError(absl::StrCat(
         "subject_id: '", request.subject_id(), "' must be 1..64 characters of [A-Za-z0-9._-]"));
   }
-  absl::StatusOr<OrgCalendar> calendar = store_.CachedCalendar(who.org);
-  if (!calendar.ok()) return calendar.status();
-  absl::StatusOr<ResolvedBoard> resolved =
-      ResolveBoard(who.org, request.board(), *calendar, absl::Now());
-  if (!resolved.ok()) return resolved.status();
-  absl::StatusOr<BoardAround> around =
-      store_.Around(resolved->key, request.subject_id(), request.neighbors());
-  if (!around.ok()) return around.status();
-  if (around->total == 0) {
-    if (absl::Status known = CheckEmptyBoardScope(store_, who.org, request.board(), *calendar);
-        !known.ok()) {
-      return known;
-    }
-  }
-  bool teams = request.board().scope() == v1::SCOPE_TEAMS;
-  response.set_ranked(around->ranked);
-  response.set_total_entries(around->total);
-  response.set_period(resolved->period.key);
-  // One display-name lookup for the subject and its neighbors.
-  std::vector<RankedEntry> all = {around->ranked ? around->entry
-                                                 : RankedEntry{0, request.subject_id(), 0}};
-  all.insert(all.end(), around->above.begin(), around->above.end());
-  all.insert(all.end(), around->below.begin(), around->below.end());
-  google::protobuf::RepeatedPtrField<v1::LeaderboardEntry> filled;
-  if (absl::Status s = FillEntries(who.org, teams, all, &filled); !s.ok()) return s;
-  *response.mutable_entry() = filled[0];
-  if (!around->ranked) return absl::OkStatus();
-  response.set_percentile(Percentile(around->below_count, around->total));
-  int at = 1;
-  for (size_t i = 0; i < around->above.size(); ++i) *response.add_above() = filled[at++];
-  for (size_t i = 0; i < around->below.size(); ++i) *response.add_below() = filled[at++];
+  auto read = std::make_shared<BoardRead>();
+  read->org = call.principal().org;
+  read->board = request.board();
+  auto around = std::make_shared<BoardAround>();
+  ReadCalendar(call, read);
+  call.Then([read]() -> absl::Status {
+        absl::StatusOr<ResolvedBoard> resolved =
+            ResolveBoard(read->org, read->board, read->calendar, absl::Now());
+        if (!resolved.ok()) return resolved.status();
+        read->resolved = *std::move(resolved);
+        return absl::OkStatus();
+      })
+      .Then([this, &call, read, around, &request](Done done) {
+        store_.AroundAsync(
+            read->resolved.key, request.subject_id(), request.neighbors(), call.deadline(),
+            [read, around, &request, done = std::move(done)](
+                absl::StatusOr<BoardAround> got) mutable {
+              if (!got.ok()) return std::move(done)(got.status());
+              *around = *std::move(got);
+              read->total = around->total;
+              // One display-name lookup for the subject and its neighbors.
+              read->entries = {around->ranked ? around->entry
+                                              : RankedEntry{0, request.subject_id(), 0}};
+              read->entries.insert(read->entries.end(), around->above.begin(),
+                                   around->above.end());
+              read->entries.insert(read->entries.end(), around->below.begin(),
+                                   around->below.end());
+              std::move(done)(absl::OkStatus());
+            });
+      });
+  CheckEmptyScope(call, read);
+  ReadNames(call, read);
+  call.Then([read, around, &response]() -> absl::Status {
+    response.set_ranked(around->ranked);
+    response.set_total_entries(around->total);
+    response.set_period(read->resolved.period.key);
+    google::protobuf::RepeatedPtrField<v1::LeaderboardEntry> filled;
+    FillEntries(read->entries, read->names, &filled);
+    *response.mutable_entry() = filled[0];
+    if (!around->ranked) return absl::OkStatus();
+    response.set_percentile(Percentile(around->below_count, around->total));
+    int at = 1;
+    for (size_t i = 0; i < around->above.size(); ++i) *response.add_above() = filled[at++];
+    for (size_t i = 0; i < around->below.size(); ++i) *response.add_below() = filled[at++];
+    return absl::OkStatus();
+  });
   return absl::OkStatus();
-}
-
-grpc::Status LeaderboardServiceImpl::GetRank(grpc::ServerContext* context,
-                                             const v1::GetRankRequest* request,
-                                             v1::GetRankResponse* response) {
-  absl::StatusOr<Principal> who = Authenticate(*context);
-  if (!who.ok()) return ToGrpcStatus(who.status());
-  return ToGrpcStatus(DoGetRank(*who, *request, *response));
 }
 
 absl::StatusOr<Principal> LeaderboardServiceImpl::CheckWatch(
@@ -263,111 +350,137 @@ grpc::ServerWriteReactor<v1::WatchLeaderboardResponse>* LeaderboardServiceImpl::
 
 // ---------------------------------------------------------------- people
 
-absl::Status LeaderboardServiceImpl::DoGetStreaks(const Principal& who,
-                                                  const v1::GetStreaksRequest& request,
-                                                  v1::GetStreaksResponse& response) {
+grpc::ServerUnaryReactor* LeaderboardServiceImpl::GetStreaks(grpc::CallbackServerContext* context,
+                                                             const v1::GetStreaksRequest* request,
+                                                             v1::GetStreaksResponse* response) {
+  return calls_.Serve(context, [this, request, response](Call& call) {
+    return StartGetStreaks(call, *request, *response);
+  });
+}
+
+absl::Status LeaderboardServiceImpl::StartGetStreaks(Call& call,
+                                                     const v1::GetStreaksRequest& request,
+                                                     v1::GetStreaksResponse& response) {
   if (!ValidId(request.person_id())) {
     return absl::InvalidArgumentError(absl::StrCat(
         "person_id: '", request.person_id(), "' must be 1..64 characters of [A-Za-z0-9._-]"));
   }
-  absl::StatusOr<OrgCalendar> calendar = store_.CachedCalendar(who.org);
-  if (!calendar.ok()) return calendar.status();
-  absl::StatusOr<std::map<std::string, kudos::v1::Person>> people =
-      store_.People(who.org, {request.person_id()});
-  if (!people.ok()) return people.status();
-  absl::TimeZone zone = calendar->zone;
-  auto person = people->find(request.person_id());
-  if (person != people->end() && !person->second.time_zone().empty()) {
-    absl::StatusOr<absl::TimeZone> own = common::calendar::LoadZone(person->second.time_zone());
-    if (own.ok()) zone = *own;
-  }
-  absl::CivilDay today = absl::ToCivilDay(absl::Now(), zone);
-  WorkCalendar work{calendar->work_days, calendar->holidays, calendar->freezes_per_month};
-  bool any = person != people->end();
-  response.set_person_id(request.person_id());
-  for (const char* kind : {"giving", "receiving"}) {
-    absl::StatusOr<std::vector<absl::CivilDay>> days =
-        store_.Days(who.org, kind, request.person_id());
-    if (!days.ok()) return days.status();
-    any = any || !days->empty();
-    StreakResult streak = ComputeStreak(*days, work, today);
-    v1::Streak* out = std::string(kind) == "giving" ? response.mutable_giving()
-                                                    : response.mutable_receiving();
-    out->set_current_days(streak.current);
-    out->set_longest_days(streak.longest);
-    out->set_freezes_used(streak.freezes_used);
-    if (streak.last_active) FillDate(*streak.last_active, out->mutable_last_active_date());
-  }
-  if (!any) {
-    return absl::NotFoundError(
-        absl::StrCat("person_id: '", request.person_id(), "' is not known in this org"));
-  }
+  auto calendar = std::make_shared<OrgCalendar>();
+  auto days = std::make_shared<PersonDays>();
+  const std::string& org = call.principal().org;
+  call.Then([this, &call, &org, calendar](Done done) {
+        store_.CachedCalendarAsync(org, call.deadline(), Into(calendar.get(), std::move(done)));
+      })
+      .Then([this, &call, &org, days, &request](Done done) {
+        store_.PersonDaysAsync(org, request.person_id(), call.deadline(),
+                               Into(days.get(), std::move(done)));
+      })
+      .Then([calendar, days, &request, &response]() -> absl::Status {
+        absl::TimeZone zone = calendar->zone;
+        if (days->person && !days->person->time_zone().empty()) {
+          absl::StatusOr<absl::TimeZone> own =
+              common::calendar::LoadZone(days->person->time_zone());
+          if (own.ok()) zone = *own;
+        }
+        absl::CivilDay today = absl::ToCivilDay(absl::Now(), zone);
+        WorkCalendar work{calendar->work_days, calendar->holidays, calendar->freezes_per_month};
+        bool any = days->person.has_value() || !days->giving.empty() || !days->receiving.empty();
+        if (!any) {
+          return absl::NotFoundError(
+              absl::StrCat("person_id: '", request.person_id(), "' is not known in this org"));
+        }
+        response.set_person_id(request.person_id());
+        for (bool giving : {true, false}) {
+          StreakResult streak = ComputeStreak(giving ? days->giving : days->receiving, work, today);
+          v1::Streak* out = giving ? response.mutable_giving() : response.mutable_receiving();
+          out->set_current_days(streak.current);
+          out->set_longest_days(streak.longest);
+          out->set_freezes_used(streak.freezes_used);
+          if (streak.last_active) FillDate(*streak.last_active, out->mutable_last_active_date());
+        }
+        return absl::OkStatus();
+      });
   return absl::OkStatus();
 }
 
-grpc::Status LeaderboardServiceImpl::GetStreaks(grpc::ServerContext* context,
-                                                const v1::GetStreaksRequest* request,
-                                                v1::GetStreaksResponse* response) {
-  absl::StatusOr<Principal> who = Authenticate(*context);
-  if (!who.ok()) return ToGrpcStatus(who.status());
-  return ToGrpcStatus(DoGetStreaks(*who, *request, *response));
+grpc::ServerUnaryReactor* LeaderboardServiceImpl::ListBadges(grpc::CallbackServerContext* context,
+                                                             const v1::ListBadgesRequest* request,
+                                                             v1::ListBadgesResponse* response) {
+  return calls_.Serve(context, [this, request, response](Call& call) {
+    return StartListBadges(call, *request, *response);
+  });
 }
 
-absl::Status LeaderboardServiceImpl::DoListBadges(const Principal& who,
-                                                  const v1::ListBadgesRequest& request,
-                                                  v1::ListBadgesResponse& response) {
+absl::Status LeaderboardServiceImpl::StartListBadges(Call& call,
+                                                     const v1::ListBadgesRequest& request,
+                                                     v1::ListBadgesResponse& response) {
   if (!ValidId(request.person_id())) {
     return absl::InvalidArgumentError(absl::StrCat(
         "person_id: '", request.person_id(), "' must be 1..64 characters of [A-Za-z0-9._-]"));
   }
-  absl::StatusOr<std::map<std::string, int64_t>> badges =
-      store_.Badges(who.org, request.person_id());
-  if (!badges.ok()) return badges.status();
-  for (const BadgeRule& rule : BadgeRules()) {
-    auto it = badges->find(rule.id);
-    if (it == badges->end()) continue;
-    v1::Badge* badge = response.add_badges();
-    badge->set_badge_id(rule.id);
-    badge->set_display_name(rule.display_name);
-    ToProto(absl::FromUnixMillis(it->second), badge->mutable_earn_time());
-  }
+  auto badges = std::make_shared<std::map<std::string, int64_t>>();
+  call.Then([this, &call, badges, &request](Done done) {
+        store_.BadgesAsync(call.principal().org, request.person_id(), call.deadline(),
+                           Into(badges.get(), std::move(done)));
+      })
+      .Then([badges, &response]() -> absl::Status {
+        for (const BadgeRule& rule : BadgeRules()) {
+          auto it = badges->find(rule.id);
+          if (it == badges->end()) continue;
+          v1::Badge* badge = response.add_badges();
+          badge->set_badge_id(rule.id);
+          badge->set_display_name(rule.display_name);
+          ToProto(absl::FromUnixMillis(it->second), badge->mutable_earn_time());
+        }
+        return absl::OkStatus();
+      });
   return absl::OkStatus();
 }
 
-grpc::Status LeaderboardServiceImpl::ListBadges(grpc::ServerContext* context,
-                                                const v1::ListBadgesRequest* request,
-                                                v1::ListBadgesResponse* response) {
-  absl::StatusOr<Principal> who = Authenticate(*context);
-  if (!who.ok()) return ToGrpcStatus(who.status());
-  return ToGrpcStatus(DoListBadges(*who, *request, *response));
+// ---------------------------------------------------------------- workers
+
+void LeaderboardServiceImpl::OnWorker(Call& call, BlockingWorker& worker,
+                                      absl::AnyInvocable<absl::Status() &&> work) {
+  call.Then([&worker, work = std::move(work)](Done done) mutable {
+    // Shared: a refused task is dropped, and its `done` must still run once.
+    auto shared_done = std::make_shared<Done>(std::move(done));
+    absl::Status queued = worker.Submit([work = std::move(work), shared_done]() mutable {
+      std::move(*shared_done)(std::move(work)());
+    });
+    if (!queued.ok()) std::move(*shared_done)(queued);
+  });
 }
 
 // ---------------------------------------------------------------- insights
 // services/leaderboard/insights_service.cc: access, arguments and figures.
 
-grpc::Status LeaderboardServiceImpl::GetInsights(grpc::ServerContext* context,
-                                                 const v1::GetInsightsRequest* request,
-                                                 v1::GetInsightsResponse* response) {
-  absl::StatusOr<Principal> who = Authenticate(*context);
-  if (!who.ok()) return ToGrpcStatus(who.status());
-  return ToGrpcStatus(insights_.GetInsights(*who, *request, *response));
+grpc::ServerUnaryReactor* LeaderboardServiceImpl::GetInsights(
+    grpc::CallbackServerContext* context, const v1::GetInsightsRequest* request,
+    v1::GetInsightsResponse* response) {
+  return calls_.Serve(context, [this, request, response](Call& call) {
+    OnWorker(call, *workers_.insights, [this, &call, request, response] {
+      return insights_.GetInsights(call.principal(), *request, *response);
+    });
+    return absl::OkStatus();
+  });
 }
 
-grpc::Status LeaderboardServiceImpl::ListUnrecognized(grpc::ServerContext* context,
-                                                      const v1::ListUnrecognizedRequest* request,
-                                                      v1::ListUnrecognizedResponse* response) {
-  absl::StatusOr<Principal> who = Authenticate(*context);
-  if (!who.ok()) return ToGrpcStatus(who.status());
-  return ToGrpcStatus(insights_.ListUnrecognized(*who, *request, *response));
+grpc::ServerUnaryReactor* LeaderboardServiceImpl::ListUnrecognized(
+    grpc::CallbackServerContext* context, const v1::ListUnrecognizedRequest* request,
+    v1::ListUnrecognizedResponse* response) {
+  return calls_.Serve(context, [this, request, response](Call& call) {
+    OnWorker(call, *workers_.insights, [this, &call, request, response] {
+      return insights_.ListUnrecognized(call.principal(), *request, *response);
+    });
+    return absl::OkStatus();
+  });
 }
 
 // ---------------------------------------------------------------- rebuild
 
 absl::Status LeaderboardServiceImpl::DoRebuild(const Principal& who,
                                                v1::RebuildProjectionsResponse& response) {
-  if (!who.is_admin()) {
-    return absl::PermissionDeniedError("RebuildProjections is for admins only");
-  }
+  KUDOS_CHECK(who.is_admin(), "RebuildProjections checks the role before it queues the rebuild");
   auto started = std::chrono::steady_clock::now();
   // Rebuild holds apply_mutex only for its final swap (other orgs carry on).
   absl::StatusOr<Projector::RebuildResult> result = projector_.Rebuild(who.org);
@@ -387,18 +500,26 @@ absl::Status LeaderboardServiceImpl::DoRebuild(const Principal& who,
   return absl::OkStatus();
 }
 
-grpc::Status LeaderboardServiceImpl::RebuildProjections(
-    grpc::ServerContext* context, const v1::RebuildProjectionsRequest* /*request*/,
+grpc::ServerUnaryReactor* LeaderboardServiceImpl::RebuildProjections(
+    grpc::CallbackServerContext* context, const v1::RebuildProjectionsRequest* /*request*/,
     v1::RebuildProjectionsResponse* response) {
-  absl::StatusOr<Principal> who = Authenticate(*context);
-  if (!who.ok()) return ToGrpcStatus(who.status());
-  absl::Status status = DoRebuild(*who, *response);
-  if (std::optional<int64_t> retry_after_ms = RetryAfterMs(status)) {
-    context->AddTrailingMetadata(common::auth::kRetryAfterMetadata, absl::StrCat(*retry_after_ms));
-    context->AddTrailingMetadata(common::auth::kRetryPushbackMetadata,
-                                 absl::StrCat(*retry_after_ms));
-  }
-  return ToGrpcStatus(status);
+  return calls_.Serve(context, [this, response](Call& call) -> absl::Status {
+    if (!call.principal().is_admin()) {
+      return absl::PermissionDeniedError("RebuildProjections is for admins only");
+    }
+    // Seconds of replay: on the rebuild worker, and the call finishes when
+    // it is done (after the last step the call's deadline is not checked).
+    OnWorker(call, *workers_.rebuild, [this, &call, response] {
+      absl::Status status = DoRebuild(call.principal(), *response);
+      if (std::optional<int64_t> retry_after_ms = RetryAfterMs(status)) {
+        std::string ms = absl::StrCat(*retry_after_ms);
+        call.context().AddTrailingMetadata(common::auth::kRetryAfterMetadata, ms);
+        call.context().AddTrailingMetadata(common::auth::kRetryPushbackMetadata, ms);
+      }
+      return status;
+    });
+    return absl::OkStatus();
+  });
 }
 
 }  // namespace leaderboard

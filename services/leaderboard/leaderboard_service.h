@@ -1,12 +1,21 @@
 // The gRPC layer of leaderboard.v1: authenticate, validate, translate, call
-// the store / rules, map statuses. WatchLeaderboard uses the callback API
-// (one reactor per stream, no thread each); the other methods are sync.
+// the store / rules, map statuses. Every method is on the gRPC callback API
+// (issue 13): the unary ones through common/grpc/unary.h (authenticate ->
+// validate -> asynchronous steps over the AsyncClient -> Finish once), so no
+// call holds a thread while Redis answers; WatchLeaderboard is one reactor
+// per stream. RebuildProjections (seconds of replay) and the insights (their
+// reads are still written against the blocking pool) run on bounded workers,
+// never on a callback or Redis loop thread.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
 
+#include <memory>
+
 #include "common/auth/guard.h"
+#include "common/grpc/unary.h"
 #include "leaderboard/v1/leaderboard.grpc.pb.h"
+#include "services/leaderboard/blocking_worker.h"
 #include "services/leaderboard/insights_service.h"
 #include "services/leaderboard/leaderboard_consumer.h"
 #include "services/leaderboard/leaderboard_store.h"
@@ -14,61 +23,83 @@
 
 namespace leaderboard {
 
-class LeaderboardServiceImpl final
-    : public v1::LeaderboardService::WithCallbackMethod_WatchLeaderboard<
-          v1::LeaderboardService::Service> {
- public:
-  LeaderboardServiceImpl(common::auth::Guard auth, Store& store, Projector& projector,
-                         Watchers& watchers, insights::Reader& insights);
+// Where the long or blocking calls run; owned by main.
+struct ServiceWorkers {
+  BlockingWorker* rebuild = nullptr;   // RebuildProjections
+  BlockingWorker* insights = nullptr;  // GetInsights, ListUnrecognized
+};
 
-  grpc::Status GetLeaderboard(grpc::ServerContext* context, const v1::GetLeaderboardRequest* request,
-                              v1::GetLeaderboardResponse* response) override;
-  grpc::Status GetRank(grpc::ServerContext* context, const v1::GetRankRequest* request,
-                       v1::GetRankResponse* response) override;
+class LeaderboardServiceImpl final : public v1::LeaderboardService::CallbackService {
+ public:
+  // `store` needs its AsyncClient (Store::has_async).
+  LeaderboardServiceImpl(common::auth::Guard auth, Store& store, Projector& projector,
+                         Watchers& watchers, insights::Reader& insights, ServiceWorkers workers,
+                         common::grpc_util::UnaryOptions options);
+
+  grpc::ServerUnaryReactor* GetLeaderboard(grpc::CallbackServerContext* context,
+                                           const v1::GetLeaderboardRequest* request,
+                                           v1::GetLeaderboardResponse* response) override;
+  grpc::ServerUnaryReactor* GetRank(grpc::CallbackServerContext* context,
+                                    const v1::GetRankRequest* request,
+                                    v1::GetRankResponse* response) override;
   grpc::ServerWriteReactor<v1::WatchLeaderboardResponse>* WatchLeaderboard(
       grpc::CallbackServerContext* context, const v1::WatchLeaderboardRequest* request) override;
-  grpc::Status GetStreaks(grpc::ServerContext* context, const v1::GetStreaksRequest* request,
-                          v1::GetStreaksResponse* response) override;
-  grpc::Status ListBadges(grpc::ServerContext* context, const v1::ListBadgesRequest* request,
-                          v1::ListBadgesResponse* response) override;
-  grpc::Status GetInsights(grpc::ServerContext* context, const v1::GetInsightsRequest* request,
-                           v1::GetInsightsResponse* response) override;
-  grpc::Status ListUnrecognized(grpc::ServerContext* context,
-                                const v1::ListUnrecognizedRequest* request,
-                                v1::ListUnrecognizedResponse* response) override;
-  grpc::Status RebuildProjections(grpc::ServerContext* context,
-                                  const v1::RebuildProjectionsRequest* request,
-                                  v1::RebuildProjectionsResponse* response) override;
+  grpc::ServerUnaryReactor* GetStreaks(grpc::CallbackServerContext* context,
+                                       const v1::GetStreaksRequest* request,
+                                       v1::GetStreaksResponse* response) override;
+  grpc::ServerUnaryReactor* ListBadges(grpc::CallbackServerContext* context,
+                                       const v1::ListBadgesRequest* request,
+                                       v1::ListBadgesResponse* response) override;
+  grpc::ServerUnaryReactor* GetInsights(grpc::CallbackServerContext* context,
+                                        const v1::GetInsightsRequest* request,
+                                        v1::GetInsightsResponse* response) override;
+  grpc::ServerUnaryReactor* ListUnrecognized(grpc::CallbackServerContext* context,
+                                             const v1::ListUnrecognizedRequest* request,
+                                             v1::ListUnrecognizedResponse* response) override;
+  grpc::ServerUnaryReactor* RebuildProjections(grpc::CallbackServerContext* context,
+                                               const v1::RebuildProjectionsRequest* request,
+                                               v1::RebuildProjectionsResponse* response) override;
+
+  const common::grpc_util::UnaryCalls& calls() const { return calls_; }
 
  private:
+  using Call = common::grpc_util::Call;
+  struct BoardRead;  // one GetLeaderboard / GetRank in flight
+
   absl::StatusOr<common::auth::Principal> Authenticate(grpc::ServerContextBase& context);
   // Authentication, top_n and the board's shape, before a watch opens.
   absl::StatusOr<common::auth::Principal> CheckWatch(grpc::CallbackServerContext& context,
                                                      const v1::WatchLeaderboardRequest& request);
   // retry-after-ms / grpc-retry-pushback-ms for a refused watch.
   void AddRetryTrailers(grpc::ServerContextBase& context);
-  absl::Status DoGetLeaderboard(const common::auth::Principal& who,
-                                const v1::GetLeaderboardRequest& request,
-                                v1::GetLeaderboardResponse& response);
-  absl::Status DoGetRank(const common::auth::Principal& who, const v1::GetRankRequest& request,
-                         v1::GetRankResponse& response);
-  absl::Status DoGetStreaks(const common::auth::Principal& who,
-                            const v1::GetStreaksRequest& request,
-                            v1::GetStreaksResponse& response);
-  absl::Status DoListBadges(const common::auth::Principal& who,
-                            const v1::ListBadgesRequest& request,
-                            v1::ListBadgesResponse& response);
+
+  // The bodies: validate, then queue the call's steps.
+  absl::Status StartGetLeaderboard(Call& call, const v1::GetLeaderboardRequest& request,
+                                   v1::GetLeaderboardResponse& response);
+  absl::Status StartGetRank(Call& call, const v1::GetRankRequest& request,
+                            v1::GetRankResponse& response);
+  absl::Status StartGetStreaks(Call& call, const v1::GetStreaksRequest& request,
+                               v1::GetStreaksResponse& response);
+  absl::Status StartListBadges(Call& call, const v1::ListBadgesRequest& request,
+                               v1::ListBadgesResponse& response);
+  // Steps shared by the board reads: the org calendar, then (for an empty
+  // board) whether its scope exists, then the display names.
+  void ReadCalendar(Call& call, const std::shared_ptr<BoardRead>& read);
+  void CheckEmptyScope(Call& call, const std::shared_ptr<BoardRead>& read);
+  void ReadNames(Call& call, const std::shared_ptr<BoardRead>& read);
+  // Runs `work` on `worker` as the call's one step; a full worker is
+  // RESOURCE_EXHAUSTED.
+  void OnWorker(Call& call, BlockingWorker& worker, absl::AnyInvocable<absl::Status() &&> work);
   absl::Status DoRebuild(const common::auth::Principal& who,
                          v1::RebuildProjectionsResponse& response);
-  absl::Status FillEntries(const std::string& org, bool teams,
-                           const std::vector<RankedEntry>& entries,
-                           google::protobuf::RepeatedPtrField<v1::LeaderboardEntry>* out);
 
-  common::auth::Guard auth_;  // authentication and rate limits
+  common::auth::Guard auth_;  // authentication, rate limits, stream slots
   Store& store_;
   Projector& projector_;
   Watchers& watchers_;
   insights::Reader& insights_;  // GetInsights, ListUnrecognized
+  ServiceWorkers workers_;
+  common::grpc_util::UnaryCalls calls_;
 };
 
 }  // namespace leaderboard

@@ -73,6 +73,78 @@ absl::StatusOr<BoardPage> ParsePage(const Reply& reply) {
   return page;
 }
 
+absl::StatusOr<BoardAround> ParseAround(const Reply& reply, const std::string& member) {
+  const auto& e = reply.elements;
+  if (reply.type != Reply::Type::kArray || e.size() < 2) return Shape("board_read");
+  BoardAround around;
+  around.total = e[0].integer;
+  around.ranked = e[1].integer != 0;
+  if (!around.ranked) return around;
+  if (e.size() < 6) return Shape("board_read");
+  absl::StatusOr<int64_t> score = Int(e[2]);
+  if (!score.ok()) return score.status();
+  around.entry = RankedEntry{e[3].integer, member, *score};
+  around.below_count = e[4].integer;
+  size_t at = 6;
+  if (absl::Status s = ReadEntries(reply, at, e[5].integer, around.above); !s.ok()) return s;
+  if (at >= e.size()) return Shape("board_read");
+  int64_t below = e[at].integer;
+  ++at;
+  if (absl::Status s = ReadEntries(reply, at, below, around.below); !s.ok()) return s;
+  return around;
+}
+
+// HMGET replies of serialized Person / Team values, by the ids asked.
+template <typename Proto>
+std::map<std::string, Proto> ParseProtos(const Reply& reply, const std::vector<std::string>& ids) {
+  std::map<std::string, Proto> out;
+  for (size_t i = 0; i < reply.elements.size() && i < ids.size(); ++i) {
+    Proto proto;
+    if (!reply.elements[i].is_nil() && proto.ParseFromString(reply.elements[i].str)) {
+      out[ids[i]] = std::move(proto);
+    }
+  }
+  return out;
+}
+
+std::vector<absl::CivilDay> ParseDays(const Reply& reply) {
+  std::vector<absl::CivilDay> days;
+  for (const Reply& element : reply.elements) {
+    absl::StatusOr<absl::CivilDay> day = ParseDay(element.str);
+    if (day.ok()) days.push_back(*day);
+  }
+  return days;
+}
+
+std::map<std::string, int64_t> ParseBadges(const Reply& reply) {
+  std::map<std::string, int64_t> out;
+  for (size_t i = 0; i + 1 < reply.elements.size(); i += 2) {
+    int64_t ms = 0;
+    if (absl::SimpleAtoi(reply.elements[i + 1].str, &ms)) out[reply.elements[i].str] = ms;
+  }
+  return out;
+}
+
+
+// The years of a derived all-time board, from its org's YearsKey members.
+std::vector<std::string> YearSources(const DerivedBoard& derived, const Reply& years) {
+  std::vector<std::string> sources;
+  for (const Reply& year : years.elements) sources.push_back(derived.YearBoard(year.str));
+  std::sort(sources.begin(), sources.end());
+  return sources;
+}
+
+// board_read.lua's KEYS for a derived board summing `from`.
+std::vector<std::string> DerivedReadKeys(const std::string& board_key,
+                                         const DerivedBoard& derived,
+                                         const std::vector<std::string>& from) {
+  if (from.size() == 1) return {from[0]};  // nothing to add up
+  std::vector<std::string> keys = {DerivedCacheKey(board_key), DerivedVersionKey(board_key),
+                                   MarksKey(derived.org), DerivedGenerationKey(derived.org)};
+  keys.insert(keys.end(), from.begin(), from.end());
+  return keys;
+}
+
 }  // namespace
 
 std::vector<StreamEntry> ParseEntries(const Reply& reply) {
@@ -90,8 +162,9 @@ std::vector<StreamEntry> ParseEntries(const Reply& reply) {
   return out;
 }
 
-Store::Store(common::redis::Pool& pool)
+Store::Store(common::redis::Pool& pool, common::redis::AsyncClient* async)
     : pool_(pool),
+      async_(async),
       apply_script_("leaderboard_apply_event", kApplyEventLua),
       read_script_("leaderboard_board_read", kBoardReadLua),
       rebuild_begin_script_("leaderboard_rebuild_begin", kRebuildBeginLua),
@@ -125,18 +198,26 @@ namespace {
 constexpr absl::Duration kFresh = absl::Seconds(1);
 }  // namespace
 
-absl::StatusOr<OrgCalendar> Store::CachedCalendar(const std::string& org) {
-  absl::Time now = absl::Now();
-  {
-    absl::MutexLock lock(&calendars_mu_);
-    auto it = calendars_.find(org);
-    if (it != calendars_.end() && now - it->second.second < kFresh) return it->second.first;
-  }
-  absl::StatusOr<OrgCalendar> calendar = Calendar(org);
-  if (!calendar.ok()) return calendar.status();
+std::optional<OrgCalendar> Store::FreshCalendar(const std::string& org, absl::Time now) {
+  absl::MutexLock lock(&calendars_mu_);
+  auto it = calendars_.find(org);
+  if (it != calendars_.end() && now - it->second.second < kFresh) return it->second.first;
+  return std::nullopt;
+}
+
+void Store::RememberCalendar(const std::string& org, const OrgCalendar& calendar,
+                             absl::Time now) {
   absl::MutexLock lock(&calendars_mu_);
   if (calendars_.size() > 10000) calendars_.clear();  // bounded; refilled on demand
-  calendars_[org] = {*calendar, now};
+  calendars_[org] = {calendar, now};
+}
+
+absl::StatusOr<OrgCalendar> Store::CachedCalendar(const std::string& org) {
+  absl::Time now = absl::Now();
+  if (std::optional<OrgCalendar> cached = FreshCalendar(org, now)) return *std::move(cached);
+  absl::StatusOr<OrgCalendar> calendar = Calendar(org);
+  if (!calendar.ok()) return calendar.status();
+  RememberCalendar(org, *calendar, now);
   return calendar;
 }
 
@@ -156,13 +237,7 @@ absl::StatusOr<std::map<std::string, kudos::v1::Person>> Store::People(
   command.insert(command.end(), ids.begin(), ids.end());
   absl::StatusOr<Reply> reply = pool_.Run(command);
   if (!reply.ok()) return reply.status();
-  for (size_t i = 0; i < reply->elements.size() && i < ids.size(); ++i) {
-    kudos::v1::Person person;
-    if (!reply->elements[i].is_nil() && person.ParseFromString(reply->elements[i].str)) {
-      out[ids[i]] = std::move(person);
-    }
-  }
-  return out;
+  return ParseProtos<kudos::v1::Person>(*reply, ids);
 }
 
 absl::StatusOr<std::map<std::string, kudos::v1::Person>> Store::AllPeople(
@@ -187,35 +262,48 @@ absl::StatusOr<std::map<std::string, kudos::v1::Team>> Store::Teams(
   command.insert(command.end(), ids.begin(), ids.end());
   absl::StatusOr<Reply> reply = pool_.Run(command);
   if (!reply.ok()) return reply.status();
-  for (size_t i = 0; i < reply->elements.size() && i < ids.size(); ++i) {
-    kudos::v1::Team team;
-    if (!reply->elements[i].is_nil() && team.ParseFromString(reply->elements[i].str)) {
-      out[ids[i]] = std::move(team);
+  return ParseProtos<kudos::v1::Team>(*reply, ids);
+}
+
+namespace {
+// Ids and org ids never hold a space.
+std::string NameCacheKey(const std::string& org, bool teams, const std::string& id) {
+  return absl::StrCat(org, teams ? " t " : " p ", id);
+}
+}  // namespace
+
+std::vector<std::string> Store::CachedNames(const std::string& org, bool teams,
+                                            const std::vector<std::string>& ids, absl::Time now,
+                                            std::map<std::string, std::string>& out) {
+  std::vector<std::string> missing;
+  absl::MutexLock lock(&calendars_mu_);
+  for (const std::string& id : ids) {
+    auto it = names_.find(NameCacheKey(org, teams, id));
+    if (it != names_.end() && now - it->second.second < kFresh) {
+      out[id] = it->second.first;
+    } else {
+      missing.push_back(id);
     }
   }
-  return out;
+  return missing;
+}
+
+void Store::RememberNames(const std::string& org, bool teams,
+                          const std::map<std::string, std::string>& found, absl::Time now,
+                          std::map<std::string, std::string>& out) {
+  absl::MutexLock lock(&calendars_mu_);
+  if (names_.size() > 100000) names_.clear();  // bounded; refilled on demand
+  for (const auto& [id, name] : found) {
+    names_[NameCacheKey(org, teams, id)] = {name, now};
+    out[id] = name;
+  }
 }
 
 absl::StatusOr<std::map<std::string, std::string>> Store::DisplayNames(
     const std::string& org, bool teams, const std::vector<std::string>& ids) {
   std::map<std::string, std::string> out;
-  std::vector<std::string> missing;
   absl::Time now = absl::Now();
-  // Ids and org ids never hold a space.
-  auto cache_key = [&](const std::string& id) {
-    return absl::StrCat(org, teams ? " t " : " p ", id);
-  };
-  {
-    absl::MutexLock lock(&calendars_mu_);
-    for (const std::string& id : ids) {
-      auto it = names_.find(cache_key(id));
-      if (it != names_.end() && now - it->second.second < kFresh) {
-        out[id] = it->second.first;
-      } else {
-        missing.push_back(id);
-      }
-    }
-  }
+  std::vector<std::string> missing = CachedNames(org, teams, ids, now, out);
   if (missing.empty()) return out;
   std::map<std::string, std::string> found;
   for (const std::string& id : missing) found[id] = id;
@@ -232,12 +320,7 @@ absl::StatusOr<std::map<std::string, std::string>> Store::DisplayNames(
       if (!person.display_name().empty()) found[id] = person.display_name();
     }
   }
-  absl::MutexLock lock(&calendars_mu_);
-  if (names_.size() > 100000) names_.clear();  // bounded; refilled on demand
-  for (const auto& [id, name] : found) {
-    names_[cache_key(id)] = {name, now};
-    out[id] = name;
-  }
+  RememberNames(org, teams, found, now, out);
   return out;
 }
 
@@ -422,10 +505,7 @@ absl::StatusOr<std::optional<std::vector<std::string>>> Store::DerivedSources(
   if (derived->window == "quarter") return std::move(derived->sources);
   absl::StatusOr<Reply> years = pool_.Run({"SMEMBERS", YearsKey(derived->org)});
   if (!years.ok()) return years.status();
-  std::vector<std::string> sources;
-  for (const Reply& year : years->elements) sources.push_back(derived->YearBoard(year.str));
-  std::sort(sources.begin(), sources.end());
-  return sources;
+  return YearSources(*derived, *years);
 }
 
 absl::StatusOr<int> Store::SeedYearsAfterUpgrade(const std::string& org, absl::Time now) {
@@ -473,13 +553,7 @@ absl::StatusOr<std::vector<std::string>> Store::ReadKeys(const std::string& boar
   absl::StatusOr<std::optional<std::vector<std::string>>> sources = DerivedSources(board_key);
   if (!sources.ok()) return sources.status();
   if (!sources->has_value()) return std::vector<std::string>{board_key};
-  std::vector<std::string>& from = **sources;
-  if (from.size() == 1) return std::vector<std::string>{from[0]};  // nothing to add up
-  std::optional<DerivedBoard> derived = ParseDerivedBoard(board_key);
-  std::vector<std::string> keys = {DerivedCacheKey(board_key), DerivedVersionKey(board_key),
-                                   MarksKey(derived->org), DerivedGenerationKey(derived->org)};
-  keys.insert(keys.end(), from.begin(), from.end());
-  return keys;
+  return DerivedReadKeys(board_key, *ParseDerivedBoard(board_key), **sources);
 }
 
 absl::StatusOr<BoardPage> Store::FirstPage(const std::string& board_key, int n) {
@@ -509,24 +583,7 @@ absl::StatusOr<BoardAround> Store::Around(const std::string& board_key,
   absl::StatusOr<Reply> reply =
       pool_.Eval(read_script_, *keys, {"around", member, absl::StrCat(n)});
   if (!reply.ok()) return reply.status();
-  const auto& e = reply->elements;
-  if (reply->type != Reply::Type::kArray || e.size() < 2) return Shape("board_read");
-  BoardAround around;
-  around.total = e[0].integer;
-  around.ranked = e[1].integer != 0;
-  if (!around.ranked) return around;
-  if (e.size() < 6) return Shape("board_read");
-  absl::StatusOr<int64_t> score = Int(e[2]);
-  if (!score.ok()) return score.status();
-  around.entry = RankedEntry{e[3].integer, member, *score};
-  around.below_count = e[4].integer;
-  size_t at = 6;
-  if (absl::Status s = ReadEntries(*reply, at, e[5].integer, around.above); !s.ok()) return s;
-  if (at >= e.size()) return Shape("board_read");
-  int64_t below = e[at].integer;
-  ++at;
-  if (absl::Status s = ReadEntries(*reply, at, below, around.below); !s.ok()) return s;
-  return around;
+  return ParseAround(*reply, member);
 }
 
 absl::StatusOr<std::map<std::string, int64_t>> Store::Scores(
@@ -563,24 +620,14 @@ absl::StatusOr<std::vector<absl::CivilDay>> Store::Days(const std::string& org,
                                                         const std::string& person) {
   absl::StatusOr<Reply> reply = pool_.Run({"SMEMBERS", DaysKey(org, kind, person)});
   if (!reply.ok()) return reply.status();
-  std::vector<absl::CivilDay> days;
-  for (const Reply& element : reply->elements) {
-    absl::StatusOr<absl::CivilDay> day = ParseDay(element.str);
-    if (day.ok()) days.push_back(*day);
-  }
-  return days;
+  return ParseDays(*reply);
 }
 
 absl::StatusOr<std::map<std::string, int64_t>> Store::Badges(const std::string& org,
                                                              const std::string& person) {
   absl::StatusOr<Reply> reply = pool_.Run({"HGETALL", BadgesKey(org, person)});
   if (!reply.ok()) return reply.status();
-  std::map<std::string, int64_t> out;
-  for (size_t i = 0; i + 1 < reply->elements.size(); i += 2) {
-    int64_t ms = 0;
-    if (absl::SimpleAtoi(reply->elements[i + 1].str, &ms)) out[reply->elements[i].str] = ms;
-  }
-  return out;
+  return ParseBadges(*reply);
 }
 
 std::string StagingPrefix(const std::string& org) { return absl::StrCat("lbstage:{", org, "}:"); }
@@ -699,6 +746,162 @@ absl::StatusOr<std::vector<StreamEntry>> Store::Range(const std::string& stream,
       pool_.Run({"XRANGE", stream, start, "+", "COUNT", absl::StrCat(count)});
   if (!reply.ok()) return reply.status();
   return ParseEntries(*reply);
+}
+
+// ---------------------------------------------------------------- async reads
+
+void Store::CachedCalendarAsync(const std::string& org, Deadline deadline,
+                                Then<OrgCalendar> done) {
+  KUDOS_CHECK(async_ != nullptr, "asynchronous reads need the AsyncClient");
+  absl::Time now = absl::Now();
+  if (std::optional<OrgCalendar> cached = FreshCalendar(org, now)) {
+    return std::move(done)(*std::move(cached));
+  }
+  async_->Run({"GET", SettingsKey(org)}, deadline,
+              [this, org, now, done = std::move(done)](absl::StatusOr<Reply> reply) mutable {
+                if (!reply.ok()) return std::move(done)(reply.status());
+                absl::StatusOr<kudos::v1::OrgSettings> settings =
+                    ParseStoredSettings(org, reply->is_nil() ? nullptr : &reply->str);
+                if (!settings.ok()) return std::move(done)(settings.status());
+                OrgCalendar calendar = CalendarFromSettings(*settings);
+                RememberCalendar(org, calendar, now);
+                std::move(done)(std::move(calendar));
+              });
+}
+
+void Store::ReadKeysAsync(const std::string& board_key, Deadline deadline,
+                          Then<std::vector<std::string>> done) {
+  std::optional<DerivedBoard> derived = ParseDerivedBoard(board_key);
+  if (!derived) return std::move(done)(std::vector<std::string>{board_key});
+  if (derived->window == "quarter") {
+    return std::move(done)(DerivedReadKeys(board_key, *derived, derived->sources));
+  }
+  std::string years_key = YearsKey(derived->org);
+  async_->Run({"SMEMBERS", std::move(years_key)}, deadline,
+              [board_key, derived = *std::move(derived),
+               done = std::move(done)](absl::StatusOr<Reply> years) mutable {
+                if (!years.ok()) return std::move(done)(years.status());
+                std::move(done)(DerivedReadKeys(board_key, derived, YearSources(derived, *years)));
+              });
+}
+
+void Store::BoardReadAsync(const std::string& board_key, std::vector<std::string> args,
+                           Deadline deadline, Then<Reply> done) {
+  KUDOS_CHECK(async_ != nullptr, "asynchronous reads need the AsyncClient");
+  ReadKeysAsync(board_key, deadline,
+                [this, args = std::move(args), deadline,
+                 done = std::move(done)](absl::StatusOr<std::vector<std::string>> keys) mutable {
+                  if (!keys.ok()) return std::move(done)(keys.status());
+                  async_->EvalSha(read_script_, *std::move(keys), std::move(args), deadline,
+                                  std::move(done));
+                });
+}
+
+void Store::FirstPageAsync(const std::string& board_key, int n, Deadline deadline,
+                           Then<BoardPage> done) {
+  BoardReadAsync(board_key, {"first", absl::StrCat(n)}, deadline,
+                 [done = std::move(done)](absl::StatusOr<Reply> reply) mutable {
+                   if (!reply.ok()) return std::move(done)(reply.status());
+                   std::move(done)(ParsePage(*reply));
+                 });
+}
+
+void Store::PageAsync(const std::string& board_key, char direction, int64_t score,
+                      const std::string& member, int n, Deadline deadline, Then<BoardPage> done) {
+  BoardReadAsync(board_key,
+                 {"page", std::string(1, direction), absl::StrCat(score), member, absl::StrCat(n)},
+                 deadline, [done = std::move(done)](absl::StatusOr<Reply> reply) mutable {
+                   if (!reply.ok()) return std::move(done)(reply.status());
+                   std::move(done)(ParsePage(*reply));
+                 });
+}
+
+void Store::AroundAsync(const std::string& board_key, const std::string& member, int n,
+                        Deadline deadline, Then<BoardAround> done) {
+  BoardReadAsync(board_key, {"around", member, absl::StrCat(n)}, deadline,
+                 [member, done = std::move(done)](absl::StatusOr<Reply> reply) mutable {
+                   if (!reply.ok()) return std::move(done)(reply.status());
+                   std::move(done)(ParseAround(*reply, member));
+                 });
+}
+
+void Store::TeamsAsync(const std::string& org, const std::vector<std::string>& ids,
+                       Deadline deadline, Then<std::map<std::string, kudos::v1::Team>> done) {
+  KUDOS_CHECK(async_ != nullptr, "asynchronous reads need the AsyncClient");
+  if (ids.empty()) return std::move(done)(std::map<std::string, kudos::v1::Team>{});
+  common::redis::Command command = {"HMGET", TeamsKey(org)};
+  command.insert(command.end(), ids.begin(), ids.end());
+  async_->Run(std::move(command), deadline,
+              [ids, done = std::move(done)](absl::StatusOr<Reply> reply) mutable {
+                if (!reply.ok()) return std::move(done)(reply.status());
+                std::move(done)(ParseProtos<kudos::v1::Team>(*reply, ids));
+              });
+}
+
+void Store::DisplayNamesAsync(const std::string& org, bool teams,
+                              const std::vector<std::string>& ids, Deadline deadline,
+                              Then<std::map<std::string, std::string>> done) {
+  KUDOS_CHECK(async_ != nullptr, "asynchronous reads need the AsyncClient");
+  std::map<std::string, std::string> out;
+  absl::Time now = absl::Now();
+  std::vector<std::string> missing = CachedNames(org, teams, ids, now, out);
+  if (missing.empty()) return std::move(done)(std::move(out));
+  common::redis::Command command = {"HMGET", teams ? TeamsKey(org) : PeopleKey(org)};
+  command.insert(command.end(), missing.begin(), missing.end());
+  async_->Run(std::move(command), deadline,
+              [this, org, teams, now, missing, out = std::move(out),
+               done = std::move(done)](absl::StatusOr<Reply> reply) mutable {
+                if (!reply.ok()) return std::move(done)(reply.status());
+                std::map<std::string, std::string> found;
+                for (const std::string& id : missing) found[id] = id;
+                if (teams) {
+                  for (const auto& [id, team] : ParseProtos<kudos::v1::Team>(*reply, missing)) {
+                    if (!team.display_name().empty()) found[id] = team.display_name();
+                  }
+                } else {
+                  for (const auto& [id, person] :
+                       ParseProtos<kudos::v1::Person>(*reply, missing)) {
+                    if (!person.display_name().empty()) found[id] = person.display_name();
+                  }
+                }
+                RememberNames(org, teams, found, now, out);
+                std::move(done)(std::move(out));
+              });
+}
+
+void Store::PersonDaysAsync(const std::string& org, const std::string& person,
+                            Deadline deadline, Then<PersonDays> done) {
+  KUDOS_CHECK(async_ != nullptr, "asynchronous reads need the AsyncClient");
+  async_->Pipeline(
+      {{"HMGET", PeopleKey(org), person},
+       {"SMEMBERS", DaysKey(org, "giving", person)},
+       {"SMEMBERS", DaysKey(org, "receiving", person)}},
+      deadline,
+      [person, done = std::move(done)](
+          absl::StatusOr<common::redis::PipelineReplies> replies) mutable {
+        if (!replies.ok()) return std::move(done)(replies.status());
+        KUDOS_CHECK(replies->size() == 3, "a pipeline answers each of its commands");
+        for (const absl::StatusOr<Reply>& reply : *replies) {
+          if (!reply.ok()) return std::move(done)(reply.status());
+        }
+        PersonDays out;
+        std::map<std::string, kudos::v1::Person> people =
+            ParseProtos<kudos::v1::Person>(*(*replies)[0], {person});
+        if (auto it = people.find(person); it != people.end()) out.person = std::move(it->second);
+        out.giving = ParseDays(*(*replies)[1]);
+        out.receiving = ParseDays(*(*replies)[2]);
+        std::move(done)(std::move(out));
+      });
+}
+
+void Store::BadgesAsync(const std::string& org, const std::string& person, Deadline deadline,
+                        Then<std::map<std::string, int64_t>> done) {
+  KUDOS_CHECK(async_ != nullptr, "asynchronous reads need the AsyncClient");
+  async_->Run({"HGETALL", BadgesKey(org, person)}, deadline,
+              [done = std::move(done)](absl::StatusOr<Reply> reply) mutable {
+                if (!reply.ok()) return std::move(done)(reply.status());
+                std::move(done)(ParseBadges(*reply));
+              });
 }
 
 }  // namespace leaderboard

@@ -12,10 +12,12 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/redis/async_client.h"
 #include "common/redis/redis_client.h"
 #include "services/leaderboard/leaderboard_rules.h"
 
@@ -50,11 +52,27 @@ struct StreamEntry {
   std::string event;  // the "event" field; empty when missing
 };
 
+// The continuation of an asynchronous read: runs exactly once, with the
+// answer or the error (UNAVAILABLE, DEADLINE_EXCEEDED, ... as the Redis
+// clients map them).
+template <typename T>
+using Then = absl::AnyInvocable<void(absl::StatusOr<T>) &&>;
+
+// What GetStreaks reads of one person, in one pipeline.
+struct PersonDays {
+  std::optional<kudos::v1::Person> person;  // absent from the directory copy
+  std::vector<absl::CivilDay> giving;
+  std::vector<absl::CivilDay> receiving;
+};
+
 class Store {
  public:
-  explicit Store(common::redis::Pool& pool);
+  // `async`: the client of the RPC handlers' reads (the ...Async methods);
+  // the consumer, the rebuild and the watch notifier use the blocking pool.
+  explicit Store(common::redis::Pool& pool, common::redis::AsyncClient* async = nullptr);
 
   common::redis::Pool& pool() { return pool_; }
+  bool has_async() const { return async_ != nullptr; }
 
   absl::StatusOr<std::vector<std::string>> Orgs();
 
@@ -129,6 +147,30 @@ class Store {
   absl::StatusOr<std::map<std::string, int64_t>> Scores(const std::string& board_key,
                                                         const std::vector<std::string>& members);
 
+  // ---- Asynchronous reads (issue 13), for the RPC handlers: the same
+  // answers as the blocking methods above, through the AsyncClient, each
+  // Redis call bounded by `deadline`. `done` runs exactly once: on a Redis
+  // loop thread, or on the caller's thread before the method returns when
+  // no Redis call is needed (a cached calendar or names, a malformed key).
+  // It must not block. Requires an AsyncClient (KUDOS_CHECK).
+  using Deadline = common::redis::Deadline;
+  void CachedCalendarAsync(const std::string& org, Deadline deadline, Then<OrgCalendar> done);
+  void FirstPageAsync(const std::string& board_key, int n, Deadline deadline,
+                      Then<BoardPage> done);
+  void PageAsync(const std::string& board_key, char direction, int64_t score,
+                 const std::string& member, int n, Deadline deadline, Then<BoardPage> done);
+  void AroundAsync(const std::string& board_key, const std::string& member, int n,
+                   Deadline deadline, Then<BoardAround> done);
+  void DisplayNamesAsync(const std::string& org, bool teams, const std::vector<std::string>& ids,
+                         Deadline deadline, Then<std::map<std::string, std::string>> done);
+  void TeamsAsync(const std::string& org, const std::vector<std::string>& ids, Deadline deadline,
+                  Then<std::map<std::string, kudos::v1::Team>> done);
+  // The person (HMGET) and both day sets in one pipeline.
+  void PersonDaysAsync(const std::string& org, const std::string& person, Deadline deadline,
+                       Then<PersonDays> done);
+  void BadgesAsync(const std::string& org, const std::string& person, Deadline deadline,
+                   Then<std::map<std::string, int64_t>> done);
+
   absl::StatusOr<std::vector<absl::CivilDay>> Days(const std::string& org,
                                                    const std::string& kind,
                                                    const std::string& person);
@@ -179,8 +221,25 @@ class Store {
   // The boards a derived board sums (nullopt: `board_key` is materialized).
   absl::StatusOr<std::optional<std::vector<std::string>>> DerivedSources(
       const std::string& board_key);
+  // ReadKeys without blocking: a derived all-time board reads its years.
+  void ReadKeysAsync(const std::string& board_key, Deadline deadline,
+                     Then<std::vector<std::string>> done);
+  // board_read.lua on the board's read keys with `args`.
+  void BoardReadAsync(const std::string& board_key, std::vector<std::string> args,
+                      Deadline deadline, Then<common::redis::Reply> done);
+  // The cached calendar of `org` if still fresh; the cache's bookkeeping.
+  std::optional<OrgCalendar> FreshCalendar(const std::string& org, absl::Time now);
+  void RememberCalendar(const std::string& org, const OrgCalendar& calendar, absl::Time now);
+  // Splits `ids` into cached names (into `out`) and the missing ones.
+  std::vector<std::string> CachedNames(const std::string& org, bool teams,
+                                       const std::vector<std::string>& ids, absl::Time now,
+                                       std::map<std::string, std::string>& out);
+  void RememberNames(const std::string& org, bool teams,
+                     const std::map<std::string, std::string>& found, absl::Time now,
+                     std::map<std::string, std::string>& out);
 
   common::redis::Pool& pool_;
+  common::redis::AsyncClient* async_;
   absl::Mutex calendars_mu_;
   absl::flat_hash_map<std::string, std::pair<OrgCalendar, absl::Time>> calendars_
       ABSL_GUARDED_BY(calendars_mu_);

@@ -12,7 +12,10 @@
 #include "common/config/env.h"
 #include "common/grpc/server.h"
 #include "common/log/log.h"
+#include "common/redis/async_client.h"
+#include "common/redis/async_flags.h"
 #include "common/redis/pool_flags.h"
+#include "services/leaderboard/blocking_worker.h"
 #include "services/leaderboard/consumer_health.h"
 #include "services/leaderboard/insights_consumer.h"
 #include "services/leaderboard/insights_service.h"
@@ -86,6 +89,28 @@ ABSL_FLAG(int64_t, insights_unrecognized_limit,
           "most people ListUnrecognized lists over all pages, oldest first "
           "(env INSIGHTS_UNRECOGNIZED_LIMIT)");
 
+// Issue 13: the RPCs on the callback API; bounds of what they may hold.
+ABSL_FLAG(int, max_calls_in_flight,
+          static_cast<int>(common::config::IntEnvOr("LEADERBOARD_MAX_CALLS_IN_FLIGHT", 4096, 1)),
+          "unary calls served at once by this replica; past it RESOURCE_EXHAUSTED "
+          "(env LEADERBOARD_MAX_CALLS_IN_FLIGHT)");
+ABSL_FLAG(int, rebuild_workers,
+          static_cast<int>(common::config::IntEnvOr("LEADERBOARD_REBUILD_WORKERS", 2, 1)),
+          "RebuildProjections run at once on this replica (their own threads, off the gRPC "
+          "callback threads; env LEADERBOARD_REBUILD_WORKERS)");
+ABSL_FLAG(int, rebuild_queue,
+          static_cast<int>(common::config::IntEnvOr("LEADERBOARD_REBUILD_QUEUE", 8, 0)),
+          "RebuildProjections waiting for a rebuild worker; past it RESOURCE_EXHAUSTED "
+          "(env LEADERBOARD_REBUILD_QUEUE)");
+ABSL_FLAG(int, insights_workers,
+          static_cast<int>(common::config::IntEnvOr("LEADERBOARD_INSIGHTS_WORKERS", 4, 1)),
+          "threads serving GetInsights and ListUnrecognized (their reads use the blocking pool; "
+          "env LEADERBOARD_INSIGHTS_WORKERS)");
+ABSL_FLAG(int, insights_queue,
+          static_cast<int>(common::config::IntEnvOr("LEADERBOARD_INSIGHTS_QUEUE", 256, 0)),
+          "insights calls waiting for a worker; past it RESOURCE_EXHAUSTED "
+          "(env LEADERBOARD_INSIGHTS_QUEUE)");
+
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   absl::StatusOr<common::redis::PoolOptions> pool_options =
@@ -95,8 +120,16 @@ int main(int argc, char** argv) {
     return 2;
   }
   common::redis::Pool pool(*pool_options);
+  // The RPC handlers' reads: a few loop threads, pipelined (--redis_loops).
+  absl::StatusOr<common::redis::AsyncClientOptions> async_options =
+      common::redis::AsyncClientOptionsFromFlags();
+  if (!async_options.ok()) {
+    common::log::Error(async_options.status().ToString());
+    return 2;
+  }
+  common::redis::AsyncClient async_redis(*async_options);
 
-  leaderboard::Store store(pool);
+  leaderboard::Store store(pool, &async_redis);
   leaderboard::RebuildOptions rebuild_options;
   rebuild_options.min_interval =
       std::chrono::milliseconds(std::max(0, absl::GetFlag(FLAGS_rebuild_min_interval_ms)));
@@ -143,11 +176,20 @@ int main(int argc, char** argv) {
       health, [&consumer] { return consumer.SinceProgress(); },
       std::chrono::milliseconds(std::max(1, absl::GetFlag(FLAGS_consumer_stall_ms))));
 
+  leaderboard::BlockingWorker rebuild_worker(absl::GetFlag(FLAGS_rebuild_workers),
+                                             absl::GetFlag(FLAGS_rebuild_queue));
+  leaderboard::BlockingWorker insights_worker(absl::GetFlag(FLAGS_insights_workers),
+                                              absl::GetFlag(FLAGS_insights_queue));
+  common::grpc_util::UnaryOptions unary_options;
+  unary_options.service_name = "leaderboard";
+  // Redis waits of a call: at most the client's deadline and the Redis timeout.
+  unary_options.default_timeout = pool_options->timeout;
+  unary_options.max_calls_in_flight = absl::GetFlag(FLAGS_max_calls_in_flight);
   leaderboard::LeaderboardServiceImpl service(
       common::auth::Guard(common::auth::Authenticator(common::auth::JwtConfigFromEnvironment()),
                           common::ratelimit::OptionsFromFlags()),
-      store, projector,
-      watchers, insights_reader);
+      store, projector, watchers, insights_reader,
+      leaderboard::ServiceWorkers{&rebuild_worker, &insights_worker}, unary_options);
   common::grpc_util::ServerOptions options;
   options.address = absl::GetFlag(FLAGS_listen);
   options.service_name = "leaderboard";
