@@ -169,7 +169,8 @@ absl::StatusOr<std::optional<std::string>> ActorClaim(jwt_t* jwt) {
   google::protobuf::Value act;
   bool parsed = google::protobuf::util::JsonStringToMessage(json, &act).ok();
   free(json);
-  const char kShape[] = "'act' must be {\"sub\": \"<service>\"} and nothing else (no delegation chain)";
+  const char kShape[] =
+      "'act' must be {\"sub\": \"<service>\"} and nothing else (no delegation chain)";
   if (!parsed || act.kind_case() != google::protobuf::Value::kStructValue) {
     return Unauthenticated(kShape);
   }

@@ -33,10 +33,14 @@ absl::StatusOr<v1::AuditEntry> AuditEntryFromReply(const common::redis::Reply& e
   for (size_t i = 0; i + 1 < fields.size(); i += 2) {
     const std::string& name = fields[i].str;
     const std::string& value = fields[i + 1].str;
-    if (name == "actor") out.set_actor(value);
-    else if (name == "action") out.set_action(value);
-    else if (name == "target") out.set_target(value);
-    else if (name == "reason") out.set_reason(value);
+    if (name == "actor")
+      out.set_actor(value);
+    else if (name == "action")
+      out.set_action(value);
+    else if (name == "target")
+      out.set_target(value);
+    else if (name == "reason")
+      out.set_reason(value);
   }
   return out;
 }

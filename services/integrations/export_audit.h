@@ -34,8 +34,7 @@ class AuditReader {
   // reading at most kMaxAuditEntriesScannedPerPage entries. UNAVAILABLE when
   // Redis fails; INVALID_ARGUMENT for a malformed `after`.
   absl::StatusOr<AuditPage> Read(absl::string_view org, const Period& period,
-                                 absl::string_view after, const AuditFilter& filter,
-                                 int page_size);
+                                 absl::string_view after, const AuditFilter& filter, int page_size);
 
  private:
   common::redis::Pool& pool_;

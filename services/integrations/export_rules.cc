@@ -24,8 +24,8 @@ absl::Time ToTime(const Timestamp& t) {
 }
 
 absl::Status CheckTimestamp(absl::string_view field, const Timestamp& t) {
-  if (t.seconds() < TimeUtil::kTimestampMinSeconds || t.seconds() > TimeUtil::kTimestampMaxSeconds ||
-      t.nanos() < 0 || t.nanos() > 999999999) {
+  if (t.seconds() < TimeUtil::kTimestampMinSeconds ||
+      t.seconds() > TimeUtil::kTimestampMaxSeconds || t.nanos() < 0 || t.nanos() > 999999999) {
     return absl::InvalidArgumentError(absl::StrCat(field, ": not a valid timestamp"));
   }
   return absl::OkStatus();
@@ -36,9 +36,9 @@ absl::StatusOr<Period> CheckPeriod(const Period& period) {
     return absl::InvalidArgumentError("to: must be after from");
   }
   if (period.to - period.from > kMaxExportPeriod) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "to: the period is longer than ", absl::ToInt64Hours(kMaxExportPeriod) / 24,
-        " days; export it in shorter periods"));
+    return absl::InvalidArgumentError(absl::StrCat("to: the period is longer than ",
+                                                   absl::ToInt64Hours(kMaxExportPeriod) / 24,
+                                                   " days; export it in shorter periods"));
   }
   return period;
 }
@@ -88,15 +88,14 @@ absl::StatusOr<int> ExportPageSize(int32_t requested, int default_size) {
 }
 
 std::string EncodeExportCursor(const ExportCursor& cursor) {
-  std::vector<std::string> parts = {
-      kCursorVersion,
-      absl::StrCat(static_cast<int>(cursor.kind)),
-      absl::StrCat(absl::ToUnixNanos(cursor.period.from)),
-      absl::StrCat(absl::ToUnixNanos(cursor.period.to)),
-      Field(cursor.upstream),
-      Field(cursor.account),
-      Field(cursor.people_token),
-      Field(cursor.person_id)};
+  std::vector<std::string> parts = {kCursorVersion,
+                                    absl::StrCat(static_cast<int>(cursor.kind)),
+                                    absl::StrCat(absl::ToUnixNanos(cursor.period.from)),
+                                    absl::StrCat(absl::ToUnixNanos(cursor.period.to)),
+                                    Field(cursor.upstream),
+                                    Field(cursor.account),
+                                    Field(cursor.people_token),
+                                    Field(cursor.person_id)};
   return absl::StrJoin(parts, ".");
 }
 
@@ -107,13 +106,15 @@ absl::StatusOr<ExportCursor> DecodeExportCursor(absl::string_view token, v1::Exp
   int kind_number = 0;
   int64_t from_ns = 0;
   int64_t to_ns = 0;
-  if (parts.size() != 8 || parts[0] != kCursorVersion || !absl::SimpleAtoi(parts[1], &kind_number) ||
-      !absl::SimpleAtoi(parts[2], &from_ns) || !absl::SimpleAtoi(parts[3], &to_ns)) {
+  if (parts.size() != 8 || parts[0] != kCursorVersion ||
+      !absl::SimpleAtoi(parts[1], &kind_number) || !absl::SimpleAtoi(parts[2], &from_ns) ||
+      !absl::SimpleAtoi(parts[3], &to_ns)) {
     return BadToken("is not a token this API returned");
   }
   if (kind_number != static_cast<int>(kind) || from_ns != absl::ToUnixNanos(period.from) ||
       to_ns != absl::ToUnixNanos(period.to)) {
-    return BadToken("belongs to an export of another kind or period; send the same kind, from and to");
+    return BadToken(
+        "belongs to an export of another kind or period; send the same kind, from and to");
   }
   ExportCursor cursor;
   cursor.kind = kind;
@@ -188,7 +189,8 @@ absl::StatusOr<std::map<std::string, std::string>> ParseQuery(absl::string_view 
   if (query.empty()) return params;
   for (absl::string_view pair : absl::StrSplit(query, '&')) {
     if (pair.empty()) continue;
-    std::pair<absl::string_view, absl::string_view> kv = absl::StrSplit(pair, absl::MaxSplits('=', 1));
+    std::pair<absl::string_view, absl::string_view> kv =
+        absl::StrSplit(pair, absl::MaxSplits('=', 1));
     std::string decoded[2];
     absl::string_view raw[2] = {kv.first, kv.second};
     for (int i = 0; i < 2; ++i) {
@@ -207,8 +209,8 @@ absl::StatusOr<std::map<std::string, std::string>> ParseQuery(absl::string_view 
       }
     }
     if (!params.emplace(decoded[0], decoded[1]).second) {
-      return absl::InvalidArgumentError(absl::StrCat("query: '", decoded[0].substr(0, 32),
-                                                     "' is given more than once"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("query: '", decoded[0].substr(0, 32), "' is given more than once"));
     }
   }
   return params;
@@ -220,7 +222,8 @@ std::string QueryEscape(absl::string_view value) {
     if (absl::ascii_isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
       out.push_back(c);
     } else {
-      absl::StrAppend(&out, "%", absl::AsciiStrToUpper(absl::BytesToHexString(absl::string_view(&c, 1))));
+      absl::StrAppend(&out, "%",
+                      absl::AsciiStrToUpper(absl::BytesToHexString(absl::string_view(&c, 1))));
     }
   }
   return out;

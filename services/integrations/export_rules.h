@@ -97,7 +97,7 @@ absl::StatusOr<std::map<std::string, std::string>> ParseQuery(absl::string_view 
 std::string QueryEscape(absl::string_view value);
 // RFC 3339, e.g. "2026-11-01T00:00:00Z"; INVALID_ARGUMENT naming `field`.
 absl::StatusOr<google::protobuf::Timestamp> ParseRfc3339(absl::string_view field,
-                                                        absl::string_view value);
+                                                         absl::string_view value);
 std::string FormatRfc3339(const google::protobuf::Timestamp& t);
 // The HTTP status of a refusal.
 int HttpStatusOf(const absl::Status& status);

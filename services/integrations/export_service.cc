@@ -45,10 +45,14 @@ absl::Status Upstream(absl::string_view call, const grpc::Status& status) {
 
 Account AccountOf(const ExportCursor& cursor) {
   Account account;
-  if (cursor.account == "issuer") account.set_type(ledger::v1::ACCOUNT_TYPE_ISSUER);
-  else if (cursor.account == "rewards") account.set_type(ledger::v1::ACCOUNT_TYPE_REWARDS);
-  else if (cursor.account == "allowance") account.set_type(ledger::v1::ACCOUNT_TYPE_ALLOWANCE);
-  else if (cursor.account == "earned") account.set_type(ledger::v1::ACCOUNT_TYPE_EARNED);
+  if (cursor.account == "issuer")
+    account.set_type(ledger::v1::ACCOUNT_TYPE_ISSUER);
+  else if (cursor.account == "rewards")
+    account.set_type(ledger::v1::ACCOUNT_TYPE_REWARDS);
+  else if (cursor.account == "allowance")
+    account.set_type(ledger::v1::ACCOUNT_TYPE_ALLOWANCE);
+  else if (cursor.account == "earned")
+    account.set_type(ledger::v1::ACCOUNT_TYPE_EARNED);
   if (cursor.account == "allowance" || cursor.account == "earned") {
     account.set_person_id(cursor.person_id);
   }
@@ -80,7 +84,8 @@ absl::Status RequireExportAdmin(const Principal& principal) {
     return absl::PermissionDeniedError("service tokens cannot export an org's data");
   }
   if (!principal.is_admin()) {
-    return absl::PermissionDeniedError("only admins export the org's data and read its audit trail");
+    return absl::PermissionDeniedError(
+        "only admins export the org's data and read its audit trail");
   }
   return absl::OkStatus();
 }

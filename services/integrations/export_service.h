@@ -32,8 +32,7 @@ absl::Status RequireExportAdmin(const common::auth::Principal& principal);
 // delegation.h), each call with host.options().call_timeout.
 class Exporter {
  public:
-  Exporter(Host& host, std::shared_ptr<grpc::Channel> kudos,
-           std::shared_ptr<grpc::Channel> ledger);
+  Exporter(Host& host, std::shared_ptr<grpc::Channel> kudos, std::shared_ptr<grpc::Channel> ledger);
 
   absl::StatusOr<v1::ExportResponse> Export(const common::auth::Principal& admin,
                                             const v1::ExportRequest& request);
@@ -53,8 +52,7 @@ class Exporter {
                            Page& page);
   absl::Status ExportTransfers(const std::string& authorization, ExportCursor& cursor,
                                int page_size, Page& page);
-  absl::Status ExportAudit(const std::string& org, ExportCursor& cursor, int page_size,
-                           Page& page);
+  absl::Status ExportAudit(const std::string& org, ExportCursor& cursor, int page_size, Page& page);
   // Moves a transfers cursor to the next account (issuer, rewards, then
   // each person's allowance and earned); `done` when none is left.
   absl::Status NextAccount(const std::string& authorization, ExportCursor& cursor, int& calls,

@@ -187,7 +187,8 @@ std::string DelegatedClaims(absl::Time now, const std::string& act_json,
                       ",\"roles\":", roles_json, ",\"act\":", act_json, "}");
 }
 
-TEST(DelegatedTokenTest, DelegatedToken_ActsAsThePersonWithExactlyTheDelegatedRolesAndNamesTheActor) {
+TEST(DelegatedTokenTest,
+     DelegatedToken_ActsAsThePersonWithExactlyTheDelegatedRolesAndNamesTheActor) {
   Authenticator auth(Config());
   absl::Time now = absl::Now();
   absl::StatusOr<std::string> member =
@@ -291,7 +292,8 @@ TEST(DelegatedTokenTest, DelegatedToken_LivesMinutesAndOnlyUnderTheInternalAudie
                                            absl::Hours(1)),
                            kServiceKey),
                 now, "1 h delegated token", "'exp'");
-  ExpectRefused(auth, SignClaims(DelegatedClaims(now, act, "[\"member\"]", "kudos-api"), kServiceKey),
+  ExpectRefused(auth,
+                SignClaims(DelegatedClaims(now, act, "[\"member\"]", "kudos-api"), kServiceKey),
                 now, "person audience", "audience");
   absl::StatusOr<std::string> token =
       MintDelegatedToken("integrations", "acme", "alice", {"member"}, kServiceKey, now);

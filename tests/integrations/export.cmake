@@ -8,4 +8,8 @@ kudos_test(export_rules_test
 kudos_test(export_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/export_test.cc
   SERVERS integrations_server kudos_server ledger_server)
-# Archived kudos (issue 15) through the export: the kudos archiver runs in the
+# The same through the real gateway's passthrough (/v1/export/).
+kudos_test(export_gateway_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/export_gateway_test.cc
+  SERVERS integrations_server kudos_server ledger_server gateway_server
+  LIBS gateway_test_http)

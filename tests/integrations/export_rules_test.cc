@@ -63,8 +63,12 @@ TEST(ExportRulesTest, PageSize_DefaultsAndIsBoundedBy1000) {
 
 TEST(ExportRulesTest, PageToken_RoundTripsAndIsRefusedForAnotherKindPeriodOrForgery) {
   Period period{absl::FromUnixSeconds(kNov1), absl::FromUnixSeconds(kNov1 + kDay)};
-  ExportCursor cursor{v1::EXPORT_KIND_TRANSFERS, period, "upstream.token/with=odd+chars",
-                      "earned", "people-token", "alice"};
+  ExportCursor cursor{v1::EXPORT_KIND_TRANSFERS,
+                      period,
+                      "upstream.token/with=odd+chars",
+                      "earned",
+                      "people-token",
+                      "alice"};
   std::string token = EncodeExportCursor(cursor);
   absl::StatusOr<ExportCursor> back = DecodeExportCursor(token, v1::EXPORT_KIND_TRANSFERS, period);
   ASSERT_TRUE(back.ok()) << back.status();
@@ -114,7 +118,8 @@ TEST(ExportRulesTest, JsonLine_IsProtobufsJsonMappingOnOneLine) {
 }
 
 TEST(ExportRulesTest, Query_IsPercentDecodedAndStrict) {
-  auto query = ParseQuery("from=2026-11-01T00%3A00%3A00Z&to=2026-12-01T00:00:00%2B01:00&page_size=5");
+  auto query =
+      ParseQuery("from=2026-11-01T00%3A00%3A00Z&to=2026-12-01T00:00:00%2B01:00&page_size=5");
   ASSERT_TRUE(query.ok()) << query.status();
   EXPECT_EQ(query->at("from"), "2026-11-01T00:00:00Z");
   EXPECT_EQ(query->at("to"), "2026-12-01T00:00:00+01:00");
@@ -123,8 +128,8 @@ TEST(ExportRulesTest, Query_IsPercentDecodedAndStrict) {
   EXPECT_EQ(ParseQuery("a=%zz").status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(ParseQuery("a=1&a=2").status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(QueryEscape("a b:+/Z~"), "a%20b%3A%2B%2FZ~");
-  EXPECT_EQ(*ParseQuery("t=" + QueryEscape("x1.2.3/+=")), (std::map<std::string, std::string>{
-                                                              {"t", "x1.2.3/+="}}));
+  EXPECT_EQ(*ParseQuery("t=" + QueryEscape("x1.2.3/+=")),
+            (std::map<std::string, std::string>{{"t", "x1.2.3/+="}}));
   EXPECT_TRUE(ParseRfc3339("from", "2026-11-01T00:00:00Z").ok());
   EXPECT_EQ(ParseRfc3339("from", "yesterday").status().message(),
             "from: must be an RFC 3339 time such as 2026-11-01T00:00:00Z");

@@ -92,7 +92,8 @@ class ExportTest : public ::testing::Test {
   }
 
   grpc::Status SendAs(const std::string& token, const std::string& request_id,
-                      const std::vector<std::string>& recipients, kudos::v1::Kudos* kudos = nullptr) {
+                      const std::vector<std::string>& recipients,
+                      kudos::v1::Kudos* kudos = nullptr) {
     kudos::v1::SendKudosRequest request;
     request.set_request_id(request_id);
     for (const std::string& r : recipients) request.add_recipient_ids(r);
@@ -128,8 +129,8 @@ class ExportTest : public ::testing::Test {
   }
 
   // Every line of an export, page after page; `pages` receives how many.
-  std::vector<std::string> ExportAll(ExportKind kind, absl::Time from, absl::Time to,
-                                     int page_size, int* pages = nullptr) {
+  std::vector<std::string> ExportAll(ExportKind kind, absl::Time from, absl::Time to, int page_size,
+                                     int* pages = nullptr) {
     std::vector<std::string> lines;
     integrations::v1::ExportRequest request;
     request.set_kind(kind);
@@ -318,8 +319,8 @@ TEST_F(ExportTest, ExportTransfers_PagingCoversEveryTransferExactlyOnce) {
   Send("alice", "t1", {"bob", "carol"});
   Send("bob", "t2", {"alice"});
   Send("dave", "t3", {"alice", "bob", "carol"});
-  Adjust("adj-1", "carol", 10);   // issuer -> carol's earned
-  Adjust("adj-2", "carol", -3);   // carol's earned -> issuer
+  Adjust("adj-1", "carol", 10);  // issuer -> carol's earned
+  Adjust("adj-2", "carol", -3);  // carol's earned -> issuer
   std::set<std::string> expected;
   for (auto type : {ledger::v1::ACCOUNT_TYPE_ISSUER, ledger::v1::ACCOUNT_TYPE_REWARDS}) {
     ledger::v1::Account account;
@@ -385,14 +386,15 @@ TEST_F(ExportTest, Export_NonAdminIsPermissionDenied) {
   grpc::Status member = ExportPage(MintToken(kOrg, "alice"), request, &response);
   EXPECT_EQ(member.error_code(), grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_EQ(member.error_message(), "only admins export the org's data and read its audit trail");
-  std::string service = *common::auth::MintServiceToken("kudos", kOrg, common::auth::kDevServiceSecret,
-                                                        absl::Now());
+  std::string service =
+      *common::auth::MintServiceToken("kudos", kOrg, common::auth::kDevServiceSecret, absl::Now());
   EXPECT_EQ(ExportPage(service, request, &response).error_code(),
             grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_EQ(ExportPage("", request, &response).error_code(), grpc::StatusCode::UNAUTHENTICATED);
   integrations::v1::ListAuditEntriesResponse audit;
-  EXPECT_EQ(export_->ListAuditEntries(Context(MintToken(kOrg, "alice", {"member", "manager"})).get(),
-                                      {}, &audit)
+  EXPECT_EQ(export_
+                ->ListAuditEntries(Context(MintToken(kOrg, "alice", {"member", "manager"})).get(),
+                                   {}, &audit)
                 .error_code(),
             grpc::StatusCode::PERMISSION_DENIED);
 }
@@ -487,8 +489,8 @@ TEST_F(ExportTest, ListAuditEntries_ReadsDirectoryChangesWithFiltersAndPaging) {
 
   // The AUDIT export holds the same entries as NDJSON.
   const absl::Time now = absl::Now();
-  std::vector<std::string> lines = ExportAll(integrations::v1::EXPORT_KIND_AUDIT,
-                                             now - absl::Hours(1), now + absl::Hours(1), 4);
+  std::vector<std::string> lines =
+      ExportAll(integrations::v1::EXPORT_KIND_AUDIT, now - absl::Hours(1), now + absl::Hours(1), 4);
   ASSERT_EQ(lines.size(), entries.size());
   for (size_t i = 0; i < lines.size(); ++i) {
     integrations::v1::AuditEntry entry;
