@@ -3,6 +3,9 @@
 #include <google/protobuf/util/time_util.h>
 
 #include <algorithm>
+#include <chrono>
+#include <map>
+#include <memory>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -14,7 +17,24 @@ namespace kudos {
 namespace {
 
 using common::auth::Principal;
+using common::grpc_util::Call;
+using common::grpc_util::Done;
+using common::grpc_util::Into;
 using common::grpc_util::ToGrpcStatus;
+
+// Asked by the workflow before each step that writes or calls the ledger.
+KudosWorkflow::StopCheck StopWhenInterrupted(const Call& call) {
+  const Call* c = &call;  // alive until the call finishes, after the workflow's answer
+  return [c]() -> absl::Status {
+    if (c->cancelled()) {
+      return absl::CancelledError("the call was cancelled (by the client, or its deadline passed)");
+    }
+    if (std::chrono::steady_clock::now() >= c->deadline()) {
+      return absl::DeadlineExceededError("kudos: the call's deadline passed before it could finish");
+    }
+    return absl::OkStatus();
+  };
+}
 
 // Anyone of the org may read; a person acts only as themself; screens
 // and services never act as a person.
@@ -81,75 +101,93 @@ bool MatchesFilter(const kudos::v1::KudosSent& sent, const kudos::v1::KudosFilte
   return true;
 }
 
+common::grpc_util::UnaryOptions KudosServiceImpl::KudosCallOptions() {
+  common::grpc_util::UnaryOptions options;
+  options.service_name = "kudos";
+  options.default_timeout = std::chrono::milliseconds(5000);
+  return options;
+}
+
 KudosServiceImpl::KudosServiceImpl(const common::auth::Guard& auth, KudosStore& store,
-                                   KudosWorkflow& workflow, FeedHub& feeds)
-    : auth_(auth), store_(store), workflow_(workflow), feeds_(feeds) {}
+                                   KudosWorkflow& workflow, FeedHub& feeds,
+                                   common::grpc_util::UnaryOptions options)
+    : auth_(auth),
+      store_(store),
+      workflow_(workflow),
+      feeds_(feeds),
+      calls_(auth, std::move(options)) {}
 
-grpc::Status KudosServiceImpl::SendKudos(grpc::ServerContext* context,
-                                         const kudos::v1::SendKudosRequest* request,
-                                         kudos::v1::SendKudosResponse* response) {
-  absl::StatusOr<Principal> principal = auth_.Authenticate(*context);
-  if (!principal.ok()) return ToGrpcStatus(principal.status());
-  if (absl::Status role = RequirePerson(*principal); !role.ok()) return ToGrpcStatus(role);
-  absl::StatusOr<kudos::v1::Kudos> kudos =
-      workflow_.SendKudos(principal->org, principal->subject, *request);
-  if (!kudos.ok()) return ToGrpcStatus(kudos.status());
-  *response->mutable_kudos() = *std::move(kudos);
-  return grpc::Status::OK;
+grpc::ServerUnaryReactor* KudosServiceImpl::SendKudos(grpc::CallbackServerContext* context,
+                                                      const kudos::v1::SendKudosRequest* request,
+                                                      kudos::v1::SendKudosResponse* response) {
+  return calls_.Serve(context, [this, request, response](Call& call) -> absl::Status {
+    if (absl::Status role = RequirePerson(call.principal()); !role.ok()) return role;
+    call.Then([this, &call, request, response](Done done) {
+      workflow_.SendKudosAsync(call.principal().org, call.principal().subject, *request,
+                               call.deadline(), StopWhenInterrupted(call),
+                               Into(response->mutable_kudos(), std::move(done)));
+    });
+    return absl::OkStatus();
+  });
 }
 
-grpc::Status KudosServiceImpl::GetKudos(grpc::ServerContext* context,
-                                        const kudos::v1::GetKudosRequest* request,
-                                        kudos::v1::GetKudosResponse* response) {
-  absl::StatusOr<Principal> principal = auth_.Authenticate(*context);
-  if (!principal.ok()) return ToGrpcStatus(principal.status());
-  if (absl::Status id = ValidateId("kudos_id", request->kudos_id()); !id.ok()) {
-    return ToGrpcStatus(id);
-  }
-  absl::StatusOr<kudos::v1::Kudos> kudos = store_.GetKudos(principal->org, request->kudos_id());
-  if (!kudos.ok()) return ToGrpcStatus(kudos.status());
-  *response->mutable_kudos() = *std::move(kudos);
-  return grpc::Status::OK;
+grpc::ServerUnaryReactor* KudosServiceImpl::GetKudos(grpc::CallbackServerContext* context,
+                                                     const kudos::v1::GetKudosRequest* request,
+                                                     kudos::v1::GetKudosResponse* response) {
+  return calls_.Serve(context, [this, request, response](Call& call) -> absl::Status {
+    if (absl::Status id = ValidateId("kudos_id", request->kudos_id()); !id.ok()) return id;
+    call.Then([this, &call, request, response](Done done) {
+      store_.GetKudosAsync(call.principal().org, request->kudos_id(), call.deadline(),
+                           Into(response->mutable_kudos(), std::move(done)));
+    });
+    return absl::OkStatus();
+  });
 }
 
-grpc::Status KudosServiceImpl::ListKudos(grpc::ServerContext* context,
-                                         const kudos::v1::ListKudosRequest* request,
-                                         kudos::v1::ListKudosResponse* response) {
-  absl::StatusOr<Principal> principal = auth_.Authenticate(*context);
-  if (!principal.ok()) return ToGrpcStatus(principal.status());
-  if (absl::Status filter = ValidateFilter(request->filter()); !filter.ok()) {
-    return ToGrpcStatus(filter);
-  }
-  absl::StatusOr<int> page_size = PageSize(request->page_size(), 20, 100);
-  if (!page_size.ok()) return ToGrpcStatus(page_size.status());
-  std::string cursor;
-  if (!request->page_token().empty()) {
-    absl::StatusOr<std::string> decoded = DecodePageToken(request->page_token());
-    int64_t seq = 0;
-    if (!decoded.ok() || !absl::SimpleAtoi(*decoded, &seq) || seq <= 0) {
-      return ToGrpcStatus(absl::InvalidArgumentError("page_token: is not a token this API returned"));
+grpc::ServerUnaryReactor* KudosServiceImpl::ListKudos(grpc::CallbackServerContext* context,
+                                                      const kudos::v1::ListKudosRequest* request,
+                                                      kudos::v1::ListKudosResponse* response) {
+  return calls_.Serve(context, [this, request, response](Call& call) -> absl::Status {
+    if (absl::Status filter = ValidateFilter(request->filter()); !filter.ok()) return filter;
+    absl::StatusOr<int> page_size = PageSize(request->page_size(), 20, 100);
+    if (!page_size.ok()) return page_size.status();
+    std::string cursor;
+    if (!request->page_token().empty()) {
+      absl::StatusOr<std::string> decoded = DecodePageToken(request->page_token());
+      int64_t seq = 0;
+      if (!decoded.ok() || !absl::SimpleAtoi(*decoded, &seq) || seq <= 0) {
+        return absl::InvalidArgumentError("page_token: is not a token this API returned");
+      }
+      cursor = *decoded;
     }
-    cursor = *decoded;
-  }
-  absl::StatusOr<FeedPage> page =
-      store_.ListFeed(principal->org, FeedKey(request->filter()), cursor, *page_size);
-  if (!page.ok()) return ToGrpcStatus(page.status());
-  for (kudos::v1::Kudos& kudos : page->kudos) *response->add_kudos() = std::move(kudos);
-  if (!page->next_cursor.empty()) response->set_next_page_token(EncodePageToken(page->next_cursor));
-  return grpc::Status::OK;
+    auto page = std::make_shared<FeedPage>();
+    call.Then([this, &call, request, cursor, size = *page_size, page](Done done) {
+          store_.ListFeedAsync(call.principal().org, FeedKey(request->filter()), cursor, size,
+                               call.deadline(), Into(page.get(), std::move(done)));
+        })
+        .Then([page, response]() -> absl::Status {
+          for (kudos::v1::Kudos& kudos : page->kudos) *response->add_kudos() = std::move(kudos);
+          if (!page->next_cursor.empty()) {
+            response->set_next_page_token(EncodePageToken(page->next_cursor));
+          }
+          return absl::OkStatus();
+        });
+    return absl::OkStatus();
+  });
 }
 
-grpc::Status KudosServiceImpl::BoostKudos(grpc::ServerContext* context,
-                                          const kudos::v1::BoostKudosRequest* request,
-                                          kudos::v1::BoostKudosResponse* response) {
-  absl::StatusOr<Principal> principal = auth_.Authenticate(*context);
-  if (!principal.ok()) return ToGrpcStatus(principal.status());
-  if (absl::Status role = RequirePerson(*principal); !role.ok()) return ToGrpcStatus(role);
-  absl::StatusOr<kudos::v1::Kudos> kudos =
-      workflow_.BoostKudos(principal->org, principal->subject, *request);
-  if (!kudos.ok()) return ToGrpcStatus(kudos.status());
-  *response->mutable_kudos() = *std::move(kudos);
-  return grpc::Status::OK;
+grpc::ServerUnaryReactor* KudosServiceImpl::BoostKudos(grpc::CallbackServerContext* context,
+                                                       const kudos::v1::BoostKudosRequest* request,
+                                                       kudos::v1::BoostKudosResponse* response) {
+  return calls_.Serve(context, [this, request, response](Call& call) -> absl::Status {
+    if (absl::Status role = RequirePerson(call.principal()); !role.ok()) return role;
+    call.Then([this, &call, request, response](Done done) {
+      workflow_.BoostKudosAsync(call.principal().org, call.principal().subject, *request,
+                                call.deadline(), StopWhenInterrupted(call),
+                                Into(response->mutable_kudos(), std::move(done)));
+    });
+    return absl::OkStatus();
+  });
 }
 
 grpc::ServerWriteReactor<kudos::v1::WatchFeedResponse>* KudosServiceImpl::WatchFeed(
@@ -194,148 +232,188 @@ grpc::ServerWriteReactor<kudos::v1::WatchFeedResponse>* KudosServiceImpl::WatchF
   return writer.get();
 }
 
-DirectoryServiceImpl::DirectoryServiceImpl(const common::auth::Guard& auth,
-                                           KudosStore& store, LedgerClient& ledger)
-    : auth_(auth), store_(store), ledger_(ledger) {}
+DirectoryServiceImpl::DirectoryServiceImpl(const common::auth::Guard& auth, KudosStore& store,
+                                           LedgerClient& ledger,
+                                           common::grpc_util::UnaryOptions options)
+    : store_(store), ledger_(ledger), calls_(auth, std::move(options)) {}
 
-grpc::Status DirectoryServiceImpl::PutPerson(grpc::ServerContext* context,
-                                             const kudos::v1::Person& person, bool create,
-                                             kudos::v1::Person* stored) {
-  absl::StatusOr<Principal> principal = auth_.Authenticate(*context);
-  if (!principal.ok()) return ToGrpcStatus(principal.status());
-  if (absl::Status role = RequireAdmin(*principal); !role.ok()) return ToGrpcStatus(role);
-  if (absl::Status valid = ValidatePerson(person); !valid.ok()) return ToGrpcStatus(valid);
-  kudos::v1::KudosEvent event = DirectoryEvent(principal->org);
-  *event.mutable_person_changed()->mutable_person() = person;
-  absl::Status put = store_.PutPerson(principal->org, person, create, event.SerializeAsString(),
-                                      principal->subject);
-  if (!put.ok()) return ToGrpcStatus(put);
-  *stored = person;
-  return grpc::Status::OK;
+grpc::ServerUnaryReactor* DirectoryServiceImpl::PutPerson(grpc::CallbackServerContext* context,
+                                                          const kudos::v1::Person& person,
+                                                          bool create, kudos::v1::Person* stored) {
+  return calls_.Serve(context, [this, &person, create, stored](Call& call) -> absl::Status {
+    if (absl::Status role = RequireAdmin(call.principal()); !role.ok()) return role;
+    if (absl::Status valid = ValidatePerson(person); !valid.ok()) return valid;
+    call.Then([this, &call, &person, create](Done done) {
+          const Principal& principal = call.principal();
+          kudos::v1::KudosEvent event = DirectoryEvent(principal.org);
+          *event.mutable_person_changed()->mutable_person() = person;
+          store_.PutPersonAsync(principal.org, person, create, event.SerializeAsString(),
+                                principal.subject, call.deadline(), std::move(done));
+        })
+        .Then([&person, stored]() -> absl::Status {
+          *stored = person;
+          return absl::OkStatus();
+        });
+    return absl::OkStatus();
+  });
 }
 
-grpc::Status DirectoryServiceImpl::CreatePerson(grpc::ServerContext* context,
-                                                const kudos::v1::CreatePersonRequest* request,
-                                                kudos::v1::CreatePersonResponse* response) {
+grpc::ServerUnaryReactor* DirectoryServiceImpl::CreatePerson(
+    grpc::CallbackServerContext* context, const kudos::v1::CreatePersonRequest* request,
+    kudos::v1::CreatePersonResponse* response) {
   return PutPerson(context, request->person(), true, response->mutable_person());
 }
 
-grpc::Status DirectoryServiceImpl::UpdatePerson(grpc::ServerContext* context,
-                                                const kudos::v1::UpdatePersonRequest* request,
-                                                kudos::v1::UpdatePersonResponse* response) {
+grpc::ServerUnaryReactor* DirectoryServiceImpl::UpdatePerson(
+    grpc::CallbackServerContext* context, const kudos::v1::UpdatePersonRequest* request,
+    kudos::v1::UpdatePersonResponse* response) {
   return PutPerson(context, request->person(), false, response->mutable_person());
 }
 
-grpc::Status DirectoryServiceImpl::GetPerson(grpc::ServerContext* context,
-                                             const kudos::v1::GetPersonRequest* request,
-                                             kudos::v1::GetPersonResponse* response) {
-  absl::StatusOr<Principal> principal = auth_.Authenticate(*context);
-  if (!principal.ok()) return ToGrpcStatus(principal.status());
-  if (absl::Status id = ValidateId("person_id", request->person_id()); !id.ok()) {
-    return ToGrpcStatus(id);
-  }
-  auto people = store_.GetPeople(principal->org, {request->person_id()});
-  if (!people.ok()) return ToGrpcStatus(people.status());
-  auto it = people->find(request->person_id());
-  if (it == people->end()) {
-    return ToGrpcStatus(absl::NotFoundError(
-        absl::StrCat("person_id: '", request->person_id(), "' does not exist")));
-  }
-  *response->mutable_person() = it->second;
-  return grpc::Status::OK;
+grpc::ServerUnaryReactor* DirectoryServiceImpl::GetPerson(grpc::CallbackServerContext* context,
+                                                          const kudos::v1::GetPersonRequest* request,
+                                                          kudos::v1::GetPersonResponse* response) {
+  return calls_.Serve(context, [this, request, response](Call& call) -> absl::Status {
+    if (absl::Status id = ValidateId("person_id", request->person_id()); !id.ok()) return id;
+    auto people = std::make_shared<std::map<std::string, kudos::v1::Person>>();
+    call.Then([this, &call, request, people](Done done) {
+          store_.GetPeopleAsync(call.principal().org, {request->person_id()}, call.deadline(),
+                                Into(people.get(), std::move(done)));
+        })
+        .Then([request, response, people]() -> absl::Status {
+          auto it = people->find(request->person_id());
+          if (it == people->end()) {
+            return absl::NotFoundError(
+                absl::StrCat("person_id: '", request->person_id(), "' does not exist"));
+          }
+          *response->mutable_person() = it->second;
+          return absl::OkStatus();
+        });
+    return absl::OkStatus();
+  });
 }
 
-grpc::Status DirectoryServiceImpl::ListPeople(grpc::ServerContext* context,
-                                              const kudos::v1::ListPeopleRequest* request,
-                                              kudos::v1::ListPeopleResponse* response) {
-  absl::StatusOr<Principal> principal = auth_.Authenticate(*context);
-  if (!principal.ok()) return ToGrpcStatus(principal.status());
-  if (!request->team_id().empty()) {
-    if (absl::Status id = ValidateId("team_id", request->team_id()); !id.ok()) return ToGrpcStatus(id);
-  }
-  absl::StatusOr<int> page_size = PageSize(request->page_size(), 100, 1000);
-  if (!page_size.ok()) return ToGrpcStatus(page_size.status());
-  absl::StatusOr<std::string> after = ListCursor(request->page_token());
-  if (!after.ok()) return ToGrpcStatus(after.status());
-  auto people = store_.ListPeople(principal->org, request->team_id(), *after, *page_size + 1);
-  if (!people.ok()) return ToGrpcStatus(people.status());
-  bool more = static_cast<int>(people->size()) > *page_size;
-  if (more) people->resize(*page_size);
-  for (auto& person : *people) *response->add_people() = std::move(person);
-  if (more) response->set_next_page_token(EncodePageToken(response->people().rbegin()->person_id()));
-  return grpc::Status::OK;
+grpc::ServerUnaryReactor* DirectoryServiceImpl::ListPeople(
+    grpc::CallbackServerContext* context, const kudos::v1::ListPeopleRequest* request,
+    kudos::v1::ListPeopleResponse* response) {
+  return calls_.Serve(context, [this, request, response](Call& call) -> absl::Status {
+    if (!request->team_id().empty()) {
+      if (absl::Status id = ValidateId("team_id", request->team_id()); !id.ok()) return id;
+    }
+    absl::StatusOr<int> page_size = PageSize(request->page_size(), 100, 1000);
+    if (!page_size.ok()) return page_size.status();
+    absl::StatusOr<std::string> after = ListCursor(request->page_token());
+    if (!after.ok()) return after.status();
+    auto people = std::make_shared<std::vector<kudos::v1::Person>>();
+    call.Then([this, &call, request, after = *after, size = *page_size, people](Done done) {
+          store_.ListPeopleAsync(call.principal().org, request->team_id(), after, size + 1,
+                                 call.deadline(), Into(people.get(), std::move(done)));
+        })
+        .Then([response, size = *page_size, people]() -> absl::Status {
+          bool more = static_cast<int>(people->size()) > size;
+          if (more) people->resize(size);
+          for (auto& person : *people) *response->add_people() = std::move(person);
+          if (more) {
+            response->set_next_page_token(EncodePageToken(response->people().rbegin()->person_id()));
+          }
+          return absl::OkStatus();
+        });
+    return absl::OkStatus();
+  });
 }
 
-grpc::Status DirectoryServiceImpl::CreateTeam(grpc::ServerContext* context,
-                                              const kudos::v1::CreateTeamRequest* request,
-                                              kudos::v1::CreateTeamResponse* response) {
-  absl::StatusOr<Principal> principal = auth_.Authenticate(*context);
-  if (!principal.ok()) return ToGrpcStatus(principal.status());
-  if (absl::Status role = RequireAdmin(*principal); !role.ok()) return ToGrpcStatus(role);
-  if (absl::Status valid = ValidateTeam(request->team()); !valid.ok()) return ToGrpcStatus(valid);
-  kudos::v1::KudosEvent event = DirectoryEvent(principal->org);
-  *event.mutable_team_changed()->mutable_team() = request->team();
-  absl::Status put = store_.PutTeam(principal->org, request->team(), event.SerializeAsString(),
-                                    principal->subject);
-  if (!put.ok()) return ToGrpcStatus(put);
-  *response->mutable_team() = request->team();
-  return grpc::Status::OK;
+grpc::ServerUnaryReactor* DirectoryServiceImpl::CreateTeam(grpc::CallbackServerContext* context,
+                                                           const kudos::v1::CreateTeamRequest* request,
+                                                           kudos::v1::CreateTeamResponse* response) {
+  return calls_.Serve(context, [this, request, response](Call& call) -> absl::Status {
+    if (absl::Status role = RequireAdmin(call.principal()); !role.ok()) return role;
+    if (absl::Status valid = ValidateTeam(request->team()); !valid.ok()) return valid;
+    call.Then([this, &call, request](Done done) {
+          const Principal& principal = call.principal();
+          kudos::v1::KudosEvent event = DirectoryEvent(principal.org);
+          *event.mutable_team_changed()->mutable_team() = request->team();
+          store_.PutTeamAsync(principal.org, request->team(), event.SerializeAsString(),
+                              principal.subject, call.deadline(), std::move(done));
+        })
+        .Then([request, response]() -> absl::Status {
+          *response->mutable_team() = request->team();
+          return absl::OkStatus();
+        });
+    return absl::OkStatus();
+  });
 }
 
-grpc::Status DirectoryServiceImpl::ListTeams(grpc::ServerContext* context,
-                                             const kudos::v1::ListTeamsRequest* request,
-                                             kudos::v1::ListTeamsResponse* response) {
-  absl::StatusOr<Principal> principal = auth_.Authenticate(*context);
-  if (!principal.ok()) return ToGrpcStatus(principal.status());
-  absl::StatusOr<int> page_size = PageSize(request->page_size(), 100, 1000);
-  if (!page_size.ok()) return ToGrpcStatus(page_size.status());
-  absl::StatusOr<std::string> after = ListCursor(request->page_token());
-  if (!after.ok()) return ToGrpcStatus(after.status());
-  auto teams = store_.ListTeams(principal->org, *after, *page_size + 1);
-  if (!teams.ok()) return ToGrpcStatus(teams.status());
-  bool more = static_cast<int>(teams->size()) > *page_size;
-  if (more) teams->resize(*page_size);
-  for (auto& team : *teams) *response->add_teams() = std::move(team);
-  if (more) response->set_next_page_token(EncodePageToken(response->teams().rbegin()->team_id()));
-  return grpc::Status::OK;
+grpc::ServerUnaryReactor* DirectoryServiceImpl::ListTeams(grpc::CallbackServerContext* context,
+                                                          const kudos::v1::ListTeamsRequest* request,
+                                                          kudos::v1::ListTeamsResponse* response) {
+  return calls_.Serve(context, [this, request, response](Call& call) -> absl::Status {
+    absl::StatusOr<int> page_size = PageSize(request->page_size(), 100, 1000);
+    if (!page_size.ok()) return page_size.status();
+    absl::StatusOr<std::string> after = ListCursor(request->page_token());
+    if (!after.ok()) return after.status();
+    auto teams = std::make_shared<std::vector<kudos::v1::Team>>();
+    call.Then([this, &call, after = *after, size = *page_size, teams](Done done) {
+          store_.ListTeamsAsync(call.principal().org, after, size + 1, call.deadline(),
+                                Into(teams.get(), std::move(done)));
+        })
+        .Then([response, size = *page_size, teams]() -> absl::Status {
+          bool more = static_cast<int>(teams->size()) > size;
+          if (more) teams->resize(size);
+          for (auto& team : *teams) *response->add_teams() = std::move(team);
+          if (more) {
+            response->set_next_page_token(EncodePageToken(response->teams().rbegin()->team_id()));
+          }
+          return absl::OkStatus();
+        });
+    return absl::OkStatus();
+  });
 }
 
-grpc::Status DirectoryServiceImpl::GetOrgSettings(grpc::ServerContext* context,
-                                                  const kudos::v1::GetOrgSettingsRequest*,
-                                                  kudos::v1::GetOrgSettingsResponse* response) {
-  absl::StatusOr<Principal> principal = auth_.Authenticate(*context);
-  if (!principal.ok()) return ToGrpcStatus(principal.status());
-  auto settings = store_.GetSettings(principal->org);
-  if (!settings.ok()) return ToGrpcStatus(settings.status());
-  *response->mutable_settings() = *std::move(settings);
-  return grpc::Status::OK;
+grpc::ServerUnaryReactor* DirectoryServiceImpl::GetOrgSettings(
+    grpc::CallbackServerContext* context, const kudos::v1::GetOrgSettingsRequest*,
+    kudos::v1::GetOrgSettingsResponse* response) {
+  return calls_.Serve(context, [this, response](Call& call) -> absl::Status {
+    call.Then([this, &call, response](Done done) {
+      store_.GetSettingsAsync(call.principal().org, call.deadline(),
+                              Into(response->mutable_settings(), std::move(done)));
+    });
+    return absl::OkStatus();
+  });
 }
 
-grpc::Status DirectoryServiceImpl::UpdateOrgSettings(
-    grpc::ServerContext* context, const kudos::v1::UpdateOrgSettingsRequest* request,
+grpc::ServerUnaryReactor* DirectoryServiceImpl::UpdateOrgSettings(
+    grpc::CallbackServerContext* context, const kudos::v1::UpdateOrgSettingsRequest* request,
     kudos::v1::UpdateOrgSettingsResponse* response) {
-  absl::StatusOr<Principal> principal = auth_.Authenticate(*context);
-  if (!principal.ok()) return ToGrpcStatus(principal.status());
-  if (absl::Status role = RequireAdmin(*principal); !role.ok()) return ToGrpcStatus(role);
-  absl::StatusOr<kudos::v1::OrgSettings> settings = NormalizeOrgSettings(request->settings());
-  if (!settings.ok()) return ToGrpcStatus(settings.status());
-  // The ledger enforces the allowance: it learns the policy first, so a
-  // stored setting is never looser than what the ledger applies.
-  if (absl::Status policy = ledger_.SetAllowancePolicy(principal->org, settings->allowance(),
-                                                       settings->retention());
-      !policy.ok()) {
-    return ToGrpcStatus(absl::Status(
-        policy.code() == absl::StatusCode::kInvalidArgument ? policy.code()
-                                                            : absl::StatusCode::kUnavailable,
-        absl::StrCat("the ledger did not accept the allowance policy: ", policy.message())));
-  }
-  kudos::v1::KudosEvent event = DirectoryEvent(principal->org);
-  *event.mutable_org_settings_changed()->mutable_settings() = *settings;
-  absl::Status put =
-      store_.PutSettings(principal->org, *settings, event.SerializeAsString(), principal->subject);
-  if (!put.ok()) return ToGrpcStatus(put);
-  *response->mutable_settings() = *std::move(settings);
-  return grpc::Status::OK;
+  return calls_.Serve(context, [this, request, response](Call& call) -> absl::Status {
+    if (absl::Status role = RequireAdmin(call.principal()); !role.ok()) return role;
+    absl::StatusOr<kudos::v1::OrgSettings> normalized = NormalizeOrgSettings(request->settings());
+    if (!normalized.ok()) return normalized.status();
+    kudos::v1::OrgSettings* settings = response->mutable_settings();
+    *settings = *std::move(normalized);
+    // The ledger enforces the allowance: it learns the policy first, so a
+    // stored setting is never looser than what the ledger applies.
+    call.Then([this, &call, settings](Done done) {
+          ledger_.SetAllowancePolicyAsync(
+              call.principal().org, settings->allowance(), settings->retention(), call.deadline(),
+              [done = std::move(done)](absl::Status policy) mutable {
+                if (policy.ok()) return std::move(done)(policy);
+                std::move(done)(absl::Status(
+                    policy.code() == absl::StatusCode::kInvalidArgument
+                        ? policy.code()
+                        : absl::StatusCode::kUnavailable,
+                    absl::StrCat("the ledger did not accept the allowance policy: ",
+                                 policy.message())));
+              });
+        })
+        .Then([this, &call, settings](Done done) {
+          const Principal& principal = call.principal();
+          kudos::v1::KudosEvent event = DirectoryEvent(principal.org);
+          *event.mutable_org_settings_changed()->mutable_settings() = *settings;
+          store_.PutSettingsAsync(principal.org, *settings, event.SerializeAsString(),
+                                  principal.subject, call.deadline(), std::move(done));
+        });
+    return absl::OkStatus();
+  });
 }
 
 }  // namespace kudos

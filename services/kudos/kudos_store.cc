@@ -1,6 +1,8 @@
 #include "services/kudos/kudos_store.h"
 
 #include <algorithm>
+#include <functional>
+#include <memory>
 #include <set>
 
 #include "absl/strings/escaping.h"
@@ -109,8 +111,9 @@ bool KudosStore::SameFingerprint(const std::string& stored, const std::string& f
   return stored == fingerprint || (fingerprint.size() == 64 && stored == StoredFingerprint(fingerprint));
 }
 
-KudosStore::KudosStore(common::redis::Pool& pool)
+KudosStore::KudosStore(common::redis::Pool& pool, common::redis::AsyncClient* async)
     : pool_(pool),
+      async_(async),
       put_directory_entry_("put_directory_entry", kPutDirectoryEntryLua),
       put_settings_("put_settings", kPutSettingsLua),
       begin_("begin_recognition", kBeginRecognitionLua),
@@ -138,6 +141,24 @@ absl::StatusOr<kudos::v1::OrgSettings> KudosStore::GetSettings(const std::string
   return ParseSettings(*reply);
 }
 
+namespace {
+
+std::vector<std::string> PutPersonArgs(const std::string& org, const kudos::v1::Person& person,
+                                       bool create, const std::string& event_pb,
+                                       const std::string& actor) {
+  return {"person", create ? "create" : "update", person.person_id(),
+          person.SerializeAsString(), person.team_id(), person.manager_id(), event_pb, org,
+          actor, NowText()};
+}
+
+std::vector<std::string> PutTeamArgs(const std::string& org, const kudos::v1::Team& team,
+                                     const std::string& event_pb, const std::string& actor) {
+  return {"team", "create", team.team_id(), team.SerializeAsString(), "", "", event_pb, org,
+          actor, NowText()};
+}
+
+}  // namespace
+
 absl::Status KudosStore::PutSettings(const std::string& org,
                                      const kudos::v1::OrgSettings& settings,
                                      const std::string& event_pb, const std::string& actor) {
@@ -152,9 +173,7 @@ absl::Status KudosStore::PutPerson(const std::string& org, const kudos::v1::Pers
                                    const std::string& actor) {
   return pool_
       .Eval(put_directory_entry_, {Prefix(org), common::audit::StreamKey(org)},
-            {"person", create ? "create" : "update", person.person_id(),
-             person.SerializeAsString(), person.team_id(), person.manager_id(), event_pb, org,
-             actor, NowText()})
+            PutPersonArgs(org, person, create, event_pb, actor))
       .status();
 }
 
@@ -162,8 +181,7 @@ absl::Status KudosStore::PutTeam(const std::string& org, const kudos::v1::Team& 
                                  const std::string& event_pb, const std::string& actor) {
   return pool_
       .Eval(put_directory_entry_, {Prefix(org), common::audit::StreamKey(org)},
-            {"team", "create", team.team_id(), team.SerializeAsString(), "", "", event_pb, org,
-             actor, NowText()})
+            PutTeamArgs(org, team, event_pb, actor))
       .status();
 }
 
@@ -180,14 +198,25 @@ absl::StatusOr<KudosStore::SettingsAndPeople> KudosStore::GetSettingsAndPeople(
   return ReadDirectory(org, ids, /*with_settings=*/true);
 }
 
-absl::StatusOr<KudosStore::SettingsAndPeople> KudosStore::ReadDirectory(
-    const std::string& org, const std::vector<std::string>& ids, bool with_settings) {
+namespace {
+
+std::vector<common::redis::Command> DirectoryReads(const std::string& org,
+                                                   const std::vector<std::string>& ids,
+                                                   bool with_settings) {
   std::vector<common::redis::Command> commands;
-  for (const std::string& id : ids) commands.push_back({"HGET", Prefix(org) + "person:" + id, "pb"});
-  if (with_settings) commands.push_back({"GET", Prefix(org) + "settings"});
-  auto replies = pool_.Pipeline(commands);
+  for (const std::string& id : ids) {
+    commands.push_back({"HGET", KudosStore::Prefix(org) + "person:" + id, "pb"});
+  }
+  if (with_settings) commands.push_back({"GET", KudosStore::Prefix(org) + "settings"});
+  return commands;
+}
+
+// The people (and settings) read by DirectoryReads' commands.
+absl::StatusOr<KudosStore::SettingsAndPeople> ParseDirectory(
+    const std::vector<std::string>& ids, bool with_settings,
+    const absl::StatusOr<std::vector<absl::StatusOr<Reply>>>& replies) {
   if (!replies.ok()) return replies.status();
-  SettingsAndPeople read;
+  KudosStore::SettingsAndPeople read;
   for (size_t i = 0; i < ids.size(); ++i) {
     const absl::StatusOr<Reply>& reply = (*replies)[i];
     if (!reply.ok()) return reply.status();
@@ -204,6 +233,13 @@ absl::StatusOr<KudosStore::SettingsAndPeople> KudosStore::ReadDirectory(
     read.settings = *std::move(settings);
   }
   return read;
+}
+
+}  // namespace
+
+absl::StatusOr<KudosStore::SettingsAndPeople> KudosStore::ReadDirectory(
+    const std::string& org, const std::vector<std::string>& ids, bool with_settings) {
+  return ParseDirectory(ids, with_settings, pool_.Pipeline(DirectoryReads(org, ids, with_settings)));
 }
 
 namespace {
@@ -254,12 +290,13 @@ absl::StatusOr<std::vector<kudos::v1::Team>> KudosStore::ListTeams(const std::st
   return teams;
 }
 
-absl::StatusOr<BeginOutcome> KudosStore::Begin(const std::string& org,
-                                               const BeginRecognition& begin) {
+namespace {
+
+std::vector<std::string> BeginArgs(const BeginRecognition& begin) {
   std::vector<std::string> args = {KindName(begin.kind),
                                    begin.actor,
                                    begin.request_id,
-                                   StoredFingerprint(begin.fingerprint),
+                                   KudosStore::StoredFingerprint(begin.fingerprint),
                                    begin.record_id,
                                    begin.record_pb,
                                    std::to_string(begin.now_ms),
@@ -279,21 +316,21 @@ absl::StatusOr<BeginOutcome> KudosStore::Begin(const std::string& org,
   args.push_back(std::to_string(begin.reconcile_at_ms));
   KUDOS_CHECK(begin.idempotency_ttl_s >= 86400, "a request_id is remembered for at least a day");
   args.push_back(std::to_string(begin.idempotency_ttl_s));
-  absl::StatusOr<Reply> reply = pool_.Eval(begin_, {Prefix(org)}, args);
+  return args;
+}
+
+absl::StatusOr<BeginOutcome> ParseBegin(const std::string& fingerprint,
+                                        const absl::StatusOr<Reply>& reply) {
   if (!reply.ok()) return reply.status();
   if (reply->elements.size() != 3) return absl::InternalError("begin_recognition: bad reply");
   BeginOutcome outcome{reply->elements[0].str == "NEW", reply->elements[1].str,
                        reply->elements[2].str};
   // The caller compares fingerprints in full.
-  if (SameFingerprint(outcome.fingerprint, begin.fingerprint)) outcome.fingerprint = begin.fingerprint;
+  if (KudosStore::SameFingerprint(outcome.fingerprint, fingerprint)) outcome.fingerprint = fingerprint;
   return outcome;
 }
 
-absl::StatusOr<std::optional<BeginOutcome>> KudosStore::FindRequest(
-    const std::string& org, RecordKind kind, const std::string& actor,
-    const std::string& request_id) {
-  absl::StatusOr<Reply> reply = pool_.Run(
-      {"HMGET", Prefix(org) + KindName(kind) + "req:" + actor + ":" + request_id, "id", "fp"});
+absl::StatusOr<std::optional<BeginOutcome>> ParseFindRequest(const absl::StatusOr<Reply>& reply) {
   if (!reply.ok()) return reply.status();
   if (reply->elements.size() != 2 || reply->elements[0].is_nil()) {
     return std::optional<BeginOutcome>();
@@ -302,24 +339,49 @@ absl::StatusOr<std::optional<BeginOutcome>> KudosStore::FindRequest(
       BeginOutcome{false, reply->elements[0].str, reply->elements[1].str});
 }
 
+}  // namespace
+
+absl::StatusOr<BeginOutcome> KudosStore::Begin(const std::string& org,
+                                               const BeginRecognition& begin) {
+  return ParseBegin(begin.fingerprint, pool_.Eval(begin_, {Prefix(org)}, BeginArgs(begin)));
+}
+
+absl::StatusOr<std::optional<BeginOutcome>> KudosStore::FindRequest(
+    const std::string& org, RecordKind kind, const std::string& actor,
+    const std::string& request_id) {
+  return ParseFindRequest(pool_.Run(
+      {"HMGET", Prefix(org) + KindName(kind) + "req:" + actor + ":" + request_id, "id", "fp"}));
+}
+
+namespace {
+
+std::vector<std::string> FinishArgs(RecordKind kind, const std::string& id, bool commit,
+                                    const absl::Status& error) {
+  return {KindName(kind), id, commit ? "COMMITTED" : "ABORTED",
+          std::to_string(static_cast<int>(error.code())), std::string(error.message())};
+}
+
+}  // namespace
+
 absl::StatusOr<std::string> KudosStore::Finish(const std::string& org, RecordKind kind,
                                                const std::string& id, bool commit,
                                                const absl::Status& error) {
-  absl::StatusOr<Reply> reply =
-      pool_.Eval(finish_, {Prefix(org)},
-                 {KindName(kind), id, commit ? "COMMITTED" : "ABORTED",
-                  std::to_string(static_cast<int>(error.code())), std::string(error.message())});
+  absl::StatusOr<Reply> reply = pool_.Eval(finish_, {Prefix(org)}, FinishArgs(kind, id, commit, error));
   if (!reply.ok()) return reply.status();
   return reply->str;
 }
 
-absl::StatusOr<std::optional<Record>> KudosStore::GetRecord(const std::string& org,
-                                                            RecordKind kind,
-                                                            const std::string& id) {
-  const std::string key = Prefix(org) + KindName(kind) + ":" + id;
-  auto replies = pool_.Pipeline({{"TYPE", key},
-                                 {"HMGET", key, "pb", "state", "transfers", "kudos_id",
-                                  "error_code", "error_message"}});
+namespace {
+
+std::vector<common::redis::Command> RecordReads(const std::string& org, RecordKind kind,
+                                                const std::string& id) {
+  const std::string key = KudosStore::Prefix(org) + KindName(kind) + ":" + id;
+  return {{"TYPE", key},
+          {"HMGET", key, "pb", "state", "transfers", "kudos_id", "error_code", "error_message"}};
+}
+
+absl::StatusOr<std::optional<Record>> ParseRecord(
+    const absl::StatusOr<std::vector<absl::StatusOr<Reply>>>& replies) {
   if (!replies.ok()) return replies.status();
   const absl::StatusOr<Reply>& type = (*replies)[0];
   if (!type.ok()) return type.status();
@@ -343,6 +405,15 @@ absl::StatusOr<std::optional<Record>> KudosStore::GetRecord(const std::string& o
   return std::optional<Record>(std::move(record));
 }
 
+}  // namespace
+
+absl::StatusOr<std::optional<Record>> KudosStore::GetRecord(const std::string& org,
+                                                            RecordKind kind,
+                                                            const std::string& id) {
+  return ParseRecord(pool_.Pipeline(RecordReads(org, kind, id)));
+}
+
+
 namespace {
 
 bool IsWrongType(const absl::Status& status) {
@@ -359,45 +430,71 @@ void AppendBoosts(const Reply& boosts, kudos::v1::Kudos& kudos, absl::Status& st
 
 }  // namespace
 
-absl::StatusOr<KudosStore::LiveRecord> KudosStore::ReadLiveRecord(
-    common::redis::Pool& pool, const std::string& org, const std::string& kudos_id,
-    const absl::StatusOr<Reply>& get_reply) {
-  LiveRecord live;
-  if (get_reply.ok()) {
-    if (get_reply->is_nil()) {
-      live.absent = true;
-      return live;
-    }
-    kudos::v1::KudosSent sent;
-    if (!sent.ParseFromString(get_reply->str)) return Corrupt("kudos");
-    CommittedKudos committed;
-    committed.kudos = std::move(*sent.mutable_kudos());
-    committed.teams.push_back(sent.giver_team_id());
-    for (const auto& [recipient, team] : sent.recipient_team_ids()) committed.teams.push_back(team);
-    live.committed = std::move(committed);
-  } else {
-    if (!IsWrongType(get_reply.status())) return get_reply.status();
-    absl::StatusOr<Reply> fields =
-        pool.Run({"HMGET", Prefix(org) + "kudos:" + kudos_id, "state", "pb", "teams"});
-    if (!fields.ok()) return fields.status();
-    if (fields->elements.size() != 3) return absl::InternalError("HMGET: bad reply");
-    if (fields->elements[0].is_nil()) {
-      live.absent = true;  // gone since the GET (archived)
-      return live;
-    }
-    if (fields->elements[0].str != "COMMITTED") return live;
-    // Before 334bb16: pb is the Kudos as begun, teams those of its team feeds.
-    CommittedKudos committed;
-    if (!committed.kudos.ParseFromString(fields->elements[1].str)) return Corrupt("kudos");
-    committed.teams = absl::StrSplit(fields->elements[2].str, ',', absl::SkipEmpty());
-    live.committed = std::move(committed);
-  }
+namespace {
+
+// Sorted, unique, none empty; the kudos marked COMMITTED.
+KudosStore::LiveRecord Normalized(KudosStore::LiveRecord live) {
   std::vector<std::string>& teams = live.committed->teams;
   std::sort(teams.begin(), teams.end());
   teams.erase(std::unique(teams.begin(), teams.end()), teams.end());
   teams.erase(std::remove(teams.begin(), teams.end(), ""), teams.end());
   live.committed->kudos.set_state(kudos::v1::KUDOS_STATE_COMMITTED);
   return live;
+}
+
+// The record from the GET of kudos:<id> when that answers it; nullopt for a
+// hash (GET answers WRONGTYPE): read it with LegacyRecordRead.
+std::optional<absl::StatusOr<KudosStore::LiveRecord>> LiveFromGet(
+    const absl::StatusOr<Reply>& get_reply) {
+  KudosStore::LiveRecord live;
+  if (!get_reply.ok()) {
+    if (!IsWrongType(get_reply.status())) return absl::StatusOr<KudosStore::LiveRecord>(get_reply.status());
+    return std::nullopt;
+  }
+  if (get_reply->is_nil()) {
+    live.absent = true;
+    return absl::StatusOr<KudosStore::LiveRecord>(live);
+  }
+  kudos::v1::KudosSent sent;
+  if (!sent.ParseFromString(get_reply->str)) return absl::StatusOr<KudosStore::LiveRecord>(Corrupt("kudos"));
+  KudosStore::CommittedKudos committed;
+  committed.kudos = std::move(*sent.mutable_kudos());
+  committed.teams.push_back(sent.giver_team_id());
+  for (const auto& [recipient, team] : sent.recipient_team_ids()) committed.teams.push_back(team);
+  live.committed = std::move(committed);
+  return absl::StatusOr<KudosStore::LiveRecord>(Normalized(std::move(live)));
+}
+
+common::redis::Command LegacyRecordRead(const std::string& org, const std::string& kudos_id) {
+  return {"HMGET", KudosStore::Prefix(org) + "kudos:" + kudos_id, "state", "pb", "teams"};
+}
+
+// A record stored as a hash: PENDING, ABORTED, or committed before 334bb16.
+absl::StatusOr<KudosStore::LiveRecord> LiveFromHash(const absl::StatusOr<Reply>& fields) {
+  if (!fields.ok()) return fields.status();
+  KudosStore::LiveRecord live;
+  if (fields->elements.size() != 3) return absl::InternalError("HMGET: bad reply");
+  if (fields->elements[0].is_nil()) {
+    live.absent = true;  // gone since the GET (archived)
+    return live;
+  }
+  if (fields->elements[0].str != "COMMITTED") return live;
+  // Before 334bb16: pb is the Kudos as begun, teams those of its team feeds.
+  KudosStore::CommittedKudos committed;
+  if (!committed.kudos.ParseFromString(fields->elements[1].str)) return Corrupt("kudos");
+  committed.teams = absl::StrSplit(fields->elements[2].str, ',', absl::SkipEmpty());
+  live.committed = std::move(committed);
+  return Normalized(std::move(live));
+}
+
+}  // namespace
+
+absl::StatusOr<KudosStore::LiveRecord> KudosStore::ReadLiveRecord(
+    common::redis::Pool& pool, const std::string& org, const std::string& kudos_id,
+    const absl::StatusOr<Reply>& get_reply) {
+  std::optional<absl::StatusOr<LiveRecord>> live = LiveFromGet(get_reply);
+  if (live.has_value()) return *std::move(live);
+  return LiveFromHash(pool.Run(LegacyRecordRead(org, kudos_id)));
 }
 
 absl::StatusOr<std::vector<std::optional<kudos::v1::Kudos>>> KudosStore::ReadKudos(
@@ -488,33 +585,48 @@ absl::StatusOr<std::optional<kudos::v1::Kudos>> KudosStore::GetArchivedKudos(
   return std::optional<kudos::v1::Kudos>();
 }
 
-absl::StatusOr<KudosStore::ArchivedPage> KudosStore::ListArchived(const std::string& org,
-                                                                  const std::string& feed_key,
-                                                                  int64_t before_seq,
-                                                                  size_t wanted) {
-  // Chunks never overlap: the one holding `before_seq` (highest seq at or
-  // above it), then every chunk below, newest first.
-  const std::string limit = std::to_string(kMaxChunksPerPage);
+namespace {
+
+// Chunks never overlap: the one holding `before_seq` (highest seq at or
+// above it), then every chunk below, newest first.
+std::vector<common::redis::Command> ArchiveChunkLists(const std::string& org, int64_t before_seq) {
+  const std::string limit = std::to_string(KudosStore::kMaxChunksPerPage);
   std::vector<common::redis::Command> commands;
   if (before_seq > 0) {
-    commands.push_back({"ZRANGE", ArchiveChunks(org), std::to_string(before_seq), "+inf", "BYSCORE",
-                        "LIMIT", "0", "1", "WITHSCORES"});
+    commands.push_back({"ZRANGE", KudosStore::ArchiveChunks(org), std::to_string(before_seq), "+inf",
+                        "BYSCORE", "LIMIT", "0", "1", "WITHSCORES"});
   }
-  commands.push_back({"ZRANGE", ArchiveChunks(org),
+  commands.push_back({"ZRANGE", KudosStore::ArchiveChunks(org),
                       before_seq > 0 ? "(" + std::to_string(before_seq) : "+inf", "-inf",
                       "BYSCORE", "REV", "LIMIT", "0", limit, "WITHSCORES"});
-  auto replies = pool_.Pipeline(commands);
+  return commands;
+}
+
+// The chunk names ArchiveChunkLists' replies list (at most a page's), and
+// whether more chunks lie below them.
+absl::Status ChunkNames(const absl::StatusOr<std::vector<absl::StatusOr<Reply>>>& replies,
+                        std::vector<std::string>& chunks, bool& more_chunks) {
   if (!replies.ok()) return replies.status();
-  std::vector<std::string> chunks;
   for (const auto& reply : *replies) {
     if (!reply.ok()) return reply.status();
     for (size_t i = 0; i + 1 < reply->elements.size(); i += 2) chunks.push_back(reply->elements[i].str);
   }
-  const bool more_chunks = (*replies).back()->elements.size() / 2 >= static_cast<size_t>(kMaxChunksPerPage);
-  if (chunks.size() > static_cast<size_t>(kMaxChunksPerPage)) chunks.resize(kMaxChunksPerPage);
-  ArchivedPage page;
+  more_chunks = replies->back()->elements.size() / 2 >= static_cast<size_t>(KudosStore::kMaxChunksPerPage);
+  if (chunks.size() > static_cast<size_t>(KudosStore::kMaxChunksPerPage)) {
+    chunks.resize(KudosStore::kMaxChunksPerPage);
+  }
+  return absl::OkStatus();
+}
+
+// Fills `page` from the chunks in order until it holds `wanted` entries of
+// the feed; `fetch(c)` is the GET of chunks[c].
+template <typename Page>
+absl::Status ScanChunks(const std::vector<std::string>& chunks, bool more_chunks,
+                        const std::function<absl::StatusOr<Reply>(size_t)>& fetch,
+                        const std::string& feed_key, int64_t before_seq, size_t wanted,
+                        Page& page) {
   for (size_t c = 0; c < chunks.size() && page.entries.size() < wanted; ++c) {
-    absl::StatusOr<Reply> chunk = pool_.Run({"GET", ArchiveChunk(org, chunks[c])});
+    absl::StatusOr<Reply> chunk = fetch(c);
     if (!chunk.ok()) return chunk.status();
     // Chunks keep their names and are never deleted: a listed one is there.
     if (chunk->is_nil()) return Corrupt(absl::StrCat("archive chunk ", chunks[c], " (missing)"));
@@ -530,6 +642,26 @@ absl::StatusOr<KudosStore::ArchivedPage> KudosStore::ListArchived(const std::str
       page.floor = entries->front().seq;  // the next call continues below this chunk
     }
   }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<KudosStore::ArchivedPage> KudosStore::ListArchived(const std::string& org,
+                                                                  const std::string& feed_key,
+                                                                  int64_t before_seq,
+                                                                  size_t wanted) {
+  std::vector<std::string> chunks;
+  bool more_chunks = false;
+  absl::Status listed =
+      ChunkNames(pool_.Pipeline(ArchiveChunkLists(org, before_seq)), chunks, more_chunks);
+  if (!listed.ok()) return listed;
+  ArchivedPage page;
+  absl::Status scanned = ScanChunks(
+      chunks, more_chunks,
+      [&](size_t c) { return pool_.Run({"GET", ArchiveChunk(org, chunks[c])}); }, feed_key,
+      before_seq, wanted, page);
+  if (!scanned.ok()) return scanned;
   return page;
 }
 
@@ -552,91 +684,109 @@ absl::StatusOr<std::vector<KudosStore::FeedEntry>> KudosStore::LiveFeedRange(
   return entries;
 }
 
-absl::StatusOr<FeedPage> KudosStore::ListFeed(const std::string& org, const std::string& feed_key,
-                                              const std::string& before_seq, int limit) {
-  // Scores are sequence numbers: a page continues strictly below the last
-  // one seen, so kudos arriving meanwhile never shift or repeat entries.
+namespace {
+
+// A ListFeed candidate by seq, newest first: a live id or an archived entry.
+struct Candidate {
+  int64_t seq;
+  std::string live_id;      // set for a live kudos
+  ArchivedKudos* archived;  // set for an archived one
+};
+
+// What a ListFeed call has gathered so far.
+template <typename ArchivedPageT>
+struct FeedListing {
+  int64_t before = 0;
+  int limit = 0;
+  std::vector<Candidate> candidates;
+  int64_t archived_up_to = 0;
+  bool read_archive = false;
+  ArchivedPageT archived;
+  FeedPage page;
+  std::vector<std::string> live_ids;
+  std::vector<common::redis::Command> archived_boosts;
+};
+
+absl::StatusOr<int64_t> BeforeSeq(const std::string& before_seq) {
   int64_t before = 0;
   if (!before_seq.empty() && (!absl::SimpleAtoi(before_seq, &before) || before <= 0)) {
     return absl::InvalidArgumentError("page_token: is not a token this API returned");
   }
-  // The live feed (head and sealed chunks) and the archive's top, at once.
-  absl::StatusOr<Reply> heads = pool_.Eval(
-      feed_range_, {Prefix(org)},
-      {feed_key, before_seq, std::to_string(limit + 1), "desc"});
+  return before;
+}
+
+// The live feed's candidates and the archive's top, from feed_range.
+template <typename Listing>
+absl::Status TakeHeads(const absl::StatusOr<Reply>& heads, Listing& listing) {
   if (!heads.ok()) return heads.status();
   if (heads->elements.size() != 2) return absl::InternalError("feed_range: bad reply");
-  // Candidates by seq, newest first: live ids, then archived entries.
-  struct Candidate {
-    int64_t seq;
-    std::string live_id;        // set for a live kudos
-    ArchivedKudos* archived;    // set for an archived one
-  };
-  std::vector<Candidate> candidates;
   const Reply& live = heads->elements[0];
   for (size_t i = 0; i + 1 < live.elements.size(); i += 2) {
     auto seq = SeqOf(live.elements[i + 1]);
     if (!seq.ok()) return seq.status();
-    candidates.push_back({*seq, live.elements[i].str, nullptr});
+    listing.candidates.push_back({*seq, live.elements[i].str, nullptr});
   }
   const Reply& top_chunk = heads->elements[1];
-  int64_t archived_up_to = 0;
   if (top_chunk.elements.size() == 2) {
     auto seq = SeqOf(top_chunk.elements[1]);
     if (!seq.ok()) return seq.status();
-    archived_up_to = *seq;
+    listing.archived_up_to = *seq;
   }
-  const bool live_fills_page = candidates.size() > static_cast<size_t>(limit) &&
-                               candidates.back().seq > archived_up_to;
-  ArchivedPage archived;
-  if (archived_up_to > 0 && !live_fills_page) {
-    auto read = ListArchived(org, feed_key, before, static_cast<size_t>(limit) + 1);
-    if (!read.ok()) return read.status();
-    archived = *std::move(read);
+  const bool live_fills_page = listing.candidates.size() > static_cast<size_t>(listing.limit) &&
+                               listing.candidates.back().seq > listing.archived_up_to;
+  listing.read_archive = listing.archived_up_to > 0 && !live_fills_page;
+  return absl::OkStatus();
+}
+
+// Merges the archived entries (once read) and cuts the page.
+template <typename Listing>
+void CutPage(Listing& listing) {
+  std::vector<Candidate>& candidates = listing.candidates;
+  if (listing.read_archive) {
     // A live candidate archived since the ZRANGE is listed once, from the archive.
     std::set<int64_t> archived_seqs;
-    for (const ArchivedKudos& entry : archived.entries) archived_seqs.insert(entry.seq);
+    for (const ArchivedKudos& entry : listing.archived.entries) archived_seqs.insert(entry.seq);
     candidates.erase(std::remove_if(candidates.begin(), candidates.end(),
                                     [&](const Candidate& c) { return archived_seqs.count(c.seq) > 0; }),
                      candidates.end());
-    for (ArchivedKudos& entry : archived.entries) candidates.push_back({entry.seq, "", &entry});
+    for (ArchivedKudos& entry : listing.archived.entries) candidates.push_back({entry.seq, "", &entry});
     std::sort(candidates.begin(), candidates.end(),
               [](const Candidate& a, const Candidate& b) { return a.seq > b.seq; });
     // Below an unscanned part of the archive the order is not known yet.
+    const int64_t floor = listing.archived.floor;
     candidates.erase(std::remove_if(candidates.begin(), candidates.end(),
-                                    [&](const Candidate& c) { return c.seq < archived.floor; }),
+                                    [&](const Candidate& c) { return c.seq < floor; }),
                      candidates.end());
   }
-  FeedPage page;
-  if (candidates.size() > static_cast<size_t>(limit)) {
-    candidates.resize(limit);
-    page.next_cursor = std::to_string(candidates.back().seq);
-  } else if (archived.floor > 0) {
-    page.next_cursor = std::to_string(archived.floor);
+  if (candidates.size() > static_cast<size_t>(listing.limit)) {
+    candidates.resize(listing.limit);
+    listing.page.next_cursor = std::to_string(candidates.back().seq);
+  } else if (listing.read_archive && listing.archived.floor > 0) {
+    listing.page.next_cursor = std::to_string(listing.archived.floor);
   }
-  std::vector<std::string> live_ids;
-  std::vector<common::redis::Command> archived_boosts;
-  for (const Candidate& c : candidates) {
+}
+
+// The reads the page still needs: live kudos by id, archived ones' boosts.
+template <typename Listing>
+void PlanReads(const std::string& org, Listing& listing) {
+  for (const Candidate& c : listing.candidates) {
     if (c.archived == nullptr) {
-      live_ids.push_back(c.live_id);
+      listing.live_ids.push_back(c.live_id);
     } else {
-      archived_boosts.push_back({"LRANGE", Prefix(org) + "boosts:" + c.archived->kudos.kudos_id(), "0", "-1"});
+      listing.archived_boosts.push_back(
+          {"LRANGE", KudosStore::Prefix(org) + "boosts:" + c.archived->kudos.kudos_id(), "0", "-1"});
     }
   }
-  // A live candidate archived since the ZRANGE reads from the archive.
-  auto live_kudos = ReadKudos(org, live_ids);
-  if (!live_kudos.ok()) return live_kudos.status();
-  std::vector<absl::StatusOr<Reply>> boosts_replies;
-  if (!archived_boosts.empty()) {
-    auto replies = pool_.Pipeline(archived_boosts);
-    if (!replies.ok()) return replies.status();
-    boosts_replies = *std::move(replies);
-  }
+}
+
+template <typename Listing>
+absl::Status Assemble(std::vector<std::optional<kudos::v1::Kudos>>& live_kudos,
+                      const std::vector<absl::StatusOr<Reply>>& boosts_replies, Listing& listing) {
   size_t next_live = 0, next_archived = 0;
-  for (Candidate& c : candidates) {
+  for (Candidate& c : listing.candidates) {
     if (c.archived == nullptr) {
-      std::optional<kudos::v1::Kudos>& kudos = (*live_kudos)[next_live++];
-      if (kudos.has_value()) page.kudos.push_back(*std::move(kudos));
+      std::optional<kudos::v1::Kudos>& kudos = live_kudos[next_live++];
+      if (kudos.has_value()) listing.page.kudos.push_back(*std::move(kudos));
       continue;
     }
     const absl::StatusOr<Reply>& boosts = boosts_replies[next_archived++];
@@ -644,9 +794,46 @@ absl::StatusOr<FeedPage> KudosStore::ListFeed(const std::string& org, const std:
     absl::Status boosts_ok;
     AppendBoosts(*boosts, c.archived->kudos, boosts_ok);
     if (!boosts_ok.ok()) return boosts_ok;
-    page.kudos.push_back(std::move(c.archived->kudos));
+    listing.page.kudos.push_back(std::move(c.archived->kudos));
   }
-  return page;
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<FeedPage> KudosStore::ListFeed(const std::string& org, const std::string& feed_key,
+                                              const std::string& before_seq, int limit) {
+  // Scores are sequence numbers: a page continues strictly below the last
+  // one seen, so kudos arriving meanwhile never shift or repeat entries.
+  absl::StatusOr<int64_t> before = BeforeSeq(before_seq);
+  if (!before.ok()) return before.status();
+  FeedListing<ArchivedPage> listing;
+  listing.before = *before;
+  listing.limit = limit;
+  // The live feed (head and sealed chunks) and the archive's top, at once.
+  absl::Status heads = TakeHeads(
+      pool_.Eval(feed_range_, {Prefix(org)}, {feed_key, before_seq, std::to_string(limit + 1), "desc"}),
+      listing);
+  if (!heads.ok()) return heads;
+  if (listing.read_archive) {
+    auto read = ListArchived(org, feed_key, listing.before, static_cast<size_t>(limit) + 1);
+    if (!read.ok()) return read.status();
+    listing.archived = *std::move(read);
+  }
+  CutPage(listing);
+  PlanReads(org, listing);
+  // A live candidate archived since the ZRANGE reads from the archive.
+  auto live_kudos = ReadKudos(org, listing.live_ids);
+  if (!live_kudos.ok()) return live_kudos.status();
+  std::vector<absl::StatusOr<Reply>> boosts_replies;
+  if (!listing.archived_boosts.empty()) {
+    auto replies = pool_.Pipeline(listing.archived_boosts);
+    if (!replies.ok()) return replies.status();
+    boosts_replies = *std::move(replies);
+  }
+  absl::Status assembled = Assemble(*live_kudos, boosts_replies, listing);
+  if (!assembled.ok()) return assembled;
+  return std::move(listing.page);
 }
 
 absl::StatusOr<std::vector<std::pair<RecordKind, std::string>>> KudosStore::DuePending(
@@ -703,6 +890,411 @@ absl::StatusOr<std::vector<std::string>> KudosStore::Orgs() {
   std::vector<std::string> orgs;
   for (const Reply& org : reply->elements) orgs.push_back(org.str);
   return orgs;
+}
+
+// ---------------------------------------------------------------------------
+// Asynchronous forms (the RPC handlers' path): the same commands and the same
+// parsing as the blocking forms above, over the AsyncClient.
+
+namespace {
+
+using common::redis::PipelineReplies;
+
+}  // namespace
+
+common::redis::AsyncClient& KudosStore::async() const {
+  KUDOS_CHECK(async_ != nullptr, "the asynchronous store methods need an AsyncClient");
+  return *async_;
+}
+
+void KudosStore::GetSettingsAsync(const std::string& org, Deadline deadline,
+                                  StoreCallback<kudos::v1::OrgSettings> done) {
+  async().Run({"GET", Prefix(org) + "settings"}, deadline,
+              [done = std::move(done)](absl::StatusOr<Reply> reply) mutable {
+                if (!reply.ok()) return std::move(done)(reply.status());
+                std::move(done)(ParseSettings(*reply));
+              });
+}
+
+void KudosStore::GetSettingsAndPeopleAsync(const std::string& org,
+                                           const std::vector<std::string>& ids, Deadline deadline,
+                                           StoreCallback<SettingsAndPeople> done) {
+  async().Pipeline(DirectoryReads(org, ids, /*with_settings=*/true), deadline,
+                   [ids, done = std::move(done)](absl::StatusOr<PipelineReplies> replies) mutable {
+                     std::move(done)(ParseDirectory(ids, /*with_settings=*/true, replies));
+                   });
+}
+
+void KudosStore::GetPeopleAsync(const std::string& org, const std::vector<std::string>& ids,
+                                Deadline deadline,
+                                StoreCallback<std::map<std::string, kudos::v1::Person>> done) {
+  if (ids.empty()) return std::move(done)(std::map<std::string, kudos::v1::Person>());
+  async().Pipeline(DirectoryReads(org, ids, /*with_settings=*/false), deadline,
+                   [ids, done = std::move(done)](absl::StatusOr<PipelineReplies> replies) mutable {
+                     auto read = ParseDirectory(ids, /*with_settings=*/false, replies);
+                     if (!read.ok()) return std::move(done)(read.status());
+                     std::move(done)(std::move(read->people));
+                   });
+}
+
+namespace {
+
+common::redis::ReplyCallback StatusOnly(StoreStatusCallback done) {
+  return [done = std::move(done)](absl::StatusOr<Reply> reply) mutable {
+    std::move(done)(reply.status());
+  };
+}
+
+}  // namespace
+
+void KudosStore::PutSettingsAsync(const std::string& org, const kudos::v1::OrgSettings& settings,
+                                  const std::string& event_pb, const std::string& actor,
+                                  Deadline deadline, StoreStatusCallback done) {
+  async().EvalSha(put_settings_, {Prefix(org), common::audit::StreamKey(org)},
+                  {settings.SerializeAsString(), event_pb, org, actor, NowText()}, deadline,
+                  StatusOnly(std::move(done)));
+}
+
+void KudosStore::PutPersonAsync(const std::string& org, const kudos::v1::Person& person,
+                                bool create, const std::string& event_pb, const std::string& actor,
+                                Deadline deadline, StoreStatusCallback done) {
+  async().EvalSha(put_directory_entry_, {Prefix(org), common::audit::StreamKey(org)},
+                  PutPersonArgs(org, person, create, event_pb, actor), deadline,
+                  StatusOnly(std::move(done)));
+}
+
+void KudosStore::PutTeamAsync(const std::string& org, const kudos::v1::Team& team,
+                              const std::string& event_pb, const std::string& actor,
+                              Deadline deadline, StoreStatusCallback done) {
+  async().EvalSha(put_directory_entry_, {Prefix(org), common::audit::StreamKey(org)},
+                  PutTeamArgs(org, team, event_pb, actor), deadline, StatusOnly(std::move(done)));
+}
+
+void KudosStore::ListPeopleAsync(const std::string& org, const std::string& team_id,
+                                 const std::string& after_id, int limit, Deadline deadline,
+                                 StoreCallback<std::vector<kudos::v1::Person>> done) {
+  std::string index =
+      team_id.empty() ? Prefix(org) + "people" : Prefix(org) + "team_members:" + team_id;
+  async().Run(
+      RangeAfter(index, after_id, limit), deadline,
+      [this, org, deadline, done = std::move(done)](absl::StatusOr<Reply> ids) mutable {
+        if (!ids.ok()) return std::move(done)(ids.status());
+        std::vector<std::string> id_list;
+        for (const Reply& id : ids->elements) id_list.push_back(id.str);
+        GetPeopleAsync(
+            org, id_list, deadline,
+            [id_list, done = std::move(done)](
+                absl::StatusOr<std::map<std::string, kudos::v1::Person>> people) mutable {
+              if (!people.ok()) return std::move(done)(people.status());
+              std::vector<kudos::v1::Person> ordered;
+              for (const std::string& id : id_list) {
+                auto it = people->find(id);
+                if (it != people->end()) ordered.push_back(it->second);
+              }
+              std::move(done)(std::move(ordered));
+            });
+      });
+}
+
+void KudosStore::ListTeamsAsync(const std::string& org, const std::string& after_id, int limit,
+                                Deadline deadline,
+                                StoreCallback<std::vector<kudos::v1::Team>> done) {
+  async().Run(
+      RangeAfter(Prefix(org) + "teams", after_id, limit), deadline,
+      [this, org, deadline, done = std::move(done)](absl::StatusOr<Reply> ids) mutable {
+        if (!ids.ok()) return std::move(done)(ids.status());
+        std::vector<common::redis::Command> commands;
+        for (const Reply& id : ids->elements) {
+          commands.push_back({"HGET", Prefix(org) + "team:" + id.str, "pb"});
+        }
+        if (commands.empty()) return std::move(done)(std::vector<kudos::v1::Team>());
+        async().Pipeline(std::move(commands), deadline,
+                         [done = std::move(done)](absl::StatusOr<PipelineReplies> replies) mutable {
+                           if (!replies.ok()) return std::move(done)(replies.status());
+                           std::vector<kudos::v1::Team> teams;
+                           for (const auto& reply : *replies) {
+                             if (!reply.ok()) return std::move(done)(reply.status());
+                             if (reply->is_nil()) continue;
+                             kudos::v1::Team team;
+                             if (!team.ParseFromString(reply->str)) {
+                               return std::move(done)(Corrupt("team"));
+                             }
+                             teams.push_back(std::move(team));
+                           }
+                           std::move(done)(std::move(teams));
+                         });
+      });
+}
+
+void KudosStore::BeginAsync(const std::string& org, const BeginRecognition& begin,
+                            Deadline deadline, StoreCallback<BeginOutcome> done) {
+  async().EvalSha(begin_, {Prefix(org)}, BeginArgs(begin), deadline,
+                  [fingerprint = begin.fingerprint, done = std::move(done)](
+                      absl::StatusOr<Reply> reply) mutable {
+                    std::move(done)(ParseBegin(fingerprint, reply));
+                  });
+}
+
+void KudosStore::FindRequestAsync(const std::string& org, RecordKind kind,
+                                  const std::string& actor, const std::string& request_id,
+                                  Deadline deadline,
+                                  StoreCallback<std::optional<BeginOutcome>> done) {
+  async().Run({"HMGET", Prefix(org) + KindName(kind) + "req:" + actor + ":" + request_id, "id", "fp"},
+              deadline, [done = std::move(done)](absl::StatusOr<Reply> reply) mutable {
+                std::move(done)(ParseFindRequest(reply));
+              });
+}
+
+void KudosStore::FinishAsync(const std::string& org, RecordKind kind, const std::string& id,
+                             bool commit, const absl::Status& error, Deadline deadline,
+                             StoreCallback<std::string> done) {
+  async().EvalSha(finish_, {Prefix(org)}, FinishArgs(kind, id, commit, error), deadline,
+                  [done = std::move(done)](absl::StatusOr<Reply> reply) mutable {
+                    if (!reply.ok()) return std::move(done)(reply.status());
+                    std::move(done)(std::move(reply->str));
+                  });
+}
+
+void KudosStore::GetRecordAsync(const std::string& org, RecordKind kind, const std::string& id,
+                                Deadline deadline, StoreCallback<std::optional<Record>> done) {
+  async().Pipeline(RecordReads(org, kind, id), deadline,
+                   [done = std::move(done)](absl::StatusOr<PipelineReplies> replies) mutable {
+                     std::move(done)(ParseRecord(replies));
+                   });
+}
+
+void KudosStore::GetKudosAsync(const std::string& org, const std::string& kudos_id,
+                               Deadline deadline, StoreCallback<kudos::v1::Kudos> done) {
+  ReadKudosAsync(org, {kudos_id}, deadline,
+                 [kudos_id, done = std::move(done)](absl::StatusOr<KudosList> read) mutable {
+                   if (!read.ok()) return std::move(done)(read.status());
+                   if (read->size() == 1 && read->front().has_value()) {
+                     return std::move(done)(*std::move(read->front()));
+                   }
+                   std::move(done)(absl::NotFoundError(
+                       absl::StrCat("kudos_id: '", kudos_id, "' does not exist")));
+                 });
+}
+
+// One ReadKudosAsync call: the ids whose first read did not settle them
+// (a hash to read with HMGET, or an archived kudos) are read one by one.
+struct KudosStore::ReadKudosState {
+  std::string org;
+  std::vector<std::string> ids;
+  PipelineReplies replies;  // per id: boosts, record, boosts
+  KudosList result;
+  std::vector<size_t> follow_ups;  // indexes into ids
+  Deadline deadline;
+  StoreCallback<KudosList> done;
+};
+
+void KudosStore::ReadKudosAsync(const std::string& org, std::vector<std::string> ids,
+                                Deadline deadline, StoreCallback<KudosList> done) {
+  // Per id: boosts, record, boosts (see ReadKudos for why).
+  std::vector<common::redis::Command> commands;
+  for (const std::string& id : ids) {
+    commands.push_back({"LRANGE", Prefix(org) + "boosts:" + id, "0", "-1"});
+    commands.push_back({"GET", Prefix(org) + "kudos:" + id});
+    commands.push_back({"LRANGE", Prefix(org) + "boosts:" + id, "0", "-1"});
+  }
+  if (commands.empty()) return std::move(done)(KudosList());
+  auto state = std::make_shared<ReadKudosState>();
+  state->org = org;
+  state->ids = std::move(ids);
+  state->deadline = deadline;
+  state->done = std::move(done);
+  async().Pipeline(
+      std::move(commands), deadline,
+      [this, state](absl::StatusOr<PipelineReplies> replies) mutable {
+        if (!replies.ok()) return std::move(state->done)(replies.status());
+        state->replies = *std::move(replies);
+        state->result.resize(state->ids.size());
+        for (size_t i = 0; i < state->ids.size(); ++i) {
+          const absl::StatusOr<Reply>& boosts_before = state->replies[3 * i];
+          const absl::StatusOr<Reply>& boosts_after = state->replies[3 * i + 2];
+          if (!boosts_before.ok()) return std::move(state->done)(boosts_before.status());
+          if (!boosts_after.ok()) return std::move(state->done)(boosts_after.status());
+          std::optional<absl::StatusOr<LiveRecord>> live = LiveFromGet(state->replies[3 * i + 1]);
+          if (!live.has_value()) {
+            state->follow_ups.push_back(i);  // a hash
+            continue;
+          }
+          if (!live->ok()) return std::move(state->done)(live->status());
+          if ((*live)->committed.has_value()) {
+            kudos::v1::Kudos kudos = std::move((*live)->committed->kudos);
+            absl::Status boosts_ok;
+            AppendBoosts(*boosts_before, kudos, boosts_ok);
+            if (!boosts_ok.ok()) return std::move(state->done)(boosts_ok);
+            state->result[i] = std::move(kudos);
+          } else if ((*live)->absent) {
+            state->follow_ups.push_back(i);  // archived, or never was
+          }  // else PENDING or ABORTED: nullopt
+        }
+        ReadKudosFollowUps(std::move(state), 0);
+      });
+}
+
+void KudosStore::ReadKudosFollowUps(std::shared_ptr<ReadKudosState> state, size_t next) {
+  if (next == state->follow_ups.size()) return std::move(state->done)(std::move(state->result));
+  const size_t i = state->follow_ups[next];
+  const std::string& id = state->ids[i];
+  auto archived = [this, state, i, next](Reply live_boosts) {
+    GetArchivedKudosAsync(state->org, state->ids[i], std::move(live_boosts), state->deadline,
+                          [this, state, i, next](
+                              absl::StatusOr<std::optional<kudos::v1::Kudos>> kudos) mutable {
+                            if (!kudos.ok()) return std::move(state->done)(kudos.status());
+                            state->result[i] = *std::move(kudos);
+                            ReadKudosFollowUps(std::move(state), next + 1);
+                          });
+  };
+  if (state->replies[3 * i + 1].ok()) return archived(*state->replies[3 * i + 2]);
+  // A hash (WRONGTYPE): PENDING, ABORTED, or committed before 334bb16.
+  async().Run(
+      LegacyRecordRead(state->org, id), state->deadline,
+      [this, state, i, next, archived](absl::StatusOr<Reply> fields) mutable {
+        absl::StatusOr<LiveRecord> live = LiveFromHash(fields);
+        if (!live.ok()) return std::move(state->done)(live.status());
+        if (live->committed.has_value()) {
+          kudos::v1::Kudos kudos = std::move(live->committed->kudos);
+          absl::Status boosts_ok;
+          AppendBoosts(*state->replies[3 * i], kudos, boosts_ok);
+          if (!boosts_ok.ok()) return std::move(state->done)(boosts_ok);
+          state->result[i] = std::move(kudos);
+          return ReadKudosFollowUps(std::move(state), next + 1);
+        }
+        if (!live->absent) return ReadKudosFollowUps(std::move(state), next + 1);
+        // Archived after boosts_after was read: read them again.
+        async().Run({"LRANGE", Prefix(state->org) + "boosts:" + state->ids[i], "0", "-1"},
+                    state->deadline, [state, archived](absl::StatusOr<Reply> boosts) mutable {
+                      if (!boosts.ok()) return std::move(state->done)(boosts.status());
+                      archived(*std::move(boosts));
+                    });
+      });
+}
+
+void KudosStore::GetArchivedKudosAsync(const std::string& org, const std::string& kudos_id,
+                                       Reply live_boosts, Deadline deadline,
+                                       StoreCallback<std::optional<kudos::v1::Kudos>> done) {
+  const uint64_t digest = IdDigest(kudos_id);
+  async().Run(
+      {"HGET", ArchiveIndex(org), IndexField(digest)}, deadline,
+      [this, org, kudos_id, digest, deadline, live_boosts = std::move(live_boosts),
+       done = std::move(done)](absl::StatusOr<Reply> field) mutable {
+        if (!field.ok()) return std::move(done)(field.status());
+        std::vector<ChunkRef> refs = FindInIndex(field->str, digest);
+        if (refs.empty()) return std::move(done)(std::optional<kudos::v1::Kudos>());
+        std::vector<common::redis::Command> gets;
+        for (const ChunkRef& ref : refs) gets.push_back({"GET", ArchiveChunk(org, ChunkName(ref))});
+        // Every candidate chunk in one round trip, taken in index order.
+        async().Pipeline(
+            std::move(gets), deadline,
+            [kudos_id, refs, live_boosts = std::move(live_boosts),
+             done = std::move(done)](absl::StatusOr<PipelineReplies> chunks) mutable {
+              if (!chunks.ok()) return std::move(done)(chunks.status());
+              for (size_t c = 0; c < refs.size(); ++c) {
+                const absl::StatusOr<Reply>& chunk = (*chunks)[c];
+                if (!chunk.ok()) return std::move(done)(chunk.status());
+                if (chunk->is_nil()) {
+                  return std::move(done)(
+                      Corrupt(absl::StrCat("archive chunk ", ChunkName(refs[c]), " (missing)")));
+                }
+                auto entries = DecodeChunk(chunk->str);
+                if (!entries.ok()) return std::move(done)(entries.status());
+                for (ArchivedKudos& entry : *entries) {
+                  if (entry.kudos.kudos_id() != kudos_id) continue;
+                  absl::Status boosts_ok;
+                  AppendBoosts(live_boosts, entry.kudos, boosts_ok);
+                  if (!boosts_ok.ok()) return std::move(done)(boosts_ok);
+                  return std::move(done)(std::optional<kudos::v1::Kudos>(std::move(entry.kudos)));
+                }
+              }
+              std::move(done)(std::optional<kudos::v1::Kudos>());
+            });
+      });
+}
+
+void KudosStore::ListArchivedAsync(const std::string& org, const std::string& feed_key,
+                                   int64_t before_seq, size_t wanted, Deadline deadline,
+                                   StoreCallback<ArchivedPage> done) {
+  async().Pipeline(
+      ArchiveChunkLists(org, before_seq), deadline,
+      [this, org, feed_key, before_seq, wanted, deadline,
+       done = std::move(done)](absl::StatusOr<PipelineReplies> lists) mutable {
+        auto chunks = std::make_shared<std::vector<std::string>>();
+        bool more_chunks = false;
+        if (absl::Status listed = ChunkNames(lists, *chunks, more_chunks); !listed.ok()) {
+          return std::move(done)(listed);
+        }
+        if (chunks->empty()) return std::move(done)(ArchivedPage());
+        std::vector<common::redis::Command> gets;
+        for (const std::string& chunk : *chunks) gets.push_back({"GET", ArchiveChunk(org, chunk)});
+        // The page's chunks (at most kMaxChunksPerPage) in one round trip.
+        async().Pipeline(
+            std::move(gets), deadline,
+            [chunks, more_chunks, feed_key, before_seq, wanted,
+             done = std::move(done)](absl::StatusOr<PipelineReplies> replies) mutable {
+              if (!replies.ok()) return std::move(done)(replies.status());
+              ArchivedPage page;
+              absl::Status scanned = ScanChunks(
+                  *chunks, more_chunks, [&](size_t c) { return (*replies)[c]; }, feed_key,
+                  before_seq, wanted, page);
+              if (!scanned.ok()) return std::move(done)(scanned);
+              std::move(done)(std::move(page));
+            });
+      });
+}
+
+void KudosStore::ListFeedAsync(const std::string& org, const std::string& feed_key,
+                               const std::string& before_seq, int limit, Deadline deadline,
+                               StoreCallback<FeedPage> done) {
+  absl::StatusOr<int64_t> before = BeforeSeq(before_seq);
+  if (!before.ok()) return std::move(done)(before.status());
+  using Listing = FeedListing<ArchivedPage>;
+  auto listing = std::make_shared<Listing>();
+  listing->before = *before;
+  listing->limit = limit;
+  // Once the candidates are known: the page's kudos and archived boosts.
+  auto read_page = [this, org, deadline](std::shared_ptr<Listing> listing,
+                                         StoreCallback<FeedPage> done) {
+    CutPage(*listing);
+    PlanReads(org, *listing);
+    ReadKudosAsync(
+        org, listing->live_ids, deadline,
+        [this, listing, deadline, done = std::move(done)](absl::StatusOr<KudosList> live) mutable {
+          if (!live.ok()) return std::move(done)(live.status());
+          auto live_kudos = std::make_shared<KudosList>(*std::move(live));
+          auto assemble = [listing, live_kudos](const PipelineReplies& boosts,
+                                                StoreCallback<FeedPage> done) {
+            absl::Status assembled = Assemble(*live_kudos, boosts, *listing);
+            if (!assembled.ok()) return std::move(done)(assembled);
+            std::move(done)(std::move(listing->page));
+          };
+          if (listing->archived_boosts.empty()) return assemble({}, std::move(done));
+          async().Pipeline(listing->archived_boosts, deadline,
+                           [assemble, done = std::move(done)](
+                               absl::StatusOr<PipelineReplies> boosts) mutable {
+                             if (!boosts.ok()) return std::move(done)(boosts.status());
+                             assemble(*boosts, std::move(done));
+                           });
+        });
+  };
+  async().EvalSha(
+      feed_range_, {Prefix(org)}, {feed_key, before_seq, std::to_string(limit + 1), "desc"},
+      deadline,
+      [this, org, feed_key, limit, deadline, listing, read_page,
+       done = std::move(done)](absl::StatusOr<Reply> heads) mutable {
+        if (absl::Status taken = TakeHeads(heads, *listing); !taken.ok()) {
+          return std::move(done)(taken);
+        }
+        if (!listing->read_archive) return read_page(listing, std::move(done));
+        ListArchivedAsync(org, feed_key, listing->before, static_cast<size_t>(limit) + 1, deadline,
+                          [listing, read_page, done = std::move(done)](
+                              absl::StatusOr<ArchivedPage> archived) mutable {
+                            if (!archived.ok()) return std::move(done)(archived.status());
+                            listing->archived = *std::move(archived);
+                            read_page(listing, std::move(done));
+                          });
+      });
 }
 
 }  // namespace kudos

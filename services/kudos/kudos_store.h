@@ -31,11 +31,14 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
+#include "common/redis/async_client.h"
 #include "common/redis/redis_client.h"
 #include "kudos/v1/kudos.pb.h"
 #include "services/kudos/archive_chunk.h"
@@ -96,9 +99,57 @@ struct FeedPage {
   std::string next_cursor;  // the seq to continue below, or empty
 };
 
+// An asynchronous store call's answer: runs exactly once, on a Redis loop
+// thread (it must not block; it may start further calls).
+template <typename T>
+using StoreCallback = absl::AnyInvocable<void(absl::StatusOr<T>) &&>;
+using StoreStatusCallback = absl::AnyInvocable<void(absl::Status) &&>;
+
 class KudosStore {
  public:
-  explicit KudosStore(common::redis::Pool& pool);
+  // `async` (optional) serves the asynchronous methods (the RPC handlers'
+  // path); the blocking ones (reconciler, archiver, feedback) use `pool`.
+  explicit KudosStore(common::redis::Pool& pool, common::redis::AsyncClient* async = nullptr);
+
+  // Asynchronous forms of the methods below, each bounded by `deadline`
+  // (DEADLINE_EXCEEDED past it). Same answers as the blocking forms.
+  using Deadline = common::redis::Deadline;
+  struct SettingsAndPeople;
+  void GetSettingsAsync(const std::string& org, Deadline deadline,
+                        StoreCallback<kudos::v1::OrgSettings> done);
+  void GetSettingsAndPeopleAsync(const std::string& org, const std::vector<std::string>& ids,
+                                 Deadline deadline, StoreCallback<SettingsAndPeople> done);
+  void GetPeopleAsync(const std::string& org, const std::vector<std::string>& ids,
+                      Deadline deadline,
+                      StoreCallback<std::map<std::string, kudos::v1::Person>> done);
+  void PutSettingsAsync(const std::string& org, const kudos::v1::OrgSettings& settings,
+                        const std::string& event_pb, const std::string& actor, Deadline deadline,
+                        StoreStatusCallback done);
+  void PutPersonAsync(const std::string& org, const kudos::v1::Person& person, bool create,
+                      const std::string& event_pb, const std::string& actor, Deadline deadline,
+                      StoreStatusCallback done);
+  void PutTeamAsync(const std::string& org, const kudos::v1::Team& team,
+                    const std::string& event_pb, const std::string& actor, Deadline deadline,
+                    StoreStatusCallback done);
+  void ListPeopleAsync(const std::string& org, const std::string& team_id,
+                       const std::string& after_id, int limit, Deadline deadline,
+                       StoreCallback<std::vector<kudos::v1::Person>> done);
+  void ListTeamsAsync(const std::string& org, const std::string& after_id, int limit,
+                      Deadline deadline, StoreCallback<std::vector<kudos::v1::Team>> done);
+  void BeginAsync(const std::string& org, const BeginRecognition& begin, Deadline deadline,
+                  StoreCallback<BeginOutcome> done);
+  void FindRequestAsync(const std::string& org, RecordKind kind, const std::string& actor,
+                        const std::string& request_id, Deadline deadline,
+                        StoreCallback<std::optional<BeginOutcome>> done);
+  void FinishAsync(const std::string& org, RecordKind kind, const std::string& id, bool commit,
+                   const absl::Status& error, Deadline deadline, StoreCallback<std::string> done);
+  void GetRecordAsync(const std::string& org, RecordKind kind, const std::string& id,
+                      Deadline deadline, StoreCallback<std::optional<Record>> done);
+  void GetKudosAsync(const std::string& org, const std::string& kudos_id, Deadline deadline,
+                     StoreCallback<kudos::v1::Kudos> done);
+  void ListFeedAsync(const std::string& org, const std::string& feed_key,
+                     const std::string& before_seq, int limit, Deadline deadline,
+                     StoreCallback<FeedPage> done);
 
   // Directory
   absl::StatusOr<kudos::v1::OrgSettings> GetSettings(const std::string& org);
@@ -226,7 +277,21 @@ class KudosStore {
   absl::StatusOr<ArchivedPage> ListArchived(const std::string& org, const std::string& feed_key,
                                             int64_t before_seq, size_t wanted);
 
+  // Asynchronous halves of ReadKudos / GetArchivedKudos / ListArchived.
+  using KudosList = std::vector<std::optional<kudos::v1::Kudos>>;
+  void ReadKudosAsync(const std::string& org, std::vector<std::string> ids, Deadline deadline,
+                      StoreCallback<KudosList> done);
+  void GetArchivedKudosAsync(const std::string& org, const std::string& kudos_id,
+                             common::redis::Reply live_boosts, Deadline deadline,
+                             StoreCallback<std::optional<kudos::v1::Kudos>> done);
+  void ListArchivedAsync(const std::string& org, const std::string& feed_key, int64_t before_seq,
+                         size_t wanted, Deadline deadline, StoreCallback<ArchivedPage> done);
+  struct ReadKudosState;
+  void ReadKudosFollowUps(std::shared_ptr<ReadKudosState> state, size_t next);
+  common::redis::AsyncClient& async() const;
+
   common::redis::Pool& pool_;
+  common::redis::AsyncClient* async_;
   common::redis::Script put_directory_entry_;
   common::redis::Script put_settings_;
   common::redis::Script begin_;

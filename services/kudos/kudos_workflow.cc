@@ -13,6 +13,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/calendar/calendar.h"
+#include "common/grpc/steps.h"
 #include "common/log/log.h"
 #include "services/kudos/archive_chunk.h"
 #include "services/kudos/kudos_rules.h"
@@ -119,7 +120,6 @@ absl::StatusOr<kudos::v1::Kudos> KudosWorkflow::SendKudos(
   const kudos::v1::OrgSettings* settings = &read->settings;
   std::map<std::string, kudos::v1::Person>* people = &read->people;
   if (absl::Status giver = CheckActive(*people, org, giver_id, "giver"); !giver.ok()) return giver;
-  const kudos::v1::Person& giver = people->at(giver_id);
   Directory directory{*people};
   if (absl::Status valid = ValidateSendKudos(request, giver_id, *settings, directory); !valid.ok()) {
     // A retry of a kudos accepted earlier returns it even if the directory
@@ -135,61 +135,11 @@ absl::StatusOr<kudos::v1::Kudos> KudosWorkflow::SendKudos(
     return valid;
   }
 
-  absl::Time now = clock_();
-  absl::StatusOr<BeginRecognition> begin = BeginAt(now, *settings, reconciler_.first_attempt_after);
-  if (!begin.ok()) return begin.status();
-  const std::string kudos_id = NewId('k');
-
-  kudos::v1::Kudos kudos;
-  kudos.set_kudos_id(kudos_id);
-  kudos.set_giver_id(giver_id);
-  *kudos.mutable_recipient_ids() = request.recipient_ids();
-  kudos.set_message(request.message());
-  *kudos.mutable_values() = request.values();
-  kudos.set_points_per_recipient(request.points_per_recipient());
-  *kudos.mutable_create_time() = ToProto(now);
-  kudos.set_state(kudos::v1::KUDOS_STATE_PENDING);
-
-  const std::string values = absl::StrJoin(request.values(), ",");
-  ledger::v1::PostTransfersRequest transfers;
-  transfers.set_linked(true);
-  kudos::v1::KudosEvent event;
-  event.set_org_id(org);
-  *event.mutable_event_time() = ToProto(now);
-  kudos::v1::KudosSent* sent = event.mutable_kudos_sent();
-  sent->set_giver_team_id(giver.team_id());
-  std::vector<std::string> teams = {giver.team_id()};
-  for (const std::string& recipient : request.recipient_ids()) {
-    const std::string& team = (*people)[recipient].team_id();
-    (*sent->mutable_recipient_team_ids())[recipient] = team;
-    teams.push_back(team);
-    if (request.points_per_recipient() > 0) {
-      *transfers.add_transfers() =
-          MakeTransfer(kudos_id + ":" + recipient, giver_id, recipient,
-                       request.points_per_recipient(), ledger::v1::TRANSFER_KIND_KUDOS, kudos_id,
-                       team, values);
-    }
-  }
-  std::sort(teams.begin(), teams.end());
-  teams.erase(std::unique(teams.begin(), teams.end()), teams.end());
-  const std::vector<std::string> feeds = FeedKeysOf(kudos, teams);
-  *sent->mutable_kudos() = kudos;
-  sent->mutable_kudos()->set_state(kudos::v1::KUDOS_STATE_COMMITTED);
-
-  begin->kind = RecordKind::kKudos;
-  begin->actor = giver_id;
-  begin->request_id = request.request_id();
-  begin->fingerprint = SendFingerprint(request);
-  begin->record_id = kudos_id;
-  // Committed, the record is this alone (the kudos and its teams, for reads
-  // and the archive's team feeds).
-  begin->record_pb = sent->SerializeAsString();
-  begin->points = request.points_per_recipient();
-  begin->recipients = ids;
-  begin->recipients.pop_back();  // the giver
-  begin->transfers_pb = transfers.transfers().empty() ? "" : transfers.SerializeAsString();
-  begin->event_pb = event.SerializeAsString();
-  begin->feeds = feeds;
+  absl::StatusOr<PreparedRecord> prepared = PrepareSend(org, giver_id, request, *settings, *people);
+  if (!prepared.ok()) return prepared.status();
+  BeginRecognition* begin = &prepared->begin;
+  const std::string& kudos_id = begin->record_id;
+  kudos::v1::Kudos kudos = prepared->kudos;
   absl::StatusOr<BeginOutcome> outcome = store_.Begin(org, *begin);
   if (!outcome.ok()) return outcome.status();
   if (!outcome->is_new && outcome->fingerprint != begin->fingerprint) {
@@ -216,6 +166,67 @@ absl::StatusOr<kudos::v1::Kudos> KudosWorkflow::SendKudos(
   return Complete(org, RecordKind::kKudos, outcome->record_id, outcome->record_id);
 }
 
+absl::StatusOr<KudosWorkflow::PreparedRecord> KudosWorkflow::PrepareSend(
+    const std::string& org, const std::string& giver_id,
+    const kudos::v1::SendKudosRequest& request, const kudos::v1::OrgSettings& settings,
+    std::map<std::string, kudos::v1::Person>& people) {
+  absl::Time now = clock_();
+  absl::StatusOr<BeginRecognition> begin = BeginAt(now, settings, reconciler_.first_attempt_after);
+  if (!begin.ok()) return begin.status();
+  const std::string kudos_id = NewId('k');
+
+  kudos::v1::Kudos kudos;
+  kudos.set_kudos_id(kudos_id);
+  kudos.set_giver_id(giver_id);
+  *kudos.mutable_recipient_ids() = request.recipient_ids();
+  kudos.set_message(request.message());
+  *kudos.mutable_values() = request.values();
+  kudos.set_points_per_recipient(request.points_per_recipient());
+  *kudos.mutable_create_time() = ToProto(now);
+  kudos.set_state(kudos::v1::KUDOS_STATE_PENDING);
+
+  const std::string values = absl::StrJoin(request.values(), ",");
+  ledger::v1::PostTransfersRequest transfers;
+  transfers.set_linked(true);
+  kudos::v1::KudosEvent event;
+  event.set_org_id(org);
+  *event.mutable_event_time() = ToProto(now);
+  kudos::v1::KudosSent* sent = event.mutable_kudos_sent();
+  sent->set_giver_team_id(people[giver_id].team_id());
+  std::vector<std::string> teams = {people[giver_id].team_id()};
+  for (const std::string& recipient : request.recipient_ids()) {
+    const std::string& team = people[recipient].team_id();
+    (*sent->mutable_recipient_team_ids())[recipient] = team;
+    teams.push_back(team);
+    if (request.points_per_recipient() > 0) {
+      *transfers.add_transfers() =
+          MakeTransfer(kudos_id + ":" + recipient, giver_id, recipient,
+                       request.points_per_recipient(), ledger::v1::TRANSFER_KIND_KUDOS, kudos_id,
+                       team, values);
+    }
+  }
+  std::sort(teams.begin(), teams.end());
+  teams.erase(std::unique(teams.begin(), teams.end()), teams.end());
+  const std::vector<std::string> feeds = FeedKeysOf(kudos, teams);
+  *sent->mutable_kudos() = kudos;
+  sent->mutable_kudos()->set_state(kudos::v1::KUDOS_STATE_COMMITTED);
+
+  begin->kind = RecordKind::kKudos;
+  begin->actor = giver_id;
+  begin->request_id = request.request_id();
+  begin->fingerprint = SendFingerprint(request);
+  begin->record_id = kudos_id;
+  // Committed, the record is this alone (the kudos and its teams, for reads
+  // and the archive's team feeds).
+  begin->record_pb = sent->SerializeAsString();
+  begin->points = request.points_per_recipient();
+  begin->recipients.assign(request.recipient_ids().begin(), request.recipient_ids().end());
+  begin->transfers_pb = transfers.transfers().empty() ? "" : transfers.SerializeAsString();
+  begin->event_pb = event.SerializeAsString();
+  begin->feeds = feeds;
+  return PreparedRecord{*std::move(begin), std::move(kudos)};
+}
+
 absl::StatusOr<kudos::v1::Kudos> KudosWorkflow::BoostKudos(
     const std::string& org, const std::string& booster_id,
     const kudos::v1::BoostKudosRequest& request) {
@@ -236,8 +247,26 @@ absl::StatusOr<kudos::v1::Kudos> KudosWorkflow::BoostKudos(
     return valid;
   }
 
+  absl::StatusOr<PreparedRecord> prepared = PrepareBoost(org, booster_id, request, *kudos, *settings, *people);
+  if (!prepared.ok()) return prepared.status();
+  BeginRecognition* begin = &prepared->begin;
+  absl::StatusOr<BeginOutcome> outcome = store_.Begin(org, *begin);
+  if (!outcome.ok()) return outcome.status();
+  if (!outcome->is_new && outcome->fingerprint != begin->fingerprint) {
+    return absl::AlreadyExistsError(absl::StrCat(
+        "request_id: '", request.request_id(),
+        "' was already used for a different boost; use a new request_id for a new boost"));
+  }
+  return Complete(org, RecordKind::kBoost, outcome->record_id, kudos->kudos_id());
+}
+
+absl::StatusOr<KudosWorkflow::PreparedRecord> KudosWorkflow::PrepareBoost(
+    const std::string& org, const std::string& booster_id,
+    const kudos::v1::BoostKudosRequest& request, const kudos::v1::Kudos& kudos,
+    const kudos::v1::OrgSettings& settings,
+    const std::map<std::string, kudos::v1::Person>& people) {
   absl::Time now = clock_();
-  absl::StatusOr<BeginRecognition> begin = BeginAt(now, *settings, reconciler_.first_attempt_after);
+  absl::StatusOr<BeginRecognition> begin = BeginAt(now, settings, reconciler_.first_attempt_after);
   if (!begin.ok()) return begin.status();
   const std::string boost_id = NewId('b');
   kudos::v1::Boost boost;
@@ -245,24 +274,25 @@ absl::StatusOr<kudos::v1::Kudos> KudosWorkflow::BoostKudos(
   boost.set_points_per_recipient(request.points());
   *boost.mutable_create_time() = ToProto(now);
 
-  const std::string values = absl::StrJoin(kudos->values(), ",");
+  const std::string values = absl::StrJoin(kudos.values(), ",");
   ledger::v1::PostTransfersRequest transfers;
   transfers.set_linked(true);
   kudos::v1::KudosEvent event;
   event.set_org_id(org);
   *event.mutable_event_time() = ToProto(now);
   kudos::v1::KudosBoosted* boosted = event.mutable_kudos_boosted();
-  boosted->set_kudos_id(kudos->kudos_id());
+  boosted->set_kudos_id(kudos.kudos_id());
   *boosted->mutable_boost() = boost;
-  *boosted->mutable_recipient_ids() = kudos->recipient_ids();
-  *boosted->mutable_values() = kudos->values();
+  *boosted->mutable_recipient_ids() = kudos.recipient_ids();
+  *boosted->mutable_values() = kudos.values();
+  std::vector<std::string> recipients(kudos.recipient_ids().begin(), kudos.recipient_ids().end());
   for (const std::string& recipient : recipients) {
-    auto person = people->find(recipient);
-    const std::string team = person == people->end() ? "" : person->second.team_id();
+    auto person = people.find(recipient);
+    const std::string team = person == people.end() ? "" : person->second.team_id();
     (*boosted->mutable_recipient_team_ids())[recipient] = team;
     *transfers.add_transfers() =
         MakeTransfer(boost_id + ":" + recipient, booster_id, recipient, request.points(),
-                     ledger::v1::TRANSFER_KIND_BOOST, kudos->kudos_id(), team, values);
+                     ledger::v1::TRANSFER_KIND_BOOST, kudos.kudos_id(), team, values);
   }
 
   begin->kind = RecordKind::kBoost;
@@ -272,18 +302,11 @@ absl::StatusOr<kudos::v1::Kudos> KudosWorkflow::BoostKudos(
   begin->record_id = boost_id;
   begin->record_pb = boost.SerializeAsString();
   begin->points = request.points();
-  begin->kudos_id = kudos->kudos_id();
+  begin->kudos_id = kudos.kudos_id();
   begin->recipients = recipients;
   begin->transfers_pb = transfers.SerializeAsString();
   begin->event_pb = event.SerializeAsString();
-  absl::StatusOr<BeginOutcome> outcome = store_.Begin(org, *begin);
-  if (!outcome.ok()) return outcome.status();
-  if (!outcome->is_new && outcome->fingerprint != begin->fingerprint) {
-    return absl::AlreadyExistsError(absl::StrCat(
-        "request_id: '", request.request_id(),
-        "' was already used for a different boost; use a new request_id for a new boost"));
-  }
-  return Complete(org, RecordKind::kBoost, outcome->record_id, kudos->kudos_id());
+  return PreparedRecord{*std::move(begin), kudos::v1::Kudos()};
 }
 
 absl::StatusOr<kudos::v1::Kudos> KudosWorkflow::Complete(const std::string& org, RecordKind kind,
@@ -342,6 +365,297 @@ absl::StatusOr<std::string> KudosWorkflow::SettleRecord(const std::string& org, 
     }
   }
   return store_.Finish(org, kind, id, /*commit=*/true, absl::OkStatus());
+}
+
+// ---------------------------------------------------------------------------
+// Asynchronous forms (the RPC handlers' path): the same steps as the blocking
+// forms above, each an asynchronous store or ledger call bounded by the
+// caller's deadline. A call stopped between two steps (cancelled, or its
+// deadline passed) leaves at most a PENDING record, which the reconciler
+// commits or aborts exactly once.
+
+using common::grpc_util::Done;
+using common::grpc_util::Into;
+using common::grpc_util::Sequence;
+
+namespace {
+
+// Into for an answer held in an optional.
+template <typename T>
+StoreCallback<T> IntoAnswer(std::optional<T>* target, Done done) {
+  return [target, done = std::move(done)](absl::StatusOr<T> result) mutable {
+    if (!result.ok()) return std::move(done)(result.status());
+    *target = *std::move(result);
+    std::move(done)(absl::OkStatus());
+  };
+}
+
+}  // namespace
+
+struct KudosWorkflow::SendState {
+  std::string org;
+  std::string giver_id;
+  const kudos::v1::SendKudosRequest* request = nullptr;
+  Deadline deadline;
+  StopCheck stop;
+  KudosStore::SettingsAndPeople read;
+  PreparedRecord prepared;
+  BeginOutcome outcome;
+  std::optional<kudos::v1::Kudos> answer;  // set once the call has its answer
+};
+
+void KudosWorkflow::SendKudosAsync(const std::string& org, const std::string& giver_id,
+                                   const kudos::v1::SendKudosRequest& request, Deadline deadline,
+                                   StopCheck stop, StoreCallback<kudos::v1::Kudos> done) {
+  auto s = std::make_shared<SendState>();
+  s->org = org;
+  s->giver_id = giver_id;
+  s->request = &request;
+  s->deadline = deadline;
+  s->stop = std::move(stop);
+  std::vector<std::string> ids(request.recipient_ids().begin(), request.recipient_ids().end());
+  if (ids.size() > static_cast<size_t>(kMaxRecipients)) ids.resize(kMaxRecipients + 1);
+  ids.push_back(giver_id);
+  Sequence steps;
+  steps.Then([this, s, ids](Done done) {
+         // The giver, the recipients and the settings in one round trip.
+         store_.GetSettingsAndPeopleAsync(s->org, ids, s->deadline, Into(&s->read, std::move(done)));
+       })
+      .Then([this, s](Done done) { ValidateSendAsync(s, std::move(done)); })
+      .Then([this, s](Done done) {
+        if (s->answer.has_value()) return std::move(done)(absl::OkStatus());
+        // Nothing is written before this step: a call stopped here changes nothing.
+        if (absl::Status stopped = s->stop(); !stopped.ok()) return std::move(done)(stopped);
+        store_.BeginAsync(s->org, s->prepared.begin, s->deadline, Into(&s->outcome, std::move(done)));
+      })
+      .Then([s]() -> absl::Status {
+        if (s->answer.has_value() || s->outcome.is_new ||
+            s->outcome.fingerprint == s->prepared.begin.fingerprint) {
+          return absl::OkStatus();
+        }
+        return absl::AlreadyExistsError(
+            absl::StrCat("request_id: '", s->request->request_id(),
+                         "' was already used for a different kudos (", s->outcome.record_id,
+                         "); use a new request_id for a new kudos"));
+      })
+      .Then([this, s](Done done) { SettleNewKudosAsync(s, std::move(done)); });
+  std::move(steps).Run([s, done = std::move(done)](absl::Status status) mutable {
+    if (!status.ok()) return std::move(done)(status);
+    KUDOS_CHECK(s->answer.has_value(), "a SendKudos that ended OK has its kudos");
+    std::move(done)(*std::move(s->answer));
+  });
+}
+
+void KudosWorkflow::ValidateSendAsync(std::shared_ptr<SendState> s, Done done) {
+  std::map<std::string, kudos::v1::Person>& people = s->read.people;
+  const kudos::v1::SendKudosRequest& request = *s->request;
+  if (absl::Status giver = CheckActive(people, s->org, s->giver_id, "giver"); !giver.ok()) {
+    return std::move(done)(giver);
+  }
+  Directory directory{people};
+  absl::Status valid = ValidateSendKudos(request, s->giver_id, s->read.settings, directory);
+  if (valid.ok()) {
+    absl::StatusOr<PreparedRecord> prepared =
+        PrepareSend(s->org, s->giver_id, request, s->read.settings, people);
+    if (!prepared.ok()) return std::move(done)(prepared.status());
+    s->prepared = *std::move(prepared);
+    return std::move(done)(absl::OkStatus());
+  }
+  if (!ValidateRequestId(request.request_id()).ok()) return std::move(done)(valid);
+  // A retry of a kudos accepted earlier returns it even if the directory
+  // changed since (a recipient left, a value was retired).
+  store_.FindRequestAsync(
+      s->org, RecordKind::kKudos, s->giver_id, request.request_id(), s->deadline,
+      [this, s, valid, done = std::move(done)](
+          absl::StatusOr<std::optional<BeginOutcome>> earlier) mutable {
+        if (!earlier.ok()) return std::move(done)(earlier.status());
+        if (!earlier->has_value() ||
+            !KudosStore::SameFingerprint((*earlier)->fingerprint, SendFingerprint(*s->request))) {
+          return std::move(done)(valid);
+        }
+        const std::string id = (*earlier)->record_id;
+        CompleteAsync(s->org, RecordKind::kKudos, id, id, s->deadline, s->stop,
+                      IntoAnswer(&s->answer, std::move(done)));
+      });
+}
+
+void KudosWorkflow::SettleNewKudosAsync(std::shared_ptr<SendState> s, Done done) {
+  if (s->answer.has_value()) return std::move(done)(absl::OkStatus());
+  const std::string record_id = s->outcome.record_id;
+  if (!s->outcome.is_new) {
+    return CompleteAsync(s->org, RecordKind::kKudos, record_id, record_id, s->deadline, s->stop,
+                         IntoAnswer(&s->answer, std::move(done)));
+  }
+  // The record is the one just written: settle it without reading it back,
+  // and answer with the kudos it holds (two round trips fewer).
+  const BeginRecognition& begin = s->prepared.begin;
+  Record record;
+  record.pb = begin.record_pb;
+  record.state = "PENDING";
+  record.transfers_pb = begin.transfers_pb;
+  record.kudos_id = begin.record_id;
+  SettleRecordAsync(
+      s->org, RecordKind::kKudos, begin.record_id, record, s->deadline, s->stop,
+      [this, s, done = std::move(done)](absl::StatusOr<std::string> state) mutable {
+        if (!state.ok()) return std::move(done)(state.status());
+        if (*state == "COMMITTED") {
+          s->answer = std::move(s->prepared.kudos);
+          s->answer->set_state(kudos::v1::KUDOS_STATE_COMMITTED);
+          return std::move(done)(absl::OkStatus());
+        }
+        const std::string id = s->outcome.record_id;
+        CompleteAsync(s->org, RecordKind::kKudos, id, id, s->deadline, s->stop,
+                      IntoAnswer(&s->answer, std::move(done)));
+      });
+}
+
+struct KudosWorkflow::BoostState {
+  std::string org;
+  std::string booster_id;
+  const kudos::v1::BoostKudosRequest* request = nullptr;
+  Deadline deadline;
+  StopCheck stop;
+  kudos::v1::Kudos kudos;  // the boosted kudos
+  KudosStore::SettingsAndPeople read;
+  PreparedRecord prepared;
+  BeginOutcome outcome;
+  kudos::v1::Kudos answer;
+};
+
+void KudosWorkflow::BoostKudosAsync(const std::string& org, const std::string& booster_id,
+                                    const kudos::v1::BoostKudosRequest& request,
+                                    Deadline deadline, StopCheck stop,
+                                    StoreCallback<kudos::v1::Kudos> done) {
+  if (absl::Status id = ValidateId("kudos_id", request.kudos_id()); !id.ok()) {
+    return std::move(done)(id);
+  }
+  auto s = std::make_shared<BoostState>();
+  s->org = org;
+  s->booster_id = booster_id;
+  s->request = &request;
+  s->deadline = deadline;
+  s->stop = std::move(stop);
+  Sequence steps;
+  steps.Then([this, s](Done done) {
+         store_.GetKudosAsync(s->org, s->request->kudos_id(), s->deadline,
+                              Into(&s->kudos, std::move(done)));
+       })
+      .Then([this, s](Done done) {
+        std::vector<std::string> ids(s->kudos.recipient_ids().begin(),
+                                     s->kudos.recipient_ids().end());
+        ids.push_back(s->booster_id);
+        store_.GetSettingsAndPeopleAsync(s->org, ids, s->deadline, Into(&s->read, std::move(done)));
+      })
+      .Then([this, s]() -> absl::Status {
+        const auto& people = s->read.people;
+        if (absl::Status booster = CheckActive(people, s->org, s->booster_id, "booster");
+            !booster.ok()) {
+          return booster;
+        }
+        absl::Status valid = ValidateBoost(*s->request, s->booster_id, s->kudos, s->read.settings);
+        if (!valid.ok()) return valid;
+        absl::StatusOr<PreparedRecord> prepared =
+            PrepareBoost(s->org, s->booster_id, *s->request, s->kudos, s->read.settings, people);
+        if (!prepared.ok()) return prepared.status();
+        s->prepared = *std::move(prepared);
+        return s->stop();  // nothing is written before the next step
+      })
+      .Then([this, s](Done done) {
+        store_.BeginAsync(s->org, s->prepared.begin, s->deadline, Into(&s->outcome, std::move(done)));
+      })
+      .Then([s]() -> absl::Status {
+        if (s->outcome.is_new || s->outcome.fingerprint == s->prepared.begin.fingerprint) {
+          return absl::OkStatus();
+        }
+        return absl::AlreadyExistsError(absl::StrCat(
+            "request_id: '", s->request->request_id(),
+            "' was already used for a different boost; use a new request_id for a new boost"));
+      })
+      .Then([this, s](Done done) {
+        CompleteAsync(s->org, RecordKind::kBoost, s->outcome.record_id, s->kudos.kudos_id(),
+                      s->deadline, s->stop, Into(&s->answer, std::move(done)));
+      });
+  std::move(steps).Run([s, done = std::move(done)](absl::Status status) mutable {
+    if (!status.ok()) return std::move(done)(status);
+    std::move(done)(std::move(s->answer));
+  });
+}
+
+void KudosWorkflow::CompleteAsync(const std::string& org, RecordKind kind, const std::string& id,
+                                  const std::string& kudos_id, Deadline deadline, StopCheck stop,
+                                  StoreCallback<kudos::v1::Kudos> done) {
+  store_.GetRecordAsync(
+      org, kind, id, deadline,
+      [this, org, kind, id, kudos_id, deadline, stop, done = std::move(done)](
+          absl::StatusOr<std::optional<Record>> record) mutable {
+        if (!record.ok()) return std::move(done)(record.status());
+        if (!record->has_value()) {
+          absl::Status missing =
+              absl::NotFoundError(absl::StrCat(KindName(kind), " '", id, "' does not exist"));
+          if (kind != RecordKind::kKudos) return std::move(done)(missing);
+          // A retry whose kudos has moved to the archive (a policy changed
+          // in between) still gets its kudos.
+          return store_.GetKudosAsync(
+              org, kudos_id, deadline,
+              [missing, done = std::move(done)](absl::StatusOr<kudos::v1::Kudos> archived) mutable {
+                if (archived.ok()) return std::move(done)(std::move(archived));
+                std::move(done)(missing);
+              });
+        }
+        SettleRecordAsync(
+            org, kind, id, **record, deadline, stop,
+            [this, org, kind, id, kudos_id, deadline, done = std::move(done)](
+                absl::StatusOr<std::string> state) mutable {
+              if (!state.ok()) return std::move(done)(state.status());
+              if (*state == "ABORTED") {
+                return store_.GetRecordAsync(
+                    org, kind, id, deadline,
+                    [done = std::move(done)](absl::StatusOr<std::optional<Record>> aborted) mutable {
+                      if (!aborted.ok()) return std::move(done)(aborted.status());
+                      if (!aborted->has_value()) {
+                        return std::move(done)(absl::InternalError("aborted record vanished"));
+                      }
+                      std::move(done)(StoredError(**aborted));
+                    });
+              }
+              if (*state != "COMMITTED") {
+                return std::move(done)(absl::UnavailableError(
+                    "the ledger has not confirmed the points yet; retry with the same request_id"));
+              }
+              store_.GetKudosAsync(org, kudos_id, deadline, std::move(done));
+            });
+      });
+}
+
+void KudosWorkflow::SettleRecordAsync(const std::string& org, RecordKind kind,
+                                      const std::string& id, const Record& record,
+                                      Deadline deadline, StopCheck stop,
+                                      StoreCallback<std::string> done) {
+  if (record.state != "PENDING") return std::move(done)(record.state);
+  auto finish = [this, org, kind, id, deadline](bool commit, absl::Status error,
+                                                StoreCallback<std::string> done) {
+    store_.FinishAsync(org, kind, id, commit, error, deadline, std::move(done));
+  };
+  if (record.transfers_pb.empty()) return finish(true, absl::OkStatus(), std::move(done));
+  ledger::v1::PostTransfersRequest transfers;
+  if (!transfers.ParseFromString(record.transfers_pb)) {
+    return std::move(done)(absl::InternalError("stored transfers cannot be parsed"));
+  }
+  // A call stopped before the ledger call leaves the record PENDING.
+  if (absl::Status stopped = stop(); !stopped.ok()) return std::move(done)(stopped);
+  ledger_.PostTransfersAsync(
+      org, transfers, deadline,
+      [finish, done = std::move(done)](absl::Status posted) mutable {
+        // Once the ledger answered, the record is finished even if the
+        // client has gone (within its deadline): the outcome is known now.
+        if (posted.ok()) return finish(true, absl::OkStatus(), std::move(done));
+        if (!IsDefinitiveRefusal(posted)) {
+          return std::move(done)(absl::UnavailableError(
+              absl::StrCat("the ledger did not confirm the points (", posted.message(),
+                           "); retry with the same request_id")));
+        }
+        finish(false, posted, std::move(done));
+      });
 }
 
 absl::StatusOr<int> KudosWorkflow::ReconcileOnce() {

@@ -7,10 +7,13 @@
 #pragma once
 
 #include <functional>
+#include <map>
+#include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/grpc/steps.h"
 #include "common/auth/auth.h"
 #include "kudos/v1/kudos.pb.h"
 #include "services/kudos/kudos_store.h"
@@ -38,12 +41,53 @@ class KudosWorkflow {
   absl::StatusOr<kudos::v1::Kudos> BoostKudos(const std::string& org,
                                               const std::string& booster_id,
                                               const kudos::v1::BoostKudosRequest& request);
+  // Asynchronous forms (the RPC handlers): every store and ledger call is
+  // bounded by `deadline`; `stop` is asked before each step that writes or
+  // calls the ledger (non-OK, e.g. the client cancelled: the call ends with
+  // it, leaving at most a PENDING record for the reconciler). `request`
+  // must outlive the call; `done` runs exactly once, on a Redis loop or gRPC
+  // thread.
+  using Deadline = common::redis::Deadline;
+  using StopCheck = std::function<absl::Status()>;
+  void SendKudosAsync(const std::string& org, const std::string& giver_id,
+                      const kudos::v1::SendKudosRequest& request, Deadline deadline,
+                      StopCheck stop, StoreCallback<kudos::v1::Kudos> done);
+  void BoostKudosAsync(const std::string& org, const std::string& booster_id,
+                       const kudos::v1::BoostKudosRequest& request, Deadline deadline,
+                       StopCheck stop, StoreCallback<kudos::v1::Kudos> done);
+
   // Finishes records still PENDING when their attempt is due (a caller
   // crashed or gave up). Returns how many reached COMMITTED or ABORTED;
   // an org that fails is logged and skipped, never stops the pass.
   absl::StatusOr<int> ReconcileOnce();
 
  private:
+  // A record ready to begin: what Begin writes, and the kudos it holds.
+  struct PreparedRecord {
+    BeginRecognition begin;
+    kudos::v1::Kudos kudos;  // sends only: the kudos as the caller gets it
+  };
+  absl::StatusOr<PreparedRecord> PrepareSend(const std::string& org, const std::string& giver_id,
+                                             const kudos::v1::SendKudosRequest& request,
+                                             const kudos::v1::OrgSettings& settings,
+                                             std::map<std::string, kudos::v1::Person>& people);
+  absl::StatusOr<PreparedRecord> PrepareBoost(
+      const std::string& org, const std::string& booster_id,
+      const kudos::v1::BoostKudosRequest& request, const kudos::v1::Kudos& kudos,
+      const kudos::v1::OrgSettings& settings,
+      const std::map<std::string, kudos::v1::Person>& people);
+
+  struct SendState;
+  struct BoostState;
+  void ValidateSendAsync(std::shared_ptr<SendState> s, common::grpc_util::Done done);
+  void SettleNewKudosAsync(std::shared_ptr<SendState> s, common::grpc_util::Done done);
+  void CompleteAsync(const std::string& org, RecordKind kind, const std::string& id,
+                     const std::string& kudos_id, Deadline deadline, StopCheck stop,
+                     StoreCallback<kudos::v1::Kudos> done);
+  void SettleRecordAsync(const std::string& org, RecordKind kind, const std::string& id,
+                         const Record& record, Deadline deadline, StopCheck stop,
+                         StoreCallback<std::string> done);
+
   // Posts the record's transfers and moves it out of PENDING when the
   // ledger gives a final answer. Returns the record's state afterwards.
   absl::StatusOr<std::string> Settle(const std::string& org, RecordKind kind,

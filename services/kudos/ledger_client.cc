@@ -52,6 +52,51 @@ class GrpcLedgerClient : public LedgerClient {
     return common::grpc_util::FromGrpcStatus(status);
   }
 
+  void PostTransfersAsync(const std::string& org, const ledger::v1::PostTransfersRequest& request,
+                          SteadyDeadline deadline, LedgerDone done) override {
+    struct Call {
+      grpc::ClientContext context;
+      ledger::v1::PostTransfersRequest request;
+      ledger::v1::PostTransfersResponse response;
+      LedgerDone done;
+    };
+    auto call = std::make_shared<Call>();
+    if (absl::Status status = Prepare(call->context, org, deadline); !status.ok()) {
+      return std::move(done)(status);
+    }
+    call->request = request;
+    call->done = std::move(done);
+    Call* raw = call.get();
+    stub_->async()->PostTransfers(&raw->context, &raw->request, &raw->response,
+                                  [call](grpc::Status status) {
+                                    if (status.ok()) CheckLinkedPostAnswer(call->request, call->response);
+                                    std::move(call->done)(common::grpc_util::FromGrpcStatus(status));
+                                  });
+  }
+
+  void SetAllowancePolicyAsync(const std::string& org, const common::v1::AllowancePolicy& policy,
+                               const common::v1::RetentionPolicy& retention,
+                               SteadyDeadline deadline, LedgerDone done) override {
+    struct Call {
+      grpc::ClientContext context;
+      ledger::v1::SetAllowancePolicyRequest request;
+      ledger::v1::SetAllowancePolicyResponse response;
+      LedgerDone done;
+    };
+    auto call = std::make_shared<Call>();
+    if (absl::Status status = Prepare(call->context, org, deadline); !status.ok()) {
+      return std::move(done)(status);
+    }
+    *call->request.mutable_policy() = policy;
+    *call->request.mutable_retention() = retention;
+    call->done = std::move(done);
+    Call* raw = call.get();
+    stub_->async()->SetAllowancePolicy(&raw->context, &raw->request, &raw->response,
+                                       [call](grpc::Status status) {
+                                         std::move(call->done)(common::grpc_util::FromGrpcStatus(status));
+                                       });
+  }
+
   absl::Status SetAllowancePolicy(const std::string& org,
                                   const common::v1::AllowancePolicy& policy,
                                   const common::v1::RetentionPolicy& retention) override {
@@ -71,6 +116,19 @@ class GrpcLedgerClient : public LedgerClient {
     if (!token.ok()) return token.status();
     context.AddMetadata("authorization", "Bearer " + *token);
     common::grpc_util::SetDeadline(context, std::chrono::milliseconds(options_.timeout_ms));
+    return absl::OkStatus();
+  }
+
+  // The same, with the deadline min(`deadline`, now + the client's timeout):
+  // the RPC's caller bounds the ledger call.
+  absl::Status Prepare(grpc::ClientContext& context, const std::string& org,
+                       SteadyDeadline deadline) {
+    if (absl::Status status = Prepare(context, org); !status.ok()) return status;
+    const auto left = deadline - std::chrono::steady_clock::now();
+    if (left < std::chrono::milliseconds(options_.timeout_ms)) {
+      context.set_deadline(std::chrono::system_clock::now() +
+                           std::chrono::duration_cast<std::chrono::system_clock::duration>(left));
+    }
     return absl::OkStatus();
   }
 
@@ -106,6 +164,19 @@ class GrpcLedgerClient : public LedgerClient {
 
 std::unique_ptr<LedgerClient> MakeGrpcLedgerClient(const GrpcLedgerClientOptions& options) {
   return std::make_unique<GrpcLedgerClient>(options);
+}
+
+void LedgerClient::PostTransfersAsync(const std::string& org,
+                                      const ledger::v1::PostTransfersRequest& request,
+                                      SteadyDeadline, LedgerDone done) {
+  std::move(done)(PostTransfers(org, request));
+}
+
+void LedgerClient::SetAllowancePolicyAsync(const std::string& org,
+                                           const common::v1::AllowancePolicy& policy,
+                                           const common::v1::RetentionPolicy& retention,
+                                           SteadyDeadline, LedgerDone done) {
+  std::move(done)(SetAllowancePolicy(org, policy, retention));
 }
 
 bool IsDefinitiveRefusal(const absl::Status& status) {

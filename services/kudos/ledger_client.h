@@ -3,18 +3,34 @@
 // deadline on every call.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "common/v1/common.pb.h"
 #include "ledger/v1/ledger.grpc.pb.h"
 
 namespace kudos {
 
+// Runs exactly once with the ledger's answer (on a gRPC thread: it must not block).
+using LedgerDone = absl::AnyInvocable<void(absl::Status) &&>;
+using SteadyDeadline = std::chrono::steady_clock::time_point;
+
 class LedgerClient {
  public:
   virtual ~LedgerClient() = default;
+  // Asynchronous forms (the RPC handlers' path): the call's deadline is
+  // min(`deadline`, now + the client's own timeout). The defaults call the
+  // blocking forms (for clients without an asynchronous transport).
+  virtual void PostTransfersAsync(const std::string& org,
+                                  const ledger::v1::PostTransfersRequest& request,
+                                  SteadyDeadline deadline, LedgerDone done);
+  virtual void SetAllowancePolicyAsync(const std::string& org,
+                                       const common::v1::AllowancePolicy& policy,
+                                       const common::v1::RetentionPolicy& retention,
+                                       SteadyDeadline deadline, LedgerDone done);
   virtual absl::Status PostTransfers(const std::string& org,
                                      const ledger::v1::PostTransfersRequest& request) = 0;
   // The org's retention policy travels with its allowance policy.

@@ -12,6 +12,7 @@
 #include "common/config/env.h"
 #include "common/grpc/server.h"
 #include "common/log/log.h"
+#include "common/redis/async_flags.h"
 #include "common/redis/pool_flags.h"
 #include "services/feedback/feedback_sampler.h"
 #include "services/feedback/feedback_service.h"
@@ -50,6 +51,12 @@ ABSL_FLAG(bool, feedback_consumer, true,
           "off only where another kudos replica consumes: once the group exists, the "
           "leaderboard's compaction never trims the stream past it, so if every replica is off "
           "the stream grows until one is on again (or the group is removed: XGROUP DESTROY)");
+ABSL_FLAG(int, call_timeout_ms, static_cast<int>(IntEnvOr("CALL_TIMEOUT_MS", 5000, 1)),
+          "longest a unary call's Redis and ledger calls may take together when the client's "
+          "deadline is later (or unset); each ledger call is also bounded by --ledger_timeout_ms");
+ABSL_FLAG(int, max_calls_in_flight, static_cast<int>(IntEnvOr("MAX_CALLS_IN_FLIGHT", 4096, 1)),
+          "unary calls served at once by this replica (callback calls hold no thread, so the "
+          "thread quota does not bound them); past it a call is RESOURCE_EXHAUSTED");
 ABSL_FLAG(int, max_feed_orgs, static_cast<int>(IntEnvOr("MAX_FEED_ORGS", 100, 1)),
           "orgs with live feed watchers on this replica (each holds one Redis connection)");
 
@@ -76,7 +83,15 @@ int main(int argc, char** argv) {
     common::log::Error(pool_options.status().ToString());
     return 2;
   }
-  common::redis::Pool pool(*pool_options);
+  common::redis::Pool pool(*pool_options);  // background work: reconciler, sweeps, feedback
+  // The RPC handlers' Redis: a few event loops, every call pipelined.
+  absl::StatusOr<common::redis::AsyncClientOptions> async_options =
+      common::redis::AsyncClientOptionsFromFlags();
+  if (!async_options.ok()) {
+    common::log::Error(async_options.status().ToString());
+    return 2;
+  }
+  common::redis::AsyncClient redis(*async_options);
 
   common::auth::JwtConfig jwt = common::auth::JwtConfigFromEnvironment();
   // Authentication and the general API rate limits (--rate_limit_* flags).
@@ -84,15 +99,18 @@ int main(int argc, char** argv) {
                            common::ratelimit::OptionsFromFlags());
   std::unique_ptr<kudos::LedgerClient> ledger = kudos::MakeGrpcLedgerClient(
       {absl::GetFlag(FLAGS_ledger), jwt.service_secret, absl::GetFlag(FLAGS_ledger_timeout_ms)});
-  kudos::KudosStore store(pool);
+  kudos::KudosStore store(pool, &redis);
   kudos::KudosWorkflow workflow(store, *ledger, ReconcilerOptionsFromFlags());
   kudos::FeedHubOptions feed_options;
   feed_options.redis = pool_options->endpoint;
   feed_options.max_watchers = absl::GetFlag(FLAGS_max_feed_streams);
   feed_options.max_orgs = absl::GetFlag(FLAGS_max_feed_orgs);
   kudos::FeedHub feeds(feed_options);
-  kudos::KudosServiceImpl kudos_service(auth, store, workflow, feeds);
-  kudos::DirectoryServiceImpl directory_service(auth, store, *ledger);
+  common::grpc_util::UnaryOptions call_options = kudos::KudosServiceImpl::KudosCallOptions();
+  call_options.default_timeout = std::chrono::milliseconds(absl::GetFlag(FLAGS_call_timeout_ms));
+  call_options.max_calls_in_flight = absl::GetFlag(FLAGS_max_calls_in_flight);
+  kudos::KudosServiceImpl kudos_service(auth, store, workflow, feeds, call_options);
+  kudos::DirectoryServiceImpl directory_service(auth, store, *ledger, call_options);
   feedback::FeedbackStore feedback_store(pool);
   feedback::Directory feedback_directory(store);
   // The respondent tags' key: derived from the service secret, never in Redis.
