@@ -117,6 +117,35 @@ void Dispatcher::TakeOverIdle(const Org& org, absl::Time now) {
       continue;
     }
     if (reply->elements.size() >= 2) EnqueueEntries(org.id, stream, reply->elements[1], now);
+    DropGoneConsumers(stream);
+  }
+}
+
+// Each process reads under a name of its own, so a restarted or removed
+// replica leaves a consumer behind; once it has nothing pending and has
+// been idle well past the takeover time it is deleted (the group stays
+// bounded by the replicas alive). A live one deleted by mistake is simply
+// created again by its next read, with nothing pending to lose.
+void Dispatcher::DropGoneConsumers(const std::string& stream) {
+  absl::StatusOr<Reply> consumers = store_.pool().Run({"XINFO", "CONSUMERS", stream, kGroup});
+  if (!consumers.ok()) return;
+  const int64_t gone_after_ms = 4 * absl::ToInt64Milliseconds(options_.claim_idle);
+  for (const Reply& consumer : consumers->elements) {
+    std::string name;
+    int64_t pending = -1, idle_ms = 0;
+    for (size_t i = 0; i + 1 < consumer.elements.size(); i += 2) {
+      const std::string& field = consumer.elements[i].str;
+      const Reply& value = consumer.elements[i + 1];
+      if (field == "name") name = value.str;
+      if (field == "pending") pending = value.integer;
+      if (field == "idle") idle_ms = value.integer;
+    }
+    if (name.empty() || name == owner_ || pending != 0 || idle_ms < gone_after_ms) continue;
+    absl::StatusOr<Reply> dropped = store_.pool().Run({"XGROUP", "DELCONSUMER", stream, kGroup, name});
+    if (!dropped.ok()) {
+      common::log::Warning(absl::StrCat("webhooks: XGROUP DELCONSUMER ", stream, " ", name, ": ",
+                                        dropped.status().ToString()));
+    }
   }
 }
 

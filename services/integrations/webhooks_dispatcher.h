@@ -86,6 +86,7 @@ class Dispatcher {
   void RefreshOrgs(absl::Time now);
   void Ingest(const Org& org, absl::Time now);
   void TakeOverIdle(const Org& org, absl::Time now);
+  void DropGoneConsumers(const std::string& stream);
   void EnqueueEntries(const std::string& org, const std::string& stream,
                       const common::redis::Reply& entries, absl::Time now);
   void StartDue(absl::Time now);

@@ -7,4 +7,4 @@ kudos_test(webhooks_unit_test
 kudos_test(webhooks_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/webhooks_test.cc ${CMAKE_CURRENT_LIST_DIR}/webhooks_receiver.cc
   LIBS PkgConfig::WEBHOOKS_TEST_EVENT OpenSSL::Crypto
-  SERVERS integrations_server kudos_server ledger_server)
+  SERVERS integrations_server kudos_server ledger_server leaderboard_server)

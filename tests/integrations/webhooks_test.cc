@@ -362,6 +362,13 @@ TEST_F(WebhooksTest, KilledMidDelivery_NothingIsLostAndOrderIsKept) {
 
   ASSERT_TRUE(Eventually([&] { return AllDelivered(sub, sent.size()); }, std::chrono::seconds(60)));
   EXPECT_EQ(FirstArrivals(receiver.Requests()), sent);
+  // The killed process's consumer, with nothing pending, leaves the group.
+  auto pool = Pool();
+  EXPECT_TRUE(Eventually([&] {
+    absl::StatusOr<common::redis::Reply> consumers =
+        pool->Run({"XINFO", "CONSUMERS", "kudos:{acme}:events", "webhooks"});
+    return consumers.ok() && consumers->elements.size() == 1;
+  }));
 }
 
 TEST_F(WebhooksTest, SlowReceiver_DoesNotDelayAnotherSubscription) {
@@ -682,6 +689,32 @@ TEST_F(WebhooksTest, RedemptionFulfilledAndKudosBoosted_AreDelivered) {
   EXPECT_EQ(StringAt(body, {"data", "person_id"}), "bob");
   EXPECT_EQ(StringAt(body, {"data", "reward"}), "mug");
   EXPECT_EQ(StringAt(body, {"data", "points"}), "2");
+}
+
+TEST_F(WebhooksTest, LeaderboardEvents_BadgeEarnedIsDeliveredWithTheLeaderboardsStableId) {
+  StartIntegrations();
+  harness::Service boards(LEADERBOARD_BINARY, redis_->address(), {"--claim_min_idle_ms=200"});
+  Receiver receiver;
+  const std::string sub =
+      Subscribe(receiver.Url(), {"badge.earned", "period.closed"}).subscription().subscription_id();
+  SendKudos("alice", "bob", "a first kudos earns badges");
+  auto ids = [&] {
+    std::set<std::string> seen;
+    for (const ReceivedRequest& r : receiver.Requests()) seen.insert(Header(r, "webhook-id"));
+    return seen;
+  };
+  ASSERT_TRUE(Eventually([&] {
+    std::set<std::string> seen = ids();
+    return seen.count("evt_lb_badge.earned/alice/first_kudos_given") == 1 &&
+           seen.count("evt_lb_badge.earned/bob/first_kudos_received") == 1;
+  }));
+  for (const ReceivedRequest& r : receiver.Requests()) {
+    google::protobuf::Struct body = Json(r.body);
+    EXPECT_EQ(StringAt(body, {"type"}), "badge.earned");
+    EXPECT_EQ(StringAt(body, {"id"}), Header(r, "webhook-id"));
+    EXPECT_FALSE(StringAt(body, {"data", "badge", "badge_id"}).empty()) << r.body;
+  }
+  ASSERT_TRUE(Eventually([&] { return AllDelivered(sub, ids().size()); }));
 }
 
 }  // namespace
