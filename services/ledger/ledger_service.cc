@@ -1,123 +1,136 @@
 #include "services/ledger/ledger_service.h"
 
+#include <memory>
 #include <optional>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "common/grpc/status.h"
 
 namespace ledger {
 namespace {
 
 using common::auth::Principal;
-using common::grpc_util::ToGrpcStatus;
+using common::grpc_util::Done;
+using common::grpc_util::Into;
 
-// Runs `body` for an authenticated principal and maps its status.
-template <typename Body>
-grpc::Status Handle(const absl::StatusOr<Principal>& principal, Body body) {
-  if (!principal.ok()) return ToGrpcStatus(principal.status());
-  return ToGrpcStatus(body(*principal));
+common::grpc_util::UnaryOptions CallOptions(std::chrono::milliseconds timeout, int in_flight) {
+  common::grpc_util::UnaryOptions options;
+  options.service_name = "ledger";
+  options.default_timeout = timeout;
+  options.max_calls_in_flight = in_flight;
+  return options;
 }
+
+// The org comes from the token; its shape is checked before any key is built.
+absl::Status CheckOrg(const Principal& principal) { return ValidateOrg(principal.org); }
 
 }  // namespace
 
-LedgerServiceImpl::LedgerServiceImpl(common::auth::Guard guard, LedgerStore& store, Clock clock)
-    : guard_(std::move(guard)), store_(store), clock_(std::move(clock)) {}
-
-absl::StatusOr<Principal> LedgerServiceImpl::Authenticate(grpc::ServerContext& context) const {
-  absl::StatusOr<Principal> principal = guard_.Authenticate(context);
-  if (!principal.ok()) return principal.status();
-  if (absl::Status s = ValidateOrg(principal->org); !s.ok()) return s;
-  return principal;
-}
+LedgerServiceImpl::LedgerServiceImpl(common::auth::Guard guard, LedgerStore& store,
+                                     LedgerServiceOptions options, Clock clock)
+    : store_(store),
+      clock_(std::move(clock)),
+      calls_(guard, CallOptions(options.call_timeout, options.max_calls_in_flight), CheckOrg),
+      verify_calls_(guard, CallOptions(options.verify_timeout, options.max_verify_in_flight),
+                    CheckOrg) {}
 
 // ---- PostTransfers ------------------------------------------------------------
 
-grpc::Status LedgerServiceImpl::PostTransfers(grpc::ServerContext* context,
-                                              const ledger::v1::PostTransfersRequest* request,
-                                              ledger::v1::PostTransfersResponse* response) {
-  return Handle(Authenticate(*context), [&](const Principal& p) {
-    return DoPostTransfers(p, *request, *response);
+grpc::ServerUnaryReactor* LedgerServiceImpl::PostTransfers(
+    grpc::CallbackServerContext* context, const ledger::v1::PostTransfersRequest* request,
+    ledger::v1::PostTransfersResponse* response) {
+  return calls_.Serve(context, [this, request, response](Call& call) {
+    return PostTransfersBody(call, *request, *response);
   });
 }
 
-absl::Status LedgerServiceImpl::DoPostTransfers(const Principal& principal,
-                                                const ledger::v1::PostTransfersRequest& request,
-                                                ledger::v1::PostTransfersResponse& response) {
-  if (absl::Status s = CanPost(principal); !s.ok()) return s;
+absl::Status LedgerServiceImpl::PostTransfersBody(Call& call,
+                                                  const ledger::v1::PostTransfersRequest& request,
+                                                  ledger::v1::PostTransfersResponse& response) {
+  if (absl::Status s = CanPost(call.principal()); !s.ok()) return s;
   if (absl::Status s = ValidatePostRequestShape(request.transfers_size()); !s.ok()) return s;
 
   // Results in request order; invalid unlinked transfers fail on their own.
-  std::vector<ledger::v1::TransferResult> results(request.transfers_size());
+  auto results = std::make_shared<std::vector<ledger::v1::TransferResult>>(request.transfers_size());
   std::vector<std::pair<int, Transfer>> valid;
   for (int i = 0; i < request.transfers_size(); ++i) {
     const Transfer& transfer = request.transfers(i);
-    results[i].set_transfer_id(transfer.transfer_id());
+    (*results)[i].set_transfer_id(transfer.transfer_id());
     absl::Status s = ValidatePostedTransfer(transfer, absl::StrCat("transfers[", i, "]"));
     if (!s.ok()) {
       if (request.linked()) return s;
-      results[i].set_status_code(static_cast<int>(s.code()));
-      results[i].set_error_message(std::string(s.message()));
+      (*results)[i].set_status_code(static_cast<int>(s.code()));
+      (*results)[i].set_error_message(std::string(s.message()));
       continue;
     }
     valid.emplace_back(i, transfer);
   }
+  const bool linked = request.linked();
+  auto posted = std::make_shared<std::vector<PostResult>>();
   if (!valid.empty()) {
-    absl::StatusOr<std::vector<PostResult>> posted =
-        store_.Post(principal.org, valid, request.linked(), clock_());
-    if (!posted.ok()) return posted.status();
+    call.Then([this, &call, valid = std::move(valid), linked, posted](Done done) mutable {
+      store_.Post(call.principal().org, std::move(valid), linked, clock_(), call.deadline(),
+                  Into(posted.get(), std::move(done)));
+    });
+  }
+  call.Then([results, posted, linked, &response]() -> absl::Status {
     for (PostResult& result : *posted) {
-      if (request.linked() && !result.status.ok()) return result.status;
-      ledger::v1::TransferResult& out = results[result.index];
+      if (linked && !result.status.ok()) return result.status;
+      ledger::v1::TransferResult& out = (*results)[result.index];
       out.set_status_code(static_cast<int>(result.status.code()));
       out.set_error_message(std::string(result.status.message()));
       out.set_created(result.created);
       if (result.status.ok()) *out.mutable_transfer() = std::move(result.transfer);
     }
-  }
-  for (ledger::v1::TransferResult& result : results) {
-    *response.add_results() = std::move(result);
-  }
+    for (ledger::v1::TransferResult& result : *results) {
+      *response.add_results() = std::move(result);
+    }
+    return absl::OkStatus();
+  });
   return absl::OkStatus();
 }
 
 // ---- reads ----------------------------------------------------------------------
 
-grpc::Status LedgerServiceImpl::GetBalance(grpc::ServerContext* context,
-                                           const ledger::v1::GetBalanceRequest* request,
-                                           ledger::v1::GetBalanceResponse* response) {
-  return Handle(Authenticate(*context),
-                [&](const Principal& p) { return DoGetBalance(p, *request, *response); });
+grpc::ServerUnaryReactor* LedgerServiceImpl::GetBalance(
+    grpc::CallbackServerContext* context, const ledger::v1::GetBalanceRequest* request,
+    ledger::v1::GetBalanceResponse* response) {
+  return calls_.Serve(context, [this, request, response](Call& call) -> absl::Status {
+    const Principal& principal = call.principal();
+    if (principal.is_screen_only()) {
+      return absl::PermissionDeniedError("screens cannot read accounts");
+    }
+    if (absl::Status s = ValidateAccount(request->account(), "account"); !s.ok()) return s;
+    if (absl::Status s = CanReadAccount(principal, request->account()); !s.ok()) return s;
+    auto balance = std::make_shared<BalanceInfo>();
+    call.Then([this, &call, request, balance](Done done) {
+          store_.GetBalance(call.principal().org, request->account(), clock_(), call.deadline(),
+                            Into(balance.get(), std::move(done)));
+        })
+        .Then([request, response, balance]() {
+          *response->mutable_account() = request->account();
+          response->set_balance(balance->balance);
+          response->set_held(balance->held);
+          response->set_available(balance->balance - balance->held);
+          return absl::OkStatus();
+        });
+    return absl::OkStatus();
+  });
 }
 
-absl::Status LedgerServiceImpl::DoGetBalance(const Principal& principal,
-                                             const ledger::v1::GetBalanceRequest& request,
-                                             ledger::v1::GetBalanceResponse& response) {
-  if (principal.is_screen_only()) {
-    return absl::PermissionDeniedError("screens cannot read accounts");
-  }
-  if (absl::Status s = ValidateAccount(request.account(), "account"); !s.ok()) return s;
-  if (absl::Status s = CanReadAccount(principal, request.account()); !s.ok()) return s;
-  absl::StatusOr<BalanceInfo> balance =
-      store_.GetBalance(principal.org, request.account(), clock_());
-  if (!balance.ok()) return balance.status();
-  *response.mutable_account() = request.account();
-  response.set_balance(balance->balance);
-  response.set_held(balance->held);
-  response.set_available(balance->balance - balance->held);
-  return absl::OkStatus();
+grpc::ServerUnaryReactor* LedgerServiceImpl::ListTransfers(
+    grpc::CallbackServerContext* context, const ledger::v1::ListTransfersRequest* request,
+    ledger::v1::ListTransfersResponse* response) {
+  return calls_.Serve(context, [this, request, response](Call& call) {
+    return ListTransfersBody(call, *request, *response);
+  });
 }
 
-grpc::Status LedgerServiceImpl::ListTransfers(grpc::ServerContext* context,
-                                              const ledger::v1::ListTransfersRequest* request,
-                                              ledger::v1::ListTransfersResponse* response) {
-  return Handle(Authenticate(*context),
-                [&](const Principal& p) { return DoListTransfers(p, *request, *response); });
-}
-
-absl::Status LedgerServiceImpl::DoListTransfers(const Principal& principal,
-                                                const ledger::v1::ListTransfersRequest& request,
-                                                ledger::v1::ListTransfersResponse& response) {
+absl::Status LedgerServiceImpl::ListTransfersBody(Call& call,
+                                                  const ledger::v1::ListTransfersRequest& request,
+                                                  ledger::v1::ListTransfersResponse& response) {
+  const Principal& principal = call.principal();
   if (principal.is_screen_only()) {
     return absl::PermissionDeniedError("screens cannot read accounts");
   }
@@ -132,25 +145,33 @@ absl::Status LedgerServiceImpl::DoListTransfers(const Principal& principal,
     if (!decoded.ok()) return decoded.status();
     before = *decoded;
   }
-  absl::StatusOr<TransferPage> page = store_.ListTransfers(principal.org, key, before, *page_size);
-  if (!page.ok()) return page.status();
-  for (Transfer& transfer : page->transfers) *response.add_transfers() = std::move(transfer);
-  if (page->next_before > 0) {
-    response.set_next_page_token(EncodePageToken(page->next_before, key));
-  }
+  auto page = std::make_shared<TransferPage>();
+  call.Then([this, &call, key, before, size = *page_size, page](Done done) {
+        store_.ListTransfers(call.principal().org, key, before, size, call.deadline(),
+                             Into(page.get(), std::move(done)));
+      })
+      .Then([&response, key, page]() {
+        for (Transfer& transfer : page->transfers) *response.add_transfers() = std::move(transfer);
+        if (page->next_before > 0) {
+          response.set_next_page_token(EncodePageToken(page->next_before, key));
+        }
+        return absl::OkStatus();
+      });
   return absl::OkStatus();
 }
 
-grpc::Status LedgerServiceImpl::GetAllowance(grpc::ServerContext* context,
-                                             const ledger::v1::GetAllowanceRequest* request,
-                                             ledger::v1::GetAllowanceResponse* response) {
-  return Handle(Authenticate(*context),
-                [&](const Principal& p) { return DoGetAllowance(p, *request, *response); });
+grpc::ServerUnaryReactor* LedgerServiceImpl::GetAllowance(
+    grpc::CallbackServerContext* context, const ledger::v1::GetAllowanceRequest* request,
+    ledger::v1::GetAllowanceResponse* response) {
+  return calls_.Serve(context, [this, request, response](Call& call) {
+    return GetAllowanceBody(call, *request, *response);
+  });
 }
 
-absl::Status LedgerServiceImpl::DoGetAllowance(const Principal& principal,
-                                               const ledger::v1::GetAllowanceRequest& request,
-                                               ledger::v1::GetAllowanceResponse& response) {
+absl::Status LedgerServiceImpl::GetAllowanceBody(Call& call,
+                                                 const ledger::v1::GetAllowanceRequest& request,
+                                                 ledger::v1::GetAllowanceResponse& response) {
+  const Principal& principal = call.principal();
   if (principal.is_screen_only()) {
     return absl::PermissionDeniedError("screens cannot read allowances");
   }
@@ -159,127 +180,155 @@ absl::Status LedgerServiceImpl::DoGetAllowance(const Principal& principal,
                            : request.person_id();
   if (absl::Status s = ValidatePersonId(person, "person_id"); !s.ok()) return s;
   if (absl::Status s = CanReadPerson(principal, person); !s.ok()) return s;
-  absl::StatusOr<AllowancePolicy> policy = store_.GetPolicy(principal.org);
-  if (!policy.ok()) return policy.status();
-  absl::StatusOr<common::calendar::Period> period = AllowancePeriodAt(*policy, clock_());
-  if (!period.ok()) return period.status();
-  absl::StatusOr<int64_t> spent = store_.Spent(principal.org, person, period->key);
-  if (!spent.ok()) return spent.status();
-  response.set_person_id(person);
-  *response.mutable_policy() = *policy;
-  response.set_period(period->key);
-  SetTimestamp(response.mutable_period_start(), period->start);
-  SetTimestamp(response.mutable_period_end(), period->end);
-  response.set_spent_points(*spent);
-  int64_t remaining = policy->points_per_period() - *spent;
-  response.set_remaining_points(remaining < 0 ? 0 : remaining);
+  struct State {
+    AllowancePolicy policy;
+    common::calendar::Period period;
+    int64_t spent = 0;
+  };
+  auto state = std::make_shared<State>();
+  const absl::Time now = clock_();
+  call.Then([this, &call, state](Done done) {
+        store_.GetPolicy(call.principal().org, call.deadline(),
+                         Into(&state->policy, std::move(done)));
+      })
+      .Then([state, now]() -> absl::Status {
+        absl::StatusOr<common::calendar::Period> period = AllowancePeriodAt(state->policy, now);
+        if (!period.ok()) return period.status();
+        state->period = *std::move(period);
+        return absl::OkStatus();
+      })
+      .Then([this, &call, state, person](Done done) {
+        store_.Spent(call.principal().org, person, state->period.key, call.deadline(),
+                     Into(&state->spent, std::move(done)));
+      })
+      .Then([&response, state, person]() {
+        response.set_person_id(person);
+        *response.mutable_policy() = state->policy;
+        response.set_period(state->period.key);
+        SetTimestamp(response.mutable_period_start(), state->period.start);
+        SetTimestamp(response.mutable_period_end(), state->period.end);
+        response.set_spent_points(state->spent);
+        int64_t remaining = state->policy.points_per_period() - state->spent;
+        response.set_remaining_points(remaining < 0 ? 0 : remaining);
+        return absl::OkStatus();
+      });
   return absl::OkStatus();
 }
 
-grpc::Status LedgerServiceImpl::SetAllowancePolicy(
-    grpc::ServerContext* context, const ledger::v1::SetAllowancePolicyRequest* request,
+grpc::ServerUnaryReactor* LedgerServiceImpl::SetAllowancePolicy(
+    grpc::CallbackServerContext* context, const ledger::v1::SetAllowancePolicyRequest* request,
     ledger::v1::SetAllowancePolicyResponse* response) {
-  return Handle(Authenticate(*context), [&](const Principal& p) {
-    return DoSetAllowancePolicy(p, *request, *response);
+  return calls_.Serve(context, [this, request, response](Call& call) {
+    return SetAllowancePolicyBody(call, *request, *response);
   });
 }
 
-absl::Status LedgerServiceImpl::DoSetAllowancePolicy(
-    const Principal& principal, const ledger::v1::SetAllowancePolicyRequest& request,
+absl::Status LedgerServiceImpl::SetAllowancePolicyBody(
+    Call& call, const ledger::v1::SetAllowancePolicyRequest& request,
     ledger::v1::SetAllowancePolicyResponse& response) {
+  const Principal& principal = call.principal();
   if (absl::Status s = CanSetPolicy(principal); !s.ok()) return s;
   if (!request.has_policy()) return absl::InvalidArgumentError("policy: is required");
   absl::StatusOr<AllowancePolicy> policy = NormalizePolicy(request.policy());
   if (!policy.ok()) return policy.status();
   // The retention travels with the policy (kudos pushes both); a request
   // without it leaves the stored one as it is.
-  std::optional<RetentionPolicy> retention;
+  auto retention = std::make_shared<std::optional<RetentionPolicy>>();
   if (request.has_retention()) {
     absl::StatusOr<RetentionPolicy> normalized = NormalizeRetention(request.retention());
     if (!normalized.ok()) return normalized.status();
-    retention = *std::move(normalized);
+    *retention = *std::move(normalized);
   }
   // An admin's change is audited here; the kudos service's mirrors an
   // UpdateOrgSettings that kudos audits itself.
   std::string audit_actor = IsPersonAdmin(principal) ? principal.subject : "";
-  if (absl::Status s = store_.SetPolicy(principal.org, audit_actor, *policy, retention); !s.ok()) {
-    return s;
-  }
-  *response.mutable_policy() = *policy;
-  if (!retention.has_value()) {
-    absl::StatusOr<RetentionPolicy> stored = store_.GetRetention(principal.org);
-    if (!stored.ok()) return stored.status();
-    retention = *std::move(stored);
-  }
-  *response.mutable_retention() = *retention;
+  call.Then([this, &call, audit_actor, policy = *policy, retention](Done done) {
+        store_.SetPolicy(call.principal().org, audit_actor, policy, *retention, call.deadline(),
+                         std::move(done));
+      })
+      .Then([this, &call, retention](Done done) {
+        if (retention->has_value()) return std::move(done)(absl::OkStatus());
+        store_.GetRetention(
+            call.principal().org, call.deadline(),
+            [retention, done = std::move(done)](absl::StatusOr<RetentionPolicy> stored) mutable {
+              if (!stored.ok()) return std::move(done)(stored.status());
+              *retention = *std::move(stored);
+              std::move(done)(absl::OkStatus());
+            });
+      })
+      .Then([&response, policy = *policy, retention]() {
+        *response.mutable_policy() = policy;
+        *response.mutable_retention() = **retention;
+        return absl::OkStatus();
+      });
   return absl::OkStatus();
 }
 
 // ---- redemptions ----------------------------------------------------------------
 
-grpc::Status LedgerServiceImpl::CreateRedemption(
-    grpc::ServerContext* context, const ledger::v1::CreateRedemptionRequest* request,
+grpc::ServerUnaryReactor* LedgerServiceImpl::CreateRedemption(
+    grpc::CallbackServerContext* context, const ledger::v1::CreateRedemptionRequest* request,
     ledger::v1::CreateRedemptionResponse* response) {
-  return Handle(Authenticate(*context), [&](const Principal& p) {
-    return DoCreateRedemption(p, *request, *response);
+  return calls_.Serve(context, [this, request, response](Call& call) -> absl::Status {
+    const Principal& principal = call.principal();
+    if (principal.is_screen_only()) return absl::PermissionDeniedError("screens cannot redeem");
+    if (absl::Status s = ValidateRedemptionRequest(*request); !s.ok()) return s;
+    std::string person = request->person_id().empty() ? principal.subject : request->person_id();
+    if (absl::Status s = ValidatePersonId(person, "person_id"); !s.ok()) return s;
+    if (absl::Status s = CanRedeemFor(principal, person); !s.ok()) return s;
+    // Redeeming for someone else is an admin action: audited.
+    std::string audit_actor = person == principal.subject ? "" : principal.subject;
+    call.Then([this, &call, request, response, person, audit_actor](Done done) {
+      store_.CreateRedemption(call.principal().org, audit_actor, person, *request, clock_(),
+                              call.deadline(),
+                              Into(response->mutable_redemption(), std::move(done)));
+    });
+    return absl::OkStatus();
   });
 }
 
-absl::Status LedgerServiceImpl::DoCreateRedemption(
-    const Principal& principal, const ledger::v1::CreateRedemptionRequest& request,
-    ledger::v1::CreateRedemptionResponse& response) {
-  if (principal.is_screen_only()) return absl::PermissionDeniedError("screens cannot redeem");
-  if (absl::Status s = ValidateRedemptionRequest(request); !s.ok()) return s;
-  std::string person = request.person_id().empty() ? principal.subject : request.person_id();
-  if (absl::Status s = ValidatePersonId(person, "person_id"); !s.ok()) return s;
-  if (absl::Status s = CanRedeemFor(principal, person); !s.ok()) return s;
-  // Redeeming for someone else is an admin action: audited.
-  std::string audit_actor = person == principal.subject ? "" : principal.subject;
-  absl::StatusOr<ledger::v1::Redemption> redemption =
-      store_.CreateRedemption(principal.org, audit_actor, person, request, clock_());
-  if (!redemption.ok()) return redemption.status();
-  *response.mutable_redemption() = *std::move(redemption);
-  return absl::OkStatus();
-}
-
-grpc::Status LedgerServiceImpl::FulfillRedemption(
-    grpc::ServerContext* context, const ledger::v1::FulfillRedemptionRequest* request,
+grpc::ServerUnaryReactor* LedgerServiceImpl::FulfillRedemption(
+    grpc::CallbackServerContext* context, const ledger::v1::FulfillRedemptionRequest* request,
     ledger::v1::FulfillRedemptionResponse* response) {
-  return Handle(Authenticate(*context), [&](const Principal& p) {
-    return DoFulfillRedemption(p, *request, *response);
+  return calls_.Serve(context, [this, request, response](Call& call) {
+    return FulfillRedemptionBody(call, *request, *response);
   });
 }
 
-absl::Status LedgerServiceImpl::DoFulfillRedemption(
-    const Principal& principal, const ledger::v1::FulfillRedemptionRequest& request,
+absl::Status LedgerServiceImpl::FulfillRedemptionBody(
+    Call& call, const ledger::v1::FulfillRedemptionRequest& request,
     ledger::v1::FulfillRedemptionResponse& response) {
-  if (absl::Status s = RequireAdmin(principal, "FulfillRedemption"); !s.ok()) return s;
+  if (absl::Status s = RequireAdmin(call.principal(), "FulfillRedemption"); !s.ok()) return s;
   if (absl::Status s = ValidateIdempotencyKey(request.redemption_id(), "redemption_id", 128);
       !s.ok()) {
     return s;
   }
-  absl::Time now = clock_();
-  absl::StatusOr<ledger::v1::Redemption> current =
-      store_.GetRedemption(principal.org, request.redemption_id(), now);
-  if (!current.ok()) return current.status();
-  absl::StatusOr<ledger::v1::Redemption> fulfilled =
-      store_.FulfillRedemption(principal.org, principal.subject, *current, now);
-  if (!fulfilled.ok()) return fulfilled.status();
-  *response.mutable_redemption() = *std::move(fulfilled);
+  const absl::Time now = clock_();
+  auto current = std::make_shared<ledger::v1::Redemption>();
+  call.Then([this, &call, &request, now, current](Done done) {
+        store_.GetRedemption(call.principal().org, request.redemption_id(), now, call.deadline(),
+                             Into(current.get(), std::move(done)));
+      })
+      .Then([this, &call, &response, now, current](Done done) {
+        store_.FulfillRedemption(call.principal().org, call.principal().subject, *current, now,
+                                 call.deadline(),
+                                 Into(response.mutable_redemption(), std::move(done)));
+      });
   return absl::OkStatus();
 }
 
-grpc::Status LedgerServiceImpl::CancelRedemption(
-    grpc::ServerContext* context, const ledger::v1::CancelRedemptionRequest* request,
+grpc::ServerUnaryReactor* LedgerServiceImpl::CancelRedemption(
+    grpc::CallbackServerContext* context, const ledger::v1::CancelRedemptionRequest* request,
     ledger::v1::CancelRedemptionResponse* response) {
-  return Handle(Authenticate(*context), [&](const Principal& p) {
-    return DoCancelRedemption(p, *request, *response);
+  return calls_.Serve(context, [this, request, response](Call& call) {
+    return CancelRedemptionBody(call, *request, *response);
   });
 }
 
-absl::Status LedgerServiceImpl::DoCancelRedemption(
-    const Principal& principal, const ledger::v1::CancelRedemptionRequest& request,
+absl::Status LedgerServiceImpl::CancelRedemptionBody(
+    Call& call, const ledger::v1::CancelRedemptionRequest& request,
     ledger::v1::CancelRedemptionResponse& response) {
+  const Principal& principal = call.principal();
   if (principal.is_screen_only()) {
     return absl::PermissionDeniedError("screens cannot cancel redemptions");
   }
@@ -287,63 +336,62 @@ absl::Status LedgerServiceImpl::DoCancelRedemption(
       !s.ok()) {
     return s;
   }
-  absl::Time now = clock_();
-  absl::StatusOr<ledger::v1::Redemption> current =
-      store_.GetRedemption(principal.org, request.redemption_id(), now);
-  if (!current.ok()) {
-    // Do not tell a non-admin whether someone else's redemption exists.
-    if (!IsPersonAdmin(principal) && absl::IsNotFound(current.status())) {
-      return absl::PermissionDeniedError(
-          "CancelRedemption: only an admin or the redemption's owner may cancel it");
-    }
-    return current.status();
-  }
-  if (absl::Status s = CanCancelRedemption(principal, current->person_id()); !s.ok()) return s;
-  // Cancelling someone else's redemption is an admin action: audited.
-  std::string audit_actor =
-      current->person_id() == principal.subject ? "" : principal.subject;
-  absl::StatusOr<ledger::v1::Redemption> cancelled =
-      store_.CancelRedemption(principal.org, audit_actor, *current, now);
-  if (!cancelled.ok()) return cancelled.status();
-  *response.mutable_redemption() = *std::move(cancelled);
+  const absl::Time now = clock_();
+  auto current = std::make_shared<ledger::v1::Redemption>();
+  call.Then([this, &call, &request, now, current](Done done) {
+        const bool admin = IsPersonAdmin(call.principal());
+        store_.GetRedemption(
+            call.principal().org, request.redemption_id(), now, call.deadline(),
+            [admin, current, done = std::move(done)](
+                absl::StatusOr<ledger::v1::Redemption> found) mutable {
+              // Do not tell a non-admin whether someone else's redemption exists.
+              if (!found.ok() && !admin && absl::IsNotFound(found.status())) {
+                return std::move(done)(absl::PermissionDeniedError(
+                    "CancelRedemption: only an admin or the redemption's owner may cancel it"));
+              }
+              Into(current.get(), std::move(done))(std::move(found));
+            });
+      })
+      .Then([&call, current]() {
+        return CanCancelRedemption(call.principal(), current->person_id());
+      })
+      .Then([this, &call, &response, now, current](Done done) {
+        // Cancelling someone else's redemption is an admin action: audited.
+        const Principal& principal = call.principal();
+        std::string audit_actor =
+            current->person_id() == principal.subject ? "" : principal.subject;
+        store_.CancelRedemption(principal.org, audit_actor, *current, now, call.deadline(),
+                                Into(response.mutable_redemption(), std::move(done)));
+      });
   return absl::OkStatus();
 }
 
 // ---- admin ------------------------------------------------------------------------
 
-grpc::Status LedgerServiceImpl::AdjustBalance(grpc::ServerContext* context,
-                                              const ledger::v1::AdjustBalanceRequest* request,
-                                              ledger::v1::AdjustBalanceResponse* response) {
-  return Handle(Authenticate(*context),
-                [&](const Principal& p) { return DoAdjustBalance(p, *request, *response); });
+grpc::ServerUnaryReactor* LedgerServiceImpl::AdjustBalance(
+    grpc::CallbackServerContext* context, const ledger::v1::AdjustBalanceRequest* request,
+    ledger::v1::AdjustBalanceResponse* response) {
+  return calls_.Serve(context, [this, request, response](Call& call) -> absl::Status {
+    if (absl::Status s = RequireAdmin(call.principal(), "AdjustBalance"); !s.ok()) return s;
+    if (absl::Status s = ValidateAdjustRequest(*request); !s.ok()) return s;
+    call.Then([this, &call, request, response](Done done) {
+      store_.Adjust(call.principal().org, call.principal().subject, *request, clock_(),
+                    call.deadline(), Into(response->mutable_transfer(), std::move(done)));
+    });
+    return absl::OkStatus();
+  });
 }
 
-absl::Status LedgerServiceImpl::DoAdjustBalance(const Principal& principal,
-                                                const ledger::v1::AdjustBalanceRequest& request,
-                                                ledger::v1::AdjustBalanceResponse& response) {
-  if (absl::Status s = RequireAdmin(principal, "AdjustBalance"); !s.ok()) return s;
-  if (absl::Status s = ValidateAdjustRequest(request); !s.ok()) return s;
-  absl::StatusOr<Transfer> transfer =
-      store_.Adjust(principal.org, principal.subject, request, clock_());
-  if (!transfer.ok()) return transfer.status();
-  *response.mutable_transfer() = *std::move(transfer);
-  return absl::OkStatus();
-}
-
-grpc::Status LedgerServiceImpl::VerifyLedger(grpc::ServerContext* context,
-                                             const ledger::v1::VerifyLedgerRequest* /*request*/,
-                                             ledger::v1::VerifyLedgerResponse* response) {
-  return Handle(Authenticate(*context),
-                [&](const Principal& p) { return DoVerifyLedger(p, *response); });
-}
-
-absl::Status LedgerServiceImpl::DoVerifyLedger(const Principal& principal,
-                                               ledger::v1::VerifyLedgerResponse& response) {
-  if (absl::Status s = RequireAdmin(principal, "VerifyLedger"); !s.ok()) return s;
-  absl::StatusOr<ledger::v1::VerifyLedgerResponse> result = store_.Verify(principal.org);
-  if (!result.ok()) return result.status();
-  response = *std::move(result);
-  return absl::OkStatus();
+grpc::ServerUnaryReactor* LedgerServiceImpl::VerifyLedger(
+    grpc::CallbackServerContext* context, const ledger::v1::VerifyLedgerRequest* /*request*/,
+    ledger::v1::VerifyLedgerResponse* response) {
+  return verify_calls_.Serve(context, [this, response](Call& call) -> absl::Status {
+    if (absl::Status s = RequireAdmin(call.principal(), "VerifyLedger"); !s.ok()) return s;
+    call.Then([this, &call, response](Done done) {
+      store_.Verify(call.principal().org, call.deadline(), Into(response, std::move(done)));
+    });
+    return absl::OkStatus();
+  });
 }
 
 }  // namespace ledger

@@ -1,13 +1,18 @@
 #include "services/ledger/ledger_store.h"
 
 #include <algorithm>
+#include <chrono>
+#include <memory>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "common/audit.h"
 #include "common/check/check.h"
+#include "common/grpc/steps.h"
 #include "services/ledger/ledger_archive.h"
 #include "kLedgerAdjustLua.h"
 #include "kLedgerBalanceLua.h"
@@ -19,6 +24,10 @@
 namespace ledger {
 namespace {
 
+using common::grpc_util::Done;
+using common::grpc_util::ForEach;
+using common::grpc_util::Into;
+using common::grpc_util::Sequence;
 using common::redis::Reply;
 
 constexpr int kJournalChunk = 1000;
@@ -251,8 +260,16 @@ void CheckLinkedResult(const std::vector<const Transfer*>& requested,
 
 }  // namespace
 
+LedgerStore::LedgerStore(common::redis::AsyncClient& redis)
+    : redis_(&redis),
+      post_("ledger_post", WithLib(kLedgerPostLua)),
+      adjust_("ledger_adjust", WithLib(kLedgerAdjustLua)),
+      redemption_("ledger_redemption", WithLib(kLedgerRedemptionLua)),
+      balance_("ledger_balance", WithLib(kLedgerBalanceLua)),
+      list_("ledger_list", WithLib(kLedgerListLua)) {}
+
 LedgerStore::LedgerStore(common::redis::Pool& pool)
-    : pool_(pool),
+    : pool_(&pool),
       post_("ledger_post", WithLib(kLedgerPostLua)),
       adjust_("ledger_adjust", WithLib(kLedgerAdjustLua)),
       redemption_("ledger_redemption", WithLib(kLedgerRedemptionLua)),
@@ -263,11 +280,37 @@ std::string LedgerStore::Prefix(absl::string_view org) {
   return absl::StrCat("ledger:{", org, "}:");
 }
 
-absl::Status LedgerStore::RegisterOrg(absl::string_view org) {
+void LedgerStore::Run(common::redis::Command command, Deadline deadline,
+                      common::redis::ReplyCallback done) {
+  if (redis_ != nullptr) return redis_->Run(std::move(command), deadline, std::move(done));
+  std::move(done)(pool_->Run(command));
+}
+
+void LedgerStore::Pipeline(std::vector<common::redis::Command> commands, Deadline deadline,
+                           common::redis::PipelineCallback done) {
+  if (redis_ != nullptr) return redis_->Pipeline(std::move(commands), deadline, std::move(done));
+  std::move(done)(pool_->Pipeline(commands));
+}
+
+void LedgerStore::Eval(const common::redis::Script& script, std::vector<std::string> keys,
+                       std::vector<std::string> args, Deadline deadline,
+                       common::redis::ReplyCallback done) {
+  if (redis_ != nullptr) {
+    return redis_->EvalSha(script, std::move(keys), std::move(args), deadline, std::move(done));
+  }
+  std::move(done)(pool_->Eval(script, keys, args));
+}
+
+void LedgerStore::RegisterOrgThen(absl::string_view org, Deadline deadline,
+                                  absl::AnyInvocable<void() &&> write, StatusCallback failed) {
   // platform:orgs lives in another cluster slot, so it cannot be written by
   // the org's scripts; it is added first, so an org with an outbox is always
   // registered.
-  return pool_.Run(common::audit::RegisterOrgCommand(org)).status();
+  Run(common::audit::RegisterOrgCommand(org), deadline,
+      [write = std::move(write), failed = std::move(failed)](absl::StatusOr<Reply> reply) mutable {
+        if (!reply.ok()) return std::move(failed)(reply.status());
+        std::move(write)();
+      });
 }
 
 namespace {
@@ -281,28 +324,65 @@ absl::StatusOr<AllowancePolicy> ParsePolicy(const Reply& reply) {
   return policy;
 }
 
-}  // namespace
-
-absl::StatusOr<AllowancePolicy> LedgerStore::GetPolicy(absl::string_view org) {
-  absl::StatusOr<Reply> reply = pool_.Run({"GET", Prefix(org) + "policy"});
-  if (!reply.ok()) return reply.status();
-  return ParsePolicy(*reply);
-}
-
-absl::StatusOr<RetentionPolicy> LedgerStore::GetRetention(absl::string_view org) {
-  absl::StatusOr<Reply> reply = pool_.Run({"GET", Prefix(org) + "retention"});
-  if (!reply.ok()) return reply.status();
-  if (reply->is_nil()) return DefaultRetention();
+absl::StatusOr<RetentionPolicy> ParseRetention(const Reply& reply) {
+  if (reply.is_nil()) return DefaultRetention();
   RetentionPolicy retention;
-  if (!retention.ParseFromString(reply->str)) {
+  if (!retention.ParseFromString(reply.str)) {
     return absl::DataLossError("stored retention policy does not parse");
   }
   return retention;
 }
 
-absl::Status LedgerStore::SetPolicy(absl::string_view org, absl::string_view audit_actor,
-                                    const AllowancePolicy& policy,
-                                    const std::optional<RetentionPolicy>& retention) {
+// Two calls in flight at once: `done` once both answered, with the first
+// error (or OK).
+class Both {
+ public:
+  explicit Both(Done done) : done_(std::move(done)) {}
+  void Arrived(absl::Status status) {
+    Done ready;
+    absl::Status result;
+    {
+      absl::MutexLock lock(&mu_);
+      if (result_.ok()) result_ = std::move(status);
+      if (++arrived_ < 2) return;
+      ready = std::move(done_);
+      result = result_;
+    }
+    std::move(ready)(std::move(result));
+  }
+
+ private:
+  absl::Mutex mu_;
+  int arrived_ = 0;
+  absl::Status result_;
+  Done done_;
+};
+
+// A reply callback that hands parse(reply) (or the call's error) to `done`.
+template <typename T, typename Parse>
+common::redis::ReplyCallback Parsed(Callback<T> done, Parse parse) {
+  return [done = std::move(done), parse = std::move(parse)](absl::StatusOr<Reply> reply) mutable {
+    if (!reply.ok()) return std::move(done)(reply.status());
+    std::move(done)(parse(*reply));
+  };
+}
+
+}  // namespace
+
+void LedgerStore::GetPolicy(absl::string_view org, Deadline deadline,
+                            Callback<AllowancePolicy> done) {
+  Run({"GET", Prefix(org) + "policy"}, deadline, Parsed(std::move(done), ParsePolicy));
+}
+
+void LedgerStore::GetRetention(absl::string_view org, Deadline deadline,
+                               Callback<RetentionPolicy> done) {
+  Run({"GET", Prefix(org) + "retention"}, deadline, Parsed(std::move(done), ParseRetention));
+}
+
+void LedgerStore::SetPolicy(absl::string_view org, absl::string_view audit_actor,
+                            const AllowancePolicy& policy,
+                            const std::optional<RetentionPolicy>& retention, Deadline deadline,
+                            StatusCallback done) {
   // The policy, the retention and the audit entry (same slot) together or
   // not at all.
   std::vector<common::redis::Command> commands = {
@@ -328,48 +408,39 @@ absl::Status LedgerStore::SetPolicy(absl::string_view org, absl::string_view aud
     commands.push_back(std::move(audit));
   }
   commands.push_back({"EXEC"});
-  absl::StatusOr<std::vector<absl::StatusOr<Reply>>> replies = pool_.Pipeline(commands);
-  if (!replies.ok()) return replies.status();
-  for (const absl::StatusOr<Reply>& reply : *replies) {
-    if (!reply.ok()) return reply.status();
-  }
-  return absl::OkStatus();
+  Pipeline(std::move(commands), deadline,
+           [done = std::move(done)](absl::StatusOr<common::redis::PipelineReplies> replies) mutable {
+             if (!replies.ok()) return std::move(done)(replies.status());
+             for (const absl::StatusOr<Reply>& reply : *replies) {
+               if (!reply.ok()) return std::move(done)(reply.status());
+             }
+             std::move(done)(absl::OkStatus());
+           });
 }
 
-absl::StatusOr<std::vector<PostResult>> LedgerStore::Post(
-    absl::string_view org, const std::vector<std::pair<int, Transfer>>& transfers, bool linked,
-    absl::Time now) {
-  // The org is registered before anything reaches its outbox (see
-  // RegisterOrg), in the same round trip as the policy read.
-  absl::StatusOr<std::vector<absl::StatusOr<Reply>>> replies =
-      pool_.Pipeline({common::audit::RegisterOrgCommand(org), {"GET", Prefix(org) + "policy"}});
-  if (!replies.ok()) return replies.status();
-  if (!(*replies)[0].ok()) return (*replies)[0].status();
-  if (!(*replies)[1].ok()) return (*replies)[1].status();
-  absl::StatusOr<AllowancePolicy> policy = ParsePolicy(*(*replies)[1]);
-  if (!policy.ok()) return policy.status();
-  absl::StatusOr<common::calendar::Period> period = AllowancePeriodAt(*policy, now);
-  if (!period.ok()) return period.status();
+namespace {
 
-  std::vector<std::string> args = {absl::StrCat(ToMillis(now)),
-                                   EventHeader(org, now),
-                                   period->key,
-                                   absl::StrCat(policy->points_per_period()),
-                                   absl::StrCat(kSpentTtlSeconds),
-                                   linked ? "1" : "0"};
+// What a post carries from one step to the next.
+struct PostState {
+  std::string org;
+  std::vector<std::pair<int, Transfer>> transfers;
+  bool linked = false;
+  absl::Time now;
+  AllowancePolicy policy;
+  common::calendar::Period period;
+  Reply reply;
+};
+
+// The script's rows as results in request order (see Post).
+absl::StatusOr<std::vector<PostResult>> PostResults(const PostState& state) {
   std::map<int, const Transfer*> by_index;
   std::vector<const Transfer*> requested;
-  for (const auto& [index, transfer] : transfers) {
-    AppendTransferArgs(args, index, transfer, now, "A", transfer.debit_account().person_id());
+  for (const auto& [index, transfer] : state.transfers) {
     by_index[index] = &transfer;
     requested.push_back(&transfer);
   }
-  CheckDoubleEntry(requested);
-  absl::StatusOr<Reply> reply = pool_.Eval(post_, {Prefix(org)}, args);
-  if (!reply.ok()) return reply.status();
-  absl::StatusOr<std::vector<Row>> rows = ParseRows(*reply);
+  absl::StatusOr<std::vector<Row>> rows = ParseRows(state.reply);
   if (!rows.ok()) return rows.status();
-
   std::vector<PostResult> results;
   for (const Row& row : *rows) {
     auto it = by_index.find(row.index);
@@ -391,7 +462,7 @@ absl::StatusOr<std::vector<PostResult>> LedgerStore::Post(
       result.status = absl::ResourceExhaustedError(absl::StrCat(
           field, ": ",
           AllowanceExhaustedMessage(request.debit_account().person_id(), row.n1, row.n2,
-                                    period->key),
+                                    state.period.key),
           ", ", request.amount(), " requested"));
     } else if (row.code == "FAILED_PRECONDITION") {
       result.status = absl::FailedPreconditionError(
@@ -405,50 +476,110 @@ absl::StatusOr<std::vector<PostResult>> LedgerStore::Post(
     }
     results.push_back(std::move(result));
   }
-  if (linked) CheckLinkedResult(requested, results);
+  if (state.linked) CheckLinkedResult(requested, results);
   return results;
 }
 
-absl::StatusOr<BalanceInfo> LedgerStore::GetBalance(absl::string_view org,
-                                                    const Account& account, absl::Time now) {
+}  // namespace
+
+void LedgerStore::Post(absl::string_view org, std::vector<std::pair<int, Transfer>> transfers,
+                       bool linked, absl::Time now, Deadline deadline,
+                       Callback<std::vector<PostResult>> done) {
+  auto state = std::make_shared<PostState>();
+  state->org = std::string(org);
+  state->transfers = std::move(transfers);
+  state->linked = linked;
+  state->now = now;
+  Sequence steps;
+  // The org is registered before anything reaches its outbox (see
+  // RegisterOrgThen); the policy is read meanwhile (another slot: two calls).
+  steps.Then([this, state, deadline](Done step) {
+         auto both = std::make_shared<Both>(std::move(step));
+         Run(common::audit::RegisterOrgCommand(state->org), deadline,
+             [both](absl::StatusOr<Reply> reply) { both->Arrived(reply.status()); });
+         GetPolicy(state->org, deadline, [both, state](absl::StatusOr<AllowancePolicy> policy) {
+           if (policy.ok()) state->policy = *std::move(policy);
+           both->Arrived(policy.status());
+         });
+       })
+      .Then([state]() -> absl::Status {
+        absl::StatusOr<common::calendar::Period> period =
+            AllowancePeriodAt(state->policy, state->now);
+        if (!period.ok()) return period.status();
+        state->period = *std::move(period);
+        return absl::OkStatus();
+      })
+      .Then([this, state, deadline](Done step) {
+        const std::string& org = state->org;
+        std::vector<std::string> args = {absl::StrCat(ToMillis(state->now)),
+                                         EventHeader(org, state->now),
+                                         state->period.key,
+                                         absl::StrCat(state->policy.points_per_period()),
+                                         absl::StrCat(kSpentTtlSeconds),
+                                         state->linked ? "1" : "0"};
+        std::vector<const Transfer*> requested;
+        for (const auto& [index, transfer] : state->transfers) {
+          AppendTransferArgs(args, index, transfer, state->now, "A",
+                             transfer.debit_account().person_id());
+          requested.push_back(&transfer);
+        }
+        CheckDoubleEntry(requested);
+        Eval(post_, {Prefix(org)}, std::move(args), deadline, Into(&state->reply, std::move(step)));
+      });
+  std::move(steps).Run([state, done = std::move(done)](absl::Status status) mutable {
+    if (!status.ok()) return std::move(done)(status);
+    std::move(done)(PostResults(*state));
+  });
+}
+
+void LedgerStore::GetBalance(absl::string_view org, const Account& account, absl::Time now,
+                             Deadline deadline, Callback<BalanceInfo> done) {
   std::string holder =
       account.type() == ledger::v1::ACCOUNT_TYPE_EARNED ? account.person_id() : "";
-  absl::StatusOr<Reply> reply = pool_.Eval(
-      balance_, {Prefix(org)}, {absl::StrCat(ToMillis(now)), AccountKey(account), holder});
-  if (!reply.ok()) return reply.status();
-  if (reply->type != Reply::Type::kArray || reply->elements.size() != 2) {
-    return Malformed("balance reply");
-  }
-  absl::StatusOr<long long> balance = reply->elements[0].AsInteger();
-  absl::StatusOr<long long> held = reply->elements[1].AsInteger();
-  if (!balance.ok() || !held.ok()) return Malformed("balance reply");
-  KUDOS_CHECK(*held >= 0, "the held counter never goes below zero");
-  KUDOS_CHECK(!holder.empty() || *held == 0, "only earned accounts have holds");
-  return BalanceInfo{*balance, *held};
+  Eval(balance_, {Prefix(org)}, {absl::StrCat(ToMillis(now)), AccountKey(account), holder},
+       deadline,
+       Parsed(std::move(done), [holder](const Reply& reply) -> absl::StatusOr<BalanceInfo> {
+         if (reply.type != Reply::Type::kArray || reply.elements.size() != 2) {
+           return Malformed("balance reply");
+         }
+         absl::StatusOr<long long> balance = reply.elements[0].AsInteger();
+         absl::StatusOr<long long> held = reply.elements[1].AsInteger();
+         if (!balance.ok() || !held.ok()) return Malformed("balance reply");
+         KUDOS_CHECK(*held >= 0, "the held counter never goes below zero");
+         KUDOS_CHECK(!holder.empty() || *held == 0, "only earned accounts have holds");
+         return BalanceInfo{*balance, *held};
+       }));
 }
 
-absl::StatusOr<int64_t> LedgerStore::Spent(absl::string_view org, absl::string_view person,
-                                           absl::string_view period_key) {
-  absl::StatusOr<Reply> reply =
-      pool_.Run({"GET", absl::StrCat(Prefix(org), "spent:", person, ":", period_key)});
-  if (!reply.ok()) return reply.status();
-  if (reply->is_nil()) return 0;
-  absl::StatusOr<long long> spent = reply->AsInteger();
-  if (!spent.ok()) return spent.status();
-  return *spent;
+void LedgerStore::Spent(absl::string_view org, absl::string_view person,
+                        absl::string_view period_key, Deadline deadline, Callback<int64_t> done) {
+  Run({"GET", absl::StrCat(Prefix(org), "spent:", person, ":", period_key)}, deadline,
+      Parsed(std::move(done), [](const Reply& reply) -> absl::StatusOr<int64_t> {
+        if (reply.is_nil()) return 0;
+        absl::StatusOr<long long> spent = reply.AsInteger();
+        if (!spent.ok()) return spent.status();
+        return *spent;
+      }));
 }
 
-absl::StatusOr<TransferPage> LedgerStore::ListTransfers(absl::string_view org,
-                                                        absl::string_view account_key,
-                                                        int64_t before, int limit) {
-  std::string prefix = Prefix(org);
-  absl::StatusOr<Reply> reply = pool_.Eval(
-      list_, {prefix}, {std::string(account_key), absl::StrCat(before), absl::StrCat(limit)});
-  if (!reply.ok()) return reply.status();
-  if (reply->type != Reply::Type::kArray || reply->elements.size() != 5) {
+namespace {
+
+// A page as list.lua read it; the archived part is read next.
+struct PageState {
+  std::string prefix;
+  std::string account_key;
+  int limit = 0;
+  Reply reply;
+  TransferPage page;
+  std::vector<Transfer> archived;
+};
+
+absl::Status ParseLivePage(PageState& state) {
+  const Reply& reply = state.reply;
+  if (reply.type != Reply::Type::kArray || reply.elements.size() != 5) {
     return Malformed("transfer page");
   }
-  const std::vector<Reply>& parts = reply->elements;
+  const std::vector<Reply>& parts = reply.elements;
   if (!parts[3].str.empty()) {
     return absl::DataLossError(
         absl::StrCat("transfer '", parts[3].str, "' is indexed but not stored"));
@@ -457,95 +588,131 @@ absl::StatusOr<TransferPage> LedgerStore::ListTransfers(absl::string_view org,
   if (!more.ok() || parts[1].elements.size() != parts[2].elements.size()) {
     return Malformed("transfer page");
   }
-  TransferPage page;
   for (const Reply& body : parts[0].elements) {
     absl::StatusOr<Transfer> transfer = ParseTransfer(body.str);
     if (!transfer.ok()) return transfer.status();
-    page.transfers.push_back(*std::move(transfer));
+    state.page.transfers.push_back(*std::move(transfer));
   }
-  if (!parts[1].elements.empty()) {
-    absl::StatusOr<std::vector<Transfer>> archived = ReadArchived(prefix, parts[1], parts[2]);
-    if (!archived.ok()) return archived.status();
-    for (Transfer& transfer : *archived) page.transfers.push_back(std::move(transfer));
-  }
-  KUDOS_CHECK(page.transfers.size() <= static_cast<size_t>(limit),
+  return absl::OkStatus();
+}
+
+absl::StatusOr<TransferPage> FinishPage(PageState& state) {
+  TransferPage& page = state.page;
+  for (Transfer& transfer : state.archived) page.transfers.push_back(std::move(transfer));
+  KUDOS_CHECK(page.transfers.size() <= static_cast<size_t>(state.limit),
               "a page holds at most page_size transfers");
   // Newest first, live tail before the archive; stored data that breaks it
   // (a tampered index) is reported, not served.
   for (size_t i = 1; i < page.transfers.size(); ++i) {
     if (page.transfers[i - 1].sequence() <= page.transfers[i].sequence()) {
       return absl::DataLossError(absl::StrCat(
-          "transfers of ", account_key, " are not stored newest first (sequence ",
+          "transfers of ", state.account_key, " are not stored newest first (sequence ",
           page.transfers[i - 1].sequence(), " before ", page.transfers[i].sequence(),
           "); run VerifyLedger"));
     }
   }
-  if (*more == 1 && !page.transfers.empty()) {
+  if (state.reply.elements[4].AsInteger().value_or(0) == 1 && !page.transfers.empty()) {
     page.next_before = page.transfers.back().sequence();
   }
-  return page;
+  return std::move(page);
 }
 
-absl::StatusOr<std::vector<Transfer>> LedgerStore::ReadArchived(const std::string& prefix,
-                                                                const Reply& sequences,
-                                                                const Reply& chunk_ids) {
+}  // namespace
+
+void LedgerStore::ListTransfers(absl::string_view org, absl::string_view account_key,
+                                int64_t before, int limit, Deadline deadline,
+                                Callback<TransferPage> done) {
+  auto state = std::make_shared<PageState>();
+  state->prefix = Prefix(org);
+  state->account_key = std::string(account_key);
+  state->limit = limit;
+  Sequence steps;
+  steps.Then([this, state, before, deadline](Done step) {
+         Eval(list_, {state->prefix},
+              {state->account_key, absl::StrCat(before), absl::StrCat(state->limit)}, deadline,
+              Into(&state->reply, std::move(step)));
+       })
+      .Then([state]() { return ParseLivePage(*state); })
+      .Then([this, state, deadline](Done step) {
+        const std::vector<Reply>& parts = state->reply.elements;
+        if (parts[1].elements.empty()) return std::move(step)(absl::OkStatus());
+        ReadArchived(state->prefix, parts[1], parts[2], deadline,
+                     Into(&state->archived, std::move(step)));
+      });
+  std::move(steps).Run([state, done = std::move(done)](absl::Status status) mutable {
+    if (!status.ok()) return std::move(done)(status);
+    std::move(done)(FinishPage(*state));
+  });
+}
+
+void LedgerStore::ReadArchived(const std::string& prefix, const Reply& sequences,
+                               const Reply& chunk_ids, Deadline deadline,
+                               Callback<std::vector<Transfer>> done) {
   // Each chunk once, in the order first needed; chunks never change once
   // written, so reading them after the script's snapshot is safe.
   std::vector<std::string> order;
   std::map<std::string, std::vector<int64_t>> wanted;
+  std::vector<int64_t> in_order;
   for (size_t i = 0; i < sequences.elements.size(); ++i) {
     int64_t sequence = 0;
     const std::string& chunk_id = chunk_ids.elements[i].str;
     if (!absl::SimpleAtoi(sequences.elements[i].str, &sequence) || chunk_id.empty()) {
-      return absl::DataLossError(absl::StrCat("archived transfer at sequence ",
-                                              sequences.elements[i].str,
-                                              " is indexed but no archive chunk holds it"));
+      return std::move(done)(absl::DataLossError(
+          absl::StrCat("archived transfer at sequence ", sequences.elements[i].str,
+                       " is indexed but no archive chunk holds it")));
     }
     if (wanted.find(chunk_id) == wanted.end()) order.push_back(chunk_id);
     wanted[chunk_id].push_back(sequence);
+    in_order.push_back(sequence);
   }
   std::vector<common::redis::Command> reads;
   for (const std::string& chunk_id : order) reads.push_back({"GET", prefix + "arch:c:" + chunk_id});
-  absl::StatusOr<std::vector<absl::StatusOr<Reply>>> chunks = pool_.Pipeline(reads);
-  if (!chunks.ok()) return chunks.status();
-  std::map<int64_t, Transfer> found;
-  for (size_t c = 0; c < order.size(); ++c) {
-    const absl::StatusOr<Reply>& raw = (*chunks)[c];
-    if (!raw.ok()) return raw.status();
-    if (raw->is_nil()) {
-      return absl::DataLossError(absl::StrCat("archive chunk '", order[c], "' is missing"));
-    }
-    absl::StatusOr<ledger::v1::TransfersPosted> chunk = DecompressChunk(raw->str);
-    if (!chunk.ok()) {
-      return absl::DataLossError(
-          absl::StrCat("archive chunk '", order[c], "' ", chunk.status().message()));
-    }
-    const std::vector<int64_t>& want = wanted[order[c]];
-    for (Transfer& transfer : *chunk->mutable_transfers()) {
-      if (std::find(want.begin(), want.end(), transfer.sequence()) != want.end()) {
-        found[transfer.sequence()] = std::move(transfer);
-      }
-    }
-  }
-  std::vector<Transfer> out;
-  for (const Reply& element : sequences.elements) {
-    int64_t sequence = 0;
-    (void)absl::SimpleAtoi(element.str, &sequence);
-    auto it = found.find(sequence);
-    if (it == found.end()) {
-      return absl::DataLossError(absl::StrCat("archived transfer at sequence ", sequence,
-                                              " is indexed but not in its archive chunk"));
-    }
-    out.push_back(it->second);
-  }
-  return out;
+  Pipeline(
+      std::move(reads), deadline,
+      [order, wanted, in_order, done = std::move(done)](
+          absl::StatusOr<common::redis::PipelineReplies> chunks) mutable {
+        if (!chunks.ok()) return std::move(done)(chunks.status());
+        std::map<int64_t, Transfer> found;
+        for (size_t c = 0; c < order.size(); ++c) {
+          const absl::StatusOr<Reply>& raw = (*chunks)[c];
+          if (!raw.ok()) return std::move(done)(raw.status());
+          if (raw->is_nil()) {
+            return std::move(done)(
+                absl::DataLossError(absl::StrCat("archive chunk '", order[c], "' is missing")));
+          }
+          absl::StatusOr<ledger::v1::TransfersPosted> chunk = DecompressChunk(raw->str);
+          if (!chunk.ok()) {
+            return std::move(done)(absl::DataLossError(
+                absl::StrCat("archive chunk '", order[c], "' ", chunk.status().message())));
+          }
+          const std::vector<int64_t>& want = wanted[order[c]];
+          for (Transfer& transfer : *chunk->mutable_transfers()) {
+            if (std::find(want.begin(), want.end(), transfer.sequence()) != want.end()) {
+              found[transfer.sequence()] = std::move(transfer);
+            }
+          }
+        }
+        std::vector<Transfer> out;
+        for (int64_t sequence : in_order) {
+          auto it = found.find(sequence);
+          if (it == found.end()) {
+            return std::move(done)(absl::DataLossError(
+                absl::StrCat("archived transfer at sequence ", sequence,
+                             " is indexed but not in its archive chunk")));
+          }
+          out.push_back(it->second);
+        }
+        std::move(done)(std::move(out));
+      });
 }
 
-absl::StatusOr<ledger::v1::Redemption> LedgerStore::CreateRedemption(
-    absl::string_view org, absl::string_view audit_actor, absl::string_view person,
-    const ledger::v1::CreateRedemptionRequest& request, absl::Time now) {
+void LedgerStore::CreateRedemption(absl::string_view org, absl::string_view audit_actor,
+                                   absl::string_view person,
+                                   const ledger::v1::CreateRedemptionRequest& request,
+                                   absl::Time now, Deadline deadline,
+                                   Callback<ledger::v1::Redemption> done) {
   absl::StatusOr<int64_t> hold = HoldSeconds(request.hold_seconds());
-  if (!hold.ok()) return hold.status();
+  if (!hold.ok()) return std::move(done)(hold.status());
   std::string id = RedemptionId(person, request.request_id());
   std::vector<std::string> audit;
   if (!audit_actor.empty()) {
@@ -554,51 +721,53 @@ absl::StatusOr<ledger::v1::Redemption> LedgerStore::CreateRedemption(
                         request.reward(),
                         {"redemption_id", id, "points", absl::StrCat(request.points())});
   }
-  absl::StatusOr<Reply> reply = EvalRedemption(
-      org, "create", now, id, audit,
-      {std::string(person), request.reward(), absl::StrCat(request.points()),
-       absl::StrCat(ToMillis(now + absl::Seconds(*hold))), request.request_id()});
-  if (!reply.ok()) return reply.status();
-  absl::StatusOr<RedemptionReply> parsed = ParseRedemptionReply(*reply);
-  if (!parsed.ok()) return parsed.status();
-  if (parsed->code == "CAP") {
-    return absl::FailedPreconditionError(
-        absl::StrCat("person_id: ", PendingRedemptionsCapMessage(person)));
-  }
-  if (parsed->code == "OUT_OF_BOUNDS") {
-    return OutOfBounds("points", Str(parsed->fields, "bound"), "holding", request.points());
-  }
-  if (parsed->code == "CONFLICT") {
-    return absl::AlreadyExistsError(absl::StrCat(
-        "request_id: '", request.request_id(), "' was already used with a different payload (",
-        Str(parsed->fields, "reward"), " for ", Str(parsed->fields, "points"), " points)"));
-  }
-  if (parsed->code == "FUNDS") {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "points: ", InsufficientFundsMessage(person, parsed->n1, parsed->n2, request.points())));
-  }
-  if (parsed->code != "OK") return Malformed(absl::StrCat("code '", parsed->code, "'"));
-  return RedemptionFrom(id, parsed->fields, now);
+  auto parse = [id, person = std::string(person), request, now](
+                   const Reply& reply) -> absl::StatusOr<ledger::v1::Redemption> {
+    absl::StatusOr<RedemptionReply> parsed = ParseRedemptionReply(reply);
+    if (!parsed.ok()) return parsed.status();
+    if (parsed->code == "CAP") {
+      return absl::FailedPreconditionError(
+          absl::StrCat("person_id: ", PendingRedemptionsCapMessage(person)));
+    }
+    if (parsed->code == "OUT_OF_BOUNDS") {
+      return OutOfBounds("points", Str(parsed->fields, "bound"), "holding", request.points());
+    }
+    if (parsed->code == "CONFLICT") {
+      return absl::AlreadyExistsError(absl::StrCat(
+          "request_id: '", request.request_id(), "' was already used with a different payload (",
+          Str(parsed->fields, "reward"), " for ", Str(parsed->fields, "points"), " points)"));
+    }
+    if (parsed->code == "FUNDS") {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "points: ", InsufficientFundsMessage(person, parsed->n1, parsed->n2, request.points())));
+    }
+    if (parsed->code != "OK") return Malformed(absl::StrCat("code '", parsed->code, "'"));
+    return RedemptionFrom(id, parsed->fields, now);
+  };
+  EvalRedemption(org, "create", now, id, audit,
+                 {std::string(person), request.reward(), absl::StrCat(request.points()),
+                  absl::StrCat(ToMillis(now + absl::Seconds(*hold))), request.request_id()},
+                 deadline, Parsed(std::move(done), std::move(parse)));
 }
 
-absl::StatusOr<ledger::v1::Redemption> LedgerStore::GetRedemption(absl::string_view org,
-                                                                  absl::string_view redemption_id,
-                                                                  absl::Time now) {
-  absl::StatusOr<Reply> reply =
-      pool_.Run({"HGETALL", absl::StrCat(Prefix(org), "rdm:", redemption_id)});
-  if (!reply.ok()) return reply.status();
-  absl::StatusOr<std::map<std::string, std::string>> fields = FlatMap(*reply);
-  if (!fields.ok()) return fields.status();
-  if (fields->empty()) {
-    return absl::NotFoundError(
-        absl::StrCat("redemption_id: '", redemption_id, "' does not exist"));
-  }
-  return RedemptionFrom(redemption_id, *fields, now);
+void LedgerStore::GetRedemption(absl::string_view org, absl::string_view redemption_id,
+                                absl::Time now, Deadline deadline,
+                                Callback<ledger::v1::Redemption> done) {
+  Run({"HGETALL", absl::StrCat(Prefix(org), "rdm:", redemption_id)}, deadline,
+      Parsed(std::move(done), [id = std::string(redemption_id), now](const Reply& reply)
+                                  -> absl::StatusOr<ledger::v1::Redemption> {
+        absl::StatusOr<std::map<std::string, std::string>> fields = FlatMap(reply);
+        if (!fields.ok()) return fields.status();
+        if (fields->empty()) {
+          return absl::NotFoundError(absl::StrCat("redemption_id: '", id, "' does not exist"));
+        }
+        return RedemptionFrom(id, *fields, now);
+      }));
 }
 
-absl::StatusOr<ledger::v1::Redemption> LedgerStore::FulfillRedemption(
-    absl::string_view org, absl::string_view audit_actor, const ledger::v1::Redemption& pending,
-    absl::Time now) {
+void LedgerStore::FulfillRedemption(absl::string_view org, absl::string_view audit_actor,
+                                    const ledger::v1::Redemption& pending, absl::Time now,
+                                    Deadline deadline, Callback<ledger::v1::Redemption> done) {
   Transfer transfer;
   transfer.set_transfer_id(absl::StrCat(kRedemptionIdPrefix, pending.redemption_id()));
   *transfer.mutable_debit_account() =
@@ -618,43 +787,51 @@ absl::StatusOr<ledger::v1::Redemption> LedgerStore::FulfillRedemption(
                         {"redemption_id", pending.redemption_id(), "points",
                          absl::StrCat(pending.points()), "transfer_id", transfer.transfer_id()});
   }
-  if (absl::Status s = RegisterOrg(org); !s.ok()) return s;
-  absl::StatusOr<Reply> reply =
-      EvalRedemption(org, "fulfill", now, pending.redemption_id(), audit, std::move(args));
-  if (!reply.ok()) return reply.status();
-  absl::StatusOr<RedemptionReply> parsed = ParseRedemptionReply(*reply);
-  if (!parsed.ok()) return parsed.status();
-  if (parsed->code == "OUT_OF_BOUNDS") {
-    return OutOfBounds("redemption_id", Str(parsed->fields, "bound"), "debiting",
-                       pending.points());
-  }
-  ledger::v1::Redemption current = RedemptionFrom(pending.redemption_id(), parsed->fields, now);
-  if (parsed->code == "OK") return current;
-  if (parsed->code == "NOT_FOUND") {
-    return absl::NotFoundError(
-        absl::StrCat("redemption_id: '", pending.redemption_id(), "' does not exist"));
-  }
-  if (parsed->code == "FAILED_PRECONDITION") {
-    return absl::FailedPreconditionError(
-        absl::StrCat("redemption_id: '", pending.redemption_id(), "' is ",
-                     StateName(current.state()), " and cannot be fulfilled"));
-  }
-  if (parsed->code == "FUNDS") {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "redemption_id: ", InsufficientFundsMessage(pending.person_id(), parsed->n1, parsed->n2,
-                                                    pending.points())));
-  }
-  if (parsed->code == "CONFLICT") {
-    return absl::AlreadyExistsError(absl::StrCat("redemption_id: transfer '",
-                                                 transfer.transfer_id(),
-                                                 "' exists with a different payload"));
-  }
-  return Malformed(absl::StrCat("code '", parsed->code, "'"));
+  auto parse = [pending, transfer, now](
+                   const Reply& reply) -> absl::StatusOr<ledger::v1::Redemption> {
+    absl::StatusOr<RedemptionReply> parsed = ParseRedemptionReply(reply);
+    if (!parsed.ok()) return parsed.status();
+    if (parsed->code == "OUT_OF_BOUNDS") {
+      return OutOfBounds("redemption_id", Str(parsed->fields, "bound"), "debiting",
+                         pending.points());
+    }
+    ledger::v1::Redemption current = RedemptionFrom(pending.redemption_id(), parsed->fields, now);
+    if (parsed->code == "OK") return current;
+    if (parsed->code == "NOT_FOUND") {
+      return absl::NotFoundError(
+          absl::StrCat("redemption_id: '", pending.redemption_id(), "' does not exist"));
+    }
+    if (parsed->code == "FAILED_PRECONDITION") {
+      return absl::FailedPreconditionError(
+          absl::StrCat("redemption_id: '", pending.redemption_id(), "' is ",
+                       StateName(current.state()), " and cannot be fulfilled"));
+    }
+    if (parsed->code == "FUNDS") {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "redemption_id: ", InsufficientFundsMessage(pending.person_id(), parsed->n1,
+                                                      parsed->n2, pending.points())));
+    }
+    if (parsed->code == "CONFLICT") {
+      return absl::AlreadyExistsError(absl::StrCat("redemption_id: transfer '",
+                                                   transfer.transfer_id(),
+                                                   "' exists with a different payload"));
+    }
+    return Malformed(absl::StrCat("code '", parsed->code, "'"));
+  };
+  auto shared_done = std::make_shared<Callback<ledger::v1::Redemption>>(std::move(done));
+  RegisterOrgThen(
+      org, deadline,
+      [this, org = std::string(org), now, id = pending.redemption_id(), audit,
+       args = std::move(args), deadline, parse = std::move(parse), shared_done]() mutable {
+        EvalRedemption(org, "fulfill", now, id, audit, std::move(args), deadline,
+                       Parsed(std::move(*shared_done), std::move(parse)));
+      },
+      [shared_done](absl::Status status) { std::move(*shared_done)(std::move(status)); });
 }
 
-absl::StatusOr<ledger::v1::Redemption> LedgerStore::CancelRedemption(
-    absl::string_view org, absl::string_view audit_actor, const ledger::v1::Redemption& pending,
-    absl::Time now) {
+void LedgerStore::CancelRedemption(absl::string_view org, absl::string_view audit_actor,
+                                   const ledger::v1::Redemption& pending, absl::Time now,
+                                   Deadline deadline, Callback<ledger::v1::Redemption> done) {
   const std::string& redemption_id = pending.redemption_id();
   std::vector<std::string> audit;
   if (!audit_actor.empty()) {
@@ -664,39 +841,43 @@ absl::StatusOr<ledger::v1::Redemption> LedgerStore::CancelRedemption(
         pending.reward(),
         {"redemption_id", redemption_id, "points", absl::StrCat(pending.points())});
   }
-  absl::StatusOr<Reply> reply = EvalRedemption(org, "cancel", now, redemption_id, audit, {});
-  if (!reply.ok()) return reply.status();
-  absl::StatusOr<RedemptionReply> parsed = ParseRedemptionReply(*reply);
-  if (!parsed.ok()) return parsed.status();
-  if (parsed->code == "NOT_FOUND") {
-    return absl::NotFoundError(
-        absl::StrCat("redemption_id: '", redemption_id, "' does not exist"));
-  }
-  ledger::v1::Redemption current = RedemptionFrom(redemption_id, parsed->fields, now);
-  if (parsed->code == "FAILED_PRECONDITION") {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "redemption_id: '", redemption_id, "' is ", StateName(current.state()),
-        " and cannot be cancelled"));
-  }
-  if (parsed->code != "OK") return Malformed(absl::StrCat("code '", parsed->code, "'"));
-  return current;
+  EvalRedemption(
+      org, "cancel", now, redemption_id, audit, {}, deadline,
+      Parsed(std::move(done), [redemption_id, now](const Reply& reply)
+                                  -> absl::StatusOr<ledger::v1::Redemption> {
+        absl::StatusOr<RedemptionReply> parsed = ParseRedemptionReply(reply);
+        if (!parsed.ok()) return parsed.status();
+        if (parsed->code == "NOT_FOUND") {
+          return absl::NotFoundError(
+              absl::StrCat("redemption_id: '", redemption_id, "' does not exist"));
+        }
+        ledger::v1::Redemption current = RedemptionFrom(redemption_id, parsed->fields, now);
+        if (parsed->code == "FAILED_PRECONDITION") {
+          return absl::FailedPreconditionError(absl::StrCat(
+              "redemption_id: '", redemption_id, "' is ", StateName(current.state()),
+              " and cannot be cancelled"));
+        }
+        if (parsed->code != "OK") return Malformed(absl::StrCat("code '", parsed->code, "'"));
+        return current;
+      }));
 }
 
-absl::StatusOr<Reply> LedgerStore::EvalRedemption(absl::string_view org, absl::string_view op,
-                                                  absl::Time now,
-                                                  absl::string_view redemption_id,
-                                                  const std::vector<std::string>& audit,
-                                                  std::vector<std::string> op_args) {
+void LedgerStore::EvalRedemption(absl::string_view org, absl::string_view op, absl::Time now,
+                                 absl::string_view redemption_id,
+                                 const std::vector<std::string>& audit,
+                                 std::vector<std::string> op_args, Deadline deadline,
+                                 common::redis::ReplyCallback done) {
   std::vector<std::string> args = {std::string(op), absl::StrCat(ToMillis(now)),
                                    std::string(redemption_id), absl::StrCat(audit.size())};
   args.insert(args.end(), audit.begin(), audit.end());
   for (std::string& arg : op_args) args.push_back(std::move(arg));
-  return pool_.Eval(redemption_, {Prefix(org), common::audit::StreamKey(org)}, args);
+  Eval(redemption_, {Prefix(org), common::audit::StreamKey(org)}, std::move(args), deadline,
+       std::move(done));
 }
 
-absl::StatusOr<Transfer> LedgerStore::Adjust(absl::string_view org, absl::string_view actor,
-                                             const ledger::v1::AdjustBalanceRequest& request,
-                                             absl::Time now) {
+void LedgerStore::Adjust(absl::string_view org, absl::string_view actor,
+                         const ledger::v1::AdjustBalanceRequest& request, absl::Time now,
+                         Deadline deadline, Callback<Transfer> done) {
   const std::string& person = request.person_id();
   Transfer transfer;
   transfer.set_transfer_id(absl::StrCat(kAdjustmentIdPrefix, request.request_id()));
@@ -720,37 +901,45 @@ absl::StatusOr<Transfer> LedgerStore::Adjust(absl::string_view org, absl::string
                             std::string("transfer_id"), transfer.transfer_id()}) {
     args.push_back(std::move(extra));
   }
-  if (absl::Status s = RegisterOrg(org); !s.ok()) return s;
-  absl::StatusOr<Reply> reply =
-      pool_.Eval(adjust_, {Prefix(org), common::audit::StreamKey(org)}, args);
-  if (!reply.ok()) return reply.status();
-  absl::StatusOr<std::vector<Row>> rows = ParseRows(*reply);
-  if (!rows.ok()) return rows.status();
-  if (rows->size() != 1) return Malformed("adjust reply");
-  const Row& row = (*rows)[0];
-  if (row.code == "OK") {
-    absl::StatusOr<Transfer> stored = ParseTransfer(row.payload);
-    if (!stored.ok()) return stored.status();
-    KUDOS_CHECK(NetMovements({&*stored}) == NetMovements({&transfer}),
-                "an adjustment stores exactly the movement requested");
-    return stored;
-  }
-  if (row.code == "CONFLICT") {
-    absl::StatusOr<Transfer> stored = ParseTransfer(row.payload);
-    if (!stored.ok()) return stored.status();
-    return absl::AlreadyExistsError(absl::StrCat(
-        "request_id: '", request.request_id(), "' was already used with a different payload (",
-        DescribeDifference(*stored, transfer), ")"));
-  }
-  if (row.code == "FAILED_PRECONDITION") {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "amount: ", InsufficientFundsMessage(person, row.n1, row.n2, transfer.amount()),
-        "; earned balances never go below zero"));
-  }
-  if (row.code == "OUT_OF_BOUNDS") {
-    return OutOfBounds("amount", row.payload, Movement(row.n1), transfer.amount());
-  }
-  return Malformed(absl::StrCat("row code '", row.code, "'"));
+  auto parse = [transfer, request_id = request.request_id(),
+                person](const Reply& reply) -> absl::StatusOr<Transfer> {
+    absl::StatusOr<std::vector<Row>> rows = ParseRows(reply);
+    if (!rows.ok()) return rows.status();
+    if (rows->size() != 1) return Malformed("adjust reply");
+    const Row& row = (*rows)[0];
+    if (row.code == "OK") {
+      absl::StatusOr<Transfer> stored = ParseTransfer(row.payload);
+      if (!stored.ok()) return stored.status();
+      KUDOS_CHECK(NetMovements({&*stored}) == NetMovements({&transfer}),
+                  "an adjustment stores exactly the movement requested");
+      return stored;
+    }
+    if (row.code == "CONFLICT") {
+      absl::StatusOr<Transfer> stored = ParseTransfer(row.payload);
+      if (!stored.ok()) return stored.status();
+      return absl::AlreadyExistsError(absl::StrCat(
+          "request_id: '", request_id, "' was already used with a different payload (",
+          DescribeDifference(*stored, transfer), ")"));
+    }
+    if (row.code == "FAILED_PRECONDITION") {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "amount: ", InsufficientFundsMessage(person, row.n1, row.n2, transfer.amount()),
+          "; earned balances never go below zero"));
+    }
+    if (row.code == "OUT_OF_BOUNDS") {
+      return OutOfBounds("amount", row.payload, Movement(row.n1), transfer.amount());
+    }
+    return Malformed(absl::StrCat("row code '", row.code, "'"));
+  };
+  auto shared_done = std::make_shared<Callback<Transfer>>(std::move(done));
+  RegisterOrgThen(
+      org, deadline,
+      [this, keys = std::vector<std::string>{Prefix(org), common::audit::StreamKey(org)},
+       args = std::move(args), deadline, parse = std::move(parse), shared_done]() mutable {
+        Eval(adjust_, std::move(keys), std::move(args), deadline,
+             Parsed(std::move(*shared_done), std::move(parse)));
+      },
+      [shared_done](absl::Status status) { std::move(*shared_done)(std::move(status)); });
 }
 
 namespace {
@@ -886,6 +1075,8 @@ int64_t IndexSequenceAt(absl::string_view index, size_t at) {
   return sequence;
 }
 
+using IndexEntry = const std::pair<const std::string, IndexDigest>*;
+
 // Each account's archive index (what ListTransfers reads) against the
 // digest of the sequences its archived transfers carry, as of the snapshot
 // that archived through `snapshot_through_seq`. An archive run committing
@@ -893,119 +1084,84 @@ int64_t IndexSequenceAt(absl::string_view index, size_t at) {
 // checkpoint's current through_seq in one transaction: unmoved, the index
 // must be exactly the snapshot's; moved, the snapshot's entries must be its
 // prefix and the rest only sequences the later runs archived, ascending.
-absl::Status CheckIndexes(common::redis::Pool& pool, const std::string& prefix,
-                          int64_t snapshot_through_seq,
-                          const std::map<std::string, IndexDigest>& expected) {
-  // A batch of index strings per round trip (each 10 bytes per transfer).
-  constexpr size_t kBatch = 100;
-  std::vector<const std::pair<const std::string, IndexDigest>*> batch;
-  auto flush = [&]() -> absl::Status {
-    std::vector<common::redis::Command> reads = {{"MULTI"},
-                                                 {"HGET", prefix + "ckpt", "through_seq"}};
-    for (const auto* entry : batch) reads.push_back({"GET", prefix + "arch:a:" + entry->first});
-    reads.push_back({"EXEC"});
-    absl::StatusOr<std::vector<absl::StatusOr<Reply>>> replies = pool.Pipeline(reads);
-    if (!replies.ok()) return replies.status();
-    if (replies->size() != reads.size() || !replies->back().ok()) {
-      return replies->size() == reads.size() ? replies->back().status()
-                                             : Malformed("archive index read");
+// `replies`: MULTI, HGET through_seq, one GET per entry of `batch`, EXEC.
+absl::Status CheckIndexBatch(const std::string& prefix, int64_t snapshot_through_seq,
+                             const std::vector<IndexEntry>& batch,
+                             const common::redis::PipelineReplies& replies) {
+  if (replies.size() != batch.size() + 3 || !replies.back().ok()) {
+    return replies.size() == batch.size() + 3 ? replies.back().status()
+                                              : Malformed("archive index read");
+  }
+  const Reply& exec = *replies.back();
+  if (exec.type != Reply::Type::kArray || exec.elements.size() != batch.size() + 1) {
+    return Malformed("archive index read");
+  }
+  int64_t through_now = 0;
+  if (!exec.elements[0].is_nil() && !absl::SimpleAtoi(exec.elements[0].str, &through_now)) {
+    return absl::DataLossError("archive: the checkpoint's through_seq is not a number");
+  }
+  const bool archived_since = through_now > snapshot_through_seq;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    absl::string_view index = exec.elements[i + 1].str;
+    const IndexDigest& want = batch[i]->second;
+    const size_t covered = static_cast<size_t>(want.entries) * 5;
+    bool matches = archived_since ? index.size() >= covered : index.size() == covered;
+    if (matches) {
+      IndexDigest stored;
+      stored.Add(index.substr(0, covered));
+      matches = stored.hash == want.hash;
     }
-    const Reply& exec = *replies->back();
-    if (exec.type != Reply::Type::kArray || exec.elements.size() != batch.size() + 1) {
-      return Malformed("archive index read");
+    // Entries past the snapshot's: whole, ascending, archived after it.
+    if (matches && (index.size() - covered) % 5 != 0) matches = false;
+    int64_t previous = snapshot_through_seq;
+    for (size_t at = covered; matches && at < index.size(); at += 5) {
+      int64_t sequence = IndexSequenceAt(index, at);
+      // Equal to the previous: a transfer with debit == credit lists twice.
+      matches =
+          sequence > snapshot_through_seq && sequence >= previous && sequence <= through_now;
+      previous = sequence;
     }
-    int64_t through_now = 0;
-    if (!exec.elements[0].is_nil() && !absl::SimpleAtoi(exec.elements[0].str, &through_now)) {
-      return absl::DataLossError("archive: the checkpoint's through_seq is not a number");
-    }
-    const bool archived_since = through_now > snapshot_through_seq;
-    for (size_t i = 0; i < batch.size(); ++i) {
-      absl::string_view index = exec.elements[i + 1].str;
-      const IndexDigest& want = batch[i]->second;
-      const size_t covered = static_cast<size_t>(want.entries) * 5;
-      bool matches = archived_since ? index.size() >= covered : index.size() == covered;
-      if (matches) {
-        IndexDigest stored;
-        stored.Add(index.substr(0, covered));
-        matches = stored.hash == want.hash;
-      }
-      // Entries past the snapshot's: whole, ascending, archived after it.
-      if (matches && (index.size() - covered) % 5 != 0) matches = false;
-      int64_t previous = snapshot_through_seq;
-      for (size_t at = covered; matches && at < index.size(); at += 5) {
-        int64_t sequence = IndexSequenceAt(index, at);
-        // Equal to the previous: a transfer with debit == credit lists twice.
-        matches = sequence > snapshot_through_seq && sequence >= previous &&
-                  sequence <= through_now;
-        previous = sequence;
-      }
-      if (!matches) {
-        return absl::DataLossError(absl::StrCat(
-            "archive: the ListTransfers index of ", batch[i]->first, " (", prefix, "arch:a:",
-            batch[i]->first, ") does not list exactly its archived transfers"));
-      }
-    }
-    batch.clear();
-    return absl::OkStatus();
-  };
-  for (const auto& entry : expected) {
-    batch.push_back(&entry);
-    if (batch.size() == kBatch) {
-      if (absl::Status s = flush(); !s.ok()) return s;
+    if (!matches) {
+      return absl::DataLossError(absl::StrCat(
+          "archive: the ListTransfers index of ", batch[i]->first, " (", prefix, "arch:a:",
+          batch[i]->first, ") does not list exactly its archived transfers"));
     }
   }
-  return batch.empty() ? absl::OkStatus() : flush();
+  return absl::OkStatus();
 }
 
-}  // namespace
+// What one Verify attempt carries from step to step.
+struct VerifyState {
+  std::string prefix;
+  Reply snapshot;  // the EXEC of the snapshot
+  std::map<std::string, int64_t> stored;
+  Checkpoint checkpoint;
+  std::map<std::string, std::string> meta;
+  long long journal_length = 0;
+  ArchiveSums archived;
+  std::string chain;
+  int64_t next_seq = 1;
+  int64_t count = 0;
+  std::vector<IndexEntry> index_entries;
+  Verifier verifier;
+  bool journal_moved = false;  // the archive ran meanwhile: start again
+};
 
-absl::StatusOr<ledger::v1::VerifyLedgerResponse> LedgerStore::Verify(absl::string_view org) {
-  // An archive run between the snapshot and the journal reads shifts the
-  // journal; the attempt notices and starts again.
-  constexpr int kAttempts = 3;
-  for (int attempt = 0; attempt < kAttempts; ++attempt) {
-    absl::StatusOr<std::optional<ledger::v1::VerifyLedgerResponse>> result = VerifyOnce(org);
-    if (!result.ok()) return result.status();
-    if (result->has_value()) return **result;
-  }
-  return absl::AbortedError(absl::StrCat(
-      "VerifyLedger: the archive moved transfers out of the journal during each of ", kAttempts,
-      " attempts; retry"));
-}
-
-absl::StatusOr<std::optional<ledger::v1::VerifyLedgerResponse>> LedgerStore::VerifyOnce(
-    absl::string_view org) {
-  std::string prefix = Prefix(org);
-  // Balances, journal length, checkpoint and archive directory in one atomic
-  // snapshot: the journal holds exactly the transfers after the checkpoint.
-  absl::StatusOr<std::vector<absl::StatusOr<Reply>>> snapshot = pool_.Pipeline(
-      {{"MULTI"},
-       {"HGETALL", prefix + "bal"},
-       {"LLEN", prefix + "journal"},
-       {"HGETALL", prefix + "ckpt"},
-       {"HGETALL", prefix + "ckpt:bal"},
-       {"ZRANGE", prefix + "arch:dir", "0", "-1", "WITHSCORES"},
-       {"HGETALL", prefix + "arch:meta"},
-       {"EXEC"}});
-  if (!snapshot.ok()) return snapshot.status();
-  if (snapshot->size() != 8 || !(*snapshot)[7].ok()) {
-    return snapshot->size() == 8 ? (*snapshot)[7].status() : Malformed("snapshot");
-  }
-  const Reply& exec = *(*snapshot)[7];
-  if (exec.type != Reply::Type::kArray || exec.elements.size() != 6) {
-    return Malformed("snapshot");
-  }
-  if (after_verify_snapshot_for_test_) after_verify_snapshot_for_test_();
+// Balances, journal length, checkpoint and archive directory, as read.
+absl::Status ParseSnapshot(VerifyState& state) {
+  const Reply& exec = state.snapshot;
   absl::StatusOr<std::map<std::string, std::string>> raw_balances = FlatMap(exec.elements[0]);
   if (!raw_balances.ok()) return raw_balances.status();
   absl::StatusOr<long long> length = exec.elements[1].AsInteger();
   if (!length.ok()) return length.status();
+  state.journal_length = *length;
   absl::StatusOr<std::map<std::string, std::string>> raw_checkpoint = FlatMap(exec.elements[2]);
   if (!raw_checkpoint.ok()) return raw_checkpoint.status();
   absl::StatusOr<std::map<std::string, std::string>> raw_totals = FlatMap(exec.elements[3]);
   if (!raw_totals.ok()) return raw_totals.status();
   absl::StatusOr<std::map<std::string, std::string>> raw_meta = FlatMap(exec.elements[5]);
   if (!raw_meta.ok()) return raw_meta.status();
+  state.meta = *std::move(raw_meta);
   const Reply& dir = exec.elements[4];
   if (dir.type != Reply::Type::kArray || dir.elements.size() % 2 != 0) {
     return Malformed("archive directory");
@@ -1013,87 +1169,234 @@ absl::StatusOr<std::optional<ledger::v1::VerifyLedgerResponse>> LedgerStore::Ver
   absl::StatusOr<std::map<std::string, int64_t>> stored =
       ParseTotals(*raw_balances, "the stored balance");
   if (!stored.ok()) return stored.status();
-  Checkpoint checkpoint;
-  checkpoint.through_seq = IntOr0(*raw_checkpoint, "through_seq");
-  checkpoint.count = IntOr0(*raw_checkpoint, "count");
-  checkpoint.chain = Str(*raw_checkpoint, "chain");
+  state.stored = *std::move(stored);
+  state.checkpoint.through_seq = IntOr0(*raw_checkpoint, "through_seq");
+  state.checkpoint.count = IntOr0(*raw_checkpoint, "count");
+  state.checkpoint.chain = Str(*raw_checkpoint, "chain");
   absl::StatusOr<std::map<std::string, int64_t>> totals =
       ParseTotals(*raw_totals, "the checkpoint total");
   if (!totals.ok()) return totals.status();
-  checkpoint.totals = *std::move(totals);
+  state.checkpoint.totals = *std::move(totals);
+  return absl::OkStatus();
+}
 
-  // The archive: every chunk in sequence order, each against its record.
-  ArchiveSums archived;
-  std::string chain;
-  int64_t next_seq = 1;
-  int64_t count = 0;
-  for (size_t i = 0; i + 1 < dir.elements.size(); i += 2) {
-    const std::string& chunk_id = dir.elements[i].str;
-    int64_t first_seq = 0;
-    if (!absl::SimpleAtoi(dir.elements[i + 1].str, &first_seq) || first_seq != next_seq) {
-      return absl::DataLossError(absl::StrCat("archive chunk '", chunk_id, "' starts at sequence ",
-                                              dir.elements[i + 1].str, ", expected ", next_seq,
-                                              " (a chunk is missing or repeated)"));
-    }
-    absl::StatusOr<ChunkMeta> meta = ParseChunkMeta(chunk_id, Str(*raw_meta, chunk_id));
-    if (!meta.ok()) return meta.status();
-    absl::StatusOr<Reply> compressed = pool_.Run({"GET", prefix + "arch:c:" + chunk_id});
-    if (!compressed.ok()) return compressed.status();
-    if (compressed->is_nil()) {
-      return absl::DataLossError(absl::StrCat("archive chunk '", chunk_id, "' is missing"));
-    }
-    if (absl::Status s = CheckChunk(chunk_id, first_seq, *meta, compressed->str, archived);
-        !s.ok()) {
-      return s;
-    }
-    chain = ChainAfter(chain, meta->sha);
-    count += meta->count;
-    next_seq = meta->last_seq + 1;
-  }
-  if (next_seq - 1 != checkpoint.through_seq || count != checkpoint.count) {
+// After every chunk was read: the chunks against the checkpoint.
+absl::Status CheckArchiveAgainstCheckpoint(VerifyState& state) {
+  const Checkpoint& checkpoint = state.checkpoint;
+  if (state.next_seq - 1 != checkpoint.through_seq || state.count != checkpoint.count) {
     return absl::DataLossError(absl::StrCat(
-        "archive: the chunks hold sequences 1..", next_seq - 1, " (", count,
+        "archive: the chunks hold sequences 1..", state.next_seq - 1, " (", state.count,
         " transfers) but the checkpoint says through ", checkpoint.through_seq, " (",
         checkpoint.count, " transfers)"));
   }
-  if (chain != checkpoint.chain) {
+  if (state.chain != checkpoint.chain) {
     return absl::DataLossError(
         "archive: the chunks' digest chain does not match the checkpoint's (a chunk record was "
         "replaced)");
   }
-  if (absl::Status s = CompareTotals(checkpoint.totals, archived.totals); !s.ok()) return s;
-  if (absl::Status s = CheckIndexes(pool_, prefix, checkpoint.through_seq, archived.indexes);
-      !s.ok()) {
-    return s;
-  }
+  if (absl::Status s = CompareTotals(checkpoint.totals, state.archived.totals); !s.ok()) return s;
+  for (const auto& entry : state.archived.indexes) state.index_entries.push_back(&entry);
+  return absl::OkStatus();
+}
 
-  Verifier verifier;
-  verifier.AddArchived(checkpoint.totals, checkpoint.count);
-  for (long long start = 0; start < *length; start += kJournalChunk) {
-    long long stop = std::min<long long>(start + kJournalChunk, *length) - 1;
-    absl::StatusOr<std::vector<absl::StatusOr<Reply>>> chunk = pool_.Pipeline(
-        {{"MULTI"},
-         {"HGET", prefix + "ckpt", "through_seq"},
-         {"LRANGE", prefix + "journal", absl::StrCat(start), absl::StrCat(stop)},
-         {"EXEC"}});
-    if (!chunk.ok()) return chunk.status();
-    if (chunk->size() != 4 || !(*chunk)[3].ok()) {
-      return chunk->size() == 4 ? (*chunk)[3].status() : Malformed("journal read");
-    }
-    const Reply& read = *(*chunk)[3];
-    if (read.type != Reply::Type::kArray || read.elements.size() != 2) {
-      return Malformed("journal read");
-    }
-    int64_t through_now = 0;
-    if (!read.elements[0].is_nil()) (void)absl::SimpleAtoi(read.elements[0].str, &through_now);
-    if (through_now != checkpoint.through_seq) return std::nullopt;
-    for (const Reply& line : read.elements[1].elements) {
-      absl::StatusOr<JournalEntry> entry = ParseJournalEntry(line.str);
-      if (!entry.ok()) return entry.status();
-      verifier.Add(*entry);
-    }
+// The i-th chunk of the directory: where it must start and its record.
+absl::StatusOr<std::pair<int64_t, ChunkMeta>> ChunkToRead(const VerifyState& state, size_t i) {
+  const Reply& dir = state.snapshot.elements[4];
+  const std::string& chunk_id = dir.elements[2 * i].str;
+  const std::string& first_text = dir.elements[2 * i + 1].str;
+  int64_t first_seq = 0;
+  if (!absl::SimpleAtoi(first_text, &first_seq) || first_seq != state.next_seq) {
+    return absl::DataLossError(absl::StrCat("archive chunk '", chunk_id, "' starts at sequence ",
+                                            first_text, ", expected ", state.next_seq,
+                                            " (a chunk is missing or repeated)"));
   }
-  return verifier.Finish(*stored);
+  absl::StatusOr<ChunkMeta> meta = ParseChunkMeta(chunk_id, Str(state.meta, chunk_id));
+  if (!meta.ok()) return meta.status();
+  return std::make_pair(first_seq, *std::move(meta));
+}
+
+// A batch of index strings per round trip (each 10 bytes per transfer).
+constexpr size_t kIndexBatch = 100;
+
+}  // namespace
+
+void LedgerStore::Verify(absl::string_view org, Deadline deadline,
+                         Callback<ledger::v1::VerifyLedgerResponse> done) {
+  VerifyAttempt(std::string(org), 0, deadline, std::move(done));
+}
+
+absl::StatusOr<ledger::v1::VerifyLedgerResponse> LedgerStore::Verify(absl::string_view org) {
+  absl::Notification finished;
+  absl::StatusOr<ledger::v1::VerifyLedgerResponse> result;
+  Verify(org, common::redis::DeadlineIn(std::chrono::seconds(60)),
+         [&](absl::StatusOr<ledger::v1::VerifyLedgerResponse> answer) {
+           result = std::move(answer);
+           finished.Notify();
+         });
+  finished.WaitForNotification();
+  return result;
+}
+
+void LedgerStore::VerifyAttempt(std::string org, int attempt, Deadline deadline,
+                                Callback<ledger::v1::VerifyLedgerResponse> done) {
+  // An archive run between the snapshot and the journal reads shifts the
+  // journal; the attempt notices and starts again.
+  constexpr int kAttempts = 3;
+  if (attempt == kAttempts) {
+    return std::move(done)(absl::AbortedError(absl::StrCat(
+        "VerifyLedger: the archive moved transfers out of the journal during each of ",
+        kAttempts, " attempts; retry")));
+  }
+  VerifyOnce(org, deadline,
+             [this, org, attempt, deadline, done = std::move(done)](
+                 absl::StatusOr<std::optional<ledger::v1::VerifyLedgerResponse>> result) mutable {
+               if (!result.ok()) return std::move(done)(result.status());
+               if (result->has_value()) return std::move(done)(**std::move(result));
+               VerifyAttempt(org, attempt + 1, deadline, std::move(done));
+             });
+}
+
+void LedgerStore::VerifyOnce(
+    absl::string_view org, Deadline deadline,
+    Callback<std::optional<ledger::v1::VerifyLedgerResponse>> done) {
+  auto state = std::make_shared<VerifyState>();
+  state->prefix = Prefix(org);
+  Sequence steps;
+  // Balances, journal length, checkpoint and archive directory in one atomic
+  // snapshot: the journal holds exactly the transfers after the checkpoint.
+  steps.Then([this, state, deadline](Done step) {
+         const std::string& prefix = state->prefix;
+         Pipeline({{"MULTI"},
+                   {"HGETALL", prefix + "bal"},
+                   {"LLEN", prefix + "journal"},
+                   {"HGETALL", prefix + "ckpt"},
+                   {"HGETALL", prefix + "ckpt:bal"},
+                   {"ZRANGE", prefix + "arch:dir", "0", "-1", "WITHSCORES"},
+                   {"HGETALL", prefix + "arch:meta"},
+                   {"EXEC"}},
+                  deadline,
+                  [state, step = std::move(step)](
+                      absl::StatusOr<common::redis::PipelineReplies> snapshot) mutable {
+                    if (!snapshot.ok()) return std::move(step)(snapshot.status());
+                    if (snapshot->size() != 8 || !(*snapshot)[7].ok()) {
+                      return std::move(step)(snapshot->size() == 8 ? (*snapshot)[7].status()
+                                                                   : Malformed("snapshot"));
+                    }
+                    state->snapshot = *std::move((*snapshot)[7]);
+                    const Reply& exec = state->snapshot;
+                    if (exec.type != Reply::Type::kArray || exec.elements.size() != 6) {
+                      return std::move(step)(Malformed("snapshot"));
+                    }
+                    std::move(step)(absl::OkStatus());
+                  });
+       })
+      .Then([this, state]() {
+        if (after_verify_snapshot_for_test_) after_verify_snapshot_for_test_();
+        return ParseSnapshot(*state);
+      })
+      // The archive: every chunk in sequence order, each against its record,
+      // one chunk per step.
+      .Then([this, state, deadline](Done step) {
+        size_t chunks = state->snapshot.elements[4].elements.size() / 2;
+        ForEach(chunks, [this, state, deadline](size_t i, Done chunk_done) {
+          absl::StatusOr<std::pair<int64_t, ChunkMeta>> chunk = ChunkToRead(*state, i);
+          if (!chunk.ok()) return std::move(chunk_done)(chunk.status());
+          std::string chunk_id = state->snapshot.elements[4].elements[2 * i].str;
+          Run({"GET", state->prefix + "arch:c:" + chunk_id}, deadline,
+              [state, chunk_id, chunk = *std::move(chunk),
+               chunk_done = std::move(chunk_done)](absl::StatusOr<Reply> compressed) mutable {
+                if (!compressed.ok()) return std::move(chunk_done)(compressed.status());
+                if (compressed->is_nil()) {
+                  return std::move(chunk_done)(absl::DataLossError(
+                      absl::StrCat("archive chunk '", chunk_id, "' is missing")));
+                }
+                const auto& [first_seq, meta] = chunk;
+                if (absl::Status s =
+                        CheckChunk(chunk_id, first_seq, meta, compressed->str, state->archived);
+                    !s.ok()) {
+                  return std::move(chunk_done)(s);
+                }
+                state->chain = ChainAfter(state->chain, meta.sha);
+                state->count += meta.count;
+                state->next_seq = meta.last_seq + 1;
+                std::move(chunk_done)(absl::OkStatus());
+              });
+        })(std::move(step));
+      })
+      .Then([state]() { return CheckArchiveAgainstCheckpoint(*state); })
+      .Then([this, state, deadline](Done step) {
+        size_t batches = (state->index_entries.size() + kIndexBatch - 1) / kIndexBatch;
+        ForEach(batches, [this, state, deadline](size_t b, Done batch_done) {
+          size_t end = std::min(state->index_entries.size(), (b + 1) * kIndexBatch);
+          std::vector<IndexEntry> batch(state->index_entries.begin() + b * kIndexBatch,
+                                        state->index_entries.begin() + end);
+          std::vector<common::redis::Command> reads = {
+              {"MULTI"}, {"HGET", state->prefix + "ckpt", "through_seq"}};
+          for (IndexEntry entry : batch) {
+            reads.push_back({"GET", state->prefix + "arch:a:" + entry->first});
+          }
+          reads.push_back({"EXEC"});
+          Pipeline(std::move(reads), deadline,
+                   [state, batch = std::move(batch), batch_done = std::move(batch_done)](
+                       absl::StatusOr<common::redis::PipelineReplies> replies) mutable {
+                     if (!replies.ok()) return std::move(batch_done)(replies.status());
+                     std::move(batch_done)(CheckIndexBatch(
+                         state->prefix, state->checkpoint.through_seq, batch, *replies));
+                   });
+        })(std::move(step));
+      })
+      .Then([state]() {
+        state->verifier.AddArchived(state->checkpoint.totals, state->checkpoint.count);
+        return absl::OkStatus();
+      })
+      // The live journal in chunks, each read with the checkpoint's
+      // through_seq: moved means an archive run committed meanwhile.
+      .Then([this, state, deadline](Done step) {
+        size_t chunks = static_cast<size_t>((state->journal_length + kJournalChunk - 1) /
+                                            kJournalChunk);
+        ForEach(chunks, [this, state, deadline](size_t c, Done chunk_done) {
+          if (state->journal_moved) return std::move(chunk_done)(absl::OkStatus());
+          long long start = static_cast<long long>(c) * kJournalChunk;
+          long long stop = std::min<long long>(start + kJournalChunk, state->journal_length) - 1;
+          Pipeline({{"MULTI"},
+                    {"HGET", state->prefix + "ckpt", "through_seq"},
+                    {"LRANGE", state->prefix + "journal", absl::StrCat(start), absl::StrCat(stop)},
+                    {"EXEC"}},
+                   deadline,
+                   [state, chunk_done = std::move(chunk_done)](
+                       absl::StatusOr<common::redis::PipelineReplies> chunk) mutable {
+                     if (!chunk.ok()) return std::move(chunk_done)(chunk.status());
+                     if (chunk->size() != 4 || !(*chunk)[3].ok()) {
+                       return std::move(chunk_done)(chunk->size() == 4 ? (*chunk)[3].status()
+                                                                       : Malformed("journal read"));
+                     }
+                     const Reply& read = *(*chunk)[3];
+                     if (read.type != Reply::Type::kArray || read.elements.size() != 2) {
+                       return std::move(chunk_done)(Malformed("journal read"));
+                     }
+                     int64_t through_now = 0;
+                     if (!read.elements[0].is_nil()) {
+                       (void)absl::SimpleAtoi(read.elements[0].str, &through_now);
+                     }
+                     if (through_now != state->checkpoint.through_seq) {
+                       state->journal_moved = true;
+                       return std::move(chunk_done)(absl::OkStatus());
+                     }
+                     for (const Reply& line : read.elements[1].elements) {
+                       absl::StatusOr<JournalEntry> entry = ParseJournalEntry(line.str);
+                       if (!entry.ok()) return std::move(chunk_done)(entry.status());
+                       state->verifier.Add(*entry);
+                     }
+                     std::move(chunk_done)(absl::OkStatus());
+                   });
+        })(std::move(step));
+      });
+  std::move(steps).Run([state, done = std::move(done)](absl::Status status) mutable {
+    if (!status.ok()) return std::move(done)(status);
+    if (state->journal_moved) return std::move(done)(std::nullopt);
+    std::move(done)(std::optional<ledger::v1::VerifyLedgerResponse>(
+        state->verifier.Finish(state->stored)));
+  });
 }
 
 }  // namespace ledger

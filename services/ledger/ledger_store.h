@@ -17,10 +17,12 @@
 #include <utility>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/redis/async_client.h"
 #include "common/redis/redis_client.h"
 #include "services/ledger/ledger_rules.h"
 
@@ -43,68 +45,82 @@ struct TransferPage {
   int64_t next_before = 0;  // 0: no more pages
 };
 
+// Every method is asynchronous: `done` runs exactly once, with the result or
+// the status, on a Redis loop thread (over an AsyncClient: it must not
+// block) or, over a Pool (tests, tools), inside the call. Every Redis call
+// carries `deadline`.
+template <typename T>
+using Callback = absl::AnyInvocable<void(absl::StatusOr<T>) &&>;
+using StatusCallback = absl::AnyInvocable<void(absl::Status) &&>;
+using common::redis::Deadline;
+
 class LedgerStore {
  public:
+  // The service: non-blocking, pipelined calls.
+  explicit LedgerStore(common::redis::AsyncClient& redis);
+  // Tests and tools: the blocking pool; callbacks run inside the call.
   explicit LedgerStore(common::redis::Pool& pool);
 
   // "ledger:{org}:"
   static std::string Prefix(absl::string_view org);
 
   // The stored policy, or DefaultPolicy() when none was set.
-  absl::StatusOr<AllowancePolicy> GetPolicy(absl::string_view org);
+  void GetPolicy(absl::string_view org, Deadline deadline, Callback<AllowancePolicy> done);
   // Writes the policy, the (normalized) retention when given, and, when
   // `audit_actor` is not empty, an audit entry by them, in one transaction.
-  absl::Status SetPolicy(absl::string_view org, absl::string_view audit_actor,
-                         const AllowancePolicy& policy,
-                         const std::optional<RetentionPolicy>& retention = std::nullopt);
+  void SetPolicy(absl::string_view org, absl::string_view audit_actor,
+                 const AllowancePolicy& policy, const std::optional<RetentionPolicy>& retention,
+                 Deadline deadline, StatusCallback done);
   // The stored retention policy, or DefaultRetention() when none was set.
-  absl::StatusOr<RetentionPolicy> GetRetention(absl::string_view org);
+  void GetRetention(absl::string_view org, Deadline deadline, Callback<RetentionPolicy> done);
 
   // Posts validated KUDOS/BOOST transfers (index = position in the request).
   // Linked: on failure a single result, the first failing transfer, and
   // nothing was written. Unlinked: one result per transfer.
-  absl::StatusOr<std::vector<PostResult>> Post(absl::string_view org,
-                                               const std::vector<std::pair<int, Transfer>>& transfers,
-                                               bool linked, absl::Time now);
+  void Post(absl::string_view org, std::vector<std::pair<int, Transfer>> transfers, bool linked,
+            absl::Time now, Deadline deadline, Callback<std::vector<PostResult>> done);
 
   // Earned accounts report the points held by pending redemptions.
-  absl::StatusOr<BalanceInfo> GetBalance(absl::string_view org, const Account& account,
-                                         absl::Time now);
-  absl::StatusOr<int64_t> Spent(absl::string_view org, absl::string_view person,
-                                absl::string_view period_key);
+  void GetBalance(absl::string_view org, const Account& account, absl::Time now,
+                  Deadline deadline, Callback<BalanceInfo> done);
+  void Spent(absl::string_view org, absl::string_view person, absl::string_view period_key,
+             Deadline deadline, Callback<int64_t> done);
   // Newest first, sequences below `before` (0: from the newest): the live
   // tail, then the archived transfers (ledger_archive.h), in one atomic read.
-  absl::StatusOr<TransferPage> ListTransfers(absl::string_view org,
-                                             absl::string_view account_key, int64_t before,
-                                             int limit);
+  void ListTransfers(absl::string_view org, absl::string_view account_key, int64_t before,
+                     int limit, Deadline deadline, Callback<TransferPage> done);
 
   // `audit_actor`: who to record in the audit stream when the call changes
   // the redemption (an admin acting for someone), empty for none. At most
   // kMaxPendingRedemptionsPerPerson pending per person (FAILED_PRECONDITION).
-  absl::StatusOr<ledger::v1::Redemption> CreateRedemption(
-      absl::string_view org, absl::string_view audit_actor, absl::string_view person,
-      const ledger::v1::CreateRedemptionRequest& request, absl::Time now);
+  void CreateRedemption(absl::string_view org, absl::string_view audit_actor,
+                        absl::string_view person,
+                        const ledger::v1::CreateRedemptionRequest& request, absl::Time now,
+                        Deadline deadline, Callback<ledger::v1::Redemption> done);
   // NOT_FOUND when there is no such redemption; state reads EXPIRED once due.
-  absl::StatusOr<ledger::v1::Redemption> GetRedemption(absl::string_view org,
-                                                       absl::string_view redemption_id,
-                                                       absl::Time now);
-  absl::StatusOr<ledger::v1::Redemption> FulfillRedemption(
-      absl::string_view org, absl::string_view audit_actor, const ledger::v1::Redemption& pending,
-      absl::Time now);
-  absl::StatusOr<ledger::v1::Redemption> CancelRedemption(
-      absl::string_view org, absl::string_view audit_actor, const ledger::v1::Redemption& pending,
-      absl::Time now);
+  void GetRedemption(absl::string_view org, absl::string_view redemption_id, absl::Time now,
+                     Deadline deadline, Callback<ledger::v1::Redemption> done);
+  void FulfillRedemption(absl::string_view org, absl::string_view audit_actor,
+                         const ledger::v1::Redemption& pending, absl::Time now,
+                         Deadline deadline, Callback<ledger::v1::Redemption> done);
+  void CancelRedemption(absl::string_view org, absl::string_view audit_actor,
+                        const ledger::v1::Redemption& pending, absl::Time now,
+                        Deadline deadline, Callback<ledger::v1::Redemption> done);
 
   // ADJUSTMENT issuer -> earned (amount > 0) or earned -> issuer (< 0), with
   // the audit entry written by the same script.
-  absl::StatusOr<Transfer> Adjust(absl::string_view org, absl::string_view actor,
-                                  const ledger::v1::AdjustBalanceRequest& request, absl::Time now);
+  void Adjust(absl::string_view org, absl::string_view actor,
+              const ledger::v1::AdjustBalanceRequest& request, absl::Time now,
+              Deadline deadline, Callback<Transfer> done);
 
   // Recomputes every balance from the archived checkpoint plus the live
   // journal. The archive itself is checked first (each chunk against the
   // digest recorded when it was written, the chain, the sequences, the
   // checkpoint's totals and count): a mismatch there is DATA_LOSS naming the
-  // chunk or the account.
+  // chunk or the account. One chunk is read and checked per step.
+  void Verify(absl::string_view org, Deadline deadline,
+              Callback<ledger::v1::VerifyLedgerResponse> done);
+  // Blocking (tests and tools, never on a loop thread), bounded by 60 s.
   absl::StatusOr<ledger::v1::VerifyLedgerResponse> Verify(absl::string_view org);
   // Tests only: runs in each Verify attempt right after its snapshot, so a
   // test can commit an archive run exactly there.
@@ -113,23 +129,36 @@ class LedgerStore {
   }
 
  private:
-  absl::Status RegisterOrg(absl::string_view org);
+  // The Redis primitives, over whichever client the store was made with.
+  void Run(common::redis::Command command, Deadline deadline,
+           common::redis::ReplyCallback done);
+  void Pipeline(std::vector<common::redis::Command> commands, Deadline deadline,
+                common::redis::PipelineCallback done);
+  void Eval(const common::redis::Script& script, std::vector<std::string> keys,
+            std::vector<std::string> args, Deadline deadline, common::redis::ReplyCallback done);
+
+  // SADD platform:orgs, then the write (see the README: an org with an
+  // outbox is always registered).
+  void RegisterOrgThen(absl::string_view org, Deadline deadline,
+                       absl::AnyInvocable<void() &&> write, StatusCallback failed);
   // The archived transfers at `sequences` (newest first), from their chunks.
-  absl::StatusOr<std::vector<Transfer>> ReadArchived(const std::string& prefix,
-                                                     const common::redis::Reply& sequences,
-                                                     const common::redis::Reply& chunk_ids);
+  void ReadArchived(const std::string& prefix, const common::redis::Reply& sequences,
+                    const common::redis::Reply& chunk_ids, Deadline deadline,
+                    Callback<std::vector<Transfer>> done);
   // One attempt; nullopt when the archive moved the journal meanwhile.
-  absl::StatusOr<std::optional<ledger::v1::VerifyLedgerResponse>> VerifyOnce(
-      absl::string_view org);
+  void VerifyOnce(absl::string_view org, Deadline deadline,
+                  Callback<std::optional<ledger::v1::VerifyLedgerResponse>> done);
+  void VerifyAttempt(std::string org, int attempt, Deadline deadline,
+                     Callback<ledger::v1::VerifyLedgerResponse> done);
   // redemption.lua: op, now, id, the audit entry's fields (none: not
   // audited), then the op's own arguments.
-  absl::StatusOr<common::redis::Reply> EvalRedemption(absl::string_view org, absl::string_view op,
-                                                      absl::Time now,
-                                                      absl::string_view redemption_id,
-                                                      const std::vector<std::string>& audit,
-                                                      std::vector<std::string> op_args);
+  void EvalRedemption(absl::string_view org, absl::string_view op, absl::Time now,
+                      absl::string_view redemption_id, const std::vector<std::string>& audit,
+                      std::vector<std::string> op_args, Deadline deadline,
+                      common::redis::ReplyCallback done);
 
-  common::redis::Pool& pool_;
+  common::redis::AsyncClient* redis_ = nullptr;  // one of the two
+  common::redis::Pool* pool_ = nullptr;
   common::redis::Script post_;
   common::redis::Script adjust_;
   common::redis::Script redemption_;

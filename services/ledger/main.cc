@@ -12,6 +12,7 @@
 #include "common/config/env.h"
 #include "common/grpc/server.h"
 #include "common/log/log.h"
+#include "common/redis/async_flags.h"
 #include "common/redis/pool_flags.h"
 #include "services/ledger/ledger_archive.h"
 #include "services/ledger/ledger_service.h"
@@ -24,6 +25,9 @@ ABSL_FLAG(std::string, listen, EnvOr("LISTEN", "127.0.0.1:50051"), "gRPC address
 ABSL_FLAG(int64_t, archive_interval_s, IntEnvOr("ARCHIVE_INTERVAL_S", 3600),
           "seconds between archive rounds over every org (transfers older than the org's "
           "transfers_live_days fold into its checkpoint); 0 = off");
+ABSL_FLAG(int64_t, max_calls_in_flight, IntEnvOr("LEDGER_MAX_CALLS_IN_FLIGHT", 4096),
+          "unary calls served at once by this replica; past it RESOURCE_EXHAUSTED "
+          "(env LEDGER_MAX_CALLS_IN_FLIGHT)");
 ABSL_FLAG(int64_t, archive_max_transfers_per_run, IntEnvOr("ARCHIVE_MAX_TRANSFERS_PER_RUN", 5000),
           "transfers one archive run folds per org (the rest waits for the next round)");
 
@@ -56,13 +60,32 @@ int main(int argc, char** argv) {
     common::log::Error(pool_options.status().ToString());
     return 2;
   }
+  // The archiver (a background sweep, not an RPC) keeps the blocking pool.
   common::redis::Pool pool(*pool_options);
+  // Every RPC: the asynchronous client (--redis_loops loop threads, the same
+  // --redis and AUTH flags), outliving the server below.
+  absl::StatusOr<common::redis::AsyncClientOptions> async_options =
+      common::redis::AsyncClientOptionsFromFlags();
+  if (!async_options.ok()) {
+    common::log::Error(async_options.status().ToString());
+    return 2;
+  }
+  common::redis::AsyncClient redis(*async_options);
+  int64_t max_calls_in_flight = absl::GetFlag(FLAGS_max_calls_in_flight);
+  if (max_calls_in_flight < 1 || max_calls_in_flight > 1000000) {
+    common::log::Error("--max_calls_in_flight must be 1..1000000");
+    return 2;
+  }
 
   common::auth::Authenticator auth(common::auth::JwtConfigFromEnvironment());
-  ledger::LedgerStore store(pool);
+  ledger::LedgerStore store(redis);
+  ledger::LedgerServiceOptions service_options;
+  // A call's Redis deadline when the client's is later: --redis_timeout_ms.
+  service_options.call_timeout = pool_options->timeout;
+  service_options.max_calls_in_flight = static_cast<int>(max_calls_in_flight);
   // Rate limits: --rate_limit_* flags (common/ratelimit/rate_limit.h).
   ledger::LedgerServiceImpl service(
-      common::auth::Guard(auth, common::ratelimit::OptionsFromFlags()), store);
+      common::auth::Guard(auth, common::ratelimit::OptionsFromFlags()), store, service_options);
 
   common::grpc_util::ServerOptions options;
   options.address = absl::GetFlag(FLAGS_listen);
