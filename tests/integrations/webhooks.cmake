@@ -8,3 +8,6 @@ kudos_test(webhooks_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/webhooks_test.cc ${CMAKE_CURRENT_LIST_DIR}/webhooks_receiver.cc
   LIBS PkgConfig::WEBHOOKS_TEST_EVENT OpenSSL::Crypto
   SERVERS integrations_server kudos_server ledger_server leaderboard_server)
+kudos_test(webhooks_store_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/webhooks_store_test.cc
+  LIBS integrations_lib)
