@@ -36,7 +36,8 @@ std::chrono::milliseconds ToChrono(absl::Duration d) {
 Dispatcher::Dispatcher(WebhookStore& store, DispatcherOptions options,
                        std::function<absl::Time()> now)
     : store_(store), options_(options), now_(std::move(now)), owner_(NewOwner(random_)) {
-  KUDOS_CHECK(options_.max_in_flight > 0 && options_.read_batch > 0 &&
+  KUDOS_CHECK(options_.max_in_flight > 0 && options_.max_in_flight_per_org > 0 &&
+                  options_.read_batch > 0 &&
                   options_.max_starts_per_org_per_round > 0 && options_.pause_after_failures > 0,
               "every dispatcher bound is positive");
 }
@@ -189,8 +190,12 @@ void Dispatcher::StartDue(absl::Time now) {
     int free = options_.max_in_flight - static_cast<int>(in_flight_.size());
     if (free <= 0) return;
     const std::string& org = orgs_[(first + k) % orgs_.size()].id;
+    auto busy_in_org = org_in_flight_.find(org);
+    int org_free = options_.max_in_flight_per_org -
+                   (busy_in_org == org_in_flight_.end() ? 0 : busy_in_org->second);
+    int limit = std::min({free, org_free, options_.max_starts_per_org_per_round});
+    if (limit <= 0) continue;
     // A few more than may start: some are in flight from here already.
-    int limit = std::min(free, options_.max_starts_per_org_per_round);
     absl::StatusOr<std::vector<std::string>> due =
         store_.DueSubscriptions(org, now, limit + static_cast<int>(busy_.size()));
     if (!due.ok()) {
@@ -243,6 +248,7 @@ void Dispatcher::StartOne(const std::string& org, const std::string& subscriptio
     return;
   }
   busy_.insert(BusyKey(org, subscription));
+  ++org_in_flight_[org];
   in_flight_.emplace(next_tag_ - 1, std::move(flight));
 }
 
@@ -253,6 +259,10 @@ void Dispatcher::Complete(const std::vector<HttpResult>& results) {
     InFlight flight = std::move(it->second);
     in_flight_.erase(it);
     busy_.erase(BusyKey(flight.org, flight.subscription));
+    auto count = org_in_flight_.find(flight.org);
+    KUDOS_CHECK(count != org_in_flight_.end() && count->second > 0,
+                "an org's in-flight count covers each of its requests");
+    if (--count->second == 0) org_in_flight_.erase(count);
     Record(flight, {result.ok, result.http_status, result.error});
   }
 }

@@ -38,6 +38,9 @@ struct DispatcherOptions {
   int pause_after_failures = 20;
   // Requests in flight on this replica, all subscriptions together.
   int max_in_flight = 64;
+  // Requests in flight on this replica for one org: one org's slow
+  // receivers never hold every slot while other orgs wait.
+  int max_in_flight_per_org = 16;
   // Deliveries started per org per round: one org's backlog cannot fill
   // every slot ahead of the others.
   int max_starts_per_org_per_round = 8;
@@ -109,6 +112,8 @@ class Dispatcher {
   absl::flat_hash_map<uint64_t, InFlight> in_flight_;
   // "org/subscription" with a request in flight from this replica.
   absl::flat_hash_set<std::string> busy_;
+  // org -> requests in flight from this replica.
+  absl::flat_hash_map<std::string, int> org_in_flight_;
 };
 
 }  // namespace integrations::webhooks

@@ -40,6 +40,10 @@ ABSL_FLAG(int, webhook_pause_after_failures,
           "consecutive failed attempts after which a subscription pauses itself");
 ABSL_FLAG(int, webhook_max_in_flight, static_cast<int>(IntEnvOr("WEBHOOK_MAX_IN_FLIGHT", 64, 1)),
           "webhook requests in flight per replica (one per subscription: ordered)");
+ABSL_FLAG(int, webhook_max_in_flight_per_org,
+          static_cast<int>(IntEnvOr("WEBHOOK_MAX_IN_FLIGHT_PER_ORG", 16, 1)),
+          "webhook requests in flight per replica for one org, so one org's slow receivers "
+          "never hold every slot");
 ABSL_FLAG(int, webhook_claim_idle_ms,
           static_cast<int>(IntEnvOr("WEBHOOK_CLAIM_IDLE_MS", 30000, 1)),
           "stream entries read but not acknowledged by a dead replica are taken over after this");
@@ -73,10 +77,12 @@ absl::Status AddWebhooks(Host& host) {
   options.backoff_max = absl::Milliseconds(absl::GetFlag(FLAGS_webhook_backoff_max_ms));
   options.pause_after_failures = absl::GetFlag(FLAGS_webhook_pause_after_failures);
   options.max_in_flight = absl::GetFlag(FLAGS_webhook_max_in_flight);
+  options.max_in_flight_per_org = absl::GetFlag(FLAGS_webhook_max_in_flight_per_org);
   options.claim_idle = absl::Milliseconds(absl::GetFlag(FLAGS_webhook_claim_idle_ms));
   options.poll = absl::Milliseconds(absl::GetFlag(FLAGS_webhook_poll_ms));
   options.allow_insecure_http = host.options().allow_insecure_http;
   if (options.pause_after_failures < 1 || options.max_in_flight < 1 ||
+      options.max_in_flight_per_org < 1 ||
       options.request_timeout <= absl::ZeroDuration() || options.poll <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("webhook flags: every bound and duration is positive");
   }

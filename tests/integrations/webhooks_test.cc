@@ -607,6 +607,48 @@ TEST_F(WebhooksTest, InFlight_IsBoundedPerReplica) {
   EXPECT_EQ(c.Count(), 1u);
 }
 
+TEST_F(WebhooksTest, OneOrgsSlowReceivers_DoNotHoldTheOtherOrgsSlots) {
+  StartIntegrations({"--webhook_max_in_flight=2", "--webhook_max_in_flight_per_org=1",
+                     "--webhook_request_timeout_ms=120000"});
+  Receiver slow_a, slow_b, other;
+  for (Receiver* r : {&slow_a, &slow_b}) {
+    r->SetResponder([](const ReceivedRequest&, int) { return Hold(); });
+    Subscribe(r->Url());
+  }
+  // Org zeta: its own admin, people and subscription.
+  const std::string zeta_admin = MintToken("zeta", "root", {"admin"});
+  for (const char* person : {"zed", "zoe"}) {
+    kudos::v1::CreatePersonRequest request;
+    request.mutable_person()->set_person_id(person);
+    request.mutable_person()->set_display_name(person);
+    request.mutable_person()->set_active(true);
+    kudos::v1::CreatePersonResponse response;
+    ASSERT_TRUE(directory_->CreatePerson(Context(zeta_admin).get(), request, &response).ok());
+  }
+  integrations::v1::CreateSubscriptionResponse zeta_sub;
+  ASSERT_TRUE(TryCreate(zeta_admin, other.Url(), kKudosSent, &zeta_sub).ok());
+
+  SendKudos("alice", "bob", "acme's receivers are slow");
+  ASSERT_TRUE(Eventually([&] { return slow_a.Count() + slow_b.Count() >= 1; }));
+  kudos::v1::SendKudosRequest request;
+  request.set_request_id("zeta-1");
+  request.add_recipient_ids("zoe");
+  request.set_message("zeta is not held up");
+  request.add_values("teamwork");
+  request.set_points_per_recipient(1);
+  kudos::v1::SendKudosResponse response;
+  ASSERT_TRUE(kudos_stub_->SendKudos(Context(MintToken("zeta", "zed")).get(), request, &response).ok());
+  ASSERT_TRUE(Eventually([&] { return other.Count() == 1; }));
+  EXPECT_EQ(StringAt(Json(other.Requests()[0].body), {"org"}), "zeta");
+  // acme still has one request in flight, its other subscription waiting for acme's slot.
+  EXPECT_EQ(slow_a.Count() + slow_b.Count(), 1u);
+  for (Receiver* r : {&slow_a, &slow_b}) {
+    r->AnswerAll(200);
+    r->ReleaseHeld(200);
+  }
+  ASSERT_TRUE(Eventually([&] { return slow_a.Count() == 1 && slow_b.Count() == 1; }));
+}
+
 TEST_F(WebhooksTest, Groups_OnlyTheStreamsSomeSubscriptionNeedsCarryOne) {
   StartIntegrations();
   auto pool = Pool();
