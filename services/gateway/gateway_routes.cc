@@ -11,6 +11,9 @@ constexpr char kLedger[] = "/ledger.v1.LedgerService/";
 constexpr char kBoards[] = "/leaderboard.v1.LeaderboardService/";
 // Served by the kudos binary (services/feedback): routed to the kudos upstream.
 constexpr char kFeedback[] = "/feedback.v1.FeedbackService/";
+// Served by integrations_server (issue 17): routed to the --integrations upstream.
+constexpr char kSlack[] = "/integrations.v1.SlackService/";
+constexpr char kWebhooks[] = "/integrations.v1.WebhookService/";
 
 Route R(std::string method, std::string pattern, std::string grpc, std::string body,
         std::string summary, std::string query_prefix = "",
@@ -118,6 +121,37 @@ std::vector<Route> Build() {
         "the org's feedback settings (anonymity threshold, weekly cap)"),
       R("PUT", "/v1/feedback/settings", S(kFeedback, "UpdateFeedbackSettings"), "settings",
         "admin: replace the org's feedback settings"),
+      // Integrations (issue 17), admins only. Slack's own requests (/slack/) and
+      // SCIM (/scim/) are forwarded raw, not through this table.
+      R("POST", "/v1/webhooks/subscriptions", S(kWebhooks, "CreateSubscription"), "*",
+        "admin: subscribe an https endpoint to events (returns the signing secret once)"),
+      R("GET", "/v1/webhooks/subscriptions", S(kWebhooks, "ListSubscriptions"), "",
+        "admin: the org's webhook subscriptions"),
+      R("GET", "/v1/webhooks/subscriptions/{subscription_id}", S(kWebhooks, "GetSubscription"), "",
+        "admin: one webhook subscription"),
+      R("PATCH", "/v1/webhooks/subscriptions/{subscription_id}",
+        S(kWebhooks, "UpdateSubscription"), "*",
+        "admin: change url, event_types, paused (false resumes), description (update_mask)"),
+      R("DELETE", "/v1/webhooks/subscriptions/{subscription_id}",
+        S(kWebhooks, "DeleteSubscription"), "", "admin: drop a webhook subscription"),
+      R("POST", "/v1/webhooks/subscriptions/{subscription_id}:rotateSecret",
+        S(kWebhooks, "RotateSecret"), "*", "admin: a new signing secret, returned once"),
+      R("GET", "/v1/webhooks/subscriptions/{subscription_id}/deliveries",
+        S(kWebhooks, "ListDeliveries"), "",
+        "admin: a subscription's delivery log (page_size, page_token)"),
+      R("POST", "/v1/webhooks/subscriptions/{subscription_id}/deliveries/{delivery_id}:redeliver",
+        S(kWebhooks, "Redeliver"), "*",
+        "admin: send a delivered or dead-lettered delivery again"),
+      R("GET", "/v1/integrations/slack/settings", S(kSlack, "GetSlackSettings"), "",
+        "admin: the Slack app's settings (never the signing secret)"),
+      R("PUT", "/v1/integrations/slack/settings", S(kSlack, "SetSlackSettings"), "settings",
+        "admin: the Slack app's settings (signing secret write-only; empty keeps it)"),
+      R("GET", "/v1/integrations/slack/users", S(kSlack, "ListUserMappings"), "",
+        "admin: Slack users linked to people (page_size, page_token)"),
+      R("PUT", "/v1/integrations/slack/users/{mapping.slack_user_id}", S(kSlack, "PutUserMapping"),
+        "mapping", "admin: link a Slack user to a person (body: personId)"),
+      R("DELETE", "/v1/integrations/slack/users/{slack_user_id}", S(kSlack, "DeleteUserMapping"),
+        "", "admin: unlink a Slack user"),
       // Live streams (Server-Sent Events).
       Sse("/v1/stream/leaderboard", S(kBoards, "WatchLeaderboard"), "snapshot",
           "SSE: leaderboard snapshots (metric, window, scope, scope_id, top_n)", "board"),

@@ -1,7 +1,9 @@
 #include "services/gateway/gateway_rules.h"
 
 #include <google/protobuf/struct.pb.h>
+#include <google/protobuf/timestamp.pb.h>
 #include <google/protobuf/util/json_util.h>
+#include <google/protobuf/util/time_util.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -17,6 +19,8 @@
 #include "feedback/v1/feedback.pb.h"
 #include "kudos/v1/kudos.pb.h"
 #include "integrations/v1/http_ingress.pb.h"
+#include "integrations/v1/slack.pb.h"
+#include "integrations/v1/webhooks.pb.h"
 #include "leaderboard/v1/leaderboard.pb.h"
 #include "ledger/v1/ledger.pb.h"
 
@@ -34,6 +38,9 @@ void EnsureDescriptorsLinked() {
     ledger::v1::GetBalanceRequest::descriptor();
     leaderboard::v1::GetLeaderboardRequest::descriptor();
     feedback::v1::CreateSurveyRequest::descriptor();
+    integrations::v1::HandleRequest::descriptor();
+    integrations::v1::SetSlackSettingsRequest::descriptor();
+    integrations::v1::CreateSubscriptionRequest::descriptor();
     return true;
   }();
   (void)linked;
@@ -322,9 +329,19 @@ absl::Status SetFieldFromText(pb::Message* message, absl::string_view path,
       repeated ? r->AddEnum(holder, field, v) : r->SetEnum(holder, field, v);
       return absl::OkStatus();
     }
-    case pb::FieldDescriptor::CPPTYPE_MESSAGE:
+    case pb::FieldDescriptor::CPPTYPE_MESSAGE: {
+      // A Timestamp takes RFC 3339 text ("2026-11-01T00:00:00Z"), as in JSON.
+      if (field->message_type()->full_name() == "google.protobuf.Timestamp" && !repeated) {
+        pb::Timestamp time;
+        if (!pb::util::TimeUtil::FromString(std::string(value), &time)) {
+          return bad("an RFC 3339 time (e.g. 2026-11-01T00:00:00Z)");
+        }
+        r->MutableMessage(holder, field)->CopyFrom(time);
+        return absl::OkStatus();
+      }
       return absl::InvalidArgumentError(
           absl::StrCat("'", path, "' is a message; name one of its fields"));
+    }
   }
   return absl::InvalidArgumentError(absl::StrCat("'", path, "' cannot be set from text"));
 }
@@ -691,6 +708,14 @@ bool IsIngressPath(absl::string_view raw_path) {
     if (absl::StartsWith(raw_path, prefix)) return true;
   }
   return false;
+}
+
+int64_t MaxBodyBytesFor(absl::string_view raw_path) {
+  return raw_path == kDirectoryImportPath ? kMaxImportBodyBytes : kMaxBodyBytes;
+}
+
+std::string BodyTooLargeMessage(absl::string_view raw_path) {
+  return absl::StrCat("the body is larger than ", MaxBodyBytesFor(raw_path) / 1024, " KiB");
 }
 
 absl::string_view TargetPath(absl::string_view target) {

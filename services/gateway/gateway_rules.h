@@ -195,6 +195,15 @@ std::string RefusedHead(absl::string_view head, absl::string_view reason);
 // the gateway checks no token on them: it forwards the request unchanged to
 // integrations.v1.HttpIngressService/Handle and writes its answer back.
 
+// The largest request body the gateway takes on a path (raw, as sent): 256
+// KiB, and 2 MiB for the CSV directory import (a 1 MiB CSV, JSON-escaped).
+inline constexpr int64_t kMaxBodyBytes = 256 * 1024;
+inline constexpr int64_t kMaxImportBodyBytes = 2 * 1024 * 1024;
+inline constexpr char kDirectoryImportPath[] = "/v1/integrations/directory/import";
+int64_t MaxBodyBytesFor(absl::string_view raw_path);
+// "the body is larger than 256 KiB"
+std::string BodyTooLargeMessage(absl::string_view raw_path);
+
 inline constexpr char kIngressMethod[] = "/integrations.v1.HttpIngressService/Handle";
 
 // Whether a request's raw path (as sent, before percent-decoding) is one of

@@ -48,7 +48,6 @@ namespace pb = google::protobuf;
 
 namespace {
 
-constexpr size_t kMaxBodyBytes = 256 * 1024;
 // Connections accepted past max_connections (each answered 503) before the
 // listener pauses and leaves the rest in the kernel's backlog.
 constexpr int kConnectionOverflow = 64;
@@ -529,7 +528,7 @@ absl::Status Gateway::Impl::Start() {
   evhttp_set_gencb(http_, &Impl::OnRequest, this);
   // The connection guard refuses larger bodies by Content-Length before
   // reading them; this is libevent's own backstop.
-  evhttp_set_max_body_size(http_, kMaxBodyBytes);
+  evhttp_set_max_body_size(http_, std::max(kMaxBodyBytes, kMaxImportBodyBytes));
   // Room for the guard's refusal header on a head at the guard's limit.
   evhttp_set_max_headers_size(http_, kMaxHeadBytes + 1024);
   evhttp_set_bevcb(http_, &Impl::OnNewConnection, this);
@@ -807,7 +806,8 @@ std::string Gateway::Impl::JudgeHead(ConnectionGuard& guard, absl::string_view h
                       absl::ConsumePrefix(&token, "bearer ")) &&
                      auth_.Verify(token, absl::Now()).ok();
   }
-  const BodyVerdict verdict = JudgeBody(parsed, token_verified, kMaxBodyBytes);
+  const BodyVerdict verdict =
+      JudgeBody(parsed, token_verified, MaxBodyBytesFor(TargetPath(parsed.target)));
   const bool bodies_full =
       verdict == BodyVerdict::kAdmit && parsed.content_length > 0 &&
       body_bytes_in_flight_ + parsed.content_length >
@@ -838,8 +838,10 @@ std::string Gateway::Impl::JudgeHead(ConnectionGuard& guard, absl::string_view h
 void Gateway::Impl::ReplyRefusal(evhttp_request* req, absl::string_view reason) {
   evkeyvalq* out = evhttp_request_get_output_headers(req);
   if (reason == "too_large") {
+    const evhttp_uri* uri = evhttp_request_get_evhttp_uri(req);
+    const char* path = uri != nullptr ? evhttp_uri_get_path(uri) : nullptr;
     return Reply(req, 413, "application/json",
-                 ErrorJsonWithHttp(8, "the body is larger than 256 KiB", 413));
+                 ErrorJsonWithHttp(8, BodyTooLargeMessage(path != nullptr ? path : ""), 413));
   }
   if (reason == "unauthenticated") {
     return ReplyError(req, 16,
@@ -951,6 +953,7 @@ Upstream* Gateway::Impl::UpstreamFor(absl::string_view grpc_method) {
     return &kudos_;
   }
   if (absl::StartsWith(grpc_method, "/ledger.v1.")) return &ledger_;
+  if (absl::StartsWith(grpc_method, "/integrations.v1.")) return &integrations_;
   return &leaderboard_;
 }
 
@@ -979,7 +982,7 @@ void Gateway::Impl::Handle(evhttp_request* req) {
                               "closed");
   }
   if (method == "OPTIONS") {
-    evhttp_add_header(out, "Access-Control-Allow-Methods", "GET, POST, PUT, DELETE, OPTIONS");
+    evhttp_add_header(out, "Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE, OPTIONS");
     evhttp_add_header(out, "Access-Control-Allow-Headers",
                       "Authorization, Content-Type, Last-Event-ID");
     evhttp_add_header(out, "Access-Control-Max-Age", "600");
@@ -1024,9 +1027,9 @@ void Gateway::Impl::Handle(evhttp_request* req) {
 
   evbuffer* body = evhttp_request_get_input_buffer(req);
   size_t body_length = evbuffer_get_length(body);
-  if (body_length > kMaxBodyBytes) {
+  if (static_cast<int64_t>(body_length) > MaxBodyBytesFor(path)) {
     return Reply(req, 413, "application/json",
-                 ErrorJsonWithHttp(8, "the body is larger than 256 KiB", 413));
+                 ErrorJsonWithHttp(8, BodyTooLargeMessage(path), 413));
   }
   input.body.resize(body_length);
   if (body_length > 0) evbuffer_copyout(body, input.body.data(), body_length);
@@ -1182,9 +1185,9 @@ void Gateway::Impl::StartIngress(evhttp_request* req, const std::string& method,
                                  const std::string& raw_path, const char* raw_query) {
   evbuffer* body = evhttp_request_get_input_buffer(req);
   const size_t body_length = evbuffer_get_length(body);
-  if (body_length > kMaxBodyBytes) {
+  if (static_cast<int64_t>(body_length) > MaxBodyBytesFor(raw_path)) {
     return Reply(req, 413, "application/json",
-                 ErrorJsonWithHttp(8, "the body is larger than 256 KiB", 413));
+                 ErrorJsonWithHttp(8, BodyTooLargeMessage(raw_path), 413));
   }
   std::string bytes(body_length, '\0');
   if (body_length > 0) evbuffer_copyout(body, bytes.data(), body_length);

@@ -18,6 +18,7 @@
 #include "tests/gateway/http_client.h"
 #include "tests/harness/loopback.h"
 #include "tests/harness/process.h"
+#include "tests/harness/tokens.h"
 
 namespace {
 
@@ -189,6 +190,25 @@ TEST_F(GatewayIngressTest, BodyOverTheBound_Is413AndNotForwarded) {
                                        {{"Content-Type", "application/x-www-form-urlencoded"}});
   EXPECT_EQ(response.status, 413) << response.body;
   EXPECT_TRUE(fake_.seen().empty());
+}
+
+// The CSV directory import (a 1 MiB CSV, JSON-escaped) may send up to 2 MiB;
+// every other path stays at 256 KiB.
+TEST_F(GatewayIngressTest, CsvImportPath_AdmitsUpTo2MiBOthersStayAt256KiB) {
+  const std::map<std::string, std::string> admin = {
+      {"Authorization", "Bearer " + harness::MintToken("acme", "root", {"admin"})}};
+  const std::string csv_json = "{\"csv\":\"" + std::string(1536 * 1024, 'a') + "\"}";
+  HttpResponse admitted =
+      gwtest::Http(port(), "POST", "/v1/integrations/directory/import", csv_json, admin);
+  // Read and routed: no such route yet (404), or the upstream (this fake) lacks the service (501).
+  EXPECT_TRUE(admitted.status == 404 || admitted.status == 501) << admitted.status << admitted.body;
+  HttpResponse too_large = gwtest::Http(port(), "POST", "/v1/integrations/directory/import",
+                                        std::string(2 * 1024 * 1024 + 1, 'a'), admin);
+  EXPECT_EQ(too_large.status, 413) << too_large.body;
+  EXPECT_NE(too_large.body.find("2048 KiB"), std::string::npos) << too_large.body;
+  HttpResponse elsewhere = gwtest::Http(port(), "POST", "/v1/kudos", csv_json, admin);
+  EXPECT_EQ(elsewhere.status, 413) << elsewhere.body;
+  EXPECT_NE(elsewhere.body.find("256 KiB"), std::string::npos) << elsewhere.body;
 }
 
 TEST_F(GatewayIngressTest, MalformedUpstreamAnswer_Is502WithoutItsHeaders) {

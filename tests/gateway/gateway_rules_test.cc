@@ -8,6 +8,8 @@
 #include "absl/time/clock.h"
 #include "common/auth/auth.h"
 #include "feedback/v1/feedback.pb.h"
+#include "integrations/v1/slack.pb.h"
+#include "integrations/v1/webhooks.pb.h"
 #include "kudos/v1/kudos.pb.h"
 #include "leaderboard/v1/leaderboard.pb.h"
 #include "ledger/v1/ledger.pb.h"
@@ -485,6 +487,94 @@ TEST(IngressRulesTest, OnlyTheSlackScimAndExportPrefixesAreForwarded) {
   // The guard reads the target from the request line.
   EXPECT_EQ(ParseRequestHead("POST /slack/a/commands?x=1 HTTP/1.1\r\nHost: h\r\n\r\n").target,
             "/slack/a/commands?x=1");
+}
+
+TEST(IntegrationsRoutesTest, SlackAdminRoutesBuildTheirRequests) {
+  RouteMatch put = MatchRoute(Routes(), "PUT", "/v1/integrations/slack/users/U0BOB");
+  ASSERT_NE(put.route, nullptr);
+  EXPECT_EQ(put.route->grpc_method, "/integrations.v1.SlackService/PutUserMapping");
+  integrations::v1::PutUserMappingRequest mapping;
+  RequestInput input;
+  input.path_params = put.path_params;
+  input.body = "{\"personId\":\"bob\"}";
+  ASSERT_TRUE(BuildRequest(*put.route, input, &mapping).ok());
+  EXPECT_EQ(mapping.mapping().slack_user_id(), "U0BOB");
+  EXPECT_EQ(mapping.mapping().person_id(), "bob");
+
+  RouteMatch del = MatchRoute(Routes(), "DELETE", "/v1/integrations/slack/users/U0BOB");
+  ASSERT_NE(del.route, nullptr);
+  EXPECT_EQ(del.route->grpc_method, "/integrations.v1.SlackService/DeleteUserMapping");
+  integrations::v1::DeleteUserMappingRequest unlink;
+  RequestInput del_input;
+  del_input.path_params = del.path_params;
+  ASSERT_TRUE(BuildRequest(*del.route, del_input, &unlink).ok());
+  EXPECT_EQ(unlink.slack_user_id(), "U0BOB");
+
+  RouteMatch set = MatchRoute(Routes(), "PUT", "/v1/integrations/slack/settings");
+  ASSERT_NE(set.route, nullptr);
+  integrations::v1::SetSlackSettingsRequest settings;
+  RequestInput set_input;
+  set_input.body =
+      "{\"signingSecret\":\"s\",\"responseVisibility\":\"SLACK_RESPONSE_VISIBILITY_EPHEMERAL\"}";
+  ASSERT_TRUE(BuildRequest(*set.route, set_input, &settings).ok());
+  EXPECT_EQ(settings.settings().signing_secret(), "s");
+  EXPECT_EQ(settings.settings().response_visibility(),
+            integrations::v1::SLACK_RESPONSE_VISIBILITY_EPHEMERAL);
+  for (const char* method : {"GET"}) {
+    EXPECT_NE(MatchRoute(Routes(), method, "/v1/integrations/slack/settings").route, nullptr);
+    EXPECT_NE(MatchRoute(Routes(), method, "/v1/integrations/slack/users").route, nullptr);
+  }
+}
+
+TEST(IntegrationsRoutesTest, WebhookRoutesCaptureIdsEvenWithAnEncodedSlash) {
+  RouteMatch redeliver = MatchRoute(
+      Routes(), "POST",
+      "/v1/webhooks/subscriptions/wh_1/deliveries/wh_1.evt_lb_badge.earned%2Falice%2Ffirst:redeliver");
+  ASSERT_NE(redeliver.route, nullptr);
+  EXPECT_EQ(redeliver.route->grpc_method, "/integrations.v1.WebhookService/Redeliver");
+  integrations::v1::RedeliverRequest request;
+  RequestInput input;
+  input.path_params = redeliver.path_params;
+  ASSERT_TRUE(BuildRequest(*redeliver.route, input, &request).ok());
+  EXPECT_EQ(request.subscription_id(), "wh_1");
+  EXPECT_EQ(request.delivery_id(), "wh_1.evt_lb_badge.earned/alice/first");
+
+  RouteMatch patch = MatchRoute(Routes(), "PATCH", "/v1/webhooks/subscriptions/wh_1");
+  ASSERT_NE(patch.route, nullptr);
+  EXPECT_EQ(patch.route->grpc_method, "/integrations.v1.WebhookService/UpdateSubscription");
+  RouteMatch rotate = MatchRoute(Routes(), "POST", "/v1/webhooks/subscriptions/wh_1:rotateSecret");
+  ASSERT_NE(rotate.route, nullptr);
+  EXPECT_EQ(rotate.route->grpc_method, "/integrations.v1.WebhookService/RotateSecret");
+  RouteMatch deliveries =
+      MatchRoute(Routes(), "GET", "/v1/webhooks/subscriptions/wh_1/deliveries");
+  ASSERT_NE(deliveries.route, nullptr);
+  EXPECT_EQ(deliveries.route->grpc_method, "/integrations.v1.WebhookService/ListDeliveries");
+  for (const char* method : {"GET", "DELETE"}) {
+    EXPECT_NE(MatchRoute(Routes(), method, "/v1/webhooks/subscriptions/wh_1").route, nullptr);
+  }
+  EXPECT_NE(MatchRoute(Routes(), "POST", "/v1/webhooks/subscriptions").route, nullptr);
+  EXPECT_NE(MatchRoute(Routes(), "GET", "/v1/webhooks/subscriptions").route, nullptr);
+}
+
+TEST(RequestBuildTest, TimestampFieldsTakeRfc3339TextFromTheQuery) {
+  kudos::v1::KudosEvent event;  // event_time is a google.protobuf.Timestamp
+  ASSERT_TRUE(SetFieldFromText(&event, "event_time", "2026-11-01T10:00:00Z").ok());
+  EXPECT_EQ(event.event_time().seconds(), 1793527200);
+  ASSERT_TRUE(SetFieldFromText(&event, "eventTime", "2026-11-01T12:00:00+02:00").ok());
+  EXPECT_EQ(event.event_time().seconds(), 1793527200);
+  absl::Status bad = SetFieldFromText(&event, "event_time", "yesterday");
+  EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(bad.message().find("RFC 3339"), absl::string_view::npos) << bad;
+}
+
+TEST(IngressRulesTest, OnlyTheCsvImportTakesBodiesOver256KiB) {
+  EXPECT_EQ(MaxBodyBytesFor("/v1/integrations/directory/import"), 2 * 1024 * 1024);
+  EXPECT_EQ(MaxBodyBytesFor("/v1/kudos"), 256 * 1024);
+  EXPECT_EQ(MaxBodyBytesFor("/scim/acme/v2/Users"), 256 * 1024);
+  EXPECT_EQ(MaxBodyBytesFor("/v1/integrations/directory/import/x"), 256 * 1024);
+  EXPECT_EQ(BodyTooLargeMessage("/v1/kudos"), "the body is larger than 256 KiB");
+  EXPECT_EQ(BodyTooLargeMessage("/v1/integrations/directory/import"),
+            "the body is larger than 2048 KiB");
 }
 
 TEST(IngressRulesTest, RequestKeepsMethodQueryBodyBytesAndLowerCasesHeaderNames) {
