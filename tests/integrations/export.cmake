@@ -8,6 +8,12 @@ kudos_test(export_rules_test
 kudos_test(export_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/export_test.cc
   SERVERS integrations_server kudos_server ledger_server)
+# Archived kudos (issue 15) through the export: the kudos archiver runs in the
+# test with an injected now, hence kudos_lib.
+kudos_test(export_archive_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/export_archive_test.cc
+  SERVERS integrations_server kudos_server ledger_server
+  LIBS kudos_lib)
 # The same through the real gateway's passthrough (/v1/export/).
 kudos_test(export_gateway_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/export_gateway_test.cc
