@@ -75,14 +75,15 @@ void Dispatcher::RefreshOrgs(absl::Time now) {
     common::log::Warning(absl::StrCat("webhooks: reading the orgs: ", ids.status().ToString()));
     return;
   }
+  absl::StatusOr<std::vector<std::vector<std::string>>> streams = store_.GroupStreams(*ids);
+  if (!streams.ok()) {
+    common::log::Warning(absl::StrCat("webhooks: reading the orgs' streams: ",
+                                      streams.status().ToString()));
+    return;
+  }
   std::vector<Org> orgs;
-  for (const std::string& id : *ids) {
-    absl::StatusOr<std::vector<std::string>> streams = store_.GroupStreams(id);
-    if (!streams.ok()) {
-      common::log::Warning(absl::StrCat("webhooks: org '", id, "': ", streams.status().ToString()));
-      continue;
-    }
-    if (!streams->empty()) orgs.push_back({id, *std::move(streams)});
+  for (size_t i = 0; i < ids->size(); ++i) {
+    if (!(*streams)[i].empty()) orgs.push_back({(*ids)[i], std::move((*streams)[i])});
   }
   orgs_ = std::move(orgs);
   orgs_read_at_ = now;

@@ -242,13 +242,29 @@ absl::StatusOr<std::vector<std::string>> WebhookStore::ReadOrgIds() {
   return orgs;
 }
 
-absl::StatusOr<std::vector<std::string>> WebhookStore::GroupStreams(absl::string_view org) {
-  absl::StatusOr<Reply> reply = pool_.Run({"SMEMBERS", absl::StrCat(Prefix(org), "streams")});
-  if (!reply.ok()) return reply.status();
-  std::vector<std::string> streams;
-  for (const Reply& stream : reply->elements) streams.push_back(stream.str);
-  std::sort(streams.begin(), streams.end());
-  return streams;
+absl::StatusOr<std::vector<std::vector<std::string>>> WebhookStore::GroupStreams(
+    const std::vector<std::string>& orgs) {
+  // One round trip per chunk instead of one per org.
+  constexpr size_t kChunk = 500;
+  std::vector<std::vector<std::string>> out;
+  out.reserve(orgs.size());
+  for (size_t first = 0; first < orgs.size(); first += kChunk) {
+    std::vector<common::redis::Command> reads;
+    for (size_t i = first; i < std::min(orgs.size(), first + kChunk); ++i) {
+      reads.push_back({"SMEMBERS", absl::StrCat(Prefix(orgs[i]), "streams")});
+    }
+    auto replies = pool_.Pipeline(reads);
+    if (!replies.ok()) return replies.status();
+    for (const auto& reply : *replies) {
+      if (!reply.ok()) return reply.status();
+      std::vector<std::string> streams;
+      for (const Reply& stream : reply->elements) streams.push_back(stream.str);
+      std::sort(streams.begin(), streams.end());
+      out.push_back(std::move(streams));
+    }
+  }
+  KUDOS_CHECK(out.size() == orgs.size(), "one list of streams per org");
+  return out;
 }
 
 absl::StatusOr<std::pair<int64_t, int64_t>> WebhookStore::Enqueue(

@@ -73,8 +73,10 @@ class WebhookStore {
   // The orgs to look at: the platform's registry (issue 14 replaces it with
   // a registry per slot; this is the one place that reads it).
   absl::StatusOr<std::vector<std::string>> ReadOrgIds();
-  // The org's streams that carry the group `webhooks` (empty: no subscription).
-  absl::StatusOr<std::vector<std::string>> GroupStreams(absl::string_view org);
+  // Of each org, the streams that carry the group `webhooks` (empty: no
+  // subscription), read in pipelines of a bounded size.
+  absl::StatusOr<std::vector<std::vector<std::string>>> GroupStreams(
+      const std::vector<std::string>& orgs);
   // Records the events of `entry_ids` (one stream) and acknowledges them;
   // returns {deliveries queued, deliveries refused at the pending cap}.
   absl::StatusOr<std::pair<int64_t, int64_t>> Enqueue(absl::string_view org,

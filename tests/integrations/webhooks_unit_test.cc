@@ -4,7 +4,9 @@
 #include <gtest/gtest.h>
 
 #include "absl/strings/match.h"
+#include "feedback/v1/feedback.pb.h"
 #include "kudos/v1/kudos.pb.h"
+#include "leaderboard/v1/leaderboard.pb.h"
 #include "services/integrations/webhooks_dispatcher.h"
 #include "services/integrations/webhooks_events.h"
 #include "services/integrations/webhooks_service.h"
@@ -98,6 +100,45 @@ TEST(WebhookEvents, KudosSentBecomesOneEventWithAStableIdAndBothBodies) {
   EXPECT_EQ(Translate(Source::kKudos, "acme", {"1-1", {{"event", "\xff\xff"}}}, out).code(),
             absl::StatusCode::kDataLoss);
   EXPECT_EQ(Translate(Source::kKudos, "acme", {"1-2", {}}, out).code(), absl::StatusCode::kDataLoss);
+}
+
+TEST(WebhookEvents, InvitationsAndLeaderboardEventsBecomeTheirTypes) {
+  feedback::v1::Invitation invitation;
+  invitation.set_invitation_id("inv1");
+  invitation.set_person_id("carol");
+  invitation.set_team_display_name("Platform");
+  invitation.set_period("2026-W48");
+  std::vector<OutboundEvent> out;
+  ASSERT_TRUE(Translate(Source::kFeedback, "acme",
+                        {"1764400000000-3", {{"invitation", invitation.SerializeAsString()}}}, out)
+                  .ok());
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].id, "evt_feedback_1764400000000-3");
+  EXPECT_EQ(out[0].type, "survey.invitation");
+  EXPECT_EQ(out[0].created_ms, 1764400000000);
+  EXPECT_TRUE(absl::StrContains(out[0].json_body, R"("invitation_id":"inv1")")) << out[0].json_body;
+
+  leaderboard::v1::LeaderboardEvent streak;
+  streak.set_event_id("streak.extended/giving/alice/2026-11-27");
+  streak.mutable_streak_extended()->set_person_id("alice");
+  streak.mutable_streak_extended()->set_length_days(3);
+  leaderboard::v1::LeaderboardEvent closed;
+  closed.set_event_id("period.closed/points_received/week/2026-W47/org");
+  closed.mutable_period_closed()->set_period("2026-W47");
+  auto* first = closed.mutable_period_closed()->add_entries();
+  first->set_rank(1);
+  first->set_subject_id("bob");
+  first->set_score(40);
+  out.clear();
+  ASSERT_TRUE(Translate(Source::kLeaderboard, "acme", {"5-0", {{"event", streak.SerializeAsString()}}}, out).ok());
+  ASSERT_TRUE(Translate(Source::kLeaderboard, "acme", {"6-0", {{"event", closed.SerializeAsString()}}}, out).ok());
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].type, "streak.extended");
+  EXPECT_EQ(out[0].id, "evt_lb_streak.extended/giving/alice/2026-11-27");
+  EXPECT_EQ(out[0].slack_body, R"({"text":"alice is on a 3-day streak"})");
+  EXPECT_EQ(out[1].type, "period.closed");
+  EXPECT_EQ(out[1].slack_body, R"js({"text":"Period 2026-W47 closed: 1. bob (40)"})js");
+  EXPECT_TRUE(absl::StrContains(out[1].json_body, R"("subject_id":"bob")")) << out[1].json_body;
 }
 
 TEST(WebhookEvents, EveryTypeComesFromOneOfTheOrgsStreams) {
