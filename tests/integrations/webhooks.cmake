@@ -6,8 +6,8 @@ kudos_test(webhooks_unit_test
   LIBS integrations_lib PkgConfig::WEBHOOKS_TEST_EVENT OpenSSL::Crypto)
 kudos_test(webhooks_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/webhooks_test.cc ${CMAKE_CURRENT_LIST_DIR}/webhooks_receiver.cc
-  LIBS PkgConfig::WEBHOOKS_TEST_EVENT OpenSSL::Crypto
-  SERVERS integrations_server kudos_server ledger_server leaderboard_server)
+  LIBS PkgConfig::WEBHOOKS_TEST_EVENT OpenSSL::Crypto gateway_test_http
+  SERVERS integrations_server kudos_server ledger_server leaderboard_server gateway_server)
 kudos_test(webhooks_store_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/webhooks_store_test.cc
   LIBS integrations_lib)

@@ -20,6 +20,7 @@
 #include "tests/harness/eventually.h"
 #include "tests/harness/process.h"
 #include "tests/harness/tokens.h"
+#include "tests/gateway/http_client.h"
 #include "tests/integrations/webhooks_receiver.h"
 
 namespace {
@@ -757,6 +758,55 @@ TEST_F(WebhooksTest, LeaderboardEvents_BadgeEarnedIsDeliveredWithTheLeaderboards
     EXPECT_FALSE(StringAt(body, {"data", "badge", "badge_id"}).empty()) << r.body;
   }
   ASSERT_TRUE(Eventually([&] { return AllDelivered(sub, ids().size()); }));
+}
+
+TEST_F(WebhooksTest, ThroughTheGateway_AnAdminSubscribesReadsTheLogAndRedelivers) {
+  StartIntegrations();
+  harness::Service gateway(GATEWAY_BINARY, redis_->address(),
+                           {"--integrations=" + integrations_->address(),
+                            "--kudos=" + kudos_->address(), "--ledger=" + ledger_->address(),
+                            "--leaderboard=" + ledger_->address()});
+  Receiver receiver;
+  const std::map<std::string, std::string> admin = {{"Authorization", "Bearer " + admin_},
+                                                    {"Content-Type", "application/json"}};
+  gwtest::HttpResponse created = gwtest::Http(
+      gateway.port(), "POST", "/v1/webhooks/subscriptions",
+      R"({"url":")" + receiver.Url() + R"(","eventTypes":["kudos.sent"]})", admin);
+  ASSERT_EQ(created.status, 200) << created.body;
+  google::protobuf::Struct body = Json(created.body);
+  const std::string sub = StringAt(body, {"subscription", "subscriptionId"});
+  const std::string secret = StringAt(body, {"signingSecret"});
+  ASSERT_FALSE(sub.empty()) << created.body;
+
+  SendKudos("alice", "bob", "through the gateway");
+  ASSERT_TRUE(Eventually([&] { return receiver.Count() == 1; }));
+  ReceivedRequest request = receiver.Requests()[0];
+  EXPECT_EQ(Header(request, "webhook-signature"),
+            ExpectedSignature(secret, Header(request, "webhook-id"),
+                              Header(request, "webhook-timestamp"), request.body));
+
+  std::string delivery_id;
+  ASSERT_TRUE(Eventually([&] {
+    gwtest::HttpResponse log = gwtest::Http(
+        gateway.port(), "GET", "/v1/webhooks/subscriptions/" + sub + "/deliveries", "", admin);
+    if (log.status != 200 || !absl::StrContains(log.body, "DELIVERY_STATE_DELIVERED")) return false;
+    google::protobuf::Struct parsed = Json(log.body);
+    const auto& list = parsed.fields().at("deliveries").list_value();
+    delivery_id = list.values(0).struct_value().fields().at("deliveryId").string_value();
+    return true;
+  }));
+  gwtest::HttpResponse redelivered = gwtest::Http(
+      gateway.port(), "POST",
+      "/v1/webhooks/subscriptions/" + sub + "/deliveries/" + delivery_id + ":redeliver", "{}", admin);
+  ASSERT_EQ(redelivered.status, 200) << redelivered.body;
+  ASSERT_TRUE(Eventually([&] { return receiver.Count() == 2; }));
+  EXPECT_EQ(Header(receiver.Requests()[1], "webhook-id"), Header(request, "webhook-id"));
+
+  gwtest::HttpResponse member = gwtest::Http(
+      gateway.port(), "POST", "/v1/webhooks/subscriptions",
+      R"({"url":"https://hooks.example/","eventTypes":["kudos.sent"]})",
+      {{"Authorization", "Bearer " + MintToken(kOrg, "alice")}, {"Content-Type", "application/json"}});
+  EXPECT_EQ(member.status, 403) << member.body;
 }
 
 }  // namespace
