@@ -120,13 +120,11 @@ class KudosAsyncTest : public ::testing::Test {
   // take them all, and the next call (and the health check) would find none.
   // --ledger_timeout_ms=10000: the client's deadline, not the service's own
   // bound, is what ends a call waiting on a stopped ledger.
-  KudosAsyncTest()
+  KudosAsyncTest() : KudosAsyncTest(std::vector<std::string>{}) {}
+  explicit KudosAsyncTest(std::vector<std::string> extra_flags)
       : ledger_(LEDGER_BINARY, redis_.address()),
         kudos_(KUDOS_BINARY, redis_.address(),
-               {"--ledger=" + ledger_.address(), "--ledger_timeout_ms=10000",
-                "--reconcile_after_ms=300", "--reconcile_backoff_ms=200",
-                "--reconcile_max_backoff_ms=1000", "--reconcile_max_attempts=1000",
-                "--redis_timeout_ms=1000"},
+               KudosFlags(ledger_.address(), std::move(extra_flags)),
                {{"GRPC_MAX_THREADS", "4"}}) {
     auto channel = grpc::CreateChannel(kudos_.address(), grpc::InsecureChannelCredentials());
     stub_ = kudos::v1::KudosService::NewStub(channel);
@@ -161,6 +159,16 @@ class KudosAsyncTest : public ::testing::Test {
       kudos::v1::CreatePersonResponse response;
       ASSERT_TRUE(directory_->CreatePerson(Context(admin_).get(), person, &response).ok());
     }
+  }
+
+  static std::vector<std::string> KudosFlags(const std::string& ledger,
+                                             std::vector<std::string> extra) {
+    std::vector<std::string> flags = {"--ledger=" + ledger, "--ledger_timeout_ms=10000",
+                                      "--reconcile_after_ms=300", "--reconcile_backoff_ms=200",
+                                      "--reconcile_max_backoff_ms=1000",
+                                      "--reconcile_max_attempts=1000", "--redis_timeout_ms=1000"};
+    flags.insert(flags.end(), extra.begin(), extra.end());
+    return flags;
   }
 
   static std::vector<std::string> Givers() { return {"g0", "g1", "g2", "g3"}; }
@@ -414,6 +422,38 @@ TEST_F(KudosAsyncTest, RedisStall_CallsFailOnTimeHealthKeepsAnsweringAndAllRecov
   kudos::v1::Kudos again;
   ASSERT_TRUE(Send(100, 5s, &again).ok());
   EXPECT_EQ(again.kudos_id(), after.kudos_id());
+}
+
+// The bound on unary calls in flight (--max_calls_in_flight; callback calls
+// hold no thread, so the thread quota does not bound them).
+class KudosBoundedTest : public KudosAsyncTest {
+ protected:
+  KudosBoundedTest() : KudosAsyncTest(std::vector<std::string>{"--max_calls_in_flight=2"}) {}
+};
+
+// With the ledger stopped, two sends stay in flight; a third call is then
+// refused at once with RESOURCE_EXHAUSTED, and once the ledger runs again
+// the two complete and calls are served again.
+TEST_F(KudosBoundedTest, CallsPastTheInFlightBoundAreRefusedWithResourceExhausted) {
+  pid_t ledger_pid = ServicePid(ledger_.address());
+  ASSERT_GT(ledger_pid, 0);
+  Paused paused(ledger_pid);
+  std::vector<grpc::Status> statuses(2);
+  std::vector<std::thread> senders;
+  for (int i = 0; i < 2; ++i) senders.emplace_back([&, i] { statuses[i] = Send(i, 20s); });
+  grpc::Status refused;
+  bool was_refused = Eventually([&] {
+    refused = Get("k0000000000000000000000000", 5s);
+    return refused.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED;
+  });
+  paused.Resume();
+  for (std::thread& sender : senders) sender.join();
+  ASSERT_TRUE(was_refused) << refused.error_code() << " " << refused.error_message();
+  EXPECT_EQ(refused.error_message(),
+            "kudos: 2 calls in flight, the most one replica serves at once; retry shortly");
+  for (const grpc::Status& status : statuses) EXPECT_TRUE(status.ok()) << status.error_message();
+  grpc::Status served = Get("k0000000000000000000000000", 5s);
+  EXPECT_EQ(served.error_code(), grpc::StatusCode::NOT_FOUND) << served.error_message();
 }
 
 }  // namespace
