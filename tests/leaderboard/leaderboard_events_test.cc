@@ -319,6 +319,78 @@ TEST(LeaderboardEventsTest, Events_AStreakIsExtendedOncePerDayWithItsLength) {
   EXPECT_EQ(thursday.length_days(), 3);
 }
 
+// Random active days over three months with a Sunday-to-Thursday week, two
+// holidays and one freeze a month: the script's streaks are GetStreaks'
+// (ComputeStreak) for every day: an event exactly on each active work day
+// whose streak reaches 2, with that length; the giving-streak badge's event
+// exactly when the badge is held.
+TEST(LeaderboardEventsTest, Events_StreakLengthsMatchComputeStreakOverARandomHistory) {
+  harness::RedisServer redis;
+  common::redis::Pool pool(PoolFor(redis));
+  const std::string org = "streak-model";
+  lbtest::EventWriter writer(redis.address(), org);
+  kudos::v1::OrgSettings settings = leaderboard::DefaultSettings();
+  settings.clear_work_days();
+  for (int day : {7, 1, 2, 3, 4}) {
+    settings.add_work_days(static_cast<common::v1::DayOfWeek>(day));
+  }
+  for (absl::CivilDay holiday : {absl::CivilDay(2026, 10, 5), absl::CivilDay(2026, 11, 12)}) {
+    common::v1::Date* date = settings.add_holidays();
+    date->set_year(static_cast<int32_t>(holiday.year()));
+    date->set_month(holiday.month());
+    date->set_day(holiday.day());
+  }
+  settings.set_streak_freezes_per_month(1);
+  writer.Kudos(lbtest::SettingsEvent(settings));
+  People(writer, {"ann", "bob"});
+  std::vector<absl::CivilDay> active;
+  uint64_t seed = 7;
+  int n = 0;
+  for (absl::CivilDay day(2026, 9, 1); day <= absl::CivilDay(2026, 11, 30); ++day) {
+    seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+    if ((seed >> 33) % 10 < 3) continue;  // ~30% of days without a kudos
+    active.push_back(day);
+    absl::Time t = absl::FromCivil(absl::CivilSecond(day.year(), day.month(), day.day(), 10, 0, 0),
+                                   absl::UTCTimeZone());
+    SendKudos(writer, absl::StrCat("K", ++n), "ann", "bob", 1, t);
+  }
+  Replica replica(redis, "replica-a", 7);
+  replica.consumer->Start();
+  ASSERT_TRUE(Eventually([&] { return Backlog(pool, org) == 0; }));
+  replica.consumer->Stop();
+
+  leaderboard::OrgCalendar calendar = leaderboard::CalendarFromSettings(settings);
+  leaderboard::WorkCalendar work{calendar.work_days, calendar.holidays, calendar.freezes_per_month};
+  std::map<std::string, int> expected;  // event id -> length
+  int reaching_badge = 0;
+  for (absl::CivilDay day : active) {
+    leaderboard::StreakResult streak = leaderboard::ComputeStreak(active, work, day);
+    if (work.IsWorkDay(day) && streak.current >= 2) {
+      expected[leaderboard::StreakEventId("giving", "ann", day)] = streak.current;
+    }
+    if (streak.longest >= leaderboard::kGivingStreakBadgeDays) ++reaching_badge;
+  }
+  ASSERT_GT(expected.size(), 10u);
+  std::map<std::string, int> lengths;
+  int badge_events = 0;
+  for (const StoredEvent& stored : ReadEvents(pool, org)) {
+    const v1::LeaderboardEvent& e = stored.event;
+    if (e.has_streak_extended() && e.streak_extended().kind() == v1::STREAK_KIND_GIVING) {
+      EXPECT_EQ(lengths.count(e.event_id()), 0u) << e.event_id() << " twice";
+      lengths[e.event_id()] = e.streak_extended().length_days();
+    }
+    if (e.event_id() == leaderboard::BadgeEventId("ann", leaderboard::kGivingStreakBadge)) {
+      ++badge_events;
+    }
+  }
+  EXPECT_EQ(lengths, expected);
+  auto badges = replica.store.Badges(org, "ann");
+  ASSERT_TRUE(badges.ok());
+  bool held = badges->count(leaderboard::kGivingStreakBadge) > 0;
+  EXPECT_EQ(held, reaching_badge > 0);
+  EXPECT_EQ(badge_events, held ? 1 : 0);
+}
+
 // Two sweeps (two replicas' PeriodClosers) at once: each closed period's
 // boards get one PeriodClosed, with the final top N.
 TEST(LeaderboardEventsTest, Events_APeriodIsClosedExactlyOnceWithItsTopNWhenTwoSweepsRunAtOnce) {
