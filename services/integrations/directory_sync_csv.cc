@@ -19,7 +19,6 @@ constexpr const char* kColumns[] = {"kind",      "person_id", "display_name", "t
                                     "manager_id", "time_zone", "active",       "slack_user_id"};
 // Teams read to check references (the org's teams, at most).
 constexpr size_t kMaxTeams = 10000;
-constexpr size_t kMaxSlackUserIdBytes = 64;
 
 struct Row {
   int line = 0;
@@ -85,8 +84,8 @@ void CheckRow(Row& row) {
   } else if (active != "" && active != "true" && active != "false" && active != "1" &&
              active != "0" && active != "yes" && active != "no") {
     row.error = "active: must be true or false (or empty for true)";
-  } else if (row.slack_user_id.size() > kMaxSlackUserIdBytes) {
-    row.error = absl::StrCat("slack_user_id: longer than ", kMaxSlackUserIdBytes, " bytes");
+  } else if (!row.slack_user_id.empty() && !common::auth::ValidId(row.slack_user_id)) {
+    row.error = IdError("slack_user_id", row.slack_user_id);
   }
   person.set_active(active == "" || active == "true" || active == "1" || active == "yes");
 }
@@ -207,8 +206,8 @@ absl::StatusOr<std::vector<CsvRecord>> ParseCsv(absl::string_view text) {
   return records;
 }
 
-CsvImporter::CsvImporter(KudosDirectory& directory, SlackUserLinker link_slack_user)
-    : directory_(directory), link_slack_user_(std::move(link_slack_user)) {}
+CsvImporter::CsvImporter(KudosDirectory& directory, SlackUserLinks slack_links)
+    : directory_(directory), slack_links_(std::move(slack_links)) {}
 
 absl::StatusOr<v1::ImportDirectoryCsvResponse> CsvImporter::Import(const std::string& org,
                                                                    const std::string& actor,
@@ -306,10 +305,18 @@ absl::StatusOr<v1::ImportDirectoryCsvResponse> CsvImporter::Import(const std::st
   // Then people, managers first.
   std::vector<Row*> people;
   std::set<std::string> file_people;
+  std::set<std::string> file_slack_users;
   for (Row& row : rows) {
     if (row.kind == "team") continue;
     if (row.error.empty() && !file_people.insert(row.person.person_id()).second) {
       row.error = "person_id: appears twice in the file";
+    }
+    if (row.error.empty() && !row.slack_user_id.empty() &&
+        !file_slack_users.insert(row.slack_user_id).second) {
+      row.error = "slack_user_id: appears twice in the file";
+    }
+    if (row.error.empty() && !row.slack_user_id.empty() && slack_links_.lookup == nullptr) {
+      row.error = "slack_user_id: the Slack app is not part of this service";
     }
     if (!row.error.empty()) {
       Report(response, row, row.cells["person_id"], v1::IMPORT_ACTION_ERROR, row.error);
@@ -346,24 +353,31 @@ absl::StatusOr<v1::ImportDirectoryCsvResponse> CsvImporter::Import(const std::st
                                   ? v1::IMPORT_ACTION_UNCHANGED
                                   : v1::IMPORT_ACTION_UPDATED;
     std::string message = action == v1::IMPORT_ACTION_UPDATED ? Changes(**current, person) : "";
+    bool link_changes = false;
+    if (!row->slack_user_id.empty()) {
+      auto linked = slack_links_.lookup(org, row->slack_user_id);
+      if (!linked.ok()) return linked.status();
+      link_changes = !linked->has_value() || **linked != id;
+    }
+    if (link_changes && action != v1::IMPORT_ACTION_CREATED) {
+      message = message.empty() ? "slack_user_id" : absl::StrCat(message, ", slack_user_id");
+      action = v1::IMPORT_ACTION_UPDATED;
+    }
     if (!dry_run && action != v1::IMPORT_ACTION_UNCHANGED) {
-      absl::Status written = action == v1::IMPORT_ACTION_CREATED
-                                 ? directory_.CreatePerson(org, actor, person)
-                                 : directory_.UpdatePerson(org, actor, person);
+      absl::Status written = absl::OkStatus();
+      if (action == v1::IMPORT_ACTION_CREATED) {
+        written = directory_.CreatePerson(org, actor, person);
+      } else if ((*current)->SerializeAsString() != person.SerializeAsString()) {
+        written = directory_.UpdatePerson(org, actor, person);
+      }
+      if (written.ok() && link_changes) {
+        written = slack_links_.put(org, row->slack_user_id, id);
+        if (!written.ok()) {
+          written = absl::Status(written.code(), absl::StrCat("slack_user_id: ", written.message()));
+        }
+      }
       if (!written.ok()) {
         Report(response, *row, id, v1::IMPORT_ACTION_ERROR, std::string(written.message()));
-        continue;
-      }
-    }
-    if (!row->slack_user_id.empty() && !dry_run) {
-      absl::Status linked = link_slack_user_ == nullptr
-                                ? absl::UnimplementedError("slack_user_id: the Slack app is not available")
-                                : link_slack_user_(org, row->slack_user_id, id);
-      if (!linked.ok()) {
-        Report(response, *row, id, v1::IMPORT_ACTION_ERROR,
-               absl::StrCat(action == v1::IMPORT_ACTION_UNCHANGED ? "" : "person written; ",
-                            "slack_user_id: ", linked.message()));
-        applied.insert(id);
         continue;
       }
     }

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -33,13 +34,21 @@ struct CsvRecord {
 // lines are skipped. INVALID_ARGUMENT naming the line on an unterminated quote.
 absl::StatusOr<std::vector<CsvRecord>> ParseCsv(absl::string_view text);
 
-// Links a Slack user to a person (the Slack app's user map).
-using SlackUserLinker = std::function<absl::Status(
-    const std::string& org, const std::string& slack_user_id, const std::string& person_id)>;
+// The Slack app's user links (slack_user_map.h), for the slack_user_id column.
+struct SlackUserLinks {
+  // The person `slack_user_id` is linked to, if any.
+  std::function<absl::StatusOr<std::optional<std::string>>(const std::string& org,
+                                                           const std::string& slack_user_id)>
+      lookup;
+  // Links it to `person_id` (replacing an earlier link).
+  std::function<absl::Status(const std::string& org, const std::string& slack_user_id,
+                             const std::string& person_id)>
+      put;
+};
 
 class CsvImporter {
  public:
-  CsvImporter(KudosDirectory& directory, SlackUserLinker link_slack_user);
+  CsvImporter(KudosDirectory& directory, SlackUserLinks slack_links);
 
   // INVALID_ARGUMENT for a file past the bounds or without a usable header;
   // every row's own problem is that row's error in the report.
@@ -49,7 +58,7 @@ class CsvImporter {
 
  private:
   KudosDirectory& directory_;
-  SlackUserLinker link_slack_user_;
+  SlackUserLinks slack_links_;
 };
 
 }  // namespace integrations

@@ -13,6 +13,7 @@
 #include "services/integrations/directory_sync_scim_store.h"
 #include "services/integrations/directory_sync_service.h"
 #include "services/integrations/modules.h"
+#include "services/integrations/slack_user_map.h"
 
 namespace integrations {
 
@@ -24,7 +25,20 @@ absl::Status AddDirectorySync(Host& host) {
         return DelegatedAuthorization(*const_host, org, actor, {"admin"});
       });
   auto store = std::make_shared<ScimStore>(host.pool(), ScimLimits());
-  auto importer = std::make_shared<CsvImporter>(*directory, nullptr);
+  common::redis::Pool* pool = &host.pool();
+  SlackUserLinks slack_links;
+  slack_links.lookup = [pool](const std::string& org, const std::string& slack_user_id)
+      -> absl::StatusOr<std::optional<std::string>> {
+    auto linked = LookupSlackUsers(*pool, org, {slack_user_id});
+    if (!linked.ok()) return linked.status();
+    if (linked->size() != 1) return absl::InternalError("one Slack user looked up, not one answer");
+    return linked->front();
+  };
+  slack_links.put = [pool](const std::string& org, const std::string& slack_user_id,
+                           const std::string& person_id) {
+    return PutSlackUserMapping(*pool, org, slack_user_id, person_id);
+  };
+  auto importer = std::make_shared<CsvImporter>(*directory, std::move(slack_links));
   auto scim = std::make_shared<ScimHandler>(*store, *directory, ScimOptions());
   host.Keep(directory);
   host.Keep(store);

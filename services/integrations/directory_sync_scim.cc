@@ -202,7 +202,7 @@ void RemoveSchema(Struct& resource, absl::string_view schema) {
 // The attributes kept in our record: what the client sent, without what is
 // the server's (id, meta), read-only (groups) or never stored (password).
 Struct Stored(Struct resource, bool user) {
-  for (const char* name : {"id", "meta", "groups", "password", "totalResults"}) {
+  for (const char* name : {"id", "meta", "groups", "password"}) {
     scim::EraseField(resource, name);
   }
   if (!user) scim::EraseField(resource, "members");

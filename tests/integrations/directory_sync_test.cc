@@ -20,6 +20,7 @@
 #include "kudos/v1/kudos.grpc.pb.h"
 #include "services/integrations/directory_sync_csv.h"
 #include "services/integrations/directory_sync_scim_store.h"
+#include "services/integrations/slack_user_map.h"
 #include "tests/harness/loopback.h"
 #include "tests/harness/process.h"
 #ifdef GATEWAY_BINARY
@@ -245,6 +246,17 @@ TEST_F(DirectorySyncTest, Scim_RfcCreateUserMakesThePersonAndGetReturnsWhatWasPu
   EXPECT_EQ(Str(meta, "resourceType"), "User");
   EXPECT_EQ(Str(meta, "version"), got.headers["etag"]);
   EXPECT_EQ(got.headers["etag"], created.headers["etag"]);
+}
+
+TEST_F(DirectorySyncTest, Scim_PasswordIsNeverStoredNorReturned) {
+  Http created = Call("POST", "/Users", R"({"userName":"pat","password":"t1meMa$heen"})");
+  ASSERT_EQ(created.status, 201) << created.body;
+  EXPECT_EQ(created.json.fields().count("password"), 0u);
+  EXPECT_EQ(Call("GET", "/Users/pat").body.find("t1meMa"), std::string::npos);
+  auto stored = pool_->Run({"HGET", "integrations:{acme}:scim:user:pat", "res"});
+  ASSERT_TRUE(stored.ok());
+  EXPECT_FALSE(stored->str.empty());
+  EXPECT_EQ(stored->str.find("t1meMa"), std::string::npos);
 }
 
 TEST_F(DirectorySyncTest, Scim_SameUserNameTwiceIsUniquenessAndChangesNothing) {
@@ -660,6 +672,40 @@ TEST_F(DirectorySyncTest, Csv_ExactlyTheRowBoundIsAcceptedAndAppliedOnce) {
   EXPECT_EQ(report.unchanged(), 5000);
   std::printf("5000-row re-import (unchanged): %lld ms\n", static_cast<long long>(
       std::chrono::duration_cast<std::chrono::milliseconds>(elapsed).count()));
+}
+
+TEST_F(DirectorySyncTest, Csv_SlackUserIdLinksTheSlackUserOnceAndADryRunLinksNothing) {
+  const std::string csv =
+      "person_id,display_name,slack_user_id\n"
+      "gus,Gus G,U0GUS\n"
+      "hal,Hal H,\n";
+  integrations::v1::ImportDirectoryCsvResponse report;
+  ASSERT_TRUE(Import(csv, true, &report).ok());
+  EXPECT_EQ(report.created(), 2);
+  std::vector<std::string> ids = {"U0GUS"};
+  auto linked = integrations::LookupSlackUsers(*pool_, kOrg, ids);
+  ASSERT_TRUE(linked.ok()) << linked.status();
+  EXPECT_FALSE((*linked)[0].has_value());
+
+  ASSERT_TRUE(Import(csv, false, &report).ok());
+  EXPECT_EQ(report.created(), 2);
+  linked = integrations::LookupSlackUsers(*pool_, kOrg, ids);
+  ASSERT_TRUE(linked.ok());
+  ASSERT_TRUE((*linked)[0].has_value());
+  EXPECT_EQ(*(*linked)[0], "gus");
+  ASSERT_TRUE(Import(csv, false, &report).ok());
+  EXPECT_EQ(report.unchanged(), 2);
+
+  // Moving the link to hal is an update of hal's row, naming the column.
+  ASSERT_TRUE(Import("person_id,display_name,slack_user_id\nhal,Hal H,U0GUS\n", false, &report).ok());
+  EXPECT_EQ(report.updated(), 1);
+  EXPECT_EQ(report.rows(0).message(), "slack_user_id");
+  linked = integrations::LookupSlackUsers(*pool_, kOrg, ids);
+  EXPECT_EQ(*(*linked)[0], "hal");
+  // The same Slack user twice in one file: the second row is an error.
+  ASSERT_TRUE(Import("person_id,display_name,slack_user_id\ngus,Gus G,U1\nhal,Hal H,U1\n", true, &report).ok());
+  EXPECT_EQ(report.rows(1).action(), integrations::v1::IMPORT_ACTION_ERROR);
+  EXPECT_NE(report.rows(1).message().find("slack_user_id"), std::string::npos);
 }
 
 TEST_F(DirectorySyncTest, Csv_OnlyAdminsImportAndAnUnknownColumnIsRefused) {
