@@ -14,6 +14,8 @@ constexpr char kFeedback[] = "/feedback.v1.FeedbackService/";
 // Served by integrations_server (issue 17): routed to the --integrations upstream.
 constexpr char kSlack[] = "/integrations.v1.SlackService/";
 constexpr char kWebhooks[] = "/integrations.v1.WebhookService/";
+constexpr char kDirectorySync[] = "/integrations.v1.DirectorySyncService/";
+constexpr char kExport[] = "/integrations.v1.ExportService/";
 
 Route R(std::string method, std::string pattern, std::string grpc, std::string body,
         std::string summary, std::string query_prefix = "",
@@ -142,6 +144,17 @@ std::vector<Route> Build() {
       R("POST", "/v1/webhooks/subscriptions/{subscription_id}/deliveries/{delivery_id}:redeliver",
         S(kWebhooks, "Redeliver"), "*",
         "admin: send a delivered or dead-lettered delivery again"),
+      R("POST", "/v1/integrations/scim/tokens", S(kDirectorySync, "CreateScimToken"), "*",
+        "admin: a SCIM bearer token for the org's identity provider (shown once)"),
+      R("GET", "/v1/integrations/scim/tokens", S(kDirectorySync, "ListScimTokens"), "",
+        "admin: the org's SCIM tokens (never the tokens themselves)"),
+      R("DELETE", "/v1/integrations/scim/tokens/{token_id}", S(kDirectorySync, "RevokeScimToken"),
+        "", "admin: revoke a SCIM token"),
+      R("POST", kDirectoryImportPath, S(kDirectorySync, "ImportDirectoryCsv"), "*",
+        "admin: import people and teams from CSV (csv, dry_run; body up to 2 MiB)"),
+      R("GET", "/v1/audit-entries", S(kExport, "ListAuditEntries"), "",
+        "admin: the org's audit trail, oldest first (from, to as RFC 3339, actor, action, "
+        "page_size, page_token)"),
       R("GET", "/v1/integrations/slack/settings", S(kSlack, "GetSlackSettings"), "",
         "admin: the Slack app's settings (never the signing secret)"),
       R("PUT", "/v1/integrations/slack/settings", S(kSlack, "SetSlackSettings"), "settings",

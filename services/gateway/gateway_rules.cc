@@ -18,6 +18,8 @@
 #include "absl/strings/strip.h"
 #include "feedback/v1/feedback.pb.h"
 #include "kudos/v1/kudos.pb.h"
+#include "integrations/v1/directory_sync.pb.h"
+#include "integrations/v1/export.pb.h"
 #include "integrations/v1/http_ingress.pb.h"
 #include "integrations/v1/slack.pb.h"
 #include "integrations/v1/webhooks.pb.h"
@@ -41,6 +43,8 @@ void EnsureDescriptorsLinked() {
     integrations::v1::HandleRequest::descriptor();
     integrations::v1::SetSlackSettingsRequest::descriptor();
     integrations::v1::CreateSubscriptionRequest::descriptor();
+    integrations::v1::CreateScimTokenRequest::descriptor();
+    integrations::v1::ListAuditEntriesRequest::descriptor();
     return true;
   }();
   (void)linked;

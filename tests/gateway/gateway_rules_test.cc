@@ -8,6 +8,8 @@
 #include "absl/time/clock.h"
 #include "common/auth/auth.h"
 #include "feedback/v1/feedback.pb.h"
+#include "integrations/v1/directory_sync.pb.h"
+#include "integrations/v1/export.pb.h"
 #include "integrations/v1/slack.pb.h"
 #include "integrations/v1/webhooks.pb.h"
 #include "kudos/v1/kudos.pb.h"
@@ -575,6 +577,42 @@ TEST(IngressRulesTest, OnlyTheCsvImportTakesBodiesOver256KiB) {
   EXPECT_EQ(BodyTooLargeMessage("/v1/kudos"), "the body is larger than 256 KiB");
   EXPECT_EQ(BodyTooLargeMessage("/v1/integrations/directory/import"),
             "the body is larger than 2048 KiB");
+}
+
+TEST(IntegrationsRoutesTest, DirectorySyncAndAuditRoutesBuildTheirRequests) {
+  RouteMatch revoke = MatchRoute(Routes(), "DELETE", "/v1/integrations/scim/tokens/tok_1");
+  ASSERT_NE(revoke.route, nullptr);
+  EXPECT_EQ(revoke.route->grpc_method, "/integrations.v1.DirectorySyncService/RevokeScimToken");
+  integrations::v1::RevokeScimTokenRequest token;
+  RequestInput revoke_input;
+  revoke_input.path_params = revoke.path_params;
+  ASSERT_TRUE(BuildRequest(*revoke.route, revoke_input, &token).ok());
+  EXPECT_EQ(token.token_id(), "tok_1");
+
+  RouteMatch import = MatchRoute(Routes(), "POST", "/v1/integrations/directory/import");
+  ASSERT_NE(import.route, nullptr);
+  integrations::v1::ImportDirectoryCsvRequest csv;
+  RequestInput import_input;
+  import_input.body = "{\"csv\":\"person_id,display_name\\nbob,Bob\\n\",\"dryRun\":true}";
+  ASSERT_TRUE(BuildRequest(*import.route, import_input, &csv).ok());
+  EXPECT_EQ(csv.csv(), "person_id,display_name\nbob,Bob\n");
+  EXPECT_TRUE(csv.dry_run());
+  EXPECT_NE(MatchRoute(Routes(), "POST", "/v1/integrations/scim/tokens").route, nullptr);
+  EXPECT_NE(MatchRoute(Routes(), "GET", "/v1/integrations/scim/tokens").route, nullptr);
+
+  RouteMatch audit = MatchRoute(Routes(), "GET", "/v1/audit-entries");
+  ASSERT_NE(audit.route, nullptr);
+  integrations::v1::ListAuditEntriesRequest entries;
+  RequestInput audit_input;
+  audit_input.query_params = ParseQuery(
+      "from=2026-11-01T00:00:00Z&to=2026-12-01T00:00:00Z&actor=root&action=create_person"
+      "&page_size=50");
+  ASSERT_TRUE(BuildRequest(*audit.route, audit_input, &entries).ok());
+  EXPECT_EQ(entries.from().seconds(), 1793491200);
+  EXPECT_EQ(entries.to().seconds(), 1796083200);
+  EXPECT_EQ(entries.actor(), "root");
+  EXPECT_EQ(entries.action(), "create_person");
+  EXPECT_EQ(entries.page_size(), 50);
 }
 
 TEST(IngressRulesTest, RequestKeepsMethodQueryBodyBytesAndLowerCasesHeaderNames) {
