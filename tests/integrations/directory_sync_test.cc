@@ -708,6 +708,38 @@ TEST_F(DirectorySyncTest, Csv_SlackUserIdLinksTheSlackUserOnceAndADryRunLinksNot
   EXPECT_NE(report.rows(1).message().find("slack_user_id"), std::string::npos);
 }
 
+#ifdef GATEWAY_BINARY
+// The admin RPCs through the gateway's JSON routes, with the admin's JWT.
+TEST_F(DirectorySyncTest, Gateway_AdminMakesAScimTokenAndImportsCsvOverJson) {
+  const std::map<std::string, std::string> admin = {{"authorization", "Bearer " + admin_},
+                                                    {"content-type", "application/json"}};
+  gwtest::HttpResponse made = gwtest::Http(gateway_->port(), "POST", "/v1/integrations/scim/tokens",
+                                           R"({"description":"entra"})", admin);
+  ASSERT_EQ(made.status, 200) << made.body;
+  Struct token = Parse(made.body);
+  EXPECT_EQ(Str(token, "basePath"), "/scim/acme/v2");
+  std::string scim = Str(token, "token");
+  Http listed = Call("GET", "/Users", "", {}, &scim);
+  EXPECT_EQ(listed.status, 200) << listed.body;
+  gwtest::HttpResponse tokens = gwtest::Http(gateway_->port(), "GET", "/v1/integrations/scim/tokens", "", admin);
+  ASSERT_EQ(tokens.status, 200) << tokens.body;
+  EXPECT_EQ(tokens.body.find(scim), std::string::npos);  // never read back
+
+  long long events = DirectoryEvents();
+  gwtest::HttpResponse dry = gwtest::Http(gateway_->port(), "POST", "/v1/integrations/directory/import",
+                                          R"({"csv":"person_id,display_name\nivy,Ivy\n","dryRun":true})", admin);
+  ASSERT_EQ(dry.status, 200) << dry.body;
+  EXPECT_EQ(Parse(dry.body).fields().at("created").number_value(), 1);
+  EXPECT_EQ(DirectoryEvents(), events);
+  gwtest::HttpResponse member = gwtest::Http(
+      gateway_->port(), "POST", "/v1/integrations/directory/import",
+      R"({"csv":"person_id,display_name\nivy,Ivy\n"})",
+      {{"authorization", "Bearer " + MintToken(kOrg, "bob")}, {"content-type", "application/json"}});
+  EXPECT_EQ(member.status, 403) << member.body;
+  EXPECT_FALSE(Person("ivy").has_value());
+}
+#endif
+
 TEST_F(DirectorySyncTest, Csv_OnlyAdminsImportAndAnUnknownColumnIsRefused) {
   integrations::v1::ImportDirectoryCsvResponse report;
   EXPECT_EQ(Import(kCsv, true, &report, MintToken(kOrg, "bob")).error_code(),
