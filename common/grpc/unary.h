@@ -78,9 +78,11 @@ class Call {
   // True once the client cancelled or its deadline passed.
   bool cancelled() const { return context_->IsCancelled(); }
 
-  // Appends a step (see steps.h): `void(Done)` or `absl::Status()`.
+  // Appends a step (see steps.h): `void(Done)` or `absl::Status()`. Only
+  // in the body: once the steps run, a later one would never run.
   template <typename F>
   Call& Then(F step) {
+    KUDOS_CHECK(!steps_started_, "steps are added by the body, before they start");
     steps_.Then(std::move(step));
     return *this;
   }
@@ -99,6 +101,7 @@ class Call {
   SteadyDeadline deadline_;
   auth::Principal principal_;
   Sequence steps_;
+  bool steps_started_ = false;
   std::atomic<bool> finished_{false};
 };
 
@@ -216,6 +219,7 @@ inline grpc::ServerUnaryReactor* UnaryCalls::Serve(grpc::CallbackServerContext* 
     return reactor;
   }
   Sequence steps = std::move(call->steps_);
+  call->steps_started_ = true;
   Call* raw = call.get();  // alive while the sequence holds `call` below
   std::move(steps).Run([raw] { return raw->Interrupted(); },
                        [call](absl::Status status) { call->Finish(status); });

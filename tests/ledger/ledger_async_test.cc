@@ -327,35 +327,44 @@ TEST(LedgerAsyncTest, RedisStall_CallsFailOnTimeHealthKeepsAnsweringAndAllRecove
 }
 
 // --max_calls_in_flight bounds the calls one replica serves at once: with
-// Redis stopped, the calls past the bound are RESOURCE_EXHAUSTED at once,
-// health still answers, and the held calls complete after SIGCONT.
+// Redis stopped, three times the bound arrive at once; exactly the bound is
+// held, the rest are RESOURCE_EXHAUSTED at once, health still answers, and
+// the held calls complete after SIGCONT.
 TEST(LedgerAsyncTest, CallsInFlight_PastTheBoundAreResourceExhaustedAndHeldOnesComplete) {
   constexpr int kBound = 4;
+  constexpr int kCalls = 3 * kBound;
   AsyncLedger env({absl::StrCat("--max_calls_in_flight=", kBound), "--redis_timeout_ms=60000"});
   ASSERT_TRUE(env.Balance("bob", nullptr).ok());
   pid_t redis_pid = RedisPid(env.redis());
   ASSERT_GT(redis_pid, 0);
-  std::vector<grpc::Status> held(kBound);
-  std::vector<std::thread> holders;
-  std::optional<grpc::Status> refusal;
+  std::vector<grpc::Status> statuses(kCalls);
+  std::atomic<int> refused{0};
+  std::vector<std::thread> callers;
   {
     Paused paused(redis_pid);
-    for (int i = 0; i < kBound; ++i) {
-      holders.emplace_back([&, i] { held[i] = env.Balance("bob", nullptr, 60s); });
+    for (int i = 0; i < kCalls; ++i) {
+      callers.emplace_back([&, i] {
+        statuses[i] = env.Balance("bob", nullptr, 60s);
+        if (statuses[i].error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) ++refused;
+      });
     }
-    // Until the bound is reached, a probe is one more call held; past it,
-    // refused at once.
-    for (int attempt = 0; attempt < 50 && !refusal; ++attempt) {
-      grpc::Status probe = env.Balance("bob", nullptr, 500ms);
-      if (probe.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) refusal = probe;
-    }
+    // The calls past the bound are answered while Redis is still stopped.
+    EXPECT_TRUE(harness::Eventually([&] { return refused.load() == kCalls - kBound; }));
     EXPECT_EQ(HealthStatus(env.ledger().address(), 5s), "SERVING");
   }
-  for (std::thread& holder : holders) holder.join();
-  ASSERT_TRUE(refusal.has_value());
-  EXPECT_NE(refusal->error_message().find("4 calls in flight"), std::string::npos)
-      << refusal->error_message();
-  for (int i = 0; i < kBound; ++i) EXPECT_TRUE(held[i].ok()) << i << ": " << held[i].error_message();
+  for (std::thread& caller : callers) caller.join();
+  int served = 0;
+  for (int i = 0; i < kCalls; ++i) {
+    if (statuses[i].ok()) {
+      ++served;
+      continue;
+    }
+    EXPECT_EQ(statuses[i].error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << i;
+    EXPECT_NE(statuses[i].error_message().find("4 calls in flight"), std::string::npos)
+        << statuses[i].error_message();
+  }
+  EXPECT_EQ(served, kBound);
+  EXPECT_EQ(refused.load(), kCalls - kBound);
   EXPECT_TRUE(env.Balance("bob", nullptr).ok());
 }
 
