@@ -806,7 +806,8 @@ Consumer::Consumer(Store& store, Projector& projector, ConsumerOptions options,
       on_applied_(std::move(on_applied)),
       reader_(options_.endpoint, options_.block + std::chrono::milliseconds(3000)),
       retries_(options_.retries),
-      closer_(store, options_.events) {
+      closer_(store, options_.events),
+      sweep_(closer_) {
   KUDOS_CHECK(options_.batch >= 1 && options_.block.count() >= 1,
               "the consumer reads at least one entry and never blocks forever");
   // Before any thread starts: the apply script reads the group's pending
@@ -1172,18 +1173,14 @@ absl::Status Consumer::DeadLetter(const StreamRef& stream, const StreamEntry& en
   return absl::OkStatus();
 }
 
-void Consumer::SweepPeriods() {
-  for (const std::string& org : known_orgs_) {
-    if (stop_.load() || store_.crashed()) return;
-    absl::StatusOr<PeriodCloser::Result> closed = closer_.RunOnce(org, absl::Now());
-    if (!closed.ok()) {
-      common::log::Warning(absl::StrCat("leaderboard: closing the periods of org '", org,
-                                        "': ", closed.status().ToString()));
-    } else if (closed->periods_closed > 0) {
-      common::log::Info(absl::StrCat("leaderboard: org '", org, "': ", closed->periods_closed,
-                                     " periods closed, ", closed->events, " events"));
-    }
-  }
+bool Consumer::SweepPeriods() {
+  if (stop_.load() || store_.crashed()) return false;  // the loop ends
+  auto deadline =
+      std::chrono::steady_clock::now() + absl::ToChronoMilliseconds(options_.events.sweep_turn_budget);
+  PeriodSweep::Turn turn = sweep_.RunTurn(known_orgs_, absl::Now(), [&] {
+    return stop_.load() || store_.crashed() || std::chrono::steady_clock::now() >= deadline;
+  });
+  return turn.round_done;
 }
 
 void Consumer::Run() {
@@ -1207,9 +1204,11 @@ void Consumer::Run() {
     if (next_sweep_ == std::chrono::steady_clock::time_point{}) {
       next_sweep_ = now + absl::ToChronoMilliseconds(options_.events.sweep_interval);
     }
-    if (options_.events.enabled && now >= next_sweep_) {
-      next_sweep_ = now + absl::ToChronoMilliseconds(options_.events.sweep_interval);
-      SweepPeriods();
+    if (options_.events.enabled && (sweep_in_round_ || now >= next_sweep_)) {
+      if (!sweep_in_round_) {
+        next_sweep_ = now + absl::ToChronoMilliseconds(options_.events.sweep_interval);
+      }
+      sweep_in_round_ = !SweepPeriods();
     }
     if (streams_.empty()) {
       MarkProgress();  // nothing to consume

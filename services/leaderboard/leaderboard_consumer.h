@@ -327,9 +327,11 @@ class Consumer {
   absl::Status DeadLetter(const StreamRef& stream, const StreamEntry& entry,
                           const absl::Status& reason, int attempts);
   void MarkProgress();
-  // Issue 17: closes the known orgs' due periods (PeriodCloser), every
-  // events.sweep_interval; one org's failure is logged and skips only it.
-  void SweepPeriods();
+  // Issue 17: closes the known orgs' due periods (PeriodSweep), a round
+  // every events.sweep_interval, in turns of about events.sweep_turn_budget
+  // (one per loop pass) so entries keep being applied meanwhile; true when
+  // the round is done.
+  bool SweepPeriods();
   // True (and everything is set up again) when a stream lost its group.
   bool ResetOnNoGroup(const absl::Status& status);
   const StreamRef* Find(const std::string& key) const;
@@ -346,6 +348,8 @@ class Consumer {
   std::chrono::steady_clock::time_point next_claim_{};
   std::chrono::steady_clock::time_point next_sweep_{};
   PeriodCloser closer_;
+  PeriodSweep sweep_;  // after closer_ (holds it)
+  bool sweep_in_round_ = false;
   std::atomic<int64_t> progress_ms_{0};  // steady clock, ms
   std::atomic<bool> stop_{false};
   std::thread thread_;

@@ -10,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "common/check/check.h"
 #include "common/config/env.h"
+#include "common/log/log.h"
 #include "services/leaderboard/apply_batch.h"
 #include "services/leaderboard/leaderboard_store.h"
 
@@ -337,6 +338,36 @@ absl::StatusOr<std::vector<std::string>> PeriodCloser::BuildEvents(const std::st
     }
   }
   return out;
+}
+
+PeriodSweep::Turn PeriodSweep::RunTurn(const std::set<std::string>& orgs, absl::Time now,
+                                       const std::function<bool()>& over_budget) {
+  Turn turn;
+  if (!in_round_) resume_at_.clear();
+  in_round_ = true;
+  // Bounded: each org at most once a turn.
+  for (auto it = orgs.lower_bound(resume_at_); it != orgs.end(); ++it) {
+    if (turn.orgs > 0 && over_budget()) {
+      resume_at_ = *it;
+      return turn;
+    }
+    ++turn.orgs;
+    absl::StatusOr<PeriodCloser::Result> closed = closer_.RunOnce(*it, now);
+    if (!closed.ok()) {
+      common::log::Warning(absl::StrCat("leaderboard: closing the periods of org '", *it,
+                                        "': ", closed.status().ToString()));
+      continue;
+    }
+    turn.periods_closed += closed->periods_closed;
+    turn.events += closed->events;
+    if (closed->periods_closed > 0) {
+      common::log::Info(absl::StrCat("leaderboard: org '", *it, "': ", closed->periods_closed,
+                                     " periods closed, ", closed->events, " events"));
+    }
+  }
+  in_round_ = false;
+  turn.round_done = true;
+  return turn;
 }
 
 }  // namespace leaderboard

@@ -17,7 +17,9 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -63,6 +65,9 @@ struct EventsOptions {
   // reads a period) hold the other orgs' entries back only this long; the
   // rest follow on the next sweeps, oldest first.
   int max_periods_per_run = 2;
+  // Time one consumer turn of the sweep takes, about (checked after each
+  // org): the round resumes at the next org on the next turn.
+  absl::Duration sweep_turn_budget = absl::Milliseconds(50);
 };
 // From the flags --lb_events, --lb_events_max_len, --lb_events_top_n,
 // --lb_events_close_grace_s, --lb_events_sweep_interval_s (env LB_EVENTS_*).
@@ -124,6 +129,30 @@ class PeriodCloser {
   Store& store_;
   EventsOptions options_;
   common::redis::Script close_script_;
+};
+
+// The consumer's sweep over its orgs, in turns: a turn runs RunOnce for the
+// orgs from where the last turn stopped until `over_budget` (asked after
+// each org) says stop, so one turn holds entries back about one budget plus
+// one org's RunOnce. Re-running an org is safe (the markers).
+class PeriodSweep {
+ public:
+  explicit PeriodSweep(PeriodCloser& closer) : closer_(closer) {}
+
+  struct Turn {
+    int orgs = 0;  // RunOnce calls made by this turn
+    int periods_closed = 0;
+    int events = 0;
+    bool round_done = false;  // every org was visited since the round began
+  };
+  // One org's failure is logged and skips only it.
+  Turn RunTurn(const std::set<std::string>& orgs, absl::Time now,
+               const std::function<bool()>& over_budget);
+
+ private:
+  PeriodCloser& closer_;
+  std::string resume_at_;  // the round goes on at the first org >= this
+  bool in_round_ = false;
 };
 
 }  // namespace leaderboard

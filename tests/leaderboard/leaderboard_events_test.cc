@@ -469,6 +469,77 @@ TEST(LeaderboardEventsTest, Events_APeriodIsClosedExactlyOnceWithItsTopNWhenTwoS
   EXPECT_GT(marker->integer, 0) << "markers expire";
 }
 
+// The consumer's sweep in turns: a turn stops at its budget (here one org)
+// and the next turn resumes at the next org; rounds of turns, repeated,
+// close every due period of every org exactly once.
+TEST(LeaderboardEventsTest, Events_ASweepTurnStopsAtItsBudgetAndRepeatedTurnsCloseEveryPeriodOnce) {
+  harness::RedisServer redis;
+  common::redis::Pool pool(PoolFor(redis));
+  const std::vector<std::string> orgs = {"org-a", "org-b", "org-c", "org-d", "org-e"};
+  for (const std::string& org : orgs) {
+    lbtest::EventWriter writer(redis.address(), org);
+    People(writer, {"ann", "bob", "cem"});
+    SendKudos(writer, org + "-1", "ann", "bob", 4, Utc(2026, 11, 16, 9));
+    SendKudos(writer, org + "-2", "bob", "cem", 3, Utc(2026, 11, 18, 9));
+  }
+  Replica replica(redis, "replica-a", 50);
+  replica.consumer->Start();
+  ASSERT_TRUE(Eventually([&] {
+    for (const std::string& org : orgs) {
+      if (Backlog(pool, org) != 0) return false;
+    }
+    return true;
+  }));
+  replica.consumer->Stop();
+  std::map<std::string, size_t> before;
+  for (const std::string& org : orgs) before[org] = ReadEvents(pool, org).size();
+
+  absl::Time now = Utc(2026, 11, 23, 6);  // past W47's end + grace
+  leaderboard::PeriodCloser closer(replica.store, Events());  // 2 periods an org a run
+  leaderboard::PeriodSweep sweep(closer);
+  std::set<std::string> org_set(orgs.begin(), orgs.end());
+  int budget_checks = 0;
+  auto one_org_a_turn = [&] {
+    ++budget_checks;
+    return true;
+  };
+  int closed = 0;
+  int rounds = 0;
+  for (; rounds < 20; ++rounds) {
+    int closed_this_round = 0;
+    int turns = 0;
+    for (bool done = false; !done && turns < 100; ++turns) {
+      leaderboard::PeriodSweep::Turn turn = sweep.RunTurn(org_set, now, one_org_a_turn);
+      EXPECT_EQ(turn.orgs, 1) << "a turn stops at its budget";
+      closed_this_round += turn.periods_closed;
+      done = turn.round_done;
+    }
+    EXPECT_EQ(turns, static_cast<int>(orgs.size())) << "each org once a round";
+    closed += closed_this_round;
+    if (closed_this_round == 0) break;
+  }
+  EXPECT_GT(budget_checks, 0);
+  // W47 and the days 16 .. 22: 8 periods an org, 2 a run: 4 rounds, then none.
+  EXPECT_EQ(rounds, 4);
+  EXPECT_EQ(closed, 8 * static_cast<int>(orgs.size()));
+  for (const std::string& org : orgs) {
+    std::vector<StoredEvent> all = ReadEvents(pool, org);
+    std::vector<StoredEvent> closes(all.begin() + static_cast<std::ptrdiff_t>(before[org]),
+                                    all.end());
+    std::map<std::string, int> count = CountById(closes);
+    for (const auto& [id, n] : count) EXPECT_EQ(n, 1) << org << " " << id;
+    EXPECT_EQ(count.count("period.closed/points_received/week/2026-W47/org"), 1u) << org;
+    EXPECT_EQ(count.count("period.closed/points_received/day/2026-11-18/team:ops"), 1u) << org;
+  }
+  // A budget never reached: one turn is the whole round.
+  leaderboard::PeriodSweep unbounded(closer);
+  leaderboard::PeriodSweep::Turn whole =
+      unbounded.RunTurn(org_set, now + absl::Hours(1), [] { return false; });
+  EXPECT_TRUE(whole.round_done);
+  EXPECT_EQ(whole.orgs, static_cast<int>(orgs.size()));
+  EXPECT_EQ(whole.periods_closed, 0) << "closed before";
+}
+
 // The sweep waits for the consumer: entries after its mark hold the
 // position at the mark.
 TEST(LeaderboardEventsTest, Events_APeriodDoesNotCloseBeforeTheConsumerHasAppliedItsEntries) {
