@@ -17,6 +17,7 @@
 #include <map>
 #include <set>
 #include <string>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -94,11 +95,37 @@ pid_t ServicePid(const std::string& address) {
   return -1;
 }
 
-// SIGCONT on scope exit, so a failed assertion never leaves a process stopped.
+// Whether every thread of `pid` is stopped ('T' in /proc/<pid>/task/<tid>/stat).
+bool AllThreadsStopped(pid_t pid) {
+  const std::filesystem::path tasks = "/proc/" + std::to_string(pid) + "/task";
+  std::error_code error;
+  int threads = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(tasks, error)) {
+    std::ifstream file(entry.path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+    // "tid (comm) S ...": the state follows the last ')' (comm may hold one).
+    const size_t paren = stat.rfind(')');
+    if (paren == std::string::npos || paren + 2 >= stat.size() || stat[paren + 2] != 'T') {
+      return false;
+    }
+    ++threads;
+  }
+  return !error && threads > 0;
+}
+
+// SIGSTOP, then waits until the process has really stopped: kill() only
+// queues the signal, and until one of its threads takes it the others keep
+// running (on a loaded machine, long enough to answer a call). SIGCONT on
+// scope exit, so a failed assertion never leaves a process stopped.
 class Paused {
  public:
-  explicit Paused(pid_t pid) : pid_(pid) { kill(pid_, SIGSTOP); }
+  explicit Paused(pid_t pid) : pid_(pid) {
+    kill(pid_, SIGSTOP);
+    stopped_ = Eventually([&] { return AllThreadsStopped(pid_); }, 30s);
+  }
   ~Paused() { Resume(); }
+  // False if the process was still running 30 s after SIGSTOP.
+  bool stopped() const { return stopped_; }
   void Resume() {
     if (pid_ > 0) kill(pid_, SIGCONT);
     pid_ = -1;
@@ -106,6 +133,7 @@ class Paused {
 
  private:
   pid_t pid_;
+  bool stopped_ = false;
 };
 
 bool FailedOnTime(const grpc::Status& status) {
@@ -283,21 +311,34 @@ TEST_F(KudosAsyncTest, SendKudos_CancelledAtAnyPointCommitsOnceOrNotAtAll) {
     ended.get_future().wait();
     ++n;
   }
-  // The ledger stopped mid-call: 8 concurrent sends with 300 ms deadlines.
+  // The records of the calls cut so far are settled by the reconciler, so
+  // what is pending below was begun while the ledger was stopped.
+  ASSERT_TRUE(Eventually([&] { return PendingRecords() == 0; }, 60s)) << PendingRecords();
+  // The ledger stopped mid-call: rounds of 8 concurrent sends, deadlines
+  // from 300 ms up, until a round has begun records that then wait on the
+  // stopped ledger (the deadline only has to outlast the steps before the
+  // ledger call, however loaded the machine).
   pid_t ledger_pid = ServicePid(ledger_.address());
   ASSERT_GT(ledger_pid, 0);
   {
     Paused paused(ledger_pid);
-    std::vector<std::thread> senders;
-    std::vector<grpc::Status> statuses(8);
-    for (int i = 0; i < 8; ++i) {
-      senders.emplace_back([&, i, k = n + i] { statuses[i] = Send(k, 300ms); });
+    ASSERT_TRUE(paused.stopped());
+    for (std::chrono::milliseconds deadline : {300ms, 1000ms, 3000ms, 10000ms}) {
+      std::vector<std::thread> senders;
+      std::vector<grpc::Status> statuses(8);
+      for (int i = 0; i < 8; ++i) {
+        senders.emplace_back([&, i, k = n + i] { statuses[i] = Send(k, deadline); });
+      }
+      for (std::thread& sender : senders) sender.join();
+      n += 8;
+      for (const grpc::Status& status : statuses) {
+        EXPECT_TRUE(FailedOnTime(status)) << status.error_code() << " " << status.error_message();
+      }
+      if (PendingRecords() > 0) break;
     }
-    for (std::thread& sender : senders) sender.join();
-    n += 8;
-    for (const grpc::Status& status : statuses) {
-      EXPECT_TRUE(FailedOnTime(status)) << status.error_code() << " " << status.error_message();
-    }
+    // The sends cut while the ledger was stopped were begun: their records
+    // wait for the reconciler (the outcome at the ledger is unknown).
+    EXPECT_GT(PendingRecords(), 0);
     // The calls that waited on the stopped ledger hold no thread now: reads
     // and the health check are served while it is still stopped.
     EXPECT_EQ(HealthStatus(kudos_.address(), 5s), "SERVING");
@@ -305,9 +346,6 @@ TEST_F(KudosAsyncTest, SendKudos_CancelledAtAnyPointCommitsOnceOrNotAtAll) {
     EXPECT_EQ(read.error_code(), grpc::StatusCode::NOT_FOUND) << read.error_message();
   }
   const int sent = n;
-  // The sends cut while the ledger was stopped were begun: their records
-  // wait for the reconciler (the outcome at the ledger is unknown).
-  EXPECT_GT(PendingRecords(), 0);
 
   // The reconciler settles every record left PENDING.
   ASSERT_TRUE(Eventually([&] { return PendingRecords() == 0; }, 60s)) << PendingRecords();
@@ -389,6 +427,7 @@ TEST_F(KudosAsyncTest, RedisStall_CallsFailOnTimeHealthKeepsAnsweringAndAllRecov
   std::vector<std::string> health;
   {
     Paused paused(pid);
+    ASSERT_TRUE(paused.stopped());
     auto stalled_at = std::chrono::steady_clock::now();
     std::vector<std::thread> callers;
     for (int i = 0; i < kCalls; ++i) {
@@ -425,35 +464,66 @@ TEST_F(KudosAsyncTest, RedisStall_CallsFailOnTimeHealthKeepsAnsweringAndAllRecov
 }
 
 // The bound on unary calls in flight (--max_calls_in_flight; callback calls
-// hold no thread, so the thread quota does not bound them).
+// hold no thread, so the thread quota does not bound them). The service's
+// own bounds on a call's time are far off, and the reconciler leaves the
+// records alone: a held call is held until the ledger runs again.
 class KudosBoundedTest : public KudosAsyncTest {
  protected:
-  KudosBoundedTest() : KudosAsyncTest(std::vector<std::string>{"--max_calls_in_flight=2"}) {}
+  static constexpr int kBound = 2;
+  KudosBoundedTest()
+      : KudosAsyncTest(std::vector<std::string>{
+            "--max_calls_in_flight=" + std::to_string(kBound), "--call_timeout_ms=120000",
+            "--ledger_timeout_ms=120000", "--redis_timeout_ms=60000",
+            "--reconcile_after_ms=600000"}) {}
 };
 
-// With the ledger stopped, two sends stay in flight; a third call is then
-// refused at once with RESOURCE_EXHAUSTED, and once the ledger runs again
-// the two complete and calls are served again.
+// With the ledger stopped, three times the bound of sends arrive at once:
+// exactly the bound is held (waiting on the ledger), the rest are refused
+// at once with RESOURCE_EXHAUSTED, and so is any further call while the
+// held ones wait; once the ledger runs again the held sends complete and
+// calls are served again.
 TEST_F(KudosBoundedTest, CallsPastTheInFlightBoundAreRefusedWithResourceExhausted) {
+  constexpr int kCalls = 3 * kBound;
+  const std::string refusal =
+      "kudos: 2 calls in flight, the most one replica serves at once; retry shortly";
   pid_t ledger_pid = ServicePid(ledger_.address());
   ASSERT_GT(ledger_pid, 0);
-  Paused paused(ledger_pid);
-  std::vector<grpc::Status> statuses(2);
+  std::vector<grpc::Status> statuses(kCalls);
+  std::atomic<int> refused{0};
   std::vector<std::thread> senders;
-  for (int i = 0; i < 2; ++i) senders.emplace_back([&, i] { statuses[i] = Send(i, 20s); });
-  grpc::Status refused;
-  bool was_refused = Eventually([&] {
-    refused = Get("k0000000000000000000000000", 5s);
-    return refused.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED;
-  });
-  paused.Resume();
+  grpc::Status probe;
+  {
+    Paused paused(ledger_pid);
+    ASSERT_TRUE(paused.stopped());
+    for (int i = 0; i < kCalls; ++i) {
+      senders.emplace_back([&, i] {
+        statuses[i] = Send(i, 60s);
+        if (statuses[i].error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) ++refused;
+      });
+    }
+    // The calls past the bound are answered while the ledger is stopped.
+    EXPECT_TRUE(Eventually([&] { return refused.load() == kCalls - kBound; }, 60s))
+        << refused.load();
+    // The bound is held: one more call is refused at once.
+    probe = Get("k0000000000000000000000000", 5s);
+  }
   for (std::thread& sender : senders) sender.join();
-  ASSERT_TRUE(was_refused) << refused.error_code() << " " << refused.error_message();
-  EXPECT_EQ(refused.error_message(),
-            "kudos: 2 calls in flight, the most one replica serves at once; retry shortly");
-  for (const grpc::Status& status : statuses) EXPECT_TRUE(status.ok()) << status.error_message();
-  grpc::Status served = Get("k0000000000000000000000000", 5s);
-  EXPECT_EQ(served.error_code(), grpc::StatusCode::NOT_FOUND) << served.error_message();
+  EXPECT_EQ(probe.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << probe.error_message();
+  EXPECT_EQ(probe.error_message(), refusal);
+  int served = 0;
+  for (int i = 0; i < kCalls; ++i) {
+    if (statuses[i].ok()) {
+      ++served;
+      continue;
+    }
+    EXPECT_EQ(statuses[i].error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+        << i << ": " << statuses[i].error_message();
+    EXPECT_EQ(statuses[i].error_message(), refusal) << i;
+  }
+  EXPECT_EQ(served, kBound);
+  EXPECT_EQ(refused.load(), kCalls - kBound);
+  grpc::Status served_after = Get("k0000000000000000000000000", 5s);
+  EXPECT_EQ(served_after.error_code(), grpc::StatusCode::NOT_FOUND) << served_after.error_message();
 }
 
 }  // namespace
