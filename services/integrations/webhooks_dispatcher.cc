@@ -243,6 +243,7 @@ void Dispatcher::StartOne(const std::string& org, const std::string& subscriptio
                   "expect:"};
   post.timeout = ToChrono(options_.request_timeout);
   post.allow_http = options_.allow_insecure_http;
+  post.allow_private_addresses = options_.allow_private_addresses;
   post.tag = next_tag_++;
   if (absl::Status started = http_.Start(std::move(post)); !started.ok()) {
     Record(flight, {false, 0, std::string(started.message())});

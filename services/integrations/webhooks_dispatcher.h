@@ -54,6 +54,8 @@ struct DispatcherOptions {
   // Stream entries read per stream and round.
   int read_batch = 100;
   bool allow_insecure_http = false;
+  // Development: connect to loopback and private addresses too.
+  bool allow_private_addresses = false;
 };
 
 class Dispatcher {

@@ -12,6 +12,8 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 
+struct sockaddr;
+
 namespace integrations::webhooks {
 
 struct HttpPost {
@@ -22,6 +24,9 @@ struct HttpPost {
   std::chrono::milliseconds timeout{10000};
   // Plain http as well as https (development only).
   bool allow_http = false;
+  // Connect to loopback, private, link-local, multicast addresses too
+  // (development); otherwise such a connection fails "address not allowed".
+  bool allow_private_addresses = false;
   // Handed back with the result.
   uint64_t tag = 0;
 };
@@ -35,6 +40,11 @@ struct HttpResult {
   // Empty when ok, e.g. "HTTP 500", "timeout after 10000 ms".
   std::string error;
 };
+
+// False for loopback, private (10/8, 172.16/12, 192.168/16, 100.64/10),
+// link-local, unique-local, unspecified, multicast and reserved addresses:
+// a webhook must not reach into the network it is sent from.
+bool IsPublicAddress(const sockaddr* address);
 
 class HttpSender {
  public:
@@ -50,8 +60,10 @@ class HttpSender {
   std::vector<HttpResult> Poll(std::chrono::milliseconds wait);
   size_t in_flight() const { return transfers_.size(); }
 
- private:
+ // One request's curl handle and buffers (public for curl's callbacks).
   struct Transfer;
+
+ private:
   void* multi_;  // CURLM*
   absl::flat_hash_map<void*, std::unique_ptr<Transfer>> transfers_;  // by CURL*
 };

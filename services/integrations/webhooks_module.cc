@@ -1,8 +1,10 @@
 // Issue 17, area "webhooks": registers this area with the host (modules.h):
 // the WebhookService and the dispatcher worker, with their flags.
 #include <memory>
+#include <optional>
 
 #include "absl/flags/flag.h"
+#include "absl/flags/marshalling.h"
 #include "absl/strings/str_cat.h"
 #include "common/config/env.h"
 #include "services/integrations/modules.h"
@@ -49,8 +51,21 @@ ABSL_FLAG(int, webhook_claim_idle_ms,
           "stream entries read but not acknowledged by a dead replica are taken over after this");
 ABSL_FLAG(int, webhook_poll_ms, static_cast<int>(IntEnvOr("WEBHOOK_POLL_MS", 100, 1)),
           "the dispatcher's longest wait between rounds");
+// Unset: follows --allow_insecure_http (tests' loopback receivers); in production off.
+ABSL_FLAG(std::optional<bool>, webhook_allow_private_addresses, std::nullopt,
+          "development/operator: =true lets webhooks reach loopback, private, link-local "
+          "addresses (unset: on only with --allow_insecure_http)");
 
 namespace integrations {
+namespace {
+
+// Explicit flag wins; otherwise a development (insecure http) server allows them.
+bool AllowPrivateAddresses(const Host& host) {
+  std::optional<bool> allow = absl::GetFlag(FLAGS_webhook_allow_private_addresses);
+  return allow.value_or(host.options().allow_insecure_http);
+}
+
+}  // namespace
 
 absl::Status AddWebhooks(Host& host) {
   webhooks::StoreLimits limits;
@@ -66,6 +81,7 @@ absl::Status AddWebhooks(Host& host) {
 
   webhooks::ServiceLimits service_limits;
   service_limits.allow_insecure_http = host.options().allow_insecure_http;
+  service_limits.allow_private_addresses = AllowPrivateAddresses(host);
   host.AddService(
       std::make_unique<webhooks::WebhookServiceImpl>(host.guard(), *store, service_limits));
 
@@ -81,6 +97,7 @@ absl::Status AddWebhooks(Host& host) {
   options.claim_idle = absl::Milliseconds(absl::GetFlag(FLAGS_webhook_claim_idle_ms));
   options.poll = absl::Milliseconds(absl::GetFlag(FLAGS_webhook_poll_ms));
   options.allow_insecure_http = host.options().allow_insecure_http;
+  options.allow_private_addresses = service_limits.allow_private_addresses;
   if (options.pause_after_failures < 1 || options.max_in_flight < 1 ||
       options.max_in_flight_per_org < 1 ||
       options.request_timeout <= absl::ZeroDuration() || options.poll <= absl::ZeroDuration()) {

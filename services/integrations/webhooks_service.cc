@@ -1,5 +1,9 @@
 #include "services/integrations/webhooks_service.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <algorithm>
 
 #include "absl/random/random.h"
@@ -13,6 +17,7 @@
 #include "common/auth/ids.h"
 #include "common/grpc/status.h"
 #include "services/integrations/webhooks_events.h"
+#include "services/integrations/webhooks_http.h"
 #include "services/integrations/webhooks_signature.h"
 
 namespace integrations::webhooks {
@@ -94,6 +99,32 @@ absl::Status CheckUrl(absl::string_view url, bool allow_insecure_http, size_t ma
   return absl::OkStatus();
 }
 
+absl::Status CheckUrlHost(absl::string_view url, bool allow_private_addresses) {
+  if (allow_private_addresses) return absl::OkStatus();
+  absl::string_view rest = url.substr(std::min(url.size(), url.find("://") + 3));
+  absl::string_view host = rest.substr(0, rest.find_first_of("/?#"));
+  std::string literal;
+  if (absl::ConsumePrefix(&host, "[")) {
+    literal = std::string(host.substr(0, host.find(']')));
+  } else {
+    literal = std::string(host.substr(0, host.find(':')));
+  }
+  sockaddr_in v4{};
+  sockaddr_in6 v6{};
+  const sockaddr* address = nullptr;
+  if (inet_pton(AF_INET, literal.c_str(), &v4.sin_addr) == 1) {
+    v4.sin_family = AF_INET;
+    address = reinterpret_cast<const sockaddr*>(&v4);
+  } else if (inet_pton(AF_INET6, literal.c_str(), &v6.sin6_addr) == 1) {
+    v6.sin6_family = AF_INET6;
+    address = reinterpret_cast<const sockaddr*>(&v6);
+  }
+  if (address == nullptr || IsPublicAddress(address)) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      "url: the host must be a public address (not loopback, private, link-local, "
+      "unique-local, unspecified or multicast)");
+}
+
 WebhookServiceImpl::WebhookServiceImpl(const common::auth::Guard& guard, WebhookStore& store,
                                        ServiceLimits limits)
     : guard_(guard), store_(store), limits_(limits) {}
@@ -114,6 +145,9 @@ grpc::Status WebhookServiceImpl::CreateSubscription(grpc::ServerContext* context
   if (!org.ok()) return ToGrpcStatus(org.status());
   if (absl::Status s = CheckUrl(request->url(), limits_.allow_insecure_http, limits_.max_url_bytes);
       !s.ok()) {
+    return ToGrpcStatus(s);
+  }
+  if (absl::Status s = CheckUrlHost(request->url(), limits_.allow_private_addresses); !s.ok()) {
     return ToGrpcStatus(s);
   }
   absl::StatusOr<std::string> types = TypesField(request->event_types());
@@ -181,6 +215,8 @@ grpc::Status WebhookServiceImpl::UpdateSubscription(grpc::ServerContext* context
   for (const std::string& path : mask) {
     if (path == "url") {
       absl::Status s = CheckUrl(request->url(), limits_.allow_insecure_http, limits_.max_url_bytes);
+      if (!s.ok()) return ToGrpcStatus(s);
+      s = CheckUrlHost(request->url(), limits_.allow_private_addresses);
       if (!s.ok()) return ToGrpcStatus(s);
       fields.emplace_back("url", request->url());
     } else if (path == "event_types") {

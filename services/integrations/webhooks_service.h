@@ -18,11 +18,16 @@ struct ServiceLimits {
   int default_page_size = 50;
   // Production: https only.
   bool allow_insecure_http = false;
+  // Development: IP-literal hosts may be loopback or private.
+  bool allow_private_addresses = false;
 };
 
 // INVALID_ARGUMENT naming the rule, or OK: https (http when allowed), a
 // host, no whitespace or control characters, at most `max_bytes`.
 absl::Status CheckUrl(absl::string_view url, bool allow_insecure_http, size_t max_bytes);
+// INVALID_ARGUMENT when the host is an IP literal that is not public
+// (IsPublicAddress); names pass here and are checked when curl connects.
+absl::Status CheckUrlHost(absl::string_view url, bool allow_private_addresses);
 
 class WebhookServiceImpl final : public v1::WebhookService::Service {
  public:

@@ -512,6 +512,32 @@ TEST_F(WebhooksTest, PlainHttpUrl_IsRefusedInProduction) {
   ASSERT_TRUE(TryCreate(*token, "https://hooks.example/kudos", kKudosSent, &response).ok());
 }
 
+TEST_F(WebhooksTest, PrivateAddresses_RefusedAtCreateAndAtConnectUnlessAllowed) {
+  StartIntegrations({"--webhook_allow_private_addresses=false"});
+  Receiver receiver;
+  integrations::v1::CreateSubscriptionResponse response;
+  for (const char* url : {"https://10.0.0.5:8443/", "http://127.0.0.1:9/hook", "https://[::1]/"}) {
+    grpc::Status literal = TryCreate(admin_, url, kKudosSent, &response);
+    EXPECT_EQ(literal.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << url;
+    EXPECT_TRUE(absl::StrContains(literal.error_message(), "public address"))
+        << literal.error_message();
+  }
+  // A name is accepted; the address it resolves to is refused when curl connects.
+  std::string url = receiver.Url();
+  url.replace(url.find("127.0.0.1"), 9, "localhost");
+  const std::string sub = Subscribe(url).subscription().subscription_id();
+  SendKudos("alice", "bob", "not to the internal network");
+  ASSERT_TRUE(Eventually([&] {
+    std::vector<Delivery> deliveries = Deliveries(sub);
+    return !deliveries.empty() && deliveries[0].attempts() >= 1 &&
+           !deliveries[0].last_error().empty();
+  }));
+  Delivery delivery = Deliveries(sub)[0];
+  EXPECT_EQ(delivery.last_error(), "address not allowed");
+  EXPECT_EQ(delivery.last_http_status(), 0);
+  EXPECT_EQ(receiver.Count(), 0u);
+}
+
 TEST_F(WebhooksTest, Subscriptions_PastTheOrgsCapAreResourceExhausted) {
   StartIntegrations({"--webhook_max_subscriptions=2"});
   integrations::v1::CreateSubscriptionResponse first, second, third;

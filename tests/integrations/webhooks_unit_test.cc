@@ -9,6 +9,7 @@
 #include "leaderboard/v1/leaderboard.pb.h"
 #include "services/integrations/webhooks_dispatcher.h"
 #include "services/integrations/webhooks_events.h"
+#include "services/integrations/webhooks_http.h"
 #include "services/integrations/webhooks_service.h"
 #include "services/integrations/webhooks_signature.h"
 #include "tests/integrations/webhooks_receiver.h"
@@ -51,6 +52,55 @@ TEST(WebhookBackoff, FullJitterUnderADoublingCeilingThatIsCapped) {
   EXPECT_EQ(Dispatcher::Backoff(1000000, base, max, 1.0), absl::Hours(1));
   // Never zero: a retry never spins.
   EXPECT_EQ(Dispatcher::Backoff(3, base, max, 0.0), absl::Milliseconds(1));
+}
+
+TEST(WebhookUrl, PrivateIpLiteralsAreRefusedUnlessAllowed) {
+  for (const char* url : {"https://10.0.0.5:8443/", "https://127.0.0.1/x", "https://172.16.0.1/",
+                          "https://192.168.1.1/", "https://100.64.0.1/", "https://169.254.169.254/",
+                          "https://0.0.0.0/", "https://224.0.0.1/", "https://[::1]:8443/",
+                          "https://[fe80::1]/", "https://[fd00::1]/", "https://[::]/",
+                          "https://[ff02::1]/", "https://[::ffff:10.0.0.5]/"}) {
+    absl::Status refused = CheckUrlHost(url, /*allow_private_addresses=*/false);
+    EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument) << url;
+    EXPECT_TRUE(absl::StrContains(refused.message(), "private")) << url << ": " << refused;
+    EXPECT_TRUE(CheckUrlHost(url, /*allow_private_addresses=*/true).ok()) << url;
+  }
+  // Public literals and names pass here; names are checked when curl connects.
+  EXPECT_TRUE(CheckUrlHost("https://8.8.8.8/x", false).ok());
+  EXPECT_TRUE(CheckUrlHost("https://172.32.0.1/", false).ok());
+  EXPECT_TRUE(CheckUrlHost("https://[2001:db8::1]:443/", false).ok());
+  EXPECT_TRUE(CheckUrlHost("https://hooks.example/x", false).ok());
+}
+
+TEST(WebhookHttp, LoopbackReceiver_IsNotContactedWhenPrivateAddressesAreRefused) {
+  webhooks_test::Receiver receiver;
+  HttpSender sender;
+  // "localhost" is a name: only the connect-time check can refuse it.
+  std::string url = receiver.Url();
+  url.replace(url.find("127.0.0.1"), 9, "localhost");
+  for (bool allow_private : {false, true}) {
+    HttpPost post;
+    post.url = url;
+    post.body = "{}";
+    post.allow_http = true;
+    post.allow_private_addresses = allow_private;
+    post.timeout = std::chrono::milliseconds(30000);
+    ASSERT_TRUE(sender.Start(std::move(post)).ok());
+    std::vector<HttpResult> results;
+    for (int round = 0; round < 600 && results.empty(); ++round) {
+      results = sender.Poll(std::chrono::milliseconds(100));
+    }
+    ASSERT_EQ(results.size(), 1u);
+    if (allow_private) {
+      EXPECT_TRUE(results[0].ok) << results[0].error;
+      EXPECT_EQ(receiver.Count(), 1u);
+    } else {
+      EXPECT_FALSE(results[0].ok);
+      EXPECT_EQ(results[0].http_status, 0);
+      EXPECT_EQ(results[0].error, "address not allowed");
+      EXPECT_EQ(receiver.Count(), 0u);
+    }
+  }
 }
 
 TEST(WebhookUrl, HttpsOnlyUnlessDevelopment) {
