@@ -120,9 +120,10 @@ struct Expected {
   const std::string& key;
   const std::string& issuer;
   const std::string& audience;
-  bool service;                   // signed with the service secret
+  bool service;                   // signed with the service or delegation secret
+  bool delegation;                // signed with the delegation secret
   absl::Duration max_lifetime;    // exp at most now + this
-  // Services whose `act` is accepted (service-secret tokens only).
+  // Services whose `act` is accepted (delegation-secret tokens only).
   const std::vector<std::string>& delegating_services;
 };
 
@@ -211,7 +212,17 @@ absl::StatusOr<uint32_t> ReadRoles(jwt_t* jwt, const Expected& expected, std::st
     }
     return ParsePersonRoles(names);
   }
-  if (!act->has_value()) return ParseServiceRoles(names);
+  if (!expected.delegation) {
+    if (act->has_value()) {
+      return Unauthenticated(
+          "a delegated token ('act') must be signed with the delegation secret "
+          "(DELEGATION_TOKEN_SECRET), not the service secret");
+    }
+    return ParseServiceRoles(names);
+  }
+  if (!act->has_value()) {
+    return Unauthenticated("a delegation-secret token must carry 'act' (only delegated tokens)");
+  }
   const std::vector<std::string>& allowed = expected.delegating_services;
   if (std::find(allowed.begin(), allowed.end(), **act) == allowed.end()) {
     return Unauthenticated(absl::StrCat("service '", **act,
@@ -236,7 +247,8 @@ absl::StatusOr<Principal> ReadPrincipal(jwt_t* jwt, const Expected& expected) {
   if (*roles == 0) return Unauthenticated("no known role in 'roles'");
   Principal principal{sub, org, *roles, actor};
   const bool delegated = !actor.empty();
-  KUDOS_CHECK(!delegated || expected.service, "only the service secret signs delegated tokens");
+  KUDOS_CHECK(delegated == expected.delegation,
+              "the delegation secret signs delegated tokens and nothing else");
   KUDOS_CHECK(principal.is_service() == (expected.service && !delegated),
               "the service role comes from an undelegated service-secret token only");
   KUDOS_CHECK(!principal.is_service() || principal.roles == static_cast<uint32_t>(Role::kService),
@@ -286,6 +298,12 @@ absl::Status CheckConfig(const JwtConfig& config) {
         "SERVICE_TOKEN_SECRET equals the JWT key: anyone holding a person-token key could pose "
         "as a service; give services their own secret");
   }
+  if (!config.delegation_secret.empty() && (config.delegation_secret == config.key ||
+                                            config.delegation_secret == config.service_secret)) {
+    return absl::FailedPreconditionError(
+        "DELEGATION_TOKEN_SECRET equals the JWT key or SERVICE_TOKEN_SECRET: whoever holds that "
+        "could act for any person; give delegation its own secret");
+  }
   if (config.algorithm == "RS256") {
     BIO* bio = BIO_new_mem_buf(config.key.data(), static_cast<int>(config.key.size()));
     EVP_PKEY* pkey = bio == nullptr ? nullptr : PEM_read_bio_PUBKEY(bio, nullptr, nullptr, nullptr);
@@ -320,26 +338,43 @@ absl::StatusOr<Principal> Authenticator::Verify(absl::string_view token, absl::T
   if (std::optional<Principal> cached = cache_->Find(token, now)) return *std::move(cached);
   std::pair<absl::Time, absl::Time> validity;
   Expected person_key{config_.algorithm == "RS256" ? JWT_ALG_RS256 : JWT_ALG_HS256, config_.key,
-                      config_.issuer, config_.audience, false, config_.max_token_lifetime,
-                      config_.delegating_services};
+                      config_.issuer, config_.audience, false, false,
+                      config_.max_token_lifetime, config_.delegating_services};
   bool person_signed = false;
   absl::StatusOr<Principal> person = Decode(token, person_key, now, &validity, &person_signed);
   if (person.ok()) {
     cache_->Insert(token, *person, validity);
     return person;
   }
-  if (config_.service_secret.empty()) return person;
-  Expected service_key{JWT_ALG_HS256, config_.service_secret, config_.issuer, kServiceAudience,
-                       true, kMaxServiceTokenLifetime, config_.delegating_services};
   bool service_signed = false;
-  absl::StatusOr<Principal> service = Decode(token, service_key, now, &validity, &service_signed);
-  if (service.ok()) {
-    cache_->Insert(token, *service, validity);
-    return service;
+  absl::StatusOr<Principal> service = person;
+  if (!config_.service_secret.empty()) {
+    Expected service_key{JWT_ALG_HS256, config_.service_secret, config_.issuer, kServiceAudience,
+                         true, false, kMaxServiceTokenLifetime, config_.delegating_services};
+    service = Decode(token, service_key, now, &validity, &service_signed);
+    if (service.ok()) {
+      cache_->Insert(token, *service, validity);
+      return service;
+    }
   }
-  // A token signed with the service secret says why it was refused; any
-  // other token gets the person-key reason.
-  KUDOS_CHECK(!(person_signed && service_signed), "the service secret differs from the JWT key");
+  // Delegated tokens only where configured (never the gateway).
+  bool delegation_signed = false;
+  absl::StatusOr<Principal> delegated = person;
+  if (!config_.delegation_secret.empty() && !config_.delegating_services.empty()) {
+    Expected delegation_key{JWT_ALG_HS256, config_.delegation_secret, config_.issuer,
+                            kServiceAudience, true, true, kMaxServiceTokenLifetime,
+                            config_.delegating_services};
+    delegated = Decode(token, delegation_key, now, &validity, &delegation_signed);
+    if (delegated.ok()) {
+      cache_->Insert(token, *delegated, validity);
+      return delegated;
+    }
+  }
+  // A token signed with a secret this server holds says why it was refused;
+  // any other token gets the person-key reason.
+  KUDOS_CHECK(int{person_signed} + int{service_signed} + int{delegation_signed} <= 1,
+              "the JWT key, service secret and delegation secret differ");
+  if (delegation_signed) return delegated.status();
   return service_signed ? service.status() : person.status();
 }
 
@@ -469,6 +504,11 @@ absl::StatusOr<std::string> MintDelegatedToken(absl::string_view service_name,
                                                absl::string_view org, absl::string_view subject,
                                                const std::vector<std::string>& roles,
                                                absl::string_view secret, absl::Time now) {
+  if (secret.empty()) {
+    return absl::FailedPreconditionError(
+        "delegation disabled: set DELEGATION_TOKEN_SECRET (or DELEGATION_TOKEN_SECRET_FILE) for "
+        "integrations, kudos and ledger");
+  }
   for (auto [field, id] : {std::pair<const char*, absl::string_view>{"service_name", service_name},
                            {"org", org},
                            {"subject", subject}}) {
@@ -498,23 +538,30 @@ absl::StatusOr<bool> DevInsecureDefaults() {
       absl::StrCat(kDevInsecureDefaultsEnv, " must be 0 or 1 (1 = public development secrets)"));
 }
 
-// SERVICE_TOKEN_SECRET, or the file SERVICE_TOKEN_SECRET_FILE names (how a
-// deployment mounts it from a Secret), without the file's trailing newline.
-absl::StatusOr<std::string> ServiceSecretFromEnvironment() {
-  std::string secret = config::EnvOr("SERVICE_TOKEN_SECRET", "");
-  const std::string path = config::EnvOr("SERVICE_TOKEN_SECRET_FILE", "");
+// The variables naming each secret (and its file); spelled out so the chart
+// test finds them (tests/deploy/chart_test.py).
+constexpr char kServiceSecretEnv[] = "SERVICE_TOKEN_SECRET";
+constexpr char kServiceSecretFileEnv[] = "SERVICE_TOKEN_SECRET_FILE";
+constexpr char kDelegationSecretEnv[] = "DELEGATION_TOKEN_SECRET";
+constexpr char kDelegationSecretFileEnv[] = "DELEGATION_TOKEN_SECRET_FILE";
+
+// `name`, or the file `file_name` names (how a deployment mounts it from a
+// Secret), without the file's trailing newline.
+absl::StatusOr<std::string> SecretFromEnvironment(const char* name, const char* file_name) {
+  std::string secret = config::EnvOr(name, "");
+  const std::string path = config::EnvOr(file_name, "");
   if (path.empty()) return secret;
   if (!secret.empty()) {
     return absl::FailedPreconditionError(
-        "both SERVICE_TOKEN_SECRET and SERVICE_TOKEN_SECRET_FILE are set: keep one");
+        absl::StrCat("both ", name, " and ", file_name, " are set: keep one"));
   }
-  return config::ReadSecretFile("SERVICE_TOKEN_SECRET_FILE", path, config::LineEnd::kStrip);
+  return config::ReadSecretFile(file_name, path, config::LineEnd::kStrip);
 }
 
 // Outside development an HS256 secret is long and not one of the public
 // development secrets.
 absl::Status CheckProductionSecret(const char* name, absl::string_view secret) {
-  if (secret == kDevJwtSecret || secret == kDevServiceSecret) {
+  if (secret == kDevJwtSecret || secret == kDevServiceSecret || secret == kDevDelegationSecret) {
     return absl::FailedPreconditionError(absl::StrCat(
         name, " is a public development secret; set a private one (or ", kDevInsecureDefaultsEnv,
         "=1 for local development only)"));
@@ -540,6 +587,13 @@ absl::Status RequireExplicitSecrets(const JwtConfig& config) {
   if (config.algorithm == "HS256") {
     if (absl::Status s = CheckProductionSecret("JWT_KEY", config.key); !s.ok()) return s;
   }
+  if (!config.delegation_secret.empty()) {
+    if (absl::Status s = CheckProductionSecret("DELEGATION_TOKEN_SECRET",
+                                               config.delegation_secret);
+        !s.ok()) {
+      return s;
+    }
+  }
   return CheckProductionSecret("SERVICE_TOKEN_SECRET", config.service_secret);
 }
 
@@ -559,11 +613,19 @@ absl::StatusOr<JwtConfig> LoadJwtConfig() {
   } else {
     config.key = config::EnvOr("JWT_KEY", "");
   }
-  absl::StatusOr<std::string> service_secret = ServiceSecretFromEnvironment();
+  absl::StatusOr<std::string> service_secret =
+      SecretFromEnvironment(kServiceSecretEnv, kServiceSecretFileEnv);
   if (!service_secret.ok()) return service_secret.status();
   config.service_secret = *std::move(service_secret);
+  absl::StatusOr<std::string> delegation_secret =
+      SecretFromEnvironment(kDelegationSecretEnv, kDelegationSecretFileEnv);
+  if (!delegation_secret.ok()) return delegation_secret.status();
+  config.delegation_secret = *std::move(delegation_secret);
   if (*dev && config.key.empty() && config.algorithm == "HS256") config.key = kDevJwtSecret;
   if (*dev && config.service_secret.empty()) config.service_secret = kDevServiceSecret;
+  if (*dev && config.delegation_secret.empty()) config.delegation_secret = kDevDelegationSecret;
+  // Only a process given the delegation secret accepts delegated tokens.
+  if (!config.delegation_secret.empty()) config.delegating_services = {"integrations"};
   if (!*dev) {
     if (absl::Status s = RequireExplicitSecrets(config); !s.ok()) return s;
   }

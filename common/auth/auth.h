@@ -62,8 +62,14 @@ struct JwtConfig {
   // Person tokens whose `exp` lies further ahead are refused (env
   // JWT_MAX_TOKEN_LIFETIME_S): a leaked token is not valid for decades.
   absl::Duration max_token_lifetime = absl::Hours(24);
-  // Services whose delegated tokens (MintDelegatedToken) may act for people.
-  std::vector<std::string> delegating_services = {"integrations"};
+  // HS256 secret that signs delegated tokens (MintDelegatedToken) and nothing
+  // else; only integrations (mints) and the services it calls (verify) hold
+  // it, never the internet-facing gateway. Empty: delegation is off.
+  std::string delegation_secret;
+  // Services whose delegated tokens may act for people. Empty by default:
+  // a process accepts delegated tokens only when configured for them
+  // (LoadJwtConfig: {"integrations"} when DELEGATION_TOKEN_SECRET is set).
+  std::vector<std::string> delegating_services;
 };
 
 inline constexpr char kServiceAudience[] = "kudos-internal";
@@ -147,16 +153,19 @@ absl::StatusOr<std::string> MintServiceToken(absl::string_view service_name,
 
 // Delegated tokens: a service acting for a person of an org (the Slack app
 // sends a kudos as the mapped giver; SCIM writes the directory as an admin).
-// Signed with the service secret, audience kServiceAudience, `sub` = the
+// Signed with the delegation secret (never the service secret, which every
+// service including the gateway holds), audience kServiceAudience, `sub` = the
 // person (or an admin actor id), roles = exactly the delegated ones (member
 // and/or admin, never service), and RFC 8693's `act: {"sub": service}`. The
-// Authenticator accepts one only when `act.sub` is in
-// JwtConfig::delegating_services and yields a person Principal with `actor`
-// set; a person-key token carrying `act` is refused.
+// Authenticator accepts one only when it is signed with
+// JwtConfig::delegation_secret and `act.sub` is in
+// JwtConfig::delegating_services, and yields a person Principal with `actor`
+// set; a person-key or service-secret token carrying `act` is refused.
 inline constexpr absl::Duration kDelegatedTokenTtl = absl::Minutes(2);
 
 // INVALID_ARGUMENT when an id breaks the id rule or `roles` is empty or
-// names anything but "member" and "admin".
+// names anything but "member" and "admin"; FAILED_PRECONDITION
+// "delegation disabled: ..." when `secret` is empty.
 absl::StatusOr<std::string> MintDelegatedToken(absl::string_view service_name,
                                                absl::string_view org, absl::string_view subject,
                                                const std::vector<std::string>& roles,
@@ -172,11 +181,14 @@ inline constexpr size_t kMinSecretBytes = 32;
 
 // Reads a JwtConfig from the environment: JWT_ALGORITHM, JWT_KEY (or
 // JWT_KEY_FILE), JWT_ISSUER, JWT_AUDIENCE, SERVICE_TOKEN_SECRET (or
-// SERVICE_TOKEN_SECRET_FILE),
-// JWT_MAX_TOKEN_LIFETIME_S. FAILED_PRECONDITION naming what to set when
+// SERVICE_TOKEN_SECRET_FILE), DELEGATION_TOKEN_SECRET (or
+// DELEGATION_TOKEN_SECRET_FILE; optional: unset = delegation off, set =
+// delegating_services {"integrations"}), JWT_MAX_TOKEN_LIFETIME_S.
+// FAILED_PRECONDITION naming what to set when
 // the key or the service secret is missing (unless KUDOS_DEV_INSECURE_DEFAULTS=1,
 // which falls back to the public development secrets), unreadable, too
-// short or public, or when the service secret equals the JWT key.
+// short or public, or when the service secret equals the JWT key (likewise
+// a set delegation secret: long, private, equal to neither).
 absl::StatusOr<JwtConfig> LoadJwtConfig();
 
 // For main(): LoadJwtConfig(), or logs why and exits the process with
@@ -188,5 +200,6 @@ JwtConfig JwtConfigFromEnvironment();
 // KUDOS_DEV_INSECURE_DEFAULTS=1.
 inline constexpr char kDevJwtSecret[] = "dev-only-jwt-secret-change-me";
 inline constexpr char kDevServiceSecret[] = "dev-only-service-secret-change-me";
+inline constexpr char kDevDelegationSecret[] = "dev-only-delegation-secret-change-me";
 
 }  // namespace common::auth

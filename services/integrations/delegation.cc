@@ -10,7 +10,7 @@ absl::StatusOr<std::string> DelegatedAuthorization(const Host& host, absl::strin
                                                    absl::string_view person,
                                                    const std::vector<std::string>& roles) {
   absl::StatusOr<std::string> token = common::auth::MintDelegatedToken(
-      kDelegatingService, org, person, roles, host.options().service_secret, absl::Now());
+      kDelegatingService, org, person, roles, host.options().delegation_secret, absl::Now());
   if (!token.ok()) return token.status();
   return absl::StrCat("Bearer ", *token);
 }

@@ -20,7 +20,9 @@ inline constexpr char kDelegatingService[] = "integrations";
 
 // "Bearer <token>" for the "authorization" metadata of a call made for
 // `person` of `org` with `roles` (one or both of "member", "admin"). Minted
-// per call (an HMAC; valid kDelegatedTokenTtl = 2 min). INVALID_ARGUMENT when
+// per call (an HMAC with HostOptions::delegation_secret; valid
+// kDelegatedTokenTtl = 2 min). FAILED_PRECONDITION "delegation disabled: ..."
+// without a delegation secret; INVALID_ARGUMENT when
 // `org` or `person` breaks the id rule or a role is not member/admin.
 absl::StatusOr<std::string> DelegatedAuthorization(const Host& host, absl::string_view org,
                                                    absl::string_view person,

@@ -42,6 +42,10 @@ struct HostOptions {
   std::chrono::milliseconds call_timeout{5000};
   // Signs this service's tokens for calls to kudos and ledger (MintServiceToken).
   std::string service_secret;
+  // Signs delegated tokens (delegation.h; JwtConfig::delegation_secret).
+  // Empty: delegation is off and the calls that need it answer
+  // FAILED_PRECONDITION "delegation disabled: ...".
+  std::string delegation_secret;
   // Development only (KUDOS_DEV_INSECURE_DEFAULTS=1 or --allow_insecure_http):
   // plain-http webhook endpoints on loopback; production requires https.
   bool allow_insecure_http = false;

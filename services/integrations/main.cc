@@ -60,6 +60,7 @@ int main(int argc, char** argv) {
   options.upstreams.leaderboard = absl::GetFlag(FLAGS_leaderboard);
   options.call_timeout = std::chrono::milliseconds(absl::GetFlag(FLAGS_call_timeout_ms));
   options.service_secret = jwt.service_secret;
+  options.delegation_secret = jwt.delegation_secret;
   options.allow_insecure_http = absl::GetFlag(FLAGS_allow_insecure_http) ||
                                 EnvOr(common::auth::kDevInsecureDefaultsEnv, "") == "1";
   common::auth::Authenticator auth(jwt);

@@ -320,7 +320,7 @@ absl::StatusOr<kudos::v1::Kudos> SlackCommandHandler::SendKudos(
   // Kudos takes the giver from the token: a token of this service acting for
   // the giver, as a member only.
   absl::StatusOr<std::string> token = common::auth::MintDelegatedToken(
-      "integrations", org, giver, {"member"}, host_.options().service_secret, now);
+      "integrations", org, giver, {"member"}, host_.options().delegation_secret, now);
   if (!token.ok()) return token.status();
   grpc::ClientContext context;
   context.AddMetadata("authorization", absl::StrCat("Bearer ", *token));

@@ -6,6 +6,8 @@
 #include <jwt.h>
 
 #include <cstdlib>
+#include <optional>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -23,6 +25,17 @@ JwtConfig Config() {
   JwtConfig config;
   config.key = kKey;
   config.service_secret = kServiceKey;
+  return config;
+}
+
+constexpr char kDelegationKey[] = "token-rules-test-delegation-key-0123456789";
+
+// A process configured for delegated tokens (kudos, ledger with
+// DELEGATION_TOKEN_SECRET set).
+JwtConfig DelegationConfig() {
+  JwtConfig config = Config();
+  config.delegation_secret = kDelegationKey;
+  config.delegating_services = {"integrations"};
   return config;
 }
 
@@ -189,10 +202,10 @@ std::string DelegatedClaims(absl::Time now, const std::string& act_json,
 
 TEST(DelegatedTokenTest,
      DelegatedToken_ActsAsThePersonWithExactlyTheDelegatedRolesAndNamesTheActor) {
-  Authenticator auth(Config());
+  Authenticator auth(DelegationConfig());
   absl::Time now = absl::Now();
   absl::StatusOr<std::string> member =
-      MintDelegatedToken("integrations", "acme", "alice", {"member"}, kServiceKey, now);
+      MintDelegatedToken("integrations", "acme", "alice", {"member"}, kDelegationKey, now);
   ASSERT_TRUE(member.ok()) << member.status();
   for (int call = 0; call < 2; ++call) {  // the second call comes from the verified-token cache
     absl::StatusOr<Principal> principal = auth.Verify(*member, now);
@@ -205,7 +218,7 @@ TEST(DelegatedTokenTest,
     EXPECT_EQ(principal->actor, "integrations");
   }
   absl::StatusOr<std::string> admin =
-      MintDelegatedToken("integrations", "acme", "scim", {"admin"}, kServiceKey, now);
+      MintDelegatedToken("integrations", "acme", "scim", {"admin"}, kDelegationKey, now);
   ASSERT_TRUE(admin.ok()) << admin.status();
   absl::StatusOr<Principal> principal = auth.Verify(*admin, now);
   ASSERT_TRUE(principal.ok()) << principal.status();
@@ -215,7 +228,7 @@ TEST(DelegatedTokenTest,
 }
 
 TEST(DelegatedTokenTest, PlainServiceToken_StaysAServiceWithNoActor) {
-  Authenticator auth(Config());
+  Authenticator auth(DelegationConfig());
   absl::Time now = absl::Now();
   absl::StatusOr<Principal> service =
       auth.Verify(*MintServiceToken("integrations", "acme", kServiceKey, now), now);
@@ -230,23 +243,24 @@ TEST(DelegatedTokenTest, PlainServiceToken_StaysAServiceWithNoActor) {
 }
 
 TEST(DelegatedTokenTest, DelegatedTokenFromAServiceNotAllowedToDelegate_IsRefused) {
-  Authenticator auth(Config());
+  Authenticator auth(DelegationConfig());
   absl::Time now = absl::Now();
   absl::StatusOr<std::string> from_kudos =
-      MintDelegatedToken("kudos", "acme", "alice", {"member"}, kServiceKey, now);
+      MintDelegatedToken("kudos", "acme", "alice", {"member"}, kDelegationKey, now);
   ASSERT_TRUE(from_kudos.ok()) << from_kudos.status();
   ExpectRefused(auth, *from_kudos, now, "act.sub kudos", "may not act for people");
-  ExpectRefused(auth, SignClaims(DelegatedClaims(now, "{\"sub\":\"integrationsX\"}"), kServiceKey),
-                now, "act.sub integrationsX", "may not act for people");
+  ExpectRefused(auth,
+                SignClaims(DelegatedClaims(now, "{\"sub\":\"integrationsX\"}"), kDelegationKey), now,
+                "act.sub integrationsX", "may not act for people");
 }
 
 TEST(DelegatedTokenTest, DelegatedTokenWithTheServiceOrAnyOtherRole_IsRefused) {
-  Authenticator auth(Config());
+  Authenticator auth(DelegationConfig());
   absl::Time now = absl::Now();
   const std::string act = "{\"sub\":\"integrations\"}";
   for (const char* roles : {"[\"service\"]", "[\"member\",\"service\"]", "[\"screen\"]",
                             "[\"manager\"]", "[\"admin\",\"owner\"]", "[]"}) {
-    ExpectRefused(auth, SignClaims(DelegatedClaims(now, act, roles), kServiceKey), now, roles,
+    ExpectRefused(auth, SignClaims(DelegatedClaims(now, act, roles), kDelegationKey), now, roles,
                   "delegated");
   }
   // Minting refuses them too, before anything is signed.
@@ -254,17 +268,17 @@ TEST(DelegatedTokenTest, DelegatedTokenWithTheServiceOrAnyOtherRole_IsRefused) {
        {std::vector<std::string>{"service"}, std::vector<std::string>{"member", "screen"},
         std::vector<std::string>{}}) {
     absl::StatusOr<std::string> token =
-        MintDelegatedToken("integrations", "acme", "alice", roles, kServiceKey, now);
+        MintDelegatedToken("integrations", "acme", "alice", roles, kDelegationKey, now);
     EXPECT_EQ(token.status().code(), absl::StatusCode::kInvalidArgument);
   }
-  EXPECT_EQ(MintDelegatedToken("integrations", "acme", "a}b", {"member"}, kServiceKey, now)
+  EXPECT_EQ(MintDelegatedToken("integrations", "acme", "a}b", {"member"}, kDelegationKey, now)
                 .status()
                 .code(),
             absl::StatusCode::kInvalidArgument);
 }
 
 TEST(DelegatedTokenTest, PersonTokenWithAnActClaim_IsRefused) {
-  Authenticator auth(Config());
+  Authenticator auth(DelegationConfig());
   absl::Time now = absl::Now();
   ExpectRefused(auth,
                 SignClaims(PersonClaims(now, ",\"act\":{\"sub\":\"integrations\"}"), kKey), now,
@@ -275,32 +289,154 @@ TEST(DelegatedTokenTest, PersonTokenWithAnActClaim_IsRefused) {
 }
 
 TEST(DelegatedTokenTest, MalformedActClaim_IsRefused) {
-  Authenticator auth(Config());
+  Authenticator auth(DelegationConfig());
   absl::Time now = absl::Now();
   for (const char* act : {"\"integrations\"", "{}", "{\"sub\":7}", "[\"integrations\"]",
                           "{\"sub\":\"integrations\",\"act\":{\"sub\":\"kudos\"}}"}) {
-    ExpectRefused(auth, SignClaims(DelegatedClaims(now, act), kServiceKey), now, act, "'act'");
+    ExpectRefused(auth, SignClaims(DelegatedClaims(now, act), kDelegationKey), now, act, "'act'");
   }
 }
 
 TEST(DelegatedTokenTest, DelegatedToken_LivesMinutesAndOnlyUnderTheInternalAudience) {
-  Authenticator auth(Config());
+  Authenticator auth(DelegationConfig());
   absl::Time now = absl::Now();
   const std::string act = "{\"sub\":\"integrations\"}";
   ExpectRefused(auth,
                 SignClaims(DelegatedClaims(now, act, "[\"member\"]", "kudos-internal",
                                            absl::Hours(1)),
-                           kServiceKey),
+                           kDelegationKey),
                 now, "1 h delegated token", "'exp'");
   ExpectRefused(auth,
-                SignClaims(DelegatedClaims(now, act, "[\"member\"]", "kudos-api"), kServiceKey),
+                SignClaims(DelegatedClaims(now, act, "[\"member\"]", "kudos-api"), kDelegationKey),
                 now, "person audience", "audience");
   absl::StatusOr<std::string> token =
-      MintDelegatedToken("integrations", "acme", "alice", {"member"}, kServiceKey, now);
+      MintDelegatedToken("integrations", "acme", "alice", {"member"}, kDelegationKey, now);
   ASSERT_TRUE(token.ok()) << token.status();
   EXPECT_TRUE(auth.Verify(*token, now + kDelegatedTokenTtl - absl::Seconds(1)).ok());
   ExpectRefused(auth, *token, now + kDelegatedTokenTtl, "past its ttl", "expired");
   EXPECT_LE(kDelegatedTokenTtl, absl::Minutes(5));
+}
+
+TEST(DelegatedTokenTest, DelegatedTokenSignedWithTheServiceSecret_IsRefused) {
+  // Every service (the internet-facing gateway included) holds the service
+  // secret: a delegated token it signs must not act for anyone.
+  Authenticator auth(DelegationConfig());
+  absl::Time now = absl::Now();
+  absl::StatusOr<std::string> admin =
+      MintDelegatedToken("integrations", "acme", "mallory", {"admin"}, kServiceKey, now);
+  ASSERT_TRUE(admin.ok()) << admin.status();
+  ExpectRefused(auth, *admin, now, "admin delegated token signed with the service secret",
+                "delegation secret");
+  ExpectRefused(auth,
+                SignClaims(DelegatedClaims(now, "{\"sub\":\"integrations\"}"), kServiceKey), now,
+                "hand-made delegated token signed with the service secret", "delegation secret");
+  // The delegation secret signs delegated tokens only, never a service.
+  ExpectRefused(auth, *MintServiceToken("integrations", "acme", kDelegationKey, now), now,
+                "service token signed with the delegation secret", "'act'");
+}
+
+TEST(DelegatedTokenTest, WithoutTheDelegationSecretConfigured_DelegatedTokensAreRefused) {
+  absl::Time now = absl::Now();
+  absl::StatusOr<std::string> member =
+      MintDelegatedToken("integrations", "acme", "alice", {"member"}, kDelegationKey, now);
+  ASSERT_TRUE(member.ok()) << member.status();
+  // The default config: no delegation secret, no delegating services.
+  JwtConfig defaults = Config();
+  EXPECT_TRUE(defaults.delegation_secret.empty());
+  EXPECT_TRUE(defaults.delegating_services.empty());
+  ExpectRefused(Authenticator(defaults), *member, now, "no delegation configured");
+  // The secret without a delegating service accepts nothing either.
+  JwtConfig secret_only = Config();
+  secret_only.delegation_secret = kDelegationKey;
+  ExpectRefused(Authenticator(secret_only), *member, now, "no delegating services");
+  // Minting without the secret says how to turn delegation on.
+  absl::StatusOr<std::string> unsigned_token =
+      MintDelegatedToken("integrations", "acme", "alice", {"member"}, "", now);
+  EXPECT_EQ(unsigned_token.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(unsigned_token.status().message().find(
+                "delegation disabled: set DELEGATION_TOKEN_SECRET"),
+            std::string::npos)
+      << unsigned_token.status();
+}
+
+TEST(DelegatedTokenTest, GatewayLikeConfigWithoutDelegation_RefusesDelegatedTokens) {
+  // The gateway holds the JWT key and the service secret, never the
+  // delegation secret: whatever signs a delegated token, it is refused.
+  Authenticator gateway(Config());
+  absl::Time now = absl::Now();
+  for (const char* key : {kKey, kServiceKey, kDelegationKey}) {
+    absl::StatusOr<std::string> admin =
+        MintDelegatedToken("integrations", "acme", "mallory", {"admin"}, key, now);
+    ASSERT_TRUE(admin.ok()) << admin.status();
+    ExpectRefused(gateway, *admin, now, key);
+  }
+  EXPECT_TRUE(gateway.Verify(*MintServiceToken("gateway", "acme", kServiceKey, now), now).ok());
+}
+
+TEST(DelegatedTokenTest, DelegationSecretEqualToTheJwtKeyOrServiceSecret_FailsClosed) {
+  for (const char* shared : {kKey, kServiceKey}) {
+    JwtConfig config = DelegationConfig();
+    config.delegation_secret = shared;
+    Authenticator auth(config);
+    EXPECT_EQ(auth.config_status().code(), absl::StatusCode::kFailedPrecondition) << shared;
+  }
+}
+
+// Sets environment variables for one test and restores them after.
+class ScopedEnv {
+ public:
+  void Set(const char* name, const std::string& value) {
+    const char* old = std::getenv(name);
+    saved_.emplace_back(name, old == nullptr ? std::nullopt : std::optional<std::string>(old));
+    setenv(name, value.c_str(), 1);
+  }
+  ~ScopedEnv() {
+    for (auto it = saved_.rbegin(); it != saved_.rend(); ++it) {
+      if (it->second) {
+        setenv(it->first, it->second->c_str(), 1);
+      } else {
+        unsetenv(it->first);
+      }
+    }
+  }
+
+ private:
+  std::vector<std::pair<const char*, std::optional<std::string>>> saved_;
+};
+
+TEST(DelegatedTokenTest, LoadJwtConfig_TurnsDelegationOnOnlyWithTheDelegationSecret) {
+  ScopedEnv env;
+  env.Set("JWT_ALGORITHM", "HS256");
+  env.Set("JWT_KEY", kKey);
+  env.Set("JWT_KEY_FILE", "");
+  env.Set("SERVICE_TOKEN_SECRET", kServiceKey);
+  env.Set("SERVICE_TOKEN_SECRET_FILE", "");
+  env.Set("DELEGATION_TOKEN_SECRET", "");
+  env.Set("DELEGATION_TOKEN_SECRET_FILE", "");
+  env.Set(kDevInsecureDefaultsEnv, "0");
+  // Production without the secret: delegation off (the gateway's case).
+  absl::StatusOr<JwtConfig> off = LoadJwtConfig();
+  ASSERT_TRUE(off.ok()) << off.status();
+  EXPECT_TRUE(off->delegation_secret.empty());
+  EXPECT_TRUE(off->delegating_services.empty());
+  // With a private secret: integrations may delegate.
+  env.Set("DELEGATION_TOKEN_SECRET", kDelegationKey);
+  absl::StatusOr<JwtConfig> on = LoadJwtConfig();
+  ASSERT_TRUE(on.ok()) << on.status();
+  EXPECT_EQ(on->delegation_secret, kDelegationKey);
+  EXPECT_EQ(on->delegating_services, std::vector<std::string>{"integrations"});
+  // Short, public, or shared with another key: refused at start.
+  for (const char* bad : {"short", kDevDelegationSecret, kServiceKey, kKey}) {
+    env.Set("DELEGATION_TOKEN_SECRET", bad);
+    EXPECT_EQ(LoadJwtConfig().status().code(), absl::StatusCode::kFailedPrecondition) << bad;
+  }
+  // Development: the public development delegation secret (the test harness).
+  env.Set("DELEGATION_TOKEN_SECRET", "");
+  env.Set(kDevInsecureDefaultsEnv, "1");
+  absl::StatusOr<JwtConfig> dev = LoadJwtConfig();
+  ASSERT_TRUE(dev.ok()) << dev.status();
+  EXPECT_EQ(dev->delegation_secret, kDevDelegationSecret);
+  EXPECT_EQ(dev->delegating_services, std::vector<std::string>{"integrations"});
 }
 
 }  // namespace

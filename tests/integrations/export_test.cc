@@ -227,8 +227,10 @@ class ExportTest : public ::testing::Test {
 TEST_F(ExportTest, Delegation_KudosActsForTheDelegatedPersonOnlyUnderADelegatedToken) {
   const absl::Time now = absl::Now();
   const std::string secret = common::auth::kDevServiceSecret;
-  std::string as_alice =
-      *common::auth::MintDelegatedToken("integrations", kOrg, "alice", {"member"}, secret, now);
+  // Delegated tokens are signed with the delegation secret, never the service secret.
+  const std::string delegation_secret = common::auth::kDevDelegationSecret;
+  std::string as_alice = *common::auth::MintDelegatedToken("integrations", kOrg, "alice",
+                                                           {"member"}, delegation_secret, now);
   kudos::v1::Kudos sent;
   grpc::Status status = SendAs(as_alice, "slack-1", {"bob"}, &sent);
   ASSERT_TRUE(status.ok()) << status.error_message();
@@ -242,15 +244,21 @@ TEST_F(ExportTest, Delegation_KudosActsForTheDelegatedPersonOnlyUnderADelegatedT
   EXPECT_EQ(CreatePerson(plain_service, "mallory").error_code(),
             grpc::StatusCode::PERMISSION_DENIED);
 
-  std::string from_kudos =
-      *common::auth::MintDelegatedToken("kudos", kOrg, "alice", {"member"}, secret, now);
+  std::string service_signed =
+      *common::auth::MintDelegatedToken("integrations", kOrg, "alice", {"member"}, secret, now);
+  status = SendAs(service_signed, "slack-4", {"bob"});
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED) << status.error_message();
+
+  std::string from_kudos = *common::auth::MintDelegatedToken("kudos", kOrg, "alice", {"member"},
+                                                             delegation_secret, now);
   status = SendAs(from_kudos, "slack-3", {"bob"});
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_TRUE(absl::StrContains(status.error_message(), "may not act for people"))
       << status.error_message();
 
   std::string as_scim =
-      *common::auth::MintDelegatedToken("integrations", kOrg, "scim", {"admin"}, secret, now);
+      *common::auth::MintDelegatedToken("integrations", kOrg, "scim", {"admin"}, delegation_secret,
+                                        now);
   status = CreatePerson(as_scim, "erin");
   ASSERT_TRUE(status.ok()) << status.error_message();
 

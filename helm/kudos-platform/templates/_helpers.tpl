@@ -14,6 +14,14 @@ app.kubernetes.io/part-of: kudos-platform
 {{- end -}}
 {{- end -}}
 
+{{/* "true" when the service (dict "root" $ "name" "kudos") holds the delegation secret:
+     integrations mints delegated tokens, kudos and ledger accept them. Never the gateway. */}}
+{{- define "kudos.delegates" -}}
+{{- if and .root.Values.auth.delegation.existingSecret (or (eq .name "integrations") (eq .name "kudos") (eq .name "ledger")) -}}
+true
+{{- end -}}
+{{- end -}}
+
 {{/* Environment of every service: (dict "root" $ "name" "ledger"). Secrets come from files
      (JWT_KEY_FILE, SERVICE_TOKEN_SECRET_FILE, REDIS_PASSWORD_FILE), never the environment. */}}
 {{- define "kudos.env" -}}
@@ -27,6 +35,12 @@ app.kubernetes.io/part-of: kudos-platform
   value: /run/secrets/kudos/jwt-key
 - name: SERVICE_TOKEN_SECRET_FILE
   value: /run/secrets/kudos/service-token-secret
+{{- if include "kudos.delegates" . }}
+# Delegated tokens (integrations acting for a person): only the services that mint or
+# accept them hold this secret, never the gateway.
+- name: DELEGATION_TOKEN_SECRET_FILE
+  value: /run/secrets/delegation/delegation-token-secret
+{{- end }}
 # Never the public development secrets in a cluster.
 - name: KUDOS_DEV_INSECURE_DEFAULTS
   value: "0"
