@@ -55,8 +55,9 @@ ABSL_FLAG(int, call_timeout_ms, static_cast<int>(IntEnvOr("CALL_TIMEOUT_MS", 500
           "longest a unary call's Redis and ledger calls may take together when the client's "
           "deadline is later (or unset); each ledger call is also bounded by --ledger_timeout_ms");
 ABSL_FLAG(int, max_calls_in_flight, static_cast<int>(IntEnvOr("MAX_CALLS_IN_FLIGHT", 4096, 1)),
-          "unary calls served at once by this replica (callback calls hold no thread, so the "
-          "thread quota does not bound them); past it a call is RESOURCE_EXHAUSTED");
+          "unary calls served at once by each service of this replica (KudosService and "
+          "DirectoryService count their own; callback calls hold no thread, so the thread quota "
+          "does not bound them); past it a call is RESOURCE_EXHAUSTED");
 ABSL_FLAG(int, max_feed_orgs, static_cast<int>(IntEnvOr("MAX_FEED_ORGS", 100, 1)),
           "orgs with live feed watchers on this replica (each holds one Redis connection)");
 
