@@ -90,6 +90,10 @@ int main(int argc, char** argv) {
                                       "; accept errors will pause accepting"));
   }
   options.jwt = common::auth::JwtConfigFromEnvironment();
+  // Only the services the integrations service calls accept delegated tokens;
+  // the internet-facing gateway never does, not even with the development secret.
+  options.jwt.delegating_services.clear();
+  options.jwt.delegation_secret.clear();
 
   auto* server = new gateway::Gateway(options);
   absl::Status status = server->Start();
