@@ -3,6 +3,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/match.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "common/auth/auth.h"
@@ -181,9 +182,15 @@ void LedgerClient::SetAllowancePolicyAsync(const std::string& org,
 
 bool IsDefinitiveRefusal(const absl::Status& status) {
   switch (status.code()) {
+    case absl::StatusCode::kResourceExhausted:
+      // Only the post script's allowance refusal ("transfers[i]: …") is an
+      // answer about the transfers. Overload refusals (the ledger's bound on
+      // calls in flight, its Redis client's queue, gRPC's quota) come before
+      // the script's idempotency check, so the transfers of an earlier
+      // attempt may already be applied: the outcome is unknown.
+      return absl::StartsWith(status.message(), "transfers[");
     case absl::StatusCode::kInvalidArgument:
     case absl::StatusCode::kFailedPrecondition:
-    case absl::StatusCode::kResourceExhausted:
     case absl::StatusCode::kAlreadyExists:
     case absl::StatusCode::kPermissionDenied:
     case absl::StatusCode::kNotFound:

@@ -1,4 +1,5 @@
 #include "services/kudos/kudos_rules.h"
+#include "services/kudos/ledger_client.h"
 
 #include <gtest/gtest.h>
 
@@ -219,3 +220,18 @@ TEST(KudosRulesTest, ValidateId_RejectsSeparatorsAndLongIds) {
 
 }  // namespace
 }  // namespace kudos
+
+// The ledger answers RESOURCE_EXHAUSTED both for an allowance refusal (a
+// final answer about the transfers) and for overload before its script ran
+// (the transfers of an earlier attempt may be applied): only the first may
+// abort a kudos, or points would be charged without a kudos.
+TEST(LedgerRefusalTest, IsDefinitiveRefusal_OnlyTheAllowanceRefusalOfResourceExhaustedIsFinal) {
+  EXPECT_TRUE(kudos::IsDefinitiveRefusal(absl::ResourceExhaustedError(
+      "transfers[0]: allowance of 'alice' exhausted: 100 of 100 spent in 2026-11, 5 requested")));
+  EXPECT_FALSE(kudos::IsDefinitiveRefusal(absl::ResourceExhaustedError(
+      "ledger: 4096 calls in flight, the most one replica serves at once; retry shortly")));
+  EXPECT_FALSE(kudos::IsDefinitiveRefusal(absl::ResourceExhaustedError("Server Threadpool Exhausted")));
+  EXPECT_TRUE(kudos::IsDefinitiveRefusal(absl::FailedPreconditionError("transfers[0]: insufficient")));
+  EXPECT_FALSE(kudos::IsDefinitiveRefusal(absl::UnavailableError("ledger down")));
+  EXPECT_FALSE(kudos::IsDefinitiveRefusal(absl::DeadlineExceededError("late")));
+}
