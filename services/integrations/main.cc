@@ -63,6 +63,9 @@ int main(int argc, char** argv) {
   options.delegation_secret = jwt.delegation_secret;
   options.allow_insecure_http = absl::GetFlag(FLAGS_allow_insecure_http) ||
                                 EnvOr(common::auth::kDevInsecureDefaultsEnv, "") == "1";
+  // This service mints delegated tokens; it never accepts them (its admin RPCs
+  // take people's own tokens only), so a leaked one cannot reach them.
+  jwt.delegating_services.clear();
   common::auth::Authenticator auth(jwt);
   integrations::Host host(std::move(options), pool,
                           common::auth::Guard(auth, common::ratelimit::OptionsFromFlags()));
