@@ -29,6 +29,7 @@
 #include "ledger/v1/ledger.grpc.pb.h"
 #include "tests/harness/eventually.h"
 #include "tests/harness/process.h"
+#include "tests/harness/stall.h"
 #include "tests/harness/tokens.h"
 
 namespace {
@@ -40,106 +41,11 @@ using harness::MintToken;
 
 constexpr char kOrg[] = "acme";
 
-// Health/Check of the server, hand-encoded (no generated health stub in
-// Debian): "SERVING", or what went wrong.
-std::string HealthStatus(const std::string& address, std::chrono::milliseconds timeout) {
-  grpc::GenericStub stub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
-  grpc::Slice empty_message("");  // HealthCheckRequest{} (a null buffer is not a message)
-  grpc::ByteBuffer request(&empty_message, 1);
-  grpc::ByteBuffer response;
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + timeout);
-  std::promise<grpc::Status> done;
-  stub.UnaryCall(&context, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request,
-                 &response, [&](grpc::Status status) { done.set_value(status); });
-  grpc::Status status = done.get_future().get();
-  if (!status.ok()) {
-    return "error " + std::to_string(status.error_code()) + " " + status.error_message();
-  }
-  std::vector<grpc::Slice> slices;
-  if (!response.Dump(&slices).ok()) return "undecodable";
-  std::string body;
-  for (const grpc::Slice& s : slices) body.append(reinterpret_cast<const char*>(s.begin()), s.size());
-  return body == std::string("\x08\x01", 2) ? "SERVING" : "not serving";
-}
-
-// redis-server's pid, from INFO server (the harness keeps its pid private).
-pid_t RedisPid(const harness::RedisServer& redis) {
-  common::redis::Endpoint endpoint;
-  endpoint.port = redis.port();
-  common::redis::Connection connection(endpoint, 10s);
-  absl::StatusOr<common::redis::Reply> info = connection.Run({"INFO", "server"});
-  if (!info.ok()) return -1;
-  for (absl::string_view line : absl::StrSplit(info->str, "\r\n")) {
-    int64_t pid = 0;
-    if (absl::ConsumePrefix(&line, "process_id:") && absl::SimpleAtoi(line, &pid)) {
-      return static_cast<pid_t>(pid);
-    }
-  }
-  return -1;
-}
-
-// The pid of the service started with --listen=<address> (a child of this
-// test: its port is unique on the machine while it runs).
-pid_t ServicePid(const std::string& address) {
-  const std::string wanted = "--listen=" + address;
-  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
-    int64_t pid = 0;
-    if (!absl::SimpleAtoi(entry.path().filename().string(), &pid)) continue;
-    std::ifstream file(entry.path() / "cmdline", std::ios::binary);
-    std::string cmdline((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
-    for (absl::string_view arg : absl::StrSplit(cmdline, '\0')) {
-      if (arg == wanted) return static_cast<pid_t>(pid);
-    }
-  }
-  return -1;
-}
-
-// Whether every thread of `pid` is stopped ('T' in /proc/<pid>/task/<tid>/stat).
-bool AllThreadsStopped(pid_t pid) {
-  const std::filesystem::path tasks = "/proc/" + std::to_string(pid) + "/task";
-  std::error_code error;
-  int threads = 0;
-  for (const auto& entry : std::filesystem::directory_iterator(tasks, error)) {
-    std::ifstream file(entry.path() / "stat");
-    std::string stat((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
-    // "tid (comm) S ...": the state follows the last ')' (comm may hold one).
-    const size_t paren = stat.rfind(')');
-    if (paren == std::string::npos || paren + 2 >= stat.size() || stat[paren + 2] != 'T') {
-      return false;
-    }
-    ++threads;
-  }
-  return !error && threads > 0;
-}
-
-// SIGSTOP, then waits until the process has really stopped: kill() only
-// queues the signal, and until one of its threads takes it the others keep
-// running (on a loaded machine, long enough to answer a call). SIGCONT on
-// scope exit, so a failed assertion never leaves a process stopped.
-class Paused {
- public:
-  explicit Paused(pid_t pid) : pid_(pid) {
-    kill(pid_, SIGSTOP);
-    stopped_ = Eventually([&] { return AllThreadsStopped(pid_); }, 30s);
-  }
-  ~Paused() { Resume(); }
-  // False if the process was still running 30 s after SIGSTOP.
-  bool stopped() const { return stopped_; }
-  void Resume() {
-    if (pid_ > 0) kill(pid_, SIGCONT);
-    pid_ = -1;
-  }
-
- private:
-  pid_t pid_;
-  bool stopped_ = false;
-};
-
-bool FailedOnTime(const grpc::Status& status) {
-  return status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED ||
-         status.error_code() == grpc::StatusCode::UNAVAILABLE;
-}
+using harness::FailedOnTime;
+using harness::HealthStatus;
+using harness::Paused;
+using harness::RedisPid;
+using harness::ServicePid;
 
 class KudosAsyncTest : public ::testing::Test {
  protected:

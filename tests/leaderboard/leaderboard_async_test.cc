@@ -22,6 +22,7 @@
 #include "services/leaderboard/blocking_worker.h"
 #include "tests/harness/eventually.h"
 #include "tests/harness/process.h"
+#include "tests/harness/stall.h"
 #include "tests/harness/tokens.h"
 #include "tests/leaderboard/event_writer.h"
 
@@ -39,58 +40,11 @@ v1::Board AllTimePoints() {
   return board;
 }
 
-// Health/Check of the server ("" = the server itself), hand-encoded: no
-// generated health stub in Debian. "SERVING", or what went wrong.
-std::string HealthStatus(const std::string& address, std::chrono::milliseconds timeout) {
-  grpc::GenericStub stub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
-  grpc::Slice empty{std::string()};  // HealthCheckRequest{service: ""}
-  grpc::ByteBuffer request(&empty, 1);
-  grpc::ByteBuffer response;
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + timeout);
-  std::promise<grpc::Status> done;
-  stub.UnaryCall(&context, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request,
-                 &response, [&](grpc::Status status) { done.set_value(status); });
-  grpc::Status status = done.get_future().get();
-  if (!status.ok()) {
-    return "error " + std::to_string(status.error_code()) + " " + status.error_message();
-  }
-  std::vector<grpc::Slice> slices;
-  if (!response.Dump(&slices).ok()) return "undecodable";
-  std::string body;
-  for (const grpc::Slice& s : slices) body.append(reinterpret_cast<const char*>(s.begin()), s.size());
-  return body == std::string("\x08\x01", 2) ? "SERVING" : "not serving";
-}
-
-// redis-server's pid, from INFO server (the harness keeps its pid private).
-pid_t RedisPid(const harness::RedisServer& redis) {
-  common::redis::Endpoint endpoint;
-  endpoint.port = redis.port();
-  common::redis::Connection connection(endpoint, 10s);
-  absl::StatusOr<common::redis::Reply> info = connection.Run({"INFO", "server"});
-  if (!info.ok()) return -1;
-  for (absl::string_view line : absl::StrSplit(info->str, "\r\n")) {
-    int64_t pid = 0;
-    if (absl::ConsumePrefix(&line, "process_id:") && absl::SimpleAtoi(line, &pid)) {
-      return static_cast<pid_t>(pid);
-    }
-  }
-  return -1;
-}
-
-// SIGCONT on scope exit, so a failed assertion never leaves Redis stopped.
-class Paused {
- public:
-  explicit Paused(pid_t pid) : pid_(pid) { kill(pid_, SIGSTOP); }
-  ~Paused() { Resume(); }
-  void Resume() {
-    if (pid_ > 0) kill(pid_, SIGCONT);
-    pid_ = -1;
-  }
-
- private:
-  pid_t pid_;
-};
+using harness::FailedOnTime;
+using harness::HealthStatus;
+using harness::Paused;
+using harness::RedisPid;
+using harness::ServicePid;
 
 class LeaderboardAsyncTest : public ::testing::Test {
  protected:
@@ -135,11 +89,6 @@ class LeaderboardAsyncTest : public ::testing::Test {
   std::string member_;
 };
 
-bool FailedOnTime(const grpc::Status& status) {
-  return status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED ||
-         status.error_code() == grpc::StatusCode::UNAVAILABLE;
-}
-
 // A Redis stall (SIGSTOP for at least 3 s): board reads end by the
 // service's own Redis deadline (--redis_timeout_ms, well before the client's
 // 30 s) with DEADLINE_EXCEEDED or UNAVAILABLE, the health check keeps
@@ -161,6 +110,7 @@ TEST_F(LeaderboardAsyncTest,
   std::vector<std::string> health;
   {
     Paused paused(pid);
+    ASSERT_TRUE(paused.stopped()) << "redis-server still running 30 s after SIGSTOP";
     auto stalled_at = std::chrono::steady_clock::now();
     std::vector<std::thread> callers;
     for (int i = 0; i < kCalls; ++i) {

@@ -26,6 +26,7 @@
 #include "absl/strings/strip.h"
 #include "common/redis/redis_client.h"
 #include "tests/harness/eventually.h"
+#include "tests/harness/stall.h"
 #include "tests/ledger/ledger_test_util.h"
 
 namespace ledger_test {
@@ -38,63 +39,11 @@ using ledger::v1::PostTransfersResponse;
 
 constexpr char kOrg[] = "acme";
 
-// Health/Check, hand-encoded (no generated health stub in Debian):
-// "SERVING", or what went wrong.
-std::string HealthStatus(const std::string& address, std::chrono::milliseconds timeout) {
-  grpc::GenericStub stub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
-  grpc::Slice empty("");  // HealthCheckRequest{service: ""}
-  grpc::ByteBuffer request(&empty, 1);
-  grpc::ByteBuffer response;
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + timeout);
-  std::promise<grpc::Status> done;
-  stub.UnaryCall(&context, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request,
-                 &response, [&](grpc::Status status) { done.set_value(status); });
-  grpc::Status status = done.get_future().get();
-  if (!status.ok()) return absl::StrCat("error ", status.error_code(), " ", status.error_message());
-  std::vector<grpc::Slice> slices;
-  if (!response.Dump(&slices).ok()) return "undecodable";
-  std::string body;
-  for (const grpc::Slice& s : slices) body.append(reinterpret_cast<const char*>(s.begin()), s.size());
-  return body == std::string("\x08\x01", 2) ? "SERVING" : "not serving";
-}
-
-// redis-server's pid, from INFO server (the harness keeps its pid private).
-pid_t RedisPid(const harness::RedisServer& redis) {
-  common::redis::Endpoint endpoint;
-  endpoint.port = redis.port();
-  common::redis::Connection connection(endpoint, 10s);
-  absl::StatusOr<common::redis::Reply> info = connection.Run({"INFO", "server"});
-  if (!info.ok()) return -1;
-  for (absl::string_view line : absl::StrSplit(info->str, "\r\n")) {
-    int64_t pid = 0;
-    if (absl::ConsumePrefix(&line, "process_id:") && absl::SimpleAtoi(line, &pid)) {
-      return static_cast<pid_t>(pid);
-    }
-  }
-  return -1;
-}
-
-// SIGCONT on scope exit, so a failed assertion never leaves Redis stopped.
-class Paused {
- public:
-  explicit Paused(pid_t pid) : pid_(pid) {
-    if (pid_ > 0) kill(pid_, SIGSTOP);
-  }
-  ~Paused() { Resume(); }
-  void Resume() {
-    if (pid_ > 0) kill(pid_, SIGCONT);
-    pid_ = -1;
-  }
-
- private:
-  pid_t pid_;
-};
-
-bool FailedOnTime(const grpc::Status& status) {
-  return status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED ||
-         status.error_code() == grpc::StatusCode::UNAVAILABLE;
-}
+using harness::FailedOnTime;
+using harness::HealthStatus;
+using harness::Paused;
+using harness::RedisPid;
+using harness::ServicePid;
 
 // A redis-server and a ledger_server with `flags`, four sync threads at most.
 class AsyncLedger {
@@ -262,6 +211,7 @@ TEST(LedgerAsyncTest, RedisStall_CallsFailOnTimeHealthKeepsAnsweringAndAllRecove
   std::vector<std::string> health;
   {
     Paused paused(redis_pid);
+    ASSERT_TRUE(paused.stopped()) << "redis-server still running 30 s after SIGSTOP";
     const auto stopped_at = std::chrono::steady_clock::now();
     std::vector<std::thread> callers;
     for (int i = 0; i < kCalls; ++i) {
@@ -342,6 +292,7 @@ TEST(LedgerAsyncTest, CallsInFlight_PastTheBoundAreResourceExhaustedAndHeldOnesC
   std::vector<std::thread> callers;
   {
     Paused paused(redis_pid);
+    ASSERT_TRUE(paused.stopped()) << "redis-server still running 30 s after SIGSTOP";
     for (int i = 0; i < kCalls; ++i) {
       callers.emplace_back([&, i] {
         statuses[i] = env.Balance("bob", nullptr, 60s);
