@@ -433,8 +433,10 @@ TEST_F(UnaryTest, Unary_ARateLimitRefusalKeepsItsRetryTrailers) {
   UnaryCalls calls(DevGuard(limits), Options(10s));
   service_->Set(&calls, [&](Call&, auto, auto) { return absl::OkStatus(); });
   ASSERT_TRUE(List().ok());
+  // The trailers are views into the call's context: keep it alive.
   std::multimap<grpc::string_ref, grpc::string_ref> trailers;
-  grpc::Status refused = List(nullptr, 30s, nullptr, &trailers);
+  std::unique_ptr<grpc::ClientContext> context;
+  grpc::Status refused = List(nullptr, 30s, nullptr, &trailers, &context);
   EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_EQ(trailers.count(common::auth::kRetryAfterMetadata), 1u);
   EXPECT_TRUE(AllFinished(calls));

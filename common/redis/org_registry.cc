@@ -1,0 +1,1 @@
+#include "common/redis/org_registry.h"
