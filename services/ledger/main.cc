@@ -1,4 +1,5 @@
-// ledger_server: the points ledger (LedgerService). Flags and wiring only.
+// ledger_server: the points ledger (LedgerService) and the rewards catalog
+// (RewardsService, issue 18). Flags and wiring only.
 #include <functional>
 #include <string>
 #include <thread>
@@ -17,6 +18,8 @@
 #include "services/ledger/ledger_archive.h"
 #include "services/ledger/ledger_service.h"
 #include "services/ledger/ledger_store.h"
+#include "services/ledger/rewards_service.h"
+#include "services/ledger/rewards_store.h"
 
 using common::config::EnvOr;
 using common::config::IntEnvOr;
@@ -86,11 +89,19 @@ int main(int argc, char** argv) {
   // Rate limits: --rate_limit_* flags (common/ratelimit/rate_limit.h).
   ledger::LedgerServiceImpl service(
       common::auth::Guard(auth, common::ratelimit::OptionsFromFlags()), store, service_options);
+  // The rewards catalog (issue 18): same Redis client, limits and bounds.
+  ledger::RewardsStore rewards_store(redis);
+  ledger::RewardsServiceOptions rewards_options;
+  rewards_options.call_timeout = pool_options->timeout;
+  rewards_options.max_calls_in_flight = static_cast<int>(max_calls_in_flight);
+  ledger::RewardsServiceImpl rewards(
+      common::auth::Guard(auth, common::ratelimit::OptionsFromFlags()), rewards_store,
+      rewards_options);
 
   common::grpc_util::ServerOptions options;
   options.address = absl::GetFlag(FLAGS_listen);
   options.service_name = "ledger";
-  options.services = {&service};
+  options.services = {&service, &rewards};
   // The largest valid PostTransfers (100 transfers with 16 tags of 256-byte
   // keys and values each) is about 1 MB; leave room so a valid request is
   // never refused by the transport with RESOURCE_EXHAUSTED, which callers
