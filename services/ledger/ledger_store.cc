@@ -4,7 +4,9 @@
 #include <chrono>
 #include <memory>
 
+#include "absl/flags/flag.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -12,6 +14,7 @@
 #include "absl/synchronization/notification.h"
 #include "common/audit.h"
 #include "common/check/check.h"
+#include "common/config/env.h"
 #include "common/grpc/steps.h"
 #include "services/ledger/ledger_archive.h"
 #include "kLedgerAdjustLua.h"
@@ -21,7 +24,34 @@
 #include "kLedgerPostLua.h"
 #include "kLedgerRedemptionLua.h"
 
+ABSL_FLAG(int64_t, redis_wait_replicas, common::config::IntEnvOr("REDIS_WAIT_REPLICAS", 0),
+          "replicas that must acknowledge each ledger write (WAIT after the write script, same "
+          "connection) before the call succeeds; fewer within --redis_wait_timeout_ms: "
+          "UNAVAILABLE (retry with the same ids is safe); 0 = off (env REDIS_WAIT_REPLICAS)");
+ABSL_FLAG(int64_t, redis_wait_timeout_ms, common::config::IntEnvOr("REDIS_WAIT_TIMEOUT_MS", 500),
+          "how long a ledger write waits for --redis_wait_replicas acknowledgements (at most "
+          "3/4 of the call's time left); it also holds the other calls of that Redis "
+          "connection meanwhile (env REDIS_WAIT_TIMEOUT_MS)");
+
 namespace ledger {
+
+absl::StatusOr<WriteConcern> WriteConcernFromFlags() {
+  int64_t replicas = absl::GetFlag(FLAGS_redis_wait_replicas);
+  int64_t timeout_ms = absl::GetFlag(FLAGS_redis_wait_timeout_ms);
+  if (replicas < 0 || replicas > 100) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--redis_wait_replicas (REDIS_WAIT_REPLICAS) must be 0..100, got ", replicas));
+  }
+  if (timeout_ms < 1 || timeout_ms > 60000) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--redis_wait_timeout_ms (REDIS_WAIT_TIMEOUT_MS) must be 1..60000, got ", timeout_ms));
+  }
+  WriteConcern concern;
+  concern.replicas = static_cast<int>(replicas);
+  concern.timeout = std::chrono::milliseconds(timeout_ms);
+  return concern;
+}
+
 namespace {
 
 using common::grpc_util::Done;
@@ -260,16 +290,18 @@ void CheckLinkedResult(const std::vector<const Transfer*>& requested,
 
 }  // namespace
 
-LedgerStore::LedgerStore(common::redis::AsyncClient& redis)
+LedgerStore::LedgerStore(common::redis::AsyncClient& redis, WriteConcern write_concern)
     : redis_(&redis),
+      write_concern_(write_concern),
       post_("ledger_post", WithLib(kLedgerPostLua)),
       adjust_("ledger_adjust", WithLib(kLedgerAdjustLua)),
       redemption_("ledger_redemption", WithLib(kLedgerRedemptionLua)),
       balance_("ledger_balance", WithLib(kLedgerBalanceLua)),
       list_("ledger_list", WithLib(kLedgerListLua)) {}
 
-LedgerStore::LedgerStore(common::redis::Pool& pool)
+LedgerStore::LedgerStore(common::redis::Pool& pool, WriteConcern write_concern)
     : pool_(&pool),
+      write_concern_(write_concern),
       post_("ledger_post", WithLib(kLedgerPostLua)),
       adjust_("ledger_adjust", WithLib(kLedgerAdjustLua)),
       redemption_("ledger_redemption", WithLib(kLedgerRedemptionLua)),
@@ -299,6 +331,93 @@ void LedgerStore::Eval(const common::redis::Script& script, std::vector<std::str
     return redis_->EvalSha(script, std::move(keys), std::move(args), deadline, std::move(done));
   }
   std::move(done)(pool_->Eval(script, keys, args));
+}
+
+void LedgerStore::EvalWrite(const common::redis::Script& script, std::vector<std::string> keys,
+                            std::vector<std::string> args, Deadline deadline,
+                            common::redis::ReplyCallback done) {
+  if (write_concern_.replicas == 0) {
+    return Eval(script, std::move(keys), std::move(args), deadline, std::move(done));
+  }
+  EvalWaited(script, std::move(keys), std::move(args), deadline, /*load_script=*/false,
+             std::move(done));
+}
+
+common::redis::Command LedgerStore::WaitCommand(Deadline deadline) const {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - std::chrono::steady_clock::now());
+  int64_t wait_ms = std::min<int64_t>(write_concern_.timeout.count(), left.count() * 3 / 4);
+  wait_ms = std::max<int64_t>(wait_ms, 1);
+  KUDOS_CHECK(wait_ms >= 1, "WAIT 0 would block the connection forever");
+  return {"WAIT", absl::StrCat(write_concern_.replicas), absl::StrCat(wait_ms)};
+}
+
+absl::Status LedgerStore::Acknowledged(const absl::StatusOr<Reply>& wait,
+                                       const common::redis::Command& wait_command) const {
+  const int replicas = write_concern_.replicas;
+  if (!wait.ok()) {
+    return absl::UnavailableError(absl::StrCat(
+        "ledger: waiting for ", replicas, " replicas to acknowledge the write failed (",
+        wait.status().message(),
+        "); the write may be applied: retry with the same ids (safe)"));
+  }
+  if (wait->type == Reply::Type::kInteger && wait->integer >= replicas) return absl::OkStatus();
+  return absl::UnavailableError(absl::StrCat(
+      "ledger: the write was applied on the primary but ", wait->integer, " of ", replicas,
+      " replicas acknowledged it within ", wait_command[2],
+      " ms (--redis_wait_replicas); a failover now could lose it: retry with the same ids "
+      "(safe)"));
+}
+
+void LedgerStore::EvalWaited(const common::redis::Script& script, std::vector<std::string> keys,
+                             std::vector<std::string> args, Deadline deadline, bool load_script,
+                             common::redis::ReplyCallback done) {
+  KUDOS_CHECK(!keys.empty() && absl::EndsWith(keys[0], "}:"),
+              "a ledger write script's first key is the org's prefix");
+  // In one transaction so a MOVED/ASK redirects all of it, WAIT included
+  // (the client re-sends a pipeline holding MULTI as a whole).
+  std::vector<common::redis::Command> commands = {{"MULTI"}};
+  if (load_script) commands.push_back({"SCRIPT", "LOAD", script.source()});
+  common::redis::Command eval = {"EVALSHA", script.sha(), absl::StrCat(keys.size())};
+  eval.insert(eval.end(), keys.begin(), keys.end());
+  eval.insert(eval.end(), args.begin(), args.end());
+  commands.push_back(std::move(eval));
+  commands.push_back({"INCR", keys[0] + "wait_mark"});
+  commands.push_back({"EXEC"});
+  commands.push_back(WaitCommand(deadline));
+  common::redis::Command wait_command = commands.back();
+  const size_t exec = commands.size() - 2;
+  Pipeline(
+      std::move(commands), deadline,
+      [this, &script, keys = std::move(keys), args = std::move(args), deadline, load_script,
+       exec, wait_command = std::move(wait_command), done = std::move(done)](
+          absl::StatusOr<common::redis::PipelineReplies> replies) mutable {
+        if (!replies.ok()) return std::move(done)(replies.status());
+        KUDOS_CHECK(replies->size() == exec + 2, "one reply per command of the pipeline");
+        auto noscript = [](const absl::StatusOr<Reply>& reply) {
+          return absl::IsNotFound(reply.status()) && reply.status().message() == "NOSCRIPT";
+        };
+        bool missing = false;
+        for (size_t i = 1; i <= exec; ++i) missing = missing || noscript((*replies)[i]);
+        if (missing && !load_script) {
+          // A node that never ran it (first call, restart, failover, flush).
+          return EvalWaited(script, std::move(keys), std::move(args), deadline,
+                            /*load_script=*/true, std::move(done));
+        }
+        for (size_t i = 0; i < exec; ++i) {
+          if (!(*replies)[i].ok()) return std::move(done)((*replies)[i].status());
+        }
+        if (absl::Status acked = Acknowledged((*replies)[exec + 1], wait_command); !acked.ok()) {
+          return std::move(done)(std::move(acked));
+        }
+        absl::StatusOr<Reply>& result = (*replies)[exec];
+        if (!result.ok()) return std::move(done)(result.status());  // the script's refusal
+        const size_t script_at = load_script ? 1 : 0;
+        if (result->type != Reply::Type::kArray || result->elements.size() != script_at + 2) {
+          return std::move(done)(Malformed("transaction reply"));
+        }
+        std::move(done)(std::move(result->elements[script_at]));
+      });
 }
 
 void LedgerStore::RegisterOrgThen(absl::string_view org, Deadline deadline,
@@ -408,12 +527,22 @@ void LedgerStore::SetPolicy(absl::string_view org, absl::string_view audit_actor
     commands.push_back(std::move(audit));
   }
   commands.push_back({"EXEC"});
+  // With a write concern, WAIT after the transaction (ledger_store.h).
+  const bool wait = write_concern_.replicas > 0;
+  common::redis::Command wait_command;
+  if (wait) {
+    wait_command = WaitCommand(deadline);
+    commands.push_back(wait_command);
+  }
   Pipeline(std::move(commands), deadline,
-           [done = std::move(done)](absl::StatusOr<common::redis::PipelineReplies> replies) mutable {
+           [this, wait, wait_command = std::move(wait_command), done = std::move(done)](
+               absl::StatusOr<common::redis::PipelineReplies> replies) mutable {
              if (!replies.ok()) return std::move(done)(replies.status());
-             for (const absl::StatusOr<Reply>& reply : *replies) {
-               if (!reply.ok()) return std::move(done)(reply.status());
+             const size_t writes = replies->size() - (wait ? 1 : 0);
+             for (size_t i = 0; i < writes; ++i) {
+               if (!(*replies)[i].ok()) return std::move(done)((*replies)[i].status());
              }
+             if (wait) return std::move(done)(Acknowledged(replies->back(), wait_command));
              std::move(done)(absl::OkStatus());
            });
 }
@@ -524,7 +653,8 @@ void LedgerStore::Post(absl::string_view org, std::vector<std::pair<int, Transfe
           requested.push_back(&transfer);
         }
         CheckDoubleEntry(requested);
-        Eval(post_, {Prefix(org)}, std::move(args), deadline, Into(&state->reply, std::move(step)));
+        EvalWrite(post_, {Prefix(org)}, std::move(args), deadline,
+                  Into(&state->reply, std::move(step)));
       });
   std::move(steps).Run([state, done = std::move(done)](absl::Status status) mutable {
     if (!status.ok()) return std::move(done)(status);
@@ -871,8 +1001,8 @@ void LedgerStore::EvalRedemption(absl::string_view org, absl::string_view op, ab
                                    std::string(redemption_id), absl::StrCat(audit.size())};
   args.insert(args.end(), audit.begin(), audit.end());
   for (std::string& arg : op_args) args.push_back(std::move(arg));
-  Eval(redemption_, {Prefix(org), common::audit::StreamKey(org)}, std::move(args), deadline,
-       std::move(done));
+  EvalWrite(redemption_, {Prefix(org), common::audit::StreamKey(org)}, std::move(args), deadline,
+            std::move(done));
 }
 
 void LedgerStore::Adjust(absl::string_view org, absl::string_view actor,
@@ -936,8 +1066,8 @@ void LedgerStore::Adjust(absl::string_view org, absl::string_view actor,
       org, deadline,
       [this, keys = std::vector<std::string>{Prefix(org), common::audit::StreamKey(org)},
        args = std::move(args), deadline, parse = std::move(parse), shared_done]() mutable {
-        Eval(adjust_, std::move(keys), std::move(args), deadline,
-             Parsed(std::move(*shared_done), std::move(parse)));
+        EvalWrite(adjust_, std::move(keys), std::move(args), deadline,
+                  Parsed(std::move(*shared_done), std::move(parse)));
       },
       [shared_done](absl::Status status) { std::move(*shared_done)(std::move(status)); });
 }

@@ -9,6 +9,7 @@
 // composes the domain error messages from what the scripts report.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -54,12 +55,30 @@ using Callback = absl::AnyInvocable<void(absl::StatusOr<T>) &&>;
 using StatusCallback = absl::AnyInvocable<void(absl::Status) &&>;
 using common::redis::Deadline;
 
+// How many replicas must have a ledger write before the call is
+// acknowledged. Redis replicates asynchronously: a primary that fails right
+// after a write may take it with it. With `replicas` > 0 every write (a
+// script, or the policy's MULTI) goes out as MULTI, the write, EXEC, then
+// `WAIT replicas timeout` on the same connection (one round trip); fewer
+// acknowledgements than asked make the call UNAVAILABLE (the write may be
+// there: a retry with the same ids is safe). Note that WAIT holds the
+// connection it is sent on, so while a replica lags, the other calls of that
+// connection (same loop, same primary) wait up to `timeout` too.
+struct WriteConcern {
+  int replicas = 0;  // 0: no WAIT
+  std::chrono::milliseconds timeout{500};
+};
+// --redis_wait_replicas (env REDIS_WAIT_REPLICAS, 0..100) and
+// --redis_wait_timeout_ms (REDIS_WAIT_TIMEOUT_MS, 1..60000); INVALID_ARGUMENT
+// naming the flag when out of range.
+absl::StatusOr<WriteConcern> WriteConcernFromFlags();
+
 class LedgerStore {
  public:
   // The service: non-blocking, pipelined calls.
-  explicit LedgerStore(common::redis::AsyncClient& redis);
+  explicit LedgerStore(common::redis::AsyncClient& redis, WriteConcern write_concern = {});
   // Tests and tools: the blocking pool; callbacks run inside the call.
-  explicit LedgerStore(common::redis::Pool& pool);
+  explicit LedgerStore(common::redis::Pool& pool, WriteConcern write_concern = {});
 
   // "ledger:{org}:"
   static std::string Prefix(absl::string_view org);
@@ -137,6 +156,27 @@ class LedgerStore {
   void Eval(const common::redis::Script& script, std::vector<std::string> keys,
             std::vector<std::string> args, Deadline deadline, common::redis::ReplyCallback done);
 
+  // A write script: Eval, or with a write concern, one pipeline of MULTI,
+  // [SCRIPT LOAD,] EVALSHA, INCR of the org's wait mark, EXEC, WAIT; the
+  // script's reply once enough replicas acknowledged (else UNAVAILABLE).
+  // The mark makes every call move the connection's replication offset, so
+  // WAIT also covers a retry that finds its write already applied (by
+  // another connection, perhaps not yet replicated).
+  void EvalWrite(const common::redis::Script& script, std::vector<std::string> keys,
+                 std::vector<std::string> args, Deadline deadline,
+                 common::redis::ReplyCallback done);
+  void EvalWaited(const common::redis::Script& script, std::vector<std::string> keys,
+                  std::vector<std::string> args, Deadline deadline, bool load_script,
+                  common::redis::ReplyCallback done);
+  // WAIT replicas ms: the concern's timeout, at most 3/4 of the time left
+  // before `deadline` (so the answer says why before the deadline passes),
+  // never 0 (which would wait forever).
+  common::redis::Command WaitCommand(Deadline deadline) const;
+  // OK when WAIT's reply counts enough replicas; UNAVAILABLE saying how many
+  // did otherwise.
+  absl::Status Acknowledged(const absl::StatusOr<common::redis::Reply>& wait,
+                            const common::redis::Command& wait_command) const;
+
   // SADD platform:orgs, then the write (see the README: an org with an
   // outbox is always registered).
   void RegisterOrgThen(absl::string_view org, Deadline deadline,
@@ -159,6 +199,7 @@ class LedgerStore {
 
   common::redis::AsyncClient* redis_ = nullptr;  // one of the two
   common::redis::Pool* pool_ = nullptr;
+  WriteConcern write_concern_;
   common::redis::Script post_;
   common::redis::Script adjust_;
   common::redis::Script redemption_;
