@@ -11,7 +11,8 @@ using common::config::EnvOr;
 using common::config::IntEnvOr;
 
 ABSL_FLAG(std::string, redis, EnvOr("REDIS_ADDR", "127.0.0.1:6379"),
-          "Redis host:port (env REDIS_ADDR)");
+          "Redis host:port, or a comma-separated list of a cluster's seed nodes "
+          "(host:port,host:port; standalone or cluster is detected) (env REDIS_ADDR)");
 ABSL_FLAG(int, redis_pool_size, static_cast<int>(IntEnvOr("REDIS_POOL_SIZE", 16, 1)),
           "Redis connections in the pool (env REDIS_POOL_SIZE)");
 ABSL_FLAG(int, redis_timeout_ms, static_cast<int>(IntEnvOr("REDIS_TIMEOUT_MS", 2000, 1)),
@@ -53,16 +54,18 @@ absl::StatusOr<Credentials> CredentialsFromFlags() {
 absl::StatusOr<Credentials> RedisCredentialsFromFlags() { return CredentialsFromFlags(); }
 
 absl::StatusOr<PoolOptions> PoolOptionsFromFlags() {
-  absl::StatusOr<Endpoint> endpoint = ParseEndpoint(absl::GetFlag(FLAGS_redis));
-  if (!endpoint.ok()) return endpoint.status();
   absl::StatusOr<Credentials> credentials = CredentialsFromFlags();
   if (!credentials.ok()) return credentials.status();
-  endpoint->credentials = *std::move(credentials);
-  PoolOptions options;
-  options.endpoint = *endpoint;
-  options.size = absl::GetFlag(FLAGS_redis_pool_size);
-  options.timeout = std::chrono::milliseconds(absl::GetFlag(FLAGS_redis_timeout_ms));
-  absl::Status verified = VerifyCredentials(options.endpoint, options.timeout);
+  absl::StatusOr<PoolOptions> options =
+      PoolOptionsFor(absl::GetFlag(FLAGS_redis), *std::move(credentials));
+  if (!options.ok()) return options.status();
+  options->size = absl::GetFlag(FLAGS_redis_pool_size);
+  options->timeout = std::chrono::milliseconds(absl::GetFlag(FLAGS_redis_timeout_ms));
+  // The credentials are checked on the first seed that answers.
+  absl::Status verified = VerifyCredentials(options->endpoint, options->timeout);
+  for (size_t i = 0; absl::IsUnavailable(verified) && i < options->more_seeds.size(); ++i) {
+    verified = VerifyCredentials(options->more_seeds[i], options->timeout);
+  }
   if (absl::IsUnavailable(verified)) {
     common::log::Warning(absl::StrCat(verified.message(), "; connecting later"));
   } else if (!verified.ok()) {

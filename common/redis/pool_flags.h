@@ -1,6 +1,7 @@
 // The flags every service reads its Redis connection from (each default
-// from the environment): --redis (REDIS_ADDR), --redis_pool_size
-// (REDIS_POOL_SIZE), --redis_timeout_ms (REDIS_TIMEOUT_MS), and the
+// from the environment): --redis (REDIS_ADDR: host:port, or a comma-separated
+// list of a cluster's seed nodes), --redis_pool_size (REDIS_POOL_SIZE,
+// connections per node), --redis_timeout_ms (REDIS_TIMEOUT_MS), and the
 // credentials: --redis_user (REDIS_USERNAME), --redis_password_file
 // (REDIS_PASSWORD_FILE) or the password itself in REDIS_PASSWORD (an
 // environment variable only: a flag would show in `ps`). No credentials:
@@ -15,7 +16,8 @@ namespace common::redis {
 
 // The pool's options, with the credentials checked against Redis once, so a
 // missing or wrong secret is a startup error naming what to set instead of
-// every call failing later. INVALID_ARGUMENT when --redis is not host:port,
+// every call failing later (on the first seed that answers).
+// INVALID_ARGUMENT when --redis is not host:port[,host:port...],
 // --redis_user has no password, or both a password file and REDIS_PASSWORD
 // are set; FAILED_PRECONDITION when the password file cannot be read;
 // UNAUTHENTICATED when Redis refuses the credentials or requires some. An

@@ -268,6 +268,8 @@ absl::Status Connection::EnsureConnected() {
   return absl::OkStatus();
 }
 
+absl::Status Connection::Connect() { return EnsureConnected(); }
+
 absl::Status Connection::BackOff(std::chrono::steady_clock::time_point now,
                                  absl::string_view why) {
   backoff_ = backoff_.count() == 0 ? kFirstBackoff : std::min(backoff_ * 2, kMaxBackoff);
@@ -324,72 +326,6 @@ absl::StatusOr<std::vector<absl::StatusOr<Reply>>> Connection::Pipeline(
 Script::Script(std::string name, std::string source)
     : name_(std::move(name)), source_(std::move(source)), sha_(Sha1Hex(source_)) {}
 
-Pool::Pool(PoolOptions options) : options_(std::move(options)) {}
-
-absl::StatusOr<std::unique_ptr<Connection>> Pool::Acquire() {
-  std::unique_lock<std::mutex> lock(mu_);
-  auto deadline = std::chrono::steady_clock::now() + options_.acquire_timeout;
-  while (idle_.empty() && created_ >= options_.size) {
-    if (available_.wait_until(lock, deadline) == std::cv_status::timeout && idle_.empty() &&
-        created_ >= options_.size) {
-      return absl::UnavailableError("all redis connections are busy");
-    }
-  }
-  if (!idle_.empty()) {
-    std::unique_ptr<Connection> connection = std::move(idle_.back());
-    idle_.pop_back();
-    return connection;
-  }
-  ++created_;
-  return std::make_unique<Connection>(options_.endpoint, options_.timeout);
-}
-
-void Pool::Release(std::unique_ptr<Connection> connection) {
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    idle_.push_back(std::move(connection));
-  }
-  available_.notify_one();
-}
-
-absl::StatusOr<Reply> Pool::Run(const Command& command) {
-  absl::StatusOr<std::unique_ptr<Connection>> connection = Acquire();
-  if (!connection.ok()) return connection.status();
-  absl::StatusOr<Reply> reply = (*connection)->Run(command);
-  Release(*std::move(connection));
-  return reply;
-}
-
-absl::StatusOr<std::vector<absl::StatusOr<Reply>>> Pool::Pipeline(
-    const std::vector<Command>& commands) {
-  absl::StatusOr<std::unique_ptr<Connection>> connection = Acquire();
-  if (!connection.ok()) return connection.status();
-  auto replies = (*connection)->Pipeline(commands);
-  Release(*std::move(connection));
-  return replies;
-}
-
-absl::StatusOr<Reply> Pool::Eval(const Script& script, const std::vector<std::string>& keys,
-                                 const std::vector<std::string>& args) {
-  Command command;
-  command.reserve(3 + keys.size() + args.size());
-  command.push_back("EVALSHA");
-  command.push_back(script.sha());
-  command.push_back(std::to_string(keys.size()));
-  command.insert(command.end(), keys.begin(), keys.end());
-  command.insert(command.end(), args.begin(), args.end());
-  absl::StatusOr<Reply> reply = Run(command);
-  if (!reply.ok() && reply.status().code() == absl::StatusCode::kNotFound &&
-      reply.status().message() == "NOSCRIPT") {
-    absl::StatusOr<Reply> loaded = Run({"SCRIPT", "LOAD", script.source()});
-    if (!loaded.ok()) return loaded.status();
-    if (loaded->str != script.sha()) {
-      return absl::InternalError(absl::StrCat("script ", script.name(), " loaded with SHA ",
-                                              loaded->str, ", expected ", script.sha()));
-    }
-    reply = Run(command);
-  }
-  return reply;
-}
+// Pool: redis_pool.cc.
 
 }  // namespace common::redis

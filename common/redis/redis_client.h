@@ -1,8 +1,12 @@
-// The one Redis client every service uses: a pool of hiredis connections
-// with timeouts, reconnect with backoff, pipelining and Lua scripts called by
-// SHA (reloaded on NOSCRIPT). Every failure is an absl::Status:
-// UNAVAILABLE for I/O and connection problems (retryable), the code a script
-// names for domain errors ("NOT_FOUND ..."), INTERNAL for anything else.
+// The blocking Redis client every service's background work uses: a pool of
+// hiredis connections with timeouts, reconnect with backoff, pipelining and
+// Lua scripts called by SHA (reloaded on NOSCRIPT). Standalone or Redis
+// Cluster is detected on first use; on a cluster each call goes to the
+// primary of its keys' slot, with a bounded pool per node (README.md beside
+// this file). Every failure is an absl::Status: UNAVAILABLE for I/O and
+// connection problems (retryable), the code a script names for domain errors
+// ("NOT_FOUND ..."), INTERNAL for anything else, INVALID_ARGUMENT for keys
+// of one call spanning cluster slots (refused before sending).
 #pragma once
 
 #include <hiredis/hiredis.h>
@@ -90,6 +94,12 @@ class Connection {
       const std::vector<Command>& commands);
   // For blocking commands such as XREADGROUP BLOCK.
   void SetTimeout(std::chrono::milliseconds timeout);
+  // Connects (and authenticates) now unless connected: OK means a command
+  // sent next reaches the server's socket; UNAVAILABLE means nothing was
+  // sent (refused, unreachable, in backoff), so any command is safe to retry
+  // elsewhere.
+  absl::Status Connect();
+  const Endpoint& endpoint() const { return endpoint_; }
 
  private:
   absl::Status EnsureConnected();
@@ -119,16 +129,48 @@ class Script {
 };
 
 struct PoolOptions {
+  // The server (standalone), or the first seed node of a cluster. Its
+  // credentials are every node's.
   Endpoint endpoint;
+  // Further seed nodes, tried in order after `endpoint` when detecting the
+  // mode and reading the cluster's slot map (PoolOptionsFor parses a list).
+  std::vector<Endpoint> more_seeds = {};
+  // Connections per node (standalone: the pool's size).
   int size = 8;
+  // Timeout of each connect and each read/write; on a cluster also the time
+  // a call keeps retrying TRYAGAIN/CLUSTERDOWN/a refused node within.
   std::chrono::milliseconds timeout{2000};
-  // How long a caller waits for a free connection.
+  // How long a caller waits for a free connection (of the node it needs).
   std::chrono::milliseconds acquire_timeout{2000};
+  // Cluster: MOVED/ASK redirects one call follows; past it the redirect's
+  // error stays in place (INTERNAL).
+  int max_redirects = 5;
+  // Cluster: distinct nodes the pool keeps connections to; a redirect to
+  // yet another node is RESOURCE_EXHAUSTED.
+  int max_nodes = 1000;
 };
 
+// The options for "host:port" (standalone, or one node of a cluster) or a
+// comma-separated list of seed nodes "h1:p1,h2:p2" (ParseSeeds in
+// cluster_slots.h); every node authenticates with `credentials`.
+// INVALID_ARGUMENT when an address is not host:port.
+absl::StatusOr<PoolOptions> PoolOptionsFor(absl::string_view addresses,
+                                           Credentials credentials = {});
+
+// Thread-safe. Standalone: one bounded set of connections, each call on one
+// of them (as before this pool knew clusters). Cluster: a bounded set per
+// node, and each call routed by the slot of its keys (all keys of one call in
+// one slot, else INVALID_ARGUMENT naming two of them, nothing sent), MOVED
+// and ASK followed (at most max_redirects), TRYAGAIN/CLUSTERDOWN and a
+// refused node retried with backoff within `timeout` while the slot map is
+// refreshed in the background. A call whose connection fails after sending
+// is UNAVAILABLE, never re-sent (it may have been applied).
 class Pool {
  public:
+  enum class Mode { kUnknown, kStandalone, kCluster };
+
   explicit Pool(PoolOptions options);
+  ~Pool();
   Pool(const Pool&) = delete;
   Pool& operator=(const Pool&) = delete;
 
@@ -136,23 +178,51 @@ class Pool {
   absl::StatusOr<std::vector<absl::StatusOr<Reply>>> Pipeline(
       const std::vector<Command>& commands);
   // EVALSHA, falling back to SCRIPT LOAD + EVALSHA when Redis answers
-  // NOSCRIPT (first call, or after a restart or SCRIPT FLUSH).
+  // NOSCRIPT (first call, or after a restart or SCRIPT FLUSH; on a cluster,
+  // SCRIPT LOAD goes to the node that answered NOSCRIPT).
   absl::StatusOr<Reply> Eval(const Script& script,
                              const std::vector<std::string>& keys,
                              const std::vector<std::string>& args);
+  // Run with `io_timeout` instead of options().timeout for this call's
+  // read (blocking commands such as XREADGROUP ... BLOCK, long scripts). It
+  // holds one connection of its node's pool only.
+  absl::StatusOr<Reply> RunWithTimeout(const Command& command,
+                                       std::chrono::milliseconds io_timeout);
+
+  // Per node, for work that discovers what each node holds. The current
+  // primaries ("host:port"; the one server when standalone, or the first
+  // seed while no seed has answered yet).
+  std::vector<std::string> Primaries();
+  // A command (or pipeline) on `node`, one of Primaries(), as it is: no
+  // routing, no redirects followed. FAILED_PRECONDITION when `node` is not a
+  // primary now (call Primaries() again).
+  absl::StatusOr<Reply> RunOn(const std::string& node, const Command& command);
+  absl::StatusOr<std::vector<absl::StatusOr<Reply>>> PipelineOn(
+      const std::string& node, const std::vector<Command>& commands);
+
+  // Standalone or cluster, detected on first use (kUnknown while no seed
+  // has answered).
+  Mode mode();
+  // The primary serving `slot` as the pool's map says now (the server when
+  // standalone).
+  std::string NodeForSlot(int slot);
+
+  struct Stats {
+    uint64_t moved = 0;               // MOVED replies followed
+    uint64_t asked = 0;               // ASK replies followed
+    uint64_t retried = 0;             // TRYAGAIN/CLUSTERDOWN/refused-node retries
+    uint64_t script_loads = 0;        // SCRIPT LOADs after NOSCRIPT
+    uint64_t topology_refreshes = 0;  // slot maps read from the cluster
+  };
+  Stats stats() const;
 
   const PoolOptions& options() const { return options_; }
 
- private:
-  class Lease;
-  absl::StatusOr<std::unique_ptr<Connection>> Acquire();
-  void Release(std::unique_ptr<Connection> connection);
+  class Impl;
 
+ private:
   PoolOptions options_;
-  std::mutex mu_;
-  std::condition_variable available_;
-  std::vector<std::unique_ptr<Connection>> idle_;
-  int created_ = 0;
+  std::unique_ptr<Impl> impl_;
 };
 
 // Turns a Redis error message into a Status: a leading gRPC code name

@@ -4,6 +4,9 @@
 
 #include <thread>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
 #include "tests/harness/process.h"
 
 namespace common::redis {
@@ -95,6 +98,66 @@ TEST(RedisClientTest, UnreachableRedisIsUnavailable) {
   absl::StatusOr<Reply> reply = pool.Run({"PING"});
   ASSERT_FALSE(reply.ok());
   EXPECT_EQ(reply.status().code(), absl::StatusCode::kUnavailable);
+}
+
+// Standalone is detected on first use and served as before: one server, no
+// slot checks, no extra connection for the detection, no topology reads.
+TEST(RedisClientTest, StandaloneIsDetectedAndServedAsBefore) {
+  harness::RedisServer server;
+  Connection observer(OptionsFor(server).endpoint, std::chrono::seconds(5));
+  auto connections_received = [&] {
+    absl::StatusOr<Reply> info = observer.Run({"INFO", "stats"});
+    EXPECT_TRUE(info.ok()) << info.status();
+    for (absl::string_view line : absl::StrSplit(info->str, "\r\n")) {
+      long long total = 0;
+      if (absl::ConsumePrefix(&line, "total_connections_received:") &&
+          absl::SimpleAtoi(line, &total)) {
+        return total;
+      }
+    }
+    return -1LL;
+  };
+  const long long before = connections_received();
+  Pool pool(OptionsFor(server));
+  EXPECT_EQ(pool.mode(), Pool::Mode::kStandalone);
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(pool.Run({"INCR", "n"}).ok());
+  EXPECT_EQ(connections_received(), before + 1) << "the detection's connection serves the calls";
+  EXPECT_EQ(pool.Primaries(), std::vector<std::string>({server.address()}));
+  EXPECT_EQ(pool.NodeForSlot(1234), server.address());
+  // Keys of two slots in one call: fine on one server, as always.
+  auto replies = pool.Pipeline({{"SET", "{a}:x", "1"}, {"SET", "{b}:x", "2"}});
+  ASSERT_TRUE(replies.ok()) << replies.status();
+  EXPECT_TRUE((*replies)[1].ok());
+  absl::StatusOr<Reply> on = pool.RunOn(server.address(), {"GET", "{b}:x"});
+  ASSERT_TRUE(on.ok()) << on.status();
+  EXPECT_EQ(on->str, "2");
+  EXPECT_EQ(pool.stats().topology_refreshes, 0u);
+}
+
+TEST(RedisClientTest, ASeedListFindsTheStandaloneServerThatAnswers) {
+  harness::RedisServer server;
+  absl::StatusOr<PoolOptions> options = PoolOptionsFor(
+      "127.0.0.1:" + std::to_string(harness::FreePort()) + ", " + server.address());
+  ASSERT_TRUE(options.ok()) << options.status();
+  options->timeout = std::chrono::milliseconds(500);
+  Pool pool(*options);
+  EXPECT_EQ(pool.mode(), Pool::Mode::kStandalone);
+  EXPECT_EQ(pool.Primaries(), std::vector<std::string>({server.address()}));
+  ASSERT_TRUE(pool.Run({"SET", "k", "v"}).ok());
+  EXPECT_EQ(pool.Run({"GET", "k"})->str, "v");
+  EXPECT_EQ(PoolOptionsFor("127.0.0.1").status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// A blocking command longer than the pool's timeout: RunWithTimeout.
+TEST(RedisClientTest, RunWithTimeoutServesABlockingCommandLongerThanThePoolTimeout) {
+  harness::RedisServer server;
+  Pool pool(OptionsFor(server));  // 500 ms
+  absl::StatusOr<Reply> waited =
+      pool.RunWithTimeout({"BLPOP", "nothing", "1"}, std::chrono::seconds(10));
+  ASSERT_TRUE(waited.ok()) << waited.status();
+  EXPECT_TRUE(waited->is_nil());
+  // The connection is back on the pool's own timeout afterwards.
+  ASSERT_TRUE(pool.Run({"PING"}).ok());
 }
 
 }  // namespace
