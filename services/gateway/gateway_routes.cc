@@ -8,6 +8,8 @@ namespace {
 constexpr char kKudos[] = "/kudos.v1.KudosService/";
 constexpr char kDirectory[] = "/kudos.v1.DirectoryService/";
 constexpr char kLedger[] = "/ledger.v1.LedgerService/";
+// The rewards catalog (issue 18), served by ledger_server.
+constexpr char kRewards[] = "/ledger.v1.RewardsService/";
 constexpr char kBoards[] = "/leaderboard.v1.LeaderboardService/";
 // Served by the kudos binary (services/feedback): routed to the kudos upstream.
 constexpr char kFeedback[] = "/feedback.v1.FeedbackService/";
@@ -95,6 +97,42 @@ std::vector<Route> Build() {
         "admin: a correcting transfer"),
       R("POST", "/v1/admin/verify-ledger", S(kLedger, "VerifyLedger"), "*",
         "admin: recompute every balance"),
+      // Rewards catalog (issue 18), served by the ledger.
+      R("GET", "/v1/rewards/items", S(kRewards, "ListRewardItems"), "",
+        "the active reward catalog (page_size, page_token; admins: include_inactive)"),
+      R("POST", "/v1/rewards/items", S(kRewards, "CreateRewardItem"), "item",
+        "admin: add a reward item (itemId, name, description, pricePoints, stock or unlimited, "
+        "active)"),
+      R("GET", "/v1/rewards/items/{item_id}", S(kRewards, "GetRewardItem"), "",
+        "one reward item"),
+      R("PUT", "/v1/rewards/items/{item.item_id}", S(kRewards, "UpdateRewardItem"), "item",
+        "admin: replace a reward item's name, description, price, stock, active"),
+      R("POST", "/v1/rewards/items/{item_id}:archive", S(kRewards, "ArchiveRewardItem"), "*",
+        "admin: archive a reward item (no more redemptions)"),
+      R("POST", "/v1/rewards/items/{item_id}:redeem", S(kRewards, "RedeemRewardItem"), "*",
+        "redeem an item: holds points and stock (requestId, quantity)"),
+      R("GET", "/v1/rewards/settings", S(kRewards, "GetRewardSettings"), "",
+        "the org's currency name and points-to-money rate"),
+      R("PUT", "/v1/rewards/settings", S(kRewards, "UpdateRewardSettings"), "settings",
+        "admin: currency name, ISO 4217 code, money nanos per point"),
+      R("POST", "/v1/rewards/custom", S(kRewards, "RequestCustomReward"), "*",
+        "ask for a reward outside the catalog (requestId, name, description, points)"),
+      R("GET", "/v1/rewards/redemptions", S(kRewards, "ListRewardRedemptions"), "",
+        "reward redemptions, newest first (members: their own; admins: person_id, open_only)"),
+      R("GET", "/v1/rewards/redemptions/{redemption_id}", S(kRewards, "GetRewardRedemption"), "",
+        "one reward redemption (the owner or an admin)"),
+      R("POST", "/v1/rewards/redemptions/{redemption_id}:approve",
+        S(kRewards, "ApproveCustomReward"), "*", "admin: approve a custom reward (holds points)"),
+      R("POST", "/v1/rewards/redemptions/{redemption_id}:fulfill",
+        S(kRewards, "FulfillRewardRedemption"), "*", "admin: fulfil (points taken)"),
+      R("POST", "/v1/rewards/redemptions/{redemption_id}:decline",
+        S(kRewards, "DeclineRewardRedemption"), "*",
+        "admin: decline with a reason (points and stock return)"),
+      R("POST", "/v1/rewards/redemptions/{redemption_id}:cancel",
+        S(kRewards, "CancelRewardRedemption"), "*",
+        "the owner or an admin: withdraw (points and stock return)"),
+      R("GET", "/v1/rewards/liability", S(kRewards, "GetRewardLiability"), "",
+        "admin: points earned and not yet redeemed, held apart, in points and money"),
       // Directory.
       R("POST", "/v1/people", S(kDirectory, "CreatePerson"), "person", "admin: add a person"),
       R("GET", "/v1/people", S(kDirectory, "ListPeople"), "", "people of the org"),

@@ -25,6 +25,7 @@
 #include "integrations/v1/webhooks.pb.h"
 #include "leaderboard/v1/leaderboard.pb.h"
 #include "ledger/v1/ledger.pb.h"
+#include "ledger/v1/rewards.pb.h"
 
 namespace gateway {
 
@@ -38,6 +39,7 @@ void EnsureDescriptorsLinked() {
   static const bool linked = [] {
     kudos::v1::SendKudosRequest::descriptor();
     ledger::v1::GetBalanceRequest::descriptor();
+    ledger::v1::RedeemRewardItemRequest::descriptor();
     leaderboard::v1::GetLeaderboardRequest::descriptor();
     feedback::v1::CreateSurveyRequest::descriptor();
     integrations::v1::HandleRequest::descriptor();
