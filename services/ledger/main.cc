@@ -81,7 +81,13 @@ int main(int argc, char** argv) {
   }
 
   common::auth::Authenticator auth(common::auth::JwtConfigFromEnvironment());
-  ledger::LedgerStore store(redis);
+  // --redis_wait_replicas / --redis_wait_timeout_ms: WAIT after each write script (ledger_store.h).
+  absl::StatusOr<ledger::WriteConcern> write_concern = ledger::WriteConcernFromFlags();
+  if (!write_concern.ok()) {
+    common::log::Error(write_concern.status().ToString());
+    return 2;
+  }
+  ledger::LedgerStore store(redis, *write_concern);
   ledger::LedgerServiceOptions service_options;
   // A call's Redis deadline when the client's is later: --redis_timeout_ms.
   service_options.call_timeout = pool_options->timeout;
