@@ -573,6 +573,55 @@ TEST_F(RewardsApi, Redeem_PendingHoldsShareTheLedgersCapPerPerson) {
             grpc::StatusCode::FAILED_PRECONDITION);
 }
 
+TEST_F(RewardsApi, Listing_KeepsTheNewestPerPersonAndFinishedRecordsExpire) {
+  ASSERT_TRUE(Create(admin_, Item("sticker", 1, -1)).ok());
+  Give("alice", 10);
+  const std::string alice = Member("alice");
+  const int total = ledger::kMaxListedRedemptionsPerPerson + 3;
+  std::string first_id;
+  std::string last_id;
+  for (int i = 0; i < total; ++i) {
+    RewardRedemption redemption;
+    ASSERT_TRUE(Redeem(alice, absl::StrCat("r", i), "sticker", 1, &redemption).ok()) << i;
+    ASSERT_TRUE(Cancel(alice, redemption.redemption_id()).ok()) << i;
+    if (i == 0) first_id = redemption.redemption_id();
+    last_id = redemption.redemption_id();
+  }
+  // Pages of at most page_size, newest first, the listing bounded.
+  ledger::v1::ListRewardRedemptionsRequest request;
+  request.set_page_size(ledger::kMaxRewardPageSize);
+  std::vector<std::string> ids;
+  for (int page = 0; page < 10; ++page) {
+    ledger::v1::ListRewardRedemptionsResponse listed;
+    ASSERT_TRUE(
+        rewards_->ListRewardRedemptions(harness::Context(alice).get(), request, &listed).ok());
+    EXPECT_LE(listed.redemptions_size(), ledger::kMaxRewardPageSize);
+    for (const RewardRedemption& r : listed.redemptions()) ids.push_back(r.redemption_id());
+    if (listed.next_page_token().empty()) break;
+    request.set_page_token(listed.next_page_token());
+  }
+  ASSERT_EQ(ids.size(), static_cast<size_t>(ledger::kMaxListedRedemptionsPerPerson));
+  EXPECT_EQ(ids.front(), last_id);
+  EXPECT_EQ(std::find(ids.begin(), ids.end(), first_id), ids.end());
+  // The oldest left the listing but is still readable by id until it expires.
+  ledger::v1::GetRewardRedemptionRequest get;
+  get.set_redemption_id(first_id);
+  ledger::v1::GetRewardRedemptionResponse got;
+  ASSERT_TRUE(rewards_->GetRewardRedemption(harness::Context(alice).get(), get, &got).ok());
+  auto ttl = env_->pool().Run({"TTL", absl::StrCat("ledger:{", org_, "}:rdm:", first_id)});
+  ASSERT_TRUE(ttl.ok());
+  EXPECT_GT(ttl->integer, 0);
+  EXPECT_LE(ttl->integer, ledger::kFinishedRedemptionTtlSeconds);
+  // A page token of another listing is refused.
+  request.set_person_id("alice");
+  ledger::v1::ListRewardRedemptionsResponse listed;
+  ledger::v1::ListRewardRedemptionsRequest admin_all;
+  admin_all.set_page_token(request.page_token());
+  EXPECT_EQ(rewards_->ListRewardRedemptions(harness::Context(admin_).get(), admin_all, &listed)
+                .error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+}
+
 // ---- custom rewards ----------------------------------------------------------------
 
 TEST_F(RewardsApi, Custom_NeedsAnAdminsApprovalThenHoldsAndFulfils) {
