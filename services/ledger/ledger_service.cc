@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace ledger {
@@ -303,6 +304,13 @@ absl::Status LedgerServiceImpl::FulfillRedemptionBody(
       !s.ok()) {
     return s;
   }
+  // Rewards-catalog redemptions (RewardsService, issue 18) also reserve
+  // stock: only RewardsService may end them, or the stock would never return.
+  if (absl::StartsWith(request.redemption_id(), "rwd_")) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "redemption_id: '", request.redemption_id(),
+        "' is a rewards-catalog redemption: fulfil, decline or cancel it with RewardsService"));
+  }
   const absl::Time now = clock_();
   auto current = std::make_shared<ledger::v1::Redemption>();
   call.Then([this, &call, &request, now, current](Done done) {
@@ -335,6 +343,13 @@ absl::Status LedgerServiceImpl::CancelRedemptionBody(
   if (absl::Status s = ValidateIdempotencyKey(request.redemption_id(), "redemption_id", 128);
       !s.ok()) {
     return s;
+  }
+  // Rewards-catalog redemptions (RewardsService, issue 18) also reserve
+  // stock: only RewardsService may end them, or the stock would never return.
+  if (absl::StartsWith(request.redemption_id(), "rwd_")) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "redemption_id: '", request.redemption_id(),
+        "' is a rewards-catalog redemption: fulfil, decline or cancel it with RewardsService"));
   }
   const absl::Time now = clock_();
   auto current = std::make_shared<ledger::v1::Redemption>();
