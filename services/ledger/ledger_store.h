@@ -147,6 +147,20 @@ class LedgerStore {
     after_verify_snapshot_for_test_ = std::move(hook);
   }
 
+  // Runs a write script of an org under the store's write concern: EVALSHA,
+  // or with `replicas` > 0 one pipeline of MULTI, [SCRIPT LOAD,] EVALSHA,
+  // INCR <keys[0]>wait_mark, EXEC, WAIT; the script's reply once enough
+  // replicas acknowledged (else UNAVAILABLE). keys[0] is a prefix of the
+  // org's keys ending in "}:" (e.g. Prefix(org)); every key in its slot.
+  // The mark makes every call move the connection's replication offset, so
+  // WAIT also covers a retry that finds its write already applied (by
+  // another connection, perhaps not yet replicated). Also used by
+  // RewardsStore (issue 18).
+  void EvalWrite(const common::redis::Script& script, std::vector<std::string> keys,
+                 std::vector<std::string> args, Deadline deadline,
+                 common::redis::ReplyCallback done);
+  const WriteConcern& write_concern() const { return write_concern_; }
+
  private:
   // The Redis primitives, over whichever client the store was made with.
   void Run(common::redis::Command command, Deadline deadline,
@@ -156,15 +170,6 @@ class LedgerStore {
   void Eval(const common::redis::Script& script, std::vector<std::string> keys,
             std::vector<std::string> args, Deadline deadline, common::redis::ReplyCallback done);
 
-  // A write script: Eval, or with a write concern, one pipeline of MULTI,
-  // [SCRIPT LOAD,] EVALSHA, INCR of the org's wait mark, EXEC, WAIT; the
-  // script's reply once enough replicas acknowledged (else UNAVAILABLE).
-  // The mark makes every call move the connection's replication offset, so
-  // WAIT also covers a retry that finds its write already applied (by
-  // another connection, perhaps not yet replicated).
-  void EvalWrite(const common::redis::Script& script, std::vector<std::string> keys,
-                 std::vector<std::string> args, Deadline deadline,
-                 common::redis::ReplyCallback done);
   void EvalWaited(const common::redis::Script& script, std::vector<std::string> keys,
                   std::vector<std::string> args, Deadline deadline, bool load_script,
                   common::redis::ReplyCallback done);
