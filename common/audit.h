@@ -7,6 +7,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/redis/org_registry.h"
 #include "common/redis/redis_client.h"
 
 namespace common::audit {
@@ -34,9 +35,11 @@ inline redis::Command AppendCommand(absl::string_view org, absl::string_view act
           absl::FormatTime(absl::RFC3339_sec, absl::Now(), absl::UTCTimeZone())};
 }
 
-// The global set of orgs, so consumers can find every org's streams.
+// Adds the org to the org registry of its own slot (common/redis/org_registry.h),
+// so consumers can find every org's streams; legal on a cluster alone, in a
+// pipeline of the org's keys, or as the same SADD inside an org's script.
 inline redis::Command RegisterOrgCommand(absl::string_view org) {
-  return {"SADD", "platform:orgs", std::string(org)};
+  return redis::RegisterOrgCommand(org);
 }
 
 }  // namespace common::audit

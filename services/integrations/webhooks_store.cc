@@ -1,10 +1,14 @@
 #include "services/integrations/webhooks_store.h"
 
+#include <algorithm>
+#include <chrono>
+
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/check/check.h"
+#include "common/redis/org_registry.h"
 #include "kWebhooksClaimLua.h"
 #include "kWebhooksDeleteSubscriptionLua.h"
 #include "kWebhooksEnqueueLua.h"
@@ -235,33 +239,32 @@ absl::StatusOr<v1::Delivery> WebhookStore::Redeliver(absl::string_view org, absl
 }
 
 absl::StatusOr<std::vector<std::string>> WebhookStore::ReadOrgIds() {
-  absl::StatusOr<Reply> reply = pool_.Run({"SMEMBERS", "platform:orgs"});
-  if (!reply.ok()) return reply.status();
-  std::vector<std::string> orgs;
-  for (const Reply& org : reply->elements) orgs.push_back(org.str);
-  return orgs;
+  // Every cluster slot's org registry, each read on its own node. The
+  // dispatcher is this process's one reader, once per org_refresh, so a
+  // registry of its own per call (no cache to share) costs what it did.
+  common::redis::OrgRegistryOptions options = common::redis::OrgRegistryOptionsFromFlags();
+  options.refresh = std::chrono::milliseconds(0);
+  common::redis::OrgRegistry registry(pool_, options);
+  return registry.Orgs();
 }
 
 absl::StatusOr<std::vector<std::vector<std::string>>> WebhookStore::GroupStreams(
     const std::vector<std::string>& orgs) {
-  // One round trip per chunk instead of one per org.
-  constexpr size_t kChunk = 500;
+  // One round trip per node and chunk instead of one per org; each org's
+  // read goes to the node of its slot (a pipeline, not one multi-slot command).
+  std::vector<common::redis::Command> reads;
+  reads.reserve(orgs.size());
+  for (const std::string& org : orgs) reads.push_back({"SMEMBERS", absl::StrCat(Prefix(org), "streams")});
+  auto replies = common::redis::PipelineByNode(pool_, reads, /*chunk=*/500);
+  if (!replies.ok()) return replies.status();
   std::vector<std::vector<std::string>> out;
   out.reserve(orgs.size());
-  for (size_t first = 0; first < orgs.size(); first += kChunk) {
-    std::vector<common::redis::Command> reads;
-    for (size_t i = first; i < std::min(orgs.size(), first + kChunk); ++i) {
-      reads.push_back({"SMEMBERS", absl::StrCat(Prefix(orgs[i]), "streams")});
-    }
-    auto replies = pool_.Pipeline(reads);
-    if (!replies.ok()) return replies.status();
-    for (const auto& reply : *replies) {
-      if (!reply.ok()) return reply.status();
-      std::vector<std::string> streams;
-      for (const Reply& stream : reply->elements) streams.push_back(stream.str);
-      std::sort(streams.begin(), streams.end());
-      out.push_back(std::move(streams));
-    }
+  for (const auto& reply : *replies) {
+    if (!reply.ok()) return reply.status();
+    std::vector<std::string> streams;
+    for (const Reply& stream : reply->elements) streams.push_back(stream.str);
+    std::sort(streams.begin(), streams.end());
+    out.push_back(std::move(streams));
   }
   KUDOS_CHECK(out.size() == orgs.size(), "one list of streams per org");
   return out;

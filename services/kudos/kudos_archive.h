@@ -55,7 +55,7 @@ class Archiver {
   // replicas at once: each kudos is archived exactly once.
   absl::StatusOr<ArchiveStats> RunOnce(const std::string& org, absl::Time now);
 
-  // Every org in platform:orgs, each on its own (one org's failure is
+  // Every registered org (KudosStore::Orgs), each on its own (one org's failure is
   // logged and skipped), until `stop` says so (checked between orgs, so a
   // shutdown waits for one org's bounded run at most). Returns the summed stats.
   ArchiveStats RunAllOrgs(absl::Time now, const std::function<bool()>& stop = [] { return false; });

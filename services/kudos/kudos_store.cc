@@ -114,6 +114,7 @@ bool KudosStore::SameFingerprint(const std::string& stored, const std::string& f
 KudosStore::KudosStore(common::redis::Pool& pool, common::redis::AsyncClient* async)
     : pool_(pool),
       async_(async),
+      org_registry_(pool),
       put_directory_entry_("put_directory_entry", kPutDirectoryEntryLua),
       put_settings_("put_settings", kPutSettingsLua),
       begin_("begin_recognition", kBeginRecognitionLua),
@@ -143,6 +144,13 @@ absl::StatusOr<kudos::v1::OrgSettings> KudosStore::GetSettings(const std::string
 
 namespace {
 
+// The keys of put_settings.lua and put_directory_entry.lua: the org's
+// prefix, its audit stream and its slot's org registry (all in one slot).
+std::vector<std::string> DirectoryWriteKeys(const std::string& org) {
+  return {KudosStore::Prefix(org), common::audit::StreamKey(org),
+          common::redis::OrgRegistryKey(org)};
+}
+
 std::vector<std::string> PutPersonArgs(const std::string& org, const kudos::v1::Person& person,
                                        bool create, const std::string& event_pb,
                                        const std::string& actor) {
@@ -163,7 +171,7 @@ absl::Status KudosStore::PutSettings(const std::string& org,
                                      const kudos::v1::OrgSettings& settings,
                                      const std::string& event_pb, const std::string& actor) {
   return pool_
-      .Eval(put_settings_, {Prefix(org), common::audit::StreamKey(org)},
+      .Eval(put_settings_, DirectoryWriteKeys(org),
             {settings.SerializeAsString(), event_pb, org, actor, NowText()})
       .status();
 }
@@ -172,7 +180,7 @@ absl::Status KudosStore::PutPerson(const std::string& org, const kudos::v1::Pers
                                    bool create, const std::string& event_pb,
                                    const std::string& actor) {
   return pool_
-      .Eval(put_directory_entry_, {Prefix(org), common::audit::StreamKey(org)},
+      .Eval(put_directory_entry_, DirectoryWriteKeys(org),
             PutPersonArgs(org, person, create, event_pb, actor))
       .status();
 }
@@ -180,7 +188,7 @@ absl::Status KudosStore::PutPerson(const std::string& org, const kudos::v1::Pers
 absl::Status KudosStore::PutTeam(const std::string& org, const kudos::v1::Team& team,
                                  const std::string& event_pb, const std::string& actor) {
   return pool_
-      .Eval(put_directory_entry_, {Prefix(org), common::audit::StreamKey(org)},
+      .Eval(put_directory_entry_, DirectoryWriteKeys(org),
             PutTeamArgs(org, team, event_pb, actor))
       .status();
 }
@@ -884,13 +892,7 @@ absl::StatusOr<bool> KudosStore::AttemptFailed(const std::string& org, RecordKin
   return dead;
 }
 
-absl::StatusOr<std::vector<std::string>> KudosStore::Orgs() {
-  absl::StatusOr<Reply> reply = pool_.Run({"SMEMBERS", "platform:orgs"});
-  if (!reply.ok()) return reply.status();
-  std::vector<std::string> orgs;
-  for (const Reply& org : reply->elements) orgs.push_back(org.str);
-  return orgs;
-}
+absl::StatusOr<std::vector<std::string>> KudosStore::Orgs() { return org_registry_.Orgs(); }
 
 // ---------------------------------------------------------------------------
 // Asynchronous forms (the RPC handlers' path): the same commands and the same
@@ -950,7 +952,7 @@ common::redis::ReplyCallback StatusOnly(StoreStatusCallback done) {
 void KudosStore::PutSettingsAsync(const std::string& org, const kudos::v1::OrgSettings& settings,
                                   const std::string& event_pb, const std::string& actor,
                                   Deadline deadline, StoreStatusCallback done) {
-  async().EvalSha(put_settings_, {Prefix(org), common::audit::StreamKey(org)},
+  async().EvalSha(put_settings_, DirectoryWriteKeys(org),
                   {settings.SerializeAsString(), event_pb, org, actor, NowText()}, deadline,
                   StatusOnly(std::move(done)));
 }
@@ -958,7 +960,7 @@ void KudosStore::PutSettingsAsync(const std::string& org, const kudos::v1::OrgSe
 void KudosStore::PutPersonAsync(const std::string& org, const kudos::v1::Person& person,
                                 bool create, const std::string& event_pb, const std::string& actor,
                                 Deadline deadline, StoreStatusCallback done) {
-  async().EvalSha(put_directory_entry_, {Prefix(org), common::audit::StreamKey(org)},
+  async().EvalSha(put_directory_entry_, DirectoryWriteKeys(org),
                   PutPersonArgs(org, person, create, event_pb, actor), deadline,
                   StatusOnly(std::move(done)));
 }
@@ -966,7 +968,7 @@ void KudosStore::PutPersonAsync(const std::string& org, const kudos::v1::Person&
 void KudosStore::PutTeamAsync(const std::string& org, const kudos::v1::Team& team,
                               const std::string& event_pb, const std::string& actor,
                               Deadline deadline, StoreStatusCallback done) {
-  async().EvalSha(put_directory_entry_, {Prefix(org), common::audit::StreamKey(org)},
+  async().EvalSha(put_directory_entry_, DirectoryWriteKeys(org),
                   PutTeamArgs(org, team, event_pb, actor), deadline, StatusOnly(std::move(done)));
 }
 

@@ -39,6 +39,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/status/statusor.h"
 #include "common/redis/async_client.h"
+#include "common/redis/org_registry.h"
 #include "common/redis/redis_client.h"
 #include "kudos/v1/kudos.pb.h"
 #include "services/kudos/archive_chunk.h"
@@ -223,6 +224,9 @@ class KudosStore {
   absl::StatusOr<bool> AttemptFailed(const std::string& org, RecordKind kind,
                                      const std::string& id, int attempt,
                                      const ReconcileBackoff& backoff, const std::string& reason);
+  // Every registered org (common/redis/org_registry.h: one registry set per
+  // cluster slot), from one discovery shared by the process's loops for
+  // --org_registry_refresh_ms.
   absl::StatusOr<std::vector<std::string>> Orgs();
 
   // A committed kudos, from either stored form (see the key shapes above).
@@ -292,6 +296,7 @@ class KudosStore {
 
   common::redis::Pool& pool_;
   common::redis::AsyncClient* async_;
+  common::redis::OrgRegistry org_registry_;
   common::redis::Script put_directory_entry_;
   common::redis::Script put_settings_;
   common::redis::Script begin_;

@@ -97,6 +97,7 @@ std::string ChainAfter(absl::string_view chain, absl::string_view chunk_sha) {
 Archiver::Archiver(common::redis::Pool& pool, ArchiveOptions options)
     : pool_(pool),
       options_(options),
+      org_registry_(pool),
       archive_("ledger_archive", WithLib(kLedgerArchiveLua)),
       bodies_("ledger_tx_bodies",
               WithLib("local out = {}\n"
@@ -300,30 +301,23 @@ absl::Status Archiver::ArchiveChunks(const std::string& org, absl::Time cutoff,
 
 RoundStats Archiver::RunRound(absl::Time now, const std::function<bool()>& stop) {
   RoundStats round;
-  std::string cursor = "0";
-  // Bounded even if SSCAN keeps returning empty pages.
-  for (int pages = 0; pages < options_.max_orgs_per_round; ++pages) {
-    absl::StatusOr<Reply> page = pool_.Run({"SSCAN", "platform:orgs", cursor, "COUNT", "100"});
-    if (!page.ok() || page->elements.size() != 2) {
-      common::log::Error(absl::StrCat("archive: reading platform:orgs: ",
-                                      page.ok() ? "malformed reply" : page.status().ToString()));
+  absl::StatusOr<std::vector<std::string>> orgs = org_registry_.Orgs();
+  if (!orgs.ok()) {
+    common::log::Error(absl::StrCat("archive: reading the org registry: ", orgs.status().ToString()));
+    ++round.failed;
+    return round;
+  }
+  for (const std::string& org : *orgs) {
+    if (stop() || round.orgs >= options_.max_orgs_per_round) return round;
+    ++round.orgs;
+    absl::StatusOr<ArchiveStats> stats = RunOnce(org, now);
+    if (!stats.ok()) {
       ++round.failed;
-      return round;
+      common::log::Error(absl::StrCat("archive: org '", absl::CHexEscape(org),
+                                      "': ", stats.status().ToString()));
+      continue;
     }
-    cursor = page->elements[0].str;
-    for (const Reply& org : page->elements[1].elements) {
-      if (stop() || round.orgs >= options_.max_orgs_per_round) return round;
-      ++round.orgs;
-      absl::StatusOr<ArchiveStats> stats = RunOnce(org.str, now);
-      if (!stats.ok()) {
-        ++round.failed;
-        common::log::Error(absl::StrCat("archive: org '", absl::CHexEscape(org.str),
-                                        "': ", stats.status().ToString()));
-        continue;
-      }
-      round.archived += stats->transfers_archived;
-    }
-    if (cursor == "0") break;
+    round.archived += stats->transfers_archived;
   }
   return round;
 }

@@ -28,6 +28,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/redis/org_registry.h"
 #include "common/redis/redis_client.h"
 #include "ledger/v1/ledger.pb.h"
 
@@ -43,7 +44,7 @@ struct ArchiveOptions {
   // the checkpoint keeps concurrent runs safe even after it expires.
   absl::Duration lock_ttl = absl::Seconds(60);
   int zstd_level = 9;
-  // Orgs visited per RunRound (platform:orgs is read with SSCAN).
+  // Orgs visited per RunRound (from the org registry, common/redis/org_registry.h).
   int max_orgs_per_round = 100000;
 };
 
@@ -81,7 +82,8 @@ class Archiver {
   // another replica holds the org's lock or nothing is old enough.
   absl::StatusOr<ArchiveStats> RunOnce(const std::string& org, absl::Time now);
 
-  // RunOnce for every org in platform:orgs, each on its own: one org's
+  // RunOnce for every registered org (common/redis/org_registry.h: every
+  // cluster slot's registry, each read on its own node), each on its own: one org's
   // failure is logged and counted, the others still run. `stop` is polled
   // between orgs.
   RoundStats RunRound(absl::Time now, const std::function<bool()>& stop = [] { return false; });
@@ -109,6 +111,7 @@ class Archiver {
 
   common::redis::Pool& pool_;
   ArchiveOptions options_;
+  common::redis::OrgRegistry org_registry_;
   common::redis::Script archive_;
   common::redis::Script bodies_;  // live transfers' bodies, either stored form (lib.lua read_tx)
   common::redis::Script unlock_;

@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/audit.h"
+#include "common/redis/org_registry.h"
 #include "common/redis/redis_client.h"
 #include "kudos/v1/kudos.grpc.pb.h"
 #include "ledger/v1/ledger.grpc.pb.h"
@@ -869,7 +870,7 @@ TEST_F(RetentionTest, Archive_TwoReplicasRunningAtOnceArchiveEachKudosOnce) {
 TEST_F(RetentionTest, Archive_SweepOfEveryOrgSkipsAnOrgThatFailsAndArchivesTheOthers) {
   std::vector<std::string> ids = SendMany(5, "r");
   // An org whose settings cannot be read (listed first or not, it must not stop the sweep).
-  ASSERT_TRUE(pool_->Run({"SADD", "platform:orgs", "broken"}).ok());
+  ASSERT_TRUE(pool_->Run(common::redis::RegisterOrgCommand("broken")).ok());
   ASSERT_TRUE(pool_->Run({"SET", "kudos:{broken}:settings", std::string("\xff\xff\xff", 3)}).ok());
   kudos::Archiver archiver(*pool_, *store_);
   EXPECT_FALSE(archiver.RunOnce("broken", absl::Now()).ok());

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "common/redis/org_registry.h"
 #include "services/ledger/ledger_archive.h"
 #include "services/ledger/ledger_rules.h"
 #include "services/ledger/ledger_store.h"
@@ -811,14 +812,14 @@ TEST_F(LedgerArchive, Round_OneOrgsFailureDoesNotStopAnotherOrgsArchive) {
   AllowPlenty();
   PostKudos(8);
   std::string broken = org_ + "-broken";
-  Redis({"SADD", "platform:orgs", broken});
+  Redis(common::redis::RegisterOrgCommand(broken));
   Redis({"SET", "ledger:{" + broken + "}:retention", "not a policy \xff\xff"});
   Archiver archiver(env_->pool());
   ledger::RoundStats round = archiver.RunRound(absl::Now() + absl::Hours(24 * 500));
   EXPECT_GE(round.failed, 1);
   EXPECT_EQ(Redis({"LLEN", Key("journal")}).integer, 0);
   EXPECT_EQ(Redis({"HGET", Key("ckpt"), "count"}).str, "8");
-  Redis({"SREM", "platform:orgs", broken});
+  Redis({"SREM", common::redis::OrgRegistryKey(broken), broken});
 }
 
 TEST_F(LedgerArchive, Archive_ChunksArePerMonthOfPostTime) {

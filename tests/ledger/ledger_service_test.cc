@@ -10,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/audit.h"
+#include "common/redis/org_registry.h"
 #include "tests/ledger/ledger_test_util.h"
 
 namespace ledger_test {
@@ -310,8 +311,8 @@ TEST_F(LedgerApi, PostTransfers_OutboxEventDecodesToTheCreatedTransfers) {
   EXPECT_EQ(posted.transfers(1).tags().at("giver"), "dave");
   EXPECT_EQ(posted.transfers(1).debit_account().person_id(), "dave");
   EXPECT_EQ(posted.transfers(1).amount(), 4);
-  // The org is registered for consumers.
-  auto member = env_->pool().Run({"SISMEMBER", "platform:orgs", org_});
+  // The org is registered for consumers, in the registry of its own slot.
+  auto member = env_->pool().Run({"SISMEMBER", common::redis::OrgRegistryKey(org_), org_});
   ASSERT_TRUE(member.ok());
   EXPECT_EQ(member->integer, 1);
 }

@@ -2,9 +2,10 @@
 -- the same step appends the change to the org's event stream and the audit
 -- stream, so consumers never miss a directory change.
 -- KEYS[1] = "kudos:{org}:"  KEYS[2] = "audit:{org}"
+-- KEYS[3] = the org registry of the org's slot (common/redis/org_registry.h)
 -- ARGV: kind ("person"|"team"), mode ("create"|"update"), id, pb, team_id,
 --       manager_id, event, org, actor, time
-local p, audit = KEYS[1], KEYS[2]
+local p, audit, registry = KEYS[1], KEYS[2], KEYS[3]
 local kind, mode, id, pb, team, manager, event, org, actor, time =
   ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10]
 local key = p .. kind .. ':' .. id
@@ -33,5 +34,5 @@ redis.call('HSET', key, 'pb', pb, 'team', team)
 redis.call('XADD', p .. 'events', '*', 'event', event)
 redis.call('XADD', audit, '*', 'actor', actor, 'action', mode .. '_' .. kind, 'target', id,
   'reason', '', 'time', time)
-redis.call('SADD', 'platform:orgs', org)
+redis.call('SADD', registry, org)
 return 'OK'
