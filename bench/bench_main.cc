@@ -29,6 +29,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "bench/bench_cluster.h"
 #include "bench/bench_env.h"
 #include "bench/loadgen.h"
 #include "bench/redis_floor.h"
@@ -37,7 +38,10 @@
 #include "lua/kBenchApplyEventLua.h"
 #include "kudos/v1/kudos.grpc.pb.h"
 #include "leaderboard/v1/leaderboard.grpc.pb.h"
+#include "ledger/v1/ledger.grpc.pb.h"
 #include "ledger/v1/ledger.pb.h"
+#include "common/auth/auth.h"
+#include "common/redis/cluster_slots.h"
 #include "common/redis/redis_client.h"
 #include "services/kudos/kudos_archive.h"
 #include "services/kudos/kudos_store.h"
@@ -76,6 +80,14 @@ ABSL_FLAG(int, floor_b_depth, 16, "kudos per pipelined batch in floor (b)");
 ABSL_FLAG(int, floor_b_connections, 2, "connections (threads) of floor (b)");
 ABSL_FLAG(bool, redis_aof, false, "run redis-server with appendonly yes (appendfsync everysec)");
 ABSL_FLAG(std::string, redis_server, BENCH_REDIS_SERVER, "redis-server binary");
+ABSL_FLAG(std::string, redis_cli, BENCH_REDIS_CLI, "redis-cli binary (forms the cluster scenario's cluster)");
+ABSL_FLAG(int, cluster_primaries, 3, "primaries of send_kudos_cluster's local Redis Cluster");
+ABSL_FLAG(int, cluster_orgs, 30, "orgs of send_kudos_cluster, spread evenly over the primaries by slot");
+ABSL_FLAG(int, cluster_people, 200, "people per org of send_kudos_cluster");
+ABSL_FLAG(int, cluster_teams, 10, "teams per org of send_kudos_cluster");
+ABSL_FLAG(std::string, wait_replicas_compared, "0,1",
+          "ledger_wait: the --redis_wait_replicas values compared (one ledger_server each, "
+          "one primary + one replica)");
 ABSL_FLAG(std::string, echo_binary, BENCH_ECHO_BINARY, "bench_echo_server binary");
 ABSL_FLAG(std::string, ledger_binary, BENCH_LEDGER_BINARY, "ledger_server binary");
 ABSL_FLAG(std::string, kudos_binary, BENCH_KUDOS_BINARY, "kudos_server binary");
@@ -130,6 +142,9 @@ struct Bench {
   std::vector<Row> rows;
   // Figures later scenarios compare with.
   double floor_a = 0, floor_a_sync = 0, floor_b = 0, send_peak = 0;
+  // send_kudos's figures, next to which send_kudos_cluster reports its own.
+  double send_p99_ms = 0, send_redis_cpu_us = 0;
+  std::string out_dir;
   bool org_ready = false;
   std::vector<std::string> tokens;  // per person of kOrg
   // Processes whose CPU time is reported (name, pid); 0 = this process.
@@ -713,6 +728,8 @@ void SendKudos(Bench& b) {
   WriteAndCatchUp f = RunWriteAndCatchUp(b, "send_kudos", kOrg, o, load);
   const LoadResult& r = f.load;
   b.send_peak = r.throughput;
+  b.send_p99_ms = r.p99_ms;
+  b.send_redis_cpu_us = f.write_redis.redis_cpu_usec_per_unit;
   SmallOrg& small = EnsureSmallOrg(b);
   b.Report("send_kudos", Json()
                              .Raw("load", ToJson(r))
@@ -1153,7 +1170,8 @@ void WatchAt(Bench& b, double fraction, bool target) {
 // Fills the rebuild org's two streams with `n` entries shaped like the
 // services' (KudosSent on kudos:{org}:events, TransfersPosted with the
 // linked transfer on ledger:{org}:outbox), event times spread over 90 days.
-// The org is not in platform:orgs, so the live consumer leaves it alone.
+// The org is never registered (no common::redis::RegisterOrgCommand for it),
+// so the live consumer leaves it alone.
 // One kudos as the services write it: KudosSent on the kudos stream and
 // TransfersPosted (the linked transfer) on the ledger outbox; event time
 // within the last 90 days.
@@ -1567,6 +1585,403 @@ void Archive(Bench& b) {
                     "", "", "", "info"});
 }
 
+// ---------------------------------------------------------------- cluster
+
+// One service binary on a free loopback port against `redis` (one address
+// or a seed list), its log in the out dir; recorded for the CPU figures.
+std::string StartService(Bench& b, std::vector<std::unique_ptr<Child>>& children,
+                         const std::string& name, const std::string& binary,
+                         const std::string& redis, std::vector<std::string> extra) {
+  int port = FreePort();
+  std::vector<std::string> args = {absl::StrCat("--listen=127.0.0.1:", port), "--redis=" + redis};
+  args.insert(args.end(), extra.begin(), extra.end());
+  children.push_back(std::make_unique<Child>(binary, args, b.out_dir + "/" + name + ".log"));
+  b.processes.emplace_back(name, children.back()->pid());
+  Log(absl::StrCat(name, " pid ", children.back()->pid()));
+  if (!WaitForPort(port, std::chrono::seconds(20))) {
+    throw std::runtime_error(name + " did not start; see " + b.out_dir + "/" + name + ".log");
+  }
+  return absl::StrCat("127.0.0.1:", port);
+}
+
+// `count` org ids whose {org} slots spread evenly over the cluster's
+// primaries (round robin by node), with the node of each.
+std::vector<std::pair<std::string, int>> OrgsSpreadOverNodes(LocalCluster& cluster, int count) {
+  std::vector<std::vector<std::string>> by_node(cluster.size());
+  const size_t per_node = static_cast<size_t>((count + cluster.size() - 1) / cluster.size());
+  for (int i = 0; i < 100000; ++i) {
+    std::string org = absl::StrFormat("bcl%04d", i);
+    int node = cluster.NodeOfSlot(common::redis::KeySlot(org));
+    if (node >= 0 && by_node[node].size() < per_node) by_node[node].push_back(org);
+    size_t have = 0;
+    for (const auto& orgs : by_node) have += orgs.size();
+    if (have >= per_node * by_node.size()) break;
+  }
+  std::vector<std::pair<std::string, int>> out;
+  for (size_t k = 0; k < per_node && static_cast<int>(out.size()) < count; ++k) {
+    for (int node = 0; node < cluster.size() && static_cast<int>(out.size()) < count; ++node) {
+      if (k < by_node[node].size()) out.emplace_back(by_node[node][k], node);
+    }
+  }
+  if (static_cast<int>(out.size()) < count) throw std::runtime_error("could not spread the orgs");
+  return out;
+}
+
+// The leaderboard group's backlog of every org (each on its node), summed;
+// -1 when some org has no group yet. Waits (bounded) until it is 0.
+struct ClusterCatchUp {
+  bool caught_up = false;
+  int64_t left = -1;
+  double seconds = 0;
+};
+ClusterCatchUp WaitForClusterConsumer(LocalCluster& cluster,
+                                      const std::vector<std::pair<std::string, int>>& orgs,
+                                      double timeout_s) {
+  ClusterCatchUp out;
+  Clock::time_point t0 = Clock::now();
+  std::vector<std::unique_ptr<Redis>> nodes;
+  for (int node = 0; node < cluster.size(); ++node) {
+    nodes.push_back(std::make_unique<Redis>("127.0.0.1", cluster.port(node)));
+  }
+  while (true) {
+    int64_t total = 0;
+    for (const auto& [org, node] : orgs) {
+      int64_t backlog = Backlog(*nodes[node], org);
+      if (backlog < 0) {
+        total = -1;
+        break;
+      }
+      total += backlog;
+    }
+    out.left = total;
+    if (total == 0 || Seconds(t0) >= timeout_s) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  out.caught_up = out.left == 0;
+  out.seconds = Seconds(t0);
+  return out;
+}
+
+// SendKudos in random orgs of the cluster: random giver (their own token)
+// -> random other person of the same org. Counts acknowledged kudos per org.
+struct ClusterSendKudosLoad {
+  const std::vector<std::vector<std::string>>& tokens;  // per org
+  std::vector<std::unique_ptr<kv1::KudosService::Stub>> stubs;
+  std::vector<std::mt19937_64> rngs;
+  std::vector<std::atomic<int64_t>> acknowledged;  // per org
+  std::string run_id = absl::StrCat(absl::ToUnixMillis(absl::Now()));
+  std::atomic<int64_t> counter{0};
+
+  ClusterSendKudosLoad(const std::string& kudos, int slots,
+                       const std::vector<std::vector<std::string>>& org_tokens)
+      : tokens(org_tokens), acknowledged(org_tokens.size()) {
+    stubs = Stubs<kv1::KudosService::Stub>(MakeChannels(kudos, absl::GetFlag(FLAGS_channels)));
+    for (int i = 0; i < slots; ++i) rngs.emplace_back(2000 + i);
+    for (auto& count : acknowledged) count = 0;
+  }
+
+  void Start(int slot, Done done) {
+    struct Call {
+      grpc::ClientContext context;
+      kv1::SendKudosRequest request;
+      kv1::SendKudosResponse response;
+    };
+    auto call = std::make_shared<Call>();
+    std::mt19937_64& rng = rngs[slot];
+    const size_t org = rng() % tokens.size();
+    const int people = static_cast<int>(tokens[org].size());
+    int giver = static_cast<int>(rng() % people);
+    int recipient = static_cast<int>(rng() % (people - 1));
+    if (recipient >= giver) ++recipient;
+    Authorize(call->context, tokens[org][giver], 5);
+    kv1::SendKudosRequest& r = call->request;
+    r.set_request_id(absl::StrCat("bench-cl-", run_id, "-", counter.fetch_add(1)));
+    r.add_recipient_ids(PersonId(recipient));
+    r.set_message("Thanks for the on-time delivery and the clear follow-up!");
+    r.add_values(kValues[rng() % kValues.size()]);
+    r.set_points_per_recipient(1 + static_cast<int64_t>(rng() % 5));
+    stubs[slot % stubs.size()]->async()->SendKudos(
+        &call->context, &call->request, &call->response, [this, call, org, done](grpc::Status s) {
+          if (s.ok()) acknowledged[org].fetch_add(1);
+          done(s);
+        });
+  }
+};
+
+// Issue 14, item 7: the same SendKudos load as send_kudos, on a local
+// 3-primary Redis Cluster with 30 orgs spread over the nodes by slot, the
+// real services pointed at the seed list. Throughput, p99, Redis CPU per
+// kudos per node (each node's own CPU time), the share of kudos and of
+// Redis CPU per node, next to send_kudos's standalone figures of this run.
+void SendKudosCluster(Bench& b) {
+  const std::string dir = b.out_dir + "/cluster";
+  LocalCluster cluster(absl::GetFlag(FLAGS_redis_server), absl::GetFlag(FLAGS_redis_cli), dir,
+                       absl::GetFlag(FLAGS_cluster_primaries));
+  Bench c;  // this scenario's processes: the cluster's nodes and its own services
+  c.out_dir = dir;
+  c.processes.emplace_back("bench", 0);
+  for (int node = 0; node < cluster.size(); ++node) {
+    c.processes.emplace_back(absl::StrCat("redis", node), cluster.pid(node));
+  }
+  std::vector<std::unique_ptr<Child>> children;
+  c.ledger = StartService(c, children, "ledger", absl::GetFlag(FLAGS_ledger_binary), cluster.seeds(), {});
+  c.kudos = StartService(c, children, "kudos", absl::GetFlag(FLAGS_kudos_binary), cluster.seeds(),
+                         {"--ledger=" + c.ledger});
+  c.leaderboard = StartService(c, children, "leaderboard", absl::GetFlag(FLAGS_leaderboard_binary),
+                               cluster.seeds(), {"--consumer_name=bench"});
+  Log("cluster " + cluster.seeds());
+
+  const std::vector<std::pair<std::string, int>> orgs =
+      OrgsSpreadOverNodes(cluster, absl::GetFlag(FLAGS_cluster_orgs));
+  std::vector<std::vector<std::string>> tokens;
+  Clock::time_point setup_t0 = Clock::now();
+  for (const auto& [org, node] : orgs) {
+    tokens.push_back(SetUpDirectory(c, org, absl::GetFlag(FLAGS_cluster_people),
+                                    absl::GetFlag(FLAGS_cluster_teams), "setup_cluster_org"));
+  }
+  const double setup_s = Seconds(setup_t0);
+  const ClusterCatchUp directory = WaitForClusterConsumer(cluster, orgs, 120);
+
+  LoadOptions o = Load("send_kudos_cluster");
+  ClusterSendKudosLoad load(c.kudos, o.concurrency, tokens);
+  LoadResult r;
+  CpuUse use;
+  {
+    // As send_kudos: the consumer paused, Redis's work is the write path's.
+    PausedProcess paused(c, "leaderboard");
+    CpuMeter cpu(c);
+    r = RunLoad(o, [&](int slot, int64_t, Done done) { load.Start(slot, std::move(done)); });
+    use = cpu.Take();
+  }
+  const ClusterCatchUp catch_up = WaitForClusterConsumer(cluster, orgs, 300);
+  const double kudos = static_cast<double>(std::max<int64_t>(1, r.started));
+  const std::string cpu_per_op = CpuPerOp(b, "send_kudos_cluster", "kudos", kudos, use);
+
+  // Per node: kudos acknowledged in its orgs, its Redis CPU.
+  std::vector<int64_t> node_kudos(cluster.size(), 0);
+  std::vector<double> node_cpu_s(cluster.size(), 0);
+  int64_t acknowledged = 0;
+  for (size_t i = 0; i < orgs.size(); ++i) {
+    node_kudos[orgs[i].second] += load.acknowledged[i].load();
+    acknowledged += load.acknowledged[i].load();
+  }
+  double redis_cpu_s = 0;
+  for (const auto& [name, seconds] : use.seconds) {
+    for (int node = 0; node < cluster.size(); ++node) {
+      if (name == absl::StrCat("redis", node)) node_cpu_s[node] = seconds;
+    }
+    if (absl::StartsWith(name, "redis")) redis_cpu_s += seconds;
+  }
+  const double redis_us_per_kudos = redis_cpu_s * 1e6 / kudos;
+  std::vector<std::string> nodes_json;
+  double max_share = 0, min_share = 1;
+  for (int node = 0; node < cluster.size(); ++node) {
+    const double share = acknowledged > 0 ? static_cast<double>(node_kudos[node]) / acknowledged : 0;
+    const double cpu_share = redis_cpu_s > 0 ? node_cpu_s[node] / redis_cpu_s : 0;
+    max_share = std::max(max_share, share);
+    min_share = std::min(min_share, share);
+    // CPU per kudos of the whole load (what the node adds to each kudos) and
+    // per kudos whose org it holds.
+    const double us_per_kudos = node_cpu_s[node] * 1e6 / kudos;
+    const double us_per_own_kudos =
+        node_kudos[node] > 0 ? node_cpu_s[node] * 1e6 / static_cast<double>(node_kudos[node]) : 0;
+    nodes_json.push_back(Json()
+                             .Int("node", node)
+                             .Int("port", cluster.port(node))
+                             .Int("orgs", std::count_if(orgs.begin(), orgs.end(),
+                                                        [&](const auto& o) { return o.second == node; }))
+                             .Int("kudos", node_kudos[node])
+                             .Num("kudos_share", share)
+                             .Num("redis_cpu_share", cpu_share)
+                             .Num("redis_cpu_usec_per_kudos_of_load", us_per_kudos)
+                             .Num("redis_cpu_usec_per_own_kudos", us_per_own_kudos)
+                             .str());
+    b.rows.push_back({"send_kudos_cluster",
+                      absl::StrFormat("node %d: Redis CPU per kudos of its orgs; kudos share", node),
+                      us_per_own_kudos, "us", absl::StrFormat("%.1f%% of kudos", share * 100),
+                      absl::StrFormat("%.1f%% cpu", cpu_share * 100), "", "info"});
+  }
+  std::vector<std::string> org_names;
+  for (const auto& [org, node] : orgs) org_names.push_back(absl::StrCat(org, "@", node));
+  b.Report("send_kudos_cluster",
+           Json()
+               .Int("primaries", cluster.size())
+               .Str("seeds", cluster.seeds())
+               .Raw("orgs", "[\"" + absl::StrJoin(org_names, "\",\"") + "\"]")
+               .Int("people_per_org", absl::GetFlag(FLAGS_cluster_people))
+               .Num("setup_seconds", setup_s)
+               .Bool("directory_consumed_before_load", directory.caught_up)
+               .Raw("load", ToJson(r))
+               .Int("acknowledged", acknowledged)
+               .Str("leaderboard_during_load", "paused (SIGSTOP); its work is the catch-up")
+               .Bool("consumer_caught_up_after", catch_up.caught_up)
+               .Int("consumer_backlog_left", catch_up.left)
+               .Num("consumer_catch_up_seconds", catch_up.seconds)
+               .Raw("cpu_cores", CpuMeter::CoresJson(use))
+               .Raw("cpu_usec_per_kudos", cpu_per_op)
+               .Num("redis_cpu_usec_per_kudos_all_nodes", redis_us_per_kudos)
+               .Raw("nodes", "[" + absl::StrJoin(nodes_json, ",") + "]")
+               .Num("kudos_share_max_over_min", min_share > 0 ? max_share / min_share : 0)
+               .Num("standalone_throughput", b.send_peak)
+               .Num("standalone_p99_ms", b.send_p99_ms)
+               .Num("standalone_redis_cpu_usec_per_kudos", b.send_redis_cpu_us)
+               .str());
+  const std::string standalone =
+      b.send_peak > 0 ? absl::StrFormat("standalone %.0f/s", b.send_peak) : "standalone not run";
+  // Appended after the per-node rows: put the headline rows first.
+  std::vector<Row> head;
+  head.push_back({"send_kudos_cluster",
+                  absl::StrFormat("throughput at %d in flight, %d primaries, %d orgs",
+                                  o.concurrency, cluster.size(), static_cast<int>(orgs.size())),
+                  r.throughput, "/s", standalone,
+                  b.send_peak > 0 ? Pct(r.throughput / b.send_peak) : "", "", "info"});
+  head.push_back({"send_kudos_cluster", "p99 latency", r.p99_ms, "ms",
+                  b.send_peak > 0 ? absl::StrFormat("standalone %.1f ms", b.send_p99_ms) : "", "",
+                  "", "info"});
+  head.push_back({"send_kudos_cluster", "Redis CPU per kudos, write path, all nodes",
+                  redis_us_per_kudos, "us",
+                  b.send_peak > 0 ? absl::StrFormat("standalone %.1f us", b.send_redis_cpu_us) : "",
+                  "", "", "info"});
+  head.push_back({"send_kudos_cluster", "kudos share, busiest / least busy node",
+                  min_share > 0 ? max_share / min_share : 0, "x", "", "", "", "info"});
+  head.push_back({"send_kudos_cluster", "leaderboard caught up after the load",
+                  static_cast<double>(catch_up.caught_up), "",
+                  absl::StrFormat("backlog left %d", catch_up.left), "", "1", Verdict(catch_up.caught_up)});
+  if (r.errors > 0) {
+    head.push_back({"send_kudos_cluster", "errors", static_cast<double>(r.errors), "", "", "", "0",
+                    r.first_error.substr(0, 60)});
+  }
+  b.rows.insert(b.rows.end() - cluster.size(), head.begin(), head.end());
+  for (auto it = children.rbegin(); it != children.rend(); ++it) (*it)->Stop();
+}
+
+// ---------------------------------------------------------------- ledger WAIT
+
+// A redis-server replicating `primary_port` (no RDB/AOF), ready once its
+// link to the primary is up (the first full sync done).
+std::unique_ptr<Child> StartReplica(const std::string& dir, int port, int primary_port) {
+  std::system(("mkdir -p '" + dir + "' && rm -f '" + dir + "'/*").c_str());
+  auto replica = std::make_unique<Child>(
+      absl::GetFlag(FLAGS_redis_server),
+      std::vector<std::string>{"--port", absl::StrCat(port), "--bind", "127.0.0.1", "--dir", dir,
+                               "--save", "", "--appendonly", "no", "--daemonize", "no",
+                               "--loglevel", "warning", "--replicaof", "127.0.0.1",
+                               absl::StrCat(primary_port)},
+      dir + ".log");
+  if (!WaitForPort(port, std::chrono::seconds(10))) throw std::runtime_error("replica did not start");
+  Clock::time_point t0 = Clock::now();
+  Redis redis("127.0.0.1", port);
+  while (!absl::StrContains(redis.Run({"INFO", "replication"}).str, "master_link_status:up")) {
+    if (Seconds(t0) > 60) throw std::runtime_error("replica did not sync within 60 s");
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return replica;
+}
+
+// PostTransfers (one KUDOS transfer each, the kudos service's token) closed
+// loop against one ledger_server; the org's allowance set high first.
+LoadResult PostTransfersLoad(const std::string& ledger, const std::string& org,
+                             const std::string& name) {
+  auto admin = ledger::v1::LedgerService::NewStub(MakeChannels(ledger, 1)[0]);
+  ledger::v1::SetAllowancePolicyRequest policy;
+  policy.mutable_policy()->set_points_per_period(1000000000000);
+  policy.mutable_policy()->set_period(common::v1::ALLOWANCE_PERIOD_MONTH);
+  ledger::v1::SetAllowancePolicyResponse policy_response;
+  grpc::ClientContext context;
+  Authorize(context, MintToken(org, "bench-admin", {"admin"}), 10);
+  grpc::Status status = admin->SetAllowancePolicy(&context, policy, &policy_response);
+  if (!status.ok()) throw std::runtime_error("SetAllowancePolicy: " + status.error_message());
+  absl::StatusOr<std::string> token = common::auth::MintServiceToken(
+      "kudos", org, common::auth::kDevServiceSecret, absl::Now());
+  if (!token.ok()) throw std::runtime_error(std::string(token.status().message()));
+  LoadOptions o = Load(name);
+  auto stubs = Stubs<ledger::v1::LedgerService::Stub>(MakeChannels(ledger, absl::GetFlag(FLAGS_channels)));
+  std::vector<std::mt19937_64> rngs;
+  for (int i = 0; i < o.concurrency; ++i) rngs.emplace_back(3000 + i);
+  const std::string run_id = absl::StrCat(absl::ToUnixMillis(absl::Now()));
+  return RunLoad(o, [&](int slot, int64_t seq, Done done) {
+    struct Call {
+      grpc::ClientContext context;
+      ledger::v1::PostTransfersRequest request;
+      ledger::v1::PostTransfersResponse response;
+    };
+    auto call = std::make_shared<Call>();
+    std::mt19937_64& rng = rngs[slot];
+    int giver = static_cast<int>(rng() % 1000);
+    int recipient = static_cast<int>(rng() % 999);
+    if (recipient >= giver) ++recipient;
+    Authorize(call->context, *token, 5);
+    call->request.set_linked(true);
+    ledger::v1::Transfer* t = call->request.add_transfers();
+    t->set_transfer_id(absl::StrCat("bw-", run_id, "-", seq));
+    t->mutable_debit_account()->set_type(ledger::v1::ACCOUNT_TYPE_ALLOWANCE);
+    t->mutable_debit_account()->set_person_id(PersonId(giver));
+    t->mutable_credit_account()->set_type(ledger::v1::ACCOUNT_TYPE_EARNED);
+    t->mutable_credit_account()->set_person_id(PersonId(recipient));
+    t->set_amount(1 + static_cast<int64_t>(rng() % 5));
+    t->set_kind(ledger::v1::TRANSFER_KIND_KUDOS);
+    t->set_reference(absl::StrCat("kudos-", seq));
+    (*t->mutable_tags())["giver"] = PersonId(giver);
+    stubs[slot % stubs.size()]->async()->PostTransfers(
+        &call->context, &call->request, &call->response, [call, done](grpc::Status s) { done(s); });
+  });
+}
+
+// Issue 14, item 5: what the ledger's write concern costs. One primary and
+// one replica on loopback; one ledger_server per --redis_wait_replicas value
+// (0 = off, 1 = every write script WAITs for the replica), each loaded alone
+// with PostTransfers: transfers/s, p99, CPU per transfer of each process.
+void LedgerWait(Bench& b) {
+  const std::string dir = b.out_dir + "/wait";
+  std::system(("mkdir -p '" + dir + "'").c_str());
+  const int primary_port = FreePort();
+  Child primary(absl::GetFlag(FLAGS_redis_server),
+                {"--port", absl::StrCat(primary_port), "--bind", "127.0.0.1", "--dir", dir,
+                 "--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"},
+                dir + "/primary.log");
+  if (!WaitForPort(primary_port, std::chrono::seconds(10))) throw std::runtime_error("primary did not start");
+  std::unique_ptr<Child> replica = StartReplica(dir + "/replica", FreePort(), primary_port);
+  const std::string primary_address = absl::StrCat("127.0.0.1:", primary_port);
+  std::vector<std::string> runs_json;
+  std::map<std::string, LoadResult> by_wait;
+  for (absl::string_view wait : absl::StrSplit(absl::GetFlag(FLAGS_wait_replicas_compared), ',')) {
+    Bench w;
+    w.out_dir = dir;
+    w.processes = {{"bench", 0}, {"redis", primary.pid()}, {"redis_replica", replica->pid()}};
+    std::vector<std::unique_ptr<Child>> children;
+    const std::string name = absl::StrCat("ledger_wait", wait);
+    const std::string ledger = StartService(w, children, "ledger", absl::GetFlag(FLAGS_ledger_binary),
+                                            primary_address, {absl::StrCat("--redis_wait_replicas=", wait)});
+    CpuMeter cpu(w);
+    LoadResult r = PostTransfersLoad(ledger, absl::StrCat("benchwait", wait), name);
+    CpuUse use = cpu.Take();
+    const double transfers = static_cast<double>(std::max<int64_t>(1, r.started));
+    std::string per_op = CpuPerOp(b, absl::StrCat("ledger_wait (WAIT ", wait, ")"), "transfer", transfers, use);
+    runs_json.push_back(Json()
+                            .Str("redis_wait_replicas", wait)
+                            .Raw("load", ToJson(r))
+                            .Raw("cpu_cores", CpuMeter::CoresJson(use))
+                            .Raw("cpu_usec_per_transfer", per_op)
+                            .str());
+    by_wait[std::string(wait)] = r;
+    for (auto it = children.rbegin(); it != children.rend(); ++it) (*it)->Stop();
+  }
+  b.Report("ledger_wait", Json()
+                              .Str("setup", "one primary + one replica (loopback), one ledger_server per setting")
+                              .Raw("runs", "[" + absl::StrJoin(runs_json, ",") + "]")
+                              .str());
+  const double base = by_wait.count("0") ? by_wait["0"].throughput : 0;
+  for (const auto& [wait, r] : by_wait) {
+    b.rows.push_back({"ledger_wait", absl::StrFormat("PostTransfers/s at %d in flight, WAIT %s", r.concurrency, wait),
+                      r.throughput, "/s", base > 0 ? absl::StrFormat("WAIT 0 %.0f/s", base) : "",
+                      base > 0 ? Pct(r.throughput / base) : "", "", absl::StrFormat("p99 %.1f ms", r.p99_ms)});
+    if (r.errors > 0) {
+      b.rows.push_back({"ledger_wait", absl::StrCat("errors, WAIT ", wait), static_cast<double>(r.errors),
+                        "", "", "", "0", r.first_error.substr(0, 60)});
+    }
+  }
+}
+
 // ---------------------------------------------------------------- table
 
 std::string Table(const std::vector<Row>& rows) {
@@ -1604,7 +2019,8 @@ std::string CpuTable(const std::vector<CpuRow>& rows) {
     for (const std::string& c : columns) {
       double usec = 0;
       for (const auto& [name, v] : r.usec_per_op) {
-        if (name == c || (c == "echo" && absl::StartsWith(name, "echo"))) usec += v;
+        // The cluster scenario's nodes (redis0, redis1, ...) add up in "redis".
+        if (name == c || ((c == "echo" || c == "redis") && absl::StartsWith(name, c))) usec += v;
       }
       total += usec;
       out += absl::StrFormat(" %11.1f |", usec);
@@ -1626,6 +2042,7 @@ int Main() {
   auto want = [&](const std::string& s) { return wanted.count("all") || wanted.count(s); };
 
   Bench b;
+  b.out_dir = out_dir;
   b.redis_port = FreePort();
   std::vector<std::string> redis_args = {
       "--port", absl::StrCat(b.redis_port), "--bind", "127.0.0.1", "--dir", out_dir + "/redis",
@@ -1646,17 +2063,7 @@ int Main() {
   std::vector<std::unique_ptr<Child>> children;
   auto start = [&](const std::string& name, const std::string& binary,
                    std::vector<std::string> extra) {
-    int port = FreePort();
-    std::vector<std::string> args = {absl::StrCat("--listen=127.0.0.1:", port),
-                                     "--redis=" + redis_address};
-    args.insert(args.end(), extra.begin(), extra.end());
-    children.push_back(std::make_unique<Child>(binary, args, out_dir + "/" + name + ".log"));
-    b.processes.emplace_back(name, children.back()->pid());
-    Log(absl::StrCat(name, " pid ", children.back()->pid()));
-    if (!WaitForPort(port, std::chrono::seconds(20))) {
-      throw std::runtime_error(name + " did not start; see " + out_dir + "/" + name + ".log");
-    }
-    return absl::StrCat("127.0.0.1:", port);
+    return StartService(b, children, name, binary, redis_address, std::move(extra));
   };
   try {
     b.echo_callback = start("echo_callback", absl::GetFlag(FLAGS_echo_binary), {"--model=callback"});
@@ -1673,7 +2080,10 @@ int Main() {
       void (*run)(Bench&);
     };
     const std::vector<Step> steps = {{"floor_a", FloorA},   {"floor_b", FloorB},
-                                     {"send_kudos", SendKudos}, {"leaderboard", Leaderboard},
+                                     {"send_kudos", SendKudos},
+                                     {"send_kudos_cluster", SendKudosCluster},
+                                     {"ledger_wait", LedgerWait},
+                                     {"leaderboard", Leaderboard},
                                      {"watch", Watch},       {"rebuild", Rebuild},
                                      {"archive", Archive}};
     for (const Step& step : steps) {

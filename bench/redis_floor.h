@@ -31,7 +31,8 @@ struct FloorBResult {
 // services send, in their order, with payloads of the real sizes:
 //   kudos:  GET settings; HGET person:<recipient> pb, HGET person:<giver> pb;
 //           EVALSHA begin_recognition; HMGET the record (Settle)
-//   ledger: GET policy; SADD (platform:orgs stand-in); EVALSHA post (lib+post)
+//   ledger: GET policy; SADD (stand-in for the org registry key of the org's
+//           slot, common/redis/org_registry.h); EVALSHA post (lib+post)
 //   kudos:  EVALSHA finish_recognition; HMGET record + LRANGE boosts (GetKudos)
 // pipelined across `depth` independent kudos per batch.
 FloorBResult RunFloorB(const FloorBOptions& options);
