@@ -165,6 +165,7 @@ std::vector<StreamEntry> ParseEntries(const Reply& reply) {
 Store::Store(common::redis::Pool& pool, common::redis::AsyncClient* async)
     : pool_(pool),
       async_(async),
+      org_registry_(pool),
       apply_script_("leaderboard_apply_event", kApplyEventLua),
       read_script_("leaderboard_board_read", kBoardReadLua),
       rebuild_begin_script_("leaderboard_rebuild_begin", kRebuildBeginLua),
@@ -172,11 +173,11 @@ Store::Store(common::redis::Pool& pool, common::redis::AsyncClient* async)
       swap_script_("leaderboard_rebuild_swap", kRebuildSwapLua) {}
 
 absl::StatusOr<std::vector<std::string>> Store::Orgs() {
-  absl::StatusOr<Reply> reply = pool_.Run({"SMEMBERS", "platform:orgs"});
-  if (!reply.ok()) return reply.status();
+  absl::StatusOr<std::vector<std::string>> registered = org_registry_.Orgs();
+  if (!registered.ok()) return registered.status();
   std::vector<std::string> orgs;
-  for (const Reply& element : reply->elements) {
-    if (ValidId(element.str)) orgs.push_back(element.str);
+  for (std::string& org : *registered) {
+    if (ValidId(org)) orgs.push_back(std::move(org));
   }
   return orgs;
 }

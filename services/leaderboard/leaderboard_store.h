@@ -18,6 +18,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/redis/async_client.h"
+#include "common/redis/org_registry.h"
 #include "common/redis/redis_client.h"
 #include "services/leaderboard/leaderboard_rules.h"
 
@@ -240,6 +241,7 @@ class Store {
 
   common::redis::Pool& pool_;
   common::redis::AsyncClient* async_;
+  common::redis::OrgRegistry org_registry_;  // shared by the consumer, insights and compactor loops
   absl::Mutex calendars_mu_;
   absl::flat_hash_map<std::string, std::pair<OrgCalendar, absl::Time>> calendars_
       ABSL_GUARDED_BY(calendars_mu_);
