@@ -95,8 +95,9 @@ int main(int argc, char** argv) {
   // Rate limits: --rate_limit_* flags (common/ratelimit/rate_limit.h).
   ledger::LedgerServiceImpl service(
       common::auth::Guard(auth, common::ratelimit::OptionsFromFlags()), store, service_options);
-  // The rewards catalog (issue 18): same Redis client, limits and bounds.
-  ledger::RewardsStore rewards_store(redis);
+  // The rewards catalog (issue 18): same Redis client, limits, bounds and
+  // write concern (its write scripts go through the ledger store).
+  ledger::RewardsStore rewards_store(redis, store);
   ledger::RewardsServiceOptions rewards_options;
   rewards_options.call_timeout = pool_options->timeout;
   rewards_options.max_calls_in_flight = static_cast<int>(max_calls_in_flight);

@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/check/check.h"
 #include "services/ledger/ledger_rules.h"
 #include "services/ledger/rewards_rules.h"
 
@@ -207,10 +208,22 @@ grpc::ServerUnaryReactor* RewardsServiceImpl::RedeemRewardItem(
     if (absl::Status s = ValidateRedeemRequest(*request); !s.ok()) return s;
     const int quantity = *NormalizeQuantity(request->quantity());
     call.Then([this, &call, request, response, quantity](Done done) {
-      store_.Redeem(call.principal().org, call.principal().subject, request->request_id(),
-                    request->item_id(), quantity, clock_(), call.deadline(),
-                    Into(response->mutable_redemption(), std::move(done)));
-    });
+          store_.Redeem(call.principal().org, call.principal().subject, request->request_id(),
+                        request->item_id(), quantity, clock_(), call.deadline(),
+                        Into(response->mutable_redemption(), std::move(done)));
+        })
+        .Then([&call, request, response, quantity]() {
+          // The pair of the script's own checks: what it answered OK for is
+          // this caller's redemption of this item and quantity (a retry may
+          // find it in a later state).
+          const ledger::v1::RewardRedemption& r = response->redemption();
+          const std::string& person = call.principal().subject;
+          KUDOS_CHECK(r.person_id() == person && r.item_id() == request->item_id() &&
+                          r.quantity() == quantity &&
+                          r.redemption_id() == RewardRedemptionId(person, request->request_id()),
+                      "an accepted redemption is the caller's, of the item and quantity asked");
+          return absl::OkStatus();
+        });
     return absl::OkStatus();
   });
 }
@@ -267,6 +280,16 @@ grpc::ServerUnaryReactor* RewardsServiceImpl::FulfillRewardRedemption(
         .Then([this, &call, response, current](Done done) {
           store_.Fulfill(call.principal().org, call.principal().subject, *current, clock_(),
                          call.deadline(), Into(response->mutable_redemption(), std::move(done)));
+        })
+        .Then([response, current]() {
+          // The points the script took are the ones the hold held.
+          const ledger::v1::RewardRedemption& r = response->redemption();
+          KUDOS_CHECK(r.state() == ledger::v1::REWARD_REDEMPTION_STATE_FULFILLED &&
+                          r.points() == current->points() &&
+                          r.transfer_id() ==
+                              absl::StrCat(kRedemptionIdPrefix, current->redemption_id()),
+                      "a fulfilled redemption posted its own points under its own transfer id");
+          return absl::OkStatus();
         });
     return absl::OkStatus();
   });

@@ -169,8 +169,9 @@ absl::StatusOr<ledger::v1::RewardRedemption> RedemptionResult(const ScriptReply&
 
 }  // namespace
 
-RewardsStore::RewardsStore(common::redis::AsyncClient& redis)
+RewardsStore::RewardsStore(common::redis::AsyncClient& redis, LedgerStore& writes)
     : redis_(redis),
+      writes_(writes),
       catalog_("rewards_catalog", WithLib(kRewardsCatalogLua)),
       redeem_("rewards_redeem", WithLib(kRewardsRedeemLua)),
       read_("rewards_read", WithLib(kRewardsReadLua)) {}
@@ -185,8 +186,11 @@ void RewardsStore::EvalCatalog(absl::string_view org, absl::string_view op, absl
                                    absl::StrCat(audit.size())};
   args.insert(args.end(), audit.begin(), audit.end());
   for (std::string& arg : op_args) args.push_back(std::move(arg));
-  redis_.EvalSha(catalog_, {LedgerStore::Prefix(org), common::audit::StreamKey(org)},
-                 std::move(args), deadline, std::move(done));
+  std::vector<std::string> keys = {LedgerStore::Prefix(org), common::audit::StreamKey(org)};
+  if (op == "list") {
+    return redis_.EvalSha(catalog_, std::move(keys), std::move(args), deadline, std::move(done));
+  }
+  writes_.EvalWrite(catalog_, std::move(keys), std::move(args), deadline, std::move(done));
 }
 
 namespace {
@@ -369,7 +373,7 @@ void RewardsStore::EvalRedeem(absl::string_view org, absl::string_view op, absl:
                                    absl::StrCat(audit.size())};
   args.insert(args.end(), audit.begin(), audit.end());
   for (std::string& arg : op_args) args.push_back(std::move(arg));
-  redis_.EvalSha(
+  writes_.EvalWrite(
       redeem_, {LedgerStore::Prefix(org), common::audit::StreamKey(org)}, std::move(args),
       deadline,
       Parsed(std::move(done), [id = std::string(redemption_id), verb = std::move(verb)](
@@ -402,7 +406,7 @@ void RewardsStore::Redeem(absl::string_view org, absl::string_view person,
                                   absl::StrCat(audit.size())};
   all.insert(all.end(), audit.begin(), audit.end());
   all.insert(all.end(), args.begin(), args.end());
-  redis_.EvalSha(
+  writes_.EvalWrite(
       redeem_, {LedgerStore::Prefix(org), common::audit::StreamKey(org)}, std::move(all),
       deadline,
       Parsed(std::move(done),
@@ -458,7 +462,7 @@ void RewardsStore::RequestCustom(absl::string_view org, absl::string_view person
                           request.description(), absl::StrCat(request.points())}) {
     args.push_back(std::move(arg));
   }
-  redis_.EvalSha(
+  writes_.EvalWrite(
       redeem_, {LedgerStore::Prefix(org), common::audit::StreamKey(org)}, std::move(args),
       deadline,
       Parsed(std::move(done), [id, person = std::string(person), request](const Reply& reply)

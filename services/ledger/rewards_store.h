@@ -51,9 +51,15 @@ struct LiabilityTotals {
 // Which listing of redemptions.
 enum class RedemptionListing { kAll, kPerson, kOpen };
 
+class LedgerStore;
+
 class RewardsStore {
  public:
-  explicit RewardsStore(common::redis::AsyncClient& redis);
+  // Reads go to `redis`; every write script goes through
+  // `writes.EvalWrite`, so it honours the ledger's write concern (WAIT
+  // --redis_wait_replicas after it: fewer acknowledgements are UNAVAILABLE,
+  // the write may be applied and a retry with the same ids is safe).
+  RewardsStore(common::redis::AsyncClient& redis, LedgerStore& writes);
 
   // `actor`: who the audit entry names (always a person here).
   void CreateItem(absl::string_view org, absl::string_view actor,
@@ -130,6 +136,7 @@ class RewardsStore {
                      RewardsCallback<LiabilityTotals> done);
 
   common::redis::AsyncClient& redis_;
+  LedgerStore& writes_;
   common::redis::Script catalog_;
   common::redis::Script redeem_;
   common::redis::Script read_;

@@ -622,6 +622,69 @@ TEST_F(RewardsApi, Listing_KeepsTheNewestPerPersonAndFinishedRecordsExpire) {
             grpc::StatusCode::INVALID_ARGUMENT);
 }
 
+TEST_F(RewardsApi, Ledger_RedemptionRpcsRefuseCatalogRedemptions) {
+  ASSERT_TRUE(Create(admin_, Item("mug", 10, 1)).ok());
+  Give("alice", 100);
+  RewardRedemption redemption;
+  ASSERT_TRUE(Redeem(Member("alice"), "r1", "mug", 1, &redemption).ok());
+  // LedgerService would release the hold but never the stock.
+  ledger::v1::CancelRedemptionRequest cancel;
+  cancel.set_redemption_id(redemption.redemption_id());
+  ledger::v1::CancelRedemptionResponse cancelled;
+  grpc::Status status =
+      ledger_->CancelRedemption(harness::Context(Member("alice")).get(), cancel, &cancelled);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_TRUE(absl::StrContains(status.error_message(), "RewardsService")) << status.error_message();
+  ledger::v1::FulfillRedemptionRequest fulfill;
+  fulfill.set_redemption_id(redemption.redemption_id());
+  ledger::v1::FulfillRedemptionResponse fulfilled;
+  EXPECT_EQ(ledger_->FulfillRedemption(harness::Context(admin_).get(), fulfill, &fulfilled)
+                .error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(Balance("alice").held(), 10);
+  EXPECT_EQ(ItemNow("mug").stock(), 0);
+  EXPECT_EQ(ItemNow("mug").reserved(), 1);
+}
+
+TEST_F(RewardsApi, WriteConcern_RewardsWritesWaitForReplicasAndRetriesApplyOnce) {
+  // A second replica of the service asking for a replica acknowledgement no
+  // Redis of this test has: each write is applied on the primary, then the
+  // call is UNAVAILABLE saying so; a retry (here on the other replica) finds it.
+  harness::Service waiting(LEDGER_BINARY, env_->redis().address(),
+                           {"--redis_wait_replicas=1", "--redis_wait_timeout_ms=50"});
+  auto waiting_ledger = ledger::v1::LedgerService::NewStub(
+      grpc::CreateChannel(waiting.address(), grpc::InsecureChannelCredentials()));
+  WaitUntilServing(*waiting_ledger, admin_);
+  auto waiting_rewards = RewardsService::NewStub(
+      grpc::CreateChannel(waiting.address(), grpc::InsecureChannelCredentials()));
+  Give("alice", 100);
+
+  ledger::v1::CreateRewardItemRequest create;
+  *create.mutable_item() = Item("mug", 10, 3);
+  ledger::v1::CreateRewardItemResponse created;
+  grpc::Status status =
+      waiting_rewards->CreateRewardItem(harness::Context(admin_).get(), create, &created);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_TRUE(absl::StrContains(status.error_message(), "replicas")) << status.error_message();
+  ledger::v1::CreateRewardItemResponse retried;
+  ASSERT_TRUE(Create(admin_, Item("mug", 10, 3), &retried).ok());
+  EXPECT_FALSE(retried.created());  // applied by the first call
+
+  ledger::v1::RedeemRewardItemRequest redeem;
+  redeem.set_request_id("r1");
+  redeem.set_item_id("mug");
+  ledger::v1::RedeemRewardItemResponse redeemed;
+  EXPECT_EQ(waiting_rewards->RedeemRewardItem(harness::Context(Member("alice")).get(), redeem,
+                                              &redeemed)
+                .error_code(),
+            grpc::StatusCode::UNAVAILABLE);
+  RewardRedemption again;
+  ASSERT_TRUE(Redeem(Member("alice"), "r1", "mug", 1, &again).ok());
+  EXPECT_EQ(ItemNow("mug").stock(), 2);
+  EXPECT_EQ(Balance("alice").held(), 10);
+  EXPECT_EQ(AuditCount("rewards.redeem_item"), 1);
+}
+
 // ---- custom rewards ----------------------------------------------------------------
 
 TEST_F(RewardsApi, Custom_NeedsAnAdminsApprovalThenHoldsAndFulfils) {
