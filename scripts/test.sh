@@ -3,6 +3,12 @@
 # real redis-server processes (each test starts its own on a free loopback
 # port), the fuzz targets over their seed corpus, the gateway's browser test
 # in headless Chromium, and buf lint. Warnings are errors (KUDOS_WERROR=ON).
+# It runs all of ctest, so also the label `cluster` (issue 14): the kudos,
+# ledger, leaderboard, gateway and replicas integration suites once more
+# against a 3-primary Redis Cluster on loopback (KUDOS_TEST_REDIS=cluster) and
+# tests/cluster (kudosctl on orgs of three primaries, slot migration and
+# primary failover under load). Only those: CTEST_ARGS="-L cluster"; none of
+# them: CTEST_ARGS="-LE cluster". Docs: docs/cluster.md.
 #   bash scripts/test.sh                              # build/, what CI runs first
 #   bash scripts/test.sh --sanitize=address,undefined # build-asan/, every test under ASan+UBSan
 #   bash scripts/test.sh --sanitize=thread            # build-tsan/ (clang), the concurrency-heavy suites under TSan

@@ -4,6 +4,9 @@
 //   kudosctl send --as=alice --to=bob,carol --points=5 --values=teamwork --message="Thanks!"
 //   kudosctl leaderboard [--metric=points_received] [--window=week] [--scope=org] [--scope_id=]
 //   kudosctl feed | balance --person=bob | streaks --person=bob | badges --person=bob
+// Operators (admin tokens), e.g. after a Redis failover (docs/cluster.md):
+//   kudosctl verify     # VerifyLedger of the org: exit 1 unless consistent
+//   kudosctl rebuild    # RebuildProjections of the org's boards
 // Issue 16 (a manager's flow: tools/README.md):
 //   kudosctl survey create --as=dave --team=platform [--cadence=weekly] [--per_period=10]
 //                          [--questions=csat,recommend,text,on_time,follow_up,clarity,respect]
@@ -294,6 +297,35 @@ int Badges() {
   for (const auto& badge : response.badges()) {
     std::cout << badge.badge_id() << "  " << badge.display_name() << "\n";
   }
+  return 0;
+}
+
+// VerifyLedger: exit 0 only when the org's ledger is consistent.
+int Verify() {
+  auto stub = ledger::v1::LedgerService::NewStub(Channel(absl::GetFlag(FLAGS_ledger)));
+  ledger::v1::VerifyLedgerResponse response;
+  grpc::Status status = stub->VerifyLedger(Context(Token("admin")).get(), {}, &response);
+  if (!status.ok()) return Fail("VerifyLedger", status);
+  std::cout << "ledger of '" << absl::GetFlag(FLAGS_org) << "': "
+            << (response.consistent() ? "consistent" : "INCONSISTENT") << ", "
+            << response.transfer_count() << " transfers, sum of balances "
+            << response.sum_of_balances() << "\n";
+  for (const auto& difference : response.differences()) {
+    std::cout << "  " << difference.ShortDebugString() << "\n";
+  }
+  for (const auto& account : response.negative_earned_accounts()) {
+    std::cout << "  negative earned: " << account.ShortDebugString() << "\n";
+  }
+  return response.consistent() ? 0 : 1;
+}
+
+int Rebuild() {
+  auto stub = leaderboard::v1::LeaderboardService::NewStub(Channel(absl::GetFlag(FLAGS_leaderboard)));
+  leaderboard::v1::RebuildProjectionsResponse response;
+  grpc::Status status = stub->RebuildProjections(Context(Token("admin")).get(), {}, &response);
+  if (!status.ok()) return Fail("RebuildProjections", status);
+  std::cout << "rebuilt the boards of '" << absl::GetFlag(FLAGS_org) << "' from "
+            << response.events_applied() << " events in " << response.duration_ms() << " ms\n";
   return 0;
 }
 
@@ -679,10 +711,10 @@ int Unrecognized() {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
-      "kudosctl <token|seed|send|leaderboard|feed|balance|streaks|badges|survey|insights|unrecognized> [--flags]");
+      "kudosctl <token|seed|send|leaderboard|feed|balance|streaks|badges|survey|insights|unrecognized|verify|rebuild> [--flags]");
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   if (args.size() < 2) {
-    std::cerr << "usage: kudosctl <token|seed|send|leaderboard|feed|balance|streaks|badges|survey|insights|unrecognized> [--flags]\n";
+    std::cerr << "usage: kudosctl <token|seed|send|leaderboard|feed|balance|streaks|badges|survey|insights|unrecognized|verify|rebuild> [--flags]\n";
     return 2;
   }
   std::string command = args[1];
@@ -700,6 +732,8 @@ int main(int argc, char** argv) {
   if (command == "survey") return Survey(args);
   if (command == "insights") return Insights();
   if (command == "unrecognized") return Unrecognized();
+  if (command == "verify") return Verify();
+  if (command == "rebuild") return Rebuild();
   std::cerr << "unknown command '" << command << "'\n";
   return 2;
 }

@@ -11,6 +11,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include "tests/harness/redis_cluster.h"
+
 namespace harness {
 
 Process::Process(std::string binary, std::vector<std::string> args,
@@ -89,11 +91,26 @@ std::string MakeTempDir() {
 }
 }  // namespace
 
+bool ClusterModeFromEnvironment() {
+  const char* mode = std::getenv(kTestRedisEnv);
+  return mode != nullptr && std::string(mode) == "cluster";
+}
+
+namespace {
+std::unique_ptr<RedisCluster> ClusterIfAsked(const std::vector<std::string>& extra_args) {
+  if (!ClusterModeFromEnvironment()) return nullptr;
+  RedisCluster::Options options;
+  options.extra_args = extra_args;
+  return std::make_unique<RedisCluster>(options);
+}
+}  // namespace
+
 RedisServer::RedisServer() : RedisServer(std::vector<std::string>{}) {}
 
 RedisServer::RedisServer(std::vector<std::string> extra_args)
-    : port_(FreePort()),
-      dir_(MakeTempDir()),
+    : cluster_(ClusterIfAsked(extra_args)),
+      port_(cluster_ ? cluster_->port(0) : FreePort()),
+      dir_(cluster_ ? "" : MakeTempDir()),
       process_(REDIS_SERVER_BINARY, [&] {
         std::vector<std::string> args = {"--port", std::to_string(port_), "--bind", "127.0.0.1",
                                          "--dir", dir_, "--save", "", "--appendonly", "no",
@@ -101,6 +118,7 @@ RedisServer::RedisServer(std::vector<std::string> extra_args)
         args.insert(args.end(), extra_args.begin(), extra_args.end());
         return args;
       }()) {
+  if (cluster_) return;  // RedisCluster started its nodes and waited for cluster_state:ok
   process_.Start();
   if (!WaitForPort(port_, std::chrono::seconds(10))) {
     throw std::runtime_error("redis-server did not start");
@@ -108,12 +126,25 @@ RedisServer::RedisServer(std::vector<std::string> extra_args)
 }
 
 RedisServer::~RedisServer() {
+  if (cluster_) {
+    cluster_.reset();  // every node stopped, its folder removed
+    return;
+  }
   process_.Stop();
   std::string command = "rm -rf '" + dir_ + "'";
   if (std::system(command.c_str()) != 0) std::perror("rm");
 }
 
+std::string RedisServer::seeds() const { return cluster_ ? cluster_->seeds() : address(); }
+
 void RedisServer::Restart() {
+  if (cluster_) {
+    for (int node = 0; node < cluster_->size(); ++node) cluster_->Restart(node);
+    if (!cluster_->WaitUntilStable(std::chrono::seconds(60))) {
+      throw std::runtime_error("the redis cluster did not become ok again after a restart");
+    }
+    return;
+  }
   process_.Stop();
   process_.Start();
   WaitForPort(port_, std::chrono::seconds(10));

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -50,18 +51,44 @@ class Process {
 // cap (RATE_LIMIT_*_RPS=0, MAX_STREAMS_PER_PERSON=0): load tests use one token.
 std::map<std::string, std::string> DevServiceEnv();
 
+class RedisCluster;
+
+// The environment variable that runs the integration suites against a Redis
+// Cluster: KUDOS_TEST_REDIS=cluster makes every RedisServer a 3-primary
+// cluster on loopback (tests/CMakeLists.txt registers the suites a second
+// time under the ctest label `cluster` with it). Unset or anything else: one
+// standalone redis-server.
+inline constexpr char kTestRedisEnv[] = "KUDOS_TEST_REDIS";
+bool ClusterModeFromEnvironment();
+
 class RedisServer {
  public:
   RedisServer();
   // With extra redis-server arguments, e.g. {"--requirepass", "secret"} or
   // an ACL user {"--user", "alice", "on", ">pw", "~*", "&*", "+@all"}.
+  // In cluster mode they are given to every node (AUTH arguments are not
+  // supported there: redis-cli --cluster create would need the password).
   explicit RedisServer(std::vector<std::string> extra_args);
   ~RedisServer();
+  RedisServer(const RedisServer&) = delete;
+  RedisServer& operator=(const RedisServer&) = delete;
+
+  // Standalone: the server's port and "127.0.0.1:port". Cluster: those of
+  // node 0, one seed from which every client (the services' --redis, the
+  // blocking Pool, the AsyncClient) discovers the other nodes, so a test
+  // that hands address() to a service or port() to a Pool runs unchanged.
   int port() const { return port_; }
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  // Every node's address, comma-separated (standalone: address()).
+  std::string seeds() const;
+  // The cluster behind this server, or nullptr when standalone.
+  RedisCluster* cluster() { return cluster_.get(); }
+  // Standalone: stop and start the server (no persistence: the data is gone).
+  // Cluster: every node likewise, then waits until the cluster is ok again.
   void Restart();
 
  private:
+  std::unique_ptr<RedisCluster> cluster_;
   int port_;
   std::string dir_;
   Process process_;
