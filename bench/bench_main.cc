@@ -85,9 +85,10 @@ ABSL_FLAG(int, cluster_primaries, 3, "primaries of send_kudos_cluster's local Re
 ABSL_FLAG(int, cluster_orgs, 30, "orgs of send_kudos_cluster, spread evenly over the primaries by slot");
 ABSL_FLAG(int, cluster_people, 200, "people per org of send_kudos_cluster");
 ABSL_FLAG(int, cluster_teams, 10, "teams per org of send_kudos_cluster");
-ABSL_FLAG(std::string, wait_replicas_compared, "0,1",
-          "ledger_wait: the --redis_wait_replicas values compared (one ledger_server each, "
-          "one primary + one replica)");
+ABSL_FLAG(std::string, wait_replicas_compared, "0,1,1:8",
+          "ledger_wait: the --redis_wait_replicas values compared, each optionally with the "
+          "ledger's --redis_loops after a colon (one ledger_server each, one primary + one "
+          "replica)");
 ABSL_FLAG(std::string, echo_binary, BENCH_ECHO_BINARY, "bench_echo_server binary");
 ABSL_FLAG(std::string, ledger_binary, BENCH_LEDGER_BINARY, "ledger_server binary");
 ABSL_FLAG(std::string, kudos_binary, BENCH_KUDOS_BINARY, "kudos_server binary");
@@ -1943,40 +1944,52 @@ void LedgerWait(Bench& b) {
   std::unique_ptr<Child> replica = StartReplica(dir + "/replica", FreePort(), primary_port);
   const std::string primary_address = absl::StrCat("127.0.0.1:", primary_port);
   std::vector<std::string> runs_json;
-  std::map<std::string, LoadResult> by_wait;
-  for (absl::string_view wait : absl::StrSplit(absl::GetFlag(FLAGS_wait_replicas_compared), ',')) {
+  std::vector<std::pair<std::string, LoadResult>> runs;  // label, load
+  for (absl::string_view setting : absl::StrSplit(absl::GetFlag(FLAGS_wait_replicas_compared), ',')) {
+    // "replicas" or "replicas:loops": WAIT holds the connection it is sent
+    // on, so more loops (connections) mean more WAITs in flight.
+    std::pair<std::string, std::string> parts = absl::StrSplit(setting, absl::MaxSplits(':', 1));
+    const std::string& wait = parts.first;
+    std::vector<std::string> flags = {"--redis_wait_replicas=" + wait};
+    std::string label = "WAIT " + wait;
+    if (!parts.second.empty()) {
+      flags.push_back("--redis_loops=" + parts.second);
+      label += ", " + parts.second + " loops";
+    }
     Bench w;
     w.out_dir = dir;
     w.processes = {{"bench", 0}, {"redis", primary.pid()}, {"redis_replica", replica->pid()}};
     std::vector<std::unique_ptr<Child>> children;
-    const std::string name = absl::StrCat("ledger_wait", wait);
     const std::string ledger = StartService(w, children, "ledger", absl::GetFlag(FLAGS_ledger_binary),
-                                            primary_address, {absl::StrCat("--redis_wait_replicas=", wait)});
+                                            primary_address, flags);
     CpuMeter cpu(w);
-    LoadResult r = PostTransfersLoad(ledger, absl::StrCat("benchwait", wait), name);
+    LoadResult r = PostTransfersLoad(ledger, absl::StrCat("benchwait", runs_json.size()),
+                                     absl::StrCat("ledger_wait", runs_json.size()));
     CpuUse use = cpu.Take();
     const double transfers = static_cast<double>(std::max<int64_t>(1, r.started));
-    std::string per_op = CpuPerOp(b, absl::StrCat("ledger_wait (WAIT ", wait, ")"), "transfer", transfers, use);
+    std::string per_op = CpuPerOp(b, "ledger_wait (" + label + ")", "transfer", transfers, use);
     runs_json.push_back(Json()
                             .Str("redis_wait_replicas", wait)
+                            .Str("redis_loops", parts.second.empty() ? "default" : parts.second)
                             .Raw("load", ToJson(r))
                             .Raw("cpu_cores", CpuMeter::CoresJson(use))
                             .Raw("cpu_usec_per_transfer", per_op)
                             .str());
-    by_wait[std::string(wait)] = r;
+    runs.emplace_back(label, r);
     for (auto it = children.rbegin(); it != children.rend(); ++it) (*it)->Stop();
   }
   b.Report("ledger_wait", Json()
                               .Str("setup", "one primary + one replica (loopback), one ledger_server per setting")
                               .Raw("runs", "[" + absl::StrJoin(runs_json, ",") + "]")
                               .str());
-  const double base = by_wait.count("0") ? by_wait["0"].throughput : 0;
-  for (const auto& [wait, r] : by_wait) {
-    b.rows.push_back({"ledger_wait", absl::StrFormat("PostTransfers/s at %d in flight, WAIT %s", r.concurrency, wait),
-                      r.throughput, "/s", base > 0 ? absl::StrFormat("WAIT 0 %.0f/s", base) : "",
+  // The first setting (WAIT 0 by default) is the base the others compare with.
+  const double base = runs.empty() ? 0 : runs[0].second.throughput;
+  for (const auto& [label, r] : runs) {
+    b.rows.push_back({"ledger_wait", absl::StrFormat("PostTransfers/s at %d in flight, %s", r.concurrency, label),
+                      r.throughput, "/s", absl::StrFormat("%s %.0f/s", runs[0].first, base),
                       base > 0 ? Pct(r.throughput / base) : "", "", absl::StrFormat("p99 %.1f ms", r.p99_ms)});
     if (r.errors > 0) {
-      b.rows.push_back({"ledger_wait", absl::StrCat("errors, WAIT ", wait), static_cast<double>(r.errors),
+      b.rows.push_back({"ledger_wait", "errors, " + label, static_cast<double>(r.errors),
                         "", "", "", "0", r.first_error.substr(0, 60)});
     }
   }
