@@ -5,7 +5,6 @@
 #include <event2/event_struct.h>
 #include <hiredis/async.h>
 #include <hiredis/sds.h>
-#include <hiredis/adapters/libevent.h>
 // clang-format on
 #include <signal.h>
 #include <sys/eventfd.h>
@@ -176,7 +175,8 @@ class AsyncClient::Impl {
   const AsyncClientOptions options;
   struct Counters {
     std::atomic<uint64_t> connects{0}, calls{0}, largest_batch{0}, moved{0}, asked{0},
-        retried{0}, script_loads{0}, topology_refreshes{0};
+        retried{0}, script_loads{0}, topology_refreshes{0}, writes_in_turn{0},
+        writes_on_writable{0};
   } counters;
 
  private:
@@ -223,6 +223,16 @@ class NodeConn {
     if (!in_flight_.empty()) in_flight_.pop_front();
   }
 
+  // hiredis's event hooks (our libevent adapter, below).
+  static void Attach(redisAsyncContext* context, event_base* base, bool in_turn);
+  static void AddRead(void* privdata);
+  static void DelRead(void* privdata);
+  static void AddWrite(void* privdata);
+  static void DelWrite(void* privdata);
+  static void Cleanup(void* privdata);
+  static void OnReadable(evutil_socket_t, short, void* arg);
+  static void OnWritable(evutil_socket_t, short, void* arg);
+
   static void OnConnect(const redisAsyncContext* ac, int status);
   static void OnDisconnect(const redisAsyncContext* ac, int status);
   static void OnAuth(redisAsyncContext* ac, void* reply, void* privdata);
@@ -241,6 +251,13 @@ class NodeConn {
   std::deque<Deadline> in_flight_;  // one per call sent, oldest first
   Clock::time_point next_attempt_{};
   milliseconds backoff_{0};
+
+ public:
+  // Set while Loop::OnFlush writes this connection's buffer: a write that
+  // could not finish then waits for the socket (the write event).
+  bool flushing = false;
+  // Queued in the loop's flush list.
+  bool flush_queued = false;
 };
 
 class Loop {
@@ -250,6 +267,10 @@ class Loop {
 
   void Post(std::unique_ptr<Call> call);
   void Stop();
+  // Writes `conn`'s output buffer later in this loop turn (after the
+  // callbacks running now, which may append more), without waiting for the
+  // socket's writability and without an epoll_ctl per write.
+  void ScheduleFlush(NodeConn* conn);
   event_base* base() const { return base_; }
   AsyncClient::Impl* client() const { return client_; }
 
@@ -266,6 +287,7 @@ class Loop {
 
  private:
   static void OnWake(evutil_socket_t, short, void* arg);
+  static void OnFlush(evutil_socket_t, short, void* arg);
   static void OnDeadline(evutil_socket_t, short, void* arg);
   static void OnRetry(evutil_socket_t, short, void* arg);
   void Main();
@@ -288,6 +310,8 @@ class Loop {
   event_base* base_;
   int wake_fd_;
   event* wake_event_;
+  event* flush_event_;
+  std::vector<NodeConn*> flush_;  // connections with commands to write this turn
   std::mutex mu_;
   std::vector<std::unique_ptr<Call>> queue_;
   bool stopping_ = false;
@@ -298,6 +322,104 @@ class Loop {
   uint64_t topology_seen_ = 0;
   std::thread thread_;
 };
+
+// ------------------------------------------------------- libevent adapter
+// hiredis's own libevent adapter (adapters/libevent.h), changed where it cost
+// syscalls on every call: the read event is persistent (hiredis re-arms it
+// after each read: an epoll_ctl pair per reply), and a connected socket's
+// commands are written in the loop turn that queued them
+// (Loop::ScheduleFlush) instead of arming the write event and waiting a turn
+// for writability (two more epoll_ctl and an epoll_wait). Only a write the
+// socket did not take whole, or a connect in progress, arms the write event.
+
+namespace {
+struct LoopEvents {
+  redisAsyncContext* context;
+  event* read_event;
+  event* write_event;
+  bool persistent_read = true;  // EventAdapter::kInTurn
+  bool reading = false;
+  bool writing = false;
+};
+}  // namespace
+
+void NodeConn::Attach(redisAsyncContext* context, event_base* base, bool in_turn) {
+  KUDOS_CHECK(context->ev.data == nullptr, "one event adapter per hiredis context");
+  auto* events = new LoopEvents{context, nullptr, nullptr};
+  events->persistent_read = in_turn;
+  const int fd = context->c.fd;
+  events->read_event = event_new(base, fd, in_turn ? EV_READ | EV_PERSIST : EV_READ,
+                                 &NodeConn::OnReadable, events);
+  events->write_event = event_new(base, fd, EV_WRITE, &NodeConn::OnWritable, events);
+  context->ev.addRead = &NodeConn::AddRead;
+  context->ev.delRead = &NodeConn::DelRead;
+  context->ev.addWrite = &NodeConn::AddWrite;
+  context->ev.delWrite = &NodeConn::DelWrite;
+  context->ev.cleanup = &NodeConn::Cleanup;
+  context->ev.data = events;
+  AddRead(events);
+  // Writable once the non-blocking connect completes (hiredis then checks it).
+  event_add(events->write_event, nullptr);
+  events->writing = true;
+}
+
+void NodeConn::AddRead(void* privdata) {
+  auto* events = static_cast<LoopEvents*>(privdata);
+  if (events->reading) return;
+  event_add(events->read_event, nullptr);
+  events->reading = true;
+}
+
+void NodeConn::DelRead(void* privdata) {
+  auto* events = static_cast<LoopEvents*>(privdata);
+  if (!events->reading) return;
+  event_del(events->read_event);
+  events->reading = false;
+}
+
+void NodeConn::AddWrite(void* privdata) {
+  auto* events = static_cast<LoopEvents*>(privdata);
+  if (events->writing) return;  // the armed write event writes everything queued
+  auto* conn = static_cast<NodeConn*>(events->context->data);
+  const bool connected = (events->context->c.flags & REDIS_CONNECTED) != 0;
+  if (events->persistent_read && connected && !conn->flushing &&
+      conn->context_ == events->context) {
+    conn->loop_->ScheduleFlush(conn);
+    return;
+  }
+  event_add(events->write_event, nullptr);
+  events->writing = true;
+}
+
+void NodeConn::DelWrite(void* privdata) {
+  auto* events = static_cast<LoopEvents*>(privdata);
+  if (!events->writing) return;
+  event_del(events->write_event);
+  events->writing = false;
+}
+
+void NodeConn::Cleanup(void* privdata) {
+  auto* events = static_cast<LoopEvents*>(privdata);
+  event_free(events->read_event);
+  event_free(events->write_event);
+  delete events;
+}
+
+void NodeConn::OnReadable(evutil_socket_t, short, void* arg) {
+  auto* events = static_cast<LoopEvents*>(arg);
+  if (!events->persistent_read) events->reading = false;  // fired: no longer armed
+  redisAsyncHandleRead(events->context);
+}
+
+void NodeConn::OnWritable(evutil_socket_t, short, void* arg) {
+  auto* events = static_cast<LoopEvents*>(arg);
+  events->writing = false;  // not persistent: fired means no longer armed
+  auto* conn = static_cast<NodeConn*>(events->context->data);
+  if ((events->context->c.flags & REDIS_CONNECTED) != 0) {
+    conn->loop_->client()->counters.writes_on_writable.fetch_add(1, std::memory_order_relaxed);
+  }
+  redisAsyncHandleWrite(events->context);
+}
 
 // ---------------------------------------------------------------- NodeConn
 
@@ -361,7 +483,8 @@ absl::Status NodeConn::Connect(Clock::time_point now) {
     return BackOff(now, absl::StrCat("cannot connect to redis at ", address_, ": ", why));
   }
   context->data = this;
-  redisLibeventAttach(context, loop_->base());
+  Attach(context, loop_->base(),
+         options.event_adapter == AsyncClientOptions::EventAdapter::kInTurn);
   redisAsyncSetConnectCallback(context, &NodeConn::OnConnect);
   redisAsyncSetDisconnectCallback(context, &NodeConn::OnDisconnect);
   context_ = context;
@@ -450,6 +573,7 @@ Loop::Loop(AsyncClient::Impl* client)
   KUDOS_CHECK(base_ != nullptr && wake_fd_ >= 0, "an event loop for the Redis client");
   wake_event_ = event_new(base_, wake_fd_, EV_READ | EV_PERSIST, &Loop::OnWake, this);
   event_add(wake_event_, nullptr);
+  flush_event_ = event_new(base_, -1, 0, &Loop::OnFlush, this);
   thread_ = std::thread([this] { Main(); });
 }
 
@@ -457,6 +581,7 @@ Loop::~Loop() {
   Stop();
   if (thread_.joinable()) thread_.join();
   event_free(wake_event_);
+  event_free(flush_event_);
   event_base_free(base_);
   close(wake_fd_);
 }
@@ -507,6 +632,30 @@ void Loop::Post(std::unique_ptr<Call> call) {
     uint64_t one = 1;
     ssize_t written = write(wake_fd_, &one, sizeof(one));
     (void)written;
+  }
+}
+
+void Loop::ScheduleFlush(NodeConn* conn) {
+  if (conn->flush_queued) return;
+  conn->flush_queued = true;
+  flush_.push_back(conn);
+  // Runs after the callbacks active now, in this turn: one write for every
+  // command they append.
+  if (flush_.size() == 1) event_active(flush_event_, EV_WRITE, 0);
+}
+
+void Loop::OnFlush(evutil_socket_t, short, void* arg) {
+  auto* loop = static_cast<Loop*>(arg);
+  std::vector<NodeConn*> conns;
+  conns.swap(loop->flush_);  // callbacks of a failed write may queue more
+  for (NodeConn* conn : conns) {
+    conn->flush_queued = false;
+    redisAsyncContext* context = conn->context();
+    if (context == nullptr || (context->c.flags & REDIS_CONNECTED) == 0) continue;
+    loop->client_->counters.writes_in_turn.fetch_add(1, std::memory_order_relaxed);
+    conn->flushing = true;
+    redisAsyncHandleWrite(context);  // may disconnect: `conn` stays, its context goes
+    conn->flushing = false;
   }
 }
 
@@ -565,6 +714,7 @@ void Loop::Main() {
       FinishStatus(call, absl::UnavailableError("redis client shutting down"));
     }
   }
+  flush_.clear();
   conns_.clear();  // frees the contexts: the calls' outstanding commands are released
   current_loop = nullptr;
 }
@@ -1126,6 +1276,8 @@ AsyncClient::Stats AsyncClient::stats() const {
   stats.retried = c.retried.load();
   stats.script_loads = c.script_loads.load();
   stats.topology_refreshes = c.topology_refreshes.load();
+  stats.writes_in_turn = c.writes_in_turn.load();
+  stats.writes_on_writable = c.writes_on_writable.load();
   return stats;
 }
 

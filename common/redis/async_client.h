@@ -70,6 +70,14 @@ struct AsyncClientOptions {
   std::chrono::milliseconds max_backoff{1000};
   // MOVED/ASK redirects followed by one call before it fails (INTERNAL).
   int max_redirects = 5;
+  // How a connection meets libevent. kInTurn (default): a persistent read
+  // event, and commands written in the loop turn that queued them (no
+  // epoll_ctl pair per reply, no turn spent waiting for writability).
+  // kHiredis: hiredis's own libevent adapter's behaviour (the read event
+  // re-armed after every reply, the write event armed for every write), kept
+  // to measure the difference (env REDIS_EVENT_ADAPTER=hiredis).
+  enum class EventAdapter { kInTurn, kHiredis };
+  EventAdapter event_adapter = EventAdapter::kInTurn;
   // How long the constructor waits to detect standalone/cluster (INFO
   // cluster + CLUSTER SLOTS); an unreachable Redis is not an error: detection
   // is retried in the background and calls go to the first seed meanwhile.
@@ -130,6 +138,11 @@ class AsyncClient {
     uint64_t retried = 0;            // TRYAGAIN/CLUSTERDOWN retries
     uint64_t script_loads = 0;       // SCRIPT LOADs after NOSCRIPT
     uint64_t topology_refreshes = 0; // slot maps read from the cluster
+    // Writes of a connected socket's queued commands: in the loop turn that
+    // queued them, or after waiting for the socket to be writable (the
+    // kernel's buffer was full: Redis is not reading).
+    uint64_t writes_in_turn = 0;
+    uint64_t writes_on_writable = 0;
   };
   Stats stats() const;
 

@@ -21,6 +21,12 @@ ABSL_FLAG(int, redis_max_in_flight,
           static_cast<int>(common::config::IntEnvOr("REDIS_MAX_IN_FLIGHT", 1024, 1)),
           "Redis calls in flight per connection before RESOURCE_EXHAUSTED (env REDIS_MAX_IN_FLIGHT)");
 
+ABSL_FLAG(std::string, redis_event_adapter,
+          common::config::EnvOr("REDIS_EVENT_ADAPTER", "in_turn"),
+          "how the asynchronous Redis client meets libevent: in_turn (commands written in the loop "
+          "turn that queued them, persistent read events) or hiredis (hiredis's own adapter's "
+          "behaviour, to measure the difference) (env REDIS_EVENT_ADAPTER)");
+
 namespace common::redis {
 
 absl::StatusOr<AsyncClientOptions> AsyncClientOptionsFromFlags() {
@@ -31,6 +37,13 @@ absl::StatusOr<AsyncClientOptions> AsyncClientOptionsFromFlags() {
   if (!options.ok()) return options.status();
   options->loops = absl::GetFlag(FLAGS_redis_loops);
   options->max_in_flight_per_connection = absl::GetFlag(FLAGS_redis_max_in_flight);
+  const std::string adapter = absl::GetFlag(FLAGS_redis_event_adapter);
+  if (adapter == "hiredis") {
+    options->event_adapter = AsyncClientOptions::EventAdapter::kHiredis;
+  } else if (adapter != "in_turn") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--redis_event_adapter (REDIS_EVENT_ADAPTER): '", adapter, "' is not in_turn or hiredis"));
+  }
   options->connect_timeout = std::chrono::milliseconds(absl::GetFlag(FLAGS_redis_timeout_ms));
   absl::Status verified = absl::UnavailableError("no seed");
   for (const Endpoint& seed : options->seeds) {
