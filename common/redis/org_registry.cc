@@ -7,6 +7,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "common/check/check.h"
@@ -18,6 +19,11 @@ ABSL_FLAG(int, org_registry_refresh_ms,
           static_cast<int>(common::config::IntEnvOr("ORG_REGISTRY_REFRESH_MS", 1000, 1)),
           "how long one discovery of the orgs (a read of every cluster slot's registry key) is "
           "reused by the process's background loops (env ORG_REGISTRY_REFRESH_MS)");
+ABSL_FLAG(int, org_registry_scan_window,
+          static_cast<int>(common::config::IntEnvOr("ORG_REGISTRY_SCAN_WINDOW", 512, 1)),
+          "cluster slots each discovery reads besides those known or hinted to hold orgs, in "
+          "turn: an org whose hint was lost is found within 16384 / this discoveries "
+          "(env ORG_REGISTRY_SCAN_WINDOW)");
 ABSL_FLAG(int, org_registry_max_orgs,
           static_cast<int>(common::config::IntEnvOr("ORG_REGISTRY_MAX_ORGS", 1000000, 1)),
           "orgs one discovery returns at most; past it the rest are left out and a warning "
@@ -95,6 +101,10 @@ std::string OrgRegistryKey(absl::string_view org) { return SlotRegistryKey(OrgSl
 
 Command RegisterOrgCommand(absl::string_view org) {
   return {"SADD", OrgRegistryKey(org), std::string(org)};
+}
+
+Command IndexOrgSlotCommand(absl::string_view org) {
+  return {"SADD", kOrgSlotsKey, absl::StrCat(OrgSlot(org))};
 }
 
 namespace {
@@ -185,12 +195,14 @@ OrgRegistryOptions OrgRegistryOptionsFromFlags() {
   OrgRegistryOptions options;
   options.refresh = std::chrono::milliseconds(absl::GetFlag(FLAGS_org_registry_refresh_ms));
   options.max_orgs = absl::GetFlag(FLAGS_org_registry_max_orgs);
+  options.scan_window_slots = absl::GetFlag(FLAGS_org_registry_scan_window);
   return options;
 }
 
 OrgRegistry::OrgRegistry(Pool& pool, OrgRegistryOptions options)
     : pool_(pool), options_(std::move(options)), slot_orgs_(kClusterSlots) {
-  KUDOS_CHECK(options_.slots_per_pipeline >= 1 && options_.max_orgs >= 1,
+  KUDOS_CHECK(options_.slots_per_pipeline >= 1 && options_.max_orgs >= 1 &&
+                  options_.scan_window_slots >= 1,
               "registry reads and answers are bounded by positive limits");
 }
 
@@ -219,7 +231,11 @@ absl::StatusOr<std::vector<std::string>> OrgRegistry::Orgs() {
 absl::StatusOr<std::vector<std::string>> OrgRegistry::Discover() {
   ++stats_.discoveries;
   absl::Status first_failure;
-  const int slots_read = ReadSlots(first_failure);
+  std::vector<char> hinted;
+  bool hint_read = false;
+  const int slots_read = ReadSlots(SlotsToRead(hinted, hint_read), first_failure);
+  first_pass_done_ = true;
+  if (hint_read) HealHint(hinted);
   absl::Status legacy = ReadLegacy();
   if (!legacy.ok() && first_failure.ok()) first_failure = legacy;
   if (slots_read > 0) ever_read_ = true;
@@ -230,11 +246,46 @@ absl::StatusOr<std::vector<std::string>> OrgRegistry::Discover() {
   return Collect();
 }
 
-int OrgRegistry::ReadSlots(absl::Status& first_failure) {
+std::vector<int> OrgRegistry::SlotsToRead(std::vector<char>& hinted, bool& hint_read) {
+  hinted.assign(kClusterSlots, 0);
+  ++stats_.commands;
+  absl::StatusOr<Reply> hint = pool_.Run({"SMEMBERS", kOrgSlotsKey});
+  hint_read = hint.ok();
+  if (hint.ok()) {
+    for (const Reply& member : hint->elements) {
+      int slot = -1;
+      if (absl::SimpleAtoi(member.str, &slot) && slot >= 0 && slot < kClusterSlots) hinted[slot] = 1;
+    }
+  } else {
+    // Only a hint: the known slots and the window are still read.
+    common::log::Warning(absl::StrCat("org registry: reading ", kOrgSlotsKey, ": ",
+                                      hint.status().ToString()));
+  }
+  std::vector<int> slots;
+  if (!first_pass_done_) {
+    slots.resize(kClusterSlots);
+    for (int slot = 0; slot < kClusterSlots; ++slot) slots[slot] = slot;
+    return slots;
+  }
+  std::vector<char> wanted = hinted;
+  for (int slot = 0; slot < kClusterSlots; ++slot) {
+    if (!slot_orgs_[slot].empty()) wanted[slot] = 1;
+  }
+  const int window = std::min(options_.scan_window_slots, kClusterSlots);
+  for (int i = 0; i < window; ++i) wanted[(window_start_ + i) % kClusterSlots] = 1;
+  window_start_ = (window_start_ + window) % kClusterSlots;
+  for (int slot = 0; slot < kClusterSlots; ++slot) {
+    if (wanted[slot]) slots.push_back(slot);
+  }
+  return slots;
+}
+
+int OrgRegistry::ReadSlots(const std::vector<int>& slots, absl::Status& first_failure) {
   std::vector<Command> reads;
-  reads.reserve(kClusterSlots);
-  for (int slot = 0; slot < kClusterSlots; ++slot) reads.push_back({"SMEMBERS", SlotRegistryKey(slot)});
+  reads.reserve(slots.size());
+  for (int slot : slots) reads.push_back({"SMEMBERS", SlotRegistryKey(slot)});
   stats_.commands += reads.size();
+  stats_.slots_read += reads.size();
   absl::StatusOr<std::vector<absl::StatusOr<Reply>>> replies =
       PipelineByNode(pool_, reads, options_.slots_per_pipeline, options_.max_rerouted_slots,
                      &stats_.rerouted_slots);
@@ -242,23 +293,38 @@ int OrgRegistry::ReadSlots(absl::Status& first_failure) {
   KUDOS_CHECK(replies->size() == reads.size(), "one reply per registry key");
   int read = 0;
   int failed = 0;
-  for (int slot = 0; slot < kClusterSlots; ++slot) {
-    absl::StatusOr<Reply>& reply = (*replies)[slot];
+  for (size_t i = 0; i < slots.size(); ++i) {
+    absl::StatusOr<Reply>& reply = (*replies)[i];
     if (!reply.ok()) {
       if (first_failure.ok()) first_failure = reply.status();
       ++failed;
       continue;  // keeps its orgs as last read
     }
-    slot_orgs_[slot] = Members(*reply);
+    slot_orgs_[slots[i]] = Members(*reply);
     ++read;
   }
   stats_.failed_slots += failed;
   if (failed > 0) {
-    common::log::Warning(absl::StrCat("org registry: ", failed, " of ", kClusterSlots,
+    common::log::Warning(absl::StrCat("org registry: ", failed, " of ", slots.size(),
                                       " slots unreadable (", first_failure.ToString(),
                                       "); their orgs as last read are kept"));
   }
   return read;
+}
+
+void OrgRegistry::HealHint(const std::vector<char>& hinted) {
+  Command add = {"SADD", kOrgSlotsKey};
+  for (int slot = 0; slot < kClusterSlots; ++slot) {
+    if (!hinted[slot] && !slot_orgs_[slot].empty()) add.push_back(absl::StrCat(slot));
+  }
+  if (add.size() == 2) return;
+  ++stats_.commands;
+  // A failure leaves the hint as it was: the windows still find those slots.
+  absl::StatusOr<Reply> added = pool_.Run(add);
+  if (!added.ok()) {
+    common::log::Warning(absl::StrCat("org registry: healing ", kOrgSlotsKey, ": ",
+                                      added.status().ToString()));
+  }
 }
 
 absl::Status OrgRegistry::ReadLegacy() {

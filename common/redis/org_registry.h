@@ -5,13 +5,19 @@
 //   platform:orgs:{<tag>}   SET of the org ids whose {org} hash tag falls in
 //                           the slot of <tag>; <tag> is SlotTag(slot), a
 //                           short string whose CRC16 slot is that slot.
+//   platform:orgs:slots     SET of slot numbers that hold orgs: a hint written
+//                           by writers beside a registration (a separate
+//                           call: another slot) and healed by discovery.
 //   platform:orgs           the legacy global SET (before issue 14): still
 //                           read, never written, so an upgraded standalone
 //                           deployment loses no org.
 //
-// Discovery (OrgRegistry::Orgs) reads, on each primary, the registry keys
-// of the slots that primary serves, pipelined in bounded chunks, and caches
-// the answer for a short interval so every loop of a process shares one read.
+// Discovery (OrgRegistry::Orgs) reads registry keys on the primary serving
+// each slot, pipelined per node in bounded chunks: every slot the first time,
+// then the slots known to hold orgs, the hinted ones and a window of the
+// others in turn (a full pass every 16384 / scan_window_slots discoveries),
+// so a lost hint costs latency, never an org. The answer is cached for a
+// short interval so every loop of a process shares one read.
 #pragma once
 
 #include <chrono>
@@ -48,6 +54,13 @@ std::string SlotRegistryKey(int slot);
 // or (the same SADD) inside one of the org's scripts given the key in KEYS.
 Command RegisterOrgCommand(absl::string_view org);
 
+// The hint of the slots holding orgs, and SADD of the org's slot to it: sent
+// as its own call (another slot) beside a registration, or once the SADD of
+// RegisterOrgCommand answered 1 (a new org). Without it the org is still
+// found, within one full pass of the discovery's windows.
+inline constexpr char kOrgSlotsKey[] = "platform:orgs:slots";
+Command IndexOrgSlotCommand(absl::string_view org);
+
 // Many single-slot commands (of many orgs) as one pipeline per node, each
 // command to the primary of its slot, `chunk` commands per round trip; a
 // command answered with a redirect (MOVED, ASK, TRYAGAIN: its slot moved or
@@ -69,6 +82,8 @@ struct OrgRegistryOptions {
   // Orgs one discovery returns at most (sorted: the first ones); past it a
   // warning names the flag and stats().truncated is set.
   int max_orgs = 1000000;
+  // Slots read per discovery besides the known and hinted ones, in turn.
+  int scan_window_slots = 512;
   // Slots whose registry key one discovery may re-read routed (after MOVED,
   // ASK, TRYAGAIN in a node's pipeline: the slot moved or is moving).
   int max_rerouted_slots = 1024;
@@ -79,6 +94,7 @@ struct OrgRegistryOptions {
 };
 
 // --org_registry_refresh_ms (env ORG_REGISTRY_REFRESH_MS, 1000),
+// --org_registry_scan_window (env ORG_REGISTRY_SCAN_WINDOW, 512),
 // --org_registry_max_orgs (env ORG_REGISTRY_MAX_ORGS, 1000000).
 OrgRegistryOptions OrgRegistryOptionsFromFlags();
 
@@ -99,7 +115,8 @@ class OrgRegistry {
   struct Stats {
     uint64_t discoveries = 0;     // reads of the registry
     uint64_t cached_answers = 0;  // Orgs() answered from the last discovery
-    uint64_t commands = 0;        // registry reads sent (per slot, plus the legacy set)
+    uint64_t commands = 0;        // commands sent (slot reads, hint read and heal, legacy SSCAN)
+    uint64_t slots_read = 0;      // registry keys read
     uint64_t rerouted_slots = 0;  // slots re-read routed after a redirect
     uint64_t failed_slots = 0;    // slot reads that failed (their last known orgs kept)
     bool truncated = false;       // the last discovery hit max_orgs
@@ -108,8 +125,13 @@ class OrgRegistry {
 
  private:
   absl::StatusOr<std::vector<std::string>> Discover();
-  // Reads every slot's registry key into slot_orgs_; the slots read.
-  int ReadSlots(absl::Status& first_failure);
+  // This discovery's slots: all the first time; then those known to hold
+  // orgs, the hinted ones (read into `hinted`) and the next window.
+  std::vector<int> SlotsToRead(std::vector<char>& hinted, bool& hint_read);
+  // Reads the registry keys of `slots` into slot_orgs_; the slots read.
+  int ReadSlots(const std::vector<int>& slots, absl::Status& first_failure);
+  // Adds the slots found holding orgs but not hinted to the hint.
+  void HealHint(const std::vector<char>& hinted);
   absl::Status ReadLegacy();
   std::vector<std::string> Collect();
 
@@ -124,6 +146,8 @@ class OrgRegistry {
   std::vector<std::vector<std::string>> slot_orgs_;
   std::vector<std::string> legacy_orgs_;
   bool ever_read_ = false;
+  bool first_pass_done_ = false;
+  int window_start_ = 0;
   Stats stats_;
 };
 

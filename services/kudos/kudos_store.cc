@@ -14,6 +14,7 @@
 #include "absl/time/clock.h"
 #include "common/audit.h"
 #include "common/check/check.h"
+#include "common/log/log.h"
 #include "lua/kBeginRecognitionLua.h"
 #include "lua/kClaimReconcileLua.h"
 #include "lua/kFinishRecognitionLua.h"
@@ -167,9 +168,26 @@ std::vector<std::string> PutTeamArgs(const std::string& org, const kudos::v1::Te
 
 }  // namespace
 
+void KudosStore::HintOrgSlot(const std::string& org) {
+  // The script registers the org in its slot; this hint (another slot, so a
+  // call of its own) lets discovery read that slot at once. Lost, it costs
+  // latency only (common/redis/org_registry.h).
+  absl::StatusOr<Reply> hinted = pool_.Run(common::redis::IndexOrgSlotCommand(org));
+  if (!hinted.ok()) common::log::Warning(absl::StrCat("org slot hint: ", hinted.status().ToString()));
+}
+
+void KudosStore::HintOrgSlotAsync(const std::string& org, Deadline deadline) {
+  async().Run(common::redis::IndexOrgSlotCommand(org), deadline, [](absl::StatusOr<Reply> hinted) {
+    if (!hinted.ok()) {
+      common::log::Warning(absl::StrCat("org slot hint: ", hinted.status().ToString()));
+    }
+  });
+}
+
 absl::Status KudosStore::PutSettings(const std::string& org,
                                      const kudos::v1::OrgSettings& settings,
                                      const std::string& event_pb, const std::string& actor) {
+  HintOrgSlot(org);
   return pool_
       .Eval(put_settings_, DirectoryWriteKeys(org),
             {settings.SerializeAsString(), event_pb, org, actor, NowText()})
@@ -179,6 +197,7 @@ absl::Status KudosStore::PutSettings(const std::string& org,
 absl::Status KudosStore::PutPerson(const std::string& org, const kudos::v1::Person& person,
                                    bool create, const std::string& event_pb,
                                    const std::string& actor) {
+  HintOrgSlot(org);
   return pool_
       .Eval(put_directory_entry_, DirectoryWriteKeys(org),
             PutPersonArgs(org, person, create, event_pb, actor))
@@ -187,6 +206,7 @@ absl::Status KudosStore::PutPerson(const std::string& org, const kudos::v1::Pers
 
 absl::Status KudosStore::PutTeam(const std::string& org, const kudos::v1::Team& team,
                                  const std::string& event_pb, const std::string& actor) {
+  HintOrgSlot(org);
   return pool_
       .Eval(put_directory_entry_, DirectoryWriteKeys(org),
             PutTeamArgs(org, team, event_pb, actor))
@@ -952,6 +972,7 @@ common::redis::ReplyCallback StatusOnly(StoreStatusCallback done) {
 void KudosStore::PutSettingsAsync(const std::string& org, const kudos::v1::OrgSettings& settings,
                                   const std::string& event_pb, const std::string& actor,
                                   Deadline deadline, StoreStatusCallback done) {
+  HintOrgSlotAsync(org, deadline);
   async().EvalSha(put_settings_, DirectoryWriteKeys(org),
                   {settings.SerializeAsString(), event_pb, org, actor, NowText()}, deadline,
                   StatusOnly(std::move(done)));
@@ -960,6 +981,7 @@ void KudosStore::PutSettingsAsync(const std::string& org, const kudos::v1::OrgSe
 void KudosStore::PutPersonAsync(const std::string& org, const kudos::v1::Person& person,
                                 bool create, const std::string& event_pb, const std::string& actor,
                                 Deadline deadline, StoreStatusCallback done) {
+  HintOrgSlotAsync(org, deadline);
   async().EvalSha(put_directory_entry_, DirectoryWriteKeys(org),
                   PutPersonArgs(org, person, create, event_pb, actor), deadline,
                   StatusOnly(std::move(done)));
@@ -968,6 +990,7 @@ void KudosStore::PutPersonAsync(const std::string& org, const kudos::v1::Person&
 void KudosStore::PutTeamAsync(const std::string& org, const kudos::v1::Team& team,
                               const std::string& event_pb, const std::string& actor,
                               Deadline deadline, StoreStatusCallback done) {
+  HintOrgSlotAsync(org, deadline);
   async().EvalSha(put_directory_entry_, DirectoryWriteKeys(org),
                   PutTeamArgs(org, team, event_pb, actor), deadline, StatusOnly(std::move(done)));
 }

@@ -293,6 +293,10 @@ class KudosStore {
   struct ReadKudosState;
   void ReadKudosFollowUps(std::shared_ptr<ReadKudosState> state, size_t next);
   common::redis::AsyncClient& async() const;
+  // SADD of the org's slot to the registry's hint (IndexOrgSlotCommand),
+  // beside each directory write; a failure is logged, never the write's.
+  void HintOrgSlot(const std::string& org);
+  void HintOrgSlotAsync(const std::string& org, Deadline deadline);
 
   common::redis::Pool& pool_;
   common::redis::AsyncClient* async_;
