@@ -588,6 +588,13 @@ absl::StatusOr<int64_t> Projector::TrimStream(const std::string& org, const std:
   return trimmed->integer;
 }
 
+namespace {
+// The staging's pipelines: commands per round trip, round trips at once
+// (Redis runs one connection's while the next is built).
+constexpr int kStageBatch = 1000;
+constexpr int kStageConnections = 3;
+}  // namespace
+
 absl::StatusOr<Projector::RebuildResult> Projector::Replay(const std::string& org,
                                                            const std::string& token) {
   RebuildResult result;
@@ -604,7 +611,7 @@ absl::StatusOr<Projector::RebuildResult> Projector::Replay(const std::string& or
   // they are until the swap below replaces them all at once.
   absl::StatusOr<std::vector<StagedKey>> staged =
       image.Stage(store_.pool(), absl::StrCat(StagingPrefix(org), token, ":"),
-                  rebuild_.staging_ttl, 200, refresh);
+                  rebuild_.staging_ttl, kStageBatch, refresh, kStageConnections);
   if (!staged.ok()) return staged.status();
   // Where a rebuild's time goes (bench/README.md reads these).
   common::log::Info(absl::StrCat(

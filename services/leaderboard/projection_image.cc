@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
+#include <thread>
 
 #include <zstd.h>
 #include <utility>
@@ -23,7 +25,15 @@ absl::Status Malformed(absl::string_view why) {
 }
 
 // Redis prints scores with %.17g; the same text makes the same double.
-std::string ScoreText(double score) { return absl::StrFormat("%.17g", score); }
+// Board scores are integer totals: those print as integers (the same double,
+// without a printf per member).
+std::string ScoreText(double score) {
+  constexpr double kExact = 9007199254740992.0;  // 2^53
+  if (score > -kExact && score < kExact && score == static_cast<double>(static_cast<int64_t>(score))) {
+    return absl::StrCat(static_cast<int64_t>(score));
+  }
+  return absl::StrFormat("%.17g", score);
+}
 
 }  // namespace
 
@@ -326,22 +336,82 @@ absl::Status ProjectionImage::Write(common::redis::Pool& pool, int batch,
 
 absl::StatusOr<std::vector<StagedKey>> ProjectionImage::Stage(
     common::redis::Pool& pool, const std::string& prefix, std::chrono::milliseconds ttl, int batch,
-    const std::function<absl::Status()>& between_batches) {
+    const std::function<absl::Status()>& between_batches, int connections) {
   KUDOS_CHECK(ttl.count() > 0, "staged keys expire (a crashed rebuild leaves no garbage)");
+  KUDOS_CHECK(batch >= 1 && connections >= 1, "staging sends bounded pipelines on a few connections");
   std::vector<StagedKey> staged;
+  std::vector<const Value*> values;
+  std::vector<size_t> weights;  // commands each key takes, roughly
   staged.reserve(keys_.size());
-  absl::Status status = WriteAs(
-      pool, batch, between_batches,
-      [&](const std::string& key) {
-        staged.push_back({absl::StrCat(prefix, staged.size()), key, 0});
-        return staged.back().staging;
-      },
-      [&](const std::string& name, const Value& value) -> common::redis::Command {
-        staged.back().expire_at = value.expire_at;
-        return {"PEXPIRE", name, absl::StrCat(ttl.count())};
-      },
-      /*expire_first=*/true);
-  if (!status.ok()) return status;
+  values.reserve(keys_.size());
+  size_t total_weight = 0;
+  for (const auto& [key, value] : keys_) {
+    staged.push_back({absl::StrCat(prefix, staged.size()), key, value.expire_at});
+    values.push_back(&value);
+    size_t members = value.hash.size() + value.set.size() + value.zset.size();
+    weights.push_back(2 + members / 64);
+    total_weight += weights.back();
+  }
+  // Contiguous shards of about equal weight, one connection each: the
+  // commands of one are built while Redis runs another's.
+  std::vector<std::pair<size_t, size_t>> shards;
+  size_t begin = 0, weight = 0;
+  for (size_t i = 0; i < staged.size(); ++i) {
+    weight += weights[i];
+    if (weight * static_cast<size_t>(connections) >= total_weight * (shards.size() + 1) ||
+        i + 1 == staged.size()) {
+      shards.emplace_back(begin, i + 1);
+      begin = i + 1;
+    }
+  }
+  // The lock refresh, at most once a second whichever shard asks.
+  std::mutex refresh_mu;
+  auto last_refresh = std::chrono::steady_clock::now();
+  auto refresh = [&]() -> absl::Status {
+    if (!between_batches) return absl::OkStatus();
+    std::lock_guard<std::mutex> lock(refresh_mu);
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_refresh < std::chrono::seconds(1)) return absl::OkStatus();
+    last_refresh = now;
+    return between_batches();
+  };
+  const std::string pexpire_ms = absl::StrCat(ttl.count());
+  auto stage_shard = [&](size_t from, size_t to) -> absl::Status {
+    std::vector<common::redis::Command> pending;
+    auto flush = [&]() -> absl::Status {
+      if (pending.empty()) return absl::OkStatus();
+      absl::StatusOr<std::vector<absl::StatusOr<common::redis::Reply>>> replies =
+          pool.Pipeline(pending);
+      pending.clear();
+      if (!replies.ok()) return replies.status();
+      for (const absl::StatusOr<common::redis::Reply>& reply : *replies) {
+        if (!reply.ok()) return reply.status();
+      }
+      return refresh();
+    };
+    for (size_t i = from; i < to; ++i) {
+      std::vector<common::redis::Command> commands = Commands(staged[i].staging, *values[i]);
+      for (size_t c = 0; c < commands.size(); ++c) {
+        pending.push_back(std::move(commands[c]));
+        // The expiry right after the key's first command, in the same pipeline.
+        if (c == 0) pending.push_back({"PEXPIRE", staged[i].staging, pexpire_ms});
+        if (pending.size() >= static_cast<size_t>(batch)) {
+          if (absl::Status s = flush(); !s.ok()) return s;
+        }
+      }
+    }
+    return flush();
+  };
+  std::vector<absl::Status> results(shards.size());
+  std::vector<std::thread> threads;
+  for (size_t s = 1; s < shards.size(); ++s) {
+    threads.emplace_back([&, s] { results[s] = stage_shard(shards[s].first, shards[s].second); });
+  }
+  if (!shards.empty()) results[0] = stage_shard(shards[0].first, shards[0].second);
+  for (std::thread& thread : threads) thread.join();
+  for (const absl::Status& status : results) {
+    if (!status.ok()) return status;
+  }
   return staged;
 }
 

@@ -74,11 +74,14 @@ class ProjectionImage {
   // The same keys under temporary names (`prefix` + a number), each
   // expiring after `ttl` so a rebuild that dies before its swap leaves no
   // garbage; returns each staged name with its final name and expiry, for
-  // Store::SwapInProjections.
+  // Store::SwapInProjections. `connections` pipelines of up to `batch`
+  // commands run at once (each its share of the keys); `between_batches`
+  // runs at most once a second (thread-safe is not required of it).
   absl::StatusOr<std::vector<StagedKey>> Stage(common::redis::Pool& pool,
                                                const std::string& prefix,
                                                std::chrono::milliseconds ttl, int batch,
-                                               const std::function<absl::Status()>& between_batches);
+                                               const std::function<absl::Status()>& between_batches,
+                                               int connections = 1);
 
   size_t key_count() const { return keys_.size(); }
 

@@ -134,10 +134,36 @@ for s = 1, 2 do
 end
 local ng = tonumber(ARGV[at])
 local guards = at + 1
+-- The guards per zset key (ARGV index of each), so each key is read with
+-- one ZMSCORE and written with one ZADD per 500 ids, not one call per id.
+local guard_keys, guards_of = {}, {}
+for g = 0, ng - 1 do
+  local j = guards + 4 * g
+  local k = ARGV[j + 1]
+  if not guards_of[k] then
+    guards_of[k] = {}
+    guard_keys[#guard_keys + 1] = k
+  end
+  local list = guards_of[k]
+  list[#list + 1] = j
+end
+local function chunks_of(list, each)
+  for from = 1, #list, 500 do each(from, math.min(#list, from + 499)) end
+end
+local stored = {}  -- a guard's ARGV index -> its id's stored score (false: none)
+for _, k in ipairs(guard_keys) do
+  local list = guards_of[k]
+  chunks_of(list, function(from, to)
+    local ids = {}
+    for x = from, to do ids[#ids + 1] = ARGV[list[x]] end
+    local scores = redis.call('ZMSCORE', KEYS[tonumber(k)], unpack(ids))
+    for x = from, to do stored[list[x]] = scores[x - from + 1] end
+  end)
+end
 for g = 0, ng - 1 do
   local j = guards + 4 * g
   local id = ARGV[j]
-  local score = redis.call('ZSCORE', key(j + 1), id)
+  local score = stored[j]
   if score and tonumber(score) >= tonumber(ARGV[j + 3]) then
     seen[#seen + 1] = id
     seen[#seen + 1] = score
@@ -252,9 +278,16 @@ local function streak(days_key, day)
   end
   return run, longest
 end
-for g = 0, ng - 1 do
-  local j = guards + 4 * g
-  redis.call('ZADD', key(j + 1), ARGV[j + 2], ARGV[j])
+for _, k in ipairs(guard_keys) do
+  local list = guards_of[k]
+  chunks_of(list, function(from, to)
+    local add = {}
+    for x = from, to do
+      add[#add + 1] = ARGV[list[x] + 2]
+      add[#add + 1] = ARGV[list[x]]
+    end
+    redis.call('ZADD', KEYS[tonumber(k)], unpack(add))
+  end)
 end
 at = guards + 4 * ng
 local nr = tonumber(ARGV[at])

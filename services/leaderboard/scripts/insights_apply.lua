@@ -123,10 +123,8 @@ local e = tonumber(ARGV[at]); at = at + 1
 for _ = 1, e do
   local key = KEYS[tonumber(ARGV[at])]
   -- A period's expiry never changes: set it once, when a key this script
-  -- may have created has none (-1; -2: the key does not exist).
-  if fresh[key] and redis.call('PTTL', key) == -1 then
-    redis.call('EXPIREAT', key, ARGV[at + 1])
-  end
+  -- may have created has none (NX: one command, no PTTL first).
+  if fresh[key] then redis.call('EXPIREAT', key, ARGV[at + 1], 'NX') end
   at = at + 2
 end
 
