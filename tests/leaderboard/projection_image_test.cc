@@ -6,7 +6,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <map>
 #include <random>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -267,6 +270,81 @@ TEST(ProjectionImageTest, UpgradeDropsDerivedBoardsOfAnOlderSnapshotAndListsItsY
   ASSERT_EQ(keys.count(leaderboard::YearsKey(org)), 1u);
   EXPECT_NE(keys[leaderboard::YearsKey(org)].find("2024,2025"), std::string::npos)
       << keys[leaderboard::YearsKey(org)];
+}
+
+}  // namespace
+
+namespace {
+
+// The rebuild stages its image over several connections at once, in small
+// pipelines here (7 commands), with boards over 500 members (chunked
+// ZADDs): once swapped in, the keys equal the image written directly.
+TEST(ProjectionImageTest, StagingOverSeveralConnectionsSwapsInExactlyTheImage) {
+  const std::string org = "stage";
+  harness::RedisServer direct_redis;
+  harness::RedisServer staged_redis;
+  common::redis::PoolOptions direct_options = PoolFor(direct_redis);
+  common::redis::PoolOptions staged_options = PoolFor(staged_redis);
+  staged_options.size = 4;
+  common::redis::Pool direct_pool(direct_options);
+  common::redis::Pool staged_pool(staged_options);
+  Store store(staged_pool);
+  absl::Time now = absl::Now();
+  ProjectionImage image(now);
+  absl::StatusOr<OrgCalendar> calendar = image.Calendar(org);
+  ASSERT_TRUE(calendar.ok());
+  std::vector<std::string> catalog = calendar->values;
+  ASSERT_FALSE(catalog.empty());
+  std::mt19937 rng(20261129);
+  for (int k = 0; k < 1500; ++k) {
+    std::string giver = absl::StrCat("p", rng() % 700);
+    std::string recipient = absl::StrCat("p", rng() % 700);
+    if (giver == recipient) continue;
+    absl::Time t = now - absl::Minutes(static_cast<int>(rng() % (40 * 24 * 60)));
+    kudos::v1::KudosEvent event = lbtest::SentEvent(
+        org, absl::StrCat("K", k), giver, absl::StrCat("t", rng() % 5),
+        {{recipient, absl::StrCat("t", rng() % 5)}}, {catalog[rng() % catalog.size()]},
+        1 + static_cast<int64_t>(rng() % 7), t);
+    ApplyPlan plan = leaderboard::PlanKudosEvent(org, absl::StrCat("k:", k + 1, "-0"), event,
+                                                 *calendar,
+                                                 [](const std::string&) { return std::string(); });
+    ASSERT_TRUE(image.Apply(plan).ok());
+  }
+  ASSERT_TRUE(image.Write(direct_pool, 50, nullptr).ok());
+
+  ASSERT_TRUE(store.BeginRebuild(org, "tok", std::chrono::seconds(30), std::chrono::milliseconds(0)).ok());
+  int refreshes = 0;
+  absl::StatusOr<std::vector<leaderboard::StagedKey>> staged = image.Stage(
+      staged_pool, leaderboard::StagingPrefix(org) + "tok:", std::chrono::minutes(10), 7,
+      [&] {
+        ++refreshes;
+        return absl::OkStatus();
+      },
+      /*connections=*/3);
+  ASSERT_TRUE(staged.ok()) << staged.status();
+  ASSERT_EQ(staged->size(), image.key_count());
+  EXPECT_LE(refreshes, 60);  // at most once a second
+  std::set<std::string> names;
+  for (const leaderboard::StagedKey& key : *staged) {
+    names.insert(key.staging);
+    absl::StatusOr<common::redis::Reply> ttl = staged_pool.Run({"PTTL", key.staging});
+    ASSERT_TRUE(ttl.ok());
+    EXPECT_GT(ttl->integer, 0) << key.staging << " stages with an expiry";
+  }
+  EXPECT_EQ(names.size(), staged->size());
+  ASSERT_TRUE(store.SwapInProjections(org, "tok", {}, *staged).ok());
+  std::map<std::string, std::string> by_direct = lbtest::DumpProjections(direct_pool, org);
+  std::map<std::string, std::string> by_staging = lbtest::DumpProjections(staged_pool, org);
+  EXPECT_GT(by_direct.size(), 100u);
+  size_t largest = 0;
+  for (const auto& [key, text] : by_direct) largest = std::max(largest, text.size());
+  EXPECT_GT(largest, 500u * 4);  // a board of over 500 members went in chunks
+  EXPECT_TRUE(by_direct == by_staging);
+  for (const leaderboard::StagedKey& key : *staged) {
+    absl::StatusOr<common::redis::Reply> at = staged_pool.Run({"EXPIRETIME", key.final_key});
+    ASSERT_TRUE(at.ok());
+    EXPECT_EQ(at->integer, key.expire_at == 0 ? -1 : key.expire_at) << key.final_key;
+  }
 }
 
 }  // namespace
