@@ -391,6 +391,18 @@ absl::Status Store::Crashed(absl::string_view step) {
   return absl::CancelledError(absl::StrCat("fault injection: crashed at ", step));
 }
 
+absl::StatusOr<std::vector<absl::StatusOr<Reply>>> Store::PipelinePerSlot(
+    const std::vector<common::redis::Command>& commands) {
+  // Standalone: one round trip for every org. A cluster refuses a pipeline
+  // whose keys span slots: one per command there (each org's script is one
+  // command; the streak reads are single keys).
+  if (pool_.mode() != common::redis::Pool::Mode::kCluster) return pool_.Pipeline(commands);
+  std::vector<absl::StatusOr<Reply>> out;
+  out.reserve(commands.size());
+  for (const common::redis::Command& command : commands) out.push_back(pool_.Run(command));
+  return out;
+}
+
 absl::StatusOr<std::vector<bool>> Store::ApplyAll(const std::vector<PlanToApply>& plans) {
   std::vector<bool> applied(plans.size(), false);
   if (plans.empty()) return applied;
@@ -439,7 +451,7 @@ absl::StatusOr<std::vector<bool>> Store::ApplyAll(const std::vector<PlanToApply>
     for (const Check& check : checks) {
       commands.push_back({"SMEMBERS", DaysKey(*check.owner->org, "giving", check.check->person)});
     }
-    absl::StatusOr<std::vector<absl::StatusOr<Reply>>> replies = pool_.Pipeline(commands);
+    absl::StatusOr<std::vector<absl::StatusOr<Reply>>> replies = PipelinePerSlot(commands);
     if (!replies.ok()) return replies.status();
     days.assign(replies->begin() + sent.size(), replies->end());
     bool load = false;
@@ -723,13 +735,12 @@ absl::Status Store::SwapInProjections(const std::string& org, const std::string&
   }
   // One atomic script whose run time grows with the org's key count (a
   // RENAME per key: seconds for a large org on a busy machine), so it runs
-  // on its own connection with a timeout to match, not the pool's.
-  common::redis::Connection connection(pool_.options().endpoint, kSwapTimeout);
+  // with a timeout to match, not the pool's (on the org's node of a cluster).
   common::redis::Command command = {"EVAL", swap_script_.source(), absl::StrCat(keys.size())};
   command.insert(command.end(), keys.begin(), keys.end());
   command.insert(command.end(), args.begin(), args.end());
   absl::Time start = absl::Now();
-  absl::StatusOr<Reply> reply = connection.Run(command);
+  absl::StatusOr<Reply> reply = pool_.RunWithTimeout(command, kSwapTimeout);
   if (!reply.ok()) return reply.status();
   common::log::Info(absl::StrCat("leaderboard: org '", org, "': swapped in ", staged.size(),
                                  " keys in ", absl::ToInt64Milliseconds(absl::Now() - start),

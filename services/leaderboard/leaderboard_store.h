@@ -239,6 +239,10 @@ class Store {
                      const std::map<std::string, std::string>& found, absl::Time now,
                      std::map<std::string, std::string>& out);
 
+  // Pipeline on a standalone Redis; on a cluster each command on its own.
+  absl::StatusOr<std::vector<absl::StatusOr<common::redis::Reply>>> PipelinePerSlot(
+      const std::vector<common::redis::Command>& commands);
+
   common::redis::Pool& pool_;
   common::redis::AsyncClient* async_;
   common::redis::OrgRegistry org_registry_;  // shared by the consumer, insights and compactor loops

@@ -13,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/redis/org_registry.h"
 #include "services/leaderboard/apply_batch.h"
 #include "services/leaderboard/leaderboard_consumer.h"
 #include "services/leaderboard/leaderboard_store.h"
@@ -229,7 +230,8 @@ TEST(ConsumerCrashTest, Consumer_DuplicatesWithinTheRetryWindowCountOnceAndOlder
   common::redis::Pool pool(PoolFor(redis));
   const std::string org = "window";
   const std::string stream = leaderboard::LedgerStream(org);
-  ASSERT_TRUE(pool.Run({"SADD", "platform:orgs", org}).ok());
+  ASSERT_TRUE(pool.Run(common::redis::RegisterOrgCommand(org)).ok());
+  ASSERT_TRUE(pool.Run(common::redis::IndexOrgSlotCommand(org)).ok());
   const int64_t now_ms = absl::ToUnixMillis(absl::Now());
   const int64_t day_ms = 86400 * 1000;
   auto append = [&](const std::string& transfer, int64_t at_ms) {
@@ -357,6 +359,41 @@ TEST(ConsumerCrashTest, Consumer_SendsOneIncrementPerBoardAndMemberPerBatch) {
   EXPECT_EQ(calls, 6 + 3 * 4) << stats;
 }
 
+// The logical guards of a batch (one per transfer here) are read with one
+// ZMSCORE and written with one ZADD per stream's guard set, not a ZSCORE and
+// a ZADD per entry (issue 15: fewest commands per batch); still counted once.
+TEST(ConsumerCrashTest, Consumer_ReadsAndWritesABatchsGuardsWithOneCommandPerStream) {
+  harness::RedisServer redis;
+  common::redis::Pool pool(PoolFor(redis));
+  const std::string org = "guards";
+  lbtest::EventWriter writer(redis.address(), org);
+  absl::Time t = absl::Now();
+  for (int i = 0; i < 40; ++i) {
+    std::string id = absl::StrCat("K", i);
+    writer.Ledger(lbtest::TransfersEvent(org, id, id, ledger::v1::TRANSFER_KIND_KUDOS, "g",
+                                         {{"r", "ops"}}, {"teamwork"}, 2, t));
+  }
+  ASSERT_TRUE(pool.Run({"CONFIG", "RESETSTAT"}).ok());
+  Replica replica(redis, "replica-a", 200);
+  replica.consumer->Start();
+  ASSERT_TRUE(Eventually([&] { return Backlog(pool, org) == 0; }));
+  replica.consumer->Stop();
+  auto info = pool.Run({"INFO", "commandstats"});  // before this test's own reads
+  ASSERT_TRUE(info.ok());
+  std::string all = leaderboard::BoardKey(org, v1::METRIC_POINTS_RECEIVED, v1::WINDOW_ALL_TIME,
+                                          "all", v1::SCOPE_ORG, "");
+  EXPECT_EQ(ZScore(pool, all, "r"), 80);
+  EXPECT_EQ(pool.Run({"ZCARD", leaderboard::GuardKey(org, 'l')})->integer, 40);
+  auto calls = [&](const std::string& command) -> int64_t {
+    std::string field = absl::StrCat("cmdstat_", command, ":calls=");
+    size_t at = info->str.find(field);
+    return at == std::string::npos ? 0 : std::stoll(info->str.substr(at + field.size()));
+  };
+  EXPECT_EQ(calls("zscore"), 0) << info->str;
+  EXPECT_EQ(calls("zmscore"), 1) << info->str;
+  EXPECT_EQ(calls("zadd"), 1) << info->str;
+}
+
 // Both streams of `org` copied from one Redis to another with the same ids,
 // from after `after` (stream key -> last id copied).
 void CopyStreams(common::redis::Pool& from, common::redis::Pool& to, const std::string& org,
@@ -371,7 +408,8 @@ void CopyStreams(common::redis::Pool& from, common::redis::Pool& to, const std::
       after[stream] = entry.elements[0].str;
     }
   }
-  ASSERT_TRUE(to.Run({"SADD", "platform:orgs", org}).ok());
+  ASSERT_TRUE(to.Run(common::redis::RegisterOrgCommand(org)).ok());
+  ASSERT_TRUE(to.Run(common::redis::IndexOrgSlotCommand(org)).ok());
 }
 
 // Issue 15, item 3: a compaction stores the projection as a snapshot and
