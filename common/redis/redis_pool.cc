@@ -139,10 +139,19 @@ std::shared_ptr<Topology> TopologyOf(const Reply& slots, absl::string_view asked
   return topology;
 }
 
-// The node whose NOSCRIPT this thread saw last, so that the SCRIPT LOAD a
-// caller sends next (keyless) goes where the script is missing.
+// The nodes that answered this thread's NOSCRIPTs since its last SCRIPT
+// LOAD, so that the SCRIPT LOAD a caller sends next (keyless) reaches every
+// node the script is missing on (bounded: each node once).
 thread_local const void* noscript_pool = nullptr;
-thread_local std::string noscript_node;
+thread_local std::vector<std::string> noscript_nodes;
+
+void NoteNoScript(const void* pool, const std::string& node) {
+  if (noscript_pool != pool) noscript_nodes.clear();
+  noscript_pool = pool;
+  if (std::find(noscript_nodes.begin(), noscript_nodes.end(), node) == noscript_nodes.end()) {
+    noscript_nodes.push_back(node);
+  }
+}
 
 }  // namespace
 
@@ -252,9 +261,10 @@ class Pool::Impl {
   absl::StatusOr<NodePool*> NodeFor(const std::string& address);
   std::shared_ptr<const Topology> topology() const;
   void Publish(std::shared_ptr<const Topology> next);
-  std::string RouteOf(std::optional<int> slot, const std::vector<Command>& commands, int attempt);
+  std::string RouteOf(std::optional<int> slot, int attempt);
   absl::StatusOr<Replies> Direct(NodePool* node, const std::vector<Command>& commands,
                                  milliseconds io_timeout);
+  absl::StatusOr<Replies> LoadWhereMissing(const std::vector<Command>& commands);
   absl::StatusOr<Replies> Routed(const std::vector<Command>& commands, milliseconds io_timeout,
                                  std::string* ran_on);
   struct Send {
@@ -319,6 +329,10 @@ Pool::Impl::Impl(const PoolOptions& options) : options_(options) {
 }
 
 Pool::Impl::~Impl() {
+  if (noscript_pool == this) {  // a later pool at this address must not inherit them
+    noscript_pool = nullptr;
+    noscript_nodes.clear();
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     stopping_ = true;
@@ -501,7 +515,25 @@ absl::StatusOr<Replies> Pool::Impl::Call(const std::vector<Command>& commands,
     if (ran_on != nullptr) *ran_on = node->address();
     return Direct(node, commands, io_timeout);
   }
+  if (noscript_pool == this && IsScriptLoad(commands)) return LoadWhereMissing(commands);
   return Routed(commands, io_timeout, ran_on);
+}
+
+// A caller's keyless SCRIPT LOAD after NOSCRIPTs: on each node that answered
+// them (the first failure ends it), the SHA answered as Redis answers it.
+absl::StatusOr<Replies> Pool::Impl::LoadWhereMissing(const std::vector<Command>& commands) {
+  std::vector<std::string> nodes = std::move(noscript_nodes);
+  noscript_nodes.clear();
+  noscript_pool = nullptr;
+  std::optional<absl::StatusOr<Replies>> loaded;
+  for (const std::string& node : nodes) {
+    absl::StatusOr<Replies> here = CallOn(node, commands);
+    if (absl::IsFailedPrecondition(here.status())) continue;  // no longer a primary
+    if (!here.ok() || !(*here)[0].ok()) return here;
+    loaded = std::move(here);
+  }
+  if (!loaded.has_value()) return Routed(commands, milliseconds(0), nullptr);
+  return *std::move(loaded);
 }
 
 absl::StatusOr<Replies> Pool::Impl::Direct(NodePool* node, const std::vector<Command>& commands,
@@ -533,14 +565,8 @@ absl::StatusOr<Replies> Pool::Impl::CallOn(const std::string& node,
 }
 
 // The node for the next attempt: the slot's primary; for keyless commands
-// any primary (the next one on each attempt, so a dead one is passed by),
-// and for a SCRIPT LOAD the node that answered this thread's NOSCRIPT.
-std::string Pool::Impl::RouteOf(std::optional<int> slot, const std::vector<Command>& commands,
-                                int attempt) {
-  if (!slot.has_value() && noscript_pool == this && IsScriptLoad(commands)) {
-    noscript_pool = nullptr;
-    return noscript_node;
-  }
+// any primary (the next one on each attempt, so a dead one is passed by).
+std::string Pool::Impl::RouteOf(std::optional<int> slot, int attempt) {
   std::shared_ptr<const Topology> now = topology();
   if (now->primaries.empty()) return AddressOf(seeds_[0]);
   if (slot.has_value() && now->owner[*slot] >= 0) return now->primaries[now->owner[*slot]];
@@ -557,7 +583,7 @@ absl::StatusOr<Replies> Pool::Impl::Routed(const std::vector<Command>& commands,
   Replies replies(commands.size(), absl::UnknownError("redis: not sent"));
   int attempt = 0;
   std::vector<Send> pending;
-  const std::string first = RouteOf(*slot, commands, attempt);
+  const std::string first = RouteOf(*slot, attempt);
   for (size_t i = 0; i < commands.size(); ++i) pending.push_back({i, first, false});
   int redirects = 0;
   milliseconds backoff = kFirstRetryBackoff;
@@ -595,10 +621,7 @@ absl::StatusOr<Replies> Pool::Impl::Routed(const std::vector<Command>& commands,
         Redirect redirect = RedirectOf(replies[send.index], host);
         switch (redirect.kind) {
           case Redirect::Kind::kNone:
-            if (IsNoScript(replies[send.index])) {
-              noscript_pool = this;
-              noscript_node = address;
-            }
+            if (IsNoScript(replies[send.index])) NoteNoScript(this, address);
             break;
           case Redirect::Kind::kMoved:
             counters_.moved.fetch_add(1, std::memory_order_relaxed);
@@ -639,7 +662,7 @@ absl::StatusOr<Replies> Pool::Impl::Routed(const std::vector<Command>& commands,
     }
     ++attempt;
     for (Send& send : next) {
-      if (send.address.empty()) send.address = RouteOf(*slot, commands, attempt);
+      if (send.address.empty()) send.address = RouteOf(*slot, attempt);
     }
     pending = std::move(next);
   }
@@ -710,6 +733,7 @@ absl::StatusOr<Reply> Pool::Impl::Eval(const Script& script, const Command& comm
     if (!IsNoScript(reply) || loads == max_loads) return reply;
     counters_.script_loads.fetch_add(1, std::memory_order_relaxed);
     noscript_pool = nullptr;  // loaded here, not by a caller's SCRIPT LOAD
+    noscript_nodes.clear();
     absl::StatusOr<Replies> loaded =
         mode_.load(std::memory_order_acquire) == Mode::kCluster
             ? CallOn(ran_on, {{"SCRIPT", "LOAD", script.source()}})

@@ -174,6 +174,19 @@ TEST_F(RedisPoolClusterTest, ScriptsBySHAAreLoadedOnEachNodeThatLacksThem) {
     ASSERT_TRUE((*again)[0].ok()) << (*again)[0].status() << " on " << org;
     EXPECT_EQ((*again)[0]->str, "pipelined {" + org + "}:p");
   }
+  // NOSCRIPT on every node first, then one keyless SCRIPT LOAD: loaded on all.
+  Script spread("pool-cluster-spread", "return 'spread ' .. KEYS[1]");
+  for (const auto& [primary, org] : orgs_) {
+    absl::StatusOr<Reply> missing = pool.Run({"EVALSHA", spread.sha(), "1", "{" + org + "}:q"});
+    ASSERT_EQ(missing.status().message(), "NOSCRIPT") << missing.status();
+  }
+  absl::StatusOr<Reply> loaded = pool.Run({"SCRIPT", "LOAD", spread.source()});
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_EQ(loaded->str, spread.sha());
+  for (const auto& [primary, org] : orgs_) {
+    absl::StatusOr<Reply> ran = pool.Run({"EVALSHA", spread.sha(), "1", "{" + org + "}:q"});
+    ASSERT_TRUE(ran.ok()) << ran.status() << " on " << org;
+  }
 }
 
 TEST_F(RedisPoolClusterTest, KeysSpanningSlotsAreRefusedBeforeSending) {
