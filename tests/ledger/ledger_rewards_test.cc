@@ -104,7 +104,8 @@ class RewardsApi : public ::testing::Test {
     ledger::v1::GetRewardItemRequest request;
     request.set_item_id(id);
     ledger::v1::GetRewardItemResponse response;
-    grpc::Status status = rewards_->GetRewardItem(harness::Context(token).get(), request, &response);
+    grpc::Status status =
+        rewards_->GetRewardItem(harness::Context(token).get(), request, &response);
     if (out != nullptr) *out = response.item();
     return status;
   }
@@ -303,7 +304,8 @@ TEST_F(RewardsApi, Catalog_CreateIsIdempotentByItemIdAndItemsPerOrgAreBounded) {
   EXPECT_FALSE(created.created());
   grpc::Status other = Create(admin_, Item("mug", 11, 5));
   EXPECT_EQ(other.error_code(), grpc::StatusCode::ALREADY_EXISTS);
-  EXPECT_TRUE(absl::StrContains(other.error_message(), "UpdateRewardItem")) << other.error_message();
+  EXPECT_TRUE(absl::StrContains(other.error_message(), "UpdateRewardItem"))
+      << other.error_message();
   EXPECT_EQ(AuditCount("rewards.create_item"), 1);
 
   for (int i = 1; i < ledger::kMaxRewardItemsPerOrg; ++i) {
@@ -359,7 +361,8 @@ TEST_F(RewardsApi, Catalog_BadInputsAreInvalidArgumentNamingTheField) {
   ledger::v1::UpdateRewardSettingsRequest settings;
   settings.mutable_settings()->set_money_currency_code("usd");
   ledger::v1::UpdateRewardSettingsResponse out;
-  grpc::Status code = rewards_->UpdateRewardSettings(harness::Context(admin_).get(), settings, &out);
+  grpc::Status code =
+      rewards_->UpdateRewardSettings(harness::Context(admin_).get(), settings, &out);
   EXPECT_EQ(code.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_TRUE(absl::StartsWith(code.error_message(), "settings.money_currency_code"));
   ASSERT_TRUE(Create(admin_, Item("mug", 10, 5)).ok());
@@ -472,7 +475,8 @@ TEST_F(RewardsApi, Redeem_OutOfStockAndNotEnoughPointsAreFailedPreconditionWithT
   ASSERT_TRUE(Create(admin_, Item("bike", 60, -1)).ok());
   grpc::Status funds = Redeem(alice, "r2", "bike", 1);
   EXPECT_EQ(funds.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
-  EXPECT_TRUE(absl::StrContains(funds.error_message(), "50 points available")) << funds.error_message();
+  EXPECT_TRUE(absl::StrContains(funds.error_message(), "50 points available"))
+      << funds.error_message();
   EXPECT_TRUE(absl::StrContains(funds.error_message(), "60 needed")) << funds.error_message();
   EXPECT_EQ(ItemNow("bike").reserved(), 0);
   EXPECT_EQ(Balance("alice").held(), 0);
@@ -634,7 +638,8 @@ TEST_F(RewardsApi, Ledger_RedemptionRpcsRefuseCatalogRedemptions) {
   grpc::Status status =
       ledger_->CancelRedemption(harness::Context(Member("alice")).get(), cancel, &cancelled);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
-  EXPECT_TRUE(absl::StrContains(status.error_message(), "RewardsService")) << status.error_message();
+  EXPECT_TRUE(absl::StrContains(status.error_message(), "RewardsService"))
+      << status.error_message();
   ledger::v1::FulfillRedemptionRequest fulfill;
   fulfill.set_redemption_id(redemption.redemption_id());
   ledger::v1::FulfillRedemptionResponse fulfilled;
@@ -695,6 +700,11 @@ TEST_F(RewardsApi, Custom_NeedsAnAdminsApprovalThenHoldsAndFulfils) {
   EXPECT_EQ(asked.state(), ledger::v1::REWARD_REDEMPTION_STATE_AWAITING_APPROVAL);
   EXPECT_EQ(asked.kind(), ledger::v1::REWARD_REDEMPTION_KIND_CUSTOM);
   EXPECT_EQ(Balance("alice").held(), 0);  // nothing held before approval
+  RewardRedemption retried;
+  ASSERT_TRUE(Custom(alice, "c1", "A day of training", 70, &retried).ok());
+  EXPECT_EQ(retried.redemption_id(), asked.redemption_id());
+  EXPECT_EQ(Custom(alice, "c1", "A day of training", 71).error_code(),
+            grpc::StatusCode::ALREADY_EXISTS);
   EXPECT_EQ(Fulfill(admin_, asked.redemption_id()).error_code(),
             grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_EQ(Approve(alice, asked.redemption_id()).error_code(),
