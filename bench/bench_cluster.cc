@@ -17,14 +17,18 @@ LocalCluster::LocalCluster(const std::string& redis_server, const std::string& r
   std::vector<std::string> addresses;
   for (int i = 0; i < primaries; ++i) {
     const int port = FreePort();
+    // The bus port defaults to port + 10000, past 65535 for high free ports.
+    const int bus_port = FreePort();
     const std::string node_dir = absl::StrCat(dir, "/node", i);
     std::system(("mkdir -p '" + node_dir + "' && rm -f '" + node_dir + "'/*").c_str());
     ports_.push_back(port);
     nodes_.push_back(std::make_unique<Child>(
         redis_server,
         std::vector<std::string>{"--port", absl::StrCat(port), "--bind", "127.0.0.1",
+                                 // Relative to --dir (redis-server changes into it first).
                                  "--cluster-enabled", "yes", "--cluster-config-file",
-                                 node_dir + "/nodes.conf", "--cluster-node-timeout", "5000",
+                                 "nodes.conf", "--cluster-port", absl::StrCat(bus_port),
+                                 "--cluster-node-timeout", "5000",
                                  "--dir", node_dir, "--save", "", "--appendonly", "no",
                                  "--daemonize", "no", "--loglevel", "warning"},
         absl::StrCat(dir, "/node", i, ".log")));
