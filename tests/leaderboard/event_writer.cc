@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/redis/org_registry.h"
 #include "services/leaderboard/leaderboard_rules.h"
 
 namespace lbtest {
@@ -19,9 +20,13 @@ EventWriter::EventWriter(const std::string& redis_address, std::string org) : or
 }
 
 std::string EventWriter::Add(const std::string& stream, const std::string& payload) {
-  auto replies = pool_->Pipeline({{"SADD", "platform:orgs", org_},
+  auto replies = pool_->Pipeline({common::redis::RegisterOrgCommand(org_),
                                   {"XADD", stream, "*", "event", payload}});
   if (!replies.ok() || !(*replies)[1].ok()) throw std::runtime_error("XADD failed");
+  // The registry's hint of the org's slot: another slot, so a call of its own.
+  if (!pool_->Run(common::redis::IndexOrgSlotCommand(org_)).ok()) {
+    throw std::runtime_error("SADD of the org slot hint failed");
+  }
   return (*replies)[1]->str;
 }
 

@@ -1,7 +1,8 @@
 // Test helper: writes events exactly as the producers do. kudos XADDs
 // kudos.v1.KudosEvent to kudos:{org}:events, the ledger XADDs
 // ledger.v1.LedgerEvent to ledger:{org}:outbox (field "event"), and both
-// SADD the org to platform:orgs.
+// register the org in its slot's registry and hint the slot
+// (common/redis/org_registry.h).
 #pragma once
 
 #include <map>

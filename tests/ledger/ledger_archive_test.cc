@@ -813,6 +813,7 @@ TEST_F(LedgerArchive, Round_OneOrgsFailureDoesNotStopAnotherOrgsArchive) {
   PostKudos(8);
   std::string broken = org_ + "-broken";
   Redis(common::redis::RegisterOrgCommand(broken));
+  Redis(common::redis::IndexOrgSlotCommand(broken));
   Redis({"SET", "ledger:{" + broken + "}:retention", "not a policy \xff\xff"});
   Archiver archiver(env_->pool());
   ledger::RoundStats round = archiver.RunRound(absl::Now() + absl::Hours(24 * 500));
