@@ -14,8 +14,10 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
 #include "common/redis/cluster_slots.h"
+#include "tests/harness/eventually.h"
 #include "tests/harness/tokens.h"
 
 namespace cluster_test {
@@ -50,6 +52,20 @@ std::unique_ptr<typename ServiceApi::Stub> StubFor(const harness::Service& servi
       grpc::CreateChannel(service.address(), grpc::InsecureChannelCredentials()));
 }
 
+// Every primary has its replica online (first sync done): before that a
+// ledger WAIT 1 could only time out.
+bool ReplicasOnline(harness::RedisCluster& cluster, int primaries) {
+  return harness::Eventually(
+      [&] {
+        for (int node = 0; node < primaries; ++node) {
+          absl::StatusOr<common::redis::Reply> info = cluster.Command(node, {"INFO", "replication"});
+          if (!info.ok() || !absl::StrContains(info->str, "state=online")) return false;
+        }
+        return true;
+      },
+      std::chrono::seconds(60));
+}
+
 }  // namespace
 
 std::string OrgOnPrimary(harness::RedisCluster& cluster, int primary, const std::string& prefix) {
@@ -70,6 +86,9 @@ Platform::Platform(PlatformOptions options) : ctl_dir_(MakeTempDir()) {
   harness::RedisCluster::Options cluster_options;
   cluster_options.replicas_per_primary = options.replicas_per_primary;
   cluster_ = std::make_unique<harness::RedisCluster>(cluster_options);
+  if (options.replicas_per_primary > 0 && !ReplicasOnline(*cluster_, 3)) {
+    throw std::runtime_error("the replicas did not finish their first sync");
+  }
   // Every node as a seed, as a deployment would give them.
   const std::string seeds = cluster_->seeds();
   ledger_service_ =
@@ -128,7 +147,7 @@ void RaiseLimits(Platform& platform, const std::string& org) {
   update.mutable_settings()->set_min_points(1);
   update.mutable_settings()->set_max_points(1000);
   update.mutable_settings()->set_weekly_pair_cap_points(1000000000);
-  update.mutable_settings()->set_max_kudos_per_minute(100000);
+  update.mutable_settings()->set_max_kudos_per_minute(10000);
   kv1::UpdateOrgSettingsResponse updated;
   grpc::Status status =
       platform.directory().UpdateOrgSettings(Context(Admin(org)).get(), update, &updated);

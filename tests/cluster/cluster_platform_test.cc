@@ -145,7 +145,8 @@ TEST(ClusterFaults, SlotMigrationDuringLoad_LosesNoAcknowledgedKudosAndCountsNon
 TEST(ClusterFaults, PrimaryKilledDuringLoad_LosesNoAcknowledgedKudosAndCountsNoneTwice) {
   PlatformOptions platform_options;
   platform_options.replicas_per_primary = 1;
-  platform_options.ledger_env = {{"REDIS_WAIT_REPLICAS", "1"}};
+  // A generous WAIT timeout: this machine is shared and noisy.
+  platform_options.ledger_env = {{"REDIS_WAIT_REPLICAS", "1"}, {"REDIS_WAIT_TIMEOUT_MS", "2000"}};
   Platform platform(platform_options);
   const int primary = 1;
   const std::string org = OrgOnPrimary(platform.cluster(), primary, "failing");

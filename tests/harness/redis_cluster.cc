@@ -190,6 +190,23 @@ void RedisCluster::BeginSlotMigration(int slot, int to) {
   migrating_to_ = to;
 }
 
+// For a BUSYKEY: which of `keys` the target already holds (written there
+// through ASK while the source still had them).
+std::string RedisCluster::KeysOnBothSides(int target, const Reply& keys) {
+  std::vector<std::string> both;
+  for (const Reply& key : keys.elements) {
+    common::redis::Endpoint endpoint;
+    endpoint.port = port(target);
+    common::redis::Connection connection(endpoint, std::chrono::seconds(10));
+    absl::StatusOr<std::vector<absl::StatusOr<Reply>>> replies =
+        connection.Pipeline({{"ASKING"}, {"EXISTS", key.str}});
+    if (replies.ok() && replies->size() == 2 && (*replies)[1].ok() && (*replies)[1]->integer == 1) {
+      both.push_back(key.str);
+    }
+  }
+  return both.empty() ? "" : "; on both source and target: " + absl::StrJoin(both, ", ");
+}
+
 void RedisCluster::FinishSlotMigration(int slot) {
   if (slot != migrating_slot_) throw std::runtime_error("slot migration: not begun");
   std::string s = std::to_string(slot);
@@ -205,7 +222,8 @@ void RedisCluster::FinishSlotMigration(int slot) {
     for (const Reply& key : keys->elements) migrate.push_back(key.str);
     absl::StatusOr<Reply> moved = Command(migrating_from_, migrate);
     if (!moved.ok()) {
-      throw std::runtime_error("MIGRATE failed: " + std::string(moved.status().message()));
+      throw std::runtime_error("MIGRATE failed: " + std::string(moved.status().message()) +
+                               KeysOnBothSides(migrating_to_, *keys));
     }
   }
   std::string to_id = NodeId(migrating_to_);

@@ -83,6 +83,7 @@ class RedisCluster {
     bool paused = false;
   };
   void StartNode(Node& node);
+  std::string KeysOnBothSides(int target, const common::redis::Reply& keys);
   int IndexOfPort(int port) const;
 
   Options options_;

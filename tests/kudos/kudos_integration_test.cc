@@ -536,7 +536,7 @@ TEST_F(KudosIntegrationTest, Directory_OnlyAdminsWriteAndChangesAreAudited) {
   options.endpoint.port = redis_->port();
   common::redis::Pool pool(options);
   auto audit = pool.Run({"XLEN", "audit:{acme}"});
-  ASSERT_TRUE(audit.ok());
+  ASSERT_TRUE(audit.ok()) << audit.status();
   EXPECT_EQ(audit->integer, 9);  // 2 teams + 7 people
 }
 
