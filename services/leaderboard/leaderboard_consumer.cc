@@ -1034,18 +1034,24 @@ bool Consumer::ReadLive() {
     std::this_thread::sleep_for(std::min(block, std::chrono::milliseconds(100)));
     return false;
   }
-  command[7] = absl::StrCat(block.count());
-  for (size_t i = 0; i < live; ++i) command.push_back(">");
-  absl::StatusOr<Reply> reply = reader_.Run(command);
-  if (!reply.ok()) {
-    if (ResetOnNoGroup(reply.status())) return false;
-    common::log::Warning(absl::StrCat("leaderboard: XREADGROUP: ", reply.status().ToString()));
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    return false;
+  std::vector<Reply> per_streams;  // each [stream key, entries]
+  if (store_.pool().mode() == common::redis::Pool::Mode::kCluster) {
+    if (!ReadLivePerOrg(block, per_streams)) return false;
+  } else {
+    command[7] = absl::StrCat(block.count());
+    for (size_t i = 0; i < live; ++i) command.push_back(">");
+    absl::StatusOr<Reply> reply = reader_.Run(command);
+    if (!reply.ok()) {
+      if (ResetOnNoGroup(reply.status())) return false;
+      common::log::Warning(absl::StrCat("leaderboard: XREADGROUP: ", reply.status().ToString()));
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      return false;
+    }
+    if (reply->is_nil()) return false;
+    per_streams = std::move(reply->elements);
   }
-  if (reply->is_nil()) return false;
   Batch batch;
-  for (const Reply& per_stream : reply->elements) {
+  for (const Reply& per_stream : per_streams) {
     if (per_stream.elements.size() < 2) continue;
     const StreamRef* stream = Find(per_stream.elements[0].str);
     if (stream == nullptr) continue;
@@ -1062,6 +1068,41 @@ bool Consumer::ReadLive() {
   });
   Apply(batch);
   return !batch.empty();
+}
+
+bool Consumer::ReadLivePerOrg(std::chrono::milliseconds block, std::vector<Reply>& per_streams) {
+  // A cluster refuses one XREADGROUP over several slots (CROSSSLOT): one per
+  // live org (its two streams share its slot), routed to its node by the
+  // pool, without BLOCK; one org's failure skips only that org this pass.
+  std::map<std::string, common::redis::Command> by_org;
+  for (const StreamRef& stream : streams_) {
+    if (!retries_.Live(stream.org)) continue;
+    common::redis::Command& command = by_org[stream.org];
+    if (command.empty()) {
+      command = {"XREADGROUP", "GROUP", options_.group, options_.consumer_name,
+                 "COUNT",      absl::StrCat(options_.batch), "STREAMS"};
+    }
+    command.push_back(stream.key);
+  }
+  for (auto& [org, command] : by_org) {
+    if (stop_.load()) return false;
+    size_t keys = command.size() - 7;
+    for (size_t i = 0; i < keys; ++i) command.push_back(">");
+    absl::StatusOr<Reply> reply = store_.pool().Run(command);
+    if (!reply.ok()) {
+      if (ResetOnNoGroup(reply.status())) return false;
+      common::log::Warning(absl::StrCat("leaderboard: org '", org, "': XREADGROUP: ",
+                                        reply.status().ToString()));
+      continue;
+    }
+    for (Reply& per_stream : reply->elements) per_streams.push_back(std::move(per_stream));
+  }
+  if (per_streams.empty()) {
+    // Nothing anywhere: pause as a BLOCK would, briefly (new entries wait at most this).
+    std::this_thread::sleep_for(std::min(block, std::chrono::milliseconds(50)));
+    return false;
+  }
+  return true;
 }
 
 void Consumer::Apply(const Batch& batch) {

@@ -313,6 +313,9 @@ class Consumer {
   void RetryPending(const std::string& org);
   // New entries of the live orgs, applied; false when nothing came.
   bool ReadLive();
+  // ReadLive on a Redis Cluster: one XREADGROUP per live org; false (after
+  // a short pause) when nothing came.
+  bool ReadLivePerOrg(std::chrono::milliseconds block, std::vector<common::redis::Reply>& per_streams);
   // Applies entries of one or more orgs (each org's in order), acknowledges
   // what was applied and defers each org that failed, alone.
   void Apply(const Batch& batch);
