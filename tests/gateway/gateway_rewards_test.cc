@@ -68,7 +68,8 @@ TEST_F(GatewayRewardsTest, EveryRewardsRouteReachesTheLedgersRewardsService) {
   HttpResponse created;
   for (int attempt = 0; attempt < 100; ++attempt) {
     created = Call("POST", "/v1/rewards/items",
-                   R"({"itemId":"mug","name":"Team mug","pricePoints":"30","stock":"2","active":true})",
+                   R"({"itemId":"mug","name":"Team mug","pricePoints":"30","stock":"2",)"
+                   R"("active":true})",
                    Admin());
     if (created.status != 503) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
