@@ -102,6 +102,7 @@ int64_t Ms(absl::Time time) { return absl::ToUnixMillis(time); }
 
 WebhookStore::WebhookStore(common::redis::Pool& pool, StoreLimits limits)
     : pool_(pool),
+      org_registry_(pool),
       limits_(limits),
       put_subscription_(WithLib("webhooks_put_subscription", kWebhooksPutSubscriptionLua)),
       delete_subscription_(WithLib("webhooks_delete_subscription", kWebhooksDeleteSubscriptionLua)),
@@ -239,13 +240,8 @@ absl::StatusOr<v1::Delivery> WebhookStore::Redeliver(absl::string_view org, absl
 }
 
 absl::StatusOr<std::vector<std::string>> WebhookStore::ReadOrgIds() {
-  // Every cluster slot's org registry, each read on its own node. The
-  // dispatcher is this process's one reader, once per org_refresh, so a
-  // registry of its own per call (no cache to share) costs what it did.
-  common::redis::OrgRegistryOptions options = common::redis::OrgRegistryOptionsFromFlags();
-  options.refresh = std::chrono::milliseconds(0);
-  common::redis::OrgRegistry registry(pool_, options);
-  return registry.Orgs();
+  // Every cluster slot's org registry, each read on its own node.
+  return org_registry_.Orgs();
 }
 
 absl::StatusOr<std::vector<std::vector<std::string>>> WebhookStore::GroupStreams(

@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/redis/org_registry.h"
 #include "common/redis/redis_client.h"
 #include "integrations/v1/webhooks.pb.h"
 #include "services/integrations/webhooks_events.h"
@@ -100,6 +101,9 @@ class WebhookStore {
   std::vector<std::string> ScriptKeys(absl::string_view org) const;
 
   common::redis::Pool& pool_;
+  // The dispatcher's org discovery (ReadOrgIds): one registry, so after its
+  // first full read it reads only the slots known or hinted to hold orgs.
+  common::redis::OrgRegistry org_registry_;
   StoreLimits limits_;
   common::redis::Script put_subscription_;
   common::redis::Script delete_subscription_;

@@ -26,6 +26,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "common/calendar/calendar.h"
+#include "common/redis/org_registry.h"
 #include "common/redis/redis_client.h"
 #include "kudos/v1/kudos.pb.h"
 #include "leaderboard/v1/leaderboard.grpc.pb.h"
@@ -251,9 +252,10 @@ class Writer {
 
   std::string Add(kudos::v1::KudosEvent event) {
     event.set_org_id(org_);
-    auto replies = pool_->Pipeline(
-        {{"SADD", "platform:orgs", org_}, {"XADD", stream(), "*", "event", event.SerializeAsString()}});
+    auto replies = pool_->Pipeline({common::redis::RegisterOrgCommand(org_),
+                                    {"XADD", stream(), "*", "event", event.SerializeAsString()}});
     EXPECT_TRUE(replies.ok() && (*replies)[1].ok());
+    EXPECT_TRUE(pool_->Run(common::redis::IndexOrgSlotCommand(org_)).ok());
     last_ = (*replies)[1]->str;
     return last_;
   }

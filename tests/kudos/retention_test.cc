@@ -871,6 +871,7 @@ TEST_F(RetentionTest, Archive_SweepOfEveryOrgSkipsAnOrgThatFailsAndArchivesTheOt
   std::vector<std::string> ids = SendMany(5, "r");
   // An org whose settings cannot be read (listed first or not, it must not stop the sweep).
   ASSERT_TRUE(pool_->Run(common::redis::RegisterOrgCommand("broken")).ok());
+  ASSERT_TRUE(pool_->Run(common::redis::IndexOrgSlotCommand("broken")).ok());
   ASSERT_TRUE(pool_->Run({"SET", "kudos:{broken}:settings", std::string("\xff\xff\xff", 3)}).ok());
   kudos::Archiver archiver(*pool_, *store_);
   EXPECT_FALSE(archiver.RunOnce("broken", absl::Now()).ok());

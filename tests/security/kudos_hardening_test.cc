@@ -22,6 +22,7 @@
 #include "absl/time/clock.h"
 #include "common/auth/auth.h"
 #include "common/auth/guard.h"
+#include "common/redis/org_registry.h"
 #include "common/redis/redis_client.h"
 #include "kudos/v1/kudos.grpc.pb.h"
 #include "tests/harness/process.h"
@@ -386,7 +387,8 @@ TEST_F(KudosHardeningTest, Reconciler_OneOrgsErrorDoesNotStopOtherOrgs) {
   Start({"--reconcile_after_ms=300"});
   for (int i = 0; i < 30; ++i) {
     const std::string org = absl::StrCat("broken-", i);
-    ASSERT_TRUE(pool_->Run({"SADD", "platform:orgs", org}).ok());
+    ASSERT_TRUE(pool_->Run(common::redis::RegisterOrgCommand(org)).ok());
+    ASSERT_TRUE(pool_->Run(common::redis::IndexOrgSlotCommand(org)).ok());
     ASSERT_TRUE(pool_->Run({"SET", "kudos:{" + org + "}:pending", "not a sorted set"}).ok());
   }
   SendWhileLedgerDown(kOrg, "abandoned");

@@ -18,6 +18,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/redis/org_registry.h"
 #include "common/redis/redis_client.h"
 #include "leaderboard/v1/leaderboard.grpc.pb.h"
 #include "ledger/v1/ledger.pb.h"
@@ -87,9 +88,10 @@ class IsolationTest : public ::testing::Test {
   std::string Transfer(const std::string& org, const std::string& person, int64_t points) {
     std::string id = absl::StrCat("T", ++seq_);
     auto replies = pool_->Pipeline(
-        {{"SADD", "platform:orgs", org},
+        {common::redis::RegisterOrgCommand(org),
          {"XADD", LedgerStream(org), "*", "event", TransferPayload(org, id, person, points)}});
     EXPECT_TRUE(replies.ok() && (*replies)[1].ok());
+    EXPECT_TRUE(pool_->Run(common::redis::IndexOrgSlotCommand(org)).ok());
     return replies.ok() && (*replies)[1].ok() ? (*replies)[1]->str : "";
   }
 
@@ -264,8 +266,9 @@ TEST_F(IsolationTest, RebuildProjections_BoardsAreNeverEmptyDuringOrAfterAKilled
     adds.push_back({"XADD", LedgerStream(kVictim), "*", "event",
                     TransferPayload(kVictim, absl::StrCat("B", i), absl::StrCat("p", i), 1)});
   }
-  adds.push_back({"SADD", "platform:orgs", kVictim});
+  adds.push_back(common::redis::RegisterOrgCommand(kVictim));
   ASSERT_TRUE(pool_->Pipeline(adds).ok());
+  ASSERT_TRUE(pool_->Run(common::redis::IndexOrgSlotCommand(kVictim)).ok());
   ASSERT_TRUE(Eventually([&] { return Integer({"ZCARD", AllTimeBoardKey(kVictim)}) == kPeople; },
                          60s));
 
@@ -331,7 +334,8 @@ TEST_F(IsolationTest, RebuildProjections_OfOneOrgDoesNotPauseAnotherOrgsBoards) 
   for (const std::string& stream : {LedgerStream(kVictim), KudosStream(kVictim)}) {
     ASSERT_TRUE(pool_->Run({"XGROUP", "CREATE", stream, "leaderboard", "$", "MKSTREAM"}).ok());
   }
-  ASSERT_TRUE(pool_->Run({"SADD", "platform:orgs", kVictim}).ok());
+  ASSERT_TRUE(pool_->Run(common::redis::RegisterOrgCommand(kVictim)).ok());
+  ASSERT_TRUE(pool_->Run(common::redis::IndexOrgSlotCommand(kVictim)).ok());
   StartLeaderboard();
   Transfer(kAcme, "ann", 1);
   ASSERT_TRUE(Eventually([&] { return Score(kAcme, "ann") == 1; }));
