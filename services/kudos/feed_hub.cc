@@ -2,13 +2,16 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/check/check.h"
 #include "common/log/log.h"
+#include "common/redis/cluster_slots.h"
 #include "services/kudos/kudos_store.h"
 
 namespace kudos {
@@ -328,14 +331,30 @@ void FeedHub::EndFeed(const std::shared_ptr<OrgFeed>& feed, const absl::Status& 
   for (const auto& subscriber : sinks) subscriber.sink->End(why);
 }
 
+// The node to read an org's streams from: on a cluster, the one serving the
+// org's slot as the pool's slot map says now (credentials kept).
+common::redis::Endpoint FeedHub::ReaderEndpoint(const std::string& stream) const {
+  if (options_.pool == nullptr) return options_.redis;
+  return WithAddress(options_.pool->NodeForSlot(common::redis::KeySlot(stream)));
+}
+
+common::redis::Endpoint FeedHub::WithAddress(absl::string_view address) const {
+  absl::StatusOr<common::redis::Endpoint> node = common::redis::ParseEndpoint(address);
+  if (!node.ok()) return options_.redis;
+  node->credentials = options_.redis.credentials;
+  return *node;
+}
+
 void FeedHub::Run(std::shared_ptr<OrgFeed> feed) {
-  common::redis::Connection connection(options_.redis,
-                                       options_.block + std::chrono::milliseconds(2000));
+  const std::chrono::milliseconds io_timeout = options_.block + std::chrono::milliseconds(2000);
+  common::redis::Endpoint reader = ReaderEndpoint(feed->stream);
+  std::optional<common::redis::Connection> connection;
+  connection.emplace(reader, io_timeout);
   // Pin the position before the first read: everything appended after a
   // watcher is told it is subscribed comes after this id.
-  absl::StatusOr<std::string> latest = LatestId(connection, feed->stream);
+  absl::StatusOr<std::string> latest = LatestId(*connection, feed->stream);
   absl::StatusOr<std::string> latest_invitation =
-      latest.ok() ? LatestId(connection, feed->invitations) : latest;
+      latest.ok() ? LatestId(*connection, feed->invitations) : latest;
   if (!latest_invitation.ok()) {
     EndFeed(feed, absl::UnavailableError(absl::StrCat("the feed cannot be read: ",
                                                       latest_invitation.status().message())));
@@ -349,20 +368,47 @@ void FeedHub::Run(std::shared_ptr<OrgFeed> feed) {
     feed->started.notify_all();
   }
   const std::string block_ms = std::to_string(options_.block.count());
+  // Bounded: a slot moves rarely; past this many moves without a read in
+  // between, the feed ends and its watchers re-subscribe.
+  constexpr int kMovesInARowMax = 16;
+  int moves_in_a_row = 0;
+  int unavailable_in_a_row = 0;
   while (!RetireIfIdle(feed)) {
     // Both streams carry {org}: one slot, one blocking read.
     absl::StatusOr<common::redis::Reply> reply =
-        connection.Run({"XREAD", "COUNT", "100", "BLOCK", block_ms, "STREAMS", feed->stream,
+        connection->Run({"XREAD", "COUNT", "100", "BLOCK", block_ms, "STREAMS", feed->stream,
                         feed->invitations, last_id, last_invitation_id});
-    if (!reply.ok() && reply.status().code() == absl::StatusCode::kUnavailable) {
-      // Redis is away: the connection backs off; the position is kept.
+    if (!reply.ok() && (reply.status().code() == absl::StatusCode::kUnavailable ||
+                        absl::StartsWith(reply.status().message(), "redis: ASK "))) {
+      // Redis is away, or the slot is half-migrated (ASK): back off, the
+      // position is kept. Now and then ask the pool where the org's slot is
+      // (after a failover the old node may never answer again).
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      if (options_.pool != nullptr && ++unavailable_in_a_row % 10 == 0) {
+        reader = ReaderEndpoint(feed->stream);
+        connection.emplace(reader, io_timeout);
+      }
+      continue;
+    }
+    if (!reply.ok() && absl::StartsWith(reply.status().message(), "redis: MOVED ") &&
+        options_.pool != nullptr && moves_in_a_row < kMovesInARowMax) {
+      // The org's slot moved (a reshard, a failover): read from the node the
+      // reply names ("MOVED <slot> <host>:<port>", the host may be empty =
+      // this node's), position kept.
+      ++moves_in_a_row;
+      std::vector<absl::string_view> words = absl::StrSplit(reply.status().message(), ' ');
+      std::string address(words.back());
+      if (absl::StartsWith(address, ":")) address = reader.host + address;
+      reader = WithAddress(address);
+      connection.emplace(reader, io_timeout);
       continue;
     }
     if (!reply.ok()) {
       EndFeed(feed, reply.status());  // this org only
       return;
     }
+    moves_in_a_row = 0;
+    unavailable_in_a_row = 0;
     if (reply->is_nil()) continue;
     std::vector<SharedEvent> events = ParseEntries(*reply, feed->stream, &last_id);
     std::vector<SharedInvitation> invitations =

@@ -27,6 +27,9 @@ namespace kudos {
 
 struct FeedHubOptions {
   common::redis::Endpoint redis;
+  // When set, each org's reader connects to the node serving the org's slot
+  // (a Redis Cluster; the one server when standalone) instead of `redis`.
+  common::redis::Pool* pool = nullptr;
   int max_watchers = 1000;        // subscribers on this replica
   int max_orgs = 100;             // orgs with a reader (= Redis connections)
   int max_queued_per_watcher = 256;  // kudos a subscriber may fall behind by
@@ -135,6 +138,8 @@ class FeedHub {
   void Unsubscribe(const std::shared_ptr<OrgFeed>& feed, const FeedSink* sink);
   // The reader thread of one org.
   void Run(std::shared_ptr<OrgFeed> feed);
+  common::redis::Endpoint ReaderEndpoint(const std::string& stream) const;
+  common::redis::Endpoint WithAddress(absl::string_view address) const;
   // Removes `feed` from the map if it has no subscribers; true if removed.
   bool RetireIfIdle(const std::shared_ptr<OrgFeed>& feed);
   // Marks `feed` ended and takes it out of the map; with mu_ held.

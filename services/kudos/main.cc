@@ -104,6 +104,7 @@ int main(int argc, char** argv) {
   kudos::KudosWorkflow workflow(store, *ledger, ReconcilerOptionsFromFlags());
   kudos::FeedHubOptions feed_options;
   feed_options.redis = pool_options->endpoint;
+  feed_options.pool = &pool;  // each org's reader on its slot's node (a cluster)
   feed_options.max_watchers = absl::GetFlag(FLAGS_max_feed_streams);
   feed_options.max_orgs = absl::GetFlag(FLAGS_max_feed_orgs);
   kudos::FeedHub feeds(feed_options);

@@ -8,6 +8,7 @@
 #include "absl/time/clock.h"
 #include "common/check/check.h"
 #include "common/log/log.h"
+#include "common/redis/cluster_slots.h"
 #include "services/leaderboard/apply_batch.h"
 #include "kApplyEventLua.h"
 #include "kBoardReadLua.h"
@@ -694,16 +695,27 @@ absl::StatusOr<std::vector<std::string>> Store::ProjectionKeys(const std::string
   // Org ids are validated ([A-Za-z0-9._-]), so the pattern has no glob characters
   // besides the trailing star.
   std::string pattern = Prefix(org) + "*";
+  // SCAN has no key: on a cluster it must go to the node of the org's slot.
+  // A routed keyed call first lets the pool learn of a moved slot (MOVED).
+  absl::StatusOr<Reply> routed = pool_.Run({"EXISTS", RebuildLockKey(org)});
+  if (!routed.ok()) return routed.status();
+  const int slot = common::redis::KeySlot(pattern);
+  const std::string node = pool_.NodeForSlot(slot);
+  if (node.empty()) return absl::UnavailableError("the org's slot has no node yet; rebuild again");
   std::string cursor = "0";
   std::vector<std::string> keys;
   do {
     absl::StatusOr<Reply> reply =
-        pool_.Run({"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"});
+        pool_.RunOn(node, {"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"});
     if (!reply.ok()) return reply.status();
     if (reply->elements.size() != 2) return Shape("SCAN");
     cursor = reply->elements[0].str;
     for (const Reply& key : reply->elements[1].elements) keys.push_back(key.str);
   } while (cursor != "0");
+  if (pool_.NodeForSlot(slot) != node) {
+    return absl::AbortedError(
+        "the org's slot moved during the rebuild's key listing; rebuild again");
+  }
   return keys;
 }
 
