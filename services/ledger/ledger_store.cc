@@ -422,14 +422,23 @@ void LedgerStore::EvalWaited(const common::redis::Script& script, std::vector<st
 
 void LedgerStore::RegisterOrgThen(absl::string_view org, Deadline deadline,
                                   absl::AnyInvocable<void() &&> write, StatusCallback failed) {
-  // platform:orgs lives in another cluster slot, so it cannot be written by
-  // the org's scripts; it is added first, so an org with an outbox is always
-  // registered.
+  // Registered first (its own call: the scripts declare a prefix, not the
+  // registry key), so an org with an outbox is always registered.
   Run(common::audit::RegisterOrgCommand(org), deadline,
-      [write = std::move(write), failed = std::move(failed)](absl::StatusOr<Reply> reply) mutable {
+      [this, org = std::string(org), deadline, write = std::move(write),
+       failed = std::move(failed)](absl::StatusOr<Reply> reply) mutable {
         if (!reply.ok()) return std::move(failed)(reply.status());
+        HintNewOrg(org, *reply, deadline);
         std::move(write)();
       });
+}
+
+void LedgerStore::HintNewOrg(const std::string& org, const Reply& registered,
+                             Deadline deadline) {
+  // A new org in its slot: hint the slot to discovery (another slot, so its
+  // own call; if lost, the org is found by discovery's rolling window later).
+  if (registered.integer != 1) return;
+  Run(common::redis::IndexOrgSlotCommand(org), deadline, [](absl::StatusOr<Reply>) {});
 }
 
 namespace {
@@ -625,7 +634,10 @@ void LedgerStore::Post(absl::string_view org, std::vector<std::pair<int, Transfe
   steps.Then([this, state, deadline](Done step) {
          auto both = std::make_shared<Both>(std::move(step));
          Run(common::audit::RegisterOrgCommand(state->org), deadline,
-             [both](absl::StatusOr<Reply> reply) { both->Arrived(reply.status()); });
+             [this, both, state, deadline](absl::StatusOr<Reply> reply) {
+               if (reply.ok()) HintNewOrg(state->org, *reply, deadline);
+               both->Arrived(reply.status());
+             });
          GetPolicy(state->org, deadline, [both, state](absl::StatusOr<AllowancePolicy> policy) {
            if (policy.ok()) state->policy = *std::move(policy);
            both->Arrived(policy.status());

@@ -182,10 +182,14 @@ class LedgerStore {
   absl::Status Acknowledged(const absl::StatusOr<common::redis::Reply>& wait,
                             const common::redis::Command& wait_command) const;
 
-  // SADD platform:orgs, then the write (see the README: an org with an
-  // outbox is always registered).
+  // The org into its slot's registry (common/redis/org_registry.h), then the
+  // write (see the README: an org with an outbox is always registered).
   void RegisterOrgThen(absl::string_view org, Deadline deadline,
                        absl::AnyInvocable<void() &&> write, StatusCallback failed);
+  // After a registration that added the org (`registered` = the SADD's 1),
+  // the slot hint for discovery, fire-and-forget.
+  void HintNewOrg(const std::string& org, const common::redis::Reply& registered,
+                  Deadline deadline);
   // The archived transfers at `sequences` (newest first), from their chunks.
   void ReadArchived(const std::string& prefix, const common::redis::Reply& sequences,
                     const common::redis::Reply& chunk_ids, Deadline deadline,

@@ -555,6 +555,10 @@ void RewardsStore::Fulfill(absl::string_view org, absl::string_view actor,
               id = pending.redemption_id(), audit = std::move(audit), args = std::move(args),
               deadline, shared_done](absl::StatusOr<Reply> registered) mutable {
                if (!registered.ok()) return std::move(*shared_done)(registered.status());
+               if (registered->integer == 1) {  // a new org: hint its slot to discovery
+                 redis_.Run(common::redis::IndexOrgSlotCommand(org), deadline,
+                            [](absl::StatusOr<Reply>) {});
+               }
                EvalRedeem(org, "fulfill", now, id, actor, audit, std::move(args), deadline,
                           std::move(*shared_done), "fulfilled");
              });
