@@ -15,26 +15,31 @@ using common::auth::Principal;
 using common::grpc_util::Done;
 using common::grpc_util::Into;
 
-common::grpc_util::UnaryOptions CallOptions(std::chrono::milliseconds timeout, int in_flight) {
+
+}  // namespace
+
+common::grpc_util::UnaryOptions LedgerCallOptions(std::string service_name,
+                                                  std::chrono::milliseconds timeout,
+                                                  int in_flight) {
   common::grpc_util::UnaryOptions options;
-  options.service_name = "ledger";
+  options.service_name = std::move(service_name);
   options.default_timeout = timeout;
   options.max_calls_in_flight = in_flight;
   return options;
 }
 
-// The org comes from the token; its shape is checked before any key is built.
-absl::Status CheckOrg(const Principal& principal) { return ValidateOrg(principal.org); }
-
-}  // namespace
+absl::Status CheckPrincipalOrg(const Principal& principal) { return ValidateOrg(principal.org); }
 
 LedgerServiceImpl::LedgerServiceImpl(common::auth::Guard guard, LedgerStore& store,
                                      LedgerServiceOptions options, Clock clock)
     : store_(store),
       clock_(std::move(clock)),
-      calls_(guard, CallOptions(options.call_timeout, options.max_calls_in_flight), CheckOrg),
-      verify_calls_(guard, CallOptions(options.verify_timeout, options.max_verify_in_flight),
-                    CheckOrg) {}
+      calls_(guard, LedgerCallOptions("ledger", options.call_timeout, options.max_calls_in_flight),
+             CheckPrincipalOrg),
+      verify_calls_(guard,
+                    LedgerCallOptions("ledger", options.verify_timeout,
+                                      options.max_verify_in_flight),
+                    CheckPrincipalOrg) {}
 
 // ---- PostTransfers ------------------------------------------------------------
 

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <functional>
+#include <string>
 
 #include "absl/time/time.h"
 #include "common/auth/guard.h"
@@ -16,6 +17,15 @@
 #include "services/ledger/ledger_store.h"
 
 namespace ledger {
+
+// How both services of the ledger binary (LedgerService, RewardsService)
+// serve their calls: `service_name` in messages, the default deadline and
+// the in-flight bound.
+common::grpc_util::UnaryOptions LedgerCallOptions(std::string service_name,
+                                                  std::chrono::milliseconds timeout,
+                                                  int in_flight);
+// The org comes from the token; its shape is checked before any key is built.
+absl::Status CheckPrincipalOrg(const common::auth::Principal& principal);
 
 struct LedgerServiceOptions {
   // Redis deadline of a call when the client's is later (or none).

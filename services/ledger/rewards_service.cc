@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/check/check.h"
 #include "services/ledger/ledger_rules.h"
+#include "services/ledger/ledger_service.h"
 #include "services/ledger/rewards_rules.h"
 
 namespace ledger {
@@ -15,17 +16,6 @@ namespace {
 using common::auth::Principal;
 using common::grpc_util::Done;
 using common::grpc_util::Into;
-
-common::grpc_util::UnaryOptions CallOptions(std::chrono::milliseconds timeout, int in_flight) {
-  common::grpc_util::UnaryOptions options;
-  options.service_name = "rewards";
-  options.default_timeout = timeout;
-  options.max_calls_in_flight = in_flight;
-  return options;
-}
-
-// The org comes from the token; its shape is checked before any key is built.
-absl::Status CheckOrg(const Principal& principal) { return ValidateOrg(principal.org); }
 
 // Members never learn whether someone else's redemption exists.
 absl::Status NotYours(absl::string_view what) {
@@ -39,9 +29,13 @@ RewardsServiceImpl::RewardsServiceImpl(common::auth::Guard guard, RewardsStore& 
                                        RewardsServiceOptions options, Clock clock)
     : store_(store),
       clock_(std::move(clock)),
-      calls_(guard, CallOptions(options.call_timeout, options.max_calls_in_flight), CheckOrg),
-      reports_(guard, CallOptions(options.report_timeout, options.max_reports_in_flight),
-               CheckOrg) {}
+      calls_(guard,
+             LedgerCallOptions("rewards", options.call_timeout, options.max_calls_in_flight),
+             CheckPrincipalOrg),
+      reports_(guard,
+               LedgerCallOptions("rewards", options.report_timeout,
+                                 options.max_reports_in_flight),
+               CheckPrincipalOrg) {}
 
 // ---- catalog --------------------------------------------------------------------
 
