@@ -22,12 +22,7 @@ class RedisClusterTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     cluster_ = new harness::RedisCluster();
-    // One org per primary: the slot of {org} decides.
-    for (int i = 0; orgs_.size() < 3 && i < 1000; ++i) {
-      std::string org = "org" + std::to_string(i);
-      int primary = cluster_->PrimaryOfSlot(KeySlot(org));
-      if (!orgs_.count(primary)) orgs_[primary] = org;
-    }
+    orgs_ = cluster_->OneNamePerPrimary("org");  // the slot of {org} decides
   }
   static void TearDownTestSuite() {
     delete cluster_;

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/redis/cluster_slots.h"
 #include "tests/harness/loopback.h"
 
 namespace harness {
@@ -144,6 +145,16 @@ int RedisCluster::PrimaryOfSlot(int slot, int asked_node) {
     }
   }
   return -1;
+}
+
+std::map<int, std::string> RedisCluster::OneNamePerPrimary(const std::string& prefix) {
+  std::map<int, std::string> names;
+  const int primaries = options_.primaries;
+  for (int i = 0; static_cast<int>(names.size()) < primaries && i < 1000; ++i) {
+    std::string name = prefix + std::to_string(i);
+    names.emplace(PrimaryOfSlot(common::redis::KeySlot(name)), name);
+  }
+  return names;
 }
 
 std::string RedisCluster::NodeId(int node) {

@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -50,6 +51,9 @@ class RedisCluster {
 
   // The node (index) that serves `slot` according to `asked_node`'s view.
   int PrimaryOfSlot(int slot, int asked_node = 0);
+  // For each primary, the first name `prefix`0, `prefix`1, ... whose {hash
+  // tag} slot it serves (at most 1,000 tried): orgs placed on every primary.
+  std::map<int, std::string> OneNamePerPrimary(const std::string& prefix);
   std::string NodeId(int node);
 
   void Kill(int node);    // SIGKILL: a crash
