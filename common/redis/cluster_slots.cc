@@ -205,4 +205,30 @@ absl::StatusOr<std::vector<Endpoint>> ParseSeeds(absl::string_view addresses) {
   return seeds;
 }
 
+Redirect RedirectOf(const absl::StatusOr<Reply>& reply, absl::string_view asked_host) {
+  Redirect redirect;
+  if (reply.ok()) return redirect;
+  absl::string_view message = reply.status().message();
+  if (!absl::ConsumePrefix(&message, "redis: ")) return redirect;
+  if (absl::StartsWith(message, "TRYAGAIN") || absl::StartsWith(message, "CLUSTERDOWN")) {
+    redirect.kind = Redirect::Kind::kRetry;
+    return redirect;
+  }
+  Redirect::Kind kind = Redirect::Kind::kNone;
+  if (absl::ConsumePrefix(&message, "MOVED ")) kind = Redirect::Kind::kMoved;
+  if (absl::ConsumePrefix(&message, "ASK ")) kind = Redirect::Kind::kAsk;
+  if (kind == Redirect::Kind::kNone) return redirect;
+  std::vector<absl::string_view> parts = absl::StrSplit(message, ' ');
+  int slot = -1;
+  if (parts.size() != 2 || !absl::SimpleAtoi(parts[0], &slot) || slot < 0 ||
+      slot >= kClusterSlots || parts[1].empty()) {
+    return redirect;  // not a redirect we understand: the error stays
+  }
+  redirect.kind = kind;
+  redirect.slot = slot;
+  redirect.address = absl::StartsWith(parts[1], ":") ? absl::StrCat(asked_host, parts[1])
+                                                      : std::string(parts[1]);
+  return redirect;
+}
+
 }  // namespace common::redis

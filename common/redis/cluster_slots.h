@@ -40,4 +40,18 @@ absl::StatusOr<std::optional<int>> SlotOf(const std::vector<Command>& commands);
 // around commas ignored). INVALID_ARGUMENT when empty or any part is not host:port.
 absl::StatusOr<std::vector<Endpoint>> ParseSeeds(absl::string_view addresses);
 
+// What a cluster node asked for instead of answering a command.
+struct Redirect {
+  enum class Kind { kNone, kMoved, kAsk, kRetry };
+  Kind kind = Kind::kNone;
+  int slot = -1;
+  std::string address;
+};
+
+// From a command's error (StatusFromRedisError keeps Redis's text after
+// "redis: "): MOVED/ASK with the slot and address, TRYAGAIN/CLUSTERDOWN as
+// kRetry, anything else kNone. `asked_host` completes an address Redis gave
+// as ":port".
+Redirect RedirectOf(const absl::StatusOr<Reply>& reply, absl::string_view asked_host);
+
 }  // namespace common::redis

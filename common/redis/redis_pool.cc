@@ -67,42 +67,6 @@ bool IsScriptLoad(const std::vector<Command>& commands) {
          absl::EqualsIgnoreCase(commands[0][1], "LOAD");
 }
 
-// What a cluster node asked for instead of answering a command.
-struct Redirect {
-  enum class Kind { kNone, kMoved, kAsk, kRetry };
-  Kind kind = Kind::kNone;
-  int slot = -1;
-  std::string address;
-};
-
-// From a command's error (StatusFromRedisError keeps Redis's text after
-// "redis: "). `asked_host` completes an address Redis gave as ":port".
-Redirect RedirectOf(const absl::StatusOr<Reply>& reply, absl::string_view asked_host) {
-  Redirect redirect;
-  if (reply.ok()) return redirect;
-  absl::string_view message = reply.status().message();
-  if (!absl::ConsumePrefix(&message, "redis: ")) return redirect;
-  if (absl::StartsWith(message, "TRYAGAIN") || absl::StartsWith(message, "CLUSTERDOWN")) {
-    redirect.kind = Redirect::Kind::kRetry;
-    return redirect;
-  }
-  Redirect::Kind kind = Redirect::Kind::kNone;
-  if (absl::ConsumePrefix(&message, "MOVED ")) kind = Redirect::Kind::kMoved;
-  if (absl::ConsumePrefix(&message, "ASK ")) kind = Redirect::Kind::kAsk;
-  if (kind == Redirect::Kind::kNone) return redirect;
-  std::vector<absl::string_view> parts = absl::StrSplit(message, ' ');
-  int slot = -1;
-  if (parts.size() != 2 || !absl::SimpleAtoi(parts[0], &slot) || slot < 0 ||
-      slot >= kClusterSlots || parts[1].empty()) {
-    return redirect;  // not a redirect we understand: the error stays
-  }
-  redirect.kind = kind;
-  redirect.slot = slot;
-  redirect.address = absl::StartsWith(parts[1], ":") ? absl::StrCat(asked_host, parts[1])
-                                                      : std::string(parts[1]);
-  return redirect;
-}
-
 // Who serves what. Immutable once published (copy on write).
 struct Topology {
   Pool::Mode mode = Pool::Mode::kUnknown;

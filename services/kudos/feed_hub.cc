@@ -5,7 +5,6 @@
 #include <optional>
 #include <utility>
 
-#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -378,8 +377,9 @@ void FeedHub::Run(std::shared_ptr<OrgFeed> feed) {
     absl::StatusOr<common::redis::Reply> reply =
         connection->Run({"XREAD", "COUNT", "100", "BLOCK", block_ms, "STREAMS", feed->stream,
                         feed->invitations, last_id, last_invitation_id});
+    const common::redis::Redirect redirect = common::redis::RedirectOf(reply, reader.host);
     if (!reply.ok() && (reply.status().code() == absl::StatusCode::kUnavailable ||
-                        absl::StartsWith(reply.status().message(), "redis: ASK "))) {
+                        redirect.kind == common::redis::Redirect::Kind::kAsk)) {
       // Redis is away, or the slot is half-migrated (ASK): back off, the
       // position is kept. Now and then ask the pool where the org's slot is
       // (after a failover the old node may never answer again).
@@ -390,16 +390,12 @@ void FeedHub::Run(std::shared_ptr<OrgFeed> feed) {
       }
       continue;
     }
-    if (!reply.ok() && absl::StartsWith(reply.status().message(), "redis: MOVED ") &&
-        options_.pool != nullptr && moves_in_a_row < kMovesInARowMax) {
+    if (redirect.kind == common::redis::Redirect::Kind::kMoved && options_.pool != nullptr &&
+        moves_in_a_row < kMovesInARowMax) {
       // The org's slot moved (a reshard, a failover): read from the node the
-      // reply names ("MOVED <slot> <host>:<port>", the host may be empty =
-      // this node's), position kept.
+      // reply names, position kept.
       ++moves_in_a_row;
-      std::vector<absl::string_view> words = absl::StrSplit(reply.status().message(), ' ');
-      std::string address(words.back());
-      if (absl::StartsWith(address, ":")) address = reader.host + address;
-      reader = WithAddress(address);
+      reader = WithAddress(redirect.address);
       connection.emplace(reader, io_timeout);
       continue;
     }
