@@ -5,7 +5,9 @@
 #include <thread>
 #include <utility>
 
+#include "absl/algorithm/container.h"
 #include "absl/strings/ascii.h"
+#include "common/check/check.h"
 #include "common/config/secret_file.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -323,8 +325,46 @@ absl::StatusOr<std::vector<absl::StatusOr<Reply>>> Connection::Pipeline(
   return replies;
 }
 
-Script::Script(std::string name, std::string source)
-    : name_(std::move(name)), source_(std::move(source)), sha_(Sha1Hex(source_)) {}
+std::string DeclaredKeysGuardLua(absl::string_view script_name) {
+  KUDOS_CHECK(absl::c_all_of(script_name,
+                             [](char c) { return absl::ascii_isalnum(c) || c == '_' || c == '-'; }),
+              "a script name is quoted into Lua as it is");
+  // Which arguments of a command are keys (Redis' key specs, for the
+  // commands scripts use): all of them, the first two, the destination and
+  // `numkeys` sources, or the first. Commands with no key are listed.
+  static constexpr absl::string_view kGuard =
+      "local redis = (function(r, keys, script) "
+      "local declared = {} for i = 1, #keys do declared[keys[i]] = true end "
+      "local function need(k) if not declared[k] then error({err = 'ERR UNDECLARED_KEY script ' "
+      ".. script .. ' touched key ' .. tostring(k) .. ' that is not in KEYS; every key a script "
+      "reads or writes must be passed in KEYS (slot migration routes by them)'}) end end "
+      "local every = {DEL = 1, EXISTS = 1, UNLINK = 1, MGET = 1, TOUCH = 1, SUNION = 1, SINTER = 1, "
+      "SDIFF = 1, SUNIONSTORE = 1, SINTERSTORE = 1, SDIFFSTORE = 1, PFCOUNT = 1, PFMERGE = 1} "
+      "local two = {RENAME = 1, RENAMENX = 1, SMOVE = 1, LMOVE = 1, RPOPLPUSH = 1, COPY = 1, "
+      "ZRANGESTORE = 1, GEOSEARCHSTORE = 1} "
+      "local store = {ZUNIONSTORE = 1, ZINTERSTORE = 1, ZDIFFSTORE = 1} "
+      "local counted = {ZUNION = 1, ZINTER = 1, ZDIFF = 1, ZINTERCARD = 1, SINTERCARD = 1} "
+      "local none = {TIME = 1, PING = 1, ECHO = 1} "
+      "local function check(cmd, ...) local c = string.upper(cmd) "
+      "if none[c] then return end local n = select('#', ...) "
+      "if every[c] then for i = 1, n do need((select(i, ...))) end "
+      "elseif two[c] then need((select(1, ...))) need((select(2, ...))) "
+      "elseif store[c] then need((select(1, ...))) for i = 3, 2 + tonumber((select(2, ...))) "
+      "do need((select(i, ...))) end "
+      "elseif counted[c] then for i = 2, 1 + tonumber((select(1, ...))) do need((select(i, ...))) end "
+      "elseif c == 'MSET' or c == 'MSETNX' then for i = 1, n, 2 do need((select(i, ...))) end "
+      "elseif n > 0 then need((select(1, ...))) end end "
+      "return setmetatable({call = function(cmd, ...) check(cmd, ...) return r.call(cmd, ...) end, "
+      "pcall = function(cmd, ...) check(cmd, ...) return r.pcall(cmd, ...) end}, {__index = r}) "
+      "end)(redis, KEYS, '";
+  return absl::StrCat(kGuard, script_name, "') ");
+}
+
+Script::Script(std::string name, std::string source, ScriptKeys keys)
+    : name_(std::move(name)),
+      source_(keys == ScriptKeys::kDeclared ? absl::StrCat(DeclaredKeysGuardLua(name_), source)
+                                             : std::move(source)),
+      sha_(Sha1Hex(source_)) {}
 
 // Pool: redis_pool.cc.
 

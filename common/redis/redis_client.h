@@ -114,11 +114,30 @@ class Connection {
   std::chrono::milliseconds backoff_{0};
 };
 
+// How a script names the keys it touches.
+enum class ScriptKeys {
+  // Every key the script reads or writes is in KEYS. Enforced: the script
+  // runs behind a guard (DeclaredKeysGuardLua) that fails any redis.call or
+  // redis.pcall on a key not in KEYS, so a missed key is an error in tests,
+  // never a silent read on the wrong node while a slot migrates (Redis
+  // Cluster routes, ASKs and TRYAGAINs by the declared keys only).
+  kDeclared,
+  // Legacy: KEYS[1] is an org's key prefix and the script builds its keys
+  // from it. Unsafe during a slot migration; being removed (issue 14).
+  kPrefixOnly,
+};
+
+// The Lua text put before a kDeclared script: one line (so the script's own
+// line numbers in Redis' error messages stay right) that shadows `redis`
+// with a table whose call/pcall check their key arguments against KEYS.
+std::string DeclaredKeysGuardLua(absl::string_view script_name);
+
 // A Lua script, loaded once per server and then called by SHA.
 class Script {
  public:
-  Script(std::string name, std::string source);
+  Script(std::string name, std::string source, ScriptKeys keys = ScriptKeys::kDeclared);
   const std::string& name() const { return name_; }
+  // What Redis runs: the given source, behind the guard when kDeclared.
   const std::string& source() const { return source_; }
   const std::string& sha() const { return sha_; }
 

@@ -42,9 +42,9 @@ std::string RandomHex(int bytes) {
 
 FeedbackStore::FeedbackStore(common::redis::Pool& pool)
     : pool_(pool),
-      create_survey_("feedback_create_survey", kCreateSurveyLua),
-      create_invitations_("feedback_create_invitations", kCreateInvitationsLua),
-      submit_response_("feedback_submit_response", kSubmitResponseLua) {}
+      create_survey_("feedback_create_survey", kCreateSurveyLua, common::redis::ScriptKeys::kPrefixOnly),
+      create_invitations_("feedback_create_invitations", kCreateInvitationsLua, common::redis::ScriptKeys::kPrefixOnly),
+      submit_response_("feedback_submit_response", kSubmitResponseLua, common::redis::ScriptKeys::kPrefixOnly) {}
 
 absl::StatusOr<feedback::v1::FeedbackSettings> FeedbackStore::GetSettings(const std::string& org) {
   absl::StatusOr<Reply> reply = pool_.Run({"GET", Prefix(org) + "settings"});

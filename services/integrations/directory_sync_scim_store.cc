@@ -45,9 +45,9 @@ std::string AsciiLower(absl::string_view text) { return absl::AsciiStrToLower(te
 ScimStore::ScimStore(common::redis::Pool& pool, ScimLimits limits)
     : pool_(pool),
       limits_(limits),
-      put_("directory_sync_scim_put", kDirectorySyncScimPutLua),
-      delete_("directory_sync_scim_delete", kDirectorySyncScimDeleteLua),
-      create_token_("directory_sync_token_create", kDirectorySyncTokenCreateLua) {}
+      put_("directory_sync_scim_put", kDirectorySyncScimPutLua, common::redis::ScriptKeys::kPrefixOnly),
+      delete_("directory_sync_scim_delete", kDirectorySyncScimDeleteLua, common::redis::ScriptKeys::kPrefixOnly),
+      create_token_("directory_sync_token_create", kDirectorySyncTokenCreateLua, common::redis::ScriptKeys::kPrefixOnly) {}
 
 absl::StatusOr<NewScimToken> ScimStore::CreateToken(const std::string& org,
                                                     const std::string& description,

@@ -25,7 +25,7 @@ using common::redis::Reply;
 using Hash = absl::flat_hash_map<std::string, std::string>;
 
 common::redis::Script WithLib(std::string name, const char* body) {
-  return common::redis::Script(std::move(name), absl::StrCat(kWebhooksLibLua, "\n", body));
+  return common::redis::Script(std::move(name), absl::StrCat(kWebhooksLibLua, "\n", body), common::redis::ScriptKeys::kPrefixOnly);
 }
 
 Hash HashOf(const Reply& reply) {

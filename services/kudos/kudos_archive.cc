@@ -59,8 +59,8 @@ Archiver::Archiver(common::redis::Pool& pool, KudosStore& store, ArchiverOptions
     : pool_(pool),
       store_(store),
       options_(options),
-      archive_batch_("archive_batch", kArchiveBatchLua),
-      release_lock_("release_lock", kReleaseLockLua) {
+      archive_batch_("archive_batch", kArchiveBatchLua, common::redis::ScriptKeys::kPrefixOnly),
+      release_lock_("release_lock", kReleaseLockLua, common::redis::ScriptKeys::kPrefixOnly) {
   KUDOS_CHECK(options_.batch_kudos >= 1 && options_.chunk_kudos >= 1 &&
                   options_.chunk_kudos <= kMaxChunkKudos &&
                   options_.max_batches_per_run >= 1,

@@ -116,13 +116,13 @@ KudosStore::KudosStore(common::redis::Pool& pool, common::redis::AsyncClient* as
     : pool_(pool),
       async_(async),
       org_registry_(pool),
-      put_directory_entry_("put_directory_entry", kPutDirectoryEntryLua),
-      put_settings_("put_settings", kPutSettingsLua),
-      begin_("begin_recognition", kBeginRecognitionLua),
-      finish_("finish_recognition", kFinishRecognitionLua),
-      claim_reconcile_("claim_reconcile", kClaimReconcileLua),
-      reconcile_failed_("reconcile_failed", kReconcileFailedLua),
-      feed_range_("feed_range", kFeedRangeLua) {}
+      put_directory_entry_("put_directory_entry", kPutDirectoryEntryLua, common::redis::ScriptKeys::kPrefixOnly),
+      put_settings_("put_settings", kPutSettingsLua, common::redis::ScriptKeys::kPrefixOnly),
+      begin_("begin_recognition", kBeginRecognitionLua, common::redis::ScriptKeys::kPrefixOnly),
+      finish_("finish_recognition", kFinishRecognitionLua, common::redis::ScriptKeys::kPrefixOnly),
+      claim_reconcile_("claim_reconcile", kClaimReconcileLua, common::redis::ScriptKeys::kPrefixOnly),
+      reconcile_failed_("reconcile_failed", kReconcileFailedLua, common::redis::ScriptKeys::kPrefixOnly),
+      feed_range_("feed_range", kFeedRangeLua, common::redis::ScriptKeys::kPrefixOnly) {}
 
 namespace {
 

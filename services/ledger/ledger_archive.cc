@@ -98,15 +98,15 @@ Archiver::Archiver(common::redis::Pool& pool, ArchiveOptions options)
     : pool_(pool),
       options_(options),
       org_registry_(pool),
-      archive_("ledger_archive", WithLib(kLedgerArchiveLua)),
+      archive_("ledger_archive", WithLib(kLedgerArchiveLua), common::redis::ScriptKeys::kPrefixOnly),
       bodies_("ledger_tx_bodies",
               WithLib("local out = {}\n"
                       "for i, id in ipairs(ARGV) do\n"
                       "  local tx = read_tx(id)\n"
                       "  out[i] = tx and tx.body or false\n"
                       "end\n"
-                      "return out\n")),
-      unlock_("ledger_archive_unlock", kUnlockLua) {
+                      "return out\n"), common::redis::ScriptKeys::kPrefixOnly),
+      unlock_("ledger_archive_unlock", kUnlockLua, common::redis::ScriptKeys::kPrefixOnly) {
   KUDOS_CHECK(options_.max_transfers_per_chunk >= 1 && options_.max_transfers_per_run >= 1,
               "archive bounds are positive");
 }

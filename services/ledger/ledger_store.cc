@@ -293,20 +293,20 @@ void CheckLinkedResult(const std::vector<const Transfer*>& requested,
 LedgerStore::LedgerStore(common::redis::AsyncClient& redis, WriteConcern write_concern)
     : redis_(&redis),
       write_concern_(write_concern),
-      post_("ledger_post", WithLib(kLedgerPostLua)),
-      adjust_("ledger_adjust", WithLib(kLedgerAdjustLua)),
-      redemption_("ledger_redemption", WithLib(kLedgerRedemptionLua)),
-      balance_("ledger_balance", WithLib(kLedgerBalanceLua)),
-      list_("ledger_list", WithLib(kLedgerListLua)) {}
+      post_("ledger_post", WithLib(kLedgerPostLua), common::redis::ScriptKeys::kPrefixOnly),
+      adjust_("ledger_adjust", WithLib(kLedgerAdjustLua), common::redis::ScriptKeys::kPrefixOnly),
+      redemption_("ledger_redemption", WithLib(kLedgerRedemptionLua), common::redis::ScriptKeys::kPrefixOnly),
+      balance_("ledger_balance", WithLib(kLedgerBalanceLua), common::redis::ScriptKeys::kPrefixOnly),
+      list_("ledger_list", WithLib(kLedgerListLua), common::redis::ScriptKeys::kPrefixOnly) {}
 
 LedgerStore::LedgerStore(common::redis::Pool& pool, WriteConcern write_concern)
     : pool_(&pool),
       write_concern_(write_concern),
-      post_("ledger_post", WithLib(kLedgerPostLua)),
-      adjust_("ledger_adjust", WithLib(kLedgerAdjustLua)),
-      redemption_("ledger_redemption", WithLib(kLedgerRedemptionLua)),
-      balance_("ledger_balance", WithLib(kLedgerBalanceLua)),
-      list_("ledger_list", WithLib(kLedgerListLua)) {}
+      post_("ledger_post", WithLib(kLedgerPostLua), common::redis::ScriptKeys::kPrefixOnly),
+      adjust_("ledger_adjust", WithLib(kLedgerAdjustLua), common::redis::ScriptKeys::kPrefixOnly),
+      redemption_("ledger_redemption", WithLib(kLedgerRedemptionLua), common::redis::ScriptKeys::kPrefixOnly),
+      balance_("ledger_balance", WithLib(kLedgerBalanceLua), common::redis::ScriptKeys::kPrefixOnly),
+      list_("ledger_list", WithLib(kLedgerListLua), common::redis::ScriptKeys::kPrefixOnly) {}
 
 std::string LedgerStore::Prefix(absl::string_view org) {
   return absl::StrCat("ledger:{", org, "}:");

@@ -172,9 +172,9 @@ absl::StatusOr<ledger::v1::RewardRedemption> RedemptionResult(const ScriptReply&
 RewardsStore::RewardsStore(common::redis::AsyncClient& redis, LedgerStore& writes)
     : redis_(redis),
       writes_(writes),
-      catalog_("rewards_catalog", WithLib(kRewardsCatalogLua)),
-      redeem_("rewards_redeem", WithLib(kRewardsRedeemLua)),
-      read_("rewards_read", WithLib(kRewardsReadLua)) {}
+      catalog_("rewards_catalog", WithLib(kRewardsCatalogLua), common::redis::ScriptKeys::kPrefixOnly),
+      redeem_("rewards_redeem", WithLib(kRewardsRedeemLua), common::redis::ScriptKeys::kPrefixOnly),
+      read_("rewards_read", WithLib(kRewardsReadLua), common::redis::ScriptKeys::kPrefixOnly) {}
 
 // ---- catalog ------------------------------------------------------------------
 

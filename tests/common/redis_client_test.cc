@@ -51,6 +51,48 @@ TEST(RedisClientTest, ScriptErrorNamingACodeBecomesThatStatus) {
   EXPECT_EQ(reply.status().message(), "allowance: 5 left");
 }
 
+// Slot migration routes a script by its declared keys only, so a key built
+// inside the script would be read on whichever node the script landed on.
+// The guard makes such a key an error the first time any test runs the path.
+TEST(RedisClientTest, Script_TouchingAKeyNotInKEYSFailsBeforeTheCall) {
+  harness::RedisServer server;
+  Pool pool(OptionsFor(server));
+  Script sneaky("sneaky", "redis.call('SET', KEYS[1], 1) return redis.call('SET', KEYS[1] .. ':x', 1)");
+  absl::StatusOr<Reply> reply = pool.Eval(sneaky, {"org:{a}:k"}, {});
+  ASSERT_FALSE(reply.ok());
+  EXPECT_TRUE(absl::StrContains(reply.status().message(), "UNDECLARED_KEY")) << reply.status();
+  EXPECT_TRUE(absl::StrContains(reply.status().message(), "org:{a}:k:x")) << reply.status();
+  EXPECT_EQ(pool.Run({"EXISTS", "org:{a}:k:x"})->integer, 0);
+  // redis.pcall is guarded the same way.
+  Script sneaky_pcall("sneaky_pcall", "return redis.pcall('GET', 'elsewhere')");
+  EXPECT_FALSE(pool.Eval(sneaky_pcall, {"org:{a}:k"}, {}).ok());
+}
+
+TEST(RedisClientTest, Script_DeclaredKeysPassEveryKeyPositionOfMultiKeyCommands) {
+  harness::RedisServer server;
+  Pool pool(OptionsFor(server));
+  Script multi("multi",
+               "redis.call('ZADD', KEYS[1], 1, 'a') redis.call('ZADD', KEYS[2], 2, 'a') "
+               "redis.call('ZUNIONSTORE', KEYS[3], 2, KEYS[1], KEYS[2]) "
+               "redis.call('RENAME', KEYS[3], KEYS[4]) redis.call('MSET', KEYS[5], 1, KEYS[6], 2) "
+               "local t = redis.call('TIME') "
+               "return {redis.call('EXISTS', KEYS[1], KEYS[2], KEYS[4]), redis.call('ZSCORE', KEYS[4], 'a'), "
+               "redis.call('DEL', KEYS[1], KEYS[2], KEYS[4], KEYS[5], KEYS[6])}");
+  absl::StatusOr<Reply> reply = pool.Eval(
+      multi, {"{a}1", "{a}2", "{a}3", "{a}4", "{a}5", "{a}6"}, {});
+  ASSERT_TRUE(reply.ok()) << reply.status();
+  EXPECT_EQ(reply->elements[0].integer, 3);
+  EXPECT_EQ(reply->elements[1].str, "3");
+  EXPECT_EQ(reply->elements[2].integer, 5);
+  // A source key of ZUNIONSTORE left out of KEYS is caught too.
+  Script union_undeclared("union_undeclared",
+                          "return redis.call('ZUNIONSTORE', KEYS[1], 2, KEYS[1], '{a}other')");
+  EXPECT_FALSE(pool.Eval(union_undeclared, {"{a}1"}, {}).ok());
+  // A legacy prefix script runs unguarded.
+  Script legacy("legacy", "return redis.call('SET', KEYS[1] .. 'x', 1)", ScriptKeys::kPrefixOnly);
+  EXPECT_TRUE(pool.Eval(legacy, {"{a}:"}, {}).ok());
+}
+
 // A full Redis (maxmemory) or a node demoted by a failover is a server state
 // that clears, not a bad command: UNAVAILABLE, which the leaderboard consumer
 // waits out instead of dead-lettering every org's entries.

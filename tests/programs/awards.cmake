@@ -1,0 +1,1 @@
+# Awards, nominations and program budgets.
