@@ -355,16 +355,25 @@ Pool::Mode Pool::Impl::Detected() {
 }
 
 // INFO cluster on the first seed that answers; a cluster's map from its
-// CLUSTER SLOTS. A server that answers INFO with an error (an ACL user
-// without INFO) is taken as standalone, as this pool always took it.
+// CLUSTER SLOTS. An ACL user denied INFO is asked CLUSTER SLOTS instead: a
+// map means a cluster, an error (cluster support disabled, or that denied
+// too) standalone.
 bool Pool::Impl::Detect() {
   for (const Endpoint& seed : seeds_) {
     auto connection = std::make_unique<Connection>(seed, options_.timeout);
     absl::StatusOr<Reply> info = connection->Run({"INFO", "cluster"});
     if (!info.ok() && absl::IsUnavailable(info.status())) continue;
+    std::optional<absl::StatusOr<Reply>> slots_without_info;
+    if (!info.ok()) {
+      slots_without_info = connection->Run({"CLUSTER", "SLOTS"});
+      if (!slots_without_info->ok() && absl::IsUnavailable(slots_without_info->status())) continue;
+    }
+    const bool cluster =
+        info.ok() ? absl::StrContains(info->str, "cluster_enabled:1")
+                  : (slots_without_info->ok() && (*slots_without_info)->type == Reply::Type::kArray);
     absl::StatusOr<NodePool*> node = NodeFor(AddressOf(seed));
     if (!node.ok()) continue;
-    if (!info.ok() || !absl::StrContains(info->str, "cluster_enabled:1")) {
+    if (!cluster) {
       auto standalone = std::make_shared<Topology>();
       standalone->mode = Mode::kStandalone;
       standalone->primaries.push_back(AddressOf(seed));
@@ -377,7 +386,9 @@ bool Pool::Impl::Detect() {
       mode_.store(Mode::kStandalone, std::memory_order_release);
       return true;
     }
-    absl::StatusOr<Reply> slots = connection->Run({"CLUSTER", "SLOTS"});
+    absl::StatusOr<Reply> slots = slots_without_info.has_value()
+                                      ? *std::move(slots_without_info)
+                                      : connection->Run({"CLUSTER", "SLOTS"});
     if (!slots.ok() || slots->type != Reply::Type::kArray) continue;
     counters_.refreshes.fetch_add(1, std::memory_order_relaxed);
     {

@@ -103,6 +103,29 @@ TEST_F(RedisPoolClusterTest, OrgsOnThreeDifferentPrimariesAreAllReachableThrough
   EXPECT_EQ(stats.asked, 0u);
 }
 
+// Least privilege: an ACL user may be denied INFO. The pool still finds out
+// it talks to a cluster (CLUSTER SLOTS answers a map) instead of taking the
+// seed for a standalone server and failing other nodes' orgs with MOVED.
+TEST_F(RedisPoolClusterTest, AUserDeniedInfoStillDetectsTheClusterAndRoutesBySlot) {
+  for (int node = 0; node < 3; ++node) {
+    ASSERT_TRUE(cluster_->Command(node, {"ACL", "SETUSER", "noinfo", "on", ">noinfo-pw", "~*", "&*",
+                                         "+@all", "-info"})
+                    .ok());
+  }
+  absl::StatusOr<PoolOptions> options =
+      PoolOptionsFor(cluster_->address(0), Credentials{"noinfo", "noinfo-pw", ""});
+  ASSERT_TRUE(options.ok()) << options.status();
+  options->size = 2;
+  options->timeout = seconds(10);
+  Pool pool(*options);
+  EXPECT_EQ(pool.mode(), Pool::Mode::kCluster);
+  for (const auto& [primary, org] : orgs_) {
+    const std::string key = "noinfo:{" + org + "}";
+    ASSERT_TRUE(pool.Run({"SET", key, "1"}).ok()) << org;
+    EXPECT_EQ(cluster_->Command(primary, {"EXISTS", key})->integer, 1) << org;
+  }
+}
+
 TEST_F(RedisPoolClusterTest, EachPrimaryIsReachableByItselfForPerNodeWork) {
   Pool pool(OneSeed());
   for (const auto& [primary, org] : orgs_) {
