@@ -1100,17 +1100,18 @@ bool AsyncClient::Impl::Detect(milliseconds timeout) {
     if (!endpoint.ok()) continue;
     endpoint->credentials = options.credentials;
     Connection connection(*endpoint, std::min(timeout, options.connect_timeout));
-    absl::StatusOr<Reply> info = connection.Run({"INFO", "cluster"});
-    if (!info.ok()) continue;
+    absl::StatusOr<NodeMode> told = ReadNodeMode(connection);
+    if (!told.ok()) continue;
     auto next = std::make_shared<Topology>();
-    if (!absl::StrContains(info->str, "cluster_enabled:1")) {
+    if (!told->cluster) {
       next->mode = Mode::kStandalone;
       next->standalone = address;
       std::lock_guard<std::mutex> lock(mu_);
       Publish(std::move(next));
       return true;
     }
-    absl::StatusOr<Reply> slots = connection.Run({"CLUSTER", "SLOTS"});
+    absl::StatusOr<Reply> slots = told->slots.has_value() ? *std::move(told->slots)
+                                                          : connection.Run({"CLUSTER", "SLOTS"});
     if (!slots.ok() || slots->type != Reply::Type::kArray) continue;
     next->mode = Mode::kCluster;
     next->standalone = address;

@@ -325,6 +325,19 @@ absl::StatusOr<std::vector<absl::StatusOr<Reply>>> Connection::Pipeline(
   return replies;
 }
 
+absl::StatusOr<NodeMode> ReadNodeMode(Connection& connection) {
+  absl::StatusOr<Reply> info = connection.Run({"INFO", "cluster"});
+  if (info.ok()) return NodeMode{absl::StrContains(info->str, "cluster_enabled:1"), std::nullopt};
+  if (!absl::StrContains(info.status().message(), "NOPERM")) return info.status();
+  absl::StatusOr<Reply> slots = connection.Run({"CLUSTER", "SLOTS"});
+  if (slots.ok() && slots->type == Reply::Type::kArray) return NodeMode{true, *std::move(slots)};
+  if (slots.ok() || absl::StrContains(slots.status().message(), "cluster support disabled") ||
+      absl::StrContains(slots.status().message(), "NOPERM")) {
+    return NodeMode{false, std::nullopt};
+  }
+  return slots.status();
+}
+
 std::string DeclaredKeysGuardLua(absl::string_view script_name) {
   KUDOS_CHECK(absl::c_all_of(script_name,
                              [](char c) { return absl::ascii_isalnum(c) || c == '_' || c == '-'; }),

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -113,6 +114,18 @@ class Connection {
   std::chrono::steady_clock::time_point next_attempt_{};
   std::chrono::milliseconds backoff_{0};
 };
+
+// How a node describes itself, for mode detection: a cluster node (with the
+// CLUSTER SLOTS it answered when that was what told) or a standalone server.
+struct NodeMode {
+  bool cluster = false;
+  std::optional<Reply> slots;
+};
+// INFO cluster first; an ACL user denied INFO is asked CLUSTER SLOTS instead
+// (a map: cluster; "cluster support disabled", or denied too: standalone, as
+// before). Any other failure (unreachable, LOADING) is returned: try another
+// seed or later.
+absl::StatusOr<NodeMode> ReadNodeMode(Connection& connection);
 
 // How a script names the keys it touches.
 enum class ScriptKeys {

@@ -354,26 +354,16 @@ Pool::Mode Pool::Impl::Detected() {
   return Mode::kUnknown;
 }
 
-// INFO cluster on the first seed that answers; a cluster's map from its
-// CLUSTER SLOTS. An ACL user denied INFO is asked CLUSTER SLOTS instead: a
-// map means a cluster, an error (cluster support disabled, or that denied
-// too) standalone.
+// The first seed that tells its mode (ReadNodeMode); a cluster's map from
+// its CLUSTER SLOTS.
 bool Pool::Impl::Detect() {
   for (const Endpoint& seed : seeds_) {
     auto connection = std::make_unique<Connection>(seed, options_.timeout);
-    absl::StatusOr<Reply> info = connection->Run({"INFO", "cluster"});
-    if (!info.ok() && absl::IsUnavailable(info.status())) continue;
-    std::optional<absl::StatusOr<Reply>> slots_without_info;
-    if (!info.ok()) {
-      slots_without_info = connection->Run({"CLUSTER", "SLOTS"});
-      if (!slots_without_info->ok() && absl::IsUnavailable(slots_without_info->status())) continue;
-    }
-    const bool cluster =
-        info.ok() ? absl::StrContains(info->str, "cluster_enabled:1")
-                  : (slots_without_info->ok() && (*slots_without_info)->type == Reply::Type::kArray);
+    absl::StatusOr<NodeMode> told = ReadNodeMode(*connection);
+    if (!told.ok()) continue;
     absl::StatusOr<NodePool*> node = NodeFor(AddressOf(seed));
     if (!node.ok()) continue;
-    if (!cluster) {
+    if (!told->cluster) {
       auto standalone = std::make_shared<Topology>();
       standalone->mode = Mode::kStandalone;
       standalone->primaries.push_back(AddressOf(seed));
@@ -386,9 +376,8 @@ bool Pool::Impl::Detect() {
       mode_.store(Mode::kStandalone, std::memory_order_release);
       return true;
     }
-    absl::StatusOr<Reply> slots = slots_without_info.has_value()
-                                      ? *std::move(slots_without_info)
-                                      : connection->Run({"CLUSTER", "SLOTS"});
+    absl::StatusOr<Reply> slots = told->slots.has_value() ? *std::move(told->slots)
+                                                          : connection->Run({"CLUSTER", "SLOTS"});
     if (!slots.ok() || slots->type != Reply::Type::kArray) continue;
     counters_.refreshes.fetch_add(1, std::memory_order_relaxed);
     {

@@ -306,6 +306,21 @@ TEST(AsyncClientTest, AuthenticatesOnEveryConnect) {
   EXPECT_TRUE(absl::IsUnavailable(noauth.status())) << noauth.status();
 }
 
+// Least privilege: an ACL user may be denied INFO. The client still learns
+// the mode (CLUSTER SLOTS: "cluster support disabled") instead of never
+// detecting one and answering every call UNAVAILABLE.
+TEST(AsyncClientTest, AUserDeniedInfoStillDetectsTheModeAndServesCalls) {
+  harness::RedisServer server({"--user", "noinfo", "on", ">noinfo-pw", "~*", "&*", "+@all", "-info"});
+  Credentials user;
+  user.username = "noinfo";
+  user.password = "noinfo-pw";
+  AsyncClient client(OptionsFor(server, 1, user));
+  ASSERT_TRUE(client.RunSync({"SET", "k", "v"}, seconds(10)).ok());
+  EXPECT_EQ(client.mode(), AsyncClient::Mode::kStandalone);
+  EXPECT_EQ(client.RunSync({"GET", "k"}, seconds(10))->str, "v");
+  EXPECT_FALSE(client.RunSync({"INFO"}, seconds(10)).ok()) << "the user is denied INFO";
+}
+
 TEST(AsyncClientTest, InFlightCallsPerConnectionAreBounded) {
   harness::RedisServer server;
   AsyncClientOptions options = OptionsFor(server, /*loops=*/1);
