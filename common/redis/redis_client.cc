@@ -344,7 +344,8 @@ std::string DeclaredKeysGuardLua(absl::string_view script_name) {
               "a script name is quoted into Lua as it is");
   // Which arguments of a command are keys (Redis' key specs, for the
   // commands scripts use): all of them, the first two, the destination and
-  // `numkeys` sources, or the first. Commands with no key are listed.
+  // `numkeys` sources, the one after a subcommand (XGROUP CREATE <key>), or
+  // the first. Commands with no key are listed.
   static constexpr absl::string_view kGuard =
       "local redis = (function(r, keys, script) "
       "local declared = {} for i = 1, #keys do declared[keys[i]] = true end "
@@ -358,6 +359,7 @@ std::string DeclaredKeysGuardLua(absl::string_view script_name) {
       "local store = {ZUNIONSTORE = 1, ZINTERSTORE = 1, ZDIFFSTORE = 1} "
       "local counted = {ZUNION = 1, ZINTER = 1, ZDIFF = 1, ZINTERCARD = 1, SINTERCARD = 1} "
       "local none = {TIME = 1, PING = 1, ECHO = 1} "
+      "local second = {XGROUP = 1, XINFO = 1, OBJECT = 1, MEMORY = 1} "
       "local function check(cmd, ...) local c = string.upper(cmd) "
       "if none[c] then return end local n = select('#', ...) "
       "if every[c] then for i = 1, n do need((select(i, ...))) end "
@@ -366,6 +368,7 @@ std::string DeclaredKeysGuardLua(absl::string_view script_name) {
       "do need((select(i, ...))) end "
       "elseif counted[c] then for i = 2, 1 + tonumber((select(1, ...))) do need((select(i, ...))) end "
       "elseif c == 'MSET' or c == 'MSETNX' then for i = 1, n, 2 do need((select(i, ...))) end "
+      "elseif second[c] then if n > 1 then need((select(2, ...))) end "
       "elseif n > 0 then need((select(1, ...))) end end "
       "return setmetatable({call = function(cmd, ...) check(cmd, ...) return r.call(cmd, ...) end, "
       "pcall = function(cmd, ...) check(cmd, ...) return r.pcall(cmd, ...) end}, {__index = r}) "

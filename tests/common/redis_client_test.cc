@@ -88,6 +88,14 @@ TEST(RedisClientTest, Script_DeclaredKeysPassEveryKeyPositionOfMultiKeyCommands)
   Script union_undeclared("union_undeclared",
                           "return redis.call('ZUNIONSTORE', KEYS[1], 2, KEYS[1], '{a}other')");
   EXPECT_FALSE(pool.Eval(union_undeclared, {"{a}1"}, {}).ok());
+  // Subcommand first, key second: XGROUP CREATE <key>.
+  Script group("group", "return redis.pcall('XGROUP', 'CREATE', KEYS[1], 'g', '$', 'MKSTREAM')");
+  EXPECT_TRUE(pool.Eval(group, {"{a}stream"}, {}).ok());
+  Script group_undeclared("group_undeclared",
+                          "return redis.pcall('XGROUP', 'CREATE', '{a}other', 'g', '$', 'MKSTREAM')");
+  absl::StatusOr<Reply> refused = pool.Eval(group_undeclared, {"{a}stream"}, {});
+  ASSERT_FALSE(refused.ok());
+  EXPECT_TRUE(absl::StrContains(refused.status().message(), "UNDECLARED_KEY")) << refused.status();
   // A legacy prefix script runs unguarded.
   Script legacy("legacy", "return redis.call('SET', KEYS[1] .. 'x', 1)", ScriptKeys::kPrefixOnly);
   EXPECT_TRUE(pool.Eval(legacy, {"{a}:"}, {}).ok());
