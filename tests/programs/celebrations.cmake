@@ -1,1 +1,7 @@
-# Automatic celebrations.
+# Automatic celebrations: the rules and the sweep (RunOnce, clock injected)
+# against real Redis, kudos (directory) and ledger (payments) over gRPC; then
+# the programs_server binary itself (two replicas, a restart, RPC statuses).
+kudos_test(celebrations_test SOURCES celebrations_test.cc LIBS programs_lib
+  SERVERS ledger_server kudos_server)
+kudos_test(celebrations_server_test SOURCES celebrations_server_test.cc LIBS programs_lib
+  SERVERS ledger_server kudos_server programs_server)
