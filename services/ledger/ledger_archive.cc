@@ -50,6 +50,28 @@ absl::Status Malformed(absl::string_view what) {
   return absl::InternalError(absl::StrCat("archive: Redis returned a malformed ", what));
 }
 
+// Every key archive.lua touches for a chunk: the checkpoint, the journal,
+// the archive's directory, record and chunk, and per transfer its live key
+// and both accounts' live and archived indexes.
+std::vector<std::string> CommitKeys(const std::string& org, const std::string& chunk_id,
+                                    const Archiver::ChunkPlan& plan) {
+  keys::KeyList keys;
+  keys.Add(keys::Checkpoint(org))
+      .Add(keys::CheckpointBalances(org))
+      .Add(keys::Journal(org))
+      .Add(keys::ArchiveDirectory(org))
+      .Add(keys::ArchiveMeta(org))
+      .Add(keys::ArchiveChunk(org, chunk_id));
+  for (const Transfer& transfer : plan.transfers) {
+    keys.Add(keys::Transfer(org, transfer.transfer_id()));
+    for (const Account* account : {&transfer.debit_account(), &transfer.credit_account()}) {
+      keys.Add(keys::AccountIndex(org, AccountKey(*account)))
+          .Add(keys::ArchiveIndex(org, AccountKey(*account)));
+    }
+  }
+  return std::move(keys).Take();
+}
+
 }  // namespace
 
 absl::StatusOr<std::string> CompressChunk(const ledger::v1::TransfersPosted& chunk, int level) {
@@ -98,21 +120,21 @@ Archiver::Archiver(common::redis::Pool& pool, ArchiveOptions options)
     : pool_(pool),
       options_(options),
       org_registry_(pool),
-      archive_("ledger_archive", WithLib(kLedgerArchiveLua), common::redis::ScriptKeys::kPrefixOnly),
+      archive_("ledger_archive", WithLib(kLedgerArchiveLua)),
       bodies_("ledger_tx_bodies",
               WithLib("local out = {}\n"
                       "for i, id in ipairs(ARGV) do\n"
                       "  local tx = read_tx(id)\n"
                       "  out[i] = tx and tx.body or false\n"
                       "end\n"
-                      "return out\n"), common::redis::ScriptKeys::kPrefixOnly),
-      unlock_("ledger_archive_unlock", kUnlockLua, common::redis::ScriptKeys::kPrefixOnly) {
+                      "return out\n")),
+      unlock_("ledger_archive_unlock", kUnlockLua) {
   KUDOS_CHECK(options_.max_transfers_per_chunk >= 1 && options_.max_transfers_per_run >= 1,
               "archive bounds are positive");
 }
 
 absl::StatusOr<int32_t> Archiver::LiveDays(const std::string& org) {
-  absl::StatusOr<Reply> reply = pool_.Run({"GET", LedgerStore::Prefix(org) + "retention"});
+  absl::StatusOr<Reply> reply = pool_.Run({"GET", keys::Retention(org)});
   if (!reply.ok()) return reply.status();
   if (reply->is_nil()) return kDefaultTransfersLiveDays;
   RetentionPolicy retention;
@@ -133,13 +155,12 @@ absl::StatusOr<Archiver::ChunkPlan> Archiver::PlanChunk(const std::string& org, 
 
 absl::StatusOr<Archiver::ChunkPlan> Archiver::Plan(const std::string& org, absl::Time cutoff,
                                                  int budget) {
-  std::string prefix = LedgerStore::Prefix(org);
   int want = std::min({budget, options_.max_transfers_per_chunk, kPlanReadBatch});
   // The checkpoint and the journal head it continues from, together.
   absl::StatusOr<std::vector<absl::StatusOr<Reply>>> snapshot = pool_.Pipeline(
       {{"MULTI"},
-       {"HMGET", prefix + "ckpt", "through_seq", "chain"},
-       {"LRANGE", prefix + "journal", "0", absl::StrCat(want - 1)},
+       {"HMGET", keys::Checkpoint(org), "through_seq", "chain"},
+       {"LRANGE", keys::Journal(org), "0", absl::StrCat(want - 1)},
        {"EXEC"}});
   if (!snapshot.ok()) return snapshot.status();
   if (snapshot->size() != 4 || !(*snapshot)[3].ok()) {
@@ -169,8 +190,10 @@ absl::StatusOr<Archiver::ChunkPlan> Archiver::Plan(const std::string& org, absl:
   // STRING, or a hash written before the string form: one script reads both.
   for (size_t begin = 0; begin < ids.size();) {
     size_t end = std::min(ids.size(), std::max<size_t>(1, begin * 4));
-    absl::StatusOr<Reply> bodies = pool_.Eval(
-        bodies_, {prefix}, std::vector<std::string>(ids.begin() + begin, ids.begin() + end));
+    std::vector<std::string> batch(ids.begin() + begin, ids.begin() + end);
+    keys::KeyList tx_keys;
+    for (const std::string& id : batch) tx_keys.Add(keys::Transfer(org, id));
+    absl::StatusOr<Reply> bodies = pool_.Eval(bodies_, std::move(tx_keys).Take(), batch);
     if (!bodies.ok()) return bodies.status();
     if (bodies->elements.size() != end - begin) return Malformed("transfer bodies");
     for (size_t i = 0; i < bodies->elements.size(); ++i) {
@@ -240,7 +263,7 @@ absl::StatusOr<bool> Archiver::Commit(const std::string& org, const ChunkPlan& p
     args.push_back(AccountKey(transfer.credit_account()));
     args.push_back(absl::StrCat(transfer.amount()));
   }
-  absl::StatusOr<Reply> reply = pool_.Eval(archive_, {LedgerStore::Prefix(org)}, args);
+  absl::StatusOr<Reply> reply = pool_.Eval(archive_, CommitKeys(org, chunk_id, plan), args);
   if (!reply.ok()) return reply.status();
   if (reply->type != Reply::Type::kArray || reply->elements.size() != 2) {
     return Malformed("archive reply");
@@ -264,7 +287,7 @@ absl::StatusOr<ArchiveStats> Archiver::RunOnce(const std::string& org, absl::Tim
   absl::StatusOr<int32_t> live_days = LiveDays(org);
   if (!live_days.ok()) return live_days.status();
   ArchiveStats stats;
-  std::string lock = LedgerStore::Prefix(org) + "arch:lock";
+  std::string lock = keys::ArchiveLock(org);
   std::string token = RandomToken();
   int64_t ttl_ms = std::max<int64_t>(1, absl::ToInt64Milliseconds(options_.lock_ttl));
   absl::StatusOr<Reply> locked =

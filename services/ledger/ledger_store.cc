@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "absl/flags/flag.h"
+#include "absl/algorithm/container.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -293,23 +294,116 @@ void CheckLinkedResult(const std::vector<const Transfer*>& requested,
 LedgerStore::LedgerStore(common::redis::AsyncClient& redis, WriteConcern write_concern)
     : redis_(&redis),
       write_concern_(write_concern),
-      post_("ledger_post", WithLib(kLedgerPostLua), common::redis::ScriptKeys::kPrefixOnly),
-      adjust_("ledger_adjust", WithLib(kLedgerAdjustLua), common::redis::ScriptKeys::kPrefixOnly),
-      redemption_("ledger_redemption", WithLib(kLedgerRedemptionLua), common::redis::ScriptKeys::kPrefixOnly),
-      balance_("ledger_balance", WithLib(kLedgerBalanceLua), common::redis::ScriptKeys::kPrefixOnly),
-      list_("ledger_list", WithLib(kLedgerListLua), common::redis::ScriptKeys::kPrefixOnly) {}
+      post_("ledger_post", WithLib(kLedgerPostLua)),
+      adjust_("ledger_adjust", WithLib(kLedgerAdjustLua)),
+      redemption_("ledger_redemption", WithLib(kLedgerRedemptionLua)),
+      balance_("ledger_balance", WithLib(kLedgerBalanceLua)),
+      list_("ledger_list", WithLib(kLedgerListLua)) {}
 
 LedgerStore::LedgerStore(common::redis::Pool& pool, WriteConcern write_concern)
     : pool_(&pool),
       write_concern_(write_concern),
-      post_("ledger_post", WithLib(kLedgerPostLua), common::redis::ScriptKeys::kPrefixOnly),
-      adjust_("ledger_adjust", WithLib(kLedgerAdjustLua), common::redis::ScriptKeys::kPrefixOnly),
-      redemption_("ledger_redemption", WithLib(kLedgerRedemptionLua), common::redis::ScriptKeys::kPrefixOnly),
-      balance_("ledger_balance", WithLib(kLedgerBalanceLua), common::redis::ScriptKeys::kPrefixOnly),
-      list_("ledger_list", WithLib(kLedgerListLua), common::redis::ScriptKeys::kPrefixOnly) {}
+      post_("ledger_post", WithLib(kLedgerPostLua)),
+      adjust_("ledger_adjust", WithLib(kLedgerAdjustLua)),
+      redemption_("ledger_redemption", WithLib(kLedgerRedemptionLua)),
+      balance_("ledger_balance", WithLib(kLedgerBalanceLua)),
+      list_("ledger_list", WithLib(kLedgerListLua)) {}
 
-std::string LedgerStore::Prefix(absl::string_view org) {
-  return absl::StrCat("ledger:{", org, "}:");
+std::string LedgerStore::Prefix(absl::string_view org) { return keys::Prefix(org); }
+
+void LedgerStore::AddJournalKeys(absl::string_view org, keys::KeyList& keys) {
+  keys.Add(keys::Balances(org))
+      .Add(keys::Sequence(org))
+      .Add(keys::Journal(org))
+      .Add(keys::Outbox(org));
+}
+
+void LedgerStore::AddTransferKeys(absl::string_view org, const Transfer& transfer,
+                                  absl::string_view dkind, absl::string_view dperson,
+                                  absl::string_view period_key, keys::KeyList& keys) {
+  keys.Add(keys::Transfer(org, transfer.transfer_id()))
+      .Add(keys::AccountIndex(org, AccountKey(transfer.debit_account())))
+      .Add(keys::AccountIndex(org, AccountKey(transfer.credit_account())));
+  if (dkind == "A") keys.Add(keys::Spent(org, dperson, period_key));
+  if (dkind == "E") keys.Add(keys::Held(org, dperson)).Add(keys::Holds(org, dperson));
+}
+
+absl::Status LedgerStore::AddKeysNeeded(absl::string_view org, absl::string_view tag,
+                                        absl::string_view value, keys::KeyList& keys) {
+  if (tag == "holds") {
+    keys.Add(keys::Held(org, value)).Add(keys::Holds(org, value));
+  } else if (tag == "rdm") {
+    keys.Add(keys::Redemption(org, value));
+  } else if (tag == "person") {
+    keys.Add(keys::RewardsAwaiting(org, value)).Add(keys::RewardsListedOf(org, value));
+  } else if (tag == "item") {
+    keys.Add(keys::RewardItem(org, value));
+  } else if (tag == "tx") {
+    keys.Add(keys::Transfer(org, value));
+  } else {
+    return absl::InternalError(
+        absl::StrCat("ledger script asked for keys of an unknown kind '", tag, "'"));
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
+// A script's answer that it needs more keys (lib.lua need_reply).
+bool IsNeedKeys(const Reply& reply) {
+  return reply.type == Reply::Type::kArray && !reply.elements.empty() &&
+         reply.elements[0].type != Reply::Type::kArray && reply.elements[0].str == "NEED_KEYS";
+}
+
+// KEYS of one script call at most: far above what any call declares (a
+// post's transfers, an archive chunk's accounts, a page's records).
+constexpr size_t kMaxScriptKeys = 20000;
+
+}  // namespace
+
+void LedgerStore::EvalKeyed(const common::redis::Script& script, absl::string_view org,
+                            std::vector<std::string> keys, std::vector<std::string> args,
+                            bool write, Deadline deadline, common::redis::ReplyCallback done) {
+  EvalKeyedAttempt(script, std::string(org), std::move(keys), std::move(args), write, deadline,
+                   1, std::move(done));
+}
+
+void LedgerStore::EvalKeyedAttempt(const common::redis::Script& script, std::string org,
+                                   std::vector<std::string> keys, std::vector<std::string> args,
+                                   bool write, Deadline deadline, int attempt,
+                                   common::redis::ReplyCallback done) {
+  KUDOS_CHECK(attempt >= 1 && attempt <= kMaxKeyAttempts, "a keyed script runs at most 3 times");
+  // Kept for a run with more keys (a copy: the client takes its own).
+  auto call = std::make_shared<std::pair<std::vector<std::string>, std::vector<std::string>>>(
+      keys, args);
+  common::redis::ReplyCallback next = [this, &script, org, call, write, deadline, attempt,
+                                       done = std::move(done)](
+                                          absl::StatusOr<Reply> reply) mutable {
+    if (!reply.ok() || !IsNeedKeys(*reply)) return std::move(done)(std::move(reply));
+    if (attempt == kMaxKeyAttempts || reply->elements.size() % 2 != 1) {
+      return std::move(done)(absl::AbortedError(absl::StrCat(
+          "ledger: script ", script.name(), " needed other keys on each of ", attempt,
+          " runs (the data it depends on kept changing); retry the call")));
+    }
+    keys::KeyList keys;
+    for (std::string& key : call->first) keys.Add(std::move(key));
+    for (size_t i = 1; i + 1 < reply->elements.size(); i += 2) {
+      absl::Status added =
+          AddKeysNeeded(org, reply->elements[i].str, reply->elements[i + 1].str, keys);
+      if (!added.ok()) return std::move(done)(added);
+    }
+    if (keys.size() > kMaxScriptKeys) {
+      return std::move(done)(absl::ResourceExhaustedError(absl::StrCat(
+          "ledger: script ", script.name(), " needs ", keys.size(), " keys, more than ",
+          kMaxScriptKeys)));
+    }
+    EvalKeyedAttempt(script, std::move(org), std::move(keys).Take(), std::move(call->second),
+                     write, deadline, attempt + 1, std::move(done));
+  };
+  if (write) {
+    return EvalWrite(script, org, std::move(keys), std::move(args), deadline, std::move(next));
+  }
+  Eval(script, std::move(keys), std::move(args), deadline, std::move(next));
 }
 
 void LedgerStore::Run(common::redis::Command command, Deadline deadline,
@@ -333,14 +427,20 @@ void LedgerStore::Eval(const common::redis::Script& script, std::vector<std::str
   std::move(done)(pool_->Eval(script, keys, args));
 }
 
-void LedgerStore::EvalWrite(const common::redis::Script& script, std::vector<std::string> keys,
-                            std::vector<std::string> args, Deadline deadline,
-                            common::redis::ReplyCallback done) {
+void LedgerStore::EvalWrite(const common::redis::Script& script, absl::string_view org,
+                            std::vector<std::string> keys, std::vector<std::string> args,
+                            Deadline deadline, common::redis::ReplyCallback done) {
+  const std::string tag = absl::StrCat("{", org, "}");
+  KUDOS_CHECK(!keys.empty() && absl::c_all_of(keys,
+                                              [&tag](const std::string& key) {
+                                                return absl::StrContains(key, tag);
+                                              }),
+              "a ledger write script's keys are all the org's (its slot)");
   if (write_concern_.replicas == 0) {
     return Eval(script, std::move(keys), std::move(args), deadline, std::move(done));
   }
-  EvalWaited(script, std::move(keys), std::move(args), deadline, /*load_script=*/false,
-             std::move(done));
+  EvalWaited(script, keys::WaitMark(org), std::move(keys), std::move(args), deadline,
+             /*load_script=*/false, std::move(done));
 }
 
 common::redis::Command LedgerStore::WaitCommand(Deadline deadline) const {
@@ -369,11 +469,10 @@ absl::Status LedgerStore::Acknowledged(const absl::StatusOr<Reply>& wait,
       "(safe)"));
 }
 
-void LedgerStore::EvalWaited(const common::redis::Script& script, std::vector<std::string> keys,
-                             std::vector<std::string> args, Deadline deadline, bool load_script,
+void LedgerStore::EvalWaited(const common::redis::Script& script, std::string wait_mark,
+                             std::vector<std::string> keys, std::vector<std::string> args,
+                             Deadline deadline, bool load_script,
                              common::redis::ReplyCallback done) {
-  KUDOS_CHECK(!keys.empty() && absl::EndsWith(keys[0], "}:"),
-              "a ledger write script's first key is the org's prefix");
   // In one transaction so a MOVED/ASK redirects all of it, WAIT included
   // (the client re-sends a pipeline holding MULTI as a whole).
   std::vector<common::redis::Command> commands = {{"MULTI"}};
@@ -382,14 +481,15 @@ void LedgerStore::EvalWaited(const common::redis::Script& script, std::vector<st
   eval.insert(eval.end(), keys.begin(), keys.end());
   eval.insert(eval.end(), args.begin(), args.end());
   commands.push_back(std::move(eval));
-  commands.push_back({"INCR", keys[0] + "wait_mark"});
+  commands.push_back({"INCR", wait_mark});
   commands.push_back({"EXEC"});
   commands.push_back(WaitCommand(deadline));
   common::redis::Command wait_command = commands.back();
   const size_t exec = commands.size() - 2;
   Pipeline(
       std::move(commands), deadline,
-      [this, &script, keys = std::move(keys), args = std::move(args), deadline, load_script,
+      [this, &script, wait_mark = std::move(wait_mark), keys = std::move(keys),
+       args = std::move(args), deadline, load_script,
        exec, wait_command = std::move(wait_command), done = std::move(done)](
           absl::StatusOr<common::redis::PipelineReplies> replies) mutable {
         if (!replies.ok()) return std::move(done)(replies.status());
@@ -401,8 +501,8 @@ void LedgerStore::EvalWaited(const common::redis::Script& script, std::vector<st
         for (size_t i = 1; i <= exec; ++i) missing = missing || noscript((*replies)[i]);
         if (missing && !load_script) {
           // A node that never ran it (first call, restart, failover, flush).
-          return EvalWaited(script, std::move(keys), std::move(args), deadline,
-                            /*load_script=*/true, std::move(done));
+          return EvalWaited(script, std::move(wait_mark), std::move(keys), std::move(args),
+                            deadline, /*load_script=*/true, std::move(done));
         }
         for (size_t i = 0; i < exec; ++i) {
           if (!(*replies)[i].ok()) return std::move(done)((*replies)[i].status());
@@ -499,12 +599,12 @@ common::redis::ReplyCallback Parsed(Callback<T> done, Parse parse) {
 
 void LedgerStore::GetPolicy(absl::string_view org, Deadline deadline,
                             Callback<AllowancePolicy> done) {
-  Run({"GET", Prefix(org) + "policy"}, deadline, Parsed(std::move(done), ParsePolicy));
+  Run({"GET", keys::Policy(org)}, deadline, Parsed(std::move(done), ParsePolicy));
 }
 
 void LedgerStore::GetRetention(absl::string_view org, Deadline deadline,
                                Callback<RetentionPolicy> done) {
-  Run({"GET", Prefix(org) + "retention"}, deadline, Parsed(std::move(done), ParseRetention));
+  Run({"GET", keys::Retention(org)}, deadline, Parsed(std::move(done), ParseRetention));
 }
 
 void LedgerStore::SetPolicy(absl::string_view org, absl::string_view audit_actor,
@@ -514,9 +614,9 @@ void LedgerStore::SetPolicy(absl::string_view org, absl::string_view audit_actor
   // The policy, the retention and the audit entry (same slot) together or
   // not at all.
   std::vector<common::redis::Command> commands = {
-      {"MULTI"}, {"SET", Prefix(org) + "policy", policy.SerializeAsString()}};
+      {"MULTI"}, {"SET", keys::Policy(org), policy.SerializeAsString()}};
   if (retention.has_value()) {
-    commands.push_back({"SET", Prefix(org) + "retention", retention->SerializeAsString()});
+    commands.push_back({"SET", keys::Retention(org), retention->SerializeAsString()});
   }
   if (!audit_actor.empty()) {
     common::redis::Command audit = common::audit::AppendCommand(
@@ -659,13 +759,17 @@ void LedgerStore::Post(absl::string_view org, std::vector<std::pair<int, Transfe
                                          absl::StrCat(kSpentTtlSeconds),
                                          state->linked ? "1" : "0"};
         std::vector<const Transfer*> requested;
+        keys::KeyList keys;
+        AddJournalKeys(org, keys);
         for (const auto& [index, transfer] : state->transfers) {
-          AppendTransferArgs(args, index, transfer, state->now, "A",
-                             transfer.debit_account().person_id());
+          const std::string& giver = transfer.debit_account().person_id();
+          AppendTransferArgs(args, index, transfer, state->now, "A", giver);
+          AddTransferKeys(org, transfer, "A", giver, state->period.key, keys);
           requested.push_back(&transfer);
         }
         CheckDoubleEntry(requested);
-        EvalWrite(post_, {Prefix(org)}, std::move(args), deadline,
+        // Kind A debits only: post.lua never asks for more keys here.
+        EvalWrite(post_, org, std::move(keys).Take(), std::move(args), deadline,
                   Into(&state->reply, std::move(step)));
       });
   std::move(steps).Run([state, done = std::move(done)](absl::Status status) mutable {
@@ -678,8 +782,11 @@ void LedgerStore::GetBalance(absl::string_view org, const Account& account, absl
                              Deadline deadline, Callback<BalanceInfo> done) {
   std::string holder =
       account.type() == ledger::v1::ACCOUNT_TYPE_EARNED ? account.person_id() : "";
-  Eval(balance_, {Prefix(org)}, {absl::StrCat(ToMillis(now)), AccountKey(account), holder},
-       deadline,
+  keys::KeyList keys;
+  keys.Add(keys::Balances(org));
+  if (!holder.empty()) keys.Add(keys::Held(org, holder)).Add(keys::Holds(org, holder));
+  EvalKeyed(balance_, org, std::move(keys).Take(),
+            {absl::StrCat(ToMillis(now)), AccountKey(account), holder}, /*write=*/false, deadline,
        Parsed(std::move(done), [holder](const Reply& reply) -> absl::StatusOr<BalanceInfo> {
          if (reply.type != Reply::Type::kArray || reply.elements.size() != 2) {
            return Malformed("balance reply");
@@ -695,7 +802,7 @@ void LedgerStore::GetBalance(absl::string_view org, const Account& account, absl
 
 void LedgerStore::Spent(absl::string_view org, absl::string_view person,
                         absl::string_view period_key, Deadline deadline, Callback<int64_t> done) {
-  Run({"GET", absl::StrCat(Prefix(org), "spent:", person, ":", period_key)}, deadline,
+  Run({"GET", keys::Spent(org, person, period_key)}, deadline,
       Parsed(std::move(done), [](const Reply& reply) -> absl::StatusOr<int64_t> {
         if (reply.is_nil()) return 0;
         absl::StatusOr<long long> spent = reply.AsInteger();
@@ -708,6 +815,7 @@ namespace {
 
 // A page as list.lua read it; the archived part is read next.
 struct PageState {
+  std::string org;
   std::string prefix;
   std::string account_key;
   int limit = 0;
@@ -765,14 +873,19 @@ void LedgerStore::ListTransfers(absl::string_view org, absl::string_view account
                                 int64_t before, int limit, Deadline deadline,
                                 Callback<TransferPage> done) {
   auto state = std::make_shared<PageState>();
+  state->org = std::string(org);
   state->prefix = Prefix(org);
   state->account_key = std::string(account_key);
   state->limit = limit;
   Sequence steps;
   steps.Then([this, state, before, deadline](Done step) {
-         Eval(list_, {state->prefix},
-              {state->account_key, absl::StrCat(before), absl::StrCat(state->limit)}, deadline,
-              Into(&state->reply, std::move(step)));
+         // The page's live transfers are asked for by the script (NEED_KEYS).
+         const std::string& org = state->org;
+         EvalKeyed(list_, org,
+                   {keys::AccountIndex(org, state->account_key),
+                    keys::ArchiveIndex(org, state->account_key), keys::ArchiveDirectory(org)},
+                   {state->account_key, absl::StrCat(before), absl::StrCat(state->limit)},
+                   /*write=*/false, deadline, Into(&state->reply, std::move(step)));
        })
       .Then([state]() { return ParseLivePage(*state); })
       .Then([this, state, deadline](Done step) {
@@ -808,7 +921,9 @@ void LedgerStore::ReadArchived(const std::string& prefix, const Reply& sequences
     in_order.push_back(sequence);
   }
   std::vector<common::redis::Command> reads;
-  for (const std::string& chunk_id : order) reads.push_back({"GET", prefix + "arch:c:" + chunk_id});
+  for (const std::string& chunk_id : order) {
+    reads.push_back({"GET", prefix + "arch:c:" + chunk_id});  // keys::ArchiveChunk
+  }
   Pipeline(
       std::move(reads), deadline,
       [order, wanted, in_order, done = std::move(done)](
@@ -886,16 +1001,18 @@ void LedgerStore::CreateRedemption(absl::string_view org, absl::string_view audi
     if (parsed->code != "OK") return Malformed(absl::StrCat("code '", parsed->code, "'"));
     return RedemptionFrom(id, parsed->fields, now);
   };
+  keys::KeyList keys;
+  keys.Add(keys::Held(org, person)).Add(keys::Holds(org, person));
   EvalRedemption(org, "create", now, id, audit,
                  {std::string(person), request.reward(), absl::StrCat(request.points()),
                   absl::StrCat(ToMillis(now + absl::Seconds(*hold))), request.request_id()},
-                 deadline, Parsed(std::move(done), std::move(parse)));
+                 std::move(keys), deadline, Parsed(std::move(done), std::move(parse)));
 }
 
 void LedgerStore::GetRedemption(absl::string_view org, absl::string_view redemption_id,
                                 absl::Time now, Deadline deadline,
                                 Callback<ledger::v1::Redemption> done) {
-  Run({"HGETALL", absl::StrCat(Prefix(org), "rdm:", redemption_id)}, deadline,
+  Run({"HGETALL", keys::Redemption(org, redemption_id)}, deadline,
       Parsed(std::move(done), [id = std::string(redemption_id), now](const Reply& reply)
                                   -> absl::StatusOr<ledger::v1::Redemption> {
         absl::StatusOr<std::map<std::string, std::string>> fields = FlatMap(reply);
@@ -922,6 +1039,9 @@ void LedgerStore::FulfillRedemption(absl::string_view org, absl::string_view aud
 
   std::vector<std::string> args = {EventHeader(org, now)};
   AppendTransferArgs(args, 0, transfer, now, "E", pending.person_id());
+  keys::KeyList keys;
+  AddJournalKeys(org, keys);
+  AddTransferKeys(org, transfer, "E", pending.person_id(), "", keys);
   std::vector<std::string> audit;
   if (!audit_actor.empty()) {
     audit = AuditFields(org, audit_actor, "ledger.fulfill_redemption",
@@ -964,9 +1084,10 @@ void LedgerStore::FulfillRedemption(absl::string_view org, absl::string_view aud
   RegisterOrgThen(
       org, deadline,
       [this, org = std::string(org), now, id = pending.redemption_id(), audit,
-       args = std::move(args), deadline, parse = std::move(parse), shared_done]() mutable {
-        EvalRedemption(org, "fulfill", now, id, audit, std::move(args), deadline,
-                       Parsed(std::move(*shared_done), std::move(parse)));
+       args = std::move(args), keys = std::move(keys), deadline, parse = std::move(parse),
+       shared_done]() mutable {
+        EvalRedemption(org, "fulfill", now, id, audit, std::move(args), std::move(keys),
+                       deadline, Parsed(std::move(*shared_done), std::move(parse)));
       },
       [shared_done](absl::Status status) { std::move(*shared_done)(std::move(status)); });
 }
@@ -983,8 +1104,10 @@ void LedgerStore::CancelRedemption(absl::string_view org, absl::string_view audi
         pending.reward(),
         {"redemption_id", redemption_id, "points", absl::StrCat(pending.points())});
   }
+  keys::KeyList keys;  // the stored person's, if another, are asked for
+  keys.Add(keys::Held(org, pending.person_id())).Add(keys::Holds(org, pending.person_id()));
   EvalRedemption(
-      org, "cancel", now, redemption_id, audit, {}, deadline,
+      org, "cancel", now, redemption_id, audit, {}, std::move(keys), deadline,
       Parsed(std::move(done), [redemption_id, now](const Reply& reply)
                                   -> absl::StatusOr<ledger::v1::Redemption> {
         absl::StatusOr<RedemptionReply> parsed = ParseRedemptionReply(reply);
@@ -1007,13 +1130,17 @@ void LedgerStore::CancelRedemption(absl::string_view org, absl::string_view audi
 void LedgerStore::EvalRedemption(absl::string_view org, absl::string_view op, absl::Time now,
                                  absl::string_view redemption_id,
                                  const std::vector<std::string>& audit,
-                                 std::vector<std::string> op_args, Deadline deadline,
-                                 common::redis::ReplyCallback done) {
+                                 std::vector<std::string> op_args, keys::KeyList keys,
+                                 Deadline deadline, common::redis::ReplyCallback done) {
   std::vector<std::string> args = {std::string(op), absl::StrCat(ToMillis(now)),
                                    std::string(redemption_id), absl::StrCat(audit.size())};
   args.insert(args.end(), audit.begin(), audit.end());
   for (std::string& arg : op_args) args.push_back(std::move(arg));
-  EvalWrite(redemption_, {Prefix(org), common::audit::StreamKey(org)}, std::move(args), deadline,
+  // A new hold is checked against the balance (and a fulfilment moves it).
+  keys.Add(keys::Redemption(org, redemption_id))
+      .Add(keys::Balances(org))
+      .Add(common::audit::StreamKey(org));
+  EvalKeyed(redemption_, org, std::move(keys).Take(), std::move(args), /*write=*/true, deadline,
             std::move(done));
 }
 
@@ -1035,6 +1162,10 @@ void LedgerStore::Adjust(absl::string_view org, absl::string_view actor,
   CheckDoubleEntry({&transfer});
   std::vector<std::string> args = {absl::StrCat(ToMillis(now)), EventHeader(org, now)};
   AppendTransferArgs(args, 0, transfer, now, credit ? "N" : "E", person);
+  keys::KeyList keys;
+  AddJournalKeys(org, keys);
+  AddTransferKeys(org, transfer, credit ? "N" : "E", person, "", keys);
+  keys.Add(common::audit::StreamKey(org));
   common::redis::Command audit = common::audit::AppendCommand(
       org, actor, "ledger.adjust_balance", AccountKey(earned), request.reason());
   // "XADD", key, "*", then the field/value pairs, plus what was adjusted.
@@ -1076,9 +1207,9 @@ void LedgerStore::Adjust(absl::string_view org, absl::string_view actor,
   auto shared_done = std::make_shared<Callback<Transfer>>(std::move(done));
   RegisterOrgThen(
       org, deadline,
-      [this, keys = std::vector<std::string>{Prefix(org), common::audit::StreamKey(org)},
-       args = std::move(args), deadline, parse = std::move(parse), shared_done]() mutable {
-        EvalWrite(adjust_, std::move(keys), std::move(args), deadline,
+      [this, org = std::string(org), keys = std::move(keys).Take(), args = std::move(args),
+       deadline, parse = std::move(parse), shared_done]() mutable {
+        EvalKeyed(adjust_, org, std::move(keys), std::move(args), /*write=*/true, deadline,
                   Parsed(std::move(*shared_done), std::move(parse)));
       },
       [shared_done](absl::Status status) { std::move(*shared_done)(std::move(status)); });

@@ -2,8 +2,9 @@
 // scripts/lib.lua prepended) that checks everything first and then applies,
 // so a call is all or nothing and the outbox entry is written in the same
 // atomic step as the balances. Key layout: see scripts/lib.lua. All keys of
-// an org share the prefix "ledger:{org}:" (one Redis Cluster slot); the
-// scripts get that prefix as KEYS[1] and derive the keys from it.
+// an org share the prefix "ledger:{org}:" (one Redis Cluster slot); every
+// key a script touches is passed in KEYS (ledger_keys.h computes them), so a
+// slot migration routes the script by them (issue 14).
 //
 // Callers validate requests and permissions (ledger_rules.h) first; the store
 // composes the domain error messages from what the scripts report.
@@ -25,6 +26,7 @@
 #include "absl/time/time.h"
 #include "common/redis/async_client.h"
 #include "common/redis/redis_client.h"
+#include "services/ledger/ledger_keys.h"
 #include "services/ledger/ledger_rules.h"
 
 namespace ledger {
@@ -149,16 +151,37 @@ class LedgerStore {
 
   // Runs a write script of an org under the store's write concern: EVALSHA,
   // or with `replicas` > 0 one pipeline of MULTI, [SCRIPT LOAD,] EVALSHA,
-  // INCR <keys[0]>wait_mark, EXEC, WAIT; the script's reply once enough
-  // replicas acknowledged (else UNAVAILABLE). keys[0] is a prefix of the
-  // org's keys ending in "}:" (e.g. Prefix(org)); every key in its slot.
+  // INCR keys::WaitMark(org), EXEC, WAIT; the script's reply once enough
+  // replicas acknowledged (else UNAVAILABLE). Every key is the org's.
   // The mark makes every call move the connection's replication offset, so
   // WAIT also covers a retry that finds its write already applied (by
   // another connection, perhaps not yet replicated). Also used by
   // RewardsStore (issue 18).
-  void EvalWrite(const common::redis::Script& script, std::vector<std::string> keys,
-                 std::vector<std::string> args, Deadline deadline,
-                 common::redis::ReplyCallback done);
+  void EvalWrite(const common::redis::Script& script, absl::string_view org,
+                 std::vector<std::string> keys, std::vector<std::string> args,
+                 Deadline deadline, common::redis::ReplyCallback done);
+  // A script whose keys depend on what it reads (scripts/lib.lua, wants()):
+  // when it answers {'NEED_KEYS', tag, value, ...} (having written nothing)
+  // the keys are added (KeysNeeded) and it runs again, at most
+  // kMaxKeyAttempts runs in all (then ABORTED: the data kept changing).
+  // `write`: through EvalWrite (the write concern), else a plain EVALSHA.
+  void EvalKeyed(const common::redis::Script& script, absl::string_view org,
+                 std::vector<std::string> keys, std::vector<std::string> args, bool write,
+                 Deadline deadline, common::redis::ReplyCallback done);
+  static constexpr int kMaxKeyAttempts = 3;
+  // The keys a NEED_KEYS tag names: 'holds' a person's held/holds, 'rdm' a
+  // redemption record, 'person' a person's rewards listings, 'item' a reward
+  // item, 'tx' a transfer. INTERNAL for an unknown tag.
+  static absl::Status AddKeysNeeded(absl::string_view org, absl::string_view tag,
+                                    absl::string_view value, keys::KeyList& keys);
+  // The keys lib.lua's check/apply touch for one transfer: tx, both account
+  // indexes, and the debit's spent counter (kind "A", of `period_key`) or
+  // held/holds (kind "E").
+  static void AddTransferKeys(absl::string_view org, const Transfer& transfer,
+                              absl::string_view dkind, absl::string_view dperson,
+                              absl::string_view period_key, keys::KeyList& keys);
+  // bal, seq, journal and outbox: every script that may apply a transfer.
+  static void AddJournalKeys(absl::string_view org, keys::KeyList& keys);
   const WriteConcern& write_concern() const { return write_concern_; }
 
  private:
@@ -170,9 +193,12 @@ class LedgerStore {
   void Eval(const common::redis::Script& script, std::vector<std::string> keys,
             std::vector<std::string> args, Deadline deadline, common::redis::ReplyCallback done);
 
-  void EvalWaited(const common::redis::Script& script, std::vector<std::string> keys,
-                  std::vector<std::string> args, Deadline deadline, bool load_script,
-                  common::redis::ReplyCallback done);
+  void EvalWaited(const common::redis::Script& script, std::string wait_mark,
+                  std::vector<std::string> keys, std::vector<std::string> args,
+                  Deadline deadline, bool load_script, common::redis::ReplyCallback done);
+  void EvalKeyedAttempt(const common::redis::Script& script, std::string org,
+                        std::vector<std::string> keys, std::vector<std::string> args, bool write,
+                        Deadline deadline, int attempt, common::redis::ReplyCallback done);
   // WAIT replicas ms: the concern's timeout, at most 3/4 of the time left
   // before `deadline` (so the answer says why before the deadline passes),
   // never 0 (which would wait forever).
@@ -203,7 +229,7 @@ class LedgerStore {
   // audited), then the op's own arguments.
   void EvalRedemption(absl::string_view org, absl::string_view op, absl::Time now,
                       absl::string_view redemption_id, const std::vector<std::string>& audit,
-                      std::vector<std::string> op_args, Deadline deadline,
+                      std::vector<std::string> op_args, keys::KeyList keys, Deadline deadline,
                       common::redis::ReplyCallback done);
 
   common::redis::AsyncClient* redis_ = nullptr;  // one of the two

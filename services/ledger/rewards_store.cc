@@ -8,6 +8,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "common/audit.h"
 #include "common/check/check.h"
 #include "services/ledger/ledger_rules.h"
@@ -172,9 +173,9 @@ absl::StatusOr<ledger::v1::RewardRedemption> RedemptionResult(const ScriptReply&
 RewardsStore::RewardsStore(common::redis::AsyncClient& redis, LedgerStore& writes)
     : redis_(redis),
       writes_(writes),
-      catalog_("rewards_catalog", WithLib(kRewardsCatalogLua), common::redis::ScriptKeys::kPrefixOnly),
-      redeem_("rewards_redeem", WithLib(kRewardsRedeemLua), common::redis::ScriptKeys::kPrefixOnly),
-      read_("rewards_read", WithLib(kRewardsReadLua), common::redis::ScriptKeys::kPrefixOnly) {}
+      catalog_("rewards_catalog", WithLib(kRewardsCatalogLua)),
+      redeem_("rewards_redeem", WithLib(kRewardsRedeemLua)),
+      read_("rewards_read", WithLib(kRewardsReadLua)) {}
 
 // ---- catalog ------------------------------------------------------------------
 
@@ -185,12 +186,15 @@ void RewardsStore::EvalCatalog(absl::string_view org, absl::string_view op, absl
   std::vector<std::string> args = {std::string(op), absl::StrCat(ToMillis(now)),
                                    absl::StrCat(audit.size())};
   args.insert(args.end(), audit.begin(), audit.end());
+  keys::KeyList keys;
+  keys.Add(keys::RewardItems(org)).Add(keys::RewardSettings(org));
+  // create, update, archive: the item is their first argument; a list's
+  // items are asked for by the script (NEED_KEYS).
+  if (op != "list" && op != "settings") keys.Add(keys::RewardItem(org, op_args.at(0)));
+  keys.Add(common::audit::StreamKey(org));
   for (std::string& arg : op_args) args.push_back(std::move(arg));
-  std::vector<std::string> keys = {LedgerStore::Prefix(org), common::audit::StreamKey(org)};
-  if (op == "list") {
-    return redis_.EvalSha(catalog_, std::move(keys), std::move(args), deadline, std::move(done));
-  }
-  writes_.EvalWrite(catalog_, std::move(keys), std::move(args), deadline, std::move(done));
+  writes_.EvalKeyed(catalog_, org, std::move(keys).Take(), std::move(args),
+                    /*write=*/op != "list", deadline, std::move(done));
 }
 
 namespace {
@@ -291,7 +295,7 @@ void RewardsStore::ArchiveItem(absl::string_view org, absl::string_view actor,
 void RewardsStore::GetItem(absl::string_view org, absl::string_view item_id,
                            common::redis::Deadline deadline,
                            RewardsCallback<ledger::v1::RewardItem> done) {
-  redis_.Run({"HGETALL", absl::StrCat(LedgerStore::Prefix(org), "rw:item:", item_id)}, deadline,
+  redis_.Run({"HGETALL", keys::RewardItem(org, item_id)}, deadline,
              Parsed(std::move(done), [id = std::string(item_id)](const Reply& reply)
                                          -> absl::StatusOr<ledger::v1::RewardItem> {
                absl::StatusOr<Fields> fields = FlatMap(reply);
@@ -327,7 +331,7 @@ void RewardsStore::ListItems(absl::string_view org, absl::string_view after, int
 
 void RewardsStore::GetSettings(absl::string_view org, common::redis::Deadline deadline,
                                RewardsCallback<ledger::v1::RewardSettings> done) {
-  redis_.Run({"HGETALL", LedgerStore::Prefix(org) + "rw:settings"}, deadline,
+  redis_.Run({"HGETALL", keys::RewardSettings(org)}, deadline,
              Parsed(std::move(done),
                     [](const Reply& reply) -> absl::StatusOr<ledger::v1::RewardSettings> {
                       absl::StatusOr<Fields> fields = FlatMap(reply);
@@ -359,10 +363,38 @@ void RewardsStore::SetSettings(absl::string_view org, absl::string_view actor,
 
 // ---- redemptions ----------------------------------------------------------------
 
+namespace {
+
+// What every redemption op may touch whatever its person: the record, the
+// balances, the listings, the open queue, the awaiting total and the audit stream.
+keys::KeyList RedemptionKeys(absl::string_view org, absl::string_view redemption_id) {
+  keys::KeyList keys;
+  keys.Add(keys::Redemption(org, redemption_id))
+      .Add(keys::Balances(org))  // a new hold is checked against the balance
+      .Add(keys::RewardSequence(org))
+      .Add(keys::RewardsListed(org))
+      .Add(keys::RewardsOpen(org))
+      .Add(keys::RewardsAwaitingPoints(org))
+      .Add(common::audit::StreamKey(org));
+  return keys;
+}
+
+// A person's holds and rewards listings (LedgerStore::AddKeysNeeded's
+// 'holds' and 'person').
+void AddPersonKeys(absl::string_view org, absl::string_view person, keys::KeyList& keys) {
+  for (absl::string_view tag : {"holds", "person"}) {
+    absl::Status added = LedgerStore::AddKeysNeeded(org, tag, person, keys);
+    KUDOS_CHECK(added.ok(), "the person's key tags are known");
+  }
+}
+
+}  // namespace
+
 void RewardsStore::EvalRedeem(absl::string_view org, absl::string_view op, absl::Time now,
                               absl::string_view redemption_id, absl::string_view actor,
                               const std::vector<std::string>& audit,
-                              std::vector<std::string> op_args, common::redis::Deadline deadline,
+                              std::vector<std::string> op_args, keys::KeyList keys,
+                              common::redis::Deadline deadline,
                               RewardsCallback<ledger::v1::RewardRedemption> done,
                               std::string verb) {
   std::vector<std::string> args = {std::string(op),
@@ -373,9 +405,12 @@ void RewardsStore::EvalRedeem(absl::string_view org, absl::string_view op, absl:
                                    absl::StrCat(audit.size())};
   args.insert(args.end(), audit.begin(), audit.end());
   for (std::string& arg : op_args) args.push_back(std::move(arg));
-  writes_.EvalWrite(
-      redeem_, {LedgerStore::Prefix(org), common::audit::StreamKey(org)}, std::move(args),
-      deadline,
+  // The stored person's and item's keys are asked for by the script.
+  for (std::string& key : std::move(RedemptionKeys(org, redemption_id)).Take()) {
+    keys.Add(std::move(key));
+  }
+  writes_.EvalKeyed(
+      redeem_, org, std::move(keys).Take(), std::move(args), /*write=*/true, deadline,
       Parsed(std::move(done), [id = std::string(redemption_id), verb = std::move(verb)](
                                   const Reply& reply)
                                   -> absl::StatusOr<ledger::v1::RewardRedemption> {
@@ -406,9 +441,11 @@ void RewardsStore::Redeem(absl::string_view org, absl::string_view person,
                                   absl::StrCat(audit.size())};
   all.insert(all.end(), audit.begin(), audit.end());
   all.insert(all.end(), args.begin(), args.end());
-  writes_.EvalWrite(
-      redeem_, {LedgerStore::Prefix(org), common::audit::StreamKey(org)}, std::move(all),
-      deadline,
+  keys::KeyList keys = RedemptionKeys(org, id);
+  AddPersonKeys(org, person, keys);
+  keys.Add(keys::RewardItem(org, item_id));
+  writes_.EvalKeyed(
+      redeem_, org, std::move(keys).Take(), std::move(all), /*write=*/true, deadline,
       Parsed(std::move(done),
              [id, person = std::string(person), item = std::string(item_id),
               request_id = std::string(request_id),
@@ -462,9 +499,10 @@ void RewardsStore::RequestCustom(absl::string_view org, absl::string_view person
                           request.description(), absl::StrCat(request.points())}) {
     args.push_back(std::move(arg));
   }
-  writes_.EvalWrite(
-      redeem_, {LedgerStore::Prefix(org), common::audit::StreamKey(org)}, std::move(args),
-      deadline,
+  keys::KeyList keys = RedemptionKeys(org, id);
+  AddPersonKeys(org, person, keys);
+  writes_.EvalKeyed(
+      redeem_, org, std::move(keys).Take(), std::move(args), /*write=*/true, deadline,
       Parsed(std::move(done), [id, person = std::string(person), request](const Reply& reply)
                                   -> absl::StatusOr<ledger::v1::RewardRedemption> {
         absl::StatusOr<ScriptReply> parsed = ParseScriptReply(reply, true);
@@ -491,7 +529,7 @@ void RewardsStore::Approve(absl::string_view org, absl::string_view actor,
                            common::redis::Deadline deadline,
                            RewardsCallback<ledger::v1::RewardRedemption> done) {
   EvalRedeem(org, "approve", now, redemption_id, actor,
-             AuditFields(org, actor, "rewards.approve_custom", redemption_id, "approved"), {},
+             AuditFields(org, actor, "rewards.approve_custom", redemption_id, "approved"), {}, {},
              deadline, std::move(done), "approved");
 }
 
@@ -501,7 +539,7 @@ void RewardsStore::Decline(absl::string_view org, absl::string_view actor,
                            RewardsCallback<ledger::v1::RewardRedemption> done) {
   EvalRedeem(org, "decline", now, redemption_id, actor,
              AuditFields(org, actor, "rewards.decline_redemption", redemption_id, reason),
-             {std::string(reason)}, deadline, std::move(done), "declined");
+             {std::string(reason)}, {}, deadline, std::move(done), "declined");
 }
 
 void RewardsStore::Cancel(absl::string_view org, absl::string_view actor,
@@ -511,7 +549,7 @@ void RewardsStore::Cancel(absl::string_view org, absl::string_view actor,
   EvalRedeem(org, "cancel", now, redemption_id, actor,
              AuditFields(org, actor, "rewards.cancel_redemption", redemption_id,
                          reason.empty() ? "cancelled" : reason),
-             {std::string(reason)}, deadline, std::move(done), "cancelled");
+             {std::string(reason)}, {}, deadline, std::move(done), "cancelled");
 }
 
 void RewardsStore::Fulfill(absl::string_view org, absl::string_view actor,
@@ -546,6 +584,11 @@ void RewardsStore::Fulfill(absl::string_view org, absl::string_view actor,
                   pending.name(),
                   {"points", absl::StrCat(pending.points()), "transfer_id",
                    transfer.transfer_id(), "person_id", pending.person_id()});
+  keys::KeyList keys;
+  LedgerStore::AddJournalKeys(org, keys);
+  LedgerStore::AddTransferKeys(org, transfer, "E", pending.person_id(), "", keys);
+  AddPersonKeys(org, pending.person_id(), keys);
+  if (!pending.item_id().empty()) keys.Add(keys::RewardItem(org, pending.item_id()));
   auto shared_done =
       std::make_shared<RewardsCallback<ledger::v1::RewardRedemption>>(std::move(done));
   // The org registry is in another slot: registered first, so an org with
@@ -553,13 +596,15 @@ void RewardsStore::Fulfill(absl::string_view org, absl::string_view actor,
   redis_.Run(common::audit::RegisterOrgCommand(org), deadline,
              [this, org = std::string(org), actor = std::string(actor), now,
               id = pending.redemption_id(), audit = std::move(audit), args = std::move(args),
-              deadline, shared_done](absl::StatusOr<Reply> registered) mutable {
+              keys = std::move(keys), deadline,
+              shared_done](absl::StatusOr<Reply> registered) mutable {
                if (!registered.ok()) return std::move(*shared_done)(registered.status());
                if (registered->integer == 1) {  // a new org: hint its slot to discovery
                  redis_.Run(common::redis::IndexOrgSlotCommand(org), deadline,
                             [](absl::StatusOr<Reply>) {});
                }
-               EvalRedeem(org, "fulfill", now, id, actor, audit, std::move(args), deadline,
+               EvalRedeem(org, "fulfill", now, id, actor, audit, std::move(args),
+                          std::move(keys), deadline,
                           std::move(*shared_done), "fulfilled");
              });
 }
@@ -567,7 +612,7 @@ void RewardsStore::Fulfill(absl::string_view org, absl::string_view actor,
 void RewardsStore::GetRedemption(absl::string_view org, absl::string_view redemption_id,
                                  common::redis::Deadline deadline,
                                  RewardsCallback<ledger::v1::RewardRedemption> done) {
-  redis_.Run({"HGETALL", absl::StrCat(LedgerStore::Prefix(org), "rdm:", redemption_id)},
+  redis_.Run({"HGETALL", keys::Redemption(org, redemption_id)},
              deadline,
              Parsed(std::move(done), [id = std::string(redemption_id)](const Reply& reply)
                                          -> absl::StatusOr<ledger::v1::RewardRedemption> {
@@ -583,15 +628,25 @@ void RewardsStore::ListRedemptions(absl::string_view org, RedemptionListing list
                                    absl::string_view person, absl::string_view after,
                                    int page_size, common::redis::Deadline deadline,
                                    RewardsCallback<RedemptionPage> done) {
+  // The index by its name within the org (the script finds it in KEYS) and
+  // its key; the page's records are asked for by the script (NEED_KEYS).
   std::string index = "rw:all";
-  if (listing == RedemptionListing::kPerson) index = absl::StrCat("rw:p:", person);
-  if (listing == RedemptionListing::kOpen) index = "rw:open";
-  redis_.EvalSha(
-      read_, {LedgerStore::Prefix(org)},
+  std::string index_key = keys::RewardsListed(org);
+  if (listing == RedemptionListing::kPerson) {
+    index = absl::StrCat("rw:p:", person);
+    index_key = keys::RewardsListedOf(org, person);
+  }
+  if (listing == RedemptionListing::kOpen) {
+    index = "rw:open";
+    index_key = keys::RewardsOpen(org);
+  }
+  KUDOS_CHECK(index_key == LedgerStore::Prefix(org) + index, "the index's name is its key's");
+  writes_.EvalKeyed(
+      read_, org, {index_key},
       {"list", absl::StrCat(ToMillis(absl::Now())), index,
        listing == RedemptionListing::kOpen ? "oldest" : "newest", std::string(after),
        absl::StrCat(page_size)},
-      deadline,
+      /*write=*/false, deadline,
       Parsed(std::move(done), [page_size](const Reply& reply) -> absl::StatusOr<RedemptionPage> {
         if (reply.type != Reply::Type::kArray || reply.elements.empty() ||
             reply.elements.size() % 2 != 1) {
@@ -625,42 +680,73 @@ void RewardsStore::LiabilityStep(std::string org, absl::Time now, std::string cu
     return std::move(done)(absl::ResourceExhaustedError(
         "liability: the org's accounts did not fit the report's bound of steps"));
   }
-  redis_.EvalSha(
-      read_, {LedgerStore::Prefix(org)},
-      {"liability", absl::StrCat(ToMillis(now)), cursor, absl::StrCat(kLiabilityScanCount)},
+  // One HSCAN step of the balances (a plain read: its keys are known), then
+  // one script over the people it named: their balances and holds (the
+  // records of expired holds asked for with NEED_KEYS).
+  redis_.Run(
+      {"HSCAN", keys::Balances(org), cursor, "COUNT", absl::StrCat(kLiabilityScanCount)},
       deadline,
       [this, org, now, step, totals, deadline,
-       done = std::move(done)](absl::StatusOr<Reply> reply) mutable {
-        if (!reply.ok()) return std::move(done)(reply.status());
-        if (reply->type != Reply::Type::kArray || reply->elements.size() < 2 ||
-            reply->elements.size() % 2 != 0) {
-          return std::move(done)(Malformed("liability step"));
+       done = std::move(done)](absl::StatusOr<Reply> scan) mutable {
+        if (!scan.ok()) return std::move(done)(scan.status());
+        if (scan->type != Reply::Type::kArray || scan->elements.size() != 2 ||
+            scan->elements[1].elements.size() % 2 != 0) {
+          return std::move(done)(Malformed("balance scan"));
         }
-        int64_t awaiting = 0;
-        if (!absl::SimpleAtoi(reply->elements[1].str, &awaiting)) {
-          return std::move(done)(Malformed("awaiting points"));
+        std::string next = scan->elements[0].str;
+        keys::KeyList keys;
+        keys.Add(keys::Balances(org)).Add(keys::RewardsAwaitingPoints(org));
+        std::vector<std::string> args = {"liability", absl::StrCat(ToMillis(now))};
+        const std::vector<Reply>& fields = scan->elements[1].elements;
+        for (size_t i = 0; i < fields.size(); i += 2) {
+          absl::string_view account = fields[i].str;
+          if (!absl::ConsumePrefix(&account, "earned:")) continue;
+          keys.Add(keys::Held(org, account)).Add(keys::Holds(org, account));
+          args.emplace_back(account);
         }
-        totals.awaiting_points = awaiting;
-        for (size_t i = 2; i + 1 < reply->elements.size(); i += 2) {
-          int64_t balance = 0;
-          int64_t held = 0;
-          if (!absl::SimpleAtoi(reply->elements[i].str, &balance) ||
-              !absl::SimpleAtoi(reply->elements[i + 1].str, &held)) {
-            return std::move(done)(Malformed("liability row"));
-          }
-          KUDOS_CHECK(held >= 0, "a held counter is never negative");
-          if (__builtin_add_overflow(totals.outstanding_points, balance,
-                                     &totals.outstanding_points) ||
-              __builtin_add_overflow(totals.held_points, held, &totals.held_points)) {
-            return std::move(done)(absl::OutOfRangeError(
-                "liability: the org's earned points exceed what the report can sum (2^63)"));
-          }
-          totals.people += 1;
-        }
-        std::string next = reply->elements[0].str;
-        if (next == "0") return std::move(done)(totals);
-        LiabilityStep(org, now, std::move(next), step + 1, totals, deadline, std::move(done));
+        writes_.EvalKeyed(
+            read_, org, std::move(keys).Take(), std::move(args), /*write=*/false, deadline,
+            [this, org, now, step, totals, deadline, next = std::move(next),
+             done = std::move(done)](absl::StatusOr<Reply> reply) mutable {
+              if (!reply.ok()) return std::move(done)(reply.status());
+              LiabilityRows(std::move(org), now, std::move(next), step, totals, *reply,
+                            deadline, std::move(done));
+            });
       });
+}
+
+void RewardsStore::LiabilityRows(std::string org, absl::Time now, std::string next, int step,
+                                 LiabilityTotals totals, const Reply& reply,
+                                 common::redis::Deadline deadline,
+                                 RewardsCallback<LiabilityTotals> done) {
+  if (reply.type != Reply::Type::kArray || reply.elements.empty() ||
+      reply.elements.size() % 2 != 1) {
+    return std::move(done)(Malformed("liability step"));
+  }
+  int64_t awaiting = 0;
+  if (!absl::SimpleAtoi(reply.elements[0].str, &awaiting)) {
+    return std::move(done)(Malformed("awaiting points"));
+  }
+  totals.awaiting_points = awaiting;
+  for (size_t i = 1; i + 1 < reply.elements.size(); i += 2) {
+    int64_t balance = 0;
+    int64_t held = 0;
+    if (!absl::SimpleAtoi(reply.elements[i].str, &balance) ||
+        !absl::SimpleAtoi(reply.elements[i + 1].str, &held)) {
+      return std::move(done)(Malformed("liability row"));
+    }
+    KUDOS_CHECK(held >= 0, "a held counter is never negative");
+    if (__builtin_add_overflow(totals.outstanding_points, balance,
+                               &totals.outstanding_points) ||
+        __builtin_add_overflow(totals.held_points, held, &totals.held_points)) {
+      return std::move(done)(absl::OutOfRangeError(
+          "liability: the org's earned points exceed what the report can sum (2^63)"));
+    }
+    totals.people += 1;
+  }
+  if (next == "0") return std::move(done)(totals);
+  LiabilityStep(std::move(org), now, std::move(next), step + 1, totals, deadline,
+                std::move(done));
 }
 
 }  // namespace ledger

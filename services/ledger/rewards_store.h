@@ -17,6 +17,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "common/redis/async_client.h"
+#include "services/ledger/ledger_keys.h"
 #include "ledger/v1/rewards.pb.h"
 
 namespace ledger {
@@ -125,7 +126,7 @@ class RewardsStore {
   void EvalRedeem(absl::string_view org, absl::string_view op, absl::Time now,
                   absl::string_view redemption_id, absl::string_view actor,
                   const std::vector<std::string>& audit, std::vector<std::string> op_args,
-                  common::redis::Deadline deadline,
+                  keys::KeyList keys, common::redis::Deadline deadline,
                   RewardsCallback<ledger::v1::RewardRedemption> done,
                   std::string context_for_errors);
   void EvalCatalog(absl::string_view org, absl::string_view op, absl::Time now,
@@ -134,6 +135,10 @@ class RewardsStore {
   void LiabilityStep(std::string org, absl::Time now, std::string cursor, int step,
                      LiabilityTotals totals, common::redis::Deadline deadline,
                      RewardsCallback<LiabilityTotals> done);
+  // Adds one step's rows, then the next step from `next` ("0": done).
+  void LiabilityRows(std::string org, absl::Time now, std::string next, int step,
+                     LiabilityTotals totals, const common::redis::Reply& reply,
+                     common::redis::Deadline deadline, RewardsCallback<LiabilityTotals> done);
 
   common::redis::AsyncClient& redis_;
   LedgerStore& writes_;

@@ -1,5 +1,7 @@
 -- Folds the oldest live transfers into the archived checkpoint (one chunk).
--- KEYS[1] = "ledger:{org}:". ARGV: expected through_seq, n, chunk id,
+-- KEYS: ckpt, ckpt:bal, journal, arch:dir, arch:meta, arch:c:<chunk id>,
+-- then per transfer tx:<id>, acct: and arch:a: of its debit and credit
+-- (Archiver::Commit). ARGV: expected through_seq, n, chunk id,
 -- compressed chunk, its sha256, the checkpoint chain after it, raw bytes,
 -- then 4 per transfer in sequence order: id, debit, credit, amount.
 -- The C++ side read the journal head and the transfers; this script checks
@@ -8,12 +10,12 @@
 -- checkpoint totals, appends each sequence to both accounts' archive index,
 -- and removes the transfers' live hash, index entries and journal lines.
 -- Returns {'OK', new through_seq} or {'RACED', current through_seq}.
-local ckpt = P .. 'ckpt'
+local ckpt = key('ckpt')
 local through = tonumber(redis.call('HGET', ckpt, 'through_seq') or '0')
 if through ~= tonumber(ARGV[1]) then return {'RACED', through} end
 local n = tonumber(ARGV[2])
 local chunk_id = ARGV[3]
-local journal = redis.call('LRANGE', P .. 'journal', 0, n - 1)
+local journal = redis.call('LRANGE', key('journal'), 0, n - 1)
 if #journal ~= n then return {'RACED', through} end
 local T = 8
 for i = 0, n - 1 do
@@ -34,25 +36,25 @@ for i = 0, n - 1 do
   local b = T + 4 * i
   local id, debit, credit, amount = ARGV[b], ARGV[b + 1], ARGV[b + 2], tonumber(ARGV[b + 3])
   local packed = seq5(through + i + 1)
-  redis.call('DEL', P .. 'tx:' .. id)
-  redis.call('ZREM', P .. 'acct:' .. debit, id)
-  redis.call('ZREM', P .. 'acct:' .. credit, id)
-  redis.call('APPEND', P .. 'arch:a:' .. debit, packed)
-  redis.call('APPEND', P .. 'arch:a:' .. credit, packed)
+  redis.call('DEL', key('tx:' .. id))
+  redis.call('ZREM', key('acct:' .. debit), id)
+  redis.call('ZREM', key('acct:' .. credit), id)
+  redis.call('APPEND', key('arch:a:' .. debit), packed)
+  redis.call('APPEND', key('arch:a:' .. credit), packed)
   totals[debit] = (totals[debit] or 0) - amount
   totals[credit] = (totals[credit] or 0) + amount
 end
 for account, total in pairs(totals) do
-  redis.call('HINCRBY', P .. 'ckpt:bal', account, int(total))
+  redis.call('HINCRBY', key('ckpt:bal'), account, int(total))
 end
 local last = through + n
-redis.call('SET', P .. 'arch:c:' .. chunk_id, ARGV[4])
-redis.call('ZADD', P .. 'arch:dir', through + 1, chunk_id)
-redis.call('HSET', P .. 'arch:meta', chunk_id,
+redis.call('SET', key('arch:c:' .. chunk_id), ARGV[4])
+redis.call('ZADD', key('arch:dir'), through + 1, chunk_id)
+redis.call('HSET', key('arch:meta'), chunk_id,
            int(last) .. ',' .. n .. ',' .. ARGV[5] .. ',' .. ARGV[7])
 redis.call('HSET', ckpt, 'through_seq', int(last), 'chain', ARGV[6])
 redis.call('HINCRBY', ckpt, 'count', n)
 redis.call('HINCRBY', ckpt, 'chunks', 1)
 redis.call('HINCRBY', ckpt, 'bytes', #ARGV[4])
-redis.call('LTRIM', P .. 'journal', n, -1)
+redis.call('LTRIM', key('journal'), n, -1)
 return {'OK', last}

@@ -1,13 +1,18 @@
 -- Shared helpers, prepended by the C++ side to every ledger script
 -- (LedgerStore builds Script(name, kLedgerLibLua + kLedger<Name>Lua)).
 --
--- KEYS[1] is the org's key prefix "ledger:{org}:" and every key the scripts
--- touch is built from it (plus, for adjust.lua, KEYS[2] = "audit:{org}").
--- They all carry the hash tag {org}, so they hash to the one Redis Cluster
--- slot KEYS[1] routes the script to: the script stays atomic and
--- cluster-safe even though it derives keys instead of declaring each one.
---
--- Keys (P = KEYS[1]):
+-- Every key a script reads or writes comes from KEYS (issue 14: Redis
+-- Cluster routes, ASKs and TRYAGAINs a script by its declared keys only, so
+-- a script is safe during a slot migration only then; the Script guard,
+-- common/redis/redis_client.h, fails any other key). The C++ caller
+-- computes them (services/ledger/ledger_keys.h); key(name) below finds the
+-- declared key of a name within the org ('bal', 'tx:'..id, ...), and fails
+-- when the caller did not pass it. Keys that depend on data the script reads
+-- (the redemption records of a person's expired holds, the person of a
+-- redemption, the items of a page) are asked for instead: wants() notes them
+-- and the script returns need_reply() before writing anything; the caller
+-- adds them and runs the script again (LedgerStore::EvalKeyed, <= 3 times).
+-- Keys (names within the org, after "ledger:{org}:"):
 --   P..'bal'                      HASH account key -> balance
 --   P..'seq'                      counter, the journal sequence
 --   P..'tx:'..id                  STRING seq5(seq) .. char(#fp [+128]) .. fp
@@ -35,7 +40,43 @@
 -- file (LedgerStore, from ledger_rules.h). Balances stay within
 -- +-MAX_BALANCE and amounts within 1e12, so every number here is an integer
 -- a double holds exactly, and no HINCRBY can overflow.
-local P = KEYS[1]
+-- name within the org -> its declared key; AUDIT: "audit:{org}" when declared.
+local DECLARED, AUDIT = {}, nil
+for _, k in ipairs(KEYS) do
+  local name = string.match(k, '^ledger:%b{}:(.*)$')
+  if name then
+    DECLARED[name] = k
+  elseif string.sub(k, 1, 6) == 'audit:' then
+    AUDIT = k
+  end
+end
+
+local function key(name)
+  local k = DECLARED[name]
+  if not k then
+    error({err = 'ERR UNDECLARED_KEY ledger script needs key ' .. name ..
+                 ' that its caller did not pass in KEYS'})
+  end
+  return k
+end
+
+local function declared(name) return DECLARED[name] ~= nil end
+
+-- Keys the caller must add: {tag, value} pairs, tags 'holds' (a person's
+-- held/holds), 'rdm' (a redemption record), 'person' (a person's rewards
+-- listings), 'item' (a reward item), 'tx' (a transfer).
+local NEEDED = {}
+local function wants(tag, value)
+  NEEDED[#NEEDED + 1] = tag
+  NEEDED[#NEEDED + 1] = value
+end
+-- {'NEED_KEYS', tag, value, ...}, or nil when nothing is missing.
+local function need_reply()
+  if #NEEDED == 0 then return nil end
+  local out = {'NEED_KEYS'}
+  for _, v in ipairs(NEEDED) do out[#out + 1] = v end
+  return out
+end
 
 local function num(v)
   if v == false or v == nil then return 0 end
@@ -102,10 +143,10 @@ end
 -- whose fingerprint compares by its first 16 bytes. `body` is always the
 -- whole serialized Transfer, byte for byte as it was posted.
 local function read_tx(id)
-  local key = P .. 'tx:' .. id
-  local v = redis.pcall('GET', key)
+  local tx_key = key('tx:' .. id)
+  local v = redis.pcall('GET', tx_key)
   if type(v) == 'table' and v.err then
-    local h = redis.call('HMGET', key, 'fp', 't', 'seq')
+    local h = redis.call('HMGET', tx_key, 'fp', 't', 'seq')
     if not h[1] then return nil end
     return {fp = string.sub(unhex(h[1]), 1, 16), body = h[2], seq = tonumber(h[3])}
   end
@@ -124,36 +165,36 @@ end
 -- without (a replica of an older version added or released holds without it
 -- during a rolling update). Checking that costs one ZCARD.
 local function held_counter(person)
-  local key = P .. 'held:' .. person
-  local holds = P .. 'holds:' .. person
-  local value = tonumber(redis.call('GET', key) or '')
+  local held_key = key('held:' .. person)
+  local holds = key('holds:' .. person)
+  local value = tonumber(redis.call('GET', held_key) or '')
   local hold_count = redis.call('ZCARD', holds)
   if value and value >= 0 and ((value == 0) == (hold_count == 0)) then return value end
   local total = 0
   if hold_count > 0 then
     for _, id in ipairs(redis.call('ZRANGE', holds, 0, -1)) do
-      total = total + num(redis.call('HGET', P .. 'rdm:' .. id, 'points'))
+      total = total + num(redis.call('HGET', key('rdm:' .. id), 'points'))
     end
   end
-  if value or total ~= 0 then redis.call('SET', key, int(total)) end
+  if value or total ~= 0 then redis.call('SET', held_key, int(total)) end
   return total
 end
 
 local function add_held(person, delta)
-  redis.call('INCRBY', P .. 'held:' .. person, int(delta))
+  redis.call('INCRBY', key('held:' .. person), int(delta))
 end
 
 -- Releases the expired holds of a person (their redemptions read EXPIRED)
 -- and returns the points still held. The work is one counter read plus one
 -- step per hold that expired since the last look (at most MAX_PENDING).
 local function held_points(person, now)
-  local holds = P .. 'holds:' .. person
+  local holds = key('holds:' .. person)
   local held = held_counter(person)
   local expired = redis.call('ZRANGEBYSCORE', holds, '-inf', now)
   if #expired == 0 then return held end
   local released = 0
   for _, id in ipairs(expired) do
-    local r = P .. 'rdm:' .. id
+    local r = key('rdm:' .. id)
     local fields = redis.call('HMGET', r, 'state', 'points')
     if fields[1] == 'PENDING' then
       redis.call('HSET', r, 'state', 'EXPIRED')
@@ -165,6 +206,34 @@ local function held_points(person, now)
   return held - released
 end
 
+-- Whether held_points(person, now) finds every key it reads declared: the
+-- person's held/holds, and the records of the holds it looks at (the expired
+-- ones; all of them when the counter must be summed again). Reads only; the
+-- missing ones are noted with wants() (at most the person's holds).
+local function holds_ready(person, now)
+  if not declared('held:' .. person) or not declared('holds:' .. person) then
+    wants('holds', person)
+    return false
+  end
+  local holds = key('holds:' .. person)
+  local value = tonumber(redis.call('GET', key('held:' .. person)) or '')
+  local hold_count = redis.call('ZCARD', holds)
+  local ids
+  if value and value >= 0 and ((value == 0) == (hold_count == 0)) then
+    ids = redis.call('ZRANGEBYSCORE', holds, '-inf', now)
+  else
+    ids = redis.call('ZRANGE', holds, 0, -1)
+  end
+  local ready = true
+  for _, id in ipairs(ids) do
+    if not declared('rdm:' .. id) then
+      wants('rdm', id)
+      ready = false
+    end
+  end
+  return ready
+end
+
 local function within_bounds(balance)
   return balance >= -MAX_BALANCE and balance <= MAX_BALANCE
 end
@@ -172,7 +241,7 @@ end
 -- The stored balance of `account` (a string, as Redis holds it) and, when
 -- it and `balance + delta` stay within bounds, its number; else nil.
 local function bounded_balance(account, delta, pending)
-  local stored = redis.call('HGET', P .. 'bal', account) or '0'
+  local stored = redis.call('HGET', key('bal'), account) or '0'
   local balance = tonumber(stored)
   if balance == nil or not within_bounds(balance) then return stored, nil end
   balance = balance + (pending or 0)
@@ -222,7 +291,7 @@ local function check(t, ctx)
     return {t.index, 'OUT_OF_BOUNDS', 0, t.credit .. '\t' .. credit_stored, 2, 0}, false
   end
   if t.dkind == 'A' then
-    local spent = num(redis.call('GET', P .. 'spent:' .. t.dperson .. ':' .. ctx.period)) +
+    local spent = num(redis.call('GET', key('spent:' .. t.dperson .. ':' .. ctx.period))) +
                   (ctx.spent[t.dperson] or 0)
     if spent + amount > ctx.limit then
       return {t.index, 'RESOURCE_EXHAUSTED', 0, '', spent, ctx.limit}, false
@@ -249,14 +318,14 @@ end
 local function apply(t, ctx)
   local prior = read_tx(t.id)
   if prior then return {t.index, 'OK', 0, prior.body, 0, 0} end
-  redis.call('HINCRBY', P .. 'bal', t.debit, '-' .. t.amount)
-  redis.call('HINCRBY', P .. 'bal', t.credit, t.amount)
+  redis.call('HINCRBY', key('bal'), t.debit, '-' .. t.amount)
+  redis.call('HINCRBY', key('bal'), t.credit, t.amount)
   if t.dkind == 'A' then
-    local spent = P .. 'spent:' .. t.dperson .. ':' .. ctx.period
+    local spent = key('spent:' .. t.dperson .. ':' .. ctx.period)
     redis.call('INCRBY', spent, t.amount)
     redis.call('EXPIRE', spent, ctx.ttl)
   end
-  local seq = redis.call('INCR', P .. 'seq')
+  local seq = redis.call('INCR', key('seq'))
   -- Transfer.sequence is field 9, varint: tag byte 72.
   local full = t.body .. string.char(72) .. varint(seq)
   -- One STRING, not a hash with field names (a hashtable: the body is over
@@ -267,10 +336,10 @@ local function apply(t, ctx)
   if #t.id < 128 and #t.fp < 128 and string.sub(full, 1, #head) == head then
     stored, flag = string.sub(full, #head + 1), 128
   end
-  redis.call('SET', P .. 'tx:' .. t.id, seq5(seq) .. string.char(flag + #t.fp) .. t.fp .. stored)
-  redis.call('ZADD', P .. 'acct:' .. t.debit, seq, t.id)
-  redis.call('ZADD', P .. 'acct:' .. t.credit, seq, t.id)
-  redis.call('RPUSH', P .. 'journal',
+  redis.call('SET', key('tx:' .. t.id), seq5(seq) .. string.char(flag + #t.fp) .. t.fp .. stored)
+  redis.call('ZADD', key('acct:' .. t.debit), seq, t.id)
+  redis.call('ZADD', key('acct:' .. t.credit), seq, t.id)
+  redis.call('RPUSH', key('journal'),
              t.debit .. '\t' .. t.credit .. '\t' .. t.amount .. '\t' .. t.id)
   -- LedgerEvent.transfers_posted (1) { TransfersPosted.transfers (2) { full } }
   ctx.fragments[#ctx.fragments + 1] = wrap(1, wrap(2, full))
@@ -281,6 +350,6 @@ end
 -- header (org_id, post_time) followed by the fragments; protobuf merges them.
 local function flush_outbox(ctx, header)
   if #ctx.fragments > 0 then
-    redis.call('XADD', P .. 'outbox', '*', 'event', header .. table.concat(ctx.fragments))
+    redis.call('XADD', key('outbox'), '*', 'event', header .. table.concat(ctx.fragments))
   end
 end

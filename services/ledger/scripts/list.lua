@@ -1,14 +1,21 @@
 -- ListTransfers over the live tail and the archive, in one atomic read (so
 -- an archive run between the two parts cannot hide or repeat a transfer).
--- KEYS[1] = "ledger:{org}:". ARGV: account key, before (0: from the newest),
--- limit. Newest first: live transfers have higher sequences than archived
+-- KEYS: acct:<account>, arch:a:<account>, arch:dir, and tx:<id> of the
+-- page's live transfers (which ones depends on the index: a call without
+-- them answers NEED_KEYS naming them, and writes nothing anyway).
+-- ARGV: account key, before (0: from the newest), limit. Newest first: live transfers have higher sequences than archived
 -- ones (the archive is a sequence prefix), so the live part comes first.
 -- Returns {live bodies, archived sequences, their chunk ids, missing id,
 -- more}: at most `limit` entries in all; more = 1 when others follow.
 local account, before, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local ids = redis.call('ZREVRANGEBYSCORE', P .. 'acct:' .. account,
+local ids = redis.call('ZREVRANGEBYSCORE', key('acct:' .. account),
                        before > 0 and ('(' .. ARGV[2]) or '+inf', '-inf',
                        'LIMIT', 0, limit + 1)
+for i = 1, math.min(#ids, limit) do
+  if not declared('tx:' .. ids[i]) then wants('tx', ids[i]) end
+end
+local need = need_reply()
+if need then return need end
 local live = {}
 for i = 1, math.min(#ids, limit) do
   local tx = read_tx(ids[i])
@@ -16,7 +23,7 @@ for i = 1, math.min(#ids, limit) do
   live[#live + 1] = tx.body
 end
 if #ids > limit then return {live, {}, {}, '', 1} end
-local index = P .. 'arch:a:' .. account
+local index = key('arch:a:' .. account)
 local count = math.floor(redis.call('STRLEN', index) / 5)
 -- pos = how many archived sequences are below `before` (binary search).
 local lo, hi = 0, count
@@ -42,7 +49,7 @@ if pos > first then
     local seq = unseq5(packed, (i - first) * 5 + 1)
     seqs[#seqs + 1] = int(seq)
     chunks[#chunks + 1] =
-        redis.call('ZREVRANGEBYSCORE', P .. 'arch:dir', seq, '-inf', 'LIMIT', 0, 1)[1] or ''
+        redis.call('ZREVRANGEBYSCORE', key('arch:dir'), seq, '-inf', 'LIMIT', 0, 1)[1] or ''
   end
 end
 return {live, seqs, chunks, '', (#ids + pos - first > limit) and 1 or 0}

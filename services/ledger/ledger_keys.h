@@ -1,0 +1,103 @@
+// Every Redis key of the ledger and the rewards catalog, one function per key
+// name (issue 14). The scripts take every key they read or write from KEYS
+// (Redis Cluster routes, ASKs and TRYAGAINs a script by its declared keys
+// only, so a slot migration is safe only then); the C++ callers compute the
+// keys here. The names are byte-for-byte those the data was written under
+// (scripts/lib.lua and ledger_archive.h describe what each holds).
+#pragma once
+
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+
+namespace ledger::keys {
+
+// "ledger:{org}:" — every key below starts with it (one cluster slot).
+inline std::string Prefix(absl::string_view org) { return absl::StrCat("ledger:{", org, "}:"); }
+
+// ---- the journal and balances ----
+inline std::string Balances(absl::string_view org) { return Prefix(org) + "bal"; }
+inline std::string Sequence(absl::string_view org) { return Prefix(org) + "seq"; }
+inline std::string Journal(absl::string_view org) { return Prefix(org) + "journal"; }
+inline std::string Outbox(absl::string_view org) { return Prefix(org) + "outbox"; }
+inline std::string Transfer(absl::string_view org, absl::string_view transfer_id) {
+  return absl::StrCat(Prefix(org), "tx:", transfer_id);
+}
+// `account_key` as AccountKey() writes it ("earned:alice", "issuer", ...).
+inline std::string AccountIndex(absl::string_view org, absl::string_view account_key) {
+  return absl::StrCat(Prefix(org), "acct:", account_key);
+}
+inline std::string Spent(absl::string_view org, absl::string_view person,
+                         absl::string_view period_key) {
+  return absl::StrCat(Prefix(org), "spent:", person, ":", period_key);
+}
+inline std::string Policy(absl::string_view org) { return Prefix(org) + "policy"; }
+inline std::string Retention(absl::string_view org) { return Prefix(org) + "retention"; }
+// Moved by every write under a write concern (ledger_store.h, WriteConcern).
+inline std::string WaitMark(absl::string_view org) { return Prefix(org) + "wait_mark"; }
+
+// ---- redemptions and holds ----
+inline std::string Redemption(absl::string_view org, absl::string_view redemption_id) {
+  return absl::StrCat(Prefix(org), "rdm:", redemption_id);
+}
+inline std::string Holds(absl::string_view org, absl::string_view person) {
+  return absl::StrCat(Prefix(org), "holds:", person);
+}
+inline std::string Held(absl::string_view org, absl::string_view person) {
+  return absl::StrCat(Prefix(org), "held:", person);
+}
+
+// ---- the archive (ledger_archive.h) ----
+inline std::string Checkpoint(absl::string_view org) { return Prefix(org) + "ckpt"; }
+inline std::string CheckpointBalances(absl::string_view org) { return Prefix(org) + "ckpt:bal"; }
+inline std::string ArchiveDirectory(absl::string_view org) { return Prefix(org) + "arch:dir"; }
+inline std::string ArchiveMeta(absl::string_view org) { return Prefix(org) + "arch:meta"; }
+inline std::string ArchiveChunk(absl::string_view org, absl::string_view chunk_id) {
+  return absl::StrCat(Prefix(org), "arch:c:", chunk_id);
+}
+inline std::string ArchiveIndex(absl::string_view org, absl::string_view account_key) {
+  return absl::StrCat(Prefix(org), "arch:a:", account_key);
+}
+inline std::string ArchiveLock(absl::string_view org) { return Prefix(org) + "arch:lock"; }
+
+// ---- the rewards catalog (scripts/rewards_*.lua) ----
+inline std::string RewardItem(absl::string_view org, absl::string_view item_id) {
+  return absl::StrCat(Prefix(org), "rw:item:", item_id);
+}
+inline std::string RewardItems(absl::string_view org) { return Prefix(org) + "rw:items"; }
+inline std::string RewardSettings(absl::string_view org) { return Prefix(org) + "rw:settings"; }
+inline std::string RewardSequence(absl::string_view org) { return Prefix(org) + "rw:seq"; }
+inline std::string RewardsListed(absl::string_view org) { return Prefix(org) + "rw:all"; }
+inline std::string RewardsListedOf(absl::string_view org, absl::string_view person) {
+  return absl::StrCat(Prefix(org), "rw:p:", person);
+}
+inline std::string RewardsOpen(absl::string_view org) { return Prefix(org) + "rw:open"; }
+inline std::string RewardsAwaiting(absl::string_view org, absl::string_view person) {
+  return absl::StrCat(Prefix(org), "rw:awaiting:", person);
+}
+inline std::string RewardsAwaitingPoints(absl::string_view org) {
+  return Prefix(org) + "rw:awaiting_points";
+}
+
+// A script's KEYS: in the order first added, each once.
+class KeyList {
+ public:
+  KeyList& Add(std::string key) {
+    if (seen_.insert(key).second) keys_.push_back(std::move(key));
+    return *this;
+  }
+  bool Has(const std::string& key) const { return seen_.count(key) != 0; }
+  size_t size() const { return keys_.size(); }
+  const std::vector<std::string>& keys() const { return keys_; }
+  std::vector<std::string> Take() && { return std::move(keys_); }
+
+ private:
+  std::set<std::string> seen_;
+  std::vector<std::string> keys_;
+};
+
+}  // namespace ledger::keys
