@@ -10,6 +10,9 @@ constexpr char kDirectory[] = "/kudos.v1.DirectoryService/";
 constexpr char kLedger[] = "/ledger.v1.LedgerService/";
 // The rewards catalog (issue 18), served by ledger_server.
 constexpr char kRewards[] = "/ledger.v1.RewardsService/";
+// Program budgets and awards (issue 18), served by programs_server.
+constexpr char kBudgets[] = "/programs.v1.BudgetService/";
+constexpr char kAwards[] = "/programs.v1.AwardService/";
 constexpr char kBoards[] = "/leaderboard.v1.LeaderboardService/";
 // Served by the kudos binary (services/feedback): routed to the kudos upstream.
 constexpr char kFeedback[] = "/feedback.v1.FeedbackService/";
@@ -133,6 +136,31 @@ std::vector<Route> Build() {
         "the owner or an admin: withdraw (points and stock return)"),
       R("GET", "/v1/rewards/liability", S(kRewards, "GetRewardLiability"), "",
         "admin: points earned and not yet redeemed, held apart, in points and money"),
+      // Program budgets and awards (issue 18), served by programs_server.
+      R("POST", "/v1/budgets", S(kBudgets, "CreateBudget"), "budget",
+        "admin: a budget (budgetId, name, kind, ownerIds, amountPerPeriod, refresh, timeZone)"),
+      R("GET", "/v1/budgets", S(kBudgets, "ListBudgets"), "",
+        "budgets (admins: all; others: the ones they own), with spent and remaining"),
+      R("GET", "/v1/budgets/{budget_id}", S(kBudgets, "GetBudget"), "",
+        "admin or owner: one budget in its current period"),
+      R("PUT", "/v1/budgets/{budget.budget_id}", S(kBudgets, "UpdateBudget"), "*",
+        "admin: replace name, owners, amount (requestId, budget)"),
+      R("GET", "/v1/budgets/{budget_id}/history", S(kBudgets, "ListBudgetHistory"), "",
+        "admin or owner: a budget's history, newest first (page_size)"),
+      R("POST", "/v1/awards", S(kAwards, "CreateAward"), "award",
+        "admin or the budget's owner: an award (window, nominators, stages, winners, points)"),
+      R("GET", "/v1/awards", S(kAwards, "ListAwards"), "", "awards, newest first"),
+      R("GET", "/v1/awards/{award_id}", S(kAwards, "GetAward"), "", "one award and its winners"),
+      R("POST", "/v1/awards/{award_id}/nominations", S(kAwards, "Nominate"), "*",
+        "nominate a person (requestId, nomineeId, reason)"),
+      R("GET", "/v1/awards/{award_id}/nominations", S(kAwards, "ListNominations"), "",
+        "nominations (approvers, owners, admins: all; others: their own)"),
+      R("POST", "/v1/awards/{award_id}/nominations/{nomination_id}:approve",
+        S(kAwards, "ApproveNomination"), "*", "an approver of the stage (requestId, stage)"),
+      R("POST", "/v1/awards/{award_id}/nominations/{nomination_id}:decline",
+        S(kAwards, "DeclineNomination"), "*", "an approver of the stage (requestId, stage)"),
+      R("POST", "/v1/awards/{award_id}:selectWinners", S(kAwards, "SelectWinners"), "*",
+        "admin or the budget's owner: winners paid from the budget (requestId, winnerIds)"),
       // Directory.
       R("POST", "/v1/people", S(kDirectory, "CreatePerson"), "person", "admin: add a person"),
       R("GET", "/v1/people", S(kDirectory, "ListPeople"), "", "people of the org"),

@@ -26,6 +26,7 @@
 #include "leaderboard/v1/leaderboard.pb.h"
 #include "ledger/v1/ledger.pb.h"
 #include "ledger/v1/rewards.pb.h"
+#include "programs/v1/awards.pb.h"
 
 namespace gateway {
 
@@ -47,6 +48,7 @@ void EnsureDescriptorsLinked() {
     integrations::v1::CreateSubscriptionRequest::descriptor();
     integrations::v1::CreateScimTokenRequest::descriptor();
     integrations::v1::ListAuditEntriesRequest::descriptor();
+    programs::v1::CreateBudgetRequest::descriptor();
     return true;
   }();
   (void)linked;

@@ -385,13 +385,13 @@ class Gateway::Impl {
   // Upstream name -> its last probed health ("SERVING", or why not).
   std::map<std::string, std::string> upstream_health_ = {
       {"kudos", "UNKNOWN"}, {"ledger", "UNKNOWN"}, {"leaderboard", "UNKNOWN"},
-      {"integrations", "UNKNOWN"}};
+      {"integrations", "UNKNOWN"}, {"programs", "UNKNOWN"}};
 
   std::mutex mu_;
   bool closed_ = false;
   std::vector<std::function<void()>> queue_;
 
-  Upstream kudos_, ledger_, leaderboard_, integrations_;
+  Upstream kudos_, ledger_, leaderboard_, integrations_, programs_;
   std::atomic<int> outstanding_{0};
 
  public:
@@ -519,6 +519,7 @@ absl::Status Gateway::Impl::Start() {
   connect(ledger_, "ledger", options_.ledger_address);
   connect(leaderboard_, "leaderboard", options_.leaderboard_address);
   connect(integrations_, "integrations", options_.integrations_address);
+  connect(programs_, "programs", options_.programs_address);
 
   evthread_use_pthreads();
   base_ = event_base_new();
@@ -582,7 +583,8 @@ absl::Status Gateway::Impl::Start() {
   common::log::Info(absl::StrCat("gateway: HTTP on ", options_.http_address, "; kudos ",
                                  options_.kudos_address, ", ledger ", options_.ledger_address,
                                  ", leaderboard ", options_.leaderboard_address,
-                                 ", integrations ", options_.integrations_address));
+                                 ", integrations ", options_.integrations_address,
+                                 ", programs ", options_.programs_address));
   return absl::OkStatus();
 }
 
@@ -954,6 +956,7 @@ Upstream* Gateway::Impl::UpstreamFor(absl::string_view grpc_method) {
   }
   if (absl::StartsWith(grpc_method, "/ledger.v1.")) return &ledger_;
   if (absl::StartsWith(grpc_method, "/integrations.v1.")) return &integrations_;
+  if (absl::StartsWith(grpc_method, "/programs.v1.")) return &programs_;
   return &leaderboard_;
 }
 
@@ -1093,7 +1096,7 @@ void Gateway::Impl::OnHealthTimer(evutil_socket_t, short, void* arg) {
 }
 
 void Gateway::Impl::ProbeUpstreams() {
-  for (Upstream* upstream : {&kudos_, &ledger_, &leaderboard_, &integrations_}) {
+  for (Upstream* upstream : {&kudos_, &ledger_, &leaderboard_, &integrations_, &programs_}) {
     struct Call {
       grpc::ClientContext context;
       grpc::ByteBuffer request = ToByteBuffer("");

@@ -26,6 +26,8 @@ struct GatewayOptions {
   // integrations.v1.HttpIngressService: /slack/, /scim/ and /v1/export/ are
   // forwarded there unchanged (issue 17).
   std::string integrations_address = "127.0.0.1:50054";
+  // programs.v1 (issue 18: budgets, awards, celebrations): programs_server.
+  std::string programs_address = "127.0.0.1:50055";
   // Allowed portal origins; "*" allows any.
   std::vector<std::string> cors_origins = {"*"};
   // Deadline of unary calls.

@@ -29,6 +29,9 @@ ABSL_FLAG(std::string, leaderboard, EnvOr("LEADERBOARD_ADDR", "127.0.0.1:50053")
           "leaderboard service");
 ABSL_FLAG(std::string, integrations, EnvOr("INTEGRATIONS_ADDR", "127.0.0.1:50054"),
           "integrations service: /slack/, /scim/ and /v1/export/ are forwarded to it");
+ABSL_FLAG(std::string, programs, EnvOr("PROGRAMS_ADDR", "127.0.0.1:50055"),
+          "programs service: budgets, awards and celebrations (/v1/budgets, /v1/awards, "
+          "/v1/celebrations)");
 ABSL_FLAG(std::string, cors_origin, EnvOr("CORS_ORIGIN", "*"),
           "allowed portal origins, comma-separated, or *");
 ABSL_FLAG(int, call_timeout_ms, std::atoi(EnvOr("CALL_TIMEOUT_MS", "5000").c_str()),
@@ -69,6 +72,7 @@ int main(int argc, char** argv) {
   options.ledger_address = absl::GetFlag(FLAGS_ledger);
   options.leaderboard_address = absl::GetFlag(FLAGS_leaderboard);
   options.integrations_address = absl::GetFlag(FLAGS_integrations);
+  options.programs_address = absl::GetFlag(FLAGS_programs);
   options.cors_origins = absl::StrSplit(absl::GetFlag(FLAGS_cors_origin), ',', absl::SkipEmpty());
   options.call_timeout = std::chrono::milliseconds(absl::GetFlag(FLAGS_call_timeout_ms));
   options.heartbeat = std::chrono::milliseconds(absl::GetFlag(FLAGS_heartbeat_ms));
