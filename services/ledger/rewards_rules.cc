@@ -125,6 +125,10 @@ absl::Status ValidateRewardItem(const ledger::v1::RewardItem& item) {
     return absl::InvalidArgumentError(absl::StrCat(
         "item.stock: must be 0..", kMaxAmount, " (or unlimited=true), got ", item.stock()));
   }
+  if (item.version() < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "item.version: must be the version read (>= 1) or 0 (not named), got ", item.version()));
+  }
   return absl::OkStatus();
 }
 
@@ -238,6 +242,8 @@ ledger::v1::RewardItem ItemFromFields(absl::string_view item_id, const Fields& f
   item.set_fulfilled(Int(fields, "fulfilled"));
   SetMillis(item.mutable_create_time(), Int(fields, "create_ms"));
   SetMillis(item.mutable_update_time(), Int(fields, "update_ms"));
+  // Items stored before versions existed are at version 1.
+  item.set_version(fields.count("version") != 0 ? Int(fields, "version") : 1);
   return item;
 }
 

@@ -259,6 +259,19 @@ absl::StatusOr<ledger::v1::RewardItem> ItemResult(const Reply& reply, absl::stri
     return absl::FailedPreconditionError(
         absl::StrCat("item_id: reward item '", id, "' is archived and cannot be ", verb));
   }
+  if (parsed->code == "STALE") {
+    return absl::AbortedError(absl::StrCat(
+        "item.version: reward item '", id, "' is at version ", parsed->n1,
+        ", not the one this update was based on: it changed since (a redemption moves its "
+        "stock, or another update); read it again (GetRewardItem) and apply the change to it"));
+  }
+  if (parsed->code == "VERSION_REQUIRED") {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "item.version: changing the stock of reward item '", id,
+        "' needs the version the change was based on (RewardItem.version from GetRewardItem; "
+        "now ", parsed->n1, "): redemptions move the stock, so a stock set without it could "
+        "give sold units back"));
+  }
   if (parsed->code != "OK") return Malformed("item reply");
   return ItemFromFields(id, parsed->fields);
 }
@@ -271,6 +284,7 @@ void RewardsStore::UpdateItem(absl::string_view org, absl::string_view actor,
                               RewardsCallback<ledger::v1::RewardItem> done) {
   std::vector<std::string> args = {item.item_id()};
   for (std::string& arg : ItemArgs(item)) args.push_back(std::move(arg));
+  args.push_back(absl::StrCat(item.version()));  // the version it was based on; 0: not named
   EvalCatalog(org, "update", now,
               AuditFields(org, actor, "rewards.update_item", item.item_id(), item.name(),
                           ItemAuditPairs(item)),

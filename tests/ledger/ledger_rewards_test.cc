@@ -378,6 +378,68 @@ TEST_F(RewardsApi, Catalog_BadInputsAreInvalidArgumentNamingTheField) {
   EXPECT_EQ(Custom(Member("alice"), "c", "x", 0).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 }
 
+// Issue 18: stock is an absolute value in an update, so an update names the
+// version it was based on; a redemption in between makes it ABORTED instead
+// of giving the sold units back to the stock.
+TEST_F(RewardsApi, Catalog_StaleUpdateAfterARedemptionDoesNotRestoreSoldStock) {
+  ASSERT_TRUE(Create(admin_, Item("mug", 10, 5)).ok());
+  Give("alice", 100);
+  const RewardItem read = ItemNow("mug");  // what the admin's form shows
+  EXPECT_EQ(read.version(), 1);
+  ASSERT_TRUE(Redeem(Member("alice"), "r1", "mug", 2).ok());
+  EXPECT_EQ(ItemNow("mug").stock(), 3);
+  EXPECT_GT(ItemNow("mug").version(), read.version()) << "a redemption moves the version";
+
+  auto update = [this](RewardItem item, RewardItem* out = nullptr) {
+    ledger::v1::UpdateRewardItemRequest request;
+    *request.mutable_item() = std::move(item);
+    ledger::v1::UpdateRewardItemResponse response;
+    grpc::Status status =
+        rewards_->UpdateRewardItem(harness::Context(admin_).get(), request, &response);
+    if (out != nullptr) *out = response.item();
+    return status;
+  };
+  // The admin renames the item from the form read before the redemption.
+  RewardItem stale = read;
+  stale.set_name("Team mug");
+  grpc::Status refused = update(stale);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::ABORTED) << refused.error_message();
+  EXPECT_TRUE(absl::StrContains(refused.error_message(), "item.version"))
+      << refused.error_message();
+  EXPECT_EQ(ItemNow("mug").stock(), 3) << "the sold units stay sold";
+  EXPECT_EQ(ItemNow("mug").name(), read.name());
+
+  // Without a version a stock change is refused (it could not tell what
+  // the stock was when the admin chose the new one); other changes pass.
+  RewardItem unnamed = Item("mug", 10, 5);
+  grpc::Status needs_version = update(unnamed);
+  EXPECT_EQ(needs_version.error_code(), grpc::StatusCode::FAILED_PRECONDITION)
+      << needs_version.error_message();
+  EXPECT_TRUE(absl::StrContains(needs_version.error_message(), "item.version"))
+      << needs_version.error_message();
+  EXPECT_EQ(ItemNow("mug").stock(), 3);
+  RewardItem renamed = Item("mug", 10, 3);
+  renamed.set_name("Team mug");
+  ASSERT_TRUE(update(renamed).ok());
+  EXPECT_EQ(ItemNow("mug").stock(), 3);
+
+  // Read again, restock: applied; its retry (same request) is OK, changes
+  // nothing more; the retry after a redemption is ABORTED, stock intact.
+  RewardItem fresh = ItemNow("mug");
+  fresh.set_stock(10);
+  RewardItem restocked;
+  ASSERT_TRUE(update(fresh, &restocked).ok());
+  EXPECT_EQ(restocked.stock(), 10);
+  EXPECT_EQ(restocked.version(), fresh.version() + 1);
+  RewardItem retried;
+  ASSERT_TRUE(update(fresh, &retried).ok());
+  EXPECT_EQ(retried.version(), restocked.version()) << "a retry changes nothing";
+  ASSERT_TRUE(Redeem(Member("alice"), "r2", "mug", 1).ok());
+  EXPECT_EQ(update(fresh).error_code(), grpc::StatusCode::ABORTED);
+  EXPECT_EQ(ItemNow("mug").stock(), 9);
+  EXPECT_EQ(AuditCount("rewards.update_item"), 2);
+}
+
 // ---- redemptions ----------------------------------------------------------------
 
 TEST_F(RewardsApi, Redeem_HoldsPointsAndStockFulfilTakesPointsDeclineReturnsBoth) {

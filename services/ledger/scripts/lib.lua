@@ -105,6 +105,14 @@ local function int(n)
   return string.format('%.0f', n)
 end
 
+-- A reward item's version moves with every change of the item (an update
+-- names the version it was based on: rewards_catalog.lua). Items written
+-- before versions existed read as version 1.
+local function bump_item_version(item_key)
+  local version = tonumber(redis.call('HGET', item_key, 'version') or '1')
+  redis.call('HSET', item_key, 'version', int(version + 1))
+end
+
 -- A sequence as 5 bytes, big-endian (exact below 2^40): the archive's
 -- per-account index P..'arch:a:'..account is these, ascending.
 local function seq5(n)

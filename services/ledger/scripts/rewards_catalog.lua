@@ -8,14 +8,15 @@
 -- step), then per op:
 --   create:   item_id, fp (the creation payload), name, description, price,
 --             stock, unlimited (0/1), active (0/1)
---   update:   item_id, name, description, price, stock, unlimited, active
+--   update:   item_id, name, description, price, stock, unlimited, active,
+--             the version it was based on ('0': not named)
 --   archive:  item_id
 --   settings: currency_name, money_currency_code, money_nanos_per_point
 --   list:     after (item id, "" = from the start), page size, include
 --             inactive (0/1)
 -- Keys: rw:item:<id> HASH name, description, price,
 -- stock, unlimited, active, archived, reserved, fulfilled, create_ms,
--- update_ms, fp; rw:items ZSET of item ids (score 0, listed by lex);
+-- update_ms, fp, version (lib.lua bump_item_version); rw:items ZSET of item ids (score 0, listed by lex);
 -- rw:settings HASH.
 -- Returns {code, n1, HGETALL of the item} (settings: of the settings;
 -- list: {'OK', next item id or '', HGETALL, item id, HGETALL, ...}).
@@ -46,7 +47,7 @@ if op == 'create' then
   redis.call('HSET', item, 'name', ARGV[base + 2], 'description', ARGV[base + 3],
              'price', ARGV[base + 4], 'stock', ARGV[base + 5], 'unlimited', ARGV[base + 6],
              'active', ARGV[base + 7], 'archived', '0', 'reserved', '0', 'fulfilled', '0',
-             'create_ms', now, 'update_ms', now, 'fp', fp)
+             'create_ms', now, 'update_ms', now, 'fp', fp, 'version', '1')
   redis.call('ZADD', key('rw:items'), 0, id)
   audit()
   return reply('OK', 1, id)
@@ -56,17 +57,25 @@ if op == 'update' then
   local id = ARGV[base]
   local item = item_key(id)
   local fields = redis.call('HMGET', item, 'archived', 'name', 'description', 'price', 'stock',
-                            'unlimited', 'active')
+                            'unlimited', 'active', 'version')
   if not fields[1] then return {'NOT_FOUND', 0, {}} end
   if fields[1] == '1' then return reply('ARCHIVED', 0, id) end
   local same = true
   for i = 2, 7 do
     if fields[i] ~= ARGV[base + i - 1] then same = false end
   end
-  if same then return reply('OK', 0, id) end
+  if same then return reply('OK', 0, id) end  -- a retry of an applied update
+  -- The stock is absolute: only an update based on the current version may
+  -- set it (a redemption since moved it); without a version, only one that
+  -- leaves the stock as stored.
+  local version, based_on = tonumber(fields[8] or '1'), tonumber(ARGV[base + 7])
+  if based_on ~= 0 and based_on ~= version then return reply('STALE', version, id) end
+  local unlimited = ARGV[base + 5]
+  local keeps_stock = fields[6] == unlimited and (unlimited == '1' or fields[5] == ARGV[base + 4])
+  if based_on == 0 and not keeps_stock then return reply('VERSION_REQUIRED', version, id) end
   redis.call('HSET', item, 'name', ARGV[base + 1], 'description', ARGV[base + 2],
              'price', ARGV[base + 3], 'stock', ARGV[base + 4], 'unlimited', ARGV[base + 5],
-             'active', ARGV[base + 6], 'update_ms', now)
+             'active', ARGV[base + 6], 'update_ms', now, 'version', int(version + 1))
   audit()
   return reply('OK', 1, id)
 end
@@ -78,6 +87,7 @@ if op == 'archive' then
   if not archived then return {'NOT_FOUND', 0, {}} end
   if archived == '1' then return reply('OK', 0, id) end
   redis.call('HSET', item, 'archived', '1', 'active', '0', 'update_ms', now)
+  bump_item_version(item)
   audit()
   return reply('OK', 1, id)
 end

@@ -112,6 +112,7 @@ if op == 'redeem' then
     taken = units
   end
   redis.call('HINCRBY', item_key, 'reserved', units)
+  bump_item_version(item_key)
   redis.call('HSET', rdm_key, 'person', person, 'reward', f[1], 'description', f[2],
              'points', int(points), 'state', 'PENDING', 'create_ms', ARGV[2],
              'update_ms', ARGV[2], 'expire_ms', int(NEVER), 'request_id', request_id,
@@ -180,6 +181,7 @@ local function give_back()
       if redis.call('HGET', item_key, 'unlimited') ~= '1' and tonumber(f[7]) > 0 then
         redis.call('HINCRBY', item_key, 'stock', f[7])
       end
+      bump_item_version(item_key)
     end
   end
 end
@@ -231,6 +233,7 @@ if op == 'fulfill' then
     if redis.call('EXISTS', item_key) == 1 then
       redis.call('HINCRBY', item_key, 'reserved', -tonumber(f[6]))
       redis.call('HINCRBY', item_key, 'fulfilled', f[6])
+      bump_item_version(item_key)
     end
   end
   finish('FULFILLED', {'transfer_id', t.id, 'decided_by', actor})
