@@ -32,6 +32,31 @@ std::string FromReply(const common::redis::Reply& reply) {
 }  // namespace
 
 std::string ScimPrefix(const std::string& org) { return absl::StrCat("integrations:{", org, "}:scim:"); }
+std::string ScimTokensKey(const std::string& org) { return ScimPrefix(org) + "tokens"; }
+std::string ScimTokenInfoKey(const std::string& org) { return ScimPrefix(org) + "token_info"; }
+std::string ScimRecordKey(const std::string& org, ScimKind kind, const std::string& id) {
+  return absl::StrCat(ScimPrefix(org), KindName(kind), ":", id);
+}
+std::string ScimNamesKey(const std::string& org, ScimKind kind) {
+  return absl::StrCat(ScimPrefix(org), KindName(kind), "_names");
+}
+std::string ScimExternalIdsKey(const std::string& org, ScimKind kind) {
+  return absl::StrCat(ScimPrefix(org), KindName(kind), "_external_ids");
+}
+std::string ScimIndexKey(const std::string& org, ScimKind kind) {
+  return absl::StrCat(ScimPrefix(org), KindName(kind), "s");
+}
+
+namespace {
+
+// The KEYS of directory_sync_scim_put.lua and _delete.lua.
+std::vector<std::string> RecordScriptKeys(const std::string& org, ScimKind kind,
+                                          const std::string& id) {
+  return {ScimRecordKey(org, kind, id), ScimNamesKey(org, kind), ScimExternalIdsKey(org, kind),
+          ScimIndexKey(org, kind)};
+}
+
+}  // namespace
 
 std::string Sha256Hex(absl::string_view text) {
   unsigned char digest[SHA256_DIGEST_LENGTH];
@@ -45,9 +70,9 @@ std::string AsciiLower(absl::string_view text) { return absl::AsciiStrToLower(te
 ScimStore::ScimStore(common::redis::Pool& pool, ScimLimits limits)
     : pool_(pool),
       limits_(limits),
-      put_("directory_sync_scim_put", kDirectorySyncScimPutLua, common::redis::ScriptKeys::kPrefixOnly),
-      delete_("directory_sync_scim_delete", kDirectorySyncScimDeleteLua, common::redis::ScriptKeys::kPrefixOnly),
-      create_token_("directory_sync_token_create", kDirectorySyncTokenCreateLua, common::redis::ScriptKeys::kPrefixOnly) {}
+      put_("directory_sync_scim_put", kDirectorySyncScimPutLua),
+      delete_("directory_sync_scim_delete", kDirectorySyncScimDeleteLua),
+      create_token_("directory_sync_token_create", kDirectorySyncTokenCreateLua) {}
 
 absl::StatusOr<NewScimToken> ScimStore::CreateToken(const std::string& org,
                                                     const std::string& description,
@@ -64,7 +89,7 @@ absl::StatusOr<NewScimToken> ScimStore::CreateToken(const std::string& org,
   info.set_description(description);
   info.set_created_at(absl::FormatTime(absl::RFC3339_sec, now, absl::UTCTimeZone()));
   absl::StatusOr<common::redis::Reply> stored =
-      pool_.Eval(create_token_, {ScimPrefix(org)},
+      pool_.Eval(create_token_, {ScimTokensKey(org), ScimTokenInfoKey(org)},
                  {token.token_id, Sha256Hex(token.token), info.SerializeAsString(),
                   std::to_string(limits_.max_tokens)});
   if (!stored.ok()) return stored.status();
@@ -72,8 +97,8 @@ absl::StatusOr<NewScimToken> ScimStore::CreateToken(const std::string& org,
 }
 
 absl::Status ScimStore::RevokeToken(const std::string& org, const std::string& token_id) {
-  std::string p = ScimPrefix(org);
-  auto replies = pool_.Pipeline({{"HDEL", p + "tokens", token_id}, {"HDEL", p + "token_info", token_id}});
+  auto replies = pool_.Pipeline(
+      {{"HDEL", ScimTokensKey(org), token_id}, {"HDEL", ScimTokenInfoKey(org), token_id}});
   if (!replies.ok()) return replies.status();
   if (!(*replies)[0].ok()) return (*replies)[0].status();
   if ((*replies)[0]->integer == 0) {
@@ -83,7 +108,7 @@ absl::Status ScimStore::RevokeToken(const std::string& org, const std::string& t
 }
 
 absl::StatusOr<std::vector<v1::ScimTokenInfo>> ScimStore::ListTokens(const std::string& org) {
-  absl::StatusOr<common::redis::Reply> reply = pool_.Run({"HVALS", ScimPrefix(org) + "token_info"});
+  absl::StatusOr<common::redis::Reply> reply = pool_.Run({"HVALS", ScimTokenInfoKey(org)});
   if (!reply.ok()) return reply.status();
   std::vector<v1::ScimTokenInfo> tokens;
   for (const common::redis::Reply& element : reply->elements) {
@@ -95,7 +120,7 @@ absl::StatusOr<std::vector<v1::ScimTokenInfo>> ScimStore::ListTokens(const std::
 }
 
 absl::StatusOr<bool> ScimStore::VerifyToken(const std::string& org, absl::string_view token) {
-  absl::StatusOr<common::redis::Reply> reply = pool_.Run({"HVALS", ScimPrefix(org) + "tokens"});
+  absl::StatusOr<common::redis::Reply> reply = pool_.Run({"HVALS", ScimTokensKey(org)});
   if (!reply.ok()) return reply.status();
   const std::string digest = Sha256Hex(token);
   bool match = false;
@@ -112,7 +137,7 @@ absl::StatusOr<bool> ScimStore::VerifyToken(const std::string& org, absl::string
 absl::StatusOr<std::optional<ScimRecord>> ScimStore::Get(const std::string& org, ScimKind kind,
                                                          const std::string& id) {
   absl::StatusOr<common::redis::Reply> reply = pool_.Run(
-      {"HMGET", absl::StrCat(ScimPrefix(org), KindName(kind), ":", id), "res", "created", "modified"});
+      {"HMGET", ScimRecordKey(org, kind, id), "res", "created", "modified"});
   if (!reply.ok()) return reply.status();
   if (reply->elements.size() != 3 || reply->elements[0].is_nil()) return std::nullopt;
   return ScimRecord{id, reply->elements[0].str, FromReply(reply->elements[1]),
@@ -124,21 +149,21 @@ absl::Status ScimStore::Put(const std::string& org, ScimKind kind, const std::st
                             const std::string& external_id, bool create, absl::Time now) {
   size_t max = kind == ScimKind::kUser ? limits_.max_users : limits_.max_groups;
   return pool_
-      .Eval(put_, {ScimPrefix(org)},
+      .Eval(put_, RecordScriptKeys(org, kind, id),
             {KindName(kind), id, res, AsciiLower(name), external_id, create ? "create" : "replace",
              absl::FormatTime(absl::RFC3339_sec, now, absl::UTCTimeZone()), std::to_string(max)})
       .status();
 }
 
 absl::Status ScimStore::Delete(const std::string& org, ScimKind kind, const std::string& id) {
-  return pool_.Eval(delete_, {ScimPrefix(org)}, {KindName(kind), id}).status();
+  return pool_.Eval(delete_, RecordScriptKeys(org, kind, id), {KindName(kind), id}).status();
 }
 
 absl::StatusOr<std::optional<std::string>> ScimStore::FindByName(const std::string& org,
                                                                  ScimKind kind,
                                                                  const std::string& name) {
   absl::StatusOr<common::redis::Reply> reply = pool_.Run(
-      {"HGET", absl::StrCat(ScimPrefix(org), KindName(kind), "_names"), AsciiLower(name)});
+      {"HGET", ScimNamesKey(org, kind), AsciiLower(name)});
   if (!reply.ok()) return reply.status();
   if (reply->is_nil()) return std::nullopt;
   return reply->str;
@@ -147,7 +172,7 @@ absl::StatusOr<std::optional<std::string>> ScimStore::FindByName(const std::stri
 absl::StatusOr<std::optional<std::string>> ScimStore::FindByExternalId(
     const std::string& org, ScimKind kind, const std::string& external_id) {
   absl::StatusOr<common::redis::Reply> reply = pool_.Run(
-      {"HGET", absl::StrCat(ScimPrefix(org), KindName(kind), "_external_ids"), external_id});
+      {"HGET", ScimExternalIdsKey(org, kind), external_id});
   if (!reply.ok()) return reply.status();
   if (reply->is_nil()) return std::nullopt;
   return reply->str;
@@ -155,7 +180,7 @@ absl::StatusOr<std::optional<std::string>> ScimStore::FindByExternalId(
 
 absl::StatusOr<std::pair<std::vector<std::string>, long long>> ScimStore::Page(
     const std::string& org, ScimKind kind, long long offset, long long count) {
-  std::string index = absl::StrCat(ScimPrefix(org), KindName(kind), "s");
+  std::string index = ScimIndexKey(org, kind);
   std::vector<common::redis::Command> commands = {{"ZCARD", index}};
   if (count > 0) {
     commands.push_back({"ZRANGE", index, std::to_string(offset), std::to_string(offset + count - 1)});

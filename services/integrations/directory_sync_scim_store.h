@@ -83,6 +83,14 @@ class ScimStore {
 
 // "integrations:{org}:scim:"
 std::string ScimPrefix(const std::string& org);
+// The keys of an org's SCIM records; every key name is built here only (the
+// scripts get them in KEYS).
+std::string ScimTokensKey(const std::string& org);     // HASH token id -> SHA-256 hex
+std::string ScimTokenInfoKey(const std::string& org);  // HASH token id -> ScimTokenInfo
+std::string ScimRecordKey(const std::string& org, ScimKind kind, const std::string& id);  // HASH
+std::string ScimNamesKey(const std::string& org, ScimKind kind);        // HASH name -> id
+std::string ScimExternalIdsKey(const std::string& org, ScimKind kind);  // HASH externalId -> id
+std::string ScimIndexKey(const std::string& org, ScimKind kind);        // ZSET ids in order
 // Lower-case hex SHA-256 of `text`.
 std::string Sha256Hex(absl::string_view text);
 // ASCII lower case (SCIM compares userName and attribute names case-insensitively).

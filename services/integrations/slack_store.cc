@@ -17,13 +17,13 @@ constexpr int kDefaultPageSize = 100;
 constexpr int kMaxPageSize = 1000;
 
 const common::redis::Script& PutUserScript() {
-  static const auto* script = new common::redis::Script("slack_put_user", kSlackPutUserLua, common::redis::ScriptKeys::kPrefixOnly);
+  static const auto* script = new common::redis::Script("slack_put_user", kSlackPutUserLua);
   return *script;
 }
 
 const common::redis::Script& DeleteUserScript() {
   static const auto* script =
-      new common::redis::Script("slack_delete_user", kSlackDeleteUserLua, common::redis::ScriptKeys::kPrefixOnly);
+      new common::redis::Script("slack_delete_user", kSlackDeleteUserLua);
   return *script;
 }
 

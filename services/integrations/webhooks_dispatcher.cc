@@ -75,7 +75,7 @@ void Dispatcher::RefreshOrgs(absl::Time now) {
     common::log::Warning(absl::StrCat("webhooks: reading the orgs: ", ids.status().ToString()));
     return;
   }
-  absl::StatusOr<std::vector<std::vector<std::string>>> streams = store_.GroupStreams(*ids);
+  absl::StatusOr<std::vector<OrgWebhooks>> streams = store_.GroupStreams(*ids);
   if (!streams.ok()) {
     common::log::Warning(absl::StrCat("webhooks: reading the orgs' streams: ",
                                       streams.status().ToString()));
@@ -83,7 +83,9 @@ void Dispatcher::RefreshOrgs(absl::Time now) {
   }
   std::vector<Org> orgs;
   for (size_t i = 0; i < ids->size(); ++i) {
-    if (!(*streams)[i].empty()) orgs.push_back({(*ids)[i], std::move((*streams)[i])});
+    OrgWebhooks& webhooks = (*streams)[i];
+    if (webhooks.streams.empty()) continue;
+    orgs.push_back({(*ids)[i], std::move(webhooks.streams), std::move(webhooks.subscriptions)});
   }
   orgs_ = std::move(orgs);
   orgs_read_at_ = now;
@@ -103,7 +105,7 @@ void Dispatcher::Ingest(const Org& org, absl::Time now) {
   }
   for (const Reply& stream : reply->elements) {
     if (stream.elements.size() < 2) continue;
-    EnqueueEntries(org.id, stream.elements[0].str, stream.elements[1], now);
+    EnqueueEntries(org, stream.elements[0].str, stream.elements[1], now);
   }
 }
 
@@ -118,7 +120,7 @@ void Dispatcher::TakeOverIdle(const Org& org, absl::Time now) {
                                         reply.status().ToString()));
       continue;
     }
-    if (reply->elements.size() >= 2) EnqueueEntries(org.id, stream, reply->elements[1], now);
+    if (reply->elements.size() >= 2) EnqueueEntries(org, stream, reply->elements[1], now);
     DropGoneConsumers(stream);
   }
 }
@@ -151,8 +153,9 @@ void Dispatcher::DropGoneConsumers(const std::string& stream) {
   }
 }
 
-void Dispatcher::EnqueueEntries(const std::string& org, const std::string& stream,
+void Dispatcher::EnqueueEntries(const Org& org_webhooks, const std::string& stream,
                                 const Reply& entries, absl::Time now) {
+  const std::string& org = org_webhooks.id;
   Source source;
   if (!SourceOfStream(org, stream, &source)) return;
   std::vector<std::string> entry_ids;
@@ -172,7 +175,7 @@ void Dispatcher::EnqueueEntries(const std::string& org, const std::string& strea
   }
   if (entry_ids.empty()) return;
   absl::StatusOr<std::pair<int64_t, int64_t>> queued =
-      store_.Enqueue(org, stream, entry_ids, events, now);
+      store_.Enqueue(org, stream, entry_ids, events, now, org_webhooks.subscriptions);
   if (!queued.ok()) {
     // Not acknowledged: the entries stay pending and are taken over later.
     common::log::Warning(absl::StrCat("webhooks: org '", org, "': enqueue: ",
@@ -197,16 +200,16 @@ void Dispatcher::StartDue(absl::Time now) {
     int limit = std::min({free, org_free, options_.max_starts_per_org_per_round});
     if (limit <= 0) continue;
     // A few more than may start: some are in flight from here already.
-    absl::StatusOr<std::vector<std::string>> due =
+    absl::StatusOr<std::vector<DueSubscription>> due =
         store_.DueSubscriptions(org, now, limit + static_cast<int>(busy_.size()));
     if (!due.ok()) {
       common::log::Warning(absl::StrCat("webhooks: org '", org, "': ", due.status().ToString()));
       continue;
     }
     int started = 0;
-    for (const std::string& subscription : *due) {
+    for (const DueSubscription& subscription : *due) {
       if (started >= limit) break;
-      if (busy_.contains(BusyKey(org, subscription))) continue;
+      if (busy_.contains(BusyKey(org, subscription.id))) continue;
       size_t before = in_flight_.size();
       StartOne(org, subscription, now);
       if (in_flight_.size() > before) ++started;
@@ -214,17 +217,18 @@ void Dispatcher::StartDue(absl::Time now) {
   }
 }
 
-void Dispatcher::StartOne(const std::string& org, const std::string& subscription,
-                          absl::Time now) {
-  absl::StatusOr<std::optional<Claimed>> claimed =
-      store_.Claim(org, subscription, owner_, now, options_.request_timeout + options_.lease_margin);
+void Dispatcher::StartOne(const std::string& org, const DueSubscription& due, absl::Time now) {
+  const std::string& subscription = due.id;
+  absl::StatusOr<std::optional<Claimed>> claimed = store_.Claim(
+      org, subscription, owner_, now, options_.request_timeout + options_.lease_margin, due.head);
   if (!claimed.ok()) {
     common::log::Warning(absl::StrCat("webhooks: claim: ", claimed.status().ToString()));
     return;
   }
   if (!claimed->has_value()) return;
   const Claimed& delivery = **claimed;
-  InFlight flight{org, subscription, delivery.delivery_id, delivery.attempts};
+  InFlight flight{org, subscription, delivery.delivery_id, delivery.attempts,
+                  delivery.finish_touches};
   int64_t timestamp_s = absl::ToUnixSeconds(now);
   absl::StatusOr<std::string> signature =
       Sign(delivery.secret, delivery.event_id, timestamp_s, delivery.body);
@@ -276,7 +280,8 @@ void Dispatcher::Record(const InFlight& flight, const Outcome& outcome) {
                     absl::Uniform<double>(absl::IntervalClosed, random_, 0.0, 1.0));
   absl::StatusOr<bool> recorded =
       store_.Finish(flight.org, flight.subscription, flight.delivery_id, owner_, now, outcome,
-                    retry_at, options_.retry_window, options_.pause_after_failures);
+                    retry_at, options_.retry_window, options_.pause_after_failures,
+                    flight.finish_touches);
   if (!recorded.ok()) {
     // The lease lapses and the delivery is attempted again: at least once.
     common::log::Warning(absl::StrCat("webhooks: recording ", flight.delivery_id, ": ",

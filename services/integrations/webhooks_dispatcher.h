@@ -80,22 +80,26 @@ class Dispatcher {
   struct Org {
     std::string id;
     std::vector<std::string> streams;
+    // As last read: Enqueue's hint of the keys it touches.
+    std::vector<std::string> subscriptions;
   };
   struct InFlight {
     std::string org;
     std::string subscription;
     std::string delivery_id;
     int64_t attempts = 0;
+    // Claimed::finish_touches: Finish's hint of the keys it touches.
+    std::vector<std::string> finish_touches;
   };
 
   void RefreshOrgs(absl::Time now);
   void Ingest(const Org& org, absl::Time now);
   void TakeOverIdle(const Org& org, absl::Time now);
   void DropGoneConsumers(const std::string& stream);
-  void EnqueueEntries(const std::string& org, const std::string& stream,
+  void EnqueueEntries(const Org& org, const std::string& stream,
                       const common::redis::Reply& entries, absl::Time now);
   void StartDue(absl::Time now);
-  void StartOne(const std::string& org, const std::string& subscription, absl::Time now);
+  void StartOne(const std::string& org, const DueSubscription& subscription, absl::Time now);
   void Complete(const std::vector<HttpResult>& results);
   void Record(const InFlight& flight, const Outcome& outcome);
 

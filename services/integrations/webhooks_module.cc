@@ -1,5 +1,6 @@
 // Issue 17, area "webhooks": registers this area with the host (modules.h):
 // the WebhookService and the dispatcher worker, with their flags.
+#include <algorithm>
 #include <memory>
 #include <optional>
 
@@ -76,6 +77,9 @@ absl::Status AddWebhooks(Host& host) {
     return absl::InvalidArgumentError(
         "--webhook_max_subscriptions, --webhook_max_pending, --webhook_log_size: at least 1");
   }
+  limits.max_script_keys = std::max(
+      limits.max_script_keys,
+      webhooks::ScriptKeysNeeded(limits, webhooks::DispatcherOptions{}.read_batch));
   auto store = std::make_shared<webhooks::WebhookStore>(host.pool(), limits);
   host.Keep(store);
 

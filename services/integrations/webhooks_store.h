@@ -1,9 +1,12 @@
 // Redis access of the webhooks area: subscriptions, deliveries, their queue
-// and log, under `integrations:{org}:wh:` (scripts/webhooks_*.lua describe
-// the keys). Every write is one script in the org's slot.
+// and log, under `integrations:{org}:wh:` (scripts/webhooks_lib.lua describes
+// the keys). Every write is one script in the org's slot, and every key a
+// script touches is passed in KEYS (named by the functions below), so a slot
+// migration routes the whole script by its real keys.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
@@ -26,6 +29,39 @@ struct StoreLimits {
   int max_pending = 1000;
   // Finished deliveries kept in a subscription's log.
   int log_size = 200;
+  // Keys one script call may declare (every subscription's three, each
+  // delivery it touches): past it the call is refused, RESOURCE_EXHAUSTED.
+  int max_script_keys = 20000;
+};
+
+// The most keys a call may need with these limits and stream batches of
+// `read_batch` entries (webhooks_module raises max_script_keys to it, so
+// only data past the configured limits meets the bound): the fixed ones,
+// every subscription's three, and an enqueue's subscriptions x events plus
+// the log tails its refusals trim (or a delete's queue and log).
+int ScriptKeysNeeded(const StoreLimits& limits, int read_batch);
+
+// The keys of an org's webhooks; every key name is built here only.
+std::string SubscriptionsKey(absl::string_view org);            // SET of ids
+std::string GroupStreamsKey(absl::string_view org);             // SET of streams with the group
+std::string DueKey(absl::string_view org);                      // ZSET id -> due ms
+std::string SubscriptionKey(absl::string_view org, absl::string_view id);  // HASH
+std::string QueueKey(absl::string_view org, absl::string_view id);         // LIST pending
+std::string LogKey(absl::string_view org, absl::string_view id);           // LIST finished
+std::string DeliveryKey(absl::string_view org, absl::string_view delivery_id);  // HASH
+
+// A subscription whose head delivery is due, with that head as read then
+// (a hint for Claim: the key it declares).
+struct DueSubscription {
+  std::string id;
+  std::string head;
+};
+
+// Per org: the streams carrying the group `webhooks` (empty: no
+// subscription) and its subscriptions (a hint for Enqueue).
+struct OrgWebhooks {
+  std::vector<std::string> streams;
+  std::vector<std::string> subscriptions;
 };
 
 // A delivery taken for one attempt (webhooks_claim.lua).
@@ -37,6 +73,9 @@ struct Claimed {
   std::string url;
   std::string secret;
   int64_t attempts = 0;
+  // The other deliveries Finish touches (the next head, the log's tail it
+  // trims), as they were at the claim: Finish's hint.
+  std::vector<std::string> finish_touches;
 };
 
 struct Outcome {
@@ -75,30 +114,57 @@ class WebhookStore {
   // a registry per slot; this is the one place that reads it).
   absl::StatusOr<std::vector<std::string>> ReadOrgIds();
   // Of each org, the streams that carry the group `webhooks` (empty: no
-  // subscription), read in pipelines of a bounded size.
-  absl::StatusOr<std::vector<std::vector<std::string>>> GroupStreams(
-      const std::vector<std::string>& orgs);
+  // subscription) and its subscriptions, read in pipelines of a bounded size.
+  absl::StatusOr<std::vector<OrgWebhooks>> GroupStreams(const std::vector<std::string>& orgs);
   // Records the events of `entry_ids` (one stream) and acknowledges them;
   // returns {deliveries queued, deliveries refused at the pending cap}.
-  absl::StatusOr<std::pair<int64_t, int64_t>> Enqueue(absl::string_view org,
-                                                      absl::string_view stream,
-                                                      const std::vector<std::string>& entry_ids,
-                                                      const std::vector<OutboundEvent>& events,
-                                                      absl::Time now);
-  // Subscriptions whose head delivery is due at `now`, at most `limit`.
-  absl::StatusOr<std::vector<std::string>> DueSubscriptions(absl::string_view org, absl::Time now,
-                                                            int limit);
+  // `subscriptions`: the org's, as last read (GroupStreams); with them the
+  // call is one round trip unless they changed since.
+  absl::StatusOr<std::pair<int64_t, int64_t>> Enqueue(
+      absl::string_view org, absl::string_view stream, const std::vector<std::string>& entry_ids,
+      const std::vector<OutboundEvent>& events, absl::Time now,
+      const std::vector<std::string>& subscriptions = {});
+  // Subscriptions whose head delivery is due at `now`, at most `limit`,
+  // with their heads.
+  absl::StatusOr<std::vector<DueSubscription>> DueSubscriptions(absl::string_view org,
+                                                                absl::Time now, int limit);
+  // `head`: the queue's head as last read (DueSubscriptions); with it the
+  // call is one round trip unless it changed since.
   absl::StatusOr<std::optional<Claimed>> Claim(absl::string_view org, absl::string_view id,
                                                absl::string_view owner, absl::Time now,
-                                               absl::Duration lease);
+                                               absl::Duration lease, absl::string_view head = {});
   // False when the lease was no longer `owner`'s (nothing changed).
+  // `touches`: Claimed::finish_touches of the claim (one round trip unless
+  // they changed since).
   absl::StatusOr<bool> Finish(absl::string_view org, absl::string_view id,
                               absl::string_view delivery_id, absl::string_view owner,
                               absl::Time now, const Outcome& outcome, absl::Time retry_at,
-                              absl::Duration retry_window, int pause_after_failures);
+                              absl::Duration retry_window, int pause_after_failures,
+                              const std::vector<std::string>& touches = {});
+
+  // The subscriptions and deliveries a script call declares the keys of.
+  struct KeyPlan {
+    std::vector<std::string> subscriptions;
+    std::vector<std::string> deliveries;
+    // Adds what is not there yet; the number added.
+    size_t AddSubscriptions(const std::vector<std::string>& ids);
+    size_t AddDeliveries(const std::vector<std::string>& ids);
+  };
+  // A webhooks script's KEYS and its ARGV header (scripts/webhooks_lib.lua).
+  static std::vector<std::string> PlanKeys(absl::string_view org, const KeyPlan& plan);
+  static std::vector<std::string> PlanArgs(const KeyPlan& plan,
+                                           const std::vector<std::string>& args);
 
  private:
-  std::vector<std::string> ScriptKeys(absl::string_view org) const;
+  // Runs `script` with the keys of `plan`; while it answers NEED_KEYS (the
+  // data named other subscriptions or deliveries), declares them too and
+  // runs it again, at most kMaxKeyRounds times. `also` may add to the plan
+  // for the subscriptions a NEED_KEYS named (e.g. their deliveries).
+  absl::StatusOr<common::redis::Reply> EvalPlanned(
+      const common::redis::Script& script, absl::string_view org, KeyPlan plan,
+      const std::vector<std::string>& args,
+      const std::function<void(const std::vector<std::string>& new_subscriptions, KeyPlan&)>&
+          also = nullptr);
 
   common::redis::Pool& pool_;
   // The dispatcher's org discovery (ReadOrgIds): one registry, so after its

@@ -11,3 +11,9 @@ kudos_test(webhooks_test
 kudos_test(webhooks_store_test
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/webhooks_store_test.cc
   LIBS integrations_lib)
+# Issue 14: the webhooks scripts during a slot migration of the org's slot on a
+# real Redis Cluster (every key in KEYS: the source answers a script whose keys
+# it all holds, TRYAGAIN otherwise; never the empty target).
+kudos_test(webhooks_migration_test
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/webhooks_migration_test.cc
+  LIBS integrations_lib)

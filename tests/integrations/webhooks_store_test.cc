@@ -3,6 +3,9 @@
 // pending cap, idempotent enqueue.
 #include <gtest/gtest.h>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "common/redis/redis_client.h"
 #include "services/integrations/webhooks_store.h"
@@ -64,6 +67,36 @@ class WebhookStoreTest : public ::testing::Test {
     absl::StatusOr<common::redis::Reply> pending =
         pool_.Run({"XPENDING", StreamKey(Source::kKudos, kOrg), "webhooks"});
     return pending.ok() ? pending->elements[0].integer : -1;
+  }
+
+  // Scripts run by SHA so far (INFO commandstats: calls less the failed
+  // ones, i.e. the NOSCRIPT of a first call): the store's script round trips.
+  int64_t ScriptCalls() {
+    absl::StatusOr<common::redis::Reply> info = pool_.Run({"INFO", "commandstats"});
+    EXPECT_TRUE(info.ok());
+    if (!info.ok()) return -1;
+    int64_t calls = 0, failed = 0;
+    for (absl::string_view line : absl::StrSplit(info->str, "\r\n")) {
+      if (!absl::ConsumePrefix(&line, "cmdstat_evalsha:")) continue;
+      for (absl::string_view field : absl::StrSplit(line, ',')) {
+        if (absl::ConsumePrefix(&field, "calls=")) {
+          EXPECT_TRUE(absl::SimpleAtoi(field, &calls));
+        } else if (absl::ConsumePrefix(&field, "failed_calls=")) {
+          EXPECT_TRUE(absl::SimpleAtoi(field, &failed));
+        }
+      }
+    }
+    return calls - failed;
+  }
+
+  std::string Subscribe(WebhookStore& store, const std::string& id) {
+    absl::StatusOr<v1::WebhookSubscription> sub = store.PutSubscription(
+        kOrg, "create", id,
+        {{"url", "https://hooks.example/" + id}, {"types", ",kudos.sent,"}, {"format", "json"},
+         {"secret", "whsec_AAAA"}},
+        kT0);
+    EXPECT_TRUE(sub.ok()) << sub.status();
+    return id;
   }
 
   harness::RedisServer redis_;
@@ -187,6 +220,134 @@ TEST_F(WebhookStoreTest, PendingCap_RefusesToQueueAndLogsTheDeliveryDead) {
   ASSERT_EQ(log->first.size(), 3u);
   EXPECT_EQ(log->first[2].event_id(), "e3");
   EXPECT_EQ(log->first[2].state(), v1::DELIVERY_STATE_DEAD);
+}
+
+
+// Issue 14: every key a webhooks script touches is in KEYS, and which ones
+// depends on data (the subscriptions, a queue's head, a log's tail). The
+// dispatcher passes what it last read, so its calls take one round trip.
+TEST_F(WebhookStoreTest, DispatcherCalls_WithTheirHintsRunOneScriptEach) {
+  WebhookStore store(pool_, {});
+  const std::string sub = Subscribe(store, "wh_1");
+  std::vector<std::string> entries = Append(2);
+  int64_t before = ScriptCalls();
+  auto queued = store.Enqueue(kOrg, StreamKey(Source::kKudos, kOrg), entries,
+                              {Event("e1"), Event("e2")}, kT0, {sub});
+  ASSERT_TRUE(queued.ok()) << queued.status();
+  EXPECT_EQ(queued->first, 2);
+  EXPECT_EQ(ScriptCalls() - before, 1);
+
+  auto due = store.DueSubscriptions(kOrg, kT0, 10);
+  ASSERT_TRUE(due.ok()) << due.status();
+  ASSERT_EQ(due->size(), 1u);
+  EXPECT_EQ((*due)[0].id, sub);
+  EXPECT_EQ((*due)[0].head, sub + ".e1");
+  before = ScriptCalls();
+  auto claimed = store.Claim(kOrg, sub, "r", kT0, absl::Seconds(15), (*due)[0].head);
+  ASSERT_TRUE(claimed.ok() && claimed->has_value()) << claimed.status();
+  EXPECT_EQ((*claimed)->event_id, "e1");
+  EXPECT_EQ((*claimed)->finish_touches, std::vector<std::string>{sub + ".e2"});
+  EXPECT_EQ(ScriptCalls() - before, 1);
+
+  before = ScriptCalls();
+  auto finished = store.Finish(kOrg, sub, (*claimed)->delivery_id, "r", kT0, {true, 200, ""}, kT0,
+                               absl::Hours(24), 20, (*claimed)->finish_touches);
+  ASSERT_TRUE(finished.ok() && *finished) << finished.status();
+  EXPECT_EQ(ScriptCalls() - before, 1);
+  // The next head is due at its own time (schedule read the declared e2).
+  auto next = store.DueSubscriptions(kOrg, kT0, 10);
+  ASSERT_TRUE(next.ok());
+  ASSERT_EQ(next->size(), 1u);
+  EXPECT_EQ((*next)[0].head, sub + ".e2");
+}
+
+TEST_F(WebhookStoreTest, StaleHints_CostARetryNeverAMissedDelivery) {
+  WebhookStore store(pool_, {});
+  const std::string first = Subscribe(store, "wh_1");
+  // Created after the dispatcher last read the subscriptions.
+  const std::string second = Subscribe(store, "wh_2");
+  auto queued = store.Enqueue(kOrg, StreamKey(Source::kKudos, kOrg), Append(1), {Event("e1")},
+                              kT0, {first});
+  ASSERT_TRUE(queued.ok()) << queued.status();
+  EXPECT_EQ(queued->first, 2);
+  EXPECT_EQ(PendingInGroup(), 0);
+
+  // A head that went out meanwhile, and a delivery queued after the claim.
+  auto claimed = store.Claim(kOrg, first, "r", kT0, absl::Seconds(15), "wh_1.gone");
+  ASSERT_TRUE(claimed.ok() && claimed->has_value()) << claimed.status();
+  EXPECT_EQ((*claimed)->event_id, "e1");
+  EXPECT_TRUE((*claimed)->finish_touches.empty());
+  ASSERT_TRUE(store.Enqueue(kOrg, StreamKey(Source::kKudos, kOrg), Append(1), {Event("e2")}, kT0,
+                            {first, second})
+                  .ok());
+  auto finished = store.Finish(kOrg, first, (*claimed)->delivery_id, "r", kT0, {true, 200, ""},
+                               kT0, absl::Hours(24), 20, (*claimed)->finish_touches);
+  ASSERT_TRUE(finished.ok() && *finished) << finished.status();
+  auto next = store.Claim(kOrg, first, "r", kT0, absl::Seconds(15));
+  ASSERT_TRUE(next.ok() && next->has_value()) << next.status();
+  EXPECT_EQ((*next)->event_id, "e2");
+  auto log = store.ListDeliveries(kOrg, second, 0, 10);
+  ASSERT_TRUE(log.ok());
+  EXPECT_EQ(log->first.size(), 2u);
+}
+
+TEST_F(WebhookStoreTest, LogTrim_DeletesTheDeliveriesItDropsWithTheirKeysDeclared) {
+  StoreLimits limits;
+  limits.log_size = 2;
+  WebhookStore store(pool_, limits);
+  const std::string sub = Subscribe(store, "wh_1");
+  ASSERT_TRUE(store.Enqueue(kOrg, StreamKey(Source::kKudos, kOrg), Append(4),
+                            {Event("e1"), Event("e2"), Event("e3"), Event("e4")}, kT0)
+                  .ok());
+  for (int i = 0; i < 4; ++i) {
+    auto claimed = store.Claim(kOrg, sub, "r", kT0, absl::Seconds(15));
+    ASSERT_TRUE(claimed.ok() && claimed->has_value()) << i << " " << claimed.status();
+    auto finished = store.Finish(kOrg, sub, (*claimed)->delivery_id, "r", kT0, {true, 200, ""},
+                                 kT0, absl::Hours(24), 20, (*claimed)->finish_touches);
+    ASSERT_TRUE(finished.ok() && *finished) << i << " " << finished.status();
+  }
+  auto log = store.ListDeliveries(kOrg, sub, 0, 10);
+  ASSERT_TRUE(log.ok());
+  ASSERT_EQ(log->first.size(), 2u);
+  EXPECT_EQ(log->first[0].event_id(), "e4");
+  EXPECT_EQ(log->first[1].event_id(), "e3");
+  for (const char* dropped : {"wh_1.e1", "wh_1.e2"}) {
+    auto exists = pool_.Run({"EXISTS", DeliveryKey(kOrg, dropped)});
+    ASSERT_TRUE(exists.ok());
+    EXPECT_EQ(exists->integer, 0) << dropped;
+  }
+  // Deleting the subscription deletes its logged deliveries (each declared).
+  ASSERT_TRUE(store.DeleteSubscription(kOrg, sub).ok());
+  auto left = pool_.Run({"EXISTS", DeliveryKey(kOrg, "wh_1.e3"), DeliveryKey(kOrg, "wh_1.e4")});
+  ASSERT_TRUE(left.ok());
+  EXPECT_EQ(left->integer, 0);
+}
+
+TEST_F(WebhookStoreTest, ScriptKeysBound_ACallThatWouldDeclareMoreIsRefusedAndNothingAcknowledged) {
+  StoreLimits limits;
+  limits.max_script_keys = 20;
+  WebhookStore store(pool_, limits);
+  const std::string sub = Subscribe(store, "wh_1");
+  // 7 fixed keys + 3 of the subscription + one delivery per event: 15 fit.
+  std::vector<OutboundEvent> events;
+  for (int i = 0; i < 11; ++i) events.push_back(Event("e" + std::to_string(i)));
+  auto queued =
+      store.Enqueue(kOrg, StreamKey(Source::kKudos, kOrg), Append(11), events, kT0, {sub});
+  EXPECT_EQ(queued.status().code(), absl::StatusCode::kResourceExhausted) << queued.status();
+  EXPECT_EQ(PendingInGroup(), 11);  // not acknowledged: read again later
+  events.resize(10);
+  queued = store.Enqueue(kOrg, StreamKey(Source::kKudos, kOrg), {}, events, kT0, {sub});
+  ASSERT_TRUE(queued.ok()) << queued.status();
+  EXPECT_EQ(queued->first, 10);
+}
+
+TEST(WebhookStoreLimits, ScriptKeysNeeded_CoversTheDefaultsWithinTheDefaultBound) {
+  StoreLimits limits;
+  // 7 + 3 x 51 + 51 x (100 + 200): an enqueue of a full batch to every subscription.
+  EXPECT_EQ(ScriptKeysNeeded(limits, 100), 7 + 3 * 51 + 51 * 300);
+  EXPECT_LE(ScriptKeysNeeded(limits, 100), limits.max_script_keys);
+  limits.max_pending = 100000;
+  EXPECT_EQ(ScriptKeysNeeded(limits, 100), 7 + 3 * 51 + 100000 + 200 + 1);
 }
 
 }  // namespace

@@ -1,17 +1,14 @@
 -- Creates or replaces one SCIM resource's record (a user or a group), keeping
 -- its name index unique (userName / displayName, compared lower-cased) and
 -- its externalId index in step; bounded per org.
--- KEYS[1] = "integrations:{org}:scim:"
+-- KEYS as in directory_sync_scim_delete.lua: the record, the name index,
+-- the externalId index, the ids in order.
 -- ARGV: kind ("user"|"group"), id, res (JSON), name_key (lower-cased name),
 --       external_id ("" = none), mode ("create"|"replace"), now (RFC 3339),
 --       max_resources
-local p = KEYS[1]
+local key, names, externals, index = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local kind, id, res, name_key, external_id, mode, now, max_resources =
   ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8])
-local key = p .. kind .. ':' .. id
-local names = p .. kind .. '_names'
-local externals = p .. kind .. '_external_ids'
-local index = p .. kind .. 's'
 local exists = redis.call('EXISTS', key) == 1
 if mode == 'create' and exists then
   return redis.error_reply('ALREADY_EXISTS ' .. kind .. " id '" .. id .. "' already exists")

@@ -3,30 +3,55 @@
 -- either acknowledged with its deliveries recorded, or neither (at least
 -- once across a crash), and a re-read entry creates nothing twice (the
 -- delivery id is subscription + event id).
--- KEYS[1] = P, KEYS[2] = the stream.
--- ARGV: max pending per subscription, log size, now (ms), number of entries,
---       number of events, entry ids..., then per event: event id, type,
---       created (ms), JSON body, Slack body.
-local max_pending, log_size, now = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
-local n_entries, n_events = tonumber(ARGV[4]), tonumber(ARGV[5])
-local subs = redis.call('SMEMBERS', P .. 'subs')
+-- Declared: every subscription, the delivery of each (matching subscription,
+-- event), and the log's tail a refused delivery trims.
+-- ARGS: the stream's index in KEYS (4..7), max pending per subscription, log
+--       size, now (ms), number of entries, number of events, entry ids...,
+--       then per event: event id, type, created (ms), JSON body, Slack body.
+local stream = KEYS[tonumber(ARGS[1])]
+local max_pending, log_size, now = tonumber(ARGS[2]), tonumber(ARGS[3]), ARGS[4]
+local n_entries, n_events = tonumber(ARGS[5]), tonumber(ARGS[6])
+local base = 7 + n_entries
+local subs = redis.call('SMEMBERS', SUBS)
+for _, sub in ipairs(subs) do want_sub(sub) end
+local need = need_keys()
+if need then return need end
+-- Planning: which deliveries each subscription gets, and how many of them
+-- its pending cap refuses (each refused one goes to the log, trimming it).
+for _, sub in ipairs(subs) do
+  local types = redis.call('HGET', SUB[sub], 'types') or ''
+  local pending, refused, planned = redis.call('LLEN', Q[sub]), 0, {}
+  for e = 0, n_events - 1 do
+    local i = base + e * 5
+    local did = sub .. '.' .. ARGS[i]
+    if string.find(types, ',' .. ARGS[i + 1] .. ',', 1, true) then
+      want_delivery(did)
+      if D[did] and not planned[did] and redis.call('EXISTS', D[did]) == 0 then
+        planned[did] = true
+        if pending >= max_pending then refused = refused + 1 else pending = pending + 1 end
+      end
+    end
+  end
+  if refused > 0 then want_trimmed(sub, refused, log_size) end
+end
+need = need_keys()
+if need then return need end
 local created, refused = 0, 0
-local base = 6 + n_entries
 for e = 0, n_events - 1 do
   local i = base + e * 5
-  local event, etype, created_ms = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local event, etype, created_ms = ARGS[i], ARGS[i + 1], ARGS[i + 2]
   for _, sub in ipairs(subs) do
-    local skey = P .. 'sub:' .. sub
+    local skey = SUB[sub]
     local types = redis.call('HGET', skey, 'types') or ''
     local did = sub .. '.' .. event
-    local d = P .. 'd:' .. did
-    if string.find(types, ',' .. etype .. ',', 1, true) and redis.call('EXISTS', d) == 0 then
-      local body = ARGV[i + 3]
-      if redis.call('HGET', skey, 'format') == 'slack' then body = ARGV[i + 4] end
+    if string.find(types, ',' .. etype .. ',', 1, true) and redis.call('EXISTS', D[did]) == 0 then
+      local d = D[did]
+      local body = ARGS[i + 3]
+      if redis.call('HGET', skey, 'format') == 'slack' then body = ARGS[i + 4] end
       redis.call('HSET', d, 'sub', sub, 'event', event, 'type', etype, 'body', body,
           'attempts', 0, 'http', 0, 'error', '', 'created_ms', created_ms, 'queued_ms', now,
           'last_ms', 0, 'next_ms', now, 'lease', '', 'lease_until', 0)
-      local q = P .. 'q:' .. sub
+      local q = Q[sub]
       local pending = redis.call('LLEN', q)
       if pending >= max_pending then
         -- Nothing is dropped silently: it is logged as dead, and Redeliver
@@ -45,6 +70,6 @@ for e = 0, n_events - 1 do
   end
 end
 if n_entries > 0 then
-  redis.call('XACK', KEYS[2], GROUP, unpack(ARGV, 6, 5 + n_entries))
+  redis.call('XACK', stream, GROUP, unpack(ARGS, 7, 6 + n_entries))
 end
 return {created, refused}

@@ -1,25 +1,31 @@
 -- Creates or updates a subscription and keeps the streams' groups in step.
--- KEYS: P, kudos events, ledger outbox, feedback invitations, lb events.
--- ARGV: op ('create'|'update'), subscription id, now (ms), max subscriptions,
+-- Declared: every subscription (the groups depend on all their types), the
+-- subscription's queue head.
+-- ARGS: op ('create'|'update'), subscription id, now (ms), max subscriptions,
 --       then field/value pairs (url, types, format, description, secret, paused).
-local op, sub, now, max_subs = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
-local key = P .. 'sub:' .. sub
+local op, sub, now, max_subs = ARGS[1], ARGS[2], ARGS[3], tonumber(ARGS[4])
+want_sub(sub)
+want_every_sub()
+want_head(sub)
+local need = need_keys()
+if need then return need end
+local key = SUB[sub]
 if op == 'create' then
-  if redis.call('SISMEMBER', P .. 'subs', sub) == 1 then
+  if redis.call('SISMEMBER', SUBS, sub) == 1 then
     return redis.error_reply('ALREADY_EXISTS subscription ' .. sub)
   end
-  local count = redis.call('SCARD', P .. 'subs')
+  local count = redis.call('SCARD', SUBS)
   if count >= max_subs then
     return redis.error_reply('RESOURCE_EXHAUSTED the org has ' .. count ..
         ' webhook subscriptions, at most ' .. max_subs .. '; delete one first')
   end
-  redis.call('SADD', P .. 'subs', sub)
+  redis.call('SADD', SUBS, sub)
   redis.call('HSET', key, 'created_ms', now, 'failures', 0, 'paused', '0', 'paused_reason', '')
 elseif redis.call('EXISTS', key) == 0 then
   return redis.error_reply('NOT_FOUND subscription_id: no subscription ' .. sub)
 end
-for i = 5, #ARGV, 2 do
-  local field, value = ARGV[i], ARGV[i + 1]
+for i = 5, #ARGS, 2 do
+  local field, value = ARGS[i], ARGS[i + 1]
   if field == 'paused' then
     local was = redis.call('HGET', key, 'paused')
     if value == '0' and was ~= '0' then
