@@ -13,6 +13,8 @@ constexpr char kRewards[] = "/ledger.v1.RewardsService/";
 // Program budgets and awards (issue 18), served by programs_server.
 constexpr char kBudgets[] = "/programs.v1.BudgetService/";
 constexpr char kAwards[] = "/programs.v1.AwardService/";
+// Automatic celebrations (issue 18), served by programs_server.
+constexpr char kCelebrations[] = "/programs.v1.CelebrationsService/";
 constexpr char kBoards[] = "/leaderboard.v1.LeaderboardService/";
 // Served by the kudos binary (services/feedback): routed to the kudos upstream.
 constexpr char kFeedback[] = "/feedback.v1.FeedbackService/";
@@ -161,6 +163,22 @@ std::vector<Route> Build() {
         S(kAwards, "DeclineNomination"), "*", "an approver of the stage (requestId, stage)"),
       R("POST", "/v1/awards/{award_id}:selectWinners", S(kAwards, "SelectWinners"), "*",
         "admin or the budget's owner: winners paid from the budget (requestId, winnerIds)"),
+      // Celebrations (issue 18), served by programs_server.
+      R("GET", "/v1/celebrations", S(kCelebrations, "ListCelebrations"), "",
+        "the org's recent birthdays and work anniversaries, newest first (page_size, page_token)"),
+      R("GET", "/v1/celebrations/settings", S(kCelebrations, "GetCelebrationSettings"), "",
+        "the org's birthday points and anniversary points per tenure year"),
+      R("PUT", "/v1/celebrations/settings", S(kCelebrations, "UpdateCelebrationSettings"),
+        "settings", "admin: birthdayPoints, anniversaryPointsPerYear (0..1000 each)"),
+      R("GET", "/v1/celebrations/profiles/{person_id}", S(kCelebrations, "GetCelebrationProfile"),
+        "", "a person's birthday, hire date, opt-out and next celebrations (themself or an admin)"),
+      R("PUT", "/v1/celebrations/profiles/{person_id}/birthday", S(kCelebrations, "SetBirthday"),
+        "birthday", "set a birthday {month, day} (themself or an admin)"),
+      R("PUT", "/v1/celebrations/profiles/{person_id}/hire-date", S(kCelebrations, "SetHireDate"),
+        "hire_date", "admin: set a hire date {year, month, day}"),
+      R("PUT", "/v1/celebrations/profiles/{person_id}/opt-out",
+        S(kCelebrations, "SetCelebrationOptOut"), "*",
+        "opt out of or back into celebrations {optedOut} (themself or an admin)"),
       // Directory.
       R("POST", "/v1/people", S(kDirectory, "CreatePerson"), "person", "admin: add a person"),
       R("GET", "/v1/people", S(kDirectory, "ListPeople"), "", "people of the org"),

@@ -27,6 +27,7 @@
 #include "ledger/v1/ledger.pb.h"
 #include "ledger/v1/rewards.pb.h"
 #include "programs/v1/awards.pb.h"
+#include "programs/v1/celebrations.pb.h"
 
 namespace gateway {
 
@@ -49,6 +50,7 @@ void EnsureDescriptorsLinked() {
     integrations::v1::CreateScimTokenRequest::descriptor();
     integrations::v1::ListAuditEntriesRequest::descriptor();
     programs::v1::CreateBudgetRequest::descriptor();
+    programs::v1::SetBirthdayRequest::descriptor();
     return true;
   }();
   (void)linked;
