@@ -1,4 +1,4 @@
-# The one image the Helm chart (helm/kudos-platform) runs: the five service
+# The one image the Helm chart (helm/kudos-platform) runs: the six service
 # binaries under /usr/local/bin, the shared libraries they link (found with
 # ldd in the build stage), the time-zone database and the CA certificates
 # (webhooks are POSTed over https by integrations_server), nothing else: no
@@ -17,7 +17,8 @@ COPY . .
 RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKUDOS_WERROR=ON \
       -DKUDOS_SERVICES="ledger;kudos;leaderboard;gateway" \
  && cmake --build /build -j "${JOBS}" \
-      --target ledger_server kudos_server leaderboard_server gateway_server integrations_server
+      --target ledger_server kudos_server leaderboard_server gateway_server integrations_server \
+               programs_server
 
 # The runtime tree: binaries (debug info stripped), every library ldd names
 # (copied under the name the loader asks for), a loader cache, the zone files
@@ -27,7 +28,7 @@ RUN set -eu; \
     root=/rootfs; \
     mkdir -p "$root/usr/local/bin" "$root/etc" "$root/tmp" "$root/usr/share"; \
     chmod 1777 "$root/tmp"; \
-    for service in ledger kudos leaderboard gateway integrations; do \
+    for service in ledger kudos leaderboard gateway integrations programs; do \
       strip --strip-debug -o "$root/usr/local/bin/${service}_server" \
         "/build/services/${service}/${service}_server"; \
     done; \
@@ -43,7 +44,7 @@ RUN set -eu; \
     echo 'kudos:x:10001:10001:kudos:/nonexistent:/nonexistent' > "$root/etc/passwd"; \
     echo 'kudos:x:10001:' > "$root/etc/group"; \
     echo 'hosts: files dns' > "$root/etc/nsswitch.conf"; \
-    for service in ledger kudos leaderboard gateway integrations; do \
+    for service in ledger kudos leaderboard gateway integrations programs; do \
       chroot "$root" "/usr/local/bin/${service}_server" --version >/dev/null; \
     done
 
@@ -52,7 +53,8 @@ FROM scratch
 COPY --from=build /rootfs /
 USER 10001:10001
 ENV TZDIR=/usr/share/zoneinfo
-# ledger 50051, kudos 50052, leaderboard 50053, integrations 50054 (gRPC), gateway 8080 (HTTP)
-EXPOSE 50051 50052 50053 50054 8080
+# ledger 50051, kudos 50052, leaderboard 50053, integrations 50054, programs 50055 (gRPC),
+# gateway 8080 (HTTP)
+EXPOSE 50051 50052 50053 50054 50055 8080
 # The chart picks the binary (command:); by itself the image runs the ledger.
 ENTRYPOINT ["/usr/local/bin/ledger_server"]

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts the whole platform locally: a redis-server (data and AOF under
-# var/redis), the ledger, kudos, leaderboard and integrations services and the
-# HTTP gateway, seeds a demo org, and prints where to point a client and a browser.
+# var/redis), the ledger, kudos, leaderboard, integrations and programs
+# services and the HTTP gateway, seeds a demo org, and prints where to point a client and a browser.
 # Ctrl-C stops everything.
 #   bash scripts/start.sh
 set -euo pipefail
@@ -14,6 +14,7 @@ LEDGER_ADDR=${LEDGER_ADDR:-127.0.0.1:50051}
 KUDOS_ADDR=${KUDOS_ADDR:-127.0.0.1:50052}
 LEADERBOARD_ADDR=${LEADERBOARD_ADDR:-127.0.0.1:50053}
 INTEGRATIONS_ADDR=${INTEGRATIONS_ADDR:-127.0.0.1:50054}
+PROGRAMS_ADDR=${PROGRAMS_ADDR:-127.0.0.1:50055}
 HTTP_ADDR=${HTTP_ADDR:-127.0.0.1:8080}
 export KUDOS_ORG=${KUDOS_ORG:-demo}
 # Local development: unset JWT_KEY / SERVICE_TOKEN_SECRET fall back to the
@@ -21,11 +22,12 @@ export KUDOS_ORG=${KUDOS_ORG:-demo}
 # otherwise). Export real secrets and KUDOS_DEV_INSECURE_DEFAULTS=0 to try a
 # production-like start.
 export KUDOS_DEV_INSECURE_DEFAULTS=${KUDOS_DEV_INSECURE_DEFAULTS:-1}
-export LEDGER_ADDR KUDOS_ADDR LEADERBOARD_ADDR INTEGRATIONS_ADDR
+export LEDGER_ADDR KUDOS_ADDR LEADERBOARD_ADDR INTEGRATIONS_ADDR PROGRAMS_ADDR
 
 bash scripts/install-deps.sh
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKUDOS_SERVICES="ledger;kudos;leaderboard;gateway" >/dev/null
-cmake --build "$BUILD_DIR" -j "$(nproc)" --target ledger_server kudos_server leaderboard_server gateway_server integrations_server kudosctl
+cmake --build "$BUILD_DIR" -j "$(nproc)" --target ledger_server kudos_server leaderboard_server gateway_server integrations_server \
+  programs_server kudosctl
 
 mkdir -p "$VAR/redis" "$VAR/log"
 pids=()
@@ -62,6 +64,10 @@ wait_port "$LEDGER_ADDR"; wait_port "$KUDOS_ADDR"; wait_port "$LEADERBOARD_ADDR"
 "$BUILD_DIR/services/integrations/integrations_server" --listen="$INTEGRATIONS_ADDR" >"$VAR/log/integrations.log" 2>&1 &
 pids+=($!)
 wait_port "$INTEGRATIONS_ADDR"
+# Budgets, awards and automatic celebrations (issue 18): calls kudos and ledger.
+"$BUILD_DIR/services/programs/programs_server" --listen="$PROGRAMS_ADDR" >"$VAR/log/programs.log" 2>&1 &
+pids+=($!)
+wait_port "$PROGRAMS_ADDR"
 "$BUILD_DIR/services/gateway/gateway_server" --http="$HTTP_ADDR" >"$VAR/log/gateway.log" 2>&1 &
 pids+=($!)
 wait_port "$HTTP_ADDR"
@@ -79,6 +85,7 @@ Kudos platform is up (org '$KUDOS_ORG'; logs in var/log, Redis data in var/redis
   kudos    (gRPC)     $KUDOS_ADDR
   leaderboard (gRPC)  $LEADERBOARD_ADDR
   integrations (gRPC) $INTEGRATIONS_ADDR   (webhooks, Slack, SCIM, export: services/integrations/README.md)
+  programs (gRPC)     $PROGRAMS_ADDR   (budgets, awards, celebrations: services/programs/README.md)
   gateway  (HTTP)     http://$HTTP_ADDR/
 
 Try it from another shell (development mode: kudosctl mints with the public secret):

@@ -36,8 +36,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from gotemplate import Renderer  # noqa: E402
 
 OPTIONS = None
-SERVICES = ("ledger", "kudos", "leaderboard", "gateway", "integrations")
-REDIS_USERS = ("ledger", "kudos", "leaderboard", "integrations")
+SERVICES = ("ledger", "kudos", "leaderboard", "gateway", "integrations", "programs")
+REDIS_USERS = ("ledger", "kudos", "leaderboard", "integrations", "programs")
 
 
 def merge(base, override):
