@@ -182,6 +182,18 @@ absl::Status ValidateIdempotencyKey(absl::string_view key, absl::string_view fie
   return absl::OkStatus();
 }
 
+namespace {
+
+bool IsProgramKind(ledger::v1::TransferKind kind) {
+  return kind == ledger::v1::TRANSFER_KIND_AWARD || kind == ledger::v1::TRANSFER_KIND_CELEBRATION;
+}
+
+bool IsProgramsService(const common::auth::Principal& principal) {
+  return principal.is_service() && principal.subject == kProgramsServiceSubject;
+}
+
+}  // namespace
+
 absl::Status ValidatePostedTransfer(const Transfer& transfer, absl::string_view field) {
   if (absl::Status s = ValidateIdempotencyKey(transfer.transfer_id(),
                                               absl::StrCat(field, ".transfer_id"),
@@ -194,18 +206,26 @@ absl::Status ValidatePostedTransfer(const Transfer& transfer, absl::string_view 
     return absl::InvalidArgumentError(absl::StrCat(
         field, ".transfer_id: '", transfer.transfer_id(), "' uses a prefix reserved by the ledger"));
   }
+  const bool program = IsProgramKind(transfer.kind());
   if (transfer.kind() != ledger::v1::TRANSFER_KIND_KUDOS &&
-      transfer.kind() != ledger::v1::TRANSFER_KIND_BOOST) {
+      transfer.kind() != ledger::v1::TRANSFER_KIND_BOOST && !program) {
     return absl::InvalidArgumentError(
-        absl::StrCat(field, ".kind: only KUDOS and BOOST may be posted, got ",
+        absl::StrCat(field,
+                     ".kind: only KUDOS and BOOST may be posted (AWARD and CELEBRATION by the "
+                     "programs service), got ",
                      ledger::v1::TransferKind_Name(transfer.kind()).empty()
                          ? absl::StrCat(static_cast<int>(transfer.kind()))
                          : ledger::v1::TransferKind_Name(transfer.kind())));
   }
-  if (transfer.debit_account().type() != ledger::v1::ACCOUNT_TYPE_ALLOWANCE) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, ".debit_account.type: must be ALLOWANCE, got ",
-                     AccountTypeName(transfer.debit_account().type())));
+  // Kudos and boosts spend an allowance; awards and celebrations are paid
+  // by the org (its issuer account goes negative, as AdjustBalance's does).
+  const ledger::v1::AccountType debit_type =
+      program ? ledger::v1::ACCOUNT_TYPE_ISSUER : ledger::v1::ACCOUNT_TYPE_ALLOWANCE;
+  if (transfer.debit_account().type() != debit_type) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ".debit_account.type: must be ", AccountTypeName(debit_type), " for ",
+        program ? "AWARD and CELEBRATION" : "KUDOS and BOOST", ", got ",
+        AccountTypeName(transfer.debit_account().type())));
   }
   if (absl::Status s = ValidateAccount(transfer.debit_account(),
                                        absl::StrCat(field, ".debit_account"));
@@ -222,7 +242,8 @@ absl::Status ValidatePostedTransfer(const Transfer& transfer, absl::string_view 
       !s.ok()) {
     return s;
   }
-  if (transfer.debit_account().person_id() == transfer.credit_account().person_id()) {
+  if (!program &&
+      transfer.debit_account().person_id() == transfer.credit_account().person_id()) {
     return absl::InvalidArgumentError(
         absl::StrCat(field, ".credit_account.person_id: '", transfer.credit_account().person_id(),
                      "' cannot receive from their own allowance"));
@@ -602,7 +623,7 @@ bool IsPersonAdmin(const common::auth::Principal& principal) {
 }
 
 absl::Status CanPost(const common::auth::Principal& principal) {
-  if (IsKudosService(principal)) return absl::OkStatus();
+  if (IsKudosService(principal) || IsProgramsService(principal)) return absl::OkStatus();
   if (IsPersonAdmin(principal)) {
     return absl::PermissionDeniedError(
         "PostTransfers: only the kudos service posts kudos and boosts; an admin moves points "
@@ -610,6 +631,19 @@ absl::Status CanPost(const common::auth::Principal& principal) {
   }
   return absl::PermissionDeniedError(
       "PostTransfers: only the kudos service may post transfers");
+}
+
+absl::Status CanPostKind(const common::auth::Principal& principal, const Transfer& transfer,
+                         absl::string_view field) {
+  const bool program = IsProgramKind(transfer.kind());
+  if (program ? IsProgramsService(principal) : IsKudosService(principal)) {
+    return absl::OkStatus();
+  }
+  return absl::PermissionDeniedError(absl::StrCat(
+      field, ".kind: the ", principal.subject, " service may not post ",
+      ledger::v1::TransferKind_Name(transfer.kind()), " (",
+      program ? "AWARD and CELEBRATION: the programs service" : "KUDOS and BOOST: the kudos service",
+      ")"));
 }
 
 absl::Status CanReadPerson(const common::auth::Principal& principal, absl::string_view person) {

@@ -37,6 +37,8 @@ inline constexpr int64_t kMaxBalance = 1'000'000'000'000'000;     // 1e15
 inline constexpr int kMaxPendingRedemptionsPerPerson = 20;
 // The only service that posts kudos and boosts (service token subject).
 inline constexpr char kKudosServiceSubject[] = "kudos";
+// The programs service (issue 18): pays awards and celebrations ISSUER -> EARNED.
+inline constexpr char kProgramsServiceSubject[] = "programs";
 inline constexpr int kMaxTransfersPerCall = 100;
 inline constexpr int kMaxTransferIdLength = 128;
 inline constexpr int kMaxTags = 16;
@@ -190,9 +192,15 @@ bool IsKudosService(const common::auth::Principal& principal);
 // An admin person: a service token is never an org's admin, whatever it claims.
 bool IsPersonAdmin(const common::auth::Principal& principal);
 
-// PostTransfers (kudos and boosts): the kudos service only. An admin moves
-// points with AdjustBalance, which is audited.
+// PostTransfers (kudos and boosts; awards and celebrations): the kudos and
+// programs services only. An admin moves points with AdjustBalance, which is
+// audited.
 absl::Status CanPost(const common::auth::Principal& principal);
+// Whether `principal` may post `transfer`'s kind: KUDOS/BOOST from the kudos
+// service, AWARD/CELEBRATION from the programs service. PERMISSION_DENIED
+// naming the field otherwise.
+absl::Status CanPostKind(const common::auth::Principal& principal, const Transfer& transfer,
+                         absl::string_view field);
 // Reading a person's accounts: the person, an admin or a service. Org
 // accounts (issuer, rewards): admins only. Screens: never.
 absl::Status CanReadAccount(const common::auth::Principal& principal, const Account& account);

@@ -63,7 +63,9 @@ absl::Status LedgerServiceImpl::PostTransfersBody(Call& call,
   for (int i = 0; i < request.transfers_size(); ++i) {
     const Transfer& transfer = request.transfers(i);
     (*results)[i].set_transfer_id(transfer.transfer_id());
-    absl::Status s = ValidatePostedTransfer(transfer, absl::StrCat("transfers[", i, "]"));
+    const std::string field = absl::StrCat("transfers[", i, "]");
+    absl::Status s = ValidatePostedTransfer(transfer, field);
+    if (s.ok()) s = CanPostKind(call.principal(), transfer, field);
     if (!s.ok()) {
       if (request.linked()) return s;
       (*results)[i].set_status_code(static_cast<int>(s.code()));

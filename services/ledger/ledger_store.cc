@@ -762,13 +762,18 @@ void LedgerStore::Post(absl::string_view org, std::vector<std::pair<int, Transfe
         keys::KeyList keys;
         AddJournalKeys(org, keys);
         for (const auto& [index, transfer] : state->transfers) {
+          // An allowance is checked against the period's limit; the issuer
+          // (awards, celebrations) is not checked.
+          const bool allowance =
+              transfer.debit_account().type() == ledger::v1::ACCOUNT_TYPE_ALLOWANCE;
+          const char* dkind = allowance ? "A" : "N";
           const std::string& giver = transfer.debit_account().person_id();
-          AppendTransferArgs(args, index, transfer, state->now, "A", giver);
-          AddTransferKeys(org, transfer, "A", giver, state->period.key, keys);
+          AppendTransferArgs(args, index, transfer, state->now, dkind, giver);
+          AddTransferKeys(org, transfer, dkind, giver, state->period.key, keys);
           requested.push_back(&transfer);
         }
         CheckDoubleEntry(requested);
-        // Kind A debits only: post.lua never asks for more keys here.
+        // Debits of kind A or N only: post.lua never asks for more keys here.
         EvalWrite(post_, org, std::move(keys).Take(), std::move(args), deadline,
                   Into(&state->reply, std::move(step)));
       });

@@ -10,7 +10,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/audit.h"
+#include "common/auth/auth.h"
 #include "common/redis/org_registry.h"
+#include "services/ledger/ledger_rules.h"
 #include "tests/ledger/ledger_test_util.h"
 
 namespace ledger_test {
@@ -386,6 +388,56 @@ TEST_F(LedgerApi, Permissions_OnlyTheKudosServicePosts) {
   EXPECT_EQ(Post(admin_, {Kudos("k1", "alice", "bob", 5)}, true).error_code(),
             grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_TRUE(Post(service_, {Kudos("k1", "alice", "bob", 5)}, true).ok());
+}
+
+// Issue 18: the programs service pays awards and celebrations from the
+// org's issuer; each service posts only its own kinds.
+TEST_F(LedgerApi, PostTransfers_ProgramsServicePostsAwardFromIssuerOnly) {
+  absl::StatusOr<std::string> minted = common::auth::MintServiceToken(
+      ledger::kProgramsServiceSubject, org_, common::auth::kDevServiceSecret, absl::Now());
+  ASSERT_TRUE(minted.ok()) << minted.status();
+  const std::string programs = *minted;
+  auto award = [](const std::string& id, ledger::v1::TransferKind kind, int64_t amount) {
+    Transfer t;
+    t.set_transfer_id(id);
+    *t.mutable_debit_account() = Issuer();
+    *t.mutable_credit_account() = Earned("bob");
+    t.set_amount(amount);
+    t.set_kind(kind);
+    t.set_reference("award-" + id);
+    return t;
+  };
+  PostTransfersResponse paid;
+  grpc::Status status = Post(programs, {award("a1", ledger::v1::TRANSFER_KIND_AWARD, 50),
+                                        award("c1", ledger::v1::TRANSFER_KIND_CELEBRATION, 10)},
+                             true, &paid);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(paid.results_size(), 2);
+  EXPECT_TRUE(paid.results(0).created());
+  PostTransfersResponse retried;
+  ASSERT_TRUE(Post(programs, {award("a1", ledger::v1::TRANSFER_KIND_AWARD, 50)}, true, &retried)
+                  .ok());
+  EXPECT_FALSE(retried.results(0).created()) << "a retry with the same id is applied once";
+  EXPECT_EQ(Balance(Earned("bob")), 60);
+  EXPECT_EQ(Balance(Issuer()), -60);
+
+  grpc::Status kudos_by_programs = Post(programs, {Kudos("k1", "alice", "bob", 5)}, true);
+  EXPECT_EQ(kudos_by_programs.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_TRUE(absl::StrContains(kudos_by_programs.error_message(), "transfers[0].kind"))
+      << kudos_by_programs.error_message();
+  EXPECT_EQ(Post(service_, {award("a2", ledger::v1::TRANSFER_KIND_AWARD, 5)}, true).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  Transfer from_allowance = award("a3", ledger::v1::TRANSFER_KIND_AWARD, 5);
+  *from_allowance.mutable_debit_account() = Allowance("alice");
+  grpc::Status wrong_debit = Post(programs, {from_allowance}, true);
+  EXPECT_EQ(wrong_debit.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(absl::StrContains(wrong_debit.error_message(), "must be ISSUER"))
+      << wrong_debit.error_message();
+  EXPECT_EQ(Balance(Earned("bob")), 60) << "refused posts move nothing";
+
+  ledger::v1::VerifyLedgerResponse verify;
+  ASSERT_TRUE(stub_->VerifyLedger(harness::Context(admin_).get(), {}, &verify).ok());
+  EXPECT_TRUE(verify.consistent()) << verify.DebugString();
 }
 
 TEST_F(LedgerApi, Permissions_MemberReadsOnlyOwnAccounts) {
