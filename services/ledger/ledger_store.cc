@@ -752,35 +752,63 @@ void LedgerStore::Post(absl::string_view org, std::vector<std::pair<int, Transfe
       })
       .Then([this, state, deadline](Done step) {
         const std::string& org = state->org;
-        std::vector<std::string> args = {absl::StrCat(ToMillis(state->now)),
-                                         EventHeader(org, state->now),
-                                         state->period.key,
-                                         absl::StrCat(state->policy.points_per_period()),
-                                         absl::StrCat(kSpentTtlSeconds),
-                                         state->linked ? "1" : "0"};
         std::vector<const Transfer*> requested;
-        keys::KeyList keys;
-        AddJournalKeys(org, keys);
-        for (const auto& [index, transfer] : state->transfers) {
-          // An allowance is checked against the period's limit; the issuer
-          // (awards, celebrations) is not checked.
-          const bool allowance =
-              transfer.debit_account().type() == ledger::v1::ACCOUNT_TYPE_ALLOWANCE;
-          const char* dkind = allowance ? "A" : "N";
-          const std::string& giver = transfer.debit_account().person_id();
-          AppendTransferArgs(args, index, transfer, state->now, dkind, giver);
-          AddTransferKeys(org, transfer, dkind, giver, state->period.key, keys);
-          requested.push_back(&transfer);
-        }
+        for (const auto& [index, transfer] : state->transfers) requested.push_back(&transfer);
         CheckDoubleEntry(requested);
         // Debits of kind A or N only: post.lua never asks for more keys here.
-        EvalWrite(post_, org, std::move(keys).Take(), std::move(args), deadline,
-                  Into(&state->reply, std::move(step)));
+        EvalWrite(post_, org, PostKeys(org, state->transfers, state->period.key),
+                  PostArgs(org, state->transfers, state->linked, state->now, state->period.key,
+                           state->policy.points_per_period()),
+                  deadline, Into(&state->reply, std::move(step)));
       });
   std::move(steps).Run([state, done = std::move(done)](absl::Status status) mutable {
     if (!status.ok()) return std::move(done)(status);
     std::move(done)(PostResults(*state));
   });
+}
+
+namespace {
+
+// An allowance is checked against the period's limit ("A"); the issuer
+// (awards, celebrations) is not checked ("N").
+const char* PostedDebitKind(const Transfer& transfer) {
+  return transfer.debit_account().type() == ledger::v1::ACCOUNT_TYPE_ALLOWANCE ? "A" : "N";
+}
+
+}  // namespace
+
+std::vector<std::string> LedgerStore::PostKeys(
+    absl::string_view org, const std::vector<std::pair<int, Transfer>>& transfers,
+    absl::string_view period_key) {
+  keys::KeyList keys;
+  AddJournalKeys(org, keys);
+  for (const auto& [index, transfer] : transfers) {
+    AddTransferKeys(org, transfer, PostedDebitKind(transfer),
+                    transfer.debit_account().person_id(), period_key, keys);
+  }
+  return std::move(keys).Take();
+}
+
+std::vector<std::string> LedgerStore::PostArgs(
+    absl::string_view org, const std::vector<std::pair<int, Transfer>>& transfers, bool linked,
+    absl::Time now, absl::string_view period_key, int64_t points_per_period) {
+  std::vector<std::string> args = {absl::StrCat(ToMillis(now)),
+                                   EventHeader(org, now),
+                                   std::string(period_key),
+                                   absl::StrCat(points_per_period),
+                                   absl::StrCat(kSpentTtlSeconds),
+                                   linked ? "1" : "0"};
+  for (const auto& [index, transfer] : transfers) {
+    AppendTransferArgs(args, index, transfer, now, PostedDebitKind(transfer),
+                       transfer.debit_account().person_id());
+  }
+  return args;
+}
+
+const common::redis::Script& LedgerStore::PostScript() {
+  static const common::redis::Script* const script =
+      new common::redis::Script("ledger_post", WithLib(kLedgerPostLua));
+  return *script;
 }
 
 void LedgerStore::GetBalance(absl::string_view org, const Account& account, absl::Time now,

@@ -182,6 +182,20 @@ class LedgerStore {
                               absl::string_view period_key, keys::KeyList& keys);
   // bal, seq, journal and outbox: every script that may apply a transfer.
   static void AddJournalKeys(absl::string_view org, keys::KeyList& keys);
+
+  // What Post sends to post.lua, for tools and the bench's Redis floor (the
+  // same call without the store): the script as loaded (guard included),
+  // its KEYS and its ARGV for validated `transfers` in the allowance period
+  // `period_key` with the policy's `points_per_period`.
+  static const common::redis::Script& PostScript();
+  static std::vector<std::string> PostKeys(absl::string_view org,
+                                           const std::vector<std::pair<int, Transfer>>& transfers,
+                                           absl::string_view period_key);
+  static std::vector<std::string> PostArgs(absl::string_view org,
+                                           const std::vector<std::pair<int, Transfer>>& transfers,
+                                           bool linked, absl::Time now,
+                                           absl::string_view period_key,
+                                           int64_t points_per_period);
   const WriteConcern& write_concern() const { return write_concern_; }
 
  private:
