@@ -324,6 +324,27 @@ TEST_F(CelebrationsSweepTest, Sweep_EmptyDirectoryZoneMeansTheOrgsZone) {
   EXPECT_EQ(Earned("bob"), 10);
 }
 
+TEST_F(CelebrationsSweepTest, Sweep_DirectoryZoneChangeMovesTheCelebrationToNineInTheNewZone) {
+  CreatePerson("zed", "UTC");
+  SetBirthday(*replica_, "zed", 8, 20, Utc(2027, 1, 1));
+  // zed moves to Los Angeles in the directory: 09:00 PDT is 16:00 UTC.
+  kudos::v1::UpdatePersonRequest update;
+  update.mutable_person()->set_person_id("zed");
+  update.mutable_person()->set_display_name("Person zed");
+  update.mutable_person()->set_team_id("eng");
+  update.mutable_person()->set_time_zone("America/Los_Angeles");
+  update.mutable_person()->set_active(true);
+  kudos::v1::UpdatePersonResponse updated;
+  grpc::Status status = directory_->UpdatePerson(Context(admin_).get(), update, &updated);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  cel::SweepStats at_utc_nine = Run(*replica_, Utc(2027, 8, 20, 9));
+  EXPECT_EQ(at_utc_nine.paid, 0);
+  EXPECT_EQ(at_utc_nine.moved, 1);
+  EXPECT_EQ(Run(*replica_, Utc(2027, 8, 20, 15, 59)).paid, 0);
+  EXPECT_EQ(Run(*replica_, Utc(2027, 8, 20, 16)).paid, 1);
+  EXPECT_EQ(Earned("zed"), 10);
+}
+
 TEST_F(CelebrationsSweepTest, Sweep_WorkAnniversaryPaysTheOrgsPointsPerTenureYear) {
   CreatePerson("carol", "UTC");
   v1::CelebrationSettings settings;
