@@ -314,6 +314,24 @@ TEST_F(CelebrationsSweepTest, Sweep_BirthdayIsPaidAtNineInThePersonsZoneOnce) {
   ExpectLedgerConsistent();
 }
 
+TEST_F(CelebrationsSweepTest, Sweep_DateSetAgainOnTheDayAfterItWasCelebratedIsNotPaidAgain) {
+  CreatePerson("rita", "UTC");
+  SetBirthday(*replica_, "rita", 5, 4, Utc(2027, 1, 1));
+  EXPECT_EQ(Run(*replica_, Utc(2027, 5, 4, 9)).paid, 1);
+  // Set again at 10:00 on the day: scheduled for today's 09:00 again, and
+  // the (person, kind, year) marker stops a second payment.
+  v1::CelebrationProfile profile = SetBirthday(*replica_, "rita", 5, 4, Utc(2027, 5, 4, 10));
+  EXPECT_EQ(profile.next_birthday_time().seconds(), absl::ToUnixSeconds(Utc(2027, 5, 4, 9)));
+  cel::SweepStats again = Run(*replica_, Utc(2027, 5, 4, 10, 1));
+  EXPECT_EQ(again.paid, 0);
+  EXPECT_EQ(again.already, 1);
+  EXPECT_EQ(Earned("rita"), 10);
+  EXPECT_EQ(Feed().size(), 1u);
+  // And next year's is scheduled again.
+  EXPECT_EQ(Run(*replica_, Utc(2028, 5, 4, 9)).paid, 1);
+  EXPECT_EQ(Earned("rita"), 20);
+}
+
 TEST_F(CelebrationsSweepTest, Sweep_EmptyDirectoryZoneMeansTheOrgsZone) {
   CreatePerson("bob", "");
   v1::CelebrationProfile profile = SetBirthday(*replica_, "bob", 7, 1, Utc(2027, 1, 5));
