@@ -42,7 +42,7 @@ int64_t IntOf(const Reply& reply) {
 }  // namespace
 
 InsightsStore::InsightsStore(common::redis::Pool& pool)
-    : pool_(pool), apply_script_("leaderboard_insights_apply", kInsightsApplyLua, common::redis::ScriptKeys::kPrefixOnly) {}
+    : pool_(pool), apply_script_("leaderboard_insights_apply", kInsightsApplyLua) {}
 
 absl::StatusOr<kudos::v1::OrgSettings> InsightsStore::PlanningSettings(const std::string& org) {
   absl::StatusOr<std::vector<absl::StatusOr<Reply>>> replies =

@@ -63,8 +63,8 @@ std::string StreamPrefix(StreamKind kind);
 class Projector {
  public:
   explicit Projector(Store& store, RebuildOptions rebuild = {})
-      : store_(store), rebuild_(rebuild), trim_script_("leaderboard_trim_stream", TrimStreamLua(), common::redis::ScriptKeys::kPrefixOnly),
-        store_snapshot_script_("leaderboard_store_snapshot", StoreSnapshotLua(), common::redis::ScriptKeys::kPrefixOnly) {}
+      : store_(store), rebuild_(rebuild), trim_script_("leaderboard_trim_stream", TrimStreamLua()),
+        store_snapshot_script_("leaderboard_store_snapshot", StoreSnapshotLua()) {}
 
   struct Result {
     bool applied = false;  // false: seen before, or not a usable event

@@ -163,7 +163,7 @@ void AddEmitOp(ApplyPlan& plan, absl::string_view org, const kudos::v1::KudosEve
 // ---------------------------------------------------------------- PeriodCloser
 
 PeriodCloser::PeriodCloser(Store& store, EventsOptions options)
-    : store_(store), options_(options), close_script_("leaderboard_close_period", kCloseLua, common::redis::ScriptKeys::kPrefixOnly) {
+    : store_(store), options_(options), close_script_("leaderboard_close_period", kCloseLua) {
   KUDOS_CHECK(options_.top_n >= 1 && options_.max_len >= 1 && options_.max_teams >= 1 &&
                   options_.max_periods_per_run >= 1,
               "a period close lists a bounded, positive number of entries");

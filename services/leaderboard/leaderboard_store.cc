@@ -167,11 +167,11 @@ Store::Store(common::redis::Pool& pool, common::redis::AsyncClient* async)
     : pool_(pool),
       async_(async),
       org_registry_(pool),
-      apply_script_("leaderboard_apply_event", kApplyEventLua, common::redis::ScriptKeys::kPrefixOnly),
-      read_script_("leaderboard_board_read", kBoardReadLua, common::redis::ScriptKeys::kPrefixOnly),
-      rebuild_begin_script_("leaderboard_rebuild_begin", kRebuildBeginLua, common::redis::ScriptKeys::kPrefixOnly),
-      rebuild_end_script_("leaderboard_rebuild_end", kRebuildEndLua, common::redis::ScriptKeys::kPrefixOnly),
-      swap_script_("leaderboard_rebuild_swap", kRebuildSwapLua, common::redis::ScriptKeys::kPrefixOnly) {}
+      apply_script_("leaderboard_apply_event", kApplyEventLua),
+      read_script_("leaderboard_board_read", kBoardReadLua),
+      rebuild_begin_script_("leaderboard_rebuild_begin", kRebuildBeginLua),
+      rebuild_end_script_("leaderboard_rebuild_end", kRebuildEndLua),
+      swap_script_("leaderboard_rebuild_swap", kRebuildSwapLua) {}
 
 absl::StatusOr<std::vector<std::string>> Store::Orgs() {
   absl::StatusOr<std::vector<std::string>> registered = org_registry_.Orgs();
