@@ -118,7 +118,6 @@ absl::StatusOr<SweepStats> Sampler::RunOnce(const std::string& org, absl::Time n
     batch.weekly_cap = settings.max_invitations_per_person_per_week();
     batch.retention_days = settings.retention_days();
     batch.template_pb = invitation.SerializeAsString();
-    batch.nonce = RandomHex(16);
     batch.candidates = std::move(candidates);
     absl::StatusOr<std::optional<int>> created = store_.CreateInvitations(org, batch, Ms(now));
     if (!created.ok()) return created.status();

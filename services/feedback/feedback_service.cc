@@ -316,7 +316,8 @@ absl::Status FeedbackServiceImpl::DoSubmitResponse(const Principal& who,
                                                  invitation.survey_id(), UnitName(unit), key));
   }
   absl::StatusOr<SubmitOutcome> outcome =
-      store_.Submit(who.org, request.invitation_id(), who.subject, request.request_id(),
+      store_.Submit(who.org, request.invitation_id(), invitation.team_id(), who.subject,
+                    request.request_id(),
                     CanonicalAnswers(request.answers()), RandomHex(8),
                     EffectiveSettings(*settings).retention_days(), absl::ToUnixMillis(clock_()),
                     RespondentTag(respondent_secret_, who.org, invitation.team_id(), who.subject),

@@ -1,10 +1,12 @@
 #include "services/feedback/feedback_store.h"
 
+#include <algorithm>
 #include <set>
 
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/check/check.h"
 #include "lua/kCreateInvitationsLua.h"
 #include "lua/kCreateSurveyLua.h"
 #include "lua/kSubmitResponseLua.h"
@@ -42,9 +44,9 @@ std::string RandomHex(int bytes) {
 
 FeedbackStore::FeedbackStore(common::redis::Pool& pool)
     : pool_(pool),
-      create_survey_("feedback_create_survey", kCreateSurveyLua, common::redis::ScriptKeys::kPrefixOnly),
-      create_invitations_("feedback_create_invitations", kCreateInvitationsLua, common::redis::ScriptKeys::kPrefixOnly),
-      submit_response_("feedback_submit_response", kSubmitResponseLua, common::redis::ScriptKeys::kPrefixOnly) {}
+      create_survey_("feedback_create_survey", kCreateSurveyLua),
+      create_invitations_("feedback_create_invitations", kCreateInvitationsLua),
+      submit_response_("feedback_submit_response", kSubmitResponseLua) {}
 
 absl::StatusOr<feedback::v1::FeedbackSettings> FeedbackStore::GetSettings(const std::string& org) {
   absl::StatusOr<Reply> reply = pool_.Run({"GET", Prefix(org) + "settings"});
@@ -63,7 +65,8 @@ absl::Status FeedbackStore::PutSettings(const std::string& org,
 absl::Status FeedbackStore::CreateSurvey(const std::string& org, const feedback::v1::Survey& survey,
                                          int64_t now_ms) {
   absl::StatusOr<Reply> reply = pool_.Eval(
-      create_survey_, {Prefix(org)},
+      create_survey_,
+      {SurveyKey(org, survey.survey_id()), SurveysKey(org), TeamSurveysKey(org, survey.team_id())},
       {survey.survey_id(), survey.team_id(), survey.SerializeAsString(), absl::StrCat(now_ms),
        absl::StrCat(kMaxSurveysPerTeam), absl::StrCat(kMaxSurveysPerOrg)});
   return reply.status();
@@ -71,7 +74,7 @@ absl::Status FeedbackStore::CreateSurvey(const std::string& org, const feedback:
 
 absl::StatusOr<std::optional<feedback::v1::Survey>> FeedbackStore::GetSurvey(
     const std::string& org, const std::string& survey_id) {
-  absl::StatusOr<Reply> reply = pool_.Run({"GET", Prefix(org) + "survey:" + survey_id});
+  absl::StatusOr<Reply> reply = pool_.Run({"GET", SurveyKey(org, survey_id)});
   if (!reply.ok()) return reply.status();
   if (reply->is_nil()) return std::optional<feedback::v1::Survey>();
   feedback::v1::Survey survey;
@@ -82,13 +85,13 @@ absl::StatusOr<std::optional<feedback::v1::Survey>> FeedbackStore::GetSurvey(
 absl::StatusOr<std::vector<feedback::v1::Survey>> FeedbackStore::ListSurveys(
     const std::string& org, const std::string& team_id) {
   const std::string index =
-      team_id.empty() ? Prefix(org) + "surveys" : Prefix(org) + "team_surveys:" + team_id;
+      team_id.empty() ? SurveysKey(org) : TeamSurveysKey(org, team_id);
   absl::StatusOr<Reply> ids = pool_.Run({"ZRANGE", index, "0", "-1"});
   if (!ids.ok()) return ids.status();
   std::vector<feedback::v1::Survey> surveys;
   if (ids->elements.empty()) return surveys;
   common::redis::Command mget = {"MGET"};
-  for (const Reply& id : ids->elements) mget.push_back(Prefix(org) + "survey:" + id.str);
+  for (const Reply& id : ids->elements) mget.push_back(SurveyKey(org, id.str));
   absl::StatusOr<Reply> values = pool_.Run(mget);
   if (!values.ok()) return values.status();
   for (const Reply& value : values->elements) {
@@ -164,6 +167,10 @@ absl::StatusOr<std::vector<std::string>> FeedbackStore::Served(const std::string
 absl::StatusOr<std::optional<int>> FeedbackStore::CreateInvitations(const std::string& org,
                                                                     const InvitationBatch& batch,
                                                                     int64_t now_ms) {
+  // At most the served set's bound: every candidate is two keys of the call.
+  const size_t n = std::min(batch.candidates.size(), static_cast<size_t>(kMaxServedPerTeam));
+  std::vector<std::string> keys = {SweptKey(org, batch.survey_id, batch.period),
+                                   WeeklyKey(org, batch.week_key), kudos::InvitationStream(org)};
   std::vector<std::string> args = {
       batch.survey_id,
       batch.team_id,
@@ -171,17 +178,23 @@ absl::StatusOr<std::optional<int>> FeedbackStore::CreateInvitations(const std::s
       absl::StrCat(batch.period_start_ms),
       absl::StrCat(batch.closes_ms),
       absl::StrCat(batch.max_invitations),
-      batch.week_key,
       absl::StrCat(batch.weekly_cap),
       absl::StrCat(int64_t{batch.retention_days} * 86400),
       batch.template_pb,
-      batch.nonce,
       absl::StrCat(now_ms),
       absl::StrCat(kInvitationStreamCap),
+      absl::StrCat(n),
   };
-  args.insert(args.end(), batch.candidates.begin(), batch.candidates.end());
-  absl::StatusOr<Reply> reply = pool_.Eval(create_invitations_,
-                                           {Prefix(org), kudos::InvitationStream(org)}, args);
+  for (size_t i = 0; i < n; ++i) {
+    // Ids and salts drawn here so the script is given the keys they name.
+    const std::string id = RandomHex(12);
+    keys.push_back(InvitationKey(org, id));
+    keys.push_back(InboxKey(org, batch.candidates[i]));
+    args.insert(args.end(), {batch.candidates[i], id, RandomHex(16)});
+  }
+  KUDOS_CHECK(keys.size() == 3 + 2 * n && args.size() == 12 + 3 * n,
+              "create_invitations: two keys and three arguments per candidate");
+  absl::StatusOr<Reply> reply = pool_.Eval(create_invitations_, keys, args);
   if (!reply.ok()) return reply.status();
   if (reply->integer < 0) return std::optional<int>();
   return std::optional<int>(static_cast<int>(reply->integer));
@@ -190,7 +203,7 @@ absl::StatusOr<std::optional<int>> FeedbackStore::CreateInvitations(const std::s
 absl::StatusOr<bool> FeedbackStore::Swept(const std::string& org, const std::string& survey_id,
                                           const std::string& period) {
   absl::StatusOr<Reply> reply =
-      pool_.Run({"EXISTS", Prefix(org) + "swept:" + survey_id + ":" + period});
+      pool_.Run({"EXISTS", SweptKey(org, survey_id, period)});
   if (!reply.ok()) return reply.status();
   return reply->integer == 1;
 }
@@ -198,7 +211,7 @@ absl::StatusOr<bool> FeedbackStore::Swept(const std::string& org, const std::str
 absl::StatusOr<std::optional<StoredInvitation>> FeedbackStore::GetInvitation(
     const std::string& org, const std::string& id) {
   absl::StatusOr<Reply> reply = pool_.Run(
-      {"HMGET", Prefix(org) + "inv:" + id, "pb", "invitee", "answered", "period_start"});
+      {"HMGET", InvitationKey(org, id), "pb", "invitee", "answered", "period_start"});
   if (!reply.ok()) return reply.status();
   if (reply->elements.size() < 4 || reply->elements[0].is_nil()) {
     return std::optional<StoredInvitation>();
@@ -214,7 +227,7 @@ absl::StatusOr<std::optional<StoredInvitation>> FeedbackStore::GetInvitation(
 
 absl::StatusOr<std::vector<feedback::v1::Invitation>> FeedbackStore::OpenInvitations(
     const std::string& org, const std::string& person, int64_t now_ms) {
-  const std::string inbox = Prefix(org) + "inbox:" + person;
+  const std::string inbox = InboxKey(org, person);
   // Closed ones leave the inbox (scores are closing times).
   absl::StatusOr<std::vector<absl::StatusOr<Reply>>> replies = pool_.Pipeline(
       {{"ZREMRANGEBYSCORE", inbox, "-inf", absl::StrCat(now_ms)},
@@ -228,7 +241,7 @@ absl::StatusOr<std::vector<feedback::v1::Invitation>> FeedbackStore::OpenInvitat
   if (ids.elements.empty()) return open;
   std::vector<common::redis::Command> commands;
   for (const Reply& id : ids.elements) {
-    commands.push_back({"HMGET", Prefix(org) + "inv:" + id.str, "pb", "invitee", "answered"});
+    commands.push_back({"HMGET", InvitationKey(org, id.str), "pb", "invitee", "answered"});
   }
   absl::StatusOr<std::vector<absl::StatusOr<Reply>>> invitations = pool_.Pipeline(commands);
   if (!invitations.ok()) return invitations.status();
@@ -245,6 +258,7 @@ absl::StatusOr<std::vector<feedback::v1::Invitation>> FeedbackStore::OpenInvitat
 
 absl::StatusOr<SubmitOutcome> FeedbackStore::Submit(const std::string& org,
                                                     const std::string& invitation_id,
+                                                    const std::string& team_id,
                                                     const std::string& caller,
                                                     const std::string& request_id,
                                                     const std::string& canonical_answers,
@@ -252,13 +266,16 @@ absl::StatusOr<SubmitOutcome> FeedbackStore::Submit(const std::string& org,
                                                     int retention_days, int64_t now_ms,
                                                     const std::string& respondent_tag,
                                                     const std::vector<std::string>& respondent_sets) {
+  std::vector<std::string> keys = {InvitationKey(org, invitation_id),
+                                   InvitationRequestKey(org, invitation_id),
+                                   ResponsesKey(org, team_id), InboxKey(org, caller)};
+  keys.insert(keys.end(), respondent_sets.begin(), respondent_sets.end());
   std::vector<std::string> args = {invitation_id,   caller,
                                    request_id,      canonical_answers,
                                    response_nonce,  absl::StrCat(now_ms),
                                    absl::StrCat(int64_t{retention_days} * 86400),
-                                   respondent_tag};
-  args.insert(args.end(), respondent_sets.begin(), respondent_sets.end());
-  absl::StatusOr<Reply> reply = pool_.Eval(submit_response_, {Prefix(org)}, args);
+                                   respondent_tag,  team_id};
+  absl::StatusOr<Reply> reply = pool_.Eval(submit_response_, keys, args);
   if (!reply.ok()) return reply.status();
   SubmitOutcome outcome;
   outcome.replayed = reply->str == "REPLAY";
@@ -284,7 +301,7 @@ absl::StatusOr<std::vector<StoredResponse>> FeedbackStore::Responses(const std::
                                                                      int64_t start_ms,
                                                                      int64_t end_ms) {
   absl::StatusOr<Reply> reply =
-      pool_.Run({"ZRANGE", Prefix(org) + "responses:" + team, absl::StrCat(start_ms),
+      pool_.Run({"ZRANGE", ResponsesKey(org, team), absl::StrCat(start_ms),
                  absl::StrCat("(", end_ms), "BYSCORE"});
   if (!reply.ok()) return reply.status();
   std::vector<StoredResponse> responses;

@@ -59,6 +59,34 @@ class FeedbackStore {
   explicit FeedbackStore(common::redis::Pool& pool);
 
   static std::string Prefix(const std::string& org) { return "feedback:{" + org + "}:"; }
+  // One function per key name (the key shapes above); scripts are given
+  // every key they touch (a slot migration routes a script by them).
+  static std::string SurveyKey(const std::string& org, const std::string& survey_id) {
+    return Prefix(org) + "survey:" + survey_id;
+  }
+  static std::string SurveysKey(const std::string& org) { return Prefix(org) + "surveys"; }
+  static std::string TeamSurveysKey(const std::string& org, const std::string& team_id) {
+    return Prefix(org) + "team_surveys:" + team_id;
+  }
+  static std::string SweptKey(const std::string& org, const std::string& survey_id,
+                              const std::string& period) {
+    return Prefix(org) + "swept:" + survey_id + ":" + period;
+  }
+  static std::string WeeklyKey(const std::string& org, const std::string& week_key) {
+    return Prefix(org) + "weekly:" + week_key;
+  }
+  static std::string InvitationKey(const std::string& org, const std::string& invitation_id) {
+    return Prefix(org) + "inv:" + invitation_id;
+  }
+  static std::string InvitationRequestKey(const std::string& org, const std::string& invitation_id) {
+    return Prefix(org) + "invreq:" + invitation_id;
+  }
+  static std::string InboxKey(const std::string& org, const std::string& person_id) {
+    return Prefix(org) + "inbox:" + person_id;
+  }
+  static std::string ResponsesKey(const std::string& org, const std::string& team_id) {
+    return Prefix(org) + "responses:" + team_id;
+  }
 
   // Settings as stored (zeros: defaults).
   absl::StatusOr<feedback::v1::FeedbackSettings> GetSettings(const std::string& org);
@@ -97,8 +125,9 @@ class FeedbackStore {
     int weekly_cap = 0;
     int retention_days = 0;
     std::string template_pb;  // the Invitation without invitation_id and person_id
-    std::string nonce;        // random: invitation ids and salts derive from it
-    std::vector<std::string> candidates;  // eligible, in the order to try
+    // Eligible, in the order to try; past kMaxServedPerTeam (the served
+    // set's bound) the rest are not tried. Ids and salts are drawn per call.
+    std::vector<std::string> candidates;
   };
   // Creates the period's invitations atomically, once: the number created,
   // or nullopt when the period was already swept (another replica, an
@@ -121,8 +150,11 @@ class FeedbackStore {
   // the caller's, ALREADY_EXISTS when answered before with another
   // request_id or other answers, FAILED_PRECONDITION once closed; a replay
   // of the accepted call is OK (replayed). Stores the response unlinked.
+  // `team_id` is the invitation's (as read by GetInvitation; the responses
+  // key and `respondent_sets` are its): ABORTED, nothing stored, when the
+  // stored invitation names another team.
   absl::StatusOr<SubmitOutcome> Submit(const std::string& org, const std::string& invitation_id,
-                                       const std::string& caller, const std::string& request_id,
+                                       const std::string& team_id, const std::string& caller, const std::string& request_id,
                                        const std::string& canonical_answers,
                                        const std::string& response_nonce, int retention_days,
                                        int64_t now_ms, const std::string& respondent_tag,

@@ -59,8 +59,8 @@ Archiver::Archiver(common::redis::Pool& pool, KudosStore& store, ArchiverOptions
     : pool_(pool),
       store_(store),
       options_(options),
-      archive_batch_("archive_batch", kArchiveBatchLua, common::redis::ScriptKeys::kPrefixOnly),
-      release_lock_("release_lock", kReleaseLockLua, common::redis::ScriptKeys::kPrefixOnly) {
+      archive_batch_("archive_batch", kArchiveBatchLua),
+      release_lock_("release_lock", kReleaseLockLua) {
   KUDOS_CHECK(options_.batch_kudos >= 1 && options_.chunk_kudos >= 1 &&
                   options_.chunk_kudos <= kMaxChunkKudos &&
                   options_.max_batches_per_run >= 1,
@@ -72,7 +72,7 @@ absl::StatusOr<ArchiveStats> Archiver::RunOnce(const std::string& org, absl::Tim
   absl::StatusOr<kudos::v1::OrgSettings> settings = store_.GetSettings(org);
   if (!settings.ok()) return settings.status();
   const common::v1::RetentionPolicy retention = RetentionWithDefaults(settings->retention());
-  const std::string lock = KudosStore::Prefix(org) + "archive:lock";
+  const std::string lock = KudosStore::ArchiveLock(org);
   const std::string token = LockToken();
   absl::StatusOr<Reply> locked =
       pool_.Run({"SET", lock, token, "NX", "PX",
@@ -160,8 +160,8 @@ absl::StatusOr<std::vector<ArchivedKudos>> Archiver::OldCandidates(const std::st
   std::vector<int64_t> seqs;
   for (const KudosStore::FeedEntry& entry : *ids) {
     seqs.push_back(entry.seq);
-    commands.push_back({"GET", KudosStore::Prefix(org) + "kudos:" + entry.id});
-    commands.push_back({"LRANGE", KudosStore::Prefix(org) + "boosts:" + entry.id, "0", "-1"});
+    commands.push_back({"GET", KudosStore::RecordKey(org, RecordKind::kKudos, entry.id)});
+    commands.push_back({"LRANGE", KudosStore::BoostsKey(org, entry.id), "0", "-1"});
   }
   std::vector<ArchivedKudos> batch;
   if (commands.empty()) return batch;
@@ -218,7 +218,7 @@ absl::StatusOr<bool> Archiver::ArchiveMonth(const std::string& org, const std::s
     }
     if (expected_score.empty()) {
       absl::StatusOr<Reply> count =
-          pool_.Run({"HGET", KudosStore::Prefix(org) + "archive:months", month});
+          pool_.Run({"HGET", KudosStore::ArchiveMonths(org), month});
       if (!count.ok()) return count.status();
       auto parsed = ParseChunkName(month + ":0");
       if (!parsed.ok()) return parsed.status();
@@ -241,33 +241,98 @@ absl::StatusOr<bool> Archiver::ArchiveMonth(const std::string& org, const std::s
                 "archived chunks never overlap: new entries lie above the archive");
     absl::StatusOr<std::string> bytes = EncodeChunk(entries, options_.zstd_level);
     if (!bytes.ok()) return bytes.status();
-    std::vector<std::string> args = {month,
+    std::vector<ArchivedKudos> taken(entries.begin() + first_new, entries.end());
+    std::vector<std::string> head = {month,
                                      std::to_string(ref.chunk),
                                      *bytes,
                                      std::to_string(entries.back().seq),
                                      std::to_string(entries[first_new].seq),
                                      expected_score,
                                      std::to_string(take)};
-    for (size_t i = first_new; i < entries.size(); ++i) {
-      const ArchivedKudos& entry = entries[i];
-      const uint64_t digest = IdDigest(entry.kudos.kudos_id());
-      const std::vector<std::string> feeds = FeedKeysOf(entry.kudos, entry.teams);
-      args.insert(args.end(), {entry.kudos.kudos_id(), std::to_string(entry.seq),
-                               std::to_string(entry.kudos.boosts_size()),
-                               IndexField(digest), IndexRecord(digest, ref),
-                               std::to_string(feeds.size())});
-      args.insert(args.end(), feeds.begin(), feeds.end());
-    }
-    absl::StatusOr<Reply> reply = pool_.Eval(archive_batch_, {KudosStore::Prefix(org)}, args);
-    if (!reply.ok()) return reply.status();
-    if (reply->str == "CONFLICT") return false;
-    KUDOS_CHECK(reply->str == "OK", "archive_batch answers OK or CONFLICT");
+    absl::StatusOr<std::string> outcome = RunArchiveBatch(org, ChunkName(ref), ref, head, taken);
+    if (!outcome.ok()) return outcome.status();
+    if (*outcome == "CONFLICT") return false;
+    KUDOS_CHECK(*outcome == "OK", "archive_batch answers OK or CONFLICT");
     stats.kudos_archived += static_cast<int64_t>(take);
     stats.bytes_written += static_cast<int64_t>(bytes->size());
     stats.chunks_written += 1;
     done += take;
   }
   return true;
+}
+
+namespace {
+
+// For each kudos of `batch` and each of its feeds, the sealed chunk whose
+// range holds the kudos's seq ('' = none): the chunk archive_batch.lua
+// removes it from unless it is still in the feed's head.
+absl::StatusOr<std::vector<std::vector<std::string>>> ReadHoldingChunks(
+    common::redis::Pool& pool, const std::string& org, const std::vector<ArchivedKudos>& batch,
+    const std::vector<std::vector<std::string>>& feeds) {
+  std::vector<common::redis::Command> commands;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    for (const std::string& feed : feeds[i]) {
+      commands.push_back({"ZRANGE", KudosStore::FeedChunksKey(org, feed),
+                          std::to_string(batch[i].seq), "+inf", "BYSCORE", "LIMIT", "0", "1"});
+    }
+  }
+  auto replies = pool.Pipeline(commands);
+  if (!replies.ok()) return replies.status();
+  std::vector<std::vector<std::string>> chunks(batch.size());
+  size_t next = 0;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    for (size_t f = 0; f < feeds[i].size(); ++f) {
+      const absl::StatusOr<Reply>& reply = (*replies)[next++];
+      if (!reply.ok()) return reply.status();
+      chunks[i].push_back(reply->elements.empty() ? "" : reply->elements[0].str);
+    }
+  }
+  return chunks;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> Archiver::RunArchiveBatch(const std::string& org,
+                                                      const std::string& chunk_name,
+                                                      const ChunkRef& ref,
+                                                      const std::vector<std::string>& head_args,
+                                                      const std::vector<ArchivedKudos>& batch) {
+  std::vector<std::vector<std::string>> feeds;
+  for (const ArchivedKudos& entry : batch) feeds.push_back(FeedKeysOf(entry.kudos, entry.teams));
+  // A seal between the read of the chunks and the script moves a kudos out
+  // of the head into a chunk not declared: the script says 'NEED', read again.
+  for (int attempt = 0; attempt <= KudosStore::kMaxNeedRetries; ++attempt) {
+    auto chunks = ReadHoldingChunks(pool_, org, batch, feeds);
+    if (!chunks.ok()) return chunks.status();
+    std::vector<std::string> keys = {KudosStore::ArchiveChunks(org), KudosStore::ArchiveMonths(org),
+                                     KudosStore::ArchiveIndex(org),
+                                     KudosStore::ArchiveChunk(org, chunk_name)};
+    std::vector<std::string> args = head_args;
+    for (size_t i = 0; i < batch.size(); ++i) {
+      const ArchivedKudos& entry = batch[i];
+      const std::string& id = entry.kudos.kudos_id();
+      const uint64_t digest = IdDigest(id);
+      keys.push_back(KudosStore::RecordKey(org, RecordKind::kKudos, id));
+      keys.push_back(KudosStore::BoostsKey(org, id));
+      args.insert(args.end(), {id, std::to_string(entry.seq), std::to_string(entry.kudos.boosts_size()),
+                               IndexField(digest), IndexRecord(digest, ref),
+                               std::to_string(feeds[i].size())});
+      for (size_t f = 0; f < feeds[i].size(); ++f) {
+        const std::string& feed = feeds[i][f];
+        const std::string& chunk = (*chunks)[i][f];
+        keys.push_back(KudosStore::FeedHeadKey(org, feed));
+        keys.push_back(KudosStore::FeedChunksKey(org, feed));
+        keys.push_back(chunk.empty() ? KudosStore::FeedHeadKey(org, feed)
+                                     : KudosStore::FeedChunkKey(org, feed, chunk));
+        args.push_back(feed);
+        args.push_back(chunk);
+      }
+    }
+    absl::StatusOr<Reply> reply = pool_.Eval(archive_batch_, keys, args);
+    if (!reply.ok()) return reply.status();
+    if (reply->str != "NEED") return reply->str;
+  }
+  return std::string("CONFLICT");  // the feeds kept moving: the next run starts over
 }
 
 absl::StatusOr<int64_t> Archiver::TrimAudit(const std::string& org, absl::Time cutoff) {

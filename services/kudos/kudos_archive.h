@@ -70,6 +70,13 @@ class Archiver {
   absl::StatusOr<bool> ArchiveMonth(const std::string& org, const std::string& month,
                                     const std::vector<ArchivedKudos>& batch, ArchiveStats& stats);
   absl::StatusOr<int64_t> TrimAudit(const std::string& org, absl::Time cutoff);
+  // archive_batch.lua on `batch` (the new entries of chunk `ref`, named
+  // `chunk_name`) with `head_args` (its arguments before the entries): the
+  // script's answer, OK or CONFLICT.
+  absl::StatusOr<std::string> RunArchiveBatch(const std::string& org, const std::string& chunk_name,
+                                              const ChunkRef& ref,
+                                              const std::vector<std::string>& head_args,
+                                              const std::vector<ArchivedKudos>& batch);
 
   common::redis::Pool& pool_;
   KudosStore& store_;

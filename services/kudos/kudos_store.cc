@@ -30,17 +30,22 @@ using common::redis::Reply;
 
 // A feed's entries in one direction across its head and sealed chunks
 // (finish_recognition.lua writes them, archive_batch.lua removes them).
-// KEYS[1] = "kudos:{org}:". ARGV: feed, bound ('' = none), limit, order
-// ('desc': seq < bound, newest first; 'asc': seq > bound, oldest first).
-// Returns {{id, seq, id, seq, ...} (at most limit), the archive's top chunk
-// {name, score} or {}}. The head is read as a whole range and merged, so an
-// entry a replica of the previous version added to the head below the top
-// chunk is still listed in its place.
+// KEYS[1] = the feed's head, KEYS[2] = its chunk list (<feed>#), KEYS[3] =
+// archive:chunks, KEYS[3 + i] = <feed>#<chunk_i> for the chunks declared.
+// ARGV: bound ('' = none), limit, order ('desc': seq < bound, newest first;
+// 'asc': seq > bound, oldest first), n, chunk_1..chunk_n (the chunk names
+// declared). Returns {{id, seq, id, seq, ...} (at most limit), the archive's
+// top chunk {name, score} or {}}, or, when the listing reaches chunks not
+// declared, {'NEED', {chunk, ...}}: those chunks and the ones after them
+// it may read (one entry each at least), nothing read from them; call again
+// with them declared too. The head is read as a whole range and merged, so
+// an entry a replica of the previous version added to the head below the
+// top chunk is still listed in its place.
 constexpr char kFeedRangeLua[] = R"lua(
-local p, feed = KEYS[1], ARGV[1]
-local head = p .. feed
-local dir = head .. '#'
-local bound, limit, desc = ARGV[2], tonumber(ARGV[3]), ARGV[4] == 'desc'
+local head, dir, archive_chunks = KEYS[1], KEYS[2], KEYS[3]
+local bound, limit, desc = ARGV[1], tonumber(ARGV[2]), ARGV[3] == 'desc'
+local declared = {}
+for i = 1, tonumber(ARGV[4]) do declared[ARGV[4 + i]] = KEYS[3 + i] end
 local lo, hi = '-inf', '+inf'
 if bound ~= '' then
   if desc then hi = '(' .. bound else lo = '(' .. bound end
@@ -59,11 +64,21 @@ local function keep(entries)
   return #entries / 2
 end
 keep(range(head, limit))
--- Chunks in order (their ranges do not overlap) until they gave `limit`.
-local from_chunks = 0
+-- Chunks in order (their ranges do not overlap) until they gave `limit`;
+-- an undeclared one counts as one entry until it is read.
+local from_chunks, missing = 0, {}
+local function take(chunk)
+  local key = declared[chunk]
+  if key then
+    from_chunks = from_chunks + keep(range(key, limit - from_chunks))
+  else
+    missing[#missing + 1] = chunk
+    from_chunks = from_chunks + 1
+  end
+end
 if desc and bound ~= '' then
   local straddle = redis.call('ZRANGE', dir, bound, '+inf', 'BYSCORE', 'LIMIT', 0, 1)[1]
-  if straddle then from_chunks = from_chunks + keep(range(dir .. straddle, limit)) end
+  if straddle then take(straddle) end
 end
 local offset = 0
 while from_chunks < limit do
@@ -76,10 +91,11 @@ while from_chunks < limit do
   if #chunks == 0 then break end
   for _, chunk in ipairs(chunks) do
     if from_chunks >= limit then break end
-    from_chunks = from_chunks + keep(range(dir .. chunk, limit - from_chunks))
+    take(chunk)
   end
   offset = offset + #chunks
 end
+if #missing > 0 then return {'NEED', missing} end
 if desc then
   table.sort(found, function(a, b) return a[3] > b[3] end)
 else
@@ -90,7 +106,7 @@ for i = 1, math.min(#found, limit) do
   out[#out + 1] = found[i][1]
   out[#out + 1] = found[i][2]
 end
-return {out, redis.call('ZRANGE', p .. 'archive:chunks', -1, -1, 'WITHSCORES')}
+return {out, redis.call('ZRANGE', archive_chunks, -1, -1, 'WITHSCORES')}
 )lua";
 
 std::string NowText() { return absl::FormatTime(absl::RFC3339_sec, absl::Now(), absl::UTCTimeZone()); }
@@ -116,13 +132,22 @@ KudosStore::KudosStore(common::redis::Pool& pool, common::redis::AsyncClient* as
     : pool_(pool),
       async_(async),
       org_registry_(pool),
-      put_directory_entry_("put_directory_entry", kPutDirectoryEntryLua, common::redis::ScriptKeys::kPrefixOnly),
-      put_settings_("put_settings", kPutSettingsLua, common::redis::ScriptKeys::kPrefixOnly),
-      begin_("begin_recognition", kBeginRecognitionLua, common::redis::ScriptKeys::kPrefixOnly),
-      finish_("finish_recognition", kFinishRecognitionLua, common::redis::ScriptKeys::kPrefixOnly),
-      claim_reconcile_("claim_reconcile", kClaimReconcileLua, common::redis::ScriptKeys::kPrefixOnly),
-      reconcile_failed_("reconcile_failed", kReconcileFailedLua, common::redis::ScriptKeys::kPrefixOnly),
-      feed_range_("feed_range", kFeedRangeLua, common::redis::ScriptKeys::kPrefixOnly) {}
+      put_directory_entry_("put_directory_entry", kPutDirectoryEntryLua),
+      put_settings_("put_settings", kPutSettingsLua),
+      begin_("begin_recognition", kBeginRecognitionLua),
+      finish_("finish_recognition", kFinishRecognitionLua),
+      claim_reconcile_("claim_reconcile", kClaimReconcileLua),
+      reconcile_failed_("reconcile_failed", kReconcileFailedLua),
+      feed_range_("feed_range", kFeedRangeLua) {}
+
+std::string KudosStore::RecordKey(const std::string& org, RecordKind kind, const std::string& id) {
+  return Prefix(org) + KindName(kind) + ":" + id;
+}
+
+std::string KudosStore::RequestKey(const std::string& org, RecordKind kind,
+                                   const std::string& actor, const std::string& request_id) {
+  return Prefix(org) + KindName(kind) + "req:" + actor + ":" + request_id;
+}
 
 namespace {
 
@@ -138,32 +163,82 @@ absl::StatusOr<kudos::v1::OrgSettings> ParseSettings(const Reply& reply) {
 }  // namespace
 
 absl::StatusOr<kudos::v1::OrgSettings> KudosStore::GetSettings(const std::string& org) {
-  absl::StatusOr<Reply> reply = pool_.Run({"GET", Prefix(org) + "settings"});
+  absl::StatusOr<Reply> reply = pool_.Run({"GET", SettingsKey(org)});
   if (!reply.ok()) return reply.status();
   return ParseSettings(*reply);
 }
 
 namespace {
 
-// The keys of put_settings.lua and put_directory_entry.lua: the org's
-// prefix, its audit stream and its slot's org registry (all in one slot).
-std::vector<std::string> DirectoryWriteKeys(const std::string& org) {
-  return {KudosStore::Prefix(org), common::audit::StreamKey(org),
-          common::redis::OrgRegistryKey(org)};
+// The keys of put_settings.lua: all in the org's slot (its registry too).
+std::vector<std::string> SettingsWriteKeys(const std::string& org) {
+  return {KudosStore::SettingsKey(org), KudosStore::EventStream(org),
+          common::audit::StreamKey(org), common::redis::OrgRegistryKey(org)};
 }
 
-std::vector<std::string> PutPersonArgs(const std::string& org, const kudos::v1::Person& person,
-                                       bool create, const std::string& event_pb,
-                                       const std::string& actor) {
-  return {"person", create ? "create" : "update", person.person_id(),
-          person.SerializeAsString(), person.team_id(), person.manager_id(), event_pb, org,
-          actor, NowText()};
+// The keys of put_directory_entry.lua (its header): a key that does not
+// apply is the entry's own again.
+std::vector<std::string> DirectoryEntryKeys(const std::string& org,
+                                            const KudosStore::DirectoryEntry& entry,
+                                            const std::string& expected_old_team) {
+  const bool person = entry.kind == "person";
+  const std::string key =
+      person ? KudosStore::PersonKey(org, entry.id) : KudosStore::TeamKey(org, entry.id);
+  auto when = [&key](bool applies, std::string k) { return applies ? k : key; };
+  return {key,
+          person ? KudosStore::PeopleKey(org) : KudosStore::TeamsKey(org),
+          KudosStore::EventStream(org),
+          common::audit::StreamKey(org),
+          common::redis::OrgRegistryKey(org),
+          when(person && !entry.team_id.empty(), KudosStore::TeamKey(org, entry.team_id)),
+          when(person && !entry.team_id.empty(), KudosStore::TeamMembersKey(org, entry.team_id)),
+          when(person && !entry.manager_id.empty(), KudosStore::PersonKey(org, entry.manager_id)),
+          when(person && !expected_old_team.empty(),
+               KudosStore::TeamMembersKey(org, expected_old_team))};
 }
 
-std::vector<std::string> PutTeamArgs(const std::string& org, const kudos::v1::Team& team,
-                                     const std::string& event_pb, const std::string& actor) {
-  return {"team", "create", team.team_id(), team.SerializeAsString(), "", "", event_pb, org,
-          actor, NowText()};
+std::vector<std::string> DirectoryEntryArgs(const std::string& org,
+                                            const KudosStore::DirectoryEntry& entry,
+                                            const std::string& expected_old_team) {
+  return {entry.kind,       entry.mode,     entry.id,    entry.pb,  entry.team_id,
+          entry.manager_id, entry.event_pb, org,         entry.actor, NowText(),
+          expected_old_team};
+}
+
+KudosStore::DirectoryEntry PersonEntry(const kudos::v1::Person& person, bool create,
+                                       const std::string& event_pb, const std::string& actor) {
+  return {"person", create ? "create" : "update", person.person_id(), person.SerializeAsString(),
+          person.team_id(), person.manager_id(), event_pb, actor};
+}
+
+KudosStore::DirectoryEntry TeamEntry(const kudos::v1::Team& team, const std::string& event_pb,
+                                     const std::string& actor) {
+  return {"team", "create", team.team_id(), team.SerializeAsString(), "", "", event_pb, actor};
+}
+
+// A person's update usually keeps their team: expect that, and learn
+// otherwise from the script ('NEED'). A new entry has none.
+std::string ExpectedOldTeam(const KudosStore::DirectoryEntry& entry) {
+  return entry.mode == "update" ? entry.team_id : "";
+}
+
+// A script's 'NEED' answer ({'NEED', ...}): the keys it was given are not
+// the ones its data names now; nothing was written.
+bool IsNeed(const Reply& reply) {
+  return reply.type == Reply::Type::kArray && !reply.elements.empty() &&
+         reply.elements[0].type == Reply::Type::kString && reply.elements[0].str == "NEED";
+}
+
+// The team put_directory_entry.lua found the person in, when it said 'NEED'.
+std::optional<std::string> NeededOldTeam(const Reply& reply) {
+  if (!IsNeed(reply)) return std::nullopt;
+  KUDOS_CHECK(reply.elements.size() == 2, "put_directory_entry answers {'NEED', old_team}");
+  return reply.elements[1].str;
+}
+
+absl::Status EntryKeptChanging(const KudosStore::DirectoryEntry& entry) {
+  return absl::AbortedError(absl::StrCat(entry.kind, ".", entry.kind, "_id: '", entry.id,
+                                         "' changed team during every attempt to write it; retry"));
 }
 
 }  // namespace
@@ -189,28 +264,35 @@ absl::Status KudosStore::PutSettings(const std::string& org,
                                      const std::string& event_pb, const std::string& actor) {
   HintOrgSlot(org);
   return pool_
-      .Eval(put_settings_, DirectoryWriteKeys(org),
+      .Eval(put_settings_, SettingsWriteKeys(org),
             {settings.SerializeAsString(), event_pb, org, actor, NowText()})
       .status();
+}
+
+absl::Status KudosStore::PutEntry(const std::string& org, const DirectoryEntry& entry) {
+  HintOrgSlot(org);
+  std::string expected_old_team = ExpectedOldTeam(entry);
+  for (int attempt = 0; attempt <= kMaxNeedRetries; ++attempt) {
+    absl::StatusOr<Reply> reply =
+        pool_.Eval(put_directory_entry_, DirectoryEntryKeys(org, entry, expected_old_team),
+                   DirectoryEntryArgs(org, entry, expected_old_team));
+    if (!reply.ok()) return reply.status();
+    std::optional<std::string> old_team = NeededOldTeam(*reply);
+    if (!old_team.has_value()) return absl::OkStatus();
+    expected_old_team = *std::move(old_team);
+  }
+  return EntryKeptChanging(entry);
 }
 
 absl::Status KudosStore::PutPerson(const std::string& org, const kudos::v1::Person& person,
                                    bool create, const std::string& event_pb,
                                    const std::string& actor) {
-  HintOrgSlot(org);
-  return pool_
-      .Eval(put_directory_entry_, DirectoryWriteKeys(org),
-            PutPersonArgs(org, person, create, event_pb, actor))
-      .status();
+  return PutEntry(org, PersonEntry(person, create, event_pb, actor));
 }
 
 absl::Status KudosStore::PutTeam(const std::string& org, const kudos::v1::Team& team,
                                  const std::string& event_pb, const std::string& actor) {
-  HintOrgSlot(org);
-  return pool_
-      .Eval(put_directory_entry_, DirectoryWriteKeys(org),
-            PutTeamArgs(org, team, event_pb, actor))
-      .status();
+  return PutEntry(org, TeamEntry(team, event_pb, actor));
 }
 
 absl::StatusOr<std::map<std::string, kudos::v1::Person>> KudosStore::GetPeople(
@@ -233,9 +315,9 @@ std::vector<common::redis::Command> DirectoryReads(const std::string& org,
                                                    bool with_settings) {
   std::vector<common::redis::Command> commands;
   for (const std::string& id : ids) {
-    commands.push_back({"HGET", KudosStore::Prefix(org) + "person:" + id, "pb"});
+    commands.push_back({"HGET", KudosStore::PersonKey(org, id), "pb"});
   }
-  if (with_settings) commands.push_back({"GET", KudosStore::Prefix(org) + "settings"});
+  if (with_settings) commands.push_back({"GET", KudosStore::SettingsKey(org)});
   return commands;
 }
 
@@ -282,7 +364,7 @@ absl::StatusOr<std::vector<kudos::v1::Person>> KudosStore::ListPeople(const std:
                                                                       const std::string& team_id,
                                                                       const std::string& after_id,
                                                                       int limit) {
-  std::string index = team_id.empty() ? Prefix(org) + "people" : Prefix(org) + "team_members:" + team_id;
+  std::string index = team_id.empty() ? PeopleKey(org) : TeamMembersKey(org, team_id);
   absl::StatusOr<Reply> ids = pool_.Run(RangeAfter(index, after_id, limit));
   if (!ids.ok()) return ids.status();
   std::vector<std::string> id_list;
@@ -300,10 +382,10 @@ absl::StatusOr<std::vector<kudos::v1::Person>> KudosStore::ListPeople(const std:
 absl::StatusOr<std::vector<kudos::v1::Team>> KudosStore::ListTeams(const std::string& org,
                                                                    const std::string& after_id,
                                                                    int limit) {
-  absl::StatusOr<Reply> ids = pool_.Run(RangeAfter(Prefix(org) + "teams", after_id, limit));
+  absl::StatusOr<Reply> ids = pool_.Run(RangeAfter(TeamsKey(org), after_id, limit));
   if (!ids.ok()) return ids.status();
   std::vector<common::redis::Command> commands;
-  for (const Reply& id : ids->elements) commands.push_back({"HGET", Prefix(org) + "team:" + id.str, "pb"});
+  for (const Reply& id : ids->elements) commands.push_back({"HGET", TeamKey(org, id.str), "pb"});
   std::vector<kudos::v1::Team> teams;
   if (commands.empty()) return teams;
   auto replies = pool_.Pipeline(commands);
@@ -318,9 +400,26 @@ absl::StatusOr<std::vector<kudos::v1::Team>> KudosStore::ListTeams(const std::st
   return teams;
 }
 
-namespace {
+// The keys of begin_recognition.lua (its header), the legacy pair counters
+// of every recipient included.
+std::vector<std::string> KudosStore::BeginKeys(const std::string& org,
+                                               const BeginRecognition& begin) {
+  KUDOS_CHECK(begin.recipients.size() <= static_cast<size_t>(kMaxRecipients),
+              "a kudos or boost names at most kMaxRecipients recipients (validated)");
+  std::vector<std::string> keys = {
+      KudosStore::RequestKey(org, begin.kind, begin.actor, begin.request_id),
+      KudosStore::RateKey(org, begin.actor, begin.minute_key),
+      KudosStore::PairsKey(org, begin.actor, begin.week_key),
+      KudosStore::SeqKey(org),
+      KudosStore::RecordKey(org, begin.kind, begin.record_id),
+      KudosStore::PendingKey(org)};
+  for (const std::string& recipient : begin.recipients) {
+    keys.push_back(KudosStore::LegacyPairKey(org, begin.actor, recipient, begin.week_key));
+  }
+  return keys;
+}
 
-std::vector<std::string> BeginArgs(const BeginRecognition& begin) {
+std::vector<std::string> KudosStore::BeginArgs(const BeginRecognition& begin) {
   std::vector<std::string> args = {KindName(begin.kind),
                                    begin.actor,
                                    begin.request_id,
@@ -347,12 +446,20 @@ std::vector<std::string> BeginArgs(const BeginRecognition& begin) {
   return args;
 }
 
+namespace {
+
 absl::StatusOr<BeginOutcome> ParseBegin(const std::string& fingerprint,
                                         const absl::StatusOr<Reply>& reply) {
   if (!reply.ok()) return reply.status();
-  if (reply->elements.size() != 3) return absl::InternalError("begin_recognition: bad reply");
+  if (reply->elements.size() < 3) return absl::InternalError("begin_recognition: bad reply");
   BeginOutcome outcome{reply->elements[0].str == "NEW", reply->elements[1].str,
-                       reply->elements[2].str};
+                       reply->elements[2].str, ""};
+  if (outcome.is_new) {
+    if (reply->elements.size() != 4) return absl::InternalError("begin_recognition: bad reply");
+    absl::StatusOr<long long> seq = reply->elements[3].AsInteger();
+    if (!seq.ok()) return seq.status();
+    outcome.seq = std::to_string(*seq);
+  }
   // The caller compares fingerprints in full.
   if (KudosStore::SameFingerprint(outcome.fingerprint, fingerprint)) outcome.fingerprint = fingerprint;
   return outcome;
@@ -364,48 +471,124 @@ absl::StatusOr<std::optional<BeginOutcome>> ParseFindRequest(const absl::StatusO
     return std::optional<BeginOutcome>();
   }
   return std::optional<BeginOutcome>(
-      BeginOutcome{false, reply->elements[0].str, reply->elements[1].str});
+      BeginOutcome{false, reply->elements[0].str, reply->elements[1].str, ""});
 }
 
 }  // namespace
 
 absl::StatusOr<BeginOutcome> KudosStore::Begin(const std::string& org,
                                                const BeginRecognition& begin) {
-  return ParseBegin(begin.fingerprint, pool_.Eval(begin_, {Prefix(org)}, BeginArgs(begin)));
+  return ParseBegin(begin.fingerprint, pool_.Eval(begin_, BeginKeys(org, begin), BeginArgs(begin)));
 }
 
 absl::StatusOr<std::optional<BeginOutcome>> KudosStore::FindRequest(
     const std::string& org, RecordKind kind, const std::string& actor,
     const std::string& request_id) {
-  return ParseFindRequest(pool_.Run(
-      {"HMGET", Prefix(org) + KindName(kind) + "req:" + actor + ":" + request_id, "id", "fp"}));
+  return ParseFindRequest(
+      pool_.Run({"HMGET", RequestKey(org, kind, actor, request_id), "id", "fp"}));
+}
+
+FinishFields KudosStore::FinishFieldsOf(const BeginRecognition& begin, const std::string& seq) {
+  return {seq, absl::StrJoin(begin.feeds, ","), begin.kudos_id, begin.actor, begin.week_key, {}};
+}
+
+// The keys of finish_recognition.lua (its header).
+std::vector<std::string> KudosStore::FinishKeys(const std::string& org, RecordKind kind,
+                                                const std::string& id, const FinishFields& fields) {
+  const std::string record = KudosStore::RecordKey(org, kind, id);
+  std::vector<std::string> keys = {
+      record, KudosStore::PendingKey(org), KudosStore::EventStream(org),
+      KudosStore::PairsKey(org, fields.actor, fields.week),
+      kind == RecordKind::kBoost ? KudosStore::BoostsKey(org, fields.kudos_id) : record};
+  const std::string new_chunk = KudosStore::SealedChunkName(fields.seq);
+  for (absl::string_view feed : absl::StrSplit(fields.feeds, ',', absl::SkipEmpty())) {
+    const std::string name(feed);
+    keys.push_back(KudosStore::FeedHeadKey(org, name));
+    keys.push_back(KudosStore::FeedChunksKey(org, name));
+    keys.push_back(KudosStore::FeedChunkKey(org, name, new_chunk));
+  }
+  for (const auto& [feed, chunk] : fields.late_chunks) {
+    keys.push_back(KudosStore::FeedChunkKey(org, feed, chunk));
+  }
+  return keys;
+}
+
+std::vector<std::string> KudosStore::FinishArgs(RecordKind kind, const std::string& id,
+                                                bool commit, const absl::Status& error,
+                                                const FinishFields& fields) {
+  std::vector<std::string> args = {KindName(kind),
+                                   id,
+                                   commit ? "COMMITTED" : "ABORTED",
+                                   std::to_string(static_cast<int>(error.code())),
+                                   std::string(error.message()),
+                                   fields.feeds,
+                                   fields.seq,
+                                   fields.kudos_id,
+                                   fields.actor,
+                                   fields.week,
+                                   KudosStore::SealedChunkName(fields.seq),
+                                   std::to_string(fields.late_chunks.size())};
+  for (const auto& [feed, chunk] : fields.late_chunks) {
+    args.push_back(feed);
+    args.push_back(chunk);
+  }
+  return args;
 }
 
 namespace {
 
-std::vector<std::string> FinishArgs(RecordKind kind, const std::string& id, bool commit,
-                                    const absl::Status& error) {
-  return {KindName(kind), id, commit ? "COMMITTED" : "ABORTED",
-          std::to_string(static_cast<int>(error.code())), std::string(error.message())};
+// Takes finish_recognition.lua's 'NEED' answer into `fields`: the record's
+// own fields (new ones drop the late chunks learned for the old), and the
+// late chunks it asked for.
+absl::Status LearnFinishFields(const Reply& need, FinishFields& fields) {
+  if (need.elements.size() < 6 || need.elements.size() % 2 != 0) {
+    return absl::InternalError("finish_recognition: bad NEED reply");
+  }
+  FinishFields stored{need.elements[1].str, need.elements[2].str, need.elements[3].str,
+                      need.elements[4].str, need.elements[5].str, {}};
+  if (stored.seq != fields.seq || stored.feeds != fields.feeds ||
+      stored.kudos_id != fields.kudos_id || stored.actor != fields.actor ||
+      stored.week != fields.week) {
+    fields = std::move(stored);
+  }
+  for (size_t i = 6; i + 1 < need.elements.size(); i += 2) {
+    std::pair<std::string, std::string> chunk = {need.elements[i].str, need.elements[i + 1].str};
+    if (std::find(fields.late_chunks.begin(), fields.late_chunks.end(), chunk) ==
+        fields.late_chunks.end()) {
+      fields.late_chunks.push_back(std::move(chunk));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status KeysKeptChanging(absl::string_view script) {
+  return absl::UnavailableError(absl::StrCat(
+      script, ": the keys its data names changed during every attempt; retry"));
 }
 
 }  // namespace
 
 absl::StatusOr<std::string> KudosStore::Finish(const std::string& org, RecordKind kind,
                                                const std::string& id, bool commit,
-                                               const absl::Status& error) {
-  absl::StatusOr<Reply> reply = pool_.Eval(finish_, {Prefix(org)}, FinishArgs(kind, id, commit, error));
-  if (!reply.ok()) return reply.status();
-  return reply->str;
+                                               const absl::Status& error, FinishFields fields) {
+  for (int attempt = 0; attempt <= kMaxNeedRetries; ++attempt) {
+    absl::StatusOr<Reply> reply = pool_.Eval(finish_, FinishKeys(org, kind, id, fields),
+                                             FinishArgs(kind, id, commit, error, fields));
+    if (!reply.ok()) return reply.status();
+    if (!IsNeed(*reply)) return reply->str;
+    if (absl::Status learned = LearnFinishFields(*reply, fields); !learned.ok()) return learned;
+  }
+  return KeysKeptChanging("finish_recognition");
 }
 
 namespace {
 
 std::vector<common::redis::Command> RecordReads(const std::string& org, RecordKind kind,
                                                 const std::string& id) {
-  const std::string key = KudosStore::Prefix(org) + KindName(kind) + ":" + id;
+  const std::string key = KudosStore::RecordKey(org, kind, id);
   return {{"TYPE", key},
-          {"HMGET", key, "pb", "state", "transfers", "kudos_id", "error_code", "error_message"}};
+          {"HMGET", key, "pb", "state", "transfers", "kudos_id", "error_code", "error_message",
+           "seq", "feeds", "actor", "week"}};
 }
 
 absl::StatusOr<std::optional<Record>> ParseRecord(
@@ -421,7 +604,7 @@ absl::StatusOr<std::optional<Record>> ParseRecord(
   }
   const absl::StatusOr<Reply>& reply = (*replies)[1];
   if (!reply.ok()) return reply.status();
-  if (reply->elements.size() != 6) return absl::InternalError("HMGET: bad reply");
+  if (reply->elements.size() != 10) return absl::InternalError("HMGET: bad reply");
   if (reply->elements[1].is_nil()) return std::optional<Record>();
   Record record;
   record.pb = reply->elements[0].str;
@@ -430,6 +613,8 @@ absl::StatusOr<std::optional<Record>> ParseRecord(
   record.kudos_id = reply->elements[3].str;
   record.error_code = reply->elements[4].str;
   record.error_message = reply->elements[5].str;
+  record.finish = {reply->elements[6].str, reply->elements[7].str, record.kudos_id,
+                   reply->elements[8].str, reply->elements[9].str, {}};
   return std::optional<Record>(std::move(record));
 }
 
@@ -693,13 +878,76 @@ absl::StatusOr<KudosStore::ArchivedPage> KudosStore::ListArchived(const std::str
   return page;
 }
 
+namespace {
+
+// The keys and arguments of feed_range (kFeedRangeLua) with `chunks` declared.
+std::vector<std::string> FeedRangeKeys(const std::string& org, const std::string& feed,
+                                       const std::vector<std::string>& chunks) {
+  std::vector<std::string> keys = {KudosStore::FeedHeadKey(org, feed),
+                                   KudosStore::FeedChunksKey(org, feed),
+                                   KudosStore::ArchiveChunks(org)};
+  for (const std::string& chunk : chunks) keys.push_back(KudosStore::FeedChunkKey(org, feed, chunk));
+  return keys;
+}
+
+std::vector<std::string> FeedRangeArgs(const std::string& bound, int limit, bool desc,
+                                       const std::vector<std::string>& chunks) {
+  std::vector<std::string> args = {bound, std::to_string(limit), desc ? "desc" : "asc",
+                                   std::to_string(chunks.size())};
+  args.insert(args.end(), chunks.begin(), chunks.end());
+  return args;
+}
+
+// Adds the chunks feed_range's 'NEED' answer names to `chunks`.
+absl::Status LearnChunks(const Reply& need, std::vector<std::string>& chunks) {
+  if (need.elements.size() != 2 || need.elements[1].elements.empty()) {
+    return absl::InternalError("feed_range: bad NEED reply");
+  }
+  for (const Reply& chunk : need.elements[1].elements) {
+    if (std::find(chunks.begin(), chunks.end(), chunk.str) == chunks.end()) chunks.push_back(chunk.str);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<Reply> KudosStore::FeedRange(const std::string& org, const FeedRangeQuery& query) {
+  // Most calls stay in the head: no chunk declared, one call.
+  std::vector<std::string> chunks;
+  for (int attempt = 0; attempt <= kMaxNeedRetries; ++attempt) {
+    absl::StatusOr<Reply> reply =
+        pool_.Eval(feed_range_, FeedRangeKeys(org, query.feed, chunks),
+                   FeedRangeArgs(query.bound, query.limit, query.desc, chunks));
+    if (!reply.ok() || !IsNeed(*reply)) return reply;
+    if (absl::Status learned = LearnChunks(*reply, chunks); !learned.ok()) return learned;
+  }
+  return KeysKeptChanging("feed_range");
+}
+
+void KudosStore::FeedRangeAsync(const std::string& org, FeedRangeQuery query,
+                                std::vector<std::string> chunks, int retries_left,
+                                Deadline deadline, StoreCallback<Reply> done) {
+  std::vector<std::string> keys = FeedRangeKeys(org, query.feed, chunks);
+  std::vector<std::string> args = FeedRangeArgs(query.bound, query.limit, query.desc, chunks);
+  async().EvalSha(
+      feed_range_, std::move(keys), std::move(args), deadline,
+      [this, org, query = std::move(query), chunks = std::move(chunks), retries_left, deadline,
+       done = std::move(done)](absl::StatusOr<Reply> reply) mutable {
+        if (!reply.ok() || !IsNeed(*reply)) return std::move(done)(std::move(reply));
+        if (retries_left == 0) return std::move(done)(KeysKeptChanging("feed_range"));
+        if (absl::Status learned = LearnChunks(*reply, chunks); !learned.ok()) {
+          return std::move(done)(learned);
+        }
+        FeedRangeAsync(org, std::move(query), std::move(chunks), retries_left - 1, deadline,
+                       std::move(done));
+      });
+}
+
 absl::StatusOr<std::vector<KudosStore::FeedEntry>> KudosStore::LiveFeedRange(
     const std::string& org, const std::string& feed_key, int64_t bound, int limit,
     bool newest_first) {
-  absl::StatusOr<Reply> reply = pool_.Eval(
-      feed_range_, {Prefix(org)},
-      {feed_key, bound > 0 ? std::to_string(bound) : "", std::to_string(limit),
-       newest_first ? "desc" : "asc"});
+  absl::StatusOr<Reply> reply =
+      FeedRange(org, {feed_key, bound > 0 ? std::to_string(bound) : "", limit, newest_first});
   if (!reply.ok()) return reply.status();
   if (reply->elements.size() != 2) return absl::InternalError("feed_range: bad reply");
   std::vector<FeedEntry> entries;
@@ -840,8 +1088,7 @@ absl::StatusOr<FeedPage> KudosStore::ListFeed(const std::string& org, const std:
   listing.limit = limit;
   // The live feed (head and sealed chunks) and the archive's top, at once.
   absl::Status heads = TakeHeads(
-      pool_.Eval(feed_range_, {Prefix(org)}, {feed_key, before_seq, std::to_string(limit + 1), "desc"}),
-      listing);
+      FeedRange(org, {feed_key, before_seq, limit + 1, /*desc=*/true}), listing);
   if (!heads.ok()) return heads;
   if (listing.read_archive) {
     auto read = ListArchived(org, feed_key, listing.before, static_cast<size_t>(limit) + 1);
@@ -867,7 +1114,7 @@ absl::StatusOr<FeedPage> KudosStore::ListFeed(const std::string& org, const std:
 absl::StatusOr<std::vector<std::pair<RecordKind, std::string>>> KudosStore::DuePending(
     const std::string& org, int64_t now_ms, int limit) {
   absl::StatusOr<Reply> reply =
-      pool_.Run({"ZRANGE", Prefix(org) + "pending", "-inf", std::to_string(now_ms), "BYSCORE",
+      pool_.Run({"ZRANGE", PendingKey(org), "-inf", std::to_string(now_ms), "BYSCORE",
                  "LIMIT", "0", std::to_string(limit)});
   if (!reply.ok()) return reply.status();
   std::vector<std::pair<RecordKind, std::string>> pending;
@@ -886,7 +1133,7 @@ absl::StatusOr<int> KudosStore::ClaimAttempt(const std::string& org, RecordKind 
   KUDOS_CHECK(backoff.first_ms > 0 && backoff.max_ms >= backoff.first_ms && jitter_ms >= 0,
               "each attempt moves the next one into the future");
   absl::StatusOr<Reply> reply =
-      pool_.Eval(claim_reconcile_, {Prefix(org)},
+      pool_.Eval(claim_reconcile_, {PendingKey(org), RecordKey(org, kind, id)},
                  {KindName(kind), id, std::to_string(now_ms), std::to_string(backoff.first_ms),
                   std::to_string(backoff.max_ms), std::to_string(jitter_ms)});
   if (!reply.ok()) return reply.status();
@@ -901,7 +1148,7 @@ absl::StatusOr<bool> KudosStore::AttemptFailed(const std::string& org, RecordKin
                                                const std::string& reason) {
   KUDOS_CHECK(attempt >= 1 && backoff.max_dead_letters >= 1, "only a claimed attempt can fail");
   absl::StatusOr<Reply> reply =
-      pool_.Eval(reconcile_failed_, {Prefix(org)},
+      pool_.Eval(reconcile_failed_, {RecordKey(org, kind, id), PendingKey(org), DeadLetterKey(org)},
                  {KindName(kind), id, std::to_string(attempt), std::to_string(backoff.max_attempts),
                   reason, NowText(), std::to_string(backoff.max_dead_letters)});
   if (!reply.ok()) return reply.status();
@@ -931,7 +1178,7 @@ common::redis::AsyncClient& KudosStore::async() const {
 
 void KudosStore::GetSettingsAsync(const std::string& org, Deadline deadline,
                                   StoreCallback<kudos::v1::OrgSettings> done) {
-  async().Run({"GET", Prefix(org) + "settings"}, deadline,
+  async().Run({"GET", SettingsKey(org)}, deadline,
               [done = std::move(done)](absl::StatusOr<Reply> reply) mutable {
                 if (!reply.ok()) return std::move(done)(reply.status());
                 std::move(done)(ParseSettings(*reply));
@@ -973,33 +1220,51 @@ void KudosStore::PutSettingsAsync(const std::string& org, const kudos::v1::OrgSe
                                   const std::string& event_pb, const std::string& actor,
                                   Deadline deadline, StoreStatusCallback done) {
   HintOrgSlotAsync(org, deadline);
-  async().EvalSha(put_settings_, DirectoryWriteKeys(org),
+  async().EvalSha(put_settings_, SettingsWriteKeys(org),
                   {settings.SerializeAsString(), event_pb, org, actor, NowText()}, deadline,
                   StatusOnly(std::move(done)));
+}
+
+void KudosStore::PutEntryAsync(const std::string& org, DirectoryEntry entry,
+                               std::string expected_old_team, int retries_left, Deadline deadline,
+                               StoreStatusCallback done) {
+  std::vector<std::string> keys = DirectoryEntryKeys(org, entry, expected_old_team);
+  std::vector<std::string> args = DirectoryEntryArgs(org, entry, expected_old_team);
+  async().EvalSha(put_directory_entry_, std::move(keys), std::move(args), deadline,
+                  [this, org, entry = std::move(entry), retries_left, deadline,
+                   done = std::move(done)](absl::StatusOr<Reply> reply) mutable {
+                    if (!reply.ok()) return std::move(done)(reply.status());
+                    std::optional<std::string> old_team = NeededOldTeam(*reply);
+                    if (!old_team.has_value()) return std::move(done)(absl::OkStatus());
+                    if (retries_left == 0) return std::move(done)(EntryKeptChanging(entry));
+                    PutEntryAsync(org, std::move(entry), *std::move(old_team), retries_left - 1,
+                                  deadline, std::move(done));
+                  });
 }
 
 void KudosStore::PutPersonAsync(const std::string& org, const kudos::v1::Person& person,
                                 bool create, const std::string& event_pb, const std::string& actor,
                                 Deadline deadline, StoreStatusCallback done) {
   HintOrgSlotAsync(org, deadline);
-  async().EvalSha(put_directory_entry_, DirectoryWriteKeys(org),
-                  PutPersonArgs(org, person, create, event_pb, actor), deadline,
-                  StatusOnly(std::move(done)));
+  DirectoryEntry entry = PersonEntry(person, create, event_pb, actor);
+  std::string expected_old_team = ExpectedOldTeam(entry);
+  PutEntryAsync(org, std::move(entry), std::move(expected_old_team), kMaxNeedRetries, deadline,
+                std::move(done));
 }
 
 void KudosStore::PutTeamAsync(const std::string& org, const kudos::v1::Team& team,
                               const std::string& event_pb, const std::string& actor,
                               Deadline deadline, StoreStatusCallback done) {
   HintOrgSlotAsync(org, deadline);
-  async().EvalSha(put_directory_entry_, DirectoryWriteKeys(org),
-                  PutTeamArgs(org, team, event_pb, actor), deadline, StatusOnly(std::move(done)));
+  PutEntryAsync(org, TeamEntry(team, event_pb, actor), "", kMaxNeedRetries, deadline,
+                std::move(done));
 }
 
 void KudosStore::ListPeopleAsync(const std::string& org, const std::string& team_id,
                                  const std::string& after_id, int limit, Deadline deadline,
                                  StoreCallback<std::vector<kudos::v1::Person>> done) {
   std::string index =
-      team_id.empty() ? Prefix(org) + "people" : Prefix(org) + "team_members:" + team_id;
+      team_id.empty() ? PeopleKey(org) : TeamMembersKey(org, team_id);
   async().Run(
       RangeAfter(index, after_id, limit), deadline,
       [this, org, deadline, done = std::move(done)](absl::StatusOr<Reply> ids) mutable {
@@ -1025,12 +1290,12 @@ void KudosStore::ListTeamsAsync(const std::string& org, const std::string& after
                                 Deadline deadline,
                                 StoreCallback<std::vector<kudos::v1::Team>> done) {
   async().Run(
-      RangeAfter(Prefix(org) + "teams", after_id, limit), deadline,
+      RangeAfter(TeamsKey(org), after_id, limit), deadline,
       [this, org, deadline, done = std::move(done)](absl::StatusOr<Reply> ids) mutable {
         if (!ids.ok()) return std::move(done)(ids.status());
         std::vector<common::redis::Command> commands;
         for (const Reply& id : ids->elements) {
-          commands.push_back({"HGET", Prefix(org) + "team:" + id.str, "pb"});
+          commands.push_back({"HGET", TeamKey(org, id.str), "pb"});
         }
         if (commands.empty()) return std::move(done)(std::vector<kudos::v1::Team>());
         async().Pipeline(std::move(commands), deadline,
@@ -1053,7 +1318,7 @@ void KudosStore::ListTeamsAsync(const std::string& org, const std::string& after
 
 void KudosStore::BeginAsync(const std::string& org, const BeginRecognition& begin,
                             Deadline deadline, StoreCallback<BeginOutcome> done) {
-  async().EvalSha(begin_, {Prefix(org)}, BeginArgs(begin), deadline,
+  async().EvalSha(begin_, BeginKeys(org, begin), BeginArgs(begin), deadline,
                   [fingerprint = begin.fingerprint, done = std::move(done)](
                       absl::StatusOr<Reply> reply) mutable {
                     std::move(done)(ParseBegin(fingerprint, reply));
@@ -1064,20 +1329,38 @@ void KudosStore::FindRequestAsync(const std::string& org, RecordKind kind,
                                   const std::string& actor, const std::string& request_id,
                                   Deadline deadline,
                                   StoreCallback<std::optional<BeginOutcome>> done) {
-  async().Run({"HMGET", Prefix(org) + KindName(kind) + "req:" + actor + ":" + request_id, "id", "fp"},
+  async().Run({"HMGET", RequestKey(org, kind, actor, request_id), "id", "fp"},
               deadline, [done = std::move(done)](absl::StatusOr<Reply> reply) mutable {
                 std::move(done)(ParseFindRequest(reply));
               });
 }
 
 void KudosStore::FinishAsync(const std::string& org, RecordKind kind, const std::string& id,
-                             bool commit, const absl::Status& error, Deadline deadline,
-                             StoreCallback<std::string> done) {
-  async().EvalSha(finish_, {Prefix(org)}, FinishArgs(kind, id, commit, error), deadline,
-                  [done = std::move(done)](absl::StatusOr<Reply> reply) mutable {
-                    if (!reply.ok()) return std::move(done)(reply.status());
-                    std::move(done)(std::move(reply->str));
-                  });
+                             bool commit, const absl::Status& error, FinishFields fields,
+                             Deadline deadline, StoreCallback<std::string> done) {
+  FinishAttemptAsync(org, kind, id, commit, error, std::move(fields), kMaxNeedRetries, deadline,
+                     std::move(done));
+}
+
+void KudosStore::FinishAttemptAsync(const std::string& org, RecordKind kind,
+                                    const std::string& id, bool commit, const absl::Status& error,
+                                    FinishFields fields, int retries_left, Deadline deadline,
+                                    StoreCallback<std::string> done) {
+  std::vector<std::string> keys = FinishKeys(org, kind, id, fields);
+  std::vector<std::string> args = FinishArgs(kind, id, commit, error, fields);
+  async().EvalSha(
+      finish_, std::move(keys), std::move(args), deadline,
+      [this, org, kind, id, commit, error, fields = std::move(fields), retries_left, deadline,
+       done = std::move(done)](absl::StatusOr<Reply> reply) mutable {
+        if (!reply.ok()) return std::move(done)(reply.status());
+        if (!IsNeed(*reply)) return std::move(done)(std::move(reply->str));
+        if (retries_left == 0) return std::move(done)(KeysKeptChanging("finish_recognition"));
+        if (absl::Status learned = LearnFinishFields(*reply, fields); !learned.ok()) {
+          return std::move(done)(learned);
+        }
+        FinishAttemptAsync(org, kind, id, commit, error, std::move(fields), retries_left - 1,
+                           deadline, std::move(done));
+      });
 }
 
 void KudosStore::GetRecordAsync(const std::string& org, RecordKind kind, const std::string& id,
@@ -1303,9 +1586,8 @@ void KudosStore::ListFeedAsync(const std::string& org, const std::string& feed_k
                            });
         });
   };
-  async().EvalSha(
-      feed_range_, {Prefix(org)}, {feed_key, before_seq, std::to_string(limit + 1), "desc"},
-      deadline,
+  FeedRangeAsync(
+      org, {feed_key, before_seq, limit + 1, /*desc=*/true}, {}, kMaxNeedRetries, deadline,
       [this, org, feed_key, limit, deadline, listing, read_page,
        done = std::move(done)](absl::StatusOr<Reply> heads) mutable {
         if (absl::Status taken = TakeHeads(heads, *listing); !taken.ok()) {

@@ -21,9 +21,11 @@
 //   kudos:{org}:feed:all|giver:<id>|recipient:<id>|team:<id>|value:<id>  ZSET by seq,
 //                                        the feed's newest entries (at most 128); past
 //                                        that the oldest 64 at a time move to sealed
-//                                        chunks <feed>#<max seq> (ZSETs), listed in
-//                                        <feed># (member = score = max seq): every
-//                                        ZSET a listpack (finish_recognition.lua)
+//                                        chunks <feed>#<name> (ZSETs), listed in
+//                                        <feed># (score = the chunk's max seq, member =
+//                                        its name: that max seq before issue 14,
+//                                        s<seq of the commit that sealed it> since):
+//                                        every ZSET a listpack (finish_recognition.lua)
 //   kudos:{org}:boosts:<kudos_id>        LIST of serialized Boost
 //   kudos:{org}:pending                  ZSET "kind:id" by the reconciler's next attempt (ms)
 //   kudos:{org}:deadletter               STREAM {kind, id, attempts, reason, time}, capped
@@ -83,6 +85,22 @@ struct BeginOutcome {
   bool is_new = false;
   std::string record_id;
   std::string fingerprint;
+  std::string seq;  // the new record's seq (is_new only)
+};
+
+// The fields of a PENDING record that finish_recognition.lua's keys are
+// computed from (begin_recognition.lua stored them; they never change).
+// Fields the caller does not know, or got wrong, cost one more call: the
+// script answers with the record's own and Finish calls again.
+struct FinishFields {
+  std::string seq;
+  std::string feeds;  // comma-separated, as stored
+  std::string kudos_id;  // boosts: the boosted kudos
+  std::string actor;
+  std::string week;
+  // Sealed chunks a seal by this commit moves late entries into, (feed,
+  // chunk name), as the script asked for them (usually none).
+  std::vector<std::pair<std::string, std::string>> late_chunks;
 };
 
 // A kudos or boost record as stored.
@@ -93,6 +111,7 @@ struct Record {
   std::string kudos_id;
   std::string error_code;
   std::string error_message;
+  FinishFields finish;  // what finishing it needs (PENDING records)
 };
 
 struct FeedPage {
@@ -143,7 +162,8 @@ class KudosStore {
                         const std::string& request_id, Deadline deadline,
                         StoreCallback<std::optional<BeginOutcome>> done);
   void FinishAsync(const std::string& org, RecordKind kind, const std::string& id, bool commit,
-                   const absl::Status& error, Deadline deadline, StoreCallback<std::string> done);
+                   const absl::Status& error, FinishFields fields, Deadline deadline,
+                   StoreCallback<std::string> done);
   void GetRecordAsync(const std::string& org, RecordKind kind, const std::string& id,
                       Deadline deadline, StoreCallback<std::optional<Record>> done);
   void GetKudosAsync(const std::string& org, const std::string& kudos_id, Deadline deadline,
@@ -184,10 +204,25 @@ class KudosStore {
   absl::StatusOr<std::optional<BeginOutcome>> FindRequest(const std::string& org, RecordKind kind,
                                                           const std::string& actor,
                                                           const std::string& request_id);
-  // Returns the record's state after the call.
+  // Returns the record's state after the call. `fields` are the record's
+  // (FinishFieldsOf, or Record::finish); wrong or missing ones cost a call
+  // more each (at most kMaxNeedRetries). UNAVAILABLE past that.
   absl::StatusOr<std::string> Finish(const std::string& org, RecordKind kind,
                                      const std::string& id, bool commit,
-                                     const absl::Status& error);
+                                     const absl::Status& error, FinishFields fields);
+  // The keys and arguments of begin_recognition.lua and
+  // finish_recognition.lua for these calls (bench/ sends them as they are).
+  static std::vector<std::string> BeginKeys(const std::string& org, const BeginRecognition& begin);
+  static std::vector<std::string> BeginArgs(const BeginRecognition& begin);
+  static std::vector<std::string> FinishKeys(const std::string& org, RecordKind kind,
+                                             const std::string& id, const FinishFields& fields);
+  static std::vector<std::string> FinishArgs(RecordKind kind, const std::string& id, bool commit,
+                                             const absl::Status& error, const FinishFields& fields);
+  // The FinishFields of the record `begin` wrote (at `seq`, BeginOutcome::seq).
+  static FinishFields FinishFieldsOf(const BeginRecognition& begin, const std::string& seq);
+  // How often a call whose script answered 'NEED' (the keys it was given
+  // are not the ones the data names now) is made again with the keys named.
+  static constexpr int kMaxNeedRetries = 3;
   absl::StatusOr<std::optional<Record>> GetRecord(const std::string& org, RecordKind kind,
                                                   const std::string& id);
   // A committed kudos with its boosts, live or archived; NOT_FOUND for
@@ -253,12 +288,77 @@ class KudosStore {
   static bool SameFingerprint(const std::string& stored, const std::string& fingerprint);
 
   static std::string Prefix(const std::string& org) { return "kudos:{" + org + "}:"; }
+  // One function per key name (the key shapes above). Scripts are given
+  // every key they touch, computed here: Redis Cluster routes a script by
+  // its keys, so only then does a slot migration never run it half on the
+  // wrong node (docs/cluster.md).
   static std::string EventStream(const std::string& org) { return Prefix(org) + "events"; }
+  static std::string SettingsKey(const std::string& org) { return Prefix(org) + "settings"; }
+  static std::string PersonKey(const std::string& org, const std::string& person_id) {
+    return Prefix(org) + "person:" + person_id;
+  }
+  static std::string TeamKey(const std::string& org, const std::string& team_id) {
+    return Prefix(org) + "team:" + team_id;
+  }
+  static std::string PeopleKey(const std::string& org) { return Prefix(org) + "people"; }
+  static std::string TeamsKey(const std::string& org) { return Prefix(org) + "teams"; }
+  static std::string TeamMembersKey(const std::string& org, const std::string& team_id) {
+    return Prefix(org) + "team_members:" + team_id;
+  }
+  static std::string RecordKey(const std::string& org, RecordKind kind, const std::string& id);
+  static std::string RequestKey(const std::string& org, RecordKind kind, const std::string& actor,
+                                const std::string& request_id);
+  static std::string RateKey(const std::string& org, const std::string& actor,
+                             const std::string& minute_key) {
+    return Prefix(org) + "rate:" + actor + ":" + minute_key;
+  }
+  static std::string PairsKey(const std::string& org, const std::string& actor,
+                              const std::string& week_key) {
+    return Prefix(org) + "pairs:" + actor + ":" + week_key;
+  }
+  // The per-pair counter before the pairs hash (still read, gone within 8 days).
+  static std::string LegacyPairKey(const std::string& org, const std::string& actor,
+                                   const std::string& recipient, const std::string& week_key) {
+    return Prefix(org) + "pair:" + actor + ":" + recipient + ":" + week_key;
+  }
+  static std::string SeqKey(const std::string& org) { return Prefix(org) + "seq"; }
+  static std::string PendingKey(const std::string& org) { return Prefix(org) + "pending"; }
+  static std::string DeadLetterKey(const std::string& org) { return Prefix(org) + "deadletter"; }
+  static std::string BoostsKey(const std::string& org, const std::string& kudos_id) {
+    return Prefix(org) + "boosts:" + kudos_id;
+  }
+  // A feed ("feed:all", "feed:giver:<id>", ...): its head, its chunk list,
+  // one sealed chunk, and the name a seal by the commit at `seq` gives its
+  // chunk (unique: a record commits once).
+  static std::string FeedHeadKey(const std::string& org, const std::string& feed) {
+    return Prefix(org) + feed;
+  }
+  static std::string FeedChunksKey(const std::string& org, const std::string& feed) {
+    return Prefix(org) + feed + "#";
+  }
+  static std::string FeedChunkKey(const std::string& org, const std::string& feed,
+                                  const std::string& chunk_name) {
+    return Prefix(org) + feed + "#" + chunk_name;
+  }
+  static std::string SealedChunkName(const std::string& seq) { return "s" + seq; }
+  static std::string ArchiveMonths(const std::string& org) { return Prefix(org) + "archive:months"; }
+  static std::string ArchiveLock(const std::string& org) { return Prefix(org) + "archive:lock"; }
   static std::string ArchiveChunks(const std::string& org) { return Prefix(org) + "archive:chunks"; }
   static std::string ArchiveIndex(const std::string& org) { return Prefix(org) + "archive:index"; }
   static std::string ArchiveChunk(const std::string& org, const std::string& chunk_name) {
     return Prefix(org) + "archive:" + chunk_name;
   }
+  // A person or team as put_directory_entry.lua writes it.
+  struct DirectoryEntry {
+    std::string kind;  // "person" | "team"
+    std::string mode;  // "create" | "update"
+    std::string id;
+    std::string pb;
+    std::string team_id;
+    std::string manager_id;
+    std::string event_pb;
+    std::string actor;
+  };
   // Chunks one ListFeed call reads at most.
   static constexpr int kMaxChunksPerPage = 16;
 
@@ -280,6 +380,25 @@ class KudosStore {
       const std::string& org, const std::vector<std::string>& ids);
   absl::StatusOr<ArchivedPage> ListArchived(const std::string& org, const std::string& feed_key,
                                             int64_t before_seq, size_t wanted);
+  // feed_range with its chunks declared: called again (at most
+  // kMaxNeedRetries times) with the chunks it asked for. Its reply
+  // {entries, archive top}.
+  struct FeedRangeQuery {
+    std::string feed;
+    std::string bound;  // '' = none
+    int limit = 0;
+    bool desc = true;
+  };
+  absl::StatusOr<common::redis::Reply> FeedRange(const std::string& org, const FeedRangeQuery& query);
+  void FeedRangeAsync(const std::string& org, FeedRangeQuery query,
+                      std::vector<std::string> chunks, int retries_left, Deadline deadline,
+                      StoreCallback<common::redis::Reply> done);
+  void FinishAttemptAsync(const std::string& org, RecordKind kind, const std::string& id,
+                          bool commit, const absl::Status& error, FinishFields fields,
+                          int retries_left, Deadline deadline, StoreCallback<std::string> done);
+  absl::Status PutEntry(const std::string& org, const DirectoryEntry& entry);
+  void PutEntryAsync(const std::string& org, DirectoryEntry entry, std::string expected_old_team,
+                     int retries_left, Deadline deadline, StoreStatusCallback done);
 
   // Asynchronous halves of ReadKudos / GetArchivedKudos / ListArchived.
   using KudosList = std::vector<std::optional<kudos::v1::Kudos>>;

@@ -156,6 +156,7 @@ absl::StatusOr<kudos::v1::Kudos> KudosWorkflow::SendKudos(
     record.state = "PENDING";
     record.transfers_pb = begin->transfers_pb;
     record.kudos_id = kudos_id;
+    record.finish = KudosStore::FinishFieldsOf(*begin, outcome->seq);
     absl::StatusOr<std::string> state = SettleRecord(org, RecordKind::kKudos, kudos_id, record);
     if (!state.ok()) return state.status();
     if (*state == "COMMITTED") {
@@ -361,10 +362,10 @@ absl::StatusOr<std::string> KudosWorkflow::SettleRecord(const std::string& org, 
             "the ledger did not confirm the points (", posted.message(),
             "); retry with the same request_id"));
       }
-      return store_.Finish(org, kind, id, /*commit=*/false, posted);
+      return store_.Finish(org, kind, id, /*commit=*/false, posted, record.finish);
     }
   }
-  return store_.Finish(org, kind, id, /*commit=*/true, absl::OkStatus());
+  return store_.Finish(org, kind, id, /*commit=*/true, absl::OkStatus(), record.finish);
 }
 
 // ---------------------------------------------------------------------------
@@ -494,6 +495,7 @@ void KudosWorkflow::SettleNewKudosAsync(std::shared_ptr<SendState> s, Done done)
   record.state = "PENDING";
   record.transfers_pb = begin.transfers_pb;
   record.kudos_id = begin.record_id;
+  record.finish = KudosStore::FinishFieldsOf(begin, s->outcome.seq);
   SettleRecordAsync(
       s->org, RecordKind::kKudos, begin.record_id, record, s->deadline, s->stop,
       [this, s, done = std::move(done)](absl::StatusOr<std::string> state) mutable {
@@ -632,9 +634,9 @@ void KudosWorkflow::SettleRecordAsync(const std::string& org, RecordKind kind,
                                       Deadline deadline, StopCheck stop,
                                       StoreCallback<std::string> done) {
   if (record.state != "PENDING") return std::move(done)(record.state);
-  auto finish = [this, org, kind, id, deadline](bool commit, absl::Status error,
-                                                StoreCallback<std::string> done) {
-    store_.FinishAsync(org, kind, id, commit, error, deadline, std::move(done));
+  auto finish = [this, org, kind, id, fields = record.finish, deadline](
+                    bool commit, absl::Status error, StoreCallback<std::string> done) {
+    store_.FinishAsync(org, kind, id, commit, error, fields, deadline, std::move(done));
   };
   if (record.transfers_pb.empty()) return finish(true, absl::OkStatus(), std::move(done));
   ledger::v1::PostTransfersRequest transfers;

@@ -3,29 +3,23 @@
 -- written (new, or the month's open chunk rewritten with the batch appended),
 -- the id index extended, the live records and feed entries removed. Refuses
 -- with 'CONFLICT' (nothing written) when another replica moved first.
--- KEYS[1] = "kudos:{org}:"
+-- Every key it touches is in KEYS (Archiver::ArchiveMonth computes them):
+-- KEYS[1] = archive:chunks  KEYS[2] = archive:months  KEYS[3] = archive:index
+-- KEYS[4] = archive:<month>:<chunk> (the chunk written)
+-- then per kudos: its record (kudos:<id>), its boosts list (boosts:<id>), and
+--   per feed of it: the head, its chunk list (<feed>#), and <feed>#<chunk>
+--   of the sealed chunk the caller found holding the kudos (the head again
+--   when none)
 -- ARGV: month (YYYY-MM), chunk (number in the month), chunk_bytes, max_seq,
 --       min_new_seq, expected_score ('' = a new chunk, else the open chunk's
 --       current score), n, then n times: id, seq, boosts_archived, index_field,
---       index_record, feed_count, feed_1..feed_count
-local p = KEYS[1]
-
--- Removes `id` (at `seq`) from a feed: its head ZSET or the sealed chunk
--- whose range holds `seq` (finish_recognition.lua), dropping a chunk that
--- empties from the feed's chunk list.
-local function feed_remove(feed, seq, id)
-  local head = p .. feed
-  if redis.call('ZREM', head, id) == 1 then return end
-  local dir = head .. '#'
-  local chunk = redis.call('ZRANGE', dir, seq, '+inf', 'BYSCORE', 'LIMIT', 0, 1)[1]
-  if not chunk then return end
-  redis.call('ZREM', dir .. chunk, id)
-  if redis.call('EXISTS', dir .. chunk) == 0 then redis.call('ZREM', dir, chunk) end
-end
+--       index_record, feed_count, then feed_count times: feed, chunk ('' = none)
+-- Returns 'OK', 'CONFLICT', or 'NEED' (nothing written) when a kudos is in a
+-- sealed chunk other than the one declared for it: read the chunks again.
+local chunks, months, index, chunk_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 
 local month, chunk, bytes = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local max_seq, min_new, expected, n = ARGV[4], tonumber(ARGV[5]), ARGV[6], tonumber(ARGV[7])
-local chunks, months, index = p .. 'archive:chunks', p .. 'archive:months', p .. 'archive:index'
 local name = month .. ':' .. chunk
 local top = redis.call('ZRANGE', chunks, -1, -1, 'WITHSCORES')
 if top[2] and tonumber(top[2]) >= min_new then return 'CONFLICT' end
@@ -34,32 +28,62 @@ if expected == '' then
 elseif top[1] ~= name or tonumber(top[2]) ~= tonumber(expected) then
   return 'CONFLICT'
 end
-local items, i = {}, 8
-for k = 1, n do
+
+-- Where `id` (at `seq`) is in a feed: its head, or the sealed chunk whose
+-- range holds `seq` (finish_recognition.lua). Nil when the chunk holding it
+-- is not the declared one.
+local function locate(head, dir, declared_chunk, declared_key, seq, id)
+  if redis.call('ZSCORE', head, id) then return {head = head} end
+  local found = redis.call('ZRANGE', dir, seq, '+inf', 'BYSCORE', 'LIMIT', 0, 1)[1]
+  if not found then return {} end
+  if found ~= declared_chunk then return nil end
+  return {dir = dir, chunk = found, key = declared_key}
+end
+
+-- Plan first: every check before anything is written.
+local items, i, k = {}, 8, 5
+for item = 1, n do
   local nf = tonumber(ARGV[i + 5])
+  local record, boosts = KEYS[k], KEYS[k + 1]
   -- Committed kudos are STRINGs, or hashes in state COMMITTED from before
   -- 334bb16; gone (archived by another replica) or another hash is a conflict.
-  local record = p .. 'kudos:' .. ARGV[i]
   local kind = redis.call('TYPE', record).ok
   if kind == 'hash' then
     if redis.call('HGET', record, 'state') ~= 'COMMITTED' then return 'CONFLICT' end
   elseif kind ~= 'string' then
     return 'CONFLICT'
   end
-  items[k] = {i, nf}
-  i = i + 6 + nf
+  local places = {}
+  for f = 1, nf do
+    local at = k + 2 + 3 * (f - 1)
+    local place = locate(KEYS[at], KEYS[at + 1], ARGV[i + 5 + 2 * f], KEYS[at + 2], ARGV[i + 1], ARGV[i])
+    if not place then return 'NEED' end
+    places[f] = place
+  end
+  items[item] = {at = i, record = record, boosts = boosts, places = places}
+  i = i + 6 + 2 * nf
+  k = k + 2 + 3 * nf
 end
-redis.call('SET', p .. 'archive:' .. name, bytes)
+
+redis.call('SET', chunk_key, bytes)
 redis.call('ZADD', chunks, max_seq, name)
 if expected == '' then redis.call('HSET', months, month, chunk + 1) end
 local add = {}
-for k = 1, n do
-  local at, nf = items[k][1], items[k][2]
-  local id, seq, boosts, field = ARGV[at], ARGV[at + 1], tonumber(ARGV[at + 2]), ARGV[at + 3]
-  redis.call('DEL', p .. 'kudos:' .. id)
+for _, item in ipairs(items) do
+  local at = item.at
+  local id, boosts, field = ARGV[at], tonumber(ARGV[at + 2]), ARGV[at + 3]
+  redis.call('DEL', item.record)
   -- Boosts committed since the batch was read stay live, after the archived ones.
-  if boosts > 0 then redis.call('LTRIM', p .. 'boosts:' .. id, boosts, -1) end
-  for f = 1, nf do feed_remove(ARGV[at + 5 + f], seq, id) end
+  if boosts > 0 then redis.call('LTRIM', item.boosts, boosts, -1) end
+  for _, place in ipairs(item.places) do
+    if place.head then
+      redis.call('ZREM', place.head, id)
+    elseif place.key then
+      -- A chunk that empties leaves its feed's chunk list.
+      redis.call('ZREM', place.key, id)
+      if redis.call('EXISTS', place.key) == 0 then redis.call('ZREM', place.dir, place.chunk) end
+    end
+  end
   add[field] = (add[field] or '') .. ARGV[at + 4]
 end
 for field, records in pairs(add) do

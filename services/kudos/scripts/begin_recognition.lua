@@ -1,7 +1,11 @@
 -- First step of a kudos or a boost: idempotency, rate limit and weekly pair
 -- caps, checked and reserved atomically, and a PENDING record written.
 -- A retry with the same (actor, request_id) finds the first record instead.
--- KEYS[1] = "kudos:{org}:"
+-- KEYS (every key it touches, KudosStore::BeginKeys): [1] the request key
+--   (<kind>req:<actor>:<request_id>), [2] rate:<actor>:<minute_key>,
+--   [3] pairs:<actor>:<week_key>, [4] seq, [5] the record (<kind>:<id>),
+--   [6] pending, [6 + i] pair:<actor>:<recipient_i>:<week_key> (the counters
+--   before the pairs hash, still read) for i = 1..n
 -- ARGV: kind ("kudos"|"boost"), actor, request_id, fingerprint, record_id,
 --       record_pb, now_ms, minute_key, rate_limit, retry_after_s, week_key,
 --       pair_cap, points, kudos_id (boosts), n, recipient_1..recipient_n,
@@ -13,7 +17,8 @@
 --       then, and the record once it is finished unless it is a committed kudos)
 -- The record keeps everything the commit needs, so whoever finishes it
 -- (the caller, a retry or the reconciler) needs nothing but its id.
-local p = KEYS[1]
+local req_key, rate_key, pairs_key, seq_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local record, pending = KEYS[5], KEYS[6]
 local kind, actor, request_id, fp, id, pb = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local now_ms, minute_key, rate_limit, retry_after = ARGV[7], ARGV[8], tonumber(ARGV[9]), ARGV[10]
 local week_key, pair_cap, points = ARGV[11], tonumber(ARGV[12]), tonumber(ARGV[13])
@@ -22,13 +27,11 @@ local transfers, event, feeds = ARGV[16 + n], ARGV[17 + n], ARGV[18 + n]
 local reconcile_at_ms = ARGV[19 + n]
 local ttl_s = tonumber(ARGV[20 + n]) or 30 * 24 * 3600
 
-local req_key = p .. kind .. 'req:' .. actor .. ':' .. request_id
 local existing = redis.call('HMGET', req_key, 'id', 'fp')
 if existing[1] then
   return {'EXISTING', existing[1], existing[2]}
 end
 
-local rate_key = p .. 'rate:' .. actor .. ':' .. minute_key
 local sent = tonumber(redis.call('GET', rate_key) or '0')
 if sent >= rate_limit then
   return redis.error_reply('RESOURCE_EXHAUSTED rate limit: at most ' .. rate_limit ..
@@ -38,12 +41,11 @@ end
 -- one key per giver and week, not one per pair). Counters written before
 -- the hash existed (pair:<giver>:<recipient>:<week>, gone within 8 days)
 -- still count.
-local pairs_key = p .. 'pairs:' .. actor .. ':' .. week_key
 if points > 0 then
   for i = 1, n do
     local recipient = ARGV[15 + i]
     local given = tonumber(redis.call('HGET', pairs_key, recipient) or '0') +
-      tonumber(redis.call('GET', p .. 'pair:' .. actor .. ':' .. recipient .. ':' .. week_key) or '0')
+      tonumber(redis.call('GET', KEYS[6 + i]) or '0')
     if given + points > pair_cap then
       return redis.error_reply('RESOURCE_EXHAUSTED recipient_ids[' .. (i - 1) .. "]: '" .. recipient ..
         "' already got " .. given .. ' of the weekly cap of ' .. pair_cap ..
@@ -58,13 +60,13 @@ if points > 0 then
   for i = 1, n do redis.call('HINCRBY', pairs_key, ARGV[15 + i], points) end
   redis.call('EXPIRE', pairs_key, 8 * 24 * 3600)
 end
-local seq = redis.call('INCR', p .. 'seq')
-local record = p .. kind .. ':' .. id
+local seq = redis.call('INCR', seq_key)
 redis.call('HSET', record, 'pb', pb, 'state', 'PENDING', 'actor', actor, 'fp', fp, 'seq', seq,
   'points', points, 'week', week_key, 'kudos_id', kudos_id, 'recipients', table.concat(ARGV, ',', 16, 15 + n),
   'transfers', transfers, 'event', event, 'feeds', feeds, 'create_ms', now_ms, 'ttl_s', ttl_s)
 redis.call('HSET', req_key, 'id', id, 'fp', fp)
 redis.call('EXPIRE', req_key, ttl_s)
 -- The reconcile queue, by next attempt time.
-redis.call('ZADD', p .. 'pending', reconcile_at_ms, kind .. ':' .. id)
-return {'NEW', id, fp}
+redis.call('ZADD', pending, reconcile_at_ms, kind .. ':' .. id)
+-- The seq names the feed chunk this record's commit may seal (finish_recognition.lua).
+return {'NEW', id, fp, seq}

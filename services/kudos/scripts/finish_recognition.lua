@@ -7,34 +7,86 @@
 -- committed boost (its pb is in the kudos's boosts list) and an aborted
 -- record stay hashes of their state (and error) for retries, and expire with
 -- the retry window (ttl_s).
--- KEYS[1] = "kudos:{org}:"
--- ARGV: kind, id, outcome ("COMMITTED"|"ABORTED"), error_code, error_message
-local p = KEYS[1]
+-- Every key it touches is in KEYS (KudosStore::FinishKeys), computed by the
+-- caller from what the record holds (ARGV 6-10, which the script checks):
+-- KEYS[1] = the record (<kind>:<id>)  KEYS[2] = pending  KEYS[3] = the event stream
+-- KEYS[4] = pairs:<actor>:<week>  KEYS[5] = boosts:<kudos_id> (a kudos: KEYS[1] again)
+-- per feed i of ARGV[6] (in its order): KEYS[3 + 3i] = the head, KEYS[4 + 3i] =
+--   its chunk list (<feed>#), KEYS[5 + 3i] = <feed>#<ARGV[11]>, the chunk a
+--   seal by this commit creates
+-- then one key per late chunk of ARGV[13..]: <feed>#<chunk>
+-- ARGV: kind, id, outcome ("COMMITTED"|"ABORTED"), error_code, error_message,
+--       feeds (comma-separated, as the record holds them), seq, kudos_id, actor,
+--       week (the record's fields the keys were computed from), new chunk name,
+--       n_late, then n_late times: feed, chunk (the sealed chunks a seal by
+--       this commit moves late entries into)
+-- Returns the state after the call, or {'NEED', seq, feeds, kudos_id, actor,
+-- week, [feed, chunk]...} with nothing written when the keys passed are not
+-- the ones the record needs: call again with the keys of those fields (and
+-- those late chunks declared).
+local record, pending, events, pairs_key, boosts = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local kind, id, outcome = ARGV[1], ARGV[2], ARGV[3]
+local n_feeds_declared = 0
+for _ in string.gmatch(ARGV[6], '[^,]+') do n_feeds_declared = n_feeds_declared + 1 end
+local late_keys = {}  -- feed -> chunk -> key
+for j = 1, tonumber(ARGV[12]) do
+  local feed, chunk = ARGV[11 + 2 * j], ARGV[12 + 2 * j]
+  late_keys[feed] = late_keys[feed] or {}
+  late_keys[feed][chunk] = KEYS[5 + 3 * n_feeds_declared + j]
+end
 
--- A feed is a head ZSET p..feed (its newest entries) and, once the head
--- reached 128 entries, sealed chunks p..feed..'#'..<max seq> of its oldest
--- 64 at a time, listed in p..feed..'#' (member = score = the chunk's
--- highest seq). Every ZSET stays within 128 entries, a listpack (~30 bytes
--- an entry instead of ~110 in a skiplist). Chunks never overlap: a chunk
--- holds (the previous chunk's max, its max]. A commit adds to the head
--- (two commands); an entry below the top chunk's max (committed late)
--- stays in the head until sealing moves it to the chunk whose range holds
--- it, and readers merge the head with the chunks by seq, so it lists in its
--- place meanwhile. Readers: KudosStore's feed_range; archive_batch.lua.
-local function feed_add(feed, seq)
-  local head = p .. feed
-  redis.call('ZADD', head, seq, id)
-  if redis.call('ZCARD', head) < 128 then return end
-  local dir = head .. '#'
+-- A feed is a head ZSET (its newest entries) and, once the head reached 128
+-- entries, sealed chunks of its oldest 64 at a time, listed in its chunk
+-- list <feed># (score = the chunk's highest seq, member = the chunk's name:
+-- its highest seq before issue 14, 's<seq>' of the commit that sealed it
+-- since). Every ZSET stays within 128 entries, a listpack (~30 bytes an
+-- entry instead of ~110 in a skiplist). Chunks never overlap: a chunk holds
+-- (the previous chunk's max, its max]. A commit adds to the head (two
+-- commands); an entry below the top chunk's max (committed late) stays in
+-- the head until sealing moves it to the chunk whose range holds it, and
+-- readers merge the head with the chunks by seq, so it lists in its place
+-- meanwhile. Readers: KudosStore's feed_range; archive_batch.lua.
+
+-- The seal this commit makes on a feed, planned before anything is written:
+-- nil when the head stays under 128, else the oldest 64 entries after the
+-- add (seq, member pairs) and the chunk of each late one.
+local function plan_seal(feed, head, dir, seq, missing)
+  local in_head = redis.call('ZSCORE', head, id)
+  local card = redis.call('ZCARD', head) + (in_head and 0 or 1)
+  if card < 128 then return nil end
+  local listed = redis.call('ZRANGE', head, 0, 63, 'WITHSCORES')
+  local oldest, placed = {}, in_head ~= false
+  for i = 1, #listed, 2 do
+    if not placed and tonumber(seq) < tonumber(listed[i + 1]) then
+      oldest[#oldest + 1] = {seq, id}
+      placed = true
+    end
+    oldest[#oldest + 1] = {listed[i + 1], listed[i]}
+  end
+  if not placed then oldest[#oldest + 1] = {seq, id} end
+  while #oldest > 64 do table.remove(oldest) end
   local top = tonumber(redis.call('ZRANGE', dir, -1, -1, 'WITHSCORES')[2] or '0')
-  local oldest = redis.call('ZRANGE', head, 0, 63, 'WITHSCORES')
+  local targets = {}
+  for i, entry in ipairs(oldest) do
+    if tonumber(entry[1]) <= top then
+      local chunk = redis.call('ZRANGE', dir, entry[1], '+inf', 'BYSCORE', 'LIMIT', 0, 1)[1]
+      local key = late_keys[feed] and late_keys[feed][chunk]
+      if not key then
+        missing[#missing + 1] = feed
+        missing[#missing + 1] = chunk
+      end
+      targets[i] = key
+    end
+  end
+  return {oldest = oldest, top = top, targets = targets}
+end
+
+local function apply_seal(head, dir, new_chunk, plan)
   local args, max = {}, nil
-  for i = 1, #oldest, 2 do
-    local member, score = oldest[i], oldest[i + 1]
-    if tonumber(score) <= top then
-      local chunk = redis.call('ZRANGE', dir, score, '+inf', 'BYSCORE', 'LIMIT', 0, 1)[1]
-      redis.call('ZADD', dir .. chunk, score, member)
+  for i, entry in ipairs(plan.oldest) do
+    local score, member = entry[1], entry[2]
+    if plan.targets[i] then
+      redis.call('ZADD', plan.targets[i], score, member)
     else
       args[#args + 1] = score
       args[#args + 1] = member
@@ -42,13 +94,12 @@ local function feed_add(feed, seq)
     end
   end
   if max then
-    redis.call('ZADD', dir .. max, unpack(args))
-    redis.call('ZADD', dir, max, max)
+    redis.call('ZADD', new_chunk, unpack(args))
+    redis.call('ZADD', dir, max, ARGV[11])
   end
   redis.call('ZREMRANGEBYRANK', head, 0, 63)
 end
 
-local record = p .. kind .. ':' .. id
 if redis.call('TYPE', record).ok == 'string' then return 'COMMITTED' end
 local state = redis.call('HGET', record, 'state')
 if not state then
@@ -57,24 +108,47 @@ end
 if state ~= 'PENDING' then return state end
 local fields = redis.call('HMGET', record, 'seq', 'feeds', 'kudos_id', 'pb', 'event', 'points',
   'actor', 'week', 'recipients', 'ttl_s')
-local seq, feeds, kudos_id, pb, event = fields[1], fields[2] or '', fields[3], fields[4], fields[5]
-local points, actor, week, recipients = tonumber(fields[6]) or 0, fields[7], fields[8], fields[9] or ''
+local seq, feeds, kudos_id, pb, event = fields[1], fields[2] or '', fields[3] or '', fields[4], fields[5]
+local points, actor, week, recipients = tonumber(fields[6]) or 0, fields[7] or '', fields[8] or '', fields[9] or ''
 local ttl_s = tonumber(fields[10]) or 30 * 24 * 3600
+local function need(missing)
+  local answer = {'NEED', seq or '', feeds, kudos_id, actor, week}
+  for _, v in ipairs(missing or {}) do answer[#answer + 1] = v end
+  return answer
+end
+if seq ~= ARGV[7] or feeds ~= ARGV[6] or kudos_id ~= ARGV[8] or actor ~= ARGV[9] or week ~= ARGV[10] then
+  return need()
+end
+local feed_list = {}
+for feed in string.gmatch(feeds, '[^,]+') do feed_list[#feed_list + 1] = feed end
+local seals = {}
+if outcome == 'COMMITTED' then
+  local missing = {}
+  for i, feed in ipairs(feed_list) do
+    seals[i] = plan_seal(feed, KEYS[3 + 3 * i], KEYS[4 + 3 * i], seq, missing)
+  end
+  if #missing > 0 then return need(missing) end
+end
+
 local commit_only = {'actor', 'fp', 'seq', 'points', 'week', 'kudos_id', 'recipients', 'transfers',
   'event', 'feeds', 'create_ms', 'ttl_s', 'reconcile_attempts', 'reconcile_error', 'dead_letter_time'}
-redis.call('ZREM', p .. 'pending', kind .. ':' .. id)
+redis.call('ZREM', pending, kind .. ':' .. id)
 if outcome == 'COMMITTED' then
-  for feed in string.gmatch(feeds, '[^,]+') do feed_add(feed, seq) end
-  if kind == 'boost' then
-    redis.call('RPUSH', p .. 'boosts:' .. kudos_id, pb)
+  for i in ipairs(feed_list) do
+    local head = KEYS[3 + 3 * i]
+    redis.call('ZADD', head, seq, id)
+    if seals[i] then apply_seal(head, KEYS[4 + 3 * i], KEYS[5 + 3 * i], seals[i]) end
   end
-  redis.call('XADD', p .. 'events', '*', 'event', event)
+  if kind == 'boost' then
+    redis.call('RPUSH', boosts, pb)
+  end
+  redis.call('XADD', events, '*', 'event', event)
   -- A kudos begun before 334bb16 holds the Kudos itself (field 1, its id,
   -- first), not a KudosSent (field 1, the whole Kudos, longer than the id):
   -- it commits as the hash {pb, state, teams} it was then, which reads alike.
   if kind == 'kudos' and #id < 128 and string.sub(pb, 1, 2 + #id) == '\10' .. string.char(#id) .. id then
     local teams = {}
-    for feed in string.gmatch(feeds, '[^,]+') do
+    for _, feed in ipairs(feed_list) do
       local team = string.match(feed, '^feed:team:(.+)$')
       if team then teams[#teams + 1] = team end
     end
@@ -94,7 +168,6 @@ if outcome == 'COMMITTED' then
   return 'COMMITTED'
 end
 if points > 0 then
-  local pairs_key = p .. 'pairs:' .. actor .. ':' .. week
   for recipient in string.gmatch(recipients, '[^,]+') do
     -- Into the hash even when reserved in a pre-hash counter: the cap reads their sum.
     redis.call('HINCRBY', pairs_key, recipient, -points)

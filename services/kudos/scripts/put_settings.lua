@@ -1,10 +1,11 @@
 -- Replaces the org's settings and records the change (event + audit).
--- KEYS[1] = "kudos:{org}:"  KEYS[2] = "audit:{org}"
--- KEYS[3] = the org registry of the org's slot (common/redis/org_registry.h)
+-- KEYS[1] = settings  KEYS[2] = the org's event stream  KEYS[3] = "audit:{org}"
+-- KEYS[4] = the org registry of the org's slot (common/redis/org_registry.h)
+-- (every key the script touches, so a slot migration routes it whole)
 -- ARGV: pb, event, org, actor, time
-local p, audit, registry = KEYS[1], KEYS[2], KEYS[3]
-redis.call('SET', p .. 'settings', ARGV[1])
-redis.call('XADD', p .. 'events', '*', 'event', ARGV[2])
+local settings, events, audit, registry = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+redis.call('SET', settings, ARGV[1])
+redis.call('XADD', events, '*', 'event', ARGV[2])
 redis.call('XADD', audit, '*', 'actor', ARGV[4], 'action', 'update_settings', 'target', ARGV[3],
   'reason', '', 'time', ARGV[5])
 redis.call('SADD', registry, ARGV[3])
