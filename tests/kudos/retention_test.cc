@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/audit.h"
+#include "common/redis/cluster_slots.h"
 #include "common/redis/org_registry.h"
 #include "common/redis/redis_client.h"
 #include "kudos/v1/kudos.grpc.pb.h"
@@ -232,7 +233,9 @@ class RetentionTest : public ::testing::Test {
   }
 
   std::vector<std::string> Keys(const std::string& pattern) {
-    auto reply = pool_->Run({"KEYS", pattern});  // a test's small redis only
+    // A test's small redis only; on a cluster, the node serving the org.
+    auto reply =
+        pool_->RunOn(pool_->NodeForSlot(common::redis::KeySlot(kOrg)), {"KEYS", pattern});
     std::vector<std::string> keys;
     if (reply.ok()) {
       for (const auto& k : reply->elements) keys.push_back(k.str);

@@ -51,9 +51,10 @@ end
 -- nil when the head stays under 128, else the oldest 64 entries after the
 -- add (seq, member pairs) and the chunk of each late one.
 local function plan_seal(feed, head, dir, seq, missing)
+  local card = redis.call('ZCARD', head)
+  if card + 1 < 128 then return nil end  -- the common case: no seal, one command
   local in_head = redis.call('ZSCORE', head, id)
-  local card = redis.call('ZCARD', head) + (in_head and 0 or 1)
-  if card < 128 then return nil end
+  if in_head and card < 128 then return nil end
   local listed = redis.call('ZRANGE', head, 0, 63, 'WITHSCORES')
   local oldest, placed = {}, in_head ~= false
   for i = 1, #listed, 2 do
