@@ -80,8 +80,11 @@ TEST_F(GatewayRewardsTest, EveryRewardsRouteReachesTheLedgersRewardsService) {
                  As("alice"))
                 .status,
             403);
+  // A stock change names the version it was based on (the item was just created: 1).
   EXPECT_EQ(Call("PUT", "/v1/rewards/items/mug",
-                 R"({"name":"Team mug","pricePoints":"30","stock":"3","active":true})", Admin())
+                 R"({"name":"Team mug","pricePoints":"30","stock":"3","active":true,)"
+                 R"("version":"1"})",
+                 Admin())
                 .status,
             200);
   HttpResponse item = Call("GET", "/v1/rewards/items/mug", "", As("alice"));

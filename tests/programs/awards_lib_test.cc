@@ -225,5 +225,36 @@ TEST_F(AwardsLib, Bounds_NominationsPerAwardAndBudgetsPerOrg) {
   EXPECT_EQ(over.status().code(), absl::StatusCode::kResourceExhausted);
 }
 
+TEST_F(AwardsLib, Bounds_AwardsPerOrgAndBudgetHistoryLength) {
+  absl::Time now = absl::Now();
+  ASSERT_TRUE(book_->CreateBudget(admin_, MonthlyBudget("b", 1000, {"erin"}), now).ok());
+  for (int i = 0; i < programs::kMaxAwards; ++i) {
+    ASSERT_TRUE(
+        book_->CreateAward(admin_, OpenAward(absl::StrCat("a", i), "b", 1, 1, 10, now), now).ok())
+        << i;
+  }
+  absl::StatusOr<programs::v1::CreateAwardResponse> over =
+      book_->CreateAward(admin_, OpenAward("over", "b", 1, 1, 10, now), now);
+  EXPECT_EQ(over.status().code(), absl::StatusCode::kResourceExhausted);
+
+  // Each update adds a history entry; the stream keeps the newest kMaxHistory.
+  programs::v1::UpdateBudgetRequest update;
+  *update.mutable_budget() = MonthlyBudget("b", 1000, {"erin"});
+  for (int i = 0; i < programs::kMaxHistory + 10; ++i) {
+    update.set_request_id(absl::StrCat("u", i));
+    update.mutable_budget()->set_amount_per_period(1000 + i);
+    ASSERT_TRUE(book_->UpdateBudget(admin_, update, now).ok()) << i;
+  }
+  absl::StatusOr<common::redis::Reply> length =
+      env_->pool().Run({"XLEN", programs::keys::BudgetHistory(org_, "b")});
+  ASSERT_TRUE(length.ok());
+  EXPECT_EQ(length->integer, programs::kMaxHistory);
+  absl::StatusOr<std::vector<programs::v1::BudgetHistoryEntry>> newest =
+      book_->History(admin_, "b", 1, now);
+  ASSERT_TRUE(newest.ok());
+  ASSERT_EQ(newest->size(), 1u);
+  EXPECT_EQ((*newest)[0].action(), "updated");
+}
+
 }  // namespace
 }  // namespace awards_test
