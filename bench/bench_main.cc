@@ -1267,7 +1267,9 @@ constexpr int kFloorCDepth = 4;
 
 std::string FloorC(Bench& b, int n, double* events_per_s, int64_t* not_applied) {
   Redis redis(b.redis_host, b.redis_port);
-  const std::string sha = redis.Run({"SCRIPT", "LOAD", kBenchApplyEventLua}).str;
+  // As the consumer loads it: the declared-keys guard in front.
+  const common::redis::Script apply_event("leaderboard_apply_event", kBenchApplyEventLua);
+  const std::string sha = redis.Run({"SCRIPT", "LOAD", apply_event.source()}).str;
   const std::string org = "benchfc";
   leaderboard::OrgCalendar calendar =
       leaderboard::CalendarFromSettings(leaderboard::DefaultSettings());

@@ -12,11 +12,12 @@
 #include "bench/bench_env.h"
 #include "kudos/v1/kudos.pb.h"
 #include "ledger/v1/ledger.pb.h"
+#include "common/check/check.h"
+#include "common/redis/redis_client.h"
 #include "lua/kBenchBeginLua.h"
 #include "lua/kBenchFinishLua.h"
-#include "lua/kBenchLedgerLibLua.h"
-#include "lua/kBenchLedgerPostLua.h"
-#include "services/ledger/ledger_rules.h"
+#include "services/kudos/kudos_store.h"
+#include "services/ledger/ledger_store.h"
 
 namespace bench {
 namespace {
@@ -111,9 +112,21 @@ Blobs MakeBlobs(const std::string& org) {
   return b;
 }
 
-struct Shas {
-  std::string begin, post, finish;
+// The scripts as the services load them: the key guard in front of each.
+struct Scripts {
+  common::redis::Script begin{"begin_recognition", kBenchBeginLua};
+  common::redis::Script finish{"finish_recognition", kBenchFinishLua};
+  const common::redis::Script& post = ledger::LedgerStore::PostScript();
 };
+
+// EVALSHA of `script` with `keys` and `args`, as one command.
+Command EvalSha(const common::redis::Script& script, const std::vector<std::string>& keys,
+                const std::vector<std::string>& args) {
+  Command command = {"EVALSHA", script.sha(), absl::StrCat(keys.size())};
+  command.insert(command.end(), keys.begin(), keys.end());
+  command.insert(command.end(), args.begin(), args.end());
+  return command;
+}
 
 }  // namespace
 
@@ -121,19 +134,14 @@ FloorBResult RunFloorB(const FloorBOptions& o) {
   const std::string kp = absl::StrCat("kudos:{", o.org, "}:");
   const std::string lp = absl::StrCat("ledger:{", o.org, "}:");
   Blobs blobs = MakeBlobs(o.org);
-  Shas shas;
+  const Scripts scripts;
   {
     Redis redis(o.host, o.port);
-    shas.begin = redis.Run({"SCRIPT", "LOAD", kBenchBeginLua}).str;
-    shas.finish = redis.Run({"SCRIPT", "LOAD", kBenchFinishLua}).str;
-    // The ledger's bounds prelude, as LedgerStore prepends it (ledger_store.cc).
-    const std::string ledger_prelude =
-        absl::StrCat("local MAX_BALANCE = ", ledger::kMaxBalance, "\nlocal MAX_PENDING = ",
-                     ledger::kMaxPendingRedemptionsPerPerson, "\n");
-    shas.post = redis
-                    .Run({"SCRIPT", "LOAD",
-                          ledger_prelude + kBenchLedgerLibLua + "\n" + kBenchLedgerPostLua})
-                    .str;
+    for (const common::redis::Script* script : {&scripts.begin, &scripts.finish, &scripts.post}) {
+      if (redis.Run({"SCRIPT", "LOAD", script->source()}).str != script->sha()) {
+        throw std::runtime_error("floor b: SCRIPT LOAD of " + script->name() + " failed");
+      }
+    }
     std::vector<Command> setup = {{"SET", kp + "settings", blobs.settings_pb},
                                   {"SET", lp + "policy", blobs.policy_pb}};
     for (int i = 0; i < o.people; ++i) {
@@ -148,16 +156,17 @@ FloorBResult RunFloorB(const FloorBOptions& o) {
   }
 
   const absl::Time now = absl::Now();
-  const std::string now_ms = absl::StrCat(absl::ToUnixMillis(now));
   // The kudos service's first reconcile attempt (--reconcile_after_ms, 5 s).
-  const std::string reconcile_at_ms = absl::StrCat(absl::ToUnixMillis(now) + 5000);
+  const int64_t reconcile_at_ms = absl::ToUnixMillis(now) + 5000;
   const std::string minute_key = absl::StrCat(absl::ToUnixSeconds(now) / 60);
   const std::string week_key = absl::FormatTime("%G-W%V", now, absl::UTCTimeZone());
   const std::string month_key = absl::FormatTime("%Y-%m", now, absl::UTCTimeZone());
-  const std::string kudos_fp(64, 'f');
-  const std::string transfer_fp(64, 'e');  // the ledger's SHA-256 hex of the transfer
   // The org's idempotency window (retention policy default: 30 days).
-  const std::string idempotency_ttl_s = absl::StrCat(30 * 86400);
+  const int64_t idempotency_ttl_s = 30 * 86400;
+  ledger::v1::Transfer transfer_template;
+  if (!transfer_template.ParseFromString(blobs.transfer_body)) {
+    throw std::runtime_error("floor b: transfer body does not parse");
+  }
 
   std::atomic<int64_t> kudos_total{0}, errors_total{0};
   std::mutex mu;
@@ -179,35 +188,78 @@ FloorBResult RunFloorB(const FloorBOptions& o) {
     std::string local_error;
     int64_t n = 0;
     while (Clock::now() < end) {
+      // What the kudos service, then the ledger, send per kudos; finish needs
+      // the seq begin answered, so it goes in a second round trip.
+      constexpr size_t kCommandsBeforeFinish = 7, kBeginIndex = 3;
       std::vector<Command> batch;
+      std::vector<kudos::BeginRecognition> begins;
       for (int k = 0; k < o.depth; ++k, ++n) {
         int gi = static_cast<int>(rng() % o.people);
         int ri = static_cast<int>(rng() % (o.people - 1));
         if (ri >= gi) ++ri;
         const std::string g = Person(gi), r = Person(ri);
-        const std::string id = absl::StrFormat("k%02d%016x%08x", thread_index, n, rng() & 0xffffffff);
-        const std::string request_id = absl::StrCat("floor-", thread_index, "-", n);
-        const std::string feeds = absl::StrCat("feed:all,feed:giver:", g, ",feed:recipient:", r,
-                                               ",feed:team:team-012,feed:team:team-056,"
-                                               "feed:value:on-time-delivery");
+        kudos::BeginRecognition b;
+        b.actor = g;
+        b.request_id = absl::StrCat("floor-", thread_index, "-", n);
+        b.fingerprint = std::string(64, 'f');
+        b.record_id = absl::StrFormat("k%02d%016x%08x", thread_index, n, rng() & 0xffffffff);
+        b.record_pb = blobs.record_pb;
+        b.now_ms = absl::ToUnixMillis(now);
+        b.minute_key = minute_key;
+        b.rate_limit = 10000;
+        b.retry_after_seconds = 30;
+        b.week_key = week_key;
+        b.pair_cap = 1000000000000;
+        b.points = 3;
+        b.recipients = {r};
+        b.transfers_pb = blobs.transfers_pb;
+        b.event_pb = blobs.event_pb;
+        b.feeds = {"feed:all", "feed:giver:" + g, "feed:recipient:" + r, "feed:team:team-012",
+                   "feed:team:team-056", "feed:value:on-time-delivery"};
+        b.reconcile_at_ms = reconcile_at_ms;
+        b.idempotency_ttl_s = idempotency_ttl_s;
         batch.push_back({"HGET", kp + "person:" + r, "pb"});
         batch.push_back({"HGET", kp + "person:" + g, "pb"});
         batch.push_back({"GET", kp + "settings"});
-        batch.push_back({"EVALSHA", shas.begin, "1", kp, "kudos", g, request_id, kudos_fp, id,
-                         blobs.record_pb, now_ms, minute_key, "10000", "30", week_key,
-                         "1000000000000", "3", "", "1", r, blobs.transfers_pb, blobs.event_pb,
-                         feeds, reconcile_at_ms, idempotency_ttl_s});
+        batch.push_back(EvalSha(scripts.begin, kudos::KudosStore::BeginKeys(o.org, b),
+                                kudos::KudosStore::BeginArgs(b)));
+        // The org registry's key in the org's slot, as a bench key instead
+        // (so the live leaderboard does not pick the org up).
         batch.push_back({"SADD", "bench:orgs", o.org});
         batch.push_back({"GET", lp + "policy"});
-        const std::string transfer_id = id + ":" + r;
-        batch.push_back({"EVALSHA", shas.post, "1", lp, now_ms, blobs.ledger_header, month_key,
-                         "1000000000", "34560000", "1", "0", transfer_id, transfer_fp,
-                         "allowance:" + g, "earned:" + r, "3", blobs.transfer_body, "A", g});
-        batch.push_back({"EVALSHA", shas.finish, "1", kp, "kudos", id, "COMMITTED", "0", ""});
-        if (thread_index == 0 && n == 0) commands_per_kudos = static_cast<int>(batch.size());
+        std::vector<std::pair<int, ledger::v1::Transfer>> transfers(1, {0, transfer_template});
+        ledger::v1::Transfer& transfer = transfers[0].second;
+        transfer.set_transfer_id(b.record_id + ":" + r);
+        transfer.mutable_debit_account()->set_person_id(g);
+        transfer.mutable_credit_account()->set_person_id(r);
+        transfer.set_reference(b.record_id);
+        batch.push_back(EvalSha(
+            scripts.post, ledger::LedgerStore::PostKeys(o.org, transfers, month_key),
+            ledger::LedgerStore::PostArgs(o.org, transfers, /*linked=*/true, now, month_key,
+                                          1000000000)));
+        begins.push_back(std::move(b));
+        KUDOS_CHECK(batch.size() == begins.size() * kCommandsBeforeFinish, "begin is command 4 of 7");
       }
       Clock::time_point sent = Clock::now();
       std::vector<RedisReply> replies = redis.Pipeline(batch);
+      std::vector<Command> finishes;
+      for (size_t k = 0; k < begins.size(); ++k) {
+        // begin's reply: {'NEW', id, fingerprint, seq}.
+        const RedisReply& begun = replies[k * kCommandsBeforeFinish + kBeginIndex];
+        const std::string seq = begun.elements.size() == 4 ? begun.elements[3].str : "";
+        const kudos::FinishFields fields = kudos::KudosStore::FinishFieldsOf(begins[k], seq);
+        finishes.push_back(EvalSha(
+            scripts.finish,
+            kudos::KudosStore::FinishKeys(o.org, kudos::RecordKind::kKudos, begins[k].record_id,
+                                          fields),
+            kudos::KudosStore::FinishArgs(kudos::RecordKind::kKudos, begins[k].record_id,
+                                          /*commit=*/true, absl::OkStatus(), fields)));
+      }
+      if (thread_index == 0 && n == o.depth) {
+        commands_per_kudos = static_cast<int>((batch.size() + finishes.size()) / begins.size());
+      }
+      std::vector<RedisReply> finished = redis.Pipeline(finishes);
+      replies.insert(replies.end(), finished.begin(), finished.end());
       Clock::time_point done = Clock::now();
       if (done < measure_from || done > end) continue;
       local_kudos += o.depth;
