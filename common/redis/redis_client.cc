@@ -385,10 +385,9 @@ std::string DeclaredKeysGuardLua(absl::string_view script_name) {
   return absl::StrCat(kGuard, script_name, "') ");
 }
 
-Script::Script(std::string name, std::string source, ScriptKeys keys)
+Script::Script(std::string name, std::string source)
     : name_(std::move(name)),
-      source_(keys == ScriptKeys::kDeclared ? absl::StrCat(DeclaredKeysGuardLua(name_), source)
-                                             : std::move(source)),
+      source_(absl::StrCat(DeclaredKeysGuardLua(name_), source)),
       sha_(Sha1Hex(source_)) {}
 
 // Pool: redis_pool.cc.

@@ -127,30 +127,22 @@ struct NodeMode {
 // seed or later.
 absl::StatusOr<NodeMode> ReadNodeMode(Connection& connection);
 
-// How a script names the keys it touches.
-enum class ScriptKeys {
-  // Every key the script reads or writes is in KEYS. Enforced: the script
-  // runs behind a guard (DeclaredKeysGuardLua) that fails any redis.call or
-  // redis.pcall on a key not in KEYS, so a missed key is an error in tests,
-  // never a silent read on the wrong node while a slot migrates (Redis
-  // Cluster routes, ASKs and TRYAGAINs by the declared keys only).
-  kDeclared,
-  // Legacy: KEYS[1] is an org's key prefix and the script builds its keys
-  // from it. Unsafe during a slot migration; being removed (issue 14).
-  kPrefixOnly,
-};
-
-// The Lua text put before a kDeclared script: one line (so the script's own
+// The Lua text put before every script: one line (so the script's own
 // line numbers in Redis' error messages stay right) that shadows `redis`
 // with a table whose call/pcall check their key arguments against KEYS.
 std::string DeclaredKeysGuardLua(absl::string_view script_name);
 
-// A Lua script, loaded once per server and then called by SHA.
+// A Lua script, loaded once per server and then called by SHA. Every key it
+// reads or writes must be in KEYS: Redis Cluster routes, ASKs and TRYAGAINs
+// a script by its declared keys only, so a key built inside the script would
+// be read on whichever node the script landed on while its slot migrates.
+// Enforced: the script runs behind DeclaredKeysGuardLua, which fails any
+// redis.call or redis.pcall on a key not in KEYS (ERR UNDECLARED_KEY).
 class Script {
  public:
-  Script(std::string name, std::string source, ScriptKeys keys = ScriptKeys::kDeclared);
+  Script(std::string name, std::string source);
   const std::string& name() const { return name_; }
-  // What Redis runs: the given source, behind the guard when kDeclared.
+  // What Redis runs: the given source behind the guard.
   const std::string& source() const { return source_; }
   const std::string& sha() const { return sha_; }
 

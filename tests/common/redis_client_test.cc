@@ -96,9 +96,6 @@ TEST(RedisClientTest, Script_DeclaredKeysPassEveryKeyPositionOfMultiKeyCommands)
   absl::StatusOr<Reply> refused = pool.Eval(group_undeclared, {"{a}stream"}, {});
   ASSERT_FALSE(refused.ok());
   EXPECT_TRUE(absl::StrContains(refused.status().message(), "UNDECLARED_KEY")) << refused.status();
-  // A legacy prefix script runs unguarded.
-  Script legacy("legacy", "return redis.call('SET', KEYS[1] .. 'x', 1)", ScriptKeys::kPrefixOnly);
-  EXPECT_TRUE(pool.Eval(legacy, {"{a}:"}, {}).ok());
 }
 
 // A full Redis (maxmemory) or a node demoted by a failover is a server state
