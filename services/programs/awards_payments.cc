@@ -186,7 +186,8 @@ void RunPaymentSweep(AwardPayments& payments, common::redis::OrgRegistry& regist
       if (stop.HasBeenNotified()) return;
       absl::StatusOr<SweepStats> stats = payments.RunOnce(org, absl::Now());
       if (!stats.ok()) {
-        common::log::Error(absl::StrCat("awards sweep: org ", org, ": ", stats.status().ToString()));
+        common::log::Error(
+            absl::StrCat("awards sweep: org ", org, ": ", stats.status().ToString()));
       } else if (stats->pending > 0) {
         common::log::Info(absl::StrCat("awards sweep: org ", org, ": ", stats->pending,
                                        " payments still in flight"));

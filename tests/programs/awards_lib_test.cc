@@ -169,9 +169,9 @@ TEST_F(AwardsLib, MonthlyBudget_RefillsAtMidnightInItsZoneWithPaymentsInFlightCo
   ASSERT_TRUE(book_->CreateBudget(admin_, MonthlyBudget("m", 100, {"erin"}), november).ok());
   ApprovedAward("a", "m", 60, november);
   ApprovedAward("b", "m", 60, november);
-  ASSERT_TRUE(payments_->Finish(org_, book_->ReserveWinners(admin_, Pick("a"), november)->award_id(),
-                                "root", november)
-                  .ok());
+  absl::StatusOr<Award> first = book_->ReserveWinners(admin_, Pick("a"), november);
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_TRUE(payments_->Finish(org_, first->award_id(), "root", november).ok());
   // 40 left in November (Paris), so b does not fit...
   absl::StatusOr<Award> refused = book_->ReserveWinners(admin_, Pick("b"), november);
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kResourceExhausted);

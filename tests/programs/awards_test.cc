@@ -279,10 +279,8 @@ TEST_F(AwardsApi, Nominate_OutsideTheWindowIsFailedPreconditionAndRulesAreEnforc
   request.set_nominee_id("bob");
   request.set_reason("Unblocked the release");
   programs::v1::NominateResponse response;
-  EXPECT_TRUE(awards_
-                  ->Nominate(harness::Context(harness::MintToken(org_, "erin", {"member", "manager"}))
-                                 .get(),
-                             request, &response)
+  std::string manager = harness::MintToken(org_, "erin", {"member", "manager"});
+  EXPECT_TRUE(awards_->Nominate(harness::Context(manager).get(), request, &response)
                   .ok());
 
   status = Nominate("alice", "listed", "alice", "self");
@@ -384,7 +382,8 @@ TEST_F(AwardsApi, Budgets_AdminsCreateOwnersReadAndBadInputIsInvalidArgument) {
   bad = MonthlyBudget("bad", 10, {"erin"}, "Mars/Olympus");
   grpc::Status status = CreateBudget(admin_, bad);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_TRUE(absl::StrContains(status.error_message(), "budget.time_zone")) << status.error_message();
+  EXPECT_TRUE(absl::StrContains(status.error_message(), "budget.time_zone"))
+      << status.error_message();
   bad = MonthlyBudget("bad id", 10, {"erin"});
   EXPECT_EQ(CreateBudget(admin_, bad).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 
