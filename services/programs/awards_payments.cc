@@ -16,20 +16,15 @@ namespace {
 
 using Kind = WriteOutcome::Kind;
 
-// A definite "no" from the ledger: the same request would be refused again.
+// A definite "no" that proves nothing was posted: only the post script's own
+// refusals, which it gives after recognising a replay of the same transfer
+// ids (a replay answers OK). A refusal before the script (authentication,
+// validation by a ledger of another version, a local token error) may follow
+// an earlier attempt that did post, so it is not proof: the award stays
+// PAYING and a retry or the sweep tries again. ALREADY_EXISTS means one of
+// the ids was posted with other content: never released either.
 bool IsDefiniteRefusal(absl::StatusCode code) {
-  switch (code) {
-    case absl::StatusCode::kInvalidArgument:
-    case absl::StatusCode::kFailedPrecondition:
-    case absl::StatusCode::kPermissionDenied:
-    case absl::StatusCode::kAlreadyExists:
-    case absl::StatusCode::kOutOfRange:
-    case absl::StatusCode::kNotFound:
-    case absl::StatusCode::kUnauthenticated:
-      return true;
-    default:
-      return false;
-  }
+  return code == absl::StatusCode::kFailedPrecondition || code == absl::StatusCode::kOutOfRange;
 }
 
 }  // namespace
@@ -50,9 +45,15 @@ PostAwardTransfers LedgerPoster(
     ledger::v1::PostTransfersResponse response;
     grpc::Status status = stub->PostTransfers(&context, request, &response);
     if (!status.ok()) return common::grpc_util::FromGrpcStatus(status);
-    // Linked: every result is OK when the call is.
+    // Linked: every result is OK when the call is. A ledger answering
+    // otherwise (another version mid-rollout) is not proof of anything: the
+    // award stays PAYING rather than the process aborting on every replica.
     for (const ledger::v1::TransferResult& result : response.results()) {
-      KUDOS_CHECK(result.status_code() == 0, "a linked post answered OK with a failed transfer");
+      if (result.status_code() != 0) {
+        return absl::InternalError(absl::StrCat(
+            "the ledger answered a linked post OK with a failed transfer (code ",
+            result.status_code(), ")"));
+      }
     }
     return absl::OkStatus();
   };

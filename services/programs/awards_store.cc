@@ -564,6 +564,32 @@ absl::StatusOr<v1::Nomination> AwardsBook::Decide(const Principal& who,
   return absl::AbortedError("nomination: changed concurrently too often; retry");
 }
 
+namespace {
+
+// A retry of a SelectWinners already taken: the award as that request left
+// it, unless its selection was refused and released since (OPEN again), or
+// another request selected other winners: then the retry must not read as
+// a success.
+absl::StatusOr<v1::Award> PriorSelection(v1::Award award, const v1::SelectWinnersRequest& request) {
+  if (award.state() == v1::AWARD_STATE_OPEN) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "award '", award.award_id(), "': this request's selection was refused and released (",
+        award.last_payment_error(), "); select again with a new request_id"));
+  }
+  std::vector<std::string> selected;
+  for (const v1::Winner& winner : award.winners()) selected.push_back(winner.person_id());
+  std::vector<std::string> asked(request.winner_ids().begin(), request.winner_ids().end());
+  std::sort(selected.begin(), selected.end());
+  std::sort(asked.begin(), asked.end());
+  if (selected != asked) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "award '", award.award_id(), "': another request selected other winners since this one"));
+  }
+  return award;
+}
+
+}  // namespace
+
 absl::StatusOr<v1::Award> AwardsBook::ReserveWinners(const Principal& who,
                                                      const v1::SelectWinnersRequest& request,
                                                      absl::Time now) {
@@ -582,7 +608,7 @@ absl::StatusOr<v1::Award> AwardsBook::ReserveWinners(const Principal& who,
     if (!budget_read.ok()) return budget_read.status();
     auto& [budget_record, budget] = *budget_read;
     if (absl::Status s = CanManageAward(who, budget); !s.ok()) return s;
-    if (prior->has_value()) return std::move(award);
+    if (prior->has_value()) return PriorSelection(std::move(award), request);
     if (award.state() != v1::AWARD_STATE_OPEN) {
       return absl::FailedPreconditionError(absl::StrCat(
           "award '", award.award_id(), "': winners are already selected (",

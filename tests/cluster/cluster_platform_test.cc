@@ -103,17 +103,15 @@ void ExpectNothingLostOrCountedTwice(Platform& platform, const std::string& org,
 }
 
 // The org's slot moves from its primary to another one in the middle of the
-// load: half-moved first (source MIGRATING, target IMPORTING: ASK and
-// TRYAGAIN), then every key MIGRATEd and the slot given to the target.
-//
-// DISABLED (issue 14, open): it fails today and pins a real defect. The
-// services' scripts declare a key prefix, not the keys they touch, so while
-// the slot is MIGRATING the source answers ASK for the declared (missing)
-// key and the whole script runs on the target without the org's data:
-// keys land on both nodes and MIGRATE stops with BUSYKEY. Enable it once
-// every script passes every key it reads or writes in KEYS
-// (docs/cluster.md: "do not reshard a live org's slot" until then).
-TEST(ClusterFaults, DISABLED_SlotMigrationDuringLoad_LosesNoAcknowledgedKudosAndCountsNoneTwice) {
+// load, as `redis-cli --cluster reshard` moves it: half-moved first (source
+// MIGRATING, target IMPORTING), held there while every load thread makes a
+// couple of attempts, then every key MIGRATEd in batches and the slot given
+// to the target. Every service script declares every key it touches (the
+// Script guard enforces it), so Redis never runs one where only part of the
+// org's keys are: it answers ASK or TRYAGAIN, which the Redis clients retry
+// within the call's deadline and the load's client retries past it. The
+// window printed includes the deliberate hold in the half-moved state.
+TEST(ClusterFaults, SlotMigrationDuringLoad_LosesNoAcknowledgedKudosAndCountsNoneTwice) {
   Platform platform;
   const std::string org = OrgOnPrimary(platform.cluster(), 1, "moving");
   ASSERT_NO_FATAL_FAILURE(SeedForLoad(platform, org));
@@ -130,7 +128,7 @@ TEST(ClusterFaults, DISABLED_SlotMigrationDuringLoad_LosesNoAcknowledgedKudosAnd
       Eventually([&] { return answered.load() >= 40; }, 60s);
       platform.cluster().BeginSlotMigration(slot, target);
       const int begun_at = answered.load();
-      Eventually([&] { return answered.load() >= begun_at + 40; }, 60s);
+      Eventually([&] { return answered.load() >= begun_at + 2 * options.threads; }, 60s);
       platform.cluster().FinishSlotMigration(slot);
     } catch (const std::exception& e) {
       fault_error = e.what();
@@ -142,6 +140,11 @@ TEST(ClusterFaults, DISABLED_SlotMigrationDuringLoad_LosesNoAcknowledgedKudosAnd
   for (int node = 0; node < 3; ++node) {
     EXPECT_EQ(platform.cluster().PrimaryOfSlot(slot, node), target) << "as node " << node << " sees it";
   }
+  // Nothing was written behind the migration's back on the old primary.
+  absl::StatusOr<common::redis::Reply> left =
+      platform.cluster().Command(1, {"CLUSTER", "COUNTKEYSINSLOT", std::to_string(slot)});
+  ASSERT_TRUE(left.ok()) << left.status();
+  EXPECT_EQ(left->integer, 0) << "keys of the moved slot left on its old primary";
   ExpectNothingLostOrCountedTwice(platform, org, "slot_migration", load);
 }
 
