@@ -25,6 +25,7 @@
 #include "absl/time/time.h"
 #include "common/auth/auth.h"
 #include "common/auth/guard.h"
+#include "common/grpc/module_host.h"
 #include "common/redis/redis_client.h"
 #include "integrations/v1/http_ingress.pb.h"
 
@@ -56,7 +57,7 @@ struct HostOptions {
 using HttpHandler =
     std::function<v1::HandleResponse(const v1::HandleRequest& request, absl::Time now)>;
 
-class Host {
+class Host : public common::grpc_util::ModuleHost {
  public:
   Host(HostOptions options, common::redis::Pool& pool, common::auth::Guard guard);
   ~Host();
@@ -66,45 +67,18 @@ class Host {
   const HostOptions& options() const { return options_; }
   common::redis::Pool& pool() { return pool_; }
   const common::auth::Guard& guard() const { return guard_; }
-  // "authorization" metadata value for a call to kudos or ledger on behalf of
-  // `org` ("Bearer <token>"), cached until shortly before it expires.
-  absl::StatusOr<std::string> ServiceAuthorization(absl::string_view org);
+  // ServiceAuthorization, AddService, AddWorker, Keep, StartWorkers: ModuleHost.
 
-  // Served by the gRPC server; owned by the host.
-  void AddService(std::unique_ptr<grpc::Service> service);
   // Requests whose path starts with `path_prefix` (the longest prefix wins).
   void AddHttpRoute(std::string path_prefix, HttpHandler handler);
-  // A background loop run on its own thread from Start() until Stop(); it
-  // returns soon after `stop` is notified.
-  void AddWorker(std::string name, std::function<void(const absl::Notification& stop)> run);
-  // Something that must live as long as the host (a store, a dispatcher).
-  void Keep(std::shared_ptr<void> object) { kept_.push_back(std::move(object)); }
-
-  std::vector<grpc::Service*> services() const;
   // The handler for `path`, or nullptr.
   const HttpHandler* FindHttpRoute(absl::string_view path) const;
 
-  void StartWorkers();
-  void StopWorkers();
-
  private:
-  struct Worker {
-    std::string name;
-    std::function<void(const absl::Notification&)> run;
-  };
   HostOptions options_;
   common::redis::Pool& pool_;
   common::auth::Guard guard_;
-  std::vector<std::unique_ptr<grpc::Service>> services_;
   std::vector<std::pair<std::string, HttpHandler>> http_routes_;
-  std::vector<Worker> workers_;
-  std::vector<std::thread> threads_;
-  absl::Notification stop_;
-  std::vector<std::shared_ptr<void>> kept_;
-  absl::Mutex token_mutex_;
-  // org -> (authorization value, minted at); bounded by kMaxCachedTokens.
-  absl::flat_hash_map<std::string, std::pair<std::string, absl::Time>> tokens_
-      ABSL_GUARDED_BY(token_mutex_);
 };
 
 }  // namespace integrations

@@ -23,6 +23,7 @@
 #include "absl/time/time.h"
 #include "common/auth/auth.h"
 #include "common/auth/guard.h"
+#include "common/grpc/module_host.h"
 #include "common/redis/org_registry.h"
 #include "common/redis/redis_client.h"
 
@@ -47,7 +48,7 @@ struct HostOptions {
   std::chrono::milliseconds sweep_interval{5000};
 };
 
-class Host {
+class Host : public common::grpc_util::ModuleHost {
  public:
   Host(HostOptions options, common::redis::Pool& pool, common::auth::Guard guard);
   ~Host();
@@ -62,42 +63,15 @@ class Host {
   // One channel per upstream, shared by the areas.
   std::shared_ptr<grpc::Channel> ledger_channel() const { return ledger_; }
   std::shared_ptr<grpc::Channel> kudos_channel() const { return kudos_; }
-  // "authorization" metadata value for a call to kudos or ledger on behalf of
-  // `org` ("Bearer <token>"), cached until shortly before it expires.
-  absl::StatusOr<std::string> ServiceAuthorization(absl::string_view org);
-
-  // Served by the gRPC server; owned by the host.
-  void AddService(std::unique_ptr<grpc::Service> service);
-  // A background loop run on its own thread from StartWorkers() until
-  // StopWorkers(); it returns soon after `stop` is notified.
-  void AddWorker(std::string name, std::function<void(const absl::Notification& stop)> run);
-  // Something that must live as long as the host (a store, a sweep).
-  void Keep(std::shared_ptr<void> object) { kept_.push_back(std::move(object)); }
-
-  std::vector<grpc::Service*> services() const;
-  void StartWorkers();
-  void StopWorkers();
+  // ServiceAuthorization, AddService, AddWorker, Keep, StartWorkers: ModuleHost.
 
  private:
-  struct Worker {
-    std::string name;
-    std::function<void(const absl::Notification&)> run;
-  };
   HostOptions options_;
   common::redis::Pool& pool_;
   common::auth::Guard guard_;
   common::redis::OrgRegistry org_registry_;
   std::shared_ptr<grpc::Channel> ledger_;
   std::shared_ptr<grpc::Channel> kudos_;
-  std::vector<std::unique_ptr<grpc::Service>> services_;
-  std::vector<Worker> workers_;
-  std::vector<std::thread> threads_;
-  absl::Notification stop_;
-  std::vector<std::shared_ptr<void>> kept_;
-  absl::Mutex token_mutex_;
-  // org -> (authorization value, minted at); bounded by kMaxCachedTokens.
-  absl::flat_hash_map<std::string, std::pair<std::string, absl::Time>> tokens_
-      ABSL_GUARDED_BY(token_mutex_);
 };
 
 }  // namespace programs
