@@ -185,6 +185,15 @@ absl::Status ServedConsumer::Apply(const std::string& org, const Reply& reply,
         if (!event.ParseFromString(fields[i + 1].str)) continue;  // not ours to judge
         latest_ms = std::max<int64_t>(
             latest_ms, google::protobuf::util::TimeUtil::TimestampToMilliseconds(event.event_time()));
+        // A survey invitation must not reveal a private thank-you (issue 18).
+        if (event.has_kudos_sent() &&
+            event.kudos_sent().kudos().visibility() == kudos::v1::KUDOS_VISIBILITY_PRIVATE) {
+          continue;
+        }
+        if (event.has_kudos_boosted() &&
+            event.kudos_boosted().visibility() == kudos::v1::KUDOS_VISIBILITY_PRIVATE) {
+          continue;
+        }
         if (event.has_kudos_sent()) {
           const kudos::v1::KudosSent& sent = event.kudos_sent();
           const std::string& giver = sent.kudos().giver_id();

@@ -1590,6 +1590,10 @@ void Gateway::Impl::CatchUpFeed(const std::shared_ptr<WatchGroup>& group) {
 
 void Gateway::Impl::DeliverKudos(const std::shared_ptr<WatchGroup>& group,
                                  const kudos::v1::Kudos& kudos) {
+  // A watch group is shared by many clients; without a service secret it
+  // reads with one member's token, which may see that member's private or
+  // (as an admin) retracted kudos. Neither is for the others (issue 18).
+  if (kudos.visibility() == kudos::v1::KUDOS_VISIBILITY_PRIVATE || kudos.retracted()) return;
   if (!group->Remember(kudos.kudos_id())) return;
   group->since_ms = std::max(group->since_ms, google::protobuf::util::TimeUtil::TimestampToMilliseconds(
                                                   kudos.create_time()));

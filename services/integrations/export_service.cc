@@ -163,6 +163,8 @@ absl::Status Exporter::ExportKudos(const std::string& authorization, ExportCurso
     for (const kudos::v1::Kudos& kudos : response.kudos()) {
       absl::Time created = ToTime(kudos.create_time());
       if (created < stop_before) past_start = true;
+      // A retracted kudos stays in the admin's export with "retracted": true,
+      // as its points' reversal stays in the ledger export (issue 18).
       if (kudos.state() != kudos::v1::KUDOS_STATE_COMMITTED || !cursor.period.Contains(created)) {
         continue;
       }

@@ -97,6 +97,16 @@ absl::Status FromKudos(absl::string_view org, const StreamEntry& entry,
   if (absl::Status s = ParseField(entry, "event", event); !s.ok()) return s;
   int64_t created_ms = Millis(event.event_time(), EntryMillis(entry.id));
   std::string id = absl::StrCat("evt_kudos_", entry.id);
+  // A private kudos (issue 18) is for its giver, recipients and their
+  // managers only: no webhook or Slack channel hears of it or its boosts.
+  if (event.has_kudos_sent() &&
+      event.kudos_sent().kudos().visibility() == kudos::v1::KUDOS_VISIBILITY_PRIVATE) {
+    return absl::OkStatus();
+  }
+  if (event.has_kudos_boosted() &&
+      event.kudos_boosted().visibility() == kudos::v1::KUDOS_VISIBILITY_PRIVATE) {
+    return absl::OkStatus();
+  }
   if (event.has_kudos_sent()) {
     const kudos::v1::Kudos& k = event.kudos_sent().kudos();
     std::string text = SlackEscape(absl::StrCat(
