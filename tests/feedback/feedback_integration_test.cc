@@ -465,6 +465,39 @@ TEST_F(FeedbackIntegrationTest, Served_KudosBothWaysMakePeopleTheTeamsCustomers)
   EXPECT_TRUE(found);
 }
 
+// Issue 18: a private thank-you is for the people in it; a survey invitation
+// built from it would tell others it happened.
+TEST_F(FeedbackIntegrationTest, Served_PrivateKudosMakeNobodyACustomer) {
+  auto send = [&](const std::string& giver, const std::string& recipient, const std::string& id,
+                  kudos::v1::KudosVisibility visibility) {
+    kudos::v1::SendKudosRequest request;
+    request.set_request_id(id);
+    request.add_recipient_ids(recipient);
+    request.set_message("Thanks for the quick follow-up!");
+    request.add_values("consistent-follow-up");
+    request.set_points_per_recipient(1);
+    request.set_visibility(visibility);
+    kudos::v1::SendKudosResponse response;
+    grpc::Status status =
+        kudos_stub_->SendKudos(Context(MintToken(kOrg, giver)).get(), request, &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+  };
+  send("cust1", "alice", "p1", kudos::v1::KUDOS_VISIBILITY_PRIVATE);
+  send("alice", "cust2", "p2", kudos::v1::KUDOS_VISIBILITY_PUBLIC);
+  const int64_t since = absl::ToUnixMillis(absl::Now() - absl::Hours(1));
+  // The public one is read after the private one: once it counts, both were read.
+  ASSERT_TRUE(harness::Eventually([&] {
+    auto served = replica_->store.Served(kOrg, "eng", since);
+    return served.ok() && std::set<std::string>(served->begin(), served->end()).count("cust2");
+  }));
+  auto eng = replica_->store.Served(kOrg, "eng", since);
+  ASSERT_TRUE(eng.ok());
+  EXPECT_EQ(std::set<std::string>(eng->begin(), eng->end()), std::set<std::string>{"cust2"});
+  auto sales = replica_->store.Served(kOrg, "sales", since);
+  ASSERT_TRUE(sales.ok());
+  EXPECT_TRUE(sales->empty()) << "alice was thanked privately by sales";
+}
+
 // ------------------------------------------------------------------ answers
 
 TEST_F(FeedbackIntegrationTest, SubmitResponse_IsIdempotentByRequestIdAndOnePerInvitation) {

@@ -152,6 +152,32 @@ TEST(WebhookEvents, KudosSentBecomesOneEventWithAStableIdAndBothBodies) {
   EXPECT_EQ(Translate(Source::kKudos, "acme", {"1-2", {}}, out).code(), absl::StatusCode::kDataLoss);
 }
 
+// Issue 18: a private kudos and its boosts are for the people in it only.
+TEST(WebhookEvents, PrivateKudosAndItsBoostsBecomeNoEvent) {
+  kudos::v1::KudosEvent sent;
+  kudos::v1::Kudos* kudos = sent.mutable_kudos_sent()->mutable_kudos();
+  kudos->set_kudos_id("k1");
+  kudos->set_giver_id("alice");
+  kudos->add_recipient_ids("bob");
+  kudos->set_visibility(kudos::v1::KUDOS_VISIBILITY_PRIVATE);
+  kudos::v1::KudosEvent boosted;
+  boosted.mutable_kudos_boosted()->set_kudos_id("k1");
+  boosted.mutable_kudos_boosted()->add_recipient_ids("bob");
+  boosted.mutable_kudos_boosted()->set_visibility(kudos::v1::KUDOS_VISIBILITY_PRIVATE);
+  std::vector<OutboundEvent> out;
+  ASSERT_TRUE(Translate(Source::kKudos, "acme", {"1-0", {{"event", sent.SerializeAsString()}}}, out).ok());
+  ASSERT_TRUE(
+      Translate(Source::kKudos, "acme", {"1-1", {{"event", boosted.SerializeAsString()}}}, out).ok());
+  EXPECT_TRUE(out.empty());
+  // The same kudos made public is one event each.
+  kudos->set_visibility(kudos::v1::KUDOS_VISIBILITY_PUBLIC);
+  boosted.mutable_kudos_boosted()->set_visibility(kudos::v1::KUDOS_VISIBILITY_PUBLIC);
+  ASSERT_TRUE(Translate(Source::kKudos, "acme", {"1-2", {{"event", sent.SerializeAsString()}}}, out).ok());
+  ASSERT_TRUE(
+      Translate(Source::kKudos, "acme", {"1-3", {{"event", boosted.SerializeAsString()}}}, out).ok());
+  EXPECT_EQ(out.size(), 2u);
+}
+
 TEST(WebhookEvents, InvitationsAndLeaderboardEventsBecomeTheirTypes) {
   feedback::v1::Invitation invitation;
   invitation.set_invitation_id("inv1");
