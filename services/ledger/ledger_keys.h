@@ -36,6 +36,20 @@ inline std::string Spent(absl::string_view org, absl::string_view person,
   return absl::StrCat(Prefix(org), "spent:", person, ":", period_key);
 }
 inline std::string Policy(absl::string_view org) { return Prefix(org) + "policy"; }
+// The reversal of a transfer (issue 18): its id, so a transfer is reversed once.
+inline std::string Reversed(absl::string_view org, absl::string_view original_id) {
+  return absl::StrCat(Prefix(org), "rev:", original_id);
+}
+// Allowance rules (issue 18 part 2): HASH rule_id -> common AllowanceRule.
+inline std::string AllowanceRules(absl::string_view org) { return Prefix(org) + "alw:rules"; }
+// HASH person -> AllowanceProfile (what the rules match on).
+inline std::string AllowanceProfiles(absl::string_view org) {
+  return Prefix(org) + "alw:profiles";
+}
+// HASH boost_id -> AllowanceBoost, one per person.
+inline std::string AllowanceBoosts(absl::string_view org, absl::string_view person) {
+  return absl::StrCat(Prefix(org), "alw:boosts:", person);
+}
 inline std::string Retention(absl::string_view org) { return Prefix(org) + "retention"; }
 // Moved by every write under a write concern (ledger_store.h, WriteConcern).
 inline std::string WaitMark(absl::string_view org) { return Prefix(org) + "wait_mark"; }

@@ -184,12 +184,93 @@ absl::Status ValidateIdempotencyKey(absl::string_view key, absl::string_view fie
 
 namespace {
 
-bool IsProgramKind(ledger::v1::TransferKind kind) {
-  return kind == ledger::v1::TRANSFER_KIND_AWARD || kind == ledger::v1::TRANSFER_KIND_CELEBRATION;
+// Issuer -> earned kinds, each posted by one service: awards and
+// celebrations by programs, season prizes by the leaderboard.
+bool IsIssuerKind(ledger::v1::TransferKind kind) {
+  return kind == ledger::v1::TRANSFER_KIND_AWARD ||
+         kind == ledger::v1::TRANSFER_KIND_CELEBRATION ||
+         kind == ledger::v1::TRANSFER_KIND_SEASON_PRIZE;
+}
+
+bool IsService(const common::auth::Principal& principal, absl::string_view subject) {
+  return principal.is_service() && principal.subject == subject;
 }
 
 bool IsProgramsService(const common::auth::Principal& principal) {
-  return principal.is_service() && principal.subject == kProgramsServiceSubject;
+  return IsService(principal, kProgramsServiceSubject);
+}
+
+std::string KindName(ledger::v1::TransferKind kind) {
+  const std::string& name = ledger::v1::TransferKind_Name(kind);
+  return name.empty() ? absl::StrCat(static_cast<int>(kind)) : name;
+}
+
+// The service that posts `kind` (subject), and how refusals name it.
+struct KindPoster {
+  const char* subject;
+  const char* kinds;
+};
+
+KindPoster PosterOf(ledger::v1::TransferKind kind) {
+  switch (kind) {
+    case ledger::v1::TRANSFER_KIND_AWARD:
+    case ledger::v1::TRANSFER_KIND_CELEBRATION:
+      return {kProgramsServiceSubject, "AWARD and CELEBRATION: the programs service"};
+    case ledger::v1::TRANSFER_KIND_SEASON_PRIZE:
+      return {kLeaderboardServiceSubject, "SEASON_PRIZE: the leaderboard service"};
+    default:
+      return {kKudosServiceSubject, "KUDOS, BOOST and RETRACTION: the kudos service"};
+  }
+}
+
+absl::Status CheckAccountTypes(const Transfer& transfer, absl::string_view field,
+                               AccountType debit_type, AccountType credit_type,
+                               absl::string_view kinds) {
+  if (transfer.debit_account().type() != debit_type) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ".debit_account.type: must be ", AccountTypeName(debit_type), " for ", kinds,
+        ", got ", AccountTypeName(transfer.debit_account().type())));
+  }
+  if (absl::Status s = ValidateAccount(transfer.debit_account(),
+                                       absl::StrCat(field, ".debit_account"));
+      !s.ok()) {
+    return s;
+  }
+  if (transfer.credit_account().type() != credit_type) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ".credit_account.type: must be ", AccountTypeName(credit_type), " for ", kinds,
+        ", got ", AccountTypeName(transfer.credit_account().type())));
+  }
+  return ValidateAccount(transfer.credit_account(), absl::StrCat(field, ".credit_account"));
+}
+
+// Accounts by kind: kudos and boosts spend an allowance; issuer kinds are
+// paid by the org (its issuer goes negative, as AdjustBalance's does); a
+// retraction moves a kudos' points back, earned -> allowance.
+absl::Status CheckKindAccounts(const Transfer& transfer, absl::string_view field) {
+  const ledger::v1::TransferKind kind = transfer.kind();
+  if (kind == ledger::v1::TRANSFER_KIND_RETRACTION) {
+    if (absl::Status s = CheckAccountTypes(transfer, field, ledger::v1::ACCOUNT_TYPE_EARNED,
+                                           ledger::v1::ACCOUNT_TYPE_ALLOWANCE, "RETRACTION");
+        !s.ok()) {
+      return s;
+    }
+    return ValidateIdempotencyKey(transfer.reverses_transfer_id(),
+                                  absl::StrCat(field, ".reverses_transfer_id"),
+                                  kMaxTransferIdLength);
+  }
+  if (!transfer.reverses_transfer_id().empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, ".reverses_transfer_id: only a RETRACTION reverses a transfer, this is ",
+        KindName(kind)));
+  }
+  if (IsIssuerKind(kind)) {
+    return CheckAccountTypes(transfer, field, ledger::v1::ACCOUNT_TYPE_ISSUER,
+                             ledger::v1::ACCOUNT_TYPE_EARNED,
+                             "AWARD, CELEBRATION and SEASON_PRIZE");
+  }
+  return CheckAccountTypes(transfer, field, ledger::v1::ACCOUNT_TYPE_ALLOWANCE,
+                           ledger::v1::ACCOUNT_TYPE_EARNED, "KUDOS and BOOST");
 }
 
 }  // namespace
@@ -206,43 +287,18 @@ absl::Status ValidatePostedTransfer(const Transfer& transfer, absl::string_view 
     return absl::InvalidArgumentError(absl::StrCat(
         field, ".transfer_id: '", transfer.transfer_id(), "' uses a prefix reserved by the ledger"));
   }
-  const bool program = IsProgramKind(transfer.kind());
-  if (transfer.kind() != ledger::v1::TRANSFER_KIND_KUDOS &&
-      transfer.kind() != ledger::v1::TRANSFER_KIND_BOOST && !program) {
+  const ledger::v1::TransferKind kind = transfer.kind();
+  if (kind != ledger::v1::TRANSFER_KIND_KUDOS && kind != ledger::v1::TRANSFER_KIND_BOOST &&
+      kind != ledger::v1::TRANSFER_KIND_RETRACTION && !IsIssuerKind(kind)) {
     return absl::InvalidArgumentError(
         absl::StrCat(field,
-                     ".kind: only KUDOS and BOOST may be posted (AWARD and CELEBRATION by the "
-                     "programs service), got ",
-                     ledger::v1::TransferKind_Name(transfer.kind()).empty()
-                         ? absl::StrCat(static_cast<int>(transfer.kind()))
-                         : ledger::v1::TransferKind_Name(transfer.kind())));
+                     ".kind: only KUDOS and BOOST may be posted (and RETRACTION by the kudos "
+                     "service, AWARD and CELEBRATION by the programs service, SEASON_PRIZE by "
+                     "the leaderboard), got ",
+                     KindName(kind)));
   }
-  // Kudos and boosts spend an allowance; awards and celebrations are paid
-  // by the org (its issuer account goes negative, as AdjustBalance's does).
-  const ledger::v1::AccountType debit_type =
-      program ? ledger::v1::ACCOUNT_TYPE_ISSUER : ledger::v1::ACCOUNT_TYPE_ALLOWANCE;
-  if (transfer.debit_account().type() != debit_type) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        field, ".debit_account.type: must be ", AccountTypeName(debit_type), " for ",
-        program ? "AWARD and CELEBRATION" : "KUDOS and BOOST", ", got ",
-        AccountTypeName(transfer.debit_account().type())));
-  }
-  if (absl::Status s = ValidateAccount(transfer.debit_account(),
-                                       absl::StrCat(field, ".debit_account"));
-      !s.ok()) {
-    return s;
-  }
-  if (transfer.credit_account().type() != ledger::v1::ACCOUNT_TYPE_EARNED) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, ".credit_account.type: must be EARNED, got ",
-                     AccountTypeName(transfer.credit_account().type())));
-  }
-  if (absl::Status s = ValidateAccount(transfer.credit_account(),
-                                       absl::StrCat(field, ".credit_account"));
-      !s.ok()) {
-    return s;
-  }
-  if (!program &&
+  if (absl::Status s = CheckKindAccounts(transfer, field); !s.ok()) return s;
+  if (!IsIssuerKind(kind) &&
       transfer.debit_account().person_id() == transfer.credit_account().person_id()) {
     return absl::InvalidArgumentError(
         absl::StrCat(field, ".credit_account.person_id: '", transfer.credit_account().person_id(),
@@ -270,6 +326,56 @@ absl::Status ValidatePostedTransfer(const Transfer& transfer, absl::string_view 
   return absl::OkStatus();
 }
 
+absl::StatusOr<Transfer> PrepareReversal(const Transfer& reversal, const Transfer* original,
+                                         const Transfer* stored_reversal,
+                                         absl::string_view field) {
+  const std::string& id = reversal.reverses_transfer_id();
+  const std::string ref_field = absl::StrCat(field, ".reverses_transfer_id");
+  // The merge base: the original's tags, or (archived original, live
+  // reversal: a retry) the stored reversal's, so a retry fingerprints alike.
+  const Transfer* base = original != nullptr ? original : stored_reversal;
+  if (base == nullptr) {
+    return absl::NotFoundError(absl::StrCat(
+        ref_field, ": no transfer '", id,
+        "' in this org's live ledger (never posted, or archived after transfers_live_days)"));
+  }
+  if (original != nullptr) {
+    if (original->kind() != ledger::v1::TRANSFER_KIND_KUDOS &&
+        original->kind() != ledger::v1::TRANSFER_KIND_BOOST) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          ref_field, ": transfer '", id, "' is ", KindName(original->kind()),
+          "; only KUDOS and BOOST transfers can be reversed"));
+    }
+    if (AccountKey(reversal.debit_account()) != AccountKey(original->credit_account())) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, ".debit_account: must be the reversed transfer's credit account ",
+          AccountKey(original->credit_account()), ", got ",
+          AccountKey(reversal.debit_account())));
+    }
+    if (AccountKey(reversal.credit_account()) != AccountKey(original->debit_account())) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, ".credit_account: must be the reversed transfer's debit account ",
+          AccountKey(original->debit_account()), ", got ",
+          AccountKey(reversal.credit_account())));
+    }
+    if (reversal.amount() != original->amount()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, ".amount: must be the reversed transfer's amount ", original->amount(),
+          ", got ", reversal.amount()));
+    }
+  }
+  Transfer merged = reversal;
+  for (const auto& [key, value] : base->tags()) merged.mutable_tags()->insert({key, value});
+  (*merged.mutable_tags())[kRetractsTag] = id;
+  // Consumers take the points back in the periods of the original's post
+  // time (a retry with an archived original keeps the stored reversal's).
+  if (original != nullptr) {
+    (*merged.mutable_tags())[kRetractsPostMsTag] =
+        absl::StrCat(absl::ToUnixMillis(FromTimestamp(original->post_time())));
+  }
+  return merged;
+}
+
 absl::Status ValidatePostRequestShape(int transfer_count) {
   if (transfer_count == 0) {
     return absl::InvalidArgumentError("transfers: at least one transfer is required");
@@ -294,6 +400,11 @@ std::string Fingerprint(const Transfer& transfer) {
     AppendField(canonical, key);
     AppendField(canonical, value);
   }
+  // Only reversals carry it: every other transfer's fingerprint is as before.
+  if (!transfer.reverses_transfer_id().empty()) {
+    AppendField(canonical, "reverses");
+    AppendField(canonical, transfer.reverses_transfer_id());
+  }
   return Sha256Hex(canonical);
 }
 
@@ -316,6 +427,10 @@ std::string DescribeDifference(const Transfer& posted, const Transfer& now) {
   if (posted.reference() != now.reference()) {
     return absl::StrCat("reference: posted '", posted.reference(), "', now '", now.reference(),
                         "'");
+  }
+  if (posted.reverses_transfer_id() != now.reverses_transfer_id()) {
+    return absl::StrCat("reverses_transfer_id: posted '", posted.reverses_transfer_id(),
+                        "', now '", now.reverses_transfer_id(), "'");
   }
   std::map<std::string, std::string> a = SortedTags(posted), b = SortedTags(now);
   if (a != b) return absl::StrCat("tags: posted ", TagsText(a), ", now ", TagsText(b));
@@ -623,7 +738,10 @@ bool IsPersonAdmin(const common::auth::Principal& principal) {
 }
 
 absl::Status CanPost(const common::auth::Principal& principal) {
-  if (IsKudosService(principal) || IsProgramsService(principal)) return absl::OkStatus();
+  if (IsKudosService(principal) || IsProgramsService(principal) ||
+      IsService(principal, kLeaderboardServiceSubject)) {
+    return absl::OkStatus();
+  }
   if (IsPersonAdmin(principal)) {
     return absl::PermissionDeniedError(
         "PostTransfers: only the kudos service posts kudos and boosts; an admin moves points "
@@ -635,15 +753,12 @@ absl::Status CanPost(const common::auth::Principal& principal) {
 
 absl::Status CanPostKind(const common::auth::Principal& principal, const Transfer& transfer,
                          absl::string_view field) {
-  const bool program = IsProgramKind(transfer.kind());
-  if (program ? IsProgramsService(principal) : IsKudosService(principal)) {
-    return absl::OkStatus();
-  }
-  return absl::PermissionDeniedError(absl::StrCat(
-      field, ".kind: the ", principal.subject, " service may not post ",
-      ledger::v1::TransferKind_Name(transfer.kind()), " (",
-      program ? "AWARD and CELEBRATION: the programs service" : "KUDOS and BOOST: the kudos service",
-      ")"));
+  const KindPoster poster = PosterOf(transfer.kind());
+  if (IsService(principal, poster.subject)) return absl::OkStatus();
+  return absl::PermissionDeniedError(absl::StrCat(field, ".kind: the ", principal.subject,
+                                                  " service may not post ",
+                                                  KindName(transfer.kind()), " (", poster.kinds,
+                                                  ")"));
 }
 
 absl::Status CanReadPerson(const common::auth::Principal& principal, absl::string_view person) {

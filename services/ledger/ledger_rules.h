@@ -39,6 +39,12 @@ inline constexpr int kMaxPendingRedemptionsPerPerson = 20;
 inline constexpr char kKudosServiceSubject[] = "kudos";
 // The programs service (issue 18): pays awards and celebrations ISSUER -> EARNED.
 inline constexpr char kProgramsServiceSubject[] = "programs";
+// The leaderboard service (issue 18 part 5): pays season prizes ISSUER -> EARNED.
+inline constexpr char kLeaderboardServiceSubject[] = "leaderboard";
+// The tag a reversal carries naming the transfer it reverses (issue 18 part 6).
+inline constexpr char kRetractsTag[] = "retracts";
+// ... and the original's post time, unix milliseconds (boards subtract there).
+inline constexpr char kRetractsPostMsTag[] = "retracts_post_ms";
 inline constexpr int kMaxTransfersPerCall = 100;
 inline constexpr int kMaxTransferIdLength = 128;
 inline constexpr int kMaxTags = 16;
@@ -84,6 +90,16 @@ absl::Status ValidateIdempotencyKey(absl::string_view key, absl::string_view fie
 // EARNED(p2), p1 != p2, amount in 1..1e12, id, reference and tags within
 // bounds. `field` is e.g. "transfers[1]"; messages read "transfers[1].kind: ...".
 absl::Status ValidatePostedTransfer(const Transfer& transfer, absl::string_view field);
+// A RETRACTION as the ledger stores it: checked against the transfer it
+// reverses (`original`, null when not live: NOT_FOUND; not KUDOS/BOOST:
+// FAILED_PRECONDITION; accounts not swapped or another amount:
+// INVALID_ARGUMENT naming the field), with the original's tags merged in
+// (the caller's win) and "retracts" = the original's id. `stored_reversal`
+// (this transfer_id already posted, or null) stands in for an archived
+// original so a retry still finds its reversal.
+absl::StatusOr<Transfer> PrepareReversal(const Transfer& reversal, const Transfer* original,
+                                         const Transfer* stored_reversal,
+                                         absl::string_view field);
 // The whole request: 1..100 transfers (each is checked separately).
 absl::Status ValidatePostRequestShape(int transfer_count);
 
@@ -196,9 +212,10 @@ bool IsPersonAdmin(const common::auth::Principal& principal);
 // programs services only. An admin moves points with AdjustBalance, which is
 // audited.
 absl::Status CanPost(const common::auth::Principal& principal);
-// Whether `principal` may post `transfer`'s kind: KUDOS/BOOST from the kudos
-// service, AWARD/CELEBRATION from the programs service. PERMISSION_DENIED
-// naming the field otherwise.
+// Whether `principal` may post `transfer`'s kind: KUDOS/BOOST/RETRACTION from
+// the kudos service, AWARD/CELEBRATION from the programs service,
+// SEASON_PRIZE from the leaderboard. PERMISSION_DENIED naming the field
+// otherwise.
 absl::Status CanPostKind(const common::auth::Principal& principal, const Transfer& transfer,
                          absl::string_view field);
 // Reading a person's accounts: the person, an admin or a service. Org

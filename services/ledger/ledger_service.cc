@@ -189,20 +189,25 @@ absl::Status LedgerServiceImpl::GetAllowanceBody(Call& call,
   if (absl::Status s = ValidatePersonId(person, "person_id"); !s.ok()) return s;
   if (absl::Status s = CanReadPerson(principal, person); !s.ok()) return s;
   struct State {
-    AllowancePolicy policy;
+    AllowanceInputs inputs;
     common::calendar::Period period;
+    EffectiveAllowance effective;
     int64_t spent = 0;
   };
   auto state = std::make_shared<State>();
   const absl::Time now = clock_();
-  call.Then([this, &call, state](Done done) {
-        store_.GetPolicy(call.principal().org, call.deadline(),
-                         Into(&state->policy, std::move(done)));
+  call.Then([this, &call, state, person](Done done) {
+        store_.ReadAllowanceInputs(call.principal().org, person, call.deadline(),
+                                   Into(&state->inputs, std::move(done)));
       })
       .Then([state, now]() -> absl::Status {
-        absl::StatusOr<common::calendar::Period> period = AllowancePeriodAt(state->policy, now);
+        absl::StatusOr<common::calendar::Period> period =
+            AllowancePeriodAt(state->inputs.policy, now);
         if (!period.ok()) return period.status();
         state->period = *std::move(period);
+        state->effective = ComputeAllowance(state->inputs.policy, state->period,
+                                            state->inputs.rules, state->inputs.profile,
+                                            state->inputs.boosts);
         return absl::OkStatus();
       })
       .Then([this, &call, state, person](Done done) {
@@ -211,12 +216,17 @@ absl::Status LedgerServiceImpl::GetAllowanceBody(Call& call,
       })
       .Then([&response, state, person]() {
         response.set_person_id(person);
-        *response.mutable_policy() = state->policy;
+        *response.mutable_policy() = state->inputs.policy;
+        response.mutable_policy()->set_points_per_period(state->effective.points);
+        response.set_base_points(state->effective.base_points);
+        for (auto& contribution : state->effective.contributions) {
+          *response.add_contributions() = std::move(contribution);
+        }
         response.set_period(state->period.key);
         SetTimestamp(response.mutable_period_start(), state->period.start);
         SetTimestamp(response.mutable_period_end(), state->period.end);
         response.set_spent_points(state->spent);
-        int64_t remaining = state->policy.points_per_period() - state->spent;
+        int64_t remaining = state->effective.points - state->spent;
         response.set_remaining_points(remaining < 0 ? 0 : remaining);
         return absl::OkStatus();
       });

@@ -75,6 +75,33 @@ class LedgerServiceImpl final : public ledger::v1::LedgerService::CallbackServic
                                          const ledger::v1::VerifyLedgerRequest* request,
                                          ledger::v1::VerifyLedgerResponse* response) override;
 
+  // Allowance rules, profiles and boosts (issue 18 part 2): ledger_allowance_service.cc.
+  grpc::ServerUnaryReactor* SetAllowanceRule(
+      grpc::CallbackServerContext* context, const ledger::v1::SetAllowanceRuleRequest* request,
+      ledger::v1::SetAllowanceRuleResponse* response) override;
+  grpc::ServerUnaryReactor* DeleteAllowanceRule(
+      grpc::CallbackServerContext* context, const ledger::v1::DeleteAllowanceRuleRequest* request,
+      ledger::v1::DeleteAllowanceRuleResponse* response) override;
+  grpc::ServerUnaryReactor* ListAllowanceRules(
+      grpc::CallbackServerContext* context, const ledger::v1::ListAllowanceRulesRequest* request,
+      ledger::v1::ListAllowanceRulesResponse* response) override;
+  grpc::ServerUnaryReactor* SetAllowanceProfile(
+      grpc::CallbackServerContext* context, const ledger::v1::SetAllowanceProfileRequest* request,
+      ledger::v1::SetAllowanceProfileResponse* response) override;
+  grpc::ServerUnaryReactor* GetAllowanceProfile(
+      grpc::CallbackServerContext* context, const ledger::v1::GetAllowanceProfileRequest* request,
+      ledger::v1::GetAllowanceProfileResponse* response) override;
+  grpc::ServerUnaryReactor* GrantAllowanceBoost(
+      grpc::CallbackServerContext* context, const ledger::v1::GrantAllowanceBoostRequest* request,
+      ledger::v1::GrantAllowanceBoostResponse* response) override;
+  grpc::ServerUnaryReactor* ListAllowanceBoosts(
+      grpc::CallbackServerContext* context, const ledger::v1::ListAllowanceBoostsRequest* request,
+      ledger::v1::ListAllowanceBoostsResponse* response) override;
+  grpc::ServerUnaryReactor* CancelAllowanceBoost(
+      grpc::CallbackServerContext* context,
+      const ledger::v1::CancelAllowanceBoostRequest* request,
+      ledger::v1::CancelAllowanceBoostResponse* response) override;
+
   const common::grpc_util::UnaryCalls& calls() const { return calls_; }
 
  private:

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <memory>
+#include <set>
 
 #include "absl/flags/flag.h"
 #include "absl/algorithm/container.h"
@@ -24,6 +25,8 @@
 #include "kLedgerListLua.h"
 #include "kLedgerPostLua.h"
 #include "kLedgerRedemptionLua.h"
+#include "kLedgerTxReadLua.h"
+#include "kLedgerAllowanceLua.h"
 
 ABSL_FLAG(int64_t, redis_wait_replicas, common::config::IntEnvOr("REDIS_WAIT_REPLICAS", 0),
           "replicas that must acknowledge each ledger write (WAIT after the write script, same "
@@ -298,7 +301,9 @@ LedgerStore::LedgerStore(common::redis::AsyncClient& redis, WriteConcern write_c
       adjust_("ledger_adjust", WithLib(kLedgerAdjustLua)),
       redemption_("ledger_redemption", WithLib(kLedgerRedemptionLua)),
       balance_("ledger_balance", WithLib(kLedgerBalanceLua)),
-      list_("ledger_list", WithLib(kLedgerListLua)) {}
+      list_("ledger_list", WithLib(kLedgerListLua)),
+      tx_read_("ledger_tx_read", WithLib(kLedgerTxReadLua)),
+      allowance_("ledger_allowance", WithLib(kLedgerAllowanceLua)) {}
 
 LedgerStore::LedgerStore(common::redis::Pool& pool, WriteConcern write_concern)
     : pool_(&pool),
@@ -307,7 +312,9 @@ LedgerStore::LedgerStore(common::redis::Pool& pool, WriteConcern write_concern)
       adjust_("ledger_adjust", WithLib(kLedgerAdjustLua)),
       redemption_("ledger_redemption", WithLib(kLedgerRedemptionLua)),
       balance_("ledger_balance", WithLib(kLedgerBalanceLua)),
-      list_("ledger_list", WithLib(kLedgerListLua)) {}
+      list_("ledger_list", WithLib(kLedgerListLua)),
+      tx_read_("ledger_tx_read", WithLib(kLedgerTxReadLua)),
+      allowance_("ledger_allowance", WithLib(kLedgerAllowanceLua)) {}
 
 std::string LedgerStore::Prefix(absl::string_view org) { return keys::Prefix(org); }
 
@@ -665,9 +672,32 @@ struct PostState {
   bool linked = false;
   absl::Time now;
   AllowancePolicy policy;
+  GiversAllowance allowance;
   common::calendar::Period period;
+  // Index -> dkind when not the default (reversals: 'R' or 'E').
+  std::map<int, std::string> debit_kinds;
+  // Givers whose allowance differs from the policy's (rules, boosts).
+  std::map<std::string, int64_t> limits;
+  // Unlinked reversals refused before the script (request order kept by index).
+  std::vector<PostResult> refused;
+  Reply stored;  // tx_read.lua's reply: originals, then the reversals' own ids
   Reply reply;
 };
+
+bool IsReversal(const Transfer& transfer) {
+  return transfer.kind() == ledger::v1::TRANSFER_KIND_RETRACTION;
+}
+
+// The message of an 'E'/'R' debit that the earned account cannot cover.
+std::string FundsMessage(const Transfer& request, int64_t balance, int64_t held) {
+  std::string message = InsufficientFundsMessage(request.debit_account().person_id(), balance,
+                                                 held, request.amount());
+  if (!IsReversal(request)) return message;
+  return absl::StrCat(message, " to reverse transfer '", request.reverses_transfer_id(),
+                      "': the points were redeemed or are held; decline or cancel '",
+                      request.debit_account().person_id(),
+                      "''s pending redemptions, or credit them with AdjustBalance, then retry");
+}
 
 // The script's rows as results in request order (see Post).
 absl::StatusOr<std::vector<PostResult>> PostResults(const PostState& state) {
@@ -679,7 +709,7 @@ absl::StatusOr<std::vector<PostResult>> PostResults(const PostState& state) {
   }
   absl::StatusOr<std::vector<Row>> rows = ParseRows(state.reply);
   if (!rows.ok()) return rows.status();
-  std::vector<PostResult> results;
+  std::vector<PostResult> results = state.refused;
   for (const Row& row : *rows) {
     auto it = by_index.find(row.index);
     if (it == by_index.end()) return Malformed("row index");
@@ -696,6 +726,11 @@ absl::StatusOr<std::vector<PostResult>> PostResults(const PostState& state) {
       absl::StatusOr<Transfer> stored = ParseTransfer(row.payload);
       if (!stored.ok()) return stored.status();
       result.status = absl::AlreadyExistsError(ConflictMessage(field, *stored, request));
+    } else if (row.code == "REVERSED") {
+      result.status = absl::AlreadyExistsError(absl::StrCat(
+          field, ".reverses_transfer_id: transfer '", request.reverses_transfer_id(),
+          "' was already reversed by transfer '", row.payload,
+          "'; a transfer is reversed at most once"));
     } else if (row.code == "RESOURCE_EXHAUSTED") {
       result.status = absl::ResourceExhaustedError(absl::StrCat(
           field, ": ",
@@ -704,9 +739,7 @@ absl::StatusOr<std::vector<PostResult>> PostResults(const PostState& state) {
           ", ", request.amount(), " requested"));
     } else if (row.code == "FAILED_PRECONDITION") {
       result.status = absl::FailedPreconditionError(
-          absl::StrCat(field, ": ",
-                       InsufficientFundsMessage(request.debit_account().person_id(), row.n1,
-                                                row.n2, request.amount())));
+          absl::StrCat(field, ": ", FundsMessage(request, row.n1, row.n2)));
     } else if (row.code == "OUT_OF_BOUNDS") {
       result.status = OutOfBounds(field, row.payload, Movement(row.n1), request.amount());
     } else {
@@ -714,8 +747,146 @@ absl::StatusOr<std::vector<PostResult>> PostResults(const PostState& state) {
     }
     results.push_back(std::move(result));
   }
-  if (state.linked) CheckLinkedResult(requested, results);
+  if (state.linked && state.refused.empty()) CheckLinkedResult(requested, results);
+  std::sort(results.begin(), results.end(),
+            [](const PostResult& a, const PostResult& b) { return a.index < b.index; });
   return results;
+}
+
+// Reversals: the ids to read, originals first, then the reversals' own.
+std::vector<std::string> ReversalReadIds(const PostState& state) {
+  std::vector<std::string> ids;
+  for (const auto& [index, transfer] : state.transfers) {
+    if (IsReversal(transfer)) ids.push_back(transfer.reverses_transfer_id());
+  }
+  for (const auto& [index, transfer] : state.transfers) {
+    if (IsReversal(transfer)) ids.push_back(transfer.transfer_id());
+  }
+  return ids;
+}
+
+absl::StatusOr<std::optional<Transfer>> StoredAt(const Reply& reply, size_t at) {
+  if (reply.type != Reply::Type::kArray || at >= reply.elements.size()) {
+    return Malformed("transfer read");
+  }
+  const std::string& body = reply.elements[at].str;
+  if (body.empty()) return std::optional<Transfer>();
+  absl::StatusOr<Transfer> transfer = ParseTransfer(body);
+  if (!transfer.ok()) return transfer.status();
+  return std::optional<Transfer>(*std::move(transfer));
+}
+
+// Each reversal checked against its original and completed (tags), with
+// its debit kind: 'R' when the original is of the current allowance period
+// (the giver gets that allowance back), 'E' otherwise. A refusal fails a
+// linked call; an unlinked one drops the transfer with its own result.
+absl::Status PrepareReversals(PostState& state) {
+  size_t reversals = 0;
+  for (const auto& [index, transfer] : state.transfers) reversals += IsReversal(transfer);
+  std::vector<std::pair<int, Transfer>> kept;
+  size_t nth = 0;
+  for (auto& [index, transfer] : state.transfers) {
+    if (!IsReversal(transfer)) {
+      kept.emplace_back(index, std::move(transfer));
+      continue;
+    }
+    absl::StatusOr<std::optional<Transfer>> original = StoredAt(state.stored, nth);
+    if (!original.ok()) return original.status();
+    absl::StatusOr<std::optional<Transfer>> existing = StoredAt(state.stored, reversals + nth);
+    if (!existing.ok()) return existing.status();
+    ++nth;
+    absl::StatusOr<Transfer> prepared =
+        PrepareReversal(transfer, original->has_value() ? &**original : nullptr,
+                        existing->has_value() ? &**existing : nullptr,
+                        absl::StrCat("transfers[", index, "]"));
+    if (!prepared.ok()) {
+      if (state.linked) return prepared.status();
+      PostResult refused;
+      refused.index = index;
+      refused.status = prepared.status();
+      state.refused.push_back(std::move(refused));
+      continue;
+    }
+    bool this_period = false;
+    if (original->has_value()) {
+      absl::StatusOr<common::calendar::Period> period =
+          AllowancePeriodAt(state.policy, FromTimestamp((*original)->post_time()));
+      this_period = period.ok() && period->key == state.period.key;
+    }
+    state.debit_kinds[index] = this_period ? "R" : "E";
+    kept.emplace_back(index, *std::move(prepared));
+  }
+  state.transfers = std::move(kept);
+  return absl::OkStatus();
+}
+
+// An allowance is checked against the period's limit ("A"); the issuer
+// (awards, celebrations, prizes) is not checked ("N"); a reversal's earned
+// debit must be available ("E", "R": PostState::debit_kinds).
+const char* PostedDebitKind(const Transfer& transfer) {
+  if (IsReversal(transfer)) return "E";
+  return transfer.debit_account().type() == ledger::v1::ACCOUNT_TYPE_ALLOWANCE ? "A" : "N";
+}
+
+std::string DebitKindOf(const std::map<int, std::string>& debit_kinds, int index,
+                        const Transfer& transfer) {
+  auto it = debit_kinds.find(index);
+  return it != debit_kinds.end() ? it->second : PostedDebitKind(transfer);
+}
+
+// A reversal marker outlives any live original: the longest transfers_live_days.
+constexpr int64_t kReversalMarkerTtlSeconds = int64_t{kMaxRetentionDays} * 24 * 3600;
+
+std::vector<std::string> PostKeysOf(absl::string_view org,
+                                    const std::vector<std::pair<int, Transfer>>& transfers,
+                                    const std::map<int, std::string>& debit_kinds,
+                                    absl::string_view period_key) {
+  keys::KeyList keys;
+  LedgerStore::AddJournalKeys(org, keys);
+  for (const auto& [index, transfer] : transfers) {
+    const std::string dkind = DebitKindOf(debit_kinds, index, transfer);
+    LedgerStore::AddTransferKeys(org, transfer, dkind, transfer.debit_account().person_id(),
+                                 period_key, keys);
+    if (dkind == "R") {
+      keys.Add(keys::Spent(org, transfer.credit_account().person_id(), period_key));
+    }
+    if (IsReversal(transfer)) keys.Add(keys::Reversed(org, transfer.reverses_transfer_id()));
+  }
+  return std::move(keys).Take();
+}
+
+std::vector<std::string> PostArgsOf(absl::string_view org,
+                                    const std::vector<std::pair<int, Transfer>>& transfers,
+                                    const std::map<int, std::string>& debit_kinds, bool linked,
+                                    absl::Time now, absl::string_view period_key,
+                                    int64_t points_per_period,
+                                    const std::map<std::string, int64_t>& limits) {
+  std::vector<std::string> args = {absl::StrCat(ToMillis(now)),
+                                   EventHeader(org, now),
+                                   std::string(period_key),
+                                   absl::StrCat(points_per_period),
+                                   absl::StrCat(kSpentTtlSeconds),
+                                   linked ? "1" : "0",
+                                   absl::StrCat(kReversalMarkerTtlSeconds),
+                                   absl::StrCat(limits.size())};
+  for (const auto& [person, limit] : limits) {
+    args.push_back(person);
+    args.push_back(absl::StrCat(limit));
+  }
+  std::vector<std::pair<int, std::string>> reverses;
+  for (const auto& [index, transfer] : transfers) {
+    if (IsReversal(transfer)) reverses.emplace_back(index, transfer.reverses_transfer_id());
+  }
+  args.push_back(absl::StrCat(reverses.size()));
+  for (const auto& [index, original] : reverses) {
+    args.push_back(absl::StrCat(index));
+    args.push_back(original);
+  }
+  for (const auto& [index, transfer] : transfers) {
+    AppendTransferArgs(args, index, transfer, now, DebitKindOf(debit_kinds, index, transfer),
+                       transfer.debit_account().person_id());
+  }
+  return args;
 }
 
 }  // namespace
@@ -728,6 +899,8 @@ void LedgerStore::Post(absl::string_view org, std::vector<std::pair<int, Transfe
   state->transfers = std::move(transfers);
   state->linked = linked;
   state->now = now;
+  const bool reversing = absl::c_any_of(
+      state->transfers, [](const auto& entry) { return IsReversal(entry.second); });
   Sequence steps;
   // The org is registered before anything reaches its outbox (see
   // RegisterOrgThen); the policy is read meanwhile (another slot: two calls).
@@ -738,71 +911,80 @@ void LedgerStore::Post(absl::string_view org, std::vector<std::pair<int, Transfe
                if (reply.ok()) HintNewOrg(state->org, *reply, deadline);
                both->Arrived(reply.status());
              });
-         GetPolicy(state->org, deadline, [both, state](absl::StatusOr<AllowancePolicy> policy) {
-           if (policy.ok()) state->policy = *std::move(policy);
-           both->Arrived(policy.status());
-         });
+         // The policy, the allowance rules and each giver's profile and
+         // boosts (one pipeline in the org's slot).
+         std::set<std::string> givers;
+         for (const auto& [index, transfer] : state->transfers) {
+           if (transfer.debit_account().type() == ledger::v1::ACCOUNT_TYPE_ALLOWANCE) {
+             givers.insert(transfer.debit_account().person_id());
+           }
+         }
+         ReadGiversAllowance(state->org, {givers.begin(), givers.end()}, deadline,
+                             [both, state](absl::StatusOr<GiversAllowance> read) {
+                               if (read.ok()) state->allowance = *std::move(read);
+                               both->Arrived(read.status());
+                             });
        })
       .Then([state]() -> absl::Status {
+        state->policy = state->allowance.policy;
         absl::StatusOr<common::calendar::Period> period =
             AllowancePeriodAt(state->policy, state->now);
         if (!period.ok()) return period.status();
         state->period = *std::move(period);
+        state->limits = state->allowance.Limits(state->period);
         return absl::OkStatus();
-      })
-      .Then([this, state, deadline](Done step) {
-        const std::string& org = state->org;
-        std::vector<const Transfer*> requested;
-        for (const auto& [index, transfer] : state->transfers) requested.push_back(&transfer);
-        CheckDoubleEntry(requested);
-        // Debits of kind A or N only: post.lua never asks for more keys here.
-        EvalWrite(post_, org, PostKeys(org, state->transfers, state->period.key),
-                  PostArgs(org, state->transfers, state->linked, state->now, state->period.key,
-                           state->policy.points_per_period()),
-                  deadline, Into(&state->reply, std::move(step)));
       });
+  if (reversing) {
+    // The originals (immutable once posted) are read first and each
+    // reversal checked against its own; the marker in post.lua makes
+    // "reversed once" atomic.
+    steps
+        .Then([this, state, deadline](Done step) {
+          keys::KeyList keys;
+          std::vector<std::string> ids = ReversalReadIds(*state);
+          for (const std::string& id : ids) keys.Add(keys::Transfer(state->org, id));
+          Eval(tx_read_, std::move(keys).Take(), std::move(ids), deadline,
+               Into(&state->stored, std::move(step)));
+        })
+        .Then([state]() { return PrepareReversals(*state); });
+  }
+  steps.Then([this, state, reversing, deadline](Done step) {
+    const std::string& org = state->org;
+    if (state->transfers.empty()) return std::move(step)(absl::OkStatus());
+    std::vector<const Transfer*> requested;
+    for (const auto& [index, transfer] : state->transfers) requested.push_back(&transfer);
+    CheckDoubleEntry(requested);
+    std::vector<std::string> keys =
+        PostKeysOf(org, state->transfers, state->debit_kinds, state->period.key);
+    std::vector<std::string> args =
+        PostArgsOf(org, state->transfers, state->debit_kinds, state->linked, state->now,
+                   state->period.key, state->policy.points_per_period(), state->limits);
+    // Kudos and prizes (debits A, N) never need more keys; a reversal's
+    // earned debit may (the records of expired holds).
+    if (reversing) {
+      return EvalKeyed(post_, org, std::move(keys), std::move(args), /*write=*/true, deadline,
+                       Into(&state->reply, std::move(step)));
+    }
+    EvalWrite(post_, org, std::move(keys), std::move(args), deadline,
+              Into(&state->reply, std::move(step)));
+  });
   std::move(steps).Run([state, done = std::move(done)](absl::Status status) mutable {
     if (!status.ok()) return std::move(done)(status);
+    if (state->transfers.empty()) return std::move(done)(std::move(state->refused));
     std::move(done)(PostResults(*state));
   });
 }
 
-namespace {
-
-// An allowance is checked against the period's limit ("A"); the issuer
-// (awards, celebrations) is not checked ("N").
-const char* PostedDebitKind(const Transfer& transfer) {
-  return transfer.debit_account().type() == ledger::v1::ACCOUNT_TYPE_ALLOWANCE ? "A" : "N";
-}
-
-}  // namespace
-
 std::vector<std::string> LedgerStore::PostKeys(
     absl::string_view org, const std::vector<std::pair<int, Transfer>>& transfers,
     absl::string_view period_key) {
-  keys::KeyList keys;
-  AddJournalKeys(org, keys);
-  for (const auto& [index, transfer] : transfers) {
-    AddTransferKeys(org, transfer, PostedDebitKind(transfer),
-                    transfer.debit_account().person_id(), period_key, keys);
-  }
-  return std::move(keys).Take();
+  return PostKeysOf(org, transfers, {}, period_key);
 }
 
 std::vector<std::string> LedgerStore::PostArgs(
     absl::string_view org, const std::vector<std::pair<int, Transfer>>& transfers, bool linked,
     absl::Time now, absl::string_view period_key, int64_t points_per_period) {
-  std::vector<std::string> args = {absl::StrCat(ToMillis(now)),
-                                   EventHeader(org, now),
-                                   std::string(period_key),
-                                   absl::StrCat(points_per_period),
-                                   absl::StrCat(kSpentTtlSeconds),
-                                   linked ? "1" : "0"};
-  for (const auto& [index, transfer] : transfers) {
-    AppendTransferArgs(args, index, transfer, now, PostedDebitKind(transfer),
-                       transfer.debit_account().person_id());
-  }
-  return args;
+  return PostArgsOf(org, transfers, {}, linked, now, period_key, points_per_period, {});
 }
 
 const common::redis::Script& LedgerStore::PostScript() {

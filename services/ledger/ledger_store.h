@@ -26,6 +26,7 @@
 #include "absl/time/time.h"
 #include "common/redis/async_client.h"
 #include "common/redis/redis_client.h"
+#include "services/ledger/allowance_rules.h"
 #include "services/ledger/ledger_keys.h"
 #include "services/ledger/ledger_rules.h"
 
@@ -36,6 +37,24 @@ struct PostResult {
   absl::Status status;
   bool created = false;
   Transfer transfer;  // the stored transfer when status is OK
+};
+
+// What a person's allowance is computed from (allowance_rules.h).
+struct AllowanceInputs {
+  AllowancePolicy policy;
+  std::vector<AllowanceRule> rules;
+  AllowanceProfile profile;  // person_id only when none is stored
+  std::vector<AllowanceBoost> boosts;  // oldest grant first
+};
+
+// What a post needs for its givers' allowances: one pipeline.
+struct GiversAllowance {
+  AllowancePolicy policy;
+  std::vector<AllowanceRule> rules;
+  std::map<std::string, AllowanceProfile> profiles;
+  std::map<std::string, std::vector<AllowanceBoost>> boosts;
+  // Each giver whose allowance in `period` differs from the policy's.
+  std::map<std::string, int64_t> Limits(const common::calendar::Period& period) const;
 };
 
 struct BalanceInfo {
@@ -95,11 +114,42 @@ class LedgerStore {
   // The stored retention policy, or DefaultRetention() when none was set.
   void GetRetention(absl::string_view org, Deadline deadline, Callback<RetentionPolicy> done);
 
-  // Posts validated KUDOS/BOOST transfers (index = position in the request).
-  // Linked: on failure a single result, the first failing transfer, and
-  // nothing was written. Unlinked: one result per transfer.
+  // Posts validated transfers (index = position in the request). Linked: on
+  // failure a single result, the first failing transfer, and nothing was
+  // written. Unlinked: one result per transfer. RETRACTION transfers are
+  // checked against the transfers they reverse first (PrepareReversal).
   void Post(absl::string_view org, std::vector<std::pair<int, Transfer>> transfers, bool linked,
             absl::Time now, Deadline deadline, Callback<std::vector<PostResult>> done);
+
+  // ---- allowance rules, profiles and boosts (issue 18 part 2) ----
+  // The policy, the org's rules and the person's profile and boosts, in one
+  // pipeline (one round trip, the org's slot).
+  void ReadAllowanceInputs(absl::string_view org, absl::string_view person, Deadline deadline,
+                           Callback<AllowanceInputs> done);
+  // The policy, the rules and each giver's profile and boosts (Post).
+  void ReadGiversAllowance(absl::string_view org, const std::vector<std::string>& givers,
+                           Deadline deadline, Callback<GiversAllowance> done);
+  // In rule_id order.
+  void ListAllowanceRules(absl::string_view org, Deadline deadline,
+                          Callback<std::vector<AllowanceRule>> done);
+  // At most kMaxAllowanceRules per org (FAILED_PRECONDITION); true when it
+  // changed something. Admin changes are audited (`actor`) in the same script.
+  void SetAllowanceRule(absl::string_view org, absl::string_view actor, const AllowanceRule& rule,
+                        Deadline deadline, Callback<bool> done);
+  void DeleteAllowanceRule(absl::string_view org, absl::string_view actor,
+                           absl::string_view rule_id, Deadline deadline, Callback<bool> done);
+  // `actor` empty: not audited (the kudos service mirroring its directory).
+  void SetAllowanceProfile(absl::string_view org, absl::string_view actor,
+                           const AllowanceProfile& profile, Deadline deadline,
+                           StatusCallback done);
+  // The stored boost and whether this call created it; the same id with
+  // another fingerprint is ALREADY_EXISTS; at most kMaxBoostsPerPerson.
+  void GrantBoost(absl::string_view org, absl::string_view actor, const AllowanceBoost& boost,
+                  absl::string_view fingerprint, absl::Time now, Deadline deadline,
+                  Callback<std::pair<AllowanceBoost, bool>> done);
+  // NOT_FOUND when the person has no such boost; a cancelled one is returned.
+  void CancelBoost(absl::string_view org, absl::string_view actor, absl::string_view person,
+                   absl::string_view boost_id, Deadline deadline, Callback<AllowanceBoost> done);
 
   // Earned accounts report the points held by pending redemptions.
   void GetBalance(absl::string_view org, const Account& account, absl::Time now,
@@ -207,6 +257,10 @@ class LedgerStore {
   void Eval(const common::redis::Script& script, std::vector<std::string> keys,
             std::vector<std::string> args, Deadline deadline, common::redis::ReplyCallback done);
 
+  // allowance.lua under the write concern; its reply as {code, ...}.
+  void EvalAllowance(absl::string_view org, std::vector<std::string> keys,
+                     std::vector<std::string> args, Deadline deadline,
+                     common::redis::ReplyCallback done);
   void EvalWaited(const common::redis::Script& script, std::string wait_mark,
                   std::vector<std::string> keys, std::vector<std::string> args,
                   Deadline deadline, bool load_script, common::redis::ReplyCallback done);
@@ -254,6 +308,8 @@ class LedgerStore {
   common::redis::Script redemption_;
   common::redis::Script balance_;
   common::redis::Script list_;
+  common::redis::Script tx_read_;
+  common::redis::Script allowance_;
   std::function<void()> after_verify_snapshot_for_test_;
 };
 

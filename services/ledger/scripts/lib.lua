@@ -259,7 +259,9 @@ end
 
 -- A transfer as C++ passes it: TF consecutive ARGV fields from position i.
 -- dkind: 'A' debit is an allowance (spent-per-period check), 'E' debit is an
--- earned account (available must cover it), 'N' no check.
+-- earned account (available must cover it), 'R' a reversal of a kudos of
+-- the current period (checked like 'E'; applying it gives the amount back
+-- to the credited giver's spent counter of ctx.period), 'N' no check.
 local TF = 9
 local function read_transfer(i)
   return {index = ARGV[i], id = ARGV[i + 1], fp = ARGV[i + 2], debit = ARGV[i + 3],
@@ -267,9 +269,12 @@ local function read_transfer(i)
           dkind = ARGV[i + 7], dperson = ARGV[i + 8]}
 end
 
-local function new_ctx(now, period, limit, ttl)
+-- limits: person -> their allowance of the period when it differs from
+-- `limit` (allowance rules and boosts, issue 18), or nil.
+local function new_ctx(now, period, limit, ttl, limits)
   return {now = tonumber(now), period = period, limit = tonumber(limit), ttl = ttl,
-          spent = {}, bal = {}, seen = {}, fragments = {}, released = {}}
+          limits = limits or {}, spent = {}, bal = {}, seen = {}, fragments = {},
+          released = {}}
 end
 
 -- Checks one transfer against Redis plus the effects of the transfers
@@ -301,10 +306,11 @@ local function check(t, ctx)
   if t.dkind == 'A' then
     local spent = num(redis.call('GET', key('spent:' .. t.dperson .. ':' .. ctx.period))) +
                   (ctx.spent[t.dperson] or 0)
-    if spent + amount > ctx.limit then
-      return {t.index, 'RESOURCE_EXHAUSTED', 0, '', spent, ctx.limit}, false
+    local limit = ctx.limits[t.dperson] or ctx.limit
+    if spent + amount > limit then
+      return {t.index, 'RESOURCE_EXHAUSTED', 0, '', spent, limit}, false
     end
-  elseif t.dkind == 'E' then
+  elseif t.dkind == 'E' or t.dkind == 'R' then
     local held = held_points(t.dperson, ctx.now) - (ctx.released[t.dperson] or 0)
     if balance - held < amount then
       return {t.index, 'FAILED_PRECONDITION', 0, '', balance, held}, false
@@ -332,6 +338,11 @@ local function apply(t, ctx)
     local spent = key('spent:' .. t.dperson .. ':' .. ctx.period)
     redis.call('INCRBY', spent, t.amount)
     redis.call('EXPIRE', spent, ctx.ttl)
+  elseif t.dkind == 'R' then
+    -- The giver's allowance of this period comes back (never below zero).
+    local spent = key('spent:' .. string.sub(t.credit, 11) .. ':' .. ctx.period)
+    local back = math.min(num(redis.call('GET', spent)), tonumber(t.amount))
+    if back > 0 then redis.call('DECRBY', spent, int(back)) end
   end
   local seq = redis.call('INCR', key('seq'))
   -- Transfer.sequence is field 9, varint: tag byte 72.
