@@ -133,10 +133,7 @@ grpc::ServerUnaryReactor* LedgerServiceImpl::GrantAllowanceBoost(
     const absl::Time now = clock_();
     auto policy = std::make_shared<AllowancePolicy>();
     auto boost = std::make_shared<AllowanceBoost>();
-    // Shape first (no Redis), then the period under the stored policy.
-    absl::StatusOr<AllowanceBoost> shaped =
-        BoostFromGrant(*request, call.principal().subject, DefaultPolicy(), now);
-    if (!shaped.ok()) return shaped.status();
+    // Checked against the stored policy (a one-off's period comes from it).
     call.Then([this, &call, policy](Done done) {
           store_.GetPolicy(call.principal().org, call.deadline(), Into(policy.get(), std::move(done)));
         })

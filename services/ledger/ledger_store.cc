@@ -720,6 +720,12 @@ absl::StatusOr<std::vector<PostResult>> PostResults(const PostState& state) {
     if (row.code == "OK") {
       absl::StatusOr<Transfer> stored = ParseTransfer(row.payload);
       if (!stored.ok()) return stored.status();
+      // The pair of PrepareReversals' check: what was stored reverses what was asked.
+      auto retracts = stored->tags().find(kRetractsTag);
+      KUDOS_CHECK(stored->reverses_transfer_id() == request.reverses_transfer_id() &&
+                      (!IsReversal(request) || (retracts != stored->tags().end() &&
+                                                retracts->second == request.reverses_transfer_id())),
+                  "a stored reversal names the transfer it was posted to reverse");
       result.transfer = *std::move(stored);
       result.created = row.created;
     } else if (row.code == "CONFLICT") {
@@ -813,6 +819,10 @@ absl::Status PrepareReversals(PostState& state) {
           AllowancePeriodAt(state.policy, FromTimestamp((*original)->post_time()));
       this_period = period.ok() && period->key == state.period.key;
     }
+    KUDOS_CHECK(!original->has_value() || ((*original)->amount() == prepared->amount() &&
+                                           AccountKey((*original)->debit_account()) ==
+                                               AccountKey(prepared->credit_account())),
+                "a reversal moves back exactly what its original moved");
     state.debit_kinds[index] = this_period ? "R" : "E";
     kept.emplace_back(index, *std::move(prepared));
   }
