@@ -7,6 +7,8 @@ namespace {
 
 constexpr char kKudos[] = "/kudos.v1.KudosService/";
 constexpr char kDirectory[] = "/kudos.v1.DirectoryService/";
+// Comments, reactions, reports and retraction (issue 18), served by kudos_server.
+constexpr char kSocial[] = "/kudos.v1.KudosSocialService/";
 constexpr char kLedger[] = "/ledger.v1.LedgerService/";
 // The rewards catalog (issue 18), served by ledger_server.
 constexpr char kRewards[] = "/ledger.v1.RewardsService/";
@@ -63,6 +65,25 @@ std::vector<Route> Build() {
       R("GET", "/v1/kudos", S(kKudos, "ListKudos"), "", "list kudos, newest first", "filter"),
       R("GET", "/v1/kudos/{kudos_id}", S(kKudos, "GetKudos"), "", "one kudos"),
       R("POST", "/v1/kudos/{kudos_id}:boost", S(kKudos, "BoostKudos"), "*", "boost a kudos"),
+      R("POST", "/v1/kudos/{kudos_id}/comments", S(kSocial, "AddComment"), "*",
+        "comment on a kudos one can see (request_id, text)"),
+      R("GET", "/v1/kudos/{kudos_id}/comments", S(kSocial, "ListComments"), "",
+        "a kudos' comments, oldest first"),
+      R("DELETE", "/v1/kudos/{kudos_id}/comments/{comment_id}", S(kSocial, "DeleteComment"), "",
+        "author or admin: delete a comment"),
+      R("POST", "/v1/kudos/{kudos_id}/reactions", S(kSocial, "AddReaction"), "*",
+        "react to a kudos with an allowed emoji (one per person and emoji)"),
+      R("DELETE", "/v1/kudos/{kudos_id}/reactions/{emoji}", S(kSocial, "RemoveReaction"), "",
+        "take back one's reaction"),
+      R("GET", "/v1/kudos/{kudos_id}/reactions", S(kSocial, "GetReactions"), "",
+        "reaction counts of a kudos"),
+      R("POST", "/v1/kudos/{kudos_id}:report", S(kSocial, "ReportKudos"), "*",
+        "report a kudos to the admins (reason)"),
+      R("GET", "/v1/reports", S(kSocial, "ListReports"), "", "admin: reports, open ones first"),
+      R("POST", "/v1/reports/{report_id}:dismiss", S(kSocial, "DismissReport"), "*",
+        "admin: dismiss a report (note)"),
+      R("POST", "/v1/kudos/{kudos_id}:retract", S(kSocial, "RetractKudos"), "*",
+        "admin: retract a kudos; the ledger reverses its points (request_id, reason)"),
       // Boards, streaks, badges, insights.
       R("GET", "/v1/leaderboard", S(kBoards, "GetLeaderboard"), "", "a leaderboard page",
         "board"),

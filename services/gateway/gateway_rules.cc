@@ -18,6 +18,7 @@
 #include "absl/strings/strip.h"
 #include "feedback/v1/feedback.pb.h"
 #include "kudos/v1/kudos.pb.h"
+#include "kudos/v1/social.pb.h"
 #include "integrations/v1/directory_sync.pb.h"
 #include "integrations/v1/export.pb.h"
 #include "integrations/v1/http_ingress.pb.h"
@@ -40,6 +41,7 @@ namespace {
 void EnsureDescriptorsLinked() {
   static const bool linked = [] {
     kudos::v1::SendKudosRequest::descriptor();
+    kudos::v1::AddCommentRequest::descriptor();
     ledger::v1::GetBalanceRequest::descriptor();
     ledger::v1::RedeemRewardItemRequest::descriptor();
     leaderboard::v1::GetLeaderboardRequest::descriptor();
