@@ -171,12 +171,17 @@ std::vector<ChunkRef> FindInIndex(absl::string_view field_value, uint64_t digest
 
 std::vector<std::string> FeedKeysOf(const kudos::v1::Kudos& kudos,
                                     const std::vector<std::string>& teams) {
-  std::vector<std::string> feeds = {"feed:all", "feed:giver:" + kudos.giver_id()};
-  for (const std::string& team : teams) {
-    if (!team.empty()) feeds.push_back("feed:team:" + team);
-  }
+  std::vector<std::string> feeds = {"feed:giver:" + kudos.giver_id()};
   for (const std::string& recipient : kudos.recipient_ids()) feeds.push_back("feed:recipient:" + recipient);
-  for (const std::string& value : kudos.values()) feeds.push_back("feed:value:" + value);
+  // A private kudos (issue 18) is in no public listing: only the feeds of
+  // the people it concerns, whose readers are checked one by one.
+  if (kudos.visibility() != kudos::v1::KUDOS_VISIBILITY_PRIVATE) {
+    feeds.push_back("feed:all");
+    for (const std::string& team : teams) {
+      if (!team.empty()) feeds.push_back("feed:team:" + team);
+    }
+    for (const std::string& value : kudos.values()) feeds.push_back("feed:value:" + value);
+  }
   std::sort(feeds.begin(), feeds.end());
   feeds.erase(std::unique(feeds.begin(), feeds.end()), feeds.end());
   return feeds;

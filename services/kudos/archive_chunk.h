@@ -49,7 +49,8 @@ std::string IndexRecord(uint64_t digest, const ChunkRef& ref);
 std::vector<ChunkRef> FindInIndex(absl::string_view field_value, uint64_t digest);
 
 // The feed keys (relative to kudos:{org}:) a committed kudos is indexed
-// under: feed:all, its giver, recipients, teams and values. The write path
+// under: feed:all, its giver, recipients, teams and values (a private kudos:
+// its giver and recipients only). The write path
 // and the archive share it, so what is indexed is what is removed.
 std::vector<std::string> FeedKeysOf(const kudos::v1::Kudos& kudos,
                                     const std::vector<std::string>& teams);

@@ -10,10 +10,11 @@
 namespace kudos {
 
 std::shared_ptr<FeedWriter> FeedWriter::Create(kudos::v1::KudosFilter filter, size_t max_queued,
-                                               common::ratelimit::StreamSlots::Slot slot) {
+                                               common::ratelimit::StreamSlots::Slot slot,
+                                               Viewer viewer) {
   KUDOS_CHECK(max_queued >= 1, "a feed stream can hold at least one kudos");
   std::shared_ptr<FeedWriter> writer(
-      new FeedWriter(std::move(filter), max_queued, std::move(slot)));
+      new FeedWriter(std::move(filter), max_queued, std::move(slot), std::move(viewer)));
   writer->self_ = writer;
   return writer;
 }
@@ -58,7 +59,7 @@ void FeedWriter::Close(const grpc::Status& status) {
 }
 
 void FeedWriter::Queue(const kudos::v1::KudosEvent& event) {
-  if (close_requested_ || !MatchesFilter(event.kudos_sent(), filter_)) return;
+  if (close_requested_ || !MatchesFilter(event.kudos_sent(), filter_, viewer_)) return;
   kudos::v1::WatchFeedResponse response;
   *response.mutable_kudos() = event.kudos_sent().kudos();
   QueueResponse(std::move(response));

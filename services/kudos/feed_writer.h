@@ -18,6 +18,7 @@
 #include "common/ratelimit/rate_limit.h"
 #include "kudos/v1/kudos.pb.h"
 #include "services/kudos/feed_hub.h"
+#include "services/kudos/kudos_rules.h"
 
 namespace kudos {
 
@@ -25,8 +26,11 @@ class FeedWriter : public grpc::ServerWriteReactor<kudos::v1::WatchFeedResponse>
                    public FeedSink {
  public:
   // `slot` is the person's stream slot, held until the stream is done.
+  // `viewer` (issue 18): a private kudos goes only to its giver and
+  // recipients; a service or screen (no person) gets public kudos only.
   static std::shared_ptr<FeedWriter> Create(kudos::v1::KudosFilter filter, size_t max_queued,
-                                            common::ratelimit::StreamSlots::Slot slot = {});
+                                            common::ratelimit::StreamSlots::Slot slot = {},
+                                            Viewer viewer = {});
 
   // Keeps the subscription until the stream is done (drops it at once if
   // the stream is already done).
@@ -52,8 +56,11 @@ class FeedWriter : public grpc::ServerWriteReactor<kudos::v1::WatchFeedResponse>
 
  private:
   FeedWriter(kudos::v1::KudosFilter filter, size_t max_queued,
-             common::ratelimit::StreamSlots::Slot slot)
-      : filter_(std::move(filter)), max_queued_(max_queued), slot_(std::move(slot)) {}
+             common::ratelimit::StreamSlots::Slot slot, Viewer viewer)
+      : filter_(std::move(filter)),
+        viewer_(std::move(viewer)),
+        max_queued_(max_queued),
+        slot_(std::move(slot)) {}
   // What to do next once nothing is in flight; with mu_ held.
   enum class Action { kNothing, kWrite, kFinish };
   Action NextLocked();
@@ -62,6 +69,7 @@ class FeedWriter : public grpc::ServerWriteReactor<kudos::v1::WatchFeedResponse>
   void QueueResponse(kudos::v1::WatchFeedResponse response);  // with mu_ held
 
   const kudos::v1::KudosFilter filter_;
+  const Viewer viewer_;
   const size_t max_queued_;
   common::ratelimit::StreamSlots::Slot slot_;  // released when the writer is freed
   std::shared_ptr<FeedWriter> self_;

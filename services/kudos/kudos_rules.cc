@@ -1,5 +1,6 @@
 #include "services/kudos/kudos_rules.h"
 
+#include <google/protobuf/util/message_differencer.h>
 #include <openssl/evp.h>
 
 #include <algorithm>
@@ -56,6 +57,9 @@ OrgSettings DefaultOrgSettings() {
   settings.set_weekly_pair_cap_points(50);
   settings.set_max_kudos_per_minute(10);
   settings.set_streak_freezes_per_month(2);
+  settings.set_values_required(true);
+  settings.set_message_length_min(0);
+  settings.set_allow_kudos_without_points(false);
   *settings.mutable_retention() = RetentionWithDefaults({});
   return settings;
 }
@@ -178,10 +182,21 @@ absl::StatusOr<OrgSettings> NormalizeOrgSettings(OrgSettings settings) {
   if (settings.streak_freezes_per_month() < 0 || settings.streak_freezes_per_month() > 31) {
     return Invalid("settings.streak_freezes_per_month", "must be 0..31");
   }
+  // Issue 18: unset values_required keeps what every org had (required).
+  if (!settings.has_values_required()) settings.set_values_required(true);
+  if (settings.message_length_min() < 0 || settings.message_length_min() > kMaxMessageLengthMin) {
+    return Invalid("settings.message_length_min",
+                   absl::StrCat("must be 0 (none)..", kMaxMessageLengthMin, " characters, got ",
+                                settings.message_length_min()));
+  }
   absl::StatusOr<common::v1::RetentionPolicy> retention = NormalizeRetention(settings.retention());
   if (!retention.ok()) return retention.status();
   *settings.mutable_retention() = *std::move(retention);
   return settings;
+}
+
+bool ValuesRequired(const OrgSettings& settings) {
+  return !settings.has_values_required() || settings.values_required();
 }
 
 absl::Status ValidateId(absl::string_view field, absl::string_view id) {
@@ -307,7 +322,16 @@ absl::Status ValidateSendKudos(const kudos::v1::SendKudosRequest& request,
   if (*length < 1 || *length > kMaxMessageChars) {
     return Invalid("message", absl::StrCat("must be 1..", kMaxMessageChars, " characters, got ", *length));
   }
-  if (request.values().empty()) return Invalid("values", "name at least one value of the catalog");
+  if (*length < settings.message_length_min()) {
+    return Invalid("message", absl::StrCat("must be at least ", settings.message_length_min(),
+                                           " characters (the org's minimum), got ", *length));
+  }
+  if (request.values().empty() && ValuesRequired(settings)) {
+    return Invalid("values", "name at least one value of the catalog");
+  }
+  if (!kudos::v1::KudosVisibility_IsValid(request.visibility())) {
+    return Invalid("visibility", absl::StrCat("unknown visibility ", request.visibility()));
+  }
   if (request.values_size() > kMaxValues) {
     return Invalid("values", absl::StrCat("at most ", kMaxValues, " values"));
   }
@@ -351,6 +375,54 @@ absl::Status ValidateBoost(const kudos::v1::BoostKudosRequest& request,
     return Invalid("points", absl::StrCat(request.points(), " is outside the org's bounds ",
                                           std::max<int64_t>(1, settings.min_points()), "..",
                                           settings.max_points()));
+  }
+  return absl::OkStatus();
+}
+
+Viewer ViewerOf(const common::auth::Principal& principal) {
+  Viewer viewer;
+  if (!principal.is_service() && !principal.is_screen_only()) viewer.person_id = principal.subject;
+  viewer.admin = principal.is_admin() && !principal.is_service();
+  return viewer;
+}
+
+bool IsPrivate(const kudos::v1::Kudos& kudos) {
+  return kudos.visibility() == kudos::v1::KUDOS_VISIBILITY_PRIVATE;
+}
+
+bool IsPartyTo(const kudos::v1::Kudos& kudos, absl::string_view person_id) {
+  if (person_id.empty()) return false;
+  if (kudos.giver_id() == person_id) return true;
+  return std::find(kudos.recipient_ids().begin(), kudos.recipient_ids().end(), person_id) !=
+         kudos.recipient_ids().end();
+}
+
+bool NeedsManagers(const kudos::v1::Kudos& kudos, const Viewer& viewer) {
+  return IsPrivate(kudos) && !viewer.person_id.empty() && !IsPartyTo(kudos, viewer.person_id);
+}
+
+bool MaySee(const kudos::v1::Kudos& kudos, const Viewer& viewer, bool viewer_manages_a_recipient) {
+  if (kudos.retracted() && !viewer.admin) return false;
+  if (!IsPrivate(kudos)) return true;
+  if (viewer.person_id.empty()) return false;  // services and screens: public kudos only
+  return IsPartyTo(kudos, viewer.person_id) || viewer_manages_a_recipient;
+}
+
+absl::Status ValidateSelfUpdate(const kudos::v1::Person& stored, const kudos::v1::Person& update) {
+  // Field by field (reflection: a field added to Person later is covered too).
+  const google::protobuf::Descriptor* person = kudos::v1::Person::descriptor();
+  for (int i = 0; i < person->field_count(); ++i) {
+    const google::protobuf::FieldDescriptor* field = person->field(i);
+    if (field->number() == kudos::v1::Person::kHiddenFromLeaderboardsFieldNumber) continue;
+    google::protobuf::util::MessageDifferencer only_this_field;
+    for (int j = 0; j < person->field_count(); ++j) {
+      if (j != i) only_this_field.IgnoreField(person->field(j));
+    }
+    if (!only_this_field.Compare(stored, update)) {
+      return absl::PermissionDeniedError(absl::StrCat(
+          "person.", field->name(), ": only admins change it; you may change only your own "
+          "hidden_from_leaderboards"));
+    }
   }
   return absl::OkStatus();
 }

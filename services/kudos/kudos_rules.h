@@ -10,6 +10,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/auth/auth.h"
 #include "kudos/v1/kudos.pb.h"
 
 namespace kudos {
@@ -18,6 +19,8 @@ inline constexpr int kMaxRecipients = 20;
 inline constexpr int kMaxMessageChars = 1000;
 inline constexpr int kMaxValues = 3;
 inline constexpr int kMaxRequestIdBytes = 128;
+// OrgSettings.message_length_min is 0..this (issue 18).
+inline constexpr int kMaxMessageLengthMin = 500;
 
 // Retention defaults in days (docs/retention-kudos.md); 0 in a policy means
 // the default, anything else must be 1..kMaxRetentionDays.
@@ -41,6 +44,10 @@ kudos::v1::OrgSettings DefaultOrgSettings();
 // names the field ("settings.max_points: ...").
 absl::StatusOr<kudos::v1::OrgSettings> NormalizeOrgSettings(kudos::v1::OrgSettings settings);
 
+// Whether a kudos must name a value: OrgSettings.values_required, unset = true
+// (values were always required before issue 18).
+bool ValuesRequired(const kudos::v1::OrgSettings& settings);
+
 // Ids of people, teams and values: 1..64 of [A-Za-z0-9._-].
 absl::Status ValidateId(absl::string_view field, absl::string_view id);
 absl::Status ValidateRequestId(absl::string_view request_id);
@@ -58,7 +65,8 @@ struct Directory {
 
 // Checks a SendKudos request from `giver_id` against the org's rules:
 // recipients (1..20, distinct, known, active, not the giver), message
-// (1..1000 characters of UTF-8), values (1..3 distinct, in the catalog) and
+// (message_length_min, at least 1, ..1000 characters of UTF-8), values (0..3
+// distinct, in the catalog; at least 1 when values_required), visibility and
 // points (within the org's bounds). Caps and allowance are checked later,
 // atomically, where the counters live.
 absl::Status ValidateSendKudos(const kudos::v1::SendKudosRequest& request,
@@ -70,6 +78,29 @@ absl::Status ValidateSendKudos(const kudos::v1::SendKudosRequest& request,
 absl::Status ValidateBoost(const kudos::v1::BoostKudosRequest& request,
                            absl::string_view booster_id, const kudos::v1::Kudos& kudos,
                            const kudos::v1::OrgSettings& settings);
+
+// Who reads a kudos (issue 18): a person (their id), or a service or screen
+// (no id: they see only public kudos). Admins see retracted kudos.
+struct Viewer {
+  std::string person_id;
+  bool admin = false;
+};
+Viewer ViewerOf(const common::auth::Principal& principal);
+
+bool IsPrivate(const kudos::v1::Kudos& kudos);
+// The giver or one of the recipients.
+bool IsPartyTo(const kudos::v1::Kudos& kudos, absl::string_view person_id);
+// Whether `viewer` may see `kudos`: a retracted kudos only admins; a private
+// one only its giver, its recipients and `viewer_manages_a_recipient` (the
+// caller read the recipients' managers; only asked for private kudos).
+bool MaySee(const kudos::v1::Kudos& kudos, const Viewer& viewer, bool viewer_manages_a_recipient);
+// Whether MaySee needs to know if the viewer manages a recipient.
+bool NeedsManagers(const kudos::v1::Kudos& kudos, const Viewer& viewer);
+
+// A self-service UpdatePerson (a person updating themself, not an admin): only
+// hidden_from_leaderboards may differ from `stored`; PERMISSION_DENIED names
+// the first other field that does.
+absl::Status ValidateSelfUpdate(const kudos::v1::Person& stored, const kudos::v1::Person& update);
 
 // A stable digest of what a request asks for, to tell a retry (same
 // request_id, same payload) from a conflicting reuse of the request_id.

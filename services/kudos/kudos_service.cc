@@ -45,6 +45,11 @@ absl::Status RequirePerson(const Principal& principal) {
   return absl::OkStatus();
 }
 
+// A person (not a service or screen) acting on their own directory entry.
+bool SelfService(const Principal& principal, const std::string& person_id) {
+  return RequirePerson(principal).ok() && !principal.is_admin() && principal.subject == person_id;
+}
+
 // A service token is never an org's admin, whatever roles it lists: the
 // kudos service acts for people only through their own tokens.
 absl::Status RequireAdmin(const Principal& principal) {
@@ -80,9 +85,14 @@ absl::StatusOr<std::string> ListCursor(const std::string& page_token) {
 
 }  // namespace
 
-bool MatchesFilter(const kudos::v1::KudosSent& sent, const kudos::v1::KudosFilter& filter) {
+bool MatchesFilter(const kudos::v1::KudosSent& sent, const kudos::v1::KudosFilter& filter,
+                   const Viewer& viewer) {
   const kudos::v1::Kudos& kudos = sent.kudos();
   const auto& recipients = kudos.recipient_ids();
+  if (IsPrivate(kudos)) {
+    const bool personal_feed = !filter.giver_id().empty() || !filter.recipient_id().empty();
+    if (!personal_feed || !IsPartyTo(kudos, viewer.person_id)) return false;
+  }
   if (!filter.giver_id().empty()) return kudos.giver_id() == filter.giver_id();
   if (!filter.recipient_id().empty()) {
     return std::find(recipients.begin(), recipients.end(), filter.recipient_id()) != recipients.end();
@@ -127,6 +137,12 @@ grpc::ServerUnaryReactor* KudosServiceImpl::SendKudos(grpc::CallbackServerContex
                                call.deadline(), StopWhenInterrupted(call),
                                Into(response->mutable_kudos(), std::move(done)));
     });
+    call.Then([request, response]() -> absl::Status {
+      // The allowance was spent and the org let the kudos go out without points.
+      response->set_sent_without_points(request->points_per_recipient() > 0 &&
+                                        response->kudos().points_per_recipient() == 0);
+      return absl::OkStatus();
+    });
     return absl::OkStatus();
   });
 }
@@ -137,8 +153,9 @@ grpc::ServerUnaryReactor* KudosServiceImpl::GetKudos(grpc::CallbackServerContext
   return calls_.Serve(context, [this, request, response](Call& call) -> absl::Status {
     if (absl::Status id = ValidateId("kudos_id", request->kudos_id()); !id.ok()) return id;
     call.Then([this, &call, request, response](Done done) {
-      store_.GetKudosAsync(call.principal().org, request->kudos_id(), call.deadline(),
-                           Into(response->mutable_kudos(), std::move(done)));
+      store_.GetKudosForViewerAsync(call.principal().org, request->kudos_id(),
+                                    ViewerOf(call.principal()), call.deadline(),
+                                    Into(response->mutable_kudos(), std::move(done)));
     });
     return absl::OkStatus();
   });
@@ -164,6 +181,13 @@ grpc::ServerUnaryReactor* KudosServiceImpl::ListKudos(grpc::CallbackServerContex
     call.Then([this, &call, request, cursor, size = *page_size, page](Done done) {
           store_.ListFeedAsync(call.principal().org, FeedKey(request->filter()), cursor, size,
                                call.deadline(), Into(page.get(), std::move(done)));
+        })
+        .Then([this, &call, page](Done done) {
+          // Private kudos of others and retracted ones (issue 18) leave the
+          // page; it may come back short, with its cursor.
+          store_.FilterVisibleAsync(call.principal().org, ViewerOf(call.principal()),
+                                    std::move(page->kudos), call.deadline(),
+                                    Into(&page->kudos, std::move(done)));
         })
         .Then([page, response]() -> absl::Status {
           for (kudos::v1::Kudos& kudos : page->kudos) *response->add_kudos() = std::move(kudos);
@@ -205,7 +229,7 @@ grpc::ServerWriteReactor<kudos::v1::WatchFeedResponse>* KudosServiceImpl::WatchF
   auto slot = auth_.OpenStream(*principal);
   if (!slot.ok()) return refuse(slot.status());
   std::shared_ptr<FeedWriter> writer =
-      FeedWriter::Create(request->filter(), max_queued, *std::move(slot));
+      FeedWriter::Create(request->filter(), max_queued, *std::move(slot), ViewerOf(*principal));
   // Feedback invitations: a person gets their own, a service (the gateway,
   // which routes each to its invitee's SSE clients) every one, a screen none.
   InvitationAudience invitations;
@@ -241,8 +265,27 @@ grpc::ServerUnaryReactor* DirectoryServiceImpl::PutPerson(grpc::CallbackServerCo
                                                           const kudos::v1::Person& person,
                                                           bool create, kudos::v1::Person* stored) {
   return calls_.Serve(context, [this, &person, create, stored](Call& call) -> absl::Status {
-    if (absl::Status role = RequireAdmin(call.principal()); !role.ok()) return role;
+    // Issue 18: a person may update themself, but only hidden_from_leaderboards.
+    const bool self_update = !create && SelfService(call.principal(), person.person_id());
+    if (!self_update) {
+      if (absl::Status role = RequireAdmin(call.principal()); !role.ok()) return role;
+    }
     if (absl::Status valid = ValidatePerson(person); !valid.ok()) return valid;
+    if (self_update) {
+      auto people = std::make_shared<std::map<std::string, kudos::v1::Person>>();
+      call.Then([this, &call, &person, people](Done done) {
+            store_.GetPeopleAsync(call.principal().org, {person.person_id()}, call.deadline(),
+                                  Into(people.get(), std::move(done)));
+          })
+          .Then([&person, people]() -> absl::Status {
+            auto it = people->find(person.person_id());
+            if (it == people->end()) {
+              return absl::NotFoundError(
+                  absl::StrCat("person.person_id: '", person.person_id(), "' does not exist"));
+            }
+            return ValidateSelfUpdate(it->second, person);
+          });
+    }
     call.Then([this, &call, &person, create](Done done) {
           const Principal& principal = call.principal();
           kudos::v1::KudosEvent event = DirectoryEvent(principal.org);

@@ -92,7 +92,10 @@ class DirectoryServiceImpl final : public kudos::v1::DirectoryService::CallbackS
   common::grpc_util::UnaryCalls calls_;
 };
 
-// Whether a committed kudos event matches a feed filter.
-bool MatchesFilter(const kudos::v1::KudosSent& sent, const kudos::v1::KudosFilter& filter);
+// Whether a committed kudos event matches a feed filter, for `viewer`: a
+// private kudos only on a giver_id/recipient_id filter of one of its parties
+// (the feeds ListKudos shows it in; issue 18).
+bool MatchesFilter(const kudos::v1::KudosSent& sent, const kudos::v1::KudosFilter& filter,
+                   const Viewer& viewer);
 
 }  // namespace kudos

@@ -443,6 +443,10 @@ std::vector<std::string> KudosStore::BeginArgs(const BeginRecognition& begin) {
   args.push_back(std::to_string(begin.reconcile_at_ms));
   KUDOS_CHECK(begin.idempotency_ttl_s >= 86400, "a request_id is remembered for at least a day");
   args.push_back(std::to_string(begin.idempotency_ttl_s));
+  KUDOS_CHECK(begin.zero_points_pb.empty() == begin.zero_points_event_pb.empty(),
+              "a 0-point form has both its record and its event");
+  args.push_back(begin.zero_points_pb);
+  args.push_back(begin.zero_points_event_pb);
   return args;
 }
 
@@ -489,7 +493,7 @@ absl::StatusOr<std::optional<BeginOutcome>> KudosStore::FindRequest(
 }
 
 FinishFields KudosStore::FinishFieldsOf(const BeginRecognition& begin, const std::string& seq) {
-  return {seq, absl::StrJoin(begin.feeds, ","), begin.kudos_id, begin.actor, begin.week_key, {}};
+  return {seq, absl::StrJoin(begin.feeds, ","), begin.kudos_id, begin.actor, begin.week_key, {}, false};
 }
 
 // The keys of finish_recognition.lua (its header).
@@ -518,7 +522,9 @@ std::vector<std::string> KudosStore::FinishArgs(RecordKind kind, const std::stri
                                                 const FinishFields& fields) {
   std::vector<std::string> args = {KindName(kind),
                                    id,
-                                   commit ? "COMMITTED" : "ABORTED",
+                                   !commit                 ? "ABORTED"
+                                   : fields.without_points ? "COMMITTED_WITHOUT_POINTS"
+                                                           : "COMMITTED",
                                    std::to_string(static_cast<int>(error.code())),
                                    std::string(error.message()),
                                    fields.feeds,
@@ -545,10 +551,11 @@ absl::Status LearnFinishFields(const Reply& need, FinishFields& fields) {
     return absl::InternalError("finish_recognition: bad NEED reply");
   }
   FinishFields stored{need.elements[1].str, need.elements[2].str, need.elements[3].str,
-                      need.elements[4].str, need.elements[5].str, {}};
+                      need.elements[4].str, need.elements[5].str, {}, false};
   if (stored.seq != fields.seq || stored.feeds != fields.feeds ||
       stored.kudos_id != fields.kudos_id || stored.actor != fields.actor ||
       stored.week != fields.week) {
+    stored.without_points = fields.without_points;  // the caller's choice, not the record's
     fields = std::move(stored);
   }
   for (size_t i = 6; i + 1 < need.elements.size(); i += 2) {
@@ -588,7 +595,8 @@ std::vector<common::redis::Command> RecordReads(const std::string& org, RecordKi
   const std::string key = KudosStore::RecordKey(org, kind, id);
   return {{"TYPE", key},
           {"HMGET", key, "pb", "state", "transfers", "kudos_id", "error_code", "error_message",
-           "seq", "feeds", "actor", "week"}};
+           "seq", "feeds", "actor", "week"},
+          {"HEXISTS", key, "zero_pb"}};
 }
 
 absl::StatusOr<std::optional<Record>> ParseRecord(
@@ -614,7 +622,12 @@ absl::StatusOr<std::optional<Record>> ParseRecord(
   record.error_code = reply->elements[4].str;
   record.error_message = reply->elements[5].str;
   record.finish = {reply->elements[6].str, reply->elements[7].str, record.kudos_id,
-                   reply->elements[8].str, reply->elements[9].str, {}};
+                   reply->elements[8].str, reply->elements[9].str, {}, false};
+  const absl::StatusOr<Reply>& zero_form = (*replies)[2];
+  if (!zero_form.ok()) return zero_form.status();
+  absl::StatusOr<long long> has_zero_form = zero_form->AsInteger();
+  if (!has_zero_form.ok()) return has_zero_form.status();
+  record.may_go_without_points = *has_zero_form == 1;
   return std::optional<Record>(std::move(record));
 }
 
@@ -1601,6 +1614,103 @@ void KudosStore::ListFeedAsync(const std::string& org, const std::string& feed_k
                             listing->archived = *std::move(archived);
                             read_page(listing, std::move(done));
                           });
+      });
+}
+
+// ---------------------------------------------------------------------------
+// Who sees what (issue 18): private kudos only their giver, recipients and the
+// recipients' managers; retracted kudos only admins.
+
+namespace {
+
+// Marks each kudos retracted whose id `marks` (HMGET of the retracted hash) names.
+absl::Status MarkRetracted(const absl::StatusOr<Reply>& marks,
+                           std::vector<kudos::v1::Kudos>& kudos) {
+  if (!marks.ok()) return marks.status();
+  if (marks->elements.size() != kudos.size()) return absl::InternalError("HMGET: bad reply");
+  for (size_t i = 0; i < kudos.size(); ++i) {
+    if (!marks->elements[i].is_nil()) kudos[i].set_retracted(true);
+  }
+  return absl::OkStatus();
+}
+
+// The recipients of the kudos `viewer` needs to know they manage.
+std::vector<std::string> RecipientsToCheck(const std::vector<kudos::v1::Kudos>& kudos,
+                                           const Viewer& viewer) {
+  std::set<std::string> ids;
+  for (const kudos::v1::Kudos& k : kudos) {
+    if (!NeedsManagers(k, viewer) || !MaySee(k, viewer, true)) continue;
+    ids.insert(k.recipient_ids().begin(), k.recipient_ids().end());
+  }
+  return std::vector<std::string>(ids.begin(), ids.end());
+}
+
+std::vector<kudos::v1::Kudos> Visible(std::vector<kudos::v1::Kudos> kudos, const Viewer& viewer,
+                                      const std::map<std::string, kudos::v1::Person>& people) {
+  std::vector<kudos::v1::Kudos> visible;
+  for (kudos::v1::Kudos& k : kudos) {
+    bool manages = false;
+    for (const std::string& recipient : k.recipient_ids()) {
+      auto person = people.find(recipient);
+      if (person != people.end() && !viewer.person_id.empty() &&
+          person->second.manager_id() == viewer.person_id) {
+        manages = true;
+      }
+    }
+    if (MaySee(k, viewer, manages)) visible.push_back(std::move(k));
+  }
+  return visible;
+}
+
+}  // namespace
+
+void KudosStore::FilterVisibleAsync(const std::string& org, const Viewer& viewer,
+                                    std::vector<kudos::v1::Kudos> kudos, Deadline deadline,
+                                    StoreCallback<std::vector<kudos::v1::Kudos>> done) {
+  if (kudos.empty()) return std::move(done)(std::move(kudos));
+  common::redis::Command marks_read = {"HMGET", RetractedKey(org)};
+  for (const kudos::v1::Kudos& k : kudos) marks_read.push_back(k.kudos_id());
+  auto shared = std::make_shared<std::vector<kudos::v1::Kudos>>(std::move(kudos));
+  async().Run(
+      std::move(marks_read), deadline,
+      [this, org, viewer, shared, deadline,
+       done = std::move(done)](absl::StatusOr<Reply> marks) mutable {
+        if (absl::Status marked = MarkRetracted(marks, *shared); !marked.ok()) {
+          return std::move(done)(marked);
+        }
+        const std::vector<std::string> recipients = RecipientsToCheck(*shared, viewer);
+        // Usually none: no private kudos of others on the page.
+        GetPeopleAsync(org, recipients, deadline,
+                       [viewer, shared, done = std::move(done)](
+                           absl::StatusOr<std::map<std::string, kudos::v1::Person>> people) mutable {
+                         if (!people.ok()) return std::move(done)(people.status());
+                         std::move(done)(Visible(std::move(*shared), viewer, *people));
+                       });
+      });
+}
+
+void KudosStore::GetKudosForViewerAsync(const std::string& org, const std::string& kudos_id,
+                                        const Viewer& viewer, Deadline deadline,
+                                        StoreCallback<kudos::v1::Kudos> done) {
+  GetKudosAsync(
+      org, kudos_id, deadline,
+      [this, org, kudos_id, viewer, deadline,
+       done = std::move(done)](absl::StatusOr<kudos::v1::Kudos> kudos) mutable {
+        if (!kudos.ok()) return std::move(done)(kudos.status());
+        std::vector<kudos::v1::Kudos> one;
+        one.push_back(*std::move(kudos));
+        FilterVisibleAsync(
+            org, viewer, std::move(one), deadline,
+            [kudos_id, done = std::move(done)](
+                absl::StatusOr<std::vector<kudos::v1::Kudos>> visible) mutable {
+              if (!visible.ok()) return std::move(done)(visible.status());
+              if (visible->empty()) {
+                // Worded as GetKudosAsync's for an unknown id.
+                return std::move(done)(absl::NotFoundError(
+                    absl::StrCat("kudos_id: '", kudos_id, "' does not exist")));
+              }
+              std::move(done)(std::move(visible->front()));
+            });
       });
 }
 

@@ -30,6 +30,9 @@
 //   kudos:{org}:pending                  ZSET "kind:id" by the reconciler's next attempt (ms)
 //   kudos:{org}:deadletter               STREAM {kind, id, attempts, reason, time}, capped
 //   kudos:{org}:events                   the event stream (field "event")
+//   kudos:{org}:retracted                HASH kudos_id -> serialized KudosRetracted, written by
+//                                        the retraction (social_*, issue 18); reads leave
+//                                        those kudos out for all but admins
 #pragma once
 
 #include <map>
@@ -45,6 +48,7 @@
 #include "common/redis/redis_client.h"
 #include "kudos/v1/kudos.pb.h"
 #include "services/kudos/archive_chunk.h"
+#include "services/kudos/kudos_rules.h"
 
 namespace kudos {
 
@@ -71,6 +75,11 @@ struct BeginRecognition {
   std::vector<std::string> feeds;
   int64_t reconcile_at_ms = 0;  // the reconciler's first attempt, if still PENDING
   int64_t idempotency_ttl_s = 0;  // the org's retry window: the request_id is forgotten then
+  // Issue 18, kudos only, may be empty: the record_pb and event_pb of the same
+  // kudos with 0 points, committed instead when the ledger refuses the points
+  // for a spent allowance (the org allows kudos without points).
+  std::string zero_points_pb;
+  std::string zero_points_event_pb;
 };
 
 // How the reconciler spaces and bounds its attempts at one record.
@@ -101,6 +110,8 @@ struct FinishFields {
   // Sealed chunks a seal by this commit moves late entries into, (feed,
   // chunk name), as the script asked for them (usually none).
   std::vector<std::pair<std::string, std::string>> late_chunks;
+  // A commit of the record's 0-point form (zero_points_pb; issue 18).
+  bool without_points = false;
 };
 
 // A kudos or boost record as stored.
@@ -112,6 +123,8 @@ struct Record {
   std::string error_code;
   std::string error_message;
   FinishFields finish;  // what finishing it needs (PENDING records)
+  // It holds a 0-point form to commit when the allowance is spent (issue 18).
+  bool may_go_without_points = false;
 };
 
 struct FeedPage {
@@ -171,6 +184,18 @@ class KudosStore {
   void ListFeedAsync(const std::string& org, const std::string& feed_key,
                      const std::string& before_seq, int limit, Deadline deadline,
                      StoreCallback<FeedPage> done);
+  // Issue 18: `kudos` without what `viewer` may not see (MaySee: private kudos
+  // of others, retracted ones unless an admin), retracted ones marked
+  // (Kudos.retracted), order kept. One HMGET of the retracted marks, plus the
+  // recipients' managers only when a private kudos of others is among them.
+  void FilterVisibleAsync(const std::string& org, const Viewer& viewer,
+                          std::vector<kudos::v1::Kudos> kudos, Deadline deadline,
+                          StoreCallback<std::vector<kudos::v1::Kudos>> done);
+  // GetKudosAsync as `viewer` sees it: NOT_FOUND, worded as for an unknown
+  // id, when they may not see it (existence does not leak).
+  void GetKudosForViewerAsync(const std::string& org, const std::string& kudos_id,
+                              const Viewer& viewer, Deadline deadline,
+                              StoreCallback<kudos::v1::Kudos> done);
 
   // Directory
   absl::StatusOr<kudos::v1::OrgSettings> GetSettings(const std::string& org);
@@ -324,6 +349,7 @@ class KudosStore {
   static std::string SeqKey(const std::string& org) { return Prefix(org) + "seq"; }
   static std::string PendingKey(const std::string& org) { return Prefix(org) + "pending"; }
   static std::string DeadLetterKey(const std::string& org) { return Prefix(org) + "deadletter"; }
+  static std::string RetractedKey(const std::string& org) { return Prefix(org) + "retracted"; }
   static std::string BoostsKey(const std::string& org, const std::string& kudos_id) {
     return Prefix(org) + "boosts:" + kudos_id;
   }

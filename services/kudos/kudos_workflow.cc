@@ -23,6 +23,10 @@ namespace {
 
 using google::protobuf::util::TimeUtil;
 
+// What settling a record answers when this call committed its 0-point form
+// (the store's state is COMMITTED).
+constexpr char kCommittedWithoutPoints[] = "COMMITTED_WITHOUT_POINTS";
+
 std::string NewId(char prefix) {
   static thread_local absl::BitGen bits;
   return absl::StrFormat("%c%016x%08x", prefix, absl::Uniform<uint64_t>(bits),
@@ -59,6 +63,26 @@ ledger::v1::Transfer MakeTransfer(const std::string& transfer_id, const std::str
   (*transfer.mutable_tags())["team"] = team;
   (*transfer.mutable_tags())["values"] = values;
   return transfer;
+}
+
+// Issue 18: the ledger transfers of a private kudos and of its boosts say so,
+// so that no consumer of the ledger's outbox shows them.
+void TagVisibility(const kudos::v1::Kudos& kudos, ledger::v1::PostTransfersRequest& transfers) {
+  if (!IsPrivate(kudos)) return;
+  for (ledger::v1::Transfer& transfer : *transfers.mutable_transfers()) {
+    (*transfer.mutable_tags())["visibility"] = "private";
+  }
+}
+
+// Issue 18: the ledger refused the points because the giver's allowance is
+// spent (the post script's refusal, "transfers[i]: ...").
+bool AllowanceSpent(const absl::Status& posted) {
+  return posted.code() == absl::StatusCode::kResourceExhausted && IsDefinitiveRefusal(posted);
+}
+
+// The answer for a record settled in `state` by this call.
+bool Committed(const std::string& state) {
+  return state == "COMMITTED" || state == kCommittedWithoutPoints;
 }
 
 absl::Status StoredError(const Record& record) {
@@ -157,6 +181,7 @@ absl::StatusOr<kudos::v1::Kudos> KudosWorkflow::SendKudos(
     record.transfers_pb = begin->transfers_pb;
     record.kudos_id = kudos_id;
     record.finish = KudosStore::FinishFieldsOf(*begin, outcome->seq);
+    record.may_go_without_points = !begin->zero_points_pb.empty();
     absl::StatusOr<std::string> state = SettleRecord(org, RecordKind::kKudos, kudos_id, record);
     if (!state.ok()) return state.status();
     if (*state == "COMMITTED") {
@@ -185,6 +210,9 @@ absl::StatusOr<KudosWorkflow::PreparedRecord> KudosWorkflow::PrepareSend(
   kudos.set_points_per_recipient(request.points_per_recipient());
   *kudos.mutable_create_time() = ToProto(now);
   kudos.set_state(kudos::v1::KUDOS_STATE_PENDING);
+  kudos.set_visibility(request.visibility() == kudos::v1::KUDOS_VISIBILITY_PRIVATE
+                           ? kudos::v1::KUDOS_VISIBILITY_PRIVATE
+                           : kudos::v1::KUDOS_VISIBILITY_PUBLIC);
 
   const std::string values = absl::StrJoin(request.values(), ",");
   ledger::v1::PostTransfersRequest transfers;
@@ -211,6 +239,7 @@ absl::StatusOr<KudosWorkflow::PreparedRecord> KudosWorkflow::PrepareSend(
   const std::vector<std::string> feeds = FeedKeysOf(kudos, teams);
   *sent->mutable_kudos() = kudos;
   sent->mutable_kudos()->set_state(kudos::v1::KUDOS_STATE_COMMITTED);
+  TagVisibility(kudos, transfers);
 
   begin->kind = RecordKind::kKudos;
   begin->actor = giver_id;
@@ -225,6 +254,13 @@ absl::StatusOr<KudosWorkflow::PreparedRecord> KudosWorkflow::PrepareSend(
   begin->transfers_pb = transfers.transfers().empty() ? "" : transfers.SerializeAsString();
   begin->event_pb = event.SerializeAsString();
   begin->feeds = feeds;
+  if (settings.allow_kudos_without_points() && !transfers.transfers().empty()) {
+    // The same kudos with 0 points, committed instead if the ledger finds
+    // the giver's allowance spent (no transfers, no pair caps).
+    sent->mutable_kudos()->set_points_per_recipient(0);
+    begin->zero_points_pb = sent->SerializeAsString();
+    begin->zero_points_event_pb = event.SerializeAsString();
+  }
   return PreparedRecord{*std::move(begin), std::move(kudos)};
 }
 
@@ -234,6 +270,11 @@ absl::StatusOr<kudos::v1::Kudos> KudosWorkflow::BoostKudos(
   if (absl::Status id = ValidateId("kudos_id", request.kudos_id()); !id.ok()) return id;
   absl::StatusOr<kudos::v1::Kudos> kudos = store_.GetKudos(org, request.kudos_id());
   if (!kudos.ok()) return kudos.status();
+  // The blocking form reads no retraction marks or managers: a private kudos
+  // is boosted only by its parties here (the RPC uses BoostKudosAsync).
+  if (IsPrivate(*kudos) && !IsPartyTo(*kudos, booster_id)) {
+    return absl::NotFoundError(absl::StrCat("kudos_id: '", request.kudos_id(), "' does not exist"));
+  }
   std::vector<std::string> recipients(kudos->recipient_ids().begin(), kudos->recipient_ids().end());
   std::vector<std::string> ids = recipients;
   ids.push_back(booster_id);
@@ -286,6 +327,7 @@ absl::StatusOr<KudosWorkflow::PreparedRecord> KudosWorkflow::PrepareBoost(
   *boosted->mutable_boost() = boost;
   *boosted->mutable_recipient_ids() = kudos.recipient_ids();
   *boosted->mutable_values() = kudos.values();
+  boosted->set_visibility(kudos.visibility());
   std::vector<std::string> recipients(kudos.recipient_ids().begin(), kudos.recipient_ids().end());
   for (const std::string& recipient : recipients) {
     auto person = people.find(recipient);
@@ -296,6 +338,7 @@ absl::StatusOr<KudosWorkflow::PreparedRecord> KudosWorkflow::PrepareBoost(
                      ledger::v1::TRANSFER_KIND_BOOST, kudos.kudos_id(), team, values);
   }
 
+  TagVisibility(kudos, transfers);
   begin->kind = RecordKind::kBoost;
   begin->actor = booster_id;
   begin->request_id = request.request_id();
@@ -329,7 +372,7 @@ absl::StatusOr<kudos::v1::Kudos> KudosWorkflow::Complete(const std::string& org,
     if (!record->has_value()) return absl::InternalError("aborted record vanished");
     return StoredError(**record);
   }
-  if (*state != "COMMITTED") {
+  if (!Committed(*state)) {
     return absl::UnavailableError(
         "the ledger has not confirmed the points yet; retry with the same request_id");
   }
@@ -361,6 +404,14 @@ absl::StatusOr<std::string> KudosWorkflow::SettleRecord(const std::string& org, 
         return absl::UnavailableError(absl::StrCat(
             "the ledger did not confirm the points (", posted.message(),
             "); retry with the same request_id"));
+      }
+      if (record.may_go_without_points && AllowanceSpent(posted)) {
+        FinishFields zero_form = record.finish;
+        zero_form.without_points = true;
+        absl::StatusOr<std::string> state =
+            store_.Finish(org, kind, id, /*commit=*/true, absl::OkStatus(), zero_form);
+        if (state.ok() && *state == "COMMITTED") return std::string(kCommittedWithoutPoints);
+        return state;
       }
       return store_.Finish(org, kind, id, /*commit=*/false, posted, record.finish);
     }
@@ -496,6 +547,7 @@ void KudosWorkflow::SettleNewKudosAsync(std::shared_ptr<SendState> s, Done done)
   record.transfers_pb = begin.transfers_pb;
   record.kudos_id = begin.record_id;
   record.finish = KudosStore::FinishFieldsOf(begin, s->outcome.seq);
+  record.may_go_without_points = !begin.zero_points_pb.empty();
   SettleRecordAsync(
       s->org, RecordKind::kKudos, begin.record_id, record, s->deadline, s->stop,
       [this, s, done = std::move(done)](absl::StatusOr<std::string> state) mutable {
@@ -539,8 +591,9 @@ void KudosWorkflow::BoostKudosAsync(const std::string& org, const std::string& b
   s->stop = std::move(stop);
   Sequence steps;
   steps.Then([this, s](Done done) {
-         store_.GetKudosAsync(s->org, s->request->kudos_id(), s->deadline,
-                              Into(&s->kudos, std::move(done)));
+         // Only who may see the kudos may boost it (issue 18: private, retracted).
+         store_.GetKudosForViewerAsync(s->org, s->request->kudos_id(), Viewer{s->booster_id, false},
+                                       s->deadline, Into(&s->kudos, std::move(done)));
        })
       .Then([this, s](Done done) {
         std::vector<std::string> ids(s->kudos.recipient_ids().begin(),
@@ -620,7 +673,7 @@ void KudosWorkflow::CompleteAsync(const std::string& org, RecordKind kind, const
                       std::move(done)(StoredError(**aborted));
                     });
               }
-              if (*state != "COMMITTED") {
+              if (!Committed(*state)) {
                 return std::move(done)(absl::UnavailableError(
                     "the ledger has not confirmed the points yet; retry with the same request_id"));
               }
@@ -638,6 +691,21 @@ void KudosWorkflow::SettleRecordAsync(const std::string& org, RecordKind kind,
                     bool commit, absl::Status error, StoreCallback<std::string> done) {
     store_.FinishAsync(org, kind, id, commit, error, fields, deadline, std::move(done));
   };
+  // Issue 18: the 0-point form, answered as kCommittedWithoutPoints.
+  auto finish_without_points = [this, org, kind, id, fields = record.finish, deadline](
+                                   StoreCallback<std::string> done) {
+    FinishFields zero_form = fields;
+    zero_form.without_points = true;
+    store_.FinishAsync(org, kind, id, /*commit=*/true, absl::OkStatus(), std::move(zero_form),
+                       deadline,
+                       [done = std::move(done)](absl::StatusOr<std::string> state) mutable {
+                         if (state.ok() && *state == "COMMITTED") {
+                           return std::move(done)(std::string(kCommittedWithoutPoints));
+                         }
+                         std::move(done)(std::move(state));
+                       });
+  };
+  const bool may_go_without_points = record.may_go_without_points;
   if (record.transfers_pb.empty()) return finish(true, absl::OkStatus(), std::move(done));
   ledger::v1::PostTransfersRequest transfers;
   if (!transfers.ParseFromString(record.transfers_pb)) {
@@ -647,7 +715,8 @@ void KudosWorkflow::SettleRecordAsync(const std::string& org, RecordKind kind,
   if (absl::Status stopped = stop(); !stopped.ok()) return std::move(done)(stopped);
   ledger_.PostTransfersAsync(
       org, transfers, deadline,
-      [finish, done = std::move(done)](absl::Status posted) mutable {
+      [finish, finish_without_points, may_go_without_points,
+       done = std::move(done)](absl::Status posted) mutable {
         // Once the ledger answered, the record is finished even if the
         // client has gone (within its deadline): the outcome is known now.
         if (posted.ok()) return finish(true, absl::OkStatus(), std::move(done));
@@ -655,6 +724,9 @@ void KudosWorkflow::SettleRecordAsync(const std::string& org, RecordKind kind,
           return std::move(done)(absl::UnavailableError(
               absl::StrCat("the ledger did not confirm the points (", posted.message(),
                            "); retry with the same request_id")));
+        }
+        if (may_go_without_points && AllowanceSpent(posted)) {
+          return finish_without_points(std::move(done));
         }
         finish(false, posted, std::move(done));
       });

@@ -218,6 +218,128 @@ TEST(KudosRulesTest, ValidateId_RejectsSeparatorsAndLongIds) {
   EXPECT_FALSE(ValidateId("id", std::string(65, 'a')).ok());
 }
 
+// ---- Issue 18 part 6 -------------------------------------------------------
+
+TEST(KudosRulesTest, SendKudos_ValuesOptionalOnlyWhenTheOrgSaysSo) {
+  SendKudosRequest request = Valid();
+  request.clear_values();
+  kudos::v1::OrgSettings settings = DefaultOrgSettings();
+  EXPECT_EQ(CodeOf(request, settings), absl::StatusCode::kInvalidArgument);
+  settings.clear_values_required();  // stored before issue 18: values stay required
+  EXPECT_EQ(CodeOf(request, settings), absl::StatusCode::kInvalidArgument);
+  settings.set_values_required(false);
+  EXPECT_EQ(CodeOf(request, settings), absl::StatusCode::kOk);
+  request.add_values("bravery");
+  EXPECT_EQ(CodeOf(request, settings), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(KudosRulesTest, SendKudos_MessageLengthMinCountsCodePoints) {
+  kudos::v1::OrgSettings settings = DefaultOrgSettings();
+  settings.set_message_length_min(5);
+  SendKudosRequest request = Valid();
+  request.set_message("\xC3\xA9t\xC3\xA9!");  // "été!": 4 code points, 6 bytes
+  absl::Status status = ValidateSendKudos(request, "alice", settings, People());
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(), "message: must be at least 5 characters (the org's minimum), got 4");
+  request.set_message("\xC3\xA9t\xC3\xA9!!");
+  EXPECT_EQ(CodeOf(request, settings), absl::StatusCode::kOk);
+}
+
+TEST(KudosRulesTest, SendKudos_UnknownVisibilityIsInvalid) {
+  SendKudosRequest request = Valid();
+  request.set_visibility(kudos::v1::KUDOS_VISIBILITY_PRIVATE);
+  EXPECT_EQ(CodeOf(request), absl::StatusCode::kOk);
+  request.set_visibility(static_cast<kudos::v1::KudosVisibility>(9));
+  EXPECT_EQ(CodeOf(request), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(KudosRulesTest, OrgSettings_MessageLengthMinIsBoundedAndValuesRequiredDefaultsToTrue) {
+  kudos::v1::OrgSettings settings;
+  absl::StatusOr<kudos::v1::OrgSettings> normalized = NormalizeOrgSettings(settings);
+  ASSERT_TRUE(normalized.ok()) << normalized.status();
+  EXPECT_TRUE(normalized->has_values_required() && normalized->values_required());
+  settings.set_values_required(false);
+  EXPECT_FALSE(NormalizeOrgSettings(settings)->values_required());
+  for (int bad : {-1, kMaxMessageLengthMin + 1}) {
+    settings.set_message_length_min(bad);
+    absl::Status status = NormalizeOrgSettings(settings).status();
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_TRUE(absl::StartsWith(status.message(), "settings.message_length_min: must be 0 (none)..500"))
+        << status.message();
+  }
+  settings.set_message_length_min(kMaxMessageLengthMin);
+  EXPECT_TRUE(NormalizeOrgSettings(settings).ok());
+}
+
+TEST(KudosRulesTest, MaySee_PrivateForItsPartiesAndManagersRetractedForAdmins) {
+  kudos::v1::Kudos kudos;
+  kudos.set_giver_id("alice");
+  kudos.add_recipient_ids("bob");
+  const Viewer alice{"alice", false}, bob{"bob", false}, carol{"carol", false};
+  const Viewer admin{"root", true}, screen{"", false};
+  for (const Viewer& viewer : {alice, bob, carol, admin, screen}) {
+    EXPECT_TRUE(MaySee(kudos, viewer, false)) << viewer.person_id;
+  }
+  kudos.set_visibility(kudos::v1::KUDOS_VISIBILITY_PRIVATE);
+  EXPECT_TRUE(MaySee(kudos, alice, false));
+  EXPECT_TRUE(MaySee(kudos, bob, false));
+  EXPECT_FALSE(MaySee(kudos, carol, false));
+  EXPECT_TRUE(MaySee(kudos, carol, true));  // carol manages bob
+  EXPECT_FALSE(MaySee(kudos, admin, false));
+  EXPECT_FALSE(MaySee(kudos, screen, true));
+  EXPECT_TRUE(NeedsManagers(kudos, carol));
+  EXPECT_FALSE(NeedsManagers(kudos, alice));
+  EXPECT_FALSE(NeedsManagers(kudos, screen));
+  kudos.set_visibility(kudos::v1::KUDOS_VISIBILITY_PUBLIC);
+  kudos.set_retracted(true);
+  EXPECT_FALSE(MaySee(kudos, alice, false));
+  EXPECT_FALSE(MaySee(kudos, bob, false));
+  EXPECT_TRUE(MaySee(kudos, admin, false));
+}
+
+common::auth::Principal As(const std::string& subject, uint32_t roles) {
+  common::auth::Principal principal;
+  principal.subject = subject;
+  principal.org = "acme";
+  principal.roles = roles;
+  return principal;
+}
+
+TEST(KudosRulesTest, ViewerOf_ServicesAndScreensAreNoPersonAndServicesNoAdmin) {
+  using common::auth::Role;
+  const Viewer member = ViewerOf(As("bob", static_cast<uint32_t>(Role::kMember)));
+  EXPECT_EQ(member.person_id, "bob");
+  EXPECT_FALSE(member.admin);
+  EXPECT_TRUE(ViewerOf(As("root", static_cast<uint32_t>(Role::kAdmin))).admin);
+  EXPECT_EQ(ViewerOf(As("lobby", static_cast<uint32_t>(Role::kScreen))).person_id, "");
+  const Viewer service = ViewerOf(
+      As("gateway", static_cast<uint32_t>(Role::kService) | static_cast<uint32_t>(Role::kAdmin)));
+  EXPECT_EQ(service.person_id, "");
+  EXPECT_FALSE(service.admin);
+}
+
+TEST(KudosRulesTest, ValidateSelfUpdate_OnlyHiddenFromLeaderboardsMayChange) {
+  kudos::v1::Person stored;
+  stored.set_person_id("bob");
+  stored.set_display_name("Bob");
+  stored.set_team_id("eng");
+  stored.set_active(true);
+  kudos::v1::Person update = stored;
+  update.set_hidden_from_leaderboards(true);
+  EXPECT_TRUE(ValidateSelfUpdate(stored, update).ok());
+  update.set_time_zone("Europe/Paris");
+  absl::Status status = ValidateSelfUpdate(stored, update);
+  EXPECT_EQ(status.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_TRUE(absl::StartsWith(status.message(), "person.time_zone: only admins change it"))
+      << status.message();
+  update = stored;
+  update.set_active(false);
+  EXPECT_EQ(ValidateSelfUpdate(stored, update).code(), absl::StatusCode::kPermissionDenied);
+  update = stored;
+  update.set_manager_id("carol");
+  EXPECT_EQ(ValidateSelfUpdate(stored, update).code(), absl::StatusCode::kPermissionDenied);
+}
+
 }  // namespace
 }  // namespace kudos
 

@@ -14,7 +14,10 @@
 --       keys to index a committed kudos under, comma-separated),
 --       reconcile_at_ms (when the reconciler first tries to finish it),
 --       idempotency_ttl_s (the org's retry window: the request key expires
---       then, and the record once it is finished unless it is a committed kudos)
+--       then, and the record once it is finished unless it is a committed kudos),
+--       zero_pb, zero_event (issue 18, may be empty: the record and event of the
+--       same kudos with 0 points, committed instead when the giver's allowance
+--       is spent and the org allows kudos without points)
 -- The record keeps everything the commit needs, so whoever finishes it
 -- (the caller, a retry or the reconciler) needs nothing but its id.
 local req_key, rate_key, pairs_key, seq_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -26,6 +29,7 @@ local kudos_id, n = ARGV[14], tonumber(ARGV[15])
 local transfers, event, feeds = ARGV[16 + n], ARGV[17 + n], ARGV[18 + n]
 local reconcile_at_ms = ARGV[19 + n]
 local ttl_s = tonumber(ARGV[20 + n]) or 30 * 24 * 3600
+local zero_pb, zero_event = ARGV[21 + n] or '', ARGV[22 + n] or ''
 
 local existing = redis.call('HMGET', req_key, 'id', 'fp')
 if existing[1] then
@@ -64,6 +68,7 @@ local seq = redis.call('INCR', seq_key)
 redis.call('HSET', record, 'pb', pb, 'state', 'PENDING', 'actor', actor, 'fp', fp, 'seq', seq,
   'points', points, 'week', week_key, 'kudos_id', kudos_id, 'recipients', table.concat(ARGV, ',', 16, 15 + n),
   'transfers', transfers, 'event', event, 'feeds', feeds, 'create_ms', now_ms, 'ttl_s', ttl_s)
+if zero_pb ~= '' then redis.call('HSET', record, 'zero_pb', zero_pb, 'zero_event', zero_event) end
 redis.call('HSET', req_key, 'id', id, 'fp', fp)
 redis.call('EXPIRE', req_key, ttl_s)
 -- The reconcile queue, by next attempt time.

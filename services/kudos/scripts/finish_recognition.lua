@@ -15,7 +15,10 @@
 --   its chunk list (<feed>#), KEYS[5 + 3i] = <feed>#<ARGV[11]>, the chunk a
 --   seal by this commit creates
 -- then one key per late chunk of ARGV[13..]: <feed>#<chunk>
--- ARGV: kind, id, outcome ("COMMITTED"|"ABORTED"), error_code, error_message,
+-- ARGV: kind, id, outcome ("COMMITTED"|"ABORTED"|"COMMITTED_WITHOUT_POINTS": issue 18,
+--       the ledger refused the points for a spent allowance and the record holds
+--       its 0-point form (zero_pb, zero_event): commit that and release the
+--       pair caps), error_code, error_message,
 --       feeds (comma-separated, as the record holds them), seq, kudos_id, actor,
 --       week (the record's fields the keys were computed from), new chunk name,
 --       n_late, then n_late times: feed, chunk (the sealed chunks a seal by
@@ -26,6 +29,8 @@
 -- those late chunks declared).
 local record, pending, events, pairs_key, boosts = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local kind, id, outcome = ARGV[1], ARGV[2], ARGV[3]
+local without_points = outcome == 'COMMITTED_WITHOUT_POINTS'
+if without_points then outcome = 'COMMITTED' end
 local n_feeds_declared = 0
 for _ in string.gmatch(ARGV[6], '[^,]+') do n_feeds_declared = n_feeds_declared + 1 end
 local late_keys = {}  -- feed -> chunk -> key
@@ -108,7 +113,7 @@ if not state then
 end
 if state ~= 'PENDING' then return state end
 local fields = redis.call('HMGET', record, 'seq', 'feeds', 'kudos_id', 'pb', 'event', 'points',
-  'actor', 'week', 'recipients', 'ttl_s')
+  'actor', 'week', 'recipients', 'ttl_s', 'zero_pb', 'zero_event')
 local seq, feeds, kudos_id, pb, event = fields[1], fields[2] or '', fields[3] or '', fields[4], fields[5]
 local points, actor, week, recipients = tonumber(fields[6]) or 0, fields[7] or '', fields[8] or '', fields[9] or ''
 local ttl_s = tonumber(fields[10]) or 30 * 24 * 3600
@@ -119,6 +124,10 @@ local function need(missing)
 end
 if seq ~= ARGV[7] or feeds ~= ARGV[6] or kudos_id ~= ARGV[8] or actor ~= ARGV[9] or week ~= ARGV[10] then
   return need()
+end
+if without_points and not fields[11] then
+  return redis.error_reply('FAILED_PRECONDITION ' .. kind .. " '" .. id ..
+    "' cannot go out without points (its org did not allow it when it was sent)")
 end
 local feed_list = {}
 for feed in string.gmatch(feeds, '[^,]+') do feed_list[#feed_list + 1] = feed end
@@ -132,8 +141,27 @@ if outcome == 'COMMITTED' then
 end
 
 local commit_only = {'actor', 'fp', 'seq', 'points', 'week', 'kudos_id', 'recipients', 'transfers',
-  'event', 'feeds', 'create_ms', 'ttl_s', 'reconcile_attempts', 'reconcile_error', 'dead_letter_time'}
+  'event', 'feeds', 'create_ms', 'ttl_s', 'reconcile_attempts', 'reconcile_error', 'dead_letter_time',
+  'zero_pb', 'zero_event'}
+
+-- Gives back the points this record reserved under the weekly pair caps.
+local function release_pair_caps()
+  if points <= 0 then return end
+  for recipient in string.gmatch(recipients, '[^,]+') do
+    -- Into the hash even when reserved in a pre-hash counter: the cap reads their sum.
+    redis.call('HINCRBY', pairs_key, recipient, -points)
+  end
+  -- The hash may be new here (reserved in a pre-hash counter, or already
+  -- expired): it must never outlive its week, as begin_recognition sets.
+  if redis.call('TTL', pairs_key) < 0 then redis.call('EXPIRE', pairs_key, 8 * 24 * 3600) end
+end
+
 redis.call('ZREM', pending, kind .. ':' .. id)
+if without_points then
+  -- The kudos goes out with 0 points: nothing of the caps is used.
+  release_pair_caps()
+  pb, event = fields[11], fields[12]
+end
 if outcome == 'COMMITTED' then
   for i in ipairs(feed_list) do
     local head = KEYS[3 + 3 * i]
@@ -168,15 +196,7 @@ if outcome == 'COMMITTED' then
   redis.call('EXPIRE', record, ttl_s)
   return 'COMMITTED'
 end
-if points > 0 then
-  for recipient in string.gmatch(recipients, '[^,]+') do
-    -- Into the hash even when reserved in a pre-hash counter: the cap reads their sum.
-    redis.call('HINCRBY', pairs_key, recipient, -points)
-  end
-  -- The hash may be new here (reserved in a pre-hash counter, or already
-  -- expired): it must never outlive its week, as begin_recognition sets.
-  if redis.call('TTL', pairs_key) < 0 then redis.call('EXPIRE', pairs_key, 8 * 24 * 3600) end
-end
+release_pair_caps()
 redis.call('HDEL', record, 'pb', unpack(commit_only))
 redis.call('HSET', record, 'state', 'ABORTED', 'error_code', ARGV[4], 'error_message', ARGV[5])
 redis.call('EXPIRE', record, ttl_s)
