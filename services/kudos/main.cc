@@ -19,6 +19,7 @@
 #include "services/feedback/feedback_store.h"
 #include "services/kudos/kudos_archive.h"
 #include "services/kudos/kudos_service.h"
+#include "services/kudos/social_service.h"
 
 using common::config::EnvOr;
 using common::config::IntEnvOr;
@@ -61,7 +62,32 @@ ABSL_FLAG(int, max_calls_in_flight, static_cast<int>(IntEnvOr("MAX_CALLS_IN_FLIG
 ABSL_FLAG(int, max_feed_orgs, static_cast<int>(IntEnvOr("MAX_FEED_ORGS", 100, 1)),
           "orgs with live feed watchers on this replica (each holds one Redis connection)");
 
+ABSL_FLAG(int, max_comments_per_kudos,
+          static_cast<int>(IntEnvOr("MAX_COMMENTS_PER_KUDOS", 200, 1)),
+          "comments one kudos keeps; past it AddComment is RESOURCE_EXHAUSTED");
+ABSL_FLAG(int, max_reactions_per_kudos,
+          static_cast<int>(IntEnvOr("MAX_REACTIONS_PER_KUDOS", 1000, 1)),
+          "reactions (person, emoji) one kudos keeps; past it AddReaction is RESOURCE_EXHAUSTED");
+ABSL_FLAG(int, max_open_reports_per_org,
+          static_cast<int>(IntEnvOr("MAX_OPEN_REPORTS_PER_ORG", 1000, 1)),
+          "open reports per org; past it ReportKudos is RESOURCE_EXHAUSTED until admins close some");
+ABSL_FLAG(int, max_closed_reports_per_org,
+          static_cast<int>(IntEnvOr("MAX_CLOSED_REPORTS_PER_ORG", 10000, 1)),
+          "closed reports kept per org (the newest; none older than the org's audit_days)");
+
 namespace {
+
+kudos::SocialOptions SocialOptionsFromFlags() {
+  kudos::SocialOptions options;
+  options.limits.max_comments_per_kudos = std::max(1, absl::GetFlag(FLAGS_max_comments_per_kudos));
+  options.limits.max_reactions_per_kudos =
+      std::max(1, absl::GetFlag(FLAGS_max_reactions_per_kudos));
+  options.limits.max_open_reports_per_org =
+      std::max(1, absl::GetFlag(FLAGS_max_open_reports_per_org));
+  options.limits.max_closed_reports_per_org =
+      std::max(1, absl::GetFlag(FLAGS_max_closed_reports_per_org));
+  return options;
+}
 
 kudos::ReconcilerOptions ReconcilerOptionsFromFlags() {
   kudos::ReconcilerOptions options;
@@ -113,6 +139,12 @@ int main(int argc, char** argv) {
   call_options.max_calls_in_flight = absl::GetFlag(FLAGS_max_calls_in_flight);
   kudos::KudosServiceImpl kudos_service(auth, store, workflow, feeds, call_options);
   kudos::DirectoryServiceImpl directory_service(auth, store, *ledger, call_options);
+  // Comments, reactions, reports and retraction (issue 18), on the blocking pool.
+  kudos::SocialStore social_store(pool);
+  std::unique_ptr<kudos::SocialLedger> social_ledger = kudos::MakeGrpcSocialLedger(
+      {absl::GetFlag(FLAGS_ledger), jwt.service_secret, absl::GetFlag(FLAGS_ledger_timeout_ms)});
+  kudos::SocialServiceImpl social_service(auth, store, social_store, *social_ledger,
+                                          SocialOptionsFromFlags());
   feedback::FeedbackStore feedback_store(pool);
   feedback::Directory feedback_directory(store);
   // The respondent tags' key: derived from the service secret, never in Redis.
@@ -179,7 +211,7 @@ int main(int argc, char** argv) {
   common::grpc_util::ServerOptions options;
   options.address = absl::GetFlag(FLAGS_listen);
   options.service_name = "kudos";
-  options.services = {&kudos_service, &directory_service, &feedback_service};
+  options.services = {&kudos_service, &directory_service, &feedback_service, &social_service};
   options.on_shutdown = [&] {
     stopping.store(true);
     feeds.Shutdown();
