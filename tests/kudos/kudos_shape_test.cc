@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/redis/redis_client.h"
@@ -336,6 +337,31 @@ TEST_F(KudosShapeTest, SendKudos_SpentAllowanceGoesOutWithoutPointsOnlyWhenTheOr
   ASSERT_TRUE(Send("bob", Request("paid", {"dave"}, 7), &paid).ok());
   EXPECT_FALSE(paid.sent_without_points());
   EXPECT_EQ(Earned("dave"), 7);
+}
+
+TEST_F(KudosShapeTest, Reconciler_CommitsTheZeroPointFormWhenTheLedgerLaterFindsTheAllowanceSpent) {
+  ASSERT_TRUE(
+      UpdateSettings([](kudos::v1::OrgSettings& s) { s.set_allow_kudos_without_points(true); }).ok());
+  ASSERT_TRUE(Send("alice", Request("a", {"bob", "carol"}, 50)).ok());  // the allowance is spent
+  ledger_->Stop();
+  grpc::Status down = Send("alice", Request("abandoned", {"dave"}, 10));
+  EXPECT_EQ(down.error_code(), grpc::StatusCode::UNAVAILABLE) << down.error_message();
+  ledger_->Start();
+  // Nobody retries: the reconciler settles the record, with its 0-point form.
+  const kudos::v1::KudosFilter to_dave = By("recipient", "dave");
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (List(admin_, to_dave).empty() && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  auto listed = List(admin_, to_dave);
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0].points_per_recipient(), 0);
+  EXPECT_EQ(Earned("dave"), 0);
+  // The client's late retry answers that kudos, without points.
+  kudos::v1::SendKudosResponse retry;
+  ASSERT_TRUE(Send("alice", Request("abandoned", {"dave"}, 10), &retry).ok());
+  EXPECT_EQ(retry.kudos().kudos_id(), listed[0].kudos_id());
+  EXPECT_TRUE(retry.sent_without_points());
 }
 
 // ---- 2. Private kudos ------------------------------------------------------
