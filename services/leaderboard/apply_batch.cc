@@ -69,7 +69,7 @@ class KeyTable {
 // The width of the plan operation at a[i] (apply_batch.h, leaderboard_rules.h).
 absl::StatusOr<size_t> OpWidth(const std::vector<std::string>& a, size_t i) {
   const std::string& op = a[i];
-  size_t width = op == "G" ? 4 : op == "Z" ? 5 : op == "S" || op == "P" ? 3
+  size_t width = op == "G" ? 4 : op == "Z" ? 5 : op == "S" || op == "R" || op == "P" ? 3
                  : op == "H" || op == "N" ? 4 : op == "D" ? 2 : op == "T" ? 7
                  : op == "E" ? 8 : 0;
   size_t count = 0;
@@ -278,6 +278,7 @@ class OpsBuilder {
     if (op == "S" && !written_.insert(Pair(*k, "s " + a[i + 2])).second) return absl::OkStatus();
     if (op == "N" && !written_.insert(Pair(*k, "h " + a[i + 2])).second) return absl::OkStatus();
     if (op == "H") written_.insert(Pair(*k, "h " + a[i + 2]));
+    if (op == "R") written_.erase(Pair(*k, "s " + a[i + 2]));  // an SADD after it counts
     if (op == "D" || op == "P") Forget(*k);
     if (op == "D") deleted_.insert(*k);
     const std::string& key = plan.keys[std::stoul(a[i + 1]) - 1];  // checked by Map
@@ -314,7 +315,9 @@ class OpsBuilder {
   absl::Status Increment(const std::string& k, const std::string& member,
                          const std::string& amount, const std::string& expire_at) {
     int64_t increment = 0;
-    if (!absl::SimpleAtoi(amount, &increment) || increment <= 0) return Malformed("Z amount");
+    // Negative: a retraction; a total of 0 is still sent (the script removes
+    // a member left at 0, as the image does entry by entry).
+    if (!absl::SimpleAtoi(amount, &increment) || increment == 0) return Malformed("Z amount");
     Pair pair(k, member);
     auto [it, added] = totals_.try_emplace(pair);
     if (added) {

@@ -1,5 +1,7 @@
 #include "services/leaderboard/leaderboard_consumer.h"
 
+#include "services/leaderboard/seasons.h"
+
 #include <map>
 #include <thread>
 #include <memory>
@@ -179,8 +181,15 @@ class ReplayPlanner {
 
   // Continues from a snapshot's image: its directory, after its marks.
   absl::Status Seed(ProjectionImage& image) {
+    if (store_.seasons() != nullptr) {
+      // Today's definitions plan the whole history, as they plan live.
+      absl::StatusOr<std::shared_ptr<const SeasonSet>> seasons = store_.seasons()->Load(org_);
+      if (!seasons.ok()) return seasons.status();
+      seasons_ = *std::move(seasons);
+    }
     absl::StatusOr<OrgCalendar> calendar = image.Calendar(org_);
     if (!calendar.ok()) return calendar.status();
+    calendar->seasons = seasons_;
     calendar_ = std::make_shared<OrgCalendar>(*std::move(calendar));
     people_ = image.AllPeople(org_);
     for (Cursor& c : cursors_) {
@@ -280,7 +289,9 @@ class ReplayPlanner {
       std::string stored = event.org_settings_changed().settings().SerializeAsString();
       absl::StatusOr<kudos::v1::OrgSettings> settings = ParseStoredSettings(org_, &stored);
       if (!settings.ok()) return settings.status();
-      calendar_ = std::make_shared<OrgCalendar>(CalendarFromSettings(*settings));
+      OrgCalendar calendar = CalendarFromSettings(*settings);
+      calendar.seasons = seasons_;
+      calendar_ = std::make_shared<OrgCalendar>(std::move(calendar));
     } else if (event.has_person_changed() &&
                ValidId(event.person_changed().person().person_id())) {
       kudos::v1::Person& person = people_[event.person_changed().person().person_id()];
@@ -300,6 +311,7 @@ class ReplayPlanner {
   Cursor cursors_[2] = {Cursor(StreamKind::kKudos, KudosStream(org_)),
                         Cursor(StreamKind::kLedger, LedgerStream(org_))};
   std::shared_ptr<const OrgCalendar> calendar_;
+  std::shared_ptr<const SeasonSet> seasons_;
   std::map<std::string, kudos::v1::Person> people_;
   KeyInterner interner_;
 };
@@ -821,6 +833,7 @@ Consumer::Consumer(Store& store, Projector& projector, ConsumerOptions options,
   // entries while a stream has no mark yet (upgrade).
   store_.set_consumer_group(options_.group);
   projector_.set_events(options_.events);
+  closer_.set_seasons(options_.seasons);
   progress_ms_.store(SteadyMs());
 }
 

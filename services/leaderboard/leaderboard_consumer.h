@@ -270,6 +270,8 @@ struct ConsumerOptions {
   // Issue 17: the leaderboard's events (badges, streaks, period closes),
   // from the --lb_events* flags unless set.
   EventsOptions events = EventsOptionsFromFlags();
+  // Issue 18: closes ended seasons in the period sweep (nullptr: none).
+  SeasonCloser* seasons = nullptr;
 };
 
 // The org's dead-letter stream: entries given up on after

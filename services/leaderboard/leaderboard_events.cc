@@ -1,5 +1,7 @@
 #include "services/leaderboard/leaderboard_events.h"
 
+#include "services/leaderboard/seasons.h"
+
 #include <algorithm>
 #include <map>
 #include <set>
@@ -149,6 +151,8 @@ void AddEmitOp(ApplyPlan& plan, absl::string_view org, const kudos::v1::KudosEve
                const OrgCalendar& calendar, const EventsOptions& options) {
   if (!options.enabled || !event.has_kudos_sent() || plan.empty()) return;
   const kudos::v1::Kudos& kudos = event.kudos_sent().kudos();
+  // A private kudos appends nothing to the org's stream (issue 18).
+  if (kudos.visibility() == kudos::v1::KUDOS_VISIBILITY_PRIVATE) return;
   absl::Time t = kudos.has_create_time() ? FromProto(kudos.create_time())
                                          : FromProto(event.event_time());
   std::string stream = EventsStream(org);
@@ -201,6 +205,12 @@ absl::StatusOr<PeriodCloser::Result> PeriodCloser::RunOnce(const std::string& or
   absl::StatusOr<absl::Time> position = Position(org, now);
   if (!position.ok()) return position.status();
   if (*position <= absl::UnixEpoch()) return result;  // nothing applied yet
+  if (seasons_ != nullptr) {
+    absl::StatusOr<SeasonCloser::Result> seasons = seasons_->RunOnce(org, now, *position);
+    if (!seasons.ok()) return seasons.status();
+    result.seasons_closed = seasons->closed;
+    result.events += seasons->closed;
+  }
   absl::StatusOr<OrgCalendar> calendar = store_.Calendar(org);
   if (!calendar.ok()) return calendar.status();
   absl::Time closed_by = *position - options_.close_grace;

@@ -99,13 +99,19 @@ void AddEmitOp(ApplyPlan& plan, absl::string_view org, const kudos::v1::KudosEve
                const OrgCalendar& calendar, const EventsOptions& options);
 
 // The org's period closes (see the top of this file).
+class SeasonCloser;
+
 class PeriodCloser {
  public:
   PeriodCloser(Store& store, EventsOptions options);
+  // Issue 18: each RunOnce also closes the org's ended seasons (SeasonCloser,
+  // seasons.h) with the same position; nullptr: none.
+  void set_seasons(SeasonCloser* seasons) { seasons_ = seasons; }
 
   struct Result {
     int periods_closed = 0;  // by this call (another sweep's are not counted)
     int events = 0;          // appended by this call
+    int seasons_closed = 0;  // by this call
   };
   // Closes every period due at `now` (its end + grace passed by the
   // consumer's position, within the lookback) not closed before.
@@ -129,6 +135,7 @@ class PeriodCloser {
   Store& store_;
   EventsOptions options_;
   common::redis::Script close_script_;
+  SeasonCloser* seasons_ = nullptr;
 };
 
 // The consumer's sweep over its orgs, in turns: a turn runs RunOnce for the

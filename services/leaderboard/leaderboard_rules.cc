@@ -44,6 +44,42 @@ std::string DaysKey(absl::string_view org, absl::string_view kind, absl::string_
 std::string ValuesKey(absl::string_view org, absl::string_view person) {
   return absl::StrCat(Prefix(org), "values:", person);
 }
+std::string HiddenKey(absl::string_view org) { return Prefix(org) + "hidden"; }
+std::string SeasonsKey(absl::string_view org) { return absl::StrCat("lbseason:{", org, "}:defs"); }
+std::string SeasonJoinsKey(absl::string_view org, absl::string_view season) {
+  return absl::StrCat("lbseason:{", org, "}:joined:", season);
+}
+std::string SeasonsVersionKey(absl::string_view org) {
+  return absl::StrCat("lbseason:{", org, "}:version");
+}
+std::string SeasonCloseKey(absl::string_view org, absl::string_view season) {
+  return absl::StrCat("lbseason:{", org, "}:close:", season);
+}
+std::string SeasonBoardKey(absl::string_view org, absl::string_view season, bool teams) {
+  return absl::StrCat(Prefix(org), "season:", season, teams ? ":teams" : ":people");
+}
+bool SeasonDef::Counts(const std::string& subject, absl::Time t) const {
+  if (t < start || t >= end || !ValidId(subject)) return false;
+  if (join_required) {
+    auto it = joined_ms.find(subject);
+    return it != joined_ms.end() && absl::ToUnixMillis(t) >= it->second;
+  }
+  return members.empty() || members.count(subject) > 0;
+}
+std::optional<std::string> OrgOfKey(absl::string_view key) {
+  size_t open = key.find(":{");
+  if (open == absl::string_view::npos) return std::nullopt;
+  size_t close = key.find("}:", open);
+  if (close == absl::string_view::npos || close == open + 2) return std::nullopt;
+  return std::string(key.substr(open + 2, close - open - 2));
+}
+bool BoardOfTeams(absl::string_view board_key) {
+  // lb:{org}:<metric>:<window>:<period>:teams (a team scope is "team:<id>").
+  std::vector<absl::string_view> parts = absl::StrSplit(board_key, ':');
+  // lb:{org}:season:<id>:teams too (SeasonBoardKey).
+  return (parts.size() == 6 && parts[5] == "teams") ||
+         (parts.size() == 5 && parts[2] == "season" && parts[4] == "teams");
+}
 std::string LedgerStream(absl::string_view org) { return absl::StrCat("ledger:{", org, "}:outbox"); }
 std::string KudosStream(absl::string_view org) { return absl::StrCat("kudos:{", org, "}:events"); }
 
@@ -535,12 +571,19 @@ class PlanBuilder {
         absl::StrCat(int64_t{calendar_.guard_days} * 86400 * 1000)});
   }
 
+  // A guard on its own zset with its own window: a retraction is taken
+  // back once for as long as its kudos can be on a board (the producer may
+  // append it again on a retry; the id set grows by one per retraction).
+  void LongGuard(const std::string& logical_id, char set, int64_t window_days) {
+    Op({"G", logical_id, Idx(GuardKey(org_, set)), absl::StrCat(window_days * 86400 * 1000)});
+  }
+
   // Adds `amount` for `subject` on every window of (metric, scope).
   void AddAllWindows(Metric metric, Scope scope, absl::string_view scope_id,
                      const std::string& subject, int64_t amount, absl::Time t) {
-    // Boards only grow: events add points and counts, and a refused event is
-    // skipped by the planner, never subtracted from a board.
-    KUDOS_CHECK(amount > 0, "a board increment is never negative or zero");
+    // Events add points and counts; a retraction (issue 18) takes back what
+    // its kudos added, in the same periods. A score back at 0 leaves the board.
+    KUDOS_CHECK(amount != 0, "a board increment is never zero");
     const std::vector<WindowPeriod>& periods = PeriodsAt(t);
     std::string amount_text = absl::StrCat(amount);
     for (size_t w = 0; w < AllWindows().size(); ++w) {
@@ -559,9 +602,24 @@ class PlanBuilder {
     }
   }
 
+  // The boards of the org's seasons counting (metric, person or team) at t.
+  void AddSeasons(Metric metric, const std::string& person, const std::string& team,
+                  int64_t amount, absl::Time t) {
+    if (calendar_.seasons == nullptr) return;
+    std::string amount_text = absl::StrCat(amount);
+    for (const SeasonDef& season : calendar_.seasons->seasons) {
+      const std::string& subject = season.teams ? team : person;
+      if (season.metric != metric || !season.Counts(subject, t)) continue;
+      std::string key = SeasonBoardKey(org_, season.id, season.teams);
+      Op({"Z", Idx(key), subject, amount_text, season.expiry});
+      if (list_touched_) touched_.push_back(std::move(key));
+    }
+  }
+
   // A person's contribution to every scope of a metric.
   void AddPerson(Metric metric, const std::string& person, const std::string& team,
                  const std::vector<std::string>& values, int64_t amount, absl::Time t) {
+    AddSeasons(metric, person, team, amount, t);
     AddAllWindows(metric, v1::SCOPE_ORG, "", person, amount, t);
     if (ValidId(team)) {
       AddAllWindows(metric, v1::SCOPE_TEAM, team, person, amount, t);
@@ -669,6 +727,64 @@ std::vector<std::string> PeopleOfEvent(const kudos::v1::KudosEvent& event) {
   return people;
 }
 
+namespace {
+
+// The recipients a kudos counts for: valid, not the giver, each once.
+std::vector<std::string> CountedRecipients(const kudos::v1::Kudos& kudos) {
+  std::vector<std::string> recipients;
+  for (const std::string& r : kudos.recipient_ids()) {
+    if (ValidId(r) && r != kudos.giver_id() &&
+        std::find(recipients.begin(), recipients.end(), r) == recipients.end()) {
+      recipients.push_back(r);
+    }
+  }
+  return recipients;
+}
+
+std::string TeamOf(const google::protobuf::Map<std::string, std::string>& teams,
+                   const std::string& person) {
+  auto it = teams.find(person);
+  return it == teams.end() ? "" : it->second;
+}
+
+absl::Time KudosTime(const kudos::v1::Kudos& kudos, const kudos::v1::KudosEvent& event) {
+  return kudos.has_create_time() ? FromProto(kudos.create_time()) : FromProto(event.event_time());
+}
+
+// A private kudos (issue 18) counts on no board and earns no badge; the
+// people involved still had an active day, so their own streaks count it
+// (the days sets; no StreakExtended event: AddEmitOp leaves it out).
+void PlanPrivateKudos(PlanBuilder& b, absl::string_view org, const kudos::v1::Kudos& kudos,
+                      absl::Time t, const OrgCalendar& calendar, const ZoneLookup& person_zone) {
+  b.Guard(absl::StrCat("kudos:", kudos.kudos_id()));
+  const std::string& giver = kudos.giver_id();
+  absl::CivilDay giver_day = absl::ToCivilDay(t, ZoneOf(person_zone(giver), calendar));
+  b.Op({"S", b.Idx(DaysKey(org, "giving", giver)), absl::FormatCivilTime(giver_day)});
+  for (const std::string& r : CountedRecipients(kudos)) {
+    absl::CivilDay day = absl::ToCivilDay(t, ZoneOf(person_zone(r), calendar));
+    b.Op({"S", b.Idx(DaysKey(org, "receiving", r)), absl::FormatCivilTime(day)});
+  }
+}
+
+// Takes back the counts KudosSent added (issue 18), in the periods of the
+// kudos' time, once (a long guard: the kudos service may append the event
+// again when an admin retries). Points come back through the ledger's
+// RETRACTION transfers (PlanLedgerEvent), never from here. Badges earned
+// and active days stay (the person did give or receive that day).
+void PlanRetraction(PlanBuilder& b, const kudos::v1::KudosRetracted& retracted, absl::Time t) {
+  const kudos::v1::Kudos& kudos = retracted.kudos();
+  if (kudos.visibility() == kudos::v1::KUDOS_VISIBILITY_PRIVATE) return;  // counted nothing
+  std::vector<std::string> values = CleanValues({kudos.values().begin(), kudos.values().end()});
+  b.LongGuard(absl::StrCat("retracted:", kudos.kudos_id()), 'r', kRetractionGuardDays);
+  b.AddPerson(v1::METRIC_KUDOS_GIVEN, kudos.giver_id(), retracted.giver_team_id(), values, -1, t);
+  for (const std::string& r : CountedRecipients(kudos)) {
+    b.AddPerson(v1::METRIC_KUDOS_RECEIVED, r, TeamOf(retracted.recipient_team_ids(), r), values,
+                -1, t);
+  }
+}
+
+}  // namespace
+
 ApplyPlan PlanKudosEvent(absl::string_view org, absl::string_view dedupe_id,
                          const kudos::v1::KudosEvent& event, const OrgCalendar& calendar,
                          const ZoneLookup& person_zone, bool list_touched) {
@@ -678,17 +794,14 @@ ApplyPlan PlanKudosEvent(absl::string_view org, absl::string_view dedupe_id,
       const kudos::v1::KudosSent& sent = event.kudos_sent();
       const kudos::v1::Kudos& kudos = sent.kudos();
       if (!ValidId(kudos.giver_id()) || kudos.kudos_id().empty()) break;
-      absl::Time t = kudos.has_create_time() ? FromProto(kudos.create_time())
-                                             : FromProto(event.event_time());
+      absl::Time t = KudosTime(kudos, event);
+      if (kudos.visibility() == kudos::v1::KUDOS_VISIBILITY_PRIVATE) {
+        PlanPrivateKudos(b, org, kudos, t, calendar, person_zone);
+        break;
+      }
       std::vector<std::string> values =
           CleanValues({kudos.values().begin(), kudos.values().end()});
-      std::vector<std::string> recipients;
-      for (const std::string& r : kudos.recipient_ids()) {
-        if (ValidId(r) && r != kudos.giver_id() &&
-            std::find(recipients.begin(), recipients.end(), r) == recipients.end()) {
-          recipients.push_back(r);
-        }
-      }
+      std::vector<std::string> recipients = CountedRecipients(kudos);
       b.Guard(absl::StrCat("kudos:", kudos.kudos_id()));
       const std::string& giver = kudos.giver_id();
       std::string ms = Ms(t);
@@ -704,9 +817,8 @@ ApplyPlan PlanKudosEvent(absl::string_view org, absl::string_view dedupe_id,
       std::string received_all = b.Idx(BoardKey(org, v1::METRIC_KUDOS_RECEIVED,
                                                  v1::WINDOW_ALL_TIME, "all", v1::SCOPE_ORG, ""));
       for (const std::string& r : recipients) {
-        auto team_it = sent.recipient_team_ids().find(r);
-        std::string team = team_it == sent.recipient_team_ids().end() ? "" : team_it->second;
-        b.AddPerson(v1::METRIC_KUDOS_RECEIVED, r, team, values, 1, t);
+        b.AddPerson(v1::METRIC_KUDOS_RECEIVED, r, TeamOf(sent.recipient_team_ids(), r), values, 1,
+                    t);
         absl::CivilDay day = absl::ToCivilDay(t, ZoneOf(person_zone(r), calendar));
         b.Op({"S", b.Idx(DaysKey(org, "receiving", r)), absl::FormatCivilTime(day)});
         std::string values_key = b.Idx(ValuesKey(org, r));
@@ -734,6 +846,14 @@ ApplyPlan PlanKudosEvent(absl::string_view org, absl::string_view dedupe_id,
       const kudos::v1::Person& person = event.person_changed().person();
       if (!ValidId(person.person_id())) break;
       b.Op({"H", b.Idx(PeopleKey(org)), person.person_id(), person.SerializeAsString()});
+      b.Op({person.hidden_from_leaderboards() ? "S" : "R", b.Idx(HiddenKey(org)),
+            person.person_id()});
+      break;
+    }
+    case kudos::v1::KudosEvent::kKudosRetracted: {
+      const kudos::v1::Kudos& kudos = event.kudos_retracted().kudos();
+      if (!ValidId(kudos.giver_id()) || kudos.kudos_id().empty()) break;
+      PlanRetraction(b, event.kudos_retracted(), KudosTime(kudos, event));
       break;
     }
     case kudos::v1::KudosEvent::kTeamChanged: {
@@ -749,6 +869,49 @@ ApplyPlan PlanKudosEvent(absl::string_view org, absl::string_view dedupe_id,
   return b.Finish();
 }
 
+std::optional<BoardPoints> PointsOf(const ledger::v1::Transfer& transfer, absl::Time posted) {
+  auto tag = [&](const char* name) {
+    auto it = transfer.tags().find(name);
+    return it == transfer.tags().end() ? std::string() : it->second;
+  };
+  if (transfer.amount() <= 0 || transfer.transfer_id().empty() ||
+      tag("visibility") == "private") {  // a private kudos' points show on no board
+    return std::nullopt;
+  }
+  BoardPoints points;
+  points.team = tag("team");
+  points.values = CleanValues(absl::StrSplit(tag("values"), ',', absl::SkipEmpty()));
+  points.time = transfer.has_post_time() ? FromProto(transfer.post_time()) : posted;
+  bool earned_credit = transfer.credit_account().type() == ledger::v1::ACCOUNT_TYPE_EARNED;
+  switch (transfer.kind()) {
+    case ledger::v1::TRANSFER_KIND_KUDOS:
+    case ledger::v1::TRANSFER_KIND_BOOST:
+      if (!earned_credit) return std::nullopt;
+      points.person = transfer.credit_account().person_id();
+      points.amount = transfer.amount();
+      break;
+    case ledger::v1::TRANSFER_KIND_RETRACTION: {
+      // The reversal of a KUDOS/BOOST transfer: EARNED(recipient) debited.
+      // Its points leave the periods of the original's post time.
+      if (transfer.debit_account().type() != ledger::v1::ACCOUNT_TYPE_EARNED ||
+          tag("retracts").empty()) {
+        return std::nullopt;
+      }
+      int64_t original_ms = 0;
+      if (absl::SimpleAtoi(tag("retracts_post_ms"), &original_ms) && original_ms > 0) {
+        points.time = absl::FromUnixMillis(original_ms);
+      }
+      points.person = transfer.debit_account().person_id();
+      points.amount = -transfer.amount();
+      break;
+    }
+    default:
+      return std::nullopt;
+  }
+  if (!ValidId(points.person)) return std::nullopt;
+  return points;
+}
+
 ApplyPlan PlanLedgerEvent(absl::string_view org, absl::string_view dedupe_id,
                           const ledger::v1::LedgerEvent& event, const OrgCalendar& calendar,
                           bool list_touched) {
@@ -756,26 +919,11 @@ ApplyPlan PlanLedgerEvent(absl::string_view org, absl::string_view dedupe_id,
   if (event.has_transfers_posted()) {
     const ledger::v1::TransfersPosted& posted = event.transfers_posted();
     for (const ledger::v1::Transfer& transfer : posted.transfers()) {
-      if (transfer.kind() != ledger::v1::TRANSFER_KIND_KUDOS &&
-          transfer.kind() != ledger::v1::TRANSFER_KIND_BOOST) {
-        continue;
-      }
-      if (transfer.credit_account().type() != ledger::v1::ACCOUNT_TYPE_EARNED ||
-          !ValidId(transfer.credit_account().person_id()) || transfer.amount() <= 0 ||
-          transfer.transfer_id().empty()) {
-        continue;
-      }
-      absl::Time t = transfer.has_post_time() ? FromProto(transfer.post_time())
-                                              : FromProto(posted.post_time());
-      auto tag = [&](const char* name) {
-        auto it = transfer.tags().find(name);
-        return it == transfer.tags().end() ? std::string() : it->second;
-      };
-      std::vector<std::string> values =
-          CleanValues(absl::StrSplit(tag("values"), ',', absl::SkipEmpty()));
+      std::optional<BoardPoints> points = PointsOf(transfer, FromProto(posted.post_time()));
+      if (!points.has_value()) continue;
       b.Guard(absl::StrCat("transfer:", transfer.transfer_id()));
-      b.AddPerson(v1::METRIC_POINTS_RECEIVED, transfer.credit_account().person_id(), tag("team"),
-                  values, transfer.amount(), t);
+      b.AddPerson(v1::METRIC_POINTS_RECEIVED, points->person, points->team, points->values,
+                  points->amount, points->time);
     }
   }
   return b.Finish();

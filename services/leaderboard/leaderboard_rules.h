@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -51,6 +52,13 @@ std::string BadgesKey(absl::string_view org, absl::string_view person);  // HASH
 std::string DaysKey(absl::string_view org, absl::string_view kind,
                     absl::string_view person);  // SET of "YYYY-MM-DD"; kind giving|receiving
 std::string ValuesKey(absl::string_view org, absl::string_view person);  // SET of value ids
+// SET of the people hidden from leaderboards (Person.hidden_from_leaderboards,
+// issue 18): board reads leave them out for everyone but themselves.
+std::string HiddenKey(absl::string_view org);
+// The org of a key "<prefix>:{org}:..." (nullopt when it has no hash tag).
+std::optional<std::string> OrgOfKey(absl::string_view key);
+// Whether a board key names a SCOPE_TEAMS board (its members are teams).
+bool BoardOfTeams(absl::string_view board_key);
 
 // Input streams of an org.
 std::string LedgerStream(absl::string_view org);  // ledger:{org}:outbox
@@ -105,6 +113,44 @@ std::string DerivedGenerationKey(absl::string_view org);
 
 // ---------------------------------------------------------------- calendar
 
+// ---------------------------------------------------------------- seasons
+//
+// Issue 18: a season is a time-boxed board of chosen people or teams. Its
+// definition lives outside the projection (lbseason:{org}:..., kept by a
+// rebuild); its board is a projection (SeasonBoardKey), fed by the same
+// plans as every board: an event of time t in [start, end) of a member adds
+// to it.
+struct SeasonDef {
+  std::string id;
+  absl::Time start, end;
+  leaderboard::v1::Metric metric = leaderboard::v1::METRIC_POINTS_RECEIVED;
+  bool teams = false;                   // teams ranked, else people
+  std::set<std::string> members;        // empty: everyone (unless join_required)
+  bool join_required = false;
+  std::map<std::string, int64_t> joined_ms;  // person -> join time (unix ms)
+  std::string expiry;                   // the board's EXPIREAT (unix seconds)
+  // Whether `subject` (a person, or a team for team seasons) counts at `t`.
+  bool Counts(const std::string& subject, absl::Time t) const;
+};
+struct SeasonSet {
+  std::vector<SeasonDef> seasons;
+};
+// HASH season id -> serialized leaderboard.v1.Season (the definition).
+std::string SeasonsKey(absl::string_view org);
+// HASH person -> join time (unix ms) of a season with join_required.
+std::string SeasonJoinsKey(absl::string_view org, absl::string_view season);
+// STRING counter, INCRed by every definition or join change (the consumer
+// reloads the org's seasons when it moved).
+std::string SeasonsVersionKey(absl::string_view org);
+// HASH of a season's close: "event" = its serialized PeriodClosed
+// LeaderboardEvent (written once), "paid" = "1" once its prizes are posted.
+std::string SeasonCloseKey(absl::string_view org, absl::string_view season);
+// The season's board: lb:{org}:season:<id>:people | :teams (members are
+// people or teams).
+std::string SeasonBoardKey(absl::string_view org, absl::string_view season, bool teams);
+// A season board is kept this long after the season's end (its definition too).
+inline constexpr int kSeasonRetentionDays = 90;
+
 // The org's settings as the leaderboard uses them (defaults filled in).
 struct OrgCalendar {
   std::string zone_name = "UTC";
@@ -117,6 +163,9 @@ struct OrgCalendar {
   // How long a logical event id is remembered (the retention policy's
   // idempotency window: a producer's retries happen within it).
   int guard_days = 30;
+  // The org's seasons (nullptr: none): the consumer's and the rebuild's
+  // planners add their boards' increments.
+  std::shared_ptr<const SeasonSet> seasons;
 };
 
 // The defaults when an org never published settings (mirrors the kudos
@@ -245,8 +294,10 @@ bool ReachesGivingStreakBadge(const std::vector<absl::CivilDay>& active_days,
 //                                     applied from an entry at most window ms
 //                                     older than this one ("" = none); ids
 //                                     older than the window leave the zset
-//   Z <k> <member> <incr> <expireat>  ZINCRBY, then EXPIREAT unless 0
+//   Z <k> <member> <incr> <expireat>  ZINCRBY, then EXPIREAT unless 0; a
+//                                     member whose score is then 0 is removed
 //   S <k> <member>                    SADD
+//   R <k> <member>                    SREM
 //   H <k> <field> <value>             HSET
 //   N <k> <field> <value>             HSETNX
 //   P <k> <value>                     SET
@@ -288,6 +339,25 @@ ApplyPlan PlanKudosEvent(absl::string_view org, absl::string_view dedupe_id,
 ApplyPlan PlanLedgerEvent(absl::string_view org, absl::string_view dedupe_id,
                           const ledger::v1::LedgerEvent& event, const OrgCalendar& calendar,
                           bool list_touched = true);
+
+// What a ledger transfer moves on the points boards: a KUDOS or BOOST
+// transfer adds its amount for the credited person; a RETRACTION (issue 18,
+// tag "retracts" = the reversed transfer) takes it back (negative amount) in
+// the periods of the original's post time (tag "retracts_post_ms"; else its
+// own). nullopt: no board change (other kinds, private kudos' transfers,
+// malformed ones).
+struct BoardPoints {
+  std::string person;
+  std::string team;
+  std::vector<std::string> values;
+  int64_t amount = 0;
+  absl::Time time;
+};
+std::optional<BoardPoints> PointsOf(const ledger::v1::Transfer& transfer, absl::Time posted);
+
+// How long a retracted kudos' id is remembered (its counts are taken back
+// once): as long as its boards are kept, but for year and all time.
+inline constexpr int64_t kRetractionGuardDays = 1096;
 
 // The windows every event updates.
 const std::vector<leaderboard::v1::Window>& AllWindows();

@@ -65,6 +65,7 @@ struct LeaderboardServiceImpl::BoardRead {
   v1::Board board;  // as asked (a page token may pin its period)
   OrgCalendar calendar;
   ResolvedBoard resolved;
+  std::optional<v1::Season> season;    // a season's board (Board.season_id)
   int64_t total = 0;                   // entries on the board
   std::vector<RankedEntry> entries;    // whose names are read
   std::map<std::string, std::string> names;
@@ -74,9 +75,11 @@ LeaderboardServiceImpl::LeaderboardServiceImpl(common::auth::Guard auth, Store& 
                                                Projector& projector, Watchers& watchers,
                                                insights::Reader& insights,
                                                ServiceWorkers workers,
-                                               common::grpc_util::UnaryOptions options)
+                                               common::grpc_util::UnaryOptions options,
+                                               SeasonStore* seasons)
     : auth_(auth),
       store_(store),
+      seasons_(seasons),
       projector_(projector),
       watchers_(watchers),
       insights_(insights),
@@ -102,12 +105,36 @@ void LeaderboardServiceImpl::ReadCalendar(Call& call, const std::shared_ptr<Boar
   call.Then([this, &call, read](Done done) {
     store_.CachedCalendarAsync(read->org, call.deadline(), Into(&read->calendar, std::move(done)));
   });
+  if (read->board.season_id().empty()) return;
+  // A season's board: its definition says where and what it is.
+  call.Then([this, &call, read](Done done) {
+    if (!ValidId(read->board.season_id())) {
+      return std::move(done)(absl::InvalidArgumentError(
+          "board.season_id: must be 1..64 characters of [A-Za-z0-9._-]"));
+    }
+    store_.SeasonAsync(read->org, read->board.season_id(), call.deadline(),
+                       [read, done = std::move(done)](
+                           absl::StatusOr<std::optional<v1::Season>> got) mutable {
+                         if (!got.ok()) return std::move(done)(got.status());
+                         if (!got->has_value()) {
+                           return std::move(done)(absl::NotFoundError(absl::StrCat(
+                               "board.season_id: no season '", read->board.season_id(), "'")));
+                         }
+                         read->season = **std::move(got);
+                         std::move(done)(absl::OkStatus());
+                       });
+  });
+}
+
+absl::StatusOr<ResolvedBoard> LeaderboardServiceImpl::Resolve(const BoardRead& read) {
+  if (read.season.has_value()) return ResolveSeasonBoard(read.org, *read.season);
+  return ResolveBoard(read.org, read.board, read.calendar, absl::Now());
 }
 
 void LeaderboardServiceImpl::CheckEmptyScope(Call& call, const std::shared_ptr<BoardRead>& read) {
   // Only an empty board costs the check (live boards need no extra read).
   call.Then([this, &call, read](Done done) {
-    if (read->total != 0) return std::move(done)(absl::OkStatus());
+    if (read->total != 0 || read->season.has_value()) return std::move(done)(absl::OkStatus());
     if (read->board.scope() != v1::SCOPE_TEAM) {
       return std::move(done)(CheckScopeKnown(read->board, read->calendar, {}));
     }
@@ -128,8 +155,11 @@ void LeaderboardServiceImpl::ReadNames(Call& call, const std::shared_ptr<BoardRe
     std::vector<std::string> ids;
     ids.reserve(read->entries.size());
     for (const RankedEntry& entry : read->entries) ids.push_back(entry.subject_id);
-    store_.DisplayNamesAsync(read->org, read->board.scope() == v1::SCOPE_TEAMS, ids,
-                             call.deadline(), Into(&read->names, std::move(done)));
+    bool teams = read->season.has_value()
+                     ? read->season->participants() == v1::SEASON_PARTICIPANTS_TEAMS
+                     : read->board.scope() == v1::SCOPE_TEAMS;
+    store_.DisplayNamesAsync(read->org, teams, ids, call.deadline(),
+                             Into(&read->names, std::move(done)));
   });
 }
 
@@ -170,8 +200,7 @@ absl::Status LeaderboardServiceImpl::StartGetLeaderboard(Call& call,
           if (board.window() != v1::WINDOW_ALL_TIME) board.set_period(decoded->period);
           *token = *std::move(decoded);
         }
-        absl::StatusOr<ResolvedBoard> resolved =
-            ResolveBoard(read->org, read->board, read->calendar, absl::Now());
+        absl::StatusOr<ResolvedBoard> resolved = Resolve(*read);
         if (!resolved.ok()) return resolved.status();
         if (*token && (*token)->board_key != resolved->key) {
           return absl::InvalidArgumentError("page_token: belongs to another board");
@@ -253,15 +282,15 @@ absl::Status LeaderboardServiceImpl::StartGetRank(Call& call, const v1::GetRankR
   auto around = std::make_shared<BoardAround>();
   ReadCalendar(call, read);
   call.Then([read]() -> absl::Status {
-        absl::StatusOr<ResolvedBoard> resolved =
-            ResolveBoard(read->org, read->board, read->calendar, absl::Now());
+        absl::StatusOr<ResolvedBoard> resolved = Resolve(*read);
         if (!resolved.ok()) return resolved.status();
         read->resolved = *std::move(resolved);
         return absl::OkStatus();
       })
       .Then([this, &call, read, around, &request](Done done) {
         store_.AroundAsync(
-            read->resolved.key, request.subject_id(), request.neighbors(), call.deadline(),
+            read->resolved.key, request.subject_id(), request.neighbors(),
+            call.principal().subject, call.deadline(),
             [read, around, &request, done = std::move(done)](
                 absl::StatusOr<BoardAround> got) mutable {
               if (!got.ok()) return std::move(done)(got.status());
@@ -308,6 +337,14 @@ absl::StatusOr<Principal> LeaderboardServiceImpl::CheckWatch(
   // The board's shape and period syntax; the period's range and the scope's
   // existence need the org's calendar and directory: the hub's first refresh
   // checks them (no Redis read on the callback thread).
+  if (!request.board().season_id().empty()) {
+    // The season's existence is the hub's first refresh's to check.
+    if (!ValidId(request.board().season_id())) {
+      return absl::InvalidArgumentError(
+          "board.season_id: must be 1..64 characters of [A-Za-z0-9._-]");
+    }
+    return who;
+  }
   absl::StatusOr<ResolvedBoard> resolved =
       ResolveBoard(who->org, request.board(), OrgCalendar(), absl::Now());
   if (!resolved.ok()) return resolved.status();

@@ -20,6 +20,7 @@
 #include "services/leaderboard/leaderboard_consumer.h"
 #include "services/leaderboard/leaderboard_store.h"
 #include "services/leaderboard/leaderboard_watch.h"
+#include "services/leaderboard/seasons.h"
 
 namespace leaderboard {
 
@@ -34,7 +35,7 @@ class LeaderboardServiceImpl final : public v1::LeaderboardService::CallbackServ
   // `store` needs its AsyncClient (Store::has_async).
   LeaderboardServiceImpl(common::auth::Guard auth, Store& store, Projector& projector,
                          Watchers& watchers, insights::Reader& insights, ServiceWorkers workers,
-                         common::grpc_util::UnaryOptions options);
+                         common::grpc_util::UnaryOptions options, SeasonStore* seasons = nullptr);
 
   grpc::ServerUnaryReactor* GetLeaderboard(grpc::CallbackServerContext* context,
                                            const v1::GetLeaderboardRequest* request,
@@ -60,6 +61,23 @@ class LeaderboardServiceImpl final : public v1::LeaderboardService::CallbackServ
                                                const v1::RebuildProjectionsRequest* request,
                                                v1::RebuildProjectionsResponse* response) override;
 
+  // Seasons (issue 18; season_service.cc): on the insights worker (blocking
+  // reads); UNIMPLEMENTED when the server has no SeasonStore.
+  grpc::ServerUnaryReactor* CreateSeason(grpc::CallbackServerContext* context,
+                                         const v1::CreateSeasonRequest* request,
+                                         v1::CreateSeasonResponse* response) override;
+  grpc::ServerUnaryReactor* GetSeason(grpc::CallbackServerContext* context,
+                                      const v1::GetSeasonRequest* request,
+                                      v1::GetSeasonResponse* response) override;
+  grpc::ServerUnaryReactor* ListSeasons(grpc::CallbackServerContext* context,
+                                        const v1::ListSeasonsRequest* request,
+                                        v1::ListSeasonsResponse* response) override;
+  grpc::ServerUnaryReactor* JoinSeason(grpc::CallbackServerContext* context,
+                                       const v1::JoinSeasonRequest* request,
+                                       v1::JoinSeasonResponse* response) override;
+  grpc::ServerUnaryReactor* ListPeriodEvents(grpc::CallbackServerContext* context,
+                                             const v1::ListPeriodEventsRequest* request,
+                                             v1::ListPeriodEventsResponse* response) override;
   const common::grpc_util::UnaryCalls& calls() const { return calls_; }
 
  private:
@@ -84,7 +102,12 @@ class LeaderboardServiceImpl final : public v1::LeaderboardService::CallbackServ
                                v1::ListBadgesResponse& response);
   // Steps shared by the board reads: the org calendar, then (for an empty
   // board) whether its scope exists, then the display names.
+  // (and, for a season's board, its definition: NOT_FOUND when unknown)
   void ReadCalendar(Call& call, const std::shared_ptr<BoardRead>& read);
+  // The board's key and period: a season's from its definition.
+  static absl::StatusOr<ResolvedBoard> Resolve(const BoardRead& read);
+  // Runs a season call's body on the insights worker.
+  void OnSeasons(Call& call, absl::AnyInvocable<absl::Status(SeasonStore&) &&> work);
   void CheckEmptyScope(Call& call, const std::shared_ptr<BoardRead>& read);
   void ReadNames(Call& call, const std::shared_ptr<BoardRead>& read);
   // Runs `work` on `worker` as the call's one step; a full worker is
@@ -95,6 +118,7 @@ class LeaderboardServiceImpl final : public v1::LeaderboardService::CallbackServ
 
   common::auth::Guard auth_;  // authentication, rate limits, stream slots
   Store& store_;
+  SeasonStore* seasons_;
   Projector& projector_;
   Watchers& watchers_;
   insights::Reader& insights_;  // GetInsights, ListUnrecognized

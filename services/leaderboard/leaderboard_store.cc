@@ -1,5 +1,7 @@
 #include "services/leaderboard/leaderboard_store.h"
 
+#include "services/leaderboard/seasons.h"
+
 #include <algorithm>
 
 #include "absl/strings/match.h"
@@ -139,11 +141,29 @@ std::vector<std::string> YearSources(const DerivedBoard& derived, const Reply& y
 std::vector<std::string> DerivedReadKeys(const std::string& board_key,
                                          const DerivedBoard& derived,
                                          const std::vector<std::string>& from) {
-  if (from.size() == 1) return {from[0]};  // nothing to add up
-  std::vector<std::string> keys = {DerivedCacheKey(board_key), DerivedVersionKey(board_key),
-                                   MarksKey(derived.org), DerivedGenerationKey(derived.org)};
+  if (from.size() == 1) return {from[0], HiddenKey(derived.org)};  // nothing to add up
+  std::vector<std::string> keys = {DerivedCacheKey(board_key), HiddenKey(derived.org),
+                                   DerivedVersionKey(board_key), MarksKey(derived.org),
+                                   DerivedGenerationKey(derived.org)};
   keys.insert(keys.end(), from.begin(), from.end());
   return keys;
+}
+
+// board_read.lua's KEYS of a materialized board: itself and the org's hidden set.
+absl::StatusOr<std::vector<std::string>> PlainReadKeys(const std::string& board_key) {
+  std::optional<std::string> org = OrgOfKey(board_key);
+  if (!org.has_value()) return absl::InvalidArgumentError("board_read: malformed board key");
+  return std::vector<std::string>{board_key, HiddenKey(*org)};
+}
+
+// board_read.lua's ARGV: whether hidden people are left out (boards of
+// people, not of teams), the viewer (never left out), then the mode's.
+std::vector<std::string> ReadArgs(const std::string& board_key, const std::string& viewer,
+                                  std::vector<std::string> mode) {
+  std::vector<std::string> args = {BoardOfTeams(board_key) ? "" : "h", viewer};
+  args.insert(args.end(), std::make_move_iterator(mode.begin()),
+              std::make_move_iterator(mode.end()));
+  return args;
 }
 
 }  // namespace
@@ -336,6 +356,7 @@ absl::StatusOr<std::map<std::string, Store::Directory>> Store::ReadDirectories(
     // HMGET needs a field: an org without kudos in the run asks for none.
     if (ids.empty()) people.push_back("");
     commands.push_back(std::move(people));
+    commands.push_back({"GET", SeasonsVersionKey(org)});
   }
   std::map<std::string, Directory> out;
   if (commands.empty()) return out;
@@ -345,13 +366,22 @@ absl::StatusOr<std::map<std::string, Store::Directory>> Store::ReadDirectories(
   for (const auto& [org, ids] : people_by_org) {
     const absl::StatusOr<Reply>& settings_reply = (*replies)[at++];
     const absl::StatusOr<Reply>& people_reply = (*replies)[at++];
+    const absl::StatusOr<Reply>& seasons_reply = (*replies)[at++];
     if (!settings_reply.ok()) return settings_reply.status();
     if (!people_reply.ok()) return people_reply.status();
+    if (!seasons_reply.ok()) return seasons_reply.status();
     absl::StatusOr<kudos::v1::OrgSettings> settings =
         ParseStoredSettings(org, settings_reply->is_nil() ? nullptr : &settings_reply->str);
     if (!settings.ok()) return settings.status();
     Directory& directory = out[org];
     directory.calendar = CalendarFromSettings(*settings);
+    if (seasons_ != nullptr) {
+      // Reloaded only when the org's seasons version moved.
+      absl::StatusOr<std::shared_ptr<const SeasonSet>> seasons =
+          seasons_->LoadAt(org, seasons_reply->is_nil() ? "" : seasons_reply->str);
+      if (!seasons.ok()) return seasons.status();
+      directory.calendar.seasons = *std::move(seasons);
+    }
     for (size_t i = 0; i < ids.size() && i < people_reply->elements.size(); ++i) {
       kudos::v1::Person person;
       if (!people_reply->elements[i].is_nil() &&
@@ -566,14 +596,15 @@ absl::StatusOr<int> Store::SeedYearsAfterUpgrade(const std::string& org, absl::T
 absl::StatusOr<std::vector<std::string>> Store::ReadKeys(const std::string& board_key) {
   absl::StatusOr<std::optional<std::vector<std::string>>> sources = DerivedSources(board_key);
   if (!sources.ok()) return sources.status();
-  if (!sources->has_value()) return std::vector<std::string>{board_key};
+  if (!sources->has_value()) return PlainReadKeys(board_key);
   return DerivedReadKeys(board_key, *ParseDerivedBoard(board_key), **sources);
 }
 
 absl::StatusOr<BoardPage> Store::FirstPage(const std::string& board_key, int n) {
   absl::StatusOr<std::vector<std::string>> keys = ReadKeys(board_key);
   if (!keys.ok()) return keys.status();
-  absl::StatusOr<Reply> reply = pool_.Eval(read_script_, *keys, {"first", absl::StrCat(n)});
+  absl::StatusOr<Reply> reply =
+      pool_.Eval(read_script_, *keys, ReadArgs(board_key, "", {"first", absl::StrCat(n)}));
   if (!reply.ok()) return reply.status();
   return ParsePage(*reply);
 }
@@ -584,18 +615,21 @@ absl::StatusOr<BoardPage> Store::Page(const std::string& board_key, char directi
   if (!keys.ok()) return keys.status();
   absl::StatusOr<Reply> reply =
       pool_.Eval(read_script_, *keys,
-                 {"page", std::string(1, direction), absl::StrCat(score), member,
-                  absl::StrCat(n)});
+                 ReadArgs(board_key, "",
+                          {"page", std::string(1, direction), absl::StrCat(score), member,
+                           absl::StrCat(n)}));
   if (!reply.ok()) return reply.status();
   return ParsePage(*reply);
 }
 
 absl::StatusOr<BoardAround> Store::Around(const std::string& board_key,
-                                          const std::string& member, int n) {
+                                          const std::string& member, int n,
+                                          const std::string& viewer) {
   absl::StatusOr<std::vector<std::string>> keys = ReadKeys(board_key);
   if (!keys.ok()) return keys.status();
   absl::StatusOr<Reply> reply =
-      pool_.Eval(read_script_, *keys, {"around", member, absl::StrCat(n)});
+      pool_.Eval(read_script_, *keys,
+                 ReadArgs(board_key, viewer, {"around", member, absl::StrCat(n)}));
   if (!reply.ok()) return reply.status();
   return ParseAround(*reply, member);
 }
@@ -796,7 +830,7 @@ void Store::CachedCalendarAsync(const std::string& org, Deadline deadline,
 void Store::ReadKeysAsync(const std::string& board_key, Deadline deadline,
                           Then<std::vector<std::string>> done) {
   std::optional<DerivedBoard> derived = ParseDerivedBoard(board_key);
-  if (!derived) return std::move(done)(std::vector<std::string>{board_key});
+  if (!derived) return std::move(done)(PlainReadKeys(board_key));
   if (derived->window == "quarter") {
     return std::move(done)(DerivedReadKeys(board_key, *derived, derived->sources));
   }
@@ -823,7 +857,7 @@ void Store::BoardReadAsync(const std::string& board_key, std::vector<std::string
 
 void Store::FirstPageAsync(const std::string& board_key, int n, Deadline deadline,
                            Then<BoardPage> done) {
-  BoardReadAsync(board_key, {"first", absl::StrCat(n)}, deadline,
+  BoardReadAsync(board_key, ReadArgs(board_key, "", {"first", absl::StrCat(n)}), deadline,
                  [done = std::move(done)](absl::StatusOr<Reply> reply) mutable {
                    if (!reply.ok()) return std::move(done)(reply.status());
                    std::move(done)(ParsePage(*reply));
@@ -833,16 +867,34 @@ void Store::FirstPageAsync(const std::string& board_key, int n, Deadline deadlin
 void Store::PageAsync(const std::string& board_key, char direction, int64_t score,
                       const std::string& member, int n, Deadline deadline, Then<BoardPage> done) {
   BoardReadAsync(board_key,
-                 {"page", std::string(1, direction), absl::StrCat(score), member, absl::StrCat(n)},
+                 ReadArgs(board_key, "",
+                          {"page", std::string(1, direction), absl::StrCat(score), member,
+                           absl::StrCat(n)}),
                  deadline, [done = std::move(done)](absl::StatusOr<Reply> reply) mutable {
                    if (!reply.ok()) return std::move(done)(reply.status());
                    std::move(done)(ParsePage(*reply));
                  });
 }
 
+void Store::SeasonAsync(const std::string& org, const std::string& season_id, Deadline deadline,
+                        Then<std::optional<v1::Season>> done) {
+  KUDOS_CHECK(async_ != nullptr, "asynchronous reads need the AsyncClient");
+  async_->Run({"HGET", SeasonsKey(org), season_id}, deadline,
+              [done = std::move(done)](absl::StatusOr<Reply> reply) mutable {
+                if (!reply.ok()) return std::move(done)(reply.status());
+                if (reply->is_nil()) return std::move(done)(std::optional<v1::Season>());
+                v1::Season season;
+                if (!season.ParseFromString(reply->str)) {
+                  return std::move(done)(absl::InternalError("a stored season does not parse"));
+                }
+                std::move(done)(std::optional<v1::Season>(std::move(season)));
+              });
+}
+
 void Store::AroundAsync(const std::string& board_key, const std::string& member, int n,
-                        Deadline deadline, Then<BoardAround> done) {
-  BoardReadAsync(board_key, {"around", member, absl::StrCat(n)}, deadline,
+                        const std::string& viewer, Deadline deadline, Then<BoardAround> done) {
+  BoardReadAsync(board_key, ReadArgs(board_key, viewer, {"around", member, absl::StrCat(n)}),
+                 deadline,
                  [member, done = std::move(done)](absl::StatusOr<Reply> reply) mutable {
                    if (!reply.ok()) return std::move(done)(reply.status());
                    std::move(done)(ParseAround(*reply, member));

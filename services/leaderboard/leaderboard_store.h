@@ -24,6 +24,8 @@
 
 namespace leaderboard {
 
+class SeasonStore;
+
 struct BoardPage {
   int64_t total = 0;
   bool has_prev = false;
@@ -73,6 +75,10 @@ class Store {
   explicit Store(common::redis::Pool& pool, common::redis::AsyncClient* async = nullptr);
 
   common::redis::Pool& pool() { return pool_; }
+  // Issue 18: the org's seasons, attached to the calendars the consumer and
+  // the rebuild plan with (nullptr: none are read).
+  void set_seasons(SeasonStore* seasons) { seasons_ = seasons; }
+  SeasonStore* seasons() const { return seasons_; }
   bool has_async() const { return async_ != nullptr; }
 
   absl::StatusOr<std::vector<std::string>> Orgs();
@@ -142,8 +148,10 @@ class Store {
   absl::StatusOr<BoardPage> FirstPage(const std::string& board_key, int n);
   absl::StatusOr<BoardPage> Page(const std::string& board_key, char direction, int64_t score,
                                  const std::string& member, int n);
+  // `viewer`: the person asking, who sees their own rank even when hidden
+  // from leaderboards (others see hidden people nowhere; "" = nobody).
   absl::StatusOr<BoardAround> Around(const std::string& board_key, const std::string& member,
-                                     int n);
+                                     int n, const std::string& viewer = "");
   // Scores of `members` on a board (absent ones are missing from the map).
   absl::StatusOr<std::map<std::string, int64_t>> Scores(const std::string& board_key,
                                                         const std::vector<std::string>& members);
@@ -161,7 +169,7 @@ class Store {
   void PageAsync(const std::string& board_key, char direction, int64_t score,
                  const std::string& member, int n, Deadline deadline, Then<BoardPage> done);
   void AroundAsync(const std::string& board_key, const std::string& member, int n,
-                   Deadline deadline, Then<BoardAround> done);
+                   const std::string& viewer, Deadline deadline, Then<BoardAround> done);
   void DisplayNamesAsync(const std::string& org, bool teams, const std::vector<std::string>& ids,
                          Deadline deadline, Then<std::map<std::string, std::string>> done);
   void TeamsAsync(const std::string& org, const std::vector<std::string>& ids, Deadline deadline,
@@ -169,6 +177,9 @@ class Store {
   // The person (HMGET) and both day sets in one pipeline.
   void PersonDaysAsync(const std::string& org, const std::string& person, Deadline deadline,
                        Then<PersonDays> done);
+  // A season's stored definition (nullopt: none), for a season board's read.
+  void SeasonAsync(const std::string& org, const std::string& season_id, Deadline deadline,
+                   Then<std::optional<v1::Season>> done);
   void BadgesAsync(const std::string& org, const std::string& person, Deadline deadline,
                    Then<std::map<std::string, int64_t>> done);
 
@@ -245,6 +256,7 @@ class Store {
 
   common::redis::Pool& pool_;
   common::redis::AsyncClient* async_;
+  SeasonStore* seasons_ = nullptr;
   common::redis::OrgRegistry org_registry_;  // shared by the consumer, insights and compactor loops
   absl::Mutex calendars_mu_;
   absl::flat_hash_map<std::string, std::pair<OrgCalendar, absl::Time>> calendars_

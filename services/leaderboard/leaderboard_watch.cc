@@ -1,5 +1,7 @@
 #include "services/leaderboard/leaderboard_watch.h"
 
+#include "services/leaderboard/seasons.h"
+
 #include <algorithm>
 #include <tuple>
 
@@ -387,7 +389,25 @@ void Watchers::Refresh(const std::string& hub_id) {
   };
   absl::StatusOr<OrgCalendar> calendar = store_.CachedCalendar(org);
   if (!calendar.ok()) return fail(calendar.status());
-  absl::StatusOr<ResolvedBoard> resolved = ResolveBoard(org, board, *calendar, absl::Now());
+  bool teams = board.scope() == v1::SCOPE_TEAMS;
+  absl::StatusOr<ResolvedBoard> resolved;
+  if (board.season_id().empty()) {
+    resolved = ResolveBoard(org, board, *calendar, absl::Now());
+  } else if (store_.seasons() == nullptr) {
+    resolved = absl::UnimplementedError("seasons are not served by this server");
+  } else {
+    // A season's board (issue 18): watchable while its definition is kept.
+    absl::StatusOr<v1::Season> season =
+        store_.seasons()->Get(org, board.season_id(), absl::Now());
+    if (season.status().code() == absl::StatusCode::kUnavailable) return fail(season.status());
+    if (season.ok()) {
+      resolved = ResolveSeasonBoard(org, *season);
+      teams = season->participants() == v1::SEASON_PARTICIPANTS_TEAMS;
+      validated = true;
+    } else {
+      resolved = season.status();
+    }
+  }
   if (!resolved.ok()) return Reject(hub_id, resolved.status());
   KUDOS_CHECK(max_n >= 1 && max_n <= kMaxWatchTopN, "a hub reads at most the largest top_n");
   absl::StatusOr<BoardPage> page = store_.FirstPage(resolved->key, max_n);
@@ -402,7 +422,7 @@ void Watchers::Refresh(const std::string& hub_id) {
   std::vector<std::string> ids;
   for (const RankedEntry& entry : page->entries) ids.push_back(entry.subject_id);
   absl::StatusOr<std::map<std::string, std::string>> names =
-      store_.DisplayNames(org, board.scope() == v1::SCOPE_TEAMS, ids);
+      store_.DisplayNames(org, teams, ids);
   if (!names.ok()) return fail(names.status());
   v1::WatchLeaderboardResponse full;
   full.set_period(resolved->period.key);

@@ -24,6 +24,7 @@
 #include "services/leaderboard/leaderboard_service.h"
 #include "services/leaderboard/leaderboard_store.h"
 #include "services/leaderboard/leaderboard_watch.h"
+#include "services/leaderboard/seasons.h"
 
 namespace {
 
@@ -111,6 +112,22 @@ ABSL_FLAG(int, insights_queue,
           "insights calls waiting for a worker; past it RESOURCE_EXHAUSTED "
           "(env LEADERBOARD_INSIGHTS_QUEUE)");
 
+// Issue 18: seasons and their prizes.
+ABSL_FLAG(std::string, ledger, common::config::EnvOr("LEDGER_ADDR", "127.0.0.1:50051"),
+          "ledger service host:port, where season prizes are posted (\"\" = none: prizes "
+          "wait; env LEDGER_ADDR)");
+ABSL_FLAG(int, ledger_timeout_ms,
+          static_cast<int>(common::config::IntEnvOr("LEADERBOARD_LEDGER_TIMEOUT_MS", 3000, 1)),
+          "deadline of each call to the ledger (env LEADERBOARD_LEDGER_TIMEOUT_MS)");
+ABSL_FLAG(int, max_seasons_per_org,
+          static_cast<int>(common::config::IntEnvOr("LEADERBOARD_MAX_SEASONS_PER_ORG", 20, 1)),
+          "seasons an org keeps (closed ones leave 90 days after their end); past it "
+          "CreateSeason is RESOURCE_EXHAUSTED (env LEADERBOARD_MAX_SEASONS_PER_ORG)");
+ABSL_FLAG(int, max_season_members,
+          static_cast<int>(common::config::IntEnvOr("LEADERBOARD_MAX_SEASON_MEMBERS", 1000, 1)),
+          "member_ids of a season and people who join one, at most each "
+          "(env LEADERBOARD_MAX_SEASON_MEMBERS)");
+
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   absl::StatusOr<common::redis::PoolOptions> pool_options =
@@ -130,6 +147,12 @@ int main(int argc, char** argv) {
   common::redis::AsyncClient async_redis(*async_options);
 
   leaderboard::Store store(pool, &async_redis);
+  leaderboard::SeasonLimits season_limits;
+  season_limits.max_seasons_per_org = std::max(1, absl::GetFlag(FLAGS_max_seasons_per_org));
+  season_limits.max_members = std::max(1, absl::GetFlag(FLAGS_max_season_members));
+  leaderboard::SeasonStore seasons(pool, season_limits);
+  store.set_seasons(&seasons);
+  common::auth::JwtConfig jwt = common::auth::JwtConfigFromEnvironment();
   leaderboard::RebuildOptions rebuild_options;
   rebuild_options.min_interval =
       std::chrono::milliseconds(std::max(0, absl::GetFlag(FLAGS_rebuild_min_interval_ms)));
@@ -146,6 +169,14 @@ int main(int argc, char** argv) {
       std::chrono::milliseconds(std::max(1, absl::GetFlag(FLAGS_consumer_max_backoff_ms)));
   consumer_options.retries.min_backoff =
       std::min(consumer_options.retries.min_backoff, consumer_options.retries.max_backoff);
+  leaderboard::SeasonCloser season_closer(
+      store, seasons,
+      leaderboard::MakeLedgerPrizePayer(
+          absl::GetFlag(FLAGS_ledger), jwt.service_secret,
+          absl::Milliseconds(std::max(1, absl::GetFlag(FLAGS_ledger_timeout_ms)))),
+      consumer_options.events.top_n, consumer_options.events.max_len,
+      consumer_options.events.close_grace);
+  consumer_options.seasons = &season_closer;
   leaderboard::Consumer consumer(
       store, projector, consumer_options,
       [&watchers](const std::string& org, const std::vector<std::string>& touched) {
@@ -186,10 +217,9 @@ int main(int argc, char** argv) {
   unary_options.default_timeout = pool_options->timeout;
   unary_options.max_calls_in_flight = absl::GetFlag(FLAGS_max_calls_in_flight);
   leaderboard::LeaderboardServiceImpl service(
-      common::auth::Guard(common::auth::Authenticator(common::auth::JwtConfigFromEnvironment()),
-                          common::ratelimit::OptionsFromFlags()),
+      common::auth::Guard(common::auth::Authenticator(jwt), common::ratelimit::OptionsFromFlags()),
       store, projector, watchers, insights_reader,
-      leaderboard::ServiceWorkers{&rebuild_worker, &insights_worker}, unary_options);
+      leaderboard::ServiceWorkers{&rebuild_worker, &insights_worker}, unary_options, &seasons);
   common::grpc_util::ServerOptions options;
   options.address = absl::GetFlag(FLAGS_listen);
   options.service_name = "leaderboard";

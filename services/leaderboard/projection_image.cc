@@ -185,21 +185,36 @@ absl::StatusOr<bool> ProjectionImage::Apply(const ApplyPlan& plan,
         double& score = board.zset[args[i + 2]];
         score += increment;
         // EXPIREAT ... NX, only when the member was new (see the script).
+        bool erased = false;
         if (args[i + 4] != "0" && score == increment && board.expire_at == 0) {
           int64_t at = 0;
           if (!absl::SimpleAtoi(args[i + 4], &at)) return Malformed("Z expiry");
           // In the past, Redis deletes the key at once.
           if (at <= now_unix_seconds_) {
             erase(k);
+            erased = true;
           } else {
             board.expire_at = at;
           }
+        }
+        // A retraction took back all a member had: it leaves the board.
+        if (!erased && score == 0) {
+          board.zset.erase(args[i + 2]);
+          if (board.zset.empty()) erase(k);
         }
       }
       i += 5;
     } else if (op == "S") {
       if (!need(i, 3) || !key(i + 1, &k)) return Malformed("S");
       if (!skip) sadd(k, args[i + 2]);
+      i += 3;
+    } else if (op == "R") {
+      if (!need(i, 3) || !key(i + 1, &k)) return Malformed("R");
+      if (!skip && find(k, Value::Kind::kSet) != nullptr) {
+        Value& set = *slots[k];  // find() keeps it in the slot
+        set.set.erase(args[i + 2]);
+        if (set.set.empty()) erase(k);  // Redis drops an empty key
+      }
       i += 3;
     } else if (op == "H") {
       if (!need(i, 4) || !key(i + 1, &k)) return Malformed("H");

@@ -13,7 +13,7 @@
 --   ng, (logical id, zset key, entry ms, oldest ms)... guards of the batch: an
 --        id already there with a score >= oldest was applied within the window
 --   nr, (zset key, ms)...                              guard scores below ms leave
---   no, ops...                                         S H N P D V, in entry order
+--   no, ops...                                         S R H N P D V, in entry order
 --   nz, nb, (key, member, total, expireat)...          board increments, summed;
 --        the first nb are the ones the badges below read
 --   nt, (badges key, badge, ms, board key, member, threshold, cum, event)...
@@ -302,6 +302,9 @@ while i <= ops_end do
   if op == 'S' then
     redis.call('SADD', key(i + 1), ARGV[i + 2])
     i = i + 3
+  elseif op == 'R' then
+    redis.call('SREM', key(i + 1), ARGV[i + 2])
+    i = i + 3
   elseif op == 'H' then
     redis.call('HSET', key(i + 1), ARGV[i + 2], ARGV[i + 3])
     i = i + 4
@@ -381,6 +384,8 @@ for z = 0, nz - 1 do
   local k, total = KEYS[tonumber(ARGV[j])], ARGV[j + 2]
   local score = call('ZINCRBY', k, total, ARGV[j + 1])
   if z < nb then base[ARGV[j] .. ' ' .. ARGV[j + 1]] = tonumber(score) - tonumber(total) end
+  -- Issue 18: a retraction took back all a member had: it leaves the board.
+  if tonumber(score) == 0 then call('ZREM', k, ARGV[j + 1]) end
   -- Integral scores print as integers: equal text = the member was new.
   if score == total and ARGV[j + 3] ~= '0' and not fresh[k] then
     fresh[k] = ARGV[j + 3]

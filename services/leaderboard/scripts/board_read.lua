@@ -5,33 +5,66 @@
 -- down and read each group forward. Positions are keysets (score, member),
 -- never offsets, so paging neither skips nor repeats while scores change.
 -- KEYS[1]: the board.
--- ARGV[1] mode:
+-- KEYS[2]: the org's SET of people hidden from leaderboards (issue 18).
+-- ARGV[1]: 'h' = leave the hidden people out (boards of people), '' = not
+--   (boards of teams); ARGV[2]: the viewer, never left out ('' = none).
+--   Hidden people are neither listed nor counted: ranks, totals and
+--   neighbours are those of the board without them.
+-- ARGV[3] mode:
 --   'first' n                      -> {total, has_prev, has_next, m, s, r, ...}
 --   'page' dir score member n      -> same; dir f/F = after (F: including)
 --                                     the member, b/B = before (B: including)
 --   'around' member n              -> {total, ranked, score, rank, below_count,
 --                                      #above, m, s, r..., #below, m, s, r...}
--- KEYS[2..] (a derived board: the sum of others, BoardDerived): KEYS[1] is
--- its cached union, KEYS[2] the version the cache was made at, KEYS[3] the
--- org's marks, KEYS[4] its cache generation (a rebuild moves it), KEYS[5..]
+-- KEYS[3..] (a derived board: the sum of others, BoardDerived): KEYS[1] is
+-- its cached union, KEYS[3] the version the cache was made at, KEYS[4] the
+-- org's marks, KEYS[5] its cache generation (a rebuild moves it), KEYS[6..]
 -- the boards it sums. The union is made again when the marks or the
 -- generation moved since (a batch applied, a rebuild swapped), else reused.
 local key = KEYS[1]
+local ARGV = {unpack(ARGV)}
+local filter, viewer = table.remove(ARGV, 1), table.remove(ARGV, 1)
 local mode = ARGV[1]
-if #KEYS > 1 then
-  local marks = redis.call('HMGET', KEYS[3], 'k', 'l')
+if #KEYS > 2 then
+  local marks = redis.call('HMGET', KEYS[4], 'k', 'l')
   local version = (marks[1] or '-') .. '|' .. (marks[2] or '-') .. '|' ..
-                  (redis.call('GET', KEYS[4]) or '0')
-  if redis.call('GET', KEYS[2]) ~= version then
-    if #KEYS > 4 then
-      redis.call('ZUNIONSTORE', key, #KEYS - 4, unpack(KEYS, 5))
+                  (redis.call('GET', KEYS[5]) or '0')
+  if redis.call('GET', KEYS[3]) ~= version then
+    if #KEYS > 5 then
+      redis.call('ZUNIONSTORE', key, #KEYS - 5, unpack(KEYS, 6))
       redis.call('PEXPIRE', key, 60000)
     else
       redis.call('DEL', key)
     end
     -- The version lapses before the union it describes.
-    redis.call('SET', KEYS[2], version, 'PX', 55000)
+    redis.call('SET', KEYS[3], version, 'PX', 55000)
   end
+end
+
+-- The hidden people on this board (the viewer excepted) and their scores.
+-- Bounded by the directory; read in chunks of 1000.
+local hidden, hidden_scores = {}, {}
+if filter == 'h' then
+  local people = redis.call('SMEMBERS', KEYS[2])
+  for from = 1, #people, 1000 do
+    local to = math.min(#people, from + 999)
+    local scores = redis.call('ZMSCORE', key, unpack(people, from, to))
+    for j = from, to do
+      local score = scores[j - from + 1]
+      if score and people[j] ~= viewer then
+        hidden[people[j]] = true
+        hidden_scores[#hidden_scores + 1] = tonumber(score)
+      end
+    end
+  end
+end
+-- Hidden people with a score above (sign 1) or below (sign -1) s.
+local function hidden_beyond(s, sign)
+  local n, x = 0, tonumber(s)
+  for _, h in ipairs(hidden_scores) do
+    if (sign > 0 and h > x) or (sign < 0 and h < x) then n = n + 1 end
+  end
+  return n
 end
 
 local function less(a, b)
@@ -85,10 +118,13 @@ local function forward(s, x, inclusive, n)
     local g = group_size(s)
     local i = a
     if x then i = bound(s, a, g, x, not inclusive) end
-    local last = math.min(a + g - 1, i + (n - #out) - 1)
-    if last >= i then
+    while #out < n and i <= a + g - 1 do
+      local last = math.min(a + g - 1, i + (n - #out) - 1)
       local r = redis.call('ZRANGE', key, i, last, 'WITHSCORES')
-      for j = 1, #r, 2 do out[#out + 1] = {r[j], r[j + 1]} end
+      for j = 1, #r, 2 do
+        if not hidden[r[j]] then out[#out + 1] = {r[j], r[j + 1]} end
+      end
+      i = last + 1
     end
     s = lower_group(s)
     x = nil
@@ -105,10 +141,13 @@ local function backward(s, x, inclusive, n)
     local g = group_size(s)
     local i = a + g
     if x then i = bound(s, a, g, x, inclusive) end
-    local first = math.max(a, i - (n - #rev))
-    if i - 1 >= first then
+    while #rev < n and i - 1 >= a do
+      local first = math.max(a, i - (n - #rev))
       local r = redis.call('ZRANGE', key, first, i - 1, 'WITHSCORES')
-      for j = #r - 1, 1, -2 do rev[#rev + 1] = {r[j], r[j + 1]} end
+      for j = #r - 1, 1, -2 do
+        if not hidden[r[j]] then rev[#rev + 1] = {r[j], r[j + 1]} end
+      end
+      i = first
     end
     s = higher_group(s)
     x = nil
@@ -120,7 +159,9 @@ end
 
 local ranks = {}
 local function rank(s)
-  if not ranks[s] then ranks[s] = 1 + redis.call('ZCOUNT', key, '(' .. s, '+inf') end
+  if not ranks[s] then
+    ranks[s] = 1 + redis.call('ZCOUNT', key, '(' .. s, '+inf') - hidden_beyond(s, 1)
+  end
   return ranks[s]
 end
 
@@ -132,7 +173,7 @@ local function emit(out, entries)
   end
 end
 
-local total = redis.call('ZCARD', key)
+local total = redis.call('ZCARD', key) - #hidden_scores
 
 if mode == 'first' or mode == 'page' then
   local entries
@@ -164,10 +205,11 @@ end
 if mode == 'around' then
   local x, n = ARGV[2], tonumber(ARGV[3])
   local s = redis.call('ZSCORE', key, x)
-  if not s then return {total, 0} end
+  if not s or hidden[x] then return {total, 0} end
   local above = backward(s, x, false, n)
   local below = forward(s, x, false, n)
-  local out = {total, 1, s, rank(s), redis.call('ZCOUNT', key, '-inf', '(' .. s), #above}
+  local below_count = redis.call('ZCOUNT', key, '-inf', '(' .. s) - hidden_beyond(s, -1)
+  local out = {total, 1, s, rank(s), below_count, #above}
   emit(out, above)
   out[#out + 1] = #below
   emit(out, below)
