@@ -165,10 +165,8 @@ class SocialStore {
   static std::string RetractionKey(const std::string& org, const std::string& kudos_id) {
     return Prefix(org) + "retraction:" + kudos_id;
   }
-  // The same key as KudosStore's marker of retracted kudos.
-  static std::string RetractedKey(const std::string& org) {
-    return KudosStore::Prefix(org) + "retracted";
-  }
+  // The marker of retracted kudos that the kudos read path checks.
+  static std::string RetractedKey(const std::string& org) { return KudosStore::RetractedKey(org); }
   static std::string RetractRequestKey(const std::string& org, const std::string& request_id) {
     return Prefix(org) + "retractreq:" + request_id;
   }
