@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/auth/auth.h"
 #include "common/check/check.h"
 #include "common/grpc/status.h"
@@ -69,13 +70,18 @@ absl::Time PostTime(const ledger::v1::Transfer& transfer) {
 // One recipient's share: newest first until a transfer older than the kudos.
 absl::Status FindInAccount(SocialLedger& ledger, const std::string& org,
                            const std::string& kudos_id, const std::string& recipient,
-                           absl::Time since, const TransferSearch& search,
+                           absl::Time since, const TransferSearch& search, absl::Time give_up,
                            std::vector<ledger::v1::Transfer>& found) {
   ledger::v1::ListTransfersRequest request;
   request.mutable_account()->set_type(ledger::v1::ACCOUNT_TYPE_EARNED);
   request.mutable_account()->set_person_id(recipient);
   request.set_page_size(search.page_size);
   for (int page = 0; page < search.max_pages; ++page) {
+    if (absl::Now() >= give_up) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          "kudos '", kudos_id, "': its transfers were not all read within ",
+          absl::FormatDuration(search.budget), "; retry with the same request_id"));
+    }
     absl::StatusOr<ledger::v1::ListTransfersResponse> listed = ledger.ListTransfers(org, request);
     if (!listed.ok()) return listed.status();
     for (const ledger::v1::Transfer& transfer : listed->transfers()) {
@@ -104,9 +110,10 @@ absl::StatusOr<std::vector<ledger::v1::Transfer>> FindKudosTransfers(
     SocialLedger& ledger, const std::string& org, const std::string& kudos_id,
     const std::vector<std::string>& recipients, absl::Time created, const TransferSearch& search) {
   std::vector<ledger::v1::Transfer> found;
+  const absl::Time give_up = absl::Now() + search.budget;
   for (const std::string& recipient : recipients) {
-    absl::Status status =
-        FindInAccount(ledger, org, kudos_id, recipient, created - search.clock_skew, search, found);
+    absl::Status status = FindInAccount(ledger, org, kudos_id, recipient,
+                                        created - search.clock_skew, search, give_up, found);
     if (!status.ok()) return status;
   }
   std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) {

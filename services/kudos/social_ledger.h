@@ -39,6 +39,9 @@ struct TransferSearch {
   // Transfers of a kudos are posted after its create_time; older ones end the
   // search (minus this, for clocks of replicas that disagree a little).
   absl::Duration clock_skew = absl::Minutes(10);
+  // The whole search's time, so a slow ledger holds a handler thread only
+  // this long (DEADLINE_EXCEEDED: a retry with the same request_id goes on).
+  absl::Duration budget = absl::Seconds(20);
 };
 
 // Every KUDOS and BOOST transfer whose reference is `kudos_id`, crediting one

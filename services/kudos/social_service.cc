@@ -398,9 +398,10 @@ absl::Status SocialServiceImpl::RetractCommitted(const Principal& who,
   if (!settings.ok()) return settings.status();
   const common::v1::RetentionPolicy retention = RetentionWithDefaults(settings->retention());
   const int64_t ttl_s = int64_t{86400} * retention.idempotency_days();
-  // The ledger reverses live transfers only; refused before anything is marked.
+  // The ledger reverses live transfers only; refused before anything is
+  // marked (an hour's margin for the ledger's hourly archive sweep).
   const absl::Duration age = clock_() - FromProto(kudos.create_time());
-  if (age >= absl::Hours(24) * (retention.transfers_live_days() - 1)) {
+  if (age >= absl::Hours(24) * retention.transfers_live_days() - absl::Hours(1)) {
     return absl::FailedPreconditionError(absl::StrCat(
         "kudos '", kudos.kudos_id(), "' is older than the org's transfers_live_days (",
         retention.transfers_live_days(), "): its transfers are archived and cannot be reversed"));

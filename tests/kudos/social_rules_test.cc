@@ -1,7 +1,15 @@
-// The social rules as plain functions (issue 18 part 6).
+// The social rules as plain functions, and the retraction's ledger side
+// against a fake ledger (issue 18 part 6).
 #include "services/kudos/social_rules.h"
 
 #include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/time/clock.h"
+#include "services/kudos/social_ledger.h"
 
 namespace kudos {
 namespace {
@@ -73,6 +81,118 @@ TEST(SocialRulesTest, ReactionSummary_InTheAllowedOrderWithoutEmptyCounts) {
   EXPECT_EQ(summary[1].emoji(), "tada");
   EXPECT_EQ(summary[1].count(), 2);
   EXPECT_TRUE(summary[1].reacted_by_me());
+}
+
+}  // namespace
+}  // namespace kudos
+
+// The retraction's ledger side against a fake ledger (library level).
+namespace kudos {
+namespace {
+
+class FakeLedger : public SocialLedger {
+ public:
+  // Each account's transfers, newest first.
+  std::map<std::string, std::vector<ledger::v1::Transfer>> accounts;
+  int list_calls = 0;
+  std::vector<ledger::v1::PostTransfersRequest> posts;
+
+  absl::StatusOr<ledger::v1::ListTransfersResponse> ListTransfers(
+      const std::string&, const ledger::v1::ListTransfersRequest& request) override {
+    ++list_calls;
+    const auto& all = accounts[request.account().person_id()];
+    const size_t start = request.page_token().empty() ? 0 : std::stoul(request.page_token());
+    const size_t size = static_cast<size_t>(request.page_size());
+    ledger::v1::ListTransfersResponse response;
+    for (size_t i = start; i < all.size() && i < start + size; ++i) {
+      *response.add_transfers() = all[i];
+    }
+    if (start + size < all.size()) response.set_next_page_token(std::to_string(start + size));
+    return response;
+  }
+
+  absl::StatusOr<ledger::v1::PostTransfersResponse> PostTransfers(
+      const std::string&, const ledger::v1::PostTransfersRequest& request) override {
+    posts.push_back(request);
+    ledger::v1::PostTransfersResponse response;
+    for (const auto& transfer : request.transfers()) {
+      auto* result = response.add_results();
+      result->set_transfer_id(transfer.transfer_id());
+      result->set_created(true);
+      *result->mutable_transfer() = transfer;
+    }
+    return response;
+  }
+};
+
+ledger::v1::Transfer Posted(const std::string& id, const std::string& reference,
+                            ledger::v1::TransferKind kind, const std::string& to,
+                            absl::Time at) {
+  ledger::v1::Transfer transfer;
+  transfer.set_transfer_id(id);
+  transfer.set_reference(reference);
+  transfer.set_kind(kind);
+  transfer.set_amount(5);
+  transfer.mutable_debit_account()->set_type(ledger::v1::ACCOUNT_TYPE_ALLOWANCE);
+  transfer.mutable_debit_account()->set_person_id("alice");
+  transfer.mutable_credit_account()->set_type(ledger::v1::ACCOUNT_TYPE_EARNED);
+  transfer.mutable_credit_account()->set_person_id(to);
+  transfer.mutable_post_time()->set_seconds(absl::ToUnixSeconds(at));
+  return transfer;
+}
+
+TEST(SocialLedgerTest, FindKudosTransfers_KeepsTheKudosAndBoostsAndStopsAtItsCreateTime) {
+  const absl::Time sent = absl::FromUnixSeconds(1800000000);
+  FakeLedger ledger;
+  ledger.accounts["bob"] = {
+      Posted("b2:bob", "k1", ledger::v1::TRANSFER_KIND_BOOST, "bob", sent + absl::Hours(2)),
+      Posted("k9:bob", "k9", ledger::v1::TRANSFER_KIND_KUDOS, "bob", sent + absl::Hours(1)),
+      Posted("k1:bob", "k1", ledger::v1::TRANSFER_KIND_KUDOS, "bob", sent),
+      Posted("k0:bob", "k0", ledger::v1::TRANSFER_KIND_KUDOS, "bob", sent - absl::Hours(48)),
+      Posted("old:bob", "k1", ledger::v1::TRANSFER_KIND_KUDOS, "bob", sent - absl::Hours(49)),
+  };
+  TransferSearch search;
+  search.page_size = 2;
+  absl::StatusOr<std::vector<ledger::v1::Transfer>> found =
+      FindKudosTransfers(ledger, "acme", "k1", {"bob"}, sent, search);
+  ASSERT_TRUE(found.ok()) << found.status();
+  ASSERT_EQ(found->size(), 2u);
+  EXPECT_EQ((*found)[0].transfer_id(), "b2:bob");
+  EXPECT_EQ((*found)[1].transfer_id(), "k1:bob");
+  EXPECT_EQ(ledger.list_calls, 2);  // stopped at k0, older than the kudos
+}
+
+TEST(SocialLedgerTest, FindKudosTransfers_PastThePageBoundIsFailedPrecondition) {
+  const absl::Time sent = absl::FromUnixSeconds(1800000000);
+  FakeLedger ledger;
+  for (int i = 0; i < 7; ++i) {
+    ledger.accounts["bob"].push_back(Posted("x" + std::to_string(i) + ":bob", "other",
+                                            ledger::v1::TRANSFER_KIND_KUDOS, "bob",
+                                            sent + absl::Hours(10 - i)));
+  }
+  TransferSearch search;
+  search.page_size = 2;
+  search.max_pages = 3;
+  absl::StatusOr<std::vector<ledger::v1::Transfer>> found =
+      FindKudosTransfers(ledger, "acme", "k1", {"bob"}, sent, search);
+  EXPECT_EQ(found.status().code(), absl::StatusCode::kFailedPrecondition) << found.status();
+  EXPECT_EQ(ledger.list_calls, 3);
+}
+
+TEST(SocialLedgerTest, PostReversals_LinkedCallsOfAtMostOneHundred) {
+  FakeLedger ledger;
+  std::vector<ledger::v1::Transfer> originals;
+  for (int i = 0; i < 250; ++i) {
+    originals.push_back(Posted("b" + std::to_string(i) + ":bob", "k1",
+                               ledger::v1::TRANSFER_KIND_BOOST, "bob", absl::Now()));
+  }
+  ASSERT_TRUE(PostReversals(ledger, "acme", originals).ok());
+  ASSERT_EQ(ledger.posts.size(), 3u);
+  EXPECT_EQ(ledger.posts[0].transfers_size(), 100);
+  EXPECT_EQ(ledger.posts[2].transfers_size(), 50);
+  for (const auto& post : ledger.posts) EXPECT_TRUE(post.linked());
+  EXPECT_EQ(ledger.posts[0].transfers(0).transfer_id(), "retract:b0:bob");
+  EXPECT_EQ(ledger.posts[0].transfers(0).reverses_transfer_id(), "b0:bob");
 }
 
 }  // namespace
