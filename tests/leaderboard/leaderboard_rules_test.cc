@@ -7,9 +7,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <memory>
 #include <random>
 #include <set>
 
+#include "absl/strings/str_cat.h"
 #include "services/leaderboard/leaderboard_watch.h"
 
 namespace leaderboard {
@@ -596,6 +598,98 @@ TEST(PlanTest, KudosSentUpdatesEveryScopeAndWindow) {
   EXPECT_EQ(plan.args[1], "");  // the rebuild token slot
   EXPECT_EQ(plan.args[2], "G");
   EXPECT_EQ(plan.args[3], "kudos:K1");
+}
+
+// Issue 18: a retraction's counts leave the periods of the kudos' time; its
+// points leave those of the reversed transfer's post time (retracts_post_ms),
+// never the reversal's own.
+TEST(PlanTest, RetractionsSubtractInTheOriginalPeriods) {
+  OrgCalendar cal = CalendarFromSettings(DefaultSettings());
+  absl::Time sent = absl::FromCivil(absl::CivilSecond(2026, 11, 2, 10, 0, 0), absl::UTCTimeZone());
+  absl::Time now = absl::FromCivil(absl::CivilSecond(2026, 11, 23, 10, 0, 0), absl::UTCTimeZone());
+  kudos::v1::KudosEvent retracted;
+  ToProto(now, retracted.mutable_event_time());
+  *retracted.mutable_kudos_retracted()->mutable_kudos() =
+      Sent("K1", "g", {"r"}, {}, sent).kudos_sent().kudos();
+  ApplyPlan counts = PlanKudosEvent("o", "k:9-0", retracted, cal,
+                                    [](const std::string&) { return ""; });
+  EXPECT_TRUE(HasOp(counts, {"Z", "lb:{o}:kudos_given:day:2026-11-02:org", "g", "-1"}));
+  EXPECT_TRUE(HasOp(counts, {"Z", "lb:{o}:kudos_received:week:2026-W45:org", "r", "-1"}));
+  // Once: a long guard of its own on the kudos id.
+  EXPECT_NE(std::find(counts.args.begin(), counts.args.end(), "retracted:K1"), counts.args.end());
+  EXPECT_NE(std::find(counts.keys.begin(), counts.keys.end(), "lb:{o}:seen:r"), counts.keys.end());
+  for (const std::string& key : counts.keys) {
+    EXPECT_EQ(key.find("points_received"), std::string::npos) << key;  // points: the ledger's
+  }
+  ledger::v1::LedgerEvent reversal;
+  ToProto(now, reversal.mutable_transfers_posted()->mutable_post_time());
+  ledger::v1::Transfer* t = reversal.mutable_transfers_posted()->add_transfers();
+  t->set_transfer_id("R1");
+  t->set_kind(ledger::v1::TRANSFER_KIND_RETRACTION);
+  t->mutable_debit_account()->set_type(ledger::v1::ACCOUNT_TYPE_EARNED);
+  t->mutable_debit_account()->set_person_id("r");
+  t->mutable_credit_account()->set_type(ledger::v1::ACCOUNT_TYPE_ALLOWANCE);
+  t->mutable_credit_account()->set_person_id("g");
+  t->set_amount(5);
+  ToProto(now, t->mutable_post_time());
+  (*t->mutable_tags())["retracts"] = "K1:r";
+  (*t->mutable_tags())["retracts_post_ms"] = absl::StrCat(absl::ToUnixMillis(sent));
+  ApplyPlan points = PlanLedgerEvent("o", "l:9-0", reversal, cal);
+  EXPECT_TRUE(HasOp(points, {"Z", "lb:{o}:points_received:day:2026-11-02:org", "r", "-5"}));
+  EXPECT_FALSE(HasOp(points, {"Z", "lb:{o}:points_received:day:2026-11-23:org", "r", "-5"}));
+  // A private kudos' transfers (and their reversals) move no board.
+  (*t->mutable_tags())["visibility"] = "private";
+  EXPECT_TRUE(PlanLedgerEvent("o", "l:9-0", reversal, cal).empty());
+}
+
+// Issue 18: a season counts its members' events of [start, end) only; a
+// joined person from their join time on; a teams season counts teams.
+TEST(PlanTest, SeasonsCountMembersInsideTheirWindow) {
+  absl::Time start = absl::FromUnixSeconds(1800000000), end = start + absl::Hours(24);
+  SeasonDef people;
+  people.id = "s";
+  people.start = start;
+  people.end = end;
+  people.members = {"a"};
+  people.expiry = "1900000000";
+  EXPECT_TRUE(people.Counts("a", start));
+  EXPECT_FALSE(people.Counts("a", start - absl::Seconds(1)));
+  EXPECT_FALSE(people.Counts("a", end));
+  EXPECT_FALSE(people.Counts("b", start));
+  SeasonDef joined = people;
+  joined.members.clear();
+  joined.join_required = true;
+  joined.joined_ms["b"] = absl::ToUnixMillis(start + absl::Hours(1));
+  EXPECT_FALSE(joined.Counts("b", start));
+  EXPECT_TRUE(joined.Counts("b", start + absl::Hours(1)));
+  EXPECT_FALSE(joined.Counts("a", start + absl::Hours(2)));
+  SeasonDef everyone = people;
+  everyone.members.clear();
+  EXPECT_TRUE(everyone.Counts("anyone", start));
+
+  OrgCalendar cal = CalendarFromSettings(DefaultSettings());
+  auto set = std::make_shared<SeasonSet>();
+  set->seasons = {people};
+  SeasonDef teams = people;
+  teams.id = "t";
+  teams.teams = true;
+  teams.members = {"t1"};
+  set->seasons.push_back(teams);
+  cal.seasons = set;
+  ApplyPlan plan = PlanLedgerEvent("o", "l:1-0", [&] {
+    ledger::v1::LedgerEvent event;
+    ledger::v1::Transfer* t = event.mutable_transfers_posted()->add_transfers();
+    t->set_transfer_id("T1");
+    t->set_kind(ledger::v1::TRANSFER_KIND_KUDOS);
+    t->mutable_credit_account()->set_type(ledger::v1::ACCOUNT_TYPE_EARNED);
+    t->mutable_credit_account()->set_person_id("a");
+    t->set_amount(3);
+    (*t->mutable_tags())["team"] = "t1";
+    ToProto(start + absl::Minutes(5), t->mutable_post_time());
+    return event;
+  }(), cal);
+  EXPECT_TRUE(HasOp(plan, {"Z", "lb:{o}:season:s:people", "a", "3", "1900000000"}));
+  EXPECT_TRUE(HasOp(plan, {"Z", "lb:{o}:season:t:teams", "t1", "3", "1900000000"}));
 }
 
 TEST(PlanTest, StreakDaysUseThePersonsZone) {

@@ -137,6 +137,22 @@ TEST_F(SeasonsServerTest, Seasons_CountOnlyMembersEventsInsideTheirWindowAndRebu
   EXPECT_EQ(Scores("teams"), (std::map<std::string, int64_t>{{"t1", 12}}));
   EXPECT_EQ(Scores("joined"), (std::map<std::string, int64_t>{{"b", 1}}));
 
+  // A watch of the season's board streams its standings.
+  {
+    v1::WatchLeaderboardRequest watch;
+    *watch.mutable_board() = SeasonBoard("people");
+    watch.set_top_n(5);
+    auto watch_context =
+        harness::Context(harness::MintToken(org_, "viewer", {"member"}), std::chrono::seconds(30));
+    auto reader = stub_->WatchLeaderboard(watch_context.get(), watch);
+    v1::WatchLeaderboardResponse snapshot;
+    ASSERT_TRUE(reader->Read(&snapshot));
+    ASSERT_EQ(snapshot.entries_size(), 2);
+    EXPECT_EQ(snapshot.entries(0).subject_id(), "a");
+    EXPECT_EQ(snapshot.entries(0).score(), 16);
+    EXPECT_EQ(snapshot.period(), "people");
+    watch_context->TryCancel();
+  }
   // GetRank and the response's period name the season.
   v1::GetRankRequest rank;
   *rank.mutable_board() = SeasonBoard("people");
@@ -225,6 +241,23 @@ TEST_F(SeasonsServerTest, Seasons_BadInputsAndBoundsAreClearStatuses) {
   v1::GetSeasonResponse got;
   auto context = harness::Context(member);
   EXPECT_EQ(stub_->GetSeason(context.get(), get, &got).error_code(), grpc::NOT_FOUND);
+  // Closed periods: a page is 1..100 entries; a token is a stream position.
+  v1::ListPeriodEventsRequest list;
+  v1::ListPeriodEventsResponse events;
+  list.set_page_size(101);
+  context = harness::Context(member);
+  EXPECT_EQ(stub_->ListPeriodEvents(context.get(), list, &events).error_code(),
+            grpc::INVALID_ARGUMENT);
+  list.set_page_size(5);
+  list.set_page_token("not-a-position");
+  context = harness::Context(member);
+  EXPECT_EQ(stub_->ListPeriodEvents(context.get(), list, &events).error_code(),
+            grpc::INVALID_ARGUMENT);
+  list.clear_page_token();
+  context = harness::Context(member);
+  ASSERT_TRUE(stub_->ListPeriodEvents(context.get(), list, &events).ok());
+  EXPECT_EQ(events.events_size(), 0);
+  EXPECT_TRUE(events.next_page_token().empty());
 }
 
 // ---------------------------------------------------------------- the close (library)

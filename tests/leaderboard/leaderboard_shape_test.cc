@@ -204,6 +204,19 @@ TEST_F(LeaderboardShapeTest, HiddenPeople_LeaveOthersBoardsAndRanksAndComeBackWh
   std::map<std::string, int64_t> visible = {{"a", 40}, {"c", 30}, {"d", 10}};
   ASSERT_TRUE(Eventually([&] { return Scores(kPointsAll) == visible; }));
   EXPECT_EQ(Scores(TeamBoard(v1::METRIC_POINTS_RECEIVED, v1::WINDOW_MONTH, "t1")), visible);
+  {  // A screen's watch leaves b out too.
+    v1::WatchLeaderboardRequest watch;
+    *watch.mutable_board() = kPointsAll;
+    watch.set_top_n(10);
+    auto context = harness::Context(Token("x"), std::chrono::seconds(30));
+    auto reader = stub_->WatchLeaderboard(context.get(), watch);
+    v1::WatchLeaderboardResponse snapshot;
+    ASSERT_TRUE(reader->Read(&snapshot));
+    std::map<std::string, int64_t> watched;
+    for (const auto& e : snapshot.entries()) watched[e.subject_id()] = e.score();
+    EXPECT_EQ(watched, visible);
+    context->TryCancel();
+  }
   // Paging one at a time walks past the hidden person; ranks close up.
   std::vector<std::pair<std::string, int64_t>> walked;
   std::string token;
