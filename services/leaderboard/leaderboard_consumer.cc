@@ -1022,6 +1022,7 @@ bool Consumer::ResetOnNoGroup(const absl::Status& status) {
   // catches up on its pending entries once rediscovered).
   streams_.clear();
   known_orgs_.clear();
+  held_.clear();  // still pending in the group: caught up on like the rest
   next_refresh_ = {};
   return true;
 }
@@ -1036,20 +1037,23 @@ bool Consumer::ReadLive() {
     command.push_back(stream.key);
     ++live;
   }
-  // Block no longer than until the next org's retry is due.
+  // Block no longer than until the next org's retry is due, and not at
+  // all while entries are held: they wait for nothing but this read.
   auto block = options_.block;
   if (std::optional<std::chrono::steady_clock::time_point> due = retries_.NextDue()) {
     auto until = std::chrono::duration_cast<std::chrono::milliseconds>(
         *due - std::chrono::steady_clock::now());
     block = std::clamp(until, std::chrono::milliseconds(1), block);
   }
+  if (!held_.empty()) block = std::chrono::milliseconds(1);
   if (live == 0) {
+    held_.clear();  // every org waits: its pending entries, held ones too, are retried
     std::this_thread::sleep_for(std::min(block, std::chrono::milliseconds(100)));
     return false;
   }
   std::vector<Reply> per_streams;  // each [stream key, entries]
   if (store_.pool().mode() == common::redis::Pool::Mode::kCluster) {
-    if (!ReadLivePerOrg(block, per_streams)) return false;
+    if (!ReadLivePerOrg(block, per_streams) && held_.empty()) return false;
   } else {
     command[7] = absl::StrCat(block.count());
     for (size_t i = 0; i < live; ++i) command.push_back(">");
@@ -1060,24 +1064,29 @@ bool Consumer::ReadLive() {
       std::this_thread::sleep_for(std::chrono::milliseconds(200));
       return false;
     }
-    if (reply->is_nil()) return false;
-    per_streams = std::move(reply->elements);
+    if (reply->is_nil() && held_.empty()) return false;
+    if (!reply->is_nil()) per_streams = std::move(reply->elements);
   }
-  Batch batch;
+  Batch batch = TakeHeld();
+  std::set<const StreamRef*> full;  // returned `batch` entries: may have more
   for (const Reply& per_stream : per_streams) {
     if (per_stream.elements.size() < 2) continue;
     const StreamRef* stream = Find(per_stream.elements[0].str);
     if (stream == nullptr) continue;
-    for (StreamEntry& entry : ParseEntries(per_stream.elements[1])) {
-      batch.emplace_back(stream, std::move(entry));
-    }
+    std::vector<StreamEntry> entries = ParseEntries(per_stream.elements[1]);
+    if (entries.size() >= static_cast<size_t>(options_.batch)) full.insert(stream);
+    for (StreamEntry& entry : entries) batch.emplace_back(stream, std::move(entry));
   }
   if (store_.Crash("read")) return false;
+  HoldPastHorizon(batch, full);
   // Each org's entries in stream-id order (what a rebuild replays), so an
   // org's settings change and the points posted around it are applied in
   // the same order live and on rebuild (see README).
+  // Equal ids (two streams, one millisecond): kudos first, as the rebuild.
   std::stable_sort(batch.begin(), batch.end(), [](const auto& a, const auto& b) {
-    return ParseStreamId(a.second.id) < ParseStreamId(b.second.id);
+    auto a_id = ParseStreamId(a.second.id), b_id = ParseStreamId(b.second.id);
+    if (a_id != b_id) return a_id < b_id;
+    return a.first->kind == StreamKind::kKudos && b.first->kind != StreamKind::kKudos;
   });
   Apply(batch);
   return !batch.empty();
@@ -1116,6 +1125,50 @@ bool Consumer::ReadLivePerOrg(std::chrono::milliseconds block, std::vector<Reply
     return false;
   }
   return true;
+}
+
+Consumer::Batch Consumer::TakeHeld() {
+  Batch batch;
+  for (auto& [key, entries] : held_) {
+    const StreamRef* stream = Find(key);
+    // An org that left the live read catches up on its pending entries,
+    // these among them (they were read, never acknowledged).
+    if (stream == nullptr || !retries_.Live(stream->org)) continue;
+    for (StreamEntry& entry : entries) batch.emplace_back(stream, std::move(entry));
+  }
+  held_.clear();
+  return batch;
+}
+
+void Consumer::HoldPastHorizon(Batch& batch, const std::set<const StreamRef*>& full) {
+  // Per org, the smallest last id among its streams that came back full:
+  // past it, an entry of another stream may precede entries not read yet.
+  std::map<std::string, std::pair<uint64_t, uint64_t>> horizon;
+  std::map<const StreamRef*, std::pair<uint64_t, uint64_t>> last;
+  for (const auto& [stream, entry] : batch) {
+    last[stream] = std::max(last[stream], ParseStreamId(entry.id));
+  }
+  for (const StreamRef* stream : full) {
+    auto it = horizon.find(stream->org);
+    if (it == horizon.end() || last[stream] < it->second) horizon[stream->org] = last[stream];
+  }
+  if (horizon.empty()) return;
+  Batch kept;
+  kept.reserve(batch.size());
+  size_t held = 0;
+  for (auto& item : batch) {
+    auto it = horizon.find(item.first->org);
+    if (it != horizon.end() && ParseStreamId(item.second.id) > it->second) {
+      held_[item.first->key].push_back(std::move(item.second));
+      ++held;
+    } else {
+      kept.push_back(std::move(item));
+    }
+  }
+  // Each full stream's own entries are all at or below its org's horizon.
+  KUDOS_CHECK(kept.size() + held == batch.size() && !kept.empty(),
+              "a live read past the horizon keeps at least one stream's entries");
+  batch = std::move(kept);
 }
 
 void Consumer::Apply(const Batch& batch) {

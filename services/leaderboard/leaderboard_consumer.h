@@ -318,6 +318,11 @@ class Consumer {
   // ReadLive on a Redis Cluster: one XREADGROUP per live org; false (after
   // a short pause) when nothing came.
   bool ReadLivePerOrg(std::chrono::milliseconds block, std::vector<common::redis::Reply>& per_streams);
+  // The entries a live read held back, for the live orgs (see held_).
+  Batch TakeHeld();
+  // Moves into held_ each entry past its org's horizon: the smallest last id
+  // among the org's streams that returned a full `batch` (`full`).
+  void HoldPastHorizon(Batch& batch, const std::set<const StreamRef*>& full);
   // Applies entries of one or more orgs (each org's in order), acknowledges
   // what was applied and defers each org that failed, alone.
   void Apply(const Batch& batch);
@@ -349,6 +354,12 @@ class Consumer {
   std::vector<StreamRef> streams_;
   std::set<std::string> known_orgs_;
   OrgRetries retries_;
+  // Live-read entries past their org's horizon, by stream key, oldest
+  // first: applied with the next read, so an org's entries are applied in
+  // stream-id order across its streams (as a rebuild replays them) even
+  // when one stream returns a full batch and the other has more to come.
+  // At most `batch` per stream; pending in the group meanwhile.
+  std::map<std::string, std::vector<StreamEntry>> held_;
   std::chrono::steady_clock::time_point next_refresh_{};
   std::chrono::steady_clock::time_point next_claim_{};
   std::chrono::steady_clock::time_point next_sweep_{};

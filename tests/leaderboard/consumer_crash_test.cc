@@ -8,11 +8,14 @@
 #include <atomic>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/civil_time.h"
 #include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "common/redis/org_registry.h"
 #include "services/leaderboard/apply_batch.h"
 #include "services/leaderboard/leaderboard_consumer.h"
@@ -98,7 +101,13 @@ History WriteHistory(lbtest::EventWriter& writer) {
                                      i == 2 ? "Asia/Kolkata" : ""));
     ++h.entries;
   }
-  absl::Time now = absl::Now();
+  // Yesterday 21:30 UTC, whatever the hour the test runs: K20 (20 hours
+  // earlier) then falls on one day in UTC and the day before in New York,
+  // the zone the settings change written right after it sets, so the order
+  // in which that change and K20's points are applied shows on the boards.
+  const absl::TimeZone utc = absl::UTCTimeZone();
+  absl::Time now = absl::FromCivil(absl::ToCivilDay(absl::Now(), utc) - 1, utc) +
+                   absl::Hours(21) + absl::Minutes(30);
   for (int i = 0; i < 36; ++i) {
     const std::string& giver = people[i % people.size()];
     const std::string& recipient = people[(i * 3 + 1) % people.size()];
@@ -143,6 +152,25 @@ void ExpectTotals(common::redis::Pool& pool, const std::string& org, const Histo
   }
 }
 
+// The keys whose dumps differ (the whole maps are too long to read).
+std::string DifferingKeys(const std::map<std::string, std::string>& live,
+                          const std::map<std::string, std::string>& replayed) {
+  std::string out;
+  auto value = [](const std::map<std::string, std::string>& m, const std::string& key) {
+    auto it = m.find(key);
+    return it == m.end() ? std::string("(absent)") : it->second;
+  };
+  std::set<std::string> keys;
+  for (const auto& [key, dump] : live) keys.insert(key);
+  for (const auto& [key, dump] : replayed) keys.insert(key);
+  for (const std::string& key : keys) {
+    if (value(live, key) == value(replayed, key)) continue;
+    absl::StrAppend(&out, "\n", key, "\n  live:    ", value(live, key), "\n  rebuilt: ",
+                    value(replayed, key));
+  }
+  return out;
+}
+
 // Kill at each step of a batch (its 1st, 2nd and 4th time), then a new
 // consumer takes over: the boards hold every entry exactly once, and equal
 // what a rebuild from the streams makes of them (marks included).
@@ -179,7 +207,7 @@ TEST(ConsumerCrashTest, Consumer_KilledBetweenAnyTwoStepsAppliesEveryEntryExactl
       ASSERT_TRUE(rebuilt.ok()) << rebuilt.status();
       EXPECT_EQ(rebuilt->events_read, history.entries);
       std::map<std::string, std::string> replayed = lbtest::DumpProjections(pool, org);
-      EXPECT_EQ(live, replayed) << where;
+      EXPECT_EQ(live, replayed) << where << DifferingKeys(live, replayed);
     }
   }
 }

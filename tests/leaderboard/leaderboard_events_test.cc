@@ -665,9 +665,11 @@ TEST(LeaderboardEventsTest, Events_CostOneXaddPerEventAndOneDaysReadPerNewActive
   EXPECT_EQ(calls("cost-on", "xadd"), events) << "one XADD per event, nothing else appended";
   EXPECT_EQ(calls("cost-off", "xadd"), 0);
   int64_t days_reads = calls("cost-on", "smembers") - calls("cost-off", "smembers");
-  // Store::ApplyAll sends the givers' days reads again with each try of a
-  // batch (the first try of a run meets NOSCRIPT): at most a batch's more.
-  EXPECT_LE(days_reads, static_cast<int64_t>(person_days.size()) + 200)
+  // Store::ApplyAll sends the givers' days reads (streak checks, both runs)
+  // again with each try of a batch: a batch retried after a timeout in the
+  // "on" run adds up to a batch (200) more, and a loaded machine times out a
+  // few. A read per kudos and kind, the cost this pins down, would be 3,000.
+  EXPECT_LE(days_reads, static_cast<int64_t>(person_days.size()) * 3 / 2)
       << "one days read per person, kind and new day";
   EXPECT_GE(days_reads, static_cast<int64_t>(person_days.size()) - 200);
   int64_t total[2] = {0, 0};
