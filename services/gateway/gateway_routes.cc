@@ -235,7 +235,7 @@ std::vector<Route> Build() {
       R("GET", "/v1/people", S(kDirectory, "ListPeople"), "", "people of the org"),
       R("GET", "/v1/people/{person_id}", S(kDirectory, "GetPerson"), "", "one person"),
       R("PUT", "/v1/people/{person.person_id}", S(kDirectory, "UpdatePerson"), "person",
-        "admin: replace a person"),
+        "admin: replace a person; a member: only their own hidden_from_leaderboards"),
       R("POST", "/v1/teams", S(kDirectory, "CreateTeam"), "team", "admin: add a team"),
       R("GET", "/v1/teams", S(kDirectory, "ListTeams"), "", "teams of the org"),
       R("GET", "/v1/settings", S(kDirectory, "GetOrgSettings"), "", "org settings"),
