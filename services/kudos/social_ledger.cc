@@ -57,9 +57,8 @@ class GrpcSocialLedger : public SocialLedger {
 };
 
 bool IsKudosTransfer(const ledger::v1::Transfer& transfer, const std::string& kudos_id) {
-  return transfer.reference() == kudos_id &&
-         (transfer.kind() == ledger::v1::TRANSFER_KIND_KUDOS ||
-          transfer.kind() == ledger::v1::TRANSFER_KIND_BOOST);
+  return transfer.reference() == kudos_id && (transfer.kind() == ledger::v1::TRANSFER_KIND_KUDOS ||
+                                              transfer.kind() == ledger::v1::TRANSFER_KIND_BOOST);
 }
 
 absl::Time PostTime(const ledger::v1::Transfer& transfer) {
@@ -78,9 +77,9 @@ absl::Status FindInAccount(SocialLedger& ledger, const std::string& org,
   request.set_page_size(search.page_size);
   for (int page = 0; page < search.max_pages; ++page) {
     if (absl::Now() >= give_up) {
-      return absl::DeadlineExceededError(absl::StrCat(
-          "kudos '", kudos_id, "': its transfers were not all read within ",
-          absl::FormatDuration(search.budget), "; retry with the same request_id"));
+      return absl::DeadlineExceededError(
+          absl::StrCat("kudos '", kudos_id, "': its transfers were not all read within ",
+                       absl::FormatDuration(search.budget), "; retry with the same request_id"));
     }
     absl::StatusOr<ledger::v1::ListTransfersResponse> listed = ledger.ListTransfers(org, request);
     if (!listed.ok()) return listed.status();
@@ -116,9 +115,8 @@ absl::StatusOr<std::vector<ledger::v1::Transfer>> FindKudosTransfers(
                                         created - search.clock_skew, search, give_up, found);
     if (!status.ok()) return status;
   }
-  std::sort(found.begin(), found.end(), [](const auto& a, const auto& b) {
-    return a.transfer_id() < b.transfer_id();
-  });
+  std::sort(found.begin(), found.end(),
+            [](const auto& a, const auto& b) { return a.transfer_id() < b.transfer_id(); });
   return found;
 }
 
@@ -141,10 +139,10 @@ absl::Status PostReversals(SocialLedger& ledger, const std::string& org,
       const ledger::v1::Transfer& asked = request.transfers(i);
       KUDOS_CHECK(result.status_code() == 0 && result.transfer_id() == asked.transfer_id(),
                   "an accepted linked post applied every reversal, in request order");
-      KUDOS_CHECK(result.transfer().amount() == asked.amount() &&
-                      result.transfer().debit_account().person_id() ==
-                          asked.debit_account().person_id(),
-                  "the ledger reversed the original's amount from its recipient");
+      KUDOS_CHECK(
+          result.transfer().amount() == asked.amount() &&
+              result.transfer().debit_account().person_id() == asked.debit_account().person_id(),
+          "the ledger reversed the original's amount from its recipient");
     }
   }
   return absl::OkStatus();

@@ -12,11 +12,16 @@ namespace kudos {
 
 const std::vector<AllowedEmoji>& AllowedEmojis() {
   static const std::vector<AllowedEmoji>* const kEmojis = new std::vector<AllowedEmoji>{
-      {"thumbsup", "\xF0\x9F\x91\x8D"},     {"heart", "\xE2\x9D\xA4\xEF\xB8\x8F"},
-      {"clap", "\xF0\x9F\x91\x8F"},         {"tada", "\xF0\x9F\x8E\x89"},
-      {"fire", "\xF0\x9F\x94\xA5"},         {"rocket", "\xF0\x9F\x9A\x80"},
-      {"star", "\xE2\xAD\x90"},             {"100", "\xF0\x9F\x92\xAF"},
-      {"raised_hands", "\xF0\x9F\x99\x8C"}, {"smile", "\xF0\x9F\x98\x84"},
+      {"thumbsup", "\xF0\x9F\x91\x8D"},
+      {"heart", "\xE2\x9D\xA4\xEF\xB8\x8F"},
+      {"clap", "\xF0\x9F\x91\x8F"},
+      {"tada", "\xF0\x9F\x8E\x89"},
+      {"fire", "\xF0\x9F\x94\xA5"},
+      {"rocket", "\xF0\x9F\x9A\x80"},
+      {"star", "\xE2\xAD\x90"},
+      {"100", "\xF0\x9F\x92\xAF"},
+      {"raised_hands", "\xF0\x9F\x99\x8C"},
+      {"smile", "\xF0\x9F\x98\x84"},
   };
   return *kEmojis;
 }
@@ -41,12 +46,12 @@ absl::Status ValidateText(absl::string_view field, absl::string_view text, int m
   absl::StatusOr<int> length = Utf8Length(text);
   if (!length.ok()) return absl::InvalidArgumentError(absl::StrCat(field, ": not valid UTF-8"));
   if (required && *length == 0) {
-    return absl::InvalidArgumentError(absl::StrCat(field, ": required (1..", max_chars,
-                                                   " characters)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": required (1..", max_chars, " characters)"));
   }
   if (*length > max_chars) {
-    return absl::InvalidArgumentError(absl::StrCat(field, ": ", *length,
-                                                   " characters, at most ", max_chars));
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": ", *length, " characters, at most ", max_chars));
   }
   for (unsigned char c : text) {
     if ((c < 0x20 && c != '\n' && c != '\t') || c == 0x7f) {
@@ -66,9 +71,9 @@ absl::Status ValidateSocialId(absl::string_view field, absl::string_view id, cha
                         return absl::ascii_isalnum(static_cast<unsigned char>(c));
                       });
   if (!shaped) {
-    return absl::InvalidArgumentError(absl::StrCat(field, ": '", id.substr(0, 64),
-                                                   "' is not an id this service made ('", std::string(1, prefix),
-                                                   "' and letters or digits)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": '", id.substr(0, 64), "' is not an id this service made ('",
+                     std::string(1, prefix), "' and letters or digits)"));
   }
   return absl::OkStatus();
 }

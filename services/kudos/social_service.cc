@@ -65,9 +65,12 @@ const std::vector<std::string>& AllowedCodes() {
 
 const char* ReportStateName(v1::ReportState state) {
   switch (state) {
-    case v1::REPORT_STATE_DISMISSED: return "dismissed";
-    case v1::REPORT_STATE_ACTIONED: return "closed by the kudos' retraction";
-    default: return "open";
+    case v1::REPORT_STATE_DISMISSED:
+      return "dismissed";
+    case v1::REPORT_STATE_ACTIONED:
+      return "closed by the kudos' retraction";
+    default:
+      return "open";
   }
 }
 
@@ -92,7 +95,9 @@ absl::StatusOr<SocialServiceImpl::Visible> SocialServiceImpl::Load(const Princip
     return absl::PermissionDeniedError("only people may comment on, react to or report a kudos");
   }
   absl::StatusOr<v1::Kudos> kudos = kudos_.GetKudos(who.org, kudos_id);
-  if (!kudos.ok()) return kudos.status().code() == absl::StatusCode::kNotFound ? NotVisible(kudos_id) : kudos.status();
+  if (!kudos.ok())
+    return kudos.status().code() == absl::StatusCode::kNotFound ? NotVisible(kudos_id)
+                                                                : kudos.status();
   absl::StatusOr<bool> retracted = store_.IsRetracted(who.org, kudos_id);
   if (!retracted.ok()) return retracted.status();
   const bool admin = who.is_admin() && !who.is_service();
@@ -116,8 +121,8 @@ absl::StatusOr<SocialServiceImpl::Visible> SocialServiceImpl::Load(const Princip
   visible.kudos = *std::move(kudos);
   if (access == Access::kRead) return visible;
   if (visible.retracted) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("kudos '", kudos_id, "' was retracted; it takes no comments, reactions or reports"));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "kudos '", kudos_id, "' was retracted; it takes no comments, reactions or reports"));
   }
   auto me = org->people.find(who.subject);
   if (me == org->people.end() || !me->second.active()) {
@@ -149,10 +154,9 @@ absl::Status SocialServiceImpl::DoAddComment(const Principal& who,
   comment.set_author_id(who.subject);
   comment.set_text(request.text());
   *comment.mutable_create_time() = ToProto(clock_());
-  absl::StatusOr<SocialStore::AddedComment> added =
-      store_.AddComment(who.org, comment, request.request_id(),
-                        options_.limits.max_comments_per_kudos, visible->expire_at_ms,
-                        visible->request_ttl_s);
+  absl::StatusOr<SocialStore::AddedComment> added = store_.AddComment(
+      who.org, comment, request.request_id(), options_.limits.max_comments_per_kudos,
+      visible->expire_at_ms, visible->request_ttl_s);
   if (!added.ok()) return added.status();
   if (!added->created && (added->comment.text() != request.text() ||
                           added->comment.kudos_id() != request.kudos_id())) {
@@ -198,8 +202,8 @@ absl::Status SocialServiceImpl::DoDeleteComment(const Principal& who,
       store_.GetComment(who.org, request.kudos_id(), request.comment_id());
   if (!comment.ok()) return comment.status();
   if (!comment->has_value()) {
-    return absl::NotFoundError(absl::StrCat("comment_id: '", request.comment_id(),
-                                            "' does not exist on this kudos"));
+    return absl::NotFoundError(
+        absl::StrCat("comment_id: '", request.comment_id(), "' does not exist on this kudos"));
   }
   const bool author = (*comment)->author_id() == who.subject && !who.is_service();
   if (!author && !(who.is_admin() && !who.is_service())) {
@@ -209,9 +213,9 @@ absl::Status SocialServiceImpl::DoDeleteComment(const Principal& who,
                               /*audit=*/!author);
 }
 
-absl::Status SocialServiceImpl::DoReact(const Principal& who, const std::string& kudos_id,
-                                        const std::string& emoji, ReactionOp op,
-                                        google::protobuf::RepeatedPtrField<v1::ReactionCount>& out) {
+absl::Status SocialServiceImpl::DoReact(
+    const Principal& who, const std::string& kudos_id, const std::string& emoji, ReactionOp op,
+    google::protobuf::RepeatedPtrField<v1::ReactionCount>& out) {
   std::string code;
   if (op != ReactionOp::kGet) {
     absl::StatusOr<std::string> normalized = NormalizeEmoji(emoji);
@@ -252,9 +256,9 @@ absl::Status SocialServiceImpl::DoReportKudos(const Principal& who,
   absl::StatusOr<SocialStore::AddedReport> added = store_.AddReport(
       who.org, report, absl::ToUnixMillis(now), options_.limits.max_open_reports_per_org);
   if (!added.ok()) return added.status();
-  KUDOS_CHECK(added->report.reporter_id() == who.subject &&
-                  added->report.kudos_id() == request.kudos_id(),
-              "a reporter's open report is found under its kudos");
+  KUDOS_CHECK(
+      added->report.reporter_id() == who.subject && added->report.kudos_id() == request.kudos_id(),
+      "a reporter's open report is found under its kudos");
   *response.mutable_report() = std::move(added->report);
   response.set_created(added->created);
   return absl::OkStatus();
@@ -411,12 +415,18 @@ absl::Status SocialServiceImpl::RetractCommitted(const Principal& who,
   retracted.mutable_kudos()->set_retracted(true);
   retracted.set_retracted_by(who.subject);
   retracted.set_reason(request.reason());
-  if (absl::Status teams = FillTeams(kudos_, store_, who.org, kudos, retracted); !teams.ok()) return teams;
+  if (absl::Status teams = FillTeams(kudos_, store_, who.org, kudos, retracted); !teams.ok())
+    return teams;
 
   // 1. Mark it retracted (reads leave it out, no new boosts) and record the
   //    retraction as REVERSING: from here a retry finishes the job.
-  RetractionBegin begin{kudos.kudos_id(), request.request_id(), who.subject, request.reason(),
-                        absl::ToUnixMillis(clock_()), retracted.SerializeAsString(), ttl_s};
+  RetractionBegin begin{kudos.kudos_id(),
+                        request.request_id(),
+                        who.subject,
+                        request.reason(),
+                        absl::ToUnixMillis(clock_()),
+                        retracted.SerializeAsString(),
+                        ttl_s};
   absl::StatusOr<std::string> state = store_.BeginRetraction(who.org, begin);
   if (!state.ok()) return state.status();
   std::vector<std::string> reversal_ids;
@@ -424,9 +434,9 @@ absl::Status SocialServiceImpl::RetractCommitted(const Principal& who,
     // 2. Reverse every KUDOS and BOOST transfer the ledger holds for it, with
     //    ids derived from the originals (applied at most once).
     std::vector<std::string> recipients(kudos.recipient_ids().begin(), kudos.recipient_ids().end());
-    absl::StatusOr<std::vector<ledger::v1::Transfer>> originals = FindKudosTransfers(
-        ledger_, who.org, kudos.kudos_id(), recipients, FromProto(kudos.create_time()),
-        options_.search);
+    absl::StatusOr<std::vector<ledger::v1::Transfer>> originals =
+        FindKudosTransfers(ledger_, who.org, kudos.kudos_id(), recipients,
+                           FromProto(kudos.create_time()), options_.search);
     if (!originals.ok()) return originals.status();
     if (absl::Status posted = PostReversals(ledger_, who.org, *originals); !posted.ok()) {
       return posted;
@@ -456,8 +466,12 @@ absl::StatusOr<RetractionDone> SocialServiceImpl::FinishRetraction(
     absl::StatusOr<std::vector<std::pair<v1::Report, std::string>>> open =
         store_.OpenReportsOf(org, retracted.kudos().kudos_id());
     if (!open.ok()) return open.status();
-    RetractionFinish finish{retracted.kudos().kudos_id(), event.SerializeAsString(),
-                            absl::ToUnixMillis(now), ttl_s, reversal_ids, {}};
+    RetractionFinish finish{retracted.kudos().kudos_id(),
+                            event.SerializeAsString(),
+                            absl::ToUnixMillis(now),
+                            ttl_s,
+                            reversal_ids,
+                            {}};
     for (const auto& [report, pb] : *open) {
       ReportClose close{report, pb, report};
       close.new_report.set_state(v1::REPORT_STATE_ACTIONED);
@@ -470,25 +484,29 @@ absl::StatusOr<RetractionDone> SocialServiceImpl::FinishRetraction(
     if (!done.ok()) return done.status();
     if (done->has_value()) return **done;
   }
-  return absl::AbortedError("the kudos' reports changed while it was retracted; retry with the same request_id");
+  return absl::AbortedError(
+      "the kudos' reports changed while it was retracted; retry with the same request_id");
 }
 
 grpc::Status SocialServiceImpl::AddComment(grpc::ServerContext* context,
                                            const v1::AddCommentRequest* request,
                                            v1::AddCommentResponse* response) {
-  return Serve(auth_, context, [&](const Principal& who) { return DoAddComment(who, *request, *response); });
+  return Serve(auth_, context,
+               [&](const Principal& who) { return DoAddComment(who, *request, *response); });
 }
 
 grpc::Status SocialServiceImpl::ListComments(grpc::ServerContext* context,
                                              const v1::ListCommentsRequest* request,
                                              v1::ListCommentsResponse* response) {
-  return Serve(auth_, context, [&](const Principal& who) { return DoListComments(who, *request, *response); });
+  return Serve(auth_, context,
+               [&](const Principal& who) { return DoListComments(who, *request, *response); });
 }
 
 grpc::Status SocialServiceImpl::DeleteComment(grpc::ServerContext* context,
                                               const v1::DeleteCommentRequest* request,
                                               v1::DeleteCommentResponse*) {
-  return Serve(auth_, context, [&](const Principal& who) { return DoDeleteComment(who, *request); });
+  return Serve(auth_, context,
+               [&](const Principal& who) { return DoDeleteComment(who, *request); });
 }
 
 grpc::Status SocialServiceImpl::AddReaction(grpc::ServerContext* context,
@@ -520,25 +538,29 @@ grpc::Status SocialServiceImpl::GetReactions(grpc::ServerContext* context,
 grpc::Status SocialServiceImpl::ReportKudos(grpc::ServerContext* context,
                                             const v1::ReportKudosRequest* request,
                                             v1::ReportKudosResponse* response) {
-  return Serve(auth_, context, [&](const Principal& who) { return DoReportKudos(who, *request, *response); });
+  return Serve(auth_, context,
+               [&](const Principal& who) { return DoReportKudos(who, *request, *response); });
 }
 
 grpc::Status SocialServiceImpl::ListReports(grpc::ServerContext* context,
                                             const v1::ListReportsRequest* request,
                                             v1::ListReportsResponse* response) {
-  return Serve(auth_, context, [&](const Principal& who) { return DoListReports(who, *request, *response); });
+  return Serve(auth_, context,
+               [&](const Principal& who) { return DoListReports(who, *request, *response); });
 }
 
 grpc::Status SocialServiceImpl::DismissReport(grpc::ServerContext* context,
                                               const v1::DismissReportRequest* request,
                                               v1::DismissReportResponse* response) {
-  return Serve(auth_, context, [&](const Principal& who) { return DoDismissReport(who, *request, *response); });
+  return Serve(auth_, context,
+               [&](const Principal& who) { return DoDismissReport(who, *request, *response); });
 }
 
 grpc::Status SocialServiceImpl::RetractKudos(grpc::ServerContext* context,
                                              const v1::RetractKudosRequest* request,
                                              v1::RetractKudosResponse* response) {
-  return Serve(auth_, context, [&](const Principal& who) { return DoRetractKudos(who, *request, *response); });
+  return Serve(auth_, context,
+               [&](const Principal& who) { return DoRetractKudos(who, *request, *response); });
 }
 
 }  // namespace kudos

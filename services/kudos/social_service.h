@@ -4,9 +4,9 @@
 // the Do* functions take an authenticated principal so tests can drive them.
 #pragma once
 
-#include <functional>
-
 #include <grpcpp/grpcpp.h>
+
+#include <functional>
 
 #include "absl/time/clock.h"
 #include "common/auth/guard.h"
@@ -25,9 +25,9 @@ struct SocialOptions {
 
 class SocialServiceImpl final : public kudos::v1::KudosSocialService::Service {
  public:
-  SocialServiceImpl(const common::auth::Guard& auth, KudosStore& kudos, SocialStore& store,
-                    SocialLedger& ledger, SocialOptions options = {},
-                    std::function<absl::Time()> clock = [] { return absl::Now(); });
+  SocialServiceImpl(
+      const common::auth::Guard& auth, KudosStore& kudos, SocialStore& store, SocialLedger& ledger,
+      SocialOptions options = {}, std::function<absl::Time()> clock = [] { return absl::Now(); });
 
   grpc::Status AddComment(grpc::ServerContext* context, const v1::AddCommentRequest* request,
                           v1::AddCommentResponse* response) override;

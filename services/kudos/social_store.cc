@@ -59,12 +59,12 @@ absl::StatusOr<SocialStore::AddedComment> SocialStore::AddComment(
     const std::string& org, const kudos::v1::Comment& comment, const std::string& request_id,
     int max_comments, int64_t expire_at_ms, int64_t request_ttl_s) {
   const std::string& kudos_id = comment.kudos_id();
-  absl::StatusOr<Reply> reply = pool_.Eval(
-      add_comment_,
-      {CommentsKey(org, kudos_id), CommentOrderKey(org, kudos_id),
-       CommentRequestKey(org, comment.author_id(), request_id)},
-      {comment.comment_id(), comment.SerializeAsString(), absl::StrCat(max_comments),
-       absl::StrCat(expire_at_ms), absl::StrCat(request_ttl_s)});
+  absl::StatusOr<Reply> reply =
+      pool_.Eval(add_comment_,
+                 {CommentsKey(org, kudos_id), CommentOrderKey(org, kudos_id),
+                  CommentRequestKey(org, comment.author_id(), request_id)},
+                 {comment.comment_id(), comment.SerializeAsString(), absl::StrCat(max_comments),
+                  absl::StrCat(expire_at_ms), absl::StrCat(request_ttl_s)});
   if (!reply.ok()) return reply.status();
   absl::StatusOr<std::pair<std::string, std::string>> answer = TagAndPb(*reply, "add_comment");
   if (!answer.ok()) return answer.status();
@@ -135,11 +135,12 @@ absl::Status SocialStore::DeleteComment(const std::string& org, const std::strin
 
 absl::StatusOr<ReactionState> SocialStore::React(const std::string& org,
                                                  const std::string& kudos_id, ReactionOp op,
-                                                 const std::string& code,
-                                                 const std::string& person, int max_reactions,
-                                                 int64_t expire_at_ms,
+                                                 const std::string& code, const std::string& person,
+                                                 int max_reactions, int64_t expire_at_ms,
                                                  const std::vector<std::string>& codes) {
-  const char* op_name = op == ReactionOp::kAdd ? "add" : op == ReactionOp::kRemove ? "remove" : "get";
+  const char* op_name = op == ReactionOp::kAdd      ? "add"
+                        : op == ReactionOp::kRemove ? "remove"
+                                                    : "get";
   std::vector<std::string> args = {op_name, code, person, absl::StrCat(max_reactions),
                                    absl::StrCat(expire_at_ms)};
   args.insert(args.end(), codes.begin(), codes.end());
@@ -241,8 +242,8 @@ absl::StatusOr<std::vector<kudos::v1::Report>> SocialStore::ListReports(const st
   *more = offset + limit < total;
   std::vector<kudos::v1::Report> page;
   if (offset < open_count) {  // open ones, oldest first
-    absl::StatusOr<Reply> ids = pool_.Run({"ZRANGE", OpenReportsKey(org), absl::StrCat(offset),
-                                           absl::StrCat(offset + limit - 1)});
+    absl::StatusOr<Reply> ids = pool_.Run(
+        {"ZRANGE", OpenReportsKey(org), absl::StrCat(offset), absl::StrCat(offset + limit - 1)});
     if (!ids.ok()) return ids.status();
     absl::StatusOr<std::vector<kudos::v1::Report>> open = ReportsByIds(org, *ids);
     if (!open.ok()) return open.status();
@@ -268,17 +269,16 @@ absl::StatusOr<bool> SocialStore::CloseReports(const std::string& org,
                                                const std::string& audit_action) {
   std::vector<std::string> keys = {ReportsKey(org), OpenReportsKey(org), ClosedReportsKey(org),
                                    common::audit::StreamKey(org)};
-  std::vector<std::string> args = {absl::StrCat(now_ms),     actor,
-                                   AuditTime(now_ms),        absl::StrCat(max_closed),
-                                   absl::StrCat(cutoff_ms),  audit_action,
-                                   absl::StrCat(closes.size())};
+  std::vector<std::string> args = {
+      absl::StrCat(now_ms),    actor,        AuditTime(now_ms),          absl::StrCat(max_closed),
+      absl::StrCat(cutoff_ms), audit_action, absl::StrCat(closes.size())};
   for (const ReportClose& close : closes) {
     KUDOS_CHECK(close.old_report.report_id() == close.new_report.report_id(),
                 "a report is closed in place");
     keys.push_back(KudosReportsKey(org, close.old_report.kudos_id()));
-    args.insert(args.end(), {close.old_report.report_id(), close.old_pb,
-                             close.new_report.SerializeAsString(), close.old_report.reporter_id(),
-                             close.new_report.resolution_note()});
+    args.insert(args.end(),
+                {close.old_report.report_id(), close.old_pb, close.new_report.SerializeAsString(),
+                 close.old_report.reporter_id(), close.new_report.resolution_note()});
   }
   absl::StatusOr<Reply> reply = pool_.Eval(close_reports_, keys, args);
   if (!reply.ok()) return reply.status();
@@ -297,8 +297,7 @@ absl::StatusOr<std::optional<kudos::v1::KudosSent>> SocialStore::RecordedSend(
   return *sent;
 }
 
-absl::StatusOr<bool> SocialStore::IsRetracted(const std::string& org,
-                                              const std::string& kudos_id) {
+absl::StatusOr<bool> SocialStore::IsRetracted(const std::string& org, const std::string& kudos_id) {
   absl::StatusOr<Reply> reply = pool_.Run({"HEXISTS", RetractedKey(org), kudos_id});
   if (!reply.ok()) return reply.status();
   return reply->integer == 1;
@@ -306,12 +305,12 @@ absl::StatusOr<bool> SocialStore::IsRetracted(const std::string& org,
 
 absl::StatusOr<std::string> SocialStore::BeginRetraction(const std::string& org,
                                                          const RetractionBegin& begin) {
-  absl::StatusOr<Reply> reply = pool_.Eval(
-      retract_begin_,
-      {RetractedKey(org), RetractionKey(org, begin.kudos_id),
-       RetractRequestKey(org, begin.request_id)},
-      {begin.kudos_id, begin.request_id, begin.admin, begin.reason, absl::StrCat(begin.now_ms),
-       begin.marker_pb, absl::StrCat(begin.request_ttl_s)});
+  absl::StatusOr<Reply> reply =
+      pool_.Eval(retract_begin_,
+                 {RetractedKey(org), RetractionKey(org, begin.kudos_id),
+                  RetractRequestKey(org, begin.request_id)},
+                 {begin.kudos_id, begin.request_id, begin.admin, begin.reason,
+                  absl::StrCat(begin.now_ms), begin.marker_pb, absl::StrCat(begin.request_ttl_s)});
   if (!reply.ok()) return reply.status();
   KUDOS_CHECK(reply->str == "REVERSING" || reply->str == "DONE",
               "social_retract_begin answers REVERSING or DONE");
@@ -329,8 +328,8 @@ absl::StatusOr<std::optional<RetractionDone>> SocialStore::FinishRetraction(
                                    absl::StrJoin(finish.reversal_ids, ","),
                                    absl::StrCat(finish.reports.size())};
   for (const ReportClose& close : finish.reports) {
-    args.insert(args.end(), {close.old_report.report_id(), close.old_pb,
-                             close.new_report.SerializeAsString()});
+    args.insert(args.end(),
+                {close.old_report.report_id(), close.old_pb, close.new_report.SerializeAsString()});
   }
   absl::StatusOr<Reply> reply = pool_.Eval(
       retract_finish_,
@@ -344,8 +343,7 @@ absl::StatusOr<std::optional<RetractionDone>> SocialStore::FinishRetraction(
   }
   if (reply->elements.size() != 3) return absl::InternalError("retract_finish: unexpected reply");
   RetractionDone done;
-  done.reversal_ids =
-      absl::StrSplit(reply->elements[1].str, ',', absl::SkipEmpty());
+  done.reversal_ids = absl::StrSplit(reply->elements[1].str, ',', absl::SkipEmpty());
   done.reports_closed = static_cast<int>(reply->elements[2].integer);
   return done;
 }

@@ -117,8 +117,7 @@ class SocialStore {
       const std::string& org, const std::string& kudos_id);
   // Open reports oldest first, then closed newest first, from `offset`.
   absl::StatusOr<std::vector<kudos::v1::Report>> ListReports(const std::string& org, bool open_only,
-                                                             int64_t offset, int limit,
-                                                             bool* more);
+                                                             int64_t offset, int limit, bool* more);
   // False when a report changed since it was read (nothing written).
   absl::StatusOr<bool> CloseReports(const std::string& org, const std::vector<ReportClose>& closes,
                                     const std::string& actor, int64_t now_ms, int max_closed,

@@ -3,9 +3,8 @@
 // reactions live as long as their kudos; a kudos past transfers_live_days is
 // not retracted; a retraction whose ledger answer was lost is finished by a
 // retry, announced once.
-#include <gtest/gtest.h>
-
 #include <google/protobuf/util/time_util.h>
+#include <gtest/gtest.h>
 
 #include "common/audit.h"
 #include "common/auth/guard.h"
@@ -85,7 +84,8 @@ class SocialClockTest : public ::testing::Test {
     return service_->DoAddComment(Person("carol"), request, response);
   }
 
-  absl::Status Retract(const std::string& kudos_id, kudos::v1::RetractKudosResponse* out = nullptr) {
+  absl::Status Retract(const std::string& kudos_id,
+                       kudos::v1::RetractKudosResponse* out = nullptr) {
     kudos::v1::RetractKudosRequest request;
     request.set_kudos_id(kudos_id);
     request.set_request_id("x1");
@@ -118,8 +118,8 @@ TEST_F(SocialClockTest, Comments_ExpireWithTheKudosLiveWindowAndArchivedKudosTak
   now_ = sent + absl::Hours(24);
   ASSERT_TRUE(Comment("k1", "c1").ok());
   const int64_t live_until_ms = absl::ToUnixMillis(sent + absl::Hours(24) * 400);  // the default
-  for (const std::string& key : {SocialStore::CommentsKey(kOrg, "k1"),
-                                 SocialStore::CommentOrderKey(kOrg, "k1")}) {
+  for (const std::string& key :
+       {SocialStore::CommentsKey(kOrg, "k1"), SocialStore::CommentOrderKey(kOrg, "k1")}) {
     absl::StatusOr<common::redis::Reply> expiry = pool_->Run({"PEXPIRETIME", key});
     ASSERT_TRUE(expiry.ok()) << expiry.status();
     EXPECT_EQ(expiry->integer, live_until_ms) << key;
@@ -163,7 +163,8 @@ TEST_F(SocialClockTest, RetractKudos_LedgerAnswerLostThenARetryFinishesAndAnnoun
   ASSERT_EQ(done.reversal_transfer_ids_size(), 1);
   EXPECT_EQ(done.reversal_transfer_ids(0), "retract:k1:bob");
   ASSERT_EQ(ledger_.posts.size(), 2u);  // the same reversal id both times
-  EXPECT_EQ(ledger_.posts[0].transfers(0).transfer_id(), ledger_.posts[1].transfers(0).transfer_id());
+  EXPECT_EQ(ledger_.posts[0].transfers(0).transfer_id(),
+            ledger_.posts[1].transfers(0).transfer_id());
   EXPECT_EQ(StreamLength(KudosStore::EventStream(kOrg)), events + 1);
   EXPECT_EQ(StreamLength(common::audit::StreamKey(kOrg)), audit + 1);
   ASSERT_TRUE(Retract("k1").ok());  // and again: DONE, no ledger call

@@ -53,8 +53,8 @@ class FakeLedger : public kudos::SocialLedger {
 };
 
 inline ledger::v1::Transfer Posted(const std::string& id, const std::string& reference,
-                            ledger::v1::TransferKind kind, const std::string& to,
-                            absl::Time at) {
+                                   ledger::v1::TransferKind kind, const std::string& to,
+                                   absl::Time at) {
   ledger::v1::Transfer transfer;
   transfer.set_transfer_id(id);
   transfer.set_reference(reference);

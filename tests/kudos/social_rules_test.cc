@@ -31,7 +31,11 @@ TEST(SocialRulesTest, ValidateText_CountsCodePointsAndRefusesControlCharacters) 
             "text: 501 characters, at most 500");
   EXPECT_FALSE(ValidateText("text", "", 500, true).ok());
   EXPECT_TRUE(ValidateText("note", "", 500, false).ok());
-  EXPECT_FALSE(ValidateText("text", "a\x01" "b", 500, true).ok());
+  EXPECT_FALSE(ValidateText("text",
+                            "a\x01"
+                            "b",
+                            500, true)
+                   .ok());
   EXPECT_TRUE(ValidateText("text", "line\nnext", 500, true).ok());
   EXPECT_FALSE(ValidateText("text", "caf\xC3", 500, true).ok());
 }
@@ -46,7 +50,8 @@ TEST(SocialRulesTest, CanSeeKudos_PrivateOnlyForGiverRecipientsTheirManagersAndA
   kudos.set_visibility(kudos::v1::KUDOS_VISIBILITY_PRIVATE);
   EXPECT_FALSE(CanSeeKudos(kudos, "carol", false, people));
   EXPECT_FALSE(CanSeeKudos(kudos, "", false, people));
-  for (const char* who : {"alice", "bob", "mona"}) EXPECT_TRUE(CanSeeKudos(kudos, who, false, people));
+  for (const char* who : {"alice", "bob", "mona"})
+    EXPECT_TRUE(CanSeeKudos(kudos, who, false, people));
   EXPECT_TRUE(CanSeeKudos(kudos, "root", true, people));
 }
 

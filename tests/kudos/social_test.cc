@@ -158,7 +158,8 @@ TEST_F(SocialTest, Comments_ListOldestFirstAcrossPagesAndRetryReturnsTheSameComm
 TEST_F(SocialTest, AddComment_EachBadInputHasItsStatus) {
   const std::string kudos_id = Send("alice", "k1", {"bob"}, 5);
   EXPECT_EQ(Comment("carol", kudos_id, "a", "").error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_EQ(Comment("carol", kudos_id, "b", "   ").error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(Comment("carol", kudos_id, "b", "   ").error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
   grpc::Status too_long = Comment("carol", kudos_id, "c", std::string(501, 'x'));
   EXPECT_EQ(too_long.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(too_long.error_message(), "text: 501 characters, at most 500");
@@ -177,8 +178,9 @@ TEST_F(SocialTest, AddComment_EachBadInputHasItsStatus) {
   request.set_request_id("g");
   request.set_text("hi");
   kudos::v1::AddCommentResponse response;
-  EXPECT_EQ(social_->AddComment(Context(harness::MintToken(kOrg, "lobby", {"screen"})).get(),
-                                request, &response)
+  EXPECT_EQ(social_
+                ->AddComment(Context(harness::MintToken(kOrg, "lobby", {"screen"})).get(), request,
+                             &response)
                 .error_code(),
             grpc::StatusCode::PERMISSION_DENIED);
 }
@@ -256,8 +258,7 @@ TEST_F(SocialTest, AddReaction_PastTheBoundPerKudosIsResourceExhausted) {
 }
 
 TEST_F(SocialTest, PrivateKudos_OnlyThoseWhoSeeItMayCommentReactOrReport) {
-  const std::string kudos_id =
-      Send("alice", "k1", {"bob"}, 5, kudos::v1::KUDOS_VISIBILITY_PRIVATE);
+  const std::string kudos_id = Send("alice", "k1", {"bob"}, 5, kudos::v1::KUDOS_VISIBILITY_PRIVATE);
   for (const char* outsider : {"carol", "olga"}) {
     grpc::Status comment = Comment(outsider, kudos_id, "c1", "hi");
     EXPECT_EQ(comment.error_code(), grpc::StatusCode::NOT_FOUND) << outsider;

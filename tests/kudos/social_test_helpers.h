@@ -11,8 +11,8 @@
 #include <chrono>
 #include <map>
 #include <memory>
-#include <thread>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "common/redis/redis_client.h"
@@ -59,7 +59,8 @@ class SocialFixture : public ::testing::Test {
     request.mutable_team()->set_team_id(id);
     request.mutable_team()->set_display_name("Team " + id);
     kudos::v1::CreateTeamResponse response;
-    grpc::Status status = directory_->CreateTeam(harness::Context(admin_).get(), request, &response);
+    grpc::Status status =
+        directory_->CreateTeam(harness::Context(admin_).get(), request, &response);
     ASSERT_TRUE(status.ok()) << status.error_message();
   }
 
@@ -134,15 +135,16 @@ class SocialFixture : public ::testing::Test {
   // VerifyLedger's answer (consistent or not), the test failed on an error.
   bool LedgerConsistent() {
     ledger::v1::VerifyLedgerResponse verified;
-    grpc::Status status = ledger_stub_->VerifyLedger(
-        harness::Context(admin_).get(), ledger::v1::VerifyLedgerRequest(), &verified);
+    grpc::Status status = ledger_stub_->VerifyLedger(harness::Context(admin_).get(),
+                                                     ledger::v1::VerifyLedgerRequest(), &verified);
     EXPECT_TRUE(status.ok()) << status.error_message();
     EXPECT_TRUE(verified.consistent()) << verified.DebugString();
     return status.ok() && verified.consistent();
   }
 
   grpc::Status Retract(const std::string& token, const std::string& kudos_id,
-                       const std::string& request_id, kudos::v1::RetractKudosResponse* out = nullptr,
+                       const std::string& request_id,
+                       kudos::v1::RetractKudosResponse* out = nullptr,
                        const std::string& reason = "abusive message") {
     kudos::v1::RetractKudosRequest request;
     request.set_kudos_id(kudos_id);
@@ -159,7 +161,8 @@ class SocialFixture : public ::testing::Test {
     kudos::v1::GetKudosRequest request;
     request.set_kudos_id(kudos_id);
     kudos::v1::GetKudosResponse response;
-    grpc::Status status = kudos_stub_->GetKudos(harness::Context(Token(who)).get(), request, &response);
+    grpc::Status status =
+        kudos_stub_->GetKudos(harness::Context(Token(who)).get(), request, &response);
     if (out != nullptr) *out = response.kudos();
     return status;
   }

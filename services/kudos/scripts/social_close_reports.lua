@@ -20,7 +20,8 @@ for i = 0, n - 1 do
   if redis.call('HGET', reports, ARGV[8 + 5 * i]) ~= ARGV[9 + 5 * i] then return 'CHANGED' end
 end
 for i = 0, n - 1 do
-  local id, new_pb, reporter, note = ARGV[8 + 5 * i], ARGV[10 + 5 * i], ARGV[11 + 5 * i], ARGV[12 + 5 * i]
+  local id, new_pb = ARGV[8 + 5 * i], ARGV[10 + 5 * i]
+  local reporter, note = ARGV[11 + 5 * i], ARGV[12 + 5 * i]
   local by_kudos = KEYS[5 + i]
   redis.call('HSET', reports, id, new_pb)
   redis.call('ZREM', open, id)
