@@ -109,6 +109,16 @@ end
 return {out, redis.call('ZRANGE', archive_chunks, -1, -1, 'WITHSCORES')}
 )lua";
 
+// KEYS[1] = profile_sync, KEYS[2] = profile_sync:seq; ARGV = person, version.
+// Done when the version is still the queued one; gone (another replica
+// finished it, possibly with an older state than ours): queued again.
+constexpr char kFinishProfileSyncLua[] = R"lua(
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if current == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) end
+if not current then redis.call('HSET', KEYS[1], ARGV[1], redis.call('INCR', KEYS[2])) end
+return 0
+)lua";
+
 std::string NowText() { return absl::FormatTime(absl::RFC3339_sec, absl::Now(), absl::UTCTimeZone()); }
 
 absl::Status Corrupt(absl::string_view what) {
@@ -138,7 +148,8 @@ KudosStore::KudosStore(common::redis::Pool& pool, common::redis::AsyncClient* as
       finish_("finish_recognition", kFinishRecognitionLua),
       claim_reconcile_("claim_reconcile", kClaimReconcileLua),
       reconcile_failed_("reconcile_failed", kReconcileFailedLua),
-      feed_range_("feed_range", kFeedRangeLua) {}
+      feed_range_("feed_range", kFeedRangeLua),
+      finish_profile_sync_("finish_profile_sync", kFinishProfileSyncLua) {}
 
 std::string KudosStore::RecordKey(const std::string& org, RecordKind kind, const std::string& id) {
   return Prefix(org) + KindName(kind) + ":" + id;
@@ -194,7 +205,11 @@ std::vector<std::string> DirectoryEntryKeys(const std::string& org,
           when(person && !entry.team_id.empty(), KudosStore::TeamMembersKey(org, entry.team_id)),
           when(person && !entry.manager_id.empty(), KudosStore::PersonKey(org, entry.manager_id)),
           when(person && !expected_old_team.empty(),
-               KudosStore::TeamMembersKey(org, expected_old_team))};
+               KudosStore::TeamMembersKey(org, expected_old_team)),
+          KudosStore::DirectReportsKey(org),
+          KudosStore::CountedManagerKey(org),
+          KudosStore::ProfileSyncKey(org),
+          KudosStore::ProfileSyncSeqKey(org)};
 }
 
 std::vector<std::string> DirectoryEntryArgs(const std::string& org,
@@ -202,13 +217,13 @@ std::vector<std::string> DirectoryEntryArgs(const std::string& org,
                                             const std::string& expected_old_team) {
   return {entry.kind,       entry.mode,     entry.id,    entry.pb,  entry.team_id,
           entry.manager_id, entry.event_pb, org,         entry.actor, NowText(),
-          expected_old_team};
+          expected_old_team, entry.active ? "1" : "0"};
 }
 
 KudosStore::DirectoryEntry PersonEntry(const kudos::v1::Person& person, bool create,
                                        const std::string& event_pb, const std::string& actor) {
   return {"person", create ? "create" : "update", person.person_id(), person.SerializeAsString(),
-          person.team_id(), person.manager_id(), event_pb, actor};
+          person.team_id(), person.manager_id(), event_pb, actor, person.active()};
 }
 
 KudosStore::DirectoryEntry TeamEntry(const kudos::v1::Team& team, const std::string& event_pb,
@@ -1173,6 +1188,53 @@ absl::StatusOr<bool> KudosStore::AttemptFailed(const std::string& org, RecordKin
 }
 
 absl::StatusOr<std::vector<std::string>> KudosStore::Orgs() { return org_registry_.Orgs(); }
+
+absl::StatusOr<std::vector<KudosStore::ProfileToSync>> KudosStore::ProfilesToSync(
+    const std::string& org, int max_count) {
+  absl::StatusOr<Reply> sample = pool_.Run(
+      {"HRANDFIELD", ProfileSyncKey(org), absl::StrCat(std::max(1, max_count)), "WITHVALUES"});
+  if (!sample.ok()) return sample.status();
+  std::vector<ProfileToSync> out;
+  if (sample->type != Reply::Type::kArray) return out;  // nil: nothing queued
+  KUDOS_CHECK(sample->elements.size() % 2 == 0, "HRANDFIELD WITHVALUES answers field, value pairs");
+  for (size_t i = 0; i + 1 < sample->elements.size(); i += 2) {
+    out.push_back({sample->elements[i].str, sample->elements[i + 1].str});
+  }
+  return out;
+}
+
+absl::StatusOr<std::optional<KudosStore::ProfileSource>> KudosStore::ReadProfileSource(
+    const std::string& org, const std::string& person_id) {
+  absl::StatusOr<std::vector<absl::StatusOr<Reply>>> replies =
+      pool_.Pipeline({{"HGET", PersonKey(org, person_id), "pb"},
+                      {"HGET", DirectReportsKey(org), person_id}});
+  if (!replies.ok()) return replies.status();
+  KUDOS_CHECK(replies->size() == 2, "one reply per pipelined command");
+  for (const absl::StatusOr<Reply>& reply : *replies) {
+    if (!reply.ok()) return reply.status();
+  }
+  const Reply& pb = *(*replies)[0];
+  if (pb.is_nil()) return std::optional<ProfileSource>();
+  kudos::v1::Person person;
+  if (!person.ParseFromString(pb.str)) {
+    return absl::DataLossError(absl::StrCat("person '", person_id, "': stored record does not parse"));
+  }
+  ProfileSource source{person.team_id(), 0};
+  const Reply& count = *(*replies)[1];
+  if (!count.is_nil()) {
+    absl::StatusOr<long long> reports = count.AsInteger();
+    if (!reports.ok()) return reports.status();
+    source.direct_reports = std::max<long long>(0, *reports);
+  }
+  return std::optional<ProfileSource>(source);
+}
+
+absl::Status KudosStore::FinishProfileSync(const std::string& org, const ProfileToSync& queued) {
+  return pool_
+      .Eval(finish_profile_sync_, {ProfileSyncKey(org), ProfileSyncSeqKey(org)},
+            {queued.person_id, queued.version})
+      .status();
+}
 
 // ---------------------------------------------------------------------------
 // Asynchronous forms (the RPC handlers' path): the same commands and the same

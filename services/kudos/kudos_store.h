@@ -289,6 +289,27 @@ class KudosStore {
   // --org_registry_refresh_ms.
   absl::StatusOr<std::vector<std::string>> Orgs();
 
+  // The ledger profile mirror (issue 18 part 2). People whose ledger
+  // allowance profile may be behind the directory, with the version each was
+  // queued at: at most `max_count`, a random sample (replicas spread out).
+  struct ProfileToSync {
+    std::string person_id;
+    std::string version;
+  };
+  absl::StatusOr<std::vector<ProfileToSync>> ProfilesToSync(const std::string& org, int max_count);
+  // What the directory says of a person's profile: team_id and the number of
+  // active people they manage (roles are the ledger's); nullopt: no person.
+  struct ProfileSource {
+    std::string team_id;
+    int64_t direct_reports = 0;
+  };
+  absl::StatusOr<std::optional<ProfileSource>> ReadProfileSource(const std::string& org,
+                                                                 const std::string& person_id);
+  // Done with `queued` when it is still the queued version; otherwise
+  // (queued again, or taken by another replica meanwhile) it stays or is
+  // queued again, so the last state always reaches the ledger.
+  absl::Status FinishProfileSync(const std::string& org, const ProfileToSync& queued);
+
   // A committed kudos, from either stored form (see the key shapes above).
   struct CommittedKudos {
     kudos::v1::Kudos kudos;          // state COMMITTED, no boosts
@@ -326,6 +347,17 @@ class KudosStore {
     return Prefix(org) + "team:" + team_id;
   }
   static std::string PeopleKey(const std::string& org) { return Prefix(org) + "people"; }
+  // The ledger profile mirror (issue 18 part 2), kept by put_directory_entry.lua.
+  static std::string DirectReportsKey(const std::string& org) {
+    return Prefix(org) + "direct_reports";
+  }
+  static std::string CountedManagerKey(const std::string& org) {
+    return Prefix(org) + "counted_manager";
+  }
+  static std::string ProfileSyncKey(const std::string& org) { return Prefix(org) + "profile_sync"; }
+  static std::string ProfileSyncSeqKey(const std::string& org) {
+    return Prefix(org) + "profile_sync:seq";
+  }
   static std::string TeamsKey(const std::string& org) { return Prefix(org) + "teams"; }
   static std::string TeamMembersKey(const std::string& org, const std::string& team_id) {
     return Prefix(org) + "team_members:" + team_id;
@@ -384,6 +416,7 @@ class KudosStore {
     std::string manager_id;
     std::string event_pb;
     std::string actor;
+    bool active = false;  // persons: counted under their manager when active
   };
   // Chunks one ListFeed call reads at most.
   static constexpr int kMaxChunksPerPage = 16;
@@ -453,6 +486,7 @@ class KudosStore {
   common::redis::Script claim_reconcile_;
   common::redis::Script reconcile_failed_;
   common::redis::Script feed_range_;
+  common::redis::Script finish_profile_sync_;
 };
 
 const char* KindName(RecordKind kind);

@@ -13,6 +13,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/calendar/calendar.h"
+#include "common/check/check.h"
 #include "common/grpc/steps.h"
 #include "common/log/log.h"
 #include "services/kudos/archive_chunk.h"
@@ -26,6 +27,8 @@ using google::protobuf::util::TimeUtil;
 // What settling a record answers when this call committed its 0-point form
 // (the store's state is COMMITTED).
 constexpr char kCommittedWithoutPoints[] = "COMMITTED_WITHOUT_POINTS";
+// The ledger's bound on an allowance profile's direct_reports.
+constexpr int64_t kMaxDirectReports = 100000;
 
 std::string NewId(char prefix) {
   static thread_local absl::BitGen bits;
@@ -738,7 +741,10 @@ absl::StatusOr<int> KudosWorkflow::ReconcileOnce() {
   std::atomic<size_t> next{0};
   std::atomic<int> finished{0};
   auto work = [&] {
-    for (size_t i = next++; i < orgs->size(); i = next++) finished += ReconcileOrg((*orgs)[i]);
+    for (size_t i = next++; i < orgs->size(); i = next++) {
+      finished += ReconcileOrg((*orgs)[i]);
+      SyncProfilesOnce((*orgs)[i]);
+    }
   };
   const size_t workers =
       std::min(orgs->size(), static_cast<size_t>(std::max(1, reconciler_.workers)));
@@ -784,6 +790,52 @@ int KudosWorkflow::ReconcileOrg(const std::string& org) {
     if (state.status().code() == absl::StatusCode::kUnavailable) break;
   }
   return finished;
+}
+
+int KudosWorkflow::SyncProfilesOnce(const std::string& org) {
+  absl::StatusOr<std::vector<KudosStore::ProfileToSync>> queued =
+      store_.ProfilesToSync(org, reconciler_.profiles_per_org);
+  if (!queued.ok()) {
+    common::log::Warning(absl::StrCat("profile mirror: org ", org, " skipped this pass: ",
+                                      queued.status().message()));
+    return 0;
+  }
+  int synced = 0;
+  for (const KudosStore::ProfileToSync& person : *queued) {
+    absl::Status status = SyncProfile(org, person);
+    if (!status.ok()) {
+      // The ledger (or Redis) is failing: the rest stay queued for the next
+      // pass instead of each spending a deadline now.
+      common::log::Warning(absl::StrCat("profile mirror: ", person.person_id, " in ", org,
+                                        " stays queued: ", status.ToString()));
+      break;
+    }
+    ++synced;
+  }
+  return synced;
+}
+
+absl::Status KudosWorkflow::SyncProfile(const std::string& org,
+                                        const KudosStore::ProfileToSync& queued) {
+  // Read after the version was: a write since then queued a newer version,
+  // which FinishProfileSync leaves queued.
+  absl::StatusOr<std::optional<KudosStore::ProfileSource>> source =
+      store_.ReadProfileSource(org, queued.person_id);
+  if (!source.ok()) return source.status();
+  if (source->has_value()) {
+    absl::StatusOr<ledger::v1::AllowanceProfile> profile =
+        ledger_.GetAllowanceProfile(org, queued.person_id);
+    if (!profile.ok()) return profile.status();
+    KUDOS_CHECK(profile->person_id().empty() || profile->person_id() == queued.person_id,
+                "the ledger answers the profile asked for");
+    profile->set_person_id(queued.person_id);
+    profile->set_team_id((*source)->team_id);
+    // The ledger's bound; the directory's count stays below it in practice.
+    profile->set_direct_reports(
+        static_cast<int32_t>(std::min<int64_t>((*source)->direct_reports, kMaxDirectReports)));
+    if (absl::Status set = ledger_.SetAllowanceProfile(org, *profile); !set.ok()) return set;
+  }
+  return store_.FinishProfileSync(org, queued);
 }
 
 }  // namespace kudos

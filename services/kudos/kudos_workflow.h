@@ -29,6 +29,8 @@ struct ReconcilerOptions {
   ReconcileBackoff backoff;
   int batch_per_org = 100;
   int workers = 4;
+  // Ledger allowance profiles mirrored per org per pass (issue 18 part 2).
+  int profiles_per_org = 100;
 };
 
 class KudosWorkflow {
@@ -60,6 +62,12 @@ class KudosWorkflow {
   // crashed or gave up). Returns how many reached COMMITTED or ABORTED;
   // an org that fails is logged and skipped, never stops the pass.
   absl::StatusOr<int> ReconcileOnce();
+
+  // Mirrors up to `profiles_per_org` queued people's team and direct
+  // reports into their ledger allowance profiles, keeping the roles the
+  // ledger holds (they come from admins). Stops at the org's first ledger
+  // error (they stay queued for the next pass). Returns how many it set.
+  int SyncProfilesOnce(const std::string& org);
 
  private:
   // A record ready to begin: what Begin writes, and the kudos it holds.
@@ -98,6 +106,7 @@ class KudosWorkflow {
   // Settles a record and turns its final state into the caller's answer.
   // One org's share of a pass; returns how many records it finished.
   int ReconcileOrg(const std::string& org);
+  absl::Status SyncProfile(const std::string& org, const KudosStore::ProfileToSync& queued);
   absl::StatusOr<kudos::v1::Kudos> Complete(const std::string& org, RecordKind kind,
                                             const std::string& id, const std::string& kudos_id);
 

@@ -111,6 +111,29 @@ class GrpcLedgerClient : public LedgerClient {
         stub_->SetAllowancePolicy(&context, request, &response));
   }
 
+  absl::StatusOr<ledger::v1::AllowanceProfile> GetAllowanceProfile(
+      const std::string& org, const std::string& person_id) override {
+    grpc::ClientContext context;
+    if (absl::Status status = Prepare(context, org); !status.ok()) return status;
+    ledger::v1::GetAllowanceProfileRequest request;
+    request.set_person_id(person_id);
+    ledger::v1::GetAllowanceProfileResponse response;
+    grpc::Status status = stub_->GetAllowanceProfile(&context, request, &response);
+    if (!status.ok()) return common::grpc_util::FromGrpcStatus(status);
+    return response.profile();
+  }
+
+  absl::Status SetAllowanceProfile(const std::string& org,
+                                   const ledger::v1::AllowanceProfile& profile) override {
+    grpc::ClientContext context;
+    if (absl::Status status = Prepare(context, org); !status.ok()) return status;
+    ledger::v1::SetAllowanceProfileRequest request;
+    *request.mutable_profile() = profile;
+    ledger::v1::SetAllowanceProfileResponse response;
+    return common::grpc_util::FromGrpcStatus(
+        stub_->SetAllowanceProfile(&context, request, &response));
+  }
+
  private:
   absl::Status Prepare(grpc::ClientContext& context, const std::string& org) {
     absl::StatusOr<std::string> token = ServiceToken(org);
@@ -178,6 +201,16 @@ void LedgerClient::SetAllowancePolicyAsync(const std::string& org,
                                            const common::v1::RetentionPolicy& retention,
                                            SteadyDeadline, LedgerDone done) {
   std::move(done)(SetAllowancePolicy(org, policy, retention));
+}
+
+absl::StatusOr<ledger::v1::AllowanceProfile> LedgerClient::GetAllowanceProfile(
+    const std::string& /*org*/, const std::string& /*person_id*/) {
+  return absl::UnimplementedError("this ledger client does not read allowance profiles");
+}
+
+absl::Status LedgerClient::SetAllowanceProfile(const std::string& /*org*/,
+                                               const ledger::v1::AllowanceProfile& /*profile*/) {
+  return absl::UnimplementedError("this ledger client does not set allowance profiles");
 }
 
 bool IsDefinitiveRefusal(const absl::Status& status) {

@@ -9,6 +9,7 @@
 
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "common/v1/common.pb.h"
 #include "ledger/v1/ledger.grpc.pb.h"
 
@@ -37,6 +38,13 @@ class LedgerClient {
   virtual absl::Status SetAllowancePolicy(const std::string& org,
                                           const common::v1::AllowancePolicy& policy,
                                           const common::v1::RetentionPolicy& retention) = 0;
+  // The directory's mirror of allowance profiles (issue 18 part 2). The
+  // defaults answer UNIMPLEMENTED (clients that do not mirror: the mirror
+  // keeps the profiles queued).
+  virtual absl::StatusOr<ledger::v1::AllowanceProfile> GetAllowanceProfile(
+      const std::string& org, const std::string& person_id);
+  virtual absl::Status SetAllowanceProfile(const std::string& org,
+                                           const ledger::v1::AllowanceProfile& profile);
 };
 
 struct GrpcLedgerClientOptions {

@@ -9,9 +9,15 @@
 -- persons: KEYS[6] = team:<team_id>, KEYS[7] = team_members:<team_id> (team_id ~= '')
 --          KEYS[8] = person:<manager_id> (manager_id ~= '')
 --          KEYS[9] = team_members:<expected_old_team> (expected_old_team ~= '')
+-- KEYS[10] = direct_reports (HASH manager -> number of ACTIVE people whose
+--            manager they are), KEYS[11] = counted_manager (HASH person ->
+--            the manager they are counted under), KEYS[12] = profile_sync
+--            (HASH person -> version: ledger allowance profiles to mirror),
+--            KEYS[13] = profile_sync:seq (the versions' counter)
 -- ARGV: kind ("person"|"team"), mode ("create"|"update"), id, pb, team_id,
 --       manager_id, event, org, actor, time, expected_old_team (the team the
---       caller expects the stored person to be in: '' for none)
+--       caller expects the stored person to be in: '' for none),
+--       active ('1'|'0')
 -- Returns 'OK', or {'NEED', old_team} (nothing written) when the stored
 -- person's team is not the expected one: call again with that team's key.
 local key, index, events, audit, registry = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
@@ -36,6 +42,30 @@ if kind == 'person' then
   if old_team ~= expected_old_team then return {'NEED', old_team} end
   if old_team ~= '' then redis.call('ZREM', KEYS[9], id) end
   if team ~= '' then redis.call('ZADD', KEYS[7], 0, id) end
+  -- Direct reports counted here (O(1), no scan); the person and both
+  -- managers are queued for the ledger mirror (at most once each: a HASH).
+  local function queue(person)
+    redis.call('HSET', KEYS[12], person, redis.call('INCR', KEYS[13]))
+  end
+  local counted = ''
+  if ARGV[12] == '1' then counted = manager end
+  local old_counted = redis.call('HGET', KEYS[11], id) or ''
+  if old_counted ~= counted then
+    if old_counted ~= '' then
+      if redis.call('HINCRBY', KEYS[10], old_counted, -1) <= 0 then
+        redis.call('HDEL', KEYS[10], old_counted)
+      end
+      queue(old_counted)
+    end
+    if counted ~= '' then
+      redis.call('HINCRBY', KEYS[10], counted, 1)
+      redis.call('HSET', KEYS[11], id, counted)
+      queue(counted)
+    else
+      redis.call('HDEL', KEYS[11], id)
+    end
+  end
+  queue(id)
 end
 redis.call('ZADD', index, 0, id)
 redis.call('HSET', key, 'pb', pb, 'team', team)
