@@ -6,13 +6,18 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "common/redis/redis_client.h"
 #include "kudos/v1/kudos.grpc.pb.h"
 #include "ledger/v1/ledger.grpc.pb.h"
+#include "services/kudos/kudos_store.h"
+#include "services/kudos/kudos_workflow.h"
+#include "services/kudos/ledger_client.h"
 #include "tests/harness/process.h"
 #include "tests/harness/tokens.h"
 
@@ -192,6 +197,78 @@ TEST_F(KudosProfileSyncTest, ProfileSync_ALedgerOutageDuringTheWriteConvergesWhe
   EXPECT_TRUE(ProfileBecomes("mona", "eng", 2));
   EXPECT_TRUE(ProfileBecomes("erin", "eng", 0));
   EXPECT_TRUE(ProfileBecomes("frank", "eng", 0));
+}
+
+// ---- Library level: the mirror's bounds, over a real redis-server --------
+
+// Records profiles set; answers `failure` (when not OK) to every call.
+class RecordingLedger : public kudos::LedgerClient {
+ public:
+  absl::Status PostTransfers(const std::string&, const ledger::v1::PostTransfersRequest&) override {
+    return absl::UnimplementedError("not used");
+  }
+  absl::Status SetAllowancePolicy(const std::string&, const common::v1::AllowancePolicy&,
+                                  const common::v1::RetentionPolicy&) override {
+    return absl::UnimplementedError("not used");
+  }
+  absl::StatusOr<ledger::v1::AllowanceProfile> GetAllowanceProfile(
+      const std::string&, const std::string& person_id) override {
+    ++calls;
+    if (!failure.ok()) return failure;
+    ledger::v1::AllowanceProfile profile;
+    profile.set_person_id(person_id);
+    return profile;
+  }
+  absl::Status SetAllowanceProfile(const std::string&,
+                                   const ledger::v1::AllowanceProfile& profile) override {
+    ++calls;
+    if (!failure.ok()) return failure;
+    profiles[profile.person_id()] = profile;
+    return absl::OkStatus();
+  }
+  absl::Status failure = absl::OkStatus();
+  int calls = 0;
+  std::map<std::string, ledger::v1::AllowanceProfile> profiles;
+};
+
+kudos::v1::Person MakePerson(const std::string& id, const std::string& team,
+                             const std::string& manager) {
+  kudos::v1::Person person;
+  person.set_person_id(id);
+  person.set_team_id(team);
+  person.set_manager_id(manager);
+  person.set_active(true);
+  return person;
+}
+
+TEST(KudosProfileSyncLibrary, ProfileSync_APassSetsAtMostItsBatchAndALedgerFailureStopsItAtOnce) {
+  harness::RedisServer redis;
+  common::redis::PoolOptions options;
+  options.endpoint.port = redis.port();
+  common::redis::Pool pool(options);
+  kudos::KudosStore store(pool);
+  RecordingLedger ledger;
+  kudos::ReconcilerOptions reconciler;
+  reconciler.profiles_per_org = 10;
+  kudos::KudosWorkflow workflow(store, ledger, reconciler);
+  ASSERT_TRUE(store.PutPerson(kOrg, MakePerson("boss", "", ""), true, "", "root").ok());
+  for (int i = 0; i < 24; ++i) {
+    kudos::v1::Person person = MakePerson("p" + std::to_string(i), "", "boss");
+    ASSERT_TRUE(store.PutPerson(kOrg, person, true, "", "root").ok());
+  }  // 25 queued: boss and the 24 reports
+
+  ledger.failure = absl::UnavailableError("ledger down");
+  EXPECT_EQ(workflow.SyncProfilesOnce(kOrg), 0);
+  EXPECT_EQ(ledger.calls, 1);  // the first failure ends the org's pass
+  ledger.failure = absl::OkStatus();
+
+  EXPECT_EQ(workflow.SyncProfilesOnce(kOrg), 10);
+  EXPECT_EQ(workflow.SyncProfilesOnce(kOrg), 10);
+  EXPECT_EQ(workflow.SyncProfilesOnce(kOrg), 5);
+  EXPECT_EQ(workflow.SyncProfilesOnce(kOrg), 0);  // drained
+  ASSERT_EQ(ledger.profiles.size(), 25u);
+  EXPECT_EQ(ledger.profiles["boss"].direct_reports(), 24);
+  EXPECT_EQ(ledger.profiles["p3"].direct_reports(), 0);
 }
 
 }  // namespace
