@@ -30,6 +30,12 @@ constexpr char kCommittedWithoutPoints[] = "COMMITTED_WITHOUT_POINTS";
 // The ledger's bound on an allowance profile's direct_reports.
 constexpr int64_t kMaxDirectReports = 100000;
 
+// The ledger refused a profile for good (bad input, a bound): not worth a retry.
+bool IsRefusedProfile(const absl::Status& status) {
+  return status.code() == absl::StatusCode::kInvalidArgument ||
+         status.code() == absl::StatusCode::kFailedPrecondition;
+}
+
 std::string NewId(char prefix) {
   static thread_local absl::BitGen bits;
   return absl::StrFormat("%c%016x%08x", prefix, absl::Uniform<uint64_t>(bits),
@@ -803,6 +809,14 @@ int KudosWorkflow::SyncProfilesOnce(const std::string& org) {
   int synced = 0;
   for (const KudosStore::ProfileToSync& person : *queued) {
     absl::Status status = SyncProfile(org, person);
+    if (IsRefusedProfile(status)) {
+      // A final answer (e.g. the org's profile bound): retrying cannot help;
+      // the person is queued again by their next directory write.
+      common::log::Warning(absl::StrCat("profile mirror: ", person.person_id, " in ", org,
+                                        " refused by the ledger: ", status.ToString()));
+      status = store_.FinishProfileSync(org, person);
+      if (status.ok()) continue;
+    }
     if (!status.ok()) {
       // The ledger (or Redis) is failing: the rest stay queued for the next
       // pass instead of each spending a deadline now.

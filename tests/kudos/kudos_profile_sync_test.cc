@@ -271,4 +271,22 @@ TEST(KudosProfileSyncLibrary, ProfileSync_APassSetsAtMostItsBatchAndALedgerFailu
   EXPECT_EQ(ledger.profiles["p3"].direct_reports(), 0);
 }
 
+TEST(KudosProfileSyncLibrary, ProfileSync_AProfileTheLedgerRefusesForGoodLeavesTheQueue) {
+  harness::RedisServer redis;
+  common::redis::PoolOptions options;
+  options.endpoint.port = redis.port();
+  common::redis::Pool pool(options);
+  kudos::KudosStore store(pool);
+  RecordingLedger ledger;
+  kudos::KudosWorkflow workflow(store, ledger);
+  ASSERT_TRUE(store.PutPerson(kOrg, MakePerson("boss", "", ""), true, "", "root").ok());
+  ASSERT_TRUE(store.PutPerson(kOrg, MakePerson("p1", "", "boss"), true, "", "root").ok());
+  ledger.failure = absl::FailedPreconditionError("the org already has 100000 profiles");
+  EXPECT_EQ(workflow.SyncProfilesOnce(kOrg), 0);
+  EXPECT_EQ(ledger.calls, 2);  // both tried in one pass: a final refusal does not stop it
+  ledger.failure = absl::OkStatus();
+  EXPECT_EQ(workflow.SyncProfilesOnce(kOrg), 0);  // nothing left to retry
+  EXPECT_EQ(ledger.calls, 2);
+}
+
 }  // namespace
