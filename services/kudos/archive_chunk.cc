@@ -171,7 +171,9 @@ std::vector<ChunkRef> FindInIndex(absl::string_view field_value, uint64_t digest
 
 std::vector<std::string> FeedKeysOf(const kudos::v1::Kudos& kudos,
                                     const std::vector<std::string>& teams) {
-  std::vector<std::string> feeds = {"feed:giver:" + kudos.giver_id()};
+  std::vector<std::string> feeds;
+  // A kudos from the company (issue 18) has no giver, so no giver's feed.
+  if (!kudos.giver_id().empty()) feeds.push_back("feed:giver:" + kudos.giver_id());
   for (const std::string& recipient : kudos.recipient_ids()) feeds.push_back("feed:recipient:" + recipient);
   // A private kudos (issue 18) is in no public listing: only the feeds of
   // the people it concerns, whose readers are checked one by one.

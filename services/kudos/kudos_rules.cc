@@ -294,6 +294,86 @@ absl::StatusOr<int> Utf8Length(absl::string_view text) {
   return count;
 }
 
+namespace {
+
+// Each value in the org's catalog, none twice (the count is checked by the caller).
+absl::Status ValidateCatalogValues(const google::protobuf::RepeatedPtrField<std::string>& values,
+                                   const OrgSettings& settings) {
+  std::set<std::string> seen;
+  for (int i = 0; i < values.size(); ++i) {
+    const std::string& value = values.Get(i);
+    const std::string field = absl::StrCat("values[", i, "]");
+    bool in_catalog = std::any_of(settings.values().begin(), settings.values().end(),
+                                  [&](const kudos::v1::Value& v) { return v.value_id() == value; });
+    if (!in_catalog) return Invalid(field, absl::StrCat("'", value, "' is not in the org's values catalog"));
+    if (!seen.insert(value).second) return Invalid(field, absl::StrCat("'", value, "' is listed twice"));
+  }
+  return absl::OkStatus();
+}
+
+// A recipient named in `field` is a known, active person of the org.
+absl::Status CheckRecipient(absl::string_view field, const std::string& id,
+                            const Directory& directory) {
+  if (absl::Status valid = ValidateId(field, id); !valid.ok()) return valid;
+  auto person = directory.people.find(id);
+  if (person == directory.people.end()) {
+    return absl::NotFoundError(absl::StrCat(field, ": '", id, "' is not a person of this org"));
+  }
+  if (!person->second.active()) {
+    return absl::FailedPreconditionError(absl::StrCat(field, ": '", id, "' is not active"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status RequireProgramsService(const common::auth::Principal& principal) {
+  if (!principal.is_service() || principal.subject != kProgramsServiceSubject) {
+    return absl::PermissionDeniedError(
+        "only the programs service records kudos from the company (people send kudos with SendKudos)");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateCompanyKudos(const kudos::v1::RecordCompanyKudosRequest& request,
+                                  const OrgSettings& settings, const Directory& directory) {
+  if (absl::Status id = ValidateRequestId(request.request_id()); !id.ok()) return id;
+  if (absl::Status recipient = CheckRecipient("recipient_id", request.recipient_id(), directory);
+      !recipient.ok()) {
+    return recipient;
+  }
+  absl::StatusOr<int> length = Utf8Length(request.message());
+  if (!length.ok()) return Invalid("message", "is not valid UTF-8");
+  if (*length < 1 || *length > kMaxMessageChars) {
+    return Invalid("message", absl::StrCat("must be 1..", kMaxMessageChars, " characters, got ", *length));
+  }
+  if (request.values_size() > kMaxValues) {
+    return Invalid("values", absl::StrCat("at most ", kMaxValues, " values"));
+  }
+  if (absl::Status values = ValidateCatalogValues(request.values(), settings); !values.ok()) {
+    return values;
+  }
+  if (request.points() < 0 || request.points() > kMaxCompanyKudosPoints) {
+    return Invalid("points", absl::StrCat("must be 0..", kMaxCompanyKudosPoints, ", got ",
+                                          request.points()));
+  }
+  const std::string& transfer_id = request.transfer_id();
+  if (request.points() == 0) {
+    if (!transfer_id.empty()) return Invalid("transfer_id", "must be empty when points is 0");
+    return absl::OkStatus();
+  }
+  if (transfer_id.empty()) {
+    return Invalid("transfer_id", "is required when points > 0 (the ledger transfer that paid them)");
+  }
+  if (transfer_id.size() > static_cast<size_t>(kMaxTransferIdBytes)) {
+    return Invalid("transfer_id", absl::StrCat("is longer than ", kMaxTransferIdBytes, " bytes"));
+  }
+  for (char c : transfer_id) {
+    if (c < 0x21 || c > 0x7e) return Invalid("transfer_id", "must be printable ASCII without spaces");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateSendKudos(const kudos::v1::SendKudosRequest& request,
                                absl::string_view giver_id, const OrgSettings& settings,
                                const Directory& directory) {
@@ -335,14 +415,8 @@ absl::Status ValidateSendKudos(const kudos::v1::SendKudosRequest& request,
   if (request.values_size() > kMaxValues) {
     return Invalid("values", absl::StrCat("at most ", kMaxValues, " values"));
   }
-  std::set<std::string> values;
-  for (int i = 0; i < request.values_size(); ++i) {
-    const std::string& value = request.values(i);
-    const std::string field = absl::StrCat("values[", i, "]");
-    bool in_catalog = std::any_of(settings.values().begin(), settings.values().end(),
-                                  [&](const kudos::v1::Value& v) { return v.value_id() == value; });
-    if (!in_catalog) return Invalid(field, absl::StrCat("'", value, "' is not in the org's values catalog"));
-    if (!values.insert(value).second) return Invalid(field, absl::StrCat("'", value, "' is listed twice"));
+  if (absl::Status values = ValidateCatalogValues(request.values(), settings); !values.ok()) {
+    return values;
   }
   int64_t points = request.points_per_recipient();
   if (points == 0 && settings.allow_zero_points()) return absl::OkStatus();
@@ -446,6 +520,10 @@ std::string SendFingerprint(const kudos::v1::SendKudosRequest& request) {
 }
 
 std::string BoostFingerprint(const kudos::v1::BoostKudosRequest& request) {
+  return DigestWithoutRequestId(request);
+}
+
+std::string CompanyFingerprint(const kudos::v1::RecordCompanyKudosRequest& request) {
   return DigestWithoutRequestId(request);
 }
 

@@ -74,6 +74,28 @@ absl::Status ValidateSendKudos(const kudos::v1::SendKudosRequest& request,
                                const kudos::v1::OrgSettings& settings,
                                const Directory& directory);
 
+// Issue 18: kudos from the company (celebrations), recorded by the programs
+// service for points it paid itself. Their requests are remembered under this
+// actor, which no person id can be ('@' is not in an id).
+inline constexpr char kCompanyActor[] = "@company";
+// The service whose token may record company kudos (the ledger lets the same
+// service post CELEBRATION transfers).
+inline constexpr char kProgramsServiceSubject[] = "programs";
+inline constexpr int64_t kMaxCompanyKudosPoints = 1000000;
+inline constexpr int kMaxTransferIdBytes = 128;
+
+// Only the programs service's token may record a company kudos: members,
+// admins, screens and other services get PERMISSION_DENIED.
+absl::Status RequireProgramsService(const common::auth::Principal& principal);
+
+// Checks a RecordCompanyKudos request: request_id, recipient_id (known,
+// active), message (1..1000 characters of UTF-8; the org's minimum is for
+// people), values (0..3 distinct, in the catalog, optional), points
+// (0..1,000,000) and transfer_id (printable ASCII, required iff points > 0).
+absl::Status ValidateCompanyKudos(const kudos::v1::RecordCompanyKudosRequest& request,
+                                  const kudos::v1::OrgSettings& settings,
+                                  const Directory& directory);
+
 // Checks the points of a boost and that the booster may boost this kudos.
 absl::Status ValidateBoost(const kudos::v1::BoostKudosRequest& request,
                            absl::string_view booster_id, const kudos::v1::Kudos& kudos,
@@ -106,6 +128,7 @@ absl::Status ValidateSelfUpdate(const kudos::v1::Person& stored, const kudos::v1
 // request_id, same payload) from a conflicting reuse of the request_id.
 std::string SendFingerprint(const kudos::v1::SendKudosRequest& request);
 std::string BoostFingerprint(const kudos::v1::BoostKudosRequest& request);
+std::string CompanyFingerprint(const kudos::v1::RecordCompanyKudosRequest& request);
 
 // At most one filter field may be set.
 absl::Status ValidateFilter(const kudos::v1::KudosFilter& filter);

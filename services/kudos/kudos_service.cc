@@ -147,6 +147,20 @@ grpc::ServerUnaryReactor* KudosServiceImpl::SendKudos(grpc::CallbackServerContex
   });
 }
 
+grpc::ServerUnaryReactor* KudosServiceImpl::RecordCompanyKudos(
+    grpc::CallbackServerContext* context, const kudos::v1::RecordCompanyKudosRequest* request,
+    kudos::v1::RecordCompanyKudosResponse* response) {
+  return calls_.Serve(context, [this, request, response](Call& call) -> absl::Status {
+    if (absl::Status role = RequireProgramsService(call.principal()); !role.ok()) return role;
+    call.Then([this, &call, request, response](Done done) {
+      workflow_.RecordCompanyKudosAsync(call.principal().org, *request, call.deadline(),
+                                        StopWhenInterrupted(call),
+                                        Into(response->mutable_kudos(), std::move(done)));
+    });
+    return absl::OkStatus();
+  });
+}
+
 grpc::ServerUnaryReactor* KudosServiceImpl::GetKudos(grpc::CallbackServerContext* context,
                                                      const kudos::v1::GetKudosRequest* request,
                                                      kudos::v1::GetKudosResponse* response) {

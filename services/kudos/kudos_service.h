@@ -35,6 +35,10 @@ class KudosServiceImpl final : public kudos::v1::KudosService::CallbackService {
   grpc::ServerUnaryReactor* BoostKudos(grpc::CallbackServerContext* context,
                                        const kudos::v1::BoostKudosRequest* request,
                                        kudos::v1::BoostKudosResponse* response) override;
+  // Issue 18: the programs service's token only (PERMISSION_DENIED for anyone else).
+  grpc::ServerUnaryReactor* RecordCompanyKudos(
+      grpc::CallbackServerContext* context, const kudos::v1::RecordCompanyKudosRequest* request,
+      kudos::v1::RecordCompanyKudosResponse* response) override;
   grpc::ServerWriteReactor<kudos::v1::WatchFeedResponse>* WatchFeed(
       grpc::CallbackServerContext* context, const kudos::v1::WatchFeedRequest* request) override;
 

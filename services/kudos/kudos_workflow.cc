@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <limits>
 #include <thread>
 #include <vector>
 
@@ -362,6 +363,55 @@ absl::StatusOr<KudosWorkflow::PreparedRecord> KudosWorkflow::PrepareBoost(
   return PreparedRecord{*std::move(begin), kudos::v1::Kudos()};
 }
 
+absl::StatusOr<KudosWorkflow::PreparedRecord> KudosWorkflow::PrepareCompany(
+    const std::string& org, const kudos::v1::RecordCompanyKudosRequest& request,
+    const kudos::v1::OrgSettings& settings,
+    const std::map<std::string, kudos::v1::Person>& people) {
+  absl::Time now = clock_();
+  absl::StatusOr<BeginRecognition> begin = BeginAt(now, settings, reconciler_.first_attempt_after);
+  if (!begin.ok()) return begin.status();
+  const std::string kudos_id = NewId('k');
+  auto recipient = people.find(request.recipient_id());
+  KUDOS_CHECK(recipient != people.end(), "a validated company kudos' recipient was read");
+  const std::string& team = recipient->second.team_id();
+
+  kudos::v1::Kudos kudos;
+  kudos.set_kudos_id(kudos_id);
+  kudos.set_from_company(true);  // giver_id stays empty: no person gave it
+  kudos.add_recipient_ids(request.recipient_id());
+  kudos.set_message(request.message());
+  *kudos.mutable_values() = request.values();
+  kudos.set_points_per_recipient(request.points());
+  kudos.set_transfer_id(request.transfer_id());
+  *kudos.mutable_create_time() = ToProto(now);
+  kudos.set_state(kudos::v1::KUDOS_STATE_PENDING);
+  kudos.set_visibility(kudos::v1::KUDOS_VISIBILITY_PUBLIC);
+
+  kudos::v1::KudosEvent event;
+  event.set_org_id(org);
+  *event.mutable_event_time() = ToProto(now);
+  kudos::v1::KudosSent* sent = event.mutable_kudos_sent();
+  (*sent->mutable_recipient_team_ids())[request.recipient_id()] = team;
+  *sent->mutable_kudos() = kudos;
+  sent->mutable_kudos()->set_state(kudos::v1::KUDOS_STATE_COMMITTED);
+
+  begin->kind = RecordKind::kKudos;
+  begin->actor = kCompanyActor;
+  // The programs service sends one per person and celebration: no
+  // per-minute limit, and no pair caps (points 0 here; the record moves none).
+  begin->rate_limit = std::numeric_limits<int>::max();
+  begin->points = 0;
+  begin->request_id = request.request_id();
+  begin->fingerprint = CompanyFingerprint(request);
+  begin->record_id = kudos_id;
+  begin->record_pb = sent->SerializeAsString();
+  begin->recipients = {request.recipient_id()};
+  begin->transfers_pb.clear();  // paid by request.transfer_id, before this call
+  begin->event_pb = event.SerializeAsString();
+  begin->feeds = FeedKeysOf(kudos, {team});
+  return PreparedRecord{*std::move(begin), std::move(kudos)};
+}
+
 absl::StatusOr<kudos::v1::Kudos> KudosWorkflow::Complete(const std::string& org, RecordKind kind,
                                                          const std::string& id,
                                                          const std::string& kudos_id) {
@@ -643,6 +693,115 @@ void KudosWorkflow::BoostKudosAsync(const std::string& org, const std::string& b
     if (!status.ok()) return std::move(done)(status);
     std::move(done)(std::move(s->answer));
   });
+}
+
+struct KudosWorkflow::CompanyState {
+  std::string org;
+  const kudos::v1::RecordCompanyKudosRequest* request = nullptr;
+  Deadline deadline;
+  StopCheck stop;
+  KudosStore::SettingsAndPeople read;
+  PreparedRecord prepared;
+  BeginOutcome outcome;
+  std::optional<kudos::v1::Kudos> answer;  // set once the call has its answer
+};
+
+void KudosWorkflow::RecordCompanyKudosAsync(const std::string& org,
+                                            const kudos::v1::RecordCompanyKudosRequest& request,
+                                            Deadline deadline, StopCheck stop,
+                                            StoreCallback<kudos::v1::Kudos> done) {
+  auto s = std::make_shared<CompanyState>();
+  s->org = org;
+  s->request = &request;
+  s->deadline = deadline;
+  s->stop = std::move(stop);
+  Sequence steps;
+  steps.Then([this, s](Done done) {
+         store_.GetSettingsAndPeopleAsync(s->org, {s->request->recipient_id()}, s->deadline,
+                                          Into(&s->read, std::move(done)));
+       })
+      .Then([this, s](Done done) { ValidateCompanyAsync(s, std::move(done)); })
+      .Then([this, s](Done done) {
+        if (s->answer.has_value()) return std::move(done)(absl::OkStatus());
+        // Nothing is written before this step: a call stopped here changes nothing.
+        if (absl::Status stopped = s->stop(); !stopped.ok()) return std::move(done)(stopped);
+        store_.BeginAsync(s->org, s->prepared.begin, s->deadline, Into(&s->outcome, std::move(done)));
+      })
+      .Then([s]() -> absl::Status {
+        if (s->answer.has_value() || s->outcome.is_new ||
+            s->outcome.fingerprint == s->prepared.begin.fingerprint) {
+          return absl::OkStatus();
+        }
+        return absl::AlreadyExistsError(
+            absl::StrCat("request_id: '", s->request->request_id(),
+                         "' was already used for a different company kudos (", s->outcome.record_id,
+                         "); use a new request_id for a new one"));
+      })
+      .Then([this, s](Done done) { SettleCompanyAsync(s, std::move(done)); });
+  std::move(steps).Run([s, done = std::move(done)](absl::Status status) mutable {
+    if (!status.ok()) return std::move(done)(status);
+    KUDOS_CHECK(s->answer.has_value(), "a RecordCompanyKudos that ended OK has its kudos");
+    KUDOS_CHECK(s->answer->from_company() && s->answer->giver_id().empty(),
+                "a company kudos has no giver");
+    std::move(done)(*std::move(s->answer));
+  });
+}
+
+void KudosWorkflow::ValidateCompanyAsync(std::shared_ptr<CompanyState> s, Done done) {
+  const kudos::v1::RecordCompanyKudosRequest& request = *s->request;
+  absl::Status valid = ValidateCompanyKudos(request, s->read.settings, Directory{s->read.people});
+  if (valid.ok()) {
+    absl::StatusOr<PreparedRecord> prepared =
+        PrepareCompany(s->org, request, s->read.settings, s->read.people);
+    if (!prepared.ok()) return std::move(done)(prepared.status());
+    s->prepared = *std::move(prepared);
+    return std::move(done)(absl::OkStatus());
+  }
+  if (!ValidateRequestId(request.request_id()).ok()) return std::move(done)(valid);
+  // A retry of a kudos recorded earlier returns it even if the directory
+  // changed since (the recipient left).
+  store_.FindRequestAsync(
+      s->org, RecordKind::kKudos, kCompanyActor, request.request_id(), s->deadline,
+      [this, s, valid, done = std::move(done)](
+          absl::StatusOr<std::optional<BeginOutcome>> earlier) mutable {
+        if (!earlier.ok()) return std::move(done)(earlier.status());
+        if (!earlier->has_value() ||
+            !KudosStore::SameFingerprint((*earlier)->fingerprint, CompanyFingerprint(*s->request))) {
+          return std::move(done)(valid);
+        }
+        const std::string id = (*earlier)->record_id;
+        CompleteAsync(s->org, RecordKind::kKudos, id, id, s->deadline, s->stop,
+                      IntoAnswer(&s->answer, std::move(done)));
+      });
+}
+
+void KudosWorkflow::SettleCompanyAsync(std::shared_ptr<CompanyState> s, Done done) {
+  if (s->answer.has_value()) return std::move(done)(absl::OkStatus());
+  const std::string record_id = s->outcome.record_id;
+  if (!s->outcome.is_new) {
+    return CompleteAsync(s->org, RecordKind::kKudos, record_id, record_id, s->deadline, s->stop,
+                         IntoAnswer(&s->answer, std::move(done)));
+  }
+  // The record just written has no transfers: settling it commits it.
+  const BeginRecognition& begin = s->prepared.begin;
+  Record record;
+  record.pb = begin.record_pb;
+  record.state = "PENDING";
+  record.kudos_id = begin.record_id;
+  record.finish = KudosStore::FinishFieldsOf(begin, s->outcome.seq);
+  SettleRecordAsync(
+      s->org, RecordKind::kKudos, begin.record_id, record, s->deadline, s->stop,
+      [this, s, done = std::move(done)](absl::StatusOr<std::string> state) mutable {
+        if (!state.ok()) return std::move(done)(state.status());
+        if (*state == "COMMITTED") {
+          s->answer = std::move(s->prepared.kudos);
+          s->answer->set_state(kudos::v1::KUDOS_STATE_COMMITTED);
+          return std::move(done)(absl::OkStatus());
+        }
+        const std::string id = s->outcome.record_id;
+        CompleteAsync(s->org, RecordKind::kKudos, id, id, s->deadline, s->stop,
+                      IntoAnswer(&s->answer, std::move(done)));
+      });
 }
 
 void KudosWorkflow::CompleteAsync(const std::string& org, RecordKind kind, const std::string& id,

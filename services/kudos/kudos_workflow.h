@@ -58,6 +58,16 @@ class KudosWorkflow {
                        const kudos::v1::BoostKudosRequest& request, Deadline deadline,
                        StopCheck stop, StoreCallback<kudos::v1::Kudos> done);
 
+  // Issue 18: records a kudos from the company (giver_id empty, from_company)
+  // for points the caller already paid (request.transfer_id): no transfer,
+  // no allowance, no caps. Idempotent by request_id like SendKudos (its
+  // requests are kept under kCompanyActor); a record a crash left PENDING
+  // is committed by a retry or the reconciler.
+  void RecordCompanyKudosAsync(const std::string& org,
+                               const kudos::v1::RecordCompanyKudosRequest& request,
+                               Deadline deadline, StopCheck stop,
+                               StoreCallback<kudos::v1::Kudos> done);
+
   // Finishes records still PENDING when their attempt is due (a caller
   // crashed or gave up). Returns how many reached COMMITTED or ABORTED;
   // an org that fails is logged and skipped, never stops the pass.
@@ -85,8 +95,16 @@ class KudosWorkflow {
       const kudos::v1::OrgSettings& settings,
       const std::map<std::string, kudos::v1::Person>& people);
 
+  absl::StatusOr<PreparedRecord> PrepareCompany(
+      const std::string& org, const kudos::v1::RecordCompanyKudosRequest& request,
+      const kudos::v1::OrgSettings& settings,
+      const std::map<std::string, kudos::v1::Person>& people);
+
   struct SendState;
   struct BoostState;
+  struct CompanyState;
+  void ValidateCompanyAsync(std::shared_ptr<CompanyState> s, common::grpc_util::Done done);
+  void SettleCompanyAsync(std::shared_ptr<CompanyState> s, common::grpc_util::Done done);
   void ValidateSendAsync(std::shared_ptr<SendState> s, common::grpc_util::Done done);
   void SettleNewKudosAsync(std::shared_ptr<SendState> s, common::grpc_util::Done done);
   void CompleteAsync(const std::string& org, RecordKind kind, const std::string& id,

@@ -30,7 +30,9 @@ absl::Status AddCelebrations(Host& host) {
   std::shared_ptr<Directory> directory =
       NewGrpcDirectory(host.kudos_channel(), authorization, timeout);
   std::shared_ptr<Payer> payer = NewGrpcPayer(host.ledger_channel(), authorization, timeout);
-  auto sweep = std::make_shared<Sweep>(*store, *directory, *payer);
+  std::shared_ptr<CompanyKudos> company_kudos =
+      NewGrpcCompanyKudos(host.kudos_channel(), authorization, timeout);
+  auto sweep = std::make_shared<Sweep>(*store, *directory, *payer, *company_kudos);
   host.AddService(std::make_unique<CelebrationsServiceImpl>(host.guard(), *store, *directory));
   const absl::Duration interval = absl::Milliseconds(absl::GetFlag(FLAGS_celebrations_interval_ms));
   host.AddWorker("celebrations", [&host, sweep, interval](const absl::Notification& stop) {
@@ -46,6 +48,7 @@ absl::Status AddCelebrations(Host& host) {
   host.Keep(store);
   host.Keep(directory);
   host.Keep(payer);
+  host.Keep(company_kudos);
   host.Keep(sweep);
   return absl::OkStatus();
 }

@@ -112,6 +112,48 @@ class GrpcPayer final : public Payer {
   absl::Duration timeout_;
 };
 
+class GrpcCompanyKudos final : public CompanyKudos {
+ public:
+  GrpcCompanyKudos(std::shared_ptr<grpc::Channel> kudos, Authorization authorization,
+                   absl::Duration timeout)
+      : stub_(kudos::v1::KudosService::NewStub(kudos)),
+        authorization_(std::move(authorization)),
+        timeout_(timeout) {}
+
+  absl::StatusOr<std::string> Record(const std::string& org,
+                                     const v1::Celebration& celebration) override {
+    KUDOS_CHECK(celebration.points() == 0 || !celebration.transfer_id().empty(),
+                "a celebration with points names the transfer that paid them");
+    absl::StatusOr<std::string> authorization = authorization_(org);
+    if (!authorization.ok()) return authorization.status();
+    kudos::v1::RecordCompanyKudosRequest request;
+    request.set_request_id(celebration.celebration_id());
+    request.set_recipient_id(celebration.person_id());
+    request.set_message(celebration.message());
+    request.set_points(celebration.points());
+    if (celebration.points() > 0) request.set_transfer_id(celebration.transfer_id());
+    kudos::v1::RecordCompanyKudosResponse response;
+    grpc::Status status =
+        stub_->RecordCompanyKudos(CallContext(*authorization, timeout_).get(), request, &response);
+    if (!status.ok()) return common::grpc_util::FromGrpcStatus(status);
+    KUDOS_CHECK(response.kudos().from_company() && !response.kudos().kudos_id().empty(),
+                "the kudos service answered with a company kudos");
+    return response.kudos().kudos_id();
+  }
+
+ private:
+  std::unique_ptr<kudos::v1::KudosService::Stub> stub_;
+  Authorization authorization_;
+  absl::Duration timeout_;
+};
+
+// The kudos service refused the company kudos for good (the person left or
+// went inactive between the payment and the record): retrying cannot help.
+bool IsFinalRefusal(const absl::Status& status) {
+  return absl::IsInvalidArgument(status) || absl::IsNotFound(status) ||
+         absl::IsFailedPrecondition(status) || absl::IsAlreadyExists(status);
+}
+
 // The (month, day) and the first year a kind can be celebrated in, or
 // nullopt when the profile has none (no date, or opted out).
 struct DateOfKind {
@@ -155,8 +197,16 @@ std::unique_ptr<Payer> NewGrpcPayer(std::shared_ptr<grpc::Channel> ledger,
   return std::make_unique<GrpcPayer>(std::move(ledger), std::move(authorization), call_timeout);
 }
 
-Sweep::Sweep(CelebrationsStore& store, Directory& directory, Payer& payer, SweepOptions options)
-    : store_(store), directory_(directory), payer_(payer), options_(options) {}
+std::unique_ptr<CompanyKudos> NewGrpcCompanyKudos(std::shared_ptr<grpc::Channel> kudos,
+                                                  Authorization authorization,
+                                                  absl::Duration call_timeout) {
+  return std::make_unique<GrpcCompanyKudos>(std::move(kudos), std::move(authorization),
+                                            call_timeout);
+}
+
+Sweep::Sweep(CelebrationsStore& store, Directory& directory, Payer& payer, CompanyKudos& kudos,
+             SweepOptions options)
+    : store_(store), directory_(directory), payer_(payer), kudos_(kudos), options_(options) {}
 
 absl::StatusOr<SweepStats> Sweep::RunOnce(const std::string& org, absl::Time now) {
   SweepStats stats;
@@ -223,18 +273,30 @@ absl::Status Sweep::Handle(const std::string& org, const DueEntry& entry,
   return Finish(org, celebration, now, stats);
 }
 
-absl::Status Sweep::Finish(const std::string& org, const v1::Celebration& celebration,
+absl::Status Sweep::Finish(const std::string& org, const v1::Celebration& claimed,
                            absl::Time now, SweepStats& stats) {
-  if (celebration.points() > 0) {
-    absl::Status paid = payer_.Pay(org, celebration);
-    if (!paid.ok()) {
-      // Stays pending (its marker set): retried later with the same id.
-      ++stats.failed;
-      common::log::Warning(absl::StrCat("celebrations: org ", org, " ",
-                                        celebration.celebration_id(), ": ", paid.ToString(),
-                                        "; retried later"));
-      return store_.Postpone(org, celebration, now + options_.retry_backoff);
-    }
+  auto retry_later = [&](const absl::Status& failed) {
+    // Stays pending (its marker set): paid again with the same transfer id
+    // (applied at most once) and recorded again with the same request id.
+    ++stats.failed;
+    common::log::Warning(absl::StrCat("celebrations: org ", org, " ", claimed.celebration_id(),
+                                      ": ", failed.ToString(), "; retried later"));
+    return store_.Postpone(org, claimed, now + options_.retry_backoff);
+  };
+  if (claimed.points() > 0) {
+    if (absl::Status paid = payer_.Pay(org, claimed); !paid.ok()) return retry_later(paid);
+  }
+  // Only after the payment: a company kudos is never shown without its points.
+  v1::Celebration celebration = claimed;
+  absl::StatusOr<std::string> kudos_id = kudos_.Record(org, claimed);
+  if (kudos_id.ok()) {
+    celebration.set_kudos_id(*kudos_id);
+  } else if (IsFinalRefusal(kudos_id.status())) {
+    common::log::Warning(absl::StrCat("celebrations: org ", org, " ", claimed.celebration_id(),
+                                      ": paid, but the kudos service refused its kudos: ",
+                                      kudos_id.status().ToString()));
+  } else {
+    return retry_later(kudos_id.status());
   }
   absl::StatusOr<bool> completed = store_.Complete(org, celebration);
   if (!completed.ok()) return completed.status();

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -121,6 +123,23 @@ class FailingPayer final : public cel::Payer {
   cel::Payer* first_;
 };
 
+// A company-kudos recorder that fails: the kudos service unreachable before
+// (or after, with `first`: recorded, the answer lost) it recorded the kudos.
+class FailingCompanyKudos final : public cel::CompanyKudos {
+ public:
+  explicit FailingCompanyKudos(cel::CompanyKudos* first = nullptr) : first_(first) {}
+  absl::StatusOr<std::string> Record(const std::string& org,
+                                     const v1::Celebration& celebration) override {
+    ++calls;
+    if (first_ != nullptr) (void)first_->Record(org, celebration);
+    return absl::UnavailableError("kudos: connection reset");
+  }
+  std::atomic<int> calls{0};
+
+ private:
+  cel::CompanyKudos* first_;
+};
+
 // One in-process replica: its own pool, store, gRPC clients and sweep.
 struct Replica {
   Replica(int redis_port, const std::string& kudos, const std::string& ledger,
@@ -137,7 +156,10 @@ struct Replica {
             absl::Seconds(5))),
         payer(cel::NewGrpcPayer(grpc::CreateChannel(ledger, grpc::InsecureChannelCredentials()),
                                 Authorization(), absl::Seconds(5))),
-        sweep(store, *directory, *payer, sweep_options) {}
+        company_kudos(cel::NewGrpcCompanyKudos(
+            grpc::CreateChannel(kudos, grpc::InsecureChannelCredentials()), Authorization(),
+            absl::Seconds(5))),
+        sweep(store, *directory, *payer, *company_kudos, sweep_options) {}
 
   static cel::Authorization Authorization() {
     return [](const std::string& org) -> absl::StatusOr<std::string> {
@@ -152,6 +174,7 @@ struct Replica {
   cel::CelebrationsStore store;
   std::unique_ptr<cel::Directory> directory;
   std::unique_ptr<cel::Payer> payer;
+  std::unique_ptr<cel::CompanyKudos> company_kudos;
   cel::Sweep sweep;
 };
 
@@ -165,6 +188,7 @@ class CelebrationsSweepTest : public ::testing::Test {
         std::vector<std::string>{"--ledger=" + ledger_->address(), "--survey_interval_s=0"});
     auto kudos_channel = grpc::CreateChannel(kudos_->address(), grpc::InsecureChannelCredentials());
     directory_ = kudos::v1::DirectoryService::NewStub(kudos_channel);
+    kudos_stub_ = kudos::v1::KudosService::NewStub(kudos_channel);
     ledger_stub_ = ledger::v1::LedgerService::NewStub(
         grpc::CreateChannel(ledger_->address(), grpc::InsecureChannelCredentials()));
     admin_ = MintToken(kOrg, "root", {"admin"});
@@ -272,6 +296,39 @@ class CelebrationsSweepTest : public ::testing::Test {
     return feed.ok() ? *feed : std::vector<v1::Celebration>();
   }
 
+  // The kudos in `person`'s received feed, as a member of the org reads it.
+  std::vector<kudos::v1::Kudos> ReceivedKudos(const std::string& person) {
+    kudos::v1::ListKudosRequest request;
+    request.mutable_filter()->set_recipient_id(person);
+    request.set_page_size(100);
+    kudos::v1::ListKudosResponse response;
+    grpc::Status status =
+        kudos_stub_->ListKudos(Context(MintToken(kOrg, "reader")).get(), request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return {response.kudos().begin(), response.kudos().end()};
+  }
+
+  // The transfers crediting `person`'s EARNED account.
+  std::vector<ledger::v1::Transfer> EarnedTransfers(const std::string& person) {
+    ledger::v1::ListTransfersRequest request;
+    request.mutable_account()->set_type(ledger::v1::ACCOUNT_TYPE_EARNED);
+    request.mutable_account()->set_person_id(person);
+    request.set_page_size(100);
+    ledger::v1::ListTransfersResponse response;
+    grpc::Status status = ledger_stub_->ListTransfers(Context(admin_).get(), request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return {response.transfers().begin(), response.transfers().end()};
+  }
+
+  grpc::Status RecordCompanyKudos(const std::string& token,
+                                  const kudos::v1::RecordCompanyKudosRequest& request,
+                                  kudos::v1::Kudos* kudos = nullptr) {
+    kudos::v1::RecordCompanyKudosResponse response;
+    grpc::Status status = kudos_stub_->RecordCompanyKudos(Context(token).get(), request, &response);
+    if (kudos != nullptr) *kudos = response.kudos();
+    return status;
+  }
+
   std::string Marker(v1::CelebrationKind kind, int year, const std::string& person) {
     absl::StatusOr<std::string> marker = replica_->store.Marker(kOrg, kind, year, person);
     EXPECT_TRUE(marker.ok()) << marker.status();
@@ -282,6 +339,7 @@ class CelebrationsSweepTest : public ::testing::Test {
   std::unique_ptr<harness::Service> ledger_;
   std::unique_ptr<harness::Service> kudos_;
   std::unique_ptr<kudos::v1::DirectoryService::Stub> directory_;
+  std::unique_ptr<kudos::v1::KudosService::Stub> kudos_stub_;
   std::unique_ptr<ledger::v1::LedgerService::Stub> ledger_stub_;
   std::string admin_;
   std::unique_ptr<Replica> replica_;
@@ -422,9 +480,11 @@ TEST_F(CelebrationsSweepTest, Sweep_CrashBetweenMarkerAndPaymentIsFinishedLaterO
   FailingPayer lost_after(crashed.payer.get());
   cel::SweepOptions one;
   one.max_due_per_pass = 1;
-  cel::Sweep first_of_two(crashed.store, *crashed.directory, lost_before, one);
+  cel::Sweep first_of_two(crashed.store, *crashed.directory, lost_before, *crashed.company_kudos,
+                          one);
   ASSERT_EQ(first_of_two.RunOnce(kOrg, day)->failed, 1);  // dana
-  cel::Sweep second_of_two(crashed.store, *crashed.directory, lost_after, one);
+  cel::Sweep second_of_two(crashed.store, *crashed.directory, lost_after, *crashed.company_kudos,
+                           one);
   ASSERT_EQ(second_of_two.RunOnce(kOrg, day)->failed, 1);  // eli
   EXPECT_EQ(Marker(v1::CELEBRATION_KIND_BIRTHDAY, 2027, "dana"), "pending");
   EXPECT_EQ(Marker(v1::CELEBRATION_KIND_BIRTHDAY, 2027, "eli"), "pending");
@@ -505,6 +565,211 @@ TEST_F(CelebrationsSweepTest, Profiles_UnknownPersonIsNotFound) {
       [](v1::CelebrationProfile& p) { p.set_opted_out(true); }, Utc(2027, 1, 1));
   EXPECT_TRUE(absl::IsNotFound(profile.status())) << profile.status();
   EXPECT_EQ(profile.status().message(), "person_id: 'nobody' is not in the org's directory");
+}
+
+// ---- the celebration as a kudos from the company ------------------------------
+
+TEST_F(CelebrationsSweepTest, CompanyKudos_CelebrationIsAKudosFromTheCompanyInTheRecipientsFeeds) {
+  CreatePerson("aiko", "UTC");
+  SetBirthday(*replica_, "aiko", 3, 10, Utc(2027, 1, 5));
+  // aiko watches her received feed: the company kudos arrives live.
+  std::unique_ptr<grpc::ClientContext> watch_context =
+      Context(MintToken(kOrg, "aiko"), std::chrono::seconds(30));
+  kudos::v1::WatchFeedRequest watch;
+  watch.mutable_filter()->set_recipient_id("aiko");
+  auto reader = kudos_stub_->WatchFeed(watch_context.get(), watch);
+  reader->WaitForInitialMetadata();  // live from here
+
+  ASSERT_EQ(Run(*replica_, Utc(2027, 3, 10, 9)).paid, 1);
+  std::vector<kudos::v1::Kudos> received = ReceivedKudos("aiko");
+  ASSERT_EQ(received.size(), 1u);
+  const kudos::v1::Kudos& kudos = received[0];
+  EXPECT_TRUE(kudos.from_company());
+  EXPECT_EQ(kudos.giver_id(), "");
+  EXPECT_EQ(kudos.points_per_recipient(), 10);
+  EXPECT_EQ(kudos.transfer_id(), "celebration:birthday:2027:aiko");
+  EXPECT_EQ(kudos.message(), "Happy birthday, Person aiko!");
+  EXPECT_EQ(kudos.state(), kudos::v1::KUDOS_STATE_COMMITTED);
+  EXPECT_EQ(kudos.visibility(), kudos::v1::KUDOS_VISIBILITY_PUBLIC);
+  EXPECT_EQ(Earned("aiko"), 10);  // paid once, by the celebration's transfer only
+  ASSERT_EQ(EarnedTransfers("aiko").size(), 1u);
+  EXPECT_EQ(EarnedTransfers("aiko")[0].kind(), ledger::v1::TRANSFER_KIND_CELEBRATION);
+
+  kudos::v1::WatchFeedResponse update;
+  ASSERT_TRUE(reader->Read(&update));
+  EXPECT_EQ(update.kudos().kudos_id(), kudos.kudos_id());
+  EXPECT_TRUE(update.kudos().from_company());
+  watch_context->TryCancel();
+
+  // GetKudos and the org's feed show it too; the celebration names it.
+  kudos::v1::GetKudosRequest get;
+  get.set_kudos_id(kudos.kudos_id());
+  kudos::v1::GetKudosResponse got;
+  ASSERT_TRUE(kudos_stub_->GetKudos(Context(MintToken(kOrg, "lobby", {"screen"})).get(), get, &got)
+                  .ok());
+  EXPECT_TRUE(got.kudos().from_company());
+  kudos::v1::ListKudosResponse org_feed;
+  ASSERT_TRUE(kudos_stub_->ListKudos(Context(MintToken(kOrg, "reader")).get(), {}, &org_feed).ok());
+  ASSERT_EQ(org_feed.kudos_size(), 1);
+  EXPECT_EQ(org_feed.kudos(0).kudos_id(), kudos.kudos_id());
+  ASSERT_EQ(Feed().size(), 1u);
+  EXPECT_EQ(Feed()[0].kudos_id(), kudos.kudos_id());
+  ExpectLedgerConsistent();
+}
+
+TEST_F(CelebrationsSweepTest, CompanyKudos_EventOnTheKudosStreamHasNoGiver) {
+  CreatePerson("omar", "UTC");
+  SetBirthday(*replica_, "omar", 6, 1, Utc(2027, 1, 1));
+  ASSERT_EQ(Run(*replica_, Utc(2027, 6, 1, 9)).paid, 1);
+  absl::StatusOr<common::redis::Reply> entries =
+      replica_->pool->Run({"XRANGE", "kudos:{acme}:events", "-", "+"});
+  ASSERT_TRUE(entries.ok()) << entries.status();
+  int sent = 0;
+  for (const common::redis::Reply& entry : entries->elements) {
+    const std::vector<common::redis::Reply>& fields = entry.elements[1].elements;
+    for (size_t i = 0; i + 1 < fields.size(); i += 2) {
+      kudos::v1::KudosEvent event;
+      if (fields[i].str != "event" || !event.ParseFromString(fields[i + 1].str)) continue;
+      if (!event.has_kudos_sent()) continue;
+      ++sent;
+      EXPECT_TRUE(event.kudos_sent().kudos().from_company());
+      EXPECT_EQ(event.kudos_sent().kudos().giver_id(), "");
+      EXPECT_EQ(event.kudos_sent().giver_team_id(), "");
+      EXPECT_EQ(event.kudos_sent().recipient_team_ids().at("omar"), "eng");
+      EXPECT_EQ(event.kudos_sent().kudos().points_per_recipient(), 10);
+    }
+  }
+  EXPECT_EQ(sent, 1);
+}
+
+TEST_F(CelebrationsSweepTest, CompanyKudos_FailureBetweenPaymentAndRecordEndsWithOneKudosAfterTheSweep) {
+  CreatePerson("dana", "UTC");
+  CreatePerson("eli", "UTC");
+  SetBirthday(*replica_, "dana", 9, 9, Utc(2027, 1, 1));
+  SetBirthday(*replica_, "eli", 9, 9, Utc(2027, 1, 1));
+  const absl::Time day = Utc(2027, 9, 9, 9);
+  // Replica A pays both, then its kudos call fails: for dana before the kudos
+  // service recorded it, for eli after (the answer lost).
+  Replica crashed(redis_->port(), kudos_->address(), ledger_->address());
+  FailingCompanyKudos lost_before;
+  FailingCompanyKudos lost_after(crashed.company_kudos.get());
+  cel::SweepOptions one;
+  one.max_due_per_pass = 1;
+  cel::Sweep first_of_two(crashed.store, *crashed.directory, *crashed.payer, lost_before, one);
+  ASSERT_EQ(first_of_two.RunOnce(kOrg, day)->failed, 1);  // dana
+  cel::Sweep second_of_two(crashed.store, *crashed.directory, *crashed.payer, lost_after, one);
+  ASSERT_EQ(second_of_two.RunOnce(kOrg, day)->failed, 1);  // eli
+  EXPECT_EQ(Marker(v1::CELEBRATION_KIND_BIRTHDAY, 2027, "dana"), "pending");
+  EXPECT_EQ(Earned("dana"), 10);
+  EXPECT_TRUE(ReceivedKudos("dana").empty());
+  EXPECT_EQ(ReceivedKudos("eli").size(), 1u);
+  // After the retry backoff any replica finishes both: paid again with the
+  // same transfer id (applied once), recorded again with the same request id.
+  cel::SweepStats later = Run(*replica_, day + absl::Minutes(2));
+  EXPECT_EQ(later.paid, 2);
+  EXPECT_EQ(later.failed, 0);
+  for (const char* name : {"dana", "eli"}) {
+    const std::string person = name;
+    EXPECT_EQ(Earned(person), 10) << person;
+    EXPECT_EQ(EarnedTransfers(person).size(), 1u) << person;
+    std::vector<kudos::v1::Kudos> received = ReceivedKudos(person);
+    ASSERT_EQ(received.size(), 1u) << person;
+    EXPECT_TRUE(received[0].from_company());
+    EXPECT_EQ(received[0].transfer_id(), "celebration:birthday:2027:" + person);
+    EXPECT_EQ(Marker(v1::CELEBRATION_KIND_BIRTHDAY, 2027, person), "paid");
+  }
+  std::vector<v1::Celebration> feed = Feed();
+  ASSERT_EQ(feed.size(), 2u);
+  for (const v1::Celebration& celebration : feed) EXPECT_FALSE(celebration.kudos_id().empty());
+  EXPECT_EQ(Run(*replica_, day + absl::Hours(1)).paid, 0);
+  ExpectLedgerConsistent();
+}
+
+TEST_F(CelebrationsSweepTest, CompanyKudos_OnlyTheProgramsServiceMayRecordOne) {
+  CreatePerson("ana", "UTC");
+  kudos::v1::RecordCompanyKudosRequest request;
+  request.set_request_id("birthday:2027:ana");
+  request.set_recipient_id("ana");
+  request.set_message("Happy birthday, Ana!");
+  request.set_points(10);
+  request.set_transfer_id("celebration:birthday:2027:ana");
+  auto service_token = [](const std::string& service) {
+    absl::StatusOr<std::string> token = common::auth::MintServiceToken(
+        service, kOrg, common::auth::kDevServiceSecret, absl::Now());
+    EXPECT_TRUE(token.ok());
+    return token.ok() ? *token : std::string();
+  };
+  for (const std::string& token :
+       {MintToken(kOrg, "ana"), MintToken(kOrg, "bob", {"member", "manager"}), admin_,
+        MintToken(kOrg, "lobby", {"screen"}), service_token("kudos"), service_token("ledger")}) {
+    grpc::Status status = RecordCompanyKudos(token, request);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::PERMISSION_DENIED) << status.error_message();
+  }
+  EXPECT_TRUE(ReceivedKudos("ana").empty());
+
+  const std::string programs = service_token("programs");
+  kudos::v1::Kudos first;
+  grpc::Status status = RecordCompanyKudos(programs, request, &first);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_TRUE(first.from_company());
+  // A retry returns the same kudos; another payload under the id is refused.
+  kudos::v1::Kudos again;
+  ASSERT_TRUE(RecordCompanyKudos(programs, request, &again).ok());
+  EXPECT_EQ(again.kudos_id(), first.kudos_id());
+  kudos::v1::RecordCompanyKudosRequest changed = request;
+  changed.set_points(20);
+  changed.set_transfer_id("celebration:birthday:2027:ana-2");
+  EXPECT_EQ(RecordCompanyKudos(programs, changed).error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_EQ(ReceivedKudos("ana").size(), 1u);
+  EXPECT_EQ(Earned("ana"), 0);  // recording moves no points
+}
+
+TEST_F(CelebrationsSweepTest, CompanyKudos_BadInputIsInvalidArgumentNamingTheField) {
+  CreatePerson("ana", "UTC");
+  absl::StatusOr<std::string> programs = common::auth::MintServiceToken(
+      "programs", kOrg, common::auth::kDevServiceSecret, absl::Now());
+  ASSERT_TRUE(programs.ok());
+  auto valid = [] {
+    kudos::v1::RecordCompanyKudosRequest request;
+    request.set_request_id("birthday:2027:ana");
+    request.set_recipient_id("ana");
+    request.set_message("Happy birthday, Ana!");
+    request.set_points(10);
+    request.set_transfer_id("celebration:birthday:2027:ana");
+    return request;
+  };
+  struct Case {
+    std::function<void(kudos::v1::RecordCompanyKudosRequest&)> change;
+    grpc::StatusCode code;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {[](auto& r) { r.clear_request_id(); }, grpc::StatusCode::INVALID_ARGUMENT,
+       "request_id: is required (a client-made idempotency key)"},
+      {[](auto& r) { r.set_recipient_id("bad id"); }, grpc::StatusCode::INVALID_ARGUMENT,
+       "recipient_id"},
+      {[](auto& r) { r.set_recipient_id("nobody"); }, grpc::StatusCode::NOT_FOUND,
+       "recipient_id: 'nobody' is not a person of this org"},
+      {[](auto& r) { r.clear_message(); }, grpc::StatusCode::INVALID_ARGUMENT,
+       "message: must be 1..1000 characters, got 0"},
+      {[](auto& r) { r.add_values("no-such-value"); }, grpc::StatusCode::INVALID_ARGUMENT,
+       "values[0]: 'no-such-value' is not in the org's values catalog"},
+      {[](auto& r) { r.set_points(-1); }, grpc::StatusCode::INVALID_ARGUMENT,
+       "points: must be 0..1000000, got -1"},
+      {[](auto& r) { r.clear_transfer_id(); }, grpc::StatusCode::INVALID_ARGUMENT,
+       "transfer_id: is required when points > 0 (the ledger transfer that paid them)"},
+      {[](auto& r) { r.set_points(0); }, grpc::StatusCode::INVALID_ARGUMENT,
+       "transfer_id: must be empty when points is 0"},
+  };
+  for (const Case& c : cases) {
+    kudos::v1::RecordCompanyKudosRequest request = valid();
+    c.change(request);
+    grpc::Status status = RecordCompanyKudos(*programs, request);
+    EXPECT_EQ(status.error_code(), c.code) << c.message << ": " << status.error_message();
+    EXPECT_NE(status.error_message().find(c.message), std::string::npos)
+        << status.error_message();
+  }
+  EXPECT_TRUE(ReceivedKudos("ana").empty());
 }
 
 }  // namespace
