@@ -721,7 +721,7 @@ std::vector<std::string> PeopleOfEvent(const kudos::v1::KudosEvent& event) {
   std::vector<std::string> people;
   if (event.has_kudos_sent()) {
     const kudos::v1::Kudos& kudos = event.kudos_sent().kudos();
-    people.push_back(kudos.giver_id());
+    if (!kudos.giver_id().empty()) people.push_back(kudos.giver_id());
     for (const std::string& r : kudos.recipient_ids()) people.push_back(r);
   }
   return people;
@@ -758,8 +758,10 @@ void PlanPrivateKudos(PlanBuilder& b, absl::string_view org, const kudos::v1::Ku
                       absl::Time t, const OrgCalendar& calendar, const ZoneLookup& person_zone) {
   b.Guard(absl::StrCat("kudos:", kudos.kudos_id()));
   const std::string& giver = kudos.giver_id();
-  absl::CivilDay giver_day = absl::ToCivilDay(t, ZoneOf(person_zone(giver), calendar));
-  b.Op({"S", b.Idx(DaysKey(org, "giving", giver)), absl::FormatCivilTime(giver_day)});
+  if (!kudos.from_company()) {
+    absl::CivilDay giver_day = absl::ToCivilDay(t, ZoneOf(person_zone(giver), calendar));
+    b.Op({"S", b.Idx(DaysKey(org, "giving", giver)), absl::FormatCivilTime(giver_day)});
+  }
   for (const std::string& r : CountedRecipients(kudos)) {
     absl::CivilDay day = absl::ToCivilDay(t, ZoneOf(person_zone(r), calendar));
     b.Op({"S", b.Idx(DaysKey(org, "receiving", r)), absl::FormatCivilTime(day)});
@@ -776,7 +778,10 @@ void PlanRetraction(PlanBuilder& b, const kudos::v1::KudosRetracted& retracted, 
   if (kudos.visibility() == kudos::v1::KUDOS_VISIBILITY_PRIVATE) return;  // counted nothing
   std::vector<std::string> values = CleanValues({kudos.values().begin(), kudos.values().end()});
   b.LongGuard(absl::StrCat("retracted:", kudos.kudos_id()), 'r', kRetractionGuardDays);
-  b.AddPerson(v1::METRIC_KUDOS_GIVEN, kudos.giver_id(), retracted.giver_team_id(), values, -1, t);
+  if (!kudos.from_company()) {  // a kudos from the company counted no giver
+    b.AddPerson(v1::METRIC_KUDOS_GIVEN, kudos.giver_id(), retracted.giver_team_id(), values, -1,
+                t);
+  }
   for (const std::string& r : CountedRecipients(kudos)) {
     b.AddPerson(v1::METRIC_KUDOS_RECEIVED, r, TeamOf(retracted.recipient_team_ids(), r), values,
                 -1, t);
@@ -793,7 +798,10 @@ ApplyPlan PlanKudosEvent(absl::string_view org, absl::string_view dedupe_id,
     case kudos::v1::KudosEvent::kKudosSent: {
       const kudos::v1::KudosSent& sent = event.kudos_sent();
       const kudos::v1::Kudos& kudos = sent.kudos();
-      if (!ValidId(kudos.giver_id()) || kudos.kudos_id().empty()) break;
+      // A kudos from the company (issue 18 part 3, a celebration) has no
+      // giver: only its recipients count.
+      const bool from_company = kudos.from_company();
+      if (kudos.kudos_id().empty() || (!from_company && !ValidId(kudos.giver_id()))) break;
       absl::Time t = KudosTime(kudos, event);
       if (kudos.visibility() == kudos::v1::KUDOS_VISIBILITY_PRIVATE) {
         PlanPrivateKudos(b, org, kudos, t, calendar, person_zone);
@@ -805,15 +813,18 @@ ApplyPlan PlanKudosEvent(absl::string_view org, absl::string_view dedupe_id,
       b.Guard(absl::StrCat("kudos:", kudos.kudos_id()));
       const std::string& giver = kudos.giver_id();
       std::string ms = Ms(t);
-      b.AddPerson(v1::METRIC_KUDOS_GIVEN, giver, sent.giver_team_id(), values, 1, t);
-      absl::CivilDay giver_day = absl::ToCivilDay(t, ZoneOf(person_zone(giver), calendar));
-      b.Op({"S", b.Idx(DaysKey(org, "giving", giver)), absl::FormatCivilTime(giver_day)});
-      std::string giver_badges = b.Idx(BadgesKey(org, giver));
-      std::string given_all = b.Idx(BoardKey(org, v1::METRIC_KUDOS_GIVEN, v1::WINDOW_ALL_TIME,
-                                             "all", v1::SCOPE_ORG, ""));
-      b.Op({"N", giver_badges, "first_kudos_given", ms});
-      b.Op({"T", giver_badges, "given_10", ms, given_all, giver, "10"});
-      b.Op({"T", giver_badges, "given_50", ms, given_all, giver, "50"});
+      absl::CivilDay giver_day;
+      if (!from_company) {
+        b.AddPerson(v1::METRIC_KUDOS_GIVEN, giver, sent.giver_team_id(), values, 1, t);
+        giver_day = absl::ToCivilDay(t, ZoneOf(person_zone(giver), calendar));
+        b.Op({"S", b.Idx(DaysKey(org, "giving", giver)), absl::FormatCivilTime(giver_day)});
+        std::string giver_badges = b.Idx(BadgesKey(org, giver));
+        std::string given_all = b.Idx(BoardKey(org, v1::METRIC_KUDOS_GIVEN, v1::WINDOW_ALL_TIME,
+                                               "all", v1::SCOPE_ORG, ""));
+        b.Op({"N", giver_badges, "first_kudos_given", ms});
+        b.Op({"T", giver_badges, "given_10", ms, given_all, giver, "10"});
+        b.Op({"T", giver_badges, "given_50", ms, given_all, giver, "50"});
+      }
       std::string received_all = b.Idx(BoardKey(org, v1::METRIC_KUDOS_RECEIVED,
                                                  v1::WINDOW_ALL_TIME, "all", v1::SCOPE_ORG, ""));
       for (const std::string& r : recipients) {
@@ -835,7 +846,7 @@ ApplyPlan PlanKudosEvent(absl::string_view org, absl::string_view dedupe_id,
           b.Op(op);
         }
       }
-      b.plan().streak_checks.push_back({giver, giver_day, t});
+      if (!from_company) b.plan().streak_checks.push_back({giver, giver_day, t});
       break;
     }
     case kudos::v1::KudosEvent::kOrgSettingsChanged:
@@ -852,7 +863,7 @@ ApplyPlan PlanKudosEvent(absl::string_view org, absl::string_view dedupe_id,
     }
     case kudos::v1::KudosEvent::kKudosRetracted: {
       const kudos::v1::Kudos& kudos = event.kudos_retracted().kudos();
-      if (!ValidId(kudos.giver_id()) || kudos.kudos_id().empty()) break;
+      if (kudos.kudos_id().empty() || (!kudos.from_company() && !ValidId(kudos.giver_id()))) break;
       PlanRetraction(b, event.kudos_retracted(), KudosTime(kudos, event));
       break;
     }
@@ -886,6 +897,7 @@ std::optional<BoardPoints> PointsOf(const ledger::v1::Transfer& transfer, absl::
   switch (transfer.kind()) {
     case ledger::v1::TRANSFER_KIND_KUDOS:
     case ledger::v1::TRANSFER_KIND_BOOST:
+    case ledger::v1::TRANSFER_KIND_CELEBRATION:  // a kudos from the company (issue 18 part 3)
       if (!earned_credit) return std::nullopt;
       points.person = transfer.credit_account().person_id();
       points.amount = transfer.amount();
@@ -927,6 +939,407 @@ ApplyPlan PlanLedgerEvent(absl::string_view org, absl::string_view dedupe_id,
     }
   }
   return b.Finish();
+}
+
+// ---------------------------------------------------------------- the rebuild's plans
+
+RebuildPlanner::RebuildPlanner(std::string org) : org_(std::move(org)) {
+  Key(MarksKey(org_));
+  Atom("");
+}
+
+uint32_t RebuildPlanner::Key(std::string key) {
+  auto [it, added] = key_ids_.try_emplace(key, static_cast<uint32_t>(keys_.size()));
+  if (added) keys_.push_back(std::move(key));
+  return it->second;
+}
+
+uint32_t RebuildPlanner::Atom(absl::string_view text) {
+  auto it = atom_ids_.find(text);
+  if (it != atom_ids_.end()) return it->second;
+  uint32_t id = static_cast<uint32_t>(atoms_.size());
+  atoms_.emplace_back(text);
+  atom_ids_.emplace(std::string(text), id);
+  return id;
+}
+
+const std::vector<RebuildPlanner::PeriodIds>& RebuildPlanner::PeriodsAt(
+    absl::Time t, const OrgCalendar& calendar) {
+  if (calendar.zone_name != periods_zone_ || calendar.week_start != periods_week_start_) {
+    periods_.clear();  // periods depend on the zone and week start only
+    periods_zone_ = calendar.zone_name;
+    periods_week_start_ = calendar.week_start;
+  }
+  absl::CivilDay day = absl::ToCivilDay(t, calendar.zone);
+  int64_t day_number = day - absl::CivilDay(1970, 1, 1);
+  auto it = periods_.find(day_number);
+  if (it != periods_.end()) return it->second;
+  std::vector<PeriodIds> periods;
+  for (Window window : AllWindows()) {
+    Period period =
+        common::calendar::PeriodAt(WindowUnit(window), t, calendar.zone, calendar.week_start);
+    std::optional<absl::Time> expiry = BoardExpiry(window, period);
+    periods.push_back({Atom(period.key), expiry ? absl::ToUnixSeconds(*expiry) : 0});
+  }
+  return periods_.emplace(day_number, std::move(periods)).first->second;
+}
+
+uint32_t RebuildPlanner::BoardId(Metric metric, size_t window, uint32_t period_atom, Scope scope,
+                                 uint32_t scope_atom) {
+  std::pair<uint64_t, uint32_t> id = {
+      (static_cast<uint64_t>(period_atom) << 32) | scope_atom,
+      static_cast<uint32_t>(metric) * 64 + static_cast<uint32_t>(window) * 8 +
+          static_cast<uint32_t>(scope)};
+  auto it = boards_.find(id);
+  if (it != boards_.end()) return it->second;
+  uint32_t key = Key(BoardKey(org_, metric, AllWindows()[window], atoms_[period_atom], scope,
+                              atoms_[scope_atom]));
+  boards_.emplace(id, key);
+  return key;
+}
+
+RebuildPlanner::PersonKeys& RebuildPlanner::KeysOf(uint32_t person_atom) {
+  PersonKeys& keys = people_[person_atom];
+  if (keys.badges == UINT32_MAX) {
+    const std::string& person = atoms_[person_atom];
+    keys.giving = Key(DaysKey(org_, "giving", person));
+    keys.receiving = Key(DaysKey(org_, "receiving", person));
+    keys.badges = Key(BadgesKey(org_, person));
+    keys.values = Key(ValuesKey(org_, person));
+  }
+  return keys;
+}
+
+// PlanBuilder (list_touched false) with ids: the same operations in the
+// same order.
+class RebuildPlanner::Builder {
+ public:
+  Builder(RebuildPlanner& planner, char stream, absl::string_view entry_id,
+          const OrgCalendar& calendar)
+      : p_(planner), calendar_(calendar) {
+    plan_.stream = stream;
+    plan_.entry_id = std::string(entry_id);
+    plan_.ops.reserve(48);
+  }
+
+  CompactOp& Op(CompactOp::Code code, uint32_t key) {
+    CompactOp& op = plan_.ops.emplace_back();
+    op.code = code;
+    op.key = key;
+    return op;
+  }
+  uint32_t Text(std::string text) {
+    plan_.texts.push_back(std::move(text));
+    return static_cast<uint32_t>(plan_.texts.size() - 1);
+  }
+  void Guard(absl::string_view logical_id, char set, int64_t window_ms) {
+    uint32_t text = Text(std::string(logical_id));  // unique ids: not interned
+    CompactOp& op = Op(CompactOp::kGuard, p_.Key(GuardKey(p_.org_, set)));
+    op.text = text;
+    op.number = window_ms;
+  }
+  void Guard(absl::string_view logical_id) {
+    Guard(logical_id, plan_.stream, int64_t{calendar_.guard_days} * 86400 * 1000);
+  }
+
+  void AddAllWindows(Metric metric, Scope scope, uint32_t scope_atom, uint32_t subject,
+                     int64_t amount, const std::vector<PeriodIds>& periods) {
+    KUDOS_CHECK(amount != 0, "a board increment is never zero");
+    for (size_t w = 0; w < AllWindows().size(); ++w) {
+      Window window = AllWindows()[w];
+      if (BoardDerived(window, scope)) {
+        if (window == v1::WINDOW_ALL_TIME) {
+          uint32_t year = periods[kYearIndex].atom;
+          if (std::find(years_.begin(), years_.end(), year) == years_.end()) {
+            years_.push_back(year);
+            Op(CompactOp::kSadd, p_.Key(YearsKey(p_.org_))).atom = year;
+          }
+        }
+        continue;
+      }
+      CompactOp& op = Op(CompactOp::kZincr, p_.BoardId(metric, w, periods[w].atom, scope, scope_atom));
+      op.atom = subject;
+      op.number = amount;
+      op.expire_at = periods[w].expire_at;
+    }
+  }
+
+  void AddSeasons(Metric metric, const std::string& person, const std::string& team,
+                  int64_t amount, absl::Time t) {
+    if (calendar_.seasons == nullptr) return;
+    for (const SeasonDef& season : calendar_.seasons->seasons) {
+      const std::string& subject = season.teams ? team : person;
+      if (season.metric != metric || !season.Counts(subject, t)) continue;
+      int64_t expire_at = 0;
+      if (!absl::SimpleAtoi(season.expiry, &expire_at) && plan_.error.empty()) {
+        plan_.error = "Z expiry";
+        plan_.error_at = plan_.ops.size();
+      }
+      CompactOp& op = Op(CompactOp::kZincr, p_.Key(SeasonBoardKey(p_.org_, season.id, season.teams)));
+      op.atom = p_.Atom(subject);
+      op.number = amount;
+      op.expire_at = expire_at;
+    }
+  }
+
+  void AddPerson(Metric metric, const std::string& person, const std::string& team,
+                 const std::vector<std::string>& values, int64_t amount, absl::Time t) {
+    AddSeasons(metric, person, team, amount, t);
+    const std::vector<PeriodIds>& periods = p_.PeriodsAt(t, calendar_);
+    uint32_t person_atom = p_.Atom(person);
+    AddAllWindows(metric, v1::SCOPE_ORG, 0, person_atom, amount, periods);
+    if (ValidId(team)) {
+      uint32_t team_atom = p_.Atom(team);
+      AddAllWindows(metric, v1::SCOPE_TEAM, team_atom, person_atom, amount, periods);
+      AddAllWindows(metric, v1::SCOPE_TEAMS, 0, team_atom, amount, periods);
+    }
+    for (const std::string& value : values) {
+      AddAllWindows(metric, v1::SCOPE_VALUE, p_.Atom(value), person_atom, amount, periods);
+    }
+  }
+
+  // The org-scope all-time board of `metric` (the badges' thresholds).
+  uint32_t AllTimeBoard(Metric metric) {
+    return p_.BoardId(metric, kAllTimeIndex, p_.Atom("all"), v1::SCOPE_ORG, 0);
+  }
+
+  void Day(uint32_t key, absl::Time t, const std::string& person, const ZoneLookup& person_zone,
+           absl::CivilDay* day_out = nullptr) {
+    absl::CivilDay day = absl::ToCivilDay(t, Zone(person_zone(person)));
+    Op(CompactOp::kSadd, key).atom = p_.Atom(absl::FormatCivilTime(day));
+    if (day_out != nullptr) *day_out = day;
+  }
+
+  // ZoneOf, with the zones loaded once per name (nullopt: not a zone, the
+  // org's then, which may change).
+  absl::TimeZone Zone(const std::string& name) {
+    if (name.empty()) return calendar_.zone;
+    auto it = p_.zones_.find(name);
+    if (it == p_.zones_.end()) {
+      if (p_.zones_.size() >= 1024) p_.zones_.clear();  // bounded; refilled on demand
+      absl::StatusOr<absl::TimeZone> zone = common::calendar::LoadZone(name);
+      it = p_.zones_.emplace(name, zone.ok() ? std::optional<absl::TimeZone>(*zone) : std::nullopt)
+               .first;
+    }
+    return it->second.has_value() ? *it->second : calendar_.zone;
+  }
+
+  CompactPlan& plan() { return plan_; }
+  RebuildPlanner& planner() { return p_; }
+  const OrgCalendar& calendar() const { return calendar_; }
+
+ private:
+  static constexpr size_t kYearIndex = 4;     // AllWindows()[4] == WINDOW_YEAR
+  static constexpr size_t kAllTimeIndex = 5;  // AllWindows()[5] == WINDOW_ALL_TIME
+  RebuildPlanner& p_;
+  const OrgCalendar& calendar_;
+  CompactPlan plan_;
+  std::vector<uint32_t> years_;  // years added to YearsKey by this plan
+};
+
+CompactPlan RebuildPlanner::PlanKudos(absl::string_view entry_id,
+                                      const kudos::v1::KudosEvent& event,
+                                      const OrgCalendar& calendar, const ZoneLookup& person_zone) {
+  Builder b(*this, 'k', entry_id, calendar);
+  switch (event.event_case()) {
+    case kudos::v1::KudosEvent::kKudosSent: {
+      const kudos::v1::KudosSent& sent = event.kudos_sent();
+      const kudos::v1::Kudos& kudos = sent.kudos();
+      const bool from_company = kudos.from_company();
+      if (kudos.kudos_id().empty() || (!from_company && !ValidId(kudos.giver_id()))) break;
+      absl::Time t = KudosTime(kudos, event);
+      const std::string& giver = kudos.giver_id();
+      uint32_t giver_atom = Atom(giver);
+      if (kudos.visibility() == kudos::v1::KUDOS_VISIBILITY_PRIVATE) {
+        b.Guard(absl::StrCat("kudos:", kudos.kudos_id()));
+        if (!from_company) b.Day(KeysOf(giver_atom).giving, t, giver, person_zone);
+        for (const std::string& r : CountedRecipients(kudos)) {
+          b.Day(KeysOf(Atom(r)).receiving, t, r, person_zone);
+        }
+        break;
+      }
+      std::vector<std::string> values = CleanValues({kudos.values().begin(), kudos.values().end()});
+      std::vector<std::string> recipients = CountedRecipients(kudos);
+      b.Guard(absl::StrCat("kudos:", kudos.kudos_id()));
+      uint32_t ms = b.Text(Ms(t));
+      absl::CivilDay giver_day;
+      auto badge = [&](CompactOp::Code code, uint32_t badges, const char* name) -> CompactOp& {
+        CompactOp& op = b.Op(code, badges);
+        op.atom = Atom(name);
+        op.text = ms;
+        return op;
+      };
+      auto threshold = [&](uint32_t badges, const char* name, uint32_t board, uint32_t member,
+                           int64_t at) {
+        CompactOp& op = badge(CompactOp::kThreshold, badges, name);
+        op.key2 = board;
+        op.atom2 = member;
+        op.number = at;
+      };
+      PersonKeys giver_keys;
+      if (!from_company) {
+        b.AddPerson(v1::METRIC_KUDOS_GIVEN, giver, sent.giver_team_id(), values, 1, t);
+        giver_keys = KeysOf(giver_atom);
+        b.Day(giver_keys.giving, t, giver, person_zone, &giver_day);
+        uint32_t given_all = b.AllTimeBoard(v1::METRIC_KUDOS_GIVEN);
+        badge(CompactOp::kHsetnx, giver_keys.badges, "first_kudos_given");
+        threshold(giver_keys.badges, "given_10", given_all, giver_atom, 10);
+        threshold(giver_keys.badges, "given_50", given_all, giver_atom, 50);
+      }
+      uint32_t received_all = b.AllTimeBoard(v1::METRIC_KUDOS_RECEIVED);
+      for (const std::string& r : recipients) {
+        b.AddPerson(v1::METRIC_KUDOS_RECEIVED, r, TeamOf(sent.recipient_team_ids(), r), values, 1,
+                    t);
+        uint32_t r_atom = Atom(r);
+        PersonKeys keys = KeysOf(r_atom);
+        b.Day(keys.receiving, t, r, person_zone);
+        for (const std::string& value : values) {
+          b.Op(CompactOp::kSadd, keys.values).atom = Atom(value);
+        }
+        badge(CompactOp::kHsetnx, keys.badges, "first_kudos_received");
+        threshold(keys.badges, "received_10", received_all, r_atom, 10);
+        threshold(keys.badges, "received_50", received_all, r_atom, 50);
+        threshold(keys.badges, "received_100", received_all, r_atom, 100);
+        if (!calendar.values.empty()) {
+          CompactOp& op = badge(CompactOp::kAllValues, keys.badges, "all_values_received");
+          op.key2 = keys.values;
+          op.atom2 = static_cast<uint32_t>(b.plan().lists.size());
+          op.number = static_cast<int64_t>(calendar.values.size());
+          for (const std::string& value : calendar.values) b.plan().lists.push_back(Atom(value));
+        }
+      }
+      if (!from_company) {
+        b.plan().streak_checks.push_back({giver_keys.giving, giver_keys.badges, giver_day, t});
+      }
+      break;
+    }
+    case kudos::v1::KudosEvent::kOrgSettingsChanged:
+      b.Op(CompactOp::kSet, Key(SettingsKey(org_))).text =
+          b.Text(event.org_settings_changed().settings().SerializeAsString());
+      break;
+    case kudos::v1::KudosEvent::kPersonChanged: {
+      const kudos::v1::Person& person = event.person_changed().person();
+      if (!ValidId(person.person_id())) break;
+      CompactOp& set = b.Op(CompactOp::kHset, Key(PeopleKey(org_)));
+      set.atom = Atom(person.person_id());
+      set.text = b.Text(person.SerializeAsString());
+      b.Op(person.hidden_from_leaderboards() ? CompactOp::kSadd : CompactOp::kSrem,
+           Key(HiddenKey(org_)))
+          .atom = Atom(person.person_id());
+      break;
+    }
+    case kudos::v1::KudosEvent::kKudosRetracted: {
+      const kudos::v1::KudosRetracted& retracted = event.kudos_retracted();
+      const kudos::v1::Kudos& kudos = retracted.kudos();
+      if (kudos.kudos_id().empty() || (!kudos.from_company() && !ValidId(kudos.giver_id()))) break;
+      if (kudos.visibility() == kudos::v1::KUDOS_VISIBILITY_PRIVATE) break;  // counted nothing
+      absl::Time t = KudosTime(kudos, event);
+      std::vector<std::string> values = CleanValues({kudos.values().begin(), kudos.values().end()});
+      b.Guard(absl::StrCat("retracted:", kudos.kudos_id()), 'r',
+              kRetractionGuardDays * 86400 * 1000);
+      if (!kudos.from_company()) {
+        b.AddPerson(v1::METRIC_KUDOS_GIVEN, kudos.giver_id(), retracted.giver_team_id(), values,
+                    -1, t);
+      }
+      for (const std::string& r : CountedRecipients(kudos)) {
+        b.AddPerson(v1::METRIC_KUDOS_RECEIVED, r, TeamOf(retracted.recipient_team_ids(), r),
+                    values, -1, t);
+      }
+      break;
+    }
+    case kudos::v1::KudosEvent::kTeamChanged: {
+      const kudos::v1::Team& team = event.team_changed().team();
+      if (!ValidId(team.team_id())) break;
+      CompactOp& set = b.Op(CompactOp::kHset, Key(TeamsKey(org_)));
+      set.atom = Atom(team.team_id());
+      set.text = b.Text(team.SerializeAsString());
+      break;
+    }
+    default:
+      break;
+  }
+  return std::move(b.plan());
+}
+
+CompactPlan RebuildPlanner::PlanLedger(absl::string_view entry_id,
+                                       const ledger::v1::LedgerEvent& event,
+                                       const OrgCalendar& calendar) {
+  Builder b(*this, 'l', entry_id, calendar);
+  if (event.has_transfers_posted()) {
+    const ledger::v1::TransfersPosted& posted = event.transfers_posted();
+    for (const ledger::v1::Transfer& transfer : posted.transfers()) {
+      std::optional<BoardPoints> points = PointsOf(transfer, FromProto(posted.post_time()));
+      if (!points.has_value()) continue;
+      b.Guard(absl::StrCat("transfer:", transfer.transfer_id()));
+      b.AddPerson(v1::METRIC_POINTS_RECEIVED, points->person, points->team, points->values,
+                  points->amount, points->time);
+    }
+  }
+  return std::move(b.plan());
+}
+
+ApplyPlan ExpandCompactPlan(absl::string_view org, const CompactPlan& plan,
+                            const std::vector<std::string>& keys,
+                            const std::vector<std::string>& atoms) {
+  ApplyPlan out;
+  absl::flat_hash_map<uint32_t, int> index;
+  auto idx = [&](uint32_t key) {
+    auto [it, added] = index.try_emplace(key, 0);
+    if (added) {
+      out.keys.push_back(keys[key]);
+      it->second = static_cast<int>(out.keys.size());
+    }
+    return absl::StrCat(it->second);
+  };
+  idx(0);  // the marks
+  out.keys.push_back(RebuildLockKey(org));
+  out.args = {absl::StrCat(std::string(1, plan.stream), ":", plan.entry_id), ""};
+  auto add = [&](std::initializer_list<std::string> op) {
+    out.args.insert(out.args.end(), op.begin(), op.end());
+  };
+  for (const CompactOp& op : plan.ops) {
+    switch (op.code) {
+      case CompactOp::kGuard:
+        add({"G", plan.texts[op.text], idx(op.key), absl::StrCat(op.number)});
+        break;
+      case CompactOp::kZincr:
+        add({"Z", idx(op.key), atoms[op.atom], absl::StrCat(op.number),
+             absl::StrCat(op.expire_at)});
+        break;
+      case CompactOp::kSadd:
+      case CompactOp::kSrem:
+        add({op.code == CompactOp::kSadd ? "S" : "R", idx(op.key), atoms[op.atom]});
+        break;
+      case CompactOp::kHset:
+      case CompactOp::kHsetnx:
+        add({op.code == CompactOp::kHset ? "H" : "N", idx(op.key), atoms[op.atom],
+             plan.texts[op.text]});
+        break;
+      case CompactOp::kSet:
+        add({"P", idx(op.key), plan.texts[op.text]});
+        break;
+      case CompactOp::kDel:
+        add({"D", idx(op.key)});
+        break;
+      case CompactOp::kThreshold:
+        add({"T", idx(op.key), atoms[op.atom], plan.texts[op.text], idx(op.key2),
+             atoms[op.atom2], absl::StrCat(op.number)});
+        break;
+      case CompactOp::kAllValues: {
+        add({"V", idx(op.key), atoms[op.atom], plan.texts[op.text], idx(op.key2),
+             absl::StrCat(op.number)});
+        for (int64_t i = 0; i < op.number; ++i) out.args.push_back(atoms[plan.lists[op.atom2 + i]]);
+        break;
+      }
+    }
+  }
+  for (const CompactPlan::StreakCheck& check : plan.streak_checks) {
+    // DaysKey(org, "giving", person): the person is the key's last part.
+    const std::string& days = keys[check.days_key];
+    out.streak_checks.push_back(
+        {days.substr(days.rfind("giving:") + 7), check.day, check.time});
+  }
+  return out;
 }
 
 }  // namespace leaderboard

@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -364,5 +365,110 @@ const std::vector<leaderboard::v1::Window>& AllWindows();
 
 absl::Time FromProto(const google::protobuf::Timestamp& ts);
 void ToProto(absl::Time t, google::protobuf::Timestamp* ts);
+
+// ---------------------------------------------------------------- the rebuild's plans
+//
+// Issue 15 part 5: a rebuild plans an org's whole history. RebuildPlanner
+// plans exactly the operations PlanKudosEvent / PlanLedgerEvent plan (with
+// list_touched false; ExpandCompactPlan gives that ApplyPlan back, tested),
+// but names keys and strings by small ids interned once per rebuild and keeps
+// numbers as numbers: board keys come from a table per (metric, window,
+// period, scope), periods from a table per local day, so no key string is
+// built or hashed per event (ProjectionImage::ApplyCompact applies them).
+struct CompactOp {
+  enum Code : uint8_t {
+    kGuard,      // G: text = logical id, key = its zset, number = window ms
+    kZincr,      // Z: key, atom = member, number = increment, expire_at (0: none)
+    kSadd,       // S: key, atom = member
+    kSrem,       // R: key, atom = member
+    kHset,       // H: key, atom = field, text = value
+    kHsetnx,     // N: key, atom = field, text = value
+    kSet,        // P: key, text = value
+    kDel,        // D: key
+    kThreshold,  // T: key = badges, atom = badge, text = ms, key2 = board,
+                 //    atom2 = member, number = threshold
+    kAllValues,  // V: key = badges, atom = badge, text = ms, key2 = set,
+                 //    lists[atom2 .. atom2 + number) = the values
+  };
+  Code code = kGuard;
+  uint32_t key = 0;    // key ids: RebuildPlanner::keys()
+  uint32_t key2 = 0;
+  uint32_t atom = 0;   // string ids: RebuildPlanner::atoms()
+  uint32_t atom2 = 0;
+  uint32_t text = 0;   // index into CompactPlan::texts
+  int64_t number = 0;
+  int64_t expire_at = 0;
+};
+
+struct CompactPlan {
+  char stream = 'k';     // 'k' kudos, 'l' ledger
+  std::string entry_id;  // its stream id
+  std::vector<CompactOp> ops;
+  std::vector<std::string> texts;
+  std::vector<uint32_t> lists;
+  // A giver's giving-streak badge to evaluate after applying (ApplyPlan's
+  // streak_checks): their giving days set and badges hash.
+  struct StreakCheck {
+    uint32_t days_key = 0;
+    uint32_t badges_key = 0;
+    absl::CivilDay day;
+    absl::Time time;
+  };
+  std::vector<StreakCheck> streak_checks;
+  // Non-empty: the ApplyPlan would be malformed at op `error_at` (applying
+  // fails there as ProjectionImage::Apply does).
+  std::string error;
+  size_t error_at = 0;
+};
+
+class RebuildPlanner {
+ public:
+  // Key id 0 is the org's marks hash, atom 0 the empty string.
+  explicit RebuildPlanner(std::string org);
+
+  CompactPlan PlanKudos(absl::string_view entry_id, const kudos::v1::KudosEvent& event,
+                        const OrgCalendar& calendar, const ZoneLookup& person_zone);
+  CompactPlan PlanLedger(absl::string_view entry_id, const ledger::v1::LedgerEvent& event,
+                         const OrgCalendar& calendar);
+
+  // Every id given so far (append-only: id = index).
+  const std::vector<std::string>& keys() const { return keys_; }
+  const std::vector<std::string>& atoms() const { return atoms_; }
+
+ private:
+  class Builder;
+  struct PeriodIds {
+    uint32_t atom = 0;      // the period key ("2026-11-23", ..., "all")
+    int64_t expire_at = 0;  // unix seconds, 0: kept forever
+  };
+  struct PersonKeys {
+    uint32_t giving = UINT32_MAX, receiving = UINT32_MAX, badges = UINT32_MAX,
+             values = UINT32_MAX;
+  };
+  uint32_t Key(std::string key);
+  uint32_t Atom(absl::string_view text);
+  const std::vector<PeriodIds>& PeriodsAt(absl::Time t, const OrgCalendar& calendar);
+  uint32_t BoardId(leaderboard::v1::Metric metric, size_t window, uint32_t period_atom,
+                   leaderboard::v1::Scope scope, uint32_t scope_atom);
+  PersonKeys& KeysOf(uint32_t person_atom);
+
+  std::string org_;
+  std::vector<std::string> keys_, atoms_;
+  absl::flat_hash_map<std::string, uint32_t> key_ids_, atom_ids_;
+  // (period atom << 32 | scope atom, metric/window/scope) -> key id.
+  absl::flat_hash_map<std::pair<uint64_t, uint32_t>, uint32_t> boards_;
+  absl::flat_hash_map<uint32_t, PersonKeys> people_;
+  // Periods per local day of one (zone, week start).
+  std::string periods_zone_;
+  int periods_week_start_ = 0;
+  absl::flat_hash_map<int64_t, std::vector<PeriodIds>> periods_;
+  absl::flat_hash_map<std::string, std::optional<absl::TimeZone>> zones_;
+};
+
+// The ApplyPlan a CompactPlan stands for (args[0] "<stream>:<id>", args[1]
+// the rebuild token "").
+ApplyPlan ExpandCompactPlan(absl::string_view org, const CompactPlan& plan,
+                            const std::vector<std::string>& keys,
+                            const std::vector<std::string>& atoms);
 
 }  // namespace leaderboard

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
 #include <mutex>
 #include <thread>
 
@@ -14,7 +16,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/check/check.h"
+#include "common/log/log.h"
 #include "services/leaderboard/apply_batch.h"
+#include "services/leaderboard/seasons.h"
 
 namespace leaderboard {
 
@@ -51,7 +55,7 @@ int ProjectionImage::UpgradeDerivedBoards(const std::string& org) {
   }
   if (derived.empty()) return 0;
   for (const std::string& key : derived) keys_.erase(key);
-  interned_.clear();
+  ForgetSlots();
   const std::string years_key = YearsKey(org);
   if (keys_.count(years_key) > 0) return static_cast<int>(derived.size());
   // lb:{org}:<metric>:year:<year>:org
@@ -130,6 +134,7 @@ absl::StatusOr<bool> ProjectionImage::Apply(const ApplyPlan& plan,
     keys_.erase(plan.keys[k]);
     slots[k] = nullptr;
     if (Value** known = interned(k)) *known = nullptr;
+    if (!compact_slots_.empty()) compact_slots_.clear();  // may name the key
   };
   auto sadd = [&](size_t k, const std::string& member) {
     return slot(k, Value::Kind::kSet).set.insert(member).second;
@@ -271,6 +276,182 @@ absl::StatusOr<bool> ProjectionImage::Apply(const ApplyPlan& plan,
       i += 6 + count;
     } else {
       return Malformed(absl::StrCat("unknown operation ", op));
+    }
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------- compact plans
+
+void ProjectionImage::ForgetSlots() {
+  interned_.clear();
+  compact_slots_.clear();
+}
+
+void ProjectionImage::ResetNames() {
+  compact_keys_.clear();
+  compact_atoms_.clear();
+  compact_slots_.clear();
+}
+
+void ProjectionImage::AddNames(std::vector<std::string> keys, std::vector<std::string> atoms) {
+  for (std::string& key : keys) compact_keys_.push_back(std::move(key));
+  for (std::string& atom : atoms) compact_atoms_.push_back(std::move(atom));
+}
+
+ProjectionImage::Value* ProjectionImage::CompactSlot(uint32_t id, Value::Kind kind) {
+  KUDOS_CHECK(id < compact_keys_.size(), "a plan's ids are named (AddNames) before it is applied");
+  if (id >= compact_slots_.size()) compact_slots_.resize(compact_keys_.size(), nullptr);
+  Value*& value = compact_slots_[id];
+  if (value == nullptr) value = &Slot(compact_keys_[id], kind);
+  return value;
+}
+
+ProjectionImage::Value* ProjectionImage::CompactFind(uint32_t id, Value::Kind kind) {
+  KUDOS_CHECK(id < compact_keys_.size(), "a plan's ids are named (AddNames) before it is applied");
+  if (id >= compact_slots_.size()) compact_slots_.resize(compact_keys_.size(), nullptr);
+  Value*& value = compact_slots_[id];
+  if (value == nullptr) {
+    auto it = keys_.find(compact_keys_[id]);
+    if (it == keys_.end()) return nullptr;
+    value = &it->second;
+  }
+  return value->kind == kind ? value : nullptr;
+}
+
+void ProjectionImage::CompactErase(uint32_t id) {
+  keys_.erase(compact_keys_[id]);
+  if (id < compact_slots_.size()) compact_slots_[id] = nullptr;
+  if (!interned_.empty()) interned_.clear();  // may name the key
+}
+
+absl::StatusOr<bool> ProjectionImage::ApplyCompact(const CompactPlan& plan,
+                                                   const OrgCalendar& calendar) {
+  absl::StatusOr<bool> applied = ApplyCompactOps(plan);
+  if (!applied.ok()) return applied;
+  for (const CompactPlan::StreakCheck& check : plan.streak_checks) {
+    KUDOS_CHECK(check.days_key < compact_keys_.size() && check.badges_key < compact_keys_.size(),
+                "a plan's ids are named (AddNames) before it is applied");
+    const Value* set = CompactFind(check.days_key, Value::Kind::kSet);
+    // A streak counts active days only: fewer days than the badge's never reach it.
+    if (set == nullptr || set->set.size() < static_cast<size_t>(kGivingStreakBadgeDays)) continue;
+    std::vector<absl::CivilDay> days;
+    for (const std::string& text : set->set) {
+      absl::StatusOr<absl::CivilDay> day = ParseDay(text);
+      if (day.ok()) days.push_back(*day);
+    }
+    if (ReachesGivingStreakBadge(days, calendar, check.day)) {
+      CompactSlot(check.badges_key, Value::Kind::kHash)
+          ->hash.try_emplace(kGivingStreakBadge, absl::StrCat(absl::ToUnixMillis(check.time)));
+    }
+  }
+  return applied;
+}
+
+absl::StatusOr<bool> ProjectionImage::ApplyCompactOps(const CompactPlan& plan) {
+  // Exactly once per entry: at or below its stream's mark it was applied.
+  std::string& mark = CompactSlot(0, Value::Kind::kHash)->hash[std::string(1, plan.stream)];
+  if (!mark.empty() && !StreamIdLess(mark, plan.entry_id)) return false;
+  std::optional<int64_t> ms = StreamIdMs(plan.entry_id);
+  if (!ms.has_value() || plan.entry_id.empty()) return Malformed("entry id");
+  const int64_t entry_ms = *ms;
+  mark = plan.entry_id;
+  const std::vector<std::string>& atoms = compact_atoms_;
+  bool skip = false;
+  for (size_t i = 0; i < plan.ops.size(); ++i) {
+    if (!plan.error.empty() && i == plan.error_at) return Malformed(plan.error);
+    const CompactOp& op = plan.ops[i];
+    KUDOS_CHECK(op.key < compact_keys_.size() && op.key2 < compact_keys_.size() &&
+                    op.atom < atoms.size() && op.atom2 < std::max(atoms.size(), plan.lists.size() + 1) &&
+                    (op.text < plan.texts.size() || plan.texts.empty()),
+                "a plan's ids are named (AddNames) before it is applied");
+    switch (op.code) {
+      case CompactOp::kGuard: {
+        Value* seen = CompactSlot(op.key, Value::Kind::kZset);
+        const std::string& id = plan.texts[op.text];
+        skip = !id.empty() && !Guard(compact_keys_[op.key], *seen, id, entry_ms, entry_ms - op.number);
+        if (seen->zset.empty()) CompactErase(op.key);  // Redis drops an empty key
+        break;
+      }
+      case CompactOp::kZincr: {
+        // As Apply: a board whose expiry is past leaves nothing.
+        if (skip || (op.expire_at != 0 && op.expire_at <= now_unix_seconds_)) break;
+        const double increment = static_cast<double>(op.number);
+        Value* board = CompactSlot(op.key, Value::Kind::kZset);
+        auto it = board->zset.find(atoms[op.atom]);
+        if (it == board->zset.end()) it = board->zset.emplace(atoms[op.atom], 0.0).first;
+        double& score = it->second;
+        score += increment;
+        // EXPIREAT ... NX, only when the member was new (see the script).
+        if (op.expire_at != 0 && score == increment && board->expire_at == 0) {
+          board->expire_at = op.expire_at;  // in the future: checked above
+        }
+        // A retraction took back all a member had: it leaves the board.
+        if (score == 0) {
+          board->zset.erase(it);
+          if (board->zset.empty()) CompactErase(op.key);
+        }
+        break;
+      }
+      case CompactOp::kSadd:
+        if (!skip) CompactSlot(op.key, Value::Kind::kSet)->set.insert(atoms[op.atom]);
+        break;
+      case CompactOp::kSrem:
+        if (skip) break;
+        if (Value* set = CompactFind(op.key, Value::Kind::kSet)) {
+          set->set.erase(atoms[op.atom]);
+          if (set->set.empty()) CompactErase(op.key);  // Redis drops an empty key
+        }
+        break;
+      case CompactOp::kHset:
+        if (!skip) CompactSlot(op.key, Value::Kind::kHash)->hash[atoms[op.atom]] = plan.texts[op.text];
+        break;
+      case CompactOp::kHsetnx:
+        if (!skip) {
+          CompactSlot(op.key, Value::Kind::kHash)->hash.try_emplace(atoms[op.atom], plan.texts[op.text]);
+        }
+        break;
+      case CompactOp::kSet:
+        if (!skip) {
+          // SET replaces the value and drops any expiry.
+          Value* value = CompactSlot(op.key, Value::Kind::kString);
+          *value = Value();
+          value->str = plan.texts[op.text];
+          calendar_.reset();
+        }
+        break;
+      case CompactOp::kDel:
+        if (!skip) {
+          CompactErase(op.key);
+          calendar_.reset();
+        }
+        break;
+      case CompactOp::kThreshold:
+        if (!skip) {
+          double score = 0;
+          if (const Value* board = CompactFind(op.key2, Value::Kind::kZset)) {
+            auto it = board->zset.find(atoms[op.atom2]);
+            if (it != board->zset.end()) score = it->second;
+          }
+          if (score >= static_cast<double>(op.number)) {
+            CompactSlot(op.key, Value::Kind::kHash)->hash.try_emplace(atoms[op.atom], plan.texts[op.text]);
+          }
+        }
+        break;
+      case CompactOp::kAllValues:
+        if (!skip) {
+          KUDOS_CHECK(op.number >= 0 && op.atom2 + static_cast<size_t>(op.number) <= plan.lists.size(),
+                      "a V op's values are in its plan's lists");
+          const Value* set = CompactFind(op.key2, Value::Kind::kSet);
+          bool all = true;
+          for (int64_t j = 0; j < op.number && all; ++j) {
+            all = set != nullptr && set->set.contains(atoms[plan.lists[op.atom2 + j]]);
+          }
+          if (all) {
+            CompactSlot(op.key, Value::Kind::kHash)->hash.try_emplace(atoms[op.atom], plan.texts[op.text]);
+          }
+        }
+        break;
     }
   }
   return true;
@@ -675,6 +856,250 @@ std::map<std::string, kudos::v1::Person> ProjectionImage::AllPeople(const std::s
     if (person.ParseFromString(bytes)) out[id] = std::move(person);
   }
   return out;
+}
+
+// ---------------------------------------------------------------- the rebuild's replay
+
+namespace {
+
+// What the planning thread hands the applying one: plans, the calendar each
+// was planned with, and the names of the ids first given in them.
+struct ReplayChunk {
+  std::vector<CompactPlan> plans;
+  std::vector<std::shared_ptr<const OrgCalendar>> calendars;
+  std::vector<std::string> new_keys, new_atoms;
+};
+
+// Reads both streams merged in stream-id order and plans every entry,
+// keeping its own copy of the directory the plans need (the settings and
+// people the entries before it left: only these events write them).
+class ReplayPlanner {
+ public:
+  ReplayPlanner(Store& store, std::string org, std::function<absl::Status()> refresh)
+      : store_(store), org_(std::move(org)), refresh_(std::move(refresh)), planner_(org_),
+        calendar_(std::make_shared<OrgCalendar>(CalendarFromSettings(DefaultSettings()))) {}
+
+  // Continues from the image: its directory, after its marks.
+  absl::Status Seed(ProjectionImage& image) {
+    if (store_.seasons() != nullptr) {
+      // Today's definitions plan the whole history, as they plan live.
+      absl::StatusOr<std::shared_ptr<const SeasonSet>> seasons = store_.seasons()->Load(org_);
+      if (!seasons.ok()) return seasons.status();
+      seasons_ = *std::move(seasons);
+    }
+    absl::StatusOr<OrgCalendar> calendar = image.Calendar(org_);
+    if (!calendar.ok()) return calendar.status();
+    calendar->seasons = seasons_;
+    calendar_ = std::make_shared<OrgCalendar>(*std::move(calendar));
+    people_ = image.AllPeople(org_);
+    for (Cursor& c : cursors_) {
+      std::string mark = image.Mark(org_, c.stream);
+      if (!mark.empty()) c.after = mark;
+    }
+    return absl::OkStatus();
+  }
+  void StopAfter(const std::string& kudos, const std::string& ledger) {
+    cursors_[0].until = kudos;
+    cursors_[1].until = ledger;
+  }
+
+  // Plans the next chunk (up to kChunk entries); no plans at the end.
+  absl::StatusOr<ReplayChunk> Next() {
+    ReplayChunk out;
+    out.plans.reserve(kChunk);
+    while (out.plans.size() < kChunk) {
+      for (Cursor& c : cursors_) {
+        if (absl::Status s = Fill(c); !s.ok()) return s;
+      }
+      Cursor* next = nullptr;
+      for (Cursor& c : cursors_) {
+        if (c.done) continue;
+        if (next == nullptr || StreamIdLess(c.buffer[c.at].id, next->buffer[next->at].id)) {
+          next = &c;
+        }
+      }
+      if (next == nullptr) break;
+      absl::Status planned = Plan(*next, next->buffer[next->at++], out);
+      if (!planned.ok()) return planned;
+    }
+    const std::vector<std::string>& keys = planner_.keys();
+    const std::vector<std::string>& atoms = planner_.atoms();
+    out.new_keys.assign(keys.begin() + static_cast<std::ptrdiff_t>(keys_sent_), keys.end());
+    out.new_atoms.assign(atoms.begin() + static_cast<std::ptrdiff_t>(atoms_sent_), atoms.end());
+    keys_sent_ = keys.size();
+    atoms_sent_ = atoms.size();
+    return out;
+  }
+
+ private:
+  static constexpr size_t kChunk = 512;
+  struct Cursor {
+    Cursor(char s, std::string stream) : stream(s), key(std::move(stream)) {}
+    char stream;  // 'k' | 'l'
+    std::string key;
+    std::string after = "-";
+    std::vector<StreamEntry> buffer;
+    size_t at = 0;
+    bool done = false;
+    std::string until;  // "" = the stream's end
+  };
+
+  absl::Status Fill(Cursor& c) {
+    if (c.done || c.at < c.buffer.size()) return absl::OkStatus();
+    if (!c.until.empty() && !StreamIdLess(c.after, c.until) && c.after != "-") {
+      c.done = true;
+      return absl::OkStatus();
+    }
+    absl::StatusOr<std::vector<StreamEntry>> batch = store_.Range(c.key, c.after, 2000);
+    if (!batch.ok()) return batch.status();
+    c.buffer = *std::move(batch);
+    c.at = 0;
+    if (!c.until.empty()) {  // the entries after `until` are not covered
+      auto beyond = std::find_if(c.buffer.begin(), c.buffer.end(), [&](const StreamEntry& e) {
+        return StreamIdLess(c.until, e.id);
+      });
+      c.buffer.erase(beyond, c.buffer.end());
+    }
+    if (c.buffer.empty()) {
+      c.done = true;
+    } else {
+      c.after = c.buffer.back().id;
+    }
+    return refresh_();
+  }
+
+  absl::Status Plan(const Cursor& c, const StreamEntry& entry, ReplayChunk& out) {
+    out.calendars.push_back(calendar_);
+    if (c.stream == 'l') {
+      ledger_event_.Clear();
+      if (!ledger_event_.ParseFromString(entry.event)) {
+        Unparsable(entry, c.key);
+        ledger_event_.Clear();  // applied as nothing: the mark moves past it, as live
+      }
+      out.plans.push_back(planner_.PlanLedger(entry.id, ledger_event_, *calendar_));
+      return absl::OkStatus();
+    }
+    kudos::v1::KudosEvent& event = kudos_event_;
+    event.Clear();
+    if (!event.ParseFromString(entry.event)) {
+      Unparsable(entry, c.key);
+      event.Clear();
+    }
+    out.plans.push_back(planner_.PlanKudos(entry.id, event, *calendar_, [&](const std::string& id) {
+      auto it = people_.find(id);
+      return it == people_.end() ? std::string() : it->second.time_zone();
+    }));
+    // The directory the next entries are planned with, as the image holds it.
+    if (event.has_org_settings_changed()) {
+      std::string stored = event.org_settings_changed().settings().SerializeAsString();
+      absl::StatusOr<kudos::v1::OrgSettings> settings = ParseStoredSettings(org_, &stored);
+      if (!settings.ok()) return settings.status();
+      OrgCalendar calendar = CalendarFromSettings(*settings);
+      calendar.seasons = seasons_;
+      calendar_ = std::make_shared<OrgCalendar>(std::move(calendar));
+    } else if (event.has_person_changed() &&
+               ValidId(event.person_changed().person().person_id())) {
+      kudos::v1::Person& person = people_[event.person_changed().person().person_id()];
+      person.ParseFromString(event.person_changed().person().SerializeAsString());
+    }
+    return absl::OkStatus();
+  }
+
+  void Unparsable(const StreamEntry& entry, const std::string& stream) {
+    common::log::Warning(
+        absl::StrCat("leaderboard: skipping unparsable entry ", entry.id, " of ", stream));
+  }
+
+  Store& store_;
+  std::string org_;
+  std::function<absl::Status()> refresh_;
+  RebuildPlanner planner_;
+  size_t keys_sent_ = 0, atoms_sent_ = 0;
+  Cursor cursors_[2] = {Cursor('k', KudosStream(org_)), Cursor('l', LedgerStream(org_))};
+  std::shared_ptr<const OrgCalendar> calendar_;
+  std::shared_ptr<const SeasonSet> seasons_;
+  std::map<std::string, kudos::v1::Person> people_;
+  // Reused across entries (their fields' memory too).
+  kudos::v1::KudosEvent kudos_event_;
+  ledger::v1::LedgerEvent ledger_event_;
+};
+
+// Chunks from the planning thread to the applying one, at most kDepth waiting.
+class ChunkQueue {
+ public:
+  static constexpr size_t kDepth = 8;
+  // False when the applier gave up (stop the producer).
+  bool Push(absl::StatusOr<ReplayChunk> chunk) {
+    std::unique_lock<std::mutex> lock(mu_);
+    space_.wait(lock, [&] { return chunks_.size() < kDepth || closed_; });
+    if (closed_) return false;
+    chunks_.push_back(std::move(chunk));
+    ready_.notify_one();
+    return true;
+  }
+  absl::StatusOr<ReplayChunk> Pop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    ready_.wait(lock, [&] { return !chunks_.empty(); });
+    absl::StatusOr<ReplayChunk> chunk = std::move(chunks_.front());
+    chunks_.pop_front();
+    space_.notify_one();
+    return chunk;
+  }
+  void Close() {
+    std::lock_guard<std::mutex> lock(mu_);
+    closed_ = true;
+    space_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable ready_, space_;
+  std::deque<absl::StatusOr<ReplayChunk>> chunks_;
+  bool closed_ = false;
+};
+
+}  // namespace
+
+absl::Status ReplayStreams(Store& store, ProjectionImage& image, const std::string& org,
+                           const std::function<absl::Status()>& refresh,
+                           const std::pair<std::string, std::string>& until,
+                           ReplayCounts& counts) {
+  ReplayPlanner planner(store, org, refresh);
+  if (absl::Status s = planner.Seed(image); !s.ok()) return s;
+  image.ResetNames();  // this planner's ids
+  planner.StopAfter(until.first, until.second);
+  ChunkQueue queue;
+  // An error or the end is a chunk too (an error, or one without plans).
+  std::thread planning([&] {
+    while (true) {
+      absl::StatusOr<ReplayChunk> chunk = planner.Next();
+      bool last = !chunk.ok() || chunk->plans.empty();
+      if (!queue.Push(std::move(chunk)) || last) return;
+    }
+  });
+  absl::Status applied = absl::OkStatus();
+  while (applied.ok()) {
+    absl::StatusOr<ReplayChunk> chunk = queue.Pop();
+    if (!chunk.ok()) {
+      applied = chunk.status();
+      break;
+    }
+    if (chunk->plans.empty()) break;
+    KUDOS_CHECK(chunk->calendars.size() == chunk->plans.size(), "a calendar per plan");
+    image.AddNames(std::move(chunk->new_keys), std::move(chunk->new_atoms));
+    for (size_t i = 0; i < chunk->plans.size(); ++i) {
+      absl::StatusOr<bool> one = image.ApplyCompact(chunk->plans[i], *chunk->calendars[i]);
+      if (!one.ok()) {
+        applied = one.status();
+        break;
+      }
+      ++counts.events_read;
+      if (*one) ++counts.events_applied;
+    }
+  }
+  queue.Close();
+  planning.join();
+  return applied;
 }
 
 }  // namespace leaderboard

@@ -13,6 +13,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -57,6 +58,17 @@ class ProjectionImage {
   // up by name once per image instead of once per plan.
   absl::StatusOr<bool> Apply(const ApplyPlan& plan,
                              const std::vector<uint32_t>* key_ids = nullptr);
+
+  // Issue 15 part 5: a RebuildPlanner's plan, applied with exactly the
+  // semantics of Apply(ExpandCompactPlan(plan)) followed by CheckGivingStreak
+  // of its checks (run even when the entry was applied before, as the
+  // rebuild always did), with the ids' names given by AddNames first. Each
+  // key id is looked up by name once per image.
+  absl::StatusOr<bool> ApplyCompact(const CompactPlan& plan, const OrgCalendar& calendar);
+  // The names of the planner's ids given since the last call, in id order
+  // (ResetNames: a new planner's ids start again).
+  void AddNames(std::vector<std::string> keys, std::vector<std::string> atoms);
+  void ResetNames();
 
   // What Store reads from Redis, read from the image.
   absl::StatusOr<OrgCalendar> Calendar(const std::string& org);
@@ -143,8 +155,34 @@ class ProjectionImage {
   std::vector<Value*> interned_;
   // Per guard zset: (entry ms, id) in the order added, to trim it cheaply.
   absl::flat_hash_map<std::string, std::deque<std::pair<int64_t, std::string>>> guard_log_;
+  // ApplyCompact's names (RebuildPlanner ids) and values by key id
+  // (nullptr: not looked up yet or erased).
+  std::vector<std::string> compact_keys_, compact_atoms_;
+  std::vector<Value*> compact_slots_;
+  Value* CompactSlot(uint32_t id, Value::Kind kind);
+  Value* CompactFind(uint32_t id, Value::Kind kind);
+  void CompactErase(uint32_t id);
+  absl::StatusOr<bool> ApplyCompactOps(const CompactPlan& plan);
+  // Drops every key id -> value pointer of both id spaces (a key left).
+  void ForgetSlots();
   // Calendar of the settings last read, dropped when a string key is set.
   std::optional<std::pair<std::string, OrgCalendar>> calendar_;
 };
+
+// RebuildProjections' replay (issue 15 part 5): both streams of `org` after
+// the image's marks, up to `until` (kudos, ledger stream ids; "" = the end),
+// merged in stream-id order and planned by a RebuildPlanner on a thread of
+// its own (stream reads, parsing, plans) while the calling thread applies
+// the plans to the image (ApplyCompact). Plans see the directory (settings,
+// people) the entries before them left, as the image holds it. `refresh`
+// runs after every stream read (it keeps the rebuild's lock).
+struct ReplayCounts {
+  int64_t events_read = 0;
+  int64_t events_applied = 0;
+};
+absl::Status ReplayStreams(Store& store, ProjectionImage& image, const std::string& org,
+                           const std::function<absl::Status()>& refresh,
+                           const std::pair<std::string, std::string>& until,
+                           ReplayCounts& counts);
 
 }  // namespace leaderboard

@@ -555,6 +555,46 @@ bool HasOp(const ApplyPlan& plan, const std::vector<std::string>& op_with_key_na
   return false;
 }
 
+// Issue 18 part 3: a kudos from the company (a celebration) has no giver;
+// its recipient's received counts and the CELEBRATION transfer's points
+// count, nothing is counted for a giver; its retraction takes back only the
+// recipient's count.
+TEST(PlanTest, KudosFromTheCompanyCountsItsRecipientAndNoGiver) {
+  OrgCalendar cal = CalendarFromSettings(DefaultSettings());
+  absl::Time t = absl::FromCivil(absl::CivilSecond(2026, 11, 23, 10, 0, 0), absl::UTCTimeZone());
+  kudos::v1::KudosEvent event = Sent("C1", "", {"r"}, {}, t);
+  event.mutable_kudos_sent()->mutable_kudos()->set_from_company(true);
+  ApplyPlan plan = PlanKudosEvent("o", "k:1-0", event, cal, [](const std::string&) { return ""; });
+  EXPECT_TRUE(HasOp(plan, {"Z", "lb:{o}:kudos_received:all:all:org", "r", "1", "0"}));
+  EXPECT_TRUE(HasOp(plan, {"N", "lb:{o}:badges:r", "first_kudos_received"}));
+  EXPECT_TRUE(HasOp(plan, {"S", "lb:{o}:days:receiving:r", "2026-11-23"}));
+  for (const std::string& key : plan.keys) {
+    EXPECT_EQ(key.find("kudos_given"), std::string::npos) << key;
+    EXPECT_EQ(key.find(":giving:"), std::string::npos) << key;
+  }
+  EXPECT_TRUE(plan.streak_checks.empty());
+  EXPECT_TRUE(PeopleOfEvent(event) == std::vector<std::string>({"r"}));
+
+  kudos::v1::KudosEvent retracted;
+  ToProto(t, retracted.mutable_event_time());
+  *retracted.mutable_kudos_retracted()->mutable_kudos() = event.kudos_sent().kudos();
+  ApplyPlan back = PlanKudosEvent("o", "k:2-0", retracted, cal, [](const std::string&) { return ""; });
+  EXPECT_TRUE(HasOp(back, {"Z", "lb:{o}:kudos_received:all:all:org", "r", "-1", "0"}));
+  for (const std::string& key : back.keys) EXPECT_EQ(key.find("kudos_given"), std::string::npos);
+
+  ledger::v1::LedgerEvent posted;
+  ledger::v1::Transfer* transfer = posted.mutable_transfers_posted()->add_transfers();
+  transfer->set_transfer_id("celebration:birthday:2026:r");
+  transfer->set_kind(ledger::v1::TRANSFER_KIND_CELEBRATION);
+  transfer->mutable_debit_account()->set_type(ledger::v1::ACCOUNT_TYPE_ISSUER);
+  transfer->mutable_credit_account()->set_type(ledger::v1::ACCOUNT_TYPE_EARNED);
+  transfer->mutable_credit_account()->set_person_id("r");
+  transfer->set_amount(25);
+  ToProto(t, transfer->mutable_post_time());
+  ApplyPlan points = PlanLedgerEvent("o", "l:1-0", posted, cal);
+  EXPECT_TRUE(HasOp(points, {"Z", "lb:{o}:points_received:all:all:org", "r", "25", "0"}));
+}
+
 TEST(PlanTest, KudosSentUpdatesEveryScopeAndWindow) {
   OrgCalendar cal = CalendarFromSettings(DefaultSettings());
   absl::Time t = absl::FromCivil(absl::CivilSecond(2026, 11, 23, 10, 0, 0), absl::UTCTimeZone());

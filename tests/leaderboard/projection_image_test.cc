@@ -8,13 +8,18 @@
 
 #include <algorithm>
 #include <map>
+#include <memory>
 #include <random>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/civil_time.h"
 #include "absl/time/clock.h"
+#include "services/leaderboard/apply_batch.h"
 #include "services/leaderboard/leaderboard_store.h"
 #include "tests/harness/process.h"
 #include "tests/leaderboard/event_writer.h"
@@ -345,6 +350,371 @@ TEST(ProjectionImageTest, StagingOverSeveralConnectionsSwapsInExactlyTheImage) {
     ASSERT_TRUE(at.ok());
     EXPECT_EQ(at->integer, key.expire_at == 0 ? -1 : key.expire_at) << key.final_key;
   }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- the rebuild's fast path
+// Issue 15 part 5: RebuildPlanner's compact plans and ApplyCompact /
+// ReplayStreams must leave exactly what the string plans leave.
+
+namespace {
+
+using leaderboard::CompactPlan;
+using leaderboard::RebuildPlanner;
+
+// One entry of an org's history: a kudos event ('k') or a ledger event ('l').
+struct HistoryEntry {
+  char stream = 'k';
+  kudos::v1::KudosEvent kudos;
+  ledger::v1::LedgerEvent ledger;
+};
+
+// Random history over 500 days: settings (zones, week starts), people (own
+// zones, some hidden), teams, public and private kudos to 1-3 recipients
+// (the giver and repeats among them), values (repeated, invalid), producer
+// retries, retractions (KudosRetracted and the ledger's RETRACTION
+// transfers), boosts, and one person giving every day for 30 days (the
+// giving-streak badge).
+std::vector<HistoryEntry> RandomHistory(const std::string& org, uint32_t seed, int n,
+                                        absl::Time now) {
+  std::mt19937 rng(seed);
+  auto pick = [&](int k) { return static_cast<int>(rng() % static_cast<uint32_t>(k)); };
+  const std::vector<std::string> zones = {"", "Europe/Paris", "America/New_York",
+                                          "Pacific/Kiritimati", "Asia/Kolkata", "Not/AZone"};
+  const std::vector<std::string> people = {"ann", "bob", "cem", "dia", "eli", "fay", "gus"};
+  const std::vector<std::string> teams = {"", "ops", "dev", "bad team"};
+  std::vector<std::string> catalog =
+      leaderboard::CalendarFromSettings(leaderboard::DefaultSettings()).values;
+  catalog.push_back("not in catalog");
+  std::vector<HistoryEntry> out;
+  std::vector<HistoryEntry> sent;  // kudos with their transfers, to retry or retract
+  auto add_kudos = [&](kudos::v1::KudosEvent event) {
+    HistoryEntry entry;
+    entry.kudos = std::move(event);
+    out.push_back(entry);
+  };
+  auto add_ledger = [&](ledger::v1::LedgerEvent event) {
+    HistoryEntry entry;
+    entry.stream = 'l';
+    entry.ledger = std::move(event);
+    out.push_back(entry);
+  };
+  for (int day = 0; day < 30; ++day) {  // the streaker: every day, same hour
+    absl::Time t = now - absl::Hours(24 * (30 - day)) - absl::Hours(3);
+    add_kudos(lbtest::SentEvent(org, absl::StrCat("S", day), "zed", "ops", {{"ann", "dev"}},
+                                {catalog[0]}, 2, t));
+  }
+  for (int step = 0; static_cast<int>(out.size()) < n; ++step) {
+    int kind = pick(24);
+    if (kind == 0) {
+      kudos::v1::OrgSettings settings = leaderboard::DefaultSettings();
+      settings.set_time_zone(zones[pick(zones.size())]);
+      settings.set_week_start(static_cast<common::v1::DayOfWeek>(1 + pick(7)));
+      if (pick(3) == 0) settings.clear_values();
+      add_kudos(lbtest::SettingsEvent(settings));
+    } else if (kind <= 2) {
+      kudos::v1::KudosEvent event = lbtest::PersonEvent(
+          people[pick(people.size())], "Someone", teams[pick(teams.size())], "",
+          zones[pick(zones.size())]);
+      event.mutable_person_changed()->mutable_person()->set_hidden_from_leaderboards(pick(3) == 0);
+      add_kudos(event);
+    } else if (kind == 3) {
+      add_kudos(lbtest::TeamEvent(teams[1 + pick(2)], "A team"));
+    } else if (kind == 4 && !sent.empty()) {
+      HistoryEntry retry = sent[pick(sent.size())];  // a producer's retry: counted once
+      add_kudos(retry.kudos);
+      if (pick(2) == 0) add_ledger(retry.ledger);
+    } else if (kind == 5 && !sent.empty()) {
+      const HistoryEntry& original = sent[pick(sent.size())];
+      kudos::v1::KudosEvent retracted;
+      *retracted.mutable_event_time() = original.kudos.event_time();
+      kudos::v1::KudosRetracted* r = retracted.mutable_kudos_retracted();
+      *r->mutable_kudos() = original.kudos.kudos_sent().kudos();
+      r->set_giver_team_id(original.kudos.kudos_sent().giver_team_id());
+      *r->mutable_recipient_team_ids() = original.kudos.kudos_sent().recipient_team_ids();
+      add_kudos(retracted);
+      ledger::v1::LedgerEvent reversal = original.ledger;
+      for (ledger::v1::Transfer& t : *reversal.mutable_transfers_posted()->mutable_transfers()) {
+        std::string original_id = t.transfer_id();
+        std::swap(*t.mutable_debit_account(), *t.mutable_credit_account());
+        t.set_kind(ledger::v1::TRANSFER_KIND_RETRACTION);
+        t.set_transfer_id("retract:" + original_id);
+        (*t.mutable_tags())["retracts"] = original_id;
+        (*t.mutable_tags())["retracts_post_ms"] =
+            absl::StrCat(absl::ToUnixMillis(leaderboard::FromProto(t.post_time())));
+        leaderboard::ToProto(now, t.mutable_post_time());
+      }
+      add_ledger(reversal);
+    } else if (kind == 6) {
+      // A kudos from the company (issue 18 part 3): no giver, one recipient,
+      // paid by a CELEBRATION transfer.
+      absl::Time t = now - absl::Minutes(pick(500 * 24 * 60));
+      std::string recipient = people[pick(people.size())];
+      std::string kudos_id = absl::StrCat("C", step);
+      HistoryEntry entry;
+      entry.kudos = lbtest::SentEvent(org, kudos_id, "", "", {{recipient, teams[pick(teams.size())]}},
+                                      {}, 10, t);
+      entry.kudos.mutable_kudos_sent()->mutable_kudos()->set_from_company(true);
+      entry.ledger = lbtest::TransfersEvent(org, kudos_id, "celebration:birthday:" + kudos_id,
+                                            ledger::v1::TRANSFER_KIND_CELEBRATION, "",
+                                            {{recipient, ""}}, {}, 10, t);
+      add_kudos(entry.kudos);
+      add_ledger(entry.ledger);
+      sent.push_back(entry);
+    } else {
+      absl::Time t = now - absl::Minutes(pick(500 * 24 * 60));
+      std::string giver = people[pick(people.size())];
+      std::vector<lbtest::Recipient> recipients;
+      for (int r = 1 + pick(3); r > 0; --r) {
+        recipients.push_back({people[pick(people.size())], teams[pick(teams.size())]});
+      }
+      std::vector<std::string> values;
+      for (int v = pick(3); v > 0; --v) values.push_back(catalog[pick(catalog.size())]);
+      std::string kudos_id = absl::StrCat("K", step);
+      HistoryEntry entry;
+      entry.kudos = lbtest::SentEvent(org, kudos_id, giver, teams[pick(teams.size())], recipients,
+                                      values, 1 + pick(20), t);
+      bool boost = pick(8) == 0;
+      entry.ledger = lbtest::TransfersEvent(
+          org, kudos_id, kudos_id,
+          boost ? ledger::v1::TRANSFER_KIND_BOOST : ledger::v1::TRANSFER_KIND_KUDOS, giver,
+          recipients, values, 1 + pick(20), t);
+      if (pick(6) == 0) {
+        entry.kudos.mutable_kudos_sent()->mutable_kudos()->set_visibility(
+            kudos::v1::KUDOS_VISIBILITY_PRIVATE);
+        for (ledger::v1::Transfer& tr :
+             *entry.ledger.mutable_transfers_posted()->mutable_transfers()) {
+          (*tr.mutable_tags())["visibility"] = "private";
+        }
+      }
+      add_kudos(entry.kudos);
+      add_ledger(entry.ledger);
+      sent.push_back(entry);
+    }
+  }
+  return out;
+}
+
+// A plan's operations with every key index replaced by the key's name (the
+// order of a plan's KEYS is no part of what it does).
+std::vector<std::string> Resolved(const ApplyPlan& plan) {
+  std::vector<std::string> out = {plan.args.at(0)};
+  auto key = [&](size_t at) { return plan.keys.at(std::stoul(plan.args.at(at)) - 1); };
+  size_t i = 2;
+  while (i < plan.args.size()) {
+    const std::string& op = plan.args[i];
+    size_t count = 0;
+    std::set<size_t> keys_at = {1};
+    if (op == "G") {
+      count = 4;
+      keys_at = {2};
+    } else if (op == "Z" ) {
+      count = 5;
+    } else if (op == "S" || op == "R" || op == "P") {
+      count = 3;
+    } else if (op == "H" || op == "N") {
+      count = 4;
+    } else if (op == "D") {
+      count = 2;
+    } else if (op == "T") {
+      count = 7;
+      keys_at = {1, 4};
+    } else if (op == "V") {
+      count = 6 + std::stoul(plan.args.at(i + 5));
+      keys_at = {1, 4};
+    } else {
+      ADD_FAILURE() << "unknown op " << op;
+      break;
+    }
+    std::string line;
+    for (size_t j = 0; j < count; ++j) {
+      absl::StrAppend(&line, "|", keys_at.count(j) ? key(i + j) : plan.args.at(i + j));
+    }
+    out.push_back(std::move(line));
+    i += count;
+  }
+  for (const ApplyPlan::StreakCheck& check : plan.streak_checks) {
+    out.push_back(absl::StrCat("streak|", check.person, "|", absl::FormatCivilTime(check.day), "|",
+                               absl::ToUnixMillis(check.time)));
+  }
+  return out;
+}
+
+std::shared_ptr<const leaderboard::SeasonSet> SomeSeasons(absl::Time now) {
+  auto seasons = std::make_shared<leaderboard::SeasonSet>();
+  leaderboard::SeasonDef everyone;
+  everyone.id = "all-people";
+  everyone.start = now - absl::Hours(24 * 200);
+  everyone.end = now - absl::Hours(24 * 20);
+  everyone.expiry = absl::StrCat(absl::ToUnixSeconds(now + absl::Hours(24 * 70)));
+  seasons->seasons.push_back(everyone);
+  leaderboard::SeasonDef teams = everyone;
+  teams.id = "teams";
+  teams.teams = true;
+  teams.metric = leaderboard::v1::METRIC_KUDOS_RECEIVED;
+  teams.members = {"ops"};
+  seasons->seasons.push_back(teams);
+  leaderboard::SeasonDef joined = everyone;
+  joined.id = "joined";
+  joined.metric = leaderboard::v1::METRIC_KUDOS_GIVEN;
+  joined.join_required = true;
+  joined.joined_ms = {{"ann", absl::ToUnixMillis(now - absl::Hours(24 * 100))}, {"bob", 0}};
+  seasons->seasons.push_back(joined);
+  return seasons;
+}
+
+TEST(RebuildPlannerTest, CompactPlansAreTheStringPlansOnRandomEventsOfEveryKind) {
+  const std::string org = "cp";
+  absl::Time now = absl::Now();
+  std::vector<HistoryEntry> history = RandomHistory(org, 20261129, 3000, now);
+  RebuildPlanner planner(org);
+  OrgCalendar calendar = leaderboard::CalendarFromSettings(leaderboard::DefaultSettings());
+  calendar.seasons = SomeSeasons(now);
+  std::map<std::string, std::string> zones;  // person -> zone, as PersonChanged left it
+  auto zone = [&](const std::string& id) {
+    auto it = zones.find(id);
+    return it == zones.end() ? std::string() : it->second;
+  };
+  std::map<std::string, int> ops_seen;
+  int differing = 0;
+  for (size_t i = 0; i < history.size(); ++i) {
+    const HistoryEntry& entry = history[i];
+    std::string id = absl::StrCat(1000 + i, "-0");
+    ApplyPlan by_strings;
+    CompactPlan compact;
+    if (entry.stream == 'l') {
+      by_strings = leaderboard::PlanLedgerEvent(org, "l:" + id, entry.ledger, calendar, false);
+      compact = planner.PlanLedger(id, entry.ledger, calendar);
+    } else {
+      by_strings = leaderboard::PlanKudosEvent(org, "k:" + id, entry.kudos, calendar, zone, false);
+      compact = planner.PlanKudos(id, entry.kudos, calendar, zone);
+    }
+    ASSERT_TRUE(compact.error.empty()) << compact.error;
+    std::vector<std::string> expected = Resolved(by_strings);
+    std::vector<std::string> got =
+        Resolved(leaderboard::ExpandCompactPlan(org, compact, planner.keys(), planner.atoms()));
+    if (expected != got && ++differing <= 3) {
+      ADD_FAILURE() << "entry " << i << ": " << entry.kudos.ShortDebugString()
+                    << entry.ledger.ShortDebugString() << "\n strings: "
+                    << absl::StrJoin(expected, "\n          ")
+                    << "\n compact: " << absl::StrJoin(got, "\n          ");
+    }
+    for (const std::string& line : expected) ++ops_seen[line.substr(0, line.find('|', 1))];
+    if (entry.kudos.has_org_settings_changed()) {
+      auto seasons = calendar.seasons;
+      calendar = leaderboard::CalendarFromSettings(entry.kudos.org_settings_changed().settings());
+      calendar.seasons = seasons;
+    }
+    if (entry.kudos.has_person_changed()) {
+      zones[entry.kudos.person_changed().person().person_id()] =
+          entry.kudos.person_changed().person().time_zone();
+    }
+  }
+  EXPECT_EQ(differing, 0);
+  // Every kind of operation was compared.
+  for (const char* op : {"|G", "|Z", "|S", "|R", "|H", "|N", "|P", "|T", "|V", "streak"}) {
+    EXPECT_GT(ops_seen[op], 0) << op;
+  }
+}
+
+TEST(RebuildPlannerTest, ReplayStreamsLeavesTheImageTheStringPlansLeaveAndResumesAfterItsMarks) {
+  const std::string org = "rs";
+  harness::RedisServer stream_redis;
+  harness::RedisServer strings_redis;
+  harness::RedisServer compact_redis;
+  common::redis::Pool stream_pool(PoolFor(stream_redis));
+  common::redis::Pool strings_pool(PoolFor(strings_redis));
+  common::redis::Pool compact_pool(PoolFor(compact_redis));
+  lbtest::EventWriter writer(stream_redis.address(), org);
+  absl::Time now = absl::Now();
+  std::vector<HistoryEntry> history = RandomHistory(org, 20261130, 2500, now);
+  std::vector<std::pair<char, std::string>> ids;  // stream, entry id in append order
+  for (const HistoryEntry& entry : history) {
+    ids.emplace_back(entry.stream,
+                     entry.stream == 'k' ? writer.Kudos(entry.kudos) : writer.Ledger(entry.ledger));
+  }
+  Store store(stream_pool);
+
+  // The string plans, entry by entry in stream-id order, as the rebuild did.
+  ProjectionImage by_strings(now);
+  std::vector<std::pair<std::string, char>> order;
+  for (const auto& [stream, id] : ids) order.emplace_back(id, stream);
+  // Equal ids of the two streams: kudos first, as the rebuild merges them.
+  std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) {
+    if (a.first == b.first) return a.second < b.second;
+    return leaderboard::StreamIdLess(a.first, b.first);
+  });
+  std::map<std::pair<char, std::string>, const HistoryEntry*> entry_of;
+  for (size_t i = 0; i < ids.size(); ++i) entry_of[ids[i]] = &history[i];
+  for (const auto& [id, stream] : order) {
+    absl::StatusOr<OrgCalendar> calendar = by_strings.Calendar(org);
+    ASSERT_TRUE(calendar.ok());
+    const HistoryEntry& entry = *entry_of[{stream, id}];
+    ApplyPlan plan;
+    if (stream == 'l') {
+      plan = leaderboard::PlanLedgerEvent(org, "l:" + id, entry.ledger, *calendar, false);
+    } else {
+      std::map<std::string, kudos::v1::Person> known =
+          by_strings.People(org, leaderboard::PeopleOfEvent(entry.kudos));
+      plan = leaderboard::PlanKudosEvent(
+          org, "k:" + id, entry.kudos, *calendar,
+          [&](const std::string& p) {
+            auto it = known.find(p);
+            return it == known.end() ? std::string() : it->second.time_zone();
+          },
+          false);
+    }
+    ASSERT_TRUE(by_strings.Apply(plan).ok());
+    for (const auto& check : plan.streak_checks) by_strings.CheckGivingStreak(org, *calendar, check);
+  }
+
+  // ReplayStreams: up to the 1200th entry of the merged history (each
+  // stream's last id in it), then on from the image's marks to the end.
+  ProjectionImage compact(now);
+  std::string kudos_middle, ledger_middle;
+  for (size_t i = 0; i < 1200; ++i) {
+    (order[i].second == 'k' ? kudos_middle : ledger_middle) = order[i].first;
+  }
+  ASSERT_FALSE(kudos_middle.empty() || ledger_middle.empty());
+  int refreshes = 0;
+  auto refresh = [&] {
+    ++refreshes;
+    return absl::OkStatus();
+  };
+  leaderboard::ReplayCounts first, rest;
+  ASSERT_TRUE(leaderboard::ReplayStreams(store, compact, org, refresh,
+                                         {kudos_middle, ledger_middle}, first)
+                  .ok());
+  EXPECT_EQ(first.events_read, 1200);
+  EXPECT_EQ(compact.Mark(org, 'k'), kudos_middle);
+  EXPECT_EQ(compact.Mark(org, 'l'), ledger_middle);
+  ASSERT_TRUE(leaderboard::ReplayStreams(store, compact, org, refresh, {"", ""}, rest).ok());
+  EXPECT_EQ(first.events_read + rest.events_read, static_cast<int64_t>(history.size()));
+  EXPECT_EQ(first.events_applied + rest.events_applied, first.events_read + rest.events_read);
+  EXPECT_GT(refreshes, 0);
+
+  ASSERT_TRUE(by_strings.Write(strings_pool, 50, nullptr).ok());
+  ASSERT_TRUE(compact.Write(compact_pool, 50, nullptr).ok());
+  std::map<std::string, std::string> expected = lbtest::DumpProjections(strings_pool, org);
+  std::map<std::string, std::string> got = lbtest::DumpProjections(compact_pool, org);
+  EXPECT_GT(expected.size(), 300u);
+  EXPECT_EQ(expected.size(), got.size());
+  int differing = 0;
+  for (const auto& [key, text] : expected) {
+    auto it = got.find(key);
+    if (it == got.end() || it->second != text) {
+      if (++differing <= 5) {
+        ADD_FAILURE() << key << "\n strings: " << text
+                      << "\n compact: " << (it == got.end() ? "(missing)" : it->second);
+      }
+    }
+  }
+  EXPECT_EQ(differing, 0);
+  // The streaker's 30 days earned the giving-streak badge (the check ran).
+  EXPECT_NE(got[leaderboard::BadgesKey(org, "zed")].find(leaderboard::kGivingStreakBadge),
+            std::string::npos)
+      << got[leaderboard::BadgesKey(org, "zed")];
 }
 
 }  // namespace
