@@ -69,6 +69,9 @@ struct LeaderboardServiceImpl::BoardRead {
   int64_t total = 0;                   // entries on the board
   std::vector<RankedEntry> entries;    // whose names are read
   std::map<std::string, std::string> names;
+  // A first page with its names, from the replica's page cache (then
+  // `entries`/`names` stay empty).
+  std::shared_ptr<const CachedPage> first_page;
 };
 
 LeaderboardServiceImpl::LeaderboardServiceImpl(common::auth::Guard auth, Store& store,
@@ -150,17 +153,65 @@ void LeaderboardServiceImpl::CheckEmptyScope(Call& call, const std::shared_ptr<B
   });
 }
 
+bool LeaderboardServiceImpl::NamesOfTeams(const BoardRead& read) {
+  return read.season.has_value() ? read.season->participants() == v1::SEASON_PARTICIPANTS_TEAMS
+                                 : read.board.scope() == v1::SCOPE_TEAMS;
+}
+
 void LeaderboardServiceImpl::ReadNames(Call& call, const std::shared_ptr<BoardRead>& read) {
   call.Then([this, &call, read](Done done) {
+    if (read->first_page != nullptr) return std::move(done)(absl::OkStatus());  // cached with it
     std::vector<std::string> ids;
     ids.reserve(read->entries.size());
     for (const RankedEntry& entry : read->entries) ids.push_back(entry.subject_id);
-    bool teams = read->season.has_value()
-                     ? read->season->participants() == v1::SEASON_PARTICIPANTS_TEAMS
-                     : read->board.scope() == v1::SCOPE_TEAMS;
-    store_.DisplayNamesAsync(read->org, teams, ids, call.deadline(),
+    store_.DisplayNamesAsync(read->org, NamesOfTeams(*read), ids, call.deadline(),
                              Into(&read->names, std::move(done)));
   });
+}
+
+void LeaderboardServiceImpl::ReadFirstPage(Call& call, const std::shared_ptr<BoardRead>& read,
+                                           int page_size, Done done) {
+  const bool teams = NamesOfTeams(*read);
+  // The page's names depend on whether its subjects are teams or people.
+  std::string key = absl::StrCat(read->resolved.key, teams ? "|teams|" : "|people|", page_size);
+  const common::redis::Deadline deadline = call.deadline();
+  watchers_.pages().Get(
+      read->org, key, std::chrono::steady_clock::now(), deadline,
+      [this, org = read->org, board_key = read->resolved.key, teams, page_size,
+       deadline](PageCache::Fetched fetched) mutable {
+        FetchFirstPage(org, board_key, teams, page_size, deadline, std::move(fetched));
+      },
+      [read, done = std::move(done)](absl::StatusOr<PageCache::Value> got) mutable {
+        if (!got.ok()) return std::move(done)(got.status());
+        read->first_page = *std::move(got);
+        read->total = read->first_page->page.total;
+        std::move(done)(absl::OkStatus());
+      });
+}
+
+void LeaderboardServiceImpl::FetchFirstPage(const std::string& org, const std::string& board_key,
+                                            bool teams, int page_size,
+                                            common::redis::Deadline deadline,
+                                            PageCache::Fetched fetched) {
+  store_.FirstPageAsync(
+      board_key, page_size, deadline,
+      [this, org, teams, deadline,
+       fetched = std::move(fetched)](absl::StatusOr<BoardPage> page) mutable {
+        if (!page.ok()) return std::move(fetched)(page.status());
+        std::vector<std::string> ids;
+        ids.reserve(page->entries.size());
+        for (const RankedEntry& entry : page->entries) ids.push_back(entry.subject_id);
+        CachedPage cached;
+        cached.page = *std::move(page);
+        store_.DisplayNamesAsync(
+            org, teams, ids, deadline,
+            [cached = std::move(cached), fetched = std::move(fetched)](
+                absl::StatusOr<std::map<std::string, std::string>> names) mutable {
+              if (!names.ok()) return std::move(fetched)(names.status());
+              cached.names = *std::move(names);
+              std::move(fetched)(std::move(cached));
+            });
+      });
 }
 
 // ---------------------------------------------------------------- boards
@@ -209,6 +260,9 @@ absl::Status LeaderboardServiceImpl::StartGetLeaderboard(Call& call,
         return absl::OkStatus();
       })
       .Then([this, &call, read, token, page, page_size](Done done) {
+        // A first page: from the replica's page cache, or read once for all
+        // the calls asking for it at the same time.
+        if (!*token) return ReadFirstPage(call, read, page_size, std::move(done));
         auto into = [read, page, done = std::move(done)](absl::StatusOr<BoardPage> got) mutable {
           if (!got.ok()) return std::move(done)(got.status());
           *page = *std::move(got);
@@ -216,43 +270,41 @@ absl::Status LeaderboardServiceImpl::StartGetLeaderboard(Call& call,
           read->entries = page->entries;
           std::move(done)(absl::OkStatus());
         };
-        if (*token) {
-          const PageToken& t = **token;
-          store_.PageAsync(read->resolved.key, t.direction, t.score, t.subject_id, page_size,
-                           call.deadline(), std::move(into));
-        } else {
-          store_.FirstPageAsync(read->resolved.key, page_size, call.deadline(), std::move(into));
-        }
+        const PageToken& t = **token;
+        store_.PageAsync(read->resolved.key, t.direction, t.score, t.subject_id, page_size,
+                         call.deadline(), std::move(into));
       });
   CheckEmptyScope(call, read);
   ReadNames(call, read);
   call.Then([read, token, page, &response]() -> absl::Status {
-    FillEntries(page->entries, read->names, response.mutable_entries());
+    const BoardPage& shown = read->first_page != nullptr ? read->first_page->page : *page;
+    FillEntries(shown.entries, read->first_page != nullptr ? read->first_page->names : read->names,
+                response.mutable_entries());
     const ResolvedBoard& resolved = read->resolved;
     auto make = [&](char direction, int64_t score, const std::string& subject) {
       return EncodePageToken(PageToken{direction, score, subject, resolved.period.key, resolved.key});
     };
-    if (!page->entries.empty()) {
-      if (page->has_next) {
+    if (!shown.entries.empty()) {
+      if (shown.has_next) {
         response.set_next_page_token(
-            make('f', page->entries.back().score, page->entries.back().subject_id));
+            make('f', shown.entries.back().score, shown.entries.back().subject_id));
       }
-      if (page->has_prev) {
+      if (shown.has_prev) {
         response.set_prev_page_token(
-            make('b', page->entries.front().score, page->entries.front().subject_id));
+            make('b', shown.entries.front().score, shown.entries.front().subject_id));
       }
     } else if (*token) {
       // An empty page (past the end, or before the start): the way back
       // includes the boundary entry itself.
       const PageToken& t = **token;
       bool forward = t.direction == 'f' || t.direction == 'F';
-      if (page->has_prev && forward) response.set_prev_page_token(make('B', t.score, t.subject_id));
-      if (page->has_next && !forward) response.set_next_page_token(make('F', t.score, t.subject_id));
+      if (shown.has_prev && forward) response.set_prev_page_token(make('B', t.score, t.subject_id));
+      if (shown.has_next && !forward) response.set_next_page_token(make('F', t.score, t.subject_id));
     }
     response.set_period(resolved.period.key);
     FillPeriod(resolved.period, read->board.window(), response.mutable_period_start(),
                response.mutable_period_end());
-    response.set_total_entries(page->total);
+    response.set_total_entries(shown.total);
     return absl::OkStatus();
   });
   return absl::OkStatus();

@@ -82,6 +82,7 @@ class LeaderboardServiceImpl final : public v1::LeaderboardService::CallbackServ
 
  private:
   using Call = common::grpc_util::Call;
+  using Done = common::grpc_util::Done;
   struct BoardRead;  // one GetLeaderboard / GetRank in flight
 
   absl::StatusOr<common::auth::Principal> Authenticate(grpc::ServerContextBase& context);
@@ -110,6 +111,14 @@ class LeaderboardServiceImpl final : public v1::LeaderboardService::CallbackServ
   void OnSeasons(Call& call, absl::AnyInvocable<absl::Status(SeasonStore&) &&> work);
   void CheckEmptyScope(Call& call, const std::shared_ptr<BoardRead>& read);
   void ReadNames(Call& call, const std::shared_ptr<BoardRead>& read);
+  // Whether the board's subjects are teams (their names) or people.
+  static bool NamesOfTeams(const BoardRead& read);
+  // GetLeaderboard's first page and its names through the page cache
+  // (Watchers::pages(); staleness bounded there); `done` once.
+  void ReadFirstPage(Call& call, const std::shared_ptr<BoardRead>& read, int page_size,
+                     Done done);
+  void FetchFirstPage(const std::string& org, const std::string& board_key, bool teams,
+                      int page_size, common::redis::Deadline deadline, PageCache::Fetched fetched);
   // Runs `work` on `worker` as the call's one step; a full worker is
   // RESOURCE_EXHAUSTED.
   void OnWorker(Call& call, BlockingWorker& worker, absl::AnyInvocable<absl::Status() &&> work);

@@ -21,8 +21,23 @@ ABSL_FLAG(int, max_board_watchers,
           static_cast<int>(common::config::IntEnvOr("LEADERBOARD_MAX_BOARD_WATCHERS", 20000, 1)),
           "open WatchLeaderboard streams on a replica, services included "
           "(env LEADERBOARD_MAX_BOARD_WATCHERS)");
+ABSL_FLAG(int, board_page_cache_ms,
+          static_cast<int>(common::config::IntEnvOr("LEADERBOARD_PAGE_CACHE_MS", 100, 0)),
+          "GetLeaderboard's first pages are served from this replica's cache for at most this "
+          "long after their read started (at most 200, the watch's coalescing; 0 = off; env "
+          "LEADERBOARD_PAGE_CACHE_MS)");
+ABSL_FLAG(int, board_page_cache_entries,
+          static_cast<int>(common::config::IntEnvOr("LEADERBOARD_PAGE_CACHE_ENTRIES", 4096, 1)),
+          "first pages cached by a replica (env LEADERBOARD_PAGE_CACHE_ENTRIES)");
 
 namespace leaderboard {
+
+common::grpc_util::ReadCacheOptions PageCacheOptionsFromFlags() {
+  common::grpc_util::ReadCacheOptions options;
+  options.ttl = std::chrono::milliseconds(std::clamp(absl::GetFlag(FLAGS_board_page_cache_ms), 0, 200));
+  options.max_keys = static_cast<size_t>(std::max(1, absl::GetFlag(FLAGS_board_page_cache_entries)));
+  return options;
+}
 
 WatchLimits WatchLimitsFromFlags() {
   WatchLimits limits;
@@ -158,8 +173,9 @@ namespace {
 constexpr auto kDirectoryRecheck = std::chrono::seconds(5);
 }  // namespace
 
-Watchers::Watchers(Store& store, WatchLimits limits, std::chrono::milliseconds min_interval)
-    : store_(store), limits_(limits), min_interval_(min_interval) {}
+Watchers::Watchers(Store& store, WatchLimits limits, std::chrono::milliseconds min_interval,
+                   common::grpc_util::ReadCacheOptions page_cache)
+    : store_(store), limits_(limits), min_interval_(min_interval), pages_(page_cache) {}
 
 Watchers::~Watchers() { Shutdown(); }
 
@@ -278,6 +294,9 @@ void Watchers::Reject(const std::string& hub_id, const absl::Status& status) {
 }
 
 void Watchers::Touched(const std::string& org, const std::vector<std::string>& board_keys) {
+  // Any board of the org: a derived board (all-time of a team) is read from
+  // keys other than the ones an event names.
+  pages_.Invalidate(org);
   bool any = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -297,6 +316,7 @@ void Watchers::Touched(const std::string& org, const std::vector<std::string>& b
 }
 
 void Watchers::TouchOrg(const std::string& org) {
+  pages_.Invalidate(org);
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto org_hubs = hubs_of_org_.find(org);

@@ -30,6 +30,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "common/grpc/read_cache.h"
 #include "common/ratelimit/rate_limit.h"
 #include "leaderboard/v1/leaderboard.pb.h"
 #include "services/leaderboard/leaderboard_store.h"
@@ -49,6 +50,23 @@ struct WatchLimits {
 // From --max_watched_boards_per_org (env LEADERBOARD_MAX_WATCHED_BOARDS_PER_ORG,
 // 256) and --max_board_watchers (env LEADERBOARD_MAX_BOARD_WATCHERS, 20000).
 WatchLimits WatchLimitsFromFlags();
+
+// GetLeaderboard's first pages, cached per replica (issue 13): the page and
+// its display names. A page is served at most `ttl` after its read started
+// (--board_page_cache_ms, env LEADERBOARD_PAGE_CACHE_MS, 100; 0 = off; at
+// most the watch's 200 ms coalescing, so a reader is never further behind
+// than a watcher), and never after this replica's consumer (or a rebuild)
+// changed any board of its org: Watchers::Touched/TouchOrg invalidate the
+// org's pages. Another replica's consumer does not tell this one: there the
+// ttl is the bound. At most --board_page_cache_entries (env
+// LEADERBOARD_PAGE_CACHE_ENTRIES, 4096) pages; concurrent reads of one page
+// share one Redis read (single-flight).
+struct CachedPage {
+  BoardPage page;
+  std::map<std::string, std::string> names;  // subject id -> display name
+};
+using PageCache = common::grpc_util::ReadCache<CachedPage>;
+common::grpc_util::ReadCacheOptions PageCacheOptionsFromFlags();
 
 // For reads and watches of an empty board: NOT_FOUND when its SCOPE_TEAM /
 // SCOPE_VALUE names no team of the org's directory / no value of its catalog
@@ -114,7 +132,8 @@ class WatchReactor : public grpc::ServerWriteReactor<v1::WatchLeaderboardRespons
 class Watchers {
  public:
   explicit Watchers(Store& store, WatchLimits limits = WatchLimitsFromFlags(),
-                    std::chrono::milliseconds min_interval = std::chrono::milliseconds(200));
+                    std::chrono::milliseconds min_interval = std::chrono::milliseconds(200),
+                    common::grpc_util::ReadCacheOptions page_cache = PageCacheOptionsFromFlags());
   ~Watchers();
 
   void Start();
@@ -128,6 +147,8 @@ class Watchers {
   absl::Status Register(const std::string& org, const v1::Board& board,
                         std::shared_ptr<WatchReactor> reactor);
   void Unregister(WatchReactor* reactor);
+  // GetLeaderboard's first pages (invalidated per org by Touched/TouchOrg).
+  PageCache& pages() { return pages_; }
   // Called by the consumer after an event changed these board keys.
   void Touched(const std::string& org, const std::vector<std::string>& board_keys);
   // Every hub of the org (after a rebuild).
@@ -177,6 +198,7 @@ class Watchers {
   size_t watcher_total_ = 0;                                    // reactors in hubs_
   bool stopping_ = false;
   std::thread thread_;
+  PageCache pages_;
 };
 
 }  // namespace leaderboard
