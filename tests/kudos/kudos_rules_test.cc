@@ -1,7 +1,12 @@
 #include "services/kudos/kudos_rules.h"
+#include "services/kudos/archive_chunk.h"
 #include "services/kudos/ledger_client.h"
 
 #include <gtest/gtest.h>
+
+#include <functional>
+#include <string>
+#include <vector>
 
 #include "absl/strings/match.h"
 
@@ -340,20 +345,75 @@ TEST(KudosRulesTest, ValidateSelfUpdate_OnlyHiddenFromLeaderboardsMayChange) {
   EXPECT_EQ(ValidateSelfUpdate(stored, update).code(), absl::StatusCode::kPermissionDenied);
 }
 
+// ---- kudos from the company (issue 18 part 3) ----
+
+kudos::v1::RecordCompanyKudosRequest ValidCompany() {
+  kudos::v1::RecordCompanyKudosRequest request;
+  request.set_request_id("birthday:2027:bob");
+  request.set_recipient_id("bob");
+  request.set_message("Happy birthday, Bob!");
+  request.set_points(10);
+  request.set_transfer_id("celebration:birthday:2027:bob");
+  return request;
+}
+
+absl::Status CompanyStatus(const kudos::v1::RecordCompanyKudosRequest& request) {
+  return ValidateCompanyKudos(request, DefaultOrgSettings(), People());
+}
+
+TEST(KudosRulesTest, CompanyKudos_OnlyTheProgramsServiceMayRecordOne) {
+  common::auth::Principal programs;
+  programs.subject = "programs";
+  programs.org = "acme";
+  programs.roles = static_cast<uint32_t>(common::auth::Role::kService);
+  EXPECT_TRUE(RequireProgramsService(programs).ok());
+  common::auth::Principal other_service = programs;
+  other_service.subject = "kudos";
+  EXPECT_EQ(RequireProgramsService(other_service).code(), absl::StatusCode::kPermissionDenied);
+  // A person's token (even an admin's) whose subject happens to be "programs".
+  common::auth::Principal person_named_programs = programs;
+  person_named_programs.roles = static_cast<uint32_t>(common::auth::Role::kAdmin);
+  EXPECT_EQ(RequireProgramsService(person_named_programs).code(),
+            absl::StatusCode::kPermissionDenied);
+}
+
+TEST(KudosRulesTest, CompanyKudos_BadInputNamesTheField) {
+  EXPECT_TRUE(CompanyStatus(ValidCompany()).ok());
+  kudos::v1::RecordCompanyKudosRequest no_points = ValidCompany();
+  no_points.set_points(0);
+  no_points.clear_transfer_id();
+  EXPECT_TRUE(CompanyStatus(no_points).ok());
+  // Values are optional, and the org's message minimum is for people.
+  kudos::v1::OrgSettings strict = DefaultOrgSettings();
+  strict.set_message_length_min(100);
+  EXPECT_TRUE(ValidateCompanyKudos(ValidCompany(), strict, People()).ok());
+
+  auto message_of = [](std::function<void(kudos::v1::RecordCompanyKudosRequest&)> change) {
+    kudos::v1::RecordCompanyKudosRequest request = ValidCompany();
+    change(request);
+    return std::string(CompanyStatus(request).message());
+  };
+  EXPECT_EQ(message_of([](auto& r) { r.set_recipient_id("zed"); }),
+            "recipient_id: 'zed' is not a person of this org");
+  EXPECT_EQ(message_of([](auto& r) { r.set_recipient_id("carol"); }),
+            "recipient_id: 'carol' is not active");
+  EXPECT_EQ(message_of([](auto& r) { r.clear_message(); }),
+            "message: must be 1..1000 characters, got 0");
+  EXPECT_EQ(message_of([](auto& r) { r.set_points(1000001); }),
+            "points: must be 0..1000000, got 1000001");
+  EXPECT_EQ(message_of([](auto& r) { r.set_transfer_id("has space"); }),
+            "transfer_id: must be printable ASCII without spaces");
+  EXPECT_EQ(message_of([](auto& r) { r.add_values("teamwork"); r.add_values("teamwork"); }),
+            "values[1]: 'teamwork' is listed twice");
+}
+
+TEST(KudosRulesTest, CompanyKudos_IsInNoGiverFeed) {
+  kudos::v1::Kudos kudos;
+  kudos.set_from_company(true);
+  kudos.add_recipient_ids("bob");
+  std::vector<std::string> feeds = FeedKeysOf(kudos, {"eng"});
+  EXPECT_EQ(feeds, (std::vector<std::string>{"feed:all", "feed:recipient:bob", "feed:team:eng"}));
+}
+
 }  // namespace
 }  // namespace kudos
-
-// The ledger answers RESOURCE_EXHAUSTED both for an allowance refusal (a
-// final answer about the transfers) and for overload before its script ran
-// (the transfers of an earlier attempt may be applied): only the first may
-// abort a kudos, or points would be charged without a kudos.
-TEST(LedgerRefusalTest, IsDefinitiveRefusal_OnlyTheAllowanceRefusalOfResourceExhaustedIsFinal) {
-  EXPECT_TRUE(kudos::IsDefinitiveRefusal(absl::ResourceExhaustedError(
-      "transfers[0]: allowance of 'alice' exhausted: 100 of 100 spent in 2026-11, 5 requested")));
-  EXPECT_FALSE(kudos::IsDefinitiveRefusal(absl::ResourceExhaustedError(
-      "ledger: 4096 calls in flight, the most one replica serves at once; retry shortly")));
-  EXPECT_FALSE(kudos::IsDefinitiveRefusal(absl::ResourceExhaustedError("Server Threadpool Exhausted")));
-  EXPECT_TRUE(kudos::IsDefinitiveRefusal(absl::FailedPreconditionError("transfers[0]: insufficient")));
-  EXPECT_FALSE(kudos::IsDefinitiveRefusal(absl::UnavailableError("ledger down")));
-  EXPECT_FALSE(kudos::IsDefinitiveRefusal(absl::DeadlineExceededError("late")));
-}

@@ -3,6 +3,8 @@
 // binaries, a crash and a restart; and every RPC's status for bad input.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -12,6 +14,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "kudos/v1/kudos.grpc.pb.h"
+#include "leaderboard/v1/leaderboard.grpc.pb.h"
 #include "ledger/v1/ledger.grpc.pb.h"
 #include "programs/v1/celebrations.grpc.pb.h"
 #include "tests/harness/eventually.h"
@@ -56,6 +59,8 @@ class CelebrationsServerTest : public ::testing::Test {
         KUDOS_BINARY, redis_->address(),
         std::vector<std::string>{"--ledger=" + ledger_->address(), "--survey_interval_s=0"});
     directory_ = kudos::v1::DirectoryService::NewStub(
+        grpc::CreateChannel(kudos_->address(), grpc::InsecureChannelCredentials()));
+    kudos_stub_ = kudos::v1::KudosService::NewStub(
         grpc::CreateChannel(kudos_->address(), grpc::InsecureChannelCredentials()));
     ledger_stub_ = ledger::v1::LedgerService::NewStub(
         grpc::CreateChannel(ledger_->address(), grpc::InsecureChannelCredentials()));
@@ -130,10 +135,46 @@ class CelebrationsServerTest : public ::testing::Test {
     return response.balance();
   }
 
+  // The kudos in `person`'s received feed, as a member reads it.
+  std::vector<kudos::v1::Kudos> ReceivedKudos(const std::string& person) {
+    kudos::v1::ListKudosRequest request;
+    request.mutable_filter()->set_recipient_id(person);
+    request.set_page_size(100);
+    kudos::v1::ListKudosResponse response;
+    grpc::Status status =
+        kudos_stub_->ListKudos(Context(MintToken(kOrg, "viewer")).get(), request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return {response.kudos().begin(), response.kudos().end()};
+  }
+
+  int EarnedTransferCount(const std::string& person) {
+    ledger::v1::ListTransfersRequest request;
+    request.mutable_account()->set_type(ledger::v1::ACCOUNT_TYPE_EARNED);
+    request.mutable_account()->set_person_id(person);
+    request.set_page_size(100);
+    ledger::v1::ListTransfersResponse response;
+    grpc::Status status = ledger_stub_->ListTransfers(Context(admin_).get(), request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response.transfers_size();
+  }
+
+  // Exactly one company kudos and one paid transfer for `person`'s birthday.
+  void ExpectOneKudosAndOneTransfer(const std::string& person, int year) {
+    std::vector<kudos::v1::Kudos> received = ReceivedKudos(person);
+    ASSERT_EQ(received.size(), 1u) << person;
+    EXPECT_TRUE(received[0].from_company()) << person;
+    EXPECT_EQ(received[0].giver_id(), "") << person;
+    EXPECT_EQ(received[0].points_per_recipient(), 10) << person;
+    EXPECT_EQ(received[0].transfer_id(), absl::StrCat("celebration:birthday:", year, ":", person));
+    EXPECT_EQ(EarnedTransferCount(person), 1) << person;
+    EXPECT_EQ(Earned(person), 10) << person;
+  }
+
   std::unique_ptr<harness::RedisServer> redis_;
   std::unique_ptr<harness::Service> ledger_;
   std::unique_ptr<harness::Service> kudos_;
   std::unique_ptr<kudos::v1::DirectoryService::Stub> directory_;
+  std::unique_ptr<kudos::v1::KudosService::Stub> kudos_stub_;
   std::unique_ptr<ledger::v1::LedgerService::Stub> ledger_stub_;
   std::string admin_;
   std::unique_ptr<harness::Service> a_;
@@ -172,6 +213,12 @@ TEST_F(CelebrationsServerTest, Replicas_BirthdayIsPaidOnceAcrossTwoReplicasACras
   EXPECT_EQ(ids.size(), feed.size());
   for (int i = 0; i < kPeople; ++i) EXPECT_EQ(Earned(absl::StrCat("r", i)), 10) << i;
   EXPECT_EQ(Earned("late"), 10);
+  // Each celebration is one kudos from the company and one transfer, and
+  // the celebration names its kudos.
+  for (const v1::Celebration& celebration : feed) {
+    EXPECT_FALSE(celebration.kudos_id().empty()) << celebration.celebration_id();
+    ExpectOneKudosAndOneTransfer(celebration.person_id(), celebration.year());
+  }
   ledger::v1::VerifyLedgerResponse verified;
   ASSERT_TRUE(ledger_stub_->VerifyLedger(Context(admin_).get(), {}, &verified).ok());
   EXPECT_TRUE(verified.consistent());
@@ -266,6 +313,56 @@ TEST_F(CelebrationsServerTest, Rpc_BadInputAndForeignWritesHaveClearStatuses) {
   expect(stub_a_->ListCelebrations(Context(mia).get(), list, &listed),
          grpc::StatusCode::INVALID_ARGUMENT,
          "page_token: not one this RPC gave; start again without a page_token");
+}
+
+// What the boards make of a kudos from the company: the recipient's kudos
+// received and points received count, nothing is counted for a giver.
+TEST_F(CelebrationsServerTest, CompanyKudos_BoardsCountTheRecipientsReceivedAndPointsAndNothingForAGiver) {
+  namespace lb = leaderboard::v1;
+  harness::Service boards_server(LEADERBOARD_BINARY, redis_->address(),
+                                 std::vector<std::string>{"--ledger=" + ledger_->address()});
+  auto boards = lb::LeaderboardService::NewStub(
+      grpc::CreateChannel(boards_server.address(), grpc::InsecureChannelCredentials()));
+  auto board = [&](lb::Metric metric) {
+    lb::GetLeaderboardRequest request;
+    request.mutable_board()->set_metric(metric);
+    request.mutable_board()->set_window(lb::WINDOW_ALL_TIME);
+    request.mutable_board()->set_scope(lb::SCOPE_ORG);
+    request.set_page_size(100);
+    lb::GetLeaderboardResponse response;
+    grpc::Status status = boards->GetLeaderboard(Context(MintToken(kOrg, "viewer")).get(),
+                                                 request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    std::map<std::string, int64_t> scores;
+    for (const lb::LeaderboardEntry& entry : response.entries()) {
+      if (entry.score() != 0) scores[entry.subject_id()] = entry.score();
+    }
+    return scores;
+  };
+  const ZoneNow zone = ZoneWhereTheMorningHasPassed();
+  CreatePerson("cake", zone.name);
+  ASSERT_TRUE(SetBirthday(*stub_a_, admin_, "cake", zone.today.month(), zone.today.day()).ok());
+  ASSERT_TRUE(harness::Eventually([&] { return List(*stub_a_).size() == 1u; }));
+  ExpectOneKudosAndOneTransfer("cake", static_cast<int>(zone.today.year()));
+
+  const std::map<std::string, int64_t> one_kudos = {{"cake", 1}};
+  const std::map<std::string, int64_t> ten_points = {{"cake", 10}};
+  EXPECT_TRUE(harness::Eventually([&] { return board(lb::METRIC_KUDOS_RECEIVED) == one_kudos; },
+                                  std::chrono::seconds(30)))
+      << "kudos received: the company kudos counts for its recipient";
+  EXPECT_TRUE(harness::Eventually([&] { return board(lb::METRIC_POINTS_RECEIVED) == ten_points; },
+                                  std::chrono::seconds(30)))
+      << "points received: the celebration's transfer counts";
+  // Counted in the same step as the recipient's: no giver, not even "".
+  EXPECT_TRUE(board(lb::METRIC_KUDOS_GIVEN).empty());
+  // A rebuild from the streams agrees.
+  lb::RebuildProjectionsResponse rebuilt;
+  grpc::Status status = boards->RebuildProjections(Context(admin_).get(),
+                                                   lb::RebuildProjectionsRequest(), &rebuilt);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(board(lb::METRIC_KUDOS_RECEIVED), one_kudos);
+  EXPECT_EQ(board(lb::METRIC_POINTS_RECEIVED), ten_points);
+  EXPECT_TRUE(board(lb::METRIC_KUDOS_GIVEN).empty());
 }
 
 }  // namespace
