@@ -68,6 +68,9 @@ std::string SettingsKey(absl::string_view org) {
 std::string LastKey(absl::string_view org) { return absl::StrCat("ins:{", org, "}:last"); }
 std::string IdsKey(absl::string_view org) { return absl::StrCat("ins:{", org, "}:ids"); }
 std::string ValueName(absl::string_view value) { return absl::StrCat("=", value); }
+std::string RetractedKey(absl::string_view org) {
+  return absl::StrCat("ins:{", org, "}:retracted");
+}
 
 bool Written(v1::Window window) {
   return window == v1::WINDOW_DAY || window == v1::WINDOW_WEEK || window == v1::WINDOW_MONTH;
@@ -122,101 +125,182 @@ bool ParsePairField(absl::string_view field, int64_t* giver, int64_t* recipient)
 }
 
 absl::Time Expiry(v1::Window window, const common::calendar::Period& period,
-                  const absl::TimeZone& zone) {
-  if (window == v1::WINDOW_DAY) return period.end + absl::Hours(24 * 90);
-  if (window == v1::WINDOW_WEEK) return period.end + absl::Hours(24 * 366);
+                  const absl::TimeZone& zone, int kudos_live_days) {
+  int64_t live_days = kudos_live_days > 0 ? kudos_live_days : kDefaultKudosLiveDays;
+  auto days = [&](int64_t cap) { return absl::Hours(24 * std::min(cap, live_days)); };
+  if (window == v1::WINDOW_DAY) return period.end + days(90);
+  if (window == v1::WINDOW_WEEK) return period.end + days(366);
   common::calendar::Period year = common::calendar::PeriodOfDay(
       common::calendar::PeriodUnit::kYear, period.first_day, zone, 1);
-  return year.end + absl::Hours(24 * 1096);
+  return year.end + days(1096);
 }
 
+namespace {
+
+bool IsPrivate(kudos::v1::KudosVisibility visibility) {
+  return visibility == kudos::v1::KUDOS_VISIBILITY_PRIVATE;
+}
+
+// The kudos' values as counted: valid ids, each once.
+std::vector<std::string> CountedValues(const kudos::v1::Kudos& kudos) {
+  std::vector<std::string> values;
+  for (const std::string& value : kudos.values()) {
+    if (common::auth::ValidId(value) &&
+        std::find(values.begin(), values.end(), value) == values.end()) {
+      values.push_back(value);
+    }
+  }
+  return values;
+}
+
+// Recipients counted once each: valid ids, not the giver (a boost has no
+// giver: every recipient).
+std::vector<std::string> CountedRecipients(const google::protobuf::RepeatedPtrField<std::string>& ids,
+                                           const std::string& giver) {
+  std::vector<std::string> out;
+  std::set<std::string> seen;
+  for (const std::string& recipient : ids) {
+    if (!common::auth::ValidId(recipient) || recipient == giver || !seen.insert(recipient).second) {
+      continue;
+    }
+    out.push_back(recipient);
+  }
+  return out;
+}
+
+std::string TeamOf(const google::protobuf::Map<std::string, std::string>& teams,
+                   const std::string& person) {
+  auto team = teams.find(person);
+  return team == teams.end() ? "" : team->second;
+}
+
+}  // namespace
+
 Planner::Planner(std::string org, kudos::v1::OrgSettings settings)
-    : org_(std::move(org)),
-      settings_(std::move(settings)),
-      now_(absl::ToUnixSeconds(absl::Now())) {
+    : Planner(std::move(org), std::move(settings), absl::Now()) {}
+
+Planner::Planner(std::string org, kudos::v1::OrgSettings settings, absl::Time now)
+    : org_(std::move(org)), now_(absl::ToUnixSeconds(now)) {
+  UseSettings(std::move(settings));
+}
+
+void Planner::UseSettings(kudos::v1::OrgSettings settings) {
+  settings_ = std::move(settings);
   OrgCalendar calendar = CalendarFromSettings(settings_);
   zone_ = calendar.zone;
   week_start_ = calendar.week_start;
+  kudos_live_days_ = settings_.retention().kudos_live_days();
 }
 
-void Planner::Count(v1::Window window, absl::Time t, const std::string& giver,
-                    const std::string& giver_team, const std::string& recipient,
-                    const std::string& recipient_team, int64_t points,
-                    const std::vector<std::string>& values) {
+int64_t Planner::Count(v1::Window window, absl::Time t, const std::string& giver,
+                       const std::string& giver_team, const std::string& recipient,
+                       const std::string& recipient_team, int64_t points,
+                       const std::vector<std::string>& values, int64_t sign, IncrOps& incr,
+                       PairOps& pairs) {
   common::calendar::Period period = common::calendar::PeriodAt(Unit(window), t, zone_, week_start_);
-  int64_t expire_at = absl::ToUnixSeconds(Expiry(window, period, zone_));
+  int64_t expire_at = absl::ToUnixSeconds(Expiry(window, period, zone_, kudos_live_days_));
   // A period past its retention (a replay of old history): its keys would
-  // expire as they are written.
-  if (expire_at <= now_) return;
+  // expire as they are written (or are gone: nothing to take back).
+  if (expire_at <= now_) return 0;
   std::string prefix = PeriodPrefix(org_, window, period.key);
   ops_.periods[prefix] = expire_at;
-  if (points != 0) ops_.incr[{prefix, recipient, kPoints, ""}] += points;
-  if (giver.empty()) return;  // a boost: points only
-  ops_.incr[{prefix, giver, kGiven, ""}] += 1;
-  ops_.incr[{prefix, recipient, kReceived, ""}] += 1;
+  if (points != 0) incr[{prefix, recipient, kPoints, ""}] += sign * points;
+  if (giver.empty()) return expire_at;  // a boost: points only
+  incr[{prefix, giver, kGiven, ""}] += sign;
+  incr[{prefix, recipient, kReceived, ""}] += sign;
   if (!giver_team.empty() && !recipient_team.empty() && giver_team != recipient_team) {
-    ops_.incr[{prefix, recipient, kCross, ""}] += 1;
+    incr[{prefix, recipient, kCross, ""}] += sign;
   }
-  for (const std::string& value : values) ops_.incr[{prefix, recipient, "v", value}] += 1;
-  ops_.pairs[{prefix, giver, recipient}] += 1;
+  for (const std::string& value : values) incr[{prefix, recipient, "v", value}] += sign;
+  pairs[{prefix, giver, recipient}] += sign;
+  return expire_at;
 }
 
 void Planner::Add(const std::string& payload) {
   kudos::v1::KudosEvent event;
   if (payload.empty() || !event.ParseFromString(payload)) return;
   if (event.has_org_settings_changed()) {
-    settings_ = event.org_settings_changed().settings();
-    OrgCalendar calendar = CalendarFromSettings(settings_);
-    zone_ = calendar.zone;
-    week_start_ = calendar.week_start;
+    UseSettings(event.org_settings_changed().settings());
     ops_.settings = settings_.SerializeAsString();
     return;
   }
-  if (event.has_kudos_sent()) {
-    const kudos::v1::KudosSent& sent = event.kudos_sent();
-    const kudos::v1::Kudos& kudos = sent.kudos();
-    const std::string& giver = kudos.giver_id();
-    if (!common::auth::ValidId(giver)) return;
-    absl::Time t = kudos.has_create_time() ? TimeOf(kudos.create_time()) : TimeOf(event.event_time());
-    std::vector<std::string> values;
-    for (const std::string& value : kudos.values()) {
-      if (common::auth::ValidId(value) &&
-          std::find(values.begin(), values.end(), value) == values.end()) {
-        values.push_back(value);
-      }
+  if (event.has_kudos_sent()) AddSent(event);
+  if (event.has_kudos_boosted()) AddBoosted(event);
+  if (event.has_kudos_retracted()) AddRetracted(event);
+}
+
+void Planner::AddSent(const kudos::v1::KudosEvent& event) {
+  const kudos::v1::KudosSent& sent = event.kudos_sent();
+  const kudos::v1::Kudos& kudos = sent.kudos();
+  const std::string& giver = kudos.giver_id();
+  if (!common::auth::ValidId(giver) || IsPrivate(kudos.visibility())) return;
+  absl::Time t = kudos.has_create_time() ? TimeOf(kudos.create_time()) : TimeOf(event.event_time());
+  std::vector<std::string> values = CountedValues(kudos);
+  for (const std::string& recipient : CountedRecipients(kudos.recipient_ids(), giver)) {
+    std::string recipient_team = TeamOf(sent.recipient_team_ids(), recipient);
+    for (v1::Window window : Windows()) {
+      if (!Written(window)) continue;
+      Count(window, t, giver, sent.giver_team_id(), recipient, recipient_team,
+            kudos.points_per_recipient(), values, 1, ops_.incr, ops_.pairs);
     }
-    std::set<std::string> seen;
-    for (const std::string& recipient : kudos.recipient_ids()) {
-      if (!common::auth::ValidId(recipient) || recipient == giver || !seen.insert(recipient).second) {
-        continue;
-      }
-      auto team = sent.recipient_team_ids().find(recipient);
-      std::string recipient_team = team == sent.recipient_team_ids().end() ? "" : team->second;
-      for (v1::Window window : Windows()) {
-        if (!Written(window)) continue;
-        Count(window, t, giver, sent.giver_team_id(), recipient, recipient_team,
-              kudos.points_per_recipient(), values);
-      }
-      int64_t ms = absl::ToUnixMillis(t);
-      auto [it, inserted] = ops_.last.emplace(recipient, ms);
-      if (!inserted) it->second = std::max(it->second, ms);
+    int64_t ms = absl::ToUnixMillis(t);
+    auto [it, inserted] = ops_.last.emplace(recipient, ms);
+    if (!inserted) it->second = std::max(it->second, ms);
+  }
+}
+
+void Planner::AddBoosted(const kudos::v1::KudosEvent& event) {
+  const kudos::v1::KudosBoosted& boosted = event.kudos_boosted();
+  int64_t points = boosted.boost().points_per_recipient();
+  if (points == 0 || IsPrivate(boosted.visibility())) return;
+  absl::Time t = boosted.boost().has_create_time() ? TimeOf(boosted.boost().create_time())
+                                                   : TimeOf(event.event_time());
+  for (const std::string& recipient : CountedRecipients(boosted.recipient_ids(), "")) {
+    for (v1::Window window : Windows()) {
+      if (Written(window)) Count(window, t, "", "", recipient, "", points, {}, 1, ops_.incr, ops_.pairs);
     }
+  }
+}
+
+// Takes back what the kudos' KudosSent and each of its boosts (the event
+// carries them) added, in their own periods. The last-recognized times are
+// not taken back (a max cannot be undone; README "Insights", Limits).
+void Planner::AddRetracted(const kudos::v1::KudosEvent& event) {
+  const kudos::v1::KudosRetracted& retracted = event.kudos_retracted();
+  const kudos::v1::Kudos& kudos = retracted.kudos();
+  const std::string& giver = kudos.giver_id();
+  if (!common::auth::ValidId(giver) || kudos.kudos_id().empty() || IsPrivate(kudos.visibility())) {
     return;
   }
-  if (event.has_kudos_boosted()) {
-    const kudos::v1::KudosBoosted& boosted = event.kudos_boosted();
-    int64_t points = boosted.boost().points_per_recipient();
-    if (points == 0) return;
-    absl::Time t = boosted.boost().has_create_time() ? TimeOf(boosted.boost().create_time())
-                                                     : TimeOf(event.event_time());
-    std::set<std::string> seen;
-    for (const std::string& recipient : boosted.recipient_ids()) {
-      if (!common::auth::ValidId(recipient) || !seen.insert(recipient).second) continue;
+  RetractionOps ops;
+  ops.kudos_id = kudos.kudos_id();
+  absl::Time t = kudos.has_create_time() ? TimeOf(kudos.create_time()) : TimeOf(event.event_time());
+  std::vector<std::string> values = CountedValues(kudos);
+  for (const std::string& recipient : CountedRecipients(kudos.recipient_ids(), giver)) {
+    std::string recipient_team = TeamOf(retracted.recipient_team_ids(), recipient);
+    for (v1::Window window : Windows()) {
+      if (!Written(window)) continue;
+      int64_t expire_at = Count(window, t, giver, retracted.giver_team_id(), recipient,
+                                recipient_team, kudos.points_per_recipient(), values, -1,
+                                ops.incr, ops.pairs);
+      ops.guard_until = std::max(ops.guard_until, expire_at);
+    }
+  }
+  for (const kudos::v1::Boost& boost : kudos.boosts()) {
+    if (boost.points_per_recipient() == 0) continue;
+    absl::Time at = boost.has_create_time() ? TimeOf(boost.create_time()) : t;
+    for (const std::string& recipient : CountedRecipients(kudos.recipient_ids(), "")) {
       for (v1::Window window : Windows()) {
-        if (Written(window)) Count(window, t, "", "", recipient, "", points, {});
+        if (!Written(window)) continue;
+        int64_t expire_at = Count(window, at, "", "", recipient, "", boost.points_per_recipient(),
+                                  {}, -1, ops.incr, ops.pairs);
+        ops.guard_until = std::max(ops.guard_until, expire_at);
       }
     }
   }
+  // Every period it counted in has expired: nothing left to take back.
+  if (ops.guard_until == 0) return;
+  ops_.retractions.push_back(std::move(ops));
 }
 
 std::vector<std::string> Planner::Names() const {
@@ -230,18 +314,29 @@ std::vector<std::string> Planner::Names() const {
     names.insert(std::get<1>(key));
     names.insert(std::get<2>(key));
   }
+  for (const RetractionOps& retraction : ops_.retractions) {
+    for (const auto& [key, amount] : retraction.incr) {
+      names.insert(std::get<1>(key));
+      if (!std::get<3>(key).empty()) names.insert(ValueName(std::get<3>(key)));
+    }
+    for (const auto& [key, amount] : retraction.pairs) {
+      names.insert(std::get<1>(key));
+      names.insert(std::get<2>(key));
+    }
+  }
   return {names.begin(), names.end()};
 }
 
 namespace {
 
-// KEYS[1..4] of the script are the mark, the stream, the last-recognized
-// hash and the settings; period keys follow, each named once.
+// KEYS[1..5] of the script are the mark, the stream, the last-recognized
+// hash, the settings and the retraction guard; period keys follow, each
+// named once.
 class KeyIndex {
  public:
   explicit KeyIndex(std::vector<std::string>* keys) : keys_(keys) {}
   int Of(const std::string& key) {
-    auto [it, inserted] = index_.emplace(key, static_cast<int>(keys_->size()) + 5);
+    auto [it, inserted] = index_.emplace(key, static_cast<int>(keys_->size()) + 6);
     if (inserted) keys_->push_back(key);
     return it->second;
   }
@@ -257,29 +352,32 @@ int64_t IdOf(const std::map<std::string, int64_t>& ids, const std::string& name)
   return it->second;
 }
 
-}  // namespace
-
-ApplyArgs Planner::Args(const std::map<std::string, int64_t>& ids) const {
-  ApplyArgs out;
-  KeyIndex keys(&out.keys);
-  std::map<int, int64_t> expire;  // key index -> unix seconds
-  auto key = [&](const std::string& name, const std::string& prefix) {
-    int index = keys.Of(name);
-    expire[index] = ops_.periods.at(prefix);
-    return absl::StrCat(index);
-  };
-  std::vector<std::string>& args = out.args;
-  args.push_back(absl::StrCat(ops_.incr.size()));
-  for (const auto& [k, amount] : ops_.incr) {
+// Writes the counted sections of the script's ARGV ("m, (key, field,
+// amount) * m" then "p, (pair tuple) * p") for `incr` and `pairs`;
+// `key(name, prefix)` gives a key's KEYS index (and records its expiry when
+// the keys may be created).
+template <typename KeyFn>
+void CountArgs(const IncrOps& incr, const PairOps& pairs, const std::map<std::string, int64_t>& ids,
+               KeyIndex& keys, KeyFn key, std::vector<std::string>& args) {
+  size_t m_at = args.size();
+  args.push_back("");
+  int64_t m = 0;
+  for (const auto& [k, amount] : incr) {
+    if (amount == 0) continue;  // a kudos and its retraction in one batch
     const auto& [prefix, person, counter, value] = k;
     int64_t id = IdOf(ids, person);
     args.push_back(key(PeopleKey(prefix, id), prefix));
     args.push_back(value.empty() ? PersonField(id, counter)
                                  : ValueField(id, IdOf(ids, ValueName(value))));
     args.push_back(absl::StrCat(amount));
+    ++m;
   }
-  args.push_back(absl::StrCat(ops_.pairs.size()));
-  for (const auto& [k, amount] : ops_.pairs) {
+  args[m_at] = absl::StrCat(m);
+  size_t p_at = args.size();
+  args.push_back("");
+  int64_t p = 0;
+  for (const auto& [k, amount] : pairs) {
+    if (amount == 0) continue;
     const auto& [prefix, giver, recipient] = k;
     int64_t g = IdOf(ids, giver), r = IdOf(ids, recipient);
     args.push_back(key(PeopleKey(prefix, r), prefix));
@@ -291,6 +389,34 @@ ApplyArgs Planner::Args(const std::map<std::string, int64_t>& ids) const {
     args.push_back(absl::StrCat(g));
     args.push_back(absl::StrCat(r));
     args.push_back(absl::StrCat(amount));
+    ++p;
+  }
+  args[p_at] = absl::StrCat(p);
+}
+
+}  // namespace
+
+ApplyArgs Planner::Args(const std::map<std::string, int64_t>& ids) const {
+  ApplyArgs out;
+  KeyIndex keys(&out.keys);
+  std::map<int, int64_t> expire;  // key index -> unix seconds
+  auto created = [&](const std::string& name, const std::string& prefix) {
+    int index = keys.Of(name);
+    expire[index] = ops_.periods.at(prefix);
+    return absl::StrCat(index);
+  };
+  // A retraction only takes away: a key it would create holds nothing.
+  auto existing = [&](const std::string& name, const std::string&) {
+    return absl::StrCat(keys.Of(name));
+  };
+  std::vector<std::string>& args = out.args;
+  CountArgs(ops_.incr, ops_.pairs, ids, keys, created, args);
+  args.push_back(absl::StrCat(now_));
+  args.push_back(absl::StrCat(ops_.retractions.size()));
+  for (const RetractionOps& retraction : ops_.retractions) {
+    args.push_back(retraction.kudos_id);
+    args.push_back(absl::StrCat(retraction.guard_until));
+    CountArgs(retraction.incr, retraction.pairs, ids, keys, existing, args);
   }
   args.push_back(absl::StrCat(ops_.last.size()));
   for (const auto& [person, ms] : ops_.last) {

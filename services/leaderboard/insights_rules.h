@@ -43,6 +43,10 @@ std::string LastKey(absl::string_view org);      // HASH person -> ms of last ku
 std::string IdsKey(absl::string_view org);
 inline constexpr char kLastIdField[] = "#";
 std::string ValueName(absl::string_view value);  // "=<value>": its name in the ids hash
+// ZSET kudos id -> unix seconds: the retractions applied (issue 18), each
+// kept until the last period it took counts from expires (the guard against
+// the kudos service appending the same KudosRetracted twice).
+std::string RetractedKey(absl::string_view org);
 
 // Windows whose counters are written (day, week, month); quarter and year
 // are the sums of their months, read from the month keys.
@@ -78,32 +82,55 @@ std::string PairField(int64_t giver, int64_t recipient);  // "<g>><r>"
 // Parses a pair field; false when malformed.
 bool ParsePairField(absl::string_view field, int64_t* giver, int64_t* recipient);
 
-// When a period's counters expire: the period's end plus day 90 days, week
-// 366 days; a month 3 years (1096 days) after the end of its year, so that
-// a year (and each quarter), summed from its months, reads whole as long
-// as it did when it had keys of its own.
+// The org's RetentionPolicy.kudos_live_days when it is 0 (docs/retention.md).
+inline constexpr int kDefaultKudosLiveDays = 400;
+
+// When a period's counters expire, with the org's retention (issue 15): the
+// period's end plus, for a day, 90 days and for a week 366 days, at most
+// `kudos_live_days` either way; a month `kudos_live_days` (at most 1096)
+// after the end of its year, so that a year (and each quarter), summed
+// from its months, reads whole for that long after it ends (the previous
+// year of a trend is whole all through the current one), and then goes
+// with the kudos it counted, which have left for the archive by then.
+// `kudos_live_days` <= 0 = the default.
 absl::Time Expiry(v1::Window window, const common::calendar::Period& period,
-                  const absl::TimeZone& zone);
+                  const absl::TimeZone& zone, int kudos_live_days);
+
+// (prefix, person, counter, value) -> increment; value only for "v"
+using IncrOps = std::map<std::tuple<std::string, std::string, std::string, std::string>, int64_t>;
+// (prefix, giver, recipient) -> kudos
+using PairOps = std::map<std::tuple<std::string, std::string, std::string>, int64_t>;
+
+// What one KudosRetracted takes back (negative amounts), applied by the
+// script only if its guard (RetractedKey) does not hold the kudos yet.
+struct RetractionOps {
+  std::string kudos_id;
+  int64_t guard_until = 0;  // unix seconds: the last expiry of its periods
+  IncrOps incr;
+  PairOps pairs;
+};
 
 // The summed effect of a run of entries, by names (people and values);
 // Args() turns it into KEYS and ARGV once the names have ids.
 struct BatchOps {
   // period prefix -> unix seconds of its expiry
   std::map<std::string, int64_t> periods;
-  // (prefix, person, counter, value) -> increment; value only for "v"
-  std::map<std::tuple<std::string, std::string, std::string, std::string>, int64_t> incr;
-  // (prefix, giver, recipient) -> kudos
-  std::map<std::tuple<std::string, std::string, std::string>, int64_t> pairs;
+  IncrOps incr;
+  PairOps pairs;
+  // In stream order; applied after the increments (a kudos and its
+  // retraction in one batch: the retraction finds what it takes back).
+  std::vector<RetractionOps> retractions;
   // person -> latest ms received
   std::map<std::string, int64_t> last;
   // The last OrgSettingsChanged of the run, serialized.
   std::optional<std::string> settings;
   bool empty() const {
-    return incr.empty() && pairs.empty() && last.empty() && !settings.has_value();
+    return incr.empty() && pairs.empty() && last.empty() && retractions.empty() &&
+           !settings.has_value();
   }
 };
 
-// KEYS after the fixed four and ARGV after the entry ids of
+// KEYS after the fixed five and ARGV after the entry ids of
 // insights_apply.lua (see the script).
 struct ApplyArgs {
   std::vector<std::string> keys;
@@ -111,10 +138,14 @@ struct ApplyArgs {
 };
 
 // Plans entries in stream order with the org's settings as of each entry
-// (an OrgSettingsChanged changes the calendar of the entries after it).
+// (an OrgSettingsChanged changes the calendar and the retention of the
+// entries after it). PRIVATE kudos, their boosts and their retractions
+// plan nothing: insights never show them (README "Insights", privacy).
 class Planner {
  public:
   Planner(std::string org, kudos::v1::OrgSettings settings);
+  // `now`: periods whose keys would already have expired are skipped.
+  Planner(std::string org, kudos::v1::OrgSettings settings, absl::Time now);
   // Unparsable payloads and other kinds of events plan nothing.
   void Add(const std::string& payload);
   const BatchOps& ops() const { return ops_; }
@@ -124,14 +155,23 @@ class Planner {
   ApplyArgs Args(const std::map<std::string, int64_t>& ids) const;
 
  private:
-  void Count(v1::Window window, absl::Time t, const std::string& giver,
-             const std::string& giver_team, const std::string& recipient,
-             const std::string& recipient_team, int64_t points,
-             const std::vector<std::string>& values);
+  // One recipient's kudos (or boost: no giver) in one window, `sign` +1
+  // or -1 (a retraction), into `incr`/`pairs`. Returns the period's expiry
+  // (unix seconds), 0 when the period is past it (nothing planned).
+  int64_t Count(v1::Window window, absl::Time t, const std::string& giver,
+                const std::string& giver_team, const std::string& recipient,
+                const std::string& recipient_team, int64_t points,
+                const std::vector<std::string>& values, int64_t sign, IncrOps& incr,
+                PairOps& pairs);
+  void UseSettings(kudos::v1::OrgSettings settings);
+  void AddSent(const kudos::v1::KudosEvent& event);
+  void AddBoosted(const kudos::v1::KudosEvent& event);
+  void AddRetracted(const kudos::v1::KudosEvent& event);
   std::string org_;
   kudos::v1::OrgSettings settings_;
   absl::TimeZone zone_;
   int week_start_ = 1;
+  int kudos_live_days_ = kDefaultKudosLiveDays;
   int64_t now_ = 0;  // unix seconds: periods already expired are skipped
   BatchOps ops_;
 };

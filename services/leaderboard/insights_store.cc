@@ -154,7 +154,8 @@ absl::StatusOr<ApplyResult> InsightsStore::Apply(const std::string& org,
   if (!name_ids.ok()) return name_ids.status();
   KUDOS_CHECK(name_ids->size() == names.size(), "insights: every name of the batch has an id");
   ApplyArgs plan = planner.Args(*name_ids);
-  std::vector<std::string> keys = {HwmKey(org), KudosStream(org), LastKey(org), SettingsKey(org)};
+  std::vector<std::string> keys = {HwmKey(org), KudosStream(org), LastKey(org), SettingsKey(org),
+                                   RetractedKey(org)};
   keys.insert(keys.end(), plan.keys.begin(), plan.keys.end());
   std::vector<std::string> args = {absl::StrCat(pair_cap), absl::StrCat(ids.size())};
   args.insert(args.end(), ids.begin(), ids.end());

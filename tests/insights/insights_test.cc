@@ -60,7 +60,13 @@ struct Kudos {
   int64_t points = 0;
   absl::Time time;
   bool boost = false;  // a boost: recipients get points only
+  bool private_kudos = false;  // KUDOS_VISIBILITY_PRIVATE (a boost: of a private kudos)
+  bool retracted = false;      // an admin retracted it (a boost: its kudos)
+  int parent = -1;             // a boost: the index of its kudos, -1 = none in the history
 };
+
+// What insights count: neither private nor retracted kudos (nor their boosts).
+bool Counted(const Kudos& k) { return !k.private_kudos && !k.retracted; }
 
 struct History {
   std::vector<Person> people;
@@ -101,7 +107,7 @@ v1::InsightFigures Expected(const History& h, const std::string& team, v1::Windo
   std::map<std::pair<std::string, std::string>, int64_t> pair;
   std::map<std::string, std::map<std::string, int64_t>> values;
   for (const Kudos& k : h.kudos) {
-    if (PeriodOf(window, k.time) != period) continue;
+    if (!Counted(k) || PeriodOf(window, k.time) != period) continue;
     for (const auto& [r, rteam] : k.recipients) {
       points[r] += k.points;
       if (k.boost) continue;
@@ -285,7 +291,8 @@ class Writer {
     leaderboard::ToProto(k.time, e.mutable_event_time());
     if (k.boost) {
       auto* b = e.mutable_kudos_boosted();
-      b->set_kudos_id(absl::StrCat("k", n));
+      b->set_kudos_id(absl::StrCat("k", k.parent >= 0 ? k.parent : n));
+      if (k.private_kudos) b->set_visibility(kudos::v1::KUDOS_VISIBILITY_PRIVATE);
       b->mutable_boost()->set_booster_id(k.giver);
       b->mutable_boost()->set_points_per_recipient(k.points);
       leaderboard::ToProto(k.time, b->mutable_boost()->mutable_create_time());
@@ -307,8 +314,41 @@ class Writer {
     kd->set_message("thanks!");
     kd->set_points_per_recipient(k.points);
     kd->set_state(kudos::v1::KUDOS_STATE_COMMITTED);
+    if (k.private_kudos) kd->set_visibility(kudos::v1::KUDOS_VISIBILITY_PRIVATE);
     leaderboard::ToProto(k.time, kd->mutable_create_time());
     sent->set_giver_team_id(k.giver_team);
+    return Add(e);
+  }
+  // KudosRetracted of h.kudos[n] (written as "k<n>"), as the kudos service
+  // writes it: the kudos with its boosts, the teams, who retracted it.
+  std::string Retracted(const History& h, int n, absl::Time at) {
+    const Kudos& k = h.kudos[static_cast<size_t>(n)];
+    kudos::v1::KudosEvent e;
+    leaderboard::ToProto(at, e.mutable_event_time());
+    auto* retracted = e.mutable_kudos_retracted();
+    auto* kd = retracted->mutable_kudos();
+    kd->set_kudos_id(absl::StrCat("k", n));
+    kd->set_giver_id(k.giver);
+    for (const auto& [r, team] : k.recipients) {
+      kd->add_recipient_ids(r);
+      (*retracted->mutable_recipient_team_ids())[r] = team;
+    }
+    for (const std::string& v : k.values) kd->add_values(v);
+    kd->set_points_per_recipient(k.points);
+    kd->set_state(kudos::v1::KUDOS_STATE_COMMITTED);
+    kd->set_retracted(true);
+    if (k.private_kudos) kd->set_visibility(kudos::v1::KUDOS_VISIBILITY_PRIVATE);
+    leaderboard::ToProto(k.time, kd->mutable_create_time());
+    for (const Kudos& b : h.kudos) {
+      if (!b.boost || b.parent != n) continue;
+      auto* boost = kd->add_boosts();
+      boost->set_booster_id(b.giver);
+      boost->set_points_per_recipient(b.points);
+      leaderboard::ToProto(b.time, boost->mutable_create_time());
+    }
+    retracted->set_giver_team_id(k.giver_team);
+    retracted->set_retracted_by("ceo");
+    retracted->set_reason("abusive");
     return Add(e);
   }
   const std::string& last() const { return last_; }
@@ -551,7 +591,8 @@ class InsightsTest : public ::testing::Test {
     SCOPED_TRACE(absl::StrCat("unrecognized team '", team, "' days ", days));
     std::map<std::string, int64_t> last;
     for (const Kudos& k : h.kudos) {
-      if (k.boost) continue;
+      // A retracted kudos still counts as recognition here (README, Limits).
+      if (k.boost || k.private_kudos) continue;
       for (const auto& [r, t] : k.recipients) {
         last[r] = std::max(last.count(r) ? last[r] : -1, absl::ToUnixMillis(k.time));
       }
@@ -665,6 +706,187 @@ TEST_F(InsightsTest, ExactlyOnceWhenKilledMidStreamAndEverythingIsDeliveredAgain
   WaitFor(writer_.last());
   WaitForGroup(writer_.last());
   CheckAllFigures(h);
+}
+
+// Issue 18: a private kudos (and a boost of one) counts in no figure and no
+// last-recognized time, so no aggregate reveals who recognised whom.
+TEST_F(InsightsTest, PrivateKudosAreAbsentFromEveryInsightsRead) {
+  std::mt19937_64 rng(Seed());
+  History h = RandomHistory(rng, 30, 500);
+  for (Kudos& k : h.kudos) k.private_kudos = rng() % 3 == 0;
+  // Two people thanking each other only in private: a reciprocity flag
+  // (and both teams' figures) if private kudos counted.
+  const absl::Time recent = absl::Now() - absl::Hours(2);
+  for (int i = 0; i < 4; ++i) {
+    for (const auto& [from, to] : {std::make_pair("p03", "p04"), std::make_pair("p04", "p03")}) {
+      Kudos k;
+      k.giver = from;
+      k.giver_team = h.Find(from)->team;
+      k.recipients = {{to, h.Find(to)->team}};
+      k.values = {"teamwork"};
+      k.points = 5;
+      k.time = recent - absl::Minutes(i);
+      k.private_kudos = true;
+      h.kudos.push_back(k);
+    }
+  }
+  StartServer();
+  Write(writer_, h);
+  WaitFor(writer_.last());
+  CheckAllFigures(h);
+  if (HasFatalFailure()) return;
+  v1::GetInsightsResponse response;
+  ASSERT_TRUE(Insights(Admin(), "", v1::WINDOW_MONTH, "", &response).ok());
+  for (const auto& flag : response.current().reciprocity_flags()) {
+    EXPECT_FALSE(flag.person_a() == "p03" && flag.person_b() == "p04") << flag.DebugString();
+  }
+  CheckUnrecognized(h, "", Admin(), 1, 9);
+  CheckUnrecognized(h, "t0", Boss(0), 30, 4);
+  CheckUnrecognized(h, "t1", Boss(1), 7, 200);
+}
+
+// Issue 18: a KudosRetracted takes its kudos (and the kudos' boosts) out of
+// every figure of the periods they counted in (pairs and distinct givers
+// included: a pair with another kudos stays), once, though the kudos service
+// appended it twice and every entry is delivered again; a recount from the
+// stream (README "Insights": DEL ins:{org}:*, group to 0) equals live.
+TEST_F(InsightsTest, RetractionTakesItsKudosOutOfEveryFigureOfItsPeriodsOnce) {
+  std::mt19937_64 rng(Seed());
+  History h = RandomHistory(rng, 30, 600);
+  const absl::Time now = absl::Now();
+  const size_t sent = h.kudos.size();
+  for (size_t i = 0; i < sent; ++i) {
+    if (!h.kudos[i].boost) h.kudos[i].private_kudos = rng() % 10 == 0;
+  }
+  // Boosts of every 5th kudos, up to 40 days later (other days, weeks, months).
+  for (size_t i = 0; i < sent; i += 5) {
+    if (h.kudos[i].boost) continue;
+    Kudos b = h.kudos[i];
+    b.boost = true;
+    b.parent = static_cast<int>(i);
+    b.giver = "ceo";
+    b.points = 1 + static_cast<int64_t>(rng() % 5);
+    b.time = std::max(h.kudos[i].time,
+                      std::min(now - absl::Minutes(1),
+                               h.kudos[i].time + absl::Hours(static_cast<int64_t>(rng() % (40 * 24)))));
+    h.kudos.push_back(b);
+  }
+  StartServer();
+  Write(writer_, h);
+  WaitFor(writer_.last());
+
+  std::vector<int> retract;
+  for (size_t i = 0; i < sent; ++i) {
+    if (!h.kudos[i].boost && (rng() % 6 == 0 || h.kudos[i].parent >= 0)) {
+      retract.push_back(static_cast<int>(i));
+    }
+  }
+  // Two of p01's four recent kudos to p02: the reciprocal pair drops below 3.
+  int of_pair = 0;
+  for (size_t i = 0; i < sent && of_pair < 2; ++i) {
+    const Kudos& k = h.kudos[i];
+    if (!k.boost && k.giver == "p01" && k.recipients.size() == 1 && k.recipients[0].first == "p02" &&
+        k.time > now - absl::Hours(2) &&
+        std::find(retract.begin(), retract.end(), static_cast<int>(i)) == retract.end()) {
+      retract.push_back(static_cast<int>(i));
+      ++of_pair;
+    }
+  }
+  EXPECT_EQ(of_pair, 2);
+  // A guard whose periods have all expired: dropped by the next retraction.
+  ASSERT_TRUE(writer_.pool().Run({"ZADD", ins::RetractedKey(kOrg), "1", "k-stale"}).ok());
+  for (int pass = 0; pass < 2; ++pass) {
+    for (int i : retract) writer_.Retracted(h, i, now);
+  }
+  int64_t public_retractions = 0;
+  for (int i : retract) {
+    h.kudos[static_cast<size_t>(i)].retracted = true;
+    if (!h.kudos[static_cast<size_t>(i)].private_kudos) ++public_retractions;
+  }
+  for (Kudos& k : h.kudos) {
+    if (k.boost && k.parent >= 0) k.retracted = h.kudos[static_cast<size_t>(k.parent)].retracted;
+  }
+  WaitFor(writer_.last());
+  CheckAllFigures(h);
+  if (HasFatalFailure()) return;
+  auto guards = writer_.pool().Run({"ZCARD", ins::RetractedKey(kOrg)});
+  ASSERT_TRUE(guards.ok());
+  EXPECT_EQ(guards->integer, public_retractions);
+  auto stale = writer_.pool().Run({"ZSCORE", ins::RetractedKey(kOrg), "k-stale"});
+  ASSERT_TRUE(stale.ok());
+  EXPECT_TRUE(stale->is_nil()) << "a guard past its periods' expiry stays";
+  auto guard_ttl = writer_.pool().Run({"PTTL", ins::RetractedKey(kOrg)});
+  ASSERT_TRUE(guard_ttl.ok());
+  EXPECT_GT(guard_ttl->integer, 0);
+
+  // Every entry delivered again: nothing taken back twice.
+  ASSERT_TRUE(writer_.pool().Run({"XGROUP", "SETID", writer_.stream(), ins::kGroup, "0"}).ok());
+  WaitForGroup(writer_.last());
+  CheckAllFigures(h);
+  if (HasFatalFailure()) return;
+
+  // The recount: every ins: key dropped, the group back at 0.
+  server_->Kill();
+  std::vector<std::string> keys;
+  std::string cursor = "0";
+  for (int round = 0; round < 10000; ++round) {
+    auto scan = writer_.pool().Run(
+        {"SCAN", cursor, "MATCH", absl::StrCat("ins:{", kOrg, "}:*"), "COUNT", "1000"});
+    ASSERT_TRUE(scan.ok());
+    cursor = scan->elements[0].str;
+    for (const Reply& key : scan->elements[1].elements) keys.push_back(key.str);
+    if (cursor == "0") break;
+  }
+  ASSERT_FALSE(keys.empty());
+  for (const std::string& key : keys) ASSERT_TRUE(writer_.pool().Run({"DEL", key}).ok());
+  ASSERT_TRUE(writer_.pool().Run({"XGROUP", "SETID", writer_.stream(), ins::kGroup, "0"}).ok());
+  server_->Start();
+  // A fresh channel: the old one's connection died with the killed server.
+  stub_ = v1::LeaderboardService::NewStub(
+      grpc::CreateChannel(server_->address(), grpc::InsecureChannelCredentials()));
+  WaitFor(writer_.last());
+  WaitForGroup(writer_.last());
+  CheckAllFigures(h);
+}
+
+// Issue 15: the period keys expire with the org's retention
+// (RetentionPolicy.kudos_live_days): day and week at their end + it (at most
+// 90 / 366 days), a month at the end of its year + it.
+TEST_F(InsightsTest, PeriodKeysExpireWithTheOrgsKudosLiveDays) {
+  StartServer();
+  kudos::v1::OrgSettings settings = leaderboard::DefaultSettings();
+  settings.set_time_zone(kZone);
+  settings.mutable_retention()->set_kudos_live_days(45);
+  writer_.Settings(settings);
+  writer_.Person({"pa", "t0", "boss0", true});
+  writer_.Person({"pb", "t1", "boss1", true});
+  Kudos k;
+  k.giver = "pa";
+  k.giver_team = "t0";
+  k.recipients = {{"pb", "t1"}};
+  k.points = 2;
+  k.time = absl::Now();
+  writer_.Sent(k, 0);
+  WaitFor(writer_.last());
+  for (v1::Window window : {v1::WINDOW_DAY, v1::WINDOW_WEEK, v1::WINDOW_MONTH}) {
+    common::calendar::Period period = common::calendar::PeriodAt(ins::Unit(window), k.time, Zone(), 1);
+    absl::Time end = period.end;
+    if (window == v1::WINDOW_MONTH) {
+      end = common::calendar::PeriodOfDay(common::calendar::PeriodUnit::kYear, period.first_day,
+                                          Zone(), 1)
+                .end;
+    }
+    const int64_t want = absl::ToUnixSeconds(end + absl::Hours(24 * 45));
+    std::string prefix = ins::PeriodPrefix(kOrg, window, period.key);
+    auto scan = writer_.pool().Run({"SCAN", "0", "MATCH", prefix + "*", "COUNT", "100000"});
+    ASSERT_TRUE(scan.ok());
+    EXPECT_GE(scan->elements[1].elements.size(), 3u) << prefix;  // people, pairs, meta
+    for (const Reply& key : scan->elements[1].elements) {
+      auto at = writer_.pool().Run({"EXPIRETIME", key.str});
+      ASSERT_TRUE(at.ok());
+      EXPECT_EQ(at->integer, want) << key.str;
+    }
+  }
 }
 
 TEST_F(InsightsTest, AccessRulesAndBadArguments) {
@@ -987,6 +1209,28 @@ TEST(InsightsRulesTest, GiniTopTenAndMedian) {
   EXPECT_DOUBLE_EQ(ins::Top10Percent({1, 1, 1, 1}), 25.0);
   EXPECT_DOUBLE_EQ(ins::Median({3, 1, 2}), 2);
   EXPECT_DOUBLE_EQ(ins::Median({4, 1, 2, 3}), 2.5);
+}
+
+TEST(InsightsRulesTest, PeriodExpiryFollowsTheOrgsKudosLiveDays) {
+  absl::TimeZone utc = absl::UTCTimeZone();
+  auto period = [&](common::calendar::PeriodUnit unit) {
+    return common::calendar::PeriodOfDay(unit, absl::CivilDay(2026, 3, 10), utc, 1);
+  };
+  const absl::Time year_end = absl::FromCivil(absl::CivilDay(2027, 1, 1), utc);
+  const auto days = [](int n) { return absl::Hours(24 * n); };
+  using common::calendar::PeriodUnit;
+  // The default (0 = 400 days): a month's year readable 400 days after it.
+  EXPECT_EQ(ins::Expiry(v1::WINDOW_MONTH, period(PeriodUnit::kMonth), utc, 0), year_end + days(400));
+  EXPECT_EQ(ins::Expiry(v1::WINDOW_MONTH, period(PeriodUnit::kMonth), utc, 30), year_end + days(30));
+  EXPECT_EQ(ins::Expiry(v1::WINDOW_MONTH, period(PeriodUnit::kMonth), utc, 3650), year_end + days(1096));
+  EXPECT_EQ(ins::Expiry(v1::WINDOW_DAY, period(PeriodUnit::kDay), utc, 0),
+            period(PeriodUnit::kDay).end + days(90));
+  EXPECT_EQ(ins::Expiry(v1::WINDOW_DAY, period(PeriodUnit::kDay), utc, 30),
+            period(PeriodUnit::kDay).end + days(30));
+  EXPECT_EQ(ins::Expiry(v1::WINDOW_WEEK, period(PeriodUnit::kWeek), utc, 0),
+            period(PeriodUnit::kWeek).end + days(366));
+  EXPECT_EQ(ins::Expiry(v1::WINDOW_WEEK, period(PeriodUnit::kWeek), utc, 100),
+            period(PeriodUnit::kWeek).end + days(100));
 }
 
 TEST(InsightsRulesTest, ReciprocityRule) {

@@ -4,13 +4,17 @@
 -- script.
 --
 -- KEYS[1] ins:{org}:hwm  KEYS[2] kudos:{org}:events  KEYS[3] ins:{org}:last
--- KEYS[4] ins:{org}:settings  KEYS[5..] period keys (people and pair
--- buckets, recip, meta; see insights_rules.h). People and values are the
--- small integers of ins:{org}:ids, assigned before this script runs.
+-- KEYS[4] ins:{org}:settings  KEYS[5] ins:{org}:retracted (the guard)
+-- KEYS[6..] period keys (people and pair buckets, recip, meta; see
+-- insights_rules.h). People and values are the small integers of
+-- ins:{org}:ids, assigned before this script runs.
 -- ARGV: pair_cap, n, id_1..id_n,
 --   m, (key, field, amount) * m                       -- HINCRBY
 --   p, (recipient's people, giver's pairs, recipient's pairs, recip, meta,
 --       giver, recipient, amount) * p
+--   now (unix s)                                      -- guards past it go
+--   r, (kudos id, guard until (unix s), m, (...) * m, p, (...) * p) * r
+--                          -- retractions: negative amounts, once per kudos
 --   l, (person, ms) * l                               -- last recognized (max)
 --   e, (key, unix_seconds) * e                        -- EXPIREAT once a key
 --   has_settings, settings
@@ -53,31 +57,34 @@ if k < n then return {-1, k} end
 -- only they can lack their expiry, as every key gets it in the script that
 -- creates it.
 local fresh = {}
+-- A counter taken down to 0 or below (a retraction; below: what it takes
+-- back was never counted, e.g. its period started after a trim) is
+-- removed: absent reads as 0, and an emptied hash goes with its last field.
 local function incr(key, field, amount)
   local value = redis.call('HINCRBY', key, field, amount)
-  if value == amount then fresh[key] = true end
+  if amount > 0 and value == amount then fresh[key] = true end
+  if value <= 0 then redis.call('HDEL', key, field) end
   return value
 end
 
-local m = tonumber(ARGV[at]); at = at + 1
-for _ = 1, m do
-  incr(KEYS[tonumber(ARGV[at])], ARGV[at + 1], tonumber(ARGV[at + 2]))
-  at = at + 3
+local function counters(count)
+  for _ = 1, count do
+    incr(KEYS[tonumber(ARGV[at])], ARGV[at + 1], tonumber(ARGV[at + 2]))
+    at = at + 3
+  end
+end
+
+local function pair_member(giver, recipient)
+  if tonumber(giver) < tonumber(recipient) then return giver .. '|' .. recipient end
+  return recipient .. '|' .. giver
 end
 
 -- Pairs kept and kudos left out per meta key: read once, written once.
-local kept_pairs, dropped, metas = {}, {}, {}
-local p = tonumber(ARGV[at]); at = at + 1
-for _ = 1, p do
-  local people = KEYS[tonumber(ARGV[at])]
-  local pair_key = KEYS[tonumber(ARGV[at + 1])]
-  local back_pairs = KEYS[tonumber(ARGV[at + 2])]
-  local recip = KEYS[tonumber(ARGV[at + 3])]
-  local meta = KEYS[tonumber(ARGV[at + 4])]
-  local giver, recipient, amount = ARGV[at + 5], ARGV[at + 6], tonumber(ARGV[at + 7])
-  at = at + 8
+local kept_pairs, kept_before, dropped, metas = {}, {}, {}, {}
+local function add_pair(people, pair_key, back_pairs, recip, meta, giver, recipient, amount)
   if not kept_pairs[meta] then
     kept_pairs[meta] = tonumber(redis.call('HGET', meta, 'n') or '0')
+    kept_before[meta] = kept_pairs[meta]
     dropped[meta] = 0
     metas[#metas + 1] = meta
   end
@@ -98,16 +105,89 @@ for _ = 1, p do
   if count and count >= 3 then
     local back = tonumber(redis.call('HGET', back_pairs, recipient .. '>' .. giver) or '0')
     if back >= 3 then
-      if tonumber(giver) < tonumber(recipient) then
-        if redis.call('SADD', recip, giver .. '|' .. recipient) == 1 then fresh[recip] = true end
-      else
-        if redis.call('SADD', recip, recipient .. '|' .. giver) == 1 then fresh[recip] = true end
-      end
+      if redis.call('SADD', recip, pair_member(giver, recipient)) == 1 then fresh[recip] = true end
     end
   end
 end
+
+-- A retraction's kudos off a pair: the pair goes (and a distinct giver
+-- with it) at 0, and leaves the reciprocity candidates below 3. A pair not
+-- kept was counted in the kudos left out past the cap.
+local function take_pair(people, pair_key, recip, meta, giver, recipient, amount)
+  local field = giver .. '>' .. recipient
+  local before = tonumber(redis.call('HGET', pair_key, field) or '0')
+  if before == 0 then
+    local left_out = tonumber(redis.call('HGET', meta, 'd') or '0')
+    if left_out > 0 then incr(meta, 'd', math.max(amount, -left_out)) end
+    return
+  end
+  if not kept_pairs[meta] then
+    kept_pairs[meta] = tonumber(redis.call('HGET', meta, 'n') or '0')
+    kept_before[meta] = kept_pairs[meta]
+    dropped[meta] = 0
+    metas[#metas + 1] = meta
+  end
+  local count = incr(pair_key, field, amount)
+  if count <= 0 then
+    kept_pairs[meta] = math.max(0, kept_pairs[meta] - 1)
+    incr(people, recipient .. 'u', -1)
+  end
+  if before >= 3 and count < 3 then redis.call('SREM', recip, pair_member(giver, recipient)) end
+end
+
+local function pairs_section(take)
+  local count = tonumber(ARGV[at]); at = at + 1
+  for _ = 1, count do
+    local people = KEYS[tonumber(ARGV[at])]
+    local pair_key = KEYS[tonumber(ARGV[at + 1])]
+    local back_pairs = KEYS[tonumber(ARGV[at + 2])]
+    local recip = KEYS[tonumber(ARGV[at + 3])]
+    local meta = KEYS[tonumber(ARGV[at + 4])]
+    local giver, recipient, amount = ARGV[at + 5], ARGV[at + 6], tonumber(ARGV[at + 7])
+    at = at + 8
+    if take then
+      take_pair(people, pair_key, recip, meta, giver, recipient, amount)
+    else
+      add_pair(people, pair_key, back_pairs, recip, meta, giver, recipient, amount)
+    end
+  end
+end
+
+-- Skips a section without applying it (a retraction applied before).
+local function skip_section()
+  local m = tonumber(ARGV[at]); at = at + 1 + 3 * m
+  local p = tonumber(ARGV[at]); at = at + 1 + 8 * p
+end
+
+local m = tonumber(ARGV[at]); at = at + 1
+counters(m)
+pairs_section(false)
+
+-- Retractions, each once (the kudos service may append one twice): the
+-- guard holds a kudos id until its last period's expiry.
+local now = ARGV[at]; at = at + 1
+local r = tonumber(ARGV[at]); at = at + 1
+if r > 0 then redis.call('ZREMRANGEBYSCORE', KEYS[5], '-inf', '(' .. now) end
+for _ = 1, r do
+  local kudos_id, guard_until = ARGV[at], ARGV[at + 1]
+  at = at + 2
+  if redis.call('ZADD', KEYS[5], 'NX', guard_until, kudos_id) == 1 then
+    local taken = tonumber(ARGV[at]); at = at + 1
+    counters(taken)
+    pairs_section(true)
+  else
+    skip_section()
+  end
+end
+if r > 0 then
+  local last_guard = redis.call('ZRANGE', KEYS[5], -1, -1, 'WITHSCORES')
+  if last_guard[2] then redis.call('EXPIREAT', KEYS[5], last_guard[2]) end
+end
+
 for _, meta in ipairs(metas) do
-  if redis.call('HSET', meta, 'n', kept_pairs[meta]) == 1 then fresh[meta] = true end
+  if kept_pairs[meta] ~= kept_before[meta] then
+    if redis.call('HSET', meta, 'n', kept_pairs[meta]) == 1 then fresh[meta] = true end
+  end
   if dropped[meta] > 0 then incr(meta, 'd', dropped[meta]) end
 end
 
