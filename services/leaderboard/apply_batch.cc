@@ -33,12 +33,12 @@ absl::Status Malformed(absl::string_view why) {
   return absl::InternalError(absl::StrCat("apply_event: malformed plan: ", why));
 }
 
-// The call's KEYS: five fixed ones, then each other key once.
+// The call's KEYS: six fixed ones, then each other key once.
 class KeyTable {
  public:
   KeyTable(const std::string& org, std::vector<std::string>* keys) : keys_(keys) {
     *keys_ = {MarksKey(org), RebuildLockKey(org), AppliedKey(org), KudosStream(org),
-              LedgerStream(org)};
+              LedgerStream(org), DerivedGenerationKey(org)};
     for (size_t i = 0; i < keys_->size(); ++i) index_[(*keys_)[i]] = i + 1;
   }
   // The call's index (1-based, as text) of the plan's key named by `arg`.
@@ -52,6 +52,13 @@ class KeyTable {
     auto [it, added] = index_.try_emplace(key, keys_->size() + 1);
     if (added) keys_->push_back(key);
     return absl::StrCat(it->second);
+  }
+  // The key at a call index made by Map or Add.
+  const std::string& Name(const std::string& index) const {
+    size_t k = 0;
+    KUDOS_CHECK(absl::SimpleAtoi(index, &k) && k >= 1 && k <= keys_->size(),
+                "a call index names one of the call's keys");
+    return (*keys_)[k - 1];
   }
   static absl::StatusOr<std::string> KeyOf(const ApplyPlan& plan, const std::string& arg) {
     size_t k = 0;
@@ -131,8 +138,10 @@ class OpsBuilder {
     return absl::OkStatus();
   }
 
-  // ARGV from the guards on (after the entry ids).
-  absl::Status Append(std::vector<std::string>& args) {
+  // ARGV from the guards on (after the entry ids); the boards incremented
+  // into `boards`, their expiry marked known ("=") when `known` knows it.
+  absl::Status Append(std::vector<std::string>& args, const KnownExpiries* known, int64_t now_s,
+                      absl::flat_hash_map<std::string, BatchCall::Board>& boards) {
     for (const std::string& key : deleted_) {
       if (zkeys_.contains(key)) return Malformed("a board deleted and incremented in one batch");
     }
@@ -150,10 +159,22 @@ class OpsBuilder {
     args.push_back(absl::StrCat(read_end - order_.begin()));
     for (const auto& pair : order_) {
       const Total& total = totals_.at(pair);
-      args.insert(args.end(), {pair.first, pair.second, absl::StrCat(total.sum), total.expire_at});
+      const std::string& board = keys_.Name(pair.first);
+      int64_t expire_at = 0;
+      if (!absl::SimpleAtoi(total.expire_at, &expire_at) || expire_at < 0) {
+        return Malformed("Z expiry");
+      }
+      BatchCall::Board& seen = boards[board];
+      seen.expire_at = expire_at;
+      seen.only_added = seen.only_added && total.sum > 0;
+      bool is_known = expire_at > 0 && known != nullptr && known->Knows(board, expire_at, now_s);
+      args.insert(args.end(), {pair.first, pair.second, absl::StrCat(total.sum),
+                               is_known ? absl::StrCat("=", total.expire_at) : total.expire_at});
     }
     args.push_back(absl::StrCat(thresholds_.size() / 8));
     args.insert(args.end(), thresholds_.begin(), thresholds_.end());
+    // The board generation the "=" expiries were learnt at.
+    args.push_back(known != nullptr ? known->generation : "");
     if (!events_.has_value()) {
       args.push_back("0");
     } else {
@@ -366,10 +387,28 @@ std::optional<int64_t> StreamIdMs(const std::string& id) {
   return static_cast<int64_t>(parsed->first);
 }
 
+bool KnownExpiries::Knows(const std::string& board, int64_t expire_at, int64_t now_s) const {
+  // A board whose expiry is near may lapse and be made again, without it.
+  constexpr int64_t kMarginS = 3600;
+  auto it = boards.find(board);
+  return it != boards.end() && it->second == expire_at && expire_at > now_s + kMarginS;
+}
+
+void LearnExpiries(const BatchCall& call, const std::string& generation, KnownExpiries* known) {
+  if (known->generation != generation) {
+    known->boards.clear();
+    known->generation = generation;
+  }
+  for (const auto& [board, seen] : call.boards) {
+    if (seen.expire_at > 0 && seen.only_added) known->boards[board] = seen.expire_at;
+  }
+}
+
 absl::StatusOr<BatchCall> BuildBatchCall(const std::string& org,
                                          const std::vector<const ApplyPlan*>& plans,
                                          const std::string& rebuild_token,
-                                         const AppliedBefore& before) {
+                                         const AppliedBefore& before,
+                                         const KnownExpiries* known, int64_t now_s) {
   BatchCall call;
   call.included.assign(plans.size(), false);
   KeyTable keys(org, &call.keys);
@@ -403,7 +442,7 @@ absl::StatusOr<BatchCall> BuildBatchCall(const std::string& org,
     call.args.push_back(absl::StrCat(list.size()));
     call.args.insert(call.args.end(), list.begin(), list.end());
   }
-  if (absl::Status s = ops.Append(call.args); !s.ok()) return s;
+  if (absl::Status s = ops.Append(call.args, known, now_s, call.boards); !s.ok()) return s;
   for (const std::string& key : call.keys) {
     KUDOS_CHECK(absl::StrContains(key, absl::StrCat("{", org, "}")),
                 "an org's batch touches only keys in its own slot");
@@ -411,11 +450,16 @@ absl::StatusOr<BatchCall> BuildBatchCall(const std::string& org,
   return call;
 }
 
-absl::StatusOr<bool> ParseBatchReply(const Reply& reply, AppliedBefore* before) {
+absl::StatusOr<bool> ParseBatchReply(const Reply& reply, AppliedBefore* before,
+                                     std::string* generation) {
   if (reply.type != Reply::Type::kArray || reply.elements.empty()) {
     return absl::InternalError("apply_event: unexpected reply shape");
   }
-  if (reply.elements[0].integer == 1) return true;
+  if (reply.elements[0].integer == 1) {
+    if (reply.elements.size() != 2) return absl::InternalError("apply_event: unexpected reply");
+    if (generation != nullptr) *generation = reply.elements[1].str;
+    return true;
+  }
   if (reply.elements.size() != 5) return absl::InternalError("apply_event: unexpected refusal");
   auto mark = [](const Reply& r) -> std::optional<std::string> {
     if (r.str.empty()) return std::nullopt;

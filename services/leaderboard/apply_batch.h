@@ -48,21 +48,52 @@ struct BatchCall {
   // Per plan: its entry is part of the call (not applied before).
   std::vector<bool> included;
   size_t entries = 0;
+  // Boards incremented, with their expiry (unix seconds, 0 = none) and
+  // whether every increment to them was positive (none can have emptied it).
+  struct Board {
+    int64_t expire_at = 0;
+    bool only_added = true;
+  };
+  absl::flat_hash_map<std::string, Board> boards;
+};
+
+// Boards a replica saw with their expiry set (issue 15: a board's expiry
+// is set once, not in every batch that brings it a new member). Valid only
+// under the org's board generation it was learnt at (DerivedGenerationKey:
+// INCRed by every rebuild swap and by a script that empties a board), so a
+// board another replica or a rebuild removed is not trusted.
+struct KnownExpiries {
+  std::string generation;  // as the last successful call answered it
+  // Board key -> its expiry (unix seconds).
+  absl::flat_hash_map<std::string, int64_t> boards;
+  // True when `board` is known with expiry `expire_at` and that is later
+  // than `now_s` + a margin (a lapsed board could have been made again).
+  bool Knows(const std::string& board, int64_t expire_at, int64_t now_s) const;
 };
 
 // `plans`: one org's, each stream's entries in id order. INTERNAL for a
-// malformed plan or entries out of order.
+// malformed plan or entries out of order. `known` (may be null): boards
+// whose expiry the script need not set again while the generation holds.
 absl::StatusOr<BatchCall> BuildBatchCall(const std::string& org,
                                          const std::vector<const ApplyPlan*>& plans,
                                          const std::string& rebuild_token,
-                                         const AppliedBefore& before);
+                                         const AppliedBefore& before,
+                                         const KnownExpiries* known = nullptr,
+                                         int64_t now_s = 0);
+
+// After a call applied: the generation it answered and the boards it left
+// with their expiry (boards that lost members may have been removed: not).
+void LearnExpiries(const BatchCall& call, const std::string& generation,
+                   KnownExpiries* known);
 
 // The ms part of a stream id (when it was appended); nullopt when malformed.
 std::optional<int64_t> StreamIdMs(const std::string& id);
 
 // The script's reply: true when applied; false with `before` filled when
-// it refused because part of the batch was applied before.
-absl::StatusOr<bool> ParseBatchReply(const common::redis::Reply& reply, AppliedBefore* before);
+// it refused because part of the batch was applied before. `generation`
+// (may be null): the org's board generation after an applied call.
+absl::StatusOr<bool> ParseBatchReply(const common::redis::Reply& reply, AppliedBefore* before,
+                                     std::string* generation = nullptr);
 
 // "1700000000000-3" < "1700000000001-0"; false when either is malformed.
 bool StreamIdLess(const std::string& a, const std::string& b);

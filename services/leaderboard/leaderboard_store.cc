@@ -434,6 +434,22 @@ absl::StatusOr<std::vector<absl::StatusOr<Reply>>> Store::PipelinePerSlot(
   return out;
 }
 
+void Store::LearnExpiries(const std::string& org, const BatchCall& call,
+                          const std::string& generation, int64_t now_s) {
+  absl::MutexLock lock(&expiries_mu_);
+  KnownExpiries& known = expiries_[org];
+  leaderboard::LearnExpiries(call, generation, &known);
+  if (known.boards.size() <= kMaxKnownBoards) return;
+  for (auto it = known.boards.begin(); it != known.boards.end();) {
+    if (it->second <= now_s) {
+      known.boards.erase(it++);
+    } else {
+      ++it;
+    }
+  }
+  if (known.boards.size() > kMaxKnownBoards) known.boards.clear();
+}
+
 absl::StatusOr<std::vector<bool>> Store::ApplyAll(const std::vector<PlanToApply>& plans) {
   std::vector<bool> applied(plans.size(), false);
   if (plans.empty()) return applied;
@@ -458,13 +474,18 @@ absl::StatusOr<std::vector<bool>> Store::ApplyAll(const std::vector<PlanToApply>
   }
   std::vector<absl::StatusOr<Reply>> days;
   bool all_done = false;
+  const int64_t now_s = absl::ToUnixSeconds(absl::Now());
   for (int attempt = 0; attempt < kApplyTries && !all_done; ++attempt) {
     std::vector<common::redis::Command> commands;
     std::vector<OrgCall*> sent;
     for (auto& [name, org] : orgs) {
       if (org.done) continue;
-      absl::StatusOr<BatchCall> call =
-          BuildBatchCall(name, org.plan_ptrs, plans[org.plans[0]].plan->args[1], org.before);
+      absl::StatusOr<BatchCall> call;
+      {
+        absl::MutexLock lock(&expiries_mu_);
+        call = BuildBatchCall(name, org.plan_ptrs, plans[org.plans[0]].plan->args[1], org.before,
+                              &expiries_[name], now_s);
+      }
       if (!call.ok()) return call.status();
       if (!consumer_group_.empty()) call->args.push_back(consumer_group_);
       if (call->entries == 0) {  // everything was applied before
@@ -496,10 +517,12 @@ absl::StatusOr<std::vector<bool>> Store::ApplyAll(const std::vector<PlanToApply>
         }
         return reply.status();
       }
-      absl::StatusOr<bool> ok = ParseBatchReply(*reply, &sent[k]->before);
+      std::string generation;
+      absl::StatusOr<bool> ok = ParseBatchReply(*reply, &sent[k]->before, &generation);
       if (!ok.ok()) return ok.status();
       if (!*ok) continue;  // applied before in part: those are dropped next try
       sent[k]->done = true;
+      LearnExpiries(*sent[k]->org, *sent[k]->call, generation, now_s);
       for (size_t p = 0; p < sent[k]->plans.size(); ++p) {
         if (sent[k]->call->included[p]) applied[sent[k]->plans[p]] = true;
       }

@@ -20,6 +20,7 @@
 #include "common/redis/async_client.h"
 #include "common/redis/org_registry.h"
 #include "common/redis/redis_client.h"
+#include "services/leaderboard/apply_batch.h"
 #include "services/leaderboard/leaderboard_rules.h"
 
 namespace leaderboard {
@@ -250,6 +251,9 @@ class Store {
                      const std::map<std::string, std::string>& found, absl::Time now,
                      std::map<std::string, std::string>& out);
 
+  // Remembers the boards an applied call left with their expiry (bounded).
+  void LearnExpiries(const std::string& org, const BatchCall& call,
+                     const std::string& generation, int64_t now_s);
   // Pipeline on a standalone Redis; on a cluster each command on its own.
   absl::StatusOr<std::vector<absl::StatusOr<common::redis::Reply>>> PipelinePerSlot(
       const std::vector<common::redis::Command>& commands);
@@ -264,6 +268,12 @@ class Store {
   // (org, people or teams, id) -> display name and when it was read.
   absl::flat_hash_map<std::string, std::pair<std::string, absl::Time>> names_
       ABSL_GUARDED_BY(calendars_mu_);
+  // Per org, the boards this replica saw with their expiry (apply_batch.h),
+  // so a board's EXPIREAT is sent once, not in every batch; at most
+  // kMaxKnownBoards per org (lapsed ones dropped first, then all).
+  static constexpr size_t kMaxKnownBoards = 100000;
+  absl::Mutex expiries_mu_;
+  absl::flat_hash_map<std::string, KnownExpiries> expiries_ ABSL_GUARDED_BY(expiries_mu_);
   common::redis::Script apply_script_;
   common::redis::Script read_script_;
   common::redis::Script rebuild_begin_script_;

@@ -422,6 +422,133 @@ TEST(ConsumerCrashTest, Consumer_ReadsAndWritesABatchsGuardsWithOneCommandPerStr
   EXPECT_EQ(calls("zadd"), 1) << info->str;
 }
 
+// Calls of `command` in an INFO commandstats text (0 when never called).
+int64_t CommandCalls(const std::string& stats, const std::string& command) {
+  std::string field = absl::StrCat("cmdstat_", command, ":calls=");
+  size_t at = stats.find(field);
+  return at == std::string::npos ? 0 : std::stoll(stats.substr(at + field.size()));
+}
+
+// A board's expiry depends only on its period, so a replica sets it once,
+// when it first sees the board, not in every batch that brings the board a
+// new member (issue 15: fewest commands; a board's members arrive over many
+// batches). 40 transfers to 40 people, 10 per batch: every batch has new
+// members on every board; each board with an expiry gets one EXPIREAT.
+TEST(ConsumerCrashTest, Consumer_SetsEachBoardsExpiryOnceNotInEveryBatch) {
+  harness::RedisServer redis;
+  common::redis::Pool pool(PoolFor(redis));
+  const std::string org = "expiry";
+  lbtest::EventWriter writer(redis.address(), org);
+  absl::Time t = absl::Now();
+  for (int i = 0; i < 40; ++i) {
+    std::string id = absl::StrCat("K", i);
+    writer.Ledger(lbtest::TransfersEvent(org, id, id, ledger::v1::TRANSFER_KIND_KUDOS, "g",
+                                         {{absl::StrCat("r", i), "ops"}}, {"teamwork"}, 2, t));
+  }
+  ASSERT_TRUE(pool.Run({"CONFIG", "RESETSTAT"}).ok());
+  Replica replica(redis, "replica-a", 10);
+  replica.consumer->Start();
+  ASSERT_TRUE(Eventually([&] { return Backlog(pool, org) == 0; }));
+  replica.consumer->Stop();
+  auto info = pool.Run({"INFO", "commandstats"});  // before this test's own reads
+  ASSERT_TRUE(info.ok());
+  int64_t boards_with_expiry = 0;
+  auto keys = replica.store.ProjectionKeys(org);
+  ASSERT_TRUE(keys.ok());
+  for (const std::string& key : *keys) {
+    if (key.find(":points_received:") == std::string::npos) continue;
+    auto ttl = pool.Run({"PEXPIRETIME", key});
+    ASSERT_TRUE(ttl.ok());
+    if (ttl->integer > 0) ++boards_with_expiry;
+  }
+  // Day, week, month and quarter of the org; day, week and month of team,
+  // teams and value (years and all-time are kept forever).
+  EXPECT_EQ(boards_with_expiry, 4 + 3 * 3);
+  EXPECT_EQ(CommandCalls(info->str, "expireat"), boards_with_expiry) << info->str;
+  std::string day = leaderboard::BoardKey(org, v1::METRIC_POINTS_RECEIVED, v1::WINDOW_DAY,
+                                          absl::FormatTime("%Y-%m-%d", t, absl::UTCTimeZone()),
+                                          v1::SCOPE_ORG, "");
+  EXPECT_EQ(pool.Run({"ZCARD", day})->integer, 40);
+}
+
+// The entries of `stream` after `after` (advanced past them), applied by
+// `replica`'s projector as one batch.
+void ApplyNew(Replica& replica, const std::string& org, leaderboard::StreamKind kind,
+              std::string& after) {
+  const std::string stream =
+      kind == leaderboard::StreamKind::kKudos ? leaderboard::KudosStream(org)
+                                              : leaderboard::LedgerStream(org);
+  auto entries = replica.store.Range(stream, after, 100);
+  ASSERT_TRUE(entries.ok()) << entries.status();
+  ASSERT_FALSE(entries->empty());
+  std::vector<leaderboard::Projector::BatchItem> items;
+  for (const auto& entry : *entries) items.push_back({&org, kind, &entry});
+  auto applied = replica.projector.ApplyBatch(items);
+  ASSERT_TRUE(applied.ok()) << applied.status();
+  after = entries->back().id;
+}
+
+// The ledger's reversal of every transfer of `original` (a RETRACTION:
+// the recipient's EARNED debited, tagged with the original and its time).
+ledger::v1::LedgerEvent Reversal(const ledger::v1::LedgerEvent& original) {
+  ledger::v1::LedgerEvent event = original;
+  for (auto& transfer : *event.mutable_transfers_posted()->mutable_transfers()) {
+    (*transfer.mutable_tags())["retracts"] = transfer.transfer_id();
+    (*transfer.mutable_tags())["retracts_post_ms"] =
+        absl::StrCat(absl::ToUnixMillis(leaderboard::FromProto(transfer.post_time())));
+    transfer.set_transfer_id("retract:" + transfer.transfer_id());
+    std::swap(*transfer.mutable_debit_account(), *transfer.mutable_credit_account());
+    transfer.set_kind(ledger::v1::TRANSFER_KIND_RETRACTION);
+  }
+  return event;
+}
+
+// What a replica knows of boards' expiries goes stale when a board is
+// removed: another replica's retraction takes a board's only member back
+// (the board leaves Redis), or a rebuild swaps the projections. A board
+// made again afterwards still gets its expiry.
+TEST(ConsumerCrashTest, Consumer_ABoardRemovedByAnotherReplicaGetsItsExpiryWhenMadeAgain) {
+  harness::RedisServer redis;
+  common::redis::Pool pool(PoolFor(redis));
+  const std::string org = "expiry2";
+  lbtest::EventWriter writer(redis.address(), org);
+  Replica a(redis, "replica-a", 10), b(redis, "replica-b", 10);
+  absl::Time t = absl::Now();
+  std::string day = leaderboard::BoardKey(org, v1::METRIC_POINTS_RECEIVED, v1::WINDOW_DAY,
+                                          absl::FormatTime("%Y-%m-%d", t, absl::UTCTimeZone()),
+                                          v1::SCOPE_ORG, "");
+  auto expiry_of = [&] { return pool.Run({"PEXPIRETIME", day})->integer; };
+  std::string after = "-";
+  ledger::v1::LedgerEvent first = lbtest::TransfersEvent(
+      org, "K1", "K1", ledger::v1::TRANSFER_KIND_KUDOS, "g", {{"x", "ops"}}, {"teamwork"}, 3, t);
+  writer.Ledger(first);
+  ApplyNew(a, org, leaderboard::StreamKind::kLedger, after);
+  const int64_t expiry = expiry_of();
+  ASSERT_GT(expiry, 0);
+  // b takes K1's points back: x was the board's only member.
+  ledger::v1::LedgerEvent reversal = Reversal(first);
+  writer.Ledger(reversal);
+  ApplyNew(b, org, leaderboard::StreamKind::kLedger, after);
+  ASSERT_EQ(pool.Run({"EXISTS", day})->integer, 0);
+  writer.Ledger(lbtest::TransfersEvent(org, "K2", "K2", ledger::v1::TRANSFER_KIND_KUDOS, "g",
+                                       {{"y", "ops"}}, {"teamwork"}, 2, t));
+  ApplyNew(a, org, leaderboard::StreamKind::kLedger, after);
+  EXPECT_EQ(ZScore(pool, day, "y"), 2);
+  EXPECT_EQ(expiry_of(), expiry) << "made again by a replica that had set its expiry before";
+  // After a rebuild (its swap sets every kept key's expiry itself), the
+  // same again: y's points taken back by b, then a gives z a kudos.
+  ASSERT_TRUE(b.projector.Rebuild(org).ok());
+  writer.Ledger(Reversal(lbtest::TransfersEvent(org, "K2", "K2", ledger::v1::TRANSFER_KIND_KUDOS,
+                                                "g", {{"y", "ops"}}, {"teamwork"}, 2, t)));
+  ApplyNew(b, org, leaderboard::StreamKind::kLedger, after);
+  ASSERT_EQ(pool.Run({"EXISTS", day})->integer, 0);
+  writer.Ledger(lbtest::TransfersEvent(org, "K3", "K3", ledger::v1::TRANSFER_KIND_KUDOS, "g",
+                                       {{"z", "ops"}}, {"teamwork"}, 1, t));
+  ApplyNew(a, org, leaderboard::StreamKind::kLedger, after);
+  EXPECT_EQ(ZScore(pool, day, "z"), 1);
+  EXPECT_EQ(expiry_of(), expiry);
+}
+
 // Both streams of `org` copied from one Redis to another with the same ids,
 // from after `after` (stream key -> last id copied).
 void CopyStreams(common::redis::Pool& from, common::redis::Pool& to, const std::string& org,

@@ -7,7 +7,9 @@
 -- KEYS[3]: the applied set of older versions (read while a stream has no mark).
 -- KEYS[4], KEYS[5]: the org's kudos and ledger streams (read: the gap check;
 --   entries that are not in their stream, e.g. a deleted one, are not checked).
--- KEYS[6..]: every key the operations touch (all in the org's slot).
+-- KEYS[6]: the org's board generation (lbcache:{org}:gen: INCRed by every
+--   rebuild swap, and here when a board loses its last member).
+-- KEYS[7..]: every key the operations touch (all in the org's slot).
 -- ARGV: token,
 --   nk, kudos entry ids..., nl, ledger entry ids...   (each stream's in order)
 --   ng, (logical id, zset key, entry ms, oldest ms)... guards of the batch: an
@@ -15,7 +17,10 @@
 --   nr, (zset key, ms)...                              guard scores below ms leave
 --   no, ops...                                         S R H N P D V, in entry order
 --   nz, nb, (key, member, total, expireat)...          board increments, summed;
---        the first nb are the ones the badges below read
+--        the first nb are the ones the badges below read; expireat "0" =
+--        none, "=<s>" = the caller knows the board has it (set when the
+--        board generation is still the one below), "<s>" = set if new
+--   generation: the board generation the caller's "=" expiries hold for
 --   nt, (badges key, badge, ms, board key, member, threshold, cum, event)...
 --        badge when the board score after the entry (= final - total + cum)
 --        reaches the threshold; its event ("" = none) appended when written
@@ -26,7 +31,7 @@
 --        is refused (ABORTED) while the group holds an entry before the batch
 --        pending (an old version's consumer's, not applied yet: marking past
 --        it would drop it as applied once claimed)
--- Returns {1} when applied; {0, mark k, mark l, {stale ids}, {seen guard ids}}
+-- Returns {1, board generation} when applied; {0, mark k, mark l, {stale ids}, {seen guard ids}}
 -- when part of the batch was applied before (nothing written: the caller
 -- drops those and calls again); ABORTED while a rebuild holds the org or
 -- when entries before the batch are not applied yet.
@@ -56,6 +61,7 @@ local function tail_sections()
   i = i + 1 + tonumber(ARGV[i])  -- ops
   i = i + 2 + 4 * tonumber(ARGV[i])  -- nz, nb, increments
   i = i + 1 + 8 * tonumber(ARGV[i])  -- thresholds
+  i = i + 1  -- generation
   local events = i
   if ARGV[i] == '1' then i = i + 6 else i = i + 1 end
   return events, i
@@ -371,11 +377,17 @@ end
 -- Board increments: one ZINCRBY per (board, member); a board's expiry
 -- depends only on its period, so it is set once, when the board is new
 -- (a member new to it), after every increment (an expiry in the past
--- deletes the key, as the increments one by one would leave it).
+-- deletes the key, as the increments one by one would leave it), and not
+-- when the caller knows the board has it (issue 15: one EXPIREAT per board
+-- per replica, not per batch) while the board generation it learnt that
+-- at holds: a board that lost its last member (gone from Redis) bumps the
+-- generation, as a rebuild's swap does, so no replica trusts what it knew.
 -- Increments the count badges read come first (nb of them): their score
 -- before the batch is kept for the badges below.
 at = ops_end + 1
 local nz, nb = tonumber(ARGV[at]), tonumber(ARGV[at + 1])
+local generation = redis.call('GET', KEYS[6]) or ''
+local known_ok = generation == ARGV[at + 2 + 4 * nz + 1 + 8 * tonumber(ARGV[at + 2 + 4 * nz])]
 local base = {}
 local fresh, fresh_keys = {}, {}
 local call = redis.call
@@ -385,14 +397,27 @@ for z = 0, nz - 1 do
   local score = call('ZINCRBY', k, total, ARGV[j + 1])
   if z < nb then base[ARGV[j] .. ' ' .. ARGV[j + 1]] = tonumber(score) - tonumber(total) end
   -- Issue 18: a retraction took back all a member had: it leaves the board.
-  if tonumber(score) == 0 then call('ZREM', k, ARGV[j + 1]) end
+  if tonumber(score) == 0 then
+    call('ZREM', k, ARGV[j + 1])
+    if call('EXISTS', k) == 0 then
+      generation = tostring(call('INCR', KEYS[6]))
+      known_ok = false
+    end
+  end
   -- Integral scores print as integers: equal text = the member was new.
   if score == total and ARGV[j + 3] ~= '0' and not fresh[k] then
     fresh[k] = ARGV[j + 3]
     fresh_keys[#fresh_keys + 1] = k
   end
 end
-for _, k in ipairs(fresh_keys) do call('EXPIREAT', k, fresh[k], 'NX') end
+for _, k in ipairs(fresh_keys) do
+  local expire_at = fresh[k]
+  if string.byte(expire_at, 1) ~= 61 then  -- not "=<s>": the caller does not know
+    call('EXPIREAT', k, expire_at, 'NX')
+  elseif not known_ok then
+    call('EXPIREAT', k, string.sub(expire_at, 2), 'NX')
+  end
+end
 
 -- Threshold badges, in entry order: the score each entry left.
 at = at + 2 + 4 * nz
@@ -418,4 +443,4 @@ end
 
 if last[1] then redis.call('HSET', KEYS[1], 'k', last[1]) end
 if last[2] then redis.call('HSET', KEYS[1], 'l', last[2]) end
-return {1}
+return {1, generation}
