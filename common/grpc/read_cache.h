@@ -1,6 +1,11 @@
 // A short-lived, bounded, per-replica cache of hot reads with single-flight
-// (issue 13): a value read at most `ttl` ago is served without a Redis round
-// trip, and concurrent identical reads share one fetch.
+// (issue 13): concurrent identical reads share one fetch, and (ttl > 0) a
+// value read at most `ttl` ago is served without a Redis round trip.
+//
+// ttl 0 is single-flight alone: a read that arrives while the same read is
+// in flight gets that read's answer (taken at most one round trip before
+// it arrived), and nothing is kept once it is answered, so a stalled Redis
+// still fails every call on time.
 //
 // Staleness is bounded and documented by the user of the cache: a value is
 // served only while `now - (time its fetch started) < ttl`, and never after
@@ -39,7 +44,7 @@
 namespace common::grpc_util {
 
 struct ReadCacheOptions {
-  std::chrono::milliseconds ttl{100};  // 0 = off: every read fetches, no sharing
+  std::chrono::milliseconds ttl{100};  // 0 = single-flight only: nothing kept
   size_t max_keys = 4096;
   size_t max_waiters_per_fetch = 1024;
 };
@@ -155,11 +160,6 @@ template <typename V>
 void ReadCache<V>::Get(const std::string& group, const std::string& key, Clock::time_point now,
                        Clock::time_point deadline, Fetch fetch, Done done) {
   std::unique_lock<std::mutex> lock(mu_);
-  if (options_.ttl.count() <= 0) {
-    ++stats_.uncached;
-    lock.unlock();
-    return Alone(std::move(fetch), std::move(done));
-  }
   auto it = slots_.find(key);
   if (it != slots_.end()) {
     Slot& slot = it->second;
@@ -218,7 +218,7 @@ void ReadCache<V>::Complete(const std::string& key, const std::shared_ptr<Flight
     // Not ours any more: the group was invalidated while it was in flight.
     if (it != slots_.end() && it->second.flight == flight) {
       it->second.flight = nullptr;
-      if (shared.ok()) {
+      if (shared.ok() && options_.ttl.count() > 0) {
         it->second.value = *shared;
         it->second.fetched_at = flight->started;
       } else {

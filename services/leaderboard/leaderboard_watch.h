@@ -51,16 +51,17 @@ struct WatchLimits {
 // 256) and --max_board_watchers (env LEADERBOARD_MAX_BOARD_WATCHERS, 20000).
 WatchLimits WatchLimitsFromFlags();
 
-// GetLeaderboard's first pages, cached per replica (issue 13): the page and
-// its display names. A page is served at most `ttl` after its read started
-// (--board_page_cache_ms, env LEADERBOARD_PAGE_CACHE_MS, 100; 0 = off; at
-// most the watch's 200 ms coalescing, so a reader is never further behind
-// than a watcher), and never after this replica's consumer (or a rebuild)
-// changed any board of its org: Watchers::Touched/TouchOrg invalidate the
-// org's pages. Another replica's consumer does not tell this one: there the
-// ttl is the bound. At most --board_page_cache_entries (env
-// LEADERBOARD_PAGE_CACHE_ENTRIES, 4096) pages; concurrent reads of one page
-// share one Redis read (single-flight).
+// GetLeaderboard's first pages, per replica (issue 13): the page and its
+// display names. Concurrent reads of one page share one Redis read
+// (single-flight: a read arriving while it is in flight gets its answer).
+// With --board_page_cache_ms (env LEADERBOARD_PAGE_CACHE_MS; default 0 =
+// nothing kept after the answer) a page is also served for at most that
+// long after its read started (at most 200, the watch's coalescing, so a
+// reader is never further behind than a watcher), and never after this
+// replica's consumer (or a rebuild) changed any board of its org:
+// Watchers::Touched/TouchOrg invalidate the org's pages. Another replica's
+// consumer does not tell this one: there the ttl is the bound. At most
+// --board_page_cache_entries (env LEADERBOARD_PAGE_CACHE_ENTRIES, 4096) pages.
 struct CachedPage {
   BoardPage page;
   std::map<std::string, std::string> names;  // subject id -> display name

@@ -80,9 +80,10 @@ TEST(BoardPageCacheTest, TouchedAndTouchOrgDropTheOrgsCachedPagesAndNoOtherOrgs)
   EXPECT_EQ(CachedTotal(watchers, "a", "lb:{a}:board|people|10", now, fetches), 3);
 }
 
-TEST(BoardPageCacheTest, TheFlagsTtlIsAtMostTheWatchsCoalescingAndItsSizeBounded) {
+TEST(BoardPageCacheTest, TheDefaultKeepsNothingAndTheTtlIsAtMostTheWatchsCoalescing) {
   common::grpc_util::ReadCacheOptions options = leaderboard::PageCacheOptionsFromFlags();
-  EXPECT_GT(options.ttl.count(), 0);
+  // Default: single-flight only, nothing kept (a Redis stall fails reads on time).
+  EXPECT_EQ(options.ttl.count(), 0);
   EXPECT_LE(options.ttl, 200ms);
   EXPECT_GE(options.max_keys, 1u);
 }

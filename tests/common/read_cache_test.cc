@@ -205,15 +205,22 @@ TEST(ReadCacheTest, PastMaxWaitersAReadFetchesAlone) {
   for (const auto& answer : h.answers) EXPECT_TRUE(answer.has_value());
 }
 
-TEST(ReadCacheTest, ZeroTtlFetchesEveryReadAndKeepsNothing) {
+TEST(ReadCacheTest, ZeroTtlSharesAFetchInFlightAndKeepsNothingOnceAnswered) {
   Harness h(Options(0ms));
   const Clock::time_point t0 = Clock::now();
-  h.Read("k", t0);
-  h.Read("k", t0);
-  EXPECT_EQ(h.pending.size(), 2u);
+  size_t a = h.Read("k", t0);
+  size_t b = h.Read("k", t0);  // arrives while a's read is in flight
+  ASSERT_EQ(h.pending.size(), 1u);
   h.Answer(std::string("1"));
-  h.Answer(std::string("2"));
+  EXPECT_EQ(Val(h.answers[a]), "1");
+  EXPECT_EQ(Val(h.answers[b]), "1");
   EXPECT_EQ(h.cache.size(), 0u);
+  // The same instant, after the answer: read again.
+  size_t c = h.Read("k", t0);
+  ASSERT_EQ(h.pending.size(), 1u);
+  h.Answer(std::string("2"));
+  EXPECT_EQ(Val(h.answers[c]), "2");
+  EXPECT_EQ(h.cache.stats().hits, 0u);
 }
 
 TEST(ReadCacheTest, AFetchThatDropsItsCallbackAnswersEveryWaiterWithInternal) {
