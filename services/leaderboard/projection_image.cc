@@ -507,11 +507,12 @@ std::map<std::string, kudos::v1::Person> ProjectionImage::People(
 void ProjectionImage::CheckGivingStreak(const std::string& org, const OrgCalendar& calendar,
                                         const ApplyPlan::StreakCheck& check) {
   std::vector<absl::CivilDay> days;
-  if (const Value* set = Find(DaysKey(org, "giving", check.person), Value::Kind::kSet)) {
-    for (const std::string& text : set->set) {
-      absl::StatusOr<absl::CivilDay> day = ParseDay(text);
-      if (day.ok()) days.push_back(*day);
-    }
+  const Value* set = Find(DaysKey(org, "giving", check.person), Value::Kind::kSet);
+  // A streak counts active days only: fewer days than the badge's never reach it.
+  if (set == nullptr || set->set.size() < static_cast<size_t>(kGivingStreakBadgeDays)) return;
+  for (const std::string& text : set->set) {
+    absl::StatusOr<absl::CivilDay> day = ParseDay(text);
+    if (day.ok()) days.push_back(*day);
   }
   if (ReachesGivingStreakBadge(days, calendar, check.day)) {
     HSetNx(BadgesKey(org, check.person), kGivingStreakBadge,
