@@ -109,8 +109,10 @@ absl::Status FromKudos(absl::string_view org, const StreamEntry& entry,
   }
   if (event.has_kudos_sent()) {
     const kudos::v1::Kudos& k = event.kudos_sent().kudos();
+    // A celebration (issue 18 part 3) is a kudos from the company: no giver id.
+    const std::string giver = k.from_company() ? std::string("The company") : k.giver_id();
     std::string text = SlackEscape(absl::StrCat(
-        k.giver_id(), " gave ", k.points_per_recipient(), " points to ",
+        giver, " gave ", k.points_per_recipient(), " points to ",
         absl::StrJoin(k.recipient_ids(), ", "), ": ", k.message(), " ", ValueTags(k.values())));
     out.push_back(Make(id, "kudos.sent", org, created_ms, event.kudos_sent(), text));
   } else if (event.has_kudos_boosted()) {

@@ -178,6 +178,22 @@ TEST(WebhookEvents, PrivateKudosAndItsBoostsBecomeNoEvent) {
   EXPECT_EQ(out.size(), 2u);
 }
 
+TEST(WebhookEvents, CompanyKudosIsAnnouncedAsFromTheCompany) {
+  kudos::v1::KudosEvent sent;
+  kudos::v1::Kudos* kudos = sent.mutable_kudos_sent()->mutable_kudos();
+  kudos->set_kudos_id("k1");
+  kudos->set_from_company(true);
+  kudos->add_recipient_ids("ana");
+  kudos->set_points_per_recipient(10);
+  kudos->set_message("Happy birthday, Ana!");
+  std::vector<OutboundEvent> out;
+  ASSERT_TRUE(Translate(Source::kKudos, "acme", {"1-0", {{"event", sent.SerializeAsString()}}}, out).ok());
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].type, "kudos.sent");
+  EXPECT_TRUE(absl::StrContains(out[0].slack_body, "The company gave 10 points to ana"))
+      << out[0].slack_body;
+}
+
 TEST(WebhookEvents, InvitationsAndLeaderboardEventsBecomeTheirTypes) {
   feedback::v1::Invitation invitation;
   invitation.set_invitation_id("inv1");
