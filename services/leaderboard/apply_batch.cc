@@ -151,12 +151,17 @@ class OpsBuilder {
     for (const auto& [key, below] : trims_) args.insert(args.end(), {key, absl::StrCat(below)});
     args.push_back(absl::StrCat(ops_.size()));
     args.insert(args.end(), ops_.begin(), ops_.end());
-    // The pairs count badges read first (the script keeps their scores).
-    auto read_end = std::stable_partition(order_.begin(), order_.end(), [&](const Pair& pair) {
-      return read_.count(pair) > 0;
-    });
-    args.push_back(absl::StrCat(order_.size()));
-    args.push_back(absl::StrCat(read_end - order_.begin()));
+    // Increments grouped per board (its key and expiry sent once, not per
+    // member: fewer arguments for Redis to read into the script), the
+    // members count badges read in groups of their own (the script keeps
+    // their scores before the batch).
+    struct Group {
+      std::string board_index, expire;
+      bool read = false;
+      std::vector<const Pair*> pairs;
+    };
+    std::vector<Group> groups;
+    std::map<std::pair<std::string, bool>, size_t> group_of;
     for (const auto& pair : order_) {
       const Total& total = totals_.at(pair);
       const std::string& board = keys_.Name(pair.first);
@@ -167,9 +172,22 @@ class OpsBuilder {
       BatchCall::Board& seen = boards[board];
       seen.expire_at = expire_at;
       seen.only_added = seen.only_added && total.sum > 0;
-      bool is_known = expire_at > 0 && known != nullptr && known->Knows(board, expire_at, now_s);
-      args.insert(args.end(), {pair.first, pair.second, absl::StrCat(total.sum),
-                               is_known ? absl::StrCat("=", total.expire_at) : total.expire_at});
+      const bool read = read_.count(pair) > 0;
+      auto [at, added] = group_of.try_emplace({pair.first, read}, groups.size());
+      if (added) {
+        bool is_known = expire_at > 0 && known != nullptr && known->Knows(board, expire_at, now_s);
+        groups.push_back({pair.first, is_known ? absl::StrCat("=", total.expire_at) : total.expire_at,
+                          read, {}});
+      }
+      groups[at->second].pairs.push_back(&pair);
+    }
+    args.push_back(absl::StrCat(groups.size()));
+    for (const Group& group : groups) {
+      args.insert(args.end(), {group.board_index, group.expire, group.read ? "1" : "0",
+                               absl::StrCat(group.pairs.size())});
+      for (const Pair* pair : group.pairs) {
+        args.insert(args.end(), {pair->second, absl::StrCat(totals_.at(*pair).sum)});
+      }
     }
     args.push_back(absl::StrCat(thresholds_.size() / 8));
     args.insert(args.end(), thresholds_.begin(), thresholds_.end());

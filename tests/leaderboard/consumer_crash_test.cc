@@ -5,6 +5,7 @@
 // a new consumer then takes over its pending entries.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <memory>
@@ -469,6 +470,38 @@ TEST(ConsumerCrashTest, Consumer_SetsEachBoardsExpiryOnceNotInEveryBatch) {
                                           absl::FormatTime("%Y-%m-%d", t, absl::UTCTimeZone()),
                                           v1::SCOPE_ORG, "");
   EXPECT_EQ(pool.Run({"ZCARD", day})->integer, 40);
+}
+
+// A batch's increments are sent grouped per board: each board's key index
+// and expiry once, then (member, total) per member, not four arguments per
+// (board, member) (issue 15: Redis reads every argument into the script).
+TEST(ConsumerCrashTest, Consumer_SendsEachBoardsKeyAndExpiryOncePerBatchNotPerMember) {
+  const std::string org = "grouped";
+  const leaderboard::OrgCalendar calendar =
+      leaderboard::CalendarFromSettings(leaderboard::DefaultSettings());
+  absl::Time t = absl::Now();
+  std::vector<leaderboard::ApplyPlan> plans;
+  for (int i = 0; i < 40; ++i) {
+    std::string id = absl::StrCat("K", i);
+    plans.push_back(leaderboard::PlanLedgerEvent(
+        org, absl::StrCat("l:1700000000000-", i),
+        lbtest::TransfersEvent(org, id, id, ledger::v1::TRANSFER_KIND_KUDOS, "g",
+                               {{absl::StrCat("r", i), "ops"}}, {"teamwork"}, 2, t),
+        calendar));
+  }
+  std::vector<const leaderboard::ApplyPlan*> batch;
+  for (const auto& plan : plans) batch.push_back(&plan);
+  auto call = leaderboard::BuildBatchCall(org, batch, "", leaderboard::AppliedBefore{});
+  ASSERT_TRUE(call.ok()) << call.status();
+  // 18 boards (6 org windows; day, week, month, year of team, teams, value),
+  // 40 members each except teams (one member: the team).
+  const size_t boards = 18, pairs = 15 * 40 + 3 * 1;
+  EXPECT_EQ(call->boards.size(), boards);
+  size_t other = 0;  // the plans' arguments but their increments (Z, 5 each)
+  for (const auto& plan : plans) {
+    other += plan.args.size() - 5 * std::count(plan.args.begin(), plan.args.end(), "Z");
+  }
+  EXPECT_LE(call->args.size(), 2 * pairs + 4 * boards + other) << "four per pair: " << 4 * pairs;
 }
 
 // The entries of `stream` after `after` (advanced past them), applied by

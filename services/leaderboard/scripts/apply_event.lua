@@ -16,10 +16,11 @@
 --        id already there with a score >= oldest was applied within the window
 --   nr, (zset key, ms)...                              guard scores below ms leave
 --   no, ops...                                         S R H N P D V, in entry order
---   nz, nb, (key, member, total, expireat)...          board increments, summed;
---        the first nb are the ones the badges below read; expireat "0" =
---        none, "=<s>" = the caller knows the board has it (set when the
---        board generation is still the one below), "<s>" = set if new
+--   nz, (key, expireat, read, n, (member, total) x n)... board increments,
+--        summed, grouped per board; read "1": the badges below read these
+--        members' scores; expireat "0" = none, "=<s>" = the caller knows the
+--        board has it (set when the board generation is still the one
+--        below), "<s>" = set if new
 --   generation: the board generation the caller's "=" expiries hold for
 --   nt, (badges key, badge, ms, board key, member, threshold, cum, event)...
 --        badge when the board score after the entry (= final - total + cum)
@@ -59,7 +60,9 @@ local function tail_sections()
   i = i + 1 + 4 * tonumber(ARGV[i])  -- guards
   i = i + 1 + 2 * tonumber(ARGV[i])  -- guard trims
   i = i + 1 + tonumber(ARGV[i])  -- ops
-  i = i + 2 + 4 * tonumber(ARGV[i])  -- nz, nb, increments
+  local nz = tonumber(ARGV[i])  -- increment groups
+  i = i + 1
+  for _ = 1, nz do i = i + 4 + 2 * tonumber(ARGV[i + 3]) end
   i = i + 1 + 8 * tonumber(ARGV[i])  -- thresholds
   i = i + 1  -- generation
   local events = i
@@ -385,30 +388,37 @@ end
 -- Increments the count badges read come first (nb of them): their score
 -- before the batch is kept for the badges below.
 at = ops_end + 1
-local nz, nb = tonumber(ARGV[at]), tonumber(ARGV[at + 1])
+local nz = tonumber(ARGV[at])
+local thresholds_at = at + 1
+for _ = 1, nz do thresholds_at = thresholds_at + 4 + 2 * tonumber(ARGV[thresholds_at + 3]) end
 local generation = redis.call('GET', KEYS[6]) or ''
-local known_ok = generation == ARGV[at + 2 + 4 * nz + 1 + 8 * tonumber(ARGV[at + 2 + 4 * nz])]
+local known_ok = generation == ARGV[thresholds_at + 1 + 8 * tonumber(ARGV[thresholds_at])]
 local base = {}
 local fresh, fresh_keys = {}, {}
 local call = redis.call
-for z = 0, nz - 1 do
-  local j = at + 2 + 4 * z
-  local k, total = KEYS[tonumber(ARGV[j])], ARGV[j + 2]
-  local score = call('ZINCRBY', k, total, ARGV[j + 1])
-  if z < nb then base[ARGV[j] .. ' ' .. ARGV[j + 1]] = tonumber(score) - tonumber(total) end
-  -- Issue 18: a retraction took back all a member had: it leaves the board.
-  if tonumber(score) == 0 then
-    call('ZREM', k, ARGV[j + 1])
-    if call('EXISTS', k) == 0 then
-      generation = tostring(call('INCR', KEYS[6]))
-      known_ok = false
+local j = at + 1
+for _ = 1, nz do
+  local k, expire_at, read = KEYS[tonumber(ARGV[j])], ARGV[j + 1], ARGV[j + 2] == '1'
+  local last_member = j + 2 + 2 * tonumber(ARGV[j + 3])
+  for m = j + 4, last_member, 2 do
+    local member, total = ARGV[m], ARGV[m + 1]
+    local score = call('ZINCRBY', k, total, member)
+    if read then base[ARGV[j] .. ' ' .. member] = tonumber(score) - tonumber(total) end
+    -- Issue 18: a retraction took back all a member had: it leaves the board.
+    if tonumber(score) == 0 then
+      call('ZREM', k, member)
+      if call('EXISTS', k) == 0 then
+        generation = tostring(call('INCR', KEYS[6]))
+        known_ok = false
+      end
+    end
+    -- Integral scores print as integers: equal text = the member was new.
+    if score == total and expire_at ~= '0' and not fresh[k] then
+      fresh[k] = expire_at
+      fresh_keys[#fresh_keys + 1] = k
     end
   end
-  -- Integral scores print as integers: equal text = the member was new.
-  if score == total and ARGV[j + 3] ~= '0' and not fresh[k] then
-    fresh[k] = ARGV[j + 3]
-    fresh_keys[#fresh_keys + 1] = k
-  end
+  j = last_member + 2
 end
 for _, k in ipairs(fresh_keys) do
   local expire_at = fresh[k]
@@ -420,7 +430,7 @@ for _, k in ipairs(fresh_keys) do
 end
 
 -- Threshold badges, in entry order: the score each entry left.
-at = at + 2 + 4 * nz
+at = thresholds_at
 local nt = tonumber(ARGV[at])
 local awarded = {}
 for t = 0, nt - 1 do
