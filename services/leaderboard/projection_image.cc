@@ -378,8 +378,7 @@ absl::StatusOr<bool> ProjectionImage::ApplyCompactOps(const CompactPlan& plan) {
         if (skip || (op.expire_at != 0 && op.expire_at <= now_unix_seconds_)) break;
         const double increment = static_cast<double>(op.number);
         Value* board = CompactSlot(op.key, Value::Kind::kZset);
-        auto it = board->zset.find(atoms[op.atom]);
-        if (it == board->zset.end()) it = board->zset.emplace(atoms[op.atom], 0.0).first;
+        auto it = board->zset.try_emplace(atoms[op.atom], 0.0).first;  // one hash, a copy if new
         double& score = it->second;
         score += increment;
         // EXPIREAT ... NX, only when the member was new (see the script).
