@@ -422,6 +422,19 @@ void LearnExpiries(const BatchCall& call, const std::string& generation, KnownEx
   }
 }
 
+size_t BoundExpiries(KnownExpiries* known, size_t max_boards, int64_t now_s) {
+  if (known->boards.size() <= max_boards) return known->boards.size();
+  for (auto it = known->boards.begin(); it != known->boards.end();) {
+    if (it->second <= now_s) {
+      known->boards.erase(it++);
+    } else {
+      ++it;
+    }
+  }
+  if (known->boards.size() > max_boards) known->boards.clear();
+  return known->boards.size();
+}
+
 absl::StatusOr<BatchCall> BuildBatchCall(const std::string& org,
                                          const std::vector<const ApplyPlan*>& plans,
                                          const std::string& rebuild_token,

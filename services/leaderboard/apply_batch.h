@@ -86,6 +86,11 @@ absl::StatusOr<BatchCall> BuildBatchCall(const std::string& org,
 void LearnExpiries(const BatchCall& call, const std::string& generation,
                    KnownExpiries* known);
 
+// Keeps at most `max_boards` in `known`: boards whose expiry passed by
+// `now_s` go first, then all (forgetting only costs an EXPIREAT again).
+// The boards left.
+size_t BoundExpiries(KnownExpiries* known, size_t max_boards, int64_t now_s);
+
 // The ms part of a stream id (when it was appended); nullopt when malformed.
 std::optional<int64_t> StreamIdMs(const std::string& id);
 

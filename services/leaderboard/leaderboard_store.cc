@@ -439,15 +439,13 @@ void Store::LearnExpiries(const std::string& org, const BatchCall& call,
   absl::MutexLock lock(&expiries_mu_);
   KnownExpiries& known = expiries_[org];
   leaderboard::LearnExpiries(call, generation, &known);
-  if (known.boards.size() <= kMaxKnownBoards) return;
-  for (auto it = known.boards.begin(); it != known.boards.end();) {
-    if (it->second <= now_s) {
-      known.boards.erase(it++);
-    } else {
-      ++it;
-    }
-  }
-  if (known.boards.size() > kMaxKnownBoards) known.boards.clear();
+  BoundExpiries(&known, kMaxKnownBoards, now_s);
+  // And over all orgs (one replica serves many): past kMaxKnownBoardsTotal
+  // everything is forgotten (relearnt at one EXPIREAT per board).
+  size_t total = 0;
+  for (const auto& [name, org_known] : expiries_) total += org_known.boards.size();
+  if (total <= kMaxKnownBoardsTotal) return;
+  for (auto& [name, org_known] : expiries_) BoundExpiries(&org_known, 0, now_s);
 }
 
 absl::StatusOr<std::vector<bool>> Store::ApplyAll(const std::vector<PlanToApply>& plans) {

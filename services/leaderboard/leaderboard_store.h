@@ -270,8 +270,10 @@ class Store {
       ABSL_GUARDED_BY(calendars_mu_);
   // Per org, the boards this replica saw with their expiry (apply_batch.h),
   // so a board's EXPIREAT is sent once, not in every batch; at most
-  // kMaxKnownBoards per org (lapsed ones dropped first, then all).
+  // kMaxKnownBoards per org and kMaxKnownBoardsTotal over all orgs
+  // (BoundExpiries: lapsed ones dropped first, then all).
   static constexpr size_t kMaxKnownBoards = 100000;
+  static constexpr size_t kMaxKnownBoardsTotal = 1000000;
   absl::Mutex expiries_mu_;
   absl::flat_hash_map<std::string, KnownExpiries> expiries_ ABSL_GUARDED_BY(expiries_mu_);
   common::redis::Script apply_script_;

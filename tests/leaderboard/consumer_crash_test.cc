@@ -504,6 +504,23 @@ TEST(ConsumerCrashTest, Consumer_SendsEachBoardsKeyAndExpiryOncePerBatchNotPerMe
   EXPECT_LE(call->args.size(), 2 * pairs + 4 * boards + other) << "four per pair: " << 4 * pairs;
 }
 
+// What a replica remembers of boards' expiries is bounded: past the bound
+// the boards whose expiry passed go first, then all of them.
+TEST(ConsumerCrashTest, Consumer_KnownExpiriesStayWithinTheirBound) {
+  leaderboard::KnownExpiries known;
+  const int64_t now_s = 1800000000;
+  for (int i = 0; i < 10; ++i) {
+    known.boards[absl::StrCat("lb:{b}:points_received:day:", i, ":org")] =
+        i < 4 ? now_s - 1 : now_s + 86400;
+  }
+  EXPECT_EQ(leaderboard::BoundExpiries(&known, 10, now_s), 10u) << "within the bound: kept";
+  EXPECT_EQ(leaderboard::BoundExpiries(&known, 8, now_s), 6u) << "the lapsed ones go first";
+  EXPECT_TRUE(known.Knows("lb:{b}:points_received:day:5:org", now_s + 86400, now_s));
+  EXPECT_FALSE(known.Knows("lb:{b}:points_received:day:5:org", now_s + 86400, now_s + 86000))
+      << "an expiry within the margin is not trusted";
+  EXPECT_EQ(leaderboard::BoundExpiries(&known, 5, now_s), 0u) << "still past it: all go";
+}
+
 // The entries of `stream` after `after` (advanced past them), applied by
 // `replica`'s projector as one batch.
 void ApplyNew(Replica& replica, const std::string& org, leaderboard::StreamKind kind,
