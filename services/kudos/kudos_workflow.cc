@@ -549,7 +549,7 @@ void KudosWorkflow::SendKudosAsync(const std::string& org, const std::string& gi
                          "' was already used for a different kudos (", s->outcome.record_id,
                          "); use a new request_id for a new kudos"));
       })
-      .Then([this, s](Done done) { SettleNewKudosAsync(s, std::move(done)); });
+      .Then([this, s](Done done) { SettleBegunKudosAsync(s, std::move(done)); });
   std::move(steps).Run([s, done = std::move(done)](absl::Status status) mutable {
     if (!status.ok()) return std::move(done)(status);
     KUDOS_CHECK(s->answer.has_value(), "a SendKudos that ended OK has its kudos");
@@ -575,13 +575,21 @@ void KudosWorkflow::ValidateSendAsync(std::shared_ptr<SendState> s, Done done) {
   if (!ValidateRequestId(request.request_id()).ok()) return std::move(done)(valid);
   // A retry of a kudos accepted earlier returns it even if the directory
   // changed since (a recipient left, a value was retired).
+  AnswerEarlierRequestAsync(s, s->giver_id, SendFingerprint(request), std::move(valid),
+                            std::move(done));
+}
+
+template <typename State>
+void KudosWorkflow::AnswerEarlierRequestAsync(std::shared_ptr<State> s, const std::string& actor,
+                                              std::string fingerprint, absl::Status valid,
+                                              Done done) {
   store_.FindRequestAsync(
-      s->org, RecordKind::kKudos, s->giver_id, request.request_id(), s->deadline,
-      [this, s, valid, done = std::move(done)](
-          absl::StatusOr<std::optional<BeginOutcome>> earlier) mutable {
+      s->org, RecordKind::kKudos, actor, s->request->request_id(), s->deadline,
+      [this, s, valid = std::move(valid), fingerprint = std::move(fingerprint),
+       done = std::move(done)](absl::StatusOr<std::optional<BeginOutcome>> earlier) mutable {
         if (!earlier.ok()) return std::move(done)(earlier.status());
         if (!earlier->has_value() ||
-            !KudosStore::SameFingerprint((*earlier)->fingerprint, SendFingerprint(*s->request))) {
+            !KudosStore::SameFingerprint((*earlier)->fingerprint, fingerprint)) {
           return std::move(done)(valid);
         }
         const std::string id = (*earlier)->record_id;
@@ -590,15 +598,18 @@ void KudosWorkflow::ValidateSendAsync(std::shared_ptr<SendState> s, Done done) {
       });
 }
 
-void KudosWorkflow::SettleNewKudosAsync(std::shared_ptr<SendState> s, Done done) {
+// SendKudos' and RecordCompanyKudos' last step: a record this call began is
+// settled without reading it back (two round trips fewer); an earlier one
+// (a retry) is completed as stored.
+template <typename State>
+void KudosWorkflow::SettleBegunKudosAsync(std::shared_ptr<State> s, Done done) {
   if (s->answer.has_value()) return std::move(done)(absl::OkStatus());
   const std::string record_id = s->outcome.record_id;
   if (!s->outcome.is_new) {
     return CompleteAsync(s->org, RecordKind::kKudos, record_id, record_id, s->deadline, s->stop,
                          IntoAnswer(&s->answer, std::move(done)));
   }
-  // The record is the one just written: settle it without reading it back,
-  // and answer with the kudos it holds (two round trips fewer).
+  // A company kudos' record has no transfers: settling it commits it.
   const BeginRecognition& begin = s->prepared.begin;
   Record record;
   record.pb = begin.record_pb;
@@ -737,7 +748,7 @@ void KudosWorkflow::RecordCompanyKudosAsync(const std::string& org,
                          "' was already used for a different company kudos (", s->outcome.record_id,
                          "); use a new request_id for a new one"));
       })
-      .Then([this, s](Done done) { SettleCompanyAsync(s, std::move(done)); });
+      .Then([this, s](Done done) { SettleBegunKudosAsync(s, std::move(done)); });
   std::move(steps).Run([s, done = std::move(done)](absl::Status status) mutable {
     if (!status.ok()) return std::move(done)(status);
     KUDOS_CHECK(s->answer.has_value(), "a RecordCompanyKudos that ended OK has its kudos");
@@ -760,48 +771,8 @@ void KudosWorkflow::ValidateCompanyAsync(std::shared_ptr<CompanyState> s, Done d
   if (!ValidateRequestId(request.request_id()).ok()) return std::move(done)(valid);
   // A retry of a kudos recorded earlier returns it even if the directory
   // changed since (the recipient left).
-  store_.FindRequestAsync(
-      s->org, RecordKind::kKudos, kCompanyActor, request.request_id(), s->deadline,
-      [this, s, valid, done = std::move(done)](
-          absl::StatusOr<std::optional<BeginOutcome>> earlier) mutable {
-        if (!earlier.ok()) return std::move(done)(earlier.status());
-        if (!earlier->has_value() ||
-            !KudosStore::SameFingerprint((*earlier)->fingerprint, CompanyFingerprint(*s->request))) {
-          return std::move(done)(valid);
-        }
-        const std::string id = (*earlier)->record_id;
-        CompleteAsync(s->org, RecordKind::kKudos, id, id, s->deadline, s->stop,
-                      IntoAnswer(&s->answer, std::move(done)));
-      });
-}
-
-void KudosWorkflow::SettleCompanyAsync(std::shared_ptr<CompanyState> s, Done done) {
-  if (s->answer.has_value()) return std::move(done)(absl::OkStatus());
-  const std::string record_id = s->outcome.record_id;
-  if (!s->outcome.is_new) {
-    return CompleteAsync(s->org, RecordKind::kKudos, record_id, record_id, s->deadline, s->stop,
-                         IntoAnswer(&s->answer, std::move(done)));
-  }
-  // The record just written has no transfers: settling it commits it.
-  const BeginRecognition& begin = s->prepared.begin;
-  Record record;
-  record.pb = begin.record_pb;
-  record.state = "PENDING";
-  record.kudos_id = begin.record_id;
-  record.finish = KudosStore::FinishFieldsOf(begin, s->outcome.seq);
-  SettleRecordAsync(
-      s->org, RecordKind::kKudos, begin.record_id, record, s->deadline, s->stop,
-      [this, s, done = std::move(done)](absl::StatusOr<std::string> state) mutable {
-        if (!state.ok()) return std::move(done)(state.status());
-        if (*state == "COMMITTED") {
-          s->answer = std::move(s->prepared.kudos);
-          s->answer->set_state(kudos::v1::KUDOS_STATE_COMMITTED);
-          return std::move(done)(absl::OkStatus());
-        }
-        const std::string id = s->outcome.record_id;
-        CompleteAsync(s->org, RecordKind::kKudos, id, id, s->deadline, s->stop,
-                      IntoAnswer(&s->answer, std::move(done)));
-      });
+  AnswerEarlierRequestAsync(s, kCompanyActor, CompanyFingerprint(request), std::move(valid),
+                            std::move(done));
 }
 
 void KudosWorkflow::CompleteAsync(const std::string& org, RecordKind kind, const std::string& id,

@@ -104,9 +104,14 @@ class KudosWorkflow {
   struct BoostState;
   struct CompanyState;
   void ValidateCompanyAsync(std::shared_ptr<CompanyState> s, common::grpc_util::Done done);
-  void SettleCompanyAsync(std::shared_ptr<CompanyState> s, common::grpc_util::Done done);
   void ValidateSendAsync(std::shared_ptr<SendState> s, common::grpc_util::Done done);
-  void SettleNewKudosAsync(std::shared_ptr<SendState> s, common::grpc_util::Done done);
+  // Shared by SendKudos (SendState) and RecordCompanyKudos (CompanyState).
+  template <typename State>
+  void AnswerEarlierRequestAsync(std::shared_ptr<State> s, const std::string& actor,
+                                 std::string fingerprint, absl::Status valid,
+                                 common::grpc_util::Done done);
+  template <typename State>
+  void SettleBegunKudosAsync(std::shared_ptr<State> s, common::grpc_util::Done done);
   void CompleteAsync(const std::string& org, RecordKind kind, const std::string& id,
                      const std::string& kudos_id, Deadline deadline, StopCheck stop,
                      StoreCallback<kudos::v1::Kudos> done);
