@@ -621,6 +621,7 @@ struct WriteAndCatchUp {
   LoadResult load;
   RedisMeter::Use write_redis, catchup_redis;
   std::string write_cpu_cores, write_cpu_per_op, catchup, catchup_cpu_cores, catchup_cpu_per_op;
+  std::map<std::string, double> write_usec_per_kudos;  // process -> CPU µs per kudos during the load
 
   std::string Json() const {
     return bench::Json()
@@ -650,6 +651,7 @@ WriteAndCatchUp RunWriteAndCatchUp(Bench& b, const std::string& scenario, const 
     out.write_redis = redis_meter.Take(kudos);
     out.write_cpu_cores = CpuMeter::CoresJson(use);
     out.write_cpu_per_op = CpuPerOp(b, scenario, "kudos", kudos, use);
+    out.write_usec_per_kudos = b.cpu_rows.back().usec_per_op;
   }
   CpuMeter catchup_cpu(b);
   RedisMeter catchup_redis(b);
@@ -750,15 +752,25 @@ void SendKudos(Bench& b) {
                              .Num("redis_bytes_per_kudos_retained", small.bytes_per_kudos)
                              .Raw("retained", small.json)
                              .str());
-  double ratio = b.floor_a > 0 ? r.throughput / b.floor_a : 0;
+  // Issue 13's targets: the Redis work of a kudos bounds the write path, so
+  // throughput is judged against floor (b); floor (a) stays as information.
+  const double ratio_b = b.floor_b > 0 ? r.throughput / b.floor_b : 0;
   b.rows.push_back({"send_kudos", "throughput at 32 in flight", r.throughput, "/s",
-                    absl::StrFormat("floor_a %.0f/s", b.floor_a), Pct(ratio),
-                    ">= 20% of floor_a", Verdict(ratio >= 0.2)});
+                    absl::StrFormat("floor_b %.0f/s", b.floor_b), Pct(ratio_b), ">= 50% of floor_b",
+                    Verdict(ratio_b >= 0.5)});
   b.rows.push_back({"send_kudos", "p99 latency at 32 in flight", r.p99_ms, "ms", "", "",
                     "< 10 ms", Verdict(r.p99_ms < 10)});
-  b.rows.push_back({"send_kudos", "share of floor_b (Redis work)", r.throughput, "/s",
-                    absl::StrFormat("floor_b %.0f/s", b.floor_b),
-                    Pct(b.floor_b > 0 ? r.throughput / b.floor_b : 0), "", "info"});
+  b.rows.push_back({"send_kudos", "share of floor_a (gRPC echo)", r.throughput, "/s",
+                    absl::StrFormat("floor_a %.0f/s", b.floor_a),
+                    Pct(b.floor_a > 0 ? r.throughput / b.floor_a : 0), "", "info"});
+  const auto service_us = [&](const char* process) {
+    auto it = f.write_usec_per_kudos.find(process);
+    return it == f.write_usec_per_kudos.end() ? 0.0 : it->second;
+  };
+  b.rows.push_back({"send_kudos", "kudos service CPU per kudos", service_us("kudos"), "us", "", "",
+                    "<= 200 us", Verdict(service_us("kudos") <= 200)});
+  b.rows.push_back({"send_kudos", "ledger CPU per kudos", service_us("ledger"), "us", "", "",
+                    "<= 100 us", Verdict(service_us("ledger") <= 100)});
   const double write_us = f.write_redis.redis_cpu_usec_per_unit;
   const double catchup_us = f.catchup_redis.redis_cpu_usec_per_unit;
   b.rows.push_back({"send_kudos", "Redis CPU per kudos, write path", write_us, "us",
