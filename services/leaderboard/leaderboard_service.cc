@@ -39,17 +39,20 @@ void FillDate(absl::CivilDay day, common::v1::Date* date) {
   date->set_day(day.day());
 }
 
+void FillEntry(const RankedEntry& entry, const std::map<std::string, std::string>& names,
+               v1::LeaderboardEntry* e) {
+  e->set_rank(entry.rank);
+  e->set_subject_id(entry.subject_id);
+  auto name = names.find(entry.subject_id);
+  e->set_display_name(name == names.end() ? entry.subject_id : name->second);
+  e->set_score(entry.score);
+}
+
 void FillEntries(const std::vector<RankedEntry>& entries,
                  const std::map<std::string, std::string>& names,
                  google::protobuf::RepeatedPtrField<v1::LeaderboardEntry>* out) {
-  for (const RankedEntry& entry : entries) {
-    v1::LeaderboardEntry* e = out->Add();
-    e->set_rank(entry.rank);
-    e->set_subject_id(entry.subject_id);
-    auto name = names.find(entry.subject_id);
-    e->set_display_name(name == names.end() ? entry.subject_id : name->second);
-    e->set_score(entry.score);
-  }
+  out->Reserve(out->size() + static_cast<int>(entries.size()));
+  for (const RankedEntry& entry : entries) FillEntry(entry, names, out->Add());
 }
 
 absl::Status CheckOrgClaim(const Principal& who) {
@@ -69,6 +72,7 @@ struct LeaderboardServiceImpl::BoardRead {
   int64_t total = 0;                   // entries on the board
   std::vector<RankedEntry> entries;    // whose names are read
   std::map<std::string, std::string> names;
+  bool names_read = false;  // `names` came with the board read (GetRank)
   // A first page with its names, from the replica's page cache (then
   // `entries`/`names` stay empty).
   std::shared_ptr<const CachedPage> first_page;
@@ -160,7 +164,8 @@ bool LeaderboardServiceImpl::NamesOfTeams(const BoardRead& read) {
 
 void LeaderboardServiceImpl::ReadNames(Call& call, const std::shared_ptr<BoardRead>& read) {
   call.Then([this, &call, read](Done done) {
-    if (read->first_page != nullptr) return std::move(done)(absl::OkStatus());  // cached with it
+    // Cached with the first page, or read with the board (GetRank).
+    if (read->first_page != nullptr || read->names_read) return std::move(done)(absl::OkStatus());
     std::vector<std::string> ids;
     ids.reserve(read->entries.size());
     for (const RankedEntry& entry : read->entries) ids.push_back(entry.subject_id);
@@ -340,38 +345,34 @@ absl::Status LeaderboardServiceImpl::StartGetRank(Call& call, const v1::GetRankR
         return absl::OkStatus();
       })
       .Then([this, &call, read, around, &request](Done done) {
+        // One round trip: the script reads the display names of the subject
+        // and its neighbors with them.
         store_.AroundAsync(
             read->resolved.key, request.subject_id(), request.neighbors(),
-            call.principal().subject, call.deadline(),
-            [read, around, &request, done = std::move(done)](
-                absl::StatusOr<BoardAround> got) mutable {
+            call.principal().subject, NamesOfTeams(*read) ? NamesFrom::kTeams : NamesFrom::kPeople,
+            call.deadline(),
+            [read, around, done = std::move(done)](absl::StatusOr<BoardAround> got) mutable {
               if (!got.ok()) return std::move(done)(got.status());
               *around = *std::move(got);
               read->total = around->total;
-              // One display-name lookup for the subject and its neighbors.
-              read->entries = {around->ranked ? around->entry
-                                              : RankedEntry{0, request.subject_id(), 0}};
-              read->entries.insert(read->entries.end(), around->above.begin(),
-                                   around->above.end());
-              read->entries.insert(read->entries.end(), around->below.begin(),
-                                   around->below.end());
+              read->names = std::move(around->names);
+              read->names_read = true;
               std::move(done)(absl::OkStatus());
             });
       });
   CheckEmptyScope(call, read);
   ReadNames(call, read);
-  call.Then([read, around, &response]() -> absl::Status {
+  call.Then([read, around, &request, &response]() -> absl::Status {
     response.set_ranked(around->ranked);
     response.set_total_entries(around->total);
     response.set_period(read->resolved.period.key);
-    google::protobuf::RepeatedPtrField<v1::LeaderboardEntry> filled;
-    FillEntries(read->entries, read->names, &filled);
-    *response.mutable_entry() = filled[0];
+    // Built in place (no copies of entries).
+    FillEntry(around->ranked ? around->entry : RankedEntry{0, request.subject_id(), 0},
+              read->names, response.mutable_entry());
     if (!around->ranked) return absl::OkStatus();
     response.set_percentile(Percentile(around->below_count, around->total));
-    int at = 1;
-    for (size_t i = 0; i < around->above.size(); ++i) *response.add_above() = filled[at++];
-    for (size_t i = 0; i < around->below.size(); ++i) *response.add_below() = filled[at++];
+    FillEntries(around->above, read->names, response.mutable_above());
+    FillEntries(around->below, read->names, response.mutable_below());
     return absl::OkStatus();
   });
   return absl::OkStatus();

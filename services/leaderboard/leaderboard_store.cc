@@ -76,24 +76,59 @@ absl::StatusOr<BoardPage> ParsePage(const Reply& reply) {
   return page;
 }
 
-absl::StatusOr<BoardAround> ParseAround(const Reply& reply, const std::string& member) {
+// Display names from HMGET values of serialized Person / Team protos (the
+// id where there is none); `ids` in the order asked.
+std::map<std::string, std::string> NamesOf(const Reply& values, const std::vector<std::string>& ids,
+                                           NamesFrom from) {
+  std::map<std::string, std::string> names;
+  kudos::v1::Person person;
+  kudos::v1::Team team;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    std::string& name = names[ids[i]];
+    if (i < values.elements.size() && !values.elements[i].is_nil()) {
+      const std::string& value = values.elements[i].str;
+      if (from == NamesFrom::kTeams) {
+        if (team.ParseFromString(value)) name = team.display_name();
+      } else if (person.ParseFromString(value)) {
+        name = person.display_name();
+      }
+    }
+    if (name.empty()) name = ids[i];
+  }
+  return names;
+}
+
+// board_read.lua's 'around' reply; with `names`, its last element holds the
+// directory values of the member, the above and the below.
+absl::StatusOr<BoardAround> ParseAround(const Reply& reply, const std::string& member,
+                                        NamesFrom names) {
   const auto& e = reply.elements;
   if (reply.type != Reply::Type::kArray || e.size() < 2) return Shape("board_read");
   BoardAround around;
   around.total = e[0].integer;
   around.ranked = e[1].integer != 0;
-  if (!around.ranked) return around;
-  if (e.size() < 6) return Shape("board_read");
-  absl::StatusOr<int64_t> score = Int(e[2]);
-  if (!score.ok()) return score.status();
-  around.entry = RankedEntry{e[3].integer, member, *score};
-  around.below_count = e[4].integer;
-  size_t at = 6;
-  if (absl::Status s = ReadEntries(reply, at, e[5].integer, around.above); !s.ok()) return s;
-  if (at >= e.size()) return Shape("board_read");
-  int64_t below = e[at].integer;
-  ++at;
-  if (absl::Status s = ReadEntries(reply, at, below, around.below); !s.ok()) return s;
+  size_t at = 2;
+  if (around.ranked) {
+    if (e.size() < 6) return Shape("board_read");
+    absl::StatusOr<int64_t> score = Int(e[2]);
+    if (!score.ok()) return score.status();
+    around.entry = RankedEntry{e[3].integer, member, *score};
+    around.below_count = e[4].integer;
+    at = 6;
+    if (absl::Status s = ReadEntries(reply, at, e[5].integer, around.above); !s.ok()) return s;
+    if (at >= e.size()) return Shape("board_read");
+    int64_t below = e[at].integer;
+    ++at;
+    if (absl::Status s = ReadEntries(reply, at, below, around.below); !s.ok()) return s;
+  }
+  if (names == NamesFrom::kNone) return around;
+  if (at + 1 != e.size() || e[at].type != Reply::Type::kArray) return Shape("board_read");
+  std::vector<std::string> ids;
+  ids.reserve(1 + around.above.size() + around.below.size());
+  ids.push_back(member);
+  for (const RankedEntry& entry : around.above) ids.push_back(entry.subject_id);
+  for (const RankedEntry& entry : around.below) ids.push_back(entry.subject_id);
+  around.names = NamesOf(e[at], ids, names);
   return around;
 }
 
@@ -164,6 +199,22 @@ std::vector<std::string> ReadArgs(const std::string& board_key, const std::strin
   args.insert(args.end(), std::make_move_iterator(mode.begin()),
               std::make_move_iterator(mode.end()));
   return args;
+}
+
+// board_read.lua's ARGV for 'around'; with `names`, the org's directory hash
+// joins `keys` as their last (the script reads the names in the same call).
+absl::StatusOr<std::vector<std::string>> AroundArgs(const std::string& board_key,
+                                                    const std::string& member, int n,
+                                                    const std::string& viewer, NamesFrom names,
+                                                    std::vector<std::string>& keys) {
+  std::vector<std::string> mode = {"around", member, absl::StrCat(n)};
+  if (names != NamesFrom::kNone) {
+    std::optional<std::string> org = OrgOfKey(board_key);
+    if (!org.has_value()) return absl::InvalidArgumentError("board_read: malformed board key");
+    keys.push_back(names == NamesFrom::kTeams ? TeamsKey(*org) : PeopleKey(*org));
+    mode.push_back("1");
+  }
+  return ReadArgs(board_key, viewer, std::move(mode));
 }
 
 }  // namespace
@@ -244,11 +295,13 @@ absl::StatusOr<OrgCalendar> Store::CachedCalendar(const std::string& org) {
 }
 
 void Store::ForgetDirectory(const std::string& org) {
-  absl::MutexLock lock(&calendars_mu_);
-  calendars_.erase(org);
+  {
+    absl::MutexLock lock(&calendars_mu_);
+    calendars_.erase(org);
+  }
   // A directory change is rare: dropping every org's names is simpler than
   // an index by org, and costs one reread each.
-  names_.clear();
+  names_.Clear();
 }
 
 absl::StatusOr<std::map<std::string, kudos::v1::Person>> Store::People(
@@ -298,11 +351,11 @@ std::vector<std::string> Store::CachedNames(const std::string& org, bool teams,
                                             const std::vector<std::string>& ids, absl::Time now,
                                             std::map<std::string, std::string>& out) {
   std::vector<std::string> missing;
-  absl::MutexLock lock(&calendars_mu_);
+  absl::MutexLock lock(&names_.mutex());
+  std::string name;
   for (const std::string& id : ids) {
-    auto it = names_.find(NameCacheKey(org, teams, id));
-    if (it != names_.end() && now - it->second.second < kFresh) {
-      out[id] = it->second.first;
+    if (names_.GetLocked(NameCacheKey(org, teams, id), now, name)) {
+      out[id] = name;
     } else {
       missing.push_back(id);
     }
@@ -313,10 +366,9 @@ std::vector<std::string> Store::CachedNames(const std::string& org, bool teams,
 void Store::RememberNames(const std::string& org, bool teams,
                           const std::map<std::string, std::string>& found, absl::Time now,
                           std::map<std::string, std::string>& out) {
-  absl::MutexLock lock(&calendars_mu_);
-  if (names_.size() > 100000) names_.clear();  // bounded; refilled on demand
+  absl::MutexLock lock(&names_.mutex());
   for (const auto& [id, name] : found) {
-    names_[NameCacheKey(org, teams, id)] = {name, now};
+    names_.PutLocked(NameCacheKey(org, teams, id), name, now);  // bounded: evicts the oldest
     out[id] = name;
   }
 }
@@ -645,14 +697,15 @@ absl::StatusOr<BoardPage> Store::Page(const std::string& board_key, char directi
 
 absl::StatusOr<BoardAround> Store::Around(const std::string& board_key,
                                           const std::string& member, int n,
-                                          const std::string& viewer) {
+                                          const std::string& viewer, NamesFrom names) {
   absl::StatusOr<std::vector<std::string>> keys = ReadKeys(board_key);
   if (!keys.ok()) return keys.status();
-  absl::StatusOr<Reply> reply =
-      pool_.Eval(read_script_, *keys,
-                 ReadArgs(board_key, viewer, {"around", member, absl::StrCat(n)}));
+  absl::StatusOr<std::vector<std::string>> args =
+      AroundArgs(board_key, member, n, viewer, names, *keys);
+  if (!args.ok()) return args.status();
+  absl::StatusOr<Reply> reply = pool_.Eval(read_script_, *keys, *args);
   if (!reply.ok()) return reply.status();
-  return ParseAround(*reply, member);
+  return ParseAround(*reply, member, names);
 }
 
 absl::StatusOr<std::map<std::string, int64_t>> Store::Scores(
@@ -913,13 +966,24 @@ void Store::SeasonAsync(const std::string& org, const std::string& season_id, De
 }
 
 void Store::AroundAsync(const std::string& board_key, const std::string& member, int n,
-                        const std::string& viewer, Deadline deadline, Then<BoardAround> done) {
-  BoardReadAsync(board_key, ReadArgs(board_key, viewer, {"around", member, absl::StrCat(n)}),
-                 deadline,
-                 [member, done = std::move(done)](absl::StatusOr<Reply> reply) mutable {
-                   if (!reply.ok()) return std::move(done)(reply.status());
-                   std::move(done)(ParseAround(*reply, member));
-                 });
+                        const std::string& viewer, NamesFrom names, Deadline deadline,
+                        Then<BoardAround> done) {
+  KUDOS_CHECK(async_ != nullptr, "asynchronous reads need the AsyncClient");
+  ReadKeysAsync(
+      board_key, deadline,
+      [this, board_key, member, n, viewer, names, deadline,
+       done = std::move(done)](absl::StatusOr<std::vector<std::string>> keys) mutable {
+        if (!keys.ok()) return std::move(done)(keys.status());
+        absl::StatusOr<std::vector<std::string>> args =
+            AroundArgs(board_key, member, n, viewer, names, *keys);
+        if (!args.ok()) return std::move(done)(args.status());
+        async_->EvalSha(read_script_, *std::move(keys), *std::move(args), deadline,
+                        [member, names, done = std::move(done)](
+                            absl::StatusOr<Reply> reply) mutable {
+                          if (!reply.ok()) return std::move(done)(reply.status());
+                          std::move(done)(ParseAround(*reply, member, names));
+                        });
+      });
 }
 
 void Store::TeamsAsync(const std::string& org, const std::vector<std::string>& ids,

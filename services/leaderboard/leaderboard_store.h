@@ -22,6 +22,7 @@
 #include "common/redis/redis_client.h"
 #include "services/leaderboard/apply_batch.h"
 #include "services/leaderboard/leaderboard_rules.h"
+#include "services/leaderboard/name_cache.h"
 
 namespace leaderboard {
 
@@ -41,7 +42,13 @@ struct BoardAround {
   int64_t below_count = 0;
   std::vector<RankedEntry> above;
   std::vector<RankedEntry> below;
+  // Read with NamesFrom::kPeople/kTeams: the display name of the member and
+  // of each neighbour (the id when the directory has none).
+  std::map<std::string, std::string> names;
 };
+
+// Whose directory names a read brings back in the same script call.
+enum class NamesFrom { kNone, kPeople, kTeams };
 
 // A key of a rebuilt image under its temporary name, with its final name
 // and expiry (unix seconds, 0 = none).
@@ -151,8 +158,11 @@ class Store {
                                  const std::string& member, int n);
   // `viewer`: the person asking, who sees their own rank even when hidden
   // from leaderboards (others see hidden people nowhere; "" = nobody).
+  // `names`: the display names of the member and its neighbours come back
+  // with them (BoardAround::names), read by the same script call.
   absl::StatusOr<BoardAround> Around(const std::string& board_key, const std::string& member,
-                                     int n, const std::string& viewer = "");
+                                     int n, const std::string& viewer = "",
+                                     NamesFrom names = NamesFrom::kNone);
   // Scores of `members` on a board (absent ones are missing from the map).
   absl::StatusOr<std::map<std::string, int64_t>> Scores(const std::string& board_key,
                                                         const std::vector<std::string>& members);
@@ -170,7 +180,8 @@ class Store {
   void PageAsync(const std::string& board_key, char direction, int64_t score,
                  const std::string& member, int n, Deadline deadline, Then<BoardPage> done);
   void AroundAsync(const std::string& board_key, const std::string& member, int n,
-                   const std::string& viewer, Deadline deadline, Then<BoardAround> done);
+                   const std::string& viewer, NamesFrom names, Deadline deadline,
+                   Then<BoardAround> done);
   void DisplayNamesAsync(const std::string& org, bool teams, const std::vector<std::string>& ids,
                          Deadline deadline, Then<std::map<std::string, std::string>> done);
   void TeamsAsync(const std::string& org, const std::vector<std::string>& ids, Deadline deadline,
@@ -265,9 +276,10 @@ class Store {
   absl::Mutex calendars_mu_;
   absl::flat_hash_map<std::string, std::pair<OrgCalendar, absl::Time>> calendars_
       ABSL_GUARDED_BY(calendars_mu_);
-  // (org, people or teams, id) -> display name and when it was read.
-  absl::flat_hash_map<std::string, std::pair<std::string, absl::Time>> names_
-      ABSL_GUARDED_BY(calendars_mu_);
+  // (org, people or teams, id) -> display name, fresh for a second; at most
+  // kMaxCachedNames, the oldest evicted first.
+  static constexpr size_t kMaxCachedNames = 100000;
+  NameCache names_{kMaxCachedNames, absl::Seconds(1)};
   // Per org, the boards this replica saw with their expiry (apply_batch.h),
   // so a board's EXPIREAT is sent once, not in every batch; at most
   // kMaxKnownBoards per org and kMaxKnownBoardsTotal over all orgs

@@ -22,10 +22,11 @@ ABSL_FLAG(int, max_board_watchers,
           "open WatchLeaderboard streams on a replica, services included "
           "(env LEADERBOARD_MAX_BOARD_WATCHERS)");
 ABSL_FLAG(int, board_page_cache_ms,
-          static_cast<int>(common::config::IntEnvOr("LEADERBOARD_PAGE_CACHE_MS", 0, 0)),
+          static_cast<int>(common::config::IntEnvOr("LEADERBOARD_PAGE_CACHE_MS",
+                                                    leaderboard::kDefaultPageCacheMs, 0)),
           "GetLeaderboard's first pages are served from this replica's cache for at most this "
-          "long after their read started (at most 200, the watch's coalescing); 0 (default): "
-          "only reads arriving while the same page's read is in flight share it "
+          "long after their read started (default 100, at most 200, the watch's coalescing); "
+          "0: only reads arriving while the same page's read is in flight share it "
           "(env LEADERBOARD_PAGE_CACHE_MS)");
 ABSL_FLAG(int, board_page_cache_entries,
           static_cast<int>(common::config::IntEnvOr("LEADERBOARD_PAGE_CACHE_ENTRIES", 4096, 1)),

@@ -54,14 +54,23 @@ WatchLimits WatchLimitsFromFlags();
 // GetLeaderboard's first pages, per replica (issue 13): the page and its
 // display names. Concurrent reads of one page share one Redis read
 // (single-flight: a read arriving while it is in flight gets its answer).
-// With --board_page_cache_ms (env LEADERBOARD_PAGE_CACHE_MS; default 0 =
-// nothing kept after the answer) a page is also served for at most that
-// long after its read started (at most 200, the watch's coalescing, so a
-// reader is never further behind than a watcher), and never after this
-// replica's consumer (or a rebuild) changed any board of its org:
-// Watchers::Touched/TouchOrg invalidate the org's pages. Another replica's
-// consumer does not tell this one: there the ttl is the bound. At most
-// --board_page_cache_entries (env LEADERBOARD_PAGE_CACHE_ENTRIES, 4096) pages.
+// With --board_page_cache_ms (env LEADERBOARD_PAGE_CACHE_MS; default
+// kDefaultPageCacheMs = 100; 0 = nothing kept after the answer) a page is
+// also served for at most that long after its read started (at most 200,
+// the watch's coalescing, so a reader is never further behind than a
+// watcher), and never after this replica's consumer (or a rebuild) changed
+// any board of its org: Watchers::Touched/TouchOrg invalidate the org's
+// pages. Another replica's consumer does not tell this one: there the ttl
+// is the bound. At most --board_page_cache_entries (env
+// LEADERBOARD_PAGE_CACHE_ENTRIES, 4096) pages.
+//
+// Why on by default: a board screen up to 100 ms behind is what users see
+// anyway (boards trail the events by the consumer's batch; live screens use
+// WatchLeaderboard, which coalesces for 200 ms), and hot first pages (many
+// screens on one org's board) then cost no Redis read each. The price: in a
+// Redis stall a page read in the last 100 ms is still served; calls after
+// that fail on time like every other read (leaderboard_async_test).
+inline constexpr int kDefaultPageCacheMs = 100;
 struct CachedPage {
   BoardPage page;
   std::map<std::string, std::string> names;  // subject id -> display name

@@ -80,10 +80,13 @@ TEST(BoardPageCacheTest, TouchedAndTouchOrgDropTheOrgsCachedPagesAndNoOtherOrgs)
   EXPECT_EQ(CachedTotal(watchers, "a", "lb:{a}:board|people|10", now, fetches), 3);
 }
 
-TEST(BoardPageCacheTest, TheDefaultKeepsNothingAndTheTtlIsAtMostTheWatchsCoalescing) {
+TEST(BoardPageCacheTest, TheDefaultKeepsAPageForATenthOfASecondAtMostTheWatchsCoalescing) {
   common::grpc_util::ReadCacheOptions options = leaderboard::PageCacheOptionsFromFlags();
-  // Default: single-flight only, nothing kept (a Redis stall fails reads on time).
-  EXPECT_EQ(options.ttl.count(), 0);
+  // Default: a page is served for 100 ms after its read started (a reader is
+  // at most that far behind, and a Redis stall fails reads made after it on
+  // time: leaderboard_async_test); never longer than a watcher's coalescing.
+  EXPECT_EQ(options.ttl, std::chrono::milliseconds(leaderboard::kDefaultPageCacheMs));
+  EXPECT_EQ(options.ttl, 100ms);
   EXPECT_LE(options.ttl, 200ms);
   EXPECT_GE(options.max_keys, 1u);
 }
@@ -143,6 +146,25 @@ TEST_F(PageCacheServiceTest, AChangeTheConsumerAppliesBecomesVisibleToAReaderOfT
     const int64_t expected = 7 + round;
     EXPECT_TRUE(Eventually([&] { return ScoreOfP1() == expected; })) << "round " << round;
   }
+}
+
+// Another replica's consumer does not tell this one (no Touched here): a
+// board written behind this replica's back (as another replica's consumer
+// writes it) shows on the cached first page once the ttl (200 ms in this
+// fixture) has passed since the change, never later.
+TEST_F(PageCacheServiceTest, AChangeThisReplicaIsNotToldOfShowsOnceTheTtlHasPassed) {
+  writer_.Kudos(lbtest::PersonEvent("p1", "Name p1", "t1"));
+  Give("K1", 7);
+  ASSERT_TRUE(Eventually([&] { return ScoreOfP1() == 7; }));
+  ASSERT_EQ(ScoreOfP1(), 7);  // cached now
+  absl::StatusOr<leaderboard::ResolvedBoard> board = leaderboard::ResolveBoard(
+      org_, AllTimePoints(), leaderboard::CalendarFromSettings(leaderboard::DefaultSettings()),
+      absl::Now());
+  ASSERT_TRUE(board.ok()) << board.status();
+  ASSERT_TRUE(writer_.pool().Run({"ZINCRBY", board->key, "5", "p1"}).ok());
+  // Past the ttl since the write: whatever was cached was read before it.
+  std::this_thread::sleep_for(250ms);
+  EXPECT_EQ(ScoreOfP1(), 12);
 }
 
 TEST_F(PageCacheServiceTest, ManyConcurrentReadersOfOnePageAllGetItsEntries) {

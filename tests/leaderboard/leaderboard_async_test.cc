@@ -94,6 +94,10 @@ class LeaderboardAsyncTest : public ::testing::Test {
 // 30 s) with DEADLINE_EXCEEDED or UNAVAILABLE, the health check keeps
 // answering SERVING meanwhile (no handler holds a thread), and once Redis
 // runs again the same server process answers without a restart.
+// The reads start once the page cache's ttl has passed since the stall
+// began: a first page read before the stall may be served from the cache
+// for up to the ttl (100 ms by default, at most 200: --board_page_cache_ms),
+// and only for that long; every read made after it needs Redis.
 TEST_F(LeaderboardAsyncTest,
        RedisStall_BoardReadsFailOnTimeHealthKeepsAnsweringAndAllRecoversOnSigcont) {
   writer_.Kudos(lbtest::PersonEvent("p1", "Name p1", "t1"));
@@ -112,6 +116,8 @@ TEST_F(LeaderboardAsyncTest,
     Paused paused(pid);
     ASSERT_TRUE(paused.stopped()) << "redis-server still running 30 s after SIGSTOP";
     auto stalled_at = std::chrono::steady_clock::now();
+    // Past the longest page cache ttl (200 ms): no page read before the stall is fresh.
+    std::this_thread::sleep_for(250ms);
     std::vector<std::thread> callers;
     for (int i = 0; i < kCalls; ++i) {
       callers.emplace_back([&, i] {

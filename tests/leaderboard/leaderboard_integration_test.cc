@@ -19,6 +19,7 @@
 #include "services/leaderboard/leaderboard_consumer.h"
 #include "services/leaderboard/leaderboard_rules.h"
 #include "services/leaderboard/leaderboard_store.h"
+#include "services/leaderboard/name_cache.h"
 #include "tests/harness/process.h"
 #include "tests/harness/tokens.h"
 #include "tests/leaderboard/event_writer.h"
@@ -959,6 +960,141 @@ TEST(BoardReadScriptTest, RandomBoardsPageAndRankLikeTheModel) {
     }
     EXPECT_EQ(ghost->entries, after_ghost);
   }
+}
+
+// GetRank's one round trip (board_read.lua 'around' with names): random
+// boards full of ties with hidden people (one of them the viewer, who sees
+// itself), members and neighbours exactly as the model of the board without
+// the hidden ones, and the display names of the member and each neighbour
+// read by the same call (the id where the directory has no name).
+TEST(BoardReadScriptTest, AroundWithHiddenPeopleAndNamesAnswersLikeTheModel) {
+  harness::RedisServer redis;
+  common::redis::PoolOptions options;
+  options.endpoint = *common::redis::ParseEndpoint(redis.address());
+  common::redis::Pool pool(options);
+  leaderboard::Store store(pool);
+  std::mt19937 rng(7);
+  for (int round = 0; round < 30; ++round) {
+    const std::string org = absl::StrCat("o", round);
+    const std::string key = absl::StrCat("lb:{", org, "}:points_received:all:org");
+    std::vector<std::pair<std::string, int64_t>> everyone;
+    std::set<std::string> hidden;
+    std::map<std::string, std::string> names;
+    int n = 1 + rng() % 80;
+    int distinct = 1 + rng() % 5;
+    common::redis::Command zadd = {"ZADD", key};
+    common::redis::Command people = {"HSET", leaderboard::PeopleKey(org)};
+    common::redis::Command hide = {"SADD", leaderboard::HiddenKey(org)};
+    for (int i = 0; i < n; ++i) {
+      std::string id = absl::StrCat(std::string(1, "aBz"[rng() % 3]), rng() % 500);
+      if (std::any_of(everyone.begin(), everyone.end(), [&](auto& m) { return m.first == id; })) {
+        continue;
+      }
+      int64_t score = static_cast<int64_t>(rng() % distinct);
+      everyone.push_back({id, score});
+      zadd.push_back(absl::StrCat(score));
+      zadd.push_back(id);
+      if (rng() % 2 == 0) {  // half of them have a directory name
+        kudos::v1::Person person;
+        person.set_person_id(id);
+        person.set_display_name("Name " + id);
+        people.push_back(id);
+        people.push_back(person.SerializeAsString());
+        names[id] = "Name " + id;
+      }
+      if (rng() % 5 == 0) {
+        hidden.insert(id);
+        hide.push_back(id);
+      }
+    }
+    hide.push_back("not-on-the-board");
+    ASSERT_TRUE(pool.Run(zadd).ok());
+    ASSERT_TRUE(pool.Run(hide).ok());
+    if (people.size() > 2) {
+      ASSERT_TRUE(pool.Run(people).ok());
+    }
+    const std::string viewer = everyone[rng() % everyone.size()].first;
+    std::vector<std::pair<std::string, int64_t>> visible;
+    for (const auto& m : everyone) {
+      if (hidden.count(m.first) == 0 || m.first == viewer) visible.push_back(m);
+    }
+    std::vector<RankedEntry> want = RankEntries(visible);
+    auto name_of = [&](const std::string& id) {
+      auto it = names.find(id);
+      return it == names.end() ? id : it->second;
+    };
+    const int neighbors = static_cast<int>(rng() % 4);
+    for (const auto& [id, score] : everyone) {
+      auto around = store.Around(key, id, neighbors, viewer, leaderboard::NamesFrom::kPeople);
+      ASSERT_TRUE(around.ok()) << around.status();
+      EXPECT_EQ(around->total, static_cast<int64_t>(want.size()));
+      EXPECT_EQ(around->names[id], name_of(id)) << "round " << round << " " << id;
+      auto it = std::find_if(want.begin(), want.end(),
+                             [&](const RankedEntry& e) { return e.subject_id == id; });
+      if (it == want.end()) {  // hidden from this viewer
+        EXPECT_FALSE(around->ranked) << "round " << round << " " << id;
+        continue;
+      }
+      ASSERT_TRUE(around->ranked) << "round " << round << " " << id;
+      size_t i = static_cast<size_t>(it - want.begin());
+      EXPECT_EQ(around->entry, want[i]);
+      std::vector<RankedEntry> above(
+          want.begin() + std::max<int>(0, static_cast<int>(i) - neighbors), want.begin() + i);
+      std::vector<RankedEntry> below(
+          want.begin() + i + 1, want.begin() + std::min(want.size(), i + 1 + neighbors));
+      EXPECT_EQ(around->above, above) << "round " << round << " " << id;
+      EXPECT_EQ(around->below, below) << "round " << round << " " << id;
+      EXPECT_EQ(around->below_count,
+                std::count_if(want.begin(), want.end(),
+                              [&](auto& e) { return e.score < want[i].score; }));
+      for (const RankedEntry& e : above) EXPECT_EQ(around->names[e.subject_id], name_of(e.subject_id));
+      for (const RankedEntry& e : below) EXPECT_EQ(around->names[e.subject_id], name_of(e.subject_id));
+      EXPECT_EQ(around->names.size(), 1 + above.size() + below.size());
+    }
+    // Not on the board at all: unranked, with its directory name.
+    auto ghost = store.Around(key, "ghost", neighbors, viewer, leaderboard::NamesFrom::kPeople);
+    ASSERT_TRUE(ghost.ok());
+    EXPECT_FALSE(ghost->ranked);
+    EXPECT_EQ(ghost->names["ghost"], "ghost");
+  }
+}
+
+// The read path's display names (leaderboard::NameCache): never more than
+// its bound, the oldest reads evicted first and never the whole cache at
+// once, stale names not served, and a name read again kept as new.
+TEST(NameCacheTest, EvictsTheOldestReadsPastItsBoundAndNeverClearsTheRest) {
+  leaderboard::NameCache cache(100, absl::Seconds(1));
+  const absl::Time t0 = absl::FromUnixSeconds(1000000);
+  std::string name;
+  for (int i = 0; i < 250; ++i) {
+    cache.Put(absl::StrCat("p", i), absl::StrCat("Name ", i),
+              t0 + absl::Milliseconds(i));  // all fresh at t0 + 300 ms
+    EXPECT_LE(cache.size(), 100u);
+  }
+  const absl::Time now = t0 + absl::Milliseconds(300);
+  EXPECT_EQ(cache.size(), 100u);
+  for (int i = 0; i < 150; ++i) EXPECT_FALSE(cache.Get(absl::StrCat("p", i), now, name)) << i;
+  for (int i = 150; i < 250; ++i) {
+    ASSERT_TRUE(cache.Get(absl::StrCat("p", i), now, name)) << i;
+    EXPECT_EQ(name, absl::StrCat("Name ", i));
+  }
+  // p150 read again is the newest now: the next reads evict p151.. first.
+  cache.Put("p150", "Name 150 again", now);
+  for (int i = 0; i < 10; ++i) cache.Put(absl::StrCat("q", i), "Q", now);
+  EXPECT_EQ(cache.size(), 100u);
+  ASSERT_TRUE(cache.Get("p150", now, name));
+  EXPECT_EQ(name, "Name 150 again");
+  EXPECT_FALSE(cache.Get("p151", now, name));
+  EXPECT_TRUE(cache.Get("p249", now, name));
+  // A second later nothing read before is served; a later read drops them.
+  const absl::Time later = now + absl::Seconds(1);
+  EXPECT_FALSE(cache.Get("p249", later, name));
+  cache.Put("r", "R", later);
+  EXPECT_EQ(cache.size(), 1u);
+  // Many refreshes of one name keep one entry (the queue is bounded too).
+  for (int i = 0; i < 1000; ++i) cache.Put("r", "R", later + absl::Microseconds(i));
+  EXPECT_EQ(cache.size(), 1u);
+  EXPECT_TRUE(cache.Get("r", later + absl::Milliseconds(2), name));
 }
 
 // The consumer's per-org bookkeeping (issue 12, finding 2): backoff grows

@@ -14,24 +14,37 @@
 --   'first' n                      -> {total, has_prev, has_next, m, s, r, ...}
 --   'page' dir score member n      -> same; dir f/F = after (F: including)
 --                                     the member, b/B = before (B: including)
---   'around' member n              -> {total, ranked, score, rank, below_count,
+--   'around' member n [names]      -> {total, ranked, score, rank, below_count,
 --                                      #above, m, s, r..., #below, m, s, r...}
+--                                     (unranked: {total, 0}); with names = '1'
+--                                     KEYS[#KEYS] is the directory hash whose
+--                                     values (or false) for the member, the
+--                                     above and the below, in that order, end
+--                                     the reply as one more array (GetRank's
+--                                     one round trip).
 -- KEYS[3..] (a derived board: the sum of others, BoardDerived): KEYS[1] is
 -- its cached union, KEYS[3] the version the cache was made at, KEYS[4] the
 -- org's marks, KEYS[5] its cache generation (a rebuild moves it), KEYS[6..]
 -- the boards it sums. The union is made again when the marks or the
 -- generation moved since (a batch applied, a rebuild swapped), else reused.
 local key = KEYS[1]
-local ARGV = {unpack(ARGV)}
-local filter, viewer = table.remove(ARGV, 1), table.remove(ARGV, 1)
-local mode = ARGV[1]
-if #KEYS > 2 then
+-- The mode's arguments follow at ARGV[4..] (read in place: no copy per call).
+local filter, viewer = ARGV[1], ARGV[2]
+local mode = ARGV[3]
+-- The directory hash of 'around ... names' is the last key, not a source.
+local names_key
+local nkeys = #KEYS
+if mode == 'around' and ARGV[6] == '1' then
+  names_key = KEYS[nkeys]
+  nkeys = nkeys - 1
+end
+if nkeys > 2 then
   local marks = redis.call('HMGET', KEYS[4], 'k', 'l')
   local version = (marks[1] or '-') .. '|' .. (marks[2] or '-') .. '|' ..
                   (redis.call('GET', KEYS[5]) or '0')
   if redis.call('GET', KEYS[3]) ~= version then
-    if #KEYS > 5 then
-      redis.call('ZUNIONSTORE', key, #KEYS - 5, unpack(KEYS, 6))
+    if nkeys > 5 then
+      redis.call('ZUNIONSTORE', key, nkeys - 5, unpack(KEYS, 6, nkeys))
       redis.call('PEXPIRE', key, 60000)
     else
       redis.call('DEL', key)
@@ -66,6 +79,64 @@ local function hidden_beyond(s, sign)
   end
   return n
 end
+
+local total = redis.call('ZCARD', key) - #hidden_scores
+
+-- 'around': the reply, with the directory values of the member and its
+-- neighbours at the end when asked (names_key).
+local function around_reply(x, s, rank, below_count, above, below)
+  local out = {total, 1, s, rank, below_count, #above}
+  local ids = {x}
+  for _, e in ipairs(above) do
+    out[#out + 1], out[#out + 2], out[#out + 3] = e[1], e[2], e[3]
+    ids[#ids + 1] = e[1]
+  end
+  out[#out + 1] = #below
+  for _, e in ipairs(below) do
+    out[#out + 1], out[#out + 2], out[#out + 3] = e[1], e[2], e[3]
+    ids[#ids + 1] = e[1]
+  end
+  if names_key then out[#out + 1] = redis.call('HMGET', names_key, unpack(ids)) end
+  return out
+end
+
+if mode == 'around' then
+  local x, n = ARGV[4], tonumber(ARGV[5])
+  local r = redis.call('ZRANK', key, x)
+  if not r or hidden[x] then
+    local out = {total, 0}
+    if names_key then out[3] = redis.call('HMGET', names_key, x) end
+    return out
+  end
+  -- Fast path (GetRank's common case, before any of the walks below are
+  -- even defined): the member's tie group (score s) holds the neighbours on
+  -- both sides. Within a group display order is native order (member
+  -- ascending), so they are the native positions next to r: one ZRANGE over
+  -- r +- (n plus the board's hidden people, who may sit in between), all of
+  -- rank `rank`. A group edge within reach takes the walks (further down).
+  local reach = n + #hidden_scores
+  local from = math.max(0, r - reach)
+  local near = redis.call('ZRANGE', key, from, r + reach, 'WITHSCORES')
+  local at = r - from  -- x's pair: near[2 * at + 1], near[2 * at + 2]
+  local s = near[2 * at + 2]
+  local above, below = {}, {}
+  for j = 2 * at - 1, 1, -2 do
+    if #above == n or near[j + 1] ~= s then break end
+    if not hidden[near[j]] then table.insert(above, 1, near[j]) end
+  end
+  for j = 2 * at + 3, #near, 2 do
+    if #below == n or near[j + 1] ~= s then break end
+    if not hidden[near[j]] then below[#below + 1] = near[j] end
+  end
+  if #above == n and #below == n then
+    local rank = 1 + redis.call('ZCOUNT', key, '(' .. s, '+inf') - hidden_beyond(s, 1)
+    local below_count = redis.call('ZCOUNT', key, '-inf', '(' .. s) - hidden_beyond(s, -1)
+    for i, m in ipairs(above) do above[i] = {m, s, rank} end
+    for i, m in ipairs(below) do below[i] = {m, s, rank} end
+    return around_reply(x, s, rank, below_count, above, below)
+  end
+end
+
 
 local function less(a, b)
   local n = math.min(#a, #b)
@@ -173,17 +244,15 @@ local function emit(out, entries)
   end
 end
 
-local total = redis.call('ZCARD', key) - #hidden_scores
-
 if mode == 'first' or mode == 'page' then
   local entries
   local has_prev, has_next = 0, 0
   if mode == 'first' then
     local top = redis.call('ZRANGE', key, '+inf', '-inf', 'BYSCORE', 'REV', 'LIMIT', 0, 1, 'WITHSCORES')
     entries = {}
-    if #top > 0 then entries = forward(top[2], nil, false, tonumber(ARGV[2])) end
+    if #top > 0 then entries = forward(top[2], nil, false, tonumber(ARGV[4])) end
   else
-    local dir, s, x, n = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+    local dir, s, x, n = ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7])
     if dir == 'f' or dir == 'F' then
       entries = forward(s, x, dir == 'F', n)
       if #entries == 0 and #backward(s, x, dir == 'f', 1) > 0 then has_prev = 1 end
@@ -203,17 +272,15 @@ if mode == 'first' or mode == 'page' then
 end
 
 if mode == 'around' then
-  local x, n = ARGV[2], tonumber(ARGV[3])
+  -- A group edge within reach of the member: walk the groups.
+  local x, n = ARGV[4], tonumber(ARGV[5])
   local s = redis.call('ZSCORE', key, x)
-  if not s or hidden[x] then return {total, 0} end
   local above = backward(s, x, false, n)
   local below = forward(s, x, false, n)
   local below_count = redis.call('ZCOUNT', key, '-inf', '(' .. s) - hidden_beyond(s, -1)
-  local out = {total, 1, s, rank(s), below_count, #above}
-  emit(out, above)
-  out[#out + 1] = #below
-  emit(out, below)
-  return out
+  for _, e in ipairs(above) do e[3] = rank(e[2]) end
+  for _, e in ipairs(below) do e[3] = rank(e[2]) end
+  return around_reply(x, s, rank(s), below_count, above, below)
 end
 
 return redis.error_reply('INVALID_ARGUMENT board_read: unknown mode')
