@@ -138,7 +138,8 @@ bool KudosStore::SameFingerprint(const std::string& stored, const std::string& f
   return stored == fingerprint || (fingerprint.size() == 64 && stored == StoredFingerprint(fingerprint));
 }
 
-KudosStore::KudosStore(common::redis::Pool& pool, common::redis::AsyncClient* async)
+KudosStore::KudosStore(common::redis::Pool& pool, common::redis::AsyncClient* async,
+                       DirectoryCacheOptions directory_cache)
     : pool_(pool),
       async_(async),
       org_registry_(pool),
@@ -149,7 +150,8 @@ KudosStore::KudosStore(common::redis::Pool& pool, common::redis::AsyncClient* as
       claim_reconcile_("claim_reconcile", kClaimReconcileLua),
       reconcile_failed_("reconcile_failed", kReconcileFailedLua),
       feed_range_("feed_range", kFeedRangeLua),
-      finish_profile_sync_("finish_profile_sync", kFinishProfileSyncLua) {}
+      finish_profile_sync_("finish_profile_sync", kFinishProfileSyncLua),
+      directory_cache_(directory_cache) {}
 
 std::string KudosStore::RecordKey(const std::string& org, RecordKind kind, const std::string& id) {
   return Prefix(org) + KindName(kind) + ":" + id;
@@ -184,7 +186,8 @@ namespace {
 // The keys of put_settings.lua: all in the org's slot (its registry too).
 std::vector<std::string> SettingsWriteKeys(const std::string& org) {
   return {KudosStore::SettingsKey(org), KudosStore::EventStream(org),
-          common::audit::StreamKey(org), common::redis::OrgRegistryKey(org)};
+          common::audit::StreamKey(org), common::redis::OrgRegistryKey(org),
+          KudosStore::DirectoryVersionKey(org)};
 }
 
 // The keys of put_directory_entry.lua (its header): a key that does not
@@ -209,7 +212,8 @@ std::vector<std::string> DirectoryEntryKeys(const std::string& org,
           KudosStore::DirectReportsKey(org),
           KudosStore::CountedManagerKey(org),
           KudosStore::ProfileSyncKey(org),
-          KudosStore::ProfileSyncSeqKey(org)};
+          KudosStore::ProfileSyncSeqKey(org),
+          KudosStore::DirectoryVersionKey(org)};
 }
 
 std::vector<std::string> DirectoryEntryArgs(const std::string& org,
@@ -278,10 +282,12 @@ absl::Status KudosStore::PutSettings(const std::string& org,
                                      const kudos::v1::OrgSettings& settings,
                                      const std::string& event_pb, const std::string& actor) {
   HintOrgSlot(org);
-  return pool_
-      .Eval(put_settings_, SettingsWriteKeys(org),
-            {settings.SerializeAsString(), event_pb, org, actor, NowText()})
-      .status();
+  absl::Status written = pool_
+                             .Eval(put_settings_, SettingsWriteKeys(org),
+                                   {settings.SerializeAsString(), event_pb, org, actor, NowText()})
+                             .status();
+  directory_cache_.Invalidate(org);
+  return written;
 }
 
 absl::Status KudosStore::PutEntry(const std::string& org, const DirectoryEntry& entry) {
@@ -291,6 +297,7 @@ absl::Status KudosStore::PutEntry(const std::string& org, const DirectoryEntry& 
     absl::StatusOr<Reply> reply =
         pool_.Eval(put_directory_entry_, DirectoryEntryKeys(org, entry, expected_old_team),
                    DirectoryEntryArgs(org, entry, expected_old_team));
+    directory_cache_.Invalidate(org);
     if (!reply.ok()) return reply.status();
     std::optional<std::string> old_team = NeededOldTeam(*reply);
     if (!old_team.has_value()) return absl::OkStatus();
@@ -431,6 +438,7 @@ std::vector<std::string> KudosStore::BeginKeys(const std::string& org,
   for (const std::string& recipient : begin.recipients) {
     keys.push_back(KudosStore::LegacyPairKey(org, begin.actor, recipient, begin.week_key));
   }
+  keys.push_back(KudosStore::DirectoryVersionKey(org));
   return keys;
 }
 
@@ -462,6 +470,7 @@ std::vector<std::string> KudosStore::BeginArgs(const BeginRecognition& begin) {
               "a 0-point form has both its record and its event");
   args.push_back(begin.zero_points_pb);
   args.push_back(begin.zero_points_event_pb);
+  args.push_back(begin.directory_version);
   return args;
 }
 
@@ -470,6 +479,11 @@ namespace {
 absl::StatusOr<BeginOutcome> ParseBegin(const std::string& fingerprint,
                                         const absl::StatusOr<Reply>& reply) {
   if (!reply.ok()) return reply.status();
+  if (reply->elements.size() == 1 && reply->elements[0].str == "STALE") {
+    BeginOutcome stale;
+    stale.stale = true;
+    return stale;
+  }
   if (reply->elements.size() < 3) return absl::InternalError("begin_recognition: bad reply");
   BeginOutcome outcome{reply->elements[0].str == "NEW", reply->elements[1].str,
                        reply->elements[2].str, ""};
@@ -1269,6 +1283,45 @@ void KudosStore::GetSettingsAndPeopleAsync(const std::string& org,
                    });
 }
 
+void KudosStore::GetSendDirectoryAsync(const std::string& org, const std::vector<std::string>& ids,
+                                       bool allow_cache, Deadline deadline,
+                                       StoreCallback<DirectoryRead> done) {
+  if (allow_cache) {
+    std::optional<DirectoryCache::Hit> hit = directory_cache_.Find(org, ids);
+    if (hit.has_value()) {
+      DirectoryRead read;
+      read.read.settings = std::move(hit->settings);
+      read.read.people = std::move(hit->people);
+      read.version = std::move(hit->version);
+      read.cached = true;
+      return std::move(done)(std::move(read));
+    }
+  }
+  // The version first: what follows is at least as new, so entries kept
+  // under it can only be refused as stale, never pass for newer.
+  std::vector<common::redis::Command> commands = {{"GET", DirectoryVersionKey(org)}};
+  std::vector<common::redis::Command> reads = DirectoryReads(org, ids, /*with_settings=*/true);
+  commands.insert(commands.end(), std::make_move_iterator(reads.begin()),
+                  std::make_move_iterator(reads.end()));
+  async().Pipeline(
+      std::move(commands), deadline,
+      [this, org, ids, done = std::move(done)](absl::StatusOr<PipelineReplies> replies) mutable {
+        if (!replies.ok()) return std::move(done)(replies.status());
+        if (replies->empty()) return std::move(done)(absl::InternalError("directory read: no replies"));
+        const absl::StatusOr<Reply> version = std::move(replies->front());
+        if (!version.ok()) return std::move(done)(version.status());
+        replies->erase(replies->begin());
+        absl::StatusOr<SettingsAndPeople> parsed =
+            ParseDirectory(ids, /*with_settings=*/true, replies);
+        if (!parsed.ok()) return std::move(done)(parsed.status());
+        DirectoryRead read;
+        read.version = version->is_nil() ? "0" : version->str;
+        directory_cache_.Put(org, read.version, parsed->settings, parsed->people);
+        read.read = *std::move(parsed);
+        std::move(done)(std::move(read));
+      });
+}
+
 void KudosStore::GetPeopleAsync(const std::string& org, const std::vector<std::string>& ids,
                                 Deadline deadline,
                                 StoreCallback<std::map<std::string, kudos::v1::Person>> done) {
@@ -1281,23 +1334,17 @@ void KudosStore::GetPeopleAsync(const std::string& org, const std::vector<std::s
                    });
 }
 
-namespace {
-
-common::redis::ReplyCallback StatusOnly(StoreStatusCallback done) {
-  return [done = std::move(done)](absl::StatusOr<Reply> reply) mutable {
-    std::move(done)(reply.status());
-  };
-}
-
-}  // namespace
-
 void KudosStore::PutSettingsAsync(const std::string& org, const kudos::v1::OrgSettings& settings,
                                   const std::string& event_pb, const std::string& actor,
                                   Deadline deadline, StoreStatusCallback done) {
   HintOrgSlotAsync(org, deadline);
   async().EvalSha(put_settings_, SettingsWriteKeys(org),
                   {settings.SerializeAsString(), event_pb, org, actor, NowText()}, deadline,
-                  StatusOnly(std::move(done)));
+                  [this, org, done = std::move(done)](absl::StatusOr<Reply> reply) mutable {
+                    // Written or not (a timeout may have written it): read again.
+                    directory_cache_.Invalidate(org);
+                    std::move(done)(reply.status());
+                  });
 }
 
 void KudosStore::PutEntryAsync(const std::string& org, DirectoryEntry entry,
@@ -1308,6 +1355,7 @@ void KudosStore::PutEntryAsync(const std::string& org, DirectoryEntry entry,
   async().EvalSha(put_directory_entry_, std::move(keys), std::move(args), deadline,
                   [this, org, entry = std::move(entry), retries_left, deadline,
                    done = std::move(done)](absl::StatusOr<Reply> reply) mutable {
+                    directory_cache_.Invalidate(org);
                     if (!reply.ok()) return std::move(done)(reply.status());
                     std::optional<std::string> old_team = NeededOldTeam(*reply);
                     if (!old_team.has_value()) return std::move(done)(absl::OkStatus());

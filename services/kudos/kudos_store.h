@@ -3,6 +3,8 @@
 //   kudos:{org}:person:<id>              hash {pb, team}; kudos:{org}:people ZSET
 //   kudos:{org}:team:<id>                hash {pb}; kudos:{org}:teams ZSET
 //   kudos:{org}:team_members:<team>      ZSET of person ids
+//   kudos:{org}:directory_version        counter, INCR by every settings/person/team write
+//                                        (the replicas' DirectoryCache, directory_cache.h)
 //   kudos:{org}:kudos:<id>, boost:<id>   hash {pb, state, seq, transfers, event, ...,
 //                                        reconcile_attempts, reconcile_error, dead_letter_time}
 //                                        while PENDING; a committed kudos becomes a STRING:
@@ -48,6 +50,7 @@
 #include "common/redis/redis_client.h"
 #include "kudos/v1/kudos.pb.h"
 #include "services/kudos/archive_chunk.h"
+#include "services/kudos/directory_cache.h"
 #include "services/kudos/kudos_rules.h"
 
 namespace kudos {
@@ -80,6 +83,9 @@ struct BeginRecognition {
   // for a spent allowance (the org allows kudos without points).
   std::string zero_points_pb;
   std::string zero_points_event_pb;
+  // The directory version the caller validated against when its directory
+  // came from the DirectoryCache; empty when read for this call (unchecked).
+  std::string directory_version;
 };
 
 // How the reconciler spaces and bounds its attempts at one record.
@@ -95,6 +101,9 @@ struct BeginOutcome {
   std::string record_id;
   std::string fingerprint;
   std::string seq;  // the new record's seq (is_new only)
+  // Nothing written: the directory changed since the version the caller
+  // validated against (BeginRecognition::directory_version). Read it again.
+  bool stale = false;
 };
 
 // The fields of a PENDING record that finish_recognition.lua's keys are
@@ -142,7 +151,8 @@ class KudosStore {
  public:
   // `async` (optional) serves the asynchronous methods (the RPC handlers'
   // path); the blocking ones (reconciler, archiver, feedback) use `pool`.
-  explicit KudosStore(common::redis::Pool& pool, common::redis::AsyncClient* async = nullptr);
+  explicit KudosStore(common::redis::Pool& pool, common::redis::AsyncClient* async = nullptr,
+                      DirectoryCacheOptions directory_cache = {});
 
   // Asynchronous forms of the methods below, each bounded by `deadline`
   // (DEADLINE_EXCEEDED past it). Same answers as the blocking forms.
@@ -152,6 +162,16 @@ class KudosStore {
                         StoreCallback<kudos::v1::OrgSettings> done);
   void GetSettingsAndPeopleAsync(const std::string& org, const std::vector<std::string>& ids,
                                  Deadline deadline, StoreCallback<SettingsAndPeople> done);
+  // SendKudos' read of the directory: the settings and the people `ids`,
+  // from the replica's DirectoryCache when `allow_cache` and it holds them
+  // all (no round trip), else read (the version first) and kept there.
+  struct DirectoryRead;
+  void GetSendDirectoryAsync(const std::string& org, const std::vector<std::string>& ids,
+                             bool allow_cache, Deadline deadline,
+                             StoreCallback<DirectoryRead> done);
+  // Forgets the org's cached directory (its version moved).
+  void ForgetCachedDirectory(const std::string& org) { directory_cache_.Invalidate(org); }
+  const DirectoryCache& directory_cache() const { return directory_cache_; }
   void GetPeopleAsync(const std::string& org, const std::vector<std::string>& ids,
                       Deadline deadline,
                       StoreCallback<std::map<std::string, kudos::v1::Person>> done);
@@ -215,6 +235,12 @@ class KudosStore {
   };
   absl::StatusOr<SettingsAndPeople> GetSettingsAndPeople(const std::string& org,
                                                          const std::vector<std::string>& ids);
+  // GetSendDirectoryAsync's answer.
+  struct DirectoryRead {
+    SettingsAndPeople read;
+    std::string version;  // kudos:{org}:directory_version as read ("0" when unset)
+    bool cached = false;
+  };
   // Ordered by id, after `after_id`; `team_id` empty lists everyone.
   absl::StatusOr<std::vector<kudos::v1::Person>> ListPeople(const std::string& org,
                                                             const std::string& team_id,
@@ -347,6 +373,11 @@ class KudosStore {
     return Prefix(org) + "team:" + team_id;
   }
   static std::string PeopleKey(const std::string& org) { return Prefix(org) + "people"; }
+  // Incremented by every directory write (settings, person, team): what a
+  // DirectoryCache entry was read at, checked by begin_recognition.lua.
+  static std::string DirectoryVersionKey(const std::string& org) {
+    return Prefix(org) + "directory_version";
+  }
   // The ledger profile mirror (issue 18 part 2), kept by put_directory_entry.lua.
   static std::string DirectReportsKey(const std::string& org) {
     return Prefix(org) + "direct_reports";
@@ -487,6 +518,7 @@ class KudosStore {
   common::redis::Script reconcile_failed_;
   common::redis::Script feed_range_;
   common::redis::Script finish_profile_sync_;
+  DirectoryCache directory_cache_;
 };
 
 const char* KindName(RecordKind kind);

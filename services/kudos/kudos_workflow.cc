@@ -506,6 +506,7 @@ StoreCallback<T> IntoAnswer(std::optional<T>* target, Done done) {
 struct KudosWorkflow::SendState {
   std::string org;
   std::string giver_id;
+  std::vector<std::string> ids;  // the recipients (at most kMaxRecipients + 1) and the giver
   const kudos::v1::SendKudosRequest* request = nullptr;
   Deadline deadline;
   StopCheck stop;
@@ -524,21 +525,11 @@ void KudosWorkflow::SendKudosAsync(const std::string& org, const std::string& gi
   s->request = &request;
   s->deadline = deadline;
   s->stop = std::move(stop);
-  std::vector<std::string> ids(request.recipient_ids().begin(), request.recipient_ids().end());
-  if (ids.size() > static_cast<size_t>(kMaxRecipients)) ids.resize(kMaxRecipients + 1);
-  ids.push_back(giver_id);
+  s->ids.assign(request.recipient_ids().begin(), request.recipient_ids().end());
+  if (s->ids.size() > static_cast<size_t>(kMaxRecipients)) s->ids.resize(kMaxRecipients + 1);
+  s->ids.push_back(giver_id);
   Sequence steps;
-  steps.Then([this, s, ids](Done done) {
-         // The giver, the recipients and the settings in one round trip.
-         store_.GetSettingsAndPeopleAsync(s->org, ids, s->deadline, Into(&s->read, std::move(done)));
-       })
-      .Then([this, s](Done done) { ValidateSendAsync(s, std::move(done)); })
-      .Then([this, s](Done done) {
-        if (s->answer.has_value()) return std::move(done)(absl::OkStatus());
-        // Nothing is written before this step: a call stopped here changes nothing.
-        if (absl::Status stopped = s->stop(); !stopped.ok()) return std::move(done)(stopped);
-        store_.BeginAsync(s->org, s->prepared.begin, s->deadline, Into(&s->outcome, std::move(done)));
-      })
+  steps.Then([this, s](Done done) { ReadAndBeginSendAsync(s, /*allow_cache=*/true, std::move(done)); })
       .Then([s]() -> absl::Status {
         if (s->answer.has_value() || s->outcome.is_new ||
             s->outcome.fingerprint == s->prepared.begin.fingerprint) {
@@ -555,6 +546,59 @@ void KudosWorkflow::SendKudosAsync(const std::string& org, const std::string& gi
     KUDOS_CHECK(s->answer.has_value(), "a SendKudos that ended OK has its kudos");
     std::move(done)(*std::move(s->answer));
   });
+}
+
+// The directory (the giver, the recipients, the settings) from the replica's
+// cache or one round trip, validation, and the begin. Validated against
+// cached entries, the begin is checked against the directory's version: a
+// refusal on cached entries, or a begin refused as stale, starts again from
+// a fresh read, so the answer is always one a fresh read would give.
+void KudosWorkflow::ReadAndBeginSendAsync(std::shared_ptr<SendState> s, bool allow_cache,
+                                          Done done) {
+  store_.GetSendDirectoryAsync(
+      s->org, s->ids, allow_cache, s->deadline,
+      [this, s, done = std::move(done)](
+          absl::StatusOr<KudosStore::DirectoryRead> read) mutable {
+        if (!read.ok()) return std::move(done)(read.status());
+        s->read = std::move(read->read);
+        if (!read->cached) {
+          return ValidateSendAsync(s, [this, s, done = std::move(done)](absl::Status valid) mutable {
+            if (!valid.ok() || s->answer.has_value()) return std::move(done)(valid);
+            BeginPreparedSendAsync(s, /*directory_version=*/"", std::move(done));
+          });
+        }
+        absl::Status valid = CheckActive(s->read.people, s->org, s->giver_id, "giver");
+        if (valid.ok()) {
+          valid = ValidateSendKudos(*s->request, s->giver_id, s->read.settings,
+                                    Directory{s->read.people});
+        }
+        if (!valid.ok()) return ReadAndBeginSendAsync(s, /*allow_cache=*/false, std::move(done));
+        absl::StatusOr<PreparedRecord> prepared =
+            PrepareSend(s->org, s->giver_id, *s->request, s->read.settings, s->read.people);
+        if (!prepared.ok()) return std::move(done)(prepared.status());
+        s->prepared = *std::move(prepared);
+        BeginPreparedSendAsync(s, std::move(read->version), std::move(done));
+      });
+}
+
+void KudosWorkflow::BeginPreparedSendAsync(std::shared_ptr<SendState> s,
+                                           std::string directory_version, Done done) {
+  // Nothing is written before this step: a call stopped here changes nothing.
+  if (absl::Status stopped = s->stop(); !stopped.ok()) return std::move(done)(stopped);
+  s->prepared.begin.directory_version = std::move(directory_version);
+  store_.BeginAsync(
+      s->org, s->prepared.begin, s->deadline,
+      [this, s, done = std::move(done)](absl::StatusOr<BeginOutcome> outcome) mutable {
+        if (!outcome.ok()) return std::move(done)(outcome.status());
+        if (outcome->stale) {
+          KUDOS_CHECK(!s->prepared.begin.directory_version.empty(),
+                      "only a begin checked against a cached directory is stale");
+          store_.ForgetCachedDirectory(s->org);
+          return ReadAndBeginSendAsync(s, /*allow_cache=*/false, std::move(done));
+        }
+        s->outcome = *std::move(outcome);
+        std::move(done)(absl::OkStatus());
+      });
 }
 
 void KudosWorkflow::ValidateSendAsync(std::shared_ptr<SendState> s, Done done) {

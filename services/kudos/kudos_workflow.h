@@ -104,6 +104,10 @@ class KudosWorkflow {
   struct BoostState;
   struct CompanyState;
   void ValidateCompanyAsync(std::shared_ptr<CompanyState> s, common::grpc_util::Done done);
+  void ReadAndBeginSendAsync(std::shared_ptr<SendState> s, bool allow_cache,
+                             common::grpc_util::Done done);
+  void BeginPreparedSendAsync(std::shared_ptr<SendState> s, std::string directory_version,
+                              common::grpc_util::Done done);
   void ValidateSendAsync(std::shared_ptr<SendState> s, common::grpc_util::Done done);
   // Shared by SendKudos (SendState) and RecordCompanyKudos (CompanyState).
   template <typename State>

@@ -62,6 +62,18 @@ ABSL_FLAG(int, max_calls_in_flight, static_cast<int>(IntEnvOr("MAX_CALLS_IN_FLIG
 ABSL_FLAG(int, max_feed_orgs, static_cast<int>(IntEnvOr("MAX_FEED_ORGS", 100, 1)),
           "orgs with live feed watchers on this replica (each holds one Redis connection)");
 
+ABSL_FLAG(int, directory_cache_max_age_ms,
+          static_cast<int>(IntEnvOr("DIRECTORY_CACHE_MAX_AGE_MS", 10000, 0)),
+          "SendKudos validates against the org's settings and people cached by this replica for "
+          "at most this long (exact: a directory write since is caught by the begin script's "
+          "version check, services/kudos/directory_cache.h); 0 = read them for every kudos");
+ABSL_FLAG(int, directory_cache_max_people,
+          static_cast<int>(IntEnvOr("DIRECTORY_CACHE_MAX_PEOPLE", 200000, 0)),
+          "people the directory cache keeps over all orgs");
+ABSL_FLAG(int, directory_cache_max_orgs,
+          static_cast<int>(IntEnvOr("DIRECTORY_CACHE_MAX_ORGS", 1000, 0)),
+          "orgs the directory cache keeps");
+
 ABSL_FLAG(int, max_comments_per_kudos,
           static_cast<int>(IntEnvOr("MAX_COMMENTS_PER_KUDOS", 200, 1)),
           "comments one kudos keeps; past it AddComment is RESOURCE_EXHAUSTED");
@@ -126,7 +138,13 @@ int main(int argc, char** argv) {
                            common::ratelimit::OptionsFromFlags());
   std::unique_ptr<kudos::LedgerClient> ledger = kudos::MakeGrpcLedgerClient(
       {absl::GetFlag(FLAGS_ledger), jwt.service_secret, absl::GetFlag(FLAGS_ledger_timeout_ms)});
-  kudos::KudosStore store(pool, &redis);
+  kudos::DirectoryCacheOptions directory_cache;
+  directory_cache.max_age = absl::Milliseconds(std::max(0, absl::GetFlag(FLAGS_directory_cache_max_age_ms)));
+  directory_cache.max_people =
+      static_cast<size_t>(std::max(0, absl::GetFlag(FLAGS_directory_cache_max_people)));
+  directory_cache.max_orgs =
+      static_cast<size_t>(std::max(0, absl::GetFlag(FLAGS_directory_cache_max_orgs)));
+  kudos::KudosStore store(pool, &redis, directory_cache);
   kudos::KudosWorkflow workflow(store, *ledger, ReconcilerOptionsFromFlags());
   kudos::FeedHubOptions feed_options;
   feed_options.redis = pool_options->endpoint;

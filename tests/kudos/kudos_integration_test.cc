@@ -562,4 +562,81 @@ TEST_F(KudosIntegrationTest, UpdateOrgSettings_SetsTheLedgersAllowancePolicy) {
             grpc::StatusCode::INVALID_ARGUMENT);
 }
 
+// SendKudos validates against the replica's cached directory (directory_cache.h):
+// a change written through another replica is seen by the very next kudos
+// (the begin script's version check), never up to a cache age later.
+TEST_F(KudosIntegrationTest, SendKudos_ADirectoryChangeThroughAnotherReplicaIsSeenByTheNextKudos) {
+  harness::Service other(KUDOS_BINARY, redis_->address(),
+                         std::vector<std::string>{"--ledger=" + ledger_->address()});
+  auto other_directory = DirectoryService::NewStub(
+      grpc::CreateChannel(other.address(), grpc::InsecureChannelCredentials()));
+  auto update = [&](const std::string& id, const std::string& team, bool active) {
+    kudos::v1::UpdatePersonRequest request;
+    request.mutable_person()->set_person_id(id);
+    request.mutable_person()->set_display_name("Person " + id);
+    request.mutable_person()->set_team_id(team);
+    request.mutable_person()->set_active(active);
+    kudos::v1::UpdatePersonResponse response;
+    grpc::Status status = other_directory->UpdatePerson(Context(admin_).get(), request, &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+  };
+  // This replica has read alice, bob, carol and the settings.
+  kudos::v1::Kudos before, after;
+  ASSERT_TRUE(Send("alice", Request("c1", {"bob"}, 1), &before).ok());
+  ASSERT_TRUE(Send("alice", Request("c2", {"carol"}, 1)).ok());
+  ASSERT_TRUE(Send("alice", Request("c3", {"bob", "carol"}, 1)).ok());
+
+  // bob moves to ops: the next kudos to him counts for ops, not eng.
+  update("bob", "ops", true);
+  ASSERT_TRUE(Send("alice", Request("c4", {"bob"}, 1), &after).ok());
+  kudos::v1::KudosFilter ops;
+  ops.set_team_id("ops");
+  std::set<std::string> in_ops;
+  for (const auto& kudos : Feed(ops)) in_ops.insert(kudos.kudos_id());
+  EXPECT_TRUE(in_ops.count(after.kudos_id()) == 1);
+  EXPECT_TRUE(in_ops.count(before.kudos_id()) == 0);
+
+  // carol leaves: refused at once.
+  update("carol", "eng", false);
+  EXPECT_EQ(Send("alice", Request("c5", {"carol"}, 1)).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+
+  // The org's points bound drops to 2 through the other replica.
+  kudos::v1::GetOrgSettingsResponse current;
+  ASSERT_TRUE(directory_->GetOrgSettings(Context(admin_).get(), {}, &current).ok());
+  kudos::v1::UpdateOrgSettingsRequest settings;
+  *settings.mutable_settings() = current.settings();
+  settings.mutable_settings()->set_max_points(2);
+  kudos::v1::UpdateOrgSettingsResponse updated;
+  grpc::Status set = other_directory->UpdateOrgSettings(Context(admin_).get(), settings, &updated);
+  ASSERT_TRUE(set.ok()) << set.error_message();
+  EXPECT_EQ(Send("alice", Request("c6", {"bob"}, 3)).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(Send("alice", Request("c7", {"bob"}, 2)).ok());
+  EXPECT_EQ(Earned("bob"), 1 + 1 + 1 + 2);
+  EXPECT_EQ(Earned("carol"), 1 + 1);
+}
+
+// A refusal reached on cached entries is never answered from them: the
+// replica reads the directory again first.
+TEST_F(KudosIntegrationTest, SendKudos_ARefusalOnCachedEntriesIsCheckedAgainstAFreshRead) {
+  harness::Service other(KUDOS_BINARY, redis_->address(),
+                         std::vector<std::string>{"--ledger=" + ledger_->address()});
+  auto other_directory = DirectoryService::NewStub(
+      grpc::CreateChannel(other.address(), grpc::InsecureChannelCredentials()));
+  // ivan is inactive as this replica reads him.
+  EXPECT_EQ(Send("alice", Request("i1", {"ivan"}, 1)).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  kudos::v1::UpdatePersonRequest back;
+  back.mutable_person()->set_person_id("ivan");
+  back.mutable_person()->set_display_name("Person ivan");
+  back.mutable_person()->set_team_id("ops");
+  back.mutable_person()->set_active(true);
+  kudos::v1::UpdatePersonResponse response;
+  ASSERT_TRUE(other_directory->UpdatePerson(Context(admin_).get(), back, &response).ok());
+  grpc::Status sent = Send("alice", Request("i2", {"ivan"}, 1));
+  EXPECT_TRUE(sent.ok()) << sent.error_message();
+  EXPECT_EQ(Earned("ivan"), 1);
+}
+
 }  // namespace

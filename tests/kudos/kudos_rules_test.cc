@@ -1,5 +1,6 @@
 #include "services/kudos/kudos_rules.h"
 #include "services/kudos/archive_chunk.h"
+#include "services/kudos/directory_cache.h"
 #include "services/kudos/ledger_client.h"
 
 #include <gtest/gtest.h>
@@ -413,6 +414,138 @@ TEST(KudosRulesTest, CompanyKudos_IsInNoGiverFeed) {
   kudos.add_recipient_ids("bob");
   std::vector<std::string> feeds = FeedKeysOf(kudos, {"eng"});
   EXPECT_EQ(feeds, (std::vector<std::string>{"feed:all", "feed:recipient:bob", "feed:team:eng"}));
+}
+
+
+// ---- DirectoryCache (SendKudos' cached directory) ------------------------------------------------
+
+kudos::v1::Person CachedPerson(const std::string& id, const std::string& team) {
+  kudos::v1::Person person;
+  person.set_person_id(id);
+  person.set_team_id(team);
+  person.set_active(true);
+  return person;
+}
+
+std::map<std::string, kudos::v1::Person> CachedPeople(const std::vector<std::string>& ids) {
+  std::map<std::string, kudos::v1::Person> people;
+  for (const std::string& id : ids) people[id] = CachedPerson(id, "eng");
+  return people;
+}
+
+kudos::v1::OrgSettings SettingsWithMaxPoints(int64_t max_points) {
+  kudos::v1::OrgSettings settings;
+  settings.set_max_points(max_points);
+  return settings;
+}
+
+TEST(DirectoryCacheTest, DirectoryCache_FindsOnlyWhenEveryPersonAskedForWasRead) {
+  DirectoryCache cache;
+  EXPECT_FALSE(cache.Find("acme", {"alice"}).has_value());
+  cache.Put("acme", "7", SettingsWithMaxPoints(50), CachedPeople({"alice", "bob"}));
+  std::optional<DirectoryCache::Hit> hit = cache.Find("acme", {"bob", "alice", "bob"});
+  ASSERT_TRUE(hit.has_value());
+  EXPECT_EQ(hit->version, "7");
+  EXPECT_EQ(hit->settings.max_points(), 50);
+  EXPECT_EQ(hit->people.size(), 2u);
+  EXPECT_EQ(hit->people.at("bob").team_id(), "eng");
+  // Someone never read (absent from the directory, or not asked yet): read again.
+  EXPECT_FALSE(cache.Find("acme", {"alice", "carol"}).has_value());
+  // Another org shares nothing.
+  EXPECT_FALSE(cache.Find("other", {"alice"}).has_value());
+}
+
+TEST(DirectoryCacheTest, DirectoryCache_AReadAtAnotherVersionDropsTheOrgsEarlierEntries) {
+  DirectoryCache cache;
+  cache.Put("acme", "7", SettingsWithMaxPoints(50), CachedPeople({"alice", "bob"}));
+  std::map<std::string, kudos::v1::Person> moved = {{"bob", CachedPerson("bob", "ops")}};
+  cache.Put("acme", "8", SettingsWithMaxPoints(10), moved);
+  // alice was read at version 7 only: not found with version 8's entries.
+  EXPECT_FALSE(cache.Find("acme", {"alice"}).has_value());
+  std::optional<DirectoryCache::Hit> hit = cache.Find("acme", {"bob"});
+  ASSERT_TRUE(hit.has_value());
+  EXPECT_EQ(hit->version, "8");
+  EXPECT_EQ(hit->settings.max_points(), 10);
+  EXPECT_EQ(hit->people.at("bob").team_id(), "ops");
+  EXPECT_EQ(cache.people(), 1u);
+  // Reads at the same version add up.
+  cache.Put("acme", "8", SettingsWithMaxPoints(10), CachedPeople({"carol"}));
+  EXPECT_TRUE(cache.Find("acme", {"bob", "carol"}).has_value());
+}
+
+TEST(DirectoryCacheTest, DirectoryCache_InvalidateForgetsTheOrgOnly) {
+  DirectoryCache cache;
+  cache.Put("acme", "1", SettingsWithMaxPoints(5), CachedPeople({"alice"}));
+  cache.Put("globex", "3", SettingsWithMaxPoints(5), CachedPeople({"alice"}));
+  cache.Invalidate("acme");
+  EXPECT_FALSE(cache.Find("acme", {"alice"}).has_value());
+  EXPECT_TRUE(cache.Find("globex", {"alice"}).has_value());
+  EXPECT_EQ(cache.orgs(), 1u);
+  EXPECT_EQ(cache.people(), 1u);
+}
+
+TEST(DirectoryCacheTest, DirectoryCache_EntriesOlderThanMaxAgeAreReadAgain) {
+  absl::Time now = absl::FromUnixSeconds(1000000);
+  DirectoryCacheOptions options;
+  options.max_age = absl::Seconds(10);
+  DirectoryCache cache(options, [&now] { return now; });
+  cache.Put("acme", "1", SettingsWithMaxPoints(5), CachedPeople({"alice"}));
+  now += absl::Seconds(10);
+  EXPECT_TRUE(cache.Find("acme", {"alice"}).has_value());
+  // A later read at the same version keeps the org's first read time: the
+  // org's entries are as old as its oldest.
+  cache.Put("acme", "1", SettingsWithMaxPoints(5), CachedPeople({"bob"}));
+  now += absl::Milliseconds(1);
+  EXPECT_FALSE(cache.Find("acme", {"bob"}).has_value());
+  // The next read starts the org again.
+  cache.Put("acme", "1", SettingsWithMaxPoints(5), CachedPeople({"bob"}));
+  EXPECT_TRUE(cache.Find("acme", {"bob"}).has_value());
+  EXPECT_FALSE(cache.Find("acme", {"alice"}).has_value());
+}
+
+TEST(DirectoryCacheTest, DirectoryCache_ZeroMaxAgeKeepsNothing) {
+  DirectoryCacheOptions options;
+  options.max_age = absl::ZeroDuration();
+  DirectoryCache cache(options);
+  cache.Put("acme", "1", SettingsWithMaxPoints(5), CachedPeople({"alice"}));
+  EXPECT_FALSE(cache.Find("acme", {"alice"}).has_value());
+  EXPECT_EQ(cache.orgs(), 0u);
+}
+
+TEST(DirectoryCacheTest, DirectoryCache_KeepsAtMostMaxPeopleOverAllOrgs) {
+  DirectoryCacheOptions options;
+  options.max_people = 4;
+  DirectoryCache cache(options);
+  cache.Put("globex", "1", SettingsWithMaxPoints(5), CachedPeople({"g1", "g2", "g3"}));
+  cache.Put("acme", "1", SettingsWithMaxPoints(5), CachedPeople({"a1"}));
+  EXPECT_EQ(cache.people(), 4u);
+  // Full: another org's entries go first.
+  cache.Put("acme", "1", SettingsWithMaxPoints(5), CachedPeople({"a2"}));
+  EXPECT_LE(cache.people(), 4u);
+  EXPECT_FALSE(cache.Find("globex", {"g1"}).has_value());
+  EXPECT_TRUE(cache.Find("acme", {"a1", "a2"}).has_value());
+  // One org alone past the bound: its earlier reads go, never the bound.
+  cache.Put("acme", "1", SettingsWithMaxPoints(5), CachedPeople({"a3", "a4", "a5", "a6", "a7"}));
+  EXPECT_LE(cache.people(), 4u);
+  EXPECT_TRUE(cache.Find("acme", {"a7"}).has_value());
+  // A bound of 0 keeps no one.
+  DirectoryCacheOptions none;
+  none.max_people = 0;
+  DirectoryCache empty(none);
+  empty.Put("acme", "1", SettingsWithMaxPoints(5), CachedPeople({"a1"}));
+  EXPECT_EQ(empty.people(), 0u);
+  EXPECT_FALSE(empty.Find("acme", {"a1"}).has_value());
+}
+
+TEST(DirectoryCacheTest, DirectoryCache_KeepsAtMostMaxOrgs) {
+  DirectoryCacheOptions options;
+  options.max_orgs = 2;
+  DirectoryCache cache(options);
+  for (const char* org : {"o1", "o2", "o3", "o4", "o5"}) {
+    cache.Put(org, "1", SettingsWithMaxPoints(5), CachedPeople({"alice"}));
+    EXPECT_LE(cache.orgs(), 2u);
+    EXPECT_TRUE(cache.Find(org, {"alice"}).has_value());  // the newest is always kept
+  }
 }
 
 }  // namespace

@@ -5,7 +5,7 @@
 --   (<kind>req:<actor>:<request_id>), [2] rate:<actor>:<minute_key>,
 --   [3] pairs:<actor>:<week_key>, [4] seq, [5] the record (<kind>:<id>),
 --   [6] pending, [6 + i] pair:<actor>:<recipient_i>:<week_key> (the counters
---   before the pairs hash, still read) for i = 1..n
+--   before the pairs hash, still read) for i = 1..n, [7 + n] directory_version
 -- ARGV: kind ("kudos"|"boost"), actor, request_id, fingerprint, record_id,
 --       record_pb, now_ms, minute_key, rate_limit, retry_after_s, week_key,
 --       pair_cap, points, kudos_id (boosts), n, recipient_1..recipient_n,
@@ -17,7 +17,10 @@
 --       then, and the record once it is finished unless it is a committed kudos),
 --       zero_pb, zero_event (issue 18, may be empty: the record and event of the
 --       same kudos with 0 points, committed instead when the giver's allowance
---       is spent and the org allows kudos without points)
+--       is spent and the org allows kudos without points),
+--       directory_version (may be empty: the version of the directory the
+--       caller validated against, when it came from its cache; another
+--       version answers {'STALE'} with nothing written: read it again)
 -- The record keeps everything the commit needs, so whoever finishes it
 -- (the caller, a retry or the reconciler) needs nothing but its id.
 local req_key, rate_key, pairs_key, seq_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -30,10 +33,16 @@ local transfers, event, feeds = ARGV[16 + n], ARGV[17 + n], ARGV[18 + n]
 local reconcile_at_ms = ARGV[19 + n]
 local ttl_s = tonumber(ARGV[20 + n]) or 30 * 24 * 3600
 local zero_pb, zero_event = ARGV[21 + n] or '', ARGV[22 + n] or ''
+local directory_version = ARGV[23 + n] or ''
 
 local existing = redis.call('HMGET', req_key, 'id', 'fp')
 if existing[1] then
   return {'EXISTING', existing[1], existing[2]}
+end
+-- Validated against a cached directory: only if no directory write came since
+-- (put_settings.lua and put_directory_entry.lua increment the version).
+if directory_version ~= '' and (redis.call('GET', KEYS[7 + n]) or '0') ~= directory_version then
+  return {'STALE'}
 end
 
 local sent = tonumber(redis.call('GET', rate_key) or '0')

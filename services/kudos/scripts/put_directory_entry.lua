@@ -14,6 +14,8 @@
 --            the manager they are counted under), KEYS[12] = profile_sync
 --            (HASH person -> version: ledger allowance profiles to mirror),
 --            KEYS[13] = profile_sync:seq (the versions' counter)
+-- KEYS[14] = directory_version (incremented: replicas' cached directories
+--            are stale, services/kudos/directory_cache.h)
 -- ARGV: kind ("person"|"team"), mode ("create"|"update"), id, pb, team_id,
 --       manager_id, event, org, actor, time, expected_old_team (the team the
 --       caller expects the stored person to be in: '' for none),
@@ -73,4 +75,5 @@ redis.call('XADD', events, '*', 'event', event)
 redis.call('XADD', audit, '*', 'actor', actor, 'action', mode .. '_' .. kind, 'target', id,
   'reason', '', 'time', time)
 redis.call('SADD', registry, org)
+redis.call('INCR', KEYS[14])
 return 'OK'
