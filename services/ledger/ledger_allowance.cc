@@ -34,8 +34,11 @@ void Append(std::vector<std::string>& args, std::vector<std::string> more) {
   for (std::string& arg : more) args.push_back(std::move(arg));
 }
 
+// The op's key, the org's allowance version (allowance.lua moves it with
+// every change: allowance_cache.h) and, for admins' changes, the audit stream.
 std::vector<std::string> WithAudit(absl::string_view org, std::vector<std::string> keys,
                                    bool audited) {
+  keys.push_back(keys::AllowanceVersion(org));
   if (audited) keys.push_back(common::audit::StreamKey(org));
   return keys;
 }
@@ -126,7 +129,14 @@ int64_t Count(const Reply& reply) {
 void LedgerStore::EvalAllowance(absl::string_view org, std::vector<std::string> keys,
                                 std::vector<std::string> args, Deadline deadline,
                                 common::redis::ReplyCallback done) {
-  EvalWrite(allowance_, org, std::move(keys), std::move(args), deadline, std::move(done));
+  // This replica's own change is seen by its next post without a stale
+  // round (another replica's by post.lua's check: allowance_cache.h).
+  EvalWrite(allowance_, org, std::move(keys), std::move(args), deadline,
+            [this, org = std::string(org), done = std::move(done)](
+                absl::StatusOr<Reply> reply) mutable {
+              AllowanceChanged(org);
+              std::move(done)(std::move(reply));
+            });
 }
 
 void LedgerStore::ReadAllowanceInputs(absl::string_view org, absl::string_view person,
@@ -160,8 +170,11 @@ void LedgerStore::ReadAllowanceInputs(absl::string_view org, absl::string_view p
 
 void LedgerStore::ReadGiversAllowance(absl::string_view org,
                                       const std::vector<std::string>& givers, Deadline deadline,
-                                      Callback<GiversAllowance> done) {
-  std::vector<common::redis::Command> commands = {{"GET", keys::Policy(org)},
+                                      Callback<PostAllowance> done) {
+  // The version first: everything read after it is at least as new, so a
+  // post whose script still finds this version used current inputs.
+  std::vector<common::redis::Command> commands = {{"GET", keys::AllowanceVersion(org)},
+                                                  {"GET", keys::Policy(org)},
                                                   {"HGETALL", keys::AllowanceRules(org)}};
   for (const std::string& giver : givers) {
     commands.push_back({"HGET", keys::AllowanceProfiles(org), giver});
@@ -172,24 +185,26 @@ void LedgerStore::ReadGiversAllowance(absl::string_view org,
                absl::StatusOr<common::redis::PipelineReplies> replies) mutable {
              if (!replies.ok()) return std::move(done)(replies.status());
              if (absl::Status s = FirstError(*replies); !s.ok()) return std::move(done)(s);
-             KUDOS_CHECK(replies->size() == 2 + 2 * givers.size(),
+             KUDOS_CHECK(replies->size() == 3 + 2 * givers.size(),
                          "one reply per command of the pipeline");
-             GiversAllowance out;
-             absl::StatusOr<AllowancePolicy> policy = ParsePolicyReply(*(*replies)[0]);
+             PostAllowance out;
+             const Reply& version = *(*replies)[0];
+             out.version = version.is_nil() ? "0" : version.str;
+             absl::StatusOr<AllowancePolicy> policy = ParsePolicyReply(*(*replies)[1]);
              if (!policy.ok()) return std::move(done)(policy.status());
-             out.policy = *std::move(policy);
-             absl::StatusOr<std::vector<AllowanceRule>> rules = ParseRules(*(*replies)[1]);
+             out.inputs.policy = *std::move(policy);
+             absl::StatusOr<std::vector<AllowanceRule>> rules = ParseRules(*(*replies)[2]);
              if (!rules.ok()) return std::move(done)(rules.status());
-             out.rules = *std::move(rules);
+             out.inputs.rules = *std::move(rules);
              for (size_t i = 0; i < givers.size(); ++i) {
                absl::StatusOr<AllowanceProfile> profile =
-                   ParseProfile(*(*replies)[2 + 2 * i], givers[i]);
+                   ParseProfile(*(*replies)[3 + 2 * i], givers[i]);
                if (!profile.ok()) return std::move(done)(profile.status());
                absl::StatusOr<std::vector<AllowanceBoost>> boosts =
-                   ParseBoosts(*(*replies)[3 + 2 * i]);
+                   ParseBoosts(*(*replies)[4 + 2 * i]);
                if (!boosts.ok()) return std::move(done)(boosts.status());
-               out.profiles[givers[i]] = *std::move(profile);
-               out.boosts[givers[i]] = *std::move(boosts);
+               out.inputs.profiles[givers[i]] = *std::move(profile);
+               out.inputs.boosts[givers[i]] = *std::move(boosts);
              }
              std::move(done)(std::move(out));
            });
@@ -364,6 +379,111 @@ void LedgerStore::CancelBoost(absl::string_view org, absl::string_view actor,
                         std::move(done)(std::move(boost));
                       });
       });
+}
+
+// ---- AllowanceCache (allowance_cache.h) ----
+
+std::optional<PostAllowance> AllowanceCache::Lookup(absl::string_view org,
+                                                    const std::vector<std::string>& givers,
+                                                    Clock::time_point now) {
+  absl::MutexLock lock(&mu_);
+  auto found = orgs_.find(org);
+  if (found == orgs_.end()) return std::nullopt;
+  OrgEntry& entry = *found->second;
+  if (now - entry.read_at > options_.max_age) return std::nullopt;
+  const bool rules = !entry.rules.empty();
+  PostAllowance out;
+  for (const std::string& giver : givers) {
+    auto person = entry.people.find(giver);
+    if (person == entry.people.end()) {
+      // Without rules a profile counts for nothing, and no entry means no
+      // boosts. With rules the profile must be read.
+      if (rules) return std::nullopt;
+      out.inputs.profiles[giver].set_person_id(giver);
+      out.inputs.boosts[giver];
+      continue;
+    }
+    out.inputs.profiles[giver] = person->second.profile;
+    out.inputs.boosts[giver] = person->second.boosts;
+  }
+  entry.last_used = ++clock_;
+  out.inputs.policy = entry.policy;
+  out.inputs.rules = entry.rules;
+  out.version = entry.version;
+  return out;
+}
+
+void AllowanceCache::Put(absl::string_view org, const PostAllowance& read,
+                         Clock::time_point now) {
+  absl::MutexLock lock(&mu_);
+  auto found = orgs_.find(org);
+  if (found == orgs_.end()) {
+    if (orgs_.size() >= options_.max_orgs) {
+      // The least recently used org leaves (a scan: only when an org is new
+      // and the cache full).
+      auto oldest = orgs_.begin();
+      for (auto it = orgs_.begin(); it != orgs_.end(); ++it) {
+        if (it->second->last_used < oldest->second->last_used) oldest = it;
+      }
+      people_ -= oldest->second->people.size();
+      orgs_.erase(oldest);
+    }
+    found = orgs_.emplace(std::string(org), std::make_shared<OrgEntry>()).first;
+  }
+  OrgEntry& entry = *found->second;
+  if (entry.version != read.version) {
+    // People read under another version may be out of date.
+    people_ -= entry.people.size();
+    entry.people.clear();
+  }
+  entry.version = read.version;
+  entry.read_at = now;
+  entry.last_used = ++clock_;
+  entry.policy = read.inputs.policy;
+  entry.rules = read.inputs.rules;
+  const bool rules = !entry.rules.empty();
+  for (const auto& [giver, profile] : read.inputs.profiles) {
+    auto boosts = read.inputs.boosts.find(giver);
+    const bool boosted = boosts != read.inputs.boosts.end() && !boosts->second.empty();
+    auto person = entry.people.find(giver);
+    if (!rules && !boosted) {
+      // Nothing to keep: no entry already says "no boosts".
+      if (person != entry.people.end()) {
+        entry.people.erase(person);
+        --people_;
+      }
+      continue;
+    }
+    if (person == entry.people.end()) {
+      if (people_ >= options_.max_people) {
+        people_ -= entry.people.size();
+        entry.people.clear();
+      }
+      if (people_ >= options_.max_people) continue;  // other orgs hold the room
+      person = entry.people.try_emplace(giver).first;
+      ++people_;
+    }
+    person->second.profile = profile;
+    person->second.boosts = boosted ? boosts->second : std::vector<AllowanceBoost>();
+  }
+}
+
+void AllowanceCache::DropOrg(absl::string_view org) {
+  absl::MutexLock lock(&mu_);
+  auto found = orgs_.find(org);
+  if (found == orgs_.end()) return;
+  people_ -= found->second->people.size();
+  orgs_.erase(found);
+}
+
+size_t AllowanceCache::org_count() const {
+  absl::MutexLock lock(&mu_);
+  return orgs_.size();
+}
+
+size_t AllowanceCache::person_count() const {
+  absl::MutexLock lock(&mu_);
+  return people_;
 }
 
 }  // namespace ledger

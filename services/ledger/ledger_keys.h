@@ -50,6 +50,9 @@ inline std::string AllowanceProfiles(absl::string_view org) {
 inline std::string AllowanceBoosts(absl::string_view org, absl::string_view person) {
   return absl::StrCat(Prefix(org), "alw:boosts:", person);
 }
+// The org's allowance version: moved by every change of the policy, a rule,
+// a profile or a boost, checked by post.lua (allowance_cache.h).
+inline std::string AllowanceVersion(absl::string_view org) { return Prefix(org) + "alw:ver"; }
 inline std::string Retention(absl::string_view org) { return Prefix(org) + "retention"; }
 // Moved by every write under a write concern (ledger_store.h, WriteConcern).
 inline std::string WaitMark(absl::string_view org) { return Prefix(org) + "wait_mark"; }

@@ -18,6 +18,7 @@
 #include "common/check/check.h"
 #include "common/config/env.h"
 #include "common/grpc/steps.h"
+#include "common/redis/org_registry.h"
 #include "services/ledger/ledger_archive.h"
 #include "kLedgerAdjustLua.h"
 #include "kLedgerBalanceLua.h"
@@ -144,10 +145,15 @@ struct Row {
   int64_t n2 = 0;
 };
 
-absl::StatusOr<std::vector<Row>> ParseRows(const Reply& reply) {
-  if (reply.type != Reply::Type::kArray) return Malformed("reply");
+// `first`: the rows start there (post.lua's reply starts with whether it
+// registered the org).
+absl::StatusOr<std::vector<Row>> ParseRows(const Reply& reply, size_t first = 0) {
+  if (reply.type != Reply::Type::kArray || reply.elements.size() < first) {
+    return Malformed("reply");
+  }
   std::vector<Row> rows;
-  for (const Reply& element : reply.elements) {
+  for (size_t at = first; at < reply.elements.size(); ++at) {
+    const Reply& element = reply.elements[at];
     if (element.type != Reply::Type::kArray || element.elements.size() != 6) {
       return Malformed("row");
     }
@@ -439,10 +445,12 @@ void LedgerStore::EvalWrite(const common::redis::Script& script, absl::string_vi
                             Deadline deadline, common::redis::ReplyCallback done) {
   const std::string tag = absl::StrCat("{", org, "}");
   KUDOS_CHECK(!keys.empty() && absl::c_all_of(keys,
-                                              [&tag](const std::string& key) {
-                                                return absl::StrContains(key, tag);
+                                              [&tag, org](const std::string& key) {
+                                                return absl::StrContains(key, tag) ||
+                                                       (absl::StartsWith(key, "platform:orgs:{") &&
+                                                        key == common::redis::OrgRegistryKey(org));
                                               }),
-              "a ledger write script's keys are all the org's (its slot)");
+              "a ledger write script's keys are all the org's (its slot, its registry key)");
   if (write_concern_.replicas == 0) {
     return Eval(script, std::move(keys), std::move(args), deadline, std::move(done));
   }
@@ -568,31 +576,6 @@ absl::StatusOr<RetentionPolicy> ParseRetention(const Reply& reply) {
   return retention;
 }
 
-// Two calls in flight at once: `done` once both answered, with the first
-// error (or OK).
-class Both {
- public:
-  explicit Both(Done done) : done_(std::move(done)) {}
-  void Arrived(absl::Status status) {
-    Done ready;
-    absl::Status result;
-    {
-      absl::MutexLock lock(&mu_);
-      if (result_.ok()) result_ = std::move(status);
-      if (++arrived_ < 2) return;
-      ready = std::move(done_);
-      result = result_;
-    }
-    std::move(ready)(std::move(result));
-  }
-
- private:
-  absl::Mutex mu_;
-  int arrived_ = 0;
-  absl::Status result_;
-  Done done_;
-};
-
 // A reply callback that hands parse(reply) (or the call's error) to `done`.
 template <typename T, typename Parse>
 common::redis::ReplyCallback Parsed(Callback<T> done, Parse parse) {
@@ -621,7 +604,9 @@ void LedgerStore::SetPolicy(absl::string_view org, absl::string_view audit_actor
   // The policy, the retention and the audit entry (same slot) together or
   // not at all.
   std::vector<common::redis::Command> commands = {
-      {"MULTI"}, {"SET", keys::Policy(org), policy.SerializeAsString()}};
+      {"MULTI"},
+      {"SET", keys::Policy(org), policy.SerializeAsString()},
+      {"INCR", keys::AllowanceVersion(org)}};  // allowance_cache.h
   if (retention.has_value()) {
     commands.push_back({"SET", keys::Retention(org), retention->SerializeAsString()});
   }
@@ -651,8 +636,10 @@ void LedgerStore::SetPolicy(absl::string_view org, absl::string_view audit_actor
     commands.push_back(wait_command);
   }
   Pipeline(std::move(commands), deadline,
-           [this, wait, wait_command = std::move(wait_command), done = std::move(done)](
+           [this, org = std::string(org), wait, wait_command = std::move(wait_command),
+            done = std::move(done)](
                absl::StatusOr<common::redis::PipelineReplies> replies) mutable {
+             AllowanceChanged(org);  // allowance_cache.h
              if (!replies.ok()) return std::move(done)(replies.status());
              const size_t writes = replies->size() - (wait ? 1 : 0);
              for (size_t i = 0; i < writes; ++i) {
@@ -672,7 +659,7 @@ struct PostState {
   bool linked = false;
   absl::Time now;
   AllowancePolicy policy;
-  GiversAllowance allowance;
+  PostAllowance allowance;
   common::calendar::Period period;
   // Index -> dkind when not the default (reversals: 'R' or 'E').
   std::map<int, std::string> debit_kinds;
@@ -707,7 +694,7 @@ absl::StatusOr<std::vector<PostResult>> PostResults(const PostState& state) {
     by_index[index] = &transfer;
     requested.push_back(&transfer);
   }
-  absl::StatusOr<std::vector<Row>> rows = ParseRows(state.reply);
+  absl::StatusOr<std::vector<Row>> rows = ParseRows(state.reply, /*first=*/1);
   if (!rows.ok()) return rows.status();
   std::vector<PostResult> results = state.refused;
   for (const Row& row : *rows) {
@@ -847,12 +834,26 @@ std::string DebitKindOf(const std::map<int, std::string>& debit_kinds, int index
 // A reversal marker outlives any live original: the longest transfers_live_days.
 constexpr int64_t kReversalMarkerTtlSeconds = int64_t{kMaxRetentionDays} * 24 * 3600;
 
+// The givers whose allowance a post checks: each allowance debit's person.
+std::vector<std::string> GiversOf(const std::vector<std::pair<int, Transfer>>& transfers) {
+  std::set<std::string> givers;
+  for (const auto& [index, transfer] : transfers) {
+    if (transfer.debit_account().type() == ledger::v1::ACCOUNT_TYPE_ALLOWANCE) {
+      givers.insert(transfer.debit_account().person_id());
+    }
+  }
+  return {givers.begin(), givers.end()};
+}
+
 std::vector<std::string> PostKeysOf(absl::string_view org,
                                     const std::vector<std::pair<int, Transfer>>& transfers,
                                     const std::map<int, std::string>& debit_kinds,
-                                    absl::string_view period_key) {
+                                    absl::string_view period_key, std::string registry_key) {
   keys::KeyList keys;
   LedgerStore::AddJournalKeys(org, keys);
+  keys.Add(std::move(registry_key));  // KEYS[5] (post.lua)
+  KUDOS_CHECK(keys.size() == 5, "post.lua finds the registry key at KEYS[5]");
+  keys.Add(keys::AllowanceVersion(org));
   for (const auto& [index, transfer] : transfers) {
     const std::string dkind = DebitKindOf(debit_kinds, index, transfer);
     LedgerStore::AddTransferKeys(org, transfer, dkind, transfer.debit_account().person_id(),
@@ -870,7 +871,8 @@ std::vector<std::string> PostArgsOf(absl::string_view org,
                                     const std::map<int, std::string>& debit_kinds, bool linked,
                                     absl::Time now, absl::string_view period_key,
                                     int64_t points_per_period,
-                                    const std::map<std::string, int64_t>& limits) {
+                                    const std::map<std::string, int64_t>& limits,
+                                    absl::string_view allowance_version) {
   std::vector<std::string> args = {absl::StrCat(ToMillis(now)),
                                    EventHeader(org, now),
                                    std::string(period_key),
@@ -878,7 +880,9 @@ std::vector<std::string> PostArgsOf(absl::string_view org,
                                    absl::StrCat(kSpentTtlSeconds),
                                    linked ? "1" : "0",
                                    absl::StrCat(kReversalMarkerTtlSeconds),
-                                   absl::StrCat(limits.size())};
+                                   std::string(org),
+                                   std::string(allowance_version)};
+  args.push_back(absl::StrCat(limits.size()));
   for (const auto& [person, limit] : limits) {
     args.push_back(person);
     args.push_back(absl::StrCat(limit));
@@ -899,49 +903,69 @@ std::vector<std::string> PostArgsOf(absl::string_view org,
   return args;
 }
 
+// post.lua found the allowance inputs it was given changed.
+bool IsStaleAllowance(const Reply& reply) {
+  return reply.type == Reply::Type::kArray && reply.elements.size() == 1 &&
+         reply.elements[0].type != Reply::Type::kArray &&
+         reply.elements[0].str == "STALE_ALLOWANCE";
+}
+
 }  // namespace
 
 void LedgerStore::Post(absl::string_view org, std::vector<std::pair<int, Transfer>> transfers,
                        bool linked, absl::Time now, Deadline deadline,
                        Callback<std::vector<PostResult>> done) {
+  PostAttempt(std::string(org), std::move(transfers), linked, now, deadline, 1,
+              std::move(done));
+}
+
+void LedgerStore::PostAttempt(std::string org, std::vector<std::pair<int, Transfer>> transfers,
+                              bool linked, absl::Time now, Deadline deadline, int attempt,
+                              Callback<std::vector<PostResult>> done) {
+  KUDOS_CHECK(attempt >= 1 && attempt <= kMaxAllowanceAttempts,
+              "a post runs its script at most kMaxAllowanceAttempts times");
   auto state = std::make_shared<PostState>();
-  state->org = std::string(org);
-  state->transfers = std::move(transfers);
+  state->org = std::move(org);
   state->linked = linked;
   state->now = now;
-  const bool reversing = absl::c_any_of(
-      state->transfers, [](const auto& entry) { return IsReversal(entry.second); });
+  const bool reversing =
+      absl::c_any_of(transfers, [](const auto& entry) { return IsReversal(entry.second); });
+  // PrepareReversals replaces the transfers: a run after a stale answer
+  // starts from the request's again.
+  std::shared_ptr<const std::vector<std::pair<int, Transfer>>> requested;
+  if (reversing) {
+    requested = std::make_shared<const std::vector<std::pair<int, Transfer>>>(transfers);
+  }
+  state->transfers = std::move(transfers);
   Sequence steps;
-  // The org is registered before anything reaches its outbox (see
-  // RegisterOrgThen); the policy is read meanwhile (another slot: two calls).
-  steps.Then([this, state, deadline](Done step) {
-         auto both = std::make_shared<Both>(std::move(step));
-         Run(common::audit::RegisterOrgCommand(state->org), deadline,
-             [this, both, state, deadline](absl::StatusOr<Reply> reply) {
-               if (reply.ok()) HintNewOrg(state->org, *reply, deadline);
-               both->Arrived(reply.status());
-             });
-         // The policy, the allowance rules and each giver's profile and
-         // boosts (one pipeline in the org's slot).
-         std::set<std::string> givers;
-         for (const auto& [index, transfer] : state->transfers) {
-           if (transfer.debit_account().type() == ledger::v1::ACCOUNT_TYPE_ALLOWANCE) {
-             givers.insert(transfer.debit_account().person_id());
+  // The policy, the rules and each giver's profile and boosts: from this
+  // replica's cache, else one pipeline in the org's slot. post.lua checks
+  // them against Redis either way (allowance_cache.h).
+  steps.Then([this, state, attempt, deadline](Done step) {
+         std::vector<std::string> givers = GiversOf(state->transfers);
+         if (attempt == 1) {
+           std::optional<PostAllowance> cached = allowance_cache_.Lookup(state->org, givers);
+           if (cached.has_value()) {
+             state->allowance = *std::move(cached);
+             return std::move(step)(absl::OkStatus());
            }
          }
-         ReadGiversAllowance(state->org, {givers.begin(), givers.end()}, deadline,
-                             [both, state](absl::StatusOr<GiversAllowance> read) {
-                               if (read.ok()) state->allowance = *std::move(read);
-                               both->Arrived(read.status());
+         ReadGiversAllowance(state->org, givers, deadline,
+                             [this, state, step = std::move(step)](
+                                 absl::StatusOr<PostAllowance> read) mutable {
+                               if (!read.ok()) return std::move(step)(read.status());
+                               allowance_cache_.Put(state->org, *read);
+                               state->allowance = *std::move(read);
+                               std::move(step)(absl::OkStatus());
                              });
        })
       .Then([state]() -> absl::Status {
-        state->policy = state->allowance.policy;
+        state->policy = state->allowance.inputs.policy;
         absl::StatusOr<common::calendar::Period> period =
             AllowancePeriodAt(state->policy, state->now);
         if (!period.ok()) return period.status();
         state->period = *std::move(period);
-        state->limits = state->allowance.Limits(state->period);
+        state->limits = state->allowance.inputs.Limits(state->period);
         return absl::OkStatus();
       });
   if (reversing) {
@@ -965,10 +989,12 @@ void LedgerStore::Post(absl::string_view org, std::vector<std::pair<int, Transfe
     for (const auto& [index, transfer] : state->transfers) requested.push_back(&transfer);
     CheckDoubleEntry(requested);
     std::vector<std::string> keys =
-        PostKeysOf(org, state->transfers, state->debit_kinds, state->period.key);
+        PostKeysOf(org, state->transfers, state->debit_kinds, state->period.key,
+                   common::redis::OrgRegistryKey(org));
     std::vector<std::string> args =
         PostArgsOf(org, state->transfers, state->debit_kinds, state->linked, state->now,
-                   state->period.key, state->policy.points_per_period(), state->limits);
+                   state->period.key, state->policy.points_per_period(), state->limits,
+                   state->allowance.version);
     // Kudos and prizes (debits A, N) never need more keys; a reversal's
     // earned debit may (the records of expired holds).
     if (reversing) {
@@ -978,23 +1004,43 @@ void LedgerStore::Post(absl::string_view org, std::vector<std::pair<int, Transfe
     EvalWrite(post_, org, std::move(keys), std::move(args), deadline,
               Into(&state->reply, std::move(step)));
   });
-  std::move(steps).Run([state, done = std::move(done)](absl::Status status) mutable {
+  std::move(steps).Run([this, state, requested, attempt, deadline,
+                        done = std::move(done)](absl::Status status) mutable {
     if (!status.ok()) return std::move(done)(status);
     if (state->transfers.empty()) return std::move(done)(std::move(state->refused));
+    if (IsStaleAllowance(state->reply)) {
+      // Another replica (or an older version) changed the inputs since this
+      // replica read them: nothing was written; read them and run again.
+      allowance_cache_.DropOrg(state->org);
+      if (attempt == kMaxAllowanceAttempts) {
+        return std::move(done)(absl::AbortedError(absl::StrCat(
+            "ledger: the org's allowance policy, rules, profiles or boosts changed during each "
+            "of ", attempt, " attempts to post; retry the call")));
+      }
+      std::vector<std::pair<int, Transfer>> again =
+          requested != nullptr ? *requested : std::move(state->transfers);
+      return PostAttempt(std::move(state->org), std::move(again), state->linked, state->now,
+                         deadline, attempt + 1, std::move(done));
+    }
+    if (state->reply.type == Reply::Type::kArray && !state->reply.elements.empty()) {
+      HintNewOrg(state->org, state->reply.elements[0], deadline);
+    }
     std::move(done)(PostResults(*state));
   });
 }
 
 std::vector<std::string> LedgerStore::PostKeys(
     absl::string_view org, const std::vector<std::pair<int, Transfer>>& transfers,
-    absl::string_view period_key) {
-  return PostKeysOf(org, transfers, {}, period_key);
+    absl::string_view period_key, absl::string_view registry_key) {
+  return PostKeysOf(org, transfers, {}, period_key,
+                    registry_key.empty() ? common::redis::OrgRegistryKey(org)
+                                         : std::string(registry_key));
 }
 
 std::vector<std::string> LedgerStore::PostArgs(
     absl::string_view org, const std::vector<std::pair<int, Transfer>>& transfers, bool linked,
     absl::Time now, absl::string_view period_key, int64_t points_per_period) {
-  return PostArgsOf(org, transfers, {}, linked, now, period_key, points_per_period, {});
+  return PostArgsOf(org, transfers, {}, linked, now, period_key, points_per_period, {}, "*");
 }
 
 const common::redis::Script& LedgerStore::PostScript() {

@@ -26,6 +26,7 @@
 #include "absl/time/time.h"
 #include "common/redis/async_client.h"
 #include "common/redis/redis_client.h"
+#include "services/ledger/allowance_cache.h"
 #include "services/ledger/allowance_rules.h"
 #include "services/ledger/ledger_keys.h"
 #include "services/ledger/ledger_rules.h"
@@ -45,16 +46,6 @@ struct AllowanceInputs {
   std::vector<AllowanceRule> rules;
   AllowanceProfile profile;  // person_id only when none is stored
   std::vector<AllowanceBoost> boosts;  // oldest grant first
-};
-
-// What a post needs for its givers' allowances: one pipeline.
-struct GiversAllowance {
-  AllowancePolicy policy;
-  std::vector<AllowanceRule> rules;
-  std::map<std::string, AllowanceProfile> profiles;
-  std::map<std::string, std::vector<AllowanceBoost>> boosts;
-  // Each giver whose allowance in `period` differs from the policy's.
-  std::map<std::string, int64_t> Limits(const common::calendar::Period& period) const;
 };
 
 struct BalanceInfo {
@@ -118,17 +109,27 @@ class LedgerStore {
   // failure a single result, the first failing transfer, and nothing was
   // written. Unlinked: one result per transfer. RETRACTION transfers are
   // checked against the transfers they reverse first (PrepareReversal).
+  // One round trip when the replica's AllowanceCache knows the givers'
+  // allowance inputs: post.lua checks the org's allowance version they were
+  // read under before anything else (moved: it writes nothing, and the post
+  // reads them and runs again, at most kMaxAllowanceAttempts runs, then
+  // ABORTED "retry") and registers the org (its slot's registry key).
   void Post(absl::string_view org, std::vector<std::pair<int, Transfer>> transfers, bool linked,
             absl::Time now, Deadline deadline, Callback<std::vector<PostResult>> done);
+  static constexpr int kMaxAllowanceAttempts = 3;
+  AllowanceCache& allowance_cache() { return allowance_cache_; }
 
   // ---- allowance rules, profiles and boosts (issue 18 part 2) ----
   // The policy, the org's rules and the person's profile and boosts, in one
   // pipeline (one round trip, the org's slot).
   void ReadAllowanceInputs(absl::string_view org, absl::string_view person, Deadline deadline,
                            Callback<AllowanceInputs> done);
-  // The policy, the rules and each giver's profile and boosts (Post).
+  // The org's allowance version, the policy, the rules and each giver's
+  // profile and boosts (one pipeline, the org's slot, the version first).
+  // Post reads them only when its replica's AllowanceCache cannot answer, or
+  // post.lua found the version moved.
   void ReadGiversAllowance(absl::string_view org, const std::vector<std::string>& givers,
-                           Deadline deadline, Callback<GiversAllowance> done);
+                           Deadline deadline, Callback<PostAllowance> done);
   // In rule_id order.
   void ListAllowanceRules(absl::string_view org, Deadline deadline,
                           Callback<std::vector<AllowanceRule>> done);
@@ -236,11 +237,16 @@ class LedgerStore {
   // What Post sends to post.lua, for tools and the bench's Redis floor (the
   // same call without the store): the script as loaded (guard included),
   // its KEYS and its ARGV for validated `transfers` in the allowance period
-  // `period_key` with the policy's `points_per_period`.
+  // `period_key` with the policy's `points_per_period` for every giver.
+  // KEYS[5] is the org registry key the script SADDs the org to
+  // (`registry_key`, default common::redis::OrgRegistryKey(org)). The script
+  // reads the org's allowance version (alw:ver) as Post's does but does not
+  // compare it ('*').
   static const common::redis::Script& PostScript();
   static std::vector<std::string> PostKeys(absl::string_view org,
                                            const std::vector<std::pair<int, Transfer>>& transfers,
-                                           absl::string_view period_key);
+                                           absl::string_view period_key,
+                                           absl::string_view registry_key = {});
   static std::vector<std::string> PostArgs(absl::string_view org,
                                            const std::vector<std::pair<int, Transfer>>& transfers,
                                            bool linked, absl::Time now,
@@ -249,6 +255,12 @@ class LedgerStore {
   const WriteConcern& write_concern() const { return write_concern_; }
 
  private:
+  // One run of Post (attempt 1: the cache may answer; later: read first).
+  void PostAttempt(std::string org, std::vector<std::pair<int, Transfer>> transfers, bool linked,
+                   absl::Time now, Deadline deadline, int attempt,
+                   Callback<std::vector<PostResult>> done);
+  // The org's allowance inputs changed (this replica wrote them).
+  void AllowanceChanged(absl::string_view org) { allowance_cache_.DropOrg(org); }
   // The Redis primitives, over whichever client the store was made with.
   void Run(common::redis::Command command, Deadline deadline,
            common::redis::ReplyCallback done);
@@ -310,6 +322,7 @@ class LedgerStore {
   common::redis::Script list_;
   common::redis::Script tx_read_;
   common::redis::Script allowance_;
+  AllowanceCache allowance_cache_;
   std::function<void()> after_verify_snapshot_for_test_;
 };
 

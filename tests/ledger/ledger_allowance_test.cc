@@ -730,6 +730,168 @@ TEST_F(AllowanceRulesApi, Boosts_AtMostTwentyPerPersonEndedOnesMakeRoom) {
   EXPECT_EQ(fields->integer, 2) << "one boost (and its meta) left";
 }
 
+// ---- the post's allowance inputs: cached per replica, checked by post.lua ----
+
+// A replica keeps the policy, rules, profiles and boosts it posted with
+// (allowance_cache.h); a change made through another replica, or written by
+// an older version straight into Redis, is seen by this replica's very next
+// post (post.lua compares what the limits were computed from).
+TEST_F(AllowanceRulesApi, AllowanceCache_AChangeOnAnotherReplicaIsSeenByItsNextPost) {
+  harness::Service other(LEDGER_BINARY, env_->redis().address());
+  auto other_stub = ledger::v1::LedgerService::NewStub(
+      grpc::CreateChannel(other.address(), grpc::InsecureChannelCredentials()));
+  WaitUntilServing(*other_stub, admin_);
+  auto over_message = [](const grpc::Status& status) {
+    return absl::StrCat(status.error_code(), " ", status.error_message());
+  };
+
+  // This replica learns the org: default policy (100 a month), no rules.
+  ASSERT_TRUE(Post(kudos_, {Kudos("c1", "alice", "bob", 60)}, true).ok());
+
+  // Another replica adds a rule alice matches: 150 for her from now on.
+  {
+    ledger::v1::SetAllowanceRuleRequest request;
+    *request.mutable_rule() = RoleRule("members", ledger::v1::ALLOWANCE_ROLE_MEMBER, 50);
+    ledger::v1::SetAllowanceRuleResponse response;
+    ASSERT_TRUE(other_stub->SetAllowanceRule(harness::Context(admin_).get(), request, &response)
+                    .ok());
+    ledger::v1::SetAllowanceProfileRequest profile;
+    profile.mutable_profile()->set_person_id("alice");
+    profile.mutable_profile()->add_roles(ledger::v1::ALLOWANCE_ROLE_MEMBER);
+    ledger::v1::SetAllowanceProfileResponse set;
+    ASSERT_TRUE(
+        other_stub->SetAllowanceProfile(harness::Context(kudos_).get(), profile, &set).ok());
+  }
+  grpc::Status raised = Post(kudos_, {Kudos("c2", "alice", "bob", 80)}, true);
+  EXPECT_TRUE(raised.ok()) << "60 + 80 <= 150: " << over_message(raised);
+
+  // The other replica deletes it: back to 100, of which 140 are spent.
+  {
+    ledger::v1::DeleteAllowanceRuleRequest request;
+    request.set_rule_id("members");
+    ledger::v1::DeleteAllowanceRuleResponse response;
+    ASSERT_TRUE(
+        other_stub->DeleteAllowanceRule(harness::Context(admin_).get(), request, &response).ok());
+  }
+  grpc::Status lowered = Post(kudos_, {Kudos("c3", "alice", "bob", 1)}, true);
+  EXPECT_EQ(lowered.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << over_message(lowered);
+  EXPECT_TRUE(absl::StrContains(lowered.error_message(), "has 0 of 100 points left"))
+      << lowered.error_message();
+
+  // A boost granted there counts here at once, and its cancellation too.
+  ledger::v1::GrantAllowanceBoostRequest grant;
+  grant.set_request_id("launch");
+  grant.set_person_id("alice");
+  grant.set_points(100);
+  grant.set_reason("launch week");
+  ledger::v1::GrantAllowanceBoostResponse granted;
+  ASSERT_TRUE(
+      other_stub->GrantAllowanceBoost(harness::Context(admin_).get(), grant, &granted).ok());
+  grpc::Status boosted = Post(kudos_, {Kudos("c4", "alice", "bob", 50)}, true);
+  EXPECT_TRUE(boosted.ok()) << "140 + 50 <= 200: " << over_message(boosted);
+  ledger::v1::CancelAllowanceBoostRequest cancel;
+  cancel.set_person_id("alice");
+  cancel.set_boost_id(granted.boost().boost_id());
+  ledger::v1::CancelAllowanceBoostResponse cancelled;
+  ASSERT_TRUE(
+      other_stub->CancelAllowanceBoost(harness::Context(admin_).get(), cancel, &cancelled).ok());
+  EXPECT_EQ(Post(kudos_, {Kudos("c5", "alice", "bob", 1)}, true).error_code(),
+            grpc::StatusCode::RESOURCE_EXHAUSTED);
+
+  // The policy changed through the other replica: seen by the next post here.
+  {
+    ledger::v1::SetAllowancePolicyRequest request;
+    request.mutable_policy()->set_points_per_period(1000);
+    request.mutable_policy()->set_period(common::v1::ALLOWANCE_PERIOD_MONTH);
+    request.mutable_policy()->set_time_zone("UTC");
+    ledger::v1::SetAllowancePolicyResponse response;
+    ASSERT_TRUE(
+        other_stub->SetAllowancePolicy(harness::Context(admin_).get(), request, &response).ok());
+  }
+  grpc::Status wider = Post(kudos_, {Kudos("c6", "alice", "bob", 500)}, true);
+  EXPECT_TRUE(wider.ok()) << "190 + 500 <= 1000: " << over_message(wider);
+  EXPECT_EQ(Balance(Earned("bob")), 690);
+  EXPECT_TRUE(Verify().consistent());
+}
+
+// This replica's own changes drop the org from its cache (the next post
+// reads instead of paying a stale round), and the cache is bounded in orgs
+// and in people over all orgs.
+TEST_F(AllowanceRulesApi, AllowanceCache_OwnWritesDropTheOrgAndTheCacheIsBounded) {
+  ledger::LedgerStore store(env_->pool());
+  const auto deadline = [] { return std::chrono::steady_clock::now() + std::chrono::seconds(10); };
+  auto post = [&](const std::string& id, int64_t amount) {
+    absl::Status status;
+    store.Post(org_, {{0, Kudos(id, "alice", "bob", amount)}}, true, absl::Now(), deadline(),
+               [&status](absl::StatusOr<std::vector<ledger::PostResult>> results) {
+                 status = results.ok() ? (*results)[0].status : results.status();
+               });
+    return status;
+  };
+  ASSERT_TRUE(post("o1", 10).ok());
+  EXPECT_EQ(store.allowance_cache().org_count(), 1u);
+  EXPECT_EQ(store.allowance_cache().person_count(), 0u)
+      << "no rules and no boosts: nothing kept per person";
+  bool changed = false;
+  store.SetAllowanceRule(org_, "root", RoleRule("members", ledger::v1::ALLOWANCE_ROLE_MEMBER, 5),
+                         deadline(), [&changed](absl::StatusOr<bool> r) { changed = r.value_or(false); });
+  EXPECT_TRUE(changed);
+  EXPECT_EQ(store.allowance_cache().org_count(), 0u) << "its own rule change drops the org";
+  ASSERT_TRUE(post("o2", 10).ok());
+  EXPECT_EQ(store.allowance_cache().person_count(), 1u) << "with rules the giver's profile is kept";
+  absl::Status policy_set;
+  store.SetPolicy(org_, "", ledger::DefaultPolicy(), std::nullopt, deadline(),
+                  [&policy_set](absl::Status s) { policy_set = s; });
+  ASSERT_TRUE(policy_set.ok()) << policy_set;
+  EXPECT_EQ(store.allowance_cache().org_count(), 0u) << "so does its own policy change";
+
+  // Bounds: the least recently used org leaves; people over all orgs.
+  ledger::AllowanceCache cache(ledger::AllowanceCache::Options{2, 3, std::chrono::milliseconds(1000)});
+  auto read_of = [](const std::vector<std::string>& givers, bool with_rules,
+                    const std::string& version = "7") {
+    ledger::PostAllowance read;
+    read.version = version;
+    read.inputs.policy = ledger::DefaultPolicy();
+    if (with_rules) {
+      read.inputs.rules.push_back(RoleRule("r", ledger::v1::ALLOWANCE_ROLE_MEMBER, 1));
+    }
+    for (const std::string& giver : givers) {
+      read.inputs.profiles[giver].set_person_id(giver);
+      read.inputs.boosts[giver];
+    }
+    return read;
+  };
+  const auto t0 = ledger::AllowanceCache::Clock::now();
+  cache.Put("o-a", read_of({"p1"}, false), t0);
+  cache.Put("o-b", read_of({"p1"}, false), t0);
+  ASSERT_TRUE(cache.Lookup("o-a", {"p1"}, t0).has_value()) << "o-a used after o-b";
+  cache.Put("o-c", read_of({"p1"}, false), t0);
+  EXPECT_EQ(cache.org_count(), 2u);
+  EXPECT_FALSE(cache.Lookup("o-b", {"p1"}, t0).has_value()) << "the least recently used org left";
+  EXPECT_TRUE(cache.Lookup("o-a", {"p1"}, t0).has_value());
+  std::optional<ledger::PostAllowance> someone = cache.Lookup("o-c", {"someone"}, t0);
+  ASSERT_TRUE(someone.has_value())
+      << "no rules: a giver without an entry has no boosts (a grant moves the version)";
+  EXPECT_EQ(someone->version, "7") << "what post.lua compares";
+  // Writes of a previous version do not move the version: an entry is read
+  // again once it is max_age old.
+  EXPECT_TRUE(cache.Lookup("o-c", {"p1"}, t0 + std::chrono::milliseconds(1000)).has_value());
+  EXPECT_FALSE(cache.Lookup("o-c", {"p1"}, t0 + std::chrono::milliseconds(1001)).has_value());
+  cache.Put("o-a", read_of({"p1", "p2", "p3", "p4"}, true), t0);
+  EXPECT_LE(cache.person_count(), 3u);
+  EXPECT_FALSE(cache.Lookup("o-a", {"p1", "p2", "p3", "p4"}, t0).has_value())
+      << "with rules every giver's profile is needed; one did not fit";
+  ASSERT_TRUE(cache.Lookup("o-a", {"p4"}, t0).has_value());
+  cache.Put("o-a", read_of({"p5"}, true, "8"), t0);
+  EXPECT_EQ(cache.person_count(), 1u);
+  EXPECT_FALSE(cache.Lookup("o-a", {"p4"}, t0).has_value())
+      << "people read under another version are dropped";
+  EXPECT_EQ(cache.Lookup("o-a", {"p5"}, t0)->version, "8");
+  cache.DropOrg("o-a");
+  EXPECT_EQ(cache.person_count(), 0u);
+  EXPECT_EQ(cache.org_count(), 1u);
+}
+
 TEST(AllowanceRules, ComputeAllowance_BoostsCoverTheirPeriodsRulesAddInIdOrder) {
   ledger::AllowancePolicy policy = ledger::DefaultPolicy();
   auto period = [&](int y, int m) {

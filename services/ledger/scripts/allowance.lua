@@ -1,6 +1,8 @@
 -- Allowance rules, profiles and boosts (issue 18 part 2). KEYS: the one
--- alw:* key of the op and, for admins' changes, "audit:{org}" (written here,
--- only when something changed, so the change and its entry go together).
+-- alw:* key of the op, alw:ver and, for admins' changes, "audit:{org}"
+-- (written here, only when something changed, so the change and its entry go
+-- together). Every change moves alw:ver, the version post.lua checks the
+-- inputs of its limits against (allowance_cache.h).
 --   set_rule    ARGV: op, rule_id, body, max rules, audit fields...
 --   delete_rule ARGV: op, rule_id, audit fields...
 --   set_profile ARGV: op, person, body, max profiles, audit fields...
@@ -13,7 +15,9 @@
 -- EXISTS / CONFLICT (stored body), NOT_FOUND.
 local op = ARGV[1]
 
-local function audit(from)
+-- Something changed: the version moves and the audit entry (if any) is written.
+local function changed(from)
+  redis.call('INCR', key('alw:ver'))
   if AUDIT and #ARGV >= from then redis.call('XADD', AUDIT, '*', unpack(ARGV, from, #ARGV)) end
 end
 
@@ -25,7 +29,7 @@ local function put(hash, field, body, max, audit_from)
   local count = redis.call('HLEN', hash)
   if not old and count >= max then return {'FULL', count} end
   redis.call('HSET', hash, field, body)
-  audit(audit_from)
+  changed(audit_from)
   return {'OK'}
 end
 
@@ -33,7 +37,7 @@ if op == 'set_rule' then
   return put(key('alw:rules'), ARGV[2], ARGV[3], tonumber(ARGV[4]), 5)
 elseif op == 'delete_rule' then
   if redis.call('HDEL', key('alw:rules'), ARGV[2]) == 0 then return {'SAME'} end
-  audit(3)
+  changed(3)
   return {'OK'}
 elseif op == 'set_profile' then
   return put(key('alw:profiles'), ARGV[2], ARGV[3], tonumber(ARGV[4]), 5)
@@ -60,13 +64,13 @@ elseif op == 'grant' then
   end
   if count >= tonumber(ARGV[8]) then return {'FULL', count} end
   redis.call('HSET', h, id, ARGV[4], id .. ':meta', ARGV[5] .. '|' .. ARGV[6])
-  audit(9)
+  changed(9)
   return {'OK'}
 elseif op == 'cancel' then
   local h = key('alw:boosts:' .. ARGV[2])
   if redis.call('HEXISTS', h, ARGV[3]) == 0 then return {'NOT_FOUND'} end
   redis.call('HSET', h, ARGV[3], ARGV[4])
-  audit(5)
+  changed(5)
   return {'OK'}
 end
 return redis.error_reply('INVALID_ARGUMENT unknown allowance op ' .. tostring(op))

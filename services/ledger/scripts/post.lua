@@ -1,20 +1,41 @@
--- PostTransfers. KEYS: bal, seq, journal, outbox, then per transfer its
+-- PostTransfers. KEYS: bal, seq, journal, outbox, the org's registry key
+-- (platform:orgs:{<tag>}, same slot), alw:ver, then per transfer its
 -- tx:<id>, acct:<debit>, acct:<credit>, and spent:<person>:<period> (debit
 -- kind A) or held:/holds:<person> (E, R; R also the credited giver's spent
 -- counter), and rev:<original> per reversal (LedgerStore::Post).
 -- ARGV: now_ms, event header, period key, allowance limit, spent TTL seconds,
--- linked ("1"/"0"), reversal marker TTL seconds, L, then L pairs (person,
--- their limit when not the default), R, then R pairs (transfer index, the
--- transfer id it reverses), then TF fields per transfer (see read_transfer).
+-- linked ("1"/"0"), reversal marker TTL seconds, org id, the allowance
+-- version the limits were computed under ('*': not checked), L, then L
+-- pairs (person, their limit when not the default), R, then R pairs
+-- (transfer index, the transfer id it reverses), then TF fields per transfer
+-- (see read_transfer).
+-- The version (alw:ver) moves with every change of the policy, a rule, a
+-- profile or a boost (allowance.lua, LedgerStore::SetPolicy). Another one
+-- than the caller's: {'STALE_ALLOWANCE'} before anything is written (the
+-- caller reads the inputs again and runs once more), so the limits are
+-- exact at this moment whatever the caller's cache held. A missing version
+-- is created as 0, so a retry of this post during a slot migration finds
+-- every key it declares on the source.
 -- Linked: every transfer is checked first (each seeing the ones before it),
 -- then all are applied; the first failure returns alone and nothing is
 -- written. Unlinked: each is checked and applied in turn.
 -- A reversal also checks the marker rev:<original>: another reversal of the
 -- same transfer is a row 'REVERSED' with that reversal's id as payload.
--- Returns one row per transfer {index, code, created, payload, n1, n2}.
+-- Returns {registered, row...}: registered = 1 when the SADD added the org
+-- to its registry, then one row per transfer {index, code, created,
+-- payload, n1, n2}.
+local version = redis.call('GET', key('alw:ver'))
+if not version then
+  version = '0'
+  redis.call('SET', key('alw:ver'), version)
+end
+if ARGV[9] ~= '*' and ARGV[9] ~= version then return {'STALE_ALLOWANCE'} end
+
+local at = 10
 local limits, reverses = {}, {}
-local at = 9
-for _ = 1, tonumber(ARGV[8]) do
+local limit_count = tonumber(ARGV[at])
+at = at + 1
+for _ = 1, limit_count do
   limits[ARGV[at]] = tonumber(ARGV[at + 1])
   at = at + 2
 end
@@ -37,6 +58,9 @@ for _, t in ipairs(transfers) do
 end
 local need = need_reply()
 if need then return need end
+-- The org in its slot's registry, in the same atomic step as its outbox
+-- (common/redis/org_registry.h).
+local results = {redis.call('SADD', KEYS[5], ARGV[8])}
 
 -- check() and, for a reversal not posted yet, first that its original was
 -- not reversed by another transfer (stored, or earlier in this call): that
@@ -64,11 +88,10 @@ local function apply_post(t)
   return row
 end
 
-local results = {}
 if linked then
   for _, t in ipairs(transfers) do
     local err, new = check_post(t)
-    if err then return {err} end
+    if err then return {results[1], err} end
     if new then note(t) end
   end
   for _, t in ipairs(transfers) do results[#results + 1] = apply_post(t) end
