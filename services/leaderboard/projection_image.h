@@ -95,6 +95,18 @@ class ProjectionImage {
                                                const std::function<absl::Status()>& between_batches,
                                                int connections = 1);
 
+  // Staging sends each key as one RESTORE of its DUMP payload (with the
+  // staging ttl), or, when Redis refuses RESTORE (an ACL without it, a
+  // server older than the payload's format), with the plain commands and a
+  // PEXPIRE per key. False: the plain commands only (tests compare both).
+  void set_stage_by_restore(bool by_restore) { stage_by_restore_ = by_restore; }
+  // Whether the last Stage used RESTORE.
+  bool staged_by_restore() const { return staged_by_restore_; }
+
+  // Boards ApplyCompact switched to member ids get their names back
+  // (ReplayStreams does it at its end; Apply, Write and Stage first).
+  void NamedBoards();
+
   size_t key_count() const { return keys_.size(); }
 
   // A snapshot of a version that wrote the sub-scope quarter and all-time
@@ -125,6 +137,12 @@ class ProjectionImage {
     absl::flat_hash_set<std::string> set;
     absl::flat_hash_map<std::string, double> zset;
     int64_t expire_at = 0;  // unix seconds; 0 = none
+    // A board ApplyCompact increments holds its members by id (the
+    // planner's atoms, MemberId) while the replay runs: integer lookups
+    // instead of hashing names. `zset` is empty meanwhile; NamedBoards()
+    // gives the names back before anything reads or writes `zset`.
+    bool by_ids = false;
+    absl::flat_hash_map<uint32_t, double> zset_ids;
   };
 
   // Write and Stage: every key under name_of(key), with the command
@@ -138,6 +156,10 @@ class ProjectionImage {
   // The commands that write `value` under `name` (large ones in chunks).
   static std::vector<common::redis::Command> Commands(const std::string& name,
                                                       const Value& value);
+  // `value` in the format of Redis's DUMP (what RESTORE takes): one command
+  // stages a key with its expiry, and Redis loads it without parsing a
+  // command argument per member (projection_image.cc, "staging").
+  static std::string DumpPayload(const Value& value);
 
   Value& Slot(const std::string& key, Value::Kind kind);
   const Value* Find(const std::string& key, Value::Kind kind) const;
@@ -149,6 +171,8 @@ class ProjectionImage {
              int64_t oldest_ms);
 
   int64_t now_unix_seconds_;
+  bool stage_by_restore_ = true;
+  bool staged_by_restore_ = false;
   // Node-based: Apply keeps pointers to values while inserting others.
   absl::node_hash_map<std::string, Value> keys_;
   // Interned key id -> its value (nullptr: not known yet or erased).
@@ -163,6 +187,20 @@ class ProjectionImage {
   Value* CompactFind(uint32_t id, Value::Kind kind);
   void CompactErase(uint32_t id);
   absl::StatusOr<bool> ApplyCompactOps(const CompactPlan& plan);
+  // Boards by id (Value::by_ids): the id of a member name (an atom's, or
+  // one of the image's own from kLocalId up for names no atom has yet: a
+  // snapshot's members), the id an atom stands for (a name first given a
+  // local id keeps it), the name of an id, a board switched to ids.
+  static constexpr uint32_t kLocalId = 0x80000000u;
+  uint32_t MemberId(const std::string& name);
+  uint32_t CanonicalId(uint32_t atom) const;
+  const std::string& MemberName(uint32_t id) const;
+  void ToIds(Value& board);
+  size_t boards_by_ids_ = 0;  // boards switched to ids since NamedBoards (an upper bound)
+  absl::flat_hash_map<std::string, uint32_t> member_ids_;  // names -> ids, filled on demand
+  size_t member_ids_atoms_ = 0;                            // atoms indexed in member_ids_
+  std::vector<std::string> local_names_;
+  absl::flat_hash_map<uint32_t, uint32_t> atom_aliases_;   // atom -> local id of its name
   // Drops every key id -> value pointer of both id spaces (a key left).
   void ForgetSlots();
   // Calendar of the settings last read, dropped when a string key is set.

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/civil_time.h"
 #include "absl/time/clock.h"
@@ -350,6 +351,111 @@ TEST(ProjectionImageTest, StagingOverSeveralConnectionsSwapsInExactlyTheImage) {
     ASSERT_TRUE(at.ok());
     EXPECT_EQ(at->integer, key.expire_at == 0 ? -1 : key.expire_at) << key.final_key;
   }
+}
+
+// Staging sends each key as one RESTORE of a DUMP payload built in C++
+// (projection_image.cc): every kind of value (strings, hashes small and
+// large, sets of integers and of strings, boards of a few members and of
+// more than 16,384, fractional and negative scores) must arrive exactly as
+// the plain commands leave it, with the same encoding Redis picks for
+// those commands, the staging ttl and, after the swap, the final expiry.
+TEST(ProjectionImageTest, StagingByRestoreLeavesTheKeysEncodingsAndExpiryThePlainCommandsLeave) {
+  const std::string org = "dump";
+  absl::Time now = absl::Now();
+  ProjectionImage image(now);
+  ApplyPlan plan;
+  plan.keys = {leaderboard::MarksKey(org), leaderboard::RebuildLockKey(org)};
+  plan.args = {"k:1-0", ""};
+  auto key = [&](const std::string& suffix) {
+    plan.keys.push_back(leaderboard::Prefix(org) + suffix);
+    return absl::StrCat(plan.keys.size());
+  };
+  const int64_t later = absl::ToUnixSeconds(now + absl::Hours(24 * 40));
+  const std::string small_board = key("points_received:day:2026-11-23:org");
+  for (int i = 0; i < 7; ++i) {
+    plan.args.insert(plan.args.end(), {"Z", small_board, absl::StrCat("p", i), i == 3 ? "2.5" : absl::StrCat(-i - 1),
+                                       absl::StrCat(later)});
+  }
+  const std::string large_board = key("points_received:all:all:org");  // > 16,383: a 4-byte length
+  for (int i = 0; i < 20000; ++i) {
+    plan.args.insert(plan.args.end(), {"Z", large_board, absl::StrCat("person-", i), absl::StrCat(1 + i % 97), "0"});
+  }
+  const std::string listpack_limit = key("kudos_given:week:2026-W48:org");  // 200 members: a skiplist
+  for (int i = 0; i < 200; ++i) {
+    plan.args.insert(plan.args.end(), {"Z", listpack_limit, absl::StrCat("q", i), absl::StrCat(i + 1),
+                                       absl::StrCat(later)});
+  }
+  const std::string long_member = key("kudos_given:month:2026-11:org");  // a member past 64 bytes
+  plan.args.insert(plan.args.end(), {"Z", long_member, std::string(100, 'm'), "4", "0"});
+  const std::string years = key("years");  // integers: an intset
+  for (const char* year : {"2024", "2025", "2026"}) plan.args.insert(plan.args.end(), {"S", years, year});
+  const std::string days = key("days:giving:p1");  // strings: a hashtable
+  for (int d = 1; d <= 30; ++d) {
+    plan.args.insert(plan.args.end(), {"S", days, absl::StrFormat("2026-11-%02d", d)});
+  }
+  const std::string badges = key("badges:p1");
+  plan.args.insert(plan.args.end(), {"N", badges, "first_kudos_given", "1764000000000"});
+  plan.args.insert(plan.args.end(), {"H", badges, "long", std::string(300, 'v')});
+  const std::string people = key("dir:people");  // many fields: a hashtable
+  for (int i = 0; i < 600; ++i) {
+    plan.args.insert(plan.args.end(), {"H", people, absl::StrCat("p", i), absl::StrCat("person ", i)});
+  }
+  const std::string small_hash = key("dir:teams");  // a listpack
+  plan.args.insert(plan.args.end(), {"H", small_hash, "t1", "ops"});
+  const std::string settings = key("dir:settings");
+  plan.args.insert(plan.args.end(), {"P", settings, std::string("\0binary\xff", 9)});
+  absl::StatusOr<bool> applied = image.Apply(plan);
+  ASSERT_TRUE(applied.ok()) << applied.status();
+  ASSERT_TRUE(*applied);
+
+  struct Staged {
+    harness::RedisServer redis;
+    std::unique_ptr<common::redis::Pool> pool;
+    std::vector<leaderboard::StagedKey> keys;
+  };
+  auto stage = [&](Staged& into, bool by_restore) {
+    into.pool = std::make_unique<common::redis::Pool>(PoolFor(into.redis));
+    Store store(*into.pool);
+    image.set_stage_by_restore(by_restore);
+    absl::StatusOr<std::vector<leaderboard::StagedKey>> staged = image.Stage(
+        *into.pool, leaderboard::StagingPrefix(org) + "tok:", std::chrono::minutes(10), 5, nullptr,
+        /*connections=*/2);
+    ASSERT_TRUE(staged.ok()) << staged.status();
+    EXPECT_EQ(image.staged_by_restore(), by_restore);
+    into.keys = *staged;
+    for (const leaderboard::StagedKey& key : into.keys) {
+      absl::StatusOr<common::redis::Reply> ttl = into.pool->Run({"PTTL", key.staging});
+      ASSERT_TRUE(ttl.ok());
+      EXPECT_GT(ttl->integer, 0) << key.staging << " stages with an expiry";
+    }
+    ASSERT_TRUE(store.BeginRebuild(org, "tok", std::chrono::seconds(30), std::chrono::milliseconds(0)).ok());
+    ASSERT_TRUE(store.SwapInProjections(org, "tok", {}, into.keys).ok());
+  };
+  Staged by_restore, by_commands;
+  stage(by_restore, true);
+  stage(by_commands, false);
+  std::map<std::string, std::string> restored = lbtest::DumpProjections(*by_restore.pool, org);
+  std::map<std::string, std::string> commanded = lbtest::DumpProjections(*by_commands.pool, org);
+  EXPECT_EQ(restored.size(), image.key_count());
+  EXPECT_TRUE(restored == commanded);
+  for (const auto& [name, text] : commanded) {
+    EXPECT_EQ(restored[name], text) << name;
+    absl::StatusOr<common::redis::Reply> a = by_restore.pool->Run({"OBJECT", "ENCODING", name});
+    absl::StatusOr<common::redis::Reply> b = by_commands.pool->Run({"OBJECT", "ENCODING", name});
+    ASSERT_TRUE(a.ok() && b.ok()) << name;
+    EXPECT_EQ(a->str, b->str) << name;
+    absl::StatusOr<common::redis::Reply> at = by_restore.pool->Run({"EXPIRETIME", name});
+    absl::StatusOr<common::redis::Reply> at_b = by_commands.pool->Run({"EXPIRETIME", name});
+    ASSERT_TRUE(at.ok() && at_b.ok()) << name;
+    EXPECT_EQ(at->integer, at_b->integer) << name;
+  }
+  EXPECT_EQ(restored[leaderboard::Prefix(org) + "points_received:all:all:org"].size(),
+            commanded[leaderboard::Prefix(org) + "points_received:all:all:org"].size());
+  EXPECT_EQ(by_restore.pool->Run({"ZCARD", leaderboard::Prefix(org) + "points_received:all:all:org"})->integer,
+            20000);
+  EXPECT_EQ(by_restore.pool->Run({"OBJECT", "ENCODING", leaderboard::Prefix(org) + "years"})->str, "intset");
+  EXPECT_EQ(by_restore.pool->Run({"ZSCORE", leaderboard::Prefix(org) + "points_received:day:2026-11-23:org", "p3"})->str,
+            "2.5");
 }
 
 }  // namespace

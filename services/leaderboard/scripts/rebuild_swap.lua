@@ -18,12 +18,17 @@ end
 local staged = 1 + n_old
 -- Checked before anything changes: a staged key that expired (a rebuild far
 -- slower than the staging ttl) aborts with the old projections intact.
-for j = 1, n_new do
-  if redis.call('EXISTS', KEYS[staged + j]) == 0 then
+-- One EXISTS per chunk of keys, not per key (it counts the keys there).
+local chunk = 1000
+for from = 1, n_new, chunk do
+  local to = math.min(n_new, from + chunk - 1)
+  if redis.call('EXISTS', unpack(KEYS, staged + from, staged + to)) ~= to - from + 1 then
     return redis.error_reply('ABORTED the staged image expired; run the rebuild again')
   end
 end
-for i = 2, 1 + n_old do redis.call('UNLINK', KEYS[i]) end
+for from = 2, 1 + n_old, chunk do
+  redis.call('UNLINK', unpack(KEYS, from, math.min(1 + n_old, from + chunk - 1)))
+end
 for j = 1, n_new do
   local final = KEYS[staged + n_new + j]
   redis.call('RENAME', KEYS[staged + j], final)
