@@ -18,6 +18,7 @@
 // hide during a rolling upgrade, or a Redis that lost its last writes.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
 #include <functional>
 #include <map>
@@ -40,6 +41,11 @@ struct DirectoryCacheOptions {
   size_t max_orgs = 1000;
   size_t max_people = 200000;
   absl::Duration max_age = absl::Seconds(10);  // <= 0: nothing is kept
+  // After this many lookups of an org found someone missing, the org's whole
+  // directory is read at once (WarmUp), when it has at most
+  // `max_people_warmed` people; 0 = never.
+  int misses_before_warm_up = 32;
+  size_t max_people_warmed = 20000;
 };
 
 class DirectoryCache {
@@ -68,7 +74,10 @@ class DirectoryCache {
     for (const std::string& id : ids) {
       if (hit.people.count(id) != 0) continue;
       auto person = cached.people.find(id);
-      if (person == cached.people.end()) return std::nullopt;
+      if (person == cached.people.end()) {
+        ++org_it->second->misses;
+        return std::nullopt;
+      }
       hit.people.emplace(id, person->second);
     }
     hit.version = cached.version;
@@ -114,6 +123,24 @@ class DirectoryCache {
     }
   }
 
+  // True once per org entry (a new version or age starts a new one), when
+  // its lookups missed someone `misses_before_warm_up` times: the caller
+  // then reads the org's whole directory and Puts it (one read instead of
+  // one per kudos while the org's people are first met).
+  bool ShouldWarmUp(const std::string& org) {
+    if (options_.misses_before_warm_up <= 0 || options_.max_people_warmed == 0) return false;
+    absl::MutexLock lock(&mu_);
+    auto org_it = orgs_.find(org);
+    if (org_it == orgs_.end()) return false;
+    Org& cached = *org_it->second;
+    if (cached.warm_up_started || cached.misses < options_.misses_before_warm_up) return false;
+    cached.warm_up_started = true;
+    return true;
+  }
+  size_t max_people_warmed() const {
+    return std::min(options_.max_people_warmed, options_.max_people);
+  }
+
   // This replica wrote the org's directory: forget it at once (the version
   // check would catch it too, one refused begin later).
   void Invalidate(const std::string& org) {
@@ -140,6 +167,8 @@ class DirectoryCache {
     absl::Time read_at;
     kudos::v1::OrgSettings settings;
     absl::flat_hash_map<std::string, kudos::v1::Person> people;
+    int misses = 0;
+    bool warm_up_started = false;
   };
   using Orgs = absl::flat_hash_map<std::string, std::unique_ptr<Org>>;
 

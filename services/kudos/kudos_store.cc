@@ -1,6 +1,7 @@
 #include "services/kudos/kudos_store.h"
 
 #include <algorithm>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <set>
@@ -1317,8 +1318,42 @@ void KudosStore::GetSendDirectoryAsync(const std::string& org, const std::vector
         DirectoryRead read;
         read.version = version->is_nil() ? "0" : version->str;
         directory_cache_.Put(org, read.version, parsed->settings, parsed->people);
+        if (directory_cache_.ShouldWarmUp(org)) WarmUpDirectoryAsync(org);
         read.read = *std::move(parsed);
         std::move(done)(std::move(read));
+      });
+}
+
+// The org's whole directory into the cache: its people ids (at most the
+// cache's max_people_warmed; a bigger org is not warmed), then the version
+// first, the settings and every person in one pipeline. Best effort: a
+// failure only leaves the cache as it was.
+void KudosStore::WarmUpDirectoryAsync(const std::string& org) {
+  const size_t limit = directory_cache_.max_people_warmed();
+  const Deadline deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  async().Run(
+      {"ZRANGE", PeopleKey(org), "0", std::to_string(limit)}, deadline,
+      [this, org, limit, deadline](absl::StatusOr<Reply> listed) {
+        if (!listed.ok() || listed->elements.empty() || listed->elements.size() > limit) return;
+        std::vector<std::string> ids;
+        ids.reserve(listed->elements.size());
+        for (const Reply& id : listed->elements) ids.push_back(id.str);
+        std::vector<common::redis::Command> commands = {{"GET", DirectoryVersionKey(org)}};
+        std::vector<common::redis::Command> reads = DirectoryReads(org, ids, /*with_settings=*/true);
+        commands.insert(commands.end(), std::make_move_iterator(reads.begin()),
+                        std::make_move_iterator(reads.end()));
+        async().Pipeline(
+            std::move(commands), deadline,
+            [this, org, ids = std::move(ids)](absl::StatusOr<PipelineReplies> replies) mutable {
+              if (!replies.ok() || replies->empty() || !replies->front().ok()) return;
+              const std::string version =
+                  replies->front()->is_nil() ? "0" : replies->front()->str;
+              replies->erase(replies->begin());
+              absl::StatusOr<SettingsAndPeople> parsed =
+                  ParseDirectory(ids, /*with_settings=*/true, replies);
+              if (!parsed.ok()) return;
+              directory_cache_.Put(org, version, parsed->settings, parsed->people);
+            });
       });
 }
 

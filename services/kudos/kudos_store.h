@@ -502,6 +502,8 @@ class KudosStore {
   struct ReadKudosState;
   void ReadKudosFollowUps(std::shared_ptr<ReadKudosState> state, size_t next);
   common::redis::AsyncClient& async() const;
+  // GetSendDirectoryAsync's bulk read when the cache asks for it (ShouldWarmUp).
+  void WarmUpDirectoryAsync(const std::string& org);
   // SADD of the org's slot to the registry's hint (IndexOrgSlotCommand),
   // beside each directory write; a failure is logged, never the write's.
   void HintOrgSlot(const std::string& org);

@@ -548,5 +548,31 @@ TEST(DirectoryCacheTest, DirectoryCache_KeepsAtMostMaxOrgs) {
   }
 }
 
+TEST(DirectoryCacheTest, DirectoryCache_AsksForAWarmUpOnceAfterEnoughMisses) {
+  DirectoryCacheOptions options;
+  options.misses_before_warm_up = 3;
+  DirectoryCache cache(options);
+  EXPECT_FALSE(cache.ShouldWarmUp("acme"));  // nothing read yet
+  cache.Put("acme", "1", SettingsWithMaxPoints(5), CachedPeople({"alice"}));
+  EXPECT_TRUE(cache.Find("acme", {"alice"}).has_value());  // a hit is no miss
+  for (const char* id : {"bob", "carol"}) EXPECT_FALSE(cache.Find("acme", {id}).has_value());
+  EXPECT_FALSE(cache.ShouldWarmUp("acme"));
+  EXPECT_FALSE(cache.Find("acme", {"dave"}).has_value());
+  EXPECT_TRUE(cache.ShouldWarmUp("acme"));
+  EXPECT_FALSE(cache.ShouldWarmUp("acme"));  // once per org entry
+  // A new version starts the org again, and its count.
+  cache.Put("acme", "2", SettingsWithMaxPoints(5), CachedPeople({"alice"}));
+  EXPECT_FALSE(cache.ShouldWarmUp("acme"));
+  for (const char* id : {"bob", "carol", "dave"}) EXPECT_FALSE(cache.Find("acme", {id}).has_value());
+  EXPECT_TRUE(cache.ShouldWarmUp("acme"));
+  // 0 = never.
+  DirectoryCacheOptions never;
+  never.misses_before_warm_up = 0;
+  DirectoryCache cold(never);
+  cold.Put("acme", "1", SettingsWithMaxPoints(5), CachedPeople({"alice"}));
+  for (int i = 0; i < 100; ++i) cold.Find("acme", {"bob"});
+  EXPECT_FALSE(cold.ShouldWarmUp("acme"));
+}
+
 }  // namespace
 }  // namespace kudos
