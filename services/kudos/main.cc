@@ -73,6 +73,13 @@ ABSL_FLAG(int, directory_cache_max_people,
 ABSL_FLAG(int, directory_cache_max_orgs,
           static_cast<int>(IntEnvOr("DIRECTORY_CACHE_MAX_ORGS", 1000, 0)),
           "orgs the directory cache keeps");
+ABSL_FLAG(int, directory_cache_warm_up_misses,
+          static_cast<int>(IntEnvOr("DIRECTORY_CACHE_WARM_UP_MISSES", 32, 0)),
+          "after this many directory cache misses of an org (per cache entry), its whole "
+          "directory is read at once; 0 = never");
+ABSL_FLAG(int, directory_cache_max_people_warmed,
+          static_cast<int>(IntEnvOr("DIRECTORY_CACHE_MAX_PEOPLE_WARMED", 20000, 0)),
+          "orgs with more people than this are never read whole into the directory cache");
 
 ABSL_FLAG(int, max_comments_per_kudos,
           static_cast<int>(IntEnvOr("MAX_COMMENTS_PER_KUDOS", 200, 1)),
@@ -144,6 +151,10 @@ int main(int argc, char** argv) {
       static_cast<size_t>(std::max(0, absl::GetFlag(FLAGS_directory_cache_max_people)));
   directory_cache.max_orgs =
       static_cast<size_t>(std::max(0, absl::GetFlag(FLAGS_directory_cache_max_orgs)));
+  directory_cache.misses_before_warm_up =
+      std::max(0, absl::GetFlag(FLAGS_directory_cache_warm_up_misses));
+  directory_cache.max_people_warmed =
+      static_cast<size_t>(std::max(0, absl::GetFlag(FLAGS_directory_cache_max_people_warmed)));
   kudos::KudosStore store(pool, &redis, directory_cache);
   kudos::KudosWorkflow workflow(store, *ledger, ReconcilerOptionsFromFlags());
   kudos::FeedHubOptions feed_options;
