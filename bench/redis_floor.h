@@ -28,12 +28,12 @@ struct FloorBResult {
 };
 
 // Per kudos (one recipient), exactly the commands the kudos and ledger
-// services send, in their order, with payloads of the real sizes:
-//   kudos:  GET settings; HGET person:<recipient> pb, HGET person:<giver> pb;
-//           EVALSHA begin_recognition; HMGET the record (Settle)
-//   ledger: GET policy; SADD (stand-in for the org registry key of the org's
-//           slot, common/redis/org_registry.h); EVALSHA post (lib+post)
-//   kudos:  EVALSHA finish_recognition; HMGET record + LRANGE boosts (GetKudos)
+// services send, in their order, with payloads of the real sizes, once their
+// directory and allowance caches are warm (issue 13):
+//   kudos:  EVALSHA begin_recognition (checks the directory's version)
+//   ledger: EVALSHA post (lib+post: reads the allowance version, registers
+//           the org in a stand-in for its slot's registry key)
+//   kudos:  EVALSHA finish_recognition
 // pipelined across `depth` independent kudos per batch.
 FloorBResult RunFloorB(const FloorBOptions& options);
 
