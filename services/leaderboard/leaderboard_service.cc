@@ -66,7 +66,7 @@ absl::Status CheckOrgClaim(const Principal& who) {
 struct LeaderboardServiceImpl::BoardRead {
   std::string org;
   v1::Board board;  // as asked (a page token may pin its period)
-  OrgCalendar calendar;
+  std::shared_ptr<const OrgCalendar> calendar;  // the store's cached one, shared
   ResolvedBoard resolved;
   std::optional<v1::Season> season;    // a season's board (Board.season_id)
   int64_t total = 0;                   // entries on the board
@@ -110,7 +110,7 @@ absl::StatusOr<Principal> LeaderboardServiceImpl::Authenticate(
 
 void LeaderboardServiceImpl::ReadCalendar(Call& call, const std::shared_ptr<BoardRead>& read) {
   call.Then([this, &call, read](Done done) {
-    store_.CachedCalendarAsync(read->org, call.deadline(), Into(&read->calendar, std::move(done)));
+    store_.SharedCalendarAsync(read->org, call.deadline(), Into(&read->calendar, std::move(done)));
   });
   if (read->board.season_id().empty()) return;
   // A season's board: its definition says where and what it is.
@@ -135,7 +135,7 @@ void LeaderboardServiceImpl::ReadCalendar(Call& call, const std::shared_ptr<Boar
 
 absl::StatusOr<ResolvedBoard> LeaderboardServiceImpl::Resolve(const BoardRead& read) {
   if (read.season.has_value()) return ResolveSeasonBoard(read.org, *read.season);
-  return ResolveBoard(read.org, read.board, read.calendar, absl::Now());
+  return ResolveBoard(read.org, read.board, *read.calendar, absl::Now());
 }
 
 void LeaderboardServiceImpl::CheckEmptyScope(Call& call, const std::shared_ptr<BoardRead>& read) {
@@ -143,7 +143,7 @@ void LeaderboardServiceImpl::CheckEmptyScope(Call& call, const std::shared_ptr<B
   call.Then([this, &call, read](Done done) {
     if (read->total != 0 || read->season.has_value()) return std::move(done)(absl::OkStatus());
     if (read->board.scope() != v1::SCOPE_TEAM) {
-      return std::move(done)(CheckScopeKnown(read->board, read->calendar, {}));
+      return std::move(done)(CheckScopeKnown(read->board, *read->calendar, {}));
     }
     store_.TeamsAsync(
         read->org, {read->board.scope_id()}, call.deadline(),
@@ -152,7 +152,7 @@ void LeaderboardServiceImpl::CheckEmptyScope(Call& call, const std::shared_ptr<B
           if (!found.ok()) return std::move(done)(found.status());
           std::set<std::string> teams;
           for (const auto& [id, team] : *found) teams.insert(id);
-          std::move(done)(CheckScopeKnown(read->board, read->calendar, teams));
+          std::move(done)(CheckScopeKnown(read->board, *read->calendar, teams));
         });
   });
 }

@@ -271,26 +271,27 @@ namespace {
 constexpr absl::Duration kFresh = absl::Seconds(1);
 }  // namespace
 
-std::optional<OrgCalendar> Store::FreshCalendar(const std::string& org, absl::Time now) {
+std::shared_ptr<const OrgCalendar> Store::FreshCalendar(const std::string& org,
+                                                        absl::Time now) {
   absl::MutexLock lock(&calendars_mu_);
   auto it = calendars_.find(org);
   if (it != calendars_.end() && now - it->second.second < kFresh) return it->second.first;
-  return std::nullopt;
+  return nullptr;
 }
 
-void Store::RememberCalendar(const std::string& org, const OrgCalendar& calendar,
+void Store::RememberCalendar(const std::string& org, std::shared_ptr<const OrgCalendar> calendar,
                              absl::Time now) {
   absl::MutexLock lock(&calendars_mu_);
   if (calendars_.size() > 10000) calendars_.clear();  // bounded; refilled on demand
-  calendars_[org] = {calendar, now};
+  calendars_[org] = {std::move(calendar), now};
 }
 
 absl::StatusOr<OrgCalendar> Store::CachedCalendar(const std::string& org) {
   absl::Time now = absl::Now();
-  if (std::optional<OrgCalendar> cached = FreshCalendar(org, now)) return *std::move(cached);
+  if (std::shared_ptr<const OrgCalendar> cached = FreshCalendar(org, now)) return *cached;
   absl::StatusOr<OrgCalendar> calendar = Calendar(org);
   if (!calendar.ok()) return calendar.status();
-  RememberCalendar(org, *calendar, now);
+  RememberCalendar(org, std::make_shared<const OrgCalendar>(*calendar), now);
   return calendar;
 }
 
@@ -884,10 +885,20 @@ absl::StatusOr<std::vector<StreamEntry>> Store::Range(const std::string& stream,
 
 void Store::CachedCalendarAsync(const std::string& org, Deadline deadline,
                                 Then<OrgCalendar> done) {
+  SharedCalendarAsync(org, deadline,
+                      [done = std::move(done)](
+                          absl::StatusOr<std::shared_ptr<const OrgCalendar>> calendar) mutable {
+                        if (!calendar.ok()) return std::move(done)(calendar.status());
+                        std::move(done)(**calendar);
+                      });
+}
+
+void Store::SharedCalendarAsync(const std::string& org, Deadline deadline,
+                                Then<std::shared_ptr<const OrgCalendar>> done) {
   KUDOS_CHECK(async_ != nullptr, "asynchronous reads need the AsyncClient");
   absl::Time now = absl::Now();
-  if (std::optional<OrgCalendar> cached = FreshCalendar(org, now)) {
-    return std::move(done)(*std::move(cached));
+  if (std::shared_ptr<const OrgCalendar> cached = FreshCalendar(org, now)) {
+    return std::move(done)(std::move(cached));
   }
   async_->Run({"GET", SettingsKey(org)}, deadline,
               [this, org, now, done = std::move(done)](absl::StatusOr<Reply> reply) mutable {
@@ -895,7 +906,8 @@ void Store::CachedCalendarAsync(const std::string& org, Deadline deadline,
                 absl::StatusOr<kudos::v1::OrgSettings> settings =
                     ParseStoredSettings(org, reply->is_nil() ? nullptr : &reply->str);
                 if (!settings.ok()) return std::move(done)(settings.status());
-                OrgCalendar calendar = CalendarFromSettings(*settings);
+                auto calendar =
+                    std::make_shared<const OrgCalendar>(CalendarFromSettings(*settings));
                 RememberCalendar(org, calendar, now);
                 std::move(done)(std::move(calendar));
               });

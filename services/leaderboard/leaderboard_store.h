@@ -7,6 +7,7 @@
 #include <functional>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -175,6 +176,9 @@ class Store {
   // It must not block. Requires an AsyncClient (KUDOS_CHECK).
   using Deadline = common::redis::Deadline;
   void CachedCalendarAsync(const std::string& org, Deadline deadline, Then<OrgCalendar> done);
+  // The same without a copy: the cached calendar itself (never null).
+  void SharedCalendarAsync(const std::string& org, Deadline deadline,
+                           Then<std::shared_ptr<const OrgCalendar>> done);
   void FirstPageAsync(const std::string& board_key, int n, Deadline deadline,
                       Then<BoardPage> done);
   void PageAsync(const std::string& board_key, char direction, int64_t score,
@@ -252,8 +256,9 @@ class Store {
   void BoardReadAsync(const std::string& board_key, std::vector<std::string> args,
                       Deadline deadline, Then<common::redis::Reply> done);
   // The cached calendar of `org` if still fresh; the cache's bookkeeping.
-  std::optional<OrgCalendar> FreshCalendar(const std::string& org, absl::Time now);
-  void RememberCalendar(const std::string& org, const OrgCalendar& calendar, absl::Time now);
+  std::shared_ptr<const OrgCalendar> FreshCalendar(const std::string& org, absl::Time now);
+  void RememberCalendar(const std::string& org, std::shared_ptr<const OrgCalendar> calendar,
+                        absl::Time now);
   // Splits `ids` into cached names (into `out`) and the missing ones.
   std::vector<std::string> CachedNames(const std::string& org, bool teams,
                                        const std::vector<std::string>& ids, absl::Time now,
@@ -274,8 +279,9 @@ class Store {
   SeasonStore* seasons_ = nullptr;
   common::redis::OrgRegistry org_registry_;  // shared by the consumer, insights and compactor loops
   absl::Mutex calendars_mu_;
-  absl::flat_hash_map<std::string, std::pair<OrgCalendar, absl::Time>> calendars_
-      ABSL_GUARDED_BY(calendars_mu_);
+  // Shared, immutable: a read takes a reference, not a copy of the sets.
+  absl::flat_hash_map<std::string, std::pair<std::shared_ptr<const OrgCalendar>, absl::Time>>
+      calendars_ ABSL_GUARDED_BY(calendars_mu_);
   // (org, people or teams, id) -> display name, fresh for a second; at most
   // kMaxCachedNames, the oldest evicted first.
   static constexpr size_t kMaxCachedNames = 100000;
