@@ -344,6 +344,18 @@ std::vector<common::redis::Command> DirectoryReads(const std::string& org,
   return commands;
 }
 
+// The directory's version, then DirectoryReads' commands: what follows the
+// version is at least as new, so entries cached under it can only be refused
+// as stale, never pass for newer.
+std::vector<common::redis::Command> VersionedDirectoryReads(const std::string& org,
+                                                            const std::vector<std::string>& ids) {
+  std::vector<common::redis::Command> commands = {{"GET", KudosStore::DirectoryVersionKey(org)}};
+  std::vector<common::redis::Command> reads = DirectoryReads(org, ids, /*with_settings=*/true);
+  commands.insert(commands.end(), std::make_move_iterator(reads.begin()),
+                  std::make_move_iterator(reads.end()));
+  return commands;
+}
+
 // The people (and settings) read by DirectoryReads' commands.
 absl::StatusOr<KudosStore::SettingsAndPeople> ParseDirectory(
     const std::vector<std::string>& ids, bool with_settings,
@@ -1298,14 +1310,8 @@ void KudosStore::GetSendDirectoryAsync(const std::string& org, const std::vector
       return std::move(done)(std::move(read));
     }
   }
-  // The version first: what follows is at least as new, so entries kept
-  // under it can only be refused as stale, never pass for newer.
-  std::vector<common::redis::Command> commands = {{"GET", DirectoryVersionKey(org)}};
-  std::vector<common::redis::Command> reads = DirectoryReads(org, ids, /*with_settings=*/true);
-  commands.insert(commands.end(), std::make_move_iterator(reads.begin()),
-                  std::make_move_iterator(reads.end()));
   async().Pipeline(
-      std::move(commands), deadline,
+      VersionedDirectoryReads(org, ids), deadline,
       [this, org, ids, done = std::move(done)](absl::StatusOr<PipelineReplies> replies) mutable {
         if (!replies.ok()) return std::move(done)(replies.status());
         if (replies->empty()) return std::move(done)(absl::InternalError("directory read: no replies"));
@@ -1338,10 +1344,7 @@ void KudosStore::WarmUpDirectoryAsync(const std::string& org) {
         std::vector<std::string> ids;
         ids.reserve(listed->elements.size());
         for (const Reply& id : listed->elements) ids.push_back(id.str);
-        std::vector<common::redis::Command> commands = {{"GET", DirectoryVersionKey(org)}};
-        std::vector<common::redis::Command> reads = DirectoryReads(org, ids, /*with_settings=*/true);
-        commands.insert(commands.end(), std::make_move_iterator(reads.begin()),
-                        std::make_move_iterator(reads.end()));
+        std::vector<common::redis::Command> commands = VersionedDirectoryReads(org, ids);
         async().Pipeline(
             std::move(commands), deadline,
             [this, org, ids = std::move(ids)](absl::StatusOr<PipelineReplies> replies) mutable {
