@@ -8,8 +8,10 @@ if(KUDOS_SANITIZE)
   endif()
   message(STATUS "sanitizers: ${KUDOS_SANITIZE}")
   # No recovery: the first finding aborts the process, so it fails the test.
+  # -g1: line tables, so a report names file and line even in the Test build
+  # type, which has no debug info.
   add_compile_options(-fsanitize=${KUDOS_SANITIZE} -fno-sanitize-recover=all
-                      -fno-omit-frame-pointer)
+                      -fno-omit-frame-pointer -g1)
   add_link_options(-fsanitize=${KUDOS_SANITIZE} -fno-sanitize-recover=all)
   # For the few tests that cannot run under a sanitizer (they say why).
   add_compile_definitions(KUDOS_SANITIZED=1)
