@@ -13,6 +13,19 @@ if(KUDOS_SANITIZE)
   add_compile_options(-fsanitize=${KUDOS_SANITIZE} -fno-sanitize-recover=all
                       -fno-omit-frame-pointer -g1)
   add_link_options(-fsanitize=${KUDOS_SANITIZE} -fno-sanitize-recover=all)
+  # UBSan's pointer checks (null, alignment, vptr, object-size, ...) instrument
+  # every member access of the gRPC/protobuf templates: 2.2x the compile time
+  # of ASan with the rest of UBSan (measured on ledger_service.cc, 47 s vs 22 s),
+  # which CI's 90 minutes cannot hold. ASan itself reports null and out-of-object
+  # accesses; UBSan keeps the arithmetic checks (signed overflow of points, shifts,
+  # division by zero, bounds, bool/enum values, float casts, missing returns).
+  # -DKUDOS_UBSAN_SKIP= turns every check back on.
+  set(KUDOS_UBSAN_SKIP
+      "null,alignment,vptr,object-size,pointer-overflow,nonnull-attribute,returns-nonnull-attribute"
+      CACHE STRING "UBSan checks left out of sanitizer builds (empty: none)")
+  if(KUDOS_SANITIZE MATCHES "undefined" AND KUDOS_UBSAN_SKIP)
+    add_compile_options(-fno-sanitize=${KUDOS_UBSAN_SKIP})
+  endif()
   # For the few tests that cannot run under a sanitizer (they say why).
   add_compile_definitions(KUDOS_SANITIZED=1)
 endif()

@@ -208,6 +208,18 @@ class Platform : public ::testing::Environment {
       });
       if (!applied) throw std::runtime_error("the leaderboard did not apply the seeded kudos");
     }
+    // Creating people queued them for the ledger's allowance profiles
+    // (kudos:{org}:profile_sync), which the kudos reconciler mirrors on its own
+    // clock, about once a second. Wait for that too: landing during an attack
+    // case, it would read as the attack's doing.
+    for (const Org* org : {&a_, &b_}) {
+      const std::string queue = "kudos:{" + org->id + "}:profile_sync";
+      bool mirrored = Eventually([&] {
+        absl::StatusOr<common::redis::Reply> queued = pool_->Run({"EXISTS", queue});
+        return queued.ok() && queued->integer == 0;
+      });
+      if (!mirrored) throw std::runtime_error("the kudos service did not mirror " + queue);
+    }
   }
 
   void TearDown() override {
