@@ -25,7 +25,7 @@ export KUDOS_DEV_INSECURE_DEFAULTS=${KUDOS_DEV_INSECURE_DEFAULTS:-1}
 export LEDGER_ADDR KUDOS_ADDR LEADERBOARD_ADDR INTEGRATIONS_ADDR PROGRAMS_ADDR
 
 bash scripts/install-deps.sh
-# Build type Test and -Werror, as scripts/test.sh: the two share build/ without rebuilding it.
+# Build type Test and -Werror, as `scripts/test.sh --plain`: the two share build/ without rebuilding it.
 cmake -S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Test -DKUDOS_WERROR=ON -DKUDOS_SERVICES="ledger;kudos;leaderboard;gateway" >/dev/null
 cmake --build "$BUILD_DIR" -j "$(nproc)" --target ledger_server kudos_server leaderboard_server gateway_server integrations_server \
   programs_server kudosctl
