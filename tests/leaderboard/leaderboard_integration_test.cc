@@ -882,13 +882,22 @@ TEST_F(LeaderboardIntegrationTest, RebuildWhileAnotherReplicaConsumesStaysExact)
   EXPECT_EQ(ScoreOf(AllTimePoints(), "busy"), 601);
 }
 
+// The board read script alone: a real redis-server and the store over it.
+class BoardReadScriptTest : public ::testing::Test {
+ protected:
+  static common::redis::PoolOptions PoolOptionsFor(const harness::RedisServer& redis) {
+    common::redis::PoolOptions options;
+    options.endpoint = *common::redis::ParseEndpoint(redis.address());
+    return options;
+  }
+
+  harness::RedisServer redis_;
+  common::redis::Pool pool_{PoolOptionsFor(redis_)};
+  leaderboard::Store store_{pool_};
+};
+
 // The board read script itself, against random boards full of ties.
-TEST(BoardReadScriptTest, RandomBoardsPageAndRankLikeTheModel) {
-  harness::RedisServer redis;
-  common::redis::PoolOptions options;
-  options.endpoint = *common::redis::ParseEndpoint(redis.address());
-  common::redis::Pool pool(options);
-  leaderboard::Store store(pool);
+TEST_F(BoardReadScriptTest, RandomBoardsPageAndRankLikeTheModel) {
   std::mt19937 rng(42);
   for (int round = 0; round < 30; ++round) {
     std::string key = absl::StrCat("lb:{t}:board", round);
@@ -904,18 +913,18 @@ TEST(BoardReadScriptTest, RandomBoardsPageAndRankLikeTheModel) {
       zadd.push_back(absl::StrCat(score));
       zadd.push_back(id);
     }
-    ASSERT_TRUE(pool.Run(zadd).ok());
+    ASSERT_TRUE(pool_.Run(zadd).ok());
     std::vector<RankedEntry> want = RankEntries(model);
     int page = 1 + rng() % 8;
     // Forward.
     std::vector<RankedEntry> got;
-    auto first = store.FirstPage(key, page);
+    auto first = store_.FirstPage(key, page);
     ASSERT_TRUE(first.ok()) << first.status();
     EXPECT_FALSE(first->has_prev);
     got = first->entries;
     bool more = first->has_next;
     while (more) {
-      auto next = store.Page(key, 'f', got.back().score, got.back().subject_id, page);
+      auto next = store_.Page(key, 'f', got.back().score, got.back().subject_id, page);
       ASSERT_TRUE(next.ok());
       ASSERT_FALSE(next->entries.empty());
       EXPECT_TRUE(next->has_prev);
@@ -925,12 +934,12 @@ TEST(BoardReadScriptTest, RandomBoardsPageAndRankLikeTheModel) {
     EXPECT_EQ(got, want) << "round " << round;
     // Backward from the last entry (inclusive).
     std::vector<RankedEntry> back;
-    auto last = store.Page(key, 'B', want.back().score, want.back().subject_id, page);
+    auto last = store_.Page(key, 'B', want.back().score, want.back().subject_id, page);
     ASSERT_TRUE(last.ok());
     back = last->entries;
     more = last->has_prev;
     while (more) {
-      auto prev = store.Page(key, 'b', back.front().score, back.front().subject_id, page);
+      auto prev = store_.Page(key, 'b', back.front().score, back.front().subject_id, page);
       ASSERT_TRUE(prev.ok());
       back.insert(back.begin(), prev->entries.begin(), prev->entries.end());
       more = prev->has_prev;
@@ -938,7 +947,7 @@ TEST(BoardReadScriptTest, RandomBoardsPageAndRankLikeTheModel) {
     EXPECT_EQ(back, want) << "round " << round;
     // Around every member, and a boundary that is not on the board.
     for (size_t i = 0; i < want.size(); ++i) {
-      auto around = store.Around(key, want[i].subject_id, 3);
+      auto around = store_.Around(key, want[i].subject_id, 3);
       ASSERT_TRUE(around.ok());
       ASSERT_TRUE(around->ranked);
       EXPECT_EQ(around->entry, want[i]);
@@ -952,7 +961,7 @@ TEST(BoardReadScriptTest, RandomBoardsPageAndRankLikeTheModel) {
                                              [&](auto& e) { return e.score < want[i].score; });
       EXPECT_EQ(around->below_count, strictly_below);
     }
-    auto ghost = store.Page(key, 'f', 0, "m", 1000);
+    auto ghost = store_.Page(key, 'f', 0, "m", 1000);
     ASSERT_TRUE(ghost.ok());
     std::vector<RankedEntry> after_ghost;
     for (const auto& e : want) {
@@ -967,12 +976,7 @@ TEST(BoardReadScriptTest, RandomBoardsPageAndRankLikeTheModel) {
 // itself), members and neighbours exactly as the model of the board without
 // the hidden ones, and the display names of the member and each neighbour
 // read by the same call (the id where the directory has no name).
-TEST(BoardReadScriptTest, AroundWithHiddenPeopleAndNamesAnswersLikeTheModel) {
-  harness::RedisServer redis;
-  common::redis::PoolOptions options;
-  options.endpoint = *common::redis::ParseEndpoint(redis.address());
-  common::redis::Pool pool(options);
-  leaderboard::Store store(pool);
+TEST_F(BoardReadScriptTest, AroundWithHiddenPeopleAndNamesAnswersLikeTheModel) {
   std::mt19937 rng(7);
   for (int round = 0; round < 30; ++round) {
     const std::string org = absl::StrCat("o", round);
@@ -1008,10 +1012,10 @@ TEST(BoardReadScriptTest, AroundWithHiddenPeopleAndNamesAnswersLikeTheModel) {
       }
     }
     hide.push_back("not-on-the-board");
-    ASSERT_TRUE(pool.Run(zadd).ok());
-    ASSERT_TRUE(pool.Run(hide).ok());
+    ASSERT_TRUE(pool_.Run(zadd).ok());
+    ASSERT_TRUE(pool_.Run(hide).ok());
     if (people.size() > 2) {
-      ASSERT_TRUE(pool.Run(people).ok());
+      ASSERT_TRUE(pool_.Run(people).ok());
     }
     const std::string viewer = everyone[rng() % everyone.size()].first;
     std::vector<std::pair<std::string, int64_t>> visible;
@@ -1025,7 +1029,7 @@ TEST(BoardReadScriptTest, AroundWithHiddenPeopleAndNamesAnswersLikeTheModel) {
     };
     const int neighbors = static_cast<int>(rng() % 4);
     for (const auto& [id, score] : everyone) {
-      auto around = store.Around(key, id, neighbors, viewer, leaderboard::NamesFrom::kPeople);
+      auto around = store_.Around(key, id, neighbors, viewer, leaderboard::NamesFrom::kPeople);
       ASSERT_TRUE(around.ok()) << around.status();
       EXPECT_EQ(around->total, static_cast<int64_t>(want.size()));
       EXPECT_EQ(around->names[id], name_of(id)) << "round " << round << " " << id;
@@ -1052,7 +1056,7 @@ TEST(BoardReadScriptTest, AroundWithHiddenPeopleAndNamesAnswersLikeTheModel) {
       EXPECT_EQ(around->names.size(), 1 + above.size() + below.size());
     }
     // Not on the board at all: unranked, with its directory name.
-    auto ghost = store.Around(key, "ghost", neighbors, viewer, leaderboard::NamesFrom::kPeople);
+    auto ghost = store_.Around(key, "ghost", neighbors, viewer, leaderboard::NamesFrom::kPeople);
     ASSERT_TRUE(ghost.ok());
     EXPECT_FALSE(ghost->ranked);
     EXPECT_EQ(ghost->names["ghost"], "ghost");
