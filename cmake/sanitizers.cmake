@@ -14,7 +14,7 @@ if(KUDOS_SANITIZE)
                       -fno-omit-frame-pointer -g1)
   add_link_options(-fsanitize=${KUDOS_SANITIZE} -fno-sanitize-recover=all)
   # UBSan's pointer checks (null, alignment, vptr, object-size, ...) instrument
-  # every member access of the gRPC/protobuf templates: 2.2x the compile time
+  # every member access of the gRPC/protobuf templates: 2.1x the compile time
   # of ASan with the rest of UBSan (measured on ledger_service.cc, 47 s vs 22 s),
   # which CI's 90 minutes cannot hold. ASan itself reports null and out-of-object
   # accesses; UBSan keeps the arithmetic checks (signed overflow of points, shifts,
