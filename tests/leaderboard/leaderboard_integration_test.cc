@@ -885,14 +885,8 @@ TEST_F(LeaderboardIntegrationTest, RebuildWhileAnotherReplicaConsumesStaysExact)
 // The board read script alone: a real redis-server and the store over it.
 class BoardReadScriptTest : public ::testing::Test {
  protected:
-  static common::redis::PoolOptions PoolOptionsFor(const harness::RedisServer& redis) {
-    common::redis::PoolOptions options;
-    options.endpoint = *common::redis::ParseEndpoint(redis.address());
-    return options;
-  }
-
   harness::RedisServer redis_;
-  common::redis::Pool pool_{PoolOptionsFor(redis_)};
+  common::redis::Pool pool_{*common::redis::PoolOptionsFor(redis_.address())};
   leaderboard::Store store_{pool_};
 };
 
@@ -1156,8 +1150,7 @@ TEST(OrgRetriesTest, BacksOffPerOrgAndDeadLettersOnlyAnEntryThatKeepsFailing) {
 // and every staged key is there; then it replaces the old keys at once.
 TEST(RebuildSwapTest, RefusesWithoutTheLockOrWithAnExpiredStageAndChangesNothing) {
   harness::RedisServer redis;
-  common::redis::PoolOptions options;
-  options.endpoint = *common::redis::ParseEndpoint(redis.address());
+  common::redis::PoolOptions options = *common::redis::PoolOptionsFor(redis.address());
   options.size = 2;
   common::redis::Pool pool(options);
   leaderboard::Store store(pool);
