@@ -20,9 +20,11 @@ namespace bench {
 class LocalCluster {
  public:
   // Throws std::runtime_error when a node does not start or the cluster does
-  // not form within `ready_timeout_s`.
+  // not form within `ready_timeout_s`. `redis_config`: a config file each node
+  // loads before its options (empty = none).
   LocalCluster(const std::string& redis_server, const std::string& redis_cli,
-               const std::string& dir, int primaries, double ready_timeout_s = 60);
+               const std::string& redis_config, const std::string& dir, int primaries,
+               double ready_timeout_s = 60);
   LocalCluster(const LocalCluster&) = delete;
   LocalCluster& operator=(const LocalCluster&) = delete;
 

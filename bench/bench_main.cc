@@ -80,6 +80,9 @@ ABSL_FLAG(int, floor_b_depth, 16, "kudos per pipelined batch in floor (b)");
 ABSL_FLAG(int, floor_b_connections, 2, "connections (threads) of floor (b)");
 ABSL_FLAG(bool, redis_aof, false, "run redis-server with appendonly yes (appendfsync everysec)");
 ABSL_FLAG(std::string, redis_server, BENCH_REDIS_SERVER, "redis-server binary");
+ABSL_FLAG(std::string, redis_config, BENCH_REDIS_PLATFORM_CONF,
+          "config file every redis-server of the bench loads before its options (the platform's "
+          "scripts/redis-platform.conf, as production); empty = Redis's defaults");
 ABSL_FLAG(std::string, redis_cli, BENCH_REDIS_CLI, "redis-cli binary (forms the cluster scenario's cluster)");
 ABSL_FLAG(int, cluster_primaries, 3, "primaries of send_kudos_cluster's local Redis Cluster");
 ABSL_FLAG(int, cluster_orgs, 30, "orgs of send_kudos_cluster, spread evenly over the primaries by slot");
@@ -1738,8 +1741,8 @@ struct ClusterSendKudosLoad {
 // Redis CPU per node, next to send_kudos's standalone figures of this run.
 void SendKudosCluster(Bench& b) {
   const std::string dir = b.out_dir + "/cluster";
-  LocalCluster cluster(absl::GetFlag(FLAGS_redis_server), absl::GetFlag(FLAGS_redis_cli), dir,
-                       absl::GetFlag(FLAGS_cluster_primaries));
+  LocalCluster cluster(absl::GetFlag(FLAGS_redis_server), absl::GetFlag(FLAGS_redis_cli),
+                       absl::GetFlag(FLAGS_redis_config), dir, absl::GetFlag(FLAGS_cluster_primaries));
   Bench c;  // this scenario's processes: the cluster's nodes and its own services
   c.out_dir = dir;
   c.processes.emplace_back("bench", 0);
@@ -1899,16 +1902,23 @@ void SendKudosCluster(Bench& b) {
 
 // ---------------------------------------------------------------- ledger WAIT
 
+// A redis-server's arguments: the platform's config file (--redis_config),
+// read first, then the scenario's options.
+std::vector<std::string> RedisArgs(std::vector<std::string> options) {
+  const std::string config = absl::GetFlag(FLAGS_redis_config);
+  if (!config.empty()) options.insert(options.begin(), config);
+  return options;
+}
+
 // A redis-server replicating `primary_port` (no RDB/AOF), ready once its
 // link to the primary is up (the first full sync done).
 std::unique_ptr<Child> StartReplica(const std::string& dir, int port, int primary_port) {
   std::system(("mkdir -p '" + dir + "' && rm -f '" + dir + "'/*").c_str());
   auto replica = std::make_unique<Child>(
       absl::GetFlag(FLAGS_redis_server),
-      std::vector<std::string>{"--port", absl::StrCat(port), "--bind", "127.0.0.1", "--dir", dir,
-                               "--save", "", "--appendonly", "no", "--daemonize", "no",
-                               "--loglevel", "warning", "--replicaof", "127.0.0.1",
-                               absl::StrCat(primary_port)},
+      RedisArgs({"--port", absl::StrCat(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "",
+                 "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning", "--replicaof",
+                 "127.0.0.1", absl::StrCat(primary_port)}),
       dir + ".log");
   if (!WaitForPort(port, std::chrono::seconds(10))) throw std::runtime_error("replica did not start");
   Clock::time_point t0 = Clock::now();
@@ -1978,8 +1988,9 @@ void LedgerWait(Bench& b) {
   std::system(("mkdir -p '" + dir + "'").c_str());
   const int primary_port = FreePort();
   Child primary(absl::GetFlag(FLAGS_redis_server),
-                {"--port", absl::StrCat(primary_port), "--bind", "127.0.0.1", "--dir", dir,
-                 "--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"},
+                RedisArgs({"--port", absl::StrCat(primary_port), "--bind", "127.0.0.1", "--dir", dir,
+                           "--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel",
+                           "warning"}),
                 dir + "/primary.log");
   if (!WaitForPort(primary_port, std::chrono::seconds(10))) throw std::runtime_error("primary did not start");
   std::unique_ptr<Child> replica = StartReplica(dir + "/replica", FreePort(), primary_port);
@@ -2106,7 +2117,7 @@ int Main() {
   } else {
     redis_args.insert(redis_args.end(), {"--appendonly", "no"});
   }
-  Child redis(absl::GetFlag(FLAGS_redis_server), redis_args, out_dir + "/redis.log");
+  Child redis(absl::GetFlag(FLAGS_redis_server), RedisArgs(redis_args), out_dir + "/redis.log");
   if (!WaitForPort(b.redis_port, std::chrono::seconds(10))) {
     Log("redis-server did not start; see " + out_dir + "/redis.log");
     return 1;

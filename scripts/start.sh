@@ -48,7 +48,7 @@ wait_port() {  # host:port
   exit 1
 }
 
-redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$VAR/redis" --appendonly yes \
+redis-server "$ROOT/scripts/redis-platform.conf" --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$VAR/redis" --appendonly yes \
   --appendfsync everysec --save "" --daemonize no --logfile "$VAR/log/redis.log" &
 pids+=($!)
 wait_port "127.0.0.1:$REDIS_PORT"

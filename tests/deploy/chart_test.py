@@ -333,6 +333,23 @@ class ChartTest(unittest.TestCase):
 
         self.each_value_set(check)
 
+    def test_chart_redis_runs_with_the_platforms_redis_settings(self):
+        """Every setting of scripts/redis-platform.conf is in the chart Redis's config."""
+        with open(os.path.join(OPTIONS.sources, "scripts", "redis-platform.conf")) as f:
+            settings = [line.strip() for line in f
+                        if line.strip() and not line.lstrip().startswith("#")]
+        self.assertTrue(settings)
+
+        def check(value_set, docs):
+            if not merge(self.defaults, VALUE_SETS[value_set])["redis"]["deploy"]:
+                return
+            config = next(d for _, d in docs if d["kind"] == "ConfigMap")["data"]["redis.conf"]
+            lines = [line.strip() for line in config.splitlines()]
+            for setting in settings:
+                self.assertIn(setting, lines)
+
+        self.each_value_set(check)
+
 
 def main():
     global OPTIONS

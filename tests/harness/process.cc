@@ -112,7 +112,7 @@ RedisServer::RedisServer(std::vector<std::string> extra_args)
       port_(cluster_ ? cluster_->port(0) : FreePort()),
       dir_(cluster_ ? "" : MakeTempDir()),
       process_(REDIS_SERVER_BINARY, [&] {
-        std::vector<std::string> args = {"--port", std::to_string(port_), "--bind", "127.0.0.1",
+        std::vector<std::string> args = {REDIS_PLATFORM_CONF, "--port", std::to_string(port_), "--bind", "127.0.0.1",
                                          "--dir", dir_, "--save", "", "--appendonly", "no",
                                          "--daemonize", "no", "--loglevel", "warning"};
         args.insert(args.end(), extra_args.begin(), extra_args.end());

@@ -82,7 +82,7 @@ RedisCluster::~RedisCluster() {
 
 void RedisCluster::StartNode(Node& node) {
   std::vector<std::string> args = {
-      "--port", std::to_string(node.port), "--cluster-port", std::to_string(node.bus_port),
+      REDIS_PLATFORM_CONF, "--port", std::to_string(node.port), "--cluster-port", std::to_string(node.bus_port),
       "--bind", "127.0.0.1", "--cluster-enabled", "yes", "--cluster-config-file",
       node.dir + "/nodes.conf", "--cluster-node-timeout", "3000", "--dir", node.dir, "--save", "",
       "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning",
