@@ -409,8 +409,8 @@ absl::StatusOr<Projector::RebuildResult> Projector::Replay(const std::string& or
 
 Compactor::Compactor(Store& store, Projector& projector, Options options)
     : store_(store), projector_(projector), options_(options) {
-  KUDOS_CHECK(options_.interval.count() > 0 && options_.min_entries > 0,
-              "compaction runs at an interval, past a stream length");
+  KUDOS_CHECK(options_.interval.count() > 0 && options_.min_entries > 0 && options_.min_bytes > 0,
+              "compaction runs at an interval, past a stream length or size");
 }
 
 Compactor::~Compactor() { Stop(); }
@@ -432,27 +432,72 @@ void Compactor::Stop() {
   if (thread_.joinable()) thread_.join();
 }
 
+bool CompactionDue(const CompactionSizes& sizes, const Compactor::Options& options) {
+  if (sizes.stream_entries >= options.min_entries) return true;
+  return sizes.marks_past_snapshot && sizes.stream_bytes > options.min_bytes &&
+         sizes.stream_bytes > sizes.snapshot_bytes;
+}
+
+namespace {
+
+// The org's sizes for CompactionDue.
+absl::StatusOr<CompactionSizes> ReadCompactionSizes(Store& store, const std::string& org) {
+  absl::StatusOr<std::vector<absl::StatusOr<Reply>>> replies = store.pool().Pipeline(
+      {{"XLEN", KudosStream(org)},
+       {"XLEN", LedgerStream(org)},
+       {"MEMORY", "USAGE", KudosStream(org)},
+       {"MEMORY", "USAGE", LedgerStream(org)},
+       {"STRLEN", SnapshotKey(org)},
+       {"HMGET", MarksKey(org), "k", "l"},
+       {"HMGET", SnapshotMarksKey(org), "k", "l"}});
+  if (!replies.ok()) return replies.status();
+  for (const absl::StatusOr<Reply>& reply : *replies) {
+    if (!reply.ok()) return reply.status();
+  }
+  const std::vector<absl::StatusOr<Reply>>& r = *replies;
+  CompactionSizes sizes;
+  sizes.stream_entries = r[0]->integer + r[1]->integer;
+  sizes.stream_bytes = r[2]->integer + r[3]->integer;  // nil (no stream) reads as 0
+  sizes.snapshot_bytes = r[4]->integer;
+  for (size_t i = 0; i < 2 && i < r[5]->elements.size(); ++i) {
+    const std::string& mark = r[5]->elements[i].str;
+    const std::string covered =
+        i < r[6]->elements.size() && !r[6]->elements[i].str.empty() ? r[6]->elements[i].str : "0-0";
+    if (!mark.empty() && StreamIdLess(covered, mark)) sizes.marks_past_snapshot = true;
+  }
+  return sizes;
+}
+
+}  // namespace
+
+absl::StatusOr<std::optional<Projector::CompactResult>> Compactor::CompactIfDue(
+    const std::string& org) {
+  absl::StatusOr<CompactionSizes> sizes = ReadCompactionSizes(store_, org);
+  if (!sizes.ok()) return sizes.status();
+  if (!CompactionDue(*sizes, options_)) return std::nullopt;
+  absl::StatusOr<Projector::CompactResult> result = projector_.Compact(org);
+  if (!result.ok()) return result.status();
+  return *result;
+}
+
 int Compactor::RunOnce() {
   absl::StatusOr<std::vector<std::string>> orgs = store_.Orgs();
   if (!orgs.ok()) return 0;
   int compacted = 0;
   for (const std::string& org : *orgs) {
     if (stop_.load()) break;
-    absl::StatusOr<std::vector<absl::StatusOr<Reply>>> lengths = store_.pool().Pipeline(
-        {{"XLEN", KudosStream(org)}, {"XLEN", LedgerStream(org)}});
-    if (!lengths.ok() || !(*lengths)[0].ok() || !(*lengths)[1].ok()) continue;
-    if ((*lengths)[0]->integer + (*lengths)[1]->integer < options_.min_entries) continue;
     // One org's failure (or another replica compacting it) skips only it.
-    absl::StatusOr<Projector::CompactResult> result = projector_.Compact(org);
+    absl::StatusOr<std::optional<Projector::CompactResult>> result = CompactIfDue(org);
     if (!result.ok()) {
       common::log::Warning(absl::StrCat("leaderboard: compacting org '", org, "': ",
                                         result.status().ToString()));
       continue;
     }
+    if (!result->has_value()) continue;
     ++compacted;
     common::log::Info(absl::StrCat("leaderboard: compacted org '", org, "': ",
-                                   result->events_read, " entries into its snapshot, ",
-                                   result->trimmed, " trimmed"));
+                                   (*result)->events_read, " entries into its snapshot, ",
+                                   (*result)->trimmed, " trimmed"));
   }
   return compacted;
 }

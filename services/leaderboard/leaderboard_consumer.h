@@ -173,15 +173,29 @@ class Projector {
   }();
 };
 
+// What the compactor weighs per org, read with one pipeline of O(1)
+// commands (XLEN, MEMORY USAGE, STRLEN, HMGET).
+struct CompactionSizes {
+  int64_t stream_entries = 0;  // both streams
+  int64_t stream_bytes = 0;    // both streams, MEMORY USAGE (sampled)
+  int64_t snapshot_bytes = 0;  // the stored snapshot, 0 = none
+  // The consumer applied entries the stored snapshot does not cover.
+  bool marks_past_snapshot = false;
+};
+
 // Compacts orgs in the background (issue 15): every `interval`, each org
-// whose two streams hold at least `min_entries` entries gets
-// Projector::Compact (its lock makes replicas take turns). On its own
-// thread: one org's compaction never holds up the consumer.
+// that CompactionDue says is due gets Projector::Compact (its lock makes
+// replicas take turns). On its own thread: one org's compaction never holds
+// up the consumer.
 class Compactor {
  public:
   struct Options {
     std::chrono::milliseconds interval{600000};
+    // Due at this many entries in the org's two streams, whatever their bytes.
     int64_t min_entries = 100000;
+    // Due once the streams hold more than this many bytes and more than the
+    // org's snapshot (and entries the snapshot does not cover).
+    int64_t min_bytes = int64_t{1} << 20;
   };
   Compactor(Store& store, Projector& projector, Options options);
   ~Compactor();
@@ -189,6 +203,10 @@ class Compactor {
   void Stop();
   // One pass over the orgs; how many were compacted.
   int RunOnce();
+  // Compacts `org` when CompactionDue says it is due; nullopt when it is not.
+  // Errors: Redis's, or Projector::Compact's (ABORTED while another replica
+  // compacts the org).
+  absl::StatusOr<std::optional<Projector::CompactResult>> CompactIfDue(const std::string& org);
 
  private:
   Store& store_;
@@ -197,6 +215,16 @@ class Compactor {
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };
+
+// Whether an org is due for compaction. A compaction costs about the
+// snapshot's size (load it, replay the tail, compress it again), so doing one
+// once the streams outweigh the snapshot keeps an org's streams near its
+// snapshot's size (or `min_bytes`) while each compaction is paid for by at
+// least as many bytes of new entries. `min_entries` bounds the streams of an
+// org whose snapshot is large. Nothing new to cover (a consumer group that
+// lags holds the trim back): not due by bytes, so no compaction repeats the
+// same work every interval.
+bool CompactionDue(const CompactionSizes& sizes, const Compactor::Options& options);
 
 // Per-org failure bookkeeping of the consumer, without Redis: which orgs
 // read new entries ("live") and which wait to retry their pending entries,

@@ -64,13 +64,21 @@ ABSL_FLAG(int, rebuild_min_interval_ms,
           "(env LEADERBOARD_REBUILD_MIN_INTERVAL_MS)");
 
 ABSL_FLAG(int, compact_interval_ms,
-          static_cast<int>(common::config::IntEnvOr("LEADERBOARD_COMPACT_INTERVAL_MS", 600000, 100)),
+          static_cast<int>(common::config::IntEnvOr(
+              "LEADERBOARD_COMPACT_INTERVAL_MS",
+              leaderboard::Compactor::Options{}.interval.count(), 100)),
           "how often orgs are considered for compaction (snapshot + trimmed streams; env "
           "LEADERBOARD_COMPACT_INTERVAL_MS)");
 ABSL_FLAG(int, compact_min_entries,
-          static_cast<int>(common::config::IntEnvOr("LEADERBOARD_COMPACT_MIN_ENTRIES", 100000, 1)),
+          static_cast<int>(common::config::IntEnvOr(
+              "LEADERBOARD_COMPACT_MIN_ENTRIES", leaderboard::Compactor::Options{}.min_entries, 1)),
           "an org is compacted once its two streams hold this many entries (env "
           "LEADERBOARD_COMPACT_MIN_ENTRIES)");
+ABSL_FLAG(int64_t, compact_min_bytes,
+          common::config::IntEnvOr("LEADERBOARD_COMPACT_MIN_BYTES",
+                                   leaderboard::Compactor::Options{}.min_bytes, 1),
+          "an org is compacted once its two streams hold more bytes than this and than its "
+          "snapshot, and entries the snapshot does not cover (env LEADERBOARD_COMPACT_MIN_BYTES)");
 
 // Insights (issue 16): their own consumer group on kudos:{org}:events.
 ABSL_FLAG(bool, insights_consumer,
@@ -187,6 +195,7 @@ int main(int argc, char** argv) {
   compact_options.interval =
       std::chrono::milliseconds(std::max(100, absl::GetFlag(FLAGS_compact_interval_ms)));
   compact_options.min_entries = std::max(1, absl::GetFlag(FLAGS_compact_min_entries));
+  compact_options.min_bytes = std::max<int64_t>(1, absl::GetFlag(FLAGS_compact_min_bytes));
   leaderboard::Compactor compactor(store, projector, compact_options);
   compactor.Start();
   leaderboard::insights::InsightsStore insights_store(pool);

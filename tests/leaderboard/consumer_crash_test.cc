@@ -737,6 +737,65 @@ TEST(SnapshotTest, Compactor_CompactsOnlyOrgsWhoseStreamsPassTheLength) {
   EXPECT_EQ((*exists)[2]->integer, 3);
 }
 
+// Due by length whatever the bytes; by bytes only past min_bytes, past the
+// snapshot's size and with entries the snapshot does not cover.
+TEST(SnapshotTest, CompactionDue_OnceTheStreamsOutweighTheSnapshotOrPassTheLength) {
+  leaderboard::Compactor::Options options;
+  options.min_entries = 1000;
+  options.min_bytes = 100;
+  auto due = [&](int64_t entries, int64_t bytes, int64_t snapshot, bool past) {
+    leaderboard::CompactionSizes sizes;
+    sizes.stream_entries = entries;
+    sizes.stream_bytes = bytes;
+    sizes.snapshot_bytes = snapshot;
+    sizes.marks_past_snapshot = past;
+    return leaderboard::CompactionDue(sizes, options);
+  };
+  EXPECT_TRUE(due(1000, 0, 0, false)) << "the length alone";
+  EXPECT_FALSE(due(999, 100, 0, true)) << "not past min_bytes";
+  EXPECT_TRUE(due(999, 101, 0, true)) << "no snapshot yet";
+  EXPECT_FALSE(due(999, 5000, 5000, true)) << "not heavier than the snapshot";
+  EXPECT_TRUE(due(999, 5001, 5000, true));
+  EXPECT_FALSE(due(999, 5001, 5000, false)) << "nothing new to cover: a lagging group holds the trim";
+}
+
+// The background compactor by bytes: an org whose streams outweigh its
+// (absent) snapshot is compacted; the next pass leaves it alone, though its
+// streams still hold the macro nodes the trim keeps, until the consumer
+// applied entries the snapshot does not cover.
+TEST(SnapshotTest, Compactor_CompactsByBytesOnlyWhenThereIsSomethingNewToCover) {
+  harness::RedisServer redis;
+  common::redis::Pool pool(PoolFor(redis));
+  const std::string org = "grow";
+  lbtest::EventWriter writer(redis.address(), org);
+  WriteHistory(writer);
+  Replica replica(redis, "replica-a", 200);
+  replica.consumer->Start();
+  ASSERT_TRUE(Eventually([&] { return Backlog(pool, org) == 0; }));
+  leaderboard::Compactor::Options options;
+  options.min_entries = 1000000;
+  options.min_bytes = 1;
+  leaderboard::Compactor compactor(replica.store, replica.projector, options);
+  EXPECT_EQ(compactor.RunOnce(), 1);
+  auto marks = [&] {
+    auto reply = pool.Run({"HMGET", leaderboard::SnapshotMarksKey(org), "k", "l"});
+    return reply.ok() ? reply->elements[0].str + " " + reply->elements[1].str : reply.status().ToString();
+  };
+  const std::string first = marks();
+  EXPECT_EQ(compactor.RunOnce(), 0) << "nothing new since the snapshot";
+  EXPECT_EQ(marks(), first);
+
+  WriteHistory(writer);
+  ASSERT_TRUE(Eventually([&] { return Backlog(pool, org) == 0; }));
+  leaderboard::Compactor::Options heavy = options;
+  heavy.min_bytes = 1 << 30;
+  leaderboard::Compactor waiting(replica.store, replica.projector, heavy);
+  EXPECT_EQ(waiting.RunOnce(), 0) << "under min_bytes";
+  EXPECT_EQ(compactor.RunOnce(), 1) << "new entries past the snapshot, streams heavier than it";
+  replica.consumer->Stop();
+  EXPECT_NE(marks(), first);
+}
+
 // A compaction whose lock lapsed to another replica (it paused past the
 // lock's TTL) can neither extend the other's lock nor store its snapshot;
 // once it holds the lock again, a snapshot older than the stored one's marks
