@@ -33,12 +33,14 @@ absl::Status Malformed(absl::string_view why) {
   return absl::InternalError(absl::StrCat("apply_event: malformed plan: ", why));
 }
 
-// The call's KEYS: six fixed ones, then each other key once.
+// The call's KEYS: nine fixed ones (scripts/apply_event.lua), then each
+// other key once.
 class KeyTable {
  public:
   KeyTable(const std::string& org, std::vector<std::string>* keys) : keys_(keys) {
     *keys_ = {MarksKey(org), RebuildLockKey(org), AppliedKey(org), KudosStream(org),
               LedgerStream(org), DerivedGenerationKey(org)};
+    for (char stream : kGuardStreams) keys_->push_back(LegacyGuardKey(org, stream));
     for (size_t i = 0; i < keys_->size(); ++i) index_[(*keys_)[i]] = i + 1;
   }
   // The call's index (1-based, as text) of the plan's key named by `arg`.

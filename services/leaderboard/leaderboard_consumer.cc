@@ -183,6 +183,11 @@ absl::StatusOr<std::optional<ProjectionImage>> Projector::LoadSnapshot(const std
     common::log::Info(absl::StrCat("leaderboard: org '", org, "': ", dropped,
                                    " derived boards of an older snapshot dropped"));
   }
+  // A snapshot stored by a version that kept one guard zset per stream.
+  if (int64_t moved = image->SplitLegacyGuards(org); moved > 0) {
+    common::log::Info(absl::StrCat("leaderboard: org '", org, "': ", moved,
+                                   " applied ids of an older snapshot moved into their buckets"));
+  }
   return std::optional<ProjectionImage>(*std::move(image));
 }
 
@@ -688,6 +693,15 @@ absl::Status Consumer::DiscoverOrgs() {
     if (*seeded > 0) {
       common::log::Info(absl::StrCat("leaderboard: org '", org, "': ", *seeded,
                                      " years of boards written before the upgrade listed"));
+    }
+    // And the applied ids an older version kept in one zset per stream, moved
+    // into their buckets (the apply script refuses the org's batches until
+    // that is done, here or by another replica).
+    absl::StatusOr<int64_t> split = store_.SplitLegacyGuards(org);
+    if (!split.ok()) return split.status();
+    if (*split > 0) {
+      common::log::Info(absl::StrCat("leaderboard: org '", org, "': ", *split,
+                                     " applied ids of an older version moved into their buckets"));
     }
     streams_.insert(streams_.end(), added.begin(), added.end());
     known_orgs_.insert(org);

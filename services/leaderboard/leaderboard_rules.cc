@@ -28,7 +28,19 @@ using leaderboard::v1::Window;
 std::string Prefix(absl::string_view org) { return absl::StrCat("lb:{", org, "}:"); }
 std::string AppliedKey(absl::string_view org) { return Prefix(org) + "applied"; }
 std::string MarksKey(absl::string_view org) { return Prefix(org) + "hwm"; }
-std::string GuardKey(absl::string_view org, char stream) {
+int GuardBucket(absl::string_view logical_id) {
+  uint32_t hash = 2166136261u;
+  for (unsigned char c : logical_id) {
+    hash ^= c;
+    hash *= 16777619u;
+  }
+  return static_cast<int>(hash % kGuardBuckets);
+}
+std::string GuardKey(absl::string_view org, char stream, absl::string_view logical_id) {
+  return absl::StrCat(Prefix(org), "seen:", std::string(1, stream), ":",
+                      absl::Hex(GuardBucket(logical_id), absl::kZeroPad2));
+}
+std::string LegacyGuardKey(absl::string_view org, char stream) {
   return absl::StrCat(Prefix(org), "seen:", std::string(1, stream));
 }
 std::string RebuildLockKey(absl::string_view org) { return absl::StrCat("lbctl:{", org, "}:rebuild"); }
@@ -567,7 +579,8 @@ class PlanBuilder {
   // applied them (its append time, not the event's: backfilled events are
   // old, their retries are not).
   void Guard(const std::string& logical_id) {
-    Op({"G", logical_id, Idx(GuardKey(org_, plan_.args[0].empty() ? '?' : plan_.args[0][0])),
+    Op({"G", logical_id,
+        Idx(GuardKey(org_, plan_.args[0].empty() ? '?' : plan_.args[0][0], logical_id)),
         absl::StrCat(int64_t{calendar_.guard_days} * 86400 * 1000)});
   }
 
@@ -575,7 +588,8 @@ class PlanBuilder {
   // back once for as long as its kudos can be on a board (the producer may
   // append it again on a retry; the id set grows by one per retraction).
   void LongGuard(const std::string& logical_id, char set, int64_t window_days) {
-    Op({"G", logical_id, Idx(GuardKey(org_, set)), absl::StrCat(window_days * 86400 * 1000)});
+    Op({"G", logical_id, Idx(GuardKey(org_, set, logical_id)),
+        absl::StrCat(window_days * 86400 * 1000)});
   }
 
   // Adds `amount` for `subject` on every window of (metric, scope).
@@ -1034,7 +1048,7 @@ class RebuildPlanner::Builder {
   }
   void Guard(absl::string_view logical_id, char set, int64_t window_ms) {
     uint32_t text = Text(std::string(logical_id));  // unique ids: not interned
-    CompactOp& op = Op(CompactOp::kGuard, p_.Key(GuardKey(p_.org_, set)));
+    CompactOp& op = Op(CompactOp::kGuard, p_.Key(GuardKey(p_.org_, set, logical_id)));
     op.text = text;
     op.number = window_ms;
   }

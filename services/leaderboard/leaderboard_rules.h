@@ -37,11 +37,27 @@ std::string MarksKey(absl::string_view org);
 // SET of applied entry and logical ids of older versions (replaced by the
 // marks; read only while a stream has no mark yet, dropped by a rebuild).
 std::string AppliedKey(absl::string_view org);
-// ZSET of the logical ids (kudos, transfers) the stream (`k` / `l`) applied,
-// scored by the time of their entry (the ms of its stream id): a producer's
-// duplicate append within OrgCalendar::guard_days of the first is counted
-// once; older ids are removed as the stream moves on.
-std::string GuardKey(absl::string_view org, char stream);
+// ZSET of logical ids (kudos, transfers) the stream (`k` / `l`; `r` the
+// retractions' long guard) applied, scored by the time of their entry (the
+// ms of its stream id): a producer's duplicate append within
+// OrgCalendar::guard_days of the first is counted once; older ids are
+// removed from a bucket when a later guard touches it. Split into
+// kGuardBuckets zsets by a hash of the id (`lb:{org}:seen:k:3f`), so that
+// each stays a listpack (about 50 B per id instead of about 130 B in one
+// large zset): 128 x 512 (zset-max-listpack-entries, scripts/
+// redis-platform.conf) = 65,536 ids per stream within the window, while a
+// catch-up batch's guards cost at most 3 commands per bucket (read, add,
+// trim), 384 per stream, whatever its size.
+inline constexpr int kGuardBuckets = 128;
+std::string GuardKey(absl::string_view org, char stream, absl::string_view logical_id);
+// The bucket of a logical id: FNV-1a (32 bits) of its bytes, mod kGuardBuckets.
+// Stored keys depend on it: never change it without moving the stored ids.
+int GuardBucket(absl::string_view logical_id);
+// The one zset per stream of versions before the buckets. While one exists
+// the apply script refuses the org's batches (ABORTED, retried) and the
+// consumer moves its ids into their buckets (Store::SplitLegacyGuards).
+std::string LegacyGuardKey(absl::string_view org, char stream);
+inline constexpr char kGuardStreams[] = {'k', 'l', 'r'};
 // Held (value = owner token) while a rebuild runs; outside lb:{org}:* so the
 // rebuild's drop keeps it. Every replica's apply script refuses to write
 // while another owner holds it.

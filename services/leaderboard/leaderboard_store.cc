@@ -17,6 +17,7 @@
 #include "kRebuildBeginLua.h"
 #include "kRebuildEndLua.h"
 #include "kRebuildSwapLua.h"
+#include "kSplitGuardsLua.h"
 
 namespace leaderboard {
 
@@ -242,7 +243,8 @@ Store::Store(common::redis::Pool& pool, common::redis::AsyncClient* async)
       read_script_("leaderboard_board_read", kBoardReadLua),
       rebuild_begin_script_("leaderboard_rebuild_begin", kRebuildBeginLua),
       rebuild_end_script_("leaderboard_rebuild_end", kRebuildEndLua),
-      swap_script_("leaderboard_rebuild_swap", kRebuildSwapLua) {}
+      swap_script_("leaderboard_rebuild_swap", kRebuildSwapLua),
+      split_guards_script_("leaderboard_split_guards", kSplitGuardsLua) {}
 
 absl::StatusOr<std::vector<std::string>> Store::Orgs() {
   absl::StatusOr<std::vector<std::string>> registered = org_registry_.Orgs();
@@ -665,6 +667,39 @@ absl::StatusOr<int> Store::SeedYearsAfterUpgrade(const std::string& org, absl::T
   absl::StatusOr<Reply> added = pool_.Run(add);
   if (!added.ok()) return added.status();
   return static_cast<int>(add.size() - 2);
+}
+
+absl::StatusOr<int64_t> Store::SplitLegacyGuards(const std::string& org) {
+  // A legacy zset holds one retry window of ids (30 days by default; three
+  // years of retractions): the rounds' bound is far past any of them.
+  constexpr int kMaxRounds = 100000;
+  int64_t moved = 0;
+  for (char stream : kGuardStreams) {
+    const std::string legacy = LegacyGuardKey(org, stream);
+    for (int round = 0;; ++round) {
+      if (round == kMaxRounds) {
+        return absl::ResourceExhaustedError(
+            absl::StrCat(legacy, " still holds ids after ", kMaxRounds, " rounds"));
+      }
+      absl::StatusOr<Reply> chunk = pool_.Run(
+          {"ZRANGE", legacy, "0", absl::StrCat(kSplitGuardsChunk - 1), "WITHSCORES"});
+      if (!chunk.ok()) return chunk.status();
+      if (chunk->elements.empty()) break;
+      std::vector<std::string> keys = {legacy};
+      absl::flat_hash_map<std::string, size_t> index;
+      std::vector<std::string> args = {absl::StrCat(chunk->elements.size() / 2)};
+      for (size_t i = 0; i + 1 < chunk->elements.size(); i += 2) {
+        const std::string& id = chunk->elements[i].str;
+        auto [it, added] = index.try_emplace(GuardKey(org, stream, id), keys.size() + 1);
+        if (added) keys.push_back(it->first);
+        args.insert(args.end(), {id, chunk->elements[i + 1].str, absl::StrCat(it->second)});
+      }
+      absl::StatusOr<Reply> split = pool_.Eval(split_guards_script_, keys, args);
+      if (!split.ok()) return split.status();
+      moved += split->integer;
+    }
+  }
+  return moved;
 }
 
 absl::StatusOr<std::vector<std::string>> Store::ReadKeys(const std::string& board_key) {

@@ -230,6 +230,13 @@ class Store {
   // derived all-time boards read the years written before the upgrade too.
   // Nothing otherwise. Returns the years added.
   absl::StatusOr<int> SeedYearsAfterUpgrade(const std::string& org, absl::Time now);
+  // Upgrade from a version that kept one guard zset per stream
+  // (LegacyGuardKey): moves its ids into their buckets (GuardKey), at most
+  // kSplitGuardsChunk per script call, until none is left; the apply script
+  // refuses the org's batches (ABORTED) meanwhile. Safe with several
+  // replicas splitting at once. Returns the ids moved.
+  static constexpr int kSplitGuardsChunk = 1000;
+  absl::StatusOr<int64_t> SplitLegacyGuards(const std::string& org);
   // One atomic script: checks the lock is still `token`'s (else ABORTED,
   // nothing changed) and that every staged key is there, deletes
   // `old_keys`, renames each staged key to its final name and sets its
@@ -299,6 +306,7 @@ class Store {
   common::redis::Script rebuild_begin_script_;
   common::redis::Script rebuild_end_script_;
   common::redis::Script swap_script_;
+  common::redis::Script split_guards_script_;
   std::function<bool(absl::string_view)> crash_hook_;
   std::string consumer_group_;
   std::atomic<bool> crashed_{false};

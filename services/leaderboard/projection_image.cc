@@ -191,6 +191,26 @@ int ProjectionImage::UpgradeDerivedBoards(const std::string& org) {
   return static_cast<int>(derived.size());
 }
 
+int64_t ProjectionImage::SplitLegacyGuards(const std::string& org) {
+  int64_t moved = 0;
+  for (char stream : kGuardStreams) {
+    auto it = keys_.find(LegacyGuardKey(org, stream));
+    if (it == keys_.end()) continue;
+    Value legacy = std::move(it->second);
+    keys_.erase(it);
+    ForgetSlots();
+    guard_log_.clear();
+    if (legacy.kind != Value::Kind::kZset) continue;
+    for (const auto& [id, score] : legacy.zset) {
+      Value& bucket = Slot(GuardKey(org, stream, id), Value::Kind::kZset);
+      auto [at, added] = bucket.zset.try_emplace(id, score);
+      if (!added) at->second = std::max(at->second, score);  // ZADD GT, as the live split
+      ++moved;
+    }
+  }
+  return moved;
+}
+
 const ProjectionImage::Value* ProjectionImage::Find(const std::string& key,
                                                     Value::Kind kind) const {
   auto it = keys_.find(key);

@@ -115,6 +115,10 @@ class ProjectionImage {
   // listed there (the derived all-time boards read those years). Returns
   // the boards dropped.
   int UpgradeDerivedBoards(const std::string& org);
+  // A snapshot of a version that kept one guard zset per stream
+  // (LegacyGuardKey): its ids move into their buckets (GuardKey), as
+  // Store::SplitLegacyGuards moves the live ones. Returns the ids moved.
+  int64_t SplitLegacyGuards(const std::string& org);
 
   // The snapshot of an org's projection (docs/retention-leaderboard.md):
   // every key with its type, contents and expiry, zstd-compressed. Parse

@@ -85,6 +85,31 @@ int64_t ZScore(common::redis::Pool& pool, const std::string& key, const std::str
   return std::stoll(reply->str);
 }
 
+// Every applied id in the guard buckets of `stream` ('k', 'l', 'r').
+std::set<std::string> GuardIds(common::redis::Pool& pool, const std::string& org, char stream) {
+  std::set<std::string> ids;
+  const std::string pattern = leaderboard::LegacyGuardKey(org, stream) + ":*";
+  std::string cursor = "0";
+  for (int page = 0; page < 10000; ++page) {
+    auto scanned = pool.Run({"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"});
+    if (!scanned.ok()) {
+      ADD_FAILURE() << scanned.status();
+      return ids;
+    }
+    for (const auto& key : scanned->elements[1].elements) {
+      auto members = pool.Run({"ZRANGE", key.str, "0", "-1"});
+      if (!members.ok()) {
+        ADD_FAILURE() << members.status();
+        return ids;
+      }
+      for (const auto& member : members->elements) ids.insert(member.str);
+    }
+    cursor = scanned->elements[0].str;
+    if (cursor == "0") break;
+  }
+  return ids;
+}
+
 // A history with every kind of entry: directory changes between kudos,
 // kudos with their transfers, a producer's duplicate append, a boost.
 struct History {
@@ -253,7 +278,8 @@ TEST(ConsumerCrashTest, Consumer_MarksMakeRedeliveriesAndClaimsNoOpsWithoutAnApp
 // A producer's duplicate append (the same transfer id) counts once within
 // the retry window (the retention policy's idempotency days, 30 by
 // default) after the entry that applied it; ids older than the window
-// leave the guard set, so it holds only the window's ids.
+// leave their bucket when a later guard touches it, so a bucket holds only
+// the window behind its newest id.
 TEST(ConsumerCrashTest, Consumer_DuplicatesWithinTheRetryWindowCountOnceAndOlderIdsAreTrimmed) {
   harness::RedisServer redis;
   common::redis::Pool pool(PoolFor(redis));
@@ -274,7 +300,15 @@ TEST(ConsumerCrashTest, Consumer_DuplicatesWithinTheRetryWindowCountOnceAndOlder
   append("recent", now_ms - 40 * day_ms);
   append("recent", now_ms - 35 * day_ms);  // 5 days later: a retry, counted once
   append("old", now_ms - 1 * day_ms);      // 99 days later: outside the window, counted again
-  append("last", now_ms);
+  // The newest id shares the bucket of "recent", so its guard trims that bucket.
+  std::string last = "last";
+  for (int i = 0; leaderboard::GuardBucket("transfer:" + last + ":r") !=
+                  leaderboard::GuardBucket("transfer:recent:r");
+       ++i) {
+    ASSERT_LT(i, 100000);
+    last = absl::StrCat("last", i);
+  }
+  append(last, now_ms);
   Replica replica(redis, "replica-a", 200);
   replica.consumer->Start();
   ASSERT_TRUE(Eventually([&] { return Backlog(pool, org) == 0; }));
@@ -282,12 +316,53 @@ TEST(ConsumerCrashTest, Consumer_DuplicatesWithinTheRetryWindowCountOnceAndOlder
   std::string all = leaderboard::BoardKey(org, v1::METRIC_POINTS_RECEIVED, v1::WINDOW_ALL_TIME,
                                           "all", v1::SCOPE_ORG, "");
   EXPECT_EQ(ZScore(pool, all, "r"), 4);
-  // Left: the ids applied within 30 days of the newest entry.
-  auto seen = pool.Run({"ZRANGE", leaderboard::GuardKey(org, 'l'), "0", "-1"});
-  ASSERT_TRUE(seen.ok());
-  std::vector<std::string> ids;
-  for (const auto& id : seen->elements) ids.push_back(id.str);
-  EXPECT_EQ(ids, (std::vector<std::string>{"transfer:old:r", "transfer:last:r"}));
+  // Left: the ids applied within 30 days of the newest entry of their bucket.
+  EXPECT_EQ(GuardIds(pool, org, 'l'), (std::set<std::string>{"transfer:old:r", "transfer:" + last + ":r"}));
+}
+
+// Upgrading from one guard zset per stream: while it exists every batch of
+// the org is refused (ABORTED, retried); the consumer moves its ids into
+// their buckets before its first batch of the org, and an id applied before
+// the upgrade is still counted once when its producer appends it again.
+TEST(ConsumerCrashTest, Consumer_UpgradeMovesAnOlderVersionsAppliedIdsIntoBucketsAndCountsThemOnce) {
+  harness::RedisServer redis;
+  common::redis::Pool pool(PoolFor(redis));
+  const std::string org = "split";
+  lbtest::EventWriter writer(redis.address(), org);
+  absl::Time t = absl::Now();
+  auto transfer = [&](const std::string& id) {
+    return lbtest::TransfersEvent(org, id, id, ledger::v1::TRANSFER_KIND_KUDOS, "g", {{"r", ""}}, {},
+                                  3, t);
+  };
+  writer.Ledger(transfer("T1"));
+  std::string all = leaderboard::BoardKey(org, v1::METRIC_POINTS_RECEIVED, v1::WINDOW_ALL_TIME,
+                                          "all", v1::SCOPE_ORG, "");
+  const std::string legacy = leaderboard::LegacyGuardKey(org, 'l');
+  const std::string id = "transfer:T1:r";
+  {
+    Replica older(redis, "replica-a", 200);
+    older.consumer->Start();
+    ASSERT_TRUE(Eventually([&] { return Backlog(pool, org) == 0; }));
+    // As an older version left it: T1's id in the one zset of the stream.
+    auto score = pool.Run({"ZSCORE", leaderboard::GuardKey(org, 'l', id), id});
+    ASSERT_TRUE(score.ok() && !score->is_nil());
+    ASSERT_TRUE(pool.Run({"ZREM", leaderboard::GuardKey(org, 'l', id), id}).ok());
+    ASSERT_TRUE(pool.Run({"ZADD", legacy, score->str, id}).ok());
+    // A replica that started before: refused while the zset is there.
+    writer.Ledger(transfer("T2"));
+    absl::SleepFor(absl::Milliseconds(500));
+    EXPECT_EQ(Backlog(pool, org), 1);
+    EXPECT_EQ(ZScore(pool, all, "r"), 3);
+    older.consumer->Stop();
+  }
+  writer.Ledger(transfer("T1"));  // the producer's retry, after the upgrade
+  Replica replica(redis, "replica-b", 200);
+  replica.consumer->Start();
+  ASSERT_TRUE(Eventually([&] { return Backlog(pool, org) == 0; }));
+  replica.consumer->Stop();
+  EXPECT_EQ(ZScore(pool, all, "r"), 6) << "T1 once, T2 once";
+  EXPECT_EQ(pool.Run({"EXISTS", legacy})->integer, 0);
+  EXPECT_EQ(GuardIds(pool, org, 'l'), (std::set<std::string>{id, "transfer:T2:r"}));
 }
 
 // Upgrading from the applied set: while a stream has no mark yet, its
@@ -389,9 +464,9 @@ TEST(ConsumerCrashTest, Consumer_SendsOneIncrementPerBoardAndMemberPerBatch) {
 }
 
 // The logical guards of a batch (one per transfer here) are read with one
-// ZMSCORE and written with one ZADD per stream's guard set, not a ZSCORE and
-// a ZADD per entry (issue 15: fewest commands per batch); still counted once.
-TEST(ConsumerCrashTest, Consumer_ReadsAndWritesABatchsGuardsWithOneCommandPerStream) {
+// ZMSCORE and written with one ZADD per guard bucket they fall in, not a
+// ZSCORE and a ZADD per entry (issue 15: fewest commands per batch).
+TEST(ConsumerCrashTest, Consumer_ReadsAndWritesABatchsGuardsWithOneCommandPerBucket) {
   harness::RedisServer redis;
   common::redis::Pool pool(PoolFor(redis));
   const std::string org = "guards";
@@ -412,15 +487,17 @@ TEST(ConsumerCrashTest, Consumer_ReadsAndWritesABatchsGuardsWithOneCommandPerStr
   std::string all = leaderboard::BoardKey(org, v1::METRIC_POINTS_RECEIVED, v1::WINDOW_ALL_TIME,
                                           "all", v1::SCOPE_ORG, "");
   EXPECT_EQ(ZScore(pool, all, "r"), 80);
-  EXPECT_EQ(pool.Run({"ZCARD", leaderboard::GuardKey(org, 'l')})->integer, 40);
+  EXPECT_EQ(GuardIds(pool, org, 'l').size(), 40u);
+  std::set<int> buckets;
+  for (int i = 0; i < 40; ++i) buckets.insert(leaderboard::GuardBucket(absl::StrCat("transfer:K", i, ":r")));
   auto calls = [&](const std::string& command) -> int64_t {
     std::string field = absl::StrCat("cmdstat_", command, ":calls=");
     size_t at = info->str.find(field);
     return at == std::string::npos ? 0 : std::stoll(info->str.substr(at + field.size()));
   };
   EXPECT_EQ(calls("zscore"), 0) << info->str;
-  EXPECT_EQ(calls("zmscore"), 1) << info->str;
-  EXPECT_EQ(calls("zadd"), 1) << info->str;
+  EXPECT_EQ(calls("zmscore"), static_cast<int64_t>(buckets.size())) << info->str;
+  EXPECT_EQ(calls("zadd"), static_cast<int64_t>(buckets.size())) << info->str;
 }
 
 // Calls of `command` in an INFO commandstats text (0 when never called).

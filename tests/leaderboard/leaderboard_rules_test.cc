@@ -640,6 +640,19 @@ TEST(PlanTest, KudosSentUpdatesEveryScopeAndWindow) {
   EXPECT_EQ(plan.args[3], "kudos:K1");
 }
 
+// Applied ids are spread over kGuardBuckets zsets per stream by FNV-1a of
+// the id: a stored key's name depends on it, so the hash is pinned here.
+TEST(KeysTest, GuardKeySpreadsIdsOverBucketsByAPinnedHash) {
+  EXPECT_EQ(GuardBucket(""), 69);  // 0x811c9dc5 mod 128
+  EXPECT_EQ(GuardBucket("a"), 44);
+  EXPECT_EQ(GuardKey("o", 'k', "kudos:K1"), "lb:{o}:seen:k:51");  // bucket 81
+  EXPECT_EQ(LegacyGuardKey("o", 'k'), "lb:{o}:seen:k");
+  std::vector<int> counts(kGuardBuckets, 0);
+  for (int i = 0; i < 10000; ++i) ++counts[GuardBucket(absl::StrCat("kudos:", i))];
+  EXPECT_GT(*std::min_element(counts.begin(), counts.end()), 40);  // mean 78
+  EXPECT_LT(*std::max_element(counts.begin(), counts.end()), 120);
+}
+
 // Issue 18: a retraction's counts leave the periods of the kudos' time; its
 // points leave those of the reversed transfer's post time (retracts_post_ms),
 // never the reversal's own.
@@ -657,7 +670,9 @@ TEST(PlanTest, RetractionsSubtractInTheOriginalPeriods) {
   EXPECT_TRUE(HasOp(counts, {"Z", "lb:{o}:kudos_received:week:2026-W45:org", "r", "-1"}));
   // Once: a long guard of its own on the kudos id.
   EXPECT_NE(std::find(counts.args.begin(), counts.args.end(), "retracted:K1"), counts.args.end());
-  EXPECT_NE(std::find(counts.keys.begin(), counts.keys.end(), "lb:{o}:seen:r"), counts.keys.end());
+  EXPECT_NE(std::find(counts.keys.begin(), counts.keys.end(),
+                      leaderboard::GuardKey("o", 'r', "retracted:K1")),
+            counts.keys.end());
   for (const std::string& key : counts.keys) {
     EXPECT_EQ(key.find("points_received"), std::string::npos) << key;  // points: the ledger's
   }

@@ -278,6 +278,39 @@ TEST(ProjectionImageTest, UpgradeDropsDerivedBoardsOfAnOlderSnapshotAndListsItsY
       << keys[leaderboard::YearsKey(org)];
 }
 
+// A snapshot of a version that kept one guard zset per stream: its ids move
+// into their buckets, with their scores; the old zset leaves the image.
+TEST(ProjectionImageTest, UpgradeSplitsAnOlderSnapshotsGuardZsetIntoBuckets) {
+  const std::string org = "guards";
+  harness::RedisServer redis;
+  common::redis::Pool pool(PoolFor(redis));
+  ProjectionImage older(absl::Now());
+  ApplyPlan plan;
+  const std::string legacy = leaderboard::LegacyGuardKey(org, 'l');
+  plan.keys = {leaderboard::MarksKey(org), leaderboard::RebuildLockKey(org), legacy};
+  plan.args = {"l:1700000000000-0", ""};
+  const std::vector<std::string> ids = {"transfer:a:r", "transfer:b:r", "transfer:c:r"};
+  for (const std::string& id : ids) {
+    plan.args.insert(plan.args.end(), {"G", id, "3", absl::StrCat(int64_t{30} * 86400 * 1000)});
+  }
+  ASSERT_TRUE(older.Apply(plan).ok());
+  absl::StatusOr<std::string> snapshot = older.Serialize();
+  ASSERT_TRUE(snapshot.ok()) << snapshot.status();
+  absl::StatusOr<ProjectionImage> image = ProjectionImage::Parse(*snapshot, absl::Now());
+  ASSERT_TRUE(image.ok()) << image.status();
+  EXPECT_EQ(image->SplitLegacyGuards(org), 3);
+  EXPECT_EQ(image->SplitLegacyGuards(org), 0);  // nothing left to move
+  ASSERT_TRUE(image->Write(pool, 50, nullptr).ok());
+  std::map<std::string, std::string> keys = lbtest::DumpProjections(pool, org);
+  EXPECT_EQ(keys.count(legacy), 0u);
+  for (const std::string& id : ids) {
+    const std::string bucket = leaderboard::GuardKey(org, 'l', id);
+    auto score = pool.Run({"ZSCORE", bucket, id});
+    ASSERT_TRUE(score.ok()) << score.status();
+    EXPECT_EQ(score->str, "1700000000000") << bucket;
+  }
+}
+
 }  // namespace
 
 namespace {

@@ -9,7 +9,11 @@
 --   entries that are not in their stream, e.g. a deleted one, are not checked).
 -- KEYS[6]: the org's board generation (lbcache:{org}:gen: INCRed by every
 --   rebuild swap, and here when a board loses its last member).
--- KEYS[7..]: every key the operations touch (all in the org's slot).
+-- KEYS[7..9]: the guard zsets of older versions (one per stream: k, l, r).
+--   While one exists the batch is ABORTED: the consumer is moving its ids
+--   into their buckets (Store::SplitLegacyGuards), and a guard looked up
+--   only in its bucket could miss an id applied before the upgrade.
+-- KEYS[10..]: every key the operations touch (all in the org's slot).
 -- ARGV: token,
 --   nk, kudos entry ids..., nl, ledger entry ids...   (each stream's in order)
 --   ng, (logical id, zset key, entry ms, oldest ms)... guards of the batch: an
@@ -39,6 +43,9 @@
 local owner = redis.call('GET', KEYS[2])
 if owner and owner ~= ARGV[1] then
   return redis.error_reply('ABORTED projections of this org are being rebuilt')
+end
+if redis.call('EXISTS', KEYS[7], KEYS[8], KEYS[9]) > 0 then
+  return redis.error_reply('ABORTED the org\'s applied ids are being moved into their buckets (an upgrade); retry')
 end
 local function key(at) return KEYS[tonumber(ARGV[at])] end
 
