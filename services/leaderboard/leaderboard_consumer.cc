@@ -456,13 +456,17 @@ absl::StatusOr<CompactionSizes> ReadCompactionSizes(Store& store, const std::str
        {"HMGET", MarksKey(org), "k", "l"},
        {"HMGET", SnapshotMarksKey(org), "k", "l"}});
   if (!replies.ok()) return replies.status();
-  for (const absl::StatusOr<Reply>& reply : *replies) {
-    if (!reply.ok()) return reply.status();
-  }
   const std::vector<absl::StatusOr<Reply>>& r = *replies;
+  for (size_t i : {0, 1, 4, 5, 6}) {
+    if (!r[i].ok()) return r[i].status();
+  }
   CompactionSizes sizes;
   sizes.stream_entries = r[0]->integer + r[1]->integer;
-  sizes.stream_bytes = r[2]->integer + r[3]->integer;  // nil (no stream) reads as 0
+  // A Redis that refuses MEMORY (a managed service's ACL) leaves the length
+  // bound alone in force. A missing stream (nil) reads as 0.
+  for (size_t i : {2, 3}) {
+    if (r[i].ok()) sizes.stream_bytes += r[i]->integer;
+  }
   sizes.snapshot_bytes = r[4]->integer;
   for (size_t i = 0; i < 2 && i < r[5]->elements.size(); ++i) {
     const std::string& mark = r[5]->elements[i].str;
