@@ -116,7 +116,12 @@ class LedgerStore {
   // ABORTED "retry") and registers the org (its slot's registry key).
   void Post(absl::string_view org, std::vector<std::pair<int, Transfer>> transfers, bool linked,
             absl::Time now, Deadline deadline, Callback<std::vector<PostResult>> done);
-  static constexpr int kMaxAllowanceAttempts = 3;
+  // Every profile the kudos service mirrors bumps the org's version, so a
+  // directory import moves it once per person: 3 runs lost to the 4 profiles
+  // of a test's setup (ExportTest under ASan) and 8 of 4,000 kudos sent right
+  // after the bench's 400-person import (2026-11-30). A run costs one round
+  // trip, plus one to read the inputs again.
+  static constexpr int kMaxAllowanceAttempts = 8;
   AllowanceCache& allowance_cache() { return allowance_cache_; }
 
   // ---- allowance rules, profiles and boosts (issue 18 part 2) ----
