@@ -85,27 +85,30 @@ int64_t ZScore(common::redis::Pool& pool, const std::string& key, const std::str
   return std::stoll(reply->str);
 }
 
+// The org's all-time points_received board.
+std::string AllTimePoints(const std::string& org) {
+  return leaderboard::BoardKey(org, v1::METRIC_POINTS_RECEIVED, v1::WINDOW_ALL_TIME, "all",
+                               v1::SCOPE_ORG, "");
+}
+
+// A kudos transfer `id` (its reference too) of `points` from g to r, no
+// team, no values, posted at `t`.
+ledger::v1::LedgerEvent TransferToR(const std::string& org, const std::string& id, int64_t points,
+                                    absl::Time t) {
+  return lbtest::TransfersEvent(org, id, id, ledger::v1::TRANSFER_KIND_KUDOS, "g", {{"r", ""}}, {},
+                                points, t);
+}
+
 // Every applied id in the guard buckets of `stream` ('k', 'l', 'r').
 std::set<std::string> GuardIds(common::redis::Pool& pool, const std::string& org, char stream) {
   std::set<std::string> ids;
-  const std::string pattern = leaderboard::LegacyGuardKey(org, stream) + ":*";
-  std::string cursor = "0";
-  for (int page = 0; page < 10000; ++page) {
-    auto scanned = pool.Run({"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"});
-    if (!scanned.ok()) {
-      ADD_FAILURE() << scanned.status();
+  for (const std::string& key : lbtest::ScanKeys(pool, leaderboard::LegacyGuardKey(org, stream) + ":*")) {
+    auto members = pool.Run({"ZRANGE", key, "0", "-1"});
+    if (!members.ok()) {
+      ADD_FAILURE() << members.status();
       return ids;
     }
-    for (const auto& key : scanned->elements[1].elements) {
-      auto members = pool.Run({"ZRANGE", key.str, "0", "-1"});
-      if (!members.ok()) {
-        ADD_FAILURE() << members.status();
-        return ids;
-      }
-      for (const auto& member : members->elements) ids.insert(member.str);
-    }
-    cursor = scanned->elements[0].str;
-    if (cursor == "0") break;
+    for (const auto& member : members->elements) ids.insert(member.str);
   }
   return ids;
 }
@@ -168,8 +171,7 @@ History WriteHistory(lbtest::EventWriter& writer) {
 
 void ExpectTotals(common::redis::Pool& pool, const std::string& org, const History& h,
                   const std::string& where) {
-  std::string points = leaderboard::BoardKey(org, v1::METRIC_POINTS_RECEIVED, v1::WINDOW_ALL_TIME,
-                                             "all", v1::SCOPE_ORG, "");
+  std::string points = AllTimePoints(org);
   std::string received = leaderboard::BoardKey(org, v1::METRIC_KUDOS_RECEIVED,
                                                v1::WINDOW_ALL_TIME, "all", v1::SCOPE_ORG, "");
   for (const auto& [person, total] : h.points) {
@@ -290,8 +292,7 @@ TEST(ConsumerCrashTest, Consumer_DuplicatesWithinTheRetryWindowCountOnceAndOlder
   const int64_t now_ms = absl::ToUnixMillis(absl::Now());
   const int64_t day_ms = 86400 * 1000;
   auto append = [&](const std::string& transfer, int64_t at_ms) {
-    auto event = lbtest::TransfersEvent(org, transfer, transfer, ledger::v1::TRANSFER_KIND_KUDOS,
-                                        "g", {{"r", ""}}, {}, 1, absl::Now());
+    auto event = TransferToR(org, transfer, 1, absl::Now());
     auto added = pool.Run({"XADD", stream, absl::StrCat(at_ms, "-0"), "event",
                            event.SerializeAsString()});
     ASSERT_TRUE(added.ok()) << added.status();
@@ -313,8 +314,7 @@ TEST(ConsumerCrashTest, Consumer_DuplicatesWithinTheRetryWindowCountOnceAndOlder
   replica.consumer->Start();
   ASSERT_TRUE(Eventually([&] { return Backlog(pool, org) == 0; }));
   replica.consumer->Stop();
-  std::string all = leaderboard::BoardKey(org, v1::METRIC_POINTS_RECEIVED, v1::WINDOW_ALL_TIME,
-                                          "all", v1::SCOPE_ORG, "");
+  std::string all = AllTimePoints(org);
   EXPECT_EQ(ZScore(pool, all, "r"), 4);
   // Left: the ids applied within 30 days of the newest entry of their bucket.
   EXPECT_EQ(GuardIds(pool, org, 'l'), (std::set<std::string>{"transfer:old:r", "transfer:" + last + ":r"}));
@@ -330,13 +330,8 @@ TEST(ConsumerCrashTest, Consumer_UpgradeMovesAnOlderVersionsAppliedIdsIntoBucket
   const std::string org = "split";
   lbtest::EventWriter writer(redis.address(), org);
   absl::Time t = absl::Now();
-  auto transfer = [&](const std::string& id) {
-    return lbtest::TransfersEvent(org, id, id, ledger::v1::TRANSFER_KIND_KUDOS, "g", {{"r", ""}}, {},
-                                  3, t);
-  };
-  writer.Ledger(transfer("T1"));
-  std::string all = leaderboard::BoardKey(org, v1::METRIC_POINTS_RECEIVED, v1::WINDOW_ALL_TIME,
-                                          "all", v1::SCOPE_ORG, "");
+  writer.Ledger(TransferToR(org, "T1", 3, t));
+  std::string all = AllTimePoints(org);
   const std::string legacy = leaderboard::LegacyGuardKey(org, 'l');
   const std::string id = "transfer:T1:r";
   {
@@ -349,13 +344,13 @@ TEST(ConsumerCrashTest, Consumer_UpgradeMovesAnOlderVersionsAppliedIdsIntoBucket
     ASSERT_TRUE(pool.Run({"ZREM", leaderboard::GuardKey(org, 'l', id), id}).ok());
     ASSERT_TRUE(pool.Run({"ZADD", legacy, score->str, id}).ok());
     // A replica that started before: refused while the zset is there.
-    writer.Ledger(transfer("T2"));
+    writer.Ledger(TransferToR(org, "T2", 3, t));
     absl::SleepFor(absl::Milliseconds(500));
     EXPECT_EQ(Backlog(pool, org), 1);
     EXPECT_EQ(ZScore(pool, all, "r"), 3);
     older.consumer->Stop();
   }
-  writer.Ledger(transfer("T1"));  // the producer's retry, after the upgrade
+  writer.Ledger(TransferToR(org, "T1", 3, t));  // the producer's retry, after the upgrade
   Replica replica(redis, "replica-b", 200);
   replica.consumer->Start();
   ASSERT_TRUE(Eventually([&] { return Backlog(pool, org) == 0; }));
@@ -375,8 +370,7 @@ TEST(ConsumerCrashTest, Consumer_UpgradeReadsTheOldAppliedSetUntilTheStreamHasAM
   lbtest::EventWriter writer(redis.address(), org);
   absl::Time t = absl::Now();
   auto transfer = [&](const std::string& id, int64_t points) {
-    return writer.Ledger(lbtest::TransfersEvent(org, id, id, ledger::v1::TRANSFER_KIND_KUDOS,
-                                                "g", {{"r", ""}}, {}, points, t));
+    return writer.Ledger(TransferToR(org, id, points, t));
   };
   std::string applied_before = transfer("A", 1);  // applied by the old version, still pending
   transfer("B", 10);
@@ -388,8 +382,7 @@ TEST(ConsumerCrashTest, Consumer_UpgradeReadsTheOldAppliedSetUntilTheStreamHasAM
   replica.consumer->Start();
   ASSERT_TRUE(Eventually([&] { return Backlog(pool, org) == 0; }));
   replica.consumer->Stop();
-  std::string all = leaderboard::BoardKey(org, v1::METRIC_POINTS_RECEIVED, v1::WINDOW_ALL_TIME,
-                                          "all", v1::SCOPE_ORG, "");
+  std::string all = AllTimePoints(org);
   EXPECT_EQ(ZScore(pool, all, "r"), 110);  // B and C only
   auto mark = pool.Run({"HGET", leaderboard::MarksKey(org), "l"});
   ASSERT_TRUE(mark.ok());
@@ -410,8 +403,7 @@ TEST(ConsumerCrashTest, Consumer_UpgradeWaitsForAnotherConsumersEarlierPendingEn
   int64_t total = 0;
   for (int i = 0; i < 10; ++i) {
     std::string id = absl::StrCat("T", i);
-    writer.Ledger(lbtest::TransfersEvent(org, id, id, ledger::v1::TRANSFER_KIND_KUDOS, "g",
-                                         {{"r", ""}}, {}, 1 << i, absl::Now()));
+    writer.Ledger(TransferToR(org, id, 1 << i, absl::Now()));
     total += 1 << i;
   }
   // The old version's applied set exists (other entries of it).
@@ -425,8 +417,7 @@ TEST(ConsumerCrashTest, Consumer_UpgradeWaitsForAnotherConsumersEarlierPendingEn
   replica.consumer->Start();
   ASSERT_TRUE(Eventually([&] { return Backlog(pool, org) == 0; }));
   replica.consumer->Stop();
-  std::string all = leaderboard::BoardKey(org, v1::METRIC_POINTS_RECEIVED, v1::WINDOW_ALL_TIME,
-                                          "all", v1::SCOPE_ORG, "");
+  std::string all = AllTimePoints(org);
   EXPECT_EQ(ZScore(pool, all, "r"), total) << "every entry applied exactly once";
 }
 
@@ -448,8 +439,7 @@ TEST(ConsumerCrashTest, Consumer_SendsOneIncrementPerBoardAndMemberPerBatch) {
   replica.consumer->Start();
   ASSERT_TRUE(Eventually([&] { return Backlog(pool, org) == 0; }));
   replica.consumer->Stop();
-  std::string all = leaderboard::BoardKey(org, v1::METRIC_POINTS_RECEIVED, v1::WINDOW_ALL_TIME,
-                                          "all", v1::SCOPE_ORG, "");
+  std::string all = AllTimePoints(org);
   EXPECT_EQ(ZScore(pool, all, "r"), 80);
   auto info = pool.Run({"INFO", "commandstats"});
   ASSERT_TRUE(info.ok());
@@ -484,8 +474,7 @@ TEST(ConsumerCrashTest, Consumer_ReadsAndWritesABatchsGuardsWithOneCommandPerBuc
   replica.consumer->Stop();
   auto info = pool.Run({"INFO", "commandstats"});  // before this test's own reads
   ASSERT_TRUE(info.ok());
-  std::string all = leaderboard::BoardKey(org, v1::METRIC_POINTS_RECEIVED, v1::WINDOW_ALL_TIME,
-                                          "all", v1::SCOPE_ORG, "");
+  std::string all = AllTimePoints(org);
   EXPECT_EQ(ZScore(pool, all, "r"), 80);
   EXPECT_EQ(GuardIds(pool, org, 'l').size(), 40u);
   std::set<int> buckets;
@@ -753,10 +742,7 @@ TEST(SnapshotTest, Compact_NeverTrimsWhatAConsumerGroupHasNotAcknowledged) {
   std::string stream = leaderboard::LedgerStream(org);
   std::vector<std::string> ids;
   for (int i = 0; i < 20; ++i) {
-    ids.push_back(writer.Ledger(lbtest::TransfersEvent(org, absl::StrCat("T", i),
-                                                       absl::StrCat("T", i),
-                                                       ledger::v1::TRANSFER_KIND_KUDOS, "g",
-                                                       {{"r", ""}}, {}, 1, absl::Now())));
+    ids.push_back(writer.Ledger(TransferToR(org, absl::StrCat("T", i), 1, absl::Now())));
   }
   // Another reader's group: entries 0..4 delivered, 2..4 still pending.
   ASSERT_TRUE(pool.Run({"XGROUP", "CREATE", stream, "other", "0"}).ok());
@@ -793,9 +779,7 @@ TEST(SnapshotTest, Compactor_CompactsOnlyOrgsWhoseStreamsPassTheLength) {
   lbtest::EventWriter small(redis.address(), "small");
   WriteHistory(big);
   for (int i = 0; i < 3; ++i) {
-    small.Ledger(lbtest::TransfersEvent("small", absl::StrCat("S", i), absl::StrCat("S", i),
-                                        ledger::v1::TRANSFER_KIND_KUDOS, "g", {{"r", ""}}, {}, 1,
-                                        absl::Now()));
+    small.Ledger(TransferToR("small", absl::StrCat("S", i), 1, absl::Now()));
   }
   Replica replica(redis, "replica-a", 200);
   replica.consumer->Start();
@@ -922,9 +906,7 @@ TEST(SnapshotTest, Rebuild_RefusesWhenAStreamWasTrimmedPastTheSnapshotsMark) {
   auto write = [&](int count) {
     for (int i = 0; i < count; ++i) {
       std::string id = absl::StrCat("T", ids.size());
-      ids.push_back(writer.Ledger(lbtest::TransfersEvent(org, id, id,
-                                                         ledger::v1::TRANSFER_KIND_KUDOS, "g",
-                                                         {{"r", ""}}, {}, 1, absl::Now())));
+      ids.push_back(writer.Ledger(TransferToR(org, id, 1, absl::Now())));
     }
   };
   write(10);
@@ -960,8 +942,7 @@ TEST(SnapshotTest, Compact_TrimIsBoundedPerCallAndNeverPassesTheMark) {
   std::vector<std::string> ids;
   for (int i = 0; i < 300; ++i) {
     std::string id = absl::StrCat("T", i);
-    ids.push_back(writer.Ledger(lbtest::TransfersEvent(org, id, id, ledger::v1::TRANSFER_KIND_KUDOS,
-                                                       "g", {{"r", ""}}, {}, 1, absl::Now())));
+    ids.push_back(writer.Ledger(TransferToR(org, id, 1, absl::Now())));
   }
   Replica replica(redis, "replica-a", 200);
   replica.consumer->Start();

@@ -149,19 +149,25 @@ ledger::v1::LedgerEvent TransfersEvent(const std::string& org, const std::string
   return event;
 }
 
+std::vector<std::string> ScanKeys(common::redis::Pool& pool, const std::string& pattern) {
+  std::vector<std::string> keys;
+  std::string cursor = "0";
+  for (int page = 0; page < 10000; ++page) {
+    auto scan = pool.Run({"SCAN", cursor, "MATCH", pattern, "COUNT", "1000"});
+    EXPECT_TRUE(scan.ok()) << scan.status();
+    if (!scan.ok()) return keys;
+    cursor = scan->elements[0].str;
+    for (const auto& k : scan->elements[1].elements) keys.push_back(k.str);
+    if (cursor == "0") return keys;
+  }
+  ADD_FAILURE() << "SCAN " << pattern << " did not end within 10,000 pages";
+  return keys;
+}
+
 std::map<std::string, std::string> DumpProjections(common::redis::Pool& pool,
                                                    const std::string& org) {
   std::map<std::string, std::string> out;
-  std::string cursor = "0";
-  std::vector<std::string> keys;
-  do {
-    auto scan = pool.Run({"SCAN", cursor, "MATCH", "lb:{" + org + "}:*", "COUNT", "1000"});
-    EXPECT_TRUE(scan.ok());
-    if (!scan.ok()) return out;
-    cursor = scan->elements[0].str;
-    for (const auto& k : scan->elements[1].elements) keys.push_back(k.str);
-  } while (cursor != "0");
-  for (const std::string& key : keys) {
+  for (const std::string& key : ScanKeys(pool, "lb:{" + org + "}:*")) {
     auto type = pool.Run({"TYPE", key});
     EXPECT_TRUE(type.ok()) << key;
     if (!type.ok()) continue;

@@ -65,6 +65,10 @@ ledger::v1::LedgerEvent TransfersEvent(const std::string& org, const std::string
                                        const std::vector<std::string>& values, int64_t points,
                                        absl::Time time);
 
+// The keys matching a SCAN pattern (at most 10,000 pages of 1,000); a
+// failed SCAN is a test failure, and what was read so far is returned.
+std::vector<std::string> ScanKeys(common::redis::Pool& pool, const std::string& pattern);
+
 // Every lb:{org}:* key of a Redis with its type, content (sorted where Redis
 // does not order it) and expiry, as text: equal dumps, equal projections.
 std::map<std::string, std::string> DumpProjections(common::redis::Pool& pool,
