@@ -673,7 +673,13 @@ absl::StatusOr<int64_t> Store::SplitLegacyGuards(const std::string& org) {
   // A legacy zset holds one retry window of ids (30 days by default; three
   // years of retractions): the rounds' bound is far past any of them.
   constexpr int kMaxRounds = 100000;
+  // Every org's discovery asks: one round trip when there is nothing to move.
+  common::redis::Command exists = {"EXISTS"};
+  for (char stream : kGuardStreams) exists.push_back(LegacyGuardKey(org, stream));
+  absl::StatusOr<Reply> found = pool_.Run(exists);
+  if (!found.ok()) return found.status();
   int64_t moved = 0;
+  if (found->integer == 0) return moved;
   for (char stream : kGuardStreams) {
     const std::string legacy = LegacyGuardKey(org, stream);
     for (int round = 0;; ++round) {
