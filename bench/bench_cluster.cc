@@ -23,15 +23,13 @@ LocalCluster::LocalCluster(const std::string& redis_server, const std::string& r
     const std::string node_dir = absl::StrCat(dir, "/node", i);
     std::system(("mkdir -p '" + node_dir + "' && rm -f '" + node_dir + "'/*").c_str());
     ports_.push_back(port);
-    std::vector<std::string> args = {"--port", absl::StrCat(port), "--bind", "127.0.0.1",
-                                     // Relative to --dir (redis-server changes into it first).
-                                     "--cluster-enabled", "yes", "--cluster-config-file",
-                                     "nodes.conf", "--cluster-port", absl::StrCat(bus_port),
-                                     "--cluster-node-timeout", "5000",
-                                     "--dir", node_dir, "--save", "", "--appendonly", "no",
-                                     "--daemonize", "no", "--loglevel", "warning"};
-    // The config file goes first: redis-server reads it, then the options.
-    if (!redis_config.empty()) args.insert(args.begin(), redis_config);
+    std::vector<std::string> args = RedisServerArgs(
+        redis_config, {"--port", absl::StrCat(port), "--bind", "127.0.0.1",
+                       // Relative to --dir (redis-server changes into it first).
+                       "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                       "--cluster-port", absl::StrCat(bus_port), "--cluster-node-timeout", "5000",
+                       "--dir", node_dir, "--save", "", "--appendonly", "no", "--daemonize", "no",
+                       "--loglevel", "warning"});
     nodes_.push_back(std::make_unique<Child>(redis_server, args, absl::StrCat(dir, "/node", i, ".log")));
     if (!WaitForPort(port, std::chrono::seconds(10))) {
       throw std::runtime_error(absl::StrCat("cluster node ", i, " did not start; see ", dir));

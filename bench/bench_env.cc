@@ -187,4 +187,10 @@ void Authorize(grpc::ClientContext& context, const std::string& token, double ti
   context.set_deadline(DeadlineIn(timeout_s));
 }
 
+std::vector<std::string> RedisServerArgs(const std::string& config,
+                                         std::vector<std::string> options) {
+  if (!config.empty()) options.insert(options.begin(), config);
+  return options;
+}
+
 }  // namespace bench

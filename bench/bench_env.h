@@ -101,6 +101,11 @@ struct Row {
   std::string verdict; // "met", "MISSED", "info"
 };
 
+// A redis-server's arguments: the config file `config` first (redis-server
+// reads it, then the options; empty = none), then `options`.
+std::vector<std::string> RedisServerArgs(const std::string& config,
+                                         std::vector<std::string> options);
+
 // ---------------------------------------------------------------- tokens
 
 // Development tokens (HS256, dev secret), as the tests mint them.

@@ -1943,11 +1943,9 @@ void SendKudosCluster(Bench& b) {
 // ---------------------------------------------------------------- ledger WAIT
 
 // A redis-server's arguments: the platform's config file (--redis_config),
-// read first, then the scenario's options.
+// then the scenario's options.
 std::vector<std::string> RedisArgs(std::vector<std::string> options) {
-  const std::string config = absl::GetFlag(FLAGS_redis_config);
-  if (!config.empty()) options.insert(options.begin(), config);
-  return options;
+  return RedisServerArgs(absl::GetFlag(FLAGS_redis_config), std::move(options));
 }
 
 // A redis-server replicating `primary_port` (no RDB/AOF), ready once its
