@@ -93,6 +93,15 @@ status=0
 (cd "$BUILD_DIR" && ctest --output-on-failure -j "$JOBS" --timeout 900 "${CTEST_SELECT[@]}" ${CTEST_ARGS:-}) || status=$?
 echo "== tests ran in $((SECONDS - phase_start)) s"
 
+# A failing suite's output can be thousands of lines of service logs, and a CI
+# summary keeps only the head and tail of the run; so the failed assertions are
+# repeated here, last, where they are seen (bounded: 40 per run, 12 lines each).
+LAST_LOG=$BUILD_DIR/Testing/Temporary/LastTest.log
+if [ "$status" -ne 0 ] && [ -f "$LAST_LOG" ]; then
+  echo "== failed assertions (from $LAST_LOG)"
+  grep -E -A12 -m 40 '(: Failure$|^\[  FAILED  \] [A-Za-z_]+\.[A-Za-z_0-9]+ \()' "$LAST_LOG" | cut -c1-300 || true
+fi
+
 if [ -n "$SANITIZE" ]; then
   reports=$(find "$LOG_DIR" -type f | sort)
   if [ -n "$reports" ]; then

@@ -46,10 +46,12 @@ RedisCluster::RedisCluster() : RedisCluster(Options{}) {}
 
 RedisCluster::RedisCluster(Options options) : options_(std::move(options)) {
   const int total = options_.primaries * (1 + options_.replicas_per_primary);
+  // Client and bus ports drawn at once, so no node's bus port is another's port.
+  const std::vector<int> ports = FreePorts(2 * total);
   for (int i = 0; i < total; ++i) {
     Node node;
-    node.port = FreePort();
-    node.bus_port = FreePort();
+    node.port = ports[2 * i];
+    node.bus_port = ports[2 * i + 1];
     node.dir = MakeTempDir();
     nodes_.push_back(std::move(node));
   }
@@ -84,7 +86,7 @@ void RedisCluster::StartNode(Node& node) {
   std::vector<std::string> args = {
       REDIS_PLATFORM_CONF, "--port", std::to_string(node.port), "--cluster-port", std::to_string(node.bus_port),
       "--bind", "127.0.0.1", "--cluster-enabled", "yes", "--cluster-config-file",
-      node.dir + "/nodes.conf", "--cluster-node-timeout", "3000", "--dir", node.dir, "--save", "",
+      node.dir + "/nodes.conf", "--cluster-node-timeout", std::to_string(options_.node_timeout_ms), "--dir", node.dir, "--save", "",
       "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning",
       "--logfile", node.dir + "/redis.log"};
   args.insert(args.end(), options_.extra_args.begin(), options_.extra_args.end());

@@ -25,6 +25,9 @@ class RedisCluster {
   struct Options {
     int primaries = 3;
     int replicas_per_primary = 0;
+    // cluster-node-timeout: how long a silent node takes to be marked failed
+    // (and, with no replica, the cluster to refuse every command: CLUSTERDOWN).
+    int node_timeout_ms = 3000;
     // Added to every node's redis-server command line.
     std::vector<std::string> extra_args = {};
   };
