@@ -99,7 +99,7 @@ echo "== tests ran in $((SECONDS - phase_start)) s"
 LAST_LOG=$BUILD_DIR/Testing/Temporary/LastTest.log
 if [ "$status" -ne 0 ] && [ -f "$LAST_LOG" ]; then
   echo "== failed assertions (from $LAST_LOG)"
-  grep -E -A12 -m 40 '(: Failure$|^\[  FAILED  \] [A-Za-z_]+\.[A-Za-z_0-9]+ \()' "$LAST_LOG" | cut -c1-300 || true
+  grep -E -A12 -m 40 '(: Failure$|^\[  FAILED  \] .+ \([0-9]+ ms\)$)' "$LAST_LOG" | cut -c1-300 || true
 fi
 
 if [ -n "$SANITIZE" ]; then

@@ -84,10 +84,18 @@ RedisCluster::~RedisCluster() {
 
 void RedisCluster::StartNode(Node& node) {
   std::vector<std::string> args = {
-      REDIS_PLATFORM_CONF, "--port", std::to_string(node.port), "--cluster-port", std::to_string(node.bus_port),
-      "--bind", "127.0.0.1", "--cluster-enabled", "yes", "--cluster-config-file",
-      node.dir + "/nodes.conf", "--cluster-node-timeout", std::to_string(options_.node_timeout_ms), "--dir", node.dir, "--save", "",
-      "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning",
+      REDIS_PLATFORM_CONF,
+      "--port", std::to_string(node.port),
+      "--cluster-port", std::to_string(node.bus_port),
+      "--bind", "127.0.0.1",
+      "--cluster-enabled", "yes",
+      "--cluster-config-file", node.dir + "/nodes.conf",
+      "--cluster-node-timeout", std::to_string(options_.node_timeout_ms),
+      "--dir", node.dir,
+      "--save", "",
+      "--appendonly", "no",
+      "--daemonize", "no",
+      "--loglevel", "warning",
       "--logfile", node.dir + "/redis.log"};
   args.insert(args.end(), options_.extra_args.begin(), options_.extra_args.end());
   node.process = std::make_unique<Process>(REDIS_SERVER_BINARY, args);
