@@ -94,12 +94,20 @@ status=0
 echo "== tests ran in $((SECONDS - phase_start)) s"
 
 # A failing suite's output can be thousands of lines of service logs, and a CI
-# summary keeps only the head and tail of the run; so the failed assertions are
-# repeated here, last, where they are seen (bounded: 40 per run, 12 lines each).
+# summary keeps only the head and a short tail of the run; so the failed
+# assertions are repeated here, one line each (gtest's "file:line: Failure"
+# and the 3 lines after it, joined), with the failed tests' names: at most
+# 16 lines of 400 characters, short enough to stay in that tail.
 LAST_LOG=$BUILD_DIR/Testing/Temporary/LastTest.log
 if [ "$status" -ne 0 ] && [ -f "$LAST_LOG" ]; then
   echo "== failed assertions (from $LAST_LOG)"
-  grep -E -A12 -m 40 '(: Failure$|^\[  FAILED  \] .+ \([0-9]+ ms\)$)' "$LAST_LOG" | cut -c1-300 || true
+  awk -v max_lines=16 '
+    function flush() { if (failure != "") { print substr(failure, 1, 400); failure = ""; ++lines } }
+    lines >= max_lines { exit }
+    / Failure$/ { flush(); failure = $0; after = 3; next }
+    after > 0 { failure = failure " | " $0; if (--after == 0) flush(); next }
+    /^\[  FAILED  \] .+ \([0-9]+ ms\)$/ { print substr($0, 1, 400); ++lines }
+    END { if (lines < max_lines) flush() }' "$LAST_LOG" || true
 fi
 
 if [ -n "$SANITIZE" ]; then
