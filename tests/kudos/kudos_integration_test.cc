@@ -363,15 +363,17 @@ TEST_F(KudosIntegrationTest, SendKudos_LedgerKilledMidCallThenRetriedYieldsOneSe
       ledger_->Start();
     }
   });
-  // Joins the killer on every exit path, so a failed assertion cannot
-  // destroy a joinable thread.
+  // Stops the killer, which leaves the ledger started: before the balances
+  // are read (the sends can all succeed before its last kill), and on every
+  // exit path, so a failed assertion cannot destroy a joinable thread.
   struct JoinOnExit {
     std::atomic<bool>& done;
     std::thread& thread;
-    ~JoinOnExit() {
+    void Join() {
       done.store(true);
-      thread.join();
+      if (thread.joinable()) thread.join();
     }
+    ~JoinOnExit() { Join(); }
   } join_killer{done, killer};
   const int kKudos = 12;
   for (int i = 0; i < kKudos; ++i) {
@@ -384,6 +386,7 @@ TEST_F(KudosIntegrationTest, SendKudos_LedgerKilledMidCallThenRetriedYieldsOneSe
     } while (!status.ok() && std::chrono::steady_clock::now() < deadline);
     ASSERT_TRUE(status.ok()) << i << ": " << status.error_message();
   }
+  join_killer.Join();
   EXPECT_EQ(Earned("bob"), kKudos);
   EXPECT_EQ(TransferCount("bob"), kKudos);
   EXPECT_EQ(Feed().size(), static_cast<size_t>(kKudos));
