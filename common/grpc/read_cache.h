@@ -12,6 +12,11 @@
 // Invalidate(group) (the fetches in flight then are neither stored nor
 // joined). So a change is visible at the latest `ttl` after it was written
 // (at once when this replica is told of it through Invalidate).
+// A writer of this replica brackets its writes with BeginWrite/EndWrite: in
+// between, the group's reads go to Redis and nothing is stored or served,
+// so no read that starts after a write took effect gets a value from before
+// it (Invalidate after the write would leave the moment between the write
+// and the call open).
 //
 // Bounds: at most `max_keys` keys (fresh values + fetches in flight; past it a
 // read fetches on its own, uncached), at most `max_waiters_per_fetch` calls
@@ -80,6 +85,11 @@ class ReadCache {
 
   // Drops the group's values; its fetches in flight are neither stored nor joined.
   void Invalidate(const std::string& group);
+  // Invalidate, and until the matching EndWrite the group's reads fetch alone
+  // (neither served, stored nor joined). Calls nest: one EndWrite per BeginWrite.
+  void BeginWrite(const std::string& group);
+  // Invalidate (what was read during the writes is gone), and ends one BeginWrite.
+  void EndWrite(const std::string& group);
 
   const ReadCacheOptions& options() const { return options_; }
   Stats stats() const {
@@ -136,6 +146,7 @@ class ReadCache {
   void Complete(const std::string& key, const std::shared_ptr<Flight>& flight,
                 absl::StatusOr<V> result);
   void EraseLocked(typename std::unordered_map<std::string, Slot>::iterator it);
+  void InvalidateLocked(const std::string& group);
   // Drops expired values (not fetches in flight), at most every ttl / 4.
   void PurgeLocked(Clock::time_point now);
   static void Alone(Fetch fetch, Done done);
@@ -144,6 +155,7 @@ class ReadCache {
   mutable std::mutex mu_;
   std::unordered_map<std::string, Slot> slots_;
   std::unordered_map<std::string, std::unordered_set<std::string>> keys_of_group_;
+  std::unordered_map<std::string, int> writes_of_group_;  // BeginWrite - EndWrite
   Clock::time_point next_purge_{};
   Stats stats_;
 };
@@ -160,6 +172,11 @@ template <typename V>
 void ReadCache<V>::Get(const std::string& group, const std::string& key, Clock::time_point now,
                        Clock::time_point deadline, Fetch fetch, Done done) {
   std::unique_lock<std::mutex> lock(mu_);
+  if (writes_of_group_.count(group) > 0) {
+    ++stats_.uncached;
+    lock.unlock();
+    return Alone(std::move(fetch), std::move(done));
+  }
   auto it = slots_.find(key);
   if (it != slots_.end()) {
     Slot& slot = it->second;
@@ -233,10 +250,32 @@ void ReadCache<V>::Complete(const std::string& key, const std::shared_ptr<Flight
 template <typename V>
 void ReadCache<V>::Invalidate(const std::string& group) {
   std::lock_guard<std::mutex> lock(mu_);
+  InvalidateLocked(group);
+}
+
+template <typename V>
+void ReadCache<V>::InvalidateLocked(const std::string& group) {
   auto keys = keys_of_group_.find(group);
   if (keys == keys_of_group_.end()) return;
   for (const std::string& key : keys->second) slots_.erase(key);
   keys_of_group_.erase(keys);
+}
+
+template <typename V>
+void ReadCache<V>::BeginWrite(const std::string& group) {
+  std::lock_guard<std::mutex> lock(mu_);
+  InvalidateLocked(group);
+  ++writes_of_group_[group];
+}
+
+template <typename V>
+void ReadCache<V>::EndWrite(const std::string& group) {
+  std::lock_guard<std::mutex> lock(mu_);
+  InvalidateLocked(group);
+  auto writes = writes_of_group_.find(group);
+  KUDOS_CHECK(writes != writes_of_group_.end() && writes->second > 0,
+              "EndWrite follows a BeginWrite of the same group");
+  if (--writes->second == 0) writes_of_group_.erase(writes);
 }
 
 template <typename V>

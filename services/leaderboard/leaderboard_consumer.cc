@@ -3,6 +3,7 @@
 #include "services/leaderboard/seasons.h"
 
 #include <map>
+#include <set>
 #include <thread>
 #include <memory>
 #include <deque>
@@ -590,6 +591,29 @@ std::string DeadLetterStream(const std::string& org) {
 
 namespace {
 
+// ConsumerOptions::on_writes around one apply: begun for each org of the
+// batch, ended on every way out (an error or a crash hook included), so a
+// page cache is never left bypassed.
+class WritesBracket {
+ public:
+  WritesBracket(const std::function<void(const std::string&, bool)>& on_writes,
+                std::set<std::string> orgs)
+      : on_writes_(on_writes), orgs_(std::move(orgs)) {
+    if (!on_writes_) return;
+    for (const std::string& org : orgs_) on_writes_(org, true);
+  }
+  ~WritesBracket() {
+    if (!on_writes_) return;
+    for (const std::string& org : orgs_) on_writes_(org, false);
+  }
+  WritesBracket(const WritesBracket&) = delete;
+  WritesBracket& operator=(const WritesBracket&) = delete;
+
+ private:
+  const std::function<void(const std::string&, bool)>& on_writes_;
+  const std::set<std::string> orgs_;
+};
+
 int64_t SteadyMs() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
@@ -1015,9 +1039,14 @@ void Consumer::Apply(const Batch& batch) {
 absl::Status Consumer::ApplyAndAck(const Batch& batch) {
   std::vector<Projector::BatchItem> items;
   items.reserve(batch.size());
-  for (const auto& [stream, entry] : batch) items.push_back({&stream->org, stream->kind, &entry});
+  std::set<std::string> orgs;
+  for (const auto& [stream, entry] : batch) {
+    items.push_back({&stream->org, stream->kind, &entry});
+    orgs.insert(stream->org);
+  }
   absl::StatusOr<std::vector<Projector::Result>> results;
   {
+    WritesBracket writes(options_.on_writes, std::move(orgs));
     std::lock_guard<std::mutex> lock(projector_.apply_mutex());
     results = projector_.ApplyBatch(items);
   }

@@ -300,6 +300,12 @@ struct ConsumerOptions {
   EventsOptions events = EventsOptionsFromFlags();
   // Issue 18: closes ended seasons in the period sweep (nullptr: none).
   SeasonCloser* seasons = nullptr;
+  // Called with true before this replica applies a batch of the org, and with
+  // false once the apply returned, whatever its outcome: main.cc brackets the
+  // page cache's writes with it (ReadCache::BeginWrite), so no GetLeaderboard
+  // of this replica that starts after a batch took effect is served a page
+  // from before it. Empty: nothing to tell.
+  std::function<void(const std::string& org, bool begin)> on_writes;
 };
 
 // The org's dead-letter stream: entries given up on after

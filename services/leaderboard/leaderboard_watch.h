@@ -60,7 +60,10 @@ WatchLimits WatchLimitsFromFlags();
 // the watch's coalescing, so a reader is never further behind than a
 // watcher), and never after this replica's consumer (or a rebuild) changed
 // any board of its org: Watchers::Touched/TouchOrg invalidate the org's
-// pages. Another replica's consumer does not tell this one: there the ttl
+// pages, and this replica's consumer brackets each apply with
+// pages().BeginWrite/EndWrite (ConsumerOptions::on_writes), so a read that
+// starts after a batch took effect in Redis is never served a page from
+// before it. Another replica's consumer does not tell this one: there the ttl
 // is the bound. At most --board_page_cache_entries (env
 // LEADERBOARD_PAGE_CACHE_ENTRIES, 4096) pages.
 //

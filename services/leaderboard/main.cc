@@ -185,6 +185,13 @@ int main(int argc, char** argv) {
       consumer_options.events.top_n, consumer_options.events.max_len,
       consumer_options.events.close_grace);
   consumer_options.seasons = &season_closer;
+  consumer_options.on_writes = [&watchers](const std::string& org, bool begin) {
+    if (begin) {
+      watchers.pages().BeginWrite(org);
+    } else {
+      watchers.pages().EndWrite(org);
+    }
+  };
   leaderboard::Consumer consumer(
       store, projector, consumer_options,
       [&watchers](const std::string& org, const std::vector<std::string>& touched) {

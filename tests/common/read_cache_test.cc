@@ -139,6 +139,49 @@ TEST(ReadCacheTest, InvalidateDropsTheGroupsValuesAndItsFetchInFlightIsNeitherSt
   EXPECT_TRUE(h.pending.empty());
 }
 
+// A writer's bracket: from BeginWrite the group's reads fetch on their own
+// (a value from before is not served, nothing read meanwhile is stored or
+// joined, even a fetch begun before); after EndWrite the cache serves again,
+// and another group is served throughout.
+TEST(ReadCacheTest, BetweenBeginWriteAndEndWriteTheGroupsReadsAreNeitherServedNorStored) {
+  Harness h(Options(10s));
+  const Clock::time_point t0 = Clock::now();
+  h.Read("k", t0);
+  h.Read("k2", t0, Clock::time_point::max() - 1h, "org2");
+  h.Answer(std::string("before"));
+  h.Answer(std::string("org2's"));
+  size_t in_flight = h.Read("k3", t0);  // begun before the writes
+
+  h.cache.BeginWrite("org");
+  h.cache.BeginWrite("org");  // nested: a second batch of the org
+  size_t during = h.Read("k", t0 + 1ms);
+  size_t during_too = h.Read("k", t0 + 1ms);
+  ASSERT_EQ(h.pending.size(), 3u) << "each read during the writes fetches alone";
+  EXPECT_EQ(Val(h.answers[h.Read("k2", t0 + 1ms, Clock::time_point::max() - 1h, "org2")]),
+            "org2's");
+  h.Answer(std::string("k3 before"));
+  EXPECT_EQ(Val(h.answers[in_flight]), "k3 before");
+  h.Answer(std::string("during 1"));
+  h.Answer(std::string("during 2"));
+  EXPECT_EQ(Val(h.answers[during]), "during 1");
+  EXPECT_EQ(Val(h.answers[during_too]), "during 2");
+  h.cache.EndWrite("org");
+  h.Read("k", t0 + 2ms);
+  EXPECT_EQ(h.pending.size(), 1u) << "one write of the org still open";
+  h.Answer(std::string("still writing"));
+
+  h.cache.EndWrite("org");
+  size_t after = h.Read("k", t0 + 3ms);
+  size_t k3 = h.Read("k3", t0 + 3ms);
+  ASSERT_EQ(h.pending.size(), 2u) << "nothing read before or during the writes is served";
+  h.Answer(std::string("after"));
+  h.Answer(std::string("k3 after"));
+  EXPECT_EQ(Val(h.answers[after]), "after");
+  EXPECT_EQ(Val(h.answers[k3]), "k3 after");
+  EXPECT_EQ(Val(h.answers[h.Read("k", t0 + 4ms)]), "after");
+  EXPECT_TRUE(h.pending.empty()) << "served again once the writes ended";
+}
+
 TEST(ReadCacheTest, AnErrorReachesEveryWaiterAndIsNotCached) {
   Harness h(Options(10s));
   const Clock::time_point t0 = Clock::now();
