@@ -24,10 +24,12 @@ using Clock = Cache::Clock;
 // A fetch answered later by the test, and the answers the calls got.
 struct Harness {
   explicit Harness(common::grpc_util::ReadCacheOptions options) : cache(options) {}
+  // The deadline of a read that has none of its own.
+  static constexpr Clock::time_point kNoDeadline = Clock::time_point::max() - 1h;
 
   // Starts a read of `key` (group "org"), returning the index of its answer slot.
   size_t Read(const std::string& key, Clock::time_point now,
-              Clock::time_point deadline = Clock::time_point::max() - 1h,
+              Clock::time_point deadline = kNoDeadline,
               const std::string& group = "org") {
     size_t index = answers.size();
     answers.emplace_back();
@@ -40,6 +42,17 @@ struct Harness {
                                     : absl::StatusOr<std::string>(got.status());
         });
     return index;
+  }
+  // A read of `key` in `group` with no deadline of its own.
+  size_t ReadIn(const std::string& group, const std::string& key, Clock::time_point now) {
+    return Read(key, now, kNoDeadline, group);
+  }
+  // Caches `value` for `key`: a read at `now` answered at once (none other pending).
+  void Seed(const std::string& key, const std::string& value, Clock::time_point now,
+            const std::string& group = "org") {
+    ASSERT_TRUE(pending.empty()) << "Seed answers its own fetch";
+    ReadIn(group, key, now);
+    Answer(value);
   }
   // Answers the oldest fetch not yet answered.
   void Answer(absl::StatusOr<std::string> value) {
@@ -113,17 +126,15 @@ TEST(ReadCacheTest, ConcurrentIdenticalReadsShareOneFetchAndOtherKeysFetchTheirO
 TEST(ReadCacheTest, InvalidateDropsTheGroupsValuesAndItsFetchInFlightIsNeitherStoredNorJoined) {
   Harness h(Options(10s));
   const Clock::time_point t0 = Clock::now();
-  h.Read("k", t0);
-  h.Read("k2", t0, Clock::time_point::max() - 1h, "org2");
-  h.Answer(std::string("old"));
-  h.Answer(std::string("org2's"));
+  h.Seed("k", "old", t0);
+  h.Seed("k2", "org2's", t0, "org2");
 
   // A change: the next read fetches although the ttl has not passed.
   h.cache.Invalidate("org");
   size_t after = h.Read("k", t0 + 1ms);
   ASSERT_EQ(h.pending.size(), 1u);
   // Another org's value stays.
-  EXPECT_EQ(Val(h.answers[h.Read("k2", t0 + 1ms, Clock::time_point::max() - 1h, "org2")]), "org2's");
+  EXPECT_EQ(Val(h.answers[h.ReadIn("org2", "k2", t0 + 1ms)]), "org2's");
 
   // Invalidated while that fetch is in flight: a new read does not join it...
   h.cache.Invalidate("org");
@@ -146,10 +157,8 @@ TEST(ReadCacheTest, InvalidateDropsTheGroupsValuesAndItsFetchInFlightIsNeitherSt
 TEST(ReadCacheTest, BetweenBeginWriteAndEndWriteTheGroupsReadsAreNeitherServedNorStored) {
   Harness h(Options(10s));
   const Clock::time_point t0 = Clock::now();
-  h.Read("k", t0);
-  h.Read("k2", t0, Clock::time_point::max() - 1h, "org2");
-  h.Answer(std::string("before"));
-  h.Answer(std::string("org2's"));
+  h.Seed("k", "before", t0);
+  h.Seed("k2", "org2's", t0, "org2");
   size_t in_flight = h.Read("k3", t0);  // begun before the writes
 
   h.cache.BeginWrite("org");
@@ -157,8 +166,7 @@ TEST(ReadCacheTest, BetweenBeginWriteAndEndWriteTheGroupsReadsAreNeitherServedNo
   size_t during = h.Read("k", t0 + 1ms);
   size_t during_too = h.Read("k", t0 + 1ms);
   ASSERT_EQ(h.pending.size(), 3u) << "each read during the writes fetches alone";
-  EXPECT_EQ(Val(h.answers[h.Read("k2", t0 + 1ms, Clock::time_point::max() - 1h, "org2")]),
-            "org2's");
+  EXPECT_EQ(Val(h.answers[h.ReadIn("org2", "k2", t0 + 1ms)]), "org2's");
   h.Answer(std::string("k3 before"));
   EXPECT_EQ(Val(h.answers[in_flight]), "k3 before");
   h.Answer(std::string("during 1"));
