@@ -314,7 +314,8 @@ absl::StatusOr<std::string> Archiver::RunArchiveBatch(const std::string& org,
       const uint64_t digest = IdDigest(id);
       keys.push_back(KudosStore::RecordKey(org, RecordKind::kKudos, id));
       keys.push_back(KudosStore::BoostsKey(org, id));
-      args.insert(args.end(), {id, std::to_string(entry.seq), std::to_string(entry.kudos.boosts_size()),
+      args.insert(args.end(), {id, KudosStore::FeedMember(id), std::to_string(entry.seq),
+                               std::to_string(entry.kudos.boosts_size()),
                                IndexField(digest), IndexRecord(digest, ref),
                                std::to_string(feeds[i].size())});
       for (size_t f = 0; f < feeds[i].size(); ++f) {

@@ -15,6 +15,7 @@
 #include "absl/time/clock.h"
 #include "common/audit.h"
 #include "common/check/check.h"
+#include "common/ids/packed_id.h"
 #include "common/log/log.h"
 #include "lua/kBeginRecognitionLua.h"
 #include "lua/kClaimReconcileLua.h"
@@ -137,6 +138,19 @@ std::string KudosStore::StoredFingerprint(const std::string& fingerprint) {
 
 bool KudosStore::SameFingerprint(const std::string& stored, const std::string& fingerprint) {
   return stored == fingerprint || (fingerprint.size() == 64 && stored == StoredFingerprint(fingerprint));
+}
+
+std::string KudosStore::FeedMember(const std::string& kudos_id) {
+  std::optional<std::string> packed = common::ids::PackKudosId(kudos_id);
+  if (!packed.has_value()) return kudos_id;
+  return kPackedFeedMarker + *packed;
+}
+
+std::string KudosStore::KudosIdOfFeedMember(const std::string& member) {
+  if (member.size() != 1 + common::ids::kPackedKudosIdBytes || member[0] != kPackedFeedMarker) {
+    return member;
+  }
+  return common::ids::UnpackKudosId(absl::string_view(member).substr(1));
 }
 
 KudosStore::KudosStore(common::redis::Pool& pool, common::redis::AsyncClient* async,
@@ -580,6 +594,7 @@ std::vector<std::string> KudosStore::FinishArgs(RecordKind kind, const std::stri
     args.push_back(feed);
     args.push_back(chunk);
   }
+  args.push_back(FeedMember(id));
   return args;
 }
 
@@ -1010,7 +1025,7 @@ absl::StatusOr<std::vector<KudosStore::FeedEntry>> KudosStore::LiveFeedRange(
   for (size_t i = 0; i + 1 < flat.elements.size(); i += 2) {
     auto seq = SeqOf(flat.elements[i + 1]);
     if (!seq.ok()) return seq.status();
-    entries.push_back({flat.elements[i].str, *seq});
+    entries.push_back({KudosIdOfFeedMember(flat.elements[i].str), *seq});
   }
   return entries;
 }
@@ -1055,7 +1070,7 @@ absl::Status TakeHeads(const absl::StatusOr<Reply>& heads, Listing& listing) {
   for (size_t i = 0; i + 1 < live.elements.size(); i += 2) {
     auto seq = SeqOf(live.elements[i + 1]);
     if (!seq.ok()) return seq.status();
-    listing.candidates.push_back({*seq, live.elements[i].str, nullptr});
+    listing.candidates.push_back({*seq, KudosStore::KudosIdOfFeedMember(live.elements[i].str), nullptr});
   }
   const Reply& top_chunk = heads->elements[1];
   if (top_chunk.elements.size() == 2) {

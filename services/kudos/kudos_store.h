@@ -20,8 +20,9 @@
 //   kudos:{org}:pairs:<giver>:<week>     hash recipient -> points given that week (8 days;
 //                                        pair:<giver>:<recipient>:<week> counters before)
 //   kudos:{org}:archive:...              archived kudos (services/kudos/kudos_archive.h)
-//   kudos:{org}:feed:all|giver:<id>|recipient:<id>|team:<id>|value:<id>  ZSET by seq,
-//                                        the feed's newest entries (at most 128); past
+//   kudos:{org}:feed:all|giver:<id>|recipient:<id>|team:<id>|value:<id>  ZSET by seq
+//                                        of FeedMember(kudos id) (the id packed), the
+//                                        feed's newest entries (at most 128); past
 //                                        that the oldest 64 at a time move to sealed
 //                                        chunks <feed>#<name> (ZSETs), listed in
 //                                        <feed># (score = the chunk's max seq, member =
@@ -430,6 +431,16 @@ class KudosStore {
     return Prefix(org) + feed + "#" + chunk_name;
   }
   static std::string SealedChunkName(const std::string& seq) { return "s" + seq; }
+  // A kudos id as a feed entry's member (issue 15, memory). An id of the
+  // form NewId gives is stored packed (common/ids/packed_id.h) as 13 bytes,
+  // kPackedFeedMarker and its 12 bytes, not 25: about 20 B an entry instead
+  // of 32 in a feed's listpack, five or more entries a kudos. Any other id
+  // (and every entry written before) is its own member; ids are
+  // [A-Za-z0-9._-], so no id starts with the marker.
+  static constexpr char kPackedFeedMarker = '\x01';
+  static std::string FeedMember(const std::string& kudos_id);
+  // The kudos id of a feed member, packed or not.
+  static std::string KudosIdOfFeedMember(const std::string& member);
   static std::string ArchiveMonths(const std::string& org) { return Prefix(org) + "archive:months"; }
   static std::string ArchiveLock(const std::string& org) { return Prefix(org) + "archive:lock"; }
   static std::string ArchiveChunks(const std::string& org) { return Prefix(org) + "archive:chunks"; }

@@ -147,7 +147,7 @@ class OpsBuilder {
     for (const std::string& key : deleted_) {
       if (zkeys_.contains(key)) return Malformed("a board deleted and incremented in one batch");
     }
-    args.push_back(absl::StrCat(guards_.size() / 4));
+    args.push_back(absl::StrCat(guards_.size() / 5));
     args.insert(args.end(), guards_.begin(), guards_.end());
     args.push_back(absl::StrCat(trims_.size()));
     for (const auto& [key, below] : trims_) args.insert(args.end(), {key, absl::StrCat(below)});
@@ -290,10 +290,13 @@ class OpsBuilder {
     int64_t oldest = entry_ms - window;
     int64_t& below = trims_[*k];
     below = std::max(below, oldest);
-    auto it = applied_at_.find(id);
+    std::string member = GuardMember(id);
+    auto it = applied_at_.find(member);
     if (it != applied_at_.end() && it->second >= oldest) return true;
-    applied_at_[id] = entry_ms;
-    guards_.insert(guards_.end(), {id, *k, absl::StrCat(entry_ms), absl::StrCat(oldest)});
+    applied_at_[member] = entry_ms;
+    std::string text_id = member == id ? "" : id;
+    guards_.insert(guards_.end(), {std::move(member), *k, absl::StrCat(entry_ms), absl::StrCat(oldest),
+                                   std::move(text_id)});
     return false;
   }
 

@@ -38,7 +38,7 @@ struct AppliedBefore {
   std::optional<std::string> mark_k;
   std::optional<std::string> mark_l;
   absl::flat_hash_set<std::string> stale_entries;  // "k:<id>" / "l:<id>"
-  // Logical id -> the entry time (ms) it was applied at, as stored.
+  // GuardMember(logical id) -> the entry time (ms) it was applied at, as stored.
   absl::flat_hash_map<std::string, int64_t> seen_guards;
 };
 

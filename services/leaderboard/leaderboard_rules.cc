@@ -6,6 +6,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -14,6 +15,7 @@
 #include "absl/strings/strip.h"
 #include "common/auth/ids.h"
 #include "common/check/check.h"
+#include "common/ids/packed_id.h"
 
 namespace leaderboard {
 
@@ -28,6 +30,20 @@ using leaderboard::v1::Window;
 std::string Prefix(absl::string_view org) { return absl::StrCat("lb:{", org, "}:"); }
 std::string AppliedKey(absl::string_view org) { return Prefix(org) + "applied"; }
 std::string MarksKey(absl::string_view org) { return Prefix(org) + "hwm"; }
+std::string GuardMember(absl::string_view logical_id) {
+  static constexpr std::pair<absl::string_view, char> kKinds[] = {
+      {"kudos:", '\x01'}, {"retracted:", '\x02'}, {"transfer:", '\x03'}};
+  for (const auto& [prefix, kind] : kKinds) {
+    if (!absl::StartsWith(logical_id, prefix)) continue;
+    absl::string_view rest = logical_id.substr(prefix.size());
+    const size_t id_chars = 1 + 2 * common::ids::kPackedKudosIdBytes;
+    std::optional<std::string> packed = common::ids::PackKudosId(rest.substr(0, id_chars));
+    if (!packed.has_value()) return std::string(logical_id);
+    return absl::StrCat(std::string(1, kind), *packed, rest.substr(std::min(id_chars, rest.size())));
+  }
+  return std::string(logical_id);
+}
+
 int GuardBucket(absl::string_view logical_id) {
   uint32_t hash = 2166136261u;
   for (unsigned char c : logical_id) {

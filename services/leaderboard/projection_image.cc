@@ -669,7 +669,7 @@ absl::StatusOr<bool> ProjectionImage::ApplyCompactOps(const CompactPlan& plan) {
   return true;
 }
 
-bool ProjectionImage::Guard(const std::string& key, Value& seen, const std::string& id,
+bool ProjectionImage::Guard(const std::string& key, Value& seen, const std::string& logical_id,
                             int64_t entry_ms, int64_t oldest_ms) {
   // Ids applied before the window behind this entry leave (ZREMRANGEBYSCORE).
   // A stream's entry times only grow: the oldest are at the log's front.
@@ -687,8 +687,12 @@ bool ProjectionImage::Guard(const std::string& key, Value& seen, const std::stri
     }
     log.pop_front();
   }
-  auto [it, added] = seen.zset.try_emplace(id, static_cast<double>(entry_ms));
-  if (added) log.emplace_back(entry_ms, id);
+  // As apply_event.lua: the packed member, or the text a snapshot of a
+  // version before the packing holds (still within the window: trimmed above).
+  std::string member = GuardMember(logical_id);
+  if (member != logical_id && seen.zset.find(logical_id) != seen.zset.end()) return false;
+  auto [it, added] = seen.zset.try_emplace(member, static_cast<double>(entry_ms));
+  if (added) log.emplace_back(entry_ms, std::move(member));
   return added;
 }
 

@@ -169,9 +169,9 @@ class ProjectionImage {
   const Value* Find(const std::string& key, Value::Kind kind) const;
   void HSetNx(const std::string& key, const std::string& field, const std::string& value);
   // A logical guard (apply_batch.h) on the stream's zset of applied ids:
-  // true (and the id recorded at entry_ms) when it was not applied since
-  // oldest_ms.
-  bool Guard(const std::string& key, Value& seen, const std::string& id, int64_t entry_ms,
+  // true (and GuardMember(logical_id) recorded at entry_ms) when it was not
+  // applied since oldest_ms.
+  bool Guard(const std::string& key, Value& seen, const std::string& logical_id, int64_t entry_ms,
              int64_t oldest_ms);
 
   int64_t now_unix_seconds_;

@@ -599,13 +599,15 @@ TEST_F(RetentionTest, Archive_AFeedEntryReadBeforeItsKudosWasArchivedStillListsI
   ASSERT_TRUE(Boost("nina", ids[2], "fb1").ok());
   const auto before = Snapshot(ids);
   const std::string raced = ids[2];
-  auto seq = pool_->Run({"ZSCORE", kPrefix + "feed:all", raced});
+  auto seq = pool_->Run({"ZSCORE", kPrefix + "feed:all", kudos::KudosStore::FeedMember(raced)});
   ASSERT_TRUE(seq.ok() && !seq->is_nil());
   kudos::Archiver archiver(*pool_, *store_, Options(5, 4, 3));
   EXPECT_EQ(ArchiveAll(archiver, absl::Now() + absl::Hours(24) * 500), 8);
-  ASSERT_TRUE(pool_->Run({"ZADD", kPrefix + "feed:all", seq->str, raced}).ok());
+  ASSERT_TRUE(
+      pool_->Run({"ZADD", kPrefix + "feed:all", seq->str, kudos::KudosStore::FeedMember(raced)}).ok());
   EXPECT_EQ(Snapshot(ids), before);  // feed:all lists it once
-  // A feed the archive does not list it in: only the live entry finds it.
+  // A feed the archive does not list it in: only the live entry finds it
+  // (here in the form written before feed members were packed: the id).
   ASSERT_TRUE(pool_->Run({"ZADD", kPrefix + "feed:value:raced", seq->str, raced}).ok());
   auto page = store_->ListFeed(kOrg, "feed:value:raced", "", 10);
   ASSERT_TRUE(page.ok()) << page.status();
@@ -725,7 +727,8 @@ TEST_F(RetentionTest, Feeds_PastAHeadOf128SealChunksThatListArchiveAndUpgradeExa
   for (int page_size : {1, 100}) {
     EXPECT_EQ(IdsOf(ListAll({}, page_size)), newest_first) << "page size " << page_size;
   }
-  auto in_head = pool_->Run({"ZSCORE", kPrefix + "feed:all", late.kudos_id()});
+  auto in_head =
+      pool_->Run({"ZSCORE", kPrefix + "feed:all", kudos::KudosStore::FeedMember(late.kudos_id())});
   ASSERT_TRUE(in_head.ok());
   EXPECT_TRUE(in_head->is_nil());
   // Chunks hold disjoint ranges (previous max, own max], the head the rest.
@@ -797,6 +800,55 @@ TEST_F(RetentionTest, Feeds_PastAHeadOf128SealChunksThatListArchiveAndUpgradeExa
   EXPECT_EQ(ArchiveAll(archiver, absl::Now() + absl::Hours(24) * 500), static_cast<int64_t>(all.size()));
   EXPECT_EQ(Keys(kPrefix + "feed:*"), std::vector<std::string>());
   EXPECT_EQ(Snapshot(all), before);
+}
+
+// Issue 15 (memory): an id NewId gave is a feed member of 13 bytes, not 25.
+// An entry written before the packing (the id itself) still lists, seals
+// into a chunk and leaves with its kudos's archive.
+TEST_F(RetentionTest, Feeds_KeepNewIdsPackedAndStillListSealAndArchiveEntriesWrittenAsIds) {
+  using kudos::KudosStore;
+  const std::string new_id = "k0123456789abcdef01234567";
+  EXPECT_EQ(KudosStore::FeedMember(new_id).size(), 13u);
+  EXPECT_EQ(KudosStore::KudosIdOfFeedMember(KudosStore::FeedMember(new_id)), new_id);
+  for (const std::string other : {"kf1", "k0123456789ABCDEF01234567", "b0123456789abcdef01234567",
+                                  "k0123456789abcdef0123456", "k0123456789abcdef012345678"}) {
+    EXPECT_EQ(KudosStore::FeedMember(other), other);
+    EXPECT_EQ(KudosStore::KudosIdOfFeedMember(other), other);
+  }
+  std::vector<std::string> ids = SendMany(12, "p");
+  for (const std::string& id : ids) {
+    auto as_id = pool_->Run({"ZSCORE", kPrefix + "feed:all", id});
+    auto packed = pool_->Run({"ZSCORE", kPrefix + "feed:all", KudosStore::FeedMember(id)});
+    ASSERT_TRUE(as_id.ok() && packed.ok());
+    EXPECT_TRUE(as_id->is_nil()) << id;
+    EXPECT_FALSE(packed->is_nil()) << id;
+  }
+  const auto packed_reads = Snapshot(ids);
+
+  // Every feed entry of every other kudos back in the previous form, same seq.
+  int rewritten = 0;
+  for (const std::string& head : Keys(kPrefix + "feed:*")) {
+    for (size_t i = 0; i < ids.size(); i += 2) {
+      auto seq = pool_->Run({"ZSCORE", head, KudosStore::FeedMember(ids[i])});
+      ASSERT_TRUE(seq.ok());
+      if (seq->is_nil()) continue;
+      ASSERT_TRUE(pool_->Run({"ZREM", head, KudosStore::FeedMember(ids[i])}).ok());
+      ASSERT_TRUE(pool_->Run({"ZADD", head, seq->str, ids[i]}).ok());
+      ++rewritten;
+    }
+  }
+  EXPECT_GE(rewritten, 6 * 4);  // feed:all, giver, recipient, value at least
+  EXPECT_EQ(Snapshot(ids), packed_reads);
+
+  // Past a head of 128 the oldest 64, both forms, seal into a chunk.
+  std::vector<std::string> more = SendMany(120, "q");
+  ids.insert(ids.end(), more.begin(), more.end());
+  EXPECT_GE(Integer({"ZCARD", kPrefix + "feed:all#"}), 1);
+  const auto before = Snapshot(ids);
+  kudos::Archiver archiver(*pool_, *store_, Options(64, 8, 50));
+  EXPECT_EQ(ArchiveAll(archiver, absl::Now() + absl::Hours(24) * 500), static_cast<int64_t>(ids.size()));
+  EXPECT_EQ(Keys(kPrefix + "feed:*"), std::vector<std::string>());
+  EXPECT_EQ(Snapshot(ids), before);
 }
 
 TEST_F(RetentionTest, Archive_AListingDecodesABoundedNumberOfChunksPerPageAndContinuesBelowThem) {

@@ -99,6 +99,17 @@ ledger::v1::LedgerEvent TransferToR(const std::string& org, const std::string& i
                                 points, t);
 }
 
+// Moves a guard entry to another key or member, its score kept: how an
+// older version would have stored it.
+void MoveGuardEntry(common::redis::Pool& pool, const std::string& from_key,
+                    const std::string& from_member, const std::string& to_key,
+                    const std::string& to_member) {
+  auto score = pool.Run({"ZSCORE", from_key, from_member});
+  ASSERT_TRUE(score.ok() && !score->is_nil()) << from_key;
+  ASSERT_TRUE(pool.Run({"ZREM", from_key, from_member}).ok());
+  ASSERT_TRUE(pool.Run({"ZADD", to_key, score->str, to_member}).ok());
+}
+
 // Every applied id in the guard buckets of `stream` ('k', 'l', 'r').
 std::set<std::string> GuardIds(common::redis::Pool& pool, const std::string& org, char stream) {
   std::set<std::string> ids;
@@ -339,10 +350,7 @@ TEST(ConsumerCrashTest, Consumer_UpgradeMovesAnOlderVersionsAppliedIdsIntoBucket
     older.consumer->Start();
     ASSERT_TRUE(Eventually([&] { return Backlog(pool, org) == 0; }));
     // As an older version left it: T1's id in the one zset of the stream.
-    auto score = pool.Run({"ZSCORE", leaderboard::GuardKey(org, 'l', id), id});
-    ASSERT_TRUE(score.ok() && !score->is_nil());
-    ASSERT_TRUE(pool.Run({"ZREM", leaderboard::GuardKey(org, 'l', id), id}).ok());
-    ASSERT_TRUE(pool.Run({"ZADD", legacy, score->str, id}).ok());
+    MoveGuardEntry(pool, leaderboard::GuardKey(org, 'l', id), id, legacy, id);
     // A replica that started before: refused while the zset is there.
     writer.Ledger(TransferToR(org, "T2", 3, t));
     absl::SleepFor(absl::Milliseconds(500));
@@ -358,6 +366,37 @@ TEST(ConsumerCrashTest, Consumer_UpgradeMovesAnOlderVersionsAppliedIdsIntoBucket
   EXPECT_EQ(ZScore(pool, all, "r"), 6) << "T1 once, T2 once";
   EXPECT_EQ(pool.Run({"EXISTS", legacy})->integer, 0);
   EXPECT_EQ(GuardIds(pool, org, 'l'), (std::set<std::string>{id, "transfer:T2:r"}));
+}
+
+// Issue 15 (memory): a guard stores its logical id's kudos id packed
+// (GuardMember); an id a version before the packing stored as its text
+// still counts once when its producer appends it again within the window.
+TEST(ConsumerCrashTest, Consumer_GuardsStoreIdsPackedAndAnIdStoredAsTextStillCountsOnce) {
+  harness::RedisServer redis;
+  common::redis::Pool pool(PoolFor(redis));
+  const std::string org = "packed";
+  lbtest::EventWriter writer(redis.address(), org);
+  absl::Time t = absl::Now();
+  const std::string t1 = "k0123456789abcdef01234567";
+  const std::string t2 = "k89abcdef0123456789abcdef";
+  const std::string id = "transfer:" + t1 + ":r";
+  const std::string bucket = leaderboard::GuardKey(org, 'l', id);
+  std::string all = AllTimePoints(org);
+  Replica replica(redis, "replica-a", 200);
+  replica.consumer->Start();
+  writer.Ledger(TransferToR(org, t1, 3, t));
+  ASSERT_TRUE(Eventually([&] { return Backlog(pool, org) == 0; }));
+  EXPECT_EQ(GuardIds(pool, org, 'l'), (std::set<std::string>{leaderboard::GuardMember(id)}));
+  EXPECT_EQ(leaderboard::GuardMember(id).size(), 15u);  // kind, 12 bytes, ":r"
+  // As a version before the packing left it: the text.
+  MoveGuardEntry(pool, bucket, leaderboard::GuardMember(id), bucket, id);
+  writer.Ledger(TransferToR(org, t1, 3, t));  // the producer's retry
+  writer.Ledger(TransferToR(org, t2, 3, t));
+  ASSERT_TRUE(Eventually([&] { return Backlog(pool, org) == 0; }));
+  replica.consumer->Stop();
+  EXPECT_EQ(ZScore(pool, all, "r"), 6) << "t1 once, t2 once";
+  EXPECT_EQ(GuardIds(pool, org, 'l'),
+            (std::set<std::string>{id, leaderboard::GuardMember("transfer:" + t2 + ":r")}));
 }
 
 // Upgrading from the applied set: while a stream has no mark yet, its

@@ -11,6 +11,7 @@
 #include <random>
 #include <set>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "services/leaderboard/leaderboard_watch.h"
 
@@ -651,6 +652,29 @@ TEST(KeysTest, GuardKeySpreadsIdsOverBucketsByAPinnedHash) {
   for (int i = 0; i < 10000; ++i) ++counts[GuardBucket(absl::StrCat("kudos:", i))];
   EXPECT_GT(*std::min_element(counts.begin(), counts.end()), 40);  // mean 78
   EXPECT_LT(*std::max_element(counts.begin(), counts.end()), 120);
+}
+
+// Issue 15 (memory): a guard stores the kudos id of its logical id packed
+// into 12 bytes behind a kind byte; every other logical id as its text.
+TEST(KeysTest, GuardMemberPacksTheKudosIdOfEachKindAndKeepsEveryOtherIdAsItIs) {
+  const std::string id = "k0123456789abcdef01234567";
+  const std::string bytes = absl::HexStringToBytes("0123456789abcdef01234567");
+  EXPECT_EQ(GuardMember("kudos:" + id), "\x01" + bytes);
+  EXPECT_EQ(GuardMember("retracted:" + id), "\x02" + bytes);
+  EXPECT_EQ(GuardMember("transfer:" + id + ":p00391"), "\x03" + bytes + ":p00391");
+  EXPECT_EQ(GuardMember("transfer:" + id), "\x03" + bytes);
+  const std::vector<std::string> others = {"kudos:K1", "transfer:T1:r", "kudos:k0123456789ABCDEF01234567",
+                                           "kudos:k0123456789abcdef0123456", "boost:" + id,
+                                           "transfer:x" + id, "kudos:", ""};
+  for (const std::string& other : others) {
+    EXPECT_EQ(GuardMember(other), other);
+  }
+  // Distinct logical ids stay distinct members (the kind byte, the rest kept).
+  std::set<std::string> members;
+  for (const char* kind : {"kudos:", "retracted:", "transfer:"}) {
+    for (const char* rest : {"", ":r", ":p1", "0"}) members.insert(GuardMember(kind + id + rest));
+  }
+  EXPECT_EQ(members.size(), 12u);
 }
 
 // Issue 18: a retraction's counts leave the periods of the kudos' time; its

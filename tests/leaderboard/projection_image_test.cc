@@ -97,7 +97,8 @@ TEST(ProjectionImageTest, SameKeysValuesAndExpiryAsTheApplyScriptOnRandomEvents)
       std::vector<std::string> values = {catalog[pick(catalog.size())]};
       if (pick(3) == 0) values.push_back(catalog[pick(catalog.size())]);
       int64_t points = 1 + pick(20);
-      std::string kudos_id = absl::StrCat("K", step);
+      // Half the ids of the form the kudos service gives: guards pack them.
+      std::string kudos_id = step % 2 == 0 ? absl::StrFormat("k%024x", step) : absl::StrCat("K", step);
       if (pick(2) == 0) {
         event = lbtest::SentEvent(org, kudos_id, giver, teams[pick(teams.size())],
                                   {{recipient, teams[pick(teams.size())]}}, values, points, t);
@@ -167,7 +168,7 @@ TEST(ProjectionImageTest, BatchedApplyWithSummedIncrementsMatchesTheImageEntryBy
     std::string recipient = people[pick(people.size())];
     absl::Time t = absl::Now() - absl::Minutes(pick(400 * 24 * 60));
     std::vector<std::string> values = {catalog[pick(catalog.size())]};
-    std::string id = absl::StrCat("K", entry);
+    std::string id = entry % 2 == 0 ? absl::StrFormat("k%024x", entry) : absl::StrCat("K", entry);
     ApplyPlan plan;
     if (kind == 0) {
       plan = leaderboard::PlanKudosEvent(
@@ -309,6 +310,47 @@ TEST(ProjectionImageTest, UpgradeSplitsAnOlderSnapshotsGuardZsetIntoBuckets) {
     ASSERT_TRUE(score.ok()) << score.status();
     EXPECT_EQ(score->str, "1700000000000") << bucket;
   }
+}
+
+// Issue 15 (memory): a snapshot of a version before guards were packed
+// holds a logical id as its text. Within the window the image finds it
+// there, as the apply script does, and skips the entry; a new id is stored
+// packed (GuardMember).
+TEST(ProjectionImageTest, AGuardAnOlderSnapshotHoldsAsTextStillSkipsItsIdOnce) {
+  const std::string org = "packed";
+  const std::string id = "kudos:k0123456789abcdef01234567";
+  const std::string fresh = "kudos:k89abcdef0123456789abcdef";
+  const std::string bucket = leaderboard::GuardKey(org, 'k', id);
+  const std::string fresh_bucket = leaderboard::GuardKey(org, 'k', fresh);
+  const std::string board = "lb:{packed}:probe";
+  const std::string window = absl::StrCat(int64_t{30} * 86400 * 1000);
+  ProjectionImage older(absl::Now());
+  ApplyPlan stored;
+  stored.keys = {leaderboard::MarksKey(org), leaderboard::RebuildLockKey(org), bucket};
+  // What the older version's guard left: the text id scored by its entry's ms.
+  stored.args = {"k:1700000000000-0", "", "Z", "3", id, "1700000000000", "0"};
+  ASSERT_TRUE(older.Apply(stored).ok());
+  absl::StatusOr<std::string> snapshot = older.Serialize();
+  ASSERT_TRUE(snapshot.ok()) << snapshot.status();
+  absl::StatusOr<ProjectionImage> image = ProjectionImage::Parse(*snapshot, absl::Now());
+  ASSERT_TRUE(image.ok()) << image.status();
+  auto counted = [&](const std::string& entry, const std::string& logical_id,
+                     const std::string& guard_key, const std::string& member) {
+    ApplyPlan plan;
+    plan.keys = {leaderboard::MarksKey(org), leaderboard::RebuildLockKey(org), guard_key, board};
+    plan.args = {entry, "", "G", logical_id, "3", window, "Z", "4", member, "1", "0"};
+    EXPECT_TRUE(image->Apply(plan).ok());
+  };
+  counted("k:1700000001000-0", id, bucket, "retry");  // 1 s later: the producer's retry
+  counted("k:1700000002000-0", fresh, fresh_bucket, "fresh");
+  harness::RedisServer redis;
+  common::redis::Pool pool(PoolFor(redis));
+  ASSERT_TRUE(image->Write(pool, 50, nullptr).ok());
+  EXPECT_TRUE(pool.Run({"ZSCORE", board, "retry"})->is_nil());
+  EXPECT_EQ(pool.Run({"ZSCORE", board, "fresh"})->str, "1");
+  EXPECT_EQ(pool.Run({"ZSCORE", bucket, id})->str, "1700000000000");
+  EXPECT_EQ(pool.Run({"ZSCORE", fresh_bucket, leaderboard::GuardMember(fresh)})->str, "1700000002000");
+  EXPECT_TRUE(pool.Run({"ZSCORE", fresh_bucket, fresh})->is_nil());
 }
 
 }  // namespace
@@ -610,7 +652,7 @@ std::vector<HistoryEntry> RandomHistory(const std::string& org, uint32_t seed, i
       }
       std::vector<std::string> values;
       for (int v = pick(3); v > 0; --v) values.push_back(catalog[pick(catalog.size())]);
-      std::string kudos_id = absl::StrCat("K", step);
+      std::string kudos_id = step % 2 == 0 ? absl::StrFormat("k%024x", step) : absl::StrCat("K", step);
       HistoryEntry entry;
       entry.kudos = lbtest::SentEvent(org, kudos_id, giver, teams[pick(teams.size())], recipients,
                                       values, 1 + pick(20), t);

@@ -12,8 +12,10 @@
 --   when none)
 -- ARGV: month (YYYY-MM), chunk (number in the month), chunk_bytes, max_seq,
 --       min_new_seq, expected_score ('' = a new chunk, else the open chunk's
---       current score), n, then n times: id, seq, boosts_archived, index_field,
---       index_record, feed_count, then feed_count times: feed, chunk ('' = none)
+--       current score), n, then n times: id, feed member (KudosStore::FeedMember:
+--       the id packed; entries written before the packing hold the id itself),
+--       seq, boosts_archived, index_field, index_record, feed_count, then
+--       feed_count times: feed, chunk ('' = none)
 -- Returns 'OK', 'CONFLICT', or 'NEED' (nothing written) when a kudos is in a
 -- sealed chunk other than the one declared for it: read the chunks again.
 local chunks, months, index, chunk_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -29,11 +31,14 @@ elseif top[1] ~= name or tonumber(top[2]) ~= tonumber(expected) then
   return 'CONFLICT'
 end
 
--- Where `id` (at `seq`) is in a feed: its head, or the sealed chunk whose
--- range holds `seq` (finish_recognition.lua). Nil when the chunk holding it
--- is not the declared one.
-local function locate(head, dir, declared_chunk, declared_key, seq, id)
-  if redis.call('ZSCORE', head, id) then return {head = head} end
+-- Where the kudos (at `seq`) is in a feed: its head, or the sealed chunk
+-- whose range holds `seq` (finish_recognition.lua). Nil when the chunk holding
+-- it is not the declared one. Its entry is `member`, or `id` when written
+-- before the packing.
+local function locate(head, dir, declared_chunk, declared_key, seq, id, member)
+  if redis.call('ZSCORE', head, member) or (member ~= id and redis.call('ZSCORE', head, id)) then
+    return {head = head}
+  end
   local found = redis.call('ZRANGE', dir, seq, '+inf', 'BYSCORE', 'LIMIT', 0, 1)[1]
   if not found then return {} end
   if found ~= declared_chunk then return nil end
@@ -43,7 +48,7 @@ end
 -- Plan first: every check before anything is written.
 local items, i, k = {}, 8, 5
 for item = 1, n do
-  local nf = tonumber(ARGV[i + 5])
+  local nf = tonumber(ARGV[i + 6])
   local record, boosts = KEYS[k], KEYS[k + 1]
   -- Committed kudos are STRINGs, or hashes in state COMMITTED from before
   -- 334bb16; gone (archived by another replica) or another hash is a conflict.
@@ -56,12 +61,13 @@ for item = 1, n do
   local places = {}
   for f = 1, nf do
     local at = k + 2 + 3 * (f - 1)
-    local place = locate(KEYS[at], KEYS[at + 1], ARGV[i + 5 + 2 * f], KEYS[at + 2], ARGV[i + 1], ARGV[i])
+    local place = locate(KEYS[at], KEYS[at + 1], ARGV[i + 6 + 2 * f], KEYS[at + 2], ARGV[i + 2], ARGV[i],
+      ARGV[i + 1])
     if not place then return 'NEED' end
     places[f] = place
   end
   items[item] = {at = i, record = record, boosts = boosts, places = places}
-  i = i + 6 + 2 * nf
+  i = i + 7 + 2 * nf
   k = k + 2 + 3 * nf
 end
 
@@ -71,20 +77,20 @@ if expected == '' then redis.call('HSET', months, month, chunk + 1) end
 local add = {}
 for _, item in ipairs(items) do
   local at = item.at
-  local id, boosts, field = ARGV[at], tonumber(ARGV[at + 2]), ARGV[at + 3]
+  local id, member, boosts, field = ARGV[at], ARGV[at + 1], tonumber(ARGV[at + 3]), ARGV[at + 4]
   redis.call('DEL', item.record)
   -- Boosts committed since the batch was read stay live, after the archived ones.
   if boosts > 0 then redis.call('LTRIM', item.boosts, boosts, -1) end
   for _, place in ipairs(item.places) do
     if place.head then
-      redis.call('ZREM', place.head, id)
+      redis.call('ZREM', place.head, member, id)
     elseif place.key then
       -- A chunk that empties leaves its feed's chunk list.
-      redis.call('ZREM', place.key, id)
+      redis.call('ZREM', place.key, member, id)
       if redis.call('EXISTS', place.key) == 0 then redis.call('ZREM', place.dir, place.chunk) end
     end
   end
-  add[field] = (add[field] or '') .. ARGV[at + 4]
+  add[field] = (add[field] or '') .. ARGV[at + 5]
 end
 for field, records in pairs(add) do
   redis.call('HSET', index, field, (redis.call('HGET', index, field) or '') .. records)

@@ -22,7 +22,8 @@
 --       feeds (comma-separated, as the record holds them), seq, kudos_id, actor,
 --       week (the record's fields the keys were computed from), new chunk name,
 --       n_late, then n_late times: feed, chunk (the sealed chunks a seal by
---       this commit moves late entries into)
+--       this commit moves late entries into), then the id's feed member
+--       (KudosStore::FeedMember: a kudos id packed into 13 bytes; absent = the id)
 -- Returns the state after the call, or {'NEED', seq, feeds, kudos_id, actor,
 -- week, [feed, chunk]...} with nothing written when the keys passed are not
 -- the ones the record needs: call again with the keys of those fields (and
@@ -33,6 +34,7 @@ local without_points = outcome == 'COMMITTED_WITHOUT_POINTS'
 if without_points then outcome = 'COMMITTED' end
 local n_feeds_declared = 0
 for _ in string.gmatch(ARGV[6], '[^,]+') do n_feeds_declared = n_feeds_declared + 1 end
+local member = ARGV[13 + 2 * tonumber(ARGV[12])] or id
 local late_keys = {}  -- feed -> chunk -> key
 for j = 1, tonumber(ARGV[12]) do
   local feed, chunk = ARGV[11 + 2 * j], ARGV[12 + 2 * j]
@@ -44,8 +46,8 @@ end
 -- entries, sealed chunks of its oldest 64 at a time, listed in its chunk
 -- list <feed># (score = the chunk's highest seq, member = the chunk's name:
 -- its highest seq before issue 14, 's<seq>' of the commit that sealed it
--- since). Every ZSET stays within 128 entries, a listpack (~30 bytes an
--- entry instead of ~110 in a skiplist). Chunks never overlap: a chunk holds
+-- since). Every ZSET stays within 128 entries, a listpack (~20 bytes an
+-- entry with the member packed, instead of ~110 in a skiplist). Chunks never overlap: a chunk holds
 -- (the previous chunk's max, its max]. A commit adds to the head (two
 -- commands); an entry below the top chunk's max (committed late) stays in
 -- the head until sealing moves it to the chunk whose range holds it, and
@@ -58,18 +60,18 @@ end
 local function plan_seal(feed, head, dir, seq, missing)
   local card = redis.call('ZCARD', head)
   if card + 1 < 128 then return nil end  -- the common case: no seal, one command
-  local in_head = redis.call('ZSCORE', head, id)
+  local in_head = redis.call('ZSCORE', head, member)
   if in_head and card < 128 then return nil end
   local listed = redis.call('ZRANGE', head, 0, 63, 'WITHSCORES')
   local oldest, placed = {}, in_head ~= false
   for i = 1, #listed, 2 do
     if not placed and tonumber(seq) < tonumber(listed[i + 1]) then
-      oldest[#oldest + 1] = {seq, id}
+      oldest[#oldest + 1] = {seq, member}
       placed = true
     end
     oldest[#oldest + 1] = {listed[i + 1], listed[i]}
   end
-  if not placed then oldest[#oldest + 1] = {seq, id} end
+  if not placed then oldest[#oldest + 1] = {seq, member} end
   while #oldest > 64 do table.remove(oldest) end
   local top = tonumber(redis.call('ZRANGE', dir, -1, -1, 'WITHSCORES')[2] or '0')
   local targets = {}
@@ -165,7 +167,7 @@ end
 if outcome == 'COMMITTED' then
   for i in ipairs(feed_list) do
     local head = KEYS[3 + 3 * i]
-    redis.call('ZADD', head, seq, id)
+    redis.call('ZADD', head, seq, member)
     if seals[i] then apply_seal(head, KEYS[4 + 3 * i], KEYS[5 + 3 * i], seals[i]) end
   end
   if kind == 'boost' then

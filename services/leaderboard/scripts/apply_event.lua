@@ -16,8 +16,12 @@
 -- KEYS[10..]: every key the operations touch (all in the org's slot).
 -- ARGV: token,
 --   nk, kudos entry ids..., nl, ledger entry ids...   (each stream's in order)
---   ng, (logical id, zset key, entry ms, oldest ms)... guards of the batch: an
---        id already there with a score >= oldest was applied within the window
+--   ng, (member, zset key, entry ms, oldest ms, text id)... guards of the
+--        batch: the member (GuardMember: the logical id, its kudos id packed)
+--        or the text id (the logical id, '' when it is the member: how
+--        versions before the packing stored it, read until those leave the
+--        window) already there with a score >= oldest was applied within the
+--        window; only the member is written
 --   nr, (zset key, ms)...                              guard scores below ms leave
 --   no, ops...                                         S R H N P D V, in entry order
 --   nz, (key, expireat, read, n, (member, total) x n)... board increments,
@@ -64,7 +68,7 @@ end
 local function tail_sections()
   local i = 2
   for _ = 1, 2 do i = i + 1 + tonumber(ARGV[i]) end  -- nk / nl entry ids
-  i = i + 1 + 4 * tonumber(ARGV[i])  -- guards
+  i = i + 1 + 5 * tonumber(ARGV[i])  -- guards
   i = i + 1 + 2 * tonumber(ARGV[i])  -- guard trims
   i = i + 1 + tonumber(ARGV[i])  -- ops
   local nz = tonumber(ARGV[i])  -- increment groups
@@ -154,7 +158,7 @@ local guards = at + 1
 -- one ZMSCORE and written with one ZADD per 500 ids, not one call per id.
 local guard_keys, guards_of = {}, {}
 for g = 0, ng - 1 do
-  local j = guards + 4 * g
+  local j = guards + 5 * g
   local k = ARGV[j + 1]
   if not guards_of[k] then
     guards_of[k] = {}
@@ -166,24 +170,37 @@ end
 local function chunks_of(list, each)
   for from = 1, #list, 500 do each(from, math.min(#list, from + 499)) end
 end
-local stored = {}  -- a guard's ARGV index -> its id's stored score (false: none)
+-- A guard's ARGV index -> the higher stored score of its member and text id
+-- (false: neither stored).
+local stored = {}
 for _, k in ipairs(guard_keys) do
   local list = guards_of[k]
   chunks_of(list, function(from, to)
-    local ids = {}
-    for x = from, to do ids[#ids + 1] = ARGV[list[x]] end
+    local ids, of = {}, {}
+    for x = from, to do
+      ids[#ids + 1] = ARGV[list[x]]
+      of[#ids] = list[x]
+      if ARGV[list[x] + 4] ~= '' then
+        ids[#ids + 1] = ARGV[list[x] + 4]
+        of[#ids] = list[x]
+      end
+    end
     local scores = redis.call('ZMSCORE', KEYS[tonumber(k)], unpack(ids))
-    for x = from, to do stored[list[x]] = scores[x - from + 1] end
+    for y = 1, #ids do
+      local j, score = of[y], scores[y]
+      if score and (not stored[j] or tonumber(score) > tonumber(stored[j])) then stored[j] = score end
+    end
   end)
 end
 for g = 0, ng - 1 do
-  local j = guards + 4 * g
+  local j = guards + 5 * g
   local id = ARGV[j]
   local score = stored[j]
+  local text_id = ARGV[j + 4] ~= '' and ARGV[j + 4] or id
   if score and tonumber(score) >= tonumber(ARGV[j + 3]) then
     seen[#seen + 1] = id
     seen[#seen + 1] = score
-  elseif legacy and redis.call('SISMEMBER', KEYS[3], id) == 1 then
+  elseif legacy and redis.call('SISMEMBER', KEYS[3], text_id) == 1 then
     seen[#seen + 1] = id
     seen[#seen + 1] = ARGV[j + 2]
   end
@@ -305,7 +322,7 @@ for _, k in ipairs(guard_keys) do
     redis.call('ZADD', KEYS[tonumber(k)], unpack(add))
   end)
 end
-at = guards + 4 * ng
+at = guards + 5 * ng
 local nr = tonumber(ARGV[at])
 for r = 0, nr - 1 do
   redis.call('ZREMRANGEBYSCORE', key(at + 1 + 2 * r), '-inf', '(' .. ARGV[at + 2 + 2 * r])

@@ -1,0 +1,24 @@
+// Kudos ids packed into their bytes (issue 15, memory). The kudos service
+// gives every kudos an id of 'k' and 24 lower-case hex digits; stored as a
+// member of a feed (kudos) or of a guard zset (leaderboard), where ids are
+// only compared and listed, those 25 characters fit in the 12 bytes the
+// digits spell. Both services keep every other id, and every member written
+// before the packing, as the text it is.
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "absl/strings/string_view.h"
+
+namespace common::ids {
+
+inline constexpr size_t kPackedKudosIdBytes = 12;
+
+// The 12 bytes of an id of the form the kudos service gives; nullopt for
+// any other id (wrong length, prefix, or a digit that is not lower-case hex).
+std::optional<std::string> PackKudosId(absl::string_view id);
+// The id 12 packed bytes stand for ('k' and their 24 hex digits).
+std::string UnpackKudosId(absl::string_view packed);
+
+}  // namespace common::ids
