@@ -111,6 +111,16 @@ end
 return {out, redis.call('ZRANGE', archive_chunks, -1, -1, 'WITHSCORES')}
 )lua";
 
+// KEYS[1] = a request key: {'P', value} for the packed STRING
+// (KudosStore::PackedRequestValue), the hash's {id, fp} (keys written before,
+// and ids that do not pack), {} when there is none.
+constexpr char kFindRequestLua[] = R"lua(
+local value = redis.pcall('GET', KEYS[1])
+if type(value) == 'string' then return {'P', value} end
+if value then return redis.call('HMGET', KEYS[1], 'id', 'fp') end
+return {}
+)lua";
+
 // KEYS[1] = profile_sync, KEYS[2] = profile_sync:seq; ARGV = person, version.
 // Done when the version is still the queued one; gone (another replica
 // finished it, possibly with an older state than ours): queued again.
@@ -165,6 +175,7 @@ KudosStore::KudosStore(common::redis::Pool& pool, common::redis::AsyncClient* as
       claim_reconcile_("claim_reconcile", kClaimReconcileLua),
       reconcile_failed_("reconcile_failed", kReconcileFailedLua),
       feed_range_("feed_range", kFeedRangeLua),
+      find_request_("find_request", kFindRequestLua),
       finish_profile_sync_("finish_profile_sync", kFinishProfileSyncLua),
       directory_cache_(directory_cache) {}
 
@@ -498,7 +509,22 @@ std::vector<std::string> KudosStore::BeginArgs(const BeginRecognition& begin) {
   args.push_back(begin.zero_points_pb);
   args.push_back(begin.zero_points_event_pb);
   args.push_back(begin.directory_version);
+  args.push_back(PackedRequestValue(begin.record_id, KudosStore::StoredFingerprint(begin.fingerprint)));
   return args;
+}
+
+std::string KudosStore::PackedRequestValue(const std::string& record_id,
+                                           const std::string& stored_fingerprint) {
+  std::optional<std::string> packed = common::ids::PackKudosId(record_id);
+  if (!packed.has_value() || stored_fingerprint.size() != kStoredFingerprintBytes) return "";
+  return stored_fingerprint + *packed;
+}
+
+std::optional<BeginOutcome> KudosStore::ParsePackedRequestValue(const std::string& value) {
+  if (value.size() != kStoredFingerprintBytes + common::ids::kPackedKudosIdBytes) return std::nullopt;
+  return BeginOutcome{false, common::ids::UnpackKudosId(
+                                 absl::string_view(value).substr(kStoredFingerprintBytes)),
+                      value.substr(0, kStoredFingerprintBytes), ""};
 }
 
 namespace {
@@ -511,9 +537,16 @@ absl::StatusOr<BeginOutcome> ParseBegin(const std::string& fingerprint,
     stale.stale = true;
     return stale;
   }
-  if (reply->elements.size() < 3) return absl::InternalError("begin_recognition: bad reply");
-  BeginOutcome outcome{reply->elements[0].str == "NEW", reply->elements[1].str,
-                       reply->elements[2].str, ""};
+  BeginOutcome outcome;
+  if (reply->elements.size() == 2 && reply->elements[0].str == "EXISTING_PACKED") {
+    std::optional<BeginOutcome> earlier = KudosStore::ParsePackedRequestValue(reply->elements[1].str);
+    if (!earlier.has_value()) return absl::InternalError("begin_recognition: bad request key");
+    outcome = *std::move(earlier);
+  } else if (reply->elements.size() >= 3) {
+    outcome = {reply->elements[0].str == "NEW", reply->elements[1].str, reply->elements[2].str, ""};
+  } else {
+    return absl::InternalError("begin_recognition: bad reply");
+  }
   if (outcome.is_new) {
     if (reply->elements.size() != 4) return absl::InternalError("begin_recognition: bad reply");
     absl::StatusOr<long long> seq = reply->elements[3].AsInteger();
@@ -525,8 +558,14 @@ absl::StatusOr<BeginOutcome> ParseBegin(const std::string& fingerprint,
   return outcome;
 }
 
+// find_request's answer: {'P', packed value}, or the hash's {id, fp}, or {}.
 absl::StatusOr<std::optional<BeginOutcome>> ParseFindRequest(const absl::StatusOr<Reply>& reply) {
   if (!reply.ok()) return reply.status();
+  if (reply->elements.size() == 2 && reply->elements[0].str == "P") {
+    std::optional<BeginOutcome> earlier = KudosStore::ParsePackedRequestValue(reply->elements[1].str);
+    if (!earlier.has_value()) return absl::InternalError("find_request: bad request key");
+    return earlier;
+  }
   if (reply->elements.size() != 2 || reply->elements[0].is_nil()) {
     return std::optional<BeginOutcome>();
   }
@@ -544,8 +583,7 @@ absl::StatusOr<BeginOutcome> KudosStore::Begin(const std::string& org,
 absl::StatusOr<std::optional<BeginOutcome>> KudosStore::FindRequest(
     const std::string& org, RecordKind kind, const std::string& actor,
     const std::string& request_id) {
-  return ParseFindRequest(
-      pool_.Run({"HMGET", RequestKey(org, kind, actor, request_id), "id", "fp"}));
+  return ParseFindRequest(pool_.Eval(find_request_, {RequestKey(org, kind, actor, request_id)}, {}));
 }
 
 FinishFields KudosStore::FinishFieldsOf(const BeginRecognition& begin, const std::string& seq) {
@@ -1505,10 +1543,10 @@ void KudosStore::FindRequestAsync(const std::string& org, RecordKind kind,
                                   const std::string& actor, const std::string& request_id,
                                   Deadline deadline,
                                   StoreCallback<std::optional<BeginOutcome>> done) {
-  async().Run({"HMGET", RequestKey(org, kind, actor, request_id), "id", "fp"},
-              deadline, [done = std::move(done)](absl::StatusOr<Reply> reply) mutable {
-                std::move(done)(ParseFindRequest(reply));
-              });
+  async().EvalSha(find_request_, {RequestKey(org, kind, actor, request_id)}, {}, deadline,
+                  [done = std::move(done)](absl::StatusOr<Reply> reply) mutable {
+                    std::move(done)(ParseFindRequest(reply));
+                  });
 }
 
 void KudosStore::FinishAsync(const std::string& org, RecordKind kind, const std::string& id,

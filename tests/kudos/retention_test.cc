@@ -216,6 +216,14 @@ class RetentionTest : public ::testing::Test {
     return reads;
   }
 
+  // The record id a request key names, in either form (find_request).
+  std::string RequestRecordId(const std::string& giver, const std::string& request_id) {
+    auto earlier = store_->FindRequest(kOrg, kudos::RecordKind::kKudos, giver, request_id);
+    EXPECT_TRUE(earlier.ok()) << earlier.status();
+    EXPECT_TRUE(earlier.ok() && earlier->has_value()) << giver << " " << request_id;
+    return earlier.ok() && earlier->has_value() ? (*earlier)->record_id : "";
+  }
+
   int64_t Integer(const common::redis::Command& command) {
     auto reply = pool_->Run(command);
     EXPECT_TRUE(reply.ok()) << reply.status();
@@ -372,16 +380,13 @@ TEST_F(RetentionTest, IdempotencyKey_ExpiresAfterTheRetryWindowAndARetryInsideIt
 }
 
 // A request key keeps 16 raw bytes of the request's fingerprint (was all 64
-// hex digits); keys written before still recognise a retry and refuse a
-// different kudos under the same request_id.
-TEST_F(RetentionTest, IdempotencyKey_KeepsAShortFingerprintAndKeysWithTheOldOneStillWork) {
+// hex digits) and, since issue 15's packing round, is a STRING of those and
+// the kudos id packed (was a hash {id, fp}). Keys of both earlier forms still
+// recognise a retry and refuse a different kudos under the same request_id.
+TEST_F(RetentionTest, IdempotencyKey_IsAPackedStringAndHashKeysWrittenBeforeStillAnswerRetries) {
   kudos::v1::Kudos first, retried;
   ASSERT_TRUE(Send("alice", "r1", {"bob"}, "teamwork", &first).ok());
   const std::string key = kPrefix + "kudosreq:alice:r1";
-  auto fp = pool_->Run({"HGET", key, "fp"});
-  ASSERT_TRUE(fp.ok());
-  EXPECT_EQ(fp->str.size(), 16u);
-  // As the previous version stored it: the full hex fingerprint.
   kudos::v1::SendKudosRequest request;
   request.set_request_id("r1");
   request.add_recipient_ids("bob");
@@ -389,14 +394,33 @@ TEST_F(RetentionTest, IdempotencyKey_KeepsAShortFingerprintAndKeysWithTheOldOneS
   request.add_values("teamwork");
   request.set_points_per_recipient(1);
   const std::string full = kudos::SendFingerprint(request);
-  ASSERT_EQ(kudos::KudosStore::StoredFingerprint(full), fp->str);
-  ASSERT_TRUE(pool_->Run({"HSET", key, "fp", full}).ok());
-  ASSERT_TRUE(Send("alice", "r1", {"bob"}, "teamwork", &retried).ok());
-  EXPECT_EQ(retried.SerializeAsString(), first.SerializeAsString());
-  // A different kudos under the same request_id is refused, old key or new.
-  EXPECT_EQ(Send("alice", "r1", {"carol"}, "teamwork").error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  const std::string short_fp = kudos::KudosStore::StoredFingerprint(full);
+  ASSERT_EQ(short_fp.size(), 16u);
+  auto value = pool_->Run({"GET", key});
+  ASSERT_TRUE(value.ok()) << value.status();
+  EXPECT_EQ(value->str, kudos::KudosStore::PackedRequestValue(first.kudos_id(), short_fp));
+  EXPECT_EQ(value->str.size(), 28u);
+  EXPECT_GT(Integer({"TTL", key}), 0);
+  EXPECT_EQ(RequestRecordId("alice", "r1"), first.kudos_id());
+  // As the two previous versions stored it: a hash with 16 bytes, then all 64 hex digits.
+  for (const std::string& fp : {short_fp, full}) {
+    ASSERT_TRUE(pool_->Run({"DEL", key}).ok());
+    ASSERT_TRUE(pool_->Run({"HSET", key, "id", first.kudos_id(), "fp", fp}).ok());
+    ASSERT_TRUE(pool_->Run({"EXPIRE", key, "3600"}).ok());
+    EXPECT_EQ(RequestRecordId("alice", "r1"), first.kudos_id());
+    ASSERT_TRUE(Send("alice", "r1", {"bob"}, "teamwork", &retried).ok());
+    EXPECT_EQ(retried.SerializeAsString(), first.SerializeAsString());
+    // A different kudos under the same request_id is refused, old key or new.
+    EXPECT_EQ(Send("alice", "r1", {"carol"}, "teamwork").error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  }
   ASSERT_TRUE(Send("alice", "r2", {"bob"}, "teamwork").ok());
   EXPECT_EQ(Send("alice", "r2", {"carol"}, "teamwork").error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  ASSERT_TRUE(Send("alice", "r2", {"bob"}, "teamwork", &retried).ok());
+  // A boost's id does not pack: its request key stays the hash.
+  ASSERT_TRUE(Boost("carol", first.kudos_id(), "b1").ok());
+  auto type = pool_->Run({"TYPE", kPrefix + "boostreq:carol:b1"});
+  ASSERT_TRUE(type.ok());
+  EXPECT_EQ(type->str, "hash");
 }
 
 TEST_F(RetentionTest, CommittedRecord_KeepsNoCommitOnlyFieldsAndReadsBackByteIdentical) {
@@ -440,9 +464,7 @@ TEST_F(RetentionTest, CommittedRecord_KeepsNoCommitOnlyFieldsAndReadsBackByteIde
   ASSERT_TRUE(Send("dave", "x1", {"bob", "olga"}, "teamwork", &big, 50).ok());
   grpc::Status refused = Send("dave", "x2", {"carol"}, "teamwork", nullptr, 50);
   ASSERT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << refused.error_message();
-  auto aborted = pool_->Run({"HGET", kPrefix + "kudosreq:dave:x2", "id"});
-  ASSERT_TRUE(aborted.ok() && !aborted->is_nil());
-  const std::string aborted_record = kPrefix + "kudos:" + aborted->str;
+  const std::string aborted_record = kPrefix + "kudos:" + RequestRecordId("dave", "x2");
   EXPECT_EQ(Fields(aborted_record), (std::set<std::string>{"state", "error_code", "error_message"}));
   EXPECT_GT(Integer({"TTL", aborted_record}), 0);
   grpc::Status again = Send("dave", "x2", {"carol"}, "teamwork", nullptr, 50);
@@ -561,9 +583,8 @@ TEST_F(RetentionTest, UpgradedPendingRecord_CommitsAfterTheUpgradeAndReadsLikeAS
   ledger_->Stop();
   grpc::Status pending = Send("alice", "up1", {"bob", "olga"}, "teamwork");
   ASSERT_EQ(pending.error_code(), grpc::StatusCode::UNAVAILABLE) << pending.error_message();
-  auto id = pool_->Run({"HGET", kPrefix + "kudosreq:alice:up1", "id"});
-  ASSERT_TRUE(id.ok() && !id->is_nil());
-  const std::string record = kPrefix + "kudos:" + id->str;
+  const std::string id = RequestRecordId("alice", "up1");
+  const std::string record = kPrefix + "kudos:" + id;
   auto pb = pool_->Run({"HGET", record, "pb"});
   ASSERT_TRUE(pb.ok() && !pb->is_nil());
   kudos::v1::KudosSent sent;
@@ -582,13 +603,13 @@ TEST_F(RetentionTest, UpgradedPendingRecord_CommitsAfterTheUpgradeAndReadsLikeAS
   ASSERT_TRUE(type.ok());
   EXPECT_EQ(type->str, "hash");
   EXPECT_EQ(Fields(record), (std::set<std::string>{"pb", "state", "teams"}));
-  const auto before = Snapshot({id->str});
-  EXPECT_EQ(before.at("get " + id->str).at(0), expected.SerializeAsString());
+  const auto before = Snapshot({id});
+  EXPECT_EQ(before.at("get " + id).at(0), expected.SerializeAsString());
   EXPECT_EQ(before.at("team ops /100").size(), 1u);
   kudos::Archiver archiver(*pool_, *store_, Options(5, 4, 3));
   EXPECT_EQ(ArchiveAll(archiver, absl::Now() + absl::Hours(24) * 500), 1);
   EXPECT_EQ(Integer({"EXISTS", record}), 0);
-  EXPECT_EQ(Snapshot({id->str}), before);
+  EXPECT_EQ(Snapshot({id}), before);
 }
 
 // A listing that read a feed entry just before the archive moved its kudos
@@ -643,16 +664,15 @@ TEST_F(RetentionTest, Archive_NeverTakesAPendingKudosWhichReadsInItsPlaceOnceCom
   kudos::v1::Kudos probe;
   ASSERT_TRUE(harness::Eventually([&] { return Send("olga", "probe", {"pete"}, "empathy", &probe).ok(); }));
   std::vector<std::string> after = SendMany(5, "b");
-  auto pending_id = pool_->Run({"HGET", kPrefix + "kudosreq:alice:p1", "id"});
-  ASSERT_TRUE(pending_id.ok() && !pending_id->is_nil());
+  const std::string pending_id = RequestRecordId("alice", "p1");
   kudos::Archiver archiver(*pool_, *store_, Options(4, 8, 3));
   const absl::Time later = absl::Now() + absl::Hours(24) * 500;
   EXPECT_EQ(ArchiveAll(archiver, later), 16);
-  auto state = pool_->Run({"HGET", kPrefix + "kudos:" + pending_id->str, "state"});
+  auto state = pool_->Run({"HGET", kPrefix + "kudos:" + pending_id, "state"});
   ASSERT_TRUE(state.ok());
   EXPECT_EQ(state->str, "PENDING");
   kudos::v1::GetKudosRequest get;
-  get.set_kudos_id(pending_id->str);
+  get.set_kudos_id(pending_id);
   kudos::v1::GetKudosResponse got;
   EXPECT_EQ(kudos_stub_->GetKudos(Context(MintToken(kOrg, "bob")).get(), get, &got).error_code(),
             grpc::StatusCode::NOT_FOUND);

@@ -20,7 +20,11 @@
 --       is spent and the org allows kudos without points),
 --       directory_version (may be empty: the version of the directory the
 --       caller validated against, when it came from its cache; another
---       version answers {'STALE'} with nothing written: read it again)
+--       version answers {'STALE'} with nothing written: read it again),
+--       packed_request (KudosStore::PackedRequestValue: the request key as a
+--       28-byte STRING, fingerprint and packed id; empty: the hash {id, fp})
+-- Returns {'NEW', id, fp, seq}, {'EXISTING', id, fp} (a hash request key),
+-- {'EXISTING_PACKED', value} (a STRING one) or {'STALE'}.
 -- The record keeps everything the commit needs, so whoever finishes it
 -- (the caller, a retry or the reconciler) needs nothing but its id.
 local req_key, rate_key, pairs_key, seq_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -34,10 +38,15 @@ local reconcile_at_ms = ARGV[19 + n]
 local ttl_s = tonumber(ARGV[20 + n]) or 30 * 24 * 3600
 local zero_pb, zero_event = ARGV[21 + n] or '', ARGV[22 + n] or ''
 local directory_version = ARGV[23 + n] or ''
+local packed_request = ARGV[24 + n] or ''
 
-local existing = redis.call('HMGET', req_key, 'id', 'fp')
-if existing[1] then
-  return {'EXISTING', existing[1], existing[2]}
+-- GET answers a STRING request key; a hash (written before, or an id that
+-- does not pack) answers WRONGTYPE, then HMGET.
+local existing = redis.pcall('GET', req_key)
+if type(existing) == 'string' then return {'EXISTING_PACKED', existing} end
+if existing then
+  local fields = redis.call('HMGET', req_key, 'id', 'fp')
+  if fields[1] then return {'EXISTING', fields[1], fields[2]} end
 end
 -- Validated against a cached directory: only if no directory write came since
 -- (put_settings.lua and put_directory_entry.lua increment the version).
@@ -78,8 +87,12 @@ redis.call('HSET', record, 'pb', pb, 'state', 'PENDING', 'actor', actor, 'fp', f
   'points', points, 'week', week_key, 'kudos_id', kudos_id, 'recipients', table.concat(ARGV, ',', 16, 15 + n),
   'transfers', transfers, 'event', event, 'feeds', feeds, 'create_ms', now_ms, 'ttl_s', ttl_s)
 if zero_pb ~= '' then redis.call('HSET', record, 'zero_pb', zero_pb, 'zero_event', zero_event) end
-redis.call('HSET', req_key, 'id', id, 'fp', fp)
-redis.call('EXPIRE', req_key, ttl_s)
+if packed_request ~= '' then
+  redis.call('SET', req_key, packed_request, 'EX', ttl_s)
+else
+  redis.call('HSET', req_key, 'id', id, 'fp', fp)
+  redis.call('EXPIRE', req_key, ttl_s)
+end
 -- The reconcile queue, by next attempt time.
 redis.call('ZADD', pending, reconcile_at_ms, kind .. ':' .. id)
 -- The seq names the feed chunk this record's commit may seal (finish_recognition.lua).
