@@ -513,6 +513,19 @@ std::vector<std::string> KudosStore::BeginArgs(const BeginRecognition& begin) {
   return args;
 }
 
+std::string KudosStore::StoredRecordPb(const kudos::v1::KudosSent& sent) {
+  KUDOS_CHECK(!sent.kudos().kudos_id().empty(), "a record is stored under its kudos's id");
+  kudos::v1::KudosSent stored = sent;
+  stored.mutable_kudos()->clear_kudos_id();
+  return stored.SerializeAsString();
+}
+
+void KudosStore::RestoreKudosId(const std::string& kudos_id, kudos::v1::Kudos& kudos) {
+  KUDOS_CHECK(kudos.kudos_id().empty() || kudos.kudos_id() == kudos_id,
+              "a record read under a key holds that key's kudos, if it names one");
+  kudos.set_kudos_id(kudos_id);
+}
+
 std::string KudosStore::PackedRequestValue(const std::string& record_id,
                                            const std::string& stored_fingerprint) {
   std::optional<std::string> packed = common::ids::PackKudosId(record_id);
@@ -766,7 +779,7 @@ KudosStore::LiveRecord Normalized(KudosStore::LiveRecord live) {
 // The record from the GET of kudos:<id> when that answers it; nullopt for a
 // hash (GET answers WRONGTYPE): read it with LegacyRecordRead.
 std::optional<absl::StatusOr<KudosStore::LiveRecord>> LiveFromGet(
-    const absl::StatusOr<Reply>& get_reply) {
+    const std::string& kudos_id, const absl::StatusOr<Reply>& get_reply) {
   KudosStore::LiveRecord live;
   if (!get_reply.ok()) {
     if (!IsWrongType(get_reply.status())) return absl::StatusOr<KudosStore::LiveRecord>(get_reply.status());
@@ -780,6 +793,7 @@ std::optional<absl::StatusOr<KudosStore::LiveRecord>> LiveFromGet(
   if (!sent.ParseFromString(get_reply->str)) return absl::StatusOr<KudosStore::LiveRecord>(Corrupt("kudos"));
   KudosStore::CommittedKudos committed;
   committed.kudos = std::move(*sent.mutable_kudos());
+  KudosStore::RestoreKudosId(kudos_id, committed.kudos);
   committed.teams.push_back(sent.giver_team_id());
   for (const auto& [recipient, team] : sent.recipient_team_ids()) committed.teams.push_back(team);
   live.committed = std::move(committed);
@@ -813,7 +827,7 @@ absl::StatusOr<KudosStore::LiveRecord> LiveFromHash(const absl::StatusOr<Reply>&
 absl::StatusOr<KudosStore::LiveRecord> KudosStore::ReadLiveRecord(
     common::redis::Pool& pool, const std::string& org, const std::string& kudos_id,
     const absl::StatusOr<Reply>& get_reply) {
-  std::optional<absl::StatusOr<LiveRecord>> live = LiveFromGet(get_reply);
+  std::optional<absl::StatusOr<LiveRecord>> live = LiveFromGet(kudos_id, get_reply);
   if (live.has_value()) return *std::move(live);
   return LiveFromHash(pool.Run(LegacyRecordRead(org, kudos_id)));
 }
@@ -1636,7 +1650,8 @@ void KudosStore::ReadKudosAsync(const std::string& org, std::vector<std::string>
           const absl::StatusOr<Reply>& boosts_after = state->replies[3 * i + 2];
           if (!boosts_before.ok()) return std::move(state->done)(boosts_before.status());
           if (!boosts_after.ok()) return std::move(state->done)(boosts_after.status());
-          std::optional<absl::StatusOr<LiveRecord>> live = LiveFromGet(state->replies[3 * i + 1]);
+          std::optional<absl::StatusOr<LiveRecord>> live =
+              LiveFromGet(state->ids[i], state->replies[3 * i + 1]);
           if (!live.has_value()) {
             state->follow_ups.push_back(i);  // a hash
             continue;

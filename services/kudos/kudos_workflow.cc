@@ -257,8 +257,8 @@ absl::StatusOr<KudosWorkflow::PreparedRecord> KudosWorkflow::PrepareSend(
   begin->fingerprint = SendFingerprint(request);
   begin->record_id = kudos_id;
   // Committed, the record is this alone (the kudos and its teams, for reads
-  // and the archive's team feeds).
-  begin->record_pb = sent->SerializeAsString();
+  // and the archive's team feeds), without the id its key names.
+  begin->record_pb = KudosStore::StoredRecordPb(*sent);
   begin->points = request.points_per_recipient();
   begin->recipients.assign(request.recipient_ids().begin(), request.recipient_ids().end());
   begin->transfers_pb = transfers.transfers().empty() ? "" : transfers.SerializeAsString();
@@ -268,7 +268,7 @@ absl::StatusOr<KudosWorkflow::PreparedRecord> KudosWorkflow::PrepareSend(
     // The same kudos with 0 points, committed instead if the ledger finds
     // the giver's allowance spent (no transfers, no pair caps).
     sent->mutable_kudos()->set_points_per_recipient(0);
-    begin->zero_points_pb = sent->SerializeAsString();
+    begin->zero_points_pb = KudosStore::StoredRecordPb(*sent);
     begin->zero_points_event_pb = event.SerializeAsString();
   }
   return PreparedRecord{*std::move(begin), std::move(kudos)};
@@ -404,7 +404,7 @@ absl::StatusOr<KudosWorkflow::PreparedRecord> KudosWorkflow::PrepareCompany(
   begin->request_id = request.request_id();
   begin->fingerprint = CompanyFingerprint(request);
   begin->record_id = kudos_id;
-  begin->record_pb = sent->SerializeAsString();
+  begin->record_pb = KudosStore::StoredRecordPb(*sent);
   begin->recipients = {request.recipient_id()};
   begin->transfers_pb.clear();  // paid by request.transfer_id, before this call
   begin->event_pb = event.SerializeAsString();

@@ -294,6 +294,7 @@ absl::StatusOr<std::optional<kudos::v1::KudosSent>> SocialStore::RecordedSend(
   if (reply->is_nil()) return std::nullopt;
   absl::StatusOr<kudos::v1::KudosSent> sent = Parse<kudos::v1::KudosSent>(reply->str, "kudos");
   if (!sent.ok()) return sent.status();
+  KudosStore::RestoreKudosId(kudos_id, *sent->mutable_kudos());
   return *sent;
 }
 

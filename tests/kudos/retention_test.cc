@@ -436,11 +436,18 @@ TEST_F(RetentionTest, CommittedRecord_KeepsNoCommitOnlyFieldsAndReadsBackByteIde
   ASSERT_TRUE(value.ok());
   kudos::v1::KudosSent stored;
   ASSERT_TRUE(stored.ParseFromString(value->str));
+  // Without the id its key names (StoredRecordPb); the reads put it back.
+  EXPECT_EQ(stored.kudos().kudos_id(), "");
+  stored.mutable_kudos()->set_kudos_id(sent.kudos_id());
   EXPECT_EQ(stored.kudos().SerializeAsString(), sent.SerializeAsString());
   EXPECT_EQ(stored.giver_team_id(), "eng");
   EXPECT_EQ(stored.recipient_team_ids().at("olga"), "ops");
   EXPECT_EQ(Integer({"TTL", record}), -1);  // a committed kudos stays until archived
   EXPECT_EQ(GetKudosBytes(sent.kudos_id()), sent.SerializeAsString());
+  // As versions before wrote it, with the id: read alike.
+  ASSERT_TRUE(pool_->Run({"SET", record, stored.SerializeAsString()}).ok());
+  EXPECT_EQ(GetKudosBytes(sent.kudos_id()), sent.SerializeAsString());
+  ASSERT_TRUE(pool_->Run({"SET", record, value->str}).ok());
   const int64_t record_bytes = Integer({"MEMORY", "USAGE", record});
   std::printf("committed kudos record: %lld bytes of Redis memory (MEMORY USAGE)\n",
               static_cast<long long>(record_bytes));
@@ -542,6 +549,7 @@ TEST_F(RetentionTest, UpgradedHashRecord_ReadsBoostsAndArchivesExactlyLikeAStrin
     std::string teams_field;
     for (const std::string& team : teams) teams_field += (teams_field.empty() ? "" : ",") + team;
     kudos::v1::Kudos begun = sent.kudos();
+    begun.set_kudos_id(ids[i]);  // the old pb held the id (the STRING now leaves it out)
     begun.set_state(kudos::v1::KUDOS_STATE_PENDING);
     ASSERT_TRUE(pool_->Run({"DEL", record}).ok());
     common::redis::Command hset = {"HSET", record, "pb", begun.SerializeAsString(), "state", "COMMITTED"};
@@ -590,6 +598,7 @@ TEST_F(RetentionTest, UpgradedPendingRecord_CommitsAfterTheUpgradeAndReadsLikeAS
   kudos::v1::KudosSent sent;
   ASSERT_TRUE(sent.ParseFromString(pb->str));
   kudos::v1::Kudos begun = sent.kudos();
+  begun.set_kudos_id(id);  // the old workflow's pb: the Kudos, its id first
   begun.set_state(kudos::v1::KUDOS_STATE_PENDING);
   ASSERT_TRUE(pool_->Run({"HSET", record, "pb", begun.SerializeAsString()}).ok());  // as the old workflow wrote it
   ledger_->Start();
