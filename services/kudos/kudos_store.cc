@@ -517,13 +517,19 @@ std::string KudosStore::StoredRecordPb(const kudos::v1::KudosSent& sent) {
   KUDOS_CHECK(!sent.kudos().kudos_id().empty(), "a record is stored under its kudos's id");
   kudos::v1::KudosSent stored = sent;
   stored.mutable_kudos()->clear_kudos_id();
-  return stored.SerializeAsString();
+  return kIdLeftOutMarker + stored.SerializeAsString();
 }
 
-void KudosStore::RestoreKudosId(const std::string& kudos_id, kudos::v1::Kudos& kudos) {
-  KUDOS_CHECK(kudos.kudos_id().empty() || kudos.kudos_id() == kudos_id,
-              "a record read under a key holds that key's kudos, if it names one");
-  kudos.set_kudos_id(kudos_id);
+absl::StatusOr<kudos::v1::KudosSent> KudosStore::ParseStoredRecord(const std::string& kudos_id,
+                                                                   const std::string& bytes) {
+  const bool marked = !bytes.empty() && bytes[0] == kIdLeftOutMarker;
+  const absl::string_view pb = absl::string_view(bytes).substr(marked ? 1 : 0);
+  kudos::v1::KudosSent sent;
+  if (!sent.ParseFromArray(pb.data(), static_cast<int>(pb.size()))) return Corrupt("kudos");
+  if (!marked) return sent;  // written before: the id in
+  if (!sent.kudos().kudos_id().empty()) return Corrupt("kudos (an id where it is left out)");
+  sent.mutable_kudos()->set_kudos_id(kudos_id);
+  return sent;
 }
 
 std::string KudosStore::PackedRequestValue(const std::string& record_id,
@@ -789,13 +795,12 @@ std::optional<absl::StatusOr<KudosStore::LiveRecord>> LiveFromGet(
     live.absent = true;
     return absl::StatusOr<KudosStore::LiveRecord>(live);
   }
-  kudos::v1::KudosSent sent;
-  if (!sent.ParseFromString(get_reply->str)) return absl::StatusOr<KudosStore::LiveRecord>(Corrupt("kudos"));
+  absl::StatusOr<kudos::v1::KudosSent> sent = KudosStore::ParseStoredRecord(kudos_id, get_reply->str);
+  if (!sent.ok()) return absl::StatusOr<KudosStore::LiveRecord>(sent.status());
   KudosStore::CommittedKudos committed;
-  committed.kudos = std::move(*sent.mutable_kudos());
-  KudosStore::RestoreKudosId(kudos_id, committed.kudos);
-  committed.teams.push_back(sent.giver_team_id());
-  for (const auto& [recipient, team] : sent.recipient_team_ids()) committed.teams.push_back(team);
+  committed.kudos = std::move(*sent->mutable_kudos());
+  committed.teams.push_back(sent->giver_team_id());
+  for (const auto& [recipient, team] : sent->recipient_team_ids()) committed.teams.push_back(team);
   live.committed = std::move(committed);
   return absl::StatusOr<KudosStore::LiveRecord>(Normalized(std::move(live)));
 }

@@ -450,13 +450,19 @@ class KudosStore {
   static constexpr size_t kStoredFingerprintBytes = 16;
   static std::string PackedRequestValue(const std::string& record_id,
                                         const std::string& stored_fingerprint);
-  // A committed kudos's record (STRING kudos:<id>): its KudosSent without
-  // the kudos id its key names (issue 15, memory: 27 bytes of about 170, so
-  // Redis's allocation for a typical record drops a size class, 192 -> 160
-  // B). Readers put the id back (RestoreKudosId); records written before
-  // hold it and read the same.
+  // A committed kudos's record (STRING kudos:<id>): kIdLeftOutMarker, then
+  // its KudosSent without the kudos id its key names (issue 15, memory: 26
+  // bytes of about 170, so Redis's allocation for a typical record drops a
+  // size class, 192 -> 160 B). No serialized KudosSent starts with the
+  // marker (field 0 does not exist): versions before this one fail to parse
+  // such a record (an error, retried) rather than read or archive a kudos
+  // without its id. Records written before (no marker, the id in) read the
+  // same.
+  static constexpr char kIdLeftOutMarker = '\x01';
   static std::string StoredRecordPb(const kudos::v1::KudosSent& sent);
-  static void RestoreKudosId(const std::string& kudos_id, kudos::v1::Kudos& kudos);
+  // A record's bytes, either form, with its id in.
+  static absl::StatusOr<kudos::v1::KudosSent> ParseStoredRecord(const std::string& kudos_id,
+                                                                 const std::string& bytes);
   // The record id and fingerprint of such a value (nullopt: not one).
   static std::optional<BeginOutcome> ParsePackedRequestValue(const std::string& value);
   // The kudos id of a feed member, packed or not.

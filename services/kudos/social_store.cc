@@ -292,9 +292,8 @@ absl::StatusOr<std::optional<kudos::v1::KudosSent>> SocialStore::RecordedSend(
   if (!reply.ok() && absl::StrContains(reply.status().message(), "WRONGTYPE")) return std::nullopt;
   if (!reply.ok()) return reply.status();
   if (reply->is_nil()) return std::nullopt;
-  absl::StatusOr<kudos::v1::KudosSent> sent = Parse<kudos::v1::KudosSent>(reply->str, "kudos");
+  absl::StatusOr<kudos::v1::KudosSent> sent = KudosStore::ParseStoredRecord(kudos_id, reply->str);
   if (!sent.ok()) return sent.status();
-  KudosStore::RestoreKudosId(kudos_id, *sent->mutable_kudos());
   return *sent;
 }
 

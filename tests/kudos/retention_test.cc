@@ -434,9 +434,13 @@ TEST_F(RetentionTest, CommittedRecord_KeepsNoCommitOnlyFieldsAndReadsBackByteIde
   EXPECT_EQ(type->str, "string");
   auto value = pool_->Run({"GET", record});
   ASSERT_TRUE(value.ok());
+  // The marker, then the KudosSent without the id its key names
+  // (StoredRecordPb): a version before this one cannot parse it.
+  ASSERT_FALSE(value->str.empty());
+  EXPECT_EQ(value->str[0], kudos::KudosStore::kIdLeftOutMarker);
   kudos::v1::KudosSent stored;
-  ASSERT_TRUE(stored.ParseFromString(value->str));
-  // Without the id its key names (StoredRecordPb); the reads put it back.
+  EXPECT_FALSE(stored.ParseFromString(value->str));
+  ASSERT_TRUE(stored.ParseFromString(value->str.substr(1)));
   EXPECT_EQ(stored.kudos().kudos_id(), "");
   stored.mutable_kudos()->set_kudos_id(sent.kudos_id());
   EXPECT_EQ(stored.kudos().SerializeAsString(), sent.SerializeAsString());
@@ -541,15 +545,15 @@ TEST_F(RetentionTest, UpgradedHashRecord_ReadsBoostsAndArchivesExactlyLikeAStrin
     const std::string record = kPrefix + "kudos:" + ids[i];
     auto value = pool_->Run({"GET", record});
     ASSERT_TRUE(value.ok()) << value.status();
-    kudos::v1::KudosSent sent;
-    ASSERT_TRUE(sent.ParseFromString(value->str));
+    absl::StatusOr<kudos::v1::KudosSent> parsed = kudos::KudosStore::ParseStoredRecord(ids[i], value->str);
+    ASSERT_TRUE(parsed.ok()) << parsed.status();
+    const kudos::v1::KudosSent& sent = *parsed;
     std::set<std::string> teams = {sent.giver_team_id()};
     for (const auto& [recipient, team] : sent.recipient_team_ids()) teams.insert(team);
     teams.erase("");
     std::string teams_field;
     for (const std::string& team : teams) teams_field += (teams_field.empty() ? "" : ",") + team;
     kudos::v1::Kudos begun = sent.kudos();
-    begun.set_kudos_id(ids[i]);  // the old pb held the id (the STRING now leaves it out)
     begun.set_state(kudos::v1::KUDOS_STATE_PENDING);
     ASSERT_TRUE(pool_->Run({"DEL", record}).ok());
     common::redis::Command hset = {"HSET", record, "pb", begun.SerializeAsString(), "state", "COMMITTED"};
@@ -595,10 +599,9 @@ TEST_F(RetentionTest, UpgradedPendingRecord_CommitsAfterTheUpgradeAndReadsLikeAS
   const std::string record = kPrefix + "kudos:" + id;
   auto pb = pool_->Run({"HGET", record, "pb"});
   ASSERT_TRUE(pb.ok() && !pb->is_nil());
-  kudos::v1::KudosSent sent;
-  ASSERT_TRUE(sent.ParseFromString(pb->str));
-  kudos::v1::Kudos begun = sent.kudos();
-  begun.set_kudos_id(id);  // the old workflow's pb: the Kudos, its id first
+  absl::StatusOr<kudos::v1::KudosSent> sent = kudos::KudosStore::ParseStoredRecord(id, pb->str);
+  ASSERT_TRUE(sent.ok()) << sent.status();
+  kudos::v1::Kudos begun = sent->kudos();  // the old workflow's pb: the Kudos, its id first
   begun.set_state(kudos::v1::KUDOS_STATE_PENDING);
   ASSERT_TRUE(pool_->Run({"HSET", record, "pb", begun.SerializeAsString()}).ok());  // as the old workflow wrote it
   ledger_->Start();

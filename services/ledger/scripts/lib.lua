@@ -16,8 +16,11 @@
 --   P..'bal'                      HASH account key -> balance
 --   P..'seq'                      counter, the journal sequence
 --   P..'tx:'..id                  STRING seq5(seq) .. char(#fp [+128]) .. fp
---                                 (16 raw bytes of the sha256) .. serialized
---                                 Transfer [without its id field: +128];
+--                                 (16 raw bytes of the sha256) .. [marker
+--                                 byte below 8] serialized Transfer [without
+--                                 its id field: +128; its trailing sequence:
+--                                 marker 1, its reference when the id names
+--                                 it: marker + 2] (read_tx, stored_tx);
 --                                 before it a HASH fp (hex), t, seq: read_tx
 --                                 reads both
 --   P..'acct:'..account           ZSET transfer id, score = sequence
@@ -144,12 +147,58 @@ local function id_field(id)
   return '\10' .. string.char(#id) .. id
 end
 
+-- Where top-level field `number` is or would go in a serialized message
+-- whose fields are varints or length-delimited, numbered below 16 (one tag
+-- byte; Transfer's are), in field order: the start of the first field
+-- numbered `number` or more (#body + 1: none), and that field's last byte
+-- when it is `number` itself.
+local function locate_field(body, number)
+  local at = 1
+  while at <= #body do
+    local tag = string.byte(body, at)
+    local field, wire = math.floor(tag / 8), tag % 8
+    if field >= number then
+      if field > number then return at, nil end
+    end
+    local start = at
+    at = at + 1
+    if wire == 0 then
+      while string.byte(body, at) >= 128 do at = at + 1 end
+      at = at + 1
+    else
+      local len, scale, b = 0, 1, 128
+      while b >= 128 do
+        b = string.byte(body, at)
+        len = len + (b % 128) * scale
+        scale = scale * 128
+        at = at + 1
+      end
+      at = at + len
+    end
+    if field == number then return start, at - 1 end
+  end
+  return #body + 1, nil
+end
+
+-- Transfer.reference (field 6, tag 50) when the transfer id names it: the
+-- id is "<reference>:<rest>" with no ':' in the reference (the kudos
+-- service's "<kudos id>:<recipient>"), so a stored transfer may leave it out.
+local function reference_in_id(id)
+  return string.match(id, '^([^:]+):')
+end
+
 -- A live transfer {fp, body, seq} from either stored form, or nil: a STRING
 -- seq5(seq) .. char(#fp + 128 if the body's transfer_id field was left out,
 -- the key names it) .. fp (raw bytes, 16 from the C++ side) .. body, or
 -- (written before the string form) a HASH {fp (64 hex digits), t, seq},
--- whose fingerprint compares by its first 16 bytes. `body` is always the
--- whole serialized Transfer, byte for byte as it was posted.
+-- whose fingerprint compares by its first 16 bytes. Since issue 15's
+-- packing round the body may start with a marker byte below 8 (stored_tx):
+-- 1, its sequence field left out (the last: post appends it; the prefix
+-- holds it), + 2, its reference left out (reference_in_id). No serialized
+-- Transfer starts with such a byte (field 0 does not exist), so versions
+-- before this one fail to parse a marked body (an error, retried) rather
+-- than read it without those fields. `body` is always the whole serialized
+-- Transfer, byte for byte as it was posted.
 local function read_tx(id)
   local tx_key = key('tx:' .. id)
   local v = redis.pcall('GET', tx_key)
@@ -162,10 +211,44 @@ local function read_tx(id)
   local b = string.byte(v, 6)
   local n = b % 128
   local body = string.sub(v, 7 + n)
+  local seq = unseq5(v, 1)
+  local marker = string.byte(body, 1)
+  if marker and marker < 8 then
+    body = string.sub(body, 2)
+    if marker % 4 >= 2 then
+      local reference = reference_in_id(id)
+      local at = locate_field(body, 6)
+      body = string.sub(body, 1, at - 1) .. '\50' .. string.char(#reference) .. reference ..
+        string.sub(body, at)
+    end
+    if marker % 2 == 1 then body = body .. string.char(72) .. varint(seq) end
+  end
   if b >= 128 then body = id_field(id) .. body end
-  return {fp = string.sub(v, 7, 6 + n), body = body, seq = unseq5(v, 1)}
+  return {fp = string.sub(v, 7, 6 + n), body = body, seq = seq}
 end
 
+
+-- What tx:<id> keeps after seq5(seq) (read_tx's format): one STRING, not a
+-- hash with field names (a hashtable: the body is over 64 bytes): 568 ->
+-- ~300 bytes per transfer (docs/retention-ledger.md). The body leaves out
+-- what read_tx puts back from the key and the prefix: its transfer_id
+-- field (when first), its sequence field (always last: appended by post)
+-- and its reference (when the id names it), 30 bytes of a kudos transfer's
+-- ~160 with the marker, a size class less for Redis (192 -> 160 B).
+local function stored_tx(t)
+  local body, flag, marker = t.body, 0, 1
+  local head = id_field(t.id)
+  if #t.id < 128 and #t.fp < 128 and string.sub(body, 1, #head) == head then
+    body, flag = string.sub(body, #head + 1), 128
+  end
+  local reference = reference_in_id(t.id)
+  local at, last = locate_field(body, 6)
+  if reference and last and #reference < 128 and
+      string.sub(body, at, last) == '\50' .. string.char(#reference) .. reference then
+    body, marker = string.sub(body, 1, at - 1) .. string.sub(body, last + 1), marker + 2
+  end
+  return string.char(flag + #t.fp) .. t.fp .. string.char(marker) .. body
+end
 
 -- The person's held counter. It is summed from the holds (bounded by what
 -- the old code allowed) when missing (holds made before the counter existed)
@@ -347,15 +430,7 @@ local function apply(t, ctx)
   local seq = redis.call('INCR', key('seq'))
   -- Transfer.sequence is field 9, varint: tag byte 72.
   local full = t.body .. string.char(72) .. varint(seq)
-  -- One STRING, not a hash with field names (a hashtable: the body is over
-  -- 64 bytes): 568 -> ~300 bytes per transfer (docs/retention-ledger.md).
-  -- Without its transfer_id field when the body starts with it (the key
-  -- names it): read_tx puts it back.
-  local head, stored, flag = id_field(t.id), full, 0
-  if #t.id < 128 and #t.fp < 128 and string.sub(full, 1, #head) == head then
-    stored, flag = string.sub(full, #head + 1), 128
-  end
-  redis.call('SET', key('tx:' .. t.id), seq5(seq) .. string.char(flag + #t.fp) .. t.fp .. stored)
+  redis.call('SET', key('tx:' .. t.id), seq5(seq) .. stored_tx(t))
   redis.call('ZADD', key('acct:' .. t.debit), seq, t.id)
   redis.call('ZADD', key('acct:' .. t.credit), seq, t.id)
   redis.call('RPUSH', key('journal'),
