@@ -442,6 +442,8 @@ class KudosStore {
   // [A-Za-z0-9._-], so no id starts with the marker.
   static constexpr char kPackedFeedMarker = '\x01';
   static std::string FeedMember(const std::string& kudos_id);
+  // The kudos id of a feed member, packed or not.
+  static std::string KudosIdOfFeedMember(const std::string& member);
   // A request key's value (issue 15, memory): a STRING of the stored
   // fingerprint's 16 bytes and the record id packed (common/ids), 28 bytes
   // (136 B a key by MEMORY USAGE instead of 168 for the hash {id, fp}).
@@ -450,6 +452,8 @@ class KudosStore {
   static constexpr size_t kStoredFingerprintBytes = 16;
   static std::string PackedRequestValue(const std::string& record_id,
                                         const std::string& stored_fingerprint);
+  // The record id and fingerprint of such a value (nullopt: not one).
+  static std::optional<BeginOutcome> ParsePackedRequestValue(const std::string& value);
   // A committed kudos's record (STRING kudos:<id>): kIdLeftOutMarker, then
   // its KudosSent without the kudos id its key names (issue 15, memory: 26
   // bytes of about 170, so Redis's allocation for a typical record drops a
@@ -463,10 +467,6 @@ class KudosStore {
   // A record's bytes, either form, with its id in.
   static absl::StatusOr<kudos::v1::KudosSent> ParseStoredRecord(const std::string& kudos_id,
                                                                  const std::string& bytes);
-  // The record id and fingerprint of such a value (nullopt: not one).
-  static std::optional<BeginOutcome> ParsePackedRequestValue(const std::string& value);
-  // The kudos id of a feed member, packed or not.
-  static std::string KudosIdOfFeedMember(const std::string& member);
   static std::string ArchiveMonths(const std::string& org) { return Prefix(org) + "archive:months"; }
   static std::string ArchiveLock(const std::string& org) { return Prefix(org) + "archive:lock"; }
   static std::string ArchiveChunks(const std::string& org) { return Prefix(org) + "archive:chunks"; }
