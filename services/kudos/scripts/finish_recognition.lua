@@ -47,12 +47,12 @@ end
 -- list <feed># (score = the chunk's highest seq, member = the chunk's name:
 -- its highest seq before issue 14, 's<seq>' of the commit that sealed it
 -- since). Every ZSET stays within 128 entries, a listpack (~20 bytes an
--- entry with the member packed, instead of ~110 in a skiplist). Chunks never overlap: a chunk holds
--- (the previous chunk's max, its max]. A commit adds to the head (two
--- commands); an entry below the top chunk's max (committed late) stays in
--- the head until sealing moves it to the chunk whose range holds it, and
--- readers merge the head with the chunks by seq, so it lists in its place
--- meanwhile. Readers: KudosStore's feed_range; archive_batch.lua.
+-- entry with the member packed, instead of ~110 in a skiplist). Chunks never
+-- overlap: a chunk holds (the previous chunk's max, its max]. A commit adds
+-- to the head (two commands); an entry below the top chunk's max (committed
+-- late) stays in the head until sealing moves it to the chunk whose range
+-- holds it, and readers merge the head with the chunks by seq, so it lists
+-- in its place meanwhile. Readers: KudosStore's feed_range; archive_batch.lua.
 
 -- The seal this commit makes on a feed, planned before anything is written:
 -- nil when the head stays under 128, else the oldest 64 entries after the

@@ -157,9 +157,7 @@ local function locate_field(body, number)
   while at <= #body do
     local tag = string.byte(body, at)
     local field, wire = math.floor(tag / 8), tag % 8
-    if field >= number then
-      if field > number then return at, nil end
-    end
+    if field > number then return at, nil end
     local start = at
     at = at + 1
     if wire == 0 then
