@@ -19,6 +19,7 @@
 #include "services/ledger/ledger_rules.h"
 #include "services/ledger/ledger_store.h"
 #include "tests/ledger/ledger_test_util.h"
+#include "tests/ledger/stored_transfer.h"
 
 namespace ledger_test {
 namespace {
@@ -270,18 +271,15 @@ class LedgerArchive : public ::testing::Test {
       return;
     }
     // The string form (scripts/lib.lua), written back with its whole body.
-    StoredTransfer stored = ReadStoredTransfer(id);
-    ASSERT_TRUE(transfer.ParseFromString(stored.body));
-    transfer.mutable_post_time()->set_seconds(absl::ToUnixSeconds(post_time));
-    std::string value = Redis({"GET", Key("tx:" + id)}).str.substr(0, 5);
-    value += static_cast<char>(stored.fp.size());
-    Redis({"SET", Key("tx:" + id), value + stored.fp + transfer.SerializeAsString()});
+    const std::string value = Redis({"GET", Key("tx:" + id)}).str;
+    std::optional<ledger_test::StoredTransfer> stored = ledger_test::ParseStoredTransfer(id, value);
+    ASSERT_TRUE(stored.has_value()) << id;
+    stored->transfer.mutable_post_time()->set_seconds(absl::ToUnixSeconds(post_time));
+    Redis({"SET", Key("tx:" + id), ledger_test::WholeStoredTransfer(value, *stored)});
   }
 
-  // A transfer in the string form: seq5 | fp length (+128: the body's
-  // transfer_id field left out) | fp | [marker below 8] body
-  // (scripts/lib.lua, read_tx). Marker: 1, the body's sequence left out (the
-  // prefix holds it), + 2, its reference (the id's part before its ':').
+  // A live transfer in the string form (tests/ledger/stored_transfer.h),
+  // its body whole.
   struct StoredTransfer {
     int64_t seq = 0;
     std::string fp;
@@ -289,23 +287,15 @@ class LedgerArchive : public ::testing::Test {
   };
   StoredTransfer ReadStoredTransfer(const std::string& id) {
     StoredTransfer out;
-    std::string stored = Redis({"GET", Key("tx:" + id)}).str;
-    EXPECT_GT(stored.size(), 6u) << id;
-    if (stored.size() <= 6) return out;
-    for (int i = 0; i < 5; ++i) out.seq = out.seq * 256 + static_cast<unsigned char>(stored[i]);
-    const unsigned char flags = static_cast<unsigned char>(stored[5]);
-    out.fp = stored.substr(6, flags % 128);
-    std::string body = stored.substr(6 + flags % 128);
-    const unsigned char marker = body.empty() ? 8 : static_cast<unsigned char>(body[0]);
-    if (marker < 8) body.erase(0, 1);
-    Transfer transfer;
-    EXPECT_TRUE(transfer.ParseFromString(body)) << id;
-    if (flags >= 128) transfer.set_transfer_id(id);
-    if (marker < 8 && marker % 2 == 1) transfer.set_sequence(out.seq);
-    if (marker < 8 && marker % 4 >= 2) transfer.set_reference(id.substr(0, id.find(':')));
+    std::optional<ledger_test::StoredTransfer> stored =
+        ledger_test::ParseStoredTransfer(id, Redis({"GET", Key("tx:" + id)}).str);
+    EXPECT_TRUE(stored.has_value()) << id;
+    if (!stored.has_value()) return out;
+    out.seq = stored->seq;
+    out.fp = stored->fp;
     // Field order as posted: none of these tests' transfers reverses another
     // (a reversal's field 10 precedes its sequence, which lib.lua appends).
-    out.body = transfer.SerializeAsString();
+    out.body = stored->transfer.SerializeAsString();
     return out;
   }
 
@@ -315,9 +305,11 @@ class LedgerArchive : public ::testing::Test {
     int rewritten = 0;
     for (const common::redis::Reply& line : Redis({"LRANGE", Key("journal"), "0", "-1"}).elements) {
       std::string id = line.str.substr(line.str.rfind('\t') + 1);
-      StoredTransfer stored = ReadStoredTransfer(id);
-      std::string prefix = Redis({"GET", Key("tx:" + id)}).str.substr(0, 5);
-      Redis({"SET", Key("tx:" + id), prefix + static_cast<char>(stored.fp.size()) + stored.fp + stored.body});
+      const std::string value = Redis({"GET", Key("tx:" + id)}).str;
+      std::optional<ledger_test::StoredTransfer> stored = ledger_test::ParseStoredTransfer(id, value);
+      EXPECT_TRUE(stored.has_value()) << id;
+      if (!stored.has_value()) continue;
+      Redis({"SET", Key("tx:" + id), ledger_test::WholeStoredTransfer(value, *stored)});
       ++rewritten;
     }
     return rewritten;

@@ -35,6 +35,7 @@
 #include "tests/harness/eventually.h"
 #include "tests/harness/process.h"
 #include "tests/harness/tokens.h"
+#include "tests/ledger/stored_transfer.h"
 
 namespace {
 
@@ -896,21 +897,15 @@ TEST_F(ReplicaTest, Sweeps_InBothReplicasArchiveNothingTwice) {
       ASSERT_TRUE(pool_->Run({"HSET", key, "t", transfer.SerializeAsString()}).ok());
       continue;
     }
-    // The string form (services/ledger/scripts/lib.lua, read_tx): seq5 |
-    // fp length (+128: the body's transfer_id field left out) | fp | body.
+    // The string form (services/ledger/scripts/lib.lua, read_tx), written
+    // back whole with the new post time.
     auto stored = pool_->Run({"GET", key});
-    ASSERT_TRUE(stored.ok() && stored->str.size() > 6) << key;
-    const std::string& value = stored->str;
-    const unsigned char flags = static_cast<unsigned char>(value[5]);
-    const std::string fp = value.substr(6, flags % 128);
-    std::string body = value.substr(6 + flags % 128);
-    if (flags >= 128) body = std::string(1, '\x0a') + static_cast<char>(id.size()) + id + body;
-    ASSERT_TRUE(transfer.ParseFromString(body)) << key;
-    transfer.mutable_post_time()->set_seconds(two_years_ago);
-    std::string rewritten = value.substr(0, 5);
-    rewritten += static_cast<char>(fp.size());
+    ASSERT_TRUE(stored.ok()) << key;
+    std::optional<ledger_test::StoredTransfer> parsed = ledger_test::ParseStoredTransfer(id, stored->str);
+    ASSERT_TRUE(parsed.has_value()) << key;
+    parsed->transfer.mutable_post_time()->set_seconds(two_years_ago);
     ASSERT_TRUE(
-        pool_->Run({"SET", key, rewritten + fp + transfer.SerializeAsString()}).ok());
+        pool_->Run({"SET", key, ledger_test::WholeStoredTransfer(stored->str, *parsed)}).ok());
   }
   loader.join();
   ASSERT_TRUE(load.unknown.empty());
