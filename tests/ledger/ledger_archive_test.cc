@@ -279,24 +279,12 @@ class LedgerArchive : public ::testing::Test {
   }
 
   // A live transfer in the string form (tests/ledger/stored_transfer.h),
-  // its body whole.
-  struct StoredTransfer {
-    int64_t seq = 0;
-    std::string fp;
-    std::string body;  // the whole serialized Transfer
-  };
-  StoredTransfer ReadStoredTransfer(const std::string& id) {
-    StoredTransfer out;
+  // the fields it leaves out put back.
+  ledger_test::StoredTransfer ReadStoredTransfer(const std::string& id) {
     std::optional<ledger_test::StoredTransfer> stored =
         ledger_test::ParseStoredTransfer(id, Redis({"GET", Key("tx:" + id)}).str);
     EXPECT_TRUE(stored.has_value()) << id;
-    if (!stored.has_value()) return out;
-    out.seq = stored->seq;
-    out.fp = stored->fp;
-    // Field order as posted: none of these tests' transfers reverses another
-    // (a reversal's field 10 precedes its sequence, which lib.lua appends).
-    out.body = stored->transfer.SerializeAsString();
-    return out;
+    return stored.value_or(ledger_test::StoredTransfer{});
   }
 
   // Rewrites every live STRING transfer with its whole body (the form
@@ -321,15 +309,16 @@ class LedgerArchive : public ::testing::Test {
     int rewritten = 0;
     for (const common::redis::Reply& line : Redis({"LRANGE", Key("journal"), "0", "-1"}).elements) {
       std::string id = line.str.substr(line.str.rfind('\t') + 1);
-      StoredTransfer stored = ReadStoredTransfer(id);
-      Transfer transfer;
-      EXPECT_TRUE(transfer.ParseFromString(stored.body)) << id;
-      EXPECT_EQ(transfer.transfer_id(), id);
+      ledger_test::StoredTransfer stored = ReadStoredTransfer(id);
+      EXPECT_EQ(stored.transfer.transfer_id(), id);
       // The old hash kept the whole fingerprint, in hex.
-      const std::string fp_hex = ledger::Fingerprint(transfer);
+      const std::string fp_hex = ledger::Fingerprint(stored.transfer);
       EXPECT_EQ(absl::HexStringToBytes(fp_hex).substr(0, 16), stored.fp);
       Redis({"DEL", Key("tx:" + id)});
-      Redis({"HSET", Key("tx:" + id), "fp", fp_hex, "t", stored.body, "seq", absl::StrCat(stored.seq)});
+      // Field order as posted: none of these tests' transfers reverses another
+      // (a reversal's field 10 precedes its sequence, which lib.lua appends).
+      Redis({"HSET", Key("tx:" + id), "fp", fp_hex, "t", stored.transfer.SerializeAsString(), "seq",
+             absl::StrCat(stored.seq)});
       ++rewritten;
     }
     return rewritten;
@@ -467,8 +456,7 @@ TEST_F(LedgerArchive, Transfer_StoredStringLeavesOutItsIdSequenceAndReferenceAnd
   EXPECT_EQ(stored[6 + 16], 3) << "marker: sequence and reference left out";
   Transfer unreadable;  // as a version before this one reads it: refused, not misread
   EXPECT_FALSE(unreadable.ParseFromString(stored.substr(6 + 16)));
-  Transfer whole;
-  ASSERT_TRUE(whole.ParseFromString(ReadStoredTransfer(id).body));
+  const Transfer whole = ReadStoredTransfer(id).transfer;
   EXPECT_EQ(whole.transfer_id(), id);
   EXPECT_EQ(absl::StrCat(whole.reference(), ":"), id.substr(0, whole.reference().size() + 1));
   EXPECT_GT(whole.sequence(), 0);
@@ -509,8 +497,7 @@ TEST_F(LedgerArchive, Upgrade_TransfersStoredAsHashesReadRetryAndArchiveExactly)
   {
     std::string line = Redis({"LINDEX", Key("journal"), "0"}).str;  // the first kudos transfer
     std::string id = line.substr(line.rfind('\t') + 1);
-    Transfer first;
-    ASSERT_TRUE(first.ParseFromString(ReadStoredTransfer(id).body));
+    Transfer first = ReadStoredTransfer(id).transfer;
     ASSERT_EQ(first.transfer_id(), id);
     first.clear_sequence();
     first.clear_post_time();
