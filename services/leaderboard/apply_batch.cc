@@ -83,7 +83,10 @@ absl::StatusOr<size_t> OpWidth(const std::vector<std::string>& a, size_t i) {
                  : op == "E" ? 8 : 0;
   size_t count = 0;
   if (op == "V") {
-    if (i + 6 > a.size() || !absl::SimpleAtoi(a[i + 5], &count)) return Malformed("V");
+    // Pairs (ValueMember, the value id): an even count.
+    if (i + 6 > a.size() || !absl::SimpleAtoi(a[i + 5], &count) || count % 2 != 0) {
+      return Malformed("V");
+    }
     width = 6 + count;
   }
   if (width == 0) return Malformed(absl::StrCat("unknown operation ", op));

@@ -72,6 +72,11 @@ std::string DaysKey(absl::string_view org, absl::string_view kind, absl::string_
 std::string ValuesKey(absl::string_view org, absl::string_view person) {
   return absl::StrCat(Prefix(org), "values:", person);
 }
+std::string ValueMember(absl::string_view value) {
+  uint64_t hash = 14695981039346656037ull;  // FNV-1a, 64 bits: stable across builds
+  for (unsigned char c : value) hash = (hash ^ c) * 1099511628211ull;
+  return absl::StrCat(hash & ((uint64_t{1} << 48) - 1));
+}
 std::string HiddenKey(absl::string_view org) { return Prefix(org) + "hidden"; }
 std::string SeasonsKey(absl::string_view org) { return absl::StrCat("lbseason:{", org, "}:defs"); }
 std::string SeasonJoinsKey(absl::string_view org, absl::string_view season) {
@@ -515,7 +520,18 @@ StreakResult ComputeStreak(const std::vector<absl::CivilDay>& active_days,
   return result;
 }
 
+std::string DayMember(absl::CivilDay day) {
+  return absl::StrCat(day - absl::CivilDay(1970, 1, 1));
+}
+
 absl::StatusOr<absl::CivilDay> ParseDay(absl::string_view text) {
+  // A day number: at most 7 digits (year 29349), so no overflow below.
+  if (!text.empty() && text.size() <= 7 &&
+      std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+    int64_t number = 0;
+    for (char c : text) number = number * 10 + (c - '0');
+    return absl::CivilDay(1970, 1, 1) + number;
+  }
   absl::CivilDay day;
   if (!absl::ParseCivilTime(text, &day)) {
     return absl::InvalidArgumentError(absl::StrCat("'", text, "' is not a date"));
@@ -790,11 +806,11 @@ void PlanPrivateKudos(PlanBuilder& b, absl::string_view org, const kudos::v1::Ku
   const std::string& giver = kudos.giver_id();
   if (!kudos.from_company()) {
     absl::CivilDay giver_day = absl::ToCivilDay(t, ZoneOf(person_zone(giver), calendar));
-    b.Op({"S", b.Idx(DaysKey(org, "giving", giver)), absl::FormatCivilTime(giver_day)});
+    b.Op({"S", b.Idx(DaysKey(org, "giving", giver)), DayMember(giver_day)});
   }
   for (const std::string& r : CountedRecipients(kudos)) {
     absl::CivilDay day = absl::ToCivilDay(t, ZoneOf(person_zone(r), calendar));
-    b.Op({"S", b.Idx(DaysKey(org, "receiving", r)), absl::FormatCivilTime(day)});
+    b.Op({"S", b.Idx(DaysKey(org, "receiving", r)), DayMember(day)});
   }
 }
 
@@ -847,7 +863,7 @@ ApplyPlan PlanKudosEvent(absl::string_view org, absl::string_view dedupe_id,
       if (!from_company) {
         b.AddPerson(v1::METRIC_KUDOS_GIVEN, giver, sent.giver_team_id(), values, 1, t);
         giver_day = absl::ToCivilDay(t, ZoneOf(person_zone(giver), calendar));
-        b.Op({"S", b.Idx(DaysKey(org, "giving", giver)), absl::FormatCivilTime(giver_day)});
+        b.Op({"S", b.Idx(DaysKey(org, "giving", giver)), DayMember(giver_day)});
         std::string giver_badges = b.Idx(BadgesKey(org, giver));
         std::string given_all = b.Idx(BoardKey(org, v1::METRIC_KUDOS_GIVEN, v1::WINDOW_ALL_TIME,
                                                "all", v1::SCOPE_ORG, ""));
@@ -861,9 +877,9 @@ ApplyPlan PlanKudosEvent(absl::string_view org, absl::string_view dedupe_id,
         b.AddPerson(v1::METRIC_KUDOS_RECEIVED, r, TeamOf(sent.recipient_team_ids(), r), values, 1,
                     t);
         absl::CivilDay day = absl::ToCivilDay(t, ZoneOf(person_zone(r), calendar));
-        b.Op({"S", b.Idx(DaysKey(org, "receiving", r)), absl::FormatCivilTime(day)});
+        b.Op({"S", b.Idx(DaysKey(org, "receiving", r)), DayMember(day)});
         std::string values_key = b.Idx(ValuesKey(org, r));
-        for (const std::string& value : values) b.Op({"S", values_key, value});
+        for (const std::string& value : values) b.Op({"S", values_key, ValueMember(value)});
         std::string badges = b.Idx(BadgesKey(org, r));
         b.Op({"N", badges, "first_kudos_received", ms});
         b.Op({"T", badges, "received_10", ms, received_all, r, "10"});
@@ -871,8 +887,10 @@ ApplyPlan PlanKudosEvent(absl::string_view org, absl::string_view dedupe_id,
         b.Op({"T", badges, "received_100", ms, received_all, r, "100"});
         if (!calendar.values.empty()) {
           std::vector<std::string> op = {"V", badges, "all_values_received", ms, values_key,
-                                         absl::StrCat(calendar.values.size())};
-          op.insert(op.end(), calendar.values.begin(), calendar.values.end());
+                                         absl::StrCat(2 * calendar.values.size())};
+          for (const std::string& value : calendar.values) {
+            op.insert(op.end(), {ValueMember(value), value});
+          }
           b.Op(op);
         }
       }
@@ -991,6 +1009,12 @@ uint32_t RebuildPlanner::Atom(absl::string_view text) {
   atoms_.emplace_back(text);
   atom_ids_.emplace(std::string(text), id);
   return id;
+}
+
+uint32_t RebuildPlanner::ValueMemberAtom(absl::string_view value) {
+  auto [it, added] = value_members_.try_emplace(Atom(value), 0);
+  if (added) it->second = Atom(ValueMember(value));
+  return it->second;
 }
 
 const std::vector<RebuildPlanner::PeriodIds>& RebuildPlanner::PeriodsAt(
@@ -1136,7 +1160,7 @@ class RebuildPlanner::Builder {
   void Day(uint32_t key, absl::Time t, const std::string& person, const ZoneLookup& person_zone,
            absl::CivilDay* day_out = nullptr) {
     absl::CivilDay day = absl::ToCivilDay(t, Zone(person_zone(person)));
-    Op(CompactOp::kSadd, key).atom = p_.Atom(absl::FormatCivilTime(day));
+    Op(CompactOp::kSadd, key).atom = p_.Atom(DayMember(day));
     if (day_out != nullptr) *day_out = day;
   }
 
@@ -1224,7 +1248,7 @@ CompactPlan RebuildPlanner::PlanKudos(absl::string_view entry_id,
         PersonKeys keys = KeysOf(r_atom);
         b.Day(keys.receiving, t, r, person_zone);
         for (const std::string& value : values) {
-          b.Op(CompactOp::kSadd, keys.values).atom = Atom(value);
+          b.Op(CompactOp::kSadd, keys.values).atom = ValueMemberAtom(value);
         }
         badge(CompactOp::kHsetnx, keys.badges, "first_kudos_received");
         threshold(keys.badges, "received_10", received_all, r_atom, 10);
@@ -1234,8 +1258,10 @@ CompactPlan RebuildPlanner::PlanKudos(absl::string_view entry_id,
           CompactOp& op = badge(CompactOp::kAllValues, keys.badges, "all_values_received");
           op.key2 = keys.values;
           op.atom2 = static_cast<uint32_t>(b.plan().lists.size());
-          op.number = static_cast<int64_t>(calendar.values.size());
-          for (const std::string& value : calendar.values) b.plan().lists.push_back(Atom(value));
+          op.number = static_cast<int64_t>(2 * calendar.values.size());
+          for (const std::string& value : calendar.values) {
+            b.plan().lists.insert(b.plan().lists.end(), {ValueMemberAtom(value), Atom(value)});
+          }
         }
       }
       if (!from_company) {

@@ -77,8 +77,16 @@ std::string PeopleKey(absl::string_view org);         // HASH person id -> seria
 std::string TeamsKey(absl::string_view org);          // HASH team id -> serialized Team
 std::string BadgesKey(absl::string_view org, absl::string_view person);  // HASH badge -> ms
 std::string DaysKey(absl::string_view org, absl::string_view kind,
-                    absl::string_view person);  // SET of "YYYY-MM-DD"; kind giving|receiving
-std::string ValuesKey(absl::string_view org, absl::string_view person);  // SET of value ids
+                    absl::string_view person);  // SET of DayMember; kind giving|receiving
+std::string ValuesKey(absl::string_view org, absl::string_view person);  // SET of ValueMember
+// A member of a person's values set (ValuesKey): a 48-bit hash of the value
+// id in decimal (FNV-1a), which Redis keeps in an intset (~100 B for a key
+// of 7 values; the value ids made it a hashtable, ~550 B). Only the
+// all-values badge reads these sets: its "V" op lists each value as
+// (ValueMember, the id), and either counts, so sets written before (ids)
+// still count. Two of an org's values colliding in 48 bits (~n^2 / 2^49)
+// would only let one stand for the other in that badge.
+std::string ValueMember(absl::string_view value);
 // SET of the people hidden from leaderboards (Person.hidden_from_leaderboards,
 // issue 18): board reads leave them out for everyone but themselves.
 std::string HiddenKey(absl::string_view org);
@@ -290,6 +298,12 @@ struct StreakResult {
 StreakResult ComputeStreak(const std::vector<absl::CivilDay>& active_days,
                            const WorkCalendar& calendar, absl::CivilDay today);
 
+// A member of a person's active-days set (DaysKey): the day's number since
+// 1970-01-01 in decimal, which Redis keeps in an intset (2-4 bytes a day,
+// ~100 B for a key of a few days; the date text made the set a hashtable:
+// 216 B for one day, 5,000 B for 100). Sets written before hold
+// 'YYYY-MM-DD' members: ParseDay reads both forms.
+std::string DayMember(absl::CivilDay day);
 absl::StatusOr<absl::CivilDay> ParseDay(absl::string_view text);
 
 // ---------------------------------------------------------------- badges
@@ -331,8 +345,9 @@ bool ReachesGivingStreakBadge(const std::vector<absl::CivilDay>& active_days,
 //   D <k>                             DEL
 //   T <k badges> <badge> <ms> <k board> <member> <threshold>
 //                                      HSETNX badge when ZSCORE >= threshold
-//   V <k badges> <badge> <ms> <k set> <n> <v1..vn>
-//                                      HSETNX badge when the set holds all n values
+//   V <k badges> <badge> <ms> <k set> <n> <m1 v1 .. mn/2 vn/2>
+//                                      HSETNX badge when the set holds every value
+//                                      (as its ValueMember m or its id v; n even)
 struct ApplyPlan {
   std::vector<std::string> keys;
   std::vector<std::string> args;
@@ -414,7 +429,8 @@ struct CompactOp {
     kThreshold,  // T: key = badges, atom = badge, text = ms, key2 = board,
                  //    atom2 = member, number = threshold
     kAllValues,  // V: key = badges, atom = badge, text = ms, key2 = set,
-                 //    lists[atom2 .. atom2 + number) = the values
+                 //    lists[atom2 .. atom2 + number) = each value's
+                 //    (ValueMember, id) pair: number is even
   };
   Code code = kGuard;
   uint32_t key = 0;    // key ids: RebuildPlanner::keys()
@@ -473,6 +489,8 @@ class RebuildPlanner {
   };
   uint32_t Key(std::string key);
   uint32_t Atom(absl::string_view text);
+  // Atom(ValueMember(value)), hashed once per value id.
+  uint32_t ValueMemberAtom(absl::string_view value);
   const std::vector<PeriodIds>& PeriodsAt(absl::Time t, const OrgCalendar& calendar);
   uint32_t BoardId(leaderboard::v1::Metric metric, size_t window, uint32_t period_atom,
                    leaderboard::v1::Scope scope, uint32_t scope_atom);
@@ -484,6 +502,7 @@ class RebuildPlanner {
   // (period atom << 32 | scope atom, metric/window/scope) -> key id.
   absl::flat_hash_map<std::pair<uint64_t, uint32_t>, uint32_t> boards_;
   absl::flat_hash_map<uint32_t, PersonKeys> people_;
+  absl::flat_hash_map<uint32_t, uint32_t> value_members_;  // value id's atom -> its member's
   // Periods per local day of one (zone, week start).
   std::string periods_zone_;
   int periods_week_start_ = 0;

@@ -394,14 +394,17 @@ absl::StatusOr<bool> ProjectionImage::Apply(const ApplyPlan& plan,
     } else if (op == "V") {
       int count = 0;
       if (!need(i, 6) || !key(i + 1, &k) || !key(i + 4, &k2) ||
-          !absl::SimpleAtoi(args[i + 5], &count) || count < 0 || !need(i, 6 + count)) {
+          !absl::SimpleAtoi(args[i + 5], &count) || count < 0 || count % 2 != 0 ||
+          !need(i, 6 + count)) {
         return Malformed("V");
       }
       if (!skip) {
         const Value* set = find(k2, Value::Kind::kSet);
         bool all = true;
-        for (int j = 1; j <= count && all; ++j) {
-          all = set != nullptr && set->set.contains(args[i + 5 + j]);
+        // Pairs (ValueMember, the value id): either counts (ValuesKey).
+        for (int j = 1; j + 1 <= count && all; j += 2) {
+          all = set != nullptr &&
+                (set->set.contains(args[i + 5 + j]) || set->set.contains(args[i + 6 + j]));
         }
         if (all) hsetnx(k, args[i + 2], args[i + 3]);
       }
@@ -656,8 +659,9 @@ absl::StatusOr<bool> ProjectionImage::ApplyCompactOps(const CompactPlan& plan) {
                       "a V op's values are in its plan's lists");
           const Value* set = CompactFind(op.key2, Value::Kind::kSet);
           bool all = true;
-          for (int64_t j = 0; j < op.number && all; ++j) {
-            all = set != nullptr && set->set.contains(atoms[plan.lists[op.atom2 + j]]);
+          for (int64_t j = 0; j + 1 < op.number && all; j += 2) {
+            all = set != nullptr && (set->set.contains(atoms[plan.lists[op.atom2 + j]]) ||
+                                     set->set.contains(atoms[plan.lists[op.atom2 + j + 1]]));
           }
           if (all) {
             CompactSlot(op.key, Value::Kind::kHash)->hash.try_emplace(atoms[op.atom], plan.texts[op.text]);

@@ -327,6 +327,71 @@ TEST(LeaderboardEventsTest, Events_AStreakIsExtendedOncePerDayWithItsLength) {
   EXPECT_EQ(thursday.length_days(), 3);
 }
 
+// Issue 15 (memory): active days are stored as day numbers and values as
+// their ValueMember, intsets instead of hashtables. Sets a previous version
+// wrote hold the date texts and value ids: the apply script's streak, the
+// store's reads and the all-values badge count both forms together.
+TEST(LeaderboardEventsTest, Events_DaysAndValuesStoredAsTextBeforeStillCountWithTheNewForms) {
+  harness::RedisServer redis;
+  common::redis::Pool pool(PoolFor(redis));
+  const std::string org = "upgraded";
+  lbtest::EventWriter writer(redis.address(), org);
+  kudos::v1::OrgSettings settings = leaderboard::DefaultSettings();
+  settings.clear_values();
+  settings.add_values()->set_value_id("teamwork");
+  settings.add_values()->set_value_id("empathy");
+  writer.Kudos(lbtest::SettingsEvent(settings));
+  People(writer, {"ann", "bob", "cat"});
+  // What the previous version left from Monday's kudos (value "empathy").
+  const std::string ann_giving = leaderboard::DaysKey(org, "giving", "ann");
+  const std::string bob_receiving = leaderboard::DaysKey(org, "receiving", "bob");
+  const std::string bob_values = leaderboard::ValuesKey(org, "bob");
+  ASSERT_TRUE(pool.Run({"SADD", ann_giving, "2026-11-23"}).ok());
+  ASSERT_TRUE(pool.Run({"SADD", bob_receiving, "2026-11-23"}).ok());
+  ASSERT_TRUE(pool.Run({"SADD", bob_values, "empathy"}).ok());
+  SendKudos(writer, "tue", "ann", "bob", 1, Utc(2026, 11, 24, 9));  // value "teamwork"
+  SendKudos(writer, "tue2", "bob", "cat", 1, Utc(2026, 11, 24, 10));
+  Replica replica(redis, "replica-a", 50);
+  replica.consumer->Start();
+  ASSERT_TRUE(Eventually([&] { return Backlog(pool, org) == 0; }));
+  replica.consumer->Stop();
+
+  std::map<std::string, int> lengths;
+  for (const StoredEvent& stored : ReadEvents(pool, org)) {
+    if (stored.event.has_streak_extended()) {
+      lengths[stored.event.event_id()] = stored.event.streak_extended().length_days();
+    }
+  }
+  EXPECT_EQ(lengths, (std::map<std::string, int>{{"streak.extended/giving/ann/2026-11-24", 2},
+                                                 {"streak.extended/receiving/bob/2026-11-24", 2}}));
+  auto members = [&](const std::string& key) {
+    absl::StatusOr<common::redis::Reply> reply = pool.Run({"SMEMBERS", key});
+    std::set<std::string> out;
+    if (reply.ok()) {
+      for (const auto& element : reply->elements) out.insert(element.str);
+    }
+    return out;
+  };
+  const std::string tuesday = leaderboard::DayMember(absl::CivilDay(2026, 11, 24));
+  EXPECT_EQ(tuesday, "20781");
+  EXPECT_EQ(members(ann_giving), (std::set<std::string>{"2026-11-23", tuesday}));
+  EXPECT_EQ(members(bob_values),
+            (std::set<std::string>{"empathy", leaderboard::ValueMember("teamwork")}));
+  auto days = replica.store.Days(org, "giving", "ann");
+  ASSERT_TRUE(days.ok()) << days.status();
+  EXPECT_EQ(std::set<absl::CivilDay>(days->begin(), days->end()),
+            (std::set<absl::CivilDay>{absl::CivilDay(2026, 11, 23), absl::CivilDay(2026, 11, 24)}));
+  auto badges = replica.store.Badges(org, "bob");
+  ASSERT_TRUE(badges.ok()) << badges.status();
+  EXPECT_EQ(badges->count("all_values_received"), 1u);
+  // Sets only this version wrote hold integers: Redis keeps them intsets.
+  for (const std::string& key : {leaderboard::DaysKey(org, "receiving", "cat"),
+                                 leaderboard::DaysKey(org, "giving", "bob"),
+                                 leaderboard::ValuesKey(org, "cat")}) {
+    EXPECT_EQ(pool.Run({"OBJECT", "ENCODING", key})->str, "intset") << key;
+  }
+}
+
 // Random active days over three months with a Sunday-to-Thursday week, two
 // holidays and one freeze a month: the script's streaks are GetStreaks'
 // (ComputeStreak) for every day: an event exactly on each active work day

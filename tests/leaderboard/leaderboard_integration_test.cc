@@ -655,7 +655,9 @@ TEST_F(LeaderboardIntegrationTest, EntriesAfterADirectoryChangeInTheSameBatchUse
   ASSERT_TRUE(days.ok());
   std::set<std::string> seen;
   for (const auto& day : days->elements) seen.insert(day.str);
-  EXPECT_EQ(seen, (std::set<std::string>{east_day, west_day}));
+  EXPECT_EQ(seen, (std::set<std::string>{
+                      leaderboard::DayMember(absl::ToCivilDay(t, east)),
+                      leaderboard::DayMember(absl::ToCivilDay(t, west))}));
   // The org's day boards: one kudos on each zone's date.
   for (const std::string& day : {east_day, west_day}) {
     std::string key = leaderboard::BoardKey(org_, v1::METRIC_KUDOS_RECEIVED, v1::WINDOW_DAY, day,

@@ -12,6 +12,7 @@
 #include <set>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "services/leaderboard/leaderboard_watch.h"
 
@@ -568,7 +569,7 @@ TEST(PlanTest, KudosFromTheCompanyCountsItsRecipientAndNoGiver) {
   ApplyPlan plan = PlanKudosEvent("o", "k:1-0", event, cal, [](const std::string&) { return ""; });
   EXPECT_TRUE(HasOp(plan, {"Z", "lb:{o}:kudos_received:all:all:org", "r", "1", "0"}));
   EXPECT_TRUE(HasOp(plan, {"N", "lb:{o}:badges:r", "first_kudos_received"}));
-  EXPECT_TRUE(HasOp(plan, {"S", "lb:{o}:days:receiving:r", "2026-11-23"}));
+  EXPECT_TRUE(HasOp(plan, {"S", "lb:{o}:days:receiving:r", DayMember(absl::CivilDay(2026, 11, 23))}));
   for (const std::string& key : plan.keys) {
     EXPECT_EQ(key.find("kudos_given"), std::string::npos) << key;
     EXPECT_EQ(key.find(":giving:"), std::string::npos) << key;
@@ -621,7 +622,7 @@ TEST(PlanTest, KudosSentUpdatesEveryScopeAndWindow) {
         << derived;
   }
   EXPECT_TRUE(HasOp(plan, {"Z", "lb:{o}:kudos_received:all:all:org", "r1", "1", "0"}));
-  EXPECT_TRUE(HasOp(plan, {"S", "lb:{o}:days:giving:g", "2026-11-23"}));
+  EXPECT_TRUE(HasOp(plan, {"S", "lb:{o}:days:giving:g", DayMember(absl::CivilDay(2026, 11, 23))}));
   EXPECT_TRUE(HasOp(plan, {"N", "lb:{o}:badges:r1", "first_kudos_received"}));
   // r1 listed twice counts once: 6 windows of org, 4 of team, teams and value
   // (quarter and all-time derived) for each of two recipients.
@@ -779,8 +780,8 @@ TEST(PlanTest, StreakDaysUseThePersonsZone) {
                                   [](const std::string& p) {
                                     return p == "g" ? "America/New_York" : "";
                                   });
-  EXPECT_TRUE(HasOp(plan, {"S", "lb:{o}:days:giving:g", "2026-11-22"}));
-  EXPECT_TRUE(HasOp(plan, {"S", "lb:{o}:days:receiving:r", "2026-11-23"}));
+  EXPECT_TRUE(HasOp(plan, {"S", "lb:{o}:days:giving:g", DayMember(absl::CivilDay(2026, 11, 22))}));
+  EXPECT_TRUE(HasOp(plan, {"S", "lb:{o}:days:receiving:r", DayMember(absl::CivilDay(2026, 11, 23))}));
   // Boards follow the org's zone.
   EXPECT_TRUE(HasOp(plan, {"Z", "lb:{o}:kudos_given:day:2026-11-23:org", "g", "1"}));
 }
@@ -811,9 +812,35 @@ TEST(PlanTest, AllValuesBadgeListsTheCatalog) {
   EXPECT_TRUE(HasOp(plan, {"V", "lb:{o}:badges:r", "all_values_received"}));
   auto it = std::find(plan.args.begin(), plan.args.end(), "all_values_received");
   ASSERT_NE(it, plan.args.end());
-  EXPECT_EQ(*(it + 3), "2");
-  EXPECT_EQ(*(it + 4), "a");
-  EXPECT_EQ(*(it + 5), "b");
+  // Each value as (ValueMember, its id): sets written before hold the id.
+  EXPECT_EQ(*(it + 3), "4");
+  EXPECT_EQ(*(it + 4), ValueMember("a"));
+  EXPECT_EQ(*(it + 5), "a");
+  EXPECT_EQ(*(it + 6), ValueMember("b"));
+  EXPECT_EQ(*(it + 7), "b");
+  // The values set gets the member, not the id.
+  EXPECT_TRUE(HasOp(plan, {"S", "lb:{o}:values:r", ValueMember("a")}));
+}
+
+// Stored members (issue 15, memory): both are integers, so Redis keeps the
+// sets intsets; both are pinned, since sets already stored hold them.
+TEST(PlanTest, DayAndValueMembersAreStableIntegersAndParseDayReadsBothDayForms) {
+  EXPECT_EQ(DayMember(CivilDay(1970, 1, 1)), "0");
+  EXPECT_EQ(DayMember(CivilDay(2026, 11, 30)), "20787");
+  for (const char* text : {"20787", "2026-11-30"}) {
+    absl::StatusOr<CivilDay> day = ParseDay(text);
+    ASSERT_TRUE(day.ok()) << text;
+    EXPECT_EQ(*day, CivilDay(2026, 11, 30)) << text;
+  }
+  for (const char* bad : {"", "12345678", "2026-11", "-5", "1e3", "2026-11-30x"}) {
+    EXPECT_FALSE(ParseDay(bad).ok()) << bad;
+  }
+  EXPECT_EQ(ValueMember("teamwork"), "194783240793753");
+  EXPECT_EQ(ValueMember(""), "172505283306277");  // FNV-1a's offset basis, 48 bits
+  EXPECT_NE(ValueMember("teamwork"), ValueMember("empathy"));
+  uint64_t number = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(ValueMember("teamwork"), &number));
+  EXPECT_LT(number, uint64_t{1} << 48);
 }
 
 TEST(PlanTest, LedgerTransfersCountOnlyKudosAndBoostCredits) {

@@ -173,6 +173,11 @@ end
 -- A guard's ARGV index -> the higher stored score of its member and text id
 -- (false: neither stored).
 local stored = {}
+-- The all-values badge's check of one value in a person's values set: its
+-- ValueMember, or (sets written before issue 15's packing) its id.
+local function has_value(set, member, id)
+  return redis.call('SISMEMBER', set, member) == 1 or redis.call('SISMEMBER', set, id) == 1
+end
 for _, k in ipairs(guard_keys) do
   local list = guards_of[k]
   chunks_of(list, function(from, to)
@@ -241,8 +246,10 @@ local function varint(n)
   until n == 0
   return table.concat(out)
 end
--- Days since 1970-01-01 of 'YYYY-MM-DD' (proleptic Gregorian), nil if not one.
+-- Days since 1970-01-01 of 'YYYY-MM-DD' (proleptic Gregorian) or of a day
+-- number (DayMember: what the days sets hold since issue 15), nil if neither.
 local function day_number(text)
+  if string.match(text, '^%d%d?%d?%d?%d?%d?%d?$') then return tonumber(text) end
   local y, m, d = string.match(text, '^(%d+)-(%d+)-(%d+)$')
   if not y then return nil end
   y, m, d = tonumber(y), tonumber(m), tonumber(d)
@@ -374,8 +381,8 @@ while i <= ops_end do
     local count = tonumber(ARGV[i + 5])
     local set = key(i + 4)
     local all = true
-    for j = 1, count do
-      if redis.call('SISMEMBER', set, ARGV[i + 5 + j]) == 0 then
+    for j = 1, count, 2 do
+      if not has_value(set, ARGV[i + 5 + j], ARGV[i + 6 + j]) then
         all = false
         break
       end
@@ -386,8 +393,8 @@ while i <= ops_end do
     local count = tonumber(ARGV[i + 5])
     local set = key(i + 4)
     local all = true
-    for j = 1, count do
-      if redis.call('SISMEMBER', set, ARGV[i + 5 + j]) == 0 then
+    for j = 1, count, 2 do
+      if not has_value(set, ARGV[i + 5 + j], ARGV[i + 6 + j]) then
         all = false
         break
       end
