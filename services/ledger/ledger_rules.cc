@@ -2,6 +2,7 @@
 
 #include <openssl/evp.h>
 
+#include <optional>
 #include <set>
 
 #include "absl/strings/ascii.h"
@@ -12,6 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/auth/ids.h"
+#include "common/ids/packed_id.h"
 
 namespace ledger {
 namespace {
@@ -815,9 +817,33 @@ absl::Status CanCancelRedemption(const common::auth::Principal& principal,
 
 // ---- verification -----------------------------------------------------------
 
+namespace {
+constexpr char kPackedMemberMarker = '\x01';
+constexpr size_t kPackedMemberHead = 1 + common::ids::kPackedKudosIdBytes;  // marker + id
+}  // namespace
+
+std::string IndexMember(absl::string_view transfer_id) {
+  const size_t colon = transfer_id.find(':');
+  if (colon == absl::string_view::npos || colon + 1 == transfer_id.size()) {
+    return std::string(transfer_id);
+  }
+  std::optional<std::string> packed = common::ids::PackKudosId(transfer_id.substr(0, colon));
+  if (!packed.has_value()) return std::string(transfer_id);
+  return absl::StrCat(absl::string_view(&kPackedMemberMarker, 1), *packed,
+                      transfer_id.substr(colon + 1));
+}
+
+std::string TransferIdOfIndexMember(absl::string_view member) {
+  if (member.size() <= kPackedMemberHead || member[0] != kPackedMemberMarker) {
+    return std::string(member);
+  }
+  return absl::StrCat(common::ids::UnpackKudosId(member.substr(1, common::ids::kPackedKudosIdBytes)),
+                      ":", member.substr(kPackedMemberHead));
+}
+
 std::string FormatJournalEntry(const JournalEntry& entry) {
   return absl::StrCat(entry.debit, "\t", entry.credit, "\t", entry.amount, "\t",
-                      entry.transfer_id);
+                      IndexMember(entry.transfer_id));
 }
 
 absl::StatusOr<JournalEntry> ParseJournalEntry(absl::string_view line) {
@@ -829,7 +855,7 @@ absl::StatusOr<JournalEntry> ParseJournalEntry(absl::string_view line) {
   }
   entry.debit = std::move(parts[0]);
   entry.credit = std::move(parts[1]);
-  entry.transfer_id = std::move(parts[3]);
+  entry.transfer_id = TransferIdOfIndexMember(parts[3]);
   return entry;
 }
 

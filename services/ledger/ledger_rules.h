@@ -240,9 +240,19 @@ struct JournalEntry {
   int64_t amount = 0;
   std::string transfer_id;
 };
-// "debit\tcredit\tamount\tid".
+// "debit\tcredit\tamount\t" + IndexMember(id); Parse reads either form.
 std::string FormatJournalEntry(const JournalEntry& entry);
 absl::StatusOr<JournalEntry> ParseJournalEntry(absl::string_view line);
+
+// Issue 15 (memory): how the account indexes (acct:) and the journal name a
+// transfer (scripts/lib.lua index_member / id_of_member, the same
+// functions). An id of the form the kudos service gives, 'k' + 24
+// lower-case hex digits + ':' + the recipient, is "\x01" + the 12 bytes the
+// digits spell (common/ids/packed_id.h) + the recipient; any other id is
+// itself. Ids are printable ASCII, so "\x01" marks the packed form; entries
+// written before are ids, which TransferIdOfIndexMember returns as they are.
+std::string IndexMember(absl::string_view transfer_id);
+std::string TransferIdOfIndexMember(absl::string_view member);
 
 // Compares stored balances with balances recomputed from the journal.
 class Verifier {

@@ -84,13 +84,16 @@ class LedgerArchive : public ::testing::Test {
 
   // Kudos-shaped transfers: one giver per call to distinct recipients (at
   // most kPeople - 1), ids and references like the kudos service's
-  // ("<kudos id>:<recipient>"), tags giver/team/values; each call linked.
+  // ("<kudos id>:<recipient>", the kudos id 'k' + 24 hex digits, the first 8
+  // from `id_prefix`), tags giver/team/values; each call linked.
   void PostKudos(int count, int per_call = 5, const std::string& id_prefix = "kd") {
     per_call = std::min(per_call, people_ - 1);
+    uint32_t tag = 0;
+    for (char c : id_prefix) tag = tag * 131 + static_cast<unsigned char>(c);
     for (int done = 0, call = 0; done < count; ++call) {
       PostTransfersRequest request;
       request.set_linked(true);
-      std::string kudos_id = absl::StrFormat("%s_%016x", id_prefix, call * 7919 + 17);
+      std::string kudos_id = absl::StrFormat("k%08x%016x", tag, call * 7919 + 17);
       int from = call % people_;
       for (int i = 0; i < per_call && done < count; ++i, ++done) {
         int to = (from + 1 + (i + call) % (people_ - 1)) % people_;
@@ -262,7 +265,7 @@ class LedgerArchive : public ::testing::Test {
   // `index` (as if posted then; the archive reads it from there).
   void Backdate(int index, absl::Time post_time) {
     std::string line = Redis({"LINDEX", Key("journal"), absl::StrCat(index)}).str;
-    std::string id = line.substr(line.rfind('\t') + 1);
+    std::string id = ledger_test::JournalTransferId(line);
     Transfer transfer;
     if (Redis({"TYPE", Key("tx:" + id)}).str == "hash") {
       ASSERT_TRUE(transfer.ParseFromString(Redis({"HGET", Key("tx:" + id), "t"}).str));
@@ -292,7 +295,7 @@ class LedgerArchive : public ::testing::Test {
   int RewriteAsWholeBodies() {
     int rewritten = 0;
     for (const common::redis::Reply& line : Redis({"LRANGE", Key("journal"), "0", "-1"}).elements) {
-      std::string id = line.str.substr(line.str.rfind('\t') + 1);
+      std::string id = ledger_test::JournalTransferId(line.str);
       const std::string value = Redis({"GET", Key("tx:" + id)}).str;
       std::optional<ledger_test::StoredTransfer> stored = ledger_test::ParseStoredTransfer(id, value);
       EXPECT_TRUE(stored.has_value()) << id;
@@ -308,7 +311,7 @@ class LedgerArchive : public ::testing::Test {
   int RewriteAsOldHashes() {
     int rewritten = 0;
     for (const common::redis::Reply& line : Redis({"LRANGE", Key("journal"), "0", "-1"}).elements) {
-      std::string id = line.str.substr(line.str.rfind('\t') + 1);
+      std::string id = ledger_test::JournalTransferId(line.str);
       ledger_test::StoredTransfer stored = ReadStoredTransfer(id);
       EXPECT_EQ(stored.transfer.transfer_id(), id);
       // The old hash kept the whole fingerprint, in hex.
@@ -449,7 +452,7 @@ TEST_F(LedgerArchive, Transfer_StoredStringLeavesOutItsIdSequenceAndReferenceAnd
   PostKudos(12);
   const std::vector<std::string> before = Reads();
   const std::string line = Redis({"LINDEX", Key("journal"), "0"}).str;
-  const std::string id = line.substr(line.rfind('\t') + 1);
+  const std::string id = ledger_test::JournalTransferId(line);
   const std::string stored = Redis({"GET", Key("tx:" + id)}).str;
   ASSERT_GT(stored.size(), 6u + 16u + 1u);
   EXPECT_EQ(static_cast<unsigned char>(stored[5]), 128 + 16);
@@ -486,6 +489,55 @@ TEST_F(LedgerArchive, Transfer_StoredStringLeavesOutItsIdSequenceAndReferenceAnd
   EXPECT_EQ(Reads(), before);
 }
 
+// Issue 15 (memory): the account indexes and the journal name a kudos
+// transfer by its IndexMember ("\x01", the kudos id's 12 bytes, the
+// recipient): 13 bytes fewer in each of its three places. Entries written
+// before name it by its id: both list, verify, retry and archive the same.
+TEST_F(LedgerArchive, IndexesAndJournal_NameKudosTransfersPackedAndEntriesWrittenAsIdsStillCount) {
+  AllowPlenty();
+  PostKudos(12, 4);
+  const std::vector<std::string> before = Reads();
+  const std::vector<common::redis::Reply> lines =
+      Redis({"LRANGE", Key("journal"), "0", "-1"}).elements;
+  ASSERT_EQ(lines.size(), 12u);
+  int rewritten = 0;
+  for (const common::redis::Reply& line : lines) {
+    absl::StatusOr<ledger::JournalEntry> entry = ledger::ParseJournalEntry(line.str);
+    ASSERT_TRUE(entry.ok()) << entry.status();
+    const std::string& id = entry->transfer_id;
+    const std::string member = ledger::IndexMember(id);
+    ASSERT_EQ(member.size(), id.size() - 13) << id;  // 25 + 1 (the colon) -> 1 + 12
+    EXPECT_EQ(member[0], '\x01');
+    EXPECT_EQ(line.str, ledger::FormatJournalEntry(*entry));
+    EXPECT_TRUE(absl::EndsWith(line.str, "\t" + member));
+    const std::string seq = Redis({"ZSCORE", Key("acct:" + entry->debit), member}).str;
+    ASSERT_FALSE(seq.empty()) << "the debit's index holds the packed member";
+    EXPECT_EQ(Redis({"ZSCORE", Key("acct:" + entry->credit), member}).str, seq);
+    if (rewritten++ % 2 == 1) continue;
+    // Every other transfer as the version before wrote it: ids, no packing.
+    const int64_t at = static_cast<int64_t>(&line - lines.data());
+    Redis({"LSET", Key("journal"), absl::StrCat(at),
+           absl::StrCat(entry->debit, "\t", entry->credit, "\t", entry->amount, "\t", id)});
+    for (const std::string& account : {entry->debit, entry->credit}) {
+      EXPECT_EQ(Redis({"ZREM", Key("acct:" + account), member}).integer, 1);
+      EXPECT_EQ(Redis({"ZADD", Key("acct:" + account), seq, id}).integer, 1);
+    }
+  }
+  EXPECT_EQ(Reads(), before);
+  PostKudos(12, 4);  // the same transfers again: recognised, applied once
+  EXPECT_EQ(Redis({"LLEN", Key("journal")}).integer, 12);
+  EXPECT_EQ(Reads(), before);
+  EXPECT_EQ(ArchiveAll(), 12);
+  EXPECT_EQ(LiveTransferKeys(), 0);
+  EXPECT_EQ(Redis({"LLEN", Key("journal")}).integer, 0);
+  for (int i = 0; i < people_; ++i) {
+    for (const char* kind : {"acct:allowance:", "acct:earned:"}) {
+      EXPECT_EQ(Redis({"EXISTS", Key(kind + Person(i))}).integer, 0) << kind << i;
+    }
+  }
+  EXPECT_EQ(Reads(), before);
+}
+
 // A transfer is one STRING (seq, raw fingerprint, body) instead of a hash
 // with field names; transfers an org stored as hashes before the upgrade
 // read, retry, list, verify and archive exactly as before.
@@ -496,7 +548,7 @@ TEST_F(LedgerArchive, Upgrade_TransfersStoredAsHashesReadRetryAndArchiveExactly)
   retry.set_linked(true);
   {
     std::string line = Redis({"LINDEX", Key("journal"), "0"}).str;  // the first kudos transfer
-    std::string id = line.substr(line.rfind('\t') + 1);
+    std::string id = ledger_test::JournalTransferId(line);
     Transfer first = ReadStoredTransfer(id).transfer;
     ASSERT_EQ(first.transfer_id(), id);
     first.clear_sequence();

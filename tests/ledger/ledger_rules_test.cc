@@ -262,6 +262,32 @@ TEST(LedgerRules, JournalEntriesRoundTrip) {
   EXPECT_FALSE(ParseJournalEntry("a\tb\tx\tid").ok());
 }
 
+// Issue 15 (memory): a kudos transfer's id ('k' + 24 lower-case hex digits
+// + ':' + the recipient) is packed where the indexes and the journal name it;
+// every other id is itself, and lines written with ids parse the same.
+TEST(LedgerRules, IndexMember_PacksKudosTransferIdsAndJournalLinesReadBothForms) {
+  const std::string id = "k0123456789abcdef09090909:p42";  // 0x09 bytes: tabs once packed
+  const std::string member = IndexMember(id);
+  EXPECT_EQ(member, std::string("\x01\x01\x23\x45\x67\x89\xab\xcd\xef\x09\x09\x09\x09p42", 16));
+  EXPECT_EQ(TransferIdOfIndexMember(member), id);
+  JournalEntry e{"allowance:g", "earned:p42", 3, id};
+  const std::string line = FormatJournalEntry(e);
+  EXPECT_EQ(line, "allowance:g\tearned:p42\t3\t" + member);
+  for (const std::string& form : {line, std::string("allowance:g\tearned:p42\t3\t") + id}) {
+    absl::StatusOr<JournalEntry> parsed = ParseJournalEntry(form);
+    ASSERT_TRUE(parsed.ok()) << parsed.status();
+    EXPECT_EQ(parsed->transfer_id, id);
+    EXPECT_EQ(parsed->debit, "allowance:g");
+    EXPECT_EQ(parsed->amount, 3);
+  }
+  for (const char* other : {"kd_00ff:p1", "k0123456789ABCDEF01234567:p1", "k0123456789abcdef01234567:",
+                            "k0123456789abcdef01234567", "k0123456789abcdef0123456:p1",
+                            "adjustment:r1", "celebration:birthday:2026:ana"}) {
+    EXPECT_EQ(IndexMember(other), other);
+    EXPECT_EQ(TransferIdOfIndexMember(other), other);
+  }
+}
+
 TEST(LedgerRules, PermissionsFollowRolesAndOnlyKudosPostsKudos) {
   using common::auth::Principal;
   using common::auth::Role;

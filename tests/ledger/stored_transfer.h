@@ -1,14 +1,16 @@
 // A live ledger transfer in the STRING form services/ledger/scripts/lib.lua
 // stores (read_tx, stored_tx), for tests that rewrite one in place (backdate
 // it, or store it in an older form). Header-only: the ledger's tests and the
-// replicas test share it.
+// replicas test share it (both link ledger_lib).
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <string>
 
+#include "absl/status/statusor.h"
 #include "ledger/v1/ledger.pb.h"
+#include "services/ledger/ledger_rules.h"
 
 namespace ledger_test {
 
@@ -43,6 +45,12 @@ inline std::optional<StoredTransfer> ParseStoredTransfer(const std::string& id,
 inline std::string WholeStoredTransfer(const std::string& value, const StoredTransfer& stored) {
   return value.substr(0, 5) + static_cast<char>(stored.fp.size()) + stored.fp +
          stored.transfer.SerializeAsString();
+}
+
+// The transfer id a journal line names (its id or its IndexMember).
+inline std::string JournalTransferId(const std::string& line) {
+  absl::StatusOr<ledger::JournalEntry> entry = ledger::ParseJournalEntry(line);
+  return entry.ok() ? entry->transfer_id : "";
 }
 
 }  // namespace ledger_test

@@ -885,7 +885,7 @@ TEST_F(ReplicaTest, Sweeps_InBothReplicasArchiveNothingTwice) {
   ASSERT_TRUE(head.ok()) << head.status();
   ASSERT_EQ(head->elements.size(), static_cast<size_t>(kBackdated));
   for (const common::redis::Reply& line : head->elements) {
-    const std::string id = line.str.substr(line.str.rfind('\t') + 1);
+    const std::string id = ledger_test::JournalTransferId(line.str);
     const std::string key = prefix + "tx:" + id;
     auto type = pool_->Run({"TYPE", key});
     ASSERT_TRUE(type.ok());

@@ -8,7 +8,8 @@
 -- that nothing moved since (another replica's run, a concurrent archive),
 -- then in one atomic step: stores the chunk, adds the movements to the
 -- checkpoint totals, appends each sequence to both accounts' archive index,
--- and removes the transfers' live hash, index entries and journal lines.
+-- and removes the transfers' live hash, index entries (either form,
+-- index_member) and journal lines.
 -- Returns {'OK', new through_seq} or {'RACED', current through_seq}.
 local ckpt = key('ckpt')
 local through = tonumber(redis.call('HGET', ckpt, 'through_seq') or '0')
@@ -20,8 +21,10 @@ if #journal ~= n then return {'RACED', through} end
 local T = 8
 for i = 0, n - 1 do
   local b = T + 4 * i
-  local line = ARGV[b + 1] .. '\t' .. ARGV[b + 2] .. '\t' .. ARGV[b + 3] .. '\t' .. ARGV[b]
-  if journal[i + 1] ~= line then
+  -- The line names the transfer as index_member does, or (written before
+  -- the packing) by its id.
+  local head = ARGV[b + 1] .. '\t' .. ARGV[b + 2] .. '\t' .. ARGV[b + 3] .. '\t'
+  if journal[i + 1] ~= head .. index_member(ARGV[b]) and journal[i + 1] ~= head .. ARGV[b] then
     return redis.error_reply('ABORTED journal line ' .. (through + i + 1) ..
                              ' is not the transfer the archive read; nothing archived')
   end
@@ -37,8 +40,9 @@ for i = 0, n - 1 do
   local id, debit, credit, amount = ARGV[b], ARGV[b + 1], ARGV[b + 2], tonumber(ARGV[b + 3])
   local packed = seq5(through + i + 1)
   redis.call('DEL', key('tx:' .. id))
-  redis.call('ZREM', key('acct:' .. debit), id)
-  redis.call('ZREM', key('acct:' .. credit), id)
+  local member = index_member(id)
+  redis.call('ZREM', key('acct:' .. debit), member, id)
+  redis.call('ZREM', key('acct:' .. credit), member, id)
   redis.call('APPEND', key('arch:a:' .. debit), packed)
   redis.call('APPEND', key('arch:a:' .. credit), packed)
   totals[debit] = (totals[debit] or 0) - amount

@@ -23,8 +23,8 @@
 --                                 it: marker + 2] (read_tx, stored_tx);
 --                                 before it a HASH fp (hex), t, seq: read_tx
 --                                 reads both
---   P..'acct:'..account           ZSET transfer id, score = sequence
---   P..'journal'                  LIST "debit\tcredit\tamount\tid"
+--   P..'acct:'..account           ZSET index_member(transfer id), score = sequence
+--   P..'journal'                  LIST "debit\tcredit\tamount\t" .. index_member(id)
 --   P..'outbox'                   STREAM field event = ledger.v1.LedgerEvent
 --   P..'spent:'..person..':'..period   counter of allowance spent (with TTL)
 --   P..'rdm:'..id                 HASH a redemption
@@ -183,6 +183,26 @@ end
 -- service's "<kudos id>:<recipient>"), so a stored transfer may leave it out.
 local function reference_in_id(id)
   return string.match(id, '^([^:]+):')
+end
+
+-- Issue 15 (memory): how the account indexes (acct:) and the journal name a
+-- transfer. An id of the form the kudos service gives, 'k' + 24 lower-case
+-- hex digits + ':' + the recipient, is "\1" .. the 12 bytes the digits spell
+-- .. the recipient (13 bytes fewer in each of its three places); any other
+-- id is itself. Ids are printable ASCII, so "\1" marks the packed form;
+-- entries written before are ids. ledger::IndexMember / TransferIdOfIndexMember
+-- in C++ are the same functions.
+local function index_member(id)
+  local hex, rest = string.match(id, '^k(' .. string.rep('[0-9a-f]', 24) .. '):(.+)$')
+  if not hex then return id end
+  return '\1' .. unhex(hex) .. rest
+end
+local function id_of_member(member)
+  if string.byte(member, 1) ~= 1 or #member < 14 then return member end
+  local hex = string.gsub(string.sub(member, 2, 13), '.', function(c)
+    return string.format('%02x', string.byte(c))
+  end)
+  return 'k' .. hex .. ':' .. string.sub(member, 14)
 end
 
 -- A live transfer {fp, body, seq} from either stored form, or nil: a STRING
@@ -429,10 +449,11 @@ local function apply(t, ctx)
   -- Transfer.sequence is field 9, varint: tag byte 72.
   local full = t.body .. string.char(72) .. varint(seq)
   redis.call('SET', key('tx:' .. t.id), seq5(seq) .. stored_tx(t))
-  redis.call('ZADD', key('acct:' .. t.debit), seq, t.id)
-  redis.call('ZADD', key('acct:' .. t.credit), seq, t.id)
+  local member = index_member(t.id)
+  redis.call('ZADD', key('acct:' .. t.debit), seq, member)
+  redis.call('ZADD', key('acct:' .. t.credit), seq, member)
   redis.call('RPUSH', key('journal'),
-             t.debit .. '\t' .. t.credit .. '\t' .. t.amount .. '\t' .. t.id)
+             t.debit .. '\t' .. t.credit .. '\t' .. t.amount .. '\t' .. member)
   -- LedgerEvent.transfers_posted (1) { TransfersPosted.transfers (2) { full } }
   ctx.fragments[#ctx.fragments + 1] = wrap(1, wrap(2, full))
   return {t.index, 'OK', 1, full, seq, 0}

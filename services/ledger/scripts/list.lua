@@ -11,6 +11,7 @@ local account, before, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local ids = redis.call('ZREVRANGEBYSCORE', key('acct:' .. account),
                        before > 0 and ('(' .. ARGV[2]) or '+inf', '-inf',
                        'LIMIT', 0, limit + 1)
+for i = 1, #ids do ids[i] = id_of_member(ids[i]) end
 for i = 1, math.min(#ids, limit) do
   if not declared('tx:' .. ids[i]) then wants('tx', ids[i]) end
 end
