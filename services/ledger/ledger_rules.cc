@@ -837,8 +837,8 @@ std::string TransferIdOfIndexMember(absl::string_view member) {
   if (member.size() <= kPackedMemberHead || member[0] != kPackedMemberMarker) {
     return std::string(member);
   }
-  return absl::StrCat(common::ids::UnpackKudosId(member.substr(1, common::ids::kPackedKudosIdBytes)),
-                      ":", member.substr(kPackedMemberHead));
+  const absl::string_view packed_id = member.substr(1, common::ids::kPackedKudosIdBytes);
+  return absl::StrCat(common::ids::UnpackKudosId(packed_id), ":", member.substr(kPackedMemberHead));
 }
 
 std::string FormatJournalEntry(const JournalEntry& entry) {

@@ -569,7 +569,8 @@ TEST(PlanTest, KudosFromTheCompanyCountsItsRecipientAndNoGiver) {
   ApplyPlan plan = PlanKudosEvent("o", "k:1-0", event, cal, [](const std::string&) { return ""; });
   EXPECT_TRUE(HasOp(plan, {"Z", "lb:{o}:kudos_received:all:all:org", "r", "1", "0"}));
   EXPECT_TRUE(HasOp(plan, {"N", "lb:{o}:badges:r", "first_kudos_received"}));
-  EXPECT_TRUE(HasOp(plan, {"S", "lb:{o}:days:receiving:r", DayMember(absl::CivilDay(2026, 11, 23))}));
+  EXPECT_TRUE(
+      HasOp(plan, {"S", "lb:{o}:days:receiving:r", DayMember(absl::CivilDay(2026, 11, 23))}));
   for (const std::string& key : plan.keys) {
     EXPECT_EQ(key.find("kudos_given"), std::string::npos) << key;
     EXPECT_EQ(key.find(":giving:"), std::string::npos) << key;
@@ -781,7 +782,8 @@ TEST(PlanTest, StreakDaysUseThePersonsZone) {
                                     return p == "g" ? "America/New_York" : "";
                                   });
   EXPECT_TRUE(HasOp(plan, {"S", "lb:{o}:days:giving:g", DayMember(absl::CivilDay(2026, 11, 22))}));
-  EXPECT_TRUE(HasOp(plan, {"S", "lb:{o}:days:receiving:r", DayMember(absl::CivilDay(2026, 11, 23))}));
+  EXPECT_TRUE(
+      HasOp(plan, {"S", "lb:{o}:days:receiving:r", DayMember(absl::CivilDay(2026, 11, 23))}));
   // Boards follow the org's zone.
   EXPECT_TRUE(HasOp(plan, {"Z", "lb:{o}:kudos_given:day:2026-11-23:org", "g", "1"}));
 }

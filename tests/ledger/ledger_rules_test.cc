@@ -280,9 +280,10 @@ TEST(LedgerRules, IndexMember_PacksKudosTransferIdsAndJournalLinesReadBothForms)
     EXPECT_EQ(parsed->debit, "allowance:g");
     EXPECT_EQ(parsed->amount, 3);
   }
-  for (const char* other : {"kd_00ff:p1", "k0123456789ABCDEF01234567:p1", "k0123456789abcdef01234567:",
-                            "k0123456789abcdef01234567", "k0123456789abcdef0123456:p1",
-                            "adjustment:r1", "celebration:birthday:2026:ana"}) {
+  for (const char* other :
+       {"kd_00ff:p1", "k0123456789ABCDEF01234567:p1", "k0123456789abcdef01234567:",
+        "k0123456789abcdef01234567", "k0123456789abcdef0123456:p1", "adjustment:r1",
+        "celebration:birthday:2026:ana"}) {
     EXPECT_EQ(IndexMember(other), other);
     EXPECT_EQ(TransferIdOfIndexMember(other), other);
   }
