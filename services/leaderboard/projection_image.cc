@@ -39,6 +39,21 @@ std::string ScoreText(double score) {
   return absl::StrFormat("%.17g", score);
 }
 
+// The all-values badge's check (the V op; holds_every_value in the apply
+// script): `set` (a person's values, ValuesKey; nullptr: none) holds every
+// value of the catalog, each as its ValueMember or (sets written before
+// issue 15's packing) its id. value_at(0), value_at(1), ...: those pairs.
+template <typename ValueAt>
+bool HoldsEveryValue(const absl::flat_hash_set<std::string>* set, int64_t count,
+                     const ValueAt& value_at) {
+  for (int64_t j = 0; j + 1 < count; j += 2) {
+    if (set == nullptr || (!set->contains(value_at(j)) && !set->contains(value_at(j + 1)))) {
+      return false;
+    }
+  }
+  return true;
+}
+
 // ---- Redis's DUMP format (rdb.c, cluster.c's RESTORE): a type byte, the
 // object, the RDB version (2 bytes) and a CRC64 (Jones, reflected) of all
 // that (8 bytes), both little-endian. Only the plain types, which every
@@ -400,13 +415,12 @@ absl::StatusOr<bool> ProjectionImage::Apply(const ApplyPlan& plan,
       }
       if (!skip) {
         const Value* set = find(k2, Value::Kind::kSet);
-        bool all = true;
-        // Pairs (ValueMember, the value id): either counts (ValuesKey).
-        for (int j = 1; j + 1 <= count && all; j += 2) {
-          all = set != nullptr &&
-                (set->set.contains(args[i + 5 + j]) || set->set.contains(args[i + 6 + j]));
+        if (HoldsEveryValue(set == nullptr ? nullptr : &set->set, count,
+                            [&](int64_t j) -> const std::string& {
+                              return args[i + 6 + static_cast<size_t>(j)];
+                            })) {
+          hsetnx(k, args[i + 2], args[i + 3]);
         }
-        if (all) hsetnx(k, args[i + 2], args[i + 3]);
       }
       i += 6 + count;
     } else {
@@ -658,12 +672,10 @@ absl::StatusOr<bool> ProjectionImage::ApplyCompactOps(const CompactPlan& plan) {
           KUDOS_CHECK(op.number >= 0 && op.atom2 + static_cast<size_t>(op.number) <= plan.lists.size(),
                       "a V op's values are in its plan's lists");
           const Value* set = CompactFind(op.key2, Value::Kind::kSet);
-          bool all = true;
-          for (int64_t j = 0; j + 1 < op.number && all; j += 2) {
-            all = set != nullptr && (set->set.contains(atoms[plan.lists[op.atom2 + j]]) ||
-                                     set->set.contains(atoms[plan.lists[op.atom2 + j + 1]]));
-          }
-          if (all) {
+          if (HoldsEveryValue(set == nullptr ? nullptr : &set->set, op.number,
+                              [&](int64_t j) -> const std::string& {
+                                return atoms[plan.lists[op.atom2 + j]];
+                              })) {
             CompactSlot(op.key, Value::Kind::kHash)->hash.try_emplace(atoms[op.atom], plan.texts[op.text]);
           }
         }

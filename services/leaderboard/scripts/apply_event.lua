@@ -173,10 +173,18 @@ end
 -- A guard's ARGV index -> the higher stored score of its member and text id
 -- (false: neither stored).
 local stored = {}
--- The all-values badge's check of one value in a person's values set: its
--- ValueMember, or (sets written before issue 15's packing) its id.
-local function has_value(set, member, id)
-  return redis.call('SISMEMBER', set, member) == 1 or redis.call('SISMEMBER', set, id) == 1
+-- The all-values badge's check (the V or U op at i): the person's values set
+-- holds every value of the catalog, each as its ValueMember or (sets
+-- written before issue 15's packing) its id; ARGV lists them in pairs.
+local function holds_every_value(i)
+  local set, count = key(i + 4), tonumber(ARGV[i + 5])
+  for j = 1, count, 2 do
+    if redis.call('SISMEMBER', set, ARGV[i + 5 + j]) == 0 and
+        redis.call('SISMEMBER', set, ARGV[i + 6 + j]) == 0 then
+      return false
+    end
+  end
+  return true
 end
 for _, k in ipairs(guard_keys) do
   local list = guards_of[k]
@@ -379,27 +387,11 @@ while i <= ops_end do
     i = i + 2
   elseif op == 'V' then
     local count = tonumber(ARGV[i + 5])
-    local set = key(i + 4)
-    local all = true
-    for j = 1, count, 2 do
-      if not has_value(set, ARGV[i + 5 + j], ARGV[i + 6 + j]) then
-        all = false
-        break
-      end
-    end
-    if all then redis.call('HSETNX', key(i + 1), ARGV[i + 2], ARGV[i + 3]) end
+    if holds_every_value(i) then redis.call('HSETNX', key(i + 1), ARGV[i + 2], ARGV[i + 3]) end
     i = i + 6 + count
   elseif op == 'U' then  -- V + its BadgeEarned when written
     local count = tonumber(ARGV[i + 5])
-    local set = key(i + 4)
-    local all = true
-    for j = 1, count, 2 do
-      if not has_value(set, ARGV[i + 5 + j], ARGV[i + 6 + j]) then
-        all = false
-        break
-      end
-    end
-    if all and redis.call('HSETNX', key(i + 1), ARGV[i + 2], ARGV[i + 3]) == 1 then
+    if holds_every_value(i) and redis.call('HSETNX', key(i + 1), ARGV[i + 2], ARGV[i + 3]) == 1 then
       emit(ARGV[i + 6 + count])
     end
     i = i + 7 + count
