@@ -11,6 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/match.h"
 #include "common/auth/ids.h"
+#include "common/check/check.h"
 #include "common/calendar/calendar.h"
 
 namespace kudos {
@@ -525,6 +526,19 @@ std::string BoostFingerprint(const kudos::v1::BoostKudosRequest& request) {
 
 std::string CompanyFingerprint(const kudos::v1::RecordCompanyKudosRequest& request) {
   return DigestWithoutRequestId(request);
+}
+
+std::string KudosIdOfRequest(absl::string_view org, absl::string_view actor,
+                             absl::string_view request_id) {
+  // Each part ends with a NUL (no id holds one), so no two triples hash the same bytes.
+  const std::string bytes = absl::StrCat(org, absl::string_view("\0", 1), actor,
+                                         absl::string_view("\0", 1), request_id);
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_Digest(bytes.data(), bytes.size(), digest, &length, EVP_sha256(), nullptr);
+  KUDOS_CHECK(length >= 12, "SHA-256 gives 32 bytes");
+  return absl::StrCat("k", absl::BytesToHexString(absl::string_view(
+                               reinterpret_cast<const char*>(digest), 12)));
 }
 
 absl::Status ValidateFilter(const kudos::v1::KudosFilter& filter) {

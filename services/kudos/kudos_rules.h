@@ -130,6 +130,13 @@ std::string SendFingerprint(const kudos::v1::SendKudosRequest& request);
 std::string BoostFingerprint(const kudos::v1::BoostKudosRequest& request);
 std::string CompanyFingerprint(const kudos::v1::RecordCompanyKudosRequest& request);
 
+// The id of the kudos that `actor`'s `request_id` names in `org` (issue 15,
+// memory): "k" and 24 hex digits of a SHA-256 of the three, the shape of
+// every kudos id. A retry computes the same id and finds the record itself,
+// so no request key is kept per kudos (136 B).
+std::string KudosIdOfRequest(absl::string_view org, absl::string_view actor,
+                             absl::string_view request_id);
+
 // At most one filter field may be set.
 absl::Status ValidateFilter(const kudos::v1::KudosFilter& filter);
 

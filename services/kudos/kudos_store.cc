@@ -113,12 +113,19 @@ return {out, redis.call('ZRANGE', archive_chunks, -1, -1, 'WITHSCORES')}
 
 // KEYS[1] = a request key: {'P', value} for the packed STRING
 // (KudosStore::PackedRequestValue), the hash's {id, fp} (keys written before,
-// and ids that do not pack), {} when there is none.
+// and ids that do not pack). Then, if given, KEYS[2] = the record-keyed
+// record (ARGV[1] its id: KudosIdOfRequest), as begin_recognition.lua reads
+// it: {id, fp}. {} when there is neither.
 constexpr char kFindRequestLua[] = R"lua(
 local value = redis.pcall('GET', KEYS[1])
 if type(value) == 'string' then return {'P', value} end
 if value then return redis.call('HMGET', KEYS[1], 'id', 'fp') end
-return {}
+if not KEYS[2] then return {} end
+local type_of = redis.call('TYPE', KEYS[2]).ok
+if type_of == 'hash' then return {ARGV[1], redis.call('HGET', KEYS[2], 'fp') or ''} end
+if type_of ~= 'string' then return {} end
+local head = redis.call('GETRANGE', KEYS[2], 0, 8)
+return {ARGV[1], string.byte(head, 1) == 2 and string.sub(head, 2) or ''}
 )lua";
 
 // KEYS[1] = profile_sync, KEYS[2] = profile_sync:seq; ARGV = person, version.
@@ -147,7 +154,11 @@ std::string KudosStore::StoredFingerprint(const std::string& fingerprint) {
 }
 
 bool KudosStore::SameFingerprint(const std::string& stored, const std::string& fingerprint) {
-  return stored == fingerprint || (fingerprint.size() == 64 && stored == StoredFingerprint(fingerprint));
+  if (stored == fingerprint) return true;
+  if (fingerprint.size() != 64) return false;
+  const std::string full = StoredFingerprint(fingerprint);
+  if (stored.size() == kRecordFingerprintBytes) return stored == full.substr(0, kRecordFingerprintBytes);
+  return stored == full;
 }
 
 std::string KudosStore::FeedMember(const std::string& kudos_id) {
@@ -477,6 +488,7 @@ std::vector<std::string> KudosStore::BeginKeys(const std::string& org,
     keys.push_back(KudosStore::LegacyPairKey(org, begin.actor, recipient, begin.week_key));
   }
   keys.push_back(KudosStore::DirectoryVersionKey(org));
+  keys.push_back(KudosStore::ArchiveIndex(org));
   return keys;
 }
 
@@ -510,20 +522,36 @@ std::vector<std::string> KudosStore::BeginArgs(const BeginRecognition& begin) {
   args.push_back(begin.zero_points_event_pb);
   args.push_back(begin.directory_version);
   args.push_back(PackedRequestValue(begin.record_id, KudosStore::StoredFingerprint(begin.fingerprint)));
+  // A record-keyed kudos: where the archive's index would name its id.
+  KUDOS_CHECK(!begin.record_keyed || begin.kind == RecordKind::kKudos, "only kudos are record-keyed");
+  const uint64_t digest = IdDigest(begin.record_id);
+  args.push_back(begin.record_keyed ? "1" : "");
+  args.push_back(begin.record_keyed && begin.write_request_key ? "1" : "");
+  args.push_back(IndexField(digest));
+  args.push_back(IndexRecord(digest, {}).substr(0, 8));
   return args;
 }
 
-std::string KudosStore::StoredRecordPb(const kudos::v1::KudosSent& sent) {
+std::string KudosStore::StoredRecordPb(const kudos::v1::KudosSent& sent,
+                                       const std::string& fingerprint) {
   KUDOS_CHECK(!sent.kudos().kudos_id().empty(), "a record is stored under its kudos's id");
   kudos::v1::KudosSent stored = sent;
   stored.mutable_kudos()->clear_kudos_id();
-  return kIdLeftOutMarker + stored.SerializeAsString();
+  if (fingerprint.empty()) return kIdLeftOutMarker + stored.SerializeAsString();
+  const std::string kept = StoredFingerprint(fingerprint).substr(0, kRecordFingerprintBytes);
+  KUDOS_CHECK(kept.size() == kRecordFingerprintBytes, "a fingerprint is a SHA-256's 64 hex digits");
+  return kFingerprintInMarker + kept + stored.SerializeAsString();
 }
 
 absl::StatusOr<kudos::v1::KudosSent> KudosStore::ParseStoredRecord(const std::string& kudos_id,
                                                                    const std::string& bytes) {
-  const bool marked = !bytes.empty() && bytes[0] == kIdLeftOutMarker;
-  const absl::string_view pb = absl::string_view(bytes).substr(marked ? 1 : 0);
+  const char marker = bytes.empty() ? '\0' : bytes[0];
+  const bool marked = marker == kIdLeftOutMarker || marker == kFingerprintInMarker;
+  if (marker == kFingerprintInMarker && bytes.size() < 1 + kRecordFingerprintBytes) {
+    return Corrupt("kudos (shorter than its fingerprint)");
+  }
+  const size_t header = marker == kFingerprintInMarker ? 1 + kRecordFingerprintBytes : marked ? 1 : 0;
+  const absl::string_view pb = absl::string_view(bytes).substr(header);
   kudos::v1::KudosSent sent;
   if (!sent.ParseFromArray(pb.data(), static_cast<int>(pb.size()))) return Corrupt("kudos");
   if (!marked) return sent;  // written before: the id in
@@ -557,6 +585,11 @@ absl::StatusOr<BeginOutcome> ParseBegin(const std::string& fingerprint,
     return stale;
   }
   BeginOutcome outcome;
+  if (reply->elements.size() == 2 && reply->elements[0].str == "ARCHIVED") {
+    outcome.record_id = reply->elements[1].str;
+    outcome.archived = true;
+    return outcome;
+  }
   if (reply->elements.size() == 2 && reply->elements[0].str == "EXISTING_PACKED") {
     std::optional<BeginOutcome> earlier = KudosStore::ParsePackedRequestValue(reply->elements[1].str);
     if (!earlier.has_value()) return absl::InternalError("begin_recognition: bad request key");
@@ -602,7 +635,19 @@ absl::StatusOr<BeginOutcome> KudosStore::Begin(const std::string& org,
 absl::StatusOr<std::optional<BeginOutcome>> KudosStore::FindRequest(
     const std::string& org, RecordKind kind, const std::string& actor,
     const std::string& request_id) {
-  return ParseFindRequest(pool_.Eval(find_request_, {RequestKey(org, kind, actor, request_id)}, {}));
+  std::vector<std::string> keys, args;
+  FindRequestKeys(org, kind, actor, request_id, keys, args);
+  return ParseFindRequest(pool_.Eval(find_request_, keys, args));
+}
+
+void KudosStore::FindRequestKeys(const std::string& org, RecordKind kind, const std::string& actor,
+                                 const std::string& request_id, std::vector<std::string>& keys,
+                                 std::vector<std::string>& args) {
+  keys = {RequestKey(org, kind, actor, request_id)};
+  if (kind != RecordKind::kKudos) return;
+  const std::string id = KudosIdOfRequest(org, actor, request_id);
+  keys.push_back(RecordKey(org, kind, id));
+  args.push_back(id);
 }
 
 FinishFields KudosStore::FinishFieldsOf(const BeginRecognition& begin, const std::string& seq) {
@@ -1562,7 +1607,9 @@ void KudosStore::FindRequestAsync(const std::string& org, RecordKind kind,
                                   const std::string& actor, const std::string& request_id,
                                   Deadline deadline,
                                   StoreCallback<std::optional<BeginOutcome>> done) {
-  async().EvalSha(find_request_, {RequestKey(org, kind, actor, request_id)}, {}, deadline,
+  std::vector<std::string> keys, args;
+  FindRequestKeys(org, kind, actor, request_id, keys, args);
+  async().EvalSha(find_request_, keys, args, deadline,
                   [done = std::move(done)](absl::StatusOr<Reply> reply) mutable {
                     std::move(done)(ParseFindRequest(reply));
                   });

@@ -90,6 +90,13 @@ struct BeginRecognition {
   // The directory version the caller validated against when its directory
   // came from the DirectoryCache; empty when read for this call (unchecked).
   std::string directory_version;
+  // A kudos whose id is KudosIdOfRequest(org, actor, request_id): its record
+  // answers a retry (and the archive's index, an archived one), so no
+  // request key is written unless `write_request_key` (a rolling upgrade
+  // from a version that reads only request keys: docs/retention-kudos.md).
+  // False (boosts): the request key alone answers retries.
+  bool record_keyed = false;
+  bool write_request_key = true;
 };
 
 // How the reconciler spaces and bounds its attempts at one record.
@@ -108,6 +115,9 @@ struct BeginOutcome {
   // Nothing written: the directory changed since the version the caller
   // validated against (BeginRecognition::directory_version). Read it again.
   bool stale = false;
+  // Nothing written: the record-keyed id is an archived kudos's (the
+  // request_id was used before the org's live window; no fingerprint kept).
+  bool archived = false;
 };
 
 // The fields of a PENDING record that finish_recognition.lua's keys are
@@ -176,6 +186,11 @@ class KudosStore {
   // Forgets the org's cached directory (its version moved).
   void ForgetCachedDirectory(const std::string& org) { directory_cache_.Invalidate(org); }
   const DirectoryCache& directory_cache() const { return directory_cache_; }
+  // Record-keyed kudos write their request key too (--write_request_keys):
+  // only while replicas of a version that reads request keys alone still
+  // run (docs/retention-kudos.md, rolling upgrade).
+  void set_write_request_keys(bool write) { write_request_keys_ = write; }
+  bool write_request_keys() const { return write_request_keys_; }
   void GetPeopleAsync(const std::string& org, const std::vector<std::string>& ids,
                       Deadline deadline,
                       StoreCallback<std::map<std::string, kudos::v1::Person>> done);
@@ -361,6 +376,7 @@ class KudosStore {
   // (the hash stays 48 bytes smaller). Keys written before kept all 64
   // digits: SameFingerprint accepts either against the full fingerprint.
   static std::string StoredFingerprint(const std::string& fingerprint);
+  // `stored` may also be a committed record's kRecordFingerprintBytes.
   static bool SameFingerprint(const std::string& stored, const std::string& fingerprint);
 
   static std::string Prefix(const std::string& org) { return "kudos:{" + org + "}:"; }
@@ -450,6 +466,11 @@ class KudosStore {
   // "" when the id does not pack or the fingerprint is not 16 bytes: that
   // request key stays the hash. Readers take either form.
   static constexpr size_t kStoredFingerprintBytes = 16;
+  // find_request's keys and arguments: the request key, and for a kudos the
+  // record its request_id names (KudosIdOfRequest).
+  static void FindRequestKeys(const std::string& org, RecordKind kind, const std::string& actor,
+                              const std::string& request_id, std::vector<std::string>& keys,
+                              std::vector<std::string>& args);
   static std::string PackedRequestValue(const std::string& record_id,
                                         const std::string& stored_fingerprint);
   // The record id and fingerprint of such a value (nullopt: not one).
@@ -463,7 +484,16 @@ class KudosStore {
   // without its id. Records written before (no marker, the id in) read the
   // same.
   static constexpr char kIdLeftOutMarker = '\x01';
-  static std::string StoredRecordPb(const kudos::v1::KudosSent& sent);
+  // A record-keyed kudos's (BeginRecognition::record_keyed) committed record
+  // starts with kFingerprintInMarker and the first kRecordFingerprintBytes of
+  // its request's stored fingerprint, then the KudosSent without its id: the
+  // record tells a retry from a different kudos under the same request_id
+  // (SameFingerprint). 8 bytes keep a typical record in its 160 B class.
+  static constexpr char kFingerprintInMarker = '\x02';
+  static constexpr size_t kRecordFingerprintBytes = 8;
+  // `fingerprint` empty: the kIdLeftOutMarker form (no fingerprint).
+  static std::string StoredRecordPb(const kudos::v1::KudosSent& sent,
+                                    const std::string& fingerprint = "");
   // A record's bytes, either form, with its id in.
   static absl::StatusOr<kudos::v1::KudosSent> ParseStoredRecord(const std::string& kudos_id,
                                                                  const std::string& bytes);
@@ -559,6 +589,7 @@ class KudosStore {
   common::redis::Script find_request_;
   common::redis::Script finish_profile_sync_;
   DirectoryCache directory_cache_;
+  bool write_request_keys_ = false;
 };
 
 const char* KindName(RecordKind kind);

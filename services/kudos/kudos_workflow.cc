@@ -43,6 +43,23 @@ std::string NewId(char prefix) {
                          absl::Uniform<uint32_t>(bits));
 }
 
+// A begin that found `outcome`, another kudos under the request_id (or an
+// archived one: its fingerprint is not kept, so a retry that late is refused
+// too; kudos_live_days >= idempotency_days keeps retries within the window live).
+absl::Status RequestIdTaken(const std::string& request_id, const BeginOutcome& outcome,
+                            absl::string_view what) {
+  if (outcome.archived) {
+    return absl::AlreadyExistsError(absl::StrCat(
+        "request_id: '", request_id, "' was used for ", what, " ", outcome.record_id,
+        ", archived since (older than the org's retention.kudos_live_days); use a new request_id "
+        "for a new one"));
+  }
+  return absl::AlreadyExistsError(absl::StrCat("request_id: '", request_id,
+                                               "' was already used for a different ", what, " (",
+                                               outcome.record_id, "); use a new request_id for a new ",
+                                               what == "kudos" ? "kudos" : "one"));
+}
+
 google::protobuf::Timestamp ToProto(absl::Time t) {
   return TimeUtil::NanosecondsToTimestamp(absl::ToUnixNanos(t));
 }
@@ -177,10 +194,7 @@ absl::StatusOr<kudos::v1::Kudos> KudosWorkflow::SendKudos(
   absl::StatusOr<BeginOutcome> outcome = store_.Begin(org, *begin);
   if (!outcome.ok()) return outcome.status();
   if (!outcome->is_new && outcome->fingerprint != begin->fingerprint) {
-    return absl::AlreadyExistsError(
-        absl::StrCat("request_id: '", request.request_id(),
-                     "' was already used for a different kudos (", outcome->record_id,
-                     "); use a new request_id for a new kudos"));
+    return RequestIdTaken(request.request_id(), *outcome, "kudos");
   }
   if (outcome->is_new) {
     // The record is the one just written: settle it without reading it
@@ -209,7 +223,7 @@ absl::StatusOr<KudosWorkflow::PreparedRecord> KudosWorkflow::PrepareSend(
   absl::Time now = clock_();
   absl::StatusOr<BeginRecognition> begin = BeginAt(now, settings, reconciler_.first_attempt_after);
   if (!begin.ok()) return begin.status();
-  const std::string kudos_id = NewId('k');
+  const std::string kudos_id = KudosIdOfRequest(org, giver_id, request.request_id());
 
   kudos::v1::Kudos kudos;
   kudos.set_kudos_id(kudos_id);
@@ -258,7 +272,9 @@ absl::StatusOr<KudosWorkflow::PreparedRecord> KudosWorkflow::PrepareSend(
   begin->record_id = kudos_id;
   // Committed, the record is this alone (the kudos and its teams, for reads
   // and the archive's team feeds), without the id its key names.
-  begin->record_pb = KudosStore::StoredRecordPb(*sent);
+  begin->record_pb = KudosStore::StoredRecordPb(*sent, begin->fingerprint);
+  begin->record_keyed = true;
+  begin->write_request_key = store_.write_request_keys();
   begin->points = request.points_per_recipient();
   begin->recipients.assign(request.recipient_ids().begin(), request.recipient_ids().end());
   begin->transfers_pb = transfers.transfers().empty() ? "" : transfers.SerializeAsString();
@@ -268,7 +284,7 @@ absl::StatusOr<KudosWorkflow::PreparedRecord> KudosWorkflow::PrepareSend(
     // The same kudos with 0 points, committed instead if the ledger finds
     // the giver's allowance spent (no transfers, no pair caps).
     sent->mutable_kudos()->set_points_per_recipient(0);
-    begin->zero_points_pb = KudosStore::StoredRecordPb(*sent);
+    begin->zero_points_pb = KudosStore::StoredRecordPb(*sent, begin->fingerprint);
     begin->zero_points_event_pb = event.SerializeAsString();
   }
   return PreparedRecord{*std::move(begin), std::move(kudos)};
@@ -370,7 +386,7 @@ absl::StatusOr<KudosWorkflow::PreparedRecord> KudosWorkflow::PrepareCompany(
   absl::Time now = clock_();
   absl::StatusOr<BeginRecognition> begin = BeginAt(now, settings, reconciler_.first_attempt_after);
   if (!begin.ok()) return begin.status();
-  const std::string kudos_id = NewId('k');
+  const std::string kudos_id = KudosIdOfRequest(org, kCompanyActor, request.request_id());
   auto recipient = people.find(request.recipient_id());
   KUDOS_CHECK(recipient != people.end(), "a validated company kudos' recipient was read");
   const std::string& team = recipient->second.team_id();
@@ -404,7 +420,9 @@ absl::StatusOr<KudosWorkflow::PreparedRecord> KudosWorkflow::PrepareCompany(
   begin->request_id = request.request_id();
   begin->fingerprint = CompanyFingerprint(request);
   begin->record_id = kudos_id;
-  begin->record_pb = KudosStore::StoredRecordPb(*sent);
+  begin->record_pb = KudosStore::StoredRecordPb(*sent, begin->fingerprint);
+  begin->record_keyed = true;
+  begin->write_request_key = store_.write_request_keys();
   begin->recipients = {request.recipient_id()};
   begin->transfers_pb.clear();  // paid by request.transfer_id, before this call
   begin->event_pb = event.SerializeAsString();
@@ -535,10 +553,7 @@ void KudosWorkflow::SendKudosAsync(const std::string& org, const std::string& gi
             s->outcome.fingerprint == s->prepared.begin.fingerprint) {
           return absl::OkStatus();
         }
-        return absl::AlreadyExistsError(
-            absl::StrCat("request_id: '", s->request->request_id(),
-                         "' was already used for a different kudos (", s->outcome.record_id,
-                         "); use a new request_id for a new kudos"));
+        return RequestIdTaken(s->request->request_id(), s->outcome, "kudos");
       })
       .Then([this, s](Done done) { SettleBegunKudosAsync(s, std::move(done)); });
   std::move(steps).Run([s, done = std::move(done)](absl::Status status) mutable {
@@ -787,10 +802,7 @@ void KudosWorkflow::RecordCompanyKudosAsync(const std::string& org,
             s->outcome.fingerprint == s->prepared.begin.fingerprint) {
           return absl::OkStatus();
         }
-        return absl::AlreadyExistsError(
-            absl::StrCat("request_id: '", s->request->request_id(),
-                         "' was already used for a different company kudos (", s->outcome.record_id,
-                         "); use a new request_id for a new one"));
+        return RequestIdTaken(s->request->request_id(), s->outcome, "company kudos");
       })
       .Then([this, s](Done done) { SettleBegunKudosAsync(s, std::move(done)); });
   std::move(steps).Run([s, done = std::move(done)](absl::Status status) mutable {

@@ -47,6 +47,10 @@ ABSL_FLAG(int, archive_interval_s, static_cast<int>(IntEnvOr("ARCHIVE_INTERVAL_S
 ABSL_FLAG(int, survey_interval_s, static_cast<int>(IntEnvOr("SURVEY_INTERVAL_S", 300, 0)),
           "seconds between feedback sweeps (each survey's invitations for its current period, "
           "created once across replicas); 0 = off");
+ABSL_FLAG(bool, write_request_keys, false,
+          "also write a request key per kudos (kudosreq:<giver>:<request_id>), as versions before "
+          "record-keyed kudos did: on only while replicas of such a version still serve "
+          "(a rolling upgrade, docs/retention-kudos.md); each key costs 136 B of Redis");
 ABSL_FLAG(bool, feedback_consumer, true,
           "record who each team served from kudos:{org}:events (consumer group 'feedback'); "
           "off only where another kudos replica consumes: once the group exists, the "
@@ -156,6 +160,7 @@ int main(int argc, char** argv) {
   directory_cache.max_people_warmed =
       static_cast<size_t>(std::max(0, absl::GetFlag(FLAGS_directory_cache_max_people_warmed)));
   kudos::KudosStore store(pool, &redis, directory_cache);
+  store.set_write_request_keys(absl::GetFlag(FLAGS_write_request_keys));
   kudos::KudosWorkflow workflow(store, *ledger, ReconcilerOptionsFromFlags());
   kudos::FeedHubOptions feed_options;
   feed_options.redis = pool_options->endpoint;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "common/ids/packed_id.h"
 
 namespace kudos {
 namespace {
@@ -209,6 +210,18 @@ TEST(KudosRulesTest, FingerprintIgnoresRequestIdButNotPayload) {
   EXPECT_EQ(SendFingerprint(a), SendFingerprint(b));
   b.set_points_per_recipient(11);
   EXPECT_NE(SendFingerprint(a), SendFingerprint(b));
+}
+
+// Stored records are named by it: it must never change.
+TEST(KudosRulesTest, KudosIdOfRequest_IsStableShapedLikeEveryKudosIdAndPacks) {
+  const std::string id = KudosIdOfRequest("acme", "alice", "r1");
+  EXPECT_EQ(id, "k9e52453204650e31011fed9a");  // SHA-256 of "acme\0alice\0r1", 12 bytes
+  EXPECT_TRUE(common::ids::PackKudosId(id).has_value());
+  EXPECT_NE(KudosIdOfRequest("acme", "alice", "r2"), id);
+  EXPECT_NE(KudosIdOfRequest("acme", "bob", "r1"), id);
+  EXPECT_NE(KudosIdOfRequest("other", "alice", "r1"), id);
+  // The NUL between parts: ("ab", "c") and ("a", "bc") differ.
+  EXPECT_NE(KudosIdOfRequest("acme", "ab", "c"), KudosIdOfRequest("acme", "a", "bc"));
 }
 
 TEST(KudosRulesTest, PageTokensRoundTripAndRejectGarbage) {

@@ -360,67 +360,127 @@ TEST(RetentionPushTest, UpdateOrgSettings_PushesTheRetentionPolicyWithTheAllowan
 
 // ---- idempotency keys and finished records ------------------------------------------------------
 
-TEST_F(RetentionTest, IdempotencyKey_ExpiresAfterTheRetryWindowAndARetryInsideItReturnsTheSameKudos) {
+// Since issue 15's record-keyed round a kudos's id follows from its request
+// (KudosIdOfRequest): the record answers a retry, and no request key is kept.
+TEST_F(RetentionTest, IdempotencyKey_TheRecordAnswersRetriesAndNoRequestKeyIsKept) {
   kudos::v1::Kudos first, retried;
   ASSERT_TRUE(Send("alice", "r1", {"bob"}, "teamwork", &first).ok());
-  const int64_t ttl_s = Integer({"TTL", kPrefix + "kudosreq:alice:r1"});
-  EXPECT_GT(ttl_s, 30 * 86400 - 600);
-  EXPECT_LE(ttl_s, 30 * 86400);
+  EXPECT_EQ(first.kudos_id(), kudos::KudosIdOfRequest(kOrg, "alice", "r1"));
+  EXPECT_EQ(Integer({"EXISTS", kPrefix + "kudosreq:alice:r1"}), 0);
   ASSERT_TRUE(Send("alice", "r1", {"bob"}, "teamwork", &retried).ok());
   EXPECT_EQ(retried.SerializeAsString(), first.SerializeAsString());
-  // The window follows the org's policy.
+  EXPECT_EQ(RequestRecordId("alice", "r1"), first.kudos_id());
+  // A different kudos under the same request_id is refused, naming the first.
+  grpc::Status taken = Send("alice", "r1", {"carol"}, "teamwork");
+  EXPECT_EQ(taken.error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_NE(taken.error_message().find(first.kudos_id()), std::string::npos) << taken.error_message();
+  // Another giver's same request_id is another kudos.
+  kudos::v1::Kudos other;
+  ASSERT_TRUE(Send("bob", "r1", {"alice"}, "teamwork", &other).ok());
+  EXPECT_NE(other.kudos_id(), first.kudos_id());
+  EXPECT_EQ(Integer({"EXISTS", kPrefix + "kudosreq:bob:r1"}), 0);
+  // A refused kudos keeps its fingerprint with its error, and expires with
+  // the window, which follows the org's policy: a retry gets the refusal,
+  // a different kudos under its request_id ALREADY_EXISTS.
   UpdateSettings([](kudos::v1::OrgSettings& s) { s.mutable_retention()->set_idempotency_days(2); });
-  ASSERT_TRUE(Send("alice", "r2", {"bob"}, "teamwork").ok());
-  const int64_t short_ttl_s = Integer({"TTL", kPrefix + "kudosreq:alice:r2"});
-  EXPECT_GT(short_ttl_s, 2 * 86400 - 600);
-  EXPECT_LE(short_ttl_s, 2 * 86400);
-  // Boost request ids too.
+  ASSERT_TRUE(Send("dave", "x1", {"bob", "olga"}, "teamwork", nullptr, 50).ok());
+  grpc::Status refused = Send("dave", "x2", {"carol"}, "teamwork", nullptr, 50);
+  ASSERT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << refused.error_message();
+  const std::string aborted = kPrefix + "kudos:" + kudos::KudosIdOfRequest(kOrg, "dave", "x2");
+  EXPECT_EQ(Fields(aborted), (std::set<std::string>{"state", "error_code", "error_message", "fp"}));
+  const int64_t aborted_ttl_s = Integer({"TTL", aborted});
+  EXPECT_GT(aborted_ttl_s, 2 * 86400 - 600);
+  EXPECT_LE(aborted_ttl_s, 2 * 86400);
+  EXPECT_EQ(Send("dave", "x2", {"carol"}, "teamwork", nullptr, 50).error_code(), refused.error_code());
+  EXPECT_EQ(Send("dave", "x2", {"bob"}, "teamwork", nullptr, 50).error_code(),
+            grpc::StatusCode::ALREADY_EXISTS);
+  // Boost request ids keep their keys, with the window.
   ASSERT_TRUE(Boost("carol", first.kudos_id(), "b1").ok());
-  EXPECT_GT(Integer({"TTL", kPrefix + "boostreq:carol:b1"}), 0);
+  const int64_t boost_ttl_s = Integer({"TTL", kPrefix + "boostreq:carol:b1"});
+  EXPECT_GT(boost_ttl_s, 2 * 86400 - 600);
+  EXPECT_LE(boost_ttl_s, 2 * 86400);
 }
 
-// A request key keeps 16 raw bytes of the request's fingerprint (was all 64
-// hex digits) and, since issue 15's packing round, is a STRING of those and
-// the kudos id packed (was a hash {id, fp}). Keys of both earlier forms still
-// recognise a retry and refuse a different kudos under the same request_id.
-TEST_F(RetentionTest, IdempotencyKey_IsAPackedStringAndHashKeysWrittenBeforeStillAnswerRetries) {
+// Request keys written by versions before record-keyed kudos (a STRING of the
+// fingerprint and the id packed, a hash {id, fp} with 16 bytes or all 64 hex
+// digits), naming a kudos whose id does not follow from its request, still
+// answer retries and refuse a different kudos under the same request_id.
+TEST_F(RetentionTest, IdempotencyKey_RequestKeysWrittenBeforeStillAnswerRetries) {
   kudos::v1::Kudos first, retried;
   ASSERT_TRUE(Send("alice", "r1", {"bob"}, "teamwork", &first).ok());
-  const std::string key = kPrefix + "kudosreq:alice:r1";
+  // "old1" as a previous version sent it: its key names the kudos above.
+  const std::string key = kPrefix + "kudosreq:alice:old1";
   kudos::v1::SendKudosRequest request;
-  request.set_request_id("r1");
+  request.set_request_id("old1");
   request.add_recipient_ids("bob");
-  request.set_message("Thanks for r1, that follow-up saved our release!");
+  request.set_message("Thanks for old1, that follow-up saved our release!");
   request.add_values("teamwork");
   request.set_points_per_recipient(1);
   const std::string full = kudos::SendFingerprint(request);
   const std::string short_fp = kudos::KudosStore::StoredFingerprint(full);
   ASSERT_EQ(short_fp.size(), 16u);
-  auto value = pool_->Run({"GET", key});
-  ASSERT_TRUE(value.ok()) << value.status();
-  EXPECT_EQ(value->str, kudos::KudosStore::PackedRequestValue(first.kudos_id(), short_fp));
-  EXPECT_EQ(value->str.size(), 28u);
-  EXPECT_GT(Integer({"TTL", key}), 0);
-  EXPECT_EQ(RequestRecordId("alice", "r1"), first.kudos_id());
-  // As the two previous versions stored it: a hash with 16 bytes, then all 64 hex digits.
+  const std::string packed = kudos::KudosStore::PackedRequestValue(first.kudos_id(), short_fp);
+  ASSERT_EQ(packed.size(), 28u);
+  ASSERT_TRUE(pool_->Run({"SET", key, packed, "EX", "3600"}).ok());
+  EXPECT_EQ(RequestRecordId("alice", "old1"), first.kudos_id());
+  ASSERT_TRUE(Send("alice", "old1", {"bob"}, "teamwork", &retried).ok());
+  EXPECT_EQ(retried.SerializeAsString(), first.SerializeAsString());
+  EXPECT_EQ(Send("alice", "old1", {"carol"}, "teamwork").error_code(), grpc::StatusCode::ALREADY_EXISTS);
   for (const std::string& fp : {short_fp, full}) {
     ASSERT_TRUE(pool_->Run({"DEL", key}).ok());
     ASSERT_TRUE(pool_->Run({"HSET", key, "id", first.kudos_id(), "fp", fp}).ok());
     ASSERT_TRUE(pool_->Run({"EXPIRE", key, "3600"}).ok());
-    EXPECT_EQ(RequestRecordId("alice", "r1"), first.kudos_id());
-    ASSERT_TRUE(Send("alice", "r1", {"bob"}, "teamwork", &retried).ok());
+    EXPECT_EQ(RequestRecordId("alice", "old1"), first.kudos_id());
+    ASSERT_TRUE(Send("alice", "old1", {"bob"}, "teamwork", &retried).ok());
     EXPECT_EQ(retried.SerializeAsString(), first.SerializeAsString());
-    // A different kudos under the same request_id is refused, old key or new.
-    EXPECT_EQ(Send("alice", "r1", {"carol"}, "teamwork").error_code(), grpc::StatusCode::ALREADY_EXISTS);
+    EXPECT_EQ(Send("alice", "old1", {"carol"}, "teamwork").error_code(),
+              grpc::StatusCode::ALREADY_EXISTS);
   }
-  ASSERT_TRUE(Send("alice", "r2", {"bob"}, "teamwork").ok());
-  EXPECT_EQ(Send("alice", "r2", {"carol"}, "teamwork").error_code(), grpc::StatusCode::ALREADY_EXISTS);
-  ASSERT_TRUE(Send("alice", "r2", {"bob"}, "teamwork", &retried).ok());
+  // No record was made under old1's own id.
+  EXPECT_EQ(Integer({"EXISTS", kPrefix + "kudos:" + kudos::KudosIdOfRequest(kOrg, "alice", "old1")}), 0);
   // A boost's id does not pack: its request key stays the hash.
   ASSERT_TRUE(Boost("carol", first.kudos_id(), "b1").ok());
   auto type = pool_->Run({"TYPE", kPrefix + "boostreq:carol:b1"});
   ASSERT_TRUE(type.ok());
   EXPECT_EQ(type->str, "hash");
+}
+
+// During a rolling upgrade (--write_request_keys) a record-keyed kudos writes
+// the packed request key too, for replicas that read only request keys.
+TEST_F(RetentionTest, IdempotencyKey_WrittenAlongsideTheRecordOnlyWhenAskedFor) {
+  for (bool write : {false, true}) {
+    const std::string request_id = write ? "w1" : "w0";
+    kudos::BeginRecognition begin;
+    begin.kind = kudos::RecordKind::kKudos;
+    begin.actor = "alice";
+    begin.request_id = request_id;
+    begin.fingerprint = std::string(64, 'a');
+    begin.record_id = kudos::KudosIdOfRequest(kOrg, "alice", request_id);
+    begin.record_pb = "pb";
+    begin.now_ms = absl::ToUnixMillis(absl::Now());
+    begin.minute_key = std::to_string(begin.now_ms / 60000);
+    begin.rate_limit = 1000;
+    begin.retry_after_seconds = 1;
+    begin.week_key = "2026-W48";
+    begin.pair_cap = 1000;
+    begin.recipients = {"bob"};
+    begin.event_pb = "event";
+    begin.reconcile_at_ms = begin.now_ms + 60000;
+    begin.idempotency_ttl_s = 86400;
+    begin.record_keyed = true;
+    begin.write_request_key = write;
+    auto outcome = store_->Begin(kOrg, begin);
+    ASSERT_TRUE(outcome.ok()) << outcome.status();
+    EXPECT_TRUE(outcome->is_new);
+    const std::string key = kPrefix + "kudosreq:alice:" + request_id;
+    EXPECT_EQ(Integer({"EXISTS", key}), write ? 1 : 0);
+    // Either way a second begin finds the PENDING record, nothing new.
+    auto again = store_->Begin(kOrg, begin);
+    ASSERT_TRUE(again.ok()) << again.status();
+    EXPECT_FALSE(again->is_new);
+    EXPECT_EQ(again->record_id, begin.record_id);
+    EXPECT_EQ(again->fingerprint, begin.fingerprint);
+  }
 }
 
 TEST_F(RetentionTest, CommittedRecord_KeepsNoCommitOnlyFieldsAndReadsBackByteIdentical) {
@@ -434,13 +494,15 @@ TEST_F(RetentionTest, CommittedRecord_KeepsNoCommitOnlyFieldsAndReadsBackByteIde
   EXPECT_EQ(type->str, "string");
   auto value = pool_->Run({"GET", record});
   ASSERT_TRUE(value.ok());
-  // The marker, then the KudosSent without the id its key names
-  // (StoredRecordPb): a version before this one cannot parse it.
-  ASSERT_FALSE(value->str.empty());
-  EXPECT_EQ(value->str[0], kudos::KudosStore::kIdLeftOutMarker);
+  // The marker, the request's fingerprint (8 bytes), then the KudosSent
+  // without the id its key names (StoredRecordPb): a version before this one
+  // cannot parse it.
+  const size_t header = 1 + kudos::KudosStore::kRecordFingerprintBytes;
+  ASSERT_GT(value->str.size(), header);
+  EXPECT_EQ(value->str[0], kudos::KudosStore::kFingerprintInMarker);
   kudos::v1::KudosSent stored;
   EXPECT_FALSE(stored.ParseFromString(value->str));
-  ASSERT_TRUE(stored.ParseFromString(value->str.substr(1)));
+  ASSERT_TRUE(stored.ParseFromString(value->str.substr(header)));
   EXPECT_EQ(stored.kudos().kudos_id(), "");
   stored.mutable_kudos()->set_kudos_id(sent.kudos_id());
   EXPECT_EQ(stored.kudos().SerializeAsString(), sent.SerializeAsString());
@@ -448,8 +510,11 @@ TEST_F(RetentionTest, CommittedRecord_KeepsNoCommitOnlyFieldsAndReadsBackByteIde
   EXPECT_EQ(stored.recipient_team_ids().at("olga"), "ops");
   EXPECT_EQ(Integer({"TTL", record}), -1);  // a committed kudos stays until archived
   EXPECT_EQ(GetKudosBytes(sent.kudos_id()), sent.SerializeAsString());
-  // As versions before wrote it, with the id: read alike.
+  // As versions before wrote it, with the id, then without it: read alike.
   ASSERT_TRUE(pool_->Run({"SET", record, stored.SerializeAsString()}).ok());
+  EXPECT_EQ(GetKudosBytes(sent.kudos_id()), sent.SerializeAsString());
+  ASSERT_TRUE(pool_->Run({"SET", record, kudos::KudosStore::kIdLeftOutMarker +
+                                             value->str.substr(header)}).ok());
   EXPECT_EQ(GetKudosBytes(sent.kudos_id()), sent.SerializeAsString());
   ASSERT_TRUE(pool_->Run({"SET", record, value->str}).ok());
   const int64_t record_bytes = Integer({"MEMORY", "USAGE", record});
@@ -476,7 +541,8 @@ TEST_F(RetentionTest, CommittedRecord_KeepsNoCommitOnlyFieldsAndReadsBackByteIde
   grpc::Status refused = Send("dave", "x2", {"carol"}, "teamwork", nullptr, 50);
   ASSERT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << refused.error_message();
   const std::string aborted_record = kPrefix + "kudos:" + RequestRecordId("dave", "x2");
-  EXPECT_EQ(Fields(aborted_record), (std::set<std::string>{"state", "error_code", "error_message"}));
+  EXPECT_EQ(Fields(aborted_record),
+            (std::set<std::string>{"state", "error_code", "error_message", "fp"}));
   EXPECT_GT(Integer({"TTL", aborted_record}), 0);
   grpc::Status again = Send("dave", "x2", {"carol"}, "teamwork", nullptr, 50);
   EXPECT_EQ(again.error_code(), refused.error_code());
@@ -529,6 +595,14 @@ TEST_F(RetentionTest, Archive_500DaysLaterEveryReadReturnsExactlyWhatItReturnedB
   ASSERT_TRUE(kudos_stub_->GetKudos(Context(MintToken(kOrg, "bob")).get(), get, &got).ok());
   ASSERT_EQ(got.kudos().boosts_size(), 1);
   EXPECT_EQ(got.kudos().boosts(0).booster_id(), "alice");
+  // The request_id of an archived kudos names it still: a new kudos under it
+  // is refused (the archive keeps no fingerprint), and nothing is written.
+  // ids[0]: alice's "r0".
+  ASSERT_EQ(ids[0], kudos::KudosIdOfRequest(kOrg, "alice", "r0"));
+  grpc::Status reused = Send("alice", "r0", {"bob"}, "teamwork");
+  EXPECT_EQ(reused.error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_NE(reused.error_message().find("archived"), std::string::npos) << reused.error_message();
+  EXPECT_EQ(Integer({"EXISTS", kPrefix + "kudos:" + ids[0]}), 0);
   // An unknown id is still NOT_FOUND.
   get.set_kudos_id("k0000000000000000deadbeef");
   EXPECT_EQ(kudos_stub_->GetKudos(Context(MintToken(kOrg, "bob")).get(), get, &got).error_code(),

@@ -5,7 +5,8 @@
 --   (<kind>req:<actor>:<request_id>), [2] rate:<actor>:<minute_key>,
 --   [3] pairs:<actor>:<week_key>, [4] seq, [5] the record (<kind>:<id>),
 --   [6] pending, [6 + i] pair:<actor>:<recipient_i>:<week_key> (the counters
---   before the pairs hash, still read) for i = 1..n, [7 + n] directory_version
+--   before the pairs hash, still read) for i = 1..n, [7 + n] directory_version,
+--   [8 + n] archive:index
 -- ARGV: kind ("kudos"|"boost"), actor, request_id, fingerprint, record_id,
 --       record_pb, now_ms, minute_key, rate_limit, retry_after_s, week_key,
 --       pair_cap, points, kudos_id (boosts), n, recipient_1..recipient_n,
@@ -22,9 +23,15 @@
 --       caller validated against, when it came from its cache; another
 --       version answers {'STALE'} with nothing written: read it again),
 --       packed_request (KudosStore::PackedRequestValue: the request key as a
---       28-byte STRING, fingerprint and packed id; empty: the hash {id, fp})
--- Returns {'NEW', id, fp, seq}, {'EXISTING', id, fp} (a hash request key),
--- {'EXISTING_PACKED', value} (a STRING one) or {'STALE'}.
+--       28-byte STRING, fingerprint and packed id; empty: the hash {id, fp}),
+--       record_keyed ('1': the id follows from the request, KudosIdOfRequest,
+--       so the record answers a retry and no request key is written unless
+--       write_request_key is '1'), write_request_key, archive_field and
+--       archive_digest (where the archive's index would name the id)
+-- Returns {'NEW', id, fp, seq}, {'EXISTING', id, fp} (a hash request key, or
+-- the record-keyed record itself), {'EXISTING_PACKED', value} (a STRING
+-- request key), {'ARCHIVED', id} (a record-keyed kudos already archived) or
+-- {'STALE'}.
 -- The record keeps everything the commit needs, so whoever finishes it
 -- (the caller, a retry or the reconciler) needs nothing but its id.
 local req_key, rate_key, pairs_key, seq_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -39,6 +46,33 @@ local ttl_s = tonumber(ARGV[20 + n]) or 30 * 24 * 3600
 local zero_pb, zero_event = ARGV[21 + n] or '', ARGV[22 + n] or ''
 local directory_version = ARGV[23 + n] or ''
 local packed_request = ARGV[24 + n] or ''
+local record_keyed, write_request_key = ARGV[25 + n] == '1', ARGV[26 + n] == '1'
+local archive_field, archive_digest = ARGV[27 + n] or '', ARGV[28 + n] or ''
+
+-- A record-keyed kudos is its own request key: a PENDING or ABORTED hash
+-- keeps the stored fingerprint, a committed STRING starts with the marker
+-- '\2' and the fingerprint's first 8 bytes (KudosStore::StoredRecordPb).
+local function existing_record()
+  local type_of = redis.call('TYPE', record).ok
+  if type_of == 'hash' then return {'EXISTING', id, redis.call('HGET', record, 'fp') or ''} end
+  if type_of ~= 'string' then return nil end
+  local head = redis.call('GETRANGE', record, 0, 8)
+  return {'EXISTING', id, string.byte(head, 1) == 2 and string.sub(head, 2) or ''}
+end
+
+-- Whether the archive's index holds the id's digest (12-byte records, the
+-- digest first): the id is taken by an archived kudos.
+local function archived()
+  local records = redis.call('HGET', KEYS[8 + n], archive_field)
+  if not records then return false end
+  local at = 1
+  while true do
+    local found = string.find(records, archive_digest, at, true)
+    if not found then return false end
+    if (found - 1) % 12 == 0 then return true end
+    at = found + 1
+  end
+end
 
 -- GET answers a STRING request key; a hash (written before, or an id that
 -- does not pack) answers WRONGTYPE, then HMGET.
@@ -47,6 +81,11 @@ if type(existing) == 'string' then return {'EXISTING_PACKED', existing} end
 if existing then
   local fields = redis.call('HMGET', req_key, 'id', 'fp')
   if fields[1] then return {'EXISTING', fields[1], fields[2]} end
+end
+if record_keyed then
+  local found = existing_record()
+  if found then return found end
+  if archived() then return {'ARCHIVED', id} end
 end
 -- Validated against a cached directory: only if no directory write came since
 -- (put_settings.lua and put_directory_entry.lua increment the version).
@@ -87,7 +126,9 @@ redis.call('HSET', record, 'pb', pb, 'state', 'PENDING', 'actor', actor, 'fp', f
   'points', points, 'week', week_key, 'kudos_id', kudos_id, 'recipients', table.concat(ARGV, ',', 16, 15 + n),
   'transfers', transfers, 'event', event, 'feeds', feeds, 'create_ms', now_ms, 'ttl_s', ttl_s)
 if zero_pb ~= '' then redis.call('HSET', record, 'zero_pb', zero_pb, 'zero_event', zero_event) end
-if packed_request ~= '' then
+if record_keyed and not write_request_key then
+  -- The record is the request key.
+elseif packed_request ~= '' then
   redis.call('SET', req_key, packed_request, 'EX', ttl_s)
 else
   redis.call('HSET', req_key, 'id', id, 'fp', fp)

@@ -115,7 +115,7 @@ if not state then
 end
 if state ~= 'PENDING' then return state end
 local fields = redis.call('HMGET', record, 'seq', 'feeds', 'kudos_id', 'pb', 'event', 'points',
-  'actor', 'week', 'recipients', 'ttl_s', 'zero_pb', 'zero_event')
+  'actor', 'week', 'recipients', 'ttl_s', 'zero_pb', 'zero_event', 'fp')
 local seq, feeds, kudos_id, pb, event = fields[1], fields[2] or '', fields[3] or '', fields[4], fields[5]
 local points, actor, week, recipients = tonumber(fields[6]) or 0, fields[7] or '', fields[8] or '', fields[9] or ''
 local ttl_s = tonumber(fields[10]) or 30 * 24 * 3600
@@ -201,5 +201,8 @@ end
 release_pair_caps()
 redis.call('HDEL', record, 'pb', unpack(commit_only))
 redis.call('HSET', record, 'state', 'ABORTED', 'error_code', ARGV[4], 'error_message', ARGV[5])
+-- A kudos record may be its own request key (begin_recognition.lua,
+-- record_keyed): it keeps the fingerprint a retry is told apart by.
+if kind == 'kudos' and fields[13] then redis.call('HSET', record, 'fp', fields[13]) end
 redis.call('EXPIRE', record, ttl_s)
 return 'ABORTED'
