@@ -13,8 +13,13 @@
 //                                        {state[, error_code, error_message]} and expire with
 //                                        the retry window. Committed before 334bb16, a kudos
 //                                        stayed a hash {pb: the Kudos, state: COMMITTED,
-//                                        teams: "a,b"[, commit blobs]}: read like the STRING
-//   kudos:{org}:kudosreq:<giver>:<request_id>, boostreq:...  STRING fp (16 raw bytes of
+//                                        teams: "a,b"[, commit blobs]}: read like the STRING.
+//                                        A record-keyed kudos (its id KudosIdOfRequest) is
+//                                        its own request key: the hash keeps fp, the STRING
+//                                        starts with kFingerprintInMarker and 8 bytes of it
+//   kudos:{org}:kudosreq:<giver>:<request_id>, boostreq:...  boosts (kudos: written before
+//                                        the record-keyed round, or with --write_request_keys):
+//                                        STRING fp (16 raw bytes of
 //                                        the fingerprint) + the kudos id packed (12 bytes,
 //                                        PackedRequestValue); a hash {id, fp (64 hex digits
 //                                        before)} for an id that does not pack and keys
