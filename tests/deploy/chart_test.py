@@ -64,6 +64,8 @@ VALUE_SETS = {
         "redis": {"auth": {"username": "kudos-app"}, "storage": {"storageClassName": "fast"}},
         "networkPolicy": {"enabled": False},
     },
+    # The rolling upgrade from a version before record-keyed kudos (helm/README.md).
+    "kudos-rolling-upgrade": {"services": {"kudos": {"writeRequestKeys": True}}},
 }
 
 
