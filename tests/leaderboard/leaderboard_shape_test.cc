@@ -288,7 +288,11 @@ TEST_F(LeaderboardShapeTest, Retraction_TakesBackCountsAndPointsInTheOriginalPer
   Person("b", "t1");
   Person("c", "t2");
   absl::Time now = absl::Now();
-  absl::Time before = now - absl::Hours(24 * 8);  // another week, day and maybe month
+  // Another week, day and maybe month; at noon UTC, so the boost an hour
+  // later falls in the same day and week whatever the time of the run (a
+  // run on a Monday after 23:00 UTC had it cross into the next week).
+  absl::Time before = absl::FromUnixSeconds(
+      absl::ToUnixSeconds(now - absl::Hours(24 * 8)) / 86400 * 86400 + 12 * 3600);
   Send("K0", "c", "t2", {{"a", "t1"}}, 3, now);
   kudos::v1::KudosEvent sent = Send("K1", "b", "t1", {{"a", "t1"}, {"c", "t2"}}, 5, before);
   ledger::v1::LedgerEvent boost_posted =
