@@ -10,7 +10,8 @@
 //                                        while PENDING; a committed kudos becomes a STRING:
 //                                        serialized KudosSent (the kudos and its teams);
 //                                        committed boosts and aborted records keep
-//                                        {state[, error_code, error_message]} and expire with
+//                                        {state[, error_code, error_message]} (an aborted kudos
+//                                        its fp too) and expire with
 //                                        the retry window. Committed before 334bb16, a kudos
 //                                        stayed a hash {pb: the Kudos, state: COMMITTED,
 //                                        teams: "a,b"[, commit blobs]}: read like the STRING.

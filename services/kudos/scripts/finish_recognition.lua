@@ -5,8 +5,8 @@
 -- STRING holding its pb alone (a kudos.v1.KudosSent: the kudos and its teams;
 -- a hash with a pb over 64 bytes is a hashtable, twice the memory); a
 -- committed boost (its pb is in the kudos's boosts list) and an aborted
--- record stay hashes of their state (and error) for retries, and expire with
--- the retry window (ttl_s).
+-- record stay hashes of their state (and error; an aborted kudos its
+-- fingerprint too) for retries, and expire with the retry window (ttl_s).
 -- Every key it touches is in KEYS (KudosStore::FinishKeys), computed by the
 -- caller from what the record holds (ARGV 6-10, which the script checks):
 -- KEYS[1] = the record (<kind>:<id>)  KEYS[2] = pending  KEYS[3] = the event stream
