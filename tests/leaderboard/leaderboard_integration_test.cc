@@ -508,6 +508,12 @@ TEST_F(LeaderboardIntegrationTest, StreaksBadgesAndInsights) {
   Person("x", "t2", "boss2");
   writer_.Kudos(lbtest::PersonEvent("gone", "Gone", "t1", "boss1", "", /*active=*/false));
   absl::Time now = absl::Now();
+  // Every kudos below falls on one UTC day: in the day's first 11 minutes
+  // they are stamped just after its start (up to 11 minutes ahead) instead of
+  // across midnight, which made a two-day giving streak (a run at 00:03 UTC).
+  const absl::Time day_start =
+      absl::FromCivil(absl::ToCivilDay(now, absl::UTCTimeZone()), absl::UTCTimeZone());
+  now = std::max(now, day_start + absl::Minutes(11));
   // a thanks b 10 times (two values over time), c once.
   for (int i = 0; i < 10; ++i) {
     Send("a", "t1", {{"b", "t1"}}, {i < 9 ? "teamwork" : "empathy"}, 2, now - absl::Minutes(10 - i));
