@@ -16,6 +16,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
@@ -735,8 +736,12 @@ TEST_F(GatewayHardeningTest, Sse_InputOnAStreamIsNotBuffered) {
   const long after = VmRssKib(pid);
 #if defined(__SANITIZE_ADDRESS__)
   // ASan keeps freed chunks resident (its quarantine), so RSS says nothing
-  // here; the closed stream and the unsent input below still pin the bound.
-  EXPECT_FALSE(all_sent) << "VmRSS " << before << " -> " << after << " KiB";
+  // here; the stream closed below pins the bound. Whether every byte was
+  // accepted says nothing either: the kernel may take all 16 MiB into the
+  // gateway socket's receive buffer (tcp_rmem's max is 32 MiB on Debian's
+  // defaults) before the gateway reads its bound's worth and closes (a CI
+  // run saw all of it accepted after the gateway closed at 69,632 bytes).
+  std::printf("all sent: %d; VmRSS %ld -> %ld KiB\n", all_sent ? 1 : 0, before, after);
 #else
   EXPECT_LT(after - before, 4 * 1024) << "VmRSS " << before << " -> " << after
                                       << " KiB; all sent: " << all_sent;
