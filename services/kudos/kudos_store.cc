@@ -537,7 +537,6 @@ std::string KudosStore::StoredRecordPb(const kudos::v1::KudosSent& sent,
   KUDOS_CHECK(!sent.kudos().kudos_id().empty(), "a record is stored under its kudos's id");
   kudos::v1::KudosSent stored = sent;
   stored.mutable_kudos()->clear_kudos_id();
-  if (fingerprint.empty()) return kIdLeftOutMarker + stored.SerializeAsString();
   const std::string kept = StoredFingerprint(fingerprint).substr(0, kRecordFingerprintBytes);
   KUDOS_CHECK(kept.size() == kRecordFingerprintBytes, "a fingerprint is a SHA-256's 64 hex digits");
   return kFingerprintInMarker + kept + stored.SerializeAsString();

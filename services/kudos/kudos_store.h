@@ -497,10 +497,11 @@ class KudosStore {
   // (SameFingerprint). 8 bytes keep a typical record in its 160 B class.
   static constexpr char kFingerprintInMarker = '\x02';
   static constexpr size_t kRecordFingerprintBytes = 8;
-  // `fingerprint` empty: the kIdLeftOutMarker form (no fingerprint).
+  // Every kudos is written in the kFingerprintInMarker form; the
+  // kIdLeftOutMarker form and the unmarked one are only read.
   static std::string StoredRecordPb(const kudos::v1::KudosSent& sent,
-                                    const std::string& fingerprint = "");
-  // A record's bytes, either form, with its id in.
+                                    const std::string& fingerprint);
+  // A record's bytes, any of the three forms, with its id in.
   static absl::StatusOr<kudos::v1::KudosSent> ParseStoredRecord(const std::string& kudos_id,
                                                                  const std::string& bytes);
   static std::string ArchiveMonths(const std::string& org) { return Prefix(org) + "archive:months"; }
