@@ -27,9 +27,11 @@ constexpr unsigned long long kMaxDecompressedChunkBytes = 64ull << 20;
 // Journal lines read per planning step.
 constexpr int kPlanReadBatch = 1000;
 
+// The archive writes no transfer (WRITE_TX_KEYS only matters to apply()).
 std::string WithLib(const char* script) {
   return absl::StrCat("local MAX_BALANCE = ", kMaxBalance, "\nlocal MAX_PENDING = ",
-                      kMaxPendingRedemptionsPerPerson, "\n", kLedgerLibLua, "\n", script);
+                      kMaxPendingRedemptionsPerPerson, "\nlocal WRITE_TX_KEYS = false\n",
+                      kLedgerLibLua, "\n", script);
 }
 
 constexpr char kUnlockLua[] =
@@ -63,7 +65,7 @@ std::vector<std::string> CommitKeys(const std::string& org, const std::string& c
       .Add(keys::ArchiveMeta(org))
       .Add(keys::ArchiveChunk(org, chunk_id));
   for (const Transfer& transfer : plan.transfers) {
-    keys.Add(keys::Transfer(org, transfer.transfer_id()));
+    keys::AddTransfer(keys, org, transfer.transfer_id());
     for (const Account* account : {&transfer.debit_account(), &transfer.credit_account()}) {
       keys.Add(keys::AccountIndex(org, AccountKey(*account)))
           .Add(keys::ArchiveIndex(org, AccountKey(*account)));
@@ -187,12 +189,12 @@ absl::StatusOr<Archiver::ChunkPlan> Archiver::Plan(const std::string& org, absl:
   int64_t raw_bytes = 0;
   // Bodies in growing batches (1, 4, 16, ...): an org with nothing old
   // enough costs one read per round, not a chunk's worth. A transfer is a
-  // STRING, or a hash written before the string form: one script reads both.
+  // bucket's field, or a key written before the buckets: one script reads all.
   for (size_t begin = 0; begin < ids.size();) {
     size_t end = std::min(ids.size(), std::max<size_t>(1, begin * 4));
     std::vector<std::string> batch(ids.begin() + begin, ids.begin() + end);
     keys::KeyList tx_keys;
-    for (const std::string& id : batch) tx_keys.Add(keys::Transfer(org, id));
+    for (const std::string& id : batch) keys::AddTransfer(tx_keys, org, id);
     absl::StatusOr<Reply> bodies = pool_.Eval(bodies_, std::move(tx_keys).Take(), batch);
     if (!bodies.ok()) return bodies.status();
     if (bodies->elements.size() != end - begin) return Malformed("transfer bodies");

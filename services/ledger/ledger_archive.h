@@ -1,7 +1,7 @@
 // Bounded ledger history: transfers older than the org's
 // RetentionPolicy.transfers_live_days fold into an archived checkpoint, so
-// `tx:<id>`, `acct:<account>` and `journal` hold only the live tail while
-// balances, ListTransfers and VerifyLedger stay exact
+// the transfer buckets (`txb:<bucket>`), `acct:<account>` and `journal` hold
+// only the live tail while balances, ListTransfers and VerifyLedger stay exact
 // (docs/retention-ledger.md has the policy and the format).
 //
 // Keys, all in the org's slot (P = "ledger:{org}:"):

@@ -6,6 +6,7 @@
 // (scripts/lib.lua and ledger_archive.h describe what each holds).
 #pragma once
 
+#include <cstdint>
 #include <set>
 #include <string>
 #include <utility>
@@ -24,8 +25,25 @@ inline std::string Balances(absl::string_view org) { return Prefix(org) + "bal";
 inline std::string Sequence(absl::string_view org) { return Prefix(org) + "seq"; }
 inline std::string Journal(absl::string_view org) { return Prefix(org) + "journal"; }
 inline std::string Outbox(absl::string_view org) { return Prefix(org) + "outbox"; }
+// A live transfer written before the buckets (issue 15): its own key, a
+// STRING (or, older still, a HASH). Still read and archived; never written.
 inline std::string Transfer(absl::string_view org, absl::string_view transfer_id) {
   return absl::StrCat(Prefix(org), "tx:", transfer_id);
+}
+// Live transfers are kept in kTransferBuckets hashes per org (field: the
+// transfer's IndexMember, value: what Transfer() held), not a key each: a key
+// costs Redis about 100 B of its own (issue 15, docs/retention-ledger.md).
+inline constexpr int kTransferBuckets = 64;
+// The bucket of a transfer id: h = (h * 31 + byte) mod 65521 over its bytes,
+// mod kTransferBuckets (lib.lua's tx_bucket computes the same, exactly, in
+// doubles). Stored transfers depend on it: never change it without moving them.
+inline int TransferBucket(absl::string_view transfer_id) {
+  uint32_t h = 0;
+  for (unsigned char c : transfer_id) h = (h * 31 + c) % 65521;
+  return static_cast<int>(h % kTransferBuckets);
+}
+inline std::string TransferBucketKey(absl::string_view org, absl::string_view transfer_id) {
+  return absl::StrCat(Prefix(org), "txb:", TransferBucket(transfer_id));
 }
 // `account_key` as AccountKey() writes it ("earned:alice", "issuer", ...).
 inline std::string AccountIndex(absl::string_view org, absl::string_view account_key) {
@@ -116,5 +134,11 @@ class KeyList {
   std::set<std::string> seen_;
   std::vector<std::string> keys_;
 };
+
+// The keys a script reads a live transfer under: its bucket and, for one
+// written before the buckets, its own key (lib.lua read_tx reads both).
+inline KeyList& AddTransfer(KeyList& keys, absl::string_view org, absl::string_view transfer_id) {
+  return keys.Add(TransferBucketKey(org, transfer_id)).Add(Transfer(org, transfer_id));
+}
 
 }  // namespace ledger::keys

@@ -68,9 +68,10 @@ using common::redis::Reply;
 constexpr int kJournalChunk = 1000;
 
 // The bounds come from ledger_rules.h, so C++ and Lua cannot disagree.
-std::string WithLib(const char* script) {
+std::string WithLib(const char* script, bool write_transfer_keys = false) {
   return absl::StrCat("local MAX_BALANCE = ", kMaxBalance, "\nlocal MAX_PENDING = ",
-                      kMaxPendingRedemptionsPerPerson, "\n", kLedgerLibLua, "\n", script);
+                      kMaxPendingRedemptionsPerPerson, "\nlocal WRITE_TX_KEYS = ",
+                      write_transfer_keys ? "true" : "false", "\n", kLedgerLibLua, "\n", script);
 }
 
 // The field/value pairs of an audit entry (AppendCommand after "XADD key *").
@@ -300,23 +301,27 @@ void CheckLinkedResult(const std::vector<const Transfer*>& requested,
 
 }  // namespace
 
-LedgerStore::LedgerStore(common::redis::AsyncClient& redis, WriteConcern write_concern)
+LedgerStore::LedgerStore(common::redis::AsyncClient& redis, WriteConcern write_concern,
+                         bool write_transfer_keys)
     : redis_(&redis),
       write_concern_(write_concern),
-      post_("ledger_post", WithLib(kLedgerPostLua)),
-      adjust_("ledger_adjust", WithLib(kLedgerAdjustLua)),
-      redemption_("ledger_redemption", WithLib(kLedgerRedemptionLua)),
+      write_transfer_keys_(write_transfer_keys),
+      post_("ledger_post", WithLib(kLedgerPostLua, write_transfer_keys)),
+      adjust_("ledger_adjust", WithLib(kLedgerAdjustLua, write_transfer_keys)),
+      redemption_("ledger_redemption", WithLib(kLedgerRedemptionLua, write_transfer_keys)),
       balance_("ledger_balance", WithLib(kLedgerBalanceLua)),
       list_("ledger_list", WithLib(kLedgerListLua)),
       tx_read_("ledger_tx_read", WithLib(kLedgerTxReadLua)),
       allowance_("ledger_allowance", WithLib(kLedgerAllowanceLua)) {}
 
-LedgerStore::LedgerStore(common::redis::Pool& pool, WriteConcern write_concern)
+LedgerStore::LedgerStore(common::redis::Pool& pool, WriteConcern write_concern,
+                         bool write_transfer_keys)
     : pool_(&pool),
       write_concern_(write_concern),
-      post_("ledger_post", WithLib(kLedgerPostLua)),
-      adjust_("ledger_adjust", WithLib(kLedgerAdjustLua)),
-      redemption_("ledger_redemption", WithLib(kLedgerRedemptionLua)),
+      write_transfer_keys_(write_transfer_keys),
+      post_("ledger_post", WithLib(kLedgerPostLua, write_transfer_keys)),
+      adjust_("ledger_adjust", WithLib(kLedgerAdjustLua, write_transfer_keys)),
+      redemption_("ledger_redemption", WithLib(kLedgerRedemptionLua, write_transfer_keys)),
       balance_("ledger_balance", WithLib(kLedgerBalanceLua)),
       list_("ledger_list", WithLib(kLedgerListLua)),
       tx_read_("ledger_tx_read", WithLib(kLedgerTxReadLua)),
@@ -334,7 +339,7 @@ void LedgerStore::AddJournalKeys(absl::string_view org, keys::KeyList& keys) {
 void LedgerStore::AddTransferKeys(absl::string_view org, const Transfer& transfer,
                                   absl::string_view dkind, absl::string_view dperson,
                                   absl::string_view period_key, keys::KeyList& keys) {
-  keys.Add(keys::Transfer(org, transfer.transfer_id()))
+  keys::AddTransfer(keys, org, transfer.transfer_id())
       .Add(keys::AccountIndex(org, AccountKey(transfer.debit_account())))
       .Add(keys::AccountIndex(org, AccountKey(transfer.credit_account())));
   if (dkind == "A") keys.Add(keys::Spent(org, dperson, period_key));
@@ -352,7 +357,7 @@ absl::Status LedgerStore::AddKeysNeeded(absl::string_view org, absl::string_view
   } else if (tag == "item") {
     keys.Add(keys::RewardItem(org, value));
   } else if (tag == "tx") {
-    keys.Add(keys::Transfer(org, value));
+    keys::AddTransfer(keys, org, value);
   } else {
     return absl::InternalError(
         absl::StrCat("ledger script asked for keys of an unknown kind '", tag, "'"));
@@ -976,7 +981,7 @@ void LedgerStore::PostAttempt(std::string org, std::vector<std::pair<int, Transf
         .Then([this, state, deadline](Done step) {
           keys::KeyList keys;
           std::vector<std::string> ids = ReversalReadIds(*state);
-          for (const std::string& id : ids) keys.Add(keys::Transfer(state->org, id));
+          for (const std::string& id : ids) keys::AddTransfer(keys, state->org, id);
           Eval(tx_read_, std::move(keys).Take(), std::move(ids), deadline,
                Into(&state->stored, std::move(step)));
         })

@@ -87,10 +87,16 @@ absl::StatusOr<WriteConcern> WriteConcernFromFlags();
 
 class LedgerStore {
  public:
-  // The service: non-blocking, pipelined calls.
-  explicit LedgerStore(common::redis::AsyncClient& redis, WriteConcern write_concern = {});
+  // The service: non-blocking, pipelined calls. `write_transfer_keys`: new
+  // transfers go to their own key (tx:<id>) instead of their bucket, as
+  // versions before the buckets wrote them: on only while replicas of such a
+  // version still serve (a rolling upgrade, docs/retention-ledger.md).
+  explicit LedgerStore(common::redis::AsyncClient& redis, WriteConcern write_concern = {},
+                       bool write_transfer_keys = false);
   // Tests and tools: the blocking pool; callbacks run inside the call.
-  explicit LedgerStore(common::redis::Pool& pool, WriteConcern write_concern = {});
+  explicit LedgerStore(common::redis::Pool& pool, WriteConcern write_concern = {},
+                       bool write_transfer_keys = false);
+  bool write_transfer_keys() const { return write_transfer_keys_; }
 
   // "ledger:{org}:"
   static std::string Prefix(absl::string_view org);
@@ -320,6 +326,7 @@ class LedgerStore {
   common::redis::AsyncClient* redis_ = nullptr;  // one of the two
   common::redis::Pool* pool_ = nullptr;
   WriteConcern write_concern_;
+  bool write_transfer_keys_ = false;
   common::redis::Script post_;
   common::redis::Script adjust_;
   common::redis::Script redemption_;

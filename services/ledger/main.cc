@@ -33,6 +33,11 @@ ABSL_FLAG(int64_t, max_calls_in_flight, IntEnvOr("LEDGER_MAX_CALLS_IN_FLIGHT", 4
           "(env LEDGER_MAX_CALLS_IN_FLIGHT)");
 ABSL_FLAG(int64_t, archive_max_transfers_per_run, IntEnvOr("ARCHIVE_MAX_TRANSFERS_PER_RUN", 5000),
           "transfers one archive run folds per org (the rest waits for the next round)");
+ABSL_FLAG(bool, write_transfer_keys, false,
+          "write each new transfer under its own key (tx:<id>), as versions before the transfer "
+          "buckets did, instead of its bucket: on only while replicas of such a version still "
+          "serve (a rolling upgrade, docs/retention-ledger.md); each key costs about 60 B of Redis "
+          "more");
 
 namespace {
 
@@ -87,7 +92,7 @@ int main(int argc, char** argv) {
     common::log::Error(write_concern.status().ToString());
     return 2;
   }
-  ledger::LedgerStore store(redis, *write_concern);
+  ledger::LedgerStore store(redis, *write_concern, absl::GetFlag(FLAGS_write_transfer_keys));
   ledger::LedgerServiceOptions service_options;
   // A call's Redis deadline when the client's is later: --redis_timeout_ms.
   service_options.call_timeout = pool_options->timeout;

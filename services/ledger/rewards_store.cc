@@ -26,9 +26,10 @@ using common::redis::Reply;
 
 // The bounds come from ledger_rules.h and rewards_rules.h, so C++ and Lua
 // cannot disagree.
-std::string WithLib(const char* script) {
+std::string WithLib(const char* script, bool write_transfer_keys = false) {
   return absl::StrCat(
-      "local MAX_BALANCE = ", kMaxBalance, "\nlocal MAX_PENDING = ",
+      "local WRITE_TX_KEYS = ", write_transfer_keys ? "true" : "false",
+      "\nlocal MAX_BALANCE = ", kMaxBalance, "\nlocal MAX_PENDING = ",
       kMaxPendingRedemptionsPerPerson, "\nlocal MAX_ITEMS = ", kMaxRewardItemsPerOrg,
       "\nlocal MAX_AWAITING = ", kMaxAwaitingCustomRewardsPerPerson, "\nlocal MAX_AMOUNT = ",
       kMaxAmount, "\nlocal MAX_LISTED = ", kMaxListedRedemptions,
@@ -174,7 +175,8 @@ RewardsStore::RewardsStore(common::redis::AsyncClient& redis, LedgerStore& write
     : redis_(redis),
       writes_(writes),
       catalog_("rewards_catalog", WithLib(kRewardsCatalogLua)),
-      redeem_("rewards_redeem", WithLib(kRewardsRedeemLua)),
+      // Its fulfilments post transfers as the ledger store does.
+      redeem_("rewards_redeem", WithLib(kRewardsRedeemLua, writes.write_transfer_keys())),
       read_("rewards_read", WithLib(kRewardsReadLua)) {}
 
 // ---- catalog ------------------------------------------------------------------

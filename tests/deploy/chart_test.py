@@ -66,6 +66,8 @@ VALUE_SETS = {
     },
     # The rolling upgrade from a version before record-keyed kudos (helm/README.md).
     "kudos-rolling-upgrade": {"services": {"kudos": {"writeRequestKeys": True}}},
+    # The rolling upgrade from a version before the transfer buckets (helm/README.md).
+    "ledger-rolling-upgrade": {"services": {"ledger": {"writeTransferKeys": True}}},
 }
 
 

@@ -16,6 +16,7 @@
 #include "absl/time/clock.h"
 #include "common/redis/org_registry.h"
 #include "services/ledger/ledger_archive.h"
+#include "services/ledger/ledger_keys.h"
 #include "services/ledger/ledger_rules.h"
 #include "services/ledger/ledger_store.h"
 #include "tests/ledger/ledger_test_util.h"
@@ -248,8 +249,16 @@ class LedgerArchive : public ::testing::Test {
     return total;
   }
 
-  int64_t LiveTransferKeys() {
+  std::string BucketKey(const std::string& id) {
+    return ledger::keys::TransferBucketKey(org_, id);
+  }
+
+  // Live transfers: the buckets' fields and the keys written before them.
+  int64_t LiveTransfers() {
     int64_t found = 0;
+    for (int bucket = 0; bucket < ledger::keys::kTransferBuckets; ++bucket) {
+      found += Redis({"HLEN", Key(absl::StrCat("txb:", bucket))}).integer;
+    }
     std::string cursor = "0";
     for (int i = 0; i < 10000; ++i) {
       common::redis::Reply reply =
@@ -259,6 +268,31 @@ class LedgerArchive : public ::testing::Test {
       if (cursor == "0") break;
     }
     return found;
+  }
+
+  // A live transfer's stored value in the string form: its bucket's field,
+  // or its own key (written before the buckets); "" when neither holds one.
+  std::string StoredValue(const std::string& id) {
+    common::redis::Reply field = Redis({"HGET", BucketKey(id), ledger::IndexMember(id)});
+    if (field.type == common::redis::Reply::Type::kString) return field.str;
+    if (Redis({"TYPE", Key("tx:" + id)}).str != "string") return "";
+    return Redis({"GET", Key("tx:" + id)}).str;
+  }
+
+  // Writes `value` back where the transfer is stored.
+  void PutStoredValue(const std::string& id, const std::string& value) {
+    if (Redis({"HEXISTS", BucketKey(id), ledger::IndexMember(id)}).integer == 1) {
+      Redis({"HSET", BucketKey(id), ledger::IndexMember(id), value});
+    } else {
+      Redis({"SET", Key("tx:" + id), value});
+    }
+  }
+
+  // Moves a transfer from its bucket to its own key, as versions before the
+  // buckets stored it.
+  void MoveToOwnKey(const std::string& id, const std::string& value) {
+    EXPECT_EQ(Redis({"HDEL", BucketKey(id), ledger::IndexMember(id)}).integer, 1) << id;
+    Redis({"SET", Key("tx:" + id), value});
   }
 
   // Rewrites the stored post time of the transfer at journal position
@@ -274,33 +308,34 @@ class LedgerArchive : public ::testing::Test {
       return;
     }
     // The string form (scripts/lib.lua), written back with its whole body.
-    const std::string value = Redis({"GET", Key("tx:" + id)}).str;
+    const std::string value = StoredValue(id);
     std::optional<ledger_test::StoredTransfer> stored = ledger_test::ParseStoredTransfer(id, value);
     ASSERT_TRUE(stored.has_value()) << id;
     stored->transfer.mutable_post_time()->set_seconds(absl::ToUnixSeconds(post_time));
-    Redis({"SET", Key("tx:" + id), ledger_test::WholeStoredTransfer(value, *stored)});
+    PutStoredValue(id, ledger_test::WholeStoredTransfer(value, *stored));
   }
 
   // A live transfer in the string form (tests/ledger/stored_transfer.h),
   // the fields it leaves out put back.
   ledger_test::StoredTransfer ReadStoredTransfer(const std::string& id) {
     std::optional<ledger_test::StoredTransfer> stored =
-        ledger_test::ParseStoredTransfer(id, Redis({"GET", Key("tx:" + id)}).str);
+        ledger_test::ParseStoredTransfer(id, StoredValue(id));
     EXPECT_TRUE(stored.has_value()) << id;
     return stored.value_or(ledger_test::StoredTransfer{});
   }
 
-  // Rewrites every live STRING transfer with its whole body (the form
-  // before fields were left out). How many it rewrote.
+  // Moves every live transfer out of its bucket to its own key with its
+  // whole body (the form before fields were left out, and before the
+  // buckets). How many it rewrote.
   int RewriteAsWholeBodies() {
     int rewritten = 0;
     for (const common::redis::Reply& line : Redis({"LRANGE", Key("journal"), "0", "-1"}).elements) {
       std::string id = ledger_test::JournalTransferId(line.str);
-      const std::string value = Redis({"GET", Key("tx:" + id)}).str;
+      const std::string value = StoredValue(id);
       std::optional<ledger_test::StoredTransfer> stored = ledger_test::ParseStoredTransfer(id, value);
       EXPECT_TRUE(stored.has_value()) << id;
       if (!stored.has_value()) continue;
-      Redis({"SET", Key("tx:" + id), ledger_test::WholeStoredTransfer(value, *stored)});
+      MoveToOwnKey(id, ledger_test::WholeStoredTransfer(value, *stored));
       ++rewritten;
     }
     return rewritten;
@@ -317,6 +352,7 @@ class LedgerArchive : public ::testing::Test {
       // The old hash kept the whole fingerprint, in hex.
       const std::string fp_hex = ledger::Fingerprint(stored.transfer);
       EXPECT_EQ(absl::HexStringToBytes(fp_hex).substr(0, 16), stored.fp);
+      Redis({"HDEL", BucketKey(id), ledger::IndexMember(id)});
       Redis({"DEL", Key("tx:" + id)});
       // Field order as posted: none of these tests' transfers reverses another
       // (a reversal's field 10 precedes its sequence, which lib.lua appends).
@@ -434,7 +470,7 @@ TEST_F(LedgerArchive, Archive_500DaysLaterEveryReadGivesExactlyWhatItGaveBefore)
   ASSERT_TRUE(stats.ok()) << stats.status();
   EXPECT_EQ(stats->transfers_archived, journal);
   // The live history is gone: no transfer hash, index or journal line left.
-  EXPECT_EQ(LiveTransferKeys(), 0);
+  EXPECT_EQ(LiveTransfers(), 0);
   EXPECT_EQ(Redis({"LLEN", Key("journal")}).integer, 0);
   EXPECT_EQ(Redis({"EXISTS", Key("acct:earned:p1")}).integer, 0);
 
@@ -453,7 +489,8 @@ TEST_F(LedgerArchive, Transfer_StoredStringLeavesOutItsIdSequenceAndReferenceAnd
   const std::vector<std::string> before = Reads();
   const std::string line = Redis({"LINDEX", Key("journal"), "0"}).str;
   const std::string id = ledger_test::JournalTransferId(line);
-  const std::string stored = Redis({"GET", Key("tx:" + id)}).str;
+  EXPECT_EQ(Redis({"EXISTS", Key("tx:" + id)}).integer, 0) << "a bucket's field, not a key";
+  const std::string stored = StoredValue(id);
   ASSERT_GT(stored.size(), 6u + 16u + 1u);
   EXPECT_EQ(static_cast<unsigned char>(stored[5]), 128 + 16);
   EXPECT_EQ(stored[6 + 16], 3) << "marker: sequence and reference left out";
@@ -477,6 +514,7 @@ TEST_F(LedgerArchive, Transfer_StoredStringLeavesOutItsIdSequenceAndReferenceAnd
   EXPECT_EQ(stored.size() - 6 - 16 - 1 + left_out, whole.ByteSizeLong());
   EXPECT_EQ(RewriteAsWholeBodies(), 12);
   const std::string rewritten = Redis({"GET", Key("tx:" + id)}).str;
+  EXPECT_EQ(Redis({"HEXISTS", BucketKey(id), ledger::IndexMember(id)}).integer, 0);
   EXPECT_EQ(static_cast<unsigned char>(rewritten[5]), 16);
   Transfer whole_again;
   ASSERT_TRUE(whole_again.ParseFromString(rewritten.substr(6 + 16)));
@@ -528,7 +566,7 @@ TEST_F(LedgerArchive, IndexesAndJournal_NameKudosTransfersPackedAndEntriesWritte
   EXPECT_EQ(Redis({"LLEN", Key("journal")}).integer, 12);
   EXPECT_EQ(Reads(), before);
   EXPECT_EQ(ArchiveAll(), 12);
-  EXPECT_EQ(LiveTransferKeys(), 0);
+  EXPECT_EQ(LiveTransfers(), 0);
   EXPECT_EQ(Redis({"LLEN", Key("journal")}).integer, 0);
   for (int i = 0; i < people_; ++i) {
     for (const char* kind : {"acct:allowance:", "acct:earned:"}) {
@@ -536,6 +574,69 @@ TEST_F(LedgerArchive, IndexesAndJournal_NameKudosTransfersPackedAndEntriesWritte
     }
   }
   EXPECT_EQ(Reads(), before);
+}
+
+// Issue 15 (memory): live transfers are fields of kTransferBuckets hashes
+// per org, not a key each. During a rolling upgrade a store with
+// write_transfer_keys writes each new one under its own key instead, as the
+// version before did (which reads only those); either store finds a
+// transfer the other wrote, so a retry through either applies once.
+TEST_F(LedgerArchive, Transfers_KeptInBucketsAndUnderTheirOwnKeyOnlyWhenAskedFor) {
+  AllowPlenty();
+  PostKudos(200, 4);
+  std::set<std::string> buckets;
+  int64_t fields = 0;
+  for (int bucket = 0; bucket < ledger::keys::kTransferBuckets; ++bucket) {
+    const int64_t count = Redis({"HLEN", Key(absl::StrCat("txb:", bucket))}).integer;
+    if (count > 0) buckets.insert(absl::StrCat(bucket));
+    fields += count;
+  }
+  EXPECT_EQ(fields, 200);
+  EXPECT_GT(buckets.size(), 32u) << "ids spread over the buckets";
+  EXPECT_EQ(LiveTransfers(), 200) << "no transfer has a key of its own, no other bucket holds one";
+
+  ledger::LedgerStore upgrading(env_->pool(), {}, /*write_transfer_keys=*/true);
+  ledger::LedgerStore current(env_->pool());
+  ASSERT_TRUE(upgrading.write_transfer_keys());
+  auto post = [&](ledger::LedgerStore& store, const Transfer& transfer) {
+    absl::StatusOr<std::vector<ledger::PostResult>> out;
+    store.Post(org_, {{0, transfer}}, true, absl::Now(),
+               std::chrono::steady_clock::now() + std::chrono::seconds(10),
+               [&out](absl::StatusOr<std::vector<ledger::PostResult>> r) { out = std::move(r); });
+    EXPECT_TRUE(out.ok()) << out.status();
+    EXPECT_EQ(out.ok() ? out->size() : 0u, 1u);
+    return out.ok() && out->size() == 1 ? (*out)[0] : ledger::PostResult{};
+  };
+  const std::string id = "k0000000000000000000000aa:p1";
+  const Transfer kudos = Kudos(id, Person(0), Person(1), 3, "k0000000000000000000000aa");
+  ledger::PostResult first = post(upgrading, kudos);
+  ASSERT_TRUE(first.status.ok()) << first.status;
+  EXPECT_TRUE(first.created);
+  EXPECT_EQ(Redis({"TYPE", Key("tx:" + id)}).str, "string") << "its own key, as before";
+  EXPECT_EQ(Redis({"HEXISTS", BucketKey(id), ledger::IndexMember(id)}).integer, 0);
+  ledger::PostResult retried = post(current, kudos);
+  ASSERT_TRUE(retried.status.ok()) << retried.status;
+  EXPECT_FALSE(retried.created) << "the current store finds the key the upgrading one wrote";
+  EXPECT_EQ(retried.transfer.ShortDebugString(), first.transfer.ShortDebugString());
+  Transfer other = kudos;
+  other.set_amount(4);
+  EXPECT_EQ(post(current, other).status.code(), absl::StatusCode::kAlreadyExists);
+
+  const std::string next_id = "k0000000000000000000000bb:p2";
+  const Transfer next = Kudos(next_id, Person(0), Person(2), 2, "k0000000000000000000000bb");
+  ASSERT_TRUE(post(current, next).created);
+  EXPECT_EQ(Redis({"EXISTS", Key("tx:" + next_id)}).integer, 0);
+  EXPECT_EQ(Redis({"HEXISTS", BucketKey(next_id), ledger::IndexMember(next_id)}).integer, 1);
+  ledger::PostResult next_again = post(upgrading, next);
+  EXPECT_TRUE(next_again.status.ok()) << next_again.status;
+  EXPECT_FALSE(next_again.created) << "the upgrading store finds the bucket's field";
+  EXPECT_EQ(Redis({"EXISTS", Key("tx:" + next_id)}).integer, 0);
+  EXPECT_EQ(Redis({"LLEN", Key("journal")}).integer, 202);
+  EXPECT_TRUE(Verify().consistent());
+
+  ASSERT_EQ(ArchiveAll(), 202);
+  EXPECT_EQ(LiveTransfers(), 0) << "the archive removes both forms";
+  EXPECT_TRUE(Verify().consistent());
 }
 
 // A transfer is one STRING (seq, raw fingerprint, body) instead of a hash
@@ -580,7 +681,7 @@ TEST_F(LedgerArchive, Upgrade_TransfersStoredAsHashesReadRetryAndArchiveExactly)
   EXPECT_TRUE(Verify().consistent());
   const int64_t journal = Redis({"LLEN", Key("journal")}).integer;
   ASSERT_EQ(ArchiveAll(), journal);
-  EXPECT_EQ(LiveTransferKeys(), 0);
+  EXPECT_EQ(LiveTransfers(), 0);
   EXPECT_EQ(Reads(), mixed);
   EXPECT_TRUE(Verify().consistent());
 }
@@ -988,7 +1089,7 @@ TEST_F(LedgerArchive, Archive_CostsAtMostAFewHundredBytesPerTransfer) {
     return bytes;
   };
   auto history_bytes = [&] {
-    return bytes_of("tx:*") + bytes_of("acct:*") + bytes_of("journal") + bytes_of("arch:*") +
+    return bytes_of("tx*") + bytes_of("acct:*") + bytes_of("journal") + bytes_of("arch:*") +
            bytes_of("ckpt*");
   };
   int64_t live = history_bytes();

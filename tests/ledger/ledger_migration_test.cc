@@ -13,6 +13,7 @@
 #include <future>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -120,21 +121,23 @@ TEST_F(LedgerMigrationTest, SlotMigration_RetriedTransferDuringMigrationIsApplie
 
   const int target = BeginMigrationOf(org);
   // The client's retry of the acknowledged transfer while the slot is half
-  // moved: its keys are all on the source, which answers it: not applied
-  // again (a prefix-declaring script ran on the empty target and was).
-  absl::StatusOr<std::vector<ledger::PostResult>> retried = Post(org, first, 30s);
+  // moved, and a new transfer. Each declares a key that exists on neither
+  // side: the transfer's own key (tx:<id>), which only versions before the
+  // transfer buckets wrote. Redis answers TRYAGAIN until the migration ends
+  // and the client retries within the call's deadline; no script runs on
+  // the empty target, so the retry is not applied again.
+  std::future<absl::StatusOr<std::vector<ledger::PostResult>>> retry =
+      std::async(std::launch::async, [&] { return Post(org, first, 60s); });
+  std::future<absl::StatusOr<std::vector<ledger::PostResult>>> second = std::async(
+      std::launch::async, [&] { return Post(org, Kudos("k-second", "alice", "bob", 7), 60s); });
+  std::this_thread::sleep_for(300ms);  // both calls meet the half-moved slot
+  cluster_->FinishSlotMigration(KeySlot(org));  // throws on BUSYKEY: keys on both sides
+  absl::StatusOr<std::vector<ledger::PostResult>> retried = retry.get();
   ASSERT_TRUE(retried.ok()) << retried.status();
   ASSERT_EQ(retried->size(), 1u);
   ASSERT_TRUE((*retried)[0].status.ok()) << (*retried)[0].status;
   EXPECT_FALSE((*retried)[0].created) << "a retry during a migration applied the transfer again";
   EXPECT_EQ((*retried)[0].transfer.sequence(), (*posted)[0].transfer.sequence());
-
-  // A new transfer's keys are partly on the source (the balances) and
-  // partly nowhere yet (its own): Redis answers TRYAGAIN until the
-  // migration ends, the client retries within the call's deadline.
-  std::future<absl::StatusOr<std::vector<ledger::PostResult>>> second = std::async(
-      std::launch::async, [&] { return Post(org, Kudos("k-second", "alice", "bob", 7), 60s); });
-  cluster_->FinishSlotMigration(KeySlot(org));  // throws on BUSYKEY: keys on both sides
   absl::StatusOr<std::vector<ledger::PostResult>> applied = second.get();
   ASSERT_TRUE(applied.ok()) << applied.status();
   ASSERT_TRUE((*applied)[0].status.ok()) << (*applied)[0].status;

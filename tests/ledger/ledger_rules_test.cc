@@ -3,8 +3,12 @@
 #include <google/protobuf/util/message_differencer.h>
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include "absl/strings/match.h"
+#include "absl/strings/str_format.h"
 #include "absl/time/civil_time.h"
+#include "services/ledger/ledger_keys.h"
 
 namespace ledger {
 namespace {
@@ -251,6 +255,24 @@ TEST(LedgerRules, VerifierFindsDifferencesAndNegativeEarned) {
   EXPECT_EQ(bad.differences(0).stored_balance(), -1);
   EXPECT_EQ(bad.differences(0).recomputed_balance(), 2);
   ASSERT_EQ(bad.negative_earned_accounts_size(), 1);
+}
+
+// Stored transfers are fields of the bucket this names (lib.lua tx_bucket
+// computes the same in Lua): pinned, since a change would hide every stored
+// transfer from its reads.
+TEST(LedgerRules, TransferBucket_IsStableBoundedAndSpreadsKudosTransferIds) {
+  EXPECT_EQ(ledger::keys::TransferBucket("k9e52453204650e31011fed9a:bob"), 1);
+  EXPECT_EQ(ledger::keys::TransferBucket("adjustment:r1"), 19);
+  EXPECT_EQ(ledger::keys::TransferBucket("celebration:birthday:2026:ana"), 32);
+  EXPECT_EQ(ledger::keys::TransferBucketKey("acme", "adjustment:r1"), "ledger:{acme}:txb:19");
+  std::set<int> used;
+  for (int i = 0; i < 640; ++i) {
+    const int bucket = ledger::keys::TransferBucket(absl::StrFormat("k%024x:p%d", i * 7919, i % 7));
+    ASSERT_GE(bucket, 0);
+    ASSERT_LT(bucket, ledger::keys::kTransferBuckets);
+    used.insert(bucket);
+  }
+  EXPECT_EQ(used.size(), static_cast<size_t>(ledger::keys::kTransferBuckets));
 }
 
 TEST(LedgerRules, JournalEntriesRoundTrip) {

@@ -19,6 +19,8 @@
 #include "absl/time/clock.h"
 #include "common/redis/async_client.h"
 #include "common/redis/cluster_slots.h"
+#include "services/ledger/ledger_keys.h"
+#include "services/ledger/ledger_rules.h"
 #include "services/ledger/ledger_store.h"
 #include "tests/harness/eventually.h"
 #include "tests/harness/redis_cluster.h"
@@ -169,8 +171,10 @@ class LedgerWaitTest : public ::testing::Test {
     return count;
   }
 
-  static std::string TxKey(const std::string& org, const std::string& transfer_id) {
-    return ledger::LedgerStore::Prefix(org) + "tx:" + transfer_id;
+  // Whether the transfer is stored (its bucket's field, scripts/lib.lua).
+  static common::redis::Command TxExists(const std::string& org, const std::string& transfer_id) {
+    return {"HEXISTS", ledger::keys::TransferBucketKey(org, transfer_id),
+            ledger::IndexMember(transfer_id)};
   }
 
   static harness::RedisCluster* cluster_;
@@ -203,7 +207,7 @@ TEST_F(LedgerWaitTest, WaitOne_AnAcknowledgedTransferIsAlreadyOnTheReplica) {
     ASSERT_TRUE((*posted)[0].status.ok()) << (*posted)[0].status;
     EXPECT_TRUE((*posted)[0].created);
     // Acknowledged means replicated: read at once on the replica, no waiting.
-    absl::StatusOr<Reply> exists = ReadOnReplica(replica, {"EXISTS", TxKey(org, id)});
+    absl::StatusOr<Reply> exists = ReadOnReplica(replica, TxExists(org, id));
     ASSERT_TRUE(exists.ok()) << exists.status();
     EXPECT_EQ(exists->integer, 1) << id << " is on the replica when the post is acknowledged";
     ASSERT_TRUE(cluster_->Command(primary, {"SCRIPT", "FLUSH"}).ok());
@@ -246,7 +250,7 @@ TEST_F(LedgerWaitTest, WaitOne_ReplicaStoppedIsUnavailableOnTimeAndARetryAfterRe
     EXPECT_TRUE(absl::StrContains(posted.status().message(), "0 of 1 replicas"))
         << posted.status();
     // The write is on the primary all the same (a failover now could lose it).
-    absl::StatusOr<Reply> on_primary = redis_->RunSync({"EXISTS", TxKey(org, "k-stalled")}, 10s);
+    absl::StatusOr<Reply> on_primary = redis_->RunSync(TxExists(org, "k-stalled"), 10s);
     ASSERT_TRUE(on_primary.ok()) << on_primary.status();
     EXPECT_EQ(on_primary->integer, 1);
     // Another primary's org is served meanwhile.
@@ -263,7 +267,7 @@ TEST_F(LedgerWaitTest, WaitOne_ReplicaStoppedIsUnavailableOnTimeAndARetryAfterRe
   EXPECT_FALSE((*retried)[0].created) << "the first attempt had applied it";
   EXPECT_EQ(Balance(patient, org, "bob"), 7);
   EXPECT_EQ(OutboxCount(org, "k-stalled"), 1);
-  absl::StatusOr<Reply> on_replica = ReadOnReplica(replica, {"EXISTS", TxKey(org, "k-stalled")});
+  absl::StatusOr<Reply> on_replica = ReadOnReplica(replica, TxExists(org, "k-stalled"));
   ASSERT_TRUE(on_replica.ok()) << on_replica.status();
   EXPECT_EQ(on_replica->integer, 1);
 }

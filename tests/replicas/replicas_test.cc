@@ -32,6 +32,8 @@
 #include "kudos/v1/kudos.grpc.pb.h"
 #include "leaderboard/v1/leaderboard.grpc.pb.h"
 #include "ledger/v1/ledger.grpc.pb.h"
+#include "services/ledger/ledger_keys.h"
+#include "services/ledger/ledger_rules.h"
 #include "tests/harness/eventually.h"
 #include "tests/harness/process.h"
 #include "tests/harness/tokens.h"
@@ -886,26 +888,18 @@ TEST_F(ReplicaTest, Sweeps_InBothReplicasArchiveNothingTwice) {
   ASSERT_EQ(head->elements.size(), static_cast<size_t>(kBackdated));
   for (const common::redis::Reply& line : head->elements) {
     const std::string id = ledger_test::JournalTransferId(line.str);
-    const std::string key = prefix + "tx:" + id;
-    auto type = pool_->Run({"TYPE", key});
-    ASSERT_TRUE(type.ok());
-    lv1::Transfer transfer;
-    if (type->str == "hash") {
-      auto body = pool_->Run({"HGET", key, "t"});
-      ASSERT_TRUE(body.ok() && transfer.ParseFromString(body->str)) << key;
-      transfer.mutable_post_time()->set_seconds(two_years_ago);
-      ASSERT_TRUE(pool_->Run({"HSET", key, "t", transfer.SerializeAsString()}).ok());
-      continue;
-    }
-    // The string form (services/ledger/scripts/lib.lua, read_tx), written
+    // Its bucket's field (services/ledger/scripts/lib.lua, read_tx), written
     // back whole with the new post time.
-    auto stored = pool_->Run({"GET", key});
-    ASSERT_TRUE(stored.ok()) << key;
+    const std::string bucket = ledger::keys::TransferBucketKey(kOrg, id);
+    const std::string field = ledger::IndexMember(id);
+    auto stored = pool_->Run({"HGET", bucket, field});
+    ASSERT_TRUE(stored.ok()) << bucket;
     std::optional<ledger_test::StoredTransfer> parsed = ledger_test::ParseStoredTransfer(id, stored->str);
-    ASSERT_TRUE(parsed.has_value()) << key;
+    ASSERT_TRUE(parsed.has_value()) << bucket << " " << id;
     parsed->transfer.mutable_post_time()->set_seconds(two_years_ago);
     ASSERT_TRUE(
-        pool_->Run({"SET", key, ledger_test::WholeStoredTransfer(stored->str, *parsed)}).ok());
+        pool_->Run({"HSET", bucket, field, ledger_test::WholeStoredTransfer(stored->str, *parsed)})
+            .ok());
   }
   loader.join();
   ASSERT_TRUE(load.unknown.empty());

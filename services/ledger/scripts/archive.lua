@@ -1,6 +1,6 @@
 -- Folds the oldest live transfers into the archived checkpoint (one chunk).
 -- KEYS: ckpt, ckpt:bal, journal, arch:dir, arch:meta, arch:c:<chunk id>,
--- then per transfer tx:<id>, acct: and arch:a: of its debit and credit
+-- then per transfer txb:<bucket> and tx:<id>, acct: and arch:a: of its debit and credit
 -- (Archiver::Commit). ARGV: expected through_seq, n, chunk id,
 -- compressed chunk, its sha256, the checkpoint chain after it, raw bytes,
 -- then 4 per transfer in sequence order: id, debit, credit, amount.
@@ -8,7 +8,7 @@
 -- that nothing moved since (another replica's run, a concurrent archive),
 -- then in one atomic step: stores the chunk, adds the movements to the
 -- checkpoint totals, appends each sequence to both accounts' archive index,
--- and removes the transfers' live hash, index entries (either form,
+-- and removes the transfers' live records (remove_tx), index entries (either form,
 -- index_member) and journal lines.
 -- Returns {'OK', new through_seq} or {'RACED', current through_seq}.
 local ckpt = key('ckpt')
@@ -39,7 +39,7 @@ for i = 0, n - 1 do
   local b = T + 4 * i
   local id, debit, credit, amount = ARGV[b], ARGV[b + 1], ARGV[b + 2], tonumber(ARGV[b + 3])
   local packed = seq5(through + i + 1)
-  redis.call('DEL', key('tx:' .. id))
+  remove_tx(id)
   local member = index_member(id)
   redis.call('ZREM', key('acct:' .. debit), member, id)
   redis.call('ZREM', key('acct:' .. credit), member, id)

@@ -15,14 +15,17 @@
 -- Keys (names within the org, after "ledger:{org}:"):
 --   P..'bal'                      HASH account key -> balance
 --   P..'seq'                      counter, the journal sequence
---   P..'tx:'..id                  STRING seq5(seq) .. char(#fp [+128]) .. fp
---                                 (16 raw bytes of the sha256) .. [marker
---                                 byte below 8] serialized Transfer [without
---                                 its id field: +128; its trailing sequence:
---                                 marker 1, its reference when the id names
---                                 it: marker + 2] (read_tx, stored_tx);
---                                 before it a HASH fp (hex), t, seq: read_tx
---                                 reads both
+--   P..'txb:'..tx_bucket(id)      HASH index_member(id) -> seq5(seq) ..
+--                                 char(#fp [+128]) .. fp (16 raw bytes of
+--                                 the sha256) .. [marker byte below 8]
+--                                 serialized Transfer [without its id field:
+--                                 +128; its trailing sequence: marker 1, its
+--                                 reference when the id names it: marker + 2]
+--                                 (read_tx, stored_tx); 64 per org
+--   P..'tx:'..id                  a transfer written before the buckets:
+--                                 STRING, the bucket's value; before it a
+--                                 HASH fp (hex), t, seq. read_tx reads both;
+--                                 never written
 --   P..'acct:'..account           ZSET index_member(transfer id), score = sequence
 --   P..'journal'                  LIST "debit\tcredit\tamount\t" .. index_member(id)
 --   P..'outbox'                   STREAM field event = ledger.v1.LedgerEvent
@@ -40,7 +43,8 @@
 -- balance and is right whatever the outcome).
 --
 -- MAX_BALANCE and MAX_PENDING are defined by the C++ side in front of this
--- file (LedgerStore, from ledger_rules.h). Balances stay within
+-- file (LedgerStore, from ledger_rules.h), and WRITE_TX_KEYS (LedgerStore's
+-- write_transfer_keys: apply() writes tx:<id> instead of the bucket). Balances stay within
 -- +-MAX_BALANCE and amounts within 1e12, so every number here is an integer
 -- a double holds exactly, and no HINCRBY can overflow.
 -- name within the org -> its declared key; AUDIT: "audit:{org}" when declared.
@@ -205,27 +209,26 @@ local function id_of_member(member)
   return 'k' .. hex .. ':' .. string.sub(member, 14)
 end
 
--- A live transfer {fp, body, seq} from either stored form, or nil: a STRING
--- seq5(seq) .. char(#fp + 128 if the body's transfer_id field was left out,
--- the key names it) .. fp (raw bytes, 16 from the C++ side) .. body, or
--- (written before the string form) a HASH {fp (64 hex digits), t, seq},
--- whose fingerprint compares by its first 16 bytes. Since issue 15's
--- packing round the body may start with a marker byte below 8 (stored_tx):
--- 1, its sequence field left out (the last: post appends it; the prefix
--- holds it), + 2, its reference left out (reference_in_id). No serialized
--- Transfer starts with such a byte (field 0 does not exist), so versions
--- before this one fail to parse a marked body (an error, retried) rather
--- than read it without those fields. `body` is always the whole serialized
--- Transfer, byte for byte as it was posted.
-local function read_tx(id)
-  local tx_key = key('tx:' .. id)
-  local v = redis.pcall('GET', tx_key)
-  if type(v) == 'table' and v.err then
-    local h = redis.call('HMGET', tx_key, 'fp', 't', 'seq')
-    if not h[1] then return nil end
-    return {fp = string.sub(unhex(h[1]), 1, 16), body = h[2], seq = tonumber(h[3])}
-  end
-  if not v then return nil end
+-- The bucket (a name for key()) of a transfer id: h = (h * 31 + byte) mod
+-- 65521 over its bytes, mod 64; every step is exact in a double.
+-- ledger::keys::TransferBucket in C++ is the same function.
+local function tx_bucket(id)
+  local h = 0
+  for i = 1, #id do h = (h * 31 + string.byte(id, i)) % 65521 end
+  return 'txb:' .. string.format('%d', h % 64)
+end
+
+-- A live transfer {fp, body, seq} from its stored value: seq5(seq) ..
+-- char(#fp + 128 if the body's transfer_id field was left out, the key or
+-- field names it) .. fp (raw bytes, 16 from the C++ side) .. body. Since
+-- issue 15's packing round the body may start with a marker byte below 8
+-- (stored_tx): 1, its sequence field left out (the last: post appends it;
+-- the prefix holds it), + 2, its reference left out (reference_in_id). No
+-- serialized Transfer starts with such a byte (field 0 does not exist), so
+-- versions before this one fail to parse a marked body (an error, retried)
+-- rather than read it without those fields. `body` is always the whole
+-- serialized Transfer, byte for byte as it was posted.
+local function parse_tx(id, v)
   local b = string.byte(v, 6)
   local n = b % 128
   local body = string.sub(v, 7 + n)
@@ -245,6 +248,43 @@ local function read_tx(id)
   return {fp = string.sub(v, 7, 6 + n), body = body, seq = seq}
 end
 
+-- What read_tx found in this call (false: nothing), so check() and apply()
+-- read a transfer once; apply() and remove_tx() drop what they change.
+local TX_READ = {}
+
+-- A live transfer {fp, body, seq}, or nil: its bucket's field or, written
+-- before the buckets (issue 15), its own key: a STRING of the same value,
+-- or a HASH {fp (64 hex digits), t, seq} whose fingerprint compares by its
+-- first 16 bytes.
+local function read_tx(id)
+  local known = TX_READ[id]
+  if known ~= nil then return known or nil end
+  local found = nil
+  local v = redis.call('HGET', key(tx_bucket(id)), index_member(id))
+  if v then
+    found = parse_tx(id, v)
+  else
+    local tx_key = key('tx:' .. id)
+    v = redis.pcall('GET', tx_key)
+    if type(v) == 'table' and v.err then
+      local h = redis.call('HMGET', tx_key, 'fp', 't', 'seq')
+      if h[1] then
+        found = {fp = string.sub(unhex(h[1]), 1, 16), body = h[2], seq = tonumber(h[3])}
+      end
+    elseif v then
+      found = parse_tx(id, v)
+    end
+  end
+  TX_READ[id] = found or false
+  return found
+end
+
+-- Removes a live transfer in whichever form it is stored (the archive).
+local function remove_tx(id)
+  redis.call('HDEL', key(tx_bucket(id)), index_member(id))
+  redis.call('DEL', key('tx:' .. id))
+  TX_READ[id] = nil
+end
 
 -- What tx:<id> keeps after seq5(seq) (read_tx's format): one STRING, not a
 -- hash with field names (a hashtable: the body is over 64 bytes): 568 ->
@@ -448,8 +488,14 @@ local function apply(t, ctx)
   local seq = redis.call('INCR', key('seq'))
   -- Transfer.sequence is field 9, varint: tag byte 72.
   local full = t.body .. string.char(72) .. varint(seq)
-  redis.call('SET', key('tx:' .. t.id), seq5(seq) .. stored_tx(t))
   local member = index_member(t.id)
+  if WRITE_TX_KEYS then
+    -- A rolling upgrade: replicas of a version before the buckets read only this.
+    redis.call('SET', key('tx:' .. t.id), seq5(seq) .. stored_tx(t))
+  else
+    redis.call('HSET', key(tx_bucket(t.id)), member, seq5(seq) .. stored_tx(t))
+  end
+  TX_READ[t.id] = nil
   redis.call('ZADD', key('acct:' .. t.debit), seq, member)
   redis.call('ZADD', key('acct:' .. t.credit), seq, member)
   redis.call('RPUSH', key('journal'),

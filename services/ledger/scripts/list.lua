@@ -1,6 +1,6 @@
 -- ListTransfers over the live tail and the archive, in one atomic read (so
 -- an archive run between the two parts cannot hide or repeat a transfer).
--- KEYS: acct:<account>, arch:a:<account>, arch:dir, and tx:<id> of the
+-- KEYS: acct:<account>, arch:a:<account>, arch:dir, and txb:<bucket> + tx:<id> of the
 -- page's live transfers (which ones depends on the index: a call without
 -- them answers NEED_KEYS naming them, and writes nothing anyway).
 -- ARGV: account key, before (0: from the newest), limit. Newest first: live transfers have higher sequences than archived

@@ -1,6 +1,6 @@
 -- PostTransfers. KEYS: bal, seq, journal, outbox, the org's registry key
 -- (platform:orgs:{<tag>}, same slot), alw:ver, then per transfer its
--- tx:<id>, acct:<debit>, acct:<credit>, and spent:<person>:<period> (debit
+-- txb:<bucket>, tx:<id>, acct:<debit>, acct:<credit>, and spent:<person>:<period> (debit
 -- kind A) or held:/holds:<person> (E, R; R also the credited giver's spent
 -- counter), and rev:<original> per reversal (LedgerStore::Post).
 -- ARGV: now_ms, event header, period key, allowance limit, spent TTL seconds,
