@@ -160,7 +160,7 @@ absl::StatusOr<std::vector<ArchivedKudos>> Archiver::OldCandidates(const std::st
   std::vector<int64_t> seqs;
   for (const KudosStore::FeedEntry& entry : *ids) {
     seqs.push_back(entry.seq);
-    commands.push_back({"GET", KudosStore::RecordKey(org, RecordKind::kKudos, entry.id)});
+    KudosStore::AddRecordReads(commands, org, entry.id);
     commands.push_back({"LRANGE", KudosStore::BoostsKey(org, entry.id), "0", "-1"});
   }
   std::vector<ArchivedKudos> batch;
@@ -168,8 +168,8 @@ absl::StatusOr<std::vector<ArchivedKudos>> Archiver::OldCandidates(const std::st
   auto replies = pool_.Pipeline(commands);
   if (!replies.ok()) return replies.status();
   for (size_t i = 0; i < seqs.size(); ++i) {
-    const auto& record = (*replies)[2 * i];
-    const auto& boosts = (*replies)[2 * i + 1];
+    const auto& record = KudosStore::RecordReply((*replies)[3 * i], (*replies)[3 * i + 1]);
+    const auto& boosts = (*replies)[3 * i + 2];
     if (!boosts.ok()) return boosts.status();
     auto live = KudosStore::ReadLiveRecord(pool_, org, (*ids)[i].id, record);
     if (!live.ok()) return live.status();
@@ -314,6 +314,7 @@ absl::StatusOr<std::string> Archiver::RunArchiveBatch(const std::string& org,
       const uint64_t digest = IdDigest(id);
       keys.push_back(KudosStore::RecordKey(org, RecordKind::kKudos, id));
       keys.push_back(KudosStore::BoostsKey(org, id));
+      keys.push_back(KudosStore::RecordBucketKey(org, id));
       args.insert(args.end(), {id, KudosStore::FeedMember(id), std::to_string(entry.seq),
                                std::to_string(entry.kudos.boosts_size()),
                                IndexField(digest), IndexRecord(digest, ref),

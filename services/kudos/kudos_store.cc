@@ -114,13 +114,18 @@ return {out, redis.call('ZRANGE', archive_chunks, -1, -1, 'WITHSCORES')}
 // KEYS[1] = a request key: {'P', value} for the packed STRING
 // (KudosStore::PackedRequestValue), the hash's {id, fp} (keys written before,
 // and ids that do not pack). Then, if given, KEYS[2] = the record-keyed
-// record (ARGV[1] its id: KudosIdOfRequest), as begin_recognition.lua reads
-// it: {id, fp}. {} when there is neither.
+// record (ARGV[1] its id: KudosIdOfRequest) and KEYS[3] its bucket (ARGV[2]
+// its field there), as begin_recognition.lua reads them: {id, fp}. {} when
+// there is neither.
 constexpr char kFindRequestLua[] = R"lua(
 local value = redis.pcall('GET', KEYS[1])
 if type(value) == 'string' then return {'P', value} end
 if value then return redis.call('HMGET', KEYS[1], 'id', 'fp') end
 if not KEYS[2] then return {} end
+local committed = redis.call('HGET', KEYS[3], ARGV[2])
+if committed then
+  return {ARGV[1], string.byte(committed, 1) == 2 and string.sub(committed, 2, 9) or ''}
+end
 local type_of = redis.call('TYPE', KEYS[2]).ok
 if type_of == 'hash' then return {ARGV[1], redis.call('HGET', KEYS[2], 'fp') or ''} end
 if type_of ~= 'string' then return {} end
@@ -192,6 +197,10 @@ KudosStore::KudosStore(common::redis::Pool& pool, common::redis::AsyncClient* as
 
 std::string KudosStore::RecordKey(const std::string& org, RecordKind kind, const std::string& id) {
   return Prefix(org) + KindName(kind) + ":" + id;
+}
+
+std::string KudosStore::RecordBucketKey(const std::string& org, const std::string& kudos_id) {
+  return absl::StrCat(Prefix(org), "kb:", common::ids::BucketOfId(kudos_id, kRecordBuckets));
 }
 
 std::string KudosStore::RequestKey(const std::string& org, RecordKind kind,
@@ -489,6 +498,7 @@ std::vector<std::string> KudosStore::BeginKeys(const std::string& org,
   }
   keys.push_back(KudosStore::DirectoryVersionKey(org));
   keys.push_back(KudosStore::ArchiveIndex(org));
+  keys.push_back(KudosStore::RecordBucketKey(org, begin.record_id));
   return keys;
 }
 
@@ -529,6 +539,7 @@ std::vector<std::string> KudosStore::BeginArgs(const BeginRecognition& begin) {
   args.push_back(begin.record_keyed && begin.write_request_key ? "1" : "");
   args.push_back(IndexField(digest));
   args.push_back(IndexRecord(digest, {}).substr(0, 8));
+  args.push_back(FeedMember(begin.record_id));  // its field in the bucket
   return args;
 }
 
@@ -646,7 +657,9 @@ void KudosStore::FindRequestKeys(const std::string& org, RecordKind kind, const 
   if (kind != RecordKind::kKudos) return;
   const std::string id = KudosIdOfRequest(org, actor, request_id);
   keys.push_back(RecordKey(org, kind, id));
+  keys.push_back(RecordBucketKey(org, id));
   args.push_back(id);
+  args.push_back(FeedMember(id));
 }
 
 FinishFields KudosStore::FinishFieldsOf(const BeginRecognition& begin, const std::string& seq) {
@@ -660,7 +673,8 @@ std::vector<std::string> KudosStore::FinishKeys(const std::string& org, RecordKi
   std::vector<std::string> keys = {
       record, KudosStore::PendingKey(org), KudosStore::EventStream(org),
       KudosStore::PairsKey(org, fields.actor, fields.week),
-      kind == RecordKind::kBoost ? KudosStore::BoostsKey(org, fields.kudos_id) : record};
+      kind == RecordKind::kBoost ? KudosStore::BoostsKey(org, fields.kudos_id)
+                                 : KudosStore::RecordBucketKey(org, id)};
   const std::string new_chunk = KudosStore::SealedChunkName(fields.seq);
   for (absl::string_view feed : absl::StrSplit(fields.feeds, ',', absl::SkipEmpty())) {
     const std::string name(feed);
@@ -676,7 +690,8 @@ std::vector<std::string> KudosStore::FinishKeys(const std::string& org, RecordKi
 
 std::vector<std::string> KudosStore::FinishArgs(RecordKind kind, const std::string& id,
                                                 bool commit, const absl::Status& error,
-                                                const FinishFields& fields) {
+                                                const FinishFields& fields,
+                                                bool write_record_key) {
   std::vector<std::string> args = {KindName(kind),
                                    id,
                                    !commit                 ? "ABORTED"
@@ -696,6 +711,7 @@ std::vector<std::string> KudosStore::FinishArgs(RecordKind kind, const std::stri
     args.push_back(chunk);
   }
   args.push_back(FeedMember(id));
+  args.push_back(write_record_key ? "1" : "");
   return args;
 }
 
@@ -737,8 +753,9 @@ absl::StatusOr<std::string> KudosStore::Finish(const std::string& org, RecordKin
                                                const std::string& id, bool commit,
                                                const absl::Status& error, FinishFields fields) {
   for (int attempt = 0; attempt <= kMaxNeedRetries; ++attempt) {
-    absl::StatusOr<Reply> reply = pool_.Eval(finish_, FinishKeys(org, kind, id, fields),
-                                             FinishArgs(kind, id, commit, error, fields));
+    absl::StatusOr<Reply> reply =
+        pool_.Eval(finish_, FinishKeys(org, kind, id, fields),
+                   FinishArgs(kind, id, commit, error, fields, write_record_keys_));
     if (!reply.ok()) return reply.status();
     if (!IsNeed(*reply)) return reply->str;
     if (absl::Status learned = LearnFinishFields(*reply, fields); !learned.ok()) return learned;
@@ -751,10 +768,16 @@ namespace {
 std::vector<common::redis::Command> RecordReads(const std::string& org, RecordKind kind,
                                                 const std::string& id) {
   const std::string key = KudosStore::RecordKey(org, kind, id);
-  return {{"TYPE", key},
-          {"HMGET", key, "pb", "state", "transfers", "kudos_id", "error_code", "error_message",
-           "seq", "feeds", "actor", "week"},
-          {"HEXISTS", key, "zero_pb"}};
+  std::vector<common::redis::Command> reads = {
+      {"TYPE", key},
+      {"HMGET", key, "pb", "state", "transfers", "kudos_id", "error_code", "error_message", "seq",
+       "feeds", "actor", "week"},
+      {"HEXISTS", key, "zero_pb"}};
+  // A committed kudos is a field of its bucket (before the buckets, a STRING).
+  if (kind == RecordKind::kKudos) {
+    reads.push_back({"HEXISTS", KudosStore::RecordBucketKey(org, id), KudosStore::FeedMember(id)});
+  }
+  return reads;
 }
 
 absl::StatusOr<std::optional<Record>> ParseRecord(
@@ -762,7 +785,13 @@ absl::StatusOr<std::optional<Record>> ParseRecord(
   if (!replies.ok()) return replies.status();
   const absl::StatusOr<Reply>& type = (*replies)[0];
   if (!type.ok()) return type.status();
-  if (type->str == "string") {
+  bool in_bucket = false;
+  if (replies->size() > 3) {
+    const absl::StatusOr<Reply>& bucket = (*replies)[3];
+    if (!bucket.ok()) return bucket.status();
+    in_bucket = bucket->integer == 1;
+  }
+  if (in_bucket || type->str == "string") {
     // A committed kudos: its pb alone (finish_recognition.lua).
     Record committed;
     committed.state = "COMMITTED";
@@ -881,16 +910,28 @@ absl::StatusOr<KudosStore::LiveRecord> KudosStore::ReadLiveRecord(
   return LiveFromHash(pool.Run(LegacyRecordRead(org, kudos_id)));
 }
 
+void KudosStore::AddRecordReads(std::vector<common::redis::Command>& commands,
+                                const std::string& org, const std::string& kudos_id) {
+  commands.push_back({"HGET", RecordBucketKey(org, kudos_id), FeedMember(kudos_id)});
+  commands.push_back({"GET", RecordKey(org, RecordKind::kKudos, kudos_id)});
+}
+
+const absl::StatusOr<Reply>& KudosStore::RecordReply(const absl::StatusOr<Reply>& field,
+                                                     const absl::StatusOr<Reply>& key) {
+  if (!field.ok() || !field->is_nil()) return field;
+  return key;
+}
+
 absl::StatusOr<std::vector<std::optional<kudos::v1::Kudos>>> KudosStore::ReadKudos(
     const std::string& org, const std::vector<std::string>& ids) {
-  // Per id: boosts, record, boosts. The archive moves the record and its
-  // boosts at once, so a live record means the boosts read before it are
-  // all of them, and an absent one that the boosts read after it are the
-  // live ones left beside the archived.
+  // Per id: boosts, record (AddRecordReads: two commands), boosts. The
+  // archive moves the record and its boosts at once, so a live record means
+  // the boosts read before it are all of them, and an absent one that the
+  // boosts read after it are the live ones left beside the archived.
   std::vector<common::redis::Command> commands;
   for (const std::string& id : ids) {
     commands.push_back({"LRANGE", Prefix(org) + "boosts:" + id, "0", "-1"});
-    commands.push_back({"GET", Prefix(org) + "kudos:" + id});
+    AddRecordReads(commands, org, id);
     commands.push_back({"LRANGE", Prefix(org) + "boosts:" + id, "0", "-1"});
   }
   std::vector<std::optional<kudos::v1::Kudos>> result;
@@ -898,11 +939,12 @@ absl::StatusOr<std::vector<std::optional<kudos::v1::Kudos>>> KudosStore::ReadKud
   auto replies = pool_.Pipeline(commands);
   if (!replies.ok()) return replies.status();
   for (size_t i = 0; i < ids.size(); ++i) {
-    const absl::StatusOr<Reply>& boosts_before = (*replies)[3 * i];
-    const absl::StatusOr<Reply>& boosts_after = (*replies)[3 * i + 2];
+    const absl::StatusOr<Reply>& boosts_before = (*replies)[4 * i];
+    const absl::StatusOr<Reply>& record = RecordReply((*replies)[4 * i + 1], (*replies)[4 * i + 2]);
+    const absl::StatusOr<Reply>& boosts_after = (*replies)[4 * i + 3];
     if (!boosts_before.ok()) return boosts_before.status();
     if (!boosts_after.ok()) return boosts_after.status();
-    auto live = ReadLiveRecord(pool_, org, ids[i], (*replies)[3 * i + 1]);
+    auto live = ReadLiveRecord(pool_, org, ids[i], record);
     if (!live.ok()) return live.status();
     if (live->committed.has_value()) {
       kudos::v1::Kudos kudos = std::move(live->committed->kudos);
@@ -917,7 +959,7 @@ absl::StatusOr<std::vector<std::optional<kudos::v1::Kudos>>> KudosStore::ReadKud
       continue;
     }
     absl::StatusOr<Reply> boosts_now = boosts_after;
-    if (!(*replies)[3 * i + 1].ok()) {
+    if (!record.ok()) {
       // A hash archived after boosts_after was read: read them again.
       boosts_now = pool_.Run({"LRANGE", Prefix(org) + "boosts:" + ids[i], "0", "-1"});
       if (!boosts_now.ok()) return boosts_now.status();
@@ -1626,7 +1668,7 @@ void KudosStore::FinishAttemptAsync(const std::string& org, RecordKind kind,
                                     FinishFields fields, int retries_left, Deadline deadline,
                                     StoreCallback<std::string> done) {
   std::vector<std::string> keys = FinishKeys(org, kind, id, fields);
-  std::vector<std::string> args = FinishArgs(kind, id, commit, error, fields);
+  std::vector<std::string> args = FinishArgs(kind, id, commit, error, fields, write_record_keys_);
   async().EvalSha(
       finish_, std::move(keys), std::move(args), deadline,
       [this, org, kind, id, commit, error, fields = std::move(fields), retries_left, deadline,
@@ -1668,11 +1710,15 @@ void KudosStore::GetKudosAsync(const std::string& org, const std::string& kudos_
 struct KudosStore::ReadKudosState {
   std::string org;
   std::vector<std::string> ids;
-  PipelineReplies replies;  // per id: boosts, record, boosts
+  PipelineReplies replies;  // per id: boosts, record (two: AddRecordReads), boosts
   KudosList result;
   std::vector<size_t> follow_ups;  // indexes into ids
   Deadline deadline;
   StoreCallback<KudosList> done;
+
+  const absl::StatusOr<Reply>& RecordOf(size_t i) const {
+    return RecordReply(replies[4 * i + 1], replies[4 * i + 2]);
+  }
 };
 
 void KudosStore::ReadKudosAsync(const std::string& org, std::vector<std::string> ids,
@@ -1681,7 +1727,7 @@ void KudosStore::ReadKudosAsync(const std::string& org, std::vector<std::string>
   std::vector<common::redis::Command> commands;
   for (const std::string& id : ids) {
     commands.push_back({"LRANGE", Prefix(org) + "boosts:" + id, "0", "-1"});
-    commands.push_back({"GET", Prefix(org) + "kudos:" + id});
+    AddRecordReads(commands, org, id);
     commands.push_back({"LRANGE", Prefix(org) + "boosts:" + id, "0", "-1"});
   }
   if (commands.empty()) return std::move(done)(KudosList());
@@ -1697,12 +1743,12 @@ void KudosStore::ReadKudosAsync(const std::string& org, std::vector<std::string>
         state->replies = *std::move(replies);
         state->result.resize(state->ids.size());
         for (size_t i = 0; i < state->ids.size(); ++i) {
-          const absl::StatusOr<Reply>& boosts_before = state->replies[3 * i];
-          const absl::StatusOr<Reply>& boosts_after = state->replies[3 * i + 2];
+          const absl::StatusOr<Reply>& boosts_before = state->replies[4 * i];
+          const absl::StatusOr<Reply>& boosts_after = state->replies[4 * i + 3];
           if (!boosts_before.ok()) return std::move(state->done)(boosts_before.status());
           if (!boosts_after.ok()) return std::move(state->done)(boosts_after.status());
           std::optional<absl::StatusOr<LiveRecord>> live =
-              LiveFromGet(state->ids[i], state->replies[3 * i + 1]);
+              LiveFromGet(state->ids[i], state->RecordOf(i));
           if (!live.has_value()) {
             state->follow_ups.push_back(i);  // a hash
             continue;
@@ -1735,7 +1781,7 @@ void KudosStore::ReadKudosFollowUps(std::shared_ptr<ReadKudosState> state, size_
                             ReadKudosFollowUps(std::move(state), next + 1);
                           });
   };
-  if (state->replies[3 * i + 1].ok()) return archived(*state->replies[3 * i + 2]);
+  if (state->RecordOf(i).ok()) return archived(*state->replies[4 * i + 3]);
   // A hash (WRONGTYPE): PENDING, ABORTED, or committed before 334bb16.
   async().Run(
       LegacyRecordRead(state->org, id), state->deadline,
@@ -1745,7 +1791,7 @@ void KudosStore::ReadKudosFollowUps(std::shared_ptr<ReadKudosState> state, size_
         if (live->committed.has_value()) {
           kudos::v1::Kudos kudos = std::move(live->committed->kudos);
           absl::Status boosts_ok;
-          AppendBoosts(*state->replies[3 * i], kudos, boosts_ok);
+          AppendBoosts(*state->replies[4 * i], kudos, boosts_ok);
           if (!boosts_ok.ok()) return std::move(state->done)(boosts_ok);
           state->result[i] = std::move(kudos);
           return ReadKudosFollowUps(std::move(state), next + 1);

@@ -197,6 +197,11 @@ class KudosStore {
   // run (docs/retention-kudos.md, rolling upgrade).
   void set_write_request_keys(bool write) { write_request_keys_ = write; }
   bool write_request_keys() const { return write_request_keys_; }
+  // Committed kudos go to their own key (RecordKey), not their bucket
+  // (--write_record_keys): only while replicas of a version before the
+  // buckets, which read that key alone, still run (docs/retention-kudos.md).
+  void set_write_record_keys(bool write) { write_record_keys_ = write; }
+  bool write_record_keys() const { return write_record_keys_; }
   void GetPeopleAsync(const std::string& org, const std::vector<std::string>& ids,
                       Deadline deadline,
                       StoreCallback<std::map<std::string, kudos::v1::Person>> done);
@@ -292,8 +297,11 @@ class KudosStore {
   static std::vector<std::string> BeginArgs(const BeginRecognition& begin);
   static std::vector<std::string> FinishKeys(const std::string& org, RecordKind kind,
                                              const std::string& id, const FinishFields& fields);
+  // `write_record_key`: a committed kudos goes to its own key (RecordKey)
+  // instead of its bucket (write_record_keys()).
   static std::vector<std::string> FinishArgs(RecordKind kind, const std::string& id, bool commit,
-                                             const absl::Status& error, const FinishFields& fields);
+                                             const absl::Status& error, const FinishFields& fields,
+                                             bool write_record_key = false);
   // The FinishFields of the record `begin` wrote (at `seq`, BeginOutcome::seq).
   static FinishFields FinishFieldsOf(const BeginRecognition& begin, const std::string& seq);
   // How often a call whose script answered 'NEED' (the keys it was given
@@ -420,6 +428,23 @@ class KudosStore {
     return Prefix(org) + "team_members:" + team_id;
   }
   static std::string RecordKey(const std::string& org, RecordKind kind, const std::string& id);
+  // Committed kudos are fields of kRecordBuckets hashes per org
+  // (kb:<BucketOfId(id)>, field FeedMember(id), value what RecordKey held
+  // before: StoredRecordPb), not a key each (issue 15, ~100 B a key).
+  // PENDING and ABORTED records stay hashes under RecordKey; so do kudos
+  // committed before the buckets (a STRING there), which every read still
+  // finds.
+  static constexpr int kRecordBuckets = 64;
+  static std::string RecordBucketKey(const std::string& org, const std::string& kudos_id);
+  // A kudos record's reads in both places, pipelined: its bucket's field
+  // (HGET), then its own key (GET). RecordReply picks the reply that stands
+  // for the record, to read as a GET of the key's was read before the
+  // buckets (ReadLiveRecord): the field when it holds one, else the key's.
+  static void AddRecordReads(std::vector<common::redis::Command>& commands, const std::string& org,
+                             const std::string& kudos_id);
+  static const absl::StatusOr<common::redis::Reply>& RecordReply(
+      const absl::StatusOr<common::redis::Reply>& field,
+      const absl::StatusOr<common::redis::Reply>& key);
   static std::string RequestKey(const std::string& org, RecordKind kind, const std::string& actor,
                                 const std::string& request_id);
   static std::string RateKey(const std::string& org, const std::string& actor,
@@ -597,6 +622,7 @@ class KudosStore {
   common::redis::Script finish_profile_sync_;
   DirectoryCache directory_cache_;
   bool write_request_keys_ = false;
+  bool write_record_keys_ = false;
 };
 
 const char* KindName(RecordKind kind);

@@ -51,6 +51,11 @@ ABSL_FLAG(bool, write_request_keys, false,
           "also write a request key per kudos (kudosreq:<giver>:<request_id>), as versions before "
           "record-keyed kudos did: on only while replicas of such a version still serve "
           "(a rolling upgrade, docs/retention-kudos.md); each key costs 136 B of Redis");
+ABSL_FLAG(bool, write_record_keys, false,
+          "write each committed kudos under its own key (kudos:<id>), as versions before the "
+          "record buckets did, instead of its bucket: on only while replicas of such a version "
+          "still serve (a rolling upgrade, docs/retention-kudos.md); each key costs about 90 B of "
+          "Redis more");
 ABSL_FLAG(bool, feedback_consumer, true,
           "record who each team served from kudos:{org}:events (consumer group 'feedback'); "
           "off only where another kudos replica consumes: once the group exists, the "
@@ -161,6 +166,7 @@ int main(int argc, char** argv) {
       static_cast<size_t>(std::max(0, absl::GetFlag(FLAGS_directory_cache_max_people_warmed)));
   kudos::KudosStore store(pool, &redis, directory_cache);
   store.set_write_request_keys(absl::GetFlag(FLAGS_write_request_keys));
+  store.set_write_record_keys(absl::GetFlag(FLAGS_write_record_keys));
   kudos::KudosWorkflow workflow(store, *ledger, ReconcilerOptionsFromFlags());
   kudos::FeedHubOptions feed_options;
   feed_options.redis = pool_options->endpoint;

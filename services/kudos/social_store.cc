@@ -287,8 +287,11 @@ absl::StatusOr<bool> SocialStore::CloseReports(const std::string& org,
 
 absl::StatusOr<std::optional<kudos::v1::KudosSent>> SocialStore::RecordedSend(
     const std::string& org, const std::string& kudos_id) {
-  absl::StatusOr<Reply> reply =
-      pool_.Run({"GET", KudosStore::RecordKey(org, RecordKind::kKudos, kudos_id)});
+  std::vector<common::redis::Command> reads;
+  KudosStore::AddRecordReads(reads, org, kudos_id);
+  absl::StatusOr<std::vector<absl::StatusOr<Reply>>> replies = pool_.Pipeline(reads);
+  if (!replies.ok()) return replies.status();
+  const absl::StatusOr<Reply>& reply = KudosStore::RecordReply((*replies)[0], (*replies)[1]);
   if (!reply.ok() && absl::StrContains(reply.status().message(), "WRONGTYPE")) return std::nullopt;
   if (!reply.ok()) return reply.status();
   if (reply->is_nil()) return std::nullopt;

@@ -6,7 +6,6 @@
 // (scripts/lib.lua and ledger_archive.h describe what each holds).
 #pragma once
 
-#include <cstdint>
 #include <set>
 #include <string>
 #include <utility>
@@ -14,6 +13,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "common/ids/packed_id.h"
 
 namespace ledger::keys {
 
@@ -34,13 +34,10 @@ inline std::string Transfer(absl::string_view org, absl::string_view transfer_id
 // transfer's IndexMember, value: what Transfer() held), not a key each: a key
 // costs Redis about 100 B of its own (issue 15, docs/retention-ledger.md).
 inline constexpr int kTransferBuckets = 64;
-// The bucket of a transfer id: h = (h * 31 + byte) mod 65521 over its bytes,
-// mod kTransferBuckets (lib.lua's tx_bucket computes the same, exactly, in
-// doubles). Stored transfers depend on it: never change it without moving them.
+// The bucket of a transfer id (common::ids::BucketOfId; lib.lua's tx_bucket
+// computes the same). Stored transfers depend on it: never change it.
 inline int TransferBucket(absl::string_view transfer_id) {
-  uint32_t h = 0;
-  for (unsigned char c : transfer_id) h = (h * 31 + c) % 65521;
-  return static_cast<int>(h % kTransferBuckets);
+  return common::ids::BucketOfId(transfer_id, kTransferBuckets);
 }
 inline std::string TransferBucketKey(absl::string_view org, absl::string_view transfer_id) {
   return absl::StrCat(Prefix(org), "txb:", TransferBucket(transfer_id));

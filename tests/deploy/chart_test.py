@@ -66,6 +66,7 @@ VALUE_SETS = {
     },
     # The rolling upgrade from a version before record-keyed kudos (helm/README.md).
     "kudos-rolling-upgrade": {"services": {"kudos": {"writeRequestKeys": True}}},
+    "kudos-record-buckets-upgrade": {"services": {"kudos": {"writeRecordKeys": True}}},
     # The rolling upgrade from a version before the transfer buckets (helm/README.md).
     "ledger-rolling-upgrade": {"services": {"ledger": {"writeTransferKeys": True}}},
 }

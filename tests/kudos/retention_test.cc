@@ -230,6 +230,24 @@ class RetentionTest : public ::testing::Test {
     return reply.ok() ? reply->integer : -1;
   }
 
+  // A committed kudos's bucket and its field there (KudosStore::RecordBucketKey).
+  std::string Bucket(const std::string& id) { return kudos::KudosStore::RecordBucketKey(kOrg, id); }
+  std::string Field(const std::string& id) { return kudos::KudosStore::FeedMember(id); }
+
+  // Whether the kudos has a live record: its bucket's field, or its own key
+  // (PENDING, ABORTED, or committed before the buckets).
+  bool Live(const std::string& id) {
+    return Integer({"HEXISTS", Bucket(id), Field(id)}) == 1 ||
+           Integer({"EXISTS", kPrefix + "kudos:" + id}) == 1;
+  }
+
+  // Moves a committed kudos from its bucket to its own key, as a version
+  // before the buckets stored it, with `value` there.
+  void MoveToOwnKey(const std::string& id, const std::string& value) {
+    ASSERT_EQ(Integer({"HDEL", Bucket(id), Field(id)}), 1) << id;
+    ASSERT_TRUE(pool_->Run({"SET", kPrefix + "kudos:" + id, value}).ok());
+  }
+
   std::set<std::string> Fields(const std::string& key) {
     auto reply = pool_->Run({"HKEYS", key});
     EXPECT_TRUE(reply.ok()) << reply.status();
@@ -437,7 +455,7 @@ TEST_F(RetentionTest, IdempotencyKey_RequestKeysWrittenBeforeStillAnswerRetries)
               grpc::StatusCode::ALREADY_EXISTS);
   }
   // No record was made under old1's own id.
-  EXPECT_EQ(Integer({"EXISTS", kPrefix + "kudos:" + kudos::KudosIdOfRequest(kOrg, "alice", "old1")}), 0);
+  EXPECT_FALSE(Live(kudos::KudosIdOfRequest(kOrg, "alice", "old1")));
   // A boost's id does not pack: its request key stays the hash.
   ASSERT_TRUE(Boost("carol", first.kudos_id(), "b1").ok());
   auto type = pool_->Run({"TYPE", kPrefix + "boostreq:carol:b1"});
@@ -483,16 +501,75 @@ TEST_F(RetentionTest, IdempotencyKey_WrittenAlongsideTheRecordOnlyWhenAskedFor) 
   }
 }
 
+// Committed kudos are fields of kRecordBuckets hashes per org, not a key
+// each. During a rolling upgrade (--write_record_keys) they go to their own
+// key instead, which a version before the buckets reads; either way a
+// second begin and a second finish find the committed record.
+TEST_F(RetentionTest, RecordBuckets_ACommittedKudosIsABucketFieldOrItsOwnKeyOnlyWhenAskedFor) {
+  for (bool write : {false, true}) {
+    const std::string request_id = write ? "k1" : "k0";
+    kudos::BeginRecognition begin;
+    begin.kind = kudos::RecordKind::kKudos;
+    begin.actor = "alice";
+    begin.request_id = request_id;
+    begin.fingerprint = std::string(64, 'b');
+    begin.record_id = kudos::KudosIdOfRequest(kOrg, "alice", request_id);
+    begin.record_pb = "pb";
+    begin.now_ms = absl::ToUnixMillis(absl::Now());
+    begin.minute_key = std::to_string(begin.now_ms / 60000);
+    begin.rate_limit = 1000;
+    begin.retry_after_seconds = 1;
+    begin.week_key = "2026-W48";
+    begin.pair_cap = 1000;
+    begin.recipients = {"bob"};
+    begin.event_pb = "event";
+    begin.reconcile_at_ms = begin.now_ms + 60000;
+    begin.idempotency_ttl_s = 86400;
+    begin.record_keyed = true;
+    auto outcome = store_->Begin(kOrg, begin);
+    ASSERT_TRUE(outcome.ok()) << outcome.status();
+    ASSERT_TRUE(outcome->is_new);
+    store_->set_write_record_keys(write);
+    const kudos::FinishFields fields = kudos::KudosStore::FinishFieldsOf(begin, outcome->seq);
+    auto finished = store_->Finish(kOrg, kudos::RecordKind::kKudos, begin.record_id, true,
+                                   absl::OkStatus(), fields);
+    store_->set_write_record_keys(false);
+    ASSERT_TRUE(finished.ok()) << finished.status();
+    EXPECT_EQ(*finished, "COMMITTED");
+    const std::string own_key = kPrefix + "kudos:" + begin.record_id;
+    EXPECT_EQ(Integer({"HEXISTS", Bucket(begin.record_id), Field(begin.record_id)}), write ? 0 : 1);
+    EXPECT_EQ(pool_->Run({"TYPE", own_key})->str, write ? "string" : "none");
+    EXPECT_TRUE(Live(begin.record_id));
+    auto again = store_->Begin(kOrg, begin);
+    ASSERT_TRUE(again.ok()) << again.status();
+    EXPECT_FALSE(again->is_new) << "a retry finds the committed record";
+    EXPECT_EQ(again->record_id, begin.record_id);
+    auto finished_again = store_->Finish(kOrg, kudos::RecordKind::kKudos, begin.record_id, true,
+                                         absl::OkStatus(), fields);
+    ASSERT_TRUE(finished_again.ok()) << finished_again.status();
+    EXPECT_EQ(*finished_again, "COMMITTED");
+    auto record = store_->GetRecord(kOrg, kudos::RecordKind::kKudos, begin.record_id);
+    ASSERT_TRUE(record.ok()) << record.status();
+    ASSERT_TRUE(record->has_value());
+    EXPECT_EQ((*record)->state, "COMMITTED");
+  }
+  // The buckets are the bound: no other key holds a committed kudos.
+  std::set<std::string> buckets;
+  for (int i = 0; i < 400; ++i) {
+    buckets.insert(Bucket(kudos::KudosIdOfRequest(kOrg, "alice", absl::StrCat("r", i))));
+  }
+  EXPECT_EQ(buckets.size(), static_cast<size_t>(kudos::KudosStore::kRecordBuckets));
+}
+
 TEST_F(RetentionTest, CommittedRecord_KeepsNoCommitOnlyFieldsAndReadsBackByteIdentical) {
   kudos::v1::Kudos sent;
   ASSERT_TRUE(Send("alice", "r1", {"bob", "olga"}, "teamwork", &sent).ok());
-  // The record is the kudos and its teams, nothing else (a STRING: no
-  // transfers, event, feeds, caps or reconcile fields).
+  // The record is the kudos and its teams, nothing else (no transfers,
+  // event, feeds, caps or reconcile fields): a field of its bucket, no key
+  // of its own.
   const std::string record = kPrefix + "kudos:" + sent.kudos_id();
-  auto type = pool_->Run({"TYPE", record});
-  ASSERT_TRUE(type.ok());
-  EXPECT_EQ(type->str, "string");
-  auto value = pool_->Run({"GET", record});
+  EXPECT_EQ(Integer({"EXISTS", record}), 0);
+  auto value = pool_->Run({"HGET", Bucket(sent.kudos_id()), Field(sent.kudos_id())});
   ASSERT_TRUE(value.ok());
   // The marker, the request's fingerprint (8 bytes), then the KudosSent
   // without the id its key names (StoredRecordPb): a version before this one
@@ -508,19 +585,27 @@ TEST_F(RetentionTest, CommittedRecord_KeepsNoCommitOnlyFieldsAndReadsBackByteIde
   EXPECT_EQ(stored.kudos().SerializeAsString(), sent.SerializeAsString());
   EXPECT_EQ(stored.giver_team_id(), "eng");
   EXPECT_EQ(stored.recipient_team_ids().at("olga"), "ops");
-  EXPECT_EQ(Integer({"TTL", record}), -1);  // a committed kudos stays until archived
+  // A committed kudos stays until archived.
+  EXPECT_EQ(Integer({"TTL", Bucket(sent.kudos_id())}), -1);
   EXPECT_EQ(GetKudosBytes(sent.kudos_id()), sent.SerializeAsString());
-  // As versions before wrote it, with the id, then without it: read alike.
-  ASSERT_TRUE(pool_->Run({"SET", record, stored.SerializeAsString()}).ok());
+  const int64_t bucket_bytes = Integer({"MEMORY", "USAGE", Bucket(sent.kudos_id())});
+  std::printf("committed kudos record: %lld bytes of Redis memory (MEMORY USAGE of its bucket)\n",
+              static_cast<long long>(bucket_bytes));
+  EXPECT_LT(bucket_bytes, 400);  // was ~1,900 with the commit-only blobs
+  // As versions before wrote it, under its own key: with the id, without
+  // it, and with the fingerprint: read alike.
+  MoveToOwnKey(sent.kudos_id(), stored.SerializeAsString());
   EXPECT_EQ(GetKudosBytes(sent.kudos_id()), sent.SerializeAsString());
   ASSERT_TRUE(pool_->Run({"SET", record, kudos::KudosStore::kIdLeftOutMarker +
                                              value->str.substr(header)}).ok());
   EXPECT_EQ(GetKudosBytes(sent.kudos_id()), sent.SerializeAsString());
   ASSERT_TRUE(pool_->Run({"SET", record, value->str}).ok());
-  const int64_t record_bytes = Integer({"MEMORY", "USAGE", record});
-  std::printf("committed kudos record: %lld bytes of Redis memory (MEMORY USAGE)\n",
-              static_cast<long long>(record_bytes));
-  EXPECT_LT(record_bytes, 400);  // was ~1,900 with the commit-only blobs
+  EXPECT_EQ(GetKudosBytes(sent.kudos_id()), sent.SerializeAsString());
+  // Its retry finds it there too, and another payload is refused.
+  kudos::v1::Kudos retried;
+  ASSERT_TRUE(Send("alice", "r1", {"bob", "olga"}, "teamwork", &retried).ok());
+  EXPECT_EQ(retried.SerializeAsString(), sent.SerializeAsString());
+  EXPECT_EQ(Send("alice", "r1", {"bob"}, "teamwork").error_code(), grpc::StatusCode::ALREADY_EXISTS);
 
   // A committed boost keeps only its state, for retries within the window.
   ASSERT_TRUE(Boost("carol", sent.kudos_id(), "b1").ok());
@@ -570,7 +655,7 @@ TEST_F(RetentionTest, Archive_500DaysLaterEveryReadReturnsExactlyWhatItReturnedB
   EXPECT_GT(first->bytes_written, 0);
   EXPECT_EQ(ArchiveAll(archiver, later), 26);
   for (const std::string& id : ids) {
-    EXPECT_EQ(Integer({"EXISTS", kPrefix + "kudos:" + id}), 0) << id;
+    EXPECT_FALSE(Live(id)) << id;
   }
   EXPECT_EQ(Integer({"ZCARD", kPrefix + "feed:all"}), 0);
   EXPECT_EQ(Integer({"ZCARD", kPrefix + "feed:recipient:bob"}), 0);
@@ -602,7 +687,7 @@ TEST_F(RetentionTest, Archive_500DaysLaterEveryReadReturnsExactlyWhatItReturnedB
   grpc::Status reused = Send("alice", "r0", {"bob"}, "teamwork");
   EXPECT_EQ(reused.error_code(), grpc::StatusCode::ALREADY_EXISTS);
   EXPECT_NE(reused.error_message().find("archived"), std::string::npos) << reused.error_message();
-  EXPECT_EQ(Integer({"EXISTS", kPrefix + "kudos:" + ids[0]}), 0);
+  EXPECT_FALSE(Live(ids[0]));
   // An unknown id is still NOT_FOUND.
   get.set_kudos_id("k0000000000000000deadbeef");
   EXPECT_EQ(kudos_stub_->GetKudos(Context(MintToken(kOrg, "bob")).get(), get, &got).error_code(),
@@ -617,8 +702,9 @@ TEST_F(RetentionTest, UpgradedHashRecord_ReadsBoostsAndArchivesExactlyLikeAStrin
   const auto before = Snapshot(ids);
   for (size_t i = 0; i < ids.size(); i += 2) {  // every other one, as the old scripts left it
     const std::string record = kPrefix + "kudos:" + ids[i];
-    auto value = pool_->Run({"GET", record});
+    auto value = pool_->Run({"HGET", Bucket(ids[i]), Field(ids[i])});
     ASSERT_TRUE(value.ok()) << value.status();
+    ASSERT_EQ(Integer({"HDEL", Bucket(ids[i]), Field(ids[i])}), 1);
     absl::StatusOr<kudos::v1::KudosSent> parsed = kudos::KudosStore::ParseStoredRecord(ids[i], value->str);
     ASSERT_TRUE(parsed.ok()) << parsed.status();
     const kudos::v1::KudosSent& sent = *parsed;
@@ -657,7 +743,7 @@ TEST_F(RetentionTest, UpgradedHashRecord_ReadsBoostsAndArchivesExactlyLikeAStrin
   kudos::Archiver archiver(*pool_, *store_, Options(5, 4, 3));
   EXPECT_EQ(ArchiveAll(archiver, absl::Now() + absl::Hours(24) * 500), 12);
   for (const std::string& id : ids) {
-    EXPECT_EQ(Integer({"EXISTS", kPrefix + "kudos:" + id}), 0) << id;
+    EXPECT_FALSE(Live(id)) << id;
   }
   EXPECT_EQ(Snapshot(ids), boosted_before);
 }
@@ -737,7 +823,7 @@ TEST_F(RetentionTest, Archive_PagesContinueFromLiveKudosIntoArchivedOnesInTheSam
   EXPECT_EQ(ArchiveAll(archiver, boundary + absl::Hours(24) * 400), 20);
   EXPECT_EQ(Integer({"ZCARD", kPrefix + "feed:all"}), 15);
   EXPECT_EQ(Snapshot(ids), before);
-  for (const std::string& id : new_ids) EXPECT_EQ(Integer({"EXISTS", kPrefix + "kudos:" + id}), 1);
+  for (const std::string& id : new_ids) EXPECT_TRUE(Live(id)) << id;
 }
 
 TEST_F(RetentionTest, Archive_NeverTakesAPendingKudosWhichReadsInItsPlaceOnceCommitted) {
@@ -783,7 +869,7 @@ TEST_F(RetentionTest, Archive_NeverTakesAPendingKudosWhichReadsInItsPlaceOnceCom
   }
   // Committed below the archive's top, it stays live (documented).
   EXPECT_EQ(ArchiveAll(archiver, later), 0);
-  EXPECT_EQ(Integer({"EXISTS", kPrefix + "kudos:" + committed.kudos_id()}), 1);
+  EXPECT_TRUE(Live(committed.kudos_id()));
 }
 
 // The ids ListKudos returns for `filter`, every page of `page_size`.

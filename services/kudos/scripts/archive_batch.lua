@@ -6,14 +6,15 @@
 -- Every key it touches is in KEYS (Archiver::ArchiveMonth computes them):
 -- KEYS[1] = archive:chunks  KEYS[2] = archive:months  KEYS[3] = archive:index
 -- KEYS[4] = archive:<month>:<chunk> (the chunk written)
--- then per kudos: its record (kudos:<id>), its boosts list (boosts:<id>), and
---   per feed of it: the head, its chunk list (<feed>#), and <feed>#<chunk>
+-- then per kudos: its record (kudos:<id>), its boosts list (boosts:<id>), its
+--   bucket (kb:<n>, KudosStore::RecordBucketKey), and per feed of it: the head, its chunk list (<feed>#), and <feed>#<chunk>
 --   of the sealed chunk the caller found holding the kudos (the head again
 --   when none)
 -- ARGV: month (YYYY-MM), chunk (number in the month), chunk_bytes, max_seq,
 --       min_new_seq, expected_score ('' = a new chunk, else the open chunk's
 --       current score), n, then n times: id, feed member (KudosStore::FeedMember:
---       the id packed; entries written before the packing hold the id itself),
+--       the id packed; entries written before the packing hold the id itself;
+--       also the kudos's field in its bucket),
 --       seq, boosts_archived, index_field, index_record, feed_count, then
 --       feed_count times: feed, chunk ('' = none)
 -- Returns 'OK', 'CONFLICT', or 'NEED' (nothing written) when a kudos is in a
@@ -49,26 +50,29 @@ end
 local items, i, k = {}, 8, 5
 for item = 1, n do
   local nf = tonumber(ARGV[i + 6])
-  local record, boosts = KEYS[k], KEYS[k + 1]
-  -- Committed kudos are STRINGs, or hashes in state COMMITTED from before
-  -- 334bb16; gone (archived by another replica) or another hash is a conflict.
-  local kind = redis.call('TYPE', record).ok
-  if kind == 'hash' then
-    if redis.call('HGET', record, 'state') ~= 'COMMITTED' then return 'CONFLICT' end
-  elseif kind ~= 'string' then
-    return 'CONFLICT'
+  local record, boosts, bucket = KEYS[k], KEYS[k + 1], KEYS[k + 2]
+  -- Committed kudos are fields of their bucket; before the buckets STRINGs,
+  -- or hashes in state COMMITTED from before 334bb16. Gone (archived by
+  -- another replica) or another hash is a conflict.
+  if redis.call('HEXISTS', bucket, ARGV[i + 1]) == 0 then
+    local kind = redis.call('TYPE', record).ok
+    if kind == 'hash' then
+      if redis.call('HGET', record, 'state') ~= 'COMMITTED' then return 'CONFLICT' end
+    elseif kind ~= 'string' then
+      return 'CONFLICT'
+    end
   end
   local places = {}
   for f = 1, nf do
-    local at = k + 2 + 3 * (f - 1)
+    local at = k + 3 + 3 * (f - 1)
     local place = locate(KEYS[at], KEYS[at + 1], ARGV[i + 6 + 2 * f], KEYS[at + 2], ARGV[i + 2], ARGV[i],
       ARGV[i + 1])
     if not place then return 'NEED' end
     places[f] = place
   end
-  items[item] = {at = i, record = record, boosts = boosts, places = places}
+  items[item] = {at = i, record = record, boosts = boosts, bucket = bucket, places = places}
   i = i + 7 + 2 * nf
-  k = k + 2 + 3 * nf
+  k = k + 3 + 3 * nf
 end
 
 redis.call('SET', chunk_key, bytes)
@@ -78,6 +82,7 @@ local add = {}
 for _, item in ipairs(items) do
   local at = item.at
   local id, member, boosts, field = ARGV[at], ARGV[at + 1], tonumber(ARGV[at + 3]), ARGV[at + 4]
+  redis.call('HDEL', item.bucket, member)
   redis.call('DEL', item.record)
   -- Boosts committed since the batch was read stay live, after the archived ones.
   if boosts > 0 then redis.call('LTRIM', item.boosts, boosts, -1) end

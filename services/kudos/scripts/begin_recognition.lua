@@ -6,7 +6,8 @@
 --   [3] pairs:<actor>:<week_key>, [4] seq, [5] the record (<kind>:<id>),
 --   [6] pending, [6 + i] pair:<actor>:<recipient_i>:<week_key> (the counters
 --   before the pairs hash, still read) for i = 1..n, [7 + n] directory_version,
---   [8 + n] archive:index
+--   [8 + n] archive:index, [9 + n] kb:<bucket> (the bucket a committed kudos
+--   of this id would be in, KudosStore::RecordBucketKey)
 -- ARGV: kind ("kudos"|"boost"), actor, request_id, fingerprint, record_id,
 --       record_pb, now_ms, minute_key, rate_limit, retry_after_s, week_key,
 --       pair_cap, points, kudos_id (boosts), n, recipient_1..recipient_n,
@@ -27,7 +28,8 @@
 --       record_keyed ('1': the id follows from the request, KudosIdOfRequest,
 --       so the record answers a retry and no request key is written unless
 --       write_request_key is '1'), write_request_key, archive_field and
---       archive_digest (where the archive's index would name the id)
+--       archive_digest (where the archive's index would name the id),
+--       record_member (the id's field in its bucket, KudosStore::FeedMember)
 -- Returns {'NEW', id, fp, seq}, {'EXISTING', id, fp} (a hash request key, or
 -- the record-keyed record itself), {'EXISTING_PACKED', value} (a STRING
 -- request key), {'ARCHIVED', id} (a record-keyed kudos already archived) or
@@ -48,11 +50,17 @@ local directory_version = ARGV[23 + n] or ''
 local packed_request = ARGV[24 + n] or ''
 local record_keyed, write_request_key = ARGV[25 + n] == '1', ARGV[26 + n] == '1'
 local archive_field, archive_digest = ARGV[27 + n] or '', ARGV[28 + n] or ''
+local record_member = ARGV[29 + n] or id
 
 -- A record-keyed kudos is its own request key: a PENDING or ABORTED hash
--- keeps the stored fingerprint, a committed STRING starts with the marker
--- '\2' and the fingerprint's first 8 bytes (KudosStore::StoredRecordPb).
+-- keeps the stored fingerprint, a committed one (its bucket's field, or a
+-- STRING under its own key when committed before the buckets) starts with
+-- the marker '\2' and the fingerprint's first 8 bytes (KudosStore::StoredRecordPb).
 local function existing_record()
+  local committed = redis.call('HGET', KEYS[9 + n], record_member)
+  if committed then
+    return {'EXISTING', id, string.byte(committed, 1) == 2 and string.sub(committed, 2, 9) or ''}
+  end
   local type_of = redis.call('TYPE', record).ok
   if type_of == 'hash' then return {'EXISTING', id, redis.call('HGET', record, 'fp') or ''} end
   if type_of ~= 'string' then return nil end

@@ -1,16 +1,17 @@
 -- Last step of a kudos or a boost, once the ledger answered: COMMITTED
 -- (indexes, event) or ABORTED (caps released). Only a PENDING record moves,
 -- so a retry racing the reconciler finishes it exactly once.
--- What only the commit needed leaves the record: a committed kudos becomes a
--- STRING holding its pb alone (a kudos.v1.KudosSent: the kudos and its teams;
--- a hash with a pb over 64 bytes is a hashtable, twice the memory); a
+-- What only the commit needed leaves the record: a committed kudos becomes
+-- its pb alone (a kudos.v1.KudosSent: the kudos and its teams), a field of
+-- its bucket (a STRING under its own key before the buckets); a
 -- committed boost (its pb is in the kudos's boosts list) and an aborted
 -- record stay hashes of their state (and error; an aborted kudos its
 -- fingerprint too) for retries, and expire with the retry window (ttl_s).
 -- Every key it touches is in KEYS (KudosStore::FinishKeys), computed by the
 -- caller from what the record holds (ARGV 6-10, which the script checks):
 -- KEYS[1] = the record (<kind>:<id>)  KEYS[2] = pending  KEYS[3] = the event stream
--- KEYS[4] = pairs:<actor>:<week>  KEYS[5] = boosts:<kudos_id> (a kudos: KEYS[1] again)
+-- KEYS[4] = pairs:<actor>:<week>  KEYS[5] = boosts:<kudos_id> (a kudos: its bucket
+--   kb:<n>, KudosStore::RecordBucketKey, where it goes once committed)
 -- per feed i of ARGV[6] (in its order): KEYS[3 + 3i] = the head, KEYS[4 + 3i] =
 --   its chunk list (<feed>#), KEYS[5 + 3i] = <feed>#<ARGV[11]>, the chunk a
 --   seal by this commit creates
@@ -23,7 +24,9 @@
 --       week (the record's fields the keys were computed from), new chunk name,
 --       n_late, then n_late times: feed, chunk (the sealed chunks a seal by
 --       this commit moves late entries into), then the id's feed member
---       (KudosStore::FeedMember: a kudos id packed into 13 bytes; absent = the id)
+--       (KudosStore::FeedMember: a kudos id packed into 13 bytes; absent = the id),
+--       also its field in the bucket, then write_record_key ('1': a committed
+--       kudos goes to KEYS[1], as before the buckets: a rolling upgrade)
 -- Returns the state after the call, or {'NEED', seq, feeds, kudos_id, actor,
 -- week, [feed, chunk]...} with nothing written when the keys passed are not
 -- the ones the record needs: call again with the keys of those fields (and
@@ -35,6 +38,7 @@ if without_points then outcome = 'COMMITTED' end
 local n_feeds_declared = 0
 for _ in string.gmatch(ARGV[6], '[^,]+') do n_feeds_declared = n_feeds_declared + 1 end
 local member = ARGV[13 + 2 * tonumber(ARGV[12])] or id
+local write_record_key = ARGV[14 + 2 * tonumber(ARGV[12])] == '1'
 local late_keys = {}  -- feed -> chunk -> key
 for j = 1, tonumber(ARGV[12]) do
   local feed, chunk = ARGV[11 + 2 * j], ARGV[12 + 2 * j]
@@ -108,6 +112,7 @@ local function apply_seal(head, dir, new_chunk, plan)
   redis.call('ZREMRANGEBYRANK', head, 0, 63)
 end
 
+if kind == 'kudos' and redis.call('HEXISTS', boosts, member) == 1 then return 'COMMITTED' end
 if redis.call('TYPE', record).ok == 'string' then return 'COMMITTED' end
 local state = redis.call('HGET', record, 'state')
 if not state then
@@ -190,7 +195,11 @@ if outcome == 'COMMITTED' then
   end
   if kind == 'kudos' then
     redis.call('DEL', record)
-    redis.call('SET', record, pb)
+    if write_record_key then
+      redis.call('SET', record, pb)
+    else
+      redis.call('HSET', boosts, member, pb)  -- KEYS[5]: the bucket
+    end
     return 'COMMITTED'
   end
   redis.call('HDEL', record, 'pb', unpack(commit_only))
