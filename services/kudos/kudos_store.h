@@ -7,7 +7,9 @@
 //                                        (the replicas' DirectoryCache, directory_cache.h)
 //   kudos:{org}:kudos:<id>, boost:<id>   hash {pb, state, seq, transfers, event, ...,
 //                                        reconcile_attempts, reconcile_error, dead_letter_time}
-//                                        while PENDING; a committed kudos becomes a STRING:
+//                                        while PENDING; a committed kudos becomes a field of
+//                                        kb:<n> (RecordBucketKey; before the buckets, or with
+//                                        --write_record_keys, a STRING under its own key):
 //                                        serialized KudosSent (the kudos and its teams);
 //                                        committed boosts and aborted records keep
 //                                        {state[, error_code, error_message]} (an aborted kudos

@@ -230,6 +230,30 @@ class RetentionTest : public ::testing::Test {
     return reply.ok() ? reply->integer : -1;
   }
 
+  // A record-keyed kudos from alice to bob, begun at the store (no ledger).
+  kudos::BeginRecognition RecordKeyedBegin(const std::string& request_id,
+                                           const std::string& fingerprint) {
+    kudos::BeginRecognition begin;
+    begin.kind = kudos::RecordKind::kKudos;
+    begin.actor = "alice";
+    begin.request_id = request_id;
+    begin.fingerprint = fingerprint;
+    begin.record_id = kudos::KudosIdOfRequest(kOrg, "alice", request_id);
+    begin.record_pb = "pb";
+    begin.now_ms = absl::ToUnixMillis(absl::Now());
+    begin.minute_key = std::to_string(begin.now_ms / 60000);
+    begin.rate_limit = 1000;
+    begin.retry_after_seconds = 1;
+    begin.week_key = "2026-W48";
+    begin.pair_cap = 1000;
+    begin.recipients = {"bob"};
+    begin.event_pb = "event";
+    begin.reconcile_at_ms = begin.now_ms + 60000;
+    begin.idempotency_ttl_s = 86400;
+    begin.record_keyed = true;
+    return begin;
+  }
+
   // A committed kudos's bucket and its field there (KudosStore::RecordBucketKey).
   std::string Bucket(const std::string& id) { return kudos::KudosStore::RecordBucketKey(kOrg, id); }
   std::string Field(const std::string& id) { return kudos::KudosStore::FeedMember(id); }
@@ -468,24 +492,7 @@ TEST_F(RetentionTest, IdempotencyKey_RequestKeysWrittenBeforeStillAnswerRetries)
 TEST_F(RetentionTest, IdempotencyKey_WrittenAlongsideTheRecordOnlyWhenAskedFor) {
   for (bool write : {false, true}) {
     const std::string request_id = write ? "w1" : "w0";
-    kudos::BeginRecognition begin;
-    begin.kind = kudos::RecordKind::kKudos;
-    begin.actor = "alice";
-    begin.request_id = request_id;
-    begin.fingerprint = std::string(64, 'a');
-    begin.record_id = kudos::KudosIdOfRequest(kOrg, "alice", request_id);
-    begin.record_pb = "pb";
-    begin.now_ms = absl::ToUnixMillis(absl::Now());
-    begin.minute_key = std::to_string(begin.now_ms / 60000);
-    begin.rate_limit = 1000;
-    begin.retry_after_seconds = 1;
-    begin.week_key = "2026-W48";
-    begin.pair_cap = 1000;
-    begin.recipients = {"bob"};
-    begin.event_pb = "event";
-    begin.reconcile_at_ms = begin.now_ms + 60000;
-    begin.idempotency_ttl_s = 86400;
-    begin.record_keyed = true;
+    kudos::BeginRecognition begin = RecordKeyedBegin(request_id, std::string(64, 'a'));
     begin.write_request_key = write;
     auto outcome = store_->Begin(kOrg, begin);
     ASSERT_TRUE(outcome.ok()) << outcome.status();
@@ -508,24 +515,7 @@ TEST_F(RetentionTest, IdempotencyKey_WrittenAlongsideTheRecordOnlyWhenAskedFor) 
 TEST_F(RetentionTest, RecordBuckets_ACommittedKudosIsABucketFieldOrItsOwnKeyOnlyWhenAskedFor) {
   for (bool write : {false, true}) {
     const std::string request_id = write ? "k1" : "k0";
-    kudos::BeginRecognition begin;
-    begin.kind = kudos::RecordKind::kKudos;
-    begin.actor = "alice";
-    begin.request_id = request_id;
-    begin.fingerprint = std::string(64, 'b');
-    begin.record_id = kudos::KudosIdOfRequest(kOrg, "alice", request_id);
-    begin.record_pb = "pb";
-    begin.now_ms = absl::ToUnixMillis(absl::Now());
-    begin.minute_key = std::to_string(begin.now_ms / 60000);
-    begin.rate_limit = 1000;
-    begin.retry_after_seconds = 1;
-    begin.week_key = "2026-W48";
-    begin.pair_cap = 1000;
-    begin.recipients = {"bob"};
-    begin.event_pb = "event";
-    begin.reconcile_at_ms = begin.now_ms + 60000;
-    begin.idempotency_ttl_s = 86400;
-    begin.record_keyed = true;
+    kudos::BeginRecognition begin = RecordKeyedBegin(request_id, std::string(64, 'b'));
     auto outcome = store_->Begin(kOrg, begin);
     ASSERT_TRUE(outcome.ok()) << outcome.status();
     ASSERT_TRUE(outcome->is_new);
