@@ -7,9 +7,9 @@
 -- KEYS[1] = archive:chunks  KEYS[2] = archive:months  KEYS[3] = archive:index
 -- KEYS[4] = archive:<month>:<chunk> (the chunk written)
 -- then per kudos: its record (kudos:<id>), its boosts list (boosts:<id>), its
---   bucket (kb:<n>, KudosStore::RecordBucketKey), and per feed of it: the head, its chunk list (<feed>#), and <feed>#<chunk>
---   of the sealed chunk the caller found holding the kudos (the head again
---   when none)
+--   bucket (kb:<n>, KudosStore::RecordBucketKey), and per feed of it: the
+--   head, its chunk list (<feed>#), and <feed>#<chunk> of the sealed chunk
+--   the caller found holding the kudos (the head again when none)
 -- ARGV: month (YYYY-MM), chunk (number in the month), chunk_bytes, max_seq,
 --       min_new_seq, expected_score ('' = a new chunk, else the open chunk's
 --       current score), n, then n times: id, feed member (KudosStore::FeedMember:

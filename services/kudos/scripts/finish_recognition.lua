@@ -33,6 +33,7 @@
 -- those late chunks declared).
 local record, pending, events, pairs_key, boosts = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local kind, id, outcome = ARGV[1], ARGV[2], ARGV[3]
+local bucket = kind == 'kudos' and KEYS[5] or nil  -- a kudos's KEYS[5]
 local without_points = outcome == 'COMMITTED_WITHOUT_POINTS'
 if without_points then outcome = 'COMMITTED' end
 local n_feeds_declared = 0
@@ -112,7 +113,7 @@ local function apply_seal(head, dir, new_chunk, plan)
   redis.call('ZREMRANGEBYRANK', head, 0, 63)
 end
 
-if kind == 'kudos' and redis.call('HEXISTS', boosts, member) == 1 then return 'COMMITTED' end
+if bucket and redis.call('HEXISTS', bucket, member) == 1 then return 'COMMITTED' end
 if redis.call('TYPE', record).ok == 'string' then return 'COMMITTED' end
 local state = redis.call('HGET', record, 'state')
 if not state then
@@ -198,7 +199,7 @@ if outcome == 'COMMITTED' then
     if write_record_key then
       redis.call('SET', record, pb)
     else
-      redis.call('HSET', boosts, member, pb)  -- KEYS[5]: the bucket
+      redis.call('HSET', bucket, member, pb)
     end
     return 'COMMITTED'
   end

@@ -45,8 +45,8 @@
 --
 -- MAX_BALANCE and MAX_PENDING are defined by the C++ side in front of this
 -- file (LedgerStore, from ledger_rules.h), and WRITE_TX_KEYS (LedgerStore's
--- write_transfer_keys: apply() writes tx:<id> instead of the bucket). Balances stay within
--- +-MAX_BALANCE and amounts within 1e12, so every number here is an integer
+-- write_transfer_keys: apply() writes tx:<id> instead of the bucket).
+-- Balances stay within +-MAX_BALANCE and amounts within 1e12, so every number here is an integer
 -- a double holds exactly, and no HINCRBY can overflow.
 -- name within the org -> its declared key; AUDIT: "audit:{org}" when declared.
 local DECLARED, AUDIT = {}, nil
@@ -221,7 +221,8 @@ end
 
 -- A live transfer {fp, body, seq} from its stored value: seq5(seq) ..
 -- char(#fp + 128 if the body's transfer_id field was left out, the key or
--- field names it) .. fp (raw bytes, 16 from the C++ side) .. body. Since
+-- field names it) .. fp (raw bytes: 8 in a bucket, 16 under tx:<id>) ..
+-- body. Since
 -- issue 15's packing round the body may start with a marker byte below 8
 -- (stored_tx): 1, its sequence field left out (the last: post appends it;
 -- the prefix holds it), + 2, its reference left out (reference_in_id). No
@@ -287,9 +288,10 @@ local function remove_tx(id)
   TX_READ[id] = nil
 end
 
--- What tx:<id> keeps after seq5(seq) (read_tx's format): one STRING, not a
--- hash with field names (a hashtable: the body is over 64 bytes): 568 ->
--- ~300 bytes per transfer (docs/retention-ledger.md). The body leaves out
+-- What a transfer's value keeps after seq5(seq) (parse_tx's format; before
+-- the buckets the STRING tx:<id>, not a hash with field names, a hashtable
+-- since the body is over 64 bytes: 568 -> ~300 bytes per transfer,
+-- docs/retention-ledger.md). The body leaves out
 -- what read_tx puts back from the key and the prefix: its transfer_id
 -- field (when first), its sequence field (always last: appended by post)
 -- and its reference (when the id names it), 30 bytes of a kudos transfer's
