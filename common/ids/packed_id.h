@@ -25,9 +25,9 @@ std::string UnpackKudosId(absl::string_view packed);
 // The bucket, 0..buckets-1, of an id whose record is a field of one of
 // `buckets` hashes instead of a key of its own (issue 15: a key costs Redis
 // about 100 B of its own): h = (h * 31 + byte) mod 65521 over the id's
-// bytes, mod `buckets`. Every step is exact in a double, so the scripts
-// compute the same (the ledger's tx_bucket, the kudos scripts'
-// record_bucket). Stored records are placed by it: never change it.
+// bytes, mod `buckets`. Every step is exact in a double, so a Lua script
+// computes the same (the ledger's tx_bucket; the kudos scripts are given
+// the bucket's key). Stored records are placed by it: never change it.
 inline int BucketOfId(absl::string_view id, int buckets) {
   uint32_t h = 0;
   for (unsigned char c : id) h = (h * 31 + c) % 65521;

@@ -54,7 +54,7 @@ ABSL_FLAG(bool, write_request_keys, false,
 ABSL_FLAG(bool, write_record_keys, false,
           "write each committed kudos under its own key (kudos:<id>), as versions before the "
           "record buckets did, instead of its bucket: on only while replicas of such a version "
-          "still serve (a rolling upgrade, docs/retention-kudos.md); each key costs about 90 B of "
+          "still serve (a rolling upgrade, docs/retention-kudos.md); each key costs about 80 B of "
           "Redis more");
 ABSL_FLAG(bool, feedback_consumer, true,
           "record who each team served from kudos:{org}:events (consumer group 'feedback'); "

@@ -36,7 +36,7 @@ ABSL_FLAG(int64_t, archive_max_transfers_per_run, IntEnvOr("ARCHIVE_MAX_TRANSFER
 ABSL_FLAG(bool, write_transfer_keys, false,
           "write each new transfer under its own key (tx:<id>), as versions before the transfer "
           "buckets did, instead of its bucket: on only while replicas of such a version still "
-          "serve (a rolling upgrade, docs/retention-ledger.md); each key costs about 60 B of Redis "
+          "serve (a rolling upgrade, docs/retention-ledger.md); each key costs about 100 B of Redis "
           "more");
 
 namespace {
