@@ -122,15 +122,15 @@ local value = redis.pcall('GET', KEYS[1])
 if type(value) == 'string' then return {'P', value} end
 if value then return redis.call('HMGET', KEYS[1], 'id', 'fp') end
 if not KEYS[2] then return {} end
-local committed = redis.call('HGET', KEYS[3], ARGV[2])
-if committed then
-  return {ARGV[1], string.byte(committed, 1) == 2 and string.sub(committed, 2, 9) or ''}
+local function committed_fp(bytes)
+  return string.byte(bytes, 1) == 2 and string.sub(bytes, 2, 9) or ''
 end
+local committed = redis.call('HGET', KEYS[3], ARGV[2])
+if committed then return {ARGV[1], committed_fp(committed)} end
 local type_of = redis.call('TYPE', KEYS[2]).ok
 if type_of == 'hash' then return {ARGV[1], redis.call('HGET', KEYS[2], 'fp') or ''} end
 if type_of ~= 'string' then return {} end
-local head = redis.call('GETRANGE', KEYS[2], 0, 8)
-return {ARGV[1], string.byte(head, 1) == 2 and string.sub(head, 2) or ''}
+return {ARGV[1], committed_fp(redis.call('GETRANGE', KEYS[2], 0, 8))}
 )lua";
 
 // KEYS[1] = profile_sync, KEYS[2] = profile_sync:seq; ARGV = person, version.

@@ -12,7 +12,6 @@
 #include "common/check/check.h"
 #include "common/log/log.h"
 #include "kLedgerArchiveLua.h"
-#include "kLedgerLibLua.h"
 #include "services/ledger/ledger_rules.h"
 #include "services/ledger/ledger_store.h"
 
@@ -28,11 +27,7 @@ constexpr unsigned long long kMaxDecompressedChunkBytes = 64ull << 20;
 constexpr int kPlanReadBatch = 1000;
 
 // The archive writes no transfer (WRITE_TX_KEYS only matters to apply()).
-std::string WithLib(const char* script) {
-  return absl::StrCat("local MAX_BALANCE = ", kMaxBalance, "\nlocal MAX_PENDING = ",
-                      kMaxPendingRedemptionsPerPerson, "\nlocal WRITE_TX_KEYS = false\n",
-                      kLedgerLibLua, "\n", script);
-}
+std::string WithLib(const char* script) { return LedgerStore::WithLib(script, false); }
 
 constexpr char kUnlockLua[] =
     "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end\n"

@@ -68,11 +68,6 @@ using common::redis::Reply;
 constexpr int kJournalChunk = 1000;
 
 // The bounds come from ledger_rules.h, so C++ and Lua cannot disagree.
-std::string WithLib(const char* script, bool write_transfer_keys = false) {
-  return absl::StrCat("local MAX_BALANCE = ", kMaxBalance, "\nlocal MAX_PENDING = ",
-                      kMaxPendingRedemptionsPerPerson, "\nlocal WRITE_TX_KEYS = ",
-                      write_transfer_keys ? "true" : "false", "\n", kLedgerLibLua, "\n", script);
-}
 
 // The field/value pairs of an audit entry (AppendCommand after "XADD key *").
 std::vector<std::string> AuditFields(absl::string_view org, absl::string_view actor,
@@ -309,10 +304,10 @@ LedgerStore::LedgerStore(common::redis::AsyncClient& redis, WriteConcern write_c
       post_("ledger_post", WithLib(kLedgerPostLua, write_transfer_keys)),
       adjust_("ledger_adjust", WithLib(kLedgerAdjustLua, write_transfer_keys)),
       redemption_("ledger_redemption", WithLib(kLedgerRedemptionLua, write_transfer_keys)),
-      balance_("ledger_balance", WithLib(kLedgerBalanceLua)),
-      list_("ledger_list", WithLib(kLedgerListLua)),
-      tx_read_("ledger_tx_read", WithLib(kLedgerTxReadLua)),
-      allowance_("ledger_allowance", WithLib(kLedgerAllowanceLua)) {}
+      balance_("ledger_balance", WithLib(kLedgerBalanceLua, false)),
+      list_("ledger_list", WithLib(kLedgerListLua, false)),
+      tx_read_("ledger_tx_read", WithLib(kLedgerTxReadLua, false)),
+      allowance_("ledger_allowance", WithLib(kLedgerAllowanceLua, false)) {}
 
 LedgerStore::LedgerStore(common::redis::Pool& pool, WriteConcern write_concern,
                          bool write_transfer_keys)
@@ -322,10 +317,18 @@ LedgerStore::LedgerStore(common::redis::Pool& pool, WriteConcern write_concern,
       post_("ledger_post", WithLib(kLedgerPostLua, write_transfer_keys)),
       adjust_("ledger_adjust", WithLib(kLedgerAdjustLua, write_transfer_keys)),
       redemption_("ledger_redemption", WithLib(kLedgerRedemptionLua, write_transfer_keys)),
-      balance_("ledger_balance", WithLib(kLedgerBalanceLua)),
-      list_("ledger_list", WithLib(kLedgerListLua)),
-      tx_read_("ledger_tx_read", WithLib(kLedgerTxReadLua)),
-      allowance_("ledger_allowance", WithLib(kLedgerAllowanceLua)) {}
+      balance_("ledger_balance", WithLib(kLedgerBalanceLua, false)),
+      list_("ledger_list", WithLib(kLedgerListLua, false)),
+      tx_read_("ledger_tx_read", WithLib(kLedgerTxReadLua, false)),
+      allowance_("ledger_allowance", WithLib(kLedgerAllowanceLua, false)) {}
+
+std::string LedgerStore::WithLib(absl::string_view script, bool write_transfer_keys,
+                                 absl::string_view constants) {
+  return absl::StrCat("local MAX_BALANCE = ", kMaxBalance, "\nlocal MAX_PENDING = ",
+                      kMaxPendingRedemptionsPerPerson, "\nlocal WRITE_TX_KEYS = ",
+                      write_transfer_keys ? "true" : "false", "\n", constants, kLedgerLibLua, "\n",
+                      script);
+}
 
 std::string LedgerStore::Prefix(absl::string_view org) { return keys::Prefix(org); }
 
@@ -1050,7 +1053,7 @@ std::vector<std::string> LedgerStore::PostArgs(
 
 const common::redis::Script& LedgerStore::PostScript() {
   static const common::redis::Script* const script =
-      new common::redis::Script("ledger_post", WithLib(kLedgerPostLua));
+      new common::redis::Script("ledger_post", WithLib(kLedgerPostLua, false));
   return *script;
 }
 

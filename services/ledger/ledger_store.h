@@ -254,6 +254,12 @@ class LedgerStore {
   // reads the org's allowance version (alw:ver) as Post's does but does not
   // compare it ('*').
   static const common::redis::Script& PostScript();
+  // A ledger script's text: the globals scripts/lib.lua reads (MAX_BALANCE,
+  // MAX_PENDING from ledger_rules.h; WRITE_TX_KEYS), `constants` (more
+  // "local NAME = value" lines of the caller's own), lib.lua, then `script`.
+  // Every ledger script is built here, so no caller leaves a global out.
+  static std::string WithLib(absl::string_view script, bool write_transfer_keys,
+                             absl::string_view constants = "");
   static std::vector<std::string> PostKeys(absl::string_view org,
                                            const std::vector<std::pair<int, Transfer>>& transfers,
                                            absl::string_view period_key,

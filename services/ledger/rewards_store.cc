@@ -14,7 +14,6 @@
 #include "services/ledger/ledger_rules.h"
 #include "services/ledger/ledger_store.h"
 #include "services/ledger/rewards_rules.h"
-#include "kLedgerLibLua.h"
 #include "kRewardsCatalogLua.h"
 #include "kRewardsReadLua.h"
 #include "kRewardsRedeemLua.h"
@@ -27,14 +26,12 @@ using common::redis::Reply;
 // The bounds come from ledger_rules.h and rewards_rules.h, so C++ and Lua
 // cannot disagree.
 std::string WithLib(const char* script, bool write_transfer_keys = false) {
-  return absl::StrCat(
-      "local WRITE_TX_KEYS = ", write_transfer_keys ? "true" : "false",
-      "\nlocal MAX_BALANCE = ", kMaxBalance, "\nlocal MAX_PENDING = ",
-      kMaxPendingRedemptionsPerPerson, "\nlocal MAX_ITEMS = ", kMaxRewardItemsPerOrg,
-      "\nlocal MAX_AWAITING = ", kMaxAwaitingCustomRewardsPerPerson, "\nlocal MAX_AMOUNT = ",
-      kMaxAmount, "\nlocal MAX_LISTED = ", kMaxListedRedemptions,
-      "\nlocal MAX_LISTED_PER_PERSON = ", kMaxListedRedemptionsPerPerson, "\n", kLedgerLibLua,
-      "\n", script);
+  return LedgerStore::WithLib(
+      script, write_transfer_keys,
+      absl::StrCat("local MAX_ITEMS = ", kMaxRewardItemsPerOrg, "\nlocal MAX_AWAITING = ",
+                   kMaxAwaitingCustomRewardsPerPerson, "\nlocal MAX_AMOUNT = ", kMaxAmount,
+                   "\nlocal MAX_LISTED = ", kMaxListedRedemptions,
+                   "\nlocal MAX_LISTED_PER_PERSON = ", kMaxListedRedemptionsPerPerson, "\n"));
 }
 
 int64_t ToMillis(absl::Time t) { return absl::ToUnixMillis(t); }

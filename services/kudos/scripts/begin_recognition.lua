@@ -56,16 +56,18 @@ local record_member = ARGV[29 + n] or id
 -- keeps the stored fingerprint, a committed one (its bucket's field, or a
 -- STRING under its own key when committed before the buckets) starts with
 -- the marker '\2' and the fingerprint's first 8 bytes (KudosStore::StoredRecordPb).
+-- The fingerprint a committed record's bytes start with ('' for the forms
+-- before it was kept).
+local function committed_fp(bytes)
+  return string.byte(bytes, 1) == 2 and string.sub(bytes, 2, 9) or ''
+end
 local function existing_record()
   local committed = redis.call('HGET', KEYS[9 + n], record_member)
-  if committed then
-    return {'EXISTING', id, string.byte(committed, 1) == 2 and string.sub(committed, 2, 9) or ''}
-  end
+  if committed then return {'EXISTING', id, committed_fp(committed)} end
   local type_of = redis.call('TYPE', record).ok
   if type_of == 'hash' then return {'EXISTING', id, redis.call('HGET', record, 'fp') or ''} end
   if type_of ~= 'string' then return nil end
-  local head = redis.call('GETRANGE', record, 0, 8)
-  return {'EXISTING', id, string.byte(head, 1) == 2 and string.sub(head, 2) or ''}
+  return {'EXISTING', id, committed_fp(redis.call('GETRANGE', record, 0, 8))}
 end
 
 -- Whether the archive's index holds the id's digest (12-byte records, the
