@@ -841,17 +841,69 @@ std::string TransferIdOfIndexMember(absl::string_view member) {
   return absl::StrCat(common::ids::UnpackKudosId(packed_id), ":", member.substr(kPackedMemberHead));
 }
 
+namespace {
+
+// A journal line's short account names (issue 15, memory; scripts/lib.lua
+// journal_line): "allowance:" and "earned:" as one byte each.
+constexpr absl::string_view kJournalPrefixes[] = {"allowance:", "earned:"};
+constexpr char kJournalCodes[] = {'\x02', '\x03'};
+
+// `account` with its prefix as its code; "" when it has no code or its
+// person holds a control byte (a code or a tab would misparse).
+std::string ShortAccount(absl::string_view account) {
+  for (size_t i = 0; i < 2; ++i) {
+    if (!absl::StartsWith(account, kJournalPrefixes[i])) continue;
+    absl::string_view person = account.substr(kJournalPrefixes[i].size());
+    for (char c : person) {
+      if (static_cast<unsigned char>(c) < 0x20) return "";
+    }
+    return absl::StrCat(absl::string_view(&kJournalCodes[i], 1), person);
+  }
+  return "";
+}
+
+bool IsJournalCode(char c) { return c == kJournalCodes[0] || c == kJournalCodes[1]; }
+
+std::string LongAccount(absl::string_view coded) {
+  return absl::StrCat(kJournalPrefixes[coded[0] == kJournalCodes[0] ? 0 : 1], coded.substr(1));
+}
+
+absl::Status MalformedJournalEntry(absl::string_view line) {
+  return absl::DataLossError(
+      absl::StrCat("journal entry '", absl::CHexEscape(line), "' is malformed"));
+}
+
+}  // namespace
+
 std::string FormatJournalEntry(const JournalEntry& entry) {
+  const std::string debit = ShortAccount(entry.debit);
+  const std::string credit = ShortAccount(entry.credit);
+  if (!debit.empty() && !credit.empty()) {
+    return absl::StrCat(debit, credit, "\t", entry.amount, "\t", IndexMember(entry.transfer_id));
+  }
   return absl::StrCat(entry.debit, "\t", entry.credit, "\t", entry.amount, "\t",
                       IndexMember(entry.transfer_id));
 }
 
 absl::StatusOr<JournalEntry> ParseJournalEntry(absl::string_view line) {
-  std::vector<std::string> parts = absl::StrSplit(line, absl::MaxSplits('\t', 3));
   JournalEntry entry;
+  if (!line.empty() && IsJournalCode(line[0])) {
+    // Short: both accounts in the first field, each starting with its code.
+    std::vector<absl::string_view> parts = absl::StrSplit(line, absl::MaxSplits('\t', 2));
+    if (parts.size() != 3 || !absl::SimpleAtoi(parts[1], &entry.amount)) {
+      return MalformedJournalEntry(line);
+    }
+    size_t second = 1;
+    while (second < parts[0].size() && !IsJournalCode(parts[0][second])) ++second;
+    if (second == parts[0].size()) return MalformedJournalEntry(line);
+    entry.debit = LongAccount(parts[0].substr(0, second));
+    entry.credit = LongAccount(parts[0].substr(second));
+    entry.transfer_id = TransferIdOfIndexMember(parts[2]);
+    return entry;
+  }
+  std::vector<std::string> parts = absl::StrSplit(line, absl::MaxSplits('\t', 3));
   if (parts.size() != 4 || !absl::SimpleAtoi(parts[2], &entry.amount)) {
-    return absl::DataLossError(
-        absl::StrCat("journal entry '", absl::CHexEscape(line), "' is malformed"));
+    return MalformedJournalEntry(line);
   }
   entry.debit = std::move(parts[0]);
   entry.credit = std::move(parts[1]);

@@ -240,7 +240,11 @@ struct JournalEntry {
   int64_t amount = 0;
   std::string transfer_id;
 };
-// "debit\tcredit\tamount\t" + IndexMember(id); Parse reads either form.
+// "debit\tcredit\tamount\t" + IndexMember(id), or, when both accounts are an
+// allowance or earned account (issue 15: 16 B of a kudos transfer's line),
+// the short form "<code>person<code>person\tamount\t" + IndexMember(id) with
+// "allowance:" as \x02 and "earned:" as \x03 (scripts/lib.lua journal_line,
+// the same). Parse reads every form, lines naming the transfer by its id too.
 std::string FormatJournalEntry(const JournalEntry& entry);
 absl::StatusOr<JournalEntry> ParseJournalEntry(absl::string_view line);
 

@@ -4,8 +4,11 @@
 #include <gtest/gtest.h>
 
 #include <set>
+#include <tuple>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/civil_time.h"
 #include "services/ledger/ledger_keys.h"
@@ -294,12 +297,15 @@ TEST(LedgerRules, IndexMember_PacksKudosTransferIdsAndJournalLinesReadBothForms)
   EXPECT_EQ(TransferIdOfIndexMember(member), id);
   JournalEntry e{"allowance:g", "earned:p42", 3, id};
   const std::string line = FormatJournalEntry(e);
-  EXPECT_EQ(line, "allowance:g\tearned:p42\t3\t" + member);
-  for (const std::string& form : {line, std::string("allowance:g\tearned:p42\t3\t") + id}) {
+  EXPECT_EQ(line, "\x02g\x03p42\t3\t" + member);
+  // The forms written before: whole account names, the member packed or the id.
+  for (const std::string& form : {line, std::string("allowance:g\tearned:p42\t3\t") + member,
+                                  std::string("allowance:g\tearned:p42\t3\t") + id}) {
     absl::StatusOr<JournalEntry> parsed = ParseJournalEntry(form);
     ASSERT_TRUE(parsed.ok()) << parsed.status();
     EXPECT_EQ(parsed->transfer_id, id);
     EXPECT_EQ(parsed->debit, "allowance:g");
+    EXPECT_EQ(parsed->credit, "earned:p42");
     EXPECT_EQ(parsed->amount, 3);
   }
   for (const char* other :
@@ -308,6 +314,34 @@ TEST(LedgerRules, IndexMember_PacksKudosTransferIdsAndJournalLinesReadBothForms)
         "celebration:birthday:2026:ana"}) {
     EXPECT_EQ(IndexMember(other), other);
     EXPECT_EQ(TransferIdOfIndexMember(other), other);
+  }
+}
+
+// Issue 15 (memory): a line between two allowance or earned accounts (every
+// kudos, boost and retraction transfer) names them by a byte each; any other
+// pair, or a person id with a control byte, keeps the whole names. A version
+// before refuses a short line (it splits it into three fields, not four).
+TEST(LedgerRules, JournalEntries_ShortAccountNamesOnlyBetweenPeopleAndEveryFormReadsBack) {
+  const JournalEntry reversal{"earned:bob", "allowance:ann", 7, "retract:k1"};
+  EXPECT_EQ(FormatJournalEntry(reversal), "\x03" "bob\x02" "ann\t7\tretract:k1");
+  const JournalEntry whole_names[] = {{"issuer", "earned:bob", 5, "adjustment:a"},
+                                      {"allowance:ann", "rewards", 5, "rdm:r1"},
+                                      {"allowance:a\tb", "earned:bob", 5, "odd"},
+                                      {"allowance:a\x03" "b", "earned:bob", 5, "odd"}};
+  for (const JournalEntry& e : whole_names) {
+    EXPECT_EQ(FormatJournalEntry(e), absl::StrCat(e.debit, "\t", e.credit, "\t", e.amount, "\t",
+                                                  IndexMember(e.transfer_id)));
+  }
+  for (const JournalEntry& e : {reversal, whole_names[0], whole_names[1], whole_names[3]}) {
+    absl::StatusOr<JournalEntry> parsed = ParseJournalEntry(FormatJournalEntry(e));
+    ASSERT_TRUE(parsed.ok()) << parsed.status();
+    EXPECT_EQ(std::tie(parsed->debit, parsed->credit, parsed->amount, parsed->transfer_id),
+              std::tie(e.debit, e.credit, e.amount, e.transfer_id));
+  }
+  for (const char* malformed : {"\x02" "ann\t7\tid", "\x02" "ann\x03" "bob\tseven\tid",
+                                "\x02" "ann\x03" "bob\t7", ""}) {
+    EXPECT_EQ(ParseJournalEntry(malformed).status().code(), absl::StatusCode::kDataLoss)
+        << absl::CHexEscape(malformed);
   }
 }
 

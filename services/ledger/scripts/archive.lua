@@ -21,10 +21,13 @@ if #journal ~= n then return {'RACED', through} end
 local T = 8
 for i = 0, n - 1 do
   local b = T + 4 * i
-  -- The line names the transfer as index_member does, or (written before
-  -- the packing) by its id.
+  -- The line as journal_line writes it, or (written before the short
+  -- accounts) with whole account names, naming the transfer as
+  -- index_member does or (before the packing) by its id.
+  local line = journal[i + 1]
   local head = ARGV[b + 1] .. '\t' .. ARGV[b + 2] .. '\t' .. ARGV[b + 3] .. '\t'
-  if journal[i + 1] ~= head .. index_member(ARGV[b]) and journal[i + 1] ~= head .. ARGV[b] then
+  if line ~= journal_line(ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], index_member(ARGV[b])) and
+      line ~= head .. index_member(ARGV[b]) and line ~= head .. ARGV[b] then
     return redis.error_reply('ABORTED journal line ' .. (through + i + 1) ..
                              ' is not the transfer the archive read; nothing archived')
   end

@@ -210,6 +210,24 @@ local function id_of_member(member)
   return 'k' .. hex .. ':' .. string.sub(member, 14)
 end
 
+-- A journal line (ledger::FormatJournalEntry is the same function). Issue
+-- 15: when both accounts are an allowance or earned account, "allowance:"
+-- is \2 and "earned:" \3, both accounts in the first field (16 B of a kudos
+-- transfer's line); versions before this one refuse such a line (DATA_LOSS)
+-- rather than read it with other account names.
+local JOURNAL_CODES = {['allowance:'] = '\2', ['earned:'] = '\3'}
+local function journal_account(account)
+  local prefix, person = string.match(account, '^(%a+:)(.*)$')
+  local code = prefix and JOURNAL_CODES[prefix]
+  if not code or string.find(person, '[%z\1-\31]') then return nil end
+  return code .. person
+end
+local function journal_line(debit, credit, amount, member)
+  local d, c = journal_account(debit), journal_account(credit)
+  if d and c then return d .. c .. '\t' .. amount .. '\t' .. member end
+  return debit .. '\t' .. credit .. '\t' .. amount .. '\t' .. member
+end
+
 -- The bucket (a name for key()) of a transfer id: h = (h * 31 + byte) mod
 -- 65521 over its bytes, mod 64; every step is exact in a double.
 -- ledger::keys::TransferBucket in C++ is the same function.
@@ -507,8 +525,7 @@ local function apply(t, ctx)
   TX_READ[t.id] = nil
   redis.call('ZADD', key('acct:' .. t.debit), seq, member)
   redis.call('ZADD', key('acct:' .. t.credit), seq, member)
-  redis.call('RPUSH', key('journal'),
-             t.debit .. '\t' .. t.credit .. '\t' .. t.amount .. '\t' .. member)
+  redis.call('RPUSH', key('journal'), journal_line(t.debit, t.credit, t.amount, member))
   -- LedgerEvent.transfers_posted (1) { TransfersPosted.transfers (2) { full } }
   ctx.fragments[#ctx.fragments + 1] = wrap(1, wrap(2, full))
   return {t.index, 'OK', 1, full, seq, 0}
