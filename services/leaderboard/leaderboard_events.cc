@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "common/check/check.h"
 #include "common/config/env.h"
+#include "common/events/leaderboard_event.h"
 #include "common/log/log.h"
 #include "services/leaderboard/apply_batch.h"
 #include "services/leaderboard/leaderboard_store.h"
@@ -21,6 +22,10 @@
 ABSL_FLAG(bool, lb_events, common::config::IntEnvOr("LB_EVENTS", 1) != 0,
           "append badge.earned, streak.extended and period.closed to lb:{org}:events "
           "(env LB_EVENTS, 0 = off)");
+ABSL_FLAG(bool, lb_events_full, common::config::IntEnvOr("LB_EVENTS_FULL", 0) != 0,
+          "append badge and streak events in their full form (org, event_id and a badge's earn "
+          "times in each): only for the rolling upgrade from a version whose readers take only "
+          "that form (env LB_EVENTS_FULL, 1 = on; docs/retention-leaderboard.md)");
 ABSL_FLAG(int64_t, lb_events_max_len, common::config::IntEnvOr("LB_EVENTS_MAX_LEN", 100000, 1),
           "entries kept in each org's lb:{org}:events (XADD MAXLEN ~; env LB_EVENTS_MAX_LEN)");
 ABSL_FLAG(int, lb_events_top_n,
@@ -70,6 +75,13 @@ v1::LeaderboardEvent NewEvent(absl::string_view org, std::string event_id, int64
   event.set_org_id(std::string(org));
   ToProto(absl::FromUnixMillis(ms), event.mutable_event_time());
   return event;
+}
+
+// What the stream keeps of a badge or streak event: the stored form
+// (common/events/leaderboard_event.h), or the full one during a rolling upgrade.
+std::string ForStream(const v1::LeaderboardEvent& event) {
+  return absl::GetFlag(FLAGS_lb_events_full) ? event.SerializeAsString()
+                                             : common::events::StoredEvent(event);
 }
 
 std::string WorkDaysText(const OrgCalendar& calendar) {
@@ -130,7 +142,7 @@ std::string BadgeEarnedEvent(absl::string_view org, absl::string_view person,
   ToProto(absl::FromUnixMillis(earn_ms), earned->mutable_badge()->mutable_earn_time());
   *earned->mutable_earned_time() = earned->badge().earn_time();
   earned->set_cause_kudos_id(std::string(cause_kudos_id));
-  return event.SerializeAsString();
+  return ForStream(event);
 }
 
 std::string StreakExtendedEventPrefix(absl::string_view org, absl::string_view kind,
@@ -144,7 +156,7 @@ std::string StreakExtendedEventPrefix(absl::string_view org, absl::string_view k
   streak->mutable_day()->set_month(day.month());
   streak->mutable_day()->set_day(day.day());
   streak->set_cause_kudos_id(std::string(cause_kudos_id));
-  return event.SerializeAsString();
+  return ForStream(event);
 }
 
 void AddEmitOp(ApplyPlan& plan, absl::string_view org, const kudos::v1::KudosEvent& event,

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/audit.h"
+#include "common/events/leaderboard_event.h"
 #include "services/leaderboard/apply_batch.h"
 #include "services/leaderboard/leaderboard_events.h"
 #include "services/leaderboard/leaderboard_service.h"
@@ -138,9 +139,10 @@ grpc::ServerUnaryReactor* LeaderboardServiceImpl::ListPeriodEvents(
         for (const StreamEntry& entry : entries) {
           ++scanned;
           from = "(" + entry.id;
-          v1::LeaderboardEvent event;
-          if (!event.ParseFromString(entry.event) || !event.has_period_closed()) continue;
-          *response->add_events() = std::move(event);
+          absl::StatusOr<v1::LeaderboardEvent> event =
+              common::events::ParseStoredEvent(call.principal().org, entry.event);
+          if (!event.ok() || !event->has_period_closed()) continue;
+          *response->add_events() = *std::move(event);
           if (response->events_size() == page_size) break;
         }
         if (static_cast<int>(entries.size()) < count && response->events_size() < page_size) {

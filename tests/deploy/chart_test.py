@@ -69,6 +69,8 @@ VALUE_SETS = {
     "kudos-record-buckets-upgrade": {"services": {"kudos": {"writeRecordKeys": True}}},
     # The rolling upgrade from a version before the transfer buckets (helm/README.md).
     "ledger-rolling-upgrade": {"services": {"ledger": {"writeTransferKeys": True}}},
+    # The rolling upgrade from a version before the stored leaderboard events (helm/README.md).
+    "leaderboard-full-events-upgrade": {"services": {"leaderboard": {"writeFullEvents": True}}},
 }
 
 

@@ -15,12 +15,16 @@
 #include <thread>
 #include <vector>
 
+#include "absl/flags/declare.h"
+#include "absl/flags/flag.h"
+#include "absl/flags/reflection.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/civil_time.h"
 #include "absl/time/clock.h"
+#include "common/events/leaderboard_event.h"
 #include "services/leaderboard/leaderboard_consumer.h"
 #include "services/leaderboard/leaderboard_events.h"
 #include "services/leaderboard/leaderboard_rules.h"
@@ -28,6 +32,9 @@
 #include "tests/harness/eventually.h"
 #include "tests/harness/process.h"
 #include "tests/leaderboard/event_writer.h"
+
+// The rolling upgrade's switch (leaderboard_events.cc).
+ABSL_DECLARE_FLAG(bool, lb_events_full);
 
 namespace {
 
@@ -98,7 +105,8 @@ int64_t Backlog(common::redis::Pool& pool, const std::string& org) {
 
 struct StoredEvent {
   std::string entry_id;
-  v1::LeaderboardEvent event;
+  v1::LeaderboardEvent event;  // as a reader gets it (ParseStoredEvent)
+  std::string bytes;           // as the stream holds it
 };
 
 // Every entry of the org's events stream, parsed (a field other than
@@ -114,7 +122,10 @@ std::vector<StoredEvent> ReadEvents(common::redis::Pool& pool, const std::string
     const auto& fields = entry.elements[1].elements;
     EXPECT_EQ(fields.size(), 2u);
     EXPECT_EQ(fields[0].str, "event");
-    EXPECT_TRUE(stored.event.ParseFromString(fields[1].str)) << stored.entry_id;
+    absl::StatusOr<v1::LeaderboardEvent> event = common::events::ParseStoredEvent(org, fields[1].str);
+    EXPECT_TRUE(event.ok()) << stored.entry_id << ": " << event.status();
+    if (event.ok()) stored.event = *std::move(event);
+    stored.bytes = fields[1].str;
     out.push_back(std::move(stored));
   }
   return out;
@@ -172,6 +183,12 @@ TEST(LeaderboardEventsTest, Events_AKudosThatEarnsTheFirstBadgesEmitsExactlyOneB
     const leaderboard::BadgeRule* rule = leaderboard::FindBadge(e.badge_earned().badge().badge_id());
     ASSERT_NE(rule, nullptr);
     EXPECT_EQ(e.badge_earned().badge().display_name(), rule->display_name);
+    // The stream keeps the stored form: what the reader above put back is not in it.
+    v1::LeaderboardEvent raw;
+    ASSERT_TRUE(raw.ParseFromString(stored.bytes));
+    EXPECT_EQ(raw.org_id(), "");
+    EXPECT_EQ(raw.event_id(), "");
+    EXPECT_FALSE(raw.badge_earned().has_earned_time());
   }
   // As ListBadges reports it: the stored badge has the event's earn time.
   auto badges = replica.store.Badges(org, "bob");
@@ -203,6 +220,32 @@ void WriteBusyHistory(lbtest::EventWriter& writer) {
 
 // Killed at each step of a batch, then restarted: every event is in the
 // stream once, and the same events as a run that never crashed.
+
+// The rolling upgrade from a version whose readers take only the full form
+// (org, event_id and earn times in each event): --lb_events_full writes it.
+TEST(LeaderboardEventsTest, Events_LbEventsFullWritesTheFullFormForReadersOfTheVersionBefore) {
+  absl::FlagSaver restore_flags;
+  absl::SetFlag(&FLAGS_lb_events_full, true);
+  harness::RedisServer redis;
+  common::redis::Pool pool(PoolFor(redis));
+  const std::string org = "fullform";
+  lbtest::EventWriter writer(redis.address(), org);
+  People(writer, {"ann", "bob"});
+  SendKudos(writer, "K1", "ann", "bob", 3, Utc(2026, 11, 23, 10));
+  Replica replica(redis, "replica-a", 50);
+  replica.consumer->Start();
+  ASSERT_TRUE(Eventually([&] { return Backlog(pool, org) == 0; }));
+
+  std::vector<StoredEvent> events = ReadEvents(pool, org);
+  ASSERT_EQ(events.size(), 2u);
+  for (const StoredEvent& stored : events) {
+    v1::LeaderboardEvent raw;
+    ASSERT_TRUE(raw.ParseFromString(stored.bytes));
+    EXPECT_EQ(raw.SerializeAsString(), stored.event.SerializeAsString()) << raw.DebugString();
+    EXPECT_EQ(raw.org_id(), org);
+    EXPECT_EQ(raw.event_id(), common::events::DerivedEventId(raw));
+  }
+}
 TEST(LeaderboardEventsTest, Events_AConsumerKilledMidBatchAndRestartedEmitsNoEventTwice) {
   harness::RedisServer redis;
   common::redis::Pool pool(PoolFor(redis));

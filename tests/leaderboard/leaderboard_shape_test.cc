@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "leaderboard/v1/leaderboard.grpc.pb.h"
+#include "common/events/leaderboard_event.h"
 #include "services/leaderboard/leaderboard_rules.h"
 #include "tests/harness/eventually.h"
 #include "tests/harness/process.h"
@@ -195,8 +196,10 @@ TEST_F(LeaderboardShapeTest, PrivateKudos_CountOnNoBoardNorEventButInTheirOwnStr
   auto events = writer_.pool().Run({"XRANGE", "lb:{" + org_ + "}:events", "-", "+"});
   ASSERT_TRUE(events.ok());
   for (const auto& entry : events->elements) {
-    v1::LeaderboardEvent event;
-    ASSERT_TRUE(event.ParseFromString(entry.elements[1].elements[1].str));
+    absl::StatusOr<v1::LeaderboardEvent> stored =
+        common::events::ParseStoredEvent(org_, entry.elements[1].elements[1].str);
+    ASSERT_TRUE(stored.ok()) << stored.status();
+    const v1::LeaderboardEvent& event = *stored;
     EXPECT_NE(event.badge_earned().cause_kudos_id(), "K-private") << event.event_id();
     EXPECT_NE(event.streak_extended().cause_kudos_id(), "K-private") << event.event_id();
     EXPECT_NE(event.badge_earned().person_id(), "a") << event.event_id();
