@@ -1162,7 +1162,8 @@ void LedgerStore::ListTransfers(absl::string_view org, absl::string_view account
          const std::string& org = state->org;
          EvalKeyed(list_, org,
                    {keys::AccountIndex(org, state->account_key),
-                    keys::ArchiveIndex(org, state->account_key), keys::ArchiveDirectory(org)},
+                    keys::ArchiveIndex(org, state->account_key), keys::ArchiveDirectory(org),
+                    keys::Checkpoint(org), keys::Journal(org)},
                    {state->account_key, absl::StrCat(before), absl::StrCat(state->limit)},
                    /*write=*/false, deadline, Into(&state->reply, std::move(step)));
        })

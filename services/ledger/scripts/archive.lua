@@ -8,8 +8,8 @@
 -- that nothing moved since (another replica's run, a concurrent archive),
 -- then in one atomic step: stores the chunk, adds the movements to the
 -- checkpoint totals, appends each sequence to both accounts' archive index,
--- and removes the transfers' live records (remove_tx), index entries (either form,
--- index_member) and journal lines.
+-- and removes the transfers' live records (remove_tx), index entries (every
+-- entry at or below the chunk's last sequence) and journal lines.
 -- Returns {'OK', new through_seq} or {'RACED', current through_seq}.
 local ckpt = key('ckpt')
 local through = tonumber(redis.call('HGET', ckpt, 'through_seq') or '0')
@@ -38,23 +38,24 @@ for i = 0, n - 1 do
   end
 end
 local totals = {}
+local last = through + n
 for i = 0, n - 1 do
   local b = T + 4 * i
   local id, debit, credit, amount = ARGV[b], ARGV[b + 1], ARGV[b + 2], tonumber(ARGV[b + 3])
   local packed = seq5(through + i + 1)
   remove_tx(id)
-  local member = index_member(id)
-  redis.call('ZREM', key('acct:' .. debit), member, id)
-  redis.call('ZREM', key('acct:' .. credit), member, id)
   redis.call('APPEND', key('arch:a:' .. debit), packed)
   redis.call('APPEND', key('arch:a:' .. credit), packed)
   totals[debit] = (totals[debit] or 0) - amount
   totals[credit] = (totals[credit] or 0) + amount
 end
+-- The archive is the sequence prefix 1..last, so an account's index entries
+-- at or below it are all archived, in whichever form (the sequence,
+-- index_member or the id) and whoever left them.
 for account, total in pairs(totals) do
   redis.call('HINCRBY', key('ckpt:bal'), account, int(total))
+  redis.call('ZREMRANGEBYSCORE', key('acct:' .. account), '-inf', int(last))
 end
-local last = through + n
 redis.call('SET', key('arch:c:' .. chunk_id), ARGV[4])
 redis.call('ZADD', key('arch:dir'), through + 1, chunk_id)
 redis.call('HSET', key('arch:meta'), chunk_id,

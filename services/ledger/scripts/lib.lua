@@ -27,8 +27,11 @@
 --                                 STRING, the bucket's value; before it a
 --                                 HASH fp (hex), t, seq. read_tx reads both;
 --                                 never written
---   P..'acct:'..account           ZSET index_member(transfer id), score = sequence
---   P..'journal'                  LIST "debit\tcredit\tamount\t" .. index_member(id)
+--   P..'acct:'..account           ZSET score = sequence, member = the sequence
+--                                 itself (acct_id reads the id off the
+--                                 journal), or, written before,
+--                                 index_member(transfer id)
+--   P..'journal'                  LIST journal_line(debit, credit, amount, index_member(id))
 --   P..'outbox'                   STREAM field event = ledger.v1.LedgerEvent
 --   P..'spent:'..person..':'..period   counter of allowance spent (with TTL)
 --   P..'rdm:'..id                 HASH a redemption
@@ -226,6 +229,31 @@ local function journal_line(debit, credit, amount, member)
   local d, c = journal_account(debit), journal_account(credit)
   if d and c then return d .. c .. '\t' .. amount .. '\t' .. member end
   return debit .. '\t' .. credit .. '\t' .. amount .. '\t' .. member
+end
+
+-- The transfer a journal line names, as index_member wrote it or by its id:
+-- what follows the line's third tab (its second in the short form).
+local function journal_name(line)
+  local first = string.byte(line, 1)
+  local at = 0
+  for _ = 1, (first == 2 or first == 3) and 2 or 3 do
+    at = string.find(line, '\t', at + 1, true)
+    if not at then return nil end
+  end
+  return string.sub(line, at + 1)
+end
+
+-- The transfer id of an account index entry (member, sequence) of a live
+-- transfer (sequence > through, the archived checkpoint's): an entry whose
+-- member is its sequence names the journal's line at that sequence; any
+-- other member is index_member(id) or the id (written before). An id that
+-- happens to equal its own sequence reads the same either way. nil when the
+-- journal has no such line.
+local function acct_id(member, seq, through)
+  if member ~= int(seq) then return id_of_member(member) end
+  local line = redis.call('LINDEX', key('journal'), seq - through - 1)
+  local name = line and journal_name(line)
+  return name and id_of_member(name)
 end
 
 -- The bucket (a name for key()) of a transfer id: h = (h * 31 + byte) mod
@@ -523,8 +551,10 @@ local function apply(t, ctx)
     redis.call('HSET', key(tx_bucket(t.id)), member, seq5(seq) .. stored_tx(t))
   end
   TX_READ[t.id] = nil
-  redis.call('ZADD', key('acct:' .. t.debit), seq, member)
-  redis.call('ZADD', key('acct:' .. t.credit), seq, member)
+  -- Issue 15 (memory): an index entry is the sequence twice (two small
+  -- integers in the listpack instead of the 19-byte member: 34 B a kudos).
+  redis.call('ZADD', key('acct:' .. t.debit), seq, int(seq))
+  redis.call('ZADD', key('acct:' .. t.credit), seq, int(seq))
   redis.call('RPUSH', key('journal'), journal_line(t.debit, t.credit, t.amount, member))
   -- LedgerEvent.transfers_posted (1) { TransfersPosted.transfers (2) { full } }
   ctx.fragments[#ctx.fragments + 1] = wrap(1, wrap(2, full))

@@ -1,6 +1,7 @@
 -- ListTransfers over the live tail and the archive, in one atomic read (so
 -- an archive run between the two parts cannot hide or repeat a transfer).
--- KEYS: acct:<account>, arch:a:<account>, arch:dir, and txb:<bucket> + tx:<id> of the
+-- KEYS: acct:<account>, arch:a:<account>, arch:dir, ckpt, journal (an index
+-- entry names its transfer by its sequence: acct_id), and txb:<bucket> + tx:<id> of the
 -- page's live transfers (which ones depends on the index: a call without
 -- them answers NEED_KEYS naming them, and writes nothing anyway).
 -- ARGV: account key, before (0: from the newest), limit. Newest first: live transfers have higher sequences than archived
@@ -8,10 +9,24 @@
 -- Returns {live bodies, archived sequences, their chunk ids, missing id,
 -- more}: at most `limit` entries in all; more = 1 when others follow.
 local account, before, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local ids = redis.call('ZREVRANGEBYSCORE', key('acct:' .. account),
-                       before > 0 and ('(' .. ARGV[2]) or '+inf', '-inf',
-                       'LIMIT', 0, limit + 1)
-for i = 1, #ids do ids[i] = id_of_member(ids[i]) end
+local through = tonumber(redis.call('HGET', key('ckpt'), 'through_seq') or '0')
+local entries = redis.call('ZREVRANGEBYSCORE', key('acct:' .. account),
+                           before > 0 and ('(' .. ARGV[2]) or '+inf', '-inf',
+                           'WITHSCORES', 'LIMIT', 0, limit + 1)
+local ids = {}
+for i = 1, #entries, 2 do
+  local seq = tonumber(entries[i + 1])
+  -- At or below `through`: archived (an entry an archive run of a version
+  -- before this one left), listed from the archive below.
+  if seq > through then
+    local id = acct_id(entries[i], seq, through)
+    if not id then
+      return redis.error_reply('DATA_LOSS the transfer at sequence ' .. int(seq) ..
+                               ' is indexed but not in the journal; run VerifyLedger')
+    end
+    ids[#ids + 1] = id
+  end
+end
 for i = 1, math.min(#ids, limit) do
   if not declared('tx:' .. ids[i]) then wants('tx', ids[i]) end
 end
