@@ -251,7 +251,7 @@ end
 -- journal has no such line.
 local function acct_id(member, seq, through)
   if member ~= int(seq) then return id_of_member(member) end
-  local line = redis.call('LINDEX', key('journal'), seq - through - 1)
+  local line = redis.call('LINDEX', key('journal'), int(seq - through - 1))
   local name = line and journal_name(line)
   return name and id_of_member(name)
 end
