@@ -15,10 +15,35 @@ bool SameTime(const google::protobuf::Timestamp& a, const google::protobuf::Time
   return a.seconds() == b.seconds() && a.nanos() == b.nanos();
 }
 
-// Puts back what StoredEvent left out. The stored form is the one without
-// an event_id: the full form (every period.closed, anything written before)
-// reads as it is.
-void Refill(absl::string_view org, v1::LeaderboardEvent& event) {
+}  // namespace
+
+std::string BadgeEventId(absl::string_view person, absl::string_view badge) {
+  return absl::StrCat("badge.earned/", person, "/", badge);
+}
+
+std::string StreakEventId(absl::string_view kind, absl::string_view person,
+                          absl::string_view day) {
+  return absl::StrCat("streak.extended/", kind, "/", person, "/", day);
+}
+
+std::string DerivedEventId(const v1::LeaderboardEvent& event) {
+  if (event.has_badge_earned()) {
+    const v1::BadgeEarned& earned = event.badge_earned();
+    return BadgeEventId(earned.person_id(), earned.badge().badge_id());
+  }
+  if (event.has_streak_extended()) {
+    const v1::StreakExtended& streak = event.streak_extended();
+    return StreakEventId(streak.kind() == v1::STREAK_KIND_GIVING ? "giving" : "receiving",
+                         streak.person_id(),
+                         absl::StrFormat("%04d-%02d-%02d", streak.day().year(),
+                                         streak.day().month(), streak.day().day()));
+  }
+  return "";
+}
+
+// The stored form is the one without an event_id: the full form (every
+// period.closed, anything written before) is left as it is.
+void CompleteStoredEvent(absl::string_view org, v1::LeaderboardEvent& event) {
   if (!event.event_id().empty()) return;
   if (event.org_id().empty()) event.set_org_id(std::string(org));
   if (event.has_badge_earned() && event.has_event_time()) {
@@ -29,22 +54,6 @@ void Refill(absl::string_view org, v1::LeaderboardEvent& event) {
     }
   }
   event.set_event_id(DerivedEventId(event));
-}
-
-}  // namespace
-
-std::string DerivedEventId(const v1::LeaderboardEvent& event) {
-  if (event.has_badge_earned()) {
-    const v1::BadgeEarned& earned = event.badge_earned();
-    return absl::StrCat("badge.earned/", earned.person_id(), "/", earned.badge().badge_id());
-  }
-  if (event.has_streak_extended()) {
-    const v1::StreakExtended& streak = event.streak_extended();
-    const char* kind = streak.kind() == v1::STREAK_KIND_GIVING ? "giving" : "receiving";
-    return absl::StrFormat("streak.extended/%s/%s/%04d-%02d-%02d", kind, streak.person_id(),
-                           streak.day().year(), streak.day().month(), streak.day().day());
-  }
-  return "";
 }
 
 std::string StoredEvent(const v1::LeaderboardEvent& event) {
@@ -66,7 +75,7 @@ std::string StoredEvent(const v1::LeaderboardEvent& event) {
   }
   // What a reader gets back must be the event itself, or nothing is left out.
   v1::LeaderboardEvent back = stored;
-  Refill(event.org_id(), back);
+  CompleteStoredEvent(event.org_id(), back);
   if (!google::protobuf::util::MessageDifferencer::Equals(back, event)) {
     return event.SerializeAsString();
   }
@@ -80,7 +89,7 @@ absl::StatusOr<v1::LeaderboardEvent> ParseStoredEvent(absl::string_view org,
     return absl::InvalidArgumentError(
         absl::StrCat("a leaderboard event of org '", org, "' does not parse"));
   }
-  Refill(org, event);
+  CompleteStoredEvent(org, event);
   return event;
 }
 

@@ -5,8 +5,8 @@
 // and a badge's two earn times (the event's time). 77 of a badge event's
 // ~205 bytes. The leaderboard writes it (and reads period.closed events
 // back), the integrations service turns every event into a webhook: both
-// read through ParseStoredEvent, which takes the full form (written before,
-// or with --lb_events_full) as it is.
+// read through ParseStoredEvent / CompleteStoredEvent, which take the full
+// form (written before, or with --lb_events_full) as it is.
 #pragma once
 
 #include <string>
@@ -16,6 +16,14 @@
 #include "leaderboard/v1/leaderboard.pb.h"
 
 namespace common::events {
+
+// The stable ids of badge and streak events (LeaderboardEvent.event_id):
+// "badge.earned/<person>/<badge>", "streak.extended/<kind>/<person>/<day>"
+// (day "YYYY-MM-DD"). The leaderboard names its events with these and the
+// reader derives a stored event's id with them.
+std::string BadgeEventId(absl::string_view person, absl::string_view badge);
+std::string StreakEventId(absl::string_view kind, absl::string_view person,
+                          absl::string_view day);
 
 // The id a badge or streak event is derived to have; "" for any other event
 // (a period.closed id names its board: it is kept).
@@ -30,5 +38,8 @@ std::string StoredEvent(const leaderboard::v1::LeaderboardEvent& event);
 // INVALID_ARGUMENT when the bytes do not parse.
 absl::StatusOr<leaderboard::v1::LeaderboardEvent> ParseStoredEvent(absl::string_view org,
                                                                   absl::string_view bytes);
+// The same for an event already parsed from an entry of `org`'s stream:
+// puts back what the stored form left out (nothing for the full form).
+void CompleteStoredEvent(absl::string_view org, leaderboard::v1::LeaderboardEvent& event);
 
 }  // namespace common::events

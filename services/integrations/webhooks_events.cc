@@ -166,17 +166,11 @@ absl::Status FromFeedback(absl::string_view org, const StreamEntry& entry,
 
 absl::Status FromLeaderboard(absl::string_view org, const StreamEntry& entry,
                              std::vector<OutboundEvent>& out) {
+  leaderboard::v1::LeaderboardEvent event;
+  if (absl::Status s = ParseField(entry, "event", event); !s.ok()) return s;
   // The stored form leaves out what the reader puts back (org, event_id, a
   // badge's earn times): common/events/leaderboard_event.h.
-  const std::string* value = Field(entry, "event");
-  absl::StatusOr<leaderboard::v1::LeaderboardEvent> stored =
-      value == nullptr ? absl::InvalidArgumentError("no 'event' field")
-                       : common::events::ParseStoredEvent(org, *value);
-  if (!stored.ok()) {
-    return absl::DataLossError(absl::StrCat("webhooks: stream entry ", entry.id,
-                                            " has no parsable 'event' field"));
-  }
-  const leaderboard::v1::LeaderboardEvent& event = *stored;
+  common::events::CompleteStoredEvent(org, event);
   int64_t created_ms = Millis(event.event_time(), EntryMillis(entry.id));
   // The leaderboard's own ids are stable (derived from what happened).
   std::string id = event.event_id().empty() ? absl::StrCat("evt_lb_", entry.id)

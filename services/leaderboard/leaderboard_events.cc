@@ -116,11 +116,11 @@ EventsOptions EventsOptionsFromFlags() {
 }
 
 std::string BadgeEventId(absl::string_view person, absl::string_view badge) {
-  return absl::StrCat("badge.earned/", person, "/", badge);
+  return common::events::BadgeEventId(person, badge);
 }
 
 std::string StreakEventId(absl::string_view kind, absl::string_view person, absl::CivilDay day) {
-  return absl::StrCat("streak.extended/", kind, "/", person, "/", absl::FormatCivilTime(day));
+  return common::events::StreakEventId(kind, person, absl::FormatCivilTime(day));
 }
 
 std::string PeriodClosedEventId(v1::Metric metric, v1::Window window, absl::string_view period,

@@ -73,7 +73,8 @@ struct EventsOptions {
 // --lb_events_close_grace_s, --lb_events_sweep_interval_s (env LB_EVENTS_*).
 EventsOptions EventsOptionsFromFlags();
 
-// Stable event ids (see LeaderboardEvent.event_id).
+// Stable event ids (see LeaderboardEvent.event_id; the formats are
+// common/events/leaderboard_event.h's, which a reader derives them with).
 std::string BadgeEventId(absl::string_view person, absl::string_view badge);
 std::string StreakEventId(absl::string_view kind, absl::string_view person, absl::CivilDay day);
 std::string PeriodClosedEventId(leaderboard::v1::Metric metric, leaderboard::v1::Window window,
