@@ -33,21 +33,32 @@ using common::redis::Reply;
 // A feed's entries in one direction across its head and sealed chunks
 // (finish_recognition.lua writes them, archive_batch.lua removes them).
 // KEYS[1] = the feed's head, KEYS[2] = its chunk list (<feed>#), KEYS[3] =
-// archive:chunks, KEYS[3 + i] = <feed>#<chunk_i> for the chunks declared.
+// archive:chunks, KEYS[4], KEYS[5] = feed:all's head and chunk list,
+// KEYS[5 + i] = <feed>#<chunk_i> for the feed's chunks declared, then
+// feed:all#<chunk_j> for feed:all's chunks declared.
 // ARGV: bound ('' = none), limit, order ('desc': seq < bound, newest first;
-// 'asc': seq > bound, oldest first), n, chunk_1..chunk_n (the chunk names
-// declared). Returns {{id, seq, id, seq, ...} (at most limit), the archive's
-// top chunk {name, score} or {}}, or, when the listing reaches chunks not
-// declared, {'NEED', {chunk, ...}}: those chunks and the ones after them
-// it may read (one entry each at least), nothing read from them; call again
-// with them declared too. The head is read as a whole range and merged, so
-// an entry a replica of the previous version added to the head below the
-// top chunk is still listed in its place.
+// 'asc': seq > bound, oldest first), n, chunk_1..chunk_n (the feed's chunk
+// names declared), m, chunk_1..chunk_m (feed:all's). Returns {{id, seq, id,
+// seq, ...} (at most limit), the archive's top chunk {name, score} or {}},
+// or, when the listing reaches chunks not declared, {'NEED', {chunk, ...},
+// {feed:all's chunk, ...}}: those chunks and the ones after them it may read
+// (one entry each at least), nothing read from them; call again with them
+// declared too. The head is read as a whole range and merged, so an entry a
+// replica of the previous version added to the head below the top chunk is
+// still listed in its place. An entry that is a seq (a public kudos in a feed
+// other than feed:all, finish_recognition.lua's feed_entry) lists as the id
+// feed:all holds at that seq (its head, else the chunk whose range holds
+// it); one feed:all no longer holds (archived by a replica of the previous
+// version) lists as the seq, which reads as a kudos gone to the archive.
 constexpr char kFeedRangeLua[] = R"lua(
-local head, dir, archive_chunks = KEYS[1], KEYS[2], KEYS[3]
+local head, dir, archive_chunks, all_head, all_dir = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local bound, limit, desc = ARGV[1], tonumber(ARGV[2]), ARGV[3] == 'desc'
-local declared = {}
-for i = 1, tonumber(ARGV[4]) do declared[ARGV[4 + i]] = KEYS[3 + i] end
+local n_chunks = tonumber(ARGV[4])
+local declared, all_declared = {}, {}
+for i = 1, n_chunks do declared[ARGV[4 + i]] = KEYS[5 + i] end
+for j = 1, tonumber(ARGV[5 + n_chunks]) do
+  all_declared[ARGV[5 + n_chunks + j]] = KEYS[5 + n_chunks + j]
+end
 local lo, hi = '-inf', '+inf'
 if bound ~= '' then
   if desc then hi = '(' .. bound else lo = '(' .. bound end
@@ -97,17 +108,34 @@ while from_chunks < limit do
   end
   offset = offset + #chunks
 end
-if #missing > 0 then return {'NEED', missing} end
 if desc then
   table.sort(found, function(a, b) return a[3] > b[3] end)
 else
   table.sort(found, function(a, b) return a[3] < b[3] end)
 end
+-- The id feed:all holds at `seq`; nil when a chunk it needs is not declared
+-- (added to all_missing), the seq itself when feed:all no longer holds it.
+local all_missing = {}
+local function id_at(seq)
+  local id = redis.call('ZRANGE', all_head, seq, seq, 'BYSCORE')[1]
+  if id then return id end
+  local chunk = redis.call('ZRANGE', all_dir, seq, '+inf', 'BYSCORE', 'LIMIT', 0, 1)[1]
+  if not chunk then return seq end
+  local key = all_declared[chunk]
+  if not key then
+    all_missing[#all_missing + 1] = chunk
+    return nil
+  end
+  return redis.call('ZRANGE', key, seq, seq, 'BYSCORE')[1] or seq
+end
 local out = {}
 for i = 1, math.min(#found, limit) do
-  out[#out + 1] = found[i][1]
+  local member = found[i][1]
+  if head ~= all_head and member == found[i][2] then member = id_at(member) end
+  out[#out + 1] = member
   out[#out + 1] = found[i][2]
 end
+if #missing > 0 or #all_missing > 0 then return {'NEED', missing, all_missing} end
 return {out, redis.call('ZRANGE', archive_chunks, -1, -1, 'WITHSCORES')}
 )lua";
 
@@ -1095,39 +1123,51 @@ namespace {
 
 // The keys and arguments of feed_range (kFeedRangeLua) with `chunks` declared.
 std::vector<std::string> FeedRangeKeys(const std::string& org, const std::string& feed,
-                                       const std::vector<std::string>& chunks) {
-  std::vector<std::string> keys = {KudosStore::FeedHeadKey(org, feed),
-                                   KudosStore::FeedChunksKey(org, feed),
-                                   KudosStore::ArchiveChunks(org)};
-  for (const std::string& chunk : chunks) keys.push_back(KudosStore::FeedChunkKey(org, feed, chunk));
+                                       const KudosStore::FeedRangeChunks& chunks) {
+  constexpr char kAll[] = "feed:all";
+  std::vector<std::string> keys = {
+      KudosStore::FeedHeadKey(org, feed), KudosStore::FeedChunksKey(org, feed),
+      KudosStore::ArchiveChunks(org), KudosStore::FeedHeadKey(org, kAll),
+      KudosStore::FeedChunksKey(org, kAll)};
+  for (const std::string& chunk : chunks.feed) keys.push_back(KudosStore::FeedChunkKey(org, feed, chunk));
+  for (const std::string& chunk : chunks.all) keys.push_back(KudosStore::FeedChunkKey(org, kAll, chunk));
   return keys;
 }
 
 std::vector<std::string> FeedRangeArgs(const std::string& bound, int limit, bool desc,
-                                       const std::vector<std::string>& chunks) {
+                                       const KudosStore::FeedRangeChunks& chunks) {
   std::vector<std::string> args = {bound, std::to_string(limit), desc ? "desc" : "asc",
-                                   std::to_string(chunks.size())};
-  args.insert(args.end(), chunks.begin(), chunks.end());
+                                   std::to_string(chunks.feed.size())};
+  args.insert(args.end(), chunks.feed.begin(), chunks.feed.end());
+  args.push_back(std::to_string(chunks.all.size()));
+  args.insert(args.end(), chunks.all.begin(), chunks.all.end());
   return args;
 }
 
 // Adds the chunks feed_range's 'NEED' answer names to `chunks`.
-absl::Status LearnChunks(const Reply& need, std::vector<std::string>& chunks) {
-  if (need.elements.size() != 2 || need.elements[1].elements.empty()) {
+absl::Status LearnChunks(const Reply& need, KudosStore::FeedRangeChunks& chunks) {
+  if (need.elements.size() != 3 ||
+      (need.elements[1].elements.empty() && need.elements[2].elements.empty())) {
     return absl::InternalError("feed_range: bad NEED reply");
   }
-  for (const Reply& chunk : need.elements[1].elements) {
-    if (std::find(chunks.begin(), chunks.end(), chunk.str) == chunks.end()) chunks.push_back(chunk.str);
-  }
+  auto learn = [](const Reply& named, std::vector<std::string>& declared) {
+    for (const Reply& chunk : named.elements) {
+      if (std::find(declared.begin(), declared.end(), chunk.str) == declared.end()) {
+        declared.push_back(chunk.str);
+      }
+    }
+  };
+  learn(need.elements[1], chunks.feed);
+  learn(need.elements[2], chunks.all);
   return absl::OkStatus();
 }
 
 }  // namespace
 
 absl::StatusOr<Reply> KudosStore::FeedRange(const std::string& org, const FeedRangeQuery& query) {
-  // Most calls stay in the head: no chunk declared, one call.
-  std::vector<std::string> chunks;
-  for (int attempt = 0; attempt <= kMaxNeedRetries; ++attempt) {
+  // Most calls stay in the heads: no chunk declared, one call.
+  FeedRangeChunks chunks;
+  for (int attempt = 0; attempt <= kMaxFeedRangeRetries; ++attempt) {
     absl::StatusOr<Reply> reply =
         pool_.Eval(feed_range_, FeedRangeKeys(org, query.feed, chunks),
                    FeedRangeArgs(query.bound, query.limit, query.desc, chunks));
@@ -1138,8 +1178,8 @@ absl::StatusOr<Reply> KudosStore::FeedRange(const std::string& org, const FeedRa
 }
 
 void KudosStore::FeedRangeAsync(const std::string& org, FeedRangeQuery query,
-                                std::vector<std::string> chunks, int retries_left,
-                                Deadline deadline, StoreCallback<Reply> done) {
+                                FeedRangeChunks chunks, int retries_left, Deadline deadline,
+                                StoreCallback<Reply> done) {
   std::vector<std::string> keys = FeedRangeKeys(org, query.feed, chunks);
   std::vector<std::string> args = FeedRangeArgs(query.bound, query.limit, query.desc, chunks);
   async().EvalSha(
@@ -1913,7 +1953,7 @@ void KudosStore::ListFeedAsync(const std::string& org, const std::string& feed_k
         });
   };
   FeedRangeAsync(
-      org, {feed_key, before_seq, limit + 1, /*desc=*/true}, {}, kMaxNeedRetries, deadline,
+      org, {feed_key, before_seq, limit + 1, /*desc=*/true}, {}, kMaxFeedRangeRetries, deadline,
       [this, org, feed_key, limit, deadline, listing, read_page,
        done = std::move(done)](absl::StatusOr<Reply> heads) mutable {
         if (absl::Status taken = TakeHeads(heads, *listing); !taken.ok()) {

@@ -306,6 +306,12 @@ class KudosStore {
                                              bool write_record_key = false);
   // The FinishFields of the record `begin` wrote (at `seq`, BeginOutcome::seq).
   static FinishFields FinishFieldsOf(const BeginRecognition& begin, const std::string& seq);
+  // The sealed chunks a feed_range call declares: the feed's, and feed:all's
+  // (where entries that are seqs resolve to ids).
+  struct FeedRangeChunks {
+    std::vector<std::string> feed;
+    std::vector<std::string> all;
+  };
   // How often a call whose script answered 'NEED' (the keys it was given
   // are not the ones the data names now) is made again with the keys named.
   static constexpr int kMaxNeedRetries = 3;
@@ -572,7 +578,7 @@ class KudosStore {
   absl::StatusOr<ArchivedPage> ListArchived(const std::string& org, const std::string& feed_key,
                                             int64_t before_seq, size_t wanted);
   // feed_range with its chunks declared: called again (at most
-  // kMaxNeedRetries times) with the chunks it asked for. Its reply
+  // kMaxFeedRangeRetries times) with the chunks it asked for. Its reply
   // {entries, archive top}.
   struct FeedRangeQuery {
     std::string feed;
@@ -580,9 +586,12 @@ class KudosStore {
     int limit = 0;
     bool desc = true;
   };
+  // One more than other scripts: a page may first name its feed's chunks,
+  // then the feed:all chunks the entries found there resolve through.
+  static constexpr int kMaxFeedRangeRetries = kMaxNeedRetries + 1;
   absl::StatusOr<common::redis::Reply> FeedRange(const std::string& org, const FeedRangeQuery& query);
-  void FeedRangeAsync(const std::string& org, FeedRangeQuery query,
-                      std::vector<std::string> chunks, int retries_left, Deadline deadline,
+  void FeedRangeAsync(const std::string& org, FeedRangeQuery query, FeedRangeChunks chunks,
+                      int retries_left, Deadline deadline,
                       StoreCallback<common::redis::Reply> done);
   void FinishAttemptAsync(const std::string& org, RecordKind kind, const std::string& id,
                           bool commit, const absl::Status& error, FinishFields fields,

@@ -129,10 +129,14 @@ TEST_F(KudosDeclaredKeysTest, Finish_WithoutTheRecordsFieldsLearnsThemAndCommits
       store_->Finish(org, RecordKind::kKudos, "kf1", /*commit=*/true, absl::OkStatus(), {});
   ASSERT_TRUE(state.ok()) << state.status();
   EXPECT_EQ(*state, "COMMITTED");
-  for (const char* feed : {"feed:all", "feed:giver:carol", "feed:recipient:dave"}) {
-    auto score = pool_->Run({"ZSCORE", KudosStore::FeedHeadKey(org, feed), "kf1"});
+  auto seq = pool_->Run({"ZSCORE", KudosStore::FeedHeadKey(org, "feed:all"), "kf1"});
+  ASSERT_TRUE(seq.ok()) << seq.status();
+  ASSERT_FALSE(seq->is_nil());
+  // A public kudos's entry in its other feeds is its seq (finish_recognition.lua).
+  for (const char* feed : {"feed:giver:carol", "feed:recipient:dave"}) {
+    auto score = pool_->Run({"ZSCORE", KudosStore::FeedHeadKey(org, feed), seq->str});
     ASSERT_TRUE(score.ok()) << score.status();
-    EXPECT_FALSE(score->is_nil()) << feed;
+    EXPECT_EQ(score->str, seq->str) << feed;
   }
   auto events = pool_->Run({"XLEN", KudosStore::EventStream(org)});
   ASSERT_TRUE(events.ok());

@@ -6,6 +6,7 @@
 // trimmed by age, and the retention policy travels to the ledger.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <mutex>
@@ -1007,15 +1008,23 @@ TEST_F(RetentionTest, Feeds_KeepNewIdsPackedAndStillListSealAndArchiveEntriesWri
   }
   const auto packed_reads = Snapshot(ids);
 
-  // Every feed entry of every other kudos back in the previous form, same seq.
+  // Every feed entry of every other kudos back in the form written before
+  // the packing (the id), same seq: feed:all's packed member, the other
+  // feeds' seq (Feeds_OtherThanAll...).
+  std::map<std::string, std::string> seq_of;
+  for (const std::string& id : ids) {
+    auto seq = pool_->Run({"ZSCORE", kPrefix + "feed:all", KudosStore::FeedMember(id)});
+    ASSERT_TRUE(seq.ok() && !seq->is_nil()) << id;
+    seq_of[id] = seq->str;
+  }
   int rewritten = 0;
   for (const std::string& head : Keys(kPrefix + "feed:*")) {
     for (size_t i = 0; i < ids.size(); i += 2) {
-      auto seq = pool_->Run({"ZSCORE", head, KudosStore::FeedMember(ids[i])});
-      ASSERT_TRUE(seq.ok());
-      if (seq->is_nil()) continue;
-      ASSERT_TRUE(pool_->Run({"ZREM", head, KudosStore::FeedMember(ids[i])}).ok());
-      ASSERT_TRUE(pool_->Run({"ZADD", head, seq->str, ids[i]}).ok());
+      const std::string& seq = seq_of[ids[i]];
+      const int removed = static_cast<int>(
+          Integer({"ZREM", head, KudosStore::FeedMember(ids[i])}) + Integer({"ZREM", head, seq}));
+      if (removed == 0) continue;
+      ASSERT_TRUE(pool_->Run({"ZADD", head, seq, ids[i]}).ok());
       ++rewritten;
     }
   }
@@ -1030,6 +1039,96 @@ TEST_F(RetentionTest, Feeds_KeepNewIdsPackedAndStillListSealAndArchiveEntriesWri
   kudos::Archiver archiver(*pool_, *store_, Options(64, 8, 50));
   EXPECT_EQ(ArchiveAll(archiver, absl::Now() + absl::Hours(24) * 500), static_cast<int64_t>(ids.size()));
   EXPECT_EQ(Keys(kPrefix + "feed:*"), std::vector<std::string>());
+  EXPECT_EQ(Snapshot(ids), before);
+}
+
+// Issue 15 (memory): a public kudos's entry in its giver, recipient, team
+// and value feeds is its seq alone (member = score, a listpack integer),
+// read as the id feed:all holds at that seq; feed:all keeps the packed id.
+// Entries written before (the packed id, the id) read alike; both forms
+// list through sealed chunks of feed:all and of a value's feed, and archive
+// leaving no feed key.
+TEST_F(RetentionTest, Feeds_OtherThanAllHoldPublicKudosBySeqAndListSealAndArchiveAlike) {
+  using kudos::KudosStore;
+  std::vector<std::string> ids = SendMany(14, "s");
+  std::map<std::string, std::string> seq_of;
+  for (const std::string& id : ids) {
+    auto seq = pool_->Run({"ZSCORE", kPrefix + "feed:all", KudosStore::FeedMember(id)});
+    ASSERT_TRUE(seq.ok() && !seq->is_nil()) << id;
+    seq_of[id] = seq->str;
+  }
+  int by_seq = 0;
+  for (const std::string& head : Keys(kPrefix + "feed:*")) {
+    if (head == kPrefix + "feed:all") continue;
+    auto entries = pool_->Run({"ZRANGE", head, "0", "-1", "WITHSCORES"});
+    ASSERT_TRUE(entries.ok());
+    for (size_t i = 0; i + 1 < entries->elements.size(); i += 2) {
+      EXPECT_EQ(entries->elements[i].str, entries->elements[i + 1].str) << head;
+      ++by_seq;
+    }
+  }
+  EXPECT_GE(by_seq, 14 * 3);  // giver, recipients, value at least
+  const auto by_seq_reads = Snapshot(ids);
+
+  // Half the kudos back in the forms written before: the packed id, the id.
+  for (const std::string& head : Keys(kPrefix + "feed:*")) {
+    if (head == kPrefix + "feed:all") continue;
+    for (size_t i = 0; i < ids.size(); i += 2) {
+      const std::string& seq = seq_of[ids[i]];
+      if (Integer({"ZREM", head, seq}) == 0) continue;
+      const std::string member = i % 4 == 0 ? KudosStore::FeedMember(ids[i]) : ids[i];
+      ASSERT_TRUE(pool_->Run({"ZADD", head, seq, member}).ok());
+    }
+  }
+  EXPECT_EQ(Snapshot(ids), by_seq_reads);
+
+  // Past 128 entries both the feeds and feed:all seal chunks: an entry
+  // resolves through feed:all's chunk holding its seq.
+  std::vector<std::string> more = SendMany(400, "t");
+  ids.insert(ids.end(), more.begin(), more.end());
+  EXPECT_GE(Integer({"ZCARD", kPrefix + "feed:all#"}), 4);
+  EXPECT_FALSE(Keys(kPrefix + "feed:value:*#").empty());
+  std::vector<kudos::v1::Kudos> everything;
+  for (const std::string& bytes : ListAll({}, 100)) {
+    everything.emplace_back();
+    ASSERT_TRUE(everything.back().ParseFromString(bytes));
+  }
+  ASSERT_EQ(everything.size(), ids.size());
+  for (const char* person : {"alice", "olga"}) {
+    std::vector<std::string> given, received;
+    for (const kudos::v1::Kudos& k : everything) {
+      if (k.giver_id() == person) given.push_back(k.SerializeAsString());
+      if (std::count(k.recipient_ids().begin(), k.recipient_ids().end(), person) > 0) {
+        received.push_back(k.SerializeAsString());
+      }
+    }
+    kudos::v1::KudosFilter by_giver, by_recipient;
+    by_giver.set_giver_id(person);
+    by_recipient.set_recipient_id(person);
+    for (int page_size : {1, 9, 100}) {
+      EXPECT_EQ(ListAll(by_giver, page_size), given) << person << " /" << page_size;
+      EXPECT_EQ(ListAll(by_recipient, page_size), received) << person << " /" << page_size;
+    }
+  }
+  std::vector<std::string> valued;  // past 128: sealed chunks of its own
+  for (const kudos::v1::Kudos& k : everything) {
+    if (std::count(k.values().begin(), k.values().end(), "empathy") > 0) {
+      valued.push_back(k.SerializeAsString());
+    }
+  }
+  kudos::v1::KudosFilter by_value;
+  by_value.set_value("empathy");
+  EXPECT_GT(valued.size(), 128u);
+  for (int page_size : {7, 100}) EXPECT_EQ(ListAll(by_value, page_size), valued) << page_size;
+  const auto before = Snapshot(ids);
+
+  kudos::Archiver archiver(*pool_, *store_, Options(64, 8, 50));
+  EXPECT_EQ(ArchiveAll(archiver, absl::Now() + absl::Hours(24) * 500), static_cast<int64_t>(ids.size()));
+  EXPECT_EQ(Keys(kPrefix + "feed:*"), std::vector<std::string>());
+  EXPECT_EQ(Snapshot(ids), before);
+  // An entry feed:all no longer holds (left by a previous version's archive
+  // run, which removes ids only) lists its kudos once, from the archive.
+  ASSERT_TRUE(pool_->Run({"ZADD", kPrefix + "feed:giver:alice", seq_of[ids[0]], seq_of[ids[0]]}).ok());
   EXPECT_EQ(Snapshot(ids), before);
 }
 

@@ -34,10 +34,12 @@ end
 
 -- Where the kudos (at `seq`) is in a feed: its head, or the sealed chunk
 -- whose range holds `seq` (finish_recognition.lua). Nil when the chunk holding
--- it is not the declared one. Its entry is `member`, or `id` when written
--- before the packing.
+-- it is not the declared one. Its entry is `member`, `id` when written
+-- before the packing, or (feeds other than feed:all, since entries by seq)
+-- `seq` itself.
 local function locate(head, dir, declared_chunk, declared_key, seq, id, member)
-  if redis.call('ZSCORE', head, member) or (member ~= id and redis.call('ZSCORE', head, id)) then
+  if redis.call('ZSCORE', head, member) or (member ~= id and redis.call('ZSCORE', head, id)) or
+      redis.call('ZSCORE', head, seq) then
     return {head = head}
   end
   local found = redis.call('ZRANGE', dir, seq, '+inf', 'BYSCORE', 'LIMIT', 0, 1)[1]
@@ -82,16 +84,17 @@ local add = {}
 for _, item in ipairs(items) do
   local at = item.at
   local id, member, boosts, field = ARGV[at], ARGV[at + 1], tonumber(ARGV[at + 3]), ARGV[at + 4]
+  local seq = ARGV[at + 2]  -- a kudos's entry in feeds other than feed:all
   redis.call('HDEL', item.bucket, member)
   redis.call('DEL', item.record)
   -- Boosts committed since the batch was read stay live, after the archived ones.
   if boosts > 0 then redis.call('LTRIM', item.boosts, boosts, -1) end
   for _, place in ipairs(item.places) do
     if place.head then
-      redis.call('ZREM', place.head, member, id)
+      redis.call('ZREM', place.head, member, id, seq)
     elseif place.key then
       -- A chunk that empties leaves its feed's chunk list.
-      redis.call('ZREM', place.key, member, id)
+      redis.call('ZREM', place.key, member, id, seq)
       if redis.call('EXISTS', place.key) == 0 then redis.call('ZREM', place.dir, place.chunk) end
     end
   end
