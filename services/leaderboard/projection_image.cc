@@ -962,26 +962,86 @@ absl::Status ProjectionImage::WriteAs(
 
 namespace {
 
-constexpr char kSnapshotMagic[] = "LBS1";
+// LBS2 since issue 15's round of 2026-12-01 (LBS1 before; Parse reads
+// both): varint lengths, keys and members sorted, a zset's members then its
+// scores as varint differences. Sorted person ids and small integer totals
+// compress far better: the bench's 400-person snapshot 218 -> ~116 KB.
+constexpr char kSnapshotMagicV1[] = "LBS1";
+constexpr char kSnapshotMagic[] = "LBS2";
 // zstd's level for snapshots. They are written by the background compactor
 // and kept in Redis for good, so bytes count more than its CPU: on the
-// bench's 400-person snapshot (1.38 MB raw), level 3 gave 287 KB in 10 ms,
-// 12 gave 218 KB in 130 ms (Redis's allocation 320 -> 224 KiB, as for 19
-// at 1.6 s). Reading (decompression) costs the same at every level.
+// bench's 400-person snapshot (1.38 MB raw, LBS1), level 3 gave 287 KB in
+// 10 ms, 12 gave 218 KB in 130 ms (Redis's allocation 320 -> 224 KiB, as
+// for 19 at 1.6 s). Reading (decompression) costs the same at every level.
 constexpr int kSnapshotZstdLevel = 12;
+// A zset's scores in LBS2: every one an integer of magnitude below 2^53
+// (board totals, guard and day times), as zigzag varints of the difference
+// with the one before; else each as its IEEE-754 bits.
+constexpr char kScoresIntegerDeltas = 0;
+constexpr char kScoresDoubles = 1;
 
-void PutU64(std::string& out, uint64_t value) {
-  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((value >> (8 * i)) & 0xff));
+void PutVarint(std::string& out, uint64_t value) {
+  while (value >= 0x80) {
+    out.push_back(static_cast<char>((value & 0x7f) | 0x80));
+    value >>= 7;
+  }
+  out.push_back(static_cast<char>(value));
 }
-void PutString(std::string& out, const std::string& value) {
-  PutU64(out, value.size());
-  out.append(value);
+void PutString(std::string& out, absl::string_view value) {
+  PutVarint(out, value.size());
+  out.append(value.data(), value.size());
+}
+uint64_t ZigZag(int64_t value) {
+  return (static_cast<uint64_t>(value) << 1) ^ static_cast<uint64_t>(value >> 63);
+}
+int64_t UnZigZag(uint64_t value) {
+  return static_cast<int64_t>(value >> 1) ^ -static_cast<int64_t>(value & 1);
+}
+bool IsIntegral(double score) {
+  constexpr double kExact = 9007199254740992.0;  // 2^53
+  return score > -kExact && score < kExact && score == static_cast<double>(static_cast<int64_t>(score));
 }
 
+// A container's entries sorted by key (the maps are hash maps).
+template <typename Map>
+std::vector<const typename Map::value_type*> SortedEntries(const Map& map) {
+  std::vector<const typename Map::value_type*> sorted;
+  sorted.reserve(map.size());
+  for (const auto& entry : map) sorted.push_back(&entry);
+  std::sort(sorted.begin(), sorted.end(), [](const auto* a, const auto* b) { return a->first < b->first; });
+  return sorted;
+}
+
+void PutZset(std::string& out, const absl::flat_hash_map<std::string, double>& zset) {
+  const auto sorted = SortedEntries(zset);
+  PutVarint(out, sorted.size());
+  bool integral = true;
+  for (const auto* entry : sorted) {
+    PutString(out, entry->first);
+    integral = integral && IsIntegral(entry->second);
+  }
+  out.push_back(integral ? kScoresIntegerDeltas : kScoresDoubles);
+  int64_t previous = 0;
+  for (const auto* entry : sorted) {
+    if (integral) {
+      const auto score = static_cast<int64_t>(entry->second);
+      PutVarint(out, ZigZag(score - previous));  // |difference| < 2^54: no overflow
+      previous = score;
+    } else {
+      uint64_t bits = 0;
+      std::memcpy(&bits, &entry->second, sizeof bits);
+      for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((bits >> (8 * i)) & 0xff));
+    }
+  }
+}
+
+// Reads LBS1 (every number a u64, little-endian) or LBS2 (varints).
 class Reader {
  public:
-  explicit Reader(const std::string& bytes) : bytes_(bytes) {}
-  bool U64(uint64_t* value) {
+  Reader(const std::string& bytes, size_t at, bool varints)
+      : bytes_(bytes), at_(at), varints_(varints) {}
+  bool Number(uint64_t* value) { return varints_ ? Varint(value) : Fixed64(value); }
+  bool Fixed64(uint64_t* value) {
     if (at_ + 8 > bytes_.size()) return false;
     *value = 0;
     for (int i = 0; i < 8; ++i) {
@@ -990,9 +1050,23 @@ class Reader {
     at_ += 8;
     return true;
   }
+  bool Varint(uint64_t* value) {
+    *value = 0;
+    for (int shift = 0; shift < 64 && at_ < bytes_.size(); shift += 7) {
+      const auto byte = static_cast<unsigned char>(bytes_[at_++]);
+      *value |= static_cast<uint64_t>(byte & 0x7f) << shift;
+      if ((byte & 0x80) == 0) return true;
+    }
+    return false;
+  }
+  bool Byte(char* value) {
+    if (at_ >= bytes_.size()) return false;
+    *value = bytes_[at_++];
+    return true;
+  }
   bool String(std::string* value) {
     uint64_t size = 0;
-    if (!U64(&size) || size > bytes_.size() - at_) return false;
+    if (!Number(&size) || size > bytes_.size() - at_) return false;
     value->assign(bytes_, at_, size);
     at_ += size;
     return true;
@@ -1002,10 +1076,79 @@ class Reader {
  private:
   const std::string& bytes_;
   size_t at_ = 0;
+  const bool varints_;
 };
 
 absl::Status NotASnapshot(absl::string_view why) {
   return absl::DataLossError(absl::StrCat("leaderboard snapshot: ", why));
+}
+
+double FromBits(uint64_t bits) {
+  double score = 0;
+  std::memcpy(&score, &bits, sizeof score);
+  return score;
+}
+
+// A hash, set or zset's body in LBS1: `count` entries, each whole.
+// (`Value` is ProjectionImage::Value.)
+template <typename Value>
+bool ReadEntriesV1(Reader& in, uint64_t count, Value& value) {
+  using Kind = typename Value::Kind;
+  for (uint64_t i = 0; i < count; ++i) {
+    std::string first, second;
+    uint64_t bits = 0;
+    if (!in.String(&first)) return false;
+    bool added = false;
+    if (value.kind == Kind::kHash) {
+      added = in.String(&second) && value.hash.emplace(first, second).second;
+    } else if (value.kind == Kind::kSet) {
+      added = value.set.insert(first).second;
+    } else {
+      added = in.Fixed64(&bits) && value.zset.emplace(first, FromBits(bits)).second;
+    }
+    if (!added) return false;
+  }
+  return true;
+}
+
+// The same in LBS2: a hash's fields then its values, a set's members, a
+// zset's members then its scores (PutZset).
+template <typename Value>
+bool ReadEntriesV2(Reader& in, uint64_t count, Value& value) {
+  using Kind = typename Value::Kind;
+  std::vector<std::string> firsts(count);  // count <= the bytes left: each entry takes one
+  for (std::string& first : firsts) {
+    if (!in.String(&first)) return false;
+  }
+  if (value.kind == Kind::kSet) {
+    for (std::string& member : firsts) {
+      if (!value.set.insert(std::move(member)).second) return false;
+    }
+    return true;
+  }
+  char form = 0;
+  if (value.kind == Kind::kZset && (!in.Byte(&form) || (form != kScoresIntegerDeltas && form != kScoresDoubles))) {
+    return false;
+  }
+  int64_t previous = 0;
+  for (std::string& first : firsts) {
+    bool added = false;
+    if (value.kind == Kind::kHash) {
+      std::string second;
+      added = in.String(&second) && value.hash.emplace(std::move(first), std::move(second)).second;
+    } else {
+      uint64_t number = 0;
+      const bool read = form == kScoresDoubles ? in.Fixed64(&number) : in.Varint(&number);
+      double score = FromBits(number);
+      if (read && form == kScoresIntegerDeltas) {
+        previous = static_cast<int64_t>(static_cast<uint64_t>(previous) + static_cast<uint64_t>(UnZigZag(number)));
+        score = static_cast<double>(previous);
+      }
+      added = read && value.zset.emplace(std::move(first), score).second;
+    }
+    if (!added) return false;
+  }
+  return true;
 }
 
 }  // namespace
@@ -1013,34 +1156,32 @@ absl::Status NotASnapshot(absl::string_view why) {
 absl::StatusOr<std::string> ProjectionImage::Serialize() const {
   KUDOS_CHECK(boards_by_ids_ == 0, "a replay gives its boards their names back (NamedBoards)");
   std::string raw = kSnapshotMagic;
-  PutU64(raw, keys_.size());
-  for (const auto& [name, value] : keys_) {
-    PutString(raw, name);
-    PutU64(raw, static_cast<uint64_t>(value.kind));
-    PutU64(raw, static_cast<uint64_t>(value.expire_at));
+  PutVarint(raw, keys_.size());
+  for (const auto* key : SortedEntries(keys_)) {
+    const Value& value = key->second;
+    PutString(raw, key->first);
+    PutVarint(raw, static_cast<uint64_t>(value.kind));
+    PutVarint(raw, static_cast<uint64_t>(value.expire_at));
     switch (value.kind) {
       case Value::Kind::kString:
         PutString(raw, value.str);
         break;
-      case Value::Kind::kHash:
-        PutU64(raw, value.hash.size());
-        for (const auto& [field, text] : value.hash) {
-          PutString(raw, field);
-          PutString(raw, text);
-        }
+      case Value::Kind::kHash: {
+        const auto sorted = SortedEntries(value.hash);
+        PutVarint(raw, sorted.size());
+        for (const auto* field : sorted) PutString(raw, field->first);
+        for (const auto* field : sorted) PutString(raw, field->second);
         break;
-      case Value::Kind::kSet:
-        PutU64(raw, value.set.size());
-        for (const std::string& member : value.set) PutString(raw, member);
+      }
+      case Value::Kind::kSet: {
+        std::vector<absl::string_view> members(value.set.begin(), value.set.end());
+        std::sort(members.begin(), members.end());
+        PutVarint(raw, members.size());
+        for (absl::string_view member : members) PutString(raw, member);
         break;
+      }
       case Value::Kind::kZset:
-        PutU64(raw, value.zset.size());
-        for (const auto& [member, score] : value.zset) {
-          PutString(raw, member);
-          uint64_t bits = 0;
-          std::memcpy(&bits, &score, sizeof bits);
-          PutU64(raw, bits);
-        }
+        PutZset(raw, value.zset);
         break;
     }
   }
@@ -1065,16 +1206,16 @@ absl::StatusOr<ProjectionImage> ProjectionImage::Parse(const std::string& compre
   std::string raw(size, '\0');
   size_t got = ZSTD_decompress(raw.data(), raw.size(), compressed.data(), compressed.size());
   if (ZSTD_isError(got) || got != size) return NotASnapshot("does not decompress");
-  if (raw.compare(0, 4, kSnapshotMagic) != 0) return NotASnapshot("no magic");
-  raw.erase(0, 4);
-  Reader in(raw);
+  const bool v2 = raw.compare(0, 4, kSnapshotMagic) == 0;
+  if (!v2 && raw.compare(0, 4, kSnapshotMagicV1) != 0) return NotASnapshot("no magic");
+  Reader in(raw, 4, /*varints=*/v2);
   ProjectionImage image(now);
   uint64_t keys = 0;
-  if (!in.U64(&keys)) return NotASnapshot("truncated");
+  if (!in.Number(&keys)) return NotASnapshot("truncated");
   for (uint64_t k = 0; k < keys; ++k) {
     std::string name;
     uint64_t kind = 0, expire_at = 0, count = 0;
-    if (!in.String(&name) || !in.U64(&kind) || !in.U64(&expire_at) || kind > 3) {
+    if (!in.String(&name) || !in.Number(&kind) || !in.Number(&expire_at) || kind > 3) {
       return NotASnapshot("truncated key");
     }
     Value& value = image.Slot(name, static_cast<Value::Kind>(kind));
@@ -1082,24 +1223,10 @@ absl::StatusOr<ProjectionImage> ProjectionImage::Parse(const std::string& compre
     bool ok = true;
     if (value.kind == Value::Kind::kString) {
       ok = in.String(&value.str);
-    } else if (!in.U64(&count)) {
+    } else if (!in.Number(&count) || count > raw.size()) {
       ok = false;
-    }
-    for (uint64_t i = 0; ok && value.kind != Value::Kind::kString && i < count; ++i) {
-      std::string first, second;
-      uint64_t bits = 0;
-      if (!in.String(&first)) {
-        ok = false;
-      } else if (value.kind == Value::Kind::kHash) {
-        ok = in.String(&second) && value.hash.emplace(first, second).second;
-      } else if (value.kind == Value::Kind::kSet) {
-        ok = value.set.insert(first).second;
-      } else {
-        double score = 0;
-        ok = in.U64(&bits);
-        std::memcpy(&score, &bits, sizeof score);
-        ok = ok && value.zset.emplace(first, score).second;
-      }
+    } else {
+      ok = v2 ? ReadEntriesV2(in, count, value) : ReadEntriesV1(in, count, value);
     }
     if (!ok) return NotASnapshot(absl::StrCat("malformed key ", name));
   }

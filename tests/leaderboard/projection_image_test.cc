@@ -5,8 +5,10 @@
 #include "services/leaderboard/projection_image.h"
 
 #include <gtest/gtest.h>
+#include <zstd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <random>
@@ -277,6 +279,90 @@ TEST(ProjectionImageTest, UpgradeDropsDerivedBoardsOfAnOlderSnapshotAndListsItsY
   ASSERT_EQ(keys.count(leaderboard::YearsKey(org)), 1u);
   EXPECT_NE(keys[leaderboard::YearsKey(org)].find("2024,2025"), std::string::npos)
       << keys[leaderboard::YearsKey(org)];
+}
+
+// A snapshot in the format before LBS2 (LBS1: every number a u64), written
+// here by hand: one key of each kind, expiry, a score with a fraction.
+std::string SnapshotV1(int64_t expire_at) {
+  std::string raw = "LBS1";
+  auto u64 = [&](uint64_t v) {
+    for (int i = 0; i < 8; ++i) raw.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+  };
+  auto str = [&](const std::string& v) {
+    u64(v.size());
+    raw += v;
+  };
+  auto score = [&](double v) {
+    uint64_t bits = 0;
+    std::memcpy(&bits, &v, sizeof bits);
+    u64(bits);
+  };
+  u64(5);
+  str("lb:{v1}:str");
+  u64(0), u64(0), str("text");
+  str("lb:{v1}:hash");
+  u64(1), u64(0), u64(2), str("b"), str("2"), str("a"), str("1");
+  str("lb:{v1}:set");
+  u64(2), u64(0), u64(2), str("y"), str("x");
+  str("lb:{v1}:board");
+  u64(3), u64(static_cast<uint64_t>(expire_at)), u64(3);
+  str("zed"), score(-7), str("amy"), score(12.5), str("bo"), score(1700000000000);
+  str("lb:{v1}:totals");  // integers only: LBS2 stores differences
+  u64(3), u64(0), u64(3);
+  str("zed"), score(-7), str("amy"), score(3), str("bo"), score(1700000000000);
+  std::string compressed(ZSTD_compressBound(raw.size()), '\0');
+  compressed.resize(ZSTD_compress(compressed.data(), compressed.size(), raw.data(), raw.size(), 3));
+  return compressed;
+}
+
+std::string Decompressed(const std::string& compressed) {
+  std::string raw(ZSTD_getFrameContentSize(compressed.data(), compressed.size()), '\0');
+  raw.resize(ZSTD_decompress(raw.data(), raw.size(), compressed.data(), compressed.size()));
+  return raw;
+}
+
+// Issue 15 (memory): snapshots are LBS2 (varints, sorted keys and members,
+// a zset's scores as differences); one stored as LBS1 still loads the
+// same keys, and writing it again gives byte for byte what the LBS2 copy
+// gives. Bytes that are not a snapshot are DATA_LOSS.
+TEST(ProjectionImageTest, Snapshot_WritesLbs2AndReadsLbs1IntoTheSameImage) {
+  const int64_t expire_at = absl::ToUnixSeconds(absl::Now()) + 86400;
+  absl::StatusOr<ProjectionImage> from_v1 = ProjectionImage::Parse(SnapshotV1(expire_at), absl::Now());
+  ASSERT_TRUE(from_v1.ok()) << from_v1.status();
+  absl::StatusOr<std::string> v2 = from_v1->Serialize();
+  ASSERT_TRUE(v2.ok()) << v2.status();
+  EXPECT_EQ(Decompressed(*v2).substr(0, 4), "LBS2");
+  absl::StatusOr<ProjectionImage> from_v2 = ProjectionImage::Parse(*v2, absl::Now());
+  ASSERT_TRUE(from_v2.ok()) << from_v2.status();
+  absl::StatusOr<std::string> again = from_v2->Serialize();
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(*again, *v2);  // sorted: the same image, the same bytes
+
+  harness::RedisServer redis;
+  common::redis::Pool pool(PoolFor(redis));
+  ASSERT_TRUE(from_v2->Write(pool, 50, nullptr).ok());
+  EXPECT_EQ(pool.Run({"GET", "lb:{v1}:str"})->str, "text");
+  EXPECT_EQ(pool.Run({"HGET", "lb:{v1}:hash", "a"})->str, "1");
+  EXPECT_EQ(pool.Run({"HGET", "lb:{v1}:hash", "b"})->str, "2");
+  EXPECT_EQ(pool.Run({"SCARD", "lb:{v1}:set"})->integer, 2);
+  EXPECT_EQ(pool.Run({"ZSCORE", "lb:{v1}:board", "amy"})->str, "12.5");
+  EXPECT_EQ(pool.Run({"ZSCORE", "lb:{v1}:board", "zed"})->str, "-7");
+  EXPECT_EQ(pool.Run({"ZSCORE", "lb:{v1}:board", "bo"})->str, "1700000000000");
+  EXPECT_EQ(pool.Run({"EXPIRETIME", "lb:{v1}:board"})->integer, expire_at);
+  for (const auto& [member, total] : std::vector<std::pair<std::string, std::string>>{
+           {"zed", "-7"}, {"amy", "3"}, {"bo", "1700000000000"}}) {
+    EXPECT_EQ(pool.Run({"ZSCORE", "lb:{v1}:totals", member})->str, total) << member;
+  }
+
+  const std::string raw = Decompressed(*v2);
+  for (size_t cut : {raw.size() - 1, raw.size() / 2, size_t{5}}) {
+    std::string truncated = raw.substr(0, cut);
+    std::string compressed(ZSTD_compressBound(truncated.size()), '\0');
+    compressed.resize(
+        ZSTD_compress(compressed.data(), compressed.size(), truncated.data(), truncated.size(), 3));
+    EXPECT_EQ(ProjectionImage::Parse(compressed, absl::Now()).status().code(), absl::StatusCode::kDataLoss)
+        << "cut at " << cut;
+  }
 }
 
 // A snapshot of a version that kept one guard zset per stream: its ids move
