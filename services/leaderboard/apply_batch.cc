@@ -113,7 +113,7 @@ class OpsBuilder {
  public:
   OpsBuilder(const std::string& org, KeyTable& keys, const AppliedBefore& before)
       : org_(org), keys_(keys) {
-    for (const auto& [id, ms] : before.seen_guards) applied_at_[id] = ms;
+    for (const auto& [id, score] : before.seen_guards) applied_at_[id] = score;
   }
 
   // `entry_ms`: when the plan's entry was appended (its guards' time).
@@ -290,15 +290,16 @@ class OpsBuilder {
     if (!absl::SimpleAtoi(window_text, &window) || window < 0) return Malformed("G window");
     absl::StatusOr<std::string> k = keys_.Map(plan, key_arg);
     if (!k.ok()) return k.status();
-    int64_t oldest = entry_ms - window;
+    const int64_t cut_s = GuardCutSeconds(entry_ms - window);
     int64_t& below = trims_[*k];
-    below = std::max(below, oldest);
+    below = std::max(below, cut_s);
     std::string member = GuardMember(id);
     auto it = applied_at_.find(member);
-    if (it != applied_at_.end() && it->second >= oldest) return true;
-    applied_at_[member] = entry_ms;
+    if (it != applied_at_.end() && GuardSeconds(static_cast<double>(it->second)) >= cut_s) return true;
+    const int64_t score = GuardScore(entry_ms);
+    applied_at_[member] = score;
     std::string text_id = member == id ? "" : id;
-    guards_.insert(guards_.end(), {std::move(member), *k, absl::StrCat(entry_ms), absl::StrCat(oldest),
+    guards_.insert(guards_.end(), {std::move(member), *k, absl::StrCat(score), absl::StrCat(cut_s),
                                    std::move(text_id)});
     return false;
   }
@@ -390,10 +391,11 @@ class OpsBuilder {
   KeyTable& keys_;
   std::optional<EmitContext> emit_;  // the current plan's
   std::optional<EventsSection> events_;
-  // Logical id -> entry time it was applied at: stored, or earlier in the batch.
+  // Logical id -> its guard's score (GuardSeconds reads it): stored, or
+  // earlier in the batch.
   absl::flat_hash_map<std::string, int64_t> applied_at_;
   std::vector<std::string> guards_;
-  std::map<std::string, int64_t> trims_;  // guard key -> scores below it leave
+  std::map<std::string, int64_t> trims_;  // guard key -> the cut (GuardCutSeconds) its guards leave below
   std::vector<std::string> ops_;
   // Hashed, not ordered: a batch looks up hundreds of (board key index,
   // member) pairs, and ordered maps of string pairs were a tenth of the
@@ -516,11 +518,11 @@ absl::StatusOr<bool> ParseBatchReply(const Reply& reply, AppliedBefore* before,
   for (const Reply& id : reply.elements[3].elements) before->stale_entries.insert(id.str);
   const std::vector<Reply>& seen = reply.elements[4].elements;
   for (size_t i = 0; i + 1 < seen.size(); i += 2) {
-    int64_t ms = 0;
-    if (!absl::SimpleAtoi(seen[i + 1].str, &ms)) {
-      return absl::InternalError("apply_event: unexpected guard time");
+    int64_t score = 0;
+    if (!absl::SimpleAtoi(seen[i + 1].str, &score)) {
+      return absl::InternalError("apply_event: unexpected guard score");
     }
-    before->seen_guards[seen[i].str] = ms;
+    before->seen_guards[seen[i].str] = score;
   }
   return false;
 }

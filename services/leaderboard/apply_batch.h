@@ -38,7 +38,8 @@ struct AppliedBefore {
   std::optional<std::string> mark_k;
   std::optional<std::string> mark_l;
   absl::flat_hash_set<std::string> stale_entries;  // "k:<id>" / "l:<id>"
-  // GuardMember(logical id) -> the entry time (ms) it was applied at, as stored.
+  // GuardMember(logical id) -> its guard's score as stored (GuardScore, or
+  // the entry's ms for a guard written before).
   absl::flat_hash_map<std::string, int64_t> seen_guards;
 };
 

@@ -44,6 +44,20 @@ std::string GuardMember(absl::string_view logical_id) {
   return std::string(logical_id);
 }
 
+namespace {
+int64_t FloorDiv(int64_t value, int64_t by) {
+  const int64_t quotient = value / by;
+  return quotient * by > value ? quotient - 1 : quotient;
+}
+}  // namespace
+
+int64_t GuardScore(int64_t entry_ms) { return -FloorDiv(entry_ms, 1000); }
+int64_t GuardCutSeconds(int64_t oldest_ms) { return FloorDiv(oldest_ms, 1000); }
+int64_t GuardSeconds(double score) {
+  if (score <= 0) return static_cast<int64_t>(-score);
+  return FloorDiv(static_cast<int64_t>(score), 1000);  // a guard written before: ms
+}
+
 int GuardBucket(absl::string_view logical_id) {
   uint32_t hash = 2166136261u;
   for (unsigned char c : logical_id) {

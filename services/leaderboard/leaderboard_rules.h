@@ -60,6 +60,16 @@ std::string GuardKey(absl::string_view org, char stream, absl::string_view logic
 // id as its text: the apply script and ProjectionImage also look for that
 // form (until it leaves the window), and GuardBucket stays the text's.
 std::string GuardMember(absl::string_view logical_id);
+// A guard's score (issue 15, memory): −(the unix seconds of the entry that
+// applied the id), a listpack's 32-bit integer (5 bytes, until 2038) instead
+// of the entry's unix ms (9 bytes), which guards written before still hold
+// (scores >= 0). Either form is older than the window behind an entry when
+// GuardSeconds(score) < the cut (GuardCutSeconds of the entry's ms minus the
+// window): the scores in (−cut, cut × 1000), one ZREMRANGEBYSCORE
+// (apply_event.lua) for both forms.
+int64_t GuardScore(int64_t entry_ms);
+int64_t GuardCutSeconds(int64_t oldest_ms);
+int64_t GuardSeconds(double score);
 // The bucket of a logical id: FNV-1a (32 bits) of its bytes, mod kGuardBuckets.
 // Stored keys depend on it: never change it without moving the stored ids.
 int GuardBucket(absl::string_view logical_id);

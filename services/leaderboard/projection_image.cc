@@ -687,28 +687,27 @@ absl::StatusOr<bool> ProjectionImage::ApplyCompactOps(const CompactPlan& plan) {
 
 bool ProjectionImage::Guard(const std::string& key, Value& seen, const std::string& logical_id,
                             int64_t entry_ms, int64_t oldest_ms) {
-  // Ids applied before the window behind this entry leave (ZREMRANGEBYSCORE).
-  // A stream's entry times only grow: the oldest are at the log's front.
+  // Ids applied before the window behind this entry leave (ZREMRANGEBYSCORE),
+  // in either score form (GuardSeconds). A stream's entry times only grow:
+  // the oldest are at the log's front.
   std::deque<std::pair<int64_t, std::string>>& log = guard_log_[key];
   if (log.empty() && !seen.zset.empty()) {  // an image parsed from a snapshot
-    for (const auto& [member, score] : seen.zset) {
-      log.emplace_back(static_cast<int64_t>(score), member);
-    }
+    for (const auto& [member, score] : seen.zset) log.emplace_back(GuardSeconds(score), member);
     std::sort(log.begin(), log.end());
   }
-  while (!log.empty() && log.front().first < oldest_ms) {
+  const int64_t cut_s = GuardCutSeconds(oldest_ms);
+  while (!log.empty() && log.front().first < cut_s) {
     auto it = seen.zset.find(log.front().second);
-    if (it != seen.zset.end() && it->second == static_cast<double>(log.front().first)) {
-      seen.zset.erase(it);
-    }
+    if (it != seen.zset.end() && GuardSeconds(it->second) == log.front().first) seen.zset.erase(it);
     log.pop_front();
   }
   // As apply_event.lua: the packed member, or the text a snapshot of a
   // version before the packing holds (still within the window: trimmed above).
   std::string member = GuardMember(logical_id);
   if (member != logical_id && seen.zset.find(logical_id) != seen.zset.end()) return false;
-  auto [it, added] = seen.zset.try_emplace(member, static_cast<double>(entry_ms));
-  if (added) log.emplace_back(entry_ms, std::move(member));
+  const int64_t score = GuardScore(entry_ms);
+  auto [it, added] = seen.zset.try_emplace(member, static_cast<double>(score));
+  if (added) log.emplace_back(GuardSeconds(static_cast<double>(score)), std::move(member));
   return added;
 }
 

@@ -169,8 +169,8 @@ class ProjectionImage {
   const Value* Find(const std::string& key, Value::Kind kind) const;
   void HSetNx(const std::string& key, const std::string& field, const std::string& value);
   // A logical guard (apply_batch.h) on the stream's zset of applied ids:
-  // true (and GuardMember(logical_id) recorded at entry_ms) when it was not
-  // applied since oldest_ms.
+  // true (and GuardMember(logical_id) recorded with GuardScore(entry_ms))
+  // when it was not applied since oldest_ms; guards before that leave.
   bool Guard(const std::string& key, Value& seen, const std::string& logical_id, int64_t entry_ms,
              int64_t oldest_ms);
 
@@ -182,6 +182,7 @@ class ProjectionImage {
   // Interned key id -> its value (nullptr: not known yet or erased).
   std::vector<Value*> interned_;
   // Per guard zset: (entry ms, id) in the order added, to trim it cheaply.
+  // Guard key -> (GuardSeconds, member), oldest first.
   absl::flat_hash_map<std::string, std::deque<std::pair<int64_t, std::string>>> guard_log_;
   // ApplyCompact's names (RebuildPlanner ids) and values by key id
   // (nullptr: not looked up yet or erased).

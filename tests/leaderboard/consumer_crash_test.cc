@@ -331,6 +331,75 @@ TEST(ConsumerCrashTest, Consumer_DuplicatesWithinTheRetryWindowCountOnceAndOlder
   EXPECT_EQ(GuardIds(pool, org, 'l'), (std::set<std::string>{"transfer:old:r", "transfer:" + last + ":r"}));
 }
 
+// Issue 15 (memory): a guard is scored -(its entry's unix seconds), a
+// 32-bit listpack integer; a guard a version before wrote holds the ms.
+// Either form counts a producer's duplicate once within the window, and
+// one trim removes both forms once they are older than the window.
+TEST(ConsumerCrashTest, Consumer_GuardsScoredInSecondsAndGuardsScoredInMsBeforeCountOnceAndLeaveTogether) {
+  harness::RedisServer redis;
+  common::redis::Pool pool(PoolFor(redis));
+  const std::string org = "seconds";
+  const std::string stream = leaderboard::LedgerStream(org);
+  ASSERT_TRUE(pool.Run(common::redis::RegisterOrgCommand(org)).ok());
+  ASSERT_TRUE(pool.Run(common::redis::IndexOrgSlotCommand(org)).ok());
+  const int64_t now_ms = absl::ToUnixMillis(absl::Now());
+  const int64_t day_ms = 86400 * 1000;
+  // Four transfers whose guards share one bucket (trims are per bucket).
+  std::vector<std::string> names;
+  const int bucket = leaderboard::GuardBucket("transfer:t0:r");
+  for (int i = 0; names.size() < 4; ++i) {
+    ASSERT_LT(i, 100000);
+    const std::string name = absl::StrCat("t", i);
+    if (leaderboard::GuardBucket("transfer:" + name + ":r") == bucket) names.push_back(name);
+  }
+  const std::string& old_ms = names[0];
+  const std::string& old_s = names[1];
+  const std::string& recent_s = names[2];
+  const std::string& recent_ms = names[3];
+  auto append = [&](const std::string& transfer, int64_t at_ms) {
+    auto event = TransferToR(org, transfer, 1, absl::Now());
+    auto added = pool.Run({"XADD", stream, absl::StrCat(at_ms, "-0"), "event",
+                           event.SerializeAsString()});
+    ASSERT_TRUE(added.ok()) << added.status();
+  };
+  auto applied = [&] {
+    Replica replica(redis, "replica-a", 200);
+    replica.consumer->Start();
+    EXPECT_TRUE(Eventually([&] { return Backlog(pool, org) == 0; }));
+    replica.consumer->Stop();
+  };
+  const std::string key = leaderboard::GuardKey(org, 'l', "transfer:t0:r");
+  auto score = [&](const std::string& transfer) {
+    auto reply = pool.Run({"ZSCORE", key, "transfer:" + transfer + ":r"});
+    EXPECT_TRUE(reply.ok()) << reply.status();
+    return reply.ok() ? reply->str : "";
+  };
+  // Within 30 days of each other: nothing trimmed yet.
+  const std::map<std::string, int64_t> at_ms = {{old_ms, now_ms - 41 * day_ms + 123},
+                                                {old_s, now_ms - 40 * day_ms + 456},
+                                                {recent_s, now_ms - 13 * day_ms + 789},
+                                                {recent_ms, now_ms - 12 * day_ms + 999}};
+  for (const std::string& name : names) append(name, at_ms.at(name));
+  applied();
+  for (const std::string& name : names) {
+    EXPECT_EQ(score(name), absl::StrCat(-(at_ms.at(name) / 1000))) << name;
+  }
+  // As a version before left two of them: scored by the entry's ms.
+  for (const std::string& name : {old_ms, recent_ms}) {
+    ASSERT_TRUE(pool.Run({"ZADD", key, absl::StrCat(at_ms.at(name)), "transfer:" + name + ":r"}).ok());
+  }
+  // The producers' retries 4 and 5 days later: counted once. The first's
+  // cut (38 days back) takes both old guards, whatever their form.
+  append(recent_s, now_ms - 9 * day_ms);
+  append(recent_ms, now_ms - 8 * day_ms);
+  applied();
+  EXPECT_EQ(ZScore(pool, AllTimePoints(org), "r"), 4);
+  EXPECT_EQ(GuardIds(pool, org, 'l'),
+            (std::set<std::string>{"transfer:" + recent_s + ":r", "transfer:" + recent_ms + ":r"}));
+  EXPECT_EQ(score(recent_s), absl::StrCat(-(at_ms.at(recent_s) / 1000)));
+  EXPECT_EQ(score(recent_ms), absl::StrCat(at_ms.at(recent_ms)));
+}
+
 // Upgrading from one guard zset per stream: while it exists every batch of
 // the org is refused (ABORTED, retried); the consumer moves its ids into
 // their buckets before its first batch of the org, and an id applied before

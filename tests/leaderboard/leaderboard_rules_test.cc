@@ -645,6 +645,19 @@ TEST(PlanTest, KudosSentUpdatesEveryScopeAndWindow) {
 
 // Applied ids are spread over kGuardBuckets zsets per stream by FNV-1a of
 // the id: a stored key's name depends on it, so the hash is pinned here.
+// Issue 15 (memory): -(unix seconds) now, the entry's ms before; both read
+// as seconds, floored (also before 1970), and a cut is the floored seconds.
+TEST(KeysTest, GuardScoresAreNegatedSecondsAndGuardsWrittenInMsReadAsSeconds) {
+  EXPECT_EQ(leaderboard::GuardScore(1700000000999), -1700000000);
+  EXPECT_EQ(leaderboard::GuardSeconds(-1700000000.0), 1700000000);
+  EXPECT_EQ(leaderboard::GuardSeconds(1700000000999.0), 1700000000);
+  EXPECT_EQ(leaderboard::GuardSeconds(0.0), 0);
+  EXPECT_EQ(leaderboard::GuardCutSeconds(1700000000999), 1700000000);
+  EXPECT_EQ(leaderboard::GuardCutSeconds(-1), -1);
+  EXPECT_EQ(leaderboard::GuardCutSeconds(-1000), -1);
+  EXPECT_EQ(leaderboard::GuardCutSeconds(-1001), -2);
+}
+
 TEST(KeysTest, GuardKeySpreadsIdsOverBucketsByAPinnedHash) {
   EXPECT_EQ(GuardBucket(""), 69);  // 0x811c9dc5 mod 128
   EXPECT_EQ(GuardBucket("a"), 44);

@@ -394,7 +394,7 @@ TEST(ProjectionImageTest, UpgradeSplitsAnOlderSnapshotsGuardZsetIntoBuckets) {
     const std::string bucket = leaderboard::GuardKey(org, 'l', id);
     auto score = pool.Run({"ZSCORE", bucket, id});
     ASSERT_TRUE(score.ok()) << score.status();
-    EXPECT_EQ(score->str, "1700000000000") << bucket;
+    EXPECT_EQ(score->str, "-1700000000") << bucket;  // GuardScore: -(the entry's seconds)
   }
 }
 
@@ -435,7 +435,7 @@ TEST(ProjectionImageTest, AGuardAnOlderSnapshotHoldsAsTextStillSkipsItsIdOnce) {
   EXPECT_TRUE(pool.Run({"ZSCORE", board, "retry"})->is_nil());
   EXPECT_EQ(pool.Run({"ZSCORE", board, "fresh"})->str, "1");
   EXPECT_EQ(pool.Run({"ZSCORE", bucket, id})->str, "1700000000000");
-  EXPECT_EQ(pool.Run({"ZSCORE", fresh_bucket, leaderboard::GuardMember(fresh)})->str, "1700000002000");
+  EXPECT_EQ(pool.Run({"ZSCORE", fresh_bucket, leaderboard::GuardMember(fresh)})->str, "-1700000002");
   EXPECT_TRUE(pool.Run({"ZSCORE", fresh_bucket, fresh})->is_nil());
 }
 

@@ -16,13 +16,14 @@
 -- KEYS[10..]: every key the operations touch (all in the org's slot).
 -- ARGV: token,
 --   nk, kudos entry ids..., nl, ledger entry ids...   (each stream's in order)
---   ng, (member, zset key, entry ms, oldest ms, text id)... guards of the
---        batch: the member (GuardMember: the logical id, its kudos id packed)
---        or the text id (the logical id, '' when it is the member: how
---        versions before the packing stored it, read until those leave the
---        window) already there with a score >= oldest was applied within the
---        window; only the member is written
---   nr, (zset key, ms)...                              guard scores below ms leave
+--   ng, (member, zset key, score, cut, text id)... guards of the batch: the
+--        member (GuardMember: the logical id, its kudos id packed) or the
+--        text id (the logical id, '' when it is the member: how versions
+--        before the packing stored it, read until those leave the window)
+--        already there at or after the cut (unix seconds, seconds() below)
+--        was applied within the window; only the member is written, with
+--        the score (GuardScore: -(the entry's unix seconds))
+--   nr, (zset key, cut)...      guards before the cut leave (both score forms)
 --   no, ops...                                         S R H N P D V, in entry order
 --   nz, (key, expireat, read, n, (member, total) x n)... board increments,
 --        summed, grouped per board; read "1": the badges below read these
@@ -170,7 +171,14 @@ end
 local function chunks_of(list, each)
   for from = 1, #list, 500 do each(from, math.min(#list, from + 499)) end
 end
--- A guard's ARGV index -> the higher stored score of its member and text id
+-- When a stored guard's id was applied, in unix seconds (GuardSeconds): its
+-- score is -(seconds), or (a guard written before issue 15's seconds) ms.
+local function seconds(score)
+  score = tonumber(score)
+  if score <= 0 then return -score end
+  return math.floor(score / 1000)
+end
+-- A guard's ARGV index -> the later stored score of its member and text id
 -- (false: neither stored).
 local stored = {}
 -- The all-values badge's check (the V or U op at i): the person's values set
@@ -201,7 +209,7 @@ for _, k in ipairs(guard_keys) do
     local scores = redis.call('ZMSCORE', KEYS[tonumber(k)], unpack(ids))
     for y = 1, #ids do
       local j, score = of[y], scores[y]
-      if score and (not stored[j] or tonumber(score) > tonumber(stored[j])) then stored[j] = score end
+      if score and (not stored[j] or seconds(score) > seconds(stored[j])) then stored[j] = score end
     end
   end)
 end
@@ -210,7 +218,7 @@ for g = 0, ng - 1 do
   local id = ARGV[j]
   local score = stored[j]
   local text_id = ARGV[j + 4] ~= '' and ARGV[j + 4] or id
-  if score and tonumber(score) >= tonumber(ARGV[j + 3]) then
+  if score and seconds(score) >= tonumber(ARGV[j + 3]) then
     seen[#seen + 1] = id
     seen[#seen + 1] = score
   elseif legacy and redis.call('SISMEMBER', KEYS[3], text_id) == 1 then
@@ -340,7 +348,10 @@ end
 at = guards + 5 * ng
 local nr = tonumber(ARGV[at])
 for r = 0, nr - 1 do
-  redis.call('ZREMRANGEBYSCORE', key(at + 1 + 2 * r), '-inf', '(' .. ARGV[at + 2 + 2 * r])
+  -- Before the cut: -(seconds) above -cut, or ms (written before) below cut * 1000.
+  local cut = tonumber(ARGV[at + 2 + 2 * r])
+  redis.call('ZREMRANGEBYSCORE', key(at + 1 + 2 * r), string.format('(%.0f', -cut),
+    string.format('(%.0f', cut * 1000))
 end
 at = at + 1 + 2 * nr
 local ops_end = at + tonumber(ARGV[at])
