@@ -5,6 +5,7 @@
 #include <map>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/flags/flag.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -15,7 +16,14 @@
 #include "absl/strings/strip.h"
 #include "common/auth/ids.h"
 #include "common/check/check.h"
+#include "common/config/env.h"
 #include "common/ids/packed_id.h"
+
+// Beside GuardScore, which it configures.
+ABSL_FLAG(bool, lb_guard_scores_ms, common::config::IntEnvOr("LB_GUARD_SCORES_MS", 0) != 0,
+          "score new leaderboard guards by their entry's unix ms, as versions before did: only for "
+          "the rolling upgrade from a version whose consumers read only that form "
+          "(env LB_GUARD_SCORES_MS, 1 = on; docs/retention-leaderboard.md)");
 
 namespace leaderboard {
 
@@ -51,7 +59,12 @@ int64_t FloorDiv(int64_t value, int64_t by) {
 }
 }  // namespace
 
-int64_t GuardScore(int64_t entry_ms) { return -FloorDiv(entry_ms, 1000); }
+int64_t GuardScore(int64_t entry_ms) {
+  // During a rolling upgrade a consumer of the version before compares ms
+  // and trims below ms, which would drop every negated one.
+  if (absl::GetFlag(FLAGS_lb_guard_scores_ms)) return entry_ms;
+  return -FloorDiv(entry_ms, 1000);
+}
 int64_t GuardCutSeconds(int64_t oldest_ms) { return FloorDiv(oldest_ms, 1000); }
 int64_t GuardSeconds(double score) {
   if (score <= 0) return static_cast<int64_t>(-score);

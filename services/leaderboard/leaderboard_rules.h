@@ -66,7 +66,8 @@ std::string GuardMember(absl::string_view logical_id);
 // (scores >= 0). Either form is older than the window behind an entry when
 // GuardSeconds(score) < the cut (GuardCutSeconds of the entry's ms minus the
 // window): the scores in (−cut, cut × 1000), one ZREMRANGEBYSCORE
-// (apply_event.lua) for both forms.
+// (apply_event.lua) for both forms. With --lb_guard_scores_ms (a rolling
+// upgrade's) GuardScore is the entry's ms, as before.
 int64_t GuardScore(int64_t entry_ms);
 int64_t GuardCutSeconds(int64_t oldest_ms);
 int64_t GuardSeconds(double score);

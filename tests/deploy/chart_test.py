@@ -71,6 +71,8 @@ VALUE_SETS = {
     "ledger-rolling-upgrade": {"services": {"ledger": {"writeTransferKeys": True}}},
     # The rolling upgrade from a version before the stored leaderboard events (helm/README.md).
     "leaderboard-full-events-upgrade": {"services": {"leaderboard": {"writeFullEvents": True}}},
+    # The rolling upgrade from a version before the guards scored in seconds (helm/README.md).
+    "leaderboard-guard-scores-upgrade": {"services": {"leaderboard": {"writeGuardScoresInMs": True}}},
 }
 
 

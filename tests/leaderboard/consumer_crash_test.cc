@@ -13,6 +13,9 @@
 #include <string>
 #include <vector>
 
+#include "absl/flags/declare.h"
+#include "absl/flags/flag.h"
+#include "absl/flags/reflection.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/civil_time.h"
 #include "absl/time/clock.h"
@@ -25,6 +28,8 @@
 #include "tests/harness/eventually.h"
 #include "tests/harness/process.h"
 #include "tests/leaderboard/event_writer.h"
+
+ABSL_DECLARE_FLAG(bool, lb_guard_scores_ms);
 
 namespace {
 
@@ -398,6 +403,33 @@ TEST(ConsumerCrashTest, Consumer_GuardsScoredInSecondsAndGuardsScoredInMsBeforeC
             (std::set<std::string>{"transfer:" + recent_s + ":r", "transfer:" + recent_ms + ":r"}));
   EXPECT_EQ(score(recent_s), absl::StrCat(-(at_ms.at(recent_s) / 1000)));
   EXPECT_EQ(score(recent_ms), absl::StrCat(at_ms.at(recent_ms)));
+}
+
+// During the rolling upgrade (--lb_guard_scores_ms) a guard is scored by
+// its entry's ms, the form consumers of the version before compare and
+// keep; it counts a duplicate once all the same.
+TEST(ConsumerCrashTest, Consumer_GuardScoresInMsForARollingUpgradeAreTheEntrysMsAndStillCountOnce) {
+  absl::FlagSaver restores_the_flags;
+  absl::SetFlag(&FLAGS_lb_guard_scores_ms, true);
+  harness::RedisServer redis;
+  common::redis::Pool pool(PoolFor(redis));
+  const std::string org = "upgrading";
+  const std::string stream = leaderboard::LedgerStream(org);
+  ASSERT_TRUE(pool.Run(common::redis::RegisterOrgCommand(org)).ok());
+  ASSERT_TRUE(pool.Run(common::redis::IndexOrgSlotCommand(org)).ok());
+  const int64_t at_ms = absl::ToUnixMillis(absl::Now()) - 86400 * 1000 + 321;
+  for (int64_t when : {at_ms, at_ms + 3600 * 1000}) {  // the producer's retry an hour later
+    auto event = TransferToR(org, "T1", 2, absl::Now());
+    ASSERT_TRUE(pool.Run({"XADD", stream, absl::StrCat(when, "-0"), "event", event.SerializeAsString()}).ok());
+  }
+  Replica replica(redis, "replica-a", 200);
+  replica.consumer->Start();
+  ASSERT_TRUE(Eventually([&] { return Backlog(pool, org) == 0; }));
+  replica.consumer->Stop();
+  EXPECT_EQ(ZScore(pool, AllTimePoints(org), "r"), 2);
+  auto score = pool.Run({"ZSCORE", leaderboard::GuardKey(org, 'l', "transfer:T1:r"), "transfer:T1:r"});
+  ASSERT_TRUE(score.ok() && !score->is_nil());
+  EXPECT_EQ(score->str, absl::StrCat(at_ms));
 }
 
 // Upgrading from one guard zset per stream: while it exists every batch of
