@@ -1115,9 +1115,12 @@ bool ReadEntriesV1(Reader& in, uint64_t count, Value& value) {
 template <typename Value>
 bool ReadEntriesV2(Reader& in, uint64_t count, Value& value) {
   using Kind = typename Value::Kind;
-  std::vector<std::string> firsts(count);  // count <= the bytes left: each entry takes one
-  for (std::string& first : firsts) {
-    if (!in.String(&first)) return false;
+  // Grown as entries are read, not sized by `count`: a forged count runs out
+  // of bytes (DATA_LOSS) before it can ask for more memory than they hold.
+  std::vector<std::string> firsts;
+  firsts.reserve(std::min<uint64_t>(count, 4096));
+  for (uint64_t i = 0; i < count; ++i) {
+    if (!in.String(&firsts.emplace_back())) return false;
   }
   if (value.kind == Kind::kSet) {
     for (std::string& member : firsts) {
@@ -1222,7 +1225,7 @@ absl::StatusOr<ProjectionImage> ProjectionImage::Parse(const std::string& compre
     bool ok = true;
     if (value.kind == Value::Kind::kString) {
       ok = in.String(&value.str);
-    } else if (!in.Number(&count) || count > raw.size()) {
+    } else if (!in.Number(&count)) {
       ok = false;
     } else {
       ok = v2 ? ReadEntriesV2(in, count, value) : ReadEntriesV1(in, count, value);

@@ -294,6 +294,17 @@ class RetentionTest : public ::testing::Test {
     return keys;
   }
 
+  // Each kudos's seq: its score in feed:all, whose entries are packed ids.
+  std::map<std::string, std::string> SeqsInFeedAll(const std::vector<std::string>& ids) {
+    std::map<std::string, std::string> seq_of;
+    for (const std::string& id : ids) {
+      auto seq = pool_->Run({"ZSCORE", kPrefix + "feed:all", kudos::KudosStore::FeedMember(id)});
+      EXPECT_TRUE(seq.ok() && !seq->is_nil()) << id;
+      if (seq.ok()) seq_of[id] = seq->str;
+    }
+    return seq_of;
+  }
+
   // Archives everything old as of `now` (bounded runs).
   int64_t ArchiveAll(kudos::Archiver& archiver, absl::Time now) {
     int64_t archived = 0;
@@ -1011,12 +1022,7 @@ TEST_F(RetentionTest, Feeds_KeepNewIdsPackedAndStillListSealAndArchiveEntriesWri
   // Every feed entry of every other kudos back in the form written before
   // the packing (the id), same seq: feed:all's packed member, the other
   // feeds' seq (Feeds_OtherThanAll...).
-  std::map<std::string, std::string> seq_of;
-  for (const std::string& id : ids) {
-    auto seq = pool_->Run({"ZSCORE", kPrefix + "feed:all", KudosStore::FeedMember(id)});
-    ASSERT_TRUE(seq.ok() && !seq->is_nil()) << id;
-    seq_of[id] = seq->str;
-  }
+  std::map<std::string, std::string> seq_of = SeqsInFeedAll(ids);
   int rewritten = 0;
   for (const std::string& head : Keys(kPrefix + "feed:*")) {
     for (size_t i = 0; i < ids.size(); i += 2) {
@@ -1051,12 +1057,7 @@ TEST_F(RetentionTest, Feeds_KeepNewIdsPackedAndStillListSealAndArchiveEntriesWri
 TEST_F(RetentionTest, Feeds_OtherThanAllHoldPublicKudosBySeqAndListSealAndArchiveAlike) {
   using kudos::KudosStore;
   std::vector<std::string> ids = SendMany(14, "s");
-  std::map<std::string, std::string> seq_of;
-  for (const std::string& id : ids) {
-    auto seq = pool_->Run({"ZSCORE", kPrefix + "feed:all", KudosStore::FeedMember(id)});
-    ASSERT_TRUE(seq.ok() && !seq->is_nil()) << id;
-    seq_of[id] = seq->str;
-  }
+  std::map<std::string, std::string> seq_of = SeqsInFeedAll(ids);
   int by_seq = 0;
   for (const std::string& head : Keys(kPrefix + "feed:*")) {
     if (head == kPrefix + "feed:all") continue;

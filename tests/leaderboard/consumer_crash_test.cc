@@ -115,6 +115,22 @@ void MoveGuardEntry(common::redis::Pool& pool, const std::string& from_key,
   ASSERT_TRUE(pool.Run({"ZADD", to_key, score->str, to_member}).ok());
 }
 
+// An org whose ledger stream the tests append to at chosen times.
+void RegisterOrg(common::redis::Pool& pool, const std::string& org) {
+  ASSERT_TRUE(pool.Run(common::redis::RegisterOrgCommand(org)).ok());
+  ASSERT_TRUE(pool.Run(common::redis::IndexOrgSlotCommand(org)).ok());
+}
+
+// A transfer to "r" appended to the org's ledger stream at `at_ms` (its
+// entry id, the time its guard is scored by).
+void AppendTransferAt(common::redis::Pool& pool, const std::string& org, const std::string& transfer,
+                      int64_t points, int64_t at_ms) {
+  auto event = TransferToR(org, transfer, points, absl::Now());
+  auto added = pool.Run({"XADD", leaderboard::LedgerStream(org), absl::StrCat(at_ms, "-0"), "event",
+                         event.SerializeAsString()});
+  ASSERT_TRUE(added.ok()) << added.status();
+}
+
 // Every applied id in the guard buckets of `stream` ('k', 'l', 'r').
 std::set<std::string> GuardIds(common::redis::Pool& pool, const std::string& org, char stream) {
   std::set<std::string> ids;
@@ -302,16 +318,11 @@ TEST(ConsumerCrashTest, Consumer_DuplicatesWithinTheRetryWindowCountOnceAndOlder
   harness::RedisServer redis;
   common::redis::Pool pool(PoolFor(redis));
   const std::string org = "window";
-  const std::string stream = leaderboard::LedgerStream(org);
-  ASSERT_TRUE(pool.Run(common::redis::RegisterOrgCommand(org)).ok());
-  ASSERT_TRUE(pool.Run(common::redis::IndexOrgSlotCommand(org)).ok());
+  RegisterOrg(pool, org);
   const int64_t now_ms = absl::ToUnixMillis(absl::Now());
   const int64_t day_ms = 86400 * 1000;
   auto append = [&](const std::string& transfer, int64_t at_ms) {
-    auto event = TransferToR(org, transfer, 1, absl::Now());
-    auto added = pool.Run({"XADD", stream, absl::StrCat(at_ms, "-0"), "event",
-                           event.SerializeAsString()});
-    ASSERT_TRUE(added.ok()) << added.status();
+    AppendTransferAt(pool, org, transfer, 1, at_ms);
   };
   append("old", now_ms - 100 * day_ms);
   append("recent", now_ms - 40 * day_ms);
@@ -344,9 +355,7 @@ TEST(ConsumerCrashTest, Consumer_GuardsScoredInSecondsAndGuardsScoredInMsBeforeC
   harness::RedisServer redis;
   common::redis::Pool pool(PoolFor(redis));
   const std::string org = "seconds";
-  const std::string stream = leaderboard::LedgerStream(org);
-  ASSERT_TRUE(pool.Run(common::redis::RegisterOrgCommand(org)).ok());
-  ASSERT_TRUE(pool.Run(common::redis::IndexOrgSlotCommand(org)).ok());
+  RegisterOrg(pool, org);
   const int64_t now_ms = absl::ToUnixMillis(absl::Now());
   const int64_t day_ms = 86400 * 1000;
   // Four transfers whose guards share one bucket (trims are per bucket).
@@ -362,10 +371,7 @@ TEST(ConsumerCrashTest, Consumer_GuardsScoredInSecondsAndGuardsScoredInMsBeforeC
   const std::string& recent_s = names[2];
   const std::string& recent_ms = names[3];
   auto append = [&](const std::string& transfer, int64_t at_ms) {
-    auto event = TransferToR(org, transfer, 1, absl::Now());
-    auto added = pool.Run({"XADD", stream, absl::StrCat(at_ms, "-0"), "event",
-                           event.SerializeAsString()});
-    ASSERT_TRUE(added.ok()) << added.status();
+    AppendTransferAt(pool, org, transfer, 1, at_ms);
   };
   auto applied = [&] {
     Replica replica(redis, "replica-a", 200);
@@ -414,14 +420,10 @@ TEST(ConsumerCrashTest, Consumer_GuardScoresInMsForARollingUpgradeAreTheEntrysMs
   harness::RedisServer redis;
   common::redis::Pool pool(PoolFor(redis));
   const std::string org = "upgrading";
-  const std::string stream = leaderboard::LedgerStream(org);
-  ASSERT_TRUE(pool.Run(common::redis::RegisterOrgCommand(org)).ok());
-  ASSERT_TRUE(pool.Run(common::redis::IndexOrgSlotCommand(org)).ok());
+  RegisterOrg(pool, org);
   const int64_t at_ms = absl::ToUnixMillis(absl::Now()) - 86400 * 1000 + 321;
-  for (int64_t when : {at_ms, at_ms + 3600 * 1000}) {  // the producer's retry an hour later
-    auto event = TransferToR(org, "T1", 2, absl::Now());
-    ASSERT_TRUE(pool.Run({"XADD", stream, absl::StrCat(when, "-0"), "event", event.SerializeAsString()}).ok());
-  }
+  AppendTransferAt(pool, org, "T1", 2, at_ms);
+  AppendTransferAt(pool, org, "T1", 2, at_ms + 3600 * 1000);  // the producer's retry an hour later
   Replica replica(redis, "replica-a", 200);
   replica.consumer->Start();
   ASSERT_TRUE(Eventually([&] { return Backlog(pool, org) == 0; }));
