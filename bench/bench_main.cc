@@ -908,6 +908,54 @@ std::string PopulateBoards(Bench& b, int n, std::vector<Row>& rows) {
       .str();
 }
 
+// ---------------------------------------------------------------- ListKudos
+
+// A team's feed, newest 20 first, read by random members of the org after
+// SendKudos filled it (about 400 entries a team at the default sizes, most
+// past its head): each entry is a kudos's seq, read as its id through
+// feed:all's head or sealed chunks (docs/retention-kudos.md).
+void ListKudos(Bench& b) {
+  SetUpOrg(b);
+  const int teams = absl::GetFlag(FLAGS_teams);
+  auto stubs = Stubs<kv1::KudosService::Stub>(MakeChannels(b.kudos, absl::GetFlag(FLAGS_channels)));
+  struct ListCall {
+    grpc::ClientContext context;
+    kv1::ListKudosRequest request;
+    kv1::ListKudosResponse response;
+  };
+  // Shared with the calls' callbacks, which may outlive the scenario when a
+  // call is still in flight at its end.
+  auto listed = std::make_shared<std::atomic<int64_t>>(0);
+  CpuMeter cpu(b);
+  LoadResult r = RunLoad(Load("list_kudos"), [&](int slot, int64_t seq, Done done) {
+    auto call = std::make_shared<ListCall>();
+    Authorize(call->context, b.tokens[(seq * 7919) % b.tokens.size()], 5);
+    call->request.mutable_filter()->set_team_id(TeamId(static_cast<int>(seq % teams)));
+    call->request.set_page_size(20);
+    stubs[slot % stubs.size()]->async()->ListKudos(
+        &call->context, &call->request, &call->response, [call, listed, done](grpc::Status s) {
+          *listed += call->response.kudos_size();
+          done(s);
+        });
+  });
+  CpuUse use = cpu.Take();
+  const double ratio = b.floor_a > 0 ? r.throughput / b.floor_a : 0;
+  const double per_call = r.started > 0 ? static_cast<double>(listed->load()) / r.started : 0;
+  b.Report("list_kudos", Json()
+                             .Raw("load", ToJson(r))
+                             .Num("kudos_per_page", per_call)
+                             .Raw("cpu_cores", CpuMeter::CoresJson(use))
+                             .Raw("cpu_usec_per_op", CpuPerOp(b, "list_kudos", "call", r.started, use))
+                             .Num("floor_a", b.floor_a)
+                             .Num("ratio_to_floor_a", ratio)
+                             .str());
+  b.rows.push_back({"list_kudos", "ListKudos of a team, newest 20, at 32 in flight", r.throughput, "/s",
+                    absl::StrFormat("floor_a %.0f/s", b.floor_a), Pct(ratio), "", "info"});
+  b.rows.push_back({"list_kudos", "kudos per page", per_call, "", "", "", "",
+                    r.errors ? absl::StrCat(r.errors, " errors: ", r.first_error.substr(0, 40)) : "info"});
+  b.rows.push_back({"list_kudos", "p99 latency", r.p99_ms, "ms", "", "", "", "info"});
+}
+
 void Leaderboard(Bench& b) {
   const int n = absl::GetFlag(FLAGS_board_people);
   std::vector<Row> memory_rows;
@@ -2184,6 +2232,7 @@ int Main() {
     };
     const std::vector<Step> steps = {{"floor_a", FloorA},   {"floor_b", FloorB},
                                      {"send_kudos", SendKudos},
+                                     {"list_kudos", ListKudos},
                                      {"send_kudos_cluster", SendKudosCluster},
                                      {"ledger_wait", LedgerWait},
                                      {"leaderboard", Leaderboard},

@@ -115,18 +115,21 @@ else
 end
 -- The id feed:all holds at `seq`; nil when a chunk it needs is not declared
 -- (added to all_missing), the seq itself when feed:all no longer holds it.
+-- The chunk whose range holds `seq` first (a lookup in the chunk list, not a
+-- scan of the head), then the head (newer than every chunk, or committed late).
 local all_missing = {}
 local function id_at(seq)
-  local id = redis.call('ZRANGE', all_head, seq, seq, 'BYSCORE')[1]
-  if id then return id end
   local chunk = redis.call('ZRANGE', all_dir, seq, '+inf', 'BYSCORE', 'LIMIT', 0, 1)[1]
-  if not chunk then return seq end
-  local key = all_declared[chunk]
-  if not key then
-    all_missing[#all_missing + 1] = chunk
-    return nil
+  if chunk then
+    local key = all_declared[chunk]
+    if not key then
+      all_missing[#all_missing + 1] = chunk
+      return nil
+    end
+    local id = redis.call('ZRANGE', key, seq, seq, 'BYSCORE')[1]
+    if id then return id end
   end
-  return redis.call('ZRANGE', key, seq, seq, 'BYSCORE')[1] or seq
+  return redis.call('ZRANGE', all_head, seq, seq, 'BYSCORE')[1] or seq
 end
 local out = {}
 for i = 1, math.min(#found, limit) do
