@@ -181,8 +181,8 @@ class ProjectionImage {
   absl::node_hash_map<std::string, Value> keys_;
   // Interned key id -> its value (nullptr: not known yet or erased).
   std::vector<Value*> interned_;
-  // Per guard zset: (entry ms, id) in the order added, to trim it cheaply.
-  // Guard key -> (GuardSeconds, member), oldest first.
+  // Per guard zset: (GuardSeconds, member) in the order added, oldest first,
+  // to trim it cheaply.
   absl::flat_hash_map<std::string, std::deque<std::pair<int64_t, std::string>>> guard_log_;
   // ApplyCompact's names (RebuildPlanner ids) and values by key id
   // (nullptr: not looked up yet or erased).
