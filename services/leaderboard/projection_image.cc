@@ -28,14 +28,25 @@ absl::Status Malformed(absl::string_view why) {
   return absl::InternalError(absl::StrCat("apply_event: malformed plan: ", why));
 }
 
+// A score that is an integer a double holds exactly (magnitude below 2^53):
+// board totals, guard and day times.
+bool IsIntegral(double score) {
+  constexpr double kExact = 9007199254740992.0;  // 2^53
+  return score > -kExact && score < kExact && score == static_cast<double>(static_cast<int64_t>(score));
+}
+
+// A score's IEEE-754 bits (RDB's binary doubles, the snapshots' other scores).
+uint64_t BitsOf(double score) {
+  uint64_t bits = 0;
+  std::memcpy(&bits, &score, sizeof bits);
+  return bits;
+}
+
 // Redis prints scores with %.17g; the same text makes the same double.
 // Board scores are integer totals: those print as integers (the same double,
 // without a printf per member).
 std::string ScoreText(double score) {
-  constexpr double kExact = 9007199254740992.0;  // 2^53
-  if (score > -kExact && score < kExact && score == static_cast<double>(static_cast<int64_t>(score))) {
-    return absl::StrCat(static_cast<int64_t>(score));
-  }
+  if (IsIntegral(score)) return absl::StrCat(static_cast<int64_t>(score));
   return absl::StrFormat("%.17g", score);
 }
 
@@ -156,9 +167,7 @@ std::string ProjectionImage::DumpPayload(const Value& value) {
       DumpLength(out, value.zset.size());
       for (const auto& [member, score] : value.zset) {
         DumpString(out, member);
-        uint64_t bits = 0;
-        std::memcpy(&bits, &score, sizeof bits);
-        DumpLittleEndian(out, bits, 8);
+        DumpLittleEndian(out, BitsOf(score), 8);
       }
       break;
   }
@@ -996,11 +1005,6 @@ uint64_t ZigZag(int64_t value) {
 int64_t UnZigZag(uint64_t value) {
   return static_cast<int64_t>(value >> 1) ^ -static_cast<int64_t>(value & 1);
 }
-bool IsIntegral(double score) {
-  constexpr double kExact = 9007199254740992.0;  // 2^53
-  return score > -kExact && score < kExact && score == static_cast<double>(static_cast<int64_t>(score));
-}
-
 // A container's entries sorted by key (the maps are hash maps).
 template <typename Map>
 std::vector<const typename Map::value_type*> SortedEntries(const Map& map) {
@@ -1027,9 +1031,7 @@ void PutZset(std::string& out, const absl::flat_hash_map<std::string, double>& z
       PutVarint(out, ZigZag(score - previous));  // |difference| < 2^54: no overflow
       previous = score;
     } else {
-      uint64_t bits = 0;
-      std::memcpy(&bits, &entry->second, sizeof bits);
-      for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((bits >> (8 * i)) & 0xff));
+      DumpLittleEndian(out, BitsOf(entry->second), 8);
     }
   }
 }
