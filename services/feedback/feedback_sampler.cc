@@ -30,6 +30,15 @@ std::string Before(const std::string& id) {
   return out;
 }
 
+// The entries of an XREADGROUP reply, over its streams.
+size_t StreamEntries(const Reply& reply) {
+  size_t n = 0;
+  for (const Reply& stream : reply.elements) {
+    if (stream.elements.size() >= 2) n += stream.elements[1].elements.size();
+  }
+  return n;
+}
+
 }  // namespace
 
 absl::StatusOr<std::optional<kudos::v1::Team>> Directory::FindTeam(const std::string& org,
@@ -257,6 +266,7 @@ absl::StatusOr<int> ServedConsumer::PollOrg(const std::string& org) {
       return reply.status();
     }
     if (reply->is_nil()) continue;
+    if (std::string_view(from) == ">" && StreamEntries(*reply) >= static_cast<size_t>(options_.batch)) backlog_ = true;
     std::vector<std::string> ids;
     if (absl::Status s = Apply(org, *reply, &ids); !s.ok()) return s;
     if (ids.empty()) continue;
@@ -270,6 +280,7 @@ absl::StatusOr<int> ServedConsumer::PollOrg(const std::string& org) {
 }
 
 int ServedConsumer::PollOnce() {
+  backlog_ = false;
   absl::StatusOr<std::vector<std::string>> orgs = kudos_.Orgs();
   if (!orgs.ok()) return 0;
   int applied = 0;
@@ -294,7 +305,8 @@ int ServedConsumer::PollOnce() {
 
 void ServedConsumer::Run(const std::atomic<bool>& stop) {
   while (!stop.load()) {
-    if (PollOnce() > 0) continue;
+    PollOnce();
+    if (backlog_) continue;
     for (auto waited = std::chrono::milliseconds(0); waited < options_.idle_sleep && !stop.load();
          waited += std::chrono::milliseconds(50)) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));

@@ -69,6 +69,10 @@ struct ConsumerOptions {
   std::string group = "feedback";
   std::string consumer_name;  // default: host and pid
   int batch = 200;
+  // Between passes unless a batch came back full: the served sets are read
+  // by the survey sweeps, not live, and a pass per few entries cost ~3 Redis
+  // commands per kudos (a ZADD, a trim and an expiry per team touched) on the
+  // write path's Redis (bench/README.md).
   std::chrono::milliseconds idle_sleep{200};
   std::chrono::milliseconds claim_min_idle{60000};  // entries of a dead consumer
   std::chrono::milliseconds max_backoff{60000};
@@ -80,7 +84,10 @@ class ServedConsumer {
   // One pass over every org (reads and applies what is there, no blocking);
   // the number of entries applied.
   int PollOnce();
-  // Until `stop`.
+  // Whether the last pass read a full batch of some org's new entries (more
+  // may be waiting: the next pass starts at once).
+  bool backlog() const { return backlog_; }
+  // Until `stop`: a pass, then idle_sleep unless backlog().
   void Run(const std::atomic<bool>& stop);
 
  private:
@@ -98,6 +105,7 @@ class ServedConsumer {
     std::chrono::steady_clock::time_point next_claim{};
   };
   std::map<std::string, OrgState> orgs_;
+  bool backlog_ = false;
 };
 
 }  // namespace feedback

@@ -11,6 +11,7 @@
 #include <set>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "common/auth/auth.h"
 #include "common/redis/redis_client.h"
 #include "feedback/v1/feedback.grpc.pb.h"
@@ -494,6 +495,44 @@ TEST_F(FeedbackIntegrationTest, Served_PrivateKudosMakeNobodyACustomer) {
   ASSERT_TRUE(eng.ok());
   EXPECT_EQ(std::set<std::string>(eng->begin(), eng->end()), std::set<std::string>{"cust2"})
       << "cust1 thanked alice privately: eng did not serve cust1 as far as anyone knows";
+}
+
+// A pass that reads a full batch says more may be waiting (the consumer
+// starts the next one at once); a pass that does not lets the consumer wait
+// idle_sleep, so a pass serves many kudos at a time (bench/README.md).
+TEST_F(FeedbackIntegrationTest, Served_OnlyAFullBatchMakesABacklogAndThePassesDrainTheStream) {
+  for (int i = 0; i < 5; ++i) {
+    kudos::v1::SendKudosRequest request;
+    request.set_request_id(absl::StrCat("b", i));
+    request.add_recipient_ids("alice");
+    request.set_message("Thanks for the quick follow-up!");
+    request.add_values("consistent-follow-up");
+    request.set_points_per_recipient(1);
+    kudos::v1::SendKudosResponse response;
+    grpc::Status status = kudos_stub_->SendKudos(
+        Context(MintToken(kOrg, kCustomers[i])).get(), request, &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+  }
+  auto length = replica_->pool->Run({"XLEN", kudos::KudosStore::EventStream(kOrg)});
+  ASSERT_TRUE(length.ok());
+  ASSERT_GE(length->integer, 5);
+  feedback::ConsumerOptions options;
+  options.group = "feedback-backlog-test";  // its own group: the binary's reads nothing of it
+  options.batch = 2;
+  feedback::ServedConsumer consumer(replica_->store, replica_->kudos, options);
+  int64_t applied = 0;
+  int passes = 0;
+  constexpr int kPassesMax = 100;
+  do {
+    const int n = consumer.PollOnce();
+    EXPECT_LE(n, options.batch) << "one read of new entries per org and pass";
+    EXPECT_EQ(consumer.backlog(), n == options.batch) << "pass " << passes;
+    applied += n;
+  } while (consumer.backlog() && ++passes < kPassesMax);
+  EXPECT_FALSE(consumer.backlog());
+  EXPECT_EQ(applied, length->integer) << "every entry once, the last pass short of a batch";
+  EXPECT_EQ(consumer.PollOnce(), 0);
+  EXPECT_FALSE(consumer.backlog()) << "nothing new: no backlog";
 }
 
 // ------------------------------------------------------------------ answers
