@@ -124,6 +124,13 @@ int64_t Count(const Reply& reply) {
   return reply.elements.size() > 1 ? reply.elements[1].AsInteger().value_or(0) : 0;
 }
 
+// allowance.lua changed something without moving the org's version (a
+// profile in an org without rules): what this replica holds stays right.
+bool VersionKept(const absl::StatusOr<Reply>& reply) {
+  return reply.ok() && Code(*reply) == "OK" && reply->elements.size() > 1 &&
+         reply->elements[1].str == "VERSION_KEPT";
+}
+
 }  // namespace
 
 void LedgerStore::EvalAllowance(absl::string_view org, std::vector<std::string> keys,
@@ -134,7 +141,7 @@ void LedgerStore::EvalAllowance(absl::string_view org, std::vector<std::string> 
   EvalWrite(allowance_, org, std::move(keys), std::move(args), deadline,
             [this, org = std::string(org), done = std::move(done)](
                 absl::StatusOr<Reply> reply) mutable {
-              AllowanceChanged(org);
+              if (!VersionKept(reply)) AllowanceChanged(org);
               std::move(done)(std::move(reply));
             });
 }
@@ -288,7 +295,9 @@ void LedgerStore::SetAllowanceProfile(absl::string_view org, absl::string_view a
                            "allowance profile set",
                            {"team_id", profile.team_id(), "direct_reports",
                             absl::StrCat(profile.direct_reports())}));
-  EvalAllowance(org, WithAudit(org, {keys::AllowanceProfiles(org)}, !actor.empty()),
+  EvalAllowance(org,
+                WithAudit(org, {keys::AllowanceProfiles(org), keys::AllowanceRules(org)},
+                          !actor.empty()),
                 std::move(args), deadline,
                 [done = std::move(done)](absl::StatusOr<Reply> reply) mutable {
                   if (!reply.ok()) return std::move(done)(reply.status());

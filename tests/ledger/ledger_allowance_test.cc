@@ -892,6 +892,66 @@ TEST_F(AllowanceRulesApi, AllowanceCache_OwnWritesDropTheOrgAndTheCacheIsBounded
   EXPECT_EQ(cache.org_count(), 1u);
 }
 
+// A directory import syncs every person's profile. A profile counts only
+// through rules, so in an org without any it leaves the allowance version
+// (and every replica's cache) as it is; a rule added later moves it, and the
+// profile set before counts from the next post on. With rules, a profile
+// moves the version as before.
+TEST_F(AllowanceRulesApi, AllowanceCache_AProfileWithoutRulesKeepsTheVersionARuleLaterCountsIt) {
+  auto version = [&] {
+    auto reply = env_->pool().Run({"GET", "ledger:{" + org_ + "}:alw:ver"});
+    EXPECT_TRUE(reply.ok());
+    return reply.ok() ? reply->str : std::string("?");
+  };
+  ASSERT_TRUE(Post(kudos_, {Kudos("w1", "alice", "bob", 10)}, true).ok());
+  const std::string before = version();
+  const int64_t audited = AuditCount("ledger.set_allowance_profile");
+  ASSERT_TRUE(SetProfile("alice", {ledger::v1::ALLOWANCE_ROLE_MANAGER}, "platform", 4).ok());
+  EXPECT_EQ(version(), before) << "no rules: the profile changes no allowance";
+  EXPECT_EQ(AuditCount("ledger.set_allowance_profile"), audited + 1) << "still audited";
+  EXPECT_EQ(Post(kudos_, {Kudos("w2", "alice", "bob", 91)}, true).error_code(),
+            grpc::StatusCode::RESOURCE_EXHAUSTED)
+      << "10 + 91 > 100: without rules the profile adds nothing";
+
+  // A store of its own (a replica's cache): its own profile write keeps the org.
+  ledger::LedgerStore store(env_->pool());
+  const auto deadline = [] { return std::chrono::steady_clock::now() + std::chrono::seconds(10); };
+  absl::Status posted;
+  store.Post(org_, {{0, Kudos("w3", "alice", "bob", 1)}}, true, absl::Now(), deadline(),
+             [&posted](absl::StatusOr<std::vector<ledger::PostResult>> results) {
+               posted = results.ok() ? (*results)[0].status : results.status();
+             });
+  ASSERT_TRUE(posted.ok()) << posted;
+  ASSERT_EQ(store.allowance_cache().org_count(), 1u);
+  ledger::v1::AllowanceProfile carol;
+  carol.set_person_id("carol");
+  carol.set_direct_reports(2);
+  absl::Status set;
+  store.SetAllowanceProfile(org_, "", carol, deadline(), [&set](absl::Status s) { set = s; });
+  ASSERT_TRUE(set.ok()) << set;
+  EXPECT_EQ(store.allowance_cache().org_count(), 1u) << "nothing it holds changed";
+  EXPECT_EQ(version(), before);
+
+  // A rule moves the version; alice's profile, set before it, counts now.
+  ASSERT_TRUE(SetRule(ManagerRule("per-report", 10, 0)).ok());
+  EXPECT_NE(version(), before);
+  grpc::Status raised = Post(kudos_, {Kudos("w4", "alice", "bob", 120)}, true);
+  EXPECT_TRUE(raised.ok()) << "11 + 120 <= 100 + 4 x 10: " << raised.error_message();
+
+  // With rules, a profile moves the version (and this replica drops the org).
+  const std::string with_rules = version();
+  carol.set_direct_reports(3);
+  store.SetAllowanceProfile(org_, "", carol, deadline(), [&set](absl::Status s) { set = s; });
+  ASSERT_TRUE(set.ok()) << set;
+  EXPECT_NE(version(), with_rules);
+  EXPECT_EQ(store.allowance_cache().org_count(), 0u);
+  ASSERT_TRUE(SetProfile("alice", {ledger::v1::ALLOWANCE_ROLE_MANAGER}, "platform", 0).ok());
+  EXPECT_EQ(Post(kudos_, {Kudos("w5", "alice", "bob", 1)}, true).error_code(),
+            grpc::StatusCode::RESOURCE_EXHAUSTED)
+      << "131 spent of 100 once alice has no reports: seen by the very next post";
+  EXPECT_TRUE(Verify().consistent());
+}
+
 TEST(AllowanceRules, ComputeAllowance_BoostsCoverTheirPeriodsRulesAddInIdOrder) {
   ledger::AllowancePolicy policy = ledger::DefaultPolicy();
   auto period = [&](int y, int m) {

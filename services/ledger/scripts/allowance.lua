@@ -5,7 +5,10 @@
 -- inputs of its limits against (allowance_cache.h).
 --   set_rule    ARGV: op, rule_id, body, max rules, audit fields...
 --   delete_rule ARGV: op, rule_id, audit fields...
---   set_profile ARGV: op, person, body, max profiles, audit fields...
+--   set_profile ARGV: op, person, body, max profiles, audit fields... (KEYS
+--               also alw:rules: a profile counts only through rules, so in
+--               an org without any it does not move alw:ver and answers
+--               {'OK', 'VERSION_KEPT'}; adding a rule moves it)
 --   grant       ARGV: op, person, boost_id, body, fingerprint, end_ms, now_ms,
 --               max boosts per person, audit fields...
 --   cancel      ARGV: op, person, boost_id, body (cancelled), audit fields...
@@ -15,21 +18,23 @@
 -- EXISTS / CONFLICT (stored body), NOT_FOUND.
 local op = ARGV[1]
 
--- Something changed: the version moves and the audit entry (if any) is written.
-local function changed(from)
-  redis.call('INCR', key('alw:ver'))
+-- Something changed: the version moves (unless `keep_version`) and the audit
+-- entry (if any) is written.
+local function changed(from, keep_version)
+  if not keep_version then redis.call('INCR', key('alw:ver')) end
   if AUDIT and #ARGV >= from then redis.call('XADD', AUDIT, '*', unpack(ARGV, from, #ARGV)) end
 end
 
 -- HSET of a bounded hash: SAME when unchanged, FULL when a new field would
 -- pass the bound.
-local function put(hash, field, body, max, audit_from)
+local function put(hash, field, body, max, audit_from, keep_version)
   local old = redis.call('HGET', hash, field)
   if old == body then return {'SAME'} end
   local count = redis.call('HLEN', hash)
   if not old and count >= max then return {'FULL', count} end
   redis.call('HSET', hash, field, body)
-  changed(audit_from)
+  changed(audit_from, keep_version)
+  if keep_version then return {'OK', 'VERSION_KEPT'} end
   return {'OK'}
 end
 
@@ -40,7 +45,11 @@ elseif op == 'delete_rule' then
   changed(3)
   return {'OK'}
 elseif op == 'set_profile' then
-  return put(key('alw:profiles'), ARGV[2], ARGV[3], tonumber(ARGV[4]), 5)
+  -- A directory import syncs every person's profile: in an org without
+  -- rules, moving the version each time would make every replica's next
+  -- posts read their inputs again and run twice (bench/README.md).
+  local no_rules = redis.call('EXISTS', key('alw:rules')) == 0
+  return put(key('alw:profiles'), ARGV[2], ARGV[3], tonumber(ARGV[4]), 5, no_rules)
 elseif op == 'grant' then
   local h = key('alw:boosts:' .. ARGV[2])
   local id = ARGV[3]
