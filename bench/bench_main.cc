@@ -766,6 +766,15 @@ SmallOrg& EnsureSmallOrg(Bench& b) {
   return s;
 }
 
+// Floor (d): the consumer's board increments alone (RunFloorD, below).
+struct FloorD {
+  double redis_usec_per_kudos = 0;
+  double zincrby_per_kudos = 0;
+  std::string json;
+};
+FloorD RunFloorD(Bench& b, int kudos);
+constexpr int kFloorDKudos = 20000;  // about a 10 s SendKudos run's
+
 void SendKudos(Bench& b) {
   SetUpOrg(b);
   WaitForConsumer(b, 120);  // the directory's events, before anything is measured
@@ -777,6 +786,7 @@ void SendKudos(Bench& b) {
   b.send_p99_ms = r.p99_ms;
   b.send_redis_cpu_us = f.write_redis.redis_cpu_usec_per_unit;
   SmallOrg& small = EnsureSmallOrg(b);
+  const FloorD floor_d = RunFloorD(b, kFloorDKudos);
   b.Report("send_kudos", Json()
                              .Raw("load", ToJson(r))
                              .Int("people", static_cast<int64_t>(b.tokens.size()))
@@ -792,6 +802,7 @@ void SendKudos(Bench& b) {
                              .Raw("catch_up_cpu_usec_per_kudos", f.catchup_cpu_per_op)
                              .Raw("redis_per_kudos_during_load", f.write_redis.json)
                              .Raw("redis_per_kudos_consumer_catch_up", f.catchup_redis.json)
+                             .Raw("floor_d", floor_d.json)
                              .Num("redis_bytes_per_kudos_retained", small.bytes_per_kudos)
                              .Raw("retained", small.json)
                              .str());
@@ -822,6 +833,10 @@ void SendKudos(Bench& b) {
   b.rows.push_back({"send_kudos", "Redis CPU per kudos, consumer catching up", catchup_us, "us",
                     absl::StrFormat("%.1f commands", f.catchup_redis.commands_per_unit), "",
                     "<= 100 us", Verdict(catchup_us <= 100)});
+  b.rows.push_back({"send_kudos", "... its board increments alone, native ZINCRBY (floor d)",
+                    floor_d.redis_usec_per_kudos, "us",
+                    absl::StrFormat("%.1f ZINCRBY", floor_d.zincrby_per_kudos),
+                    Pct(catchup_us > 0 ? floor_d.redis_usec_per_kudos / catchup_us : 0), "", "info"});
   b.rows.push_back({"send_kudos", absl::StrFormat("Redis bytes per kudos retained (%d people, %d kudos)",
                                                   absl::GetFlag(FLAGS_retained_people), small.kudos),
                     small.bytes_per_kudos, "B", "all keys of the slot", "", "<= 1,000 B",
@@ -1279,9 +1294,11 @@ void WatchAt(Bench& b, double fraction, bool target) {
 // One kudos as the services write it: KudosSent on the kudos stream and
 // TransfersPosted (the linked transfer) on the ledger outbox; event time
 // within the last 90 days.
+// `spread_s`: how far back event times go (0: all at now_s, as SendKudos's).
 std::pair<kv1::KudosEvent, ledger::v1::LedgerEvent> MakeEventPair(std::mt19937_64& rng,
                                                                   const std::string& org, int i,
-                                                                  int64_t now_s, int64_t seq) {
+                                                                  int64_t now_s, int64_t seq,
+                                                                  int64_t spread_s = 90 * 86400) {
   const int people = absl::GetFlag(FLAGS_people);
   const int teams = absl::GetFlag(FLAGS_teams);
     int giver = static_cast<int>(rng() % people);
@@ -1292,7 +1309,7 @@ std::pair<kv1::KudosEvent, ledger::v1::LedgerEvent> MakeEventPair(std::mt19937_6
     const std::string value = kValues[rng() % kValues.size()];
     const int64_t points = 1 + static_cast<int64_t>(rng() % 5);
     google::protobuf::Timestamp when;
-    when.set_seconds(now_s - static_cast<int64_t>(rng() % (90 * 86400)));
+    when.set_seconds(now_s - (spread_s > 0 ? static_cast<int64_t>(rng() % spread_s) : 0));
     kv1::KudosEvent event;
     event.set_org_id(org);
     *event.mutable_event_time() = when;
@@ -1436,6 +1453,82 @@ std::string FloorC(Bench& b, int n, double* events_per_s, int64_t* not_applied) 
       .Raw("cpu_cores", CpuMeter::CoresJson(use))
       .Raw("cpu_usec_per_op", CpuPerOp(b, "floor_c", "event", static_cast<double>(plans.size()), use))
       .str();
+}
+
+// Floor (d): the consumer's board increments alone. `kudos` kudos shaped as
+// SendKudos sends them (its people and teams, all at now), planned by the
+// service's own planners, their increments summed per (board, member) over
+// batches of `floor_c_batch` entries as the consumer sums them, then sent as
+// native ZINCRBY pipelined 1,000 deep on one connection: nothing else of the
+// consumer (no script, no guards, no streaks, badges or insights). What a
+// kudos costs Redis there is a lower bound of the catch-up's figure.
+FloorD RunFloorD(Bench& b, int kudos) {
+  Redis redis(b.redis_host, b.redis_port);
+  const std::string org = "benchfd";
+  const leaderboard::OrgCalendar calendar =
+      leaderboard::CalendarFromSettings(leaderboard::DefaultSettings());
+  std::mt19937_64 rng(7);
+  const int64_t now_s = absl::ToUnixSeconds(absl::Now());
+  const size_t per_batch = static_cast<size_t>(std::max(2, absl::GetFlag(FLAGS_floor_c_batch)));
+  std::vector<std::vector<std::string>> commands;
+  std::map<std::pair<std::string, std::string>, int64_t> sums;  // (board, member) -> total
+  auto flush = [&] {
+    for (const auto& [pair, total] : sums) {
+      commands.push_back({"ZINCRBY", pair.first, absl::StrCat(total), pair.second});
+    }
+    sums.clear();
+  };
+  auto add = [&](const leaderboard::ApplyPlan& plan) {
+    const std::vector<std::string>& a = plan.args;
+    for (size_t i = 2; i < a.size();) {
+      absl::StatusOr<size_t> width = leaderboard::ApplyOpWidth(a, i);
+      if (!width.ok()) throw std::runtime_error("plan: " + width.status().ToString());
+      if (a[i] == "Z") {
+        const std::string& board = plan.keys.at(std::stoul(a[i + 1]) - 1);
+        sums[{board, a[i + 2]}] += std::stoll(a[i + 3]);
+      }
+      i += *width;
+    }
+  };
+  size_t entries = 0;
+  for (int i = 0; i < kudos; ++i) {
+    auto [event, posted] = MakeEventPair(rng, org, 2 * i, now_s, i + 1, /*spread_s=*/0);
+    const std::string id = absl::StrCat(now_s * 1000, "-", i);
+    add(leaderboard::PlanKudosEvent(org, "k:" + id, event, calendar,
+                                    [](const std::string&) { return std::string(); }, false));
+    add(leaderboard::PlanLedgerEvent(org, "l:" + id, posted, calendar));
+    entries += 2;
+    if (entries % per_batch == 0) flush();
+  }
+  flush();
+  CpuMeter cpu(b);
+  constexpr size_t kDepth = 1000;
+  int64_t errors = 0;
+  for (size_t at = 0; at < commands.size(); at += kDepth) {
+    std::vector<std::vector<std::string>> chunk(
+        commands.begin() + at, commands.begin() + std::min(commands.size(), at + kDepth));
+    for (const RedisReply& reply : redis.Pipeline(chunk)) errors += reply.is_error() ? 1 : 0;
+  }
+  CpuUse use = cpu.Take();
+  FloorD d;
+  double redis_s = 0;
+  for (const auto& [name, seconds] : use.seconds) {
+    if (name == "redis") redis_s = seconds;
+  }
+  d.redis_usec_per_kudos = redis_s * 1e6 / std::max(1, kudos);
+  d.zincrby_per_kudos = static_cast<double>(commands.size()) / std::max(1, kudos);
+  d.json = Json()
+               .Int("kudos", kudos)
+               .Int("entries_per_batch", static_cast<int64_t>(per_batch))
+               .Int("zincrby", static_cast<int64_t>(commands.size()))
+               .Num("zincrby_per_kudos", d.zincrby_per_kudos)
+               .Int("errors", errors)
+               .Num("redis_usec_per_kudos", d.redis_usec_per_kudos)
+               .Num("redis_usec_per_zincrby",
+                    redis_s * 1e6 / std::max<double>(1, static_cast<double>(commands.size())))
+               .Raw("cpu_cores", CpuMeter::CoresJson(use))
+               .str();
+  return d;
 }
 
 void Rebuild(Bench& b) {

@@ -411,6 +411,11 @@ class OpsBuilder {
 
 }  // namespace
 
+absl::StatusOr<size_t> ApplyOpWidth(const std::vector<std::string>& a, size_t i) {
+  if (i >= a.size()) return Malformed("an operation past the end");
+  return OpWidth(a, i);
+}
+
 bool StreamIdLess(const std::string& a, const std::string& b) {
   std::optional<std::pair<uint64_t, uint64_t>> x = ParseId(a), y = ParseId(b);
   return x.has_value() && y.has_value() && *x < *y;

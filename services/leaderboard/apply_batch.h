@@ -92,6 +92,10 @@ void LearnExpiries(const BatchCall& call, const std::string& generation,
 // The boards left.
 size_t BoundExpiries(KnownExpiries* known, size_t max_boards, int64_t now_s);
 
+// The width of the plan operation at a[i] (the op and its arguments, as
+// leaderboard_rules.h writes them); INTERNAL when unknown or cut short.
+absl::StatusOr<size_t> ApplyOpWidth(const std::vector<std::string>& a, size_t i);
+
 // The ms part of a stream id (when it was appended); nullopt when malformed.
 std::optional<int64_t> StreamIdMs(const std::string& id);
 
