@@ -178,6 +178,21 @@ class FeedbackIntegrationTest : public ::testing::Test {
     return {response.invitations().begin(), response.invitations().end()};
   }
 
+  // A kudos from `giver` to `recipient` through the kudos service.
+  grpc::Status SendKudos(const std::string& giver, const std::string& recipient,
+                         const std::string& request_id,
+                         kudos::v1::KudosVisibility visibility = kudos::v1::KUDOS_VISIBILITY_PUBLIC) {
+    kudos::v1::SendKudosRequest request;
+    request.set_request_id(request_id);
+    request.add_recipient_ids(recipient);
+    request.set_message("Thanks for the quick follow-up!");
+    request.add_values("consistent-follow-up");
+    request.set_points_per_recipient(1);
+    request.set_visibility(visibility);
+    kudos::v1::SendKudosResponse response;
+    return kudos_stub_->SendKudos(Context(MintToken(kOrg, giver)).get(), request, &response);
+  }
+
   grpc::Status Submit(const std::string& person, const std::string& request_id,
                       const std::string& invitation_id, const std::vector<Answer>& answers,
                       feedback::v1::SubmitResponseResponse* out = nullptr) {
@@ -430,15 +445,7 @@ TEST_F(FeedbackIntegrationTest, Sweep_TwoConcurrentSweepsCreateEachPeriodsInvita
 TEST_F(FeedbackIntegrationTest, Served_KudosBothWaysMakePeopleTheTeamsCustomers) {
   // cust1 thanks alice (eng); alice thanks cust2; bob thanks alice (same team).
   auto send = [&](const std::string& giver, const std::string& recipient, const std::string& id) {
-    kudos::v1::SendKudosRequest request;
-    request.set_request_id(id);
-    request.add_recipient_ids(recipient);
-    request.set_message("Thanks for the quick follow-up!");
-    request.add_values("consistent-follow-up");
-    request.set_points_per_recipient(1);
-    kudos::v1::SendKudosResponse response;
-    grpc::Status status =
-        kudos_stub_->SendKudos(Context(MintToken(kOrg, giver)).get(), request, &response);
+    grpc::Status status = SendKudos(giver, recipient, id);
     ASSERT_TRUE(status.ok()) << status.error_message();
   };
   send("cust1", "alice", "k1");
@@ -471,16 +478,7 @@ TEST_F(FeedbackIntegrationTest, Served_KudosBothWaysMakePeopleTheTeamsCustomers)
 TEST_F(FeedbackIntegrationTest, Served_PrivateKudosMakeNobodyACustomer) {
   auto send = [&](const std::string& giver, const std::string& recipient, const std::string& id,
                   kudos::v1::KudosVisibility visibility) {
-    kudos::v1::SendKudosRequest request;
-    request.set_request_id(id);
-    request.add_recipient_ids(recipient);
-    request.set_message("Thanks for the quick follow-up!");
-    request.add_values("consistent-follow-up");
-    request.set_points_per_recipient(1);
-    request.set_visibility(visibility);
-    kudos::v1::SendKudosResponse response;
-    grpc::Status status =
-        kudos_stub_->SendKudos(Context(MintToken(kOrg, giver)).get(), request, &response);
+    grpc::Status status = SendKudos(giver, recipient, id, visibility);
     ASSERT_TRUE(status.ok()) << status.error_message();
   };
   send("cust1", "alice", "p1", kudos::v1::KUDOS_VISIBILITY_PRIVATE);
@@ -502,15 +500,7 @@ TEST_F(FeedbackIntegrationTest, Served_PrivateKudosMakeNobodyACustomer) {
 // idle_sleep, so a pass serves many kudos at a time (bench/README.md).
 TEST_F(FeedbackIntegrationTest, Served_OnlyAFullBatchMakesABacklogAndThePassesDrainTheStream) {
   for (int i = 0; i < 5; ++i) {
-    kudos::v1::SendKudosRequest request;
-    request.set_request_id(absl::StrCat("b", i));
-    request.add_recipient_ids("alice");
-    request.set_message("Thanks for the quick follow-up!");
-    request.add_values("consistent-follow-up");
-    request.set_points_per_recipient(1);
-    kudos::v1::SendKudosResponse response;
-    grpc::Status status = kudos_stub_->SendKudos(
-        Context(MintToken(kOrg, kCustomers[i])).get(), request, &response);
+    grpc::Status status = SendKudos(kCustomers[i], "alice", absl::StrCat("b", i));
     ASSERT_TRUE(status.ok()) << status.error_message();
   }
   auto length = replica_->pool->Run({"XLEN", kudos::KudosStore::EventStream(kOrg)});
