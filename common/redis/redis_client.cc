@@ -349,7 +349,7 @@ std::string DeclaredKeysGuardLua(absl::string_view script_name) {
   // The guard runs at every call of every script (Redis keeps no Lua state
   // between calls), so it builds as little as it can per run: the declared
   // keys' set, and a command's kind found once per run by comparing interned
-  // names (a table of the kinds built per run cost ~2 µs a call,
+  // names (a table of the kinds built per run cost ~1 µs a call,
   // bench/README.md).
   static constexpr absl::string_view kGuard =
       "local redis = (function(r, keys, script) "

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <set>
+#include <string_view>
 #include <thread>
 
 #include "absl/random/random.h"
@@ -266,7 +267,10 @@ absl::StatusOr<int> ServedConsumer::PollOrg(const std::string& org) {
       return reply.status();
     }
     if (reply->is_nil()) continue;
-    if (std::string_view(from) == ">" && StreamEntries(*reply) >= static_cast<size_t>(options_.batch)) backlog_ = true;
+    const bool new_entries = std::string_view(from) == ">";
+    if (new_entries && StreamEntries(*reply) >= static_cast<size_t>(options_.batch)) {
+      backlog_ = true;  // a full batch: more may be waiting
+    }
     std::vector<std::string> ids;
     if (absl::Status s = Apply(org, *reply, &ids); !s.ok()) return s;
     if (ids.empty()) continue;

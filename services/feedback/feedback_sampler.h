@@ -70,9 +70,9 @@ struct ConsumerOptions {
   std::string consumer_name;  // default: host and pid
   int batch = 200;
   // Between passes unless a batch came back full: the served sets are read
-  // by the survey sweeps, not live, and a pass per few entries cost ~3 Redis
-  // commands per kudos (a ZADD, a trim and an expiry per team touched) on the
-  // write path's Redis (bench/README.md).
+  // by the survey sweeps, not live, and a pass per few entries cost about 1.5
+  // more Redis commands per kudos (a ZADD, a trim and an expiry per team
+  // touched) on the write path's Redis (bench/README.md).
   std::chrono::milliseconds idle_sleep{200};
   std::chrono::milliseconds claim_min_idle{60000};  // entries of a dead consumer
   std::chrono::milliseconds max_backoff{60000};

@@ -6,7 +6,8 @@
 // Exactness does not rest on the cache. Every change of those inputs moves
 // the org's allowance version `ledger:{org}:alw:ver` in the same atomic step
 // (allowance.lua, SetPolicy's MULTI; a profile set while the org has no
-// rules changes no allowance and moves nothing, and a rule added moves it); a post passes the version its inputs
+// rules changes no allowance and moves nothing, and a rule added moves it);
+// a post passes the version its inputs
 // were read under, and post.lua compares it with the stored one atomically
 // with the post: a difference answers STALE_ALLOWANCE before anything is
 // written, and the post reads the inputs again and runs once more. So a
