@@ -84,6 +84,15 @@ int64_t Backlog(common::redis::Pool& pool, const std::string& org) {
   return total;
 }
 
+// Runs `replica`'s consumer until the org's streams have no backlog, then
+// stops it; false when the backlog did not reach 0 in time.
+bool ConsumeAll(Replica& replica, common::redis::Pool& pool, const std::string& org) {
+  replica.consumer->Start();
+  const bool drained = Eventually([&] { return Backlog(pool, org) == 0; });
+  replica.consumer->Stop();
+  return drained;
+}
+
 int64_t ZScore(common::redis::Pool& pool, const std::string& key, const std::string& member) {
   auto reply = pool.Run({"ZSCORE", key, member});
   if (!reply.ok() || reply->is_nil()) return 0;
@@ -113,6 +122,20 @@ void MoveGuardEntry(common::redis::Pool& pool, const std::string& from_key,
   ASSERT_TRUE(score.ok() && !score->is_nil()) << from_key;
   ASSERT_TRUE(pool.Run({"ZREM", from_key, from_member}).ok());
   ASSERT_TRUE(pool.Run({"ZADD", to_key, score->str, to_member}).ok());
+}
+
+// Up to `count` transfers named `prefix`0, `prefix`1, ... (the first
+// 100,000) whose guard for recipient "r" is in the bucket of `like`'s (trims
+// are per bucket).
+std::vector<std::string> TransfersInGuardBucketOf(const std::string& like, const std::string& prefix,
+                                                  size_t count) {
+  const int bucket = leaderboard::GuardBucket("transfer:" + like + ":r");
+  std::vector<std::string> names;
+  for (int i = 0; i < 100000 && names.size() < count; ++i) {
+    const std::string name = absl::StrCat(prefix, i);
+    if (leaderboard::GuardBucket("transfer:" + name + ":r") == bucket) names.push_back(name);
+  }
+  return names;
 }
 
 // An org whose ledger stream the tests append to at chosen times.
@@ -329,18 +352,12 @@ TEST(ConsumerCrashTest, Consumer_DuplicatesWithinTheRetryWindowCountOnceAndOlder
   append("recent", now_ms - 35 * day_ms);  // 5 days later: a retry, counted once
   append("old", now_ms - 1 * day_ms);      // 99 days later: outside the window, counted again
   // The newest id shares the bucket of "recent", so its guard trims that bucket.
-  std::string last = "last";
-  for (int i = 0; leaderboard::GuardBucket("transfer:" + last + ":r") !=
-                  leaderboard::GuardBucket("transfer:recent:r");
-       ++i) {
-    ASSERT_LT(i, 100000);
-    last = absl::StrCat("last", i);
-  }
+  const std::vector<std::string> lasts = TransfersInGuardBucketOf("recent", "last", 1);
+  ASSERT_EQ(lasts.size(), 1u);
+  const std::string& last = lasts[0];
   append(last, now_ms);
   Replica replica(redis, "replica-a", 200);
-  replica.consumer->Start();
-  ASSERT_TRUE(Eventually([&] { return Backlog(pool, org) == 0; }));
-  replica.consumer->Stop();
+  ASSERT_TRUE(ConsumeAll(replica, pool, org));
   std::string all = AllTimePoints(org);
   EXPECT_EQ(ZScore(pool, all, "r"), 4);
   // Left: the ids applied within 30 days of the newest entry of their bucket.
@@ -359,13 +376,8 @@ TEST(ConsumerCrashTest, Consumer_GuardsScoredInSecondsAndGuardsScoredInMsBeforeC
   const int64_t now_ms = absl::ToUnixMillis(absl::Now());
   const int64_t day_ms = 86400 * 1000;
   // Four transfers whose guards share one bucket (trims are per bucket).
-  std::vector<std::string> names;
-  const int bucket = leaderboard::GuardBucket("transfer:t0:r");
-  for (int i = 0; names.size() < 4; ++i) {
-    ASSERT_LT(i, 100000);
-    const std::string name = absl::StrCat("t", i);
-    if (leaderboard::GuardBucket("transfer:" + name + ":r") == bucket) names.push_back(name);
-  }
+  const std::vector<std::string> names = TransfersInGuardBucketOf("t0", "t", 4);
+  ASSERT_EQ(names.size(), 4u);
   const std::string& old_ms = names[0];
   const std::string& old_s = names[1];
   const std::string& recent_s = names[2];
@@ -375,9 +387,7 @@ TEST(ConsumerCrashTest, Consumer_GuardsScoredInSecondsAndGuardsScoredInMsBeforeC
   };
   auto applied = [&] {
     Replica replica(redis, "replica-a", 200);
-    replica.consumer->Start();
-    EXPECT_TRUE(Eventually([&] { return Backlog(pool, org) == 0; }));
-    replica.consumer->Stop();
+    EXPECT_TRUE(ConsumeAll(replica, pool, org));
   };
   const std::string key = leaderboard::GuardKey(org, 'l', "transfer:t0:r");
   auto score = [&](const std::string& transfer) {
@@ -425,9 +435,7 @@ TEST(ConsumerCrashTest, Consumer_GuardScoresInMsForARollingUpgradeAreTheEntrysMs
   AppendTransferAt(pool, org, "T1", 2, at_ms);
   AppendTransferAt(pool, org, "T1", 2, at_ms + 3600 * 1000);  // the producer's retry an hour later
   Replica replica(redis, "replica-a", 200);
-  replica.consumer->Start();
-  ASSERT_TRUE(Eventually([&] { return Backlog(pool, org) == 0; }));
-  replica.consumer->Stop();
+  ASSERT_TRUE(ConsumeAll(replica, pool, org));
   EXPECT_EQ(ZScore(pool, AllTimePoints(org), "r"), 2);
   auto score = pool.Run({"ZSCORE", leaderboard::GuardKey(org, 'l', "transfer:T1:r"), "transfer:T1:r"});
   ASSERT_TRUE(score.ok() && !score->is_nil());
@@ -463,9 +471,7 @@ TEST(ConsumerCrashTest, Consumer_UpgradeMovesAnOlderVersionsAppliedIdsIntoBucket
   }
   writer.Ledger(TransferToR(org, "T1", 3, t));  // the producer's retry, after the upgrade
   Replica replica(redis, "replica-b", 200);
-  replica.consumer->Start();
-  ASSERT_TRUE(Eventually([&] { return Backlog(pool, org) == 0; }));
-  replica.consumer->Stop();
+  ASSERT_TRUE(ConsumeAll(replica, pool, org));
   EXPECT_EQ(ZScore(pool, all, "r"), 6) << "T1 once, T2 once";
   EXPECT_EQ(pool.Run({"EXISTS", legacy})->integer, 0);
   EXPECT_EQ(GuardIds(pool, org, 'l'), (std::set<std::string>{id, "transfer:T2:r"}));
@@ -521,9 +527,7 @@ TEST(ConsumerCrashTest, Consumer_UpgradeReadsTheOldAppliedSetUntilTheStreamHasAM
   ASSERT_TRUE(pool.Run({"SADD", leaderboard::AppliedKey(org), "l:" + applied_before,
                         "transfer:A:r"}).ok());
   Replica replica(redis, "replica-a", 200);
-  replica.consumer->Start();
-  ASSERT_TRUE(Eventually([&] { return Backlog(pool, org) == 0; }));
-  replica.consumer->Stop();
+  ASSERT_TRUE(ConsumeAll(replica, pool, org));
   std::string all = AllTimePoints(org);
   EXPECT_EQ(ZScore(pool, all, "r"), 110);  // B and C only
   auto mark = pool.Run({"HGET", leaderboard::MarksKey(org), "l"});
@@ -556,9 +560,7 @@ TEST(ConsumerCrashTest, Consumer_UpgradeWaitsForAnotherConsumersEarlierPendingEn
                             "STREAMS", stream, ">"});
   ASSERT_TRUE(old_read.ok());
   Replica replica(redis, "new-pod", 5);
-  replica.consumer->Start();
-  ASSERT_TRUE(Eventually([&] { return Backlog(pool, org) == 0; }));
-  replica.consumer->Stop();
+  ASSERT_TRUE(ConsumeAll(replica, pool, org));
   std::string all = AllTimePoints(org);
   EXPECT_EQ(ZScore(pool, all, "r"), total) << "every entry applied exactly once";
 }
@@ -578,9 +580,7 @@ TEST(ConsumerCrashTest, Consumer_SendsOneIncrementPerBoardAndMemberPerBatch) {
   }
   ASSERT_TRUE(pool.Run({"CONFIG", "RESETSTAT"}).ok());
   Replica replica(redis, "replica-a", 200);
-  replica.consumer->Start();
-  ASSERT_TRUE(Eventually([&] { return Backlog(pool, org) == 0; }));
-  replica.consumer->Stop();
+  ASSERT_TRUE(ConsumeAll(replica, pool, org));
   std::string all = AllTimePoints(org);
   EXPECT_EQ(ZScore(pool, all, "r"), 80);
   auto info = pool.Run({"INFO", "commandstats"});
@@ -611,9 +611,7 @@ TEST(ConsumerCrashTest, Consumer_ReadsAndWritesABatchsGuardsWithOneCommandPerBuc
   }
   ASSERT_TRUE(pool.Run({"CONFIG", "RESETSTAT"}).ok());
   Replica replica(redis, "replica-a", 200);
-  replica.consumer->Start();
-  ASSERT_TRUE(Eventually([&] { return Backlog(pool, org) == 0; }));
-  replica.consumer->Stop();
+  ASSERT_TRUE(ConsumeAll(replica, pool, org));
   auto info = pool.Run({"INFO", "commandstats"});  // before this test's own reads
   ASSERT_TRUE(info.ok());
   std::string all = AllTimePoints(org);
@@ -656,9 +654,7 @@ TEST(ConsumerCrashTest, Consumer_SetsEachBoardsExpiryOnceNotInEveryBatch) {
   }
   ASSERT_TRUE(pool.Run({"CONFIG", "RESETSTAT"}).ok());
   Replica replica(redis, "replica-a", 10);
-  replica.consumer->Start();
-  ASSERT_TRUE(Eventually([&] { return Backlog(pool, org) == 0; }));
-  replica.consumer->Stop();
+  ASSERT_TRUE(ConsumeAll(replica, pool, org));
   auto info = pool.Run({"INFO", "commandstats"});  // before this test's own reads
   ASSERT_TRUE(info.ok());
   int64_t boards_with_expiry = 0;
@@ -891,9 +887,7 @@ TEST(SnapshotTest, Compact_NeverTrimsWhatAConsumerGroupHasNotAcknowledged) {
   ASSERT_TRUE(pool.Run({"XREADGROUP", "GROUP", "other", "o1", "COUNT", "5", "STREAMS", stream, ">"}).ok());
   ASSERT_TRUE(pool.Run({"XACK", stream, "other", ids[0], ids[1]}).ok());
   Replica replica(redis, "replica-a", 200);
-  replica.consumer->Start();
-  ASSERT_TRUE(Eventually([&] { return Backlog(pool, org) == 0; }));
-  replica.consumer->Stop();
+  ASSERT_TRUE(ConsumeAll(replica, pool, org));
   auto compacted = replica.projector.Compact(org);
   ASSERT_TRUE(compacted.ok()) << compacted.status();
   auto first = pool.Run({"XRANGE", stream, "-", "+", "COUNT", "1"});
@@ -1087,9 +1081,7 @@ TEST(SnapshotTest, Compact_TrimIsBoundedPerCallAndNeverPassesTheMark) {
     ids.push_back(writer.Ledger(TransferToR(org, id, 1, absl::Now())));
   }
   Replica replica(redis, "replica-a", 200);
-  replica.consumer->Start();
-  ASSERT_TRUE(Eventually([&] { return Backlog(pool, org) == 0; }));
-  replica.consumer->Stop();
+  ASSERT_TRUE(ConsumeAll(replica, pool, org));
   leaderboard::RebuildOptions options = Replica::RebuildFor();
   options.trim_limit = 50;
   leaderboard::Projector projector(replica.store, options);
