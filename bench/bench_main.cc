@@ -1502,6 +1502,7 @@ FloorD RunFloorD(Bench& b, int kudos) {
   }
   flush();
   CpuMeter cpu(b);
+  RedisMeter redis_meter(b);
   constexpr size_t kDepth = 1000;
   int64_t errors = 0;
   for (size_t at = 0; at < commands.size(); at += kDepth) {
@@ -1509,13 +1510,10 @@ FloorD RunFloorD(Bench& b, int kudos) {
         commands.begin() + at, commands.begin() + std::min(commands.size(), at + kDepth));
     for (const RedisReply& reply : redis.Pipeline(chunk)) errors += reply.is_error() ? 1 : 0;
   }
+  const RedisMeter::Use redis_use = redis_meter.Take(std::max(1, kudos));
   CpuUse use = cpu.Take();
   FloorD d;
-  double redis_s = 0;
-  for (const auto& [name, seconds] : use.seconds) {
-    if (name == "redis") redis_s = seconds;
-  }
-  d.redis_usec_per_kudos = redis_s * 1e6 / std::max(1, kudos);
+  d.redis_usec_per_kudos = redis_use.redis_cpu_usec_per_unit;
   d.zincrby_per_kudos = static_cast<double>(commands.size()) / std::max(1, kudos);
   d.json = Json()
                .Int("kudos", kudos)
@@ -1525,7 +1523,7 @@ FloorD RunFloorD(Bench& b, int kudos) {
                .Int("errors", errors)
                .Num("redis_usec_per_kudos", d.redis_usec_per_kudos)
                .Num("redis_usec_per_zincrby",
-                    redis_s * 1e6 / std::max<double>(1, static_cast<double>(commands.size())))
+                    d.redis_usec_per_kudos / std::max(1e-9, d.zincrby_per_kudos))
                .Raw("cpu_cores", CpuMeter::CoresJson(use))
                .str();
   return d;
